@@ -1,0 +1,766 @@
+/**
+ * The evaluator: a request in, the engine's decision out.
+ *
+ * Every step follows the engine: building the request (target verification,
+ * Qubes Air relays), finding the first matching rule, and the action's own
+ * evaluation (`allow` target resolution, `ask` target collection, `deny`),
+ * plus the daemon's answer for an allow. Where the engine would crash on the
+ * data, the decision is `EngineError` (the daemon then denies).
+ *
+ * Rules are indexed by service and argument, and within those by the literal
+ * source name, so a request looks only at rules that can match, in their
+ * global order: first-match semantics are unchanged.
+ */
+import { pyCompare } from "../syntax/python.js";
+import { isDom0Token, parseQubeToken } from "../syntax/tokens.js";
+import type { QubeToken } from "../syntax/tree.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import { contains, eqStr, get, item, PyCrash, pyStr } from "./py.js";
+import { prepared, type PreparedSystem } from "./system.js";
+import type {
+  AskContribution,
+  Decision,
+  DomainInfo,
+  ErrorDecision,
+  ExecResult,
+  Explanation,
+  PolicyRequest,
+  RuleRef,
+  Stage,
+  SystemInfo,
+  TraceStep,
+} from "./types.js";
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+/** The verified intended target: its text and token kind (the engine's token class). */
+export interface VerifiedTarget {
+  text: string;
+  kind: "name" | "adminvm" | "default" | "dispvm" | "dispvm-template";
+  /** For `@dispvm:X`: X. */
+  value: string;
+}
+
+/** A request as the engine builds it. */
+export interface BuiltRequest {
+  service: string;
+  argument: string;
+  source: string;
+  target: VerifiedTarget;
+  requestedSource: string | null;
+  relayvm: string | null;
+  warnings: string[];
+}
+
+class Refusal {
+  constructor(
+    readonly error: "AccessDenied" | "PolicySyntaxError" | "RequestError",
+    readonly message: string,
+    readonly code: string,
+    readonly notify = true,
+    readonly syntax?: { file: string; line: number; detail: string },
+  ) {}
+}
+
+function domain(info: ReadonlyMap<string, DomainInfo>, name: string): DomainInfo {
+  const d = info.get(name);
+  if (d === undefined) throw new PyCrash("KeyError", `'${name}'`);
+  return d;
+}
+
+/** Builds the request like the engine's `Request()`; throws a Refusal or PyCrash. */
+function buildRequest(req: PolicyRequest, sys: PreparedSystem): BuiltRequest {
+  const info = sys.domains;
+  let target = req.target ?? "";
+  if (target === "") target = "@default";
+  const argument = req.argument ?? "+";
+  if (!argument || argument[0] !== "+") throw new PyCrash("AssertionError", "");
+  const warnings: string[] = [];
+  const parsed = parseQubeToken(target, "intendedtarget");
+  if (!parsed.token) {
+    const detail = parsed.error!;
+    throw new Refusal("PolicySyntaxError", `<unknown>:0: ${detail}`, parsed.code!, true, { file: "<unknown>", line: 0, detail });
+  }
+  const tok = parsed.token;
+  let verified: VerifiedTarget;
+  switch (tok.kind) {
+    case "name":
+      if (!info.has(tok.text)) {
+        warnings.push(`qrexec: target '${tok.text}' does not exist, using @default instead`);
+        verified = { text: "@default", kind: "default", value: "" };
+      } else verified = { text: tok.text, kind: "name", value: tok.text };
+      break;
+    case "dispvm-template": {
+      const d = info.get(tok.value);
+      if (d === undefined || !truthy(item(d, "template_for_dispvms"))) {
+        throw new Refusal("AccessDenied", `not a template for dispvm: ${tok.value}`, "not-a-dispvm-template");
+      }
+      verified = { text: tok.text, kind: "dispvm-template", value: tok.value };
+      break;
+    }
+    default:
+      verified = { text: tok.text, kind: tok.kind as VerifiedTarget["kind"], value: tok.value };
+  }
+  let source = req.source;
+  let relayvm: string | null = null;
+  const rs = req.requestedSource;
+  if (rs) {
+    const rinfo = info.has(rs) ? info.get(rs) : {};
+    if (!truthy(rinfo)) throw new Refusal("RequestError", `unknown requested source qube '${rs}'`, "unknown-requested-source");
+    if (!eqStr(get(rinfo, "type"), "RemoteVM")) throw new Refusal("RequestError", `${rs}: requested source is only authorized for RemoteVM`, "requested-source-not-remote");
+    if (get(rinfo, "relayvm", null) !== source) throw new Refusal("RequestError", `${source} is not a relay for ${rs}`, "not-a-relay");
+    relayvm = source;
+    source = rs;
+  }
+  return { service: req.service, argument, source, target: verified, requestedSource: rs || null, relayvm, warnings };
+}
+
+function truthy(v: unknown): boolean {
+  if (v === null || v === undefined || v === false || v === 0 || v === "") return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.keys(v as object).length > 0;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Matching
+// ---------------------------------------------------------------------------
+
+/** `match_strings`: equality, or UUID equivalence between `uuid:U` and a name. */
+function matchStrings(info: ReadonlyMap<string, DomainInfo>, self: string, other: string | null): boolean {
+  if (self.startsWith("uuid:")) {
+    if (other === null) throw new PyCrash("AttributeError", "'NoneType' object has no attribute 'startswith'");
+    if (other.startsWith("uuid:")) return self === other;
+    const d = info.get(other);
+    if (d === undefined || typeof d !== "object" || d === null || !("uuid" in d)) return false;
+    return self.slice(5) === d.uuid;
+  }
+  if (other === null) throw new PyCrash("AttributeError", "'NoneType' object has no attribute 'startswith'");
+  if (other.startsWith("uuid:")) {
+    const d = info.get(self);
+    if (d === undefined || typeof d !== "object" || d === null || !("uuid" in d)) return false;
+    return other.slice(5) === d.uuid;
+  }
+  return self === other;
+}
+
+/** `DispVM.get_dispvm_template(source)`: `@dispvm:<default_dispvm>` or null. */
+function dispvmTemplateOf(info: ReadonlyMap<string, DomainInfo>, source: string): string | null {
+  const d = info.get(source);
+  if (d === undefined) return null;
+  const t = get(d, "default_dispvm", null);
+  if (t === null || t === undefined) return null;
+  if (typeof t !== "string") throw new PyCrash("TypeError", `can only concatenate str (not "${typeof t === "number" ? "int" : typeof t}") to str`);
+  return "@dispvm:" + t;
+}
+
+/** Does a rule's source token match the request source (a plain string)? */
+function matchSource(tok: QubeToken, src: string, info: ReadonlyMap<string, DomainInfo>): boolean {
+  switch (tok.kind) {
+    case "wildcard":
+      return true;
+    case "adminvm":
+      return isDom0Token(src);
+    case "anyvm":
+      return !isDom0Token(src);
+    case "type": {
+      const d = info.get(src);
+      return d !== undefined && eqStr(item(d, "type"), tok.value);
+    }
+    case "tag": {
+      const d = info.get(src);
+      return d !== undefined && contains(item(d, "tags"), tok.value);
+    }
+    case "name":
+      return isDom0Token(tok.text) ? isDom0Token(src) : matchStrings(info, tok.text, src);
+    default:
+      // `@dispvm:X` and `@dispvm:@tag:T` never match a source: it is a plain name, never a disposable token.
+      return false;
+  }
+}
+
+/** Does a rule's target token match the verified request target? */
+function matchTarget(tok: QubeToken, t: VerifiedTarget, source: string, info: ReadonlyMap<string, DomainInfo>): boolean {
+  switch (tok.kind) {
+    case "wildcard":
+      return true;
+    case "adminvm":
+      return isDom0Token(t.text);
+    case "anyvm":
+      return !isDom0Token(t.text);
+    case "default":
+      return t.text === "@default";
+    case "dispvm":
+      return t.text === "@dispvm";
+    case "type": {
+      const d = info.get(t.text);
+      return d !== undefined && eqStr(item(d, "type"), tok.value);
+    }
+    case "tag": {
+      const d = info.get(t.text);
+      return d !== undefined && contains(item(d, "tags"), tok.value);
+    }
+    case "name":
+      return isDom0Token(tok.text) ? isDom0Token(t.text) : matchStrings(info, tok.text, t.text);
+    case "dispvm-template":
+      if (t.kind === "dispvm") return matchStrings(info, tok.text, dispvmTemplateOf(info, source));
+      if (t.kind !== "dispvm-template") return false;
+      return matchStrings(info, tok.value, t.value);
+    case "dispvm-tag": {
+      let value: string;
+      if (t.kind === "dispvm") {
+        const tpl = dispvmTemplateOf(info, source);
+        if (tpl === null) return false;
+        value = tpl.slice(8);
+      } else if (t.kind === "dispvm-template") value = t.value;
+      else return false;
+      const d = domain(info, value);
+      if (!truthy(item(d, "template_for_dispvms"))) return false;
+      return contains(item(d, "tags"), tok.value);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The rule index
+// ---------------------------------------------------------------------------
+
+const DOM0_KEY = "\0dom0";
+
+/** Rules of one (service, argument) pair, split by how their source can match. */
+interface Bucket {
+  /** Rules whose source is a qube name (not dom0), by the literal name. */
+  byName: Map<string, number[]>;
+  /** Rules whose source is a dom0 spelling. */
+  dom0: number[];
+  /** All other rules (tokens that need the system model to match). */
+  generic: number[];
+}
+
+interface Index {
+  buckets: Map<string, Map<string, Bucket>>;
+  /** Per system model: expansions of target tokens and `ask` results. */
+  perSystem: WeakMap<object, SystemCache>;
+}
+
+interface SystemCache {
+  expansions: Map<QubeToken, string[] | PyCrash>;
+  asks: Map<string, string[] | PyCrash>;
+}
+
+const ANY = "\0*";
+
+function buildIndex(rules: readonly PolicyRule[]): Index {
+  const buckets = new Map<string, Map<string, Bucket>>();
+  for (const r of rules) {
+    const s = r.service ?? ANY;
+    const a = r.argument ?? ANY;
+    let byArg = buckets.get(s);
+    if (!byArg) buckets.set(s, (byArg = new Map()));
+    let b = byArg.get(a);
+    if (!b) byArg.set(a, (b = { byName: new Map(), dom0: [], generic: [] }));
+    const src = r.source;
+    if (src.kind === "adminvm" || (src.kind === "name" && isDom0Token(src.text))) b.dom0.push(r.index);
+    else if (src.kind === "name") {
+      let l = b.byName.get(src.text);
+      if (!l) b.byName.set(src.text, (l = []));
+      l.push(r.index);
+    } else if (src.kind === "dispvm-template" || src.kind === "dispvm-tag") {
+      // Never matches a source: not indexed at all.
+    } else b.generic.push(r.index);
+  }
+  return { buckets, perSystem: new WeakMap() };
+}
+
+function indexOf(policy: CompiledPolicy): Index {
+  const p = policy as { index: unknown };
+  if (!p.index) p.index = buildIndex(policy.rules);
+  return p.index as Index;
+}
+
+function systemCache(index: Index, sys: SystemInfo): SystemCache {
+  let c = index.perSystem.get(sys);
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), asks: new Map() }));
+  return c;
+}
+
+const preparedCache = new WeakMap<SystemInfo, PreparedSystem>();
+function prep(system: SystemInfo): PreparedSystem {
+  let p = preparedCache.get(system);
+  if (!p) preparedCache.set(system, (p = prepared(system)));
+  return p;
+}
+
+/** The literal source names a name-token rule must have to possibly match `src` (UUID equivalence included). */
+function sourceKeys(src: string, sys: PreparedSystem): string[] {
+  const keys = [src];
+  if (src.startsWith("uuid:")) {
+    const names = sys.namesByUuid.get(src.slice(5));
+    if (names) keys.push(...names);
+  } else {
+    const d = sys.domains.get(src);
+    if (d && typeof d === "object" && typeof d.uuid === "string") keys.push("uuid:" + d.uuid);
+  }
+  if (isDom0Token(src)) keys.push(DOM0_KEY);
+  return keys;
+}
+
+/** The candidate rule lists for a request, each sorted by global index. */
+function candidateLists(index: Index, service: string, argument: string, src: string, sys: PreparedSystem): number[][] {
+  const lists: number[][] = [];
+  const keys = sourceKeys(src, sys);
+  const add = (b: Bucket | undefined) => {
+    if (!b) return;
+    if (b.generic.length) lists.push(b.generic);
+    for (const k of keys) {
+      const l = k === DOM0_KEY ? b.dom0 : b.byName.get(k);
+      if (l && l.length) lists.push(l);
+    }
+  };
+  const exact = index.buckets.get(service);
+  if (exact) {
+    add(exact.get(argument));
+    add(exact.get(ANY));
+  }
+  add(index.buckets.get(ANY)?.get(ANY));
+  return lists;
+}
+
+/** Iterates the union of sorted index lists in ascending order (duplicates cannot occur: each rule is in one list). */
+function* merged(lists: number[][]): Generator<number> {
+  if (lists.length === 1) {
+    yield* lists[0]!;
+    return;
+  }
+  const pos = new Array<number>(lists.length).fill(0);
+  for (;;) {
+    let best = -1;
+    let bestVal = Infinity;
+    for (let k = 0; k < lists.length; k++) {
+      const v = lists[k]![pos[k]!];
+      if (v !== undefined && v < bestVal) {
+        bestVal = v;
+        best = k;
+      }
+    }
+    if (best < 0) return;
+    pos[best]!++;
+    yield bestVal;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------
+
+function ruleRef(r: PolicyRule): RuleRef {
+  return { file: r.origin.file, line: r.origin.line };
+}
+
+function where(r: PolicyRule): string {
+  return `${r.origin.path}:${r.origin.line === null ? "None" : r.origin.line}`;
+}
+
+/** `allow_no_autostart`: may this target be used without starting it? */
+function allowNoAutostart(target: string, info: ReadonlyMap<string, DomainInfo>): boolean {
+  if (isDom0Token(target)) return true;
+  if (target.startsWith("@dispvm")) return false;
+  const d = info.get(target);
+  if (d === undefined || typeof d !== "object" || d === null || !("power_state" in d)) throw new PyCrash("AssertionError", "");
+  return d.power_state === "Running";
+}
+
+/** `uuid_to_name`. */
+function uuidToName(info: ReadonlyMap<string, DomainInfo>, x: string): string {
+  if (x.startsWith("uuid:")) return pyStr(item(domain(info, x), "name"));
+  if (x.startsWith("@dispvm:uuid:")) return "@dispvm:" + pyStr(item(domain(info, x.slice(8)), "name"));
+  return x;
+}
+
+/** `token.expand()` for `ask` target collection. */
+function expand(tok: QubeToken, sys: PreparedSystem): string[] {
+  const info = sys.domains;
+  const out: string[] = [];
+  switch (tok.kind) {
+    case "wildcard":
+    case "anyvm":
+      for (const name of sys.names) {
+        const d = info.get(name)!;
+        if (tok.kind === "wildcard" || !isDom0Token(name)) out.push(name);
+        if (truthy(item(d, "template_for_dispvms"))) out.push("@dispvm:" + name);
+      }
+      out.push("@dispvm");
+      return out;
+    case "adminvm":
+      return ["@adminvm"];
+    case "default":
+      return [];
+    case "dispvm":
+      return ["@dispvm"];
+    case "type":
+      for (const name of sys.names) if (eqStr(item(info.get(name), "type"), tok.value)) out.push(name);
+      return out;
+    case "tag":
+      for (const name of sys.names) if (contains(item(info.get(name), "tags"), tok.value)) out.push(name);
+      return out;
+    case "name":
+      return info.has(tok.text) ? [uuidToName(info, tok.text)] : [];
+    case "dispvm-template":
+      return truthy(item(domain(info, tok.value), "template_for_dispvms")) ? [uuidToName(info, tok.text)] : [];
+    case "dispvm-tag":
+      for (const name of sys.names) {
+        const d = info.get(name);
+        if (contains(item(d, "tags"), tok.value) && truthy(item(d, "template_for_dispvms"))) out.push("@dispvm:" + name);
+      }
+      return out;
+  }
+}
+
+function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): string[] {
+  let e = cache.expansions.get(tok);
+  if (e === undefined) {
+    try {
+      e = expand(tok, sys);
+    } catch (err) {
+      if (!(err instanceof PyCrash)) throw err;
+      e = err;
+    }
+    cache.expansions.set(tok, e);
+  }
+  if (e instanceof PyCrash) throw e;
+  return e;
+}
+
+/**
+ * `collect_targets_for_ask`. The engine scans the whole policy backwards,
+ * adding the targets of allow/ask rules and removing those of deny rules; so
+ * a target is offered exactly when the *first* matching rule (in policy
+ * order) whose targets include it is not a deny. That is computed forwards
+ * here, over the indexed candidates only, and memoised per
+ * (service, argument, source) and system model.
+ */
+function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskContribution[]): string[] {
+  const index = indexOf(policy);
+  const cache = systemCache(index, sys);
+  const key = req.service + "\0" + req.argument + "\0" + req.source;
+  const hit = contributions ? undefined : cache.asks.get(key);
+  if (hit !== undefined) {
+    if (hit instanceof PyCrash) throw hit;
+    return hit;
+  }
+  let result: string[] | PyCrash;
+  try {
+    result = computeAsk(policy, index, req, sys, cache, contributions);
+  } catch (err) {
+    if (!(err instanceof PyCrash)) throw err;
+    result = err;
+  }
+  if (!contributions) cache.asks.set(key, result);
+  if (result instanceof PyCrash) throw result;
+  return result;
+}
+
+function computeAsk(policy: CompiledPolicy, index: Index, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskContribution[]): string[] {
+  const info = sys.domains;
+  const source = req.source;
+  let sourceName: string;
+  let sourceUuid: string;
+  if (source.startsWith("uuid:")) {
+    sourceUuid = source;
+    sourceName = pyStr(item(domain(info, source), "name"));
+  } else {
+    sourceUuid = "uuid:" + pyStr(item(domain(info, source), "uuid"));
+    sourceName = source;
+  }
+  const decided = new Set<string>();
+  const offered = new Set<string>();
+  for (const i of merged(candidateLists(index, req.service, req.argument, source, sys))) {
+    const rule = policy.rules[i]!;
+    if (!matchSource(rule.source, source, info)) continue;
+    const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
+    const expansion = cachedExpand(tok, sys, cache);
+    const changed: string[] = [];
+    for (const raw of expansion) {
+      let t: string;
+      try {
+        t = uuidToName(info, raw);
+      } catch (err) {
+        if (err instanceof PyCrash && err.pyClass === "KeyError") continue;
+        throw err;
+      }
+      if (decided.has(t)) continue;
+      decided.add(t);
+      if (rule.action !== "deny") offered.add(t);
+      if (contributions) changed.push(t);
+    }
+    if (contributions && changed.length) contributions.push({ rule, effect: rule.action === "deny" ? "remove" : "add", targets: changed });
+  }
+  if (offered.has("@dispvm")) {
+    offered.delete("@dispvm");
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) offered.add(d);
+  }
+  if (offered.has("@adminvm")) {
+    offered.delete("@adminvm");
+    offered.add("dom0");
+  }
+  offered.delete(sourceName);
+  offered.delete(sourceUuid);
+  for (const t of [...offered]) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (truthy(get(domain(info, name), "internal", false))) offered.delete(t);
+  }
+  return [...offered].sort(pyCompare);
+}
+
+/** The daemon's answer for an allow (`AllowResolution.execute`). */
+function execAllow(req: BuiltRequest, target: string, user: string | null, autostart: boolean, info: ReadonlyMap<string, DomainInfo>): ExecResult {
+  try {
+    if (req.source === target) return { error: "AccessDenied", message: "loopback qrexec connection not supported" };
+    const u = user ? user : "DEFAULT";
+    const auto = autostart ? "True" : "False";
+    const requested = req.target.text;
+    if (isDom0Token(target)) return { user: u, result: "allow", target: "dom0", autostart: auto, requested_target: requested };
+    if (target.startsWith("@dispvm:")) {
+      const ti = domain(info, target.slice(8));
+      const out: Record<string, string> = { user: u, result: "allow", target, target_uuid: `@dispvm:uuid:${pyStr(item(ti, "uuid"))}`, autostart: auto, requested_target: requested };
+      if (req.requestedSource) out["policy_source"] = req.source;
+      return out;
+    }
+    const ti = domain(info, target);
+    const remote = eqStr(get(ti, "type"), "RemoteVM");
+    const out: Record<string, string> = { user: remote && user !== null ? "DEFAULT" : u, result: "allow" };
+    if (remote) {
+      if (!truthy(get(ti, "relayvm"))) return { error: "AccessDenied", message: `${target}: relayvm is not set` };
+      if (!truthy(get(ti, "transport_rpc"))) return { error: "AccessDenied", message: `${target}: transport RPC is not set` };
+      const relay = pyStr(item(ti, "relayvm"));
+      const ri = domain(info, relay);
+      out["target"] = relay;
+      out["target_uuid"] = `uuid:${pyStr(item(ri, "uuid"))}`;
+      out["autostart"] = auto;
+      out["requested_target"] = requested;
+      out["service"] = `${pyStr(item(ti, "transport_rpc"))}+${requested}+${req.service}${req.argument}`;
+    } else {
+      out["target"] = target;
+      out["target_uuid"] = `uuid:${pyStr(item(ti, "uuid"))}`;
+      out["autostart"] = auto;
+      out["requested_target"] = requested;
+    }
+    if (req.requestedSource) out["policy_source"] = req.source;
+    return out;
+  } catch (err) {
+    if (err instanceof PyCrash) return { error: "EngineError", message: `${err.pyClass}: ${err.pyMessage}`, crash: err.pyClass } as ExecResult;
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// evaluate / explain
+// ---------------------------------------------------------------------------
+
+interface Run {
+  decision: Decision;
+  built?: BuiltRequest;
+  rule?: PolicyRule;
+  resolution?: string[];
+}
+
+function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: string): ErrorDecision {
+  let d: ErrorDecision;
+  if (e instanceof Refusal) {
+    d = { ok: false, error: e.error, message: e.message, code: e.code, stage, notify: e.notify };
+    if (e.syntax) {
+      d.file = e.syntax.file;
+      d.line = e.syntax.line;
+      d.detail = e.syntax.detail;
+    }
+  } else if (e instanceof PyCrash) {
+    d = { ok: false, error: "EngineError", code: "engine-crash", crash: e.pyClass, message: `the real engine crashes here (${e.pyClass}: ${e.pyMessage}); the daemon denies the call`, stage };
+  } else throw e;
+  if (rule) d.rule = ruleRef(rule);
+  if (intended !== undefined) d.intendedTarget = intended;
+  return d;
+}
+
+function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskContribution[]): Run {
+  const sys = prep(system);
+  const info = sys.domains;
+  let built: BuiltRequest;
+  try {
+    built = buildRequest(request, sys);
+  } catch (e) {
+    return { decision: errorDecision("request", e) };
+  }
+  const intended = built.target.text;
+  let rule: PolicyRule | undefined;
+  try {
+    const index = indexOf(policy);
+    for (const i of merged(candidateLists(index, built.service, built.argument, built.source, sys))) {
+      const r = policy.rules[i]!;
+      onStep?.(r);
+      if (matchSource(r.source, built.source, info) && matchTarget(r.target, built.target, built.source, info)) {
+        rule = r;
+        break;
+      }
+    }
+  } catch (e) {
+    return { decision: errorDecision("match", e), built };
+  }
+  if (!rule) {
+    return { decision: { ok: false, error: "AccessDenied", code: "no-matching-rule", message: "no matching rule found", stage: "match", notify: true }, built };
+  }
+  const ref = ruleRef(rule);
+  if (rule.action === "deny") {
+    return { decision: { ok: true, action: "deny", notify: rule.notify, rule: ref, message: `denied by policy ${where(rule)}`, intendedTarget: intended }, built, rule };
+  }
+  const resolution: string[] = [];
+  try {
+    if (rule.action === "allow") {
+      let t: VerifiedTarget;
+      if (rule.redirect) {
+        const sub = buildRequest({ service: built.service, argument: built.argument, source: built.source, target: rule.redirect.text }, sys);
+        t = sub.target;
+        resolution.push(`redirected by \`target=${rule.redirect.text}\`` + (t.text !== rule.redirect.text ? ` (no such qube, so \`${t.text}\`)` : ""));
+      } else t = built.target;
+      if (t.text === "@default") {
+        throw new Refusal("AccessDenied", `policy define 'allow' action at ${where(rule)} but no target is specified by caller or policy`, "no-target");
+      }
+      let target = t.text;
+      if (t.kind === "dispvm") {
+        const tpl = dispvmTemplateOf(info, built.source);
+        if (tpl === null) throw new Refusal("AccessDenied", `policy define 'allow' action to @dispvm at ${where(rule)} but no DispVM base is set for this VM`, "no-dispvm-base");
+        target = tpl;
+        resolution.push(`\`@dispvm\` becomes \`${tpl}\`, the default disposable template of \`${built.source}\``);
+      } else if (target === "@adminvm") {
+        target = "dom0";
+        resolution.push("`@adminvm` becomes `dom0`");
+      }
+      if (!rule.autostart && !allowNoAutostart(target, info)) {
+        throw new Refusal("AccessDenied", `target ${target} is denied because it would require autostart`, "autostart-denied", rule.notify);
+      }
+      return {
+        decision: {
+          ok: true,
+          action: "allow",
+          target,
+          user: rule.user,
+          notify: rule.notify,
+          autostart: rule.autostart,
+          rule: ref,
+          intendedTarget: intended,
+          exec: execAllow(built, target, rule.user, rule.autostart, info),
+        },
+        built,
+        rule,
+        resolution,
+      };
+    }
+    // ask
+    let targets: string[];
+    if (rule.redirect) {
+      targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
+      resolution.push(`\`target=${rule.redirect.text}\` offers only that target`);
+    } else targets = collectTargetsForAsk(policy, built, sys, contributions);
+    if (!rule.autostart) targets = targets.filter((t) => allowNoAutostart(t, info));
+    if (targets.length === 0) {
+      throw new Refusal("AccessDenied", `policy define 'ask' action at ${where(rule)} but no target is available to choose from`, "ask-no-targets");
+    }
+    let def: string | null = null;
+    if (rule.defaultTarget) {
+      if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, built.source);
+      else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
+      else def = rule.defaultTarget.text;
+      if (def && !targets.includes(def)) {
+        resolution.push(`\`default_target=${rule.defaultTarget.text}\` is not among the offered targets, so there is no default`);
+        def = null;
+      }
+    }
+    return {
+      decision: {
+        ok: true,
+        action: "ask",
+        targetsForAsk: [...targets].sort(pyCompare),
+        defaultTarget: def,
+        user: rule.user,
+        notify: rule.notify,
+        autostart: rule.autostart,
+        rule: ref,
+        intendedTarget: intended,
+      },
+      built,
+      rule,
+      resolution,
+    };
+  } catch (e) {
+    return { decision: errorDecision("evaluate", e, rule, intended), built, rule };
+  }
+}
+
+/**
+ * Decides a request exactly as the qrexec policy engine does. Never throws.
+ * `ok: false` decisions are denials (by the engine, or where the real engine
+ * would crash: `EngineError`).
+ */
+export function evaluate(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): Decision {
+  return run(policy, request, system).decision;
+}
+
+/** Splits `SERVICE+ARG` the way `qrexec-policy-exec` does, and fills the defaults. */
+export function makeRequest(serviceAndArgument: string, source: string, target = ""): PolicyRequest {
+  const plus = serviceAndArgument.indexOf("+");
+  if (plus < 0) return { service: serviceAndArgument, argument: "+", source, target };
+  return { service: serviceAndArgument.slice(0, plus), argument: "+" + serviceAndArgument.slice(plus + 1), source, target };
+}
+
+function describeMiss(rule: PolicyRule, built: BuiltRequest, info: ReadonlyMap<string, DomainInfo>): TraceStep {
+  try {
+    if (!matchSource(rule.source, built.source, info)) {
+      const why =
+        rule.source.kind === "dispvm-template" || rule.source.kind === "dispvm-tag"
+          ? `source \`${rule.source.text}\` never matches: a source is a plain qube name, never a disposable token`
+          : `source \`${rule.source.text}\` does not match \`${built.source}\``;
+      return { rule, matched: false, failed: "source", reason: why };
+    }
+    if (!matchTarget(rule.target, built.target, built.source, info)) {
+      return { rule, matched: false, failed: "target", reason: `target \`${rule.target.text}\` does not match \`${built.target.text}\`` };
+    }
+  } catch (e) {
+    if (e instanceof PyCrash) return { rule, matched: false, reason: `the real engine crashes on this rule (${e.pyClass})` };
+    throw e;
+  }
+  return { rule, matched: true, reason: "matches" };
+}
+
+/**
+ * Decides a request and tells why: every rule considered before the deciding
+ * one with the reason it did not match, the deciding rule, how the target
+ * was resolved, and for `ask` where each offered target came from.
+ */
+export function explain(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): Explanation {
+  const considered: PolicyRule[] = [];
+  const contributions: AskContribution[] = [];
+  const r = run(policy, request, system, (rule) => considered.push(rule), contributions);
+  const sys = prep(system);
+  const trace: TraceStep[] = [];
+  if (r.built) {
+    for (const rule of considered) {
+      const step = describeMiss(rule, r.built, sys.domains);
+      if (step.matched) continue;
+      trace.push(step);
+    }
+  }
+  const out: Explanation = { decision: r.decision, request, trace, skipped: policy.rules.length - considered.length };
+  if (r.built) {
+    out.intendedTarget = r.built.target.text;
+    const asked = request.target ?? "";
+    if (r.built.warnings.length) out.targetNote = `\`${asked}\` is not a qube of this system, so the request is treated as \`@default\` (no target)`;
+    else if (asked === "") out.targetNote = "no target given: `@default`";
+    if (r.built.relayvm) out.targetNote = (out.targetNote ? out.targetNote + "; " : "") + `relayed by \`${r.built.relayvm}\` for \`${r.built.source}\``;
+  }
+  if (r.rule) out.decidingRule = r.rule;
+  if (r.resolution?.length) out.resolution = r.resolution;
+  if (r.rule?.action === "ask" && !r.rule.redirect && contributions.length) out.askContributions = contributions;
+  return out;
+}

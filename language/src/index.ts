@@ -1,0 +1,26 @@
+/**
+ * `@qubes-kit/language`: the qrexec policy language of Qubes OS 4.1+ (legacy
+ * 4.0 syntax included), decided exactly as qubes-core-qrexec 4.4.2 decides it.
+ *
+ * Pure: no IO, no Node built-ins. Files are read through a {@link PolicyFileSystem}.
+ *
+ * - {@link parseDocument}: tolerant parse of one document (never throws).
+ * - {@link loadPolicy}: load a whole policy (directories, includes, legacy files) strictly.
+ * - {@link evaluate} / {@link explain}: decide a request and say why.
+ *
+ * @packageDocumentation
+ */
+export * from "./diagnostics.js";
+export * from "./syntax/tree.js";
+export { parseDocument, type ParseOptions } from "./syntax/parse.js";
+export { parseQubeToken, isDom0Token } from "./syntax/tokens.js";
+export { pySplit, pyStrip, isPyWhitespace, pyRepr } from "./syntax/python.js";
+export * from "./loader/types.js";
+export { loadPolicy } from "./loader/load.js";
+export { createMemoryFileSystem, normalizePath } from "./loader/memfs.js";
+export * from "./eval/types.js";
+export { prepareSystemInfo } from "./eval/system.js";
+export { evaluate, explain, makeRequest } from "./eval/evaluate.js";
+export { runConformanceCase, type ConformanceCase } from "./conformance.js";
+export { lintText, type LintResult } from "./lint.js";
+export * from "./services/index.js";

@@ -1,0 +1,138 @@
+/**
+ * Quick fixes for diagnostics: legacy to new syntax, `target=` for an
+ * `@default` allow, removing a shadowed rule, renaming a bad file, and
+ * "did you mean" replacements.
+ */
+import type { Span } from "../diagnostics.js";
+import type { PolicyDocument, RuleLine } from "../syntax/tree.js";
+import type { AnalysisDiagnostic } from "./analysis.js";
+import { fixFileName } from "./analysis.js";
+import type { TextEdit } from "./format.js";
+import { basename, closest, code, dirname, lineByNumber, lineEndWithTerminator } from "./util.js";
+import { vocabulary } from "./vocabulary.js";
+import type { PolicySnapshot } from "./workspace.js";
+
+/** A quick fix or refactoring. */
+export interface CodeAction {
+  title: string;
+  kind: "quickfix" | "refactor.rewrite";
+  /** The diagnostics it fixes. */
+  diagnostics: AnalysisDiagnostic[];
+  /** Text edits by absolute path. */
+  edits?: Record<string, TextEdit[]>;
+  /** A file rename. */
+  rename?: { from: string; to: string };
+  isPreferred?: boolean;
+}
+
+function overlaps(a: Span, b: Span): boolean {
+  return a.start <= b.end && b.start <= a.end;
+}
+
+function ruleLineOf(doc: PolicyDocument, d: AnalysisDiagnostic): RuleLine | undefined {
+  const l = lineByNumber(doc, d.line);
+  return l && l.kind === "rule" ? l : undefined;
+}
+
+/**
+ * The code actions for a span of a document, given the diagnostics of the
+ * document (only those overlapping the span are used). Never throws.
+ */
+export function codeActions(
+  doc: PolicyDocument,
+  path: string,
+  span: Span,
+  diagnostics: readonly AnalysisDiagnostic[],
+  ctx: { snapshot?: PolicySnapshot } = {},
+): CodeAction[] {
+  const out: CodeAction[] = [];
+  const edit = (e: TextEdit[]) => ({ [path]: e });
+  for (const d of diagnostics) {
+    if (!overlaps(d.span, span) && d.code !== "filename-disables-policy" && d.code !== "invalid-filename") continue;
+    const replacement = typeof d.data?.replacement === "string" ? d.data.replacement : undefined;
+    switch (d.code) {
+      case "unknown-qube":
+      case "unknown-tag":
+      case "unknown-type":
+      case "unknown-dispvm-template":
+      case "redirect-target-missing":
+        if (replacement !== undefined) out.push({ title: `replace with ${code(replacement)}`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: d.span, newText: replacement }]), isPreferred: true });
+        break;
+      case "legacy-token-in-new-format":
+        out.push({ title: `convert legacy ${code(doc.text.slice(d.span.start, d.span.end))} to new syntax`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: { start: d.span.start, end: d.span.start + 1 }, newText: "@" }]), isPreferred: true });
+        break;
+      case "invalid-action": {
+        const line = ruleLineOf(doc, d);
+        const w = line?.actionWord;
+        if (!w) break;
+        const text = doc.text.slice(w.span.start, w.span.end);
+        if (text.includes(",")) {
+          // A legacy `allow,target=x` action: commas separate parameters only in the old syntax.
+          const fixed = text.split(",").filter(Boolean).join(" ").replace(/\$/g, "@");
+          out.push({ title: `convert legacy ${code(text)} to new syntax`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: w.span, newText: fixed }]), isPreferred: true });
+        } else {
+          for (const a of closest(text, ["allow", "deny", "ask"], 1)) {
+            out.push({ title: `replace with ${code(a)}`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: w.span, newText: a }]), isPreferred: true });
+          }
+        }
+        break;
+      }
+      case "default-target-required": {
+        const line = ruleLineOf(doc, d);
+        if (!line?.actionWord) break;
+        const end = line.words[line.words.length - 1]!.span.end;
+        const vocab = vocabulary(ctx.snapshot);
+        const candidates = ["@dispvm", ...[...vocab.dispvmTemplates.keys()].slice(0, 3).map((t) => `@dispvm:${t}`), "dom0"];
+        candidates.forEach((c, i) =>
+          out.push({ title: `add target=${c}`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: { start: end, end }, newText: ` target=${c}` }]), isPreferred: i === 0 }),
+        );
+        out.push({ title: "change the action to ask", kind: "quickfix", diagnostics: [d], edits: edit([{ span: line.actionWord.span, newText: "ask" }]) });
+        break;
+      }
+      case "shadowed-rule": {
+        if (d.data?.removable !== true) break;
+        const line = lineByNumber(doc, d.line);
+        if (!line) break;
+        out.push({ title: "remove the shadowed rule", kind: "quickfix", diagnostics: [d], edits: edit([{ span: { start: line.lineSpan.start, end: lineEndWithTerminator(doc, line) }, newText: "" }]) });
+        break;
+      }
+      case "filename-disables-policy":
+      case "invalid-filename": {
+        const to = typeof d.data?.rename === "string" ? d.data.rename : `${dirname(path)}/${fixFileName(basename(path))}`;
+        if (to !== path && basename(path).endsWith(".policy")) out.push({ title: `rename the file to ${code(basename(to))}`, kind: "quickfix", diagnostics: [d], rename: { from: path, to }, isPreferred: true });
+        break;
+      }
+      case "inline-comment": {
+        const line = ruleLineOf(doc, d);
+        if (!line) break;
+        const hash = line.words.find((w) => w.text.startsWith("#"));
+        if (!hash) break;
+        const body = doc.text.slice(hash.span.start, line.span.end);
+        const lineStart = line.lineSpan.start;
+        const lineText = doc.text.slice(lineStart, hash.span.start).replace(/\s+$/, "");
+        out.push({
+          title: "move the comment to its own line",
+          kind: "quickfix",
+          diagnostics: [d],
+          edits: edit([{ span: { start: lineStart, end: line.span.end }, newText: `${body}\n${lineText.trimStart()}` }]),
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  // Refactoring: convert every legacy `$` token of a line in a new-format file at once.
+  if (doc.syntax === "policy") {
+    const legacy = diagnostics.filter((d) => d.code === "legacy-token-in-new-format");
+    if (legacy.length > 1) {
+      out.push({
+        title: "convert every legacy `$` token in this file to new syntax",
+        kind: "quickfix",
+        diagnostics: legacy,
+        edits: edit(legacy.map((d) => ({ span: { start: d.span.start, end: d.span.start + 1 }, newText: "@" }))),
+      });
+    }
+  }
+  return out;
+}

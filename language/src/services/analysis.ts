@@ -1,0 +1,459 @@
+/**
+ * Editor analysis: warnings a careful admin wants beyond what the engine
+ * rejects. One rule per function, each with its metadata (name, default
+ * severity, summary). Rules are exact and conservative: a rule reports only
+ * what holds for every system (or, for the rules that need one, for the given
+ * system model), never a guess.
+ */
+import type { Diagnostic, DiagnosticCode, Severity, Span } from "../diagnostics.js";
+import type { SystemInfo } from "../eval/types.js";
+import type { PolicyRule } from "../loader/types.js";
+import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
+import { STANDARD_TYPES } from "./catalog.js";
+import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
+import { basename, closest, code, dirname, isDom0ish, lineByNumber, tokenKey } from "./util.js";
+
+/** A diagnostic of the analysis, possibly pointing at related places. */
+export interface AnalysisDiagnostic extends Diagnostic {
+  /** Other places that explain the diagnostic (the shadowing rule …). */
+  related?: Array<{ path: string; span: Span; line: number; message: string }>;
+  /** Extra data for quick fixes. */
+  data?: Record<string, unknown>;
+}
+
+/** The metadata of one analysis rule. */
+export interface AnalysisRuleMeta {
+  /** The diagnostic code the rule reports. */
+  name: DiagnosticCode;
+  /** Default severity. */
+  severity: Severity;
+  /** One line: what the rule finds. */
+  summary: string;
+  /** True when the rule needs a system model (it is off without one). */
+  needsSystem: boolean;
+}
+
+/** One document taking part in the analysis. */
+export interface AnalyzedDocument {
+  /** Absolute path. */
+  path: string;
+  document: PolicyDocument;
+}
+
+/** Everything an analysis rule may look at. */
+export interface AnalysisInput {
+  /** The rules in global first-match order (may be incomplete when the policy has errors). */
+  rules: readonly PolicyRule[];
+  /** Every document to check, unique by path. */
+  documents: readonly AnalyzedDocument[];
+  /** The system model, or `null` (then the name checks are off). */
+  system: SystemInfo | null;
+  /** The policy directories whose `*.policy` files the engine lists. */
+  listedDirs: readonly string[];
+}
+
+/** Reports a finding for a document. */
+export type Report = (path: string, diagnostic: AnalysisDiagnostic) => void;
+
+/** An analysis rule: metadata plus the check. */
+export interface AnalysisRule {
+  meta: AnalysisRuleMeta;
+  run(input: AnalysisInput, report: Report, severity: Severity): void;
+}
+
+/** How to configure rules: a severity or `"off"`, by rule name. */
+export type AnalysisConfig = Partial<Record<DiagnosticCode, Severity | "off">>;
+
+function diag(code: DiagnosticCode, severity: Severity, message: string, span: Span, line: number, help?: string): AnalysisDiagnostic {
+  const d: AnalysisDiagnostic = { code, severity, message, span, line };
+  if (help) d.help = help;
+  return d;
+}
+
+/** Visits every valid rule line of every document. */
+function eachRuleLine(input: AnalysisInput, fn: (doc: AnalyzedDocument, line: RuleLine) => void): void {
+  for (const doc of input.documents) {
+    for (const line of doc.document.lines) {
+      if (line.kind === "rule" && line.rule) fn(doc, line);
+    }
+  }
+}
+
+/** The span of the value part of a `key=value` parameter. */
+function paramValueSpan(line: RuleLine, key: string): Span | undefined {
+  const p = line.params.find((x) => x.key === key);
+  if (!p) return undefined;
+  return { start: p.span.start + key.length + 1, end: p.span.end };
+}
+
+/** Domain lookup that knows the `uuid:` aliases. */
+function hasQube(system: SystemInfo, name: string): boolean {
+  return system.domains.has(name);
+}
+
+function suggest(word: string, candidates: Iterable<string>): string | undefined {
+  const c = closest(word, candidates, 1);
+  return c.length ? `did you mean ${code(c[0]!)}?` : undefined;
+}
+
+/** Attaches a replacement for the diagnostic's span when the help suggests one (`did you mean X?`). */
+function withSuggestion(d: AnalysisDiagnostic, original: string, value: string): AnalysisDiagnostic {
+  const m = d.help ? /^did you mean `(.*)`\?$/.exec(d.help) : null;
+  if (m) d.data = { ...d.data, replacement: original.slice(0, original.length - value.length) + m[1] };
+  return d;
+}
+
+// ---------------------------------------------------------------------------
+// Rules that need a system model.
+
+/** A qube named in a source or target column does not exist in the system model. */
+export const unknownQube: AnalysisRule = {
+  meta: { name: "unknown-qube", severity: "warning", needsSystem: true, summary: "a qube named in a rule does not exist in the system model" },
+  run(input, report, severity) {
+    const system = input.system!;
+    const names = systemQubes(system);
+    eachRuleLine(input, (doc, line) => {
+      const rule = line.rule!;
+      const check = (tok: QubeToken, word: Word | undefined) => {
+        if (!word || tok.kind !== "name" || isDom0ish(tok.text) || hasQube(system, tok.text)) return;
+        report(doc.path, withSuggestion(diag("unknown-qube", severity, `unknown qube ${code(tok.text)}: it is not in the system model`, word.span, line.line, suggest(tok.text, names)), tok.text, tok.text));
+      };
+      check(rule.source, line.sourceWord);
+      check(rule.target, line.targetWord);
+    });
+  },
+};
+
+/** A tag used in a rule is carried by no qube of the system model. */
+export const unknownTag: AnalysisRule = {
+  meta: { name: "unknown-tag", severity: "warning", needsSystem: true, summary: "a tag used in a rule is carried by no qube" },
+  run(input, report, severity) {
+    const tags = new Set(systemTags(input.system!));
+    eachRuleLine(input, (doc, line) => {
+      const rule = line.rule!;
+      const check = (tok: QubeToken, word: Word | undefined) => {
+        if (!word) return;
+        let tag: string | undefined;
+        if (tok.kind === "tag") tag = tok.value;
+        else if (tok.kind === "dispvm-tag") tag = tok.value.startsWith("@tag:") ? tok.value.slice(5) : tok.value;
+        if (tag === undefined || tags.has(tag)) return;
+        report(doc.path, withSuggestion(diag("unknown-tag", severity, `unknown tag ${code(tag)}: no qube in the system model carries it`, word.span, line.line, suggest(tag, tags)), word.text, tag));
+      };
+      check(rule.source, line.sourceWord);
+      check(rule.target, line.targetWord);
+    });
+  },
+};
+
+/** A `@type:` names a type that is neither a Qubes class nor the type of any qube. */
+export const unknownType: AnalysisRule = {
+  meta: { name: "unknown-type", severity: "warning", needsSystem: true, summary: "a `@type:` names a type no qube has and Qubes does not know" },
+  run(input, report, severity) {
+    const types = new Set([...systemTypes(input.system!), ...STANDARD_TYPES]);
+    eachRuleLine(input, (doc, line) => {
+      const rule = line.rule!;
+      for (const [tok, word] of [[rule.source, line.sourceWord], [rule.target, line.targetWord]] as const) {
+        if (!word || tok.kind !== "type" || types.has(tok.value)) continue;
+        report(doc.path, withSuggestion(diag("unknown-type", severity, `unknown qube type ${code(tok.value)}`, word.span, line.line, suggest(tok.value, types)), word.text, tok.value));
+      }
+    });
+  },
+};
+
+/** A `@dispvm:NAME` target names a qube that is not a disposable template. */
+export const unknownDispvmTemplate: AnalysisRule = {
+  meta: { name: "unknown-dispvm-template", severity: "warning", needsSystem: true, summary: "a `@dispvm:NAME` target is not a disposable template" },
+  run(input, report, severity) {
+    const system = input.system!;
+    const templates = dispvmTemplates(system);
+    eachRuleLine(input, (doc, line) => {
+      const rule = line.rule!;
+      const tok = rule.target;
+      if (!line.targetWord || tok.kind !== "dispvm-template") return;
+      const info = system.domains.get(tok.value);
+      if (info && info.template_for_dispvms === true) return;
+      const why = info ? "it is not a disposable template" : "it is not in the system model";
+      report(doc.path, withSuggestion(diag("unknown-dispvm-template", severity, `unknown disposable template ${code(tok.value)}: ${why}`, line.targetWord.span, line.line, suggest(tok.value, templates)), line.targetWord.text, tok.value));
+    });
+  },
+};
+
+/** A `target=` or `default_target=` names a qube that does not exist (allow then falls back to `@default`). */
+export const redirectTargetMissing: AnalysisRule = {
+  meta: { name: "redirect-target-missing", severity: "warning", needsSystem: true, summary: "a `target=` or `default_target=` qube does not exist" },
+  run(input, report, severity) {
+    const system = input.system!;
+    const names = systemQubes(system);
+    eachRuleLine(input, (doc, line) => {
+      const rule = line.rule!;
+      for (const [key, tok] of [["target", rule.redirect], ["default_target", rule.defaultTarget]] as const) {
+        if (!tok) continue;
+        const span = paramValueSpan(line, key);
+        if (!span) continue;
+        if (tok.kind === "name" && !isDom0ish(tok.text) && !hasQube(system, tok.text)) {
+          const effect =
+            key === "default_target"
+              ? "the ask dialog will have no default"
+              : rule.action === "allow"
+                ? "the engine falls back to `@default` and denies the call"
+                : "choosing it in the ask dialog fails";
+          report(doc.path, withSuggestion(diag("redirect-target-missing", severity, `${key}=${tok.text} names a qube that does not exist: ${effect}`, span, line.line, suggest(tok.text, names)), tok.text, tok.text));
+        } else if (tok.kind === "dispvm-template") {
+          const info = system.domains.get(tok.value);
+          if (info && info.template_for_dispvms === true) continue;
+          report(doc.path, diag("redirect-target-missing", severity, `${key}=${tok.text}: ${code(tok.value)} is not a disposable template, so the call is denied`, span, line.line));
+        }
+      }
+    });
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Rules that hold for every system.
+
+/** True when token `a` matches every qube or keyword that token `b` matches, on every system. */
+export function tokenCovers(a: QubeToken, b: QubeToken): boolean {
+  if (a.kind === "wildcard") return true;
+  if (isDom0ish(a.text) && isDom0ish(b.text)) return true;
+  if (a.kind === b.kind && a.text === b.text) return true;
+  if (a.kind === "anyvm") {
+    switch (b.kind) {
+      case "anyvm":
+      case "default":
+      case "dispvm":
+      case "dispvm-template":
+      case "dispvm-tag":
+        return true;
+      case "name":
+        return !isDom0ish(b.text) && !b.text.startsWith("uuid:");
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+/** True when rule `a` matches every request rule `b` matches, on every system. */
+export function ruleCovers(a: PolicyRule, b: PolicyRule): boolean {
+  if (a.service !== null && a.service !== b.service) return false;
+  if (a.argument !== null && a.argument !== b.argument) return false;
+  return tokenCovers(a.source, b.source) && tokenCovers(a.target, b.target);
+}
+
+/** For every rule, the earliest earlier rule that covers it (or `undefined`). Indexed by service and source. */
+export function findShadowingRules(rules: readonly PolicyRule[]): Array<PolicyRule | undefined> {
+  const out: Array<PolicyRule | undefined> = new Array(rules.length);
+  // Earlier rules by service (`null` = `*`) and then by source key.
+  const buckets = new Map<string | null, Map<string, PolicyRule[]>>();
+  const add = (r: PolicyRule) => {
+    let b = buckets.get(r.service);
+    if (!b) buckets.set(r.service, (b = new Map()));
+    const key = r.source.kind === "wildcard" ? "*" : r.source.kind === "anyvm" ? "@anyvm" : tokenKey(r.source);
+    let list = b.get(key);
+    if (!list) b.set(key, (list = []));
+    list.push(r);
+  };
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (r.source.kind !== "dispvm-template" && r.source.kind !== "dispvm-tag") {
+      let best: PolicyRule | undefined;
+      const services = r.service === null ? [null] : [null, r.service];
+      for (const svc of services) {
+        const b = buckets.get(svc);
+        if (!b) continue;
+        for (const key of new Set(["*", "@anyvm", tokenKey(r.source)])) {
+          const list = b.get(key);
+          if (!list) continue;
+          for (const c of list) {
+            if (best && c.index >= best.index) break;
+            if (ruleCovers(c, r)) {
+              best = c;
+              break;
+            }
+          }
+        }
+      }
+      out[i] = best;
+    }
+    add(r);
+  }
+  return out;
+}
+
+/** True when some `ask` rule without `target=` could collect targets from rule `r` (then removing `r` may change ask prompts). */
+export function feedsAskPrompts(rules: readonly PolicyRule[], r: PolicyRule): boolean {
+  return rules.some(
+    (a) =>
+      a.action === "ask" &&
+      a.redirect === null &&
+      (a.service === null || r.service === null || a.service === r.service) &&
+      (a.argument === null || r.argument === null || a.argument === r.argument),
+  );
+}
+
+/** A rule that an earlier rule matches a superset of, so it can never decide. */
+export const shadowedRule: AnalysisRule = {
+  meta: { name: "shadowed-rule", severity: "warning", needsSystem: false, summary: "an earlier rule matches every call this rule matches, so it never decides" },
+  run(input, report, severity) {
+    const shadowers = findShadowingRules(input.rules);
+    // A line counts as shadowed only when every copy of it (a file included twice) is.
+    const byLine = new Map<string, { rule: PolicyRule; by: PolicyRule | undefined; all: boolean }>();
+    for (let i = 0; i < input.rules.length; i++) {
+      const r = input.rules[i]!;
+      if (r.origin.line === null) continue;
+      const key = `${r.origin.path}\0${r.origin.line}`;
+      const by = shadowers[i];
+      const prev = byLine.get(key);
+      if (!prev) byLine.set(key, { rule: r, by, all: by !== undefined });
+      else prev.all = prev.all && by !== undefined;
+    }
+    const docs = new Map(input.documents.map((d) => [d.path, d]));
+    for (const { rule, by, all } of byLine.values()) {
+      if (!all || !by) continue;
+      const doc = docs.get(rule.origin.path);
+      if (!doc) continue;
+      const line = lineByNumber(doc.document, rule.origin.line!);
+      if (!line) continue;
+      const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
+      const d = diag(
+        "shadowed-rule",
+        severity,
+        `rule never decides: the rule at ${where} matches every call it matches`,
+        line.span,
+        line.line,
+        feedsAskPrompts(input.rules, rule) ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
+      );
+      const byDoc = docs.get(by.origin.path);
+      const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
+      if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
+      d.data = { removable: !feedsAskPrompts(input.rules, rule) };
+      report(rule.origin.path, d);
+    }
+  },
+};
+
+/** An `ask` rule whose target is `@default`, without `target=`, where no rule for the service offers any target. */
+export const askWithoutTargets: AnalysisRule = {
+  meta: { name: "ask-without-targets", severity: "warning", needsSystem: false, summary: "an `ask` rule can offer no target, so it always denies" },
+  run(input, report, severity) {
+    const docs = new Map(input.documents.map((d) => [d.path, d]));
+    const seen = new Set<string>();
+    for (const r of input.rules) {
+      if (r.action !== "ask" || r.redirect !== null || r.target.kind !== "default" || r.origin.line === null) continue;
+      const contributes = input.rules.some(
+        (o) =>
+          o !== r &&
+          o.action !== "deny" &&
+          (o.service === null || r.service === null || o.service === r.service) &&
+          (o.argument === null || r.argument === null || o.argument === r.argument) &&
+          (o.redirect ?? o.target).kind !== "default",
+      );
+      if (contributes) continue;
+      const key = `${r.origin.path}\0${r.origin.line}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const doc = docs.get(r.origin.path);
+      const line = doc ? lineByNumber(doc.document, r.origin.line) : undefined;
+      if (!line || line.kind !== "rule") continue;
+      const span = line.targetWord?.span ?? line.span;
+      report(
+        r.origin.path,
+        diag("ask-without-targets", severity, "ask rule can offer no target: `@default` adds none and no rule for this service adds any, so every call is denied", span, line.line, "add target=QUBE or a rule that allows some target"),
+      );
+    }
+  },
+};
+
+/** Legacy `$` tokens in a new-format file are plain names there and never match. */
+export const legacyTokenInNewFormat: AnalysisRule = {
+  meta: { name: "legacy-token-in-new-format", severity: "warning", needsSystem: false, summary: "a legacy `$` token in a new-format file is a plain name that never matches" },
+  run(input, report, severity) {
+    for (const doc of input.documents) {
+      if (doc.document.syntax !== "policy") continue;
+      for (const line of doc.document.lines) {
+        if (line.kind !== "rule") continue;
+        const words = [line.sourceWord, line.targetWord, ...line.params.map((p) => ({ text: p.value, span: { start: p.span.end - p.value.length, end: p.span.end } }))];
+        for (const w of words) {
+          if (!w || !w.text.startsWith("$")) continue;
+          report(
+            doc.path,
+            diag("legacy-token-in-new-format", severity, `legacy token ${code(w.text)} is a plain qube name in this file and never matches`, w.span, line.line, `write ${code("@" + w.text.slice(1))}`),
+          );
+        }
+        // A comma-separated legacy action (`allow,target=x`) is an invalid action here; the core reports it.
+      }
+    }
+  },
+};
+
+/** A `.policy` file name with characters outside `[0-9a-z_.-]`: the engine then denies every call. */
+export const filenameDisablesPolicy: AnalysisRule = {
+  meta: { name: "filename-disables-policy", severity: "error", needsSystem: false, summary: "a `.policy` file name with characters outside [0-9a-z_.-] disables the whole policy" },
+  run(input, report, severity) {
+    for (const doc of input.documents) {
+      const name = basename(doc.path);
+      if (!name.endsWith(".policy") || name.startsWith(".")) continue;
+      if (!input.listedDirs.includes(dirname(doc.path))) continue;
+      if (/^[0-9a-z_.-]*$/.test(name)) continue;
+      const first = doc.document.lines[0];
+      const span = first ? first.lineSpan : { start: 0, end: 0 };
+      const fixed = fixFileName(name);
+      const d = diag(
+        "filename-disables-policy",
+        severity,
+        `invalid filename: ${doc.path}: the engine rejects names with characters outside [0-9a-z_.-] and then denies every call`,
+        span,
+        1,
+        `rename it to ${code(fixed)}`,
+      );
+      d.data = { rename: `${dirname(doc.path)}/${fixed}` };
+      report(doc.path, d);
+    }
+  },
+};
+
+/** A file name the engine accepts: lowercase, other characters replaced by `-`. */
+export function fixFileName(name: string): string {
+  const stem = name.slice(0, -".policy".length);
+  return stem.toLowerCase().replace(/[^0-9a-z_.-]/g, "-") + ".policy";
+}
+
+/** Every analysis rule, in reporting order. */
+export const ANALYSIS_RULES: readonly AnalysisRule[] = [
+  unknownQube,
+  unknownTag,
+  unknownType,
+  unknownDispvmTemplate,
+  redirectTargetMissing,
+  shadowedRule,
+  askWithoutTargets,
+  legacyTokenInNewFormat,
+  filenameDisablesPolicy,
+];
+
+/**
+ * Runs every enabled analysis rule. A rule that throws does not stop the
+ * others: it becomes an `internal-error` diagnostic on the first document.
+ * Returns the diagnostics by absolute path.
+ */
+export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}): Map<string, AnalysisDiagnostic[]> {
+  const out = new Map<string, AnalysisDiagnostic[]>();
+  const report: Report = (path, d) => {
+    let list = out.get(path);
+    if (!list) out.set(path, (list = []));
+    list.push(d);
+  };
+  for (const rule of ANALYSIS_RULES) {
+    const setting = config[rule.meta.name];
+    if (setting === "off") continue;
+    if (rule.meta.needsSystem && !input.system) continue;
+    try {
+      rule.run(input, report, setting ?? rule.meta.severity);
+    } catch (e) {
+      const first = input.documents[0];
+      if (first) report(first.path, diag("internal-error", "error", `internal error in analysis rule ${rule.meta.name}: ${String(e).split("\n")[0]}`, { start: 0, end: 0 }, 1));
+    }
+  }
+  return out;
+}
+

@@ -1,0 +1,262 @@
+/**
+ * Completion: every token valid at the cursor's column.
+ */
+import type { Span } from "../diagnostics.js";
+import type { ActionName, PolicyDocument, TokenContext, Word } from "../syntax/tree.js";
+import { ACTIONS, DIRECTIVES, PARAMS, paramsFor, serviceInfo, TOKENS } from "./catalog.js";
+import { isSpace, splitWords } from "./util.js";
+import { vocabulary, type Vocabulary } from "./vocabulary.js";
+import type { PolicySnapshot } from "./workspace.js";
+
+/** What a completion item stands for. */
+export type CompletionKind =
+  | "service"
+  | "argument"
+  | "qube"
+  | "keyword"
+  | "prefix"
+  | "tag"
+  | "type"
+  | "dispvm-template"
+  | "action"
+  | "param"
+  | "value"
+  | "directive"
+  | "file";
+
+/** One completion proposal. */
+export interface CompletionItem {
+  label: string;
+  kind: CompletionKind;
+  /** Short text shown next to the label. */
+  detail?: string;
+  /** Longer description (Markdown). */
+  documentation?: string;
+  /** Text that replaces {@link span} (default: the label). */
+  insertText?: string;
+  /** The text the item replaces: the word under the cursor, or an empty span at it. */
+  span: Span;
+  /** Text the editor filters against (default: the insert text). */
+  filterText?: string;
+  /** Sorts before items with a greater key. */
+  sortText?: string;
+  /** True when the editor should ask for completions again after inserting (prefixes such as `@tag:`). */
+  retrigger?: boolean;
+}
+
+/** Where the cursor is and what surrounds it. */
+export interface CompletionContext {
+  snapshot?: PolicySnapshot;
+}
+
+interface Cursor {
+  words: Word[];
+  /** The index of the word being completed (may equal `words.length`). */
+  index: number;
+  /** The text of the current word before the cursor. */
+  prefix: string;
+  span: Span;
+}
+
+function cursorAt(doc: PolicyDocument, offset: number, commas: boolean): Cursor | "comment" {
+  const text = doc.text;
+  offset = Math.max(0, Math.min(offset, text.length));
+  let start = offset;
+  while (start > 0 && text[start - 1] !== "\n" && text[start - 1] !== "\r") start--;
+  let end = offset;
+  while (end < text.length && text[end] !== "\n" && text[end] !== "\r") end++;
+  let first = start;
+  while (first < end && isSpace(text[first]!)) first++;
+  if (text[first] === "#" && first < offset) return "comment";
+  const words = splitWords(text, start, end, commas);
+  const at = words.findIndex((w) => w.span.start <= offset && offset <= w.span.end);
+  if (at >= 0) {
+    const w = words[at]!;
+    return { words, index: at, prefix: text.slice(w.span.start, offset), span: w.span };
+  }
+  const index = words.filter((w) => w.span.end < offset).length;
+  return { words, index, prefix: "", span: { start: offset, end: offset } };
+}
+
+/** Completion proposals at `offset` of a document. Never throws for any input. */
+export function complete(doc: PolicyDocument, offset: number, ctx: CompletionContext = {}): CompletionItem[] {
+  const legacy = doc.syntax === "service";
+  const cur = cursorAt(doc, offset, legacy);
+  if (cur === "comment") return [];
+  const vocab = vocabulary(ctx.snapshot);
+  const first = cur.words[0]?.text ?? "";
+  const isDirective = cur.index === 0 ? cur.prefix.startsWith("!") || cur.prefix.startsWith("$include") : first.startsWith("!") || first.startsWith("$include:");
+  if (isDirective) return completeDirective(cur, vocab, ctx.snapshot, legacy);
+
+  const columns: Array<"service" | "argument" | "source" | "target" | "action"> = legacy
+    ? ["source", "target", "action"]
+    : ["service", "argument", "source", "target", "action"];
+  const column = columns[cur.index];
+  const items: CompletionItem[] = [];
+  switch (column) {
+    case "service":
+      items.push(...serviceItems(cur.span, vocab));
+      if (cur.prefix === "" || cur.prefix.startsWith("!")) items.push(...directiveItems(cur.span, legacy));
+      break;
+    case "argument":
+      items.push(...argumentItems(cur.span, vocab, cur.words[0]?.text ?? ""));
+      break;
+    case "source":
+      items.push(...qubeItems(cur, vocab, "source"));
+      if (legacy && cur.index === 0 && cur.prefix === "") items.push(...directiveItems(cur.span, legacy));
+      break;
+    case "target":
+      items.push(...qubeItems(cur, vocab, "target"));
+      break;
+    case "action":
+      for (const a of Object.keys(ACTIONS) as ActionName[]) {
+        items.push({ label: a, kind: "action", detail: "action", documentation: ACTIONS[a], span: cur.span });
+      }
+      break;
+    default: {
+      const actionWord = cur.words[columns.length - 1]?.text;
+      if (actionWord === "allow" || actionWord === "deny" || actionWord === "ask") items.push(...paramItems(cur, vocab, actionWord));
+    }
+  }
+  return items;
+}
+
+function serviceItems(span: Span, vocab: Vocabulary): CompletionItem[] {
+  const items: CompletionItem[] = [{ label: "*", kind: "keyword", detail: "any service", documentation: "the rule applies to every service (then the argument must be `*`)", span, sortText: "0" }];
+  for (const name of [...vocab.services.keys()].sort()) {
+    const info = serviceInfo(name);
+    items.push({ label: name, kind: "service", detail: info?.description ?? "service used in this policy", span, sortText: "1" + name });
+  }
+  return items;
+}
+
+function argumentItems(span: Span, vocab: Vocabulary, service: string): CompletionItem[] {
+  const items: CompletionItem[] = [
+    { label: "*", kind: "keyword", detail: "any argument", span, sortText: "0" },
+    { label: "+", kind: "keyword", detail: "the empty argument only", span, sortText: "1" },
+  ];
+  if (service !== "*") {
+    for (const arg of [...(vocab.services.get(service) ?? [])].sort()) {
+      if (arg === "+") continue;
+      items.push({ label: arg, kind: "argument", detail: `argument of ${service}`, span, sortText: "2" + arg });
+    }
+  }
+  return items;
+}
+
+function directiveItems(span: Span, legacy: boolean): CompletionItem[] {
+  const list = legacy ? DIRECTIVES.filter((d) => d.name === "!include") : DIRECTIVES;
+  return list.map((d) => ({
+    label: d.name,
+    kind: "directive" as const,
+    detail: d.params ? `${d.name} ${d.params}` : d.name,
+    documentation: d.description,
+    insertText: d.params ? `${d.name} ` : d.name,
+    span,
+    sortText: "9" + d.name,
+    retrigger: d.params !== "",
+  }));
+}
+
+function fileItems(span: Span, snapshot: PolicySnapshot | undefined, dirsOnly: boolean): CompletionItem[] {
+  if (!snapshot) return [];
+  const out: CompletionItem[] = [];
+  const fs = snapshot.fs;
+  const visit = (dir: string, rel: string, depth: number) => {
+    const names = fs.readDir(dir);
+    if (!names) return;
+    for (const n of names.sort()) {
+      const p = `${dir}/${n}`;
+      const kind = fs.stat(p);
+      const r = rel ? `${rel}/${n}` : n;
+      if (kind === "dir") {
+        if (dirsOnly) out.push({ label: r, kind: "file", detail: "directory", span });
+        if (depth < 2) visit(p, r, depth + 1);
+      } else if (kind === "file" && !dirsOnly && rel !== "") {
+        out.push({ label: r, kind: "file", detail: "policy file", span });
+      }
+    }
+  };
+  visit(snapshot.policyDir, "", 0);
+  return out;
+}
+
+function completeDirective(cur: Cursor, vocab: Vocabulary, snapshot: PolicySnapshot | undefined, legacy: boolean): CompletionItem[] {
+  if (cur.index === 0) return directiveItems(cur.span, legacy);
+  const name = cur.words[0]!.text;
+  if (name === "!include" || name.startsWith("$include:")) return cur.index === 1 ? fileItems(cur.span, snapshot, false) : [];
+  if (name === "!include-dir") return cur.index === 1 ? fileItems(cur.span, snapshot, true) : [];
+  if (name === "!include-service") {
+    if (cur.index === 1) return serviceItems(cur.span, vocab);
+    if (cur.index === 2) return argumentItems(cur.span, vocab, cur.words[1]?.text ?? "");
+    if (cur.index === 3) return fileItems(cur.span, snapshot, false);
+  }
+  return [];
+}
+
+/** Qube tokens valid in a context, filtered by the prefix typed so far. */
+function qubeItems(cur: Pick<Cursor, "prefix" | "span">, vocab: Vocabulary, context: TokenContext, valuePrefix = ""): CompletionItem[] {
+  const { prefix, span } = cur;
+  const items: CompletionItem[] = [];
+  const valid = (kind: string) => TOKENS.some((t) => t.text === kind && t.contexts.includes(context));
+  const mk = (label: string, kind: CompletionKind, detail: string, extra: Partial<CompletionItem> = {}): CompletionItem => ({
+    label,
+    kind,
+    detail,
+    span,
+    insertText: valuePrefix + label,
+    filterText: valuePrefix + label,
+    ...extra,
+  });
+  if (prefix.startsWith(valuePrefix + "@dispvm:@tag:") && valid("@dispvm:@tag:")) {
+    for (const [t, d] of vocab.tags) items.push(mk(`@dispvm:@tag:${t}`, "tag", d));
+    return items;
+  }
+  if (prefix.startsWith(valuePrefix + "@dispvm:") && valid("@dispvm:")) {
+    for (const [t, d] of vocab.dispvmTemplates) items.push(mk(`@dispvm:${t}`, "dispvm-template", d));
+    if (valid("@dispvm:@tag:")) items.push(mk("@dispvm:@tag:", "prefix", "disposable of a template tagged …", { retrigger: true }));
+    return items;
+  }
+  if (prefix.startsWith(valuePrefix + "@tag:") && valid("@tag:")) {
+    for (const [t, d] of vocab.tags) items.push(mk(`@tag:${t}`, "tag", d));
+    return items;
+  }
+  if (prefix.startsWith(valuePrefix + "@type:") && valid("@type:")) {
+    for (const [t, d] of vocab.types) items.push(mk(`@type:${t}`, "type", d));
+    return items;
+  }
+  for (const t of TOKENS) {
+    if (!t.contexts.includes(context)) continue;
+    items.push(mk(t.text, t.prefix ? "prefix" : "keyword", t.description, { sortText: "0" + t.text, retrigger: t.prefix }));
+  }
+  items.push(mk("dom0", "qube", "the admin qube", { sortText: "1dom0" }));
+  for (const [name, d] of vocab.qubes) {
+    if (name === "dom0") continue;
+    items.push(mk(name, "qube", d, { sortText: "2" + name }));
+  }
+  if (context !== "source") {
+    for (const [name, d] of vocab.dispvmTemplates) items.push(mk(`@dispvm:${name}`, "dispvm-template", d, { sortText: "3" + name }));
+  }
+  return items;
+}
+
+function paramItems(cur: Cursor, vocab: Vocabulary, action: ActionName): CompletionItem[] {
+  const eq = cur.prefix.indexOf("=");
+  if (eq >= 0) {
+    const key = cur.prefix.slice(0, eq);
+    const info = PARAMS.find((p) => p.key === key);
+    if (!info || !info.actions.includes(action)) return [];
+    if (info.values) {
+      return info.values.map((v) => ({ label: v, kind: "value" as const, detail: `${key}=${v}`, insertText: `${key}=${v}`, filterText: `${key}=${v}`, span: cur.span }));
+    }
+    if (key === "target" || key === "default_target") return qubeItems(cur, vocab, "redirect", `${key}=`);
+    if (key === "user") {
+      return ["root", "user"].map((u) => ({ label: u, kind: "value" as const, detail: `run as ${u}`, insertText: `user=${u}`, filterText: `user=${u}`, span: cur.span }));
+    }
+    return [];
+  }
+  const used = new Set(cur.words.slice(0, cur.index).concat(cur.words.slice(cur.index + 1)).map((w) => w.text.split("=")[0]));
+  return paramsFor(action)
+    .filter((p) => !used.has(p.key))
+    .map((p) => ({ label: `${p.key}=`, kind: "param" as const, detail: `parameter of ${action}`, documentation: p.description, span: cur.span, retrigger: true }));
+}

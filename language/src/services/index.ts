@@ -1,0 +1,22 @@
+/**
+ * Editor services over the language core: pure functions that a language
+ * server (or any editor integration) adapts to its protocol. They work on
+ * {@link Span} offsets and absolute POSIX paths; nothing here knows LSP.
+ *
+ * @module
+ */
+export * from "./catalog.js";
+export * from "./describe.js";
+export * from "./analysis.js";
+export * from "./workspace.js";
+export * from "./vocabulary.js";
+export * from "./completion.js";
+export * from "./hover.js";
+export * from "./navigation.js";
+export * from "./symbols.js";
+export * from "./format.js";
+export * from "./semantic.js";
+export * from "./actions.js";
+export * from "./lens.js";
+export * from "./simulate.js";
+export { splitWords, isSpace, lineAt, editDistance, closest } from "./util.js";

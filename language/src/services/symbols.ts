@@ -1,0 +1,90 @@
+/**
+ * Document symbols (an outline of rules and directives) and folding ranges.
+ */
+import type { Span } from "../diagnostics.js";
+import type { PolicyDocument } from "../syntax/tree.js";
+import { describeRule } from "./describe.js";
+
+/** One outline entry. */
+export interface DocumentSymbol {
+  name: string;
+  detail: string;
+  kind: "rule" | "directive" | "section";
+  /** The whole line (or the section). */
+  span: Span;
+  /** The part to select and reveal. */
+  selectionSpan: Span;
+  children?: DocumentSymbol[];
+}
+
+/** A foldable region: from the start of its first line to the end of its last line. */
+export interface FoldingRange {
+  span: Span;
+  kind: "comment" | "region";
+}
+
+/**
+ * The outline of a document: a section per comment header (a comment line
+ * after a blank line or at the top, followed by rules), holding its rules and
+ * directives. Never throws.
+ */
+export function documentSymbols(doc: PolicyDocument): DocumentSymbol[] {
+  const top: DocumentSymbol[] = [];
+  let section: DocumentSymbol | undefined;
+  let prevKind: string = "blank";
+  for (const line of doc.lines) {
+    if (line.kind === "comment" && prevKind === "blank") {
+      const title = line.text.trim().replace(/^#+\s*/, "");
+      if (title) {
+        section = { name: title.slice(0, 80), detail: "", kind: "section", span: line.span, selectionSpan: line.span, children: [] };
+        top.push(section);
+      }
+    } else if (line.kind === "blank" && section && section.children!.length === 0) {
+      // A comment paragraph without rules is not a section.
+      top.splice(top.indexOf(section), 1);
+      section = undefined;
+    }
+    let sym: DocumentSymbol | undefined;
+    if (line.kind === "rule") {
+      const words = line.words.map((w) => w.text);
+      const name = doc.syntax === "service" ? words.slice(0, 2).join(" → ") : `${words[0] ?? ""} ${words[1] ?? ""}`.trim();
+      const detail = line.rule ? describeRule(line.rule) : words.slice(2).join(" ");
+      sym = { name: name || "(rule)", detail, kind: "rule", span: line.span, selectionSpan: line.words[0]?.span ?? line.span };
+    } else if (line.kind === "directive") {
+      sym = { name: [line.name.text, ...line.params.map((p) => p.text)].join(" "), detail: "directive", kind: "directive", span: line.span, selectionSpan: line.name.span };
+    }
+    if (sym) {
+      if (section) {
+        section.children!.push(sym);
+        section.span = { start: section.span.start, end: line.span.end };
+      } else top.push(sym);
+    }
+    prevKind = line.kind;
+  }
+  if (section && section.children!.length === 0) top.splice(top.indexOf(section), 1);
+  return top;
+}
+
+/** Folding ranges: runs of two or more comment lines, and blocks of consecutive rules and directives. */
+export function foldingRanges(doc: PolicyDocument): FoldingRange[] {
+  const out: FoldingRange[] = [];
+  let i = 0;
+  const lines = doc.lines;
+  while (i < lines.length) {
+    const kind = lines[i]!.kind;
+    if (kind === "blank") {
+      i++;
+      continue;
+    }
+    const group = kind === "comment" ? "comment" : "region";
+    let j = i;
+    while (j + 1 < lines.length) {
+      const k = lines[j + 1]!.kind;
+      if (k === "blank" || (k === "comment") !== (group === "comment")) break;
+      j++;
+    }
+    if (j > i) out.push({ span: { start: lines[i]!.lineSpan.start, end: lines[j]!.lineSpan.end }, kind: group });
+    i = j + 1;
+  }
+  return out;
+}

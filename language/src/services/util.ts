@@ -1,0 +1,171 @@
+/**
+ * Small helpers shared by the editor services: finding lines and words at an
+ * offset, Python-compatible whitespace splitting, paths and edit distance.
+ *
+ * Everything works on {@link Span} offsets (UTF-16, end exclusive); the
+ * language server converts them to protocol positions at its one seam.
+ */
+import type { Span } from "../diagnostics.js";
+import type { LineNode, PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
+
+/** True for the characters Python's `str.split()` treats as whitespace. */
+export function isSpace(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  return (
+    (c >= 0x09 && c <= 0x0d) ||
+    c === 0x20 ||
+    (c >= 0x1c && c <= 0x1f) ||
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+/** Splits `text[start, end)` into words the way Python's `str.split()` does, keeping spans. */
+export function splitWords(text: string, start: number, end: number, commas = false): Word[] {
+  const words: Word[] = [];
+  let i = start;
+  while (i < end) {
+    while (i < end && (isSpace(text[i]!) || (commas && text[i] === ","))) i++;
+    if (i >= end) break;
+    const s = i;
+    while (i < end && !isSpace(text[i]!) && !(commas && text[i] === ",")) i++;
+    words.push({ text: text.slice(s, i), span: { start: s, end: i } });
+  }
+  return words;
+}
+
+/** The line node whose physical line contains `offset` (the end of a line counts as inside it). */
+export function lineAt(doc: PolicyDocument, offset: number): LineNode | undefined {
+  const lines = doc.lines;
+  let lo = 0;
+  let hi = lines.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const l = lines[mid]!;
+    if (offset < l.lineSpan.start) hi = mid - 1;
+    else if (offset > l.lineSpan.end) lo = mid + 1;
+    else return l;
+  }
+  return undefined;
+}
+
+/** The line node for a 1-based physical line number. */
+export function lineByNumber(doc: PolicyDocument, line: number): LineNode | undefined {
+  const direct = doc.lines[line - 1];
+  if (direct && direct.line === line) return direct;
+  return doc.lines.find((l) => l.line === line);
+}
+
+/** True when `offset` lies inside `span` or touches its end. */
+export function touches(span: Span, offset: number): boolean {
+  return offset >= span.start && offset <= span.end;
+}
+
+/** The end of a line including its line terminator (the start of the next line, or the text end). */
+export function lineEndWithTerminator(doc: PolicyDocument, line: LineNode): number {
+  const idx = doc.lines.indexOf(line);
+  const next = idx >= 0 ? doc.lines[idx + 1] : undefined;
+  return next ? next.lineSpan.start : doc.text.length;
+}
+
+/** True when a qube token names dom0 (`dom0`, `@adminvm`, or the all-zero UUID). */
+export function isDom0ish(text: string): boolean {
+  return text === "dom0" || text === "@adminvm" || text === "uuid:00000000-0000-0000-0000-000000000000";
+}
+
+/** The rule line's word at `offset`, with its role. */
+export type WordRole =
+  | "service"
+  | "argument"
+  | "source"
+  | "target"
+  | "action"
+  | "param"
+  | "directive"
+  | "directive-param"
+  | "other";
+
+/** Which column of a rule line a word is. */
+export function roleOfWord(line: RuleLine, word: Word): WordRole {
+  if (line.serviceWord === word) return "service";
+  if (line.argumentWord === word) return "argument";
+  if (line.sourceWord === word) return "source";
+  if (line.targetWord === word) return "target";
+  if (line.actionWord === word) return "action";
+  return "param";
+}
+
+/** Lexical normalisation of an absolute POSIX path (`.` and `..` resolved, duplicate slashes removed). */
+export function normalize(path: string): string {
+  const parts: string[] = [];
+  for (const p of path.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return "/" + parts.join("/");
+}
+
+/** Joins a relative path onto a directory, or returns an absolute one as is, normalised. */
+export function resolvePath(dir: string, path: string): string {
+  return normalize(path.startsWith("/") ? path : `${dir}/${path}`);
+}
+
+/** The directory part of an absolute path. */
+export function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+/** The last component of a path. */
+export function basename(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** Levenshtein distance, capped for speed. */
+export function editDistance(a: string, b: string, cap = 4): number {
+  if (Math.abs(a.length - b.length) > cap) return cap + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      cur.push(v);
+      if (v < best) best = v;
+    }
+    if (best > cap) return cap + 1;
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidates to `word` (distance at most 2, or a case-insensitive match). */
+export function closest(word: string, candidates: Iterable<string>, max = 3): string[] {
+  const scored: Array<[number, string]> = [];
+  const lower = word.toLowerCase();
+  for (const c of candidates) {
+    if (c === word) continue;
+    const d = c.toLowerCase() === lower ? 0 : editDistance(word, c, 2);
+    if (d <= 2) scored.push([d, c]);
+  }
+  scored.sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : 1));
+  return scored.slice(0, max).map((s) => s[1]);
+}
+
+/** A stable text key of a qube token, for indexes. */
+export function tokenKey(t: QubeToken): string {
+  return isDom0ish(t.text) ? "dom0" : t.text;
+}
+
+/** Quotes user input for messages, as the style guide asks. */
+export function code(text: string): string {
+  return "`" + text + "`";
+}

@@ -1,0 +1,71 @@
+/**
+ * The names an editor can offer: qubes, tags, types and disposable templates
+ * from the system model, plus everything the policy itself mentions.
+ * Computed once per {@link PolicySnapshot} and cached.
+ */
+import type { PolicySnapshot } from "./workspace.js";
+import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
+import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
+import { isDom0ish } from "./util.js";
+import type { QubeToken } from "../syntax/tree.js";
+
+/** Names known to the editor, each with where it comes from. */
+export interface Vocabulary {
+  /** Qube name → detail (its type in the system model, or `seen in the policy`). */
+  qubes: Map<string, string>;
+  tags: Map<string, string>;
+  types: Map<string, string>;
+  dispvmTemplates: Map<string, string>;
+  /** Service → arguments (with `+`). */
+  services: Map<string, Set<string>>;
+}
+
+const cache = new WeakMap<PolicySnapshot, Vocabulary>();
+
+/** The vocabulary of a snapshot (cached). */
+export function vocabulary(snapshot: PolicySnapshot | undefined): Vocabulary {
+  if (snapshot) {
+    const hit = cache.get(snapshot);
+    if (hit) return hit;
+  }
+  const v: Vocabulary = { qubes: new Map(), tags: new Map(), types: new Map(), dispvmTemplates: new Map(), services: new Map() };
+  for (const s of STANDARD_SERVICES) v.services.set(s.name, new Set(s.arguments ?? []));
+  for (const t of STANDARD_TYPES) v.types.set(t, "Qubes qube type");
+  const system = snapshot?.system;
+  if (system) {
+    for (const name of systemQubes(system)) {
+      const info = system.domains.get(name)!;
+      const bits = [typeof info.type === "string" ? info.type : "qube"];
+      if (Array.isArray(info.tags) && info.tags.length) bits.push(`tags: ${info.tags.join(", ")}`);
+      v.qubes.set(name, bits.join(" · "));
+    }
+    for (const t of systemTags(system)) v.tags.set(t, "tag in the system model");
+    for (const t of systemTypes(system)) v.types.set(t, "type in the system model");
+    for (const t of dispvmTemplates(system)) v.dispvmTemplates.set(t, "disposable template");
+  }
+  if (snapshot) {
+    const seenToken = (t: QubeToken | null) => {
+      if (!t) return;
+      if (t.kind === "name" && !isDom0ish(t.text) && !v.qubes.has(t.text)) v.qubes.set(t.text, "seen in the policy");
+      else if (t.kind === "tag" && !v.tags.has(t.value)) v.tags.set(t.value, "seen in the policy");
+      else if (t.kind === "type" && !v.types.has(t.value)) v.types.set(t.value, "seen in the policy");
+      else if (t.kind === "dispvm-template" && !v.dispvmTemplates.has(t.value) && !system) v.dispvmTemplates.set(t.value, "seen in the policy");
+    };
+    for (const f of snapshot.files.values()) {
+      for (const line of f.document.lines) {
+        if (line.kind !== "rule" || !line.rule) continue;
+        seenToken(line.rule.source);
+        seenToken(line.rule.target);
+        seenToken(line.rule.redirect);
+        seenToken(line.rule.defaultTarget);
+      }
+    }
+    for (const [svc, args] of snapshot.services) {
+      let set = v.services.get(svc);
+      if (!set) v.services.set(svc, (set = new Set()));
+      for (const a of args) set.add(a);
+    }
+  }
+  if (snapshot) cache.set(snapshot, v);
+  return v;
+}

@@ -1,0 +1,300 @@
+/**
+ * The editor's view of a whole policy: load it as the daemon does, collect
+ * every diagnostic by file, recover the rules even when some lines are wrong,
+ * and run the analysis rules. Pure: files are read through a {@link PolicyFileSystem}.
+ */
+import type { Diagnostic } from "../diagnostics.js";
+import type { SystemInfo } from "../eval/types.js";
+import { loadPolicy } from "../loader/load.js";
+import {
+  LEGACY_POLICY_DIR,
+  POLICY_DIR,
+  RUNTIME_POLICY_DIR,
+  type CompiledPolicy,
+  type LoadedFile,
+  type LoadResult,
+  type PolicyFileSystem,
+  type PolicyRule,
+} from "../loader/types.js";
+import { parseDocument } from "../syntax/parse.js";
+import type { PolicyDocument, SyntaxKind } from "../syntax/tree.js";
+import { runAnalysis, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
+import { basename, dirname, normalize } from "./util.js";
+
+/** Options of {@link analyzeWorkspace}. */
+export interface WorkspaceOptions {
+  /** Main policy directory (default `/etc/qubes/policy.d`). */
+  policyDir?: string;
+  /** Runtime policy directory (default `/run/qubes/policy.d`; `null` to skip it). */
+  runtimeDir?: string | null;
+  /** Legacy R4.0 directory (default `/etc/qubes-rpc/policy`). */
+  legacyDir?: string;
+  /** The system model, or `null`: then the checks of qube, tag and type names are off. */
+  system?: SystemInfo | null;
+  /** Severity overrides of the analysis rules. */
+  analysis?: AnalysisConfig;
+  /** Documents open in the editor that should be checked even when no policy file includes them (absolute paths). */
+  extraDocuments?: readonly string[];
+}
+
+/** An analysed policy: what the editor services work on. Immutable. */
+export interface PolicySnapshot {
+  readonly fs: PolicyFileSystem;
+  readonly policyDir: string;
+  readonly runtimeDir: string | null;
+  readonly legacyDir: string;
+  readonly system: SystemInfo | null;
+  /** The strict load result, as the daemon would see the policy. */
+  readonly load: LoadResult;
+  /** The compiled policy when it loads without errors, else `null` (then nothing can be evaluated). */
+  readonly policy: CompiledPolicy | null;
+  /** The rules in first-match order; when the policy has errors, the rules of the lines without errors. */
+  readonly rules: readonly PolicyRule[];
+  /** Every file that took part, by absolute path. */
+  readonly files: ReadonlyMap<string, LoadedFile>;
+  /** Diagnostics (engine and analysis) by absolute path. */
+  readonly diagnostics: ReadonlyMap<string, readonly AnalysisDiagnostic[]>;
+  /** Diagnostics that belong to no file (for example a missing policy directory). */
+  readonly policyDiagnostics: readonly Diagnostic[];
+  /** Services seen in the policy, with the arguments seen for each. */
+  readonly services: ReadonlyMap<string, ReadonlySet<string>>;
+  /** The document at a path: the loaded one, or the file parsed on demand. */
+  document(path: string): PolicyDocument | undefined;
+  /** The syntax a file is read in (service syntax for legacy and `!include-service` files). */
+  syntaxOf(path: string): SyntaxKind;
+}
+
+/** Splits text into physical lines the way the daemon's file loader does (universal newlines), keeping terminators. */
+function splitLinesKeep(text: string): string[] {
+  return text.match(/[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$/g) ?? [];
+}
+
+/** A file system that blanks the given lines (same length, so offsets stay) and hides the given files. */
+function repairedFs(base: PolicyFileSystem, blank: Map<string, Set<number>>, hidden: Set<string>): PolicyFileSystem {
+  const fs: PolicyFileSystem = {
+    stat: (p) => (hidden.has(normalize(p)) ? undefined : base.stat(p)),
+    readDir: (p) => {
+      const names = base.readDir(p);
+      const dir = normalize(p);
+      return names?.filter((n) => !hidden.has(`${dir === "/" ? "" : dir}/${n}`));
+    },
+    readFile: (p) => {
+      const text = base.readFile(p);
+      const lines = text === undefined ? undefined : blank.get(normalize(p));
+      if (text === undefined || !lines) return text;
+      return splitLinesKeep(text)
+        .map((l, i) => {
+          if (!lines.has(i + 1)) return l;
+          const m = /(\r\n|\r|\n)$/.exec(l);
+          const body = m ? l.slice(0, -m[0].length) : l;
+          return (body.length ? "#" + " ".repeat(body.length - 1) : "") + (m ? m[0] : "");
+        })
+        .join("");
+    },
+  };
+  if (base.realPath) fs.realPath = (p) => base.realPath!(p);
+  return fs;
+}
+
+/**
+ * Loads and analyses a whole policy. Never throws: a failure of the loader
+ * or of an analysis rule becomes a diagnostic.
+ */
+export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions = {}): PolicySnapshot {
+  const policyDir = normalize(options.policyDir ?? POLICY_DIR);
+  const runtimeDir = options.runtimeDir === null ? null : normalize(options.runtimeDir ?? RUNTIME_POLICY_DIR);
+  const legacyDir = normalize(options.legacyDir ?? LEGACY_POLICY_DIR);
+  const system = options.system ?? null;
+  const loadOptions = { policyDir, runtimeDir, legacyDir, collectAll: true } as const;
+
+  let load: LoadResult;
+  try {
+    load = loadPolicy(fs, loadOptions);
+  } catch (e) {
+    const message = `internal error while loading the policy: ${String(e).split("\n")[0]}`;
+    load = {
+      ok: false,
+      error: { error: "EngineError", message, code: "internal-error" },
+      diagnostics: [{ code: "internal-error", severity: "error", message, span: { start: 0, end: 0 }, line: 1 }],
+      files: [],
+    };
+  }
+
+  const files = new Map<string, LoadedFile>();
+  const fileToPath = new Map<string, string>();
+  const addFiles = (list: readonly LoadedFile[]) => {
+    for (const f of list) {
+      const p = normalize(f.path);
+      if (!files.has(p)) files.set(p, f);
+      if (!fileToPath.has(f.file)) fileToPath.set(f.file, p);
+    }
+  };
+  addFiles(load.ok ? load.policy.files : load.files);
+
+  const pathOf = (d: Diagnostic): string | undefined => {
+    if (!d.file) return undefined;
+    const known = fileToPath.get(d.file);
+    if (known) return known;
+    if (d.file.startsWith("/")) return normalize(d.file);
+    return `${policyDir}/${d.file}`;
+  };
+
+  // Recover the rules of the valid lines when the policy has errors.
+  let policy: CompiledPolicy | null = load.ok ? load.policy : null;
+  let rules: readonly PolicyRule[] = load.ok ? load.policy.rules : [];
+  if (!load.ok) {
+    const blank = new Map<string, Set<number>>();
+    const hidden = new Set<string>();
+    let diags: Diagnostic[] = load.diagnostics;
+    for (let round = 0; round < 4; round++) {
+      let added = false;
+      for (const d of diags) {
+        if (d.severity !== "error") continue;
+        const p = pathOf(d);
+        if (d.code === "invalid-filename") {
+          const m = /invalid filename: (.*)$/.exec(d.message);
+          const target = m ? normalize(m[1]!) : p;
+          if (target && !hidden.has(target)) {
+            hidden.add(target);
+            added = true;
+          }
+          continue;
+        }
+        if (!p) continue;
+        let set = blank.get(p);
+        if (!set) blank.set(p, (set = new Set()));
+        if (!set.has(d.line)) {
+          set.add(d.line);
+          added = true;
+        }
+      }
+      if (!added) break;
+      try {
+        const r = loadPolicy(repairedFs(fs, blank, hidden), loadOptions);
+        if (r.ok) {
+          rules = r.policy.rules;
+          addFiles(r.policy.files);
+          break;
+        }
+        addFiles(r.files);
+        diags = r.diagnostics;
+      } catch {
+        break;
+      }
+    }
+  }
+
+  // Engine diagnostics by file.
+  const diagnostics = new Map<string, AnalysisDiagnostic[]>();
+  const policyDiagnostics: Diagnostic[] = [];
+  const seen = new Set<string>();
+  const push = (path: string, d: AnalysisDiagnostic) => {
+    const key = `${path}\0${d.code}\0${d.span.start}\0${d.span.end}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    let list = diagnostics.get(path);
+    if (!list) diagnostics.set(path, (list = []));
+    list.push(d);
+  };
+  for (const d of load.diagnostics) {
+    const p = pathOf(d);
+    if (p) push(p, d);
+    else policyDiagnostics.push(d);
+  }
+  if (load.ok) {
+    for (const d of load.policy.warnings) {
+      const p = pathOf(d);
+      if (p) push(p, d);
+      else policyDiagnostics.push(d);
+    }
+  }
+
+  // Documents: loaded files, plus extra open documents parsed on demand.
+  const parsed = new Map<string, PolicyDocument | null>();
+  const syntaxOf = (path: string): SyntaxKind => {
+    const p = normalize(path);
+    const f = files.get(p);
+    if (f) return f.syntax;
+    return dirname(p) === legacyDir ? "service" : "policy";
+  };
+  const document = (path: string): PolicyDocument | undefined => {
+    const p = normalize(path);
+    const f = files.get(p);
+    if (f) return f.document;
+    if (!parsed.has(p)) {
+      const text = fs.readFile(p);
+      parsed.set(p, text === undefined ? null : parseDocument(text, { syntax: syntaxOf(p), file: p }));
+    }
+    return parsed.get(p) ?? undefined;
+  };
+
+  const analyzed: AnalyzedDocument[] = [...files.entries()].map(([path, f]) => ({ path, document: f.document }));
+  for (const extra of options.extraDocuments ?? []) {
+    const p = normalize(extra);
+    if (files.has(p)) continue;
+    const doc = document(p);
+    if (!doc) continue;
+    analyzed.push({ path: p, document: doc });
+    for (const d of doc.diagnostics) push(p, d);
+  }
+
+  const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
+  const found = runAnalysis({ rules, documents: analyzed, system, listedDirs }, options.analysis);
+  for (const [p, list] of found) {
+    for (const d of list) {
+      // The analysis explains the engine's invalid-filename error; keep one of them.
+      if (d.code === "filename-disables-policy") {
+        const dup = policyDiagnostics.findIndex((x) => x.code === "invalid-filename" && x.message.includes(p));
+        if (dup >= 0) policyDiagnostics.splice(dup, 1);
+        const own = diagnostics.get(p);
+        if (own) {
+          const i = own.findIndex((x) => x.code === "invalid-filename");
+          if (i >= 0) own.splice(i, 1);
+        }
+      }
+      push(p, d);
+    }
+  }
+  for (const list of diagnostics.values()) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
+
+  const services = new Map<string, Set<string>>();
+  for (const f of files.values()) {
+    for (const line of f.document.lines) {
+      if (line.kind !== "rule" || !line.rule || line.rule.service === null) continue;
+      let set = services.get(line.rule.service);
+      if (!set) services.set(line.rule.service, (set = new Set()));
+      if (line.rule.argument !== null) set.add(line.rule.argument);
+    }
+  }
+  for (const r of rules) {
+    if (r.service === null) continue;
+    let set = services.get(r.service);
+    if (!set) services.set(r.service, (set = new Set()));
+    if (r.argument !== null) set.add(r.argument);
+  }
+
+  return {
+    fs,
+    policyDir,
+    runtimeDir,
+    legacyDir,
+    system,
+    load,
+    policy,
+    rules,
+    files,
+    diagnostics,
+    policyDiagnostics,
+    services,
+    document,
+    syntaxOf,
+  };
+}
+
+/** True when a path is a `.policy` file the engine lists from one of the snapshot's directories. */
+export function isListedPolicyFile(snapshot: PolicySnapshot, path: string): boolean {
+  const p = normalize(path);
+  const dir = dirname(p);
+  const name = basename(p);
+  return (dir === snapshot.policyDir || dir === snapshot.runtimeDir) && name.endsWith(".policy") && !name.startsWith(".");
+}

@@ -1,0 +1,287 @@
+/**
+ * `parseDocument`: the tolerant parse of one policy document, and the line
+ * scanner the loader shares with it.
+ *
+ * The Chevrotain lexer (`lexer.ts`) yields one token per non-blank line and
+ * the line ends, which a linear pass groups into physical lines
+ * (`document := line (Newline line)*`, `line := content?`); each
+ * line is then split into words with Python's whitespace rules and
+ * interpreted as a comment, a directive or a rule with the engine's checks
+ * (`rule.ts`). Nothing here throws: every problem becomes a diagnostic on its
+ * line, and the rest of the document still parses.
+ */
+import { tokenMatcher, type IToken } from "chevrotain";
+import { Diagnostic, type Span } from "../diagnostics.js";
+import { lexerFor, Newline } from "./lexer.js";
+import { isPyWhitespace } from "./python.js";
+import {
+  buildRule,
+  fieldSpan,
+  isLineError,
+  newTokenCache,
+  validateServiceArgument,
+  type Fields,
+  type LineError,
+  type ServiceArgument,
+  type TokenCache,
+} from "./rule.js";
+import type { DirectiveLine, DirectiveName, LineNode, NewlineMode, ParamNode, PolicyDocument, RuleLine, RuleNode, SyntaxKind, Word } from "./tree.js";
+
+/** Options of {@link parseDocument}. */
+export interface ParseOptions {
+  /** The grammar (default `policy`). */
+  syntax?: SyntaxKind;
+  /** What ends a line (default `universal`, as the daemon reads files). */
+  newlines?: NewlineMode;
+  /** The file name to put on diagnostics. */
+  file?: string;
+  /** Service syntax only: the service and argument the rules get (default `*`/`*`, shown as `null`). */
+  service?: string | null;
+  argument?: string | null;
+}
+
+/** One physical line as the scanner reports it. */
+export interface ScannedLine {
+  /** 1-based line number. */
+  line: number;
+  lineStart: number;
+  lineEnd: number;
+  kind: "blank" | "comment" | "directive" | "rule";
+  /** The stripped content. */
+  start: number;
+  end: number;
+}
+
+/**
+ * Runs the Chevrotain lexer over `text` and calls `onLine` for
+ * every physical line, in order. Returns the number of lines.
+ */
+export function scanLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
+  const tokens = lexerFor(newlines).tokenize(text).tokens;
+  // The line structure is regular (at most one content token, then a line
+  // ending), so grouping is one linear pass over the token vector.
+  const contents: (IToken | undefined)[] = [];
+  const ends: IToken[] = [];
+  let pending: IToken | undefined;
+  for (let k = 0; k < tokens.length; k++) {
+    const t = tokens[k]!;
+    if (tokenMatcher(t, Newline)) {
+      contents.push(pending);
+      ends.push(t);
+      pending = undefined;
+    } else {
+      // INVARIANT: a content token runs to the end of its line, so a line never holds two.
+      pending = t;
+    }
+  }
+  contents.push(pending);
+  const count = contents.length;
+  let lineStart = 0;
+  const l: ScannedLine = { line: 0, lineStart: 0, lineEnd: 0, kind: "blank", start: 0, end: 0 };
+  for (let k = 0; k < count; k++) {
+    const nl = ends[k];
+    const lineEnd = nl ? nl.startOffset : text.length;
+    const tok = contents[k];
+    l.line = k + 1;
+    l.lineStart = lineStart;
+    l.lineEnd = lineEnd;
+    if (tok === undefined) {
+      l.kind = "blank";
+      l.start = l.end = lineStart;
+    } else {
+      const start = tok.startOffset;
+      let end = start + tok.image.length;
+      while (end > start && isPyWhitespace(text.charCodeAt(end - 1))) end--;
+      const c = text.charCodeAt(start);
+      l.kind = c === 35 ? "comment" : c === 33 ? "directive" : "rule";
+      l.start = start;
+      l.end = end;
+    }
+    onLine(l);
+    if (nl) lineStart = nl.startOffset + nl.image.length;
+  }
+  return count;
+}
+
+/** Splits `text[start, end)` on Python whitespace into `f` (cleared first). */
+export function splitFields(text: string, start: number, end: number, f: Fields): void {
+  f.texts.length = 0;
+  f.starts.length = 0;
+  let i = start;
+  while (i < end) {
+    while (i < end && isPyWhitespace(text.charCodeAt(i))) i++;
+    if (i >= end) break;
+    const s = i;
+    while (i < end && !isPyWhitespace(text.charCodeAt(i))) i++;
+    f.texts.push(text.slice(s, i));
+    f.starts.push(s);
+  }
+}
+
+/**
+ * Service syntax: the textual `$include:` → `!include `, `$` → `@`, `,` → ` `
+ * rewriting of the engine, then splitting. The rewriting keeps every offset,
+ * so spans still point into the original text. Returns false when the
+ * rewritten line does not start with a word (it starts with a comma).
+ */
+export function splitLegacyFields(text: string, start: number, end: number, f: Fields): boolean {
+  const line = text.slice(start, end).replaceAll("$include:", "!include ").replaceAll("$", "@").replaceAll(",", " ");
+  splitFields(line, 0, line.length, f);
+  for (let k = 0; k < f.starts.length; k++) f.starts[k]! += start;
+  return f.starts.length > 0 && f.starts[0] === start;
+}
+
+const DIRECTIVES: Record<string, DirectiveName> = {
+  "!include": "include",
+  "!include-dir": "include-dir",
+  "!include-service": "include-service",
+  "!compat-4.0": "compat-4.0",
+};
+const PARAM_COUNT: Record<DirectiveName, number> = { include: 1, "include-dir": 1, "include-service": 3, "compat-4.0": 0 };
+
+/** A checked directive: which one, and the service/argument for `!include-service`. */
+export interface DirectiveCheck {
+  directive: DirectiveName | null;
+  service?: string | null;
+  argument?: string | null;
+  error?: LineError;
+}
+
+/** Checks a directive line (fields already split), in the engine's order. */
+export function checkDirective(f: Fields, syntax: SyntaxKind, lineSpan: Span): DirectiveCheck {
+  const name = f.texts[0]!;
+  const known = DIRECTIVES[name];
+  // In service syntax only `!include` (also written `$include:`) exists.
+  if (known === undefined || (syntax === "service" && known !== "include")) {
+    return {
+      directive: null,
+      error: {
+        code: "invalid-directive",
+        message: "invalid directive",
+        span: fieldSpan(f, 0),
+        help: syntax === "service" ? "legacy service files only know `!include PATH` (or `$include:PATH`)" : "the directives are `!include`, `!include-dir`, `!include-service` and `!compat-4.0`",
+      },
+    };
+  }
+  if (f.texts.length - 1 !== PARAM_COUNT[known]) {
+    const help =
+      known === "include-service"
+        ? "write `!include-service SERVICE ARGUMENT PATH`"
+        : known === "compat-4.0"
+          ? "`!compat-4.0` takes no parameters"
+          : `write \`${name} PATH\` (paths cannot contain spaces)`;
+    return { directive: known, error: { code: "invalid-number-of-params", message: "invalid number of params", span: lineSpan, help } };
+  }
+  if (known === "include-service") {
+    const sa = validateServiceArgument(f.texts[1]!, f.texts[2]!, fieldSpan(f, 1), fieldSpan(f, 2));
+    if (isLineError(sa)) return { directive: known, error: sa };
+    return { directive: known, service: sa.service, argument: sa.argument };
+  }
+  return { directive: known };
+}
+
+/**
+ * Checks a rule line (fields already split). `sa` is the service and argument
+ * of a service-syntax file; `null` means the policy syntax (columns 1 and 2).
+ */
+export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[]): RuleNode | LineError {
+  const policy = sa === null;
+  if (f.texts.length < (policy ? 5 : 3)) {
+    return {
+      code: "wrong-number-of-fields",
+      message: "wrong number of fields",
+      span: lineSpan,
+      help:
+        (policy ? "a rule is `SERVICE ARGUMENT SOURCE TARGET ACTION [PARAMS]`" : "a rule is `SOURCE TARGET ACTION[,PARAMS]`") +
+        (f.texts[0]?.charCodeAt(0) === 0xfeff ? "; the file starts with a byte order mark, which the engine does not skip" : ""),
+    };
+  }
+  if (policy) {
+    const key = cache ? f.texts[0]! + "\0" + f.texts[1]! : "";
+    let r: ServiceArgument | LineError | undefined = cache?.serviceArgument.get(key);
+    if (r === undefined) {
+      r = validateServiceArgument(f.texts[0]!, f.texts[1]!, fieldSpan(f, 0), fieldSpan(f, 1));
+      if (isLineError(r)) return r;
+      cache?.serviceArgument.set(key, r);
+    }
+    return buildRule(r, f, 2, cache, params);
+  }
+  return buildRule(sa, f, 0, cache, params);
+}
+
+function words(f: Fields): Word[] {
+  const out: Word[] = new Array(f.texts.length);
+  for (let k = 0; k < f.texts.length; k++) out[k] = { text: f.texts[k]!, span: fieldSpan(f, k) };
+  return out;
+}
+
+/**
+ * Parses one policy document. Never throws; returns every physical line and
+ * the engine's first error of each line as a diagnostic.
+ */
+export function parseDocument(text: string, options: ParseOptions = {}): PolicyDocument {
+  const syntax = options.syntax ?? "policy";
+  const newlines = options.newlines ?? "universal";
+  const diagnostics: Diagnostic[] = [];
+  const lines: LineNode[] = [];
+  const sa: ServiceArgument | null = syntax === "service" ? { service: options.service ?? null, argument: options.argument ?? null } : null;
+  const f: Fields = { texts: [], starts: [] };
+  const cache = newTokenCache();
+  const report = (err: LineError, line: number) => {
+    const d = Diagnostic.create(err.code, err.message, err.span, line);
+    if (err.help) d.help = err.help;
+    if (options.file !== undefined) d.file = options.file;
+    diagnostics.push(d);
+  };
+  scanLines(text, newlines, (l) => {
+    const lineSpan = { start: l.lineStart, end: l.lineEnd };
+    const span = { start: l.start, end: l.end };
+    if (l.kind === "blank") {
+      lines.push({ kind: "blank", line: l.line, lineSpan, span });
+      return;
+    }
+    if (l.kind === "comment") {
+      lines.push({ kind: "comment", line: l.line, lineSpan, span, text: text.slice(l.start + 1, l.end) });
+      return;
+    }
+    let directive = l.kind === "directive";
+    if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
+    else splitFields(text, l.start, l.end, f);
+    if (directive) {
+      const check = checkDirective(f, syntax, span);
+      const ws = words(f);
+      const node: DirectiveLine = { kind: "directive", line: l.line, lineSpan, span, name: ws[0]!, directive: check.directive, params: ws.slice(1) };
+      if (check.error) report(check.error, l.line);
+      else if (check.directive === "include-service") {
+        node.service = check.service ?? null;
+        node.argument = check.argument ?? null;
+      }
+      lines.push(node);
+      return;
+    }
+    const ws = words(f);
+    const node: RuleLine = { kind: "rule", line: l.line, lineSpan, span, words: ws, params: [], rule: null };
+    const base = sa === null ? 2 : 0;
+    if (sa === null) {
+      node.serviceWord = ws[0];
+      node.argumentWord = ws[1];
+    }
+    node.sourceWord = ws[base];
+    node.targetWord = ws[base + 1];
+    node.actionWord = ws[base + 2];
+    const r = checkRule(f, sa, span, cache, node.params);
+    if (isLineError(r)) {
+      report(r, l.line);
+      // Keep every parameter visible to editors, also those after the error.
+      for (let k = base + 3 + node.params.length; k < ws.length; k++) {
+        const w = ws[k]!;
+        const eq = w.text.indexOf("=");
+        node.params.push(eq < 0 ? { key: "", value: w.text, span: w.span } : { key: w.text.slice(0, eq), value: w.text.slice(eq + 1), span: w.span });
+      }
+    } else {
+      node.rule = r;
+    }
+    lines.push(node);
+  });
+  return { text, syntax, newlines, lines, diagnostics };
+}

@@ -1,0 +1,71 @@
+/**
+ * The one seam between the language core's offsets and LSP positions
+ * (P5: spans are UTF-16 offsets, end exclusive; LSP uses line/character).
+ */
+import { TextDocument } from "vscode-languageserver-textdocument";
+import type { AnalysisDiagnostic, Severity, Span } from "@qubes-kit/language";
+import {
+  DiagnosticSeverity,
+  DiagnosticTag,
+  type Diagnostic as LspDiagnostic,
+  type Position,
+  type Range,
+} from "vscode-languageserver-types";
+
+/** Something that maps offsets to positions (a `TextDocument`). */
+export interface PositionMapper {
+  positionAt(offset: number): Position;
+  offsetAt(position: Position): number;
+}
+
+/** A span as an LSP range. */
+export function toRange(doc: PositionMapper, span: Span): Range {
+  return { start: doc.positionAt(span.start), end: doc.positionAt(span.end) };
+}
+
+/** An LSP range as a span. */
+export function toSpan(doc: PositionMapper, range: Range): Span {
+  return { start: doc.offsetAt(range.start), end: doc.offsetAt(range.end) };
+}
+
+/** A text as a position mapper. */
+export function mapperFor(text: string): PositionMapper {
+  return TextDocument.create("file:///x", "qrexecpolicy", 0, text);
+}
+
+const SEVERITY: Record<Severity, DiagnosticSeverity> = {
+  error: DiagnosticSeverity.Error,
+  warning: DiagnosticSeverity.Warning,
+  info: DiagnosticSeverity.Information,
+  hint: DiagnosticSeverity.Hint,
+};
+
+/** The `source` of every diagnostic the server publishes. */
+export const DIAGNOSTIC_SOURCE = "qubes-policy";
+
+/** A core diagnostic as an LSP diagnostic. `related` maps a related path to its URI and mapper. */
+export function toLspDiagnostic(
+  doc: PositionMapper,
+  d: AnalysisDiagnostic,
+  related?: (path: string) => { uri: string; mapper: PositionMapper } | undefined,
+): LspDiagnostic {
+  const out: LspDiagnostic = {
+    range: toRange(doc, d.span),
+    severity: SEVERITY[d.severity] ?? DiagnosticSeverity.Error,
+    code: d.code,
+    source: DIAGNOSTIC_SOURCE,
+    message: d.message,
+    data: { code: d.code, ...(d.help ? { help: d.help } : {}), ...(d.data ? { data: d.data } : {}) },
+  };
+  if (d.code === "shadowed-rule") out.tags = [DiagnosticTag.Unnecessary];
+  if (d.code === "legacy-token-in-new-format" || d.code === "compat-transitional") out.tags = [DiagnosticTag.Deprecated];
+  if (related && d.related?.length) {
+    const infos = [];
+    for (const r of d.related) {
+      const target = related(r.path);
+      if (target) infos.push({ location: { uri: target.uri, range: toRange(target.mapper, r.span) }, message: r.message });
+    }
+    if (infos.length) out.relatedInformation = infos;
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+/**
+ * The seam between the server and the machine it runs on: a file system on
+ * disk paths and a way to fetch the system model. The Node entry implements
+ * it over `node:fs` and qubesd; the browser entry has only open documents.
+ */
+import type { FileKind, RawSystemInfo } from "@qubes-kit/language";
+import type { QubesPolicySettings } from "./protocol.js";
+
+/** Read access to the disk (absolute paths). Every method returns `undefined` for a missing path and never throws. */
+export interface HostFileSystem {
+  stat(path: string): FileKind | undefined;
+  readDir(path: string): string[] | undefined;
+  readFile(path: string): string | undefined;
+  /** Forgets cached contents (all, or the given paths). */
+  invalidate?(paths?: readonly string[]): void;
+}
+
+/** The outcome of fetching a system model. */
+export interface SystemLoadResult {
+  raw: RawSystemInfo | null;
+  /** Why there is no model (one line), when `raw` is `null` although a source was configured. */
+  error?: string;
+}
+
+/** What the server needs from its environment. */
+export interface ServerHost {
+  fs: HostFileSystem;
+  /** Fetches the raw system model the settings ask for (`folder`: the first workspace folder, for relative paths). */
+  loadSystem(settings: QubesPolicySettings, folder: string | undefined): Promise<SystemLoadResult>;
+}
+
+/** A host without a disk: only open documents exist (browsers, workers, tests). */
+export function createMemoryHost(files: Record<string, string> = {}): ServerHost {
+  const data = new Map(Object.entries(files));
+  const fs: HostFileSystem = {
+    stat(path) {
+      if (data.has(path)) return "file";
+      const prefix = path.endsWith("/") ? path : path + "/";
+      for (const k of data.keys()) if (k.startsWith(prefix)) return "dir";
+      return undefined;
+    },
+    readDir(path) {
+      const prefix = path.endsWith("/") ? path : path + "/";
+      const names = new Set<string>();
+      for (const k of data.keys()) if (k.startsWith(prefix)) names.add(k.slice(prefix.length).split("/")[0]!);
+      return names.size ? [...names] : undefined;
+    },
+    readFile: (path) => data.get(path),
+  };
+  return {
+    fs,
+    async loadSystem(settings) {
+      const source = settings.system?.source ?? "none";
+      if (source === "none") return { raw: null };
+      if (source === "file" && settings.system?.file) {
+        const text = data.get(settings.system.file);
+        if (text === undefined) return { raw: null, error: `system model file not found: ${settings.system.file}` };
+        try {
+          return { raw: JSON.parse(text) as RawSystemInfo };
+        } catch (e) {
+          return { raw: null, error: `system model file is not valid json: ${settings.system.file}` };
+        }
+      }
+      return { raw: null, error: `system source ${source} is not available here` };
+    },
+  };
+}

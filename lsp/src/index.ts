@@ -1,0 +1,18 @@
+/**
+ * `@qubes-kit/lsp`: the qrexec policy language server as a library.
+ *
+ * - {@link startServer}: serve on any `vscode-languageserver` connection with a {@link ServerHost}.
+ * - {@link createNodeHost}: the disk and the system model on Node.js.
+ * - The custom requests (`qubes/evaluate`, `qubes/explain`, `qubes/systemModel`,
+ *   `qubes/decisionTable`) and settings are typed in `protocol.ts`.
+ *
+ * The `qkit-lsp` binary is `dist/server.cjs`; the browser/worker entry is `dist/browser.js`.
+ *
+ * @packageDocumentation
+ */
+export * from "./protocol.js";
+export { startServer, LANGUAGE_ID, type PolicyServer, type StartOptions } from "./server-core.js";
+export { createMemoryHost, type HostFileSystem, type ServerHost, type SystemLoadResult } from "./host.js";
+export { createNodeHost, createNodeFileSystem, fetchSystemInfoFromSocket, loadSystemModel, DEFAULT_INTERNAL_SOCKET } from "./node-host.js";
+export { PolicyProject, findPolicyDirIn, guessPolicyRoot, type DocumentOverlay } from "./project.js";
+export { toRange, toSpan, toLspDiagnostic, DIAGNOSTIC_SOURCE } from "./convert.js";

@@ -1,0 +1,149 @@
+/**
+ * The Node.js host: the disk through `node:fs` (cached by modification
+ * time) and the system model from a snapshot file, qubesd's internal
+ * socket, or the SDK.
+ */
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import type { RawSystemInfo } from "@qubes-kit/language";
+import type { HostFileSystem, ServerHost, SystemLoadResult } from "./host.js";
+import type { QubesPolicySettings } from "./protocol.js";
+
+/** qubesd's internal socket, which answers `internal.GetSystemInfo`. */
+export const DEFAULT_INTERNAL_SOCKET = "/var/run/qubesd.internal.sock";
+
+/** A disk file system with a text cache validated by modification time and size. */
+export function createNodeFileSystem(): HostFileSystem {
+  const cache = new Map<string, { mtimeMs: number; size: number; text: string }>();
+  return {
+    stat(p) {
+      try {
+        const s = fs.statSync(p);
+        return s.isFile() ? "file" : s.isDirectory() ? "dir" : "other";
+      } catch {
+        return undefined;
+      }
+    },
+    readDir(p) {
+      try {
+        return fs.readdirSync(p);
+      } catch {
+        return undefined;
+      }
+    },
+    readFile(p) {
+      try {
+        const s = fs.statSync(p);
+        if (!s.isFile()) return undefined;
+        const hit = cache.get(p);
+        if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit.text;
+        const text = fs.readFileSync(p, "utf8");
+        cache.set(p, { mtimeMs: s.mtimeMs, size: s.size, text });
+        return text;
+      } catch {
+        return undefined;
+      }
+    },
+    invalidate(paths) {
+      if (!paths) cache.clear();
+      else for (const p of paths) cache.delete(p);
+    },
+  };
+}
+
+/** Calls `internal.GetSystemInfo` on qubesd's internal socket (dom0 only). */
+export function fetchSystemInfoFromSocket(socketPath: string, timeoutMs = 10_000): Promise<RawSystemInfo> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = net.createConnection(socketPath);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`qubesd did not answer on ${socketPath} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on("connect", () => {
+      sock.end(Buffer.from("internal.GetSystemInfo+ dom0 keyword adminvm\0", "ascii"));
+    });
+    sock.on("data", (c: Buffer) => chunks.push(c));
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      const reply = Buffer.concat(chunks);
+      if (reply.length < 2) return reject(new Error("empty reply from qubesd"));
+      if (reply[0] !== 0x30 || reply[1] !== 0) {
+        const parts = reply.subarray(2).toString("utf8").split("\0");
+        return reject(new Error(`qubesd refused internal.GetSystemInfo: ${parts[0] ?? "error"} ${parts[2] ?? ""}`.trim()));
+      }
+      try {
+        resolve(JSON.parse(reply.subarray(2).toString("utf8")) as RawSystemInfo);
+      } catch {
+        reject(new Error("qubesd answered internal.GetSystemInfo with invalid json"));
+      }
+    });
+  });
+}
+
+/** The names under which the SDK may export its system snapshot function. */
+const SDK_SNAPSHOT_FUNCTIONS = ["getSystemInfo", "systemInfoSnapshot", "snapshotSystemInfo", "fetchSystemInfo", "systemSnapshot"];
+
+/** Asks the SDK for a system snapshot over qrexec, when the SDK provides one. */
+async function fetchSystemInfoFromSdk(): Promise<SystemLoadResult> {
+  let sdk: Record<string, unknown>;
+  try {
+    sdk = (await import("@qubes-kit/sdk")) as unknown as Record<string, unknown>;
+  } catch (e) {
+    return { raw: null, error: `system source qrexec needs @qubes-kit/sdk: ${String(e).split("\n")[0]}` };
+  }
+  for (const name of SDK_SNAPSHOT_FUNCTIONS) {
+    const fn = sdk[name];
+    if (typeof fn === "function") {
+      const raw = (await (fn as () => Promise<unknown>)()) as RawSystemInfo;
+      if (raw && typeof raw === "object" && "domains" in raw) return { raw };
+      return { raw: null, error: `@qubes-kit/sdk ${name}() did not return a GetSystemInfo snapshot` };
+    }
+  }
+  return { raw: null, error: "system source qrexec is not available: @qubes-kit/sdk has no system snapshot function yet" };
+}
+
+/** Loads the system model the settings ask for. Never rejects. */
+export async function loadSystemModel(settings: QubesPolicySettings, folder: string | undefined, host: HostFileSystem): Promise<SystemLoadResult> {
+  const source = settings.system?.source ?? "none";
+  try {
+    switch (source) {
+      case "none":
+        return { raw: null };
+      case "file": {
+        const file = settings.system?.file;
+        if (!file) return { raw: null, error: "qubesPolicy.system.file is not set" };
+        const p = path.isAbsolute(file) ? file : path.resolve(folder ?? process.cwd(), file);
+        const text = host.readFile(p);
+        if (text === undefined) return { raw: null, error: `system model file not found: ${p}` };
+        const raw = JSON.parse(text) as RawSystemInfo;
+        if (!raw || typeof raw !== "object" || typeof raw.domains !== "object" || raw.domains === null) {
+          return { raw: null, error: `system model file has no domains object: ${p}` };
+        }
+        return { raw };
+      }
+      case "socket":
+        return { raw: await fetchSystemInfoFromSocket(settings.system?.socket ?? DEFAULT_INTERNAL_SOCKET) };
+      case "qrexec":
+        return await fetchSystemInfoFromSdk();
+      default:
+        return { raw: null, error: `unknown qubesPolicy.system.source: ${String(source)}` };
+    }
+  } catch (e) {
+    return { raw: null, error: `cannot load the system model (${source}): ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
+/** The host of the Node.js server. */
+export function createNodeHost(): ServerHost {
+  const fsHost = createNodeFileSystem();
+  return {
+    fs: fsHost,
+    loadSystem: (settings, folder) => loadSystemModel(settings, folder, fsHost),
+  };
+}

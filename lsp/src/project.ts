@@ -1,0 +1,210 @@
+/**
+ * The server's workspace model: a policy directory on disk (plus optional
+ * runtime and legacy folders) is one policy. It is mapped onto the engine's
+ * standard paths (`/etc/qubes/policy.d` …) so that includes resolve exactly
+ * as the daemon resolves them, and open documents overlay the disk.
+ */
+import {
+  analyzeWorkspace,
+  LEGACY_POLICY_DIR,
+  parseDocument,
+  POLICY_DIR,
+  RUNTIME_POLICY_DIR,
+  type AnalysisConfig,
+  type FileKind,
+  type PolicyDocument,
+  type PolicyFileSystem,
+  type PolicySnapshot,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import type { HostFileSystem } from "./host.js";
+
+/** Open documents by disk path. */
+export interface DocumentOverlay {
+  get(diskPath: string): { text: string; version: number } | undefined;
+  paths(): string[];
+}
+
+/** Lexical normalisation of an absolute POSIX path. */
+export function normalizePath(path: string): string {
+  const parts: string[] = [];
+  for (const p of path.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return "/" + parts.join("/");
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+function baseOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+interface Mount {
+  virtual: string;
+  disk: string | null;
+}
+
+const STANDARD_DIRS = [POLICY_DIR, RUNTIME_POLICY_DIR, LEGACY_POLICY_DIR];
+const SUFFIX = "/etc/qubes/policy.d";
+
+/** Options of a {@link PolicyProject}. */
+export interface ProjectOptions {
+  runtimeDir?: string | undefined;
+  legacyDir?: string | undefined;
+}
+
+/** One policy: a disk folder mapped to `/etc/qubes/policy.d`, with its analysis. */
+export class PolicyProject {
+  /** The policy directory on disk. */
+  readonly root: string;
+  private readonly mounts: Mount[];
+  /** A disk folder that stands for `/` (when the workspace mirrors `etc/qubes/policy.d`). */
+  private readonly fakeRoot: string | null;
+  readonly fs: PolicyFileSystem;
+  private cached: PolicySnapshot | undefined;
+  private dirty = true;
+  private parsed = new Map<string, { version: number; text: string; doc: PolicyDocument }>();
+  system: SystemInfo | null = null;
+  analysis: AnalysisConfig = {};
+
+  constructor(root: string, private readonly host: HostFileSystem, private readonly overlay: DocumentOverlay, options: ProjectOptions = {}) {
+    this.root = normalizePath(root);
+    if (this.root === POLICY_DIR) {
+      this.fakeRoot = null;
+      this.mounts = [];
+    } else if (this.root.endsWith(SUFFIX)) {
+      this.fakeRoot = this.root.slice(0, -SUFFIX.length) || null;
+      this.mounts = [];
+    } else {
+      this.fakeRoot = null;
+      this.mounts = [
+        { virtual: POLICY_DIR, disk: this.root },
+        { virtual: RUNTIME_POLICY_DIR, disk: options.runtimeDir ? normalizePath(options.runtimeDir) : null },
+        { virtual: LEGACY_POLICY_DIR, disk: options.legacyDir ? normalizePath(options.legacyDir) : null },
+      ];
+    }
+    const self = this;
+    this.fs = {
+      stat(p) {
+        return self.stat(normalizePath(p));
+      },
+      readDir(p) {
+        return self.readDir(normalizePath(p));
+      },
+      readFile(p) {
+        const d = self.toDisk(normalizePath(p));
+        if (d === null) return undefined;
+        return self.overlay.get(d)?.text ?? self.host.readFile(d);
+      },
+    };
+  }
+
+  /** The disk path of an engine path, or `null` for a standard directory with no folder. */
+  toDisk(virtual: string): string | null {
+    if (this.fakeRoot !== null) return normalizePath(this.fakeRoot + virtual);
+    for (const m of this.mounts) {
+      if (virtual === m.virtual || virtual.startsWith(m.virtual + "/")) return m.disk === null ? null : m.disk + virtual.slice(m.virtual.length);
+    }
+    return virtual;
+  }
+
+  /** The engine path of a disk path (identity outside the mapped folders). */
+  toVirtual(disk: string): string {
+    const d = normalizePath(disk);
+    if (this.fakeRoot !== null) return d.startsWith(this.fakeRoot + "/") ? d.slice(this.fakeRoot.length) : d;
+    for (const m of this.mounts) {
+      if (m.disk !== null && (d === m.disk || d.startsWith(m.disk + "/"))) return m.virtual + d.slice(m.disk.length);
+    }
+    return d;
+  }
+
+  /** True when a disk path belongs to this policy's folders. */
+  covers(disk: string): boolean {
+    const d = normalizePath(disk);
+    if (this.fakeRoot !== null) return d.startsWith(this.fakeRoot + "/");
+    if (this.mounts.length === 0) return STANDARD_DIRS.some((s) => d.startsWith(s + "/"));
+    return this.mounts.some((m) => m.disk !== null && d.startsWith(m.disk + "/"));
+  }
+
+  private stat(v: string): FileKind | undefined {
+    const d = this.toDisk(v);
+    if (d !== null) {
+      if (this.overlay.get(d)) return "file";
+      const k = this.host.stat(d);
+      if (k) return k;
+    }
+    return STANDARD_DIRS.includes(v) ? "dir" : undefined;
+  }
+
+  private readDir(v: string): string[] | undefined {
+    const d = this.toDisk(v);
+    const names = new Set<string>(d !== null ? (this.host.readDir(d) ?? []) : []);
+    if (d !== null) for (const p of this.overlay.paths()) if (dirOf(p) === d) names.add(baseOf(p));
+    if (names.size === 0 && !(d !== null && this.host.stat(d) === "dir") && !STANDARD_DIRS.includes(v)) return undefined;
+    return [...names];
+  }
+
+  /** Marks the analysis stale (a document or file changed). */
+  invalidate(): void {
+    this.dirty = true;
+  }
+
+  /** The current analysis, recomputed when stale. */
+  snapshot(): PolicySnapshot {
+    if (!this.dirty && this.cached) return this.cached;
+    const extra = this.overlay
+      .paths()
+      .filter((p) => this.covers(p) || dirOf(p) === this.root)
+      .map((p) => this.toVirtual(p));
+    this.cached = analyzeWorkspace(this.fs, { system: this.system, analysis: this.analysis, extraDocuments: extra });
+    this.dirty = false;
+    return this.cached;
+  }
+
+  /** The last analysis even when stale (cheap; for completion), or a fresh one. */
+  lastSnapshot(): PolicySnapshot {
+    return this.cached ?? this.snapshot();
+  }
+
+  /** The parsed open document at a disk path (cached per version), in the syntax the policy reads it in. */
+  document(disk: string, text: string, version: number): PolicyDocument {
+    const hit = this.parsed.get(disk);
+    if (hit && hit.version === version && hit.text === text) return hit.doc;
+    const virtual = this.toVirtual(disk);
+    const syntax = this.lastSnapshot().syntaxOf(virtual);
+    const doc = parseDocument(text, { syntax, file: virtual });
+    this.parsed.set(disk, { version, text, doc });
+    return doc;
+  }
+
+  /** Forgets the parse of a closed document. */
+  forget(disk: string): void {
+    this.parsed.delete(disk);
+  }
+}
+
+/** Finds the policy directory a disk path belongs to. */
+export function guessPolicyRoot(disk: string, host: HostFileSystem): string {
+  const p = normalizePath(disk);
+  // The nearest ancestor folder called policy.d.
+  for (let d = dirOf(p); d !== "/"; d = dirOf(d)) {
+    if (baseOf(d) === "policy.d") return d;
+  }
+  const dir = dirOf(p);
+  if (baseOf(dir) === "include" && host.stat(dirOf(dir)) === "dir") return dirOf(dir);
+  return dir;
+}
+
+/** The policy directory inside a workspace folder, if it has one. */
+export function findPolicyDirIn(folder: string, host: HostFileSystem): string | undefined {
+  const f = normalizePath(folder);
+  if (baseOf(f) === "policy.d") return f;
+  for (const c of [`${f}/policy.d`, `${f}/etc/qubes/policy.d`, `${f}/qubes/policy.d`]) if (host.stat(c) === "dir") return c;
+  return undefined;
+}

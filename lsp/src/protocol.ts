@@ -1,0 +1,158 @@
+/**
+ * The custom requests of the qrexec policy language server, and its settings.
+ *
+ * Every request is a JSON-RPC request on the ordinary LSP connection. The
+ * `XxxRequest` namespaces carry the method name; params and results are the
+ * types below, e.g. `client.sendRequest<EvaluateResult>(EvaluateRequest.method, params)`.
+ * This module has no runtime dependencies, so clients and webviews can import it.
+ */
+import type { Location } from "vscode-languageserver-types";
+import type { Decision, Explanation, PolicyRequest } from "@qubes-kit/language";
+
+/** Where the server gets its system model from (`qubesPolicy.system.source`). */
+export type SystemSource = "none" | "file" | "socket" | "qrexec";
+
+/** The server's settings (section `qubesPolicy`). Every key is optional. */
+export interface QubesPolicySettings {
+  system?: {
+    /** Default `none`: then the checks of qube, tag and type names are off. */
+    source?: SystemSource;
+    /** `file`: a GetSystemInfo JSON snapshot (absolute, or relative to the workspace folder). */
+    file?: string;
+    /** `socket`: qubesd's internal socket (default `/var/run/qubesd.internal.sock`). */
+    socket?: string;
+  };
+  /** The policy directory on disk, when it is not found automatically (a `policy.d` folder). */
+  policyDir?: string;
+  /** A folder loaded as the runtime directory `/run/qubes/policy.d`. */
+  runtimeDir?: string;
+  /** A folder used as the legacy directory `/etc/qubes-rpc/policy`. */
+  legacyDir?: string;
+  /** Severity overrides of the analysis rules by code: `error`, `warning`, `info`, `hint` or `off`. */
+  analysis?: Record<string, "error" | "warning" | "info" | "hint" | "off">;
+  /** Show a code lens above every rule (default true). */
+  codeLens?: boolean;
+}
+
+/** Which policy a request is about: a document of it (its URI). Without one, the first policy of the workspace. */
+export interface PolicyScope {
+  uri?: string;
+}
+
+/** Params of `qubes/evaluate` and `qubes/explain`: a qrexec call. */
+export interface EvaluateParams extends PolicyScope {
+  /** The service, e.g. `qubes.Filecopy` (an argument may follow after `+` when `argument` is absent). */
+  service: string;
+  /** The argument with its leading `+`; default `+` (or the part of `service` after its first `+`). */
+  argument?: string;
+  source: string;
+  /** The intended target; `""` or absent means `@default`. */
+  target?: string;
+  /** Qubes Air: the source a relay qube calls on behalf of. */
+  requestedSource?: string | null;
+}
+
+/** Result of `qubes/evaluate`. */
+export interface EvaluateResult {
+  /** The engine's decision (an `ok: false` decision when the policy does not load or no system model is known). */
+  decision: Decision;
+  /** The request as decided (argument split from the service when needed). */
+  request: PolicyRequest;
+  /** The deciding rule's location, when there is one. */
+  location?: Location;
+  /** The system model the decision used (`none` gives an empty system and a note). */
+  systemSource: SystemSource;
+  note?: string;
+}
+
+/** One step of an explanation trace, with its location. */
+export interface ExplainStep {
+  /** The rule as written, e.g. `qubes.Filecopy * work vault allow`. */
+  rule: string;
+  file: string;
+  line: number | null;
+  location?: Location;
+  matched: boolean;
+  failed?: "service" | "argument" | "source" | "target";
+  reason: string;
+}
+
+/** Result of `qubes/explain`. */
+export interface ExplainResult extends EvaluateResult {
+  /** The core explanation (rules serialised as plain data). */
+  explanation: Explanation;
+  /** The considered rules with locations, in order. */
+  steps: ExplainStep[];
+  /** The deciding rule in words. */
+  summary?: string;
+}
+
+/** Params of `qubes/systemModel`. */
+export type SystemModelParams = PolicyScope;
+
+/** Result of `qubes/systemModel`: what the server knows about the system. */
+export interface SystemModelResult {
+  source: SystemSource;
+  /** Why the model is empty or stale, when it is. */
+  error?: string;
+  qubes: Array<{ name: string; type: string | null; tags: string[]; label: string | null; powerState: string | null; templateForDispvms: boolean; defaultDispvm: string | null; internal: boolean }>;
+  tags: string[];
+  types: string[];
+  dispvmTemplates: string[];
+  /** Services seen in the policy and the standard ones. */
+  services: string[];
+}
+
+/** Params of `qubes/decisionTable`. */
+export interface DecisionTableParams extends PolicyScope {
+  service: string;
+  /** Default `+` (the empty argument). */
+  argument?: string;
+  /** Default: every qube of the system model. */
+  sources?: string[];
+  /** Default: every qube plus `@default` and `@dispvm`. */
+  targets?: string[];
+}
+
+/** One cell of a decision table. */
+export interface DecisionTableCell {
+  action: "allow" | "deny" | "ask" | "error";
+  target?: string;
+  targets?: string[];
+  message?: string;
+  rule?: { file: string; line: number | null; location?: Location };
+}
+
+/** Result of `qubes/decisionTable`: `cells[i][j]` is source `sources[i]` calling `targets[j]`. */
+export interface DecisionTableResult {
+  service: string;
+  argument: string;
+  sources: string[];
+  targets: string[];
+  cells: DecisionTableCell[][];
+  systemSource: SystemSource;
+  note?: string;
+}
+
+/** `qubes/evaluate`: decide a qrexec call against the workspace policy. */
+export namespace EvaluateRequest {
+  export const method = "qubes/evaluate";
+}
+
+/** `qubes/explain`: decide a call and return the trace of rules considered. */
+export namespace ExplainRequest {
+  export const method = "qubes/explain";
+}
+
+/** `qubes/systemModel`: the qubes, tags and types the server knows. */
+export namespace SystemModelRequest {
+  export const method = "qubes/systemModel";
+}
+
+/** `qubes/decisionTable`: a service's decisions for every source × target. */
+export namespace DecisionTableRequest {
+  export const method = "qubes/decisionTable";
+}
+
+/** The command a code lens runs: `qubesPolicy.simulateRule` with `[uri, line]` (1-based line). */
+export const SIMULATE_RULE_COMMAND = "qubesPolicy.simulateRule";

@@ -1,0 +1,779 @@
+/**
+ * The language server: wires an LSP connection to the editor services of
+ * `@qubes-kit/language`. Each handler converts the params, calls a service
+ * and converts the result; every handler is guarded, so a failure is logged
+ * and answered with an empty result instead of taking the server down.
+ */
+import {
+  CodeActionKind,
+  CompletionItemKind,
+  DidChangeConfigurationNotification,
+  DidChangeWatchedFilesNotification,
+  FoldingRangeKind,
+  InsertTextFormat,
+  MarkupKind,
+  SemanticTokensBuilder,
+  SymbolKind,
+  TextDocuments,
+  TextDocumentSyncKind,
+  type CodeAction as LspCodeAction,
+  type CompletionItem as LspCompletionItem,
+  type Connection,
+  type Diagnostic as LspDiagnostic,
+  type DocumentSymbol as LspDocumentSymbol,
+  type InitializeParams,
+  type InitializeResult,
+  type Location,
+  type WorkspaceEdit,
+} from "vscode-languageserver";
+import { TextDocument } from "vscode-languageserver-textdocument";
+import { URI } from "vscode-uri";
+import {
+  codeActions,
+  codeLenses,
+  complete,
+  decisionTable,
+  definition,
+  documentSymbols,
+  evaluateRequest,
+  explainRequest,
+  foldingRanges,
+  formatDocument,
+  hover,
+  prepareSystemInfo,
+  references,
+  SEMANTIC_TOKEN_MODIFIERS,
+  SEMANTIC_TOKEN_TYPES,
+  semanticTokens,
+  STANDARD_SERVICES,
+  summarizeSystem,
+  describeRule,
+  type CompletionKind,
+  type DocumentSymbol,
+  type PolicyDocument,
+  type PolicyRequest,
+  type PolicySnapshot,
+  type RawSystemInfo,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import { mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "./convert.js";
+import type { ServerHost } from "./host.js";
+import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
+import {
+  DecisionTableRequest,
+  EvaluateRequest,
+  ExplainRequest,
+  SIMULATE_RULE_COMMAND,
+  SystemModelRequest,
+  type DecisionTableParams,
+  type DecisionTableResult,
+  type EvaluateParams,
+  type EvaluateResult,
+  type ExplainResult,
+  type QubesPolicySettings,
+  type SystemModelParams,
+  type SystemModelResult,
+  type SystemSource,
+} from "./protocol.js";
+
+/** The language id the server registers for. */
+export const LANGUAGE_ID = "qrexecpolicy";
+
+const COMPLETION_KIND: Record<CompletionKind, CompletionItemKind> = {
+  service: CompletionItemKind.Function,
+  argument: CompletionItemKind.Value,
+  qube: CompletionItemKind.Variable,
+  keyword: CompletionItemKind.Keyword,
+  prefix: CompletionItemKind.Keyword,
+  tag: CompletionItemKind.EnumMember,
+  type: CompletionItemKind.Class,
+  "dispvm-template": CompletionItemKind.Class,
+  action: CompletionItemKind.Operator,
+  param: CompletionItemKind.Property,
+  value: CompletionItemKind.Value,
+  directive: CompletionItemKind.Module,
+  file: CompletionItemKind.File,
+};
+
+/** The server's state, exposed for in-process tests and benchmarks. */
+export interface PolicyServer {
+  readonly documents: TextDocuments<TextDocument>;
+  /** The project a document URI belongs to. */
+  projectFor(uri: string): PolicyProject;
+  /** Re-analyses every project now and publishes the diagnostics (normally debounced). */
+  validateNow(): void;
+  /** The diagnostics last published, by URI. */
+  readonly published: ReadonlyMap<string, LspDiagnostic[]>;
+  /** Settings in effect. */
+  readonly settings: QubesPolicySettings;
+}
+
+/** Options of {@link startServer}. */
+export interface StartOptions {
+  /** Debounce of re-validation after an edit, in milliseconds (default 50). */
+  debounceMs?: number;
+}
+
+/** Starts serving on a connection. Returns the server state; the caller calls `connection.listen()`. */
+export function startServer(connection: Connection, host: ServerHost, options: StartOptions = {}): PolicyServer {
+  const documents = new TextDocuments(TextDocument);
+  const projects = new Map<string, PolicyProject>();
+  const published = new Map<string, LspDiagnostic[]>();
+  const uriOfPath = new Map<string, string>();
+  let settings: QubesPolicySettings = {};
+  let folders: string[] = [];
+  let system: SystemInfo | null = null;
+  let systemSource: SystemSource = "none";
+  let systemError: string | undefined;
+  let clientCaps: InitializeParams["capabilities"] = {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const debounceMs = options.debounceMs ?? 50;
+
+  const log = (msg: string) => {
+    try {
+      connection.console.error(msg);
+    } catch {
+      // The connection may be gone; nothing else to do.
+    }
+  };
+
+  /** Runs a handler; on failure logs and answers `fallback`. */
+  function guard<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => R): (...args: A) => R {
+    return (...args: A) => {
+      try {
+        return fn(...args);
+      } catch (e) {
+        log(`qubes-policy: ${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        return fallback;
+      }
+    };
+  }
+  function guardAsync<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return async (...args: A) => {
+      try {
+        return await fn(...args);
+      } catch (e) {
+        log(`qubes-policy: ${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        return fallback;
+      }
+    };
+  }
+
+  const pathOfUri = (uri: string): string => {
+    try {
+      const u = URI.parse(uri);
+      return normalizePath(u.scheme === "file" ? u.fsPath.replace(/\\/g, "/") : u.path);
+    } catch {
+      return normalizePath(uri);
+    }
+  };
+  const uriOf = (disk: string): string => uriOfPath.get(disk) ?? URI.file(disk).toString();
+
+  const overlay: DocumentOverlay = {
+    get(disk) {
+      const uri = uriOfPath.get(disk);
+      const doc = uri ? documents.get(uri) : undefined;
+      return doc ? { text: doc.getText(), version: doc.version } : undefined;
+    },
+    paths() {
+      return documents.all().map((d) => {
+        const disk = pathOfUri(d.uri);
+        if (!uriOfPath.has(disk)) uriOfPath.set(disk, d.uri);
+        return disk;
+      });
+    },
+  };
+
+  function configureProject(p: PolicyProject): PolicyProject {
+    p.system = system;
+    p.analysis = (settings.analysis ?? {}) as PolicyProject["analysis"];
+    p.invalidate();
+    return p;
+  }
+
+  function makeProject(root: string): PolicyProject {
+    const r = normalizePath(root);
+    let p = projects.get(r);
+    if (!p) {
+      p = configureProject(new PolicyProject(r, host.fs, overlay, { runtimeDir: settings.runtimeDir, legacyDir: settings.legacyDir }));
+      projects.set(r, p);
+    }
+    return p;
+  }
+
+  function projectForPath(disk: string): PolicyProject {
+    let best: PolicyProject | undefined;
+    for (const p of projects.values()) if (p.covers(disk) && (!best || p.root.length > best.root.length)) best = p;
+    if (best) return best;
+    if (settings.policyDir) {
+      const explicit = makeProject(settings.policyDir);
+      if (explicit.covers(disk)) return explicit;
+    }
+    return makeProject(guessPolicyRoot(disk, host.fs));
+  }
+
+  function projectFor(uri: string): PolicyProject {
+    const disk = pathOfUri(uri);
+    if (!uriOfPath.has(disk)) uriOfPath.set(disk, uri);
+    return projectForPath(disk);
+  }
+
+  function rebuildProjects(): void {
+    projects.clear();
+    if (settings.policyDir) makeProject(settings.policyDir);
+    for (const f of folders) {
+      const dir = findPolicyDirIn(f, host.fs);
+      if (dir) makeProject(dir);
+    }
+    for (const d of documents.all()) projectFor(d.uri);
+  }
+
+  /** A position mapper for a path: the open document, or the file's text. */
+  function mapperForPath(project: PolicyProject, snapshot: PolicySnapshot, disk: string): PositionMapper | undefined {
+    const uri = uriOfPath.get(disk);
+    const open = uri ? documents.get(uri) : undefined;
+    if (open) return open;
+    const doc = snapshot.document(project.toVirtual(disk));
+    return doc ? mapperFor(doc.text) : undefined;
+  }
+
+  function locationOf(project: PolicyProject, snapshot: PolicySnapshot, virtual: string, span: { start: number; end: number }): Location | undefined {
+    const disk = project.toDisk(virtual);
+    if (disk === null) return undefined;
+    const mapper = mapperForPath(project, snapshot, disk);
+    if (!mapper) return undefined;
+    return { uri: uriOf(disk), range: toRange(mapper, span) };
+  }
+
+  function validateProject(project: PolicyProject): void {
+    const snapshot = project.snapshot();
+    const next = new Map<string, LspDiagnostic[]>();
+    const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
+    for (const [virtual, list] of snapshot.diagnostics) {
+      const disk = project.toDisk(virtual);
+      if (disk === null) continue;
+      const mapper = mapperForPath(project, snapshot, disk);
+      if (!mapper) continue;
+      const related = supportsRelated
+        ? (path: string) => {
+            const d = project.toDisk(path);
+            const m = d === null ? undefined : mapperForPath(project, snapshot, d);
+            return d !== null && m ? { uri: uriOf(d), mapper: m } : undefined;
+          }
+        : undefined;
+      next.set(uriOf(disk), list.map((d) => toLspDiagnostic(mapper, d, related)));
+    }
+    // Problems of the whole policy go on every open document of it.
+    if (snapshot.policyDiagnostics.length) {
+      for (const doc of documents.all()) {
+        if (projectFor(doc.uri) !== project) continue;
+        const list = next.get(doc.uri) ?? [];
+        for (const d of snapshot.policyDiagnostics) list.push(toLspDiagnostic(doc, { ...d, span: { start: 0, end: 0 } }));
+        next.set(doc.uri, list);
+      }
+    }
+    // Open documents of this project without diagnostics are cleared, and so are files that lost theirs.
+    for (const doc of documents.all()) if (projectFor(doc.uri) === project && !next.has(doc.uri)) next.set(doc.uri, []);
+    for (const [uri] of published) {
+      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, []);
+    }
+    for (const [uri, list] of next) {
+      const prev = published.get(uri);
+      if (prev && JSON.stringify(prev) === JSON.stringify(list)) continue;
+      if (list.length === 0 && !prev && !documents.get(uri)) continue;
+      if (list.length === 0) published.delete(uri);
+      else published.set(uri, list);
+      void connection.sendDiagnostics({ uri, diagnostics: list });
+    }
+  }
+
+  const validateAll = guard("validate", undefined, () => {
+    timer = undefined;
+    for (const p of projects.values()) validateProject(p);
+  });
+
+  function schedule(): void {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(validateAll, debounceMs);
+  }
+
+  async function loadSettings(fromInit?: unknown): Promise<void> {
+    let s: unknown = fromInit;
+    if (s === undefined && clientCaps.workspace?.configuration) {
+      try {
+        s = await connection.workspace.getConfiguration("qubesPolicy");
+      } catch {
+        s = undefined;
+      }
+    }
+    if (s && typeof s === "object") settings = s as QubesPolicySettings;
+  }
+
+  async function loadSystem(): Promise<void> {
+    systemSource = settings.system?.source ?? "none";
+    systemError = undefined;
+    let raw: RawSystemInfo | null = null;
+    try {
+      const r = await host.loadSystem(settings, folders[0]);
+      raw = r.raw;
+      systemError = r.error;
+    } catch (e) {
+      systemError = `cannot load the system model: ${String(e)}`;
+    }
+    system = null;
+    if (raw) {
+      try {
+        system = prepareSystemInfo(raw);
+      } catch (e) {
+        systemError = `invalid system model: ${String(e)}`;
+      }
+    }
+    if (systemError) log(`qubes-policy: ${systemError}`);
+    for (const p of projects.values()) configureProject(p);
+  }
+
+  const reconfigure = guardAsync("configuration", undefined, async (fromPush?: unknown) => {
+    await loadSettings(fromPush);
+    rebuildProjects();
+    await loadSystem();
+    validateAll();
+  });
+
+  connection.onInitialize(
+    guard("initialize", { capabilities: {} } as InitializeResult, (params: InitializeParams): InitializeResult => {
+      clientCaps = params.capabilities ?? {};
+      folders = (params.workspaceFolders ?? []).map((f) => pathOfUri(f.uri));
+      if (!folders.length && params.rootUri) folders = [pathOfUri(params.rootUri)];
+      const init = params.initializationOptions as { settings?: QubesPolicySettings; qubesPolicy?: QubesPolicySettings } | undefined;
+      const initial = init?.qubesPolicy ?? init?.settings;
+      if (initial && typeof initial === "object") settings = initial;
+      return {
+        capabilities: {
+          textDocumentSync: TextDocumentSyncKind.Incremental,
+          completionProvider: { triggerCharacters: ["@", ":", "=", "!", "."], resolveProvider: false },
+          hoverProvider: true,
+          definitionProvider: true,
+          referencesProvider: true,
+          documentSymbolProvider: true,
+          foldingRangeProvider: true,
+          documentFormattingProvider: true,
+          documentRangeFormattingProvider: true,
+          semanticTokensProvider: {
+            legend: { tokenTypes: [...SEMANTIC_TOKEN_TYPES], tokenModifiers: [...SEMANTIC_TOKEN_MODIFIERS] },
+            full: true,
+          },
+          codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+          codeLensProvider: { resolveProvider: false },
+          workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+        },
+        serverInfo: { name: "qkit-lsp", version: "0.1.0" },
+      };
+    }),
+  );
+
+  connection.onInitialized(
+    guardAsync("initialized", undefined, async () => {
+      if (clientCaps.workspace?.didChangeConfiguration?.dynamicRegistration) {
+        void connection.client.register(DidChangeConfigurationNotification.type, { section: "qubesPolicy" }).catch(() => undefined);
+      }
+      if (clientCaps.workspace?.didChangeWatchedFiles?.dynamicRegistration) {
+        void connection.client
+          .register(DidChangeWatchedFilesNotification.type, {
+            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }],
+          })
+          .catch(() => undefined);
+      }
+      if (clientCaps.workspace?.workspaceFolders) onFolders();
+      await reconfigure(settings && Object.keys(settings).length ? settings : undefined);
+    }),
+  );
+
+  connection.onDidChangeConfiguration(
+    guard("didChangeConfiguration", undefined, (params) => {
+      const pushed = (params.settings as { qubesPolicy?: QubesPolicySettings } | undefined)?.qubesPolicy;
+      void reconfigure(clientCaps.workspace?.configuration ? undefined : pushed);
+    }),
+  );
+
+  connection.onDidChangeWatchedFiles(
+    guard("didChangeWatchedFiles", undefined, (params) => {
+      const paths = params.changes.map((c) => pathOfUri(c.uri));
+      host.fs.invalidate?.(paths);
+      const systemFile = settings.system?.source === "file" ? settings.system.file : undefined;
+      if (systemFile && paths.some((p) => p.endsWith(systemFile.replace(/^\.\//, "")))) {
+        void loadSystem().then(validateAll);
+        return;
+      }
+      for (const p of projects.values()) p.invalidate();
+      schedule();
+    }),
+  );
+
+  const onFolders = () =>
+    connection.workspace.onDidChangeWorkspaceFolders(
+    guard("didChangeWorkspaceFolders", undefined, (e: { added: Array<{ uri: string }>; removed: Array<{ uri: string }> }) => {
+      const removed = new Set(e.removed.map((f) => pathOfUri(f.uri)));
+      folders = folders.filter((f) => !removed.has(f)).concat(e.added.map((f) => pathOfUri(f.uri)));
+      rebuildProjects();
+      schedule();
+    }),
+  );
+
+  documents.onDidOpen(
+    guard("didOpen", undefined, (e) => {
+      const p = projectFor(e.document.uri);
+      p.invalidate();
+      schedule();
+    }),
+  );
+  documents.onDidChangeContent(
+    guard("didChange", undefined, (e) => {
+      projectFor(e.document.uri).invalidate();
+      schedule();
+    }),
+  );
+  documents.onDidClose(
+    guard("didClose", undefined, (e) => {
+      const disk = pathOfUri(e.document.uri);
+      const p = projectFor(e.document.uri);
+      p.forget(disk);
+      p.invalidate();
+      schedule();
+    }),
+  );
+
+  /** The open document, its project, parse and snapshot. */
+  function context(uri: string) {
+    const td = documents.get(uri);
+    if (!td) return undefined;
+    const project = projectFor(uri);
+    const disk = pathOfUri(uri);
+    const doc = project.document(disk, td.getText(), td.version);
+    return { td, project, disk, path: project.toVirtual(disk), doc };
+  }
+
+  connection.onCompletion(
+    guard("completion", [] as LspCompletionItem[], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      const offset = c.td.offsetAt(params.position);
+      return complete(c.doc, offset, { snapshot: c.project.lastSnapshot() }).map((item): LspCompletionItem => {
+        const out: LspCompletionItem = {
+          label: item.label,
+          kind: COMPLETION_KIND[item.kind],
+          textEdit: { range: toRange(c.td, item.span), newText: item.insertText ?? item.label },
+          insertTextFormat: InsertTextFormat.PlainText,
+        };
+        if (item.detail) out.detail = item.detail;
+        if (item.documentation) out.documentation = { kind: MarkupKind.Markdown, value: item.documentation };
+        if (item.filterText) out.filterText = item.filterText;
+        if (item.sortText) out.sortText = item.sortText;
+        if (item.retrigger) out.command = { title: "suggest", command: "editor.action.triggerSuggest" };
+        return out;
+      });
+    }),
+  );
+
+  connection.onHover(
+    guard("hover", null, (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return null;
+      const snapshot = c.project.snapshot();
+      const h = hover(c.doc, c.td.offsetAt(params.position), { snapshot, path: c.path });
+      if (!h) return null;
+      // Diagnostics' help text is shown with the hover of their span.
+      const offset = c.td.offsetAt(params.position);
+      const helps = (snapshot.diagnostics.get(c.path) ?? []).filter((d) => d.help && d.span.start <= offset && offset <= d.span.end).map((d) => `*${d.code}*: ${d.help}`);
+      return { contents: { kind: MarkupKind.Markdown, value: [h.markdown, ...helps].join("\n\n") }, range: toRange(c.td, h.span) };
+    }),
+  );
+
+  connection.onDefinition(
+    guard("definition", [] as Location[], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      const snapshot = c.project.snapshot();
+      const offset = c.td.offsetAt(params.position);
+      return definition(c.doc, offset, { snapshot, path: c.path })
+        .map((l) => locationOf(c.project, snapshot, l.path, l.span))
+        .filter((l): l is Location => l !== undefined);
+    }),
+  );
+
+  connection.onReferences(
+    guard("references", [] as Location[], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      const snapshot = c.project.snapshot();
+      const offset = c.td.offsetAt(params.position);
+      return references(c.doc, offset, { snapshot, path: c.path })
+        .map((l) => (l.path === c.path ? { uri: c.td.uri, range: toRange(c.td, l.span) } : locationOf(c.project, snapshot, l.path, l.span)))
+        .filter((l): l is Location => l !== undefined);
+    }),
+  );
+
+  connection.onDocumentSymbol(
+    guard("documentSymbol", [] as LspDocumentSymbol[], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      const conv = (s: DocumentSymbol): LspDocumentSymbol => ({
+        name: s.name,
+        detail: s.detail,
+        kind: s.kind === "rule" ? SymbolKind.Function : s.kind === "directive" ? SymbolKind.Module : SymbolKind.Namespace,
+        range: toRange(c.td, s.span),
+        selectionRange: toRange(c.td, s.selectionSpan),
+        ...(s.children ? { children: s.children.map(conv) } : {}),
+      });
+      return documentSymbols(c.doc).map(conv);
+    }),
+  );
+
+  connection.onFoldingRanges(
+    guard("foldingRanges", [], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      return foldingRanges(c.doc).map((f) => ({
+        startLine: c.td.positionAt(f.span.start).line,
+        endLine: c.td.positionAt(f.span.end).line,
+        kind: f.kind === "comment" ? FoldingRangeKind.Comment : FoldingRangeKind.Region,
+      }));
+    }),
+  );
+
+  connection.onDocumentFormatting(
+    guard("formatting", [], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      return formatDocument(c.doc).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
+    }),
+  );
+
+  connection.onDocumentRangeFormatting(
+    guard("rangeFormatting", [], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      return formatDocument(c.doc, { range: toSpan(c.td, params.range) }).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
+    }),
+  );
+
+  connection.languages.semanticTokens.on(
+    guard("semanticTokens", { data: [] }, (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return { data: [] };
+      const builder = new SemanticTokensBuilder();
+      for (const t of semanticTokens(c.doc)) {
+        const start = c.td.positionAt(t.span.start);
+        const end = c.td.positionAt(t.span.end);
+        if (end.line !== start.line) continue;
+        let mods = 0;
+        for (const m of t.modifiers) mods |= 1 << SEMANTIC_TOKEN_MODIFIERS.indexOf(m);
+        builder.push(start.line, start.character, end.character - start.character, SEMANTIC_TOKEN_TYPES.indexOf(t.type), mods);
+      }
+      return builder.build();
+    }),
+  );
+
+  connection.onCodeAction(
+    guard("codeAction", [] as LspCodeAction[], (params) => {
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      const snapshot = c.project.snapshot();
+      const diags = snapshot.diagnostics.get(c.path) ?? [];
+      const span = toSpan(c.td, params.range);
+      const canRename = clientCaps.workspace?.workspaceEdit?.resourceOperations?.includes("rename") === true;
+      const out: LspCodeAction[] = [];
+      for (const a of codeActions(c.doc, c.path, span, diags, { snapshot })) {
+        let edit: WorkspaceEdit | undefined;
+        if (a.rename) {
+          if (!canRename) continue;
+          const from = c.project.toDisk(a.rename.from);
+          const to = c.project.toDisk(a.rename.to);
+          if (from === null || to === null) continue;
+          edit = { documentChanges: [{ kind: "rename", oldUri: uriOf(from), newUri: URI.file(to).toString() }] };
+        } else if (a.edits) {
+          const changes: NonNullable<WorkspaceEdit["changes"]> = {};
+          for (const [path, edits] of Object.entries(a.edits)) {
+            const disk = c.project.toDisk(path);
+            if (disk === null) continue;
+            const mapper = path === c.path ? c.td : mapperForPath(c.project, snapshot, disk);
+            if (!mapper) continue;
+            changes[path === c.path ? c.td.uri : uriOf(disk)] = edits.map((e) => ({ range: toRange(mapper, e.span), newText: e.newText }));
+          }
+          edit = { changes };
+        }
+        if (!edit) continue;
+        out.push({
+          title: a.title,
+          kind: CodeActionKind.QuickFix,
+          diagnostics: a.diagnostics.map((d) => toLspDiagnostic(c.td, d)),
+          edit,
+          ...(a.isPreferred ? { isPreferred: true } : {}),
+        });
+      }
+      return out;
+    }),
+  );
+
+  connection.onCodeLens(
+    guard("codeLens", [], (params) => {
+      if (settings.codeLens === false) return [];
+      const c = context(params.textDocument.uri);
+      if (!c) return [];
+      const snapshot = c.project.lastSnapshot();
+      return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
+        range: toRange(c.td, { start: l.span.start, end: l.span.start }),
+        command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
+      }));
+    }),
+  );
+
+  // ---------------------------------------------------------------------------
+  // Custom requests.
+
+  function scopeProject(uri: string | undefined): PolicyProject | undefined {
+    if (uri) return projectFor(uri);
+    const first = projects.values().next();
+    return first.done ? undefined : first.value;
+  }
+
+  function requestOf(params: EvaluateParams): PolicyRequest {
+    let service = String(params.service ?? "");
+    let argument = params.argument;
+    if (argument === undefined) {
+      const plus = service.indexOf("+");
+      if (plus >= 0) {
+        argument = service.slice(plus);
+        service = service.slice(0, plus);
+      } else argument = "+";
+    }
+    const r: PolicyRequest = { service, argument, source: String(params.source ?? ""), target: params.target ?? "" };
+    if (params.requestedSource) r.requestedSource = params.requestedSource;
+    return r;
+  }
+
+  const EMPTY_SYSTEM = (): SystemInfo => prepareSystemInfo({ domains: {} });
+  const noSystemNote = () =>
+    system ? undefined : systemError ?? "no system model (qubesPolicy.system.source is none): every qube name is unknown, so names fall back to @default";
+
+  function ruleLocation(project: PolicyProject, snapshot: PolicySnapshot, ref: { file: string; line: number | null } | undefined): Location | undefined {
+    if (!ref || ref.line === null) return undefined;
+    const loaded = [...snapshot.files.entries()].find(([, f]) => f.file === ref.file);
+    if (!loaded) return undefined;
+    const doc = loaded[1].document;
+    const line = doc.lines[ref.line - 1];
+    return line ? locationOf(project, snapshot, loaded[0], line.span) : undefined;
+  }
+
+  connection.onRequest(
+    EvaluateRequest.method,
+    guard("qubes/evaluate", null as EvaluateResult | null, (params: EvaluateParams): EvaluateResult | null => {
+      const project = scopeProject(params?.uri);
+      if (!project) return null;
+      const snapshot = project.snapshot();
+      const request = requestOf(params);
+      const decision = evaluateRequest(snapshot, request, system ?? EMPTY_SYSTEM());
+      const location = ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
+      const note = noSystemNote();
+      return { decision, request, systemSource, ...(location ? { location } : {}), ...(note ? { note } : {}) };
+    }),
+  );
+
+  connection.onRequest(
+    ExplainRequest.method,
+    guard("qubes/explain", null as ExplainResult | null, (params: EvaluateParams): ExplainResult | null => {
+      const project = scopeProject(params?.uri);
+      if (!project) return null;
+      const snapshot = project.snapshot();
+      const request = requestOf(params);
+      const explanation = explainRequest(snapshot, request, system ?? EMPTY_SYSTEM());
+      const steps = explanation.trace.map((s) => {
+        const loc = ruleLocation(project, snapshot, s.rule.origin);
+        const ruleText = describeRuleText(snapshot, s.rule.origin.path, s.rule.origin.line);
+        return {
+          rule: ruleText,
+          file: s.rule.origin.file,
+          line: s.rule.origin.line,
+          matched: s.matched,
+          reason: s.reason,
+          ...(s.failed ? { failed: s.failed } : {}),
+          ...(loc ? { location: loc } : {}),
+        };
+      });
+      const decision = explanation.decision;
+      const location = ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
+      const note = noSystemNote();
+      return {
+        decision,
+        request,
+        systemSource,
+        explanation,
+        steps,
+        ...(explanation.decidingRule ? { summary: describeRule(explanation.decidingRule) } : {}),
+        ...(location ? { location } : {}),
+        ...(note ? { note } : {}),
+      };
+    }),
+  );
+
+  function describeRuleText(snapshot: PolicySnapshot, path: string, line: number | null): string {
+    if (line === null) return "(implicit rule)";
+    const doc: PolicyDocument | undefined = snapshot.document(path);
+    const l = doc?.lines[line - 1];
+    return l ? doc!.text.slice(l.span.start, l.span.end) : "";
+  }
+
+  connection.onRequest(
+    SystemModelRequest.method,
+    guard("qubes/systemModel", null as SystemModelResult | null, (params: SystemModelParams): SystemModelResult => {
+      const project = scopeProject(params?.uri);
+      const services = new Set(STANDARD_SERVICES.map((s) => s.name));
+      if (project) for (const s of project.lastSnapshot().services.keys()) services.add(s);
+      return { source: systemSource, ...(systemError ? { error: systemError } : {}), ...summarizeSystem(system), services: [...services].sort() };
+    }),
+  );
+
+  connection.onRequest(
+    DecisionTableRequest.method,
+    guard("qubes/decisionTable", null as DecisionTableResult | null, (params: DecisionTableParams): DecisionTableResult | null => {
+      const project = scopeProject(params?.uri);
+      if (!project) return null;
+      const snapshot = project.snapshot();
+      const table = decisionTable(snapshot, String(params.service), params.argument, system ?? EMPTY_SYSTEM(), {
+        ...(params.sources ? { sources: params.sources } : {}),
+        ...(params.targets ? { targets: params.targets } : {}),
+      });
+      const note = noSystemNote();
+      return {
+        service: table.service,
+        argument: table.argument,
+        sources: table.sources,
+        targets: table.targets,
+        systemSource,
+        ...(note ? { note } : {}),
+        cells: table.cells.map((row) =>
+          row.map((cell) => {
+            const { rule, ...rest } = cell;
+            if (!rule) return rest;
+            const location = ruleLocation(project, snapshot, rule);
+            return { ...rest, rule: { file: rule.file, line: rule.line, ...(location ? { location } : {}) } };
+          }),
+        ),
+      };
+    }),
+  );
+
+  documents.listen(connection);
+
+  return {
+    documents,
+    projectFor,
+    validateNow: () => {
+      if (timer) clearTimeout(timer);
+      validateAll();
+    },
+    published,
+    get settings() {
+      return settings;
+    },
+  };
+}

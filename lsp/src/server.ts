@@ -1,0 +1,29 @@
+/**
+ * `qkit-lsp`: the qrexec policy language server over stdio (`--stdio`),
+ * Node IPC (`--node-ipc`) or a socket (`--socket=PORT`), as
+ * `vscode-languageserver` decides from the command line.
+ */
+import { createConnection, ProposedFeatures } from "vscode-languageserver/node.js";
+import { createNodeHost } from "./node-host.js";
+import { startServer } from "./server-core.js";
+
+if (process.argv.includes("--version")) {
+  process.stdout.write("qkit-lsp 0.1.0\n");
+  process.exit(0);
+}
+if (process.argv.includes("--help")) {
+  process.stdout.write("usage: qkit-lsp --stdio\n\nthe qrexec policy language server (LSP over stdio, --node-ipc or --socket=PORT)\n");
+  process.exit(0);
+}
+
+const connection = createConnection(ProposedFeatures.all);
+// INVARIANT: nothing may write to stdout except the connection in --stdio mode.
+console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(" "));
+console.info = console.log;
+console.warn = (...args: unknown[]) => connection.console.warn(args.map(String).join(" "));
+console.error = (...args: unknown[]) => connection.console.error(args.map(String).join(" "));
+process.on("uncaughtException", (e) => connection.console.error(`qubes-policy: uncaught exception: ${e.stack ?? e.message}`));
+process.on("unhandledRejection", (e) => connection.console.error(`qubes-policy: unhandled rejection: ${String(e)}`));
+
+startServer(connection, createNodeHost());
+connection.listen();

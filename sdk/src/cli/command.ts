@@ -1,0 +1,30 @@
+/**
+ * The shape of a `qkit` subcommand. Each command module exports a list of
+ * these; `main.ts` dispatches on the longest matching path.
+ */
+import type { Readable, Writable } from "node:stream";
+
+/** Where a command reads and writes; tests pass their own. */
+export interface CliIO {
+  stdout: Writable;
+  stderr: Writable;
+  stdin: Readable;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** One `qkit` subcommand, e.g. `["policy", "check"]`. */
+export interface Command {
+  path: string[];
+  /** One line for `qkit --help`. */
+  summary: string;
+  /** The full usage text for `qkit <path> --help`. */
+  usage: string;
+  /** Runs the command; resolves to the process exit code (0 ok, 1 failure/diagnostics, 2 usage error). */
+  run(args: string[], io: CliIO): Promise<number>;
+}
+
+/** Thrown by argument parsing for a usage error (exit code 2). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}

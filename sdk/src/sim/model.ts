@@ -1,0 +1,1051 @@
+/**
+ * The simulator's system model: qubes with their properties, features, tags,
+ * volumes, devices, firewall and power state, plus labels, pools and the
+ * global properties; every change fires the events qubesd fires.
+ *
+ * Values follow qubesd's Python semantics: a property is either set
+ * explicitly or falls back to its default (possibly "no value"); `None` is
+ * `null` here.
+ */
+import { SimAbort, SimError, qerr } from "./wire.js";
+
+/** A property value: `null` is Python's `None`. VM values are qube names, label values label names. */
+export type PropValue = string | number | boolean | null;
+
+/** The wire type of a property, as `admin.vm.property.Get` reports it. */
+export type PropType = "str" | "int" | "bool" | "vm" | "label";
+
+/** `undefined` from a default function means "no default" (Python's AttributeError). */
+type DefaultFn<H> = (holder: H) => PropValue | undefined;
+
+/** One property definition. */
+export interface PropDef<H> {
+  name: string;
+  type: PropType;
+  /** `load_stage` (sort key, then name). */
+  stage: number;
+  default?: DefaultFn<H>;
+  /** Computed, read-only (`stateless_property`). */
+  stateless?: DefaultFn<H>;
+  writeOnce?: boolean;
+  /** The setter refuses any value (`qubes.property.forbidden`). */
+  forbidden?: boolean;
+  /** VM properties: the class the value must have (`TemplateVM`), and whether `None` is allowed. */
+  vmclass?: string;
+  allowNone?: boolean;
+  /** Python-typed: `str` means any printable string; `none` means the property has no type (treated as `str`). */
+  pyType?: "int" | "bool" | "str" | "none" | "ip";
+  /** Extra check/normalisation after type parsing (the Python setter). */
+  setter?: (holder: H, value: PropValue) => PropValue;
+  help: string;
+}
+
+/** A qube label. */
+export interface Label {
+  index: number;
+  name: string;
+  color: string;
+  /** Created by `admin.label.Create`: upstream stores the colour as bytes, so `admin.label.Get` crashes. */
+  createdByApi?: boolean;
+}
+
+/** A storage pool. */
+export interface Pool {
+  name: string;
+  driver: string;
+  /** The pool's configuration (`admin.pool.Info` prints it sorted). */
+  config: Record<string, string>;
+  size?: number;
+  usage?: number;
+  includedIn?: string;
+  /** Volume ids in creation order. */
+  volumes: string[];
+}
+
+/** One volume of a qube. */
+export interface Volume {
+  name: string;
+  pool: string;
+  vid: string;
+  size: number;
+  usage: number;
+  rw: boolean;
+  source: string;
+  path: string;
+  saveOnStop: boolean;
+  snapOnStart: boolean;
+  revisionsToKeep: number;
+  ephemeral: boolean;
+}
+
+/** A device a backend qube exposes. */
+export interface ExposedDevice {
+  devclass: string;
+  portId: string;
+  deviceId: string;
+  /** Extra `DeviceInfo` keys in serialisation order (`product`, `vendor`, `interfaces`, `_sbdf` …). */
+  info: Array<[string, string]>;
+}
+
+/** A persistent device assignment. */
+export interface Assignment {
+  devclass: string;
+  backend: string;
+  portId: string;
+  deviceId: string;
+  mode: string;
+  options: Array<[string, string]>;
+}
+
+/** Power states that `admin.vm.List` reports. */
+export type PowerState = "Halted" | "Running" | "Paused" | "Suspended" | "Transient" | "Halting" | "Dying" | "Crashed" | "NA";
+
+/** The VM classes this simulator knows, in `admin.vmclass.List` order. */
+export const VM_CLASSES = ["AppVM", "TemplateVM", "StandaloneVM", "AdminVM", "DispVM", "RemoteVM"] as const;
+
+/** The core device classes, in `admin.deviceclass.List` order. */
+export const DEVICE_CLASSES = ["pci", "block"] as const;
+
+/** The eight standard labels. */
+export const DEFAULT_LABELS: ReadonlyArray<Label> = [
+  { index: 1, name: "red", color: "0xcc0000" },
+  { index: 2, name: "orange", color: "0xf57900" },
+  { index: 3, name: "yellow", color: "0xedd400" },
+  { index: 4, name: "green", color: "0x73d216" },
+  { index: 5, name: "gray", color: "0x555555" },
+  { index: 6, name: "blue", color: "0x3465a4" },
+  { index: 7, name: "purple", color: "0x75507b" },
+  { index: 8, name: "black", color: "0x000000" },
+];
+
+/** Features that `qubes.ext.admin` forbids changing through the API. */
+export const PROHIBITED_FEATURES = new Set([
+  "preload-dispvm",
+  "preload-dispvm-completed",
+  "preload-dispvm-in-progress",
+  "deferred-netvm-original",
+]);
+
+/** A listener of events (one `admin.Events` connection). */
+export interface EventListener {
+  /** `null` = every event (dest dom0); otherwise only events of this qube object. */
+  qube: Qube | null;
+  /** Extra filter (policy-based, for calls from a management qube). */
+  filter?: (subject: string | null, event: string, kwargs: ReadonlyArray<readonly [string, string]>) => boolean;
+  send(subject: string, event: string, kwargs: ReadonlyArray<readonly [string, string]>): void;
+}
+
+/** Python's `str()` of an event argument. */
+export function pyStr(v: PropValue | undefined): string {
+  if (v === null || v === undefined) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  return String(v);
+}
+
+function vmid2ipv4(prefix: string, vmid: number): string {
+  if (vmid < 255) return `${prefix}.${(vmid >> 8) & 0xff}.${vmid & 0xff}`;
+  const v = vmid - 1;
+  return `${prefix}.${Math.floor(v / 254)}.${(v % 254) + 1}`;
+}
+
+/** Python `int()` of a string. */
+export function parsePyInt(s: string): number | undefined {
+  const m = /^[ \t\n\r\f\v]*([+-]?)(\d+(?:_\d+)*)[ \t\n\r\f\v]*$/.exec(s);
+  if (!m) return undefined;
+  const n = Number(m[2]!.replace(/_/g, ""));
+  return m[1] === "-" ? -n : n;
+}
+
+/** `qubes.property.bool`. */
+export function parsePyBool(s: string): boolean {
+  const l = s.toLowerCase();
+  if (["0", "no", "false", "off"].includes(l)) return false;
+  if (["1", "yes", "true", "on"].includes(l)) return true;
+  throw qerr("QubesValueError", `Invalid literal for boolean property: ${pyStrRepr(s)}`);
+}
+
+function pyStrRepr(s: string): string {
+  return s.includes("'") && !s.includes('"') ? `"${s}"` : `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+const PRINTABLE = new Set(
+  "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ \t\n\r\x0b\x0c",
+);
+
+/** `qubes.vm.validate_name(None, None, value)`. */
+export function validateName(value: string): void {
+  if (value.length > 31) throw qerr("QubesValueError", "VM name must be shorter than 32 characters");
+  if (/^[0-9_.-]/.test(value)) throw qerr("QubesValueError", "VM name cannot start with hyphen, underscore, dot or numbers");
+  if (!/^[a-zA-Z][a-zA-Z0-9_.-]*$/.test(value)) throw qerr("QubesValueError", "VM name contains illegal characters");
+  if (value === "Domain-0") throw qerr("QubesValueError", "VM name cannot be 'Domain-0'");
+  if (value === "none" || value === "default") throw qerr("QubesValueError", `VM name cannot be '${value}'`);
+  if (value.endsWith("-dm")) throw qerr("QubesValueError", "VM name cannot end with -dm");
+}
+
+function positiveInt(name: string) {
+  return (h: { describe(): string }, v: PropValue): PropValue => {
+    if (typeof v === "number" && v <= 0) throw qerr("QubesPropertyValueError", `${name} must be positive`);
+    return v;
+  };
+}
+function nonNegativeInt(name: string) {
+  return (_h: unknown, v: PropValue): PropValue => {
+    if (typeof v === "number" && v < 0) throw qerr("QubesPropertyValueError", `${name} must be positive or zero`);
+    return v;
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Property tables
+
+/** Help texts: the two that the golden transcripts show verbatim, our own words for the rest. */
+const HELP: Record<string, string> = {
+  "vm.netvm":
+    "VM that provides network connection to this domain. When None, machine is disconnected. When absent, domain uses default NetVM.",
+  "app.default_netvm":
+    "Default NetVM for AppVMs. Initial state is None, which means that AppVMs are not connected to the Internet.",
+};
+function help(scope: "vm" | "app", name: string, fallback: string): string {
+  return HELP[`${scope}.${name}`] ?? fallback;
+}
+
+type Q = Qube;
+
+function tplOr(prop: string, fallback: (q: Q) => PropValue | undefined): DefaultFn<Q> {
+  return (q) => {
+    const t = q.templateQube();
+    if (t && t.hasProp(prop)) {
+      const v = t.getProp(prop);
+      if (v !== undefined) return v;
+    }
+    return fallback(q);
+  };
+}
+
+function qubesVmProps(): PropDef<Q>[] {
+  const P = (d: Omit<PropDef<Q>, "stage" | "help"> & { stage?: number; help?: string }): PropDef<Q> => ({
+    stage: 2,
+    help: help("vm", d.name, `The ${d.name.replace(/_/g, " ")} of this qube.`),
+    ...d,
+  });
+  return [
+    P({ name: "autostart", type: "bool", pyType: "bool", default: () => false, help: "Start this qube at system boot." }),
+    P({ name: "backup_timestamp", type: "int", pyType: "int", default: () => null, help: "Time of the last backup of this qube (seconds since the epoch)." }),
+    P({ name: "debug", type: "bool", pyType: "bool", default: () => false, help: "Turn on debug mode: more verbose logs and the console stays open." }),
+    P({
+      name: "default_user",
+      type: "str",
+      pyType: "str",
+      default: tplOr("default_user", () => "user"),
+      setter: (_q, v) => {
+        if (typeof v === "string" && !/^[A-Za-z0-9_\-+,.]*$/.test(v))
+          throw qerr("QubesPropertyValueError", "Username can contain only those characters: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+,.");
+        return v;
+      },
+      help: "Default user used to run commands in this qube.",
+    }),
+    P({ name: "devices_denied", type: "str", pyType: "str", default: () => "", help: "Device interfaces that may not be attached to this qube." }),
+    P({ name: "dns", type: "str", stateless: (q) => (q.netvmQube() || q.getProp("provides_network") ? "10.139.1.1 10.139.1.2" : null), help: "DNS servers this qube is configured with." }),
+    P({ name: "gateway", type: "str", stateless: (q) => (q.getProp("provides_network") ? q.visibleIp() : null), help: "Gateway for qubes connected to this one." }),
+    P({ name: "gateway6", type: "str", stateless: () => null, help: "IPv6 gateway for qubes connected to this one." }),
+    P({ name: "icon", type: "str", stateless: (q) => q.icon(), help: "Freedesktop icon name of this qube." }),
+    P({ name: "include_in_backups", type: "bool", pyType: "bool", default: (q) => (q.klass === "DispVM" ? !q.getProp("auto_cleanup") : true), help: "Include this qube in backups by default." }),
+    P({ name: "installed_by_rpm", type: "bool", pyType: "bool", default: () => false, help: "Whether this qube was installed by a package manager." }),
+    P({ name: "ip", type: "str", pyType: "ip", default: (q) => q.defaultIp(), help: "IP address of this qube." }),
+    P({ name: "ip6", type: "str", pyType: "ip", default: () => null, help: "IPv6 address of this qube." }),
+    P({
+      name: "kernel",
+      type: "str",
+      pyType: "str",
+      default: tplOr("kernel", (q) => q.app.getProp("default_kernel") ?? undefined),
+      setter: (_q, v) => {
+        if (typeof v === "string" && v.includes("/")) throw qerr("QubesPropertyValueError", "Kernel name cannot contain '/'");
+        return v;
+      },
+      help: "Kernel used by this qube (empty: the one inside the qube).",
+    }),
+    P({ name: "keyboard_layout", type: "str", pyType: "str", default: (q) => {
+      const g = q.vmProp("guivm");
+      const v = g ? g.getProp("keyboard_layout") : undefined;
+      return typeof v === "string" ? v : "us++";
+    }, help: "Keyboard layout of this qube (layout+variant+options)." }),
+    P({ name: "klass", type: "str", stateless: (q) => q.klass, help: "Class of this qube." }),
+    P({ name: "label", type: "label", help: "Colourful label assigned to this qube." }),
+    P({
+      name: "mac",
+      type: "str",
+      pyType: "str",
+      default: () => "00:16:3e:5e:6c:00",
+      setter: (_q, v) => {
+        const s = String(v).toLowerCase();
+        if (!/^([0-9a-f][0-9a-f]:){5}[0-9a-f][0-9a-f]$/.test(s)) throw new SimAbort("ValueError: Invalid MAC address value");
+        return s;
+      },
+      help: "MAC address of the emulated network card.",
+    }),
+    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: nonNegativeInt("maxmem"), help: "Maximum memory (MiB) the memory balancer may give this qube." }),
+    P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: positiveInt("memory"), help: "Memory (MiB) allocated at start." }),
+    P({ name: "name", type: "str", pyType: "str", writeOnce: true, help: "User-facing name of this qube." }),
+    P({
+      name: "provides_network",
+      type: "bool",
+      pyType: "bool",
+      default: () => false,
+      setter: (q, v) => {
+        if (v === false && q.connectedQubes().length > 0)
+          throw qerr("QubesValueError", "The qube is still used by other qubes, change theirs 'netvm' first");
+        return v;
+      },
+      help: "Whether this qube provides network to other qubes.",
+    }),
+    P({ name: "qid", type: "int", pyType: "int", writeOnce: true, help: "Internal, persistent identifier of this qube." }),
+    P({ name: "qrexec_timeout", type: "int", pyType: "int", default: tplOr("qrexec_timeout", (q) => q.app.getProp("default_qrexec_timeout") ?? 60), setter: positiveInt("qrexec_timeout"), help: "Seconds to wait for the qrexec agent at start." }),
+    P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: positiveInt("shutdown_timeout"), help: "Seconds to wait for a clean shutdown." }),
+    P({ name: "start_time", type: "str", stateless: (q) => (q.power === "Halted" ? null : q.startTime), help: "When this qube was started." }),
+    P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: positiveInt("stubdom_mem"), help: "Memory (MiB) of the stub domain." }),
+    P({ name: "stubdom_uuid", type: "str", stateless: () => null, help: "UUID of the stub domain, if any." }),
+    P({ name: "stubdom_xid", type: "int", stateless: () => -1, help: "Xen id of the stub domain, or -1." }),
+    P({ name: "updateable", type: "bool", forbidden: true, default: (q) => !q.hasProp("template"), help: "Whether this qube keeps its root filesystem (can be updated)." }),
+    P({ name: "uuid", type: "str", pyType: "str", writeOnce: true, help: "UUID of this qube." }),
+    P({ name: "vcpus", type: "int", pyType: "int", default: tplOr("vcpus", () => 2), setter: positiveInt("vcpus"), help: "Number of virtual CPUs." }),
+    P({
+      name: "virt_mode",
+      type: "str",
+      pyType: "str",
+      default: (q) => (q.assignments.some((a) => a.devclass === "pci") ? "hvm" : (q.templateQube()?.getProp("virt_mode") as string | undefined) ?? "pvh"),
+      setter: (_q, v) => {
+        const s = String(v).toLowerCase();
+        if (!["hvm", "pv", "pvh"].includes(s)) throw qerr("QubesPropertyValueError", `Invalid virtualization mode, supported values: hvm, pv, pvh`);
+        return s;
+      },
+      help: "Virtualisation mode: hvm, pv or pvh.",
+    }),
+    P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null, help: "Default gateway of this qube." }),
+    P({ name: "visible_gateway6", type: "str", stateless: () => null, help: "Default IPv6 gateway of this qube." }),
+    P({ name: "visible_ip", type: "str", stateless: (q) => q.visibleIp(), help: "IP address as seen from inside this qube." }),
+    P({ name: "visible_ip6", type: "str", stateless: () => null, help: "IPv6 address as seen from inside this qube." }),
+    P({ name: "visible_netmask", type: "str", stateless: (q) => (q.netvmQube()?.isNetworked() ? "255.255.255.255" : null), help: "Netmask as seen from inside this qube." }),
+    P({ name: "xid", type: "int", stateless: (q) => (q.power === "Halted" ? -1 : q.xid), help: "Xen id of this qube, or -1 when not running." }),
+    P({ name: "audiovm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_audiovm") ?? null, help: "Qube that provides audio to this one." }),
+    P({ name: "bootmode", type: "str", stage: 4, pyType: "str", default: () => "default", help: "Boot mode of this qube." }),
+    P({ name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "DispVM" ? (q.getProp("template") ?? null) : (q.app.getProp("default_dispvm") ?? null)), setter: dispvmTemplateSetter, help: "Default disposable template for calls from this qube." }),
+    P({ name: "guivm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_guivm") ?? null, help: "Qube that provides the GUI of this one." }),
+    P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: (q) => (q.getProp("kernel") ? (q.assignments.some((a) => a.devclass === "pci") ? "" : "swiotlb=2048") : ""), help: "Kernel command line options." }),
+    P({ name: "management_dispvm", type: "vm", stage: 4, allowNone: true, default: tplOr("management_dispvm", (q) => q.app.getProp("management_dispvm") ?? null), setter: dispvmTemplateSetter, help: "Disposable template used for management of this qube." }),
+    P({ name: "netvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "TemplateVM" ? null : (q.app.getProp("default_netvm") ?? null)), setter: netvmSetter, help: "" }),
+  ];
+}
+
+function dispvmTemplateSetter(q: { app: App }, v: PropValue): PropValue {
+  if (typeof v === "string") {
+    const t = q.app.domains.get(v);
+    if (t && !(t.klass === "AppVM" && t.getProp("template_for_dispvms") === true) && !(t.klass === "StandaloneVM" && t.getProp("template_for_dispvms") === true))
+      throw qerr("QubesPropertyValueError", `VM ${v} is not allowed to create disposable qubes`);
+  }
+  return v;
+}
+
+function netvmSetter(q: Qube, v: PropValue): PropValue {
+  if (v === null) return v;
+  const n = q.app.domains.get(String(v))!;
+  if (!n.getProp("provides_network")) throw qerr("QubesValueError", `The ${n.name} qube does not provide network`);
+  if (n === q || q.app.connectedTransitively(q).includes(n)) throw qerr("QubesValueError", "Loops in network are unsupported");
+  return v;
+}
+
+const QUBESVM_PROPS = qubesVmProps();
+const byName = (list: PropDef<Q>[], drop: string[] = []) => list.filter((p) => !drop.includes(p.name));
+
+function sortProps<H>(list: PropDef<H>[]): PropDef<H>[] {
+  return [...list].sort((a, b) => a.stage - b.stage || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+const TEMPLATE_FOR_DISPVMS: PropDef<Q> = { name: "template_for_dispvms", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Whether disposable qubes may be created from this qube." };
+
+/** Property tables per VM class, already in qubesd's `sorted()` order. */
+export const VM_PROPS: Record<string, PropDef<Q>[]> = {
+  AppVM: sortProps([
+    ...QUBESVM_PROPS,
+    TEMPLATE_FOR_DISPVMS,
+    { name: "template", type: "vm", stage: 4, vmclass: "TemplateVM", help: "Template this qube is based on." },
+  ]),
+  TemplateVM: sortProps([
+    ...byName(QUBESVM_PROPS),
+    { name: "appvm_default_bootmode", type: "str", pyType: "str", stage: 4, default: () => "default", help: "Default boot mode of qubes based on this template." },
+  ]),
+  StandaloneVM: sortProps([...QUBESVM_PROPS, TEMPLATE_FOR_DISPVMS]),
+  DispVM: sortProps([
+    ...QUBESVM_PROPS,
+    { name: "template", type: "vm", stage: 4, help: "Disposable template this disposable is based on." },
+    { name: "dispid", type: "int", pyType: "int", stage: 2, writeOnce: true, help: "Internal, persistent identifier of this disposable." },
+    { name: "auto_cleanup", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Remove this disposable when it shuts down." },
+    { name: "is_preload", type: "bool", stage: 2, stateless: () => false, help: "Whether this disposable was preloaded." },
+  ]),
+  AdminVM: sortProps([
+    { name: "devices_denied", type: "str", pyType: "str", stage: 2, default: () => "", help: "Device interfaces that may not be attached to this qube." },
+    { name: "icon", type: "str", stage: 2, stateless: () => "adminvm-black", help: "Freedesktop icon name of this qube." },
+    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => true, help: "Include this qube in backups by default." },
+    { name: "keyboard_layout", type: "str", pyType: "str", stage: 2, default: () => "us++", help: "Keyboard layout of this qube (layout+variant+options)." },
+    { name: "klass", type: "str", stage: 2, stateless: () => "AdminVM", help: "Class of this qube." },
+    { name: "label", type: "label", stage: 2, help: "Colourful label assigned to this qube." },
+    { name: "maxmem", type: "int", stage: 2, forbidden: true, default: () => 4096, help: "Memory (MiB) available to dom0." },
+    { name: "name", type: "str", stage: 2, forbidden: true, default: () => "dom0", help: "User-facing name of this qube." },
+    { name: "qid", type: "int", stage: 2, forbidden: true, default: () => 0, help: "Internal, persistent identifier of this qube." },
+    { name: "updateable", type: "bool", stage: 2, forbidden: true, default: () => true, help: "Whether this qube keeps its root filesystem (can be updated)." },
+    { name: "uuid", type: "str", stage: 2, forbidden: true, default: () => "00000000-0000-0000-0000-000000000000", help: "UUID of this qube." },
+    { name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_dispvm") ?? null, setter: dispvmTemplateSetter, help: "Default disposable template for calls from this qube." },
+  ]),
+  RemoteVM: sortProps([
+    { name: "uuid", type: "str", pyType: "str", stage: 2, writeOnce: true, help: "UUID of this qube." },
+    { name: "name", type: "str", pyType: "str", stage: 2, writeOnce: true, help: "User-facing name of this qube." },
+    { name: "qid", type: "int", pyType: "int", stage: 2, writeOnce: true, help: "Internal, persistent identifier of this qube." },
+    { name: "label", type: "label", stage: 2, help: "Colourful label assigned to this qube." },
+    { name: "icon", type: "str", stage: 2, stateless: (q) => q.icon(), help: "Freedesktop icon name of this qube." },
+    { name: "klass", type: "str", stage: 2, stateless: () => "RemoteVM", help: "Class of this qube." },
+    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Include this qube in backups by default." },
+    { name: "transport_rpc", type: "str", pyType: "str", stage: 2, default: () => null, help: "Service used to reach the remote qube." },
+    { name: "remote_name", type: "str", pyType: "str", stage: 2, default: () => null, help: "Name of the qube on the remote system." },
+    { name: "relayvm", type: "vm", stage: 4, allowNone: true, default: () => null, help: "Qube that relays calls to the remote qube." },
+  ]),
+};
+
+type A = App;
+const G = (d: Omit<PropDef<A>, "stage" | "help"> & { help?: string }): PropDef<A> => ({
+  stage: 3,
+  help: help("app", d.name, `Global ${d.name.replace(/_/g, " ")}.`),
+  ...d,
+});
+const poolSetter = (a: A, v: PropValue): PropValue => {
+  if (typeof v === "string" && !a.pools.has(v)) throw qerr("QubesPropertyValueError", `No such storage pool: ${v}`);
+  return v;
+};
+
+/** Global properties, in qubesd's order. */
+export const APP_PROPS: PropDef<A>[] = sortProps([
+  G({ name: "check_updates_vm", type: "bool", pyType: "bool", default: () => true, help: "Check for updates inside qubes." }),
+  G({ name: "clockvm", type: "vm", allowNone: true, default: () => null, help: "Qube that provides the time to dom0." }),
+  G({ name: "default_audiovm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null), help: "Default qube that provides audio." }),
+  G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue, help: "Default disposable template." }),
+  G({ name: "default_guivm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null), help: "Default qube that provides the GUI." }),
+  G({ name: "default_kernel", type: "str", pyType: "none", help: "Default kernel for qubes." }),
+  G({ name: "default_netvm", type: "vm", allowNone: true, default: () => null }),
+  G({ name: "default_pool", type: "str", pyType: "none", default: () => "varlibqubes", setter: poolSetter, help: "Default storage pool." }),
+  G({ name: "default_pool_kernel", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for kernel volumes." }),
+  G({ name: "default_pool_private", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for private volumes." }),
+  G({ name: "default_pool_root", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for root volumes." }),
+  G({ name: "default_pool_volatile", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for volatile volumes." }),
+  G({ name: "default_qrexec_timeout", type: "int", pyType: "int", default: () => 60, help: "Default seconds to wait for the qrexec agent." }),
+  G({ name: "default_shutdown_timeout", type: "int", pyType: "int", default: () => 60, help: "Default seconds to wait for a clean shutdown." }),
+  G({ name: "default_template", type: "vm", allowNone: true, vmclass: "TemplateVM", help: "Default template for new qubes." }),
+  G({ name: "management_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue, help: "Default disposable template for management." }),
+  G({ name: "maxmem", type: "int", forbidden: true, default: (a) => a.host.memoryMiB, help: "Memory (MiB) of the whole system." }),
+  G({ name: "no_cpus", type: "int", forbidden: true, default: (a) => a.host.cpus, help: "Number of CPUs of the system." }),
+  G({ name: "stats_interval", type: "int", pyType: "int", default: () => 3, help: "Seconds between two admin.vm.Stats reports." }),
+  G({ name: "updatevm", type: "vm", allowNone: true, default: () => null, help: "Qube used to download dom0 updates." }),
+]);
+
+// ---------------------------------------------------------------------------
+// Property holders
+
+/** What qubes and the app share: explicit values over property definitions. */
+export abstract class Holder {
+  /** Explicitly set values. */
+  readonly values = new Map<string, PropValue>();
+  abstract readonly app: App;
+  abstract props(): PropDef<any>[];
+  /** The subject of this holder's events (`""` for the app). */
+  abstract subjectName(): string;
+  /** `str(holder)` as used in error messages. */
+  abstract describe(): string;
+
+  def(name: string): PropDef<any> | undefined {
+    return this.props().find((p) => p.name === name);
+  }
+  hasProp(name: string): boolean {
+    return this.def(name) !== undefined;
+  }
+  isDefault(name: string): boolean {
+    return !this.values.has(name);
+  }
+  stateless(name: string): PropValue | undefined {
+    return this.getProp(name);
+  }
+  /** The effective value, or `undefined` for "no value". */
+  getProp(name: string): PropValue | undefined {
+    const d = this.def(name);
+    if (!d) return undefined;
+    if (d.stateless) return d.stateless(this);
+    if (this.values.has(name)) return this.values.get(name)!;
+    return d.default ? d.default(this) : undefined;
+  }
+  emit(event: string, kwargs: Array<[string, PropValue | undefined]> = []): void {
+    this.app.dispatchEvent(this, event, kwargs.map(([k, v]) => [k, pyStr(v)] as [string, string]));
+  }
+
+  /** `setattr(holder, name, value)` after `sanitize`, with qubesd's checks and events. */
+  setProp(name: string, raw: PropValue): void {
+    const d = this.def(name)!;
+    if (d.stateless) throw new SimAbort(`AttributeError: can't set attribute '${name}'`);
+    if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
+    let value = raw;
+    if (d.type === "vm") {
+      if (value === "") value = null;
+      if (value === null) {
+        if (!d.allowNone) throw qerr("QubesPropertyValueError", `Invalid value None for property '${name}' of ${this.describe()}`);
+      } else {
+        const vm = this.app.domains.get(String(value));
+        if (!vm) throw qerr("QubesPropertyValueError", `Can't set ${name} to non-existing qube ${value}`);
+        if (d.vmclass && vm.klass !== d.vmclass)
+          throw qerr("QubesPropertyValueError", `wrong VM class: domains['${vm.name}'] is of type ${vm.klass} and not ${d.vmclass}`);
+      }
+    }
+    if (d.type === "label" && value !== null) {
+      value = this.app.getLabel(String(value)).name;
+    }
+    if (d.forbidden) throw new SimAbort(`AttributeError: setting ${name} property on ${this.describe()} instance is forbidden`);
+    if (d.setter) value = d.setter(this, value);
+    const old = this.getProp(name);
+    const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
+    if (old !== undefined) pre.push(["oldvalue", old]);
+    this.emit(`property-pre-set:${name}`, pre);
+    this.values.set(name, value);
+    this.afterSet(name);
+    this.emit(`property-set:${name}`, pre);
+  }
+
+  /** `delattr(holder, name)`: back to the default, with qubesd's events. */
+  resetProp(name: string): void {
+    const d = this.def(name)!;
+    if (d.stateless) throw new SimAbort(`AttributeError: can't delete attribute '${name}'`);
+    if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
+    const old = this.getProp(name);
+    const kw: Array<[string, PropValue | undefined]> = [["name", name]];
+    if (old !== undefined) kw.push(["oldvalue", old]);
+    this.emit(`property-pre-reset:${name}`, kw);
+    this.emit(`property-pre-del:${name}`, kw);
+    this.values.delete(name);
+    this.afterSet(name);
+    this.emit(`property-reset:${name}`, kw);
+    this.emit(`property-del:${name}`, kw);
+  }
+
+  /** Side effects of a property change (tags following guivm/audiovm). */
+  protected afterSet(_name: string): void {}
+}
+
+/** One qube. */
+export class Qube extends Holder {
+  readonly features = new Map<string, string>();
+  readonly tags = new Set<string>();
+  readonly volumes = new Map<string, Volume>();
+  readonly assignments: Assignment[] = [];
+  readonly exposed: ExposedDevice[] = [];
+  firewall: string[] = ["action=accept"];
+  notes = "";
+  power: PowerState = "Halted";
+  startTime: string | null = null;
+  xid = -1;
+
+  constructor(
+    readonly app: App,
+    readonly klass: string,
+    readonly name: string,
+  ) {
+    super();
+  }
+  props(): PropDef<Qube>[] {
+    return VM_PROPS[this.klass] ?? VM_PROPS.AppVM!;
+  }
+  subjectName(): string {
+    return this.name;
+  }
+  describe(): string {
+    return this.name;
+  }
+  get uuid(): string {
+    return String(this.getProp("uuid"));
+  }
+  get qid(): number {
+    return Number(this.getProp("qid"));
+  }
+  get isAdminVM(): boolean {
+    return this.klass === "AdminVM";
+  }
+  /** A VM-typed property as a qube object. */
+  vmProp(name: string): Qube | undefined {
+    const v = this.getProp(name);
+    return typeof v === "string" ? this.app.domains.get(v) : undefined;
+  }
+  templateQube(): Qube | undefined {
+    return this.hasProp("template") ? this.vmProp("template") : undefined;
+  }
+  netvmQube(): Qube | undefined {
+    return this.hasProp("netvm") ? this.vmProp("netvm") : undefined;
+  }
+  isNetworked(): boolean {
+    if (this.isAdminVM) return false;
+    return !!this.getProp("provides_network") || !!this.netvmQube();
+  }
+  defaultIp(): string | null {
+    if (!this.isNetworked()) return null;
+    if (this.klass === "DispVM") return vmid2ipv4("10.138", Number(this.getProp("dispid")));
+    return vmid2ipv4("10.137", this.qid);
+  }
+  visibleIp(): string | null {
+    const fake = this.featureWithTemplate("net.fake-ip");
+    if (fake) return fake;
+    const ip = this.getProp("ip");
+    return ip === undefined ? null : (ip as string | null);
+  }
+  icon(): string {
+    const label = String(this.getProp("label"));
+    if (this.klass === "TemplateVM") return `templatevm-${label}`;
+    if (this.klass === "AppVM" && this.getProp("template_for_dispvms") === true) return `templatevm-${label}`;
+    if (this.features.get("servicevm")) return `servicevm-${label}`;
+    if (this.klass === "DispVM") return `dispvm-${label}`;
+    if (this.klass === "StandaloneVM") return `standalonevm-${label}`;
+    if (this.klass === "RemoteVM") return `remotevm-${label}`;
+    return `appvm-${label}`;
+  }
+  connectedQubes(): Qube[] {
+    return [...this.app.domains.values()].filter((q) => q !== this && q.hasProp("netvm") && q.vmProp("netvm") === this);
+  }
+  /** `features.check_with_template(name)`: `undefined` when absent along the chain. */
+  featureWithTemplate(name: string): string | undefined {
+    for (let q: Qube | undefined = this, n = 0; q && n < 32; q = q.templateQube(), n++) {
+      if (q.features.has(name)) return q.features.get(name);
+    }
+    return undefined;
+  }
+  featureWithNetvm(name: string): string | undefined {
+    const seen = new Set<Qube>();
+    for (let q: Qube | undefined = this; q && !seen.has(q); q = q.netvmQube()) {
+      seen.add(q);
+      if (q.features.has(name)) return q.features.get(name);
+    }
+    return undefined;
+  }
+  featureWithAdminVM(name: string): string | undefined {
+    if (this.features.has(name)) return this.features.get(name);
+    return this.app.domains.get("dom0")?.features.get(name);
+  }
+  featureWithTemplateAndAdminVM(name: string): string | undefined {
+    return this.featureWithTemplate(name) ?? this.app.domains.get("dom0")?.features.get(name);
+  }
+  setFeature(name: string, value: string): void {
+    const had = this.features.has(name);
+    const kw: Array<[string, PropValue]> = [["feature", name], ["value", value]];
+    if (had) kw.push(["oldvalue", this.features.get(name)!]);
+    this.emit(`domain-feature-pre-set:${name}`, kw);
+    this.features.set(name, value);
+    this.emit(`domain-feature-set:${name}`, kw);
+  }
+  removeFeature(name: string): void {
+    this.emit(`domain-feature-pre-delete:${name}`, [["feature", name]]);
+    this.features.delete(name);
+    this.emit(`domain-feature-delete:${name}`, [["feature", name]]);
+  }
+  addTag(tag: string, silent = false): void {
+    if (this.tags.has(tag)) return;
+    this.tags.add(tag);
+    if (!silent) this.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
+  }
+  removeTag(tag: string): void {
+    this.tags.delete(tag);
+    this.emit(`domain-tag-delete:${tag}`, [["tag", tag]]);
+  }
+  protected override afterSet(name: string): void {
+    if (name === "guivm" || name === "audiovm") {
+      for (const t of [...this.tags]) if (t.startsWith(`${name}-`)) this.removeTag(t);
+      const v = this.getProp(name);
+      if (typeof v === "string") this.addTag(`${name}-${v}`);
+    }
+  }
+}
+
+/** Host facts that the recording's (fake) host reported. */
+export interface HostInfo {
+  memoryMiB: number;
+  cpus: number;
+  dom0MemoryKiB: number;
+}
+
+/** Options of a fresh {@link App}. */
+export interface AppOptions {
+  /** Seed of the generator of UUIDs, disposable ids and clone tokens (default 0). */
+  seed?: number;
+  host?: Partial<HostInfo>;
+  /** The kernel version installed in dom0 (default `6.12.40-1.qubes.fc41`). */
+  kernel?: string;
+}
+
+/** A small deterministic generator (mulberry32), so that runs repeat. */
+class Rng {
+  constructor(private state: number) {}
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) | 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  uuid4(): string {
+    const b = Array.from({ length: 16 }, () => this.int(256));
+    b[6] = (b[6]! & 0x0f) | 0x40;
+    b[8] = (b[8]! & 0x3f) | 0x80;
+    const h = b.map((x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+  token(n: number): string {
+    const cs = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let s = "";
+    for (let i = 0; i < n; i++) s += cs[this.int(cs.length)];
+    return s;
+  }
+}
+
+/** The whole system: the app object of qubesd. */
+export class App extends Holder {
+  get app(): App {
+    return this;
+  }
+  /** Qubes by name, in creation order. */
+  readonly domains = new Map<string, Qube>();
+  readonly labels = new Map<number, Label>();
+  readonly pools = new Map<string, Pool>();
+  readonly listeners = new Set<EventListener>();
+  readonly host: HostInfo;
+  readonly rng: Rng;
+  /** `admin.vm.volume.CloneFrom` tokens. */
+  readonly cloneTokens = new Map<string, { qube: Qube; volume: string }>();
+  private nextXid = 2;
+
+  constructor(opts: AppOptions = {}) {
+    super();
+    this.rng = new Rng(opts.seed ?? 0);
+    this.host = { memoryMiB: 16384, cpus: 4, dom0MemoryKiB: 4194304, ...opts.host };
+    for (const l of DEFAULT_LABELS) this.labels.set(l.index, { ...l });
+    this.pools.set("varlibqubes", {
+      name: "varlibqubes",
+      driver: "file-reflink",
+      config: { dir_path: "/var/lib/qubes", driver: "file-reflink", ephemeral_volatile: "False", name: "varlibqubes", revisions_to_keep: "1" },
+      size: 270553174016,
+      usage: 23625490432,
+      volumes: [],
+    });
+    this.pools.set("linux-kernel", {
+      name: "linux-kernel",
+      driver: "linux-kernel",
+      config: { dir_path: "/var/lib/qubes/vm-kernels", driver: "linux-kernel", name: "linux-kernel" },
+      includedIn: "varlibqubes",
+      volumes: [],
+    });
+    const dom0 = new Qube(this, "AdminVM", "dom0");
+    dom0.values.set("label", "black");
+    dom0.power = "Running";
+    dom0.xid = 0;
+    this.domains.set("dom0", dom0);
+    this.values.set("default_kernel", opts.kernel ?? "6.12.40-1.qubes.fc41");
+    this.values.set("default_pool_kernel", "linux-kernel");
+    dom0.exposed.push(
+      {
+        devclass: "pci",
+        portId: "00_14.0",
+        deviceId: "0x8086:0xa36d::p0c0330",
+        info: [["product", "Cannon Lake PCH USB 3.1 xHCI Host Controller"], ["vendor", "Intel Corporation"], ["interfaces", "p0c0330"], ["_sbdf", "0000:00:14.0"]],
+      },
+      {
+        devclass: "pci",
+        portId: "00_1c.0-00_00.0",
+        deviceId: "0x8086:0x2723::p028000",
+        info: [["product", "Wi-Fi 6 AX200"], ["vendor", "Intel Corporation"], ["interfaces", "p028000"], ["_sbdf", "0000:03:00.0"]],
+      },
+    );
+  }
+  props(): PropDef<App>[] {
+    return APP_PROPS;
+  }
+  subjectName(): string {
+    return "";
+  }
+  describe(): string {
+    return "Qubes";
+  }
+
+  /** Fires an event to every matching listener, in registration order. */
+  dispatchEvent(holder: Holder, event: string, kwargs: ReadonlyArray<readonly [string, string]>): void {
+    const subject = holder instanceof Qube ? holder : null;
+    for (const l of [...this.listeners]) {
+      if (l.qube !== null && l.qube !== subject) continue;
+      if (l.filter && !l.filter(subject ? subject.name : null, event, kwargs)) continue;
+      l.send(subject ? subject.name : "", event, kwargs);
+    }
+  }
+
+  /** `app.get_label(name|index)`. */
+  getLabel(key: string): Label {
+    for (const l of this.labels.values()) if (l.name === key) return l;
+    const n = parsePyInt(key);
+    if (n !== undefined && this.labels.has(n)) return this.labels.get(n)!;
+    throw qerr("QubesLabelNotFoundError", `Label does not exist: ${key}`);
+  }
+
+  /** Looks a qube up by name or `uuid:…`. */
+  lookup(key: string): Qube | undefined {
+    if (key.startsWith("uuid:")) {
+      const u = key.slice(5);
+      for (const q of this.domains.values()) if (q.uuid === u) return q;
+      return undefined;
+    }
+    return this.domains.get(key);
+  }
+
+  /** Every qube whose network goes through `q`, transitively. */
+  connectedTransitively(q: Qube): Qube[] {
+    const out: Qube[] = [];
+    const todo = [q];
+    while (todo.length) {
+      const cur = todo.pop()!;
+      for (const c of cur.connectedQubes()) if (!out.includes(c)) (out.push(c), todo.push(c));
+    }
+    return out;
+  }
+
+  /** Qubes sorted as qubesd sorts them (by name; `dom0` first since `AdminVM` sorts lowest by qid). */
+  sortedDomains(): Qube[] {
+    return [...this.domains.values()].sort((a, b) => (a.isAdminVM !== b.isAdminVM ? (a.isAdminVM ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  newUuid(): string {
+    return this.rng.uuid4();
+  }
+  newToken(): string {
+    return this.rng.token(32);
+  }
+  newDispid(): number {
+    const used = new Set([...this.domains.values()].map((q) => q.getProp("dispid")));
+    for (;;) {
+      const id = 1 + this.rng.int(9999);
+      if (!used.has(id) && !this.domains.has(`disp${id}`)) return id;
+    }
+  }
+  allocXid(): number {
+    return this.nextXid++;
+  }
+
+  /** Creates a qube with storage, as `add_new_vm` + `create_on_disk` do; fires qubesd's events. */
+  addQube(
+    klass: string,
+    name: string,
+    label: string,
+    opts: { template?: string; pool?: string; pools?: Record<string, string>; uuid?: string; qid?: number; createdBy?: string; dispid?: number; silentCreate?: boolean; extra?: (q: Qube) => void } = {},
+  ): Qube {
+    const q = new Qube(this, klass, name);
+    let qid = opts.qid;
+    if (qid === undefined) {
+      const used = new Set([...this.domains.values()].map((d) => d.qid));
+      qid = 1;
+      while (used.has(qid)) qid++;
+    }
+    q.values.set("qid", qid);
+    q.values.set("name", name);
+    q.values.set("uuid", opts.uuid ?? this.newUuid());
+    q.values.set("label", label);
+    if (opts.template !== undefined) q.values.set("template", opts.template);
+    if (opts.dispid !== undefined) q.values.set("dispid", opts.dispid);
+    opts.extra?.(q);
+    if (klass !== "AdminVM" && klass !== "RemoteVM") {
+      const gui = q.getProp("guivm");
+      const audio = q.getProp("audiovm");
+      if (typeof audio === "string") q.tags.add(`audiovm-${audio}`);
+      if (typeof gui === "string") q.tags.add(`guivm-${gui}`);
+    }
+    this.domains.set(name, q);
+    if (opts.silentCreate) {
+      this.createVolumes(q, opts.pool, opts.pools);
+      if (opts.createdBy) q.tags.add(`created-by-${opts.createdBy}`);
+      return q;
+    }
+    this.emit("domain-add", [["vm", name]]);
+    if (opts.createdBy) q.addTag(`created-by-${opts.createdBy}`);
+    if (klass !== "AdminVM" && klass !== "RemoteVM") {
+      this.createVolumes(q, opts.pool, opts.pools);
+      q.emit("domain-create-on-disk");
+    }
+    return q;
+  }
+
+  private createVolumes(q: Qube, pool?: string, pools?: Record<string, string>): void {
+    if (q.klass === "AdminVM" || q.klass === "RemoteVM") return;
+    const dir = q.klass === "TemplateVM" ? "vm-templates" : "appvms";
+    const tpl = q.templateQube();
+    const pick = (vol: string): string => pools?.[vol] ?? pool ?? String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
+    const mk = (name: string, size: number, extra: Partial<Volume>): Volume => {
+      const p = pick(name);
+      const poolObj = this.pools.get(p);
+      const dirPath = poolObj?.config.dir_path ?? "/var/lib/qubes";
+      const vid = `${dir}/${q.name}/${name}`;
+      const vol: Volume = {
+        name,
+        pool: p,
+        vid,
+        size,
+        usage: 0,
+        rw: true,
+        source: "",
+        path: `${dirPath}/${vid}-dirty.img`,
+        saveOnStop: false,
+        snapOnStart: false,
+        revisionsToKeep: Number(poolObj?.config.revisions_to_keep ?? 1),
+        ephemeral: false,
+        ...extra,
+      };
+      poolObj?.volumes.push(vid);
+      return vol;
+    };
+    const tplVol = (n: string) => tpl?.volumes.get(n);
+    const hasTemplate = q.klass === "AppVM" || q.klass === "DispVM";
+    const rootSource = q.klass === "DispVM" ? (tplVol("root")?.source ?? "") : (tplVol("root")?.vid ?? "");
+    q.volumes.set("root", mk("root", tplVol("root")?.size ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
+    q.volumes.set(
+      "private",
+      mk("private", tplVol("private")?.size ?? 2147483648, q.klass === "DispVM" ? { snapOnStart: true, source: tplVol("private")?.vid ?? "" } : { saveOnStop: true }),
+    );
+    q.volumes.set("volatile", mk("volatile", 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
+    const kernel = q.getProp("kernel");
+    const kpool = pools?.kernel ?? String(this.getProp("default_pool_kernel") ?? "linux-kernel");
+    const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
+    q.volumes.set("kernel", {
+      name: "kernel",
+      pool: kpool,
+      vid: String(kernel ?? ""),
+      size: 0,
+      usage: 0,
+      rw: false,
+      source: "",
+      path: `${kdir}/${kernel ?? ""}/modules.img`,
+      saveOnStop: false,
+      snapOnStart: false,
+      revisionsToKeep: 0,
+      ephemeral: false,
+    });
+  }
+
+  /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */
+  removeQube(q: Qube): void {
+    if (!q.isAdminVM && q.klass !== "RemoteVM" && q.power !== "Halted") throw qerr("QubesVMNotHaltedError", `Domain is not powered off: '${q.name}'`);
+    let inUse = false;
+    for (const p of this.props()) if (p.type === "vm" && this.getProp(p.name) === q.name) inUse = true;
+    for (const o of this.domains.values()) {
+      if (o === q) continue;
+      for (const p of o.props()) if (p.type === "vm" && !o.isDefault(p.name) && o.getProp(p.name) === q.name) inUse = true;
+    }
+    if (inUse) throw qerr("QubesVMInUseError", `Domain is in use: '${q.name}';  see 'journalctl -u qubesd -e' in dom0 for details`);
+    const provided = [...this.domains.values()].flatMap((o) => o.assignments.filter((a) => a.backend === q.name));
+    if (provided.length) throw qerr("QubesVMInUseError", `VM has devices assigned to other VMs: ${provided.map((a) => a.portId).join(", ")}`);
+    this.emit("domain-pre-delete", [["vm", q.name]]);
+    this.domains.delete(q.name);
+    for (const v of q.volumes.values()) {
+      const p = this.pools.get(v.pool);
+      if (p) p.volumes = p.volumes.filter((x) => x !== v.vid);
+    }
+    this.emit("domain-delete", [["vm", q.name]]);
+  }
+
+  // -------------------------------------------------------------------------
+  // Power
+
+  /** `vm.start()`: starts the netvm chain first, then the qube, firing the lifecycle events. */
+  start(q: Qube): void {
+    if (q.isAdminVM) throw qerr("QubesVMNotHaltedError", "Cannot start Dom0 fake domain!");
+    if (q.klass === "RemoteVM") throw qerr("QubesVMNotHaltedError", "Cannot start a RemoteVM.");
+    if (q.power !== "Halted") return;
+    const tpl = q.templateQube();
+    if (q.hasProp("template") && !tpl) throw qerr("QubesNoTemplateError", `Template for the domain '${q.name}' not found`);
+    q.emit("domain-pre-start", [["start_guid", true], ["mem_required", null]]);
+    const net = q.netvmQube();
+    if (net && net.power === "Halted") this.start(net);
+    q.emit("domain-verify-files");
+    q.emit("domain-pre-spawn", [["start_guid", true]]);
+    q.xid = this.allocXid();
+    q.startTime = (Date.now() / 1000).toFixed(6).replace(/0+$/, "").replace(/\.$/, ".0");
+    q.power = "Paused";
+    for (const p of ["xid", "stubdom_xid", "start_time"]) q.emit(`property-reset:${p}`, [["name", p]]);
+    q.emit("domain-spawn", [["start_guid", true]]);
+    q.emit("domain-qdb-create");
+    q.emit("domain-pre-unpaused");
+    q.power = "Running";
+    q.emit("domain-unpaused");
+    q.emit("domain-start", [["start_guid", true]]);
+  }
+
+  /** `vm.shutdown(force, wait)` (the simulator's qubes stop at once). */
+  shutdown(q: Qube, force: boolean): void {
+    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot shutdown Dom0 fake domain!");
+    if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
+    if (!force) {
+      const running = q.connectedQubes().filter((c) => c.power !== "Halted");
+      if (running.length)
+        throw qerr("QubesVMError", `There are other VMs connected to this VM: ${running.map((c) => c.name).join(", ")}`);
+    }
+    q.emit("domain-pre-shutdown", [["force", force]]);
+    this.stopped(q);
+  }
+
+  /** `vm.kill()`. */
+  kill(q: Qube): void {
+    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot kill Dom0 fake domain!");
+    if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
+    this.stopped(q);
+  }
+
+  private stopped(q: Qube): void {
+    q.power = "Halted";
+    q.emit("domain-stopped");
+    for (const p of ["xid", "stubdom_xid", "start_time"]) q.emit(`property-reset:${p}`, [["name", p]]);
+    q.xid = -1;
+    q.startTime = null;
+    q.emit("domain-shutdown");
+    if (q.klass === "DispVM" && q.getProp("auto_cleanup") === true && this.domains.get(q.name) === q) {
+      try {
+        this.removeQube(q);
+      } catch {
+        // A disposable still in use stays.
+      }
+    }
+  }
+
+  pause(q: Qube): void {
+    if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
+    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot pause Dom0 fake domain!");
+    q.emit("domain-pre-paused");
+    q.power = "Paused";
+    q.emit("domain-paused");
+  }
+
+  unpause(q: Qube): void {
+    if (q.power !== "Paused") throw qerr("QubesVMNotPausedError", `Domain is not paused: '${q.name}'`);
+    q.emit("domain-pre-unpaused");
+    q.power = "Running";
+    q.emit("domain-unpaused");
+  }
+
+  suspend(q: Qube): void {
+    if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
+    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot suspend Dom0 fake domain!");
+    q.power = "Suspended";
+    q.emit("domain-suspended");
+  }
+
+  resume(q: Qube): void {
+    if (q.power !== "Suspended") {
+      if (q.power === "Paused") return this.unpause(q);
+      throw qerr("QubesVMNotSuspendedError", `Domain is not suspended: '${q.name}'`);
+    }
+    q.power = "Running";
+    q.emit("domain-resumed");
+  }
+}

@@ -1,0 +1,42 @@
+// Builds the VS Code extension into `dist/`:
+// - `dist/extension.cjs`: `src/extension.ts` bundled by esbuild (CommonJS, `vscode` external);
+// - `dist/server.cjs`: the standalone language server bundle, copied from `lsp/dist/server.cjs`;
+// - `dist/syntaxes/*.tmLanguage.json`: the TextMate grammars, copied from `grammars/`.
+// Nothing in `dist/` needs `node_modules` at run time, so the `.vsix` ships without them.
+import { build } from "esbuild";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const dist = here("./dist/");
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(here("./dist/syntaxes/"), { recursive: true });
+
+await build({
+  entryPoints: [here("./src/extension.ts")],
+  outfile: here("./dist/extension.cjs"),
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  // VS Code 1.82 runs extensions on Node 18 (Electron 25).
+  target: "node18",
+  external: ["vscode"],
+  logLevel: "warning",
+});
+
+const server = here("../lsp/dist/server.cjs");
+if (!existsSync(server)) {
+  console.error("vscode-extension build: lsp/dist/server.cjs is missing; run `npm run build -w lsp` first");
+  process.exit(1);
+}
+copyFileSync(server, here("./dist/server.cjs"));
+
+const grammars = readdirSync(here("../grammars/")).filter((name) => name.endsWith(".tmLanguage.json"));
+if (grammars.length === 0) {
+  console.error("vscode-extension build: no grammars/*.tmLanguage.json found");
+  process.exit(1);
+}
+for (const name of grammars) copyFileSync(here(`../grammars/${name}`), here(`./dist/syntaxes/${name}`));
+
+console.log(`vscode-extension: built dist/extension.cjs, copied dist/server.cjs and ${grammars.length} grammars`);

@@ -1,0 +1,42 @@
+/**
+ * The VS Code entry point: starts the bundled qrexec policy language server over stdio and
+ * registers the three Qubes commands. Everything else (diagnostics, completion, hover,
+ * formatting, evaluation) happens in the server; the commands live in `commands.ts`.
+ */
+import * as vscode from "vscode";
+import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node.js";
+import { registerCommands } from "./commands.js";
+
+let client: LanguageClient | undefined;
+
+/** Starts the language client; VS Code calls this on the first policy file. */
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const module = context.asAbsolutePath("dist/server.cjs");
+  const serverOptions: ServerOptions = {
+    run: { module, transport: TransportKind.stdio },
+    debug: { module, transport: TransportKind.stdio, options: { execArgv: ["--nolazy", "--inspect=6009"] } },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [
+      { scheme: "file", language: "qrexecpolicy" },
+      { scheme: "file", language: "qrexecpolicy-service" },
+      { scheme: "untitled", language: "qrexecpolicy" },
+      { scheme: "untitled", language: "qrexecpolicy-service" },
+    ],
+    synchronize: {
+      configurationSection: "qubesPolicy",
+      fileEvents: vscode.workspace.createFileSystemWatcher("**/{*.policy,policy.d/include/**,qubes-rpc/policy/**}"),
+    },
+    initializationOptions: { settings: vscode.workspace.getConfiguration("qubesPolicy") },
+  };
+  // The id `qubesPolicy` makes the client honour the `qubesPolicy.trace.server` setting.
+  client = new LanguageClient("qubesPolicy", "Qubes qrexec policy", serverOptions, clientOptions);
+  registerCommands(context, () => client);
+  await client.start();
+}
+
+/** Stops the language server when the extension is deactivated. */
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+  client = undefined;
+}
