@@ -411,7 +411,11 @@ function compare(tools, dir, expected, actual, show, input) {
   const labels = [...text.matchAll(/^--- (\S+)  \[/gm)].map((m) => m[1]);
   const agree = (text.match(/^agree: .*$/m) ?? ["agree: ?"])[0];
   // A shortened listing for the console: header, field counts and the first `show` differences.
-  const blocks = text.split(/^(?=--- )/m);
+  const blocks = text
+    .split("\n")
+    .filter((l) => !l.startsWith("agree: ") && !/^\.\.\. \d+ more differences$/.test(l))
+    .join("\n")
+    .split(/^(?=--- )/m);
   const head = blocks[0];
   const shown = blocks.slice(1, 1 + show).join("");
   return { labels, agree, listing: head + shown, status: r.status };
@@ -444,10 +448,16 @@ function* reductions(c) {
     delete rest[name];
     yield { ...c, files: rest };
   }
-  for (const [name, text] of Object.entries(files)) {
-    const lines = text.split(/(?<=\n)/);
-    if (lines.length <= 1) continue;
-    for (let i = 0; i < lines.length; i++) yield { ...c, files: { ...files, [name]: lines.filter((_, j) => j !== i).join("") } };
+  // Chunks of lines, largest first (a ddmin-like order: big cuts are tried before single lines).
+  const split = Object.entries(files).map(([name, text]) => [name, text.split(/(?<=\n)/)]);
+  const longest = Math.max(0, ...split.map(([, lines]) => lines.length));
+  for (let size = 2 ** Math.floor(Math.log2(Math.max(1, longest - 1))); size >= 1; size = Math.floor(size / 2)) {
+    for (const [name, lines] of split) {
+      if (lines.length <= size) continue;
+      for (let start = 0; start < lines.length; start += size) {
+        yield { ...c, files: { ...files, [name]: lines.filter((_, j) => j < start || j >= start + size).join("") } };
+      }
+    }
   }
   if (c.system?.domains) {
     for (const q of Object.keys(c.system.domains)) {
@@ -465,7 +475,7 @@ function* reductions(c) {
  * in one batch (one oracle run, one run of ours, one comparison) and keeps
  * the first that still disagrees, until none does or the round limit is hit.
  */
-function minimise(tools, cli, dir, c, maxRounds = 40) {
+function minimise(tools, cli, dir, c, maxRounds = 60) {
   let current = c;
   for (let round = 0; round < maxRounds; round++) {
     const candidates = [...reductions(current)].map((x, k) => ({ ...x, id: `${c.id}~${k}` }));
@@ -475,13 +485,18 @@ function minimise(tools, cli, dir, c, maxRounds = 40) {
     try {
       expected = runOracle(tools, jsonl(candidates));
       actual = runOurs(cli, jsonl(candidates));
-    } catch {
+    } catch (err) {
+      if (process.env.QKIT_DIFF_DEBUG) {
+        writeFileSync(join(dir, "failed-round.in.jsonl"), jsonl(candidates));
+        process.stderr.write(`minimise ${c.id}: round ${round}: ${err instanceof Error ? err.message : String(err)} (input in ${dir}/failed-round.in.jsonl)\n`);
+      }
       break;
     }
     const usable = new Set(expected.filter((e) => e.error !== "OracleInputError").map((e) => e.id));
     const { labels } = compare(tools, dir, expected, actual, 0, candidates);
     const bad = disagreeingUnits(labels);
     const next = candidates.find((x) => bad.has(x.id) && usable.has(x.id));
+    if (process.env.QKIT_DIFF_DEBUG) process.stderr.write(`minimise ${c.id}: round ${round}: ${candidates.length} candidates, ${bad.size} disagree, next ${next?.id ?? "none"}\n`);
     if (!next) break;
     current = next;
   }

@@ -22,6 +22,7 @@ await build({
   // VS Code 1.82 runs extensions on Node 18 (Electron 25).
   target: "node18",
   external: ["vscode"],
+  minify: true,
   logLevel: "warning",
 });
 

@@ -162,7 +162,12 @@ export class PolicyProject {
       .paths()
       .filter((p) => this.covers(p) || dirOf(p) === this.root)
       .map((p) => this.toVirtual(p));
-    this.cached = analyzeWorkspace(this.fs, { system: this.system, analysis: this.analysis, extraDocuments: extra });
+    this.cached = analyzeWorkspace(this.fs, {
+      system: this.system,
+      analysis: this.analysis,
+      extraDocuments: extra,
+      ...(this.cached ? { previous: this.cached } : {}),
+    });
     this.dirty = false;
     return this.cached;
   }
@@ -177,8 +182,10 @@ export class PolicyProject {
     const hit = this.parsed.get(disk);
     if (hit && hit.version === version && hit.text === text) return hit.doc;
     const virtual = this.toVirtual(disk);
-    const syntax = this.lastSnapshot().syntaxOf(virtual);
-    const doc = parseDocument(text, { syntax, file: virtual });
+    const snap = this.lastSnapshot();
+    const syntax = snap.syntaxOf(virtual);
+    const cachedParse = snap.parseCache.get(virtual);
+    const doc = cachedParse && cachedParse.text === text && cachedParse.syntax === syntax ? cachedParse.doc : parseDocument(text, { syntax, file: virtual });
     this.parsed.set(disk, { version, text, doc });
     return doc;
   }

@@ -659,8 +659,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     if (!ref || ref.line === null) return undefined;
     const loaded = [...snapshot.files.entries()].find(([, f]) => f.file === ref.file);
     if (!loaded) return undefined;
-    const doc = loaded[1].document;
-    const line = doc.lines[ref.line - 1];
+    const doc = snapshot.document(loaded[0]);
+    const line = doc?.lines[ref.line - 1];
     return line ? locationOf(project, snapshot, loaded[0], line.span) : undefined;
   }
 

@@ -80,7 +80,7 @@ export function policyResult(service: string, r: ServiceResult): Uint8Array {
     const cls = Object.prototype.hasOwnProperty.call(POLICY_ERRORS, type) ? POLICY_ERRORS[type] : undefined;
     if (cls) throw new cls(sp < 0 ? "" : stderr.slice(sp + 1), { qubesType: type });
   }
-  if (r.exitCode === 2 && stderr.startsWith("Internal error")) {
+  if (r.exitCode === 2) {
     throw new PolicyAdminInternalError(stderr, { qubesType: "PolicyAdminInternalError" });
   }
   throw new QubesServiceCallError(r.exitCode, stderr, service);

@@ -119,6 +119,13 @@ function abortReason(signal: AbortSignal, what: string): unknown {
 export interface UnixSocketTransportOptions {
   /** The socket path; default `$QUBESD_SOCKET` or `/var/run/qubesd.sock`. */
   path?: string;
+  /**
+   * Also send the policy admin API (`policy.*`) over this socket, framed
+   * like a qubesd call (`0\0stdout` / `2\0Class\0\0message\0`). The
+   * qubes-kit simulator serves it that way; a real qubesd does not (in dom0
+   * use {@link PolicyAdminExecTransport}). Default `false`.
+   */
+  servicesOverSocket?: boolean;
 }
 
 /**
@@ -131,9 +138,23 @@ export class UnixSocketTransport implements Transport {
   readonly path: string;
   readonly description: string;
 
+  private readonly servicesOverSocket: boolean;
+
   constructor(options: UnixSocketTransportOptions | string = {}) {
     this.path = typeof options === "string" ? options : resolveSocketPath(options.path);
+    this.servicesOverSocket = typeof options === "string" ? false : !!options.servicesOverSocket;
     this.description = `unix socket ${this.path}`;
+  }
+
+  /** The policy admin API over the socket (only with `servicesOverSocket`). */
+  async runService(request: ServiceRequest, options: TransportCallOptions = {}): Promise<ServiceResult> {
+    if (!this.servicesOverSocket) {
+      throw new QubesTransportError(`${this.description} does not serve ${request.service} (qubesd has no policy admin api)`, { code: "unsupported-call" });
+    }
+    const chunks: Uint8Array[] = [];
+    const req: WireRequest = { method: request.service, arg: request.arg, source: "dom0", destType: "name", dest: request.dest, payload: request.stdin };
+    for await (const c of this.call(req, options)) chunks.push(c);
+    return framedToServiceResult(Buffer.concat(chunks));
   }
 
   call(request: WireRequest, options: TransportCallOptions = {}): AsyncIterable<Uint8Array> {
@@ -487,6 +508,24 @@ export class FunctionTransport implements Transport {
     if (!this.serviceHandler) throw new QubesTransportError(`${this.description} does not serve ${request.service}`, { code: "unsupported-call" });
     return this.serviceHandler(request, options);
   }
+}
+
+/**
+ * Turns a qubesd-framed answer of a service (`0\0stdout`, or
+ * `2\0Class\0\0message\0`) into what the service process would have
+ * printed: exit 0 with stdout, exit 1 with `Class message` on stderr, or exit
+ * 2 for `PolicyAdminInternalError` and anything unreadable.
+ */
+export function framedToServiceResult(b: Uint8Array): ServiceResult {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const empty = new Uint8Array(0);
+  if (buf.length >= 2 && buf[0] === 0x30 && buf[1] === 0) return { exitCode: 0, stdout: new Uint8Array(buf.subarray(2)), stderr: empty };
+  if (buf.length >= 2 && buf[0] === 0x32 && buf[1] === 0) {
+    const [type = "", , message = ""] = buf.subarray(2).toString("utf8").split("\0");
+    if (type === "PolicyAdminInternalError") return { exitCode: 2, stdout: empty, stderr: new Uint8Array(Buffer.from(message, "utf8")) };
+    return { exitCode: 1, stdout: empty, stderr: new Uint8Array(Buffer.from(`${type} ${message}`, "utf8")) };
+  }
+  return { exitCode: 2, stdout: empty, stderr: new Uint8Array(Buffer.from("no reply from the policy admin service", "utf8")) };
 }
 
 /** For messages: the header of a request as text. */

@@ -50,7 +50,8 @@ const behaviours: Record<string, Behaviour> = {
   },
   "admin.vm.feature.Get": (_req, s) => s.end("2\0QubesVMNotFoundError\0\0No such domain: 'nosuch'\0"),
   "admin.vm.Kill": (_req, s) => s.end(),
-  "admin.vm.Start": () => undefined, // never answers
+  // Answers too late: by then the client has given up and closed (the write then fails).
+  "admin.vm.Start": (_req, s) => setTimeout(() => s.end("0\0"), 400),
   "admin.label.List": (req, s) => s.end(`0\0${req.length}`),
   "admin.Events": (_req, s) => {
     s.write("1\0\0connection-established\0\0");
@@ -61,7 +62,7 @@ const behaviours: Record<string, Behaviour> = {
     }, 2);
     s.on("close", () => clearInterval(t));
   },
-  "admin.vm.Stats": (_req, s) => s.end("1\0\0connection-established\0\0" + "1\0work\0vm-stats\0memory_kb\0409600\0cpu_time\012\0cpu_usage\03\0online_vcpus\02\0\0"),
+  "admin.vm.Stats": (_req, s) => s.end("1\0\0connection-established\0\0" + "1\0work\0vm-stats\0memory_kb\x00409600\0cpu_time\x0012\0cpu_usage\x003\0online_vcpus\x002\0\0"),
 };
 
 beforeAll(async () => {
@@ -111,7 +112,7 @@ describe("unix socket transport", () => {
 
   it("sends the payload after the NUL", async () => {
     await expect(qubes().qube("work").setProperty("memory", 800)).rejects.toThrow("no such method");
-    expect(seen[seen.length - 1]!.request.toString("latin1")).toBe("admin.vm.property.Set+memory dom0 name work\0800");
+    expect(seen[seen.length - 1]!.request.toString("latin1")).toBe("admin.vm.property.Set+memory dom0 name work\x00800");
   });
 
   it("turns an exception reply into the typed error with the literal message", async () => {
@@ -143,7 +144,7 @@ describe("unix socket transport", () => {
   it("refuses a request over 64 KiB before connecting", async () => {
     const before = connections;
     const big = "x".repeat(65536);
-    const err = await qubes().qube("work").setNotes(big.slice(0, 65500)).catch((e: unknown) => e);
+    const err = await qubes().qube("work").setNotes(big.slice(0, 65520)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(QubesRequestTooLargeError);
     expect(connections).toBe(before);
   });

@@ -104,13 +104,13 @@ export function openStream(socketPath: string, request: Uint8Array): Promise<Str
       buf = Buffer.from(r.rest);
       frames.push(...r.frames);
       for (const w of [...waiters]) if (frames.length >= w.n) (waiters.splice(waiters.indexOf(w), 1), w.resolve(frames));
-      if (frames.length === 1 && r.frames.length) resolve(stream);
+      if (frames.length >= 1) resolve(stream);
     });
     s.on("error", reject);
   });
 }
 
-const GENERATED = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\bdisp\d+\b|\b[A-Za-z0-9]{32}\b/g;
+const GENERATED = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<![A-Za-z0-9_-])disp\d+(?![A-Za-z0-9_])|(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])/g;
 const ZERO_UUID = "00000000-0000-0000-0000-000000000000";
 
 /**

@@ -307,6 +307,21 @@ function sourceKeys(src: string, sys: PreparedSystem): string[] {
   return keys;
 }
 
+/** All rules, in order: the reference path without the index. */
+function allRules(policy: CompiledPolicy): number[][] {
+  return [policy.rules.map((r) => r.index)];
+}
+
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions {
+  /**
+   * Scan every rule in order instead of using the index and the `ask` cache,
+   * as the engine does. Slower; it exists so tests can check that indexing
+   * never changes a decision.
+   */
+  linear?: boolean;
+}
+
 /** The candidate rule lists for a request, each sorted by global index. */
 function candidateLists(index: Index, service: string, argument: string, src: string, sys: PreparedSystem): number[][] {
   const lists: number[][] = [];
@@ -441,7 +456,8 @@ function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): 
  * here, over the indexed candidates only, and memoised per
  * (service, argument, source) and system model.
  */
-function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskContribution[]): string[] {
+function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskContribution[], linear = false): string[] {
+  if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), asks: new Map() }, contributions);
   const index = indexOf(policy);
   const cache = systemCache(index, sys);
   const key = req.service + "\0" + req.argument + "\0" + req.source;
@@ -462,7 +478,7 @@ function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: Pr
   return result;
 }
 
-function computeAsk(policy: CompiledPolicy, index: Index, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskContribution[]): string[] {
+function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskContribution[]): string[] {
   const info = sys.domains;
   const source = req.source;
   let sourceName: string;
@@ -476,8 +492,10 @@ function computeAsk(policy: CompiledPolicy, index: Index, req: BuiltRequest, sys
   }
   const decided = new Set<string>();
   const offered = new Set<string>();
-  for (const i of merged(candidateLists(index, req.service, req.argument, source, sys))) {
+  for (const i of merged(index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy))) {
     const rule = policy.rules[i]!;
+    if (rule.service !== null && rule.service !== req.service) continue;
+    if (rule.argument !== null && rule.argument !== req.argument) continue;
     if (!matchSource(rule.source, source, info)) continue;
     const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
     const expansion = cachedExpand(tok, sys, cache);
@@ -584,7 +602,7 @@ function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: s
   return d;
 }
 
-function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskContribution[]): Run {
+function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskContribution[], linear = false): Run {
   const sys = prep(system);
   const info = sys.domains;
   let built: BuiltRequest;
@@ -596,9 +614,10 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
   const intended = built.target.text;
   let rule: PolicyRule | undefined;
   try {
-    const index = indexOf(policy);
-    for (const i of merged(candidateLists(index, built.service, built.argument, built.source, sys))) {
+    const lists = linear ? allRules(policy) : candidateLists(indexOf(policy), built.service, built.argument, built.source, sys);
+    for (const i of merged(lists)) {
       const r = policy.rules[i]!;
+      if (linear && ((r.service !== null && r.service !== built.service) || (r.argument !== null && r.argument !== built.argument))) continue;
       onStep?.(r);
       if (matchSource(r.source, built.source, info) && matchTarget(r.target, built.target, built.source, info)) {
         rule = r;
@@ -662,7 +681,7 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
     if (rule.redirect) {
       targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
       resolution.push(`\`target=${rule.redirect.text}\` offers only that target`);
-    } else targets = collectTargetsForAsk(policy, built, sys, contributions);
+    } else targets = collectTargetsForAsk(policy, built, sys, contributions, linear);
     if (!rule.autostart) targets = targets.filter((t) => allowNoAutostart(t, info));
     if (targets.length === 0) {
       throw new Refusal("AccessDenied", `policy define 'ask' action at ${where(rule)} but no target is available to choose from`, "ask-no-targets");
@@ -703,8 +722,8 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
  * `ok: false` decisions are denials (by the engine, or where the real engine
  * would crash: `EngineError`).
  */
-export function evaluate(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): Decision {
-  return run(policy, request, system).decision;
+export function evaluate(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, options: EvaluateOptions = {}): Decision {
+  return run(policy, request, system, undefined, undefined, options.linear ?? false).decision;
 }
 
 /** Splits `SERVICE+ARG` the way `qrexec-policy-exec` does, and fills the defaults. */

@@ -59,6 +59,8 @@ const NO_VIA: RuleOrigin[] = [];
 
 class Loader {
   readonly rules: PolicyRule[] = [];
+  /** Rules seen (kept or not). */
+  ruleCount = 0;
   readonly files: LoadedFile[] = [];
   readonly diagnostics: Diagnostic[] = [];
   readonly warnings: Diagnostic[] = [];
@@ -74,6 +76,8 @@ class Loader {
   constructor(
     private readonly fs: PolicyFileSystem | undefined,
     private readonly opts: LoadOptions,
+    /** Whether to build the rule list (the evaluator's input), or only validate. */
+    private readonly keepRules = true,
   ) {
     this.kind = opts.loader === "string" ? "string" : opts.overrides ? "validate" : "file";
     this.policyDir = normalizePath(opts.policyDir ?? POLICY_DIR);
@@ -271,16 +275,13 @@ class Loader {
           this.directive(path, line, span, syntax, inner, serviceSa);
           return;
         }
-        const r = checkRule(f, serviceSa, span, this.cache);
+        const r = checkRule(f, serviceSa, span, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: display, path, line }, via } : undefined);
         if (isLineError(r)) {
           this.syntaxError(path, line, r);
           return;
         }
-        const rule = r as PolicyRule;
-        rule.index = this.rules.length;
-        rule.origin = { file: display, path, line };
-        rule.via = via;
-        this.rules.push(rule);
+        this.ruleCount++;
+        if (this.keepRules) this.rules.push(r as PolicyRule);
       });
     } finally {
       this.stack.pop();
@@ -449,11 +450,10 @@ class Loader {
         if (argument !== "*") {
           for (const target of ["@anyvm", "@adminvm"] as const) {
             const f: Fields = { texts: ["@anyvm", target, "deny"], starts: [0, 0, 0] };
-            const r = checkRule(f, sa, span, this.cache) as PolicyRule;
-            r.index = this.rules.length;
-            r.origin = { file: this.kind === "string" ? name : this.display(filePath), path: filePath, line: null };
-            r.via = legacyFrame.via;
-            this.rules.push(r);
+            const origin = { file: this.kind === "string" ? name : this.display(filePath), path: filePath, line: null };
+            const r = checkRule(f, sa, span, this.cache, undefined, { index: this.rules.length, origin, via: legacyFrame.via }) as PolicyRule;
+            this.ruleCount++;
+            if (this.keepRules) this.rules.push(r);
           }
         }
       }
@@ -477,6 +477,38 @@ class Compiled implements CompiledPolicy {
     readonly files: LoadedFile[],
     readonly warnings: Diagnostic[],
   ) {}
+}
+
+/** The result of {@link checkPolicy}. */
+export interface CheckResult {
+  ok: boolean;
+  /** The engine's error (the first one), when the policy does not load. */
+  error?: PolicyError;
+  /** Every diagnostic found, errors and warnings, each with its `file`. */
+  diagnostics: Diagnostic[];
+  /** The number of rules the policy has (counting repeated includes), as far as it loaded. */
+  rules: number;
+  files: LoadedFile[];
+}
+
+/**
+ * Validates a whole policy without building the evaluator's rule list:
+ * what `qkit policy check` and editors need. It finds the same problems as
+ * {@link loadPolicy} with `collectAll` (the first error is the engine's).
+ */
+export function checkPolicy(fs: PolicyFileSystem | undefined, options: LoadOptions = {}): CheckResult {
+  const loader = new Loader(fs, { collectAll: true, ...options }, false);
+  try {
+    loader.run();
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const error: PolicyError = { error: "EngineError", code: "internal-error", crash: "InternalError", message: `internal error while loading the policy: ${message}` };
+    return { ok: false, error, diagnostics: [...loader.diagnostics], rules: loader.ruleCount, files: loader.files };
+  }
+  const diagnostics = [...loader.diagnostics, ...loader.warnings];
+  const out: CheckResult = { ok: !loader.error, diagnostics, rules: loader.ruleCount, files: loader.files };
+  if (loader.error) out.error = loader.error;
+  return out;
 }
 
 /**

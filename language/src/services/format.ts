@@ -56,7 +56,10 @@ export function formatLines(doc: PolicyDocument, options: FormatOptions = {}): s
       continue;
     }
     if (line.kind === "blank") {
-      out[i] = "";
+      // INVARIANT: the number of lines never changes. Emptying a blank line between a lone `\r`
+      // and a `\n` would turn the two terminators into one `\r\n`, so such a line is kept.
+      const prevEndsCr = line.lineSpan.start > 0 && doc.text[line.lineSpan.start - 1] === "\r";
+      if (!(prevEndsCr && doc.text[line.lineSpan.end] === "\n")) out[i] = "";
       i++;
       continue;
     }

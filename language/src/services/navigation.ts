@@ -134,7 +134,10 @@ export function references(doc: PolicyDocument, offset: number, ctx: { snapshot:
 export function findReferences(ref: SymbolRef, snapshot: PolicySnapshot, extra?: { path: string; document: PolicyDocument }): FileLocation[] {
   const out: FileLocation[] = [];
   const docs = new Map<string, PolicyDocument>();
-  for (const [p, f] of snapshot.files) docs.set(p, f.document);
+  for (const p of snapshot.files.keys()) {
+    const d = snapshot.document(p);
+    if (d) docs.set(p, d);
+  }
   if (extra) docs.set(extra.path, extra.document);
   for (const [path, document] of docs) {
     for (const line of document.lines) {

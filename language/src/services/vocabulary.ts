@@ -51,8 +51,10 @@ export function vocabulary(snapshot: PolicySnapshot | undefined): Vocabulary {
       else if (t.kind === "type" && !v.types.has(t.value)) v.types.set(t.value, "seen in the policy");
       else if (t.kind === "dispvm-template" && !v.dispvmTemplates.has(t.value) && !system) v.dispvmTemplates.set(t.value, "seen in the policy");
     };
-    for (const f of snapshot.files.values()) {
-      for (const line of f.document.lines) {
+    for (const path of snapshot.files.keys()) {
+      const doc = snapshot.document(path);
+      if (!doc) continue;
+      for (const line of doc.lines) {
         if (line.kind !== "rule" || !line.rule) continue;
         seenToken(line.rule.source);
         seenToken(line.rule.target);

@@ -35,6 +35,8 @@ export interface WorkspaceOptions {
   analysis?: AnalysisConfig;
   /** Documents open in the editor that should be checked even when no policy file includes them (absolute paths). */
   extraDocuments?: readonly string[];
+  /** The previous snapshot: documents whose text did not change are not parsed again. */
+  previous?: PolicySnapshot;
 }
 
 /** An analysed policy: what the editor services work on. Immutable. */
@@ -58,10 +60,19 @@ export interface PolicySnapshot {
   readonly policyDiagnostics: readonly Diagnostic[];
   /** Services seen in the policy, with the arguments seen for each. */
   readonly services: ReadonlyMap<string, ReadonlySet<string>>;
-  /** The document at a path: the loaded one, or the file parsed on demand. */
+  /** The parsed document at a path (a loaded file, or any file parsed on demand); cached. */
   document(path: string): PolicyDocument | undefined;
+  /** @internal The parse cache, handed to the next snapshot. */
+  readonly parseCache: ReadonlyMap<string, ParsedEntry>;
   /** The syntax a file is read in (service syntax for legacy and `!include-service` files). */
   syntaxOf(path: string): SyntaxKind;
+}
+
+/** @internal A cached parse. */
+export interface ParsedEntry {
+  text: string;
+  syntax: SyntaxKind;
+  doc: PolicyDocument;
 }
 
 /** Splits text into physical lines the way the daemon's file loader does (universal newlines), keeping terminators. */
@@ -209,8 +220,9 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     }
   }
 
-  // Documents: loaded files, plus extra open documents parsed on demand.
-  const parsed = new Map<string, PolicyDocument | null>();
+  // Documents: loaded files, plus extra open documents, parsed on demand and cached across snapshots.
+  const parseCache = new Map<string, ParsedEntry>();
+  const previousCache = options.previous?.parseCache;
   const syntaxOf = (path: string): SyntaxKind => {
     const p = normalize(path);
     const f = files.get(p);
@@ -220,15 +232,24 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   const document = (path: string): PolicyDocument | undefined => {
     const p = normalize(path);
     const f = files.get(p);
-    if (f) return f.document;
-    if (!parsed.has(p)) {
-      const text = fs.readFile(p);
-      parsed.set(p, text === undefined ? null : parseDocument(text, { syntax: syntaxOf(p), file: p }));
+    const text = f ? f.text : fs.readFile(p);
+    if (text === undefined) return undefined;
+    const syntax = syntaxOf(p);
+    const hit = parseCache.get(p) ?? previousCache?.get(p);
+    if (hit && hit.text === text && hit.syntax === syntax) {
+      parseCache.set(p, hit);
+      return hit.doc;
     }
-    return parsed.get(p) ?? undefined;
+    const doc = parseDocument(text, { syntax, newlines: f?.newlines ?? "universal", file: p });
+    parseCache.set(p, { text, syntax, doc });
+    return doc;
   };
 
-  const analyzed: AnalyzedDocument[] = [...files.entries()].map(([path, f]) => ({ path, document: f.document }));
+  const analyzed: AnalyzedDocument[] = [];
+  for (const path of files.keys()) {
+    const doc = document(path);
+    if (doc) analyzed.push({ path, document: doc });
+  }
   for (const extra of options.extraDocuments ?? []) {
     const p = normalize(extra);
     if (files.has(p)) continue;
@@ -258,8 +279,8 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   for (const list of diagnostics.values()) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
 
   const services = new Map<string, Set<string>>();
-  for (const f of files.values()) {
-    for (const line of f.document.lines) {
+  for (const { document: doc } of analyzed) {
+    for (const line of doc.lines) {
       if (line.kind !== "rule" || !line.rule || line.rule.service === null) continue;
       let set = services.get(line.rule.service);
       if (!set) services.set(line.rule.service, (set = new Set()));
@@ -288,6 +309,7 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     services,
     document,
     syntaxOf,
+    parseCache,
   };
 }
 

@@ -23,6 +23,7 @@ import {
   type Fields,
   type LineError,
   type ServiceArgument,
+  type RuleOriginFields,
   type TokenCache,
 } from "./rule.js";
 import type { DirectiveLine, DirectiveName, LineNode, NewlineMode, ParamNode, PolicyDocument, RuleLine, RuleNode, SyntaxKind, Word } from "./tree.js";
@@ -184,7 +185,7 @@ export function checkDirective(f: Fields, syntax: SyntaxKind, lineSpan: Span): D
  * Checks a rule line (fields already split). `sa` is the service and argument
  * of a service-syntax file; `null` means the policy syntax (columns 1 and 2).
  */
-export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[]): RuleNode | LineError {
+export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields): RuleNode | LineError {
   const policy = sa === null;
   if (f.texts.length < (policy ? 5 : 3)) {
     return {
@@ -197,16 +198,21 @@ export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span,
     };
   }
   if (policy) {
-    const key = cache ? f.texts[0]! + "\0" + f.texts[1]! : "";
-    let r: ServiceArgument | LineError | undefined = cache?.serviceArgument.get(key);
+    const service = f.texts[0]!;
+    const argument = f.texts[1]!;
+    let byArg = cache?.serviceArgument.get(service);
+    let r: ServiceArgument | LineError | undefined = byArg?.get(argument);
     if (r === undefined) {
-      r = validateServiceArgument(f.texts[0]!, f.texts[1]!, fieldSpan(f, 0), fieldSpan(f, 1));
+      r = validateServiceArgument(service, argument, fieldSpan(f, 0), fieldSpan(f, 1));
       if (isLineError(r)) return r;
-      cache?.serviceArgument.set(key, r);
+      if (cache) {
+        if (!byArg) cache.serviceArgument.set(service, (byArg = new Map()));
+        byArg.set(argument, r);
+      }
     }
-    return buildRule(r, f, 2, cache, params);
+    return buildRule(r, f, 2, cache, params, origin);
   }
-  return buildRule(sa, f, 0, cache, params);
+  return buildRule(sa, f, 0, cache, params, origin);
 }
 
 function words(f: Fields): Word[] {

@@ -110,8 +110,8 @@ export interface TokenCache {
   source: Map<string, QubeToken | LineError>;
   target: Map<string, QubeToken | LineError>;
   redirect: Map<string, QubeToken | LineError>;
-  /** Service/argument pairs already validated, keyed `service\0argument`. */
-  serviceArgument: Map<string, ServiceArgument>;
+  /** Service/argument pairs already validated, by service then argument. */
+  serviceArgument: Map<string, Map<string, ServiceArgument>>;
 }
 
 /** A fresh cache (one per load or parse). */
@@ -152,7 +152,7 @@ export function paramsFor(action: ActionName): string[] {
  * `default_target=`, and the `@default` check. The first failure is returned.
  * When `params` is given, every parsed `key=value` word is appended to it.
  */
-export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: TokenCache, params?: ParamNode[]): RuleNode | LineError {
+export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields): RuleNode | LineError {
   const texts = f.texts;
   const source = token(texts[i]!, "source", f, i, cache);
   if (isError(source)) return source;
@@ -263,19 +263,36 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
       help: "add `target=QUBE`, or use `ask`",
     };
   }
-  return {
-    service: sa.service,
-    argument: sa.argument,
-    source,
-    target,
-    action,
-    redirect,
-    defaultTarget,
-    user,
-    notify: notify ?? action === "deny",
-    autostart: autostart ?? true,
-    rawParams: first < n ? texts.slice(first) : NO_PARAMS,
-  };
+  const rawParams = first < n ? texts.slice(first) : NO_PARAMS;
+  const notifyValue = notify ?? action === "deny";
+  const autostartValue = autostart ?? true;
+  if (origin) {
+    // One object literal with every field, so all rules share one shape.
+    return {
+      service: sa.service,
+      argument: sa.argument,
+      source,
+      target,
+      action,
+      redirect,
+      defaultTarget,
+      user,
+      notify: notifyValue,
+      autostart: autostartValue,
+      rawParams,
+      index: origin.index,
+      origin: origin.origin,
+      via: origin.via,
+    } as RuleNode;
+  }
+  return { service: sa.service, argument: sa.argument, source, target, action, redirect, defaultTarget, user, notify: notifyValue, autostart: autostartValue, rawParams };
+}
+
+/** The loader's fields of a rule, set when the rule is created. */
+export interface RuleOriginFields {
+  index: number;
+  origin: { file: string; path: string; line: number | null };
+  via: readonly { file: string; path: string; line: number | null }[];
 }
 
 export { isError as isLineError };

@@ -7,8 +7,11 @@ import { commands as policyCommands } from "./policy.js";
 import { commands as demoCommands } from "./demo.js";
 import { commands as qubeCommands } from "./qube.js";
 import { commands as simCommands } from "./sim.js";
+import { commands as systemCommands } from "./system.js";
+import { commands as eventsCommands } from "./events.js";
+import { commands as policyRemoteCommands } from "./policy-remote.js";
 
-const ALL: Command[] = [...policyCommands, ...demoCommands, ...qubeCommands, ...simCommands];
+const ALL: Command[] = [...policyCommands, ...demoCommands, ...qubeCommands, ...simCommands, ...systemCommands, ...eventsCommands, ...policyRemoteCommands];
 
 function help(io: CliIO): void {
   const width = Math.max(...ALL.map((c) => c.path.join(" ").length));

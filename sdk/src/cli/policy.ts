@@ -1,4 +1,422 @@
-import type { Command } from "./command.js";
+/**
+ * `qkit policy check | eval | explain`: the policy language from the command line.
+ *
+ * Output contracts (other tools depend on them):
+ * - `check` prints `FILE:LINE:COL: SEVERITY[CODE]: MESSAGE` lines and exits 0
+ *   (clean), 1 (an error diagnostic) or 2 (usage); `--json` prints one object.
+ * - `eval --json`, `eval --requests` and `eval --cases` print one JSON object a
+ *   line, in the format of the conformance corpus (`decisionToJson`).
+ */
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { createInterface } from "node:readline";
+import {
+  checkPolicy,
+  decisionToJson,
+  evaluate,
+  explain,
+  lintText,
+  loadPolicy,
+  makeRequest,
+  parseDocument,
+  prepareSystemInfo,
+  printRule,
+  runConformanceCase,
+  LEGACY_POLICY_DIR,
+  POLICY_DIR,
+  RUNTIME_POLICY_DIR,
+  type CompiledPolicy,
+  type Decision,
+  type Diagnostic,
+  type Explanation,
+  type LoadResult,
+  type PolicyRequest,
+  type PolicyRule,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import { createNodePolicyFileSystem } from "../policy-fs.js";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs, type ParsedArgs } from "./args.js";
 
-/** Placeholder until this command family lands. */
-export const commands: Command[] = [];
+// ---------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------
+
+/** 1-based line and column of an offset (line ends as the engine counts them). */
+export function position(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+function columnOf(text: string | undefined, d: Diagnostic): number {
+  if (text === undefined) return 1;
+  let i = d.span.start;
+  while (i > 0) {
+    const c = text.charCodeAt(i - 1);
+    if (c === 10 || c === 13) break;
+    i--;
+  }
+  return d.span.start - i + 1;
+}
+
+interface PolicySource {
+  /** What the user named, for messages. */
+  label: string;
+  fs: ReturnType<typeof createNodePolicyFileSystem>;
+  /** Real directory of each virtual standard directory (for printing real paths). */
+  mounts: Record<string, string>;
+}
+
+/** Mounts a real policy directory (and optional runtime/legacy dirs) at the engine's standard paths. */
+function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDir: string | undefined, cwd: string): PolicySource {
+  const abs = path.resolve(cwd, policyDir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\``);
+  const mounts: Record<string, string> = { [POLICY_DIR]: abs };
+  if (runtimeDir !== undefined) mounts[RUNTIME_POLICY_DIR] = path.resolve(cwd, runtimeDir);
+  if (legacyDir !== undefined) mounts[LEGACY_POLICY_DIR] = path.resolve(cwd, legacyDir);
+  // On a real dom0 (the standard directory itself), absolute includes reach the real disk too.
+  const passthrough = abs === POLICY_DIR;
+  return { label: policyDir, fs: createNodePolicyFileSystem({ mounts, passthrough }), mounts };
+}
+
+/** A virtual path printed as the real path the user knows. */
+function realPathOf(src: PolicySource, virtual: string): string {
+  for (const [virt, real] of Object.entries(src.mounts)) {
+    if (virtual === virt) return real;
+    if (virtual.startsWith(virt + "/")) return path.join(real, virtual.slice(virt.length + 1));
+  }
+  return virtual;
+}
+
+function readSystem(file: string | undefined, io: CliIO): SystemInfo {
+  if (file === undefined) return prepareSystemInfo({ domains: {} });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path.resolve(io.cwd, file), "utf8"));
+  } catch (e) {
+    throw new UsageError(`cannot read the system model \`${file}\`: ${e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e)}`);
+  }
+  if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
+    throw new UsageError(`the system model \`${file}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
+  }
+  return prepareSystemInfo(raw as { domains: Record<string, never> });
+}
+
+function sev(d: Diagnostic): string {
+  return d.severity;
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy check
+// ---------------------------------------------------------------------------
+
+const CHECK_USAGE = `usage: qkit policy check [options] PATH...
+
+Validates qrexec policy. PATH is a policy.d directory (loaded as the daemon
+loads /etc/qubes/policy.d: file order, includes, !compat-4.0) or single files
+(each checked on its own, includes not followed).
+
+Prints FILE:LINE:COL: SEVERITY[CODE]: MESSAGE for every problem; the first
+error is the one the real engine stops at (and then denies every call).
+
+options:
+  --runtime-dir DIR   runtime policy directory, loaded with the main one (/run/qubes/policy.d)
+  --legacy-dir DIR    legacy R4.0 directory read by !compat-4.0 (/etc/qubes-rpc/policy)
+  --include-service   single files are in legacy service syntax (!include-service targets)
+  --lint-compat       behave exactly like upstream qubes-policy-lint (each line on its own)
+  --json              print one JSON object
+exit status: 0 no error, 1 errors, 2 usage error
+`;
+
+interface CheckEntry {
+  file: string;
+  line: number;
+  column: number;
+  endColumn: number;
+  severity: string;
+  code: string;
+  message: string;
+  help?: string;
+}
+
+async function runCheck(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { json: true, "runtime-dir": "value", "legacy-dir": "value", "lint-compat": true, "include-service": true });
+  if (a.positionals.length === 0) throw new UsageError("no PATH given");
+  const entries: CheckEntry[] = [];
+  const lintLines: string[] = [];
+  let rules = 0;
+  let engineError: string | undefined;
+  for (const p of a.positionals) {
+    const abs = path.resolve(io.cwd, p);
+    if (!existsSync(abs)) throw new UsageError(`no such file or directory: \`${p}\``);
+    const isDir = statSync(abs).isDirectory();
+    if (a.flags.has("lint-compat")) {
+      const files = isDir ? listPolicyFiles(abs).map((n) => path.join(p, n)) : [p];
+      for (const f of files) {
+        const text = readFileSync(path.resolve(io.cwd, f), "utf8");
+        const r = lintText(text, { name: f, includeService: a.flags.has("include-service") });
+        lintLines.push(...r.errors);
+      }
+      continue;
+    }
+    if (isDir) {
+      const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+      const result = checkPolicy(src.fs);
+      rules += result.rules;
+      if (result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied")) engineError ??= result.error.message;
+      const texts = new Map(result.files.map((f) => [f.file, f.text] as const));
+      for (const d of result.diagnostics) {
+        const file = d.file ?? "";
+        const shown = realPathOf(src, file.startsWith("/") ? file : path.posix.join(POLICY_DIR, file));
+        const text = texts.get(file);
+        const column = columnOf(text, d);
+        entries.push({ file: path.relative(io.cwd, shown) || shown, line: d.line, column, endColumn: column + (d.span.end - d.span.start), severity: sev(d), code: d.code, message: d.message, ...(d.help ? { help: d.help } : {}) });
+      }
+    } else {
+      const text = readFileSync(abs, "utf8");
+      const doc = parseDocument(text, { syntax: a.flags.has("include-service") ? "service" : "policy" });
+      rules += doc.lines.filter((l) => l.kind === "rule" && l.rule).length;
+      for (const d of doc.diagnostics) {
+        const column = columnOf(text, d);
+        entries.push({ file: p, line: d.line, column, endColumn: column + (d.span.end - d.span.start), severity: sev(d), code: d.code, message: d.message, ...(d.help ? { help: d.help } : {}) });
+      }
+    }
+  }
+  if (a.flags.has("lint-compat")) {
+    if (a.flags.has("json")) io.stdout.write(JSON.stringify({ ok: lintLines.length === 0, errors: lintLines }) + "\n");
+    else for (const l of lintLines) io.stdout.write(l + "\n");
+    return lintLines.length ? 1 : 0;
+  }
+  const errors = entries.filter((e) => e.severity === "error").length;
+  const ok = errors === 0 && engineError === undefined;
+  if (a.flags.has("json")) {
+    io.stdout.write(JSON.stringify({ ok, rules, errors, warnings: entries.length - errors, diagnostics: entries }) + "\n");
+  } else {
+    for (const e of entries) io.stdout.write(`${e.file}:${e.line}:${e.column}: ${e.severity}[${e.code}]: ${e.message}\n`);
+    if (engineError && !entries.some((e) => e.severity === "error")) io.stdout.write(`error[engine]: ${engineError}\n`);
+    const summary = ok ? `ok: ${rules} rules, no errors` : `${errors || 1} error${(errors || 1) === 1 ? "" : "s"}: the real engine would deny every call`;
+    (ok ? io.stdout : io.stderr).write(`${summary}${entries.length - errors ? `, ${entries.length - errors} warning(s)` : ""}\n`);
+  }
+  return ok ? 0 : 1;
+}
+
+function listPolicyFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.endsWith(".policy") && !n.startsWith("."))
+    .sort();
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy eval / explain
+// ---------------------------------------------------------------------------
+
+const EVAL_OPTIONS = {
+  "policy-dir": "value",
+  "runtime-dir": "value",
+  "legacy-dir": "value",
+  system: "value",
+  requests: "value",
+  cases: "value",
+  json: true,
+} as const;
+
+const EVAL_USAGE = `usage: qkit policy eval --policy-dir DIR --system SYSTEM.json SERVICE[+ARG] SOURCE [TARGET] [--json]
+       qkit policy eval --policy-dir DIR --system SYSTEM.json --requests REQUESTS.jsonl
+       qkit policy eval --cases CASES.jsonl|-
+
+Decides qrexec calls exactly as the qrexec policy daemon (qubes-core-qrexec 4.4.2) does.
+TARGET omitted or "" means @default. SYSTEM.json is an internal.GetSystemInfo answer
+(qkit system snapshot); without --system the system has no qubes.
+
+options:
+  --policy-dir DIR    the policy.d directory (seen as /etc/qubes/policy.d)
+  --runtime-dir DIR   runtime policy directory (/run/qubes/policy.d)
+  --legacy-dir DIR    legacy R4.0 directory for !compat-4.0 (/etc/qubes-rpc/policy)
+  --system FILE       the system model
+  --requests FILE     one request a line ({"service","argument","source","target"}); one decision a line out
+  --cases FILE|-      conformance cases (shared corpus format); one output line per case
+  --json              print the decision as JSON (corpus format)
+exit status: 0 allowed (or asked), 1 denied, 2 usage error
+`;
+
+const EXPLAIN_USAGE = `usage: qkit policy explain --policy-dir DIR --system SYSTEM.json SERVICE[+ARG] SOURCE [TARGET] [--json]
+
+Decides one qrexec call and explains it: every rule considered before the
+deciding one and why it did not match, the deciding rule, how the target was
+resolved, and for ask where each offered target came from.
+
+options: as for \`qkit policy eval\`
+`;
+
+interface Loaded {
+  policy: CompiledPolicy;
+  src: PolicySource;
+}
+
+function loadForEval(a: ParsedArgs, io: CliIO): Loaded | { error: LoadResult & { ok: false }; src: PolicySource } {
+  const dir = a.values.get("policy-dir");
+  if (dir === undefined) throw new UsageError("`--policy-dir` is required");
+  const src = mountPolicy(dir, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+  const r = loadPolicy(src.fs);
+  if (!r.ok) return { error: r, src };
+  return { policy: r.policy, src };
+}
+
+function requestFromArgs(pos: string[]): PolicyRequest {
+  if (pos.length < 2 || pos.length > 3) throw new UsageError("expected SERVICE[+ARG] SOURCE [TARGET]");
+  return makeRequest(pos[0]!, pos[1]!, pos[2] ?? "");
+}
+
+function ruleText(r: PolicyRule): string {
+  return printRule(r, " ");
+}
+
+function where(r: { file: string; line: number | null }): string {
+  return `${r.file}:${r.line ?? "None"}`;
+}
+
+/** One human line for a decision. */
+export function describeDecision(d: Decision): string {
+  if (!d.ok) return `deny (${d.error === "EngineError" ? "engine error" : d.error}): ${d.message}`;
+  switch (d.action) {
+    case "allow":
+      return `allow → ${d.target}${d.user ? ` as ${d.user}` : ""}${d.autostart ? "" : " (no autostart)"}  [${where(d.rule)}]`;
+    case "ask":
+      return `ask: ${d.targetsForAsk.join(", ")}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}  [${where(d.rule)}]`;
+    case "deny":
+      return `deny${d.notify ? "" : " (silently)"}  [${where(d.rule)}]`;
+  }
+}
+
+function exitFor(d: Decision): number {
+  return d.ok && d.action !== "deny" ? 0 : 1;
+}
+
+async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
+  const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  for await (const line of rl) yield line;
+}
+
+async function runEval(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, EVAL_OPTIONS);
+  const cases = a.values.get("cases");
+  if (cases !== undefined) {
+    if (a.positionals.length) throw new UsageError("`--cases` takes no positional arguments");
+    let n = 0;
+    for await (const line of readLines(cases, io)) {
+      const t = line.trim();
+      if (!t || t.startsWith("//")) continue;
+      n++;
+      let obj: unknown;
+      try {
+        obj = JSON.parse(t);
+      } catch {
+        io.stdout.write(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: not JSON` }) + "\n");
+        continue;
+      }
+      io.stdout.write(JSON.stringify(runConformanceCase(obj as Parameters<typeof runConformanceCase>[0])) + "\n");
+    }
+    return 0;
+  }
+  const system = readSystem(a.values.get("system"), io);
+  const loaded = loadForEval(a, io);
+  const requests = a.values.get("requests");
+  if (requests !== undefined) {
+    if (a.positionals.length) throw new UsageError("`--requests` takes no positional arguments");
+    let n = 0;
+    for await (const line of readLines(requests, io)) {
+      const t = line.trim();
+      if (!t) continue;
+      n++;
+      let out: Record<string, unknown>;
+      try {
+        const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
+        if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
+        const req = r.argument !== undefined ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
+        out = "error" in loaded ? { ok: false, error: loaded.error.error.error, message: loaded.error.error.message, stage: "load" } : decisionToJson(evaluate(loaded.policy, req, system));
+      } catch (e) {
+        out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message : String(e)}` };
+      }
+      io.stdout.write(JSON.stringify(out) + "\n");
+    }
+    return 0;
+  }
+  const req = requestFromArgs(a.positionals);
+  if ("error" in loaded) {
+    const e = loaded.error.error;
+    if (a.flags.has("json")) io.stdout.write(JSON.stringify({ ok: false, error: e.error, message: e.message, stage: "load" }) + "\n");
+    else io.stdout.write(`deny (the policy does not load, so every call is denied): ${e.message}\n`);
+    return 1;
+  }
+  const d = evaluate(loaded.policy, req, system);
+  io.stdout.write((a.flags.has("json") ? JSON.stringify(decisionToJson(d)) : describeDecision(d)) + "\n");
+  return exitFor(d);
+}
+
+/** Renders an explanation as text. */
+export function renderExplanation(x: Explanation): string {
+  const lines: string[] = [];
+  const r = x.request;
+  lines.push(`request: ${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} from ${r.source} to ${r.target || "@default"}`);
+  if (x.targetNote) lines.push(`target: ${x.targetNote}`);
+  if (x.trace.length || x.skipped) {
+    lines.push(`rules considered before the decision (${x.trace.length}; ${x.skipped} other rules cannot match this service, argument and source):`);
+    for (const s of x.trace) lines.push(`  ${where(s.rule.origin)}  ${ruleText(s.rule)}\n      ${s.reason}`);
+  }
+  if (x.decidingRule) lines.push(`deciding rule: ${where(x.decidingRule.origin)}  ${ruleText(x.decidingRule)}`);
+  for (const v of x.decidingRule?.via ?? []) lines.push(`  included from ${where(v)}`);
+  for (const s of x.resolution ?? []) lines.push(`resolution: ${s}`);
+  if (x.askContributions) {
+    lines.push("ask targets (the first rule in policy order that names a target decides it):");
+    for (const c of x.askContributions) lines.push(`  ${c.effect === "add" ? "+" : "-"} ${c.targets.join(", ")}  by ${where(c.rule.origin)}  ${ruleText(c.rule)}`);
+  }
+  lines.push(`decision: ${describeDecision(x.decision)}`);
+  return lines.join("\n") + "\n";
+}
+
+function explanationJson(x: Explanation): unknown {
+  const rule = (r: PolicyRule) => ({ file: r.origin.file, line: r.origin.line, text: ruleText(r) });
+  return {
+    decision: decisionToJson(x.decision),
+    request: x.request,
+    intended_target: x.intendedTarget,
+    target_note: x.targetNote,
+    trace: x.trace.map((s) => ({ rule: rule(s.rule), failed: s.failed, reason: s.reason })),
+    skipped: x.skipped,
+    deciding_rule: x.decidingRule ? { ...rule(x.decidingRule), via: x.decidingRule.via } : null,
+    resolution: x.resolution ?? [],
+    ask_contributions: x.askContributions?.map((c) => ({ rule: rule(c.rule), effect: c.effect, targets: c.targets })) ?? null,
+  };
+}
+
+async function runExplain(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { ...EVAL_OPTIONS });
+  if (a.values.has("cases") || a.values.has("requests")) throw new UsageError("`explain` decides one request; use `qkit policy eval` for many");
+  const system = readSystem(a.values.get("system"), io);
+  const loaded = loadForEval(a, io);
+  const req = requestFromArgs(a.positionals);
+  if ("error" in loaded) {
+    const e = loaded.error.error;
+    io.stdout.write(a.flags.has("json") ? JSON.stringify({ decision: { ok: false, error: e.error, message: e.message, stage: "load" } }) + "\n" : `the policy does not load, so the daemon denies every call:\n  ${e.message}\n`);
+    return 1;
+  }
+  const x = explain(loaded.policy, req, system);
+  io.stdout.write(a.flags.has("json") ? JSON.stringify(explanationJson(x)) + "\n" : renderExplanation(x));
+  return exitFor(x.decision);
+}
+
+export const commands: Command[] = [
+  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", usage: CHECK_USAGE, run: runCheck },
+  { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", usage: EVAL_USAGE, run: runEval },
+  { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", usage: EXPLAIN_USAGE, run: runExplain },
+];

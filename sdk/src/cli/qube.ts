@@ -1,4 +1,187 @@
-import type { Command } from "./command.js";
+/**
+ * `qkit qube …`: list qubes and read or change their properties, features
+ * and tags through the Admin API.
+ */
+import { QubesException } from "../errors.js";
+import type { PropertyValue } from "../values.js";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs } from "./connect.js";
 
-/** Placeholder until this command family lands. */
-export const commands: Command[] = [];
+/** Runs `fn`, reporting a typed Qubes error as one line with its code (exit 1). */
+export async function reportErrors(path: string, io: CliIO, fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof QubesException) {
+      io.stderr.write(`qkit ${path}: ${err.message.split("\n")[0]} [${err.code}]\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+function args(rest: string[], extraValue: string[] = [], extraBool: string[] = []) {
+  return parseArgs(rest, [...CONNECTION_VALUE_FLAGS, ...extraValue], [...CONNECTION_BOOLEAN_FLAGS, ...extraBool]);
+}
+
+/** How `qvm-prefs` shows a value: empty for None/unset. */
+function show(v: PropertyValue): string {
+  return v.raw;
+}
+
+const ls: Command = {
+  path: ["qube", "ls"],
+  summary: "list qubes with their class and power state",
+  usage: `usage: qkit qube ls [--json] [connection options]
+
+Lists the qubes admin.vm.List shows (from a management qube: the ones its
+policy lets it see). --json prints an array of {name, class, state, uuid}.
+
+${CONNECTION_USAGE}`,
+  run: (rest, io) =>
+    reportErrors("qube ls", io, async () => {
+      const a = args(rest, [], ["--json"]);
+      if (a.positionals.length > 0) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
+      const { qubes } = connect(a.flags, io.env);
+      const list = await qubes.list();
+      if (a.flags.has("--json")) {
+        io.stdout.write(JSON.stringify(list.map((e) => ({ name: e.name, class: e.klass, state: e.state, uuid: e.uuid ?? null })), null, 2) + "\n");
+        return 0;
+      }
+      const w1 = Math.max(4, ...list.map((e) => e.name.length));
+      const w2 = Math.max(5, ...list.map((e) => e.klass.length));
+      io.stdout.write(`${"NAME".padEnd(w1)}  ${"CLASS".padEnd(w2)}  STATE\n`);
+      for (const e of list) io.stdout.write(`${e.name.padEnd(w1)}  ${e.klass.padEnd(w2)}  ${e.state}\n`);
+      return 0;
+    }),
+};
+
+const prefs: Command = {
+  path: ["qube", "prefs"],
+  summary: "show or change the properties of a qube",
+  usage: `usage: qkit qube prefs NAME [PROPERTY [VALUE]] [--default] [--json] [connection options]
+
+Without PROPERTY, lists every property: name, \`D\` when it has its default
+value (\`-\` when set), and the value. With PROPERTY, prints its value (empty
+for none). With VALUE, sets it (an empty VALUE sets a qube reference to none);
+--default resets it instead. NAME may be \`dom0\` or \`uuid:…\`.
+
+${CONNECTION_USAGE}`,
+  run: (rest, io) =>
+    reportErrors("qube prefs", io, async () => {
+      const a = args(rest, [], ["--default", "-D", "--json"]);
+      const [name, prop, value, extra] = a.positionals;
+      if (!name) throw new UsageError("missing qube name");
+      if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
+      const reset = a.flags.has("--default") || a.flags.has("-D");
+      const { qubes } = connect(a.flags, io.env);
+      const q = qubes.qube(name);
+      if (prop === undefined) {
+        if (reset) throw new UsageError("--default needs a property");
+        const all = await q.properties();
+        if (a.flags.has("--json")) {
+          const out: Record<string, { default: boolean; type: string; value: unknown }> = {};
+          for (const [k, v] of all) out[k] = { default: v.isDefault, type: v.type, value: v.value ?? null };
+          io.stdout.write(JSON.stringify(out, null, 2) + "\n");
+          return 0;
+        }
+        const w = Math.max(...[...all.keys()].map((k) => k.length));
+        for (const [k, v] of [...all].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
+          io.stdout.write(`${k.padEnd(w)}  ${v.isDefault ? "D" : "-"}  ${show(v)}\n`);
+        }
+        return 0;
+      }
+      if (reset) {
+        if (value !== undefined) throw new UsageError("--default takes no value");
+        await q.resetProperty(prop);
+        return 0;
+      }
+      if (value !== undefined) {
+        await q.setProperty(prop, value);
+        return 0;
+      }
+      const v = await q.getProperty(prop);
+      if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ default: v.isDefault, type: v.type, value: v.value ?? null }) + "\n");
+      else io.stdout.write(`${show(v)}\n`);
+      return 0;
+    }),
+};
+
+const features: Command = {
+  path: ["qube", "features"],
+  summary: "show or change the features of a qube",
+  usage: `usage: qkit qube features NAME [FEATURE [VALUE]] [--unset] [connection options]
+
+Without FEATURE, lists every feature and its value. With FEATURE, prints its
+value (exit 1 when not set). With VALUE, sets it (\`''\` is false by
+convention); --unset removes it.
+
+${CONNECTION_USAGE}`,
+  run: (rest, io) =>
+    reportErrors("qube features", io, async () => {
+      const a = args(rest, [], ["--unset", "-D", "--json"]);
+      const [name, feature, value, extra] = a.positionals;
+      if (!name) throw new UsageError("missing qube name");
+      if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
+      const unset = a.flags.has("--unset") || a.flags.has("-D");
+      const { qubes } = connect(a.flags, io.env);
+      const q = qubes.qube(name);
+      if (feature === undefined) {
+        if (unset) throw new UsageError("--unset needs a feature");
+        const all = await q.features.all();
+        if (a.flags.has("--json")) {
+          io.stdout.write(JSON.stringify(Object.fromEntries(all), null, 2) + "\n");
+          return 0;
+        }
+        const w = Math.max(0, ...[...all.keys()].map((k) => k.length));
+        for (const [k, v] of all) io.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+        return 0;
+      }
+      if (unset) {
+        if (value !== undefined) throw new UsageError("--unset takes no value");
+        await q.features.remove(feature);
+        return 0;
+      }
+      if (value !== undefined) {
+        await q.features.set(feature, value);
+        return 0;
+      }
+      io.stdout.write(`${await q.features.getOrThrow(feature)}\n`);
+      return 0;
+    }),
+};
+
+const tags: Command = {
+  path: ["qube", "tags"],
+  summary: "list, add or remove the tags of a qube",
+  usage: `usage: qkit qube tags NAME [add|remove TAG...] [connection options]
+
+Without an action, lists the tags. \`add\` and \`remove\` change them;
+removing a tag that is not set fails (QubesTagNotFoundError).
+
+${CONNECTION_USAGE}`,
+  run: (rest, io) =>
+    reportErrors("qube tags", io, async () => {
+      const a = args(rest, [], ["--json"]);
+      const [name, action, ...tagsArg] = a.positionals;
+      if (!name) throw new UsageError("missing qube name");
+      const { qubes } = connect(a.flags, io.env);
+      const q = qubes.qube(name);
+      if (action === undefined) {
+        const list = await q.tags.list();
+        io.stdout.write(a.flags.has("--json") ? JSON.stringify(list) + "\n" : list.map((t) => `${t}\n`).join(""));
+        return 0;
+      }
+      if (action !== "add" && action !== "remove" && action !== "del") throw new UsageError(`unknown action \`${action}\` (use add or remove)`);
+      if (tagsArg.length === 0) throw new UsageError(`${action} needs at least one tag`);
+      for (const t of tagsArg) {
+        if (action === "add") await q.tags.add(t);
+        else await q.tags.remove(t);
+      }
+      return 0;
+    }),
+};
+
+/** The `qkit qube …` commands. */
+export const commands: Command[] = [ls, prefs, features, tags];

@@ -32,7 +32,7 @@ interface MethodDef {
   destAdminvm: boolean | null;
   wantsArg: boolean | null;
   wantsPayload: boolean | null;
-  run(ctx: CallContext): HandlerResult | Promise<HandlerResult>;
+  run(ctx: CallContext): HandlerResult;
 }
 
 const M = new Map<string, MethodDef>();
@@ -313,7 +313,7 @@ method("admin.vm.CreateDisposable", null, null, null, (c) => {
     dispid,
     extra: (d) => d.values.set("auto_cleanup", true),
   });
-  q.addTag(`created-by-${c.src.name}`);
+  c.app.addCreatedByTag(q, c.src.name);
   q.addTag(`disp-created-by-${c.src.name}`);
   return p === "uuid" ? `uuid:${q.uuid}` : q.name;
 });

@@ -21,7 +21,7 @@ export { simulatorTransport, simulatorRequestHandler, simulatorServiceHandler } 
 export {
   MemoryPolicyStore,
   DiskPolicyStore,
-  PolicyAdminError,
+  PolicyAdminError as SimPolicyAdminError,
   handlePolicyRequest,
   runPolicyService,
   POLICY_METHODS,

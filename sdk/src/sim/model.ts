@@ -332,7 +332,7 @@ function qubesVmProps(): PropDef<Q>[] {
     P({ name: "guivm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_guivm") ?? null, help: "Qube that provides the GUI of this one." }),
     P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: (q) => (q.getProp("kernel") ? (q.assignments.some((a) => a.devclass === "pci") ? "" : "swiotlb=2048") : ""), help: "Kernel command line options." }),
     P({ name: "management_dispvm", type: "vm", stage: 4, allowNone: true, default: tplOr("management_dispvm", (q) => q.app.getProp("management_dispvm") ?? null), setter: dispvmTemplateSetter, help: "Disposable template used for management of this qube." }),
-    P({ name: "netvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "TemplateVM" ? null : (q.app.getProp("default_netvm") ?? null)), setter: netvmSetter, help: "" }),
+    P({ name: "netvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "TemplateVM" ? null : (q.app.getProp("default_netvm") ?? null)), setter: netvmSetter }),
   ];
 }
 
@@ -508,15 +508,18 @@ export abstract class Holder {
     const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
     if (old !== undefined) pre.push(["oldvalue", old]);
     this.emit(`property-pre-set:${name}`, pre);
+    this.preSetHook(name, value, old);
     this.values.set(name, value);
     this.afterSet(name);
+    this.postChangeHook(name, old);
     this.emit(`property-set:${name}`, pre);
   }
 
   /** `delattr(holder, name)`: back to the default, with qubesd's events. */
   resetProp(name: string): void {
     const d = this.def(name)!;
-    if (d.stateless) throw new SimAbort(`AttributeError: can't delete attribute '${name}'`);
+    // Stateless and forbidden properties have nothing to delete: upstream
+    // still fires the reset events, and the value does not change.
     if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
     const old = this.getProp(name);
     const kw: Array<[string, PropValue | undefined]> = [["name", name]];
@@ -525,12 +528,17 @@ export abstract class Holder {
     this.emit(`property-pre-del:${name}`, kw);
     this.values.delete(name);
     this.afterSet(name);
+    if (name === "default_dispvm") this.postChangeHook(name, old);
     this.emit(`property-reset:${name}`, kw);
     this.emit(`property-del:${name}`, kw);
   }
 
   /** Side effects of a property change (tags following guivm/audiovm). */
   protected afterSet(_name: string): void {}
+  /** Events that class handlers fire while a `property-pre-set` is handled. */
+  protected preSetHook(_name: string, _value: PropValue, _old: PropValue | undefined): void {}
+  /** Events that class handlers fire before listeners see `property-set`/`property-reset`. */
+  protected postChangeHook(_name: string, _old: PropValue | undefined): void {}
 }
 
 /** One qube. */
@@ -775,6 +783,20 @@ export class App extends Holder {
     return "Qubes";
   }
 
+  /** `on_property_pre_set_default_netvm`: qubes with the default netvm hear of the change. */
+  protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
+    if (name !== "default_netvm") return;
+    for (const q of this.domains.values())
+      if (q.hasProp("netvm") && q.isDefault("netvm")) q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
+  }
+
+  /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`. */
+  protected override postChangeHook(name: string, old: PropValue | undefined): void {
+    if (name !== "default_netvm" && name !== "default_dispvm") return;
+    for (const q of this.domains.values())
+      if (q.hasProp(name) && q.isDefault(name)) q.emit(`property-reset:${name}`, [["name", name], ["oldvalue", old ?? null]]);
+  }
+
   /** Fires an event to every matching listener, in registration order. */
   dispatchEvent(holder: Holder, event: string, kwargs: ReadonlyArray<readonly [string, string]>): void {
     const subject = holder instanceof Qube ? holder : null;
@@ -825,13 +847,19 @@ export class App extends Holder {
   newToken(): string {
     return this.rng.token(32);
   }
+  /**
+   * A new disposable id. Ids grow (by a random step) so that names sort in
+   * creation order, as they did in the recording; they wrap below 10000.
+   */
   newDispid(): number {
     const used = new Set([...this.domains.values()].map((q) => q.getProp("dispid")));
-    for (;;) {
-      const id = 1 + this.rng.int(9999);
-      if (!used.has(id) && !this.domains.has(`disp${id}`)) return id;
+    for (let tries = 0; ; tries++) {
+      this.lastDispid = this.lastDispid === 0 ? 1000 + this.rng.int(2000) : this.lastDispid + 1 + this.rng.int(tries > 50 ? 10 : 999);
+      if (this.lastDispid > 9999) this.lastDispid = 1 + this.rng.int(999);
+      if (!used.has(this.lastDispid) && !this.domains.has(`disp${this.lastDispid}`)) return this.lastDispid;
     }
   }
+  private lastDispid = 0;
   allocXid(): number {
     return this.nextXid++;
   }
@@ -870,7 +898,7 @@ export class App extends Holder {
       return q;
     }
     this.emit("domain-add", [["vm", name]]);
-    if (opts.createdBy) q.addTag(`created-by-${opts.createdBy}`);
+    if (opts.createdBy) this.addCreatedByTag(q, opts.createdBy);
     if (klass !== "AdminVM" && klass !== "RemoteVM") {
       this.createVolumes(q, opts.pool, opts.pools);
       q.emit("domain-create-on-disk");
@@ -932,6 +960,20 @@ export class App extends Holder {
       revisionsToKeep: 0,
       ephemeral: false,
     });
+  }
+
+  /**
+   * Adds `created-by-<creator>`; `qubes.ext.admin` then adds the tags listed in
+   * the creator's `tag-created-vm-with` feature (those events come first, as the
+   * extension's handler runs before the event reaches listeners).
+   */
+  addCreatedByTag(q: Qube, creator: string): void {
+    const tag = `created-by-${creator}`;
+    if (q.tags.has(tag)) return;
+    q.tags.add(tag);
+    const extra = this.domains.get(creator)?.features.get("tag-created-vm-with") ?? "";
+    for (const t of extra.split(/\s+/).filter((x) => /^[A-Za-z0-9_-]+$/.test(x))) q.addTag(t);
+    q.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
   }
 
   /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */

@@ -64,7 +64,7 @@ export class MemoryPolicyStore implements PolicyStore {
 /** A {@link PolicyStore} over a real directory (writes go through a temporary file and a rename). */
 export class DiskPolicyStore implements PolicyStore {
   constructor(readonly dir: string) {
-    fs.mkdirSync(path.join(dir, "include"), { recursive: true });
+    fs.mkdirSync(dir, { recursive: true });
   }
   list(dir: "" | "include"): string[] {
     const d = path.join(this.dir, dir);
@@ -90,6 +90,7 @@ export class DiskPolicyStore implements PolicyStore {
   }
   write(rel: string, data: Buffer): void {
     const p = path.join(this.dir, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
     const tmp = path.join(path.dirname(p), `!${path.basename(p)}`);
     fs.writeFileSync(tmp, data, { mode: 0o664 });
     fs.renameSync(tmp, p);

@@ -341,10 +341,19 @@ export function systemInfoOf(app: App): RawSystemInfo {
 export function appFromSystemInfo(raw: RawSystemInfo, options: AppOptions = {}): App {
   const app = new App(options);
   const entries = Object.entries(raw.domains ?? {}).filter(([name]) => !name.startsWith("uuid:"));
+  const adopted = new Set<string>();
   const labelFor = (d: DomainInfo): string => {
     const icon = typeof d.icon === "string" ? d.icon : "";
     const fromIcon = icon.includes("-") ? icon.slice(icon.indexOf("-") + 1) : "";
-    for (const l of app.labels.values()) if (l.name === fromIcon) return l.name;
+    for (const l of app.labels.values())
+      if (l.name === fromIcon) {
+        // A real dom0's qubes.xml may give the standard labels other colours: keep the snapshot's.
+        if (typeof d.label === "string" && /^0x[0-9a-fA-F]{6}$/.test(d.label) && !adopted.has(l.name)) {
+          l.color = d.label.toLowerCase();
+          adopted.add(l.name);
+        }
+        return l.name;
+      }
     for (const l of app.labels.values()) if (typeof d.label === "string" && l.color.toLowerCase() === d.label.toLowerCase()) return l.name;
     return "red";
   };
@@ -355,6 +364,7 @@ export function appFromSystemInfo(raw: RawSystemInfo, options: AppOptions = {}):
   const ordered = entries.filter(([, d]) => d.type !== "AdminVM").sort((a, b) => rank(a[1].type) - rank(b[1].type));
   const d0 = app.domains.get("dom0")!;
   if (dom0) {
+    d0.values.set("label", labelFor(dom0[1]));
     if (typeof dom0[1].uuid === "string") d0.values.set("uuid", dom0[1].uuid);
     for (const t of dom0[1].tags ?? []) d0.tags.add(t);
   }

@@ -1,0 +1,52 @@
+/**
+ * A small, strict argument parser for `qkit` commands: `--name value`,
+ * `--name=value`, boolean flags, and positionals. Unknown options are usage
+ * errors (exit code 2).
+ */
+import { UsageError } from "./command.js";
+
+/** The options a command accepts: `true` for a flag, `"value"` for an option with a value, `"values"` for a repeatable one. */
+export type OptionSpec = Record<string, true | "value" | "values">;
+
+/** Parsed arguments. */
+export interface ParsedArgs {
+  flags: Set<string>;
+  values: Map<string, string>;
+  lists: Map<string, string[]>;
+  positionals: string[];
+}
+
+/** Parses `args` against `spec`; throws {@link UsageError}. */
+export function parseArgs(args: readonly string[], spec: OptionSpec): ParsedArgs {
+  const out: ParsedArgs = { flags: new Set(), values: new Map(), lists: new Map(), positionals: [] };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      out.positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("--") && a.length > 2) {
+      const eq = a.indexOf("=");
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const kind = spec[name];
+      if (kind === undefined) throw new UsageError(`unknown option \`--${name}\``);
+      if (kind === true) {
+        if (eq >= 0) throw new UsageError(`option \`--${name}\` takes no value`);
+        out.flags.add(name);
+        continue;
+      }
+      let value: string;
+      if (eq >= 0) value = a.slice(eq + 1);
+      else {
+        if (i + 1 >= args.length) throw new UsageError(`option \`--${name}\` needs a value`);
+        value = args[++i]!;
+      }
+      if (kind === "values") out.lists.set(name, [...(out.lists.get(name) ?? []), value]);
+      else out.values.set(name, value);
+      continue;
+    }
+    if (a.startsWith("-") && a !== "-") throw new UsageError(`unknown option \`${a}\``);
+    out.positionals.push(a);
+  }
+  return out;
+}

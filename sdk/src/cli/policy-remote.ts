@@ -1,0 +1,223 @@
+/**
+ * `qkit policy pull DIR` / `qkit policy push DIR`: copy the live qrexec
+ * policy to a directory and back through the policy admin API, with its
+ * optimistic-concurrency tokens. A push never overwrites a file someone else
+ * changed since the pull: that file is reported as a conflict.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { QubesException } from "../errors.js";
+import { PolicyAdminTokenException, PolicyValidationError, policyErrors, policyToken, type PolicyAdmin, type PolicyToken } from "../policy-admin.js";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs } from "./connect.js";
+import { reportErrors } from "./qube.js";
+
+/** The file in a pulled directory that remembers the token of every file. */
+export const TOKENS_FILE = ".qkit-policy-tokens.json";
+
+interface Tokens {
+  main: Record<string, PolicyToken>;
+  include: Record<string, PolicyToken>;
+}
+
+function readTokens(dir: string): Tokens | undefined {
+  const p = join(dir, TOKENS_FILE);
+  if (!existsSync(p)) return undefined;
+  try {
+    const t = JSON.parse(readFileSync(p, "utf8")) as Partial<Tokens>;
+    return { main: t.main ?? {}, include: t.include ?? {} };
+  } catch {
+    throw new UsageError(`${p} is not valid json`);
+  }
+}
+
+function writeTokens(dir: string, t: Tokens): void {
+  writeFileSync(join(dir, TOKENS_FILE), JSON.stringify(t, null, 2) + "\n");
+}
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+/** The policy files of a local directory: `NAME.policy` and `include/NAME`. */
+function localFiles(dir: string): { main: Map<string, string>; include: Map<string, string> } {
+  const main = new Map<string, string>();
+  const include = new Map<string, string>();
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith(".policy")) continue;
+    const name = f.slice(0, -".policy".length);
+    if (NAME.test(name) && statSync(join(dir, f)).isFile()) main.set(name, readFileSync(join(dir, f), "utf8"));
+  }
+  const inc = join(dir, "include");
+  if (existsSync(inc) && statSync(inc).isDirectory()) {
+    for (const f of readdirSync(inc)) {
+      if (NAME.test(f) && statSync(join(inc, f)).isFile()) include.set(f, readFileSync(join(inc, f), "utf8"));
+    }
+  }
+  return { main, include };
+}
+
+const label = (name: string, include: boolean) => (include ? `include/${name}` : `${name}.policy`);
+
+async function pull(policy: PolicyAdmin, dir: string, io: CliIO): Promise<number> {
+  mkdirSync(join(dir, "include"), { recursive: true });
+  const snap = await policy.snapshot();
+  const old = readTokens(dir);
+  const tokens: Tokens = { main: {}, include: {} };
+  for (const f of snap.files) {
+    writeFileSync(join(dir, f.include ? "include" : "", f.include ? f.name : `${f.name}.policy`), f.text);
+    (f.include ? tokens.include : tokens.main)[f.name] = f.token;
+  }
+  // Files pulled before that are gone from the server are gone here too.
+  for (const kind of ["main", "include"] as const) {
+    for (const name of Object.keys(old?.[kind] ?? {})) {
+      if (tokens[kind][name] !== undefined) continue;
+      const p = kind === "main" ? join(dir, `${name}.policy`) : join(dir, "include", name);
+      if (existsSync(p)) unlinkSync(p);
+    }
+  }
+  writeTokens(dir, tokens);
+  io.stdout.write(`pulled ${snap.files.length} file${snap.files.length === 1 ? "" : "s"} into ${dir}\n`);
+  return 0;
+}
+
+interface Change {
+  name: string;
+  include: boolean;
+  kind: "replace" | "remove";
+  text?: string;
+  token: PolicyToken;
+}
+
+async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: boolean; dryRun: boolean; serviceIncludes: Set<string> }): Promise<number> {
+  const tokens = readTokens(dir);
+  if (!tokens && !opts.force) throw new UsageError(`${dir} has no ${TOKENS_FILE}: pull first, or push with --force`);
+  const t: Tokens = tokens ?? { main: {}, include: {} };
+  const local = localFiles(dir);
+  const changes: Change[] = [];
+  for (const include of [true, false]) {
+    const files = include ? local.include : local.main;
+    const known = include ? t.include : t.main;
+    for (const [name, text] of files) {
+      const token = known[name];
+      if (token !== undefined && token === policyToken(text)) continue;
+      changes.push({ name, include, kind: "replace", text, token: opts.force ? "any" : (token ?? "new") });
+    }
+  }
+  for (const include of [false, true]) {
+    const files = include ? local.include : local.main;
+    for (const [name, token] of Object.entries(include ? t.include : t.main)) {
+      if (!files.has(name)) changes.push({ name, include, kind: "remove", token: opts.force ? "any" : token });
+    }
+  }
+  // Check every changed file before sending anything.
+  let invalid = 0;
+  for (const c of changes) {
+    if (c.kind !== "replace") continue;
+    const file = label(c.name, c.include);
+    const syntax = c.include && opts.serviceIncludes.has(c.name) ? "service" : "policy";
+    for (const d of policyErrors(c.text!, file, syntax)) {
+      io.stderr.write(`${join(dir, c.include ? "include" : "", c.include ? c.name : `${c.name}.policy`)}:${d.line}: ${d.message} [${d.code}]\n`);
+      invalid++;
+    }
+  }
+  if (invalid > 0) {
+    io.stderr.write(`qkit policy push: ${invalid} error${invalid === 1 ? "" : "s"}; nothing was sent [invalid-policy]\n`);
+    return 1;
+  }
+  if (changes.length === 0) {
+    io.stdout.write("nothing to push\n");
+    return 0;
+  }
+  let failed = 0;
+  for (const c of changes) {
+    const file = label(c.name, c.include);
+    if (opts.dryRun) {
+      io.stdout.write(`would ${c.kind} ${file}\n`);
+      continue;
+    }
+    const known = c.include ? t.include : t.main;
+    try {
+      if (c.kind === "replace") {
+        const syntax = c.include && opts.serviceIncludes.has(c.name) ? "service" : "policy";
+        await policy.replace(c.name, c.text!, c.token, { include: c.include, syntax });
+        known[c.name] = policyToken(c.text!);
+      } else {
+        await policy.remove(c.name, c.token, { include: c.include });
+        delete known[c.name];
+      }
+      io.stdout.write(`${c.kind === "replace" ? (c.token === "new" ? "created" : "replaced") : "removed"} ${file}\n`);
+    } catch (err) {
+      failed++;
+      if (err instanceof PolicyAdminTokenException) {
+        io.stderr.write(`qkit policy push: conflict: ${file} changed on the server since it was pulled (${err.message}); pull again and redo the change [policy-conflict]\n`);
+      } else if (err instanceof PolicyValidationError || err instanceof QubesException) {
+        io.stderr.write(`qkit policy push: ${file}: ${err.message.split("\n")[0]} [${err.code}]\n`);
+      } else {
+        throw err;
+      }
+    }
+  }
+  if (!opts.dryRun) writeTokens(dir, t);
+  return failed > 0 ? 1 : 0;
+}
+
+const pullCommand: Command = {
+  path: ["policy", "pull"],
+  summary: "copy the live qrexec policy into a directory (policy admin api)",
+  usage: `usage: qkit policy pull DIR [connection options]
+
+Writes every file of /etc/qubes/policy.d as DIR/NAME.policy and every include
+file as DIR/include/NAME, and remembers their tokens in DIR/${TOKENS_FILE}
+for \`qkit policy push\`.
+
+${CONNECTION_USAGE}`,
+  run: (rest, io) =>
+    reportErrors("policy pull", io, async () => {
+      const a = parseArgs(rest, CONNECTION_VALUE_FLAGS, CONNECTION_BOOLEAN_FLAGS);
+      const [dir, extra] = a.positionals;
+      if (!dir) throw new UsageError("missing directory");
+      if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
+      const { policy } = connect(a.flags, io.env);
+      return pull(policy, resolve(io.cwd, dir), io);
+    }),
+};
+
+const pushCommand: Command = {
+  path: ["policy", "push"],
+  summary: "send the changed files of a pulled directory back (policy admin api, with conflict checks)",
+  usage: `usage: qkit policy push DIR [--dry-run] [--force] [--service-include NAME]... [connection options]
+
+Sends every file of DIR that changed since \`qkit policy pull\`: new files are
+created (token \`new\`), changed files replaced and deleted files removed with
+the token of the version pulled, so a file someone else changed in between is
+reported as a conflict and left alone (exit 1). Every changed file is checked
+first; with any error nothing is sent. Include files are checked as policy
+files unless named with --service-include (files used by !include-service).
+--force writes with token \`any\` (overwrites).
+
+${CONNECTION_USAGE}`,
+  run: (rest, io) =>
+    reportErrors("policy push", io, async () => {
+      // --service-include may repeat: collect it by hand.
+      const serviceIncludes = new Set<string>();
+      const filtered: string[] = [];
+      for (let i = 0; i < rest.length; i++) {
+        if (rest[i] === "--service-include") {
+          const v = rest[++i];
+          if (v === undefined) throw new UsageError("option --service-include needs a value");
+          serviceIncludes.add(v);
+        } else filtered.push(rest[i]!);
+      }
+      const b = parseArgs(filtered, [...CONNECTION_VALUE_FLAGS], [...CONNECTION_BOOLEAN_FLAGS, "--dry-run", "--force"]);
+      const [dir, extra] = b.positionals;
+      if (!dir) throw new UsageError("missing directory");
+      if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
+      const full = resolve(io.cwd, dir);
+      if (!existsSync(full)) throw new UsageError(`${dir} does not exist`);
+      const { policy } = connect(b.flags, io.env);
+      return push(policy, full, io, { force: b.flags.has("--force"), dryRun: b.flags.has("--dry-run"), serviceIncludes });
+    }),
+};
+
+/** The `qkit policy pull|push` commands. */
+export const commands: Command[] = [pullCommand, pushCommand];

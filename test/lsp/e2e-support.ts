@@ -1,0 +1,189 @@
+/**
+ * Support for the end-to-end tests of the language server: spawns the built
+ * `lsp/dist/server.cjs --stdio` as a user's editor would and drives it with the real
+ * `vscode-languageserver-protocol` client connection.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import {
+  ConfigurationRequest,
+  createProtocolConnection,
+  DidOpenTextDocumentNotification,
+  InitializedNotification,
+  InitializeRequest,
+  LogMessageNotification,
+  PublishDiagnosticsNotification,
+  RegistrationRequest,
+  ShutdownRequest,
+  ExitNotification,
+  StreamMessageReader,
+  StreamMessageWriter,
+  WorkDoneProgressCreateRequest,
+  type ClientCapabilities,
+  type Diagnostic,
+  type InitializeResult,
+  type ProtocolConnection,
+} from "vscode-languageserver-protocol/node.js";
+
+/** An absolute path inside the repository. */
+export const repoPath = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+
+/** The server bundle under test. */
+export const SERVER = repoPath("lsp/dist/server.cjs");
+
+/** The policy workspace of the end-to-end tests (a copy of the dom0 tree). */
+export const WORKSPACE = repoPath("test/fixtures/e2e/workspace");
+export const POLICY_DIR = `${WORKSPACE}/etc/qubes/policy.d`;
+/** A policy directory that exists only in the editor (for unsaved scratch documents). */
+export const SCRATCH_DIR = repoPath("test/fixtures/e2e/unsaved/policy.d");
+
+/** Fails with a clear message when the server has not been built. */
+export function requireServerBuild(): void {
+  if (!existsSync(SERVER)) {
+    throw new Error(`${SERVER} is missing: run \`npm run build -w lsp\` first (\`npm test\` builds it in pretest)`);
+  }
+}
+
+/** The settings the tests give the server: the workspace's system model from a file. */
+export const TEST_SETTINGS = {
+  system: { source: "file", file: `${WORKSPACE}/system-info.json` },
+};
+
+/** A client capability set close to VS Code's, restricted to what the tests use. */
+const CAPABILITIES: ClientCapabilities = {
+  workspace: { configuration: true, workspaceFolders: true, didChangeConfiguration: { dynamicRegistration: true } },
+  textDocument: {
+    synchronization: { didSave: true, dynamicRegistration: false },
+    publishDiagnostics: { relatedInformation: true, codeDescriptionSupport: true },
+    completion: { completionItem: { snippetSupport: false, documentationFormat: ["markdown", "plaintext"] } },
+    hover: { contentFormat: ["markdown", "plaintext"] },
+    formatting: {},
+  },
+};
+
+/** A running server and its client connection. */
+export interface ServerSession {
+  connection: ProtocolConnection;
+  process: ChildProcessWithoutNullStreams;
+  initializeResult: InitializeResult;
+  /** The last diagnostics published per URI. */
+  diagnostics: Map<string, Diagnostic[]>;
+  /** Everything the server wrote to stderr and logged through `window/logMessage`. */
+  log: string[];
+  /** Resolves with the diagnostics of `uri` once `predicate` holds for a publication. */
+  waitForDiagnostics(uri: string, predicate?: (d: Diagnostic[]) => boolean, timeoutMs?: number): Promise<Diagnostic[]>;
+  /** Opens a file of the workspace (read from disk unless `text` is given); returns its URI. */
+  open(path: string, text?: string, languageId?: string): string;
+  /** Whether the server process has exited. */
+  exited(): boolean;
+  /** Shuts the server down politely (then kills it if needed). */
+  close(): Promise<void>;
+}
+
+/** Spawns the server, initializes it on `rootPath` with {@link TEST_SETTINGS}, and returns the session. */
+export async function startServer(rootPath = WORKSPACE, settings: object = TEST_SETTINGS): Promise<ServerSession> {
+  requireServerBuild();
+  const child = spawn(process.execPath, [SERVER, "--stdio"], { stdio: "pipe" });
+  const log: string[] = [];
+  let exitedFlag = false;
+  child.on("exit", () => (exitedFlag = true));
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk: string) => log.push(chunk));
+  const connection = createProtocolConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
+  const diagnostics = new Map<string, Diagnostic[]>();
+  const waiters: Array<{ uri: string; predicate: (d: Diagnostic[]) => boolean; resolve: (d: Diagnostic[]) => void }> = [];
+  connection.onNotification(PublishDiagnosticsNotification.type, (params) => {
+    diagnostics.set(params.uri, params.diagnostics);
+    for (const w of [...waiters]) {
+      if (w.uri === params.uri && w.predicate(params.diagnostics)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(params.diagnostics);
+      }
+    }
+  });
+  connection.onNotification(LogMessageNotification.type, (params) => log.push(params.message));
+  connection.onRequest(ConfigurationRequest.type, (params) =>
+    params.items.map((item) => (item.section === "qubesPolicy" || item.section === undefined ? settings : null)),
+  );
+  connection.onRequest(RegistrationRequest.type, () => undefined);
+  connection.onRequest(WorkDoneProgressCreateRequest.type, () => undefined);
+  connection.onError(([error]) => log.push(`client connection error: ${error.message}`));
+  connection.listen();
+
+  const rootUri = pathToFileURL(rootPath).href;
+  const initializeResult = await connection.sendRequest(InitializeRequest.type, {
+    processId: process.pid,
+    rootUri,
+    capabilities: CAPABILITIES,
+    workspaceFolders: [{ uri: rootUri, name: "e2e" }],
+    initializationOptions: { settings },
+  });
+  await connection.sendNotification(InitializedNotification.type, {});
+
+  const session: ServerSession = {
+    connection,
+    process: child,
+    initializeResult,
+    diagnostics,
+    log,
+    waitForDiagnostics(uri, predicate = () => true, timeoutMs = 15_000) {
+      const known = diagnostics.get(uri);
+      if (known && predicate(known)) return Promise.resolve(known);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error(`no matching diagnostics for ${uri} within ${timeoutMs} ms; last: ${JSON.stringify(diagnostics.get(uri))}; log: ${log.join("").slice(-2000)}`));
+        }, timeoutMs);
+        waiters.push({
+          uri,
+          predicate,
+          resolve: (d) => {
+            clearTimeout(timer);
+            resolve(d);
+          },
+        });
+      });
+    },
+    open(path, text, languageId = "qrexecpolicy") {
+      const uri = pathToFileURL(path).href;
+      void connection.sendNotification(DidOpenTextDocumentNotification.type, {
+        textDocument: { uri, languageId, version: 1, text: text ?? readFileSync(path, "utf8") },
+      });
+      return uri;
+    },
+    exited: () => exitedFlag,
+    async close() {
+      if (!exitedFlag) {
+        try {
+          await Promise.race([connection.sendRequest(ShutdownRequest.type), new Promise((r) => setTimeout(r, 3000))]);
+          await connection.sendNotification(ExitNotification.type);
+        } catch {
+          // The server may already be gone; killing it below is enough.
+        }
+      }
+      await new Promise<void>((resolve) => {
+        if (exitedFlag) return resolve();
+        const timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          resolve();
+        }, 3000);
+        child.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      connection.dispose();
+    },
+  };
+  return session;
+}
+
+/** The 0-based position just after the first occurrence of `needle` in `text` (plus `delta`). */
+export function positionAfter(text: string, needle: string, delta = 0): { line: number; character: number } {
+  const at = text.indexOf(needle);
+  if (at < 0) throw new Error(`\`${needle}\` is not in the text`);
+  const offset = at + needle.length + delta;
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length - 1;
+  return { line, character: offset - (before.lastIndexOf("\n") + 1) };
+}

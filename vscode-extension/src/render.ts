@@ -1,0 +1,193 @@
+/**
+ * Pure rendering of the server's answers for the Qubes commands: one-line decision summaries,
+ * the Markdown explanation document and the decision-table webview HTML.
+ *
+ * INVARIANT: this module imports nothing at run time (no `vscode`), so it is unit-tested
+ * in plain Node and bundled as is.
+ */
+import type { DecisionTableCell, DecisionTableResult, EvaluateResult, ExplainResult } from "@qubes-kit/lsp";
+
+type Decision = EvaluateResult["decision"];
+
+/** `file:line` of a rule reference, as the engine prints it. */
+function where(rule: { file: string; line: number | null } | undefined): string {
+  return rule ? `${rule.file}:${rule.line ?? "None"}` : "";
+}
+
+/** The request in qrexec's words: `qubes.Filecopy+arg from work to personal`. */
+export function describeRequest(request: EvaluateResult["request"]): string {
+  const argument = request.argument && request.argument !== "+" ? request.argument : "";
+  const target = request.target ? request.target : "@default";
+  return `${request.service}${argument} from ${request.source} to ${target}`;
+}
+
+/** One line saying what the engine decided, e.g. `allow: work → personal (rule 30-user.policy:3)`. */
+export function describeDecision(decision: Decision): string {
+  if (!decision.ok) return `deny (${decision.error}): ${decision.message}`;
+  switch (decision.action) {
+    case "allow": {
+      const user = decision.user ? ` as user ${decision.user}` : "";
+      return `allow: call goes to ${decision.target}${user} (${where(decision.rule)})`;
+    }
+    case "ask": {
+      const offered = decision.targetsForAsk.length ? decision.targetsForAsk.join(", ") : "no targets";
+      const dflt = decision.defaultTarget ? `, default ${decision.defaultTarget}` : "";
+      return `ask: the user chooses among ${offered}${dflt} (${where(decision.rule)})`;
+    }
+    case "deny":
+      return `deny: ${decision.message}`;
+  }
+}
+
+/** Escapes text for Markdown table cells and inline text. */
+function md(text: string): string {
+  return text.replace(/[\\`*_{}[\]<>|]/g, (c) => `\\${c}`);
+}
+
+/** The Markdown document a simulation opens: request, decision, notes and the rule trace. */
+export function explanationMarkdown(result: ExplainResult): string {
+  const lines: string[] = [];
+  lines.push(`# Qubes policy: ${md(describeRequest(result.request))}`, "");
+  lines.push(`**Decision:** ${md(describeDecision(result.decision))}`, "");
+  if (result.summary) lines.push(`**Deciding rule:** \`${result.summary.replace(/`/g, "'")}\``, "");
+  const intended = result.explanation?.intendedTarget;
+  if (intended !== undefined) {
+    const note = result.explanation.targetNote ? ` (${md(result.explanation.targetNote)})` : "";
+    lines.push(`**Intended target:** ${md(intended)}${note}`, "");
+  }
+  for (const step of result.explanation?.resolution ?? []) lines.push(`- ${md(step)}`);
+  if (result.explanation?.resolution?.length) lines.push("");
+  lines.push(`**System model:** ${result.systemSource}${result.note ? ` — ${md(result.note)}` : ""}`, "");
+  if (result.steps.length) {
+    lines.push("## Rules considered", "", "| # | Rule | Where | Result |", "|---|---|---|---|");
+    result.steps.forEach((step, i) => {
+      const outcome = step.matched ? "**matched**" : md(step.reason);
+      lines.push(`| ${i + 1} | \`${step.rule.replace(/[`|]/g, "'")}\` | ${md(where(step))} | ${outcome} |`);
+    });
+    lines.push("");
+  }
+  const skipped = result.explanation?.skipped ?? 0;
+  if (skipped) lines.push(`${skipped} rule${skipped === 1 ? "" : "s"} for other services skipped.`, "");
+  return lines.join("\n");
+}
+
+/** Escapes text for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+/** The short label and the tooltip of one decision-table cell. */
+export function cellText(cell: DecisionTableCell): { label: string; title: string } {
+  const rule = cell.rule ? ` (${where(cell.rule)})` : "";
+  switch (cell.action) {
+    case "allow": {
+      const label = cell.target ? `allow → ${cell.target}` : "allow";
+      return { label, title: `${label}${rule}` };
+    }
+    case "ask": {
+      const targets = cell.targets?.length ? cell.targets.join(", ") : "no targets";
+      const dflt = cell.target ? ` (default ${cell.target})` : "";
+      return { label: cell.target ? `ask → ${cell.target}` : "ask", title: `ask: ${targets}${dflt}${rule}` };
+    }
+    case "deny":
+      return { label: "deny", title: `${cell.message ?? "deny"}${rule}` };
+    case "error":
+      return { label: "error", title: `${cell.message ?? "error"}${rule}` };
+  }
+}
+
+/** Options for {@link decisionTableHtml}. */
+export interface TableHtmlOptions {
+  /** The webview's `cspSource`. */
+  cspSource: string;
+  /** A fresh nonce for the one inline script (click → go to rule). */
+  nonce: string;
+}
+
+/**
+ * The decision-table webview: sources (rows) × targets (columns) for one service, one
+ * colour per action. Clicking a cell that has a deciding rule posts `{ row, col }` to the
+ * extension, which opens the rule.
+ */
+export function decisionTableHtml(table: DecisionTableResult, options: TableHtmlOptions): string {
+  const title = `${table.service}${table.argument && table.argument !== "+" ? table.argument : ""}`;
+  const head = table.targets.map((t) => `<th scope="col">${escapeHtml(t)}</th>`).join("");
+  const rows = table.sources
+    .map((source, i) => {
+      const cells = table.targets
+        .map((_, j) => {
+          const cell = table.cells[i]?.[j];
+          if (!cell) return `<td class="none">—</td>`;
+          const { label, title: tip } = cellText(cell);
+          const link = cell.rule?.location ? ` data-row="${i}" data-col="${j}" tabindex="0"` : "";
+          return `<td class="${cell.action}" title="${escapeHtml(tip)}"${link}>${escapeHtml(label)}</td>`;
+        })
+        .join("");
+      return `<tr><th scope="row">${escapeHtml(source)}</th>${cells}</tr>`;
+    })
+    .join("\n");
+  const counts = { allow: 0, ask: 0, deny: 0, error: 0 };
+  for (const row of table.cells) for (const cell of row) counts[cell.action]++;
+  const note = table.note ? `<p class="note">${escapeHtml(table.note)}</p>` : "";
+  const csp = `default-src 'none'; style-src ${options.cspSource} 'unsafe-inline'; script-src 'nonce-${options.nonce}';`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>Decision table: ${escapeHtml(title)}</title>
+<style>
+  body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); }
+  table { border-collapse: collapse; font-size: 0.9em; }
+  th, td { border: 1px solid var(--vscode-panel-border, #8884); padding: 2px 6px; white-space: nowrap; }
+  thead th { position: sticky; top: 0; background: var(--vscode-editor-background); }
+  th[scope="row"] { text-align: left; }
+  td[data-row] { cursor: pointer; }
+  td.allow { background: rgba(40, 160, 70, 0.35); }
+  td.ask { background: rgba(230, 170, 20, 0.35); }
+  td.deny { background: rgba(200, 50, 50, 0.30); }
+  td.error { background: rgba(140, 40, 160, 0.35); }
+  .legend span { display: inline-block; padding: 0 6px; margin-right: 6px; }
+  .note { font-style: italic; }
+</style>
+</head>
+<body>
+<h2>${escapeHtml(title)}: source (rows) → target (columns)</h2>
+<p class="legend"><span class="allow" style="background: rgba(40,160,70,.35)">allow ${counts.allow}</span><span style="background: rgba(230,170,20,.35)">ask ${counts.ask}</span><span style="background: rgba(200,50,50,.30)">deny ${counts.deny}</span><span style="background: rgba(140,40,160,.35)">error ${counts.error}</span> system model: ${escapeHtml(table.systemSource)}</p>
+${note}
+<table>
+<thead><tr><th></th>${head}</tr></thead>
+<tbody>
+${rows}
+</tbody>
+</table>
+<script nonce="${options.nonce}">
+  const vscode = acquireVsCodeApi();
+  for (const td of document.querySelectorAll("td[data-row]")) {
+    const open = () => vscode.postMessage({ row: Number(td.dataset.row), col: Number(td.dataset.col) });
+    td.addEventListener("click", open);
+    td.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
+  }
+</script>
+</body>
+</html>
+`;
+}
+
+/**
+ * The service, argument, source and target columns of a rule line of a policy file, or
+ * `undefined` for comments, directives and short lines. Fields are split on whitespace as
+ * the engine does; a wildcard or keyword column is returned as written.
+ */
+export function ruleColumns(lineText: string): { service: string; argument: string; source: string; target: string } | undefined {
+  const fields = lineText.trim().split(/[\s\x1c-\x1f\x85]+/u);
+  if (fields.length < 5 || fields[0]!.startsWith("#") || fields[0]!.startsWith("!")) return undefined;
+  const [service, argument, source, target] = fields as [string, string, string, string];
+  return { service, argument, source, target };
+}
+
+/** Whether a rule column names one concrete qube (so a simulation can use it as is). */
+export function isConcreteQube(token: string): boolean {
+  return token !== "*" && !token.startsWith("@");
+}
