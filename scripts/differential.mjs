@@ -391,9 +391,18 @@ function runOracle(tools, input) {
   return parseJsonl(r.stdout).map(stripWarnings);
 }
 
+const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 function runOurs(cli, input) {
-  const r = spawnSync(process.execPath, [cli, "policy", "eval", "--cases", "-"], { input, encoding: "utf8", maxBuffer: 256 << 20 });
-  const out = r.stdout ?? "";
+  let r;
+  let out = "";
+  // A concurrent `npm run build` briefly removes dist/: wait for it rather than fail.
+  for (let attempt = 0; attempt < 6; attempt++) {
+    if (attempt > 0) sleep(3000);
+    r = spawnSync(process.execPath, [cli, "policy", "eval", "--cases", "-"], { input, encoding: "utf8", maxBuffer: 256 << 20 });
+    out = r.stdout ?? "";
+    if (out.trim() !== "") break;
+  }
   if (out.trim() === "") throw new Error(`qkit policy eval --cases failed (exit ${r.status}): ${(r.stderr || "").trim().split("\n").slice(0, 3).join(" | ")}`);
   return parseJsonl(out);
 }

@@ -418,9 +418,17 @@ export class Qube extends PropertyHolder<QubeProperties> {
   remove(options?: CallOptions): Promise<void> {
     return this.app.run(calls.remove(this.dest), options);
   }
-  /** Creates a disposable from this disposable template; returns its name (or `uuid:…` with `uuid: true`). */
-  createDisposable(flags: { uuid?: boolean; preload?: boolean } = {}, options?: CallOptions): Promise<string> {
-    return this.app.run(calls.createDisposable(this.dest, flags), options);
+  /**
+   * Creates a disposable from this disposable template (halted; start it),
+   * addressed by its new name, or by `uuid:…` with `uuid: true`.
+   */
+  async createDisposable(flags: { uuid?: boolean } = {}, options?: CallOptions): Promise<Qube> {
+    return this.app.qube(await this.app.run(calls.createDisposable(this.dest, flags), options));
+  }
+
+  /** Asks qubesd to preload disposables of this template (4.3 `preload-dispvm-max`); returns nothing. */
+  async preloadDisposable(options?: CallOptions): Promise<void> {
+    await this.app.run(calls.createDisposable(this.dest, { preload: true }), options);
   }
 
   getNotes(options?: CallOptions): Promise<string> {
@@ -566,7 +574,7 @@ export class Qubes extends PropertyHolder<GlobalProperties> {
   }
 
   /** Creates a disposable from `template` (default: the caller's `default_dispvm`, dest `dom0`). */
-  async createDisposable(template = "dom0", flags: { uuid?: boolean; preload?: boolean } = {}, options?: CallOptions): Promise<Qube> {
+  async createDisposable(template = "dom0", flags: { uuid?: boolean } = {}, options?: CallOptions): Promise<Qube> {
     return this.qube(await this.run(calls.createDisposable(template, flags), options));
   }
 

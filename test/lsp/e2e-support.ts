@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   ConfigurationRequest,
   createProtocolConnection,
+  DidCloseTextDocumentNotification,
   DidOpenTextDocumentNotification,
   InitializedNotification,
   InitializeRequest,
@@ -75,6 +76,8 @@ export interface ServerSession {
   waitForDiagnostics(uri: string, predicate?: (d: Diagnostic[]) => boolean, timeoutMs?: number): Promise<Diagnostic[]>;
   /** Opens a file of the workspace (read from disk unless `text` is given); returns its URI. */
   open(path: string, text?: string, languageId?: string): string;
+  /** Closes a document opened with {@link ServerSession.open}. */
+  closeDocument(uri: string): Promise<void>;
   /** Whether the server process has exited. */
   exited(): boolean;
   /** Shuts the server down politely (then kills it if needed). */
@@ -150,6 +153,9 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
         textDocument: { uri, languageId, version: 1, text: text ?? readFileSync(path, "utf8") },
       });
       return uri;
+    },
+    async closeDocument(uri) {
+      await connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri } });
     },
     exited: () => exitedFlag,
     async close() {

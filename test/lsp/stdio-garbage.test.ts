@@ -18,8 +18,10 @@ import {
 import { SCRATCH_DIR, startServer, type ServerSession } from "./e2e-support.js";
 
 let server: ServerSession;
+let probe: string;
 beforeAll(async () => {
   server = await startServer();
+  probe = server.open(`${SCRATCH_DIR}/00-probe.policy`, "qubes.Filecopy  *  @anyvm  @anyvm  deny\n");
 });
 afterAll(async () => {
   await server?.close();
@@ -44,8 +46,7 @@ async function settle(method: string, params: unknown): Promise<{ result?: unkno
 /** The server is alive: the process runs and a hover on a valid rule answers. */
 async function expectAlive(): Promise<void> {
   expect(server.exited(), `server exited; log: ${server.log.join("").slice(-2000)}`).toBe(false);
-  const uri = open("qubes.Filecopy  *  @anyvm  @anyvm  deny\n");
-  const hover = await server.connection.sendRequest(HoverRequest.type, { textDocument: { uri }, position: { line: 0, character: 22 } });
+  const hover = await server.connection.sendRequest(HoverRequest.type, { textDocument: { uri: probe }, position: { line: 0, character: 22 } });
   expect(hover).not.toBeNull();
 }
 
@@ -72,7 +73,7 @@ describe("hostile documents", () => {
     ["one 200 000 character line", "qubes.X * " + "@tag:".repeat(40_000) + "\n"],
     ["5 000 rules", "qubes.Y  *  @anyvm  @anyvm  allow target=@dispvm:x user=u notify=yes\n".repeat(5_000)],
     ["directive soup", "!include\n!include-dir\n!include-service\n!compat-4.0 x\n!include /dev/zero\n!include-dir /proc\n!include ../../../../../../etc/passwd\n$include:x\n"],
-    ["self include", "!include 60-garbage-7.policy\n!include include/../60-garbage-7.policy\n"],
+    ["self include", "!include 60-garbage-8.policy\n!include include/../60-garbage-8.policy\n"],
     ["binary junk", Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256)).toString("latin1")],
     ["only whitespace", " \t\v\f\u00a0\u2028\u3000\x1c\n".repeat(100)],
   ];
@@ -90,6 +91,7 @@ describe("hostile documents", () => {
     ]) {
       await pokeEverything(uri, position);
     }
+    await server.closeDocument(uri);
     await expectAlive();
   });
 
@@ -101,6 +103,7 @@ describe("hostile documents", () => {
         const before = text.slice(0, offset);
         const line = before.split("\n").length - 1;
         await pokeEverything(uri, { line, character: offset - (before.lastIndexOf("\n") + 1) });
+        await server.closeDocument(uri);
         return !server.exited();
       }),
       { numRuns: 60, seed: 20261127 },

@@ -117,6 +117,34 @@ describe("event cache", () => {
   });
 });
 
+describe("qube lifecycle through the object model", () => {
+  it("clones a qube with its non-default properties, tags, features and firewall", async () => {
+    const q = qubes();
+    const work = q.qube("work");
+    await work.setProperty("memory", 777);
+    await work.features.set("service.cups", true);
+    await work.firewall.set([{ action: "accept", proto: "tcp", dsthost: "qubes-os.org", dstports: 443 }, { action: "drop" }]);
+    const clone = await q.cloneQube("work", "work-clone", { ignoreVolumes: true });
+    expect(await clone.get("memory")).toBe(777);
+    expect(await clone.get("label")).toBe(await work.get("label"));
+    expect(await clone.tags.has("gpg-client")).toBe(true);
+    expect(await clone.features.get("service.cups")).toBe("1");
+    expect(await clone.firewall.get()).toEqual(await work.firewall.get());
+    expect((await clone.info()).klass).toBe("AppVM");
+    await clone.remove();
+    expect(await q.has("work-clone")).toBe(false);
+  });
+
+  it("creates a disposable and reads its state", async () => {
+    const q = qubes();
+    const disp = await q.qube("default-dvm").createDisposable();
+    expect(disp.name).toMatch(/^disp[0-9]+$/);
+    expect((await disp.info()).klass).toBe("DispVM");
+    expect(await disp.getQube("template")).not.toBeNull();
+    expect((await disp.currentState()).powerState).toBe(await disp.powerState());
+  });
+});
+
 describe("qkit commands against the simulator", () => {
   it("qube ls --json", async () => {
     const r = await qkit("qube", "ls", "--json");

@@ -267,7 +267,7 @@ function typedCall(q: Qubes, r: QubesdFixture["request"], payload: string): Prom
     case "admin.vm.Remove":
       return vm.remove();
     case "admin.vm.CreateDisposable":
-      return vm.createDisposable({ uuid: payload === "uuid", preload: r.arg === "preload" });
+      return q.run(calls.createDisposable(dest, { uuid: payload === "uuid", preload: r.arg === "preload" }));
     case "admin.vm.Start":
       return vm.start();
     case "admin.vm.Shutdown":

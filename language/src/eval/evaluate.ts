@@ -370,6 +370,12 @@ function* merged(lists: number[][]): Generator<number> {
 // Actions
 // ---------------------------------------------------------------------------
 
+/** What `explain` records of an `ask` target collection. */
+interface AskTrace {
+  steps: AskContribution[];
+  notes: string[];
+}
+
 function ruleRef(r: PolicyRule): RuleRef {
   return { file: r.origin.file, line: r.origin.line };
 }
@@ -456,7 +462,7 @@ function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): 
  * here, over the indexed candidates only, and memoised per
  * (service, argument, source) and system model.
  */
-function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskContribution[], linear = false): string[] {
+function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskTrace, linear = false): string[] {
   if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), asks: new Map() }, contributions);
   const index = indexOf(policy);
   const cache = systemCache(index, sys);
@@ -478,7 +484,7 @@ function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: Pr
   return result;
 }
 
-function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskContribution[]): string[] {
+function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskTrace): string[] {
   const info = sys.domains;
   const source = req.source;
   let sourceName: string;
@@ -513,23 +519,31 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
       if (rule.action !== "deny") offered.add(t);
       if (contributions) changed.push(t);
     }
-    if (contributions && changed.length) contributions.push({ rule, effect: rule.action === "deny" ? "remove" : "add", targets: changed });
+    if (contributions && changed.length) contributions.steps.push({ rule, effect: rule.action === "deny" ? "remove" : "add", targets: changed });
   }
+  const note = (text: string) => contributions?.notes.push(text);
   if (offered.has("@dispvm")) {
     offered.delete("@dispvm");
     const d = dispvmTemplateOf(info, source);
     if (d !== null) offered.add(d);
+    note(d !== null ? `\`@dispvm\` is offered as \`${d}\`, the default disposable template of \`${source}\`` : `\`@dispvm\` is dropped: \`${source}\` has no default disposable template`);
   }
   if (offered.has("@adminvm")) {
     offered.delete("@adminvm");
     offered.add("dom0");
+    note("`@adminvm` is offered as `dom0`");
   }
-  offered.delete(sourceName);
+  if (offered.delete(sourceName) || offered.delete(sourceUuid)) note(`the source \`${sourceName}\` itself is never offered`);
   offered.delete(sourceUuid);
+  const hidden: string[] = [];
   for (const t of [...offered]) {
     const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
-    if (truthy(get(domain(info, name), "internal", false))) offered.delete(t);
+    if (truthy(get(domain(info, name), "internal", false))) {
+      offered.delete(t);
+      hidden.push(t);
+    }
   }
+  if (hidden.length) note(`internal qubes are never offered: ${hidden.map((h) => `\`${h}\``).join(", ")}`);
   return [...offered].sort(pyCompare);
 }
 
@@ -602,7 +616,7 @@ function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: s
   return d;
 }
 
-function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskContribution[], linear = false): Run {
+function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskTrace, linear = false): Run {
   const sys = prep(system);
   const info = sys.domains;
   let built: BuiltRequest;
@@ -759,7 +773,7 @@ function describeMiss(rule: PolicyRule, built: BuiltRequest, info: ReadonlyMap<s
  */
 export function explain(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): Explanation {
   const considered: PolicyRule[] = [];
-  const contributions: AskContribution[] = [];
+  const contributions: AskTrace = { steps: [], notes: [] };
   const r = run(policy, request, system, (rule) => considered.push(rule), contributions);
   const sys = prep(system);
   const trace: TraceStep[] = [];
@@ -780,6 +794,9 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
   }
   if (r.rule) out.decidingRule = r.rule;
   if (r.resolution?.length) out.resolution = r.resolution;
-  if (r.rule?.action === "ask" && !r.rule.redirect && contributions.length) out.askContributions = contributions;
+  if (r.rule?.action === "ask" && !r.rule.redirect) {
+    out.askContributions = contributions.steps;
+    if (contributions.notes.length) out.askNotes = contributions.notes;
+  }
   return out;
 }

@@ -135,6 +135,8 @@ export interface Explanation {
   decidingRule?: PolicyRule;
   /** For allow: how the final target was resolved (redirect, `@dispvm`, `@adminvm`). */
   resolution?: string[];
-  /** For ask without `target=`: the whole-policy scan, in scan order (last rule first). */
+  /** For ask without `target=`: which rule decided each target, in policy order (the first rule naming a target decides it). */
   askContributions?: AskContribution[];
+  /** For ask without `target=`: what happened to the collected targets afterwards (`@dispvm`, `@adminvm`, the source, internal qubes). */
+  askNotes?: string[];
 }

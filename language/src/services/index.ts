@@ -20,3 +20,4 @@ export * from "./actions.js";
 export * from "./lens.js";
 export * from "./simulate.js";
 export { splitWords, isSpace, lineAt, editDistance, closest } from "./util.js";
+export * from "./flatten.js";

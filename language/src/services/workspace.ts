@@ -12,12 +12,14 @@ import {
   RUNTIME_POLICY_DIR,
   type CompiledPolicy,
   type LoadedFile,
+  type LoadOptions,
   type LoadResult,
   type PolicyFileSystem,
   type PolicyRule,
 } from "../loader/types.js";
 import { parseDocument } from "../syntax/parse.js";
-import type { PolicyDocument, SyntaxKind } from "../syntax/tree.js";
+import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
+import { flattenPolicy, type FlatPolicy } from "./flatten.js";
 import { runAnalysis, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
 import { basename, dirname, normalize } from "./util.js";
 
@@ -46,9 +48,9 @@ export interface PolicySnapshot {
   readonly runtimeDir: string | null;
   readonly legacyDir: string;
   readonly system: SystemInfo | null;
-  /** The strict load result, as the daemon would see the policy. */
+  /** The strict load result, as the daemon would see the policy (computed on first use). */
   readonly load: LoadResult;
-  /** The compiled policy when it loads without errors, else `null` (then nothing can be evaluated). */
+  /** The compiled policy when it loads without errors, else `null` (computed on first use; then nothing can be evaluated). */
   readonly policy: CompiledPolicy | null;
   /** The rules in first-match order; when the policy has errors, the rules of the lines without errors. */
   readonly rules: readonly PolicyRule[];
@@ -117,19 +119,22 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   const legacyDir = normalize(options.legacyDir ?? LEGACY_POLICY_DIR);
   const system = options.system ?? null;
   const loadOptions = { policyDir, runtimeDir, legacyDir, collectAll: true } as const;
+  // INVARIANT: one snapshot sees one state of the files, even when the strict load runs later.
+  const frozen = memoFileSystem(fs);
 
-  let load: LoadResult;
-  try {
-    load = loadPolicy(fs, loadOptions);
-  } catch (e) {
-    const message = `internal error while loading the policy: ${String(e).split("\n")[0]}`;
-    load = {
-      ok: false,
-      error: { error: "EngineError", message, code: "internal-error" },
-      diagnostics: [{ code: "internal-error", severity: "error", message, span: { start: 0, end: 0 }, line: 1 }],
-      files: [],
-    };
-  }
+  // Parses, cached by path and text across snapshots.
+  const parseCache = new Map<string, ParsedEntry>();
+  const previousCache = options.previous?.parseCache;
+  const parse = (path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): PolicyDocument => {
+    const hit = parseCache.get(path) ?? previousCache?.get(path);
+    if (hit && hit.text === text && hit.syntax === syntax) {
+      parseCache.set(path, hit);
+      return hit.doc;
+    }
+    const doc = parseDocument(text, { syntax, newlines, file: path });
+    parseCache.set(path, { text, syntax, doc });
+    return doc;
+  };
 
   const files = new Map<string, LoadedFile>();
   const fileToPath = new Map<string, string>();
@@ -140,59 +145,50 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
       if (!fileToPath.has(f.file)) fileToPath.set(f.file, p);
     }
   };
-  addFiles(load.ok ? load.policy.files : load.files);
 
-  const pathOf = (d: Diagnostic): string | undefined => {
+  let strict: LoadResult | undefined;
+  const strictLoad = (): LoadResult => {
+    if (strict) return strict;
+    try {
+      strict = loadPolicy(frozen, loadOptions);
+    } catch (e) {
+      const message = `internal error while loading the policy: ${String(e).split("\n")[0]}`;
+      strict = {
+        ok: false,
+        error: { error: "EngineError", message, code: "internal-error" },
+        diagnostics: [{ code: "internal-error", severity: "error", message, span: { start: 0, end: 0 }, line: 1 }],
+        files: [],
+      };
+    }
+    return strict;
+  };
+
+  // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
+  let flat: FlatPolicy | undefined;
+  try {
+    flat = flattenPolicy(frozen, { policyDir, runtimeDir }, parse);
+  } catch {
+    flat = undefined;
+  }
+  let rules: readonly PolicyRule[];
+  let engineDiagnostics: readonly Diagnostic[];
+  if (flat) {
+    addFiles(flat.files);
+    rules = flat.rules;
+    engineDiagnostics = flat.diagnostics;
+  } else {
+    const load = strictLoad();
+    addFiles(load.ok ? load.policy.files : load.files);
+    engineDiagnostics = load.diagnostics;
+    rules = load.ok ? load.policy.rules : recoverRules(frozen, load, loadOptions, (d) => pathOf(d), addFiles);
+  }
+
+  function pathOf(d: Diagnostic): string | undefined {
     if (!d.file) return undefined;
     const known = fileToPath.get(d.file);
     if (known) return known;
     if (d.file.startsWith("/")) return normalize(d.file);
     return `${policyDir}/${d.file}`;
-  };
-
-  // Recover the rules of the valid lines when the policy has errors.
-  let policy: CompiledPolicy | null = load.ok ? load.policy : null;
-  let rules: readonly PolicyRule[] = load.ok ? load.policy.rules : [];
-  if (!load.ok) {
-    const blank = new Map<string, Set<number>>();
-    const hidden = new Set<string>();
-    let diags: Diagnostic[] = load.diagnostics;
-    for (let round = 0; round < 4; round++) {
-      let added = false;
-      for (const d of diags) {
-        if (d.severity !== "error") continue;
-        const p = pathOf(d);
-        if (d.code === "invalid-filename") {
-          const m = /invalid filename: (.*)$/.exec(d.message);
-          const target = m ? normalize(m[1]!) : p;
-          if (target && !hidden.has(target)) {
-            hidden.add(target);
-            added = true;
-          }
-          continue;
-        }
-        if (!p) continue;
-        let set = blank.get(p);
-        if (!set) blank.set(p, (set = new Set()));
-        if (!set.has(d.line)) {
-          set.add(d.line);
-          added = true;
-        }
-      }
-      if (!added) break;
-      try {
-        const r = loadPolicy(repairedFs(fs, blank, hidden), loadOptions);
-        if (r.ok) {
-          rules = r.policy.rules;
-          addFiles(r.policy.files);
-          break;
-        }
-        addFiles(r.files);
-        diags = r.diagnostics;
-      } catch {
-        break;
-      }
-    }
   }
 
   // Engine diagnostics by file.
@@ -207,22 +203,12 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     if (!list) diagnostics.set(path, (list = []));
     list.push(d);
   };
-  for (const d of load.diagnostics) {
+  for (const d of engineDiagnostics) {
     const p = pathOf(d);
     if (p) push(p, d);
     else policyDiagnostics.push(d);
   }
-  if (load.ok) {
-    for (const d of load.policy.warnings) {
-      const p = pathOf(d);
-      if (p) push(p, d);
-      else policyDiagnostics.push(d);
-    }
-  }
 
-  // Documents: loaded files, plus extra open documents, parsed on demand and cached across snapshots.
-  const parseCache = new Map<string, ParsedEntry>();
-  const previousCache = options.previous?.parseCache;
   const syntaxOf = (path: string): SyntaxKind => {
     const p = normalize(path);
     const f = files.get(p);
@@ -232,17 +218,9 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   const document = (path: string): PolicyDocument | undefined => {
     const p = normalize(path);
     const f = files.get(p);
-    const text = f ? f.text : fs.readFile(p);
+    const text = f ? f.text : frozen.readFile(p);
     if (text === undefined) return undefined;
-    const syntax = syntaxOf(p);
-    const hit = parseCache.get(p) ?? previousCache?.get(p);
-    if (hit && hit.text === text && hit.syntax === syntax) {
-      parseCache.set(p, hit);
-      return hit.doc;
-    }
-    const doc = parseDocument(text, { syntax, newlines: f?.newlines ?? "universal", file: p });
-    parseCache.set(p, { text, syntax, doc });
-    return doc;
+    return parse(p, text, syntaxOf(p), f?.newlines ?? "universal");
   };
 
   const analyzed: AnalyzedDocument[] = [];
@@ -265,13 +243,13 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     for (const d of list) {
       // The analysis explains the engine's invalid-filename error; keep one of them.
       if (d.code === "filename-disables-policy") {
-        const dup = policyDiagnostics.findIndex((x) => x.code === "invalid-filename" && x.message.includes(p));
-        if (dup >= 0) policyDiagnostics.splice(dup, 1);
         const own = diagnostics.get(p);
         if (own) {
           const i = own.findIndex((x) => x.code === "invalid-filename");
           if (i >= 0) own.splice(i, 1);
         }
+        const dup = policyDiagnostics.findIndex((x) => x.code === "invalid-filename" && x.message.endsWith(p));
+        if (dup >= 0) policyDiagnostics.splice(dup, 1);
       }
       push(p, d);
     }
@@ -279,14 +257,6 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   for (const list of diagnostics.values()) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
 
   const services = new Map<string, Set<string>>();
-  for (const { document: doc } of analyzed) {
-    for (const line of doc.lines) {
-      if (line.kind !== "rule" || !line.rule || line.rule.service === null) continue;
-      let set = services.get(line.rule.service);
-      if (!set) services.set(line.rule.service, (set = new Set()));
-      if (line.rule.argument !== null) set.add(line.rule.argument);
-    }
-  }
   for (const r of rules) {
     if (r.service === null) continue;
     let set = services.get(r.service);
@@ -295,13 +265,18 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   }
 
   return {
-    fs,
+    fs: frozen,
     policyDir,
     runtimeDir,
     legacyDir,
     system,
-    load,
-    policy,
+    get load() {
+      return strictLoad();
+    },
+    get policy() {
+      const l = strictLoad();
+      return l.ok ? l.policy : null;
+    },
     rules,
     files,
     diagnostics,
@@ -311,6 +286,79 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     syntaxOf,
     parseCache,
   };
+}
+
+/** A file system that remembers every answer, so that later reads see the same state. */
+function memoFileSystem(fs: PolicyFileSystem): PolicyFileSystem {
+  const stats = new Map<string, ReturnType<PolicyFileSystem["stat"]>>();
+  const dirs = new Map<string, string[] | undefined>();
+  const texts = new Map<string, string | undefined>();
+  const out: PolicyFileSystem = {
+    stat(p) {
+      if (!stats.has(p)) stats.set(p, fs.stat(p));
+      return stats.get(p);
+    },
+    readDir(p) {
+      if (!dirs.has(p)) dirs.set(p, fs.readDir(p));
+      const d = dirs.get(p);
+      return d ? [...d] : undefined;
+    },
+    readFile(p) {
+      if (!texts.has(p)) texts.set(p, fs.readFile(p));
+      return texts.get(p);
+    },
+  };
+  if (fs.realPath) out.realPath = (p) => fs.realPath!(p);
+  return out;
+}
+
+/** The rules of the valid lines of a policy that does not load: blank the bad lines and load again. */
+function recoverRules(
+  fs: PolicyFileSystem,
+  load: LoadResult,
+  loadOptions: LoadOptions,
+  pathOf: (d: Diagnostic) => string | undefined,
+  addFiles: (files: readonly LoadedFile[]) => void,
+): readonly PolicyRule[] {
+  const blank = new Map<string, Set<number>>();
+  const hidden = new Set<string>();
+  let diags: Diagnostic[] = load.diagnostics;
+  for (let round = 0; round < 4; round++) {
+    let added = false;
+    for (const d of diags) {
+      if (d.severity !== "error") continue;
+      const p = pathOf(d);
+      if (d.code === "invalid-filename") {
+        const m = /invalid filename: (.*)$/.exec(d.message);
+        const target = m ? normalize(m[1]!) : p;
+        if (target && !hidden.has(target)) {
+          hidden.add(target);
+          added = true;
+        }
+        continue;
+      }
+      if (!p) continue;
+      let set = blank.get(p);
+      if (!set) blank.set(p, (set = new Set()));
+      if (!set.has(d.line)) {
+        set.add(d.line);
+        added = true;
+      }
+    }
+    if (!added) break;
+    try {
+      const r = loadPolicy(repairedFs(fs, blank, hidden), loadOptions);
+      if (r.ok) {
+        addFiles(r.policy.files);
+        return r.policy.rules;
+      }
+      addFiles(r.files);
+      diags = r.diagnostics;
+    } catch {
+      break;
+    }
+  }
+  return [];
 }
 
 /** True when a path is a `.policy` file the engine lists from one of the snapshot's directories. */

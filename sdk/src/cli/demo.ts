@@ -122,10 +122,11 @@ function toRequest(t: DemoTransfer): DemoRow["request"] {
 }
 
 /**
- * Runs the demo on a directory and returns the report (no output).
+ * Runs the demo on a directory and returns the report (no output) and the
+ * files that took part in loading (for diagnostic columns).
  * Throws {@link DemoError} when the directory lacks a file or holds invalid JSON.
  */
-export function runDemo(dir: string): DemoReport {
+export function runDemo(dir: string): { report: DemoReport; files: readonly LoadedFile[] } {
   if (!existsSync(path.join(dir, "policy.d"))) throw new DemoError(`${dir}: no policy.d directory [demo-missing-file]`);
   const raw = readJson(path.join(dir, "system.json"), "system model") as RawSystemInfo;
   if (!raw || typeof raw !== "object" || typeof raw.domains !== "object" || raw.domains === null) {
@@ -147,7 +148,7 @@ export function runDemo(dir: string): DemoReport {
     else decision = { ...loaded.error, ok: false, stage: "load" };
     return { title: t.title, request, decision };
   });
-  return {
+  const report: DemoReport = {
     dir,
     policy: {
       ok: loaded.ok,
@@ -159,6 +160,7 @@ export function runDemo(dir: string): DemoReport {
     qubes: Object.keys(raw.domains).length,
     transfers: rows,
   };
+  return { report, files: loadedFiles };
 }
 
 // ---------------------------------------------------------------------------
@@ -176,12 +178,6 @@ function makeStyle(color: boolean): Style {
   return { bold: wrap("1"), dim: wrap("2"), action: (kind, s) => colors[kind](s) };
 }
 
-/** Pads to a visible width (ANSI escapes do not count). */
-function pad(s: string, width: number): string {
-  const visible = s.replace(/\x1b\[[0-9;]*m/g, "").length;
-  return visible >= width ? s : s + " ".repeat(width - visible);
-}
-
 function ruleRef(d: Decision): string {
   const rule = d.rule;
   if (rule) return `${rule.file}:${rule.line ?? "?"}`;
@@ -189,10 +185,18 @@ function ruleRef(d: Decision): string {
   return "-";
 }
 
-const MAX_OFFERED = 4;
+/** At most this many offered targets are listed in the table; the rest go to a note. */
+const MAX_OFFERED = 3;
 
-function outcome(d: Decision): { kind: "allow" | "ask" | "deny"; result: string; note?: string } {
-  if (!d.ok) return { kind: "deny", result: d.error === "EngineError" ? "engine error" : "refused", note: d.message };
+interface Outcome {
+  kind: "allow" | "ask" | "deny";
+  result: string;
+  /** A longer text for the notes below the table. */
+  note?: string;
+}
+
+function outcome(d: Decision): Outcome {
+  if (!d.ok) return { kind: "deny", result: d.error === "EngineError" ? "engine error" : "denied by the engine", note: d.message };
   switch (d.action) {
     case "allow": {
       const extras = [d.user !== null ? `user=${d.user}` : "", d.autostart ? "" : "no autostart", d.notify ? "notify" : ""].filter(Boolean);
@@ -200,62 +204,87 @@ function outcome(d: Decision): { kind: "allow" | "ask" | "deny"; result: string;
     }
     case "ask": {
       const offered = d.targetsForAsk;
-      const shown = offered.slice(0, MAX_OFFERED).join(", ");
-      const more = offered.length > MAX_OFFERED ? `, … (${offered.length} in all)` : "";
-      const def = d.defaultTarget !== null ? `; default ${d.defaultTarget}` : "";
-      return { kind: "ask", result: `offer ${shown}${more}${def}` };
+      const def = d.defaultTarget !== null ? `, default ${d.defaultTarget}` : "";
+      if (offered.length <= MAX_OFFERED) return { kind: "ask", result: `choose: ${offered.join(", ")}${def}` };
+      return { kind: "ask", result: `choose among ${offered.length} targets${def}`, note: `offered: ${offered.join(", ")}` };
     }
     case "deny":
-      return { kind: "deny", result: d.notify ? "denied" : "denied silently" };
+      return { kind: "deny", result: d.notify ? "denied" : "denied (no notification)" };
   }
 }
 
-function diagnosticLine(d: Diagnostic): string {
-  return `${d.file ?? "?"}:${d.line}: ${d.severity}: ${d.message} [${d.code}]`;
+/** The 1-based column of a diagnostic, from the document it belongs to. */
+function columnOf(d: Diagnostic, files: readonly LoadedFile[]): number {
+  const text = files.find((f) => f.file === d.file)?.text;
+  if (text === undefined) return 1;
+  const before = text.slice(0, d.span.start);
+  return d.span.start - Math.max(before.lastIndexOf("\n"), before.lastIndexOf("\r")) ;
 }
 
-/** Renders the report as aligned plain text. */
-export function renderDemo(report: DemoReport, color: boolean): string {
+/** Wraps a long note at word boundaries, indenting the continuation lines. */
+function wrap(text: string, width: number, indent: string): string {
+  const words = text.split(" ");
+  const lines: string[] = [];
+  let cur = "";
+  for (const w of words) {
+    if (cur && cur.length + 1 + w.length > width) {
+      lines.push(cur);
+      cur = w;
+    } else cur = cur ? `${cur} ${w}` : w;
+  }
+  if (cur) lines.push(cur);
+  return lines.join("\n" + indent);
+}
+
+/** Renders the report as aligned plain text (ANSI colours only when `color`). */
+export function renderDemo(report: DemoReport, color: boolean, files: readonly LoadedFile[] = []): string {
   const st = makeStyle(color);
   const out: string[] = [];
   const p = report.policy;
-  out.push(st.bold(`policy ${path.join(report.dir, "policy.d")}`));
+  out.push(st.bold(`policy: ${path.join(report.dir, "policy.d")}`));
   const errors = p.diagnostics.filter((d) => d.severity === "error");
-  const others = p.diagnostics.filter((d) => d.severity !== "error");
+  const warnings = p.diagnostics.length - errors.length;
+  for (const d of p.diagnostics) out.push(`  ${d.file ?? "?"}:${d.line}:${columnOf(d, files)}: ${d.severity}[${d.code}]: ${d.message}`);
   if (p.ok) {
-    out.push(`  ok: ${p.files.length} files, ${p.rules} rules${others.length ? `, ${others.length} warning(s)` : ", no problems found"}`);
+    out.push(`  ok: ${p.files.length} files, ${p.rules} rules, no errors${warnings ? `, ${warnings} warning(s)` : ""}`);
   } else {
-    out.push(`  ${st.action("deny", "error")}: the policy does not load, so the engine denies every call`);
-    if (errors.length === 0 && p.error) out.push(`  ${p.error.message} [${p.error.code}]`);
+    if (errors.length === 0 && p.error) out.push(`  error[engine]: ${p.error.message}`);
+    out.push(`  ${st.action("deny", "the policy does not load: the real engine would deny every call")}`);
   }
-  for (const d of p.diagnostics) out.push(`  ${diagnosticLine(d)}`);
-  out.push(`system: ${report.qubes} qubes`, "");
+  out.push(`system: ${report.qubes} qubes (${path.join(report.dir, "system.json")})`, "");
 
-  const header = ["#", "transfer", "call", "decision", "result", "rule"];
+  const header = ["#", "transfer / call", "decision", "result", "rule"];
   const notes: string[] = [];
   const rows = report.transfers.map((row, i) => {
     const r = row.request;
     const svc = r.argument === "+" ? r.service : r.service + r.argument;
-    const call = `${svc}: ${r.source} → ${r.target === "" ? "@default" : r.target}`;
+    const call = `${svc}  ${r.source} → ${r.target === "" ? "@default" : r.target}`;
     const o = outcome(row.decision);
     let result = o.result;
     if (o.note !== undefined) {
-      notes.push(`  [${notes.length + 1}] ${o.note}`);
+      notes.push(`  [${notes.length + 1}] ${wrap(o.note, 96, "      ")}`);
       result += ` [${notes.length}]`;
     }
-    return [String(i + 1), row.title, call, st.action(o.kind, o.kind), result, ruleRef(row.decision)];
+    return { cells: [String(i + 1), row.title, o.kind, result, ruleRef(row.decision)], kind: o.kind, call };
   });
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.replace(/\x1b\[[0-9;]*m/g, "").length)));
-  const line = (cells: string[]) =>
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r.cells[c]!.length)));
+  widths[1] = Math.max(widths[1]!, ...rows.map((r) => r.call.length));
+  const line = (cells: string[], styleOf?: (c: number, s: string) => string) =>
     cells
-      .map((cell, c) => (c === cells.length - 1 ? cell : pad(cell, widths[c]!)))
+      .map((cell, c) => {
+        const padded = c === cells.length - 1 ? cell : cell.padEnd(widths[c]!);
+        return styleOf ? styleOf(c, padded) : padded;
+      })
       .join("  ")
       .trimEnd();
   out.push(st.bold(line(header)));
-  for (const r of rows) out.push(line(r));
-  if (notes.length) out.push("", "notes (the engine's messages):", ...notes);
+  for (const r of rows) {
+    out.push(line(r.cells, (c, s) => (c === 2 ? st.action(r.kind, s) : s)));
+    out.push(st.dim(`${" ".repeat(widths[0]! + 2)}${r.call}`));
+  }
+  if (notes.length) out.push("", "notes:", ...notes);
   const counts = { allow: 0, ask: 0, deny: 0 };
-  for (const r of report.transfers) counts[outcome(r.decision).kind]++;
+  for (const r of rows) counts[r.kind]++;
   out.push("", `${report.transfers.length} calls: ${counts.allow} allowed, ${counts.ask} asked, ${counts.deny} denied`);
   return out.join("\n") + "\n";
 }
@@ -283,8 +312,9 @@ async function run(args: string[], io: CliIO): Promise<number> {
     return 1;
   }
   let report: DemoReport;
+  let files: readonly LoadedFile[];
   try {
-    report = runDemo(dir);
+    ({ report, files } = runDemo(dir));
   } catch (err) {
     if (err instanceof DemoError) {
       io.stderr.write(`qkit demo: ${err.message}\n`);
@@ -297,7 +327,7 @@ async function run(args: string[], io: CliIO): Promise<number> {
   } else {
     const stream = io.stdout as { isTTY?: boolean };
     const color = stream.isTTY === true && io.env.NO_COLOR === undefined && io.env.TERM !== "dumb";
-    io.stdout.write(renderDemo(report, color));
+    io.stdout.write(renderDemo(report, color, files));
   }
   return report.policy.ok ? 0 : 1;
 }

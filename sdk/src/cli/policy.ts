@@ -379,6 +379,7 @@ export function renderExplanation(x: Explanation): string {
   if (x.askContributions) {
     lines.push("ask targets (the first rule in policy order that names a target decides it):");
     for (const c of x.askContributions) lines.push(`  ${c.effect === "add" ? "+" : "-"} ${c.targets.join(", ")}  by ${where(c.rule.origin)}  ${ruleText(c.rule)}`);
+    for (const n of x.askNotes ?? []) lines.push(`  then: ${n}`);
   }
   lines.push(`decision: ${describeDecision(x.decision)}`);
   return lines.join("\n") + "\n";
@@ -396,6 +397,7 @@ function explanationJson(x: Explanation): unknown {
     deciding_rule: x.decidingRule ? { ...rule(x.decidingRule), via: x.decidingRule.via } : null,
     resolution: x.resolution ?? [],
     ask_contributions: x.askContributions?.map((c) => ({ rule: rule(c.rule), effect: c.effect, targets: c.targets })) ?? null,
+    ask_notes: x.askNotes ?? [],
   };
 }
 

@@ -1,0 +1,227 @@
+/**
+ * The editor's incremental view of loading: the daemon's file order and
+ * include resolution, applied to documents that are parsed once per text and
+ * cached. It yields the rules of every valid line in first-match order and
+ * the loader's own diagnostics (bad file names, missing includes, cycles), so
+ * that an edit costs one parse instead of a whole reload.
+ *
+ * INVARIANT: for every policy it supports, the rules and error diagnostics
+ * equal those of `loadPolicy(fs, { collectAll: true })` (a differential test
+ * checks this on the conformance corpus). It does not support `!compat-4.0`
+ * and returns `undefined` for such policies; callers then use `loadPolicy`.
+ */
+import { Diagnostic, type Span } from "../diagnostics.js";
+import { basename, dirname, joinPath, normalizePath, purePosix } from "../loader/memfs.js";
+import { RUNTIME_POLICY_DIR, type LoadedFile, type PolicyFileSystem, type PolicyRule, type RuleOrigin } from "../loader/types.js";
+import { pyCompare, pyRepr } from "../syntax/python.js";
+import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
+
+const FILENAME_CHARS = /^[0-9a-z_.-]*$/;
+
+/** Python's `PurePath.suffix`. */
+function suffix(name: string): string {
+  const i = name.lastIndexOf(".");
+  return i > 0 && i < name.length - 1 ? name.slice(i) : "";
+}
+
+/** Parses a file (the caller caches by path and text). */
+export type DocumentParser = (path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode) => PolicyDocument;
+
+/** The outcome of {@link flattenPolicy}. */
+export interface FlatPolicy {
+  /** The rules of the valid lines, in global first-match order. */
+  rules: PolicyRule[];
+  /** Every file read, in load order (a file included twice appears twice). */
+  files: LoadedFile[];
+  /** The loader's diagnostics and every document's line diagnostics, each with its `file`; `ok` when none is an error. */
+  diagnostics: Diagnostic[];
+  ok: boolean;
+}
+
+class Unsupported {}
+
+/**
+ * Loads a policy the way the daemon's file loader does, from cached parses.
+ * Returns `undefined` when the policy uses `!compat-4.0` (not supported here).
+ */
+export function flattenPolicy(
+  fs: PolicyFileSystem,
+  options: { policyDir: string; runtimeDir: string | null },
+  parse: DocumentParser,
+): FlatPolicy | undefined {
+  const policyDir = normalizePath(options.policyDir);
+  const rules: PolicyRule[] = [];
+  const files: LoadedFile[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const stack: string[] = [];
+  let policyPath: string | null = null;
+  let ok = true;
+
+  const display = (path: string): string => {
+    const prefix = policyDir === "/" ? "/" : policyDir + "/";
+    return path.startsWith(prefix) ? path.slice(prefix.length) : path;
+  };
+  const fail = (d?: Diagnostic) => {
+    ok = false;
+    if (d) diagnostics.push(d);
+  };
+  const diag = (code: Diagnostic["code"], message: string, file: string, span: Span, line: number, help?: string) => {
+    const d = Diagnostic.create(code, message, span, line);
+    d.file = file;
+    if (help) d.help = help;
+    return d;
+  };
+  // The engine reports this without a file; the diagnostic has none either.
+  const failedToLoad = (path: string) =>
+    fail(Diagnostic.create("failed-to-load", `failed to load ${path} file: [Errno 2] No such file or directory: ${pyRepr(path)}`, { start: 0, end: 0 }, 1));
+
+  const filterPolicyFiles = (dir: string): string[] | undefined => {
+    const names = fs.readDir(dir);
+    if (names === undefined) {
+      failedToLoad(dir);
+      return undefined;
+    }
+    const kept = names.filter((n) => suffix(n) === ".policy" && !n.startsWith(".") && fs.stat(joinPath(dir, n)) === "file").sort(pyCompare);
+    const out: string[] = [];
+    for (const n of kept) {
+      const path = joinPath(dir, n);
+      if (!FILENAME_CHARS.test(n)) {
+        fail(diag("invalid-filename", `invalid filename: ${path}`, display(path), { start: 0, end: 0 }, 1));
+        continue;
+      }
+      out.push(path);
+    }
+    return out;
+  };
+
+  const canonical = (p: string) => (fs.realPath ? fs.realPath(p) : normalizePath(p));
+
+  const loadFile = (
+    path: string,
+    text: string,
+    syntax: SyntaxKind,
+    sa: { service: string | null; argument: string | null } | null,
+    via: RuleOrigin[],
+    includedFrom: { path: string; line: number; span: Span } | null,
+  ): void => {
+    const canon = canonical(path);
+    if (stack.includes(canon)) {
+      const chain = [...stack.slice(stack.indexOf(canon)), canon].map(display);
+      const at = includedFrom!;
+      fail(diag("include-cycle", `include cycle: ${chain.join(" -> ")} (the engine recurses until it crashes, so every call is denied)`, display(at.path), at.span, at.line));
+      return;
+    }
+    const file = display(path);
+    files.push({ path, file, syntax, text, newlines: "universal" });
+    const doc = parse(path, text, syntax, "universal");
+    for (const d of doc.diagnostics) {
+      if (d.severity === "error") ok = false;
+      diagnostics.push({ ...d, file });
+    }
+    stack.push(canon);
+    try {
+      const inner = includedFrom ? [...via, { file: display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : via;
+      for (const line of doc.lines) {
+        if (line.kind === "rule") {
+          if (!line.rule) continue;
+          const r = line.rule;
+          const rule: PolicyRule = {
+            ...r,
+            ...(sa ? { service: sa.service, argument: sa.argument } : {}),
+            index: rules.length,
+            origin: { file, path, line: line.line },
+            via: inner,
+          };
+          rules.push(rule);
+        } else if (line.kind === "directive") {
+          if (line.directive === null) continue;
+          if (doc.diagnostics.some((d) => d.line === line.line && d.severity === "error")) continue;
+          const params = line.params;
+          const paramSpan = params.length ? { start: params[0]!.span.start, end: params[params.length - 1]!.span.end } : line.span;
+          const at = { path, line: line.line, span: paramSpan };
+          if (syntax === "service") {
+            open(params[0]!.text, at, (p, t) => loadFile(p, t, "service", sa, inner, at));
+            continue;
+          }
+          switch (line.directive) {
+            case "include":
+              open(params[0]!.text, at, (p, t) => loadFile(p, t, "policy", null, inner, at));
+              break;
+            case "include-service":
+              open(params[2]!.text, at, (p, t) => loadFile(p, t, "service", { service: line.service ?? null, argument: line.argument ?? null }, inner, at));
+              break;
+            case "include-dir": {
+              const dir = resolve(params[0]!.text);
+              if (fs.stat(dir) !== "dir") {
+                fail(diag("not-a-directory", `not a directory: ${dir}`, display(at.path), at.span, at.line));
+                break;
+              }
+              const paths = filterPolicyFiles(dir);
+              if (!paths) break;
+              const dirVia = [...inner, { file: display(at.path), path: at.path, line: at.line }];
+              for (const p of paths) {
+                const t = fs.readFile(p);
+                if (t === undefined) failedToLoad(p);
+                else loadFile(p, t, "policy", null, dirVia, null);
+              }
+              break;
+            }
+            case "compat-4.0":
+              throw new Unsupported();
+          }
+        }
+      }
+    } finally {
+      stack.pop();
+    }
+  };
+
+  const resolve = (raw: string): string => {
+    const joined = joinPath(policyPath ?? policyDir, purePosix(raw));
+    return canonical(joined);
+  };
+
+  const open = (raw: string, at: { path: string; line: number; span: Span }, then: (path: string, text: string) => void): void => {
+    const path = resolve(raw);
+    if (fs.stat(path) !== "file") {
+      fail(diag("not-a-file", `not a file: ${path}`, display(at.path), at.span, at.line, "include paths resolve against the policy directory"));
+      return;
+    }
+    const text = fs.readFile(path);
+    if (text === undefined) {
+      failedToLoad(path);
+      return;
+    }
+    then(path, text);
+  };
+
+  try {
+    const dirs = options.runtimeDir === null ? [policyDir] : [normalizePath(options.runtimeDir ?? RUNTIME_POLICY_DIR), policyDir];
+    const seen = new Set<string>();
+    const finalList: string[] = [];
+    for (const dir of dirs) {
+      const paths = filterPolicyFiles(dir);
+      if (paths === undefined) return { rules, files, diagnostics, ok: false };
+      for (const p of paths) {
+        if (seen.has(basename(p))) continue;
+        seen.add(basename(p));
+        finalList.push(p);
+      }
+    }
+    finalList.sort((a, b) => pyCompare(basename(a), basename(b)));
+    for (const path of finalList) {
+      const text = fs.readFile(path);
+      if (text === undefined) {
+        failedToLoad(path);
+        continue;
+      }
+      policyPath = dirname(path);
+      loadFile(path, text, "policy", null, [], null);
+      policyPath = null;
+    }
+  } catch (e) {
+    if (e instanceof Unsupported) return undefined;
+    throw e;
+  }
+  return { rules, files, diagnostics, ok };
+}
