@@ -147,6 +147,12 @@ class CaseGen {
     if (!this.chance(0.05)) {
       domains.dom0 = { internal: null, tags: this.chance(0.2) ? ["t1"] : [], type: "AdminVM", template_for_dispvms: false, default_dispvm: dvms[0] ?? null, icon: "adminvm-black", label: "0x595959", guivm: null, relayvm: null, transport_rpc: null, power_state: "Running", uuid: DOM0_UUID };
     }
+    // Qubes Air: a remote qube reached through a relay qube.
+    if (this.chance(0.1) && names.length) {
+      const relay = this.pick(names);
+      domains["remote1"] = { internal: null, tags: [], type: "RemoteVM", template_for_dispvms: false, default_dispvm: null, icon: "remotevm-red", label: "0xcc0000", guivm: "dom0", relayvm: relay, transport_rpc: this.chance(0.9) ? "qubesair.SSHProxy" : null, power_state: "Running", uuid: r.uuid() };
+      names.push("remote1");
+    }
     // Now and then a key goes missing: the engine then crashes (EngineError) or copes.
     if (this.chance(0.04)) {
       const victim = this.pick(names);
@@ -294,12 +300,24 @@ class CaseGen {
         insert("!include-dir include/dir1");
         files["include/dir1/10-d.policy"] = this.text(this.body(sys, "policy", 1 + this.rng.int(3)));
         if (this.chance(0.3)) files["include/dir1/README"] = "not a policy file\n";
+        if (this.fault(0.2)) files["include/dir1/20-Bad.policy"] = "* * @anyvm @anyvm deny\n";
       }
       if (this.chance(0.06)) {
         insert("!compat-4.0");
         const svc = this.pick(SERVICES);
         files[`/etc/qubes-rpc/policy/${svc}`] = this.text(this.body(sys, "service", 1 + this.rng.int(2)));
         if (this.chance(0.6)) files[`/etc/qubes-rpc/policy/${svc}+a`] = this.text(this.body(sys, "service", 1 + this.rng.int(2)));
+        if (this.chance(0.3)) files[`/etc/qubes-rpc/policy/${this.pick([`${svc}+`, `${svc}.rpmnew`, `.${svc}`, `${svc}+b.swp`, "bad name!"])}`] = this.text(this.body(sys, "service", 1));
+      }
+      if (this.chance(0.05)) {
+        insert("!include /etc/qubes-rpc/custom-policy");
+        files["/etc/qubes-rpc/custom-policy"] = this.text(this.body(sys, "policy", 1 + this.rng.int(2)));
+      }
+      if (this.chance(0.05)) {
+        const p = this.pick(["include/sub/nested", "../policy.d/include/dotted", "include/./plain"]);
+        insert(`!include ${p}`);
+        const key = p === "include/sub/nested" ? p : p === "include/./plain" ? "include/plain" : "include/dotted";
+        files[key] = this.text(this.body(sys, "policy", 1 + this.rng.int(2)));
       }
       if (this.fault(0.05)) insert(this.pick(["!include", "!include a b", "!bogus x", "!include-service a b", "!include include/self"]));
       if (lines.includes("!include include/self")) files["include/self"] = "!include include/self\n";
@@ -314,6 +332,12 @@ class CaseGen {
     const system = { domains: sys.domains };
     if (mode === "parse") return { id, mode, files, ...(this.chance(0.3) ? { emit_rules: true } : {}) };
     if (mode === "lint") {
+      if (this.chance(0.3)) {
+        // `qubes-policy-lint -i`: legacy service-syntax files.
+        const legacy = {};
+        for (let i = 0; i < 1 + this.rng.int(2); i++) legacy[`legacy-${i}`] = this.text(this.body(sys, "service", 1 + this.rng.int(4)));
+        return { id, mode, include_service: true, files: legacy };
+      }
       const lintFiles = {};
       for (const [k, v] of Object.entries(files)) if (!k.startsWith("/") && k.endsWith(".policy")) lintFiles[k] = v;
       return { id, mode, files: lintFiles };
@@ -332,10 +356,21 @@ class CaseGen {
       lines.splice(this.rng.int(lines.length + 1), 0, "!include inc");
       files.inc = this.text(this.body(sys, "policy", 1 + this.rng.int(3)), false);
     }
+    let legacy;
+    if (this.chance(0.25)) {
+      lines.splice(this.rng.int(lines.length + 1), 0, "!compat-4.0");
+      const svc = this.pick(SERVICES);
+      legacy = { [svc]: this.text(this.body(sys, "service", 1 + this.rng.int(2)), false) };
+      if (this.chance(0.5)) legacy[`${svc}+a`] = this.text(this.body(sys, "service", 1), false);
+    }
+    if (this.chance(0.2)) {
+      lines.splice(this.rng.int(lines.length + 1), 0, this.pick(["!include include/x", "!include include/a/b", "!include-dir include", "!include missing"]));
+      files["include/x"] = this.text(this.body(sys, "policy", 1), false);
+    }
     files.__main__ = this.text(lines, false);
     const requests = [];
     for (let i = 0; i < 3 + this.rng.int(6); i++) requests.push(this.request(sys));
-    return { id, loader: "string", files, system: { domains: sys.domains }, requests };
+    return { id, loader: "string", files, ...(legacy ? { legacy } : {}), system: { domains: sys.domains }, requests };
   }
 
   request(sys) {
@@ -355,7 +390,14 @@ class CaseGen {
     else if (kind === "missing") target = "ghost";
     else if (kind === "bad") target = this.pick(["@tag:t1", "*", "@anyvm", "@dispvm:@tag:t1"]);
     else target = source;
-    return { service, argument, source, target };
+    const req = { service, argument, source, target };
+    const remote = sys.domains["remote1"];
+    if (remote && this.chance(0.3)) {
+      // Mostly a proper relay call; sometimes a wrong relay or an unknown or non-remote qube.
+      req.requested_source = this.chance(0.7) ? "remote1" : this.pick(["ghost", names[0]]);
+      if (this.chance(0.7) && typeof remote.relayvm === "string") req.source = remote.relayvm;
+    }
+    return req;
   }
 
   make(id) {
@@ -592,6 +634,7 @@ function main() {
     // Cases the oracle cannot take (a generator slip) are dropped.
     const valid = new Set(expectedAll.filter((e) => e.error !== "OracleInputError").map((e) => e.id));
     const input = cases.filter((c) => valid.has(c.id));
+    if (input.length < cases.length) process.stdout.write(`(${cases.length - input.length} case(s) dropped: the oracle could not take them)\n`);
     const expected = expectedAll.filter((e) => valid.has(e.id));
     const actual = runOurs(o.cli, jsonl(input));
     const result = compare(tools, work, expected, actual, o.show, input);

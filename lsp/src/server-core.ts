@@ -49,6 +49,7 @@ import {
   summarizeSystem,
   describeRule,
   type CompletionKind,
+  type AnalysisDiagnostic,
   type DocumentSymbol,
   type PolicyDocument,
   type PolicyRequest,
@@ -234,8 +235,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     const open = uri ? documents.get(uri) : undefined;
     if (open) return open;
     const doc = snapshot.document(project.toVirtual(disk));
-    return doc ? mapperFor(doc.text) : undefined;
+    if (!doc) return undefined;
+    let m = mappers.get(doc);
+    if (!m) mappers.set(doc, (m = mapperFor(doc.text)));
+    return m;
   }
+  const mappers = new WeakMap<PolicyDocument, PositionMapper>();
 
   function locationOf(project: PolicyProject, snapshot: PolicySnapshot, virtual: string, span: { start: number; end: number }): Location | undefined {
     const disk = project.toDisk(virtual);
@@ -245,44 +250,65 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return { uri: uriOf(disk), range: toRange(mapper, span) };
   }
 
+  /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
+  const publishedSig = new Map<string, string>();
+  const signature = (list: readonly AnalysisDiagnostic[]) => list.map((d) => `${d.code}|${d.severity}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
+
   function validateProject(project: PolicyProject): void {
     const snapshot = project.snapshot();
-    const next = new Map<string, LspDiagnostic[]>();
     const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
+    const next = new Map<string, { sig: string; build: () => LspDiagnostic[] }>();
     for (const [virtual, list] of snapshot.diagnostics) {
       const disk = project.toDisk(virtual);
       if (disk === null) continue;
-      const mapper = mapperForPath(project, snapshot, disk);
-      if (!mapper) continue;
-      const related = supportsRelated
-        ? (path: string) => {
-            const d = project.toDisk(path);
-            const m = d === null ? undefined : mapperForPath(project, snapshot, d);
-            return d !== null && m ? { uri: uriOf(d), mapper: m } : undefined;
-          }
-        : undefined;
-      next.set(uriOf(disk), list.map((d) => toLspDiagnostic(mapper, d, related)));
+      const uri = uriOf(disk);
+      next.set(uri, {
+        sig: signature(list),
+        build: () => {
+          const mapper = mapperForPath(project, snapshot, disk);
+          if (!mapper) return [];
+          const related = supportsRelated
+            ? (path: string) => {
+                const d = project.toDisk(path);
+                const m = d === null ? undefined : mapperForPath(project, snapshot, d);
+                return d !== null && m ? { uri: uriOf(d), mapper: m } : undefined;
+              }
+            : undefined;
+          return list.map((d) => toLspDiagnostic(mapper, d, related));
+        },
+      });
     }
     // Problems of the whole policy go on every open document of it.
     if (snapshot.policyDiagnostics.length) {
       for (const doc of documents.all()) {
         if (projectFor(doc.uri) !== project) continue;
-        const list = next.get(doc.uri) ?? [];
-        for (const d of snapshot.policyDiagnostics) list.push(toLspDiagnostic(doc, { ...d, span: { start: 0, end: 0 } }));
-        next.set(doc.uri, list);
+        const prev = next.get(doc.uri);
+        const extra = snapshot.policyDiagnostics.map((d) => ({ ...d, span: { start: 0, end: 0 } }));
+        next.set(doc.uri, {
+          sig: (prev?.sig ?? "") + "\n!" + signature(extra),
+          build: () => [...(prev ? prev.build() : []), ...extra.map((d) => toLspDiagnostic(doc, d))],
+        });
       }
     }
-    // Open documents of this project without diagnostics are cleared, and so are files that lost theirs.
-    for (const doc of documents.all()) if (projectFor(doc.uri) === project && !next.has(doc.uri)) next.set(doc.uri, []);
-    for (const [uri] of published) {
-      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, []);
+    // Files of this project that lost their diagnostics are cleared.
+    for (const uri of publishedSig.keys()) {
+      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: "", build: () => [] });
     }
-    for (const [uri, list] of next) {
-      const prev = published.get(uri);
-      if (prev && JSON.stringify(prev) === JSON.stringify(list)) continue;
-      if (list.length === 0 && !prev && !documents.get(uri)) continue;
-      if (list.length === 0) published.delete(uri);
-      else published.set(uri, list);
+    for (const doc of documents.all()) {
+      if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: "", build: () => [] });
+    }
+    for (const [uri, { sig, build }] of next) {
+      const prev = publishedSig.get(uri);
+      if (prev === sig && published.has(uri) === (sig !== "")) continue;
+      if (prev === undefined && sig === "" && !documents.get(uri)) continue;
+      const list = build();
+      if (list.length === 0) {
+        published.delete(uri);
+        publishedSig.set(uri, "");
+      } else {
+        published.set(uri, list);
+        publishedSig.set(uri, sig);
+      }
       void connection.sendDiagnostics({ uri, diagnostics: list });
     }
   }

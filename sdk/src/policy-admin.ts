@@ -20,7 +20,7 @@ import {
   type PolicyDocument,
   type PolicyFileSystem,
 } from "@qubes-kit/language";
-import { QubesClientError, QubesException, QubesServiceCallError, QubesTransportError, QubesValidationError } from "./errors.js";
+import { QubesClientError, QubesException, QubesServiceCallError, QubesTimeoutError, QubesTransportError, QubesValidationError } from "./errors.js";
 import { fromUtf8, utf8 } from "./protocol.js";
 import type { ServiceResult, Transport, TransportCallOptions } from "./transport.js";
 import { validateArg, validatePolicyName } from "./validate.js";
@@ -148,10 +148,13 @@ export class PolicyAdmin {
   readonly transport: Transport;
   /** The qrexec target of the calls (default `dom0`). */
   readonly dest: string;
+  /** Timeout of each call in ms (`0` = none). */
+  readonly timeout: number;
 
-  constructor(transport: Transport, options: { dest?: string } = {}) {
+  constructor(transport: Transport, options: { dest?: string; timeout?: number } = {}) {
     this.transport = transport;
     this.dest = options.dest ?? "dom0";
+    this.timeout = options.timeout ?? 120_000;
   }
 
   /** Runs one `policy.*` service (arguments checked); returns stdout or throws the typed error. */
@@ -161,9 +164,31 @@ export class PolicyAdmin {
       validateArg(arg);
     }
     if (!this.transport.runService) throw new QubesTransportError(`${this.transport.description} cannot reach the policy admin api`, { code: "unsupported-call" });
-    const opts: TransportCallOptions = options.signal ? { signal: options.signal } : {};
-    const r = await this.transport.runService({ service, arg, dest: this.dest, stdin: typeof stdin === "string" ? utf8(stdin) : stdin }, opts);
-    return policyResult(`${service}${arg ? `+${arg}` : ""}`, r);
+    const what = `${service}${arg ? `+${arg}` : ""}`;
+    const controller = new AbortController();
+    const user = options.signal;
+    const onAbort = () => controller.abort(user?.reason);
+    if (user?.aborted) controller.abort(user.reason);
+    user?.addEventListener("abort", onAbort, { once: true });
+    let timedOut = false;
+    const timer =
+      this.timeout > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            controller.abort();
+          }, this.timeout)
+        : undefined;
+    try {
+      const r = await this.transport.runService({ service, arg, dest: this.dest, stdin: typeof stdin === "string" ? utf8(stdin) : stdin }, { signal: controller.signal });
+      if (timedOut) throw new QubesTimeoutError(this.timeout, what);
+      return policyResult(what, r);
+    } catch (err) {
+      if (timedOut) throw new QubesTimeoutError(this.timeout, what);
+      throw err;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      user?.removeEventListener("abort", onAbort);
+    }
   }
 
   private svc(include: boolean | undefined, op: string): string {

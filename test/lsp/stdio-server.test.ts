@@ -16,6 +16,8 @@ import {
   type Diagnostic,
   type TextEdit,
 } from "vscode-languageserver-protocol/node.js";
+import type { DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
+import { decisionTableHtml, describeDecision, explanationMarkdown } from "../../vscode-extension/src/render.js";
 import { POLICY_DIR, SCRATCH_DIR, startServer, type ServerSession } from "./e2e-support.js";
 
 let server: ServerSession;
@@ -81,6 +83,13 @@ describe("diagnostics", () => {
 
   it("publishes no errors for a valid file", async () => {
     const uri = server.open(`${POLICY_DIR}/30-user.policy`);
+    const diagnostics = await server.waitForDiagnostics(uri);
+    expect(diagnostics.filter((d) => d.severity === 1)).toEqual([]);
+  });
+
+  it("reads a file included with !include-service in the legacy syntax, whatever the editor's language id", async () => {
+    // include/admin-list is `$tag:net  $adminvm  allow,target=dom0`: valid legacy syntax, three fields.
+    const uri = server.open(`${POLICY_DIR}/include/admin-list`, undefined, "qrexecpolicy");
     const diagnostics = await server.waitForDiagnostics(uri);
     expect(diagnostics.filter((d) => d.severity === 1)).toEqual([]);
   });
@@ -196,5 +205,70 @@ describe("qubes/evaluate", () => {
       textDocument: { uri, version: 6 },
       contentChanges: [{ text: readFileSync(broken, "utf8") }],
     });
+  });
+});
+
+describe("the custom requests the VS Code commands use", () => {
+  // These answers go through the extension's own renderers, so a change of shape on
+  // either side breaks here rather than in the editor.
+  const fixed = async () => {
+    const uri = server.open(`${POLICY_DIR}/40-broken.policy`);
+    await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri, version: 10 },
+      contentChanges: [{ text: "# fixed in the editor\n" }],
+    });
+    return uri;
+  };
+  const restore = async (uri: string) => {
+    await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri, version: 11 },
+      contentChanges: [{ text: readFileSync(`${POLICY_DIR}/40-broken.policy`, "utf8") }],
+    });
+  };
+
+  it("qubes/systemModel lists the qubes, the disposable templates and the services", async () => {
+    const uri = server.open(`${POLICY_DIR}/30-user.policy`);
+    const model = (await server.connection.sendRequest("qubes/systemModel", { uri })) as SystemModelResult;
+    expect(model.source).toBe("file");
+    expect(model.qubes.map((q) => q.name)).toEqual(expect.arrayContaining(["dom0", "work", "vault", "default-dvm"]));
+    expect(model.dispvmTemplates).toContain("default-dvm");
+    expect(model.services).toEqual(expect.arrayContaining(["qubes.Filecopy", "qubes.Gpg"]));
+  });
+
+  it("qubes/explain renders as the simulation document", async () => {
+    const uri = await fixed();
+    try {
+      const result = (await server.connection.sendRequest("qubes/explain", { uri, service: "qubes.Filecopy", source: "work", target: "personal" })) as ExplainResult;
+      expect(describeDecision(result.decision)).toBe("allow: call goes to personal (30-user.policy:3)");
+      // Rules of other services are skipped; the vault deny rule is considered and fails on its target.
+      expect(result.steps.map((s) => [s.line, s.matched, s.failed])).toEqual([[2, false, "target"]]);
+      const markdown = explanationMarkdown(result);
+      if (process.env.QKIT_DEBUG) console.log(markdown);
+      expect(markdown).toContain("# Qubes policy: qubes.Filecopy from work to personal");
+      expect(markdown).toContain("**Decision:** allow: call goes to personal");
+      expect(markdown).toContain("| 1 | `qubes.Filecopy  *  @anyvm  vault     deny notify=no` | 30-user.policy:2 |");
+    } finally {
+      await restore(uri);
+    }
+  });
+
+  it("qubes/decisionTable renders as the webview table", async () => {
+    const uri = await fixed();
+    try {
+      const table = (await server.connection.sendRequest("qubes/decisionTable", {
+        uri,
+        service: "qubes.Filecopy",
+        sources: ["work", "personal"],
+        targets: ["vault", "personal"],
+      })) as DecisionTableResult;
+      expect(table.cells.map((row) => row.map((c) => c.action))).toEqual([
+        ["deny", "allow"],
+        ["deny", "ask"],
+      ]);
+      const html = decisionTableHtml(table, { cspSource: "vscode-webview:", nonce: "abc" });
+      expect([...html.matchAll(/<td class="(\w+)"/g)].map((m) => m[1])).toEqual(["deny", "allow", "deny", "ask"]);
+    } finally {
+      await restore(uri);
+    }
   });
 });

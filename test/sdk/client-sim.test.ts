@@ -14,9 +14,9 @@ import {
   UnixSocketTransport,
   startSimulator,
   systemInfo,
-  type RawSystemInfo,
   type SimulatorServer,
 } from "@qubes-kit/sdk";
+import type { RawSystemInfo } from "@qubes-kit/language";
 import { main } from "../../sdk/src/cli/main.js";
 
 const SYSTEM: RawSystemInfo = {

@@ -44,12 +44,17 @@ function md(text: string): string {
   return text.replace(/[\\`*_{}[\]<>|]/g, (c) => `\\${c}`);
 }
 
+/** Text for a Markdown table cell: keeps the server's \`code\` spans, escapes what breaks a table. */
+function tableCell(text: string): string {
+  return text.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
+}
+
 /** The Markdown document a simulation opens: request, decision, notes and the rule trace. */
 export function explanationMarkdown(result: ExplainResult): string {
   const lines: string[] = [];
   lines.push(`# Qubes policy: ${md(describeRequest(result.request))}`, "");
   lines.push(`**Decision:** ${md(describeDecision(result.decision))}`, "");
-  if (result.summary) lines.push(`**Deciding rule:** \`${result.summary.replace(/`/g, "'")}\``, "");
+  if (result.summary) lines.push(`**Rule:** ${tableCell(result.summary)}`, "");
   const intended = result.explanation?.intendedTarget;
   if (intended !== undefined) {
     const note = result.explanation.targetNote ? ` (${md(result.explanation.targetNote)})` : "";
@@ -61,7 +66,7 @@ export function explanationMarkdown(result: ExplainResult): string {
   if (result.steps.length) {
     lines.push("## Rules considered", "", "| # | Rule | Where | Result |", "|---|---|---|---|");
     result.steps.forEach((step, i) => {
-      const outcome = step.matched ? "**matched**" : md(step.reason);
+      const outcome = step.matched ? "**matched**" : tableCell(step.reason);
       lines.push(`| ${i + 1} | \`${step.rule.replace(/[`|]/g, "'")}\` | ${md(where(step))} | ${outcome} |`);
     });
     lines.push("");
@@ -134,7 +139,7 @@ export function decisionTableHtml(table: DecisionTableResult, options: TableHtml
 <html lang="en">
 <head>
 <meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
+<meta http-equiv="Content-Security-Policy" content="${csp.replace(/"/g, "&quot;")}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>Decision table: ${escapeHtml(title)}</title>
 <style>
@@ -154,7 +159,7 @@ export function decisionTableHtml(table: DecisionTableResult, options: TableHtml
 </head>
 <body>
 <h2>${escapeHtml(title)}: source (rows) → target (columns)</h2>
-<p class="legend"><span class="allow" style="background: rgba(40,160,70,.35)">allow ${counts.allow}</span><span style="background: rgba(230,170,20,.35)">ask ${counts.ask}</span><span style="background: rgba(200,50,50,.30)">deny ${counts.deny}</span><span style="background: rgba(140,40,160,.35)">error ${counts.error}</span> system model: ${escapeHtml(table.systemSource)}</p>
+<p class="legend"><span style="background: rgba(40,160,70,.35)">allow ${counts.allow}</span><span style="background: rgba(230,170,20,.35)">ask ${counts.ask}</span><span style="background: rgba(200,50,50,.30)">deny ${counts.deny}</span><span style="background: rgba(140,40,160,.35)">error ${counts.error}</span> system model: ${escapeHtml(table.systemSource)}</p>
 ${note}
 <table>
 <thead><tr><th></th>${head}</tr></thead>

@@ -247,7 +247,27 @@ interface Index {
 
 interface SystemCache {
   expansions: Map<QubeToken, string[] | PyCrash>;
+  /** Expansions as bitsets over the universe (`null`: an item outside it, use strings). */
+  bitsets: Map<QubeToken, Uint32Array | null | PyCrash>;
   asks: Map<string, string[] | PyCrash>;
+  universe?: Universe;
+}
+
+/**
+ * Every target an `ask` can collect, in sorted order: the qube names,
+ * `@dispvm:NAME` for every name, `@dispvm` and `@adminvm`. Sets of targets
+ * are bitsets over it, and a bitset read in index order is already sorted.
+ */
+interface Universe {
+  items: string[];
+  index: Map<string, number>;
+  words: number;
+  /** Per item: whether `info[name].get("internal")` is truthy, or the crash it raises. */
+  internal: (boolean | PyCrash)[];
+  /** Every entry is a dict with `type`, a `tags` list and `template_for_dispvms`: matching a source cannot crash. */
+  wellFormed: boolean;
+  /** The bitset with every item set. */
+  allBits: Uint32Array;
 }
 
 const ANY = "\0*";
@@ -282,7 +302,7 @@ function indexOf(policy: CompiledPolicy): Index {
 
 function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), asks: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), bitsets: new Map(), asks: new Map() }));
   return c;
 }
 
@@ -343,26 +363,38 @@ function candidateLists(index: Index, service: string, argument: string, src: st
   return lists;
 }
 
-/** Iterates the union of sorted index lists in ascending order (duplicates cannot occur: each rule is in one list). */
-function* merged(lists: number[][]): Generator<number> {
-  if (lists.length === 1) {
-    yield* lists[0]!;
-    return;
+/**
+ * Walks the union of sorted index lists in ascending order (duplicates
+ * cannot occur: each rule is in one list). A cursor rather than a generator:
+ * this is the hottest loop of the evaluator.
+ */
+class Merge {
+  private readonly pos: number[];
+  constructor(private readonly lists: number[][]) {
+    this.pos = new Array<number>(lists.length).fill(0);
   }
-  const pos = new Array<number>(lists.length).fill(0);
-  for (;;) {
+
+  /** The next rule index, or -1 at the end. */
+  next(): number {
+    const lists = this.lists;
+    if (lists.length === 1) {
+      const v = lists[0]![this.pos[0]!];
+      if (v === undefined) return -1;
+      this.pos[0]!++;
+      return v;
+    }
     let best = -1;
     let bestVal = Infinity;
     for (let k = 0; k < lists.length; k++) {
-      const v = lists[k]![pos[k]!];
+      const v = lists[k]![this.pos[k]!];
       if (v !== undefined && v < bestVal) {
         bestVal = v;
         best = k;
       }
     }
-    if (best < 0) return;
-    pos[best]!++;
-    yield bestVal;
+    if (best < 0) return -1;
+    this.pos[best]!++;
+    return bestVal;
   }
 }
 
@@ -463,7 +495,7 @@ function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): 
  * (service, argument, source) and system model.
  */
 function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskTrace, linear = false): string[] {
-  if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), asks: new Map() }, contributions);
+  if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), bitsets: new Map(), asks: new Map() }, contributions);
   const index = indexOf(policy);
   const cache = systemCache(index, sys);
   const key = req.service + "\0" + req.argument + "\0" + req.source;
@@ -484,7 +516,189 @@ function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: Pr
   return result;
 }
 
+function universeOf(sys: PreparedSystem, cache: SystemCache): Universe {
+  if (cache.universe) return cache.universe;
+  const items = ["@adminvm", "@dispvm"];
+  for (const n of sys.names) {
+    items.push(n);
+    const d = sys.domains.get(n);
+    let template = false;
+    try {
+      template = truthy(item(d, "template_for_dispvms"));
+    } catch {
+      // Not well formed: expansions over it crash, which `bitsetOf` reports.
+    }
+    if (template) items.push("@dispvm:" + n);
+  }
+  const sorted = [...new Set(items)].sort(pyCompare);
+  const index = new Map(sorted.map((t, i) => [t, i] as const));
+  const internal = sorted.map((t): boolean | PyCrash => {
+    if (t === "@adminvm" || t === "@dispvm") return false;
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    try {
+      return truthy(get(domain(sys.domains, name), "internal", false));
+    } catch (e) {
+      if (e instanceof PyCrash) return e;
+      throw e;
+    }
+  });
+  const words = (sorted.length + 31) >>> 5;
+  const allBits = new Uint32Array(words);
+  for (let i = 0; i < sorted.length; i++) allBits[i >>> 5]! |= 1 << (i & 31);
+  const wellFormed = sys.names.every((n) => {
+    const d = sys.domains.get(n) as Record<string, unknown> | undefined;
+    return !!d && typeof d === "object" && !Array.isArray(d) && "type" in d && Array.isArray(d["tags"]) && "template_for_dispvms" in d;
+  });
+  return (cache.universe = { items: sorted, index, words, internal, wellFormed, allBits });
+}
+
+/** The expansion of a token as a bitset, with `uuid_to_name` applied to each item. */
+function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Universe): Uint32Array | null {
+  let b = cache.bitsets.get(tok);
+  if (b === undefined) {
+    try {
+      const bits = new Uint32Array(u.words);
+      b = bits;
+      for (const raw of cachedExpand(tok, sys, cache)) {
+        let t: string;
+        try {
+          t = uuidToName(sys.domains, raw);
+        } catch (err) {
+          if (err instanceof PyCrash && err.pyClass === "KeyError") continue;
+          throw err;
+        }
+        const i = u.index.get(t);
+        if (i === undefined) {
+          b = null;
+          break;
+        }
+        bits[i >>> 5]! |= 1 << (i & 31);
+      }
+    } catch (err) {
+      if (!(err instanceof PyCrash)) throw err;
+      b = err;
+    }
+    cache.bitsets.set(tok, b);
+  }
+  if (b instanceof PyCrash) throw b;
+  return b;
+}
+
+/**
+ * `collect_targets_for_ask` over bitsets (see {@link collectTargetsForAsk});
+ * falls back to the string version when a target lies outside the universe
+ * (only with unusual system models).
+ */
 function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskTrace): string[] {
+  const info = sys.domains;
+  const source = req.source;
+  let sourceName: string;
+  if (source.startsWith("uuid:")) sourceName = pyStr(item(domain(info, source), "name"));
+  else {
+    pyStr(item(domain(info, source), "uuid"));
+    sourceName = source;
+  }
+  const u = universeOf(sys, cache);
+  const W = u.words;
+  const decided = new Uint32Array(W);
+  const offered = new Uint32Array(W);
+  const lists = index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy);
+  const cursor = new Merge(lists);
+  let full = false;
+  for (let i = cursor.next(); i >= 0; i = cursor.next()) {
+    const rule = policy.rules[i]!;
+    if (rule.service !== null && rule.service !== req.service) continue;
+    if (rule.argument !== null && rule.argument !== req.argument) continue;
+    const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
+    // Once every target is decided, later rules change nothing; in a
+    // well-formed system only a `@dispvm:X` expansion can still crash.
+    if (full && tok.kind !== "dispvm-template") continue;
+    if (!matchSource(rule.source, source, info)) continue;
+    const bits = bitsetOf(tok, sys, cache, u);
+    if (bits === null) return computeAskStrings(policy, index, req, sys, cache, contributions);
+    const deny = rule.action === "deny";
+    let changed: string[] | undefined;
+    for (let w = 0; w < W; w++) {
+      const nb = bits[w]! & ~decided[w]!;
+      if (nb === 0) continue;
+      decided[w]! |= nb;
+      if (!deny) offered[w]! |= nb;
+      if (contributions) for (let k = 0; k < 32; k++) if (nb & (1 << k)) (changed ??= []).push(u.items[w * 32 + k]!);
+    }
+    if (changed) contributions!.steps.push({ rule, effect: deny ? "remove" : "add", targets: changed });
+    if (!full && u.wellFormed) {
+      full = true;
+      for (let w = 0; w < W; w++) {
+        if (decided[w] !== u.allBits[w]) {
+          full = false;
+          break;
+        }
+      }
+    }
+  }
+  const has = (t: string) => {
+    const i = u.index.get(t);
+    return i !== undefined && (offered[i >>> 5]! & (1 << (i & 31))) !== 0;
+  };
+  // Targets added afterwards that no expansion yields (`@dispvm:X` of a
+  // non-template default, `dom0` when absent from the model).
+  const extra: string[] = [];
+  const set = (t: string, on: boolean) => {
+    const i = u.index.get(t);
+    if (i === undefined) {
+      if (on) extra.push(t);
+      else extra.splice(0, extra.length, ...extra.filter((x) => x !== t));
+      return;
+    }
+    if (on) offered[i >>> 5]! |= 1 << (i & 31);
+    else offered[i >>> 5]! &= ~(1 << (i & 31));
+  };
+  const note = (text: string) => contributions?.notes.push(text);
+  if (has("@dispvm")) {
+    set("@dispvm", false);
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) set(d, true);
+    note(d !== null ? `\`@dispvm\` is offered as \`${d}\`, the default disposable template of \`${source}\`` : `\`@dispvm\` is dropped: \`${source}\` has no default disposable template`);
+  }
+  if (has("@adminvm")) {
+    set("@adminvm", false);
+    set("dom0", true);
+    note("`@adminvm` is offered as `dom0`");
+  }
+  if (has(sourceName) || extra.includes(sourceName)) {
+    set(sourceName, false);
+    note(`the source \`${sourceName}\` itself is never offered`);
+  }
+  const out: string[] = [];
+  const hidden: string[] = [];
+  for (let w = 0; w < W; w++) {
+    const word = offered[w]!;
+    if (word === 0) continue;
+    for (let k = 0; k < 32; k++) {
+      if (!(word & (1 << k))) continue;
+      const i = w * 32 + k;
+      const internal = u.internal[i]!;
+      if (internal instanceof PyCrash) throw internal;
+      if (internal) hidden.push(u.items[i]!);
+      else out.push(u.items[i]!);
+    }
+  }
+  for (const t of extra) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (truthy(get(domain(info, name), "internal", false))) hidden.push(t);
+    else out.push(t);
+  }
+  if (extra.length) out.sort(pyCompare);
+  if (hidden.length) note(`internal qubes are never offered: ${hidden.map((h) => `\`${h}\``).join(", ")}`);
+  return out;
+}
+
+/** `collect_targets_for_ask` over string sets: the general version. */
+function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskTrace): string[] {
+  if (contributions) {
+    contributions.steps.length = 0;
+    contributions.notes.length = 0;
+  }
   const info = sys.domains;
   const source = req.source;
   let sourceName: string;
@@ -498,7 +712,8 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
   }
   const decided = new Set<string>();
   const offered = new Set<string>();
-  for (const i of merged(index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy))) {
+  const cursor = new Merge(index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy));
+  for (let i = cursor.next(); i >= 0; i = cursor.next()) {
     const rule = policy.rules[i]!;
     if (rule.service !== null && rule.service !== req.service) continue;
     if (rule.argument !== null && rule.argument !== req.argument) continue;
@@ -629,7 +844,8 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
   let rule: PolicyRule | undefined;
   try {
     const lists = linear ? allRules(policy) : candidateLists(indexOf(policy), built.service, built.argument, built.source, sys);
-    for (const i of merged(lists)) {
+    const cursor = new Merge(lists);
+    for (let i = cursor.next(); i >= 0; i = cursor.next()) {
       const r = policy.rules[i]!;
       if (linear && ((r.service !== null && r.service !== built.service) || (r.argument !== null && r.argument !== built.argument))) continue;
       onStep?.(r);
@@ -714,7 +930,8 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
       decision: {
         ok: true,
         action: "ask",
-        targetsForAsk: [...targets].sort(pyCompare),
+        // INVARIANT: already sorted (the collection returns sorted targets; a redirect is one target).
+        targetsForAsk: [...targets],
         defaultTarget: def,
         user: rule.user,
         notify: rule.notify,

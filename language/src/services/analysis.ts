@@ -240,55 +240,67 @@ export function ruleCovers(a: PolicyRule, b: PolicyRule): boolean {
   return tokenCovers(a.source, b.source) && tokenCovers(a.target, b.target);
 }
 
-/** For every rule, the earliest earlier rule that covers it (or `undefined`). Indexed by service and source. */
+/** The index key of a token: keywords by kind, dom0's spellings as one, other tokens by text. */
+function coverKey(t: QubeToken): string {
+  if (t.kind === "wildcard") return "*";
+  if (t.kind === "anyvm") return "@anyvm";
+  return tokenKey(t);
+}
+
+/**
+ * For every rule, the earliest earlier rule that covers it (or `undefined`).
+ * Only rules whose service, argument, source and target keys could cover a
+ * rule are looked up (at most 36 exact keys), so this is linear in the policy.
+ */
 export function findShadowingRules(rules: readonly PolicyRule[]): Array<PolicyRule | undefined> {
   const out: Array<PolicyRule | undefined> = new Array(rules.length);
-  // Earlier rules by service (`null` = `*`) and then by source key.
-  const buckets = new Map<string | null, Map<string, PolicyRule[]>>();
-  const add = (r: PolicyRule) => {
-    let b = buckets.get(r.service);
-    if (!b) buckets.set(r.service, (b = new Map()));
-    const key = r.source.kind === "wildcard" ? "*" : r.source.kind === "anyvm" ? "@anyvm" : tokenKey(r.source);
-    let list = b.get(key);
-    if (!list) b.set(key, (list = []));
-    list.push(r);
-  };
+  // The earliest rule for each (service, argument, source key, target key).
+  const first = new Map<string, PolicyRule>();
   for (let i = 0; i < rules.length; i++) {
     const r = rules[i]!;
     if (r.source.kind !== "dispvm-template" && r.source.kind !== "dispvm-tag") {
       let best: PolicyRule | undefined;
-      const services = r.service === null ? [null] : [null, r.service];
-      for (const svc of services) {
-        const b = buckets.get(svc);
-        if (!b) continue;
-        for (const key of new Set(["*", "@anyvm", tokenKey(r.source)])) {
-          const list = b.get(key);
-          if (!list) continue;
-          for (const c of list) {
-            if (best && c.index >= best.index) break;
-            if (ruleCovers(c, r)) {
-              best = c;
-              break;
+      const services = r.service === null ? ["\u0000*"] : ["\u0000*", r.service];
+      const args = r.argument === null ? ["\u0000*"] : ["\u0000*", r.argument];
+      const sources = ["*", "@anyvm", coverKey(r.source)];
+      const targets = ["*", "@anyvm", coverKey(r.target)];
+      for (const svc of services)
+        for (const arg of args)
+          for (const src of sources)
+            for (const tgt of targets) {
+              const c = first.get(`${svc}\u0001${arg}\u0001${src}\u0001${tgt}`);
+              if (c && (!best || c.index < best.index) && ruleCovers(c, r)) best = c;
             }
-          }
-        }
-      }
       out[i] = best;
     }
-    add(r);
+    const key = `${r.service ?? "\u0000*"}\u0001${r.argument ?? "\u0000*"}\u0001${coverKey(r.source)}\u0001${coverKey(r.target)}`;
+    if (!first.has(key)) first.set(key, r);
   }
   return out;
 }
 
-/** True when some `ask` rule without `target=` could collect targets from rule `r` (then removing `r` may change ask prompts). */
+/**
+ * A predicate: true when some `ask` rule without `target=` could collect
+ * targets from rule `r` (then removing `r` may change what ask prompts offer).
+ */
+export function askFeeders(rules: readonly PolicyRule[]): (r: PolicyRule) => boolean {
+  const asks = rules.filter((a) => a.action === "ask" && a.redirect === null);
+  const byService = new Map<string | null, PolicyRule[]>();
+  for (const a of asks) {
+    let list = byService.get(a.service);
+    if (!list) byService.set(a.service, (list = []));
+    list.push(a);
+  }
+  const argOk = (a: PolicyRule, r: PolicyRule) => a.argument === null || r.argument === null || a.argument === r.argument;
+  return (r) => {
+    if (r.service === null) return asks.some((a) => argOk(a, r));
+    return [...(byService.get(null) ?? []), ...(byService.get(r.service) ?? [])].some((a) => argOk(a, r));
+  };
+}
+
+/** True when some `ask` rule without `target=` could collect targets from rule `r`. */
 export function feedsAskPrompts(rules: readonly PolicyRule[], r: PolicyRule): boolean {
-  return rules.some(
-    (a) =>
-      a.action === "ask" &&
-      a.redirect === null &&
-      (a.service === null || r.service === null || a.service === r.service) &&
-      (a.argument === null || r.argument === null || a.argument === r.argument),
-  );
+  return askFeeders(rules)(r);
 }
 
 /** A rule that an earlier rule matches a superset of, so it can never decide. */
@@ -308,6 +320,7 @@ export const shadowedRule: AnalysisRule = {
       else prev.all = prev.all && by !== undefined;
     }
     const docs = new Map(input.documents.map((d) => [d.path, d]));
+    const feeds = askFeeders(input.rules);
     for (const { rule, by, all } of byLine.values()) {
       if (!all || !by) continue;
       const doc = docs.get(rule.origin.path);
@@ -321,12 +334,12 @@ export const shadowedRule: AnalysisRule = {
         `rule never decides: the rule at ${where} matches every call it matches`,
         line.span,
         line.line,
-        feedsAskPrompts(input.rules, rule) ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
+        feeds(rule) ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
       );
       const byDoc = docs.get(by.origin.path);
       const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
       if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
-      d.data = { removable: !feedsAskPrompts(input.rules, rule) };
+      d.data = { removable: !feeds(rule) };
       report(rule.origin.path, d);
     }
   },
@@ -338,8 +351,10 @@ export const askWithoutTargets: AnalysisRule = {
   run(input, report, severity) {
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     const seen = new Set<string>();
-    for (const r of input.rules) {
-      if (r.action !== "ask" || r.redirect !== null || r.target.kind !== "default" || r.origin.line === null) continue;
+    const candidates = input.rules.filter((r) => r.action === "ask" && r.redirect === null && r.target.kind === "default" && r.origin.line !== null);
+    if (candidates.length === 0) return;
+    for (const r of candidates) {
+      if (r.origin.line === null) continue;
       const contributes = input.rules.some(
         (o) =>
           o !== r &&

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { evaluate, loadPolicy, POLICY_DIR, prepareSystemInfo } from "@qubes-kit/language";
+import { decisionToJson, evaluate, loadPolicy, POLICY_DIR, prepareSystemInfo } from "@qubes-kit/language";
 import type { Decision, Diagnostic, LoadedFile, LoadResult, PolicyError, PolicyRequest, RawSystemInfo, SystemInfo } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -24,7 +24,8 @@ internal.GetSystemInfo answer) and transfers.json (the calls to decide, each
 examples/demo.
 
 options:
-  --json       print one JSON object instead of the tables
+  --json       print one JSON object instead of the tables (decisions in the
+               format of \`qkit policy eval --json\`)
   --dir DIR    use another demo directory
 `;
 
@@ -37,14 +38,14 @@ export interface DemoTransfer {
   target: string;
 }
 
-/** A decided transfer, as `qkit demo --json` prints it. */
+/** A decided transfer (`qkit demo --json` prints `decision` in the corpus form of `decisionToJson`). */
 export interface DemoRow {
   title: string;
   request: Required<Pick<PolicyRequest, "service" | "argument" | "source" | "target">>;
   decision: Decision;
 }
 
-/** The whole result of the demo, as `qkit demo --json` prints it. */
+/** The whole result of the demo (what `qkit demo --json` prints, decisions aside). */
 export interface DemoReport {
   dir: string;
   policy: {
@@ -255,6 +256,7 @@ export function renderDemo(report: DemoReport, color: boolean, files: readonly L
 
   const header = ["#", "transfer / call", "decision", "result", "rule"];
   const notes: string[] = [];
+  const noteNumbers = new Map<string, number>();
   const rows = report.transfers.map((row, i) => {
     const r = row.request;
     const svc = r.argument === "+" ? r.service : r.service + r.argument;
@@ -262,8 +264,13 @@ export function renderDemo(report: DemoReport, color: boolean, files: readonly L
     const o = outcome(row.decision);
     let result = o.result;
     if (o.note !== undefined) {
-      notes.push(`  [${notes.length + 1}] ${wrap(o.note, 96, "      ")}`);
-      result += ` [${notes.length}]`;
+      let n = noteNumbers.get(o.note);
+      if (n === undefined) {
+        n = notes.length + 1;
+        noteNumbers.set(o.note, n);
+        notes.push(`  [${n}] ${wrap(o.note, 96, "      ")}`);
+      }
+      result += ` [${n}]`;
     }
     return { cells: [String(i + 1), row.title, o.kind, result, ruleRef(row.decision)], kind: o.kind, call };
   });
@@ -323,7 +330,9 @@ async function run(args: string[], io: CliIO): Promise<number> {
     throw err;
   }
   if (opts.json) {
-    io.stdout.write(JSON.stringify(report, null, 2) + "\n");
+    // Decisions in the corpus format of `qkit policy eval --json` (the oracle's format).
+    const json = { ...report, transfers: report.transfers.map((t) => ({ ...t, decision: decisionToJson(t.decision) })) };
+    io.stdout.write(JSON.stringify(json, null, 2) + "\n");
   } else {
     const stream = io.stdout as { isTTY?: boolean };
     const color = stream.isTTY === true && io.env.NO_COLOR === undefined && io.env.TERM !== "dumb";
