@@ -83,7 +83,7 @@ describe("qkit demo", () => {
     expect(stdout).toMatch(/^1 +copy a file from work to personal +allow +→ personal +30-user\.policy:13$/m);
     expect(stdout).toMatch(/^ +qubes\.Filecopy {2}work → personal$/m);
     expect(stdout).toMatch(/open a file from the vault in a disposable +deny +denied by the engine \[\d\] +30-user\.policy:27/);
-    expect(stdout).toContain("but no DispVM base is set for this VM");
+    expect(stdout).toMatch(/^  \[\d\] policy define .allow. action to @dispvm at \/etc\/qubes\/policy.d\/30-user.policy:27 but no DispVM base is set for this VM$/m);
     expect(stdout).toMatch(/^30 calls: 14 allowed, 5 asked, 11 denied$/m);
     expect(stdout).not.toContain("\x1b[");
   });

@@ -268,7 +268,8 @@ export function renderDemo(report: DemoReport, color: boolean, files: readonly L
       if (n === undefined) {
         n = notes.length + 1;
         noteNumbers.set(o.note, n);
-        notes.push(`  [${n}] ${wrap(o.note, 96, "      ")}`);
+        // Engine messages stay on one line (they are quoted verbatim); target lists are wrapped.
+        notes.push(`  [${n}] ${o.note.startsWith("offered: ") ? wrap(o.note, 96, "      ") : o.note}`);
       }
       result += ` [${n}]`;
     }
