@@ -5,6 +5,7 @@
  *
  *     QREXEC_SRC=/tmp/qrexec-src node scripts/differential.mjs [--n 200] [--seed S]
  *         [--keep] [--no-save] [--no-minimise] [--show N] [--out DIR] [--oracle-only]
+ *     QREXEC_SRC=/tmp/qrexec-src node scripts/differential.mjs --demo
  *
  * Needs: `QREXEC_SRC` pointing at a qubes-core-qrexec work tree, the shared
  * tools (`../shared/tools/qrexec-oracle.py` and `compare-decisions.py`, or
@@ -95,6 +96,9 @@ const TYPES = ["AppVM", "AppVM", "AppVM", "TemplateVM", "DispVM", "StandaloneVM"
 const SERVICES = ["qubes.Filecopy", "qubes.Gpg", "test.Svc"];
 const ARGS = ["+", "+a", "+b"];
 const DOM0_UUID = "00000000-0000-0000-0000-000000000000";
+
+/** Characters whose Python `repr` is unusual (escaped or not, astral), for error messages that quote them. */
+const ODD_NAMES = ["\u00e9", "\u00ad", "\u200b", "\u0301", "\u{1f600}", "\x7f", "\ue000", "\u{e0001}", "\x00", "'", '"', "\\", "\u0378", "\ufeff"];
 
 /** Python `str.split()` separators that are not ASCII space/tab, for odd-whitespace cases. */
 const ODD_SPACES = ["\u00a0", "\x1c", "\x1f", "\x85", "\v", "\f", "\u3000", "\u2028", "\u2003"];
@@ -199,6 +203,7 @@ class CaseGen {
       case "dispvm-tag":
         return "@dispvm:@tag:" + this.pick(TAGS);
       default:
+        if (this.chance(0.3)) return "@" + this.pick(ODD_NAMES) + "x";
         return this.pick(["@anyvm", "@tag:t1", "@tag:", "@type:", "@dispvm:", "@dispvm:@tag:", "@uuid:x", "@invalid", "@dispvm:@x", "", "@ANYVM"]);
     }
   }
@@ -237,8 +242,8 @@ class CaseGen {
     let service = this.chance(0.15) ? "*" : this.pick(SERVICES);
     let arg = this.chance(0.65) ? "*" : this.pick(ARGS);
     if (service === "*" && arg !== "*" && !this.fault(0.1)) arg = "*";
-    if (this.fault(0.02)) service = this.pick(["qubes/Bad", "svc+x", "a:b"]);
-    if (this.fault(0.02)) arg = this.pick(["a", "+a/b", "+x!"]);
+    if (this.fault(0.02)) service = this.pick(["qubes/Bad", "svc+x", "a:b", ...ODD_NAMES.map((c) => `svc${c}x`), `s\ue000v\u{1f600}c`, "b/a:d"]);
+    if (this.fault(0.02)) arg = this.pick(["a", "+a/b", "+x!", ...ODD_NAMES.map((c) => `+${c}`), "+\u{1f600}\ue000", `+a${this.pick(ODD_NAMES)}`]);
     return [service, arg];
   }
 
@@ -391,6 +396,11 @@ class CaseGen {
     else if (kind === "bad") target = this.pick(["@tag:t1", "*", "@anyvm", "@dispvm:@tag:t1"]);
     else target = source;
     const req = { service, argument, source, target };
+    if (this.chance(0.05)) {
+      // The argument given inside the service name, split at the first `+` by the harness.
+      delete req.argument;
+      req.service = service + this.pick(["+a", "+", "+a+b", ""]);
+    }
     const remote = sys.domains["remote1"];
     if (remote && this.chance(0.3)) {
       // Mostly a proper relay call; sometimes a wrong relay or an unknown or non-remote qube.

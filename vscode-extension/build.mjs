@@ -19,8 +19,9 @@ await build({
   bundle: true,
   platform: "node",
   format: "cjs",
-  // VS Code 1.82 runs extensions on Node 18 (Electron 25).
-  target: "node18",
+  // VS Code 1.90 and later run extensions and `module` servers on Node 20 (Electron 29);
+  // the server bundle (`lsp/tsup.config.ts`) targets Node 20 too, hence `engines.vscode`.
+  target: "node20",
   external: ["vscode"],
   minify: true,
   logLevel: "warning",

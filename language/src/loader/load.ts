@@ -275,7 +275,7 @@ class Loader {
           this.directive(path, line, span, syntax, inner, serviceSa);
           return;
         }
-        const r = checkRule(f, serviceSa, span, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: display, path, line }, via } : undefined);
+        const r = checkRule(f, serviceSa, span, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: display, path, line }, via } : false);
         if (isLineError(r)) {
           this.syntaxError(path, line, r);
           return;

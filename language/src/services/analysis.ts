@@ -254,27 +254,55 @@ function coverKey(t: QubeToken): string {
  */
 export function findShadowingRules(rules: readonly PolicyRule[]): Array<PolicyRule | undefined> {
   const out: Array<PolicyRule | undefined> = new Array(rules.length);
-  // The earliest rule for each (service, argument, source key, target key).
-  const first = new Map<string, PolicyRule>();
+  // The earliest rule for each service → argument → source key → target key (`null` stands for `*`).
+  type BySrc = Map<string, Map<string, PolicyRule>>;
+  const first = new Map<string | null, Map<string | null, BySrc>>();
+  let best: PolicyRule | undefined;
+  let r: PolicyRule;
+  let srcKey = "";
+  let tgtKey = "";
+  // Allocation-free probes: this runs for every rule on every edit.
+  const probeTarget = (byTgt: Map<string, PolicyRule> | undefined, key: string) => {
+    const c = byTgt?.get(key);
+    if (c && (!best || c.index < best.index) && ruleCovers(c, r)) best = c;
+  };
+  const probeSource = (bySrc: BySrc, key: string) => {
+    const byTgt = bySrc.get(key);
+    if (!byTgt) return;
+    probeTarget(byTgt, "*");
+    probeTarget(byTgt, "@anyvm");
+    if (tgtKey !== "*" && tgtKey !== "@anyvm") probeTarget(byTgt, tgtKey);
+  };
+  const probeArgument = (byArg: Map<string | null, BySrc> | undefined, arg: string | null) => {
+    const bySrc = byArg?.get(arg);
+    if (!bySrc) return;
+    probeSource(bySrc, "*");
+    probeSource(bySrc, "@anyvm");
+    if (srcKey !== "*" && srcKey !== "@anyvm") probeSource(bySrc, srcKey);
+  };
+  const probeService = (svc: string | null) => {
+    const byArg = first.get(svc);
+    if (!byArg) return;
+    probeArgument(byArg, null);
+    if (r.argument !== null) probeArgument(byArg, r.argument);
+  };
   for (let i = 0; i < rules.length; i++) {
-    const r = rules[i]!;
+    r = rules[i]!;
+    srcKey = coverKey(r.source);
+    tgtKey = coverKey(r.target);
     if (r.source.kind !== "dispvm-template" && r.source.kind !== "dispvm-tag") {
-      let best: PolicyRule | undefined;
-      const services = r.service === null ? ["\u0000*"] : ["\u0000*", r.service];
-      const args = r.argument === null ? ["\u0000*"] : ["\u0000*", r.argument];
-      const sources = ["*", "@anyvm", coverKey(r.source)];
-      const targets = ["*", "@anyvm", coverKey(r.target)];
-      for (const svc of services)
-        for (const arg of args)
-          for (const src of sources)
-            for (const tgt of targets) {
-              const c = first.get(`${svc}\u0001${arg}\u0001${src}\u0001${tgt}`);
-              if (c && (!best || c.index < best.index) && ruleCovers(c, r)) best = c;
-            }
+      best = undefined;
+      probeService(null);
+      if (r.service !== null) probeService(r.service);
       out[i] = best;
     }
-    const key = `${r.service ?? "\u0000*"}\u0001${r.argument ?? "\u0000*"}\u0001${coverKey(r.source)}\u0001${coverKey(r.target)}`;
-    if (!first.has(key)) first.set(key, r);
+    let byArg = first.get(r.service);
+    if (!byArg) first.set(r.service, (byArg = new Map()));
+    let bySrc = byArg.get(r.argument);
+    if (!bySrc) byArg.set(r.argument, (bySrc = new Map()));
+    let byTgt = bySrc.get(srcKey);
+    if (!byTgt) bySrc.set(srcKey, (byTgt = new Map()));
+    if (!byTgt.has(tgtKey)) byTgt.set(tgtKey, r);
   }
   return out;
 }
@@ -292,9 +320,18 @@ export function askFeeders(rules: readonly PolicyRule[]): (r: PolicyRule) => boo
     list.push(a);
   }
   const argOk = (a: PolicyRule, r: PolicyRule) => a.argument === null || r.argument === null || a.argument === r.argument;
+  const memo = new Map<string, boolean>();
   return (r) => {
-    if (r.service === null) return asks.some((a) => argOk(a, r));
-    return [...(byService.get(null) ?? []), ...(byService.get(r.service) ?? [])].some((a) => argOk(a, r));
+    const key = `${r.service ?? "\u0000"}\u0001${r.argument ?? "\u0000"}`;
+    let v = memo.get(key);
+    if (v === undefined) {
+      v =
+        r.service === null
+          ? asks.some((a) => argOk(a, r))
+          : (byService.get(null) ?? []).some((a) => argOk(a, r)) || (byService.get(r.service) ?? []).some((a) => argOk(a, r));
+      memo.set(key, v);
+    }
+    return v;
   };
 }
 
@@ -309,19 +346,24 @@ export const shadowedRule: AnalysisRule = {
   run(input, report, severity) {
     const shadowers = findShadowingRules(input.rules);
     // A line counts as shadowed only when every copy of it (a file included twice) is.
-    const byLine = new Map<string, { rule: PolicyRule; by: PolicyRule | undefined; all: boolean }>();
+    const byLine: Array<{ rule: PolicyRule; by: PolicyRule | undefined; all: boolean }> = [];
+    const byPath = new Map<string, Map<number, { rule: PolicyRule; by: PolicyRule | undefined; all: boolean }>>();
     for (let i = 0; i < input.rules.length; i++) {
       const r = input.rules[i]!;
       if (r.origin.line === null) continue;
-      const key = `${r.origin.path}\0${r.origin.line}`;
+      let lines = byPath.get(r.origin.path);
+      if (!lines) byPath.set(r.origin.path, (lines = new Map()));
       const by = shadowers[i];
-      const prev = byLine.get(key);
-      if (!prev) byLine.set(key, { rule: r, by, all: by !== undefined });
-      else prev.all = prev.all && by !== undefined;
+      const prev = lines.get(r.origin.line);
+      if (!prev) {
+        const entry = { rule: r, by, all: by !== undefined };
+        lines.set(r.origin.line, entry);
+        byLine.push(entry);
+      } else prev.all = prev.all && by !== undefined;
     }
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     const feeds = askFeeders(input.rules);
-    for (const { rule, by, all } of byLine.values()) {
+    for (const { rule, by, all } of byLine) {
       if (!all || !by) continue;
       const doc = docs.get(rule.origin.path);
       if (!doc) continue;
@@ -387,13 +429,12 @@ export const legacyTokenInNewFormat: AnalysisRule = {
       if (doc.document.syntax !== "policy") continue;
       for (const line of doc.document.lines) {
         if (line.kind !== "rule") continue;
-        const words = [line.sourceWord, line.targetWord, ...line.params.map((p) => ({ text: p.value, span: { start: p.span.end - p.value.length, end: p.span.end } }))];
-        for (const w of words) {
-          if (!w || !w.text.startsWith("$")) continue;
-          report(
-            doc.path,
-            diag("legacy-token-in-new-format", severity, `legacy token ${code(w.text)} is a plain qube name in this file and never matches`, w.span, line.line, `write ${code("@" + w.text.slice(1))}`),
-          );
+        const found = (text: string, span: Span) =>
+          report(doc.path, diag("legacy-token-in-new-format", severity, `legacy token ${code(text)} is a plain qube name in this file and never matches`, span, line.line, `write ${code("@" + text.slice(1))}`));
+        if (line.sourceWord && line.sourceWord.text.charCodeAt(0) === 36) found(line.sourceWord.text, line.sourceWord.span);
+        if (line.targetWord && line.targetWord.text.charCodeAt(0) === 36) found(line.targetWord.text, line.targetWord.span);
+        for (const p of line.params) {
+          if (p.value.charCodeAt(0) === 36) found(p.value, { start: p.span.end - p.value.length, end: p.span.end });
         }
         // A comma-separated legacy action (`allow,target=x`) is an invalid action here; the core reports it.
       }

@@ -125,14 +125,23 @@ export function flattenPolicy(
         if (line.kind === "rule") {
           if (!line.rule) continue;
           const r = line.rule;
-          const rule: PolicyRule = {
-            ...r,
-            ...(sa ? { service: sa.service, argument: sa.argument } : {}),
+          // An explicit literal (not a spread): one stable object shape, built fast.
+          rules.push({
+            service: sa ? sa.service : r.service,
+            argument: sa ? sa.argument : r.argument,
+            source: r.source,
+            target: r.target,
+            action: r.action,
+            redirect: r.redirect,
+            defaultTarget: r.defaultTarget,
+            user: r.user,
+            notify: r.notify,
+            autostart: r.autostart,
+            rawParams: r.rawParams,
             index: rules.length,
             origin: { file, path, line: line.line },
             via: inner,
-          };
-          rules.push(rule);
+          });
         } else if (line.kind === "directive") {
           if (line.directive === null) continue;
           if (doc.diagnostics.some((d) => d.line === line.line && d.severity === "error")) continue;

@@ -195,10 +195,13 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   const diagnostics = new Map<string, AnalysisDiagnostic[]>();
   const policyDiagnostics: Diagnostic[] = [];
   const seen = new Set<string>();
-  const push = (path: string, d: AnalysisDiagnostic) => {
-    const key = `${path}\0${d.code}\0${d.span.start}\0${d.span.end}`;
-    if (seen.has(key)) return;
-    seen.add(key);
+  const push = (path: string, d: AnalysisDiagnostic, dedupe = true) => {
+    if (dedupe) {
+      // A file included twice reports its line errors twice; keep one.
+      const key = `${path}\0${d.code}\0${d.span.start}\0${d.span.end}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+    }
     let list = diagnostics.get(path);
     if (!list) diagnostics.set(path, (list = []));
     list.push(d);
@@ -251,7 +254,8 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
         const dup = policyDiagnostics.findIndex((x) => x.code === "invalid-filename" && x.message.endsWith(p));
         if (dup >= 0) policyDiagnostics.splice(dup, 1);
       }
-      push(p, d);
+      // INVARIANT: every analysis rule reports a place at most once.
+      push(p, d, false);
     }
   }
   for (const list of diagnostics.values()) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);

@@ -185,7 +185,7 @@ export function checkDirective(f: Fields, syntax: SyntaxKind, lineSpan: Span): D
  * Checks a rule line (fields already split). `sa` is the service and argument
  * of a service-syntax file; `null` means the policy syntax (columns 1 and 2).
  */
-export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields): RuleNode | LineError {
+export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields | false): RuleNode | LineError {
   const policy = sa === null;
   if (f.texts.length < (policy ? 5 : 3)) {
     return {

@@ -152,7 +152,7 @@ export function paramsFor(action: ActionName): string[] {
  * `default_target=`, and the `@default` check. The first failure is returned.
  * When `params` is given, every parsed `key=value` word is appended to it.
  */
-export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields): RuleNode | LineError {
+export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields | false): RuleNode | LineError {
   const texts = f.texts;
   const source = token(texts[i]!, "source", f, i, cache);
   if (isError(source)) return source;
@@ -263,6 +263,7 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
       help: "add `target=QUBE`, or use `ask`",
     };
   }
+  if (origin === false) return VALID;
   const rawParams = first < n ? texts.slice(first) : NO_PARAMS;
   const notifyValue = notify ?? action === "deny";
   const autostartValue = autostart ?? true;
@@ -287,6 +288,9 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
   }
   return { service: sa.service, argument: sa.argument, source, target, action, redirect, defaultTarget, user, notify: notifyValue, autostart: autostartValue, rawParams };
 }
+
+/** What {@link buildRule} returns for a valid rule when asked only to validate (`origin === false`). */
+const VALID = Object.freeze({}) as RuleNode;
 
 /** The loader's fields of a rule, set when the rule is created. */
 export interface RuleOriginFields {

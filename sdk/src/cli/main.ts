@@ -3,20 +3,38 @@
  */
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { commands as policyCommands } from "./policy.js";
-import { commands as demoCommands } from "./demo.js";
-import { commands as qubeCommands } from "./qube.js";
-import { commands as simCommands } from "./sim.js";
-import { commands as systemCommands } from "./system.js";
-import { commands as eventsCommands } from "./events.js";
-import { commands as policyRemoteCommands } from "./policy-remote.js";
 
-const ALL: Command[] = [...policyCommands, ...demoCommands, ...qubeCommands, ...simCommands, ...systemCommands, ...eventsCommands, ...policyRemoteCommands];
+/**
+ * Every command, with the module that implements it. Modules load on
+ * demand: `qkit policy check` never loads the Admin API client or the
+ * simulator, which keeps start-up small (it counts in every run).
+ */
+interface Entry {
+  path: string[];
+  summary: string;
+  load: () => Promise<{ commands: Command[] }>;
+}
+
+const ENTRIES: Entry[] = [
+  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", load: () => import("./policy.js") },
+  { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: () => import("./policy.js") },
+  { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: () => import("./policy.js") },
+  { path: ["policy", "pull"], summary: "download the policy through the policy admin API", load: () => import("./policy-remote.js") },
+  { path: ["policy", "push"], summary: "upload policy changes, refusing to overwrite someone else's", load: () => import("./policy-remote.js") },
+  { path: ["qube", "ls"], summary: "list the qubes", load: () => import("./qube.js") },
+  { path: ["qube", "prefs"], summary: "show or set properties of a qube", load: () => import("./qube.js") },
+  { path: ["qube", "features"], summary: "show or set features of a qube", load: () => import("./qube.js") },
+  { path: ["qube", "tags"], summary: "show, add or remove tags of a qube", load: () => import("./qube.js") },
+  { path: ["system", "snapshot"], summary: "print the system model (internal.GetSystemInfo JSON)", load: () => import("./system.js") },
+  { path: ["events"], summary: "follow the Admin API event stream", load: () => import("./events.js") },
+  { path: ["sim", "serve"], summary: "serve an offline Admin API simulator on a Unix socket", load: () => import("./sim.js") },
+  { path: ["demo"], summary: "validate the bundled demo policy and decide typical calls", load: () => import("./demo.js") },
+];
 
 function help(io: CliIO): void {
-  const width = Math.max(...ALL.map((c) => c.path.join(" ").length));
+  const width = Math.max(...ENTRIES.map((c) => c.path.join(" ").length));
   io.stdout.write("usage: qkit <command> [options]\n\ncommands:\n");
-  for (const c of ALL) io.stdout.write(`  ${c.path.join(" ").padEnd(width)}  ${c.summary}\n`);
+  for (const c of ENTRIES) io.stdout.write(`  ${c.path.join(" ").padEnd(width)}  ${c.summary}\n`);
   io.stdout.write("\nrun `qkit <command> --help` for the options of a command\n");
 }
 
@@ -26,10 +44,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     help(io);
     return argv.length === 0 ? 2 : 0;
   }
-  let best: Command | undefined;
-  for (const c of ALL) {
-    if (c.path.every((p, i) => argv[i] === p) && (!best || c.path.length > best.path.length)) best = c;
+  let entry: Entry | undefined;
+  for (const c of ENTRIES) {
+    if (c.path.every((p, i) => argv[i] === p) && (!entry || c.path.length > entry.path.length)) entry = c;
   }
+  const best = entry && (await entry.load()).commands.find((c) => c.path.join(" ") === entry!.path.join(" "));
   if (!best) {
     io.stderr.write(`qkit: unknown command \`${argv.slice(0, 2).join(" ")}\` [unknown-command]\n`);
     help(io);
