@@ -185,7 +185,7 @@ function buildReport(results, o) {
     const c = r.cli;
     const rules = ip.rules ?? SIZES[size].rules;
     if (c.error) cli.push([size, "-", "-", "-", c.error]);
-    else cli.push([size, secs(c.medianSeconds), secs(c.bestSeconds), `${fmt(rules / c.medianSeconds)} rules/s`, `${(rules / c.medianSeconds / REFERENCE[size].parseRulesPerSecond).toFixed(1)}× the engine's parse rate`]);
+    else cli.push([size, secs(c.medianSeconds), secs(c.bestSeconds), `${fmt(rules / c.medianSeconds)} rules/s`, `${(rules / c.medianSeconds / REFERENCE[size].parseRulesPerSecond).toFixed(1)}× the engine's in-process parse rate`]);
   }
   return {
     comparison: { header: ["policy", "measure", "qubes-kit", "real engine (ref.)", "target", "ratio", "mark"], rows: comparison },
@@ -198,7 +198,8 @@ function buildReport(results, o) {
 
 function machine() {
   const cpus = os.cpus();
-  return { cpu: cpus[0]?.model ?? "unknown", cores: cpus.length, node: process.version, platform: `${os.platform()} ${os.release()}`, memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB` };
+  const load = os.loadavg()[0].toFixed(2);
+  return { cpu: cpus[0]?.model ?? "unknown", cores: cpus.length, node: process.version, platform: `${os.platform()} ${os.release()}`, memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`, load };
 }
 
 function writeResults(report, m) {
@@ -208,7 +209,7 @@ function writeResults(report, m) {
 Written by \`npm run bench\` (\`bench/run.mjs\`); the latest run overwrites this file.
 
 * Date: ${date}
-* Machine: ${m.cpu}, ${m.cores} cores, ${m.memory} RAM, ${m.platform}
+* Machine: ${m.cpu}, ${m.cores} cores, ${m.memory} RAM, ${m.platform}; load average ${m.load} when the run started
 * Node: ${m.node}
 * Policies: \`bench/gen-policy.mjs\`, 10k rules (seed 1) and 100k rules (seed 2), 200 services, 300 qubes, ${fmt(report.options.requests)} requests each.
 * Reference: the real engine (qubes-core-qrexec 4.4.2, CPython 3.11) as measured in the policy spec §18.
@@ -238,7 +239,7 @@ Numbers vary by about ±20 % on a shared machine.
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const m = machine();
-  process.stdout.write(`policy benchmarks: ${m.cpu} (${m.cores} cores), node ${m.node}\n`);
+  process.stdout.write(`policy benchmarks: ${m.cpu} (${m.cores} cores, load ${m.load}), node ${m.node}\n`);
   const results = {};
   for (const size of o.sizes) {
     const dir = ensureData(size, o.requests);

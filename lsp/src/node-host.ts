@@ -86,26 +86,11 @@ export function fetchSystemInfoFromSocket(socketPath: string, timeoutMs = 10_000
   });
 }
 
-/** The names under which the SDK may export its system snapshot function. */
-const SDK_SNAPSHOT_FUNCTIONS = ["getSystemInfo", "systemInfoSnapshot", "snapshotSystemInfo", "fetchSystemInfo", "systemSnapshot"];
-
-/** Asks the SDK for a system snapshot over qrexec, when the SDK provides one. */
-async function fetchSystemInfoFromSdk(): Promise<SystemLoadResult> {
-  let sdk: Record<string, unknown>;
-  try {
-    sdk = (await import("@qubes-kit/sdk")) as unknown as Record<string, unknown>;
-  } catch (e) {
-    return { raw: null, error: `system source qrexec needs @qubes-kit/sdk: ${String(e).split("\n")[0]}` };
-  }
-  for (const name of SDK_SNAPSHOT_FUNCTIONS) {
-    const fn = sdk[name];
-    if (typeof fn === "function") {
-      const raw = (await (fn as () => Promise<unknown>)()) as RawSystemInfo;
-      if (raw && typeof raw === "object" && "domains" in raw) return { raw };
-      return { raw: null, error: `@qubes-kit/sdk ${name}() did not return a GetSystemInfo snapshot` };
-    }
-  }
-  return { raw: null, error: "system source qrexec is not available: @qubes-kit/sdk has no system snapshot function yet" };
+/** A system snapshot through the SDK's Admin API client: `qrexec` from a management qube, or a qubesd admin socket. */
+async function fetchSystemInfoFromSdk(via: "qrexec" | { socket: string }): Promise<RawSystemInfo> {
+  const sdk = await import("@qubes-kit/sdk");
+  const qubes = via === "qrexec" ? sdk.Qubes.remote() : sdk.Qubes.local(via.socket);
+  return sdk.systemInfo(qubes);
 }
 
 /** Loads the system model the settings ask for. Never rejects. */
@@ -127,10 +112,21 @@ export async function loadSystemModel(settings: QubesPolicySettings, folder: str
         }
         return { raw };
       }
-      case "socket":
-        return { raw: await fetchSystemInfoFromSocket(settings.system?.socket ?? DEFAULT_INTERNAL_SOCKET) };
+      case "socket": {
+        const socket = settings.system?.socket ?? DEFAULT_INTERNAL_SOCKET;
+        try {
+          return { raw: await fetchSystemInfoFromSocket(socket) };
+        } catch (internalError) {
+          // Not qubesd's internal socket (for example the admin socket): build the snapshot through the Admin API.
+          try {
+            return { raw: await fetchSystemInfoFromSdk({ socket }) };
+          } catch {
+            throw internalError;
+          }
+        }
+      }
       case "qrexec":
-        return await fetchSystemInfoFromSdk();
+        return { raw: await fetchSystemInfoFromSdk("qrexec") };
       default:
         return { raw: null, error: `unknown qubesPolicy.system.source: ${String(source)}` };
     }

@@ -47,6 +47,7 @@ import {
   semanticTokens,
   STANDARD_SERVICES,
   summarizeSystem,
+  symbolAt,
   describeRule,
   type CompletionKind,
   type AnalysisDiagnostic,
@@ -163,7 +164,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const pathOfUri = (uri: string): string => {
     try {
       const u = URI.parse(uri);
-      return normalizePath(u.scheme === "file" ? u.fsPath.replace(/\\/g, "/") : u.path);
+      if (u.scheme === "file") return normalizePath(u.fsPath.replace(/\\/g, "/"));
+      // Unsaved and virtual documents get a private folder of their own: they never read the disk.
+      return normalizePath(`/.qkit-${u.scheme}/${u.authority}/${u.path}`);
     } catch {
       return normalizePath(uri);
     }
@@ -229,7 +232,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     for (const d of documents.all()) projectFor(d.uri);
   }
 
-  /** A position mapper for a path: the open document, or the file's text. */
+  const mappers = new WeakMap<PolicyDocument, PositionMapper>();
+  /** A position mapper for a path: the open document, or the file's text (cached per parsed document). */
   function mapperForPath(project: PolicyProject, snapshot: PolicySnapshot, disk: string): PositionMapper | undefined {
     const uri = uriOfPath.get(disk);
     const open = uri ? documents.get(uri) : undefined;
@@ -240,7 +244,6 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     if (!m) mappers.set(doc, (m = mapperFor(doc.text)));
     return m;
   }
-  const mappers = new WeakMap<PolicyDocument, PositionMapper>();
 
   function locationOf(project: PolicyProject, snapshot: PolicySnapshot, virtual: string, span: { start: number; end: number }): Location | undefined {
     const disk = project.toDisk(virtual);
@@ -252,7 +255,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
   const publishedSig = new Map<string, string>();
-  const signature = (list: readonly AnalysisDiagnostic[]) => list.map((d) => `${d.code}|${d.severity}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
+  const signature = (list: readonly AnalysisDiagnostic[]) => list.map((d) => `${d.code}|${d.severity}|${d.line}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
 
   function validateProject(project: PolicyProject): void {
     const snapshot = project.snapshot();
@@ -335,8 +338,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     if (s && typeof s === "object") settings = s as QubesPolicySettings;
   }
 
+  let systemFilePath: string | undefined;
   async function loadSystem(): Promise<void> {
     systemSource = settings.system?.source ?? "none";
+    const file = settings.system?.file;
+    systemFilePath = file ? (file.startsWith("/") ? normalizePath(file) : normalizePath(`${folders[0] ?? ""}/${file}`)) : undefined;
     systemError = undefined;
     let raw: RawSystemInfo | null = null;
     try {
@@ -388,7 +394,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
             legend: { tokenTypes: [...SEMANTIC_TOKEN_TYPES], tokenModifiers: [...SEMANTIC_TOKEN_MODIFIERS] },
             full: true,
           },
-          codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+          codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, CodeActionKind.RefactorRewrite] },
           codeLensProvider: { resolveProvider: false },
           workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
         },
@@ -520,9 +526,19 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (!c) return [];
       const snapshot = c.project.snapshot();
       const offset = c.td.offsetAt(params.position);
-      return definition(c.doc, offset, { snapshot, path: c.path })
+      const found = definition(c.doc, offset, { snapshot, path: c.path })
         .map((l) => locationOf(c.project, snapshot, l.path, l.span))
         .filter((l): l is Location => l !== undefined);
+      if (found.length) return found;
+      // A qube name goes to its entry in the system model snapshot file, when that is the source.
+      const at = symbolAt(c.doc, offset, { snapshot, path: c.path });
+      if (at?.ref.kind !== "qube" || settings.system?.source !== "file" || !systemFilePath) return [];
+      const text = host.fs.readFile(systemFilePath);
+      const key = text?.indexOf(JSON.stringify(at.ref.name) + ":") ?? -1;
+      const i = key >= 0 ? key : (text?.indexOf(JSON.stringify(at.ref.name) + " :") ?? -1);
+      if (!text || i < 0) return [];
+      const m = mapperFor(text);
+      return [{ uri: URI.file(systemFilePath).toString(), range: toRange(m, { start: i, end: i + JSON.stringify(at.ref.name).length }) }];
     }),
   );
 
@@ -630,7 +646,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         if (!edit) continue;
         out.push({
           title: a.title,
-          kind: CodeActionKind.QuickFix,
+          kind: a.kind === "quickfix" ? CodeActionKind.QuickFix : CodeActionKind.RefactorRewrite,
           diagnostics: a.diagnostics.map((d) => toLspDiagnostic(c.td, d)),
           edit,
           ...(a.isPreferred ? { isPreferred: true } : {}),

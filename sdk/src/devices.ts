@@ -5,6 +5,7 @@
  */
 import { QubesParseError, QubesValidationError } from "./errors.js";
 import { validateArg } from "./validate.js";
+import { setKey } from "./values.js";
 
 /** How an assigned device is connected. `manual` is for attach only. */
 export type AssignmentMode = "manual" | "ask-to-attach" | "auto-attach" | "required";
@@ -131,7 +132,7 @@ export function parseDeviceInfoLine(line: string, defaults: { backendDomain?: st
         info.parentDevclass = v;
         break;
       default:
-        if (k.startsWith("_")) info.data[k.slice(1)] = v;
+        if (k.startsWith("_")) setKey(info.data, k.slice(1), v);
     }
   }
   return info;
@@ -155,7 +156,7 @@ export function parseDeviceAssignmentLine(line: string, defaults: { frontendDoma
   };
   const fe = p.get("frontend_domain") ?? defaults.frontendDomain;
   if (fe !== undefined) a.frontendDomain = fe;
-  for (const [k, v] of props) if (k.startsWith("_")) a.options[k.slice(1)] = v;
+  for (const [k, v] of props) if (k.startsWith("_")) setKey(a.options, k.slice(1), v);
   return a;
 }
 

@@ -105,6 +105,12 @@ export interface PolicySnapshot {
   files: PolicyFile[];
   /** Path → text, with paths as `createMemoryFileSystem` takes them (`NAME.policy`, `include/NAME`). */
   texts: Record<string, string>;
+  /**
+   * Files the API lists but cannot read: `List` shows every file, while `Get`
+   * only takes names of `[A-Za-z0-9_-]` (an include file such as
+   * `getdate-4.0` is listed but unreadable through the API).
+   */
+  skipped: { name: string; include: boolean; reason: string }[];
 }
 
 /** Options of writes. */
@@ -261,11 +267,19 @@ export class PolicyAdmin {
   /** Reads every main and include file. */
   async snapshot(options: { signal?: AbortSignal } = {}): Promise<PolicySnapshot> {
     const files: PolicyFile[] = [];
-    for (const name of await this.list(options)) files.push(await this.get(name, options));
-    for (const name of await this.list({ ...options, include: true })) files.push(await this.get(name, { ...options, include: true }));
+    const skipped: PolicySnapshot["skipped"] = [];
+    for (const include of [false, true]) {
+      for (const name of await this.list({ ...options, include })) {
+        if (!/^[A-Za-z0-9_-]+$/.test(name)) {
+          skipped.push({ name, include, reason: "the policy admin api only reads names of letters, digits, `_` and `-`" });
+          continue;
+        }
+        files.push(await this.get(name, { ...options, include }));
+      }
+    }
     const texts: Record<string, string> = {};
     for (const f of files) texts[f.include ? `include/${f.name}` : `${f.name}.policy`] = f.text;
-    return { files, texts };
+    return { files, texts, skipped };
   }
 
   /** A `PolicyFileSystem` of the live policy (for `loadPolicy` + `evaluate`). */

@@ -211,7 +211,8 @@ export class EventDecoder {
       if (key === "") break;
       const value = next();
       if (value === undefined) return undefined;
-      kwargs[key] = value;
+      if (key === "__proto__") Object.defineProperty(kwargs, key, { value, enumerable: true, writable: true, configurable: true });
+      else kwargs[key] = value;
     }
     return { event: { subject: subject === "" ? null : subject, event, kwargs }, end: at };
   }

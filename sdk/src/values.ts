@@ -39,6 +39,12 @@ export interface QubeListEntry {
 /** Power states qubesd reports. */
 export type PowerState = "Halted" | "Transient" | "Running" | "Paused" | "Suspended" | "Halting" | "Dying" | "Crashed" | "NA" | (string & {});
 
+/** Sets a key on a record, also when the key is `__proto__` (server text is data, never a prototype). */
+export function setKey<V>(obj: Record<string, V>, key: string, value: V): void {
+  if (key === "__proto__") Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
+}
+
 /** Splits newline-terminated list text into its lines (no trailing empty line). */
 export function parseLines(text: string): string[] {
   if (text === "") return [];
@@ -124,7 +130,7 @@ export function parseVmList(text: string): QubeListEntry[] {
     for (const p of parts.slice(1)) {
       const eq = p.indexOf("=");
       if (eq < 0) throw new QubesParseError(`admin.vm.List: cannot parse \`${line.slice(0, 80)}\``);
-      kv[p.slice(0, eq)] = p.slice(eq + 1);
+      setKey(kv, p.slice(0, eq), p.slice(eq + 1));
     }
     if (!name || kv["class"] === undefined || kv["state"] === undefined) {
       throw new QubesParseError(`admin.vm.List: line without name, class or state: \`${line.slice(0, 80)}\``);
@@ -140,7 +146,7 @@ export function parseSpacedKv(text: string, what: string): Record<string, string
     if (p === "") continue;
     const eq = p.indexOf("=");
     if (eq <= 0) throw new QubesParseError(`${what}: cannot parse \`${p}\``);
-    out[p.slice(0, eq)] = p.slice(eq + 1);
+    setKey(out, p.slice(0, eq), p.slice(eq + 1));
   }
   return out;
 }
@@ -151,7 +157,7 @@ export function parseKvLines(text: string, what: string): Record<string, string>
   for (const line of parseLines(text)) {
     const eq = line.indexOf("=");
     if (eq <= 0) throw new QubesParseError(`${what}: cannot parse line \`${line.slice(0, 80)}\``);
-    out[line.slice(0, eq)] = line.slice(eq + 1);
+    setKey(out, line.slice(0, eq), line.slice(eq + 1));
   }
   return out;
 }
@@ -243,6 +249,6 @@ export function parsePoolDrivers(text: string): PoolDriver[] {
 export function parseUsageDetails(text: string): Record<string, number> {
   const kv = parseKvLines(text, "admin.pool.UsageDetails");
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(kv)) out[k] = int(v, `pool ${k}`);
+  for (const [k, v] of Object.entries(kv)) setKey(out, k, int(v, `pool ${k}`));
   return out;
 }

@@ -72,3 +72,19 @@ describe("code lenses", () => {
     ]);
   });
 });
+
+describe("refactorings", () => {
+  test("an !include-service file inlined as new-format rules", () => {
+    const text = fix(
+      "#- 30-user.policy\n!include-service admin.vm.List * inc$0lude/admin-list\nqubes.A * a b deny\n#- include/admin-list\n# legacy\n$tag:net  $adminvm  allow,target=dom0\n\n$anyvm $anyvm deny\n",
+      "convert `include/admin-list` to new syntax here",
+    );
+    expect(text).toBe(
+      "# converted from include/admin-list (legacy R4.0 syntax)\n# legacy\nadmin.vm.List  *  @tag:net  @adminvm  allow  target=dom0\n\nadmin.vm.List  *  @anyvm  @anyvm  deny\nqubes.A * a b deny\n",
+    );
+    // The same rules, in the same order.
+    const shape = (t: string, extra: Record<string, string>) =>
+      snapshotOf(parseFixture(`#- 30-user.policy\n${t}` + Object.entries(extra).map(([k, v]) => `#- ${k}\n${v}`).join(""))).rules.map((r) => [r.service, r.argument, r.source.text, r.target.text, r.action, r.rawParams]);
+    expect(shape(text, {})).toEqual(shape("!include-service admin.vm.List * include/admin-list\nqubes.A * a b deny\n", { "include/admin-list": "# legacy\n$tag:net  $adminvm  allow,target=dom0\n\n$anyvm $anyvm deny\n" }));
+  });
+});

@@ -56,3 +56,49 @@ describe("flattenPolicy agrees with loadPolicy", () => {
     expect(compared).toBeGreaterThan(300);
   });
 });
+
+describe("analyzeWorkspace", () => {
+  test("reuses the parses of unchanged files from the previous snapshot", async () => {
+    const { analyzeWorkspace } = await import("@qubes-kit/language");
+    const files = { "10-a.policy": "qubes.A * work vault allow\n", "20-b.policy": "qubes.B * work vault allow\n" };
+    const first = analyzeWorkspace(createMemoryFileSystem(files));
+    const second = analyzeWorkspace(createMemoryFileSystem({ ...files, "20-b.policy": "qubes.B * work vault deny\n" }), { previous: first });
+    expect(second.document("/etc/qubes/policy.d/10-a.policy")).toBe(first.document("/etc/qubes/policy.d/10-a.policy"));
+    expect(second.document("/etc/qubes/policy.d/20-b.policy")).not.toBe(first.document("/etc/qubes/policy.d/20-b.policy"));
+    expect(second.rules.map((r) => r.action)).toEqual(["allow", "deny"]);
+  });
+
+  test("the strict load is lazy and sees the files as they were", async () => {
+    const { analyzeWorkspace } = await import("@qubes-kit/language");
+    const files: Record<string, string> = { "10-a.policy": "qubes.A * work vault allow\n" };
+    const fs = createMemoryFileSystem(files);
+    const snapshot = analyzeWorkspace(fs);
+    expect(snapshot.policy?.rules).toHaveLength(1);
+    expect(snapshot.load.ok).toBe(true);
+  });
+});
+
+describe("incremental snapshots", () => {
+  test("a chain of edits gives the same rules and diagnostics as fresh analyses", async () => {
+    const { analyzeWorkspace } = await import("@qubes-kit/language");
+    const fc = (await import("fast-check")).default;
+    const lines = ["qubes.A * work vault allow", "qubes.A * @anyvm vault deny", "qubes.B * @anyvm @anyvm ask", "qubes.A * work vault alow", "!include include/x", "* * @anyvm @anyvm deny"];
+    const fileArb = fc.array(fc.constantFrom(...lines), { maxLength: 5 }).map((ls) => ls.join("\n") + "\n");
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom("10-a.policy", "20-b.policy", "include/x"), fileArb), { minLength: 1, maxLength: 6 }), (edits) => {
+        const files: Record<string, string> = { "10-a.policy": "", "20-b.policy": "", "include/x": "qubes.C * a b allow\n" };
+        let prev: ReturnType<typeof analyzeWorkspace> | undefined;
+        for (const [name, text] of edits) {
+          files[name] = text;
+          const fs = createMemoryFileSystem({ ...files });
+          const next = analyzeWorkspace(fs, prev ? { previous: prev } : {});
+          const fresh = analyzeWorkspace(createMemoryFileSystem({ ...files }));
+          expect(next.rules.map(ruleKey)).toEqual(fresh.rules.map(ruleKey));
+          expect(JSON.stringify([...next.diagnostics])).toEqual(JSON.stringify([...fresh.diagnostics]));
+          prev = next;
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

@@ -97,6 +97,14 @@ describe("language server over a connection", () => {
     expect(locs).toEqual([{ uri: c.uri("policy.d/include/common"), range: { start: pos(0, 0), end: pos(0, 0) } }]);
   });
 
+  test("definition of a qube name opens its entry in the system model file", async () => {
+    const locs = await c.request<Location[]>("textDocument/definition", { ...doc("policy.d/30-user.policy"), position: pos(2, 20) });
+    expect(locs).toHaveLength(1);
+    expect(locs[0]!.uri).toBe(c.uri("system.json"));
+    const line = FILES["system.json"]!.split("\n")[locs[0]!.range.start.line]!;
+    expect(line.slice(locs[0]!.range.start.character, locs[0]!.range.end.character)).toBe('"work"');
+  });
+
   test("references of a qube name span files", async () => {
     const locs = await c.request<Location[]>("textDocument/references", { ...doc("policy.d/30-user.policy"), position: pos(2, 20), context: { includeDeclaration: true } });
     const uris = new Set(locs.map((l) => l.uri));
@@ -183,6 +191,10 @@ describe("language server over a connection", () => {
       await c.request("textDocument/hover", { ...doc("policy.d/30-user.policy"), position: pos(0, 1) });
       await c.request("textDocument/formatting", { ...doc("policy.d/30-user.policy"), options: { tabSize: 2, insertSpaces: true } });
     }
+    // Unsaved documents are policies of their own.
+    await c.rpc.sendNotification("textDocument/didOpen", { textDocument: { uri: "untitled:Untitled-1", languageId: "qrexecpolicy", version: 1, text: "qubes.A * work vault alow\n" } });
+    await c.settle();
+    expect(c.diagnostics.get("untitled:Untitled-1")?.map((d) => d.code)).toEqual(["invalid-action"]);
     // Requests for unknown documents answer empty results.
     expect(await c.request("textDocument/completion", { textDocument: { uri: "file:///nowhere/x.policy" }, position: pos(0, 0) })).toEqual([]);
   });

@@ -16,7 +16,7 @@ import {
   systemInfo,
   type SimulatorServer,
 } from "@qubes-kit/sdk";
-import type { RawSystemInfo } from "@qubes-kit/language";
+import { evaluate, prepareSystemInfo, type RawSystemInfo } from "@qubes-kit/language";
 import { main } from "../../sdk/src/cli/main.js";
 
 const SYSTEM: RawSystemInfo = {
@@ -33,6 +33,8 @@ const SYSTEM: RawSystemInfo = {
 const POLICY = {
   "30-user.policy": "qubes.Gpg * work vault allow\nqubes.Gpg * @anyvm @anyvm deny\n",
   "include/admin-mgmt": "admin.vm.List * mgmt @adminvm allow target=dom0\n",
+  // Listed by policy.include.List, but policy.include.Get refuses the dot in its name.
+  "include/getdate-4.0": "qubes.GetDate * @anyvm @anyvm allow\n",
 };
 
 const dir = mkdtempSync(join(tmpdir(), "qkit-sim-"));
@@ -219,6 +221,8 @@ describe("qkit commands against the simulator", () => {
     const pdir = join(dir, "policy");
     const pulled = await qkit("policy", "pull", pdir);
     expect(pulled.code).toBe(0);
+    expect(pulled.err).toMatch(/skipped include\/getdate-4\.0: .*\[unreadable-policy-file\]/);
+    expect(existsSync(join(pdir, "include", "getdate-4.0"))).toBe(false);
     expect(readFileSync(join(pdir, "30-user.policy"), "utf8")).toBe(POLICY["30-user.policy"]);
     expect(readFileSync(join(pdir, "include", "admin-mgmt"), "utf8")).toBe(POLICY["include/admin-mgmt"]);
     expect((await qkit("policy", "push", pdir)).out).toBe("nothing to push\n");
@@ -226,6 +230,7 @@ describe("qkit commands against the simulator", () => {
     // A local change and a new file go through.
     writeFileSync(join(pdir, "30-user.policy"), "qubes.Gpg * work vault allow\nqubes.Gpg * personal vault ask\n");
     writeFileSync(join(pdir, "40-new.policy"), "qubes.Foo * @anyvm @anyvm deny\n");
+    expect((await qkit("policy", "push", pdir, "--dry-run")).out).toBe("would replace 30-user.policy\nwould create 40-new.policy\n");
     const pushed = await qkit("policy", "push", pdir);
     expect(pushed.err).toBe("");
     expect(pushed.code).toBe(0);
@@ -259,10 +264,16 @@ describe("qkit commands against the simulator", () => {
     expect(await admin.list()).toEqual(["30-user"]);
   });
 
-  it("builds a PolicyFileSystem of the live policy that the language core loads", async () => {
+  it("builds a PolicyFileSystem of the live policy that the language core loads and evaluates", async () => {
     const admin = new PolicyAdmin(new UnixSocketTransport({ path: socket, servicesOverSocket: true }));
     const fs = await admin.fileSystem();
     expect(fs.readFile("/etc/qubes/policy.d/30-user.policy")).toBe("qubes.Gpg * @anyvm @anyvm deny\n");
     expect(fs.readFile("/etc/qubes/policy.d/include/admin-mgmt")).toBe(POLICY["include/admin-mgmt"]);
+    await admin.replace("30-user", "qubes.Gpg * work vault allow\nqubes.Gpg * @anyvm @anyvm deny\n", "any");
+    const loaded = await admin.load();
+    if (!loaded.ok) throw new Error(loaded.error.message);
+    const system = prepareSystemInfo(await systemInfo(qubes()));
+    expect(evaluate(loaded.policy, { service: "qubes.Gpg", source: "work", target: "vault" }, system)).toMatchObject({ action: "allow", target: "vault" });
+    expect(evaluate(loaded.policy, { service: "qubes.Gpg", source: "vault", target: "work" }, system)).toMatchObject({ action: "deny" });
   });
 });

@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   EventDecoder,
@@ -283,5 +284,72 @@ describe("policy tokens", () => {
     const out = Buffer.from(fx.response.stdout_b64, "base64").toString("utf8");
     const nl = out.indexOf("\n");
     expect(policyToken(out.slice(nl + 1))).toBe(out.slice(0, nl));
+  });
+});
+
+describe("malformed answers", () => {
+  /** One parser per reply format, from the call descriptions. */
+  const parsers: [string, (t: string) => unknown][] = [
+    ["vmList", calls.vmList().parse],
+    ["propertyGet", calls.propertyGet("netvm", "work").parse],
+    ["propertyGetAll", calls.propertyGetAll("work").parse],
+    ["propertyGetDefault", calls.propertyGetDefault("netvm", "work").parse],
+    ["labelIndex", calls.labelIndex("red").parse],
+    ["tagGet", calls.tagGet("work", "t").parse],
+    ["currentState", calls.currentState("work").parse],
+    ["volumeInfo", calls.volumeInfo("work", "private").parse],
+    ["poolUsageDetails", calls.poolUsageDetails("p").parse],
+    ["poolInfo", calls.poolInfo("p").parse],
+    ["poolListDrivers", calls.poolListDrivers().parse],
+    ["firewallGet", calls.firewallGet("work").parse],
+    ["deviceAvailable", calls.deviceAvailable("dom0", "pci").parse],
+    ["deviceAssigned", calls.deviceAssigned("work", "pci").parse],
+    ["propertySet", calls.propertySet("memory", "1", "work").parse],
+  ];
+  const text = fc.oneof(
+    fc.string(),
+    fc.stringMatching(/^(default=(True|False) type=(str|int|bool|vm|label|x) ?.*|[a-z_]+=[^\n]*\n?|[a-z]+ class=\w+ state=\w+.*|action=\w+.*|\w+:\S+ (\w+='[^']*' ?)*)$/),
+  );
+
+  it("every parser either returns a value or throws a typed error", () => {
+    fc.assert(
+      fc.property(text, (t) => {
+        for (const [, parse] of parsers) {
+          try {
+            parse(t);
+          } catch (err) {
+            if (!(err instanceof QubesException)) throw new Error(`untyped error for ${JSON.stringify(t)}: ${String(err)}`);
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("reply and event decoding never throw untyped errors on random bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.integer({ min: 1, max: 50 }), (bytes, step) => {
+        try {
+          replyText(bytes);
+        } catch (err) {
+          if (!(err instanceof QubesException)) throw err;
+        }
+        const d = new EventDecoder();
+        try {
+          for (let i = 0; i < bytes.length; i += step) d.push(bytes.subarray(i, i + step));
+          d.finish();
+        } catch (err) {
+          if (!(err instanceof QubesException)) throw err;
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("keeps a __proto__ key as data", () => {
+    const d = new EventDecoder();
+    const [e] = d.push(new Uint8Array(Buffer.from("1\0work\0x\0__proto__\0v\0\0", "latin1")));
+    expect(Object.getOwnPropertyDescriptor(e!.kwargs, "__proto__")?.value).toBe("v");
+    expect(Object.getPrototypeOf(e!.kwargs)).toBe(Object.prototype);
   });
 });

@@ -24,10 +24,12 @@ import {
   QubesValidationError,
   WIRE_ERROR_CLASSES,
   calls,
+  formatFirewallRule,
   parseDeviceProperties,
   parseLines,
   parseReply,
   type DeviceAssignment,
+  type FirewallRule,
   type PropertyInput,
   type QubesEvent,
   type ServiceRequest,
@@ -402,7 +404,7 @@ function checkOk(method: string, text: string, value: unknown): void {
   } else if (method === "admin.pool.ListDrivers") {
     expect((value as { driver: string; parameters: string[] }[]).map((d) => [d.driver, ...d.parameters].join(" "))).toEqual(lines);
   } else if (method === "admin.vm.firewall.Get") {
-    expect((value as unknown[]).length).toBe(lines.length);
+    expect((value as FirewallRule[]).map((r) => formatFirewallRule(r))).toEqual(lines);
   } else if (/^admin\.vm\.device\.\w+\.Available$/.test(method)) {
     const v = value as { portId: string; deviceId: string; devclass: string; backendDomain: string }[];
     expect(v.map((d) => `${d.portId}:${d.deviceId}`)).toEqual(lines.map((l) => l.split(" ")[0]));

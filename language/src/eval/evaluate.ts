@@ -228,27 +228,70 @@ function matchTarget(tok: QubeToken, t: VerifiedTarget, source: string, info: Re
 // ---------------------------------------------------------------------------
 
 const DOM0_KEY = "\0dom0";
+const GENERIC = "\0g";
+const ANY = "\0*";
 
-/** Rules of one (service, argument) pair, split by how their source can match. */
+/**
+ * Rules of one (service, argument) pair, split by the key of their source
+ * token: a literal qube name, `DOM0_KEY` for the dom0 spellings, or the token
+ * itself for `*`, `@anyvm`, `@tag:T` and `@type:T`. A request's source
+ * yields the few keys that can match it (see {@link sourceKeys}), so whole
+ * groups of rules that cannot match are never looked at.
+ */
 interface Bucket {
-  /** Rules whose source is a qube name (not dom0), by the literal name. */
-  byName: Map<string, number[]>;
-  /** Rules whose source is a dom0 spelling. */
-  dom0: number[];
-  /** All other rules (tokens that need the system model to match). */
-  generic: number[];
+  bySource: Map<string, number[]>;
+  /**
+   * The same rules split again by target key (a literal name, `DOM0_KEY`,
+   * or `GENERIC` for tokens that need the system model): first-match
+   * lookups use these; `ask` collection (which ignores targets) uses `bySource`.
+   */
+  pairs: Map<string, Map<string, number[]>>;
 }
 
 interface Index {
   buckets: Map<string, Map<string, Bucket>>;
   /** Per system model: expansions of target tokens and `ask` results. */
   perSystem: WeakMap<object, SystemCache>;
+  /**
+   * Per rule (by global index), the id of the token whose expansion `ask`
+   * collection uses (`target=` of allow/ask, else the target column), and
+   * whether the rule is a deny. Typed arrays, so the hot loop of `ask`
+   * collection does not touch the rule objects.
+   */
+  askToken: Int32Array;
+  deny: Uint8Array;
+  /** The distinct tokens, by id. */
+  tokens: QubeToken[];
+}
+
+/** The index key of a rule's source token, or null for tokens that never match a source. */
+function sourceKeyOf(tok: QubeToken): string | null {
+  switch (tok.kind) {
+    case "name":
+      return isDom0Token(tok.text) ? DOM0_KEY : tok.text;
+    case "adminvm":
+      return DOM0_KEY;
+    case "dispvm-template":
+    case "dispvm-tag":
+      return null;
+    default:
+      return tok.text;
+  }
+}
+
+/** The index key of a rule's target token. */
+function targetKeyOf(tok: QubeToken): string {
+  if (tok.kind === "name") return isDom0Token(tok.text) ? DOM0_KEY : tok.text;
+  if (tok.kind === "adminvm") return DOM0_KEY;
+  return GENERIC;
 }
 
 interface SystemCache {
   expansions: Map<QubeToken, string[] | PyCrash>;
+  /** Target sets by token id (see `Index.tokens`). */
+  setsById: (TargetSet | null | PyCrash | undefined)[];
   /** Expansions as bitsets over the universe (`null`: an item outside it, use strings). */
-  bitsets: Map<QubeToken, Uint32Array | null | PyCrash>;
+  bitsets: Map<QubeToken, TargetSet | null | PyCrash>;
   asks: Map<string, string[] | PyCrash>;
   universe?: Universe;
 }
@@ -270,28 +313,41 @@ interface Universe {
   allBits: Uint32Array;
 }
 
-const ANY = "\0*";
-
 function buildIndex(rules: readonly PolicyRule[]): Index {
   const buckets = new Map<string, Map<string, Bucket>>();
+  const askToken = new Int32Array(rules.length);
+  const deny = new Uint8Array(rules.length);
+  const ids = new Map<QubeToken, number>();
+  const tokens: QubeToken[] = [];
   for (const r of rules) {
+    const tok = r.action !== "deny" && r.redirect ? r.redirect : r.target;
+    let id = ids.get(tok);
+    if (id === undefined) {
+      ids.set(tok, (id = tokens.length));
+      tokens.push(tok);
+    }
+    askToken[r.index] = id;
+    deny[r.index] = r.action === "deny" ? 1 : 0;
+    // `@dispvm:X` and `@dispvm:@tag:T` sources never match: not indexed at all.
+    const sk = sourceKeyOf(r.source);
+    if (sk === null) continue;
     const s = r.service ?? ANY;
     const a = r.argument ?? ANY;
     let byArg = buckets.get(s);
     if (!byArg) buckets.set(s, (byArg = new Map()));
     let b = byArg.get(a);
-    if (!b) byArg.set(a, (b = { byName: new Map(), dom0: [], generic: [] }));
-    const src = r.source;
-    if (src.kind === "adminvm" || (src.kind === "name" && isDom0Token(src.text))) b.dom0.push(r.index);
-    else if (src.kind === "name") {
-      let l = b.byName.get(src.text);
-      if (!l) b.byName.set(src.text, (l = []));
-      l.push(r.index);
-    } else if (src.kind === "dispvm-template" || src.kind === "dispvm-tag") {
-      // Never matches a source: not indexed at all.
-    } else b.generic.push(r.index);
+    if (!b) byArg.set(a, (b = { bySource: new Map(), pairs: new Map() }));
+    let l = b.bySource.get(sk);
+    if (!l) b.bySource.set(sk, (l = []));
+    l.push(r.index);
+    let byTarget = b.pairs.get(sk);
+    if (!byTarget) b.pairs.set(sk, (byTarget = new Map()));
+    const tk = targetKeyOf(r.target);
+    let lt = byTarget.get(tk);
+    if (!lt) byTarget.set(tk, (lt = []));
+    lt.push(r.index);
   }
-  return { buckets, perSystem: new WeakMap() };
+  return { buckets, perSystem: new WeakMap(), askToken, deny, tokens };
 }
 
 function indexOf(policy: CompiledPolicy): Index {
@@ -302,7 +358,7 @@ function indexOf(policy: CompiledPolicy): Index {
 
 function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), bitsets: new Map(), asks: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map() }));
   return c;
 }
 
@@ -313,17 +369,52 @@ function prep(system: SystemInfo): PreparedSystem {
   return p;
 }
 
-/** The literal source names a name-token rule must have to possibly match `src` (UUID equivalence included). */
-function sourceKeys(src: string, sys: PreparedSystem): string[] {
-  const keys = [src];
-  if (src.startsWith("uuid:")) {
-    const names = sys.namesByUuid.get(src.slice(5));
+/** The literal names a name token must have to possibly match `x` (UUID equivalence included), and `DOM0_KEY` for dom0. */
+function nameKeys(x: string, sys: PreparedSystem): string[] {
+  const keys = [x];
+  if (x.startsWith("uuid:")) {
+    const names = sys.namesByUuid.get(x.slice(5));
     if (names) keys.push(...names);
   } else {
-    const d = sys.domains.get(src);
+    const d = sys.domains.get(x);
     if (d && typeof d === "object" && typeof d.uuid === "string") keys.push("uuid:" + d.uuid);
   }
-  if (isDom0Token(src)) keys.push(DOM0_KEY);
+  if (isDom0Token(x)) keys.push(DOM0_KEY);
+  return keys;
+}
+
+/**
+ * The source keys whose rules can match `src`, or null for "every key" when
+ * the system model is not well formed (then matching a `@type:`/`@tag:`
+ * source can crash as in the engine, so every such rule must be tried).
+ */
+function sourceKeys(src: string, sys: PreparedSystem): string[] | null {
+  if (!sys.wellFormed) return null;
+  // Memoised per system: the same key strings (with their cached hashes) are reused by every request.
+  const memo = sourceKeyMemo(sys);
+  let keys = memo.get(src);
+  if (keys === undefined) memo.set(src, (keys = computeSourceKeys(src, sys)));
+  return keys;
+}
+
+const sourceKeyMemos = new WeakMap<PreparedSystem, Map<string, string[]>>();
+const targetKeyMemos = new WeakMap<PreparedSystem, Map<string, string[]>>();
+
+function sourceKeyMemo(sys: PreparedSystem): Map<string, string[]> {
+  let m = sourceKeyMemos.get(sys);
+  if (m === undefined) sourceKeyMemos.set(sys, (m = new Map()));
+  return m;
+}
+
+function computeSourceKeys(src: string, sys: PreparedSystem): string[] {
+  const keys = nameKeys(src, sys);
+  keys.push("*");
+  if (!isDom0Token(src)) keys.push("@anyvm");
+  const d = sys.domains.get(src);
+  if (d !== undefined) {
+    if (typeof d.type === "string") keys.push("@type:" + d.type);
+    for (const t of d.tags as unknown[]) if (typeof t === "string") keys.push("@tag:" + t);
+  }
   return keys;
 }
 
@@ -342,25 +433,89 @@ export interface EvaluateOptions {
   linear?: boolean;
 }
 
-/** The candidate rule lists for a request, each sorted by global index. */
+/** The buckets a request falls in: exact (service, argument), (service, *), (*, *). */
+function bucketsFor(index: Index, service: string, argument: string): Bucket[] {
+  const out: Bucket[] = [];
+  const exact = index.buckets.get(service);
+  if (exact) {
+    const a = exact.get(argument);
+    if (a) out.push(a);
+    const any = exact.get(ANY);
+    if (any) out.push(any);
+  }
+  const star = index.buckets.get(ANY)?.get(ANY);
+  if (star) out.push(star);
+  return out;
+}
+
+/** The candidate rule lists for a request (target ignored), each sorted by global index. */
 function candidateLists(index: Index, service: string, argument: string, src: string, sys: PreparedSystem): number[][] {
   const lists: number[][] = [];
   const keys = sourceKeys(src, sys);
-  const add = (b: Bucket | undefined) => {
-    if (!b) return;
-    if (b.generic.length) lists.push(b.generic);
+  for (const b of bucketsFor(index, service, argument)) {
+    if (keys === null) {
+      for (const l of b.bySource.values()) lists.push(l);
+      continue;
+    }
     for (const k of keys) {
-      const l = k === DOM0_KEY ? b.dom0 : b.byName.get(k);
-      if (l && l.length) lists.push(l);
+      const l = b.bySource.get(k);
+      if (l) lists.push(l);
+    }
+  }
+  return lists;
+}
+
+/** The index keys a rule target must have to possibly match the verified target `t`. */
+const ADMIN_TARGET_KEYS = [GENERIC, DOM0_KEY];
+const OTHER_TARGET_KEYS = [GENERIC];
+
+function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
+  if (t.kind === "name") {
+    let m = targetKeyMemos.get(sys);
+    if (m === undefined) targetKeyMemos.set(sys, (m = new Map()));
+    let keys = m.get(t.text);
+    if (keys === undefined) m.set(t.text, (keys = [GENERIC, ...nameKeys(t.text, sys)]));
+    return keys;
+  }
+  if (t.kind === "adminvm") return ADMIN_TARGET_KEYS;
+  return OTHER_TARGET_KEYS;
+}
+
+/** The candidate lists for a first-match lookup: split by source and by target. */
+function candidatePairLists(index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
+  const lists: number[][] = [];
+  const sk = sourceKeys(src, sys);
+  const tk = targetKeys(t, sys);
+  const add = (byTarget: Map<string, number[]> | undefined) => {
+    if (byTarget === undefined) return;
+    for (let j = 0; j < tk.length; j++) {
+      const l = byTarget.get(tk[j]!);
+      if (l !== undefined) lists.push(l);
     }
   };
+  const visit = (b: Bucket | undefined) => {
+    if (b === undefined) return;
+    if (sk === null) for (const byTarget of b.pairs.values()) add(byTarget);
+    else for (let j = 0; j < sk.length; j++) add(b.pairs.get(sk[j]!));
+  };
   const exact = index.buckets.get(service);
-  if (exact) {
-    add(exact.get(argument));
-    add(exact.get(ANY));
+  if (exact !== undefined) {
+    visit(exact.get(argument));
+    visit(exact.get(ANY));
   }
-  add(index.buckets.get(ANY)?.get(ANY));
+  visit(index.buckets.get(ANY)?.get(ANY));
   return lists;
+}
+
+/** The union of sorted index lists, sorted (each rule is in one list). */
+function mergeAll(lists: number[][]): Int32Array | number[] {
+  if (lists.length === 1) return lists[0]!;
+  let n = 0;
+  for (const l of lists) n += l.length;
+  const out = new Int32Array(n);
+  let k = 0;
+  for (const l of lists) for (let j = 0; j < l.length; j++) out[k++] = l[j]!;
+  return out.sort();
 }
 
 /**
@@ -495,7 +650,7 @@ function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): 
  * (service, argument, source) and system model.
  */
 function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskTrace, linear = false): string[] {
-  if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), bitsets: new Map(), asks: new Map() }, contributions);
+  if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map() }, contributions);
   const index = indexOf(policy);
   const cache = systemCache(index, sys);
   const key = req.service + "\0" + req.argument + "\0" + req.source;
@@ -511,7 +666,11 @@ function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: Pr
     if (!(err instanceof PyCrash)) throw err;
     result = err;
   }
-  if (!contributions) cache.asks.set(key, result);
+  if (!contributions) {
+    // Bounded: a memo for repeated calls, not a store of every source ever seen.
+    if (cache.asks.size >= 4096) cache.asks.clear();
+    cache.asks.set(key, result);
+  }
   if (result instanceof PyCrash) throw result;
   return result;
 }
@@ -545,20 +704,27 @@ function universeOf(sys: PreparedSystem, cache: SystemCache): Universe {
   const words = (sorted.length + 31) >>> 5;
   const allBits = new Uint32Array(words);
   for (let i = 0; i < sorted.length; i++) allBits[i >>> 5]! |= 1 << (i & 31);
-  const wellFormed = sys.names.every((n) => {
-    const d = sys.domains.get(n) as Record<string, unknown> | undefined;
-    return !!d && typeof d === "object" && !Array.isArray(d) && "type" in d && Array.isArray(d["tags"]) && "template_for_dispvms" in d;
-  });
-  return (cache.universe = { items: sorted, index, words, internal, wellFormed, allBits });
+  return (cache.universe = { items: sorted, index, words, internal, wellFormed: sys.wellFormed, allBits });
 }
 
-/** The expansion of a token as a bitset, with `uuid_to_name` applied to each item. */
-function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Universe): Uint32Array | null {
+/**
+ * The expansion of a token over the universe: a bitset, plus the item
+ * indices when there are few (most tokens name one qube), so that sparse
+ * sets are applied item by item rather than word by word.
+ */
+interface TargetSet {
+  bits: Uint32Array;
+  /** The item indices when there are at most 8, else null. */
+  few: number[] | null;
+}
+
+/** The expansion of a token as a {@link TargetSet}, with `uuid_to_name` applied to each item. */
+function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Universe): TargetSet | null {
   let b = cache.bitsets.get(tok);
   if (b === undefined) {
     try {
       const bits = new Uint32Array(u.words);
-      b = bits;
+      let regular = true;
       for (const raw of cachedExpand(tok, sys, cache)) {
         let t: string;
         try {
@@ -569,11 +735,16 @@ function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Un
         }
         const i = u.index.get(t);
         if (i === undefined) {
-          b = null;
+          regular = false;
           break;
         }
         bits[i >>> 5]! |= 1 << (i & 31);
       }
+      if (regular) {
+        const few: number[] = [];
+        for (let i = 0; i < u.items.length && few.length <= 8; i++) if (bits[i >>> 5]! & (1 << (i & 31))) few.push(i);
+        b = { bits, few: few.length <= 8 ? few : null };
+      } else b = null;
     } catch (err) {
       if (!(err instanceof PyCrash)) throw err;
       b = err;
@@ -602,39 +773,68 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
   const W = u.words;
   const decided = new Uint32Array(W);
   const offered = new Uint32Array(W);
+  // With a well-formed system, every rule in the source-key lists matches
+  // the source (the keys are exact), so the loop below works on the index's
+  // typed arrays alone. Otherwise (or without an index) each rule is checked
+  // in full, as the engine does, crashes included.
+  const keys = index ? sourceKeys(source, sys) : null;
+  const fast = index !== null && keys !== null && !contributions;
   const lists = index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy);
-  const cursor = new Merge(lists);
-  let full = false;
-  for (let i = cursor.next(); i >= 0; i = cursor.next()) {
-    const rule = policy.rules[i]!;
-    if (rule.service !== null && rule.service !== req.service) continue;
-    if (rule.argument !== null && rule.argument !== req.argument) continue;
-    const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
-    // Once every target is decided, later rules change nothing; in a
-    // well-formed system only a `@dispvm:X` expansion can still crash.
-    if (full && tok.kind !== "dispvm-template") continue;
-    if (!matchSource(rule.source, source, info)) continue;
-    const bits = bitsetOf(tok, sys, cache, u);
-    if (bits === null) return computeAskStrings(policy, index, req, sys, cache, contributions);
-    const deny = rule.action === "deny";
-    let changed: string[] | undefined;
-    for (let w = 0; w < W; w++) {
-      const nb = bits[w]! & ~decided[w]!;
-      if (nb === 0) continue;
-      decided[w]! |= nb;
-      if (!deny) offered[w]! |= nb;
-      if (contributions) for (let k = 0; k < 32; k++) if (nb & (1 << k)) (changed ??= []).push(u.items[w * 32 + k]!);
-    }
-    if (changed) contributions!.steps.push({ rule, effect: deny ? "remove" : "add", targets: changed });
-    if (!full && u.wellFormed) {
-      full = true;
-      for (let w = 0; w < W; w++) {
-        if (decided[w] !== u.allBits[w]) {
-          full = false;
-          break;
+  // Every candidate is visited, so one sorted array beats a k-way merge.
+  const order = mergeAll(lists);
+  const sets = cache.setsById;
+  for (let n = 0; n < order.length; n++) {
+    const i = order[n]!;
+    let set: TargetSet | null;
+    let deny: boolean;
+    let rule: PolicyRule | undefined;
+    if (fast) {
+      const id = index.askToken[i]!;
+      let s = sets[id];
+      if (s === undefined) {
+        try {
+          s = bitsetOf(index.tokens[id]!, sys, cache, u);
+        } catch (err) {
+          if (!(err instanceof PyCrash)) throw err;
+          s = err;
         }
+        sets[id] = s;
+      }
+      if (s instanceof PyCrash) throw s;
+      set = s;
+      deny = index.deny[i] === 1;
+    } else {
+      rule = policy.rules[i]!;
+      if (rule.service !== null && rule.service !== req.service) continue;
+      if (rule.argument !== null && rule.argument !== req.argument) continue;
+      if (!matchSource(rule.source, source, info)) continue;
+      set = bitsetOf(rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target, sys, cache, u);
+      deny = rule.action === "deny";
+    }
+    if (set === null) return computeAskStrings(policy, index, req, sys, cache, contributions);
+    let changed: string[] | undefined;
+    const few = set.few;
+    if (few !== null) {
+      for (let k = 0; k < few.length; k++) {
+        const i = few[k]!;
+        const w = i >>> 5;
+        const b = 1 << (i & 31);
+        if (decided[w]! & b) continue;
+        decided[w]! |= b;
+        if (!deny) offered[w]! |= b;
+        if (contributions) (changed ??= []).push(u.items[i]!);
+      }
+    } else {
+      const bits = set.bits;
+      for (let w = 0; w < W; w++) {
+        const nb = bits[w]! & ~decided[w]!;
+        if (nb === 0) continue;
+        decided[w]! |= nb;
+        if (!deny) offered[w]! |= nb;
+        if (contributions) for (let k = 0; k < 32; k++) if (nb & (1 << k)) (changed ??= []).push(u.items[w * 32 + k]!);
       }
     }
+    if (changed) contributions!.steps.push({ rule: rule!, effect: deny ? "remove" : "add", targets: changed });
   }
   const has = (t: string) => {
     const i = u.index.get(t);
@@ -843,7 +1043,12 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
   const intended = built.target.text;
   let rule: PolicyRule | undefined;
   try {
-    const lists = linear ? allRules(policy) : candidateLists(indexOf(policy), built.service, built.argument, built.source, sys);
+    // `explain` (onStep) walks every rule that can match the source, to show why each did not decide.
+    const lists = linear
+      ? allRules(policy)
+      : onStep
+        ? candidateLists(indexOf(policy), built.service, built.argument, built.source, sys)
+        : candidatePairLists(indexOf(policy), built.service, built.argument, built.source, built.target, sys);
     const cursor = new Merge(lists);
     for (let i = cursor.next(); i >= 0; i = cursor.next()) {
       const r = policy.rules[i]!;

@@ -11,6 +11,12 @@ export interface PreparedSystem extends SystemInfo {
   readonly namesByUuid: ReadonlyMap<string, readonly string[]>;
   /** The names (keys not starting with `uuid:`), in order. */
   readonly names: readonly string[];
+  /**
+   * Every entry is an object with `type`, a `tags` list and
+   * `template_for_dispvms`: then matching `@type:`/`@tag:` tokens cannot
+   * crash, which lets the evaluator skip rules by index.
+   */
+  readonly wellFormed: boolean;
 }
 
 /**
@@ -56,12 +62,16 @@ function withLookups(domains: Map<string, DomainInfo>): PreparedSystem {
       l.push(k);
     }
   }
-  return { domains, namesByUuid, names };
+  const wellFormed = [...domains.values()].every((d) => {
+    const o = d as Record<string, unknown> | null;
+    return !!o && typeof o === "object" && !Array.isArray(o) && "type" in o && Array.isArray(o["tags"]) && "template_for_dispvms" in o;
+  });
+  return { domains, namesByUuid, names, wellFormed };
 }
 
 /** The prepared view of any {@link SystemInfo} (computing the lookups for foreign objects). */
 export function prepared(system: SystemInfo): PreparedSystem {
   const s = system as Partial<PreparedSystem>;
-  if (s.namesByUuid && s.names) return s as PreparedSystem;
+  if (s.namesByUuid && s.names && s.wellFormed !== undefined) return s as PreparedSystem;
   return withLookups(new Map(system.domains));
 }

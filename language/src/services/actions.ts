@@ -10,6 +10,7 @@ import { fixFileName } from "./analysis.js";
 import type { TextEdit } from "./format.js";
 import { basename, closest, code, dirname, lineByNumber, lineEndWithTerminator } from "./util.js";
 import { vocabulary } from "./vocabulary.js";
+import { resolveIncludePath } from "./navigation.js";
 import type { PolicySnapshot } from "./workspace.js";
 
 /** A quick fix or refactoring. */
@@ -122,6 +123,11 @@ export function codeActions(
         break;
     }
   }
+  // Refactoring: inline an `!include-service` file as new-format rules.
+  if (ctx.snapshot && doc.syntax === "policy") {
+    const inline = inlineIncludeService(doc, path, span, ctx.snapshot);
+    if (inline) out.push(inline);
+  }
   // Refactoring: convert every legacy `$` token of a line in a new-format file at once.
   if (doc.syntax === "policy") {
     const legacy = diagnostics.filter((d) => d.code === "legacy-token-in-new-format");
@@ -135,4 +141,35 @@ export function codeActions(
     }
   }
   return out;
+}
+
+/**
+ * "Convert to new syntax" for an `!include-service SERVICE ARGUMENT PATH`
+ * line: the legacy file's rules, written in the new format with the service
+ * and argument columns, replace the directive (comments kept). Offered only
+ * when the legacy file has no errors and no includes of its own.
+ */
+function inlineIncludeService(doc: PolicyDocument, path: string, span: Span, snapshot: PolicySnapshot): CodeAction | undefined {
+  const line = doc.lines.find((l) => l.lineSpan.start <= span.start && span.start <= l.lineSpan.end);
+  if (!line || line.kind !== "directive" || line.directive !== "include-service" || line.params.length !== 3) return undefined;
+  if (doc.diagnostics.some((d) => d.line === line.line && d.severity === "error")) return undefined;
+  const target = resolveIncludePath(snapshot, path, line.params[2]!.text);
+  const legacy = snapshot.document(target);
+  if (!legacy || legacy.syntax !== "service" || legacy.diagnostics.some((d) => d.severity === "error")) return undefined;
+  if (legacy.lines.some((l) => l.kind === "directive")) return undefined;
+  const service = line.params[0]!.text;
+  const argument = line.params[1]!.text;
+  const out: string[] = [`# converted from ${line.params[2]!.text} (legacy R4.0 syntax)`];
+  for (const l of legacy.lines) {
+    if (l.kind === "blank") out.push("");
+    else if (l.kind === "comment") out.push(legacy.text.slice(l.span.start, l.span.end));
+    else if (l.kind === "rule") out.push([service, argument, ...l.words.map((w) => w.text)].join("  "));
+  }
+  while (out.length > 1 && out[out.length - 1] === "") out.pop();
+  return {
+    title: `convert ${code(line.params[2]!.text)} to new syntax here`,
+    kind: "refactor.rewrite",
+    diagnostics: [],
+    edits: { [path]: [{ span: line.span, newText: out.join("\n") }] },
+  };
 }

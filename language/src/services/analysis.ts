@@ -31,6 +31,8 @@ export interface AnalysisRuleMeta {
   summary: string;
   /** True when the rule needs a system model (it is off without one). */
   needsSystem: boolean;
+  /** True when the rule looks at one document at a time (its findings are cached per document). */
+  perDocument?: boolean;
 }
 
 /** One document taking part in the analysis. */
@@ -108,7 +110,7 @@ function withSuggestion(d: AnalysisDiagnostic, original: string, value: string):
 
 /** A qube named in a source or target column does not exist in the system model. */
 export const unknownQube: AnalysisRule = {
-  meta: { name: "unknown-qube", severity: "warning", needsSystem: true, summary: "a qube named in a rule does not exist in the system model" },
+  meta: { name: "unknown-qube", perDocument: true, severity: "warning", needsSystem: true, summary: "a qube named in a rule does not exist in the system model" },
   run(input, report, severity) {
     const system = input.system!;
     const names = systemQubes(system);
@@ -126,7 +128,7 @@ export const unknownQube: AnalysisRule = {
 
 /** A tag used in a rule is carried by no qube of the system model. */
 export const unknownTag: AnalysisRule = {
-  meta: { name: "unknown-tag", severity: "warning", needsSystem: true, summary: "a tag used in a rule is carried by no qube" },
+  meta: { name: "unknown-tag", perDocument: true, severity: "warning", needsSystem: true, summary: "a tag used in a rule is carried by no qube" },
   run(input, report, severity) {
     const tags = new Set(systemTags(input.system!));
     eachRuleLine(input, (doc, line) => {
@@ -147,7 +149,7 @@ export const unknownTag: AnalysisRule = {
 
 /** A `@type:` names a type that is neither a Qubes class nor the type of any qube. */
 export const unknownType: AnalysisRule = {
-  meta: { name: "unknown-type", severity: "warning", needsSystem: true, summary: "a `@type:` names a type no qube has and Qubes does not know" },
+  meta: { name: "unknown-type", perDocument: true, severity: "warning", needsSystem: true, summary: "a `@type:` names a type no qube has and Qubes does not know" },
   run(input, report, severity) {
     const types = new Set([...systemTypes(input.system!), ...STANDARD_TYPES]);
     eachRuleLine(input, (doc, line) => {
@@ -162,7 +164,7 @@ export const unknownType: AnalysisRule = {
 
 /** A `@dispvm:NAME` target names a qube that is not a disposable template. */
 export const unknownDispvmTemplate: AnalysisRule = {
-  meta: { name: "unknown-dispvm-template", severity: "warning", needsSystem: true, summary: "a `@dispvm:NAME` target is not a disposable template" },
+  meta: { name: "unknown-dispvm-template", perDocument: true, severity: "warning", needsSystem: true, summary: "a `@dispvm:NAME` target is not a disposable template" },
   run(input, report, severity) {
     const system = input.system!;
     const templates = dispvmTemplates(system);
@@ -180,7 +182,7 @@ export const unknownDispvmTemplate: AnalysisRule = {
 
 /** A `target=` or `default_target=` names a qube that does not exist (allow then falls back to `@default`). */
 export const redirectTargetMissing: AnalysisRule = {
-  meta: { name: "redirect-target-missing", severity: "warning", needsSystem: true, summary: "a `target=` or `default_target=` qube does not exist" },
+  meta: { name: "redirect-target-missing", perDocument: true, severity: "warning", needsSystem: true, summary: "a `target=` or `default_target=` qube does not exist" },
   run(input, report, severity) {
     const system = input.system!;
     const names = systemQubes(system);
@@ -395,16 +397,19 @@ export const askWithoutTargets: AnalysisRule = {
     const seen = new Set<string>();
     const candidates = input.rules.filter((r) => r.action === "ask" && r.redirect === null && r.target.kind === "default" && r.origin.line !== null);
     if (candidates.length === 0) return;
+    // Rules that add targets to ask prompts, by service (`null` = `*`).
+    const contributors = new Map<string | null, PolicyRule[]>();
+    for (const o of input.rules) {
+      if (o.action === "deny" || (o.redirect ?? o.target).kind === "default") continue;
+      let list = contributors.get(o.service);
+      if (!list) contributors.set(o.service, (list = []));
+      list.push(o);
+    }
+    const argOk = (o: PolicyRule, r: PolicyRule) => o.argument === null || r.argument === null || o.argument === r.argument;
     for (const r of candidates) {
       if (r.origin.line === null) continue;
-      const contributes = input.rules.some(
-        (o) =>
-          o !== r &&
-          o.action !== "deny" &&
-          (o.service === null || r.service === null || o.service === r.service) &&
-          (o.argument === null || r.argument === null || o.argument === r.argument) &&
-          (o.redirect ?? o.target).kind !== "default",
-      );
+      const lists = r.service === null ? [...contributors.values()] : [contributors.get(null) ?? [], contributors.get(r.service) ?? []];
+      const contributes = lists.some((list) => list.some((o) => o !== r && argOk(o, r)));
       if (contributes) continue;
       const key = `${r.origin.path}\0${r.origin.line}`;
       if (seen.has(key)) continue;
@@ -423,7 +428,7 @@ export const askWithoutTargets: AnalysisRule = {
 
 /** Legacy `$` tokens in a new-format file are plain names there and never match. */
 export const legacyTokenInNewFormat: AnalysisRule = {
-  meta: { name: "legacy-token-in-new-format", severity: "warning", needsSystem: false, summary: "a legacy `$` token in a new-format file is a plain name that never matches" },
+  meta: { name: "legacy-token-in-new-format", perDocument: true, severity: "warning", needsSystem: false, summary: "a legacy `$` token in a new-format file is a plain name that never matches" },
   run(input, report, severity) {
     for (const doc of input.documents) {
       if (doc.document.syntax !== "policy") continue;
@@ -444,7 +449,7 @@ export const legacyTokenInNewFormat: AnalysisRule = {
 
 /** A `.policy` file name with characters outside `[0-9a-z_.-]`: the engine then denies every call. */
 export const filenameDisablesPolicy: AnalysisRule = {
-  meta: { name: "filename-disables-policy", severity: "error", needsSystem: false, summary: "a `.policy` file name with characters outside [0-9a-z_.-] disables the whole policy" },
+  meta: { name: "filename-disables-policy", perDocument: true, severity: "error", needsSystem: false, summary: "a `.policy` file name with characters outside [0-9a-z_.-] disables the whole policy" },
   run(input, report, severity) {
     for (const doc of input.documents) {
       const name = basename(doc.path);
@@ -488,28 +493,50 @@ export const ANALYSIS_RULES: readonly AnalysisRule[] = [
 ];
 
 /**
+ * Findings of the per-document rules, cached by document object: a document
+ * that did not change (same parse) is not checked again. Keyed further by the
+ * system model and the configuration, which the findings depend on.
+ */
+export type AnalysisCache = WeakMap<PolicyDocument, { system: SystemInfo | null; config: string; path: string; found: Array<[string, AnalysisDiagnostic]> }>;
+
+/**
  * Runs every enabled analysis rule. A rule that throws does not stop the
  * others: it becomes an `internal-error` diagnostic on the first document.
- * Returns the diagnostics by absolute path.
+ * Returns the diagnostics by absolute path. With a `cache`, per-document
+ * rules skip documents checked before under the same system and settings.
  */
-export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}): Map<string, AnalysisDiagnostic[]> {
+export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}, cache?: AnalysisCache): Map<string, AnalysisDiagnostic[]> {
   const out = new Map<string, AnalysisDiagnostic[]>();
   const report: Report = (path, d) => {
     let list = out.get(path);
     if (!list) out.set(path, (list = []));
     list.push(d);
   };
-  for (const rule of ANALYSIS_RULES) {
+  const guarded = (rule: AnalysisRule, ruleInput: AnalysisInput, rep: Report) => {
     const setting = config[rule.meta.name];
-    if (setting === "off") continue;
-    if (rule.meta.needsSystem && !input.system) continue;
+    if (setting === "off") return;
+    if (rule.meta.needsSystem && !input.system) return;
     try {
-      rule.run(input, report, setting ?? rule.meta.severity);
+      rule.run(ruleInput, rep, setting ?? rule.meta.severity);
     } catch (e) {
       const first = input.documents[0];
       if (first) report(first.path, diag("internal-error", "error", `internal error in analysis rule ${rule.meta.name}: ${String(e).split("\n")[0]}`, { start: 0, end: 0 }, 1));
     }
+  };
+  const configKey = JSON.stringify(config) + "\0" + input.listedDirs.join("\0");
+  const perDocument = ANALYSIS_RULES.filter((r) => r.meta.perDocument);
+  for (const doc of input.documents) {
+    const hit = cache?.get(doc.document);
+    let found: Array<[string, AnalysisDiagnostic]>;
+    if (hit && hit.system === input.system && hit.config === configKey && hit.path === doc.path) found = hit.found;
+    else {
+      found = [];
+      const docInput: AnalysisInput = { ...input, documents: [doc] };
+      for (const rule of perDocument) guarded(rule, docInput, (path, d) => found.push([path, d]));
+      cache?.set(doc.document, { system: input.system, config: configKey, path: doc.path, found });
+    }
+    for (const [path, d] of found) report(path, d);
   }
+  for (const rule of ANALYSIS_RULES) if (!rule.meta.perDocument) guarded(rule, input, report);
   return out;
 }
-

@@ -41,14 +41,22 @@ export interface FlatPolicy {
 class Unsupported {}
 
 /**
+ * Rule objects of documents without directives, reused across snapshots when
+ * a document's rules keep their place in the global list (fewer allocations
+ * per edit). Keyed by the document, then by start index, file and context.
+ */
+export type RuleCache = WeakMap<PolicyDocument, Map<string, PolicyRule[]>>;
+
+/**
  * Loads a policy the way the daemon's file loader does, from cached parses.
  * Returns `undefined` when the policy uses `!compat-4.0` (not supported here).
  */
 export function flattenPolicy(
   fs: PolicyFileSystem,
-  options: { policyDir: string; runtimeDir: string | null },
+  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache },
   parse: DocumentParser,
 ): FlatPolicy | undefined {
+  const ruleCache = options.ruleCache;
   const policyDir = normalizePath(options.policyDir);
   const rules: PolicyRule[] = [];
   const files: LoadedFile[] = [];
@@ -121,6 +129,16 @@ export function flattenPolicy(
     stack.push(canon);
     try {
       const inner = includedFrom ? [...via, { file: display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : via;
+      const cacheable = ruleCache !== undefined && !doc.lines.some((l) => l.kind === "directive");
+      const cacheKey = cacheable ? `${rules.length}\0${file}\0${path}\0${sa ? `${sa.service}\0${sa.argument}` : ""}\0${JSON.stringify(inner)}` : "";
+      if (cacheable) {
+        const hit = ruleCache!.get(doc)?.get(cacheKey);
+        if (hit) {
+          for (const r of hit) rules.push(r);
+          return;
+        }
+      }
+      const startAt = rules.length;
       for (const line of doc.lines) {
         if (line.kind === "rule") {
           if (!line.rule) continue;
@@ -179,6 +197,12 @@ export function flattenPolicy(
               throw new Unsupported();
           }
         }
+      }
+      if (cacheable) {
+        let m = ruleCache!.get(doc);
+        if (!m) ruleCache!.set(doc, (m = new Map()));
+        if (m.size >= 4) m.clear();
+        m.set(cacheKey, rules.slice(startAt));
       }
     } finally {
       stack.pop();

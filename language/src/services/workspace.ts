@@ -19,8 +19,8 @@ import {
 } from "../loader/types.js";
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
-import { flattenPolicy, type FlatPolicy } from "./flatten.js";
-import { runAnalysis, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
+import { flattenPolicy, type FlatPolicy, type RuleCache } from "./flatten.js";
+import { runAnalysis, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
 import { basename, dirname, normalize } from "./util.js";
 
 /** Options of {@link analyzeWorkspace}. */
@@ -66,6 +66,10 @@ export interface PolicySnapshot {
   document(path: string): PolicyDocument | undefined;
   /** @internal The parse cache, handed to the next snapshot. */
   readonly parseCache: ReadonlyMap<string, ParsedEntry>;
+  /** @internal Per-document analysis findings, handed to the next snapshot. */
+  readonly analysisCache: AnalysisCache;
+  /** @internal Rule objects reused by the next snapshot. */
+  readonly ruleCache: RuleCache;
   /** The syntax a file is read in (service syntax for legacy and `!include-service` files). */
   syntaxOf(path: string): SyntaxKind;
 }
@@ -146,6 +150,7 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     }
   };
 
+  const ruleCache: RuleCache = options.previous?.ruleCache ?? new WeakMap();
   let strict: LoadResult | undefined;
   const strictLoad = (): LoadResult => {
     if (strict) return strict;
@@ -166,7 +171,7 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
   let flat: FlatPolicy | undefined;
   try {
-    flat = flattenPolicy(frozen, { policyDir, runtimeDir }, parse);
+    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache }, parse);
   } catch {
     flat = undefined;
   }
@@ -241,7 +246,8 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   }
 
   const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
-  const found = runAnalysis({ rules, documents: analyzed, system, listedDirs }, options.analysis);
+  const analysisCache: AnalysisCache = options.previous?.analysisCache ?? new WeakMap();
+  const found = runAnalysis({ rules, documents: analyzed, system, listedDirs }, options.analysis, analysisCache);
   for (const [p, list] of found) {
     for (const d of list) {
       // The analysis explains the engine's invalid-filename error; keep one of them.
@@ -289,6 +295,8 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     document,
     syntaxOf,
     parseCache,
+    analysisCache,
+    ruleCache,
   };
 }
 

@@ -4,6 +4,7 @@
  * through `qrexec-client-vm`), `--timeout MS`. Like the Python client, the
  * default is dom0's `/var/run/qubesd.sock`.
  */
+import { existsSync } from "node:fs";
 import { PolicyAdmin } from "../policy-admin.js";
 import { Qubes } from "../qubes.js";
 import {
@@ -22,7 +23,9 @@ export const CONNECTION_USAGE = `connection:
                   with an explicit socket the policy admin api goes over it too
                   (the qubes-kit simulator serves it), otherwise in dom0 it runs
                   /usr/bin/qubes-policy-admin
-  --qrexec        call through qrexec-client-vm (from a management qube)
+  --qrexec        call through qrexec-client-vm (from a management qube; the
+                  default when /var/run/qubesd.sock is absent and
+                  /usr/bin/qrexec-client-vm exists, as in qubesadmin)
   --timeout MS    per-call timeout in milliseconds (default 120000, 0 = none)`;
 
 /** Parsed arguments: flags (with values), booleans, positionals. */
@@ -77,6 +80,8 @@ export function connectionTransport(flags: Map<string, string | true>, env: Node
   }
   const explicit = typeof socket === "string" ? socket : env["QUBESD_SOCKET"];
   if (explicit !== undefined && explicit !== "") return new UnixSocketTransport({ path: explicit, servicesOverSocket: true });
+  // Like qubesadmin: the dom0 socket when it exists, else qrexec from a qube.
+  if (!existsSync(DEFAULT_QUBESD_SOCKET) && existsSync("/usr/bin/qrexec-client-vm")) return new QrexecClientVmTransport();
   return withServiceTransport(new UnixSocketTransport({ path: DEFAULT_QUBESD_SOCKET }), new PolicyAdminExecTransport());
 }
 

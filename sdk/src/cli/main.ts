@@ -74,6 +74,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 
 const isEntry = typeof process !== "undefined" && process.argv[1] !== undefined && /(?:^|[\\/])(?:cli|main)\.(?:js|ts|mjs)$|[\\/]qkit$/.test(process.argv[1]);
 if (isEntry) {
+  // `qkit … | head`: a closed pipe ends the command quietly instead of crashing.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+    throw err;
+  });
   main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,

@@ -76,6 +76,9 @@ async function pull(policy: PolicyAdmin, dir: string, io: CliIO): Promise<number
     }
   }
   writeTokens(dir, tokens);
+  for (const s of snap.skipped) {
+    io.stderr.write(`qkit policy pull: skipped ${label(s.name, s.include)}: ${s.reason} [unreadable-policy-file]\n`);
+  }
   io.stdout.write(`pulled ${snap.files.length} file${snap.files.length === 1 ? "" : "s"} into ${dir}\n`);
   return 0;
 }
@@ -132,7 +135,7 @@ async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: 
   for (const c of changes) {
     const file = label(c.name, c.include);
     if (opts.dryRun) {
-      io.stdout.write(`would ${c.kind} ${file}\n`);
+      io.stdout.write(`would ${c.kind === "remove" ? "remove" : c.token === "new" ? "create" : "replace"} ${file}\n`);
       continue;
     }
     const known = c.include ? t.include : t.main;
