@@ -4,19 +4,20 @@
  *
  *     node bench/sdk.mjs [--qubes N] [--calls N] [--concurrency N] [--json]
  *
- * Starts the qubes-kit simulator on a Unix socket with N qubes (default
- * 1,000) and measures, through the real socket transport (one connection per
- * call, as qubesd works):
+ * Starts the qubes-kit simulator (`qkit sim serve`, a separate process) on a
+ * Unix socket with N qubes (default 1,000) and measures, through the real
+ * socket transport (one connection per call, as qubesd works):
  *   1. admin.vm.List: calls per second and latency percentiles;
  *   2. a property read (admin.vm.property.Get memory) of 200 qubes, one after
  *      the other and with bounded concurrency;
  *   3. the memory the event cache (QubesCache: list + GetAll + tags of every
  *      qube) retains at N qubes, and how long its load takes.
- * The client and the simulator share one process (and the 2 cores with
- * anything else running), so the figures are a floor for the client alone.
+ * The simulator stands in for qubesd (which is far slower: Python, one
+ * request at a time), so the figures are the client's own ceiling. The
+ * client and the simulator share the machine's cores with anything else.
  */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -43,7 +44,29 @@ const CONCURRENCY = arg("--concurrency", 8);
 const JSON_OUT = process.argv.includes("--json");
 
 const sdk = await import(pathToFileURL(join(ROOT, "sdk", "dist", "index.js")).href);
-const { Qubes, UnixSocketTransport, startSimulator, mapLimit } = sdk;
+const { Qubes, UnixSocketTransport, mapLimit } = sdk;
+
+/** Starts `qkit sim serve` in its own process and waits for its socket. */
+async function serve(dir, sys) {
+  const socket = join(dir, "qubesd.sock");
+  const systemFile = join(dir, "system.json");
+  writeFileSync(systemFile, JSON.stringify(sys));
+  const child = spawn(process.execPath, [join(ROOT, "sdk", "dist", "cli.js"), "sim", "serve", "--socket", socket, "--system", systemFile], { stdio: ["ignore", "ignore", "inherit"] });
+  const started = performance.now();
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null) throw new Error(`qkit sim serve exited with ${child.exitCode}`);
+    if (performance.now() - started > 30_000) throw new Error("qkit sim serve did not start within 30 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    socket,
+    close: () =>
+      new Promise((resolve) => {
+        child.once("exit", resolve);
+        child.kill("SIGTERM");
+      }),
+  };
+}
 
 /** A GetSystemInfo-shaped system with dom0, a template and `n - 2` app qubes. */
 function system(n) {
@@ -69,9 +92,8 @@ const fmt = (x, d = 2) => x.toFixed(d);
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "qkit-bench-sdk-"));
-  const socket = join(dir, "qubesd.sock");
-  const server = await startSimulator({ socket, system: system(N_QUBES) });
-  const qubes = new Qubes({ transport: new UnixSocketTransport({ path: socket }) });
+  const server = await serve(dir, system(N_QUBES));
+  const qubes = new Qubes({ transport: new UnixSocketTransport({ path: server.socket }) });
   const results = { qubes: N_QUBES };
   try {
     // Warm up the code paths (JIT) before measuring.
@@ -152,7 +174,7 @@ async function main() {
   const l = (x) => `p50 ${fmt(x.p50)} ms, p95 ${fmt(x.p95)} ms, p99 ${fmt(x.p99)} ms`;
   process.stdout.write(
     [
-      `sdk client over a unix socket (simulator with ${r.qubes} qubes, same process)`,
+      `sdk client over a unix socket (qkit sim serve with ${r.qubes} qubes, own process)`,
       `  admin.vm.List (${r.qubes} qubes):  ${fmt(r.vmList.callsPerSecond, 0)} calls/s  (${l(r.vmList.latencyMs)})`,
       `  admin.vm.property.Get:           ${fmt(r.propertyGet.callsPerSecond, 0)} calls/s  (${l(r.propertyGet.latencyMs)})`,
       `  read memory of ${r.read200.qubes} qubes:       sequential ${fmt(r.read200.sequentialMs, 0)} ms (${fmt(r.read200.sequentialCallsPerSecond, 0)}/s), ` +

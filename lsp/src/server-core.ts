@@ -128,6 +128,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   let systemSource: SystemSource = "none";
   let systemError: string | undefined;
   let clientCaps: InitializeParams["capabilities"] = {};
+  let retriggerCommand = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const debounceMs = options.debounceMs ?? 50;
 
@@ -374,6 +375,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   connection.onInitialize(
     guard("initialize", { capabilities: {} } as InitializeResult, (params: InitializeParams): InitializeResult => {
       clientCaps = params.capabilities ?? {};
+      // Re-triggering completion after `@tag:` uses a VS Code command; other editors would try to run it on the server.
+      retriggerCommand = /code/i.test(params.clientInfo?.name ?? "");
       folders = (params.workspaceFolders ?? []).map((f) => pathOfUri(f.uri));
       if (!folders.length && params.rootUri) folders = [pathOfUri(params.rootUri)];
       const init = params.initializationOptions as { settings?: QubesPolicySettings; qubesPolicy?: QubesPolicySettings } | undefined;
@@ -441,15 +444,16 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }),
   );
 
+  /** Follows workspace folder changes (registered once the client says it supports them). */
   const onFolders = () =>
     connection.workspace.onDidChangeWorkspaceFolders(
-    guard("didChangeWorkspaceFolders", undefined, (e: { added: Array<{ uri: string }>; removed: Array<{ uri: string }> }) => {
-      const removed = new Set(e.removed.map((f) => pathOfUri(f.uri)));
-      folders = folders.filter((f) => !removed.has(f)).concat(e.added.map((f) => pathOfUri(f.uri)));
-      rebuildProjects();
-      schedule();
-    }),
-  );
+      guard("didChangeWorkspaceFolders", undefined, (e: { added: Array<{ uri: string }>; removed: Array<{ uri: string }> }) => {
+        const removed = new Set(e.removed.map((f) => pathOfUri(f.uri)));
+        folders = folders.filter((f) => !removed.has(f)).concat(e.added.map((f) => pathOfUri(f.uri)));
+        rebuildProjects();
+        schedule();
+      }),
+    );
 
   documents.onDidOpen(
     guard("didOpen", undefined, (e) => {
@@ -500,7 +504,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         if (item.documentation) out.documentation = { kind: MarkupKind.Markdown, value: item.documentation };
         if (item.filterText) out.filterText = item.filterText;
         if (item.sortText) out.sortText = item.sortText;
-        if (item.retrigger) out.command = { title: "suggest", command: "editor.action.triggerSuggest" };
+        if (item.retrigger && retriggerCommand) out.command = { title: "suggest", command: "editor.action.triggerSuggest" };
         return out;
       });
     }),

@@ -190,8 +190,9 @@ export class AdminClient {
     const connectTimeout = options.connectTimeout ?? this.timeout;
     const scope = new CallScope(options.signal, connectTimeout, what);
     const decoder = new EventDecoder();
-    const iterator = this.transport.call(req, { signal: scope.controller.signal })[Symbol.asyncIterator]();
+    let iterator: AsyncIterator<Uint8Array> | undefined;
     try {
+      iterator = this.transport.call(req, { signal: scope.controller.signal })[Symbol.asyncIterator]();
       for (;;) {
         let step: IteratorResult<Uint8Array>;
         try {
@@ -207,7 +208,7 @@ export class AdminClient {
       decoder.finish();
     } finally {
       scope.close();
-      await iterator.return?.();
+      await iterator?.return?.();
     }
   }
 }

@@ -90,6 +90,8 @@ export class QubesNotImplementedError extends QubesException {}
 export class QubesBackupProfileNotFoundError extends QubesException {}
 /** `BackupCancelledError`. */
 export class BackupCancelledError extends QubesException {}
+/** `BackupCanceledError` (sic, raised by `qubes/backup.py`). */
+export class BackupCanceledError extends QubesException {}
 /** `BackupAlreadyRunningError`. */
 export class BackupAlreadyRunningError extends QubesException {}
 /** `BackupRestoreError` (client-only in qubesadmin). */
@@ -116,6 +118,14 @@ export class UnrecognizedDevice extends QubesException {}
 export class UnexpectedDeviceProperty extends QubesException {}
 /** `StoragePoolException`. */
 export class StoragePoolException extends QubesException {}
+/** `UnhandledSignalException` (callback storage driver). */
+export class UnhandledSignalException extends StoragePoolException {}
+/** `DatasetBusy` (zfs storage driver). */
+export class DatasetBusy extends StoragePoolException {}
+/** `DatasetHasDependentClones` (zfs storage driver). */
+export class DatasetHasDependentClones extends StoragePoolException {}
+/** `DatasetDoesNotExist` (zfs storage driver). */
+export class DatasetDoesNotExist extends StoragePoolException {}
 /** `QubesVolumeCopyInUseError` (unknown to qubesadmin). */
 export class QubesVolumeCopyInUseError extends QubesException {}
 /** `QubesVolumeRevisionNotFoundError` (a `KeyError` on the server: reaches the wire only as an empty reply). */
@@ -173,6 +183,7 @@ export const WIRE_ERROR_CLASSES: Readonly<Record<string, QubesErrorClass>> = Obj
   QubesNotImplementedError,
   QubesBackupProfileNotFoundError,
   BackupCancelledError,
+  BackupCanceledError,
   BackupAlreadyRunningError,
   BackupRestoreError,
   QubesFeatureNotFoundError,
@@ -186,6 +197,10 @@ export const WIRE_ERROR_CLASSES: Readonly<Record<string, QubesErrorClass>> = Obj
   UnrecognizedDevice,
   UnexpectedDeviceProperty,
   StoragePoolException,
+  UnhandledSignalException,
+  DatasetBusy,
+  DatasetHasDependentClones,
+  DatasetDoesNotExist,
   QubesVolumeCopyInUseError,
   QubesVolumeRevisionNotFoundError,
   QubesPoolNotFoundError,
@@ -222,11 +237,21 @@ export class QubesClientError extends QubesException {
   }
 }
 
+/** The reply was not in the format the protocol defines (qubesadmin's `QubesDaemonCommunicationError`). */
+export class QubesDaemonCommunicationError extends QubesClientError {
+  constructor(message: string, code = "malformed-reply", options: { cause?: unknown } = {}) {
+    super(message, code, options);
+  }
+}
+
 /**
- * `QubesDaemonAccessError` of qubesadmin: the call did not produce an answer
- * (no reply, refused by qrexec, transport failure).
+ * `QubesDaemonAccessError` of qubesadmin (a `QubesDaemonCommunicationError`):
+ * the call did not produce an answer (no reply, refused by qrexec, transport failure).
  */
-export class QubesDaemonAccessError extends QubesClientError {}
+export class QubesDaemonAccessError extends QubesDaemonCommunicationError {}
+
+/** qubesadmin's other name of {@link QubesDaemonAccessError}. */
+export const QubesDaemonNoResponseError = QubesDaemonAccessError;
 
 /**
  * qubesd closed the connection without a byte: an unhandled server exception,
@@ -256,13 +281,6 @@ export class QubesServiceCallError extends QubesDaemonAccessError {
     super(`service call error: ${command} exited with ${exitCode ?? "a signal"}${detail ? `: ${detail}` : ""}`, "service-call-failed");
     this.exitCode = exitCode;
     this.stderr = stderr;
-  }
-}
-
-/** The reply was not in the format the protocol defines (qubesadmin's `QubesDaemonCommunicationError`). */
-export class QubesDaemonCommunicationError extends QubesClientError {
-  constructor(message: string, code = "malformed-reply") {
-    super(message, code);
   }
 }
 

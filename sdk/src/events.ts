@@ -210,6 +210,15 @@ export class QubesCache {
     return v;
   }
 
+  /** A global property, from the cache or fetched (and cached until it changes). */
+  async getGlobal(name: string): Promise<PropertyValue> {
+    const hit = this.globals.get(name);
+    if (hit) return hit;
+    const v = await this.client.run(calls.propertyGet(name));
+    this.globals.set(name, v);
+    return v;
+  }
+
   /** The tags of a qube, from the cache or fetched. */
   async getTags(qube: string): Promise<Set<string>> {
     const q = this.qubes.get(qube);

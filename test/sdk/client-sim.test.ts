@@ -109,6 +109,11 @@ describe("event cache", () => {
     await q.qube("work").resetProperty("memory");
     await until(() => !cache.qubes.get("work")!.properties.has("memory"));
     expect((await cache.getProperty("work", "memory")).isDefault).toBe(true);
+    expect((await cache.getGlobal("default_dispvm")).value).toBe("default-dvm");
+    await q.setProperty("default_dispvm", "default-mgmt-dvm");
+    await until(() => !cache.globals.has("default_dispvm"));
+    expect((await cache.getGlobal("default_dispvm")).value).toBe("default-mgmt-dvm");
+    await q.resetProperty("default_dispvm");
     await q.createQube({ klass: "AppVM", name: "fresh", label: "green" });
     await until(() => cache.qubes.has("fresh"));
     await q.qube("fresh").remove();

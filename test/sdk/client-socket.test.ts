@@ -51,7 +51,7 @@ const behaviours: Record<string, Behaviour> = {
   "admin.vm.feature.Get": (_req, s) => s.end("2\0QubesVMNotFoundError\0\0No such domain: 'nosuch'\0"),
   "admin.vm.Kill": (_req, s) => s.end(),
   // Answers too late: by then the client has given up and closed (the write then fails).
-  "admin.vm.Start": (_req, s) => setTimeout(() => s.end("0\0"), 400),
+  "admin.vm.Start": (_req, s) => setTimeout(() => s.end("0\0"), 1000),
   "admin.label.List": (req, s) => s.end(`0\0${req.length}`),
   "admin.Events": (_req, s) => {
     s.write("1\0\0connection-established\0\0");

@@ -15,7 +15,7 @@
 import { Diagnostic, type Span } from "../diagnostics.js";
 import { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields } from "../syntax/parse.js";
 import { pyCompare, pyRepr } from "../syntax/python.js";
-import { isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "../syntax/rule.js";
+import { ensureStarts, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "../syntax/rule.js";
 import type { NewlineMode, SyntaxKind } from "../syntax/tree.js";
 import { basename, dirname, joinPath, normalizePath, purePosix } from "./memfs.js";
 import {
@@ -268,7 +268,7 @@ class Loader {
         if (l.kind === "blank" || l.kind === "comment") return;
         let directive = l.kind === "directive";
         if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
-        else splitFields(text, l.start, l.end, f);
+        else splitFields(text, l.start, l.end, f, true);
         const span = { start: l.start, end: l.end };
         const line = l.line;
         if (directive) {
@@ -292,6 +292,7 @@ class Loader {
     const f = this.fields;
     const check = checkDirective(f, syntax, span);
     const params = f.texts.slice(1);
+    ensureStarts(f);
     const paramSpan = f.starts.length > 1 ? { start: f.starts[1]!, end: f.starts[f.starts.length - 1]! + f.texts[f.texts.length - 1]!.length } : span;
     const at = { path, line, span: paramSpan };
     if (syntax === "service") {

@@ -25,20 +25,27 @@ function result(image: string): CustomPatternMatcherReturn {
   return [image] as unknown as CustomPatternMatcherReturn;
 }
 
+// The next `\r` after the last search, per text: lexing moves forward, so
+// remembering it keeps the search for line ends linear (and native).
+let crText: string | undefined;
+let crFrom = 0;
+let crAt = -1;
+
 /** The end of the line that contains `offset` (the offset of its line ending, or the text length). */
 function lineEnd(text: string, offset: number, crIsNewline: boolean): number {
   const n = text.length;
-  let i = offset;
-  if (crIsNewline) {
-    for (; i < n; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 10 || c === 13) break;
-    }
-  } else {
-    const j = text.indexOf("\n", offset);
-    i = j < 0 ? n : j;
+  const lf = text.indexOf("\n", offset);
+  const nl = lf < 0 ? n : lf;
+  if (!crIsNewline) return nl;
+  // INVARIANT: there is no `\r` in text[crFrom, crAt) of `crText`. (The same
+  // text may be lexed again from the start, e.g. a file included twice.)
+  if (crText !== text || offset < crFrom || crAt < offset) {
+    const cr = text.indexOf("\r", offset);
+    crAt = cr < 0 ? n : cr;
+    crFrom = offset;
+    crText = text;
   }
-  return i;
+  return crAt < nl ? crAt : nl;
 }
 
 function lineMatcher(kind: "comment" | "directive" | "rule", crIsNewline: boolean) {

@@ -104,9 +104,27 @@ export function scanLines(text: string, newlines: NewlineMode, onLine: (l: Scann
   return count;
 }
 
-/** Splits `text[start, end)` on Python whitespace into `f` (cleared first). */
-export function splitFields(text: string, start: number, end: number, f: Fields): void {
-  f.texts.length = 0;
+/** Printable ASCII, spaces and tabs only: there `str.split()` is a split on runs of spaces and tabs. */
+const PLAIN = /^[\x21-\x7e \t]*$/;
+const BLANKS = /[ \t]+/;
+
+/**
+ * Splits `text[start, end)` (already stripped) on Python whitespace into `f`.
+ * With `lazy`, a plain ASCII line is split natively and `f.starts` is left
+ * for {@link ensureStarts} to fill only if a span is ever needed.
+ */
+export function splitFields(text: string, start: number, end: number, f: Fields, lazy = false): void {
+  if (lazy) {
+    const seg = text.slice(start, end);
+    if (PLAIN.test(seg)) {
+      f.texts = seg.length === 0 ? [] : seg.split(BLANKS);
+      f.starts.length = 0;
+      f.src = { text, start };
+      return;
+    }
+  }
+  f.src = undefined;
+  f.texts = [];
   f.starts.length = 0;
   let i = start;
   while (i < end) {

@@ -88,18 +88,38 @@ function isError(x: unknown): x is LineError {
   return typeof x === "object" && x !== null && "code" in x && "message" in x;
 }
 
-/** The words of one line as parallel arrays (no per-word objects on the hot path). */
+/**
+ * The words of one line as parallel arrays (no per-word objects on the hot
+ * path). `starts` may be left empty by a fast split, with `src` saying where
+ * the words came from; {@link ensureStarts} fills it when a span is needed.
+ */
 export interface Fields {
   texts: string[];
   starts: number[];
+  src?: { text: string; start: number } | undefined;
+}
+
+/** Fills `f.starts` when a fast split left it empty. */
+export function ensureStarts(f: Fields): void {
+  if (f.starts.length === f.texts.length || !f.src) return;
+  const { text, start } = f.src;
+  f.starts.length = 0;
+  let pos = start;
+  for (const w of f.texts) {
+    const at = text.indexOf(w, pos);
+    f.starts.push(at);
+    pos = at + w.length;
+  }
 }
 
 /** The span of word `i`. */
 export function fieldSpan(f: Fields, i: number): Span {
+  ensureStarts(f);
   return { start: f.starts[i]!, end: f.starts[i]! + f.texts[i]!.length };
 }
 
 function fieldsSpan(f: Fields, from: number, fallback: Span): Span {
+  ensureStarts(f);
   const n = f.texts.length;
   if (from >= n) return fallback;
   return { start: f.starts[from]!, end: f.starts[n - 1]! + f.texts[n - 1]!.length };
