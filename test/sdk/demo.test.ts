@@ -99,6 +99,16 @@ describe("qkit demo", () => {
     expect(r.agree).toBe(30);
   });
 
+  it("reads the system and the policy through the simulator and the SDK, with the same decisions as the files", async () => {
+    const live = JSON.parse((await qkit(["demo", "--json"])).stdout) as { source: Obj; transfers: { decision: Obj }[] };
+    expect(live.source).toMatchObject({ kind: "simulator" });
+    expect(live.source["calls"]).toContain("admin.vm.List");
+    expect(live.source["calls"]).toContain("policy.Get");
+    const offline = JSON.parse((await qkit(["demo", "--json", "--offline"])).stdout) as { source: Obj; transfers: { decision: Obj }[] };
+    expect(offline.source).toEqual({ kind: "files" });
+    expect(live.transfers.map((t) => t.decision)).toEqual(offline.transfers.map((t) => t.decision));
+  });
+
   it("reports a policy that does not load, and denies every call", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-demo-"));
     fs.cpSync(DEMO, dir, { recursive: true });

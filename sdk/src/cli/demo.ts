@@ -1,22 +1,36 @@
 /**
- * `qkit demo`: loads the bundled demo policy (`examples/demo`), validates it
- * and decides a table of typical qrexec calls with the language engine.
+ * `qkit demo`: the bundled demo machine (`examples/demo`), end to end.
+ *
+ * It starts the offline Admin API simulator on a private Unix socket, seeded
+ * with the demo's `system.json` and `policy.d/`; reads the system model
+ * (`internal.GetSystemInfo` shape) and the policy back through the SDK client
+ * (`admin.*` calls and the policy admin API), as a script would on a real
+ * dom0; validates the policy and decides a table of typical qrexec calls with
+ * the language engine. `--offline` skips the simulator and reads the files.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { decisionToJson, evaluate, loadPolicy, POLICY_DIR, prepareSystemInfo } from "@qubes-kit/language";
-import type { Decision, Diagnostic, LoadedFile, LoadResult, PolicyError, PolicyRequest, RawSystemInfo, SystemInfo } from "@qubes-kit/language";
+import { createMemoryFileSystem, decisionToJson, evaluate, loadPolicy, POLICY_DIR, prepareSystemInfo } from "@qubes-kit/language";
+import type { Decision, Diagnostic, LoadedFile, LoadResult, PolicyError, PolicyFileSystem, PolicyRequest, RawSystemInfo, SystemInfo } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
+import { startSimulator } from "../sim/index.js";
+import { UnixSocketTransport } from "../transport.js";
+import { Qubes } from "../qubes.js";
+import { systemInfo } from "../system-info.js";
+import { PolicyAdmin } from "../policy-admin.js";
 
 const USAGE = `usage: qkit demo [--json] [--dir DIR]
 
-Loads the demo policy, prints its validation results, then decides a table of
-typical qrexec calls (file copy, clipboard, disposables, split-gpg, updates,
-Admin API ...) and shows the decision, the resolved or offered targets and the
-deciding rule.
+Starts the offline Admin API simulator on a private Unix socket, seeded with
+the demo machine; reads the system model and the policy back through the SDK
+(admin.* calls and the policy admin API); prints the policy's validation
+results, then decides a table of typical qrexec calls (file copy, clipboard,
+disposables, split-gpg, updates, Admin API ...) and shows the decision, the
+resolved or offered targets and the deciding rule.
 
 DIR holds policy.d/ (mounted as ${POLICY_DIR}), system.json (an
 internal.GetSystemInfo answer) and transfers.json (the calls to decide, each
@@ -27,6 +41,7 @@ options:
   --json       print one JSON object instead of the tables (decisions in the
                format of \`qkit policy eval --json\`)
   --dir DIR    use another demo directory
+  --offline    read the files directly instead of going through the simulator
 `;
 
 /** One call of `transfers.json`. */
@@ -48,6 +63,8 @@ export interface DemoRow {
 /** The whole result of the demo (what `qkit demo --json` prints, decisions aside). */
 export interface DemoReport {
   dir: string;
+  /** Where the system and the policy were read from. */
+  source: { kind: "simulator"; socket: string; calls: string[]; skipped: string[] } | { kind: "files" };
   policy: {
     ok: boolean;
     files: string[];
@@ -127,17 +144,28 @@ function toRequest(t: DemoTransfer): DemoRow["request"] {
  * files that took part in loading (for diagnostic columns).
  * Throws {@link DemoError} when the directory lacks a file or holds invalid JSON.
  */
-export function runDemo(dir: string): { report: DemoReport; files: readonly LoadedFile[] } {
+export async function runDemo(dir: string, options: { offline?: boolean } = {}): Promise<{ report: DemoReport; files: readonly LoadedFile[] }> {
   if (!existsSync(path.join(dir, "policy.d"))) throw new DemoError(`${dir}: no policy.d directory [demo-missing-file]`);
-  const raw = readJson(path.join(dir, "system.json"), "system model") as RawSystemInfo;
-  if (!raw || typeof raw !== "object" || typeof raw.domains !== "object" || raw.domains === null) {
+  const seed = readJson(path.join(dir, "system.json"), "system model") as RawSystemInfo;
+  if (!seed || typeof seed !== "object" || typeof seed.domains !== "object" || seed.domains === null) {
     throw new DemoError(`${path.join(dir, "system.json")}: expected {"domains": {...}} [demo-invalid-system]`);
   }
   const transfersFile = path.join(dir, "transfers.json");
   const transfers = parseTransfers(readJson(transfersFile, "transfer list"), transfersFile);
-  const system: SystemInfo = prepareSystemInfo(raw);
 
-  const fs = createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: path.join(dir, "policy.d") } });
+  let raw: RawSystemInfo = seed;
+  let fs: PolicyFileSystem;
+  let source: DemoReport["source"];
+  if (options.offline) {
+    fs = createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: path.join(dir, "policy.d") } });
+    source = { kind: "files" };
+  } else {
+    const live = await throughSimulator(seed, path.join(dir, "policy.d"));
+    raw = live.system;
+    fs = createMemoryFileSystem(live.texts);
+    source = { kind: "simulator", socket: live.socket, calls: live.calls, skipped: live.skipped };
+  }
+  const system: SystemInfo = prepareSystemInfo(raw);
   const loaded: LoadResult = loadPolicy(fs, { collectAll: true });
   const loadedFiles: readonly LoadedFile[] = loaded.ok ? loaded.policy.files : loaded.files;
   const files = [...new Set(loadedFiles.map((f) => f.file))];
@@ -151,6 +179,7 @@ export function runDemo(dir: string): { report: DemoReport; files: readonly Load
   });
   const report: DemoReport = {
     dir,
+    source,
     policy: {
       ok: loaded.ok,
       files,
@@ -162,6 +191,44 @@ export function runDemo(dir: string): { report: DemoReport; files: readonly Load
     transfers: rows,
   };
   return { report, files: loadedFiles };
+}
+
+/** Every file under `dir`, as `relative/path` → text. */
+function readTree(dir: string, prefix = ""): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir).sort()) {
+    const p = path.join(dir, name);
+    const st = statSync(p);
+    if (st.isDirectory()) Object.assign(out, readTree(p, `${prefix}${name}/`));
+    else if (st.isFile()) out[prefix + name] = readFileSync(p, "utf8");
+  }
+  return out;
+}
+
+/**
+ * Seeds a simulator on a private socket (mode 0600, in a fresh temporary
+ * directory), then reads the system model and the policy back through the
+ * SDK, exactly as against a real qubesd and policy admin service.
+ */
+async function throughSimulator(seed: RawSystemInfo, policyDir: string): Promise<{ system: RawSystemInfo; texts: Record<string, string>; skipped: string[]; socket: string; calls: string[] }> {
+  const tmp = mkdtempSync(path.join(tmpdir(), "qkit-demo-"));
+  const socket = path.join(tmp, "qubesd.sock");
+  const server = await startSimulator({ socket, system: seed, policy: readTree(policyDir) });
+  try {
+    const transport = new UnixSocketTransport({ path: socket, servicesOverSocket: true });
+    const system = await systemInfo(new Qubes({ transport }));
+    const snapshot = await new PolicyAdmin(transport).snapshot();
+    return {
+      system,
+      texts: snapshot.texts,
+      skipped: snapshot.skipped.map((f) => (f.include ? `include/${f.name}` : `${f.name}.policy`)),
+      socket,
+      calls: ["admin.vm.List", "admin.vm.property.Get", "admin.vm.feature.Get", "admin.label.Get", "policy.List", "policy.include.List", "policy.Get", "policy.include.Get"],
+    };
+  } finally {
+    await server.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -242,6 +309,11 @@ export function renderDemo(report: DemoReport, color: boolean, files: readonly L
   const st = makeStyle(color);
   const out: string[] = [];
   const p = report.policy;
+  if (report.source.kind === "simulator") {
+    out.push(st.bold("source: the offline Admin API simulator, seeded with the demo machine"));
+    out.push(`  read through the SDK over ${report.source.socket}: ${report.source.calls.join(", ")}`);
+    if (report.source.skipped.length) out.push(`  not readable through the policy admin API: ${report.source.skipped.join(", ")}`);
+  }
   out.push(st.bold(`policy: ${path.join(report.dir, "policy.d")}`));
   const errors = p.diagnostics.filter((d) => d.severity === "error");
   const warnings = p.diagnostics.length - errors.length;
@@ -297,19 +369,21 @@ export function renderDemo(report: DemoReport, color: boolean, files: readonly L
   return out.join("\n") + "\n";
 }
 
-function parseArgs(args: string[]): { json: boolean; dir?: string } {
+function parseArgs(args: string[]): { json: boolean; offline: boolean; dir?: string } {
   let json = false;
+  let offline = false;
   let dir: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--json") json = true;
+    else if (a === "--offline") offline = true;
     else if (a === "--dir") {
       dir = args[++i];
       if (dir === undefined) throw new UsageError("--dir needs a directory");
     } else if (a.startsWith("--dir=")) dir = a.slice("--dir=".length);
     else throw new UsageError(`unknown option \`${a}\``);
   }
-  return { json, ...(dir !== undefined ? { dir } : {}) };
+  return { json, offline, ...(dir !== undefined ? { dir } : {}) };
 }
 
 async function run(args: string[], io: CliIO): Promise<number> {
@@ -322,7 +396,7 @@ async function run(args: string[], io: CliIO): Promise<number> {
   let report: DemoReport;
   let files: readonly LoadedFile[];
   try {
-    ({ report, files } = runDemo(dir));
+    ({ report, files } = await runDemo(dir, { offline: opts.offline }));
   } catch (err) {
     if (err instanceof DemoError) {
       io.stderr.write(`qkit demo: ${err.message}\n`);
