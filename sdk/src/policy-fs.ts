@@ -9,6 +9,9 @@
  * the policy was read from.
  */
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+
+// The libc realpath: one call instead of an lstat per path component.
+const realpath = realpathSync.native;
 import * as path from "node:path";
 import { LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR } from "@qubes-kit/language";
 import type { FileKind, PolicyFileSystem } from "@qubes-kit/language";
@@ -38,7 +41,7 @@ function normalize(p: string): string {
 /** The real path with symlinks resolved, or the path itself when it does not exist. */
 function canonical(p: string): string {
   try {
-    return realpathSync(p);
+    return realpath(p);
   } catch {
     return p;
   }
@@ -118,7 +121,7 @@ export function createNodePolicyFileSystem(options: NodePolicyFileSystemOptions 
       const real = toReal(v);
       if (real === undefined) return v;
       try {
-        return toVirtual(realpathSync(real)) ?? v;
+        return toVirtual(realpath(real)) ?? v;
       } catch {
         return v;
       }

@@ -4,8 +4,9 @@
  * Policy files are line-oriented: what a line is (comment, directive or rule)
  * is decided by its first non-blank character, and its fields are separated
  * by Python whitespace. The lexer therefore produces one token per non-blank
- * line (`CommentLine`, `DirectiveLine`, `RuleLine`) plus `Newline` tokens;
- * leading blanks are skipped. Splitting a line into words (with exact
+ * line (`CommentLine`, `DirectiveLine`, `RuleLine`, each including its line
+ * ending) and a `Newline` token for each blank line; leading blanks are
+ * skipped. Splitting a line into words (with exact
  * offsets) happens in `words.ts`. Every input lexes without error: any
  * character is either a blank, a line end, or part of a line token.
  *
@@ -48,13 +49,30 @@ function lineEnd(text: string, offset: number, crIsNewline: boolean): number {
   return crAt < nl ? crAt : nl;
 }
 
+/**
+ * A content line, from its first non-blank character through its line
+ * ending (one token per line: the ending is part of the image).
+ */
 function lineMatcher(kind: "comment" | "directive" | "rule", crIsNewline: boolean) {
   return (text: string, offset: number): CustomPatternMatcherReturn | null => {
     const c = text.charCodeAt(offset);
     if (c !== c /* NaN: end of text */ || c === 10 || (crIsNewline && c === 13) || isPyWhitespace(c)) return null;
     if (kind === "comment" ? c !== 35 : kind === "directive" ? c !== 33 : c === 35 || c === 33) return null;
-    return result(text.slice(offset, lineEnd(text, offset, crIsNewline)));
+    let end = lineEnd(text, offset, crIsNewline);
+    const t = text.charCodeAt(end);
+    if (t === 10) end++;
+    else if (t === 13 && crIsNewline) end += text.charCodeAt(end + 1) === 10 ? 2 : 1;
+    return result(text.slice(offset, end));
   };
+}
+
+/** The length of the line ending at the end of a content token's image (0 at the end of the text). */
+export function terminatorLength(image: string, mode: NewlineMode): number {
+  const n = image.length;
+  const last = image.charCodeAt(n - 1);
+  if (mode === "lf") return last === 10 ? 1 : 0;
+  if (last === 10) return n > 1 && image.charCodeAt(n - 2) === 13 ? 2 : 1;
+  return last === 13 ? 1 : 0;
 }
 
 function blankMatcher(crIsNewline: boolean) {
@@ -81,19 +99,19 @@ function matchLfNewline(text: string, offset: number): CustomPatternMatcherRetur
 }
 
 /** A line whose first non-blank character is `#`. */
-export const CommentLine = createToken({ name: "CommentLine", pattern: { exec: lineMatcher("comment", true) }, line_breaks: false, start_chars_hint: ["#"] });
+export const CommentLine = createToken({ name: "CommentLine", pattern: { exec: lineMatcher("comment", true) }, line_breaks: true, start_chars_hint: ["#"] });
 /** A line whose first non-blank character is `!`. */
-export const DirectiveLine = createToken({ name: "DirectiveLine", pattern: { exec: lineMatcher("directive", true) }, line_breaks: false, start_chars_hint: ["!"] });
+export const DirectiveLine = createToken({ name: "DirectiveLine", pattern: { exec: lineMatcher("directive", true) }, line_breaks: true, start_chars_hint: ["!"] });
 /** Any other non-blank line. */
-export const RuleLine = createToken({ name: "RuleLine", pattern: { exec: lineMatcher("rule", true) }, line_breaks: false });
+export const RuleLine = createToken({ name: "RuleLine", pattern: { exec: lineMatcher("rule", true) }, line_breaks: true });
 /** A line ending. */
 export const Newline = createToken({ name: "Newline", pattern: { exec: matchUniversalNewline }, line_breaks: true, start_chars_hint: ["\n", "\r"] });
 const Blank = createToken({ name: "Blank", pattern: { exec: blankMatcher(true) }, group: Lexer.SKIPPED, line_breaks: false });
 
 // The `lf` variants: `\r` is an ordinary blank there. Categories make them the same grammar symbols.
-const CommentLineLf = createToken({ name: "CommentLineLf", pattern: { exec: lineMatcher("comment", false) }, categories: [CommentLine], line_breaks: false });
-const DirectiveLineLf = createToken({ name: "DirectiveLineLf", pattern: { exec: lineMatcher("directive", false) }, categories: [DirectiveLine], line_breaks: false });
-const RuleLineLf = createToken({ name: "RuleLineLf", pattern: { exec: lineMatcher("rule", false) }, categories: [RuleLine], line_breaks: false });
+const CommentLineLf = createToken({ name: "CommentLineLf", pattern: { exec: lineMatcher("comment", false) }, categories: [CommentLine], line_breaks: true });
+const DirectiveLineLf = createToken({ name: "DirectiveLineLf", pattern: { exec: lineMatcher("directive", false) }, categories: [DirectiveLine], line_breaks: true });
+const RuleLineLf = createToken({ name: "RuleLineLf", pattern: { exec: lineMatcher("rule", false) }, categories: [RuleLine], line_breaks: true });
 const NewlineLf = createToken({ name: "NewlineLf", pattern: { exec: matchLfNewline }, categories: [Newline], line_breaks: true });
 const BlankLf = createToken({ name: "BlankLf", pattern: { exec: blankMatcher(false) }, group: Lexer.SKIPPED, line_breaks: false });
 
@@ -106,9 +124,10 @@ let lexers: Record<NewlineMode, Lexer> | undefined;
 
 /** The lexer for a newline mode (one shared instance each, built on first use). */
 export function lexerFor(mode: NewlineMode): Lexer {
+  // Rule lines first: they are most of a policy, and the patterns are mutually exclusive (by first character).
   lexers ??= {
-    universal: new Lexer([Newline, Blank, CommentLine, DirectiveLine, RuleLine], lexerConfig),
-    lf: new Lexer([NewlineLf, BlankLf, CommentLineLf, DirectiveLineLf, RuleLineLf], lexerConfig),
+    universal: new Lexer([RuleLine, Newline, Blank, CommentLine, DirectiveLine], lexerConfig),
+    lf: new Lexer([RuleLineLf, NewlineLf, BlankLf, CommentLineLf, DirectiveLineLf], lexerConfig),
   };
   return lexers[mode];
 }

@@ -12,7 +12,7 @@
  */
 import { tokenMatcher, type IToken } from "chevrotain";
 import { Diagnostic, type Span } from "../diagnostics.js";
-import { lexerFor, Newline } from "./lexer.js";
+import { lexerFor, Newline, terminatorLength } from "./lexer.js";
 import { isPyWhitespace } from "./python.js";
 import {
   buildRule,
@@ -59,67 +59,88 @@ export interface ScannedLine {
  */
 export function scanLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
   const tokens = lexerFor(newlines).tokenize(text).tokens;
-  // The line structure is regular (at most one content token, then a line
-  // ending), so grouping is one linear pass over the token vector.
-  const contents: (IToken | undefined)[] = [];
-  const ends: IToken[] = [];
-  let pending: IToken | undefined;
+  // The line structure is regular: a blank line is a `Newline` token; a
+  // content line is one token that includes its line ending. So grouping is
+  // one linear pass over the token vector.
+  const l: ScannedLine = { line: 0, lineStart: 0, lineEnd: 0, kind: "blank", start: 0, end: 0 };
+  let lineStart = 0;
+  let line = 0;
+  let open = true; // INVARIANT: true while the text after `lineStart` still forms a (possibly empty) line.
   for (let k = 0; k < tokens.length; k++) {
     const t = tokens[k]!;
-    if (tokenMatcher(t, Newline)) {
-      contents.push(pending);
-      ends.push(t);
-      pending = undefined;
-    } else {
-      // INVARIANT: a content token runs to the end of its line, so a line never holds two.
-      pending = t;
-    }
-  }
-  contents.push(pending);
-  const count = contents.length;
-  let lineStart = 0;
-  const l: ScannedLine = { line: 0, lineStart: 0, lineEnd: 0, kind: "blank", start: 0, end: 0 };
-  for (let k = 0; k < count; k++) {
-    const nl = ends[k];
-    const lineEnd = nl ? nl.startOffset : text.length;
-    const tok = contents[k];
-    l.line = k + 1;
+    const start = t.startOffset;
+    const image = t.image;
+    l.line = ++line;
     l.lineStart = lineStart;
-    l.lineEnd = lineEnd;
-    if (tok === undefined) {
+    if (tokenMatcher(t, Newline)) {
+      l.lineEnd = start;
       l.kind = "blank";
       l.start = l.end = lineStart;
-    } else {
-      const start = tok.startOffset;
-      let end = start + tok.image.length;
-      while (end > start && isPyWhitespace(text.charCodeAt(end - 1))) end--;
-      const c = text.charCodeAt(start);
-      l.kind = c === 35 ? "comment" : c === 33 ? "directive" : "rule";
-      l.start = start;
-      l.end = end;
+      onLine(l);
+      lineStart = start + image.length;
+      continue;
     }
+    const term = terminatorLength(image, newlines);
+    const stop = start + image.length - term;
+    let end = stop;
+    while (end > start && isPyWhitespace(text.charCodeAt(end - 1))) end--;
+    const c = text.charCodeAt(start);
+    l.lineEnd = stop;
+    l.kind = c === 35 ? "comment" : c === 33 ? "directive" : "rule";
+    l.start = start;
+    l.end = end;
     onLine(l);
-    if (nl) lineStart = nl.startOffset + nl.image.length;
+    lineStart = start + image.length;
+    if (term === 0) open = false;
   }
-  return count;
+  if (open) {
+    l.line = ++line;
+    l.lineStart = lineStart;
+    l.lineEnd = text.length;
+    l.kind = "blank";
+    l.start = l.end = lineStart;
+    onLine(l);
+  }
+  return line;
 }
-
-/** Printable ASCII, spaces and tabs only: there `str.split()` is a split on runs of spaces and tabs. */
-const PLAIN = /^[\x21-\x7e \t]*$/;
-const BLANKS = /[ \t]+/;
 
 /**
  * Splits `text[start, end)` (already stripped) on Python whitespace into `f`.
- * With `lazy`, a plain ASCII line is split natively and `f.starts` is left
- * for {@link ensureStarts} to fill only if a span is ever needed.
+ * With `fast`, lines of plain ASCII take a single-pass split.
  */
-export function splitFields(text: string, start: number, end: number, f: Fields, lazy = false): void {
-  if (lazy) {
-    const seg = text.slice(start, end);
-    if (PLAIN.test(seg)) {
-      f.texts = seg.length === 0 ? [] : seg.split(BLANKS);
-      f.starts.length = 0;
-      f.src = { text, start };
+export function splitFields(text: string, start: number, end: number, f: Fields, fast = false): void {
+  if (fast) {
+    // One pass over char codes for lines of printable ASCII, spaces and tabs
+    // (where Python's whitespace is just space and tab); anything else takes
+    // the general path below.
+    // The arrays are reused from line to line: callers copy what they keep.
+    const texts = f.texts;
+    texts.length = 0;
+    const starts = f.starts;
+    starts.length = 0;
+    let i = start;
+    let plain = true;
+    outer: while (i < end) {
+      let c = text.charCodeAt(i);
+      if (c === 32 || c === 9) {
+        i++;
+        continue;
+      }
+      const s = i;
+      for (;;) {
+        if (c < 0x21 || c > 0x7e) {
+          if (c === 32 || c === 9) break;
+          plain = false;
+          break outer;
+        }
+        if (++i >= end) break;
+        c = text.charCodeAt(i);
+      }
+      texts.push(text.slice(s, i));
+      starts.push(s);
+    }
+    if (plain) {
+      f.src = undefined;
       return;
     }
   }
