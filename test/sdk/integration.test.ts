@@ -1,0 +1,97 @@
+/**
+ * Integration over a real Unix socket: the SDK client against the simulator
+ * when several writers race on one policy file, and when the server goes
+ * away and comes back while a client follows the event stream.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { PolicyAdmin, PolicyAdminTokenException, Qubes, startSimulator, UnixSocketTransport, type SimulatorServer } from "@qubes-kit/sdk";
+
+const dir = mkdtempSync(join(tmpdir(), "qkit-integration-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const SYSTEM = {
+  domains: {
+    dom0: { internal: null, tags: [], type: "AdminVM", template_for_dispvms: false, default_dispvm: null, icon: "adminvm-black", label: "0x595959", guivm: null, relayvm: null, transport_rpc: null, power_state: "Running", uuid: "00000000-0000-0000-0000-000000000000" },
+    work: { internal: null, tags: [], type: "AppVM", template_for_dispvms: false, default_dispvm: null, icon: "appvm-blue", label: "0x3874d8", guivm: "dom0", relayvm: null, transport_rpc: null, power_state: "Halted", uuid: "1b9b0d3c-0a39-4a4c-9a5d-000000000001" },
+  },
+};
+
+describe("concurrent writers of one policy file", () => {
+  it("let exactly one win; the others get a conflict and nothing is lost", async () => {
+    const socket = join(dir, "policy.sock");
+    const server = await startSimulator({ socket, system: SYSTEM, policy: { "30-user.policy": "qubes.Filecopy * @anyvm @anyvm deny\n" } });
+    try {
+      const writers = Array.from({ length: 8 }, () => new PolicyAdmin(new UnixSocketTransport({ path: socket, servicesOverSocket: true })));
+      // Everyone reads the same version, then everyone writes at once.
+      const reads = await Promise.all(writers.map((w) => w.get("30-user")));
+      expect(new Set(reads.map((r) => r.token)).size).toBe(1);
+      const texts = writers.map((_, i) => `qubes.Filecopy * work vault allow\n# writer ${i}\n`);
+      const results = await Promise.allSettled(writers.map((w, i) => w.replace("30-user", texts[i]!, reads[i]!.token)));
+      const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(PolicyAdminTokenException);
+      // The winner's text is what the server holds, whole.
+      const now = await writers[0]!.get("30-user");
+      expect(now.text).toBe(texts[won[0]!]);
+      // A loser that reads again can write on top of it.
+      const loser = writers.find((_, i) => i !== won[0])!;
+      await loser.replace("30-user", now.text + "qubes.Gpg * work vault ask\n", now.token);
+      expect((await loser.get("30-user")).text).toBe(now.text + "qubes.Gpg * work vault ask\n");
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("event streams across a server restart", () => {
+  it("reconnect, see connection-established again, and keep the cache coherent", async () => {
+    const socket = join(dir, "restart.sock");
+    let server: SimulatorServer = await startSimulator({ socket, system: SYSTEM });
+    const qubes = new Qubes({ transport: new UnixSocketTransport({ path: socket }) });
+    const cache = qubes.cache();
+    const ac = new AbortController();
+    const seen: string[] = [];
+    let wake: (() => void) | undefined;
+    const following = cache.follow({
+      signal: ac.signal,
+      reconnectDelay: 20,
+      onEvent: (e) => {
+        seen.push(e.event);
+        wake?.();
+      },
+    });
+    const until = async (pred: () => boolean) => {
+      const deadline = Date.now() + 20_000;
+      while (!pred()) {
+        if (Date.now() > deadline) throw new Error(`timed out; events so far: ${seen.join(", ")}`);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    };
+    try {
+      await until(() => cache.loadCount > 0);
+      expect(cache.qubes.has("work")).toBe(true);
+      await qubes.qube("work").tags.add("before-restart");
+      await until(() => cache.qubes.get("work")?.tags?.has("before-restart") === true);
+
+      // The server goes away and comes back with a different system.
+      await server.close();
+      server = await startSimulator({ socket, system: { domains: { ...SYSTEM.domains, vault: { ...SYSTEM.domains.work, uuid: "1b9b0d3c-0a39-4a4c-9a5d-000000000004" } } } });
+      await until(() => seen.filter((e) => e === "connection-established").length >= 2);
+      // The cache resynchronised from the new server: the new qube is there, the old tag is gone.
+      await until(() => cache.qubes.has("vault"));
+      expect(cache.qubes.get("work")?.tags?.has("before-restart")).toBe(false);
+      await qubes.qube("vault").tags.add("after-restart");
+      await until(() => cache.qubes.get("vault")?.tags?.has("after-restart") === true);
+    } finally {
+      ac.abort();
+      await following.catch(() => undefined);
+      await server.close();
+    }
+  });
+});
