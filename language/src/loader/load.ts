@@ -264,18 +264,21 @@ class Loader {
       const serviceSa: ServiceArgument | null = syntax === "service" ? sa : null;
       const via = includedFrom ? [...frame.via, { file: this.display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : frame.via;
       const inner: Frame = { base: frame.base, via };
+      const scratch = { start: 0, end: 0 };
       scanLines(text, newlines, (l) => {
         if (l.kind === "blank" || l.kind === "comment") return;
         let directive = l.kind === "directive";
         if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
         else splitFields(text, l.start, l.end, f, true);
-        const span = { start: l.start, end: l.end };
         const line = l.line;
         if (directive) {
-          this.directive(path, line, span, syntax, inner, serviceSa);
+          this.directive(path, line, { start: l.start, end: l.end }, syntax, inner, serviceSa);
           return;
         }
-        const r = checkRule(f, serviceSa, span, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: display, path, line }, via } : false);
+        // One span object reused for every rule line (checkRule copies it into an error).
+        scratch.start = l.start;
+        scratch.end = l.end;
+        const r = checkRule(f, serviceSa, scratch, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: display, path, line }, via } : false);
         if (isLineError(r)) {
           this.syntaxError(path, line, r);
           return;

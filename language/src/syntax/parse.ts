@@ -230,7 +230,8 @@ export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span,
     return {
       code: "wrong-number-of-fields",
       message: "wrong number of fields",
-      span: lineSpan,
+      // A copy: callers may reuse `lineSpan` from line to line.
+      span: { start: lineSpan.start, end: lineSpan.end },
       help:
         (policy ? "a rule is `SERVICE ARGUMENT SOURCE TARGET ACTION [PARAMS]`" : "a rule is `SOURCE TARGET ACTION[,PARAMS]`") +
         (f.texts[0]?.charCodeAt(0) === 0xfeff ? "; the file starts with a byte order mark, which the engine does not skip" : ""),

@@ -201,7 +201,8 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
   let autostartAt = -1;
   let badKey = false;
   if (first < n) {
-    const seen: string[] = [];
+    // Parameters are few: a linear scan of the keys seen beats a Set.
+    let seen: string | string[] | undefined;
     for (let k = first; k < n; k++) {
       const w = texts[k]!;
       const eq = w.indexOf("=");
@@ -217,8 +218,12 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
       const key = w.slice(0, eq);
       const value = w.slice(eq + 1);
       params?.push({ key, value, span: fieldSpan(f, k) });
-      if (seen.includes(key)) return { code: "duplicate-param", message: `parameter given twice: ${pyRepr(key)}`, span: fieldSpan(f, k) };
-      seen.push(key);
+      if (seen === undefined) seen = key;
+      else {
+        if (typeof seen === "string") seen = [seen];
+        if (seen.includes(key)) return { code: "duplicate-param", message: `parameter given twice: ${pyRepr(key)}`, span: fieldSpan(f, k) };
+        seen.push(key);
+      }
       switch (key) {
         case "target":
           redirectText = value;
