@@ -7,6 +7,7 @@
 import {
   analyzeWorkspace,
   LEGACY_POLICY_DIR,
+  normalizePath,
   parseDocument,
   POLICY_DIR,
   RUNTIME_POLICY_DIR,
@@ -25,16 +26,7 @@ export interface DocumentOverlay {
   paths(): string[];
 }
 
-/** Lexical normalisation of an absolute POSIX path. */
-export function normalizePath(path: string): string {
-  const parts: string[] = [];
-  for (const p of path.split("/")) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") parts.pop();
-    else parts.push(p);
-  }
-  return "/" + parts.join("/");
-}
+export { normalizePath };
 
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");

@@ -29,6 +29,7 @@ import {
 import { TextDocument } from "vscode-languageserver-textdocument";
 import { URI } from "vscode-uri";
 import {
+  makeRequest,
   codeActions,
   codeLenses,
   complete,
@@ -683,16 +684,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   }
 
   function requestOf(params: EvaluateParams): PolicyRequest {
-    let service = String(params.service ?? "");
-    let argument = params.argument;
-    if (argument === undefined) {
-      const plus = service.indexOf("+");
-      if (plus >= 0) {
-        argument = service.slice(plus);
-        service = service.slice(0, plus);
-      } else argument = "+";
-    }
-    const r: PolicyRequest = { service, argument, source: String(params.source ?? ""), target: params.target ?? "" };
+    const source = String(params.source ?? "");
+    const target = params.target ?? "";
+    const service = String(params.service ?? "");
+    // A `+` in the service splits off the argument, as `qrexec-policy-exec` does.
+    const r: PolicyRequest = params.argument === undefined ? makeRequest(service, source, target) : { service, argument: params.argument, source, target };
     if (params.requestedSource) r.requestedSource = params.requestedSource;
     return r;
   }

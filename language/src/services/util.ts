@@ -5,26 +5,14 @@
  * Everything works on {@link Span} offsets (UTF-16, end exclusive); the
  * language server converts them to protocol positions at its one seam.
  */
+import { basename, dirname, normalizePath } from "../loader/memfs.js";
+import { isPyWhitespace } from "../syntax/python.js";
 import type { Span } from "../diagnostics.js";
 import type { LineNode, PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
 
-/** True for the characters Python's `str.split()` treats as whitespace. */
+/** True for the characters Python's `str.split()` treats as whitespace (see `syntax/python.ts`). */
 export function isSpace(ch: string): boolean {
-  const c = ch.charCodeAt(0);
-  return (
-    (c >= 0x09 && c <= 0x0d) ||
-    c === 0x20 ||
-    (c >= 0x1c && c <= 0x1f) ||
-    c === 0x85 ||
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000
-  );
+  return isPyWhitespace(ch.charCodeAt(0));
 }
 
 /** Splits `text[start, end)` into words the way Python's `str.split()` does, keeping spans. */
@@ -102,32 +90,15 @@ export function roleOfWord(line: RuleLine, word: Word): WordRole {
   return "param";
 }
 
-/** Lexical normalisation of an absolute POSIX path (`.` and `..` resolved, duplicate slashes removed). */
-export function normalize(path: string): string {
-  const parts: string[] = [];
-  for (const p of path.split("/")) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") parts.pop();
-    else parts.push(p);
-  }
-  return "/" + parts.join("/");
-}
+/** Lexical normalisation of an absolute POSIX path (`.` and `..` resolved, duplicate slashes removed): the loader's own. */
+export const normalize = normalizePath;
 
 /** Joins a relative path onto a directory, or returns an absolute one as is, normalised. */
 export function resolvePath(dir: string, path: string): string {
   return normalize(path.startsWith("/") ? path : `${dir}/${path}`);
 }
 
-/** The directory part of an absolute path. */
-export function dirname(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i <= 0 ? "/" : path.slice(0, i);
-}
-
-/** The last component of a path. */
-export function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}
+export { dirname, basename };
 
 /** Levenshtein distance, capped for speed. */
 export function editDistance(a: string, b: string, cap = 4): number {

@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createMemoryFileSystem, decisionToJson, evaluate, loadPolicy, POLICY_DIR, prepareSystemInfo } from "@qubes-kit/language";
+import { createMemoryFileSystem, decisionToJson, evaluate, loadPolicy, makeRequest, POLICY_DIR, prepareSystemInfo } from "@qubes-kit/language";
 import type { Decision, Diagnostic, LoadedFile, LoadResult, PolicyError, PolicyFileSystem, PolicyRequest, RawSystemInfo, SystemInfo } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -127,16 +127,8 @@ function parseTransfers(value: unknown, file: string): DemoTransfer[] {
 
 /** The request of a transfer; a `+` in the service splits off the argument, as `qrexec-policy-exec` does. */
 function toRequest(t: DemoTransfer): DemoRow["request"] {
-  let service = t.service;
-  let argument = t.argument;
-  if (argument === undefined) {
-    const plus = service.indexOf("+");
-    if (plus >= 0) {
-      argument = service.slice(plus);
-      service = service.slice(0, plus);
-    } else argument = "+";
-  }
-  return { service, argument, source: t.source, target: t.target };
+  const r = t.argument === undefined ? makeRequest(t.service, t.source, t.target) : { service: t.service, argument: t.argument, source: t.source, target: t.target };
+  return { service: r.service, argument: r.argument ?? "+", source: r.source, target: r.target ?? "" };
 }
 
 /**
