@@ -132,10 +132,33 @@ export function loadCase(c: ConformanceCase): LoadResult {
   return loadPolicy(createMemoryFileSystem(texts, dirs));
 }
 
+function usage(message: string): Out {
+  return { ok: false, error: "UsageError", message };
+}
+
+/** What is wrong with the shape of a case, if anything. */
+function shapeError(c: ConformanceCase): string | undefined {
+  const isObj = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (c.files !== undefined) {
+    if (!isObj(c.files)) return "`files` must be an object of path → text";
+    for (const [k, v] of Object.entries(c.files)) if (typeof v !== "string" && v !== null) return `\`files\` entry \`${k}\` must be a string (or null for a directory)`;
+  }
+  if (c.policy !== undefined && typeof c.policy !== "string") return "`policy` must be a string";
+  if (c.legacy !== undefined && !isObj(c.legacy)) return "`legacy` must be an object of name → text";
+  if (c.requests !== undefined && (!Array.isArray(c.requests) || !c.requests.every(isObj))) return "`requests` must be a list of request objects";
+  if (c.request !== undefined && !isObj(c.request)) return "`request` must be an object";
+  if (c.system !== undefined && c.system !== null && !isObj(c.system)) return "`system` must be an internal.GetSystemInfo object";
+  if (c.mode !== undefined && !["eval", "parse", "lint"].includes(c.mode)) return `unknown mode \`${String(c.mode)}\``;
+  return undefined;
+}
+
 /** Runs one corpus case; never throws. */
 export function runConformanceCase(c: ConformanceCase): Out {
+  if (typeof c !== "object" || c === null || Array.isArray(c)) return usage("a case must be a JSON object");
   const id = c.id;
   const withId = (o: Out): Out => (id === undefined ? o : { id, ...o });
+  const bad = shapeError(c);
+  if (bad) return withId(usage(bad));
   try {
     const mode = c.mode ?? (c.request || c.requests ? "eval" : "parse");
     if (mode === "lint") {

@@ -8,6 +8,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  runConformanceCase,
+  type ConformanceCase,
   createMemoryFileSystem,
   decisionToJson,
   evaluate,
@@ -172,6 +174,33 @@ describe("loadPolicy", () => {
           expect(r.error.message).not.toMatch(/\n/);
         }
         if (collectAll && !r.ok && r.error.error === "PolicySyntaxError") expect(r.diagnostics.some((d) => d.severity === "error")).toBe(true);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
+
+describe("runConformanceCase", () => {
+  const caseArb = fc.oneof(
+    fc.jsonValue(),
+    fc.record(
+      {
+        id: fc.string(),
+        mode: fc.constantFrom("eval", "parse", "lint", "bogus"),
+        loader: fc.constantFrom("file", "string"),
+        files: fc.oneof(fc.dictionary(fc.constantFrom("30-a.policy", "__main__", "include/x", "/run/qubes/policy.d/1.policy"), fc.oneof(textArb, fc.constant(null), fc.integer())), fc.jsonValue()),
+        system: fc.oneof(fc.jsonValue(), systemArb),
+        request: fc.oneof(requestArb, fc.jsonValue()),
+        requests: fc.oneof(fc.array(requestArb, { maxLength: 3 }), fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    ),
+  );
+  it("never throws, whatever the case, and always answers with `ok`", () => {
+    fc.assert(
+      fc.property(caseArb, (c) => {
+        const out = runConformanceCase(c as ConformanceCase);
+        expect(typeof out["ok"]).toBe("boolean");
       }),
       { numRuns: 1500 },
     );
