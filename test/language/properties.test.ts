@@ -8,6 +8,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  checkPolicy,
   runConformanceCase,
   type ConformanceCase,
   createMemoryFileSystem,
@@ -203,6 +204,28 @@ describe("runConformanceCase", () => {
         expect(typeof out["ok"]).toBe("boolean");
       }),
       { numRuns: 1500 },
+    );
+  });
+});
+
+describe("checkPolicy", () => {
+  const lineArb = fc.oneof(
+    ruleArb,
+    textArb.map((t) => t.replace(/[\r\n]/g, " ")),
+    fc.record({ rule: ruleArb, noise: fc.constantFrom(" notify=yes", " notify=maybe", " target=", " target=*", " user=a user=b", " x", " #c", " default_target=@anyvm", "\u00a0allow", ",x") }).map((r) => r.rule + r.noise),
+    ruleArb.map((l) => l.replace(/^\S+/, (s) => (s === "*" ? "qubes/A" : s + "$"))),
+  );
+  it("finds exactly what the strict loader finds (its fast path never accepts an invalid line)", () => {
+    fc.assert(
+      fc.property(fc.array(lineArb, { maxLength: 12 }), (lines) => {
+        const fs = createMemoryFileSystem({ "30-a.policy": lines.join("\n") + "\n" });
+        const checked = checkPolicy(fs);
+        const loaded = loadPolicy(fs, { collectAll: true });
+        expect(checked.diagnostics).toEqual(loaded.diagnostics);
+        expect(checked.ok).toBe(loaded.ok);
+        if (loaded.ok) expect(checked.rules).toBe(loaded.policy.rules.length);
+      }),
+      { numRuns: 3000 },
     );
   });
 });
