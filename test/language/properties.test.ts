@@ -208,7 +208,7 @@ describe("runConformanceCase", () => {
   });
 });
 
-describe("checkPolicy", () => {
+describe("checkPolicy and parseDocument", () => {
   const lineArb = fc.oneof(
     ruleArb,
     textArb.map((t) => t.replace(/[\r\n]/g, " ")),
@@ -223,6 +223,10 @@ describe("checkPolicy", () => {
         const loaded = loadPolicy(fs, { collectAll: true });
         expect(checked.diagnostics).toEqual(loaded.diagnostics);
         expect(checked.ok).toBe(loaded.ok);
+        // The editor's parse (the Chevrotain document grammar) finds the same line errors.
+        const key = (d: { line: number; code: string; message: string; span: unknown }) => [d.line, d.code, d.message, d.span];
+        const FILE_LEVEL = new Set(["not-a-file", "not-a-directory", "include-cycle", "invalid-filename", "failed-to-load", "compat-transitional"]);
+        expect(parseDocument(lines.join("\n") + "\n").diagnostics.map(key)).toEqual(loaded.diagnostics.filter((d) => !FILE_LEVEL.has(d.code)).map(key));
         if (loaded.ok) expect(checked.rules).toBe(loaded.policy.rules.length);
       }),
       { numRuns: 3000 },

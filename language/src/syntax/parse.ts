@@ -10,9 +10,9 @@
  * (`rule.ts`). Nothing here throws: every problem becomes a diagnostic on its
  * line, and the rest of the document still parses.
  */
-import { tokenMatcher, type IToken } from "chevrotain";
+import { EmbeddedActionsParser, tokenMatcher, type IToken } from "chevrotain";
 import { Diagnostic, type Span } from "../diagnostics.js";
-import { lexerFor, Newline, terminatorLength } from "./lexer.js";
+import { allTokens, CommentLine as CommentLineToken, DirectiveLine as DirectiveLineToken, lexerFor, Newline, RuleLine as RuleLineToken, terminatorLength } from "./lexer.js";
 import { isPyWhitespace } from "./python.js";
 import {
   buildRule,
@@ -60,48 +60,128 @@ export interface ScannedLine {
 export function scanLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
   const tokens = lexerFor(newlines).tokenize(text).tokens;
   // The line structure is regular: a blank line is a `Newline` token; a
-  // content line is one token that includes its line ending. So grouping is
-  // one linear pass over the token vector.
-  const l: ScannedLine = { line: 0, lineStart: 0, lineEnd: 0, kind: "blank", start: 0, end: 0 };
-  let lineStart = 0;
-  let line = 0;
-  let open = true; // INVARIANT: true while the text after `lineStart` still forms a (possibly empty) line.
-  for (let k = 0; k < tokens.length; k++) {
-    const t = tokens[k]!;
+  // content line is one token that includes its line ending. So the loader
+  // groups with one linear pass over the token vector (parseDocument, the
+  // editor path, runs the same tokens through the Chevrotain grammar below).
+  const g = new LineGrouper(text, newlines, onLine);
+  for (let k = 0; k < tokens.length; k++) g.token(tokens[k]!);
+  return g.finish();
+}
+
+/**
+ * Turns line tokens, in order, into {@link ScannedLine}s. Shared by the
+ * linear pass of the loader and the Chevrotain parser of `parseDocument`.
+ */
+class LineGrouper {
+  private readonly l: ScannedLine = { line: 0, lineStart: 0, lineEnd: 0, kind: "blank", start: 0, end: 0 };
+  private lineStart = 0;
+  private line = 0;
+  // INVARIANT: true while the text after `lineStart` still forms a (possibly empty) line.
+  private open = true;
+
+  constructor(
+    private readonly text: string,
+    private readonly newlines: NewlineMode,
+    private readonly onLine: (l: ScannedLine) => void,
+  ) {}
+
+  token(t: IToken): void {
+    const l = this.l;
     const start = t.startOffset;
     const image = t.image;
-    l.line = ++line;
-    l.lineStart = lineStart;
+    l.line = ++this.line;
+    l.lineStart = this.lineStart;
     if (tokenMatcher(t, Newline)) {
       l.lineEnd = start;
       l.kind = "blank";
-      l.start = l.end = lineStart;
-      onLine(l);
-      lineStart = start + image.length;
-      continue;
+      l.start = l.end = this.lineStart;
+      this.onLine(l);
+      this.lineStart = start + image.length;
+      return;
     }
-    const term = terminatorLength(image, newlines);
+    const term = terminatorLength(image, this.newlines);
     const stop = start + image.length - term;
     let end = stop;
-    while (end > start && isPyWhitespace(text.charCodeAt(end - 1))) end--;
-    const c = text.charCodeAt(start);
+    while (end > start && isPyWhitespace(this.text.charCodeAt(end - 1))) end--;
+    const c = this.text.charCodeAt(start);
     l.lineEnd = stop;
     l.kind = c === 35 ? "comment" : c === 33 ? "directive" : "rule";
     l.start = start;
     l.end = end;
-    onLine(l);
-    lineStart = start + image.length;
-    if (term === 0) open = false;
+    this.onLine(l);
+    this.lineStart = start + image.length;
+    if (term === 0) this.open = false;
   }
-  if (open) {
-    l.line = ++line;
-    l.lineStart = lineStart;
-    l.lineEnd = text.length;
-    l.kind = "blank";
-    l.start = l.end = lineStart;
-    onLine(l);
+
+  /** Emits the last (empty) line when the text ends with a line ending; returns the line count. */
+  finish(): number {
+    if (this.open) {
+      const l = this.l;
+      l.line = ++this.line;
+      l.lineStart = this.lineStart;
+      l.lineEnd = this.text.length;
+      l.kind = "blank";
+      l.start = l.end = this.lineStart;
+      this.onLine(l);
+    }
+    return this.line;
   }
-  return line;
+}
+
+/**
+ * The document grammar, for the editor path:
+ * `document := line*`, `line := Newline | CommentLine | DirectiveLine | RuleLine`.
+ * Every token sequence the lexer produces is a sentence of it, so parsing
+ * never fails; the embedded actions hand each line to a {@link LineGrouper}.
+ */
+class DocumentParser extends EmbeddedActionsParser {
+  private grouper: LineGrouper | undefined;
+
+  constructor() {
+    super(allTokens, { recoveryEnabled: false, maxLookahead: 1 });
+    this.performSelfAnalysis();
+  }
+
+  readonly document = this.RULE("document", () => {
+    this.MANY(() => this.SUBRULE(this.line));
+  });
+
+  readonly line = this.RULE("line", () => {
+    const t = this.OR([
+      { ALT: () => this.CONSUME(Newline) },
+      { ALT: () => this.CONSUME(CommentLineToken) },
+      { ALT: () => this.CONSUME(DirectiveLineToken) },
+      { ALT: () => this.CONSUME(RuleLineToken) },
+    ]);
+    this.ACTION(() => this.grouper!.token(t));
+  });
+
+  /** Parses `tokens`, reporting each line to `grouper`; false if the grammar rejected them (it cannot). */
+  run(tokens: IToken[], grouper: LineGrouper): boolean {
+    this.grouper = grouper;
+    this.input = tokens;
+    this.document();
+    this.grouper = undefined;
+    return this.errors.length === 0;
+  }
+}
+
+let documentParser: DocumentParser | undefined;
+
+/** {@link scanLines} through the Chevrotain document grammar (the editor path). */
+function parseLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
+  const tokens = lexerFor(newlines).tokenize(text).tokens;
+  const lines: ScannedLine[] = [];
+  const collect = (l: ScannedLine) => lines.push({ ...l });
+  const g = new LineGrouper(text, newlines, collect);
+  const p = (documentParser ??= new DocumentParser());
+  if (!p.run(tokens, g)) {
+    // INVARIANT: unreachable (every token sequence is a document); fall back to the linear pass.
+    return scanLines(text, newlines, onLine);
+  }
+  g.finish();
+  for (const l of lines) onLine(l);
+  return lines.length;
 }
 
 /**
@@ -279,7 +359,7 @@ export function parseDocument(text: string, options: ParseOptions = {}): PolicyD
     if (options.file !== undefined) d.file = options.file;
     diagnostics.push(d);
   };
-  scanLines(text, newlines, (l) => {
+  parseLines(text, newlines, (l) => {
     const lineSpan = { start: l.lineStart, end: l.lineEnd };
     const span = { start: l.start, end: l.end };
     if (l.kind === "blank") {
