@@ -4,8 +4,10 @@
  * diagnostics and asks for completion and hover. The Lua script
  * (`test/fixtures/e2e/nvim/lsp-check.lua`) writes what it saw to a JSON file checked here.
  *
- * Neovim is a system package (`apt-get install -y neovim`, which `.ci/run` does). Without it
- * this test fails with a message that says so; it is never skipped.
+ * Neovim is a system package (`apt-get install -y neovim`, which `.ci/run` does). In CI
+ * (`CI` set) a missing `nvim` fails the test with a message that says so. On a developer's
+ * machine without Neovim the test is reported as skipped, with the same message, so that
+ * `npm test` on a fresh clone still passes; it is never skipped silently.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -42,8 +44,19 @@ interface NvimReport {
 const temp = mkdtempSync(join(tmpdir(), "qkit-nvim-"));
 afterAll(() => rmSync(temp, { recursive: true, force: true }));
 
+function nvimInstalled(): boolean {
+  const probe = spawnSync("nvim", ["--version"], { encoding: "utf8" });
+  return !probe.error && probe.status === 0;
+}
+
 describe("Neovim (headless) with the language server", () => {
-  it("shows diagnostics, completion and hover for a policy file", () => {
+  it("shows diagnostics, completion and hover for a policy file", (ctx) => {
+    if (!process.env["CI"] && !nvimInstalled()) {
+      const why = "nvim is not installed: the Neovim end-to-end test is skipped here (install it with `apt-get install -y neovim`; CI always runs it)";
+      process.stderr.write(`\n${why}\n`);
+      ctx.skip(why);
+      return;
+    }
     const { version, text } = nvimVersion();
     expect(
       version[0] > MIN_VERSION[0] || (version[0] === MIN_VERSION[0] && version[1] >= MIN_VERSION[1]),
