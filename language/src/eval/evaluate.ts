@@ -1079,12 +1079,16 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
         resolution.push(`redirected by \`target=${rule.redirect.text}\`` + (t.text !== rule.redirect.text ? ` (no such qube, so \`${t.text}\`)` : ""));
       } else t = built.target;
       if (t.text === "@default") {
+        resolution.push("the call names no existing target and the rule has no usable `target=`");
         throw new Refusal("AccessDenied", `policy define 'allow' action at ${where(rule)} but no target is specified by caller or policy`, "no-target");
       }
       let target = t.text;
       if (t.kind === "dispvm") {
         const tpl = dispvmTemplateOf(info, built.source);
-        if (tpl === null) throw new Refusal("AccessDenied", `policy define 'allow' action to @dispvm at ${where(rule)} but no DispVM base is set for this VM`, "no-dispvm-base");
+        if (tpl === null) {
+          resolution.push(`\`@dispvm\` needs the default disposable template of \`${built.source}\`, and it has none`);
+          throw new Refusal("AccessDenied", `policy define 'allow' action to @dispvm at ${where(rule)} but no DispVM base is set for this VM`, "no-dispvm-base");
+        }
         target = tpl;
         resolution.push(`\`@dispvm\` becomes \`${tpl}\`, the default disposable template of \`${built.source}\``);
       } else if (target === "@adminvm") {
@@ -1092,6 +1096,7 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
         resolution.push("`@adminvm` becomes `dom0`");
       }
       if (!rule.autostart && !allowNoAutostart(target, info)) {
+        resolution.push(`\`${target}\` is not running (or is a disposable) and the rule says \`autostart=no\``);
         throw new Refusal("AccessDenied", `target ${target} is denied because it would require autostart`, "autostart-denied", rule.notify);
       }
       return {
@@ -1149,7 +1154,7 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
       resolution,
     };
   } catch (e) {
-    return { decision: errorDecision("evaluate", e, rule, intended), built, rule };
+    return { decision: errorDecision("evaluate", e, rule, intended), built, rule, resolution };
   }
 }
 
