@@ -172,6 +172,9 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
       const result = checkPolicy(src.fs);
       rules += result.rules;
+      if (result.files.length === 0 && result.diagnostics.length === 0) {
+        io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
+      }
       if (result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied")) engineError ??= result.error.message;
       const texts = new Map(result.files.map((f) => [f.file, f.text] as const));
       for (const d of result.diagnostics) {
