@@ -650,7 +650,8 @@ function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): 
  * (service, argument, source) and system model.
  */
 function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskTrace, linear = false): string[] {
-  if (linear) return computeAsk(policy, null, req, sys, { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map() }, contributions);
+  // The reference path: the engine's own algorithm, literally (what the fast versions are checked against).
+  if (linear) return computeAskReference(policy, req, sys);
   const index = indexOf(policy);
   const cache = systemCache(index, sys);
   const key = req.service + "\0" + req.argument + "\0" + req.source;
@@ -891,6 +892,58 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
   if (extra.length) out.sort(pyCompare);
   if (hidden.length) note(`internal qubes are never offered: ${hidden.map((h) => `\`${h}\``).join(", ")}`);
   return out;
+}
+
+/**
+ * `collect_targets_for_ask` exactly as the engine writes it: every rule of
+ * the policy from last to first, adding the targets of allow/ask rules and
+ * removing those of deny rules, then the fix-ups. Slow; the reference that
+ * the indexed, forward versions are tested against (`evaluate(…, {linear})`).
+ */
+function computeAskReference(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem): string[] {
+  const info = sys.domains;
+  const source = req.source;
+  let sourceName: string;
+  let sourceUuid: string;
+  if (source.startsWith("uuid:")) {
+    sourceUuid = source;
+    sourceName = pyStr(item(domain(info, source), "name"));
+  } else {
+    sourceUuid = "uuid:" + pyStr(item(domain(info, source), "uuid"));
+    sourceName = source;
+  }
+  const targets = new Set<string>();
+  for (let i = policy.rules.length - 1; i >= 0; i--) {
+    const rule = policy.rules[i]!;
+    if (rule.service !== null && rule.service !== req.service) continue;
+    if (rule.argument !== null && rule.argument !== req.argument) continue;
+    if (!matchSource(rule.source, source, info)) continue;
+    const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
+    const expansion = new Set<string>();
+    for (const raw of expand(tok, sys)) {
+      try {
+        expansion.add(uuidToName(info, raw));
+      } catch (err) {
+        if (!(err instanceof PyCrash && err.pyClass === "KeyError")) throw err;
+      }
+    }
+    for (const t of expansion) {
+      if (rule.action === "deny") targets.delete(t);
+      else targets.add(t);
+    }
+  }
+  if (targets.delete("@dispvm")) {
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) targets.add(d);
+  }
+  if (targets.delete("@adminvm")) targets.add("dom0");
+  targets.delete(sourceName);
+  targets.delete(sourceUuid);
+  for (const t of [...targets]) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (truthy(get(domain(info, name), "internal", false))) targets.delete(t);
+  }
+  return [...targets].sort(pyCompare);
 }
 
 /** `collect_targets_for_ask` over string sets: the general version. */
