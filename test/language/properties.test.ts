@@ -163,6 +163,37 @@ describe("the rule index", () => {
   });
 });
 
+describe("ask target collection", () => {
+  // One service, mostly asks for no particular target: every rule takes part in the collection.
+  const askRuleArb = fc
+    .record({
+      source: fc.constantFrom("@anyvm", "*", "work", "@tag:t1", "@type:AppVM", "uuid:00000000-0000-0000-0000-000000000001"),
+      target: fc.constantFrom(...TARGETS),
+      action: fc.constantFrom("allow", "deny", "ask", "ask"),
+      redirect: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 4 }),
+    })
+    .map((r) => {
+      const params = r.action !== "deny" && r.redirect ? [`target=${r.redirect}`] : [];
+      if (r.action === "allow" && r.target === "@default" && !r.redirect) params.push("target=work");
+      return ["qubes.A", "*", r.source, r.target, r.action, ...params].join(" ");
+    });
+  it("offers exactly what the engine's reverse scan offers", () => {
+    fc.assert(
+      fc.property(fc.array(askRuleArb, { minLength: 1, maxLength: 30 }), systemArb, fc.constantFrom("work", "personal", "vault", "uuid:00000000-0000-0000-0000-000000000001"), (rules, raw, source) => {
+        const loaded = loadPolicy(createMemoryFileSystem({ "30-user.policy": rules.join("\n") + "\n" }));
+        expect(loaded.ok).toBe(true);
+        if (!loaded.ok) return;
+        const system = prepareSystemInfo(raw);
+        for (const target of ["", "vault", "@dispvm"]) {
+          const r = { service: "qubes.A", argument: "+", source, target };
+          expect(decisionToJson(evaluate(loaded.policy, r, system))).toEqual(decisionToJson(evaluate(loaded.policy, r, system, { linear: true })));
+        }
+      }),
+      { numRuns: 1500 },
+    );
+  });
+});
+
 describe("loadPolicy", () => {
   const LINES = ["!include include/a", "!include include/b", "!include-service qubes.A * include/s", "!include-dir include", "!compat-4.0", "!include /etc/qubes-rpc/x", "qubes.A * @anyvm @anyvm allow", "bad line", "$include:include/s", "@anyvm @anyvm allow", "", "# c"];
   const FILES = ["30-a.policy", "40-b.policy", "include/a", "include/b", "include/s", "include/10-c.policy", "/run/qubes/policy.d/30-a.policy", "/etc/qubes-rpc/policy/qubes.A", "/etc/qubes-rpc/policy/qubes.A+x", "/etc/qubes-rpc/x", "30-Bad.policy"];
