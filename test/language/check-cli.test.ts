@@ -5,7 +5,9 @@
  * stderr) followed by `exit N`.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -40,6 +42,42 @@ describe("qkit policy check", () => {
     const r = spawnSync(process.execPath, [cli, "policy", "check", "--lint-compat", "policy.d/30-user.policy"], { cwd: root + "many-errors", encoding: "utf8" });
     expect(r.stdout).toBe("policy.d/30-user.policy:1: error: invalid action: alow\npolicy.d/30-user.policy:3: error: invalid empty @tag: token: '@tag:'\n");
     expect(r.status).toBe(1);
+  });
+});
+
+describe("qkit policy contract details", () => {
+  it("refuses a runtime or legacy directory that does not exist (exit 2)", () => {
+    for (const opt of ["--runtime-dir", "--legacy-dir"]) {
+      const r = spawnSync(process.execPath, [cli, "policy", "check", opt, "no/such/dir", "policy.d"], { cwd: root + "clean", encoding: "utf8" });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`${opt}: not a directory`);
+    }
+  });
+
+  it("prints a policy that does not load in the corpus format, in every mode", () => {
+    const dir = root + "many-errors/policy.d";
+    const expected = { ok: false, error: "PolicySyntaxError", stage: "load", notify: true, file: "30-user.policy", line: 1, detail: "invalid action: alow" };
+    const one = spawnSync(process.execPath, [cli, "policy", "eval", "--policy-dir", dir, "qubes.A", "work", "vault", "--json"], { encoding: "utf8" });
+    expect(JSON.parse(one.stdout)).toMatchObject(expected);
+    expect(one.status).toBe(1);
+    const many = spawnSync(process.execPath, [cli, "policy", "eval", "--policy-dir", dir, "--requests", "-"], { input: '{"service":"qubes.A","source":"work"}\n', encoding: "utf8" });
+    expect(JSON.parse(many.stdout)).toMatchObject(expected);
+  });
+
+  it("refuses request lines with fields of the wrong type", () => {
+    const r = spawnSync(process.execPath, [cli, "policy", "eval", "--policy-dir", root + "clean/policy.d", "--requests", "-"], { input: '{"service":"qubes.A","source":"work","target":5}\n{"service":"qubes.A","source":"work","argument":7}\n', encoding: "utf8" });
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      { ok: false, error: "UsageError", message: "line 1: `target` must be a string" },
+      { ok: false, error: "UsageError", message: "line 2: `argument` must be a string" },
+    ]);
+  });
+
+  it("runs when started through a symlink with another name", () => {
+    const link = join(mkdtempSync(join(tmpdir(), "qkit-link-")), "my-qkit");
+    symlinkSync(cli, link);
+    const r = spawnSync(process.execPath, [link, "--help"], { encoding: "utf8" });
+    expect(r.stdout).toMatch(/^usage: qkit <command>/);
   });
 });
 

@@ -1,6 +1,8 @@
 /**
  * `qkit`: the command-line front end of qubes-kit.
  */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 // The policy commands load with the CLI itself (they are the common case and
@@ -76,7 +78,16 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-const isEntry = typeof process !== "undefined" && process.argv[1] !== undefined && /(?:^|[\\/])(?:cli|main)\.(?:js|ts|mjs)$|[\\/]qkit$/.test(process.argv[1]);
+// The CLI runs when this file is the program, whatever name it is started by (a symlink
+// such as `node_modules/.bin/qkit` included); imported (by tests), it only exports `main`.
+const isEntry = (() => {
+  if (typeof process === "undefined" || process.argv[1] === undefined) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+})();
 if (isEntry) {
   // `qkit … | head`: a closed pipe ends the command quietly instead of crashing.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {

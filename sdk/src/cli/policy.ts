@@ -30,6 +30,7 @@ import {
   type Diagnostic,
   type Explanation,
   type LoadResult,
+  type PolicyError,
   type PolicyRequest,
   type PolicyRule,
   type SystemInfo,
@@ -81,8 +82,15 @@ function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDi
   const abs = path.resolve(cwd, policyDir);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\``);
   const mounts: Record<string, string> = { [POLICY_DIR]: abs };
-  if (runtimeDir !== undefined) mounts[RUNTIME_POLICY_DIR] = path.resolve(cwd, runtimeDir);
-  if (legacyDir !== undefined) mounts[LEGACY_POLICY_DIR] = path.resolve(cwd, legacyDir);
+  for (const [option, dir, virtual] of [
+    ["--runtime-dir", runtimeDir, RUNTIME_POLICY_DIR],
+    ["--legacy-dir", legacyDir, LEGACY_POLICY_DIR],
+  ] as const) {
+    if (dir === undefined) continue;
+    const real = path.resolve(cwd, dir);
+    if (!existsSync(real) || !statSync(real).isDirectory()) throw new UsageError(`${option}: not a directory: \`${dir}\``);
+    mounts[virtual] = real;
+  }
   // On a real dom0 (the standard directory itself), absolute includes reach the real disk too.
   const passthrough = abs === POLICY_DIR;
   return { label: policyDir, fs: createNodePolicyFileSystem({ mounts, passthrough }), mounts };
@@ -300,6 +308,11 @@ export function describeDecision(d: Decision): string {
   }
 }
 
+/** A load failure as a decision line, in the corpus format (as `--cases` prints it). */
+function loadErrorJson(e: PolicyError): Record<string, unknown> {
+  return decisionToJson({ ...e, ok: false, stage: "load" });
+}
+
 function exitFor(d: Decision): number {
   return d.ok && d.action !== "deny" ? 0 : 1;
 }
@@ -345,8 +358,11 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
       try {
         const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
         if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
+        for (const k of ["argument", "target", "requested_source"] as const) {
+          if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") throw new Error(`\`${k}\` must be a string`);
+        }
         const req = r.argument !== undefined ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
-        out = "error" in loaded ? { ok: false, error: loaded.error.error.error, message: loaded.error.error.message, stage: "load" } : decisionToJson(evaluate(loaded.policy, req, system));
+        out = "error" in loaded ? loadErrorJson(loaded.error.error) : decisionToJson(evaluate(loaded.policy, req, system));
       } catch (e) {
         out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message : String(e)}` };
       }
@@ -357,7 +373,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
   const req = requestFromArgs(a.positionals);
   if ("error" in loaded) {
     const e = loaded.error.error;
-    if (a.flags.has("json")) io.stdout.write(JSON.stringify({ ok: false, error: e.error, message: e.message, stage: "load" }) + "\n");
+    if (a.flags.has("json")) io.stdout.write(JSON.stringify(loadErrorJson(e)) + "\n");
     else io.stdout.write(`deny (the policy does not load, so every call is denied): ${e.message}\n`);
     return 1;
   }
@@ -412,7 +428,7 @@ async function runExplain(args: string[], io: CliIO): Promise<number> {
   const req = requestFromArgs(a.positionals);
   if ("error" in loaded) {
     const e = loaded.error.error;
-    io.stdout.write(a.flags.has("json") ? JSON.stringify({ decision: { ok: false, error: e.error, message: e.message, stage: "load" } }) + "\n" : `the policy does not load, so the daemon denies every call:\n  ${e.message}\n`);
+    io.stdout.write(a.flags.has("json") ? JSON.stringify({ decision: loadErrorJson(e) }) + "\n" : `the policy does not load, so the daemon denies every call:\n  ${e.message}\n`);
     return 1;
   }
   const x = explain(loaded.policy, req, system);
