@@ -228,6 +228,12 @@ export class PolicyAdmin {
     checkToken(token);
     if (!options.skipValidation) {
       const file = options.include ? `include/${name}` : `${name}.policy`;
+      // The API takes any `[A-Za-z0-9_-]` name, but the daemon refuses a
+      // `.policy` file with upper case and then denies every call.
+      if (!options.include && !/^[0-9a-z_-]+$/.test(name)) {
+        const message = `invalid filename: /etc/qubes/policy.d/${name}.policy`;
+        throw new PolicyValidationError(file, [{ code: "invalid-filename", severity: "error", message, span: { start: 0, end: 0 }, line: 1, file, help: "policy.d file names may only contain lower-case letters, digits, `_`, `.` and `-`" }]);
+      }
       const errors = policyErrors(text, file, options.syntax ?? "policy");
       if (errors.length > 0) throw new PolicyValidationError(file, errors);
     }

@@ -3,11 +3,24 @@
  * when several writers race on one policy file, and when the server goes
  * away and comes back while a client follows the event stream.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
+import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { PolicyAdmin, PolicyAdminTokenException, Qubes, startSimulator, UnixSocketTransport, type SimulatorServer } from "@qubes-kit/sdk";
+import { PolicyAdmin, PolicyAdminTokenException, PolicyValidationError, Qubes, startSimulator, UnixSocketTransport, type SimulatorServer } from "@qubes-kit/sdk";
+import { main } from "../../sdk/src/cli/main.js";
+
+async function qkit(socket: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d) => (out += d));
+  stderr.on("data", (d) => (err += d));
+  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: { QUBESD_SOCKET: socket }, cwd: dir });
+  return { code, out, err };
+}
 
 const dir = mkdtempSync(join(tmpdir(), "qkit-integration-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,6 +104,38 @@ describe("event streams across a server restart", () => {
     } finally {
       ac.abort();
       await following.catch(() => undefined);
+      await server.close();
+    }
+  });
+});
+
+describe("policy writes that would disable the whole policy", () => {
+  it("are refused before anything is sent", async () => {
+    const socket = join(dir, "push.sock");
+    const server = await startSimulator({ socket, system: SYSTEM, policy: { "30-user.policy": "qubes.Filecopy * @anyvm @anyvm deny\n" } });
+    try {
+      const pdir = join(dir, "pulled");
+      expect((await qkit(socket, "policy", "pull", pdir)).code).toBe(0);
+      // A file name the daemon refuses (upper case): the API would accept it.
+      writeFileSync(join(pdir, "40-X.policy"), "qubes.Gpg * work vault allow\n");
+      const upper = await qkit(socket, "policy", "push", pdir);
+      expect(upper.code).toBe(1);
+      expect(upper.err).toMatch(/invalid filename: \/etc\/qubes\/policy\.d\/40-X\.policy \[invalid-filename\]/);
+      expect(upper.err).toMatch(/nothing was sent/);
+      unlinkSync(join(pdir, "40-X.policy"));
+      // An include of a file that does not exist: each file is fine on its own.
+      writeFileSync(join(pdir, "40-x.policy"), "!include include/nope\n");
+      const missing = await qkit(socket, "policy", "push", pdir);
+      expect(missing.code).toBe(1);
+      expect(missing.err).toMatch(/not a file: \/etc\/qubes\/policy\.d\/include\/nope \[not-a-file\]/);
+      const admin = new PolicyAdmin(new UnixSocketTransport({ path: socket, servicesOverSocket: true }));
+      expect(await admin.list()).toEqual(["30-user"]);
+      // The client refuses such a name also when used directly.
+      await expect(admin.replace("40-X", "qubes.Gpg * work vault allow\n", "new")).rejects.toBeInstanceOf(PolicyValidationError);
+      // And a good change still goes through.
+      writeFileSync(join(pdir, "40-x.policy"), "qubes.Gpg * work vault allow\n");
+      expect((await qkit(socket, "policy", "push", pdir)).out).toBe("created 40-x.policy\n");
+    } finally {
       await server.close();
     }
   });

@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { createMemoryFileSystem, loadPolicy } from "@qubes-kit/language";
 import { QubesException } from "../errors.js";
 import { PolicyAdminTokenException, PolicyValidationError, policyErrors, policyToken, type PolicyAdmin, type PolicyToken } from "../policy-admin.js";
 import type { CliIO, Command } from "./command.js";
@@ -91,6 +92,31 @@ interface Change {
   token: PolicyToken;
 }
 
+/**
+ * The whole policy as it will be after the push, loaded as the daemon loads
+ * it: a file name the daemon refuses, or an `!include` of a missing file,
+ * would make it deny every call even though each file is valid on its own.
+ * Files on the server that this tree does not hold (unreadable through the
+ * API) take part as empty files: they exist, and the push leaves them alone.
+ * Returns the number of errors printed.
+ */
+async function checkWholePolicy(policy: PolicyAdmin, dir: string, local: { main: Map<string, string>; include: Map<string, string> }, t: Tokens, io: CliIO): Promise<number> {
+  const texts: Record<string, string> = {};
+  for (const [name, text] of local.main) texts[`${name}.policy`] = text;
+  for (const [name, text] of local.include) texts[`include/${name}`] = text;
+  for (const name of await policy.list()) if (!local.main.has(name) && !(name in t.main)) texts[`${name}.policy`] = "";
+  for (const name of await policy.list({ include: true })) if (!local.include.has(name) && !(name in t.include)) texts[`include/${name}`] = "";
+  const result = loadPolicy(createMemoryFileSystem(texts), { collectAll: true, runtimeDir: null });
+  let errors = 0;
+  for (const d of result.diagnostics) {
+    if (d.severity !== "error") continue;
+    const where = d.file ? join(dir, d.file.endsWith(".policy") || d.file.startsWith("include/") ? d.file : "") : dir;
+    io.stderr.write(`${where}:${d.line}: ${d.message} [${d.code}]${d.code === "invalid-filename" ? " (the daemon would deny every call)" : ""}\n`);
+    errors++;
+  }
+  return errors;
+}
+
 async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: boolean; dryRun: boolean; serviceIncludes: Set<string> }): Promise<number> {
   const tokens = readTokens(dir);
   if (!tokens && !opts.force) throw new UsageError(`${dir} has no ${TOKENS_FILE}: pull first, or push with --force`);
@@ -123,6 +149,7 @@ async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: 
       invalid++;
     }
   }
+  if (invalid === 0 && changes.length > 0) invalid += await checkWholePolicy(policy, dir, local, t, io);
   if (invalid > 0) {
     io.stderr.write(`qkit policy push: ${invalid} error${invalid === 1 ? "" : "s"}; nothing was sent [invalid-policy]\n`);
     return 1;
