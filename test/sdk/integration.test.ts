@@ -3,7 +3,8 @@
  * when several writers race on one policy file, and when the server goes
  * away and comes back while a client follows the event stream.
  */
-import { mkdtempSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync, unlinkSync, existsSync } from "node:fs";
+import * as net from "node:net";
 import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -138,5 +139,42 @@ describe("policy writes that would disable the whole policy", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("the simulator's socket", () => {
+  it("never takes over a live socket, replaces a stale one, and is 0600", async () => {
+    const socket = join(dir, "live.sock");
+    const first = await startSimulator({ socket, system: SYSTEM });
+    try {
+      expect(statSync(socket).mode & 0o777).toBe(0o600);
+      const err = await startSimulator({ socket, system: SYSTEM }).catch((e: NodeJS.ErrnoException) => e);
+      expect((err as NodeJS.ErrnoException).code).toBe("EADDRINUSE");
+      // The first one still answers.
+      const q = new Qubes({ transport: new UnixSocketTransport({ path: socket }) });
+      expect((await q.list()).map((x) => x.name)).toContain("work");
+    } finally {
+      await first.close();
+    }
+    expect(existsSync(socket)).toBe(false);
+    // A stale socket file (nobody listening) is replaced.
+    const stale = net.createServer();
+    await new Promise<void>((r) => stale.listen(socket, r));
+    await new Promise<void>((r) => {
+      // Closing a server unlinks its socket; recreate a dead socket file by hand instead.
+      stale.close(() => r());
+    });
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(socket, r));
+    (dead as unknown as { _handle: { close(): void } | null })._handle?.close();
+    const second = await startSimulator({ socket, system: SYSTEM });
+    await second.close();
+  });
+
+  it("`qkit sim serve` refuses a policy directory that does not exist", async () => {
+    const r = await qkit(join(dir, "unused.sock"), "sim", "serve", "--socket", join(dir, "x.sock"), "--policy-dir", join(dir, "no-such-dir"));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--policy-dir: not a directory/);
+    expect(existsSync(join(dir, "no-such-dir"))).toBe(false);
   });
 });

@@ -73,13 +73,27 @@ export const commands: Command[] = [
           return 1;
         }
       }
+      if (opts.policyDir !== undefined) {
+        const dir = resolve(opts.policyDir);
+        if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+          io.stderr.write(`qkit sim serve: --policy-dir: not a directory: \`${opts.policyDir}\` [usage]\n`);
+          return 2;
+        }
+      }
       const sim = new Simulator({
         system,
         policy: opts.policyDir ? resolve(opts.policyDir) : undefined,
         onAbort: (reason, request) => io.stderr.write(`qkit sim: closed \`${request}\` without a reply: ${reason}\n`),
       });
       const socket = resolve(opts.socket);
-      const server = await sim.listen(socket);
+      let server;
+      try {
+        server = await sim.listen(socket);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        io.stderr.write(`qkit sim serve: cannot listen on \`${socket}\`: ${err.message.toLowerCase()} [${(err.code ?? "listen-failed").toLowerCase()}]\n`);
+        return 1;
+      }
       io.stdout.write(`qkit sim: listening on ${socket}\n`);
       await new Promise<void>((done) => {
         const stop = () => {

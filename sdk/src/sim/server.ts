@@ -198,14 +198,22 @@ export class Simulator {
   }
 
   /**
-   * Serves the simulator on a Unix socket (mode 0600). A stale socket file at
-   * `path` is replaced.
+   * Serves the simulator on a Unix socket (mode 0600 from the start). A stale
+   * socket file at `path` (nobody answers on it) is replaced; a live one
+   * (another simulator, or a real qubesd) is never taken over: that fails
+   * with `EADDRINUSE`.
    */
   async listen(path: string): Promise<SimulatorServer> {
+    let existing: fs.Stats | undefined;
     try {
-      if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
+      existing = fs.lstatSync(path);
     } catch {
       // Nothing there.
+    }
+    if (existing) {
+      if (!existing.isSocket()) throw Object.assign(new Error(`${path} exists and is not a socket`), { code: "EEXIST" });
+      if (await socketAnswers(path)) throw Object.assign(new Error(`${path} is in use by a running server`), { code: "EADDRINUSE" });
+      fs.unlinkSync(path);
     }
     const sockets = new Set<net.Socket>();
     const server = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -243,14 +251,22 @@ export class Simulator {
       socket.on("error", () => socket.destroy());
     });
     server.maxConnections = 100000;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => {
-        server.off("error", reject);
-        resolve();
+    // The socket is created under a umask that leaves it 0600, so it is never
+    // reachable by others, not even for a moment.
+    const previous = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(path, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(previous);
+    }
     fs.chmodSync(path, 0o600);
+    const mine = fs.statSync(path);
     return {
       path,
       simulator: this,
@@ -258,8 +274,10 @@ export class Simulator {
         new Promise<void>((resolve) => {
           for (const s of sockets) s.destroy();
           server.close(() => {
+            // Only our own socket file: another server may have replaced it meanwhile.
             try {
-              fs.unlinkSync(path);
+              const now = fs.lstatSync(path);
+              if (now.ino === mine.ino && now.dev === mine.dev) fs.unlinkSync(path);
             } catch {
               // Already gone.
             }
@@ -268,6 +286,20 @@ export class Simulator {
         }),
     };
   }
+}
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(path);
+    const done = (answer: boolean) => {
+      c.destroy();
+      resolve(answer);
+    };
+    c.once("connect", () => done(true));
+    c.once("error", () => done(false));
+    c.setTimeout(1000, () => done(false));
+  });
 }
 
 /** A simulator listening on a socket. */
