@@ -18,6 +18,7 @@ describe("qkit sim serve", () => {
     const dir = tmpDir();
     const socket = path.join(dir, "sim.sock");
     fs.writeFileSync(path.join(dir, "system.json"), JSON.stringify(system));
+    fs.mkdirSync(path.join(dir, "policy.d"));
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     let out = "";
