@@ -3,6 +3,7 @@
  * listeners; no reply is lost and every listener sees every event, in the
  * same order, with each pre-event right before its event.
  */
+import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Simulator, type SimulatorServer } from "@qubes-kit/sdk";
@@ -64,6 +65,36 @@ describe("simulator with concurrent clients", () => {
     expect(new Set(frames.slice(1).map((f) => f.event.split(":")[1])).size).toBe(sets.length);
     // The per-qube listener sees exactly that qube's events, in the same relative order.
     expect(names(workOnly)).toEqual(["" + " connection-established", ...names(frames.slice(1)).filter((n) => n.startsWith("work "))]);
+  });
+
+  it("holds 200 connections open at once, then answers every one", async () => {
+    const N = 200;
+    // Every client connects and sends its request, but none half-closes yet:
+    // the server must hold all of them at the same time.
+    const clients = await Promise.all(
+      Array.from(
+        { length: N },
+        (_, i) =>
+          new Promise<{ socket: net.Socket; reply: Promise<Buffer> }>((resolve, reject) => {
+            const conn = net.connect(socket);
+            const chunks: Buffer[] = [];
+            const reply = new Promise<Buffer>((done, fail) => {
+              conn.on("data", (d: Buffer) => chunks.push(d));
+              conn.on("end", () => done(Buffer.concat(chunks)));
+              conn.on("error", fail);
+            });
+            conn.once("connect", () => {
+              conn.write(req(`admin.vm.property.Get+label dom0 name ${i % 2 ? "work" : "other"}`));
+              resolve({ socket: conn, reply });
+            });
+            conn.once("error", reject);
+          }),
+      ),
+    );
+    expect(clients.filter((c) => !c.socket.destroyed)).toHaveLength(N);
+    for (const c of clients) c.socket.end();
+    const replies = await Promise.all(clients.map((c) => c.reply));
+    expect(replies.map((r) => r.toString("latin1").startsWith("0\0default="))).toEqual(Array(N).fill(true));
   });
 
   it("closes without a byte on a framing error and on an over-long request", async () => {
