@@ -16,6 +16,12 @@ if (process.argv.includes("--help")) {
   process.exit(0);
 }
 
+const TRANSPORTS = ["--stdio", "--node-ipc", "--socket", "--pipe", "--clientProcessId"];
+if (!process.argv.slice(2).some((a) => TRANSPORTS.some((t) => a === t || a.startsWith(t + "=")))) {
+  process.stderr.write("qkit-lsp: no transport given: start it as `qkit-lsp --stdio` (or --node-ipc, --socket=PORT) [usage]\n");
+  process.exit(2);
+}
+
 const connection = createConnection(ProposedFeatures.all);
 // INVARIANT: nothing may write to stdout except the connection in --stdio mode.
 console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(" "));
