@@ -16,6 +16,29 @@ function rulesOf(text: string, syntax: SyntaxKind): unknown[] {
 }
 
 describe("formatting", () => {
+  test("a block runs across its comment lines, up to a blank line or a directive", () => {
+    const input = [
+      "# Nothing leaves the vault.",
+      "qubes.Filecopy * vault @anyvm deny",
+      "  # work may copy into the vault after a confirmation.",
+      "qubes.Filecopy * work vault ask default_target=vault",
+      "# trailing comment",
+      "",
+      "qubes.Gpg * @anyvm @anyvm deny",
+    ].join("\n");
+    expect(fmt(input)).toBe(
+      [
+        "# Nothing leaves the vault.",
+        "qubes.Filecopy  *  vault  @anyvm  deny",
+        "# work may copy into the vault after a confirmation.",
+        "qubes.Filecopy  *  work   vault   ask  default_target=vault",
+        "# trailing comment",
+        "",
+        "qubes.Gpg  *  @anyvm  @anyvm  deny",
+      ].join("\n"),
+    );
+  });
+
   test("aligns columns per block, keeps comments and blank lines", () => {
     const input = [
       "# split-gpg   ",

@@ -1,6 +1,9 @@
 /**
- * Formatting: columns aligned per block of consecutive rules, one space in
- * directives, comments and blank lines kept (trailing whitespace removed).
+ * Formatting: columns aligned per block of rules (a block runs until a blank
+ * line, a directive or a line with an error; comment lines inside it belong
+ * to it, as in the standard Qubes files where each rule has its comment),
+ * one space in directives, comments and blank lines kept (trailing
+ * whitespace removed).
  * Lines with errors are left exactly as they are. Only whitespace inside
  * lines changes, so the formatted document has the same rules.
  */
@@ -77,10 +80,22 @@ export function formatLines(doc: PolicyDocument, options: FormatOptions = {}): s
       i++;
       continue;
     }
-    // A block: consecutive formattable rule lines.
+    // A block: formattable rule lines, with the comment lines among them, up to a
+    // blank line, a directive, or a line that is not formattable.
     let j = i;
-    while (j < doc.lines.length && formattable(doc.lines[j]!)) j++;
-    const block = doc.lines.slice(i, j) as RuleLine[];
+    let last = i;
+    while (j < doc.lines.length) {
+      const l = doc.lines[j]!;
+      if (formattable(l)) last = j;
+      else if (!(l.kind === "comment" && !errorLines.has(l.line))) break;
+      j++;
+    }
+    // Trailing comments after the last rule are left to the main loop.
+    j = last + 1;
+    const members = doc.lines.slice(i, j);
+    for (let k = i; k < j; k++) if (doc.lines[k]!.kind === "comment") out[k] = strip(out[k]!);
+    const block = members.filter((l): l is RuleLine => l.kind === "rule");
+    const indexOf = new Map(block.map((l) => [l, doc.lines.indexOf(l)] as const));
     const words = block.map((l) => ruleWords(doc, l));
     const widths: number[] = [];
     for (const ws of words) {
@@ -96,7 +111,7 @@ export function formatLines(doc: PolicyDocument, options: FormatOptions = {}): s
         else if (c < fixed) s += w.padEnd(widths[c] ?? w.length) + gap;
         else s += w + " ";
       }
-      out[i + k] = s;
+      out[indexOf.get(block[k]!)!] = s;
     });
     i = j;
   }
