@@ -6,6 +6,8 @@
  */
 import {
   CodeActionKind,
+  ErrorCodes,
+  ResponseError,
   CompletionItemKind,
   DidChangeConfigurationNotification,
   DidChangeWatchedFilesNotification,
@@ -147,6 +149,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       try {
         return fn(...args);
       } catch (e) {
+        // A refusal meant for the client (bad parameters) goes back as a JSON-RPC error.
+        if (e instanceof ResponseError) throw e;
         log(`qubes-policy: ${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
         return fallback;
       }
@@ -683,7 +687,16 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return first.done ? undefined : first.value;
   }
 
+  /** Refuses a custom request whose parameters are missing or of the wrong type. */
+  function requireStrings(params: unknown, keys: string[], optional: string[] = []): void {
+    if (typeof params !== "object" || params === null) throw new ResponseError(ErrorCodes.InvalidParams, "parameters must be an object");
+    const p = params as Record<string, unknown>;
+    for (const k of keys) if (typeof p[k] !== "string" || p[k] === "") throw new ResponseError(ErrorCodes.InvalidParams, `\`${k}\` must be a non-empty string`);
+    for (const k of optional) if (p[k] !== undefined && p[k] !== null && typeof p[k] !== "string") throw new ResponseError(ErrorCodes.InvalidParams, `\`${k}\` must be a string`);
+  }
+
   function requestOf(params: EvaluateParams): PolicyRequest {
+    requireStrings(params, ["service", "source"], ["argument", "target", "requestedSource", "uri"]);
     const source = String(params.source ?? "");
     const target = params.target ?? "";
     const service = String(params.service ?? "");
@@ -777,6 +790,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   connection.onRequest(
     DecisionTableRequest.method,
     guard("qubes/decisionTable", null as DecisionTableResult | null, (params: DecisionTableParams): DecisionTableResult | null => {
+      requireStrings(params, ["service"], ["argument", "uri"]);
       const project = scopeProject(params?.uri);
       if (!project) return null;
       const snapshot = project.snapshot();

@@ -156,6 +156,21 @@ describe("language server over a connection", () => {
     expect(inc.location?.uri).toBe(c.uri("policy.d/include/common"));
   });
 
+  test("custom requests refuse missing or mistyped parameters with InvalidParams", async () => {
+    for (const [method, params] of [
+      [EvaluateRequest.method, {}],
+      [EvaluateRequest.method, { service: 5, source: null }],
+      [ExplainRequest.method, { service: "qubes.Filecopy" }],
+      [DecisionTableRequest.method, {}],
+    ] as const) {
+      const err = await c.request(method, params).then(
+        () => undefined,
+        (e: { code?: number; message?: string }) => e,
+      );
+      expect(err, `${method} ${JSON.stringify(params)}`).toMatchObject({ code: -32602 });
+    }
+  });
+
   test("qubes/explain returns the trace with locations", async () => {
     const r = await c.request<ExplainResult>(ExplainRequest.method, { uri: c.uri("policy.d/30-user.policy"), service: "qubes.Filecopy+x", source: "work", target: "vault" });
     expect(r.request).toMatchObject({ service: "qubes.Filecopy", argument: "+x" });
