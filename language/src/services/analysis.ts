@@ -118,6 +118,8 @@ export const unknownQube: AnalysisRule = {
       const rule = line.rule!;
       const check = (tok: QubeToken, word: Word | undefined) => {
         if (!word || tok.kind !== "name" || isDom0ish(tok.text) || hasQube(system, tok.text)) return;
+        // A legacy `$` token in a new-format file has its own, more useful warning.
+        if (doc.document.syntax === "policy" && tok.text.startsWith("$")) return;
         report(doc.path, withSuggestion(diag("unknown-qube", severity, `unknown qube ${code(tok.text)}: it is not in the system model`, word.span, line.line, suggest(tok.text, names)), tok.text, tok.text));
       };
       check(rule.source, line.sourceWord);
