@@ -3,7 +3,7 @@
  */
 import type { Span } from "../diagnostics.js";
 import { parseQubeToken } from "../syntax/tokens.js";
-import type { PolicyDocument, QubeToken, RuleLine, TokenContext } from "../syntax/tree.js";
+import type { PolicyDocument, QubeToken, RuleLine, RuleNode, TokenContext } from "../syntax/tree.js";
 import { ACTIONS, DIRECTIVES, PARAMS, serviceInfo } from "./catalog.js";
 import { describeRule, describeToken, qubesMatching } from "./describe.js";
 import { resolveIncludePath } from "./navigation.js";
@@ -68,16 +68,18 @@ function ruleHover(line: RuleLine, offset: number, snapshot: PolicySnapshot | un
     parts.push(info ? `**parameter** ${code(key)}: ${info.description}` : `${code(word.text)} is not a parameter`);
     if ((key === "target" || key === "default_target") && eq >= 0) parts.push(tokenHover(word.text.slice(eq + 1), "redirect", snapshot));
   }
-  if (line.rule) {
-    let rule = line.rule;
-    if (legacy && rule.service === null && snapshot && path) {
-      // In legacy files the service comes from the including directive: take it from the loaded rule.
-      const loaded = snapshot.rules.find((r) => r.origin.path === path && r.origin.line === line.line);
-      if (loaded) rule = loaded;
-    }
-    parts.push(`---\nThis rule ${describeRule(rule)}.`);
-  }
+  if (line.rule) parts.push(`---\nThis rule ${describeRule(ruleOf(line, snapshot, legacy, path))}.`);
   return parts.join("\n\n");
+}
+
+/** The rule of a line; in legacy files the service comes from the including directive, so it is taken from the loaded rule. */
+function ruleOf(line: RuleLine, snapshot: PolicySnapshot | undefined, legacy: boolean, path: string | undefined): RuleNode {
+  const rule = line.rule!;
+  if (legacy && rule.service === null && snapshot && path) {
+    const loaded = snapshot.rules.find((r) => r.origin.path === path && r.origin.line === line.line);
+    if (loaded) return loaded;
+  }
+  return rule;
 }
 
 /** The hover at `offset`, or `undefined` where there is nothing to say. Never throws. */
@@ -103,7 +105,11 @@ export function hover(doc: PolicyDocument, offset: number, ctx: { snapshot?: Pol
   }
   if (line.kind !== "rule") return undefined;
   const word = line.words.find((w) => touches(w.span, offset));
-  if (!word) return undefined;
+  if (!word) {
+    // Between the columns of a valid rule: what the rule decides.
+    if (!line.rule || offset < line.span.start || offset > line.span.end) return undefined;
+    return { span: line.span, markdown: `This rule ${describeRule(ruleOf(line, ctx.snapshot, doc.syntax === "service", ctx.path))}.` };
+  }
   const md = ruleHover(line, offset, ctx.snapshot, doc.syntax === "service", ctx.path);
   return md ? { span: word.span, markdown: md } : undefined;
 }
