@@ -154,5 +154,24 @@ export namespace DecisionTableRequest {
   export const method = "qubes/decisionTable";
 }
 
+/**
+ * `qubes/documentSyntax` (server → client notification): the grammar the
+ * policy reads an open document in, when it differs from what its file name
+ * suggests (a file under `policy.d/include/` that an `!include-service`
+ * loads is in legacy service syntax). Clients switch the document's
+ * language so that highlighting matches.
+ */
+export namespace DocumentSyntaxNotification {
+  export const method = "qubes/documentSyntax";
+}
+
+/** The parameters of {@link DocumentSyntaxNotification}. */
+export interface DocumentSyntaxParams {
+  uri: string;
+  syntax: "policy" | "service";
+  /** The VS Code language id for that syntax. */
+  languageId: "qrexecpolicy" | "qrexecpolicy-service";
+}
+
 /** The command a code lens runs: `qubesPolicy.simulateRule` with `[uri, line]` (1-based line). */
 export const SIMULATE_RULE_COMMAND = "qubesPolicy.simulateRule";

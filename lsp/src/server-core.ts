@@ -79,6 +79,8 @@ import {
   type SystemModelParams,
   type SystemModelResult,
   type SystemSource,
+  DocumentSyntaxNotification,
+  type DocumentSyntaxParams,
 } from "./protocol.js";
 
 /** The language id the server registers for. */
@@ -263,6 +265,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const publishedSig = new Map<string, string>();
   const signature = (list: readonly AnalysisDiagnostic[]) => list.map((d) => `${d.code}|${d.severity}|${d.line}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
 
+  /** The language id last announced per document (see `qubes/documentSyntax`). */
+  const announcedSyntax = new Map<string, string>();
+
   function validateProject(project: PolicyProject): void {
     const snapshot = project.snapshot();
     const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
@@ -298,6 +303,16 @@ export function startServer(connection: Connection, host: ServerHost, options: S
           build: () => [...(prev ? prev.build() : []), ...extra.map((d) => toLspDiagnostic(doc, d))],
         });
       }
+    }
+    // Open documents read in another grammar than their language id says get a notification once.
+    for (const doc of documents.all()) {
+      if (projectFor(doc.uri) !== project) continue;
+      const disk = pathOfUri(doc.uri);
+      const syntax = snapshot.syntaxOf(project.toVirtual(disk));
+      const languageId = syntax === "service" ? "qrexecpolicy-service" : "qrexecpolicy";
+      if (doc.languageId === languageId || announcedSyntax.get(doc.uri) === languageId) continue;
+      announcedSyntax.set(doc.uri, languageId);
+      void connection.sendNotification(DocumentSyntaxNotification.method, { uri: doc.uri, syntax, languageId } satisfies DocumentSyntaxParams);
     }
     // Files of this project that lost their diagnostics are cleared.
     for (const uri of publishedSig.keys()) {
@@ -475,6 +490,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
   documents.onDidClose(
     guard("didClose", undefined, (e) => {
+      announcedSyntax.delete(e.document.uri);
       const disk = pathOfUri(e.document.uri);
       const p = projectFor(e.document.uri);
       p.forget(disk);

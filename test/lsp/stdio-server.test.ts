@@ -89,9 +89,14 @@ describe("diagnostics", () => {
 
   it("reads a file included with !include-service in the legacy syntax, whatever the editor's language id", async () => {
     // include/admin-list is `$tag:net  $adminvm  allow,target=dom0`: valid legacy syntax, three fields.
+    const announced = new Promise<{ uri: string; syntax: string; languageId: string }>((resolve) =>
+      server.connection.onNotification("qubes/documentSyntax", (p: { uri: string; syntax: string; languageId: string }) => resolve(p)),
+    );
     const uri = server.open(`${POLICY_DIR}/include/admin-list`, undefined, "qrexecpolicy");
     const diagnostics = await server.waitForDiagnostics(uri);
     expect(diagnostics.filter((d) => d.severity === 1)).toEqual([]);
+    // The client is told to switch the document to the legacy language, for highlighting.
+    expect(await announced).toEqual({ uri, syntax: "service", languageId: "qrexecpolicy-service" });
   });
 
   it("follows edits: a fixed line loses its diagnostic", async () => {

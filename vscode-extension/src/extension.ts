@@ -1,6 +1,7 @@
 /**
- * The VS Code entry point: starts the bundled qrexec policy language server over stdio and
- * registers the three Qubes commands. Everything else (diagnostics, completion, hover,
+ * The VS Code entry point: starts the bundled qrexec policy language server over stdio,
+ * registers the three Qubes commands, and follows the server's `qubes/documentSyntax`
+ * notification (a legacy file opened under the new-format language is switched). Everything else (diagnostics, completion, hover,
  * formatting, evaluation) happens in the server; the commands live in `commands.ts`.
  */
 import * as vscode from "vscode";
@@ -33,6 +34,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   client = new LanguageClient("qubesPolicy", "Qubes qrexec policy", serverOptions, clientOptions);
   registerCommands(context, () => client);
   await client.start();
+  // The server says when a document is read in the other grammar (a legacy file loaded by
+  // `!include-service` from `policy.d/include/`): switch its language so highlighting matches.
+  client.onNotification("qubes/documentSyntax", (params: { uri: string; languageId: string }) => {
+    const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === params.uri);
+    if (doc && doc.languageId !== params.languageId) void vscode.languages.setTextDocumentLanguage(doc, params.languageId);
+  });
 }
 
 /** Stops the language server when the extension is deactivated. */
