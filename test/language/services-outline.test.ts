@@ -33,10 +33,11 @@ describe("document symbols", () => {
 });
 
 describe("folding ranges", () => {
-  test("comment runs and rule blocks", () => {
+  test("sections, comment runs and rule blocks", () => {
     const doc = parseDocument(TEXT, { syntax: "policy" });
     const lineOf = (o: number) => doc.text.slice(0, o).split("\n").length - 1;
-    expect(foldingRanges(doc).map((f) => `${f.kind} ${lineOf(f.span.start)}-${lineOf(f.span.end)}`)).toEqual(["region 1-2", "comment 4-5", "region 6-7"]);
+    // Each section folds whole (header to last rule); its fold replaces the comment run it starts with.
+    expect(foldingRanges(doc).map((f) => `${f.kind} ${lineOf(f.span.start)}-${lineOf(f.span.end)}`)).toEqual(["region 0-2", "region 1-2", "region 4-7", "region 6-7"]);
   });
 });
 

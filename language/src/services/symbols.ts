@@ -65,7 +65,12 @@ export function documentSymbols(doc: PolicyDocument): DocumentSymbol[] {
   return top;
 }
 
-/** Folding ranges: runs of two or more comment lines, and blocks of consecutive rules and directives. */
+/**
+ * Folding ranges: each section of the outline (a comment header and its
+ * rules, see {@link documentSymbols}), runs of two or more comment lines,
+ * and blocks of consecutive rules and directives. A section's fold wins over
+ * a comment run that starts on the same line.
+ */
 export function foldingRanges(doc: PolicyDocument): FoldingRange[] {
   const out: FoldingRange[] = [];
   let i = 0;
@@ -86,5 +91,7 @@ export function foldingRanges(doc: PolicyDocument): FoldingRange[] {
     if (j > i) out.push({ span: { start: lines[i]!.lineSpan.start, end: lines[j]!.lineSpan.end }, kind: group });
     i = j + 1;
   }
-  return out;
+  const sections = documentSymbols(doc).filter((s) => s.kind === "section" && s.children && s.children.length > 0);
+  const starts = new Set(sections.map((s) => s.span.start));
+  return [...out.filter((f) => !starts.has(f.span.start)), ...sections.map((s) => ({ span: s.span, kind: "region" as const }))].sort((a, b) => a.span.start - b.span.start);
 }
