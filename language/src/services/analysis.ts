@@ -461,13 +461,14 @@ export const filenameDisablesPolicy: AnalysisRule = {
       const first = doc.document.lines[0];
       const span = first ? first.lineSpan : { start: 0, end: 0 };
       const fixed = fixFileName(name);
+      // The engine's own code and text (as when the file is not open), on the first line.
       const d = diag(
-        "filename-disables-policy",
+        "invalid-filename",
         severity,
-        `invalid filename: ${doc.path}: the engine rejects names with characters outside [0-9a-z_.-] and then denies every call`,
+        `invalid filename: ${doc.path}`,
         span,
         1,
-        `rename it to ${code(fixed)}`,
+        `the engine rejects names with characters outside [0-9a-z_.-] and then denies every call; rename it to ${code(fixed)}`,
       );
       d.data = { rename: `${dirname(doc.path)}/${fixed}` };
       report(doc.path, d);

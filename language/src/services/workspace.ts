@@ -250,8 +250,9 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   const found = runAnalysis({ rules, documents: analyzed, system, listedDirs }, options.analysis, analysisCache);
   for (const [p, list] of found) {
     for (const d of list) {
-      // The analysis explains the engine's invalid-filename error; keep one of them.
-      if (d.code === "filename-disables-policy") {
+      // The analysis repeats the engine's invalid-filename error on the first line of the open
+      // file, with a rename fix: keep that one.
+      if (d.code === "invalid-filename") {
         const own = diagnostics.get(p);
         if (own) {
           const i = own.findIndex((x) => x.code === "invalid-filename");
