@@ -18,7 +18,7 @@ const read = (f: string) =>
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-const CORPORA = ["demo", "edge-cases", "random-public", "../conformance-extra/targeted"] as const;
+const CORPORA = ["demo", "edge-cases", "random-public", "../conformance-extra/targeted", "../differential/regressions"] as const;
 
 describe.each(CORPORA)("conformance corpus %s", (name) => {
   const input = read(`${name}.in.jsonl`);

@@ -114,6 +114,8 @@ const systemArb: fc.Arbitrary<RawSystemInfo> = fc
     defaults: fc.array(fc.constantFrom(null, "default-dvm", "work", "ghost"), { minLength: NAMES.length, maxLength: NAMES.length }),
     running: fc.array(fc.boolean(), { minLength: NAMES.length, maxLength: NAMES.length }),
     internal: fc.array(fc.constantFrom(null, "1"), { minLength: NAMES.length, maxLength: NAMES.length }),
+    // Now and then a key is missing, as in the corpus: the engine then crashes in places.
+    drop: fc.option(fc.record({ qube: fc.constantFrom(...NAMES), key: fc.constantFrom("tags", "type", "template_for_dispvms", "power_state", "uuid") }), { nil: undefined, freq: 4 }),
   })
   .map((s) => {
     const domains: RawSystemInfo["domains"] = {};
@@ -134,6 +136,7 @@ const systemArb: fc.Arbitrary<RawSystemInfo> = fc
         label: "0xcc0000",
       };
     });
+    if (s.drop && domains[s.drop.qube]) delete (domains[s.drop.qube] as Record<string, unknown>)[s.drop.key];
     return { domains };
   });
 
@@ -144,6 +147,12 @@ const requestArb = fc.record({
   target: fc.constantFrom(...NAMES, "", "@default", "@dispvm", "@dispvm:default-dvm", "@adminvm", "ghost", "uuid:00000000-0000-0000-0000-000000000002", "@tag:t1"),
 });
 
+/** A decision as the corpus judges it: when the real engine would crash, only that fact counts, not which crash comes first. */
+function judged(d: ReturnType<typeof evaluate>): Record<string, unknown> {
+  const j = decisionToJson(d);
+  return j["error"] === "EngineError" ? { ok: false, error: "EngineError", stage: j["stage"] } : j;
+}
+
 describe("the rule index", () => {
   it("never changes a decision (indexed vs. linear scan, like the engine)", () => {
     fc.assert(
@@ -153,8 +162,8 @@ describe("the rule index", () => {
         if (!loaded.ok) return;
         const system = prepareSystemInfo(raw);
         for (const r of requests) {
-          const indexed = decisionToJson(evaluate(loaded.policy, r, system));
-          const linear = decisionToJson(evaluate(loaded.policy, r, system, { linear: true }));
+          const indexed = judged(evaluate(loaded.policy, r, system));
+          const linear = judged(evaluate(loaded.policy, r, system, { linear: true }));
           expect(indexed).toEqual(linear);
         }
       }),
@@ -186,7 +195,7 @@ describe("ask target collection", () => {
         const system = prepareSystemInfo(raw);
         for (const target of ["", "vault", "@dispvm"]) {
           const r = { service: "qubes.A", argument: "+", source, target };
-          expect(decisionToJson(evaluate(loaded.policy, r, system))).toEqual(decisionToJson(evaluate(loaded.policy, r, system, { linear: true })));
+          expect(judged(evaluate(loaded.policy, r, system))).toEqual(judged(evaluate(loaded.policy, r, system, { linear: true })));
         }
       }),
       { numRuns: 1500 },

@@ -483,8 +483,11 @@ function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
 
 /** The candidate lists for a first-match lookup: split by source and by target. */
 function candidatePairLists(index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
-  const lists: number[][] = [];
   const sk = sourceKeys(src, sys);
+  // Not well formed: matching a source may crash before the target is looked at, so no rule
+  // may be skipped for its target either. Every rule of the service, in order.
+  if (sk === null) return candidateLists(index, service, argument, src, sys);
+  const lists: number[][] = [];
   const tk = targetKeys(t, sys);
   const add = (byTarget: Map<string, number[]> | undefined) => {
     if (byTarget === undefined) return;
@@ -495,8 +498,7 @@ function candidatePairLists(index: Index, service: string, argument: string, src
   };
   const visit = (b: Bucket | undefined) => {
     if (b === undefined) return;
-    if (sk === null) for (const byTarget of b.pairs.values()) add(byTarget);
-    else for (let j = 0; j < sk.length; j++) add(b.pairs.get(sk[j]!));
+    for (let j = 0; j < sk.length; j++) add(b.pairs.get(sk[j]!));
   };
   const exact = index.buckets.get(service);
   if (exact !== undefined) {
