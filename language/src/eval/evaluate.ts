@@ -297,8 +297,8 @@ interface SystemCache {
 }
 
 /**
- * Every target an `ask` can collect, in sorted order: the qube names,
- * `@dispvm:NAME` for every name, `@dispvm` and `@adminvm`. Sets of targets
+ * Every target an expansion can yield, in sorted order: the qube names,
+ * `@dispvm:NAME` for every disposable template, `@dispvm` and `@adminvm`. Sets of targets
  * are bitsets over it, and a bitset read in index order is already sorted.
  */
 interface Universe {
@@ -307,10 +307,6 @@ interface Universe {
   words: number;
   /** Per item: whether `info[name].get("internal")` is truthy, or the crash it raises. */
   internal: (boolean | PyCrash)[];
-  /** Every entry is a dict with `type`, a `tags` list and `template_for_dispvms`: matching a source cannot crash. */
-  wellFormed: boolean;
-  /** The bitset with every item set. */
-  allBits: Uint32Array;
 }
 
 function buildIndex(rules: readonly PolicyRule[]): Index {
@@ -704,10 +700,7 @@ function universeOf(sys: PreparedSystem, cache: SystemCache): Universe {
       throw e;
     }
   });
-  const words = (sorted.length + 31) >>> 5;
-  const allBits = new Uint32Array(words);
-  for (let i = 0; i < sorted.length; i++) allBits[i >>> 5]! |= 1 << (i & 31);
-  return (cache.universe = { items: sorted, index, words, internal, wellFormed: sys.wellFormed, allBits });
+  return (cache.universe = { items: sorted, index, words: (sorted.length + 31) >>> 5, internal });
 }
 
 /**
