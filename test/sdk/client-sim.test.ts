@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   PolicyAdmin,
@@ -17,7 +17,7 @@ import {
   type SimulatorServer,
 } from "@qubes-kit/sdk";
 import { evaluate, prepareSystemInfo, type RawSystemInfo } from "@qubes-kit/language";
-import { main } from "../../sdk/src/cli/main.js";
+import { runQkit } from "../helpers/qkit.js";
 
 const SYSTEM: RawSystemInfo = {
   domains: {
@@ -53,16 +53,7 @@ afterAll(async () => {
 const qubes = () => new Qubes({ transport: new UnixSocketTransport({ path: socket, servicesOverSocket: true }) });
 
 /** Runs `qkit` in process; returns exit code and output. */
-async function qkit(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => (out += d));
-  stderr.on("data", (d) => (err += d));
-  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: { QUBESD_SOCKET: socket }, cwd: dir });
-  return { code, out, err };
-}
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env: { QUBESD_SOCKET: socket } });
 
 describe("system snapshot through the admin api", () => {
   it("equals the simulator's own GetSystemInfo, with upstream's label icon", async () => {

@@ -6,11 +6,11 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
+
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { runConformanceCase, type ConformanceCase } from "@qubes-kit/language";
-import { main } from "../../sdk/src/cli/main.js";
+import { runQkit } from "../helpers/qkit.js";
 import { compareOutputs } from "../helpers/compare-decisions.js";
 
 type Obj = Record<string, unknown>;
@@ -30,14 +30,8 @@ const byId = (rows: Obj[], id: string) => rows.find((r) => r["id"] === id)!;
 
 /** Runs `qkit` in process and collects its output. */
 async function qkit(args: string[], cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => (out += d));
-  stderr.on("data", (d) => (err += d));
-  const code = await main(args, { stdout, stderr, stdin: new PassThrough(), env: {}, cwd });
-  return { code, stdout: out, stderr: err };
+  const r = await runQkit(args, { cwd });
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 function readTree(dir: string, prefix = ""): Record<string, string> {

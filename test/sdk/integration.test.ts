@@ -5,23 +5,13 @@
  */
 import { mkdtempSync, rmSync, statSync, writeFileSync, unlinkSync, existsSync } from "node:fs";
 import * as net from "node:net";
-import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PolicyAdmin, PolicyAdminTokenException, PolicyValidationError, Qubes, startSimulator, UnixSocketTransport, type SimulatorServer } from "@qubes-kit/sdk";
-import { main } from "../../sdk/src/cli/main.js";
+import { runQkit } from "../helpers/qkit.js";
 
-async function qkit(socket: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d) => (out += d));
-  stderr.on("data", (d) => (err += d));
-  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: { QUBESD_SOCKET: socket }, cwd: dir });
-  return { code, out, err };
-}
+const qkit = (socket: string, ...argv: string[]) => runQkit(argv, { cwd: dir, env: { QUBESD_SOCKET: socket } });
 
 const dir = mkdtempSync(join(tmpdir(), "qkit-integration-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -752,6 +752,15 @@ function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Un
 }
 
 /**
+ * The source's name and `uuid:` spelling, looked up as the engine does at the
+ * start of `collect_targets_for_ask` (a KeyError for an unknown source).
+ */
+function sourceIdentity(info: ReadonlyMap<string, DomainInfo>, source: string): { sourceName: string; sourceUuid: string } {
+  if (source.startsWith("uuid:")) return { sourceUuid: source, sourceName: pyStr(item(domain(info, source), "name")) };
+  return { sourceUuid: "uuid:" + pyStr(item(domain(info, source), "uuid")), sourceName: source };
+}
+
+/**
  * `collect_targets_for_ask` over bitsets (see {@link collectTargetsForAsk});
  * falls back to the string version when a target lies outside the universe
  * (only with unusual system models).
@@ -759,12 +768,7 @@ function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Un
 function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskTrace): string[] {
   const info = sys.domains;
   const source = req.source;
-  let sourceName: string;
-  if (source.startsWith("uuid:")) sourceName = pyStr(item(domain(info, source), "name"));
-  else {
-    pyStr(item(domain(info, source), "uuid"));
-    sourceName = source;
-  }
+  const { sourceName } = sourceIdentity(info, source);
   const u = universeOf(sys, cache);
   const W = u.words;
   const decided = new Uint32Array(W);
@@ -898,15 +902,7 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
 function computeAskReference(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem): string[] {
   const info = sys.domains;
   const source = req.source;
-  let sourceName: string;
-  let sourceUuid: string;
-  if (source.startsWith("uuid:")) {
-    sourceUuid = source;
-    sourceName = pyStr(item(domain(info, source), "name"));
-  } else {
-    sourceUuid = "uuid:" + pyStr(item(domain(info, source), "uuid"));
-    sourceName = source;
-  }
+  const { sourceName, sourceUuid } = sourceIdentity(info, source);
   const targets = new Set<string>();
   for (let i = policy.rules.length - 1; i >= 0; i--) {
     const rule = policy.rules[i]!;
@@ -949,15 +945,7 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
   }
   const info = sys.domains;
   const source = req.source;
-  let sourceName: string;
-  let sourceUuid: string;
-  if (source.startsWith("uuid:")) {
-    sourceUuid = source;
-    sourceName = pyStr(item(domain(info, source), "name"));
-  } else {
-    sourceUuid = "uuid:" + pyStr(item(domain(info, source), "uuid"));
-    sourceName = source;
-  }
+  const { sourceName, sourceUuid } = sourceIdentity(info, source);
   const decided = new Set<string>();
   const offered = new Set<string>();
   const cursor = new Merge(index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy));

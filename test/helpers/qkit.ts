@@ -1,0 +1,25 @@
+/**
+ * Runs `qkit` in process (the CLI's `main`) with its own streams, as the
+ * command-line tests need it.
+ */
+import { PassThrough } from "node:stream";
+import { main } from "../../sdk/src/cli/main.js";
+
+/** The exit code and the output of one `qkit` run. */
+export interface QkitRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs `qkit ARGV…` in `cwd` with `env`; resolves to its exit code and output. */
+export async function runQkit(argv: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<QkitRun> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d) => (out += d));
+  stderr.on("data", (d) => (err += d));
+  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: options.env ?? {}, cwd: options.cwd });
+  return { code, out, err };
+}
