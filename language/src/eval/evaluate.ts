@@ -289,7 +289,7 @@ function targetKeyOf(tok: QubeToken): string {
 interface SystemCache {
   expansions: Map<QubeToken, string[] | PyCrash>;
   /** Target sets by token id (see `Index.tokens`). */
-  setsById: (TargetSet | null | PyCrash | undefined)[];
+  setsById: (TargetSet | null | undefined)[];
   /** Expansions as bitsets over the universe (`null`: an item outside it, use strings). */
   bitsets: Map<QubeToken, TargetSet | null | PyCrash>;
   asks: Map<string, string[] | PyCrash>;
@@ -625,18 +625,26 @@ function expand(tok: QubeToken, sys: PreparedSystem): string[] {
 }
 
 function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): string[] {
-  let e = cache.expansions.get(tok);
-  if (e === undefined) {
+  return memoized(cache.expansions, tok, () => expand(tok, sys));
+}
+
+/**
+ * `compute()` once per key. A crash of the real engine is remembered too and
+ * thrown again on every later call, as the engine would crash every time.
+ */
+function memoized<K, V>(map: Map<K, V | PyCrash>, key: K, compute: () => V): V {
+  let v = map.get(key);
+  if (v === undefined && !map.has(key)) {
     try {
-      e = expand(tok, sys);
+      v = compute();
     } catch (err) {
       if (!(err instanceof PyCrash)) throw err;
-      e = err;
+      v = err;
     }
-    cache.expansions.set(tok, e);
+    map.set(key, v);
   }
-  if (e instanceof PyCrash) throw e;
-  return e;
+  if (v instanceof PyCrash) throw v;
+  return v as V;
 }
 
 /**
@@ -716,39 +724,25 @@ interface TargetSet {
 
 /** The expansion of a token as a {@link TargetSet}, with `uuid_to_name` applied to each item. */
 function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Universe): TargetSet | null {
-  let b = cache.bitsets.get(tok);
-  if (b === undefined) {
-    try {
-      const bits = new Uint32Array(u.words);
-      let regular = true;
-      for (const raw of cachedExpand(tok, sys, cache)) {
-        let t: string;
-        try {
-          t = uuidToName(sys.domains, raw);
-        } catch (err) {
-          if (err instanceof PyCrash && err.pyClass === "KeyError") continue;
-          throw err;
-        }
-        const i = u.index.get(t);
-        if (i === undefined) {
-          regular = false;
-          break;
-        }
-        bits[i >>> 5]! |= 1 << (i & 31);
+  return memoized(cache.bitsets, tok, () => {
+    const bits = new Uint32Array(u.words);
+    for (const raw of cachedExpand(tok, sys, cache)) {
+      let t: string;
+      try {
+        t = uuidToName(sys.domains, raw);
+      } catch (err) {
+        if (err instanceof PyCrash && err.pyClass === "KeyError") continue;
+        throw err;
       }
-      if (regular) {
-        const few: number[] = [];
-        for (let i = 0; i < u.items.length && few.length <= 8; i++) if (bits[i >>> 5]! & (1 << (i & 31))) few.push(i);
-        b = { bits, few: few.length <= 8 ? few : null };
-      } else b = null;
-    } catch (err) {
-      if (!(err instanceof PyCrash)) throw err;
-      b = err;
+      const i = u.index.get(t);
+      // An item outside the universe: the caller falls back to string sets.
+      if (i === undefined) return null;
+      bits[i >>> 5]! |= 1 << (i & 31);
     }
-    cache.bitsets.set(tok, b);
-  }
-  if (b instanceof PyCrash) throw b;
-  return b;
+    const few: number[] = [];
+    for (let i = 0; i < u.items.length && few.length <= 8; i++) if (bits[i >>> 5]! & (1 << (i & 31))) few.push(i);
+    return { bits, few: few.length <= 8 ? few : null };
+  });
 }
 
 /**
@@ -790,17 +784,9 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
     let rule: PolicyRule | undefined;
     if (fast) {
       const id = index.askToken[i]!;
+      // By token id: an array read in the hot loop (bitsetOf rethrows a remembered crash).
       let s = sets[id];
-      if (s === undefined) {
-        try {
-          s = bitsetOf(index.tokens[id]!, sys, cache, u);
-        } catch (err) {
-          if (!(err instanceof PyCrash)) throw err;
-          s = err;
-        }
-        sets[id] = s;
-      }
-      if (s instanceof PyCrash) throw s;
+      if (s === undefined) sets[id] = s = bitsetOf(index.tokens[id]!, sys, cache, u);
       set = s;
       deny = index.deny[i] === 1;
     } else {
