@@ -27,3 +27,5 @@ export { evaluate, explain, makeRequest, type EvaluateOptions } from "./eval/eva
 export { runConformanceCase, type ConformanceCase } from "./conformance.js";
 export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";
+export * from "./qubes/properties.js";
+export * from "./template/model.js";
