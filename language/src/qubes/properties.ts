@@ -99,8 +99,17 @@ export function serviceNameError(service: string): string | undefined {
   if (service === "" ) return "Service name cannot be empty";
   if (service.includes("/")) return "Service name cannot contain '/'";
   if (service === "." || service === "..") return "Service name cannot be '.' or '..'";
-  if (new TextEncoder().encode(service).length > 48 && !service.startsWith("app-dispvm.")) return "Service name must be at most 48 bytes long";
+  if (utf8Length(service) > 48 && !service.startsWith("app-dispvm.")) return "Service name must be at most 48 bytes long";
   return undefined;
+}
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return n;
 }
 
 /** A feature value must be printable ASCII. */
