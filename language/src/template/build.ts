@@ -372,6 +372,11 @@ export class DocumentReader {
   /** Reads the whole document. */
   read(): void {
     const root = this.doc.yaml.contents;
+    if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) {
+      if (this.doc.diagnostics.some((d) => d.severity === "error")) return;
+      this.report("empty-file", "error", "the file is empty", { start: 0, end: 0 }, this.role === "bundle" ? "start it with `qkit: 1` and `bundle: NAME`" : "start it with `qkit: 1` and `stack: NAME`");
+      return;
+    }
     if (!isMap(root)) return;
     const allowed = this.role === "bundle" ? BUNDLE_KEYS : this.role === "fragment" ? FRAGMENT_KEYS : STACK_KEYS;
     const keys = this.known(root, allowed, this.role === "bundle" ? "a bundle file" : this.role === "fragment" ? "an included file" : "a stack file", (name, pair) => {
