@@ -16,6 +16,7 @@ import {
   parseSize,
   parseStackText,
   policySpanToSource,
+  policyBlockAt,
   policyToSource,
   sourceToPolicy,
   DEFAULT,
@@ -55,6 +56,21 @@ describe("parseStackText", () => {
   it("converts offsets to lines and columns", () => {
     expect(doc.positionAt(text.indexOf("work"))).toEqual({ line: 4, column: 2 });
     expect(doc.positionAt(0)).toEqual({ line: 1, column: 0 });
+  });
+
+  it("gives the rules blocks of the file as written, with the future path", () => {
+    const t = "qkit: 1\nstack: s\noptions: { policy_priority: 30 }\npolicy:\n  - file: a\n    rules: |\n      qubes.X  *  @anyvm  @anyvm  deny\n  - file: b\n    include: true\n    rules: |\n      qubes.Y  *  ${p}  @anyvm  deny\n";
+    const d = parseStackText(t, "/s/x.qubes.yaml");
+    const blocks = d.policyBlocks();
+    expect(blocks.map((b) => [b.path, b.text])).toEqual([
+      ["/etc/qubes/policy.d/30-qkit-s-a.policy", "qubes.X  *  @anyvm  @anyvm  deny\n"],
+      ["/etc/qubes/policy.d/include/qkit-s-b", "qubes.Y  *  ${p}  @anyvm  deny\n"],
+    ]);
+    const at = t.indexOf("qubes.Y") + 3;
+    const b = policyBlockAt(blocks, "/s/x.qubes.yaml", at)!;
+    expect(b.name).toBe("b");
+    expect(sourceToPolicy(b, at)).toBe(3);
+    expect(policyBlockAt(blocks, "/s/x.qubes.yaml", 0)).toBeUndefined();
   });
 
   it("reports a second document as an error", () => {

@@ -22,6 +22,7 @@ export {
   policyToSource,
   policySpanToSource,
   sourceToPolicy,
+  policyBlockAt,
   type EmbeddedPolicy,
   type PolicySegment,
 } from "./policy.js";
