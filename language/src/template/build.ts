@@ -597,9 +597,11 @@ export class DocumentReader {
       return;
     }
     const cls = m.items.find((p) => isScalar(p.key) && p.key.value === "class");
+    const absent = m.items.some((p) => isScalar(p.key) && p.key.value === "absent" && isScalar(p.value) && p.value.value === true);
     let klass: DeclarableClass | undefined;
-    if (!cls) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
-    else {
+    if (!cls) {
+      if (!absent) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
+    } else {
       const s = this.str(cls.value, "class");
       if (s) {
         const v = String(s.value);
@@ -651,11 +653,14 @@ export class DocumentReader {
       decl.keyProvenance![key] = prov;
     }
     if (klass) this.classRules(entry, klass, m);
+    else if (absent) this.classRules(entry, decl.class, m);
   }
 
   /** Rules about keys that depend on the class (template presence, source). */
   private classRules(entry: QubeEntry, klass: DeclarableClass, m: YAMLMap): void {
     const d = entry.decl;
+    if (d.absent && d.protect) this.report("absent-and-protected", "error", `${d.name} is both absent and protected`, entry.valueSpans.get("absent") ?? entry.keySpan, "protect: true keeps the qube; remove one of the two");
+    if (d.absent && d.state === "running") this.report("absent-and-running", "error", `${d.name} is absent but state: running`, entry.valueSpans.get("state") ?? entry.keySpan, "remove state: (an absent qube is halted and removed)");
     if (d.source && klass !== "TemplateVM" && klass !== "StandaloneVM") {
       const p = m.items.find((it) => isScalar(it.key) && it.key.value === "source");
       this.errorHelp(p?.key as Node, "source-not-for-class", `${klass} has no source: it is created from its template`, "source: applies to TemplateVM and StandaloneVM");
