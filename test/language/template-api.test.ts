@@ -20,6 +20,7 @@ import {
   policyToSource,
   sourceToPolicy,
   DEFAULT,
+  propertySpec,
 } from "@qubes-kit/language";
 
 const fixtures = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
@@ -220,6 +221,16 @@ describe("the model", () => {
     expect(q.tags).toEqual(["a", "z"]);
     expect(q.firewall).toEqual(["action=accept dst4=10.1.2.3/32 proto=tcp dstports=443-443"]);
     expect(q.keyProvenance?.memory?.file).toBe("/s/main.qubes.yaml");
+  });
+
+  it("reports qubesd's own refusal of a value, from the shared property table", () => {
+    for (const [key, value] of [["keyboard_layout", "de"], ["devices_denied", "u0e****x"], ["mac", "00:16:3e:5e:6c"]] as const) {
+      const r = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });
+      const refusal = propertySpec("AppVM", key)!.check!(value);
+      expect(refusal.ok).toBe(false);
+      if (refusal.ok) continue;
+      expect(r.diagnostics.map((d) => [d.code, d.message, d.line])).toEqual([["invalid-property-value", `${refusal.message} (${refusal.error})`, 7]]);
+    }
   });
 
   it("is undefined exactly when there is an error (infos and warnings keep it)", () => {
