@@ -301,13 +301,20 @@ describe("firewall rules", () => {
   it.each([
     ["action=accept dsthost=example.org proto=tcp dstports=443", "action=accept dsthost=example.org proto=tcp dstports=443-443"],
     ["proto=udp action=accept dst4=10.0.0.1 dstports=53-53", "action=accept dst4=10.0.0.1/32 proto=udp dstports=53-53"],
-    ["action=accept dsthost=2001:DB8::1", "action=accept dst6=2001:db8::1/128"],
+    ["action=accept proto=tcp specialtarget=dns dstports=53", "action=accept proto=tcp specialtarget=dns dstports=53-53"],
+    ["action=accept dsthost=2001:DB8::1", "action=accept dst6=2001:DB8::1/128"],
+    ["action=accept dstname=10.0.0.0/8", "action=accept dst4=10.0.0.0/8"],
+    ["expire=1700000000 proto=tcp dstports=22 dsthost=a.b action=accept comment=keep  me", "action=accept expire=1700000000 dsthost=a.b proto=tcp dstports=22-22 comment=keep  me"],
     ["action=drop comment=no  more  traffic ", "action=drop comment=no  more  traffic"],
     ["action=accept specialtarget=dns", "action=accept specialtarget=dns"],
     ["action=accept proto=icmp icmptype=08", "action=accept proto=icmp icmptype=8"],
   ])("%s", (input, canonical) => {
     expect(normalizeFirewallRule(input)).toEqual({ ok: true, rule: canonical });
     expect(normalizeFirewallRule(canonical)).toEqual({ ok: true, rule: canonical });
+  });
+
+  it("says that dst4 holds an IPv4 address (qubesd would quietly take a name as dsthost)", () => {
+    expect(normalizeFirewallRule("action=accept dst4=example.org")).toMatchObject({ ok: false, message: "dst4 must be an IPv4 address or network: example.org" });
   });
 
   it("points at the offending option", () => {
