@@ -205,6 +205,8 @@ describe("the model", () => {
         "    label: blue",
         "    netvm: none",
         "    kernel: default",
+        "    kernelopts: none",
+        "    stubdom_mem: none",
         "    memory: 2GiB",
         "    virt_mode: HVM",
         "    features: { a: true, b: false, c: 10, d: null, e: text }",
@@ -216,7 +218,7 @@ describe("the model", () => {
     });
     expect(r.diagnostics).toEqual([]);
     const q = r.model!.qubes[0]!;
-    expect(q.properties).toEqual({ label: "blue", netvm: null, kernel: DEFAULT, memory: 2048, virt_mode: "hvm" });
+    expect(q.properties).toEqual({ label: "blue", netvm: null, kernel: DEFAULT, kernelopts: "none", stubdom_mem: null, memory: 2048, virt_mode: "hvm" });
     expect(q.features).toEqual({ a: "1", b: "", c: "10", d: null, e: "text", "service.cups": "1" });
     expect(q.tags).toEqual(["a", "z"]);
     expect(q.firewall).toEqual(["action=accept dst4=10.1.2.3/32 proto=tcp dstports=443-443"]);
@@ -258,6 +260,14 @@ describe("the model", () => {
     expect([...r.documents.keys()].sort()).toEqual(["/m/bundles/key-holder.qubes.yaml", "/m/main.qubes.yaml"]);
     expect(r.model!.policy.map((p) => p.file)).toEqual(["desk", "keys-gpg"]);
     expect(r.model!.policy[0]!.rulesOffset).toEqual({ line: 85, indent: 6 });
+  });
+
+  it("accepts the benchmark's generated stack (so bench/template.mjs measures a clean check)", async () => {
+    const { generateStack } = await import("../../bench/template.mjs");
+    const { main, bundle } = generateStack(80);
+    const r = stack({ "/b/main.qubes.yaml": main, "/b/vault.qubes.yaml": bundle }, "/b/main.qubes.yaml");
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes).toHaveLength(80);
   });
 
   it("reports an unreadable entry file and never throws on a throwing file system", () => {

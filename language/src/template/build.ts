@@ -686,7 +686,8 @@ export class DocumentReader {
       }
       return DEFAULT;
     }
-    if (s.value === null || (s.plain && s.value === "none" && spec.type === "vm")) {
+    // `none` (or YAML null) is None where the property has one; for VM properties it is always the keyword.
+    if (s.value === null || (s.plain && s.value === "none" && (spec.type === "vm" || spec.allowNone))) {
       if (spec.allowNone) return null;
       this.errorHelp(node, "invalid-property-value", `${name} cannot be none`, `write ${typeWord(spec)}, or \`default\` to reset it`);
       return undefined;
