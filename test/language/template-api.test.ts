@@ -186,6 +186,17 @@ describe("bundles used twice", () => {
     expect(q.provenance?.bundle?.as).toBe("one");
   });
 
+  it("takes a list<qube> parameter where a list goes, or spliced into one", () => {
+    const main = "qkit: 1\nstack: s\nqubes:\n  a: { class: AppVM, label: red }\n  b: { class: AppVM, label: red }\nuse:\n  - { bundle: b.qubes.yaml, as: one, with: { peers: [a, b] } }\n";
+    const b = "qkit: 1\nbundle: b\nparams:\n  peers: list<qube>\nexpect:\n  - call: qubes.X a -> b\n    decision: ask\n    targets_include: ${peers}\n  - call: qubes.X a -> b\n    decision: ask\n    targets_exact: [dom0, \"${peers}\"]\n";
+    const r = stack({ "/s/main.qubes.yaml": main, "/s/b.qubes.yaml": b });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.expect.map((e) => [e.targets_include, e.targets_exact])).toEqual([
+      [["a", "b"], undefined],
+      [undefined, ["dom0", "a", "b"]],
+    ]);
+  });
+
   it("checks a bundle opened on its own, leaving parameters without default unchecked", () => {
     const b = "qkit: 1\nbundle: b\nparams:\n  n: name\n  t: { type: qube }\nqubes:\n  ${n}:\n    class: AppVM\n    template: ${t}\n    label: blue\n    memory: -3\n";
     const r = stack({ "/s/b.qubes.yaml": b }, "/s/b.qubes.yaml");
