@@ -182,15 +182,28 @@ export function stableJson(value: unknown): string {
     .join(",")}}`;
 }
 
+/** The properties of qubes outside the plan that its steps can depend on. */
+const REFERENCE_PROPERTIES = ["provides_network", "template_for_dispvms", "netvm", "template", "default_dispvm", "management_dispvm", "guivm", "audiovm", "installed_by_rpm"];
+
 /**
- * The fingerprint of what a plan depends on: the qubes in scope in full,
- * the class and power state of every other qube (a qube that appears or
- * disappears changes it), the global properties, labels, pools, the policy
+ * The fingerprint of what a plan depends on: the qubes in scope and the
+ * qubes owned by any stack in full, for every other qube its class and the
+ * properties references depend on (a qube that appears or disappears changes
+ * it), dom0's features (the globals records), the global properties, labels, pools, the policy
  * file names and the tokens of the files read, and the devices offered.
  */
 export function fingerprint(live: LiveSystem, scope: ReadScope): string {
   const qubes: Record<string, unknown> = {};
-  for (const [name, q] of Object.entries(live.qubes)) qubes[name] = scope.deep[name] ? q : { klass: q.klass, state: q.state, properties: q.properties, owner: q.features["x-qkit-stack"] ?? null };
+  for (const [name, q] of Object.entries(live.qubes)) {
+    if (scope.deep[name] || (q.features["x-qkit-stack"] ?? "") !== "") {
+      qubes[name] = q;
+      continue;
+    }
+    // Other qubes: what a plan's references depend on (class, roles, wiring), not their memory or power state.
+    const refs: Record<string, unknown> = {};
+    for (const p of REFERENCE_PROPERTIES) if (q.properties[p]) refs[p] = q.properties[p];
+    qubes[name] = { klass: q.klass, refs, dependents: q.klass === "AdminVM" ? q.features : undefined };
+  }
   const policy: Record<string, string> = {};
   for (const [k, f] of Object.entries(live.policy)) policy[k] = f.token;
   const data = { qubes, globals: live.globals, labels: live.labels, pools: live.pools, policyNames: live.policyNames, policy, available: live.available };
