@@ -906,6 +906,17 @@ function orderNetvm(ctx: Ctx): string[] {
     const a = s.after?.replace(/ \(pinned\)$/, "") ?? "none";
     return a === "none" ? null : a;
   };
+  // Providers first: by the depth of each qube in the final wiring (topological order of the targets).
+  const final = new Map(cur);
+  for (const s of pending) final.set(s.object, finalOf(s));
+  const depth = (q: string): number => {
+    let d = 0;
+    const seen = new Set<string>();
+    for (let n = final.get(q) ?? null; n !== null && !seen.has(n); n = final.get(n) ?? null) (seen.add(n), d++);
+    return d;
+  };
+  const depths = new Map(pending.map((s) => [s.id, depth(s.object)]));
+  pending.sort((a, b) => depths.get(a.id)! - depths.get(b.id)!);
   const loops = (qube: string, to: string | null): boolean => {
     const seen = new Set<string>();
     for (let n = to; n !== null && n !== undefined; n = cur.get(n) ?? null) {
