@@ -48,7 +48,11 @@ export type StackApplyOutcome =
  * rehearses the steps on a simulator seeded from the fresh read and refuses
  * what it rejects, then runs the steps on the machine.
  */
-export async function applyPlan(plan: Plan, conn: StackConnection, options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean } = {}): Promise<StackApplyOutcome> {
+export async function applyPlan(
+  plan: Plan,
+  conn: StackConnection,
+  options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean; onRehearsed?(r: ApplyResult): void } = {},
+): Promise<StackApplyOutcome> {
   if (plan.errors.length) return { status: "errors", plan };
   let live = options.live;
   if (!live) {
@@ -58,6 +62,7 @@ export async function applyPlan(plan: Plan, conn: StackConnection, options: Exec
   }
   if (options.rehearse !== false) {
     const r = await rehearse(plan, live);
+    options.onRehearsed?.(r.result);
     if (r.result.failure) return { status: "rehearsal-failed", plan, rehearsal: r.result };
   }
   return { status: "applied", plan, result: await executePlan(plan, conn, options) };

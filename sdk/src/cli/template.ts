@@ -316,6 +316,9 @@ export const commands: Command[] = [
         io.stdout.write(`Journal: ${journalPath}\n`);
         const outcome = await applyPlan(plan, conn, {
           journal,
+          onRehearsed: (r) => {
+            if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
+          },
           onStep: (s) => {
             if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
           },
