@@ -181,7 +181,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
       const line = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`;
       (json ? io.stderr : io.stdout).write(line);
     }
-    throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was read or changed beyond the system's state`, "invalid-stack");
+    throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was changed`, "invalid-stack");
   }
   return r.model;
 }
