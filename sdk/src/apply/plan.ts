@@ -424,7 +424,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
         provenance: kp(name),
       }),
     );
-    if (name === "netvm") s.risk = "grants-access";
+    if (name === "netvm") s.risk = cv.value === null ? "revokes-access" : "grants-access";
     addPropertyRequires(s, name, cv.value);
     if (ownership !== "create") classifyProperty(ctx, s, spec.effect, running, needHalt, q.name, name);
   }
@@ -526,13 +526,13 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (want && (ownership === "create" ? !(want.length === 1 && want[0] === "action=accept") : !sameList(cur, want))) {
       const rules = q.firewall.map((r) => r.trim());
       const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, rules))], kp("firewall"));
-      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), risk: "grants-access", provenance: kp("firewall") }));
+      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), provenance: kp("firewall") }));
     }
   } else if (q.firewall && ignore.has("firewall")) {
     if (oldKeys.has("fw")) newKeys.add("fw");
   } else if (oldKeys.has("fw") && l?.firewall && !sameList(l.firewall, ["action=accept"])) {
     const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, ["action=accept"]))]);
-    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)", risk: "grants-access" }));
+    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)" }));
   }
 
   // Devices.
@@ -551,7 +551,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${cur.size} bytes on the system, more than the declared ${d.size}; volumes only grow: declare at least ${cur.size}`, prov_);
       else if (!cur || d.size > cur.size) {
         const c = build(ctx, `${q.name}:${vol}`, () => [call(calls.volumeResize(q.name, vol, d.size!))], prov_);
-        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? String(cur.size) : null, after: String(d.size), provenance: prov_ }));
+        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? showSize(cur.size) : null, after: showSize(d.size), provenance: prov_ }));
       }
     }
     const setters: [keyof typeof d, (v: never) => AdminCall<void>][] = [
@@ -597,6 +597,12 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
     if (c) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: keysText }));
   }
+}
+
+/** Bytes, with the binary unit when exact (`4294967296 (4 GiB)`). */
+function showSize(n: number): string {
+  for (const [unit, f] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2]] as const) if (n >= f && n % f === 0) return `${n} (${n / f} ${unit})`;
+  return String(n);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
