@@ -19,6 +19,7 @@ import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
 import { KEYS_FEATURE, OWNER_FEATURE, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
+import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
 import type { LiveAssignment, LiveQube, LiveSystem, Plan, PlanError, PlanStep, StepCall, StepEffect } from "./types.js";
 
@@ -52,7 +53,9 @@ export function policyKey(stack: string, file: Parameters<typeof policyFileName>
 }
 
 /** Which qubes (and parts), policy files and device lists the plan must read deeply. */
-export function planScope(model: StackModel, live: LiveSystem): ReadScope {
+export function planScope(input: StackModel, live: LiveSystem): ReadScope {
+  const model = checkStackModel(input).model;
+  if (!model) return { deep: {}, policy: [], available: [] };
   const deep: Record<string, DeepRead> = {};
   const available = new Set<string>();
   for (const q of model.qubes) {
@@ -139,7 +142,35 @@ const PHASE = {
 };
 
 /** Computes the plan. `live` must hold the deep parts of `scope` (see {@link planScope}). */
-export function computePlan(model: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions = {}): Plan {
+export function computePlan(input: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions = {}): Plan {
+  const checked = checkStackModel(input);
+  const model = checked.model ?? input;
+  if (!checked.model) return emptyPlan(input, live, scope, checked.errors, options);
+  try {
+    return planModel(model, live, scope, options);
+  } catch (e) {
+    // Never expected: a bug must not take the user's terminal down with a stack trace.
+    return emptyPlan(model, live, scope, [{ code: "internal-error", message: `internal error while planning: ${e instanceof Error ? e.message : String(e)}; please report it with the stack file` }], options);
+  }
+}
+
+function emptyPlan(model: unknown, live: LiveSystem, scope: ReadScope, errors: PlanError[], options: PlanOptions): Plan {
+  const stack = typeof (model as StackModel | undefined)?.stack === "string" ? (model as StackModel).stack : "";
+  return {
+    qkitPlan: 1,
+    stack,
+    steps: [],
+    errors,
+    summary: { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 },
+    restartToTakeEffect: [],
+    orphans: [],
+    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [], deep: scope.deep },
+    fingerprint: fingerprint(live, scope),
+    options: { adopt: !!options.adopt, prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
+  };
+}
+
+function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions): Plan {
   const ctx: Ctx = {
     model,
     live,

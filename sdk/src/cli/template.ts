@@ -16,6 +16,7 @@ import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, con
 import {
   adminPolicyTarget,
   applyPlan,
+  checkStackModel,
   computePlan,
   defaultJournalPath,
   dirPolicyTarget,
@@ -157,7 +158,12 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
       throw new CliFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
     }
     if (!isModel(data)) throw new CliFailure(`${file} is not a stack model (expected "format": 1, "stack" and "qubes"); write a *.qubes.yaml file or use the SDK builder`, "not-a-stack");
-    return data;
+    const checked = checkStackModel(data);
+    if (!checked.model) {
+      for (const e of checked.errors) (json ? io.stderr : io.stdout).write(`${file}: error[${e.code}]: ${e.message}\n`);
+      throw new CliFailure(`${checked.errors.length} error${checked.errors.length === 1 ? "" : "s"} in the stack model; nothing was changed`, "invalid-stack");
+    }
+    return checked.model;
   }
   const check = (language as unknown as Record<string, unknown>)["checkStack"] as
     | ((fs: { readFile(p: string): string | undefined }, entry: string, options?: { system?: unknown }) => { model?: StackModel; diagnostics: Array<{ code: string; severity: string; message: string; file: string; line: number; span: { start: number; end: number }; help?: string }> })
