@@ -159,3 +159,31 @@ describe("qkit template --policy-dir", () => {
     expect([junk.code, junk.out, junk.err]).toEqual([1, "junk.json: error[invalid-model]: qube 'q': properties must map names to values\n", "qkit template plan: 1 error in the stack model; nothing was changed [invalid-stack]\n"]);
   });
 });
+
+describe("qkit template apply on a terminal", () => {
+  const onTerminal = async (answer: string, argv: string[]) => {
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d) => (out += d));
+    stderr.on("data", (d) => {
+      err += d;
+      if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
+    });
+    const code = await main(argv, { stdout, stderr, stdin, env, cwd: dir });
+    return { code, out, err };
+  };
+
+  it("asks before changing anything, and only 'yes' applies", async () => {
+    const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };
+    fs.writeFileSync(path.join(dir, "tty.json"), JSON.stringify(model));
+    const no = await onTerminal("y\n", ["template", "apply", "tty.json"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 2 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect(await Qubes.local(socket).has("tty1")).toBe(false);
+    const yes = await onTerminal("yes\n", ["template", "apply", "tty.json"]);
+    expect(yes.code).toBe(0);
+    expect(await Qubes.local(socket).has("tty1")).toBe(true);
+  });
+});
