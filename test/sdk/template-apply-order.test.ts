@@ -127,6 +127,22 @@ describe("running qubes", () => {
   });
 });
 
+describe("running clients", () => {
+  it("starts a halted provider before a running qube is attached to it (qubesd refuses to attach to a stopped netvm)", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const s = stack("att", [
+      qube("work", "AppVM", { netvm: "prov2" }),
+      qube("prov2", "AppVM", { label: "orange", template: "debian-12", provides_network: true, netvm: "sys-firewall" }, { features: { servicevm: "1" } }),
+    ]);
+    const plan = await applyAll(s, conn, { adopt: true });
+    before(plan, "prov2.keys", "prov2.start-for-netvm");
+    before(plan, "prov2.start-for-netvm", "work.p.netvm");
+    expect(sim.app.domains.get("prov2")!.power).toBe("Running");
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+  });
+});
+
 describe("policy files", () => {
   it("writes with the token read at plan time: a concurrent change is a conflict, never overwritten", async () => {
     const sim = demoSimulator();

@@ -455,7 +455,10 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
         provenance: kp(name),
       }),
     );
-    if (name === "netvm") s.risk = cv.value === null ? "revokes-access" : "grants-access";
+    if (name === "netvm") {
+      s.risk = cv.value === null ? "revokes-access" : "grants-access";
+      if (running && typeof cv.value === "string") startProvider(ctx, cv.value, s);
+    }
     addPropertyRequires(s, name, cv.value);
     if (ownership !== "create") classifyProperty(ctx, s, spec.effect, running, needHalt, q.name, name);
   }
@@ -634,6 +637,31 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
 function showSize(n: number): string {
   for (const [unit, f] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2]] as const) if (n >= f && n % f === 0) return `${n} (${n / f} ${unit})`;
   return String(n);
+}
+
+/**
+ * qubesd refuses to attach a running qube to a halted netvm ("Cannot
+ * dynamically attach to stopped NetVM"): the provider is started first
+ * (qubesd starts its own netvm chain).
+ */
+function startProvider(ctx: Ctx, provider: string, netvmStep: PlanStep): void {
+  const l = ctx.live.qubes[provider];
+  if (l && isRunning(l)) return;
+  const id = `${provider}.start-for-netvm`;
+  if (!ctx.ids.has(id))
+    add(ctx, PHASE.netvm, {
+      id,
+      kind: "start",
+      target: `qube ${provider}`,
+      object: provider,
+      key: "power",
+      calls: [call(calls.start(provider))],
+      before: l ? "halted" : null,
+      after: "running (a running qube is attached to it)",
+      risk: "restart",
+      requires: [`${provider}.create`, `${provider}.p.provides_network`, `${provider}.p.netvm`, `${provider}.keys`],
+    });
+  netvmStep.requires.push(id);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
