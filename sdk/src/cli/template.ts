@@ -323,16 +323,20 @@ export const commands: Command[] = [
         const journalPath = typeof p.flags.get("--journal") === "string" ? path.resolve(io.cwd, p.flags.get("--journal") as string) : defaultJournalPath(io.env);
         const journal = fileJournal(journalPath);
         io.stdout.write(`Journal: ${journalPath}\n`);
-        const outcome = await applyPlan(plan, conn, {
-          journal,
-          onRehearsed: (r) => {
-            if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
-          },
-          onStep: (s) => {
-            if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
-          },
-        });
-        journal.close?.();
+        let outcome: Awaited<ReturnType<typeof applyPlan>>;
+        try {
+          outcome = await applyPlan(plan, conn, {
+            journal,
+            onRehearsed: (r) => {
+              if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
+            },
+            onStep: (s) => {
+              if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
+            },
+          });
+        } finally {
+          journal.close?.();
+        }
         if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
         if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
         if (outcome.status === "rehearsal-failed") {
