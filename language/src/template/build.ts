@@ -372,6 +372,11 @@ export class DocumentReader {
   /** Reads the whole document. */
   read(): void {
     const root = this.doc.yaml.contents;
+    if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) {
+      if (this.doc.diagnostics.some((d) => d.severity === "error")) return;
+      this.report("empty-file", "error", "the file is empty", { start: 0, end: 0 }, this.role === "bundle" ? "start it with `qkit: 1` and `bundle: NAME`" : "start it with `qkit: 1` and `stack: NAME`");
+      return;
+    }
     if (!isMap(root)) return;
     const allowed = this.role === "bundle" ? BUNDLE_KEYS : this.role === "fragment" ? FRAGMENT_KEYS : STACK_KEYS;
     const keys = this.known(root, allowed, this.role === "bundle" ? "a bundle file" : this.role === "fragment" ? "an included file" : "a stack file", (name, pair) => {
@@ -592,9 +597,11 @@ export class DocumentReader {
       return;
     }
     const cls = m.items.find((p) => isScalar(p.key) && p.key.value === "class");
+    const absent = m.items.some((p) => isScalar(p.key) && p.key.value === "absent" && isScalar(p.value) && p.value.value === true);
     let klass: DeclarableClass | undefined;
-    if (!cls) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
-    else {
+    if (!cls) {
+      if (!absent) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
+    } else {
       const s = this.str(cls.value, "class");
       if (s) {
         const v = String(s.value);
@@ -646,11 +653,14 @@ export class DocumentReader {
       decl.keyProvenance![key] = prov;
     }
     if (klass) this.classRules(entry, klass, m);
+    else if (absent) this.classRules(entry, decl.class, m);
   }
 
   /** Rules about keys that depend on the class (template presence, source). */
   private classRules(entry: QubeEntry, klass: DeclarableClass, m: YAMLMap): void {
     const d = entry.decl;
+    if (d.absent && d.protect) this.report("absent-and-protected", "error", `${d.name} is both absent and protected`, entry.valueSpans.get("absent") ?? entry.keySpan, "protect: true keeps the qube; remove one of the two");
+    if (d.absent && d.state === "running") this.report("absent-and-running", "error", `${d.name} is absent but state: running`, entry.valueSpans.get("state") ?? entry.keySpan, "remove state: (an absent qube is halted and removed)");
     if (d.source && klass !== "TemplateVM" && klass !== "StandaloneVM") {
       const p = m.items.find((it) => isScalar(it.key) && it.key.value === "source");
       this.errorHelp(p?.key as Node, "source-not-for-class", `${klass} has no source: it is created from its template`, "source: applies to TemplateVM and StandaloneVM");
