@@ -43,8 +43,9 @@ export function checkStackModel(data: unknown): { model?: StackModel; errors: Pl
       const at = isObj(q) && typeof q["name"] === "string" ? `qube '${q["name"]}'` : `qubes[${i}]`;
       if (!isObj(q)) return bad(at, "must be an object");
       if (typeof q["name"] !== "string" || q["name"] === "") bad(at, "needs a name");
-      if (!(DECLARABLE_CLASSES as readonly unknown[]).includes(q["class"])) bad(at, `class must be one of ${DECLARABLE_CLASSES.join(", ")}`);
-      const c: Record<string, unknown> = { features: {}, state: "any", absent: false, protect: false, ignore_changes: [], properties: {}, ...q };
+      // An absent qube needs no class (it is only removed).
+      if (!(DECLARABLE_CLASSES as readonly unknown[]).includes(q["class"]) && !(q["absent"] === true && q["class"] === undefined)) bad(at, `class must be one of ${DECLARABLE_CLASSES.join(", ")}`);
+      const c: Record<string, unknown> = { class: "AppVM", features: {}, state: "any", absent: false, protect: false, ignore_changes: [], properties: {}, ...q };
       if (!isObj(c.properties) || !Object.values(c.properties).every(isPropertyValue)) bad(at, "properties must map names to values");
       if (!isStringMap(c.features, true)) bad(at, "features must map names to strings (or null to remove)");
       if (c["tags"] !== undefined && !isStrings(c["tags"])) bad(at, "tags must be a list of strings");
