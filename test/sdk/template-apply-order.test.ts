@@ -262,6 +262,14 @@ describe("devices", () => {
   });
 });
 
+describe("settings qubesd rewrites", () => {
+  it("refuses service.meminfo-writer (qubesd turns it into maxmem), which would never converge", async () => {
+    const conn = connectSim(demoSimulator());
+    const s = stack("mw", [qube("m1", "AppVM", { label: "red", template: "debian-12" }, { features: { "service.meminfo-writer": "" } })]);
+    expect((await planStack(s, conn)).plan.errors.map((e) => e.code)).toEqual(["rewritten-feature"]);
+  });
+});
+
 describe("bad input", () => {
   it("never throws on malformed models: problems are plan errors", async () => {
     const { computePlan, planScope } = await import("@qubes-kit/sdk");

@@ -482,6 +482,11 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       err(ctx, "reserved-feature", `feature '${name}' of '${q.name}' is written by qkit itself; remove it from the stack`, kp(`features.${name}`));
       continue;
     }
+    if (name === "service.meminfo-writer" && value !== null) {
+      // qubesd turns this feature into maxmem and deletes it: it would show as a change on every plan.
+      err(ctx, "rewritten-feature", `feature service.meminfo-writer of '${q.name}' is turned into maxmem by qubesd and never kept; declare maxmem instead (0 disables memory balancing, default enables it)`, kp(`features.${name}`));
+      continue;
+    }
     if (ignore.has(`features.${name}`)) {
       if (oldKeys.has(`f:${name}`)) newKeys.add(`f:${name}`);
       continue;
