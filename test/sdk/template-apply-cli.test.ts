@@ -50,7 +50,7 @@ describe("qkit template over a socket", () => {
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);
     expect([data.qkitPlan, data.stack, data.fingerprint.slice(0, 7)]).toEqual([1, "laptop", "sha256:"]);
-    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack" }] });
+    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack", payload: "laptop" }, { method: "admin.vm.feature.Set", arg: "x-qkit-keys", payload: "f:servicevm fw p:label p:netvm p:provides_network p:template" }] });
 
     const refused = await qkit("template", "apply", "laptop.json");
     expect([refused.code, refused.err]).toEqual([1, "qkit template apply: refusing to change the system without a terminal to ask on; pass --yes to apply without asking [confirmation-required]\n"]);
@@ -180,7 +180,7 @@ describe("qkit template apply on a terminal", () => {
     const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };
     fs.writeFileSync(path.join(dir, "tty.json"), JSON.stringify(model));
     const no = await onTerminal("y\n", ["template", "apply", "tty.json"]);
-    expect([no.code, no.err]).toEqual([1, "Apply 2 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 1 step? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
     expect(await Qubes.local(socket).has("tty1")).toBe(false);
     const yes = await onTerminal("yes\n", ["template", "apply", "tty.json"]);
     expect(yes.code).toBe(0);

@@ -136,7 +136,7 @@ describe("running clients", () => {
       qube("prov2", "AppVM", { label: "orange", template: "debian-12", provides_network: true, netvm: "sys-firewall" }, { features: { servicevm: "1" } }),
     ]);
     const plan = await applyAll(s, conn, { adopt: true });
-    before(plan, "prov2.keys", "prov2.start-for-netvm");
+    before(plan, "prov2.f.servicevm", "prov2.start-for-netvm");
     before(plan, "prov2.start-for-netvm", "work.p.netvm");
     expect(sim.app.domains.get("prov2")!.power).toBe("Running");
     expect((await planStack(s, conn)).plan.steps).toEqual([]);
