@@ -127,6 +127,18 @@ describe("running qubes", () => {
   });
 });
 
+describe("deferred changes", () => {
+  it("do not hold back unrelated steps such as a removal", async () => {
+    const conn = connectSim(demoSimulator());
+    const v1 = stack("df", [qube("d1", "AppVM", { label: "red", template: "debian-12" }, { state: "running" }), qube("d2", "AppVM", { label: "red", template: "debian-12" })]);
+    await applyAll(v1, conn);
+    const v2 = stack("df", [qube("d1", "AppVM", { label: "red", template: "fedora-41" }, { state: "running" }), qube("d2", "AppVM", {}, { absent: true })]);
+    const { plan } = await planStack(v2, conn);
+    expect(plan.steps.filter((x) => x.deferred).map((x) => x.id)).toEqual(["d1.p.template"]);
+    expect(plan.steps.find((x) => x.id === "d2.remove")?.deferred).toBeUndefined();
+  });
+});
+
 describe("running clients", () => {
   it("starts a halted provider before a running qube is attached to it (qubesd refuses to attach to a stopped netvm)", async () => {
     const sim = demoSimulator();
