@@ -45,7 +45,7 @@ describe("qkit template over a socket", () => {
     expect([plan.code, plan.err]).toEqual([2, ""]);
     expect(plan.out).toMatch(/^Read \d+ qubes and 1 policy file \(the policy admin api\)\n/);
     expect(plan.out).toContain("  + AppVM      vpn    on debian-12 · label orange\n");
-    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\n");
+    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nRehearsal on a simulated copy of the system: 11 steps ok.\n");
     const json = await qkit("template", "plan", "laptop.json", "--json");
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);
@@ -157,6 +157,20 @@ describe("qkit template --policy-dir", () => {
     fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ format: 1, stack: "junk", qubes: [{ name: "q", class: "AppVM", properties: { memory: [1] } }] }));
     const junk = await qkit("template", "plan", "junk.json");
     expect([junk.code, junk.out, junk.err]).toEqual([1, "junk.json: error[invalid-model]: qube 'q': properties must map names to values\n", "qkit template plan: 1 error in the stack model; nothing was changed [invalid-stack]\n"]);
+  });
+});
+
+describe("qkit template plan rehearses", () => {
+  it("fails a plan that qubesd would refuse, with the step and qubesd's message, before anything is applied", async () => {
+    const model = { format: 1, stack: "reh", qubes: [{ name: "reh1", class: "AppVM", properties: { label: "red", template: "debian-12", netvm: "work" } }] };
+    fs.writeFileSync(path.join(dir, "reh.json"), JSON.stringify(model));
+    const plan = await qkit("template", "plan", "reh.json", "--detailed-exitcode");
+    expect(plan.code).toBe(1);
+    expect(plan.err).toMatch(/^qkit template plan: the rehearsal on a simulated copy of the system refused step 2\/2 reh1\.p\.netvm: admin\.vm\.property\.Set netvm on reh1: Qubes\w+Error: .*; apply would refuse this plan \[rehearsal-failed\]\n$/);
+    const apply = await qkit("template", "apply", "reh.json", "--yes");
+    expect(apply.code).toBe(1);
+    expect(apply.err).toMatch(/\[rehearsal-failed\]\n$/);
+    expect(await Qubes.local(socket).has("reh1")).toBe(false);
   });
 });
 
