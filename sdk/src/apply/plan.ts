@@ -222,7 +222,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     errors: ctx.errors,
     summary,
     restartToTakeEffect: [...ctx.restart].sort(),
-    orphans: ctx.options.prune ? [] : orphans,
+    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true) : orphans,
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
     options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
@@ -861,6 +861,8 @@ function planOrphans(ctx: Ctx): void {
   const declared = new Set(ctx.model.qubes.map((q) => q.name));
   for (const l of Object.values(ctx.live.qubes)) {
     if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.klass === "AdminVM") continue;
+    // A template installed by the package manager is removed with qvm-template, never pruned.
+    if (l.properties["installed_by_rpm"]?.value === true) continue;
     planRemoval(ctx, l);
   }
 }
