@@ -628,7 +628,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   if (q.state === "running" && !running) {
     add(ctx, PHASE.start, { id: `${q.name}.start`, kind: "start", target, object: q.name, key: "power", calls: [call(calls.start(q.name))], before: ownership === "create" ? null : "halted", after: "running", risk: "restart", requires: [...first], provenance: prov });
   } else if (q.state === "halted" && running) {
-    add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
+    const stop = add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
+    // Nothing running is stopped without --restart=if-needed, not even for `state: halted`.
+    if (ctx.options.restart !== "if-needed") stop.deferred = `${q.name} is running: state halted waits for it to stop; use --restart=if-needed to stop it now`;
   }
 
   // The record of managed keys. Keys are added before any setting changes
