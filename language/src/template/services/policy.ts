@@ -1,0 +1,47 @@
+/**
+ * The policy services inside `rules: |` blocks, in the YAML file's offsets:
+ * diagnostics of the block as the generated policy file (engine errors and
+ * analysis lints against the future system model), and semantic tokens.
+ */
+import type { Span } from "../../diagnostics.js";
+import type { AnalysisDiagnostic } from "../../services/analysis.js";
+import { semanticTokens, type SemanticToken } from "../../services/semantic.js";
+import type { TemplateAnalysis } from "./analysis.js";
+import { blockToSource, type PolicyBlock } from "./stack-index.js";
+
+function mapSpan(block: PolicyBlock, span: Span): Span {
+  return { start: blockToSource(block, span.start), end: blockToSource(block, span.end) };
+}
+
+/** The diagnostics of this file's policy blocks, as the generated files would get them, mapped into the YAML file. */
+export function templatePolicyDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
+  const out: AnalysisDiagnostic[] = [];
+  try {
+    const snapshot = a.policy();
+    for (const block of a.index.policyBlocks) {
+      const path = a.blockPath(a.path, block);
+      for (const d of snapshot.diagnostics.get(path) ?? []) {
+        const { related: _related, ...rest } = d;
+        out.push({ ...rest, span: mapSpan(block, d.span), file: a.path });
+      }
+    }
+  } catch {
+    // Never throws: a failure of the policy core leaves the blocks without diagnostics.
+  }
+  return out;
+}
+
+/** Semantic tokens of the policy blocks, in the YAML file's offsets (one line each). */
+export function templateSemanticTokens(a: TemplateAnalysis): SemanticToken[] {
+  const out: SemanticToken[] = [];
+  try {
+    for (const block of a.index.policyBlocks) {
+      const doc = a.blockDocument(a.path, block);
+      if (!doc) continue;
+      for (const t of semanticTokens(doc)) out.push({ ...t, span: mapSpan(block, t.span) });
+    }
+  } catch {
+    return out;
+  }
+  return out;
+}
