@@ -175,3 +175,8 @@ export interface DocumentSyntaxParams {
 
 /** The command a code lens runs: `qubesPolicy.simulateRule` with `[uri, line]` (1-based line). */
 export const SIMULATE_RULE_COMMAND = "qubesPolicy.simulateRule";
+
+/** The command of the "plan" code lens of a stack file: `qubesTemplate.plan` with `[uri]`. */
+export const TEMPLATE_PLAN_COMMAND = "qubesTemplate.plan";
+/** The command of the "what-if" code lenses of a stack file: `qubesTemplate.whatif` with `[uri]`. */
+export const TEMPLATE_WHATIF_COMMAND = "qubesTemplate.whatif";

@@ -19,6 +19,9 @@ import {
   TextDocuments,
   TextDocumentSyncKind,
   type CodeAction as LspCodeAction,
+  type CodeLens,
+  type Hover,
+  type SemanticTokens,
   type CompletionItem as LspCompletionItem,
   type Connection,
   type Diagnostic as LspDiagnostic,
@@ -82,6 +85,7 @@ import {
   DocumentSyntaxNotification,
   type DocumentSyntaxParams,
 } from "./protocol.js";
+import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 
 /** The language id the server registers for. */
 export const LANGUAGE_ID = "qrexecpolicy";
@@ -181,6 +185,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   };
   const uriOf = (disk: string): string => uriOfPath.get(disk) ?? URI.file(disk).toString();
 
+  /** The open documents the policy projects own (stack files belong to their feature). */
+  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri));
+
   const overlay: DocumentOverlay = {
     get(disk) {
       const uri = uriOfPath.get(disk);
@@ -188,7 +195,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       return doc ? { text: doc.getText(), version: doc.version } : undefined;
     },
     paths() {
-      return documents.all().map((d) => {
+      return policyDocuments().map((d) => {
         const disk = pathOfUri(d.uri);
         if (!uriOfPath.has(disk)) uriOfPath.set(disk, d.uri);
         return disk;
@@ -237,7 +244,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       const dir = findPolicyDirIn(f, host.fs);
       if (dir) makeProject(dir);
     }
-    for (const d of documents.all()) projectFor(d.uri);
+    for (const d of policyDocuments()) projectFor(d.uri);
   }
 
   const mappers = new WeakMap<PolicyDocument, PositionMapper>();
@@ -260,6 +267,41 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     if (!mapper) return undefined;
     return { uri: uriOf(disk), range: toRange(mapper, span) };
   }
+
+  // ---------------------------------------------------------------------------
+  // Document features: file kinds other than policy files, each in its own module.
+  // A handler below hands a request to the first feature that handles the URI.
+
+  /** The workspace policy a file outside it (a stack file) refers to: the configured or first found `policy.d`. */
+  function workspacePolicyFor(disk: string): PolicyProject | undefined {
+    if (settings.policyDir) return makeProject(settings.policyDir);
+    let best: PolicyProject | undefined;
+    for (const p of projects.values()) {
+      const base = p.root.replace(/\/etc\/qubes\/policy\.d$|\/policy\.d$/, "");
+      if (disk.startsWith(base + "/") && (!best || p.root.length > best.root.length)) best = p;
+    }
+    return best;
+  }
+
+  const features: DocumentFeature[] = [
+    createTemplateFeature({
+      connection,
+      documents,
+      fs: host.fs,
+      system: () => system,
+      devices: () => undefined,
+      pathOf: pathOfUri,
+      uriOf,
+      policyFor(disk) {
+        const project = workspacePolicyFor(disk);
+        if (!project) return undefined;
+        const snapshot = project.snapshot();
+        return { snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
+      },
+      log,
+    }),
+  ];
+  const featureFor = (uri: string): DocumentFeature | undefined => features.find((f) => f.handles(uri));
 
   /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
   const publishedSig = new Map<string, string>();
@@ -294,7 +336,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
     // Problems of the whole policy go on every open document of it.
     if (snapshot.policyDiagnostics.length) {
-      for (const doc of documents.all()) {
+      for (const doc of policyDocuments()) {
         if (projectFor(doc.uri) !== project) continue;
         const prev = next.get(doc.uri);
         const extra = snapshot.policyDiagnostics.map((d) => ({ ...d, span: { start: 0, end: 0 } }));
@@ -305,7 +347,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     // Open documents read in another grammar than their language id says get a notification once.
-    for (const doc of documents.all()) {
+    for (const doc of policyDocuments()) {
       if (projectFor(doc.uri) !== project) continue;
       const disk = pathOfUri(doc.uri);
       const syntax = snapshot.syntaxOf(project.toVirtual(disk));
@@ -318,7 +360,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     for (const uri of publishedSig.keys()) {
       if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: "", build: () => [] });
     }
-    for (const doc of documents.all()) {
+    for (const doc of policyDocuments()) {
       if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: "", build: () => [] });
     }
     for (const [uri, { sig, build }] of next) {
@@ -340,6 +382,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const validateAll = guard("validate", undefined, () => {
     timer = undefined;
     for (const p of projects.values()) validateProject(p);
+    for (const f of features) f.validate();
   });
 
   function schedule(): void {
@@ -434,7 +477,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (clientCaps.workspace?.didChangeWatchedFiles?.dynamicRegistration) {
         void connection.client
           .register(DidChangeWatchedFilesNotification.type, {
-            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }],
+            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }],
           })
           .catch(() => undefined);
       }
@@ -460,6 +503,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         return;
       }
       for (const p of projects.values()) p.invalidate();
+      for (const f of features) for (const d of documents.all()) if (f.handles(d.uri)) f.changed(d.uri);
       schedule();
     }),
   );
@@ -477,6 +521,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   documents.onDidOpen(
     guard("didOpen", undefined, (e) => {
+      const f = featureFor(e.document.uri);
+      if (f) {
+        f.changed(e.document.uri);
+        schedule();
+        return;
+      }
       const p = projectFor(e.document.uri);
       p.invalidate();
       schedule();
@@ -484,12 +534,23 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
   documents.onDidChangeContent(
     guard("didChange", undefined, (e) => {
+      const f = featureFor(e.document.uri);
+      if (f) {
+        f.changed(e.document.uri);
+        schedule();
+        return;
+      }
       projectFor(e.document.uri).invalidate();
       schedule();
     }),
   );
   documents.onDidClose(
     guard("didClose", undefined, (e) => {
+      const f = featureFor(e.document.uri);
+      if (f) {
+        f.closed(e.document.uri);
+        return;
+      }
       announcedSyntax.delete(e.document.uri);
       const disk = pathOfUri(e.document.uri);
       const p = projectFor(e.document.uri);
@@ -502,7 +563,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   /** The open document, its project, parse and snapshot. */
   function context(uri: string) {
     const td = documents.get(uri);
-    if (!td) return undefined;
+    if (!td || featureFor(uri)) return undefined;
     const project = projectFor(uri);
     const disk = pathOfUri(uri);
     const doc = project.document(disk, td.getText(), td.version);
@@ -511,6 +572,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onCompletion(
     guard("completion", [] as LspCompletionItem[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.completion(params);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const offset = c.td.offsetAt(params.position);
@@ -532,7 +595,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onHover(
-    guard("hover", null, (params) => {
+    guard("hover", null as Hover | null, (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.hover(params);
       const c = context(params.textDocument.uri);
       if (!c) return null;
       const snapshot = c.project.snapshot();
@@ -547,6 +612,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onDefinition(
     guard("definition", [] as Location[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.definition(params);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.snapshot();
@@ -569,6 +636,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onReferences(
     guard("references", [] as Location[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.references(params);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.snapshot();
@@ -624,7 +693,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.languages.semanticTokens.on(
-    guard("semanticTokens", { data: [] }, (params) => {
+    guard("semanticTokens", { data: [] } as SemanticTokens, (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.semanticTokens(params.textDocument.uri);
       const c = context(params.textDocument.uri);
       if (!c) return { data: [] };
       const builder = new SemanticTokensBuilder();
@@ -682,8 +753,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onCodeLens(
-    guard("codeLens", [], (params) => {
+    guard("codeLens", [] as CodeLens[], (params) => {
       if (settings.codeLens === false) return [];
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.codeLens(params.textDocument.uri);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.lastSnapshot();

@@ -87,6 +87,17 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
       queue.push(p);
     }
   }
+  // `with:` values of bundle parameters of type `qube`, `name` or `list<qube>` name qubes too.
+  for (const [file, idx] of files) {
+    for (const use of idx.uses) {
+      const bundle = use.bundle ? files.get(resolveStackPath(file, use.bundle.value)) : undefined;
+      if (!bundle) continue;
+      for (const [param, value] of use.with) {
+        const type = bundle.params.get(param)?.type;
+        if (type === "qube" || type === "name" || type === "list<qube>") idx.references.push({ ...value, role: `with.${param}` });
+      }
+    }
+  }
   const futureSystem = buildFutureSystem(files, env.system ?? null);
   const stackName = index.stack ?? "stack";
   const blockPath = (file: string, block: PolicyBlock): string => {

@@ -15,7 +15,7 @@ import {
   type PropertySpec,
 } from "../../qubes/properties.js";
 import { complete as completePolicy, type CompletionKind } from "../../services/completion.js";
-import type { TemplateAnalysis } from "./analysis.js";
+import { resolveStackPath, type TemplateAnalysis } from "./analysis.js";
 import { blockAt, blockToSource, type IndexedQube } from "./stack-index.js";
 import {
   DECISIONS,
@@ -300,10 +300,11 @@ function completeYaml(a: TemplateAnalysis, ctx: YamlContext): TemplateCompletion
 function bundleParamItems(a: TemplateAnalysis, ctx: YamlContext): TemplateCompletionItem[] {
   const out: TemplateCompletionItem[] = [];
   const seen = new Set<string>();
+  // The `use:` entry the cursor is in: the last one that starts before it.
+  const use = [...a.index.uses].reverse().find((u) => u.span.start <= ctx.span.start);
+  const bundlePath = use?.bundle ? resolveStackPath(a.path, use.bundle.value) : undefined;
   for (const [path, idx] of a.files) {
-    if (path === a.path || idx.kind !== "bundle") continue;
-    const used = a.index.uses.some((u) => u.bundle && ctx.span.start >= u.span.start && ctx.span.start <= u.span.end + 1 && path.endsWith(u.bundle.value.replace(/^\.\//, "")));
-    if (!used) continue;
+    if (path !== bundlePath || idx.kind !== "bundle") continue;
     for (const [name, p] of idx.params) {
       if (seen.has(name) || ctx.siblings.includes(name)) continue;
       seen.add(name);
