@@ -84,13 +84,29 @@ describe("diagnostics", () => {
     const seen = diagnostics.map((d) => ({ code: d.code, message: d.message, text: doc.getText(d.range), start: d.range.start }));
     expect(seen).toContainEqual({ code: "invalid-action", message: "invalid action: alow", text: "alow", start: at(stackText, "alow") });
     // The YAML itself is not read as a policy file (no `wrong number of fields` on `qkit: 1`).
-    expect(diagnostics.filter((d) => d.range.start.line < at(stackText, "rules: |").line)).toEqual([]);
+    expect(diagnostics.filter((d) => d.range.start.line < at(stackText, "rules: |").line).map((d) => d.message)).toEqual([]);
   });
 
   it("follows edits: fixing the action clears the error", async () => {
     const { uri } = openVariant(stackText.replace("alow", "allow"));
     const diagnostics = await server.waitForDiagnostics(uri, () => true);
     expect(diagnostics.filter((d) => d.code === "invalid-action")).toEqual([]);
+  });
+
+  const head = "qkit: 1\nstack: s\nqubes:\n  tpl:\n    class: TemplateVM\n    label: black\n";
+  it.each([
+    ["a key of the wrong class", `${head}  d:\n    class: DispVM\n    template: default-dvm\n    label: red\n    template_for_dispvms: true\n`, "property-not-for-class", "template_for_dispvms"],
+    ["an unknown key", `${head}  w:\n    class: AppVM\n    template: tpl\n    label: red\n    memroy: 400\n`, "unknown-key", "memroy"],
+    ["a template of the wrong class", `${head}  w:\n    class: AppVM\n    template: personal\n    label: red\n`, "template-wrong-class", "personal"],
+    ["a qube the machine does not have", `${head}  w:\n    class: AppVM\n    template: tpl\n    label: red\n    netvm: sys-nope\n`, "unknown-qube", "sys-nope"],
+    ["a policy rule naming a qube that will not exist", `${head}policy:\n  - file: p\n    rules: |\n      qubes.Filecopy * tpl ghost allow\n`, "unknown-qube", "ghost"],
+  ])("reports %s at its place", async (_name, text, code, word) => {
+    const { uri } = openVariant(text);
+    const diagnostics = await server.waitForDiagnostics(uri, (d) => d.some((x) => x.code === code));
+    const doc = TextDocument.create(uri, "qubes-template", 1, text);
+    const d = diagnostics.find((x) => x.code === code)!;
+    expect(doc.getText(d.range)).toBe(word);
+    expect(d.range.start).toEqual(at(text, word, 0, text.split(word).length - 1));
   });
 
   it("reports a YAML syntax error where it is", async () => {

@@ -15,7 +15,7 @@ import type { DomainInfo, RawSystemInfo, SystemInfo } from "../../eval/types.js"
 import type { PolicyDocument } from "../../syntax/tree.js";
 import { analyzeWorkspace, type PolicySnapshot } from "../../services/workspace.js";
 import { policyFileName } from "../model.js";
-import { indexStack, type PolicyBlock, type StackIndex } from "./stack-index.js";
+import { indexStack, type IndexedQube, type PolicyBlock, type StackIndex } from "./stack-index.js";
 
 /** A device a backend qube offers (for completion of ports). */
 export interface LiveDevice {
@@ -46,6 +46,8 @@ export interface TemplateAnalysis {
   readonly env: TemplateEnvironment;
   /** Every file of the stack reached from this one (this one included), by absolute path. */
   readonly files: ReadonlyMap<string, StackIndex>;
+  /** Qubes declared by bundle instances (`use:`), by resolved name. */
+  readonly bundleQubes: ReadonlyMap<string, IndexedQube>;
   /** The live model with the declared qubes on top. */
   readonly futureSystem: SystemInfo;
   /** The embedded policy blocks of every file as one policy (computed on first use). */
@@ -98,7 +100,8 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
       }
     }
   }
-  const futureSystem = buildFutureSystem(files, env.system ?? null);
+  const bundleQubes = instances(files);
+  const futureSystem = buildFutureSystem(files, env.system ?? null, bundleQubes);
   const stackName = index.stack ?? "stack";
   const blockPath = (file: string, block: PolicyBlock): string => {
     const owner = files.get(file);
@@ -121,6 +124,7 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
     index,
     env,
     files,
+    bundleQubes,
     futureSystem,
     policy,
     blockPath,
@@ -128,17 +132,35 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
   };
 }
 
+/** The qubes bundle instances declare, with their `${param}` names resolved: name → the bundle's entry. */
+function instances(files: ReadonlyMap<string, StackIndex>): Map<string, IndexedQube> {
+  const out = new Map<string, IndexedQube>();
+  for (const [file, idx] of files) {
+    for (const use of idx.uses) {
+      const bundle = use.bundle ? files.get(resolveStackPath(file, use.bundle.value)) : undefined;
+      if (!bundle) continue;
+      const value = (p: string) => use.with.get(p)?.value ?? bundle.params.get(p)?.default;
+      for (const q of bundle.qubes) {
+        const name = q.name.replace(/\$\{([A-Za-z_][A-Za-z0-9_-]*)\}/g, (m, p: string) => value(p) ?? m);
+        if (!name.includes("${")) out.set(name, q);
+      }
+    }
+  }
+  return out;
+}
+
 /** The live system model with the declared qubes added (or updated) as they will be after apply. */
-export function buildFutureSystem(files: ReadonlyMap<string, StackIndex>, live: SystemInfo | null): SystemInfo {
+export function buildFutureSystem(files: ReadonlyMap<string, StackIndex>, live: SystemInfo | null, fromBundles: ReadonlyMap<string, IndexedQube> = new Map()): SystemInfo {
   const domains: Record<string, DomainInfo> = {};
   if (live) for (const [name, info] of live.domains) if (!name.startsWith("uuid:")) domains[name] = { ...info };
   if (!domains["dom0"]) domains["dom0"] = { type: "AdminVM", tags: [], template_for_dispvms: false, default_dispvm: null, power_state: "Running" };
-  for (const idx of files.values()) {
-    for (const q of idx.qubes) {
-      if (q.name.includes("${")) continue;
-      const prev = domains[q.name];
+  const declared: Array<[string, IndexedQube]> = [...fromBundles];
+  for (const idx of files.values()) for (const q of idx.qubes) if (!q.name.includes("${")) declared.push([q.name, q]);
+  {
+    for (const [name, q] of declared) {
+      const prev = domains[name];
       const dd = q.values.get("default_dispvm")?.value;
-      domains[q.name] = {
+      domains[name] = {
         ...(prev ?? { power_state: "Halted", default_dispvm: null }),
         type: q.class ?? prev?.type ?? "AppVM",
         tags: [...new Set([...(prev?.tags ?? []), ...q.tags.map((t) => t.value)])],

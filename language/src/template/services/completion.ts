@@ -82,6 +82,9 @@ export function qubeCandidates(a: TemplateAnalysis): QubeCandidate[] {
       out.set(q.name, { name: q.name, klass: q.class, templateForDispvms: q.templateForDispvms, providesNetwork: q.providesNetwork, declared: true, tags: q.tags.map((t) => t.value) });
     }
   }
+  for (const [name, q] of a.bundleQubes) {
+    if (!out.has(name)) out.set(name, { name, klass: q.class, templateForDispvms: q.templateForDispvms, providesNetwork: q.providesNetwork, declared: true, tags: q.tags.map((t) => t.value) });
+  }
   const live = a.env.system;
   if (live) {
     for (const [name, info] of live.domains) {

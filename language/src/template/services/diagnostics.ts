@@ -1,27 +1,77 @@
 /**
- * The diagnostics of a stack file for the editor: YAML syntax errors, and the
- * embedded policy checked as the generated files will be read (engine errors
- * and analysis lints against the future system model), in the YAML file's
+ * The diagnostics of a stack file for the editor: everything `checkStack`
+ * finds in this file (the strict YAML profile, keys and types per class,
+ * cross-references, the embedded policy through the policy core), plus the
+ * policy analysis lints of its `rules: |` blocks against the future system
+ * model (a rule naming a qube that will not exist…), in the YAML file's
  * offsets. Never throws.
  */
-import { parseDocument } from "yaml";
 import type { DiagnosticCode } from "../../diagnostics.js";
+import type { SystemInfo } from "../../eval/types.js";
 import type { AnalysisDiagnostic } from "../../services/analysis.js";
+import { checkStack } from "../check.js";
+import type { StackSystem, TemplateDiagnostic } from "../types.js";
 import type { TemplateAnalysis } from "./analysis.js";
 import { templatePolicyDiagnostics } from "./policy.js";
+
+/**
+ * The checker's view of a live system model (`internal.GetSystemInfo`).
+ * That answer has no `provides_network`; a qube without the key is taken as
+ * a provider, so a reference to it is not flagged on a guess.
+ */
+export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): StackSystem {
+  const qubes: StackSystem["qubes"] = {};
+  for (const [name, info] of system.domains) {
+    if (name.startsWith("uuid:")) continue;
+    const pn = info["provides_network"];
+    qubes[name] = {
+      klass: info.type ?? "AppVM",
+      provides_network: typeof pn === "boolean" ? pn : true,
+      template_for_dispvms: info.template_for_dispvms === true,
+      tags: info.tags ?? [],
+      ...(typeof info.label === "string" && !info.label.startsWith("0x") ? { label: info.label } : {}),
+      ...(typeof info["template"] === "string" || info["template"] === null ? { template: info["template"] as string | null } : {}),
+      ...(typeof info["netvm"] === "string" || info["netvm"] === null ? { netvm: info["netvm"] as string | null } : {}),
+    };
+  }
+  return { qubes, ...(labels ? { labels: [...labels] } : {}) };
+}
+
+/** A checker diagnostic in the editor's shape (related places keep their file). */
+function toAnalysis(d: TemplateDiagnostic): AnalysisDiagnostic {
+  const out: AnalysisDiagnostic = { code: d.code as DiagnosticCode, severity: d.severity, message: d.message, span: d.span, line: d.line, file: d.file };
+  if (d.help) out.help = d.help;
+  if (d.related?.length) out.related = d.related.map((r) => ({ path: r.file, span: r.span, line: 0, message: r.message }));
+  return out;
+}
 
 /** Every diagnostic of the analysed file, sorted by position. */
 export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
   const out: AnalysisDiagnostic[] = [];
   try {
-    const doc = parseDocument(a.text, { uniqueKeys: false, prettyErrors: false });
-    for (const e of doc.errors) {
-      const [start, end] = e.pos;
-      out.push({ code: "yaml-syntax" as DiagnosticCode, severity: "error", message: e.message.split("\n")[0]!, span: { start, end: Math.max(end, start) }, line: 0 });
-    }
+    const fs = {
+      readFile: (p: string): string | undefined => {
+        if (p === a.path) return a.text;
+        try {
+          return a.env.readFile?.(p);
+        } catch {
+          return undefined;
+        }
+      },
+    };
+    const system = a.env.system ? stackSystemOf(a.env.system, a.env.labels) : undefined;
+    const result = checkStack(fs, a.path, system ? { system } : {});
+    for (const d of result.diagnostics) if (d.file === a.path) out.push(toAnalysis(d));
   } catch {
-    // The YAML parser does not throw on text; nothing to add if it does.
+    // checkStack never throws; nothing to add if it does.
   }
-  out.push(...templatePolicyDiagnostics(a));
+  // The analysis lints of the policy blocks; engine errors the checker already reported are not repeated.
+  const seen = new Set(out.map((d) => `${d.span.start}:${d.message}`));
+  const seenCode = new Set(out.map((d) => `${d.span.start}:${d.code}`));
+  for (const d of templatePolicyDiagnostics(a)) {
+    if (seen.has(`${d.span.start}:${d.message}`) || seenCode.has(`${d.span.start}:${d.code}`)) continue;
+    if (d.severity === "error") continue;
+    out.push(d);
+  }
   return out.sort((x, y) => x.span.start - y.span.start);
 }

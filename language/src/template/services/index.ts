@@ -15,4 +15,4 @@ export { qubeAt, templateSymbolAt, templateDefinition, templateReferences, refer
 export { templateLenses, type TemplateLens } from "./lens.js";
 export { templatePolicyDiagnostics, templateSemanticTokens } from "./policy.js";
 export { TOP_KEYS, QUBE_KEYS, KNOWN_FEATURES, KNOWN_SERVICES, type KeyDoc } from "./vocabulary.js";
-export { templateDiagnostics } from "./diagnostics.js";
+export { templateDiagnostics, stackSystemOf } from "./diagnostics.js";

@@ -70,7 +70,7 @@ export interface StackIndex {
   /** `include:` and `use[].bundle` paths as written. */
   files: ScalarAt[];
   /** `params:` of a bundle: name → type. */
-  params: Map<string, { type: string; span: Span }>;
+  params: Map<string, { type: string; span: Span; default?: string }>;
   /** `use:` instances: bundle path and the `with:` keys. */
   uses: Array<{ bundle?: ScalarAt; as?: ScalarAt; with: Map<string, ScalarAt>; span: Span }>;
   policyBlocks: PolicyBlock[];
@@ -209,7 +209,8 @@ export function indexStack(text: string): StackIndex {
         for (const p of pairs(value)) {
           const t = pairs(p.pair.value).find((x) => x.key === "type");
           const ts = t ? scalarAt(t.pair.value) : undefined;
-          index.params.set(p.key, { type: ts?.value ?? "string", span: p.keySpan });
+          const dflt = scalarAt(pairs(p.pair.value).find((x) => x.key === "default")?.pair.value);
+          index.params.set(p.key, { type: ts?.value ?? "string", span: p.keySpan, ...(dflt ? { default: dflt.value } : {}) });
         }
         break;
       case "use":
