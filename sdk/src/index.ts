@@ -21,3 +21,4 @@ export * from "./qubes.js";
 export * from "./policy-admin.js";
 export * from "./system-info.js";
 export * from "./sim/index.js";
+export * from "./apply/index.js";

@@ -33,6 +33,9 @@ const ENTRIES: Entry[] = [
   { path: ["qube", "tags"], summary: "show, add or remove tags of a qube", load: () => import("./qube.js") },
   { path: ["system", "snapshot"], summary: "print the system model (internal.GetSystemInfo JSON)", load: () => import("./system.js") },
   { path: ["events"], summary: "follow the Admin API event stream", load: () => import("./events.js") },
+  { path: ["template", "plan"], summary: "show what applying a stack would change on the system", load: () => import("./template.js") },
+  { path: ["template", "apply"], summary: "apply a stack (or a saved plan) to the system, after a rehearsal", load: () => import("./template.js") },
+  { path: ["template", "drift"], summary: "list managed settings changed on the system since the last apply", load: () => import("./template.js") },
   { path: ["sim", "serve"], summary: "serve an offline Admin API simulator on a Unix socket", load: () => import("./sim.js") },
   { path: ["demo"], summary: "validate the bundled demo policy and decide typical calls", load: () => import("./demo.js") },
 ];
