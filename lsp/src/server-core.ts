@@ -84,7 +84,13 @@ import {
   type SystemSource,
   DocumentSyntaxNotification,
   type DocumentSyntaxParams,
+  TemplatePlanRequest,
+  TemplateWhatifRequest,
+  type TemplateParams,
+  type TemplatePlanResult,
+  type TemplateWhatifResult,
 } from "./protocol.js";
+import type { TemplateRun } from "./template/machine.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 
 /** The language id the server registers for. */
@@ -906,6 +912,50 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       };
     }),
   );
+
+  // ---------------------------------------------------------------------------
+  // Stack files: plan and what-if against the configured machine (through the SDK, in the host).
+
+  function templateRun(params: unknown): TemplateRun {
+    requireStrings(params, ["uri"]);
+    const uri = (params as TemplateParams).uri;
+    if (!isTemplatePath(uri)) throw new ResponseError(ErrorCodes.InvalidParams, "`uri` must be a stack file (*.qubes.yaml)");
+    const file = pathOfUri(uri);
+    return {
+      settings,
+      folder: folders[0],
+      file,
+      readFile: (p) => {
+        const open = documents.get(uriOf(p));
+        return open ? open.getText() : host.fs.readFile(p);
+      },
+      policyDir: workspacePolicyFor(file)?.root,
+    };
+  }
+
+  const unavailable = (run: TemplateRun, what: string) => ({ file: run.file, connection: "none", error: `${what} is not available in this editor host (it needs the Node.js server)` });
+
+  connection.onRequest(TemplatePlanRequest.method, async (params: TemplateParams): Promise<TemplatePlanResult> => {
+    const run = templateRun(params);
+    if (!host.template) return unavailable(run, "plan");
+    try {
+      return await host.template.plan(run);
+    } catch (e) {
+      log(`qubes-template: plan failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return { file: run.file, connection: "none", error: `cannot plan: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  });
+
+  connection.onRequest(TemplateWhatifRequest.method, async (params: TemplateParams): Promise<TemplateWhatifResult> => {
+    const run = templateRun(params);
+    if (!host.template?.whatif) return unavailable(run, "what-if");
+    try {
+      return await host.template.whatif(run);
+    } catch (e) {
+      log(`qubes-template: what-if failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return { file: run.file, connection: "none", error: `cannot run what-if: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  });
 
   documents.listen(connection);
 

@@ -271,3 +271,49 @@ describe("robustness", () => {
     expect(server.log.join("")).not.toMatch(/failed:/);
   });
 });
+
+describe("plan (qubes/templatePlan) against the simulator seeded from the system snapshot", () => {
+  const clean = `qkit: 1
+stack: demo
+qubes:
+  work:
+    class: AppVM
+    template: fedora-42-xfce
+    label: blue
+    netvm: sys-net
+    memory: 800
+  personal:
+    class: AppVM
+    template: fedora-42-xfce
+    label: yellow
+policy:
+  - file: demo
+    rules: |
+      qubes.Filecopy  *  work  personal  ask
+`;
+
+  it("plans the stack: creation, properties, the policy file, ownership errors", async () => {
+    const { uri } = openVariant(clean);
+    const result = (await server.connection.sendRequest("qubes/templatePlan", { uri })) as import("@qubes-kit/lsp").TemplatePlanResult;
+    expect(result.error).toBeUndefined();
+    expect(result.connection).toContain("simulator seeded from system-info.json");
+    const steps = result.plan!.steps.map((s) => `${s.kind} ${s.target} ${s.key}`.trim());
+    expect(steps).toContain("create qube work");
+    expect(steps).toContain("write-policy policy 40-qkit-demo-demo.policy");
+    // `personal` exists on the machine and no stack owns it: taking it over needs --adopt.
+    expect(result.plan!.errors.map((e) => e.message).join("\n")).toContain("personal");
+  });
+
+  it("answers the stack's errors instead of a plan", async () => {
+    const { uri } = openVariant(clean.replace("label: blue", "label: blu"));
+    const result = (await server.connection.sendRequest("qubes/templatePlan", { uri })) as import("@qubes-kit/lsp").TemplatePlanResult;
+    expect(result.plan).toBeUndefined();
+    expect(result.error).toMatch(/^1 error in the stack/);
+    expect(result.problems?.map((p) => p.code)).toEqual(["unknown-label"]);
+  });
+
+  it("refuses a request that does not name a stack file", async () => {
+    await expect(server.connection.sendRequest("qubes/templatePlan", { uri: pathToFileURL(USER_POLICY).href })).rejects.toThrow(/stack file/);
+    await expect(server.connection.sendRequest("qubes/templatePlan", {})).rejects.toThrow(/uri/);
+  });
+});
