@@ -22,6 +22,7 @@ export {
   policyToSource,
   policySpanToSource,
   sourceToPolicy,
+  policyBlockAt,
   type EmbeddedPolicy,
   type PolicySegment,
 } from "./policy.js";
@@ -35,4 +36,5 @@ export {
 } from "./expect.js";
 export { normalizeFirewallRule, FIREWALL_KEYS, type FirewallRuleResult } from "./firewall.js";
 export { parseSize } from "./build.js";
+export { stackJsonSchema } from "./schema.js";
 export * from "./keys.js";
