@@ -1,0 +1,133 @@
+/**
+ * Firewall rules in qubesd's `key=value` form (`action=accept dsthost=example.org
+ * proto=tcp dstports=443`), checked and normalised the way qubesd stores them:
+ * an IP in `dsthost` becomes `dst4`/`dst6`, addresses get their prefix length,
+ * a single port `443` becomes `443-443`, keys come in qubesd's order and
+ * `comment` (which takes the rest of the line) comes last.
+ */
+
+/** The keys of a rule, in the order qubesd prints them. */
+export const FIREWALL_KEYS = ["action", "dst4", "dst6", "dsthost", "proto", "dstports", "icmptype", "specialtarget", "expire", "comment"] as const;
+
+/** A checked rule: its canonical text, or the first error with its offset range in the rule string. */
+export type FirewallRuleResult = { ok: true; rule: string } | { ok: false; message: string; start: number; end: number; help?: string };
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const HOST = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+function isIPv6(s: string): boolean {
+  if (!/^[0-9A-Fa-f:.]+$/.test(s) || !s.includes(":")) return false;
+  const dbl = s.split("::");
+  if (dbl.length > 2) return false;
+  const groups = (p: string) => (p === "" ? [] : p.split(":"));
+  const parts = [...groups(dbl[0]!), ...(dbl.length === 2 ? groups(dbl[1]!) : [])];
+  let count = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const g = parts[i]!;
+    if (i === parts.length - 1 && IPV4.test(g)) count += 2;
+    else if (/^[0-9A-Fa-f]{1,4}$/.test(g)) count += 1;
+    else return false;
+  }
+  return dbl.length === 2 ? count < 8 : count === 8;
+}
+
+function network(value: string, v6: boolean): string | undefined {
+  const slash = value.indexOf("/");
+  const addr = slash < 0 ? value : value.slice(0, slash);
+  const max = v6 ? 128 : 32;
+  let prefix = max;
+  if (slash >= 0) {
+    const p = value.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(p) || Number(p) > max) return undefined;
+    prefix = Number(p);
+  }
+  if (v6 ? !isIPv6(addr) : !IPV4.test(addr)) return undefined;
+  return `${v6 ? addr.toLowerCase() : addr}/${prefix}`;
+}
+
+/** Checks and normalises one rule. Never throws. */
+export function normalizeFirewallRule(text: string): FirewallRuleResult {
+  const fields = new Map<string, { value: string; start: number; end: number }>();
+  const re = /\S+/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text))) {
+    const word = m[0];
+    const start = m.index;
+    const eq = word.indexOf("=");
+    if (eq <= 0) return { ok: false, message: `invalid firewall rule part: ${word} (expected key=value)`, start, end: start + word.length, help: "write rules as `action=accept dsthost=HOST proto=tcp dstports=443`" };
+    const key = word.slice(0, eq);
+    let value = word.slice(eq + 1);
+    let end = start + word.length;
+    if (key === "comment") {
+      value = text.slice(start + eq + 1).trimEnd();
+      end = start + eq + 1 + value.length;
+      re.lastIndex = text.length;
+    }
+    if (!(FIREWALL_KEYS as readonly string[]).includes(key)) {
+      const near = FIREWALL_KEYS.find((k) => k.startsWith(key.slice(0, 3)) || key.startsWith(k.slice(0, 4)));
+      return { ok: false, message: `unknown firewall rule option: ${key}`, start, end: start + eq, ...(near ? { help: `did you mean \`${near}\`?` } : { help: `options: ${FIREWALL_KEYS.join(", ")}` }) };
+    }
+    if (fields.has(key)) return { ok: false, message: `option '${key}' already set`, start, end };
+    fields.set(key, { value, start, end });
+  }
+  const err = (key: string, message: string, help?: string): FirewallRuleResult => {
+    const f = fields.get(key);
+    return { ok: false, message, start: f?.start ?? 0, end: f?.end ?? text.length, ...(help ? { help } : {}) };
+  };
+  const action = fields.get("action");
+  if (!action) return { ok: false, message: "missing action (accept or drop)", start: 0, end: text.length, help: "add `action=accept` or `action=drop`" };
+  if (action.value !== "accept" && action.value !== "drop") return err("action", `invalid action: ${action.value} (accept or drop)`);
+  const out = new Map<string, string>([["action", action.value]]);
+  const dsts = ["dst4", "dst6", "dsthost"].filter((k) => fields.has(k));
+  if (dsts.length > 1) return err(dsts[1]!, `only one destination is allowed: ${dsts.join(", ")}`);
+  for (const k of dsts) {
+    const v = fields.get(k)!.value;
+    if (k === "dst4") {
+      const n = network(v, false);
+      if (!n) return err(k, `invalid IPv4 network: ${v}`);
+      out.set("dst4", n);
+    } else if (k === "dst6") {
+      const n = network(v, true);
+      if (!n) return err(k, `invalid IPv6 network: ${v}`);
+      out.set("dst6", n);
+    } else {
+      if (network(v, false)) out.set("dst4", network(v, false)!);
+      else if (network(v, true)) out.set("dst6", network(v, true)!);
+      else if (HOST.test(v)) out.set("dsthost", v);
+      else return err(k, `invalid host name: ${v}`);
+    }
+  }
+  const proto = fields.get("proto")?.value;
+  if (proto !== undefined) {
+    if (proto !== "tcp" && proto !== "udp" && proto !== "icmp") return err("proto", `invalid protocol: ${proto} (tcp, udp or icmp)`);
+    out.set("proto", proto);
+  }
+  const ports = fields.get("dstports");
+  if (ports) {
+    const pm = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(ports.value);
+    const a = pm ? Number(pm[1]) : NaN;
+    const b = pm ? Number(pm[2] ?? pm[1]) : NaN;
+    if (!pm || a < 1 || b > 65535 || a > b) return err("dstports", `invalid port range: ${ports.value}`, "a port (443) or a range (8000-8080), 1 to 65535");
+    if (proto !== "tcp" && proto !== "udp") return err("dstports", "dstports needs proto=tcp or proto=udp");
+    out.set("dstports", `${a}-${b}`);
+  }
+  const icmp = fields.get("icmptype");
+  if (icmp) {
+    if (!/^\d{1,3}$/.test(icmp.value) || Number(icmp.value) > 255) return err("icmptype", `invalid ICMP type: ${icmp.value}`);
+    if (proto !== "icmp") return err("icmptype", "icmptype needs proto=icmp");
+    out.set("icmptype", String(Number(icmp.value)));
+  }
+  const special = fields.get("specialtarget");
+  if (special) {
+    if (special.value !== "dns") return err("specialtarget", `invalid special target: ${special.value} (dns)`);
+    out.set("specialtarget", "dns");
+  }
+  const expire = fields.get("expire");
+  if (expire) {
+    if (!/^\d+$/.test(expire.value)) return err("expire", `invalid expire time: ${expire.value} (seconds since the epoch)`);
+    out.set("expire", String(Number(expire.value)));
+  }
+  const comment = fields.get("comment");
+  if (comment) out.set("comment", comment.value);
+  return { ok: true, rule: FIREWALL_KEYS.filter((k) => out.has(k)).map((k) => `${k}=${out.get(k)}`).join(" ") };
+}
