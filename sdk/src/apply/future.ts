@@ -105,8 +105,9 @@ function isDefaultMarker(v: PropertyValue | undefined): boolean {
 
 /** A feature as it will be: declared (`null` = removed), else the live one. */
 function futureFeature(decl: QubeDecl | undefined, live: DomainInfo | undefined, name: string, keys: Set<string>): string | null {
-  if (decl && Object.prototype.hasOwnProperty.call(decl.features, name)) return decl.features[name] ?? null;
-  if (decl && keys.has(`f:${name}`)) return null; // managed before, dropped from the file: removed
+  const ignored = !!live && !!decl && (decl.ignore_changes.includes(`features.${name}`) || decl.ignore_changes.includes("features"));
+  if (decl && !ignored && Object.prototype.hasOwnProperty.call(decl.features, name)) return decl.features[name] ?? null;
+  if (decl && !ignored && keys.has(`f:${name}`)) return null; // managed before, dropped from the file: removed
   const f = record(live?.["features"]);
   if (f && name in f) return f[name] === null || f[name] === undefined ? null : String(f[name]);
   if (name === "internal") return live?.internal === undefined || live.internal === null ? null : String(live.internal);
@@ -121,13 +122,14 @@ function futureFeature(decl: QubeDecl | undefined, live: DomainInfo | undefined,
 type Future = { set: string | null } | { inherit: true };
 
 function futureVmProperty(decl: QubeDecl | undefined, live: DomainInfo | undefined, name: string, keys: Set<string>, liveInherits: boolean): Future {
-  if (decl && Object.prototype.hasOwnProperty.call(decl.properties, name)) {
+  const ignored = !!live && !!decl && decl.ignore_changes.includes(name);
+  if (decl && !ignored && Object.prototype.hasOwnProperty.call(decl.properties, name)) {
     const v = decl.properties[name];
     if (isDefaultMarker(v)) return { inherit: true };
     return { set: v === null || v === undefined ? null : String(v) };
   }
   if (!live) return { inherit: true };
-  if (decl && keys.has(`p:${name}`)) return { inherit: true }; // managed before, dropped: reset
+  if (decl && !ignored && keys.has(`p:${name}`)) return { inherit: true }; // managed before, dropped: reset
   if (liveInherits) return { inherit: true };
   const props = record(live["properties"]);
   if (props && name in props) return { set: str(props[name]) };
@@ -224,7 +226,7 @@ export function futureSystem(current: WhatIfSystem, stack: StackModel, options: 
     // template_for_dispvms
     let tfd: boolean;
     const tv = decl.properties["template_for_dispvms"];
-    if (tv !== undefined) tfd = isDefaultMarker(tv) ? false : tv === true;
+    if (tv !== undefined && !(l && decl.ignore_changes.includes("template_for_dispvms"))) tfd = isDefaultMarker(tv) ? false : tv === true;
     else if (l && !keys.has("p:template_for_dispvms")) tfd = l.template_for_dispvms === true;
     else tfd = false;
     // default_dispvm
@@ -236,14 +238,21 @@ export function futureSystem(current: WhatIfSystem, stack: StackModel, options: 
     const av = futureVmProperty(decl, l, "audiovm", keys, liveInherits(l, "audiovm", g.today["default_audiovm"] ?? null));
     const audiovm = "set" in av ? av.set : (g.future["default_audiovm"] ?? null);
     // tags
+    // Declared tags are the whole managed set (other tags go, automatic ones stay), as the planner does;
+    // undeclared, the tags the stack managed before are removed.
     const tags = new Set<string>(l ? (l.tags ?? []) : [`created-by-${applier}`]);
-    for (const k of keys) if (k.startsWith("t:") && !(decl.tags ?? []).includes(k.slice(2))) tags.delete(k.slice(2));
-    for (const t of decl.tags ?? []) if (!isAutomaticTag(t)) tags.add(t);
+    const ignoreTags = !!l && decl.ignore_changes.includes("tags");
+    if (decl.tags && !ignoreTags) {
+      for (const t of [...tags]) if (!isAutomaticTag(t)) tags.delete(t);
+      for (const t of decl.tags) if (!isAutomaticTag(t)) tags.add(t);
+    } else if (!decl.tags) {
+      for (const k of keys) if (k.startsWith("t:")) tags.delete(k.slice(2));
+    }
     for (const t of [...tags]) if (t.startsWith("guivm-") || t.startsWith("audiovm-")) tags.delete(t);
     if (guivm !== null) tags.add(`guivm-${guivm}`);
     if (audiovm !== null) tags.add(`audiovm-${audiovm}`);
     // label, icon
-    const lp = decl.properties["label"];
+    const lp = l && decl.ignore_changes.includes("label") ? undefined : decl.properties["label"];
     const label = typeof lp === "string" ? lp : (labelOfIcon(l?.icon) ?? "red");
     const servicevm = futureFeature(decl, l, "servicevm", keys);
     const internal = futureFeature(decl, l, "internal", keys);

@@ -35,6 +35,10 @@ const ENTRIES: Entry[] = [
   { path: ["events"], summary: "follow the Admin API event stream", load: () => import("./events.js") },
   { path: ["sim", "serve"], summary: "serve an offline Admin API simulator on a Unix socket", load: () => import("./sim.js") },
   { path: ["demo"], summary: "validate the bundled demo policy and decide typical calls", load: () => import("./demo.js") },
+  { path: ["template", "check"], summary: "check stack files (*.qubes.yaml) without touching the system", load: () => import("./template-tools.js") },
+  { path: ["template", "schema"], summary: "print the JSON Schema of stack files, for editors without qkit-lsp", load: () => import("./template-tools.js") },
+  { path: ["template", "whatif"], summary: "decide qrexec calls as they will be once a stack is applied", load: () => import("./template-tools.js") },
+  { path: ["template", "export"], summary: "write a stack file from the live system", load: () => import("./template-tools.js") },
 ];
 
 function help(io: CliIO): void {
