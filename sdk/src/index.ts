@@ -23,3 +23,6 @@ export * from "./system-info.js";
 export * from "./sim/index.js";
 export * from "./apply/future.js";
 export * from "./apply/whatif.js";
+export * from "./apply/future-live.js";
+export * from "./apply/builder.js";
+export * from "./apply/export.js";

@@ -81,8 +81,9 @@ function bruteForce(pT: CompiledPolicy, sT: RawSystemInfo, pF: CompiledPolicy, s
       for (const s of names)
         for (const t of targets) {
           const req = { service: svc!, argument: arg!, source: s, target: t };
-          const b = outcomeOf(evaluate(pT, req, pt));
-          const a = outcomeOf(evaluate(pF, req, pf));
+          const gone = (sys: RawSystemInfo) => !(s in sys.domains) || (!t.replace(/^@dispvm:/, "").startsWith("@") && !(t.replace(/^@dispvm:/, "") in sys.domains));
+          const b = gone(sT) ? { action: "deny" as const, reason: "" } : outcomeOf(evaluate(pT, req, pt));
+          const a = gone(sF) ? { action: "deny" as const, reason: "" } : outcomeOf(evaluate(pF, req, pf));
           const strip = (o: typeof b) => (o.action === "deny" ? { action: "deny" } : o);
           if (JSON.stringify(strip(b)) !== JSON.stringify(strip(a))) out.push(JSON.stringify([svcShown, argShown, s, t, strip(b), strip(a)]));
         }

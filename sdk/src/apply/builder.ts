@@ -24,7 +24,7 @@ type Bool = boolean | D;
 type Str = string | D;
 
 /** Properties every qube class has (the writable ones of the shared property table). */
-export interface QubeProperties {
+export interface QubePropertyInput {
   label?: string;
   audiovm?: VmRef;
   autostart?: Bool;
@@ -107,22 +107,22 @@ export interface QubeStructure {
 /** Where a TemplateVM or StandaloneVM comes from, at creation. */
 export type SourceInput = { clone: string } | { install: string } | { empty: true };
 
-export interface AppVMInput extends QubeProperties, QubeStructure {
+export interface AppVMInput extends QubePropertyInput, QubeStructure {
   class: "AppVM";
   template?: string;
   template_for_dispvms?: Bool;
 }
-export interface TemplateVMInput extends QubeProperties, QubeStructure {
+export interface TemplateVMInput extends QubePropertyInput, QubeStructure {
   class: "TemplateVM";
   source?: SourceInput;
   appvm_default_bootmode?: Str;
 }
-export interface StandaloneVMInput extends QubeProperties, QubeStructure {
+export interface StandaloneVMInput extends QubePropertyInput, QubeStructure {
   class: "StandaloneVM";
   source?: SourceInput;
   template_for_dispvms?: Bool;
 }
-export interface DispVMInput extends QubeProperties, QubeStructure {
+export interface DispVMInput extends QubePropertyInput, QubeStructure {
   class: "DispVM";
   /** A disposable template (`template_for_dispvms`). */
   template?: string;
@@ -184,7 +184,7 @@ export interface StackInput {
 
 /** The property keys of each class in {@link QubeInput}: checked against the shared property table by the tests. */
 type Keys<T> = { [K in Exclude<keyof T, keyof QubeStructure | "class" | "source">]-?: true };
-const COMMON: Keys<QubeProperties> = {
+const COMMON: Keys<QubePropertyInput> = {
   label: true,
   audiovm: true,
   autostart: true,

@@ -203,7 +203,10 @@ function fresh(base: string, taken: Set<string>): string {
  * them (plus one stand-in for every other argument), every qube of either
  * system as source, and as target `@default`, every qube, `@dispvm`,
  * `@dispvm:X` for every disposable template of either system, and
- * `@adminvm`.
+ * `@adminvm`. A call from or to a qube that does not exist on one side
+ * (created or removed by the apply) is {@link NO_SUCH_QUBE} there, not what
+ * the engine would make of an unknown name (it turns an unknown target into
+ * `@default`).
  *
  * Exact with respect to the evaluator: qubes that no rule names, that are
  * nobody's `default_dispvm`, no disposable template, and whose decision-
@@ -288,7 +291,10 @@ export function decisionChanges(
       const decide = (source: string, target: string): { before: Outcome; after: Outcome } => {
         evaluated++;
         const req = { service: svc.request, argument: arg.request, source, target };
-        return { before: outcomeOf(evaluate(today.policy, req, sysT)), after: outcomeOf(evaluate(future.policy, req, sysF)) };
+        return {
+          before: missing(source, target, domT) ?? outcomeOf(evaluate(today.policy, req, sysT)),
+          after: missing(source, target, domF) ?? outcomeOf(evaluate(future.policy, req, sysF)),
+        };
       };
       const record = (source: string, target: string, before: Outcome, after: Outcome) => {
         if (sameOutcome(before, after)) return;
@@ -350,6 +356,16 @@ export function decisionChanges(
     stats.classes = classes.length;
   }
   return out;
+}
+
+/** The outcome of a call from or to a qube that does not exist on that side (before it is created, after it is removed). */
+export const NO_SUCH_QUBE: Extract<Outcome, { action: "deny" }> = { action: "deny", reason: "no such qube" };
+
+function missing(source: string, target: string, dom: Record<string, DomainInfo>): Outcome | undefined {
+  if (!(source in dom)) return NO_SUCH_QUBE;
+  const t = target.startsWith("@dispvm:") ? target.slice(8) : target;
+  if (!t.startsWith("@") && !(t in dom)) return NO_SUCH_QUBE;
+  return undefined;
 }
 
 /**
@@ -427,15 +443,58 @@ export function whatIf(input: WhatIfInput, stats?: DiffStats): WhatIfReport {
   };
 }
 
-/** One line for an outcome. */
+/** One line for an outcome (long ask lists shortened; the JSON form has them whole). */
 export function describeOutcome(o: Outcome): string {
   switch (o.action) {
     case "allow":
       return `allow ${o.target}${o.user ? ` as ${o.user}` : ""}${o.autostart ? "" : " (no autostart)"}`;
     case "ask":
-      return `ask ${o.targets.join(", ") || "(no targets)"}${o.default ? ` (default ${o.default})` : ""}${o.user ? ` as ${o.user}` : ""}`;
+      return `ask ${shortList(o.targets) || "(no targets)"}${o.default ? ` (default ${o.default})` : ""}${o.user ? ` as ${o.user}` : ""}`;
     case "deny":
-      return "deny";
+      return o.reason === NO_SUCH_QUBE.reason ? "(no such qube)" : "deny";
+  }
+}
+
+function shortList(xs: readonly string[], max = 8): string {
+  return xs.length <= max ? xs.join(", ") : `${xs.slice(0, max - 2).join(", ")}, … (${xs.length} in all)`;
+}
+
+/** What changes, without the request: `deny → allow X`, or for ask → ask the targets gained and lost. */
+function changeText(c: DecisionChange): string {
+  if (c.before.action === "ask" && c.after.action === "ask") {
+    const parts: string[] = [];
+    if (c.added) parts.push(`also offers ${shortList(c.added)}`);
+    if (c.removed) parts.push(`no longer offers ${shortList(c.removed)}`);
+    if (c.before.default !== c.after.default) parts.push(`default ${c.before.default ?? "none"} → ${c.after.default ?? "none"}`);
+    if (c.before.user !== c.after.user) parts.push(`user ${c.before.user ?? "default"} → ${c.after.user ?? "default"}`);
+    return `ask ${parts.join("; ")}`;
+  }
+  return `${describeOutcome(c.before)} → ${describeOutcome(c.after)}`;
+}
+
+/** The changes of one service, grouped: one heading per kind of change, then the sources with the same targets on one line. */
+function renderService(s: ServiceChanges, lines: string[]): void {
+  lines.push(`  ${s.service === "*" ? "* (every service no rule names)" : s.service}  (${s.changes.length} request${s.changes.length === 1 ? "" : "s"})`);
+  const groups = new Map<string, Map<string, string[]>>();
+  for (const c of s.changes) {
+    const arg = c.argument === "*" ? "" : `${c.argument} `;
+    const key = `${c.kind.padEnd(6)} ${arg}${changeText(c)}`;
+    let bySource = groups.get(key);
+    if (!bySource) groups.set(key, (bySource = new Map()));
+    let ts = bySource.get(c.source);
+    if (!ts) bySource.set(c.source, (ts = []));
+    ts.push(c.target);
+  }
+  for (const [key, bySource] of groups) {
+    lines.push(`    ${key}`);
+    const byTargets = new Map<string, string[]>();
+    for (const [src, ts] of bySource) {
+      const k = shortList(ts, 12);
+      let srcs = byTargets.get(k);
+      if (!srcs) byTargets.set(k, (srcs = []));
+      srcs.push(src);
+    }
+    for (const [ts, srcs] of byTargets) lines.push(`      ${shortList(srcs, 12)} -> ${ts}`);
   }
 }
 
@@ -456,15 +515,8 @@ export function renderWhatIf(r: WhatIfReport, render: (x: Explanation) => string
   const n = r.changes.reduce((a, s) => a + s.changes.length, 0);
   if (n === 0) lines.push("decision changes: none");
   else {
-    lines.push(`decision changes: ${n} in ${r.changes.length} service${r.changes.length === 1 ? "" : "s"}`);
-    for (const s of r.changes) {
-      lines.push(`  ${s.service === "*" ? "* (every service no rule names)" : s.service}`);
-      for (const c of s.changes) {
-        const arg = c.argument === "*" ? "" : c.argument;
-        const extra = c.added || c.removed ? ` [${[...(c.added ?? []).map((t) => "+" + t), ...(c.removed ?? []).map((t) => "-" + t)].join(" ")}]` : "";
-        lines.push(`    ${c.kind.padEnd(6)} ${arg ? arg + " " : ""}${c.source} -> ${c.target}: ${describeOutcome(c.before)} => ${describeOutcome(c.after)}${extra}`);
-      }
-    }
+    lines.push(`decision changes: ${n} request${n === 1 ? "" : "s"} in ${r.changes.length} service${r.changes.length === 1 ? "" : "s"} (grant: more allowed than today; revoke: less; change: another target)`);
+    for (const s of r.changes) renderService(s, lines);
   }
   return lines.join("\n") + "\n";
 }
