@@ -7,7 +7,7 @@
  * Cross-file checks (references, loops, duplicates, policy loading) are the
  * checker's (`check.ts`); this module only reads.
  */
-import { isMap, isScalar, isSeq, type Node, type Pair, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, type Node, type Pair, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
 import type { Span } from "../diagnostics.js";
 import {
   DECLARABLE_CLASSES,
@@ -114,6 +114,8 @@ export interface PolicyEntry {
   entrySpan: Span;
   nameSpan: Span;
   bundle?: BundleContext;
+  /** Uses a parameter without a value: the text is not loaded (it cannot be checked). */
+  symbolic: boolean;
 }
 
 /** An expectation read from a file, with the spans of its tokens. */
@@ -207,18 +209,22 @@ export class DocumentReader {
   }
 
   private report(code: string, severity: TemplateDiagnostic["severity"], message: string, span: Span, help?: string): void {
+    // A node that a YAML syntax error runs through is not judged again: the syntax error says it.
+    for (const e of this.doc.diagnostics) if (e.code === "yaml-syntax-error" && e.span.start <= span.end && span.start <= e.span.end && span.end > span.start) return;
     const d = diagnosticAt(this.doc, code, severity, message, span, help);
     const rel = this.related();
     if (rel) d.related = rel;
     this.acc.diagnostics.push(d);
   }
 
+  /** Reports at a node; nothing for an alias (already reported as \`yaml-alias\`, its value is not read). */
   private error(node: Node | null | undefined, code: string, message: string, help?: string): void {
-    this.report(code, "error", message, nodeSpan(node));
+    if (isAlias(node)) return;
+    this.report(code, "error", message, nodeSpan(node), help);
   }
 
   private errorHelp(node: Node | null | undefined, code: string, message: string, help: string): void {
-    this.report(code, "error", message, nodeSpan(node), help);
+    this.error(node, code, message, help);
   }
 
   private prov(node: Node | null | undefined): Provenance {
@@ -299,6 +305,7 @@ export class DocumentReader {
       const k = this.key(pair);
       if (!k) continue;
       const name = String(k.value);
+      if (name === "<<" && k.plain) continue; // a merge key: reported by the YAML profile
       if (allowed.includes(name)) {
         if (!out.has(name)) out.set(name, pair);
         continue;
@@ -365,6 +372,11 @@ export class DocumentReader {
   /** Reads the whole document. */
   read(): void {
     const root = this.doc.yaml.contents;
+    if (root === null || (isScalar(root) && (root.value === null || root.value === ""))) {
+      if (this.doc.diagnostics.some((d) => d.severity === "error")) return;
+      this.report("empty-file", "error", "the file is empty", { start: 0, end: 0 }, this.role === "bundle" ? "start it with `qkit: 1` and `bundle: NAME`" : "start it with `qkit: 1` and `stack: NAME`");
+      return;
+    }
     if (!isMap(root)) return;
     const allowed = this.role === "bundle" ? BUNDLE_KEYS : this.role === "fragment" ? FRAGMENT_KEYS : STACK_KEYS;
     const keys = this.known(root, allowed, this.role === "bundle" ? "a bundle file" : this.role === "fragment" ? "an included file" : "a stack file", (name, pair) => {
@@ -605,7 +617,7 @@ export class DocumentReader {
       const kk = this.key(p);
       if (!kk) continue;
       const key = String(kk.value);
-      if (key === "class" || seen.has(key)) continue;
+      if (key === "class" || seen.has(key) || (key === "<<" && kk.plain)) continue;
       seen.add(key);
       const prov = this.prov(p.value as Node);
       entry.valueSpans.set(key, nodeSpan(p.value as Node, kk.span));
@@ -1103,17 +1115,23 @@ export class DocumentReader {
           if (!mm) continue;
           const mk = this.known(mm, MATCH_KEYS, "match");
           const sel: NonNullable<DeviceDecl["match"]> = {};
+          let bad = false;
           for (const [mkey, mp] of mk) {
             const s = this.str(mp.value, mkey);
-            if (!s) continue;
+            if (!s) {
+              bad = true;
+              continue;
+            }
             const v = String(s.value);
             if (mkey === "class" && !s.symbolic && !(v in DEVICE_MATCH_CLASSES) && !/^[bump*][0-9a-f*]{6}$/.test(v)) {
               const c = closest(v, Object.keys(DEVICE_MATCH_CLASSES));
               this.report("invalid-device", "error", `unknown device class selector: ${v}`, s.span, c.length ? `did you mean \`${c[0]}\`?` : `one of ${Object.keys(DEVICE_MATCH_CLASSES).join(", ")}, or an interface code such as p0c03**`);
+              bad = true;
               continue;
             }
             sel[mkey as keyof typeof sel] = v;
           }
+          if (bad) continue;
           if (Object.keys(sel).length === 0) {
             this.errorHelp(mm, "device-selector-required", "match: needs class, vendor or product", "e.g. `match: { class: network }`");
             continue;
@@ -1188,6 +1206,7 @@ export class DocumentReader {
     const exact = segments !== undefined;
     if (!segments) segments = coarseSegments(raw.length, nodeSpan(rn));
     let text = raw;
+    let symbolic = false;
     if (raw.includes("${")) {
       if (!this.bundle) {
         const res = substitute(raw, segments, (p) => ({ error: `parameters are only substituted in bundles: \${${p}}` }), (span, message) =>
@@ -1197,13 +1216,17 @@ export class DocumentReader {
         segments = res.segments;
       } else {
         const b = this.bundle;
+        symbolic = false;
         const res = substitute(
           raw,
           segments,
           (p) => {
             const v = b.params.get(p);
             if (v === undefined) return { error: `unknown parameter: ${p}`, help: this.paramHelp(p) };
-            if (v === "symbolic") return { text: `@anyvm` };
+            if (v === "symbolic") {
+              symbolic = true;
+              return { text: `\${${p}}` };
+            }
             if (Array.isArray(v.value)) return { error: `a list parameter cannot be used in policy text: ${p}` };
             return { text: String(v.value) };
           },
@@ -1213,7 +1236,7 @@ export class DocumentReader {
         segments = res.segments;
       }
     }
-    const entry: PolicyEntry = { file: this.doc.path, name, priority, include, text, segments, exact, span: nodeSpan(rn), entrySpan: nodeSpan(m), nameSpan: fs.span };
+    const entry: PolicyEntry = { file: this.doc.path, name, priority, include, text, segments, exact, span: nodeSpan(rn), entrySpan: nodeSpan(m), nameSpan: fs.span, symbolic };
     if (this.bundle) entry.bundle = this.bundle;
     this.acc.policy.push(entry);
   }
@@ -1225,6 +1248,7 @@ export class DocumentReader {
       const s = this.str(item, "an expectation");
       if (!s) return;
       const text = String(s.value);
+      if (s.symbolic) return; // uses a parameter without a value: checked where the bundle is used
       const r = parseExpectation(text);
       if (!r.ok) {
         const off = s.span.start + (item.type === "PLAIN" ? 0 : 1);
@@ -1262,6 +1286,7 @@ export class DocumentReader {
         symbolic ||= s.symbolic;
       }
     }
+    if (symbolic) return;
     if (!keys.has("call") || !keys.has("decision")) {
       this.errorHelp(m, "invalid-expectation", `an expectation needs call: and decision:`, "e.g. `{ call: \"qubes.Filecopy work -> vault\", decision: deny }`");
       return;

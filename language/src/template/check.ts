@@ -418,7 +418,7 @@ function relWith(rel: RelatedInformation[] | undefined, q: QubeEntry | undefined
 function checkPolicyBlocks(acc: Accumulator, documents: Map<string, StackDocument>, stack: string | undefined, blocks: EmbeddedPolicy[]): PolicyFileDecl[] {
   const decls: PolicyFileDecl[] = [];
   const header = policyFileHeader(stack ?? "?");
-  const byPath = new Map<string, { block: EmbeddedPolicy; nameSpan: Span }>();
+  const byPath = new Map<string, { block: EmbeddedPolicy; nameSpan: Span; symbolic: boolean }>();
   const doc = (file: string) => documents.get(file) ?? { path: file, lineStarts: [0] };
   for (const e of acc.policy) {
     const decl: PolicyFileDecl = { file: e.name, priority: e.include ? 0 : (e.priority ?? acc.options.policy_priority), rules: e.text };
@@ -444,14 +444,14 @@ function checkPolicyBlocks(acc: Accumulator, documents: Map<string, StackDocumen
       acc.diagnostics.push(dd);
       continue;
     }
-    byPath.set(path, { block, nameSpan: e.nameSpan });
+    byPath.set(path, { block, nameSpan: e.nameSpan, symbolic: e.symbolic });
   }
   if (byPath.size === 0) return decls;
 
   // The future policy files of this stack, loaded as the daemon will load them.
   const files: Record<string, string> = {};
-  for (const [path, { block }] of byPath) files[path] = `${header}\n${block.text}`;
-  const includes = [...byPath.keys()].filter((p) => p.startsWith(`${POLICY_DIR}/include/`));
+  for (const [path, { block, symbolic }] of byPath) if (!symbolic) files[path] = `${header}\n${block.text}`;
+  const includes = Object.keys(files).filter((p) => p.startsWith(`${POLICY_DIR}/include/`));
   const checker = `${POLICY_DIR}/zz-qkit-check-includes.policy`;
   if (includes.length) files[checker] = includes.map((p) => `!include ${p.slice(POLICY_DIR.length + 1)}`).join("\n") + "\n";
   const mfs = createMemoryFileSystem(files, [`${POLICY_DIR}/include`]);

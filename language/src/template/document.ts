@@ -210,7 +210,10 @@ function profileChecks(root: unknown, loc: { path: string; lineStarts: number[] 
     }
     const tag = (n as { tag?: string }).tag;
     if (tag && n.range) {
-      out.push(diagnosticAt(loc, "yaml-tag", "error", `explicit tags are not allowed: ${tagSource(tag)}`, nodeSpan(n), "remove the tag; values are typed by the key they belong to"));
+      const src = tagSource(tag);
+      const at = text.lastIndexOf(src.startsWith("!!") ? "!!" : "!", n.range[0]);
+      const span = at >= 0 && at >= text.lastIndexOf("\n", n.range[0]) - 0 && at < n.range[0] ? { start: at, end: Math.max(at, n.range[1]) } : nodeSpan(n);
+      out.push(diagnosticAt(loc, "yaml-tag", "error", `explicit tags are not allowed: ${src}`, span, "remove the tag; values are typed by the key they belong to"));
     }
     if (isMap(n)) {
       const seen = new Map<string, Pair>();

@@ -78,7 +78,7 @@ export function normalizeFirewallRule(text: string): FirewallRuleResult {
   if (!action) return { ok: false, message: "missing action (accept or drop)", start: 0, end: text.length, help: "add `action=accept` or `action=drop`" };
   if (action.value !== "accept" && action.value !== "drop") return err("action", `invalid action: ${action.value} (accept or drop)`);
   const out = new Map<string, string>([["action", action.value]]);
-  const dsts = ["dst4", "dst6", "dsthost"].filter((k) => fields.has(k));
+  const dsts = ["dst4", "dst6", "dsthost"].filter((k) => fields.has(k)).sort((a, b) => fields.get(a)!.start - fields.get(b)!.start);
   if (dsts.length > 1) return err(dsts[1]!, `only one destination is allowed: ${dsts.join(", ")}`);
   for (const k of dsts) {
     const v = fields.get(k)!.value;

@@ -35,4 +35,5 @@ export {
 } from "./expect.js";
 export { normalizeFirewallRule, FIREWALL_KEYS, type FirewallRuleResult } from "./firewall.js";
 export { parseSize } from "./build.js";
+export { stackJsonSchema } from "./schema.js";
 export * from "./keys.js";
