@@ -21,6 +21,7 @@ export * from "./qubes.js";
 export * from "./policy-admin.js";
 export * from "./system-info.js";
 export * from "./sim/index.js";
+export * from "./apply/index.js";
 export * from "./apply/future.js";
 export * from "./apply/whatif.js";
 export * from "./apply/future-live.js";
