@@ -114,3 +114,27 @@ describe("qkit template over a socket", () => {
     expect(down.err.split("\n").length).toBe(2);
   });
 });
+
+describe("qkit template with a *.qubes.yaml stack", () => {
+  it("checks, plans, applies, and then has nothing to do", async () => {
+    fs.copyFileSync(path.join(HERE, "desk.qubes.yaml"), path.join(dir, "desk.qubes.yaml"));
+    const plan = await qkit("template", "plan", "desk.qubes.yaml", "--detailed-exitcode");
+    expect([plan.code, plan.err]).toEqual([2, ""]);
+    expect(plan.out).toContain("Plan: 5 to create, 0 to change, 0 to destroy; 1 policy file, 1 global property.\n");
+    const applied = await qkit("template", "apply", "desk.qubes.yaml", "--yes");
+    expect([applied.code, applied.err]).toEqual([0, ""]);
+    const again = await qkit("template", "plan", "desk.qubes.yaml", "--detailed-exitcode");
+    expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\n"]);
+    const qubes = Qubes.local(socket);
+    expect(await qubes.qube("office").features.get("x-qkit-keys")).toBe("notes p:label p:memory p:netvm p:template t:desk-user v:private.size");
+    expect((await qubes.qube("vpn-desk").features.get("service.qubes-updates-proxy"))).toBe("1");
+  });
+
+  it("prints the checker's diagnostics and changes nothing when the stack has errors", async () => {
+    fs.writeFileSync(path.join(dir, "broken.qubes.yaml"), "qkit: 1\nstack: broken\nqubes:\n  q:\n    class: AppVM\n    label: red\n    memroy: 3\n");
+    const r = await qkit("template", "plan", "broken.qubes.yaml");
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^broken\.qubes\.yaml:7:5: error\[unknown-key\]: /);
+    expect(r.err).toBe("qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n");
+  });
+});

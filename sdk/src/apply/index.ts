@@ -3,7 +3,7 @@
  * system is the state; see ARCHITECTURE.md, "sdk/src/apply".
  */
 export type * from "./types.js";
-export { readLight, readDeep, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
+export { readLight, readDeep, readFeatures, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
 export { computePlan, planScope, scopeOfPlan, policyKey, type PlanOptions } from "./plan.js";
 export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
 export { parseKeys, formatKeys, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";

@@ -192,11 +192,10 @@ export function computePlan(model: StackModel, live: LiveSystem, scope: ReadScop
     summary,
     restartToTakeEffect: [...ctx.restart].sort(),
     orphans: ctx.options.prune ? [] : orphans,
-    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available },
+    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
     options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
   };
-  (plan.scope as { deep?: Record<string, DeepRead> }).deep = scope.deep;
   if (options.policyDir !== undefined) plan.options.policyDir = options.policyDir;
   return plan;
 }
@@ -209,7 +208,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 /** The read scope a saved plan records (to re-read exactly the same at apply time). */
 export function scopeOfPlan(plan: Plan): ReadScope {
-  const deep = (plan.scope as { deep?: Record<string, DeepRead> }).deep ?? Object.fromEntries(plan.scope.qubes.map((q) => [q, {}]));
+  const deep = plan.scope.deep ?? Object.fromEntries(plan.scope.qubes.map((q) => [q, {}]));
   return { deep, policy: plan.scope.policy, available: plan.scope.available };
 }
 

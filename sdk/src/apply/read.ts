@@ -39,6 +39,12 @@ export interface ReadScope {
 
 /** Options of the read. */
 export interface ReadOptions {
+  /**
+   * The qubes whose every feature value is read (the declared ones). Of the
+   * others only the ownership features (`x-qkit-*`) are read, which saves a
+   * call per feature; dom0's features are always read. Default: every qube.
+   */
+  focus?: Iterable<string>;
   /** Concurrent calls (default 16). */
   concurrency?: number;
   signal?: AbortSignal;
@@ -60,6 +66,7 @@ function liveProperty(p: PropertyValue): LiveProperty {
 export async function readLight(qubes: Qubes, policy: PolicyTarget, options: ReadOptions = {}): Promise<LiveSystem> {
   const opts = options.signal ? { signal: options.signal } : {};
   const limit = options.concurrency ?? 16;
+  const focus = options.focus === undefined ? undefined : new Set(options.focus);
   const [list, globals, labelNames, pools, mainNames, includeNames] = await Promise.all([
     qubes.run(calls.vmList(), opts),
     qubes.run(calls.propertyGetAll(), opts),
@@ -92,9 +99,10 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
       qubes.run(calls.tagList(entry.name), opts),
       qubes.run(calls.featureList(entry.name), opts),
     ]);
-    const values = await Promise.all(featureNames.map((f) => qubes.run(calls.featureGet(entry.name, f), opts)));
+    const wanted = focus === undefined || focus.has(entry.name) || entry.klass === "AdminVM" ? featureNames : featureNames.filter((f) => f.startsWith("x-qkit-"));
+    const values = await Promise.all(wanted.map((f) => qubes.run(calls.featureGet(entry.name, f), opts)));
     const features: Record<string, string> = {};
-    featureNames.forEach((f, i) => Object.defineProperty(features, f, { value: values[i]!, enumerable: true, writable: true, configurable: true }));
+    wanted.forEach((f, i) => Object.defineProperty(features, f, { value: values[i]!, enumerable: true, writable: true, configurable: true }));
     const keep = managedPropertyNames(entry.klass);
     const properties: Record<string, LiveProperty> = {};
     for (const [name, v] of props) if (keep.has(name)) properties[name] = liveProperty(v);
@@ -102,6 +110,20 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
   });
   for (const q of read) live.qubes[q.name] = q;
   return live;
+}
+
+/** Reads every feature value of `names` into `live` (after a {@link readLight} with a narrower focus). */
+export async function readFeatures(qubes: Qubes, live: LiveSystem, names: Iterable<string>, options: ReadOptions = {}): Promise<void> {
+  const opts = options.signal ? { signal: options.signal } : {};
+  const todo = [...new Set(names)].filter((n) => live.qubes[n] && live.qubes[n]!.klass !== "AdminVM");
+  await mapLimit(todo, options.concurrency ?? 16, async (name) => {
+    const q = live.qubes[name]!;
+    const featureNames = await qubes.run(calls.featureList(name), opts);
+    const values = await Promise.all(featureNames.map((f) => qubes.run(calls.featureGet(name, f), opts)));
+    const features: Record<string, string> = {};
+    featureNames.forEach((f, i) => Object.defineProperty(features, f, { value: values[i]!, enumerable: true, writable: true, configurable: true }));
+    q.features = features;
+  });
 }
 
 /** The second pass, in place: the deep parts of the qubes in scope, the policy files, the available devices. */

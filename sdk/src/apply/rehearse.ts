@@ -6,9 +6,7 @@
  */
 import { PolicyAdmin } from "../policy-admin.js";
 import { Qubes } from "../qubes.js";
-import { Simulator } from "../sim/server.js";
-import { simulatorTransport } from "../sim/transport.js";
-import { MemoryPolicyStore } from "../sim/policy.js";
+import { MemoryPolicyStore, Simulator, simulatorTransport } from "../sim/index.js";
 import { executePlan, memoryJournal, type ApplyResult } from "./execute.js";
 import { adminPolicyTarget } from "./policy-target.js";
 import type { LiveSystem, Plan } from "./types.js";
@@ -41,7 +39,7 @@ export function simulatorFromLive(live: LiveSystem): Simulator {
   for (const l of qubes) {
     const tpl = l.properties["template"]?.value;
     const label = l.properties["label"]?.value;
-    const q = app.addQube(l.klass, l.name, typeof label === "string" ? label : "red", {
+    app.addQube(l.klass, l.name, typeof label === "string" ? label : "red", {
       ...(typeof tpl === "string" ? { template: tpl } : {}),
       ...(l.klass === "DispVM" ? { dispid: app.newDispid() } : {}),
       silentCreate: true,

@@ -21,7 +21,7 @@ export interface StackConnection {
 
 /** Reads the live system and computes the plan of `model`. */
 export async function planStack(model: StackModel, conn: StackConnection, options: PlanOptions & ReadOptions = {}): Promise<{ plan: Plan; live: LiveSystem }> {
-  const live = await readLight(conn.qubes, conn.policy, options);
+  const live = await readLight(conn.qubes, conn.policy, { ...options, focus: model.qubes.map((q) => q.name) });
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
   return { plan: computePlan(model, live, scope, options), live };
@@ -30,7 +30,7 @@ export async function planStack(model: StackModel, conn: StackConnection, option
 /** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */
 export async function checkPlanFresh(plan: Plan, conn: StackConnection, options: ReadOptions = {}): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string }> {
   const scope = scopeOfPlan(plan);
-  const live = await readLight(conn.qubes, conn.policy, options);
+  const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...options, focus: plan.scope.focus } : options);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
   const now = fingerprint(live, scope);
   return { stale: now !== plan.fingerprint, live, fingerprint: now };

@@ -170,7 +170,15 @@ export interface Plan {
   /** Owned by this stack but no longer declared (removed only with `--prune`). */
   orphans: string[];
   /** What was read: the qubes read fully and the policy names; {@link Plan.fingerprint} is over these. */
-  scope: { qubes: string[]; policy: string[]; available: string[] };
+  scope: {
+    qubes: string[];
+    policy: string[];
+    available: string[];
+    /** The qubes whose features were all read (the declared ones); see `ReadOptions.focus`. */
+    focus?: string[];
+    /** What was read of each qube in `qubes`. */
+    deep?: Record<string, { firewall?: boolean; devices?: string[]; volumes?: boolean; notes?: boolean }>;
+  };
   /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
   fingerprint: string;
   options: { adopt: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };

@@ -23,6 +23,7 @@ import {
   fileJournal,
   planScope,
   readDeep,
+  readFeatures,
   readLight,
   renderPlan,
   type LiveSystem,
@@ -180,7 +181,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
       const line = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`;
       (json ? io.stderr : io.stdout).write(line);
     }
-    throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was read or changed beyond the system's state`, "invalid-stack");
+    throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was changed`, "invalid-stack");
   }
   return r.model;
 }
@@ -192,8 +193,10 @@ function planOptions(p: ParsedArgs, model?: StackModel) {
 
 async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
   const conn = openConnection(p, io);
-  const live = await readLight(conn.qubes, conn.policy);
+  // The checker needs the live names first; the full features of the declared qubes are read after.
+  const live = await readLight(conn.qubes, conn.policy, { focus: [] });
   const model = loadStack(p.file, io, live, p.flags.has("--json"));
+  await readFeatures(conn.qubes, live, model.qubes.map((q) => q.name));
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
   const plan = computePlan(model, live, scope, { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) });
