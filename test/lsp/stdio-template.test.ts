@@ -317,3 +317,41 @@ policy:
     await expect(server.connection.sendRequest("qubes/templatePlan", {})).rejects.toThrow(/uri/);
   });
 });
+
+describe("what-if (qubes/templateWhatif) against the simulator seeded from the system snapshot", () => {
+  const stack = `qkit: 1
+stack: demo
+qubes:
+  work:
+    class: AppVM
+    template: fedora-42-xfce
+    label: blue
+policy:
+  - file: demo
+    rules: |
+      qubes.Filecopy  *  work  personal  ask default_target=personal
+expect:
+  - call: qubes.Filecopy work -> personal
+    decision: ask
+  - call: qubes.Filecopy personal -> work
+    decision: allow
+`;
+
+  it("checks the expectations and lists the decisions that change", async () => {
+    const { uri } = openVariant(stack);
+    const result = (await server.connection.sendRequest("qubes/templateWhatif", { uri })) as import("@qubes-kit/lsp").TemplateWhatifResult;
+    expect(result.error).toBeUndefined();
+    expect(result.ok).toBe(false);
+    expect(result.expectations?.map((e) => e.ok)).toEqual([true, false]);
+    expect(result.expectations?.[1]?.problem).toBeTruthy();
+    const change = result.changes?.find((c) => c.service === "qubes.Filecopy" && c.source === "work" && c.target === "personal");
+    expect(change).toMatchObject({ kind: "grant", after: expect.stringContaining("ask") });
+  });
+
+  it("answers the stack's errors instead of a report", async () => {
+    const { uri } = openVariant(stack.replace("class: AppVM", "class: AppVMM"));
+    const result = (await server.connection.sendRequest("qubes/templateWhatif", { uri })) as import("@qubes-kit/lsp").TemplateWhatifResult;
+    expect(result.changes).toBeUndefined();
+    expect(result.problems?.map((p) => p.code)).toContain("invalid-class");
+  });
+});

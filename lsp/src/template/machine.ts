@@ -10,9 +10,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, prepareSystemInfo, stackSystemOf, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import type * as Sdk from "@qubes-kit/sdk";
-import type { QubesPolicySettings, TemplatePlanResult, TemplateProblem } from "../protocol.js";
+import type { QubesPolicySettings, TemplatePlanResult, TemplateProblem, TemplateWhatifResult } from "../protocol.js";
 
 /** qubesd's Admin API socket in dom0. */
 export const DEFAULT_ADMIN_SOCKET = "/var/run/qubesd.sock";
@@ -35,6 +35,8 @@ export interface Machine {
   sdk: typeof Sdk;
   qubes: Sdk.Qubes;
   policy: Sdk.PolicyTarget;
+  /** The policy as it is now (`NAME.policy`, `include/NAME` → text). */
+  policyTexts(): Promise<Record<string, string>>;
   description: string;
   policyDir?: string;
 }
@@ -75,6 +77,7 @@ export async function openMachine(run: TemplateRun): Promise<Machine> {
   }
   const policyDir = t.policyDir ? resolveIn(run.folder, t.policyDir) : undefined;
   const target = (admin: Sdk.PolicyAdmin): Sdk.PolicyTarget => (policyDir ? sdk.dirPolicyTarget(policyDir) : sdk.adminPolicyTarget(admin));
+  const texts = (admin: Sdk.PolicyAdmin) => async () => (policyDir ? policyFiles(policyDir) : (await admin.snapshot()).texts);
   switch (kind) {
     case "none":
       throw new Error("no machine to plan against: set qubesPolicy.template.connection (or qubesPolicy.system.source) to socket, qrexec or simulator");
@@ -91,10 +94,12 @@ export async function openMachine(run: TemplateRun): Promise<Machine> {
       const seed = policyDir ?? run.policyDir;
       const simulator = new sdk.Simulator({ system: raw as Sdk.SimulatorOptions["system"] & object, policy: seed ? policyFiles(seed) : {} });
       const transport = sdk.simulatorTransport(simulator);
+      const admin = new sdk.PolicyAdmin(transport);
       return {
         sdk,
         qubes: new sdk.Qubes({ transport }),
-        policy: sdk.adminPolicyTarget(new sdk.PolicyAdmin(transport)),
+        policy: sdk.adminPolicyTarget(admin),
+        policyTexts: async () => (await admin.snapshot()).texts,
         description: `an offline simulator seeded from ${path.basename(abs)}${seed ? ` and ${seed}` : ""}`,
       };
     }
@@ -105,14 +110,16 @@ export async function openMachine(run: TemplateRun): Promise<Machine> {
         ? new sdk.UnixSocketTransport({ path: socket, servicesOverSocket: true })
         : sdk.withServiceTransport(new sdk.UnixSocketTransport({ path: socket }), new sdk.PolicyAdminExecTransport());
       const qubes = new sdk.Qubes({ transport });
-      const policy = target(new sdk.PolicyAdmin(transport));
-      return { sdk, qubes, policy, description: `qubesd at ${socket} and ${policy.description}`, ...(policyDir ? { policyDir } : {}) };
+      const admin = new sdk.PolicyAdmin(transport);
+      const policy = target(admin);
+      return { sdk, qubes, policy, policyTexts: texts(admin), description: `qubesd at ${socket} and ${policy.description}`, ...(policyDir ? { policyDir } : {}) };
     }
     case "qrexec": {
       const transport = new sdk.QrexecClientVmTransport();
       const qubes = new sdk.Qubes({ transport });
-      const policy = target(new sdk.PolicyAdmin(transport));
-      return { sdk, qubes, policy, description: `the Admin API over qrexec and ${policy.description}`, ...(policyDir ? { policyDir } : {}) };
+      const admin = new sdk.PolicyAdmin(transport);
+      const policy = target(admin);
+      return { sdk, qubes, policy, policyTexts: texts(admin), description: `the Admin API over qrexec and ${policy.description}`, ...(policyDir ? { policyDir } : {}) };
     }
     default:
       throw new Error(`unknown qubesPolicy.template.connection: ${String(kind)}`);
@@ -183,5 +190,41 @@ export async function planTemplate(run: TemplateRun): Promise<TemplatePlanResult
     return { file: run.file, connection: description, plan, running };
   } catch (e) {
     return { file: run.file, connection: description, error: `cannot plan: ${failureText(e)}` };
+  }
+}
+
+/** `qubes/templateWhatif`: the stack's expectations and the decisions it changes, evaluated in memory. Never rejects. */
+export async function whatifTemplate(run: TemplateRun): Promise<TemplateWhatifResult> {
+  let description = "no machine";
+  try {
+    const m = await openMachine(run);
+    description = m.description;
+    const [system, policy] = await Promise.all([m.sdk.readWhatIfSystem(m.qubes), m.policyTexts()]);
+    const checked = modelOf(run, stackSystemOf(prepareSystemInfo(system)));
+    if ("problems" in checked) {
+      const n = checked.problems.filter((p) => p.severity === "error").length;
+      return { file: run.file, connection: description, error: `${n} error${n === 1 ? "" : "s"} in the stack: fix them before the what-if`, problems: checked.problems };
+    }
+    const report = m.sdk.whatIf({ system, policy, stack: checked.model });
+    return {
+      file: run.file,
+      connection: description,
+      ok: report.ok,
+      expectations: report.expectations.map((e) => ({ text: e.text, ok: e.ok, ...(e.problem ? { problem: e.problem } : {}) })),
+      loadErrors: report.loadErrors.map((l) => ({ when: l.when, message: l.error.message })),
+      changes: report.changes.flatMap((g) =>
+        g.changes.map((c) => ({
+          service: c.service,
+          argument: c.argument,
+          source: c.source,
+          target: c.target,
+          kind: c.kind,
+          before: m.sdk.describeOutcome(c.before),
+          after: m.sdk.describeOutcome(c.after),
+        })),
+      ),
+    };
+  } catch (e) {
+    return { file: run.file, connection: description, error: `cannot run what-if: ${failureText(e)}` };
   }
 }

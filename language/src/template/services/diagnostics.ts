@@ -15,23 +15,28 @@ import type { TemplateAnalysis } from "./analysis.js";
 import { templatePolicyDiagnostics } from "./policy.js";
 
 /**
- * The checker's view of a live system model (`internal.GetSystemInfo`).
- * That answer has no `provides_network`; a qube without the key is taken as
- * a provider, so a reference to it is not flagged on a guess.
+ * The checker's view of a live system model: `internal.GetSystemInfo`, or the
+ * SDK's richer read with `properties` (the non-default property values).
+ * A bare GetSystemInfo answer has no `provides_network`: a qube without it is
+ * then taken as a provider, so a reference to it is not flagged on a guess.
  */
 export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): StackSystem {
   const qubes: StackSystem["qubes"] = {};
   for (const [name, info] of system.domains) {
     if (name.startsWith("uuid:")) continue;
-    const pn = info["provides_network"];
+    const props = info["properties"] && typeof info["properties"] === "object" ? (info["properties"] as Record<string, unknown>) : undefined;
+    const own = (key: string): unknown => (props && key in props ? props[key] : info[key]);
+    const pn = own("provides_network");
+    const netvm = own("netvm");
+    const template = info["template"] ?? props?.["template"];
     qubes[name] = {
       klass: info.type ?? "AppVM",
-      provides_network: typeof pn === "boolean" ? pn : true,
+      provides_network: typeof pn === "boolean" ? pn : props ? false : true,
       template_for_dispvms: info.template_for_dispvms === true,
       tags: info.tags ?? [],
       ...(typeof info.label === "string" && !info.label.startsWith("0x") ? { label: info.label } : {}),
-      ...(typeof info["template"] === "string" || info["template"] === null ? { template: info["template"] as string | null } : {}),
-      ...(typeof info["netvm"] === "string" || info["netvm"] === null ? { netvm: info["netvm"] as string | null } : {}),
+      ...(typeof template === "string" ? { template } : {}),
+      ...(typeof netvm === "string" || netvm === null ? { netvm: (netvm as string | null) || null } : {}),
     };
   }
   return { qubes, ...(labels ? { labels: [...labels] } : {}) };
