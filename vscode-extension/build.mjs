@@ -51,12 +51,10 @@ if (!existsSync(languageDist)) {
   process.exit(1);
 }
 const language = await import(pathToFileURL(languageDist).href);
-let schemaNote = "no stack schema (this build of the language core has no stackJsonSchema)";
-if (typeof language.stackJsonSchema === "function") {
-  writeFileSync(here("./dist/schemas/qubes-template.schema.json"), JSON.stringify(language.stackJsonSchema(), null, 2) + "\n");
-  schemaNote = "the stack schema";
-} else {
-  console.warn(`vscode-extension build: ${schemaNote}; the yamlValidation contribution has no file`);
+if (typeof language.stackJsonSchema !== "function") {
+  console.error("vscode-extension build: language/dist has no stackJsonSchema; rebuild it (`npm run build -w language`)");
+  process.exit(1);
 }
+writeFileSync(here("./dist/schemas/qubes-template.schema.json"), JSON.stringify(language.stackJsonSchema(), null, 2) + "\n");
 
-console.log(`vscode-extension: built dist/extension.cjs, copied dist/server.cjs and ${grammars.length} grammars, wrote ${schemaNote}`);
+console.log(`vscode-extension: built dist/extension.cjs, copied dist/server.cjs and ${grammars.length} grammars, wrote the stack schema`);
