@@ -3,7 +3,7 @@
  * disk paths and a way to fetch the system model. The Node entry implements
  * it over `node:fs` and qubesd; the browser entry has only open documents.
  */
-import type { FileKind, RawSystemInfo } from "@qubes-kit/language";
+import type { FileKind, LiveDevice, RawSystemInfo } from "@qubes-kit/language";
 import type { QubesPolicySettings, TemplatePlanResult, TemplateWhatifResult } from "./protocol.js";
 import type { TemplateRun } from "./template/machine.js";
 
@@ -32,6 +32,8 @@ export interface ServerHost {
   template?: {
     plan(run: TemplateRun): Promise<TemplatePlanResult>;
     whatif?(run: TemplateRun): Promise<TemplateWhatifResult>;
+    /** The devices `backend` offers in a device class (`admin.vm.device.CLASS.Available`); rejects when the machine cannot be read. */
+    devices?(run: TemplateRun, backend: string, devclass: string): Promise<LiveDevice[]>;
   };
 }
 

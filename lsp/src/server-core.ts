@@ -295,7 +295,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       documents,
       fs: host.fs,
       system: () => system,
-      devices: () => undefined,
+      loadDevices: async (backend, devclass) => {
+        if (!host.template?.devices) return [];
+        return host.template.devices({ settings, folder: folders[0], file: "", readFile: (p) => host.fs.readFile(p), policyDir: undefined }, backend, devclass);
+      },
       pathOf: pathOfUri,
       uriOf,
       policyFor(disk) {

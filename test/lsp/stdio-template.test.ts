@@ -172,6 +172,16 @@ qubes:
     expect(names).toContain("personal");
   });
 
+  it("completes device ports from what the backend offers on the machine", async () => {
+    const { items } = await completeAt(`${base}  sys-usb:\n    class: AppVM\n    devices:\n      pci:\n        - port: $0\n          options: { no-strict-reset: true }\n`);
+    const port = items.find((i) => i.label === "00_14.0");
+    expect(port?.detail).toBe("dom0 · Intel Corporation Cannon Lake PCH USB 3.1 xHCI Host Controller");
+    expect(items.map((i) => i.label)).toContain("00_1c.0-00_00.0");
+    // A backend that does not exist on the machine offers nothing (and the failure is only logged).
+    const none = await completeAt(`${base}  w:\n    class: AppVM\n    devices:\n      usb:\n        - backend: sys-nothing\n          port: $0\n`);
+    expect(none.items).toEqual([]);
+  });
+
   it("answers nothing (and does not fail) in a comment", async () => {
     const { items } = await completeAt(`qkit: 1\n# a comment $0\n`);
     expect(items).toEqual([]);

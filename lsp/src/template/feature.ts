@@ -31,6 +31,7 @@ import {
   SEMANTIC_TOKEN_MODIFIERS,
   SEMANTIC_TOKEN_TYPES,
   completeTemplate,
+  devicePortQuery,
   templateDiagnostics,
   hoverTemplate,
   templateDefinition,
@@ -65,8 +66,8 @@ export interface FeatureContext {
   fs: HostFileSystem;
   /** The live system model, when one is configured and loaded. */
   system(): SystemInfo | null;
-  /** Devices of the machine, when known. */
-  devices(): readonly LiveDevice[] | undefined;
+  /** Reads the devices a backend offers (for port completion), when the host can reach a machine. */
+  loadDevices?(backend: string, devclass: string): Promise<readonly LiveDevice[]>;
   /** The disk path of a URI (unsaved documents get a private folder). */
   pathOf(uri: string): string;
   /** The URI of a disk path (the open document's URI when it is open). */
@@ -84,7 +85,7 @@ export interface DocumentFeature {
   validate(): void;
   changed(uri: string): void;
   closed(uri: string): void;
-  completion(params: CompletionParams): CompletionItem[];
+  completion(params: CompletionParams): Promise<CompletionItem[]>;
   hover(params: HoverParams): Hover | null;
   definition(params: DefinitionParams): Location[];
   references(params: ReferenceParams): Location[];
@@ -119,7 +120,19 @@ const KIND: Record<TemplateCompletionKind, CompletionItemKind> = {
 
 /** Creates the stack-file feature. */
 export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
-  const cache = new Map<string, { version: number; text: string; system: SystemInfo | null; analysis: TemplateAnalysis }>();
+  const cache = new Map<string, { version: number; text: string; system: SystemInfo | null; devices: number; analysis: TemplateAnalysis }>();
+  /** Devices read from the machine, by `backend:devclass` (kept until the system model is reloaded). */
+  const devices = new Map<string, readonly LiveDevice[]>();
+  let devicesVersion = 0;
+  let devicesSystem: SystemInfo | null = null;
+  const allDevices = (): LiveDevice[] => {
+    if (devicesSystem !== ctx.system()) {
+      devices.clear();
+      devicesSystem = ctx.system();
+      devicesVersion++;
+    }
+    return [...devices.values()].flat();
+  };
   const dirty = new Set<string>();
   const published = new Map<string, string>();
 
@@ -136,11 +149,11 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     if (text === undefined) return undefined;
     const system = ctx.system();
     const version = td?.version ?? -1;
+    const known = allDevices();
     const hit = cache.get(uri);
-    if (hit && hit.version === version && hit.text === text && hit.system === system) return { td: td ?? { uri, ...mapperFor(text) }, a: hit.analysis };
-    const devices = ctx.devices();
-    const a = analyzeTemplate(path, text, { system, readFile, ...(devices ? { devices } : {}) });
-    if (td) cache.set(uri, { version, text, system, analysis: a });
+    if (hit && hit.version === version && hit.text === text && hit.system === system && hit.devices === devicesVersion) return { td: td ?? { uri, ...mapperFor(text) }, a: hit.analysis };
+    const a = analyzeTemplate(path, text, { system, readFile, devices: known });
+    if (td) cache.set(uri, { version, text, system, devices: devicesVersion, analysis: a });
     return { td: td ?? Object.assign(mapperFor(text), { uri }), a };
   }
 
@@ -195,10 +208,24 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
         }
       }
     },
-    completion(params) {
-      const r = analysisOf(params.textDocument.uri);
+    async completion(params) {
+      let r = analysisOf(params.textDocument.uri);
       if (!r) return [];
       const offset = r.td.offsetAt(params.position);
+      // A device port: read what the backend offers first (once per backend and class).
+      const want = devicePortQuery(r.a, offset);
+      if (want && ctx.loadDevices && !devices.has(`${want.backend}:${want.devclass}`)) {
+        try {
+          const list = await ctx.loadDevices(want.backend, want.devclass);
+          devices.set(`${want.backend}:${want.devclass}`, list);
+        } catch (e) {
+          devices.set(`${want.backend}:${want.devclass}`, []);
+          ctx.log(`qubes-template: cannot read the devices of ${want.backend} (${want.devclass}): ${e instanceof Error ? e.message : String(e)}`);
+        }
+        devicesVersion++;
+        r = analysisOf(params.textDocument.uri);
+        if (!r) return [];
+      }
       return completeTemplate(r.a, offset).map((item) => {
         const out: CompletionItem = {
           label: item.label,

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, prepareSystemInfo, stackSystemOf, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, prepareSystemInfo, stackSystemOf, type LiveDevice, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import type * as Sdk from "@qubes-kit/sdk";
 import type { QubesPolicySettings, TemplatePlanResult, TemplateProblem, TemplateWhatifResult } from "../protocol.js";
 
@@ -227,4 +227,14 @@ export async function whatifTemplate(run: TemplateRun): Promise<TemplateWhatifRe
   } catch (e) {
     return { file: run.file, connection: description, error: `cannot run what-if: ${failureText(e)}` };
   }
+}
+
+/** The devices a backend offers in a class, for port completion. Rejects when the machine cannot be read. */
+export async function templateDevices(run: TemplateRun, backend: string, devclass: string): Promise<LiveDevice[]> {
+  const m = await openMachine(run);
+  const infos = await m.qubes.run(m.sdk.calls.deviceAvailable(backend, devclass));
+  return infos.map((d) => {
+    const description = [d.vendor, d.product ?? d.name].filter((x) => x && x !== "unknown").join(" ");
+    return { devclass, backend, port: d.portId, deviceId: d.deviceId, ...(description ? { description } : {}) };
+  });
 }

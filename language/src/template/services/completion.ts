@@ -281,7 +281,7 @@ function completeYaml(a: TemplateAnalysis, ctx: YamlContext): TemplateCompletion
     const devclass = p[3]!;
     if (key === "mode") return valueItems(DEVICE_MODES, ctx);
     if (key === "backend") return qubeCandidates(a).map((c) => qubeItem(c, ctx.span, ""));
-    if (key === "port") return deviceItems(a, ctx, devclass, undefined);
+    if (key === "port") return deviceItems(a, ctx, devclass, devicePortQuery(a, ctx.span.start)?.backend);
   }
   if (p[0] === "qubes" && depth === 6 && p[5] === "match" && key === "class") return valueItems(MATCH_CLASSES, ctx);
   if (p[0] === "qubes" && depth === 6 && p[5] === "options") return valueItems(["true", "false"], ctx);
@@ -315,6 +315,50 @@ function bundleParamItems(a: TemplateAnalysis, ctx: YamlContext): TemplateComple
     }
   }
   return out;
+}
+
+/**
+ * The devices a port completion at `offset` needs: the device class and the backend of the
+ * `devices:` entry (its `backend:`, else `dom0` for PCI), or `undefined` elsewhere. A language
+ * server loads those devices from the machine, then completes with them in the environment.
+ */
+export function devicePortQuery(a: TemplateAnalysis, offset: number): { backend: string; devclass: string } | undefined {
+  try {
+    const ctx = yamlContextAt(a.text, offset);
+    const p = ctx.path;
+    if (ctx.at !== "value" || ctx.key !== "port" || p[0] !== "qubes" || p.length !== 5 || p[2] !== "devices" || p[4] !== "-") return undefined;
+    const devclass = p[3]!;
+    // The entry's lines: up to its `- ` line, down while indented deeper than that dash.
+    const lines = a.text.split("\n");
+    let row = a.text.slice(0, offset).split("\n").length - 1;
+    const keyCol = (lines[row] ?? "").search(/\S/);
+    let backend: string | undefined;
+    const look = (l: string) => {
+      const m = /^\s*(?:-\s+)?backend\s*:\s*([^\s#]+)/.exec(l);
+      if (m) backend = m[1]!.replace(/^["']|["']$/g, "");
+    };
+    let dashCol = keyCol;
+    for (let r = row; r >= 0; r--) {
+      const l = lines[r]!;
+      look(l);
+      const dash = /^(\s*)-\s/.exec(l);
+      if (dash && dash[1]!.length < keyCol + 1) {
+        dashCol = dash[1]!.length;
+        row = r;
+        break;
+      }
+    }
+    for (let r = row + 1; r < lines.length; r++) {
+      const l = lines[r]!;
+      if (l.trim() === "") continue;
+      if (l.search(/\S/) <= dashCol) break;
+      look(l);
+    }
+    const b = backend ?? (devclass === "pci" ? "dom0" : undefined);
+    return b ? { backend: b, devclass } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Completion proposals at `offset` of a stack file. Never throws. */

@@ -9,7 +9,7 @@
 export { analyzeTemplate, buildFutureSystem, resolveStackPath, type LiveDevice, type TemplateAnalysis, type TemplateEnvironment } from "./analysis.js";
 export { indexStack, blockAt, blockToSource, sourceToBlock, type IndexedQube, type PolicyBlock, type QubeReference, type ScalarAt, type StackIndex } from "./stack-index.js";
 export { yamlContextAt, type YamlContext } from "./yaml-context.js";
-export { completeTemplate, qubeCandidates, type QubeCandidate, type TemplateCompletionItem, type TemplateCompletionKind } from "./completion.js";
+export { completeTemplate, devicePortQuery, qubeCandidates, type QubeCandidate, type TemplateCompletionItem, type TemplateCompletionKind } from "./completion.js";
 export { hoverTemplate, describeProperty, type TemplateHover } from "./hover.js";
 export { qubeAt, templateSymbolAt, templateDefinition, templateReferences, referencesTo, qubeDeclarations } from "./navigation.js";
 export { templateLenses, type TemplateLens } from "./lens.js";
