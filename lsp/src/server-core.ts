@@ -22,6 +22,7 @@ import {
   type CodeLens,
   type Hover,
   type SemanticTokens,
+  type TextEdit,
   type CompletionItem as LspCompletionItem,
   type Connection,
   type Diagnostic as LspDiagnostic,
@@ -686,7 +687,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onDocumentFormatting(
-    guard("formatting", [], (params) => {
+    guard("formatting", [] as TextEdit[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.format(params.textDocument.uri);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       return formatDocument(c.doc).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
@@ -694,7 +697,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onDocumentRangeFormatting(
-    guard("rangeFormatting", [], (params) => {
+    guard("rangeFormatting", [] as TextEdit[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.format(params.textDocument.uri, params.range);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       return formatDocument(c.doc, { range: toSpan(c.td, params.range) }).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CodeLensRequest,
   CompletionRequest,
+  DocumentFormattingRequest,
   DefinitionRequest,
   HoverRequest,
   ReferencesRequest,
@@ -20,6 +21,7 @@ import {
   type CompletionList,
   type Location,
 } from "vscode-languageserver-protocol/node.js";
+import { formatDocument, parseDocument } from "@qubes-kit/language";
 import { repoPath, startServer, type ServerSession } from "./e2e-support.js";
 
 const WS = repoPath("test/lsp/template-fixtures/ws");
@@ -264,6 +266,26 @@ describe("code lenses and semantic tokens", () => {
     const data = tokens?.data ?? [];
     expect(data.length).toBeGreaterThan(0);
     expect(data[0]).toBeGreaterThanOrEqual(at(stackText, "rules: |").line + 1);
+  });
+});
+
+describe("formatting", () => {
+  it("formats the policy of rules blocks as the policy formatter does, and leaves the YAML alone", async () => {
+    const text = "qkit: 1\nstack: s\npolicy:\n  - file: f\n    rules: |\n      qubes.Gpg * work @default allow\n      qubes.Filecopy   *  work   vault deny\n    priority:   40\n";
+    const { uri } = openVariant(text);
+    const edits = (await server.connection.sendRequest(DocumentFormattingRequest.type, { textDocument: { uri }, options: { tabSize: 2, insertSpaces: true } })) ?? [];
+    expect(edits.length).toBeGreaterThan(0);
+    const formatted = TextDocument.applyEdits(TextDocument.create(uri, "qubes-template", 1, text), edits);
+    const lines = formatted.split("\n");
+    expect(lines.length).toBe(text.split("\n").length);
+    expect(lines.slice(0, 5)).toEqual(text.split("\n").slice(0, 5));
+    expect(lines[7]).toBe("    priority:   40");
+    // The block's lines are what the policy formatter makes of the block, at the block's indentation.
+    const block = "qubes.Gpg * work @default allow\nqubes.Filecopy   *  work   vault deny\n";
+    const policy = TextDocument.create("file:///p.policy", "qrexecpolicy", 1, block);
+    const expected = TextDocument.applyEdits(policy, formatDocument(parseDocument(block)).map((e) => ({ range: { start: policy.positionAt(e.span.start), end: policy.positionAt(e.span.end) }, newText: e.newText })));
+    expect(lines.slice(5, 7)).toEqual(expected.split("\n").slice(0, 2).map((l) => `      ${l}`));
+    expect(lines[6]).not.toBe(text.split("\n")[6]);
   });
 });
 

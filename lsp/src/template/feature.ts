@@ -22,6 +22,8 @@ import {
   type Location,
   type ReferenceParams,
   type SemanticTokens,
+  type Range,
+  type TextEdit,
   type TextDocuments,
 } from "vscode-languageserver";
 import type { TextDocument } from "vscode-languageserver-textdocument";
@@ -35,6 +37,7 @@ import {
   templateDiagnostics,
   hoverTemplate,
   templateDefinition,
+  templateFormatEdits,
   templateLenses,
   templateReferences,
   templateSemanticTokens,
@@ -46,7 +49,7 @@ import {
   type TemplateAnalysis,
   type TemplateCompletionKind,
 } from "@qubes-kit/language";
-import { mapperFor, toLspDiagnostic, toRange, type PositionMapper } from "../convert.js";
+import { mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "../convert.js";
 import type { HostFileSystem } from "../host.js";
 import { TEMPLATE_PLAN_COMMAND, TEMPLATE_WHATIF_COMMAND } from "../protocol.js";
 
@@ -91,6 +94,8 @@ export interface DocumentFeature {
   references(params: ReferenceParams): Location[];
   codeLens(uri: string): CodeLens[];
   semanticTokens(uri: string): SemanticTokens;
+  /** Formatting edits (of the policy blocks), for the whole document or a range. */
+  format(uri: string, range?: Range): TextEdit[];
   /** The analysis of an open (or on-disk) stack file. */
   analysis(uri: string): TemplateAnalysis | undefined;
 }
@@ -302,6 +307,11 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
         builder.push(start.line, start.character, end.character - start.character, SEMANTIC_TOKEN_TYPES.indexOf(t.type), mods);
       }
       return builder.build();
+    },
+    format(uri, range) {
+      const r = analysisOf(uri);
+      if (!r) return [];
+      return templateFormatEdits(r.a, range ? toSpan(r.td, range) : undefined).map((e) => ({ range: toRange(r.td, e.span), newText: e.newText }));
     },
     analysis: (uri) => analysisOf(uri)?.a,
   };

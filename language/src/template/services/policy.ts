@@ -6,6 +6,7 @@
 import type { Span } from "../../diagnostics.js";
 import type { AnalysisDiagnostic } from "../../services/analysis.js";
 import { semanticTokens, type SemanticToken } from "../../services/semantic.js";
+import { formatDocument, type TextEdit } from "../../services/format.js";
 import type { TemplateAnalysis } from "./analysis.js";
 import { blockToSource, type PolicyBlock } from "./stack-index.js";
 
@@ -42,6 +43,32 @@ export function templateSemanticTokens(a: TemplateAnalysis): SemanticToken[] {
     }
   } catch {
     return out;
+  }
+  return out;
+}
+
+/**
+ * Formatting of the policy blocks (the policy formatter's column alignment), in the YAML
+ * file's offsets: each edit replaces the text of one block line after the block's
+ * indentation, so the YAML around the blocks is never touched. With `range`, only the
+ * lines that meet it.
+ */
+export function templateFormatEdits(a: TemplateAnalysis, range?: Span): TextEdit[] {
+  const out: TextEdit[] = [];
+  try {
+    for (const block of a.index.policyBlocks) {
+      if (range && (block.span.end < range.start || block.span.start > range.end)) continue;
+      const doc = a.blockDocument(a.path, block);
+      if (!doc) continue;
+      for (const e of formatDocument(doc)) {
+        if (block.text.slice(e.span.start, e.span.end).includes("\n") || e.newText.includes("\n")) continue;
+        const span = mapSpan(block, e.span);
+        if (range && (span.end < range.start || span.start > range.end)) continue;
+        out.push({ span, newText: e.newText });
+      }
+    }
+  } catch {
+    return [];
   }
   return out;
 }
