@@ -13,6 +13,7 @@ import {
   CompletionRequest,
   DocumentFormattingRequest,
   DefinitionRequest,
+  DidChangeTextDocumentNotification,
   HoverRequest,
   ReferencesRequest,
   SemanticTokensRequest,
@@ -111,6 +112,15 @@ describe("diagnostics", () => {
     expect(d.range.start).toEqual(at(text, word, 0, text.split(word).length - 1));
   });
 
+  it("points at the other declaration of a qube declared twice", async () => {
+    const text = `${head}  w:\n    class: AppVM\n    template: tpl\n    label: red\n  w:\n    class: AppVM\n    template: tpl\n    label: red\n`;
+    const { uri } = openVariant(text);
+    const diagnostics = await server.waitForDiagnostics(uri, (d) => d.some((x) => x.relatedInformation?.length));
+    const d = diagnostics.find((x) => x.relatedInformation?.length)!;
+    expect(d.relatedInformation![0]!.location.uri).toBe(uri);
+    expect([d.range.start.line, d.relatedInformation![0]!.location.range.start.line].sort((x, y) => x - y)).toEqual([6, 10]);
+  });
+
   it("reports a YAML syntax error where it is", async () => {
     const text = "qkit: 1\nstack: x\nqubes:\n  work: [unclosed\n";
     const { uri } = openVariant(text);
@@ -159,6 +169,18 @@ qubes:
     const got = items.map((i) => i.label);
     for (const p of present) expect(got).toContain(p);
     for (const a of absent) expect(got).not.toContain(a);
+  });
+
+  it("follows an edit of a bundle open in the editor (only there, not on disk)", async () => {
+    const bundle = `${WS}/bundles/unsaved-b.qubes.yaml`;
+    const bundleUri = server.open(bundle, "qkit: 1\nbundle: b\nparams:\n  first: { type: qube }\n", "qubes-template");
+    const marked = "qkit: 1\nstack: s\nuse:\n  - bundle: ./bundles/unsaved-b.qubes.yaml\n    as: b\n    with:\n      $0\n";
+    expect((await completeAt(marked)).items.map((i) => i.label)).toEqual(["first"]);
+    await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri: bundleUri, version: 2 },
+      contentChanges: [{ text: "qkit: 1\nbundle: b\nparams:\n  first: { type: qube }\n  second: { type: tag }\n" }],
+    });
+    expect((await completeAt(marked)).items.map((i) => i.label).sort()).toEqual(["first", "second"]);
   });
 
   it("completes policy tokens inside `rules: |` with ranges in the YAML file", async () => {

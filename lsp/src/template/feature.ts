@@ -174,11 +174,28 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     return { uri, range: toRange(m.mapper, span) };
   }
 
+  /** The diagnostics of an analysis, computed once (hover asks for their help texts). */
+  const diagnosticsOf = (() => {
+    const memo = new WeakMap<TemplateAnalysis, AnalysisDiagnostic[]>();
+    return (a: TemplateAnalysis): AnalysisDiagnostic[] => {
+      let d = memo.get(a);
+      if (!d) memo.set(a, (d = templateDiagnostics(a)));
+      return d;
+    };
+  })();
+
   function publish(uri: string): void {
     const r = analysisOf(uri);
     if (!r) return;
-    const list: AnalysisDiagnostic[] = templateDiagnostics(r.a);
-    const diagnostics: Diagnostic[] = list.map((d) => toLspDiagnostic(r.td, d));
+    const list: AnalysisDiagnostic[] = diagnosticsOf(r.a);
+    // Related places (the other declaration, the bundle's use site) are other stack files.
+    const related = (path: string): { uri: string; mapper: PositionMapper } | undefined => {
+      const open = ctx.documents.get(ctx.uriOf(path));
+      if (open) return { uri: open.uri, mapper: open };
+      const text = path === r.a.path ? r.a.text : readFile(path);
+      return text === undefined ? undefined : { uri: ctx.uriOf(path), mapper: mapperFor(text) };
+    };
+    const diagnostics: Diagnostic[] = list.map((d) => toLspDiagnostic(r.td, d, related));
     const sig = JSON.stringify(diagnostics);
     if (published.get(uri) === sig) return;
     published.set(uri, sig);
@@ -190,6 +207,8 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     handles: (uri) => isTemplatePath(uri),
     changed(uri) {
       dirty.add(uri);
+      // Other stack files may include or use this one: their analyses are stale too.
+      cache.clear();
       // A change in one file of a stack can change the diagnostics of the others.
       for (const d of ctx.documents.all()) if (d.uri !== uri && isTemplatePath(d.uri)) dirty.add(d.uri);
     },
@@ -251,7 +270,7 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
       const offset = r.td.offsetAt(params.position);
       const h = hoverTemplate(r.a, offset);
       // Help texts of the diagnostics under the cursor come with the hover.
-      const helps = templateDiagnostics(r.a)
+      const helps = diagnosticsOf(r.a)
         .filter((d) => d.help && d.span.start <= offset && offset <= d.span.end)
         .map((d) => `*${d.code}*: ${d.help}`);
       if (!h && !helps.length) return null;
