@@ -117,7 +117,9 @@ export function parseStackText(text: string, path: string): StackDocument {
     const start = clamp(e.pos[0]);
     const end = Math.max(start, clamp(e.pos[1]));
     const code = e.code === "MULTIPLE_DOCS" ? "yaml-multiple-documents" : "yaml-syntax-error";
-    diagnostics.push(diagnosticAt(loc, code, "error", firstLine(e.message), { start, end }, YAML_CODE_HELP[e.code]));
+    const near = safeText.slice(Math.max(0, start - 40), end + 2);
+    const help = near.includes("${") && /[[{]/.test(near) ? "inside { } or [ ], quote a value that uses a parameter: \"${name}\"" : YAML_CODE_HELP[e.code];
+    diagnostics.push(diagnosticAt(loc, code, "error", firstLine(e.message), { start, end }, help));
   }
   for (const w of yaml.warnings) {
     if (w.code === "TAG_RESOLVE_FAILED") continue; // reported as `yaml-tag` below, with the node's range

@@ -38,3 +38,4 @@ export { normalizeFirewallRule, FIREWALL_KEYS, type FirewallRuleResult } from ".
 export { parseSize } from "./build.js";
 export { stackJsonSchema } from "./schema.js";
 export * from "./keys.js";
+export { TEMPLATE_DIAGNOSTIC_CODES, type TemplateDiagnosticCode } from "./codes.js";
