@@ -138,3 +138,52 @@ describe("qkit template with a *.qubes.yaml stack", () => {
     expect(r.err).toBe("qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n");
   });
 });
+
+describe("qkit template --policy-dir", () => {
+  it("reads and writes the policy in a directory, and refuses a malformed model with the field", async () => {
+    const pd = path.join(dir, "local-policy");
+    fs.mkdirSync(pd);
+    const model = { format: 1, stack: "pd", qubes: [], policy: [{ file: "only", priority: 35, rules: "qubes.Gpg * work vault deny\n" }] };
+    fs.writeFileSync(path.join(dir, "pd.json"), JSON.stringify(model));
+    const applied = await qkit("template", "apply", "pd.json", "--policy-dir", "local-policy", "--yes");
+    expect([applied.code, applied.err]).toEqual([0, ""]);
+    expect(fs.readdirSync(pd)).toEqual(["35-qkit-pd-only.policy"]);
+    expect(fs.existsSync(path.join(dir, "policy.d", "35-qkit-pd-only.policy"))).toBe(false);
+    expect((await qkit("template", "plan", "pd.json", "--policy-dir", "local-policy", "--detailed-exitcode")).code).toBe(0);
+    expect((await qkit("template", "drift", "pd.json", "--policy-dir", "local-policy")).code).toBe(0);
+    fs.writeFileSync(path.join(pd, "35-qkit-pd-only.policy"), "# managed by qkit stack pd; edits are overwritten by `qkit template apply`\nqubes.Gpg * work vault allow\n");
+    const drift = await qkit("template", "drift", "pd.json", "--policy-dir", "local-policy");
+    expect([drift.code, drift.out.split("\n")[0]]).toEqual([2, "drift: policy 35-qkit-pd-only.policy: 2 lines (stack: 1 rule)"]);
+    fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ format: 1, stack: "junk", qubes: [{ name: "q", class: "AppVM", properties: { memory: [1] } }] }));
+    const junk = await qkit("template", "plan", "junk.json");
+    expect([junk.code, junk.out, junk.err]).toEqual([1, "junk.json: error[invalid-model]: qube 'q': properties must map names to values\n", "qkit template plan: 1 error in the stack model; nothing was changed [invalid-stack]\n"]);
+  });
+});
+
+describe("qkit template apply on a terminal", () => {
+  const onTerminal = async (answer: string, argv: string[]) => {
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d) => (out += d));
+    stderr.on("data", (d) => {
+      err += d;
+      if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
+    });
+    const code = await main(argv, { stdout, stderr, stdin, env, cwd: dir });
+    return { code, out, err };
+  };
+
+  it("asks before changing anything, and only 'yes' applies", async () => {
+    const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };
+    fs.writeFileSync(path.join(dir, "tty.json"), JSON.stringify(model));
+    const no = await onTerminal("y\n", ["template", "apply", "tty.json"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 2 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect(await Qubes.local(socket).has("tty1")).toBe(false);
+    const yes = await onTerminal("yes\n", ["template", "apply", "tty.json"]);
+    expect(yes.code).toBe(0);
+    expect(await Qubes.local(socket).has("tty1")).toBe(true);
+  });
+});

@@ -24,7 +24,7 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
     if (phase.get(s.id) === RELEASE_PHASE) s.requires.push(...netvmSteps);
     if (s.kind === "remove") s.requires.push(...nonRemoval.filter((x) => x.object !== s.object || x.kind !== "shutdown").map((x) => x.id));
     if (s.kind === "record-keys" && s.target.startsWith("qube ")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start" && x.kind !== "remove").map((x) => x.id));
-    if (s.kind === "start") s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start").map((x) => x.id));
+    if (s.kind === "start" && !s.id.endsWith(".start-for-netvm")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start").map((x) => x.id));
   }
   // Only edges to steps of this plan, no duplicates, no self-edges.
   for (const s of steps) s.requires = [...new Set(s.requires)].filter((r) => r !== s.id && byId.has(r));
