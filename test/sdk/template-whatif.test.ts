@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { stackJsonSchema } from "@qubes-kit/language";
 import { runQkit } from "../helpers/qkit.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -122,5 +123,15 @@ describe("qkit template check", () => {
     const missing = await runQkit(["template", "check", "nope.qubes.yaml"], { cwd: dir });
     expect(missing.code).toBe(1);
     expect(missing.err).toContain("[file-not-found]");
+  });
+});
+
+describe("qkit template schema", () => {
+  it("prints the stack JSON Schema; arguments are usage errors", async () => {
+    const r = await runQkit(["template", "schema"], { cwd: ROOT });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual(stackJsonSchema());
+    expect((JSON.parse(r.out) as { $schema: string }).$schema).toBe("https://json-schema.org/draft/2020-12/schema");
+    expect((await runQkit(["template", "schema", "extra"], { cwd: ROOT })).code).toBe(2);
   });
 });

@@ -5,7 +5,7 @@
  * the qube reports about itself, the protected ones and qkit's own left
  * out; `service.X` as `services:`), its tags minus the automatic ones, its
  * firewall when it is not the default single `accept`, and its persistent
- * device assignments. Global properties that are not at their default and
+ * device assignments, and its notes. Global properties that are not at their default and
  * custom labels come too. The output is YAML in the strict profile (block
  * style, no anchors, no tags), in a stable order.
  */
@@ -84,7 +84,12 @@ function yamlKey(k: string): string {
   return /^[A-Za-z_][A-Za-z0-9_.-]*$/.test(k) && !/^(true|false|null|yes|no|on|off|y|n|~)$/i.test(k) ? k : JSON.stringify(k);
 }
 
-type Y = string | number | boolean | null | Y[] | { [k: string]: Y };
+/** A scalar written plain whatever it looks like (the keyword `none`). */
+class Plain {
+  constructor(readonly text: string) {}
+}
+
+type Y = string | number | boolean | null | Plain | Y[] | { [k: string]: Y };
 
 /** Block-style YAML of a value (maps and lists indented by two spaces; empty ones in flow style). */
 export function toYaml(value: Y, indent = 0): string {
@@ -95,7 +100,7 @@ export function toYaml(value: Y, indent = 0): string {
       "\n" +
       value
         .map((v) => {
-          if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length) {
+          if (v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Plain) && Object.keys(v).length) {
             const body = toYaml(v, indent + 2).replace(/^\n/, "");
             return `${pad}- ${body.slice(indent + 2)}`;
           }
@@ -104,6 +109,7 @@ export function toYaml(value: Y, indent = 0): string {
         .join("")
     );
   }
+  if (value instanceof Plain) return value.text + "\n";
   if (value !== null && typeof value === "object") {
     const entries = Object.entries(value);
     if (entries.length === 0) return "{}\n";
@@ -121,7 +127,7 @@ export function toYaml(value: Y, indent = 0): string {
 }
 
 function propValue(p: PropertyValue, type: string): Y {
-  if (p.value === undefined || p.value === null) return type === "vm" ? "none" : null;
+  if (p.value === undefined || p.value === null) return type === "vm" ? new Plain("none") : null;
   return p.value;
 }
 
@@ -176,6 +182,12 @@ export async function exportStack(qubes: Qubes, options: ExportOptions = {}): Pr
     ]);
     const features: [string, string][] = [];
     for (const f of featureNames.filter((f) => !skipFeature(f)).sort()) features.push([f, await qubes.run(calls.featureGet(name, f))]);
+    let text = "";
+    try {
+      text = await qubes.run(calls.notesGet(name));
+    } catch {
+      // A qubesd without notes (before 4.3): nothing to export.
+    }
     const devices: Record<string, DeviceAssignment[]> = {};
     for (const c of classes) {
       try {
@@ -185,7 +197,7 @@ export async function exportStack(qubes: Qubes, options: ExportOptions = {}): Pr
         // A device class this qubesd does not know: nothing assigned.
       }
     }
-    return { name, klass, props, features, tags, firewall, devices };
+    return { name, klass, props, features, tags, firewall, devices, notes: text };
   });
   const autoCleanup = (r: (typeof read)[number]) => r.klass === "DispVM" && r.props.get("auto_cleanup")?.value === true;
 
@@ -242,6 +254,7 @@ export async function exportStack(qubes: Qubes, options: ExportOptions = {}): Pr
     const devices: { [k: string]: Y } = {};
     for (const [c, list] of Object.entries(r.devices)) devices[c] = list.map(deviceEntry);
     if (Object.keys(devices).length) q["devices"] = devices;
+    if (r.notes !== "") q["notes"] = r.notes;
     qmap[r.name] = q;
     written.push(r.name);
   }

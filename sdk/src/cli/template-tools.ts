@@ -5,8 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as language from "@qubes-kit/language";
-import { checkStack, type DomainInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, stackJsonSchema, type DomainInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -300,10 +299,7 @@ export const commands: Command[] = [
     run: (args, io) => guarded(io, "schema", async () => {
       const a = parseArgs(args, [], []);
       if (a.positionals.length) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
-      // The schema comes with the stack front end; a build without it says so.
-      const schema = (language as unknown as Record<string, unknown>)["stackJsonSchema"];
-      if (typeof schema !== "function") throw new ToolFailure("this build of qkit has no stack schema yet", "unsupported");
-      io.stdout.write(JSON.stringify((schema as () => unknown)(), null, 2) + "\n");
+      io.stdout.write(JSON.stringify(stackJsonSchema(), null, 2) + "\n");
       return 0;
     }),
   },
