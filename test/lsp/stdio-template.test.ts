@@ -171,6 +171,17 @@ qubes:
     for (const a of absent) expect(got).not.toContain(a);
   });
 
+  it("completes bundle and include paths relative to the file", async () => {
+    const top = await completeAt("qkit: 1\nstack: s\nuse:\n  - bundle: $0\n");
+    expect(top.items.map((i) => i.label)).toContain("./bundles/");
+    const inside = await completeAt("qkit: 1\nstack: s\nuse:\n  - bundle: ./bundles/$0\n");
+    expect(inside.items.map((i) => i.label)).toContain("./bundles/split-gpg.qubes.yaml");
+    const include = await completeAt("qkit: 1\nstack: s\ninclude:\n  - $0\n");
+    const labels = include.items.map((i) => i.label);
+    expect(labels).toContain("./laptop.qubes.yaml");
+    expect(labels).not.toContain("./system-info.json");
+  });
+
   it("follows an edit of a bundle open in the editor (only there, not on disk)", async () => {
     const bundle = `${WS}/bundles/unsaved-b.qubes.yaml`;
     const bundleUri = server.open(bundle, "qkit: 1\nbundle: b\nparams:\n  first: { type: qube }\n", "qubes-template");

@@ -157,7 +157,16 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     const known = allDevices();
     const hit = cache.get(uri);
     if (hit && hit.version === version && hit.text === text && hit.system === system && hit.devices === devicesVersion) return { td: td ?? { uri, ...mapperFor(text) }, a: hit.analysis };
-    const a = analyzeTemplate(path, text, { system, readFile, devices: known });
+    const readDir = (dir: string): string[] | undefined => {
+      const names = new Set(ctx.fs.readDir(dir) ?? []);
+      // Unsaved stack files of the folder count too.
+      for (const d of ctx.documents.all()) {
+        const p = ctx.pathOf(d.uri);
+        if (p.startsWith(dir + "/") && !p.slice(dir.length + 1).includes("/")) names.add(p.slice(dir.length + 1));
+      }
+      return [...names];
+    };
+    const a = analyzeTemplate(path, text, { system, readFile, readDir, devices: known });
     if (td) cache.set(uri, { version, text, system, devices: devicesVersion, analysis: a });
     return { td: td ?? Object.assign(mapperFor(text), { uri }), a };
   }

@@ -34,6 +34,8 @@ export interface TemplateEnvironment {
   readFile?: (path: string) => string | undefined;
   /** Devices available on the machine, when known. */
   devices?: readonly LiveDevice[];
+  /** Names in a folder (absolute path), for completing `include:` and `bundle:` paths; `undefined` when unreadable. */
+  readDir?: (path: string) => string[] | undefined;
   /** Labels of the machine (default: the eight standard ones plus those the stack declares). */
   labels?: readonly string[];
 }

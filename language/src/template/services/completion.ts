@@ -266,6 +266,7 @@ function completeYaml(a: TemplateAnalysis, ctx: YamlContext): TemplateCompletion
     if (depth === 1 && p[0] === "global") return propertyItems(GLOBAL_PROPERTIES, ctx, new Set());
     if (depth === 1 && p[0] === "options") return keyItems(OPTION_KEYS, ctx);
     if (depth === 2 && p[0] === "use" && p[1] === "-") return keyItems(USE_KEYS, ctx);
+    if (depth === 2 && p[0] === "include" && p[1] === "-") return pathItems(a, ctx, "fragment");
     if (depth === 3 && p[0] === "use" && p[2] === "with") return bundleParamItems(a, ctx);
     if (depth === 2 && p[0] === "policy" && p[1] === "-") return keyItems(POLICY_KEYS, ctx);
     if (depth === 2 && p[0] === "expect" && p[1] === "-") return keyItems(EXPECT_KEYS, ctx);
@@ -294,9 +295,43 @@ function completeYaml(a: TemplateAnalysis, ctx: YamlContext): TemplateCompletion
     if (key === "prune" || key === "adopt") return valueItems(["true", "false"], ctx);
   }
   if (p[0] === "expect" && depth === 2 && key === "decision") return valueItems(DECISIONS, ctx);
+  if (p[0] === "use" && depth === 2 && key === "bundle") return pathItems(a, ctx, "bundle");
   if (p[0] === "params" && depth === 2 && key === "type") return valueItems(PARAM_TYPES, ctx);
   if (p[0] === "use" && depth === 3 && p[2] === "with") return qubeCandidates(a).map((c) => qubeItem(c, ctx.span, ""));
   return [];
+}
+
+/**
+ * Stack files for `include:` entries and `use[].bundle`, as paths relative to this file:
+ * the `*.qubes.yaml` files of the folder the typed prefix names, and its sub-folders.
+ */
+function pathItems(a: TemplateAnalysis, ctx: YamlContext, want: "bundle" | "fragment"): TemplateCompletionItem[] {
+  if (!a.env.readDir) return [];
+  const typed = ctx.prefix;
+  const slash = typed.lastIndexOf("/");
+  const dirPart = slash >= 0 ? typed.slice(0, slash + 1) : "./";
+  const dir = resolveStackPath(a.path, dirPart === "./" ? "." : dirPart);
+  let names: string[] | undefined;
+  try {
+    names = a.env.readDir(dir);
+  } catch {
+    names = undefined;
+  }
+  const out: TemplateCompletionItem[] = [];
+  for (const name of (names ?? []).sort()) {
+    if (name.startsWith(".")) continue;
+    const full = `${dir === "/" ? "" : dir}/${name}`;
+    const rel = `${dirPart}${name}`;
+    if (/\.qubes\.ya?ml$/i.test(name)) {
+      if (full === a.path) continue;
+      const idx = a.files.get(full);
+      if (idx && (want === "bundle" ? idx.kind !== "bundle" : idx.kind === "bundle")) continue;
+      out.push({ label: rel, kind: "file", detail: idx?.kind === "bundle" ? `bundle ${idx.stack ?? ""}`.trim() : "stack file", span: ctx.span, sortText: `1${rel}` });
+    } else if (!name.includes(".")) {
+      out.push({ label: `${rel}/`, kind: "file", detail: "folder", span: ctx.span, sortText: `2${rel}`, retrigger: true });
+    }
+  }
+  return out;
 }
 
 /** The parameters of the bundle of the `use:` entry at the cursor. */
