@@ -727,6 +727,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onCodeAction(
     guard("codeAction", [] as LspCodeAction[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.codeActions(params.textDocument.uri, params.range);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.snapshot();

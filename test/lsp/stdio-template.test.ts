@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  CodeActionRequest,
   CodeLensRequest,
   CompletionRequest,
   DocumentFormattingRequest,
@@ -299,6 +300,21 @@ describe("code lenses and semantic tokens", () => {
     const data = tokens?.data ?? [];
     expect(data.length).toBeGreaterThan(0);
     expect(data[0]).toBeGreaterThanOrEqual(at(stackText, "rules: |").line + 1);
+  });
+});
+
+describe("quick fixes", () => {
+  it("offers the policy's fix inside a rules block, as an edit of the YAML file", async () => {
+    const uri = server.open(STACK, undefined, "qubes-template");
+    const start = at(stackText, "alow");
+    const actions = (await server.connection.sendRequest(CodeActionRequest.type, {
+      textDocument: { uri },
+      range: { start, end: start },
+      context: { diagnostics: [] },
+    })) as Array<{ title: string; edit?: { changes?: Record<string, Array<{ range: unknown; newText: string }>> } }>;
+    const fix = actions.find((a) => /allow/.test(a.title));
+    expect(fix).toBeDefined();
+    expect(fix!.edit!.changes![uri]).toEqual([{ range: { start, end: at(stackText, "alow", 4) }, newText: "allow" }]);
   });
 });
 

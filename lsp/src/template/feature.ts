@@ -7,10 +7,12 @@
  * the document's URI.
  */
 import {
+  CodeActionKind,
   CompletionItemKind,
   InsertTextFormat,
   MarkupKind,
   SemanticTokensBuilder,
+  type CodeAction,
   type CodeLens,
   type CompletionItem,
   type CompletionParams,
@@ -36,6 +38,7 @@ import {
   devicePortQuery,
   templateDiagnostics,
   hoverTemplate,
+  templateCodeActions,
   templateDefinition,
   templateFormatEdits,
   templateLenses,
@@ -94,6 +97,8 @@ export interface DocumentFeature {
   references(params: ReferenceParams): Location[];
   codeLens(uri: string): CodeLens[];
   semanticTokens(uri: string): SemanticTokens;
+  /** Quick fixes of the policy blocks in a range. */
+  codeActions(uri: string, range: Range): CodeAction[];
   /** Formatting edits (of the policy blocks), for the whole document or a range. */
   format(uri: string, range?: Range): TextEdit[];
   /** The analysis of an open (or on-disk) stack file. */
@@ -335,6 +340,17 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
         builder.push(start.line, start.character, end.character - start.character, SEMANTIC_TOKEN_TYPES.indexOf(t.type), mods);
       }
       return builder.build();
+    },
+    codeActions(uri, range) {
+      const r = analysisOf(uri);
+      if (!r) return [];
+      return templateCodeActions(r.a, toSpan(r.td, range)).map((a) => ({
+        title: a.title,
+        kind: a.kind === "quickfix" ? CodeActionKind.QuickFix : CodeActionKind.RefactorRewrite,
+        diagnostics: a.diagnostics.map((d) => toLspDiagnostic(r.td, d)),
+        edit: { changes: { [uri]: a.edits.map((e) => ({ range: toRange(r.td, e.span), newText: e.newText })) } },
+        ...(a.isPreferred ? { isPreferred: true } : {}),
+      }));
     },
     format(uri, range) {
       const r = analysisOf(uri);

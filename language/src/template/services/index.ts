@@ -13,6 +13,6 @@ export { completeTemplate, devicePortQuery, qubeCandidates, type QubeCandidate, 
 export { hoverTemplate, describeProperty, type TemplateHover } from "./hover.js";
 export { qubeAt, templateSymbolAt, templateDefinition, templateReferences, referencesTo, qubeDeclarations } from "./navigation.js";
 export { templateLenses, type TemplateLens } from "./lens.js";
-export { templatePolicyDiagnostics, templateSemanticTokens, templateFormatEdits } from "./policy.js";
+export { templatePolicyDiagnostics, templateSemanticTokens, templateFormatEdits, templateCodeActions, type TemplateCodeAction } from "./policy.js";
 export { TOP_KEYS, QUBE_KEYS, KNOWN_FEATURES, KNOWN_SERVICES, type KeyDoc } from "./vocabulary.js";
 export { templateDiagnostics, stackSystemOf } from "./diagnostics.js";
