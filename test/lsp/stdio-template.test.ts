@@ -436,3 +436,32 @@ expect:
     expect(result.problems?.map((p) => p.code)).toContain("invalid-class");
   });
 });
+
+describe("without a system model", () => {
+  let bare: ServerSession;
+  beforeAll(async () => {
+    bare = await startServer(WS, {});
+  });
+  afterAll(async () => {
+    await bare?.close();
+  });
+
+  it("takes qubes the stack does not declare as notes, in YAML and in rules blocks", async () => {
+    const text = "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    template: tpl-elsewhere\n    label: red\npolicy:\n  - file: p\n    rules: |\n      qubes.Filecopy * w ghost allow\n";
+    const uri = bare.open(`${WS}/bare-1.qubes.yaml`, text, "qubes-template");
+    const diagnostics = await bare.waitForDiagnostics(uri, (d) => d.length >= 2);
+    const doc = TextDocument.create(uri, "qubes-template", 1, text);
+    const seen = diagnostics.map((d) => ({ severity: d.severity, text: doc.getText(d.range) }));
+    expect(seen).toContainEqual({ severity: 3, text: "tpl-elsewhere" });
+    expect(seen).toContainEqual({ severity: 3, text: "ghost" });
+    expect(diagnostics.filter((d) => d.severity === 1 || d.severity === 2)).toEqual([]);
+  });
+
+  it("does not lint a bundle's policy on its raw `${param}` text", async () => {
+    const text = "qkit: 1\nbundle: b\nparams:\n  server: { type: name }\n  client_tag: { type: tag }\nqubes:\n  ${server}:\n    class: AppVM\n    template: tpl\n    label: black\npolicy:\n  - file: p\n    rules: |\n      qubes.Gpg2 * @tag:${client_tag} @default ask target=${server} default_target=${server}\n";
+    const uri = bare.open(`${WS}/bare-bundle.qubes.yaml`, text, "qubes-template");
+    const diagnostics = await bare.waitForDiagnostics(uri, () => true);
+    const doc = TextDocument.create(uri, "qubes-template", 1, text);
+    expect(diagnostics.filter((d) => doc.getText(d.range).includes("${"))).toEqual([]);
+  });
+});

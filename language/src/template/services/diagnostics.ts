@@ -50,6 +50,9 @@ function toAnalysis(d: TemplateDiagnostic): AnalysisDiagnostic {
   return out;
 }
 
+/** Policy lints about names the system model does not know. */
+const UNKNOWN_NAME = new Set(["unknown-qube", "unknown-tag", "unknown-type", "unknown-dispvm-template"]);
+
 /** Every diagnostic of the analysed file, sorted by position. */
 export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
   const out: AnalysisDiagnostic[] = [];
@@ -73,9 +76,17 @@ export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
   // The analysis lints of the policy blocks; engine errors the checker already reported are not repeated.
   const seen = new Set(out.map((d) => `${d.span.start}:${d.message}`));
   const seenCode = new Set(out.map((d) => `${d.span.start}:${d.code}`));
-  for (const d of templatePolicyDiagnostics(a)) {
+  // A bundle's policy is checked per instance by the checker (its `${param}`s substituted): no lints on the raw text.
+  const lints = a.index.kind === "bundle" ? [] : templatePolicyDiagnostics(a);
+  for (const d of lints) {
     if (seen.has(`${d.span.start}:${d.message}`) || seenCode.has(`${d.span.start}:${d.code}`)) continue;
     if (d.severity === "error") continue;
+    if (a.text.slice(d.span.start, d.span.end).includes("${")) continue;
+    // Without a system model a name the stack does not declare may exist on the machine: a note, as the checker says.
+    if (!a.env.system && UNKNOWN_NAME.has(d.code)) {
+      out.push({ ...d, severity: "info", help: "no system model: it must exist on the machine (configure qubesPolicy.system to check)" });
+      continue;
+    }
     out.push(d);
   }
   return out.sort((x, y) => x.span.start - y.span.start);
