@@ -15,6 +15,7 @@ import type { DomainInfo, RawSystemInfo, SystemInfo } from "../../eval/types.js"
 import type { PolicyDocument } from "../../syntax/tree.js";
 import { analyzeWorkspace, type PolicySnapshot } from "../../services/workspace.js";
 import { policyFileName } from "../model.js";
+import { parseStackText, type StackDocument } from "../document.js";
 import { indexStack, type IndexedQube, type PolicyBlock, type StackIndex } from "./stack-index.js";
 
 /** A device a backend qube offers (for completion of ports). */
@@ -48,6 +49,8 @@ export interface TemplateAnalysis {
   readonly env: TemplateEnvironment;
   /** Every file of the stack reached from this one (this one included), by absolute path. */
   readonly files: ReadonlyMap<string, StackIndex>;
+  /** The same files parsed by the template front end (handed to `checkStack`, so nothing is parsed twice). */
+  readonly documents: Map<string, StackDocument>;
   /** Qubes declared by bundle instances (`use:`), by resolved name. */
   readonly bundleQubes: ReadonlyMap<string, IndexedQube>;
   /** The live model with the declared qubes on top. */
@@ -72,7 +75,13 @@ export function resolveStackPath(from: string, written: string): string {
 
 /** Analyses a stack file. */
 export function analyzeTemplate(path: string, text: string, env: TemplateEnvironment = {}): TemplateAnalysis {
-  const index = indexStack(text);
+  const documents = new Map<string, StackDocument>();
+  const parse = (p: string, t: string): StackIndex => {
+    const doc = parseStackText(t, p);
+    documents.set(p, doc);
+    return indexStack(t, doc.yaml);
+  };
+  const index = parse(path, text);
   const files = new Map<string, StackIndex>([[path, index]]);
   const queue = [path];
   while (queue.length && files.size < 200) {
@@ -87,7 +96,7 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
         t = undefined;
       }
       if (t === undefined) continue;
-      files.set(p, indexStack(t));
+      files.set(p, parse(p, t));
       queue.push(p);
     }
   }
@@ -126,6 +135,7 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
     index,
     env,
     files,
+    documents,
     bundleQubes,
     futureSystem,
     policy,

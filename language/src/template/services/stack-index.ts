@@ -8,7 +8,7 @@
  *
  * Pure; never throws (a file YAML cannot read gives an empty index).
  */
-import { isMap, isPair, isScalar, isSeq, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
+import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import type { Span } from "../../diagnostics.js";
 import { propertySpec, type DeclarableClass, DECLARABLE_CLASSES } from "../../qubes/properties.js";
 
@@ -155,8 +155,8 @@ function blockLines(text: string, node: Node): PolicyBlock["lines"] | undefined 
   return out;
 }
 
-/** Indexes a stack (or bundle) file. */
-export function indexStack(text: string): StackIndex {
+/** Indexes a stack (or bundle) file (`parsed`: its YAML document when already parsed, e.g. by `parseStackText`). */
+export function indexStack(text: string, parsed?: Document.Parsed): StackIndex {
   const index: StackIndex = {
     kind: "unknown",
     qubes: [],
@@ -170,7 +170,7 @@ export function indexStack(text: string): StackIndex {
   };
   let doc;
   try {
-    doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+    doc = parsed ?? parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   } catch {
     return index;
   }
