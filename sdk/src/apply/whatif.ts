@@ -10,6 +10,7 @@ import {
   createMemoryFileSystem,
   evaluate,
   explain,
+  printRule,
   loadPolicy,
   prepareSystemInfo,
   type CompiledPolicy,
@@ -299,12 +300,27 @@ export function decisionChanges(
   let evaluated = 0;
   let requests = 0;
 
+  // Qubes whose decision-relevant data differ (created and removed ones included).
+  const changedQubes = new Set(qubes.filter((q) => { const [a, b] = signature.get(q)!.split("|"); return a !== b; }));
+  const rulesOf = (rules: readonly PolicyRule[], service: string) => rules.filter((r) => r.service === service || r.service === null);
+
   for (const svc of serviceList) {
     const classes = classesFor(svc.request);
+    // A service whose rules are the same today and after, with no ask rule and no
+    // named qube or disposable template changed, decides a call differently only
+    // when its source or its target changed: the other pairs are not evaluated.
+    const ruleTextT = rulesOf(rulesT, svc.request).map((r) => printRule(r, " "));
+    const ruleTextF = rulesOf(rulesF, svc.request).map((r) => printRule(r, " "));
+    const stable =
+      ruleTextT.length === ruleTextF.length &&
+      ruleTextT.every((t, i) => t === ruleTextF[i]) &&
+      !rulesOf(rulesT, svc.request).some((r) => r.action === "ask") &&
+      ![...changedQubes].some((q) => named.has(q) || namedBy.get(svc.request)?.has(q) || namedBy.get(null)?.has(q));
+    const touched = (c: string[]) => changedQubes.has(c[0]!);
     maxClasses = Math.max(maxClasses, classes.length);
-    const named = new Set([...(argsOf.get(svc.request) ?? []), ...wildArgs]);
-    const args = [...named].sort(sortStr).map((a) => ({ request: a, shown: a }));
-    args.push({ request: named.has("+") ? fresh("+qkit-any-other-argument", named) : "+", shown: "*" });
+    const namedArgs = new Set([...(argsOf.get(svc.request) ?? []), ...wildArgs]);
+    const args = [...namedArgs].sort(sortStr).map((a) => ({ request: a, shown: a }));
+    args.push({ request: namedArgs.has("+") ? fresh("+qkit-any-other-argument", namedArgs) : "+", shown: "*" });
     const changes: DecisionChange[] = [];
     for (const arg of args) {
       const decide = (source: string, target: string): { before: Outcome; after: Outcome } => {
@@ -347,13 +363,14 @@ export function decisionChanges(
         const rs = sc[0]!;
         requests += sc.length * (specialTargets.length + qubes.length);
         // Special targets: one evaluation per source class.
-        for (const t of specialTargets) {
+        for (const t of stable && !touched(sc) ? [] : specialTargets) {
           const d = judge(decide(rs, t));
           if (!d.changed) continue;
           for (const s of sc) record(s, t, d, swap(rs, s));
         }
         for (const tc of classes) {
           const rt = tc[0]!;
+          if (stable && !touched(sc) && !touched(tc)) continue;
           if (sc === tc) {
             // The source itself as target, and (for classes of two or more) another member.
             const same = judge(decide(rs, rs));
