@@ -11,7 +11,9 @@
  * over it, in process: the whole front end (YAML parse, strict profile, schema,
  * cross-checks, loading the embedded policy through the policy core).
  * Target (issue 7): a 1,000-qube stack checks "well under a second"; this
- * script fails above 500 ms (median).
+ * script fails above 500 ms of CPU time (median). CPU time is the judge
+ * because wall time on a shared machine mostly measures the other processes;
+ * both are printed.
  */
 import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
@@ -107,28 +109,35 @@ async function main() {
     process.exit(1);
   }
   const times = [];
+  const cpus = [];
   for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     lang.checkStack(fs, "/b/main.qubes.yaml");
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpus.push((c.user + c.system) / 1000);
   }
   times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)];
+  cpus.sort((a, b) => a - b);
+  const wall = times[Math.floor(times.length / 2)];
+  const median = cpus[Math.floor(cpus.length / 2)];
   const result = {
     qubes: first.model.qubes.length,
     lines: text.split("\n").length,
     bytes: text.length,
     policyRules: first.model.policy.reduce((s, p) => s + p.rules.split("\n").filter((l) => l.trim() && !l.startsWith("#")).length, 0),
-    medianMs: Math.round(median * 10) / 10,
-    minMs: Math.round(times[0] * 10) / 10,
-    maxMs: Math.round(times[times.length - 1] * 10) / 10,
+    medianCpuMs: Math.round(median * 10) / 10,
+    medianWallMs: Math.round(wall * 10) / 10,
+    minWallMs: Math.round(times[0] * 10) / 10,
+    maxWallMs: Math.round(times[times.length - 1] * 10) / 10,
     limitMs: LIMIT_MS,
   };
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
     process.stdout.write(
-      `checkStack, ${result.qubes} qubes (${result.lines} lines, ${result.policyRules} policy rules): median ${result.medianMs} ms ` +
-        `(min ${result.minMs}, max ${result.maxMs}, ${runs} runs); target < ${LIMIT_MS} ms: ${median < LIMIT_MS ? "pass" : "FAIL"}\n`,
+      `checkStack, ${result.qubes} qubes (${result.lines} lines, ${result.policyRules} policy rules): median ${result.medianCpuMs} ms CPU, ` +
+        `${result.medianWallMs} ms wall (wall min ${result.minWallMs}, max ${result.maxWallMs}; ${runs} runs); target < ${LIMIT_MS} ms CPU: ${median < LIMIT_MS ? "pass" : "FAIL"}\n`,
     );
   process.exitCode = median < LIMIT_MS ? 0 : 1;
 }

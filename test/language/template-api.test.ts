@@ -16,9 +16,11 @@ import {
   parseSize,
   parseStackText,
   policySpanToSource,
+  policyBlockAt,
   policyToSource,
   sourceToPolicy,
   DEFAULT,
+  propertySpec,
 } from "@qubes-kit/language";
 
 const fixtures = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
@@ -55,6 +57,21 @@ describe("parseStackText", () => {
   it("converts offsets to lines and columns", () => {
     expect(doc.positionAt(text.indexOf("work"))).toEqual({ line: 4, column: 2 });
     expect(doc.positionAt(0)).toEqual({ line: 1, column: 0 });
+  });
+
+  it("gives the rules blocks of the file as written, with the future path", () => {
+    const t = "qkit: 1\nstack: s\noptions: { policy_priority: 30 }\npolicy:\n  - file: a\n    rules: |\n      qubes.X  *  @anyvm  @anyvm  deny\n  - file: b\n    include: true\n    rules: |\n      qubes.Y  *  ${p}  @anyvm  deny\n";
+    const d = parseStackText(t, "/s/x.qubes.yaml");
+    const blocks = d.policyBlocks();
+    expect(blocks.map((b) => [b.path, b.text])).toEqual([
+      ["/etc/qubes/policy.d/30-qkit-s-a.policy", "qubes.X  *  @anyvm  @anyvm  deny\n"],
+      ["/etc/qubes/policy.d/include/qkit-s-b", "qubes.Y  *  ${p}  @anyvm  deny\n"],
+    ]);
+    const at = t.indexOf("qubes.Y") + 3;
+    const b = policyBlockAt(blocks, "/s/x.qubes.yaml", at)!;
+    expect(b.name).toBe("b");
+    expect(sourceToPolicy(b, at)).toBe(3);
+    expect(policyBlockAt(blocks, "/s/x.qubes.yaml", 0)).toBeUndefined();
   });
 
   it("reports a second document as an error", () => {
@@ -169,6 +186,17 @@ describe("bundles used twice", () => {
     expect(q.provenance?.bundle?.as).toBe("one");
   });
 
+  it("takes a list<qube> parameter where a list goes, or spliced into one", () => {
+    const main = "qkit: 1\nstack: s\nqubes:\n  a: { class: AppVM, label: red }\n  b: { class: AppVM, label: red }\nuse:\n  - { bundle: b.qubes.yaml, as: one, with: { peers: [a, b] } }\n";
+    const b = "qkit: 1\nbundle: b\nparams:\n  peers: list<qube>\nexpect:\n  - call: qubes.X a -> b\n    decision: ask\n    targets_include: ${peers}\n  - call: qubes.X a -> b\n    decision: ask\n    targets_exact: [dom0, \"${peers}\"]\n";
+    const r = stack({ "/s/main.qubes.yaml": main, "/s/b.qubes.yaml": b });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.expect.map((e) => [e.targets_include, e.targets_exact])).toEqual([
+      [["a", "b"], undefined],
+      [undefined, ["dom0", "a", "b"]],
+    ]);
+  });
+
   it("checks a bundle opened on its own, leaving parameters without default unchecked", () => {
     const b = "qkit: 1\nbundle: b\nparams:\n  n: name\n  t: { type: qube }\nqubes:\n  ${n}:\n    class: AppVM\n    template: ${t}\n    label: blue\n    memory: -3\n";
     const r = stack({ "/s/b.qubes.yaml": b }, "/s/b.qubes.yaml");
@@ -188,6 +216,8 @@ describe("the model", () => {
         "    label: blue",
         "    netvm: none",
         "    kernel: default",
+        "    kernelopts: none",
+        "    stubdom_mem: none",
         "    memory: 2GiB",
         "    virt_mode: HVM",
         "    features: { a: true, b: false, c: 10, d: null, e: text }",
@@ -199,11 +229,21 @@ describe("the model", () => {
     });
     expect(r.diagnostics).toEqual([]);
     const q = r.model!.qubes[0]!;
-    expect(q.properties).toEqual({ label: "blue", netvm: null, kernel: DEFAULT, memory: 2048, virt_mode: "hvm" });
+    expect(q.properties).toEqual({ label: "blue", netvm: null, kernel: DEFAULT, kernelopts: "none", stubdom_mem: null, memory: 2048, virt_mode: "hvm" });
     expect(q.features).toEqual({ a: "1", b: "", c: "10", d: null, e: "text", "service.cups": "1" });
     expect(q.tags).toEqual(["a", "z"]);
     expect(q.firewall).toEqual(["action=accept dst4=10.1.2.3/32 proto=tcp dstports=443-443"]);
     expect(q.keyProvenance?.memory?.file).toBe("/s/main.qubes.yaml");
+  });
+
+  it("reports qubesd's own refusal of a value, from the shared property table", () => {
+    for (const [key, value] of [["keyboard_layout", "de"], ["devices_denied", "u0e****x"], ["mac", "00:16:3e:5e:6c"]] as const) {
+      const r = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });
+      const refusal = propertySpec("AppVM", key)!.check!(value);
+      expect(refusal.ok).toBe(false);
+      if (refusal.ok) continue;
+      expect(r.diagnostics.map((d) => [d.code, d.message, d.line])).toEqual([["invalid-property-value", `${refusal.message} (${refusal.error})`, 7]]);
+    }
   });
 
   it("is undefined exactly when there is an error (infos and warnings keep it)", () => {
@@ -231,6 +271,14 @@ describe("the model", () => {
     expect([...r.documents.keys()].sort()).toEqual(["/m/bundles/key-holder.qubes.yaml", "/m/main.qubes.yaml"]);
     expect(r.model!.policy.map((p) => p.file)).toEqual(["desk", "keys-gpg"]);
     expect(r.model!.policy[0]!.rulesOffset).toEqual({ line: 85, indent: 6 });
+  });
+
+  it("accepts the benchmark's generated stack (so bench/template.mjs measures a clean check)", async () => {
+    const { generateStack } = await import("../../bench/template.mjs");
+    const { main, bundle } = generateStack(80);
+    const r = stack({ "/b/main.qubes.yaml": main, "/b/vault.qubes.yaml": bundle }, "/b/main.qubes.yaml");
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes).toHaveLength(80);
   });
 
   it("reports an unreadable entry file and never throws on a throwing file system", () => {
@@ -274,13 +322,20 @@ describe("firewall rules", () => {
   it.each([
     ["action=accept dsthost=example.org proto=tcp dstports=443", "action=accept dsthost=example.org proto=tcp dstports=443-443"],
     ["proto=udp action=accept dst4=10.0.0.1 dstports=53-53", "action=accept dst4=10.0.0.1/32 proto=udp dstports=53-53"],
-    ["action=accept dsthost=2001:DB8::1", "action=accept dst6=2001:db8::1/128"],
+    ["action=accept proto=tcp specialtarget=dns dstports=53", "action=accept proto=tcp specialtarget=dns dstports=53-53"],
+    ["action=accept dsthost=2001:DB8::1", "action=accept dst6=2001:DB8::1/128"],
+    ["action=accept dstname=10.0.0.0/8", "action=accept dst4=10.0.0.0/8"],
+    ["expire=1700000000 proto=tcp dstports=22 dsthost=a.b action=accept comment=keep  me", "action=accept expire=1700000000 dsthost=a.b proto=tcp dstports=22-22 comment=keep  me"],
     ["action=drop comment=no  more  traffic ", "action=drop comment=no  more  traffic"],
     ["action=accept specialtarget=dns", "action=accept specialtarget=dns"],
     ["action=accept proto=icmp icmptype=08", "action=accept proto=icmp icmptype=8"],
   ])("%s", (input, canonical) => {
     expect(normalizeFirewallRule(input)).toEqual({ ok: true, rule: canonical });
     expect(normalizeFirewallRule(canonical)).toEqual({ ok: true, rule: canonical });
+  });
+
+  it("says that dst4 holds an IPv4 address (qubesd would quietly take a name as dsthost)", () => {
+    expect(normalizeFirewallRule("action=accept dst4=example.org")).toMatchObject({ ok: false, message: "dst4 must be an IPv4 address or network: example.org" });
   });
 
   it("points at the offending option", () => {

@@ -22,11 +22,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { checkStack, computeLineStarts, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, computeLineStarts, TEMPLATE_DIAGNOSTIC_CODES, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 
 const dir = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
 const ANNOTATION = /^#(\s*)(\^+) (error|warning|info|hint)\[([a-z0-9-]+)\]: (.*)$/;
 const ROOT = "/case";
+/** Codes of the policy core that embedded policy diagnostics keep. */
+const POLICY_CODES = new Set(["invalid-action", "wrong-number-of-fields", "not-a-file", "invalid-token", "invalid-param-syntax"]);
 
 interface Case {
   name: string;
@@ -116,6 +118,7 @@ describe("template check fixtures", () => {
     const c = loadCase(name);
     const { actual, expected, result } = run(c);
     expect(actual).toEqual(expected);
+    for (const d of result.diagnostics) expect(d.code in TEMPLATE_DIAGNOSTIC_CODES || POLICY_CODES.has(d.code), `undocumented code ${d.code}`).toBe(true);
     const errors = result.diagnostics.some((d) => d.severity === "error");
     expect(result.model === undefined).toBe(errors);
     if (c.model !== undefined) expect(stripProvenance(result.model)).toEqual(c.model);

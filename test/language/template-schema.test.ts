@@ -81,7 +81,9 @@ describe("stackJsonSchema", () => {
     for (const c of DECLARABLE_CLASSES)
       for (const p of writableProperties(c)) {
         expect(qube.properties[p.name], p.name).toBeDefined();
-        expect(qube.properties[p.name]!.description).toContain(p.help);
+        // One entry per name: its text is the help of the first class that has it (AppVM's for template).
+        const first = DECLARABLE_CLASSES.map((k) => writableProperties(k).find((x) => x.name === p.name)).find((x) => x !== undefined)!;
+        expect(qube.properties[p.name]!.description).toContain(first.help);
       }
   });
 

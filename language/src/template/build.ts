@@ -331,6 +331,15 @@ export class DocumentReader {
     return undefined;
   }
 
+  /** The items of a list, or of a `${param}` of type list<qube> standing for one. */
+  private listItems(node: unknown, what: string): unknown[] | undefined {
+    if (isScalar(node) && typeof node.value === "string" && node.value.includes("${") && this.bundle) {
+      const s = this.scalar(node);
+      if (s && (Array.isArray(s.value) || s.symbolic)) return s.symbolic ? [] : [node];
+    }
+    return this.expectSeq(node, what)?.items;
+  }
+
   private str(node: unknown, what: string): ScalarRead | undefined {
     const s = this.scalar(node);
     if (!s || s.value === null || Array.isArray(s.value)) {
@@ -597,9 +606,11 @@ export class DocumentReader {
       return;
     }
     const cls = m.items.find((p) => isScalar(p.key) && p.key.value === "class");
+    const absent = m.items.some((p) => isScalar(p.key) && p.key.value === "absent" && isScalar(p.value) && p.value.value === true);
     let klass: DeclarableClass | undefined;
-    if (!cls) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
-    else {
+    if (!cls) {
+      if (!absent) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
+    } else {
       const s = this.str(cls.value, "class");
       if (s) {
         const v = String(s.value);
@@ -651,18 +662,19 @@ export class DocumentReader {
       decl.keyProvenance![key] = prov;
     }
     if (klass) this.classRules(entry, klass, m);
+    else if (absent) this.classRules(entry, decl.class, m);
   }
 
   /** Rules about keys that depend on the class (template presence, source). */
   private classRules(entry: QubeEntry, klass: DeclarableClass, m: YAMLMap): void {
     const d = entry.decl;
+    if (d.absent && d.protect) this.report("absent-and-protected", "error", `${d.name} is both absent and protected`, entry.valueSpans.get("absent") ?? entry.keySpan, "protect: true keeps the qube; remove one of the two");
+    if (d.absent && d.state === "running") this.report("absent-and-running", "error", `${d.name} is absent but state: running`, entry.valueSpans.get("state") ?? entry.keySpan, "remove state: (an absent qube is halted and removed)");
     if (d.source && klass !== "TemplateVM" && klass !== "StandaloneVM") {
       const p = m.items.find((it) => isScalar(it.key) && it.key.value === "source");
       this.errorHelp(p?.key as Node, "source-not-for-class", `${klass} has no source: it is created from its template`, "source: applies to TemplateVM and StandaloneVM");
     }
-    if (klass === "DispVM" && d.properties.template === undefined && !entry.symbolic) {
-      this.report("missing-key", "warning", `disposable ${d.name} declares no template`, entry.keySpan, "a named DispVM is created from a disposable template: add `template: NAME` (unless it exists already)");
-    }
+    // A new disposable without template is an error, reported by the checker when a system says the qube is new.
   }
 
   /** Reads one property value typed by the table; `undefined` after reporting an error. */
@@ -681,7 +693,8 @@ export class DocumentReader {
       }
       return DEFAULT;
     }
-    if (s.value === null || (s.plain && s.value === "none" && spec.type === "vm")) {
+    // `none` (or YAML null) is None where the property has one; for VM properties it is always the keyword.
+    if (s.value === null || (s.plain && s.value === "none" && (spec.type === "vm" || spec.allowNone))) {
       if (spec.allowNone) return null;
       this.errorHelp(node, "invalid-property-value", `${name} cannot be none`, `write ${typeWord(spec)}, or \`default\` to reset it`);
       return undefined;
@@ -844,11 +857,11 @@ export class DocumentReader {
         return;
       }
       case "tags": {
-        const seq = this.expectSeq(node, "tags");
+        const items = this.listItems(node, "tags");
         d.tags = [];
-        if (!seq) return;
+        if (!items) return;
         const set = new Set<string>();
-        for (const it of seq.items) {
+        for (const it of items) {
           const s = this.scalar(it);
           if (s && Array.isArray(s.value)) {
             for (const t of s.value) this.addTag(set, t, s);
@@ -1267,10 +1280,10 @@ export class DocumentReader {
     let symbolic = false;
     for (const [k, pair] of keys) {
       if (k === "targets_include" || k === "targets_exact") {
-        const seq = this.expectSeq(pair.value, k);
-        if (!seq) continue;
+        const items = this.listItems(pair.value, k);
+        if (!items) continue;
         const list: string[] = [];
-        for (const it of seq.items) {
+        for (const it of items) {
           const s = this.scalar(it);
           if (s && Array.isArray(s.value)) list.push(...s.value);
           else if (s && typeof s.value === "string") {
@@ -1326,9 +1339,8 @@ export class DocumentReader {
     const paramsPair = root.items.find((p) => isScalar(p.key) && p.key.value === "params");
     const declared = new Map<string, { type: ParamType; default?: Node; keyNode: Node }>();
     if (paramsPair) {
-      // Declarations are reported once (when the bundle is read for its first use or alone).
-      const report = !use || acc.uses[0] === use || !acc.uses.some((u) => u !== use && u.bundlePath === use.bundlePath && acc.uses.indexOf(u) < acc.uses.indexOf(use));
-      const quiet = new DocumentReader(bundleDoc, report ? acc : newAccumulator(), "bundle");
+      // Reported for every use; identical diagnostics are merged by the checker.
+      const quiet = bundleReader;
       const pm = quiet.expectMap(paramsPair.value, "params");
       if (pm)
         for (const p of pm.items) {
@@ -1384,7 +1396,7 @@ export class DocumentReader {
         if (v !== undefined) out.set(name, { type: decl.type, value: v, file: useDoc.path, span: nodeSpan(g.value as Node) });
         else out.set(name, "symbolic");
       } else if (decl.default) {
-        const v = bundleReader.paramValue(decl.type, decl.default, name, !use || use === acc.uses.find((u) => u.bundlePath === use.bundlePath));
+        const v = bundleReader.paramValue(decl.type, decl.default, name);
         if (v !== undefined) out.set(name, { type: decl.type, value: v, file: bundleDoc.path, span: nodeSpan(decl.default) });
         else out.set(name, "symbolic");
       } else if (use && useReader) {
@@ -1396,9 +1408,9 @@ export class DocumentReader {
   }
 
   /** A parameter value of a type, read from `with:` or a default. */
-  private paramValue(type: ParamType, node: Node, name: string, report = true): ParamValue["value"] | undefined {
+  private paramValue(type: ParamType, node: Node, name: string): ParamValue["value"] | undefined {
     const fail = (message: string, help?: string) => {
-      if (report) this.report("invalid-param-value", "error", message, nodeSpan(node), help);
+      this.report("invalid-param-value", "error", message, nodeSpan(node), help);
       return undefined;
     };
     if (type === "list<qube>") {

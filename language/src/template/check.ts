@@ -24,7 +24,14 @@ export interface CheckStackOptions {
   documents?: Map<string, StackDocument>;
 }
 
-/** The outcome of {@link checkStack}. */
+/**
+ * The outcome of {@link checkStack}.
+ *
+ * A bundle file given as the entry is checked on its own: its parameters take
+ * their defaults, and values that use a parameter without default stay as
+ * written (`${name}`) and unchecked; the model is then the bundle's (its
+ * `stack` is the bundle's name), useful to editors, not to apply.
+ */
 export interface StackCheckResult {
   /** The resolved model; `undefined` exactly when some diagnostic is an error. */
   model?: StackModel;
@@ -197,16 +204,19 @@ function finish(list: TemplateDiagnostic[]): TemplateDiagnostic[] {
 
 interface Resolved {
   klass: string;
-  providesNetwork: boolean;
-  templateForDispvms: boolean;
-  /** The netvm after apply: a name, null (none), or undefined when unknown (default netvm). */
+  /** `undefined`: not known (a live qube the system model says nothing about). */
+  providesNetwork: boolean | undefined;
+  templateForDispvms: boolean | undefined;
+  /** The netvm after apply: a name, null (none), "default" (the global default_netvm), or undefined when not known. */
   netvm: string | null | undefined;
+  usesDefaultNetvm: boolean;
   declared?: QubeEntry;
   system?: SystemQube;
 }
 
-function boolProp(v: PropertyValue | undefined, fallback: boolean | undefined): boolean {
-  if (v === undefined) return fallback ?? false;
+/** A declared boolean property after apply: the declared value, else the live one, else (a new qube) qubesd's default false. */
+function boolProp(v: PropertyValue | undefined, live: boolean | undefined, exists: boolean): boolean | undefined {
+  if (v === undefined) return exists ? live : false;
   return v === true;
 }
 
@@ -239,23 +249,31 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     if (d && !d.decl.absent) {
       const p = d.decl.properties;
       const netvm = p.netvm;
+      const template = d.decl.class === "TemplateVM";
       let nv: string | null | undefined;
-      if (netvm === undefined) nv = s ? (s.netvm ?? null) : d.decl.class === "TemplateVM" ? null : undefined;
-      else if (netvm === DEFAULT || (typeof netvm === "object" && netvm !== null)) nv = d.decl.class === "TemplateVM" ? null : undefined;
-      else nv = netvm === null ? null : String(netvm);
+      let usesDefault = false;
+      if (netvm === undefined) {
+        if (s) nv = s.netvm;
+        else if (template) nv = null;
+        else usesDefault = true;
+      } else if (netvm !== null && typeof netvm === "object") {
+        if (template) nv = null;
+        else usesDefault = true;
+      } else nv = netvm === null ? null : String(netvm);
       const r: Resolved = {
         klass: d.decl.class,
-        providesNetwork: boolProp(p.provides_network, s?.provides_network),
-        templateForDispvms: boolProp(p.template_for_dispvms, s?.template_for_dispvms),
+        providesNetwork: boolProp(p.provides_network, s?.provides_network, !!s),
+        templateForDispvms: boolProp(p.template_for_dispvms, s?.template_for_dispvms, !!s),
         netvm: nv,
+        usesDefaultNetvm: usesDefault,
         declared: d,
       };
       if (s) r.system = s;
       return r;
     }
     if (d && d.decl.absent) return undefined;
-    if (s) return { klass: s.klass, providesNetwork: !!s.provides_network, templateForDispvms: !!s.template_for_dispvms, netvm: s.netvm === undefined ? undefined : s.netvm, system: s };
-    if (name === "dom0") return { klass: "AdminVM", providesNetwork: false, templateForDispvms: false, netvm: null };
+    if (s) return { klass: s.klass, providesNetwork: s.provides_network, templateForDispvms: s.template_for_dispvms, netvm: s.netvm, usesDefaultNetvm: false, system: s };
+    if (name === "dom0") return { klass: "AdminVM", providesNetwork: false, templateForDispvms: false, netvm: null, usesDefaultNetvm: false };
     return undefined;
   };
 
@@ -287,18 +305,18 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
         if (fromClass === "DispVM") {
           if (r.klass !== "AppVM" && r.klass !== "StandaloneVM")
             push(ref.file, "template-wrong-class", "error", `template of disposable ${ref.from} must be a disposable template (AppVM or StandaloneVM); ${ref.name} is a ${r.klass}`, ref.span, "name an AppVM with template_for_dispvms: true", rel);
-          else if (!r.templateForDispvms)
+          else if (r.templateForDispvms === false)
             push(ref.file, "not-a-dispvm-template", "error", `${ref.name} is not a disposable template (template_for_dispvms is not true)`, ref.span, r.declared ? `set template_for_dispvms: true on ${ref.name}` : `set template_for_dispvms on ${ref.name}, or name another qube`, relWith(rel, r.declared, "declared here"));
         }
         break;
       case "default_dispvm":
       case "management_dispvm":
-        if (!r.templateForDispvms)
+        if (r.templateForDispvms === false)
           push(ref.file, "not-a-dispvm-template", "error", `${ref.via} must be a disposable template: ${ref.name} does not have template_for_dispvms`, ref.span, r.declared ? `set template_for_dispvms: true on ${ref.name}` : "name a disposable template", relWith(rel, r.declared, "declared here"));
         break;
       case "netvm":
       case "default_netvm":
-        if (!r.providesNetwork)
+        if (r.providesNetwork === false)
           push(ref.file, "netvm-not-provider", "error", `${ref.name} does not provide network (provides_network is not true)`, ref.span, r.declared ? `set provides_network: true on ${ref.name}` : "name a qube that provides network, or none", relWith(rel, r.declared, "declared here"));
         break;
       case "default_template":
@@ -320,8 +338,13 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
       if (s && s.klass !== q.decl.class && !q.decl.absent && !q.symbolic) {
         push(q.file, "class-change", "warning", `${q.decl.name} is a ${s.klass} on this machine; declaring it as ${q.decl.class} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
-      if (!s && !q.decl.absent && !q.symbolic && q.decl.properties.label === undefined) {
-        push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
+      if (!s && !q.decl.absent && !q.symbolic) {
+        if (q.decl.properties.label === undefined)
+          push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
+        if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source)
+          push(q.file, "missing-key", "error", `new ${q.decl.class} ${q.decl.name} needs a source`, q.keySpan, "add `source: { clone: QUBE }`, `source: { install: PACKAGE }` or `source: { empty: true }`", q.related);
+        if (q.decl.class === "DispVM" && q.decl.properties.template === undefined)
+          push(q.file, "missing-key", "error", `new disposable ${q.decl.name} needs a template`, q.keySpan, "add `template: NAME` (a disposable template)", q.related);
       }
     }
   }
@@ -340,8 +363,7 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
   const netvmOf = (name: string): string | null | undefined => {
     const r = resolveQube(name);
     if (!r) return undefined;
-    if (r.netvm === undefined) return r.klass === "TemplateVM" || r.klass === "AdminVM" ? null : defaultNetvm;
-    return r.netvm;
+    return r.usesDefaultNetvm ? defaultNetvm : r.netvm;
   };
   const reported = new Set<string>();
   for (const q of declared.values()) {

@@ -8,7 +8,12 @@
  */
 import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from "yaml";
 import type { Span } from "../diagnostics.js";
+import { computeLineStarts, lineIndexOf } from "./lines.js";
+import { coarseSegments, scalarSegments, type EmbeddedPolicy } from "./policy.js";
+import { policyFileHeader, policyFileName } from "./model.js";
 import type { TemplateDiagnostic } from "./types.js";
+
+export { computeLineStarts, lineIndexOf };
 
 /** The role of a file, from its top-level keys. */
 export type StackDocumentKind = "stack" | "bundle" | "fragment" | "invalid";
@@ -45,32 +50,13 @@ export interface StackDocument {
   keyPathAt(offset: number): KeyPathStep[];
   /** The node at a key path, if present. */
   nodeAtPath(path: readonly KeyPathStep[]): Node | undefined;
-}
-
-/** The offsets at which lines start. Lines end at `\n`, `\r\n` or a lone `\r` (YAML's line breaks). */
-export function computeLineStarts(text: string): number[] {
-  const starts = [0];
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 10) starts.push(i + 1);
-    else if (c === 13) {
-      if (text.charCodeAt(i + 1) === 10) i++;
-      starts.push(i + 1);
-    }
-  }
-  return starts;
-}
-
-/** The 0-based line holding `offset`. */
-export function lineIndexOf(starts: readonly number[], offset: number): number {
-  let lo = 0;
-  let hi = starts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid]! <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
+  /**
+   * The `rules` blocks of this file as written (bundle parameters not
+   * substituted; the path is known when the file names its stack and the
+   * entry its file). For editor services on the slice; {@link checkStack}
+   * gives the expanded blocks of a whole stack.
+   */
+  policyBlocks(): EmbeddedPolicy[];
 }
 
 /** The span of a node (its value range, without trailing comments). */
@@ -131,7 +117,9 @@ export function parseStackText(text: string, path: string): StackDocument {
     const start = clamp(e.pos[0]);
     const end = Math.max(start, clamp(e.pos[1]));
     const code = e.code === "MULTIPLE_DOCS" ? "yaml-multiple-documents" : "yaml-syntax-error";
-    diagnostics.push(diagnosticAt(loc, code, "error", firstLine(e.message), { start, end }, YAML_CODE_HELP[e.code]));
+    const near = safeText.slice(Math.max(0, start - 40), end + 2);
+    const help = near.includes("${") && /[[{]/.test(near) ? "inside { } or [ ], quote a value that uses a parameter: \"${name}\"" : YAML_CODE_HELP[e.code];
+    diagnostics.push(diagnosticAt(loc, code, "error", firstLine(e.message), { start, end }, help));
   }
   for (const w of yaml.warnings) {
     if (w.code === "TAG_RESOLVE_FAILED") continue; // reported as `yaml-tag` below, with the node's range
@@ -146,6 +134,7 @@ export function parseStackText(text: string, path: string): StackDocument {
     );
   }
 
+  let blocks: EmbeddedPolicy[] | undefined;
   const doc: StackDocument = {
     path,
     text: safeText,
@@ -162,6 +151,10 @@ export function parseStackText(text: string, path: string): StackDocument {
     },
     keyPathAt(offset) {
       return findNode(yaml.contents, offset, [])?.path ?? [];
+    },
+    policyBlocks() {
+      blocks ??= rawPolicyBlocks(doc);
+      return blocks;
     },
     nodeAtPath(p) {
       let cur: unknown = yaml.contents;
@@ -277,4 +270,33 @@ function findNode(n: unknown, offset: number, path: KeyPathStep[]): NodeAtOffset
     }
   }
   return { node: n, path, onKey: false };
+}
+
+function scalarText(n: unknown): string | undefined {
+  return isScalar(n) && (typeof n.value === "string" || typeof n.value === "number") ? String(n.value) : undefined;
+}
+
+function rawPolicyBlocks(doc: StackDocument): EmbeddedPolicy[] {
+  const out: EmbeddedPolicy[] = [];
+  const root = doc.yaml.contents;
+  if (!isMap(root)) return out;
+  const get = (m: unknown, key: string) => (isMap(m) ? m.items.find((p) => isScalar(p.key) && p.key.value === key)?.value : undefined);
+  const stack = doc.kind === "stack" || doc.kind === "fragment" ? scalarText(get(root, "stack")) : undefined;
+  const prio = scalarText(get(get(root, "options"), "policy_priority"));
+  const policy = get(root, "policy");
+  if (!isSeq(policy)) return out;
+  for (const entry of policy.items) {
+    const rules = get(entry, "rules");
+    if (!isScalar(rules) || (rules.value !== null && typeof rules.value !== "string")) continue;
+    const text = rules.value === null ? "" : (rules.value as string);
+    const name = scalarText(get(entry, "file")) ?? "";
+    const span = nodeSpan(rules);
+    const segs = text === "" ? [] : scalarSegments(doc.text, doc.lineStarts, rules);
+    const include = isScalar(get(entry, "include")) && (get(entry, "include") as { value: unknown }).value === true;
+    const priority = Number(scalarText(get(entry, "priority")) ?? prio ?? 40);
+    const valid = stack !== undefined && /^[a-z0-9][a-z0-9_-]*$/.test(stack) && /^[a-z0-9][a-z0-9_-]*$/.test(name) && Number.isInteger(priority) && priority >= 0 && priority <= 99;
+    const path = valid ? `/etc/qubes/policy.d/${policyFileName(stack!, { file: name, priority, rules: text, ...(include ? { include } : {}) })}` : "";
+    out.push({ file: doc.path, name, path, text, header: policyFileHeader(stack ?? "?"), segments: segs ?? coarseSegments(text.length, span), span, exact: segs !== undefined });
+  }
+  return out;
 }

@@ -22,6 +22,7 @@ export {
   policyToSource,
   policySpanToSource,
   sourceToPolicy,
+  policyBlockAt,
   type EmbeddedPolicy,
   type PolicySegment,
 } from "./policy.js";
@@ -37,3 +38,4 @@ export { normalizeFirewallRule, FIREWALL_KEYS, type FirewallRuleResult } from ".
 export { parseSize } from "./build.js";
 export { stackJsonSchema } from "./schema.js";
 export * from "./keys.js";
+export { TEMPLATE_DIAGNOSTIC_CODES, type TemplateDiagnosticCode } from "./codes.js";

@@ -10,7 +10,7 @@
  */
 import { isScalar, type Node } from "yaml";
 import type { Span } from "../diagnostics.js";
-import { lineIndexOf } from "./document.js";
+import { lineIndexOf } from "./lines.js";
 
 /** One piece of the map: policy text `[out, out+len)` comes from `[src, src+srcLen)` of the YAML file. */
 export interface PolicySegment {
@@ -192,4 +192,9 @@ export function substitute(
   }
   verbatim(last, text.length);
   return { text: result, segments: out };
+}
+
+/** The block of `blocks` whose `rules` value in `file` contains `offset`, if any (for editors). */
+export function policyBlockAt<T extends Pick<EmbeddedPolicy, "file" | "span">>(blocks: readonly T[], file: string, offset: number): T | undefined {
+  return blocks.find((b) => b.file === file && offset >= b.span.start && offset <= b.span.end);
 }
