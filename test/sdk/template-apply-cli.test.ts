@@ -45,12 +45,12 @@ describe("qkit template over a socket", () => {
     expect([plan.code, plan.err]).toEqual([2, ""]);
     expect(plan.out).toMatch(/^Read \d+ qubes and 1 policy file \(the policy admin api\)\n/);
     expect(plan.out).toContain("  + AppVM      vpn    on debian-12 · label orange\n");
-    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\n");
+    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nRehearsal on a simulated copy of the system: 11 steps ok.\n");
     const json = await qkit("template", "plan", "laptop.json", "--json");
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);
     expect([data.qkitPlan, data.stack, data.fingerprint.slice(0, 7)]).toEqual([1, "laptop", "sha256:"]);
-    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack" }] });
+    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack", payload: "laptop" }, { method: "admin.vm.feature.Set", arg: "x-qkit-keys", payload: "f:servicevm fw p:label p:netvm p:provides_network p:template" }] });
 
     const refused = await qkit("template", "apply", "laptop.json");
     expect([refused.code, refused.err]).toEqual([1, "qkit template apply: refusing to change the system without a terminal to ask on; pass --yes to apply without asking [confirmation-required]\n"]);
@@ -136,5 +136,68 @@ describe("qkit template with a *.qubes.yaml stack", () => {
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^broken\.qubes\.yaml:7:5: error\[unknown-key\]: /);
     expect(r.err).toBe("qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n");
+  });
+});
+
+describe("qkit template --policy-dir", () => {
+  it("reads and writes the policy in a directory, and refuses a malformed model with the field", async () => {
+    const pd = path.join(dir, "local-policy");
+    fs.mkdirSync(pd);
+    const model = { format: 1, stack: "pd", qubes: [], policy: [{ file: "only", priority: 35, rules: "qubes.Gpg * work vault deny\n" }] };
+    fs.writeFileSync(path.join(dir, "pd.json"), JSON.stringify(model));
+    const applied = await qkit("template", "apply", "pd.json", "--policy-dir", "local-policy", "--yes");
+    expect([applied.code, applied.err]).toEqual([0, ""]);
+    expect(fs.readdirSync(pd)).toEqual(["35-qkit-pd-only.policy"]);
+    expect(fs.existsSync(path.join(dir, "policy.d", "35-qkit-pd-only.policy"))).toBe(false);
+    expect((await qkit("template", "plan", "pd.json", "--policy-dir", "local-policy", "--detailed-exitcode")).code).toBe(0);
+    expect((await qkit("template", "drift", "pd.json", "--policy-dir", "local-policy")).code).toBe(0);
+    fs.writeFileSync(path.join(pd, "35-qkit-pd-only.policy"), "# managed by qkit stack pd; edits are overwritten by `qkit template apply`\nqubes.Gpg * work vault allow\n");
+    const drift = await qkit("template", "drift", "pd.json", "--policy-dir", "local-policy");
+    expect([drift.code, drift.out.split("\n")[0]]).toEqual([2, "drift: policy 35-qkit-pd-only.policy: 2 lines (stack: 1 rule)"]);
+    fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ format: 1, stack: "junk", qubes: [{ name: "q", class: "AppVM", properties: { memory: [1] } }] }));
+    const junk = await qkit("template", "plan", "junk.json");
+    expect([junk.code, junk.out, junk.err]).toEqual([1, "junk.json: error[invalid-model]: qube 'q': properties must map names to values\n", "qkit template plan: 1 error in the stack model; nothing was changed [invalid-stack]\n"]);
+  });
+});
+
+describe("qkit template plan rehearses", () => {
+  it("fails a plan that qubesd would refuse, with the step and qubesd's message, before anything is applied", async () => {
+    const model = { format: 1, stack: "reh", qubes: [{ name: "reh1", class: "AppVM", properties: { label: "red", template: "debian-12", netvm: "work" } }] };
+    fs.writeFileSync(path.join(dir, "reh.json"), JSON.stringify(model));
+    const plan = await qkit("template", "plan", "reh.json", "--detailed-exitcode");
+    expect(plan.code).toBe(1);
+    expect(plan.err).toMatch(/^qkit template plan: the rehearsal on a simulated copy of the system refused step 2\/2 reh1\.p\.netvm: admin\.vm\.property\.Set netvm on reh1: Qubes\w+Error: .*; apply would refuse this plan \[rehearsal-failed\]\n$/);
+    const apply = await qkit("template", "apply", "reh.json", "--yes");
+    expect(apply.code).toBe(1);
+    expect(apply.err).toMatch(/\[rehearsal-failed\]\n$/);
+    expect(await Qubes.local(socket).has("reh1")).toBe(false);
+  });
+});
+
+describe("qkit template apply on a terminal", () => {
+  const onTerminal = async (answer: string, argv: string[]) => {
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d) => (out += d));
+    stderr.on("data", (d) => {
+      err += d;
+      if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
+    });
+    const code = await main(argv, { stdout, stderr, stdin, env, cwd: dir });
+    return { code, out, err };
+  };
+
+  it("asks before changing anything, and only 'yes' applies", async () => {
+    const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };
+    fs.writeFileSync(path.join(dir, "tty.json"), JSON.stringify(model));
+    const no = await onTerminal("y\n", ["template", "apply", "tty.json"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 1 step? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect(await Qubes.local(socket).has("tty1")).toBe(false);
+    const yes = await onTerminal("yes\n", ["template", "apply", "tty.json"]);
+    expect(yes.code).toBe(0);
+    expect(await Qubes.local(socket).has("tty1")).toBe(true);
   });
 });

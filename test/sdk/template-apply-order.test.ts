@@ -127,6 +127,34 @@ describe("running qubes", () => {
   });
 });
 
+describe("deferred changes", () => {
+  it("do not hold back unrelated steps such as a removal", async () => {
+    const conn = connectSim(demoSimulator());
+    const v1 = stack("df", [qube("d1", "AppVM", { label: "red", template: "debian-12" }, { state: "running" }), qube("d2", "AppVM", { label: "red", template: "debian-12" })]);
+    await applyAll(v1, conn);
+    const v2 = stack("df", [qube("d1", "AppVM", { label: "red", template: "fedora-41" }, { state: "running" }), qube("d2", "AppVM", {}, { absent: true })]);
+    const { plan } = await planStack(v2, conn);
+    expect(plan.steps.filter((x) => x.deferred).map((x) => x.id)).toEqual(["d1.p.template"]);
+    expect(plan.steps.find((x) => x.id === "d2.remove")?.deferred).toBeUndefined();
+  });
+});
+
+describe("running clients", () => {
+  it("starts a halted provider before a running qube is attached to it (qubesd refuses to attach to a stopped netvm)", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const s = stack("att", [
+      qube("work", "AppVM", { netvm: "prov2" }),
+      qube("prov2", "AppVM", { label: "orange", template: "debian-12", provides_network: true, netvm: "sys-firewall" }, { features: { servicevm: "1" } }),
+    ]);
+    const plan = await applyAll(s, conn, { adopt: true });
+    before(plan, "prov2.f.servicevm", "prov2.start-for-netvm");
+    before(plan, "prov2.start-for-netvm", "work.p.netvm");
+    expect(sim.app.domains.get("prov2")!.power).toBe("Running");
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+  });
+});
+
 describe("policy files", () => {
   it("writes with the token read at plan time: a concurrent change is a conflict, never overwritten", async () => {
     const sim = demoSimulator();
@@ -209,6 +237,82 @@ describe("property: plan(apply(plan)) is empty", () => {
         }
       }),
       { numRuns: 25 },
+    );
+  });
+});
+
+describe("devices", () => {
+  it("assigns by selector and by port, changes the mode in place, and unassigns what is no longer declared", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const pci = (devs: NonNullable<QubeDecl["devices"]>["pci"]) => stack("dev", [qube("net2", "AppVM", { label: "red", template: "debian-12", virt_mode: "hvm", provides_network: true, netvm: null }, { devices: { pci: devs } })]);
+    const v1 = pci([
+      { devclass: "pci", backend: "dom0", match: { class: "network" }, mode: "required", options: { "no-strict-reset": "True" } },
+      { devclass: "pci", backend: "dom0", port: "00_14.0", mode: "auto-attach", options: {} },
+    ]);
+    const p1 = await applyAll(v1, conn);
+    before(p1, "net2.p.virt_mode", "net2.d.pci.dom0+00_1c.0-00_00.0");
+    expect(sim.app.domains.get("net2")!.assignments.map((a) => `${a.portId} ${a.deviceId} ${a.mode} ${JSON.stringify(a.options)}`).sort()).toEqual([
+      '00_14.0 * auto-attach []',
+      '00_1c.0-00_00.0 0x8086:0x2723::p028000 required [["no-strict-reset","True"]]',
+    ]);
+    expect((await planStack(v1, conn)).plan.steps).toEqual([]);
+    const v2 = pci([{ devclass: "pci", backend: "dom0", match: { class: "network" }, mode: "ask-to-attach", options: { "no-strict-reset": "True" } }]);
+    const p2 = await applyAll(v2, conn);
+    expect(p2.steps.map((s) => `${s.kind} ${s.key}`)).toEqual(["unassign-device pci dom0:00_14.0", "set-device-mode pci dom0:00_1c.0-00_00.0", "record-keys x-qkit-keys"]);
+    expect((await planStack(v2, conn)).plan.steps).toEqual([]);
+    const v3 = stack("dev", [qube("net2", "AppVM", { label: "red", template: "debian-12", virt_mode: "hvm", provides_network: true, netvm: null })]);
+    const p3 = await applyAll(v3, conn);
+    expect(p3.steps.map((s) => s.kind)).toEqual(["unassign-device", "record-keys"]);
+    expect(sim.app.domains.get("net2")!.assignments).toEqual([]);
+  });
+
+  it("reports a selector that matches nothing, with what to do", async () => {
+    const conn = connectSim(demoSimulator());
+    const s = stack("dev", [qube("a1", "AppVM", { label: "red", template: "debian-12" }, { devices: { pci: [{ devclass: "pci", backend: "dom0", match: { class: "audio" }, mode: "required", options: {} }] } })]);
+    expect((await planStack(s, conn)).plan.errors).toEqual([{ code: "device-not-found", message: "a1: no pci device of 'dom0' matches {\"class\":\"audio\"}; check the selector against `qvm-device pci list`" }]);
+  });
+});
+
+describe("settings qubesd rewrites", () => {
+  it("refuses service.meminfo-writer (qubesd turns it into maxmem), which would never converge", async () => {
+    const conn = connectSim(demoSimulator());
+    const s = stack("mw", [qube("m1", "AppVM", { label: "red", template: "debian-12" }, { features: { "service.meminfo-writer": "" } })]);
+    expect((await planStack(s, conn)).plan.errors.map((e) => e.code)).toEqual(["rewritten-feature"]);
+  });
+});
+
+describe("bad input", () => {
+  it("never throws on malformed models: problems are plan errors", async () => {
+    const { computePlan, planScope } = await import("@qubes-kit/sdk");
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const live = await readFor(stack("x", []), conn);
+    const junk = fc.oneof(fc.constant(undefined), fc.constant(null), fc.integer(), fc.string(), fc.boolean(), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 6 }), fc.oneof(fc.string(), fc.integer(), fc.constant(null)), { maxKeys: 3 }));
+    const arbQube = fc.record(
+      {
+        name: fc.oneof(fc.constantFrom("work", "new1", "dom0", "sys-net", "bad name"), fc.string({ maxLength: 8 })),
+        class: fc.oneof(fc.constantFrom("AppVM", "TemplateVM", "DispVM", "StandaloneVM", "AdminVM"), fc.string()),
+        properties: fc.oneof(junk, fc.dictionary(fc.constantFrom("label", "memory", "netvm", "template", "vcpus", "kernel", "xid", "virt_mode"), junk, { maxKeys: 4 })),
+        features: fc.oneof(junk, fc.dictionary(fc.string({ maxLength: 6 }), fc.oneof(fc.string(), fc.constant(null), fc.integer()), { maxKeys: 3 })),
+        tags: junk,
+        firewall: fc.oneof(junk, fc.array(fc.string(), { maxLength: 3 })),
+        devices: junk,
+        volumes: fc.oneof(junk, fc.dictionary(fc.constantFrom("private", "root", "x"), fc.record({ size: fc.oneof(fc.integer(), fc.string()) }), { maxKeys: 2 })),
+        notes: junk,
+        absent: fc.oneof(fc.boolean(), junk),
+        ignore_changes: junk,
+      },
+      { requiredKeys: [] },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(arbQube, { maxLength: 4 }), junk, junk, async (qubes, global, policy) => {
+        const model = { ...stack("junk", []), qubes, global, policy } as never;
+        const plan = computePlan(model, live, planScope(model, live));
+        expect(Array.isArray(plan.errors)).toBe(true);
+        expect(Array.isArray(plan.steps)).toBe(true);
+      }),
+      { numRuns: 300 },
     );
   });
 });

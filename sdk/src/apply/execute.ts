@@ -17,16 +17,23 @@ export interface Journal {
   /** The file, when there is one. */
   readonly path?: string;
   write(entry: Record<string, unknown>): void;
+  /** Releases the file (further writes are dropped). */
+  close?(): void;
 }
 
 /** A journal appended to `file` (created with its directory; mode 0600: it holds the machine's structure). */
 export function fileJournal(file: string): Journal {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const fd = fs.openSync(file, "a", 0o600);
+  let fd: number | undefined = fs.openSync(file, "a", 0o600);
   return {
     path: file,
     write(entry) {
-      fs.writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+      // Synchronous: an entry is on disk before the next call is made.
+      if (fd !== undefined) fs.writeSync(fd, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+    },
+    close() {
+      if (fd !== undefined) fs.closeSync(fd);
+      fd = undefined;
     },
   };
 }

@@ -5,6 +5,7 @@
 export type * from "./types.js";
 export { readLight, readDeep, readFeatures, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
 export { computePlan, planScope, scopeOfPlan, policyKey, type PlanOptions } from "./plan.js";
+export { checkStackModel } from "./model-check.js";
 export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
 export { parseKeys, formatKeys, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";
 export { adminPolicyTarget, dirPolicyTarget, type PolicyTarget } from "./policy-target.js";

@@ -19,6 +19,7 @@ import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
 import { KEYS_FEATURE, OWNER_FEATURE, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
+import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
 import type { LiveAssignment, LiveQube, LiveSystem, Plan, PlanError, PlanStep, StepCall, StepEffect } from "./types.js";
 
@@ -52,7 +53,9 @@ export function policyKey(stack: string, file: Parameters<typeof policyFileName>
 }
 
 /** Which qubes (and parts), policy files and device lists the plan must read deeply. */
-export function planScope(model: StackModel, live: LiveSystem): ReadScope {
+export function planScope(input: StackModel, live: LiveSystem): ReadScope {
+  const model = checkStackModel(input).model;
+  if (!model) return { deep: {}, policy: [], available: [] };
   const deep: Record<string, DeepRead> = {};
   const available = new Set<string>();
   for (const q of model.qubes) {
@@ -139,7 +142,35 @@ const PHASE = {
 };
 
 /** Computes the plan. `live` must hold the deep parts of `scope` (see {@link planScope}). */
-export function computePlan(model: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions = {}): Plan {
+export function computePlan(input: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions = {}): Plan {
+  const checked = checkStackModel(input);
+  const model = checked.model ?? input;
+  if (!checked.model) return emptyPlan(input, live, scope, checked.errors, options);
+  try {
+    return planModel(model, live, scope, options);
+  } catch (e) {
+    // Never expected: a bug must not take the user's terminal down with a stack trace.
+    return emptyPlan(model, live, scope, [{ code: "internal-error", message: `internal error while planning: ${e instanceof Error ? e.message : String(e)}; please report it with the stack file` }], options);
+  }
+}
+
+function emptyPlan(model: unknown, live: LiveSystem, scope: ReadScope, errors: PlanError[], options: PlanOptions): Plan {
+  const stack = typeof (model as StackModel | undefined)?.stack === "string" ? (model as StackModel).stack : "";
+  return {
+    qkitPlan: 1,
+    stack,
+    steps: [],
+    errors,
+    summary: { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 },
+    restartToTakeEffect: [],
+    orphans: [],
+    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [], deep: scope.deep },
+    fingerprint: fingerprint(live, scope),
+    options: { adopt: !!options.adopt, prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
+  };
+}
+
+function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions): Plan {
   const ctx: Ctx = {
     model,
     live,
@@ -272,7 +303,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   }
   const running = isRunning(l);
   const ignore = new Set(ownership === "create" ? [] : q.ignore_changes ?? []);
-  const oldKeys = parseKeys(l?.features[KEYS_FEATURE]);
+  // The keys another stack recorded are not ours to reset: an adopted qube starts from none.
+  const oldKeys = ownership === "owned" ? parseKeys(l?.features[KEYS_FEATURE]) : new Set<string>();
   const newKeys = new Set<string>();
   const first: string[] = [];
   let shutdownId: string | undefined;
@@ -424,7 +456,10 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
         provenance: kp(name),
       }),
     );
-    if (name === "netvm") s.risk = "grants-access";
+    if (name === "netvm") {
+      s.risk = cv.value === null ? "revokes-access" : "grants-access";
+      if (running && typeof cv.value === "string") startProvider(ctx, cv.value, s);
+    }
     addPropertyRequires(s, name, cv.value);
     if (ownership !== "create") classifyProperty(ctx, s, spec.effect, running, needHalt, q.name, name);
   }
@@ -446,6 +481,11 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   for (const [name, value] of Object.entries(q.features)) {
     if (name === OWNER_FEATURE || name === KEYS_FEATURE) {
       err(ctx, "reserved-feature", `feature '${name}' of '${q.name}' is written by qkit itself; remove it from the stack`, kp(`features.${name}`));
+      continue;
+    }
+    if (name === "service.meminfo-writer" && value !== null) {
+      // qubesd turns this feature into maxmem and deletes it: it would show as a change on every plan.
+      err(ctx, "rewritten-feature", `feature service.meminfo-writer of '${q.name}' is turned into maxmem by qubesd and never kept; declare maxmem instead (0 disables memory balancing, default enables it)`, kp(`features.${name}`));
       continue;
     }
     if (ignore.has(`features.${name}`)) {
@@ -526,13 +566,13 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (want && (ownership === "create" ? !(want.length === 1 && want[0] === "action=accept") : !sameList(cur, want))) {
       const rules = q.firewall.map((r) => r.trim());
       const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, rules))], kp("firewall"));
-      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), risk: "grants-access", provenance: kp("firewall") }));
+      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), provenance: kp("firewall") }));
     }
   } else if (q.firewall && ignore.has("firewall")) {
     if (oldKeys.has("fw")) newKeys.add("fw");
   } else if (oldKeys.has("fw") && l?.firewall && !sameList(l.firewall, ["action=accept"])) {
     const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, ["action=accept"]))]);
-    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)", risk: "grants-access" }));
+    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)" }));
   }
 
   // Devices.
@@ -551,7 +591,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${cur.size} bytes on the system, more than the declared ${d.size}; volumes only grow: declare at least ${cur.size}`, prov_);
       else if (!cur || d.size > cur.size) {
         const c = build(ctx, `${q.name}:${vol}`, () => [call(calls.volumeResize(q.name, vol, d.size!))], prov_);
-        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? String(cur.size) : null, after: String(d.size), provenance: prov_ }));
+        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? showSize(cur.size) : null, after: showSize(d.size), provenance: prov_ }));
       }
     }
     const setters: [keyof typeof d, (v: never) => AdminCall<void>][] = [
@@ -591,12 +631,59 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
   }
 
-  // The record of managed keys, last.
+  // The record of managed keys. Keys are added before any setting changes
+  // (so an apply that fails half-way still knows what it may have set) and
+  // removed last (once their settings were reset).
   const keysText = formatKeys(newKeys);
-  if (ownership !== "owned" || keysText !== formatKeys(oldKeys)) {
+  const union = formatKeys([...oldKeys, ...newKeys]);
+  if (ownership !== "owned") {
+    const head = ctx.steps.find((x) => x.id === first[0]);
     const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
-    if (c) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: keysText }));
+    if (head && c) head.calls.push(...c);
+    return;
   }
+  if (union !== formatKeys(oldKeys)) {
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, union))]);
+    if (c) {
+      const early = add(ctx, PHASE.revoke, { id: `${q.name}.keys-first`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: union });
+      for (const x of ctx.steps) if (x !== early && x.object === q.name && x.target === target && !x.requires.includes(early.id)) x.requires.push(early.id);
+    }
+  }
+  if (keysText !== union) {
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
+    if (c) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: union, after: keysText }));
+  }
+}
+
+/** Bytes, with the binary unit when exact (`4294967296 (4 GiB)`). */
+function showSize(n: number): string {
+  for (const [unit, f] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2]] as const) if (n >= f && n % f === 0) return `${n} (${n / f} ${unit})`;
+  return String(n);
+}
+
+/**
+ * qubesd refuses to attach a running qube to a halted netvm ("Cannot
+ * dynamically attach to stopped NetVM"): the provider is started first
+ * (qubesd starts its own netvm chain).
+ */
+function startProvider(ctx: Ctx, provider: string, netvmStep: PlanStep): void {
+  const l = ctx.live.qubes[provider];
+  if (l && isRunning(l)) return;
+  const id = `${provider}.start-for-netvm`;
+  if (!ctx.ids.has(id))
+    add(ctx, PHASE.netvm, {
+      id,
+      kind: "start",
+      target: `qube ${provider}`,
+      object: provider,
+      key: "power",
+      calls: [call(calls.start(provider))],
+      before: l ? "halted" : null,
+      after: "running (a running qube is attached to it)",
+      risk: "restart",
+      requires: [`${provider}.create`, `${provider}.p.provides_network`, `${provider}.p.netvm`],
+    });
+  netvmStep.requires.push(id);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -18,7 +18,7 @@ const SIGN: Partial<Record<PlanStep["kind"], string>> = {
 };
 
 function sign(s: PlanStep): string {
-  if (s.kind === "set-feature" && (s.before === null || s.before === "absent")) return "+";
+  if (s.before === null || ((s.kind === "set-feature" || s.kind === "assign-device") && s.before === "absent")) return "+";
   if (s.kind === "write-policy" && s.before === null) return "+";
   return SIGN[s.kind] ?? "~";
 }
@@ -53,6 +53,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     blocks.set(k, [...(blocks.get(k) ?? []), s]);
   }
   const width = Math.max(14, ...plan.steps.map((s) => (s.key || "").length + 2));
+  const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
   for (const [target, steps] of blocks) {
     const head = steps.find((s) => s.key === "" || s.kind === "adopt");
     const sp = target.indexOf(" ");
@@ -63,8 +64,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     else if (head?.kind === "remove" || head?.kind === "remove-policy") mark = "-";
     else if (head?.kind === "write-policy" && head.before === null) mark = "+";
     const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
-    const detail = head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
-    out.push(`  ${mark} ${what.padEnd(10)} ${name}${detail ? `    ${detail}` : ""}${head?.deferred ? "    deferred ⏸" : ""}`);
+    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
+    out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}`.trimEnd());
     for (const s of steps) {
       if (s === head || s.kind === "record-keys") continue;
       const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;

@@ -16,6 +16,7 @@ import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, con
 import {
   adminPolicyTarget,
   applyPlan,
+  checkStackModel,
   computePlan,
   defaultJournalPath,
   dirPolicyTarget,
@@ -25,6 +26,7 @@ import {
   readDeep,
   readFeatures,
   readLight,
+  rehearse,
   renderPlan,
   type LiveSystem,
   type Plan,
@@ -157,7 +159,12 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
       throw new CliFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
     }
     if (!isModel(data)) throw new CliFailure(`${file} is not a stack model (expected "format": 1, "stack" and "qubes"); write a *.qubes.yaml file or use the SDK builder`, "not-a-stack");
-    return data;
+    const checked = checkStackModel(data);
+    if (!checked.model) {
+      for (const e of checked.errors) (json ? io.stderr : io.stdout).write(`${file}: error[${e.code}]: ${e.message}\n`);
+      throw new CliFailure(`${checked.errors.length} error${checked.errors.length === 1 ? "" : "s"} in the stack model; nothing was changed`, "invalid-stack");
+    }
+    return checked.model;
   }
   const check = (language as unknown as Record<string, unknown>)["checkStack"] as
     | ((fs: { readFile(p: string): string | undefined }, entry: string, options?: { system?: unknown }) => { model?: StackModel; diagnostics: Array<{ code: string; severity: string; message: string; file: string; line: number; span: { start: number; end: number }; help?: string }> })
@@ -259,12 +266,25 @@ export const commands: Command[] = [
       withFailures(io, "plan", async () => {
         const p = parse(args, { values: VALUE_FLAGS.filter((f) => f !== "--journal"), booleans: BOOL_FLAGS.filter((f) => f !== "--yes") });
         const { plan, live, conn } = await makePlan(p, io);
+        // The rehearsal: the steps on a simulated copy of what was read (nothing reaches the system).
+        let rehearsal: { ok: boolean; steps: number; failure?: string } | undefined;
+        if (!plan.errors.length && plan.steps.some((s) => !s.deferred)) {
+          const r = (await rehearse(plan, live)).result;
+          rehearsal = r.failure ? { ok: false, steps: r.applied, failure: r.failure.summary } : { ok: true, steps: r.applied };
+        }
         if (typeof p.flags.get("--out") === "string") {
           const out = path.resolve(io.cwd, p.flags.get("--out") as string);
           fs.writeFileSync(out, JSON.stringify(plan, null, 1) + "\n", { mode: 0o600 });
         }
-        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(plan) + "\n");
-        else io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal } : plan) + "\n");
+        else {
+          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n`);
+        }
+        if (rehearsal && !rehearsal.ok) {
+          io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
+          return 1;
+        }
         if (plan.errors.length) return 1;
         const changes = plan.steps.length > 0;
         return p.flags.has("--detailed-exitcode") && changes ? 2 : 0;
@@ -317,15 +337,20 @@ export const commands: Command[] = [
         const journalPath = typeof p.flags.get("--journal") === "string" ? path.resolve(io.cwd, p.flags.get("--journal") as string) : defaultJournalPath(io.env);
         const journal = fileJournal(journalPath);
         io.stdout.write(`Journal: ${journalPath}\n`);
-        const outcome = await applyPlan(plan, conn, {
-          journal,
-          onRehearsed: (r) => {
-            if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
-          },
-          onStep: (s) => {
-            if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
-          },
-        });
+        let outcome: Awaited<ReturnType<typeof applyPlan>>;
+        try {
+          outcome = await applyPlan(plan, conn, {
+            journal,
+            onRehearsed: (r) => {
+              if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
+            },
+            onStep: (s) => {
+              if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
+            },
+          });
+        } finally {
+          journal.close?.();
+        }
         if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
         if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
         if (outcome.status === "rehearsal-failed") {
