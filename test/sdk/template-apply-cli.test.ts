@@ -45,12 +45,12 @@ describe("qkit template over a socket", () => {
     expect([plan.code, plan.err]).toEqual([2, ""]);
     expect(plan.out).toMatch(/^Read \d+ qubes and 1 policy file \(the policy admin api\)\n/);
     expect(plan.out).toContain("  + AppVM      vpn    on debian-12 · label orange\n");
-    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\n");
+    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nRehearsal on a simulated copy of the system: 11 steps ok.\n");
     const json = await qkit("template", "plan", "laptop.json", "--json");
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);
     expect([data.qkitPlan, data.stack, data.fingerprint.slice(0, 7)]).toEqual([1, "laptop", "sha256:"]);
-    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack" }] });
+    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack", payload: "laptop" }, { method: "admin.vm.feature.Set", arg: "x-qkit-keys", payload: "f:servicevm fw p:label p:netvm p:provides_network p:template" }] });
 
     const refused = await qkit("template", "apply", "laptop.json");
     expect([refused.code, refused.err]).toEqual([1, "qkit template apply: refusing to change the system without a terminal to ask on; pass --yes to apply without asking [confirmation-required]\n"]);
@@ -160,6 +160,20 @@ describe("qkit template --policy-dir", () => {
   });
 });
 
+describe("qkit template plan rehearses", () => {
+  it("fails a plan that qubesd would refuse, with the step and qubesd's message, before anything is applied", async () => {
+    const model = { format: 1, stack: "reh", qubes: [{ name: "reh1", class: "AppVM", properties: { label: "red", template: "debian-12", netvm: "work" } }] };
+    fs.writeFileSync(path.join(dir, "reh.json"), JSON.stringify(model));
+    const plan = await qkit("template", "plan", "reh.json", "--detailed-exitcode");
+    expect(plan.code).toBe(1);
+    expect(plan.err).toMatch(/^qkit template plan: the rehearsal on a simulated copy of the system refused step 2\/2 reh1\.p\.netvm: admin\.vm\.property\.Set netvm on reh1: Qubes\w+Error: .*; apply would refuse this plan \[rehearsal-failed\]\n$/);
+    const apply = await qkit("template", "apply", "reh.json", "--yes");
+    expect(apply.code).toBe(1);
+    expect(apply.err).toMatch(/\[rehearsal-failed\]\n$/);
+    expect(await Qubes.local(socket).has("reh1")).toBe(false);
+  });
+});
+
 describe("qkit template apply on a terminal", () => {
   const onTerminal = async (answer: string, argv: string[]) => {
     const stdin = Object.assign(new PassThrough(), { isTTY: true });
@@ -180,7 +194,7 @@ describe("qkit template apply on a terminal", () => {
     const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };
     fs.writeFileSync(path.join(dir, "tty.json"), JSON.stringify(model));
     const no = await onTerminal("y\n", ["template", "apply", "tty.json"]);
-    expect([no.code, no.err]).toEqual([1, "Apply 2 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 1 step? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
     expect(await Qubes.local(socket).has("tty1")).toBe(false);
     const yes = await onTerminal("yes\n", ["template", "apply", "tty.json"]);
     expect(yes.code).toBe(0);

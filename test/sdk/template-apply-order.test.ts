@@ -127,6 +127,18 @@ describe("running qubes", () => {
   });
 });
 
+describe("deferred changes", () => {
+  it("do not hold back unrelated steps such as a removal", async () => {
+    const conn = connectSim(demoSimulator());
+    const v1 = stack("df", [qube("d1", "AppVM", { label: "red", template: "debian-12" }, { state: "running" }), qube("d2", "AppVM", { label: "red", template: "debian-12" })]);
+    await applyAll(v1, conn);
+    const v2 = stack("df", [qube("d1", "AppVM", { label: "red", template: "fedora-41" }, { state: "running" }), qube("d2", "AppVM", {}, { absent: true })]);
+    const { plan } = await planStack(v2, conn);
+    expect(plan.steps.filter((x) => x.deferred).map((x) => x.id)).toEqual(["d1.p.template"]);
+    expect(plan.steps.find((x) => x.id === "d2.remove")?.deferred).toBeUndefined();
+  });
+});
+
 describe("running clients", () => {
   it("starts a halted provider before a running qube is attached to it (qubesd refuses to attach to a stopped netvm)", async () => {
     const sim = demoSimulator();
@@ -136,7 +148,7 @@ describe("running clients", () => {
       qube("prov2", "AppVM", { label: "orange", template: "debian-12", provides_network: true, netvm: "sys-firewall" }, { features: { servicevm: "1" } }),
     ]);
     const plan = await applyAll(s, conn, { adopt: true });
-    before(plan, "prov2.keys", "prov2.start-for-netvm");
+    before(plan, "prov2.f.servicevm", "prov2.start-for-netvm");
     before(plan, "prov2.start-for-netvm", "work.p.netvm");
     expect(sim.app.domains.get("prov2")!.power).toBe("Running");
     expect((await planStack(s, conn)).plan.steps).toEqual([]);

@@ -138,6 +138,17 @@ describe("ownership", () => {
     ]);
   });
 
+  it("records a new key before its setting changes, so a half-done apply still knows what it set", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("k", [qube("k1", "AppVM", { label: "red", template: "debian-12" })]);
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    expect(await conn.qubes.qube("k1").features.get("x-qkit-keys")).toBe("p:label p:template");
+    const v2 = stack("k", [qube("k1", "AppVM", { label: "red", template: "debian-12", vcpus: 3 })]);
+    const { plan } = await planStack(v2, conn);
+    expect(plan.steps.map((x) => `${x.id} ${x.after}`)).toEqual(["k1.keys-first p:label p:template p:vcpus", "k1.p.vcpus 3"]);
+  });
+
   it("resets a setting whose key was removed from the file", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);

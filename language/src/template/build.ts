@@ -674,9 +674,7 @@ export class DocumentReader {
       const p = m.items.find((it) => isScalar(it.key) && it.key.value === "source");
       this.errorHelp(p?.key as Node, "source-not-for-class", `${klass} has no source: it is created from its template`, "source: applies to TemplateVM and StandaloneVM");
     }
-    if (klass === "DispVM" && d.properties.template === undefined && !entry.symbolic) {
-      this.report("missing-key", "warning", `disposable ${d.name} declares no template`, entry.keySpan, "a named DispVM is created from a disposable template: add `template: NAME` (unless it exists already)");
-    }
+    // A new disposable without template is an error, reported by the checker when a system says the qube is new.
   }
 
   /** Reads one property value typed by the table; `undefined` after reporting an error. */

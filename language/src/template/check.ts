@@ -24,7 +24,14 @@ export interface CheckStackOptions {
   documents?: Map<string, StackDocument>;
 }
 
-/** The outcome of {@link checkStack}. */
+/**
+ * The outcome of {@link checkStack}.
+ *
+ * A bundle file given as the entry is checked on its own: its parameters take
+ * their defaults, and values that use a parameter without default stay as
+ * written (`${name}`) and unchecked; the model is then the bundle's (its
+ * `stack` is the bundle's name), useful to editors, not to apply.
+ */
 export interface StackCheckResult {
   /** The resolved model; `undefined` exactly when some diagnostic is an error. */
   model?: StackModel;
@@ -331,8 +338,13 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
       if (s && s.klass !== q.decl.class && !q.decl.absent && !q.symbolic) {
         push(q.file, "class-change", "warning", `${q.decl.name} is a ${s.klass} on this machine; declaring it as ${q.decl.class} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
-      if (!s && !q.decl.absent && !q.symbolic && q.decl.properties.label === undefined) {
-        push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
+      if (!s && !q.decl.absent && !q.symbolic) {
+        if (q.decl.properties.label === undefined)
+          push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
+        if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source)
+          push(q.file, "missing-key", "error", `new ${q.decl.class} ${q.decl.name} needs a source`, q.keySpan, "add `source: { clone: QUBE }`, `source: { install: PACKAGE }` or `source: { empty: true }`", q.related);
+        if (q.decl.class === "DispVM" && q.decl.properties.template === undefined)
+          push(q.file, "missing-key", "error", `new disposable ${q.decl.name} needs a template`, q.keySpan, "add `template: NAME` (a disposable template)", q.related);
       }
     }
   }

@@ -22,8 +22,11 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
   const nonRemoval = steps.filter((s) => s.kind !== "remove" && s.kind !== "start" && !(s.kind === "shutdown" && s.effect === "needs-halt" && s.key === "power" && s.id.endsWith(".shutdown") && s.after === "halted" && steps.some((r) => r.id === `${s.object}.remove`)));
   for (const s of steps) {
     if (phase.get(s.id) === RELEASE_PHASE) s.requires.push(...netvmSteps);
-    if (s.kind === "remove") s.requires.push(...nonRemoval.filter((x) => x.object !== s.object || x.kind !== "shutdown").map((x) => x.id));
-    if (s.kind === "record-keys" && s.target.startsWith("qube ")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start" && x.kind !== "remove").map((x) => x.id));
+    // Removals wait for every other change (dependents re-pointed first), but not for changes that are deferred anyway.
+    if (s.kind === "remove") s.requires.push(...nonRemoval.filter((x) => (x.object !== s.object || x.kind !== "shutdown") && !x.deferred).map((x) => x.id));
+    if (s.kind === "record-keys" && s.target.startsWith("qube ") && !s.id.endsWith(".keys-first")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start" && x.kind !== "remove").map((x) => x.id));
+    // A provider started for a running client starts configured (its ownership record may wait).
+    if (s.id.endsWith(".start-for-netvm")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start" && x.kind !== "remove" && x.kind !== "shutdown" && !(x.kind === "record-keys" && !x.id.endsWith(".keys-first"))).map((x) => x.id));
     if (s.kind === "start" && !s.id.endsWith(".start-for-netvm")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start").map((x) => x.id));
   }
   // Only edges to steps of this plan, no duplicates, no self-edges.

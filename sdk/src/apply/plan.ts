@@ -303,7 +303,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   }
   const running = isRunning(l);
   const ignore = new Set(ownership === "create" ? [] : q.ignore_changes ?? []);
-  const oldKeys = parseKeys(l?.features[KEYS_FEATURE]);
+  // The keys another stack recorded are not ours to reset: an adopted qube starts from none.
+  const oldKeys = ownership === "owned" ? parseKeys(l?.features[KEYS_FEATURE]) : new Set<string>();
   const newKeys = new Set<string>();
   const first: string[] = [];
   let shutdownId: string | undefined;
@@ -630,11 +631,27 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
   }
 
-  // The record of managed keys, last.
+  // The record of managed keys. Keys are added before any setting changes
+  // (so an apply that fails half-way still knows what it may have set) and
+  // removed last (once their settings were reset).
   const keysText = formatKeys(newKeys);
-  if (ownership !== "owned" || keysText !== formatKeys(oldKeys)) {
+  const union = formatKeys([...oldKeys, ...newKeys]);
+  if (ownership !== "owned") {
+    const head = ctx.steps.find((x) => x.id === first[0]);
     const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
-    if (c) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: keysText }));
+    if (head && c) head.calls.push(...c);
+    return;
+  }
+  if (union !== formatKeys(oldKeys)) {
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, union))]);
+    if (c) {
+      const early = add(ctx, PHASE.revoke, { id: `${q.name}.keys-first`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: union });
+      for (const x of ctx.steps) if (x !== early && x.object === q.name && x.target === target && !x.requires.includes(early.id)) x.requires.push(early.id);
+    }
+  }
+  if (keysText !== union) {
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
+    if (c) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: union, after: keysText }));
   }
 }
 
@@ -664,7 +681,7 @@ function startProvider(ctx: Ctx, provider: string, netvmStep: PlanStep): void {
       before: l ? "halted" : null,
       after: "running (a running qube is attached to it)",
       risk: "restart",
-      requires: [`${provider}.create`, `${provider}.p.provides_network`, `${provider}.p.netvm`, `${provider}.keys`],
+      requires: [`${provider}.create`, `${provider}.p.provides_network`, `${provider}.p.netvm`],
     });
   netvmStep.requires.push(id);
 }

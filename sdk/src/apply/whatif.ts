@@ -10,6 +10,7 @@ import {
   createMemoryFileSystem,
   evaluate,
   explain,
+  printRule,
   loadPolicy,
   prepareSystemInfo,
   type CompiledPolicy,
@@ -29,7 +30,8 @@ import { futurePolicy, futureSystem, type PolicyTexts, type WhatIfSystem } from 
 /** A decision reduced to what a caller gets: the action and its targets (the deciding rule aside). */
 export type Outcome =
   | { action: "allow"; target: string; user: string | null; autostart: boolean }
-  | { action: "ask"; targets: string[]; default: string | null; user: string | null }
+  /** `targets` is sorted; it is left out in the `before`/`after` of an ask → ask change (see `added`, `removed`). */
+  | { action: "ask"; targets?: string[]; default: string | null; user: string | null }
   | { action: "deny"; reason: string };
 
 /** One request whose decision changes. */
@@ -96,6 +98,7 @@ export interface DiffStats {
   services: number;
   requests: number;
   evaluated: number;
+  /** The most classes of interchangeable qubes of any service (one representative of each is evaluated). */
   classes: number;
 }
 
@@ -125,7 +128,9 @@ function sameOutcome(a: Outcome, b: Outcome): boolean {
     return a.target === y.target && a.user === y.user && a.autostart === y.autostart;
   }
   const y = b as typeof a;
-  return a.default === y.default && a.user === y.user && a.targets.length === y.targets.length && a.targets.every((t, i) => t === y.targets[i]);
+  const at = a.targets ?? [];
+  const bt = y.targets ?? [];
+  return a.default === y.default && a.user === y.user && at.length === bt.length && at.every((t, i) => t === bt[i]);
 }
 
 /** Grant, revoke or change, with the ask targets gained and lost. */
@@ -135,8 +140,8 @@ function classify(before: Outcome, after: Outcome): Pick<DecisionChange, "kind" 
   if (before.action === "ask" && after.action === "ask") {
     const b = new Set(before.targets);
     const a = new Set(after.targets);
-    const added = after.targets.filter((t) => !b.has(t));
-    const removed = before.targets.filter((t) => !a.has(t));
+    const added = (after.targets ?? []).filter((t) => !b.has(t));
+    const removed = (before.targets ?? []).filter((t) => !a.has(t));
     const kind = added.length && !removed.length ? "grant" : removed.length && !added.length ? "revoke" : "change";
     const out: Pick<DecisionChange, "kind" | "added" | "removed"> = { kind };
     if (added.length) out.added = added;
@@ -153,8 +158,11 @@ function permuteName(n: string, pi: (x: string) => string): string {
 
 function permuteOutcome(o: Outcome, pi: (x: string) => string): Outcome {
   if (o.action === "allow") return { ...o, target: permuteName(o.target, pi) };
-  if (o.action === "ask")
-    return { ...o, targets: o.targets.map((t) => permuteName(t, pi)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), default: o.default === null ? null : permuteName(o.default, pi) };
+  if (o.action === "ask") {
+    const out: Outcome = { ...o, default: o.default === null ? null : permuteName(o.default, pi) };
+    if (o.targets) out.targets = o.targets.map((t) => permuteName(t, pi)).sort(sortStr);
+    return out;
+  }
   return o;
 }
 
@@ -248,11 +256,17 @@ export function decisionChanges(
   const serviceList: { request: string; shown: string }[] = [...services].sort(sortStr).map((s) => ({ request: s, shown: s }));
   if (anyService) serviceList.push({ request: fresh("qkit.AnyOtherService", services), shown: "*" });
 
-  // Qube classes.
+  // Qube classes. A qube named by a rule is told apart from the others only
+  // for the services of that rule (a decision reads the rules of its service
+  // and the `*` ones), so the names are collected per service.
   const named = new Set<string>(["dom0"]);
   const namedUuids = new Set<string>();
-  namedInRules(rulesT, named, namedUuids);
-  namedInRules(rulesF, named, namedUuids);
+  const namedBy = new Map<string | null, Set<string>>();
+  for (const r of [...rulesT, ...rulesF]) {
+    let set = namedBy.get(r.service);
+    if (!set) namedBy.set(r.service, (set = new Set()));
+    namedInRules([r], set, namedUuids);
+  }
   const dispTemplates = new Set<string>();
   for (const dom of [domT, domF])
     for (const [n, d] of Object.entries(dom)) {
@@ -266,26 +280,47 @@ export function decisionChanges(
       if (typeof d.uuid === "string" && namedUuids.has(d.uuid)) named.add(n);
       if (d.type === "AdminVM") named.add(n);
     }
-  const classOf = new Map<string, string[]>();
-  const repOf = new Map<string, string>();
-  for (const q of qubes) {
-    const key = named.has(q) ? `=${q}` : signatureOf(domT[q]) + "|" + signatureOf(domF[q]);
-    let c = classOf.get(key);
-    if (!c) classOf.set(key, (c = []));
-    c.push(q);
-  }
-  const classes = [...classOf.values()];
-  for (const c of classes) for (const q of c) repOf.set(q, c[0]!);
+  const signature = new Map(qubes.map((q) => [q, signatureOf(domT[q]) + "|" + signatureOf(domF[q])]));
+  const classesFor = (service: string): string[][] => {
+    const own = namedBy.get(service);
+    const any = namedBy.get(null);
+    const classOf = new Map<string, string[]>();
+    for (const q of qubes) {
+      const key = named.has(q) || own?.has(q) || any?.has(q) ? `=${q}` : signature.get(q)!;
+      let c = classOf.get(key);
+      if (!c) classOf.set(key, (c = []));
+      c.push(q);
+    }
+    return [...classOf.values()];
+  };
+  let maxClasses = 0;
 
   const specialTargets = ["@default", "@dispvm", ...[...dispTemplates].sort(sortStr).map((t) => `@dispvm:${t}`), "@adminvm"];
   const out: ServiceChanges[] = [];
   let evaluated = 0;
   let requests = 0;
 
+  // Qubes whose decision-relevant data differ (created and removed ones included).
+  const changedQubes = new Set(qubes.filter((q) => { const [a, b] = signature.get(q)!.split("|"); return a !== b; }));
+  const rulesOf = (rules: readonly PolicyRule[], service: string) => rules.filter((r) => r.service === service || r.service === null);
+
   for (const svc of serviceList) {
-    const named = new Set([...(argsOf.get(svc.request) ?? []), ...wildArgs]);
-    const args = [...named].sort(sortStr).map((a) => ({ request: a, shown: a }));
-    args.push({ request: named.has("+") ? fresh("+qkit-any-other-argument", named) : "+", shown: "*" });
+    const classes = classesFor(svc.request);
+    // A service whose rules are the same today and after, with no ask rule and no
+    // named qube or disposable template changed, decides a call differently only
+    // when its source or its target changed: the other pairs are not evaluated.
+    const ruleTextT = rulesOf(rulesT, svc.request).map((r) => printRule(r, " "));
+    const ruleTextF = rulesOf(rulesF, svc.request).map((r) => printRule(r, " "));
+    const stable =
+      ruleTextT.length === ruleTextF.length &&
+      ruleTextT.every((t, i) => t === ruleTextF[i]) &&
+      !rulesOf(rulesT, svc.request).some((r) => r.action === "ask") &&
+      ![...changedQubes].some((q) => named.has(q) || namedBy.get(svc.request)?.has(q) || namedBy.get(null)?.has(q));
+    const touched = (c: string[]) => changedQubes.has(c[0]!);
+    maxClasses = Math.max(maxClasses, classes.length);
+    const namedArgs = new Set([...(argsOf.get(svc.request) ?? []), ...wildArgs]);
+    const args = [...namedArgs].sort(sortStr).map((a) => ({ request: a, shown: a }));
+    args.push({ request: namedArgs.has("+") ? fresh("+qkit-any-other-argument", namedArgs) : "+", shown: "*" });
     const changes: DecisionChange[] = [];
     for (const arg of args) {
       const decide = (source: string, target: string): { before: Outcome; after: Outcome } => {
@@ -296,51 +331,64 @@ export function decisionChanges(
           after: missing(source, target, domF) ?? outcomeOf(evaluate(future.policy, req, sysF)),
         };
       };
-      const record = (source: string, target: string, before: Outcome, after: Outcome) => {
-        if (sameOutcome(before, after)) return;
-        changes.push({ service: svc.shown, argument: arg.shown, source, target, before, after, ...classify(before, after) });
+      type Decided = { before: Outcome; after: Outcome; changed: boolean; cls?: Pick<DecisionChange, "kind" | "added" | "removed"> };
+      const judge = (d: { before: Outcome; after: Outcome }): Decided => {
+        const changed = !sameOutcome(d.before, d.after);
+        return changed ? { ...d, changed, cls: classify(d.before, d.after) } : { ...d, changed };
       };
+      // A change carried to a member pair: ask → ask changes carry only the
+      // targets gained and lost (small), the others their outcomes renamed.
+      const record = (source: string, target: string, d: Decided, pi: (x: string) => string) => {
+        const { before, after, cls } = d;
+        if (!cls) return;
+        if (before.action === "ask" && after.action === "ask") {
+          const c: DecisionChange = {
+            service: svc.shown,
+            argument: arg.shown,
+            source,
+            target,
+            kind: cls.kind,
+            before: { action: "ask", default: before.default === null ? null : permuteName(before.default, pi), user: before.user },
+            after: { action: "ask", default: after.default === null ? null : permuteName(after.default, pi), user: after.user },
+          };
+          if (cls.added) c.added = cls.added.map((t) => permuteName(t, pi)).sort(sortStr);
+          if (cls.removed) c.removed = cls.removed.map((t) => permuteName(t, pi)).sort(sortStr);
+          changes.push(c);
+          return;
+        }
+        changes.push({ service: svc.shown, argument: arg.shown, source, target, kind: cls.kind, before: permuteOutcome(before, pi), after: permuteOutcome(after, pi) });
+      };
+      const swap = (a: string, b: string) => (x: string) => (x === a ? b : x === b ? a : x);
       for (const sc of classes) {
         const rs = sc[0]!;
         requests += sc.length * (specialTargets.length + qubes.length);
         // Special targets: one evaluation per source class.
-        for (const t of specialTargets) {
-          const { before, after } = decide(rs, t);
-          if (sameOutcome(before, after)) continue;
-          for (const s of sc) {
-            const pi = (x: string) => (x === rs ? s : x === s ? rs : x);
-            record(s, t, permuteOutcome(before, pi), permuteOutcome(after, pi));
-          }
+        for (const t of stable && !touched(sc) ? [] : specialTargets) {
+          const d = judge(decide(rs, t));
+          if (!d.changed) continue;
+          for (const s of sc) record(s, t, d, swap(rs, s));
         }
         for (const tc of classes) {
           const rt = tc[0]!;
+          if (stable && !touched(sc) && !touched(tc)) continue;
           if (sc === tc) {
             // The source itself as target, and (for classes of two or more) another member.
-            const same = decide(rs, rs);
-            if (!sameOutcome(same.before, same.after))
-              for (const s of sc) {
-                const pi = (x: string) => (x === rs ? s : x === s ? rs : x);
-                record(s, s, permuteOutcome(same.before, pi), permuteOutcome(same.after, pi));
-              }
+            const same = judge(decide(rs, rs));
+            if (same.changed) for (const s of sc) record(s, s, same, swap(rs, s));
             if (sc.length < 2) continue;
             const other = sc[1]!;
-            const diff = decide(rs, other);
-            if (sameOutcome(diff.before, diff.after)) continue;
+            const diff = judge(decide(rs, other));
+            if (!diff.changed) continue;
             for (const s of sc)
               for (const t of sc) {
                 if (s === t) continue;
-                const pi = transpositions(rs, s, other, t);
-                record(s, t, permuteOutcome(diff.before, pi), permuteOutcome(diff.after, pi));
+                record(s, t, diff, transpositions(rs, s, other, t));
               }
             continue;
           }
-          const d = decide(rs, rt);
-          if (sameOutcome(d.before, d.after)) continue;
-          for (const s of sc)
-            for (const t of tc) {
-              const pi = transpositions(rs, s, rt, t);
-              record(s, t, permuteOutcome(d.before, pi), permuteOutcome(d.after, pi));
-            }
+          const d = judge(decide(rs, rt));
+          if (!d.changed) continue;
+          for (const s of sc) for (const t of tc) record(s, t, d, transpositions(rs, s, rt, t));
         }
       }
     }
@@ -353,7 +401,7 @@ export function decisionChanges(
     stats.services = serviceList.length;
     stats.requests = requests;
     stats.evaluated = evaluated;
-    stats.classes = classes.length;
+    stats.classes = maxClasses;
   }
   return out;
 }
@@ -402,18 +450,18 @@ export function checkExpectation(e: Expectation, policy: CompiledPolicy | undefi
   const d = x.decision;
   const got = outcomeOf(d);
   const res = (problem?: string): ExpectationResult => (problem ? { expectation: e, ok: false, text, problem, decision: d, explanation: x } : { expectation: e, ok: true, text, decision: d, explanation: x });
-  const gotText = got.action === "allow" ? `allow ${got.target}` : got.action === "ask" ? `ask (${got.targets.join(", ")}${got.default ? `; default ${got.default}` : ""})` : "deny";
+  const gotText = got.action === "allow" ? `allow ${got.target}` : got.action === "ask" ? `ask (${(got.targets ?? []).join(", ")}${got.default ? `; default ${got.default}` : ""})` : "deny";
   if (got.action !== e.decision) return res(`expected ${e.decision}, got ${gotText}`);
   if (got.action === "allow" && e.target_is !== undefined && got.target !== e.target_is) return res(`expected allow to ${e.target_is}, got allow to ${got.target}`);
   if (got.action === "ask") {
     if (e.target_is !== undefined && got.default !== e.target_is) return res(`expected ask with default ${e.target_is}, got default ${got.default ?? "none"}`);
-    const offered = new Set(got.targets);
+    const offered = new Set((got.targets ?? []));
     const missing = (e.targets_include ?? []).filter((t) => !offered.has(t));
-    if (missing.length) return res(`ask does not offer ${missing.join(", ")} (offers ${got.targets.join(", ") || "nothing"})`);
+    if (missing.length) return res(`ask does not offer ${missing.join(", ")} (offers ${(got.targets ?? []).join(", ") || "nothing"})`);
     if (e.targets_exact) {
       const want = [...new Set(e.targets_exact)].sort(sortStr);
-      if (want.length !== got.targets.length || want.some((t, i) => t !== got.targets[i]))
-        return res(`ask offers ${got.targets.join(", ") || "nothing"}, expected exactly ${want.join(", ")}`);
+      if (want.length !== (got.targets ?? []).length || want.some((t, i) => t !== (got.targets ?? [])[i]))
+        return res(`ask offers ${(got.targets ?? []).join(", ") || "nothing"}, expected exactly ${want.join(", ")}`);
     }
   }
   return res();
@@ -449,7 +497,7 @@ export function describeOutcome(o: Outcome): string {
     case "allow":
       return `allow ${o.target}${o.user ? ` as ${o.user}` : ""}${o.autostart ? "" : " (no autostart)"}`;
     case "ask":
-      return `ask ${shortList(o.targets) || "(no targets)"}${o.default ? ` (default ${o.default})` : ""}${o.user ? ` as ${o.user}` : ""}`;
+      return `ask ${o.targets === undefined ? "" : shortList(o.targets) || "(no targets)"}${o.default ? ` (default ${o.default})` : ""}${o.user ? ` as ${o.user}` : ""}`;
     case "deny":
       return o.reason === NO_SUCH_QUBE.reason ? "(no such qube)" : "deny";
   }

@@ -26,6 +26,7 @@ import {
   readDeep,
   readFeatures,
   readLight,
+  rehearse,
   renderPlan,
   type LiveSystem,
   type Plan,
@@ -265,12 +266,25 @@ export const commands: Command[] = [
       withFailures(io, "plan", async () => {
         const p = parse(args, { values: VALUE_FLAGS.filter((f) => f !== "--journal"), booleans: BOOL_FLAGS.filter((f) => f !== "--yes") });
         const { plan, live, conn } = await makePlan(p, io);
+        // The rehearsal: the steps on a simulated copy of what was read (nothing reaches the system).
+        let rehearsal: { ok: boolean; steps: number; failure?: string } | undefined;
+        if (!plan.errors.length && plan.steps.some((s) => !s.deferred)) {
+          const r = (await rehearse(plan, live)).result;
+          rehearsal = r.failure ? { ok: false, steps: r.applied, failure: r.failure.summary } : { ok: true, steps: r.applied };
+        }
         if (typeof p.flags.get("--out") === "string") {
           const out = path.resolve(io.cwd, p.flags.get("--out") as string);
           fs.writeFileSync(out, JSON.stringify(plan, null, 1) + "\n", { mode: 0o600 });
         }
-        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(plan) + "\n");
-        else io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal } : plan) + "\n");
+        else {
+          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n`);
+        }
+        if (rehearsal && !rehearsal.ok) {
+          io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
+          return 1;
+        }
         if (plan.errors.length) return 1;
         const changes = plan.steps.length > 0;
         return p.flags.has("--detailed-exitcode") && changes ? 2 : 0;
