@@ -30,3 +30,4 @@ export * from "./services/index.js";
 export * from "./qubes/properties.js";
 export * from "./template/model.js";
 export * from "./template/index.js";
+export * from "./template/services/index.js";

@@ -22,3 +22,8 @@ export * from "./policy-admin.js";
 export * from "./system-info.js";
 export * from "./sim/index.js";
 export * from "./apply/index.js";
+export * from "./apply/future.js";
+export * from "./apply/whatif.js";
+export * from "./apply/future-live.js";
+export * from "./apply/builder.js";
+export * from "./apply/export.js";

@@ -38,6 +38,10 @@ const ENTRIES: Entry[] = [
   { path: ["template", "drift"], summary: "list managed settings changed on the system since the last apply", load: () => import("./template.js") },
   { path: ["sim", "serve"], summary: "serve an offline Admin API simulator on a Unix socket", load: () => import("./sim.js") },
   { path: ["demo"], summary: "validate the bundled demo policy and decide typical calls", load: () => import("./demo.js") },
+  { path: ["template", "check"], summary: "check stack files (*.qubes.yaml) without touching the system", load: () => import("./template-tools.js") },
+  { path: ["template", "schema"], summary: "print the JSON Schema of stack files, for editors without qkit-lsp", load: () => import("./template-tools.js") },
+  { path: ["template", "whatif"], summary: "decide qrexec calls as they will be once a stack is applied", load: () => import("./template-tools.js") },
+  { path: ["template", "export"], summary: "write a stack file from the live system", load: () => import("./template-tools.js") },
 ];
 
 function help(io: CliIO): void {
