@@ -29,3 +29,4 @@ export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";
 export * from "./qubes/properties.js";
 export * from "./template/model.js";
+export * from "./audit/index.js";

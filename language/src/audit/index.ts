@@ -1,0 +1,8 @@
+/**
+ * The auditor's toolkit: policy tests and coverage, the exact semantic diff
+ * of two policies, and who-can / what-can / decision-table queries. Every
+ * answer is a statement about real decisions of the evaluator.
+ */
+export * from "./expect.js";
+export * from "./testfile.js";
+export * from "./run.js";

@@ -1,0 +1,124 @@
+/**
+ * Policy test files (`*.policytest.yaml`): which policy and system model to
+ * use, and the calls with the decisions they must get.
+ *
+ * ```yaml
+ * policy: policy.d          # the policy.d directory, relative to this file
+ * system: system.json       # internal.GetSystemInfo JSON, relative; or `live`
+ * tests:
+ *   - qubes.Filecopy work vault => deny
+ *   - call: qubes.Filecopy work -> personal
+ *     decision: ask
+ *     targets_include: [personal]
+ * ```
+ *
+ * The name ends in `.policytest.yaml` (or `.policytest.yml`) so that a
+ * directory search finds test files and never mistakes a domain template or
+ * another YAML file for one. Parsing never throws; problems are diagnostics
+ * with a line.
+ */
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import type { Expectation } from "../template/model.js";
+import { parseExpectationMap, parseExpectationString } from "./expect.js";
+
+/** The file name suffixes of policy test files. */
+export const POLICY_TEST_SUFFIXES = [".policytest.yaml", ".policytest.yml"] as const;
+
+/** Is this file name a policy test file? */
+export function isPolicyTestFile(name: string): boolean {
+  return POLICY_TEST_SUFFIXES.some((s) => name.endsWith(s));
+}
+
+/** One test call of a file. */
+export interface PolicyTestCase {
+  /** 0-based position in `tests`. */
+  index: number;
+  /** 1-based line of the entry. */
+  line: number;
+  /** `name:` of the map form, else the entry's text. */
+  name: string;
+  expectation: Expectation;
+}
+
+/** A problem in a test file. */
+export interface PolicyTestFileProblem {
+  line: number;
+  code: string;
+  message: string;
+}
+
+/** A parsed test file. */
+export interface PolicyTestFile {
+  /** `policy:` as written (a path relative to the file), if any. */
+  policy?: string;
+  /** `system:` as written (a path relative to the file, or `live`), if any. */
+  system?: string;
+  cases: PolicyTestCase[];
+  problems: PolicyTestFileProblem[];
+}
+
+const TOP_KEYS = new Set(["policy", "system", "tests"]);
+
+/** Parses a policy test file. Never throws. */
+export function parsePolicyTestFile(text: string): PolicyTestFile {
+  const out: PolicyTestFile = { cases: [], problems: [] };
+  const lc = new LineCounter();
+  let doc;
+  try {
+    doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  } catch (e) {
+    out.problems.push({ line: 1, code: "bad-test-file", message: `not YAML: ${e instanceof Error ? e.message : String(e)}` });
+    return out;
+  }
+  const lineOf = (n: Node | null | undefined) => (n?.range ? lc.linePos(n.range[0]).line : 1);
+  for (const e of doc.errors) {
+    out.problems.push({ line: e.linePos?.[0]?.line ?? 1, code: "bad-test-file", message: `not valid YAML: ${e.message.split("\n")[0]}` });
+  }
+  if (out.problems.length) return out;
+  const root = doc.contents;
+  if (!isMap(root)) {
+    out.problems.push({ line: lineOf(root), code: "bad-test-file", message: "a policy test file is a map with `policy`, `system` and `tests`" });
+    return out;
+  }
+  for (const pair of root.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : "";
+    const keyLine = lineOf(pair.key as Node);
+    if (!TOP_KEYS.has(key)) {
+      out.problems.push({ line: keyLine, code: "bad-test-file-key", message: `unknown key \`${key}\`: expected policy, system or tests` });
+      continue;
+    }
+    const value = pair.value as Node | null;
+    if (key === "policy" || key === "system") {
+      if (!isScalar(value) || typeof value.value !== "string" || value.value === "") {
+        out.problems.push({ line: keyLine, code: "bad-test-file", message: `\`${key}\` must be a path${key === "system" ? " or `live`" : ""}` });
+        continue;
+      }
+      out[key] = value.value;
+      continue;
+    }
+    if (!isSeq(value)) {
+      out.problems.push({ line: keyLine, code: "bad-test-file", message: "`tests` must be a list of expectations" });
+      continue;
+    }
+    value.items.forEach((item, index) => {
+      const n = item as Node;
+      const line = lineOf(n);
+      if (isScalar(n) && typeof n.value === "string") {
+        const e = parseExpectationString(n.value);
+        if ("code" in e) out.problems.push({ line, code: e.code, message: e.message });
+        else out.cases.push({ index, line, name: n.value, expectation: e });
+        return;
+      }
+      if (isMap(n)) {
+        const js = n.toJSON() as Record<string, unknown>;
+        const e = parseExpectationMap(js);
+        if ("code" in e) out.problems.push({ line, code: e.code, message: e.message });
+        else out.cases.push({ index, line, name: typeof js["name"] === "string" ? js["name"] : String(js["call"]), expectation: e });
+        return;
+      }
+      out.problems.push({ line, code: "bad-expectation", message: "a test is a string `SERVICE[+ARG] SOURCE TARGET => DECISION [TARGET]` or a map with `call` and `decision`" });
+    });
+  }
+  if (!out.problems.length && out.cases.length === 0) out.problems.push({ line: 1, code: "bad-test-file", message: "no tests: add a `tests:` list" });
+  return out;
+}
