@@ -6,3 +6,5 @@
 export * from "./expect.js";
 export * from "./testfile.js";
 export * from "./run.js";
+export * from "./space.js";
+export * from "./diff.js";
