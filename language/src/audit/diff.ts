@@ -198,7 +198,17 @@ function listText(items: string[], max = 8): string {
  * changed targets are merged. Grants come first, then other changes, then
  * revocations.
  */
-export function groupChanges(changes: readonly DecisionChange[]): ChangeGroup[] {
+export function groupChanges(changes: readonly DecisionChange[], space?: RequestSpace): ChangeGroup[] {
+  /** A list of qubes or targets, or "every … except" when that is shorter. */
+  const phrase = (items: string[], all: readonly string[] | undefined, what: string) => {
+    if (all && items.length > 8) {
+      const have = new Set(items);
+      const rest = all.filter((x) => !have.has(x));
+      if (rest.length === 0) return `every ${what}`;
+      if (rest.length <= 8 && rest.length < items.length) return `every ${what} except ${rest.join(", ")}`;
+    }
+    return listText(items);
+  };
   const bySig = new Map<string, { g: Omit<ChangeGroup, "sources" | "targets" | "requests" | "statement">; bySource: Map<string, string[]> }>();
   for (const c of changes) {
     const before = side(c.before, c.target);
@@ -236,7 +246,7 @@ export function groupChanges(changes: readonly DecisionChange[]): ChangeGroup[] 
       const where = g.after.rule ?? (g.after.refusal ? "no rule" : "");
       const ask = g.added ? ` (${[g.added.length ? `now offers ${listText(g.added)}` : "", g.removed!.length ? `no longer ${listText(g.removed!)}` : ""].filter(Boolean).join("; ")})` : "";
       targets.sort(pyCompare);
-      const statement = `${g.call} from ${listText(sources)}: to ${listText(targets)}: ${sideText(g.before)} → ${sideText(g.after)}${ask} (${where})`;
+      const statement = `${g.call} from ${phrase(sources, space?.qubes, "qube")}: to ${phrase(targets, space?.targets, "target")}: ${sideText(g.before)} → ${sideText(g.after)}${ask} (${where})`;
       out.push({ ...g, sources, targets, requests: sources.length * targets.length, statement });
     }
   }

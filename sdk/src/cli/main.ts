@@ -26,6 +26,7 @@ const ENTRIES: Entry[] = [
   { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: async () => policyModule },
   { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: async () => policyModule },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", load: () => import("./policy-audit.js") },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", load: () => import("./policy-audit.js") },
   { path: ["policy", "pull"], summary: "download the policy through the policy admin API", load: () => import("./policy-remote.js") },
   { path: ["policy", "push"], summary: "upload policy changes, refusing to overwrite someone else's", load: () => import("./policy-remote.js") },
   { path: ["qube", "ls"], summary: "list the qubes", load: () => import("./qube.js") },

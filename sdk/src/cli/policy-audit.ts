@@ -7,10 +7,17 @@
  * cannot be used), 2 usage; `diff` 0 no change, 1 changes, 2 errors; the
  * queries 0, or 2 on usage errors.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import {
   CoverageCollector,
+  createMemoryFileSystem,
+  decisionToJson,
+  diffPolicies,
+  groupChanges,
+  type ChangeGroup,
+  type PolicyFileSystem,
   coverageToLcov,
   expectationCall,
   expectationText,
@@ -32,7 +39,7 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { renderExplanation } from "./policy.js";
+import { describeDecision, renderExplanation } from "./policy.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -359,4 +366,151 @@ function percent(n: number, d: number): string {
   return d === 0 ? "100%" : `${Math.floor((n * 1000) / d) / 10}%`;
 }
 
-export const commands: Command[] = [{ path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: runTest }];
+// ---------------------------------------------------------------------------
+// qkit policy diff
+// ---------------------------------------------------------------------------
+
+const DIFF_USAGE = `usage: qkit policy diff [options] OLD NEW --system SYSTEM.json|live
+
+Every qrexec request whose decision differs between two policies, over the
+request space of a system: the services and arguments that the rules name
+(plus one representative, \`*\`, for all others), every qube as the source, and
+as the target every qube, @default, @adminvm, @dispvm and @dispvm:X for each
+disposable template. A change is a different action, a different allow
+target or a different set of ask targets; an engine refusal counts as deny and
+a changed default target alone is not a change. Exact: each reported decision
+is the evaluator's, and qubes that no rule of either policy tells apart are
+decided once per class.
+
+OLD and NEW are each a policy.d directory, \`live\` (the policy of the
+connected system, through the policy admin API), or REV:PATH (a git revision of
+a directory of the repository the current directory is in, e.g. HEAD:policy.d).
+
+output: statements grouped by service, grants first, then other changes, then
+revocations ("qubes.Filecopy from work: to vault: deny → allow (30-user.policy:4)").
+
+options:
+  --system FILE|live  the system model (internal.GetSystemInfo JSON, or the live system)
+  --json              the grouped statements as one JSON object
+  --expand            one line per changed request; with --json, one JSON object a line:
+                      {"service","argument","source","target","before","after"} where
+                      before and after are decisions as \`qkit policy eval --json\` prints them
+
+${CONNECTION_USAGE}
+exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load)
+`;
+
+interface PolicyInput {
+  label: string;
+  fs: PolicyFileSystem;
+  /** A directory: where the files are. */
+  dir?: string;
+}
+
+async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promise<PolicyInput> {
+  if (spec === "live") {
+    const { connect } = await import("./connect.js");
+    const flags = new Map<string, string | true>();
+    for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
+    if (a.flags.has("qrexec")) flags.set("--qrexec", true);
+    const { policy } = connect(flags, io.env);
+    return { label: "live", fs: await policy.fileSystem() };
+  }
+  const abs = path.resolve(io.cwd, spec);
+  if (existsSync(abs)) return { label: spec, ...mount(spec, io.cwd), dir: abs };
+  const colon = spec.indexOf(":");
+  if (colon <= 0) throw new UsageError(`policy \`${spec}\` is not a directory, \`live\` or REV:PATH`);
+  const rev = spec.slice(0, colon);
+  const dir = spec.slice(colon + 1).replace(/\/+$/, "") || ".";
+  const git = (args: string[]) => execFileSync("git", args, { cwd: io.cwd, maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "pipe"] });
+  let names: string[];
+  let prefix: string;
+  try {
+    prefix = git(["rev-parse", "--show-prefix"]).toString().trim();
+    names = git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", path.posix.normalize(prefix + dir)])
+      .toString()
+      .split("\0")
+      .filter(Boolean);
+  } catch (e) {
+    const msg = e && typeof e === "object" && "stderr" in e ? String((e as { stderr: unknown }).stderr).trim().split("\n")[0] : String(e);
+    throw new UsageError(`cannot read \`${spec}\` from git: ${msg}`);
+  }
+  const base = path.posix.normalize(prefix + dir);
+  if (names.length === 0) throw new UsageError(`\`${dir}\` has no files in git revision \`${rev}\``);
+  const files: Record<string, string> = {};
+  for (const n of names) {
+    const rel = base === "." ? n : n.slice(base.length + 1);
+    files[POLICY_DIR + "/" + rel] = git(["show", `${rev}:${n}`]).toString("utf8");
+  }
+  return { label: spec, fs: createMemoryFileSystem(files, [POLICY_DIR]) };
+}
+
+function sideJson(g: ChangeGroup["before"]): Record<string, unknown> {
+  return { action: g.action, ...(g.target !== undefined ? { target: g.target } : {}), rule: g.rule ?? null, ...(g.refusal !== undefined ? { refusal: g.refusal } : {}) };
+}
+
+async function runDiff(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { system: "value", json: true, expand: true, ...CONNECTION_OPTIONS });
+  if (a.positionals.length !== 2) throw new UsageError("expected OLD and NEW (directories, `live` or REV:PATH)");
+  const sysSpec = a.values.get("system");
+  if (sysSpec === undefined) throw new UsageError("`--system FILE|live` is required: the diff is over the requests of a system");
+  const system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
+  const loaded: CompiledPolicy[] = [];
+  for (const spec of a.positionals) {
+    const input = await policyInput(spec, a, io);
+    const r = loadPolicy(input.fs);
+    if (!r.ok) {
+      io.stderr.write(`qkit policy diff: the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message} [policy-does-not-load]\n`);
+      return 2;
+    }
+    loaded.push(r.policy);
+  }
+  const diff = diffPolicies(loaded[0]!, loaded[1]!, system);
+  const json = a.flags.has("json");
+  if (a.flags.has("expand")) {
+    for (const c of diff.changes) {
+      if (json) io.stdout.write(JSON.stringify({ service: c.service, argument: c.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
+      else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
+    }
+    return diff.changes.length ? 1 : 0;
+  }
+  const groups = groupChanges(diff.changes, diff.space);
+  const count = (k: ChangeGroup["kind"]) => groups.filter((g) => g.kind === k).reduce((n, g) => n + g.requests, 0);
+  if (json) {
+    io.stdout.write(
+      JSON.stringify({
+        changed: diff.changes.length > 0,
+        requests: diff.changes.length,
+        grants: count("grant"),
+        changes: count("change"),
+        revocations: count("revoke"),
+        groups: groups.map((g) => ({
+          kind: g.kind,
+          service: g.service,
+          argument: g.argument,
+          sources: g.sources,
+          targets: g.targets,
+          before: sideJson(g.before),
+          after: sideJson(g.after),
+          ...(g.added ? { added: g.added, removed: g.removed } : {}),
+          requests: g.requests,
+          statement: g.statement,
+        })),
+      }) + "\n",
+    );
+    return diff.changes.length ? 1 : 0;
+  }
+  if (!diff.changes.length) {
+    io.stdout.write(`no decision changes (${diff.space.qubes.length} qubes, ${diff.space.services.length - 1} services named by the rules)\n`);
+    return 0;
+  }
+  for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${g.statement}\n`);
+  const n = diff.changes.length;
+  io.stdout.write(`${n} request${n === 1 ? "" : "s"} change: ${count("grant")} granted, ${count("change")} changed, ${count("revoke")} revoked\n`);
+  return 1;
+}
+
+export const commands: Command[] = [
+  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: runTest },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: runDiff },
+];
