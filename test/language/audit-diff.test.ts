@@ -9,8 +9,11 @@ import { describe, expect, it } from "vitest";
 import {
   createMemoryFileSystem,
   decisionsDiffer,
+  changeItems,
+  concreteChangeItems,
   diffPolicies,
   evaluate,
+  expandChanges,
   groupChanges,
   loadPolicy,
   prepareSystemInfo,
@@ -149,13 +152,18 @@ describe("diffPolicies", () => {
         if (!before || !after) return;
         const system = prepareSystemInfo(raw);
         const diff = diffPolicies(before, after, system);
-        const got = diff.changes.map((c) => [c.service, c.argument, c.source, c.target].join(" ")).sort();
+        const changes = expandChanges(diff, before, after, system);
+        const got = changes.map((c) => [c.service, c.argument, c.source, c.target].join(" ")).sort();
         expect(got).toEqual(bruteForce(before, after, raw));
+        expect(diff.requests).toBe(changes.length);
         // Every reported decision is the real one.
-        for (const c of diff.changes.slice(0, 20)) {
+        for (const c of changes.slice(0, 20)) {
           expect(c.before).toEqual(evaluate(before, c.request, system));
           expect(c.after).toEqual(evaluate(after, c.request, system));
         }
+        // The statements, computed by renaming within classes, are those of the concrete decisions.
+        const key = (i: object) => JSON.stringify(i);
+        expect(changeItems(diff).map(key).sort()).toEqual(concreteChangeItems(changes).map(key).sort());
         if (got.length) nonEmpty++;
         if (diff.classes.some((c) => c.length > 1)) merged++;
       }),
@@ -174,12 +182,12 @@ describe("diffPolicies", () => {
     domains["vault"] = { ...domains["q0"]!, uuid: "v" };
     const system = prepareSystemInfo({ domains });
     const p = load(lines)!;
-    expect(diffPolicies(p, load(lines)!, system).changes).toEqual([]);
+    expect(diffPolicies(p, load(lines)!, system).orbits).toEqual([]);
     const edited = load(["qubes.A * work vault deny", "qubes.A * @anyvm @anyvm deny", "* * * * deny"])!;
     const d = diffPolicies(p, edited, system);
     expect(d.classes.find((c) => c.includes("q1"))!.length).toBe(50);
     expect(d.evaluated).toBeLessThan(100);
-    expect(d.changes.map((c) => `${c.service} ${c.source} ${c.target}`)).toEqual(["qubes.A work vault"]);
+    expect(expandChanges(d, p, edited, system).map((c) => `${c.service} ${c.source} ${c.target}`)).toEqual(["qubes.A work vault"]);
   });
 });
 
@@ -209,7 +217,8 @@ describe("groupChanges", () => {
     const after = load(["qubes.Filecopy * work vault allow", "qubes.Filecopy * @anyvm @anyvm ask", "qubes.Gpg * @anyvm vault deny", "* * * * deny"])!;
     const base = { type: "AppVM", tags: [] as string[], template_for_dispvms: false, default_dispvm: null, power_state: "Running" };
     const system = prepareSystemInfo({ domains: { dom0: { ...base, type: "AdminVM", uuid: "0" }, work: { ...base, uuid: "1" }, vault: { ...base, uuid: "2" }, p: { ...base, uuid: "3" } } });
-    const groups = groupChanges(diffPolicies(before, after, system).changes);
+    const diff = diffPolicies(before, after, system);
+    const groups = groupChanges(changeItems(diff), diff.space);
     expect(groups.map((g) => g.statement)).toEqual([
       // work's ask dialog now offers vault too, whatever target it names (the ask rule decides those).
       "qubes.Filecopy from work: to @default, @dispvm, p, work: ask → ask (now offers vault) (30-user.policy:2)",

@@ -14,8 +14,11 @@
  * same order, positions aside) cannot change and are skipped.
  */
 import { evaluate } from "../eval/evaluate.js";
-import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
-import type { CompiledPolicy } from "../loader/types.js";
+import type { AllowDecision, AskDecision, Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import { prepared, type PreparedSystem } from "../eval/system.js";
+import { isDom0Token } from "../syntax/tokens.js";
+import type { QubeToken } from "../syntax/tree.js";
 import { printRule } from "../syntax/print.js";
 import { pyCompare } from "../syntax/python.js";
 import { qubeClasses, requestSpace, rulesFor, type RequestSpace } from "./space.js";
@@ -35,13 +38,28 @@ export interface DecisionChange {
   after: Decision;
 }
 
+/** Requests that change alike: a representative and every request obtained from it by permuting the qubes of classes. */
+export interface ChangedOrbit {
+  service: string;
+  argument: string;
+  call: string;
+  /** The representative request, as evaluated. */
+  request: PolicyRequest;
+  before: Decision;
+  after: Decision;
+  /** Every (source, target) of the orbit, the representative included. */
+  members: [string, string][];
+}
+
 /** The result of {@link diffPolicies}. */
 export interface PolicyDiff {
   space: RequestSpace;
   /** The classes of qubes used. */
   classes: string[][];
-  /** Every changed request, by service, argument, source, target. */
-  changes: DecisionChange[];
+  /** The orbits whose decision changes. */
+  orbits: ChangedOrbit[];
+  /** The number of requests that change (the members of all orbits). */
+  requests: number;
   /** Representative requests decided (by each policy). */
   evaluated: number;
 }
@@ -53,9 +71,19 @@ export function decisionKey(d: Decision): string {
   return "ask\0" + d.targetsForAsk.join("\0");
 }
 
-/** Do two decisions differ in what the diff compares? */
+/** Do two decisions differ in what the diff compares (as {@link decisionKey}, without building keys)? */
 export function decisionsDiffer(a: Decision, b: Decision): boolean {
-  return decisionKey(a) !== decisionKey(b);
+  const aa = !a.ok ? "deny" : a.action;
+  const ba = !b.ok ? "deny" : b.action;
+  if (aa !== ba) return true;
+  if (aa === "allow") return (a as AllowDecision).target !== (b as AllowDecision).target;
+  if (aa === "ask") {
+    const x = (a as AskDecision).targetsForAsk;
+    const y = (b as AskDecision).targetsForAsk;
+    if (x.length !== y.length) return true;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return true;
+  }
+  return false;
 }
 
 /** Options of {@link diffPolicies}. */
@@ -74,31 +102,33 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
   const classOf = new Map<string, string[]>();
   for (const c of classes) for (const q of c) classOf.set(q, c);
   const templates = new Set(space.dispvmTemplates);
-  const changes: DecisionChange[] = [];
+  const sys = prepared(system);
+  const orbits: ChangedOrbit[] = [];
   let evaluated = 0;
+  let requests = 0;
   for (const svc of space.services) {
     for (const arg of svc.arguments) {
       const same = sameRules(before, after, svc.service, arg.argument);
       if (same && !options.bruteForce) continue;
       const call =
         svc.display === "*" ? "every other service" : arg.display !== "*" ? svc.service + (arg.argument === "+" ? "+" : arg.argument) : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
-      const decide = (source: string, target: string) => {
-        const request: PolicyRequest = { service: svc.service, argument: arg.argument, source, target };
-        return { request, before: evaluate(before, request, system), after: evaluate(after, request, system) };
-      };
-      const record = (source: string, target: string, known?: ReturnType<typeof decide>) => {
-        const r = known ?? decide(source, target);
-        if (decisionsDiffer(r.before, r.after)) changes.push({ service: svc.display, argument: arg.display, call, source, target, ...r });
-      };
-      /** Decides the representative (s, t); when it changes, every request of its orbit. */
+      /** Decides the representative (s, t); when it changes, records its orbit. */
       const orbit = (s: string, t: string, members: () => Iterable<[string, string]>) => {
         evaluated++;
-        const r = decide(s, t);
-        if (!decisionsDiffer(r.before, r.after)) return;
-        for (const [ms, mt] of members()) record(ms, mt, ms === s && mt === t ? r : undefined);
+        const request: PolicyRequest = { service: svc.service, argument: arg.argument, source: s, target: t };
+        const b = evaluate(before, request, system);
+        const a = evaluate(after, request, system);
+        if (!decisionsDiffer(b, a)) return;
+        const m = [...members()];
+        requests += m.length;
+        orbits.push({ service: svc.display, argument: arg.display, call, request, before: b, after: a, members: m });
       };
+      const ra = rulesFor(before, svc.service, arg.argument);
+      const rb = rulesFor(after, svc.service, arg.argument);
       for (const cs of classes) {
         const s = cs[0]!;
+        // Only rules whose source matches decide a request from s (first match and ask collection alike).
+        if (!options.bruteForce && sameRuleTexts(ra.filter((r) => mayMatchSource(r.source, s, sys)), rb.filter((r) => mayMatchSource(r.source, s, sys)))) continue;
         for (const special of ["@default", "@adminvm", "@dispvm"]) orbit(s, special, () => cs.map((q) => [q, special] as [string, string]));
         for (const ct of classes) {
           const kinds: ((q: string) => string)[] = [(q) => q];
@@ -121,24 +151,70 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
       }
     }
   }
-  const order = new Map(space.targets.map((t, i) => [t, i] as const));
+  return { space, classes, orbits, requests, evaluated };
+}
+
+/**
+ * Every changed request of a diff, each decided by both policies (so every
+ * decision reported is a real one), by service, argument, source, target.
+ */
+export function expandChanges(diff: PolicyDiff, before: CompiledPolicy, after: CompiledPolicy, system: SystemInfo): DecisionChange[] {
+  const changes: DecisionChange[] = [];
+  for (const o of diff.orbits) {
+    for (const [source, target] of o.members) {
+      const request: PolicyRequest = { service: o.request.service, argument: o.request.argument, source, target };
+      const rep = source === o.request.source && target === o.request.target;
+      changes.push({ service: o.service, argument: o.argument, call: o.call, source, target, request, before: rep ? o.before : evaluate(before, request, system), after: rep ? o.after : evaluate(after, request, system) });
+    }
+  }
+  const order = new Map(diff.space.targets.map((t, i) => [t, i] as const));
   const svcOrder = new Map<string, number>();
-  space.services.forEach((s, i) => s.arguments.forEach((a, j) => svcOrder.set(s.service + "\0" + a.argument, i * 1e6 + j)));
+  diff.space.services.forEach((s, i) => s.arguments.forEach((a, j) => svcOrder.set(s.service + "\0" + a.argument, i * 1e6 + j)));
   changes.sort(
     (a, b) =>
       svcOrder.get(a.request.service + "\0" + a.request.argument)! - svcOrder.get(b.request.service + "\0" + b.request.argument)! ||
       pyCompare(a.source, b.source) ||
       order.get(a.target)! - order.get(b.target)!,
   );
-  return { space, classes, changes, evaluated };
+  return changes;
 }
 
 function sameRules(a: CompiledPolicy, b: CompiledPolicy, service: string, argument: string): boolean {
-  const ra = rulesFor(a, service, argument);
-  const rb = rulesFor(b, service, argument);
+  return sameRuleTexts(rulesFor(a, service, argument), rulesFor(b, service, argument));
+}
+
+function sameRuleTexts(ra: readonly PolicyRule[], rb: readonly PolicyRule[]): boolean {
   if (ra.length !== rb.length) return false;
   for (let i = 0; i < ra.length; i++) if (printRule(ra[i]!) !== printRule(rb[i]!)) return false;
   return true;
+}
+
+/**
+ * Can a rule's source token match the qube `src`? False only when it
+ * certainly cannot (the engine's `match` for a plain qube name); with a
+ * system model that is not well formed every rule may (matching can crash).
+ */
+function mayMatchSource(tok: QubeToken, src: string, sys: PreparedSystem): boolean {
+  if (!sys.wellFormed) return true;
+  const d = sys.domains.get(src) as { type?: unknown; tags?: unknown; uuid?: unknown } | undefined;
+  switch (tok.kind) {
+    case "wildcard":
+      return true;
+    case "adminvm":
+      return isDom0Token(src);
+    case "anyvm":
+      return !isDom0Token(src);
+    case "type":
+      return d === undefined || d.type === tok.value || typeof d.type !== "string";
+    case "tag":
+      return d === undefined || !Array.isArray(d.tags) || d.tags.includes(tok.value);
+    case "name":
+      if (isDom0Token(tok.text)) return isDom0Token(src);
+      if (tok.text.startsWith("uuid:")) return d === undefined || typeof d.uuid !== "string" || tok.text === "uuid:" + d.uuid;
+      return tok.text === src;
+    default:
+      return false;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -176,15 +252,104 @@ export interface ChangeGroup {
 
 const RANK = { deny: 0, ask: 1, allow: 2 } as const;
 
-function side(d: Decision, requested: string): GroupSide {
-  if (!d.ok) return { action: "deny", refusal: d.message, ...(d.rule ? { rule: `${d.rule.file}:${d.rule.line ?? "None"}` } : {}) };
+/** One changed request as the statements see it (what stays the same under renaming within classes). */
+export interface ChangeItem {
+  kind: ChangeGroup["kind"];
+  service: string;
+  argument: string;
+  call: string;
+  source: string;
+  target: string;
+  before: GroupSide;
+  after: GroupSide;
+  added?: string[];
+  removed?: string[];
+}
+
+function side(d: Decision, requested: string, m: (x: string) => string): GroupSide {
+  if (!d.ok) return { action: "deny", refusal: d.code, ...(d.rule ? { rule: `${d.rule.file}:${d.rule.line ?? "None"}` } : {}) };
   const rule = `${d.rule.file}:${d.rule.line ?? "None"}`;
-  if (d.action === "allow") return d.target === requested ? { action: "allow", rule } : { action: "allow", target: d.target, rule };
+  if (d.action === "allow") {
+    const target = m(d.target);
+    return target === requested ? { action: "allow", rule } : { action: "allow", target, rule };
+  }
   return { action: d.action, rule };
 }
 
+/** For ask → ask: the targets offered only after, and only before (unsorted, unrenamed). */
+function askDelta(b: Decision, a: Decision): { added: string[]; removed: string[] } | undefined {
+  if (!(b.ok && a.ok && b.action === "ask" && a.action === "ask")) return undefined;
+  const was = new Set(b.targetsForAsk);
+  const now = new Set(a.targetsForAsk);
+  return { added: a.targetsForAsk.filter((t) => !was.has(t)), removed: b.targetsForAsk.filter((t) => !now.has(t)) };
+}
+
+function item(o: { service: string; argument: string; call: string }, source: string, target: string, b: Decision, a: Decision, m: (x: string) => string, delta = askDelta(b, a)): ChangeItem {
+  const before = side(b, target, m);
+  const after = side(a, target, m);
+  let kind: ChangeGroup["kind"];
+  let added: string[] | undefined;
+  let removed: string[] | undefined;
+  if (RANK[after.action] > RANK[before.action]) kind = "grant";
+  else if (RANK[after.action] < RANK[before.action]) kind = "revoke";
+  else if (delta) {
+    added = delta.added.map(m).sort(pyCompare);
+    removed = delta.removed.map(m).sort(pyCompare);
+    kind = removed.length === 0 ? "grant" : added.length === 0 ? "revoke" : "change";
+  } else kind = "change";
+  return { kind, service: o.service, argument: o.argument, call: o.call, source, target, before, after, ...(added ? { added, removed: removed! } : {}) };
+}
+
+const IDENTITY = (x: string) => x;
+
+/** The qube a target names (`vault`, `@dispvm:X` → X), or null for `@default`, `@adminvm`, `@dispvm`. */
+function qubeOf(t: string): string | null {
+  if (t.startsWith("@dispvm:")) return t.slice(8);
+  return t.startsWith("@") ? null : t;
+}
+
+/**
+ * The renaming that takes the representative (s, t) of an orbit to (s2, t2):
+ * a permutation of qubes within their classes (s → s2, the target's qube → t2's),
+ * applied to names and to `@dispvm:NAME`.
+ */
+function renaming(s: string, t: string, s2: string, t2: string): (x: string) => string {
+  if (s === s2 && t === t2) return IDENTITY;
+  const fwd = new Map<string, string>([[s, s2]]);
+  const tq = qubeOf(t);
+  const tq2 = qubeOf(t2);
+  if (tq !== null && tq2 !== null) fwd.set(tq, tq2);
+  const image = new Set(fwd.values());
+  const freeDomain = [...fwd.keys()].filter((x) => !image.has(x));
+  const freeImage = [...fwd.values()].filter((x) => !fwd.has(x));
+  // Close the map into a permutation: what is taken by the image goes to what the domain freed, in order.
+  freeImage.forEach((x, i) => fwd.set(x, freeDomain[i]!));
+  const one = (x: string) => fwd.get(x) ?? x;
+  return (x) => (x.startsWith("@dispvm:") ? "@dispvm:" + one(x.slice(8)) : one(x));
+}
+
+/**
+ * The changed requests of a diff as {@link ChangeItem}s, without deciding
+ * them again: each member's decisions are the representative's, renamed by
+ * the permutation that takes one to the other (exact, as the classes are
+ * automorphisms; a property test compares with {@link concreteChangeItems}).
+ */
+export function changeItems(diff: PolicyDiff): ChangeItem[] {
+  const out: ChangeItem[] = [];
+  for (const o of diff.orbits) {
+    const delta = askDelta(o.before, o.after);
+    for (const [source, target] of o.members) out.push(item(o, source, target, o.before, o.after, renaming(o.request.source, o.request.target!, source, target), delta));
+  }
+  return out;
+}
+
+/** The same items computed from concretely decided changes ({@link expandChanges}). */
+export function concreteChangeItems(changes: readonly DecisionChange[]): ChangeItem[] {
+  return changes.map((c) => item(c, c.source, c.target, c.before, c.after, IDENTITY));
+}
+
 function sideText(s: GroupSide): string {
-  return s.action + (s.target !== undefined ? ` to ${s.target}` : "");
+  return s.action + (s.target !== undefined ? ` to ${s.target}` : "") + (s.refusal !== undefined ? ` (refused: ${s.refusal})` : "");
 }
 
 function listText(items: string[], max = 8): string {
@@ -196,39 +361,36 @@ function listText(items: string[], max = 8): string {
  * that change the same way (same actions, allow target, deciding rules, and
  * for ask → ask the same added and removed targets); sources with the same
  * changed targets are merged. Grants come first, then other changes, then
- * revocations.
+ * revocations. With the space, long lists are said as "every qube except …".
  */
-export function groupChanges(changes: readonly DecisionChange[], space?: RequestSpace): ChangeGroup[] {
+export function groupChanges(items: readonly ChangeItem[], space?: RequestSpace): ChangeGroup[] {
   /** A list of qubes or targets, or "every … except" when that is shorter. */
-  const phrase = (items: string[], all: readonly string[] | undefined, what: string) => {
-    if (all && items.length > 8) {
-      const have = new Set(items);
+  const phrase = (list: string[], all: readonly string[] | undefined, what: string) => {
+    if (all && list.length > 8) {
+      const have = new Set(list);
       const rest = all.filter((x) => !have.has(x));
       if (rest.length === 0) return `every ${what}`;
-      if (rest.length <= 8 && rest.length < items.length) return `every ${what} except ${rest.join(", ")}`;
+      if (rest.length <= 8 && rest.length < list.length) return `every ${what} except ${rest.join(", ")}`;
     }
-    return listText(items);
+    return listText(list);
   };
+  const sorted = [...items];
+  if (space) {
+    const order = new Map(space.targets.map((t, i) => [t, i] as const));
+    const svc = new Map<string, number>();
+    space.services.forEach((x, i) => x.arguments.forEach((a, j) => svc.set(x.display + "\0" + a.display + "\0" + x.service, i * 1e6 + j)));
+    const key = (c: ChangeItem) => svc.get(c.service + "\0" + c.argument + "\0" + (c.service === "*" ? space.services[space.services.length - 1]!.service : c.service)) ?? 0;
+    sorted.sort((a, b) => key(a) - key(b) || pyCompare(a.source, b.source) || (order.get(a.target) ?? 0) - (order.get(b.target) ?? 0));
+  }
   const bySig = new Map<string, { g: Omit<ChangeGroup, "sources" | "targets" | "requests" | "statement">; bySource: Map<string, string[]> }>();
-  for (const c of changes) {
-    const before = side(c.before, c.target);
-    const after = side(c.after, c.target);
-    let kind: ChangeGroup["kind"];
-    let added: string[] | undefined;
-    let removed: string[] | undefined;
-    if (RANK[after.action] > RANK[before.action]) kind = "grant";
-    else if (RANK[after.action] < RANK[before.action]) kind = "revoke";
-    else if (after.action === "ask" && c.before.ok && c.after.ok && c.before.action === "ask" && c.after.action === "ask") {
-      const was = new Set(c.before.targetsForAsk);
-      const now = new Set(c.after.targetsForAsk);
-      added = c.after.targetsForAsk.filter((t) => !was.has(t));
-      removed = c.before.targetsForAsk.filter((t) => !now.has(t));
-      kind = removed.length === 0 ? "grant" : added.length === 0 ? "revoke" : "change";
-    } else kind = "change";
-    const g = { kind, service: c.service, argument: c.argument, call: c.call, before, after, ...(added ? { added, removed: removed! } : {}) };
-    const key = JSON.stringify(g);
+  for (const c of sorted) {
+    const { before, after } = c;
+    const key = [c.kind, c.call, c.argument, before.action, before.target, before.rule, before.refusal, after.action, after.target, after.rule, after.refusal, c.added?.join(" "), c.removed?.join(" ")].join("\0");
     let e = bySig.get(key);
-    if (!e) bySig.set(key, (e = { g, bySource: new Map() }));
+    if (!e) {
+      const g = { kind: c.kind, service: c.service, argument: c.argument, call: c.call, before, after, ...(c.added ? { added: c.added, removed: c.removed! } : {}) };
+      bySig.set(key, (e = { g, bySource: new Map() }));
+    }
     let l = e.bySource.get(c.source);
     if (!l) e.bySource.set(c.source, (l = []));
     l.push(c.target);
@@ -237,15 +399,16 @@ export function groupChanges(changes: readonly DecisionChange[], space?: Request
   for (const { g, bySource } of bySig.values()) {
     const byTargets = new Map<string, { sources: string[]; targets: string[] }>();
     for (const [source, targets] of bySource) {
+      targets.sort(pyCompare);
       const k = targets.join("\0");
       let m = byTargets.get(k);
       if (!m) byTargets.set(k, (m = { sources: [], targets }));
       m.sources.push(source);
     }
     for (const { sources, targets } of byTargets.values()) {
-      const where = g.after.rule ?? (g.after.refusal ? "no rule" : "");
+      sources.sort(pyCompare);
+      const where = g.after.rule ?? "no rule";
       const ask = g.added ? ` (${[g.added.length ? `now offers ${listText(g.added)}` : "", g.removed!.length ? `no longer ${listText(g.removed!)}` : ""].filter(Boolean).join("; ")})` : "";
-      targets.sort(pyCompare);
       const statement = `${g.call} from ${phrase(sources, space?.qubes, "qube")}: to ${phrase(targets, space?.targets, "target")}: ${sideText(g.before)} → ${sideText(g.after)}${ask} (${where})`;
       out.push({ ...g, sources, targets, requests: sources.length * targets.length, statement });
     }

@@ -14,7 +14,9 @@ import {
   CoverageCollector,
   createMemoryFileSystem,
   decisionToJson,
+  changeItems,
   diffPolicies,
+  expandChanges,
   groupChanges,
   type ChangeGroup,
   type PolicyFileSystem,
@@ -468,19 +470,19 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
   const diff = diffPolicies(loaded[0]!, loaded[1]!, system);
   const json = a.flags.has("json");
   if (a.flags.has("expand")) {
-    for (const c of diff.changes) {
+    for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
       if (json) io.stdout.write(JSON.stringify({ service: c.service, argument: c.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
       else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
     }
-    return diff.changes.length ? 1 : 0;
+    return diff.requests ? 1 : 0;
   }
-  const groups = groupChanges(diff.changes, diff.space);
+  const groups = groupChanges(changeItems(diff), diff.space);
   const count = (k: ChangeGroup["kind"]) => groups.filter((g) => g.kind === k).reduce((n, g) => n + g.requests, 0);
   if (json) {
     io.stdout.write(
       JSON.stringify({
-        changed: diff.changes.length > 0,
-        requests: diff.changes.length,
+        changed: diff.requests > 0,
+        requests: diff.requests,
         grants: count("grant"),
         changes: count("change"),
         revocations: count("revoke"),
@@ -498,14 +500,14 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
         })),
       }) + "\n",
     );
-    return diff.changes.length ? 1 : 0;
+    return diff.requests ? 1 : 0;
   }
-  if (!diff.changes.length) {
+  if (!diff.requests) {
     io.stdout.write(`no decision changes (${diff.space.qubes.length} qubes, ${diff.space.services.length - 1} services named by the rules)\n`);
     return 0;
   }
   for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${g.statement}\n`);
-  const n = diff.changes.length;
+  const n = diff.requests;
   io.stdout.write(`${n} request${n === 1 ? "" : "s"} change: ${count("grant")} granted, ${count("change")} changed, ${count("revoke")} revoked\n`);
   return 1;
 }
