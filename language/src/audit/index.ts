@@ -8,3 +8,4 @@ export * from "./testfile.js";
 export * from "./run.js";
 export * from "./space.js";
 export * from "./diff.js";
+export * from "./query.js";

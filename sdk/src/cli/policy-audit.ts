@@ -14,8 +14,15 @@ import {
   CoverageCollector,
   createMemoryFileSystem,
   decisionToJson,
+  cellText,
   changeItems,
+  decisionMatrix,
   diffPolicies,
+  isDenied,
+  whatCan,
+  whoCan,
+  type DecisionMatrix,
+  type QueryRow,
   expandChanges,
   groupChanges,
   type ChangeGroup,
@@ -512,7 +519,229 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
   return 1;
 }
 
+// ---------------------------------------------------------------------------
+// qkit policy who-can / what-can / table
+// ---------------------------------------------------------------------------
+
+const QUERY_OPTIONS = { "policy-dir": "value", system: "value", json: true, all: true, ...CONNECTION_OPTIONS } as const;
+
+const QUERY_COMMON = `  --policy-dir DIR      the policy.d directory (or \`live\`, or REV:PATH of a git revision)
+  --system FILE|live    the system model (internal.GetSystemInfo JSON, or the live system)`;
+
+const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json]
+
+Every source qube that may call SERVICE[+ARG] on T (default: on every target of
+the system: qube names, @default, @adminvm, @dispvm, @dispvm:X), with the
+decision, the deciding rule, and for ask the offered targets. Decided exactly
+as \`qkit policy eval\` decides each call. SERVICE without +ARG is the call
+with the empty argument.
+
+options:
+${QUERY_COMMON}
+  --target T            only this target
+  --all                 list denied calls too
+  --json                one JSON object a line: {"service","argument","source","target","decision"}
+                        (decision as \`qkit policy eval --json\` prints it)
+
+${CONNECTION_USAGE}
+exit status: 0, 2 usage error or a policy that does not load
+`;
+
+const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json]
+
+Everything SOURCE may call: every service and argument the rules name (and \`*\`
+for all others) on every target, with the decision, the deciding rule, and for
+ask the offered targets.
+
+options:
+${QUERY_COMMON}
+  --all                 list denied calls too
+  --json                one JSON object a line: {"service","argument","source","target","decision"}
+
+${CONNECTION_USAGE}
+exit status: 0, 2 usage error or a policy that does not load
+`;
+
+const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html]
+
+The decision table of one call: a row per source qube, a column per target
+(qube names, @default, @adminvm, @dispvm, @dispvm:X). Cells: allow, allow→X
+(the call goes to X), ask, ask:X (X preselected), deny (a deny rule or a
+refusal by the engine).
+
+options:
+${QUERY_COMMON}
+  --format F            text (default), csv, markdown, or html (a self-contained page,
+                        qubes coloured by their label)
+  --targets A,B,...     only these columns
+  --sources A,B,...     only these rows
+  --output FILE         write there instead of standard output
+
+${CONNECTION_USAGE}
+exit status: 0, 2 usage error or a policy that does not load
+`;
+
+async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: CompiledPolicy; system: SystemInfo }> {
+  const dir = a.values.get("policy-dir");
+  if (dir === undefined) throw new UsageError("`--policy-dir DIR` is required");
+  const sysSpec = a.values.get("system");
+  if (sysSpec === undefined) throw new UsageError("`--system FILE|live` is required: queries are over the qubes of a system");
+  const system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
+  const input = await policyInput(dir, a, io);
+  const r = loadPolicy(input.fs);
+  if (!r.ok) throw new UsageError(`the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message}`);
+  return { policy: r.policy, system };
+}
+
+function splitCall(text: string): { service: string; argument: string } {
+  const plus = text.indexOf("+");
+  if (plus === 0 || text === "") throw new UsageError(`expected SERVICE[+ARG], got \`${text}\``);
+  return plus < 0 ? { service: text, argument: "+" } : { service: text.slice(0, plus), argument: text.slice(plus) };
+}
+
+function rowText(r: QueryRow, withService: boolean): string[] {
+  const d = r.decision;
+  const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.rule ? `${d.rule.file}:${d.rule.line ?? "None"}` : "-";
+  let what: string;
+  if (!d.ok) what = `deny (${d.error === "EngineError" ? "engine error" : d.code})`;
+  else if (d.action === "allow") what = d.target === r.target ? "allow" : `allow → ${d.target}`;
+  else if (d.action === "ask") what = `ask${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}: ${d.targetsForAsk.join(", ")}`;
+  else what = "deny";
+  const call = r.service === "*" ? "*" : r.service + (r.argument === "*" ? "+*" : r.argument === "+" ? "" : r.argument);
+  return withService ? [call, r.target, rule, what] : [r.source, r.target, rule, what];
+}
+
+function columns(rows: string[][]): string {
+  if (!rows.length) return "";
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (i === r.length - 1 ? 0 : r[i]!.length))));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
+  const shown = a.flags.has("all") ? rows : rows.filter((r) => !isDenied(r.decision));
+  if (a.flags.has("json")) {
+    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.service, argument: r.argument, source: r.source, target: r.target, decision: decisionToJson(r.decision) }) + "\n");
+    return 0;
+  }
+  const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
+  const asked = rows.filter((r) => r.decision.ok && r.decision.action === "ask").length;
+  io.stdout.write(`${header}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
+  io.stdout.write(columns([withService ? ["CALL", "TARGET", "RULE", "DECISION"] : ["SOURCE", "TARGET", "RULE", "DECISION"], ...shown.map((r) => rowText(r, withService))]));
+  return 0;
+}
+
+async function runWhoCan(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { ...QUERY_OPTIONS, target: "value" });
+  if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
+  const call = splitCall(a.positionals[0]!);
+  const { policy, system } = await loadQueryInputs(a, io);
+  const target = a.values.get("target");
+  const rows = whoCan(policy, system, { ...call, ...(target !== undefined ? { target } : {}) });
+  return printRows(rows, a, io, false, `${a.positionals[0]} ${target !== undefined ? `to ${target}` : "to every target"}`);
+}
+
+async function runWhatCan(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, QUERY_OPTIONS);
+  if (a.positionals.length !== 1) throw new UsageError("expected one SOURCE qube");
+  const { policy, system } = await loadQueryInputs(a, io);
+  const source = a.positionals[0]!;
+  if (!system.domains.has(source)) throw new UsageError(`\`${source}\` is not a qube of the system model`);
+  return printRows(whatCan(policy, system, source), a, io, true, `calls from ${source}`);
+}
+
+function csvCell(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function mdCell(s: string): string {
+  return s.replace(/\|/g, "\\|");
+}
+
+/** A label colour as CSS (\`0xcc0000\` → \`#cc0000\`), or null. */
+function labelColour(system: SystemInfo, qube: string): string | null {
+  const name = qube.startsWith("@dispvm:") ? qube.slice(8) : qube;
+  const l = (system.domains.get(name) as { label?: unknown } | undefined)?.label;
+  return typeof l === "string" && /^0x[0-9a-fA-F]{6}$/.test(l) ? "#" + l.slice(2).toLowerCase() : null;
+}
+
+function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string): string {
+  const e = (s: string) => xml(s);
+  const qubeCell = (tag: "th", q: string, scope: string) => {
+    const c = labelColour(system, q);
+    return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${c ? `<span class="label" style="background:${c}"></span>` : ""}<span>${e(q)}</span></${tag}>`;
+  };
+  const rows = t.sources.map((s, i) => {
+    const cells = t.targets.map((target, j) => {
+      const d = t.cells[i]![j]!;
+      const text = cellText(d, target);
+      const cls = isDenied(d) ? "deny" : d.ok ? d.action : "deny";
+      const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.message;
+      const tip = d.ok && d.action === "ask" ? `${rule}; offers ${d.targetsForAsk.join(", ")}` : rule;
+      return `<td class="${cls}" title="${e(tip)}">${e(text)}</td>`;
+    });
+    return `<tr>${qubeCell("th", s, "row")}${cells.join("")}</tr>`;
+  });
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${e(title)}</title>
+<style>
+body { font: 13px system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; white-space: nowrap; }
+th { background: #f6f6f6; text-align: left; font-weight: 600; }
+th.col { writing-mode: vertical-rl; transform: rotate(180deg); vertical-align: bottom; }
+.label { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin: 0 4px; border: 1px solid #0003; }
+td.allow { background: #d6f5d6; }
+td.ask { background: #fff1c2; }
+td.deny { background: #f2f2f2; color: #888; }
+caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600; padding-bottom: 0.5em; }
+</style>
+</head>
+<body>
+<table>
+<caption>${e(title)}</caption>
+<thead><tr><th scope="col">source \\ target</th>${t.targets.map((q) => qubeCell("th", q, "col")).join("")}</tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>
+<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>
+</body>
+</html>
+`;
+}
+
+async function runTable(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { ...QUERY_OPTIONS, format: "value", targets: "value", sources: "value", output: "value" });
+  if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
+  const format = a.values.get("format") ?? "text";
+  if (!["text", "csv", "markdown", "html"].includes(format)) throw new UsageError(`--format must be text, csv, markdown or html, got \`${format}\``);
+  const call = splitCall(a.positionals[0]!);
+  const { policy, system } = await loadQueryInputs(a, io);
+  const list = (k: string) => a.values.get(k)?.split(",").filter(Boolean);
+  const targets = list("targets");
+  const sources = list("sources");
+  for (const s of sources ?? []) if (!system.domains.has(s)) throw new UsageError(`--sources: \`${s}\` is not a qube of the system model`);
+  const t = decisionMatrix(policy, system, call.service, call.argument, { ...(targets ? { targets } : {}), ...(sources ? { sources } : {}) });
+  const grid = t.sources.map((s, i) => [s, ...t.targets.map((target, j) => cellText(t.cells[i]![j]!, target))]);
+  const head = ["source \\ target", ...t.targets];
+  let out: string;
+  if (format === "csv") out = [head, ...grid].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
+  else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid.map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
+  else if (format === "html") out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`);
+  else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
+  const output = a.values.get("output");
+  if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), out);
+  else io.stdout.write(out);
+  return 0;
+}
+
 export const commands: Command[] = [
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: runWhoCan },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: runWhatCan },
+  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: runTable },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: runTest },
   { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: runDiff },
 ];
