@@ -18,7 +18,7 @@
  *    pass/fail mark, and writes them to bench/RESULTS.md.
  * 5. With --with-oracle (and QREXEC_SRC set, ../shared/tools present), also
  *    measures the real engine on the same generated policies.
- * 6. Runs bench/sdk.mjs and bench/lsp.mjs when they exist (unless --policy-only).
+ * 6. Runs bench/sdk.mjs, bench/lsp.mjs and bench/template.mjs when they exist (unless --policy-only).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -276,7 +276,7 @@ async function main() {
   let failed = report.comparison.rows.some((r) => String(r[6]).startsWith("FAIL"));
 
   if (!o.policyOnly) {
-    for (const extra of ["sdk.mjs", "lsp.mjs"]) {
+    for (const extra of ["sdk.mjs", "lsp.mjs", "template.mjs"]) {
       const file = join(ROOT, "bench", extra);
       if (!existsSync(file)) continue;
       process.stdout.write(`\n== bench/${extra} ==\n`);

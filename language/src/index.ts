@@ -29,4 +29,5 @@ export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";
 export * from "./qubes/properties.js";
 export * from "./template/model.js";
+export * from "./template/index.js";
 export * from "./audit/index.js";

@@ -18,8 +18,7 @@ import {
   explain,
   loadPolicy,
   makeRequest,
-  parseExpectationMap,
-  parseExpectationString,
+  parseExpectation,
   parsePolicyTestFile,
   prepareSystemInfo,
   runExpectation,
@@ -46,57 +45,40 @@ const raw = JSON.parse(readFileSync(demo + "system.json", "utf8"));
 const system = prepareSystemInfo(raw);
 const QUBES = Object.keys(raw.domains) as string[];
 
-describe("parseExpectationString", () => {
+describe("test entries (parsed by the template language's parseExpectation)", () => {
+  const file = (entry: string) => parsePolicyTestFile(`policy: p\nsystem: s\ntests:\n${entry}\n`);
   it.each([
-    ["qubes.Filecopy work vault => deny", { service: "qubes.Filecopy", argument: "", source: "work", target: "vault", decision: "deny" }],
-    ["qubes.StartApp+firefox work @dispvm => allow @dispvm:work-dvm", { service: "qubes.StartApp", argument: "+firefox", source: "work", target: "@dispvm", decision: "allow", target_is: "@dispvm:work-dvm" }],
-    ["  qubes.Gpg   work  =>  ask vault ", { service: "qubes.Gpg", argument: "", source: "work", target: "@default", decision: "ask", target_is: "vault" }],
-    ["qubes.Filecopy work -> vault => ask", { service: "qubes.Filecopy", argument: "", source: "work", target: "vault", decision: "ask" }],
-  ])("%s", (text, want) => {
-    expect(parseExpectationString(text)).toEqual(want);
+    ["  - qubes.Filecopy work vault => deny", { service: "qubes.Filecopy", argument: "", source: "work", target: "vault", decision: "deny" }],
+    ["  - qubes.StartApp+firefox work @dispvm => allow @dispvm:work-dvm", { service: "qubes.StartApp", argument: "+firefox", source: "work", target: "@dispvm", decision: "allow", target_is: "@dispvm:work-dvm" }],
+    ["  - call: qubes.Gpg work -> @default\n    decision: ask\n    targets_include: [vault]", { service: "qubes.Gpg", argument: "", source: "work", target: "@default", decision: "ask", targets_include: ["vault"] }],
+  ])("%s", (entry, want) => {
+    const f = file(entry);
+    expect(f.problems).toEqual([]);
+    expect(f.cases[0]!.expectation).toEqual(want);
+    expect(f.cases[0]!.line).toBe(4);
   });
 
   it.each([
-    ["qubes.Filecopy work vault", "bad-expectation"],
-    ["qubes.Filecopy => deny", "bad-expectation"],
-    ["a b c d => deny", "bad-expectation"],
-    ["qubes.Filecopy work vault => maybe", "bad-expectation-decision"],
-    ["qubes.Filecopy work vault => deny vault", "bad-expectation-decision"],
-    ["qubes.Filecopy work vault => allow a b", "bad-expectation-decision"],
-    ["+x work vault => allow", "bad-expectation"],
-  ])("refuses %s (%s)", (text, code) => {
-    const r = parseExpectationString(text);
-    expect("code" in r && r.code).toBe(code);
-  });
-
-  it("never throws, and what it accepts round-trips through the map form", () => {
-    fc.assert(
-      fc.property(fc.string({ maxLength: 60 }), (s) => {
-        const r = parseExpectationString(s);
-        if ("code" in r) return;
-        const back = parseExpectationMap({ call: `${r.service}${r.argument} ${r.source} -> ${r.target}`, decision: r.decision, ...(r.target_is !== undefined ? { target: r.target_is } : {}) });
-        expect(back).toEqual(r);
-      }),
-      { numRuns: 2000 },
-    );
-  });
-});
-
-describe("parseExpectationMap", () => {
-  it.each([
-    [{ call: "qubes.Filecopy work -> vault", decision: "deny", target: "vault" }, "bad-expectation-decision"],
-    [{ call: "qubes.Filecopy work -> vault", decision: "allow", targets_include: ["a"] }, "bad-expectation-decision"],
-    [{ call: "qubes.Filecopy work -> vault", decision: "ask", targets_exact: "a" }, "bad-expectation"],
-    [{ call: 3, decision: "ask" }, "bad-expectation"],
-    [{ call: "qubes.Filecopy work -> vault", decision: "ask", color: 1 }, "bad-expectation-key"],
-  ])("refuses %j (%s)", (obj, code) => {
-    const r = parseExpectationMap(obj as Record<string, unknown>);
-    expect("code" in r && r.code).toBe(code);
+    ["  - qubes.Filecopy work vault", "bad-expectation", /missing => and the expected decision/],
+    ["  - qubes.Filecopy work vault => maybe", "bad-expectation", /invalid decision: maybe/],
+    ["  - call: qubes.Filecopy work -> vault\n    decision: deny\n    target: vault", "bad-expectation", /^`target`: a denied call has no target/],
+    ["  - call: qubes.Filecopy work -> vault\n    decision: ask\n    color: 1", "bad-expectation-key", /^unknown key `color`/],
+    ["  - call: qubes.Filecopy work -> vault\n    decision: ask\n    name: 3", "bad-expectation", /^`name` must be a string/],
+    ["  - 42", "bad-expectation", /^a test is a string/],
+  ])("refuses %j", (entry, code, message) => {
+    const f = file(entry);
+    expect(f.cases).toEqual([]);
+    expect(f.problems[0]).toMatchObject({ line: 4, code });
+    expect(f.problems[0]!.message).toMatch(message);
   });
 });
 
 describe("checkExpectation against the demo policy", () => {
-  const e = (text: string, extra: Partial<Expectation> = {}) => ({ ...(parseExpectationString(text) as Expectation), ...extra });
+  const e = (text: string, extra: Partial<Expectation> = {}): Expectation => {
+    const r = parseExpectation(text);
+    if (!r.ok) throw new Error(r.message);
+    return { ...r.expectation, ...extra };
+  };
   it.each([
     [e("qubes.Filecopy vault work => deny"), undefined],
     [e("qubes.Filecopy vault work => allow"), "expected allow, got deny"],

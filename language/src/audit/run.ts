@@ -13,7 +13,7 @@ import type { Expectation } from "../template/model.js";
 import { checkExpectation } from "./expect.js";
 
 /** The outcome of one test call. */
-export interface ExpectationResult {
+export interface ExpectationOutcome {
   expectation: Expectation;
   /** The decision and why; `explanation.decision` is what `evaluate` returns. */
   explanation: Explanation;
@@ -22,7 +22,7 @@ export interface ExpectationResult {
 }
 
 /** Decides the call of an expectation and checks it. Never throws. */
-export function runExpectation(policy: CompiledPolicy, system: SystemInfo, e: Expectation): ExpectationResult {
+export function runExpectation(policy: CompiledPolicy, system: SystemInfo, e: Expectation): ExpectationOutcome {
   const req = makeRequest(e.service + (e.argument && e.argument !== "+" ? e.argument : ""), e.source, e.target === "@default" ? "" : e.target);
   const explanation = explain(policy, req, system);
   const failure = checkExpectation(e, explanation.decision);

@@ -19,7 +19,7 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import type { Expectation } from "../template/model.js";
-import { parseExpectationMap, parseExpectationString } from "./expect.js";
+import { parseExpectation, type ExpectationObject } from "../template/expect.js";
 
 /** The file name suffixes of policy test files. */
 export const POLICY_TEST_SUFFIXES = [".policytest.yaml", ".policytest.yml"] as const;
@@ -58,6 +58,7 @@ export interface PolicyTestFile {
 }
 
 const TOP_KEYS = new Set(["policy", "system", "tests"]);
+const EXPECTATION_KEYS = new Set(["call", "decision", "target", "targets_include", "targets_exact", "name"]);
 
 /** Parses a policy test file. Never throws. */
 export function parsePolicyTestFile(text: string): PolicyTestFile {
@@ -104,16 +105,26 @@ export function parsePolicyTestFile(text: string): PolicyTestFile {
       const n = item as Node;
       const line = lineOf(n);
       if (isScalar(n) && typeof n.value === "string") {
-        const e = parseExpectationString(n.value);
-        if ("code" in e) out.problems.push({ line, code: e.code, message: e.message });
-        else out.cases.push({ index, line, name: n.value, expectation: e });
+        const r = parseExpectation(n.value);
+        if (!r.ok) out.problems.push({ line, code: "bad-expectation", message: `\`${n.value}\`: ${r.message}${r.help ? ` (${r.help})` : ""}` });
+        else out.cases.push({ index, line, name: n.value, expectation: r.expectation });
         return;
       }
       if (isMap(n)) {
         const js = n.toJSON() as Record<string, unknown>;
-        const e = parseExpectationMap(js);
-        if ("code" in e) out.problems.push({ line, code: e.code, message: e.message });
-        else out.cases.push({ index, line, name: typeof js["name"] === "string" ? js["name"] : String(js["call"]), expectation: e });
+        const unknown = Object.keys(js).filter((k) => !EXPECTATION_KEYS.has(k));
+        if (unknown.length) {
+          out.problems.push({ line, code: "bad-expectation-key", message: `unknown key \`${unknown[0]}\`: expected call, decision, target, targets_include, targets_exact or name` });
+          return;
+        }
+        if (js["name"] !== undefined && typeof js["name"] !== "string") {
+          out.problems.push({ line, code: "bad-expectation", message: "`name` must be a string" });
+          return;
+        }
+        const { name, ...obj } = js;
+        const r = parseExpectation(obj as unknown as ExpectationObject);
+        if (!r.ok) out.problems.push({ line, code: "bad-expectation", message: `${r.key ? `\`${r.key}\`: ` : ""}${r.message}${r.help ? ` (${r.help})` : ""}` });
+        else out.cases.push({ index, line, name: typeof name === "string" ? name : String(js["call"]), expectation: r.expectation });
         return;
       }
       out.problems.push({ line, code: "bad-expectation", message: "a test is a string `SERVICE[+ARG] SOURCE TARGET => DECISION [TARGET]` or a map with `call` and `decision`" });

@@ -37,7 +37,7 @@ import {
   runExpectation,
   POLICY_DIR,
   type CompiledPolicy,
-  type ExpectationResult,
+  type ExpectationOutcome,
   type PolicyCoverage,
   type PolicyError,
   type PolicyTestCase,
@@ -148,7 +148,7 @@ interface FileRun {
   /** As shown (relative to cwd). */
   file: string;
   problems: { line: number; code: string; message: string }[];
-  results: { case: PolicyTestCase; result?: ExpectationResult; error?: string }[];
+  results: { case: PolicyTestCase; result?: ExpectationOutcome; error?: string }[];
 }
 
 function findTestFiles(p: string, cwd: string): string[] {
