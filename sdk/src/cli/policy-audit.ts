@@ -134,7 +134,7 @@ explanation of the actual decision (as \`qkit policy explain\` prints it).
 options:
   --policy-dir DIR        use this policy directory for every file (overrides \`policy:\`)
   --system FILE|live      use this system model for every file (overrides \`system:\`)
-  --format text|junit     output format (default text); junit is JUnit XML
+  --format text|junit|json  output format (default text); junit is JUnit XML, json one object
   --output FILE           write the results there instead of standard output
   --coverage              report, for every rule, the test calls it decided or contributed ask targets to
   --coverage-format text|json|lcov   (default text)
@@ -192,7 +192,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     ...CONNECTION_OPTIONS,
   });
   const format = a.values.get("format") ?? "text";
-  if (format !== "text" && format !== "junit") throw new UsageError(`--format must be text or junit, got \`${format}\``);
+  if (format !== "text" && format !== "junit" && format !== "json") throw new UsageError(`--format must be text, junit or json, got \`${format}\``);
   const covFormat = a.values.get("coverage-format") ?? "text";
   if (!["text", "json", "lcov"].includes(covFormat)) throw new UsageError(`--coverage-format must be text, json or lcov, got \`${covFormat}\``);
   const wantCoverage = a.flags.has("coverage") || a.values.has("coverage-format") || a.values.has("coverage-output");
@@ -263,7 +263,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   const total = runs.reduce((n, r) => n + r.results.length, 0);
   const failed = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined || x.result?.failure !== undefined).length, 0);
   const broken = runs.filter((r) => r.problems.length).length;
-  const report = format === "junit" ? junit(runs) : textReport(runs, total, failed, broken);
+  const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken) : textReport(runs, total, failed, broken);
   const output = a.values.get("output");
   if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), report);
   else io.stdout.write(report);
@@ -303,6 +303,31 @@ function textReport(runs: FileRun[], total: number, failed: number, broken: numb
   const files = runs.length;
   out.push(`${total - failed} passed, ${failed} failed${broken ? `, ${broken} test file${broken === 1 ? "" : "s"} not usable` : ""} (${total} test${total === 1 ? "" : "s"} in ${files} file${files === 1 ? "" : "s"})`);
   return out.join("\n") + "\n";
+}
+
+function jsonReport(runs: FileRun[], total: number, failed: number, broken: number): string {
+  return (
+    JSON.stringify({
+      ok: failed === 0 && broken === 0,
+      tests: total,
+      passed: total - failed,
+      failed,
+      files: runs.map((r) => ({
+        file: r.file,
+        problems: r.problems,
+        results: r.results.map((x) => ({
+          line: x.case.line,
+          name: x.case.name,
+          call: expectationCall(x.case.expectation),
+          expected: expectationText(x.case.expectation),
+          ok: x.error === undefined && x.result?.failure === undefined,
+          ...(x.error !== undefined ? { error: x.error } : {}),
+          ...(x.result?.failure !== undefined ? { failure: x.result.failure } : {}),
+          ...(x.result ? { decision: decisionToJson(x.result.explanation.decision), rule: x.result.explanation.decidingRule ? { file: x.result.explanation.decidingRule.origin.file, line: x.result.explanation.decidingRule.origin.line } : null } : {}),
+        })),
+      })),
+    }) + "\n"
+  );
 }
 
 function junit(runs: FileRun[]): string {
@@ -571,8 +596,9 @@ refusal by the engine).
 
 options:
 ${QUERY_COMMON}
-  --format F            text (default), csv, markdown, or html (a self-contained page,
-                        qubes coloured by their label)
+  --format F            text (default), csv, markdown, html (a self-contained page,
+                        qubes coloured by their label), or json (decisions as
+                        \`qkit policy eval --json\` prints them, cells[source][target])
   --targets A,B,...     only these columns
   --sources A,B,...     only these rows
   --output FILE         write there instead of standard output
@@ -717,7 +743,7 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { ...QUERY_OPTIONS, format: "value", targets: "value", sources: "value", output: "value" });
   if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
   const format = a.values.get("format") ?? "text";
-  if (!["text", "csv", "markdown", "html"].includes(format)) throw new UsageError(`--format must be text, csv, markdown or html, got \`${format}\``);
+  if (!["text", "csv", "markdown", "html", "json"].includes(format)) throw new UsageError(`--format must be text, csv, markdown, html or json, got \`${format}\``);
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
   const list = (k: string) => a.values.get(k)?.split(",").filter(Boolean);
@@ -731,6 +757,7 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   if (format === "csv") out = [head, ...grid].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
   else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid.map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
   else if (format === "html") out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`);
+  else if (format === "json") out = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, cells: t.cells.map((row) => row.map((d) => decisionToJson(d))) }) + "\n";
   else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
   const output = a.values.get("output");
   if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), out);
