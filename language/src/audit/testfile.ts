@@ -53,6 +53,9 @@ export interface PolicyTestFile {
   policy?: string;
   /** `system:` as written (a path relative to the file, or `live`), if any. */
   system?: string;
+  /** The lines of the `policy:` and `system:` keys. */
+  policyLine?: number;
+  systemLine?: number;
   cases: PolicyTestCase[];
   problems: PolicyTestFileProblem[];
 }
@@ -95,6 +98,7 @@ export function parsePolicyTestFile(text: string): PolicyTestFile {
         continue;
       }
       out[key] = value.value;
+      out[key === "policy" ? "policyLine" : "systemLine"] = keyLine;
       continue;
     }
     if (!isSeq(value)) {

@@ -80,15 +80,16 @@ function loadDir(m: Mounted): { policy: CompiledPolicy } | { error: PolicyError 
   return r.ok ? { policy: r.policy } : { error: r.error };
 }
 
-function readSystemFile(file: string, cwd: string): SystemInfo {
+function readSystemFile(file: string, cwd: string, shown = `\`${file}\``): SystemInfo {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path.resolve(cwd, file), "utf8"));
   } catch (e) {
-    throw new UsageError(`cannot read the system model \`${file}\`: ${e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e)}`);
+    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
+    throw new UsageError(`cannot read the system model ${shown}: ${why}`);
   }
   if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
-    throw new UsageError(`the system model \`${file}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
+    throw new UsageError(`the system model ${shown} is not an internal.GetSystemInfo answer (no \`domains\` object)`);
   }
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
@@ -222,18 +223,23 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const base = path.dirname(abs);
     const dirSpec = overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
     const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
+    if (run.problems.length) continue;
     if (dirSpec === undefined) run.problems.push({ line: 1, code: "no-policy", message: "no policy directory: add `policy: DIR` or pass --policy-dir" });
     if (sysSpec === undefined) run.problems.push({ line: 1, code: "no-system", message: "no system model: add `system: FILE` (or `live`) or pass --system" });
     if (run.problems.length || dirSpec === undefined || sysSpec === undefined) continue;
+    // Paths in messages as the user wrote them (relative to the test file, or to the current directory for options).
+    const dirWritten = overrideDir !== undefined ? `\`${overrideDir}\`` : `\`${parsed.policy}\` (relative to the test file)`;
+    const sysWritten = overrideSystem !== undefined ? `\`${overrideSystem}\`` : `\`${parsed.system}\` (relative to the test file)`;
+    const dirLine = overrideDir !== undefined ? 1 : (parsed.policyLine ?? 1);
+    const sysLine = overrideSystem !== undefined ? 1 : (parsed.systemLine ?? 1);
     let entry = policies.get(dirSpec);
     if (!entry) {
       let mounted: Mounted;
-      try {
-        mounted = mount(dirSpec, io.cwd);
-      } catch (e) {
-        run.problems.push({ line: 1, code: "no-policy", message: e instanceof Error ? e.message : String(e) });
+      if (!existsSync(dirSpec) || !statSync(dirSpec).isDirectory()) {
+        run.problems.push({ line: dirLine, code: "no-policy", message: `the policy directory ${dirWritten} is not a directory` });
         continue;
       }
+      mounted = mount(dirSpec, io.cwd);
       const loaded = loadDir(mounted);
       entry = { mounted, loaded };
       if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
@@ -242,9 +248,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     let system = systems.get(sysSpec);
     if (!system) {
       try {
-        system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
+        system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd, sysWritten);
       } catch (e) {
-        run.problems.push({ line: 1, code: "no-system", message: e instanceof Error ? e.message : String(e) });
+        run.problems.push({ line: sysLine, code: "no-system", message: e instanceof Error ? e.message : String(e) });
         continue;
       }
       systems.set(sysSpec, system);
