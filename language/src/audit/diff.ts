@@ -284,23 +284,47 @@ function askDelta(b: Decision, a: Decision): { added: string[]; removed: string[
   return { added: a.targetsForAsk.filter((t) => !was.has(t)), removed: b.targetsForAsk.filter((t) => !now.has(t)) };
 }
 
-function item(o: { service: string; argument: string; call: string }, source: string, target: string, b: Decision, a: Decision, m: (x: string) => string, delta = askDelta(b, a)): ChangeItem {
-  const before = side(b, target, m);
-  const after = side(a, target, m);
+/** An ask delta as sorted lists, with sets for membership tests. */
+interface SortedDelta {
+  added: string[];
+  removed: string[];
+  members: Set<string>;
+}
+
+function sortedDelta(b: Decision, a: Decision): SortedDelta | undefined {
+  const d = askDelta(b, a);
+  if (!d) return undefined;
+  const added = d.added.sort(pyCompare);
+  const removed = d.removed.sort(pyCompare);
+  return { added, removed, members: new Set([...added, ...removed]) };
+}
+
+function item(o: { service: string; argument: string; call: string }, source: string, target: string, b: Decision, a: Decision, m: Renaming, delta = sortedDelta(b, a)): ChangeItem {
+  const before = side(b, target, m.map);
+  const after = side(a, target, m.map);
   let kind: ChangeGroup["kind"];
   let added: string[] | undefined;
   let removed: string[] | undefined;
   if (RANK[after.action] > RANK[before.action]) kind = "grant";
   else if (RANK[after.action] < RANK[before.action]) kind = "revoke";
   else if (delta) {
-    added = delta.added.map(m).sort(pyCompare);
-    removed = delta.removed.map(m).sort(pyCompare);
+    // Renaming touches at most two qubes: when neither is in the lists, the lists are the representative's.
+    let touched = false;
+    for (const x of m.moved) if (delta.members.has(x) || delta.members.has("@dispvm:" + x)) touched = true;
+    added = touched ? delta.added.map(m.map).sort(pyCompare) : delta.added;
+    removed = touched ? delta.removed.map(m.map).sort(pyCompare) : delta.removed;
     kind = removed.length === 0 ? "grant" : added.length === 0 ? "revoke" : "change";
   } else kind = "change";
   return { kind, service: o.service, argument: o.argument, call: o.call, source, target, before, after, ...(added ? { added, removed: removed! } : {}) };
 }
 
-const IDENTITY = (x: string) => x;
+/** A renaming of qubes (a permutation within classes) and the qubes it moves. */
+interface Renaming {
+  map: (x: string) => string;
+  moved: readonly string[];
+}
+
+const IDENTITY: Renaming = { map: (x: string) => x, moved: [] };
 
 /** The qube a target names (`vault`, `@dispvm:X` → X), or null for `@default`, `@adminvm`, `@dispvm`. */
 function qubeOf(t: string): string | null {
@@ -313,7 +337,7 @@ function qubeOf(t: string): string | null {
  * a permutation of qubes within their classes (s → s2, the target's qube → t2's),
  * applied to names and to `@dispvm:NAME`.
  */
-function renaming(s: string, t: string, s2: string, t2: string): (x: string) => string {
+function renaming(s: string, t: string, s2: string, t2: string): Renaming {
   if (s === s2 && t === t2) return IDENTITY;
   const fwd = new Map<string, string>([[s, s2]]);
   const tq = qubeOf(t);
@@ -324,8 +348,9 @@ function renaming(s: string, t: string, s2: string, t2: string): (x: string) => 
   const freeImage = [...fwd.values()].filter((x) => !fwd.has(x));
   // Close the map into a permutation: what is taken by the image goes to what the domain freed, in order.
   freeImage.forEach((x, i) => fwd.set(x, freeDomain[i]!));
+  for (const [k, v] of [...fwd]) if (k === v) fwd.delete(k);
   const one = (x: string) => fwd.get(x) ?? x;
-  return (x) => (x.startsWith("@dispvm:") ? "@dispvm:" + one(x.slice(8)) : one(x));
+  return { map: (x) => (x.startsWith("@dispvm:") ? "@dispvm:" + one(x.slice(8)) : one(x)), moved: [...fwd.keys()] };
 }
 
 /**
@@ -337,7 +362,7 @@ function renaming(s: string, t: string, s2: string, t2: string): (x: string) => 
 export function changeItems(diff: PolicyDiff): ChangeItem[] {
   const out: ChangeItem[] = [];
   for (const o of diff.orbits) {
-    const delta = askDelta(o.before, o.after);
+    const delta = sortedDelta(o.before, o.after);
     for (const [source, target] of o.members) out.push(item(o, source, target, o.before, o.after, renaming(o.request.source, o.request.target!, source, target), delta));
   }
   return out;
@@ -346,6 +371,14 @@ export function changeItems(diff: PolicyDiff): ChangeItem[] {
 /** The same items computed from concretely decided changes ({@link expandChanges}). */
 export function concreteChangeItems(changes: readonly DecisionChange[]): ChangeItem[] {
   return changes.map((c) => item(c, c.source, c.target, c.before, c.after, IDENTITY));
+}
+
+const joined = new WeakMap<string[], string>();
+function joinedList(l: string[] | undefined): string {
+  if (l === undefined) return "\u0001";
+  let j = joined.get(l);
+  if (j === undefined) joined.set(l, (j = l.join(" ")));
+  return j;
 }
 
 function sideText(s: GroupSide): string {
@@ -385,7 +418,7 @@ export function groupChanges(items: readonly ChangeItem[], space?: RequestSpace)
   const bySig = new Map<string, { g: Omit<ChangeGroup, "sources" | "targets" | "requests" | "statement">; bySource: Map<string, string[]> }>();
   for (const c of sorted) {
     const { before, after } = c;
-    const key = [c.kind, c.call, c.argument, before.action, before.target, before.rule, before.refusal, after.action, after.target, after.rule, after.refusal, c.added?.join(" "), c.removed?.join(" ")].join("\0");
+    const key = [c.kind, c.call, c.argument, before.action, before.target, before.rule, before.refusal, after.action, after.target, after.rule, after.refusal, joinedList(c.added), joinedList(c.removed)].join("\0");
     let e = bySig.get(key);
     if (!e) {
       const g = { kind: c.kind, service: c.service, argument: c.argument, call: c.call, before, after, ...(c.added ? { added: c.added, removed: c.removed! } : {}) };
