@@ -69,6 +69,8 @@ const systemArb: fc.Arbitrary<RawSystemInfo> = fc
     internal: fc.array(fc.constantFrom(null, null, null, "1"), { minLength: NAMES.length, maxLength: NAMES.length }),
     // The unnamed qubes mostly copy one of two profiles, so that classes have several members.
     profile: fc.array(fc.constantFrom(-1, 4, 5, 5), { minLength: NAMES.length, maxLength: NAMES.length }),
+    // Now and then a key is missing, as in the corpus: the engine then crashes in places (a denial).
+    drop: fc.option(fc.record({ qube: fc.constantFrom(...NAMES), key: fc.constantFrom("tags", "type", "template_for_dispvms", "power_state", "uuid", "default_dispvm") }), { nil: undefined, freq: 5 }),
   })
   .map((s) => {
     NAMES.forEach((n, i) => {
@@ -92,6 +94,7 @@ const systemArb: fc.Arbitrary<RawSystemInfo> = fc
         label: "0xcc0000",
       };
     });
+    if (s.drop && domains[s.drop.qube]) delete (domains[s.drop.qube] as Record<string, unknown>)[s.drop.key];
     return { domains };
   });
 
