@@ -12,6 +12,8 @@ import { describe, expect, it } from "vitest";
 import {
   checkExpectation,
   CoverageCollector,
+  coverageLenses,
+  testFileDiagnostics,
   coverageToLcov,
   createMemoryFileSystem,
   evaluate,
@@ -169,5 +171,30 @@ describe("CoverageCollector", () => {
       ),
       { numRuns: 100 },
     );
+  });
+});
+
+describe("editor services (test file diagnostics, coverage lenses)", () => {
+  it("puts problems and failing calls on their entries, and lenses on every rule line", () => {
+    const text = readFileSync(fileURLToPath(new URL("../fixtures/audit/tests/failing.policytest.yaml", import.meta.url)), "utf8") + "  - qubes.Filecopy work vault => perhaps\n";
+    const file = parsePolicyTestFile(text);
+    const coverage = new CoverageCollector(policy);
+    const report = testFileDiagnostics(file, policy, system, coverage);
+    expect(report.passed).toBe(1);
+    expect(report.failed).toBe(2);
+    expect(report.diagnostics.map((d) => [d.code, d.line, text.slice(d.span.start, d.span.end).split("\n")[0]])).toEqual([
+      ["bad-expectation", 10, "qubes.Filecopy work vault => perhaps"],
+      ["policy-test-failed", 5, "qubes.Filecopy untrusted work => allow"],
+      ["policy-test-failed", 6, "call: qubes.Filecopy work -> @default"],
+    ]);
+    expect(report.diagnostics[1]!.message).toBe("expected allow, got deny (decided by 30-user.policy:11)");
+    const lenses = coverageLenses(coverage.result());
+    expect(lenses.length).toBe(policy.rules.filter((r) => r.origin.line !== null).length);
+    const at = (file: string, line: number) => lenses.find((l) => l.path.endsWith(file) && l.line === line)!.title;
+    expect(at("30-user.policy", 11)).toBe("decided by 1 test");
+    expect(at("30-user.policy", 15)).toBe("decided by 1 test, contributes ask targets to 1 test");
+    expect(at("20-admin.policy", 14)).toBe("no test decides this rule");
+    // Without a policy, only the problems.
+    expect(testFileDiagnostics(file).diagnostics.map((d) => d.code)).toEqual(["bad-expectation"]);
   });
 });

@@ -9,3 +9,4 @@ export * from "./run.js";
 export * from "./space.js";
 export * from "./diff.js";
 export * from "./query.js";
+export * from "./editor.js";
