@@ -141,7 +141,7 @@ options:
   --coverage-format text|json|lcov   (default text)
   --coverage-output FILE  write the coverage there (default: standard output, after the results)
 
-${CONNECTION_USAGE.replace(/--socket/, "--socket").replace(/^connection:/, "connection (for `live`):")}
+${CONNECTION_USAGE.replace(/^connection:/, "connection (for `live`):")}
 exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error
 `;
 
