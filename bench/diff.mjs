@@ -11,7 +11,7 @@
  * Exit 1 when a target is missed.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -146,6 +146,7 @@ const loadAvg = (await import("node:os")).loadavg()[0];
 // As a process: `qkit policy diff OLD NEW --system FILE --json`.
 const dir = mkdtempSync(join(tmpdir(), "qkit-bench-diff-"));
 let proc;
+let procCpu;
 try {
   for (const [name, files] of [["old", oldFiles], ["new", newFiles]]) {
     for (const [k, v] of Object.entries(files)) {
@@ -155,14 +156,22 @@ try {
   }
   writeFileSync(join(dir, "system.json"), JSON.stringify(raw));
   const ptimes = [];
+  const pcpus = [];
+  // /usr/bin/time (when present) gives the child's CPU time, which a busy machine does not inflate much.
+  const time = existsSync("/usr/bin/time") ? "/usr/bin/time" : null;
   for (let r = 0; r < runs; r++) {
     const t0 = performance.now();
-    const p = spawnSync(process.execPath, [CLI, "policy", "diff", "--json", "old", "new", "--system", "system.json"], { cwd: dir, encoding: "utf8", maxBuffer: 1 << 28 });
+    const argv = [CLI, "policy", "diff", "--json", "old", "new", "--system", "system.json"];
+    const p = time ? spawnSync(time, ["-f", "qkit-cpu %U %S", process.execPath, ...argv], { cwd: dir, encoding: "utf8", maxBuffer: 1 << 28 }) : spawnSync(process.execPath, argv, { cwd: dir, encoding: "utf8", maxBuffer: 1 << 28 });
     ptimes.push(performance.now() - t0);
+    const m = /qkit-cpu ([0-9.]+) ([0-9.]+)/.exec(p.stderr ?? "");
+    if (m) pcpus.push((Number(m[1]) + Number(m[2])) * 1000);
     if (p.status !== 1) throw new Error(`qkit policy diff exited ${p.status}: ${p.stderr}`);
   }
   ptimes.sort((a, b) => a - b);
+  pcpus.sort((a, b) => a - b);
   proc = ptimes[Math.floor(ptimes.length / 2)];
+  procCpu = pcpus.length ? pcpus[Math.floor(pcpus.length / 2)] : undefined;
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -170,12 +179,14 @@ try {
 // On a machine shared with other jobs (load above the number of cores) wall time measures the
 // others; the in-process CPU time is the figure judged then.
 const busy = loadAvg > (await import("node:os")).cpus().length;
-const ok = (busy ? inprocCpu : inproc) < 1000 && (busy || proc < 1000);
+const procJudged = busy ? procCpu : proc;
+const ok = (busy ? inprocCpu : inproc) < 1000 && (procJudged === undefined || procJudged < 1000);
 const space = last.space.services.reduce((n, s) => n + s.arguments.length, 0) * last.space.qubes.length * last.space.targets.length;
 process.stdout.write(
   `policy diff, ${rules}-rule dom0 policy vs an edited copy (6 edits), ${last.space.qubes.length} qubes (${last.classes.length} classes):\n` +
     `  request space ${space.toLocaleString("en")} requests; ${last.evaluated.toLocaleString("en")} representatives decided; ${last.requests.toLocaleString("en")} requests change\n` +
     `  in process (load both + diff + group), median of ${runs}: ${inproc.toFixed(0)} ms wall, ${inprocCpu.toFixed(0)} ms CPU   target < 1000 ms   ${(busy ? inprocCpu : inproc) < 1000 ? "ok" : "FAIL"}\n` +
-    `  qkit policy diff --json (whole process), median of ${runs}: ${proc.toFixed(0)} ms wall   target < 1000 ms   ${busy ? "not judged: load average " + loadAvg.toFixed(1) : proc < 1000 ? "ok" : "FAIL"}\n`,
+    `  qkit policy diff --json (whole process), median of ${runs}: ${proc.toFixed(0)} ms wall${procCpu !== undefined ? `, ${procCpu.toFixed(0)} ms CPU` : ""}   target < 1000 ms   ${procJudged === undefined ? "not judged: load average " + loadAvg.toFixed(1) : procJudged < 1000 ? "ok" : "FAIL"}\n` +
+    (busy ? `  (load average ${loadAvg.toFixed(1)} on ${(await import("node:os")).cpus().length} cores: CPU times judged, wall times are the other jobs')\n` : ""),
 );
 process.exitCode = ok ? 0 : 1;
