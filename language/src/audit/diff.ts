@@ -113,40 +113,83 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
       const call =
         svc.display === "*" ? "every other service" : arg.display !== "*" ? svc.service + (arg.argument === "+" ? "+" : arg.argument) : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
       /** Decides the representative (s, t); when it changes, records its orbit. */
-      const orbit = (s: string, t: string, members: () => Iterable<[string, string]>) => {
+      /** Decides the representative (s, t); when it changes, records its orbit. Returns both decisions. */
+      const orbit = (s: string, t: string, members: () => Iterable<[string, string]>): [Decision, Decision] => {
         evaluated++;
         const request: PolicyRequest = { service: svc.service, argument: arg.argument, source: s, target: t };
         const b = evaluate(before, request, system);
         const a = evaluate(after, request, system);
-        if (!decisionsDiffer(b, a)) return;
-        const m = [...members()];
-        requests += m.length;
-        orbits.push({ service: svc.display, argument: arg.display, call, request, before: b, after: a, members: m });
+        if (decisionsDiffer(b, a)) {
+          const m = [...members()];
+          requests += m.length;
+          orbits.push({ service: svc.display, argument: arg.display, call, request, before: b, after: a, members: m });
+        }
+        return [b, a];
       };
       const ra = rulesFor(before, svc.service, arg.argument);
       const rb = rulesFor(after, svc.service, arg.argument);
       for (const cs of classes) {
         const s = cs[0]!;
         // Only rules whose source matches decide a request from s (first match and ask collection alike).
-        if (!options.bruteForce && sameRuleTexts(ra.filter((r) => mayMatchSource(r.source, s, sys)), rb.filter((r) => mayMatchSource(r.source, s, sys)))) continue;
-        for (const special of ["@default", "@adminvm", "@dispvm"]) orbit(s, special, () => cs.map((q) => [q, special] as [string, string]));
+        const lb = ra.filter((r) => mayMatchSource(r.source, s, sys));
+        const la = rb.filter((r) => mayMatchSource(r.source, s, sys));
+        if (!options.bruteForce && sameRuleTexts(lb, la)) continue;
+        const reps: [string, () => Iterable<[string, string]>][] = [];
+        for (const special of ["@default", "@adminvm", "@dispvm"]) reps.push([special, () => cs.map((q) => [q, special] as [string, string])]);
         for (const ct of classes) {
           const kinds: ((q: string) => string)[] = [(q) => q];
           if (templates.has(ct[0]!)) kinds.push((q) => "@dispvm:" + q);
           for (const f of kinds) {
             if (ct !== cs) {
-              orbit(s, f(ct[0]!), function* () {
-                for (const a of cs) for (const b of ct) yield [a, f(b)];
-              });
+              reps.push([
+                f(ct[0]!),
+                function* () {
+                  for (const a of cs) for (const b of ct) yield [a, f(b)];
+                },
+              ]);
               continue;
             }
-            orbit(s, f(s), () => cs.map((q) => [q, f(q)] as [string, string]));
+            reps.push([f(s), () => cs.map((q) => [q, f(q)] as [string, string])]);
             if (cs.length > 1) {
-              orbit(s, f(cs[1]!), function* () {
-                for (const a of cs) for (const b of cs) if (a !== b) yield [a, f(b)];
-              });
+              reps.push([
+                f(cs[1]!),
+                function* () {
+                  for (const a of cs) for (const b of cs) if (a !== b) yield [a, f(b)];
+                },
+              ]);
             }
           }
+        }
+        if (options.bruteForce) {
+          for (const [t, m] of reps) orbit(s, t, m);
+          continue;
+        }
+        // Target pruning. The lists differ only between a common prefix and a common suffix;
+        // when no rule of that middle part can match a target, the first matching rule is the
+        // same rule in both, and so is the decision, unless it is an `ask` without `target=`,
+        // whose offered targets come from every rule (then they must be known to be equal).
+        let p = 0;
+        while (p < lb.length && p < la.length && printRule(lb[p]!) === printRule(la[p]!)) p++;
+        let q = 0;
+        while (q < lb.length - p && q < la.length - p && printRule(lb[lb.length - 1 - q]!) === printRule(la[la.length - 1 - q]!)) q++;
+        const middle = [...lb.slice(p, lb.length - q), ...la.slice(p, la.length - q)];
+        const common = lb.slice(0, p).concat(lb.slice(lb.length - q));
+        const deferred: [string, () => Iterable<[string, string]>][] = [];
+        let askSame: boolean | undefined;
+        const observe = ([b, a]: [Decision, Decision]) => {
+          if (askSame !== undefined) return;
+          const rb2 = plainAsk(b, before);
+          const ra2 = plainAsk(a, after);
+          if (rb2 && ra2) askSame = !decisionsDiffer(b, a);
+        };
+        for (const [t, m] of reps) {
+          if (middle.some((r) => mayMatchTarget(r.target, t, sys))) observe(orbit(s, t, m));
+          else deferred.push([t, m]);
+        }
+        for (const [t, m] of deferred) {
+          const askMayDecide = common.some((r) => r.action === "ask" && !r.redirect && mayMatchTarget(r.target, t, sys));
+          if (!askMayDecide || askSame === true) continue;
+          observe(orbit(s, t, m));
         }
       }
     }
@@ -187,6 +230,64 @@ function sameRuleTexts(ra: readonly PolicyRule[], rb: readonly PolicyRule[]): bo
   if (ra.length !== rb.length) return false;
   for (let i = 0; i < ra.length; i++) if (printRule(ra[i]!) !== printRule(rb[i]!)) return false;
   return true;
+}
+
+/**
+ * An `ask` decision whose offered targets are the whole collection: decided
+ * by an `ask` rule without `target=` and with autostart (so nothing is
+ * filtered out). Looked up by the rule's position.
+ */
+function plainAsk(d: Decision, policy: CompiledPolicy): boolean {
+  if (!d.ok || d.action !== "ask" || !d.autostart) return false;
+  const rule = ruleAt(policy, d.rule.file, d.rule.line);
+  return rule !== undefined && rule.action === "ask" && rule.redirect === null && rule.autostart;
+}
+
+const ruleMaps = new WeakMap<CompiledPolicy, Map<string, PolicyRule>>();
+function ruleAt(policy: CompiledPolicy, file: string, line: number | null): PolicyRule | undefined {
+  let m = ruleMaps.get(policy);
+  if (!m) {
+    m = new Map();
+    for (const r of policy.rules) m.set(`${r.origin.file}\0${r.origin.line}`, r);
+    ruleMaps.set(policy, m);
+  }
+  return m.get(`${file}\0${line}`);
+}
+
+/**
+ * Can a rule's target token match the intended target `t` (a qube name,
+ * `@default`, `@adminvm`, `@dispvm` or `@dispvm:X` of the space)? False only
+ * when it certainly cannot, without crashing; with a system model that is not
+ * well formed every rule may.
+ */
+function mayMatchTarget(tok: QubeToken, t: string, sys: PreparedSystem): boolean {
+  if (!sys.wellFormed) return true;
+  const dispX = t.startsWith("@dispvm:") ? t.slice(8) : null;
+  const d = t.startsWith("@") ? undefined : (sys.domains.get(t) as { type?: unknown; tags?: unknown } | undefined);
+  switch (tok.kind) {
+    case "wildcard":
+      return true;
+    case "adminvm":
+      return isDom0Token(t);
+    case "anyvm":
+      return !isDom0Token(t);
+    case "default":
+      return t === "@default";
+    case "dispvm":
+      return t === "@dispvm";
+    case "type":
+      return d !== undefined && (d.type === tok.value || typeof d.type !== "string");
+    case "tag":
+      return d !== undefined && (!Array.isArray(d.tags) || d.tags.includes(tok.value));
+    case "name":
+      if (isDom0Token(tok.text)) return isDom0Token(t);
+      if (tok.text.startsWith("uuid:") || t.startsWith("uuid:")) return true;
+      return tok.text === t;
+    case "dispvm-template":
+      return t === "@dispvm" || (dispX !== null && (tok.value === dispX || tok.value.startsWith("uuid:")));
+    case "dispvm-tag":
+      return t === "@dispvm" || dispX !== null;
+  }
 }
 
 /**
