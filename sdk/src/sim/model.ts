@@ -7,6 +7,7 @@
  * explicitly or falls back to its default (possibly "no value"); `None` is
  * `null` here.
  */
+import type { QubeClass } from "@qubes-kit/language";
 import { APP_PROPS, VM_PROPS } from "./property-table.js";
 import { SimAbort, SimError, qerr } from "./wire.js";
 
@@ -38,7 +39,6 @@ export interface PropDef<H> {
   pyType?: "int" | "bool" | "str" | "none" | "ip";
   /** Extra check/normalisation after type parsing (the Python setter). */
   setter?: (holder: H, value: PropValue) => PropValue;
-  help: string;
 }
 
 /** A qube label. */
@@ -197,6 +197,8 @@ export abstract class Holder {
   abstract subjectName(): string;
   /** `str(holder)` as used in error messages. */
   abstract describe(): string;
+  /** The holder's class in the shared property table (`@global` for the app). */
+  abstract tableClass(): QubeClass | "@global";
 
   def(name: string): PropDef<any> | undefined {
     return this.props().find((p) => p.name === name);
@@ -306,6 +308,9 @@ export class Qube extends Holder {
   }
   subjectName(): string {
     return this.name;
+  }
+  tableClass(): QubeClass {
+    return this.klass as QubeClass;
   }
   describe(): string {
     return this.name;
@@ -518,6 +523,9 @@ export class App extends Holder {
   }
   subjectName(): string {
     return "";
+  }
+  tableClass(): "@global" {
+    return "@global";
   }
   describe(): string {
     return "Qubes";

@@ -25,17 +25,6 @@ function nonNegativeInt(name: string) {
 // ---------------------------------------------------------------------------
 // Property tables
 
-/** Help texts: the two that the golden transcripts show verbatim, our own words for the rest. */
-const HELP: Record<string, string> = {
-  "vm.netvm":
-    "VM that provides network connection to this domain. When None, machine is disconnected. When absent, domain uses default NetVM.",
-  "app.default_netvm":
-    "Default NetVM for AppVMs. Initial state is None, which means that AppVMs are not connected to the Internet.",
-};
-function help(scope: "vm" | "app", name: string, fallback: string): string {
-  return HELP[`${scope}.${name}`] ?? fallback;
-}
-
 type Q = Qube;
 
 function tplOr(prop: string, fallback: (q: Q) => PropValue | undefined): DefaultFn<Q> {
@@ -50,15 +39,11 @@ function tplOr(prop: string, fallback: (q: Q) => PropValue | undefined): Default
 }
 
 function qubesVmProps(): PropDef<Q>[] {
-  const P = (d: Omit<PropDef<Q>, "stage" | "help"> & { stage?: number; help?: string }): PropDef<Q> => ({
-    stage: 2,
-    help: help("vm", d.name, `The ${d.name.replace(/_/g, " ")} of this qube.`),
-    ...d,
-  });
+  const P = (d: Omit<PropDef<Q>, "stage"> & { stage?: number }): PropDef<Q> => ({ stage: 2, ...d });
   return [
-    P({ name: "autostart", type: "bool", pyType: "bool", default: () => false, help: "Start this qube at system boot." }),
-    P({ name: "backup_timestamp", type: "int", pyType: "int", default: () => null, help: "Time of the last backup of this qube (seconds since the epoch)." }),
-    P({ name: "debug", type: "bool", pyType: "bool", default: () => false, help: "Turn on debug mode: more verbose logs and the console stays open." }),
+    P({ name: "autostart", type: "bool", pyType: "bool", default: () => false }),
+    P({ name: "backup_timestamp", type: "int", pyType: "int", default: () => null }),
+    P({ name: "debug", type: "bool", pyType: "bool", default: () => false }),
     P({
       name: "default_user",
       type: "str",
@@ -69,17 +54,16 @@ function qubesVmProps(): PropDef<Q>[] {
           throw qerr("QubesPropertyValueError", "Username can contain only those characters: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+,.");
         return v;
       },
-      help: "Default user used to run commands in this qube.",
     }),
-    P({ name: "devices_denied", type: "str", pyType: "str", default: () => "", help: "Device interfaces that may not be attached to this qube." }),
-    P({ name: "dns", type: "str", stateless: (q) => (q.netvmQube() || q.getProp("provides_network") ? "10.139.1.1 10.139.1.2" : null), help: "DNS servers this qube is configured with." }),
-    P({ name: "gateway", type: "str", stateless: (q) => (q.getProp("provides_network") ? q.visibleIp() : null), help: "Gateway for qubes connected to this one." }),
-    P({ name: "gateway6", type: "str", stateless: () => null, help: "IPv6 gateway for qubes connected to this one." }),
-    P({ name: "icon", type: "str", stateless: (q) => q.icon(), help: "Freedesktop icon name of this qube." }),
-    P({ name: "include_in_backups", type: "bool", pyType: "bool", default: (q) => (q.klass === "DispVM" ? !q.getProp("auto_cleanup") : true), help: "Include this qube in backups by default." }),
-    P({ name: "installed_by_rpm", type: "bool", pyType: "bool", default: () => false, help: "Whether this qube was installed by a package manager." }),
-    P({ name: "ip", type: "str", pyType: "ip", default: (q) => q.defaultIp(), help: "IP address of this qube." }),
-    P({ name: "ip6", type: "str", pyType: "ip", default: () => null, help: "IPv6 address of this qube." }),
+    P({ name: "devices_denied", type: "str", pyType: "str", default: () => "" }),
+    P({ name: "dns", type: "str", stateless: (q) => (q.netvmQube() || q.getProp("provides_network") ? "10.139.1.1 10.139.1.2" : null) }),
+    P({ name: "gateway", type: "str", stateless: (q) => (q.getProp("provides_network") ? q.visibleIp() : null) }),
+    P({ name: "gateway6", type: "str", stateless: () => null }),
+    P({ name: "icon", type: "str", stateless: (q) => q.icon() }),
+    P({ name: "include_in_backups", type: "bool", pyType: "bool", default: (q) => (q.klass === "DispVM" ? !q.getProp("auto_cleanup") : true) }),
+    P({ name: "installed_by_rpm", type: "bool", pyType: "bool", default: () => false }),
+    P({ name: "ip", type: "str", pyType: "ip", default: (q) => q.defaultIp() }),
+    P({ name: "ip6", type: "str", pyType: "ip", default: () => null }),
     P({
       name: "kernel",
       type: "str",
@@ -89,15 +73,14 @@ function qubesVmProps(): PropDef<Q>[] {
         if (typeof v === "string" && v.includes("/")) throw qerr("QubesPropertyValueError", "Kernel name cannot contain '/'");
         return v;
       },
-      help: "Kernel used by this qube (empty: the one inside the qube).",
     }),
     P({ name: "keyboard_layout", type: "str", pyType: "str", default: (q) => {
       const g = q.vmProp("guivm");
       const v = g ? g.getProp("keyboard_layout") : undefined;
       return typeof v === "string" ? v : "us++";
-    }, help: "Keyboard layout of this qube (layout+variant+options)." }),
-    P({ name: "klass", type: "str", stateless: (q) => q.klass, help: "Class of this qube." }),
-    P({ name: "label", type: "label", help: "Colourful label assigned to this qube." }),
+    } }),
+    P({ name: "klass", type: "str", stateless: (q) => q.klass }),
+    P({ name: "label", type: "label" }),
     P({
       name: "mac",
       type: "str",
@@ -108,11 +91,10 @@ function qubesVmProps(): PropDef<Q>[] {
         if (!/^([0-9a-f][0-9a-f]:){5}[0-9a-f][0-9a-f]$/.test(s)) throw new SimAbort("ValueError: Invalid MAC address value");
         return s;
       },
-      help: "MAC address of the emulated network card.",
     }),
-    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: nonNegativeInt("maxmem"), help: "Maximum memory (MiB) the memory balancer may give this qube." }),
-    P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: positiveInt("memory"), help: "Memory (MiB) allocated at start." }),
-    P({ name: "name", type: "str", pyType: "str", writeOnce: true, help: "User-facing name of this qube." }),
+    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: nonNegativeInt("maxmem") }),
+    P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: positiveInt("memory") }),
+    P({ name: "name", type: "str", pyType: "str", writeOnce: true }),
     P({
       name: "provides_network",
       type: "bool",
@@ -123,18 +105,17 @@ function qubesVmProps(): PropDef<Q>[] {
           throw qerr("QubesValueError", "The qube is still used by other qubes, change theirs 'netvm' first");
         return v;
       },
-      help: "Whether this qube provides network to other qubes.",
     }),
-    P({ name: "qid", type: "int", pyType: "int", writeOnce: true, help: "Internal, persistent identifier of this qube." }),
-    P({ name: "qrexec_timeout", type: "int", pyType: "int", default: tplOr("qrexec_timeout", (q) => q.app.getProp("default_qrexec_timeout") ?? 60), setter: positiveInt("qrexec_timeout"), help: "Seconds to wait for the qrexec agent at start." }),
-    P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: positiveInt("shutdown_timeout"), help: "Seconds to wait for a clean shutdown." }),
-    P({ name: "start_time", type: "str", stateless: (q) => (q.power === "Halted" ? null : q.startTime), help: "When this qube was started." }),
-    P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: positiveInt("stubdom_mem"), help: "Memory (MiB) of the stub domain." }),
-    P({ name: "stubdom_uuid", type: "str", stateless: () => null, help: "UUID of the stub domain, if any." }),
-    P({ name: "stubdom_xid", type: "int", stateless: () => -1, help: "Xen id of the stub domain, or -1." }),
-    P({ name: "updateable", type: "bool", forbidden: true, default: (q) => !q.hasProp("template"), help: "Whether this qube keeps its root filesystem (can be updated)." }),
-    P({ name: "uuid", type: "str", pyType: "str", writeOnce: true, help: "UUID of this qube." }),
-    P({ name: "vcpus", type: "int", pyType: "int", default: tplOr("vcpus", () => 2), setter: positiveInt("vcpus"), help: "Number of virtual CPUs." }),
+    P({ name: "qid", type: "int", pyType: "int", writeOnce: true }),
+    P({ name: "qrexec_timeout", type: "int", pyType: "int", default: tplOr("qrexec_timeout", (q) => q.app.getProp("default_qrexec_timeout") ?? 60), setter: positiveInt("qrexec_timeout") }),
+    P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: positiveInt("shutdown_timeout") }),
+    P({ name: "start_time", type: "str", stateless: (q) => (q.power === "Halted" ? null : q.startTime) }),
+    P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: positiveInt("stubdom_mem") }),
+    P({ name: "stubdom_uuid", type: "str", stateless: () => null }),
+    P({ name: "stubdom_xid", type: "int", stateless: () => -1 }),
+    P({ name: "updateable", type: "bool", forbidden: true, default: (q) => !q.hasProp("template") }),
+    P({ name: "uuid", type: "str", pyType: "str", writeOnce: true }),
+    P({ name: "vcpus", type: "int", pyType: "int", default: tplOr("vcpus", () => 2), setter: positiveInt("vcpus") }),
     P({
       name: "virt_mode",
       type: "str",
@@ -145,20 +126,19 @@ function qubesVmProps(): PropDef<Q>[] {
         if (!["hvm", "pv", "pvh"].includes(s)) throw qerr("QubesPropertyValueError", `Invalid virtualization mode, supported values: hvm, pv, pvh`);
         return s;
       },
-      help: "Virtualisation mode: hvm, pv or pvh.",
     }),
-    P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null, help: "Default gateway of this qube." }),
-    P({ name: "visible_gateway6", type: "str", stateless: () => null, help: "Default IPv6 gateway of this qube." }),
-    P({ name: "visible_ip", type: "str", stateless: (q) => q.visibleIp(), help: "IP address as seen from inside this qube." }),
-    P({ name: "visible_ip6", type: "str", stateless: () => null, help: "IPv6 address as seen from inside this qube." }),
-    P({ name: "visible_netmask", type: "str", stateless: (q) => (q.netvmQube()?.isNetworked() ? "255.255.255.255" : null), help: "Netmask as seen from inside this qube." }),
-    P({ name: "xid", type: "int", stateless: (q) => (q.power === "Halted" ? -1 : q.xid), help: "Xen id of this qube, or -1 when not running." }),
-    P({ name: "audiovm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_audiovm") ?? null, help: "Qube that provides audio to this one." }),
-    P({ name: "bootmode", type: "str", stage: 4, pyType: "str", default: () => "default", help: "Boot mode of this qube." }),
-    P({ name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "DispVM" ? (q.getProp("template") ?? null) : (q.app.getProp("default_dispvm") ?? null)), setter: dispvmTemplateSetter, help: "Default disposable template for calls from this qube." }),
-    P({ name: "guivm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_guivm") ?? null, help: "Qube that provides the GUI of this one." }),
-    P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: (q) => (q.getProp("kernel") ? (q.assignments.some((a) => a.devclass === "pci") ? "" : "swiotlb=2048") : ""), help: "Kernel command line options." }),
-    P({ name: "management_dispvm", type: "vm", stage: 4, allowNone: true, default: tplOr("management_dispvm", (q) => q.app.getProp("management_dispvm") ?? null), setter: dispvmTemplateSetter, help: "Disposable template used for management of this qube." }),
+    P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null }),
+    P({ name: "visible_gateway6", type: "str", stateless: () => null }),
+    P({ name: "visible_ip", type: "str", stateless: (q) => q.visibleIp() }),
+    P({ name: "visible_ip6", type: "str", stateless: () => null }),
+    P({ name: "visible_netmask", type: "str", stateless: (q) => (q.netvmQube()?.isNetworked() ? "255.255.255.255" : null) }),
+    P({ name: "xid", type: "int", stateless: (q) => (q.power === "Halted" ? -1 : q.xid) }),
+    P({ name: "audiovm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_audiovm") ?? null }),
+    P({ name: "bootmode", type: "str", stage: 4, pyType: "str", default: () => "default" }),
+    P({ name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "DispVM" ? (q.getProp("template") ?? null) : (q.app.getProp("default_dispvm") ?? null)), setter: dispvmTemplateSetter }),
+    P({ name: "guivm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_guivm") ?? null }),
+    P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: (q) => (q.getProp("kernel") ? (q.assignments.some((a) => a.devclass === "pci") ? "" : "swiotlb=2048") : "") }),
+    P({ name: "management_dispvm", type: "vm", stage: 4, allowNone: true, default: tplOr("management_dispvm", (q) => q.app.getProp("management_dispvm") ?? null), setter: dispvmTemplateSetter }),
     P({ name: "netvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "TemplateVM" ? null : (q.app.getProp("default_netvm") ?? null)), setter: netvmSetter }),
   ];
 }
@@ -187,61 +167,57 @@ function sortProps<H>(list: PropDef<H>[]): PropDef<H>[] {
   return [...list].sort((a, b) => a.stage - b.stage || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-const TEMPLATE_FOR_DISPVMS: PropDef<Q> = { name: "template_for_dispvms", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Whether disposable qubes may be created from this qube." };
+const TEMPLATE_FOR_DISPVMS: PropDef<Q> = { name: "template_for_dispvms", type: "bool", pyType: "bool", stage: 2, default: () => false };
 
 /** Property tables per VM class, already in qubesd's `sorted()` order. */
 export const VM_PROPS: Record<string, PropDef<Q>[]> = {
   AppVM: sortProps([
     ...QUBESVM_PROPS,
     TEMPLATE_FOR_DISPVMS,
-    { name: "template", type: "vm", stage: 4, vmclass: "TemplateVM", help: "Template this qube is based on." },
+    { name: "template", type: "vm", stage: 4, vmclass: "TemplateVM" },
   ]),
   TemplateVM: sortProps([
     ...byName(QUBESVM_PROPS),
-    { name: "appvm_default_bootmode", type: "str", pyType: "str", stage: 4, default: () => "default", help: "Default boot mode of qubes based on this template." },
+    { name: "appvm_default_bootmode", type: "str", pyType: "str", stage: 4, default: () => "default" },
   ]),
   StandaloneVM: sortProps([...QUBESVM_PROPS, TEMPLATE_FOR_DISPVMS]),
   DispVM: sortProps([
     ...QUBESVM_PROPS,
-    { name: "template", type: "vm", stage: 4, help: "Disposable template this disposable is based on." },
-    { name: "dispid", type: "int", pyType: "int", stage: 2, writeOnce: true, help: "Internal, persistent identifier of this disposable." },
-    { name: "auto_cleanup", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Remove this disposable when it shuts down." },
-    { name: "is_preload", type: "bool", stage: 2, stateless: () => false, help: "Whether this disposable was preloaded." },
+    { name: "template", type: "vm", stage: 4 },
+    { name: "dispid", type: "int", pyType: "int", stage: 2, writeOnce: true },
+    { name: "auto_cleanup", type: "bool", pyType: "bool", stage: 2, default: () => false },
+    { name: "is_preload", type: "bool", stage: 2, stateless: () => false },
   ]),
   AdminVM: sortProps([
-    { name: "devices_denied", type: "str", pyType: "str", stage: 2, default: () => "", help: "Device interfaces that may not be attached to this qube." },
-    { name: "icon", type: "str", stage: 2, stateless: () => "adminvm-black", help: "Freedesktop icon name of this qube." },
-    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => true, help: "Include this qube in backups by default." },
-    { name: "keyboard_layout", type: "str", pyType: "str", stage: 2, default: () => "us++", help: "Keyboard layout of this qube (layout+variant+options)." },
-    { name: "klass", type: "str", stage: 2, stateless: () => "AdminVM", help: "Class of this qube." },
-    { name: "label", type: "label", stage: 2, help: "Colourful label assigned to this qube." },
-    { name: "maxmem", type: "int", stage: 2, forbidden: true, default: () => 4096, help: "Memory (MiB) available to dom0." },
-    { name: "name", type: "str", stage: 2, forbidden: true, default: () => "dom0", help: "User-facing name of this qube." },
-    { name: "qid", type: "int", stage: 2, forbidden: true, default: () => 0, help: "Internal, persistent identifier of this qube." },
-    { name: "updateable", type: "bool", stage: 2, forbidden: true, default: () => true, help: "Whether this qube keeps its root filesystem (can be updated)." },
-    { name: "uuid", type: "str", stage: 2, forbidden: true, default: () => "00000000-0000-0000-0000-000000000000", help: "UUID of this qube." },
-    { name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_dispvm") ?? null, setter: dispvmTemplateSetter, help: "Default disposable template for calls from this qube." },
+    { name: "devices_denied", type: "str", pyType: "str", stage: 2, default: () => "" },
+    { name: "icon", type: "str", stage: 2, stateless: () => "adminvm-black" },
+    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => true },
+    { name: "keyboard_layout", type: "str", pyType: "str", stage: 2, default: () => "us++" },
+    { name: "klass", type: "str", stage: 2, stateless: () => "AdminVM" },
+    { name: "label", type: "label", stage: 2 },
+    { name: "maxmem", type: "int", stage: 2, forbidden: true, default: () => 4096 },
+    { name: "name", type: "str", stage: 2, forbidden: true, default: () => "dom0" },
+    { name: "qid", type: "int", stage: 2, forbidden: true, default: () => 0 },
+    { name: "updateable", type: "bool", stage: 2, forbidden: true, default: () => true },
+    { name: "uuid", type: "str", stage: 2, forbidden: true, default: () => "00000000-0000-0000-0000-000000000000" },
+    { name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_dispvm") ?? null, setter: dispvmTemplateSetter },
   ]),
   RemoteVM: sortProps([
-    { name: "uuid", type: "str", pyType: "str", stage: 2, writeOnce: true, help: "UUID of this qube." },
-    { name: "name", type: "str", pyType: "str", stage: 2, writeOnce: true, help: "User-facing name of this qube." },
-    { name: "qid", type: "int", pyType: "int", stage: 2, writeOnce: true, help: "Internal, persistent identifier of this qube." },
-    { name: "label", type: "label", stage: 2, help: "Colourful label assigned to this qube." },
-    { name: "icon", type: "str", stage: 2, stateless: (q) => q.icon(), help: "Freedesktop icon name of this qube." },
-    { name: "klass", type: "str", stage: 2, stateless: () => "RemoteVM", help: "Class of this qube." },
-    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Include this qube in backups by default." },
-    { name: "transport_rpc", type: "str", pyType: "str", stage: 2, default: () => null, help: "Service used to reach the remote qube." },
-    { name: "remote_name", type: "str", pyType: "str", stage: 2, default: () => null, help: "Name of the qube on the remote system." },
-    { name: "relayvm", type: "vm", stage: 4, allowNone: true, default: () => null, help: "Qube that relays calls to the remote qube." },
+    { name: "uuid", type: "str", pyType: "str", stage: 2, writeOnce: true },
+    { name: "name", type: "str", pyType: "str", stage: 2, writeOnce: true },
+    { name: "qid", type: "int", pyType: "int", stage: 2, writeOnce: true },
+    { name: "label", type: "label", stage: 2 },
+    { name: "icon", type: "str", stage: 2, stateless: (q) => q.icon() },
+    { name: "klass", type: "str", stage: 2, stateless: () => "RemoteVM" },
+    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => false },
+    { name: "transport_rpc", type: "str", pyType: "str", stage: 2, default: () => null },
+    { name: "remote_name", type: "str", pyType: "str", stage: 2, default: () => null },
+    { name: "relayvm", type: "vm", stage: 4, allowNone: true, default: () => null },
   ]),
 };
 
 type A = App;
-const G = (d: Omit<PropDef<A>, "stage" | "help"> & { help?: string }): PropDef<A> => ({
-  stage: 3,
-  help: help("app", d.name, `Global ${d.name.replace(/_/g, " ")}.`),
-  ...d,
-});
+const G = (d: Omit<PropDef<A>, "stage">): PropDef<A> => ({ stage: 3, ...d });
 const poolSetter = (a: A, v: PropValue): PropValue => {
   if (typeof v === "string" && !a.pools.has(v)) throw qerr("QubesPropertyValueError", `No such storage pool: ${v}`);
   return v;
@@ -249,24 +225,24 @@ const poolSetter = (a: A, v: PropValue): PropValue => {
 
 /** Global properties, in qubesd's order. */
 export const APP_PROPS: PropDef<A>[] = sortProps([
-  G({ name: "check_updates_vm", type: "bool", pyType: "bool", default: () => true, help: "Check for updates inside qubes." }),
-  G({ name: "clockvm", type: "vm", allowNone: true, default: () => null, help: "Qube that provides the time to dom0." }),
-  G({ name: "default_audiovm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null), help: "Default qube that provides audio." }),
-  G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue, help: "Default disposable template." }),
-  G({ name: "default_guivm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null), help: "Default qube that provides the GUI." }),
-  G({ name: "default_kernel", type: "str", pyType: "none", help: "Default kernel for qubes." }),
+  G({ name: "check_updates_vm", type: "bool", pyType: "bool", default: () => true }),
+  G({ name: "clockvm", type: "vm", allowNone: true, default: () => null }),
+  G({ name: "default_audiovm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null) }),
+  G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue }),
+  G({ name: "default_guivm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null) }),
+  G({ name: "default_kernel", type: "str", pyType: "none" }),
   G({ name: "default_netvm", type: "vm", allowNone: true, default: () => null }),
-  G({ name: "default_pool", type: "str", pyType: "none", default: () => "varlibqubes", setter: poolSetter, help: "Default storage pool." }),
-  G({ name: "default_pool_kernel", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for kernel volumes." }),
-  G({ name: "default_pool_private", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for private volumes." }),
-  G({ name: "default_pool_root", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for root volumes." }),
-  G({ name: "default_pool_volatile", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for volatile volumes." }),
-  G({ name: "default_qrexec_timeout", type: "int", pyType: "int", default: () => 60, help: "Default seconds to wait for the qrexec agent." }),
-  G({ name: "default_shutdown_timeout", type: "int", pyType: "int", default: () => 60, help: "Default seconds to wait for a clean shutdown." }),
-  G({ name: "default_template", type: "vm", allowNone: true, vmclass: "TemplateVM", help: "Default template for new qubes." }),
-  G({ name: "management_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue, help: "Default disposable template for management." }),
-  G({ name: "maxmem", type: "int", forbidden: true, default: (a) => a.host.memoryMiB, help: "Memory (MiB) of the whole system." }),
-  G({ name: "no_cpus", type: "int", forbidden: true, default: (a) => a.host.cpus, help: "Number of CPUs of the system." }),
-  G({ name: "stats_interval", type: "int", pyType: "int", default: () => 3, help: "Seconds between two admin.vm.Stats reports." }),
-  G({ name: "updatevm", type: "vm", allowNone: true, default: () => null, help: "Qube used to download dom0 updates." }),
+  G({ name: "default_pool", type: "str", pyType: "none", default: () => "varlibqubes", setter: poolSetter }),
+  G({ name: "default_pool_kernel", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter }),
+  G({ name: "default_pool_private", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter }),
+  G({ name: "default_pool_root", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter }),
+  G({ name: "default_pool_volatile", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter }),
+  G({ name: "default_qrexec_timeout", type: "int", pyType: "int", default: () => 60 }),
+  G({ name: "default_shutdown_timeout", type: "int", pyType: "int", default: () => 60 }),
+  G({ name: "default_template", type: "vm", allowNone: true, vmclass: "TemplateVM" }),
+  G({ name: "management_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue }),
+  G({ name: "maxmem", type: "int", forbidden: true, default: (a) => a.host.memoryMiB }),
+  G({ name: "no_cpus", type: "int", forbidden: true, default: (a) => a.host.cpus }),
+  G({ name: "stats_interval", type: "int", pyType: "int", default: () => 3 }),
+  G({ name: "updatevm", type: "vm", allowNone: true, default: () => null }),
 ]);

@@ -1,6 +1,7 @@
 /**
  * Property methods: `admin.property.*` and `admin.vm.property.*`.
  */
+import { propertyHelp } from "@qubes-kit/language";
 import type { PropDef, PropValue, Holder } from "../model.js";
 import { parsePyBool, parsePyInt, validateName } from "../model.js";
 import { SimAbort, isAscii, qerr } from "../wire.js";
@@ -73,7 +74,11 @@ function propertyMethods(prefix: string, pick: (ctx: CallContext) => Holder, des
     if (v === undefined) return null;
     return `type=${d.type} ${v === null ? "" : pyValueStr(v)}`;
   });
-  method(`${prefix}.Help`, destAdminvm, true, false, (c) => propDef(pick(c), c.arg).help);
+  method(`${prefix}.Help`, destAdminvm, true, false, (c) => {
+    const h = pick(c);
+    propDef(h, c.arg);
+    return propertyHelp(h.tableClass(), c.arg) ?? "";
+  });
   method(`${prefix}.Set`, destAdminvm, true, null, (c) => {
     const h = pick(c);
     const d = propDef(h, c.arg);
