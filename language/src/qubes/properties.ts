@@ -284,7 +284,8 @@ function macCheck(v: string | number | boolean | null): ValueCheck {
 }
 
 function kernelCheck(v: string | number | boolean | null): ValueCheck {
-  return typeof v === "string" && v.includes("/") ? fail("QubesPropertyValueError", "Kernel name cannot contain '/'") : ok(v);
+  if (!v) return ok("");
+  return String(v).includes("/") ? fail("QubesPropertyValueError", "Kernel name cannot contain '/'") : ok(String(v));
 }
 
 function userCheck(v: string | number | boolean | null): ValueCheck {
@@ -293,19 +294,51 @@ function userCheck(v: string | number | boolean | null): ValueCheck {
     : ok(v);
 }
 
+/** qubesd's `_setter_kbd_layout`: `layout+variant+options`. */
 function keyboardLayoutCheck(v: string | number | boolean | null): ValueCheck {
   const s = String(v);
+  if (!/^[\x00-\x7f]*$/.test(s)) return fail("QubesPropertyValueError", "Keyboard layouts must be ASCII");
   const parts = s.split("+");
-  if (parts.length !== 3 || !/^[\x20-\x7e]*$/.test(s) || !/^[A-Za-z]+$/.test(parts[0]!))
-    return fail("QubesValueError", "Invalid keyboard layout provided");
+  if (parts.length !== 3) return fail("QubesPropertyValueError", "invalid number of keyboard layout parameters");
+  if (!/^[A-Za-z]+$/.test(parts[0]!)) return fail("QubesPropertyValueError", "Invalid keyboard layout provided");
+  if (!/^[A-Za-z0-9_-]*$/.test(parts[1]!)) return fail("QubesPropertyValueError", "Invalid layout variant provided");
+  if (!/^[A-Za-z0-9_:,-]*$/.test(parts[2]!)) return fail("QubesPropertyValueError", "Invalid layout options provided");
   return ok(s);
 }
 
+/** Python's `repr()` of a str. */
+function pyRepr(s: string): string {
+  const q = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = "";
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === "\\") out += "\\\\";
+    else if (ch === q) out += `\\${q}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
+    else out += ch;
+  }
+  return q + out + q;
+}
+
+/**
+ * qubesd's `_setter_denied_list`: 7-character interface codes, duplicates
+ * dropped, sorted, then checked against `([bump*][0-9a-f*]{6})*`.
+ */
 function devicesDeniedCheck(v: string | number | boolean | null): ValueCheck {
+  if (!v) return ok("");
   const s = String(v);
-  if (s.length % 7 !== 0 || !/^(?:[bump*][0-9a-f*]{6})*$/.test(s)) return fail("QubesValueError", "Invalid list of device interfaces");
-  const codes = [...new Set(s.match(/.{7}/g) ?? [])].sort();
-  return ok(codes.join(""));
+  if (s.length % 7 !== 0) return fail("QubesValueError", `Invalid length of interfaces=${pyRepr(s)} (is ${s.length}, expected multiple of 7)`);
+  const codes = [...new Set(s.match(/[\s\S]{7}/g) ?? [])].sort();
+  const joined = codes.join("");
+  if (!/^(?:[bump*][0-9a-f*]{6})*$/.test(joined))
+    return fail(
+      "QubesPropertyValueError",
+      'Interface code list should be in the form chhhhhhchhhhhh...,where c is one of "b", "u", "m", "p", "*" and h is a hexdigit or "*".',
+    );
+  return ok(joined);
 }
 
 /** Properties of every QubesVM class (AppVM, TemplateVM, StandaloneVM, DispVM). */
@@ -392,15 +425,15 @@ export const GLOBAL_PROPERTIES: readonly PropertySpec[] = sorted("@global", [
   S({ name: "default_audiovm", type: "vm", allowNone: true, defaultText: "dom0", effect: "next-start" }),
   S({ name: "default_dispvm", type: "vm", allowNone: true, dispvmTemplate: true, defaultText: "None", effect: "live" }),
   S({ name: "default_guivm", type: "vm", allowNone: true, defaultText: "dom0", effect: "next-start" }),
-  S({ name: "default_kernel", type: "str", allowNone: true, defaultText: "the newest installed kernel", effect: "next-start", check: kernelCheck }),
+  S({ name: "default_kernel", type: "str", allowNone: true, defaultText: "the newest installed kernel", effect: "next-start" }),
   S({ name: "default_netvm", type: "vm", allowNone: true, providesNetwork: true, defaultText: "None", effect: "live" }),
   S({ name: "default_pool", type: "str", defaultText: "the pool of the default installation", effect: "none" }),
   S({ name: "default_pool_kernel", type: "str", defaultText: "default_pool", effect: "none" }),
   S({ name: "default_pool_private", type: "str", defaultText: "default_pool", effect: "none" }),
   S({ name: "default_pool_root", type: "str", defaultText: "default_pool", effect: "none" }),
   S({ name: "default_pool_volatile", type: "str", defaultText: "default_pool", effect: "none" }),
-  S({ name: "default_qrexec_timeout", type: "int", defaultText: "60", effect: "next-start", check: positive("default_qrexec_timeout") }),
-  S({ name: "default_shutdown_timeout", type: "int", defaultText: "60", effect: "next-start", check: positive("default_shutdown_timeout") }),
+  S({ name: "default_qrexec_timeout", type: "int", defaultText: "60", effect: "next-start" }),
+  S({ name: "default_shutdown_timeout", type: "int", defaultText: "60", effect: "next-start" }),
   S({ name: "default_template", type: "vm", allowNone: true, vmclass: "TemplateVM", defaultText: "None", effect: "none" }),
   S({ name: "management_dispvm", type: "vm", allowNone: true, dispvmTemplate: true, defaultText: "None", effect: "live" }),
   RO("maxmem", "int"),

@@ -36,7 +36,7 @@ export interface PropDef<H> {
   vmclass?: string;
   allowNone?: boolean;
   /** Python-typed: `str` means any printable string; `none` means the property has no type (treated as `str`). */
-  pyType?: "int" | "bool" | "str" | "none" | "ip";
+  pyType?: "int" | "bool" | "str" | "none" | "ipv4" | "ipv6" | "uuid";
   /** Extra check/normalisation after type parsing (the Python setter). */
   setter?: (holder: H, value: PropValue) => PropValue;
 }
@@ -179,7 +179,7 @@ export function validateName(value: string): void {
   if (/^[0-9_.-]/.test(value)) throw qerr("QubesValueError", "VM name cannot start with hyphen, underscore, dot or numbers");
   if (!/^[a-zA-Z][a-zA-Z0-9_.-]*$/.test(value)) throw qerr("QubesValueError", "VM name contains illegal characters");
   if (value === "Domain-0") throw qerr("QubesValueError", "VM name cannot be 'Domain-0'");
-  if (value === "none" || value === "default") throw qerr("QubesValueError", `VM name cannot be '${value}'`);
+  if (value === "none" || value === "default") throw qerr("QubesValueError", "VM name cannot be 'none' nor 'default'");
   if (value.endsWith("-dm")) throw qerr("QubesValueError", "VM name cannot end with -dm");
 }
 
@@ -227,8 +227,9 @@ export abstract class Holder {
   /** `setattr(holder, name, value)` after `sanitize`, with qubesd's checks and events. */
   setProp(name: string, raw: PropValue): void {
     const d = this.def(name)!;
-    if (d.stateless) throw new SimAbort(`AttributeError: can't set attribute '${name}'`);
     if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
+    // `stateless_property` and `property.forbidden`: the setter refuses any value.
+    if (d.stateless) throw this.cannotBeSet(name);
     let value = raw;
     if (d.type === "vm") {
       if (value === "") value = null;
@@ -244,7 +245,7 @@ export abstract class Holder {
     if (d.type === "label" && value !== null) {
       value = this.app.getLabel(String(value)).name;
     }
-    if (d.forbidden) throw new SimAbort(`AttributeError: setting ${name} property on ${this.describe()} instance is forbidden`);
+    if (d.forbidden) throw this.cannotBeSet(name);
     if (d.setter) value = d.setter(this, value);
     const old = this.getProp(name);
     const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
@@ -273,6 +274,11 @@ export abstract class Holder {
     if (name === "default_dispvm") this.postChangeHook(name, old);
     this.emit(`property-reset:${name}`, kw);
     this.emit(`property-del:${name}`, kw);
+  }
+
+  private cannotBeSet(name: string): SimError {
+    const cls = this instanceof Qube ? this.klass : "Qubes";
+    return qerr("QubesPropertyValueError", `property '${name}' on ${cls} instance cannot be set`);
   }
 
   /** Side effects of a property change (tags following guivm/audiovm). */
@@ -408,11 +414,21 @@ export class Qube extends Holder {
     this.emit(`domain-tag-delete:${tag}`, [["tag", tag]]);
   }
   protected override afterSet(name: string): void {
-    if (name === "guivm" || name === "audiovm") {
-      for (const t of [...this.tags]) if (t.startsWith(`${name}-`)) this.removeTag(t);
-      const v = this.getProp(name);
-      if (typeof v === "string") this.addTag(`${name}-${v}`);
+    if (name === "guivm" || name === "audiovm") this.retag(name, this.getProp(name));
+    if (name === "provides_network") {
+      // `core_features.set_servicevm_feature`
+      if (this.getProp("provides_network")) this.setFeature("servicevm", "1");
+      else if (this.features.has("servicevm")) this.removeFeature("servicevm");
+      else return;
+      this.emit("property-reset:icon", [["name", "icon"]]);
     }
+  }
+
+  /** `qubes.ext.gui`/`audio`: the one `guivm-<qube>`/`audiovm-<qube>` tag follows the property. */
+  retag(name: "guivm" | "audiovm", value: PropValue | undefined): void {
+    const want = typeof value === "string" ? `${name}-${value}` : undefined;
+    for (const t of [...this.tags]) if (t.startsWith(`${name}-`) && !(name === "guivm" && t === want)) this.removeTag(t);
+    if (want) this.addTag(want);
   }
 }
 
@@ -472,6 +488,8 @@ export class App extends Holder {
   readonly listeners = new Set<EventListener>();
   readonly host: HostInfo;
   readonly rng: Rng;
+  /** Kernels installed in dom0 (`/var/lib/qubes/vm-kernels/<version>`). */
+  readonly kernels = new Set<string>();
   /** `admin.vm.volume.CloneFrom` tokens. */
   readonly cloneTokens = new Map<string, { qube: Qube; volume: string }>();
   private nextXid = 2;
@@ -501,6 +519,7 @@ export class App extends Holder {
     dom0.power = "Running";
     dom0.xid = 0;
     this.domains.set("dom0", dom0);
+    this.kernels.add(opts.kernel ?? "6.12.40-1.qubes.fc41");
     this.values.set("default_kernel", opts.kernel ?? "6.12.40-1.qubes.fc41");
     this.values.set("default_pool_kernel", "linux-kernel");
     dom0.exposed.push(
@@ -538,8 +557,13 @@ export class App extends Holder {
       if (q.hasProp("netvm") && q.isDefault("netvm")) q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
   }
 
-  /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`. */
+  /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`; gui and audio follow their defaults (on set only). */
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
+    if (name === "default_guivm" || name === "default_audiovm") {
+      const prop = name === "default_guivm" ? "guivm" : "audiovm";
+      for (const q of this.domains.values()) if (q.hasProp(prop) && q.isDefault(prop)) q.retag(prop, this.getProp(name));
+      return;
+    }
     if (name !== "default_netvm" && name !== "default_dispvm") return;
     for (const q of this.domains.values())
       if (q.hasProp(name) && q.isDefault(name)) q.emit(`property-reset:${name}`, [["name", name], ["oldvalue", old ?? null]]);

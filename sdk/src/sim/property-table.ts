@@ -5,21 +5,43 @@
  * table in `@qubes-kit/language` (`language/src/qubes/properties.ts`).
  */
 import type { App, PropDef, PropValue, Qube } from "./model.js";
-import { SimAbort, qerr } from "./wire.js";
+import { propertySpec } from "@qubes-kit/language";
+import { SimAbort, pyStrRepr, qerr } from "./wire.js";
 
 type DefaultFn<H> = (holder: H) => PropValue | undefined;
 
-function positiveInt(name: string) {
-  return (h: { describe(): string }, v: PropValue): PropValue => {
-    if (typeof v === "number" && v <= 0) throw qerr("QubesPropertyValueError", `${name} must be positive`);
-    return v;
+/**
+ * The pure part of qubesd's setter of QubesVM property `name`, from the
+ * shared property table; a Python `ValueError` there is an unhandled
+ * exception in qubesd (the connection closes without a reply).
+ */
+function pure(name: string): (h: unknown, v: PropValue) => PropValue {
+  const check = propertySpec("AppVM", name)?.check;
+  if (!check) throw new Error(`no value check for ${name} in the property table`);
+  return (_h, v) => {
+    const r = check(v);
+    if (r.ok) return r.value;
+    if (r.error === "ValueError") throw new SimAbort(`ValueError: ${r.message}`);
+    throw qerr(r.error, r.message);
   };
 }
-function nonNegativeInt(name: string) {
-  return (_h: unknown, v: PropValue): PropValue => {
-    if (typeof v === "number" && v < 0) throw qerr("QubesPropertyValueError", `${name} must be positive or zero`);
-    return v;
-  };
+
+/** `qubes.app.validate_kernel`: the kernel must be installed in dom0. */
+function installedKernel(app: App, _prop: string, v: PropValue): PropValue {
+  if (v && !app.kernels.has(String(v))) throw qerr("QubesPropertyValueError", `Kernel ${pyStrRepr(String(v))} not installed`);
+  return v;
+}
+
+/** `_setter_default_netvm`: no qube using the default may end up in a loop. */
+function defaultNetvmSetter(app: App, v: PropValue): PropValue {
+  if (v === null) return v;
+  const net = app.domains.get(String(v));
+  if (!net) return v;
+  for (const q of app.domains.values()) {
+    if (!q.hasProp("netvm") || !q.isDefault("netvm")) continue;
+    if (net === q || app.connectedTransitively(q).includes(net)) throw qerr("QubesPropertyValueError", `Network loop on '${q.name}'`);
+  }
+  return v;
 }
 
 // ---------------------------------------------------------------------------
@@ -49,32 +71,25 @@ function qubesVmProps(): PropDef<Q>[] {
       type: "str",
       pyType: "str",
       default: tplOr("default_user", () => "user"),
-      setter: (_q, v) => {
-        if (typeof v === "string" && !/^[A-Za-z0-9_\-+,.]*$/.test(v))
-          throw qerr("QubesPropertyValueError", "Username can contain only those characters: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+,.");
-        return v;
-      },
+      setter: pure("default_user"),
     }),
-    P({ name: "devices_denied", type: "str", pyType: "str", default: () => "" }),
+    P({ name: "devices_denied", type: "str", pyType: "str", default: () => "", setter: pure("devices_denied") }),
     P({ name: "dns", type: "str", stateless: (q) => (q.netvmQube() || q.getProp("provides_network") ? "10.139.1.1 10.139.1.2" : null) }),
     P({ name: "gateway", type: "str", stateless: (q) => (q.getProp("provides_network") ? q.visibleIp() : null) }),
     P({ name: "gateway6", type: "str", stateless: () => null }),
     P({ name: "icon", type: "str", stateless: (q) => q.icon() }),
     P({ name: "include_in_backups", type: "bool", pyType: "bool", default: (q) => (q.klass === "DispVM" ? !q.getProp("auto_cleanup") : true) }),
     P({ name: "installed_by_rpm", type: "bool", pyType: "bool", default: () => false }),
-    P({ name: "ip", type: "str", pyType: "ip", default: (q) => q.defaultIp() }),
-    P({ name: "ip6", type: "str", pyType: "ip", default: () => null }),
+    P({ name: "ip", type: "str", pyType: "ipv4", default: (q) => q.defaultIp() }),
+    P({ name: "ip6", type: "str", pyType: "ipv6", default: () => null }),
     P({
       name: "kernel",
       type: "str",
       pyType: "str",
       default: tplOr("kernel", (q) => q.app.getProp("default_kernel") ?? undefined),
-      setter: (_q, v) => {
-        if (typeof v === "string" && v.includes("/")) throw qerr("QubesPropertyValueError", "Kernel name cannot contain '/'");
-        return v;
-      },
+      setter: (q, v) => installedKernel(q.app, "kernel", pure("kernel")(q, v)),
     }),
-    P({ name: "keyboard_layout", type: "str", pyType: "str", default: (q) => {
+    P({ name: "keyboard_layout", type: "str", pyType: "str", setter: pure("keyboard_layout"), default: (q) => {
       const g = q.vmProp("guivm");
       const v = g ? g.getProp("keyboard_layout") : undefined;
       return typeof v === "string" ? v : "us++";
@@ -86,14 +101,10 @@ function qubesVmProps(): PropDef<Q>[] {
       type: "str",
       pyType: "str",
       default: () => "00:16:3e:5e:6c:00",
-      setter: (_q, v) => {
-        const s = String(v).toLowerCase();
-        if (!/^([0-9a-f][0-9a-f]:){5}[0-9a-f][0-9a-f]$/.test(s)) throw new SimAbort("ValueError: Invalid MAC address value");
-        return s;
-      },
+      setter: pure("mac"),
     }),
-    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: nonNegativeInt("maxmem") }),
-    P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: positiveInt("memory") }),
+    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: pure("maxmem") }),
+    P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: pure("memory") }),
     P({ name: "name", type: "str", pyType: "str", writeOnce: true }),
     P({
       name: "provides_network",
@@ -107,25 +118,21 @@ function qubesVmProps(): PropDef<Q>[] {
       },
     }),
     P({ name: "qid", type: "int", pyType: "int", writeOnce: true }),
-    P({ name: "qrexec_timeout", type: "int", pyType: "int", default: tplOr("qrexec_timeout", (q) => q.app.getProp("default_qrexec_timeout") ?? 60), setter: positiveInt("qrexec_timeout") }),
-    P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: positiveInt("shutdown_timeout") }),
+    P({ name: "qrexec_timeout", type: "int", pyType: "int", default: tplOr("qrexec_timeout", (q) => q.app.getProp("default_qrexec_timeout") ?? 60), setter: pure("qrexec_timeout") }),
+    P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: pure("shutdown_timeout") }),
     P({ name: "start_time", type: "str", stateless: (q) => (q.power === "Halted" ? null : q.startTime) }),
-    P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: positiveInt("stubdom_mem") }),
+    P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: pure("stubdom_mem") }),
     P({ name: "stubdom_uuid", type: "str", stateless: () => null }),
     P({ name: "stubdom_xid", type: "int", stateless: () => -1 }),
     P({ name: "updateable", type: "bool", forbidden: true, default: (q) => !q.hasProp("template") }),
-    P({ name: "uuid", type: "str", pyType: "str", writeOnce: true }),
-    P({ name: "vcpus", type: "int", pyType: "int", default: tplOr("vcpus", () => 2), setter: positiveInt("vcpus") }),
+    P({ name: "uuid", type: "str", pyType: "uuid", writeOnce: true }),
+    P({ name: "vcpus", type: "int", pyType: "int", default: tplOr("vcpus", () => 2), setter: pure("vcpus") }),
     P({
       name: "virt_mode",
       type: "str",
       pyType: "str",
       default: (q) => (q.assignments.some((a) => a.devclass === "pci") ? "hvm" : (q.templateQube()?.getProp("virt_mode") as string | undefined) ?? "pvh"),
-      setter: (_q, v) => {
-        const s = String(v).toLowerCase();
-        if (!["hvm", "pv", "pvh"].includes(s)) throw qerr("QubesPropertyValueError", `Invalid virtualization mode, supported values: hvm, pv, pvh`);
-        return s;
-      },
+      setter: pure("virt_mode"),
     }),
     P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null }),
     P({ name: "visible_gateway6", type: "str", stateless: () => null }),
@@ -189,10 +196,10 @@ export const VM_PROPS: Record<string, PropDef<Q>[]> = {
     { name: "is_preload", type: "bool", stage: 2, stateless: () => false },
   ]),
   AdminVM: sortProps([
-    { name: "devices_denied", type: "str", pyType: "str", stage: 2, default: () => "" },
+    { name: "devices_denied", type: "str", pyType: "str", stage: 2, default: () => "", setter: pure("devices_denied") },
     { name: "icon", type: "str", stage: 2, stateless: () => "adminvm-black" },
     { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => true },
-    { name: "keyboard_layout", type: "str", pyType: "str", stage: 2, default: () => "us++" },
+    { name: "keyboard_layout", type: "str", pyType: "str", stage: 2, default: () => "us++", setter: pure("keyboard_layout") },
     { name: "klass", type: "str", stage: 2, stateless: () => "AdminVM" },
     { name: "label", type: "label", stage: 2 },
     { name: "maxmem", type: "int", stage: 2, forbidden: true, default: () => 4096 },
@@ -219,7 +226,7 @@ export const VM_PROPS: Record<string, PropDef<Q>[]> = {
 type A = App;
 const G = (d: Omit<PropDef<A>, "stage">): PropDef<A> => ({ stage: 3, ...d });
 const poolSetter = (a: A, v: PropValue): PropValue => {
-  if (typeof v === "string" && !a.pools.has(v)) throw qerr("QubesPropertyValueError", `No such storage pool: ${v}`);
+  if (!a.pools.has(String(v))) throw qerr("QubesPropertyValueError", "No such storage pool");
   return v;
 };
 
@@ -230,8 +237,8 @@ export const APP_PROPS: PropDef<A>[] = sortProps([
   G({ name: "default_audiovm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null) }),
   G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue }),
   G({ name: "default_guivm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null) }),
-  G({ name: "default_kernel", type: "str", pyType: "none" }),
-  G({ name: "default_netvm", type: "vm", allowNone: true, default: () => null }),
+  G({ name: "default_kernel", type: "str", pyType: "none", setter: (a, v) => installedKernel(a, "default_kernel", v) }),
+  G({ name: "default_netvm", type: "vm", allowNone: true, default: () => null, setter: defaultNetvmSetter }),
   G({ name: "default_pool", type: "str", pyType: "none", default: () => "varlibqubes", setter: poolSetter }),
   G({ name: "default_pool_kernel", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter }),
   G({ name: "default_pool_private", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter }),

@@ -5,6 +5,7 @@ import { propertyHelp } from "@qubes-kit/language";
 import type { PropDef, PropValue, Holder } from "../model.js";
 import { parsePyBool, parsePyInt, validateName } from "../model.js";
 import { SimAbort, isAscii, qerr } from "../wire.js";
+import { parseIPv4, parseIPv6, parseUuid } from "../ipaddr.js";
 import { lines, method, type CallContext } from "./registry.js";
 
 // ---------------------------------------------------------------------------
@@ -42,10 +43,16 @@ function sanitize(d: PropDef<Holder>, payload: Buffer): PropValue {
     if (n === undefined) throw qerr("QubesValueError", "Failed to parse property value as int");
     return n;
   }
-  if (d.pyType === "ip") {
-    if (s === "") return null;
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(s) && !s.includes(":")) throw new SimAbort("ValueError: invalid IP address");
-    return s;
+  const typed: Record<string, [(s: string) => string | undefined, string]> = {
+    ipv4: [parseIPv4, "IPv4Address"],
+    ipv6: [parseIPv6, "IPv6Address"],
+    uuid: [parseUuid, "UUID"],
+  };
+  const t = d.pyType ? typed[d.pyType] : undefined;
+  if (t) {
+    const v = t[0](s);
+    if (v === undefined) throw qerr("QubesValueError", `Failed to parse property value as ${t[1]}`);
+    return v;
   }
   for (const ch of s) if (!PRINTABLE.has(ch)) throw qerr("QubesValueError", "Invalid characters in property value");
   return s;
