@@ -127,6 +127,9 @@ export const PROHIBITED_FEATURES = new Set([
   "deferred-netvm-original",
 ]);
 
+/** Properties that `clone_properties` never copies (`clone=False`, or the disposable's own template). */
+const NOT_CLONED = new Set(["name", "qid", "uuid", "dispid", "template"]);
+
 /** A listener of events (one `admin.Events` connection). */
 export interface EventListener {
   /** `null` = every event (dest dom0); otherwise only events of this qube object. */
@@ -641,7 +644,19 @@ export class App extends Holder {
     klass: string,
     name: string,
     label: string,
-    opts: { template?: string; pool?: string; pools?: Record<string, string>; uuid?: string; qid?: number; createdBy?: string; dispid?: number; silentCreate?: boolean; extra?: (q: Qube) => void } = {},
+    opts: {
+      template?: string;
+      pool?: string;
+      pools?: Record<string, string>;
+      uuid?: string;
+      qid?: number;
+      createdBy?: string;
+      dispid?: number;
+      silentCreate?: boolean;
+      extra?: (q: Qube) => void;
+      /** A disposable's template: its explicit properties, firewall, features and tags are copied (`DispVM.__init__`). */
+      cloneFrom?: Qube;
+    } = {},
   ): Qube {
     const q = new Qube(this, klass, name);
     let qid = opts.qid;
@@ -657,11 +672,21 @@ export class App extends Holder {
     if (opts.template !== undefined) q.values.set("template", opts.template);
     if (opts.dispid !== undefined) q.values.set("dispid", opts.dispid);
     opts.extra?.(q);
+    const src = opts.cloneFrom;
+    if (src) {
+      for (const [k, v] of src.values)
+        if (!NOT_CLONED.has(k) && q.hasProp(k) && q.isDefault(k) && !q.def(k)!.stateless) q.values.set(k, v);
+    }
     if (klass !== "AdminVM" && klass !== "RemoteVM") {
       const gui = q.getProp("guivm");
       const audio = q.getProp("audiovm");
       if (typeof audio === "string") q.tags.add(`audiovm-${audio}`);
       if (typeof gui === "string") q.tags.add(`guivm-${gui}`);
+    }
+    if (src) {
+      q.firewall = [...src.firewall];
+      for (const [k, v] of src.features) if (!k.startsWith("preload-dispvm")) q.features.set(k, v);
+      for (const t of src.tags) q.tags.add(t);
     }
     this.domains.set(name, q);
     if (opts.silentCreate) {

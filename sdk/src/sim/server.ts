@@ -10,6 +10,7 @@ import type { CompiledPolicy, RawSystemInfo, DomainInfo } from "@qubes-kit/langu
 import { checkCall, findAdminMethod, type CallContext, type StreamReply } from "./admin.js";
 import { App, validateName, type AppOptions, type PropValue, type Qube } from "./model.js";
 import { DiskPolicyStore, MemoryPolicyStore, PolicyAdminError, handlePolicyRequest, loadStorePolicy, type PolicyStore } from "./policy.js";
+import { parseUuid } from "./ipaddr.js";
 import { MAX_REQUEST_BYTES, SimAbort, SimError, eventFrame, exceptionFrame, isAscii, okFrame, parseRequest, protocolError, qerr } from "./wire.js";
 
 /** Where the reply of one call goes. */
@@ -175,6 +176,8 @@ export class Simulator {
     if (!isAscii(raw)) throw new SimAbort("UnicodeDecodeError in qube name");
     if (raw.startsWith("uuid:")) {
       if (raw.length !== 41 || !/^uuid:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]*/.test(raw)) throw qerr("QubesVMInvalidUUIDError", `VM UUID is not valid: '${raw.slice(5)}'`);
+      // The pattern checks only a prefix of the last group: `uuid.UUID()` then fails on the rest (an unhandled ValueError).
+      if (parseUuid(raw.slice(5)) === undefined) throw new SimAbort("ValueError: badly formed hexadecimal UUID string");
     } else {
       validateName(raw);
     }

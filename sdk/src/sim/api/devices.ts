@@ -3,7 +3,7 @@
  */
 import type { Assignment } from "../model.js";
 import { DEVICE_CLASSES } from "../model.js";
-import { SimAbort, isAscii, protocolError, pyDictRepr, pySetRepr, qerr } from "../wire.js";
+import { SimAbort, isAscii, protocolError, pyDictRepr, pySetRepr, pyStrRepr, qerr } from "../wire.js";
 import { method, type CallContext } from "./registry.js";
 
 // ---------------------------------------------------------------------------
@@ -126,8 +126,10 @@ function deviceMethods(dc: string): void {
     return { devclass: dc, backend: dev.backend, portId: dev.portId, deviceId: id, mode, options } satisfies Assignment;
   };
   method(`${p}.Assign`, null, true, true, (c) => {
+    if (!c.app.domains.has(c.arg.split("+")[0]!)) throw new SimAbort("KeyError: backend qube");
     const a = loadAssignment(c, true);
-    if (a.mode === "manual") throw protocolError("Cannot assign device in manual mode; attach it instead");
+    // qubesd's assign() refuses manual mode with a bare exception: no reply.
+    if (a.mode === "manual") throw new SimAbort("ValueError: Only pci devices can be assigned as required.");
     if (c.dest.assignments.some((x) => x.devclass === dc && x.backend === a.backend && x.portId === a.portId && x.deviceId === a.deviceId))
       throw qerr("DeviceAlreadyAssigned", `device ${devRef(a)} of class ${dc} already assigned to ${c.dest.name}`);
     const kw: Array<[string, string]> = [["device", devRef(a)], ["options", pyDictRepr(a.options)]];
@@ -139,7 +141,7 @@ function deviceMethods(dc: string): void {
   method(`${p}.Unassign`, null, true, false, (c) => {
     const dev = parseDeviceArg(c);
     const i = c.dest.assignments.findIndex((x) => x.devclass === dc && x.backend === dev.backend && (dev.portId === "*" || x.portId === dev.portId) && (dev.deviceId === "*" || x.deviceId === dev.deviceId));
-    if (i < 0) throw qerr("DeviceNotAssigned", `${dc} device ${devRef(dev)} not assigned to ${c.dest.name}`);
+    if (i < 0) throw qerr("DeviceNotAssigned", pyStrRepr(`${dc} device ${devRef(dev)} not assigned to ${c.dest.name}`));
     const [a] = c.dest.assignments.splice(i, 1);
     c.dest.emit(`device-unassign:${dc}`, [["device", devRef(a!)]]);
     return null;
@@ -163,7 +165,7 @@ function deviceMethods(dc: string): void {
     if (!mode || !isAscii(c.payload)) throw qerr("QubesUnrecognizedDeviceAssignmentMode", "Invalid assignment mode");
     const dev = parseDeviceArg(c);
     const a = c.dest.assignments.find((x) => x.devclass === dc && x.backend === dev.backend && x.portId === dev.portId && (dev.deviceId === "*" || x.deviceId === dev.deviceId));
-    if (!a) throw qerr("DeviceNotAssigned", `${dc} device ${devRef(dev)} not assigned to ${c.dest.name}`);
+    if (!a) throw qerr("QubesValueError", `Device ${devRef(dev)} not assigned to ${c.dest.name}`);
     const kw: Array<[string, string]> = [["device", devRef(a)], ["options", pyDictRepr(a.options)]];
     c.dest.emit(`device-pre-assign:${dc}`, kw);
     a.mode = mode;

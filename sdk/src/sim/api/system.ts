@@ -85,7 +85,8 @@ method("admin.vm.CurrentState", null, false, false, (c) => {
   const running = q.power !== "Halted";
   const mem = q.isAdminVM ? c.app.host.dom0MemoryKiB : running ? Number(q.getProp("memory")) * 1024 : 0;
   const cputime = running ? Math.max(1, Math.round(process.uptime() * 1e9)) : 0;
-  return `mem=${mem} mem_static_max=0 cputime=${cputime} power_state=${q.power}`;
+  const maxMem = q.isAdminVM ? c.app.host.dom0MemoryKiB : 0;
+  return `mem=${mem} mem_static_max=${maxMem} cputime=${cputime} power_state=${q.power}`;
 });
 method("admin.vm.Console", null, false, false, (c) => {
   if (c.dest.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${c.dest.name}'`);
