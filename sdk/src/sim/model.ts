@@ -38,7 +38,8 @@ export interface PropDef<H> {
   /** Python-typed: `str` means any printable string; `none` means the property has no type (treated as `str`). */
   pyType?: "int" | "bool" | "str" | "none" | "ipv4" | "ipv6" | "uuid";
   /** Extra check/normalisation after type parsing (the Python setter). */
-  setter?: (holder: H, value: PropValue) => PropValue;
+  /** The setter's check and normalisation (`name` is the property's). */
+  setter?: (holder: H, value: PropValue, name: string) => PropValue;
 }
 
 /** A qube label. */
@@ -249,8 +250,9 @@ export abstract class Holder {
       value = this.app.getLabel(String(value)).name;
     }
     if (d.forbidden) throw this.cannotBeSet(name);
-    if (d.setter) value = d.setter(this, value);
+    if (d.setter) value = d.setter(this, value, name);
     const old = this.getProp(name);
+    this.preChangeCheck(name, value, old);
     const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
     if (old !== undefined) pre.push(["oldvalue", old]);
     this.emit(`property-pre-set:${name}`, pre);
@@ -268,6 +270,7 @@ export abstract class Holder {
     // still fires the reset events, and the value does not change.
     if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
     const old = this.getProp(name);
+    this.preChangeCheck(name, undefined, old);
     const kw: Array<[string, PropValue | undefined]> = [["name", name]];
     if (old !== undefined) kw.push(["oldvalue", old]);
     this.emit(`property-pre-reset:${name}`, kw);
@@ -284,6 +287,8 @@ export abstract class Holder {
     return qerr("QubesPropertyValueError", `property '${name}' on ${cls} instance cannot be set`);
   }
 
+  /** Refusals of `property-pre-set`/`property-pre-reset` handlers (`value` is `undefined` on reset). */
+  protected preChangeCheck(_name: string, _value: PropValue | undefined, _old: PropValue | undefined): void {}
   /** Side effects of a property change (tags following guivm/audiovm). */
   protected afterSet(_name: string): void {}
   /** Events that class handlers fire while a `property-pre-set` is handled. */
@@ -424,6 +429,26 @@ export class Qube extends Holder {
       else if (this.features.has("servicevm")) this.removeFeature("servicevm");
       else return;
       this.emit("property-reset:icon", [["name", "icon"]]);
+    }
+  }
+
+  /** `DVMTemplateMixin`: a disposable template in use keeps `template_for_dispvms`. */
+  protected override preChangeCheck(name: string, value: PropValue | undefined, old: PropValue | undefined): void {
+    if (name === "template" && value === undefined) {
+      // `on_property_pre_reset_template` of AppVM and DispVM
+      const def = this.klass === "AppVM" ? this.app.getProp("default_template") : null;
+      if (typeof def === "string") throw qerr("QubesValueError", `Cannot unset template. You can set it to the current default (${def}) instead`);
+      throw qerr("QubesValueError", "Cannot unset template");
+    }
+    if (name !== "template_for_dispvms" || value || !old) return;
+    const sys = ["default_dispvm", "management_dispvm"];
+    if (this.app.props().some((p) => p.type === "vm" && this.app.getProp(p.name) === this.name && sys.includes(p.name)))
+      throw qerr("QubesVMInUseError", `Cannot change template_for_dispvms to False while it is in use by the system by any of these properties: ${sys.join(", ")}`);
+    const qubeProps = [...sys, "template"];
+    for (const o of this.app.domains.values()) {
+      if (o === this) continue;
+      if (o.props().some((p) => p.type === "vm" && qubeProps.includes(p.name) && !o.isDefault(p.name) && o.getProp(p.name) === this.name))
+        throw qerr("QubesVMInUseError", `Cannot change template_for_dispvms to False while it is the disposable template of a qube by any of these properties: ${qubeProps.join(", ")}`);
     }
   }
 

@@ -4,7 +4,7 @@
  * setters' checks. Help texts and pure value checks come from the shared
  * table in `@qubes-kit/language` (`language/src/qubes/properties.ts`).
  */
-import type { App, PropDef, PropValue, Qube } from "./model.js";
+import { Qube, type App, type PropDef, type PropValue } from "./model.js";
 import { propertySpec } from "@qubes-kit/language";
 import { SimAbort, pyStrRepr, qerr } from "./wire.js";
 
@@ -150,11 +150,17 @@ function qubesVmProps(): PropDef<Q>[] {
   ];
 }
 
-function dispvmTemplateSetter(q: { app: App }, v: PropValue): PropValue {
+/** `qubes.vm.setter_disposable_template`. */
+function dispvmTemplateSetter(h: Qube | App, v: PropValue, name?: string): PropValue {
   if (typeof v === "string") {
-    const t = q.app.domains.get(v);
-    if (t && !(t.klass === "AppVM" && t.getProp("template_for_dispvms") === true) && !(t.klass === "StandaloneVM" && t.getProp("template_for_dispvms") === true))
-      throw qerr("QubesPropertyValueError", `VM ${v} is not allowed to create disposable qubes`);
+    const t = h.app.domains.get(v);
+    if (!t) return v;
+    // `assert isinstance(value, QubesVM)`: qubesd dies on dom0
+    if (t.isAdminVM) throw new SimAbort("AssertionError: disposable template is not a QubesVM");
+    if (t.getProp("template_for_dispvms") !== true) {
+      const target = h instanceof Qube ? `qube '${h.name}'` : "system";
+      throw qerr("QubesPropertyValueError", `Cannot set invalid property to ${target}, ${name} '${v}' has template_for_dispvms set to False`);
+    }
   }
   return v;
 }
@@ -235,7 +241,7 @@ export const APP_PROPS: PropDef<A>[] = sortProps([
   G({ name: "check_updates_vm", type: "bool", pyType: "bool", default: () => true }),
   G({ name: "clockvm", type: "vm", allowNone: true, default: () => null }),
   G({ name: "default_audiovm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null) }),
-  G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue }),
+  G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter }),
   G({ name: "default_guivm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null) }),
   G({ name: "default_kernel", type: "str", pyType: "none", setter: (a, v) => installedKernel(a, "default_kernel", v) }),
   G({ name: "default_netvm", type: "vm", allowNone: true, default: () => null, setter: defaultNetvmSetter }),
@@ -247,7 +253,7 @@ export const APP_PROPS: PropDef<A>[] = sortProps([
   G({ name: "default_qrexec_timeout", type: "int", pyType: "int", default: () => 60 }),
   G({ name: "default_shutdown_timeout", type: "int", pyType: "int", default: () => 60 }),
   G({ name: "default_template", type: "vm", allowNone: true, vmclass: "TemplateVM" }),
-  G({ name: "management_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue }),
+  G({ name: "management_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter }),
   G({ name: "maxmem", type: "int", forbidden: true, default: (a) => a.host.memoryMiB }),
   G({ name: "no_cpus", type: "int", forbidden: true, default: (a) => a.host.cpus }),
   G({ name: "stats_interval", type: "int", pyType: "int", default: () => 3 }),

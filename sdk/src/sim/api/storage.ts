@@ -102,7 +102,10 @@ method("admin.pool.Remove", true, true, false, (c) => {
 });
 method("admin.pool.volume.List", true, true, false, (c) => {
   enforceArg(c, c.app.pools.keys(), "pools");
-  return lines(c.app.pools.get(c.arg)!.volumes);
+  const pool = c.app.pools.get(c.arg)!;
+  // `LinuxKernel.list_volumes`: the kernels installed in its directory
+  if (pool.driver === "linux-kernel") return lines([...c.app.kernels]);
+  return lines(pool.volumes);
 });
 method("admin.pool.Set.revisions_to_keep", true, true, true, (c) => {
   enforceArg(c, c.app.pools.keys(), "pools");
@@ -117,6 +120,11 @@ method("admin.pool.Set.ephemeral_volatile", true, true, true, (c) => {
   c.app.pools.get(c.arg)!.config.ephemeral_volatile = v ? "True" : "False";
   return null;
 });
+
+/** A volume of the `linux-kernel` driver (`LinuxModules`). */
+function isKernelVolume(c: CallContext, v: Volume): boolean {
+  return c.app.pools.get(v.pool)?.driver === "linux-kernel";
+}
 
 function vol(c: CallContext): Volume {
   enforceArg(c, c.dest.volumes.keys(), `${c.dest.name} volumes`);
@@ -159,7 +167,9 @@ method("admin.vm.volume.CloneTo", null, true, true, (c) => {
 });
 method("admin.vm.volume.Resize", null, true, true, (c) => {
   const v = vol(c);
-  v.size = validateNumber(Buffer.from(c.payload.toString("latin1").trim(), "latin1"), "volume size");
+  const size = validateNumber(Buffer.from(c.payload.toString("latin1").trim(), "latin1"), "volume size");
+  if (isKernelVolume(c, v)) throw new SimAbort("NotImplementedError: LinuxModules cannot be resized");
+  v.size = size;
   return null;
 });
 method("admin.vm.volume.Clear", null, true, false, (c) => {
@@ -172,18 +182,25 @@ method("admin.vm.volume.Clear", null, true, false, (c) => {
 });
 method("admin.vm.volume.Set.revisions_to_keep", null, true, true, (c) => {
   const v = vol(c);
-  v.revisionsToKeep = validateNumber(c.payload, "revisions to keep", true);
+  const n = validateNumber(c.payload, "revisions to keep", true);
+  if (isKernelVolume(c, v) && n !== 0) throw qerr("QubesValueError", "LinuxModules supports only revisions_to_keep=0");
+  v.revisionsToKeep = n;
   return null;
 });
 method("admin.vm.volume.Set.rw", null, true, true, (c) => {
   const v = vol(c);
   const b = boolPayload(c.payload);
   if (c.dest.power !== "Halted") throw qerr("QubesVMNotHaltedError", `Domain is not powered off: '${c.dest.name}'`);
+  if (isKernelVolume(c, v) && b) throw qerr("QubesValueError", "LinuxModules supports only read-only volumes");
   v.rw = b;
   return null;
 });
 method("admin.vm.volume.Set.ephemeral", null, true, true, (c) => {
   const v = vol(c);
-  v.ephemeral = boolPayload(c.payload);
+  const b = boolPayload(c.payload);
+  if (isKernelVolume(c, v)) throw qerr("QubesValueError", "LinuxModules does not support setting ephemeral value");
+  // A qube's volume always has a domain: qubesd refuses to enable it
+  if (b) throw qerr("QubesValueError", "Cannot enable ephemeral on snap_on_start or save_on_stop or non-dom0 or not writable volume");
+  v.ephemeral = b;
   return null;
 });
