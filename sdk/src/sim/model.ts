@@ -364,8 +364,11 @@ export class Qube extends Holder {
     const ip = this.getProp("ip");
     return ip === undefined ? null : (ip as string | null);
   }
-  icon(): string {
-    const label = String(this.getProp("label"));
+  /** The icon name; `undefined` when the qube has no label (qubesd's AttributeError). */
+  icon(): string | undefined {
+    const raw = this.getProp("label");
+    if (raw === undefined || raw === null) return undefined;
+    const label = String(raw);
     if (this.klass === "TemplateVM") return `templatevm-${label}`;
     if (this.klass === "AppVM" && this.getProp("template_for_dispvms") === true) return `templatevm-${label}`;
     if (this.features.get("servicevm")) return `servicevm-${label}`;

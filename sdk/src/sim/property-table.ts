@@ -144,10 +144,19 @@ function qubesVmProps(): PropDef<Q>[] {
     P({ name: "bootmode", type: "str", stage: 4, pyType: "str", default: () => "default" }),
     P({ name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "DispVM" ? (q.getProp("template") ?? null) : (q.app.getProp("default_dispvm") ?? null)), setter: dispvmTemplateSetter }),
     P({ name: "guivm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_guivm") ?? null }),
-    P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: (q) => (q.getProp("kernel") ? (q.assignments.some((a) => a.devclass === "pci") ? "" : "swiotlb=2048") : "") }),
+    P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: defaultKernelopts }),
     P({ name: "management_dispvm", type: "vm", stage: 4, allowNone: true, default: tplOr("management_dispvm", (q) => q.app.getProp("management_dispvm") ?? null), setter: dispvmTemplateSetter }),
     P({ name: "netvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "TemplateVM" ? null : (q.app.getProp("default_netvm") ?? null)), setter: netvmSetter }),
   ];
+}
+
+/** `_default_kernelopts`: none without a kernel; with PCI devices the PCI default; else the template's, else the built-in default. */
+function defaultKernelopts(q: Qube): PropValue | undefined {
+  if (!q.getProp("kernel")) return "";
+  if (q.assignments.some((a) => a.devclass === "pci")) return "";
+  const t = q.templateQube();
+  if (t) return t.getProp("kernelopts");
+  return "swiotlb=2048";
 }
 
 /** `qubes.vm.setter_disposable_template`. */

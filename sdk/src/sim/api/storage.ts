@@ -199,8 +199,7 @@ method("admin.vm.volume.Set.ephemeral", null, true, true, (c) => {
   const v = vol(c);
   const b = boolPayload(c.payload);
   if (isKernelVolume(c, v)) throw qerr("QubesValueError", "LinuxModules does not support setting ephemeral value");
-  // A qube's volume always has a domain: qubesd refuses to enable it
-  if (b) throw qerr("QubesValueError", "Cannot enable ephemeral on snap_on_start or save_on_stop or non-dom0 or not writable volume");
+  if (b && (v.snapOnStart || v.saveOnStop || !v.rw)) throw qerr("QubesValueError", "Cannot enable ephemeral on snap_on_start or save_on_stop or non-dom0 or not writable volume");
   v.ephemeral = b;
   return null;
 });
