@@ -8,6 +8,7 @@
  * `null` here.
  */
 import type { QubeClass } from "@qubes-kit/language";
+import { TAG_PATTERN } from "@qubes-kit/language";
 import { APP_PROPS, VM_PROPS } from "./property-table.js";
 import { SimAbort, SimError, qerr } from "./wire.js";
 
@@ -247,7 +248,14 @@ export abstract class Holder {
       }
     }
     if (d.type === "label" && value !== null) {
-      value = this.app.getLabel(String(value)).name;
+      // `setter_label`: `label-N` means the label of index N
+      let key = String(value);
+      if (key.startsWith("label-")) {
+        const n = parsePyInt(key.slice(6));
+        if (n === undefined) throw new SimAbort(`ValueError: invalid literal for int() with base 10: '${key.slice(6)}'`);
+        key = String(n);
+      }
+      value = this.app.getLabel(key).name;
     }
     if (d.forbidden) throw this.cannotBeSet(name);
     if (d.setter) value = d.setter(this, value, name);
@@ -337,6 +345,17 @@ export class Qube extends Holder {
   }
   get isAdminVM(): boolean {
     return this.klass === "AdminVM";
+  }
+  /** Python's `repr()` of the qube object (`BaseVM.__repr__`: every property that has a value, by `str()`). */
+  pyRepr(): string {
+    const props = this.props()
+      .filter((d) => d.name !== "name" && d.name !== "qid")
+      .flatMap((d) => {
+        const v = this.getProp(d.name);
+        return v === undefined ? [] : [`${d.name}=${pyStr(v)}`];
+      });
+    const addr = (0x7f0000000000 + this.qid * 0x1000).toString(16);
+    return `<${this.klass} at 0x${addr} name='${this.name}' qid=${this.qid} ${props.join(" ")}>`;
   }
   /** A VM-typed property as a qube object. */
   vmProp(name: string): Qube | undefined {
@@ -459,6 +478,8 @@ export class Qube extends Holder {
   retag(name: "guivm" | "audiovm", value: PropValue | undefined): void {
     const want = typeof value === "string" ? `${name}-${value}` : undefined;
     for (const t of [...this.tags]) if (t.startsWith(`${name}-`) && !(name === "guivm" && t === want)) this.removeTag(t);
+    // `Tags.add` refuses a qube name with a dot: an unhandled ValueError, after the old tags went
+    if (want && !TAG_PATTERN.test(want)) throw new SimAbort("ValueError: Invalid character in tag");
     if (want) this.addTag(want);
   }
 }
@@ -592,7 +613,8 @@ export class App extends Holder {
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
     if (name === "default_guivm" || name === "default_audiovm") {
       const prop = name === "default_guivm" ? "guivm" : "audiovm";
-      for (const q of this.domains.values()) if (q.hasProp(prop) && q.isDefault(prop)) q.retag(prop, this.getProp(name));
+      // `for vm in app.domains`: qubes in name order
+      for (const q of this.sortedDomains()) if (q.hasProp(prop) && q.isDefault(prop)) q.retag(prop, this.getProp(name));
       return;
     }
     if (name !== "default_netvm" && name !== "default_dispvm") return;
@@ -608,6 +630,13 @@ export class App extends Holder {
       if (l.filter && !l.filter(subject ? subject.name : null, event, kwargs)) continue;
       l.send(subject ? subject.name : "", event, kwargs);
     }
+  }
+
+  /** Whether `app.save()` fails: some qube's kernel falls back to a global default_kernel that has no value. */
+  storeUnsaveable(): boolean {
+    if (this.getProp("default_kernel") !== undefined) return false;
+    for (const q of this.domains.values()) if (q.hasProp("kernel") && q.getProp("kernel") === undefined) return true;
+    return false;
   }
 
   /** `app.get_label(name|index)`. */
@@ -708,8 +737,12 @@ export class App extends Holder {
     if (klass !== "AdminVM" && klass !== "RemoteVM") {
       const gui = q.getProp("guivm");
       const audio = q.getProp("audiovm");
-      if (typeof audio === "string") q.tags.add(`audiovm-${audio}`);
-      if (typeof gui === "string") q.tags.add(`guivm-${gui}`);
+      for (const t of [typeof audio === "string" ? `audiovm-${audio}` : "", typeof gui === "string" ? `guivm-${gui}` : ""]) {
+        if (!t) continue;
+        // `domain-init` handlers of the gui and audio extensions: the qube is never added
+        if (!TAG_PATTERN.test(t)) throw new SimAbort("ValueError: Invalid character in tag");
+        q.tags.add(t);
+      }
     }
     if (src) {
       q.firewall = [...src.firewall];
@@ -799,6 +832,21 @@ export class App extends Holder {
     const extra = this.domains.get(creator)?.features.get("tag-created-vm-with") ?? "";
     for (const t of extra.split(/\s+/).filter((x) => /^[A-Za-z0-9_-]+$/.test(x))) q.addTag(t);
     q.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
+  }
+
+  /**
+   * A disposable whose template's kernel resolves to nothing (the global
+   * default_kernel was reset): `DispVM.__init__` fails reading the template's
+   * kernel volume, so qubesd never adds it and the call dies without a reply.
+   */
+  checkKernelVolume(q: Qube): void {
+    if (q.klass !== "DispVM" || q.getProp("kernel") !== undefined) return;
+    this.domains.delete(q.name);
+    for (const v of q.volumes.values()) {
+      const p = this.pools.get(v.pool);
+      if (p) p.volumes = p.volumes.filter((x) => x !== v.vid);
+    }
+    throw new SimAbort("AttributeError: property 'default_kernel' have no default");
   }
 
   /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */

@@ -122,7 +122,7 @@ function qubesVmProps(): PropDef<Q>[] {
     P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: pure("shutdown_timeout") }),
     P({ name: "start_time", type: "str", stateless: (q) => (q.power === "Halted" ? null : q.startTime) }),
     P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: pure("stubdom_mem") }),
-    P({ name: "stubdom_uuid", type: "str", stateless: () => null }),
+    P({ name: "stubdom_uuid", type: "str", stateless: () => "" }),
     P({ name: "stubdom_xid", type: "int", stateless: () => -1 }),
     P({ name: "updateable", type: "bool", forbidden: true, default: (q) => !q.hasProp("template") }),
     P({ name: "uuid", type: "str", pyType: "uuid", writeOnce: true }),
@@ -177,6 +177,8 @@ function dispvmTemplateSetter(h: Qube | App, v: PropValue, name?: string): PropV
 function netvmSetter(q: Qube, v: PropValue): PropValue {
   if (v === null) return v;
   const n = q.app.domains.get(String(v))!;
+  // `value.provides_network` on dom0: AdminVM has no such attribute
+  if (n.isAdminVM) throw new SimAbort("AttributeError: 'AdminVM' object has no attribute 'provides_network'");
   if (!n.getProp("provides_network")) throw qerr("QubesValueError", `The ${n.name} qube does not provide network`);
   if (n === q || q.app.connectedTransitively(q).includes(n)) throw qerr("QubesValueError", "Loops in network are unsupported");
   return v;

@@ -37,6 +37,10 @@ export interface SimulatorOptions extends AppOptions {
   onAbort?(reason: string, request: string): void;
 }
 
+/** The `admin.*` methods whose handler ends with `app.save()`. */
+const SAVING_METHOD =
+  /^admin\.(?:vm\.property\.(?:Set|Reset)|property\.(?:Set|Reset)|vm\.volume\.(?:Revert|CloneTo|Resize|Clear|Set\.\w+)|vm\.tag\.(?:Set|Remove)|pool\.(?:Add|Remove|Set\.\w+)|label\.(?:Create|Remove)|vm\.feature\.(?:Set|Remove)|vm\.Create(?:InPool)?\.\w+|vm\.CreateDisposable|vm\.Remove|vm\.device\.\w+\.(?:Assign|Unassign|Set\.assignment))$/;
+
 /** The exception type used on the socket for an internal error (exit code 2) of the policy admin service. */
 export const POLICY_INTERNAL_ERROR = "PolicyAdminInternalError";
 
@@ -168,7 +172,12 @@ export class Simulator {
       payload,
       policyAllows: (service, a, s, t) => this.policyAllows(service, a, s, t),
     };
-    return def.run(ctx);
+    const result = def.run(ctx);
+    // qubesd writes qubes.xml after these calls; with the global default_kernel
+    // reset, a qube whose kernel falls back to it cannot be serialised: the
+    // change stays applied and the call dies without a reply.
+    if (SAVING_METHOD.test(method) && this.app.storeUnsaveable()) throw new SimAbort("AttributeError: no default_kernel while saving qubes.xml");
+    return result;
   }
 
   /** `qubes.api.decode_vm`. */

@@ -75,7 +75,7 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       if (klass === "DispVM" && tq.getProp("template_for_dispvms") !== true)
         throw qerr("QubesValueError", `template for disposable (${t}) needs to be an AppVM with template_for_dispvms=True`);
       if (klass === "AppVM" && tq.klass !== "TemplateVM")
-        throw qerr("QubesPropertyValueError", `wrong VM class: domains['${t}'] is of type ${tq.klass} and not TemplateVM`);
+        throw qerr("QubesPropertyValueError", `wrong VM class: domains[${tq.pyRepr()}] is of type ${tq.klass} and not TemplateVM`);
       if (klass === "DispVM") cloneFrom = tq;
       template = t;
     }
@@ -85,7 +85,7 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       if (snapshots.includes(vol) && vol in pools)
         throw qerr("QubesException", `Snapshot volume ${vol} must be in the same pool as its origin (${vol} volume of template),cannot move to pool ${pools[vol]} `);
     if (klass === "AdminVM") throw qerr("QubesException", "AdminVM already exists");
-    app.addQube(klass, kw.name!, kw.label!, {
+    const q = app.addQube(klass, kw.name!, kw.label!, {
       template,
       pool,
       pools,
@@ -93,6 +93,7 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       dispid: klass === "DispVM" ? app.newDispid() : undefined,
       cloneFrom,
     });
+    app.checkKernelVolume(q);
     return null;
   };
 }
@@ -126,6 +127,7 @@ method("admin.vm.CreateDisposable", null, null, null, (c) => {
     extra: (d) => d.values.set("auto_cleanup", true),
     cloneFrom: appvm,
   });
+  c.app.checkKernelVolume(q);
   c.app.addCreatedByTag(q, c.src.name);
   q.addTag(`disp-created-by-${c.src.name}`);
   return p === "uuid" ? `uuid:${q.uuid}` : q.name;

@@ -111,6 +111,7 @@ method("admin.pool.Set.revisions_to_keep", true, true, true, (c) => {
   enforceArg(c, c.app.pools.keys(), "pools");
   const n = validateNumber(c.payload, "revisions to keep", true);
   if (n < -1) throw protocolError("Value can't be lower than -1");
+  if (c.app.pools.get(c.arg)!.driver === "linux-kernel" && n !== 0) throw qerr("QubesValueError", "LinuxKernel supports only revisions_to_keep=0");
   c.app.pools.get(c.arg)!.config.revisions_to_keep = String(n);
   return null;
 });
