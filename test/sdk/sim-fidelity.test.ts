@@ -163,6 +163,15 @@ class Side {
 }
 
 const show = (r: Reply) => (r[0] === "exc" ? `${r[1]}: ${r[2]}` : r[0] === "ok" ? `ok ${JSON.stringify(r[3].length > 300 ? `${r[3].slice(0, 300)}…` : r[3])}` : r[0]);
+/** For two long OK payloads: the first line that differs. */
+function firstDifference(a: Reply, b: Reply): string {
+  if (a[0] !== "ok" || b[0] !== "ok") return "";
+  const x = a[3].split("\n");
+  const y = b[3].split("\n");
+  const i = x.findIndex((l, k) => l !== y[k]);
+  const k = i < 0 ? x.length : i;
+  return `\n    first difference, line ${k + 1}: qubesd ${JSON.stringify(x[k] ?? "")} / sim ${JSON.stringify(y[k] ?? "")}`;
+}
 const describeCall = (c: GenCall) =>
   JSON.stringify(c.raw ?? `${c.method}+${c.arg} ${c.src} ${c.dtype} ${c.dest}\0${c.payload.length > 120 ? `${c.payload.slice(0, 120)}…(${c.payload.length} bytes)` : c.payload}`);
 
@@ -194,7 +203,7 @@ for (const file of files) {
       for (const [i, { request, reply }] of fx.calls.entries()) {
         const got = await side.send(request);
         if (JSON.stringify(got) !== JSON.stringify(reply))
-          mismatches.set(i, `#${i} ${describeCall(request)}\n    qubesd ${show(reply)}\n    sim    ${show(got)}`);
+          mismatches.set(i, `#${i} ${describeCall(request)}\n    qubesd ${show(reply)}\n    sim    ${show(got)}${firstDifference(reply, got)}`);
       }
       const unexpected = [...mismatches].filter(([i]) => !(String(i) in fx.known)).map(([, s]) => s);
       expect(unexpected.slice(0, 10).join("\n"), `${unexpected.length} calls answered differently`).toBe("");

@@ -768,7 +768,9 @@ export class App extends Holder {
     if (q.klass === "AdminVM" || q.klass === "RemoteVM") return;
     const dir = q.klass === "TemplateVM" ? "vm-templates" : "appvms";
     const tpl = q.templateQube();
-    const pick = (vol: string): string => pools?.[vol] ?? pool ?? String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
+    // A disposable takes each volume's pool from its template's volume (`DispVM.__init__`)
+    const inherited = (vol: string): string | undefined => (q.klass === "DispVM" ? tpl?.volumes.get(vol)?.pool : undefined);
+    const pick = (vol: string): string => pools?.[vol] ?? pool ?? inherited(vol) ?? String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
     const mk = (name: string, size: number, extra: Partial<Volume>): Volume => {
       const p = pick(name);
       const poolObj = this.pools.get(p);
@@ -802,8 +804,13 @@ export class App extends Holder {
     );
     q.volumes.set("volatile", mk("volatile", 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
     const kernel = q.getProp("kernel");
-    const kpool = pools?.kernel ?? String(this.getProp("default_pool_kernel") ?? "linux-kernel");
+    const kpool = pools?.kernel ?? inherited("kernel") ?? String(this.getProp("default_pool_kernel") ?? "linux-kernel");
     const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
+    if (this.pools.get(kpool) && this.pools.get(kpool)!.driver !== "linux-kernel") {
+      // the kernel volume in an ordinary pool: an empty read-only image of the qube's own
+      q.volumes.set("kernel", mk("kernel", 0, { rw: false }));
+      return;
+    }
     q.volumes.set("kernel", {
       name: "kernel",
       pool: kpool,

@@ -153,6 +153,9 @@ function qubesVmProps(): PropDef<Q>[] {
 /** `_default_kernelopts`: none without a kernel; with PCI devices the PCI default; else the template's, else the built-in default. */
 function defaultKernelopts(q: Qube): PropValue | undefined {
   if (!q.getProp("kernel")) return "";
+  // `storage.kernels_dir` of a kernel volume outside a linux-kernel pool: an AttributeError, so no value
+  const kv = q.volumes.get("kernel");
+  if (kv && q.app.pools.get(kv.pool)?.driver !== "linux-kernel") return undefined;
   if (q.assignments.some((a) => a.devclass === "pci")) return "";
   const t = q.templateQube();
   if (t) return t.getProp("kernelopts");
