@@ -456,6 +456,12 @@ export class Qube extends Holder {
 
   /** `DVMTemplateMixin`: a disposable template in use keeps `template_for_dispvms`. */
   protected override preChangeCheck(name: string, value: PropValue | undefined, old: PropValue | undefined): void {
+    if (name === "netvm" && value === undefined) {
+      // `on_property_pre_reset_netvm`: the default must pass the setter's checks
+      const d = this.def("netvm")!;
+      const next = d.default?.(this);
+      if (next) d.setter?.(this, next, "netvm");
+    }
     if (name === "template" && value === undefined) {
       // `on_property_pre_reset_template` of AppVM and DispVM
       const def = this.klass === "AppVM" ? this.app.getProp("default_template") : null;
@@ -730,10 +736,7 @@ export class App extends Holder {
     if (opts.dispid !== undefined) q.values.set("dispid", opts.dispid);
     opts.extra?.(q);
     const src = opts.cloneFrom;
-    if (src) {
-      for (const [k, v] of src.values)
-        if (!NOT_CLONED.has(k) && q.hasProp(k) && q.isDefault(k) && !q.def(k)!.stateless) q.values.set(k, v);
-    }
+    // `domain-init` (gui and audio tags) runs before a disposable clones its template
     if (klass !== "AdminVM" && klass !== "RemoteVM") {
       const gui = q.getProp("guivm");
       const audio = q.getProp("audiovm");
@@ -745,9 +748,17 @@ export class App extends Holder {
       }
     }
     if (src) {
+      for (const [k, v] of src.values)
+        if (!NOT_CLONED.has(k) && q.hasProp(k) && q.isDefault(k) && !q.def(k)!.stateless) q.values.set(k, v);
       q.firewall = [...src.firewall];
       for (const [k, v] of src.features) if (!k.startsWith("preload-dispvm")) q.features.set(k, v);
       for (const t of src.tags) q.tags.add(t);
+    }
+    if (!opts.silentCreate && klass !== "AdminVM" && klass !== "RemoteVM") {
+      // LinuxKernel.init_volume asserts a read-only volume: a writable one there kills the call, and the qube goes
+      for (const vol of ["root", "private", "volatile"])
+        if (this.pools.get(this.volumePool(q, vol, opts.pool, opts.pools))?.driver === "linux-kernel")
+          throw new SimAbort(`AssertionError: writable ${vol} volume in a linux-kernel pool`);
     }
     this.domains.set(name, q);
     if (opts.silentCreate) {
@@ -764,13 +775,28 @@ export class App extends Holder {
     return q;
   }
 
+  /**
+   * The pool of volume `vol` of a new qube: a snapshot volume stays with its
+   * origin (the template's volume); `pool=` moves only writable non-snapshot
+   * volumes (`_patch_pool_config`); a disposable takes its template's pools;
+   * otherwise the global `default_pool_<vol>`.
+   */
+  volumePool(q: Qube, vol: string, pool?: string, pools?: Record<string, string>): string {
+    const tpl = q.templateQube();
+    const snapshot = (q.klass === "AppVM" && vol === "root") || (q.klass === "DispVM" && (vol === "root" || vol === "private"));
+    const fromTemplate = tpl?.volumes.get(vol)?.pool;
+    if (snapshot && fromTemplate) return fromTemplate;
+    if (pools?.[vol]) return pools[vol]!;
+    if (pool && !snapshot && vol !== "kernel") return pool;
+    if (q.klass === "DispVM" && fromTemplate) return fromTemplate;
+    return String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
+  }
+
   private createVolumes(q: Qube, pool?: string, pools?: Record<string, string>): void {
     if (q.klass === "AdminVM" || q.klass === "RemoteVM") return;
     const dir = q.klass === "TemplateVM" ? "vm-templates" : "appvms";
     const tpl = q.templateQube();
-    // A disposable takes each volume's pool from its template's volume (`DispVM.__init__`)
-    const inherited = (vol: string): string | undefined => (q.klass === "DispVM" ? tpl?.volumes.get(vol)?.pool : undefined);
-    const pick = (vol: string): string => pools?.[vol] ?? pool ?? inherited(vol) ?? String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
+    const pick = (vol: string): string => this.volumePool(q, vol, pool, pools);
     const mk = (name: string, size: number, extra: Partial<Volume>): Volume => {
       const p = pick(name);
       const poolObj = this.pools.get(p);
@@ -804,7 +830,7 @@ export class App extends Holder {
     );
     q.volumes.set("volatile", mk("volatile", 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
     const kernel = q.getProp("kernel");
-    const kpool = pools?.kernel ?? inherited("kernel") ?? String(this.getProp("default_pool_kernel") ?? "linux-kernel");
+    const kpool = pick("kernel");
     const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
     if (this.pools.get(kpool) && this.pools.get(kpool)!.driver !== "linux-kernel") {
       // the kernel volume in an ordinary pool: an empty read-only image of the qube's own

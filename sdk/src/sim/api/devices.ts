@@ -141,6 +141,9 @@ function deviceMethods(dc: string): void {
   method(`${p}.Unassign`, null, true, false, (c) => {
     const dev = parseDeviceArg(c);
     const i = c.dest.assignments.findIndex((x) => x.devclass === dc && x.backend === dev.backend && (dev.portId === "*" || x.portId === dev.portId) && (dev.deviceId === "*" || x.deviceId === dev.deviceId));
+    // an unknown PCI port of the backend: qubesd's PCI device lookup fails unhandled
+    if (i < 0 && dc === "pci" && dev.portId !== "*" && !c.app.domains.get(dev.backend)?.exposed.some((d) => d.devclass === "pci" && d.portId === dev.portId))
+      throw new SimAbort(`KeyError: no ${dc} device on port ${dev.portId}`);
     if (i < 0) throw qerr("DeviceNotAssigned", pyStrRepr(`${dc} device ${devRef(dev)} not assigned to ${c.dest.name}`));
     const [a] = c.dest.assignments.splice(i, 1);
     c.dest.emit(`device-unassign:${dc}`, [["device", devRef(a!)]]);
@@ -189,8 +192,8 @@ method("admin.vm.device.denied.Add", null, false, null, (c) => {
   if (new Set(add).size !== add.length) throw protocolError("Duplicated device interfaces in payload.");
   const cur = interfacesFromBulk(String(c.dest.getProp("devices_denied") ?? ""));
   const merged = [...new Set([...cur, ...add])].sort();
-  const next = merged.join("");
-  if (next !== c.dest.getProp("devices_denied")) c.dest.setProp("devices_denied", next);
+  // qubesd assigns the property even when nothing changes (so it is no longer default)
+  c.dest.setProp("devices_denied", merged.join(""));
   return null;
 });
 method("admin.vm.device.denied.Remove", null, false, null, (c) => {

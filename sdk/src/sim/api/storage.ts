@@ -133,7 +133,13 @@ function vol(c: CallContext): Volume {
 }
 method("admin.vm.volume.List", null, false, false, (c) => lines(c.dest.volumes.keys()));
 method("admin.vm.volume.Info", null, true, false, (c) => {
-  const v = vol(c);
+  let v = vol(c);
+  if (isKernelVolume(c, v)) {
+    // `LinuxModules`: vid and path follow the qube's current kernel
+    const k = c.dest.getProp("kernel");
+    const dirPath = c.app.pools.get(v.pool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
+    v = { ...v, vid: k ? String(k) : "", path: k ? `${dirPath}/${k}/modules.img` : "" };
+  }
   const b = (x: boolean) => (x ? "True" : "False");
   return (
     `pool=${v.pool}\nvid=${v.vid}\nsize=${v.size}\nusage=${v.usage}\nrw=${b(v.rw)}\nsource=${v.source}\npath=${v.path}\n` +
