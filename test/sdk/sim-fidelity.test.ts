@@ -15,6 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GLOBAL_PROPERTIES, QUBE_PROPERTIES, propertyHelp } from "@qubes-kit/language";
 import { Simulator, type SimulatorServer } from "@qubes-kit/sdk";
 import { FIXTURES, call, tmpDir } from "./sim-helpers.js";
 
@@ -174,6 +175,29 @@ function firstDifference(a: Reply, b: Reply): string {
 }
 const describeCall = (c: GenCall) =>
   JSON.stringify(c.raw ?? `${c.method}+${c.arg} ${c.src} ${c.dtype} ${c.dest}\0${c.payload.length > 120 ? `${c.payload.slice(0, 120)}…(${c.payload.length} bytes)` : c.payload}`);
+
+it("takes every help text of the shared property table from qubesd's answers, and the simulator answers the same", async () => {
+  const socket = path.join(tmpDir(), "qubesd.sock");
+  const server = await new Simulator().listen(socket);
+  try {
+    for (const req of ["admin.vm.Create.TemplateVM+ dom0 name dom0\0name=t label=black", "admin.vm.Create.AppVM+t dom0 name dom0\0name=a label=red"])
+      expect(parse(await call(socket, latin1(req)))[0]).toBe("ok");
+    for (const [klass, list] of Object.entries(QUBE_PROPERTIES))
+      for (const p of list) expect(p.help, `${klass}.${p.name}`).toBe(propertyHelp(klass as keyof typeof QUBE_PROPERTIES, p.name));
+    for (const p of GLOBAL_PROPERTIES) {
+      expect(p.help, p.name).toBe(propertyHelp("@global", p.name));
+      expect(parse(await call(socket, latin1(`admin.property.Help+${p.name} dom0 name dom0\0`)))).toEqual(["ok", "", "", p.help]);
+    }
+    for (const p of QUBE_PROPERTIES.AppVM) expect(parse(await call(socket, latin1(`admin.vm.property.Help+${p.name} dom0 name a\0`)))).toEqual(["ok", "", "", p.help]);
+    for (const p of QUBE_PROPERTIES.TemplateVM) expect(parse(await call(socket, latin1(`admin.vm.property.Help+${p.name} dom0 name t\0`)))).toEqual(["ok", "", "", p.help]);
+    // the two texts the golden transcripts show verbatim
+    expect(propertyHelp("AppVM", "netvm")).toBe("VM that provides network connection to this domain. When None, machine is disconnected. When absent, domain uses default NetVM.");
+    expect(propertyHelp("@global", "default_netvm")).toBe("Default NetVM for AppVMs. Initial state is None, which means that AppVMs are not connected to the Internet.");
+    expect(propertyHelp("AppVM", "nosuch")).toBeUndefined();
+  } finally {
+    await server.close();
+  }
+});
 
 it("has recorded sequences of 1,000 calls", () => {
   expect(files.length).toBeGreaterThanOrEqual(3);
