@@ -7,6 +7,9 @@
  * explicitly or falls back to its default (possibly "no value"); `None` is
  * `null` here.
  */
+import type { QubeClass } from "@qubes-kit/language";
+import { TAG_PATTERN } from "@qubes-kit/language";
+import { APP_PROPS, VM_PROPS } from "./property-table.js";
 import { SimAbort, SimError, qerr } from "./wire.js";
 
 /** A property value: `null` is Python's `None`. VM values are qube names, label values label names. */
@@ -34,10 +37,10 @@ export interface PropDef<H> {
   vmclass?: string;
   allowNone?: boolean;
   /** Python-typed: `str` means any printable string; `none` means the property has no type (treated as `str`). */
-  pyType?: "int" | "bool" | "str" | "none" | "ip";
+  pyType?: "int" | "bool" | "str" | "none" | "ipv4" | "ipv6" | "uuid";
   /** Extra check/normalisation after type parsing (the Python setter). */
-  setter?: (holder: H, value: PropValue) => PropValue;
-  help: string;
+  /** The setter's check and normalisation (`name` is the property's). */
+  setter?: (holder: H, value: PropValue, name: string) => PropValue;
 }
 
 /** A qube label. */
@@ -126,6 +129,9 @@ export const PROHIBITED_FEATURES = new Set([
   "deferred-netvm-original",
 ]);
 
+/** Properties that `clone_properties` never copies (`clone=False`, or the disposable's own template). */
+const NOT_CLONED = new Set(["name", "qid", "uuid", "dispid", "template"]);
+
 /** A listener of events (one `admin.Events` connection). */
 export interface EventListener {
   /** `null` = every event (dest dom0); otherwise only events of this qube object. */
@@ -178,271 +184,10 @@ export function validateName(value: string): void {
   if (/^[0-9_.-]/.test(value)) throw qerr("QubesValueError", "VM name cannot start with hyphen, underscore, dot or numbers");
   if (!/^[a-zA-Z][a-zA-Z0-9_.-]*$/.test(value)) throw qerr("QubesValueError", "VM name contains illegal characters");
   if (value === "Domain-0") throw qerr("QubesValueError", "VM name cannot be 'Domain-0'");
-  if (value === "none" || value === "default") throw qerr("QubesValueError", `VM name cannot be '${value}'`);
+  if (value === "none" || value === "default") throw qerr("QubesValueError", "VM name cannot be 'none' nor 'default'");
   if (value.endsWith("-dm")) throw qerr("QubesValueError", "VM name cannot end with -dm");
 }
 
-function positiveInt(name: string) {
-  return (h: { describe(): string }, v: PropValue): PropValue => {
-    if (typeof v === "number" && v <= 0) throw qerr("QubesPropertyValueError", `${name} must be positive`);
-    return v;
-  };
-}
-function nonNegativeInt(name: string) {
-  return (_h: unknown, v: PropValue): PropValue => {
-    if (typeof v === "number" && v < 0) throw qerr("QubesPropertyValueError", `${name} must be positive or zero`);
-    return v;
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Property tables
-
-/** Help texts: the two that the golden transcripts show verbatim, our own words for the rest. */
-const HELP: Record<string, string> = {
-  "vm.netvm":
-    "VM that provides network connection to this domain. When None, machine is disconnected. When absent, domain uses default NetVM.",
-  "app.default_netvm":
-    "Default NetVM for AppVMs. Initial state is None, which means that AppVMs are not connected to the Internet.",
-};
-function help(scope: "vm" | "app", name: string, fallback: string): string {
-  return HELP[`${scope}.${name}`] ?? fallback;
-}
-
-type Q = Qube;
-
-function tplOr(prop: string, fallback: (q: Q) => PropValue | undefined): DefaultFn<Q> {
-  return (q) => {
-    const t = q.templateQube();
-    if (t && t.hasProp(prop)) {
-      const v = t.getProp(prop);
-      if (v !== undefined) return v;
-    }
-    return fallback(q);
-  };
-}
-
-function qubesVmProps(): PropDef<Q>[] {
-  const P = (d: Omit<PropDef<Q>, "stage" | "help"> & { stage?: number; help?: string }): PropDef<Q> => ({
-    stage: 2,
-    help: help("vm", d.name, `The ${d.name.replace(/_/g, " ")} of this qube.`),
-    ...d,
-  });
-  return [
-    P({ name: "autostart", type: "bool", pyType: "bool", default: () => false, help: "Start this qube at system boot." }),
-    P({ name: "backup_timestamp", type: "int", pyType: "int", default: () => null, help: "Time of the last backup of this qube (seconds since the epoch)." }),
-    P({ name: "debug", type: "bool", pyType: "bool", default: () => false, help: "Turn on debug mode: more verbose logs and the console stays open." }),
-    P({
-      name: "default_user",
-      type: "str",
-      pyType: "str",
-      default: tplOr("default_user", () => "user"),
-      setter: (_q, v) => {
-        if (typeof v === "string" && !/^[A-Za-z0-9_\-+,.]*$/.test(v))
-          throw qerr("QubesPropertyValueError", "Username can contain only those characters: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+,.");
-        return v;
-      },
-      help: "Default user used to run commands in this qube.",
-    }),
-    P({ name: "devices_denied", type: "str", pyType: "str", default: () => "", help: "Device interfaces that may not be attached to this qube." }),
-    P({ name: "dns", type: "str", stateless: (q) => (q.netvmQube() || q.getProp("provides_network") ? "10.139.1.1 10.139.1.2" : null), help: "DNS servers this qube is configured with." }),
-    P({ name: "gateway", type: "str", stateless: (q) => (q.getProp("provides_network") ? q.visibleIp() : null), help: "Gateway for qubes connected to this one." }),
-    P({ name: "gateway6", type: "str", stateless: () => null, help: "IPv6 gateway for qubes connected to this one." }),
-    P({ name: "icon", type: "str", stateless: (q) => q.icon(), help: "Freedesktop icon name of this qube." }),
-    P({ name: "include_in_backups", type: "bool", pyType: "bool", default: (q) => (q.klass === "DispVM" ? !q.getProp("auto_cleanup") : true), help: "Include this qube in backups by default." }),
-    P({ name: "installed_by_rpm", type: "bool", pyType: "bool", default: () => false, help: "Whether this qube was installed by a package manager." }),
-    P({ name: "ip", type: "str", pyType: "ip", default: (q) => q.defaultIp(), help: "IP address of this qube." }),
-    P({ name: "ip6", type: "str", pyType: "ip", default: () => null, help: "IPv6 address of this qube." }),
-    P({
-      name: "kernel",
-      type: "str",
-      pyType: "str",
-      default: tplOr("kernel", (q) => q.app.getProp("default_kernel") ?? undefined),
-      setter: (_q, v) => {
-        if (typeof v === "string" && v.includes("/")) throw qerr("QubesPropertyValueError", "Kernel name cannot contain '/'");
-        return v;
-      },
-      help: "Kernel used by this qube (empty: the one inside the qube).",
-    }),
-    P({ name: "keyboard_layout", type: "str", pyType: "str", default: (q) => {
-      const g = q.vmProp("guivm");
-      const v = g ? g.getProp("keyboard_layout") : undefined;
-      return typeof v === "string" ? v : "us++";
-    }, help: "Keyboard layout of this qube (layout+variant+options)." }),
-    P({ name: "klass", type: "str", stateless: (q) => q.klass, help: "Class of this qube." }),
-    P({ name: "label", type: "label", help: "Colourful label assigned to this qube." }),
-    P({
-      name: "mac",
-      type: "str",
-      pyType: "str",
-      default: () => "00:16:3e:5e:6c:00",
-      setter: (_q, v) => {
-        const s = String(v).toLowerCase();
-        if (!/^([0-9a-f][0-9a-f]:){5}[0-9a-f][0-9a-f]$/.test(s)) throw new SimAbort("ValueError: Invalid MAC address value");
-        return s;
-      },
-      help: "MAC address of the emulated network card.",
-    }),
-    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: nonNegativeInt("maxmem"), help: "Maximum memory (MiB) the memory balancer may give this qube." }),
-    P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: positiveInt("memory"), help: "Memory (MiB) allocated at start." }),
-    P({ name: "name", type: "str", pyType: "str", writeOnce: true, help: "User-facing name of this qube." }),
-    P({
-      name: "provides_network",
-      type: "bool",
-      pyType: "bool",
-      default: () => false,
-      setter: (q, v) => {
-        if (v === false && q.connectedQubes().length > 0)
-          throw qerr("QubesValueError", "The qube is still used by other qubes, change theirs 'netvm' first");
-        return v;
-      },
-      help: "Whether this qube provides network to other qubes.",
-    }),
-    P({ name: "qid", type: "int", pyType: "int", writeOnce: true, help: "Internal, persistent identifier of this qube." }),
-    P({ name: "qrexec_timeout", type: "int", pyType: "int", default: tplOr("qrexec_timeout", (q) => q.app.getProp("default_qrexec_timeout") ?? 60), setter: positiveInt("qrexec_timeout"), help: "Seconds to wait for the qrexec agent at start." }),
-    P({ name: "shutdown_timeout", type: "int", pyType: "int", default: tplOr("shutdown_timeout", (q) => q.app.getProp("default_shutdown_timeout") ?? 60), setter: positiveInt("shutdown_timeout"), help: "Seconds to wait for a clean shutdown." }),
-    P({ name: "start_time", type: "str", stateless: (q) => (q.power === "Halted" ? null : q.startTime), help: "When this qube was started." }),
-    P({ name: "stubdom_mem", type: "int", pyType: "int", default: () => null, setter: positiveInt("stubdom_mem"), help: "Memory (MiB) of the stub domain." }),
-    P({ name: "stubdom_uuid", type: "str", stateless: () => null, help: "UUID of the stub domain, if any." }),
-    P({ name: "stubdom_xid", type: "int", stateless: () => -1, help: "Xen id of the stub domain, or -1." }),
-    P({ name: "updateable", type: "bool", forbidden: true, default: (q) => !q.hasProp("template"), help: "Whether this qube keeps its root filesystem (can be updated)." }),
-    P({ name: "uuid", type: "str", pyType: "str", writeOnce: true, help: "UUID of this qube." }),
-    P({ name: "vcpus", type: "int", pyType: "int", default: tplOr("vcpus", () => 2), setter: positiveInt("vcpus"), help: "Number of virtual CPUs." }),
-    P({
-      name: "virt_mode",
-      type: "str",
-      pyType: "str",
-      default: (q) => (q.assignments.some((a) => a.devclass === "pci") ? "hvm" : (q.templateQube()?.getProp("virt_mode") as string | undefined) ?? "pvh"),
-      setter: (_q, v) => {
-        const s = String(v).toLowerCase();
-        if (!["hvm", "pv", "pvh"].includes(s)) throw qerr("QubesPropertyValueError", `Invalid virtualization mode, supported values: hvm, pv, pvh`);
-        return s;
-      },
-      help: "Virtualisation mode: hvm, pv or pvh.",
-    }),
-    P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null, help: "Default gateway of this qube." }),
-    P({ name: "visible_gateway6", type: "str", stateless: () => null, help: "Default IPv6 gateway of this qube." }),
-    P({ name: "visible_ip", type: "str", stateless: (q) => q.visibleIp(), help: "IP address as seen from inside this qube." }),
-    P({ name: "visible_ip6", type: "str", stateless: () => null, help: "IPv6 address as seen from inside this qube." }),
-    P({ name: "visible_netmask", type: "str", stateless: (q) => (q.netvmQube()?.isNetworked() ? "255.255.255.255" : null), help: "Netmask as seen from inside this qube." }),
-    P({ name: "xid", type: "int", stateless: (q) => (q.power === "Halted" ? -1 : q.xid), help: "Xen id of this qube, or -1 when not running." }),
-    P({ name: "audiovm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_audiovm") ?? null, help: "Qube that provides audio to this one." }),
-    P({ name: "bootmode", type: "str", stage: 4, pyType: "str", default: () => "default", help: "Boot mode of this qube." }),
-    P({ name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "DispVM" ? (q.getProp("template") ?? null) : (q.app.getProp("default_dispvm") ?? null)), setter: dispvmTemplateSetter, help: "Default disposable template for calls from this qube." }),
-    P({ name: "guivm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_guivm") ?? null, help: "Qube that provides the GUI of this one." }),
-    P({ name: "kernelopts", type: "str", stage: 4, pyType: "str", default: (q) => (q.getProp("kernel") ? (q.assignments.some((a) => a.devclass === "pci") ? "" : "swiotlb=2048") : ""), help: "Kernel command line options." }),
-    P({ name: "management_dispvm", type: "vm", stage: 4, allowNone: true, default: tplOr("management_dispvm", (q) => q.app.getProp("management_dispvm") ?? null), setter: dispvmTemplateSetter, help: "Disposable template used for management of this qube." }),
-    P({ name: "netvm", type: "vm", stage: 4, allowNone: true, default: (q) => (q.klass === "TemplateVM" ? null : (q.app.getProp("default_netvm") ?? null)), setter: netvmSetter }),
-  ];
-}
-
-function dispvmTemplateSetter(q: { app: App }, v: PropValue): PropValue {
-  if (typeof v === "string") {
-    const t = q.app.domains.get(v);
-    if (t && !(t.klass === "AppVM" && t.getProp("template_for_dispvms") === true) && !(t.klass === "StandaloneVM" && t.getProp("template_for_dispvms") === true))
-      throw qerr("QubesPropertyValueError", `VM ${v} is not allowed to create disposable qubes`);
-  }
-  return v;
-}
-
-function netvmSetter(q: Qube, v: PropValue): PropValue {
-  if (v === null) return v;
-  const n = q.app.domains.get(String(v))!;
-  if (!n.getProp("provides_network")) throw qerr("QubesValueError", `The ${n.name} qube does not provide network`);
-  if (n === q || q.app.connectedTransitively(q).includes(n)) throw qerr("QubesValueError", "Loops in network are unsupported");
-  return v;
-}
-
-const QUBESVM_PROPS = qubesVmProps();
-const byName = (list: PropDef<Q>[], drop: string[] = []) => list.filter((p) => !drop.includes(p.name));
-
-function sortProps<H>(list: PropDef<H>[]): PropDef<H>[] {
-  return [...list].sort((a, b) => a.stage - b.stage || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
-
-const TEMPLATE_FOR_DISPVMS: PropDef<Q> = { name: "template_for_dispvms", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Whether disposable qubes may be created from this qube." };
-
-/** Property tables per VM class, already in qubesd's `sorted()` order. */
-export const VM_PROPS: Record<string, PropDef<Q>[]> = {
-  AppVM: sortProps([
-    ...QUBESVM_PROPS,
-    TEMPLATE_FOR_DISPVMS,
-    { name: "template", type: "vm", stage: 4, vmclass: "TemplateVM", help: "Template this qube is based on." },
-  ]),
-  TemplateVM: sortProps([
-    ...byName(QUBESVM_PROPS),
-    { name: "appvm_default_bootmode", type: "str", pyType: "str", stage: 4, default: () => "default", help: "Default boot mode of qubes based on this template." },
-  ]),
-  StandaloneVM: sortProps([...QUBESVM_PROPS, TEMPLATE_FOR_DISPVMS]),
-  DispVM: sortProps([
-    ...QUBESVM_PROPS,
-    { name: "template", type: "vm", stage: 4, help: "Disposable template this disposable is based on." },
-    { name: "dispid", type: "int", pyType: "int", stage: 2, writeOnce: true, help: "Internal, persistent identifier of this disposable." },
-    { name: "auto_cleanup", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Remove this disposable when it shuts down." },
-    { name: "is_preload", type: "bool", stage: 2, stateless: () => false, help: "Whether this disposable was preloaded." },
-  ]),
-  AdminVM: sortProps([
-    { name: "devices_denied", type: "str", pyType: "str", stage: 2, default: () => "", help: "Device interfaces that may not be attached to this qube." },
-    { name: "icon", type: "str", stage: 2, stateless: () => "adminvm-black", help: "Freedesktop icon name of this qube." },
-    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => true, help: "Include this qube in backups by default." },
-    { name: "keyboard_layout", type: "str", pyType: "str", stage: 2, default: () => "us++", help: "Keyboard layout of this qube (layout+variant+options)." },
-    { name: "klass", type: "str", stage: 2, stateless: () => "AdminVM", help: "Class of this qube." },
-    { name: "label", type: "label", stage: 2, help: "Colourful label assigned to this qube." },
-    { name: "maxmem", type: "int", stage: 2, forbidden: true, default: () => 4096, help: "Memory (MiB) available to dom0." },
-    { name: "name", type: "str", stage: 2, forbidden: true, default: () => "dom0", help: "User-facing name of this qube." },
-    { name: "qid", type: "int", stage: 2, forbidden: true, default: () => 0, help: "Internal, persistent identifier of this qube." },
-    { name: "updateable", type: "bool", stage: 2, forbidden: true, default: () => true, help: "Whether this qube keeps its root filesystem (can be updated)." },
-    { name: "uuid", type: "str", stage: 2, forbidden: true, default: () => "00000000-0000-0000-0000-000000000000", help: "UUID of this qube." },
-    { name: "default_dispvm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_dispvm") ?? null, setter: dispvmTemplateSetter, help: "Default disposable template for calls from this qube." },
-  ]),
-  RemoteVM: sortProps([
-    { name: "uuid", type: "str", pyType: "str", stage: 2, writeOnce: true, help: "UUID of this qube." },
-    { name: "name", type: "str", pyType: "str", stage: 2, writeOnce: true, help: "User-facing name of this qube." },
-    { name: "qid", type: "int", pyType: "int", stage: 2, writeOnce: true, help: "Internal, persistent identifier of this qube." },
-    { name: "label", type: "label", stage: 2, help: "Colourful label assigned to this qube." },
-    { name: "icon", type: "str", stage: 2, stateless: (q) => q.icon(), help: "Freedesktop icon name of this qube." },
-    { name: "klass", type: "str", stage: 2, stateless: () => "RemoteVM", help: "Class of this qube." },
-    { name: "include_in_backups", type: "bool", pyType: "bool", stage: 2, default: () => false, help: "Include this qube in backups by default." },
-    { name: "transport_rpc", type: "str", pyType: "str", stage: 2, default: () => null, help: "Service used to reach the remote qube." },
-    { name: "remote_name", type: "str", pyType: "str", stage: 2, default: () => null, help: "Name of the qube on the remote system." },
-    { name: "relayvm", type: "vm", stage: 4, allowNone: true, default: () => null, help: "Qube that relays calls to the remote qube." },
-  ]),
-};
-
-type A = App;
-const G = (d: Omit<PropDef<A>, "stage" | "help"> & { help?: string }): PropDef<A> => ({
-  stage: 3,
-  help: help("app", d.name, `Global ${d.name.replace(/_/g, " ")}.`),
-  ...d,
-});
-const poolSetter = (a: A, v: PropValue): PropValue => {
-  if (typeof v === "string" && !a.pools.has(v)) throw qerr("QubesPropertyValueError", `No such storage pool: ${v}`);
-  return v;
-};
-
-/** Global properties, in qubesd's order. */
-export const APP_PROPS: PropDef<A>[] = sortProps([
-  G({ name: "check_updates_vm", type: "bool", pyType: "bool", default: () => true, help: "Check for updates inside qubes." }),
-  G({ name: "clockvm", type: "vm", allowNone: true, default: () => null, help: "Qube that provides the time to dom0." }),
-  G({ name: "default_audiovm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null), help: "Default qube that provides audio." }),
-  G({ name: "default_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue, help: "Default disposable template." }),
-  G({ name: "default_guivm", type: "vm", allowNone: true, default: (a) => (a.domains.has("dom0") ? "dom0" : null), help: "Default qube that provides the GUI." }),
-  G({ name: "default_kernel", type: "str", pyType: "none", help: "Default kernel for qubes." }),
-  G({ name: "default_netvm", type: "vm", allowNone: true, default: () => null }),
-  G({ name: "default_pool", type: "str", pyType: "none", default: () => "varlibqubes", setter: poolSetter, help: "Default storage pool." }),
-  G({ name: "default_pool_kernel", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for kernel volumes." }),
-  G({ name: "default_pool_private", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for private volumes." }),
-  G({ name: "default_pool_root", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for root volumes." }),
-  G({ name: "default_pool_volatile", type: "str", pyType: "none", default: (a) => a.getProp("default_pool") ?? undefined, setter: poolSetter, help: "Default storage pool for volatile volumes." }),
-  G({ name: "default_qrexec_timeout", type: "int", pyType: "int", default: () => 60, help: "Default seconds to wait for the qrexec agent." }),
-  G({ name: "default_shutdown_timeout", type: "int", pyType: "int", default: () => 60, help: "Default seconds to wait for a clean shutdown." }),
-  G({ name: "default_template", type: "vm", allowNone: true, vmclass: "TemplateVM", help: "Default template for new qubes." }),
-  G({ name: "management_dispvm", type: "vm", allowNone: true, default: () => null, setter: dispvmTemplateSetter as (a: A, v: PropValue) => PropValue, help: "Default disposable template for management." }),
-  G({ name: "maxmem", type: "int", forbidden: true, default: (a) => a.host.memoryMiB, help: "Memory (MiB) of the whole system." }),
-  G({ name: "no_cpus", type: "int", forbidden: true, default: (a) => a.host.cpus, help: "Number of CPUs of the system." }),
-  G({ name: "stats_interval", type: "int", pyType: "int", default: () => 3, help: "Seconds between two admin.vm.Stats reports." }),
-  G({ name: "updatevm", type: "vm", allowNone: true, default: () => null, help: "Qube used to download dom0 updates." }),
-]);
 
 // ---------------------------------------------------------------------------
 // Property holders
@@ -457,6 +202,8 @@ export abstract class Holder {
   abstract subjectName(): string;
   /** `str(holder)` as used in error messages. */
   abstract describe(): string;
+  /** The holder's class in the shared property table (`@global` for the app). */
+  abstract tableClass(): QubeClass | "@global";
 
   def(name: string): PropDef<any> | undefined {
     return this.props().find((p) => p.name === name);
@@ -485,8 +232,9 @@ export abstract class Holder {
   /** `setattr(holder, name, value)` after `sanitize`, with qubesd's checks and events. */
   setProp(name: string, raw: PropValue): void {
     const d = this.def(name)!;
-    if (d.stateless) throw new SimAbort(`AttributeError: can't set attribute '${name}'`);
     if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
+    // `stateless_property` and `property.forbidden`: the setter refuses any value.
+    if (d.stateless) throw this.cannotBeSet(name);
     let value = raw;
     if (d.type === "vm") {
       if (value === "") value = null;
@@ -500,11 +248,19 @@ export abstract class Holder {
       }
     }
     if (d.type === "label" && value !== null) {
-      value = this.app.getLabel(String(value)).name;
+      // `setter_label`: `label-N` means the label of index N
+      let key = String(value);
+      if (key.startsWith("label-")) {
+        const n = parsePyInt(key.slice(6));
+        if (n === undefined) throw new SimAbort(`ValueError: invalid literal for int() with base 10: '${key.slice(6)}'`);
+        key = String(n);
+      }
+      value = this.app.getLabel(key).name;
     }
-    if (d.forbidden) throw new SimAbort(`AttributeError: setting ${name} property on ${this.describe()} instance is forbidden`);
-    if (d.setter) value = d.setter(this, value);
+    if (d.forbidden) throw this.cannotBeSet(name);
+    if (d.setter) value = d.setter(this, value, name);
     const old = this.getProp(name);
+    this.preChangeCheck(name, value, old);
     const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
     if (old !== undefined) pre.push(["oldvalue", old]);
     this.emit(`property-pre-set:${name}`, pre);
@@ -522,6 +278,7 @@ export abstract class Holder {
     // still fires the reset events, and the value does not change.
     if (d.writeOnce && !this.isDefault(name)) throw new SimAbort(`AttributeError: property ${name} is write-once and already set`);
     const old = this.getProp(name);
+    this.preChangeCheck(name, undefined, old);
     const kw: Array<[string, PropValue | undefined]> = [["name", name]];
     if (old !== undefined) kw.push(["oldvalue", old]);
     this.emit(`property-pre-reset:${name}`, kw);
@@ -533,6 +290,13 @@ export abstract class Holder {
     this.emit(`property-del:${name}`, kw);
   }
 
+  private cannotBeSet(name: string): SimError {
+    const cls = this instanceof Qube ? this.klass : "Qubes";
+    return qerr("QubesPropertyValueError", `property '${name}' on ${cls} instance cannot be set`);
+  }
+
+  /** Refusals of `property-pre-set`/`property-pre-reset` handlers (`value` is `undefined` on reset). */
+  protected preChangeCheck(_name: string, _value: PropValue | undefined, _old: PropValue | undefined): void {}
   /** Side effects of a property change (tags following guivm/audiovm). */
   protected afterSet(_name: string): void {}
   /** Events that class handlers fire while a `property-pre-set` is handled. */
@@ -567,6 +331,9 @@ export class Qube extends Holder {
   subjectName(): string {
     return this.name;
   }
+  tableClass(): QubeClass {
+    return this.klass as QubeClass;
+  }
   describe(): string {
     return this.name;
   }
@@ -578,6 +345,17 @@ export class Qube extends Holder {
   }
   get isAdminVM(): boolean {
     return this.klass === "AdminVM";
+  }
+  /** Python's `repr()` of the qube object (`BaseVM.__repr__`: every property that has a value, by `str()`). */
+  pyRepr(): string {
+    const props = this.props()
+      .filter((d) => d.name !== "name" && d.name !== "qid")
+      .flatMap((d) => {
+        const v = this.getProp(d.name);
+        return v === undefined ? [] : [`${d.name}=${pyStr(v)}`];
+      });
+    const addr = (0x7f0000000000 + this.qid * 0x1000).toString(16);
+    return `<${this.klass} at 0x${addr} name='${this.name}' qid=${this.qid} ${props.join(" ")}>`;
   }
   /** A VM-typed property as a qube object. */
   vmProp(name: string): Qube | undefined {
@@ -605,8 +383,11 @@ export class Qube extends Holder {
     const ip = this.getProp("ip");
     return ip === undefined ? null : (ip as string | null);
   }
-  icon(): string {
-    const label = String(this.getProp("label"));
+  /** The icon name; `undefined` when the qube has no label (qubesd's AttributeError). */
+  icon(): string | undefined {
+    const raw = this.getProp("label");
+    if (raw === undefined || raw === null) return undefined;
+    const label = String(raw);
     if (this.klass === "TemplateVM") return `templatevm-${label}`;
     if (this.klass === "AppVM" && this.getProp("template_for_dispvms") === true) return `templatevm-${label}`;
     if (this.features.get("servicevm")) return `servicevm-${label}`;
@@ -663,11 +444,49 @@ export class Qube extends Holder {
     this.emit(`domain-tag-delete:${tag}`, [["tag", tag]]);
   }
   protected override afterSet(name: string): void {
-    if (name === "guivm" || name === "audiovm") {
-      for (const t of [...this.tags]) if (t.startsWith(`${name}-`)) this.removeTag(t);
-      const v = this.getProp(name);
-      if (typeof v === "string") this.addTag(`${name}-${v}`);
+    if (name === "guivm" || name === "audiovm") this.retag(name, this.getProp(name));
+    if (name === "provides_network") {
+      // `core_features.set_servicevm_feature`
+      if (this.getProp("provides_network")) this.setFeature("servicevm", "1");
+      else if (this.features.has("servicevm")) this.removeFeature("servicevm");
+      else return;
+      this.emit("property-reset:icon", [["name", "icon"]]);
     }
+  }
+
+  /** `DVMTemplateMixin`: a disposable template in use keeps `template_for_dispvms`. */
+  protected override preChangeCheck(name: string, value: PropValue | undefined, old: PropValue | undefined): void {
+    if (name === "netvm" && value === undefined) {
+      // `on_property_pre_reset_netvm`: the default must pass the setter's checks
+      const d = this.def("netvm")!;
+      const next = d.default?.(this);
+      if (next) d.setter?.(this, next, "netvm");
+    }
+    if (name === "template" && value === undefined) {
+      // `on_property_pre_reset_template` of AppVM and DispVM
+      const def = this.klass === "AppVM" ? this.app.getProp("default_template") : null;
+      if (typeof def === "string") throw qerr("QubesValueError", `Cannot unset template. You can set it to the current default (${def}) instead`);
+      throw qerr("QubesValueError", "Cannot unset template");
+    }
+    if (name !== "template_for_dispvms" || value || !old) return;
+    const sys = ["default_dispvm", "management_dispvm"];
+    if (this.app.props().some((p) => p.type === "vm" && this.app.getProp(p.name) === this.name && sys.includes(p.name)))
+      throw qerr("QubesVMInUseError", `Cannot change template_for_dispvms to False while it is in use by the system by any of these properties: ${sys.join(", ")}`);
+    const qubeProps = [...sys, "template"];
+    for (const o of this.app.domains.values()) {
+      if (o === this) continue;
+      if (o.props().some((p) => p.type === "vm" && qubeProps.includes(p.name) && !o.isDefault(p.name) && o.getProp(p.name) === this.name))
+        throw qerr("QubesVMInUseError", `Cannot change template_for_dispvms to False while it is the disposable template of a qube by any of these properties: ${qubeProps.join(", ")}`);
+    }
+  }
+
+  /** `qubes.ext.gui`/`audio`: the one `guivm-<qube>`/`audiovm-<qube>` tag follows the property. */
+  retag(name: "guivm" | "audiovm", value: PropValue | undefined): void {
+    const want = typeof value === "string" ? `${name}-${value}` : undefined;
+    for (const t of [...this.tags]) if (t.startsWith(`${name}-`) && !(name === "guivm" && t === want)) this.removeTag(t);
+    // `Tags.add` refuses a qube name with a dot: an unhandled ValueError, after the old tags went
+    if (want && !TAG_PATTERN.test(want)) throw new SimAbort("ValueError: Invalid character in tag");
+    if (want) this.addTag(want);
   }
 }
 
@@ -727,6 +546,8 @@ export class App extends Holder {
   readonly listeners = new Set<EventListener>();
   readonly host: HostInfo;
   readonly rng: Rng;
+  /** Kernels installed in dom0 (`/var/lib/qubes/vm-kernels/<version>`). */
+  readonly kernels = new Set<string>();
   /** `admin.vm.volume.CloneFrom` tokens. */
   readonly cloneTokens = new Map<string, { qube: Qube; volume: string }>();
   private nextXid = 2;
@@ -756,6 +577,7 @@ export class App extends Holder {
     dom0.power = "Running";
     dom0.xid = 0;
     this.domains.set("dom0", dom0);
+    this.kernels.add(opts.kernel ?? "6.12.40-1.qubes.fc41");
     this.values.set("default_kernel", opts.kernel ?? "6.12.40-1.qubes.fc41");
     this.values.set("default_pool_kernel", "linux-kernel");
     dom0.exposed.push(
@@ -779,6 +601,9 @@ export class App extends Holder {
   subjectName(): string {
     return "";
   }
+  tableClass(): "@global" {
+    return "@global";
+  }
   describe(): string {
     return "Qubes";
   }
@@ -790,8 +615,14 @@ export class App extends Holder {
       if (q.hasProp("netvm") && q.isDefault("netvm")) q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
   }
 
-  /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`. */
+  /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`; gui and audio follow their defaults (on set only). */
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
+    if (name === "default_guivm" || name === "default_audiovm") {
+      const prop = name === "default_guivm" ? "guivm" : "audiovm";
+      // `for vm in app.domains`: qubes in name order
+      for (const q of this.sortedDomains()) if (q.hasProp(prop) && q.isDefault(prop)) q.retag(prop, this.getProp(name));
+      return;
+    }
     if (name !== "default_netvm" && name !== "default_dispvm") return;
     for (const q of this.domains.values())
       if (q.hasProp(name) && q.isDefault(name)) q.emit(`property-reset:${name}`, [["name", name], ["oldvalue", old ?? null]]);
@@ -805,6 +636,13 @@ export class App extends Holder {
       if (l.filter && !l.filter(subject ? subject.name : null, event, kwargs)) continue;
       l.send(subject ? subject.name : "", event, kwargs);
     }
+  }
+
+  /** Whether `app.save()` fails: some qube's kernel falls back to a global default_kernel that has no value. */
+  storeUnsaveable(): boolean {
+    if (this.getProp("default_kernel") !== undefined) return false;
+    for (const q of this.domains.values()) if (q.hasProp("kernel") && q.getProp("kernel") === undefined) return true;
+    return false;
   }
 
   /** `app.get_label(name|index)`. */
@@ -869,7 +707,19 @@ export class App extends Holder {
     klass: string,
     name: string,
     label: string,
-    opts: { template?: string; pool?: string; pools?: Record<string, string>; uuid?: string; qid?: number; createdBy?: string; dispid?: number; silentCreate?: boolean; extra?: (q: Qube) => void } = {},
+    opts: {
+      template?: string;
+      pool?: string;
+      pools?: Record<string, string>;
+      uuid?: string;
+      qid?: number;
+      createdBy?: string;
+      dispid?: number;
+      silentCreate?: boolean;
+      extra?: (q: Qube) => void;
+      /** A disposable's template: its explicit properties, firewall, features and tags are copied (`DispVM.__init__`). */
+      cloneFrom?: Qube;
+    } = {},
   ): Qube {
     const q = new Qube(this, klass, name);
     let qid = opts.qid;
@@ -885,11 +735,30 @@ export class App extends Holder {
     if (opts.template !== undefined) q.values.set("template", opts.template);
     if (opts.dispid !== undefined) q.values.set("dispid", opts.dispid);
     opts.extra?.(q);
+    const src = opts.cloneFrom;
+    // `domain-init` (gui and audio tags) runs before a disposable clones its template
     if (klass !== "AdminVM" && klass !== "RemoteVM") {
       const gui = q.getProp("guivm");
       const audio = q.getProp("audiovm");
-      if (typeof audio === "string") q.tags.add(`audiovm-${audio}`);
-      if (typeof gui === "string") q.tags.add(`guivm-${gui}`);
+      for (const t of [typeof audio === "string" ? `audiovm-${audio}` : "", typeof gui === "string" ? `guivm-${gui}` : ""]) {
+        if (!t) continue;
+        // `domain-init` handlers of the gui and audio extensions: the qube is never added
+        if (!TAG_PATTERN.test(t)) throw new SimAbort("ValueError: Invalid character in tag");
+        q.tags.add(t);
+      }
+    }
+    if (src) {
+      for (const [k, v] of src.values)
+        if (!NOT_CLONED.has(k) && q.hasProp(k) && q.isDefault(k) && !q.def(k)!.stateless) q.values.set(k, v);
+      q.firewall = [...src.firewall];
+      for (const [k, v] of src.features) if (!k.startsWith("preload-dispvm")) q.features.set(k, v);
+      for (const t of src.tags) q.tags.add(t);
+    }
+    if (!opts.silentCreate && klass !== "AdminVM" && klass !== "RemoteVM") {
+      // LinuxKernel.init_volume asserts a read-only volume: a writable one there kills the call, and the qube goes
+      for (const vol of ["root", "private", "volatile"])
+        if (this.pools.get(this.volumePool(q, vol, opts.pool, opts.pools))?.driver === "linux-kernel")
+          throw new SimAbort(`AssertionError: writable ${vol} volume in a linux-kernel pool`);
     }
     this.domains.set(name, q);
     if (opts.silentCreate) {
@@ -906,11 +775,28 @@ export class App extends Holder {
     return q;
   }
 
+  /**
+   * The pool of volume `vol` of a new qube: a snapshot volume stays with its
+   * origin (the template's volume); `pool=` moves only writable non-snapshot
+   * volumes (`_patch_pool_config`); a disposable takes its template's pools;
+   * otherwise the global `default_pool_<vol>`.
+   */
+  volumePool(q: Qube, vol: string, pool?: string, pools?: Record<string, string>): string {
+    const tpl = q.templateQube();
+    const snapshot = (q.klass === "AppVM" && vol === "root") || (q.klass === "DispVM" && (vol === "root" || vol === "private"));
+    const fromTemplate = tpl?.volumes.get(vol)?.pool;
+    if (snapshot && fromTemplate) return fromTemplate;
+    if (pools?.[vol]) return pools[vol]!;
+    if (pool && !snapshot && vol !== "kernel") return pool;
+    if (q.klass === "DispVM" && fromTemplate) return fromTemplate;
+    return String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
+  }
+
   private createVolumes(q: Qube, pool?: string, pools?: Record<string, string>): void {
     if (q.klass === "AdminVM" || q.klass === "RemoteVM") return;
     const dir = q.klass === "TemplateVM" ? "vm-templates" : "appvms";
     const tpl = q.templateQube();
-    const pick = (vol: string): string => pools?.[vol] ?? pool ?? String(this.getProp(`default_pool_${vol}`) ?? "varlibqubes");
+    const pick = (vol: string): string => this.volumePool(q, vol, pool, pools);
     const mk = (name: string, size: number, extra: Partial<Volume>): Volume => {
       const p = pick(name);
       const poolObj = this.pools.get(p);
@@ -944,8 +830,13 @@ export class App extends Holder {
     );
     q.volumes.set("volatile", mk("volatile", 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
     const kernel = q.getProp("kernel");
-    const kpool = pools?.kernel ?? String(this.getProp("default_pool_kernel") ?? "linux-kernel");
+    const kpool = pick("kernel");
     const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
+    if (this.pools.get(kpool) && this.pools.get(kpool)!.driver !== "linux-kernel") {
+      // the kernel volume in an ordinary pool: an empty read-only image of the qube's own
+      q.volumes.set("kernel", mk("kernel", 0, { rw: false }));
+      return;
+    }
     q.volumes.set("kernel", {
       name: "kernel",
       pool: kpool,
@@ -974,6 +865,21 @@ export class App extends Holder {
     const extra = this.domains.get(creator)?.features.get("tag-created-vm-with") ?? "";
     for (const t of extra.split(/\s+/).filter((x) => /^[A-Za-z0-9_-]+$/.test(x))) q.addTag(t);
     q.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
+  }
+
+  /**
+   * A disposable whose template's kernel resolves to nothing (the global
+   * default_kernel was reset): `DispVM.__init__` fails reading the template's
+   * kernel volume, so qubesd never adds it and the call dies without a reply.
+   */
+  checkKernelVolume(q: Qube): void {
+    if (q.klass !== "DispVM" || q.getProp("kernel") !== undefined) return;
+    this.domains.delete(q.name);
+    for (const v of q.volumes.values()) {
+      const p = this.pools.get(v.pool);
+      if (p) p.volumes = p.volumes.filter((x) => x !== v.vid);
+    }
+    throw new SimAbort("AttributeError: property 'default_kernel' have no default");
   }
 
   /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */

@@ -10,6 +10,7 @@ import type { CompiledPolicy, RawSystemInfo, DomainInfo } from "@qubes-kit/langu
 import { checkCall, findAdminMethod, type CallContext, type StreamReply } from "./admin.js";
 import { App, validateName, type AppOptions, type PropValue, type Qube } from "./model.js";
 import { DiskPolicyStore, MemoryPolicyStore, PolicyAdminError, handlePolicyRequest, loadStorePolicy, type PolicyStore } from "./policy.js";
+import { parseUuid } from "./ipaddr.js";
 import { MAX_REQUEST_BYTES, SimAbort, SimError, eventFrame, exceptionFrame, isAscii, okFrame, parseRequest, protocolError, qerr } from "./wire.js";
 
 /** Where the reply of one call goes. */
@@ -35,6 +36,10 @@ export interface SimulatorOptions extends AppOptions {
   /** Called for every aborted call (unhandled exception in the real daemon), for logs. */
   onAbort?(reason: string, request: string): void;
 }
+
+/** The `admin.*` methods whose handler ends with `app.save()`. */
+const SAVING_METHOD =
+  /^admin\.(?:vm\.property\.(?:Set|Reset)|property\.(?:Set|Reset)|vm\.volume\.(?:Revert|CloneTo|Resize|Clear|Set\.\w+)|vm\.tag\.(?:Set|Remove)|pool\.(?:Add|Remove|Set\.\w+)|label\.(?:Create|Remove)|vm\.feature\.(?:Set|Remove)|vm\.Create(?:InPool)?\.\w+|vm\.CreateDisposable|vm\.Remove|vm\.device\.\w+\.(?:Assign|Unassign|Set\.assignment))$/;
 
 /** The exception type used on the socket for an internal error (exit code 2) of the policy admin service. */
 export const POLICY_INTERNAL_ERROR = "PolicyAdminInternalError";
@@ -167,7 +172,12 @@ export class Simulator {
       payload,
       policyAllows: (service, a, s, t) => this.policyAllows(service, a, s, t),
     };
-    return def.run(ctx);
+    const result = def.run(ctx);
+    // qubesd writes qubes.xml after these calls; with the global default_kernel
+    // reset, a qube whose kernel falls back to it cannot be serialised: the
+    // change stays applied and the call dies without a reply.
+    if (SAVING_METHOD.test(method) && this.app.storeUnsaveable()) throw new SimAbort("AttributeError: no default_kernel while saving qubes.xml");
+    return result;
   }
 
   /** `qubes.api.decode_vm`. */
@@ -175,6 +185,8 @@ export class Simulator {
     if (!isAscii(raw)) throw new SimAbort("UnicodeDecodeError in qube name");
     if (raw.startsWith("uuid:")) {
       if (raw.length !== 41 || !/^uuid:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]*/.test(raw)) throw qerr("QubesVMInvalidUUIDError", `VM UUID is not valid: '${raw.slice(5)}'`);
+      // The pattern checks only a prefix of the last group: `uuid.UUID()` then fails on the rest (an unhandled ValueError).
+      if (parseUuid(raw.slice(5)) === undefined) throw new SimAbort("ValueError: badly formed hexadecimal UUID string");
     } else {
       validateName(raw);
     }

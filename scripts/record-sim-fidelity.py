@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Record what the REAL qubesd answers to random but plausible Admin API call sequences, for
+test/sdk/sim-fidelity.test.ts (which replays them against a fresh simulator).
+
+    QUBES_CORE_ADMIN_SRC=... QUBES_CORE_QREXEC_SRC=... \\
+        scripts/record-sim-fidelity.py --seed 7001 --count 1000 --out test/fixtures/sim/fidelity/seed-7004.json.gz
+
+It uses the differential fuzzer of the shared tools (`$QUBESD_TOOLS`, default
+/work/shared/tools/qubesd/admin-api-fuzz.py): its call generator, its scenario set-up and its
+reply normalisation. One fresh real qubesd is started (run-qubesd.sh) and stopped afterwards.
+The output is gzip-compressed JSON when its name ends in .gz (some payloads are 64 KiB of one
+character). Each call is stored with its request (placeholders `{uuid:NAME}` and `{disp:K}` unresolved, so
+the test resolves them against the simulator) and qubesd's reply, normalised
+(`[kind, exception type, message, payload]`). Calls listed in the existing fixture's `known`
+map keep their note: they are the documented differences the test expects to stay different.
+"""
+import argparse
+import gzip
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+TOOLS = pathlib.Path(os.environ.get("QUBESD_TOOLS", "/work/shared/tools/qubesd"))
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    fuzz = load("admin_api_fuzz", TOOLS / "admin-api-fuzz.py")
+    scen = fuzz.load_scenario()
+    calls = fuzz.Gen(a.seed).calls(a.count)
+
+    old_known = {}
+    opener = gzip.open if a.out.endswith(".gz") else open
+    if os.path.exists(a.out):
+        with opener(a.out, "rt") as f:
+            old_known = json.load(f).get("known", {})
+
+    env = dict(os.environ)
+    env.setdefault("PYTHONHASHSEED", "0")
+    state = tempfile.mkdtemp(prefix="qubesd-record.")
+    env["QUBESD_STATE_DIR"] = state
+    log = open(os.path.join(state, "log"), "w")
+    proc = subprocess.Popen([str(TOOLS / "run-qubesd.sh")], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    try:
+        sock = os.path.join(state, "qubesd.sock")
+        if not fuzz.wait_socket(sock, proc, 60):
+            raise SystemExit("qubesd did not start; see " + os.path.join(state, "log"))
+        setup = []
+        orig_call = scen.call
+
+        def recording_call(s, method, dest="dom0", arg="", payload=b""):
+            setup.append(("%s+%s dom0 name %s\0" % (method, arg, dest)) + payload.decode("latin1"))
+            return orig_call(s, method, dest, arg, payload)
+
+        scen.call = recording_call
+        scen.setup(sock)
+        real = fuzz.Server("real", sock, state)
+        out = []
+        for call in calls:
+            data = fuzz.send(sock, real.raw(call))
+            p = fuzz.parse(data)
+            if call["method"] == "admin.vm.CreateDisposable":
+                if p[0] == "ok" and fuzz.DISP_RE.fullmatch(p[3].strip()):
+                    real.disps.append(p[3].strip())
+                elif p[0] == "ok" and p[3].startswith("uuid:"):
+                    real.refresh_uuids()
+                    n = real.uuid_names.get(p[3][5:].strip())
+                    if n:
+                        real.disps.append(n)
+            reply = [p[0], p[1], real.normalise(call, p[2]), real.normalise(call, p[3])]
+            req = {k: call[k] for k in ("method", "arg", "src", "dtype", "dest", "payload", "raw") if k in call}
+            out.append({"request": req, "reply": reply})
+    finally:
+        fuzz.stop(proc)
+        subprocess.run(["rm", "-rf", state])
+    doc = {
+        "seed": a.seed,
+        "count": a.count,
+        "recorded_with": "the real qubesd (QubesOS/qubes-core-admin) under tools/qubesd/run-qubesd.sh",
+        "setup": setup,
+        "known": {k: v for k, v in old_known.items() if int(k) < len(out)},
+        "calls": out,
+    }
+    with opener(a.out, "wt") as f:
+        json.dump(doc, f, indent=0, ensure_ascii=True)
+        f.write("\n")
+    print("%s: %d calls, %d set-up calls" % (a.out, len(out), len(setup)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
