@@ -284,6 +284,8 @@ async function main() {
       const r = spawnSync(process.execPath, [file], { stdio: "inherit", cwd: ROOT });
       if (r.status !== 0) failed = true;
     }
+    process.stdout.write("\n== bench/diff.mjs ==\n");
+    if (spawnSync(process.execPath, [join(ROOT, "bench", "diff.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
   }
   process.exitCode = failed ? 1 : 0;
 }

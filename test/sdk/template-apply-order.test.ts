@@ -139,6 +139,21 @@ describe("deferred changes", () => {
   });
 });
 
+describe("state: halted", () => {
+  it("stops a running qube only with --restart=if-needed", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const s = stack("st", [qube("work", "AppVM", {}, { state: "halted" })]);
+    const { plan } = await planStack(s, conn, { adopt: true });
+    expect(plan.steps.find((x) => x.id === "work.stop")?.deferred).toBe("work is running: state halted waits for it to stop; use --restart=if-needed to stop it now");
+    await applyAll(s, conn, { adopt: true });
+    expect(sim.app.domains.get("work")!.power).toBe("Running");
+    await applyAll(s, conn, { restart: "if-needed" });
+    expect(sim.app.domains.get("work")!.power).toBe("Halted");
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+  });
+});
+
 describe("running clients", () => {
   it("starts a halted provider before a running qube is attached to it (qubesd refuses to attach to a stopped netvm)", async () => {
     const sim = demoSimulator();

@@ -222,7 +222,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     errors: ctx.errors,
     summary,
     restartToTakeEffect: [...ctx.restart].sort(),
-    orphans: ctx.options.prune ? [] : orphans,
+    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true) : orphans,
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
     options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
@@ -628,7 +628,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   if (q.state === "running" && !running) {
     add(ctx, PHASE.start, { id: `${q.name}.start`, kind: "start", target, object: q.name, key: "power", calls: [call(calls.start(q.name))], before: ownership === "create" ? null : "halted", after: "running", risk: "restart", requires: [...first], provenance: prov });
   } else if (q.state === "halted" && running) {
-    add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
+    const stop = add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
+    // Nothing running is stopped without --restart=if-needed, not even for `state: halted`.
+    if (ctx.options.restart !== "if-needed") stop.deferred = `${q.name} is running: state halted waits for it to stop; use --restart=if-needed to stop it now`;
   }
 
   // The record of managed keys. Keys are added before any setting changes
@@ -861,6 +863,8 @@ function planOrphans(ctx: Ctx): void {
   const declared = new Set(ctx.model.qubes.map((q) => q.name));
   for (const l of Object.values(ctx.live.qubes)) {
     if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.klass === "AdminVM") continue;
+    // A template installed by the package manager is removed with qvm-template, never pruned.
+    if (l.properties["installed_by_rpm"]?.value === true) continue;
     planRemoval(ctx, l);
   }
 }
