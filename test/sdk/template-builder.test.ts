@@ -15,11 +15,110 @@ import { DECLARABLE_CLASSES, checkStack, writableProperties, type StackModel } f
 import { BUILDER_PROPERTY_KEYS, DEFAULT, StackDefinitionError, defineStack, stackInputToYaml, withoutProvenance, type QubeInput, type StackInput } from "@qubes-kit/sdk";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const OFFICE = path.join(ROOT, "test/fixtures/template/builder/office.qubes.yaml");
+/** The office stack in YAML (the same content as {@link OFFICE_TS}). */
+const OFFICE_YAML = `qkit: 1
+stack: office
+description: Everything a stack can say, once.
+global:
+  default_netvm: sys-firewall
+  default_dispvm: web-dvm
+  clockvm: none
+  default_kernel: default
+labels:
+  teal: "0x008080"
+qubes:
+  tpl-office:
+    class: TemplateVM
+    source: { clone: debian-13 }
+    label: black
+    memory: 1024
+    kernelopts: "swiotlb=2048"
+  web-dvm:
+    class: AppVM
+    template: tpl-office
+    label: red
+    template_for_dispvms: true
+    netvm: default
+    features: { appmenus-dispvm: true, preload-dispvm-max: 2 }
+  sys-firewall:
+    class: AppVM
+    template: tpl-office
+    label: green
+    provides_network: true
+    netvm: none
+    memory: 500
+    autostart: true
+    services: { qubes-updates-proxy: true, cups: false }
+  desk:
+    class: AppVM
+    template: tpl-office
+    label: teal
+    netvm: sys-firewall
+    memory: 800
+    maxmem: 4000
+    vcpus: 2
+    virt_mode: pvh
+    default_dispvm: default
+    features: { gui-events-max-delay: 100, old-feature: null }
+    tags: [office, printing]
+    firewall:
+      - action=accept dsthost=intranet.example.com proto=tcp dstports=443
+      - action=drop
+    volumes: { private: { size: 20GiB, revisions_to_keep: 2 } }
+    pools: { private: vm-pool }
+    notes: The office desktop.
+    state: running
+    ignore_changes: [memory]
+  scanner:
+    class: DispVM
+    template: web-dvm
+    label: orange
+    netvm: none
+    auto_cleanup: false
+    devices:
+      usb:
+        - backend: sys-usb
+          device: "0x04a9:0x190d::u000000"
+          mode: ask-to-attach
+      pci:
+        - match: { class: usb-controller }
+          options: { no-strict-reset: true }
+  archive:
+    class: StandaloneVM
+    source: { empty: true }
+    label: gray
+    protect: true
+  old-desk:
+    class: AppVM
+    absent: true
+policy:
+  - file: office
+    rules: |
+      qubes.Filecopy  *  desk  @tag:office  allow
+      qubes.Filecopy  *  @anyvm  desk  ask
+  - file: printing
+    include: true
+    rules: |
+      qubes.Print  *  @tag:printing  sys-print  allow
+  - file: early
+    priority: 35
+    rules: |
+      !include include/qkit-office-printing
+expect:
+  - qubes.Filecopy desk @default => ask
+  - call: qubes.OpenURL desk -> @dispvm
+    decision: allow
+    target: "@dispvm:web-dvm"
+options:
+  prune: false
+  restart: if-needed
+  policy_priority: 40
+`;
+const OFFICE = "/office.qubes.yaml";
 const disk = { readFile: (p: string) => (fs.existsSync(p) ? fs.readFileSync(p, "utf8") : undefined) };
 
 function fromYaml(file: string): StackModel {
-  const r = checkStack(disk, file);
+  const r = checkStack(file === OFFICE ? { readFile: (p) => (p === OFFICE ? OFFICE_YAML : undefined) } : disk, file);
   expect(r.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
   return withoutProvenance(r.model!);
 }

@@ -331,10 +331,16 @@ export function decisionChanges(
           after: missing(source, target, domF) ?? outcomeOf(evaluate(future.policy, req, sysF)),
         };
       };
-      type Decided = { before: Outcome; after: Outcome; changed: boolean; cls?: Pick<DecisionChange, "kind" | "added" | "removed"> };
+      type Decided = { before: Outcome; after: Outcome; changed: boolean; cls?: Pick<DecisionChange, "kind" | "added" | "removed">; bareBefore?: Outcome; bareAfter?: Outcome };
       const judge = (d: { before: Outcome; after: Outcome }): Decided => {
         const changed = !sameOutcome(d.before, d.after);
-        return changed ? { ...d, changed, cls: classify(d.before, d.after) } : { ...d, changed };
+        if (!changed) return { ...d, changed };
+        const out: Decided = { ...d, changed, cls: classify(d.before, d.after) };
+        if (d.before.action === "ask" && d.after.action === "ask") {
+          out.bareBefore = { action: "ask", default: d.before.default, user: d.before.user };
+          out.bareAfter = { action: "ask", default: d.after.default, user: d.after.user };
+        }
+        return out;
       };
       // A change carried to a member pair: ask → ask changes carry only the
       // targets gained and lost (small), the others their outcomes renamed.
@@ -342,17 +348,18 @@ export function decisionChanges(
         const { before, after, cls } = d;
         if (!cls) return;
         if (before.action === "ask" && after.action === "ask") {
+          // Most members rename nothing in these few names: the representative's objects are shared then.
           const c: DecisionChange = {
             service: svc.shown,
             argument: arg.shown,
             source,
             target,
             kind: cls.kind,
-            before: { action: "ask", default: before.default === null ? null : permuteName(before.default, pi), user: before.user },
-            after: { action: "ask", default: after.default === null ? null : permuteName(after.default, pi), user: after.user },
+            before: renamesNone(before.default, pi) ? d.bareBefore! : { action: "ask", default: permuteName(before.default!, pi), user: before.user },
+            after: renamesNone(after.default, pi) ? d.bareAfter! : { action: "ask", default: permuteName(after.default!, pi), user: after.user },
           };
-          if (cls.added) c.added = cls.added.map((t) => permuteName(t, pi)).sort(sortStr);
-          if (cls.removed) c.removed = cls.removed.map((t) => permuteName(t, pi)).sort(sortStr);
+          if (cls.added) c.added = cls.added.every((t) => renamesNone(t, pi)) ? cls.added : cls.added.map((t) => permuteName(t, pi)).sort(sortStr);
+          if (cls.removed) c.removed = cls.removed.every((t) => renamesNone(t, pi)) ? cls.removed : cls.removed.map((t) => permuteName(t, pi)).sort(sortStr);
           changes.push(c);
           return;
         }
@@ -404,6 +411,11 @@ export function decisionChanges(
     stats.classes = maxClasses;
   }
   return out;
+}
+
+/** Whether a renaming leaves a name (or `@dispvm:NAME`, or no name) as it is. */
+function renamesNone(n: string | null, pi: (x: string) => string): boolean {
+  return n === null || permuteName(n, pi) === n;
 }
 
 /** The outcome of a call from or to a qube that does not exist on that side (before it is created, after it is removed). */

@@ -261,7 +261,13 @@ async function runWhatIf(args: string[], io: CliIO): Promise<number> {
   let conn: ReturnType<typeof connect> | undefined;
   const connection = () => (conn ??= connect(a.flags, io.env));
   const system = typeof sysFile === "string" ? readSystemFile(sysFile, io) : await readWhatIfSystem(connection().qubes);
-  const policy = typeof dir === "string" ? readPolicyDir(path.resolve(io.cwd, dir)) : (await connection().policy.snapshot()).texts;
+  let policy: PolicyTexts;
+  if (typeof dir === "string") policy = readPolicyDir(path.resolve(io.cwd, dir));
+  else {
+    const snap = await connection().policy.snapshot();
+    for (const f of snap.skipped) io.stderr.write(`note: ${f.include ? "include/" : ""}${f.name} is left out: ${f.reason}\n`);
+    policy = snap.texts;
+  }
   const r = loadStack(a.positionals[0]!, io, stackSystemOf(system));
   if (!r.model) {
     printDiagnostics(r.diagnostics, io, a.flags.has("--json") ? io.stderr : io.stdout);
