@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, stackJsonSchema, type DomainInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -75,34 +75,19 @@ function readSystemFile(file: string, io: CliIO): WhatIfSystem {
   return data as WhatIfSystem;
 }
 
-/** Network providers in a GetSystemInfo file: the `properties` extension, else the simulator's guess (sys-net, sys-firewall, sys-whonix). */
-function providesNetwork(name: string, d: DomainInfo): boolean {
-  const props = d["properties"] as Record<string, unknown> | undefined;
-  if (props && typeof props === "object") return props["provides_network"] === true;
-  return /^sys-(net|firewall|whonix)$/.test(name);
-}
-
-/** The checker's view of a system model. */
+/**
+ * The checker's view of a system model file: the language core's
+ * {@link languageStackSystemOf} (a bare GetSystemInfo answer does not say which
+ * qubes provide network: that stays unknown, never guessed), plus the labels
+ * the qubes' icons show.
+ */
 export function stackSystemOf(sys: WhatIfSystem): StackSystem {
-  const qubes: StackSystem["qubes"] = {};
   const labels = new Set<string>();
-  for (const [name, d] of Object.entries(sys.domains ?? {})) {
-    if (name.startsWith("uuid:") || !d) continue;
-    const label = labelOfIcon(d.icon);
+  for (const d of Object.values(sys.domains ?? {})) {
+    const label = d ? labelOfIcon(d.icon) : undefined;
     if (label) labels.add(label);
-    const props = (d["properties"] ?? {}) as Record<string, unknown>;
-    const netvm = "netvm" in d ? d["netvm"] : "netvm" in props ? props["netvm"] : undefined;
-    qubes[name] = {
-      klass: typeof d.type === "string" ? d.type : "AppVM",
-      provides_network: providesNetwork(name, d),
-      template_for_dispvms: d.template_for_dispvms === true,
-      ...(typeof d["template"] === "string" ? { template: d["template"] as string } : {}),
-      ...(label ? { label } : {}),
-      ...(typeof netvm === "string" || netvm === null ? { netvm: (netvm as string | null) || null } : {}),
-      tags: [...(d.tags ?? [])],
-    };
   }
-  return { qubes, labels: [...labels].sort() };
+  return languageStackSystemOf(prepareSystemInfo(sys as unknown as RawSystemInfo), [...labels].sort());
 }
 
 /** Prints diagnostics as `FILE:LINE:COL: severity[code]: message` (+ help). */

@@ -17,8 +17,8 @@ import { templatePolicyDiagnostics } from "./policy.js";
 /**
  * The checker's view of a live system model: `internal.GetSystemInfo`, or the
  * SDK's richer read with `properties` (the non-default property values).
- * A bare GetSystemInfo answer has no `provides_network`: a qube without it is
- * then taken as a provider, so a reference to it is not flagged on a guess.
+ * A bare GetSystemInfo answer has no `provides_network`: it is then unknown
+ * (the checker flags only a qube known not to provide network), never guessed.
  */
 export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): StackSystem {
   const qubes: StackSystem["qubes"] = {};
@@ -31,7 +31,7 @@ export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): S
     const template = info["template"] ?? props?.["template"];
     qubes[name] = {
       klass: info.type ?? "AppVM",
-      provides_network: typeof pn === "boolean" ? pn : props ? false : true,
+      ...(typeof pn === "boolean" ? { provides_network: pn } : props ? { provides_network: false } : {}),
       template_for_dispvms: info.template_for_dispvms === true,
       tags: info.tags ?? [],
       ...(typeof info.label === "string" && !info.label.startsWith("0x") ? { label: info.label } : {}),
