@@ -12,12 +12,14 @@ import {
   DidChangeConfigurationNotification,
   DidChangeWatchedFilesNotification,
   FoldingRangeKind,
+  LSPErrorCodes,
   InsertTextFormat,
   MarkupKind,
   SemanticTokensBuilder,
   SymbolKind,
   TextDocuments,
   TextDocumentSyncKind,
+  type CancellationToken,
   type CodeAction as LspCodeAction,
   type CompletionItem as LspCompletionItem,
   type Connection,
@@ -43,6 +45,7 @@ import {
   foldingRanges,
   formatDocument,
   hover,
+  parseDocument,
   prepareSystemInfo,
   references,
   SEMANTIC_TOKEN_MODIFIERS,
@@ -145,9 +148,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
   };
 
-  /** Runs a handler; on failure logs and answers `fallback`. */
+  /** Runs a handler; on failure logs and answers `fallback`. A request cancelled before it runs answers `RequestCancelled`. */
   function guard<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => R): (...args: A) => R {
     return (...args: A) => {
+      throwIfCancelled(args[1]);
       try {
         return fn(...args);
       } catch (e) {
@@ -160,13 +164,22 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   }
   function guardAsync<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return async (...args: A) => {
+      throwIfCancelled(args[1]);
       try {
         return await fn(...args);
       } catch (e) {
+        if (e instanceof ResponseError) throw e;
         log(`qubes-policy: ${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
         return fallback;
       }
     };
+  }
+
+  /** Answers `RequestCancelled` when the client cancelled the request (`$/cancelRequest`). */
+  function throwIfCancelled(token: unknown): void {
+    if (typeof token === "object" && token !== null && (token as Partial<CancellationToken>).isCancellationRequested === true) {
+      throw new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled");
+    }
   }
 
   const pathOfUri = (uri: string): string => {
@@ -263,13 +276,24 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
   const publishedSig = new Map<string, string>();
-  const signature = (list: readonly AnalysisDiagnostic[]) => list.map((d) => `${d.code}|${d.severity}|${d.line}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
+  /** The document version last published with, by URI. */
+  const publishedVersion = new Map<string, number>();
+  // A snapshot hands on the very same list for a file whose diagnostics did not change: its signature is computed once.
+  const signatures = new WeakMap<readonly AnalysisDiagnostic[], string>();
+  const signature = (list: readonly AnalysisDiagnostic[]) => {
+    let sig = signatures.get(list);
+    if (sig === undefined) {
+      sig = list.map((d) => `${d.code}|${d.severity}|${d.line}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
+      signatures.set(list, sig);
+    }
+    return sig;
+  };
 
   /** The language id last announced per document (see `qubes/documentSyntax`). */
   const announcedSyntax = new Map<string, string>();
 
-  function validateProject(project: PolicyProject): void {
-    const snapshot = project.snapshot();
+  function validateProject(project: PolicyProject, snapshot: PolicySnapshot = project.snapshot()): void {
+    const versions = project.snapshotVersions;
     const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
     const next = new Map<string, { sig: string; build: () => LspDiagnostic[] }>();
     for (const [virtual, list] of snapshot.diagnostics) {
@@ -323,8 +347,13 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
     for (const [uri, { sig, build }] of next) {
       const prev = publishedSig.get(uri);
-      if (prev === sig && published.has(uri) === (sig !== "")) continue;
-      if (prev === undefined && sig === "" && !documents.get(uri)) continue;
+      // The version of the open document's text these diagnostics belong to.
+      const open = documents.get(uri);
+      const version = open ? versions.get(pathOfUri(uri)) : undefined;
+      // An open document gets its diagnostics again for every new version, so the client knows they are current.
+      const newVersion = version !== undefined && publishedVersion.get(uri) !== version;
+      if (prev === sig && published.has(uri) === (sig !== "") && !newVersion) continue;
+      if (prev === undefined && sig === "" && !open) continue;
       const list = build();
       if (list.length === 0) {
         published.delete(uri);
@@ -333,18 +362,103 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         published.set(uri, list);
         publishedSig.set(uri, sig);
       }
-      void connection.sendDiagnostics({ uri, diagnostics: list });
+      if (version !== undefined) publishedVersion.set(uri, version);
+      else publishedVersion.delete(uri);
+      void connection.sendDiagnostics({ uri, ...(version !== undefined ? { version } : {}), diagnostics: list });
     }
   }
 
-  const validateAll = guard("validate", undefined, () => {
+  // ---------------------------------------------------------------------------
+  // Scheduling: the analysis runs in slices between messages, off the request path.
+  // Completion and hover answer from the last finished snapshot at once; requests
+  // that need the current analysis wait for it (and can be cancelled meanwhile).
+
+  /** How long one slice of analysis may keep the event loop (ms). */
+  const SLICE_MS = 8;
+  /** A running analysis younger than this is restarted on an edit; an older one finishes first (so typing cannot starve it). */
+  const RESTART_MS = 120;
+  const clock = () => performance.now();
+  let running = false;
+  const waiters = new Map<PolicyProject, Array<() => void>>();
+
+  /** Publishes a finished snapshot and wakes the requests that waited for it. */
+  function finished(project: PolicyProject, snapshot: PolicySnapshot): void {
+    try {
+      validateProject(project, snapshot);
+    } catch (e) {
+      log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+    if (!project.busy) {
+      const list = waiters.get(project);
+      waiters.delete(project);
+      for (const w of list ?? []) w();
+    }
+  }
+
+  /** Runs one slice of every busy project; goes on in the next turn of the event loop while work remains. */
+  function runSlice(): void {
     timer = undefined;
-    for (const p of projects.values()) validateProject(p);
+    const start = clock();
+    let more = false;
+    for (const p of projects.values()) {
+      if (!p.busy) continue;
+      const left = SLICE_MS - (clock() - start);
+      if (left <= 0) {
+        more = true;
+        break;
+      }
+      let snap: PolicySnapshot | undefined;
+      try {
+        snap = p.step(left, clock);
+      } catch (e) {
+        // The analysis never throws; if it did, drop this run rather than spin.
+        log(`qubes-policy: analysis failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        p.cancel();
+        p.snapshot();
+      }
+      if (snap) finished(p, snap);
+      if (p.busy) more = true;
+    }
+    if (more) setImmediate(runSlice);
+    else running = false;
+  }
+
+  function kick(): void {
+    if (running) return;
+    running = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    setImmediate(runSlice);
+  }
+
+  /** After an edit: restart a young analysis, then analyse again after the debounce. */
+  function schedule(): void {
+    for (const p of projects.values()) if (p.busy && p.jobAge(clock()) < RESTART_MS) p.cancel();
+    if (running && timer === undefined) return;
+    running = true;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(runSlice, debounceMs);
+  }
+
+  /** Analyses every project to the end now and publishes (tests, benchmarks, configuration changes). */
+  const validateAll = guard("validate", undefined, () => {
+    for (const p of projects.values()) finished(p, p.snapshot());
   });
 
-  function schedule(): void {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(validateAll, debounceMs);
+  /** The project's current analysis, waited for without blocking other messages; `RequestCancelled` when the client gives up. */
+  function analysed(project: PolicyProject, token: CancellationToken | undefined): Promise<PolicySnapshot> {
+    if (!project.busy) return Promise.resolve(project.snapshot());
+    return new Promise<PolicySnapshot>((resolve, reject) => {
+      let list = waiters.get(project);
+      if (!list) waiters.set(project, (list = []));
+      const sub = token?.onCancellationRequested(() => reject(new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled")));
+      list.push(() => {
+        sub?.dispose();
+        if (token?.isCancellationRequested) reject(new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled"));
+        else resolve(project.snapshot());
+      });
+      kick();
+    });
   }
 
   async function loadSettings(fromInit?: unknown): Promise<void> {
@@ -389,7 +503,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     await loadSettings(fromPush);
     rebuildProjects();
     await loadSystem();
-    validateAll();
+    kick();
   });
 
   connection.onInitialize(
@@ -456,7 +570,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       host.fs.invalidate?.(paths);
       const systemFile = settings.system?.source === "file" ? settings.system.file : undefined;
       if (systemFile && paths.some((p) => p.endsWith(systemFile.replace(/^\.\//, "")))) {
-        void loadSystem().then(validateAll);
+        void loadSystem().then(kick);
         return;
       }
       for (const p of projects.values()) p.invalidate();
@@ -509,12 +623,29 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return { td, project, disk, path: project.toVirtual(disk), doc };
   }
 
+  /**
+   * The cursor's line alone, parsed as a document of its own: completion looks at one line only,
+   * so typing in a large file never waits for a parse of the whole file.
+   */
+  function lineContext(uri: string, position: { line: number; character: number }) {
+    const td = documents.get(uri);
+    if (!td) return undefined;
+    const project = projectFor(uri);
+    const lineStart = td.offsetAt({ line: position.line, character: 0 });
+    const lineEnd = td.offsetAt({ line: position.line + 1, character: 0 });
+    const text = td.getText().slice(lineStart, lineEnd);
+    const doc = parseDocument(text, { syntax: project.syntaxOf(pathOfUri(uri)) });
+    return { td, project, doc, lineStart, offset: td.offsetAt(position) - lineStart };
+  }
+
   connection.onCompletion(
     guard("completion", [] as LspCompletionItem[], (params) => {
-      const c = context(params.textDocument.uri);
+      const c = lineContext(params.textDocument.uri, params.position);
       if (!c) return [];
-      const offset = c.td.offsetAt(params.position);
-      return complete(c.doc, offset, { snapshot: c.project.lastSnapshot() }).map((item): LspCompletionItem => {
+      const snapshot = c.project.lastSnapshot();
+      const shift = (span: { start: number; end: number }) => ({ start: span.start + c.lineStart, end: span.end + c.lineStart });
+      return complete(c.doc, c.offset, snapshot ? { snapshot } : {}).map((item): LspCompletionItem => {
+        item = { ...item, span: shift(item.span) };
         const out: LspCompletionItem = {
           label: item.label,
           kind: COMPLETION_KIND[item.kind],
@@ -535,21 +666,23 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     guard("hover", null, (params) => {
       const c = context(params.textDocument.uri);
       if (!c) return null;
-      const snapshot = c.project.snapshot();
-      const h = hover(c.doc, c.td.offsetAt(params.position), { snapshot, path: c.path });
+      // The last finished snapshot, at once: hover never waits for an analysis.
+      const snapshot = c.project.lastSnapshot();
+      const h = hover(c.doc, c.td.offsetAt(params.position), { ...(snapshot ? { snapshot } : {}), path: c.path });
       if (!h) return null;
       // Diagnostics' help text is shown with the hover of their span.
       const offset = c.td.offsetAt(params.position);
-      const helps = (snapshot.diagnostics.get(c.path) ?? []).filter((d) => d.help && d.span.start <= offset && offset <= d.span.end).map((d) => `*${d.code}*: ${d.help}`);
+      const helps = (snapshot?.diagnostics.get(c.path) ?? []).filter((d) => d.help && d.span.start <= offset && offset <= d.span.end).map((d) => `*${d.code}*: ${d.help}`);
       return { contents: { kind: MarkupKind.Markdown, value: [h.markdown, ...helps].join("\n\n") }, range: toRange(c.td, h.span) };
     }),
   );
 
   connection.onDefinition(
-    guard("definition", [] as Location[], (params) => {
+    guardAsync("definition", [] as Location[], async (params, token): Promise<Location[]> => {
+      if (!documents.get(params.textDocument.uri)) return [];
+      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.snapshot();
       const offset = c.td.offsetAt(params.position);
       const found = definition(c.doc, offset, { snapshot, path: c.path })
         .map((l) => locationOf(c.project, snapshot, l.path, l.span))
@@ -568,10 +701,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onReferences(
-    guard("references", [] as Location[], (params) => {
+    guardAsync("references", [] as Location[], async (params, token): Promise<Location[]> => {
+      if (!documents.get(params.textDocument.uri)) return [];
+      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.snapshot();
       const offset = c.td.offsetAt(params.position);
       return references(c.doc, offset, { snapshot, path: c.path })
         .map((l) => (l.path === c.path ? { uri: c.td.uri, range: toRange(c.td, l.span) } : locationOf(c.project, snapshot, l.path, l.span)))
@@ -641,10 +775,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onCodeAction(
-    guard("codeAction", [] as LspCodeAction[], (params) => {
+    guardAsync("codeAction", [] as LspCodeAction[], async (params, token): Promise<LspCodeAction[]> => {
+      if (!documents.get(params.textDocument.uri)) return [];
+      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.snapshot();
       const diags = snapshot.diagnostics.get(c.path) ?? [];
       const span = toSpan(c.td, params.range);
       const canRename = clientCaps.workspace?.workspaceEdit?.resourceOperations?.includes("rename") === true;
@@ -682,11 +817,14 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onCodeLens(
-    guard("codeLens", [], (params) => {
+    guardAsync("codeLens", [] as Array<{ range: ReturnType<typeof toRange>; command: { title: string; command: string; arguments: unknown[] } }>, async (params, token) => {
       if (settings.codeLens === false) return [];
+      if (!documents.get(params.textDocument.uri)) return [];
+      const project = projectFor(params.textDocument.uri);
+      // Lenses follow the last snapshot (they only name lines); the first one is waited for.
+      const snapshot = project.lastSnapshot() ?? (await analysed(project, token));
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.lastSnapshot();
       return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
         range: toRange(c.td, { start: l.span.start, end: l.span.start }),
         command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
@@ -737,11 +875,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onRequest(
     EvaluateRequest.method,
-    guard("qubes/evaluate", null as EvaluateResult | null, (params: EvaluateParams): EvaluateResult | null => {
+    guardAsync("qubes/evaluate", null as EvaluateResult | null, async (params: EvaluateParams, token?: CancellationToken): Promise<EvaluateResult | null> => {
+      const request = requestOf(params);
       const project = scopeProject(params?.uri);
       if (!project) return null;
-      const snapshot = project.snapshot();
-      const request = requestOf(params);
+      const snapshot = await analysed(project, token);
       const decision = evaluateRequest(snapshot, request, system ?? EMPTY_SYSTEM());
       const location = ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
       const note = noSystemNote();
@@ -751,11 +889,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onRequest(
     ExplainRequest.method,
-    guard("qubes/explain", null as ExplainResult | null, (params: EvaluateParams): ExplainResult | null => {
+    guardAsync("qubes/explain", null as ExplainResult | null, async (params: EvaluateParams, token?: CancellationToken): Promise<ExplainResult | null> => {
+      const request = requestOf(params);
       const project = scopeProject(params?.uri);
       if (!project) return null;
-      const snapshot = project.snapshot();
-      const request = requestOf(params);
+      const snapshot = await analysed(project, token);
       const explanation = explainRequest(snapshot, request, system ?? EMPTY_SYSTEM());
       const steps = explanation.trace.map((s) => {
         const loc = ruleLocation(project, snapshot, s.rule.origin);
@@ -798,41 +936,68 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     guard("qubes/systemModel", null as SystemModelResult | null, (params: SystemModelParams): SystemModelResult => {
       const project = scopeProject(params?.uri);
       const services = new Set(STANDARD_SERVICES.map((s) => s.name));
-      if (project) for (const s of project.lastSnapshot().services.keys()) services.add(s);
+      if (project) for (const s of project.lastSnapshot()?.services.keys() ?? []) services.add(s);
       return { source: systemSource, ...(systemError ? { error: systemError } : {}), ...summarizeSystem(system), services: [...services].sort() };
     }),
   );
 
   connection.onRequest(
     DecisionTableRequest.method,
-    guard("qubes/decisionTable", null as DecisionTableResult | null, (params: DecisionTableParams): DecisionTableResult | null => {
+    guardAsync("qubes/decisionTable", null as DecisionTableResult | null, async (params: DecisionTableParams, token?: CancellationToken): Promise<DecisionTableResult | null> => {
       requireStrings(params, ["service"], ["argument", "uri"]);
+      const sourcesParam = nameList(params, "sources");
+      const targetsParam = nameList(params, "targets");
       const project = scopeProject(params?.uri);
       if (!project) return null;
-      const snapshot = project.snapshot();
-      const table = decisionTable(snapshot, String(params.service), params.argument, system ?? EMPTY_SYSTEM(), {
-        ...(params.sources ? { sources: params.sources } : {}),
-        ...(params.targets ? { targets: params.targets } : {}),
-      });
-      const note = noSystemNote();
-      return {
-        service: table.service,
-        argument: table.argument,
-        sources: table.sources,
-        targets: table.targets,
-        systemSource,
-        ...(note ? { note } : {}),
-        cells: table.cells.map((row) =>
+      const snapshot = await analysed(project, token);
+      // Without `argument`, a `+` in the service splits it off, as `qrexec-policy-exec` does (`qubes.StartApp+firefox`).
+      const split = makeRequest(String(params.service), "", "");
+      const service = params.argument == null ? split.service : String(params.service);
+      const argument: string = params.argument ?? split.argument ?? "+";
+      const sys = system ?? EMPTY_SYSTEM();
+      // The rows and columns (the defaults resolved without deciding anything).
+      const sources = decisionTable(snapshot, service, argument, sys, { ...(sourcesParam ? { sources: sourcesParam } : {}), targets: [] }).sources;
+      const targets = decisionTable(snapshot, service, argument, sys, { sources: [], ...(targetsParam ? { targets: targetsParam } : {}) }).targets;
+      const locations = new Map<string, Location | undefined>();
+      const locate = (rule: { file: string; line: number | null }) => {
+        const key = `${rule.file}\0${rule.line}`;
+        if (!locations.has(key)) locations.set(key, ruleLocation(project, snapshot, rule));
+        return locations.get(key);
+      };
+      // Row by row, yielding between slices: a large table never blocks other messages, and a cancel stops it.
+      const cells: DecisionTableResult["cells"] = [];
+      let sliceStart = clock();
+      for (const source of sources) {
+        if (clock() - sliceStart > SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          throwIfCancelled(token);
+          sliceStart = clock();
+        }
+        const row = decisionTable(snapshot, service, argument, sys, { sources: [source], targets }).cells[0] ?? [];
+        cells.push(
           row.map((cell) => {
             const { rule, ...rest } = cell;
             if (!rule) return rest;
-            const location = ruleLocation(project, snapshot, rule);
+            const location = locate(rule);
             return { ...rest, rule: { file: rule.file, line: rule.line, ...(location ? { location } : {}) } };
           }),
-        ),
-      };
+        );
+      }
+      throwIfCancelled(token);
+      const note = noSystemNote();
+      return { service, argument, sources, targets, systemSource, ...(note ? { note } : {}), cells };
     }),
   );
+
+  /** A list parameter of qube names: absent, or an array of non-empty strings (else `InvalidParams`). */
+  function nameList(params: unknown, key: string): string[] | undefined {
+    const v = (params as Record<string, unknown>)[key];
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && x !== "")) {
+      throw new ResponseError(ErrorCodes.InvalidParams, `\`${key}\` must be an array of qube names (non-empty strings)`);
+    }
+    return v as string[];
+  }
 
   documents.listen(connection);
 
@@ -840,7 +1005,6 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     documents,
     projectFor,
     validateNow: () => {
-      if (timer) clearTimeout(timer);
       validateAll();
     },
     published,
