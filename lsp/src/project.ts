@@ -64,7 +64,7 @@ export class PolicyProject {
   private dirty = true;
   private parsed = new Map<string, { version: number; text: string; doc: PolicyDocument }>();
   /** The analysis in progress, run in slices by the server (see {@link step}). */
-  private job: { steps: Generator<void, PolicySnapshot, void>; versions: Map<string, number>; started: number } | undefined;
+  private job: { steps: Generator<void, PolicySnapshot, void>; versions: Map<string, number>; stepped: number } | undefined;
   private cachedVersions: ReadonlyMap<string, number> = new Map();
   system: SystemInfo | null = null;
   analysis: AnalysisConfig = {};
@@ -156,9 +156,9 @@ export class PolicyProject {
     return this.dirty || this.job !== undefined || !this.cached;
   }
 
-  /** Milliseconds the running analysis has been going (0 when none). */
-  jobAge(now: number): number {
-    return this.job ? now - this.job.started : 0;
+  /** True when an analysis was started but has not done any work yet (dropping it wastes nothing). */
+  get jobUnstarted(): boolean {
+    return this.job !== undefined && this.job.stepped === 0;
   }
 
   /** Drops the running analysis; what it finished stays in the caches, and the next run starts from the files as they are then. */
@@ -168,7 +168,7 @@ export class PolicyProject {
     this.dirty = true;
   }
 
-  private startJob(now: number): void {
+  private startJob(): void {
     const versions = new Map<string, number>();
     const extra = this.overlay
       .paths()
@@ -194,7 +194,7 @@ export class PolicyProject {
       extraDocuments: extra,
       ...(this.cached ? { previous: this.cached } : {}),
     });
-    this.job = { steps, versions, started: now };
+    this.job = { steps, versions, stepped: 0 };
     this.dirty = false;
   }
 
@@ -206,10 +206,11 @@ export class PolicyProject {
     const start = clock();
     if (!this.job) {
       if (!this.busy) return undefined;
-      this.startJob(start);
+      this.startJob();
     }
     const job = this.job!;
     for (;;) {
+      job.stepped++;
       const s = job.steps.next();
       if (s.done) {
         this.job = undefined;

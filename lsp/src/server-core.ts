@@ -55,6 +55,7 @@ import {
   summarizeSystem,
   symbolAt,
   describeRule,
+  vocabulary,
   type CompletionKind,
   type AnalysisDiagnostic,
   type DocumentSymbol,
@@ -85,6 +86,9 @@ import {
   DocumentSyntaxNotification,
   type DocumentSyntaxParams,
 } from "./protocol.js";
+
+/** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
+const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
 
 /** The language id the server registers for. */
 export const LANGUAGE_ID = "qrexecpolicy";
@@ -375,8 +379,6 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   /** How long one slice of analysis may keep the event loop (ms). */
   const SLICE_MS = 8;
-  /** A running analysis younger than this is restarted on an edit; an older one finishes first (so typing cannot starve it). */
-  const RESTART_MS = 120;
   const clock = () => performance.now();
   let running = false;
   const waiters = new Map<PolicyProject, Array<() => void>>();
@@ -388,6 +390,14 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     } catch (e) {
       log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
+    // Completion's vocabulary of the new snapshot, built in a turn of its own rather than in the first completion.
+    setImmediate(() => {
+      try {
+        if (project.lastSnapshot() === snapshot) vocabulary(snapshot);
+      } catch {
+        // Completion builds it again (and reports) if it fails.
+      }
+    });
     if (!project.busy) {
       const list = waiters.get(project);
       waiters.delete(project);
@@ -431,9 +441,13 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     setImmediate(runSlice);
   }
 
-  /** After an edit: restart a young analysis, then analyse again after the debounce. */
+  /**
+   * After an edit: analyse again after the debounce. A run that has started goes on to the end
+   * (what it finishes is reused, and typing cannot starve it); the next run then takes every
+   * edit made meanwhile at once. A run that has not started is dropped.
+   */
   function schedule(): void {
-    for (const p of projects.values()) if (p.busy && p.jobAge(clock()) < RESTART_MS) p.cancel();
+    for (const p of projects.values()) if (p.jobUnstarted) p.cancel();
     if (running && timer === undefined) return;
     running = true;
     if (timer) clearTimeout(timer);
@@ -513,8 +527,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       retriggerCommand = /code/i.test(params.clientInfo?.name ?? "");
       folders = (params.workspaceFolders ?? []).map((f) => pathOfUri(f.uri));
       if (!folders.length && params.rootUri) folders = [pathOfUri(params.rootUri)];
-      const init = params.initializationOptions as { settings?: QubesPolicySettings; qubesPolicy?: QubesPolicySettings } | undefined;
-      const initial = init?.qubesPolicy ?? init?.settings;
+      // Settings for clients that never answer `workspace/configuration` (Neovim before 0.8):
+      // `{ qubesPolicy: {...} }`, `{ settings: {...} }`, `{ settings: { qubesPolicy: {...} } }`, or the settings themselves.
+      const init = params.initializationOptions as { settings?: QubesPolicySettings & { qubesPolicy?: QubesPolicySettings }; qubesPolicy?: QubesPolicySettings } | undefined;
+      const bare = init && typeof init === "object" && SETTING_KEYS.some((k) => k in init) ? (init as QubesPolicySettings) : undefined;
+      const initial = init?.qubesPolicy ?? init?.settings?.qubesPolicy ?? init?.settings ?? bare;
       if (initial && typeof initial === "object") settings = initial;
       return {
         capabilities: {

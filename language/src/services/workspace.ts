@@ -191,6 +191,17 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     return strict;
   };
 
+  // Files of the previous snapshot whose text changed are parsed first, one step each, so that the
+  // load below (one step) finds them in the cache.
+  if (options.previous) {
+    for (const [path, f] of options.previous.files) {
+      const text = frozen.readFile(path);
+      if (text === undefined || text === f.text) continue;
+      parse(path, text, f.syntax, "universal");
+      yield;
+    }
+  }
+
   // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
   let flat: FlatPolicy | undefined;
   try {
