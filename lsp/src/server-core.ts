@@ -382,6 +382,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const clock = () => performance.now();
   let running = false;
   const waiters = new Map<PolicyProject, Array<() => void>>();
+  /** The snapshot completion uses, per project (one whose vocabulary is built), and when it was last renewed. */
+  const completionSnapshots = new WeakMap<PolicyProject, PolicySnapshot>();
+  const vocabularyAt = new WeakMap<PolicyProject, number>();
+  const VOCABULARY_MS = 1000;
 
   /** Publishes a finished snapshot and wakes the requests that waited for it. */
   function finished(project: PolicyProject, snapshot: PolicySnapshot): void {
@@ -390,14 +394,21 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     } catch (e) {
       log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
-    // Completion's vocabulary of the new snapshot, built in a turn of its own rather than in the first completion.
-    setImmediate(() => {
-      try {
-        if (project.lastSnapshot() === snapshot) vocabulary(snapshot);
-      } catch {
-        // Completion builds it again (and reports) if it fails.
-      }
-    });
+    // Completion's vocabulary (services, arguments and names seen in the policy) costs a pass over
+    // every line: it is built in a turn of its own, at most once a second while typing, and
+    // completion uses the newest snapshot that has one.
+    if (clock() - (vocabularyAt.get(project) ?? -Infinity) >= VOCABULARY_MS || !project.busy) {
+      vocabularyAt.set(project, clock());
+      setImmediate(() => {
+        try {
+          if (project.lastSnapshot() !== snapshot) return;
+          vocabulary(snapshot);
+          completionSnapshots.set(project, snapshot);
+        } catch {
+          // Completion builds it again (and reports) if it fails.
+        }
+      });
+    }
     if (!project.busy) {
       const list = waiters.get(project);
       waiters.delete(project);
@@ -659,7 +670,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     guard("completion", [] as LspCompletionItem[], (params) => {
       const c = lineContext(params.textDocument.uri, params.position);
       if (!c) return [];
-      const snapshot = c.project.lastSnapshot();
+      const snapshot = completionSnapshots.get(c.project) ?? c.project.lastSnapshot();
       const shift = (span: { start: number; end: number }) => ({ start: span.start + c.lineStart, end: span.end + c.lineStart });
       return complete(c.doc, c.offset, snapshot ? { snapshot } : {}).map((item): LspCompletionItem => {
         item = { ...item, span: shift(item.span) };

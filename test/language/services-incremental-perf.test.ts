@@ -8,6 +8,7 @@ import { describe, expect, test } from "vitest";
 import {
   analyzeWorkspace,
   analyzeWorkspaceSteps,
+  askFeeders,
   createMemoryFileSystem,
   findShadowingRules,
   loadPolicy,
@@ -107,6 +108,8 @@ describe("incremental analysis", () => {
           const rules = load.policy.rules;
           const incremental = serviceFindings(rules, cache);
           expect(incremental.shadowedBy.map((r) => r?.index)).toEqual(findShadowingRules(rules).map((r) => r?.index));
+          const feeds = askFeeders(rules);
+          expect([...incremental.feedsAsk]).toEqual(rules.map((r) => (feeds(r) ? 1 : 0)));
           const scratch = serviceFindings(rules);
           expect([incremental.shadowedBy, incremental.feedsAsk, incremental.askWithoutTargets]).toEqual([scratch.shadowedBy, scratch.feedsAsk, scratch.askWithoutTargets]);
         }

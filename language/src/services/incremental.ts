@@ -37,6 +37,50 @@ interface ServiceEntry {
   ids: Int32Array;
   /** For each position of the sequence: the position of its earliest shadower, or -1. */
   shadow: Int32Array;
+  /** For each position of a rule of the service: 1 when an `ask` rule of the sequence could collect targets from it. */
+  feeds: Uint8Array;
+  /** For each position of a rule of the service: 1 when it is an `ask` rule to `@default` that no rule of the sequence offers a target. */
+  noTargets: Uint8Array;
+  /** The service's own `ask` rules without `target=`, and its own rules that offer targets, by argument. */
+  asks: ArgCounter;
+  offers: ArgCounter;
+}
+
+/** An `ask` rule that only `@default` would target: it needs other rules to offer targets. */
+function isAskWithoutTarget(r: PolicyRule): boolean {
+  return r.action === "ask" && r.redirect === null && r.target.kind === "default";
+}
+
+/** A rule that adds targets to `ask` prompts of its calls. */
+function offersTargets(r: PolicyRule): boolean {
+  return r.action !== "deny" && (r.redirect ?? r.target).kind !== "default";
+}
+
+/** Analyses one service's merged sequence from scratch. */
+function analyseSequence(seq: readonly PolicyRule[], service: string | null, ids: Int32Array): ServiceEntry {
+  const asks = new ArgCounter();
+  const offers = new ArgCounter();
+  const seqAsks = new ArgCounter();
+  const seqOffers = new ArgCounter();
+  for (const r of seq) {
+    const ask = r.action === "ask" && r.redirect === null;
+    const offer = offersTargets(r);
+    if (ask) seqAsks.add(r.argument);
+    if (offer) seqOffers.add(r.argument);
+    if (r.service === service) {
+      if (ask) asks.add(r.argument);
+      if (offer) offers.add(r.argument);
+    }
+  }
+  const feeds = new Uint8Array(seq.length);
+  const noTargets = new Uint8Array(seq.length);
+  for (let k = 0; k < seq.length; k++) {
+    const r = seq[k]!;
+    if (r.service === null) continue;
+    if (seqAsks.matches(r.argument)) feeds[k] = 1;
+    if (isAskWithoutTarget(r) && !seqOffers.matches(r.argument)) noTargets[k] = 1;
+  }
+  return { ids, shadow: shadowPositions(seq), feeds, noTargets, asks, offers };
 }
 
 /**
@@ -71,7 +115,7 @@ export class ServiceAnalysisCache {
     return id;
   }
 
-  /** @internal The shape of a rule as far as shadowing is concerned: `*` service or not, argument, source, target. */
+  /** @internal The shape of a rule as far as these analyses are concerned: `*` service or not, argument, source, target, action, kind of `target=`. */
   shapeOf(r: PolicyRule): number {
     const known = this.ruleShapes.get(r);
     if (known !== undefined) return known;
@@ -84,7 +128,10 @@ export class ServiceAnalysisCache {
     const outer = this.tokenId(r.source) * 1_048_576 + this.tokenId(r.target);
     let inner = this.shapeIds.get(outer);
     if (!inner) this.shapeIds.set(outer, (inner = new Map()));
-    const key = arg * 2 + (r.service === null ? 1 : 0);
+    // `*` service or not, the action, and what `target=` is (none, `@default`, other): what the ask analyses look at.
+    const action = r.action === "allow" ? 0 : r.action === "deny" ? 1 : 2;
+    const redirect = r.redirect === null ? 0 : r.redirect.kind === "default" ? 1 : 2;
+    const key = ((arg * 2 + (r.service === null ? 1 : 0)) * 3 + action) * 3 + redirect;
     let id = inner.get(key);
     if (id === undefined) inner.set(key, (id = this.shapeCount++));
     this.ruleShapes.set(r, id);
@@ -205,14 +252,16 @@ class ArgCounter {
     if (arg === null) this.wildcard++;
     else this.byArg.set(arg, (this.byArg.get(arg) ?? 0) + 1);
   }
+  /** Adds the counts of another counter. */
+  merge(o: ArgCounter): void {
+    this.any += o.any;
+    this.wildcard += o.wildcard;
+    for (const [k, v] of o.byArg) this.byArg.set(k, (this.byArg.get(k) ?? 0) + v);
+  }
   /** True when some counted rule `o` has `o.argument` compatible with `arg` (either is `*`, or they are equal). */
   matches(arg: string | null): boolean {
     if (arg === null) return this.any > 0;
     return this.wildcard > 0 || (this.byArg.get(arg) ?? 0) > 0;
-  }
-  /** The same, over two counters. */
-  static matches2(a: ArgCounter | undefined, b: ArgCounter | undefined, arg: string | null): boolean {
-    return (a?.matches(arg) ?? false) || (b?.matches(arg) ?? false);
   }
 }
 
@@ -239,8 +288,12 @@ export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: Servi
   }
   yield;
 
-  // 2. Shadowing per service, reused when the service's sequence has the same shapes.
+  // 2. Per service, reused when the service's sequence has the same shapes: shadowing, and the
+  //    ask analyses of its own rules (the `ask` rules and target offers of a service's calls come
+  //    from the rules of that service and of `*`, exactly its sequence).
   const shadowedBy: Array<PolicyRule | undefined> = new Array(n).fill(undefined);
+  const feedsAsk = new Uint8Array(n);
+  const askWithoutTargets = new Uint8Array(n);
   const recomputed: Array<string | null> = [];
   for (const key of [...cache.entries.keys()]) if (!groups.has(key)) cache.entries.delete(key);
   for (const [service, own] of groups) {
@@ -250,52 +303,34 @@ export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: Servi
     for (let k = 0; k < seq.length; k++) ids[k] = shapes[seq[k]!]!;
     let entry = cache.entries.get(service);
     if (!entry || !sameIds(entry.ids, ids)) {
-      entry = { ids, shadow: shadowPositions(seq.map((i) => rules[i]!)) };
+      entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
       cache.entries.set(service, entry);
       recomputed.push(service);
     }
     for (let k = 0; k < seq.length; k++) {
       const i = seq[k]!;
-      // A `*` rule's shadower comes from the `*` sequence (a rule of a service never covers a `*` rule).
+      // A `*` rule's findings come from the `*` sequence (a rule of a service never covers a `*` rule).
       if (service !== null && rules[i]!.service === null) continue;
       const p = entry.shadow[k]!;
       if (p >= 0) shadowedBy[i] = rules[seq[p]!];
+      feedsAsk[i] = entry.feeds[k]!;
+      askWithoutTargets[i] = entry.noTargets[k]!;
     }
     if (recomputed[recomputed.length - 1] === service) yield;
   }
-
-  // 3. The ask analyses: counters of `ask` rules (feeders) and of rules that offer targets (contributors).
-  const asksBy = new Map<string | null, ArgCounter>();
-  const contributorsBy = new Map<string | null, ArgCounter>();
-  const allAsks = new ArgCounter();
-  const allContributors = new ArgCounter();
-  for (let i = 0; i < n; i++) {
-    const r = rules[i]!;
-    if (r.action === "ask" && r.redirect === null) {
-      let c = asksBy.get(r.service);
-      if (!c) asksBy.set(r.service, (c = new ArgCounter()));
-      c.add(r.argument);
-      allAsks.add(r.argument);
+  // 3. The `*` rules take part in every service's calls: their ask findings look at every rule.
+  if (wildcard.length) {
+    const allAsks = new ArgCounter();
+    const allOffers = new ArgCounter();
+    for (const e of cache.entries.values()) {
+      allAsks.merge(e.asks);
+      allOffers.merge(e.offers);
     }
-    if (r.action !== "deny" && (r.redirect ?? r.target).kind !== "default") {
-      let c = contributorsBy.get(r.service);
-      if (!c) contributorsBy.set(r.service, (c = new ArgCounter()));
-      c.add(r.argument);
-      allContributors.add(r.argument);
-    }
-  }
-  const feedsAsk = new Uint8Array(n);
-  const askWithoutTargets = new Uint8Array(n);
-  const wildAsks = asksBy.get(null);
-  const wildContributors = contributorsBy.get(null);
-  for (let i = 0; i < n; i++) {
-    const r = rules[i]!;
-    const feeds = r.service === null ? allAsks.matches(r.argument) : ArgCounter.matches2(wildAsks, asksBy.get(r.service), r.argument);
-    if (feeds) feedsAsk[i] = 1;
-    if (r.action === "ask" && r.redirect === null && r.target.kind === "default") {
-      // Such a rule never counts as a contributor itself, so "another rule" is any counted rule.
-      const offered = r.service === null ? allContributors.matches(r.argument) : ArgCounter.matches2(wildContributors, contributorsBy.get(r.service), r.argument);
-      if (!offered) askWithoutTargets[i] = 1;
+    for (const i of wildcard) {
+      const r = rules[i]!;
+      feedsAsk[i] = allAsks.matches(r.argument) ? 1 : 0;
+      // Such a rule never offers a target itself, so "another rule" is any counted rule.
+      askWithoutTargets[i] = isAskWithoutTarget(r) && !allOffers.matches(r.argument) ? 1 : 0;
     }
   }
   const findings: ServiceFindings = { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
