@@ -308,21 +308,35 @@ export const shadowedRule: AnalysisRule = {
   meta: { name: "shadowed-rule", severity: "warning", needsSystem: false, summary: "an earlier rule matches every call this rule matches, so it never decides" },
   run(input, report, severity) {
     const { shadowedBy, feedsAsk } = findingsOf(input);
-    // A line counts as shadowed only when every copy of it (a file included twice) is.
+    // A line counts as shadowed only when every copy of it (a file included twice) is. Files
+    // loaded once (their rules form one run in the list) need no bookkeeping per line.
+    const seenPaths = new Set<string>();
+    const twice = new Set<string>();
+    let lastPath: string | undefined;
+    for (const r of input.rules) {
+      if (r.origin.path === lastPath) continue;
+      lastPath = r.origin.path;
+      if (seenPaths.has(lastPath)) twice.add(lastPath);
+      else seenPaths.add(lastPath);
+    }
     type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
     const byLine: Entry[] = [];
     const byPath = new Map<string, Map<number, Entry>>();
-    let lastPath = "";
+    lastPath = undefined;
     let lines: Map<number, Entry> | undefined;
     for (let i = 0; i < input.rules.length; i++) {
       const r = input.rules[i]!;
       if (r.origin.line === null) continue;
+      const by = shadowedBy[i];
+      if (!twice.has(r.origin.path)) {
+        if (by) byLine.push({ i, by, all: true });
+        continue;
+      }
       if (r.origin.path !== lastPath || !lines) {
         lastPath = r.origin.path;
         lines = byPath.get(lastPath);
         if (!lines) byPath.set(lastPath, (lines = new Map()));
       }
-      const by = shadowedBy[i];
       const prev = lines.get(r.origin.line);
       if (!prev) {
         const entry = { i, by, all: by !== undefined };
