@@ -278,19 +278,22 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return { uri: uriOf(disk), range: toRange(mapper, span) };
   }
 
-  /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
-  const publishedSig = new Map<string, string>();
+  /** The diagnostics last published, by URI, as the core gave them (to skip unchanged files cheaply). */
+  const publishedSig = new Map<string, readonly AnalysisDiagnostic[]>();
   /** The document version last published with, by URI. */
   const publishedVersion = new Map<string, number>();
-  // A snapshot hands on the very same list for a file whose diagnostics did not change: its signature is computed once.
-  const signatures = new WeakMap<readonly AnalysisDiagnostic[], string>();
-  const signature = (list: readonly AnalysisDiagnostic[]) => {
-    let sig = signatures.get(list);
-    if (sig === undefined) {
-      sig = list.map((d) => `${d.code}|${d.severity}|${d.line}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
-      signatures.set(list, sig);
+  /** True when two lists would publish the same (a snapshot hands on the same objects for unchanged findings). */
+  const sameDiagnostics = (a: readonly AnalysisDiagnostic[], b: readonly AnalysisDiagnostic[]): boolean => {
+    if (a === b) return true;
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      if (x === y) continue;
+      if (x.code !== y.code || x.severity !== y.severity || x.line !== y.line || x.span.start !== y.span.start || x.span.end !== y.span.end || x.message !== y.message) return false;
+      if ((x.related?.length ?? 0) !== (y.related?.length ?? 0)) return false;
     }
-    return sig;
+    return true;
   };
 
   /** The language id last announced per document (see `qubes/documentSyntax`). */
@@ -299,13 +302,13 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   function validateProject(project: PolicyProject, snapshot: PolicySnapshot = project.snapshot()): void {
     const versions = project.snapshotVersions;
     const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
-    const next = new Map<string, { sig: string; build: () => LspDiagnostic[] }>();
+    const next = new Map<string, { sig: readonly AnalysisDiagnostic[]; build: () => LspDiagnostic[] }>();
     for (const [virtual, list] of snapshot.diagnostics) {
       const disk = project.toDisk(virtual);
       if (disk === null) continue;
       const uri = uriOf(disk);
       next.set(uri, {
-        sig: signature(list),
+        sig: list,
         build: () => {
           const mapper = mapperForPath(project, snapshot, disk);
           if (!mapper) return [];
@@ -327,7 +330,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         const prev = next.get(doc.uri);
         const extra = snapshot.policyDiagnostics.map((d) => ({ ...d, span: { start: 0, end: 0 } }));
         next.set(doc.uri, {
-          sig: (prev?.sig ?? "") + "\n!" + signature(extra),
+          sig: [...(prev?.sig ?? []), ...extra],
           build: () => [...(prev ? prev.build() : []), ...extra.map((d) => toLspDiagnostic(doc, d))],
         });
       }
@@ -344,10 +347,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
     // Files of this project that lost their diagnostics are cleared.
     for (const uri of publishedSig.keys()) {
-      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: "", build: () => [] });
+      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: [], build: () => [] });
     }
     for (const doc of documents.all()) {
-      if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: "", build: () => [] });
+      if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: [], build: () => [] });
     }
     for (const [uri, { sig, build }] of next) {
       const prev = publishedSig.get(uri);
@@ -356,12 +359,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       const version = open ? versions.get(pathOfUri(uri)) : undefined;
       // An open document gets its diagnostics again for every new version, so the client knows they are current.
       const newVersion = version !== undefined && publishedVersion.get(uri) !== version;
-      if (prev === sig && published.has(uri) === (sig !== "") && !newVersion) continue;
-      if (prev === undefined && sig === "" && !open) continue;
+      if (prev !== undefined && sameDiagnostics(prev, sig) && published.has(uri) === (sig.length > 0) && !newVersion) continue;
+      if (prev === undefined && sig.length === 0 && !open) continue;
       const list = build();
       if (list.length === 0) {
         published.delete(uri);
-        publishedSig.set(uri, "");
+        publishedSig.set(uri, []);
       } else {
         published.set(uri, list);
         publishedSig.set(uri, sig);

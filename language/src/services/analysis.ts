@@ -353,7 +353,9 @@ export const shadowedRule: AnalysisRule = {
       if (!doc) continue;
       const feeds = feedsAsk[i] === 1;
       const byDoc = docs.get(by.origin.path);
-      // The same finding on an unchanged document is the same diagnostic object (cheap to publish again).
+      const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
+      // The same finding on an unchanged document, with the broader rule at the same place, is the
+      // same diagnostic object (so an unchanged file's list is the same list, cheap to skip).
       let perDoc = presented?.get(doc.document);
       const hit = perDoc?.get(rule.origin.line!);
       if (
@@ -361,7 +363,8 @@ export const shadowedRule: AnalysisRule = {
         hit.byPath === by.origin.path &&
         hit.byFile === by.origin.file &&
         hit.byLine === by.origin.line &&
-        hit.byDoc === byDoc?.document &&
+        hit.bySpan?.start === byLineNode?.span.start &&
+        hit.bySpan?.end === byLineNode?.span.end &&
         hit.feeds === feeds &&
         hit.d.severity === severity
       ) {
@@ -379,12 +382,11 @@ export const shadowedRule: AnalysisRule = {
         line.line,
         feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
       );
-      const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
       if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
       d.data = { removable: !feeds };
       if (presented) {
         if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
-        perDoc.set(rule.origin.line!, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, byDoc: byDoc?.document, feeds, d });
+        perDoc.set(rule.origin.line!, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
       }
       report(rule.origin.path, d);
     }

@@ -17,6 +17,7 @@
  */
 import type { PolicyRule } from "../loader/types.js";
 import type { PolicyDocument, QubeToken } from "../syntax/tree.js";
+import type { Span } from "../diagnostics.js";
 import type { AnalysisDiagnostic } from "./analysis.js";
 import { isDom0ish } from "./util.js";
 
@@ -99,7 +100,7 @@ export class ServiceAnalysisCache {
   /** @internal */
   readonly entries = new Map<string | null, ServiceEntry>();
   /** @internal Shadowed-rule diagnostics by document and line, reused while the finding and the documents are unchanged. */
-  readonly presented = new WeakMap<PolicyDocument, Map<number, { byPath: string; byFile: string; byLine: number | null; byDoc: PolicyDocument | undefined; feeds: boolean; d: AnalysisDiagnostic }>>();
+  readonly presented = new WeakMap<PolicyDocument, Map<number, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>>();
   /** @internal The last rule list and its findings (a second call with the same list is free). */
   last: { rules: readonly PolicyRule[]; findings: ServiceFindings } | undefined;
 
