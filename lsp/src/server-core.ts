@@ -496,7 +496,17 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (p.busy) more = true;
     }
     if (more) setImmediate(runSlice);
-    else running = false;
+    else {
+      running = false;
+      // Other document kinds (stack files) validate once the policies they refer to are current.
+      for (const f of features) {
+        try {
+          f.validate();
+        } catch (e) {
+          log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        }
+      }
+    }
   }
 
   function kick(): void {
