@@ -226,7 +226,7 @@ if (WRITE) {
     `Written by \`bench/lsp.mjs\` (${new Date().toISOString().replace(/\.\d+Z$/, "Z")}; load average ${load} on ${cpus().length} cores when it ended).`,
     `The built server runs as its own process over stdio; the client opens the largest file and types new rules into its middle, one key every ${INTERVAL} ms, with a completion request after every key.`,
     '"Diagnostics after a key" runs from the key to the first `publishDiagnostics` of that version or a later one.',
-    "The latencies are wall-clock and depend on the machine being free: when the server gets less CPU than typing asks for, the queue of keys grows and every latency with it; the server's CPU time per key is the figure that does not.",
+    "The latencies are wall-clock and depend on the machine being free: when the server gets less CPU than typing asks for, the queue of keys grows and every latency with it; the server's CPU time per key depends on it much less (contention still inflates it).",
     `Workspaces: ${about}.`,
     "",
     table,
