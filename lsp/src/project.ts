@@ -5,7 +5,7 @@
  * as the daemon resolves them, and open documents overlay the disk.
  */
 import {
-  analyzeWorkspace,
+  analyzeWorkspaceSteps,
   LEGACY_POLICY_DIR,
   normalizePath,
   parseDocument,
@@ -16,6 +16,7 @@ import {
   type PolicyDocument,
   type PolicyFileSystem,
   type PolicySnapshot,
+  type SyntaxKind,
   type SystemInfo,
 } from "@qubes-kit/language";
 import type { HostFileSystem } from "./host.js";
@@ -62,6 +63,9 @@ export class PolicyProject {
   private cached: PolicySnapshot | undefined;
   private dirty = true;
   private parsed = new Map<string, { version: number; text: string; doc: PolicyDocument }>();
+  /** The analysis in progress, run in slices by the server (see {@link step}). */
+  private job: { steps: Generator<void, PolicySnapshot, void>; versions: Map<string, number>; stepped: number } | undefined;
+  private cachedVersions: ReadonlyMap<string, number> = new Map();
   system: SystemInfo | null = null;
   analysis: AnalysisConfig = {};
 
@@ -142,31 +146,100 @@ export class PolicyProject {
     return [...names];
   }
 
-  /** Marks the analysis stale (a document or file changed). */
+  /** Marks the analysis stale (a document or file changed). A running analysis goes on; see {@link cancel}. */
   invalidate(): void {
     this.dirty = true;
   }
 
-  /** The current analysis, recomputed when stale. */
-  snapshot(): PolicySnapshot {
-    if (!this.dirty && this.cached) return this.cached;
+  /** True while the last snapshot is stale or an analysis is running. */
+  get busy(): boolean {
+    return this.dirty || this.job !== undefined || !this.cached;
+  }
+
+  /** True when an analysis was started but has not done any work yet (dropping it wastes nothing). */
+  get jobUnstarted(): boolean {
+    return this.job !== undefined && this.job.stepped === 0;
+  }
+
+  /** Drops the running analysis; what it finished stays in the caches, and the next run starts from the files as they are then. */
+  cancel(): void {
+    if (!this.job) return;
+    this.job = undefined;
+    this.dirty = true;
+  }
+
+  private startJob(): void {
+    const versions = new Map<string, number>();
     const extra = this.overlay
       .paths()
       .filter((p) => this.covers(p) || dirOf(p) === this.root)
       .map((p) => this.toVirtual(p));
-    this.cached = analyzeWorkspace(this.fs, {
+    // The analysis reads each file once; the versions of the open documents it read label its diagnostics.
+    const fs: PolicyFileSystem = {
+      stat: (p) => this.fs.stat(p),
+      readDir: (p) => this.fs.readDir(p),
+      readFile: (p) => {
+        const d = this.toDisk(normalizePath(p));
+        const open = d === null ? undefined : this.overlay.get(d);
+        if (open && d !== null) {
+          versions.set(d, open.version);
+          return open.text;
+        }
+        return this.fs.readFile(p);
+      },
+    };
+    const steps = analyzeWorkspaceSteps(fs, {
       system: this.system,
       analysis: this.analysis,
       extraDocuments: extra,
       ...(this.cached ? { previous: this.cached } : {}),
     });
+    this.job = { steps, versions, stepped: 0 };
     this.dirty = false;
+  }
+
+  /**
+   * Advances the analysis for about `budgetMs` (starting one when the
+   * snapshot is stale). Returns the new snapshot when a run finishes.
+   */
+  step(budgetMs: number, clock: () => number = () => performance.now()): PolicySnapshot | undefined {
+    const start = clock();
+    if (!this.job) {
+      if (!this.busy) return undefined;
+      this.startJob();
+    }
+    const job = this.job!;
+    for (;;) {
+      job.stepped++;
+      const s = job.steps.next();
+      if (s.done) {
+        this.job = undefined;
+        this.cached = s.value;
+        this.cachedVersions = job.versions;
+        return s.value;
+      }
+      if (clock() - start >= budgetMs) return undefined;
+    }
+  }
+
+  /** The current analysis, finished now (synchronously) when stale. */
+  snapshot(): PolicySnapshot {
+    if (!this.dirty && !this.job && this.cached) return this.cached;
+    if (this.dirty) this.cancel();
+    for (;;) {
+      const s = this.step(Infinity);
+      if (s) return s;
+    }
+  }
+
+  /** The last finished analysis, even when stale (never waits), or `undefined` before the first one. */
+  lastSnapshot(): PolicySnapshot | undefined {
     return this.cached;
   }
 
-  /** The last analysis even when stale (cheap; for completion), or a fresh one. */
-  lastSnapshot(): PolicySnapshot {
-    return this.cached ?? this.snapshot();
+  /** The versions of the open documents (by disk path) that the last snapshot read. */
+  get snapshotVersions(): ReadonlyMap<string, number> {
+    return this.cachedVersions;
   }
 
   /** The parsed open document at a disk path (cached per version), in the syntax the policy reads it in. */
@@ -175,11 +248,19 @@ export class PolicyProject {
     if (hit && hit.version === version && hit.text === text) return hit.doc;
     const virtual = this.toVirtual(disk);
     const snap = this.lastSnapshot();
-    const syntax = snap.syntaxOf(virtual);
-    const cachedParse = snap.parseCache.get(virtual);
+    const syntax = this.syntaxOf(disk);
+    const cachedParse = snap?.parseCache.get(virtual);
     const doc = cachedParse && cachedParse.text === text && cachedParse.syntax === syntax ? cachedParse.doc : parseDocument(text, { syntax, file: virtual });
     this.parsed.set(disk, { version, text, doc });
     return doc;
+  }
+
+  /** The syntax the policy reads a disk path in, as of the last snapshot (a guess from the path before the first one). */
+  syntaxOf(disk: string): SyntaxKind {
+    const virtual = this.toVirtual(disk);
+    const snap = this.lastSnapshot();
+    if (snap) return snap.syntaxOf(virtual);
+    return dirOf(virtual) === LEGACY_POLICY_DIR ? "service" : "policy";
   }
 
   /** Forgets the parse of a closed document. */

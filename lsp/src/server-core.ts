@@ -12,12 +12,14 @@ import {
   DidChangeConfigurationNotification,
   DidChangeWatchedFilesNotification,
   FoldingRangeKind,
+  LSPErrorCodes,
   InsertTextFormat,
   MarkupKind,
   SemanticTokensBuilder,
   SymbolKind,
   TextDocuments,
   TextDocumentSyncKind,
+  type CancellationToken,
   type CodeAction as LspCodeAction,
   type CodeLens,
   type Hover,
@@ -47,6 +49,7 @@ import {
   foldingRanges,
   formatDocument,
   hover,
+  parseDocument,
   prepareSystemInfo,
   references,
   SEMANTIC_TOKEN_MODIFIERS,
@@ -56,6 +59,7 @@ import {
   summarizeSystem,
   symbolAt,
   describeRule,
+  vocabulary,
   type CompletionKind,
   type AnalysisDiagnostic,
   type DocumentSymbol,
@@ -93,6 +97,9 @@ import {
 } from "./protocol.js";
 import type { TemplateRun } from "./template/machine.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
+
+/** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
+const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
 
 /** The language id the server registers for. */
 export const LANGUAGE_ID = "qrexecpolicy";
@@ -156,9 +163,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
   };
 
-  /** Runs a handler; on failure logs and answers `fallback`. */
+  /** Runs a handler; on failure logs and answers `fallback`. A request cancelled before it runs answers `RequestCancelled`. */
   function guard<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => R): (...args: A) => R {
     return (...args: A) => {
+      throwIfCancelled(args[1]);
       try {
         return fn(...args);
       } catch (e) {
@@ -171,13 +179,22 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   }
   function guardAsync<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
     return async (...args: A) => {
+      throwIfCancelled(args[1]);
       try {
         return await fn(...args);
       } catch (e) {
+        if (e instanceof ResponseError) throw e;
         log(`qubes-policy: ${name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
         return fallback;
       }
     };
+  }
+
+  /** Answers `RequestCancelled` when the client cancelled the request (`$/cancelRequest`). */
+  function throwIfCancelled(token: unknown): void {
+    if (typeof token === "object" && token !== null && (token as Partial<CancellationToken>).isCancellationRequested === true) {
+      throw new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled");
+    }
   }
 
   const pathOfUri = (uri: string): string => {
@@ -313,23 +330,37 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   ];
   const featureFor = (uri: string): DocumentFeature | undefined => features.find((f) => f.handles(uri));
 
-  /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
-  const publishedSig = new Map<string, string>();
-  const signature = (list: readonly AnalysisDiagnostic[]) => list.map((d) => `${d.code}|${d.severity}|${d.line}|${d.span.start}|${d.span.end}|${d.message}|${d.related?.length ?? 0}`).join("\n");
+  /** The diagnostics last published, by URI, as the core gave them (to skip unchanged files cheaply). */
+  const publishedSig = new Map<string, readonly AnalysisDiagnostic[]>();
+  /** The document version last published with, by URI. */
+  const publishedVersion = new Map<string, number>();
+  /** True when two lists would publish the same (a snapshot hands on the same objects for unchanged findings). */
+  const sameDiagnostics = (a: readonly AnalysisDiagnostic[], b: readonly AnalysisDiagnostic[]): boolean => {
+    if (a === b) return true;
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      if (x === y) continue;
+      if (x.code !== y.code || x.severity !== y.severity || x.line !== y.line || x.span.start !== y.span.start || x.span.end !== y.span.end || x.message !== y.message) return false;
+      if ((x.related?.length ?? 0) !== (y.related?.length ?? 0)) return false;
+    }
+    return true;
+  };
 
   /** The language id last announced per document (see `qubes/documentSyntax`). */
   const announcedSyntax = new Map<string, string>();
 
-  function validateProject(project: PolicyProject): void {
-    const snapshot = project.snapshot();
+  function validateProject(project: PolicyProject, snapshot: PolicySnapshot = project.snapshot()): void {
+    const versions = project.snapshotVersions;
     const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
-    const next = new Map<string, { sig: string; build: () => LspDiagnostic[] }>();
+    const next = new Map<string, { sig: readonly AnalysisDiagnostic[]; build: () => LspDiagnostic[] }>();
     for (const [virtual, list] of snapshot.diagnostics) {
       const disk = project.toDisk(virtual);
       if (disk === null) continue;
       const uri = uriOf(disk);
       next.set(uri, {
-        sig: signature(list),
+        sig: list,
         build: () => {
           const mapper = mapperForPath(project, snapshot, disk);
           if (!mapper) return [];
@@ -351,7 +382,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         const prev = next.get(doc.uri);
         const extra = snapshot.policyDiagnostics.map((d) => ({ ...d, span: { start: 0, end: 0 } }));
         next.set(doc.uri, {
-          sig: (prev?.sig ?? "") + "\n!" + signature(extra),
+          sig: [...(prev?.sig ?? []), ...extra],
           build: () => [...(prev ? prev.build() : []), ...extra.map((d) => toLspDiagnostic(doc, d))],
         });
       }
@@ -368,36 +399,157 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
     // Files of this project that lost their diagnostics are cleared.
     for (const uri of publishedSig.keys()) {
-      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: "", build: () => [] });
+      if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: [], build: () => [] });
     }
     for (const doc of policyDocuments()) {
-      if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: "", build: () => [] });
+      if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: [], build: () => [] });
     }
     for (const [uri, { sig, build }] of next) {
       const prev = publishedSig.get(uri);
-      if (prev === sig && published.has(uri) === (sig !== "")) continue;
-      if (prev === undefined && sig === "" && !documents.get(uri)) continue;
+      // The version of the open document's text these diagnostics belong to.
+      const open = documents.get(uri);
+      const version = open ? versions.get(pathOfUri(uri)) : undefined;
+      // An open document gets its diagnostics again for every new version, so the client knows they are current.
+      const newVersion = version !== undefined && publishedVersion.get(uri) !== version;
+      if (prev !== undefined && sameDiagnostics(prev, sig) && published.has(uri) === (sig.length > 0) && !newVersion) continue;
+      if (prev === undefined && sig.length === 0 && !open) continue;
       const list = build();
       if (list.length === 0) {
         published.delete(uri);
-        publishedSig.set(uri, "");
+        publishedSig.set(uri, []);
       } else {
         published.set(uri, list);
         publishedSig.set(uri, sig);
       }
-      void connection.sendDiagnostics({ uri, diagnostics: list });
+      if (version !== undefined) publishedVersion.set(uri, version);
+      else publishedVersion.delete(uri);
+      void connection.sendDiagnostics({ uri, ...(version !== undefined ? { version } : {}), diagnostics: list });
     }
   }
 
-  const validateAll = guard("validate", undefined, () => {
+  // ---------------------------------------------------------------------------
+  // Scheduling: the analysis runs in slices between messages, off the request path.
+  // Completion and hover answer from the last finished snapshot at once; requests
+  // that need the current analysis wait for it (and can be cancelled meanwhile).
+
+  /** How long one slice of analysis may keep the event loop (ms). */
+  const SLICE_MS = 8;
+  const clock = () => performance.now();
+  let running = false;
+  const waiters = new Map<PolicyProject, Array<() => void>>();
+  /** The snapshot completion uses, per project (one whose vocabulary is built), and when it was last renewed. */
+  const completionSnapshots = new WeakMap<PolicyProject, PolicySnapshot>();
+  const vocabularyAt = new WeakMap<PolicyProject, number>();
+  const VOCABULARY_MS = 1000;
+
+  /** Publishes a finished snapshot and wakes the requests that waited for it. */
+  function finished(project: PolicyProject, snapshot: PolicySnapshot): void {
+    try {
+      validateProject(project, snapshot);
+    } catch (e) {
+      log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+    // Completion's vocabulary (services, arguments and names seen in the policy) costs a pass over
+    // every line: it is built in a turn of its own, at most once a second while typing, and
+    // completion uses the newest snapshot that has one.
+    if (clock() - (vocabularyAt.get(project) ?? -Infinity) >= VOCABULARY_MS || !project.busy) {
+      vocabularyAt.set(project, clock());
+      setImmediate(() => {
+        try {
+          if (project.lastSnapshot() !== snapshot) return;
+          vocabulary(snapshot);
+          completionSnapshots.set(project, snapshot);
+        } catch {
+          // Completion builds it again (and reports) if it fails.
+        }
+      });
+    }
+    if (!project.busy) {
+      const list = waiters.get(project);
+      waiters.delete(project);
+      for (const w of list ?? []) w();
+    }
+  }
+
+  /** Runs one slice of every busy project; goes on in the next turn of the event loop while work remains. */
+  function runSlice(): void {
     timer = undefined;
-    for (const p of projects.values()) validateProject(p);
+    const start = clock();
+    let more = false;
+    for (const p of projects.values()) {
+      if (!p.busy) continue;
+      const left = SLICE_MS - (clock() - start);
+      if (left <= 0) {
+        more = true;
+        break;
+      }
+      let snap: PolicySnapshot | undefined;
+      try {
+        snap = p.step(left, clock);
+      } catch (e) {
+        // The analysis never throws; if it did, drop this run rather than spin.
+        log(`qubes-policy: analysis failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        p.cancel();
+        p.snapshot();
+      }
+      if (snap) finished(p, snap);
+      if (p.busy) more = true;
+    }
+    if (more) setImmediate(runSlice);
+    else {
+      running = false;
+      // Other document kinds (stack files) validate once the policies they refer to are current.
+      for (const f of features) {
+        try {
+          f.validate();
+        } catch (e) {
+          log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        }
+      }
+    }
+  }
+
+  function kick(): void {
+    if (running) return;
+    running = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    setImmediate(runSlice);
+  }
+
+  /**
+   * After an edit: analyse again after the debounce. A run that has started goes on to the end
+   * (what it finishes is reused, and typing cannot starve it); the next run then takes every
+   * edit made meanwhile at once. A run that has not started is dropped.
+   */
+  function schedule(): void {
+    for (const p of projects.values()) if (p.jobUnstarted) p.cancel();
+    if (running && timer === undefined) return;
+    running = true;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(runSlice, debounceMs);
+  }
+
+  /** Analyses every project to the end now and publishes (tests, benchmarks, configuration changes). */
+  const validateAll = guard("validate", undefined, () => {
+    for (const p of projects.values()) finished(p, p.snapshot());
     for (const f of features) f.validate();
   });
 
-  function schedule(): void {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(validateAll, debounceMs);
+  /** The project's current analysis, waited for without blocking other messages; `RequestCancelled` when the client gives up. */
+  function analysed(project: PolicyProject, token: CancellationToken | undefined): Promise<PolicySnapshot> {
+    if (!project.busy) return Promise.resolve(project.snapshot());
+    return new Promise<PolicySnapshot>((resolve, reject) => {
+      let list = waiters.get(project);
+      if (!list) waiters.set(project, (list = []));
+      const sub = token?.onCancellationRequested(() => reject(new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled")));
+      list.push(() => {
+        sub?.dispose();
+        if (token?.isCancellationRequested) reject(new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled"));
+        else resolve(project.snapshot());
+      });
+      kick();
+    });
   }
 
   async function loadSettings(fromInit?: unknown): Promise<void> {
@@ -442,7 +594,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     await loadSettings(fromPush);
     rebuildProjects();
     await loadSystem();
-    validateAll();
+    kick();
   });
 
   connection.onInitialize(
@@ -452,8 +604,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       retriggerCommand = /code/i.test(params.clientInfo?.name ?? "");
       folders = (params.workspaceFolders ?? []).map((f) => pathOfUri(f.uri));
       if (!folders.length && params.rootUri) folders = [pathOfUri(params.rootUri)];
-      const init = params.initializationOptions as { settings?: QubesPolicySettings; qubesPolicy?: QubesPolicySettings } | undefined;
-      const initial = init?.qubesPolicy ?? init?.settings;
+      // Settings for clients that never answer `workspace/configuration` (Neovim before 0.8):
+      // `{ qubesPolicy: {...} }`, `{ settings: {...} }`, `{ settings: { qubesPolicy: {...} } }`, or the settings themselves.
+      const init = params.initializationOptions as { settings?: QubesPolicySettings & { qubesPolicy?: QubesPolicySettings }; qubesPolicy?: QubesPolicySettings } | undefined;
+      const bare = init && typeof init === "object" && SETTING_KEYS.some((k) => k in init) ? (init as QubesPolicySettings) : undefined;
+      const initial = init?.qubesPolicy ?? init?.settings?.qubesPolicy ?? init?.settings ?? bare;
       if (initial && typeof initial === "object") settings = initial;
       return {
         capabilities: {
@@ -509,7 +664,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       host.fs.invalidate?.(paths);
       const systemFile = settings.system?.source === "file" ? settings.system.file : undefined;
       if (systemFile && paths.some((p) => p.endsWith(systemFile.replace(/^\.\//, "")))) {
-        void loadSystem().then(validateAll);
+        void loadSystem().then(kick);
         return;
       }
       for (const p of projects.values()) p.invalidate();
@@ -580,14 +735,31 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return { td, project, disk, path: project.toVirtual(disk), doc };
   }
 
+  /**
+   * The cursor's line alone, parsed as a document of its own: completion looks at one line only,
+   * so typing in a large file never waits for a parse of the whole file.
+   */
+  function lineContext(uri: string, position: { line: number; character: number }) {
+    const td = documents.get(uri);
+    if (!td) return undefined;
+    const project = projectFor(uri);
+    const lineStart = td.offsetAt({ line: position.line, character: 0 });
+    const lineEnd = td.offsetAt({ line: position.line + 1, character: 0 });
+    const text = td.getText().slice(lineStart, lineEnd);
+    const doc = parseDocument(text, { syntax: project.syntaxOf(pathOfUri(uri)) });
+    return { td, project, doc, lineStart, offset: td.offsetAt(position) - lineStart };
+  }
+
   connection.onCompletion(
     guard("completion", [] as LspCompletionItem[], (params) => {
       const f = featureFor(params.textDocument.uri);
       if (f) return f.completion(params);
-      const c = context(params.textDocument.uri);
+      const c = lineContext(params.textDocument.uri, params.position);
       if (!c) return [];
-      const offset = c.td.offsetAt(params.position);
-      return complete(c.doc, offset, { snapshot: c.project.lastSnapshot() }).map((item): LspCompletionItem => {
+      const snapshot = completionSnapshots.get(c.project) ?? c.project.lastSnapshot();
+      const shift = (span: { start: number; end: number }) => ({ start: span.start + c.lineStart, end: span.end + c.lineStart });
+      return complete(c.doc, c.offset, snapshot ? { snapshot } : {}).map((item): LspCompletionItem => {
+        item = { ...item, span: shift(item.span) };
         const out: LspCompletionItem = {
           label: item.label,
           kind: COMPLETION_KIND[item.kind],
@@ -610,23 +782,25 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (f) return f.hover(params);
       const c = context(params.textDocument.uri);
       if (!c) return null;
-      const snapshot = c.project.snapshot();
-      const h = hover(c.doc, c.td.offsetAt(params.position), { snapshot, path: c.path });
+      // The last finished snapshot, at once: hover never waits for an analysis.
+      const snapshot = c.project.lastSnapshot();
+      const h = hover(c.doc, c.td.offsetAt(params.position), { ...(snapshot ? { snapshot } : {}), path: c.path });
       if (!h) return null;
       // Diagnostics' help text is shown with the hover of their span.
       const offset = c.td.offsetAt(params.position);
-      const helps = (snapshot.diagnostics.get(c.path) ?? []).filter((d) => d.help && d.span.start <= offset && offset <= d.span.end).map((d) => `*${d.code}*: ${d.help}`);
+      const helps = (snapshot?.diagnostics.get(c.path) ?? []).filter((d) => d.help && d.span.start <= offset && offset <= d.span.end).map((d) => `*${d.code}*: ${d.help}`);
       return { contents: { kind: MarkupKind.Markdown, value: [h.markdown, ...helps].join("\n\n") }, range: toRange(c.td, h.span) };
     }),
   );
 
   connection.onDefinition(
-    guard("definition", [] as Location[], (params) => {
+    guardAsync("definition", [] as Location[], async (params, token): Promise<Location[]> => {
       const f = featureFor(params.textDocument.uri);
       if (f) return f.definition(params);
+      if (!documents.get(params.textDocument.uri)) return [];
+      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.snapshot();
       const offset = c.td.offsetAt(params.position);
       const found = definition(c.doc, offset, { snapshot, path: c.path })
         .map((l) => locationOf(c.project, snapshot, l.path, l.span))
@@ -645,12 +819,13 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onReferences(
-    guard("references", [] as Location[], (params) => {
+    guardAsync("references", [] as Location[], async (params, token): Promise<Location[]> => {
       const f = featureFor(params.textDocument.uri);
       if (f) return f.references(params);
+      if (!documents.get(params.textDocument.uri)) return [];
+      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.snapshot();
       const offset = c.td.offsetAt(params.position);
       return references(c.doc, offset, { snapshot, path: c.path })
         .map((l) => (l.path === c.path ? { uri: c.td.uri, range: toRange(c.td, l.span) } : locationOf(c.project, snapshot, l.path, l.span)))
@@ -726,12 +901,13 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onCodeAction(
-    guard("codeAction", [] as LspCodeAction[], (params) => {
+    guardAsync("codeAction", [] as LspCodeAction[], async (params, token): Promise<LspCodeAction[]> => {
       const f = featureFor(params.textDocument.uri);
       if (f) return f.codeActions(params.textDocument.uri, params.range);
+      if (!documents.get(params.textDocument.uri)) return [];
+      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.snapshot();
       const diags = snapshot.diagnostics.get(c.path) ?? [];
       const span = toSpan(c.td, params.range);
       const canRename = clientCaps.workspace?.workspaceEdit?.resourceOperations?.includes("rename") === true;
@@ -769,13 +945,16 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onCodeLens(
-    guard("codeLens", [] as CodeLens[], (params) => {
+    guardAsync("codeLens", [] as CodeLens[], async (params, token): Promise<CodeLens[]> => {
       if (settings.codeLens === false) return [];
       const f = featureFor(params.textDocument.uri);
       if (f) return f.codeLens(params.textDocument.uri);
+      if (!documents.get(params.textDocument.uri)) return [];
+      const project = projectFor(params.textDocument.uri);
+      // Lenses follow the last snapshot (they only name lines); the first one is waited for.
+      const snapshot = project.lastSnapshot() ?? (await analysed(project, token));
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      const snapshot = c.project.lastSnapshot();
       return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
         range: toRange(c.td, { start: l.span.start, end: l.span.start }),
         command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
@@ -826,11 +1005,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onRequest(
     EvaluateRequest.method,
-    guard("qubes/evaluate", null as EvaluateResult | null, (params: EvaluateParams): EvaluateResult | null => {
+    guardAsync("qubes/evaluate", null as EvaluateResult | null, async (params: EvaluateParams, token?: CancellationToken): Promise<EvaluateResult | null> => {
+      const request = requestOf(params);
       const project = scopeProject(params?.uri);
       if (!project) return null;
-      const snapshot = project.snapshot();
-      const request = requestOf(params);
+      const snapshot = await analysed(project, token);
       const decision = evaluateRequest(snapshot, request, system ?? EMPTY_SYSTEM());
       const location = ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
       const note = noSystemNote();
@@ -840,11 +1019,11 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onRequest(
     ExplainRequest.method,
-    guard("qubes/explain", null as ExplainResult | null, (params: EvaluateParams): ExplainResult | null => {
+    guardAsync("qubes/explain", null as ExplainResult | null, async (params: EvaluateParams, token?: CancellationToken): Promise<ExplainResult | null> => {
+      const request = requestOf(params);
       const project = scopeProject(params?.uri);
       if (!project) return null;
-      const snapshot = project.snapshot();
-      const request = requestOf(params);
+      const snapshot = await analysed(project, token);
       const explanation = explainRequest(snapshot, request, system ?? EMPTY_SYSTEM());
       const steps = explanation.trace.map((s) => {
         const loc = ruleLocation(project, snapshot, s.rule.origin);
@@ -887,41 +1066,68 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     guard("qubes/systemModel", null as SystemModelResult | null, (params: SystemModelParams): SystemModelResult => {
       const project = scopeProject(params?.uri);
       const services = new Set(STANDARD_SERVICES.map((s) => s.name));
-      if (project) for (const s of project.lastSnapshot().services.keys()) services.add(s);
+      if (project) for (const s of project.lastSnapshot()?.services.keys() ?? []) services.add(s);
       return { source: systemSource, ...(systemError ? { error: systemError } : {}), ...summarizeSystem(system), services: [...services].sort() };
     }),
   );
 
   connection.onRequest(
     DecisionTableRequest.method,
-    guard("qubes/decisionTable", null as DecisionTableResult | null, (params: DecisionTableParams): DecisionTableResult | null => {
+    guardAsync("qubes/decisionTable", null as DecisionTableResult | null, async (params: DecisionTableParams, token?: CancellationToken): Promise<DecisionTableResult | null> => {
       requireStrings(params, ["service"], ["argument", "uri"]);
+      const sourcesParam = nameList(params, "sources");
+      const targetsParam = nameList(params, "targets");
       const project = scopeProject(params?.uri);
       if (!project) return null;
-      const snapshot = project.snapshot();
-      const table = decisionTable(snapshot, String(params.service), params.argument, system ?? EMPTY_SYSTEM(), {
-        ...(params.sources ? { sources: params.sources } : {}),
-        ...(params.targets ? { targets: params.targets } : {}),
-      });
-      const note = noSystemNote();
-      return {
-        service: table.service,
-        argument: table.argument,
-        sources: table.sources,
-        targets: table.targets,
-        systemSource,
-        ...(note ? { note } : {}),
-        cells: table.cells.map((row) =>
+      const snapshot = await analysed(project, token);
+      // Without `argument`, a `+` in the service splits it off, as `qrexec-policy-exec` does (`qubes.StartApp+firefox`).
+      const split = makeRequest(String(params.service), "", "");
+      const service = params.argument == null ? split.service : String(params.service);
+      const argument: string = params.argument ?? split.argument ?? "+";
+      const sys = system ?? EMPTY_SYSTEM();
+      // The rows and columns (the defaults resolved without deciding anything).
+      const sources = decisionTable(snapshot, service, argument, sys, { ...(sourcesParam ? { sources: sourcesParam } : {}), targets: [] }).sources;
+      const targets = decisionTable(snapshot, service, argument, sys, { sources: [], ...(targetsParam ? { targets: targetsParam } : {}) }).targets;
+      const locations = new Map<string, Location | undefined>();
+      const locate = (rule: { file: string; line: number | null }) => {
+        const key = `${rule.file}\0${rule.line}`;
+        if (!locations.has(key)) locations.set(key, ruleLocation(project, snapshot, rule));
+        return locations.get(key);
+      };
+      // Row by row, yielding between slices: a large table never blocks other messages, and a cancel stops it.
+      const cells: DecisionTableResult["cells"] = [];
+      let sliceStart = clock();
+      for (const source of sources) {
+        if (clock() - sliceStart > SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          throwIfCancelled(token);
+          sliceStart = clock();
+        }
+        const row = decisionTable(snapshot, service, argument, sys, { sources: [source], targets }).cells[0] ?? [];
+        cells.push(
           row.map((cell) => {
             const { rule, ...rest } = cell;
             if (!rule) return rest;
-            const location = ruleLocation(project, snapshot, rule);
+            const location = locate(rule);
             return { ...rest, rule: { file: rule.file, line: rule.line, ...(location ? { location } : {}) } };
           }),
-        ),
-      };
+        );
+      }
+      throwIfCancelled(token);
+      const note = noSystemNote();
+      return { service, argument, sources, targets, systemSource, ...(note ? { note } : {}), cells };
     }),
   );
+
+  /** A list parameter of qube names: absent, or an array of non-empty strings (else `InvalidParams`). */
+  function nameList(params: unknown, key: string): string[] | undefined {
+    const v = (params as Record<string, unknown>)[key];
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && x !== "")) {
+      throw new ResponseError(ErrorCodes.InvalidParams, `\`${key}\` must be an array of qube names (non-empty strings)`);
+    }
+    return v as string[];
+  }
 
   // ---------------------------------------------------------------------------
   // Stack files: plan and what-if against the configured machine (through the SDK, in the host).
@@ -973,7 +1179,6 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     documents,
     projectFor,
     validateNow: () => {
-      if (timer) clearTimeout(timer);
       validateAll();
     },
     published,

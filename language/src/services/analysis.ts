@@ -11,7 +11,8 @@ import type { PolicyRule } from "../loader/types.js";
 import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
-import { basename, closest, code, dirname, isDom0ish, lineByNumber, tokenKey } from "./util.js";
+import { serviceFindings, serviceFindingsSteps, shadowPositions, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
+import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
 export interface AnalysisDiagnostic extends Diagnostic {
@@ -52,6 +53,8 @@ export interface AnalysisInput {
   system: SystemInfo | null;
   /** The policy directories whose `*.policy` files the engine lists. */
   listedDirs: readonly string[];
+  /** State of the per-service analyses from the previous run: unchanged services are not analysed again. */
+  serviceCache?: ServiceAnalysisCache;
 }
 
 /** Reports a finding for a document. */
@@ -248,41 +251,7 @@ export const redirectTargetMissing: AnalysisRule = {
 // ---------------------------------------------------------------------------
 // Rules that hold for every system.
 
-/** True when token `a` matches every qube or keyword that token `b` matches, on every system. */
-export function tokenCovers(a: QubeToken, b: QubeToken): boolean {
-  if (a.kind === "wildcard") return true;
-  if (isDom0ish(a.text) && isDom0ish(b.text)) return true;
-  if (a.kind === b.kind && a.text === b.text) return true;
-  if (a.kind === "anyvm") {
-    switch (b.kind) {
-      case "anyvm":
-      case "default":
-      case "dispvm":
-      case "dispvm-template":
-      case "dispvm-tag":
-        return true;
-      case "name":
-        return !isDom0ish(b.text) && !b.text.startsWith("uuid:");
-      default:
-        return false;
-    }
-  }
-  return false;
-}
-
-/** True when rule `a` matches every request rule `b` matches, on every system. */
-export function ruleCovers(a: PolicyRule, b: PolicyRule): boolean {
-  if (a.service !== null && a.service !== b.service) return false;
-  if (a.argument !== null && a.argument !== b.argument) return false;
-  return tokenCovers(a.source, b.source) && tokenCovers(a.target, b.target);
-}
-
-/** The index key of a token: keywords by kind, dom0's spellings as one, other tokens by text. */
-function coverKey(t: QubeToken): string {
-  if (t.kind === "wildcard") return "*";
-  if (t.kind === "anyvm") return "@anyvm";
-  return tokenKey(t);
-}
+export { tokenCovers, ruleCovers } from "./incremental.js";
 
 /**
  * For every rule, the earliest earlier rule that covers it (or `undefined`).
@@ -290,58 +259,8 @@ function coverKey(t: QubeToken): string {
  * rule are looked up (at most 36 exact keys), so this is linear in the policy.
  */
 export function findShadowingRules(rules: readonly PolicyRule[]): Array<PolicyRule | undefined> {
-  const out: Array<PolicyRule | undefined> = new Array(rules.length);
-  // The earliest rule for each service → argument → source key → target key (`null` stands for `*`).
-  type BySrc = Map<string, Map<string, PolicyRule>>;
-  const first = new Map<string | null, Map<string | null, BySrc>>();
-  let best: PolicyRule | undefined;
-  let r: PolicyRule;
-  let srcKey = "";
-  let tgtKey = "";
-  // Allocation-free probes: this runs for every rule on every edit.
-  const probeTarget = (byTgt: Map<string, PolicyRule> | undefined, key: string) => {
-    const c = byTgt?.get(key);
-    if (c && (!best || c.index < best.index) && ruleCovers(c, r)) best = c;
-  };
-  const probeSource = (bySrc: BySrc, key: string) => {
-    const byTgt = bySrc.get(key);
-    if (!byTgt) return;
-    probeTarget(byTgt, "*");
-    probeTarget(byTgt, "@anyvm");
-    if (tgtKey !== "*" && tgtKey !== "@anyvm") probeTarget(byTgt, tgtKey);
-  };
-  const probeArgument = (byArg: Map<string | null, BySrc> | undefined, arg: string | null) => {
-    const bySrc = byArg?.get(arg);
-    if (!bySrc) return;
-    probeSource(bySrc, "*");
-    probeSource(bySrc, "@anyvm");
-    if (srcKey !== "*" && srcKey !== "@anyvm") probeSource(bySrc, srcKey);
-  };
-  const probeService = (svc: string | null) => {
-    const byArg = first.get(svc);
-    if (!byArg) return;
-    probeArgument(byArg, null);
-    if (r.argument !== null) probeArgument(byArg, r.argument);
-  };
-  for (let i = 0; i < rules.length; i++) {
-    r = rules[i]!;
-    srcKey = coverKey(r.source);
-    tgtKey = coverKey(r.target);
-    if (r.source.kind !== "dispvm-template" && r.source.kind !== "dispvm-tag") {
-      best = undefined;
-      probeService(null);
-      if (r.service !== null) probeService(r.service);
-      out[i] = best;
-    }
-    let byArg = first.get(r.service);
-    if (!byArg) first.set(r.service, (byArg = new Map()));
-    let bySrc = byArg.get(r.argument);
-    if (!bySrc) byArg.set(r.argument, (bySrc = new Map()));
-    let byTgt = bySrc.get(srcKey);
-    if (!byTgt) bySrc.set(srcKey, (byTgt = new Map()));
-    if (!byTgt.has(tgtKey)) byTgt.set(tgtKey, r);
-  }
-  return out;
+  const at = shadowPositions(rules);
+  return Array.from(at, (p) => (p < 0 ? undefined : rules[p]));
 }
 
 /**
@@ -377,33 +296,81 @@ export function feedsAskPrompts(rules: readonly PolicyRule[], r: PolicyRule): bo
   return askFeeders(rules)(r);
 }
 
+/** The per-service findings of the input's rules (computed once per rule list, incrementally with the input's cache). */
+function findingsOf(input: AnalysisInput): ServiceFindings {
+  const cache = input.serviceCache;
+  if (cache?.last?.rules === input.rules) return cache.last.findings;
+  return serviceFindings(input.rules, cache);
+}
+
 /** A rule that an earlier rule matches a superset of, so it can never decide. */
 export const shadowedRule: AnalysisRule = {
   meta: { name: "shadowed-rule", severity: "warning", needsSystem: false, summary: "an earlier rule matches every call this rule matches, so it never decides" },
   run(input, report, severity) {
-    const shadowers = findShadowingRules(input.rules);
-    // A line counts as shadowed only when every copy of it (a file included twice) is.
-    const byLine: Array<{ rule: PolicyRule; by: PolicyRule | undefined; all: boolean }> = [];
-    const byPath = new Map<string, Map<number, { rule: PolicyRule; by: PolicyRule | undefined; all: boolean }>>();
+    const { shadowedBy, feedsAsk } = findingsOf(input);
+    // A line counts as shadowed only when every copy of it (a file included twice) is. Files
+    // loaded once (their rules form one run in the list) need no bookkeeping per line.
+    const seenPaths = new Set<string>();
+    const twice = new Set<string>();
+    let lastPath: string | undefined;
+    for (const r of input.rules) {
+      if (r.origin.path === lastPath) continue;
+      lastPath = r.origin.path;
+      if (seenPaths.has(lastPath)) twice.add(lastPath);
+      else seenPaths.add(lastPath);
+    }
+    type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
+    const byLine: Entry[] = [];
+    const byPath = new Map<string, Map<number, Entry>>();
+    lastPath = undefined;
+    let lines: Map<number, Entry> | undefined;
     for (let i = 0; i < input.rules.length; i++) {
       const r = input.rules[i]!;
       if (r.origin.line === null) continue;
-      let lines = byPath.get(r.origin.path);
-      if (!lines) byPath.set(r.origin.path, (lines = new Map()));
-      const by = shadowers[i];
+      const by = shadowedBy[i];
+      if (!twice.has(r.origin.path)) {
+        if (by) byLine.push({ i, by, all: true });
+        continue;
+      }
+      if (r.origin.path !== lastPath || !lines) {
+        lastPath = r.origin.path;
+        lines = byPath.get(lastPath);
+        if (!lines) byPath.set(lastPath, (lines = new Map()));
+      }
       const prev = lines.get(r.origin.line);
       if (!prev) {
-        const entry = { rule: r, by, all: by !== undefined };
+        const entry = { i, by, all: by !== undefined };
         lines.set(r.origin.line, entry);
         byLine.push(entry);
       } else prev.all = prev.all && by !== undefined;
     }
     const docs = new Map(input.documents.map((d) => [d.path, d]));
-    const feeds = askFeeders(input.rules);
-    for (const { rule, by, all } of byLine) {
+    const presented = input.serviceCache?.presented;
+    for (const { i, by, all } of byLine) {
       if (!all || !by) continue;
+      const rule = input.rules[i]!;
       const doc = docs.get(rule.origin.path);
       if (!doc) continue;
+      const feeds = feedsAsk[i] === 1;
+      const byDoc = docs.get(by.origin.path);
+      const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
+      // The same finding on an unchanged document, with the broader rule at the same place, is the
+      // same diagnostic object (so an unchanged file's list is the same list, cheap to skip).
+      let perDoc = presented?.get(doc.document);
+      const hit = perDoc?.get(rule.origin.line!);
+      if (
+        hit &&
+        hit.byPath === by.origin.path &&
+        hit.byFile === by.origin.file &&
+        hit.byLine === by.origin.line &&
+        hit.bySpan?.start === byLineNode?.span.start &&
+        hit.bySpan?.end === byLineNode?.span.end &&
+        hit.feeds === feeds &&
+        hit.d.severity === severity
+      ) {
+        report(rule.origin.path, hit.d);
+        continue;
+      }
       const line = lineByNumber(doc.document, rule.origin.line!);
       if (!line) continue;
       const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
@@ -413,12 +380,14 @@ export const shadowedRule: AnalysisRule = {
         `rule never decides: the rule at ${where} matches every call it matches`,
         line.span,
         line.line,
-        feeds(rule) ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
+        feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
       );
-      const byDoc = docs.get(by.origin.path);
-      const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
       if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
-      d.data = { removable: !feeds(rule) };
+      d.data = { removable: !feeds };
+      if (presented) {
+        if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
+        perDoc.set(rule.origin.line!, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
+      }
       report(rule.origin.path, d);
     }
   },
@@ -428,24 +397,13 @@ export const shadowedRule: AnalysisRule = {
 export const askWithoutTargets: AnalysisRule = {
   meta: { name: "ask-without-targets", severity: "warning", needsSystem: false, summary: "an `ask` rule can offer no target, so it always denies" },
   run(input, report, severity) {
+    const { askWithoutTargets: flagged } = findingsOf(input);
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     const seen = new Set<string>();
-    const candidates = input.rules.filter((r) => r.action === "ask" && r.redirect === null && r.target.kind === "default" && r.origin.line !== null);
-    if (candidates.length === 0) return;
-    // Rules that add targets to ask prompts, by service (`null` = `*`).
-    const contributors = new Map<string | null, PolicyRule[]>();
-    for (const o of input.rules) {
-      if (o.action === "deny" || (o.redirect ?? o.target).kind === "default") continue;
-      let list = contributors.get(o.service);
-      if (!list) contributors.set(o.service, (list = []));
-      list.push(o);
-    }
-    const argOk = (o: PolicyRule, r: PolicyRule) => o.argument === null || r.argument === null || o.argument === r.argument;
-    for (const r of candidates) {
+    for (let i = 0; i < input.rules.length; i++) {
+      if (flagged[i] !== 1) continue;
+      const r = input.rules[i]!;
       if (r.origin.line === null) continue;
-      const lists = r.service === null ? [...contributors.values()] : [contributors.get(null) ?? [], contributors.get(r.service) ?? []];
-      const contributes = lists.some((list) => list.some((o) => o !== r && argOk(o, r)));
-      if (contributes) continue;
       const key = `${r.origin.path}\0${r.origin.line}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -578,6 +536,19 @@ export type AnalysisCache = WeakMap<PolicyDocument, { system: SystemInfo | null;
  * rules skip documents checked before under the same system and settings.
  */
 export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}, cache?: AnalysisCache): Map<string, AnalysisDiagnostic[]> {
+  const steps = runAnalysisSteps(input, config, cache);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+/**
+ * {@link runAnalysis} as a sequence of steps: it yields after each document
+ * checked afresh and inside the per-service analyses, so that a caller can
+ * spread the work over time or abandon it.
+ */
+export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig = {}, cache?: AnalysisCache): Generator<void, Map<string, AnalysisDiagnostic[]>, void> {
   const out = new Map<string, AnalysisDiagnostic[]>();
   const report: Report = (path, d) => {
     let list = out.get(path);
@@ -606,8 +577,17 @@ export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}, c
       const docInput: AnalysisInput = { ...input, documents: [doc] };
       for (const rule of perDocument) guarded(rule, docInput, (path, d) => found.push([path, d]));
       cache?.set(doc.document, { system: input.system, config: configKey, path: doc.path, found });
+      yield;
     }
     for (const [path, d] of found) report(path, d);
+  }
+  // The whole-policy rules share the per-service findings; compute them step by step first.
+  if (input.serviceCache && (config["shadowed-rule"] !== "off" || config["ask-without-targets"] !== "off")) {
+    try {
+      yield* serviceFindingsSteps(input.rules, input.serviceCache);
+    } catch {
+      // The rules report the failure themselves below.
+    }
   }
   for (const rule of ANALYSIS_RULES) if (!rule.meta.perDocument) guarded(rule, input, report);
   return out;

@@ -20,7 +20,8 @@ import {
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
 import { flattenPolicy, type FlatPolicy, type RuleCache } from "./flatten.js";
-import { runAnalysis, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
+import { ServiceAnalysisCache } from "./incremental.js";
+import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
 import { basename, dirname, normalize } from "./util.js";
 
 /** Options of {@link analyzeWorkspace}. */
@@ -70,6 +71,8 @@ export interface PolicySnapshot {
   readonly analysisCache: AnalysisCache;
   /** @internal Rule objects reused by the next snapshot. */
   readonly ruleCache: RuleCache;
+  /** @internal The per-service analyses, handed to the next snapshot (see `incremental.ts`). */
+  readonly serviceCache: ServiceAnalysisCache;
   /** The syntax a file is read in (service syntax for legacy and `!include-service` files). */
   syntaxOf(path: string): SyntaxKind;
 }
@@ -115,9 +118,27 @@ function repairedFs(base: PolicyFileSystem, blank: Map<string, Set<number>>, hid
 
 /**
  * Loads and analyses a whole policy. Never throws: a failure of the loader
- * or of an analysis rule becomes a diagnostic.
+ * or of an analysis rule becomes a diagnostic. With `previous`, only what
+ * changed is parsed and analysed again (documents by text, the whole-policy
+ * analyses by service).
  */
 export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions = {}): PolicySnapshot {
+  const steps = analyzeWorkspaceSteps(fs, options);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+/**
+ * {@link analyzeWorkspace} as a sequence of steps: the generator yields
+ * between units of work (a document parsed or checked, a service analysed),
+ * so that a server can run it in slices between requests, and drop it
+ * (cancellation) when a newer edit arrives. Work finished before a drop is
+ * kept in the caches of `previous` and is not repeated by the next run.
+ * The files are read once, at the first step.
+ */
+export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceOptions = {}): Generator<void, PolicySnapshot, void> {
   const policyDir = normalize(options.policyDir ?? POLICY_DIR);
   const runtimeDir = options.runtimeDir === null ? null : normalize(options.runtimeDir ?? RUNTIME_POLICY_DIR);
   const legacyDir = normalize(options.legacyDir ?? LEGACY_POLICY_DIR);
@@ -137,8 +158,10 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     }
     const doc = parseDocument(text, { syntax, newlines, file: path });
     parseCache.set(path, { text, syntax, doc });
+    parsedFresh++;
     return doc;
   };
+  let parsedFresh = 0;
 
   const files = new Map<string, LoadedFile>();
   const fileToPath = new Map<string, string>();
@@ -168,6 +191,17 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     return strict;
   };
 
+  // Files of the previous snapshot whose text changed are parsed first, one step each, so that the
+  // load below (one step) finds them in the cache.
+  if (options.previous) {
+    for (const [path, f] of options.previous.files) {
+      const text = frozen.readFile(path);
+      if (text === undefined || text === f.text) continue;
+      parse(path, text, f.syntax, "universal");
+      yield;
+    }
+  }
+
   // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
   let flat: FlatPolicy | undefined;
   try {
@@ -175,6 +209,7 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
   } catch {
     flat = undefined;
   }
+  if (parsedFresh > 0) yield;
   let rules: readonly PolicyRule[];
   let engineDiagnostics: readonly Diagnostic[];
   if (flat) {
@@ -247,7 +282,8 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
 
   const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
   const analysisCache: AnalysisCache = options.previous?.analysisCache ?? new WeakMap();
-  const found = runAnalysis({ rules, documents: analyzed, system, listedDirs }, options.analysis, analysisCache);
+  const serviceCache = options.previous?.serviceCache ?? new ServiceAnalysisCache();
+  const found = yield* runAnalysisSteps({ rules, documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
   for (const [p, list] of found) {
     for (const d of list) {
       // The analysis repeats the engine's invalid-filename error on the first line of the open
@@ -265,7 +301,13 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
       push(p, d, false);
     }
   }
-  for (const list of diagnostics.values()) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
+  const previousDiagnostics = options.previous?.diagnostics;
+  for (const [path, list] of diagnostics) {
+    list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
+    // An unchanged list is the previous snapshot's array, so consumers can skip it by identity.
+    const before = previousDiagnostics?.get(path);
+    if (before && before.length === list.length && before.every((d, i) => d === list[i])) diagnostics.set(path, before as AnalysisDiagnostic[]);
+  }
 
   const services = new Map<string, Set<string>>();
   for (const r of rules) {
@@ -298,6 +340,7 @@ export function analyzeWorkspace(fs: PolicyFileSystem, options: WorkspaceOptions
     parseCache,
     analysisCache,
     ruleCache,
+    serviceCache,
   };
 }
 

@@ -1,0 +1,366 @@
+/**
+ * The whole-policy analyses, per service and incremental: which earlier rule
+ * shadows each rule, which rules feed `ask` prompts, and which `ask` rules can
+ * offer no target.
+ *
+ * A rule of service `S` can only be shadowed by an earlier rule of `S` or of
+ * `*`, so the shadowing of `S` is a function of the rules of `S` and `*` alone
+ * (their arguments, sources and targets, in order). Each service keeps the
+ * "shape" of that sequence from the last run; when it is unchanged, the result
+ * is reused and only mapped onto the new rule objects (whose lines may have
+ * moved). An edit therefore re-analyses only the services whose rules it
+ * touches. The ask analyses are a linear pass over counters and are simply
+ * recomputed.
+ *
+ * INVARIANT: the result equals a from-scratch analysis of the same rules (a
+ * property test compares them after random edit sequences).
+ */
+import type { PolicyRule } from "../loader/types.js";
+import type { PolicyDocument, QubeToken } from "../syntax/tree.js";
+import type { Span } from "../diagnostics.js";
+import type { AnalysisDiagnostic } from "./analysis.js";
+import { isDom0ish } from "./util.js";
+
+/** The findings of {@link serviceFindings}, aligned with the rule list they were computed for. */
+export interface ServiceFindings {
+  /** For each rule: the earliest earlier rule that matches every call it matches, or `undefined`. */
+  readonly shadowedBy: ReadonlyArray<PolicyRule | undefined>;
+  /** For each rule: 1 when some `ask` rule without `target=` could collect targets from it. */
+  readonly feedsAsk: Uint8Array;
+  /** For each rule: 1 when it is an `ask` rule with target `@default`, no `target=`, and no rule could offer it a target. */
+  readonly askWithoutTargets: Uint8Array;
+  /** The services (`null` for `*`) whose shadowing was computed afresh in this run; the others were reused. */
+  readonly recomputed: ReadonlyArray<string | null>;
+}
+
+interface ServiceEntry {
+  /** Shape ids of the service's merged sequence (its rules and the `*` rules, in order). */
+  ids: Int32Array;
+  /** For each position of the sequence: the position of its earliest shadower, or -1. */
+  shadow: Int32Array;
+  /** For each position of a rule of the service: 1 when an `ask` rule of the sequence could collect targets from it. */
+  feeds: Uint8Array;
+  /** For each position of a rule of the service: 1 when it is an `ask` rule to `@default` that no rule of the sequence offers a target. */
+  noTargets: Uint8Array;
+  /** The service's own `ask` rules without `target=`, and its own rules that offer targets, by argument. */
+  asks: ArgCounter;
+  offers: ArgCounter;
+}
+
+/** An `ask` rule that only `@default` would target: it needs other rules to offer targets. */
+function isAskWithoutTarget(r: PolicyRule): boolean {
+  return r.action === "ask" && r.redirect === null && r.target.kind === "default";
+}
+
+/** A rule that adds targets to `ask` prompts of its calls. */
+function offersTargets(r: PolicyRule): boolean {
+  return r.action !== "deny" && (r.redirect ?? r.target).kind !== "default";
+}
+
+/** Analyses one service's merged sequence from scratch. */
+function analyseSequence(seq: readonly PolicyRule[], service: string | null, ids: Int32Array): ServiceEntry {
+  const asks = new ArgCounter();
+  const offers = new ArgCounter();
+  const seqAsks = new ArgCounter();
+  const seqOffers = new ArgCounter();
+  for (const r of seq) {
+    const ask = r.action === "ask" && r.redirect === null;
+    const offer = offersTargets(r);
+    if (ask) seqAsks.add(r.argument);
+    if (offer) seqOffers.add(r.argument);
+    if (r.service === service) {
+      if (ask) asks.add(r.argument);
+      if (offer) offers.add(r.argument);
+    }
+  }
+  const feeds = new Uint8Array(seq.length);
+  const noTargets = new Uint8Array(seq.length);
+  for (let k = 0; k < seq.length; k++) {
+    const r = seq[k]!;
+    if (r.service === null) continue;
+    if (seqAsks.matches(r.argument)) feeds[k] = 1;
+    if (isAskWithoutTarget(r) && !seqOffers.matches(r.argument)) noTargets[k] = 1;
+  }
+  return { ids, shadow: shadowPositions(seq), feeds, noTargets, asks, offers };
+}
+
+/**
+ * What one run hands to the next: interned shapes and each service's last
+ * sequence and result. Create one per policy and pass it to every run.
+ */
+export class ServiceAnalysisCache {
+  /** @internal Interned token identities (`kind` and `text`), by token object (tokens are shared within a parse). */
+  readonly tokenIds = new WeakMap<QubeToken, number>();
+  /** @internal */
+  readonly tokenNames = new Map<string, number>();
+  /** @internal */
+  readonly argIds = new Map<string, number>();
+  /** @internal Shape ids by (source, target) then (argument, `*` service). */
+  readonly shapeIds = new Map<number, Map<number, number>>();
+  /** @internal */
+  readonly entries = new Map<string | null, ServiceEntry>();
+  /** @internal Shadowed-rule diagnostics by document and line, reused while the finding and the documents are unchanged. */
+  readonly presented = new WeakMap<PolicyDocument, Map<number, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>>();
+  /** @internal The last rule list and its findings (a second call with the same list is free). */
+  last: { rules: readonly PolicyRule[]; findings: ServiceFindings } | undefined;
+
+  /** @internal */
+  tokenId(t: QubeToken): number {
+    let id = this.tokenIds.get(t);
+    if (id === undefined) {
+      const name = `${t.kind}\u0001${t.text}`;
+      id = this.tokenNames.get(name);
+      if (id === undefined) this.tokenNames.set(name, (id = this.tokenNames.size));
+      this.tokenIds.set(t, id);
+    }
+    return id;
+  }
+
+  /** @internal The shape of a rule as far as these analyses are concerned: `*` service or not, argument, source, target, action, kind of `target=`. */
+  shapeOf(r: PolicyRule): number {
+    const known = this.ruleShapes.get(r);
+    if (known !== undefined) return known;
+    let arg = 0;
+    if (r.argument !== null) {
+      const a = this.argIds.get(r.argument);
+      if (a === undefined) this.argIds.set(r.argument, (arg = this.argIds.size + 1));
+      else arg = a;
+    }
+    const outer = this.tokenId(r.source) * 1_048_576 + this.tokenId(r.target);
+    let inner = this.shapeIds.get(outer);
+    if (!inner) this.shapeIds.set(outer, (inner = new Map()));
+    // `*` service or not, the action, and what `target=` is (none, `@default`, other): what the ask analyses look at.
+    const action = r.action === "allow" ? 0 : r.action === "deny" ? 1 : 2;
+    const redirect = r.redirect === null ? 0 : r.redirect.kind === "default" ? 1 : 2;
+    const key = ((arg * 2 + (r.service === null ? 1 : 0)) * 3 + action) * 3 + redirect;
+    let id = inner.get(key);
+    if (id === undefined) inner.set(key, (id = this.shapeCount++));
+    this.ruleShapes.set(r, id);
+    return id;
+  }
+
+  /** Shapes of rule objects seen before (the loader reuses the rule objects of unchanged documents). */
+  private readonly ruleShapes = new WeakMap<PolicyRule, number>();
+
+  private shapeCount = 0;
+}
+
+/** True when token `a` matches every qube or keyword that token `b` matches, on every system. */
+export function tokenCovers(a: QubeToken, b: QubeToken): boolean {
+  if (a.kind === "wildcard") return true;
+  if (isDom0ish(a.text) && isDom0ish(b.text)) return true;
+  if (a.kind === b.kind && a.text === b.text) return true;
+  if (a.kind === "anyvm") {
+    switch (b.kind) {
+      case "anyvm":
+      case "default":
+      case "dispvm":
+      case "dispvm-template":
+      case "dispvm-tag":
+        return true;
+      case "name":
+        return !isDom0ish(b.text) && !b.text.startsWith("uuid:");
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+/** True when rule `a` matches every request rule `b` matches, on every system. */
+export function ruleCovers(a: PolicyRule, b: PolicyRule): boolean {
+  if (a.service !== null && a.service !== b.service) return false;
+  if (a.argument !== null && a.argument !== b.argument) return false;
+  return tokenCovers(a.source, b.source) && tokenCovers(a.target, b.target);
+}
+
+/** The index key of a token: keywords by kind, dom0's spellings as one, other tokens by text. */
+function coverKey(t: QubeToken): string {
+  if (t.kind === "wildcard") return "*";
+  if (t.kind === "anyvm") return "@anyvm";
+  return isDom0ish(t.text) ? "dom0" : t.text;
+}
+
+/**
+ * For every position of `rules` (in first-match order), the position of the
+ * earliest earlier rule that covers it, or -1. Only rules whose service,
+ * argument, source and target keys could cover a rule are looked up (at most
+ * 36 exact keys), so this is linear in the number of rules.
+ */
+export function shadowPositions(rules: readonly PolicyRule[]): Int32Array {
+  const out = new Int32Array(rules.length).fill(-1);
+  // The earliest rule for each service → argument → source key → target key.
+  type BySrc = Map<string, Map<string, number>>;
+  const first = new Map<string | null, Map<string | null, BySrc>>();
+  let best = -1;
+  let r: PolicyRule;
+  let srcKey = "";
+  let tgtKey = "";
+  // Allocation-free probes: this runs for every rule of every re-analysed service.
+  const probeTarget = (byTgt: Map<string, number>, key: string) => {
+    const c = byTgt.get(key);
+    if (c !== undefined && (best < 0 || c < best) && ruleCovers(rules[c]!, r)) best = c;
+  };
+  const probeSource = (bySrc: BySrc, key: string) => {
+    const byTgt = bySrc.get(key);
+    if (!byTgt) return;
+    probeTarget(byTgt, "*");
+    probeTarget(byTgt, "@anyvm");
+    if (tgtKey !== "*" && tgtKey !== "@anyvm") probeTarget(byTgt, tgtKey);
+  };
+  const probeArgument = (byArg: Map<string | null, BySrc>, arg: string | null) => {
+    const bySrc = byArg.get(arg);
+    if (!bySrc) return;
+    probeSource(bySrc, "*");
+    probeSource(bySrc, "@anyvm");
+    if (srcKey !== "*" && srcKey !== "@anyvm") probeSource(bySrc, srcKey);
+  };
+  const probeService = (svc: string | null) => {
+    const byArg = first.get(svc);
+    if (!byArg) return;
+    probeArgument(byArg, null);
+    if (r.argument !== null) probeArgument(byArg, r.argument);
+  };
+  for (let i = 0; i < rules.length; i++) {
+    r = rules[i]!;
+    srcKey = coverKey(r.source);
+    tgtKey = coverKey(r.target);
+    // `@dispvm:` sources never match a call, so nothing about them is reported.
+    if (r.source.kind !== "dispvm-template" && r.source.kind !== "dispvm-tag") {
+      best = -1;
+      probeService(null);
+      if (r.service !== null) probeService(r.service);
+      out[i] = best;
+    }
+    let byArg = first.get(r.service);
+    if (!byArg) first.set(r.service, (byArg = new Map()));
+    let bySrc = byArg.get(r.argument);
+    if (!bySrc) byArg.set(r.argument, (bySrc = new Map()));
+    let byTgt = bySrc.get(srcKey);
+    if (!byTgt) bySrc.set(srcKey, (byTgt = new Map()));
+    if (!byTgt.has(tgtKey)) byTgt.set(tgtKey, i);
+  }
+  return out;
+}
+
+/** Counters of rules by argument (`null` = `*`), for the linear ask analyses. */
+class ArgCounter {
+  any = 0;
+  wildcard = 0;
+  readonly byArg = new Map<string, number>();
+  add(arg: string | null): void {
+    this.any++;
+    if (arg === null) this.wildcard++;
+    else this.byArg.set(arg, (this.byArg.get(arg) ?? 0) + 1);
+  }
+  /** Adds the counts of another counter. */
+  merge(o: ArgCounter): void {
+    this.any += o.any;
+    this.wildcard += o.wildcard;
+    for (const [k, v] of o.byArg) this.byArg.set(k, (this.byArg.get(k) ?? 0) + v);
+  }
+  /** True when some counted rule `o` has `o.argument` compatible with `arg` (either is `*`, or they are equal). */
+  matches(arg: string | null): boolean {
+    if (arg === null) return this.any > 0;
+    return this.wildcard > 0 || (this.byArg.get(arg) ?? 0) > 0;
+  }
+}
+
+/**
+ * The per-service findings, as a sequence of steps: the generator yields
+ * after each re-analysed service, so that a caller can spread the work over
+ * time or drop it (cancellation) and start again with newer rules; the cache
+ * keeps what finished services computed.
+ */
+export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: ServiceAnalysisCache): Generator<void, ServiceFindings, void> {
+  if (cache.last?.rules === rules) return cache.last.findings;
+  const n = rules.length;
+  // 1. Group positions by service; the `*` rules go into every service's sequence.
+  const shapes = new Int32Array(n);
+  const groups = new Map<string | null, number[]>();
+  const wildcard: number[] = [];
+  groups.set(null, wildcard);
+  for (let i = 0; i < n; i++) {
+    const r = rules[i]!;
+    shapes[i] = cache.shapeOf(r);
+    let g = groups.get(r.service);
+    if (!g) groups.set(r.service, (g = []));
+    g.push(i);
+  }
+  yield;
+
+  // 2. Per service, reused when the service's sequence has the same shapes: shadowing, and the
+  //    ask analyses of its own rules (the `ask` rules and target offers of a service's calls come
+  //    from the rules of that service and of `*`, exactly its sequence).
+  const shadowedBy: Array<PolicyRule | undefined> = new Array(n).fill(undefined);
+  const feedsAsk = new Uint8Array(n);
+  const askWithoutTargets = new Uint8Array(n);
+  const recomputed: Array<string | null> = [];
+  for (const key of [...cache.entries.keys()]) if (!groups.has(key)) cache.entries.delete(key);
+  for (const [service, own] of groups) {
+    // The merged sequence (positions in `rules`), in global order.
+    const seq = service === null ? own : mergeSorted(wildcard, own);
+    const ids = new Int32Array(seq.length);
+    for (let k = 0; k < seq.length; k++) ids[k] = shapes[seq[k]!]!;
+    let entry = cache.entries.get(service);
+    if (!entry || !sameIds(entry.ids, ids)) {
+      entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
+      cache.entries.set(service, entry);
+      recomputed.push(service);
+    }
+    for (let k = 0; k < seq.length; k++) {
+      const i = seq[k]!;
+      // A `*` rule's findings come from the `*` sequence (a rule of a service never covers a `*` rule).
+      if (service !== null && rules[i]!.service === null) continue;
+      const p = entry.shadow[k]!;
+      if (p >= 0) shadowedBy[i] = rules[seq[p]!];
+      feedsAsk[i] = entry.feeds[k]!;
+      askWithoutTargets[i] = entry.noTargets[k]!;
+    }
+    if (recomputed[recomputed.length - 1] === service) yield;
+  }
+  // 3. The `*` rules take part in every service's calls: their ask findings look at every rule.
+  if (wildcard.length) {
+    const allAsks = new ArgCounter();
+    const allOffers = new ArgCounter();
+    for (const e of cache.entries.values()) {
+      allAsks.merge(e.asks);
+      allOffers.merge(e.offers);
+    }
+    for (const i of wildcard) {
+      const r = rules[i]!;
+      feedsAsk[i] = allAsks.matches(r.argument) ? 1 : 0;
+      // Such a rule never offers a target itself, so "another rule" is any counted rule.
+      askWithoutTargets[i] = isAskWithoutTarget(r) && !allOffers.matches(r.argument) ? 1 : 0;
+    }
+  }
+  const findings: ServiceFindings = { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
+  cache.last = { rules, findings };
+  return findings;
+}
+
+/** Runs {@link serviceFindingsSteps} to the end. Without a cache, everything is computed from scratch. */
+export function serviceFindings(rules: readonly PolicyRule[], cache: ServiceAnalysisCache = new ServiceAnalysisCache()): ServiceFindings {
+  const steps = serviceFindingsSteps(rules, cache);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = new Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
+}
+
+function sameIds(a: Int32Array, b: Int32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
