@@ -48,7 +48,7 @@ describe("qkit template whatif: failures", () => {
   it("a failed expectation exits 1 and shows the deciding rule", async () => {
     const r = await runQkit(["template", "whatif", "stack.qubes.yaml", "--system", "system.json", "--policy-dir", "policy.d"], { cwd: path.join(CASES, "failing-expect") });
     expect(r.code).toBe(1);
-    expect(r.out).toContain("FAIL qubes.Filecopy work -> personal => ask: expected ask, got allow personal");
+    expect(r.out).toContain("FAIL qubes.Filecopy work -> personal => ask: expected ask, got allow to personal");
     expect(r.out).toContain("deciding rule: 30-user.policy:2");
   });
 

@@ -26,7 +26,7 @@ export function expectationText(e: Expectation): string {
  */
 export function checkExpectation(e: Expectation, d: Decision): string | undefined {
   const action = d.ok ? d.action : "deny";
-  if (action !== e.decision) return `expected ${e.decision}, got ${action}`;
+  if (action !== e.decision) return `expected ${e.decision}, got ${d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;
   if (!d.ok || d.action === "deny") return undefined;
   if (d.action === "allow") {
     if (e.target_is !== undefined && d.target !== e.target_is) return `expected allow to ${e.target_is}, got allow to ${d.target}`;

@@ -7,6 +7,7 @@
  * and after apply ({@link decisionChanges}).
  */
 import {
+  checkExpectation as expectationProblem,
   createMemoryFileSystem,
   evaluate,
   explain,
@@ -460,23 +461,9 @@ export function checkExpectation(e: Expectation, policy: CompiledPolicy | undefi
   const req = { service: e.service, argument: e.argument === "" ? "+" : e.argument, source: e.source, target: e.target };
   const x = explain(policy, req, system);
   const d = x.decision;
-  const got = outcomeOf(d);
-  const res = (problem?: string): ExpectationResult => (problem ? { expectation: e, ok: false, text, problem, decision: d, explanation: x } : { expectation: e, ok: true, text, decision: d, explanation: x });
-  const gotText = got.action === "allow" ? `allow ${got.target}` : got.action === "ask" ? `ask (${(got.targets ?? []).join(", ")}${got.default ? `; default ${got.default}` : ""})` : "deny";
-  if (got.action !== e.decision) return res(`expected ${e.decision}, got ${gotText}`);
-  if (got.action === "allow" && e.target_is !== undefined && got.target !== e.target_is) return res(`expected allow to ${e.target_is}, got allow to ${got.target}`);
-  if (got.action === "ask") {
-    if (e.target_is !== undefined && got.default !== e.target_is) return res(`expected ask with default ${e.target_is}, got default ${got.default ?? "none"}`);
-    const offered = new Set((got.targets ?? []));
-    const missing = (e.targets_include ?? []).filter((t) => !offered.has(t));
-    if (missing.length) return res(`ask does not offer ${missing.join(", ")} (offers ${(got.targets ?? []).join(", ") || "nothing"})`);
-    if (e.targets_exact) {
-      const want = [...new Set(e.targets_exact)].sort(sortStr);
-      if (want.length !== (got.targets ?? []).length || want.some((t, i) => t !== (got.targets ?? [])[i]))
-        return res(`ask offers ${(got.targets ?? []).join(", ") || "nothing"}, expected exactly ${want.join(", ")}`);
-    }
-  }
-  return res();
+  // One definition of "the expectation holds", shared with `qkit policy test`.
+  const problem = expectationProblem(e, d);
+  return problem !== undefined ? { expectation: e, ok: false, text, problem, decision: d, explanation: x } : { expectation: e, ok: true, text, decision: d, explanation: x };
 }
 
 /** Runs what-if: future system and policy, expectations, decision changes. */
