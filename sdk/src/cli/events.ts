@@ -25,13 +25,13 @@ ends, unless --no-reconnect. --count N stops after N events.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("events", io, async () => {
+    reportErrors("events", io, async (conn) => {
       const a = parseArgs(rest, [...CONNECTION_VALUE_FLAGS, "--count"], [...CONNECTION_BOOLEAN_FLAGS, "--stats", "--json", "--no-reconnect"]);
       if (a.positionals.length > 1) throw new UsageError(`unexpected argument \`${a.positionals[1]}\``);
       const c = a.flags.get("--count");
       if (c !== undefined && (typeof c !== "string" || !/^[1-9][0-9]*$/.test(c))) throw new UsageError("--count needs a positive number");
       const limit = c === undefined ? Infinity : Number(c);
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const ac = new AbortController();
       const stop = () => ac.abort();
       process.once("SIGINT", stop);

@@ -202,12 +202,12 @@ for \`qkit policy push\`.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("policy pull", io, async () => {
+    reportErrors("policy pull", io, async (conn) => {
       const a = parseArgs(rest, CONNECTION_VALUE_FLAGS, CONNECTION_BOOLEAN_FLAGS);
       const [dir, extra] = a.positionals;
       if (!dir) throw new UsageError("missing directory");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
-      const { policy } = connect(a.flags, io.env);
+      const { policy } = connect(a.flags, io, conn);
       return pull(policy, resolve(io.cwd, dir), io);
     }),
 };
@@ -227,7 +227,7 @@ files unless named with --service-include (files used by !include-service).
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("policy push", io, async () => {
+    reportErrors("policy push", io, async (conn) => {
       // --service-include may repeat: collect it by hand.
       const serviceIncludes = new Set<string>();
       const filtered: string[] = [];
@@ -244,7 +244,7 @@ ${CONNECTION_USAGE}`,
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const full = resolve(io.cwd, dir);
       if (!existsSync(full)) throw new UsageError(`${dir} does not exist`);
-      const { policy } = connect(b.flags, io.env);
+      const { policy } = connect(b.flags, io, conn);
       return push(policy, full, io, { force: b.flags.has("--force"), dryRun: b.flags.has("--dry-run"), serviceIncludes });
     }),
 };

@@ -2,24 +2,14 @@
  * `qkit qube …`: list qubes and read or change their properties, features
  * and tags through the Admin API.
  */
-import { QubesException } from "../errors.js";
+import { reportErrors } from "./failure.js";
 import type { PropertyValue } from "../values.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs } from "./connect.js";
 
-/** Runs `fn`, reporting a typed Qubes error as one line with its code (exit 1). */
-export async function reportErrors(path: string, io: CliIO, fn: () => Promise<number>): Promise<number> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof QubesException) {
-      io.stderr.write(`qkit ${path}: ${err.message.split("\n")[0]} [${err.code}]\n`);
-      return 1;
-    }
-    throw err;
-  }
-}
+/** Re-exported for the command modules that import it from here. */
+export { reportErrors };
 
 function args(rest: string[], extraValue: string[] = [], extraBool: string[] = []) {
   return parseArgs(rest, [...CONNECTION_VALUE_FLAGS, ...extraValue], [...CONNECTION_BOOLEAN_FLAGS, ...extraBool]);
@@ -40,10 +30,10 @@ policy lets it see). --json prints an array of {name, class, state, uuid}.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube ls", io, async () => {
+    reportErrors("qube ls", io, async (conn) => {
       const a = args(rest, [], ["--json"]);
       if (a.positionals.length > 0) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const list = await qubes.list();
       if (a.flags.has("--json")) {
         io.stdout.write(JSON.stringify(list.map((e) => ({ name: e.name, class: e.klass, state: e.state, uuid: e.uuid ?? null })), null, 2) + "\n");
@@ -69,13 +59,13 @@ for none). With VALUE, sets it (an empty VALUE sets a qube reference to none);
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube prefs", io, async () => {
+    reportErrors("qube prefs", io, async (conn) => {
       const a = args(rest, [], ["--default", "-D", "--json"]);
       const [name, prop, value, extra] = a.positionals;
       if (!name) throw new UsageError("missing qube name");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const reset = a.flags.has("--default") || a.flags.has("-D");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const q = qubes.qube(name);
       if (prop === undefined) {
         if (reset) throw new UsageError("--default needs a property");
@@ -119,13 +109,13 @@ convention); --unset removes it.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube features", io, async () => {
+    reportErrors("qube features", io, async (conn) => {
       const a = args(rest, [], ["--unset", "-D", "--json"]);
       const [name, feature, value, extra] = a.positionals;
       if (!name) throw new UsageError("missing qube name");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const unset = a.flags.has("--unset") || a.flags.has("-D");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const q = qubes.qube(name);
       if (feature === undefined) {
         if (unset) throw new UsageError("--unset needs a feature");
@@ -162,11 +152,11 @@ removing a tag that is not set fails (QubesTagNotFoundError).
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube tags", io, async () => {
+    reportErrors("qube tags", io, async (conn) => {
       const a = args(rest, [], ["--json"]);
       const [name, action, ...tagsArg] = a.positionals;
       if (!name) throw new UsageError("missing qube name");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const q = qubes.qube(name);
       if (action === undefined) {
         const list = await q.tags.list();

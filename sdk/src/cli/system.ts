@@ -21,12 +21,12 @@ to \`qkit policy\` commands that take a system model.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("system snapshot", io, async () => {
+    reportErrors("system snapshot", io, async (conn) => {
       const a = parseArgs(rest, [...CONNECTION_VALUE_FLAGS, "--concurrency"], [...CONNECTION_BOOLEAN_FLAGS, "--compact"]);
       if (a.positionals.length > 0) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
       const c = a.flags.get("--concurrency");
       if (c !== undefined && (typeof c !== "string" || !/^[1-9][0-9]*$/.test(c))) throw new UsageError("--concurrency needs a positive number");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const info = await systemInfo(qubes, c === undefined ? {} : { concurrency: Number(c) });
       io.stdout.write(JSON.stringify(info, null, a.flags.has("--compact") ? undefined : 1) + "\n");
       return 0;
