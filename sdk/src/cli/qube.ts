@@ -2,7 +2,9 @@
  * `qkit qube …`: list qubes and read or change their properties, features
  * and tags through the Admin API.
  */
+import { QubesException } from "../errors.js";
 import { reportErrors } from "./failure.js";
+import { escapeControls } from "./text.js";
 import type { PropertyValue } from "../values.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -17,16 +19,21 @@ function args(rest: string[], extraValue: string[] = [], extraBool: string[] = [
 
 /** How `qvm-prefs` shows a value: empty for None/unset. */
 function show(v: PropertyValue): string {
-  return v.raw;
+  return escapeControls(v.raw);
 }
 
 const ls: Command = {
   path: ["qube", "ls"],
-  summary: "list qubes with their class and power state",
+  summary: "list qubes with their class, power state, label, template and netvm",
   usage: `usage: qkit qube ls [--json] [connection options]
 
 Lists the qubes admin.vm.List shows (from a management qube: the ones its
-policy lets it see). --json prints an array of {name, class, state, uuid}.
+policy lets it see), as qvm-ls does: NAME, CLASS, STATE, LABEL, TEMPLATE and
+NETVM (\`-\` where a qube has none, e.g. dom0's template). --json prints an
+array of {name, class, state, label, template, netvm, uuid} (null for none).
+
+options:
+  --json   print JSON
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
@@ -35,14 +42,32 @@ ${CONNECTION_USAGE}`,
       if (a.positionals.length > 0) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
       const { qubes } = connect(a.flags, io, conn);
       const list = await qubes.list();
+      // One property.GetAll a qube (as qvm-ls does); a qube the policy hides them for shows `-`.
+      const rows = await Promise.all(
+        list.map(async (e) => {
+          let props: Map<string, PropertyValue> | undefined;
+          try {
+            props = await qubes.qube(e.name).properties();
+          } catch (err) {
+            if (!(err instanceof QubesException)) throw err;
+          }
+          const p = (k: string) => {
+            const v = props?.get(k);
+            return v === undefined || v.raw === "" ? null : v.raw;
+          };
+          return { name: e.name, class: e.klass, state: e.state, label: p("label"), template: p("template"), netvm: p("netvm"), uuid: e.uuid ?? null };
+        }),
+      );
       if (a.flags.has("--json")) {
-        io.stdout.write(JSON.stringify(list.map((e) => ({ name: e.name, class: e.klass, state: e.state, uuid: e.uuid ?? null })), null, 2) + "\n");
+        io.stdout.write(JSON.stringify(rows, null, 2) + "\n");
         return 0;
       }
-      const w1 = Math.max(4, ...list.map((e) => e.name.length));
-      const w2 = Math.max(5, ...list.map((e) => e.klass.length));
-      io.stdout.write(`${"NAME".padEnd(w1)}  ${"CLASS".padEnd(w2)}  STATE\n`);
-      for (const e of list) io.stdout.write(`${e.name.padEnd(w1)}  ${e.klass.padEnd(w2)}  ${e.state}\n`);
+      const cols = ["name", "class", "state", "label", "template", "netvm"] as const;
+      const cells = rows.map((r) => cols.map((c) => escapeControls(r[c] ?? "-")));
+      const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+      const line = (vals: string[]) => vals.map((v, i) => (i === vals.length - 1 ? v : v.padEnd(widths[i]!))).join("  ") + "\n";
+      io.stdout.write(line(cols.map((c) => c.toUpperCase())));
+      for (const row of cells) io.stdout.write(line(row));
       return 0;
     }),
 };
@@ -50,7 +75,7 @@ ${CONNECTION_USAGE}`,
 const prefs: Command = {
   path: ["qube", "prefs"],
   summary: "show or change the properties of a qube",
-  usage: `usage: qkit qube prefs NAME [PROPERTY [VALUE]] [--default] [--json] [connection options]
+  usage: `usage: qkit qube prefs NAME [PROPERTY [VALUE]] [--default|-D] [--json] [connection options]
 
 Without PROPERTY, lists every property: name, \`D\` when it has its default
 value (\`-\` when set), and the value. With PROPERTY, prints its value (empty
@@ -101,11 +126,11 @@ ${CONNECTION_USAGE}`,
 const features: Command = {
   path: ["qube", "features"],
   summary: "show or change the features of a qube",
-  usage: `usage: qkit qube features NAME [FEATURE [VALUE]] [--unset] [connection options]
+  usage: `usage: qkit qube features NAME [FEATURE [VALUE]] [--unset|-D] [--json] [connection options]
 
 Without FEATURE, lists every feature and its value. With FEATURE, prints its
 value (exit 1 when not set). With VALUE, sets it (\`''\` is false by
-convention); --unset removes it.
+convention); --unset removes it. --json prints the list as one JSON object.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
@@ -125,7 +150,7 @@ ${CONNECTION_USAGE}`,
           return 0;
         }
         const w = Math.max(0, ...[...all.keys()].map((k) => k.length));
-        for (const [k, v] of all) io.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+        for (const [k, v] of all) io.stdout.write(`${escapeControls(k.padEnd(w))}  ${escapeControls(v)}\n`);
         return 0;
       }
       if (unset) {
@@ -137,7 +162,7 @@ ${CONNECTION_USAGE}`,
         await q.features.set(feature, value);
         return 0;
       }
-      io.stdout.write(`${await q.features.getOrThrow(feature)}\n`);
+      io.stdout.write(`${escapeControls(await q.features.getOrThrow(feature))}\n`);
       return 0;
     }),
 };
@@ -145,10 +170,11 @@ ${CONNECTION_USAGE}`,
 const tags: Command = {
   path: ["qube", "tags"],
   summary: "list, add or remove the tags of a qube",
-  usage: `usage: qkit qube tags NAME [add|remove TAG...] [connection options]
+  usage: `usage: qkit qube tags NAME [add|remove TAG...] [--json] [connection options]
 
 Without an action, lists the tags. \`add\` and \`remove\` change them;
-removing a tag that is not set fails (QubesTagNotFoundError).
+removing a tag that is not set fails (QubesTagNotFoundError). --json prints
+the list as a JSON array.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
@@ -160,7 +186,7 @@ ${CONNECTION_USAGE}`,
       const q = qubes.qube(name);
       if (action === undefined) {
         const list = await q.tags.list();
-        io.stdout.write(a.flags.has("--json") ? JSON.stringify(list) + "\n" : list.map((t) => `${t}\n`).join(""));
+        io.stdout.write(a.flags.has("--json") ? JSON.stringify(list) + "\n" : list.map((t) => `${escapeControls(t)}\n`).join(""));
         return 0;
       }
       if (action !== "add" && action !== "remove" && action !== "del") throw new UsageError(`unknown action \`${action}\` (use add or remove)`);
