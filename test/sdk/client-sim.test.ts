@@ -155,7 +155,7 @@ describe("qkit commands against the simulator", () => {
   it("qube ls prints a table", async () => {
     const r = await qkit("qube", "ls");
     expect(r.code).toBe(0);
-    expect(r.out.split("\n")[0]).toMatch(/^NAME +CLASS +STATE$/);
+    expect(r.out.split("\n")[0]).toMatch(/^NAME +CLASS +STATE +LABEL +TEMPLATE +NETVM$/);
   });
 
   it("qube prefs: get, set, reset, list", async () => {

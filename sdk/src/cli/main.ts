@@ -2,7 +2,7 @@
  * `qkit`: the command-line front end of qubes-kit.
  */
 import { readFileSync, realpathSync } from "node:fs";
-import { Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -74,7 +74,7 @@ function table(rows: [string, string][]): string {
 /** The top-level help: commands, connection options, environment, exit codes. */
 export function topHelp(): string {
   return (
-    "usage: qkit COMMAND [options]\n" +
+    "usage: qkit <command> [options]\n" +
     "       qkit help [COMMAND]    the usage of a group or a command (also `qkit COMMAND --help`)\n" +
     "       qkit completion bash|zsh|fish\n" +
     "       qkit --version\n\n" +
@@ -94,7 +94,7 @@ export function topHelp(): string {
 export function groupHelp(prefix: string[]): string {
   const kids = children(prefix);
   const name = prefix.join(" ");
-  return `usage: qkit ${name} COMMAND [options]\n\ncommands:\n${table([...kids].map(([w, s]) => [`${name} ${w}`, s]))}\nrun \`qkit ${name} COMMAND --help\` for the options of a command\n`;
+  return `usage: qkit ${name} <command> [options]\n\ncommands:\n${table([...kids].map(([w, s]) => [`${name} ${w}`, s]))}\nrun \`qkit ${name} COMMAND --help\` for the options of a command\n`;
 }
 
 /** The version of the package this CLI belongs to. */
@@ -138,13 +138,19 @@ export async function completionTree(): Promise<{ key: string; words: [string, s
 }
 
 /**
- * An output stream that escapes control characters (messages quote names,
- * paths and server texts that may hold them); newlines and tabs pass.
+ * The stream with a `write` that escapes control characters (messages quote
+ * names, paths and server texts that may hold them); newlines and tabs pass.
+ * Writes go through at once, in order, as on the stream itself.
  */
 function escaping(stream: Writable): Writable {
-  return new Writable({
-    write(chunk: Buffer | string, _enc, done) {
-      stream.write(escapeControls(typeof chunk === "string" ? chunk : chunk.toString("utf8")), done);
+  return new Proxy(stream, {
+    get(target, key) {
+      if (key === "write") {
+        return (chunk: unknown, ...rest: unknown[]) =>
+          (target.write as (...a: unknown[]) => boolean)(typeof chunk === "string" ? escapeControls(chunk) : Buffer.isBuffer(chunk) ? escapeControls(chunk.toString("utf8")) : chunk, ...rest);
+      }
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
 }
@@ -179,7 +185,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     }
     const wrong = [...prefix, next ?? ""].join(" ");
     const hint = didYouMean(next ?? "", children(prefix).keys(), (w) => [...prefix, w].join(" "));
-    io.stderr.write(`qkit: unknown command \`${wrong}\`${hint} [unknown-command]\nrun \`qkit ${prefix.length ? prefix.join(" ") + " " : ""}--help\` for the list of commands\n`);
+    io.stderr.write(`qkit: unknown command \`${wrong}\`${hint || `; \`qkit ${prefix.length ? prefix.join(" ") + " " : ""}--help\` lists the commands`} [unknown-command]\n`);
     return EXIT.usage;
   }
   const best = await commandOf(entry);
@@ -197,7 +203,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return await best.run(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(err.message)} [usage]\nrun \`qkit ${best.path.join(" ")} --help\` for its usage\n`);
+      io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(err.message)} [usage]\n`);
       return EXIT.usage;
     }
     const msg = err instanceof Error ? err.message : String(err);

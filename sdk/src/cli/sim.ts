@@ -157,7 +157,7 @@ export const commands: Command[] = [
       }
       io.stdout.write(`qkit sim: listening on ${socket}\n`);
       if (opts.policyDir !== undefined) {
-        io.stdout.write(opts.readOnly ? `qkit sim: serving a copy of ${opts.policyDir} (read-only: pushes are not written back)\n` : `qkit sim: serving ${opts.policyDir}: pushes are written back into it\n`);
+        io.stderr.write(opts.readOnly ? `qkit sim: serving a copy of ${opts.policyDir} (read-only: pushes are not written back)\n` : `qkit sim: serving ${opts.policyDir}: pushes are written back into it\n`);
       }
       await new Promise<void>((done) => {
         const stop = () => {
