@@ -241,7 +241,7 @@ async function completion(args: string[], io: CliIO): Promise<number> {
   }
   if (shell === undefined || !shells.includes(shell) || args.length > 1) {
     const bad = args.length > 1 ? `unexpected argument \`${args[1]}\`` : shell === undefined ? "which shell? bash, zsh or fish" : `unknown shell \`${shell}\`${didYouMean(shell, shells)}`;
-    io.stderr.write(`qkit completion: ${bad} [usage]\n${COMPLETION_USAGE}`);
+    io.stderr.write(`qkit completion: ${bad}; \`qkit completion --help\` shows how to install it [usage]\n`);
     return EXIT.usage;
   }
   const { completionScript } = await import("./completion.js");
