@@ -4,6 +4,19 @@
  * `qrexec-client-vm`, any command, in-process), typed errors, event streams
  * and a cache, and a system snapshot for the policy engine.
  *
+ * The offline simulator is `@qubes-kit/sdk/sim`; helpers for policy files on
+ * disk (load a `policy.d`, render an explanation as `qkit policy explain`
+ * does) are `@qubes-kit/sdk/node`.
+ *
+ * @example
+ * ```ts
+ * import { Qubes } from "@qubes-kit/sdk";
+ *
+ * const qubes = Qubes.local(); // dom0's /var/run/qubesd.sock (or $QUBESD_SOCKET)
+ * for (const q of await qubes.list()) console.log(q.name, q.klass, q.state);
+ * await qubes.qube("work").setProperty("memory", 800);
+ * ```
+ *
  * @packageDocumentation
  */
 export * from "./errors.js";
@@ -20,4 +33,3 @@ export * from "./events.js";
 export * from "./qubes.js";
 export * from "./policy-admin.js";
 export * from "./system-info.js";
-export * from "./sim/index.js";

@@ -15,7 +15,8 @@ import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSimulator, DEFAULT_QUBESD_SOCKET } from "@qubes-kit/sdk";
+import { DEFAULT_QUBESD_SOCKET } from "@qubes-kit/sdk";
+import { startSimulator } from "@qubes-kit/sdk/sim";
 import { ENTRIES, main } from "../../sdk/src/cli/main.js";
 import { DEFAULT_SOCKET_PATH, escapeControls, osMessage, suggest } from "../../sdk/src/cli/text.js";
 import { runQkit } from "../helpers/qkit.js";
@@ -53,6 +54,8 @@ describe("the qkit bin", () => {
     expect(before.status).toBe(1);
     expect(before.stderr).toMatch(/^qkit: not built yet: .*dist\/cli\.js is missing; run `npm run build` in .* first \[not-built\]\n$/);
     cpSync(join(root, "sdk/dist"), join(copy, "dist"), { recursive: true });
+    // The installed dependencies (the CLI imports the built @qubes-kit/language).
+    symlinkSync(join(root, "node_modules"), join(tmp, "fresh", "node_modules"));
     const after = spawnSync(process.execPath, [join(copy, "bin/qkit.js"), "--version"], { encoding: "utf8" });
     expect([after.status, after.stdout]).toEqual([0, "qkit 0.1.0\n"]);
   });

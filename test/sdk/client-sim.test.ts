@@ -8,14 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  PolicyAdmin,
-  Qubes,
-  UnixSocketTransport,
-  startSimulator,
-  systemInfo,
-  type SimulatorServer,
-} from "@qubes-kit/sdk";
+import { PolicyAdmin, Qubes, UnixSocketTransport, systemInfo } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { evaluate, prepareSystemInfo, type RawSystemInfo } from "@qubes-kit/language";
 import { runQkit } from "../helpers/qkit.js";
 

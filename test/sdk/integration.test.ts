@@ -8,7 +8,8 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { PolicyAdmin, PolicyAdminTokenException, PolicyValidationError, Qubes, startSimulator, UnixSocketTransport, type SimulatorServer } from "@qubes-kit/sdk";
+import { PolicyAdmin, PolicyAdminTokenException, PolicyValidationError, Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { runQkit } from "../helpers/qkit.js";
 
 const qkit = (socket: string, ...argv: string[]) => runQkit(argv, { cwd: dir, env: { QUBESD_SOCKET: socket } });

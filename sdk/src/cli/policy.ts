@@ -41,6 +41,9 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean } from "./text.js";
+import { describeDecision, renderExplanation, ruleText } from "../node-render.js";
+
+export { describeDecision, renderExplanation };
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -384,27 +387,6 @@ function nearQube(name: string, system: SystemInfo): string {
 const NO_SYSTEM_WARNING =
   "no --system: the system has no qubes, so the engine fails on any source qube (the daemon always knows its qubes); pass --system SYSTEM.json, made by `qkit system snapshot --socket PATH` (e.g. examples/demo/system.json) [no-system]";
 
-function ruleText(r: PolicyRule): string {
-  return printRule(r, " ");
-}
-
-function where(r: { file: string; line: number | null }): string {
-  return `${r.file}:${r.line ?? "None"}`;
-}
-
-/** One human line for a decision. */
-export function describeDecision(d: Decision): string {
-  if (!d.ok) return `deny (${d.error === "EngineError" ? "engine error" : d.error}): ${d.message}`;
-  switch (d.action) {
-    case "allow":
-      return `allow → ${d.target}${d.user ? ` as ${d.user}` : ""}${d.autostart ? "" : " (no autostart)"}  [${where(d.rule)}]`;
-    case "ask":
-      return `ask: ${d.targetsForAsk.join(", ")}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}  [${where(d.rule)}]`;
-    case "deny":
-      return `deny${d.notify ? "" : " (silently)"}  [${where(d.rule)}]`;
-  }
-}
-
 /** A load failure as a decision line, in the corpus format (as `--cases` prints it). */
 function loadErrorJson(e: PolicyError): Record<string, unknown> {
   return decisionToJson({ ...e, ok: false, stage: "load" });
@@ -500,28 +482,6 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
   const d = evaluate(loaded.policy, req, system);
   io.stdout.write((a.flags.has("json") ? JSON.stringify(echo ? { ...decisionToJson(d), request: req } : decisionToJson(d)) : prefix + describeDecision(d)) + "\n");
   return exitFor(d);
-}
-
-/** Renders an explanation as text. */
-export function renderExplanation(x: Explanation): string {
-  const lines: string[] = [];
-  const r = x.request;
-  lines.push(`request: ${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} from ${r.source} to ${r.target || "@default"}`);
-  if (x.targetNote) lines.push(`target: ${x.targetNote}`);
-  if (x.trace.length || x.skipped) {
-    lines.push(`rules considered before the decision (${x.trace.length}; ${x.skipped} other rules cannot match this service, argument and source):`);
-    for (const s of x.trace) lines.push(`  ${where(s.rule.origin)}  ${ruleText(s.rule)}\n      ${s.reason}`);
-  }
-  if (x.decidingRule) lines.push(`deciding rule: ${where(x.decidingRule.origin)}  ${ruleText(x.decidingRule)}`);
-  for (const v of x.decidingRule?.via ?? []) lines.push(`  included from ${where(v)}`);
-  for (const s of x.resolution ?? []) lines.push(`resolution: ${s}`);
-  if (x.askContributions) {
-    lines.push("ask targets (the first rule in policy order that names a target decides it):");
-    for (const c of x.askContributions) lines.push(`  ${c.effect === "add" ? "+" : "-"} ${c.targets.join(", ")}  by ${where(c.rule.origin)}  ${ruleText(c.rule)}`);
-    for (const n of x.askNotes ?? []) lines.push(`  then: ${n}`);
-  }
-  lines.push(`decision: ${describeDecision(x.decision)}`);
-  return lines.join("\n") + "\n";
 }
 
 function explanationJson(x: Explanation): unknown {
