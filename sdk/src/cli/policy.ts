@@ -40,7 +40,7 @@ import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
-import { EXIT, didYouMean } from "./text.js";
+import { EXIT, didYouMean, osMessage } from "./text.js";
 import { describeDecision, renderExplanation, ruleText } from "../node-render.js";
 
 export { describeDecision, renderExplanation };
@@ -85,7 +85,7 @@ interface PolicySource {
 /** Mounts a real policy directory (and optional runtime/legacy dirs) at the engine's standard paths. */
 function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDir: string | undefined, cwd: string): PolicySource {
   const abs = path.resolve(cwd, policyDir);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\``);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\`: ${existsSync(abs) ? "Not a directory" : "No such file or directory"}`);
   const mounts: Record<string, string> = { [POLICY_DIR]: abs };
   for (const [option, dir, virtual] of [
     ["--runtime-dir", runtimeDir, RUNTIME_POLICY_DIR],
@@ -112,11 +112,17 @@ function realPathOf(src: PolicySource, virtual: string): string {
 
 function readSystem(file: string | undefined, io: CliIO): SystemInfo {
   if (file === undefined) return prepareSystemInfo({ domains: {} });
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(io.cwd, file), "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read the system model \`${file}\`: ${osMessage(e)}`);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path.resolve(io.cwd, file), "utf8"));
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`cannot read the system model \`${file}\`: ${e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e)}`);
+    throw new UsageError(`the system model \`${file}\` is not valid JSON (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); make one with \`qkit system snapshot\``);
   }
   if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
     throw new UsageError(`the system model \`${file}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
