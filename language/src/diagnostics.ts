@@ -79,6 +79,8 @@ export type DiagnosticCode =
   | "redirect-target-missing"
   | "ask-without-targets"
   | "filename-disables-policy"
+  | "service-case-mismatch"
+  | "dispvm-without-default"
   | "internal-error";
 
 /** Helpers for {@link Diagnostic} values. */

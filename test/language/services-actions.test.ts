@@ -52,6 +52,13 @@ describe("quick fixes", () => {
   test("unknown tag: did you mean", () => {
     expect(fix("#! system\n#- 30-user.policy\nqubes.A * @tag:gpg-clien$0 vault allow\n", "replace with `@tag:gpg-client`")).toBe("qubes.A * @tag:gpg-client vault allow\n");
   });
+  test("no rename onto a file that exists", () => {
+    const fx = parseFixture("#- 30-My_Rules.policy\nqubes.A * work vault a$0llow\n#- 30-my_rules.policy\nqubes.B * work vault deny\n");
+    const snapshot = snapshotOf(fx);
+    const path = fx.cursor!.path;
+    const actions = codeActions(docOf(snapshot, path), path, { start: 0, end: 0 }, snapshot.diagnostics.get(path) ?? [], { snapshot });
+    expect(actions.find((a) => a.rename)).toBeUndefined();
+  });
   test("rename a bad file name", () => {
     const fx = parseFixture("#- 30-My_Rules.policy\nqubes.A * work vault a$0llow\n");
     const snapshot = snapshotOf(fx);

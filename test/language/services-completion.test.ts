@@ -24,7 +24,8 @@ const cases: Array<[string, string, Parameters<typeof check>[1]]> = [
     "#! system\n#- 30-user.policy\nqubes.Filecopy * $0",
     { has: ["@anyvm", "@adminvm", "*", "@tag:", "@type:", "work", "vault", "dom0"], lacks: ["@default", "@dispvm", "@dispvm:default-dvm"] },
   ],
-  ["target tokens", "#! system\n#- 30-user.policy\nqubes.Filecopy * work $0", { has: ["@default", "@dispvm", "@dispvm:default-dvm", "@anyvm", "vault"] }],
+  ["target tokens", "#! system\n#- 30-user.policy\nqubes.Filecopy * work $0", { has: ["@default", "@dispvm", "@dispvm:default-dvm", "@anyvm", "vault"], lacks: ["default-mgmt-dvm"] }],
+  ["internal qubes are not offered as names", "#! system\n#- 30-user.policy\nqubes.Filecopy * $0", { has: ["work"], lacks: ["default-mgmt-dvm"] }],
   ["tags after @tag:", "#! system\n#- 30-user.policy\nqubes.Gpg * @tag:$0", { exactly: ["@tag:dvm-ok", "@tag:gpg-client", "@tag:gpg-server", "@tag:net"] }],
   ["types after @type:", "#! system\n#- 30-user.policy\nqubes.Gpg * @type:$0", { has: ["@type:AppVM", "@type:TemplateVM", "@type:DispVM", "@type:AdminVM"] }],
   ["dispvm templates", "#! system\n#- 30-user.policy\nqubes.OpenInVM * work @dispvm:$0", { has: ["@dispvm:default-dvm", "@dispvm:default-mgmt-dvm", "@dispvm:@tag:"], lacks: ["@dispvm:work"] }],
@@ -49,5 +50,16 @@ describe("completion", () => {
     const item = complete(docOf(snapshot, fx.cursor!.path), fx.cursor!.offset, { snapshot }).find((i) => i.label === "work")!;
     const text = fx.files[fx.cursor!.path]!;
     expect(text.slice(item.span.start, item.span.end)).toBe("work");
+  });
+});
+
+describe("completion of a parameter key inside a written word", () => {
+  test("replaces only the key and its `=`, never the value", () => {
+    const fx = parseFixture("#- 30-user.policy\nqubes.OpenURL * work @default allow ta$0rget=@dispvm:default-dvm\n");
+    const snapshot = snapshotOf(fx);
+    const doc = docOf(snapshot, fx.cursor!.path);
+    const item = complete(doc, fx.cursor!.offset, { snapshot }).find((i) => i.label === "target=");
+    expect(item).toBeDefined();
+    expect(doc.text.slice(item!.span.start, item!.span.end)).toBe("target=");
   });
 });

@@ -67,8 +67,14 @@ describe("formatting", () => {
     expect(fmt(input)).toBe("a.B  *  x  y  allow\r\nbad   line\r\nc.D  *  xx  yy  deny\r");
   });
 
-  test("legacy syntax keeps `$` tokens and turns commas into spaces", () => {
-    expect(fmt("$tag:net   $adminvm allow,target=dom0\n$anyvm $anyvm deny\n", "service")).toBe("$tag:net  $adminvm  allow  target=dom0\n$anyvm    $anyvm    deny\n");
+  test("legacy syntax keeps `$` tokens and aligns lines", () => {
+    expect(fmt("$tag:net   $adminvm allow\n$anyvm $anyvm deny\n", "service")).toBe("$tag:net  $adminvm  allow\n$anyvm    $anyvm    deny\n");
+  });
+
+  test("legacy lines with commas are left as written (a comma is a separator: formatting changes whitespace only)", () => {
+    const out = fmt("$tag:net   $adminvm allow,target=dom0\n$anyvm $anyvm deny\n", "service");
+    expect(out.split("\n")[0]).toBe("$tag:net   $adminvm allow,target=dom0");
+    expect(out.replace(/[ \t]/g, "")).toBe("$tag:net$adminvmallow,target=dom0\n$anyvm$anyvmdeny\n");
   });
 
   test("is idempotent", () => {
@@ -94,6 +100,9 @@ describe("formatting properties", () => {
           const out = fmt(t, syntax);
           expect(rulesOf(out, syntax)).toEqual(rulesOf(t, syntax));
           expect(fmt(out, syntax)).toBe(out);
+          // Whitespace-only: removing every whitespace character gives the same text.
+          const squash = (x: string) => [...x].filter((c) => !/\s|[\x1c-\x1f\x85]/.test(c)).join("");
+          expect(squash(out)).toBe(squash(t));
         }),
         { numRuns: 400 },
       );

@@ -1226,14 +1226,32 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
   const r = run(policy, request, system, (rule) => considered.push(rule), contributions);
   const sys = prep(system);
   const trace: TraceStep[] = [];
+  let skipped = policy.rules.length - considered.length;
   if (r.built) {
-    for (const rule of considered) {
-      const step = describeMiss(rule, r.built, sys.domains);
+    // Every rule of the service before the deciding one, with its reason, whatever the index
+    // skipped: the explanation must not depend on the index (rules of other services are counted).
+    const built = r.built;
+    const last = r.rule ? policy.rules.indexOf(r.rule) : -1;
+    const end = last >= 0 ? last : policy.rules.length;
+    skipped = 0;
+    for (let i = 0; i < policy.rules.length; i++) {
+      const rule = policy.rules[i]!;
+      if ((rule.service !== null && rule.service !== built.service) || (rule.argument !== null && rule.argument !== built.argument)) {
+        skipped++;
+        continue;
+      }
+      if (i >= end) continue;
+      let step: TraceStep;
+      try {
+        step = describeMiss(rule, built, sys.domains);
+      } catch (e) {
+        step = { rule, matched: false, reason: `cannot be matched: ${String(e).split("\n")[0]}` };
+      }
       if (step.matched) continue;
       trace.push(step);
     }
   }
-  const out: Explanation = { decision: r.decision, request, trace, skipped: policy.rules.length - considered.length };
+  const out: Explanation = { decision: r.decision, request, trace, skipped };
   if (r.built) {
     out.intendedTarget = r.built.target.text;
     const asked = request.target ?? "";

@@ -128,9 +128,9 @@ export interface Explanation {
   /** The intended target after verification, and how it got there. */
   intendedTarget?: string;
   targetNote?: string;
-  /** Every rule considered before the deciding one, in order, with the reason it did not match. */
+  /** Every rule of the requested service and argument before the deciding one, in order, with the reason it did not match. */
   trace: TraceStep[];
-  /** Rules skipped without looking (other services), counted. */
+  /** Rules of other services or arguments, counted (not listed). */
   skipped: number;
   decidingRule?: PolicyRule;
   /** For allow: how the final target was resolved (redirect, `@dispvm`, `@adminvm`). */

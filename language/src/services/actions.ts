@@ -100,7 +100,9 @@ export function codeActions(
       case "filename-disables-policy":
       case "invalid-filename": {
         const to = typeof d.data?.rename === "string" ? d.data.rename : `${dirname(path)}/${fixFileName(basename(path))}`;
-        if (to !== path && basename(path).endsWith(".policy")) out.push({ title: `rename the file to ${code(basename(to))}`, kind: "quickfix", diagnostics: [d], rename: { from: path, to }, isPreferred: true });
+        // Renaming onto an existing file cannot apply (and would hide that file): not offered.
+        const taken = ctx.snapshot?.fs.stat(to) !== undefined && ctx.snapshot !== undefined;
+        if (to !== path && !taken && basename(path).endsWith(".policy")) out.push({ title: `rename the file to ${code(basename(to))}`, kind: "quickfix", diagnostics: [d], rename: { from: path, to }, isPreferred: true });
         break;
       }
       case "inline-comment": {

@@ -9,7 +9,7 @@ import type { Diagnostic, DiagnosticCode, Severity, Span } from "../diagnostics.
 import type { SystemInfo } from "../eval/types.js";
 import type { PolicyRule } from "../loader/types.js";
 import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
-import { STANDARD_TYPES } from "./catalog.js";
+import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber, tokenKey } from "./util.js";
 
@@ -178,6 +178,39 @@ export const unknownDispvmTemplate: AnalysisRule = {
       if (info && info.template_for_dispvms === true) return;
       const why = info ? "it is not a disposable template" : "it is not in the system model";
       report(doc.path, withSuggestion(diag("unknown-dispvm-template", severity, `unknown disposable template ${code(tok.value)}: ${why}`, line.targetWord.span, line.line, suggest(tok.value, templates)), line.targetWord.text, tok.value));
+    });
+  },
+};
+
+/**
+ * A rule allows or asks for `@dispvm` (as the target or through `target=@dispvm`) from a named
+ * qube that has no default disposable template: the engine has nothing to start, so the call is
+ * refused whatever the rule says.
+ */
+export const dispvmWithoutDefault: AnalysisRule = {
+  meta: { name: "dispvm-without-default", perDocument: true, severity: "warning", needsSystem: true, summary: "a rule allows `@dispvm` from a qube that has no default disposable template" },
+  run(input, report, severity) {
+    const system = input.system!;
+    eachRuleLine(input, (doc, line) => {
+      const rule = line.rule!;
+      if (rule.action === "deny" || rule.source.kind !== "name" || !line.sourceWord) return;
+      const info = system.domains.get(rule.source.text);
+      if (!info || !("default_dispvm" in info) || (info.default_dispvm !== null && info.default_dispvm !== "")) return;
+      const viaTarget = rule.target.kind === "dispvm" && rule.redirect === null;
+      const viaRedirect = rule.redirect?.kind === "dispvm";
+      if (!viaTarget && !viaRedirect) return;
+      const span = viaRedirect ? (line.params.find((p) => p.key === "target")?.span ?? line.targetWord!.span) : line.targetWord!.span;
+      report(
+        doc.path,
+        diag(
+          "dispvm-without-default",
+          severity,
+          `${code(rule.source.text)} has no default disposable template, so \`@dispvm\` from it is always refused`,
+          span,
+          line.line,
+          `set its default_dispvm (\`qvm-prefs ${rule.source.text} default_dispvm NAME\`), or name the template: \`@dispvm:NAME\``,
+        ),
+      );
     });
   },
 };
@@ -482,6 +515,39 @@ export function fixFileName(name: string): string {
   return stem.toLowerCase().replace(/[^0-9a-z_.-]/g, "-") + ".policy";
 }
 
+/** A rule whose source is `@dispvm:X` or `@dispvm:@tag:T`: the engine accepts it, but it never matches. */
+export const dispvmNeverSource: AnalysisRule = {
+  meta: { name: "dispvm-never-source", perDocument: true, severity: "warning", needsSystem: false, summary: "a `@dispvm:` token in the source column never matches any call" },
+  run(input, report, severity) {
+    eachRuleLine(input, (doc, line) => {
+      const tok = line.rule!.source;
+      if (!line.sourceWord || (tok.kind !== "dispvm-template" && tok.kind !== "dispvm-tag")) return;
+      report(
+        doc.path,
+        diag("dispvm-never-source", severity, `${code(tok.text)} never matches as a source: the caller is always a qube name, so this rule never decides`, line.sourceWord.span, line.line, "use `@type:DispVM` (any disposable) or a `@tag:` that the disposables carry"),
+      );
+    });
+  },
+};
+
+/** A service name that equals a standard Qubes service except for letter case: qrexec compares names exactly. */
+export const serviceCaseMismatch: AnalysisRule = {
+  meta: { name: "service-case-mismatch", perDocument: true, severity: "warning", needsSystem: false, summary: "a service name differs from a standard Qubes service only by letter case" },
+  run(input, report, severity) {
+    eachRuleLine(input, (doc, line) => {
+      const service = line.rule!.service;
+      if (service === null || !line.serviceWord) return;
+      const real = SERVICES_BY_LOWER.get(service.toLowerCase());
+      if (real === undefined || real === service) return;
+      const d = diag("service-case-mismatch", severity, `service ${code(service)} is not ${code(real)}: qrexec compares service names exactly, so this rule never matches calls of ${code(real)}`, line.serviceWord.span, line.line, `did you mean \`${real}\`?`);
+      d.data = { replacement: real };
+      report(doc.path, d);
+    });
+  },
+};
+
+const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCase(), s.name]));
+
 /** Every analysis rule, in reporting order. */
 export const ANALYSIS_RULES: readonly AnalysisRule[] = [
   unknownQube,
@@ -493,6 +559,9 @@ export const ANALYSIS_RULES: readonly AnalysisRule[] = [
   askWithoutTargets,
   legacyTokenInNewFormat,
   filenameDisablesPolicy,
+  dispvmNeverSource,
+  serviceCaseMismatch,
+  dispvmWithoutDefault,
 ];
 
 /**

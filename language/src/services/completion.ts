@@ -256,7 +256,12 @@ function paramItems(cur: Cursor, vocab: Vocabulary, action: ActionName): Complet
     return [];
   }
   const used = new Set(cur.words.slice(0, cur.index).concat(cur.words.slice(cur.index + 1)).map((w) => w.text.split("=")[0]));
+  // Completing the key of a word that already has a value (`tar|get=@dispvm:x`) replaces
+  // only the key and its `=`, never the value after it.
+  const word = cur.words[cur.index];
+  const eqInWord = word ? word.text.indexOf("=") : -1;
+  const span = word && eqInWord >= 0 ? { start: cur.span.start, end: word.span.start + eqInWord + 1 } : cur.span;
   return paramsFor(action)
     .filter((p) => !used.has(p.key))
-    .map((p) => ({ label: `${p.key}=`, kind: "param" as const, detail: `parameter of ${action}`, documentation: p.description, span: cur.span, retrigger: true }));
+    .map((p) => ({ label: `${p.key}=`, kind: "param" as const, detail: `parameter of ${action}`, documentation: p.description, span, retrigger: true }));
 }

@@ -45,12 +45,12 @@ export function formatLines(doc: PolicyDocument, options: FormatOptions = {}): s
   const fixed = doc.syntax === "service" ? 3 : 5;
   const out: string[] = doc.lines.map((l) => doc.text.slice(l.lineSpan.start, l.lineSpan.end));
   // INVARIANT: only whitespace between words changes. In legacy syntax the `$include:` rewrite
-  // changes a `:` into a space, so such lines are never touched.
+  // changes a `:` into a space and a `,` separates words like a space, so such lines are never touched.
   const formattable = (l: LineNode): l is RuleLine =>
     l.kind === "rule" &&
     l.rule !== null &&
     !errorLines.has(l.line) &&
-    !(doc.syntax === "service" && doc.text.slice(l.lineSpan.start, l.lineSpan.end).includes("$include:"));
+    !(doc.syntax === "service" && /\$include:|,/.test(doc.text.slice(l.lineSpan.start, l.lineSpan.end)));
   let i = 0;
   while (i < doc.lines.length) {
     const line = doc.lines[i]!;

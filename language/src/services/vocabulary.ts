@@ -7,6 +7,7 @@ import type { PolicySnapshot } from "./workspace.js";
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { isDom0ish } from "./util.js";
+import { pyTruthy } from "../syntax/python.js";
 import type { QubeToken } from "../syntax/tree.js";
 
 /** Names known to the editor, each with where it comes from. */
@@ -35,6 +36,9 @@ export function vocabulary(snapshot: PolicySnapshot | undefined): Vocabulary {
   if (system) {
     for (const name of systemQubes(system)) {
       const info = system.domains.get(name)!;
+      // Internal qubes (`default-mgmt-dvm`, preloaded disposables) are never offered: the
+      // engine does not let a policy call them by name through `@anyvm`, and users never mean them.
+      if (pyTruthy(info.internal)) continue;
       const bits = [typeof info.type === "string" ? info.type : "qube"];
       if (Array.isArray(info.tags) && info.tags.length) bits.push(`tags: ${info.tags.join(", ")}`);
       v.qubes.set(name, bits.join(" · "));
