@@ -17,7 +17,7 @@
  * await qubes.qube("work").setProperty("memory", 800);
  * ```
  *
- * @packageDocumentation
+ * @module @qubes-kit/sdk
  */
 export * from "./errors.js";
 export * from "./protocol.js";

@@ -388,7 +388,19 @@ export class Volume {
   }
 }
 
-/** One qube (addressed by name or `uuid:…`). */
+/**
+ * One qube (addressed by name or `uuid:…`); get it with {@link Qubes.qube}.
+ * `P` is its property table: `qubes.qube<"TemplateVM">(name)` types
+ * `setProperty` for that class.
+ *
+ * @example
+ * ```ts
+ * const work = qubes.qube("work");
+ * await work.setProperty("memory", 800);
+ * console.log(await work.get("netvm"), await work.tags.list(), await work.powerState());
+ * await work.features.set("service.crond", "1");
+ * ```
+ */
 export class Qube<P = QubeProperties> extends PropertyHolder<P> {
   readonly features: Features;
   readonly tags: Tags;
@@ -532,6 +544,16 @@ export interface CloneOptions {
  * The Admin API from the point of view of a script: the app object of
  * `qubesadmin.Qubes()`. Create with a transport, or use {@link Qubes.local}
  * (dom0 socket) / {@link Qubes.remote} (`qrexec-client-vm`).
+ *
+ * @example
+ * ```ts
+ * import { Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
+ *
+ * const qubes = Qubes.local(); // or: new Qubes({ transport: new UnixSocketTransport({ path: "/tmp/sim.sock" }) })
+ * for (const q of await qubes.list()) console.log(q.name, q.klass, q.state);
+ * await qubes.setProperty("default_dispvm", "default-dvm");
+ * for await (const e of qubes.events()) console.log(e.subject, e.event);
+ * ```
  */
 export class Qubes extends PropertyHolder<GlobalProperties, ReadOnlyProperty | "maxmem"> {
   readonly client: AdminClient;

@@ -5,7 +5,8 @@
  * helpers against `qkit policy explain`, and the typed `setProperty`.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -122,4 +123,42 @@ describe("typed setProperty", () => {
     expect(text).toContain('// @ts-expect-error memory is an integer\n  await work.setProperty("memory", "abc");');
     expect(text.match(/@ts-expect-error/g)!.length).toBeGreaterThanOrEqual(10);
   });
+});
+
+describe("API documentation (npm run docs)", () => {
+  it("builds without warnings: modules titled by package, READMEs on module pages, examples on the main entry points", () => {
+    const out = mkdtempSync(join(tmpdir(), "qkit-docs-"));
+    try {
+      const r = spawnSync(process.execPath, [join(root, "node_modules/typedoc/bin/typedoc"), "--out", out], { cwd: root, encoding: "utf8" });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toMatch(/\[warning\]|\[error\]/);
+      const page = (rel: string) => readFileSync(join(out, rel), "utf8");
+      const modules = page("modules.html");
+      for (const name of ["@qubes-kit/language", "@qubes-kit/sdk", "@qubes-kit/lsp"]) expect(modules).toContain(name);
+      // Each package's README is its module page.
+      for (const [file, dir] of [["_qubes-kit_language.html", "language"], ["_qubes-kit_sdk.html", "sdk"], ["_qubes-kit_lsp.html", "lsp"]] as const) {
+        // The first words of the README's first paragraph, markdown removed.
+        const para = readFileSync(join(root, dir, "README.md"), "utf8").split("\n").find((l) => l.trim() && !l.startsWith("#"))!;
+        const words = para.replace(/\]\([^)]*\)/g, "").replace(/[`*[\]]/g, "").split(/\s+/).slice(0, 5).join(" ");
+        expect(page(`modules/${file}`).replace(/<[^>]+>/g, "").replace(/\s+/g, " "), dir).toContain(words);
+      }
+      const examples: [string, RegExp][] = [
+        ["classes/_qubes-kit_sdk._qubes-kit_sdk.Qubes.html", /Qubes\.local\(\)/],
+        ["classes/_qubes-kit_sdk._qubes-kit_sdk.Qube.html", /setProperty/],
+        ["functions/_qubes-kit_language.evaluate.html", /makeRequest/],
+        ["functions/_qubes-kit_language.explain.html", /renderExplanation/],
+        ["functions/_qubes-kit_language.loadPolicy.html", /createMemoryFileSystem/],
+        ["functions/_qubes-kit_sdk._qubes-kit_sdk.systemInfo.html", /prepareSystemInfo/],
+        ["modules/_qubes-kit_sdk._qubes-kit_sdk_sim.html", /startSimulator/],
+        ["modules/_qubes-kit_sdk._qubes-kit_sdk_node.html", /loadPolicyDirectory/],
+      ];
+      for (const [file, re] of examples) {
+        const text = page(file).replace(/<[^>]+>/g, "");
+        expect(text, file).toContain("Example");
+        expect(text, file).toMatch(re);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
