@@ -43,6 +43,9 @@ describe("the qkit bin", () => {
     expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
     const r = qkitProcess(["--version"]);
     expect([r.code, r.out]).toEqual([0, `qkit ${pkg.version}\n`]);
+    // `npm ci` links bins from the lockfile's copy of the workspace's package.json.
+    const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8"));
+    expect(lock.packages.sdk.bin).toEqual({ qkit: "bin/qkit.js" });
   });
 
   it("says to build first when dist/ is missing (a fresh checkout), and works once it is there", () => {
