@@ -143,6 +143,10 @@ describe("help, version and did you mean", () => {
         expect(r.err, `${e.path.join(" ")} ${o}`).not.toMatch(/unknown option `--/);
       }
       if (connects && e.path[0] !== "sim") expect(c.usage.split("\n")[0], e.path.join(" ")).toContain("[connection options]");
+      // The synopsis (the lines up to the first blank one) names every option the text describes.
+      const synopsis = c.usage.split("\n\n")[0]!;
+      const described = opts.filter((o) => o !== "--help" && !["--socket", "--qrexec", "--timeout"].includes(o));
+      for (const o of described) expect(synopsis, `${e.path.join(" ")}: ${o}`).toContain(o);
     }
   });
 });

@@ -138,7 +138,8 @@ function sev(d: Diagnostic): string {
 // qkit policy check
 // ---------------------------------------------------------------------------
 
-const CHECK_USAGE = `usage: qkit policy check [options] PATH...
+const CHECK_USAGE = `usage: qkit policy check [--runtime-dir DIR] [--legacy-dir DIR] [--include-service|-i] [--json] PATH...|-
+       qkit policy check --lint-compat [--show-line|-s] [--include-service|-i] [--json] FILE...|-
 
 Validates qrexec policy. PATH is a policy.d directory (loaded as the daemon
 loads /etc/qubes/policy.d: file order, includes, !compat-4.0) or single files
@@ -301,9 +302,10 @@ const EVAL_OPTIONS = {
   echo: true,
 } as const;
 
-const EVAL_USAGE = `usage: qkit policy eval --policy-dir DIR --system SYSTEM.json SERVICE[+ARG] SOURCE [TARGET] [--json]
-       qkit policy eval --policy-dir DIR --system SYSTEM.json --requests REQUESTS.jsonl
-       qkit policy eval --cases CASES.jsonl|-
+const EVAL_USAGE = `usage: qkit policy eval --policy-dir DIR [--runtime-dir DIR] [--legacy-dir DIR] --system SYSTEM.json
+                        SERVICE[+ARG] SOURCE [TARGET] [--json] [--echo]
+       qkit policy eval --policy-dir DIR ... --system SYSTEM.json --requests REQUESTS.jsonl|- [--echo]
+       qkit policy eval --cases CASES.jsonl|- [--echo]
 
 Decides qrexec calls exactly as the qrexec policy daemon (qubes-core-qrexec 4.4.2) does.
 TARGET omitted or "" means @default. SYSTEM.json is an internal.GetSystemInfo answer
@@ -334,7 +336,8 @@ exit status:
   with --requests/--cases: 0 when every line was read, whatever the decisions
 `;
 
-const EXPLAIN_USAGE = `usage: qkit policy explain --policy-dir DIR --system SYSTEM.json SERVICE[+ARG] SOURCE [TARGET] [--json]
+const EXPLAIN_USAGE = `usage: qkit policy explain --policy-dir DIR [--runtime-dir DIR] [--legacy-dir DIR] --system SYSTEM.json
+                           SERVICE[+ARG] SOURCE [TARGET] [--json] [--echo]
 
 Decides one qrexec call and explains it: every rule considered before the
 deciding one and why it did not match, the deciding rule, how the target was
