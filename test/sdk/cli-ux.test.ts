@@ -284,6 +284,12 @@ describe("error texts", () => {
     expect(env.err).toContain("at `none.sock`: No such file or directory; is qubesd (or `qkit sim serve --socket none.sock`) running? check QUBESD_SOCKET [connect-failed]");
     const missing = await q(["policy", "check", "no/such.policy"]);
     expect(missing.err).toBe("qkit policy check: `no/such.policy`: No such file or directory [usage]\n");
+    const cases = await q(["policy", "eval", "--cases", "no-such.jsonl"]);
+    expect([cases.code, cases.out, cases.err]).toEqual([2, "", "qkit policy eval: cannot read `no-such.jsonl`: No such file or directory [usage]\n"]);
+    const reqs = await q(["policy", "eval", "--policy-dir", demo + "policy.d", "--system", demo + "system.json", "--requests", "."]);
+    expect(reqs.err).toBe("qkit policy eval: cannot read `.`: Is a directory [usage]\n");
+    const sysModel = await q(["policy", "eval", "--policy-dir", demo + "policy.d", "--system", "nope.json", "a", "b"]);
+    expect(sysModel.err).toBe("qkit policy eval: cannot read the system model `nope.json`: No such file or directory [usage]\n");
     const sys = await q(["sim", "serve", "--socket", "s.sock", "--system", "no-such.json"]);
     expect(sys.err).toBe("qkit sim serve: cannot read the system file `no-such.json`: No such file or directory [system-unreadable]\n");
   });

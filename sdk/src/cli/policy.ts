@@ -7,7 +7,7 @@
  * - `eval --json`, `eval --requests` and `eval --cases` print one JSON object a
  *   line, in the format of the conformance corpus (`decisionToJson`).
  */
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { closeSync, createReadStream, existsSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import {
@@ -85,7 +85,7 @@ interface PolicySource {
 /** Mounts a real policy directory (and optional runtime/legacy dirs) at the engine's standard paths. */
 function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDir: string | undefined, cwd: string): PolicySource {
   const abs = path.resolve(cwd, policyDir);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\`: ${existsSync(abs) ? "Not a directory" : "No such file or directory"}`);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\` (${existsSync(abs) ? "Not a directory" : "No such file or directory"})`);
   const mounts: Record<string, string> = { [POLICY_DIR]: abs };
   for (const [option, dir, virtual] of [
     ["--runtime-dir", runtimeDir, RUNTIME_POLICY_DIR],
@@ -411,6 +411,15 @@ function requestText(r: PolicyRequest): string {
 }
 
 async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
+  if (file !== "-") {
+    // Opened before anything is printed, so a wrong name is a usage error in the OS's words.
+    try {
+      closeSync(openSync(path.resolve(io.cwd, file), "r"));
+      if (statSync(path.resolve(io.cwd, file)).isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    } catch (e) {
+      throw new UsageError(`cannot read \`${file}\`: ${osMessage(e)}`);
+    }
+  }
   const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
   const rl = createInterface({ input, crlfDelay: Infinity });
   for await (const line of rl) yield line;
