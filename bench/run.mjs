@@ -18,7 +18,8 @@
  *    pass/fail mark, and writes them to bench/RESULTS.md.
  * 5. With --with-oracle (and QREXEC_SRC set, ../shared/tools present), also
  *    measures the real engine on the same generated policies.
- * 6. Runs bench/sdk.mjs and bench/lsp.mjs when they exist (unless --policy-only).
+ * 6. Runs bench/sdk.mjs, bench/lsp.mjs and bench/template.mjs when they exist (unless --policy-only).
+ *    Then bench/plan.mjs (a template plan against a 100-qube simulated system over a socket).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -276,13 +277,15 @@ async function main() {
   let failed = report.comparison.rows.some((r) => String(r[6]).startsWith("FAIL"));
 
   if (!o.policyOnly) {
-    for (const extra of ["sdk.mjs", "lsp.mjs"]) {
+    for (const extra of ["sdk.mjs", "lsp.mjs", "template.mjs", "plan.mjs"]) {
       const file = join(ROOT, "bench", extra);
       if (!existsSync(file)) continue;
       process.stdout.write(`\n== bench/${extra} ==\n`);
       const r = spawnSync(process.execPath, [file], { stdio: "inherit", cwd: ROOT });
       if (r.status !== 0) failed = true;
     }
+    process.stdout.write("\n== bench/diff.mjs ==\n");
+    if (spawnSync(process.execPath, [join(ROOT, "bench", "diff.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
   }
   process.exitCode = failed ? 1 : 0;
 }

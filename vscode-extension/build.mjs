@@ -1,17 +1,21 @@
 // Builds the VS Code extension into `dist/`:
 // - `dist/extension.cjs`: `src/extension.ts` bundled by esbuild (CommonJS, `vscode` external);
 // - `dist/server.cjs`: the standalone language server bundle, copied from `lsp/dist/server.cjs`;
-// - `dist/syntaxes/*.tmLanguage.json`: the TextMate grammars, copied from `grammars/`.
+// - `dist/syntaxes/*.tmLanguage.json`: the TextMate grammars, copied from `grammars/`;
+// - `dist/schemas/qubes-template.schema.json`: the JSON Schema of stack files (what
+//   `qkit template schema` prints: `stackJsonSchema()` of the built language core), for the
+//   `yamlValidation` contribution (editors with the YAML extension and without our server).
 // Nothing in `dist/` needs `node_modules` at run time, so the `.vsix` ships without them.
 import { build } from "esbuild";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const dist = here("./dist/");
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(here("./dist/syntaxes/"), { recursive: true });
+mkdirSync(here("./dist/schemas/"), { recursive: true });
 
 await build({
   entryPoints: [here("./src/extension.ts")],
@@ -41,4 +45,16 @@ if (grammars.length === 0) {
 }
 for (const name of grammars) copyFileSync(here(`../grammars/${name}`), here(`./dist/syntaxes/${name}`));
 
-console.log(`vscode-extension: built dist/extension.cjs, copied dist/server.cjs and ${grammars.length} grammars`);
+const languageDist = here("../language/dist/index.js");
+if (!existsSync(languageDist)) {
+  console.error("vscode-extension build: language/dist/index.js is missing; run `npm run build -w language` first");
+  process.exit(1);
+}
+const language = await import(pathToFileURL(languageDist).href);
+if (typeof language.stackJsonSchema !== "function") {
+  console.error("vscode-extension build: language/dist has no stackJsonSchema; rebuild it (`npm run build -w language`)");
+  process.exit(1);
+}
+writeFileSync(here("./dist/schemas/qubes-template.schema.json"), JSON.stringify(language.stackJsonSchema(), null, 2) + "\n");
+
+console.log(`vscode-extension: built dist/extension.cjs, copied dist/server.cjs and ${grammars.length} grammars, wrote the stack schema`);

@@ -29,3 +29,6 @@ export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";
 export * from "./qubes/properties.js";
 export * from "./template/model.js";
+export * from "./template/index.js";
+export * from "./template/services/index.js";
+export * from "./audit/index.js";

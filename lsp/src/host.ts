@@ -3,8 +3,9 @@
  * disk paths and a way to fetch the system model. The Node entry implements
  * it over `node:fs` and qubesd; the browser entry has only open documents.
  */
-import type { FileKind, RawSystemInfo } from "@qubes-kit/language";
-import type { QubesPolicySettings } from "./protocol.js";
+import type { FileKind, LiveDevice, RawSystemInfo } from "@qubes-kit/language";
+import type { QubesPolicySettings, TemplatePlanResult, TemplateWhatifResult } from "./protocol.js";
+import type { TemplateRun } from "./template/machine.js";
 
 /** Read access to the disk (absolute paths). Every method returns `undefined` for a missing path and never throws. */
 export interface HostFileSystem {
@@ -27,6 +28,13 @@ export interface ServerHost {
   fs: HostFileSystem;
   /** Fetches the raw system model the settings ask for (`folder`: the first workspace folder, for relative paths). */
   loadSystem(settings: QubesPolicySettings, folder: string | undefined): Promise<SystemLoadResult>;
+  /** Plan and what-if of stack files against a machine (the Node host; absent in browsers). Never reject. */
+  template?: {
+    plan(run: TemplateRun): Promise<TemplatePlanResult>;
+    whatif?(run: TemplateRun): Promise<TemplateWhatifResult>;
+    /** The devices `backend` offers in a device class (`admin.vm.device.CLASS.Available`); rejects when the machine cannot be read. */
+    devices?(run: TemplateRun, backend: string, devclass: string): Promise<LiveDevice[]>;
+  };
 }
 
 /** A host without a disk: only open documents exist (browsers, workers, tests). */

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import type { RawSystemInfo } from "@qubes-kit/language";
 import type { HostFileSystem, ServerHost, SystemLoadResult } from "./host.js";
 import type { QubesPolicySettings } from "./protocol.js";
+import { planTemplate, templateDevices, whatifTemplate } from "./template/machine.js";
 
 /** qubesd's internal socket, which answers `internal.GetSystemInfo`. */
 export const DEFAULT_INTERNAL_SOCKET = "/var/run/qubesd.internal.sock";
@@ -141,5 +142,6 @@ export function createNodeHost(): ServerHost {
   return {
     fs: fsHost,
     loadSystem: (settings, folder) => loadSystemModel(settings, folder, fsHost),
+    template: { plan: planTemplate, whatif: whatifTemplate, devices: templateDevices },
   };
 }

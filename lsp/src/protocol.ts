@@ -8,6 +8,7 @@
  */
 import type { Location } from "vscode-languageserver-types";
 import type { Decision, Explanation, PolicyRequest } from "@qubes-kit/language";
+import type { Plan } from "@qubes-kit/sdk";
 
 /** Where the server gets its system model from (`qubesPolicy.system.source`). */
 export type SystemSource = "none" | "file" | "socket" | "qrexec";
@@ -32,6 +33,19 @@ export interface QubesPolicySettings {
   analysis?: Record<string, "error" | "warning" | "info" | "hint" | "off">;
   /** Show a code lens above every rule (default true). */
   codeLens?: boolean;
+  /** Where stack plans and what-ifs read the machine (stack files, `*.qubes.yaml`). */
+  template?: {
+    /**
+     * `auto` (default): from `system.source` (`file`: an offline simulator seeded from that
+     * snapshot and the workspace policy, `socket`: qubesd's admin socket, `qrexec`: qrexec);
+     * or one of `simulator`, `socket`, `qrexec`, `none`.
+     */
+    connection?: "auto" | "simulator" | "socket" | "qrexec" | "none";
+    /** The Admin API socket for `socket` (default `/var/run/qubesd.sock`). */
+    socket?: string;
+    /** A policy directory read instead of the policy admin API (as `qkit template plan --policy-dir`). */
+    policyDir?: string;
+  };
 }
 
 /** Which policy a request is about: a document of it (its URI). Without one, the first policy of the workspace. */
@@ -175,3 +189,81 @@ export interface DocumentSyntaxParams {
 
 /** The command a code lens runs: `qubesPolicy.simulateRule` with `[uri, line]` (1-based line). */
 export const SIMULATE_RULE_COMMAND = "qubesPolicy.simulateRule";
+
+/** The command of the "plan" code lens of a stack file: `qubesTemplate.plan` with `[uri]`. */
+export const TEMPLATE_PLAN_COMMAND = "qubesTemplate.plan";
+/** The command of the "what-if" code lenses of a stack file: `qubesTemplate.whatif` with `[uri]`. */
+export const TEMPLATE_WHATIF_COMMAND = "qubesTemplate.whatif";
+
+/** Params of `qubes/templatePlan` and `qubes/templateWhatif`: the stack file. */
+export interface TemplateParams {
+  uri: string;
+}
+
+/** One diagnostic of a stack that cannot be planned, with its 1-based line. */
+export interface TemplateProblem {
+  file: string;
+  line: number;
+  code: string;
+  severity: string;
+  message: string;
+}
+
+/** Result of `qubes/templatePlan`. */
+export interface TemplatePlanResult {
+  /** The stack file. */
+  file: string;
+  /** What was read, e.g. `qubesd at /var/run/qubesd.sock and the policy admin api`. */
+  connection: string;
+  /** Why there is no plan (one line), when there is none. */
+  error?: string;
+  /** The stack's errors, when they stop the plan. */
+  problems?: TemplateProblem[];
+  /** The SDK's plan (steps in order, errors, summary). */
+  plan?: Plan;
+  /** Running qubes at read time (a needs-halt change of one is deferred). */
+  running?: string[];
+}
+
+/** One `expect:` entry after apply. */
+export interface TemplateExpectationResult {
+  text: string;
+  ok: boolean;
+  problem?: string;
+}
+
+/** One decision that changes once the stack is applied. */
+export interface TemplateDecisionChange {
+  service: string;
+  argument: string;
+  source: string;
+  target: string;
+  kind: "grant" | "revoke" | "change";
+  /** The decision today and after apply, in words (`allow to vault`, `ask (vault-gpg)`, `deny`). */
+  before: string;
+  after: string;
+}
+
+/** Result of `qubes/templateWhatif`. */
+export interface TemplateWhatifResult {
+  file: string;
+  connection: string;
+  error?: string;
+  problems?: TemplateProblem[];
+  /** Every expectation holds and the future policy loads. */
+  ok?: boolean;
+  expectations?: TemplateExpectationResult[];
+  /** Policies that do not load (today or after apply). */
+  loadErrors?: Array<{ when: "today" | "future"; message: string }>;
+  changes?: TemplateDecisionChange[];
+}
+
+/** `qubes/templatePlan`: the plan of a stack file against the configured machine (nothing is changed). */
+export namespace TemplatePlanRequest {
+  export const method = "qubes/templatePlan";
+}
+
+/** `qubes/templateWhatif`: the expectations of a stack file and the decisions it changes, before anything is applied. */
+export namespace TemplateWhatifRequest {
+  export const method = "qubes/templateWhatif";
+}

@@ -19,6 +19,10 @@ import {
   TextDocuments,
   TextDocumentSyncKind,
   type CodeAction as LspCodeAction,
+  type CodeLens,
+  type Hover,
+  type SemanticTokens,
+  type TextEdit,
   type CompletionItem as LspCompletionItem,
   type Connection,
   type Diagnostic as LspDiagnostic,
@@ -81,7 +85,14 @@ import {
   type SystemSource,
   DocumentSyntaxNotification,
   type DocumentSyntaxParams,
+  TemplatePlanRequest,
+  TemplateWhatifRequest,
+  type TemplateParams,
+  type TemplatePlanResult,
+  type TemplateWhatifResult,
 } from "./protocol.js";
+import type { TemplateRun } from "./template/machine.js";
+import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 
 /** The language id the server registers for. */
 export const LANGUAGE_ID = "qrexecpolicy";
@@ -181,6 +192,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   };
   const uriOf = (disk: string): string => uriOfPath.get(disk) ?? URI.file(disk).toString();
 
+  /** The open documents the policy projects own (stack files belong to their feature). */
+  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri));
+
   const overlay: DocumentOverlay = {
     get(disk) {
       const uri = uriOfPath.get(disk);
@@ -188,7 +202,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       return doc ? { text: doc.getText(), version: doc.version } : undefined;
     },
     paths() {
-      return documents.all().map((d) => {
+      return policyDocuments().map((d) => {
         const disk = pathOfUri(d.uri);
         if (!uriOfPath.has(disk)) uriOfPath.set(disk, d.uri);
         return disk;
@@ -237,7 +251,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       const dir = findPolicyDirIn(f, host.fs);
       if (dir) makeProject(dir);
     }
-    for (const d of documents.all()) projectFor(d.uri);
+    for (const d of policyDocuments()) projectFor(d.uri);
   }
 
   const mappers = new WeakMap<PolicyDocument, PositionMapper>();
@@ -260,6 +274,44 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     if (!mapper) return undefined;
     return { uri: uriOf(disk), range: toRange(mapper, span) };
   }
+
+  // ---------------------------------------------------------------------------
+  // Document features: file kinds other than policy files, each in its own module.
+  // A handler below hands a request to the first feature that handles the URI.
+
+  /** The workspace policy a file outside it (a stack file) refers to: the configured or first found `policy.d`. */
+  function workspacePolicyFor(disk: string): PolicyProject | undefined {
+    if (settings.policyDir) return makeProject(settings.policyDir);
+    let best: PolicyProject | undefined;
+    for (const p of projects.values()) {
+      const base = p.root.replace(/\/etc\/qubes\/policy\.d$|\/policy\.d$/, "");
+      if (disk.startsWith(base + "/") && (!best || p.root.length > best.root.length)) best = p;
+    }
+    return best;
+  }
+
+  const features: DocumentFeature[] = [
+    createTemplateFeature({
+      connection,
+      documents,
+      fs: host.fs,
+      system: () => system,
+      loadDevices: async (backend, devclass) => {
+        if (!host.template?.devices) return [];
+        return host.template.devices({ settings, folder: folders[0], file: "", readFile: (p) => host.fs.readFile(p), policyDir: undefined }, backend, devclass);
+      },
+      pathOf: pathOfUri,
+      uriOf,
+      policyFor(disk) {
+        const project = workspacePolicyFor(disk);
+        if (!project) return undefined;
+        const snapshot = project.snapshot();
+        return { snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
+      },
+      log,
+    }),
+  ];
+  const featureFor = (uri: string): DocumentFeature | undefined => features.find((f) => f.handles(uri));
 
   /** Diagnostics signature last published, by URI (to skip unchanged files cheaply). */
   const publishedSig = new Map<string, string>();
@@ -294,7 +346,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
     // Problems of the whole policy go on every open document of it.
     if (snapshot.policyDiagnostics.length) {
-      for (const doc of documents.all()) {
+      for (const doc of policyDocuments()) {
         if (projectFor(doc.uri) !== project) continue;
         const prev = next.get(doc.uri);
         const extra = snapshot.policyDiagnostics.map((d) => ({ ...d, span: { start: 0, end: 0 } }));
@@ -305,7 +357,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     // Open documents read in another grammar than their language id says get a notification once.
-    for (const doc of documents.all()) {
+    for (const doc of policyDocuments()) {
       if (projectFor(doc.uri) !== project) continue;
       const disk = pathOfUri(doc.uri);
       const syntax = snapshot.syntaxOf(project.toVirtual(disk));
@@ -318,7 +370,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     for (const uri of publishedSig.keys()) {
       if (!next.has(uri) && projectForPath(pathOfUri(uri)) === project) next.set(uri, { sig: "", build: () => [] });
     }
-    for (const doc of documents.all()) {
+    for (const doc of policyDocuments()) {
       if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: "", build: () => [] });
     }
     for (const [uri, { sig, build }] of next) {
@@ -340,6 +392,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const validateAll = guard("validate", undefined, () => {
     timer = undefined;
     for (const p of projects.values()) validateProject(p);
+    for (const f of features) f.validate();
   });
 
   function schedule(): void {
@@ -434,7 +487,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (clientCaps.workspace?.didChangeWatchedFiles?.dynamicRegistration) {
         void connection.client
           .register(DidChangeWatchedFilesNotification.type, {
-            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }],
+            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }],
           })
           .catch(() => undefined);
       }
@@ -460,6 +513,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
         return;
       }
       for (const p of projects.values()) p.invalidate();
+      for (const f of features) for (const d of documents.all()) if (f.handles(d.uri)) f.changed(d.uri);
       schedule();
     }),
   );
@@ -477,6 +531,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   documents.onDidOpen(
     guard("didOpen", undefined, (e) => {
+      const f = featureFor(e.document.uri);
+      if (f) {
+        f.changed(e.document.uri);
+        schedule();
+        return;
+      }
       const p = projectFor(e.document.uri);
       p.invalidate();
       schedule();
@@ -484,12 +544,23 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
   documents.onDidChangeContent(
     guard("didChange", undefined, (e) => {
+      const f = featureFor(e.document.uri);
+      if (f) {
+        f.changed(e.document.uri);
+        schedule();
+        return;
+      }
       projectFor(e.document.uri).invalidate();
       schedule();
     }),
   );
   documents.onDidClose(
     guard("didClose", undefined, (e) => {
+      const f = featureFor(e.document.uri);
+      if (f) {
+        f.closed(e.document.uri);
+        return;
+      }
       announcedSyntax.delete(e.document.uri);
       const disk = pathOfUri(e.document.uri);
       const p = projectFor(e.document.uri);
@@ -502,7 +573,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   /** The open document, its project, parse and snapshot. */
   function context(uri: string) {
     const td = documents.get(uri);
-    if (!td) return undefined;
+    if (!td || featureFor(uri)) return undefined;
     const project = projectFor(uri);
     const disk = pathOfUri(uri);
     const doc = project.document(disk, td.getText(), td.version);
@@ -511,6 +582,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onCompletion(
     guard("completion", [] as LspCompletionItem[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.completion(params);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const offset = c.td.offsetAt(params.position);
@@ -532,7 +605,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onHover(
-    guard("hover", null, (params) => {
+    guard("hover", null as Hover | null, (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.hover(params);
       const c = context(params.textDocument.uri);
       if (!c) return null;
       const snapshot = c.project.snapshot();
@@ -547,6 +622,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onDefinition(
     guard("definition", [] as Location[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.definition(params);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.snapshot();
@@ -569,6 +646,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onReferences(
     guard("references", [] as Location[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.references(params);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.snapshot();
@@ -608,7 +687,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onDocumentFormatting(
-    guard("formatting", [], (params) => {
+    guard("formatting", [] as TextEdit[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.format(params.textDocument.uri);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       return formatDocument(c.doc).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
@@ -616,7 +697,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onDocumentRangeFormatting(
-    guard("rangeFormatting", [], (params) => {
+    guard("rangeFormatting", [] as TextEdit[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.format(params.textDocument.uri, params.range);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       return formatDocument(c.doc, { range: toSpan(c.td, params.range) }).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
@@ -624,7 +707,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.languages.semanticTokens.on(
-    guard("semanticTokens", { data: [] }, (params) => {
+    guard("semanticTokens", { data: [] } as SemanticTokens, (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.semanticTokens(params.textDocument.uri);
       const c = context(params.textDocument.uri);
       if (!c) return { data: [] };
       const builder = new SemanticTokensBuilder();
@@ -642,6 +727,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   connection.onCodeAction(
     guard("codeAction", [] as LspCodeAction[], (params) => {
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.codeActions(params.textDocument.uri, params.range);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.snapshot();
@@ -682,8 +769,10 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
 
   connection.onCodeLens(
-    guard("codeLens", [], (params) => {
+    guard("codeLens", [] as CodeLens[], (params) => {
       if (settings.codeLens === false) return [];
+      const f = featureFor(params.textDocument.uri);
+      if (f) return f.codeLens(params.textDocument.uri);
       const c = context(params.textDocument.uri);
       if (!c) return [];
       const snapshot = c.project.lastSnapshot();
@@ -833,6 +922,50 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       };
     }),
   );
+
+  // ---------------------------------------------------------------------------
+  // Stack files: plan and what-if against the configured machine (through the SDK, in the host).
+
+  function templateRun(params: unknown): TemplateRun {
+    requireStrings(params, ["uri"]);
+    const uri = (params as TemplateParams).uri;
+    if (!isTemplatePath(uri)) throw new ResponseError(ErrorCodes.InvalidParams, "`uri` must be a stack file (*.qubes.yaml)");
+    const file = pathOfUri(uri);
+    return {
+      settings,
+      folder: folders[0],
+      file,
+      readFile: (p) => {
+        const open = documents.get(uriOf(p));
+        return open ? open.getText() : host.fs.readFile(p);
+      },
+      policyDir: workspacePolicyFor(file)?.root,
+    };
+  }
+
+  const unavailable = (run: TemplateRun, what: string) => ({ file: run.file, connection: "none", error: `${what} is not available in this editor host (it needs the Node.js server)` });
+
+  connection.onRequest(TemplatePlanRequest.method, async (params: TemplateParams): Promise<TemplatePlanResult> => {
+    const run = templateRun(params);
+    if (!host.template) return unavailable(run, "plan");
+    try {
+      return await host.template.plan(run);
+    } catch (e) {
+      log(`qubes-template: plan failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return { file: run.file, connection: "none", error: `cannot plan: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  });
+
+  connection.onRequest(TemplateWhatifRequest.method, async (params: TemplateParams): Promise<TemplateWhatifResult> => {
+    const run = templateRun(params);
+    if (!host.template?.whatif) return unavailable(run, "what-if");
+    try {
+      return await host.template.whatif(run);
+    } catch (e) {
+      log(`qubes-template: what-if failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return { file: run.file, connection: "none", error: `cannot run what-if: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  });
 
   documents.listen(connection);
 

@@ -33,3 +33,23 @@ describe("generated grammars", () => {
     expect(scopes.filter((n) => !n.endsWith(suffix))).toEqual([]);
   });
 });
+
+describe("the stack-file grammar", () => {
+  const grammar = JSON.parse(readFileSync(grammarsDir + "qubes-template.tmLanguage.json", "utf8"));
+
+  it("has its own scope and embeds the policy grammar in rules blocks only", () => {
+    expect(grammar.scopeName).toBe("source.qubes-template");
+    const includes: string[] = [];
+    const contentNames: string[] = [];
+    const names: string[] = [];
+    JSON.stringify(grammar.repository, (key, value) => {
+      if (key === "include" && typeof value === "string") includes.push(value);
+      if (key === "contentName" && typeof value === "string") contentNames.push(value);
+      if (key === "name" && typeof value === "string") names.push(...value.split(" "));
+      return value;
+    });
+    expect(includes.filter((i) => !i.startsWith("#"))).toEqual(["source.qrexecpolicy", "source.qrexecpolicy"]);
+    expect(contentNames.filter((n) => !n.endsWith(".qubes-template"))).toEqual(["meta.embedded.block.qrexecpolicy", "meta.embedded.block.qrexecpolicy"]);
+    expect(names.filter((n) => !n.endsWith(".qubes-template"))).toEqual([]);
+  });
+});

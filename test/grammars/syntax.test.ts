@@ -33,6 +33,7 @@ function registry() {
   return createRegistry([
     { scopeName: "source.qrexecpolicy", path: root("grammars/qrexecpolicy.tmLanguage.json") },
     { scopeName: "source.qrexecpolicy.service", path: root("grammars/qrexecpolicy-service.tmLanguage.json") },
+    { scopeName: "source.qubes-template", path: root("grammars/qubes-template.tmLanguage.json") },
   ]);
 }
 
@@ -51,9 +52,9 @@ async function check(text: string): Promise<string[]> {
 const fixtures = readdirSync(syntaxDir).filter((name) => !name.startsWith(".")).sort();
 
 describe("TextMate grammar syntax tests", () => {
-  it("has fixtures for both grammars", () => {
+  it("has fixtures for every grammar", () => {
     const scopes = new Set(fixtures.map((name) => parseGrammarTestCase(readFileSync(`${syntaxDir}/${name}`, "utf8")).metadata.scope));
-    expect([...scopes].sort()).toEqual(["source.qrexecpolicy", "source.qrexecpolicy.service"]);
+    expect([...scopes].sort()).toEqual(["source.qrexecpolicy", "source.qrexecpolicy.service", "source.qubes-template"]);
   });
 
   it.each(fixtures)("%s", async (name) => {

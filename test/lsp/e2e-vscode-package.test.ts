@@ -63,18 +63,21 @@ beforeAll(() => {
 afterAll(() => rmSync(temp, { recursive: true, force: true }));
 
 describe("the packaged .vsix", () => {
-  it("holds exactly the manifest, the docs, the two bundles and the grammars", () => {
+  it("holds exactly the manifest, the docs, the two bundles, the grammars and the stack schema", () => {
     expect([...entries.keys()].sort()).toEqual([
       "[Content_Types].xml",
       "extension.vsixmanifest",
       "extension/changelog.md",
       "extension/dist/extension.cjs",
+      "extension/dist/schemas/qubes-template.schema.json",
       "extension/dist/server.cjs",
       "extension/dist/syntaxes/qrexecpolicy-service.tmLanguage.json",
       "extension/dist/syntaxes/qrexecpolicy.tmLanguage.json",
+      "extension/dist/syntaxes/qubes-template.tmLanguage.json",
       "extension/language-configuration.json",
       "extension/package.json",
       "extension/readme.md",
+      "extension/template-language-configuration.json",
     ]);
   });
 
@@ -82,7 +85,14 @@ describe("the packaged .vsix", () => {
     const manifest = JSON.parse(entries.get("extension/package.json")!.toString("utf8"));
     const packaged = (p: string) => entries.has(`extension/${p.replace(/^\.\//, "")}`);
     expect(packaged(manifest.main)).toBe(true);
-    expect(manifest.contributes.languages.map((l: { id: string }) => l.id)).toEqual(["qrexecpolicy", "qrexecpolicy-service"]);
+    expect(manifest.contributes.languages.map((l: { id: string }) => l.id)).toEqual(["qrexecpolicy", "qrexecpolicy-service", "qubes-template"]);
+    // Editors with the YAML extension validate stack files against the packaged schema.
+    for (const v of manifest.contributes.yamlValidation) {
+      expect(packaged(v.url)).toBe(true);
+      const schema = JSON.parse(entries.get(`extension/${v.url.replace(/^\.\//, "")}`)!.toString("utf8"));
+      expect(schema.$schema).toMatch(/json-schema/);
+    }
+    expect(manifest.contributes.yamlValidation.flatMap((v: { fileMatch: string[] }) => v.fileMatch)).toContain("*.qubes.yaml");
     for (const language of manifest.contributes.languages) expect(packaged(language.configuration)).toBe(true);
     for (const grammar of manifest.contributes.grammars) {
       expect(packaged(grammar.path)).toBe(true);
@@ -90,7 +100,7 @@ describe("the packaged .vsix", () => {
       expect(json.scopeName).toBe(grammar.scopeName);
     }
     expect(manifest.contributes.commands.map((c: { command: string }) => c.command)).toEqual(
-      expect.arrayContaining(["qubesPolicy.simulate", "qubesPolicy.explainAtCursor", "qubesPolicy.showDecisionTable", "qubesPolicy.simulateRule"]),
+      expect.arrayContaining(["qubesPolicy.simulate", "qubesPolicy.explainAtCursor", "qubesPolicy.showDecisionTable", "qubesPolicy.simulateRule", "qubesTemplate.plan", "qubesTemplate.whatif"]),
     );
     expect(Object.keys(manifest.contributes.configuration.properties)).toEqual(
       expect.arrayContaining([

@@ -1,12 +1,14 @@
 /**
- * The VS Code entry point: starts the bundled qrexec policy language server over stdio,
- * registers the three Qubes commands, and follows the server's `qubes/documentSyntax`
+ * The VS Code entry point: starts the bundled qrexec policy language server over stdio
+ * (policy files and stack files, `*.qubes.yaml`), registers the Qubes commands (policy
+ * simulation in `commands.ts`, stack plan and what-if in `template-commands.ts`), and follows the server's `qubes/documentSyntax`
  * notification (a legacy file opened under the new-format language is switched). Everything else (diagnostics, completion, hover,
  * formatting, evaluation) happens in the server; the commands live in `commands.ts`.
  */
 import * as vscode from "vscode";
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node.js";
 import { registerCommands } from "./commands.js";
+import { registerTemplateCommands } from "./template-commands.js";
 
 let client: LanguageClient | undefined;
 
@@ -23,16 +25,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       { scheme: "file", language: "qrexecpolicy-service" },
       { scheme: "untitled", language: "qrexecpolicy" },
       { scheme: "untitled", language: "qrexecpolicy-service" },
+      { scheme: "file", language: "qubes-template" },
+      { scheme: "untitled", language: "qubes-template" },
     ],
     synchronize: {
       configurationSection: "qubesPolicy",
-      fileEvents: vscode.workspace.createFileSystemWatcher("**/{*.policy,policy.d/include/**,qubes-rpc/policy/**}"),
+      fileEvents: vscode.workspace.createFileSystemWatcher("**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.yaml,*.qubes.yml}"),
     },
     initializationOptions: { settings: vscode.workspace.getConfiguration("qubesPolicy") },
   };
   // The id `qubesPolicy` makes the client honour the `qubesPolicy.trace.server` setting.
   client = new LanguageClient("qubesPolicy", "Qubes qrexec policy", serverOptions, clientOptions);
   registerCommands(context, () => client);
+  registerTemplateCommands(context, () => client);
   await client.start();
   // The server says when a document is read in the other grammar (a legacy file loaded by
   // `!include-service` from `policy.d/include/`): switch its language so highlighting matches.

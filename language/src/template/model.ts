@@ -97,7 +97,7 @@ export interface PolicyFileDecl {
   /** Include file (`policy.d/include/<name>`) instead of a numbered file. */
   include?: boolean;
   provenance?: Provenance;
-  /** Offset in `provenance.file` of the first character of `rules`, and the block's indentation (for mapping positions). */
+  /** Where the first line of `rules` is in `provenance.file`: its 1-based line and the block's indentation (column). Absent when the text cannot be mapped per character (a folded or escaped scalar). */
   rulesOffset?: { line: number; indent: number };
 }
 

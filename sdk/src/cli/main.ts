@@ -30,6 +30,11 @@ export const ENTRIES: Entry[] = [
   { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", load: async () => policyModule },
   { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: async () => policyModule },
   { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: async () => policyModule },
+  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", load: () => import("./policy-audit.js") },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", load: () => import("./policy-audit.js") },
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", load: () => import("./policy-audit.js") },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", load: () => import("./policy-audit.js") },
+  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", load: () => import("./policy-audit.js") },
   { path: ["policy", "pull"], summary: "download the policy through the policy admin API", load: () => import("./policy-remote.js") },
   { path: ["policy", "push"], summary: "upload policy changes, refusing to overwrite someone else's", load: () => import("./policy-remote.js") },
   { path: ["qube", "ls"], summary: "list the qubes", load: () => import("./qube.js") },
@@ -38,8 +43,15 @@ export const ENTRIES: Entry[] = [
   { path: ["qube", "tags"], summary: "show, add or remove tags of a qube", load: () => import("./qube.js") },
   { path: ["system", "snapshot"], summary: "print the system model (internal.GetSystemInfo JSON)", load: () => import("./system.js") },
   { path: ["events"], summary: "follow the Admin API event stream", load: () => import("./events.js") },
+  { path: ["template", "plan"], summary: "show what applying a stack would change on the system", load: () => import("./template.js") },
+  { path: ["template", "apply"], summary: "apply a stack (or a saved plan) to the system, after a rehearsal", load: () => import("./template.js") },
+  { path: ["template", "drift"], summary: "list managed settings changed on the system since the last apply", load: () => import("./template.js") },
   { path: ["sim", "serve"], summary: "serve an offline Admin API simulator on a Unix socket", load: () => import("./sim.js") },
   { path: ["demo"], summary: "validate the bundled demo policy and decide typical calls", load: () => import("./demo.js") },
+  { path: ["template", "check"], summary: "check stack files (*.qubes.yaml) without touching the system", load: () => import("./template-tools.js") },
+  { path: ["template", "schema"], summary: "print the JSON Schema of stack files, for editors without qkit-lsp", load: () => import("./template-tools.js") },
+  { path: ["template", "whatif"], summary: "decide qrexec calls as they will be once a stack is applied", load: () => import("./template-tools.js") },
+  { path: ["template", "export"], summary: "write a stack file from the live system", load: () => import("./template-tools.js") },
 ];
 
 /** A name the CLI handles itself, with its summary (help, completion, version). */

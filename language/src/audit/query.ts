@@ -1,0 +1,90 @@
+/**
+ * Who-can queries and decision tables: every answer is a decision of
+ * {@link evaluate} over the request space of a system (see `space.ts`).
+ */
+import { evaluate } from "../eval/evaluate.js";
+import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
+import type { CompiledPolicy } from "../loader/types.js";
+import { requestSpace } from "./space.js";
+
+/** One decided request of a query. */
+export interface QueryRow {
+  /** As shown: `*` for the services (arguments) no rule names. */
+  service: string;
+  argument: string;
+  source: string;
+  target: string;
+  request: PolicyRequest;
+  decision: Decision;
+}
+
+/** Is a decision a refusal (a deny rule, or the engine's)? */
+export function isDenied(d: Decision): boolean {
+  return !d.ok || d.action === "deny";
+}
+
+/**
+ * Every source that calls `service` with `argument` on each target (all
+ * targets of the space, or only `target`), decided. Never throws.
+ */
+export function whoCan(policy: CompiledPolicy, system: SystemInfo, query: { service: string; argument?: string; target?: string }): QueryRow[] {
+  const space = requestSpace([policy], system);
+  const argument = query.argument ?? "+";
+  const targets = query.target !== undefined ? [query.target] : space.targets;
+  const rows: QueryRow[] = [];
+  for (const target of targets) {
+    for (const source of space.qubes) {
+      const request: PolicyRequest = { service: query.service, argument, source, target };
+      rows.push({ service: query.service, argument, source, target, request, decision: evaluate(policy, request, system) });
+    }
+  }
+  return rows;
+}
+
+/**
+ * Everything `source` can call: every service and argument of the space
+ * (those the rules name, plus `*` for all others) on every target, decided.
+ */
+export function whatCan(policy: CompiledPolicy, system: SystemInfo, source: string): QueryRow[] {
+  const space = requestSpace([policy], system);
+  const rows: QueryRow[] = [];
+  for (const s of space.services) {
+    for (const a of s.arguments) {
+      for (const target of space.targets) {
+        const request: PolicyRequest = { service: s.service, argument: a.argument, source, target };
+        rows.push({ service: s.display, argument: a.display, source, target, request, decision: evaluate(policy, request, system) });
+      }
+    }
+  }
+  return rows;
+}
+
+/** A decision matrix (the table of `qkit policy table`): rows are sources, columns targets. */
+export interface DecisionMatrix {
+  service: string;
+  argument: string;
+  sources: string[];
+  targets: string[];
+  /** `cells[i][j]`: the decision for `sources[i]` → `targets[j]`. */
+  cells: Decision[][];
+}
+
+/** The decision table of one service and argument over the sources and targets of the space. */
+export function decisionMatrix(policy: CompiledPolicy, system: SystemInfo, service: string, argument = "+", options: { targets?: string[]; sources?: string[] } = {}): DecisionMatrix {
+  const space = requestSpace([policy], system);
+  const sources = options.sources ?? space.qubes;
+  const targets = options.targets ?? space.targets;
+  const cells = sources.map((source) => targets.map((target) => evaluate(policy, { service, argument, source, target }, system)));
+  return { service, argument, sources, targets, cells };
+}
+
+/**
+ * A short cell text: `allow`, `allow→X` (when the resolved target is not
+ * the requested one), `ask`, `ask:X` (with default target X), `deny`.
+ */
+export function cellText(d: Decision, target: string): string {
+  if (isDenied(d)) return "deny";
+  if (d.ok && d.action === "allow") return d.target === target ? "allow" : `allow→${d.target}`;
+  if (d.ok && d.action === "ask") return d.defaultTarget ? `ask:${d.defaultTarget}` : "ask";
+  return "deny";
+}

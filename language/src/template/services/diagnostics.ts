@@ -1,0 +1,93 @@
+/**
+ * The diagnostics of a stack file for the editor: everything `checkStack`
+ * finds in this file (the strict YAML profile, keys and types per class,
+ * cross-references, the embedded policy through the policy core), plus the
+ * policy analysis lints of its `rules: |` blocks against the future system
+ * model (a rule naming a qube that will not exist…), in the YAML file's
+ * offsets. Never throws.
+ */
+import type { DiagnosticCode } from "../../diagnostics.js";
+import type { SystemInfo } from "../../eval/types.js";
+import type { AnalysisDiagnostic } from "../../services/analysis.js";
+import { checkStack } from "../check.js";
+import type { StackSystem, TemplateDiagnostic } from "../types.js";
+import type { TemplateAnalysis } from "./analysis.js";
+import { templatePolicyDiagnostics } from "./policy.js";
+
+/**
+ * The checker's view of a live system model: `internal.GetSystemInfo`, or the
+ * SDK's richer read with `properties` (the non-default property values).
+ * A bare GetSystemInfo answer has no `provides_network`: a qube without it is
+ * then taken as a provider, so a reference to it is not flagged on a guess.
+ */
+export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): StackSystem {
+  const qubes: StackSystem["qubes"] = {};
+  for (const [name, info] of system.domains) {
+    if (name.startsWith("uuid:")) continue;
+    const props = info["properties"] && typeof info["properties"] === "object" ? (info["properties"] as Record<string, unknown>) : undefined;
+    const own = (key: string): unknown => (props && key in props ? props[key] : info[key]);
+    const pn = own("provides_network");
+    const netvm = own("netvm");
+    const template = info["template"] ?? props?.["template"];
+    qubes[name] = {
+      klass: info.type ?? "AppVM",
+      provides_network: typeof pn === "boolean" ? pn : props ? false : true,
+      template_for_dispvms: info.template_for_dispvms === true,
+      tags: info.tags ?? [],
+      ...(typeof info.label === "string" && !info.label.startsWith("0x") ? { label: info.label } : {}),
+      ...(typeof template === "string" ? { template } : {}),
+      ...(typeof netvm === "string" || netvm === null ? { netvm: (netvm as string | null) || null } : {}),
+    };
+  }
+  return { qubes, ...(labels ? { labels: [...labels] } : {}) };
+}
+
+/** A checker diagnostic in the editor's shape (related places keep their file). */
+function toAnalysis(d: TemplateDiagnostic): AnalysisDiagnostic {
+  const out: AnalysisDiagnostic = { code: d.code as DiagnosticCode, severity: d.severity, message: d.message, span: d.span, line: d.line, file: d.file };
+  if (d.help) out.help = d.help;
+  if (d.related?.length) out.related = d.related.map((r) => ({ path: r.file, span: r.span, line: 0, message: r.message }));
+  return out;
+}
+
+/** Policy lints about names the system model does not know. */
+const UNKNOWN_NAME = new Set(["unknown-qube", "unknown-tag", "unknown-type", "unknown-dispvm-template"]);
+
+/** Every diagnostic of the analysed file, sorted by position. */
+export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
+  const out: AnalysisDiagnostic[] = [];
+  try {
+    const fs = {
+      readFile: (p: string): string | undefined => {
+        if (p === a.path) return a.text;
+        try {
+          return a.env.readFile?.(p);
+        } catch {
+          return undefined;
+        }
+      },
+    };
+    const system = a.env.system ? stackSystemOf(a.env.system, a.env.labels) : undefined;
+    const result = checkStack(fs, a.path, { documents: a.documents, ...(system ? { system } : {}) });
+    for (const d of result.diagnostics) if (d.file === a.path) out.push(toAnalysis(d));
+  } catch {
+    // checkStack never throws; nothing to add if it does.
+  }
+  // The analysis lints of the policy blocks; engine errors the checker already reported are not repeated.
+  const seen = new Set(out.map((d) => `${d.span.start}:${d.message}`));
+  const seenCode = new Set(out.map((d) => `${d.span.start}:${d.code}`));
+  // A bundle's policy is checked per instance by the checker (its `${param}`s substituted): no lints on the raw text.
+  const lints = a.index.kind === "bundle" ? [] : templatePolicyDiagnostics(a);
+  for (const d of lints) {
+    if (seen.has(`${d.span.start}:${d.message}`) || seenCode.has(`${d.span.start}:${d.code}`)) continue;
+    if (d.severity === "error") continue;
+    if (a.text.slice(d.span.start, d.span.end).includes("${")) continue;
+    // Without a system model a name the stack does not declare may exist on the machine: a note, as the checker says.
+    if (!a.env.system && UNKNOWN_NAME.has(d.code)) {
+      out.push({ ...d, severity: "info", help: "no system model: it must exist on the machine (configure qubesPolicy.system to check)" });
+      continue;
+    }
+    out.push(d);
+  }
+  return out.sort((x, y) => x.span.start - y.span.start);
+}

@@ -1,0 +1,27 @@
+/**
+ * Plan, apply, drift and rehearsal of domain templates (stacks): the live
+ * system is the state; see ARCHITECTURE.md, "sdk/src/apply".
+ */
+export type * from "./types.js";
+export { readLight, readDeep, readFeatures, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
+export { computePlan, planScope, scopeOfPlan, policyKey, type PlanOptions } from "./plan.js";
+export { checkStackModel } from "./model-check.js";
+export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
+export { parseKeys, formatKeys, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";
+export { adminPolicyTarget, dirPolicyTarget, type PolicyTarget } from "./policy-target.js";
+export {
+  executePlan,
+  fileJournal,
+  memoryJournal,
+  defaultJournalPath,
+  describeCall,
+  type Journal,
+  type ApplyResult,
+  type ApplyFailure,
+  type StepProgress,
+  type ExecuteOptions,
+  type ApplyConnection,
+} from "./execute.js";
+export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
+export { renderPlan } from "./render.js";
+export { planStack, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

@@ -1,0 +1,51 @@
+/**
+ * Ownership on the system (design §11.1): the owning stack (`x-qkit-stack`)
+ * and the managed keys (`x-qkit-keys`) of each qube, the managed global
+ * properties (dom0 feature `x-qkit-globals-<stack>`), and the generated
+ * policy files (name `NN-qkit-<stack>-<file>` and the header line).
+ *
+ * Keys: `p:NAME` property, `f:NAME` feature, `t:TAG` tag, `fw` firewall,
+ * `d:CLASS:BACKEND+PORT` a device assignment made by the stack,
+ * `v:VOLUME.size` (and other volume settings), `notes`. A key that disappears
+ * from the file is reset on the next apply: property → `Reset`, feature and
+ * tag → `Remove`, firewall → the single rule `action=accept`, device →
+ * `Unassign`, notes → empty. Volume settings cannot be reset (sizes only
+ * grow): their keys are dropped and the values stay.
+ */
+import { GLOBALS_FEATURE_PREFIX, KEYS_FEATURE, OWNER_FEATURE, policyFileHeader } from "@qubes-kit/language";
+
+export { OWNER_FEATURE, KEYS_FEATURE };
+
+/** Parses `x-qkit-keys` (space-separated). */
+export function parseKeys(value: string | undefined): Set<string> {
+  return new Set((value ?? "").split(" ").filter((k) => k !== ""));
+}
+
+/** Prints keys canonically (sorted, space-separated). */
+export function formatKeys(keys: Iterable<string>): string {
+  return [...new Set(keys)].sort().join(" ");
+}
+
+/** The dom0 feature that records a stack's managed globals. */
+export function globalsFeature(stack: string): string {
+  return `${GLOBALS_FEATURE_PREFIX}${stack}`;
+}
+
+/** Whether a policy admin name (`NAME` or `include/NAME`) has the shape of a file generated for `stack`. */
+export function isStackPolicyName(stack: string, key: string): boolean {
+  if (key.startsWith("include/")) return key.slice("include/".length).startsWith(`qkit-${stack}-`);
+  const m = /^[0-9]+-qkit-(.*)$/.exec(key);
+  return !!m && m[1]!.startsWith(`${stack}-`);
+}
+
+/** Whether a policy text starts with the header of `stack`. */
+export function hasStackHeader(stack: string, text: string): boolean {
+  const nl = text.indexOf("\n");
+  return (nl < 0 ? text : text.slice(0, nl)) === policyFileHeader(stack);
+}
+
+/** The generated text of a policy file: the header line, then the rules (ending with a newline). */
+export function policyText(stack: string, rules: string): string {
+  const body = rules === "" || rules.endsWith("\n") ? rules : `${rules}\n`;
+  return `${policyFileHeader(stack)}\n${body}`;
+}

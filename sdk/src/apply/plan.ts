@@ -1,0 +1,1046 @@
+/**
+ * The planner: compares a {@link StackModel} with the {@link LiveSystem}
+ * canonically and produces the ordered steps of a {@link Plan}. Pure: no
+ * IO (the read phase is `read.ts`); every problem is a {@link PlanError},
+ * never a throw.
+ */
+import {
+  DEFAULT,
+  policyFileName,
+  type DeviceDecl,
+  type PropertyValue as DeclaredValue,
+  type Provenance,
+  type QubeDecl,
+  type StackModel,
+} from "@qubes-kit/language";
+import { calls, type CreateOptions } from "../calls.js";
+import type { AdminCall } from "../client.js";
+import type { DeviceAssignment } from "../devices.js";
+import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
+import { KEYS_FEATURE, OWNER_FEATURE, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
+import { checkStackModel } from "./model-check.js";
+import { orderSteps } from "./order.js";
+import type { LiveAssignment, LiveQube, LiveSystem, Plan, PlanError, PlanStep, StepCall, StepEffect } from "./types.js";
+
+/** Options of a plan. */
+export interface PlanOptions {
+  /** Take over existing qubes (and same-named policy files) that this stack does not own. */
+  adopt?: boolean;
+  /** Remove qubes this stack owns that the file no longer declares. */
+  prune?: boolean;
+  /** Stop running qubes for changes that need a halt (and start them again). */
+  restart?: "never" | "if-needed";
+  /** Recorded in the plan (the policy is read from and written to this directory). */
+  policyDir?: string;
+  /** The time used to drop expired firewall rules (seconds; default now). */
+  now?: number;
+}
+
+const RUNNING = new Set(["Running", "Paused", "Suspended", "Transient", "Halting"]);
+const isRunning = (q: LiveQube | undefined) => !!q && RUNNING.has(q.state);
+const isDefault = (v: DeclaredValue): v is typeof DEFAULT => typeof v === "object" && v !== null && (v as { default?: unknown }).default === true;
+
+function call(c: AdminCall<unknown>): StepCall {
+  const payload = c.payload === undefined ? "" : typeof c.payload === "string" ? c.payload : new TextDecoder().decode(c.payload);
+  return { method: c.method, dest: c.dest, arg: c.arg ?? "", payload };
+}
+
+/** The policy admin API key of a declared file (`40-qkit-s-f` or `include/qkit-s-f`). */
+export function policyKey(stack: string, file: Parameters<typeof policyFileName>[1]): string {
+  const name = policyFileName(stack, file);
+  return name.endsWith(".policy") ? name.slice(0, -".policy".length) : name;
+}
+
+/** Which qubes (and parts), policy files and device lists the plan must read deeply. */
+export function planScope(input: StackModel, live: LiveSystem): ReadScope {
+  const model = checkStackModel(input).model;
+  if (!model) return { deep: {}, policy: [], available: [] };
+  const deep: Record<string, DeepRead> = {};
+  const available = new Set<string>();
+  for (const q of model.qubes) {
+    const l = live.qubes[q.name];
+    for (const list of Object.values(q.devices ?? {})) for (const d of list) if (d.match && !d.port) available.add(`${d.backend || "dom0"}:${d.devclass}`);
+    if (!l || q.absent) continue;
+    const keys = parseKeys(l.features[KEYS_FEATURE]);
+    const devices = new Set(Object.keys(q.devices ?? {}));
+    for (const k of keys) if (k.startsWith("d:")) devices.add(k.split(":")[1]!);
+    const what: DeepRead = {};
+    if (q.firewall || keys.has("fw")) what.firewall = true;
+    if (devices.size) what.devices = [...devices].sort();
+    if (q.volumes && Object.keys(q.volumes).length) what.volumes = true;
+    if (q.notes !== undefined || keys.has("notes")) what.notes = true;
+    deep[q.name] = what;
+  }
+  const policy = new Set<string>();
+  for (const f of model.policy) policy.add(policyKey(model.stack, f));
+  for (const name of live.policyNames) if (isStackPolicyName(model.stack, name)) policy.add(name);
+  return { deep, policy: [...policy].sort(), available: [...available].sort() };
+}
+
+interface Ctx {
+  model: StackModel;
+  live: LiveSystem;
+  options: Required<Pick<PlanOptions, "adopt" | "prune" | "restart">> & PlanOptions;
+  steps: PlanStep[];
+  errors: PlanError[];
+  phase: Map<string, number>;
+  ids: Set<string>;
+  restart: Set<string>;
+  /** Per qube, the id of the step that must come first (create/adopt/shutdown). */
+  first: Map<string, string[]>;
+}
+
+function err(ctx: Ctx, code: string, message: string, provenance?: Provenance): void {
+  const e: PlanError = { code, message };
+  if (provenance) e.provenance = provenance;
+  ctx.errors.push(e);
+}
+
+function add(ctx: Ctx, phase: number, s: Omit<PlanStep, "requires" | "risk" | "effect"> & Partial<Pick<PlanStep, "requires" | "risk" | "effect">>): PlanStep {
+  let id = s.id;
+  for (let n = 2; ctx.ids.has(id); n++) id = `${s.id}#${n}`;
+  const step: PlanStep = { ...s, id, requires: s.requires ?? [], risk: s.risk ?? "none", effect: s.effect ?? "live" };
+  if (step.provenance === undefined) delete step.provenance;
+  ctx.ids.add(id);
+  ctx.steps.push(step);
+  ctx.phase.set(id, phase);
+  return step;
+}
+
+/** Builds calls, turning a client-side validation error into a plan error. */
+function build(ctx: Ctx, where: string, f: () => StepCall[], provenance?: Provenance): StepCall[] | undefined {
+  try {
+    return f();
+  } catch (e) {
+    err(ctx, "invalid-value", `${where}: ${e instanceof Error ? e.message : String(e)}`, provenance);
+    return undefined;
+  }
+}
+
+/** The role of a qube in the ordering: templates, disposable templates, network providers, clients. */
+function role(q: QubeDecl, l: LiveQube | undefined): number {
+  if (q.class === "TemplateVM") return 1;
+  const tfd = q.properties["template_for_dispvms"];
+  if (tfd === true || (tfd === undefined && l?.properties["template_for_dispvms"]?.value === true)) return 2;
+  const pn = q.properties["provides_network"];
+  if (pn === true || (pn === undefined && l?.properties["provides_network"]?.value === true)) return 3;
+  return 4;
+}
+
+const PHASE = {
+  revoke: 0,
+  label: 1,
+  qube: (r: number) => 10 + r,
+  netvm: 20,
+  release: 25,
+  global: 30,
+  grant: 40,
+  remove: (r: number) => 55 - r,
+  record: 60,
+  start: 70,
+};
+
+/** Computes the plan. `live` must hold the deep parts of `scope` (see {@link planScope}). */
+export function computePlan(input: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions = {}): Plan {
+  const checked = checkStackModel(input);
+  const model = checked.model ?? input;
+  if (!checked.model) return emptyPlan(input, live, scope, checked.errors, options);
+  try {
+    return planModel(model, live, scope, options);
+  } catch (e) {
+    // Never expected: a bug must not take the user's terminal down with a stack trace.
+    return emptyPlan(model, live, scope, [{ code: "internal-error", message: `internal error while planning: ${e instanceof Error ? e.message : String(e)}; please report it with the stack file` }], options);
+  }
+}
+
+function emptyPlan(model: unknown, live: LiveSystem, scope: ReadScope, errors: PlanError[], options: PlanOptions): Plan {
+  const stack = typeof (model as StackModel | undefined)?.stack === "string" ? (model as StackModel).stack : "";
+  return {
+    qkitPlan: 1,
+    stack,
+    steps: [],
+    errors,
+    summary: { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 },
+    restartToTakeEffect: [],
+    orphans: [],
+    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [], deep: scope.deep },
+    fingerprint: fingerprint(live, scope),
+    options: { adopt: !!options.adopt, prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
+  };
+}
+
+function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, options: PlanOptions): Plan {
+  const ctx: Ctx = {
+    model,
+    live,
+    options: { adopt: options.adopt ?? model.options?.adopt ?? false, prune: options.prune ?? model.options?.prune ?? false, restart: options.restart ?? model.options?.restart ?? "never", ...stripUndefined(options) },
+    steps: [],
+    errors: [],
+    phase: new Map(),
+    ids: new Set(),
+    restart: new Set(),
+    first: new Map(),
+  };
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  const seen = new Set<string>();
+  for (const q of model.qubes) {
+    if (seen.has(q.name)) {
+      err(ctx, "duplicate-qube", `qube '${q.name}' is declared twice; declare each qube in exactly one place`, q.provenance);
+      continue;
+    }
+    seen.add(q.name);
+  }
+  planLabels(ctx);
+  for (const q of model.qubes) planQube(ctx, q, now);
+  planOrphans(ctx);
+  planGlobals(ctx);
+  planPolicy(ctx);
+  const netvmOrder = orderNetvm(ctx);
+  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder);
+  const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
+  const changed = new Set<string>();
+  const created = new Set<string>();
+  for (const s of steps) {
+    if (s.deferred) summary.deferred++;
+    if (s.kind === "create") (summary.create++, created.add(s.object));
+    else if (s.kind === "remove") summary.destroy++;
+    else if (s.kind === "adopt") summary.adopt++;
+    else if (s.kind === "write-policy" || s.kind === "remove-policy") summary.policy++;
+    else if (s.kind === "set-global" || s.kind === "reset-global") summary.global++;
+  }
+  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start") changed.add(s.object);
+  summary.change = changed.size;
+  const orphans = Object.values(live.qubes)
+    .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name))
+    .map((q) => q.name)
+    .sort();
+  const plan: Plan = {
+    qkitPlan: 1,
+    stack: model.stack,
+    steps,
+    errors: ctx.errors,
+    summary,
+    restartToTakeEffect: [...ctx.restart].sort(),
+    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true) : orphans,
+    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
+    fingerprint: fingerprint(live, scope),
+    options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
+  };
+  if (options.policyDir !== undefined) plan.options.policyDir = options.policyDir;
+  return plan;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** The read scope a saved plan records (to re-read exactly the same at apply time). */
+export function scopeOfPlan(plan: Plan): ReadScope {
+  const deep = plan.scope.deep ?? Object.fromEntries(plan.scope.qubes.map((q) => [q, {}]));
+  return { deep, policy: plan.scope.policy, available: plan.scope.available };
+}
+
+// ---------------------------------------------------------------------------
+
+function planLabels(ctx: Ctx): void {
+  for (const [name, colour] of Object.entries(ctx.model.labels ?? {})) {
+    const have = ctx.live.labels[name];
+    if (have === undefined) {
+      const calls_ = build(ctx, `label ${name}`, () => [call(calls.labelCreate(name, colour))]);
+      if (calls_) add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour });
+    } else if (have !== "" && have.toLowerCase() !== colour.toLowerCase()) {
+      err(ctx, "label-colour", `label '${name}' exists with colour ${have}, not ${colour}; qubesd cannot change a label's colour: use another label name`);
+    }
+  }
+}
+
+/** Ownership of an existing qube: undefined when it may be managed, else the error was reported. */
+function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | undefined {
+  const owner = l.features[OWNER_FEATURE];
+  if (owner === ctx.model.stack) return "owned";
+  if (l.klass === "AdminVM") {
+    err(ctx, "cannot-manage-dom0", `qube '${q.name}' is dom0; a stack cannot declare it (use global: for global properties)`, q.provenance);
+    return undefined;
+  }
+  if (!ctx.options.adopt) {
+    if (owner !== undefined && owner !== "")
+      err(ctx, "owned-by-other-stack", `qube '${q.name}' is owned by stack '${owner}' (feature ${OWNER_FEATURE}); remove it from one of the stacks, or use --adopt to take it over`, q.provenance);
+    else err(ctx, "unowned-qube", `qube '${q.name}' exists and is not managed by stack '${ctx.model.stack}'; use --adopt to take it over, or rename the declaration`, q.provenance);
+    return undefined;
+  }
+  return "adopt";
+}
+
+function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
+  const l = ctx.live.qubes[q.name];
+  const target = `qube ${q.name}`;
+  const r = role(q, l);
+  const phase = PHASE.qube(r);
+  const prov = q.provenance;
+  if (q.absent) {
+    if (!l) return;
+    if (!owned(ctx, q, l)) return;
+    if (q.protect) {
+      err(ctx, "protected", `qube '${q.name}' is declared absent and protected; remove \`protect: true\` to let it be removed`, prov);
+      return;
+    }
+    planRemoval(ctx, l, prov);
+    return;
+  }
+  let ownership: "create" | "owned" | "adopt";
+  if (!l) ownership = "create";
+  else {
+    const o = owned(ctx, q, l);
+    if (!o) return;
+    ownership = o;
+    if (l.klass !== q.class) {
+      err(ctx, "class-change", `qube '${q.name}' is a ${l.klass} on the system but declared as ${q.class}; a class change replaces the qube (its data is lost): remove it first or use another name`, prov);
+      return;
+    }
+  }
+  const running = isRunning(l);
+  const ignore = new Set(ownership === "create" ? [] : q.ignore_changes ?? []);
+  // The keys another stack recorded are not ours to reset: an adopted qube starts from none.
+  const oldKeys = ownership === "owned" ? parseKeys(l?.features[KEYS_FEATURE]) : new Set<string>();
+  const newKeys = new Set<string>();
+  const first: string[] = [];
+  let shutdownId: string | undefined;
+  const needHalt = (step: PlanStep, what: string): void => {
+    if (!running) return;
+    step.effect = "needs-halt";
+    if (ctx.options.restart === "if-needed") {
+      if (!shutdownId) {
+        const s = add(ctx, phase, {
+          id: `${q.name}.shutdown`,
+          kind: "shutdown",
+          target,
+          object: q.name,
+          key: "power",
+          calls: [call(calls.shutdown(q.name, { wait: true }))],
+          before: "running",
+          after: "halted",
+          risk: "restart",
+        });
+        shutdownId = s.id;
+        add(ctx, PHASE.start, { id: `${q.name}.restart`, kind: "start", target, object: q.name, key: "power", calls: [call(calls.start(q.name))], before: "halted", after: "running", risk: "restart", requires: [s.id] });
+      }
+      step.requires.push(shutdownId);
+    } else {
+      step.deferred = `${q.name} is running: ${what} waits for it to stop; use --restart=if-needed to stop it now`;
+    }
+  };
+
+  // Creation or adoption.
+  if (ownership === "create") {
+    const label = q.properties["label"];
+    if (typeof label !== "string") {
+      err(ctx, "missing-label", `qube '${q.name}' needs a label to be created; add \`label:\``, prov);
+      return;
+    }
+    const o: CreateOptions = { klass: q.class, name: q.name, label };
+    const tpl = q.properties["template"];
+    if (typeof tpl === "string") o.template = tpl;
+    else if (q.class === "DispVM") {
+      err(ctx, "missing-template", `disposable '${q.name}' needs a template (a disposable template) to be created; add \`template:\``, prov);
+      return;
+    }
+    if (q.pools && Object.keys(q.pools).length) {
+      const pools = { ...q.pools };
+      if (Object.keys(pools).length === 1 && pools["*"] !== undefined) o.pool = pools["*"];
+      else o.pools = pools;
+    }
+    const source = q.source;
+    if (source && "install" in source) {
+      err(ctx, "template-not-installed", `template '${q.name}' is not on the system: install it first in dom0 (\`qvm-template install ${source.install}\`), then plan again`, prov);
+      return;
+    }
+    const built = build(
+      ctx,
+      `qube ${q.name}`,
+      () => {
+        const cs = [call(calls.create(o)), call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack))];
+        if (source && "clone" in source) {
+          if (!ctx.live.qubes[source.clone] && !ctx.model.qubes.some((x) => x.name === source.clone)) throw new Error(`clone source '${source.clone}' does not exist`);
+          for (const vol of ["root", "private"]) {
+            cs.push(call(calls.volumeCloneFrom(source.clone, vol)));
+            cs.push({ ...call(calls.volumeCloneTo(q.name, vol, "0")), payload: "", payloadFromPrevious: true });
+          }
+        }
+        return cs;
+      },
+      prov,
+    );
+    if (!built) return;
+    const after = [`${q.class}`, typeof tpl === "string" ? `on ${tpl}` : "", `label ${label}`, source && "clone" in source ? `clone of ${source.clone}` : ""].filter(Boolean).join(" · ");
+    const s = add(ctx, phase, { id: `${q.name}.create`, kind: "create", target, object: q.name, key: "", calls: built, before: null, after, provenance: prov });
+    const reqs: string[] = [];
+    if (typeof tpl === "string") reqs.push(`${tpl}.create`, `${tpl}.p.template_for_dispvms`);
+    if (source && "clone" in source) reqs.push(`${source.clone}.create`);
+    s.requires.push(...reqs);
+    first.push(s.id);
+  } else if (ownership === "adopt") {
+    const s = add(ctx, phase, {
+      id: `${q.name}.adopt`,
+      kind: "adopt",
+      target,
+      object: q.name,
+      key: OWNER_FEATURE,
+      calls: [call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack))],
+      before: l!.features[OWNER_FEATURE] ?? null,
+      after: ctx.model.stack,
+      provenance: prov,
+    });
+    first.push(s.id);
+  }
+  ctx.first.set(q.name, first);
+  const withFirst = (s: PlanStep): PlanStep => {
+    for (const f of first) if (!s.requires.includes(f)) s.requires.unshift(f);
+    return s;
+  };
+  const kp = (k: string) => q.keyProvenance?.[k] ?? prov;
+
+  // Properties.
+  const klass = q.class;
+  for (const [name, declared] of Object.entries(q.properties)) {
+    if (name === "name") continue;
+    if (ownership === "create" && (name === "label" || (name === "template" && typeof declared === "string"))) {
+      newKeys.add(`p:${name}`);
+      continue;
+    }
+    if (ignore.has(name)) {
+      if (oldKeys.has(`p:${name}`)) newKeys.add(`p:${name}`);
+      continue;
+    }
+    const spec = specOf(klass, name);
+    if (!spec || spec.access !== "rw") {
+      err(ctx, "not-writable", `property '${name}' of ${klass} '${q.name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`, kp(name));
+      continue;
+    }
+    newKeys.add(`p:${name}`);
+    const cur = l?.properties[name];
+    if (isDefault(declared)) {
+      if (ownership === "create" || !cur || cur.default) continue;
+      if (name === "template") {
+        err(ctx, "cannot-reset", `the template of '${q.name}' cannot be reset; set it to a template`, kp(name));
+        continue;
+      }
+      const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertyReset(name, q.name))], kp(name));
+      if (!c) continue;
+      const s = withFirst(add(ctx, phaseOfProperty(name, phase), { id: `${q.name}.p.${name}`, kind: "reset-property", target, object: q.name, key: name, calls: c, before: showProperty(cur), after: "default", provenance: kp(name) }));
+      classifyProperty(ctx, s, spec.effect, running, needHalt, q.name, name);
+      continue;
+    }
+    const cv = canonicalValue(spec, declared);
+    if (!cv.ok) {
+      err(ctx, "invalid-value", `${q.name}.${name}: ${cv.message}`, kp(name));
+      continue;
+    }
+    if (ownership !== "create" && cur && !cur.default && sameValue(cur, cv.value)) continue;
+    const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
+    const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertySet(name, payload, q.name))], kp(name));
+    if (!c) continue;
+    const pinned = ownership !== "create" && cur?.default && sameValue(cur, cv.value);
+    const s = withFirst(
+      add(ctx, phaseOfProperty(name, phase, cv.value), {
+        id: `${q.name}.p.${name}`,
+        kind: "set-property",
+        target,
+        object: q.name,
+        key: name,
+        calls: c,
+        before: ownership === "create" ? null : showProperty(cur),
+        after: showValue(cv.value) + (pinned ? " (pinned)" : ""),
+        provenance: kp(name),
+      }),
+    );
+    if (name === "netvm") {
+      s.risk = cv.value === null ? "revokes-access" : "grants-access";
+      if (running && typeof cv.value === "string") startProvider(ctx, cv.value, s);
+    }
+    addPropertyRequires(s, name, cv.value);
+    if (ownership !== "create") classifyProperty(ctx, s, spec.effect, running, needHalt, q.name, name);
+  }
+  for (const k of oldKeys) {
+    if (!k.startsWith("p:")) continue;
+    const name = k.slice(2);
+    if (name in q.properties) continue;
+    const cur = l?.properties[name];
+    if (!cur || cur.default) continue;
+    if (name === "label" || name === "template") continue; // cannot be reset: left as they are
+    const spec = specOf(klass, name);
+    const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertyReset(name, q.name))]);
+    if (!c) continue;
+    const s = withFirst(add(ctx, phaseOfProperty(name, phase), { id: `${q.name}.p.${name}`, kind: "reset-property", target, object: q.name, key: name, calls: c, before: showProperty(cur), after: "default (no longer declared)" }));
+    classifyProperty(ctx, s, spec?.effect ?? "live", running, needHalt, q.name, name);
+  }
+
+  // Features.
+  for (const [name, value] of Object.entries(q.features)) {
+    if (name === OWNER_FEATURE || name === KEYS_FEATURE) {
+      err(ctx, "reserved-feature", `feature '${name}' of '${q.name}' is written by qkit itself; remove it from the stack`, kp(`features.${name}`));
+      continue;
+    }
+    if (name === "service.meminfo-writer" && value !== null) {
+      // qubesd turns this feature into maxmem and deletes it: it would show as a change on every plan.
+      err(ctx, "rewritten-feature", `feature service.meminfo-writer of '${q.name}' is turned into maxmem by qubesd and never kept; declare maxmem instead (0 disables memory balancing, default enables it)`, kp(`features.${name}`));
+      continue;
+    }
+    if (ignore.has(`features.${name}`)) {
+      if (oldKeys.has(`f:${name}`)) newKeys.add(`f:${name}`);
+      continue;
+    }
+    newKeys.add(`f:${name}`);
+    const cur = l?.features[name];
+    if (value === null) {
+      if (cur === undefined) continue;
+      const c = build(ctx, `${q.name} feature ${name}`, () => [call(calls.featureRemove(q.name, name))], kp(`features.${name}`));
+      if (c) withFirst(add(ctx, phase, { id: `${q.name}.f.${name}`, kind: "remove-feature", target, object: q.name, key: `feature ${name}`, calls: c, before: JSON.stringify(cur), after: "absent", provenance: kp(`features.${name}`), effect: featureEffect(name, running, ctx, q.name) }));
+      continue;
+    }
+    if (cur === value) continue;
+    const c = build(ctx, `${q.name} feature ${name}`, () => [call(calls.featureSet(q.name, name, value))], kp(`features.${name}`));
+    if (c)
+      withFirst(
+        add(ctx, phase, {
+          id: `${q.name}.f.${name}`,
+          kind: "set-feature",
+          target,
+          object: q.name,
+          key: `feature ${name}`,
+          calls: c,
+          before: cur === undefined ? (ownership === "create" ? null : "absent") : JSON.stringify(cur),
+          after: JSON.stringify(value),
+          provenance: kp(`features.${name}`),
+          effect: featureEffect(name, running, ctx, q.name),
+        }),
+      );
+  }
+  for (const k of oldKeys) {
+    if (!k.startsWith("f:")) continue;
+    const name = k.slice(2);
+    if (name in q.features) continue;
+    const cur = l?.features[name];
+    if (cur === undefined) continue;
+    const c = build(ctx, `${q.name} feature ${name}`, () => [call(calls.featureRemove(q.name, name))]);
+    if (c) withFirst(add(ctx, phase, { id: `${q.name}.f.${name}`, kind: "remove-feature", target, object: q.name, key: `feature ${name}`, calls: c, before: JSON.stringify(cur), after: "absent (no longer declared)" }));
+  }
+
+  // Tags (a managed set; qubesd's automatic tags are left alone).
+  const liveTags = managedTags(l?.tags ?? []);
+  let wantTags: string[] | undefined;
+  if (q.tags && !ignore.has("tags")) {
+    wantTags = managedTags([...new Set(q.tags)]);
+    for (const t of wantTags) newKeys.add(`t:${t}`);
+  } else if (q.tags && ignore.has("tags")) {
+    for (const k of oldKeys) if (k.startsWith("t:")) newKeys.add(k);
+  } else {
+    const recorded = [...oldKeys].filter((k) => k.startsWith("t:")).map((k) => k.slice(2));
+    if (recorded.length) wantTags = liveTags.filter((t) => !recorded.includes(t));
+  }
+  if (wantTags) {
+    for (const t of liveTags)
+      if (!wantTags.includes(t)) {
+        const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagRemove(q.name, t))], kp("tags"));
+        if (c) withFirst(add(ctx, PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after: "absent", risk: "revokes-access", provenance: kp("tags") }));
+      }
+    for (const t of wantTags)
+      if (!liveTags.includes(t)) {
+        const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagSet(q.name, t))], kp("tags"));
+        if (c) withFirst(add(ctx, PHASE.grant, { id: `${q.name}.t.${t}`, kind: "add-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: ownership === "create" ? null : "absent", after: "present", risk: "grants-access", provenance: kp("tags") }));
+      }
+  }
+
+  // Firewall.
+  if (q.firewall && !ignore.has("firewall")) {
+    newKeys.add("fw");
+    let want: string[] | undefined;
+    try {
+      want = canonicalFirewall(q.firewall, now);
+    } catch (e) {
+      err(ctx, "invalid-firewall-rule", `${q.name} firewall: ${e instanceof Error ? e.message : String(e)}`, kp("firewall"));
+    }
+    const cur = l?.firewall ?? ["action=accept"];
+    if (want && (ownership === "create" ? !(want.length === 1 && want[0] === "action=accept") : !sameList(cur, want))) {
+      const rules = q.firewall.map((r) => r.trim());
+      const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, rules))], kp("firewall"));
+      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), provenance: kp("firewall") }));
+    }
+  } else if (q.firewall && ignore.has("firewall")) {
+    if (oldKeys.has("fw")) newKeys.add("fw");
+  } else if (oldKeys.has("fw") && l?.firewall && !sameList(l.firewall, ["action=accept"])) {
+    const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, ["action=accept"]))]);
+    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)" }));
+  }
+
+  // Devices.
+  planDevices(ctx, q, l, ownership, oldKeys, newKeys, phase, withFirst, needHalt);
+
+  // Volumes (grow only).
+  for (const [vol, d] of Object.entries(q.volumes ?? {})) {
+    const cur = l?.volumes?.[vol];
+    const prov_ = kp(`volumes.${vol}`);
+    if (ownership !== "create" && !cur) {
+      err(ctx, "unknown-volume", `qube '${q.name}' has no volume '${vol}'`, prov_);
+      continue;
+    }
+    if (d.size !== undefined) {
+      newKeys.add(`v:${vol}.size`);
+      if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${cur.size} bytes on the system, more than the declared ${d.size}; volumes only grow: declare at least ${cur.size}`, prov_);
+      else if (!cur || d.size > cur.size) {
+        const c = build(ctx, `${q.name}:${vol}`, () => [call(calls.volumeResize(q.name, vol, d.size!))], prov_);
+        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? showSize(cur.size) : null, after: showSize(d.size), provenance: prov_ }));
+      }
+    }
+    const setters: [keyof typeof d, (v: never) => AdminCall<void>][] = [
+      ["revisions_to_keep", ((n: number) => calls.volumeSetRevisionsToKeep(q.name, vol, n)) as (v: never) => AdminCall<void>],
+      ["rw", ((b: boolean) => calls.volumeSetRw(q.name, vol, b)) as (v: never) => AdminCall<void>],
+      ["ephemeral", ((b: boolean) => calls.volumeSetEphemeral(q.name, vol, b)) as (v: never) => AdminCall<void>],
+    ];
+    for (const [key, mk] of setters) {
+      const want = d[key];
+      if (want === undefined) continue;
+      newKeys.add(`v:${vol}.${key}`);
+      if (cur && cur[key as keyof typeof cur] === want) continue;
+      const c = build(ctx, `${q.name}:${vol}`, () => [call(mk(want as never))], prov_);
+      if (!c) continue;
+      const s = withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.${key}`, kind: "set-volume", target, object: q.name, key: `volume ${vol} ${key}`, calls: c, before: cur ? showValue(cur[key as keyof typeof cur] as boolean | number) : null, after: showValue(want), provenance: prov_ }));
+      if (key === "rw" && ownership !== "create") needHalt(s, `volume ${vol} rw change`);
+    }
+  }
+
+  // Notes.
+  if (q.notes !== undefined && !ignore.has("notes")) {
+    newKeys.add("notes");
+    const cur = l?.notes ?? "";
+    if (cur !== q.notes) {
+      const c = build(ctx, `${q.name} notes`, () => [call(calls.notesSet(q.name, q.notes!))], kp("notes"));
+      if (c) withFirst(add(ctx, phase, { id: `${q.name}.notes`, kind: "set-notes", target, object: q.name, key: "notes", calls: c, before: ownership === "create" ? null : `${cur.length} characters`, after: `${q.notes.length} characters`, provenance: kp("notes") }));
+    }
+  } else if (oldKeys.has("notes") && l?.notes) {
+    const c = build(ctx, `${q.name} notes`, () => [call(calls.notesSet(q.name, ""))]);
+    if (c) withFirst(add(ctx, phase, { id: `${q.name}.notes`, kind: "set-notes", target, object: q.name, key: "notes", calls: c, before: `${l.notes.length} characters`, after: "empty (no longer declared)" }));
+  }
+
+  // Power state.
+  if (q.state === "running" && !running) {
+    add(ctx, PHASE.start, { id: `${q.name}.start`, kind: "start", target, object: q.name, key: "power", calls: [call(calls.start(q.name))], before: ownership === "create" ? null : "halted", after: "running", risk: "restart", requires: [...first], provenance: prov });
+  } else if (q.state === "halted" && running) {
+    const stop = add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
+    // Nothing running is stopped without --restart=if-needed, not even for `state: halted`.
+    if (ctx.options.restart !== "if-needed") stop.deferred = `${q.name} is running: state halted waits for it to stop; use --restart=if-needed to stop it now`;
+  }
+
+  // The record of managed keys. Keys are added before any setting changes
+  // (so an apply that fails half-way still knows what it may have set) and
+  // removed last (once their settings were reset).
+  const keysText = formatKeys(newKeys);
+  const union = formatKeys([...oldKeys, ...newKeys]);
+  if (ownership !== "owned") {
+    const head = ctx.steps.find((x) => x.id === first[0]);
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
+    if (head && c) head.calls.push(...c);
+    return;
+  }
+  if (union !== formatKeys(oldKeys)) {
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, union))]);
+    if (c) {
+      const early = add(ctx, PHASE.revoke, { id: `${q.name}.keys-first`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: union });
+      for (const x of ctx.steps) if (x !== early && x.object === q.name && x.target === target && !x.requires.includes(early.id)) x.requires.push(early.id);
+    }
+  }
+  if (keysText !== union) {
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
+    if (c) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: union, after: keysText }));
+  }
+}
+
+/** Bytes, with the binary unit when exact (`4294967296 (4 GiB)`). */
+function showSize(n: number): string {
+  for (const [unit, f] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2]] as const) if (n >= f && n % f === 0) return `${n} (${n / f} ${unit})`;
+  return String(n);
+}
+
+/**
+ * qubesd refuses to attach a running qube to a halted netvm ("Cannot
+ * dynamically attach to stopped NetVM"): the provider is started first
+ * (qubesd starts its own netvm chain).
+ */
+function startProvider(ctx: Ctx, provider: string, netvmStep: PlanStep): void {
+  const l = ctx.live.qubes[provider];
+  if (l && isRunning(l)) return;
+  const id = `${provider}.start-for-netvm`;
+  if (!ctx.ids.has(id))
+    add(ctx, PHASE.netvm, {
+      id,
+      kind: "start",
+      target: `qube ${provider}`,
+      object: provider,
+      key: "power",
+      calls: [call(calls.start(provider))],
+      before: l ? "halted" : null,
+      after: "running (a running qube is attached to it)",
+      risk: "restart",
+      requires: [`${provider}.create`, `${provider}.p.provides_network`, `${provider}.p.netvm`],
+    });
+  netvmStep.requires.push(id);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** netvm changes go to the netvm phase (ordered by {@link orderNetvm}); giving up a role waits until dependents moved. */
+function phaseOfProperty(name: string, phase: number, value?: unknown): number {
+  if (name === "netvm") return PHASE.netvm;
+  if ((name === "provides_network" || name === "template_for_dispvms") && value !== true) return PHASE.release;
+  return phase;
+}
+
+function addPropertyRequires(s: PlanStep, name: string, value: unknown): void {
+  if (typeof value !== "string") return;
+  if (name === "netvm") s.requires.push(`${value}.create`, `${value}.p.provides_network`);
+  else if (name === "default_dispvm" || name === "management_dispvm") s.requires.push(`${value}.create`, `${value}.p.template_for_dispvms`);
+  else if (name === "template") s.requires.push(`${value}.create`, `${value}.p.template_for_dispvms`);
+  else if (name === "guivm" || name === "audiovm") s.requires.push(`${value}.create`);
+}
+
+function classifyProperty(ctx: Ctx, s: PlanStep, effect: StepEffect, running: boolean, needHalt: (s: PlanStep, what: string) => void, qube: string, name: string): void {
+  s.effect = effect === "none" ? "live" : effect;
+  if (!running) return;
+  if (effect === "needs-halt") needHalt(s, `${name} change`);
+  else if (effect === "next-start") ctx.restart.add(qube);
+}
+
+function featureEffect(name: string, running: boolean, ctx: Ctx, qube: string): StepEffect {
+  if (name.startsWith("service.")) {
+    if (running) ctx.restart.add(qube);
+    return "next-start";
+  }
+  return "live";
+}
+
+function deviceKey(d: { backend: string; port: string }): string {
+  return `${d.backend}+${d.port}`;
+}
+
+/** The interface-code pattern of a selector class. */
+function classPattern(cls: string): RegExp {
+  const named: Record<string, string> = { network: "p02****", "usb-controller": "p0c03**", audio: "p0403**" };
+  const code = named[cls] ?? cls;
+  return new RegExp(`^${code.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".")}$`);
+}
+
+function planDevices(
+  ctx: Ctx,
+  q: QubeDecl,
+  l: LiveQube | undefined,
+  ownership: "create" | "owned" | "adopt",
+  oldKeys: Set<string>,
+  newKeys: Set<string>,
+  phase: number,
+  withFirst: (s: PlanStep) => PlanStep,
+  needHalt: (s: PlanStep, what: string) => void,
+): void {
+  const target = `qube ${q.name}`;
+  const classes = new Set(Object.keys(q.devices ?? {}));
+  for (const k of oldKeys) if (k.startsWith("d:")) classes.add(k.split(":")[1]!);
+  for (const devclass of [...classes].sort()) {
+    const declared = q.devices?.[devclass];
+    const liveList: LiveAssignment[] = l?.devices?.[devclass] ?? [];
+    const prov = q.keyProvenance?.[`devices.${devclass}`] ?? q.provenance;
+    if (!declared) {
+      // No longer declared: unassign what this stack assigned.
+      for (const k of oldKeys) {
+        if (!k.startsWith(`d:${devclass}:`)) continue;
+        const [backend, port] = k.slice(`d:${devclass}:`.length).split("+") as [string, string];
+        for (const a of liveList.filter((x) => x.backend === backend && x.port === port)) unassign(a, "no longer declared");
+      }
+      continue;
+    }
+    const want: (LiveAssignment & { provenance?: Provenance })[] = [];
+    for (const d of declared) {
+      const backend = d.backend || "dom0";
+      if (d.port) {
+        want.push({ devclass, backend, port: d.port, deviceId: d.deviceId ?? "*", mode: d.mode, options: { ...d.options }, ...(d.provenance ? { provenance: d.provenance } : {}) });
+        continue;
+      }
+      const offered = ctx.live.available[`${backend}:${devclass}`];
+      if (!offered) {
+        err(ctx, "device-backend", `${q.name}: cannot list ${devclass} devices of '${backend}' to resolve a selector`, d.provenance ?? prov);
+        continue;
+      }
+      const found = offered.filter((o) => matches(d, o));
+      if (!found.length) {
+        err(ctx, "device-not-found", `${q.name}: no ${devclass} device of '${backend}' matches ${JSON.stringify(d.match ?? {})}; check the selector against \`qvm-device ${devclass} list\``, d.provenance ?? prov);
+        continue;
+      }
+      for (const o of found) want.push({ devclass, backend, port: o.port, deviceId: o.deviceId, mode: d.mode, options: { ...d.options }, ...(d.provenance ? { provenance: d.provenance } : {}) });
+    }
+    const matched = new Set<LiveAssignment>();
+    for (const w of want) {
+      newKeys.add(`d:${devclass}:${deviceKey(w)}`);
+      const cur = liveList.find((a) => !matched.has(a) && a.backend === w.backend && a.port === w.port && (w.deviceId === "*" || a.deviceId === w.deviceId || a.deviceId === "*"));
+      if (cur) matched.add(cur);
+      const label = `${devclass} ${w.backend}:${w.port}`;
+      const p = w.provenance ?? prov;
+      const assignment: DeviceAssignment = { backendDomain: w.backend, portId: w.port, deviceId: cur && w.deviceId === "*" ? cur.deviceId : w.deviceId, devclass, mode: w.mode as DeviceAssignment["mode"], options: w.options };
+      if (cur && sameOptions(cur.options, w.options)) {
+        if (cur.mode === w.mode) continue;
+        const c = build(ctx, `${q.name} ${label}`, () => [call(calls.deviceSetAssignment(q.name, { backendDomain: cur.backend, portId: cur.port, deviceId: cur.deviceId, devclass }, w.mode as "required"))], p);
+        if (c) withFirst(add(ctx, phase, { id: `${q.name}.d.${devclass}.${deviceKey(w)}.mode`, kind: "set-device-mode", target, object: q.name, key: label, calls: c, before: cur.mode, after: w.mode, effect: "next-start", provenance: p }));
+        continue;
+      }
+      let unassignId: string | undefined;
+      if (cur) unassignId = unassign(cur, "options change")?.id;
+      const c = build(ctx, `${q.name} ${label}`, () => [call(calls.deviceAssign(q.name, { ...assignment, frontendDomain: q.name }))], p);
+      if (!c) continue;
+      const s = withFirst(
+        add(ctx, phase, {
+          id: `${q.name}.d.${devclass}.${deviceKey(w)}`,
+          kind: "assign-device",
+          target,
+          object: q.name,
+          key: label,
+          calls: c,
+          before: cur ? `${cur.mode} ${JSON.stringify(cur.options)}` : ownership === "create" ? null : "unassigned",
+          after: `${w.mode}${Object.keys(w.options).length ? ` ${JSON.stringify(w.options)}` : ""}`,
+          effect: devclass === "pci" ? "next-start" : "live",
+          risk: "grants-access",
+          provenance: p,
+        }),
+      );
+      if (unassignId) s.requires.push(unassignId);
+      if (devclass === "pci") s.requires.push(`${q.name}.p.virt_mode`);
+    }
+    for (const a of liveList) if (!matched.has(a)) unassign(a, "not declared");
+  }
+
+  function unassign(a: LiveAssignment, why: string): PlanStep | undefined {
+    const label = `${a.devclass} ${a.backend}:${a.port}`;
+    const c = build(ctx, `${q.name} ${label}`, () => [call(calls.deviceUnassign(q.name, { backendDomain: a.backend, portId: a.port, deviceId: a.deviceId, devclass: a.devclass }))]);
+    if (!c) return undefined;
+    const s = withFirst(
+      add(ctx, PHASE.revoke, { id: `${q.name}.d.${a.devclass}.${deviceKey(a)}.unassign`, kind: "unassign-device", target, object: q.name, key: label, calls: c, before: a.mode, after: `unassigned (${why})`, risk: "revokes-access" }),
+    );
+    if (a.devclass === "pci" && a.mode === "required") needHalt(s, `unassigning required device ${a.port}`);
+    return s;
+  }
+}
+
+function matches(d: DeviceDecl, o: { interfaces: string[]; vendor?: string; product?: string; deviceId: string }): boolean {
+  const m = d.match ?? {};
+  if (d.deviceId && d.deviceId !== "*" && o.deviceId !== d.deviceId) return false;
+  if (m.class && !o.interfaces.some((i) => classPattern(m.class!).test(i))) return false;
+  if (m.vendor && !(o.vendor ?? "").toLowerCase().includes(m.vendor.toLowerCase())) return false;
+  if (m.product && !(o.product ?? "").toLowerCase().includes(m.product.toLowerCase())) return false;
+  return true;
+}
+
+function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
+  const target = `qube ${l.name}`;
+  if (l.properties["installed_by_rpm"]?.value === true) {
+    err(ctx, "installed-by-rpm", `qube '${l.name}' was installed by the package manager; remove it in dom0 with \`qvm-template remove ${l.name}\``, provenance);
+    return;
+  }
+  const r = l.klass === "TemplateVM" ? 1 : l.properties["template_for_dispvms"]?.value === true ? 2 : l.properties["provides_network"]?.value === true ? 3 : 4;
+  const phase = PHASE.remove(r);
+  const requires: string[] = [];
+  if (isRunning(l)) {
+    const s = add(ctx, phase, { id: `${l.name}.shutdown`, kind: "shutdown", target, object: l.name, key: "power", calls: [call(calls.shutdown(l.name, { wait: true }))], before: "running", after: "halted", risk: "restart", effect: "needs-halt" });
+    if (ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
+    requires.push(s.id);
+  }
+  const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.klass, after: null, risk: "data-loss", effect: "needs-halt", requires });
+  if (isRunning(l) && ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
+  if (provenance) s.provenance = provenance;
+}
+
+function planOrphans(ctx: Ctx): void {
+  if (!ctx.options.prune) return;
+  const declared = new Set(ctx.model.qubes.map((q) => q.name));
+  for (const l of Object.values(ctx.live.qubes)) {
+    if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.klass === "AdminVM") continue;
+    // A template installed by the package manager is removed with qvm-template, never pruned.
+    if (l.properties["installed_by_rpm"]?.value === true) continue;
+    planRemoval(ctx, l);
+  }
+}
+
+function planGlobals(ctx: Ctx): void {
+  const dom0 = ctx.live.qubes["dom0"];
+  const feature = globalsFeature(ctx.model.stack);
+  const old = parseKeys(dom0?.features[feature]);
+  const managed = new Set<string>();
+  for (const [name, declared] of Object.entries(ctx.model.global ?? {})) {
+    const spec = specOf("@global", name);
+    if (!spec || spec.access !== "rw") {
+      err(ctx, "not-writable", `global property '${name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`);
+      continue;
+    }
+    managed.add(name);
+    const cur = ctx.live.globals[name];
+    if (isDefault(declared)) {
+      if (!cur || cur.default) continue;
+      const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
+      if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default" });
+      continue;
+    }
+    const cv = canonicalValue(spec, declared);
+    if (!cv.ok) {
+      err(ctx, "invalid-value", `global ${name}: ${cv.message}`);
+      continue;
+    }
+    if (cur && !cur.default && sameValue(cur, cv.value)) continue;
+    const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
+    const c = build(ctx, `global ${name}`, () => [call(calls.propertySet(name, payload))]);
+    if (!c) continue;
+    const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none" });
+    addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
+  }
+  for (const name of old) {
+    if (managed.has(name)) continue;
+    const cur = ctx.live.globals[name];
+    if (!cur || cur.default) continue;
+    const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
+    if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default (no longer declared)" });
+  }
+  const text = formatKeys(managed);
+  if (text !== formatKeys(old) && dom0) {
+    const c = build(ctx, "dom0 globals record", () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
+    if (c) add(ctx, PHASE.record, { id: "global.keys", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: dom0.features[feature] ?? null, after: text || null });
+  }
+}
+
+function planPolicy(ctx: Ctx): void {
+  const stack = ctx.model.stack;
+  const declared = new Set<string>();
+  for (const f of ctx.model.policy ?? []) {
+    const key = policyKey(stack, f);
+    if (declared.has(key)) {
+      err(ctx, "duplicate-policy-file", `policy file ${key} is declared twice`, f.provenance);
+      continue;
+    }
+    declared.add(key);
+    const include = key.startsWith("include/");
+    const name = include ? key.slice("include/".length) : key;
+    const text = policyText(stack, f.rules);
+    const cur = ctx.live.policy[key];
+    if (cur && !hasStackHeader(stack, cur.text) && !ctx.options.adopt) {
+      err(ctx, "policy-not-owned", `policy file ${key} exists and was not written by stack '${stack}' (no qkit header); rename the file in the stack, or use --adopt to overwrite it`, f.provenance);
+      continue;
+    }
+    if (!cur && ctx.live.policyNames.includes(key)) {
+      err(ctx, "policy-unreadable", `policy file ${key} is listed but could not be read`, f.provenance);
+      continue;
+    }
+    if (cur && cur.text === text) continue;
+    const token = cur ? cur.token : "new";
+    const rules = f.rules.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
+    const s = add(ctx, PHASE.grant, {
+      id: `policy.${key}`,
+      kind: "write-policy",
+      target: `policy ${include ? key : `${key}.policy`}`,
+      object: key,
+      key: "",
+      calls: [{ method: include ? "policy.include.Replace" : "policy.Replace", dest: "dom0", arg: name, payload: `${token}\n${text}` }],
+      before: cur ? `${cur.text.split("\n").length - 1} lines` : null,
+      after: `${rules} rule${rules === 1 ? "" : "s"}`,
+      risk: "grants-access",
+      ...(f.provenance ? { provenance: f.provenance } : {}),
+    });
+    s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
+  }
+  for (const [key, cur] of Object.entries(ctx.live.policy)) {
+    if (declared.has(key) || !isStackPolicyName(stack, key) || !hasStackHeader(stack, cur.text)) continue;
+    const include = key.startsWith("include/");
+    const name = include ? key.slice("include/".length) : key;
+    add(ctx, PHASE.revoke, {
+      id: `policy.${key}`,
+      kind: "remove-policy",
+      target: `policy ${include ? key : `${key}.policy`}`,
+      object: key,
+      key: "",
+      calls: [{ method: include ? "policy.include.Remove" : "policy.Remove", dest: "dom0", arg: name, payload: cur.token }],
+      before: `${cur.text.split("\n").length - 1} lines`,
+      after: null,
+      risk: "revokes-access",
+    });
+  }
+}
+
+/**
+ * Orders the netvm changes so that no intermediate state has a loop
+ * (qubesd refuses one): repeatedly take the first change whose new netvm
+ * does not lead back to the qube in the current wiring; when every
+ * remaining change would close a loop (two providers swapped), the first
+ * one goes through `none` first. Returns the step ids in order.
+ */
+function orderNetvm(ctx: Ctx): string[] {
+  const cur = new Map<string, string | null>();
+  for (const q of Object.values(ctx.live.qubes)) {
+    const v = q.properties["netvm"]?.value;
+    cur.set(q.name, typeof v === "string" && v !== "" ? v : null);
+  }
+  const defaultNetvm = (() => {
+    const g = ctx.model.global?.["default_netvm"];
+    if (typeof g === "string") return g;
+    const v = ctx.live.globals["default_netvm"]?.value;
+    return typeof v === "string" && v !== "" ? v : null;
+  })();
+  const pending = ctx.steps.filter((s) => s.key === "netvm" && (s.kind === "set-property" || s.kind === "reset-property") && !s.deferred);
+  const finalOf = (s: PlanStep): string | null => {
+    if (s.kind === "reset-property") return ctx.live.qubes[s.object]?.klass === "TemplateVM" ? null : defaultNetvm;
+    const a = s.after?.replace(/ \(pinned\)$/, "") ?? "none";
+    return a === "none" ? null : a;
+  };
+  // Providers first: by the depth of each qube in the final wiring (topological order of the targets).
+  const final = new Map(cur);
+  for (const s of pending) final.set(s.object, finalOf(s));
+  const depth = (q: string): number => {
+    let d = 0;
+    const seen = new Set<string>();
+    for (let n = final.get(q) ?? null; n !== null && !seen.has(n); n = final.get(n) ?? null) (seen.add(n), d++);
+    return d;
+  };
+  const depths = new Map(pending.map((s) => [s.id, depth(s.object)]));
+  pending.sort((a, b) => depths.get(a.id)! - depths.get(b.id)!);
+  const loops = (qube: string, to: string | null): boolean => {
+    const seen = new Set<string>();
+    for (let n = to; n !== null && n !== undefined; n = cur.get(n) ?? null) {
+      if (n === qube) return true;
+      if (seen.has(n)) return false;
+      seen.add(n);
+    }
+    return false;
+  };
+  const order: string[] = [];
+  while (pending.length) {
+    const i = pending.findIndex((s) => !loops(s.object, finalOf(s)));
+    if (i >= 0) {
+      const [s] = pending.splice(i, 1);
+      cur.set(s!.object, finalOf(s!));
+      order.push(s!.id);
+      continue;
+    }
+    const s = pending[0]!;
+    const c = build(ctx, `${s.object}.netvm`, () => [call(calls.propertySet("netvm", "", s.object))]);
+    if (!c) break;
+    const via = add(ctx, PHASE.netvm, {
+      id: `${s.object}.p.netvm.none`,
+      kind: "set-property",
+      target: s.target,
+      object: s.object,
+      key: "netvm (transient)",
+      calls: c,
+      before: s.before,
+      after: "none (to avoid a netvm loop)",
+      requires: s.requires.filter((r) => r.endsWith(".create") || r.endsWith(".adopt") || r.endsWith(".shutdown")),
+    });
+    cur.set(s.object, null);
+    order.push(via.id);
+  }
+  return order;
+}

@@ -1,0 +1,91 @@
+/**
+ * The plan as text, Terraform's way: one block per object (`+` create,
+ * `~` change, `-` destroy), one line per setting with `before → after` and
+ * when it takes effect, then the summary line.
+ */
+import type { Plan, PlanStep } from "./types.js";
+
+const SIGN: Partial<Record<PlanStep["kind"], string>> = {
+  "create-label": "+",
+  create: "+",
+  "add-tag": "+",
+  "assign-device": "+",
+  "remove-feature": "-",
+  "remove-tag": "-",
+  "unassign-device": "-",
+  "remove-policy": "-",
+  remove: "-",
+};
+
+function sign(s: PlanStep): string {
+  if (s.before === null || ((s.kind === "set-feature" || s.kind === "assign-device") && s.before === "absent")) return "+";
+  if (s.kind === "write-policy" && s.before === null) return "+";
+  return SIGN[s.kind] ?? "~";
+}
+
+function effect(s: PlanStep, running: Set<string>): string {
+  if (s.deferred) return "deferred ⏸";
+  const parts: string[] = [];
+  if (s.effect === "needs-halt" && running.has(s.object)) parts.push("needs halt");
+  else if (s.effect === "next-start" && running.has(s.object)) parts.push("next start ↻");
+  else if (s.effect === "live" && running.has(s.object)) parts.push("live");
+  if (s.risk === "grants-access") parts.push("⚠ grants access");
+  if (s.risk === "data-loss") parts.push("⚠ data loss");
+  return parts.join(" · ");
+}
+
+function oneLine(v: string | null): string {
+  if (v === null) return "";
+  const lines = v.split("\n");
+  return lines.length > 1 ? `${lines.length} rules` : v;
+}
+
+/** Renders a plan (errors first, then blocks per object, then the summary). */
+export function renderPlan(plan: Plan, options: { running?: Iterable<string>; header?: string } = {}): string {
+  const out: string[] = [];
+  const running = new Set(options.running ?? []);
+  if (options.header) out.push(options.header, "");
+  for (const e of plan.errors) out.push(`error[${e.code}]: ${e.message}`);
+  if (plan.errors.length) out.push("");
+  const blocks = new Map<string, PlanStep[]>();
+  for (const s of plan.steps) {
+    const k = s.target;
+    blocks.set(k, [...(blocks.get(k) ?? []), s]);
+  }
+  const width = Math.max(14, ...plan.steps.map((s) => (s.key || "").length + 2));
+  const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
+  for (const [target, steps] of blocks) {
+    const head = steps.find((s) => s.key === "" || s.kind === "adopt");
+    const sp = target.indexOf(" ");
+    const kind = sp < 0 ? target : target.slice(0, sp);
+    const name = sp < 0 ? "" : target.slice(sp + 1);
+    let mark = "~";
+    if (head?.kind === "create" || head?.kind === "create-label") mark = "+";
+    else if (head?.kind === "remove" || head?.kind === "remove-policy") mark = "-";
+    else if (head?.kind === "write-policy" && head.before === null) mark = "+";
+    const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
+    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
+    out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}`.trimEnd());
+    for (const s of steps) {
+      if (s === head || s.kind === "record-keys") continue;
+      const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
+      const eff = effect(s, running);
+      out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);
+    }
+  }
+  const visible = plan.steps.filter((s) => s.kind !== "record-keys");
+  if (!visible.length && !plan.errors.length) out.push("No changes. The system matches the stack.");
+  else {
+    if (visible.length) out.push("");
+    const s = plan.summary;
+    out.push(`Plan: ${s.create} to create, ${s.change} to change, ${s.destroy} to destroy${s.adopt ? `, ${s.adopt} to adopt` : ""}; ${s.policy} policy file${s.policy === 1 ? "" : "s"}, ${s.global} global propert${s.global === 1 ? "y" : "ies"}.`);
+  }
+  if (plan.summary.deferred) {
+    const qubes = [...new Set(plan.steps.filter((x) => x.deferred).map((x) => x.object))].sort();
+    out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
+  }
+  if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
+  if (plan.orphans.length) out.push(`Owned but no longer declared (removed with --prune): ${plan.orphans.join(", ")}`);
+  if (plan.errors.length) out.push(`${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}: nothing can be applied until ${plan.errors.length === 1 ? "it is" : "they are"} fixed.`);
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,145 @@
+/**
+ * The stack-level operations the CLI and integrators use: plan a stack
+ * against a live system, apply it (with a rehearsal on the simulator first),
+ * re-check a saved plan for staleness, and report drift.
+ */
+import type { StackModel } from "@qubes-kit/language";
+import type { Qubes } from "../qubes.js";
+import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js";
+import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys } from "./keys.js";
+import { computePlan, planScope, scopeOfPlan, type PlanOptions } from "./plan.js";
+import type { PolicyTarget } from "./policy-target.js";
+import { fingerprint, readDeep, readLight, type ReadOptions } from "./read.js";
+import { rehearse } from "./rehearse.js";
+import type { LiveSystem, Plan, PlanStep } from "./types.js";
+
+/** The live system to plan against. */
+export interface StackConnection {
+  qubes: Qubes;
+  policy: PolicyTarget;
+}
+
+/** Reads the live system and computes the plan of `model`. */
+export async function planStack(model: StackModel, conn: StackConnection, options: PlanOptions & ReadOptions = {}): Promise<{ plan: Plan; live: LiveSystem }> {
+  const live = await readLight(conn.qubes, conn.policy, { ...options, focus: model.qubes.map((q) => q.name) });
+  const scope = planScope(model, live);
+  await readDeep(conn.qubes, conn.policy, live, scope, options);
+  return { plan: computePlan(model, live, scope, options), live };
+}
+
+/** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */
+export async function checkPlanFresh(plan: Plan, conn: StackConnection, options: ReadOptions = {}): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string }> {
+  const scope = scopeOfPlan(plan);
+  const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...options, focus: plan.scope.focus } : options);
+  await readDeep(conn.qubes, conn.policy, live, scope, options);
+  const now = fingerprint(live, scope);
+  return { stale: now !== plan.fingerprint, live, fingerprint: now };
+}
+
+/** Why an apply did not start, or how it went. */
+export type StackApplyOutcome =
+  | { status: "errors"; plan: Plan }
+  | { status: "stale"; plan: Plan }
+  | { status: "rehearsal-failed"; plan: Plan; rehearsal: ApplyResult }
+  | { status: "applied"; plan: Plan; result: ApplyResult };
+
+/**
+ * Applies a plan: refuses a plan with errors or a stale one (re-read now),
+ * rehearses the steps on a simulator seeded from the fresh read and refuses
+ * what it rejects, then runs the steps on the machine.
+ */
+export async function applyPlan(
+  plan: Plan,
+  conn: StackConnection,
+  options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean; onRehearsed?(r: ApplyResult): void } = {},
+): Promise<StackApplyOutcome> {
+  if (plan.errors.length) return { status: "errors", plan };
+  let live = options.live;
+  if (!live) {
+    const fresh = await checkPlanFresh(plan, conn, options);
+    if (fresh.stale) return { status: "stale", plan };
+    live = fresh.live;
+  }
+  if (options.rehearse !== false) {
+    const r = await rehearse(plan, live);
+    options.onRehearsed?.(r.result);
+    if (r.result.failure) return { status: "rehearsal-failed", plan, rehearsal: r.result };
+  }
+  return { status: "applied", plan, result: await executePlan(plan, conn, options) };
+}
+
+/** Drift: managed settings whose live value differs from the stack. */
+export interface DriftReport {
+  stack: string;
+  /** Steps that would put back managed settings of owned qubes, owned policy files and managed globals. */
+  drift: PlanStep[];
+  /** Declared but not applied yet (qubes to create or adopt, new policy files). */
+  pending: PlanStep[];
+  orphans: string[];
+  errors: Plan["errors"];
+}
+
+/**
+ * Compares the live system with the stack, restricted to what the last apply
+ * recorded as managed (the `x-qkit-keys` of owned qubes, owned policy files,
+ * recorded globals).
+ */
+export async function driftStack(model: StackModel, conn: StackConnection, options: PlanOptions & ReadOptions = {}): Promise<DriftReport> {
+  const { plan, live } = await planStack(model, conn, { ...options, adopt: false, prune: false });
+  const drift: PlanStep[] = [];
+  const pending: PlanStep[] = [];
+  const globals = parseKeys(live.qubes["dom0"]?.features[globalsFeature(model.stack)]);
+  for (const s of plan.steps) {
+    if (s.kind === "record-keys") continue;
+    if (s.target.startsWith("qube ")) {
+      const q = live.qubes[s.object];
+      if (!q || q.features[OWNER_FEATURE] !== model.stack) {
+        pending.push(s);
+        continue;
+      }
+      const keys = parseKeys(q.features[KEYS_FEATURE]);
+      if (managedBy(s, keys)) drift.push(s);
+      else pending.push(s);
+    } else if (s.target === "global") {
+      (globals.has(s.key) ? drift : pending).push(s);
+    } else if (s.kind === "write-policy") {
+      (s.before !== null ? drift : pending).push(s);
+    } else if (s.kind === "remove-policy") drift.push(s);
+    else pending.push(s);
+  }
+  const orphans = Object.values(live.qubes)
+    .filter((q) => q.features[OWNER_FEATURE] === model.stack && !model.qubes.some((d) => d.name === q.name))
+    .map((q) => q.name)
+    .sort();
+  return { stack: model.stack, drift, pending, orphans, errors: plan.errors };
+}
+
+function managedBy(s: PlanStep, keys: Set<string>): boolean {
+  switch (s.kind) {
+    case "set-property":
+    case "reset-property":
+      return keys.has(`p:${s.key.replace(/ \(transient\)$/, "")}`);
+    case "set-feature":
+    case "remove-feature":
+      return keys.has(`f:${s.key.slice("feature ".length)}`);
+    case "add-tag":
+    case "remove-tag":
+      return keys.has(`t:${s.key.slice("tag ".length)}`) || [...keys].some((k) => k.startsWith("t:"));
+    case "set-firewall":
+      return keys.has("fw");
+    case "assign-device":
+    case "unassign-device":
+    case "set-device-mode":
+      return [...keys].some((k) => k.startsWith(`d:${s.key.split(" ")[0]}:`));
+    case "resize-volume":
+    case "set-volume":
+      return [...keys].some((k) => k.startsWith("v:"));
+    case "set-notes":
+      return keys.has("notes");
+    case "start":
+    case "shutdown":
+      return true;
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The data of plan and apply: what was read from the live system
+ * ({@link LiveSystem}), and the plan ({@link Plan}) as ordered steps, each
+ * with the Admin API calls it makes. Pure data, JSON-serialisable: a plan
+ * saved with `qkit template plan --out` is this object.
+ */
+import type { Provenance } from "@qubes-kit/language";
+
+/** A property as read: whether it is the default, and its typed value (`null`: None or no value). */
+export interface LiveProperty {
+  default: boolean;
+  value: string | number | boolean | null;
+}
+
+/** A device assignment as read (canonical). */
+export interface LiveAssignment {
+  devclass: string;
+  backend: string;
+  port: string;
+  deviceId: string;
+  mode: string;
+  options: Record<string, string>;
+}
+
+/** A volume as read (the parts a stack manages; usage is left out, it changes all the time). */
+export interface LiveVolume {
+  pool: string;
+  size: number;
+  revisions_to_keep: number;
+  rw: boolean;
+  ephemeral: boolean;
+}
+
+/** One qube as read. The optional parts are read only for qubes in scope. */
+export interface LiveQube {
+  name: string;
+  klass: string;
+  state: string;
+  /** The writable properties (the class table's `rw`), plus `template` where the class has one. */
+  properties: Record<string, LiveProperty>;
+  features: Record<string, string>;
+  tags: string[];
+  /** Rules in qubesd's normalised `Get` form. */
+  firewall?: string[];
+  /** Assignments per device class (only the classes read). */
+  devices?: Record<string, LiveAssignment[]>;
+  volumes?: Record<string, LiveVolume>;
+  notes?: string;
+}
+
+/** One policy file as read. */
+export interface LivePolicyFile {
+  /** The policy admin API name (`40-qkit-s-f`, or `qkit-s-f` for an include file). */
+  name: string;
+  include: boolean;
+  text: string;
+  /** `sha256:…` of the text. */
+  token: string;
+}
+
+/** A device a backend offers (for selectors). */
+export interface LiveDevice {
+  backend: string;
+  devclass: string;
+  port: string;
+  deviceId: string;
+  interfaces: string[];
+  vendor?: string;
+  product?: string;
+}
+
+/** Everything a plan was computed from. */
+export interface LiveSystem {
+  /** Qubes by name, every visible qube. */
+  qubes: Record<string, LiveQube>;
+  globals: Record<string, LiveProperty>;
+  /** Label name → colour (`""` when unreadable). */
+  labels: Record<string, string>;
+  pools: string[];
+  /** Every policy file name listed (main, and include as `include/NAME`). */
+  policyNames: string[];
+  /** The policy files read (the ones this stack declares or owns, and same-named ones). */
+  policy: Record<string, LivePolicyFile>;
+  /** Devices offered by backends, per `backend:devclass` (only those a selector needed). */
+  available: Record<string, LiveDevice[]>;
+}
+
+/** What a step changes on. */
+export type StepKind =
+  | "create-label"
+  | "create"
+  | "adopt"
+  | "set-property"
+  | "reset-property"
+  | "set-feature"
+  | "remove-feature"
+  | "add-tag"
+  | "remove-tag"
+  | "set-firewall"
+  | "assign-device"
+  | "unassign-device"
+  | "set-device-mode"
+  | "resize-volume"
+  | "set-volume"
+  | "set-notes"
+  | "record-keys"
+  | "set-global"
+  | "reset-global"
+  | "write-policy"
+  | "remove-policy"
+  | "shutdown"
+  | "start"
+  | "remove";
+
+/** When a change takes effect on the (running) qube. */
+export type StepEffect = "live" | "next-start" | "needs-halt" | "none";
+
+/** One call a step makes (policy writes are `policy.Replace`/`policy.Remove` with the token in the payload). */
+export interface StepCall {
+  method: string;
+  dest: string;
+  arg: string;
+  payload: string;
+  /** The payload is the reply of the previous call (a `CloneFrom` token for `CloneTo`). */
+  payloadFromPrevious?: boolean;
+}
+
+/** One step of a plan. */
+export interface PlanStep {
+  /** Stable within the plan (`work.p.netvm`, `work.create`, `policy.40-qkit-s-f`). */
+  id: string;
+  kind: StepKind;
+  /** `qube NAME`, `global`, `label NAME`, `policy FILE`. */
+  target: string;
+  /** The object's name (qube, label, file) or `""` for globals. */
+  object: string;
+  /** The setting changed (`netvm`, `feature servicevm`, `tag gpg-client`, `firewall`, `pci dom0:00_14.0` …), or `""` for the object itself. */
+  key: string;
+  calls: StepCall[];
+  /** Human-readable values (`default (sys-firewall)`, `400`, `none`, `absent`). */
+  before: string | null;
+  after: string | null;
+  requires: string[];
+  effect: StepEffect;
+  /** `grants-access` (tags, policy, netvm), `data-loss` (remove), `restart` (shutdown/start), or `none`. */
+  risk: "none" | "grants-access" | "revokes-access" | "data-loss" | "restart";
+  /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
+  deferred?: string;
+  provenance?: Provenance;
+}
+
+/** A problem that stops the plan (ownership, shrink, class change …). */
+export interface PlanError {
+  code: string;
+  message: string;
+  provenance?: Provenance;
+}
+
+/** The plan. */
+export interface Plan {
+  qkitPlan: 1;
+  stack: string;
+  /** Ordered steps (deferred ones included, marked). */
+  steps: PlanStep[];
+  errors: PlanError[];
+  /** Summary counts (qubes): created, changed, destroyed; plus other objects. */
+  summary: { create: number; change: number; destroy: number; adopt: number; policy: number; global: number; deferred: number };
+  /** Running qubes with next-start changes. */
+  restartToTakeEffect: string[];
+  /** Owned by this stack but no longer declared (removed only with `--prune`). */
+  orphans: string[];
+  /** What was read: the qubes read fully and the policy names; {@link Plan.fingerprint} is over these. */
+  scope: {
+    qubes: string[];
+    policy: string[];
+    available: string[];
+    /** The qubes whose features were all read (the declared ones); see `ReadOptions.focus`. */
+    focus?: string[];
+    /** What was read of each qube in `qubes`. */
+    deep?: Record<string, { firewall?: boolean; devices?: string[]; volumes?: boolean; notes?: boolean }>;
+  };
+  /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
+  fingerprint: string;
+  options: { adopt: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
+}

@@ -1,0 +1,587 @@
+/**
+ * What-if: what the qrexec policy will decide once a stack is applied,
+ * before anything changes. Builds the future system model and policy
+ * directory ({@link futureSystem}, {@link futurePolicy}), checks every
+ * `expect:` entry of the stack against them with the language core's
+ * `evaluate`/`explain`, and lists every decision that changes between today
+ * and after apply ({@link decisionChanges}).
+ */
+import {
+  createMemoryFileSystem,
+  evaluate,
+  explain,
+  printRule,
+  loadPolicy,
+  prepareSystemInfo,
+  type CompiledPolicy,
+  type Decision,
+  type DomainInfo,
+  type Expectation,
+  type Explanation,
+  type PolicyError,
+  type PolicyRule,
+  type QubeToken,
+  type RawSystemInfo,
+  type StackModel,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import { futurePolicy, futureSystem, type PolicyTexts, type WhatIfSystem } from "./future.js";
+
+/** A decision reduced to what a caller gets: the action and its targets (the deciding rule aside). */
+export type Outcome =
+  | { action: "allow"; target: string; user: string | null; autostart: boolean }
+  /** `targets` is sorted; it is left out in the `before`/`after` of an ask → ask change (see `added`, `removed`). */
+  | { action: "ask"; targets?: string[]; default: string | null; user: string | null }
+  | { action: "deny"; reason: string };
+
+/** One request whose decision changes. */
+export interface DecisionChange {
+  service: string;
+  /** `+ARG`, or `*` for every argument no rule names. */
+  argument: string;
+  source: string;
+  target: string;
+  /** `grant`: more is allowed than today; `revoke`: less; `change`: neither (another target, user or default). */
+  kind: "grant" | "revoke" | "change";
+  before: Outcome;
+  after: Outcome;
+  /** ask → ask: targets offered after apply only, and today only. */
+  added?: string[];
+  removed?: string[];
+}
+
+/** The changes of one service (`*` stands for every service no rule names). */
+export interface ServiceChanges {
+  service: string;
+  changes: DecisionChange[];
+}
+
+/** The outcome of one `expect:` entry. */
+export interface ExpectationResult {
+  expectation: Expectation;
+  ok: boolean;
+  /** The expectation as one line (`qubes.Gpg2 work -> @default => ask vault-gpg`). */
+  text: string;
+  /** What went wrong, one line, when not ok. */
+  problem?: string;
+  decision?: Decision;
+  explanation?: Explanation;
+}
+
+/** Inputs of {@link whatIf}. */
+export interface WhatIfInput {
+  /** The live system model (GetSystemInfo, optionally with the extension keys of `future.ts`). */
+  system: WhatIfSystem;
+  /** The live policy directory (`NAME.policy`, `include/NAME` → text). */
+  policy: PolicyTexts;
+  stack: StackModel;
+  /** Who applies (default `dom0`). */
+  applier?: string;
+  /** Skip the decision diff (expectations only). */
+  skipChanges?: boolean;
+}
+
+/** The what-if report. */
+export interface WhatIfReport {
+  stack: string;
+  future: { system: WhatIfSystem; policy: PolicyTexts };
+  /** Policies that do not load (today or after apply): every call is denied. */
+  loadErrors: { when: "today" | "future"; error: PolicyError }[];
+  expectations: ExpectationResult[];
+  changes: ServiceChanges[];
+  /** Every expectation holds and the future policy loads. */
+  ok: boolean;
+}
+
+/** A request universe statistic, for callers that want to show the work done. */
+export interface DiffStats {
+  services: number;
+  requests: number;
+  evaluated: number;
+  /** The most classes of interchangeable qubes of any service (one representative of each is evaluated). */
+  classes: number;
+}
+
+function load(texts: PolicyTexts): { policy: CompiledPolicy } | { error: PolicyError } {
+  const r = loadPolicy(createMemoryFileSystem(texts));
+  return r.ok ? { policy: r.policy } : { error: r.error };
+}
+
+/** A decision as an {@link Outcome}. */
+export function outcomeOf(d: Decision): Outcome {
+  if (!d.ok) return { action: "deny", reason: `${d.error}: ${d.message}` };
+  switch (d.action) {
+    case "allow":
+      return { action: "allow", target: d.target, user: d.user, autostart: d.autostart };
+    case "ask":
+      return { action: "ask", targets: [...d.targetsForAsk].sort(), default: d.defaultTarget, user: d.user };
+    case "deny":
+      return { action: "deny", reason: `${d.rule.file}:${d.rule.line ?? "None"}` };
+  }
+}
+
+function sameOutcome(a: Outcome, b: Outcome): boolean {
+  if (a.action !== b.action) return false;
+  if (a.action === "deny") return true;
+  if (a.action === "allow") {
+    const y = b as typeof a;
+    return a.target === y.target && a.user === y.user && a.autostart === y.autostart;
+  }
+  const y = b as typeof a;
+  const at = a.targets ?? [];
+  const bt = y.targets ?? [];
+  return a.default === y.default && a.user === y.user && at.length === bt.length && at.every((t, i) => t === bt[i]);
+}
+
+/** Grant, revoke or change, with the ask targets gained and lost. */
+function classify(before: Outcome, after: Outcome): Pick<DecisionChange, "kind" | "added" | "removed"> {
+  const rank = { deny: 0, ask: 1, allow: 2 } as const;
+  if (before.action !== after.action) return { kind: rank[after.action] > rank[before.action] ? "grant" : "revoke" };
+  if (before.action === "ask" && after.action === "ask") {
+    const b = new Set(before.targets);
+    const a = new Set(after.targets);
+    const added = (after.targets ?? []).filter((t) => !b.has(t));
+    const removed = (before.targets ?? []).filter((t) => !a.has(t));
+    const kind = added.length && !removed.length ? "grant" : removed.length && !added.length ? "revoke" : "change";
+    const out: Pick<DecisionChange, "kind" | "added" | "removed"> = { kind };
+    if (added.length) out.added = added;
+    if (removed.length) out.removed = removed;
+    return out;
+  }
+  return { kind: "change" };
+}
+
+function permuteName(n: string, pi: (x: string) => string): string {
+  if (n.startsWith("@dispvm:") && !n.startsWith("@dispvm:@")) return "@dispvm:" + pi(n.slice(8));
+  return pi(n);
+}
+
+function permuteOutcome(o: Outcome, pi: (x: string) => string): Outcome {
+  if (o.action === "allow") return { ...o, target: permuteName(o.target, pi) };
+  if (o.action === "ask") {
+    const out: Outcome = { ...o, default: o.default === null ? null : permuteName(o.default, pi) };
+    if (o.targets) out.targets = o.targets.map((t) => permuteName(t, pi)).sort(sortStr);
+    return out;
+  }
+  return o;
+}
+
+const IGNORED_KEYS = new Set(["uuid", "icon", "label", "name", "properties", "features", "template"]);
+
+function signatureOf(d: DomainInfo | undefined): string {
+  if (!d) return "-";
+  const keys = Object.keys(d)
+    .filter((k) => !IGNORED_KEYS.has(k))
+    .sort();
+  return JSON.stringify(keys.map((k) => [k, k === "tags" && Array.isArray(d[k]) ? [...(d[k] as string[])].sort() : d[k]]));
+}
+
+/** Names (and uuids) a policy's rules name literally. */
+function namedInRules(rules: readonly PolicyRule[], names: Set<string>, uuids: Set<string>): void {
+  const add = (t: QubeToken | null) => {
+    if (!t) return;
+    if (t.kind === "name" || t.kind === "dispvm-template") {
+      if (t.value.startsWith("uuid:")) uuids.add(t.value.slice(5));
+      else names.add(t.value);
+    }
+  };
+  for (const r of rules) {
+    add(r.source);
+    add(r.target);
+    add(r.redirect);
+    add(r.defaultTarget);
+  }
+}
+
+function sortStr(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A name not in `taken`, starting from `base`. */
+function fresh(base: string, taken: Set<string>): string {
+  let n = base;
+  for (let i = 2; taken.has(n); i++) n = `${base}${i}`;
+  return n;
+}
+
+/**
+ * Every qrexec decision that differs between two (policy, system) pairs,
+ * over the services named in either policy (plus one stand-in for every
+ * other service when a `*` service rule exists), every argument named for
+ * them (plus one stand-in for every other argument), every qube of either
+ * system as source, and as target `@default`, every qube, `@dispvm`,
+ * `@dispvm:X` for every disposable template of either system, and
+ * `@adminvm`. A call from or to a qube that does not exist on one side
+ * (created or removed by the apply) is {@link NO_SUCH_QUBE} there, not what
+ * the engine would make of an unknown name (it turns an unknown target into
+ * `@default`).
+ *
+ * Exact with respect to the evaluator: qubes that no rule names, that are
+ * nobody's `default_dispvm`, no disposable template, and whose decision-
+ * relevant data (class, tags, `default_dispvm`, `internal`, power state, …)
+ * is the same today and after are interchangeable, so one representative of
+ * each such class is evaluated and the result carried to the others by
+ * renaming (the evaluator treats names it does not match literally alike).
+ */
+export function decisionChanges(
+  today: { policy: CompiledPolicy; system: RawSystemInfo },
+  future: { policy: CompiledPolicy; system: RawSystemInfo },
+  stats?: DiffStats,
+): ServiceChanges[] {
+  const rulesT = today.policy.rules;
+  const rulesF = future.policy.rules;
+  const sysT = prepareSystemInfo(today.system);
+  const sysF = prepareSystemInfo(future.system);
+  const domT = today.system.domains ?? {};
+  const domF = future.system.domains ?? {};
+  const qubes = [...new Set([...Object.keys(domT), ...Object.keys(domF)].filter((n) => !n.startsWith("uuid:")))].sort(sortStr);
+
+  // Services and arguments.
+  const services = new Set<string>();
+  let anyService = false;
+  const argsOf = new Map<string, Set<string>>();
+  const wildArgs = new Set<string>();
+  for (const r of [...rulesT, ...rulesF]) {
+    if (r.service === null) anyService = true;
+    else services.add(r.service);
+    if (r.argument !== null) {
+      if (r.service === null) wildArgs.add(r.argument);
+      else {
+        let s = argsOf.get(r.service);
+        if (!s) argsOf.set(r.service, (s = new Set()));
+        s.add(r.argument);
+      }
+    }
+  }
+  const serviceList: { request: string; shown: string }[] = [...services].sort(sortStr).map((s) => ({ request: s, shown: s }));
+  if (anyService) serviceList.push({ request: fresh("qkit.AnyOtherService", services), shown: "*" });
+
+  // Qube classes. A qube named by a rule is told apart from the others only
+  // for the services of that rule (a decision reads the rules of its service
+  // and the `*` ones), so the names are collected per service.
+  const named = new Set<string>(["dom0"]);
+  const namedUuids = new Set<string>();
+  const namedBy = new Map<string | null, Set<string>>();
+  for (const r of [...rulesT, ...rulesF]) {
+    let set = namedBy.get(r.service);
+    if (!set) namedBy.set(r.service, (set = new Set()));
+    namedInRules([r], set, namedUuids);
+  }
+  const dispTemplates = new Set<string>();
+  for (const dom of [domT, domF])
+    for (const [n, d] of Object.entries(dom)) {
+      if (!d) continue;
+      if (typeof d.default_dispvm === "string") named.add(d.default_dispvm);
+      if (typeof d.relayvm === "string") named.add(d.relayvm);
+      if (d.template_for_dispvms) {
+        named.add(n);
+        dispTemplates.add(n);
+      }
+      if (typeof d.uuid === "string" && namedUuids.has(d.uuid)) named.add(n);
+      if (d.type === "AdminVM") named.add(n);
+    }
+  const signature = new Map(qubes.map((q) => [q, signatureOf(domT[q]) + "|" + signatureOf(domF[q])]));
+  const classesFor = (service: string): string[][] => {
+    const own = namedBy.get(service);
+    const any = namedBy.get(null);
+    const classOf = new Map<string, string[]>();
+    for (const q of qubes) {
+      const key = named.has(q) || own?.has(q) || any?.has(q) ? `=${q}` : signature.get(q)!;
+      let c = classOf.get(key);
+      if (!c) classOf.set(key, (c = []));
+      c.push(q);
+    }
+    return [...classOf.values()];
+  };
+  let maxClasses = 0;
+
+  const specialTargets = ["@default", "@dispvm", ...[...dispTemplates].sort(sortStr).map((t) => `@dispvm:${t}`), "@adminvm"];
+  const out: ServiceChanges[] = [];
+  let evaluated = 0;
+  let requests = 0;
+
+  // Qubes whose decision-relevant data differ (created and removed ones included).
+  const changedQubes = new Set(qubes.filter((q) => { const [a, b] = signature.get(q)!.split("|"); return a !== b; }));
+  const rulesOf = (rules: readonly PolicyRule[], service: string) => rules.filter((r) => r.service === service || r.service === null);
+
+  for (const svc of serviceList) {
+    const classes = classesFor(svc.request);
+    // A service whose rules are the same today and after, with no ask rule and no
+    // named qube or disposable template changed, decides a call differently only
+    // when its source or its target changed: the other pairs are not evaluated.
+    const ruleTextT = rulesOf(rulesT, svc.request).map((r) => printRule(r, " "));
+    const ruleTextF = rulesOf(rulesF, svc.request).map((r) => printRule(r, " "));
+    const stable =
+      ruleTextT.length === ruleTextF.length &&
+      ruleTextT.every((t, i) => t === ruleTextF[i]) &&
+      !rulesOf(rulesT, svc.request).some((r) => r.action === "ask") &&
+      ![...changedQubes].some((q) => named.has(q) || namedBy.get(svc.request)?.has(q) || namedBy.get(null)?.has(q));
+    const touched = (c: string[]) => changedQubes.has(c[0]!);
+    maxClasses = Math.max(maxClasses, classes.length);
+    const namedArgs = new Set([...(argsOf.get(svc.request) ?? []), ...wildArgs]);
+    const args = [...namedArgs].sort(sortStr).map((a) => ({ request: a, shown: a }));
+    args.push({ request: namedArgs.has("+") ? fresh("+qkit-any-other-argument", namedArgs) : "+", shown: "*" });
+    const changes: DecisionChange[] = [];
+    for (const arg of args) {
+      const decide = (source: string, target: string): { before: Outcome; after: Outcome } => {
+        evaluated++;
+        const req = { service: svc.request, argument: arg.request, source, target };
+        return {
+          before: missing(source, target, domT) ?? outcomeOf(evaluate(today.policy, req, sysT)),
+          after: missing(source, target, domF) ?? outcomeOf(evaluate(future.policy, req, sysF)),
+        };
+      };
+      type Decided = { before: Outcome; after: Outcome; changed: boolean; cls?: Pick<DecisionChange, "kind" | "added" | "removed"> };
+      const judge = (d: { before: Outcome; after: Outcome }): Decided => {
+        const changed = !sameOutcome(d.before, d.after);
+        return changed ? { ...d, changed, cls: classify(d.before, d.after) } : { ...d, changed };
+      };
+      // A change carried to a member pair: ask → ask changes carry only the
+      // targets gained and lost (small), the others their outcomes renamed.
+      const record = (source: string, target: string, d: Decided, pi: (x: string) => string) => {
+        const { before, after, cls } = d;
+        if (!cls) return;
+        if (before.action === "ask" && after.action === "ask") {
+          const c: DecisionChange = {
+            service: svc.shown,
+            argument: arg.shown,
+            source,
+            target,
+            kind: cls.kind,
+            before: { action: "ask", default: before.default === null ? null : permuteName(before.default, pi), user: before.user },
+            after: { action: "ask", default: after.default === null ? null : permuteName(after.default, pi), user: after.user },
+          };
+          if (cls.added) c.added = cls.added.map((t) => permuteName(t, pi)).sort(sortStr);
+          if (cls.removed) c.removed = cls.removed.map((t) => permuteName(t, pi)).sort(sortStr);
+          changes.push(c);
+          return;
+        }
+        changes.push({ service: svc.shown, argument: arg.shown, source, target, kind: cls.kind, before: permuteOutcome(before, pi), after: permuteOutcome(after, pi) });
+      };
+      const swap = (a: string, b: string) => (x: string) => (x === a ? b : x === b ? a : x);
+      for (const sc of classes) {
+        const rs = sc[0]!;
+        requests += sc.length * (specialTargets.length + qubes.length);
+        // Special targets: one evaluation per source class.
+        for (const t of stable && !touched(sc) ? [] : specialTargets) {
+          const d = judge(decide(rs, t));
+          if (!d.changed) continue;
+          for (const s of sc) record(s, t, d, swap(rs, s));
+        }
+        for (const tc of classes) {
+          const rt = tc[0]!;
+          if (stable && !touched(sc) && !touched(tc)) continue;
+          if (sc === tc) {
+            // The source itself as target, and (for classes of two or more) another member.
+            const same = judge(decide(rs, rs));
+            if (same.changed) for (const s of sc) record(s, s, same, swap(rs, s));
+            if (sc.length < 2) continue;
+            const other = sc[1]!;
+            const diff = judge(decide(rs, other));
+            if (!diff.changed) continue;
+            for (const s of sc)
+              for (const t of sc) {
+                if (s === t) continue;
+                record(s, t, diff, transpositions(rs, s, other, t));
+              }
+            continue;
+          }
+          const d = judge(decide(rs, rt));
+          if (!d.changed) continue;
+          for (const s of sc) for (const t of tc) record(s, t, d, transpositions(rs, s, rt, t));
+        }
+      }
+    }
+    if (changes.length) {
+      changes.sort((a, b) => sortStr(a.argument, b.argument) || sortStr(a.source, b.source) || sortStr(a.target, b.target));
+      out.push({ service: svc.shown, changes });
+    }
+  }
+  if (stats) {
+    stats.services = serviceList.length;
+    stats.requests = requests;
+    stats.evaluated = evaluated;
+    stats.classes = maxClasses;
+  }
+  return out;
+}
+
+/** The outcome of a call from or to a qube that does not exist on that side (before it is created, after it is removed). */
+export const NO_SUCH_QUBE: Extract<Outcome, { action: "deny" }> = { action: "deny", reason: "no such qube" };
+
+function missing(source: string, target: string, dom: Record<string, DomainInfo>): Outcome | undefined {
+  if (!(source in dom)) return NO_SUCH_QUBE;
+  const t = target.startsWith("@dispvm:") ? target.slice(8) : target;
+  if (!t.startsWith("@") && !(t in dom)) return NO_SUCH_QUBE;
+  return undefined;
+}
+
+/**
+ * The renaming that maps the evaluated pair (`rs`, `rt`) onto (`s`, `t`):
+ * the transposition (rs s) followed by (τ₁(rt) t). Both stay inside the
+ * classes, and rs ≠ rt, s ≠ t give π(rs) = s, π(rt) = t.
+ */
+function transpositions(rs: string, s: string, rt: string, t: string): (x: string) => string {
+  const t1 = (x: string) => (x === rs ? s : x === s ? rs : x);
+  const m = t1(rt);
+  const t2 = (x: string) => (x === m ? t : x === t ? m : x);
+  return (x: string) => t2(t1(x));
+}
+
+/** An expectation as one line. */
+export function expectationText(e: Expectation): string {
+  const call = `${e.service}${e.argument && e.argument !== "+" ? e.argument : ""} ${e.source} -> ${e.target}`;
+  let want: string = e.decision;
+  if (e.target_is) want += ` ${e.target_is}`;
+  if (e.targets_include) want += ` (offering ${e.targets_include.join(", ")})`;
+  if (e.targets_exact) want += ` (offering exactly ${e.targets_exact.join(", ")})`;
+  return `${call} => ${want}`;
+}
+
+/** Checks one expectation against a loaded policy and system. */
+export function checkExpectation(e: Expectation, policy: CompiledPolicy | undefined, system: SystemInfo, loadError?: PolicyError): ExpectationResult {
+  const text = expectationText(e);
+  if (!policy) {
+    const ok = e.decision === "deny";
+    return ok ? { expectation: e, ok, text } : { expectation: e, ok, text, problem: `the policy does not load, so every call is denied: ${loadError?.message ?? "unknown error"}` };
+  }
+  const req = { service: e.service, argument: e.argument === "" ? "+" : e.argument, source: e.source, target: e.target };
+  const x = explain(policy, req, system);
+  const d = x.decision;
+  const got = outcomeOf(d);
+  const res = (problem?: string): ExpectationResult => (problem ? { expectation: e, ok: false, text, problem, decision: d, explanation: x } : { expectation: e, ok: true, text, decision: d, explanation: x });
+  const gotText = got.action === "allow" ? `allow ${got.target}` : got.action === "ask" ? `ask (${(got.targets ?? []).join(", ")}${got.default ? `; default ${got.default}` : ""})` : "deny";
+  if (got.action !== e.decision) return res(`expected ${e.decision}, got ${gotText}`);
+  if (got.action === "allow" && e.target_is !== undefined && got.target !== e.target_is) return res(`expected allow to ${e.target_is}, got allow to ${got.target}`);
+  if (got.action === "ask") {
+    if (e.target_is !== undefined && got.default !== e.target_is) return res(`expected ask with default ${e.target_is}, got default ${got.default ?? "none"}`);
+    const offered = new Set((got.targets ?? []));
+    const missing = (e.targets_include ?? []).filter((t) => !offered.has(t));
+    if (missing.length) return res(`ask does not offer ${missing.join(", ")} (offers ${(got.targets ?? []).join(", ") || "nothing"})`);
+    if (e.targets_exact) {
+      const want = [...new Set(e.targets_exact)].sort(sortStr);
+      if (want.length !== (got.targets ?? []).length || want.some((t, i) => t !== (got.targets ?? [])[i]))
+        return res(`ask offers ${(got.targets ?? []).join(", ") || "nothing"}, expected exactly ${want.join(", ")}`);
+    }
+  }
+  return res();
+}
+
+/** Runs what-if: future system and policy, expectations, decision changes. */
+export function whatIf(input: WhatIfInput, stats?: DiffStats): WhatIfReport {
+  const system = futureSystem(input.system, input.stack, input.applier ? { applier: input.applier } : {});
+  const policy = futurePolicy(input.policy, input.stack);
+  const today = load(input.policy);
+  const after = load(policy);
+  const loadErrors: WhatIfReport["loadErrors"] = [];
+  if ("error" in today) loadErrors.push({ when: "today", error: today.error });
+  if ("error" in after) loadErrors.push({ when: "future", error: after.error });
+  const sysF = prepareSystemInfo(system);
+  const expectations = input.stack.expect.map((e) => checkExpectation(e, "policy" in after ? after.policy : undefined, sysF, "error" in after ? after.error : undefined));
+  let changes: ServiceChanges[] = [];
+  if (!input.skipChanges && "policy" in today && "policy" in after)
+    changes = decisionChanges({ policy: today.policy, system: input.system }, { policy: after.policy, system }, stats);
+  return {
+    stack: input.stack.stack,
+    future: { system, policy },
+    loadErrors,
+    expectations,
+    changes,
+    ok: expectations.every((e) => e.ok) && !loadErrors.some((l) => l.when === "future"),
+  };
+}
+
+/** One line for an outcome (long ask lists shortened; the JSON form has them whole). */
+export function describeOutcome(o: Outcome): string {
+  switch (o.action) {
+    case "allow":
+      return `allow ${o.target}${o.user ? ` as ${o.user}` : ""}${o.autostart ? "" : " (no autostart)"}`;
+    case "ask":
+      return `ask ${o.targets === undefined ? "" : shortList(o.targets) || "(no targets)"}${o.default ? ` (default ${o.default})` : ""}${o.user ? ` as ${o.user}` : ""}`;
+    case "deny":
+      return o.reason === NO_SUCH_QUBE.reason ? "(no such qube)" : "deny";
+  }
+}
+
+function shortList(xs: readonly string[], max = 8): string {
+  return xs.length <= max ? xs.join(", ") : `${xs.slice(0, max - 2).join(", ")}, … (${xs.length} in all)`;
+}
+
+/** What changes, without the request: `deny → allow X`, or for ask → ask the targets gained and lost. */
+function changeText(c: DecisionChange): string {
+  if (c.before.action === "ask" && c.after.action === "ask") {
+    const parts: string[] = [];
+    if (c.added) parts.push(`also offers ${shortList(c.added)}`);
+    if (c.removed) parts.push(`no longer offers ${shortList(c.removed)}`);
+    if (c.before.default !== c.after.default) parts.push(`default ${c.before.default ?? "none"} → ${c.after.default ?? "none"}`);
+    if (c.before.user !== c.after.user) parts.push(`user ${c.before.user ?? "default"} → ${c.after.user ?? "default"}`);
+    return `ask ${parts.join("; ")}`;
+  }
+  return `${describeOutcome(c.before)} → ${describeOutcome(c.after)}`;
+}
+
+/** The changes of one service, grouped: one heading per kind of change, then the sources with the same targets on one line. */
+function renderService(s: ServiceChanges, lines: string[]): void {
+  lines.push(`  ${s.service === "*" ? "* (every service no rule names)" : s.service}  (${s.changes.length} request${s.changes.length === 1 ? "" : "s"})`);
+  const groups = new Map<string, Map<string, string[]>>();
+  for (const c of s.changes) {
+    const arg = c.argument === "*" ? "" : `${c.argument} `;
+    const key = `${c.kind.padEnd(6)} ${arg}${changeText(c)}`;
+    let bySource = groups.get(key);
+    if (!bySource) groups.set(key, (bySource = new Map()));
+    let ts = bySource.get(c.source);
+    if (!ts) bySource.set(c.source, (ts = []));
+    ts.push(c.target);
+  }
+  for (const [key, bySource] of groups) {
+    lines.push(`    ${key}`);
+    const byTargets = new Map<string, string[]>();
+    for (const [src, ts] of bySource) {
+      const k = shortList(ts, 12);
+      let srcs = byTargets.get(k);
+      if (!srcs) byTargets.set(k, (srcs = []));
+      srcs.push(src);
+    }
+    for (const [ts, srcs] of byTargets) lines.push(`      ${shortList(srcs, 12)} -> ${ts}`);
+  }
+}
+
+/** The text report (the explanations of failed expectations are rendered by `render`). */
+export function renderWhatIf(r: WhatIfReport, render: (x: Explanation) => string = () => ""): string {
+  const lines: string[] = [];
+  for (const l of r.loadErrors)
+    lines.push(`${l.when === "today" ? "today's" : "the future"} policy does not load, so every call is denied: ${l.error.message} [policy-does-not-load]`);
+  if (r.expectations.length) {
+    const failed = r.expectations.filter((e) => !e.ok).length;
+    lines.push(`expectations: ${r.expectations.length - failed} of ${r.expectations.length} hold`);
+    for (const e of r.expectations) {
+      lines.push(`  ${e.ok ? "ok  " : "FAIL"} ${e.text}${e.problem ? `: ${e.problem}` : ""}`);
+      if (!e.ok && e.explanation)
+        for (const l of render(e.explanation).trimEnd().split("\n")) if (l !== "") lines.push(`         ${l}`);
+    }
+  } else lines.push("expectations: none");
+  const n = r.changes.reduce((a, s) => a + s.changes.length, 0);
+  if (n === 0) lines.push("decision changes: none");
+  else {
+    lines.push(`decision changes: ${n} request${n === 1 ? "" : "s"} in ${r.changes.length} service${r.changes.length === 1 ? "" : "s"} (grant: more allowed than today; revoke: less; change: another target)`);
+    for (const s of r.changes) renderService(s, lines);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** The JSON form of a report (stable keys; decisions as outcomes). */
+export function whatIfJson(r: WhatIfReport): unknown {
+  return {
+    stack: r.stack,
+    ok: r.ok,
+    load_errors: r.loadErrors.map((l) => ({ when: l.when, error: l.error.error, message: l.error.message })),
+    expectations: r.expectations.map((e) => ({
+      expect: e.text,
+      ok: e.ok,
+      problem: e.problem ?? null,
+      got: e.decision ? outcomeOf(e.decision) : null,
+      deciding_rule: e.explanation?.decidingRule ? { file: e.explanation.decidingRule.origin.file, line: e.explanation.decidingRule.origin.line } : null,
+    })),
+    changes: r.changes,
+  };
+}

@@ -1,0 +1,780 @@
+/**
+ * `qkit policy test | diff | who-can | what-can | table`: the auditor's
+ * commands. The logic lives in `@qubes-kit/language` (`audit/`); this module
+ * reads files, mounts policy directories and prints.
+ *
+ * Exit codes: `test` 0 all pass, 1 a failure (or a test file or policy that
+ * cannot be used), 2 usage; `diff` 0 no change, 1 changes, 2 errors; the
+ * queries 0, or 2 on usage errors.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import {
+  CoverageCollector,
+  createMemoryFileSystem,
+  decisionToJson,
+  cellText,
+  changeItems,
+  decisionMatrix,
+  diffPolicies,
+  isDenied,
+  whatCan,
+  whoCan,
+  type DecisionMatrix,
+  type QueryRow,
+  expandChanges,
+  groupChanges,
+  type ChangeGroup,
+  type PolicyFileSystem,
+  coverageToLcov,
+  expectationCall,
+  expectationText,
+  isPolicyTestFile,
+  loadPolicy,
+  parsePolicyTestFile,
+  prepareSystemInfo,
+  runExpectation,
+  POLICY_DIR,
+  type CompiledPolicy,
+  type ExpectationOutcome,
+  type PolicyCoverage,
+  type PolicyError,
+  type PolicyTestCase,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import { createNodePolicyFileSystem } from "../policy-fs.js";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs, type ParsedArgs } from "./args.js";
+import { CONNECTION_USAGE } from "./connect.js";
+import { describeDecision, renderExplanation } from "./policy.js";
+
+// ---------------------------------------------------------------------------
+// Shared: policies and system models
+// ---------------------------------------------------------------------------
+
+const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } as const;
+
+/** A policy directory mounted at `/etc/qubes/policy.d`. */
+interface Mounted {
+  dir: string;
+  fs: ReturnType<typeof createNodePolicyFileSystem>;
+}
+
+function mount(dir: string, cwd: string, what = "policy directory"): Mounted {
+  const abs = path.resolve(cwd, dir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`${what} \`${dir}\` is not a directory`);
+  return { dir: abs, fs: createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR }) };
+}
+
+/** The real path of a virtual path of a mounted policy, relative to `cwd` when below it. */
+function shownPath(m: Mounted, virtual: string, cwd: string): string {
+  const real = virtual === POLICY_DIR ? m.dir : virtual.startsWith(POLICY_DIR + "/") ? path.join(m.dir, virtual.slice(POLICY_DIR.length + 1)) : virtual;
+  const rel = path.relative(cwd, real);
+  return rel && !rel.startsWith("..") ? rel : real;
+}
+
+function loadDir(m: Mounted): { policy: CompiledPolicy } | { error: PolicyError } {
+  const r = loadPolicy(m.fs);
+  return r.ok ? { policy: r.policy } : { error: r.error };
+}
+
+function readSystemFile(file: string, cwd: string, shown = `\`${file}\``): SystemInfo {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path.resolve(cwd, file), "utf8"));
+  } catch (e) {
+    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
+    throw new UsageError(`cannot read the system model ${shown}: ${why}`);
+  }
+  if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
+    throw new UsageError(`the system model ${shown} is not an internal.GetSystemInfo answer (no \`domains\` object)`);
+  }
+  return prepareSystemInfo(raw as { domains: Record<string, never> });
+}
+
+/** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
+async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
+  const { connect } = await import("./connect.js");
+  const { systemInfo } = await import("../system-info.js");
+  const flags = new Map<string, string | true>();
+  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
+  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
+  const { qubes } = connect(flags, io.env);
+  return prepareSystemInfo(await systemInfo(qubes));
+}
+
+function xml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy test
+// ---------------------------------------------------------------------------
+
+const TEST_USAGE = `usage: qkit policy test [options] [PATH...]
+
+Runs policy test files: every *.policytest.yaml (or .yml) file under each PATH
+(default: the current directory). A test file names its policy and system model
+and lists calls with the decisions they must get:
+
+  policy: policy.d        # policy.d directory, relative to the test file
+  system: system.json     # internal.GetSystemInfo JSON, relative; or \`live\`
+  tests:
+    - qubes.Filecopy work vault => deny
+    - qubes.OpenURL work @default => allow @dispvm:work-dvm
+    - qubes.Gpg work @default => ask vault        # ask, default target vault
+    - call: qubes.Filecopy work -> personal
+      decision: ask                               # allow | ask | deny
+      targets_include: [personal]                 # or targets_exact: [...]
+
+A refusal by the engine counts as deny. Failures are printed with the
+explanation of the actual decision (as \`qkit policy explain\` prints it).
+
+options:
+  --policy-dir DIR        use this policy directory for every file (overrides \`policy:\`)
+  --system FILE|live      use this system model for every file (overrides \`system:\`)
+  --format text|junit|json  output format (default text); junit is JUnit XML, json one object
+  --output FILE           write the results there instead of standard output
+  --coverage              report, for every rule, the test calls it decided or contributed ask targets to
+  --coverage-format text|json|lcov   (default text)
+  --coverage-output FILE  write the coverage there (default: standard output, after the results)
+
+${CONNECTION_USAGE.replace(/^connection:/, "connection (for `live`):")}
+exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error
+`;
+
+interface FileRun {
+  /** As shown (relative to cwd). */
+  file: string;
+  problems: { line: number; code: string; message: string }[];
+  results: { case: PolicyTestCase; result?: ExpectationOutcome; error?: string }[];
+}
+
+function findTestFiles(p: string, cwd: string): string[] {
+  const abs = path.resolve(cwd, p);
+  if (!existsSync(abs)) throw new UsageError(`no such file or directory: \`${p}\``);
+  if (!statSync(abs).isDirectory()) return [abs];
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (n === "node_modules" || n.startsWith(".")) continue;
+      const full = path.join(dir, n);
+      let st;
+      try {
+        st = statSync(full);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) walk(full);
+      else if (isPolicyTestFile(n)) out.push(full);
+    }
+  };
+  walk(abs);
+  return out;
+}
+
+async function runTest(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, {
+    "policy-dir": "value",
+    system: "value",
+    format: "value",
+    output: "value",
+    coverage: true,
+    "coverage-format": "value",
+    "coverage-output": "value",
+    ...CONNECTION_OPTIONS,
+  });
+  const format = a.values.get("format") ?? "text";
+  if (format !== "text" && format !== "junit" && format !== "json") throw new UsageError(`--format must be text, junit or json, got \`${format}\``);
+  const covFormat = a.values.get("coverage-format") ?? "text";
+  if (!["text", "json", "lcov"].includes(covFormat)) throw new UsageError(`--coverage-format must be text, json or lcov, got \`${covFormat}\``);
+  const wantCoverage = a.flags.has("coverage") || a.values.has("coverage-format") || a.values.has("coverage-output");
+  const paths = a.positionals.length ? a.positionals : ["."];
+  const files = [...new Set(paths.flatMap((p) => findTestFiles(p, io.cwd)))];
+  if (files.length === 0) throw new UsageError(`no policy test files (*.policytest.yaml) under ${paths.map((p) => `\`${p}\``).join(", ")}`);
+
+  // Policies and system models are loaded once each, however many files use them.
+  const policies = new Map<string, { mounted: Mounted; loaded: { policy: CompiledPolicy } | { error: PolicyError }; coverage?: CoverageCollector }>();
+  const systems = new Map<string, SystemInfo>();
+  const overrideDir = a.values.get("policy-dir");
+  const overrideSystem = a.values.get("system");
+  const runs: FileRun[] = [];
+  for (const abs of files) {
+    const shown = path.relative(io.cwd, abs) || abs;
+    const run: FileRun = { file: shown, problems: [], results: [] };
+    runs.push(run);
+    let text: string;
+    try {
+      text = readFileSync(abs, "utf8");
+    } catch (e) {
+      run.problems.push({ line: 1, code: "unreadable-test-file", message: `cannot read: ${e instanceof Error ? e.message : String(e)}` });
+      continue;
+    }
+    const parsed = parsePolicyTestFile(text);
+    run.problems.push(...parsed.problems);
+    const base = path.dirname(abs);
+    const dirSpec = overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
+    const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
+    if (run.problems.length) continue;
+    if (dirSpec === undefined) run.problems.push({ line: 1, code: "no-policy", message: "no policy directory: add `policy: DIR` or pass --policy-dir" });
+    if (sysSpec === undefined) run.problems.push({ line: 1, code: "no-system", message: "no system model: add `system: FILE` (or `live`) or pass --system" });
+    if (run.problems.length || dirSpec === undefined || sysSpec === undefined) continue;
+    // Paths in messages as the user wrote them (relative to the test file, or to the current directory for options).
+    const dirWritten = overrideDir !== undefined ? `\`${overrideDir}\`` : `\`${parsed.policy}\` (relative to the test file)`;
+    const sysWritten = overrideSystem !== undefined ? `\`${overrideSystem}\`` : `\`${parsed.system}\` (relative to the test file)`;
+    const dirLine = overrideDir !== undefined ? 1 : (parsed.policyLine ?? 1);
+    const sysLine = overrideSystem !== undefined ? 1 : (parsed.systemLine ?? 1);
+    let entry = policies.get(dirSpec);
+    if (!entry) {
+      let mounted: Mounted;
+      if (!existsSync(dirSpec) || !statSync(dirSpec).isDirectory()) {
+        run.problems.push({ line: dirLine, code: "no-policy", message: `the policy directory ${dirWritten} is not a directory` });
+        continue;
+      }
+      mounted = mount(dirSpec, io.cwd);
+      const loaded = loadDir(mounted);
+      entry = { mounted, loaded };
+      if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
+      policies.set(dirSpec, entry);
+    }
+    let system = systems.get(sysSpec);
+    if (!system) {
+      try {
+        system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd, sysWritten);
+      } catch (e) {
+        run.problems.push({ line: sysLine, code: "no-system", message: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
+      systems.set(sysSpec, system);
+    }
+    for (const c of parsed.cases) {
+      if ("error" in entry.loaded) {
+        run.results.push({ case: c, error: `the policy does not load, so the daemon denies every call: ${entry.loaded.error.message}` });
+        continue;
+      }
+      const result = runExpectation(entry.loaded.policy, system, c.expectation);
+      entry.coverage?.add(result.explanation);
+      run.results.push({ case: c, result });
+    }
+  }
+
+  const total = runs.reduce((n, r) => n + r.results.length, 0);
+  const failed = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined || x.result?.failure !== undefined).length, 0);
+  const broken = runs.filter((r) => r.problems.length).length;
+  const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken) : textReport(runs, total, failed, broken);
+  const output = a.values.get("output");
+  if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), report);
+  else io.stdout.write(report);
+
+  if (wantCoverage) {
+    const covs = [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, coverage: p.coverage!.result() }));
+    const text = coverageReport(covs, covFormat, io.cwd);
+    const covOut = a.values.get("coverage-output");
+    if (covOut !== undefined) writeFileSync(path.resolve(io.cwd, covOut), text);
+    else io.stdout.write(text);
+  }
+  return failed || broken ? 1 : 0;
+}
+
+function indent(text: string, by: string): string {
+  return text
+    .trimEnd()
+    .split("\n")
+    .map((l) => by + l)
+    .join("\n");
+}
+
+function textReport(runs: FileRun[], total: number, failed: number, broken: number): string {
+  const out: string[] = [];
+  for (const r of runs) {
+    for (const p of r.problems) out.push(`${r.file}:${p.line}: error[${p.code}]: ${p.message}`);
+    for (const x of r.results) {
+      const call = expectationCall(x.case.expectation);
+      if (x.error !== undefined) {
+        out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.error}`);
+      } else if (x.result!.failure !== undefined) {
+        out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.result!.failure}`);
+        out.push(indent(renderExplanation(x.result!.explanation), "    "));
+      }
+    }
+  }
+  const files = runs.length;
+  out.push(`${total - failed} passed, ${failed} failed${broken ? `, ${broken} test file${broken === 1 ? "" : "s"} not usable` : ""} (${total} test${total === 1 ? "" : "s"} in ${files} file${files === 1 ? "" : "s"})`);
+  return out.join("\n") + "\n";
+}
+
+function jsonReport(runs: FileRun[], total: number, failed: number, broken: number): string {
+  return (
+    JSON.stringify({
+      ok: failed === 0 && broken === 0,
+      tests: total,
+      passed: total - failed,
+      failed,
+      files: runs.map((r) => ({
+        file: r.file,
+        problems: r.problems,
+        results: r.results.map((x) => ({
+          line: x.case.line,
+          name: x.case.name,
+          call: expectationCall(x.case.expectation),
+          expected: expectationText(x.case.expectation),
+          ok: x.error === undefined && x.result?.failure === undefined,
+          ...(x.error !== undefined ? { error: x.error } : {}),
+          ...(x.result?.failure !== undefined ? { failure: x.result.failure } : {}),
+          ...(x.result ? { decision: decisionToJson(x.result.explanation.decision), rule: x.result.explanation.decidingRule ? { file: x.result.explanation.decidingRule.origin.file, line: x.result.explanation.decidingRule.origin.line } : null } : {}),
+        })),
+      })),
+    }) + "\n"
+  );
+}
+
+function junit(runs: FileRun[]): string {
+  const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  const total = runs.reduce((n, r) => n + r.results.length + (r.problems.length ? 1 : 0), 0);
+  const failures = runs.reduce((n, r) => n + r.results.filter((x) => x.result?.failure !== undefined).length, 0);
+  const errors = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined).length + (r.problems.length ? 1 : 0), 0);
+  out.push(`<testsuites name="qkit policy test" tests="${total}" failures="${failures}" errors="${errors}">`);
+  for (const r of runs) {
+    const f = r.results.filter((x) => x.result?.failure !== undefined).length;
+    const e = r.results.filter((x) => x.error !== undefined).length + (r.problems.length ? 1 : 0);
+    out.push(`  <testsuite name="${xml(r.file)}" tests="${r.results.length + (r.problems.length ? 1 : 0)}" failures="${f}" errors="${e}">`);
+    if (r.problems.length) {
+      out.push(`    <testcase name="${xml(r.file)} (test file)" classname="${xml(r.file)}" file="${xml(r.file)}" line="${r.problems[0]!.line}">`);
+      out.push(`      <error message="${xml(r.problems[0]!.message)}" type="${xml(r.problems[0]!.code)}">${xml(r.problems.map((p) => `${r.file}:${p.line}: ${p.message}`).join("\n"))}</error>`);
+      out.push("    </testcase>");
+    }
+    for (const x of r.results) {
+      const name = expectationCall(x.case.expectation) + " => " + expectationText(x.case.expectation);
+      out.push(`    <testcase name="${xml(x.case.name === name ? name : x.case.name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
+      if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="policy-load-error"/>`);
+      else if (x.result!.failure !== undefined) {
+        out.push(`      <failure message="${xml(x.result!.failure)}" type="wrong-decision">${xml(renderExplanation(x.result!.explanation))}</failure>`);
+      }
+      out.push("    </testcase>");
+    }
+    out.push("  </testsuite>");
+  }
+  out.push("</testsuites>");
+  return out.join("\n") + "\n";
+}
+
+function coverageReport(covs: { mounted: Mounted; coverage: PolicyCoverage }[], format: string, cwd: string): string {
+  if (format === "lcov") return covs.map((c) => coverageToLcov(c.coverage, (p) => shownPath(c.mounted, p, cwd))).join("");
+  if (format === "json") {
+    const policies = covs.map((c) => ({
+      policy_dir: path.relative(cwd, c.mounted.dir) || ".",
+      covered: c.coverage.covered,
+      total: c.coverage.total,
+      files: c.coverage.files.map((f) => ({
+        file: f.file,
+        path: shownPath(c.mounted, f.path, cwd),
+        covered: f.covered,
+        total: f.total,
+        rules: f.rules.map((r) => ({ line: r.rule.origin.line, action: r.rule.action, decided: r.decided, contributed: r.contributed, covered: r.decided + r.contributed > 0 })),
+      })),
+    }));
+    const covered = covs.reduce((n, c) => n + c.coverage.covered, 0);
+    const total = covs.reduce((n, c) => n + c.coverage.total, 0);
+    return JSON.stringify({ covered, total, policies }) + "\n";
+  }
+  const out: string[] = ["coverage (rules that decided a test call or contributed ask targets):"];
+  let covered = 0;
+  let total = 0;
+  for (const c of covs) {
+    covered += c.coverage.covered;
+    total += c.coverage.total;
+    for (const f of c.coverage.files) {
+      const p = shownPath(c.mounted, f.path, cwd);
+      out.push(`  ${p}: ${f.covered}/${f.total} rules (${percent(f.covered, f.total)})`);
+      const missed = f.rules.filter((r) => !r.decided && !r.contributed).map((r) => r.rule.origin.line ?? "None");
+      if (missed.length) out.push(`    not covered: line${missed.length === 1 ? "" : "s"} ${missed.join(", ")}`);
+    }
+  }
+  out.push(`  total: ${covered}/${total} rules (${percent(covered, total)})`);
+  return out.join("\n") + "\n";
+}
+
+function percent(n: number, d: number): string {
+  return d === 0 ? "100%" : `${Math.floor((n * 1000) / d) / 10}%`;
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy diff
+// ---------------------------------------------------------------------------
+
+const DIFF_USAGE = `usage: qkit policy diff [options] OLD NEW --system SYSTEM.json|live
+
+Every qrexec request whose decision differs between two policies, over the
+request space of a system: the services and arguments that the rules name
+(plus one representative, \`*\`, for all others), every qube as the source, and
+as the target every qube, @default, @adminvm, @dispvm and @dispvm:X for each
+disposable template. A change is a different action, a different allow
+target or a different set of ask targets; an engine refusal counts as deny and
+a changed default target alone is not a change. Exact: each reported decision
+is the evaluator's, and qubes that no rule of either policy tells apart are
+decided once per class.
+
+OLD and NEW are each a policy.d directory, \`live\` (the policy of the
+connected system, through the policy admin API), or REV:PATH (a git revision of
+a directory of the repository the current directory is in, e.g. HEAD:policy.d).
+
+output: statements grouped by service, grants first, then other changes, then
+revocations ("qubes.Filecopy from work: to vault: deny → allow (30-user.policy:4)").
+
+options:
+  --system FILE|live  the system model (internal.GetSystemInfo JSON, or the live system)
+  --json              the grouped statements as one JSON object
+  --expand            one line per changed request; with --json, one JSON object a line:
+                      {"service","argument","source","target","before","after"} where
+                      before and after are decisions as \`qkit policy eval --json\` prints them
+
+${CONNECTION_USAGE}
+exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load)
+`;
+
+interface PolicyInput {
+  label: string;
+  fs: PolicyFileSystem;
+  /** A directory: where the files are. */
+  dir?: string;
+}
+
+async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promise<PolicyInput> {
+  if (spec === "live") {
+    const { connect } = await import("./connect.js");
+    const flags = new Map<string, string | true>();
+    for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
+    if (a.flags.has("qrexec")) flags.set("--qrexec", true);
+    const { policy } = connect(flags, io.env);
+    return { label: "live", fs: await policy.fileSystem() };
+  }
+  const abs = path.resolve(io.cwd, spec);
+  if (existsSync(abs)) return { label: spec, ...mount(spec, io.cwd), dir: abs };
+  const colon = spec.indexOf(":");
+  if (colon <= 0) throw new UsageError(`policy \`${spec}\` is not a directory, \`live\` or REV:PATH`);
+  const rev = spec.slice(0, colon);
+  const dir = spec.slice(colon + 1).replace(/\/+$/, "") || ".";
+  const git = (args: string[]) => execFileSync("git", args, { cwd: io.cwd, maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "pipe"] });
+  let names: string[];
+  let prefix: string;
+  try {
+    prefix = git(["rev-parse", "--show-prefix"]).toString().trim();
+    names = git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", path.posix.normalize(prefix + dir)])
+      .toString()
+      .split("\0")
+      .filter(Boolean);
+  } catch (e) {
+    const msg = e && typeof e === "object" && "stderr" in e ? String((e as { stderr: unknown }).stderr).trim().split("\n")[0] : String(e);
+    throw new UsageError(`cannot read \`${spec}\` from git: ${msg}`);
+  }
+  const base = path.posix.normalize(prefix + dir);
+  if (names.length === 0) throw new UsageError(`\`${dir}\` has no files in git revision \`${rev}\``);
+  const files: Record<string, string> = {};
+  for (const n of names) {
+    const rel = base === "." ? n : n.slice(base.length + 1);
+    files[POLICY_DIR + "/" + rel] = git(["show", `${rev}:${n}`]).toString("utf8");
+  }
+  return { label: spec, fs: createMemoryFileSystem(files, [POLICY_DIR]) };
+}
+
+function sideJson(g: ChangeGroup["before"]): Record<string, unknown> {
+  return { action: g.action, ...(g.target !== undefined ? { target: g.target } : {}), rule: g.rule ?? null, ...(g.refusal !== undefined ? { refusal: g.refusal } : {}) };
+}
+
+async function runDiff(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { system: "value", json: true, expand: true, ...CONNECTION_OPTIONS });
+  if (a.positionals.length !== 2) throw new UsageError("expected OLD and NEW (directories, `live` or REV:PATH)");
+  const sysSpec = a.values.get("system");
+  if (sysSpec === undefined) throw new UsageError("`--system FILE|live` is required: the diff is over the requests of a system");
+  const system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
+  const loaded: CompiledPolicy[] = [];
+  for (const spec of a.positionals) {
+    const input = await policyInput(spec, a, io);
+    const r = loadPolicy(input.fs);
+    if (!r.ok) {
+      io.stderr.write(`qkit policy diff: the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message} [policy-does-not-load]\n`);
+      return 2;
+    }
+    loaded.push(r.policy);
+  }
+  const diff = diffPolicies(loaded[0]!, loaded[1]!, system);
+  const json = a.flags.has("json");
+  if (a.flags.has("expand")) {
+    for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
+      if (json) io.stdout.write(JSON.stringify({ service: c.service, argument: c.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
+      else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
+    }
+    return diff.requests ? 1 : 0;
+  }
+  const groups = groupChanges(changeItems(diff), diff.space);
+  const count = (k: ChangeGroup["kind"]) => groups.filter((g) => g.kind === k).reduce((n, g) => n + g.requests, 0);
+  if (json) {
+    io.stdout.write(
+      JSON.stringify({
+        changed: diff.requests > 0,
+        requests: diff.requests,
+        grants: count("grant"),
+        changes: count("change"),
+        revocations: count("revoke"),
+        groups: groups.map((g) => ({
+          kind: g.kind,
+          service: g.service,
+          argument: g.argument,
+          sources: g.sources,
+          targets: g.targets,
+          before: sideJson(g.before),
+          after: sideJson(g.after),
+          ...(g.added ? { added: g.added, removed: g.removed } : {}),
+          requests: g.requests,
+          statement: g.statement,
+        })),
+      }) + "\n",
+    );
+    return diff.requests ? 1 : 0;
+  }
+  if (!diff.requests) {
+    io.stdout.write(`no decision changes (${diff.space.qubes.length} qubes, ${diff.space.services.length - 1} services named by the rules)\n`);
+    return 0;
+  }
+  for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${g.statement}\n`);
+  const n = diff.requests;
+  io.stdout.write(`${n} request${n === 1 ? "" : "s"} change: ${count("grant")} granted, ${count("change")} changed, ${count("revoke")} revoked\n`);
+  return 1;
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy who-can / what-can / table
+// ---------------------------------------------------------------------------
+
+const QUERY_OPTIONS = { "policy-dir": "value", system: "value", json: true, all: true, ...CONNECTION_OPTIONS } as const;
+
+const QUERY_COMMON = `  --policy-dir DIR      the policy.d directory (or \`live\`, or REV:PATH of a git revision)
+  --system FILE|live    the system model (internal.GetSystemInfo JSON, or the live system)`;
+
+const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json]
+
+Every source qube that may call SERVICE[+ARG] on T (default: on every target of
+the system: qube names, @default, @adminvm, @dispvm, @dispvm:X), with the
+decision, the deciding rule, and for ask the offered targets. Decided exactly
+as \`qkit policy eval\` decides each call. SERVICE without +ARG is the call
+with the empty argument.
+
+options:
+${QUERY_COMMON}
+  --target T            only this target
+  --all                 list denied calls too
+  --json                one JSON object a line: {"service","argument","source","target","decision"}
+                        (decision as \`qkit policy eval --json\` prints it)
+
+${CONNECTION_USAGE}
+exit status: 0, 2 usage error or a policy that does not load
+`;
+
+const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json]
+
+Everything SOURCE may call: every service and argument the rules name (and \`*\`
+for all others) on every target, with the decision, the deciding rule, and for
+ask the offered targets.
+
+options:
+${QUERY_COMMON}
+  --all                 list denied calls too
+  --json                one JSON object a line: {"service","argument","source","target","decision"}
+
+${CONNECTION_USAGE}
+exit status: 0, 2 usage error or a policy that does not load
+`;
+
+const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html]
+
+The decision table of one call: a row per source qube, a column per target
+(qube names, @default, @adminvm, @dispvm, @dispvm:X). Cells: allow, allow→X
+(the call goes to X), ask, ask:X (X preselected), deny (a deny rule or a
+refusal by the engine).
+
+options:
+${QUERY_COMMON}
+  --format F            text (default), csv, markdown, html (a self-contained page,
+                        qubes coloured by their label), or json (decisions as
+                        \`qkit policy eval --json\` prints them, cells[source][target])
+  --targets A,B,...     only these columns
+  --sources A,B,...     only these rows
+  --output FILE         write there instead of standard output
+
+${CONNECTION_USAGE}
+exit status: 0, 2 usage error or a policy that does not load
+`;
+
+async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: CompiledPolicy; system: SystemInfo }> {
+  const dir = a.values.get("policy-dir");
+  if (dir === undefined) throw new UsageError("`--policy-dir DIR` is required");
+  const sysSpec = a.values.get("system");
+  if (sysSpec === undefined) throw new UsageError("`--system FILE|live` is required: queries are over the qubes of a system");
+  const system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
+  const input = await policyInput(dir, a, io);
+  const r = loadPolicy(input.fs);
+  if (!r.ok) throw new UsageError(`the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message}`);
+  return { policy: r.policy, system };
+}
+
+function splitCall(text: string): { service: string; argument: string } {
+  const plus = text.indexOf("+");
+  if (plus === 0 || text === "") throw new UsageError(`expected SERVICE[+ARG], got \`${text}\``);
+  return plus < 0 ? { service: text, argument: "+" } : { service: text.slice(0, plus), argument: text.slice(plus) };
+}
+
+function rowText(r: QueryRow, withService: boolean): string[] {
+  const d = r.decision;
+  const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.rule ? `${d.rule.file}:${d.rule.line ?? "None"}` : "-";
+  let what: string;
+  if (!d.ok) what = `deny (${d.error === "EngineError" ? "engine error" : d.code})`;
+  else if (d.action === "allow") what = d.target === r.target ? "allow" : `allow → ${d.target}`;
+  else if (d.action === "ask") what = `ask${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}: ${d.targetsForAsk.join(", ")}`;
+  else what = "deny";
+  const call = r.service === "*" ? "*" : r.service + (r.argument === "*" ? "+*" : r.argument === "+" ? "" : r.argument);
+  return withService ? [call, r.target, rule, what] : [r.source, r.target, rule, what];
+}
+
+function columns(rows: string[][]): string {
+  if (!rows.length) return "";
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (i === r.length - 1 ? 0 : r[i]!.length))));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
+}
+
+function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
+  const shown = a.flags.has("all") ? rows : rows.filter((r) => !isDenied(r.decision));
+  if (a.flags.has("json")) {
+    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.service, argument: r.argument, source: r.source, target: r.target, decision: decisionToJson(r.decision) }) + "\n");
+    return 0;
+  }
+  const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
+  const asked = rows.filter((r) => r.decision.ok && r.decision.action === "ask").length;
+  io.stdout.write(`${header}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
+  io.stdout.write(columns([withService ? ["CALL", "TARGET", "RULE", "DECISION"] : ["SOURCE", "TARGET", "RULE", "DECISION"], ...shown.map((r) => rowText(r, withService))]));
+  return 0;
+}
+
+async function runWhoCan(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { ...QUERY_OPTIONS, target: "value" });
+  if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
+  const call = splitCall(a.positionals[0]!);
+  const { policy, system } = await loadQueryInputs(a, io);
+  const target = a.values.get("target");
+  const rows = whoCan(policy, system, { ...call, ...(target !== undefined ? { target } : {}) });
+  return printRows(rows, a, io, false, `${a.positionals[0]} ${target !== undefined ? `to ${target}` : "to every target"}`);
+}
+
+async function runWhatCan(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, QUERY_OPTIONS);
+  if (a.positionals.length !== 1) throw new UsageError("expected one SOURCE qube");
+  const { policy, system } = await loadQueryInputs(a, io);
+  const source = a.positionals[0]!;
+  if (!system.domains.has(source)) throw new UsageError(`\`${source}\` is not a qube of the system model`);
+  return printRows(whatCan(policy, system, source), a, io, true, `calls from ${source}`);
+}
+
+function csvCell(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function mdCell(s: string): string {
+  return s.replace(/\|/g, "\\|");
+}
+
+/** A label colour as CSS (\`0xcc0000\` → \`#cc0000\`), or null. */
+function labelColour(system: SystemInfo, qube: string): string | null {
+  const name = qube.startsWith("@dispvm:") ? qube.slice(8) : qube;
+  const l = (system.domains.get(name) as { label?: unknown } | undefined)?.label;
+  return typeof l === "string" && /^0x[0-9a-fA-F]{6}$/.test(l) ? "#" + l.slice(2).toLowerCase() : null;
+}
+
+function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string): string {
+  const e = (s: string) => xml(s);
+  const qubeCell = (tag: "th", q: string, scope: string) => {
+    const c = labelColour(system, q);
+    return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${c ? `<span class="label" style="background:${c}"></span>` : ""}<span>${e(q)}</span></${tag}>`;
+  };
+  const rows = t.sources.map((s, i) => {
+    const cells = t.targets.map((target, j) => {
+      const d = t.cells[i]![j]!;
+      const text = cellText(d, target);
+      const cls = isDenied(d) ? "deny" : d.ok ? d.action : "deny";
+      const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.message;
+      const tip = d.ok && d.action === "ask" ? `${rule}; offers ${d.targetsForAsk.join(", ")}` : rule;
+      return `<td class="${cls}" title="${e(tip)}">${e(text)}</td>`;
+    });
+    return `<tr>${qubeCell("th", s, "row")}${cells.join("")}</tr>`;
+  });
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${e(title)}</title>
+<style>
+body { font: 13px system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; white-space: nowrap; }
+th { background: #f6f6f6; text-align: left; font-weight: 600; }
+th.col { writing-mode: vertical-rl; transform: rotate(180deg); vertical-align: bottom; }
+.label { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin: 0 4px; border: 1px solid #0003; }
+td.allow { background: #d6f5d6; }
+td.ask { background: #fff1c2; }
+td.deny { background: #f2f2f2; color: #888; }
+caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600; padding-bottom: 0.5em; }
+</style>
+</head>
+<body>
+<table>
+<caption>${e(title)}</caption>
+<thead><tr><th scope="col">source \\ target</th>${t.targets.map((q) => qubeCell("th", q, "col")).join("")}</tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>
+<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>
+</body>
+</html>
+`;
+}
+
+async function runTable(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { ...QUERY_OPTIONS, format: "value", targets: "value", sources: "value", output: "value" });
+  if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
+  const format = a.values.get("format") ?? "text";
+  if (!["text", "csv", "markdown", "html", "json"].includes(format)) throw new UsageError(`--format must be text, csv, markdown, html or json, got \`${format}\``);
+  const call = splitCall(a.positionals[0]!);
+  const { policy, system } = await loadQueryInputs(a, io);
+  const list = (k: string) => a.values.get(k)?.split(",").filter(Boolean);
+  const targets = list("targets");
+  const sources = list("sources");
+  for (const s of sources ?? []) if (!system.domains.has(s)) throw new UsageError(`--sources: \`${s}\` is not a qube of the system model`);
+  const t = decisionMatrix(policy, system, call.service, call.argument, { ...(targets ? { targets } : {}), ...(sources ? { sources } : {}) });
+  const grid = t.sources.map((s, i) => [s, ...t.targets.map((target, j) => cellText(t.cells[i]![j]!, target))]);
+  const head = ["source \\ target", ...t.targets];
+  let out: string;
+  if (format === "csv") out = [head, ...grid].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
+  else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid.map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
+  else if (format === "html") out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`);
+  else if (format === "json") out = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, cells: t.cells.map((row) => row.map((d) => decisionToJson(d))) }) + "\n";
+  else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
+  const output = a.values.get("output");
+  if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), out);
+  else io.stdout.write(out);
+  return 0;
+}
+
+export const commands: Command[] = [
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: runWhoCan },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: runWhatCan },
+  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: runTable },
+  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: runTest },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: runDiff },
+];

@@ -1,0 +1,308 @@
+/**
+ * `qkit template check|schema|whatif|export`: thin adapters over the
+ * language core's stack front end (`checkStack`, `stackJsonSchema`) and
+ * `sdk/src/apply/` (what-if, export).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { checkStack, stackJsonSchema, type DomainInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { exportStack } from "../apply/export.js";
+import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
+import { readWhatIfSystem } from "../apply/future-live.js";
+import { renderWhatIf, whatIf, whatIfJson, type DiffStats } from "../apply/whatif.js";
+import { labelOfIcon } from "../apply/future.js";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ParsedArgs } from "./connect.js";
+import { renderExplanation } from "./policy.js";
+
+/** A failure with a stable code, printed as one line (exit 1). */
+class ToolFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promise<number> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    if (e instanceof ToolFailure) {
+      io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
+      return 1;
+    }
+    const err = e as { qubesType?: string; code?: string; message?: string };
+    const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
+    io.stderr.write(`qkit template ${name}: ${what} [${typeof err.code === "string" ? err.code : "error"}]\n`);
+    return 1;
+  }
+}
+
+const diskReader = {
+  readFile(p: string): string | undefined {
+    try {
+      return fs.readFileSync(p, "utf8");
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** Reads a GetSystemInfo JSON file (`qkit system snapshot`), optionally with the extension keys of what-if. */
+function readSystemFile(file: string, io: CliIO): WhatIfSystem {
+  const abs = path.resolve(io.cwd, file);
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, "utf8");
+  } catch (e) {
+    throw new ToolFailure(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check the path`, "file-not-found");
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ToolFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
+  }
+  const d = data as { domains?: unknown };
+  if (!d || typeof d !== "object" || !d.domains || typeof d.domains !== "object" || Array.isArray(d.domains))
+    throw new ToolFailure(`${file} is not a system model: expected {"domains": {...}} as \`qkit system snapshot\` writes it`, "invalid-system");
+  for (const [name, q] of Object.entries(d.domains as Record<string, unknown>))
+    if (!q || typeof q !== "object" || Array.isArray(q)) throw new ToolFailure(`${file}: domain ${name} is not an object`, "invalid-system");
+  return data as WhatIfSystem;
+}
+
+/** Network providers in a GetSystemInfo file: the `properties` extension, else the simulator's guess (sys-net, sys-firewall, sys-whonix). */
+function providesNetwork(name: string, d: DomainInfo): boolean {
+  const props = d["properties"] as Record<string, unknown> | undefined;
+  if (props && typeof props === "object") return props["provides_network"] === true;
+  return /^sys-(net|firewall|whonix)$/.test(name);
+}
+
+/** The checker's view of a system model. */
+export function stackSystemOf(sys: WhatIfSystem): StackSystem {
+  const qubes: StackSystem["qubes"] = {};
+  const labels = new Set<string>();
+  for (const [name, d] of Object.entries(sys.domains ?? {})) {
+    if (name.startsWith("uuid:") || !d) continue;
+    const label = labelOfIcon(d.icon);
+    if (label) labels.add(label);
+    const props = (d["properties"] ?? {}) as Record<string, unknown>;
+    const netvm = "netvm" in d ? d["netvm"] : "netvm" in props ? props["netvm"] : undefined;
+    qubes[name] = {
+      klass: typeof d.type === "string" ? d.type : "AppVM",
+      provides_network: providesNetwork(name, d),
+      template_for_dispvms: d.template_for_dispvms === true,
+      ...(typeof d["template"] === "string" ? { template: d["template"] as string } : {}),
+      ...(label ? { label } : {}),
+      ...(typeof netvm === "string" || netvm === null ? { netvm: (netvm as string | null) || null } : {}),
+      tags: [...(d.tags ?? [])],
+    };
+  }
+  return { qubes, labels: [...labels].sort() };
+}
+
+/** Prints diagnostics as `FILE:LINE:COL: severity[code]: message` (+ help). */
+function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.WritableStream = io.stdout): void {
+  const texts = new Map<string, string>();
+  for (const d of diags) {
+    let src = texts.get(d.file);
+    if (src === undefined) texts.set(d.file, (src = diskReader.readFile(d.file) ?? ""));
+    const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
+    to.write(`${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`);
+    if (d.help) to.write(`  help: ${d.help}\n`);
+  }
+}
+
+function diagnosticJson(d: TemplateDiagnostic, io: CliIO): unknown {
+  const src = diskReader.readFile(d.file) ?? "";
+  const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
+  return { file: path.relative(io.cwd, d.file) || d.file, line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end };
+}
+
+function isModel(x: unknown): x is StackModel {
+  const m = x as StackModel;
+  return !!m && typeof m === "object" && m.format === 1 && typeof m.stack === "string" && Array.isArray(m.qubes) && Array.isArray(m.policy) && Array.isArray(m.expect);
+}
+
+/** Reads a stack: a `*.qubes.yaml` (checked) or a stack model as JSON (what `defineStack` returns). */
+function loadStack(file: string, io: CliIO, system: StackSystem | undefined): { model?: StackModel; diagnostics: TemplateDiagnostic[] } {
+  const abs = path.resolve(io.cwd, file);
+  if (diskReader.readFile(abs) === undefined) throw new ToolFailure(`cannot read ${file}; check the path`, "file-not-found");
+  if (abs.endsWith(".json")) {
+    let data: unknown;
+    try {
+      data = JSON.parse(diskReader.readFile(abs)!);
+    } catch (e) {
+      throw new ToolFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
+    }
+    if (!isModel(data)) throw new ToolFailure(`${file} is not a stack model (expected "format": 1, "stack", "qubes", "policy", "expect"); write a *.qubes.yaml file or use defineStack`, "not-a-stack");
+    return { model: data, diagnostics: [] };
+  }
+  const r = checkStack(diskReader, abs, system ? { system } : {});
+  return r.model ? { model: r.model, diagnostics: r.diagnostics } : { diagnostics: r.diagnostics };
+}
+
+/** Reads a policy directory (`NAME.policy`, `include/NAME`) as {@link PolicyTexts}. */
+function readPolicyDir(dir: string): PolicyTexts {
+  const out: PolicyTexts = {};
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    throw new ToolFailure(`cannot read policy directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, "file-not-found");
+  }
+  for (const n of names) {
+    const p = path.join(dir, n);
+    if (n.endsWith(".policy") && fs.statSync(p).isFile()) out[n] = fs.readFileSync(p, "utf8");
+  }
+  const inc = path.join(dir, "include");
+  if (fs.existsSync(inc) && fs.statSync(inc).isDirectory())
+    for (const n of fs.readdirSync(inc)) if (fs.statSync(path.join(inc, n)).isFile()) out[`include/${n}`] = fs.readFileSync(path.join(inc, n), "utf8");
+  return out;
+}
+
+const CHECK_USAGE = `usage: qkit template check FILE... [--json] [--system FILE | connection options]
+
+Checks stack files (*.qubes.yaml, with their include: files and bundles):
+unknown or misplaced keys, types and ranges per qube class, references to
+qubes, netvm loops, embedded policy, expectations. Without a system model a
+qube the stack does not declare is assumed to exist (an info note); with
+--system FILE (a \`qkit system snapshot\` JSON) or a connection option it
+must exist there.
+
+options:
+  --json          print {"files": [{"file", "ok", "diagnostics": [...]}]}
+  --system FILE   check references against this system model
+
+exit status: 0 no errors, 1 errors, 2 usage.
+
+${CONNECTION_USAGE}
+`;
+
+const WHATIF_USAGE = `usage: qkit template whatif FILE [--json] [--policy-dir DIR] [--system FILE | connection options]
+
+Computes what the qrexec policy will decide once the stack in FILE is
+applied, without changing anything: the future system model (new qubes
+with the tags qubesd adds, changed tags, default_dispvm, removed qubes) and
+the future policy directory (the stack's generated files). Then checks
+every expect: entry of the stack (a failure shows the deciding rule) and
+lists every decision that changes, as grants and revocations, by service.
+
+options:
+  --json            print the report as JSON
+  --policy-dir DIR  read today's policy from DIR instead of the policy admin api
+  --system FILE     read today's system from a \`qkit system snapshot\` JSON
+                    instead of the connection
+  --applier NAME    the qube that will apply (qubesd tags new qubes
+                    created-by-NAME; default dom0)
+  --no-changes      check the expectations only
+
+exit status: 0 every expectation holds, 1 one fails (or an error), 2 usage.
+
+${CONNECTION_USAGE}
+`;
+
+const EXPORT_USAGE = `usage: qkit template export [QUBE...] [--stack NAME] [--out FILE] [connection options]
+
+Writes a stack file from the live system: per qube its class, label,
+template and every other property that is not at its default, its features
+(except those the qube reports about itself), services, tags (except the
+automatic ones), firewall and device assignments; global properties not at
+their default; custom labels. Without QUBE, every qube but dom0 and
+auto-cleanup disposables. Review it, then \`qkit template plan --adopt\` it.
+
+options:
+  --stack NAME   the stack name written (default: exported)
+  --out FILE     write to FILE instead of standard output
+
+${CONNECTION_USAGE}
+`;
+
+function hasConnection(a: ParsedArgs): boolean {
+  return a.flags.has("--socket") || a.flags.has("--qrexec");
+}
+
+async function runCheck(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, [...CONNECTION_VALUE_FLAGS, "--system"], [...CONNECTION_BOOLEAN_FLAGS, "--json"]);
+  if (a.positionals.length === 0) throw new UsageError("at least one FILE is required");
+  const sysFile = a.flags.get("--system");
+  if (typeof sysFile === "string" && hasConnection(a)) throw new UsageError("--system and a connection option exclude each other");
+  let system: StackSystem | undefined;
+  if (typeof sysFile === "string") system = stackSystemOf(readSystemFile(sysFile, io));
+  else if (hasConnection(a) || (io.env["QUBESD_SOCKET"] ?? "") !== "") system = stackSystemOf(await readWhatIfSystem(connect(a.flags, io.env).qubes));
+  let errors = 0;
+  const files: unknown[] = [];
+  for (const file of a.positionals) {
+    const r = loadStack(file, io, system);
+    const n = r.diagnostics.filter((d) => d.severity === "error").length;
+    errors += n;
+    if (a.flags.has("--json")) files.push({ file, ok: n === 0, stack: r.model?.stack ?? null, diagnostics: r.diagnostics.map((d) => diagnosticJson(d, io)) });
+    else {
+      printDiagnostics(r.diagnostics, io);
+      if (n === 0) io.stdout.write(`${file}: ok${r.model ? ` (stack ${r.model.stack}: ${r.model.qubes.length} qube${r.model.qubes.length === 1 ? "" : "s"}, ${r.model.policy.length} policy file${r.model.policy.length === 1 ? "" : "s"}, ${r.model.expect.length} expectation${r.model.expect.length === 1 ? "" : "s"})` : ""}\n`);
+    }
+  }
+  if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ok: errors === 0, files }, null, 1) + "\n");
+  else if (errors) io.stdout.write(`${errors} error${errors === 1 ? "" : "s"}\n`);
+  return errors ? 1 : 0;
+}
+
+async function runWhatIf(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, [...CONNECTION_VALUE_FLAGS, "--system", "--policy-dir", "--applier"], [...CONNECTION_BOOLEAN_FLAGS, "--json", "--no-changes"]);
+  if (a.positionals.length !== 1) throw new UsageError(a.positionals.length ? "exactly one FILE is expected" : "FILE is required");
+  const sysFile = a.flags.get("--system");
+  const dir = a.flags.get("--policy-dir");
+  if (typeof sysFile === "string" && hasConnection(a)) throw new UsageError("--system and a connection option exclude each other");
+  const applier = a.flags.get("--applier");
+  let conn: ReturnType<typeof connect> | undefined;
+  const connection = () => (conn ??= connect(a.flags, io.env));
+  const system = typeof sysFile === "string" ? readSystemFile(sysFile, io) : await readWhatIfSystem(connection().qubes);
+  const policy = typeof dir === "string" ? readPolicyDir(path.resolve(io.cwd, dir)) : (await connection().policy.snapshot()).texts;
+  const r = loadStack(a.positionals[0]!, io, stackSystemOf(system));
+  if (!r.model) {
+    printDiagnostics(r.diagnostics, io, a.flags.has("--json") ? io.stderr : io.stdout);
+    throw new ToolFailure(`the stack has errors; fix them first (\`qkit template check ${a.positionals[0]}\`)`, "invalid-stack");
+  }
+  const stats: DiffStats = { services: 0, requests: 0, evaluated: 0, classes: 0 };
+  const report = whatIf({ system, policy, stack: r.model, ...(typeof applier === "string" ? { applier } : {}), skipChanges: a.flags.has("--no-changes") }, stats);
+  if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ...(whatIfJson(report) as object), requests: stats.requests }, null, 1) + "\n");
+  else io.stdout.write(renderWhatIf(report, renderExplanation));
+  return report.ok ? 0 : 1;
+}
+
+async function runExport(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, [...CONNECTION_VALUE_FLAGS, "--stack", "--out"], [...CONNECTION_BOOLEAN_FLAGS]);
+  const stack = a.flags.get("--stack");
+  if (typeof stack === "string" && !/^[a-z0-9][a-z0-9_-]*$/.test(stack)) throw new UsageError(`--stack must be lowercase letters, digits, _ and - (it names policy files), got \`${stack}\``);
+  const { qubes } = connect(a.flags, io.env);
+  const r = await exportStack(qubes, { ...(typeof stack === "string" ? { stack } : {}), ...(a.positionals.length ? { qubes: a.positionals } : {}) });
+  const out = a.flags.get("--out");
+  if (typeof out === "string") {
+    fs.writeFileSync(path.resolve(io.cwd, out), r.yaml);
+    io.stderr.write(`wrote ${r.qubes.length} qube${r.qubes.length === 1 ? "" : "s"} to ${out}\n`);
+  } else io.stdout.write(r.yaml);
+  for (const n of r.notes) io.stderr.write(`note: ${n}\n`);
+  return 0;
+}
+
+/** The `qkit template` check/schema/whatif/export commands. */
+export const commands: Command[] = [
+  { path: ["template", "check"], summary: "check stack files (*.qubes.yaml) without touching the system", usage: CHECK_USAGE, run: (args, io) => guarded(io, "check", () => runCheck(args, io)) },
+  {
+    path: ["template", "schema"],
+    summary: "print the JSON Schema of stack files, for editors without qkit-lsp",
+    usage: "usage: qkit template schema\n\nPrints a JSON Schema (draft 2020-12) of *.qubes.yaml files. Save it and point your editor's YAML support at it.\n",
+    run: (args, io) => guarded(io, "schema", async () => {
+      const a = parseArgs(args, [], []);
+      if (a.positionals.length) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
+      io.stdout.write(JSON.stringify(stackJsonSchema(), null, 2) + "\n");
+      return 0;
+    }),
+  },
+  { path: ["template", "whatif"], summary: "decide qrexec calls as they will be once a stack is applied", usage: WHATIF_USAGE, run: (args, io) => guarded(io, "whatif", () => runWhatIf(args, io)) },
+  { path: ["template", "export"], summary: "write a stack file from the live system", usage: EXPORT_USAGE, run: (args, io) => guarded(io, "export", () => runExport(args, io)) },
+];

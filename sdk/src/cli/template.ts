@@ -1,0 +1,389 @@
+/**
+ * `qkit template plan|apply|drift`: thin adapters over `sdk/src/apply/`.
+ *
+ * The stack file is a `*.qubes.yaml` (checked by the language core's
+ * `checkStack`, with the live system as its model of existing qubes) or a
+ * stack model as JSON (what the SDK builder produces, `"format": 1`).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createInterface } from "node:readline";
+import * as language from "@qubes-kit/language";
+import type { StackModel } from "@qubes-kit/language";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ParsedArgs } from "./connect.js";
+import {
+  adminPolicyTarget,
+  applyPlan,
+  checkStackModel,
+  computePlan,
+  defaultJournalPath,
+  dirPolicyTarget,
+  driftStack,
+  fileJournal,
+  planScope,
+  readDeep,
+  readFeatures,
+  readLight,
+  rehearse,
+  renderPlan,
+  type LiveSystem,
+  type Plan,
+  type PlanStep,
+  type PolicyTarget,
+  type StackConnection,
+} from "../apply/index.js";
+
+const COMMON = `  --policy-dir DIR   read and write the policy in DIR instead of through the
+                     policy admin api (dom0 as root, and tests)
+  --adopt            take over existing qubes (and same-named policy files)
+                     that no stack owns yet, or that another stack owns
+  --prune            remove qubes this stack owns that the file no longer declares
+  --restart=never|if-needed
+                     stop running qubes for changes that need a halt
+                     (default never: those changes are deferred and listed)`;
+
+const PLAN_USAGE = `usage: qkit template plan FILE [--json] [--detailed-exitcode] [--out PLAN] [options]
+
+Reads the live system, compares it with the stack in FILE (a *.qubes.yaml
+file, or a stack model as JSON), and prints the steps that would make the
+system match: + create, ~ change, - destroy, with before → after and when
+each change takes effect. Nothing is changed.
+
+options:
+  --json               print the plan as JSON
+  --detailed-exitcode  exit 0 no changes, 2 changes, 1 error
+  --out PLAN           save the plan (with a fingerprint of what was read)
+                       for \`qkit template apply PLAN\`
+${COMMON}
+
+${CONNECTION_USAGE}
+`;
+
+const APPLY_USAGE = `usage: qkit template apply FILE|PLAN [--yes] [--journal PATH] [options]
+
+Plans FILE (or takes a plan saved by \`qkit template plan --out\`, refusing it
+when the system changed since), rehearses the steps on a simulated copy of
+the system, asks for confirmation on a terminal, then applies the steps one
+by one. Every call and reply goes to a journal (ndjson). The first failure
+stops the apply; running it again resumes from the live state.
+
+options:
+  --yes              do not ask (required without a terminal)
+  --journal PATH     where the journal goes (default:
+                     $XDG_STATE_HOME/qkit/apply-TIME.ndjson or
+                     ~/.local/state/qkit/apply-TIME.ndjson)
+${COMMON}
+
+exit status: 0 everything applied (deferred steps listed), 1 error.
+
+${CONNECTION_USAGE}
+`;
+
+const DRIFT_USAGE = `usage: qkit template drift FILE [--json] [--policy-dir DIR]
+
+Lists the managed settings (those the last apply recorded on the system)
+whose live value no longer matches the stack in FILE.
+
+exit status: 0 no drift, 2 drift (listed), 1 error.
+
+${CONNECTION_USAGE}
+`;
+
+const VALUE_FLAGS = [...CONNECTION_VALUE_FLAGS, "--policy-dir", "--restart", "--out", "--journal"];
+const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--prune", "--yes"];
+
+/** An error with a stable code, printed as one line. */
+class CliFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+function parse(args: string[], allowed: { values: string[]; booleans: string[] }): ParsedArgs & { file: string } {
+  const p = parseArgs(args, allowed.values, allowed.booleans);
+  if (p.positionals.length !== 1) throw new UsageError(p.positionals.length ? "exactly one FILE is expected" : "FILE is required");
+  const restart = p.flags.get("--restart");
+  if (restart !== undefined && restart !== "never" && restart !== "if-needed") throw new UsageError(`--restart must be never or if-needed, got \`${String(restart)}\``);
+  return { ...p, file: p.positionals[0]! };
+}
+
+function openConnection(p: ParsedArgs, io: CliIO, policyDir?: string): StackConnection & { policyDir?: string } {
+  const { qubes, policy } = connect(p.flags, io.env);
+  const dir = typeof p.flags.get("--policy-dir") === "string" ? path.resolve(io.cwd, p.flags.get("--policy-dir") as string) : policyDir;
+  const target: PolicyTarget = dir !== undefined ? dirPolicyTarget(dir) : adminPolicyTarget(policy);
+  return dir !== undefined ? { qubes, policy: target, policyDir: dir } : { qubes, policy: target };
+}
+
+/** The checker's view of the live system. */
+function stackSystem(live: LiveSystem): unknown {
+  const qubes: Record<string, unknown> = {};
+  for (const q of Object.values(live.qubes)) {
+    const v = (n: string) => q.properties[n]?.value;
+    qubes[q.name] = {
+      klass: q.klass,
+      provides_network: v("provides_network") === true,
+      template_for_dispvms: v("template_for_dispvms") === true,
+      ...(typeof v("template") === "string" ? { template: v("template") } : {}),
+      ...(typeof v("label") === "string" ? { label: v("label") } : {}),
+      ...(q.properties["netvm"] ? { netvm: typeof v("netvm") === "string" && v("netvm") !== "" ? v("netvm") : null } : {}),
+      tags: q.tags,
+    };
+  }
+  return { qubes, labels: Object.keys(live.labels), pools: live.pools };
+}
+
+function isModel(x: unknown): x is StackModel {
+  const m = x as StackModel;
+  return !!m && typeof m === "object" && m.format === 1 && typeof m.stack === "string" && Array.isArray(m.qubes);
+}
+
+/** Reads and checks the stack file (with the live system as the model of existing qubes). */
+function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: boolean): StackModel {
+  const abs = path.resolve(io.cwd, file);
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, "utf8");
+  } catch (e) {
+    throw new CliFailure(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check the path`, "file-not-found");
+  }
+  if (abs.endsWith(".json")) {
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (e) {
+      throw new CliFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
+    }
+    if (!isModel(data)) throw new CliFailure(`${file} is not a stack model (expected "format": 1, "stack" and "qubes"); write a *.qubes.yaml file or use the SDK builder`, "not-a-stack");
+    const checked = checkStackModel(data);
+    if (!checked.model) {
+      for (const e of checked.errors) (json ? io.stderr : io.stdout).write(`${file}: error[${e.code}]: ${e.message}\n`);
+      throw new CliFailure(`${checked.errors.length} error${checked.errors.length === 1 ? "" : "s"} in the stack model; nothing was changed`, "invalid-stack");
+    }
+    return checked.model;
+  }
+  const check = (language as unknown as Record<string, unknown>)["checkStack"] as
+    | ((fs: { readFile(p: string): string | undefined }, entry: string, options?: { system?: unknown }) => { model?: StackModel; diagnostics: Array<{ code: string; severity: string; message: string; file: string; line: number; span: { start: number; end: number }; help?: string }> })
+    | undefined;
+  if (typeof check !== "function") throw new CliFailure(`this build of qkit cannot read stack files yet; pass a stack model as JSON`, "unsupported-format");
+  const reader = {
+    readFile(p: string): string | undefined {
+      try {
+        return fs.readFileSync(p, "utf8");
+      } catch {
+        return undefined;
+      }
+    },
+  };
+  const r = check(reader, abs, live ? { system: stackSystem(live) } : {});
+  const errors = r.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length || !r.model) {
+    for (const d of r.diagnostics) {
+      const src = reader.readFile(d.file) ?? "";
+      const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
+      const line = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`;
+      (json ? io.stderr : io.stdout).write(line);
+    }
+    throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was changed`, "invalid-stack");
+  }
+  return r.model;
+}
+
+function planOptions(p: ParsedArgs, model?: StackModel) {
+  const restart = (p.flags.get("--restart") as "never" | "if-needed" | undefined) ?? model?.options?.restart ?? "never";
+  return { adopt: p.flags.has("--adopt") || !!model?.options?.adopt, prune: p.flags.has("--prune") || !!model?.options?.prune, restart };
+}
+
+async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
+  const conn = openConnection(p, io);
+  // The checker needs the live names first; the full features of the declared qubes are read after.
+  const live = await readLight(conn.qubes, conn.policy, { focus: [] });
+  const model = loadStack(p.file, io, live, p.flags.has("--json"));
+  await readFeatures(conn.qubes, live, model.qubes.map((q) => q.name));
+  const scope = planScope(model, live);
+  await readDeep(conn.qubes, conn.policy, live, scope);
+  const plan = computePlan(model, live, scope, { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) });
+  return { plan, live, conn };
+}
+
+function runningOf(live: LiveSystem): string[] {
+  return Object.values(live.qubes)
+    .filter((q) => q.state === "Running" || q.state === "Paused" || q.state === "Suspended")
+    .map((q) => q.name);
+}
+
+function header(live: LiveSystem, conn: StackConnection): string {
+  const qubes = Object.keys(live.qubes).length;
+  return `Read ${qubes} qube${qubes === 1 ? "" : "s"} and ${live.policyNames.length} policy file${live.policyNames.length === 1 ? "" : "s"} (${conn.policy.description})`;
+}
+
+async function withFailures(io: CliIO, name: string, f: () => Promise<number>): Promise<number> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    if (e instanceof CliFailure) {
+      io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
+      return 1;
+    }
+    const err = e as { qubesType?: string; code?: string; message?: string };
+    const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
+    io.stderr.write(`qkit template ${name}: ${what} [${err.code ?? "error"}]\n`);
+    return 1;
+  }
+}
+
+async function confirm(io: CliIO, question: string): Promise<boolean> {
+  const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
+  try {
+    const answer = await new Promise<string>((resolve) => {
+      rl.question(question, resolve);
+      rl.once("close", () => resolve(""));
+    });
+    return answer.trim() === "yes";
+  } finally {
+    rl.close();
+  }
+}
+
+function progressLine(index: number, total: number, s: PlanStep, status: string, ms: number): string {
+  const w = String(total).length;
+  const change = s.before === null ? (s.after ?? "").split("\n")[0] : `${(s.before ?? "").split("\n")[0]} → ${(s.after ?? "").split("\n")[0]}`;
+  return `[${String(index).padStart(w)}/${total}] ${s.id}${change ? ` ${change}` : ""} … ${status}${status === "ok" ? ` ${ms} ms` : ""}\n`;
+}
+
+/** The `qkit template` plan/apply/drift commands. */
+export const commands: Command[] = [
+  {
+    path: ["template", "plan"],
+    summary: "show what applying a stack would change on the system",
+    usage: PLAN_USAGE,
+    run: (args, io) =>
+      withFailures(io, "plan", async () => {
+        const p = parse(args, { values: VALUE_FLAGS.filter((f) => f !== "--journal"), booleans: BOOL_FLAGS.filter((f) => f !== "--yes") });
+        const { plan, live, conn } = await makePlan(p, io);
+        // The rehearsal: the steps on a simulated copy of what was read (nothing reaches the system).
+        let rehearsal: { ok: boolean; steps: number; failure?: string } | undefined;
+        if (!plan.errors.length && plan.steps.some((s) => !s.deferred)) {
+          const r = (await rehearse(plan, live)).result;
+          rehearsal = r.failure ? { ok: false, steps: r.applied, failure: r.failure.summary } : { ok: true, steps: r.applied };
+        }
+        if (typeof p.flags.get("--out") === "string") {
+          const out = path.resolve(io.cwd, p.flags.get("--out") as string);
+          fs.writeFileSync(out, JSON.stringify(plan, null, 1) + "\n", { mode: 0o600 });
+        }
+        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal } : plan) + "\n");
+        else {
+          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n`);
+        }
+        if (rehearsal && !rehearsal.ok) {
+          io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
+          return 1;
+        }
+        if (plan.errors.length) return 1;
+        const changes = plan.steps.length > 0;
+        return p.flags.has("--detailed-exitcode") && changes ? 2 : 0;
+      }),
+  },
+  {
+    path: ["template", "apply"],
+    summary: "apply a stack (or a saved plan) to the system, after a rehearsal",
+    usage: APPLY_USAGE,
+    run: (args, io) =>
+      withFailures(io, "apply", async () => {
+        const p = parse(args, { values: VALUE_FLAGS.filter((f) => f !== "--out"), booleans: BOOL_FLAGS.filter((f) => f !== "--json" && f !== "--detailed-exitcode") });
+        let plan: Plan;
+        let conn: StackConnection & { policyDir?: string };
+        let running: string[] = [];
+        let saved: unknown;
+        try {
+          const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
+          saved = p.file.endsWith(".json") ? JSON.parse(text) : undefined;
+        } catch {
+          saved = undefined;
+        }
+        if (saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1) {
+          plan = saved as Plan;
+          if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
+          for (const flag of ["--adopt", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
+          conn = openConnection(p, io, plan.options?.policyDir);
+          io.stdout.write(renderPlan(plan));
+        } else {
+          const made = await makePlan(p, io);
+          plan = made.plan;
+          conn = made.conn;
+          running = runningOf(made.live);
+          io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn) }));
+        }
+        if (plan.errors.length) throw new CliFailure(`the plan has ${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}; fix the stack and try again`, "plan-errors");
+        const todo = plan.steps.filter((s) => !s.deferred);
+        if (!todo.length) {
+          io.stdout.write("Nothing to apply.\n");
+          return 0;
+        }
+        if (!p.flags.has("--yes")) {
+          const tty = (io.stdin as { isTTY?: boolean }).isTTY === true;
+          if (!tty) throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
+          if (!(await confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `))) {
+            io.stderr.write("qkit template apply: not applied.\n");
+            return 1;
+          }
+        }
+        const journalPath = typeof p.flags.get("--journal") === "string" ? path.resolve(io.cwd, p.flags.get("--journal") as string) : defaultJournalPath(io.env);
+        const journal = fileJournal(journalPath);
+        io.stdout.write(`Journal: ${journalPath}\n`);
+        let outcome: Awaited<ReturnType<typeof applyPlan>>;
+        try {
+          outcome = await applyPlan(plan, conn, {
+            journal,
+            onRehearsed: (r) => {
+              if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
+            },
+            onStep: (s) => {
+              if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
+            },
+          });
+        } finally {
+          journal.close?.();
+        }
+        if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
+        if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
+        if (outcome.status === "rehearsal-failed") {
+          const f = outcome.rehearsal.failure!;
+          throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
+        }
+        const r = outcome.result;
+        if (r.failure) throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; run apply again to resume from the live state (journal ${journalPath})`, "apply-failed");
+        io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred (use --restart=if-needed)` : ""}.\n`);
+        return 0;
+      }),
+  },
+  {
+    path: ["template", "drift"],
+    summary: "list managed settings changed on the system since the last apply",
+    usage: DRIFT_USAGE,
+    run: (args, io) =>
+      withFailures(io, "drift", async () => {
+        const p = parse(args, { values: [...CONNECTION_VALUE_FLAGS, "--policy-dir"], booleans: [...CONNECTION_BOOLEAN_FLAGS, "--json"] });
+        const conn = openConnection(p, io);
+        const live = await readLight(conn.qubes, conn.policy);
+        const model = loadStack(p.file, io, live, p.flags.has("--json"));
+        const report = await driftStack(model, conn);
+        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(report) + "\n");
+        else {
+          for (const e of report.errors) io.stdout.write(`error[${e.code}]: ${e.message}\n`);
+          for (const s of report.drift) io.stdout.write(`drift: ${s.target}${s.key ? ` ${s.key}` : ""}: ${s.before ?? "absent"} (stack: ${(s.after ?? "absent").split("\n").join("; ")})\n`);
+          if (report.pending.length) io.stdout.write(`not applied yet: ${report.pending.length} step${report.pending.length === 1 ? "" : "s"} (run \`qkit template plan\`)\n`);
+          if (report.orphans.length) io.stdout.write(`owned but no longer declared: ${report.orphans.join(", ")}\n`);
+          io.stdout.write(report.drift.length ? `Drift: ${report.drift.length} managed setting${report.drift.length === 1 ? "" : "s"} changed.\n` : "No drift.\n");
+        }
+        if (report.errors.length) return 1;
+        return report.drift.length ? 2 : 0;
+      }),
+  },
+];

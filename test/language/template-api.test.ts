@@ -1,0 +1,360 @@
+/**
+ * The template front end through its public surface: the document accessors
+ * the LSP needs, the embedded-policy offset map (plain and bundle-expanded),
+ * related information, expectations, firewall normalisation, the model.
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import {
+  checkStack,
+  createMemoryFileSystem,
+  expectationToObject,
+  formatExpectation,
+  normalizeFirewallRule,
+  parseExpectation,
+  parseSize,
+  parseStackText,
+  policySpanToSource,
+  policyBlockAt,
+  policyToSource,
+  sourceToPolicy,
+  DEFAULT,
+  propertySpec,
+} from "@qubes-kit/language";
+
+const fixtures = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
+
+function stack(files: Record<string, string>, entry = "/s/main.qubes.yaml", system?: Parameters<typeof checkStack>[2]) {
+  return checkStack(createMemoryFileSystem(files), entry, system);
+}
+
+describe("parseStackText", () => {
+  const text = "qkit: 1\nstack: s\nqubes:\n  work:\n    class: AppVM\n    memory: 400\n    tags: [a, b]\n";
+  const doc = parseStackText(text, "/s/main.qubes.yaml");
+
+  it("knows the kind of file and has no diagnostics for a clean one", () => {
+    expect(doc.kind).toBe("stack");
+    expect(doc.diagnostics).toEqual([]);
+    expect(parseStackText("qkit: 1\nbundle: b\n", "/b.qubes.yaml").kind).toBe("bundle");
+    expect(parseStackText("qkit: 1\nqubes: {}\n", "/f.qubes.yaml").kind).toBe("fragment");
+    expect(parseStackText("- 1\n", "/x.qubes.yaml").kind).toBe("invalid");
+  });
+
+  it("gives the key path and node at an offset (keys and values)", () => {
+    const onValue = text.indexOf("400") + 1;
+    expect(doc.keyPathAt(onValue)).toEqual(["qubes", "work", "memory"]);
+    expect(doc.nodeAt(onValue)?.onKey).toBe(false);
+    const onKey = text.indexOf("memory") + 2;
+    const at = doc.nodeAt(onKey)!;
+    expect(at.path).toEqual(["qubes", "work", "memory"]);
+    expect(at.onKey).toBe(true);
+    expect(doc.keyPathAt(text.indexOf("b]"))).toEqual(["qubes", "work", "tags", 1]);
+    expect(doc.nodeAtPath(["qubes", "work", "class"])?.toJSON()).toBe("AppVM");
+    expect(doc.nodeAtPath(["qubes", "nope"])).toBeUndefined();
+  });
+
+  it("converts offsets to lines and columns", () => {
+    expect(doc.positionAt(text.indexOf("work"))).toEqual({ line: 4, column: 2 });
+    expect(doc.positionAt(0)).toEqual({ line: 1, column: 0 });
+  });
+
+  it("gives the rules blocks of the file as written, with the future path", () => {
+    const t = "qkit: 1\nstack: s\noptions: { policy_priority: 30 }\npolicy:\n  - file: a\n    rules: |\n      qubes.X  *  @anyvm  @anyvm  deny\n  - file: b\n    include: true\n    rules: |\n      qubes.Y  *  ${p}  @anyvm  deny\n";
+    const d = parseStackText(t, "/s/x.qubes.yaml");
+    const blocks = d.policyBlocks();
+    expect(blocks.map((b) => [b.path, b.text])).toEqual([
+      ["/etc/qubes/policy.d/30-qkit-s-a.policy", "qubes.X  *  @anyvm  @anyvm  deny\n"],
+      ["/etc/qubes/policy.d/include/qkit-s-b", "qubes.Y  *  ${p}  @anyvm  deny\n"],
+    ]);
+    const at = t.indexOf("qubes.Y") + 3;
+    const b = policyBlockAt(blocks, "/s/x.qubes.yaml", at)!;
+    expect(b.name).toBe("b");
+    expect(sourceToPolicy(b, at)).toBe(3);
+    expect(policyBlockAt(blocks, "/s/x.qubes.yaml", 0)).toBeUndefined();
+  });
+
+  it("reports a second document as an error", () => {
+    const d = parseStackText("qkit: 1\n---\nqkit: 1\n", "/m.qubes.yaml");
+    expect(d.diagnostics.map((x) => x.code)).toContain("yaml-multiple-documents");
+  });
+});
+
+describe("embedded policy", () => {
+  const main = [
+    "qkit: 1",
+    "stack: s",
+    "use:",
+    "  - bundle: b.qubes.yaml",
+    "    as: inst",
+    "    with: { target: vault }",
+    "policy:",
+    "  - file: one",
+    "    rules: |",
+    "      # first",
+    "      qubes.Filecopy  *  work  @anyvm  deny",
+    "",
+    "      qubes.OpenURL  *  work  @anyvm  alow",
+    "",
+  ].join("\n");
+  const bundle = [
+    "qkit: 1",
+    "bundle: b",
+    "params:",
+    "  target: { type: qube }",
+    "policy:",
+    "  - file: two",
+    "    rules: |",
+    "      qubes.Gpg  *  work  ${target}  allow  bogus=1",
+    "",
+  ].join("\n");
+  const r = stack({ "/s/main.qubes.yaml": main, "/s/b.qubes.yaml": bundle });
+
+  it("gives each rules block as the file it becomes, with its future path", () => {
+    const [one, two] = r.policyBlocks;
+    expect(one!.path).toBe("/etc/qubes/policy.d/40-qkit-s-one.policy");
+    expect(one!.text).toBe("# first\nqubes.Filecopy  *  work  @anyvm  deny\n\nqubes.OpenURL  *  work  @anyvm  alow\n");
+    expect(one!.header).toMatch(/^# managed by qkit stack s/);
+    expect(two!.path).toBe("/etc/qubes/policy.d/40-qkit-s-inst-two.policy");
+    expect(two!.text).toBe("qubes.Gpg  *  work  vault  allow  bogus=1\n");
+    expect(two!.use?.as).toBe("inst");
+  });
+
+  it("maps every character of a literal block back to the same character in the YAML", () => {
+    const one = r.policyBlocks[0]!;
+    for (let i = 0; i < one.text.length; i++) {
+      if (one.text[i] === "\n") continue;
+      const src = policyToSource(one, i);
+      expect(main[src]).toBe(one.text[i]);
+      expect(sourceToPolicy(one, src)).toBe(i);
+    }
+  });
+
+  it("puts the policy core's error at the right line and column of the YAML file", () => {
+    const d = r.diagnostics.find((x) => x.code === "invalid-action")!;
+    expect(d.file).toBe("/s/main.qubes.yaml");
+    expect(d.line).toBe(13);
+    expect(main.slice(d.span.start, d.span.end)).toBe("alow");
+    expect(d.message).toBe("invalid action: alow");
+  });
+
+  it("maps a substituted parameter onto ${param} in the bundle, and names the use site", () => {
+    const two = r.policyBlocks[1]!;
+    const at = two.text.indexOf("vault");
+    const m = policySpanToSource(two, { start: at, end: at + 5 });
+    expect(bundle.slice(m.span.start, m.span.end)).toBe("${target}");
+    expect(m.param).toBe("target");
+    // Text after the substitution keeps its exact mapping.
+    const after = two.text.indexOf("allow");
+    expect(bundle.slice(policyToSource(two, after), policyToSource(two, after) + 5)).toBe("allow");
+    const d = r.diagnostics.find((x) => x.file === "/s/b.qubes.yaml" && x.severity === "error")!;
+    expect(d).toBeDefined();
+    expect(bundle.slice(d.span.start, d.span.end)).toBe("bogus=1");
+    expect(d.related?.[0]?.file).toBe("/s/main.qubes.yaml");
+    expect(d.related?.[0]?.message).toContain("inst");
+  });
+
+  it("points an error on a substituted value at the ${param} and says where the value comes from", () => {
+    const b2 = bundle.replace("allow  bogus=1", "allow target=${target}").replace("work  ${target}", "${target}  @anyvm");
+    const res = stack({ "/s/main.qubes.yaml": main.replace("with: { target: vault }", 'with: { target: "@anyvm" }'), "/s/b.qubes.yaml": b2 });
+    // "@anyvm" is no qube name: the parameter value is refused at the use site.
+    const bad = res.diagnostics.find((x) => x.code === "invalid-param-value")!;
+    expect(bad.file).toBe("/s/main.qubes.yaml");
+  });
+});
+
+describe("bundles used twice", () => {
+  it("reports a problem of the bundle once, with both use sites", () => {
+    const main = "qkit: 1\nstack: s\nuse:\n  - { bundle: b.qubes.yaml, as: one, with: { n: q1 } }\n  - { bundle: b.qubes.yaml, as: two, with: { n: q2 } }\n";
+    const b = "qkit: 1\nbundle: b\nparams:\n  n: name\nqubes:\n  ${n}:\n    class: AppVM\n    label: blue\n    memory: lots\n";
+    const r = stack({ "/s/main.qubes.yaml": main, "/s/b.qubes.yaml": b });
+    const d = r.diagnostics.filter((x) => x.code === "wrong-type");
+    expect(d).toHaveLength(1);
+    expect(d[0]!.related?.map((x) => x.message)).toEqual(["in bundle instance one (/s/b.qubes.yaml)", "in bundle instance two (/s/b.qubes.yaml)"]);
+    expect(r.model).toBeUndefined();
+  });
+
+  it("gives typed parameters their type when a value is exactly ${param}", () => {
+    const main = "qkit: 1\nstack: s\nuse:\n  - { bundle: b.qubes.yaml, as: one, with: { n: q1, mem: 512, net: false } }\n";
+    const b = "qkit: 1\nbundle: b\nparams:\n  n: name\n  mem: int\n  net: { type: bool, default: true }\nqubes:\n  ${n}:\n    class: AppVM\n    label: blue\n    memory: ${mem}\n    provides_network: ${net}\n    notes: ${n} has ${mem} MiB\n";
+    const r = stack({ "/s/main.qubes.yaml": main, "/s/b.qubes.yaml": b });
+    expect(r.diagnostics).toEqual([]);
+    const q = r.model!.qubes[0]!;
+    expect(q.name).toBe("q1");
+    expect(q.properties).toEqual({ label: "blue", memory: 512, provides_network: false });
+    expect(q.notes).toBe("q1 has 512 MiB");
+    expect(q.provenance?.bundle?.as).toBe("one");
+  });
+
+  it("takes a list<qube> parameter where a list goes, or spliced into one", () => {
+    const main = "qkit: 1\nstack: s\nqubes:\n  a: { class: AppVM, label: red }\n  b: { class: AppVM, label: red }\nuse:\n  - { bundle: b.qubes.yaml, as: one, with: { peers: [a, b] } }\n";
+    const b = "qkit: 1\nbundle: b\nparams:\n  peers: list<qube>\nexpect:\n  - call: qubes.X a -> b\n    decision: ask\n    targets_include: ${peers}\n  - call: qubes.X a -> b\n    decision: ask\n    targets_exact: [dom0, \"${peers}\"]\n";
+    const r = stack({ "/s/main.qubes.yaml": main, "/s/b.qubes.yaml": b });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.expect.map((e) => [e.targets_include, e.targets_exact])).toEqual([
+      [["a", "b"], undefined],
+      [undefined, ["dom0", "a", "b"]],
+    ]);
+  });
+
+  it("checks a bundle opened on its own, leaving parameters without default unchecked", () => {
+    const b = "qkit: 1\nbundle: b\nparams:\n  n: name\n  t: { type: qube }\nqubes:\n  ${n}:\n    class: AppVM\n    template: ${t}\n    label: blue\n    memory: -3\n";
+    const r = stack({ "/s/b.qubes.yaml": b }, "/s/b.qubes.yaml");
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["invalid-property-value"]);
+  });
+});
+
+describe("the model", () => {
+  it("canonicalises values as qubesd stores them", () => {
+    const r = stack({
+      "/s/main.qubes.yaml": [
+        "qkit: 1",
+        "stack: s",
+        "qubes:",
+        "  w:",
+        "    class: AppVM",
+        "    label: blue",
+        "    netvm: none",
+        "    kernel: default",
+        "    kernelopts: none",
+        "    stubdom_mem: none",
+        "    memory: 2GiB",
+        "    virt_mode: HVM",
+        "    features: { a: true, b: false, c: 10, d: null, e: text }",
+        "    services: { cups: true }",
+        "    tags: [z, a]",
+        "    firewall: [ 'proto=tcp action=accept dstports=443 dsthost=10.1.2.3' ]",
+        "",
+      ].join("\n"),
+    });
+    expect(r.diagnostics).toEqual([]);
+    const q = r.model!.qubes[0]!;
+    expect(q.properties).toEqual({ label: "blue", netvm: null, kernel: DEFAULT, kernelopts: "none", stubdom_mem: null, memory: 2048, virt_mode: "hvm" });
+    expect(q.features).toEqual({ a: "1", b: "", c: "10", d: null, e: "text", "service.cups": "1" });
+    expect(q.tags).toEqual(["a", "z"]);
+    expect(q.firewall).toEqual(["action=accept dst4=10.1.2.3/32 proto=tcp dstports=443-443"]);
+    expect(q.keyProvenance?.memory?.file).toBe("/s/main.qubes.yaml");
+  });
+
+  it("reports qubesd's own refusal of a value, from the shared property table", () => {
+    for (const [key, value] of [["keyboard_layout", "de"], ["devices_denied", "u0e****x"], ["mac", "00:16:3e:5e:6c"]] as const) {
+      const r = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });
+      const refusal = propertySpec("AppVM", key)!.check!(value);
+      expect(refusal.ok).toBe(false);
+      if (refusal.ok) continue;
+      expect(r.diagnostics.map((d) => [d.code, d.message, d.line])).toEqual([["invalid-property-value", `${refusal.message} (${refusal.error})`, 7]]);
+    }
+  });
+
+  it("is undefined exactly when there is an error (infos and warnings keep it)", () => {
+    const ok = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    template: elsewhere\n" });
+    expect(ok.diagnostics.map((d) => d.severity)).toEqual(["info"]);
+    expect(ok.model?.stack).toBe("s");
+    const bad = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    vcpus: 0\n" });
+    expect(bad.model).toBeUndefined();
+  });
+
+  it("turns a system's presence into errors for unknown references", () => {
+    const files = { "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    template: elsewhere\n" };
+    const r = stack(files, "/s/main.qubes.yaml", { system: { qubes: { w: { klass: "AppVM" } } } });
+    expect(r.diagnostics.map((d) => `${d.severity} ${d.code}`)).toEqual(["error unknown-qube"]);
+    const ok = stack(files, "/s/main.qubes.yaml", { system: { qubes: { w: { klass: "AppVM" }, elsewhere: { klass: "TemplateVM" } } } });
+    expect(ok.diagnostics).toEqual([]);
+  });
+
+  it("reads the whole clean example machine", () => {
+    const base = `${fixtures}clean-machine/`;
+    const fs = { readFile: (p: string) => { try { return readFileSync(base + p.slice("/m/".length), "utf8"); } catch { return undefined; } } };
+    const r = checkStack(fs, "/m/main.qubes.yaml");
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes.map((q) => q.name)).toContain("key-vault");
+    expect([...r.documents.keys()].sort()).toEqual(["/m/bundles/key-holder.qubes.yaml", "/m/main.qubes.yaml"]);
+    expect(r.model!.policy.map((p) => p.file)).toEqual(["desk", "keys-gpg"]);
+    expect(r.model!.policy[0]!.rulesOffset).toEqual({ line: 85, indent: 6 });
+  });
+
+  it("accepts the benchmark's generated stack (so bench/template.mjs measures a clean check)", async () => {
+    const { generateStack } = await import("../../bench/template.mjs");
+    const { main, bundle } = generateStack(80);
+    const r = stack({ "/b/main.qubes.yaml": main, "/b/vault.qubes.yaml": bundle }, "/b/main.qubes.yaml");
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes).toHaveLength(80);
+  });
+
+  it("reports an unreadable entry file and never throws on a throwing file system", () => {
+    const r = checkStack({ readFile: () => { throw new Error("boom"); } }, "/nope.qubes.yaml");
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["file-not-found"]);
+  });
+});
+
+describe("expectations", () => {
+  it("reads both forms", () => {
+    expect(parseExpectation("qubes.Gpg2 work @default => ask vault-gpg")).toEqual({
+      ok: true,
+      expectation: { service: "qubes.Gpg2", argument: "", source: "work", target: "@default", decision: "ask", target_is: "vault-gpg" },
+    });
+    expect(parseExpectation({ call: "qubes.Filecopy+x work -> vault", decision: "deny" })).toEqual({
+      ok: true,
+      expectation: { service: "qubes.Filecopy", argument: "+x", source: "work", target: "vault", decision: "deny" },
+    });
+    expect(parseExpectation("qubes.OpenInVM work @dispvm => allow @dispvm:dvm")).toMatchObject({ ok: true, expectation: { target_is: "@dispvm:dvm" } });
+  });
+
+  it("says what is wrong and where", () => {
+    const r = parseExpectation("qubes.Gpg2 work @default => maybe");
+    expect(r).toEqual({ ok: false, message: "invalid decision: maybe (allow, ask or deny)", span: { start: 28, end: 33 } });
+    expect(parseExpectation({ call: "qubes.Gpg2 work -> vault", decision: "deny", target: "vault" })).toMatchObject({ ok: false, key: "target" });
+    expect(parseExpectation("a b -> -> c => deny")).toMatchObject({ ok: false, message: "more than one -> in the call" });
+  });
+
+  it("round-trips through the string and mapping forms", () => {
+    for (const s of ["qubes.Gpg2 work -> @default => ask vault-gpg", "qubes.Filecopy+arg work -> vault => deny", "qubes.OpenInVM work -> @dispvm => allow @dispvm:dvm-work"]) {
+      const r = parseExpectation(s);
+      expect(r.ok).toBe(true);
+      if (!r.ok) continue;
+      expect(formatExpectation(r.expectation)).toBe(s);
+      expect(parseExpectation(expectationToObject(r.expectation))).toEqual(r);
+    }
+  });
+});
+
+describe("firewall rules", () => {
+  it.each([
+    ["action=accept dsthost=example.org proto=tcp dstports=443", "action=accept dsthost=example.org proto=tcp dstports=443-443"],
+    ["proto=udp action=accept dst4=10.0.0.1 dstports=53-53", "action=accept dst4=10.0.0.1/32 proto=udp dstports=53-53"],
+    ["action=accept proto=tcp specialtarget=dns dstports=53", "action=accept proto=tcp specialtarget=dns dstports=53-53"],
+    ["action=accept dsthost=2001:DB8::1", "action=accept dst6=2001:DB8::1/128"],
+    ["action=accept dstname=10.0.0.0/8", "action=accept dst4=10.0.0.0/8"],
+    ["expire=1700000000 proto=tcp dstports=22 dsthost=a.b action=accept comment=keep  me", "action=accept expire=1700000000 dsthost=a.b proto=tcp dstports=22-22 comment=keep  me"],
+    ["action=drop comment=no  more  traffic ", "action=drop comment=no  more  traffic"],
+    ["action=accept specialtarget=dns", "action=accept specialtarget=dns"],
+    ["action=accept proto=icmp icmptype=08", "action=accept proto=icmp icmptype=8"],
+  ])("%s", (input, canonical) => {
+    expect(normalizeFirewallRule(input)).toEqual({ ok: true, rule: canonical });
+    expect(normalizeFirewallRule(canonical)).toEqual({ ok: true, rule: canonical });
+  });
+
+  it("says that dst4 holds an IPv4 address (qubesd would quietly take a name as dsthost)", () => {
+    expect(normalizeFirewallRule("action=accept dst4=example.org")).toMatchObject({ ok: false, message: "dst4 must be an IPv4 address or network: example.org" });
+  });
+
+  it("points at the offending option", () => {
+    const text = "action=accept proto=tcp dstports=99999";
+    const r = normalizeFirewallRule(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(text.slice(r.start, r.end)).toBe("dstports=99999");
+  });
+});
+
+describe("sizes", () => {
+  it.each([
+    ["4GiB", 4 * 2 ** 30],
+    ["512MiB", 512 * 2 ** 20],
+    ["20GB", 20e9],
+    ["1024", 1024],
+    ["1.5GiB", 1.5 * 2 ** 30],
+    ["4 G", undefined],
+    ["-1GiB", undefined],
+    ["lots", undefined],
+  ])("%s", (text, bytes) => expect(parseSize(text)).toBe(bytes));
+});

@@ -1,0 +1,165 @@
+/**
+ * Plan and apply of stacks against the simulator, in process: apply, then
+ * the system holds the stack, then the next plan is empty.
+ */
+import { describe, expect, it } from "vitest";
+import { applyPlan, planStack, renderPlan } from "@qubes-kit/sdk";
+import { DEFAULT, connectSim, demoSimulator, mismatches, policyFile, qube, readFor, stack } from "../fixtures/template/apply/stacks.js";
+
+const machine = stack(
+  "laptop",
+  [
+    qube("tpl-sys", "TemplateVM", { label: "black", memory: 600 }, { source: { clone: "debian-12" } }),
+    qube("dvm-sys", "AppVM", { label: "red", template: "tpl-sys", template_for_dispvms: true, netvm: null }, { features: { "appmenus-dispvm": "1" } }),
+    qube("sys-vpn", "AppVM", { label: "orange", template: "tpl-sys", provides_network: true, netvm: "sys-firewall" }, { firewall: ["action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=drop"] }),
+    qube("vault-gpg", "AppVM", { label: "black", template: "debian-12", netvm: null }, { tags: ["gpg-server"], notes: "keys live here" }),
+    qube("work2", "AppVM", { label: "blue", template: "debian-12", netvm: "sys-vpn", memory: 800, default_dispvm: "dvm-sys" }, {
+      tags: ["gpg-client"],
+      features: { "service.split-gpg2-client": "1", "gui-allow-fullscreen": "" },
+      volumes: { private: { size: 4 * 1024 ** 3 } },
+    }),
+    qube("disp-sys", "DispVM", { label: "red", template: "dvm-sys" }),
+  ],
+  { policy: [policyFile("gpg", "qubes.Gpg2 * work2 vault-gpg allow\n")], global: { default_dispvm: "dvm-sys" } },
+);
+
+describe("template apply on the simulator", () => {
+  it("creates a machine, the system then holds the stack, and a second plan is empty", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const { plan } = await planStack(machine, conn);
+    expect(plan.errors).toEqual([]);
+    const text = renderPlan(plan);
+    expect(text).toContain("Plan: 6 to create");
+    const outcome = await applyPlan(plan, conn);
+    if (outcome.status !== "applied") throw new Error(JSON.stringify(outcome, null, 1).slice(0, 3000));
+    expect(outcome.result.failure?.summary).toBeUndefined();
+    expect(mismatches(machine, await readFor(machine, conn))).toEqual([]);
+    const again = await planStack(machine, conn);
+    expect(again.plan.errors).toEqual([]);
+    expect(again.plan.steps.map((s) => `${s.id}: ${s.before} -> ${s.after}`)).toEqual([]);
+    expect(renderPlan(again.plan)).toContain("No changes.");
+  });
+});
+
+describe("drift", () => {
+  it("is empty right after apply and lists managed settings changed by hand", async () => {
+    const { driftStack } = await import("@qubes-kit/sdk");
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const { plan } = await planStack(machine, conn);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    expect((await driftStack(machine, conn)).drift).toEqual([]);
+    const work2 = conn.qubes.qube("work2");
+    await work2.setProperty("memory", 1200);
+    await work2.tags.add("extra");
+    await work2.features.set("service.split-gpg2-client", "");
+    await work2.features.set("unmanaged-feature", "1");
+    await conn.qubes.qube("sys-vpn").firewall.set(["action=accept"]);
+    const r = await driftStack(machine, conn);
+    expect(r.drift.map((s) => `${s.object} ${s.key}: ${s.before} -> ${s.after}`).sort()).toEqual([
+      'sys-vpn firewall: action=accept -> action=accept dst4=10.0.0.1/32 proto=udp dstports=1194-1194\naction=drop',
+      "work2 feature service.split-gpg2-client: \"\" -> \"1\"",
+      "work2 memory: 1200 -> 800",
+      "work2 tag extra: present -> absent",
+    ]);
+  });
+});
+
+describe("failure in the middle, and resume", () => {
+  it("stops at the first refused step with qubesd's message; the next plan holds only what is left", async () => {
+    const { executePlan, memoryJournal } = await import("@qubes-kit/sdk");
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const { plan } = await planStack(machine, conn);
+    // Someone creates a qube with a declared name after the plan was made.
+    await conn.qubes.createQube({ klass: "AppVM", name: "disp-sys", label: "green", template: "debian-12" });
+    const journal = memoryJournal();
+    const r = await executePlan(plan, conn, { journal });
+    expect(r.failure?.summary).toMatch(/^step \d+\/\d+ disp-sys\.create failed: admin\.vm\.Create\.DispVM dvm-sys: QubesVMAlreadyExistsError: Qube already exists: disp-sys$/);
+    expect(r.applied).toBeGreaterThan(5);
+    expect(journal.entries.at(-2)).toMatchObject({ event: "call", step: "disp-sys.create", ok: false, error: { type: "QubesVMAlreadyExistsError" } });
+    // The re-plan sees what exists: the unowned disp-sys is an error until it is removed.
+    const blocked = await planStack(machine, conn);
+    expect(blocked.plan.errors.map((e) => e.code)).toEqual(["unowned-qube"]);
+    await conn.qubes.removeQube("disp-sys");
+    const resume = await planStack(machine, conn);
+    expect(resume.plan.errors).toEqual([]);
+    expect(resume.plan.steps.some((s) => s.kind === "create" && s.object !== "disp-sys")).toBe(false);
+    expect((await applyPlan(resume.plan, conn)).status).toBe("applied");
+    expect(mismatches(machine, await readFor(machine, conn))).toEqual([]);
+    expect((await planStack(machine, conn)).plan.steps).toEqual([]);
+  });
+
+  it("refuses a plan the rehearsal rejects, before any call reaches the system", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    // `work` does not provide network: qubesd refuses it as a netvm.
+    const bad = stack("bad", [qube("c1", "AppVM", { label: "red", template: "debian-12", netvm: "work" })]);
+    const { plan } = await planStack(bad, conn);
+    expect(plan.errors).toEqual([]);
+    const outcome = await applyPlan(plan, conn);
+    expect(outcome.status).toBe("rehearsal-failed");
+    if (outcome.status !== "rehearsal-failed") return;
+    expect(outcome.rehearsal.failure!.summary).toMatch(/^step \d+\/\d+ c1\.p\.netvm failed: admin\.vm\.property\.Set netvm on c1: Qubes\w*Error: .*provide.* network/);
+    expect(outcome.rehearsal.failure!.step.id).toBe("c1.p.netvm");
+    expect(sim.app.domains.has("c1")).toBe(false);
+  });
+
+  it("refuses a stale plan", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const { plan } = await planStack(machine, conn);
+    await conn.qubes.qube("work").setProperty("memory", 999);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    const again = await planStack(machine, conn);
+    await conn.qubes.qube("vault-gpg").tags.add("x");
+    expect((await applyPlan({ ...again.plan, steps: [] }, conn)).status).toBe("stale");
+  });
+});
+
+describe("ownership", () => {
+  it("never touches an unowned qube without --adopt; with it, takes the qube over", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const s = stack("mine", [qube("work", "AppVM", { memory: 1000 }, { tags: ["gpg-client", "mine"] })]);
+    const { plan } = await planStack(s, conn);
+    expect(plan.errors).toEqual([{ code: "unowned-qube", message: "qube 'work' exists and is not managed by stack 'mine'; use --adopt to take it over, or rename the declaration" }]);
+    expect((await applyPlan(plan, conn)).status).toBe("errors");
+    const adopted = await planStack(s, conn, { adopt: true });
+    expect(adopted.plan.errors).toEqual([]);
+    expect(adopted.plan.steps[0]!.kind).toBe("adopt");
+    expect((await applyPlan(adopted.plan, conn)).status).toBe("applied");
+    expect(await conn.qubes.qube("work").features.get("x-qkit-stack")).toBe("mine");
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+    const other = stack("other", [qube("work", "AppVM", { memory: 500 })]);
+    expect((await planStack(other, conn)).plan.errors.map((e) => e.message)).toEqual([
+      "qube 'work' is owned by stack 'mine' (feature x-qkit-stack); remove it from one of the stacks, or use --adopt to take it over",
+    ]);
+  });
+
+  it("records a new key before its setting changes, so a half-done apply still knows what it set", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("k", [qube("k1", "AppVM", { label: "red", template: "debian-12" })]);
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    expect(await conn.qubes.qube("k1").features.get("x-qkit-keys")).toBe("p:label p:template");
+    const v2 = stack("k", [qube("k1", "AppVM", { label: "red", template: "debian-12", vcpus: 3 })]);
+    const { plan } = await planStack(v2, conn);
+    expect(plan.steps.map((x) => `${x.id} ${x.after}`)).toEqual(["k1.keys-first p:label p:template p:vcpus", "k1.p.vcpus 3"]);
+  });
+
+  it("resets a setting whose key was removed from the file", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("s", [qube("q1", "AppVM", { label: "red", template: "debian-12", memory: 700, vcpus: 3 }, { features: { a: "1" }, tags: ["t1"], firewall: ["action=drop"] })]);
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    const v2 = stack("s", [qube("q1", "AppVM", { label: "red", template: "debian-12", vcpus: 3 })]);
+    const { plan } = await planStack(v2, conn);
+    expect(plan.steps.map((s) => `${s.kind} ${s.key}`)).toEqual(["remove-tag tag t1", "reset-property memory", "remove-feature feature a", "set-firewall firewall", "record-keys x-qkit-keys"]);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    const q = sim.app.domains.get("q1")!;
+    expect([q.isDefault("memory"), q.features.has("a"), q.tags.has("t1"), q.firewall]).toEqual([true, false, false, ["action=accept"]]);
+    expect((await planStack(v2, conn)).plan.steps).toEqual([]);
+  });
+});

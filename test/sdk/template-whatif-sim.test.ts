@@ -1,0 +1,111 @@
+/**
+ * What-if against the simulator over a socket, with the example machine:
+ * what-if reads the live system and policy through the Admin API, the
+ * stack is applied (`qkit template apply --adopt`), and the system the
+ * simulator then reports is the future what-if predicted; what-if on the
+ * applied machine finds no decision left to change, and a second plan is
+ * empty. Also `qkit template export` from the simulator: the exported stack
+ * checks cleanly and plans (with `--adopt`) to no changes.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DomainInfo, RawSystemInfo } from "@qubes-kit/language";
+import { Qubes, futureSystem, readWhatIfSystem, startSimulator, type SimulatorServer, type WhatIfSystem } from "@qubes-kit/sdk";
+import { checkStack } from "@qubes-kit/language";
+import { runQkit } from "../helpers/qkit.js";
+
+const LAPTOP = fileURLToPath(new URL("../../examples/laptop/", import.meta.url));
+/** The keys of GetSystemInfo that the policy engine reads (the SDK's snapshot simplifies `icon`). */
+const DECISION_KEYS = ["internal", "tags", "type", "template_for_dispvms", "default_dispvm", "label", "guivm", "relayvm", "transport_rpc", "power_state"];
+
+let dir: string;
+let server: SimulatorServer;
+let env: NodeJS.ProcessEnv;
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "qkit-whatif-sim-"));
+  fs.cpSync(LAPTOP, dir, { recursive: true });
+  // Service qubes halted, so that every change (a template included) applies now.
+  const system = JSON.parse(fs.readFileSync(path.join(dir, "system.json"), "utf8")) as RawSystemInfo;
+  for (const d of Object.values(system.domains)) if (d.type !== "AdminVM") d.power_state = "Halted";
+  fs.writeFileSync(path.join(dir, "system.json"), JSON.stringify(system));
+  server = await startSimulator({ socket: path.join(dir, "qubesd.sock"), system, policy: path.join(dir, "policy.d") });
+  env = { QUBESD_SOCKET: server.path, XDG_STATE_HOME: path.join(dir, "state") };
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+function pick(d: DomainInfo | undefined): Record<string, unknown> | undefined {
+  if (!d) return undefined;
+  return Object.fromEntries(DECISION_KEYS.map((k) => [k, d[k]]));
+}
+
+describe("what-if on the simulator with the example machine", () => {
+  let predicted: WhatIfSystem;
+
+  it("reads the live system and policy and holds every expectation", async () => {
+    const r = await qkit("template", "whatif", "laptop.qubes.yaml", "--json");
+    expect(r.err).toBe("");
+    const j = JSON.parse(r.out) as { ok: boolean; expectations: { ok: boolean }[]; changes: unknown[] };
+    expect(j.expectations.every((e) => e.ok)).toBe(true);
+    expect(j.changes.length).toBeGreaterThan(0);
+    expect(r.code).toBe(0);
+    const live = await readWhatIfSystem(Qubes.local(server.path));
+    const model = checkStack({ readFile: (p) => (fs.existsSync(p) ? fs.readFileSync(p, "utf8") : undefined) }, path.join(dir, "laptop.qubes.yaml")).model!;
+    predicted = futureSystem(live, model);
+  });
+
+  it("applies cleanly, and the system is then the predicted future", async () => {
+    const applied = await qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--yes");
+    expect([applied.code, applied.err]).toEqual([0, ""]);
+    expect(applied.out).not.toContain("deferred");
+    const again = await qkit("template", "plan", "laptop.qubes.yaml", "--detailed-exitcode");
+    expect(again.code).toBe(0);
+    const snap = JSON.parse((await qkit("system", "snapshot")).out) as RawSystemInfo;
+    const names = [...new Set([...Object.keys(snap.domains), ...Object.keys(predicted.domains)])].sort();
+    for (const n of names) expect([n, pick(snap.domains[n])]).toEqual([n, pick(predicted.domains[n])]);
+  });
+
+  it("finds no decision left to change once applied, and the expectations still hold", async () => {
+    const r = await qkit("template", "whatif", "laptop.qubes.yaml");
+    expect(r.out).toContain("expectations: 8 of 8 hold\n");
+    expect(r.out).toContain("decision changes: none\n");
+    expect(r.code).toBe(0);
+  });
+});
+
+describe("qkit template export from the simulator", () => {
+  it("writes a stack that checks cleanly and plans to no changes with --adopt", async () => {
+    const r = await qkit("template", "export", "--stack", "exported", "--out", "exported.qubes.yaml");
+    expect(r.code).toBe(0);
+    const text = fs.readFileSync(path.join(dir, "exported.qubes.yaml"), "utf8");
+    expect(text).toMatch(/^# written by `qkit template export`/);
+    expect(text).toContain("\n  work:\n    class: AppVM\n    label: blue\n    template: debian-13-xfce\n");
+    expect(text).not.toMatch(/created-by-|guivm-dom0|x-qkit-stack|x-qkit-keys/);
+    expect(text).toContain("    netvm: none\n");
+    const check = await qkit("template", "check", "exported.qubes.yaml");
+    expect([check.code, check.out.split("\n").filter((l) => / error\[/.test(l))]).toEqual([0, []]);
+    const plan = await qkit("template", "plan", "exported.qubes.yaml", "--adopt", "--detailed-exitcode");
+    expect(plan.err).toBe("");
+    // Adopting writes ownership; nothing else may change.
+    expect(plan.out).not.toMatch(/^\s+[~+-] (?!qube\s|global\s)/m);
+    expect([0, 2]).toContain(plan.code);
+  });
+
+  it("exports only the named qubes; an unknown qube is an error", async () => {
+    const r = await qkit("template", "export", "vault", "sys-net");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("\n  vault:\n");
+    expect(r.out).toContain("\n  sys-net:\n");
+    expect(r.out).not.toContain("\n  work:\n");
+    const bad = await qkit("template", "export", "nope");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain("no such qube: nope");
+  });
+});
