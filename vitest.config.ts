@@ -5,11 +5,14 @@ const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 export default defineConfig({
   resolve: {
-    alias: {
-      "@qubes-kit/language": src("./language/src/index.ts"),
-      "@qubes-kit/sdk": src("./sdk/src/index.ts"),
-      "@qubes-kit/lsp": src("./lsp/src/index.ts"),
-    },
+    // Exact matches: `@qubes-kit/sdk` must not swallow its subpaths.
+    alias: [
+      { find: /^@qubes-kit\/language$/, replacement: src("./language/src/index.ts") },
+      { find: /^@qubes-kit\/sdk$/, replacement: src("./sdk/src/index.ts") },
+      { find: /^@qubes-kit\/sdk\/sim$/, replacement: src("./sdk/src/sim-entry.ts") },
+      { find: /^@qubes-kit\/sdk\/node$/, replacement: src("./sdk/src/node.ts") },
+      { find: /^@qubes-kit\/lsp$/, replacement: src("./lsp/src/index.ts") },
+    ],
   },
   test: {
     include: ["test/**/*.test.ts"],

@@ -2,7 +2,8 @@ import { defineConfig } from "tsup";
 
 export default defineConfig([
   {
-    entry: ["src/index.ts"],
+    // The main entry (the client), the simulator and the Node-only helpers.
+    entry: { index: "src/index.ts", sim: "src/sim-entry.ts", node: "src/node.ts" },
     format: ["esm", "cjs"],
     dts: { compilerOptions: { composite: false, incremental: false } },
     sourcemap: true,
@@ -11,11 +12,14 @@ export default defineConfig([
     platform: "node",
   },
   {
-    // The CLI is one self-contained file: start-up time counts for every
-    // `qkit` run, and resolving many ES modules costs more than the work.
+    // The CLI is one file plus lazily loaded chunks: start-up time counts for
+    // every `qkit` run, and resolving many ES modules costs more than the
+    // work. The language core is not bundled a second time: it is the built
+    // `@qubes-kit/language` (itself one file), imported at run time.
     entry: { cli: "src/cli/main.ts" },
     format: ["esm"],
-    noExternal: [/.*/],
+    external: ["@qubes-kit/language"],
+    noExternal: [/^(?!@qubes-kit\/language$)/],
     treeshake: true,
     sourcemap: true,
     target: "node20",

@@ -4,7 +4,20 @@
  * `qrexec-client-vm`, any command, in-process), typed errors, event streams
  * and a cache, and a system snapshot for the policy engine.
  *
- * @packageDocumentation
+ * The offline simulator is `@qubes-kit/sdk/sim`; helpers for policy files on
+ * disk (load a `policy.d`, render an explanation as `qkit policy explain`
+ * does) are `@qubes-kit/sdk/node`.
+ *
+ * @example
+ * ```ts
+ * import { Qubes } from "@qubes-kit/sdk";
+ *
+ * const qubes = Qubes.local(); // dom0's /var/run/qubesd.sock (or $QUBESD_SOCKET)
+ * for (const q of await qubes.list()) console.log(q.name, q.klass, q.state);
+ * await qubes.qube("work").setProperty("memory", 800);
+ * ```
+ *
+ * @module @qubes-kit/sdk
  */
 export * from "./errors.js";
 export * from "./protocol.js";
@@ -20,7 +33,11 @@ export * from "./events.js";
 export * from "./qubes.js";
 export * from "./policy-admin.js";
 export * from "./system-info.js";
+// The simulator's home is `@qubes-kit/sdk/sim`; it stays re-exported here until
+// its users in the main entry's name space (lsp/src/template/machine.ts, the
+// template tests) import the subpath.
 export * from "./sim/index.js";
+// Templates: plan, apply, drift, what-if, builder, export.
 export * from "./apply/index.js";
 export * from "./apply/future.js";
 export * from "./apply/whatif.js";

@@ -15,6 +15,7 @@ import {
   GLOBAL_PROPERTY_TYPES,
   QUBE_PROPERTY_TYPES,
   type GlobalProperties,
+  type Named,
   type PropertyInput,
   type QubeProperties,
 } from "./properties.js";
@@ -37,8 +38,56 @@ export interface QubesOptions {
   timeout?: number;
 }
 
+/**
+ * Properties qubesd computes, or sets once at creation: `setProperty` does
+ * not take them (qubesd refuses the write: "property 'visible_ip' on AppVM
+ * instance cannot be set").
+ */
+export type ReadOnlyProperty =
+  | "dns" | "gateway" | "gateway6" | "icon" | "klass" | "start_time" | "stubdom_uuid" | "stubdom_xid" | "updateable"
+  | "visible_gateway" | "visible_gateway6" | "visible_ip" | "visible_ip6" | "visible_netmask" | "xid" | "name" | "qid" | "uuid"
+  | "dispid" | "is_preload" | "no_cpus";
+
+/** The properties of each qube class (as `admin.vm.property.List` lists them for it). */
+export interface QubeClassProperties {
+  AppVM: QubeProperties;
+  TemplateVM: Omit<QubeProperties, "template" | "template_for_dispvms"> & { appvm_default_bootmode: string };
+  StandaloneVM: Omit<QubeProperties, "template">;
+  DispVM: Omit<QubeProperties, "template_for_dispvms"> & { auto_cleanup: boolean; dispid: number; is_preload: boolean };
+}
+
+/** A qube class with a known property table. */
+export type KnownQubeClass = keyof QubeClassProperties;
+
+/**
+ * What `setProperty` takes for a property of decoded type `T`: a qube or
+ * label reference (name, object, or `null` for none), a boolean, an integer
+ * (a number, a bigint or its decimal text), or a string.
+ */
+export type PropertyInputFor<T> = null extends T
+  ? string | null | Named
+  : [T] extends [boolean]
+    ? boolean
+    : [Exclude<T, undefined>] extends [number]
+      ? number | bigint | `${bigint}`
+      : string;
+
+/**
+ * The names `setProperty` takes on a holder with properties `P`: any
+ * writable one; a name only known at run time (`string`) is checked by
+ * qubesd; a literal that is not a writable property does not compile.
+ */
+export type SettableName<P, N extends string, RO extends string = ReadOnlyProperty> = string extends N ? N : N extends Exclude<keyof P, RO> ? N : never;
+
+/** The value `setProperty(name, value)` takes for the property `N` of `P`. */
+export type SettableValue<P, N extends string> = string extends N ? PropertyInput : N extends keyof P ? PropertyInputFor<P[N]> : never;
+
+/** A qube of any class (what the per-qube collections hold). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyQube = Qube<any>;
+
 /** A property holder: the app (global) or one qube. */
-abstract class PropertyHolder<P> {
+abstract class PropertyHolder<P, RO extends string = ReadOnlyProperty> {
   protected abstract readonly target: string | undefined;
   protected abstract readonly types: Readonly<Record<string, string>>;
   abstract readonly app: Qubes;
@@ -85,9 +134,19 @@ abstract class PropertyHolder<P> {
   /**
    * Sets a property. Booleans are sent as `True`/`False`, `null` as None
    * (empty), `Qube`/`Label` objects by name; strings as they are.
+   *
+   * For a literal name the value is typed: `setProperty("memory", "abc")`,
+   * an unknown name or a read-only one (`visible_ip`) do not compile; a name
+   * held in a `string` takes any {@link PropertyInput} (qubesd checks it).
+   *
+   * @example
+   * ```ts
+   * await qubes.qube("work").setProperty("memory", 800);
+   * await qubes.qube("work").setProperty("netvm", null); // no network
+   * await qubes.setProperty("default_dispvm", "default-dvm");
+   * ```
    */
-  setProperty<K extends keyof P & string>(name: K, value: PropertyInput, options?: CallOptions): Promise<void>;
-  setProperty(name: string, value: PropertyInput, options?: CallOptions): Promise<void>;
+  setProperty<N extends string>(name: N & SettableName<P, N, RO>, value: SettableValue<P, N>, options?: CallOptions): Promise<void>;
   setProperty(name: string, value: PropertyInput, options?: CallOptions): Promise<void> {
     const type = this.types[name] as Parameters<typeof encodePropertyValue>[2];
     return this.app.run(calls.propertySet(name, encodePropertyValue(name, value, type), this.target), options);
@@ -147,7 +206,7 @@ export class Pool {
 
 /** The features of a qube (plain strings; `''` is false by convention, `'1'` true). */
 export class Features {
-  constructor(readonly qube: Qube) {}
+  constructor(readonly qube: AnyQube) {}
   private get dest(): string {
     return this.qube.dest;
   }
@@ -192,7 +251,7 @@ export class Features {
 
 /** The tags of a qube. */
 export class Tags {
-  constructor(readonly qube: Qube) {}
+  constructor(readonly qube: AnyQube) {}
   /** Sorted tag names. */
   list(options?: CallOptions): Promise<string[]> {
     return this.qube.app.run(calls.tagList(this.qube.dest), options);
@@ -212,7 +271,7 @@ export class Tags {
 /** The devices of one class (`pci`, `block`, `usb`, `mic` …) from one qube's point of view. */
 export class DeviceCollection {
   constructor(
-    readonly qube: Qube,
+    readonly qube: AnyQube,
     readonly devclass: string,
   ) {}
   /** Devices this qube exposes as a backend (optionally one port). */
@@ -254,7 +313,7 @@ export class DeviceCollection {
 
 /** The device deny list of a qube (interface codes such as `u0e****`). */
 export class DeviceDenyList {
-  constructor(readonly qube: Qube) {}
+  constructor(readonly qube: AnyQube) {}
   list(options?: CallOptions): Promise<string[]> {
     return this.qube.app.run(calls.deniedList(this.qube.dest), options);
   }
@@ -269,7 +328,7 @@ export class DeviceDenyList {
 
 /** The firewall of a qube. After the rules, traffic is dropped. */
 export class Firewall {
-  constructor(readonly qube: Qube) {}
+  constructor(readonly qube: AnyQube) {}
   /** The rules in qubesd's normalised form (expired rules omitted). */
   get(options?: CallOptions): Promise<FirewallRule[]> {
     return this.qube.app.run(calls.firewallGet(this.qube.dest), options);
@@ -287,7 +346,7 @@ export class Firewall {
 /** One volume of a qube (`root`, `private`, `volatile`, `kernel`). */
 export class Volume {
   constructor(
-    readonly qube: Qube,
+    readonly qube: AnyQube,
     readonly name: string,
   ) {}
   private get d(): string {
@@ -329,8 +388,20 @@ export class Volume {
   }
 }
 
-/** One qube (addressed by name or `uuid:…`). */
-export class Qube extends PropertyHolder<QubeProperties> {
+/**
+ * One qube (addressed by name or `uuid:…`); get it with {@link Qubes.qube}.
+ * `P` is its property table: `qubes.qube<"TemplateVM">(name)` types
+ * `setProperty` for that class.
+ *
+ * @example
+ * ```ts
+ * const work = qubes.qube("work");
+ * await work.setProperty("memory", 800);
+ * console.log(await work.get("netvm"), await work.tags.list(), await work.powerState());
+ * await work.features.set("service.crond", "1");
+ * ```
+ */
+export class Qube<P = QubeProperties> extends PropertyHolder<P> {
   readonly features: Features;
   readonly tags: Tags;
   readonly firewall: Firewall;
@@ -378,8 +449,8 @@ export class Qube extends PropertyHolder<QubeProperties> {
 
   /** The label as an object (`null` when none). */
   async label(options?: CallOptions): Promise<Label | null> {
-    const name = await this.get("label", options);
-    return name ? this.app.label(name) : null;
+    const name = (await this.getProperty("label", options)).value;
+    return typeof name === "string" && name ? this.app.label(name) : null;
   }
 
   /** A qube-typed property as a {@link Qube} (`null` for None). */
@@ -473,8 +544,18 @@ export interface CloneOptions {
  * The Admin API from the point of view of a script: the app object of
  * `qubesadmin.Qubes()`. Create with a transport, or use {@link Qubes.local}
  * (dom0 socket) / {@link Qubes.remote} (`qrexec-client-vm`).
+ *
+ * @example
+ * ```ts
+ * import { Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
+ *
+ * const qubes = Qubes.local(); // or: new Qubes({ transport: new UnixSocketTransport({ path: "/tmp/sim.sock" }) })
+ * for (const q of await qubes.list()) console.log(q.name, q.klass, q.state);
+ * await qubes.setProperty("default_dispvm", "default-dvm");
+ * for await (const e of qubes.events()) console.log(e.subject, e.event);
+ * ```
  */
-export class Qubes extends PropertyHolder<GlobalProperties> {
+export class Qubes extends PropertyHolder<GlobalProperties, ReadOnlyProperty | "maxmem"> {
   readonly client: AdminClient;
   protected readonly target = undefined;
   protected readonly types = GLOBAL_PROPERTY_TYPES;
@@ -522,7 +603,7 @@ export class Qubes extends PropertyHolder<GlobalProperties> {
   }
 
   /** A qube object by name or `uuid:…` (no call is made). */
-  qube(nameOrUuid: string): Qube {
+  qube<C extends KnownQubeClass | undefined = undefined>(nameOrUuid: string): Qube<C extends KnownQubeClass ? QubeClassProperties[C] : QubeProperties> {
     return new Qube(this, nameOrUuid);
   }
 

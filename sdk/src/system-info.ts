@@ -34,6 +34,15 @@ function vmValue(p: PropertyValue | undefined): string | null {
  * A label whose colour cannot be read (qubesd answers `label.Get` on labels
  * made with `admin.label.Create` with an empty reply, an upstream bug) gets
  * the colour `""`.
+ *
+ * @example
+ * ```ts
+ * import { prepareSystemInfo, evaluate } from "@qubes-kit/language";
+ * import { Qubes, systemInfo } from "@qubes-kit/sdk";
+ *
+ * const system = prepareSystemInfo(await systemInfo(Qubes.local()));
+ * const d = evaluate(policy, makeRequest("qubes.Filecopy", "work", "vault"), system);
+ * ```
  */
 export async function systemInfo(qubes: Qubes, options: SystemInfoOptions = {}): Promise<RawSystemInfo> {
   const opts: CallOptions = options.signal ? { signal: options.signal } : {};

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { createNodeFileSystem, loadSystemModel } from "@qubes-kit/lsp";
-import { startSimulator } from "@qubes-kit/sdk";
+import { startSimulator } from "@qubes-kit/sdk/sim";
 import { demoSystem, FIXTURES } from "./helpers/fixture.js";
 import { readFileSync } from "node:fs";
 

@@ -8,14 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  PolicyAdmin,
-  Qubes,
-  UnixSocketTransport,
-  startSimulator,
-  systemInfo,
-  type SimulatorServer,
-} from "@qubes-kit/sdk";
+import { PolicyAdmin, Qubes, UnixSocketTransport, systemInfo } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { evaluate, prepareSystemInfo, type RawSystemInfo } from "@qubes-kit/language";
 import { runQkit } from "../helpers/qkit.js";
 
@@ -155,7 +149,7 @@ describe("qkit commands against the simulator", () => {
   it("qube ls prints a table", async () => {
     const r = await qkit("qube", "ls");
     expect(r.code).toBe(0);
-    expect(r.out.split("\n")[0]).toMatch(/^NAME +CLASS +STATE$/);
+    expect(r.out.split("\n")[0]).toMatch(/^NAME +CLASS +STATE +LABEL +TEMPLATE +NETVM$/);
   });
 
   it("qube prefs: get, set, reset, list", async () => {

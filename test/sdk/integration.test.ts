@@ -8,7 +8,8 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { PolicyAdmin, PolicyAdminTokenException, PolicyValidationError, Qubes, startSimulator, UnixSocketTransport, type SimulatorServer } from "@qubes-kit/sdk";
+import { PolicyAdmin, PolicyAdminTokenException, PolicyValidationError, Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { runQkit } from "../helpers/qkit.js";
 
 const qkit = (socket: string, ...argv: string[]) => runQkit(argv, { cwd: dir, env: { QUBESD_SOCKET: socket } });
@@ -164,7 +165,7 @@ describe("the simulator's socket", () => {
   it("`qkit sim serve` refuses a policy directory that does not exist", async () => {
     const r = await qkit(join(dir, "unused.sock"), "sim", "serve", "--socket", join(dir, "x.sock"), "--policy-dir", join(dir, "no-such-dir"));
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/--policy-dir: not a directory/);
+    expect(r.err).toMatch(/--policy-dir: `[^`]*no-such-dir`: No such file or directory \[usage\]/);
     expect(existsSync(join(dir, "no-such-dir"))).toBe(false);
   });
 });

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createSimulator, simulatorTransport, systemInfoOf } from "@qubes-kit/sdk";
+import { createSimulator, simulatorTransport, systemInfoOf } from "@qubes-kit/sdk/sim";
 import { main } from "../../sdk/src/cli/main.js";
 import { FIXTURES, call, tmpDir } from "./sim-helpers.js";
 

@@ -6,7 +6,7 @@
 import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Simulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { Simulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { call, openStream, tmpDir, type Stream } from "./sim-helpers.js";
 
 const req = (header: string, payload = "") => Buffer.from(`${header}\0${payload}`, "latin1");

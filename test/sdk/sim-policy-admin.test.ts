@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Simulator, policyReplyToServiceResult, type SimulatorServer } from "@qubes-kit/sdk";
+import { Simulator, policyReplyToServiceResult, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { FIXTURES, call, copyDir, escape, tmpDir } from "./sim-helpers.js";
 
 interface PolicyTranscript {

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Simulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { Simulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { FIXTURES, Renaming, call, copyDir, escape, maskVolatile, openStream, takeFrames, tmpDir, type Frame, type Stream } from "./sim-helpers.js";
 
 interface Transcript {

@@ -4,7 +4,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Simulator, adminMethodNames } from "@qubes-kit/sdk";
+import { Simulator, adminMethodNames } from "@qubes-kit/sdk/sim";
 
 function wellFormed(reply: Buffer | undefined): boolean {
   if (reply === undefined) return true;

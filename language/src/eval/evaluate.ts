@@ -1184,6 +1184,16 @@ function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo,
  * Decides a request exactly as the qrexec policy engine does. Never throws.
  * `ok: false` decisions are denials (by the engine, or where the real engine
  * would crash: `EngineError`).
+ *
+ * @example
+ * ```ts
+ * const loaded = loadPolicy(createMemoryFileSystem({ "30-user.policy": "qubes.Filecopy * work vault ask default_target=vault\n" }));
+ * const system = prepareSystemInfo(systemJson); // an internal.GetSystemInfo answer (`qkit system snapshot`)
+ * if (loaded.ok) {
+ *   const d = evaluate(loaded.policy, makeRequest("qubes.Filecopy", "work", "vault"), system);
+ *   if (d.ok && d.action === "ask") console.log(d.targetsForAsk, d.defaultTarget);
+ * }
+ * ```
  */
 export function evaluate(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, options: EvaluateOptions = {}): Decision {
   return run(policy, request, system, undefined, undefined, options.linear ?? false).decision;
@@ -1219,6 +1229,14 @@ function describeMiss(rule: PolicyRule, built: BuiltRequest, info: ReadonlyMap<s
  * Decides a request and tells why: every rule considered before the deciding
  * one with the reason it did not match, the deciding rule, how the target
  * was resolved, and for `ask` where each offered target came from.
+ *
+ * @example
+ * ```ts
+ * const x = explain(policy, makeRequest("qubes.Filecopy", "work", "vault"), system);
+ * for (const step of x.trace) console.log(step.rule.origin, step.reason);
+ * console.log(x.decidingRule?.origin, x.decision);
+ * // As text, exactly as `qkit policy explain` prints it: renderExplanation(x) from @qubes-kit/sdk/node
+ * ```
  */
 export function explain(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): Explanation {
   const considered: PolicyRule[] = [];

@@ -525,6 +525,15 @@ export function checkPolicy(fs: PolicyFileSystem | undefined, options: LoadOptio
  * Loads a whole policy. Never throws. `ok: true` only when there is no error
  * at all: that is the only way to get a {@link CompiledPolicy}, the input of
  * the evaluator.
+ *
+ * @example
+ * ```ts
+ * // Files in memory, keyed relative to /etc/qubes/policy.d (or by absolute path):
+ * const r = loadPolicy(createMemoryFileSystem({ "30-user.policy": "qubes.GetDate * @anyvm dom0 allow\n" }));
+ * if (r.ok) console.log(r.policy.rules.length);
+ * else console.error(r.error.message); // the daemon would deny every call
+ * // A directory on disk: loadPolicyDirectory("policy.d") from @qubes-kit/sdk/node
+ * ```
  */
 export function loadPolicy(fs: PolicyFileSystem | undefined, options: LoadOptions = {}): LoadResult {
   const loader = new Loader(fs, options);

@@ -4,6 +4,7 @@
  * errors (exit code 2).
  */
 import { UsageError } from "./command.js";
+import { didYouMean } from "./text.js";
 
 /** The options a command accepts: `true` for a flag, `"value"` for an option with a value, `"values"` for a repeatable one. */
 export type OptionSpec = Record<string, true | "value" | "values">;
@@ -16,8 +17,14 @@ export interface ParsedArgs {
   positionals: string[];
 }
 
-/** Parses `args` against `spec`; throws {@link UsageError}. */
-export function parseArgs(args: readonly string[], spec: OptionSpec): ParsedArgs {
+/**
+ * Parses `args` against `spec`; `short` maps one-letter options (`-s`) to
+ * their long name (`show-line`). Throws {@link UsageError} (with a "did you
+ * mean" for a near miss).
+ */
+export function parseArgs(args: readonly string[], spec: OptionSpec, short: Record<string, string> = {}): ParsedArgs {
+  const unknown = (given: string) =>
+    new UsageError(`unknown option \`${given}\`${didYouMean(given.replace(/=.*/s, ""), [...Object.keys(spec).map((k) => `--${k}`), ...Object.keys(short)])}`);
   const out: ParsedArgs = { flags: new Set(), values: new Map(), lists: new Map(), positionals: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -29,7 +36,7 @@ export function parseArgs(args: readonly string[], spec: OptionSpec): ParsedArgs
       const eq = a.indexOf("=");
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const kind = spec[name];
-      if (kind === undefined) throw new UsageError(`unknown option \`--${name}\``);
+      if (kind === undefined) throw unknown(`--${name}`);
       if (kind === true) {
         if (eq >= 0) throw new UsageError(`option \`--${name}\` takes no value`);
         out.flags.add(name);
@@ -45,7 +52,13 @@ export function parseArgs(args: readonly string[], spec: OptionSpec): ParsedArgs
       else out.values.set(name, value);
       continue;
     }
-    if (a.startsWith("-") && a !== "-") throw new UsageError(`unknown option \`${a}\``);
+    if (a.startsWith("-") && a !== "-") {
+      const long = short[a];
+      if (long === undefined) throw unknown(a);
+      args = [...args.slice(0, i), `--${long}`, ...args.slice(i + 1)];
+      i--;
+      continue;
+    }
     out.positionals.push(a);
   }
   return out;

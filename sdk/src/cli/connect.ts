@@ -5,6 +5,7 @@
  * default is dom0's `/var/run/qubesd.sock`.
  */
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { PolicyAdmin } from "../policy-admin.js";
 import { Qubes } from "../qubes.js";
 import {
@@ -16,17 +17,9 @@ import {
   type Transport,
 } from "../transport.js";
 import { UsageError } from "./command.js";
+import { CONNECTION_USAGE, didYouMean } from "./text.js";
 
-/** The usage text of the connection options. */
-export const CONNECTION_USAGE = `connection:
-  --socket PATH   qubesd socket (default: $QUBESD_SOCKET, else ${DEFAULT_QUBESD_SOCKET});
-                  with an explicit socket the policy admin api goes over it too
-                  (the qubes-kit simulator serves it), otherwise in dom0 it runs
-                  /usr/bin/qubes-policy-admin
-  --qrexec        call through qrexec-client-vm (from a management qube; the
-                  default when /var/run/qubesd.sock is absent and
-                  /usr/bin/qrexec-client-vm exists, as in qubesadmin)
-  --timeout MS    per-call timeout in milliseconds (default 120000, 0 = none)`;
+export { CONNECTION_USAGE };
 
 /** Parsed arguments: flags (with values), booleans, positionals. */
 export interface ParsedArgs {
@@ -58,7 +51,8 @@ export function parseArgs(args: string[], withValue: string[], booleans: string[
       } else if (booleans.includes(name) && eq < 0) {
         flags.set(name, true);
       } else {
-        throw new UsageError(`unknown option \`${a}\``);
+        const hint = withValue.includes(name) || booleans.includes(name) ? "" : didYouMean(name, [...withValue, ...booleans]);
+        throw new UsageError(eq >= 0 && booleans.includes(name) ? `option ${name} takes no value` : `unknown option \`${a}\`${hint}`);
       }
       continue;
     }
@@ -71,29 +65,58 @@ export function parseArgs(args: string[], withValue: string[], booleans: string[
 export const CONNECTION_VALUE_FLAGS = ["--socket", "--timeout"];
 export const CONNECTION_BOOLEAN_FLAGS = ["--qrexec"];
 
-/** Builds the transport from the parsed connection options and the environment. */
-export function connectionTransport(flags: Map<string, string | true>, env: NodeJS.ProcessEnv): Transport {
+/** Where a command connects, as the user named it (for messages). */
+export interface ConnectionInfo {
+  /** `option` (--socket), `env` (QUBESD_SOCKET), `default` (dom0's socket) or `qrexec`. */
+  via: "option" | "env" | "default" | "qrexec";
+  /** The socket path as the user gave it (or the default). */
+  socket?: string;
+}
+
+/**
+ * Builds the transport from the parsed connection options and the
+ * environment. A relative socket path is resolved against `cwd`; `info`,
+ * when given, is filled with where it connects, for messages.
+ */
+export function connectionTransport(flags: Map<string, string | true>, env: NodeJS.ProcessEnv, cwd?: string, info?: ConnectionInfo): Transport {
   const socket = flags.get("--socket");
+  const note = (i: ConnectionInfo) => {
+    if (info) Object.assign(info, i);
+  };
   if (flags.has("--qrexec")) {
     if (socket !== undefined) throw new UsageError("--socket and --qrexec exclude each other");
+    note({ via: "qrexec" });
     return new QrexecClientVmTransport();
   }
   const explicit = typeof socket === "string" ? socket : env["QUBESD_SOCKET"];
-  if (explicit !== undefined && explicit !== "") return new UnixSocketTransport({ path: explicit, servicesOverSocket: true });
+  if (explicit !== undefined && explicit !== "") {
+    note({ via: typeof socket === "string" ? "option" : "env", socket: explicit });
+    return new UnixSocketTransport({ path: cwd === undefined ? explicit : resolve(cwd, explicit), servicesOverSocket: true });
+  }
   // Like qubesadmin: the dom0 socket when it exists, else qrexec from a qube.
-  if (!existsSync(DEFAULT_QUBESD_SOCKET) && existsSync("/usr/bin/qrexec-client-vm")) return new QrexecClientVmTransport();
+  if (!existsSync(DEFAULT_QUBESD_SOCKET) && existsSync("/usr/bin/qrexec-client-vm")) {
+    note({ via: "qrexec" });
+    return new QrexecClientVmTransport();
+  }
+  note({ via: "default", socket: DEFAULT_QUBESD_SOCKET });
   return withServiceTransport(new UnixSocketTransport({ path: DEFAULT_QUBESD_SOCKET }), new PolicyAdminExecTransport());
 }
 
-/** The `Qubes` and `PolicyAdmin` clients for the parsed connection options. */
-export function connect(flags: Map<string, string | true>, env: NodeJS.ProcessEnv): { qubes: Qubes; policy: PolicyAdmin } {
-  const transport = connectionTransport(flags, env);
+/**
+ * The `Qubes` and `PolicyAdmin` clients for the parsed connection options.
+ * Pass the command's {@link CliIO}-like `{ env, cwd }` (a relative `--socket`
+ * is the user's, relative to their directory) and, from
+ * {@link reportErrors}, the connection record its messages use.
+ */
+export function connect(flags: Map<string, string | true>, io: NodeJS.ProcessEnv | { env: NodeJS.ProcessEnv; cwd: string }, info?: ConnectionInfo): { qubes: Qubes; policy: PolicyAdmin } {
+  const ctx = "cwd" in io && typeof io.cwd === "string" && typeof io.env === "object" ? (io as { env: NodeJS.ProcessEnv; cwd: string }) : { env: io as NodeJS.ProcessEnv, cwd: undefined };
   const t = flags.get("--timeout");
   let timeout: number | undefined;
   if (typeof t === "string") {
     if (!/^[0-9]+$/.test(t)) throw new UsageError(`--timeout needs a number of milliseconds, got \`${t}\``);
     timeout = Number(t);
   }
+  const transport = connectionTransport(flags, ctx.env, ctx.cwd, info);
   const qubes = new Qubes(timeout === undefined ? { transport } : { transport, timeout });
   return { qubes, policy: new PolicyAdmin(transport) };
 }

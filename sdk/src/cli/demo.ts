@@ -23,7 +23,7 @@ import { Qubes } from "../qubes.js";
 import { systemInfo } from "../system-info.js";
 import { PolicyAdmin } from "../policy-admin.js";
 
-const USAGE = `usage: qkit demo [--json] [--dir DIR]
+const USAGE = `usage: qkit demo [--json] [--dir DIR] [--offline]
 
 Starts the offline Admin API simulator on a private Unix socket, seeded with
 the demo machine; reads the system model and the policy back through the SDK

@@ -1,10 +1,12 @@
 /**
  * `qkit`: the command-line front end of qubes-kit.
  */
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
+import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, escapeControls, oneLine } from "./text.js";
 // The policy commands load with the CLI itself (they are the common case and
 // a dynamic import costs a round trip through the module loader); the rest
 // (Admin API client, simulator) loads on demand.
@@ -15,13 +17,16 @@ import * as policyModule from "./policy.js";
  * demand: `qkit policy check` never loads the Admin API client or the
  * simulator, which keeps start-up small (it counts in every run).
  */
-interface Entry {
+export interface Entry {
   path: string[];
+  /** One line for the help. */
   summary: string;
   load: () => Promise<{ commands: Command[] }>;
+  /** The options for shell completion; default: every `--option` and `-o` the command's usage text names. */
+  options?: string[];
 }
 
-const ENTRIES: Entry[] = [
+export const ENTRIES: Entry[] = [
   { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", load: async () => policyModule },
   { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: async () => policyModule },
   { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: async () => policyModule },
@@ -49,46 +54,220 @@ const ENTRIES: Entry[] = [
   { path: ["template", "export"], summary: "write a stack file from the live system", load: () => import("./template-tools.js") },
 ];
 
-function help(io: CliIO): void {
-  const width = Math.max(...ENTRIES.map((c) => c.path.join(" ").length));
-  io.stdout.write("usage: qkit <command> [options]\n\ncommands:\n");
-  for (const c of ENTRIES) io.stdout.write(`  ${c.path.join(" ").padEnd(width)}  ${c.summary}\n`);
-  io.stdout.write("\nrun `qkit <command> --help` for the options of a command\n");
+/** A name the CLI handles itself, with its summary (help, completion, version). */
+const BUILTINS: { path: string[]; summary: string }[] = [
+  { path: ["help"], summary: "print the usage of qkit, of a group (`qkit help policy`) or of a command" },
+  { path: ["completion"], summary: "print a shell completion script: `qkit completion bash|zsh|fish`" },
+];
+
+/** Every path of the command table plus the built-ins, for "did you mean" and completion. */
+function allPaths(): { path: string[]; summary: string }[] {
+  return [...ENTRIES, ...BUILTINS];
+}
+
+/** The words that may follow `prefix` (a group's children), with a summary each. */
+function children(prefix: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of allPaths()) {
+    if (e.path.length <= prefix.length || !prefix.every((p, i) => e.path[i] === p)) continue;
+    const word = e.path[prefix.length]!;
+    if (out.has(word)) continue;
+    const leaf = e.path.length === prefix.length + 1;
+    out.set(word, leaf ? e.summary : `${[...prefix, word].join(" ")} commands: ${allPaths().filter((x) => x.path[prefix.length] === word && prefix.every((p, i) => x.path[i] === p)).map((x) => x.path.slice(prefix.length + 1).join(" ")).join(", ")}`);
+  }
+  return out;
+}
+
+function table(rows: [string, string][]): string {
+  const width = Math.max(...rows.map(([a]) => a.length));
+  return rows.map(([a, b]) => `  ${a.padEnd(width)}  ${b}\n`).join("");
+}
+
+/** The top-level help: commands, connection options, environment, exit codes. */
+export function topHelp(): string {
+  return (
+    "usage: qkit <command> [options]\n" +
+    "       qkit help [COMMAND]    the usage of a group or a command (also `qkit COMMAND --help`)\n" +
+    "       qkit completion bash|zsh|fish\n" +
+    "       qkit --version\n\n" +
+    "commands:\n" +
+    table(allPaths().map((c) => [c.path.join(" "), c.summary])) +
+    "\n" +
+    CONNECTION_USAGE.replace(/^connection:/, "connection options (the commands that talk to qubesd: qube, system, events, policy pull|push):") +
+    "\n\n" +
+    ENVIRONMENT_USAGE +
+    "\n\n" +
+    EXIT_USAGE +
+    "\n"
+  );
+}
+
+/** The help of a group (`qkit policy`): its commands. */
+export function groupHelp(prefix: string[]): string {
+  const kids = children(prefix);
+  const name = prefix.join(" ");
+  return `usage: qkit ${name} <command> [options]\n\ncommands:\n${table([...kids].map(([w, s]) => [`${name} ${w}`, s]))}\nrun \`qkit ${name} COMMAND --help\` for the options of a command\n`;
+}
+
+/** The version of the package this CLI belongs to. */
+export function version(): string {
+  for (const rel of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(fileURLToPath(new URL(rel, import.meta.url)), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "@qubes-kit/sdk" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not this one
+    }
+  }
+  return "unknown";
+}
+
+/** Loads the command of an entry. */
+async function commandOf(entry: Entry): Promise<Command | undefined> {
+  return (await entry.load()).commands.find((c) => c.path.join(" ") === entry.path.join(" "));
+}
+
+/** Every option a command takes: its entry's `options`, else the ones its usage text names. */
+export async function optionsOf(entry: Entry): Promise<string[]> {
+  if (entry.options) return [...entry.options, "--help"];
+  const usage = (await commandOf(entry))?.usage ?? "";
+  const found = new Set<string>();
+  for (const m of usage.matchAll(/(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])(?![\w-])/g)) found.add(m[1]!);
+  found.add("--help");
+  return [...found].sort();
+}
+
+/** The command tree for completion: every path prefix with its child words and, for commands, their options. */
+export async function completionTree(): Promise<{ key: string; words: [string, string][]; options: string[] }[]> {
+  const keys = new Map<string, { words: [string, string][]; options: string[] }>();
+  const prefixes = new Set<string>([""]);
+  for (const e of allPaths()) for (let i = 1; i < e.path.length; i++) prefixes.add(e.path.slice(0, i).join(" "));
+  for (const p of prefixes) keys.set(p, { words: [...children(p ? p.split(" ") : [])], options: p ? ["--help"] : ["--help", "--version"] });
+  for (const e of ENTRIES) keys.set(e.path.join(" "), { words: [], options: await optionsOf(e) });
+  keys.set("help", { words: [...children([])].filter(([w]) => w !== "help"), options: [] });
+  keys.set("completion", { words: [["bash", "bash completion script"], ["zsh", "zsh completion script"], ["fish", "fish completion script"]], options: [] });
+  return [...keys].map(([key, v]) => ({ key, ...v }));
+}
+
+/**
+ * The stream with a `write` that escapes control characters (messages quote
+ * names, paths and server texts that may hold them); newlines and tabs pass.
+ * Writes go through at once, in order, as on the stream itself.
+ */
+function escaping(stream: Writable): Writable {
+  return new Proxy(stream, {
+    get(target, key) {
+      if (key === "write") {
+        return (chunk: unknown, ...rest: unknown[]) =>
+          (target.write as (...a: unknown[]) => boolean)(typeof chunk === "string" ? escapeControls(chunk) : Buffer.isBuffer(chunk) ? escapeControls(chunk.toString("utf8")) : chunk, ...rest);
+      }
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 /** Runs `qkit` with the given arguments; resolves to the exit code. */
 export async function main(argv: string[], io: CliIO): Promise<number> {
-  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
-    help(io);
-    return argv.length === 0 ? 2 : 0;
+  io = { ...io, stderr: escaping(io.stderr) };
+  const helpFlag = (a: string | undefined) => a === "--help" || a === "-h";
+  if (argv.length === 0 || helpFlag(argv[0])) {
+    io.stdout.write(topHelp());
+    return EXIT.ok;
   }
+  if (argv[0] === "--version" || argv[0] === "-V") {
+    io.stdout.write(`qkit ${version()}\n`);
+    return EXIT.ok;
+  }
+  if (argv[0] === "help") return help(argv.slice(1), io);
+  if (argv[0] === "completion") return completion(argv.slice(1), io);
   let entry: Entry | undefined;
   for (const c of ENTRIES) {
     if (c.path.every((p, i) => argv[i] === p) && (!entry || c.path.length > entry.path.length)) entry = c;
   }
-  const best = entry && (await entry.load()).commands.find((c) => c.path.join(" ") === entry!.path.join(" "));
+  if (!entry) {
+    // The longest group the arguments name, then what follows it.
+    let depth = 0;
+    while (depth < argv.length && children(argv.slice(0, depth)).has(argv[depth]!)) depth++;
+    const prefix = argv.slice(0, depth);
+    const next = argv[depth];
+    if (depth > 0 && (next === undefined || helpFlag(next))) {
+      io.stdout.write(groupHelp(prefix));
+      return EXIT.ok;
+    }
+    const wrong = [...prefix, next ?? ""].join(" ");
+    const hint = didYouMean(next ?? "", children(prefix).keys(), (w) => [...prefix, w].join(" "));
+    io.stderr.write(`qkit: unknown command \`${wrong}\`${hint || `; \`qkit ${prefix.length ? prefix.join(" ") + " " : ""}--help\` lists the commands`} [unknown-command]\n`);
+    return EXIT.usage;
+  }
+  const best = await commandOf(entry);
   if (!best) {
-    io.stderr.write(`qkit: unknown command \`${argv.slice(0, 2).join(" ")}\` [unknown-command]\n`);
-    help(io);
-    return 2;
+    io.stderr.write(`qkit: internal error: no command \`${entry.path.join(" ")}\` in its module [internal]\n`);
+    return EXIT.internal;
   }
   const rest = argv.slice(best.path.length);
-  if (rest.includes("--help") || rest.includes("-h")) {
+  const end = rest.indexOf("--");
+  if ((end < 0 ? rest : rest.slice(0, end)).some(helpFlag)) {
     io.stdout.write(best.usage.endsWith("\n") ? best.usage : best.usage + "\n");
-    return 0;
+    return EXIT.ok;
   }
   try {
     return await best.run(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`qkit ${best.path.join(" ")}: ${err.message} [usage]\n`);
-      return 2;
+      io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(err.message)} [usage]\n`);
+      return EXIT.usage;
     }
     const msg = err instanceof Error ? err.message : String(err);
-    io.stderr.write(`qkit ${best.path.join(" ")}: ${msg}\n`);
-    return 1;
+    io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(msg.split("\n")[0]!)}\n`);
+    return EXIT.failure;
   }
 }
+
+/** `qkit help [WORDS…]`: the top-level help, a group's or a command's usage. */
+async function help(words: string[], io: CliIO): Promise<number> {
+  if (words.length === 0) {
+    io.stdout.write(topHelp());
+    return EXIT.ok;
+  }
+  if (words[0] === "help" || words[0] === "completion") {
+    io.stdout.write(topHelp());
+    return EXIT.ok;
+  }
+  const entry = ENTRIES.find((e) => e.path.length === words.length && e.path.every((p, i) => words[i] === p));
+  if (entry) return main([...words, "--help"], io);
+  if (words.length && children(words).size > 0 && (words.length === 1 ? children([]).has(words[0]!) : true)) {
+    io.stdout.write(groupHelp(words));
+    return EXIT.ok;
+  }
+  return main(words, io);
+}
+
+/** `qkit completion bash|zsh|fish`. */
+async function completion(args: string[], io: CliIO): Promise<number> {
+  const shell = args[0];
+  const shells = ["bash", "zsh", "fish"];
+  if (shell === "--help" || shell === "-h") {
+    io.stdout.write(COMPLETION_USAGE);
+    return EXIT.ok;
+  }
+  if (shell === undefined || !shells.includes(shell) || args.length > 1) {
+    const bad = args.length > 1 ? `unexpected argument \`${args[1]}\`` : shell === undefined ? "which shell? bash, zsh or fish" : `unknown shell \`${shell}\`${didYouMean(shell, shells)}`;
+    io.stderr.write(`qkit completion: ${bad}; \`qkit completion --help\` shows how to install it [usage]\n`);
+    return EXIT.usage;
+  }
+  const { completionScript } = await import("./completion.js");
+  io.stdout.write(completionScript(shell as "bash" | "zsh" | "fish", await completionTree()));
+  return EXIT.ok;
+}
+
+const COMPLETION_USAGE = `usage: qkit completion bash|zsh|fish
+
+Prints a completion script for the shell, generated from qkit's command table:
+  bash:  source <(qkit completion bash)     (or save it in ~/.local/share/bash-completion/completions/qkit)
+  zsh:   qkit completion zsh > "\${fpath[1]}/_qkit"   (then restart zsh; or: source <(qkit completion zsh))
+  fish:  qkit completion fish > ~/.config/fish/completions/qkit.fish
+`;
 
 // The CLI runs when this file is the program, whatever name it is started by (a symlink
 // such as `node_modules/.bin/qkit` included); imported (by tests), it only exports `main`.
@@ -100,7 +279,11 @@ const isEntry = (() => {
     return false;
   }
 })();
-if (isEntry) {
+/**
+ * Runs `qkit` as the program: process arguments and streams, exit code in
+ * `process.exitCode`. The launcher (`bin/qkit.js`) calls it.
+ */
+export function runAsProgram(): void {
   // `qkit … | head`: a closed pipe ends the command quietly instead of crashing.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
     if (err.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
@@ -118,7 +301,9 @@ if (isEntry) {
     },
     (err) => {
       process.stderr.write(`qkit: internal error: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = 70;
+      process.exitCode = EXIT.internal;
     },
   );
 }
+
+if (isEntry) runAsProgram();

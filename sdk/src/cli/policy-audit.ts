@@ -559,7 +559,7 @@ const QUERY_OPTIONS = { "policy-dir": "value", system: "value", json: true, all:
 const QUERY_COMMON = `  --policy-dir DIR      the policy.d directory (or \`live\`, or REV:PATH of a git revision)
   --system FILE|live    the system model (internal.GetSystemInfo JSON, or the live system)`;
 
-const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json]
+const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
 
 Every source qube that may call SERVICE[+ARG] on T (default: on every target of
 the system: qube names, @default, @adminvm, @dispvm, @dispvm:X), with the
@@ -578,7 +578,7 @@ ${CONNECTION_USAGE}
 exit status: 0, 2 usage error or a policy that does not load
 `;
 
-const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json]
+const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
 
 Everything SOURCE may call: every service and argument the rules name (and \`*\`
 for all others) on every target, with the decision, the deciding rule, and for
@@ -594,6 +594,7 @@ exit status: 0, 2 usage error or a policy that does not load
 `;
 
 const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html]
+                         [--targets A,B,...] [--sources A,B,...] [--output FILE] [connection options]
 
 The decision table of one call: a row per source qube, a column per target
 (qube names, @default, @adminvm, @dispvm, @dispvm:X). Cells: allow, allow→X

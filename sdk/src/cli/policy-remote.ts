@@ -22,14 +22,14 @@ interface Tokens {
   include: Record<string, PolicyToken>;
 }
 
-function readTokens(dir: string): Tokens | undefined {
+function readTokens(dir: string, shown = dir): Tokens | undefined {
   const p = join(dir, TOKENS_FILE);
   if (!existsSync(p)) return undefined;
   try {
     const t = JSON.parse(readFileSync(p, "utf8")) as Partial<Tokens>;
     return { main: t.main ?? {}, include: t.include ?? {} };
   } catch {
-    throw new UsageError(`${p} is not valid json`);
+    throw new UsageError(`\`${join(shown, TOKENS_FILE)}\` is not valid JSON; pull again (with --force) to rewrite it`);
   }
 }
 
@@ -59,28 +59,65 @@ function localFiles(dir: string): { main: Map<string, string>; include: Map<stri
 
 const label = (name: string, include: boolean) => (include ? `include/${name}` : `${name}.policy`);
 
-async function pull(policy: PolicyAdmin, dir: string, io: CliIO): Promise<number> {
-  mkdirSync(join(dir, "include"), { recursive: true });
+/**
+ * Pulls into `dir` (`shown` is the directory as the user named it). A file
+ * that is there and differs from what the last pull wrote (or that no pull
+ * wrote) is a local change: without `force` nothing is written and each such
+ * file is reported.
+ */
+async function pull(policy: PolicyAdmin, dir: string, shown: string, io: CliIO, force: boolean): Promise<number> {
   const snap = await policy.snapshot();
-  const old = readTokens(dir);
+  const old = readTokens(dir, shown);
   const tokens: Tokens = { main: {}, include: {} };
-  for (const f of snap.files) {
-    writeFileSync(join(dir, f.include ? "include" : "", f.include ? f.name : `${f.name}.policy`), f.text);
-    (f.include ? tokens.include : tokens.main)[f.name] = f.token;
-  }
-  // Files pulled before that are gone from the server are gone here too.
+  const pathOf = (name: string, include: boolean) => (include ? join(dir, "include", name) : join(dir, `${name}.policy`));
+  const shownOf = (name: string, include: boolean) => (include ? join(shown, "include", name) : join(shown, `${name}.policy`));
+  /** Whether the file on disk holds something the last pull did not write (and `incoming` would lose it). */
+  const localChange = (name: string, include: boolean, incoming: string | undefined): boolean => {
+    const p = pathOf(name, include);
+    let text: string;
+    try {
+      if (!statSync(p).isFile()) return true;
+      text = readFileSync(p, "utf8");
+    } catch {
+      return false; // not there: nothing to lose
+    }
+    if (incoming !== undefined && text === incoming) return false;
+    const recorded = (include ? old?.include : old?.main)?.[name];
+    return recorded === undefined || recorded !== policyToken(text);
+  };
+  const conflicts: string[] = [];
+  for (const f of snap.files) if (localChange(f.name, f.include, f.text)) conflicts.push(shownOf(f.name, f.include));
+  // Files pulled before that are gone from the server go here too (unless changed here).
+  const gone: { name: string; include: boolean }[] = [];
   for (const kind of ["main", "include"] as const) {
     for (const name of Object.keys(old?.[kind] ?? {})) {
-      if (tokens[kind][name] !== undefined) continue;
-      const p = kind === "main" ? join(dir, `${name}.policy`) : join(dir, "include", name);
-      if (existsSync(p)) unlinkSync(p);
+      const include = kind === "include";
+      if (snap.files.some((f) => f.name === name && f.include === include)) continue;
+      if (localChange(name, include, undefined)) conflicts.push(shownOf(name, include));
+      gone.push({ name, include });
     }
+  }
+  if (conflicts.length && !force) {
+    for (const c of conflicts) {
+      io.stderr.write(`qkit policy pull: \`${c}\` has changes the last pull did not write; not overwritten (push them first, move the file away, or pull with --force) [local-change]\n`);
+    }
+    io.stderr.write(`qkit policy pull: nothing was written [local-change]\n`);
+    return 1;
+  }
+  mkdirSync(join(dir, "include"), { recursive: true });
+  for (const f of snap.files) {
+    writeFileSync(pathOf(f.name, f.include), f.text);
+    (f.include ? tokens.include : tokens.main)[f.name] = f.token;
+  }
+  for (const g of gone) {
+    const p = pathOf(g.name, g.include);
+    if (existsSync(p)) unlinkSync(p);
   }
   writeTokens(dir, tokens);
   for (const s of snap.skipped) {
     io.stderr.write(`qkit policy pull: skipped ${label(s.name, s.include)}: ${s.reason} [unreadable-policy-file]\n`);
   }
-  io.stdout.write(`pulled ${snap.files.length} file${snap.files.length === 1 ? "" : "s"} into ${dir}\n`);
+  io.stdout.write(`pulled ${snap.files.length} file${snap.files.length === 1 ? "" : "s"} into ${shown}${force && conflicts.length ? ` (--force: overwrote ${conflicts.length} changed file${conflicts.length === 1 ? "" : "s"})` : ""}\n`);
   return 0;
 }
 
@@ -117,9 +154,9 @@ async function checkWholePolicy(policy: PolicyAdmin, dir: string, local: { main:
   return errors;
 }
 
-async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: boolean; dryRun: boolean; serviceIncludes: Set<string> }): Promise<number> {
-  const tokens = readTokens(dir);
-  if (!tokens && !opts.force) throw new UsageError(`${dir} has no ${TOKENS_FILE}: pull first, or push with --force`);
+async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: boolean; dryRun: boolean; serviceIncludes: Set<string>; shown: string }): Promise<number> {
+  const tokens = readTokens(dir, opts.shown);
+  if (!tokens && !opts.force) throw new UsageError(`\`${opts.shown}\` has no ${TOKENS_FILE}: pull first, or push with --force`);
   const t: Tokens = tokens ?? { main: {}, include: {} };
   const local = localFiles(dir);
   const changes: Change[] = [];
@@ -145,11 +182,11 @@ async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: 
     const file = label(c.name, c.include);
     const syntax = c.include && opts.serviceIncludes.has(c.name) ? "service" : "policy";
     for (const d of policyErrors(c.text!, file, syntax)) {
-      io.stderr.write(`${join(dir, c.include ? "include" : "", c.include ? c.name : `${c.name}.policy`)}:${d.line}: ${d.message} [${d.code}]\n`);
+      io.stderr.write(`${join(opts.shown, c.include ? "include" : "", c.include ? c.name : `${c.name}.policy`)}:${d.line}: ${d.message} [${d.code}]\n`);
       invalid++;
     }
   }
-  if (invalid === 0 && changes.length > 0) invalid += await checkWholePolicy(policy, dir, local, t, io);
+  if (invalid === 0 && changes.length > 0) invalid += await checkWholePolicy(policy, opts.shown, local, t, io);
   if (invalid > 0) {
     io.stderr.write(`qkit policy push: ${invalid} error${invalid === 1 ? "" : "s"}; nothing was sent [invalid-policy]\n`);
     return 1;
@@ -194,21 +231,28 @@ async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: 
 const pullCommand: Command = {
   path: ["policy", "pull"],
   summary: "copy the live qrexec policy into a directory (policy admin api)",
-  usage: `usage: qkit policy pull DIR [connection options]
+  usage: `usage: qkit policy pull DIR [--force] [connection options]
 
 Writes every file of /etc/qubes/policy.d as DIR/NAME.policy and every include
-file as DIR/include/NAME, and remembers their tokens in DIR/${TOKENS_FILE}
-for \`qkit policy push\`.
+file as DIR/include/NAME, and remembers their tokens (sha256 of what it wrote)
+in DIR/${TOKENS_FILE} for \`qkit policy push\`.
+
+A file in DIR that changed since the last pull, or that no pull wrote, is
+never overwritten (nor removed): the pull reports it, writes nothing and
+exits 1. Push the change first, move the file away, or use --force.
+
+options:
+  --force   overwrite (and remove) local changes
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("policy pull", io, async () => {
-      const a = parseArgs(rest, CONNECTION_VALUE_FLAGS, CONNECTION_BOOLEAN_FLAGS);
+    reportErrors("policy pull", io, async (conn) => {
+      const a = parseArgs(rest, CONNECTION_VALUE_FLAGS, [...CONNECTION_BOOLEAN_FLAGS, "--force"]);
       const [dir, extra] = a.positionals;
       if (!dir) throw new UsageError("missing directory");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
-      const { policy } = connect(a.flags, io.env);
-      return pull(policy, resolve(io.cwd, dir), io);
+      const { policy } = connect(a.flags, io, conn);
+      return pull(policy, resolve(io.cwd, dir), dir, io, a.flags.has("--force"));
     }),
 };
 
@@ -227,7 +271,7 @@ files unless named with --service-include (files used by !include-service).
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("policy push", io, async () => {
+    reportErrors("policy push", io, async (conn) => {
       // --service-include may repeat: collect it by hand.
       const serviceIncludes = new Set<string>();
       const filtered: string[] = [];
@@ -243,9 +287,9 @@ ${CONNECTION_USAGE}`,
       if (!dir) throw new UsageError("missing directory");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const full = resolve(io.cwd, dir);
-      if (!existsSync(full)) throw new UsageError(`${dir} does not exist`);
-      const { policy } = connect(b.flags, io.env);
-      return push(policy, full, io, { force: b.flags.has("--force"), dryRun: b.flags.has("--dry-run"), serviceIncludes });
+      if (!existsSync(full)) throw new UsageError(`\`${dir}\`: No such file or directory`);
+      const { policy } = connect(b.flags, io, conn);
+      return push(policy, full, io, { force: b.flags.has("--force"), dryRun: b.flags.has("--dry-run"), serviceIncludes, shown: dir });
     }),
 };
 

@@ -7,7 +7,7 @@
  * - `eval --json`, `eval --requests` and `eval --cases` print one JSON object a
  *   line, in the format of the conformance corpus (`decisionToJson`).
  */
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { closeSync, createReadStream, existsSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import {
@@ -21,6 +21,7 @@ import {
   parseDocument,
   prepareSystemInfo,
   printRule,
+  pyStrip,
   runConformanceCase,
   LEGACY_POLICY_DIR,
   POLICY_DIR,
@@ -39,6 +40,10 @@ import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
+import { EXIT, didYouMean, osMessage } from "./text.js";
+import { describeDecision, renderExplanation, ruleText } from "../node-render.js";
+
+export { describeDecision, renderExplanation };
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -80,7 +85,7 @@ interface PolicySource {
 /** Mounts a real policy directory (and optional runtime/legacy dirs) at the engine's standard paths. */
 function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDir: string | undefined, cwd: string): PolicySource {
   const abs = path.resolve(cwd, policyDir);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\``);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\` (${existsSync(abs) ? "Not a directory" : "No such file or directory"})`);
   const mounts: Record<string, string> = { [POLICY_DIR]: abs };
   for (const [option, dir, virtual] of [
     ["--runtime-dir", runtimeDir, RUNTIME_POLICY_DIR],
@@ -107,11 +112,17 @@ function realPathOf(src: PolicySource, virtual: string): string {
 
 function readSystem(file: string | undefined, io: CliIO): SystemInfo {
   if (file === undefined) return prepareSystemInfo({ domains: {} });
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(io.cwd, file), "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read the system model \`${file}\`: ${osMessage(e)}`);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path.resolve(io.cwd, file), "utf8"));
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`cannot read the system model \`${file}\`: ${e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e)}`);
+    throw new UsageError(`the system model \`${file}\` is not valid JSON (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); make one with \`qkit system snapshot\``);
   }
   if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
     throw new UsageError(`the system model \`${file}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
@@ -127,7 +138,8 @@ function sev(d: Diagnostic): string {
 // qkit policy check
 // ---------------------------------------------------------------------------
 
-const CHECK_USAGE = `usage: qkit policy check [options] PATH...
+const CHECK_USAGE = `usage: qkit policy check [--runtime-dir DIR] [--legacy-dir DIR] [--include-service|-i] [--json] PATH...|-
+       qkit policy check --lint-compat [--show-line|-s] [--include-service|-i] [--json] FILE...|-
 
 Validates qrexec policy. PATH is a policy.d directory (loaded as the daemon
 loads /etc/qubes/policy.d: file order, includes, !compat-4.0) or single files
@@ -139,9 +151,16 @@ error is the one the real engine stops at (and then denies every call).
 options:
   --runtime-dir DIR   runtime policy directory, loaded with the main one (/run/qubes/policy.d)
   --legacy-dir DIR    legacy R4.0 directory read by !compat-4.0 (/etc/qubes-rpc/policy)
-  --include-service   single files are in legacy service syntax (!include-service targets)
-  --lint-compat       behave exactly like upstream qubes-policy-lint (each line on its own)
+  --include-service, -i
+                      single files are in legacy service syntax (!include-service targets)
+  --lint-compat       behave exactly like upstream qubes-policy-lint: each line on
+                      its own, files in the order given, the first file with errors
+                      ends the run
+  --show-line, -s     with --lint-compat: append the line that caused each error
   --json              print one JSON object
+
+A PATH of \`-\` reads one file from standard input.
+
 exit status: 0 no error, 1 errors, 2 usage error
 `;
 
@@ -157,25 +176,17 @@ interface CheckEntry {
 }
 
 async function runCheck(args: string[], io: CliIO): Promise<number> {
-  const a = parseArgs(args, { json: true, "runtime-dir": "value", "legacy-dir": "value", "lint-compat": true, "include-service": true });
+  const a = parseArgs(args, { json: true, "runtime-dir": "value", "legacy-dir": "value", "lint-compat": true, "include-service": true, "show-line": true }, { "-s": "show-line", "-i": "include-service" });
   if (a.positionals.length === 0) throw new UsageError("no PATH given");
+  if (a.flags.has("lint-compat")) return runLintCompat(a, io);
+  if (a.flags.has("show-line")) throw new UsageError("`--show-line` goes with `--lint-compat`");
   const entries: CheckEntry[] = [];
-  const lintLines: string[] = [];
   let rules = 0;
   let engineError: string | undefined;
   for (const p of a.positionals) {
     const abs = path.resolve(io.cwd, p);
-    if (!existsSync(abs)) throw new UsageError(`no such file or directory: \`${p}\``);
-    const isDir = statSync(abs).isDirectory();
-    if (a.flags.has("lint-compat")) {
-      const files = isDir ? listPolicyFiles(abs).map((n) => path.join(p, n)) : [p];
-      for (const f of files) {
-        const text = readFileSync(path.resolve(io.cwd, f), "utf8");
-        const r = lintText(text, { name: f, includeService: a.flags.has("include-service") });
-        lintLines.push(...r.errors);
-      }
-      continue;
-    }
+    if (p !== "-" && !existsSync(abs)) throw new UsageError(`\`${p}\`: No such file or directory`);
+    const isDir = p !== "-" && statSync(abs).isDirectory();
     if (isDir) {
       const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
       const result = checkPolicy(src.fs);
@@ -193,7 +204,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
         entries.push({ file: path.relative(io.cwd, shown) || shown, line: d.line, column, endColumn: column + (d.span.end - d.span.start), severity: sev(d), code: d.code, message: d.message, ...(d.help ? { help: d.help } : {}) });
       }
     } else {
-      const text = readFileSync(abs, "utf8");
+      const text = p === "-" ? await readAll(io) : readFileSync(abs, "utf8");
       const doc = parseDocument(text, { syntax: a.flags.has("include-service") ? "service" : "policy" });
       rules += doc.lines.filter((l) => l.kind === "rule" && l.rule).length;
       for (const d of doc.diagnostics) {
@@ -201,11 +212,6 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
         entries.push({ file: p, line: d.line, column, endColumn: column + (d.span.end - d.span.start), severity: sev(d), code: d.code, message: d.message, ...(d.help ? { help: d.help } : {}) });
       }
     }
-  }
-  if (a.flags.has("lint-compat")) {
-    if (a.flags.has("json")) io.stdout.write(JSON.stringify({ ok: lintLines.length === 0, errors: lintLines }) + "\n");
-    else for (const l of lintLines) io.stdout.write(l + "\n");
-    return lintLines.length ? 1 : 0;
   }
   const errors = entries.filter((e) => e.severity === "error").length;
   const ok = errors === 0 && engineError === undefined;
@@ -218,6 +224,61 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
     (ok ? io.stdout : io.stderr).write(`${summary}${entries.length - errors ? `, ${entries.length - errors} warning(s)` : ""}\n`);
   }
   return ok ? 0 : 1;
+}
+
+/** Standard input as text. */
+async function readAll(io: CliIO): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of io.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * \`--lint-compat\`: upstream \`qubes-policy-lint\`, file by file in the order
+ * given (a directory stands for its \`*.policy\` files): each line on its own,
+ * \`-\` for standard input, \`-s\`/\`--show-line\` appends the line, and the
+ * first file with errors (or that does not exist) ends the run with exit 1.
+ */
+async function runLintCompat(a: ParsedArgs, io: CliIO): Promise<number> {
+  const errors: string[] = [];
+  const json = a.flags.has("json");
+  const done = (code: number) => {
+    if (json) io.stdout.write(JSON.stringify({ ok: code === 0, errors }) + "\n");
+    return code;
+  };
+  for (const p of a.positionals) {
+    const abs = path.resolve(io.cwd, p);
+    const files = p !== "-" && existsSync(abs) && statSync(abs).isDirectory() ? listPolicyFiles(abs).map((n) => path.join(p, n)) : [p];
+    for (const f of files) {
+      let text: string;
+      if (f === "-") text = await readAll(io);
+      else {
+        try {
+          text = readFileSync(path.resolve(io.cwd, f), "utf8");
+        } catch {
+          // The linter's own words (it then stops with a traceback).
+          errors.push(`${f}:0: error: File does not exist.`);
+          if (!json) io.stdout.write(errors[errors.length - 1] + "\n");
+          return done(EXIT.failure);
+        }
+      }
+      const r = lintText(text, { name: f, includeService: a.flags.has("include-service") });
+      if (r.errors.length === 0) continue;
+      const lines = text === "" ? [] : text.split(/\r\n|\r|\n/);
+      for (const e of r.errors) {
+        let out = e;
+        if (a.flags.has("show-line")) {
+          const m = /^.*?:(\d+): error:/.exec(e.slice(f.length));
+          const n = m ? Number(m[1]) : 0;
+          out += `: ${pyStrip(lines[n - 1] ?? "")}`;
+        }
+        errors.push(out);
+        if (!json) io.stdout.write(out + "\n");
+      }
+      return done(EXIT.failure);
+    }
+  }
+  return done(EXIT.ok);
 }
 
 function listPolicyFiles(dir: string): string[] {
@@ -238,11 +299,13 @@ const EVAL_OPTIONS = {
   requests: "value",
   cases: "value",
   json: true,
+  echo: true,
 } as const;
 
-const EVAL_USAGE = `usage: qkit policy eval --policy-dir DIR --system SYSTEM.json SERVICE[+ARG] SOURCE [TARGET] [--json]
-       qkit policy eval --policy-dir DIR --system SYSTEM.json --requests REQUESTS.jsonl
-       qkit policy eval --cases CASES.jsonl|-
+const EVAL_USAGE = `usage: qkit policy eval --policy-dir DIR [--runtime-dir DIR] [--legacy-dir DIR] --system SYSTEM.json
+                        SERVICE[+ARG] SOURCE [TARGET] [--json] [--echo]
+       qkit policy eval --policy-dir DIR ... --system SYSTEM.json --requests REQUESTS.jsonl|- [--echo]
+       qkit policy eval --cases CASES.jsonl|- [--echo]
 
 Decides qrexec calls exactly as the qrexec policy daemon (qubes-core-qrexec 4.4.2) does.
 TARGET omitted or "" means @default. SYSTEM.json is an internal.GetSystemInfo answer
@@ -256,16 +319,34 @@ options:
   --requests FILE     one request a line ({"service","argument","source","target"}); one decision a line out
   --cases FILE|-      conformance cases (shared corpus format); one output line per case
   --json              print the decision as JSON (corpus format)
-exit status: 0 allowed (or asked), 1 denied, 2 usage error
+  --echo              each output carries the request it answers (JSON: a
+                      "request" member; text: the request before the decision)
+
+Warnings (standard error, the decision is still printed): a SOURCE or TARGET
+that is not a qube of SYSTEM.json (the daemon never sees such a source; a
+target that does not exist becomes @default), an argument without its
+leading \`+\` in a --requests line, and no --system at all.
+
+exit status:
+  0  allowed
+  1  denied (by a rule, by no rule, or the policy does not load)
+  2  usage error; with --requests/--cases: a line was malformed (its output
+     line says which; the other lines are decided)
+  3  asked (the user would be prompted)
+  with --requests/--cases: 0 when every line was read, whatever the decisions
 `;
 
-const EXPLAIN_USAGE = `usage: qkit policy explain --policy-dir DIR --system SYSTEM.json SERVICE[+ARG] SOURCE [TARGET] [--json]
+const EXPLAIN_USAGE = `usage: qkit policy explain --policy-dir DIR [--runtime-dir DIR] [--legacy-dir DIR] --system SYSTEM.json
+                           SERVICE[+ARG] SOURCE [TARGET] [--json] [--echo]
 
 Decides one qrexec call and explains it: every rule considered before the
 deciding one and why it did not match, the deciding rule, how the target was
 resolved, and for ask where each offered target came from.
 
-options: as for \`qkit policy eval\`
+options: as for \`qkit policy eval\` (--policy-dir, --runtime-dir, --legacy-dir,
+--system, --json, --echo)
+
+exit status: as for \`qkit policy eval\`: 0 allowed, 1 denied, 2 usage error, 3 asked
 `;
 
 interface Loaded {
@@ -283,30 +364,37 @@ function loadForEval(a: ParsedArgs, io: CliIO): Loaded | { error: LoadResult & {
 }
 
 function requestFromArgs(pos: string[]): PolicyRequest {
+  if (pos.length === 4 && !pos[0]!.includes("+")) {
+    throw new UsageError(`expected SERVICE[+ARG] SOURCE [TARGET]; did you mean \`${pos[0]}+${pos[1]!.replace(/^\+/, "")} ${pos[2]} ${pos[3]}\`?`);
+  }
   if (pos.length < 2 || pos.length > 3) throw new UsageError("expected SERVICE[+ARG] SOURCE [TARGET]");
   return makeRequest(pos[0]!, pos[1]!, pos[2] ?? "");
 }
 
-function ruleText(r: PolicyRule): string {
-  return printRule(r, " ");
-}
-
-function where(r: { file: string; line: number | null }): string {
-  return `${r.file}:${r.line ?? "None"}`;
-}
-
-/** One human line for a decision. */
-export function describeDecision(d: Decision): string {
-  if (!d.ok) return `deny (${d.error === "EngineError" ? "engine error" : d.error}): ${d.message}`;
-  switch (d.action) {
-    case "allow":
-      return `allow → ${d.target}${d.user ? ` as ${d.user}` : ""}${d.autostart ? "" : " (no autostart)"}  [${where(d.rule)}]`;
-    case "ask":
-      return `ask: ${d.targetsForAsk.join(", ")}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}  [${where(d.rule)}]`;
-    case "deny":
-      return `deny${d.notify ? "" : " (silently)"}  [${where(d.rule)}]`;
+/** The warnings about a request: names that are not qubes of the system, an argument without `+`. */
+function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined): string[] {
+  const out: string[] = [];
+  if (req.argument !== undefined && req.argument !== "" && !req.argument.startsWith("+")) {
+    out.push(`argument \`${req.argument}\` has no leading \`+\`: the daemon always passes it as \`+${req.argument}\`, and the engine fails on it as given; did you mean \`+${req.argument}\`? [argument-without-plus]`);
   }
+  if (!system || systemFile === undefined) return out;
+  const known = (n: string) => system.domains.has(n);
+  if (!req.source.startsWith("@") && !known(req.source)) {
+    out.push(`source \`${req.source}\` is not a qube of the system in \`${systemFile}\`: the daemon never receives a call from it; check the name${nearQube(req.source, system)} [unknown-qube]`);
+  }
+  const t = req.target ?? "";
+  if (t !== "" && !t.startsWith("@") && !known(t)) {
+    out.push(`target \`${t}\` is not a qube of the system in \`${systemFile}\`: the daemon treats it as @default${nearQube(t, system)} [unknown-qube]`);
+  }
+  return out;
 }
+
+function nearQube(name: string, system: SystemInfo): string {
+  return didYouMean(name, [...system.domains.keys()].filter((k) => !k.startsWith("uuid:")));
+}
+
+const NO_SYSTEM_WARNING =
+  "no --system: the system has no qubes, so the engine fails on any source qube (the daemon always knows its qubes); pass --system SYSTEM.json, made by `qkit system snapshot --socket PATH` (e.g. examples/demo/system.json) [no-system]";
 
 /** A load failure as a decision line, in the corpus format (as `--cases` prints it). */
 function loadErrorJson(e: PolicyError): Record<string, unknown> {
@@ -314,10 +402,24 @@ function loadErrorJson(e: PolicyError): Record<string, unknown> {
 }
 
 function exitFor(d: Decision): number {
-  return d.ok && d.action !== "deny" ? 0 : 1;
+  if (!d.ok || d.action === "deny") return EXIT.failure;
+  return d.action === "ask" ? EXIT.ask : EXIT.ok;
+}
+
+function requestText(r: PolicyRequest): string {
+  return `${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} ${r.source} ${r.target || "@default"}`.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
+  if (file !== "-") {
+    // Opened before anything is printed, so a wrong name is a usage error in the OS's words.
+    try {
+      closeSync(openSync(path.resolve(io.cwd, file), "r"));
+      if (statSync(path.resolve(io.cwd, file)).isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    } catch (e) {
+      throw new UsageError(`cannot read \`${file}\`: ${osMessage(e)}`);
+    }
+  }
   const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
   const rl = createInterface({ input, crlfDelay: Infinity });
   for await (const line of rl) yield line;
@@ -325,10 +427,13 @@ async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
 
 async function runEval(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, EVAL_OPTIONS);
+  const echo = a.flags.has("echo");
+  const warn = (w: string) => io.stderr.write(`qkit policy eval: warning: ${w}\n`);
   const cases = a.values.get("cases");
   if (cases !== undefined) {
     if (a.positionals.length) throw new UsageError("`--cases` takes no positional arguments");
     let n = 0;
+    let malformed = 0;
     for await (const line of readLines(cases, io)) {
       const t = line.trim();
       if (!t || t.startsWith("//")) continue;
@@ -337,71 +442,64 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
       try {
         obj = JSON.parse(t);
       } catch {
-        io.stdout.write(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: not JSON` }) + "\n");
+        malformed++;
+        io.stdout.write(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: not JSON`, ...(echo ? { request: t } : {}) }) + "\n");
         continue;
       }
-      io.stdout.write(JSON.stringify(runConformanceCase(obj as Parameters<typeof runConformanceCase>[0])) + "\n");
+      const out = runConformanceCase(obj as Parameters<typeof runConformanceCase>[0]) as unknown as Record<string, unknown>;
+      if (out["error"] === "UsageError") malformed++;
+      io.stdout.write(JSON.stringify(echo ? { ...out, request: obj } : out) + "\n");
     }
-    return 0;
+    if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${cases}\` (see the UsageError output lines) [malformed-line]\n`);
+    return malformed ? EXIT.usage : EXIT.ok;
   }
-  const system = readSystem(a.values.get("system"), io);
+  const systemFile = a.values.get("system");
+  if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
+  const system = readSystem(systemFile, io);
   const loaded = loadForEval(a, io);
   const requests = a.values.get("requests");
   if (requests !== undefined) {
     if (a.positionals.length) throw new UsageError("`--requests` takes no positional arguments");
     let n = 0;
+    let malformed = 0;
     for await (const line of readLines(requests, io)) {
       const t = line.trim();
       if (!t) continue;
       n++;
       let out: Record<string, unknown>;
+      let echoed: unknown = t;
       try {
         const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
+        echoed = r;
+        if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
         if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
         for (const k of ["argument", "target", "requested_source"] as const) {
           if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") throw new Error(`\`${k}\` must be a string`);
         }
-        const req = r.argument !== undefined ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
+        const req = r.argument !== undefined && r.argument !== null ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
+        for (const w of requestWarnings(req, system, systemFile)) warn(`line ${n}: ${w}`);
         out = "error" in loaded ? loadErrorJson(loaded.error.error) : decisionToJson(evaluate(loaded.policy, req, system));
       } catch (e) {
-        out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message : String(e)}` };
+        malformed++;
+        out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` };
       }
-      io.stdout.write(JSON.stringify(out) + "\n");
+      io.stdout.write(JSON.stringify(echo ? { ...out, request: echoed } : out) + "\n");
     }
-    return 0;
+    if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${requests}\` (see the UsageError output lines) [malformed-line]\n`);
+    return malformed ? EXIT.usage : EXIT.ok;
   }
   const req = requestFromArgs(a.positionals);
+  for (const w of requestWarnings(req, system, systemFile)) warn(w);
+  const prefix = echo && !a.flags.has("json") ? `${requestText(req)}: ` : "";
   if ("error" in loaded) {
     const e = loaded.error.error;
-    if (a.flags.has("json")) io.stdout.write(JSON.stringify(loadErrorJson(e)) + "\n");
-    else io.stdout.write(`deny (the policy does not load, so every call is denied): ${e.message}\n`);
-    return 1;
+    if (a.flags.has("json")) io.stdout.write(JSON.stringify(echo ? { ...loadErrorJson(e), request: req } : loadErrorJson(e)) + "\n");
+    else io.stdout.write(`${prefix}deny (the policy does not load, so every call is denied): ${e.message}\n`);
+    return EXIT.failure;
   }
   const d = evaluate(loaded.policy, req, system);
-  io.stdout.write((a.flags.has("json") ? JSON.stringify(decisionToJson(d)) : describeDecision(d)) + "\n");
+  io.stdout.write((a.flags.has("json") ? JSON.stringify(echo ? { ...decisionToJson(d), request: req } : decisionToJson(d)) : prefix + describeDecision(d)) + "\n");
   return exitFor(d);
-}
-
-/** Renders an explanation as text. */
-export function renderExplanation(x: Explanation): string {
-  const lines: string[] = [];
-  const r = x.request;
-  lines.push(`request: ${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} from ${r.source} to ${r.target || "@default"}`);
-  if (x.targetNote) lines.push(`target: ${x.targetNote}`);
-  if (x.trace.length || x.skipped) {
-    lines.push(`rules considered before the decision (${x.trace.length}; ${x.skipped} rules are for other services or arguments):`);
-    for (const s of x.trace) lines.push(`  ${where(s.rule.origin)}  ${ruleText(s.rule)}\n      ${s.reason}`);
-  }
-  if (x.decidingRule) lines.push(`deciding rule: ${where(x.decidingRule.origin)}  ${ruleText(x.decidingRule)}`);
-  for (const v of x.decidingRule?.via ?? []) lines.push(`  included from ${where(v)}`);
-  for (const s of x.resolution ?? []) lines.push(`resolution: ${s}`);
-  if (x.askContributions) {
-    lines.push("ask targets (the first rule in policy order that names a target decides it):");
-    for (const c of x.askContributions) lines.push(`  ${c.effect === "add" ? "+" : "-"} ${c.targets.join(", ")}  by ${where(c.rule.origin)}  ${ruleText(c.rule)}`);
-    for (const n of x.askNotes ?? []) lines.push(`  then: ${n}`);
-  }
-  lines.push(`decision: ${describeDecision(x.decision)}`);
-  return lines.join("\n") + "\n";
 }
 
 function explanationJson(x: Explanation): unknown {
@@ -423,9 +521,13 @@ function explanationJson(x: Explanation): unknown {
 async function runExplain(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { ...EVAL_OPTIONS });
   if (a.values.has("cases") || a.values.has("requests")) throw new UsageError("`explain` decides one request; use `qkit policy eval` for many");
-  const system = readSystem(a.values.get("system"), io);
+  const systemFile = a.values.get("system");
+  const warn = (w: string) => io.stderr.write(`qkit policy explain: warning: ${w}\n`);
+  if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
+  const system = readSystem(systemFile, io);
   const loaded = loadForEval(a, io);
   const req = requestFromArgs(a.positionals);
+  for (const w of requestWarnings(req, system, systemFile)) warn(w);
   if ("error" in loaded) {
     const e = loaded.error.error;
     io.stdout.write(a.flags.has("json") ? JSON.stringify({ decision: loadErrorJson(e) }) + "\n" : `the policy does not load, so the daemon denies every call:\n  ${e.message}\n`);

@@ -3,23 +3,15 @@
  * and tags through the Admin API.
  */
 import { QubesException } from "../errors.js";
+import { reportErrors } from "./failure.js";
+import { escapeControls } from "./text.js";
 import type { PropertyValue } from "../values.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs } from "./connect.js";
 
-/** Runs `fn`, reporting a typed Qubes error as one line with its code (exit 1). */
-export async function reportErrors(path: string, io: CliIO, fn: () => Promise<number>): Promise<number> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof QubesException) {
-      io.stderr.write(`qkit ${path}: ${err.message.split("\n")[0]} [${err.code}]\n`);
-      return 1;
-    }
-    throw err;
-  }
-}
+/** Re-exported for the command modules that import it from here. */
+export { reportErrors };
 
 function args(rest: string[], extraValue: string[] = [], extraBool: string[] = []) {
   return parseArgs(rest, [...CONNECTION_VALUE_FLAGS, ...extraValue], [...CONNECTION_BOOLEAN_FLAGS, ...extraBool]);
@@ -27,32 +19,55 @@ function args(rest: string[], extraValue: string[] = [], extraBool: string[] = [
 
 /** How `qvm-prefs` shows a value: empty for None/unset. */
 function show(v: PropertyValue): string {
-  return v.raw;
+  return escapeControls(v.raw);
 }
 
 const ls: Command = {
   path: ["qube", "ls"],
-  summary: "list qubes with their class and power state",
+  summary: "list qubes with their class, power state, label, template and netvm",
   usage: `usage: qkit qube ls [--json] [connection options]
 
 Lists the qubes admin.vm.List shows (from a management qube: the ones its
-policy lets it see). --json prints an array of {name, class, state, uuid}.
+policy lets it see), as qvm-ls does: NAME, CLASS, STATE, LABEL, TEMPLATE and
+NETVM (\`-\` where a qube has none, e.g. dom0's template). --json prints an
+array of {name, class, state, label, template, netvm, uuid} (null for none).
+
+options:
+  --json   print JSON
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube ls", io, async () => {
+    reportErrors("qube ls", io, async (conn) => {
       const a = args(rest, [], ["--json"]);
       if (a.positionals.length > 0) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const list = await qubes.list();
+      // One property.GetAll a qube (as qvm-ls does); a qube the policy hides them for shows `-`.
+      const rows = await Promise.all(
+        list.map(async (e) => {
+          let props: Map<string, PropertyValue> | undefined;
+          try {
+            props = await qubes.qube(e.name).properties();
+          } catch (err) {
+            if (!(err instanceof QubesException)) throw err;
+          }
+          const p = (k: string) => {
+            const v = props?.get(k);
+            return v === undefined || v.raw === "" ? null : v.raw;
+          };
+          return { name: e.name, class: e.klass, state: e.state, label: p("label"), template: p("template"), netvm: p("netvm"), uuid: e.uuid ?? null };
+        }),
+      );
       if (a.flags.has("--json")) {
-        io.stdout.write(JSON.stringify(list.map((e) => ({ name: e.name, class: e.klass, state: e.state, uuid: e.uuid ?? null })), null, 2) + "\n");
+        io.stdout.write(JSON.stringify(rows, null, 2) + "\n");
         return 0;
       }
-      const w1 = Math.max(4, ...list.map((e) => e.name.length));
-      const w2 = Math.max(5, ...list.map((e) => e.klass.length));
-      io.stdout.write(`${"NAME".padEnd(w1)}  ${"CLASS".padEnd(w2)}  STATE\n`);
-      for (const e of list) io.stdout.write(`${e.name.padEnd(w1)}  ${e.klass.padEnd(w2)}  ${e.state}\n`);
+      const cols = ["name", "class", "state", "label", "template", "netvm"] as const;
+      const cells = rows.map((r) => cols.map((c) => escapeControls(r[c] ?? "-")));
+      const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+      const line = (vals: string[]) => vals.map((v, i) => (i === vals.length - 1 ? v : v.padEnd(widths[i]!))).join("  ") + "\n";
+      io.stdout.write(line(cols.map((c) => c.toUpperCase())));
+      for (const row of cells) io.stdout.write(line(row));
       return 0;
     }),
 };
@@ -60,7 +75,7 @@ ${CONNECTION_USAGE}`,
 const prefs: Command = {
   path: ["qube", "prefs"],
   summary: "show or change the properties of a qube",
-  usage: `usage: qkit qube prefs NAME [PROPERTY [VALUE]] [--default] [--json] [connection options]
+  usage: `usage: qkit qube prefs NAME [PROPERTY [VALUE]] [--default|-D] [--json] [connection options]
 
 Without PROPERTY, lists every property: name, \`D\` when it has its default
 value (\`-\` when set), and the value. With PROPERTY, prints its value (empty
@@ -69,13 +84,13 @@ for none). With VALUE, sets it (an empty VALUE sets a qube reference to none);
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube prefs", io, async () => {
+    reportErrors("qube prefs", io, async (conn) => {
       const a = args(rest, [], ["--default", "-D", "--json"]);
       const [name, prop, value, extra] = a.positionals;
       if (!name) throw new UsageError("missing qube name");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const reset = a.flags.has("--default") || a.flags.has("-D");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const q = qubes.qube(name);
       if (prop === undefined) {
         if (reset) throw new UsageError("--default needs a property");
@@ -111,21 +126,21 @@ ${CONNECTION_USAGE}`,
 const features: Command = {
   path: ["qube", "features"],
   summary: "show or change the features of a qube",
-  usage: `usage: qkit qube features NAME [FEATURE [VALUE]] [--unset] [connection options]
+  usage: `usage: qkit qube features NAME [FEATURE [VALUE]] [--unset|-D] [--json] [connection options]
 
 Without FEATURE, lists every feature and its value. With FEATURE, prints its
 value (exit 1 when not set). With VALUE, sets it (\`''\` is false by
-convention); --unset removes it.
+convention); --unset removes it. --json prints the list as one JSON object.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube features", io, async () => {
+    reportErrors("qube features", io, async (conn) => {
       const a = args(rest, [], ["--unset", "-D", "--json"]);
       const [name, feature, value, extra] = a.positionals;
       if (!name) throw new UsageError("missing qube name");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const unset = a.flags.has("--unset") || a.flags.has("-D");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const q = qubes.qube(name);
       if (feature === undefined) {
         if (unset) throw new UsageError("--unset needs a feature");
@@ -135,7 +150,7 @@ ${CONNECTION_USAGE}`,
           return 0;
         }
         const w = Math.max(0, ...[...all.keys()].map((k) => k.length));
-        for (const [k, v] of all) io.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+        for (const [k, v] of all) io.stdout.write(`${escapeControls(k.padEnd(w))}  ${escapeControls(v)}\n`);
         return 0;
       }
       if (unset) {
@@ -147,7 +162,7 @@ ${CONNECTION_USAGE}`,
         await q.features.set(feature, value);
         return 0;
       }
-      io.stdout.write(`${await q.features.getOrThrow(feature)}\n`);
+      io.stdout.write(`${escapeControls(await q.features.getOrThrow(feature))}\n`);
       return 0;
     }),
 };
@@ -155,22 +170,23 @@ ${CONNECTION_USAGE}`,
 const tags: Command = {
   path: ["qube", "tags"],
   summary: "list, add or remove the tags of a qube",
-  usage: `usage: qkit qube tags NAME [add|remove TAG...] [connection options]
+  usage: `usage: qkit qube tags NAME [add|remove TAG...] [--json] [connection options]
 
 Without an action, lists the tags. \`add\` and \`remove\` change them;
-removing a tag that is not set fails (QubesTagNotFoundError).
+removing a tag that is not set fails (QubesTagNotFoundError). --json prints
+the list as a JSON array.
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
-    reportErrors("qube tags", io, async () => {
+    reportErrors("qube tags", io, async (conn) => {
       const a = args(rest, [], ["--json"]);
       const [name, action, ...tagsArg] = a.positionals;
       if (!name) throw new UsageError("missing qube name");
-      const { qubes } = connect(a.flags, io.env);
+      const { qubes } = connect(a.flags, io, conn);
       const q = qubes.qube(name);
       if (action === undefined) {
         const list = await q.tags.list();
-        io.stdout.write(a.flags.has("--json") ? JSON.stringify(list) + "\n" : list.map((t) => `${t}\n`).join(""));
+        io.stdout.write(a.flags.has("--json") ? JSON.stringify(list) + "\n" : list.map((t) => `${escapeControls(t)}\n`).join(""));
         return 0;
       }
       if (action !== "add" && action !== "remove" && action !== "del") throw new UsageError(`unknown action \`${action}\` (use add or remove)`);

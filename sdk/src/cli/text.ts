@@ -1,0 +1,154 @@
+/**
+ * Texts and message helpers shared by every `qkit` command: the connection
+ * options, the environment and the exit codes (top-level help and each
+ * command's usage), "did you mean", the operating system's wording of errno
+ * codes, and escaping of control characters. This module imports nothing
+ * heavy: `main.ts` loads it on every run.
+ */
+
+/** dom0's qubesd socket (the Python client's default too). */
+export const DEFAULT_SOCKET_PATH = "/var/run/qubesd.sock";
+
+/** The usage text of the connection options. */
+export const CONNECTION_USAGE = `connection:
+  --socket PATH   qubesd socket (default: $QUBESD_SOCKET, else ${DEFAULT_SOCKET_PATH});
+                  with an explicit socket the policy admin api goes over it too
+                  (the qubes-kit simulator serves it), otherwise in dom0 it runs
+                  /usr/bin/qubes-policy-admin
+  --qrexec        call through qrexec-client-vm (from a management qube; the
+                  default when /var/run/qubesd.sock is absent and
+                  /usr/bin/qrexec-client-vm exists, as in qubesadmin)
+  --timeout MS    per-call timeout in milliseconds (default 120000, 0 = none)`;
+
+/** The environment variables `qkit` reads. */
+export const ENVIRONMENT_USAGE = `environment:
+  QUBESD_SOCKET   the qubesd socket when --socket is not given (e.g. the socket
+                  of \`qkit sim serve\`)`;
+
+/** The exit codes of every command (the commands' usage texts refine them). */
+export const EXIT_USAGE = `exit status:
+  0   success (\`policy eval\`/\`explain\`: the call is allowed)
+  1   failure: errors found, a refused call, an unreachable qubesd
+      (\`policy eval\`/\`explain\`: the call is denied)
+  2   usage error (unknown command or option, unreadable input, malformed line)
+  3   \`policy eval\`/\`explain\`: the call is asked (the user would be prompted)
+  70  internal error (a bug in qkit: please report it)`;
+
+/** Exit codes, by name. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, ask: 3, internal: 70 } as const;
+
+/**
+ * Escapes control characters (C0 except newline and tab, DEL, C1, and the
+ * bidirectional overrides) as `\xNN` / `\uNNNN`, so a message that quotes
+ * foreign text never moves the cursor, rings the bell or hides text.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** Like {@link escapeControls}, and newlines and tabs too (one line of output). */
+export function oneLine(text: string): string {
+  return escapeControls(text).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
+}
+
+// The C library's strerror() texts (glibc), as Python and the shell print them;
+// Node's own messages are libuv's lower-case variants.
+const STRERROR: Record<string, string> = {
+  EPERM: "Operation not permitted",
+  ENOENT: "No such file or directory",
+  EINTR: "Interrupted system call",
+  EIO: "Input/output error",
+  EBADF: "Bad file descriptor",
+  EAGAIN: "Resource temporarily unavailable",
+  ENOMEM: "Cannot allocate memory",
+  EACCES: "Permission denied",
+  EBUSY: "Device or resource busy",
+  EEXIST: "File exists",
+  EXDEV: "Invalid cross-device link",
+  ENOTDIR: "Not a directory",
+  EISDIR: "Is a directory",
+  EINVAL: "Invalid argument",
+  EMFILE: "Too many open files",
+  ENFILE: "Too many open files in system",
+  EFBIG: "File too large",
+  ENOSPC: "No space left on device",
+  EROFS: "Read-only file system",
+  EPIPE: "Broken pipe",
+  ENAMETOOLONG: "File name too long",
+  ENOTEMPTY: "Directory not empty",
+  ELOOP: "Too many levels of symbolic links",
+  ENOTSOCK: "Socket operation on non-socket",
+  EADDRINUSE: "Address already in use",
+  EADDRNOTAVAIL: "Cannot assign requested address",
+  ENETUNREACH: "Network is unreachable",
+  ECONNABORTED: "Software caused connection abort",
+  ECONNRESET: "Connection reset by peer",
+  ETIMEDOUT: "Connection timed out",
+  ECONNREFUSED: "Connection refused",
+  EHOSTUNREACH: "No route to host",
+  EPROTOTYPE: "Protocol wrong type for socket",
+};
+
+/**
+ * The operating system's wording of an error: `No such file or directory`
+ * for ENOENT (as `strerror` says it, capitalised), else the message with
+ * Node's `syscall path` decoration removed. Never more than one line.
+ */
+export function osMessage(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e.code === "string" && STRERROR[e.code]) return STRERROR[e.code]!;
+  let msg = err instanceof Error ? err.message : String(err);
+  // "ENOENT: no such file or directory, open 'x'" → "no such file or directory"
+  const m = /^[A-Z0-9_]+: ([^,]+)(?:, .*)?$/s.exec(msg);
+  if (m) msg = m[1]!;
+  msg = msg.split("\n")[0]!;
+  return oneLine(msg.charAt(0).toUpperCase() + msg.slice(1));
+}
+
+/** The errno code of an error, lower-cased for a message code (`enoent`), or `fallback`. */
+export function errnoCode(err: unknown, fallback: string): string {
+  const c = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof c === "string" && /^E[A-Z0-9]+$/.test(c) ? c.toLowerCase() : fallback;
+}
+
+/** Edit distance with transpositions (optimal string alignment; small strings only). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The candidates closest to `word` (edit distance at most a third of its
+ * length, at least 1; or a candidate that starts with it), best first.
+ */
+export function suggest(word: string, candidates: Iterable<string>): string[] {
+  const limit = Math.max(1, Math.floor(word.length / 3));
+  const scored: { c: string; d: number }[] = [];
+  for (const c of new Set(candidates)) {
+    if (c === word) continue;
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d <= limit) scored.push({ c, d });
+    else if (word.length >= 2 && c.startsWith(word)) scored.push({ c, d: limit + 1 });
+  }
+  scored.sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : 1));
+  return scored.map((s) => s.c);
+}
+
+/** `; did you mean \`x\`?` (or `` for no suggestion). */
+export function didYouMean(word: string, candidates: Iterable<string>, format: (c: string) => string = (c) => c): string {
+  const s = suggest(word, candidates);
+  if (s.length === 0) return "";
+  if (s.length === 1 || s.length > 3) return `; did you mean \`${format(s[0]!)}\`?`;
+  return `; did you mean ${s.map((c) => `\`${format(c)}\``).join(" or ")}?`;
+}
