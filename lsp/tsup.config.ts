@@ -4,6 +4,7 @@ import { defineConfig } from "tsup";
 /** The bundles compile the workspace packages from source, so they never depend on stale builds. */
 const alias = {
   "@qubes-kit/language": fileURLToPath(new URL("../language/src/index.ts", import.meta.url)),
+  "@qubes-kit/sdk/sim": fileURLToPath(new URL("../sdk/src/sim-entry.ts", import.meta.url)),
   "@qubes-kit/sdk": fileURLToPath(new URL("../sdk/src/index.ts", import.meta.url)),
 };
 

@@ -27,7 +27,7 @@ export interface DocumentOverlay {
   paths(): string[];
 }
 
-export { normalizePath };
+export { normalizePath } from "@qubes-kit/language";
 
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");

@@ -33,10 +33,6 @@ export * from "./events.js";
 export * from "./qubes.js";
 export * from "./policy-admin.js";
 export * from "./system-info.js";
-// The simulator's home is `@qubes-kit/sdk/sim`; it stays re-exported here until
-// its users in the main entry's name space (lsp/src/template/machine.ts, the
-// template tests) import the subpath.
-export * from "./sim/index.js";
 // Templates: plan, apply, drift, what-if, builder, export.
 export * from "./apply/index.js";
 export * from "./apply/future.js";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { runQkit } from "../helpers/qkit.js";
 
 const fixtures = fileURLToPath(new URL("../fixtures/audit/", import.meta.url));

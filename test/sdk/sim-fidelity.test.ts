@@ -16,7 +16,7 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GLOBAL_PROPERTIES, QUBE_PROPERTIES, propertyHelp } from "@qubes-kit/language";
-import { Simulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { Simulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { FIXTURES, call, tmpDir } from "./sim-helpers.js";
 
 /** One generated call; `{uuid:NAME}` and `{disp:K}` are resolved against the server. */

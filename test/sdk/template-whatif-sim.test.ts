@@ -13,7 +13,8 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DomainInfo, RawSystemInfo } from "@qubes-kit/language";
-import { Qubes, futureSystem, readWhatIfSystem, startSimulator, type SimulatorServer, type WhatIfSystem } from "@qubes-kit/sdk";
+import { Qubes, futureSystem, readWhatIfSystem, type WhatIfSystem } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { checkStack } from "@qubes-kit/language";
 import { runQkit } from "../helpers/qkit.js";
 

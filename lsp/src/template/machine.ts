@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkStack, prepareSystemInfo, stackSystemOf, type LiveDevice, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import type * as Sdk from "@qubes-kit/sdk";
+import type * as SdkSim from "@qubes-kit/sdk/sim";
 import type { QubesPolicySettings, TemplatePlanResult, TemplateProblem, TemplateWhatifResult } from "../protocol.js";
 
 /** qubesd's Admin API socket in dom0. */
@@ -92,8 +93,9 @@ export async function openMachine(run: TemplateRun): Promise<Machine> {
         throw new Error(`cannot read the system snapshot ${abs}: ${e instanceof Error ? e.message : String(e)}`);
       }
       const seed = policyDir ?? run.policyDir;
-      const simulator = new sdk.Simulator({ system: raw as Sdk.SimulatorOptions["system"] & object, policy: seed ? policyFiles(seed) : {} });
-      const transport = sdk.simulatorTransport(simulator);
+      const sim = await import("@qubes-kit/sdk/sim");
+      const simulator = new sim.Simulator({ system: raw as SdkSim.SimulatorOptions["system"] & object, policy: seed ? policyFiles(seed) : {} });
+      const transport = sim.simulatorTransport(simulator);
       const admin = new sdk.PolicyAdmin(transport);
       return {
         sdk,
