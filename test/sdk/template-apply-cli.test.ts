@@ -97,6 +97,21 @@ describe("qkit template over a socket", () => {
     expect((await qkit("template", "apply", "p2.json", "--yes", "--adopt")).code).toBe(2);
   });
 
+  it("applies a saved plan whatever its file name (`--out PLAN` takes any name)", async () => {
+    const changed = JSON.parse(fs.readFileSync(path.join(dir, "laptop.json"), "utf8"));
+    const name = changed.qubes[1].name as string;
+    for (const [file, memory] of [["tonight.plan", 700], ["tonight", 650]] as const) {
+      changed.qubes[1].properties.memory = memory;
+      fs.writeFileSync(path.join(dir, "laptop3.json"), JSON.stringify(changed));
+      expect((await qkit("template", "plan", "laptop3.json", "--out", file)).code).toBe(0);
+      const applied = await qkit("template", "apply", file, "--yes");
+      expect([applied.code, applied.err]).toEqual([0, ""]);
+      expect(applied.out).toContain("Applied 1 step.");
+      expect(await Qubes.local(socket).qube(name).get("memory")).toBe(memory);
+    }
+    expect((await qkit("template", "apply", "laptop.json", "--yes")).code).toBe(0);
+  });
+
   it("answers errors in one line with a code", async () => {
     expect(await qkit("template", "plan", "missing.json")).toMatchObject({ code: 1, err: expect.stringMatching(/^qkit template plan: cannot read missing\.json: ENOENT; check the path \[file-not-found\]\n$/) });
     fs.writeFileSync(path.join(dir, "bad.json"), "{");

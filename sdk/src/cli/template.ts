@@ -303,7 +303,8 @@ export const commands: Command[] = [
         let saved: unknown;
         try {
           const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
-          saved = p.file.endsWith(".json") ? JSON.parse(text) : undefined;
+          // A saved plan is recognised by its content, whatever its name (`--out PLAN` takes any name).
+          saved = text.trimStart().startsWith("{") ? JSON.parse(text) : undefined;
         } catch {
           saved = undefined;
         }
