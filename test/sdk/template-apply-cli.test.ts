@@ -112,6 +112,30 @@ describe("qkit template over a socket", () => {
     expect((await qkit("template", "apply", "laptop.json", "--yes")).code).toBe(0);
   });
 
+  it("never overwrites a stack file with --out, and cannot-write errors are one line with a code", async () => {
+    const stack = fs.readFileSync(path.join(dir, "laptop.json"), "utf8");
+    fs.writeFileSync(path.join(dir, "keep.json"), stack);
+    const clobber = await qkit("template", "plan", "laptop.json", "--out", "keep.json");
+    expect([clobber.code, clobber.err]).toEqual([1, "qkit template plan: keep.json exists and is not a saved plan; choose another --out file [file-exists]\n"]);
+    expect(fs.readFileSync(path.join(dir, "keep.json"), "utf8")).toBe(stack);
+    // A previous saved plan is replaced.
+    expect((await qkit("template", "plan", "laptop.json", "--out", "again.plan")).code).toBe(0);
+    expect((await qkit("template", "plan", "laptop.json", "--out", "again.plan")).code).toBe(0);
+    const noDir = await qkit("template", "plan", "laptop.json", "--out", "no/such/dir/p.json");
+    expect([noDir.code, noDir.err]).toEqual([1, "qkit template plan: cannot write no/such/dir/p.json: ENOENT; check that its directory exists and is writable [cannot-write]\n"]);
+    fs.mkdirSync(path.join(dir, "plans"), { recursive: true });
+    const isDir = await qkit("template", "plan", "laptop.json", "--out", "plans");
+    expect([isDir.code, isDir.err]).toEqual([1, "qkit template plan: plans is a directory; give --out a file name [cannot-write]\n"]);
+    const changed = JSON.parse(stack);
+    changed.qubes[1].properties.memory = 600;
+    fs.writeFileSync(path.join(dir, "laptop4.json"), JSON.stringify(changed));
+    fs.writeFileSync(path.join(dir, "afile"), "");
+    const journal = await qkit("template", "apply", "laptop4.json", "--yes", "--journal", "afile/j.ndjson");
+    expect(journal.code).toBe(1);
+    expect(journal.err).toMatch(/^qkit template apply: cannot write the journal \S+afile\/j\.ndjson: (ENOTDIR|EEXIST); nothing was changed; pass --journal FILE in a writable directory \[cannot-write\]\n$/);
+    expect((await qkit("template", "plan", "laptop4.json", "--detailed-exitcode")).code).toBe(2);
+  });
+
   it("answers errors in one line with a code", async () => {
     expect(await qkit("template", "plan", "missing.json")).toMatchObject({ code: 1, err: expect.stringMatching(/^qkit template plan: cannot read missing\.json: ENOENT; check the path \[file-not-found\]\n$/) });
     fs.writeFileSync(path.join(dir, "bad.json"), "{");
