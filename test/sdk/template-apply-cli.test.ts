@@ -136,6 +136,17 @@ describe("qkit template over a socket", () => {
     expect((await qkit("template", "plan", "laptop4.json", "--detailed-exitcode")).code).toBe(2);
   });
 
+  it("refuses a --policy-dir that is not a directory on plan, apply and drift (never reads it as an empty policy)", async () => {
+    fs.writeFileSync(path.join(dir, "notadir"), "");
+    for (const [verb, extra] of [["plan", []], ["apply", ["--yes"]], ["drift", []]] as const) {
+      for (const bad of ["no-such-dir", "notadir"]) {
+        const r = await qkit("template", verb, "laptop.json", "--policy-dir", bad, ...extra);
+        expect([r.code, r.out, r.err]).toEqual([1, "", `qkit template ${verb}: --policy-dir ${path.join(dir, bad)} is not a directory; give the policy directory (in dom0 /etc/qubes/policy.d) [not-a-directory]\n`]);
+      }
+    }
+    expect(fs.existsSync(path.join(dir, "no-such-dir"))).toBe(false);
+  });
+
   it("answers errors in one line with a code", async () => {
     expect(await qkit("template", "plan", "missing.json")).toMatchObject({ code: 1, err: expect.stringMatching(/^qkit template plan: cannot read missing\.json: ENOENT; check the path \[file-not-found\]\n$/) });
     fs.writeFileSync(path.join(dir, "bad.json"), "{");

@@ -112,9 +112,19 @@ function parse(args: string[], allowed: { values: string[]; booleans: string[] }
   return { ...p, file: p.positionals[0]! };
 }
 
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function openConnection(p: ParsedArgs, io: CliIO, policyDir?: string): StackConnection & { policyDir?: string } {
   const { qubes, policy } = connect(p.flags, io.env);
   const dir = typeof p.flags.get("--policy-dir") === "string" ? path.resolve(io.cwd, p.flags.get("--policy-dir") as string) : policyDir;
+  // A mistyped directory must not read as an empty policy (every file would look new).
+  if (dir !== undefined && !isDirectory(dir)) throw new CliFailure(`--policy-dir ${dir} is not a directory; give the policy directory (in dom0 /etc/qubes/policy.d)`, "not-a-directory");
   const target: PolicyTarget = dir !== undefined ? dirPolicyTarget(dir) : adminPolicyTarget(policy);
   return dir !== undefined ? { qubes, policy: target, policyDir: dir } : { qubes, policy: target };
 }
