@@ -97,6 +97,56 @@ describe("qkit template over a socket", () => {
     expect((await qkit("template", "apply", "p2.json", "--yes", "--adopt")).code).toBe(2);
   });
 
+  it("applies a saved plan whatever its file name (`--out PLAN` takes any name)", async () => {
+    const changed = JSON.parse(fs.readFileSync(path.join(dir, "laptop.json"), "utf8"));
+    const name = changed.qubes[1].name as string;
+    for (const [file, memory] of [["tonight.plan", 700], ["tonight", 650]] as const) {
+      changed.qubes[1].properties.memory = memory;
+      fs.writeFileSync(path.join(dir, "laptop3.json"), JSON.stringify(changed));
+      expect((await qkit("template", "plan", "laptop3.json", "--out", file)).code).toBe(0);
+      const applied = await qkit("template", "apply", file, "--yes");
+      expect([applied.code, applied.err]).toEqual([0, ""]);
+      expect(applied.out).toContain("Applied 1 step.");
+      expect(await Qubes.local(socket).qube(name).get("memory")).toBe(memory);
+    }
+    expect((await qkit("template", "apply", "laptop.json", "--yes")).code).toBe(0);
+  });
+
+  it("never overwrites a stack file with --out, and cannot-write errors are one line with a code", async () => {
+    const stack = fs.readFileSync(path.join(dir, "laptop.json"), "utf8");
+    fs.writeFileSync(path.join(dir, "keep.json"), stack);
+    const clobber = await qkit("template", "plan", "laptop.json", "--out", "keep.json");
+    expect([clobber.code, clobber.err]).toEqual([1, "qkit template plan: keep.json exists and is not a saved plan; choose another --out file [file-exists]\n"]);
+    expect(fs.readFileSync(path.join(dir, "keep.json"), "utf8")).toBe(stack);
+    // A previous saved plan is replaced.
+    expect((await qkit("template", "plan", "laptop.json", "--out", "again.plan")).code).toBe(0);
+    expect((await qkit("template", "plan", "laptop.json", "--out", "again.plan")).code).toBe(0);
+    const noDir = await qkit("template", "plan", "laptop.json", "--out", "no/such/dir/p.json");
+    expect([noDir.code, noDir.err]).toEqual([1, "qkit template plan: cannot write no/such/dir/p.json: ENOENT; check that its directory exists and is writable [cannot-write]\n"]);
+    fs.mkdirSync(path.join(dir, "plans"), { recursive: true });
+    const isDir = await qkit("template", "plan", "laptop.json", "--out", "plans");
+    expect([isDir.code, isDir.err]).toEqual([1, "qkit template plan: plans is a directory; give --out a file name [cannot-write]\n"]);
+    const changed = JSON.parse(stack);
+    changed.qubes[1].properties.memory = 600;
+    fs.writeFileSync(path.join(dir, "laptop4.json"), JSON.stringify(changed));
+    fs.writeFileSync(path.join(dir, "afile"), "");
+    const journal = await qkit("template", "apply", "laptop4.json", "--yes", "--journal", "afile/j.ndjson");
+    expect(journal.code).toBe(1);
+    expect(journal.err).toMatch(/^qkit template apply: cannot write the journal \S+afile\/j\.ndjson: (ENOTDIR|EEXIST); nothing was changed; pass --journal FILE in a writable directory \[cannot-write\]\n$/);
+    expect((await qkit("template", "plan", "laptop4.json", "--detailed-exitcode")).code).toBe(2);
+  });
+
+  it("refuses a --policy-dir that is not a directory on plan, apply and drift (never reads it as an empty policy)", async () => {
+    fs.writeFileSync(path.join(dir, "notadir"), "");
+    for (const [verb, extra] of [["plan", []], ["apply", ["--yes"]], ["drift", []]] as const) {
+      for (const bad of ["no-such-dir", "notadir"]) {
+        const r = await qkit("template", verb, "laptop.json", "--policy-dir", bad, ...extra);
+        expect([r.code, r.out, r.err]).toEqual([1, "", `qkit template ${verb}: --policy-dir ${path.join(dir, bad)} is not a directory; give the policy directory (in dom0 /etc/qubes/policy.d) [not-a-directory]\n`]);
+      }
+    }
+    expect(fs.existsSync(path.join(dir, "no-such-dir"))).toBe(false);
+  });
+
   it("answers errors in one line with a code", async () => {
     expect(await qkit("template", "plan", "missing.json")).toMatchObject({ code: 1, err: expect.stringMatching(/^qkit template plan: cannot read missing\.json: ENOENT; check the path \[file-not-found\]\n$/) });
     fs.writeFileSync(path.join(dir, "bad.json"), "{");

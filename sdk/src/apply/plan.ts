@@ -197,6 +197,16 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planGlobals(ctx);
   planPolicy(ctx);
   const netvmOrder = orderNetvm(ctx);
+  // qubesd refuses to stop a qube that running qubes use as their netvm: a provider
+  // stops after its clients that stop too, and starts again before them.
+  for (const s of ctx.steps) {
+    if (s.kind !== "shutdown" || s.id !== `${s.object}.shutdown`) continue;
+    for (const c of ctx.steps) {
+      if (c === s || c.kind !== "shutdown" || c.id !== `${c.object}.shutdown` || live.qubes[c.object]?.properties["netvm"]?.value !== s.object) continue;
+      s.requires.push(c.id);
+      ctx.steps.find((x) => x.id === `${c.object}.restart`)?.requires.push(`${s.object}.restart`);
+    }
+  }
   const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder);
   const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
   const changed = new Set<string>();

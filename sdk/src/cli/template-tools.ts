@@ -273,7 +273,14 @@ async function runExport(args: string[], io: CliIO): Promise<number> {
   const r = await exportStack(qubes, { ...(typeof stack === "string" ? { stack } : {}), ...(a.positionals.length ? { qubes: a.positionals } : {}) });
   const out = a.flags.get("--out");
   if (typeof out === "string") {
-    fs.writeFileSync(path.resolve(io.cwd, out), r.yaml);
+    // A stack file is the user's work: never overwrite one.
+    try {
+      fs.writeFileSync(path.resolve(io.cwd, out), r.yaml, { flag: "wx" });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") throw new ToolFailure(`${out} already exists; choose another --out file or remove it first`, "file-exists");
+      throw new ToolFailure(`cannot write ${out}: ${code ?? String(e)}; check that its directory exists and is writable`, "cannot-write");
+    }
     io.stderr.write(`wrote ${r.qubes.length} qube${r.qubes.length === 1 ? "" : "s"} to ${out}\n`);
   } else io.stdout.write(r.yaml);
   for (const n of r.notes) io.stderr.write(`note: ${n}\n`);

@@ -112,9 +112,19 @@ function parse(args: string[], allowed: { values: string[]; booleans: string[] }
   return { ...p, file: p.positionals[0]! };
 }
 
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function openConnection(p: ParsedArgs, io: CliIO, policyDir?: string): StackConnection & { policyDir?: string } {
   const { qubes, policy } = connect(p.flags, io.env);
   const dir = typeof p.flags.get("--policy-dir") === "string" ? path.resolve(io.cwd, p.flags.get("--policy-dir") as string) : policyDir;
+  // A mistyped directory must not read as an empty policy (every file would look new).
+  if (dir !== undefined && !isDirectory(dir)) throw new CliFailure(`--policy-dir ${dir} is not a directory; give the policy directory (in dom0 /etc/qubes/policy.d)`, "not-a-directory");
   const target: PolicyTarget = dir !== undefined ? dirPolicyTarget(dir) : adminPolicyTarget(policy);
   return dir !== undefined ? { qubes, policy: target, policyDir: dir } : { qubes, policy: target };
 }
@@ -237,6 +247,32 @@ async function withFailures(io: CliIO, name: string, f: () => Promise<number>): 
   }
 }
 
+/** Saves a plan for `apply PLAN`; only a previous saved plan is ever overwritten (never a stack file). */
+function writePlanFile(file: string, io: CliIO, plan: Plan): void {
+  const out = path.resolve(io.cwd, file);
+  let previous: string | undefined;
+  try {
+    previous = fs.readFileSync(out, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EISDIR") throw new CliFailure(`${file} is a directory; give --out a file name`, "cannot-write");
+    previous = undefined;
+  }
+  if (previous !== undefined) {
+    let old: unknown;
+    try {
+      old = JSON.parse(previous);
+    } catch {
+      old = undefined;
+    }
+    if (!old || typeof old !== "object" || (old as Plan).qkitPlan !== 1) throw new CliFailure(`${file} exists and is not a saved plan; choose another --out file`, "file-exists");
+  }
+  try {
+    fs.writeFileSync(out, JSON.stringify(plan, null, 1) + "\n", { mode: 0o600 });
+  } catch (e) {
+    throw new CliFailure(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check that its directory exists and is writable`, "cannot-write");
+  }
+}
+
 async function confirm(io: CliIO, question: string): Promise<boolean> {
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   try {
@@ -273,8 +309,7 @@ export const commands: Command[] = [
           rehearsal = r.failure ? { ok: false, steps: r.applied, failure: r.failure.summary } : { ok: true, steps: r.applied };
         }
         if (typeof p.flags.get("--out") === "string") {
-          const out = path.resolve(io.cwd, p.flags.get("--out") as string);
-          fs.writeFileSync(out, JSON.stringify(plan, null, 1) + "\n", { mode: 0o600 });
+          writePlanFile(p.flags.get("--out") as string, io, plan);
         }
         if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal } : plan) + "\n");
         else {
@@ -303,7 +338,8 @@ export const commands: Command[] = [
         let saved: unknown;
         try {
           const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
-          saved = p.file.endsWith(".json") ? JSON.parse(text) : undefined;
+          // A saved plan is recognised by its content, whatever its name (`--out PLAN` takes any name).
+          saved = text.trimStart().startsWith("{") ? JSON.parse(text) : undefined;
         } catch {
           saved = undefined;
         }
@@ -335,7 +371,12 @@ export const commands: Command[] = [
           }
         }
         const journalPath = typeof p.flags.get("--journal") === "string" ? path.resolve(io.cwd, p.flags.get("--journal") as string) : defaultJournalPath(io.env);
-        const journal = fileJournal(journalPath);
+        let journal: ReturnType<typeof fileJournal>;
+        try {
+          journal = fileJournal(journalPath);
+        } catch (e) {
+          throw new CliFailure(`cannot write the journal ${journalPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
+        }
         io.stdout.write(`Journal: ${journalPath}\n`);
         let outcome: Awaited<ReturnType<typeof applyPlan>>;
         try {

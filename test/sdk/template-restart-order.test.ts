@@ -1,0 +1,50 @@
+/**
+ * `qkit template apply --restart=if-needed` on the example machine, whose
+ * sys-net, sys-firewall and sys-usb are running and get a new template:
+ * qubesd refuses to stop a netvm that running qubes are connected to, so a
+ * provider stops after its clients and starts again before them. Through
+ * the CLI against the simulator (which refuses as qubesd does).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { runQkit } from "../helpers/qkit.js";
+
+const LAPTOP = fileURLToPath(new URL("../../examples/laptop/", import.meta.url));
+
+let dir: string;
+let server: SimulatorServer;
+let env: NodeJS.ProcessEnv;
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "qkit-restart-"));
+  fs.cpSync(LAPTOP, dir, { recursive: true });
+  const system = JSON.parse(fs.readFileSync(path.join(dir, "system.json"), "utf8"));
+  server = await startSimulator({ socket: path.join(dir, "qubesd.sock"), system, policy: path.join(dir, "policy.d") });
+  env = { QUBESD_SOCKET: server.path, XDG_STATE_HOME: path.join(dir, "state") };
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+describe("qkit template apply --restart=if-needed", () => {
+  it("stops clients before their netvm and starts the netvm first, so the rehearsal and the apply succeed", async () => {
+    const first = await qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--yes");
+    expect([first.code, first.err]).toEqual([0, ""]);
+    const deferred = await qkit("template", "plan", "laptop.qubes.yaml", "--detailed-exitcode");
+    expect(deferred.code).toBe(2);
+    expect(deferred.out).toContain("use --restart=if-needed");
+    const r = await qkit("template", "apply", "laptop.qubes.yaml", "--yes", "--restart=if-needed");
+    expect([r.code, r.err]).toEqual([0, ""]);
+    const order = [...r.out.matchAll(/\] (sys-[a-z]+)\.(shutdown|restart) /g)].map((m) => `${m[1]}.${m[2]}`);
+    expect(order.indexOf("sys-firewall.shutdown")).toBeLessThan(order.indexOf("sys-net.shutdown"));
+    expect(order.indexOf("sys-net.restart")).toBeLessThan(order.indexOf("sys-firewall.restart"));
+    const after = await qkit("template", "plan", "laptop.qubes.yaml", "--detailed-exitcode");
+    expect([after.code, after.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\n"]);
+  });
+});
