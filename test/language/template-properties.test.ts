@@ -16,6 +16,7 @@ import {
   formatExpectation,
   normalizeFirewallRule,
   parseExpectation,
+  parseStackText,
   policyToSource,
   type Expectation,
   type StackCheckResult,
@@ -167,6 +168,21 @@ describe("round trips", () => {
         expect(b.ok).toBe(true);
         if (b.ok) expect(b.rule).toBe(a.rule);
       }),
+    );
+  });
+});
+
+describe("YAML parser messages", () => {
+  it("are one short printable line whatever bytes the file holds", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 400 }), (junk) => {
+        const doc = parseStackText(`qkit: 1\nstack: x\n"${junk}\n${junk}: [${junk}\n`, "/s.qubes.yaml");
+        for (const d of doc.diagnostics) {
+          expect(d.message.length).toBeLessThanOrEqual(160);
+          expect(/[\u0000-\u001f\u007f-\u009f]/.test(d.message)).toBe(false);
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -171,9 +171,12 @@ export function parseStackText(text: string, path: string): StackDocument {
   return doc;
 }
 
+/** The parser's message as one short, printable line (its quoted token may be any bytes of the file). */
 function firstLine(s: string): string {
-  const l = s.split("\n")[0] ?? s;
-  return l.replace(/ at line \d+, column \d+:?$/, "").trim();
+  const l = (s.split("\n")[0] ?? s).replace(/ at line \d+, column \d+:?$/, "").trim();
+  // eslint-disable-next-line no-control-regex
+  const printable = l.replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, (c) => (c === "\ufffd" ? "\\ufffd" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+  return printable.length > 160 ? printable.slice(0, 157) + "..." : printable;
 }
 
 function documentKind(yaml: Document.Parsed): StackDocumentKind {
