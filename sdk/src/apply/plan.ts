@@ -197,7 +197,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planGlobals(ctx);
   planPolicy(ctx);
   const netvmOrder = orderNetvm(ctx);
-  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder);
+  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
   const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
   const changed = new Set<string>();
   const created = new Set<string>();
@@ -978,6 +978,17 @@ function planPolicy(ctx: Ctx): void {
  * remaining change would close a loop (two providers swapped), the first
  * one goes through `none` first. Returns the step ids in order.
  */
+/** Network provider → the running qubes connected to it, on the live system. */
+function runningClients(live: LiveSystem): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const q of Object.values(live.qubes)) {
+    const v = q.properties["netvm"]?.value;
+    if (typeof v !== "string" || v === "" || !isRunning(q)) continue;
+    out.set(v, [...(out.get(v) ?? []), q.name]);
+  }
+  return out;
+}
+
 function orderNetvm(ctx: Ctx): string[] {
   const cur = new Map<string, string | null>();
   for (const q of Object.values(ctx.live.qubes)) {
