@@ -665,7 +665,7 @@ function showSize(n: number): string {
 
 /**
  * qubesd refuses to attach a running qube to a halted netvm ("Cannot
- * dynamically attach to stopped NetVM"): the provider is started first
+ * dynamically attach to stopped qube NAME", QubesVMNotStartedError): the provider is started first
  * (qubesd starts its own netvm chain).
  */
 function startProvider(ctx: Ctx, provider: string, netvmStep: PlanStep): void {
