@@ -1,7 +1,9 @@
 /**
  * What-if against the simulator over a socket, with the example machine:
  * what-if reads the live system and policy through the Admin API, the
- * stack is applied (`qkit template apply --adopt`), and the system the
+ * stack is applied (`qkit template apply --adopt --restart=if-needed`,
+ * with the service qubes running, so that the halts of a network provider
+ * and its clients must be ordered), and the system the
  * simulator then reports is the future what-if predicted; what-if on the
  * applied machine finds no decision left to change, and a second plan is
  * empty. Also `qkit template export` from the simulator: the exported stack
@@ -30,10 +32,9 @@ const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "qkit-whatif-sim-"));
   fs.cpSync(LAPTOP, dir, { recursive: true });
-  // Service qubes halted, so that every change (a template included) applies now.
+  // The machine as it is: sys-net, sys-firewall (connected to sys-net) and sys-usb run.
   const system = JSON.parse(fs.readFileSync(path.join(dir, "system.json"), "utf8")) as RawSystemInfo;
-  for (const d of Object.values(system.domains)) if (d.type !== "AdminVM") d.power_state = "Halted";
-  fs.writeFileSync(path.join(dir, "system.json"), JSON.stringify(system));
+  expect(["sys-net", "sys-firewall", "sys-usb"].map((n) => system.domains[n]?.power_state)).toEqual(["Running", "Running", "Running"]);
   server = await startSimulator({ socket: path.join(dir, "qubesd.sock"), system, policy: path.join(dir, "policy.d") });
   env = { QUBESD_SOCKET: server.path, XDG_STATE_HOME: path.join(dir, "state") };
 });
@@ -62,10 +63,17 @@ describe("what-if on the simulator with the example machine", () => {
     predicted = futureSystem(live, model);
   });
 
-  it("applies cleanly, and the system is then the predicted future", async () => {
-    const applied = await qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--yes");
+  it("applies cleanly with --restart=if-needed, and the system is then the predicted future", async () => {
+    const applied = await qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--restart=if-needed", "--yes");
     expect([applied.code, applied.err]).toEqual([0, ""]);
     expect(applied.out).not.toContain("deferred");
+    // A network provider halts after the qubes connected to it and starts again before them.
+    const at = (id: string) => applied.out.split("\n").findIndex((l) => l.includes(`] ${id} `));
+    for (const id of ["sys-firewall.shutdown", "sys-net.shutdown", "sys-net.restart", "sys-firewall.restart", "sys-usb.restart"]) expect([id, at(id)]).not.toEqual([id, -1]);
+    expect(at("sys-firewall.shutdown")).toBeLessThan(at("sys-net.shutdown"));
+    expect(at("sys-net.restart")).toBeLessThan(at("sys-firewall.restart"));
+    const running = JSON.parse((await qkit("system", "snapshot")).out) as RawSystemInfo;
+    expect(["sys-net", "sys-firewall", "sys-usb"].map((n) => running.domains[n]?.power_state)).toEqual(["Running", "Running", "Running"]);
     const again = await qkit("template", "plan", "laptop.qubes.yaml", "--detailed-exitcode");
     expect(again.code).toBe(0);
     const snap = JSON.parse((await qkit("system", "snapshot")).out) as RawSystemInfo;

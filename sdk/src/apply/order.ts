@@ -10,9 +10,14 @@ import type { PlanStep } from "./types.js";
 const RELEASE_PHASE = 25;
 const NETVM_PHASE = 20;
 
-/** Orders `steps` (each with its phase in `phase`); `netvmOrder` is the loop-free order of the netvm changes. */
-export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmOrder: string[]): PlanStep[] {
+/**
+ * Orders `steps` (each with its phase in `phase`); `netvmOrder` is the
+ * loop-free order of the netvm changes; `clients` maps a network provider
+ * to the running qubes connected to it on the live system.
+ */
+export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmOrder: string[], clients: Map<string, string[]> = new Map()): PlanStep[] {
   const byId = new Map(steps.map((s) => [s.id, s]));
+  orderHalts(steps, clients);
   const index = new Map(steps.map((s, i) => [s.id, i]));
   // The netvm changes run as a chain, in the computed order.
   for (let i = 1; i < netvmOrder.length; i++) byId.get(netvmOrder[i]!)?.requires.push(netvmOrder[i - 1]!);
@@ -72,6 +77,42 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
     }
   }
   return out;
+}
+
+/** Whether `s` stops a running qube (for a change that needs a halt, `state: halted`, or a removal). */
+function isHalt(s: PlanStep): boolean {
+  return s.kind === "shutdown" && s.key === "power" && s.after === "halted";
+}
+
+/**
+ * qubesd refuses to shut down a network provider while a running qube is
+ * connected to it ("There are other VMs connected to this VM"). So a
+ * provider's halt waits for the halts of its running clients, or for their
+ * netvm to be re-pointed elsewhere; the provider is started again before
+ * those clients. A client that stays connected and running keeps the
+ * provider's halt (and what waits for it) deferred, with the reason.
+ */
+function orderHalts(steps: PlanStep[], clients: Map<string, string[]>): void {
+  const halts = new Map<string, PlanStep>();
+  for (const s of steps) if (isHalt(s)) halts.set(s.object, s);
+  for (const [provider, halt] of halts) {
+    const stuck: string[] = [];
+    for (const client of clients.get(provider) ?? []) {
+      if (client === provider) continue;
+      const clientHalt = halts.get(client);
+      if (clientHalt) {
+        halt.requires.push(clientHalt.id);
+        // Started again in the reverse order: the provider before its clients.
+        const providerStarts = steps.filter((x) => x.kind === "start" && x.object === provider && !x.id.endsWith(".start-for-netvm")).map((x) => x.id);
+        for (const x of steps) if (x.kind === "start" && x.object === client) x.requires.push(...providerStarts);
+        continue;
+      }
+      const repoint = steps.filter((x) => x.object === client && x.key === "netvm" && (x.kind === "set-property" || x.kind === "reset-property") && x.after !== provider && !x.deferred);
+      if (repoint.length) halt.requires.push(...repoint.map((x) => x.id));
+      else stuck.push(client);
+    }
+    if (stuck.length && !halt.deferred) halt.deferred = `${provider} has running qubes connected to it (${stuck.sort().join(", ")}): its halt waits for them to stop or to use another netvm; stop them first and plan again`;
+  }
 }
 
 function cmpKey(a: readonly [number, number], b: readonly [number, number]): number {

@@ -197,17 +197,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planGlobals(ctx);
   planPolicy(ctx);
   const netvmOrder = orderNetvm(ctx);
-  // qubesd refuses to stop a qube that running qubes use as their netvm: a provider
-  // stops after its clients that stop too, and starts again before them.
-  for (const s of ctx.steps) {
-    if (s.kind !== "shutdown" || s.id !== `${s.object}.shutdown`) continue;
-    for (const c of ctx.steps) {
-      if (c === s || c.kind !== "shutdown" || c.id !== `${c.object}.shutdown` || live.qubes[c.object]?.properties["netvm"]?.value !== s.object) continue;
-      s.requires.push(c.id);
-      ctx.steps.find((x) => x.id === `${c.object}.restart`)?.requires.push(`${s.object}.restart`);
-    }
-  }
-  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder);
+  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
   const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
   const changed = new Set<string>();
   const created = new Set<string>();
@@ -675,7 +665,7 @@ function showSize(n: number): string {
 
 /**
  * qubesd refuses to attach a running qube to a halted netvm ("Cannot
- * dynamically attach to stopped NetVM"): the provider is started first
+ * dynamically attach to stopped qube NAME", QubesVMNotStartedError): the provider is started first
  * (qubesd starts its own netvm chain).
  */
 function startProvider(ctx: Ctx, provider: string, netvmStep: PlanStep): void {
@@ -988,6 +978,17 @@ function planPolicy(ctx: Ctx): void {
  * remaining change would close a loop (two providers swapped), the first
  * one goes through `none` first. Returns the step ids in order.
  */
+/** Network provider → the running qubes connected to it, on the live system. */
+function runningClients(live: LiveSystem): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const q of Object.values(live.qubes)) {
+    const v = q.properties["netvm"]?.value;
+    if (typeof v !== "string" || v === "" || !isRunning(q)) continue;
+    out.set(v, [...(out.get(v) ?? []), q.name]);
+  }
+  return out;
+}
+
 function orderNetvm(ctx: Ctx): string[] {
   const cur = new Map<string, string | null>();
   for (const q of Object.values(ctx.live.qubes)) {

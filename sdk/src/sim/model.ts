@@ -454,13 +454,53 @@ export class Qube extends Holder {
     }
   }
 
-  /** `DVMTemplateMixin`: a disposable template in use keeps `template_for_dispvms`. */
+  /** `vm.is_running()`: libvirt reports the domain active. */
+  isActive(): boolean {
+    return !["Halted", "Crashed", "NA"].includes(this.power);
+  }
+
+  /**
+   * `use_memory_hotplug` (Xen): the `memory-hotplug` feature along the
+   * template chain; otherwise never for HVM; for a kernel from dom0 the
+   * simulator assumes no `memory-hotplug-supported` marker; for a kernel
+   * from the qube, the advertised `supported-feature.memory-hotplug`.
+   */
+  useMemoryHotplug(): boolean {
+    const f = this.featureWithTemplate("memory-hotplug");
+    if (f !== undefined) return f !== "";
+    if (this.hasProp("virt_mode") && this.getProp("virt_mode") === "hvm") return false;
+    const kernel = this.hasProp("kernel") ? this.getProp("kernel") : null;
+    if (kernel) return false;
+    return !!this.featureWithTemplate("supported-feature.memory-hotplug");
+  }
+
+  /**
+   * The `property-pre-set:netvm` handler (`on_property_pre_set_netvm`):
+   * a running qube cannot be attached to a netvm that is not running.
+   */
+  netvmPreSet(value: PropValue | undefined): void {
+    if (typeof value !== "string" || value === "") return;
+    const n = this.app.domains.get(value);
+    if (n && this.isActive() && !n.isActive()) throw qerr("QubesVMNotStartedError", `Cannot dynamically attach to stopped qube ${value}`);
+  }
+
+  protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
+    if (name === "netvm") this.netvmPreSet(value);
+    // `on_property_pre_set_maxmem`: upstream builds its QubesVMNotHaltedError with the
+    // message in place of the qube, so the refusal is an unhandled AttributeError.
+    if (name === "maxmem" && value !== old && this.power !== "Halted" && !this.useMemoryHotplug())
+      throw new SimAbort(`AttributeError: 'str' object has no attribute 'name' (raising QubesVMNotHaltedError: Can't change maxmem of VM ${this.name}, because it isn't Halted and memory hotplug is forbidden)`);
+  }
+
+
   protected override preChangeCheck(name: string, value: PropValue | undefined, old: PropValue | undefined): void {
     if (name === "netvm" && value === undefined) {
       // `on_property_pre_reset_netvm`: the default must pass the setter's checks
       const d = this.def("netvm")!;
       const next = d.default?.(this);
       if (next) d.setter?.(this, next, "netvm");
+      // then `property-pre-set:netvm` for the default, when it differs
+      if (next !== old) this.netvmPreSet(next);
     }
     if (name === "template" && value === undefined) {
       // `on_property_pre_reset_template` of AppVM and DispVM
@@ -612,7 +652,10 @@ export class App extends Holder {
   protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
     if (name !== "default_netvm") return;
     for (const q of this.domains.values())
-      if (q.hasProp("netvm") && q.isDefault("netvm")) q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
+      if (q.hasProp("netvm") && q.isDefault("netvm")) {
+        q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
+        q.netvmPreSet(value);
+      }
   }
 
   /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`; gui and audio follow their defaults (on set only). */
