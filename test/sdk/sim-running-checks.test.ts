@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { RawSystemInfo } from "@qubes-kit/language";
-import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { call, tmpDir } from "./sim-helpers.js";
 
 const SYSTEM = fileURLToPath(new URL("../../examples/laptop/system.json", import.meta.url));

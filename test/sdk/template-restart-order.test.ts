@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
 import { runQkit } from "../helpers/qkit.js";
 
 const LAPTOP = fileURLToPath(new URL("../../examples/laptop/", import.meta.url));
