@@ -30,6 +30,21 @@ async function applyAll(model: Parameters<typeof planStack>[0], conn: StackConne
 }
 
 describe("ordering", () => {
+  it("prunes a provider after the pruned qubes that name it (qubesd refuses to remove a qube in use)", async () => {
+    const conn = connectSim(demoSimulator());
+    await applyAll(
+      stack("chain", [
+        qube("qa", "AppVM", { label: "red", template: "debian-12", provides_network: true, netvm: "sys-firewall" }),
+        qube("qc", "AppVM", { label: "red", template: "debian-12", provides_network: true, netvm: "qa" }),
+        qube("qe", "AppVM", { label: "red", template: "debian-12", netvm: "qc" }),
+      ]),
+      conn,
+    );
+    const plan = await applyAll(stack("chain", [qube("qb", "AppVM", { label: "blue", template: "debian-12" })]), conn, { prune: true });
+    before(plan, "qe.remove", "qc.remove");
+    before(plan, "qc.remove", "qa.remove");
+  });
+
   it("creates a network provider before its clients whatever the declaration order", async () => {
     const conn = connectSim(demoSimulator());
     const s = stack("net", [

@@ -196,6 +196,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planOrphans(ctx);
   planGlobals(ctx);
   planPolicy(ctx);
+  orderRemovals(ctx);
   const netvmOrder = orderNetvm(ctx);
   const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
   const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
@@ -856,6 +857,26 @@ function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
   const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.klass, after: null, risk: "data-loss", effect: "needs-halt", requires });
   if (isRunning(l) && ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
   if (provenance) s.provenance = provenance;
+}
+
+/**
+ * qubesd refuses to remove a qube that another qube names in a non-default VM property
+ * (`netvm`, `template`, `default_dispvm` …): when both are removed, the one that names the
+ * other goes first.
+ */
+function orderRemovals(ctx: Ctx): void {
+  const removals = new Map(ctx.steps.filter((s) => s.kind === "remove").map((s) => [s.object, s]));
+  for (const [name, step] of removals) {
+    const l = ctx.live.qubes[name];
+    if (!l) continue;
+    for (const [prop, v] of Object.entries(l.properties)) {
+      if (v.default || typeof v.value !== "string" || v.value === name) continue;
+      const spec = specOf(l.klass, prop);
+      if (spec?.type !== "vm") continue;
+      const other = removals.get(v.value);
+      if (other && !other.requires.includes(step.id)) other.requires.push(step.id);
+    }
+  }
 }
 
 function planOrphans(ctx: Ctx): void {
