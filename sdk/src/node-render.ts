@@ -54,7 +54,7 @@ export function renderExplanation(x: Explanation): string {
   lines.push(`request: ${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} from ${r.source} to ${r.target || "@default"}`);
   if (x.targetNote) lines.push(`target: ${x.targetNote}`);
   if (x.trace.length || x.skipped) {
-    lines.push(`rules considered before the decision (${x.trace.length}; ${x.skipped} rules are for other services or arguments):`);
+    lines.push(`rules considered before the decision (${x.trace.length}; ${x.skipped === 1 ? "1 rule is" : `${x.skipped} rules are`} for other services or arguments):`);
     for (const s of x.trace) lines.push(`  ${where(s.rule.origin)}  ${ruleText(s.rule)}\n      ${s.reason}`);
   }
   if (x.decidingRule) lines.push(`deciding rule: ${where(x.decidingRule.origin)}  ${ruleText(x.decidingRule)}`);
