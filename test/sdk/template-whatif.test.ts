@@ -123,6 +123,16 @@ describe("qkit template check", () => {
     const missing = await runQkit(["template", "check", "nope.qubes.yaml"], { cwd: dir });
     expect(missing.code).toBe(1);
     expect(missing.err).toContain("[file-not-found]");
+    // An unreadable file is that file's error: the others are still checked, and --json prints one document.
+    fs.writeFileSync(path.join(dir, "b.qubes.yaml"), "qkit: 1\nstack: b\n");
+    const mixed = await runQkit(["template", "check", "nope.qubes.yaml", "b.qubes.yaml", "--json"], { cwd: dir });
+    expect(mixed.code).toBe(1);
+    const mj = JSON.parse(mixed.out) as { ok: boolean; files: { file: string; ok: boolean; error?: { code: string } }[] };
+    expect(mj.ok).toBe(false);
+    expect(mj.files.map((f) => [f.file, f.ok, f.error?.code ?? null])).toEqual([
+      ["nope.qubes.yaml", false, "file-not-found"],
+      ["b.qubes.yaml", true, null],
+    ]);
   });
 });
 

@@ -222,7 +222,18 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   let errors = 0;
   const files: unknown[] = [];
   for (const file of a.positionals) {
-    const r = loadStack(file, io, system);
+    let r: ReturnType<typeof loadStack>;
+    try {
+      r = loadStack(file, io, system);
+    } catch (e) {
+      // A file that cannot be read is this file's error: the other files are still checked,
+      // and `--json` still prints one document.
+      if (!(e instanceof ToolFailure)) throw e;
+      errors++;
+      if (a.flags.has("--json")) files.push({ file, ok: false, stack: null, diagnostics: [], error: { code: e.code, message: e.message } });
+      else io.stderr.write(`qkit template check: ${e.message} [${e.code}]\n`);
+      continue;
+    }
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
     errors += n;
     if (a.flags.has("--json")) files.push({ file, ok: n === 0, stack: r.model?.stack ?? null, diagnostics: r.diagnostics.map((d) => diagnosticJson(d, io)) });
