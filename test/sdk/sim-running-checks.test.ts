@@ -99,3 +99,15 @@ describe("volume resize", () => {
     expect((await q("admin.vm.volume.Info", "work", "private"))[1]).toContain("\nsize=1073741824\n");
   });
 });
+
+// Seen with the differential fuzzer (seed 9101, call 410): after `Reset default_template`, the real
+// qubesd dies on a Create without a template (reading the property raises AttributeError).
+describe("creating an AppVM without a template", () => {
+  it("closes without a reply when default_template was reset, and refuses with qubesd's message when it is None", async () => {
+    expect(await q("admin.property.Reset", "dom0", "default_template")).toEqual(ok());
+    expect(await q("admin.vm.Create.AppVM", "dom0", "", "name=fz-a label=blue")).toEqual(["aborted"]);
+    expect(await q("admin.vm.List", "fz-a")).toEqual(["error", "QubesVMNotFoundError", "No such domain: 'fz-a'"]);
+    expect(await q("admin.property.Set", "dom0", "default_template", "")).toEqual(ok());
+    expect(await q("admin.vm.Create.AppVM", "dom0", "", "name=fz-b label=blue")).toEqual(["error", "QubesValueError", "Template for the qube not specified, nor default template set."]);
+  });
+});

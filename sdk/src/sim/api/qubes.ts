@@ -70,6 +70,9 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
     if (klass === "AppVM" || klass === "DispVM") {
       // `app.add_new_vm`: the default template (the default disposable template for a DispVM)
       const t = template ?? ((klass === "AppVM" ? app.getProp("default_template") : app.getProp("default_dispvm")) as string | null | undefined);
+      // A reset `default_template` has no value at all: reading it raises AttributeError in qubesd,
+      // which closes the connection; set to None, `add_new_vm` refuses with its message.
+      if (t === undefined) throw new SimAbort("AttributeError: property 'default_template' have no default");
       if (!t) throw qerr("QubesValueError", "Template for the qube not specified, nor default template set.");
       const tq = app.domains.get(t)!;
       if (klass === "DispVM" && tq.getProp("template_for_dispvms") !== true)
