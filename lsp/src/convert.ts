@@ -3,8 +3,9 @@
  * (P5: spans are UTF-16 offsets, end exclusive; LSP uses line/character).
  */
 import { TextDocument } from "vscode-languageserver-textdocument";
-import type { AnalysisDiagnostic, Severity, Span } from "@qubes-kit/language";
+import type { AnalysisDiagnostic, CompletionKind, Severity, Span } from "@qubes-kit/language";
 import {
+  CompletionItemKind,
   DiagnosticSeverity,
   DiagnosticTag,
   type Diagnostic as LspDiagnostic,
@@ -69,3 +70,20 @@ export function toLspDiagnostic(
   }
   return out;
 }
+
+/** The protocol's item kind of each completion kind of the policy services. */
+export const COMPLETION_KIND: Record<CompletionKind, CompletionItemKind> = {
+  service: CompletionItemKind.Function,
+  argument: CompletionItemKind.Value,
+  qube: CompletionItemKind.Variable,
+  keyword: CompletionItemKind.Keyword,
+  prefix: CompletionItemKind.Keyword,
+  tag: CompletionItemKind.EnumMember,
+  type: CompletionItemKind.Class,
+  "dispvm-template": CompletionItemKind.Class,
+  action: CompletionItemKind.Operator,
+  param: CompletionItemKind.Property,
+  value: CompletionItemKind.Value,
+  directive: CompletionItemKind.Module,
+  file: CompletionItemKind.File,
+};

@@ -69,7 +69,7 @@ import {
   type RawSystemInfo,
   type SystemInfo,
 } from "@qubes-kit/language";
-import { mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "./convert.js";
+import { COMPLETION_KIND, mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
 import {
@@ -104,21 +104,6 @@ const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysi
 /** The language id the server registers for. */
 export const LANGUAGE_ID = "qrexecpolicy";
 
-const COMPLETION_KIND: Record<CompletionKind, CompletionItemKind> = {
-  service: CompletionItemKind.Function,
-  argument: CompletionItemKind.Value,
-  qube: CompletionItemKind.Variable,
-  keyword: CompletionItemKind.Keyword,
-  prefix: CompletionItemKind.Keyword,
-  tag: CompletionItemKind.EnumMember,
-  type: CompletionItemKind.Class,
-  "dispvm-template": CompletionItemKind.Class,
-  action: CompletionItemKind.Operator,
-  param: CompletionItemKind.Property,
-  value: CompletionItemKind.Value,
-  directive: CompletionItemKind.Module,
-  file: CompletionItemKind.File,
-};
 
 /** The server's state, exposed for in-process tests and benchmarks. */
 export interface PolicyServer {

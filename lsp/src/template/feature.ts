@@ -52,7 +52,7 @@ import {
   type TemplateAnalysis,
   type TemplateCompletionKind,
 } from "@qubes-kit/language";
-import { mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "../convert.js";
+import { COMPLETION_KIND, mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "../convert.js";
 import type { HostFileSystem } from "../host.js";
 import { TEMPLATE_PLAN_COMMAND, TEMPLATE_WHATIF_COMMAND } from "../protocol.js";
 
@@ -106,19 +106,7 @@ export interface DocumentFeature {
 }
 
 const KIND: Record<TemplateCompletionKind, CompletionItemKind> = {
-  service: CompletionItemKind.Function,
-  argument: CompletionItemKind.Value,
-  qube: CompletionItemKind.Variable,
-  keyword: CompletionItemKind.Keyword,
-  prefix: CompletionItemKind.Keyword,
-  tag: CompletionItemKind.EnumMember,
-  type: CompletionItemKind.Class,
-  "dispvm-template": CompletionItemKind.Class,
-  action: CompletionItemKind.Operator,
-  param: CompletionItemKind.Property,
-  value: CompletionItemKind.Value,
-  directive: CompletionItemKind.Module,
-  file: CompletionItemKind.File,
+  ...COMPLETION_KIND,
   key: CompletionItemKind.Field,
   property: CompletionItemKind.Property,
   class: CompletionItemKind.Class,
