@@ -17,11 +17,13 @@ export function edgeText(e: FlowEdge): string {
   return `${e.via} ${ev.note}`;
 }
 
+const PROPERTY_LABEL = { netvm: "netvm", firewall: "network (firewall accepts)", provides_network: "network devices", dom0: "dom0 administers" } as const;
+
 /** A short label for a hop (its first edge, and how many more). */
 export function hopLabel(h: FlowHop): string {
   const e = h.edges[0]!;
   const ev = e.evidence;
-  const first = ev.kind === "qrexec" ? `${ev.call} ${ev.action} ${ev.rule.file}:${ev.rule.line ?? "None"}` : ev.kind === "device" ? `${ev.devclass} ${ev.backend}:${ev.port}` : `${ev.property} ${ev.qube}`;
+  const first = ev.kind === "qrexec" ? `${ev.call} ${ev.action} ${ev.rule.file}:${ev.rule.line ?? "None"}` : ev.kind === "device" ? `${ev.devclass} device ${ev.backend}:${ev.port}` : PROPERTY_LABEL[ev.property];
   return h.edges.length > 1 ? `${first} (+${h.edges.length - 1})` : first;
 }
 
