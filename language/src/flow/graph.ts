@@ -11,7 +11,8 @@
  *   the decisions of another member `a` of the class of `s` are those of
  *   `s` with `s` and `a` swapped, since that swap is an automorphism of the
  *   system and the policy. For `control` services (Admin API) an allowed
- *   call reaches the qube it names, not the qube it runs in (dom0).
+ *   call reaches the qube it names, not the qube it runs in (dom0); the
+ *   services no rule names include both kinds, so they reach both.
  * - network: a qube and its netvm see each other's traffic (both ways); a
  *   qube reaches the outside network (`@network`) through its netvm chain
  *   when its firewall accepts anything (DNS included); the qube at the end
@@ -148,18 +149,20 @@ function node(x: string): string {
 }
 
 /** The directions of the services no rule names: the default and every catalogue entry that can match such a service. */
-function otherServicesFlow(catalogue: ServiceCatalogue, named: Set<string>): { direction: FlowDirection; control: boolean; note: string } {
+function otherServicesFlow(catalogue: ServiceCatalogue, named: Set<string>): { direction: FlowDirection; control: boolean; plain: boolean; note: string } {
   let f = false;
   let b = false;
   let control = false;
+  let plain = false;
   const dflt = serviceFlow(catalogue, "\0no such service");
   for (const e of [...catalogue.entries, dflt]) {
     if (!e.pattern.includes("*") && named.has(e.pattern)) continue;
     f ||= movesForward(e.direction);
     b ||= movesBackward(e.direction);
     control ||= e.control;
+    plain ||= !e.control;
   }
-  return { direction: f && b ? "both" : f ? "forward" : b ? "backward" : "none", control, note: "every service no rule names (`*` rules)" };
+  return { direction: f && b ? "both" : f ? "forward" : b ? "backward" : "none", control, plain, note: "every service no rule names (`*` rules)" };
 }
 
 /** The qrexec edges of a policy on a system (see the module comment). Never throws. */
@@ -172,7 +175,10 @@ export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options:
   const seen = new Set<string>();
   let evaluated = 0;
   for (const svc of space.services) {
-    const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : serviceFlow(options.catalogue, svc.service);
+    const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : { ...serviceFlow(options.catalogue, svc.service), plain: false };
+    // Plain services reach the qube the call runs in; control services the qube they name (the services
+    // no rule names include both kinds).
+    const plain = flow.plain || !flow.control;
     const fwd = movesForward(flow.direction);
     const bwd = movesBackward(flow.direction);
     if (!fwd && !bwd) continue;
@@ -182,27 +188,33 @@ export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options:
       for (const cls of classes) {
         const s = cls[0]!;
         // The distinct (decision, destination) pairs of the representative, with the first target that shows each.
-        const found = new Map<string, { t: string; d: Decision & { ok: true; action: "allow" | "ask" }; dest: string }>();
+        const found = new Map<string, { t: string; d: Decision & { ok: true; action: "allow" | "ask" }; dest: string; control: boolean }>();
         for (const t of space.targets) {
           const request: PolicyRequest = { service: svc.service, argument: arg.argument, source: s, target: t };
           const d: Decision = evaluate(policy, request, system);
           evaluated++;
           if (!d.ok || d.action === "deny") continue;
-          const dests = d.action === "allow" ? [flow.control && qubeSet.has(t) ? t : d.target] : d.targetsForAsk;
-          for (const dest of dests) {
-            const key = [d.action, d.rule.file, d.rule.line, dest].join("\0");
+          const dests: [string, boolean][] = [];
+          if (d.action === "ask") for (const x of d.targetsForAsk) dests.push([x, false]);
+          else {
+            const named = qubeSet.has(t);
+            if (plain || !named) dests.push([d.target, false]);
+            if (flow.control && named && (!plain || t !== d.target)) dests.push([t, true]);
+          }
+          for (const [dest, control] of dests) {
+            const key = [d.action, d.rule.file, d.rule.line, dest, control].join("\0");
             const had = found.get(key);
             // Show the call that names its destination when there is one, else one with @default.
-            if (!had || (had.t !== dest && (t === dest || (t === "@default" && had.t !== "@default")))) found.set(key, { t, d, dest });
+            if (!had || (had.t !== dest && (t === dest || (t === "@default" && had.t !== "@default")))) found.set(key, { t, d, dest, control });
           }
         }
-        for (const { t, d, dest: raw } of found.values()) {
+        for (const { t, d, dest: raw, control } of found.values()) {
           for (const a of cls) {
             const req: PolicyRequest = { service: svc.service, argument: arg.argument, source: a, target: swapName(t, s, a) };
             const dest = node(swapName(raw, s, a));
             if (dest === a) continue;
             const add = (from: string, to: string, reverse: boolean) => {
-              const key = [from, to, svc.display, arg.display, d.action, d.rule.file, d.rule.line, reverse].join("\0");
+              const key = [from, to, svc.display, arg.display, d.action, d.rule.file, d.rule.line, reverse, control].join("\0");
               if (seen.has(key)) return;
               seen.add(key);
               edges.push({
@@ -210,7 +222,7 @@ export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options:
                 to,
                 via: "qrexec",
                 ask: d.action === "ask",
-                evidence: { kind: "qrexec", service: svc.display, argument: arg.display, call, request: req, action: d.action, rule: d.rule, direction: flow.direction, control: flow.control, reverse, note: flow.note },
+                evidence: { kind: "qrexec", service: svc.display, argument: arg.display, call, request: req, action: d.action, rule: d.rule, direction: flow.direction, control, reverse, note: control && svc.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : flow.note },
               });
             };
             if (fwd) add(a, dest, false);
