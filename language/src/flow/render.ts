@@ -52,7 +52,7 @@ function hopLines(h: FlowHop, limit: number): string[] {
   const lines = [`  ${h.from} → ${h.to}${h.ask ? "   (the user must confirm)" : ""}`];
   const shown = limit > 0 ? h.edges.slice(0, limit) : h.edges;
   for (const e of shown) lines.push(`      ${edgeText(e)}`);
-  if (shown.length < h.edges.length) lines.push(`      … and ${h.edges.length - shown.length} more ways (--format json lists them all)`);
+  if (shown.length < h.edges.length) lines.push(`      … and ${h.edges.length - shown.length} more way${h.edges.length - shown.length === 1 ? "" : "s"} (--all-edges or --format json lists them all)`);
   return lines;
 }
 
@@ -64,7 +64,7 @@ export function pathsText(r: PathsResult, options: FlowTextOptions = {}): string
   if (!r.paths.length) {
     if (r.shortest === null) out.push(`no flow from ${r.from} to ${r.to}: no path at all`);
     else if (r.from === r.to) out.push(`${r.from} and ${r.to} are the same`);
-    else out.push(`no flow from ${r.from} to ${r.to} within ${maxHops} hops (the shortest path has ${r.shortest}; raise --max-hops)`);
+    else out.push(`no flow from ${r.from} to ${r.to} within ${maxHops} hop${maxHops === 1 ? "" : "s"} (the shortest path has ${r.shortest}; raise --max-hops)`);
     return out.join("\n") + "\n";
   }
   const auto = r.paths.filter((p) => !p.ask).length;

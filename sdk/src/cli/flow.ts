@@ -146,8 +146,8 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
   if (!["text", "json", "dot", "mermaid", "html"].includes(format)) throw new UsageError(`--format must be text, json, dot, mermaid or html, got \`${format}\``);
   const maxHops = count(a, "max-hops", 6);
   const maxPaths = count(a, "max-paths", 100);
-  const catalogue = readCatalogue(a, io);
   return answering("flow", io, async () => {
+    const catalogue = readCatalogue(a, io);
     const { system, machine, warnings } = await readSystemInput(a.values.get("system"), a, io, true);
     const { policy } = await readPolicyInput(a.values.get("policy-dir"), a, io);
     const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays") });
@@ -203,8 +203,8 @@ What would flip the decision of one call: the one-line edits of the policy
 that change it (remove a rule, change a rule's action, add a rule before a
 line), each applied to a copy of the policy, loaded and decided again by
 the evaluator; only edits that load and change the decision (the action,
-the allow target or the offered targets) are listed, with the new decision.
-TARGET defaults to @default.
+the allow target or the offered targets) are listed, with the new decision
+(its rule lines are those of the edited files). TARGET defaults to @default.
 
 options:
   --policy-dir DIR|live  the policy.d directory (live: through the policy admin API)
