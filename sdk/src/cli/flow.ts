@@ -197,7 +197,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
 // qkit policy flip
 // ---------------------------------------------------------------------------
 
-const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [connection options]
+const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [--rejected] [connection options]
 
 What would flip the decision of one call: the one-line edits of the policy
 that change it (remove a rule, change a rule's action, add a rule before a
