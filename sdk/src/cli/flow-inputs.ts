@@ -19,6 +19,7 @@ import {
   type FlowWarning,
   type LoadOptions,
   type PolicyFileSystem,
+  type RawSystemInfo,
   type SystemInfo,
 } from "@qubes-kit/language";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
@@ -62,6 +63,16 @@ export function resetConnection(): void {
   connection = undefined;
 }
 
+/** The policy as what-if's texts (`NAME.policy`, `include/NAME`): a directory, or the live policy. */
+export async function readPolicyTexts(spec: string | undefined, a: ParsedArgs, io: CliIO): Promise<Record<string, string>> {
+  if (spec === undefined) throw new UsageError("`--policy-dir DIR` (or `--policy-dir live`) is required");
+  if (spec === "live") return (await (await connected(a, io)).policy.snapshot()).texts;
+  const abs = path.resolve(io.cwd, spec);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory or \`live\`)`);
+  const { policyTextsOf } = await import("./flow-stack.js");
+  return policyTextsOf(abs);
+}
+
 /** A loaded policy and where it came from (for re-loading edited copies). */
 export interface PolicyInput {
   label: string;
@@ -89,6 +100,8 @@ export async function readPolicyInput(spec: string | undefined, a: ParsedArgs, i
 /** The system model and, from the same source, the machine's wiring. */
 export interface SystemInput {
   system: SystemInfo;
+  /** The answer as read (for what-if: with its extension keys). */
+  raw: RawSystemInfo;
   machine: FlowMachine;
   warnings: FlowWarning[];
 }
@@ -98,10 +111,17 @@ export async function readSystemInput(spec: string | undefined, a: ParsedArgs, i
   if (spec === undefined) throw new UsageError("`--system FILE|live` is required: the answer is about the qubes of a system");
   if (spec === "live") {
     const { qubes } = await connected(a, io);
-    const { systemInfo } = await import("../system-info.js");
-    const raw = await systemInfo(qubes);
+    let raw: RawSystemInfo;
+    if (wiring) {
+      // What-if's reader: GetSystemInfo plus the global properties a stack may depend on.
+      const { readWhatIfSystem } = await import("../apply/future-live.js");
+      raw = (await readWhatIfSystem(qubes)) as unknown as RawSystemInfo;
+    } else {
+      const { systemInfo } = await import("../system-info.js");
+      raw = await systemInfo(qubes);
+    }
     const system = prepareSystemInfo(raw);
-    return { system, machine: wiring ? await readMachine(qubes, Object.keys(raw.domains).filter((n) => !n.startsWith("uuid:"))) : { qubes: {} }, warnings: [] };
+    return { system, raw, machine: wiring ? await readMachine(qubes, Object.keys(raw.domains).filter((n) => !n.startsWith("uuid:"))) : { qubes: {} }, warnings: [] };
   }
   let raw: unknown;
   try {
@@ -114,7 +134,7 @@ export async function readSystemInput(spec: string | undefined, a: ParsedArgs, i
     throw new UsageError(`the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
   }
   const { machine, warnings } = machineFromSystemJson(raw);
-  return { system: prepareSystemInfo(raw as { domains: Record<string, never> }), machine, warnings };
+  return { system: prepareSystemInfo(raw as { domains: Record<string, never> }), raw: raw as RawSystemInfo, machine, warnings };
 }
 
 const DEVICE_CLASSES = ["pci", "usb", "block", "mic"];

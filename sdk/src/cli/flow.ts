@@ -26,15 +26,20 @@ import {
   reachableFrom,
   reachedText,
   replayCalls,
+  type CompiledPolicy,
   type Decision,
+  type FlowMachine,
   type FlowPath,
+  type FlowWarning,
+  type SystemInfo,
   type ServiceCatalogue,
 } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readSystemInput } from "./flow-inputs.js";
+import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
+import type { WhatIfSystem } from "../apply/future.js";
 
 // ---------------------------------------------------------------------------
 // qkit flow
@@ -69,6 +74,9 @@ options:
                          \`qvm-firewall\` lists them) and "devices"
                          ([{"devclass","backend","port","device_id","mode"}]);
                          live reads them all through the Admin API
+  --stack FILE           what-if: the flows once the stack FILE (*.qubes.yaml) is applied
+                         (its policy files, qubes, netvms, firewalls and devices on
+                         top of the policy and system given)
   --services FILE        service directions, one \`SERVICE DIRECTION [NOTE]\` a line
                          (forward, backward, both, none, control; SERVICE may
                          end in *), before the built-in catalogue
@@ -97,6 +105,7 @@ const FLOW_OPTIONS = {
   "max-paths": "value",
   avoid: "values",
   from: "value",
+  stack: "value",
   "no-ask": true,
   "dom0-relays": true,
   "all-edges": true,
@@ -148,8 +157,17 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
   const maxPaths = count(a, "max-paths", 100);
   return answering("flow", io, async () => {
     const catalogue = readCatalogue(a, io);
-    const { system, machine, warnings } = await readSystemInput(a.values.get("system"), a, io, true);
-    const { policy } = await readPolicyInput(a.values.get("policy-dir"), a, io);
+    const today = await readSystemInput(a.values.get("system"), a, io, true);
+    const stackFile = a.values.get("stack");
+    let inputs: { system: SystemInfo; policy: CompiledPolicy; machine: FlowMachine; warnings: FlowWarning[] };
+    if (stackFile !== undefined) {
+      const texts = await readPolicyTexts(a.values.get("policy-dir"), a, io);
+      const { futureInputs } = await import("./flow-stack.js");
+      const f = futureInputs(stackFile, io, { raw: today.raw as unknown as WhatIfSystem, policy: texts, machine: today.machine });
+      inputs = { ...f, warnings: [...today.warnings, ...f.warnings] };
+    } else inputs = { ...today, policy: (await readPolicyInput(a.values.get("policy-dir"), a, io)).policy };
+    const { system, machine, policy } = inputs;
+    const warnings = inputs.warnings;
     const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays") });
     for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const nodes = new Set(graph.nodes);
