@@ -10,6 +10,7 @@ import { hoverFeature } from "./hover.js";
 import { lensFeature } from "./lens.js";
 import { navigationFeature } from "./navigation.js";
 import { outlineFeature } from "./outline.js";
+import { renameFeature } from "./rename.js";
 import { semanticFeature } from "./semantic.js";
 import { simulateFeature } from "./simulate.js";
 import { templateFeature } from "./template.js";
@@ -29,4 +30,5 @@ export const FEATURES: readonly ServerFeature[] = [
   lensFeature,
   simulateFeature,
   templateFeature,
+  renameFeature,
 ];
