@@ -125,8 +125,8 @@ function fuzzy(query: string, text: string): boolean {
 
 /**
  * Workspace symbols: every rule and directive of every file of the policy
- * whose service, columns or file name match `query` (characters in order,
- * case-insensitive; empty matches everything), in file then line order, at
+ * whose line or file name contains `query`, or whose service has the query's
+ * characters in order (case-insensitive; empty matches everything), in file then line order, at
  * most `limit` of them. Never throws.
  */
 export function workspaceSymbols(
@@ -140,8 +140,9 @@ export function workspaceSymbols(
     const container = path.slice(path.lastIndexOf("/") + 1);
     for (const sym of documentSymbols(doc).flatMap((s) => (s.kind === "section" ? (s.children ?? []) : [s]))) {
       if (sym.kind === "section") continue;
-      const haystack = `${sym.name} ${doc.text.slice(sym.span.start, sym.span.end)} ${container}`;
-      if (query && !fuzzy(query, haystack)) continue;
+      // The words of the line and the file name contain the query, or the service has its characters in order.
+      const haystack = `${doc.text.slice(sym.span.start, sym.span.end)} ${container}`.toLowerCase();
+      if (query && !haystack.includes(query.toLowerCase()) && !fuzzy(query, sym.name)) continue;
       out.push({ name: sym.name, detail: sym.detail, kind: sym.kind, path, span: sym.span, container });
       if (out.length >= limit) return out;
     }

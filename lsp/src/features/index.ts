@@ -4,6 +4,9 @@
  * through one guard (`registerFeatures`). To add a feature, add a line here.
  */
 import { actionsFeature } from "./actions.js";
+import { commandsFeature } from "./commands.js";
+import { diagnosticsFeature } from "./diagnostics.js";
+import { helpFeature } from "./help.js";
 import { completionFeature } from "./completion.js";
 import { formatFeature } from "./format.js";
 import { hoverFeature } from "./hover.js";
@@ -31,4 +34,7 @@ export const FEATURES: readonly ServerFeature[] = [
   simulateFeature,
   templateFeature,
   renameFeature,
+  helpFeature,
+  diagnosticsFeature,
+  commandsFeature,
 ];

@@ -15,6 +15,7 @@ import {
   type WorkspaceEdit,
 } from "vscode-languageserver";
 import {
+  analyzeTemplate,
   declaredQubes,
   findReferences,
   groupEdits,
@@ -91,9 +92,13 @@ async function renameEdit(ctx: ServerContext, uri: string, target: RenameTarget,
   const snapshot: PolicySnapshot | undefined = project ? await ctx.analysed(project, token) : undefined;
   // The stacks of the workspace (their declared qubes also count as existing).
   const stacks: TemplateAnalysis[] = [];
+  const readFile = (p: string) => ctx.documents.get(ctx.uriOf(p))?.getText() ?? ctx.host.fs.readFile(p);
   for (const path of workspaceStackFiles(ctx)) {
-    const f = ctx.featureFor(ctx.uriOf(path));
-    const a = f?.analysis(ctx.uriOf(path));
+    const u = ctx.uriOf(path);
+    // Open stack files through their feature (cached); the others are read and analysed here.
+    const open = ctx.documents.get(u);
+    const text = open ? undefined : readFile(path);
+    const a = open ? ctx.featureFor(u)?.analysis(u) : text !== undefined ? analyzeTemplate(path, text, { system: ctx.system, readFile }) : undefined;
     if (a) stacks.push(a);
   }
   const existing = new Set<string>();
@@ -127,7 +132,6 @@ async function renameEdit(ctx: ServerContext, uri: string, target: RenameTarget,
     }
   }
   // Every stack file (and the files it includes).
-  const readFile = (p: string) => ctx.documents.get(ctx.uriOf(p))?.getText() ?? ctx.host.fs.readFile(p);
   const byFile = new Map<string, FileLocation[]>();
   for (const a of stacks) for (const l of templateRenameLocations(a, target.kind, target.name, readFile)) (byFile.get(l.path) ?? byFile.set(l.path, []).get(l.path)!).push(l);
   for (const [path, locs] of byFile) {
