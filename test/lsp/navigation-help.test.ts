@@ -112,7 +112,7 @@ describe("navigation and help", () => {
     ["a service", "policy.d/30-user.policy", pos(1, 3), /is a service/],
     ["an action", "policy.d/30-user.policy", pos(1, 40), /only a qube name or a tag/],
     ["dom0", "policy.d/include/common", pos(0, 50), /dom0/],
-    ["a type", "policy.d/30-user.policy", pos(1, 20), /only a qube name or a tag/],
+    ["a keyword", "policy.d/30-user.policy", pos(1, 20), /only a qube name or a tag/],
   ];
   test.each(notRenamable)("prepareRename refuses %s with a message", async (_n, rel, position, message) => {
     if (rel === "policy.d/include/common") await c.open(rel);
