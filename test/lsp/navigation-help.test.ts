@@ -6,6 +6,7 @@
  * token deltas, executeCommand and the quick fixes.
  */
 import { readFileSync } from "node:fs";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type {
   CodeAction,
@@ -44,7 +45,21 @@ const FILES: Record<string, string> = {
   ].join("\n"),
   "policy.d/include/common": "qubes.GetDate  *  @anyvm  @default  allow target=dom0\n",
   "policy.d/90-default.policy": "* * @anyvm @anyvm deny\n",
-  "stacks/work.qubes.yaml": ["qubes:", "  work:", "    class: AppVM", "    tags: [gpg-client]", "  mail:", "    class: AppVM", "    netvm: \"work\"", ""].join("\n"),
+  "stacks/work.qubes.yaml": [
+    "qubes:",
+    "  work:",
+    "    class: AppVM",
+    "    tags: [gpg-client]",
+    "  mail:",
+    "    class: AppVM",
+    "    netvm: \"work\"",
+    "policy:",
+    "  - file: office",
+    "    priority: 40",
+    "    rules: |",
+    "      qubes.Filecopy  *  work  @tag:gpg-client  ask",
+    "",
+  ].join("\n"),
   "system.json": readFileSync(FIXTURES + "system.json", "utf8"),
 };
 
@@ -83,13 +98,29 @@ describe("navigation and help", () => {
     expect(Object.keys(changes).sort()).toEqual([c.uri("policy.d/10-gpg.policy"), c.uri("policy.d/30-user.policy"), c.uri("stacks/work.qubes.yaml")].sort());
     expect(apply(FILES["policy.d/10-gpg.policy"]!, changes[c.uri("policy.d/10-gpg.policy")]!)).toBe(FILES["policy.d/10-gpg.policy"]!.replace("  work  ", "  office  "));
     expect(apply(FILES["policy.d/30-user.policy"]!, changes[c.uri("policy.d/30-user.policy")]!)).toBe(FILES["policy.d/30-user.policy"]!.replace(/ work {4}/g, " office    "));
-    expect(apply(FILES["stacks/work.qubes.yaml"]!, changes[c.uri("stacks/work.qubes.yaml")]!)).toBe(FILES["stacks/work.qubes.yaml"]!.replace("  work:", "  office:").replace('"work"', '"office"'));
+    expect(apply(FILES["stacks/work.qubes.yaml"]!, changes[c.uri("stacks/work.qubes.yaml")]!)).toBe(FILES["stacks/work.qubes.yaml"]!.replace(/\bwork\b/g, "office"));
+  });
+
+  test("rename from a stack file: its declaration, values and rules blocks, and the workspace's policy", async () => {
+    await c.open("stacks/work.qubes.yaml");
+    const prep = await c.request<{ placeholder: string }>("textDocument/prepareRename", { ...doc("stacks/work.qubes.yaml"), position: pos(6, 13) });
+    expect(prep.placeholder).toBe("work");
+    const edit = await c.request<WorkspaceEdit>("textDocument/rename", { ...doc("stacks/work.qubes.yaml"), position: pos(1, 3), newName: "office" });
+    expect(apply(FILES["stacks/work.qubes.yaml"]!, edit.changes![c.uri("stacks/work.qubes.yaml")]!)).toBe(FILES["stacks/work.qubes.yaml"]!.replace(/\bwork\b/g, "office"));
+    expect(apply(FILES["policy.d/10-gpg.policy"]!, edit.changes![c.uri("policy.d/10-gpg.policy")]!)).toContain("qubes.Gpg  *  office  @default");
+    const err = await c.request("textDocument/rename", { ...doc("stacks/work.qubes.yaml"), position: pos(1, 3), newName: "mail" }).then(
+      () => undefined,
+      (e: { message: string }) => e,
+    );
+    expect(err?.message).toMatch(/Qube already exists: mail/);
   });
 
   test("rename a tag, from @tag: and from @dispvm-less places", async () => {
     const edit = await c.request<WorkspaceEdit>("textDocument/rename", { ...doc("policy.d/10-gpg.policy"), position: pos(0, 20), newName: "gpg-users" });
     expect(apply(FILES["policy.d/10-gpg.policy"]!, edit.changes![c.uri("policy.d/10-gpg.policy")]!)).toContain("@tag:gpg-users  @tag:gpg-server");
-    expect(apply(FILES["stacks/work.qubes.yaml"]!, edit.changes![c.uri("stacks/work.qubes.yaml")]!)).toContain("tags: [gpg-users]");
+    const stack = apply(FILES["stacks/work.qubes.yaml"]!, edit.changes![c.uri("stacks/work.qubes.yaml")]!);
+    expect(stack).toContain("tags: [gpg-users]");
+    expect(stack).toContain("work  @tag:gpg-users  ask");
   });
 
   const refusals: Array<[string, string, { line: number; character: number }, string, number, RegExp]> = [
@@ -302,5 +333,71 @@ describe("quick fixes", () => {
     await c.open("policy.d/52-ask.policy", text);
     const actions = await c.request<CodeAction[]>("textDocument/codeAction", { textDocument: { uri: c.uri("policy.d/52-ask.policy") }, range: { start: pos(2, 0), end: pos(2, 5) }, context: { diagnostics: [] } });
     expect(actions.map((a) => a.title).filter((t) => t.startsWith("move"))).toEqual([]);
+  });
+});
+
+describe("robustness of the new requests", () => {
+  let c: TestClient;
+  const failures: string[] = [];
+  beforeAll(async () => {
+    c = await startClient(FILES, { system: { source: "file", file: "system.json" } });
+    c.rpc.onNotification("window/logMessage", (p: { message: string }) => {
+      if (/ failed: /.test(p.message)) failures.push(p.message);
+    });
+    c.rpc.onRequest("workspace/applyEdit", () => ({ applied: false, failureReason: "test" }));
+    await c.open("policy.d/70-fuzz.policy", "");
+  });
+  afterAll(() => c.close());
+
+  const WORDS = ["qubes.A", "*", "+x", "work", "vault", "@anyvm", "@default", "@dispvm", "@dispvm:default-dvm", "@tag:gpg-client", "@type:AppVM", "allow", "deny", "ask", "target=vault", "notify=maybe", "targt=x", "!include", "!include-dir", "include", "$tag:x", "allow,target=dom0", "#", "\t", "\u0000", "\ud800", "é"];
+  const line = fc.array(fc.oneof(fc.constantFrom(...WORDS), fc.string({ maxLength: 6 })), { maxLength: 8 }).map((ws) => ws.join(" "));
+
+  test("any text, any position: an answer or a refusal, never a failure", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(line, { maxLength: 6 }), fc.nat(8), fc.nat(80), fc.string({ maxLength: 12 }), async (lines, l, ch, newName) => {
+        await c.change("policy.d/70-fuzz.policy", lines.join("\n"));
+        const textDocument = { uri: c.uri("policy.d/70-fuzz.policy") };
+        const position = pos(l, ch);
+        const calls: Array<[string, unknown]> = [
+          ["textDocument/prepareRename", { textDocument, position }],
+          ["textDocument/rename", { textDocument, position, newName }],
+          ["textDocument/documentHighlight", { textDocument, position }],
+          ["textDocument/documentLink", { textDocument }],
+          ["textDocument/signatureHelp", { textDocument, position }],
+          ["textDocument/inlayHint", { textDocument, range: { start: pos(0, 0), end: pos(l, ch) } }],
+          ["textDocument/diagnostic", { textDocument }],
+          ["textDocument/semanticTokens/full/delta", { textDocument, previousResultId: String(l) }],
+          ["textDocument/codeAction", { textDocument, range: { start: pos(0, 0), end: position }, context: { diagnostics: [] } }],
+          ["textDocument/definition", { textDocument, position }],
+          ["workspace/symbol", { query: newName }],
+          ["workspace/executeCommand", { command: SERVER_COMMANDS.simulateRule, arguments: [textDocument.uri, l + 1] }],
+          ["workspace/executeCommand", { command: SERVER_COMMANDS.addRuleForCall, arguments: [{ uri: textDocument.uri, service: "qubes.A", source: "work", target: newName, action: "allow" }] }],
+        ];
+        for (const [method, params] of calls) {
+          await c.request(method, params).catch((e: { code: number }) => {
+            // Refusals the client is meant to see: InvalidRequest (rename) and InvalidParams.
+            expect([-32600, -32602], `${method}: ${JSON.stringify(e)}`).toContain(e.code);
+          });
+        }
+        expect(failures).toEqual([]);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  test("parameters of the wrong shape are refused with InvalidParams", async () => {
+    for (const [method, params] of [
+      ["textDocument/rename", { textDocument: {}, position: pos(0, 0), newName: "x" }],
+      ["textDocument/rename", { textDocument: { uri: c.uri("policy.d/70-fuzz.policy") }, position: { line: -1, character: 0 }, newName: "x" }],
+      ["textDocument/signatureHelp", { textDocument: { uri: 5 }, position: pos(0, 0) }],
+      ["textDocument/inlayHint", null],
+      ["workspace/symbol", [1, 2]],
+    ] as const) {
+      const err = await c.request(method, params).then(
+        () => undefined,
+        (e: { code: number }) => e,
+      );
+      expect(err, `${method} ${JSON.stringify(params)}`).toMatchObject({ code: -32602 });
+    }
   });
 });

@@ -25,6 +25,11 @@ function summaryLine(r: ExplainResult): string {
   return `${call}: ${what}${where}`;
 }
 
+/** Shows a message (a notification: nothing waits for the user, and a client that cannot show it loses nothing). */
+function show(ctx: ServerContext, type: MessageType, message: string): void {
+  ctx.connection.sendNotification(ShowMessageNotification.type, { type, message }).catch(() => undefined);
+}
+
 async function simulateRule(ctx: ServerContext, args: unknown[], token: CancellationToken): Promise<ExplainResult | null> {
   const [uri, line] = args;
   if (typeof uri !== "string" || typeof line !== "number" || !Number.isInteger(line) || line < 1) {
@@ -37,16 +42,16 @@ async function simulateRule(ctx: ServerContext, args: unknown[], token: Cancella
   const path = c?.path ?? project.toVirtual(ctx.pathOfUri(uri));
   const rule = node?.rule ?? snapshot.rules.find((r) => r.origin.path === path && r.origin.line === line);
   if (!rule) {
-    void ctx.connection.window.showWarningMessage(`line ${line} of ${uri} is not a valid rule: fix it first, then simulate`);
+    show(ctx, MessageType.Warning, `line ${line} of ${uri} is not a valid rule: fix it first, then simulate`);
     return null;
   }
   const call = representativeCall(rule, ctx.system);
   if ("error" in call) {
-    void ctx.connection.window.showWarningMessage(`cannot simulate the rule at line ${line}: ${call.error}`);
+    show(ctx, MessageType.Warning, `cannot simulate the rule at line ${line}: ${call.error}`);
     return null;
   }
   const r = await explain(ctx, { uri, service: call.service, argument: call.argument, source: call.source, target: call.target ?? "" }, token);
-  if (r) void ctx.connection.sendNotification(ShowMessageNotification.type, { type: r.decision.ok ? MessageType.Info : MessageType.Warning, message: summaryLine(r) });
+  if (r) show(ctx, r.decision.ok ? MessageType.Info : MessageType.Warning, summaryLine(r));
   return r;
 }
 
@@ -67,11 +72,19 @@ async function addRule(ctx: ServerContext, args: unknown[], token: CancellationT
   if (disk === null || !mapper) return { applied: false, error: `cannot write to ${add.path}` };
   const uri = ctx.uriOf(disk);
   const edit: LspTextEdit = { range: toRange(mapper, add.edit.span), newText: add.edit.newText };
-  const res = await ctx.connection.workspace.applyEdit({ label: `add a rule: ${add.text}`, edit: { changes: { [uri]: [edit] } } });
+  const location = { uri, range: { start: { line: add.line - 1, character: 0 }, end: { line: add.line - 1, character: add.text.length } } };
+  // A client that says it cannot apply edits is not asked; one that does not say is asked, and a refusal is reported.
+  if (ctx.clientCaps.workspace?.applyEdit === false) return { applied: false, rule: add.text, location, error: "this editor cannot apply edits from the server (workspace/applyEdit): add the rule by hand" };
+  let res: { applied: boolean; failureReason?: string };
+  try {
+    res = await ctx.connection.workspace.applyEdit({ label: `add a rule: ${add.text}`, edit: { changes: { [uri]: [edit] } } });
+  } catch (e) {
+    return { applied: false, rule: add.text, location, error: `the editor refused the edit: ${e instanceof Error ? e.message : String(e)}` };
+  }
   return {
     applied: res.applied,
     rule: add.text,
-    location: { uri, range: { start: { line: add.line - 1, character: 0 }, end: { line: add.line - 1, character: add.text.length } } },
+    location,
     ...(res.applied ? {} : { error: res.failureReason ?? "the editor did not apply the edit" }),
   };
 }
