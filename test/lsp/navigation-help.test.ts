@@ -282,6 +282,27 @@ describe("navigation and help", () => {
   });
 });
 
+describe("a workspace that mirrors /etc", () => {
+  test("a service's definition includes its implementation under /etc/qubes-rpc", async () => {
+    const c = await startClient({
+      "etc/qubes/policy.d/30-user.policy": "qubes.Gpg  *  work  vault  allow\nqubes.Other  *  work  vault  allow\n",
+      "etc/qubes-rpc/qubes.Gpg": "#!/bin/sh\nexec qubes-gpg-server\n",
+    });
+    try {
+      await c.open("etc/qubes/policy.d/30-user.policy");
+      const defs = await c.request<Location[]>("textDocument/definition", { textDocument: { uri: c.uri("etc/qubes/policy.d/30-user.policy") }, position: pos(0, 3) });
+      expect(defs.map((d) => [d.uri, d.range.start.line])).toEqual([
+        [c.uri("etc/qubes-rpc/qubes.Gpg"), 0],
+        [c.uri("etc/qubes/policy.d/30-user.policy"), 0],
+      ]);
+      const other = await c.request<Location[]>("textDocument/definition", { textDocument: { uri: c.uri("etc/qubes/policy.d/30-user.policy") }, position: pos(1, 3) });
+      expect(other.map((d) => d.uri)).toEqual([c.uri("etc/qubes/policy.d/30-user.policy")]);
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe("quick fixes", () => {
   let c: TestClient;
   beforeAll(async () => {
