@@ -207,6 +207,15 @@ describe("signature help, links, inlay hints, workspace symbols", () => {
     expect(inlayHints(docOf(snapshotOf({ "30-user.policy": "a * work @dispvm allow\n" }, false), "30-user.policy"), { snapshot: snapshotOf({ "30-user.policy": "a * work @dispvm allow\n" }, false) })).toEqual([]);
   });
 
+  test("inlay hints name what an ask to @default offers", () => {
+    const s = snapshotOf({ "30-user.policy": "a * work @default ask default_target=vault\na * work vault allow\na * work personal ask\nb * vault @default ask\n" });
+    const hints = inlayHints(docOf(s, "30-user.policy"), { snapshot: s, path: `${DIR}/30-user.policy` });
+    expect(hints.map((h) => [h.label, h.tooltip])).toEqual([
+      [": offers personal, vault", "for a call from work, the dialog offers personal, vault, vault preselected"],
+    ]);
+    // An ask with nothing to offer is refused by the engine (and reported by the analysis): no hint.
+  });
+
   test("workspace symbols: every file, by line text, file name or service characters", () => {
     const s = snapshotOf({ "10-a.policy": "qubes.Gpg * work vault allow\n", "30-b.policy": "qubes.Filecopy * work vault deny\n!include-dir include\n" });
     const docs = [...s.files.keys()].map((p) => [p, s.document(p)!] as [string, PolicyDocument]);

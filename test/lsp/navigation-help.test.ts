@@ -25,7 +25,7 @@ import type {
   WorkspaceEdit,
 } from "vscode-languageserver";
 import { TextDocument } from "vscode-languageserver-textdocument";
-import { ExplainRequest, SERVER_COMMANDS, type AddRuleResult, type ExplainResult } from "@qubes-kit/lsp";
+import { ExplainRequest, SERVER_COMMANDS, SIMULATE_RULE_COMMAND, type AddRuleResult, type ExplainResult } from "@qubes-kit/lsp";
 import { FIXTURES } from "./helpers/fixture.js";
 import { startClient, type TestClient } from "./helpers/client.js";
 
@@ -87,7 +87,7 @@ describe("navigation and help", () => {
     expect(caps.inlayHintProvider).toBeTruthy();
     expect(caps.diagnosticProvider).toMatchObject({ workspaceDiagnostics: true });
     expect(caps.semanticTokensProvider?.full).toEqual({ delta: true });
-    expect(caps.executeCommandProvider?.commands).toEqual([SERVER_COMMANDS.simulateRule, SERVER_COMMANDS.addRuleForCall]);
+    expect(caps.executeCommandProvider?.commands).toEqual([SIMULATE_RULE_COMMAND, SERVER_COMMANDS.simulateRule, SERVER_COMMANDS.addRuleForCall]);
   });
 
   test("rename a qube: every policy file and every stack file, with the stack's quotes kept", async () => {
@@ -243,12 +243,13 @@ describe("navigation and help", () => {
     expect(stale.data).toEqual(now.data);
   });
 
-  test("code lenses name the server's command outside VS Code, and it runs", async () => {
+  test("the code lenses' command runs in the server outside VS Code", async () => {
     const lenses = await c.request<CodeLens[]>("textDocument/codeLens", doc("policy.d/30-user.policy"));
-    expect(lenses[0]!.command!.command).toBe(SERVER_COMMANDS.simulateRule);
+    expect(lenses[0]!.command!.command).toBe(SIMULATE_RULE_COMMAND);
+    expect(c.init.capabilities.executeCommandProvider?.commands).toContain(lenses[0]!.command!.command);
     const shown: string[] = [];
     c.rpc.onNotification("window/showMessage", (p: { message: string }) => shown.push(p.message));
-    const r = await c.request<ExplainResult>("workspace/executeCommand", { command: SERVER_COMMANDS.simulateRule, arguments: [c.uri("policy.d/30-user.policy"), 3] });
+    const r = await c.request<ExplainResult>("workspace/executeCommand", { command: lenses[1]!.command!.command, arguments: lenses[1]!.command!.arguments });
     expect(r.request).toMatchObject({ service: "qubes.Filecopy", source: "work", target: "personal" });
     expect(r.decision).toMatchObject({ ok: true, action: "allow" });
     await c.settle();

@@ -3,11 +3,15 @@
  * `@dispvm` (as the target, `target=` or `default_target=`) gets the
  * disposable template it resolves to for the rule's source qubes (their
  * `default_dispvm` in the system model), and a shadowed rule gets the rule
- * that decides its calls first ("shadowed by 30-user.policy:4").
+ * that decides its calls first ("shadowed by 30-user.policy:4"). An `ask`
+ * to `@default` gets the qubes its dialog offers, for the first source qube
+ * it matches (the engine's own target collection, evaluated on the policy).
  */
 import type { Span } from "../diagnostics.js";
 import type { QubeToken, PolicyDocument } from "../syntax/tree.js";
 import { qubesMatching } from "./describe.js";
+import { representativeCall } from "./lens.js";
+import { evaluateRequest } from "./simulate.js";
 import { basename } from "./util.js";
 import type { PolicySnapshot } from "./workspace.js";
 
@@ -71,6 +75,24 @@ export function inlayHints(doc: PolicyDocument, ctx: { snapshot?: PolicySnapshot
           kind: "type",
           tooltip: `\`@dispvm\` starts a disposable of the caller's default_dispvm: ${r.templates.join(", ")} (for ${r.sources} source qube${r.sources === 1 ? "" : "s"} of this rule)`,
         });
+      }
+    }
+    // `ask` to `@default`: what the dialog offers, when this rule decides such a call.
+    if (rule && ctx.snapshot?.system && ctx.snapshot.policy && ctx.path && rule.target.kind === "default" && rule.action === "ask" && !rule.redirect && line.targetWord) {
+      const call = representativeCall(rule, ctx.snapshot.system);
+      if (!("error" in call)) {
+        const d = evaluateRequest(ctx.snapshot, call, ctx.snapshot.system);
+        const file = ctx.snapshot.rules.find((r) => r.origin.path === ctx.path)?.origin.file;
+        if (d.ok && d.action === "ask" && d.rule.line === line.line && d.rule.file === file) {
+          const offered = d.targetsForAsk;
+          const named = offered.slice(0, MAX_NAMED).join(", ") + (offered.length > MAX_NAMED ? `, … (${offered.length})` : "");
+          out.push({
+            offset: line.targetWord.span.end,
+            label: offered.length ? `: offers ${named}` : ": offers nothing",
+            kind: "type",
+            tooltip: `for a call from ${call.source}, the dialog offers ${offered.length ? offered.join(", ") : "no qube (the call is refused)"}${d.defaultTarget ? `, ${d.defaultTarget} preselected` : ""}`,
+          });
+        }
       }
     }
     const by = shadowed.get(line.line);

@@ -1,6 +1,7 @@
 /**
  * `workspace/executeCommand`: the commands of code lenses and explanations,
- * run by the server so they work in every editor (see `SERVER_COMMANDS`).
+ * run by the server so they work in every editor (see `SERVER_COMMANDS`; the
+ * lenses keep `qubesPolicy.simulateRule`, which the server also runs outside VS Code).
  * `qkit.simulateRule` explains a call the rule decides and shows the
  * decision; `qkit.addRuleForCall` adds the rule that decides a call as asked,
  * through `workspace/applyEdit`.
@@ -8,7 +9,7 @@
 import { ErrorCodes, MessageType, ResponseError, ShowMessageNotification, type CancellationToken, type ExecuteCommandParams, type TextEdit as LspTextEdit } from "vscode-languageserver";
 import { addRuleForCall, explainRequest, representativeCall, ruleLineAt } from "@qubes-kit/language";
 import { toRange } from "../convert.js";
-import { SERVER_COMMANDS, type AddRuleParams, type AddRuleResult, type ExplainResult } from "../protocol.js";
+import { SERVER_COMMANDS, SIMULATE_RULE_COMMAND, type AddRuleParams, type AddRuleResult, type ExplainResult } from "../protocol.js";
 import { requestOf } from "./params.js";
 import { explain } from "./simulate.js";
 import type { ServerContext, ServerFeature } from "./types.js";
@@ -97,7 +98,9 @@ export function addRuleCommands(params: { uri?: string; service: string; argumen
 
 export const commandsFeature: ServerFeature = {
   name: "commands",
-  capabilities: () => ({ executeCommandProvider: { commands: Object.values(SERVER_COMMANDS) } }),
+  // The lenses' own command too, except for VS Code, whose extension registers it (a client registers
+  // every announced command, and a second registration of the same id fails).
+  capabilities: (ctx) => ({ executeCommandProvider: { commands: [...(ctx.retriggerCommand ? [] : [SIMULATE_RULE_COMMAND]), ...Object.values(SERVER_COMMANDS)] } }),
   requests: (ctx) => [
     {
       method: "workspace/executeCommand",
@@ -106,6 +109,7 @@ export const commandsFeature: ServerFeature = {
       async run(params: ExecuteCommandParams, token: CancellationToken): Promise<unknown> {
         const args = Array.isArray(params.arguments) ? params.arguments : [];
         switch (params.command) {
+          case SIMULATE_RULE_COMMAND:
           case SERVER_COMMANDS.simulateRule:
             return simulateRule(ctx, args, token);
           case SERVER_COMMANDS.addRuleForCall:

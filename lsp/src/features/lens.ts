@@ -2,7 +2,7 @@
 import type { CancellationToken, CodeLens, CodeLensParams } from "vscode-languageserver";
 import { codeLenses } from "@qubes-kit/language";
 import { toRange } from "../convert.js";
-import { SERVER_COMMANDS, SIMULATE_RULE_COMMAND } from "../protocol.js";
+import { SIMULATE_RULE_COMMAND } from "../protocol.js";
 import type { ServerFeature } from "./types.js";
 
 export const lensFeature: ServerFeature = {
@@ -25,8 +25,8 @@ export const lensFeature: ServerFeature = {
         if (!c) return [];
         return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
           range: toRange(c.td, { start: l.span.start, end: l.span.start }),
-          // VS Code's extension runs its own command (with prompts); other editors run the server's.
-          command: { title: l.title, command: ctx.retriggerCommand ? SIMULATE_RULE_COMMAND : SERVER_COMMANDS.simulateRule, arguments: [c.td.uri, l.line] },
+          // VS Code's extension runs this command itself (with prompts); in other editors the server runs it (`workspace/executeCommand`).
+          command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
         }));
       },
     },
