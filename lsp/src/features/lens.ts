@@ -25,6 +25,7 @@ export const lensFeature: ServerFeature = {
         if (!c) return [];
         return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
           range: toRange(c.td, { start: l.span.start, end: l.span.start }),
+          // VS Code's extension runs this command itself (with prompts); in other editors the server runs it (`workspace/executeCommand`).
           command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
         }));
       },
