@@ -23,6 +23,7 @@ import "monaco-editor/esm/vs/editor/common/standaloneStrings.js";
 import "monaco-editor/esm/vs/base/browser/ui/codicons/codiconStyles.js";
 import type { DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
 import { cellText, describeDecision, describeRequest, escapeHtml, ruleColumns } from "../../vscode-extension/src/render.js";
+import { jsonErrorOffset } from "./json-offset.js";
 import type { SystemMessage } from "./messages.js";
 import { MonacoLanguageClient, POLICY_LANGUAGE, registerPolicyLanguage, type ListedDiagnostic } from "./monaco-lsp.js";
 import { RpcClient, RpcError } from "./rpc.js";
@@ -147,8 +148,9 @@ function renderTabs(): void {
   for (const f of files) {
     let close: HTMLElement | undefined;
     if (files.length > 1) {
-      close = document.createElement("button");
-      close.type = "button";
+      const button = document.createElement("button");
+      button.type = "button";
+      close = button;
       close.className = "tab-close";
       close.title = `remove ${f.name}`;
       close.textContent = "×";
@@ -177,9 +179,8 @@ function pushSystem(): void {
       problem = 'system.json: not a system model: expected an object with "domains" (as `qkit system snapshot --json` writes)';
     }
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    const at = /position (\d+)/.exec(message);
-    const pos = systemModel.getPositionAt(at ? Number(at[1]) : text.length);
+    const message = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ");
+    const pos = systemModel.getPositionAt(jsonErrorOffset(text) ?? text.length);
     markers.push({ severity: monaco.MarkerSeverity.Error, message, startLineNumber: pos.lineNumber, startColumn: pos.column, endLineNumber: pos.lineNumber, endColumn: pos.column + 1 });
     problem = `system.json:${pos.lineNumber}:${pos.column}: not valid JSON: ${message}; fix it, the simulator uses no system model until then`;
   }
