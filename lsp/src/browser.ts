@@ -9,6 +9,19 @@ import { startServer } from "./server-core.js";
 
 declare const self: { postMessage: unknown; onmessage: unknown } & object;
 
+// The server yields between analysis slices with `setImmediate`, which browsers lack: a
+// MessageChannel task does the same (a macrotask that is not clamped like `setTimeout(0)`).
+if (typeof (globalThis as { setImmediate?: unknown }).setImmediate !== "function") {
+  const channel = new MessageChannel();
+  const queue: Array<() => void> = [];
+  // `onmessage` (not addEventListener) starts the port; Node's MessagePort type lacks it.
+  (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => queue.shift()?.();
+  (globalThis as { setImmediate?: unknown }).setImmediate = (fn: (...args: unknown[]) => void, ...args: unknown[]) => {
+    queue.push(() => fn(...args));
+    channel.port2.postMessage(null);
+  };
+}
+
 /** Starts the server on a worker's message port (`self` by default). */
 export function startBrowserServer(port: object = self) {
   const reader = new BrowserMessageReader(port as never);

@@ -25,7 +25,8 @@ declare const self: {
 if (typeof (globalThis as { setImmediate?: unknown }).setImmediate !== "function") {
   const channel = new MessageChannel();
   const queue: Array<() => void> = [];
-  channel.port1.onmessage = () => queue.shift()?.();
+  // `onmessage` (not addEventListener) starts the port; Node's MessagePort type lacks it.
+  (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => queue.shift()?.();
   (globalThis as { setImmediate?: unknown }).setImmediate = (fn: (...args: unknown[]) => void, ...args: unknown[]) => {
     queue.push(() => fn(...args));
     channel.port2.postMessage(null);

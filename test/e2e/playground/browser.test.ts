@@ -10,11 +10,12 @@
  * machine without it the test is reported as skipped with the same message, never silently.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatText, parseDocument } from "@qubes-kit/language";
@@ -40,6 +41,8 @@ interface Playground {
   servePlayground(o?: { port?: number; host?: string }): Promise<Server>;
 }
 
+const repoPath = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
+let dist = "";
 let server: Server | undefined;
 let context: BrowserContext | undefined;
 let base = "";
@@ -51,7 +54,7 @@ const offsite: string[] = [];
 beforeAll(async () => {
   if (missing) return; // each test skips (outside CI) or fails (in CI) with the reason
   const pg = (await import("../../../playground/build.mjs" as string)) as Playground;
-  await pg.buildPlayground({ quiet: true });
+  dist = (await pg.buildPlayground({ quiet: true })).dist;
   server = await pg.servePlayground({ port: 0 });
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
@@ -206,6 +209,43 @@ describe("the web playground in Chromium", () => {
     expect(pageErrors).toEqual([]);
     expect(offsite).toEqual([]);
   }, 300_000);
+
+  it("runs the shipped browser entry (lsp/dist/browser.js) as a module worker", async (ctx) => {
+    skipUnlessChromium(ctx);
+    // Served next to the page, so the worker is same-origin (the page's CSP allows only 'self').
+    const entry = repoPath("lsp/dist/browser.js");
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first (\`npm test\` builds it in pretest)`);
+    copyFileSync(entry, join(dist, "lsp-browser.js"));
+    const page = await open(base);
+    const seen = await page.evaluate(async () => {
+      const worker = new Worker("lsp-browser.js", { type: "module" });
+      const uri = "file:///etc/qubes/policy.d/30-user.policy";
+      const send = (m: object) => worker.postMessage({ jsonrpc: "2.0", ...m });
+      return await new Promise<{ server?: string; diagnostics?: Array<{ code?: string; message: string }>; error?: string }>((resolve) => {
+        const out: { server?: string; diagnostics?: Array<{ code?: string; message: string }> } = {};
+        setTimeout(() => resolve({ ...out, error: "no diagnostics within 30 s" }), 30_000);
+        worker.onerror = (e) => resolve({ error: e.message });
+        worker.onmessage = (e: MessageEvent) => {
+          const m = e.data as { id?: number; method?: string; result?: { serverInfo?: { name: string } }; params?: { uri: string; diagnostics: Array<{ code?: string; message: string }> } };
+          if (m.id === 1) {
+            out.server = m.result?.serverInfo?.name;
+            send({ method: "initialized", params: {} });
+            send({ method: "textDocument/didOpen", params: { textDocument: { uri, languageId: "qrexecpolicy", version: 1, text: "qubes.Filecopy  *  work  vault  alow\n" } } });
+          } else if (m.method === "textDocument/publishDiagnostics" && m.params?.uri === uri && m.params.diagnostics.length) {
+            out.diagnostics = m.params.diagnostics;
+            resolve(out);
+          } else if (m.id !== undefined && m.method) {
+            send({ id: m.id, result: null }); // the server's own requests (registrations)
+          }
+        };
+        send({ id: 1, method: "initialize", params: { processId: null, rootUri: null, capabilities: {} } });
+      });
+    });
+    await page.close();
+    expect(seen.error).toBeUndefined();
+    expect(seen.server).toBe("qkit-lsp");
+    expect(seen.diagnostics?.map((d) => `${d.code}: ${d.message}`)).toEqual(["invalid-action: invalid action: alow"]);
+  }, 120_000);
 
   it("opens the example and says why when the link is damaged, and marks bad system JSON", async (ctx) => {
     skipUnlessChromium(ctx);
