@@ -1,16 +1,16 @@
 /**
- * The playground's language server worker: our server (`lsp/src/server-core.ts`, the one
- * `lsp/src/browser.ts` starts) on the worker's port, with an in-memory host whose system
- * model the page replaces at run time.
+ * The playground's language server worker: our server's browser entry (`lsp/src/browser.ts`)
+ * on the worker's port, with an in-memory host whose system model the page replaces at run
+ * time.
  *
  * The page posts two kinds of messages: JSON-RPC messages (the LSP connection), and
  * `{ playground: "system", path, text }`, which replaces the text of the system model file;
  * the page then sends `workspace/didChangeWatchedFiles` for that path and the server reloads
  * it. Policy files reach the server only as open documents.
  */
-import { BrowserMessageReader, BrowserMessageWriter, createConnection } from "vscode-languageserver/browser.js";
-import { createMemoryHost, type ServerHost } from "../../lsp/src/host.js";
-import { startServer } from "../../lsp/src/server-core.js";
+import "./manual-start.js";
+import { createMemoryHost, startBrowserServer } from "../../lsp/src/browser.js";
+import type { ServerHost } from "../../lsp/src/host.js";
 import { isSystemMessage } from "./messages.js";
 
 declare const self: {
@@ -18,20 +18,6 @@ declare const self: {
   onmessage: ((event: { data: unknown }) => void) | null;
   addEventListener(type: string, listener: (event: unknown) => void): void;
 };
-
-// The server yields between analysis slices with `setImmediate`, which browsers lack: a
-// MessageChannel task does the same (a macrotask that is not clamped like `setTimeout(0)`).
-// lsp/src/browser.ts installs the same shim for its own worker.
-if (typeof (globalThis as { setImmediate?: unknown }).setImmediate !== "function") {
-  const channel = new MessageChannel();
-  const queue: Array<() => void> = [];
-  // `onmessage` (not addEventListener) starts the port; Node's MessagePort type lacks it.
-  (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => queue.shift()?.();
-  (globalThis as { setImmediate?: unknown }).setImmediate = (fn: (...args: unknown[]) => void, ...args: unknown[]) => {
-    queue.push(() => fn(...args));
-    channel.port2.postMessage(null);
-  };
-}
 
 /** The memory host over the files the page gave (only the system model); replaced when one changes. */
 const files = new Map<string, string>();
@@ -47,7 +33,7 @@ const host: ServerHost = {
   loadSystem: (settings, folder) => memory.loadSystem(settings, folder),
 };
 
-/** The LSP side of the port: messages that are not the playground's own go to the reader. */
+/** The LSP side of the port: messages that are not the playground's own go to the server's reader. */
 let deliver: ((event: { data: unknown }) => void) | null = null;
 const port = {
   postMessage: (message: unknown) => self.postMessage(message),
@@ -70,6 +56,4 @@ self.onmessage = (event) => {
   deliver?.(event);
 };
 
-const connection = createConnection(new BrowserMessageReader(port as never), new BrowserMessageWriter(port as never));
-startServer(connection, host);
-connection.listen();
+startBrowserServer(port, host);
