@@ -1,7 +1,7 @@
 /**
  * The client adapter between Monaco and the language server: documents are synchronised
  * with `didOpen`/`didChange`/`didClose`, diagnostics become markers, and Monaco's completion,
- * hover, formatting and semantic-token providers ask the server. Positions: LSP is 0-based,
+ * hover, quick-fix, formatting and semantic-token providers ask the server. Positions: LSP is 0-based,
  * Monaco 1-based; both count UTF-16 code units, so only the base changes.
  */
 import * as monaco from "monaco-editor/esm/vs/editor/editor.api.js";
@@ -31,6 +31,12 @@ interface LspDiagnostic {
   source?: string;
   message: string;
   tags?: number[];
+}
+interface LspCodeAction {
+  title: string;
+  kind?: string;
+  isPreferred?: boolean;
+  edit?: { changes?: Record<string, LspTextEdit[]>; documentChanges?: unknown[] };
 }
 type LspMarkup = string | { kind?: string; value: string; language?: string };
 interface LspCompletionItem {
@@ -105,6 +111,8 @@ export class MonacoLanguageClient {
   private readonly versions = new Map<string, number>();
   private readonly listeners: Array<(all: ListedDiagnostic[]) => void> = [];
   private readonly diagnostics = new Map<string, ListedDiagnostic[]>();
+  /** The server's diagnostics as it sent them, per URI (the context of code-action requests). */
+  private readonly raw = new Map<string, LspDiagnostic[]>();
   private legend: monaco.languages.SemanticTokensLegend = { tokenTypes: [], tokenModifiers: [] };
 
   constructor(private readonly rpc: RpcClient) {
@@ -128,6 +136,7 @@ export class MonacoLanguageClient {
             completion: { completionItem: { snippetSupport: true, documentationFormat: ["markdown", "plaintext"] } },
             hover: { contentFormat: ["markdown", "plaintext"] },
             formatting: {},
+            codeAction: { codeActionLiteralSupport: { codeActionKind: { valueSet: ["quickfix", "refactor.rewrite"] } }, isPreferredSupport: true },
             rangeFormatting: {},
             semanticTokens: { requests: { full: true }, tokenTypes: [], tokenModifiers: [], formats: ["relative"] },
           },
@@ -154,6 +163,7 @@ export class MonacoLanguageClient {
         change.dispose();
         this.versions.delete(uri);
         this.diagnostics.delete(uri);
+        this.raw.delete(uri);
         this.rpc.notify("textDocument/didClose", { textDocument: { uri } });
         this.emit();
       },
@@ -177,6 +187,7 @@ export class MonacoLanguageClient {
       tags: d.tags?.filter((t) => t === 1 || t === 2) as monaco.MarkerTag[] | undefined,
     }));
     monaco.editor.setModelMarkers(model, MARKER_OWNER, markers);
+    this.raw.set(params.uri, params.diagnostics);
     const names = ["error", "warning", "info", "hint"] as const;
     this.diagnostics.set(
       params.uri,
@@ -255,6 +266,31 @@ export class MonacoLanguageClient {
         return ((await rpc.request<LspTextEdit[] | null>("textDocument/rangeFormatting", { textDocument: doc(model), range: toLspRange(range), options: options(o) })) ?? []).map(toEdit);
       },
     });
+    const raw = this.raw;
+    monaco.languages.registerCodeActionProvider(
+      POLICY_LANGUAGE,
+      {
+        async provideCodeActions(model, range) {
+          const uri = model.uri.toString();
+          const lspRange = toLspRange(range);
+          const before = (a: LspPosition, b: LspPosition) => a.line < b.line || (a.line === b.line && a.character <= b.character);
+          const diagnostics = (raw.get(uri) ?? []).filter((d) => before(d.range.start, lspRange.end) && before(lspRange.start, d.range.end));
+          const actions = await rpc.request<LspCodeAction[] | null>("textDocument/codeAction", { textDocument: { uri }, range: lspRange, context: { diagnostics } });
+          const out: monaco.languages.CodeAction[] = [];
+          for (const a of actions ?? []) {
+            // Only text edits: a file rename (`documentChanges`) has no meaning for the page's fixed tabs.
+            if (!a.edit?.changes || a.edit.documentChanges) continue;
+            const edits: monaco.languages.IWorkspaceTextEdit[] = [];
+            for (const [target, list] of Object.entries(a.edit.changes)) {
+              for (const e of list) edits.push({ resource: monaco.Uri.parse(target), textEdit: toEdit(e), versionId: undefined });
+            }
+            out.push({ title: a.title, kind: a.kind, isPreferred: a.isPreferred, edit: { edits } });
+          }
+          return { actions: out, dispose() {} };
+        },
+      },
+      { providedCodeActionKinds: ["quickfix", "refactor.rewrite"] },
+    );
     const legend = this.legend;
     monaco.languages.registerDocumentSemanticTokensProvider(POLICY_LANGUAGE, {
       getLegend: () => legend,

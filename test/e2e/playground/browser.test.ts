@@ -247,7 +247,7 @@ describe("the web playground in Chromium", () => {
     expect(seen.diagnostics?.map((d) => `${d.code}: ${d.message}`)).toEqual(["invalid-action: invalid action: alow"]);
   }, 120_000);
 
-  it("opens the example and says why when the link is damaged, and marks bad system JSON", async (ctx) => {
+  it("says why a damaged link opened the example, marks bad system JSON, and quick-fixes an include file", async (ctx) => {
     skipUnlessChromium(ctx);
     const page = await open(`${base}#v1=AAAA`);
     expect(await page.textContent("#share-note")).toBe("the link's data does not decompress: it was cut or changed (the page opened with its example)");
@@ -261,6 +261,21 @@ describe("the web playground in Chromium", () => {
     await page.keyboard.press("Backspace");
     await expect.poll(() => page.textContent("#status"), { timeout: 30_000 }).toMatch(/^system model: \d+ qubes$/);
     expect(await page.textContent("#system-problem")).toBe("");
+
+    // A typo in the include file: its diagnostic, and the server's quick fix (Ctrl+.).
+    await page.click('.tab[data-file="include/admin-mgmt"]');
+    await page.click(".monaco-editor .view-lines");
+    await page.keyboard.press("Control+End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type("admin.vm.List  *  vault  @adminvm  dney", { delay: 5 });
+    await page.keyboard.press("Escape");
+    await expect.poll(() => page.textContent("#problems"), { timeout: 30_000 }).toMatch(/include\/admin-mgmt:\d+:\d+ error\[invalid-action\]: invalid action: dney/);
+    await page.keyboard.press("Control+.");
+    const fix = page.locator(".action-widget .monaco-list-row.action", { hasText: "replace with `deny`" }).first();
+    await fix.waitFor({ timeout: 30_000 });
+    expect(await fix.getAttribute("class")).toContain("focused");
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.textContent("#problems-count"), { timeout: 30_000 }).toBe("0");
     await page.close();
     expect(pageErrors).toEqual([]);
   }, 120_000);
