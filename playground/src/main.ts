@@ -427,7 +427,15 @@ async function main(): Promise<void> {
     clearTimeout(systemTimer);
     systemTimer = setTimeout(pushSystem, 300);
   });
-  for (const f of start.files) if (FILE_NAME.test(f.name) && !files.some((g) => g.name === f.name)) addFile(f.name, f.text);
+  const refused: string[] = [];
+  for (const f of start.files) {
+    if (FILE_NAME.test(f.name) && !files.some((g) => g.name === f.name)) addFile(f.name, f.text);
+    else refused.push(f.name);
+  }
+  if (refused.length) {
+    const names = refused.map((n) => JSON.stringify(n)).join(", ");
+    $("share-note").textContent = `not opened: ${names} (a file name is NAME.policy or include/NAME, once); the link still holds ${refused.length === 1 ? "it" : "them"}`;
+  }
   if (!files.length) addFile("30-user.policy", "");
 
   editor = monaco.editor.create($("editor"), {
