@@ -30,12 +30,12 @@ function parseArgs(argv) {
     else if (a === "--no-minify") opts.minify = false;
     else if (a === "--port" || a === "--host") {
       const v = argv[++i];
-      if (v === undefined) fail(`${a} needs a value: e.g. ${a} ${a === "--port" ? "8420" : "127.0.0.1"}`);
+      if (v === undefined) fail(`${a} needs a value: e.g. ${a} ${a === "--port" ? "8420" : "127.0.0.1"} [missing-value]`);
       if (a === "--port") {
-        if (!/^\d+$/.test(v) || Number(v) > 65535) fail(`--port ${v} is not a port number: give 0..65535 (0 picks a free port)`);
+        if (!/^\d+$/.test(v) || Number(v) > 65535) fail(`--port ${v} is not a port number: give 0..65535 (0 picks a free port) [bad-port]`);
         opts.port = Number(v);
       } else opts.host = v;
-    } else fail(`unknown option ${a}: use --build-only, --port N, --host H, --no-minify or --quiet`);
+    } else fail(`unknown option ${a}: use --build-only, --port N, --host H, --no-minify or --quiet [unknown-option]`);
   }
   return opts;
 }
@@ -160,7 +160,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     if (!opts.quiet) process.stdout.write(`playground: building ${dist}\n`);
     await buildPlayground(opts);
   } catch (e) {
-    fail(`build failed: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+    fail(`build failed: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}; see the errors above [build-failed]`);
   }
   if (!opts.buildOnly) {
     try {
@@ -169,7 +169,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       const shown = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
       process.stdout.write(`playground: serving http://${shown}:${port}/ (Ctrl+C stops)\n`);
     } catch (e) {
-      fail(`cannot listen on ${opts.host}:${opts.port}: ${e instanceof Error ? e.message : String(e)} (try --port 0)`);
+      fail(`cannot listen on ${opts.host}:${opts.port}: ${e instanceof Error ? e.message : String(e)} (try --port 0) [listen-failed]`);
     }
   }
 }

@@ -177,13 +177,13 @@ function pushSystem(): void {
   try {
     const value = JSON.parse(text) as { domains?: unknown };
     if (typeof value !== "object" || value === null || typeof value.domains !== "object" || value.domains === null) {
-      problem = 'system.json: not a system model: expected an object with "domains" (as `qkit system snapshot --json` writes)';
+      problem = 'system.json: not a system model: expected an object with "domains" (as `qkit system snapshot --json` writes) [system-not-a-model]';
     }
   } catch (e) {
     const message = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ");
     const pos = systemModel.getPositionAt(jsonErrorOffset(text) ?? text.length);
     markers.push({ severity: monaco.MarkerSeverity.Error, message, startLineNumber: pos.lineNumber, startColumn: pos.column, endLineNumber: pos.lineNumber, endColumn: pos.column + 1 });
-    problem = `system.json:${pos.lineNumber}:${pos.column}: not valid JSON: ${message}; fix it, the simulator uses no system model until then`;
+    problem = `system.json:${pos.lineNumber}:${pos.column}: not valid JSON: ${message}; fix it, the simulator uses no system model until then [system-json-invalid]`;
   }
   monaco.editor.setModelMarkers(systemModel, "system-json", markers);
   $("system-problem").textContent = problem ?? "";
@@ -202,7 +202,7 @@ async function refreshSystem(): Promise<void> {
     fill("services-list", model.services);
     status(model.error ? `system model: ${model.error}` : `system model: ${model.qubes.length} qubes`, model.error ? "error" : "ok");
   } catch (e) {
-    status(`cannot read the system model: ${failure(e)}`, "error");
+    status(`cannot read the system model: ${failure(e)}; edit system.json to retry [system-unreadable]`, "error");
   }
 }
 
@@ -254,7 +254,7 @@ async function simulate(): Promise<void> {
   const service = value("sim-service");
   const source = value("sim-source");
   if (!service || !source) {
-    out.innerHTML = `<p class="error">give a service (e.g. qubes.Filecopy) and a source qube to simulate a call</p>`;
+    out.innerHTML = `<p class="error">give a service (e.g. qubes.Filecopy) and a source qube to simulate a call [simulate-incomplete]</p>`;
     return;
   }
   out.innerHTML = `<p class="busy">deciding…</p>`;
@@ -304,7 +304,7 @@ async function decisionTable(): Promise<void> {
   const out = $("table-result");
   const service = value("table-service");
   if (!service) {
-    out.innerHTML = `<p class="error">give a service (e.g. qubes.Filecopy) to draw its decision table</p>`;
+    out.innerHTML = `<p class="error">give a service (e.g. qubes.Filecopy) to draw its decision table [table-incomplete]</p>`;
     return;
   }
   out.innerHTML = `<p class="busy">deciding every call…</p>`;
@@ -351,7 +351,7 @@ function fromCursor(): void {
   if (!model || !pos || model === systemModel) return;
   const cols = ruleColumns(model.getLineContent(pos.lineNumber));
   if (!cols) {
-    $("sim-result").innerHTML = `<p class="error">line ${pos.lineNumber} is not a rule: put the cursor on a rule line</p>`;
+    $("sim-result").innerHTML = `<p class="error">line ${pos.lineNumber} is not a rule: put the cursor on a rule line [not-a-rule]</p>`;
     return;
   }
   const concrete = (t: string) => (t !== "*" && !t.startsWith("@") ? t : "");
@@ -407,7 +407,7 @@ async function main(): Promise<void> {
   status("starting the language server…", "busy");
   const settings = { policyDir: POLICY_DIR, system: { source: "file", file: SYSTEM_PATH }, codeLens: false };
   worker = new Worker("server.worker.js", { name: "qkit-lsp" });
-  worker.addEventListener("error", (e) => status(`the language server worker failed: ${e.message}; reload the page (your work is kept in this browser)`, "error"));
+  worker.addEventListener("error", (e) => status(`the language server worker failed: ${e.message}; reload the page (your work is kept in this browser) [server-failed]`, "error"));
   rpc = new RpcClient(worker);
   rpc.onNotification("window/logMessage", (p) => console.debug("[qkit-lsp]", (p as { message: string }).message));
   rpc.onRequest("client/registerCapability", () => null);
@@ -434,7 +434,7 @@ async function main(): Promise<void> {
   }
   if (refused.length) {
     const names = refused.map((n) => JSON.stringify(n)).join(", ");
-    $("share-note").textContent = `not opened: ${names} (a file name is NAME.policy or include/NAME, once); the link still holds ${refused.length === 1 ? "it" : "them"}`;
+    $("share-note").textContent = `not opened: ${names} (a file name is NAME.policy or include/NAME, once); the link still holds ${refused.length === 1 ? "it" : "them"} [file-name-invalid]`;
   }
   if (!files.length) addFile("30-user.policy", "");
 
@@ -473,9 +473,9 @@ async function main(): Promise<void> {
     const input = $<HTMLInputElement>("new-file");
     const name = input.value.trim();
     const problem = !FILE_NAME.test(name)
-      ? `${name || "(empty)"}: a file name is NAME.policy or include/NAME (letters, digits, _ . + -)`
+      ? `${name || "(empty)"}: a file name is NAME.policy or include/NAME (letters, digits, _ . + -) [file-name-invalid]`
       : files.some((f) => f.name === name)
-        ? `${name} already exists: pick another name`
+        ? `${name} already exists: pick another name [file-exists]`
         : undefined;
     $("add-file-problem").textContent = problem ?? "";
     if (problem) return;
@@ -497,4 +497,4 @@ async function main(): Promise<void> {
   document.body.dataset["ready"] = "true";
 }
 
-main().catch((e) => status(`the playground failed to start: ${failure(e)}`, "error"));
+main().catch((e) => status(`the playground failed to start: ${failure(e)}; reload the page (your work is kept in this browser) [start-failed]`, "error"));

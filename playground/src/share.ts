@@ -48,20 +48,20 @@ export type DecodeResult = { state: PlaygroundState } | { empty: true } | { erro
 export async function decodeState(fragment: string): Promise<DecodeResult> {
   const text = fragment.replace(/^#/, "");
   if (text === "") return { empty: true };
-  if (!text.startsWith(PREFIX)) return { error: `the link's fragment does not start with ${PREFIX}: it is not a playground link (the page opened with its example)` };
+  if (!text.startsWith(PREFIX)) return { error: `the link's fragment does not start with ${PREFIX}: it is not a playground link (the page opened with its example) [link-not-playground]` };
   const bytes = fromBase64Url(text.slice(PREFIX.length));
-  if (!bytes) return { error: "the link's fragment is not base64url: it was cut or changed (the page opened with its example)" };
+  if (!bytes) return { error: "the link's fragment is not base64url: it was cut or changed (the page opened with its example) [link-not-base64url]" };
   let json: string;
   try {
     json = new TextDecoder("utf-8", { fatal: true }).decode(await pipe(bytes, new DecompressionStream("deflate")));
   } catch {
-    return { error: "the link's data does not decompress: it was cut or changed (the page opened with its example)" };
+    return { error: "the link's data does not decompress: it was cut or changed (the page opened with its example) [link-not-deflate]" };
   }
   let value: unknown;
   try {
     value = JSON.parse(json);
   } catch {
-    return { error: "the link's data is not JSON: it was cut or changed (the page opened with its example)" };
+    return { error: "the link's data is not JSON: it was cut or changed (the page opened with its example) [link-not-json]" };
   }
   const v = value as { files?: unknown; system?: unknown } | null;
   const files = Array.isArray(v?.files) ? v.files : undefined;
@@ -70,6 +70,6 @@ export async function decodeState(fragment: string): Promise<DecodeResult> {
     files !== undefined &&
     files.length > 0 &&
     files.every((f) => Array.isArray(f) && f.length === 2 && typeof f[0] === "string" && typeof f[1] === "string");
-  if (!valid) return { error: "the link's data has an unknown shape (files and system expected): the page opened with its example" };
+  if (!valid) return { error: "the link's data has an unknown shape (files and system expected): the page opened with its example [link-bad-shape]" };
   return { state: { files: (files as Array<[string, string]>).map(([name, text]) => ({ name, text })), system: v!.system as string } };
 }

@@ -250,13 +250,13 @@ describe("the web playground in Chromium", () => {
   it("says why a damaged link opened the example, marks bad system JSON, and quick-fixes an include file", async (ctx) => {
     skipUnlessChromium(ctx);
     const page = await open(`${base}#v1=AAAA`);
-    expect(await page.textContent("#share-note")).toBe("the link's data does not decompress: it was cut or changed (the page opened with its example)");
+    expect(await page.textContent("#share-note")).toBe("the link's data does not decompress: it was cut or changed (the page opened with its example) [link-not-deflate]");
     // The system model tab: a JSON error is marked and said, and the server is told there is no model.
     await page.click('.tab[data-file="system.json"]');
     await page.click(".monaco-editor .view-lines");
     await page.keyboard.press("Control+Home");
     await page.keyboard.type("x", { delay: 5 });
-    await expect.poll(() => page.textContent("#system-problem"), { timeout: 30_000 }).toMatch(/^system\.json:1:1: not valid JSON: .*; fix it, the simulator uses no system model until then$/);
+    await expect.poll(() => page.textContent("#system-problem"), { timeout: 30_000 }).toMatch(/^system\.json:1:1: not valid JSON: .*; fix it, the simulator uses no system model until then \[system-json-invalid\]$/);
     await expect.poll(() => page.textContent("#status"), { timeout: 30_000 }).toMatch(/^system model: .*not valid json/);
     await page.keyboard.press("Backspace");
     await expect.poll(() => page.textContent("#status"), { timeout: 30_000 }).toMatch(/^system model: \d+ qubes$/);

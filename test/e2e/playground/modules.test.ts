@@ -41,10 +41,10 @@ describe("share links", () => {
   const cases: Array<[string, string]> = [
     ["", "empty"],
     ["#", "empty"],
-    ["#other=1", "the link's fragment does not start with v1=: it is not a playground link (the page opened with its example)"],
-    ["#v1=a+b", "the link's fragment is not base64url: it was cut or changed (the page opened with its example)"],
-    ["#v1=A", "the link's fragment is not base64url: it was cut or changed (the page opened with its example)"],
-    ["#v1=AAAA", "the link's data does not decompress: it was cut or changed (the page opened with its example)"],
+    ["#other=1", "the link's fragment does not start with v1=: it is not a playground link (the page opened with its example) [link-not-playground]"],
+    ["#v1=a+b", "the link's fragment is not base64url: it was cut or changed (the page opened with its example) [link-not-base64url]"],
+    ["#v1=A", "the link's fragment is not base64url: it was cut or changed (the page opened with its example) [link-not-base64url]"],
+    ["#v1=AAAA", "the link's data does not decompress: it was cut or changed (the page opened with its example) [link-not-deflate]"],
   ];
   it.each(cases)("reads %j as %s", async (fragment, expected) => {
     const r = await decodeState(fragment);
@@ -56,9 +56,9 @@ describe("share links", () => {
       const out = new Blob([new TextEncoder().encode(text)]).stream().pipeThrough(new CompressionStream("deflate"));
       return `v1=${toBase64Url(new Uint8Array(await new Response(out).arrayBuffer()))}`;
     };
-    expect(await decodeState(await deflate("not json"))).toEqual({ error: "the link's data is not JSON: it was cut or changed (the page opened with its example)" });
+    expect(await decodeState(await deflate("not json"))).toEqual({ error: "the link's data is not JSON: it was cut or changed (the page opened with its example) [link-not-json]" });
     for (const bad of ["{}", '{"files":[],"system":""}', '{"files":[["a",1]],"system":""}', '{"files":[["a","b"]],"system":3}', "null", "[]"]) {
-      expect(await decodeState(await deflate(bad))).toEqual({ error: "the link's data has an unknown shape (files and system expected): the page opened with its example" });
+      expect(await decodeState(await deflate(bad))).toEqual({ error: "the link's data has an unknown shape (files and system expected): the page opened with its example [link-bad-shape]" });
     }
     await fc.assert(
       fc.asyncProperty(fc.string(), async (s) => {
