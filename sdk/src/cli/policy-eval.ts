@@ -95,11 +95,20 @@ interface Loaded {
   src: PolicySource;
 }
 
-function loadForEval(a: ParsedArgs, io: CliIO): Loaded | { error: LoadResult & { ok: false }; src: PolicySource } {
+/** The policy directories the arguments name (usage errors first, before anything is read). */
+function sourceOf(a: ParsedArgs, io: CliIO): PolicySource {
   const dir = a.values.get("policy-dir");
   if (dir === undefined) throw new UsageError("`--policy-dir` is required");
-  const src = mountPolicy(dir, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
-  const r = loadPolicy(src.fs);
+  return mountPolicy(dir, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+}
+
+/**
+ * Loads the policy. With `service` (one request to decide), only the rules
+ * that can decide a call to it are built; the whole policy is still
+ * validated, so a broken policy denies exactly as before.
+ */
+function loadForEval(src: PolicySource, service?: string): Loaded | { error: LoadResult & { ok: false }; src: PolicySource } {
+  const r = loadPolicy(src.fs, service === undefined ? {} : { service });
   if (!r.ok) return { error: r, src };
   return { policy: r.policy, src };
 }
@@ -197,10 +206,11 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
   const systemFile = a.values.get("system");
   if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
   const system = readSystem(systemFile, io);
-  const loaded = loadForEval(a, io);
+  const src = sourceOf(a, io);
   const requests = a.values.get("requests");
   if (requests !== undefined) {
     if (a.positionals.length) throw new UsageError("`--requests` takes no positional arguments");
+    const loaded = loadForEval(src);
     let n = 0;
     let malformed = 0;
     for await (const line of readLines(requests, io)) {
@@ -230,6 +240,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     return malformed ? EXIT.usage : EXIT.ok;
   }
   const req = requestFromArgs(a.positionals);
+  const loaded = loadForEval(src, req.service);
   for (const w of requestWarnings(req, system, systemFile)) warn(w);
   const prefix = echo && !a.flags.has("json") ? `${requestText(req)}: ` : "";
   if ("error" in loaded) {
@@ -266,8 +277,9 @@ async function runExplain(args: string[], io: CliIO): Promise<number> {
   const warn = (w: string) => io.stderr.write(`qkit policy explain: warning: ${w}\n`);
   if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
   const system = readSystem(systemFile, io);
-  const loaded = loadForEval(a, io);
+  const src = sourceOf(a, io);
   const req = requestFromArgs(a.positionals);
+  const loaded = loadForEval(src, req.service);
   for (const w of requestWarnings(req, system, systemFile)) warn(w);
   if ("error" in loaded) {
     const e = loaded.error.error;
