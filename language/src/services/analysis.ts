@@ -11,7 +11,7 @@ import type { PolicyRule } from "../loader/types.js";
 import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
-import { serviceFindings, serviceFindingsSteps, shadowPositions, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
+import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
@@ -55,6 +55,12 @@ export interface AnalysisInput {
   listedDirs: readonly string[];
   /** State of the per-service analyses from the previous run: unchanged services are not analysed again. */
   serviceCache?: ServiceAnalysisCache;
+  /**
+   * `rules` cut into runs of consecutive rules of one file (see `FlatPolicy.segments`); with a
+   * `serviceCache`, the per-service analyses and the shadowed-rule warnings are then cached per
+   * run and per file, so unchanged files cost almost nothing.
+   */
+  segments?: ReadonlyArray<readonly PolicyRule[]>;
 }
 
 /** Reports a finding for a document. */
@@ -300,13 +306,17 @@ export function feedsAskPrompts(rules: readonly PolicyRule[], r: PolicyRule): bo
 function findingsOf(input: AnalysisInput): ServiceFindings {
   const cache = input.serviceCache;
   if (cache?.last?.rules === input.rules) return cache.last.findings;
-  return serviceFindings(input.rules, cache);
+  return serviceFindings(input.rules, cache, input.segments);
 }
 
 /** A rule that an earlier rule matches a superset of, so it can never decide. */
 export const shadowedRule: AnalysisRule = {
   meta: { name: "shadowed-rule", severity: "warning", needsSystem: false, summary: "an earlier rule matches every call this rule matches, so it never decides" },
   run(input, report, severity) {
+    if (input.segments && input.serviceCache) {
+      shadowedByFile(input, input.segments, input.serviceCache, report, severity);
+      return;
+    }
     const { shadowedBy, feedsAsk } = findingsOf(input);
     // A line counts as shadowed only when every copy of it (a file included twice) is. Files
     // loaded once (their rules form one run in the list) need no bookkeeping per line.
@@ -373,17 +383,7 @@ export const shadowedRule: AnalysisRule = {
       }
       const line = lineByNumber(doc.document, rule.origin.line!);
       if (!line) continue;
-      const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
-      const d = diag(
-        "shadowed-rule",
-        severity,
-        `rule never decides: the rule at ${where} matches every call it matches`,
-        line.span,
-        line.line,
-        feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
-      );
-      if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
-      d.data = { removable: !feeds };
+      const d = shadowDiagnostic(by, line.span, line.line, byLineNode, feeds, severity);
       if (presented) {
         if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
         perDoc.set(rule.origin.line!, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
@@ -392,6 +392,162 @@ export const shadowedRule: AnalysisRule = {
     }
   },
 };
+
+/**
+ * The shadowed-rule warnings file by file, from the runs of rules of each file: a file whose
+ * rules, findings, document and broader rules' documents are the same objects as in the last
+ * run reports the same diagnostics (the same objects) without looking at a line. Equal to the
+ * whole-list pass above (the property tests of `services-incremental*` compare with scratch).
+ */
+function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache, report: Report, severity: Severity): void {
+  const { shadowedBy, feedsAsk } = findingsOf(input);
+  const docs = new Map(input.documents.map((d) => [d.path, d]));
+  // The runs of each file, with their start in the rule list.
+  const byPath = new Map<string, Array<{ start: number; rules: readonly PolicyRule[] }>>();
+  let start = 0;
+  for (const seg of segments) {
+    if (seg.length) {
+      const path = seg[0]!.origin.path;
+      let list = byPath.get(path);
+      if (!list) byPath.set(path, (list = []));
+      list.push({ start, rules: seg });
+    }
+    start += seg.length;
+  }
+  for (const key of [...cache.shadowFiles.keys()]) if (!byPath.has(key)) cache.shadowFiles.delete(key);
+  const presented = cache.presented;
+  for (const [path, runs] of byPath) {
+    const doc = docs.get(path);
+    if (!doc) {
+      cache.shadowFiles.delete(path);
+      continue;
+    }
+    let count = 0;
+    for (const run of runs) count += run.rules.length;
+    const prev = cache.shadowFiles.get(path);
+    let same = prev !== undefined && prev.document === doc.document && prev.severity === severity && prev.by.length === count;
+    if (same) {
+      let k = 0;
+      outer: for (const run of runs) {
+        for (let j = 0; j < run.rules.length; j++, k++) {
+          if (prev!.by[k] !== shadowedBy[run.start + j] || prev!.feeds[k] !== feedsAsk[run.start + j]) {
+            same = false;
+            break outer;
+          }
+        }
+      }
+    }
+    if (same) {
+      // The broader rules are the same; documents they live in may have been edited (their lines moved).
+      let moved: Map<string, PolicyDocument> | undefined;
+      for (const [p, d] of prev!.byDocs) {
+        const now = docs.get(p)?.document;
+        if (now === d) continue;
+        if (now === undefined) same = false;
+        else (moved ??= new Map()).set(p, now);
+      }
+      if (same && moved) {
+        // Only the related places into moved documents are read again.
+        const found = prev!.found;
+        for (let k = 0; k < found.length; k++) {
+          const b = prev!.foundBy[k]!;
+          const now = moved.get(b.origin.path);
+          if (!now) continue;
+          const d = found[k]!;
+          const node = b.origin.line !== null ? lineByNumber(now, b.origin.line) : undefined;
+          const rel = d.related?.[0];
+          if (node && rel && rel.span.start === node.span.start && rel.span.end === node.span.end && rel.line === node.line) continue;
+          if (!node && !rel) continue;
+          found[k] = shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+        }
+        for (const [p, d] of moved) prev!.byDocs.set(p, d);
+      }
+    }
+    if (same) {
+      for (const d of prev!.found) report(path, d);
+      continue;
+    }
+    // Afresh: a line counts as shadowed only when every copy of it (a file included twice) is.
+    const by: Array<PolicyRule | undefined> = new Array(count);
+    const feeds = new Uint8Array(count);
+    const byDocs = new Map<string, PolicyDocument | undefined>();
+    type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
+    const entries: Entry[] = [];
+    const lines = runs.length > 1 ? new Map<number, Entry>() : undefined;
+    let k = 0;
+    for (const run of runs) {
+      for (let j = 0; j < run.rules.length; j++, k++) {
+        const i = run.start + j;
+        const b = shadowedBy[i];
+        by[k] = b;
+        feeds[k] = feedsAsk[i]!;
+        const line = run.rules[j]!.origin.line;
+        if (line === null) continue;
+        if (!lines) {
+          if (b) entries.push({ i, by: b, all: true });
+          continue;
+        }
+        const e = lines.get(line);
+        if (!e) {
+          const entry = { i, by: b, all: b !== undefined };
+          lines.set(line, entry);
+          entries.push(entry);
+        } else e.all = e.all && b !== undefined;
+      }
+    }
+    const found: AnalysisDiagnostic[] = [];
+    const foundBy: PolicyRule[] = [];
+    for (const { i, by: b, all } of entries) {
+      if (!all || !b) continue;
+      const rule = input.rules[i]!;
+      const feedsThis = feedsAsk[i] === 1;
+      const byDoc = docs.get(b.origin.path);
+      byDocs.set(b.origin.path, byDoc?.document);
+      const byLineNode = byDoc && b.origin.line !== null ? lineByNumber(byDoc.document, b.origin.line) : undefined;
+      let perDoc = presented.get(doc.document);
+      const hit = perDoc?.get(rule.origin.line!);
+      if (
+        hit &&
+        hit.byPath === b.origin.path &&
+        hit.byFile === b.origin.file &&
+        hit.byLine === b.origin.line &&
+        hit.bySpan?.start === byLineNode?.span.start &&
+        hit.bySpan?.end === byLineNode?.span.end &&
+        hit.feeds === feedsThis &&
+        hit.d.severity === severity
+      ) {
+        found.push(hit.d);
+        foundBy.push(b);
+        continue;
+      }
+      const line = lineByNumber(doc.document, rule.origin.line!);
+      if (!line) continue;
+      const d = shadowDiagnostic(b, line.span, line.line, byLineNode, feedsThis, severity);
+      if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
+      perDoc.set(rule.origin.line!, { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
+      found.push(d);
+      foundBy.push(b);
+    }
+    cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy });
+    for (const d of found) report(path, d);
+  }
+}
+
+/** The shadowed-rule warning of a line, with the broader rule as related information. */
+function shadowDiagnostic(by: PolicyRule, span: Span, line: number, byLineNode: { span: Span; line: number } | undefined, feeds: boolean, severity: Severity): AnalysisDiagnostic {
+  const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
+  const d = diag(
+    "shadowed-rule",
+    severity,
+    `rule never decides: the rule at ${where} matches every call it matches`,
+    span,
+    line,
+    feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
+  );
+  if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
+  d.data = { removable: !feeds };
+  return d;
+}
 
 /** An `ask` rule whose target is `@default`, without `target=`, where no rule for the service offers any target. */
 export const askWithoutTargets: AnalysisRule = {
@@ -584,7 +740,7 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
   // The whole-policy rules share the per-service findings; compute them step by step first.
   if (input.serviceCache && (config["shadowed-rule"] !== "off" || config["ask-without-targets"] !== "off")) {
     try {
-      yield* serviceFindingsSteps(input.rules, input.serviceCache);
+      yield* serviceFindingsSteps(input.rules, input.serviceCache, input.segments);
     } catch {
       // The rules report the failure themselves below.
     }
