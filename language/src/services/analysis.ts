@@ -323,9 +323,16 @@ export const shadowedRule: AnalysisRule = {
     const seenPaths = new Set<string>();
     const twice = new Set<string>();
     let lastPath: string | undefined;
+    let lastLine = 0;
     for (const r of input.rules) {
-      if (r.origin.path === lastPath) continue;
+      if (r.origin.path === lastPath) {
+        // The same file again right after itself (included twice in a row): its lines start over.
+        if ((r.origin.line ?? 0) <= lastLine) twice.add(lastPath);
+        lastLine = r.origin.line ?? 0;
+        continue;
+      }
       lastPath = r.origin.path;
+      lastLine = r.origin.line ?? 0;
       if (seenPaths.has(lastPath)) twice.add(lastPath);
       else seenPaths.add(lastPath);
     }
@@ -366,8 +373,9 @@ export const shadowedRule: AnalysisRule = {
       const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
       // The same finding on an unchanged document, with the broader rule at the same place, is the
       // same diagnostic object (so an unchanged file's list is the same list, cheap to skip).
-      let perDoc = presented?.get(doc.document);
-      const hit = perDoc?.get(rule.origin.line!);
+      const line = lineByNumber(doc.document, rule.origin.line!);
+      if (!line) continue;
+      const hit = presented?.get(line);
       if (
         hit &&
         hit.byPath === by.origin.path &&
@@ -381,13 +389,8 @@ export const shadowedRule: AnalysisRule = {
         report(rule.origin.path, hit.d);
         continue;
       }
-      const line = lineByNumber(doc.document, rule.origin.line!);
-      if (!line) continue;
       const d = shadowDiagnostic(by, line.span, line.line, byLineNode, feeds, severity);
-      if (presented) {
-        if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
-        perDoc.set(rule.origin.line!, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
-      }
+      presented?.set(line, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
       report(rule.origin.path, d);
     }
   },
@@ -426,7 +429,9 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
     for (const run of runs) count += run.rules.length;
     const prev = cache.shadowFiles.get(path);
     let same = prev !== undefined && prev.document === doc.document && prev.severity === severity && prev.by.length === count;
-    if (same) {
+    // The same findings arrays and the same runs: nothing about this file's rules changed.
+    const quick = same && prev!.shadowedBy === shadowedBy && prev!.feedsAsk === feedsAsk && prev!.runs.length === runs.length && prev!.runs.every((r, k) => r === runs[k]!.rules);
+    if (same && !quick) {
       let k = 0;
       outer: for (const run of runs) {
         for (let j = 0; j < run.rules.length; j++, k++) {
@@ -435,6 +440,11 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
             break outer;
           }
         }
+      }
+      if (same) {
+        prev!.shadowedBy = shadowedBy;
+        prev!.feedsAsk = feedsAsk;
+        prev!.runs = runs.map((r) => r.rules);
       }
     }
     if (same) {
@@ -449,16 +459,16 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
       if (same && moved) {
         // Only the related places into moved documents are read again.
         const found = prev!.found;
-        for (let k = 0; k < found.length; k++) {
-          const b = prev!.foundBy[k]!;
-          const now = moved.get(b.origin.path);
-          if (!now) continue;
-          const d = found[k]!;
-          const node = b.origin.line !== null ? lineByNumber(now, b.origin.line) : undefined;
-          const rel = d.related?.[0];
-          if (node && rel && rel.span.start === node.span.start && rel.span.end === node.span.end && rel.line === node.line) continue;
-          if (!node && !rel) continue;
-          found[k] = shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+        for (const [p, now] of moved) {
+          for (const k of prev!.foundAt.get(p) ?? []) {
+            const b = prev!.foundBy[k]!;
+            const d = found[k]!;
+            const node = b.origin.line !== null ? lineByNumber(now, b.origin.line) : undefined;
+            const rel = d.related?.[0];
+            if (node && rel && rel.span.start === node.span.start && rel.span.end === node.span.end && rel.line === node.line) continue;
+            if (!node && !rel) continue;
+            found[k] = shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+          }
         }
         for (const [p, d] of moved) prev!.byDocs.set(p, d);
       }
@@ -504,8 +514,11 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
       const byDoc = docs.get(b.origin.path);
       byDocs.set(b.origin.path, byDoc?.document);
       const byLineNode = byDoc && b.origin.line !== null ? lineByNumber(byDoc.document, b.origin.line) : undefined;
-      let perDoc = presented.get(doc.document);
-      const hit = perDoc?.get(rule.origin.line!);
+      // A line node of an edited document that the edit did not touch is the same object: its
+      // warning is the same object too while the broader rule stays where it was.
+      const line = lineByNumber(doc.document, rule.origin.line!);
+      if (!line) continue;
+      const hit = presented.get(line);
       if (
         hit &&
         hit.byPath === b.origin.path &&
@@ -520,15 +533,19 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
         foundBy.push(b);
         continue;
       }
-      const line = lineByNumber(doc.document, rule.origin.line!);
-      if (!line) continue;
       const d = shadowDiagnostic(b, line.span, line.line, byLineNode, feedsThis, severity);
-      if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
-      perDoc.set(rule.origin.line!, { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
+      presented.set(line, { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
       found.push(d);
       foundBy.push(b);
     }
-    cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy });
+    const foundAt = new Map<string, number[]>();
+    for (let k = 0; k < foundBy.length; k++) {
+      const p = foundBy[k]!.origin.path;
+      let list = foundAt.get(p);
+      if (!list) foundAt.set(p, (list = []));
+      list.push(k);
+    }
+    cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy, foundAt, shadowedBy, feedsAsk, runs: runs.map((r) => r.rules) });
     for (const d of found) report(path, d);
   }
 }
@@ -740,6 +757,9 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
   // The whole-policy rules share the per-service findings; compute them step by step first.
   if (input.serviceCache && (config["shadowed-rule"] !== "off" || config["ask-without-targets"] !== "off")) {
     try {
+      // The same rule list as the last run (an edit that changed no rule): the same findings, none recomputed.
+      const last = input.serviceCache.last;
+      if (last && last.rules === input.rules && last.findings.recomputed.length) input.serviceCache.last = { rules: last.rules, findings: { ...last.findings, recomputed: [] } };
       yield* serviceFindingsSteps(input.rules, input.serviceCache, input.segments);
     } catch {
       // The rules report the failure themselves below.

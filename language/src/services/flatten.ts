@@ -60,6 +60,21 @@ export type RuleCache = WeakMap<PolicyDocument, Map<string, PolicyRule[]>>;
  */
 export type LineRuleCache = WeakMap<RuleNode, PolicyRule>;
 
+/**
+ * The last run of rules built for each place of a document without directives
+ * (by the key of {@link RuleCache}, without the document): when an edited
+ * document's run has the same rule objects as before (an edit that changed no
+ * rule, such as typing an incomplete line), the previous array is returned, so
+ * that what later stages cached per run still applies.
+ */
+export type RunCache = Map<string, PolicyRule[]>;
+
+function sameRules(a: readonly PolicyRule[], b: readonly PolicyRule[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
@@ -73,7 +88,7 @@ function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
  */
 export function flattenPolicy(
   fs: PolicyFileSystem,
-  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache; lineRules?: LineRuleCache },
+  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache; lineRules?: LineRuleCache; runs?: RunCache },
   parse: DocumentParser,
 ): FlatPolicy | undefined {
   const ruleCache = options.ruleCache;
@@ -254,6 +269,9 @@ export function flattenPolicy(
         if (!m) ruleCache!.set(doc, (m = new Map()));
         if (m.size >= 4) m.clear();
         // No directive, so no other file's rules came in between: the run is this document's rules.
+        const before = options.runs?.get(cacheKey);
+        if (before && sameRules(before, pending)) pending = before;
+        else options.runs?.set(cacheKey, pending);
         m.set(cacheKey, pending);
         cut();
       } else cut();
@@ -310,6 +328,11 @@ export function flattenPolicy(
     throw e;
   }
   cut();
+  if (options.runs && options.runs.size > 4 * files.length + 16) {
+    // Places that no longer exist (files renamed, rules moved): keep only this run's.
+    const live = new Set(segments);
+    for (const [k, v] of options.runs) if (!live.has(v)) options.runs.delete(k);
+  }
   const rules: PolicyRule[] = ([] as PolicyRule[]).concat(...segments);
   return { rules, files, diagnostics, ok, segments };
 }

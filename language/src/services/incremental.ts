@@ -16,7 +16,7 @@
  * property test compares them after random edit sequences).
  */
 import type { PolicyRule } from "../loader/types.js";
-import type { PolicyDocument, QubeToken } from "../syntax/tree.js";
+import type { LineNode, PolicyDocument, QubeToken } from "../syntax/tree.js";
 import type { Span } from "../diagnostics.js";
 import type { AnalysisDiagnostic } from "./analysis.js";
 import { isDom0ish } from "./util.js";
@@ -53,6 +53,12 @@ export interface FileShadow {
   found: AnalysisDiagnostic[];
   /** The broader rule of each of `found`. */
   foundBy: PolicyRule[];
+  /** The positions in `found` by the path of the broader rule. */
+  foundAt: Map<string, number[]>;
+  /** The whole-list findings arrays and the file's runs of rules it was computed from. */
+  shadowedBy: ReadonlyArray<PolicyRule | undefined>;
+  feedsAsk: Uint8Array;
+  runs: ReadonlyArray<readonly PolicyRule[]>;
 }
 
 interface ServiceEntry {
@@ -121,8 +127,8 @@ export class ServiceAnalysisCache {
   readonly shapeIds = new Map<number, Map<number, number>>();
   /** @internal */
   readonly entries = new Map<string | null, ServiceEntry>();
-  /** @internal Shadowed-rule diagnostics by document and line, reused while the finding and the documents are unchanged. */
-  readonly presented = new WeakMap<PolicyDocument, Map<number, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>>();
+  /** @internal Shadowed-rule diagnostics by line node (a line an edit did not touch keeps its node), reused while the finding is unchanged. */
+  readonly presented = new WeakMap<LineNode, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>();
   /** @internal The last rule list and its findings (a second call with the same list is free). */
   last: { rules: readonly PolicyRule[]; findings: ServiceFindings } | undefined;
   /** @internal Shapes and service groups of each run of rules of one file (see `FlatPolicy.segments`), by the run's array. */

@@ -19,7 +19,7 @@ import {
 } from "../loader/types.js";
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
-import { flattenPolicy, type FlatPolicy, type LineRuleCache, type RuleCache } from "./flatten.js";
+import { flattenPolicy, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
 import { reparseDocument } from "./reparse.js";
 import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
@@ -74,6 +74,10 @@ export interface PolicySnapshot {
   readonly ruleCache: RuleCache;
   /** @internal Rule objects by parsed rule, reused by the next snapshot. */
   readonly lineRuleCache?: LineRuleCache;
+  /** @internal The last run of rules of each place of a document (see `flatten.ts`). */
+  readonly runCache?: RunCache;
+  /** @internal `rules` cut into runs of one file (see `FlatPolicy.segments`), when the fast loader made them. */
+  readonly segments?: ReadonlyArray<readonly PolicyRule[]>;
   /** @internal The per-service analyses, handed to the next snapshot (see `incremental.ts`). */
   readonly serviceCache: ServiceAnalysisCache;
   /** The syntax a file is read in (service syntax for legacy and `!include-service` files). */
@@ -179,6 +183,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
 
   const ruleCache: RuleCache = options.previous?.ruleCache ?? new WeakMap();
   const lineRuleCache: LineRuleCache = options.previous?.lineRuleCache ?? new WeakMap();
+  const runCache: RunCache = options.previous?.runCache ?? new Map();
   let strict: LoadResult | undefined;
   const strictLoad = (): LoadResult => {
     if (strict) return strict;
@@ -210,7 +215,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
   let flat: FlatPolicy | undefined;
   try {
-    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache }, parse);
+    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache }, parse);
   } catch {
     flat = undefined;
   }
@@ -220,8 +225,12 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   let engineDiagnostics: readonly Diagnostic[];
   if (flat) {
     addFiles(flat.files);
-    rules = flat.rules;
     segments = flat.segments;
+    // The same runs as the previous snapshot (an edit that changed no rule): the same list, so that
+    // everything computed per rule list (the per-service findings, the services) is reused as is.
+    const before = options.previous?.segments;
+    rules = before && sameList(before, segments) ? options.previous!.rules : flat.rules;
+    if (rules !== flat.rules) segments = before;
     engineDiagnostics = flat.diagnostics;
   } else {
     const load = strictLoad();
@@ -324,8 +333,9 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       if (r.argument !== null) set.add(r.argument);
     }
   };
-  const services = new Map<string, Set<string>>();
-  if (segments) {
+  let services = new Map<string, Set<string>>();
+  if (options.previous && rules === options.previous.rules) services = options.previous.services as Map<string, Set<string>>;
+  else if (segments) {
     // Per run of one file, cached: unchanged files cost a merge of their few services.
     for (const seg of segments) {
       let own = serviceCache.segmentServices.get(seg);
@@ -365,8 +375,16 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     analysisCache,
     ruleCache,
     lineRuleCache,
+    runCache,
+    ...(segments ? { segments } : {}),
     serviceCache,
   };
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A file system that remembers every answer, so that later reads see the same state. */
