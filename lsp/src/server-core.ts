@@ -89,6 +89,8 @@ import {
   type SystemSource,
   DocumentSyntaxNotification,
   type DocumentSyntaxParams,
+  SystemModelStatusNotification,
+  type SystemModelStatusParams,
   TemplatePlanRequest,
   TemplateWhatifRequest,
   type TemplateParams,
@@ -572,6 +574,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     if (systemError) log(`qubes-policy: ${systemError}`);
+    const status: SystemModelStatusParams = { source: String(systemSource), ...(systemError ? { error: systemError } : {}) };
+    try {
+      void connection.sendNotification(SystemModelStatusNotification.method, status).catch(() => undefined);
+    } catch {
+      // The connection is closing: nobody is left to tell.
+    }
     for (const p of projects.values()) configureProject(p);
   }
 
