@@ -34,7 +34,7 @@ import {
 import { mapperFor, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
-import { DocumentSyntaxNotification, type DocumentSyntaxParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
+import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatusNotification, type SystemModelStatusParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
 
@@ -505,6 +505,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     if (systemError) log(`qubes-policy: ${systemError}`);
+    const status: SystemModelStatusParams = { source: String(systemSource), ...(systemError ? { error: systemError } : {}) };
+    try {
+      void connection.sendNotification(SystemModelStatusNotification.method, status).catch(() => undefined);
+    } catch {
+      // The connection is closing: nobody is left to tell.
+    }
     for (const p of projects.values()) configureProject(p);
   }
 
