@@ -11,6 +11,7 @@ import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, esca
 // a dynamic import costs a round trip through the module loader); the rest
 // (Admin API client, simulator) loads on demand.
 import * as policyModule from "./policy.js";
+import * as policyCheckModule from "./policy-check.js";
 
 /**
  * Every command, with the module that implements it. Modules load on
@@ -27,7 +28,7 @@ export interface Entry {
 }
 
 export const ENTRIES: Entry[] = [
-  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", load: async () => policyModule },
+  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files, with the editor's warnings", load: async () => policyCheckModule },
   { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: async () => policyModule },
   { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: async () => policyModule },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", load: () => import("./policy-audit.js") },
