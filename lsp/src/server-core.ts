@@ -97,6 +97,7 @@ import {
 } from "./protocol.js";
 import type { TemplateRun } from "./template/machine.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
+import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
@@ -195,7 +196,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const uriOf = (disk: string): string => uriOfPath.get(disk) ?? URI.file(disk).toString();
 
   /** The open documents the policy projects own (stack files belong to their feature). */
-  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri));
+  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri) && !isPolicyTestPath(d.uri));
 
   const overlay: DocumentOverlay = {
     get(disk) {
@@ -292,7 +293,24 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return best;
   }
 
+  const policyTests = createPolicyTestFeature({
+    connection,
+    documents,
+    fs: host.fs,
+    system: () => system,
+    policyAt(dir) {
+      const project = makeProject(dir);
+      const snapshot = project.snapshot();
+      return { root: project.root, snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
+    },
+    folders: () => folders,
+    pathOf: pathOfUri,
+    uriOf,
+    canRefreshLenses: () => clientCaps.workspace?.codeLens?.refreshSupport === true,
+    log,
+  });
   const features: DocumentFeature[] = [
+    policyTests,
     createTemplateFeature({
       connection,
       documents,
@@ -627,7 +645,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (clientCaps.workspace?.didChangeWatchedFiles?.dynamicRegistration) {
         void connection.client
           .register(DidChangeWatchedFilesNotification.type, {
-            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }],
+            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }, { globPattern: "**/*.policytest.{yaml,yml}" }],
           })
           .catch(() => undefined);
       }
@@ -940,10 +958,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       const snapshot = project.lastSnapshot() ?? (await analysed(project, token));
       const c = context(params.textDocument.uri);
       if (!c) return [];
-      return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
+      const lenses: CodeLens[] = codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
         range: toRange(c.td, { start: l.span.start, end: l.span.start }),
         command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
       }));
+      // "decided by N tests" from the policy test files that use this policy.
+      return lenses.concat(policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, s) => locationOf(project, snapshot, v, s) }, c.path, c.td));
     }),
   );
 
