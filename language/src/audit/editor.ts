@@ -59,7 +59,7 @@ function ruleWhere(r: PolicyRule): string {
 function relatedOf(x: Explanation): TestRelated[] {
   const out: TestRelated[] = [];
   const rule = x.decidingRule;
-  if (rule && rule.origin.line !== null) out.push({ path: rule.origin.path, line: rule.origin.line, message: `decided here: ${actualDecisionText(x)} (${printRule(rule)})` });
+  if (rule && rule.origin.line !== null) out.push({ path: rule.origin.path, line: rule.origin.line, message: `decided here: ${actualDecisionText(x)} (${printRule(rule).replace(/\s+/g, " ")})` });
   for (const c of x.askContributions ?? []) {
     if (c.rule.origin.line === null) continue;
     out.push({ path: c.rule.origin.path, line: c.rule.origin.line, message: `${c.effect === "add" ? "offers" : "takes away"} ${c.targets.join(", ")}` });
