@@ -133,9 +133,22 @@ describe("qkit policy check: exit status and options", () => {
     [["--socket", "x.sock", "policy.d"], "qkit policy check: `--socket` is for `--system live` [usage]\n"],
     [["--system", "nope.json", "policy.d"], "qkit policy check: cannot read the system model `nope.json`: No such file or directory [usage]\n"],
     [["nope.d"], "qkit policy check: `nope.d`: No such file or directory [usage]\n"],
+    [["--engine-only", "--system", "x.json", "policy.d"], "qkit policy check: `--system` turns on analysis checks, which `--engine-only` leaves out [usage]\n"],
   ])("usage error: %j", async (args, err) => {
     const r = await runQkit(["policy", "check", ...args], { cwd: join(ROOT, "clean") });
     expect(r).toEqual({ code: 2, out: "", err });
+  });
+
+  it.each(CASES)("--engine-only reports the same errors and exit status, without the analysis (%s)", async (name) => {
+    const dir = join(ROOT, name);
+    const args = readFileSync(join(dir, "args"), "utf8").trim().split(/\s+/).filter((x, i, all) => x !== "--system" && all[i - 1] !== "--system" && x !== "--strict");
+    const full = await runQkit(["policy", "check", "--json", ...args], { cwd: dir });
+    const fast = await runQkit(["policy", "check", "--json", "--engine-only", ...args], { cwd: dir });
+    expect(fast.code).toBe(full.code);
+    const errors = (r: QkitRun) => (JSON.parse(r.out) as { diagnostics: Array<{ severity: string }> }).diagnostics.filter((d) => d.severity === "error");
+    expect(errors(fast)).toEqual(errors(full));
+    const codes = (JSON.parse(fast.out) as { diagnostics: Array<{ code: string }> }).diagnostics.map((d) => d.code);
+    for (const analysisOnly of ["shadowed-rule", "ask-without-targets", "service-case-mismatch", "unknown-qube"]) expect(codes).not.toContain(analysisOnly);
   });
 
   it("writes the report to --output, the summary still on the terminal", async () => {

@@ -44,10 +44,15 @@ export function wantsColor(env: Readonly<Record<string, string | undefined>>, is
   return isTTY && env["TERM"] !== "dumb";
 }
 
+/** Characters that are not one column each on screen: tabs, control characters, surrogates. */
+const SPECIAL = /[\x00-\x1f\x7f\ud800-\udfff]/;
+
 /** Control characters of user text as `\xNN` (so a file cannot move the cursor or fake colours). */
 function visible(s: string): string {
-  return s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return CONTROL.test(s) ? s.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`) : s;
 }
+const CONTROL = /[\x00-\x1f\x7f]/;
+const CONTROLS = /[\x00-\x1f\x7f]/g;
 
 /** How a source character is shown, and how wide it is: tabs as 4 spaces, control characters escaped. */
 function shown(c: string): string {
@@ -92,11 +97,25 @@ export function formatDiagnostic(d: ReportDiagnostic, options: TextOptions = {})
   const number = String(d.line);
   const pad = " ".repeat(number.length);
   if (d.sourceLine !== undefined) {
-    const { text, col } = layout(d.sourceLine);
-    const from = Math.min(Math.max(d.column - 1, 0), col.length - 1);
-    const to = d.endLine > d.line ? col.length - 1 : Math.min(Math.max(d.endColumn - 1, from), col.length - 1);
-    const start = col[from]!;
-    const width = Math.max(1, col[to]! - start);
+    const line = d.sourceLine;
+    let text: string;
+    let start: number;
+    let width: number;
+    if (!SPECIAL.test(line)) {
+      // The common case: every UTF-16 unit is one column on screen.
+      text = line;
+      const from = Math.min(Math.max(d.column - 1, 0), line.length);
+      const to = d.endLine > d.line ? line.length : Math.min(Math.max(d.endColumn - 1, from), line.length);
+      start = from;
+      width = Math.max(1, to - from);
+    } else {
+      const l = layout(line);
+      text = l.text;
+      const from = Math.min(Math.max(d.column - 1, 0), l.col.length - 1);
+      const to = d.endLine > d.line ? l.col.length - 1 : Math.min(Math.max(d.endColumn - 1, from), l.col.length - 1);
+      start = l.col[from]!;
+      width = Math.max(1, l.col[to]! - start);
+    }
     out += `${paint("gutter", `${number} |`)}${text ? " " + text : ""}\n`;
     out += `${paint("gutter", `${pad} |`)} ${" ".repeat(start)}${paint(d.severity, "^".repeat(width))}\n`;
   }
@@ -121,8 +140,9 @@ export function summaryLine(report: CheckReport, options: Pick<TextOptions, "str
  * standard output when the check passes and on standard error when it fails.
  */
 export function formatCheckText(report: CheckReport, options: TextOptions = {}): { stdout: string; stderr: string } {
-  let stdout = "";
-  for (const d of report.diagnostics) stdout += formatDiagnostic(d, options);
+  const parts: string[] = [];
+  for (const d of report.diagnostics) parts.push(formatDiagnostic(d, options));
+  let stdout = parts.join("");
   if (report.engineError !== undefined && report.errors === 0) {
     stdout += `${options.color ? `${STYLE.error}error[engine]${RESET}` : "error[engine]"}: ${visible(report.engineError)}\n`;
   }

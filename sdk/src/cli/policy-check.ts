@@ -18,20 +18,25 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import * as path from "node:path";
 import {
   analyzeWorkspace,
+  checkPolicy,
   checkReportJson,
+  countSeverities,
   createMemoryFileSystem,
   formatCheckText,
   formatGithub,
   lintText,
   mergeReports,
+  parseDocument,
   prepareSystemInfo,
   pyStrip,
+  reportDiagnostic,
   reportFromSnapshot,
   toSarif,
   wantsColor,
   LEGACY_POLICY_DIR,
   POLICY_DIR,
   type CheckReport,
+  type ReportDiagnostic,
   type SystemInfo,
 } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
@@ -66,6 +71,8 @@ options:
   --json              the same as --format json
   --output FILE       write the report there instead of standard output
   --strict            warnings fail the check too (exit 1)
+  --engine-only       only what the real engine reports (no analysis warnings):
+                      the loader's fast path, for very large policies
   --system FILE|live  the system model (internal.GetSystemInfo JSON, from
                       \`qkit system snapshot\`, or the live system): turns on the
                       checks of qube, tag and type names
@@ -139,6 +146,36 @@ function checkFile(name: string, text: string, serviceSyntax: boolean, system: S
   return reportFromSnapshot(snapshot, { shownPath: (v) => (v === virtual ? name : v), policyLabel: name, paths: [virtual], rules });
 }
 
+/**
+ * `--engine-only`: only what the real engine reports, without building the
+ * editor's analysis (the loader's fast validation path; for very large
+ * policies where only "does it load" matters).
+ */
+function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckReport {
+  const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+  const result = checkPolicy(src.fs);
+  if (result.files.length === 0 && result.diagnostics.length === 0) {
+    io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
+  }
+  const texts = new Map(result.files.map((f) => [f.file, f.text] as const));
+  const diagnostics: ReportDiagnostic[] = result.diagnostics.map((d) => {
+    const file = d.file ?? "";
+    const real = realPathOf(src, file.startsWith("/") ? file : path.posix.join(POLICY_DIR, file));
+    return reportDiagnostic(d, shown(io.cwd, real), texts.get(file));
+  });
+  const { errors, warnings } = countSeverities(diagnostics);
+  const engineError = result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied") ? result.error.message : undefined;
+  return { ok: errors === 0 && engineError === undefined, rules: result.rules, errors, warnings, diagnostics, ...(engineError !== undefined ? { engineError } : {}) };
+}
+
+/** `--engine-only` for a single file: its own lines, as the engine reads them. */
+function checkFileEngineOnly(name: string, text: string, serviceSyntax: boolean): CheckReport {
+  const doc = parseDocument(text, { syntax: serviceSyntax ? "service" : "policy" });
+  const diagnostics = doc.diagnostics.map((d) => reportDiagnostic(d, name, text));
+  const { errors, warnings } = countSeverities(diagnostics);
+  return { ok: errors === 0, rules: doc.lines.filter((l) => l.kind === "rule" && l.rule).length, errors, warnings, diagnostics };
+}
+
 async function runCheck(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(
     args,
@@ -147,6 +184,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       format: "value",
       output: "value",
       strict: true,
+      "engine-only": true,
       system: "value",
       "runtime-dir": "value",
       "legacy-dir": "value",
@@ -171,6 +209,8 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   if (a.flags.has("json") && given !== undefined && given !== "json") throw new UsageError(`\`--json\` means \`--format json\`; it does not go with \`--format ${given}\``);
   const format: Format = a.flags.has("json") ? "json" : ((given ?? "text") as Format);
   for (const o of ["socket", "timeout"]) if (a.values.has(o) && a.values.get("system") !== "live") throw new UsageError(`\`--${o}\` is for \`--system live\``);
+  const engineOnly = a.flags.has("engine-only");
+  if (engineOnly && a.values.has("system")) throw new UsageError("`--system` turns on analysis checks, which `--engine-only` leaves out");
 
   // Every PATH must exist before anything is read (a usage error, exit 2).
   for (const p of a.positionals) {
@@ -182,7 +222,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   const reports: CheckReport[] = [];
   for (const p of a.positionals) {
     const abs = path.resolve(io.cwd, p);
-    if (p !== "-" && statSync(abs).isDirectory()) reports.push(checkDirectory(p, a, system, io));
+    if (p !== "-" && statSync(abs).isDirectory()) reports.push(engineOnly ? checkDirectoryEngineOnly(p, a, io) : checkDirectory(p, a, system, io));
     else {
       let text: string;
       try {
@@ -190,7 +230,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       } catch (e) {
         throw new UsageError(`cannot read \`${p}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
       }
-      reports.push(checkFile(p, text, a.flags.has("include-service"), system));
+      reports.push(engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system));
     }
   }
   const report = mergeReports(reports);
