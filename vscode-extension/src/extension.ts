@@ -27,10 +27,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       { scheme: "untitled", language: "qrexecpolicy-service" },
       { scheme: "file", language: "qubes-template" },
       { scheme: "untitled", language: "qubes-template" },
+      // Policy test files: failing calls as diagnostics (the server knows them by name).
+      { scheme: "file", pattern: "**/*.policytest.{yaml,yml}" },
     ],
     synchronize: {
       configurationSection: "qubesPolicy",
-      fileEvents: vscode.workspace.createFileSystemWatcher("**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.yaml,*.qubes.yml}"),
+      fileEvents: vscode.workspace.createFileSystemWatcher("**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.yaml,*.qubes.yml,*.policytest.yaml,*.policytest.yml}"),
     },
     initializationOptions: { settings: vscode.workspace.getConfiguration("qubesPolicy") },
   };
