@@ -10,8 +10,8 @@ import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, esca
 // The policy commands load with the CLI itself (they are the common case and
 // a dynamic import costs a round trip through the module loader); the rest
 // (Admin API client, simulator) loads on demand.
-import * as policyModule from "./policy.js";
 import * as policyEvalModule from "./policy-eval.js";
+import * as policyCheckModule from "./policy-check.js";
 
 /**
  * Every command, with the module that implements it. Modules load on
@@ -28,7 +28,7 @@ export interface Entry {
 }
 
 export const ENTRIES: Entry[] = [
-  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", load: async () => policyModule },
+  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files, with the editor's warnings", load: async () => policyCheckModule },
   { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: async () => policyEvalModule },
   { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: async () => policyEvalModule },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", load: () => import("./policy-audit.js") },
