@@ -186,3 +186,15 @@ describe("YAML parser messages", () => {
     );
   });
 });
+
+describe("messages quote values on one line", () => {
+  // Found by the random-edit property (seed -1438197188): a multi-line plain scalar was quoted raw.
+  it.each([
+    ["qkit: 1\n }\nstack: s\n", "unsupported format version: 1\\n }"],
+    ["qkit: 2\nstack: s\nqubes:\n  a:\n    class: AppVM\n    label: \"re\\td\"\n", "re\\td"],
+  ])("%j", (text, quoted) => {
+    const r = checkTexts(text);
+    wellFormed(r);
+    expect(r.diagnostics.map((d) => d.message).join(" | ")).toContain(quoted);
+  });
+});

@@ -75,9 +75,20 @@ export function diagnosticAt(
   span: Span,
   help?: string,
 ): TemplateDiagnostic {
-  const d: TemplateDiagnostic = { code, severity, message, file: doc.path, span, line: lineIndexOf(doc.lineStarts, span.start) + 1 };
-  if (help) d.help = help;
+  const d: TemplateDiagnostic = { code, severity, message: oneLineText(message), file: doc.path, span, line: lineIndexOf(doc.lineStarts, span.start) + 1 };
+  if (help) d.help = oneLineText(help);
   return d;
+}
+
+/**
+ * A message is one line: values quoted from the file (a multi-line scalar, a tab, a control
+ * character) are shown escaped, as `\n`, `\t` or `\u0007`.
+ */
+export function oneLineText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 const YAML_CODE_HELP: Record<string, string> = {
