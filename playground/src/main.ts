@@ -248,6 +248,11 @@ function reveal(name: string, line: number, column = 1): void {
 // ---------------------------------------------------------------- simulator and table
 
 const value = (id: string) => $<HTMLInputElement>(id).value.trim();
+/** A qrexec argument as the engine takes it: `+` and the text (`+` alone when empty). */
+const argument = (id: string) => {
+  const v = value(id);
+  return v === "" ? undefined : v.startsWith("+") ? v : `+${v}`;
+};
 
 async function simulate(): Promise<void> {
   const out = $("sim-result");
@@ -262,7 +267,7 @@ async function simulate(): Promise<void> {
     const r = await rpc.request<ExplainResult>("qubes/explain", {
       uri: files[0]?.model.uri.toString(),
       service,
-      argument: value("sim-argument") || undefined,
+      argument: argument("sim-argument"),
       source,
       target: value("sim-target"),
     });
@@ -309,7 +314,7 @@ async function decisionTable(): Promise<void> {
   }
   out.innerHTML = `<p class="busy">deciding every call…</p>`;
   try {
-    const t = await rpc.request<DecisionTableResult>("qubes/decisionTable", { uri: files[0]?.model.uri.toString(), service, argument: value("table-argument") || undefined });
+    const t = await rpc.request<DecisionTableResult>("qubes/decisionTable", { uri: files[0]?.model.uri.toString(), service, argument: argument("table-argument") });
     const head = t.targets.map((x) => `<th scope="col">${escapeHtml(x)}</th>`).join("");
     const rows = t.sources
       .map((s, i) => {
@@ -358,7 +363,8 @@ function fromCursor(): void {
   $<HTMLInputElement>("sim-service").value = cols.service === "*" ? "" : cols.service;
   $<HTMLInputElement>("sim-argument").value = cols.argument === "*" ? "" : cols.argument;
   $<HTMLInputElement>("sim-source").value = concrete(cols.source);
-  $<HTMLInputElement>("sim-target").value = cols.target === "@default" || cols.target.startsWith("@dispvm") ? cols.target : concrete(cols.target);
+  const special = cols.target === "@default" || cols.target === "@adminvm" || cols.target.startsWith("@dispvm");
+  $<HTMLInputElement>("sim-target").value = special ? cols.target : concrete(cols.target);
 }
 
 // ---------------------------------------------------------------- sharing

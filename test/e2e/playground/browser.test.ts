@@ -276,6 +276,13 @@ describe("the web playground in Chromium", () => {
     expect(await fix.getAttribute("class")).toContain("focused");
     await page.keyboard.press("Enter");
     await expect.poll(() => page.textContent("#problems-count"), { timeout: 30_000 }).toBe("0");
+
+    // "From cursor" fills the simulator from that rule (argument given without its `+`).
+    await page.click("#sim-cursor");
+    expect([await page.inputValue("#sim-service"), await page.inputValue("#sim-source"), await page.inputValue("#sim-target")]).toEqual(["admin.vm.List", "vault", "@adminvm"]);
+    await page.fill("#sim-argument", "x");
+    await page.click("#sim-run");
+    await expect.poll(() => page.textContent("#sim-result .request"), { timeout: 30_000 }).toBe("admin.vm.List+x from vault to @adminvm");
     await page.close();
     expect(pageErrors).toEqual([]);
   }, 120_000);
