@@ -34,10 +34,10 @@ import {
 import { mapperFor, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
-import { DocumentSyntaxNotification, type DocumentSyntaxParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
+import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatusNotification, type SystemModelStatusParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
-import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
+import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
@@ -523,6 +523,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     if (systemError) log(`qubes-policy: ${systemError}`);
+    const status: SystemModelStatusParams = { source: String(systemSource), ...(systemError ? { error: systemError } : {}) };
+    try {
+      void connection.sendNotification(SystemModelStatusNotification.method, status).catch(() => undefined);
+    } catch {
+      // The connection is closing: nobody is left to tell.
+    }
     for (const p of projects.values()) configureProject(p);
   }
 
@@ -732,6 +738,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     scopeProject,
     workspacePolicyFor,
     featureFor,
+    testLenses: (project, snapshot, virtualPath, mapper) =>
+      policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, sp) => locationOf(project, snapshot, v, sp) }, virtualPath, mapper),
     context,
     lineContext,
     analysed,
@@ -739,7 +747,6 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     mapperForPath,
     locationOf,
     ruleLocation,
-    testLenses: (project, snapshot, path, mapper) => policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, sp) => locationOf(project, snapshot, v, sp) }, path, mapper),
     systemOrEmpty: () => system ?? EMPTY_SYSTEM(),
     noSystemNote,
     slicer(token) {

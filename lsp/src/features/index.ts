@@ -4,12 +4,16 @@
  * through one guard (`registerFeatures`). To add a feature, add a line here.
  */
 import { actionsFeature } from "./actions.js";
+import { commandsFeature } from "./commands.js";
+import { diagnosticsFeature } from "./diagnostics.js";
+import { helpFeature } from "./help.js";
 import { completionFeature } from "./completion.js";
 import { formatFeature } from "./format.js";
 import { hoverFeature } from "./hover.js";
 import { lensFeature } from "./lens.js";
 import { navigationFeature } from "./navigation.js";
 import { outlineFeature } from "./outline.js";
+import { renameFeature } from "./rename.js";
 import { semanticFeature } from "./semantic.js";
 import { simulateFeature } from "./simulate.js";
 import { templateFeature } from "./template.js";
@@ -29,4 +33,8 @@ export const FEATURES: readonly ServerFeature[] = [
   lensFeature,
   simulateFeature,
   templateFeature,
+  renameFeature,
+  helpFeature,
+  diagnosticsFeature,
+  commandsFeature,
 ];

@@ -25,9 +25,10 @@ export const lensFeature: ServerFeature = {
         if (!c) return [];
         const lenses: CodeLens[] = codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
           range: toRange(c.td, { start: l.span.start, end: l.span.start }),
+          // VS Code's extension runs this command itself (with prompts); in other editors the server runs it (`workspace/executeCommand`).
           command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
         }));
-        // "decided by N tests", from the policy test files that use this policy.
+        // "decided by N tests" from the policy test files that use this policy.
         return lenses.concat(ctx.testLenses(project, snapshot, c.path, c.td));
       },
     },

@@ -27,6 +27,7 @@ import {
   type SystemModelParams,
   type SystemModelResult,
 } from "../protocol.js";
+import { addRuleCommands } from "./commands.js";
 import { nameList, requestOf, requireStrings } from "./params.js";
 import { throwIfCancelled, type ServerContext, type ServerFeature } from "./types.js";
 
@@ -68,6 +69,7 @@ export async function explain(ctx: ServerContext, params: EvaluateParams, token?
     explanation,
     steps,
     ...(explanation.decidingRule ? { summary: describeRule(explanation.decidingRule) } : {}),
+    addRule: addRuleCommands({ ...(params.uri ? { uri: params.uri } : {}), ...request }),
     ...(location ? { location } : {}),
     ...(note ? { note } : {}),
   };
