@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CodeLensRequest, DidChangeTextDocumentNotification, type CodeLens, type Diagnostic } from "vscode-languageserver-protocol/node.js";
+import { CodeLensRequest, DidChangeTextDocumentNotification, DidChangeWatchedFilesNotification, FileChangeType, type CodeLens, type Diagnostic } from "vscode-languageserver-protocol/node.js";
 import { startServer, type ServerSession } from "./e2e-support.js";
 
 const dom = (type: string, extra: Record<string, unknown> = {}) => ({
@@ -170,5 +170,14 @@ describe("policy test files in the editor", () => {
     expect(summary(d)).toEqual([{ code: "policy-test-failed", line: 5, message: "expected ask, got allow to personal (decided by 30-user.policy:2)" }]);
     const lenses = await until(() => testLenses("policy.d/30-user.policy"), (l) => l[1] === "1: decided by 2 tests");
     expect(lenses[1]).toBe("1: decided by 2 tests");
+  });
+
+  it("finds a test file written to disk (not open) once the client says it changed", async () => {
+    const rel = "tests/more/catchall.policytest.yaml";
+    mkdirSync(join(root, "tests/more"), { recursive: true });
+    writeFileSync(join(root, rel), "policy: ../../policy.d\nsystem: ../../system.json\ntests:\n  - qubes.Other work vault => deny\n  - qubes.Other personal vault => deny\n");
+    await server.connection.sendNotification(DidChangeWatchedFilesNotification.type, { changes: [{ uri: uri(rel), type: FileChangeType.Created }] });
+    const lenses = await until(() => testLenses("policy.d/30-user.policy"), (l) => l.some((x) => x.endsWith("decided by 2 tests") && x.startsWith("5:")));
+    expect(lenses.find((x) => x.startsWith("5:"))).toBe("5: decided by 2 tests");
   });
 });
