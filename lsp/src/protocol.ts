@@ -189,6 +189,23 @@ export interface DocumentSyntaxParams {
   languageId: "qrexecpolicy" | "qrexecpolicy-service";
 }
 
+/**
+ * `qubes/systemModelStatus` (server → client notification): sent after every load of the
+ * system model (start, settings change, change of the model file), so clients can show why
+ * it failed. `error` is absent when the model loaded (or `source` is `none`).
+ */
+export namespace SystemModelStatusNotification {
+  export const method = "qubes/systemModelStatus";
+}
+
+/** The parameters of {@link SystemModelStatusNotification}. */
+export interface SystemModelStatusParams {
+  /** The `qubesPolicy.system.source` setting the server used. */
+  source: string;
+  /** One line: what went wrong (e.g. `system model file not found: /x/system.json`). */
+  error?: string;
+}
+
 /** The command a code lens runs: `qubesPolicy.simulateRule` with `[uri, line]` (1-based line). */
 export const SIMULATE_RULE_COMMAND = "qubesPolicy.simulateRule";
 

@@ -34,9 +34,10 @@ import {
 import { mapperFor, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
-import { DocumentSyntaxNotification, type DocumentSyntaxParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
+import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatusNotification, type SystemModelStatusParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
+import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
@@ -128,7 +129,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const uriOf = (disk: string): string => uriOfPath.get(disk) ?? URI.file(disk).toString();
 
   /** The open documents the policy projects own (stack files belong to their feature). */
-  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri));
+  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri) && !isPolicyTestPath(d.uri));
 
   const overlay: DocumentOverlay = {
     get(disk) {
@@ -225,7 +226,24 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return best;
   }
 
+  const policyTests = createPolicyTestFeature({
+    connection,
+    documents,
+    fs: host.fs,
+    system: () => system,
+    policyAt(dir) {
+      const project = makeProject(dir);
+      const snapshot = project.snapshot();
+      return { root: project.root, snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
+    },
+    folders: () => folders,
+    pathOf: pathOfUri,
+    uriOf,
+    canRefreshLenses: () => clientCaps.workspace?.codeLens?.refreshSupport === true,
+    log,
+  });
   const features: DocumentFeature[] = [
+    policyTests,
     createTemplateFeature({
       connection,
       documents,
@@ -507,6 +525,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     if (systemError) log(`qubes-policy: ${systemError}`);
+    const status: SystemModelStatusParams = { source: String(systemSource), ...(systemError ? { error: systemError } : {}) };
+    try {
+      void connection.sendNotification(SystemModelStatusNotification.method, status).catch(() => undefined);
+    } catch {
+      // The connection is closing: nobody is left to tell.
+    }
     for (const p of projects.values()) configureProject(p);
   }
 
@@ -549,7 +573,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (clientCaps.workspace?.didChangeWatchedFiles?.dynamicRegistration) {
         void connection.client
           .register(DidChangeWatchedFilesNotification.type, {
-            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }],
+            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }, { globPattern: "**/*.policytest.{yaml,yml}" }],
           })
           .catch(() => undefined);
       }
@@ -716,6 +740,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     scopeProject,
     workspacePolicyFor,
     featureFor,
+    testLenses: (project, snapshot, virtualPath, mapper) =>
+      policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, sp) => locationOf(project, snapshot, v, sp) }, virtualPath, mapper),
     context,
     lineContext,
     analysed,

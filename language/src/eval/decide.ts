@@ -47,6 +47,11 @@ function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: s
 }
 
 export function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskTrace, linear = false): Run {
+  if (policy.service !== undefined && request.service !== policy.service) {
+    // Loaded with `LoadOptions.service`: the rules of other services are not there to decide it.
+    const message = `this policy was loaded for the service \`${policy.service}\` only, so it cannot decide a call to \`${request.service}\`; load it without \`service\``;
+    return { decision: { ok: false, error: "EngineError", code: "policy-loaded-for-another-service", crash: "InternalError", message, stage: "request" } };
+  }
   const sys = prep(system);
   const info = sys.domains;
   let built: BuiltRequest;

@@ -48,14 +48,16 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
   const r = run(policy, request, system, (rule) => considered.push(rule), contributions);
   const sys = prep(system);
   const trace: TraceStep[] = [];
-  let skipped = policy.rules.length - considered.length;
+  // Rules a policy loaded for one service never built (`LoadOptions.service`) are of other services: skipped.
+  const notBuilt = (policy.ruleCount ?? policy.rules.length) - policy.rules.length;
+  let skipped = policy.rules.length + notBuilt - considered.length;
   if (r.built) {
     // Every rule of the service before the deciding one, with its reason, whatever the index
     // skipped: the explanation must not depend on the index (rules of other services are counted).
     const built = r.built;
     const last = r.rule ? policy.rules.indexOf(r.rule) : -1;
     const end = last >= 0 ? last : policy.rules.length;
-    skipped = 0;
+    skipped = notBuilt;
     for (let i = 0; i < policy.rules.length; i++) {
       const rule = policy.rules[i]!;
       if ((rule.service !== null && rule.service !== built.service) || (rule.argument !== null && rule.argument !== built.argument)) {

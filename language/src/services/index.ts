@@ -28,3 +28,4 @@ export * from "./simulate.js";
 export { splitWords, isSpace, lineAt, editDistance, closest } from "./util.js";
 export * from "./flatten.js";
 export { ServiceAnalysisCache, serviceFindings, serviceFindingsSteps, shadowPositions, type ServiceFindings } from "./incremental.js";
+export { reparseDocument } from "./reparse.js";

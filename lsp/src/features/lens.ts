@@ -23,11 +23,13 @@ export const lensFeature: ServerFeature = {
         const snapshot = project.lastSnapshot() ?? (await ctx.analysed(project, token));
         const c = ctx.context(params.textDocument.uri);
         if (!c) return [];
-        return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
+        const lenses: CodeLens[] = codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
           range: toRange(c.td, { start: l.span.start, end: l.span.start }),
           // VS Code's extension runs this command itself (with prompts); in other editors the server runs it (`workspace/executeCommand`).
           command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
         }));
+        // "decided by N tests" from the policy test files that use this policy.
+        return lenses.concat(ctx.testLenses(project, snapshot, c.path, c.td));
       },
     },
   ],

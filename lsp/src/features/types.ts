@@ -15,6 +15,7 @@ import {
   type Location,
   type ServerCapabilities,
   type TextDocuments,
+  type CodeLens,
 } from "vscode-languageserver";
 import type { TextDocument } from "vscode-languageserver-textdocument";
 import type { PolicyDocument, PolicySnapshot, SystemInfo } from "@qubes-kit/language";
@@ -82,6 +83,8 @@ export interface ServerContext {
   locationOf(project: PolicyProject, snapshot: PolicySnapshot, virtual: string, span: { start: number; end: number }): Location | undefined;
   /** The location of a rule given by file name and 1-based line. */
   ruleLocation(project: PolicyProject, snapshot: PolicySnapshot, ref: { file: string; line: number | null } | undefined): Location | undefined;
+  /** The "decided by N tests" lenses of a policy file's rules (from the policy test files that use the policy). */
+  testLenses(project: PolicyProject, snapshot: PolicySnapshot, virtualPath: string, mapper: PositionMapper): CodeLens[];
   /** The system model, or an empty one. */
   systemOrEmpty(): SystemInfo;
   /** Why names fall back to `@default` (no system model), if so. */
