@@ -190,6 +190,12 @@ describe("navigation and help", () => {
     const text = FILES["system.json"]!;
     const line = text.split("\n")[tag[0]!.range.start.line]!;
     expect(line).toContain('"vault"');
+    // `@type:` goes to every qube of the class, `@dispvm:NAME` to the template's entry.
+    await c.open("policy.d/60-types.policy", "qubes.A  *  @type:TemplateVM  @dispvm:default-dvm  allow\n");
+    const type = await c.request<Location[]>("textDocument/definition", { ...doc("policy.d/60-types.policy"), position: pos(0, 20) });
+    expect(type.map((l) => text.split("\n")[l.range.start.line]!.trim())).toEqual(['"fedora-41": {']);
+    const dvm = await c.request<Location[]>("textDocument/definition", { ...doc("policy.d/60-types.policy"), position: pos(0, 40) });
+    expect(dvm.map((l) => text.split("\n")[l.range.start.line]!.trim())).toEqual(['"default-dvm": {']);
   });
 
   const signatures: Array<[string, number, number, string, number]> = [

@@ -3,7 +3,8 @@
  * Definition: an include path opens the file; a service lists its rules in
  * every file (and its implementation under `/etc/qubes-rpc` when the policy's
  * file system has it); a qube or `@dispvm:NAME` goes to its entry in the
- * system model file, a tag to the entries of the qubes that carry it.
+ * system model file, a tag (or `@type:`) to the entries of the qubes that
+ * carry it (are of it).
  */
 import type { CancellationToken, DefinitionParams, Location, ReferenceParams } from "vscode-languageserver";
 import { URI } from "vscode-uri";
@@ -39,10 +40,12 @@ export const navigationFeature: ServerFeature = {
             .map((l) => (l.path === c.path ? { uri: c.td.uri, range: toRange(c.td, l.span) } : ctx.locationOf(c.project, snapshot, l.path, l.span)))
             .filter((l): l is Location => l !== undefined);
         }
-        // A qube (also `@dispvm:NAME`) goes to its entry in the system model file; a tag to the entries of the qubes that carry it.
+        // A qube (also `@dispvm:NAME`) goes to its entry in the system model file; a tag or type to the entries of its qubes.
         const systemFile = ctx.systemFilePath;
         if (ctx.settings.system?.source !== "file" || !systemFile || !ctx.system) return [];
-        const names = at.ref.kind === "qube" ? [at.ref.name] : at.ref.kind === "tag" ? qubesMatching({ kind: "tag", text: `@tag:${at.ref.name}`, value: at.ref.name }, ctx.system) : [];
+        const ref = at.ref;
+        const names =
+          ref.kind === "qube" ? [ref.name] : ref.kind === "tag" || ref.kind === "type" ? qubesMatching({ kind: ref.kind, text: `@${ref.kind}:${ref.name}`, value: ref.name }, ctx.system) : [];
         const text = ctx.host.fs.readFile(systemFile);
         if (!text || !names.length) return [];
         const m = mapperFor(text);
