@@ -5,7 +5,8 @@
  * property table's help, definition and references across the stack, its bundles and the
  * workspace `policy.d`, and the plan / what-if code lenses.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -427,6 +428,22 @@ expect:
     expect(result.expectations?.[1]?.problem).toBeTruthy();
     const change = result.changes?.find((c) => c.service === "qubes.Filecopy" && c.source === "work" && c.target === "personal");
     expect(change).toMatchObject({ kind: "grant", after: expect.stringContaining("ask") });
+  });
+
+  it("answers for a stack file on disk that is not open", async () => {
+    // A closed file is read from disk; its positions come from a mapper of the disk text.
+    const dir = mkdtempSync(path.join(WS, "closed-"));
+    try {
+      const file = path.join(dir, "closed.qubes.yaml");
+      writeFileSync(file, stack);
+      const result = (await server.connection.sendRequest("qubes/templateWhatif", { uri: pathToFileURL(file).href })) as import("@qubes-kit/lsp").TemplateWhatifResult;
+      expect(result.error).toBeUndefined();
+      expect(result.expectations?.map((e) => e.ok)).toEqual([true, false]);
+      const plan = (await server.connection.sendRequest("qubes/templatePlan", { uri: pathToFileURL(file).href })) as { error?: string };
+      expect(plan.error).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("answers the stack's errors instead of a report", async () => {

@@ -140,6 +140,12 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     return open ? open.getText() : ctx.fs.readFile(path);
   };
 
+  /** A stack file that is not open, as a mapper with its URI (a TextDocument's `uri` is read-only). */
+  function closedMapper(uri: string, text: string): PositionMapper & { uri: string } {
+    const m = mapperFor(text);
+    return { uri, positionAt: (offset) => m.positionAt(offset), offsetAt: (position) => m.offsetAt(position) };
+  }
+
   function analysisOf(uri: string): { td: PositionMapper & { uri: string }; a: TemplateAnalysis } | undefined {
     const td = ctx.documents.get(uri);
     const path = ctx.pathOf(uri);
@@ -149,7 +155,7 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     const version = td?.version ?? -1;
     const known = allDevices();
     const hit = cache.get(uri);
-    if (hit && hit.version === version && hit.text === text && hit.system === system && hit.devices === devicesVersion) return { td: td ?? { uri, ...mapperFor(text) }, a: hit.analysis };
+    if (hit && hit.version === version && hit.text === text && hit.system === system && hit.devices === devicesVersion) return { td: td ?? closedMapper(uri, text), a: hit.analysis };
     const readDir = (dir: string): string[] | undefined => {
       const names = new Set(ctx.fs.readDir(dir) ?? []);
       // Unsaved stack files of the folder count too.
@@ -161,7 +167,7 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     };
     const a = analyzeTemplate(path, text, { system, readFile, readDir, devices: known });
     if (td) cache.set(uri, { version, text, system, devices: devicesVersion, analysis: a });
-    return { td: td ?? Object.assign(mapperFor(text), { uri }), a };
+    return { td: td ?? closedMapper(uri, text), a };
   }
 
   const mappers = new Map<string, { text: string; mapper: PositionMapper }>();
