@@ -247,6 +247,9 @@ export abstract class Holder {
           throw qerr("QubesPropertyValueError", `wrong VM class: domains['${vm.name}'] is of type ${vm.klass} and not ${d.vmclass}`);
       }
     }
+    // `property.__set__` reads the old value before its setter runs: a default that dies (not an
+    // AttributeError, which only means "no old value") kills the call even when the setter would refuse
+    const old = this.getProp(name);
     if (d.type === "label" && value !== null) {
       // `setter_label`: `label-N` means the label of index N
       let key = String(value);
@@ -259,7 +262,6 @@ export abstract class Holder {
     }
     if (d.forbidden) throw this.cannotBeSet(name);
     if (d.setter) value = d.setter(this, value, name);
-    const old = this.getProp(name);
     this.preChangeCheck(name, value, old);
     const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
     if (old !== undefined) pre.push(["oldvalue", old]);

@@ -54,7 +54,8 @@ function unpackProperties(payload: Buffer): { props: Map<string, string>; option
 function parseDeviceArg(c: CallContext): { backend: string; portId: string; deviceId: string } {
   const [backend, portRaw, ...idParts] = c.arg.split("+");
   if (!backend || portRaw === undefined) throw new SimAbort("ValueError: bad device argument");
-  if (!c.app.domains.has(backend)) throw qerr("QubesVMNotFoundError", `No such domain: '${backend}'`);
+  // `VirtualDevice.from_qarg` looks the backend up with `app.domains[name]`: a bare KeyError, which qubesd does not answer
+  if (!c.app.domains.has(backend)) throw new SimAbort(`KeyError: ${pyStrRepr(backend)}`);
   const portId = portRaw === "_" ? "*" : portRaw;
   const deviceId = idParts.length === 0 ? "*" : idParts.join(":").replace(/_/g, "*") === "*" ? "*" : idParts.join(":");
   return { backend, portId, deviceId };
@@ -116,13 +117,15 @@ function deviceMethods(dc: string): void {
     const id = props.get("device_id") ?? dev.deviceId;
     if (dev.deviceId !== "*" && id !== dev.deviceId) throw protocolError(`Unrecognized device identity '${id}' expected '${dev.deviceId}'`);
     props.delete("device_id");
+    // `DeviceAssignment(**properties)`: Python refuses an unknown keyword before the body runs
+    for (const k of props.keys())
+      if (k !== "mode" && k !== "frontend_domain") throw protocolError(`DeviceAssignment.__init__() got an unexpected keyword argument '${k}'`);
     const mode = props.get("mode") ?? (requireMode ? "auto-attach" : "manual");
     if (!["manual", "ask-to-attach", "auto-attach", "required"].includes(mode)) throw protocolError(`'${mode}' is not a valid AssignmentMode`);
-    props.delete("mode");
+    // the `frontend_domain` setter looks the name up (`app.domains[name]`, names only: a `uuid:` is a
+    // KeyError too); the assignment still goes to the destination qube
     const fe = props.get("frontend_domain");
-    if (fe !== undefined && fe !== c.dest.name) throw protocolError(`Got device assignment for ${fe} when expected ${c.dest.name}`);
-    props.delete("frontend_domain");
-    for (const k of props.keys()) throw protocolError(`DeviceAssignment.__init__() got an unexpected keyword argument '${k}'`);
+    if (fe !== undefined && !c.app.domains.has(fe)) throw protocolError(pyStrRepr(fe));
     return { devclass: dc, backend: dev.backend, portId: dev.portId, deviceId: id, mode, options } satisfies Assignment;
   };
   method(`${p}.Assign`, null, true, true, (c) => {
