@@ -98,6 +98,8 @@ export interface Assignment {
   deviceId: string;
   mode: string;
   options: Array<[string, string]>;
+  /** The `frontend_domain` the assignment was given (qubesd lists it as given; none when absent). */
+  frontend?: string;
 }
 
 /** Power states that `admin.vm.List` reports. */

@@ -74,14 +74,14 @@ function loadDeviceInfo(c: CallContext, dc: string): { backend: string; portId: 
 }
 
 const ser = (s: string) => `'${s.replace(/'/g, "\\'")}'`;
-function assignmentLine(a: Assignment, frontend: string): string {
+function assignmentLine(a: Assignment, frontend: string | undefined): string {
   const parts = [
     `device_id=${ser(a.deviceId)}`,
     `port_id=${ser(a.portId)}`,
     `devclass=${ser(a.devclass)}`,
     `backend_domain=${ser(a.backend)}`,
     `mode=${ser(a.mode)}`,
-    `frontend_domain=${ser(frontend)}`,
+    ...(frontend === undefined ? [] : [`frontend_domain=${ser(frontend)}`]),
     ...a.options.map(([k, v]) => `_${k}=${ser(v)}`),
   ];
   return `${a.backend}+${a.portId}:${a.deviceId} ${parts.join(" ")}`;
@@ -109,7 +109,7 @@ function deviceMethods(dc: string): void {
       const [b, port] = [c.arg.slice(0, i), c.arg.slice(i + 1)];
       as = as.filter((a) => a.backend === b && a.portId === port);
     }
-    const entries = as.map((a) => assignmentLine(attachedOnly ? { ...a, mode: a.mode } : a, c.dest.name));
+    const entries = as.map((a) => assignmentLine(a, attachedOnly ? c.dest.name : a.frontend));
     return entries.sort().map((l) => `${l}\n`).join("");
   };
   method(`${p}.Assigned`, null, null, false, (c) => listAssigned(c, false));
@@ -138,7 +138,7 @@ function deviceMethods(dc: string): void {
     // KeyError too); the assignment still goes to the destination qube
     const fe = props.get("frontend_domain");
     if (fe !== undefined && !c.app.domains.has(fe)) throw protocolError(pyStrRepr(fe));
-    return { devclass: dc, backend: dev.backend, portId: dev.portId, deviceId: id, mode, options } satisfies Assignment;
+    return { devclass: dc, backend: dev.backend, portId: dev.portId, deviceId: id, mode, options, ...(fe === undefined ? {} : { frontend: fe }) } satisfies Assignment;
   };
   method(`${p}.Assign`, null, true, true, (c) => {
     if (!c.app.domains.has(c.arg.split("+")[0]!)) throw new SimAbort("KeyError: backend qube");
