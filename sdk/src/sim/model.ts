@@ -1017,7 +1017,9 @@ export class App extends Holder {
     if (provided.length) throw qerr("QubesVMInUseError", `VM has devices assigned to other VMs: ${provided.map((a) => a.portId).join(", ")}`);
     this.emit("domain-pre-delete", [["vm", q.name]]);
     this.domains.delete(q.name);
-    for (const v of q.volumes.values()) this.dropVolume(v);
+    // `remove_from_disk` reads the kernel first: one that falls back to a global default_kernel without a
+    // value fails it (qubesd logs and goes on), so the volumes stay in their pools (observed)
+    if (!(q.hasProp("kernel") && q.getProp("kernel") === undefined)) for (const v of q.volumes.values()) this.dropVolume(v);
     this.emit("domain-delete", [["vm", q.name]]);
   }
 

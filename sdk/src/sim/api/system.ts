@@ -90,7 +90,8 @@ method("admin.vm.CurrentState", null, false, false, (c) => {
 });
 method("admin.vm.Console", null, false, false, (c) => {
   if (c.dest.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${c.dest.name}'`);
-  return `/dev/pts/${c.dest.xid}`;
+  // the `tty` of the console in the libvirt XML: dom0's domain has none
+  return c.dest.isAdminVM ? "" : `/dev/pts/${c.dest.xid}`;
 });
 
 // ---------------------------------------------------------------------------
