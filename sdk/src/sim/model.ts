@@ -809,6 +809,8 @@ export class App extends Holder {
         q.tags.add(t);
       }
     }
+    // `QubesVM.__init__` of a new qube: with the global check_updates_vm off, `check-updates` is False ('')
+    if (!opts.silentCreate && klass !== "AdminVM" && klass !== "RemoteVM" && !this.getProp("check_updates_vm")) q.features.set("check-updates", "");
     if (src) {
       for (const [k, v] of src.values)
         if (!NOT_CLONED.has(k) && q.hasProp(k) && q.isDefault(k) && !q.def(k)!.stateless) q.values.set(k, v);

@@ -198,6 +198,11 @@ function deviceMethods(dc: string): void {
 }
 for (const dc of DEVICE_CLASSES) deviceMethods(dc);
 
+/** `app.save()` of a method that saves only on a change: it dies where the system cannot be serialised. */
+function saveQubesXml(c: CallContext): void {
+  if (c.app.storeUnsaveable()) throw new SimAbort("AttributeError: no default_kernel while saving qubes.xml");
+}
+
 /** `DeviceInterface.from_str_bulk`: 7-character codes (their characters are not checked). */
 function interfacesFromBulk(s: string): string[] {
   if (s.length % 7 !== 0) throw qerr("QubesValueError", `Invalid length of interfaces=${pyStrRepr(s)} (is ${s.length}, expected multiple of 7)`);
@@ -212,8 +217,11 @@ method("admin.vm.device.denied.Add", null, false, null, (c) => {
   if (new Set(add).size !== add.length) throw protocolError("Duplicated device interfaces in payload.");
   const cur = interfacesFromBulk(String(c.dest.getProp("devices_denied") ?? ""));
   const merged = [...new Set([...cur, ...add])].sort();
+  const prev = c.dest.getProp("devices_denied");
   // qubesd assigns the property even when nothing changes (so it is no longer default)
   c.dest.setProp("devices_denied", merged.join(""));
+  // and saves qubes.xml only after a change (which dies while some qube's kernel has no value)
+  if (prev !== c.dest.getProp("devices_denied")) saveQubesXml(c);
   return null;
 });
 method("admin.vm.device.denied.Remove", null, false, null, (c) => {
@@ -223,6 +231,9 @@ method("admin.vm.device.denied.Remove", null, false, null, (c) => {
   const rm = p === "all" ? [...cur] : interfacesFromBulk(p);
   if (new Set(rm).size !== rm.length) throw protocolError("Duplicated device interfaces in payload.");
   const next = cur.filter((x) => !rm.includes(x)).join("");
-  if (next !== c.dest.getProp("devices_denied")) c.dest.setProp("devices_denied", next);
+  if (next !== c.dest.getProp("devices_denied")) {
+    c.dest.setProp("devices_denied", next);
+    saveQubesXml(c);
+  }
   return null;
 });
