@@ -2,6 +2,9 @@
 """Record what the REAL qubesd answers to random but plausible Admin API call sequences, for
 test/sdk/sim-fidelity.test.ts (which replays them against a fresh simulator).
 
+With `--calls FILE` instead of `--seed`, the requests of FILE are recorded (probes of behaviour
+that random sequences rarely reach: `test/fixtures/sim/fidelity/probes.txt`).
+
     QUBES_CORE_ADMIN_SRC=... QUBES_CORE_QREXEC_SRC=... \\
         scripts/record-sim-fidelity.py --seed 7001 --count 1000 --out test/fixtures/sim/fidelity/seed-7004.json.gz
 
@@ -36,14 +39,28 @@ def load(name, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--seed", type=int)
     ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--calls", help="instead of a seed: a file of requests, one a line, `\\0` for the NUL "
+                                    "(placeholders {uuid:NAME} and {disp:K} allowed; # starts a comment line)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if (a.seed is None) == (a.calls is None):
+        ap.error("give --seed or --calls")
 
     fuzz = load("admin_api_fuzz", TOOLS / "admin-api-fuzz.py")
     scen = fuzz.load_scenario()
-    calls = fuzz.Gen(a.seed).calls(a.count)
+    if a.calls:
+        calls = []
+        with open(a.calls, encoding="latin1") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line and not line.startswith("#"):
+                    raw = line.replace("\\0", "\0")
+                    calls.append({"method": raw.split("+", 1)[0].split(" ", 1)[0], "raw": raw})
+        a.count = len(calls)
+    else:
+        calls = fuzz.Gen(a.seed).calls(a.count)
 
     old_known = {}
     opener = gzip.open if a.out.endswith(".gz") else open
@@ -92,6 +109,7 @@ def main():
         subprocess.run(["rm", "-rf", state])
     doc = {
         "seed": a.seed,
+        **({"calls_file": os.path.basename(a.calls)} if a.calls else {}),
         "count": a.count,
         "recorded_with": "the real qubesd (QubesOS/qubes-core-admin) under tools/qubesd/run-qubesd.sh",
         "setup": setup,

@@ -32,7 +32,8 @@ interface GenCall {
 /** `[kind, exception type, message, payload]`, normalised. */
 type Reply = [string, string, string, string];
 interface Fixture {
-  seed: number;
+  /** The generator's seed; `null` for the probes (requests of `probes.txt`). */
+  seed: number | null;
   setup: string[];
   known: Record<string, string>;
   calls: Array<{ request: GenCall; reply: Reply }>;
@@ -199,9 +200,13 @@ it("takes every help text of the shared property table from qubesd's answers, an
   }
 });
 
-it("has recorded sequences of 1,000 calls", () => {
-  expect(files.length).toBeGreaterThanOrEqual(3);
-  for (const f of files) expect(load(f).calls).toHaveLength(1000);
+it("has recorded sequences of 1,000 calls, and the probes", () => {
+  const seeds = files.filter((f) => f.startsWith("seed-"));
+  expect(seeds.length).toBeGreaterThanOrEqual(3);
+  for (const f of seeds) expect(load(f).calls).toHaveLength(1000);
+  // the probes: one recorded call per request line of probes.txt
+  const probes = fs.readFileSync(path.join(dir, "probes.txt"), "latin1").split("\n").filter((l) => l && !l.startsWith("#"));
+  expect(load("probes.json.gz").calls.map((c) => c.request.raw)).toEqual(probes.map((l) => l.replace(/\\0/g, "\0")));
 });
 
 for (const file of files) {

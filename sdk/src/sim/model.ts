@@ -98,6 +98,8 @@ export interface Assignment {
   deviceId: string;
   mode: string;
   options: Array<[string, string]>;
+  /** The `frontend_domain` the assignment was given (qubesd lists it as given; none when absent). */
+  frontend?: string;
 }
 
 /** Power states that `admin.vm.List` reports. */
@@ -247,6 +249,9 @@ export abstract class Holder {
           throw qerr("QubesPropertyValueError", `wrong VM class: domains['${vm.name}'] is of type ${vm.klass} and not ${d.vmclass}`);
       }
     }
+    // `property.__set__` reads the old value before its setter runs: a default that dies (not an
+    // AttributeError, which only means "no old value") kills the call even when the setter would refuse
+    const old = this.getProp(name);
     if (d.type === "label" && value !== null) {
       // `setter_label`: `label-N` means the label of index N
       let key = String(value);
@@ -259,7 +264,6 @@ export abstract class Holder {
     }
     if (d.forbidden) throw this.cannotBeSet(name);
     if (d.setter) value = d.setter(this, value, name);
-    const old = this.getProp(name);
     this.preChangeCheck(name, value, old);
     const pre: Array<[string, PropValue | undefined]> = [["name", name], ["newvalue", value]];
     if (old !== undefined) pre.push(["oldvalue", old]);
@@ -285,7 +289,7 @@ export abstract class Holder {
     this.emit(`property-pre-del:${name}`, kw);
     this.values.delete(name);
     this.afterSet(name);
-    if (name === "default_dispvm") this.postChangeHook(name, old);
+    if (name === "default_dispvm" || name === "netvm") this.postChangeHook(name, old, true);
     this.emit(`property-reset:${name}`, kw);
     this.emit(`property-del:${name}`, kw);
   }
@@ -302,7 +306,7 @@ export abstract class Holder {
   /** Events that class handlers fire while a `property-pre-set` is handled. */
   protected preSetHook(_name: string, _value: PropValue, _old: PropValue | undefined): void {}
   /** Events that class handlers fire before listeners see `property-set`/`property-reset`. */
-  protected postChangeHook(_name: string, _old: PropValue | undefined): void {}
+  protected postChangeHook(_name: string, _old: PropValue | undefined, _reset = false): void {}
 }
 
 /** Volume names in `volume_config` order. */
@@ -487,6 +491,26 @@ export class Qube extends Holder {
     if (n && this.isActive() && !n.isActive()) throw qerr("QubesVMNotStartedError", `Cannot dynamically attach to stopped qube ${value}`);
   }
 
+  /**
+   * The `property-set:netvm` handler (`on_property_set_netvm`): the old and
+   * the new netvm, when running, reload their connected IPs; dom0 (always
+   * running) has no `reload_connected_ips`, so qubesd dies after applying.
+   */
+  netvmSetEvent(old: PropValue | undefined, now: PropValue | undefined): void {
+    for (const v of [old, now]) {
+      const n = typeof v === "string" && v !== "" ? this.app.domains.get(v) : undefined;
+      if (n?.isAdminVM && n.isActive()) throw new SimAbort("AttributeError: 'AdminVM' object has no attribute 'reload_connected_ips'");
+    }
+  }
+
+  protected override postChangeHook(name: string, old: PropValue | undefined, reset = false): void {
+    if (name !== "netvm") return;
+    const now = this.getProp("netvm");
+    // on reset (`on_property_reset_netvm`) only a real change fires `property-set:netvm`
+    if (reset && (now ?? null) === (old ?? null)) return;
+    this.netvmSetEvent(old, now);
+  }
+
   protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
     if (name === "netvm") this.netvmPreSet(value);
     // `on_property_pre_set_maxmem`: upstream builds its QubesVMNotHaltedError with the
@@ -669,6 +693,17 @@ export class App extends Holder {
 
   /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`; gui and audio follow their defaults (on set only). */
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
+    if (name === "default_netvm") {
+      // `on_property_set_default_netvm`: each qube on the default netvm hears `property-reset:netvm`, whose
+      // handler fires `property-set:netvm` when its netvm really changes (and may die there)
+      for (const q of this.domains.values())
+        if (q.hasProp("netvm") && q.isDefault("netvm")) {
+          q.emit("property-reset:netvm", [["name", "netvm"], ["oldvalue", old ?? null]]);
+          const now = q.getProp("netvm");
+          if ((now ?? null) !== (old ?? null)) q.netvmSetEvent(old, now);
+        }
+      return;
+    }
     if (name === "clockvm") {
       // `on_property_set_clockvm` (on set only): the previous clock qube loses an enabled `service.clocksync`
       const prev = old === null || old === undefined ? undefined : this.domains.get(String(old));
@@ -681,7 +716,7 @@ export class App extends Holder {
       for (const q of this.sortedDomains()) if (q.hasProp(prop) && q.isDefault(prop)) q.retag(prop, this.getProp(name));
       return;
     }
-    if (name !== "default_netvm" && name !== "default_dispvm") return;
+    if (name !== "default_dispvm") return;
     for (const q of this.domains.values())
       if (q.hasProp(name) && q.isDefault(name)) q.emit(`property-reset:${name}`, [["name", name], ["oldvalue", old ?? null]]);
   }
@@ -805,6 +840,8 @@ export class App extends Holder {
         q.tags.add(t);
       }
     }
+    // `QubesVM.__init__` of a new qube: with the global check_updates_vm off, `check-updates` is False ('')
+    if (!opts.silentCreate && klass !== "AdminVM" && klass !== "RemoteVM" && !this.getProp("check_updates_vm")) q.features.set("check-updates", "");
     if (src) {
       for (const [k, v] of src.values)
         if (!NOT_CLONED.has(k) && q.hasProp(k) && q.isDefault(k) && !q.def(k)!.stateless) q.values.set(k, v);
@@ -1013,7 +1050,9 @@ export class App extends Holder {
     if (provided.length) throw qerr("QubesVMInUseError", `VM has devices assigned to other VMs: ${provided.map((a) => a.portId).join(", ")}`);
     this.emit("domain-pre-delete", [["vm", q.name]]);
     this.domains.delete(q.name);
-    for (const v of q.volumes.values()) this.dropVolume(v);
+    // `remove_from_disk` reads the kernel first: one that falls back to a global default_kernel without a
+    // value fails it (qubesd logs and goes on), so the volumes stay in their pools (observed)
+    if (!(q.hasProp("kernel") && q.getProp("kernel") === undefined)) for (const v of q.volumes.values()) this.dropVolume(v);
     this.emit("domain-delete", [["vm", q.name]]);
   }
 

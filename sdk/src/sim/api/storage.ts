@@ -178,6 +178,8 @@ method("admin.vm.volume.Resize", null, true, true, (c) => {
   const v = vol(c);
   const size = validateNumber(Buffer.from(c.payload.toString("latin1").trim(), "latin1"), "volume size");
   if (isKernelVolume(c, v)) throw new SimAbort("NotImplementedError: LinuxModules cannot be resized");
+  // `ReflinkVolume.resize` (varlibqubes is a file-reflink pool): only a read-write volume
+  if (!v.rw && c.app.pools.get(v.pool)?.driver === "file-reflink") throw qerr("StoragePoolException", `Cannot resize: ${v.vid} is read-only`);
   v.size = size;
   return null;
 });

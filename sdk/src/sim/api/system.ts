@@ -13,6 +13,9 @@ method("admin.deviceclass.List", true, false, false, () => lines(DEVICE_CLASSES)
 
 method("admin.vm.List", null, false, false, (c) => {
   let qubes = c.dest.name === "dom0" ? c.app.sortedDomains() : [c.dest];
+  // the policy filter of a non-dom0 caller builds the system info first, reading every qube's label icon
+  if (!c.src.isAdminVM && [...c.app.domains.values()].some((q) => q.getProp("label") === undefined))
+    throw new SimAbort("AttributeError: property 'label' have no default");
   if (!c.src.isAdminVM) qubes = qubes.filter((q) => c.policyAllows("admin.vm.List", "", c.src.name, q.name));
   return qubes.map((q) => `${q.name} class=${q.klass} state=${q.power} uuid=${q.uuid}\n`).join("");
 });
@@ -90,7 +93,8 @@ method("admin.vm.CurrentState", null, false, false, (c) => {
 });
 method("admin.vm.Console", null, false, false, (c) => {
   if (c.dest.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${c.dest.name}'`);
-  return `/dev/pts/${c.dest.xid}`;
+  // the `tty` of the console in the libvirt XML: dom0's domain has none
+  return c.dest.isAdminVM ? "" : `/dev/pts/${c.dest.xid}`;
 });
 
 // ---------------------------------------------------------------------------
