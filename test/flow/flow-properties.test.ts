@@ -155,7 +155,7 @@ describe("qrexec flow edges", () => {
         const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
         expect([...edgeKeys(g.edges)].sort()).toEqual([...bruteForceEdges(policy!, raw)].sort());
       }),
-      { numRuns: 120 },
+      { numRuns: 200 },
     );
   });
 
@@ -180,6 +180,32 @@ describe("qrexec flow edges", () => {
     );
   });
 
+  it("with few edges kept per pair, the pairs, their allow/ask nature and the counts stay exact", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 8 }), systemArb, fc.integer({ min: 1, max: 2 }), (lines, raw, cap) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        const full = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
+        const few = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE, evidencePerHop: cap });
+        const pairs = (g: typeof full) => {
+          const m = new Map<string, { allow: boolean; n: number }>();
+          for (const e of g.edges) {
+            const k = `${e.from} ${e.to}`;
+            const x = m.get(k) ?? { allow: false, n: g.more?.get(`${e.from}\0${e.to}`) ?? 0 };
+            x.allow ||= !e.ask;
+            x.n++;
+            m.set(k, x);
+          }
+          return [...m].sort();
+        };
+        expect(pairs(few)).toEqual(pairs(full));
+        for (const [, n] of pairs(few)) expect(n.n).toBeGreaterThan(0);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it("a policy that denies everything has no qrexec edge", () => {
     const policy = load(["* * @anyvm @anyvm deny"])!;
     const raw = fc.sample(systemArb, { numRuns: 1, seed: 7 })[0]!;
@@ -194,7 +220,7 @@ const graphArb: fc.Arbitrary<FlowGraph> = fc
     const edges: FlowEdge[] = es
       .filter((e) => e.from !== e.to)
       .map((e) => ({ from: e.from, to: e.to, via: "network", ask: e.ask, evidence: { kind: "property", qube: e.from, property: "netvm", value: e.to, note: `${e.from}→${e.to}` } }));
-    return { nodes: ["a", "b", "c", "d", "e"], edges, warnings: [], evaluated: 0 };
+    return { nodes: ["a", "b", "c", "d", "e"], edges, warnings: [], evaluated: 0, more: new Map<string, number>() };
   });
 
 function allSimplePaths(g: FlowGraph, from: string, to: string, maxHops: number, avoid: Set<string>, noAsk: boolean): string[] {
