@@ -6,10 +6,16 @@
  * enumeration of simple paths on random graphs; reachability agrees with
  * paths.
  */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  builtinCatalogue,
   createMemoryFileSystem,
+  serviceFlow,
+  type ServiceCatalogue,
   evaluate,
   findPaths,
   flowGraph,
@@ -103,14 +109,16 @@ function load(lines: string[]): CompiledPolicy | undefined {
 const DIRECTION: Record<string, [boolean, boolean]> = { "qubes.F": [true, false], "qubes.B": [false, true], "qubes.C": [true, true], "qubes.N": [false, false] };
 
 /** Every request of the space decided, edges derived by the definition: the reference. */
-function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo): Set<string> {
+function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo, catalogue?: ServiceCatalogue): Set<string> {
   const system = prepareSystemInfo(raw);
   const space = requestSpace([policy], system);
   const names = new Set(space.qubes);
   const out = new Set<string>();
   for (const s of space.services) {
     // The services no rule names include unknown ones: both ways.
-    const [fwd, bwd] = s.display === "*" ? [true, true] : (DIRECTION[s.service] ?? [true, true]);
+    const entry = catalogue ? serviceFlow(catalogue, s.service) : undefined;
+    const [fwd, bwd] = s.display === "*" ? [true, true] : entry ? [entry.direction === "forward" || entry.direction === "both", entry.direction === "backward" || entry.direction === "both"] : (DIRECTION[s.service] ?? [true, true]);
+    const control = entry ? entry.control : s.service === "qubes.C";
     for (const a of s.arguments) {
       for (const source of space.qubes) {
         for (const target of space.targets) {
@@ -119,7 +127,7 @@ function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo): Set<string
           // qubes.C reaches the qube it names; the services no rule names include control services (admin.*) too.
           let dests: string[];
           if (d.action === "ask") dests = d.targetsForAsk;
-          else if (s.service === "qubes.C") dests = [names.has(target) ? target : d.target];
+          else if (s.display !== "*" && control) dests = [names.has(target) ? target : d.target];
           else if (s.display === "*" && names.has(target)) dests = [d.target, target];
           else dests = [d.target];
           for (const raw of dests) {
@@ -155,7 +163,7 @@ describe("qrexec flow edges", () => {
         const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
         expect([...edgeKeys(g.edges)].sort()).toEqual([...bruteForceEdges(policy!, raw)].sort());
       }),
-      { numRuns: 120 },
+      { numRuns: 200 },
     );
   });
 
@@ -180,6 +188,54 @@ describe("qrexec flow edges", () => {
     );
   });
 
+  it("with few edges kept per pair, the pairs, their allow/ask nature and the counts stay exact", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 8 }), systemArb, fc.integer({ min: 1, max: 2 }), (lines, raw, cap) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        const full = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
+        const few = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE, evidencePerHop: cap });
+        const pairs = (g: typeof full) => {
+          const m = new Map<string, { allow: boolean; n: number }>();
+          for (const e of g.edges) {
+            const k = `${e.from} ${e.to}`;
+            const x = m.get(k) ?? { allow: false, n: g.more?.get(`${e.from}\0${e.to}`) ?? 0 };
+            x.allow ||= !e.ask;
+            x.n++;
+            m.set(k, x);
+          }
+          return [...m].sort();
+        };
+        expect(pairs(few)).toEqual(pairs(full));
+        for (const [, n] of pairs(few)) expect(n.n).toBeGreaterThan(0);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("equal brute force on the fixture machines' real policies (demo, laptop)", () => {
+    const root = fileURLToPath(new URL("../fixtures/flow/", import.meta.url));
+    for (const m of ["machine", "laptop"]) {
+      const files: Record<string, string> = {};
+      const walk = (dir: string, rel: string) => {
+        for (const n of readdirSync(dir)) {
+          const p = join(dir, n);
+          if (statSync(p).isDirectory()) walk(p, `${rel}/${n}`);
+          else files[`/etc/qubes/policy.d${rel}/${n}`] = readFileSync(p, "utf8");
+        }
+      };
+      walk(join(root, m, "policy.d"), "");
+      const r = loadPolicy(createMemoryFileSystem(files));
+      expect(r.ok).toBe(true);
+      if (!r.ok) continue;
+      const raw = JSON.parse(readFileSync(join(root, m, "system.json"), "utf8")) as RawSystemInfo;
+      // The built-in catalogue's directions, applied by the reference to every decided request.
+      const g = flowGraph(r.policy, prepareSystemInfo(raw), { qubes: {} }, { catalogue: builtinCatalogue() });
+      expect([...edgeKeys(g.edges)].sort()).toEqual([...bruteForceEdges(r.policy, raw, builtinCatalogue())].sort());
+    }
+  });
+
   it("a policy that denies everything has no qrexec edge", () => {
     const policy = load(["* * @anyvm @anyvm deny"])!;
     const raw = fc.sample(systemArb, { numRuns: 1, seed: 7 })[0]!;
@@ -194,7 +250,7 @@ const graphArb: fc.Arbitrary<FlowGraph> = fc
     const edges: FlowEdge[] = es
       .filter((e) => e.from !== e.to)
       .map((e) => ({ from: e.from, to: e.to, via: "network", ask: e.ask, evidence: { kind: "property", qube: e.from, property: "netvm", value: e.to, note: `${e.from}→${e.to}` } }));
-    return { nodes: ["a", "b", "c", "d", "e"], edges, warnings: [], evaluated: 0 };
+    return { nodes: ["a", "b", "c", "d", "e"], edges, warnings: [], evaluated: 0, more: new Map<string, number>() };
   });
 
 function allSimplePaths(g: FlowGraph, from: string, to: string, maxHops: number, avoid: Set<string>, noAsk: boolean): string[] {

@@ -125,6 +125,12 @@ export interface FlowGraphOptions {
   bruteForce?: boolean;
   /** dom0 administers every qube (qvm-run and qvm-copy from dom0 need no policy): add dom0 → every qube. */
   dom0Relays?: boolean;
+  /**
+   * The qrexec edges kept per pair of qubes (default: all). Whether a pair has an edge, and whether
+   * one of them is an allow (a hop without the user), stays exact; the others are counted in
+   * {@link FlowGraph.more}.
+   */
+  evidencePerHop?: number;
 }
 
 /** The graph of a machine. */
@@ -134,6 +140,8 @@ export interface FlowGraph {
   warnings: FlowWarning[];
   /** Calls decided (qrexec). */
   evaluated: number;
+  /** Qrexec ways not kept as edges (see {@link FlowGraphOptions.evidencePerHop}), by `FROM\0TO`. */
+  more?: Map<string, number>;
 }
 
 function swapName(x: string, s: string, a: string): string {
@@ -165,15 +173,49 @@ function otherServicesFlow(catalogue: ServiceCatalogue, named: Set<string>): { d
   return { direction: f && b ? "both" : f ? "forward" : b ? "backward" : "none", control, plain, note: "every service no rule names (`*` rules)" };
 }
 
+type Granted = Decision & { ok: true; action: "allow" | "ask" };
+
 /** The qrexec edges of a policy on a system (see the module comment). Never throws. */
-export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options: FlowGraphOptions): { edges: FlowEdge[]; evaluated: number } {
+export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options: FlowGraphOptions): { edges: FlowEdge[]; evaluated: number; more: Map<string, number> } {
   const space = requestSpace([policy], system);
   const classes = options.bruteForce ? space.qubes.map((q) => [q]) : qubeClasses([policy], system);
   const named = new Set(space.services.filter((s) => s.display !== "*").map((s) => s.service));
   const qubeSet = new Set(space.qubes);
-  const edges: FlowEdge[] = [];
-  const seen = new Set<string>();
+  const templates = new Set(space.dispvmTemplates);
+  const cap = options.evidencePerHop ?? Infinity;
+  // Hops in a table by node number: the distinct ways (signature numbers), and the edges kept (an
+  // allow among them when there is one). Small numbers keep the millions of (hop, way) pairs of a
+  // large system cheap.
+  const nodeIds = new Map<string, number>();
+  const idOf = (n: string) => {
+    let id = nodeIds.get(n);
+    if (id === undefined) nodeIds.set(n, (id = nodeIds.size));
+    return id;
+  };
+  type Hop = { from: string; to: string; sigs: Set<number>; edges: FlowEdge[]; allow: boolean };
+  const table: Hop[][] = [];
+  const hopList: Hop[] = [];
+  const sigIds = new Map<string, number>();
+  const sigOf = (key: string) => {
+    let id = sigIds.get(key);
+    if (id === undefined) sigIds.set(key, (id = sigIds.size));
+    return id;
+  };
   let evaluated = 0;
+  const offerKeys = new WeakMap<readonly string[], string>();
+  const offerKey = (d: Granted & { action: "ask" }) => {
+    let k = offerKeys.get(d.targetsForAsk);
+    if (k === undefined) offerKeys.set(d.targetsForAsk, (k = d.targetsForAsk.join("\0")));
+    return k;
+  };
+  const offerSets = new Map<string, Set<string>>();
+  const destSet = (d: Granted): Set<string> => {
+    if (d.action === "allow") return new Set([d.target]);
+    const k = offerKey(d);
+    let set = offerSets.get(k);
+    if (!set) offerSets.set(k, (set = new Set(d.targetsForAsk)));
+    return set;
+  };
   for (const svc of space.services) {
     const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : { ...serviceFlow(options.catalogue, svc.service), plain: false };
     // Plain services reach the qube the call runs in; control services the qube they name (the services
@@ -187,52 +229,116 @@ export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options:
         svc.display === "*" ? "any service no rule names" : arg.display !== "*" ? svc.service + arg.argument : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
       for (const cls of classes) {
         const s = cls[0]!;
-        // The distinct (decision, destination) pairs of the representative, with the first target that shows each.
-        const found = new Map<string, { t: string; d: Decision & { ok: true; action: "allow" | "ask" }; dest: string; control: boolean }>();
-        for (const t of space.targets) {
-          const request: PolicyRequest = { service: svc.service, argument: arg.argument, source: s, target: t };
-          const d: Decision = evaluate(policy, request, system);
-          evaluated++;
-          if (!d.ok || d.action === "deny") continue;
-          const dests: [string, boolean][] = [];
-          if (d.action === "ask") for (const x of d.targetsForAsk) dests.push([x, false]);
-          else {
-            const named = qubeSet.has(t);
-            if (plain || !named) dests.push([d.target, false]);
-            if (flow.control && named && (!plain || t !== d.target)) dests.push([t, true]);
+        // The distinct (decision, destination) pairs of the representative s over every target, with
+        // the first target that shows each.
+        const found = new Map<string, { t: string; d: Granted; dest: string; control: boolean }>();
+        const add = (t: string, d: Granted, dest: string, control: boolean) => {
+          const key = `${d.action}\0${d.rule.file}\0${d.rule.line}\0${dest}\0${control}`;
+          const had = found.get(key);
+          // Show the call that names its destination when there is one, else one with @default.
+          if (!had || (had.t !== dest && (t === dest || (t === "@default" && had.t !== "@default")))) found.set(key, { t, d, dest, control });
+        };
+        const plainDests = (t: string, d: Granted): boolean => d.action === "ask" || plain || !qubeSet.has(t);
+        // Asks with the same rule and the same offer add the same destinations: only their own target
+        // (a better sample) is looked at again.
+        const asked = new Set<string>();
+        const record = (t: string, d: Granted) => {
+          if (d.action === "ask") {
+            const key = `${d.rule.file}\0${d.rule.line}\0${offerKey(d)}`;
+            if (asked.has(key)) {
+              if (found.has(`ask\0${d.rule.file}\0${d.rule.line}\0${t}\0false`)) add(t, d, t, false);
+              return;
+            }
+            asked.add(key);
+            for (const x of d.targetsForAsk) add(t, d, x, false);
           }
-          for (const [dest, control] of dests) {
-            const key = [d.action, d.rule.file, d.rule.line, dest, control].join("\0");
-            const had = found.get(key);
-            // Show the call that names its destination when there is one, else one with @default.
-            if (!had || (had.t !== dest && (t === dest || (t === "@default" && had.t !== "@default")))) found.set(key, { t, d, dest, control });
+          else {
+            if (plainDests(t, d)) add(t, d, d.target, false);
+            if (flow.control && qubeSet.has(t) && (!plain || t !== d.target)) add(t, d, t, true);
+          }
+        };
+        const decide = (t: string): Granted | undefined => {
+          evaluated++;
+          const d = evaluate(policy, { service: svc.service, argument: arg.argument, source: s, target: t }, system);
+          return !d.ok || d.action === "deny" ? undefined : d;
+        };
+        for (const t of ["@default", "@adminvm", "@dispvm"]) {
+          const d = decide(t);
+          if (d) record(t, d);
+        }
+        // Targets by class: one decided, the others of its class derived by swapping them with it
+        // (an automorphism that fixes s); only destinations naming one of the two change.
+        for (const D of classes) {
+          if (D === cls) {
+            for (const f of templates.has(s) ? [(q: string) => q, (q: string) => "@dispvm:" + q] : [(q: string) => q]) {
+              const d = decide(f(s));
+              if (d) record(f(s), d);
+            }
+          }
+          const r = D === cls ? D[1] : D[0];
+          if (r === undefined) continue;
+          for (const f of templates.has(r) ? [(q: string) => q, (q: string) => "@dispvm:" + q] : [(q: string) => q]) {
+            const d = decide(f(r));
+            if (!d) continue;
+            record(f(r), d);
+            const dests = destSet(d);
+            for (const t of D) {
+              if (t === r || t === s) continue;
+              const tt = f(t);
+              if (plainDests(tt, d)) for (const x of [r, t, "@dispvm:" + r, "@dispvm:" + t]) if (dests.has(x)) add(tt, d, swapName(x, r, t), false);
+              if (d.action === "allow" && flow.control && qubeSet.has(tt)) {
+                const target = swapName(d.target, r, t);
+                if (!plain || tt !== target) add(tt, d, tt, true);
+              }
+            }
           }
         }
         for (const { t, d, dest: raw, control } of found.values()) {
+          const sig = (reverse: boolean) => sigOf(`${svc.display}\0${arg.display}\0${d.action}\0${d.rule.file}\0${d.rule.line}\0${reverse}\0${control}`);
+          const sigF = sig(false);
+          const sigB = sig(true);
+          const note = control && svc.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : flow.note;
+          const isAllow = d.action === "allow";
+          const put = (from: string, to: string, reverse: boolean, id: number, a: string) => {
+            const fi = idOf(from);
+            const ti = idOf(to);
+            const row = (table[fi] ??= []);
+            let h = row[ti];
+            if (!h) {
+              row[ti] = h = { from, to, sigs: new Set(), edges: [], allow: false };
+              hopList.push(h);
+            }
+            if (h.sigs.has(id)) return;
+            h.sigs.add(id);
+            if (h.edges.length >= cap && !(isAllow && !h.allow)) return;
+            const edge: FlowEdge = {
+              from,
+              to,
+              via: "qrexec",
+              ask: !isAllow,
+              evidence: { kind: "qrexec", service: svc.display, argument: arg.display, call, request: { service: svc.service, argument: arg.argument, source: a, target: swapName(t, s, a) }, action: d.action, rule: d.rule, direction: flow.direction, control, reverse, note },
+            };
+            if (h.edges.length >= cap) h.edges[h.edges.length - 1] = edge;
+            else h.edges.push(edge);
+            h.allow ||= isAllow;
+          };
           for (const a of cls) {
-            const req: PolicyRequest = { service: svc.service, argument: arg.argument, source: a, target: swapName(t, s, a) };
             const dest = node(swapName(raw, s, a));
             if (dest === a) continue;
-            const add = (from: string, to: string, reverse: boolean) => {
-              const key = [from, to, svc.display, arg.display, d.action, d.rule.file, d.rule.line, reverse, control].join("\0");
-              if (seen.has(key)) return;
-              seen.add(key);
-              edges.push({
-                from,
-                to,
-                via: "qrexec",
-                ask: d.action === "ask",
-                evidence: { kind: "qrexec", service: svc.display, argument: arg.display, call, request: req, action: d.action, rule: d.rule, direction: flow.direction, control, reverse, note: control && svc.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : flow.note },
-              });
-            };
-            if (fwd) add(a, dest, false);
-            if (bwd) add(dest, a, true);
+            if (fwd) put(a, dest, false, sigF, a);
+            if (bwd) put(dest, a, true, sigB, a);
           }
         }
       }
     }
   }
-  return { edges, evaluated };
+  const edges: FlowEdge[] = [];
+  const more = new Map<string, number>();
+  for (const h of hopList) {
+    for (const e of h.edges) edges.push(e);
+    if (h.sigs.size > h.edges.length) more.set(`${h.from}\0${h.to}`, h.sigs.size - h.edges.length);
+  }
+  return { edges, evaluated, more };
 }
 
 /** The first firewall rule that accepts anything, or why the qube may send anywhere. */
@@ -370,7 +476,7 @@ export function wiringEdges(machine: FlowMachine, known: ReadonlySet<string>): {
 export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo, machine: FlowMachine, options: FlowGraphOptions): FlowGraph {
   const space = requestSpace(policy ? [policy] : [], system);
   const known = new Set(space.qubes);
-  const q = policy ? qrexecEdges(policy, system, options) : { edges: [], evaluated: 0 };
+  const q = policy ? qrexecEdges(policy, system, options) : { edges: [], evaluated: 0, more: new Map<string, number>() };
   const w = wiringEdges(machine, known);
   const edges = [...q.edges, ...w.edges];
   if (options.dom0Relays && known.has("dom0")) {
@@ -384,7 +490,7 @@ export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo
     nodes.add(e.from);
     nodes.add(e.to);
   }
-  return { nodes: [...nodes].sort(), edges, warnings: w.warnings, evaluated: q.evaluated };
+  return { nodes: [...nodes].sort(), edges, warnings: w.warnings, evaluated: q.evaluated, more: q.more };
 }
 
 /**

@@ -13,6 +13,8 @@ export interface FlowHop {
   edges: FlowEdge[];
   /** Every edge is an ask: the user must confirm this hop. */
   ask: boolean;
+  /** Further qrexec ways over this hop that the graph counted but did not keep as edges. */
+  more: number;
 }
 
 /** A path from the first hop's `from` to the last hop's `to`. */
@@ -54,7 +56,7 @@ export function hopIndex(graph: FlowGraph, noAsk = false): Map<string, Map<strin
     let m = out.get(e.from);
     if (!m) out.set(e.from, (m = new Map()));
     let h = m.get(e.to);
-    if (!h) m.set(e.to, (h = { from: e.from, to: e.to, edges: [], ask: true }));
+    if (!h) m.set(e.to, (h = { from: e.from, to: e.to, edges: [], ask: true, more: graph.more?.get(`${e.from}\0${e.to}`) ?? 0 }));
     h.edges.push(e);
     if (!e.ask) h.ask = false;
   }

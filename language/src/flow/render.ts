@@ -24,7 +24,8 @@ export function hopLabel(h: FlowHop): string {
   const e = h.edges[0]!;
   const ev = e.evidence;
   const first = ev.kind === "qrexec" ? `${ev.call} ${ev.action} ${ev.rule.file}:${ev.rule.line ?? "None"}` : ev.kind === "device" ? `${ev.devclass} device ${ev.backend}:${ev.port}` : PROPERTY_LABEL[ev.property];
-  return h.edges.length > 1 ? `${first} (+${h.edges.length - 1})` : first;
+  const more = h.edges.length - 1 + h.more;
+  return more > 0 ? `${first} (+${more})` : first;
 }
 
 /** An edge as JSON: its kind, ends, and evidence. */
@@ -33,7 +34,7 @@ export function edgeJson(e: FlowEdge): unknown {
 }
 
 function hopJson(h: FlowHop): unknown {
-  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson) };
+  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more };
 }
 
 /** A path as JSON. */
@@ -52,7 +53,8 @@ function hopLines(h: FlowHop, limit: number): string[] {
   const lines = [`  ${h.from} → ${h.to}${h.ask ? "   (the user must confirm)" : ""}`];
   const shown = limit > 0 ? h.edges.slice(0, limit) : h.edges;
   for (const e of shown) lines.push(`      ${edgeText(e)}`);
-  if (shown.length < h.edges.length) lines.push(`      … and ${h.edges.length - shown.length} more way${h.edges.length - shown.length === 1 ? "" : "s"} (--all-edges or --format json lists them all)`);
+  const more = h.edges.length - shown.length + h.more;
+  if (more > 0) lines.push(`      … and ${more} more way${more === 1 ? "" : "s"} (--all-edges lists them all)`);
   return lines;
 }
 

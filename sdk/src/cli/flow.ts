@@ -88,7 +88,8 @@ options:
   --no-ask               leave out hops that need the user
   --dom0-relays          dom0 administers every qube (qvm-run needs no policy): add
                          dom0 → every qube
-  --all-edges            list every way over each hop (text; default the first 5)
+  --all-edges            list every way over each hop (default: text shows 5, json 8, and
+                         counts the others)
 
 ${CONNECTION_USAGE}
 exit status: 0 a path found (--from: something reachable), 1 none, 2 errors
@@ -168,7 +169,9 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     } else inputs = { ...today, policy: (await readPolicyInput(a.values.get("policy-dir"), a, io)).policy };
     const { system, machine, policy } = inputs;
     const warnings = inputs.warnings;
-    const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays") });
+    // Every pair of qubes keeps a few qrexec ways as evidence (--all-edges: all of them); which pairs
+    // are connected, and whether without the user, is exact either way.
+    const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays"), evidencePerHop: a.flags.has("all-edges") ? Infinity : 8 });
     for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const nodes = new Set(graph.nodes);
     const ends = from !== undefined ? [from] : a.positionals;
