@@ -25,10 +25,17 @@ const WATCHED = "**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.ya
 // Notification methods of `lsp/src/protocol.ts`, repeated so the bundle does not pull in the server.
 const DOCUMENT_SYNTAX = "qubes/documentSyntax";
 const SYSTEM_MODEL_STATUS = "qubes/systemModelStatus";
+/** The key of the client for untitled documents in a multi-root window. */
+const UNTITLED = "untitled:";
 /** The action of the system-model notification. */
 export const OPEN_SETTINGS = "Open settings";
 
-/** The running clients, keyed by workspace folder URI (`""`: the client for everything). */
+/**
+ * The running clients, keyed by workspace folder URI (`""`: the client for everything in a
+ * window with one folder or none; `untitled:`: untitled documents of a multi-root window).
+ * In a multi-root window, a file outside every folder has no server: add its folder to the
+ * workspace (or open it in a window of its own).
+ */
 export class Clients implements vscode.Disposable {
   private readonly clients = new Map<string, LanguageClient>();
   private readonly shownErrors = new Map<string, string>();
@@ -59,6 +66,7 @@ export class Clients implements vscode.Disposable {
     const single = this.clients.get("");
     if (single) return single;
     const target = typeof uri === "string" ? safeParse(uri) : (uri ?? vscode.window.activeTextEditor?.document.uri);
+    if (target?.scheme === "untitled") return this.clients.get(UNTITLED);
     const folder = target ? vscode.workspace.getWorkspaceFolder(target) : undefined;
     if (folder) return this.clients.get(folder.uri.toString());
     return this.clients.values().next().value;
@@ -73,7 +81,11 @@ export class Clients implements vscode.Disposable {
     const folders = vscode.workspace.workspaceFolders ?? [];
     const wanted = new Map<string, vscode.WorkspaceFolder | undefined>();
     if (folders.length <= 1) wanted.set("", folders[0]);
-    else for (const f of folders) wanted.set(f.uri.toString(), f);
+    else {
+      for (const f of folders) wanted.set(f.uri.toString(), f);
+      // Untitled documents belong to no folder: one more server, with the window's settings.
+      wanted.set(UNTITLED, undefined);
+    }
     for (const [key, client] of [...this.clients]) {
       if (wanted.has(key)) continue;
       this.clients.delete(key);
@@ -82,7 +94,7 @@ export class Clients implements vscode.Disposable {
     for (const [key, folder] of wanted) {
       if (this.clients.has(key)) continue;
       // The single client of a one-folder window serves every document; its folder's settings apply.
-      const client = this.create(folder, key === "");
+      const client = key === UNTITLED ? this.create(undefined, false) : this.create(folder, key === "");
       this.clients.set(key, client);
       await client.start();
     }
@@ -101,9 +113,11 @@ export class Clients implements vscode.Disposable {
       debug: { module, transport: TransportKind.stdio, options: { execArgv: ["--nolazy", "--inspect=6009"] } },
     };
     const settings = () => this.settingsFor(folder);
-    const documentSelector: DocumentSelector = everything || !folder
+    const documentSelector: DocumentSelector = everything
       ? LANGUAGES.flatMap((language) => [{ scheme: "file", language }, { scheme: "untitled", language }])
-      : LANGUAGES.map((language) => ({ scheme: "file", language, pattern: new vscode.RelativePattern(folder, "**/*") }));
+      : folder
+        ? LANGUAGES.map((language) => ({ scheme: "file", language, pattern: new vscode.RelativePattern(folder, "**/*") }))
+        : LANGUAGES.map((language) => ({ scheme: "untitled", language }));
     const clientOptions: LanguageClientOptions = {
       documentSelector,
       ...(folder && !everything ? { workspaceFolder: folder } : {}),
@@ -121,7 +135,7 @@ export class Clients implements vscode.Disposable {
       },
     };
     // The id `qubesPolicy` makes the client honour the `qubesPolicy.trace.server` setting.
-    const name = folder && !everything ? `Qubes qrexec policy (${folder.name})` : "Qubes qrexec policy";
+    const name = everything ? "Qubes qrexec policy" : folder ? `Qubes qrexec policy (${folder.name})` : "Qubes qrexec policy (untitled)";
     const client = new LanguageClient("qubesPolicy", name, serverOptions, clientOptions);
     client.onNotification(DOCUMENT_SYNTAX, (params: { uri: string; languageId: string }) => {
       // A legacy file read by `!include-service` from `policy.d/include/`: switch its language so highlighting matches.

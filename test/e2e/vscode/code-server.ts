@@ -204,17 +204,18 @@ export async function startSession(): Promise<Session> {
 /** Opens a workspace file with Quick Open (Ctrl+P) and waits for its editor to be active. */
 export async function openFile(page: Page, name: string): Promise<void> {
   const active = page.locator(".editor-group-container.active .tabs-container .tab.active", { hasText: name }).first();
+  // Quick Open searches with ripgrep; on a loaded machine the first search can come late.
   for (let attempt = 1; ; attempt++) {
     await page.keyboard.press("Escape");
     await page.keyboard.press("Control+P");
     const input = page.locator(".quick-input-widget input");
     await input.waitFor();
     await input.fill(name);
-    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first();
-    await row.waitFor({ timeout: 30_000 });
-    await row.click();
     try {
-      await active.waitFor({ timeout: 15_000 });
+      const row = page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first();
+      await row.waitFor({ timeout: 40_000 });
+      await row.click();
+      await active.waitFor({ timeout: 20_000 });
       break;
     } catch (e) {
       if (attempt === 3) throw new Error(`${name} did not open in an editor (Quick Open, 3 attempts): ${String(e)}`);
