@@ -72,9 +72,14 @@ export class Clients implements vscode.Disposable {
     return this.clients.values().next().value;
   }
 
+  /** Stops every language server (deactivation waits for this). */
+  async stop(): Promise<void> {
+    this.chain = this.chain.then(() => this.stopAll());
+    await this.chain;
+  }
+
   dispose(): void {
-    void this.stopAll();
-    this.output.dispose();
+    void this.stop().finally(() => this.output.dispose());
   }
 
   private async reconcile(): Promise<void> {
