@@ -132,6 +132,12 @@ export class Clients implements vscode.Disposable {
       },
       initializationOptions: { settings: settings() },
       middleware: {
+        // The untitled documents' server sees every folder and would repeat their diagnostics.
+        ...(!everything && !folder
+          ? { handleDiagnostics: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[], next: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[]) => void) => {
+              if (uri.scheme === "untitled") next(uri, diagnostics);
+            } }
+          : {}),
         workspace: {
           // The server asks for the `qubesPolicy` section (and nothing else): answer with this
           // folder's settings, trust applied, whatever scope the request names.
