@@ -20,8 +20,10 @@ import { restrictedByTrust, SECTION, serverSettings, systemModelMessage } from "
 
 /** The languages the server handles. */
 const LANGUAGES = ["qrexecpolicy", "qrexecpolicy-service", "qubes-template"];
+/** Policy test files: failing calls as diagnostics (the server knows them by name, whatever their language). */
+const POLICY_TESTS = "**/*.policytest.{yaml,yml}";
 /** The files whose changes the server hears about. */
-const WATCHED = "**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.yaml,*.qubes.yml,*.json}";
+const WATCHED = "**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.yaml,*.qubes.yml,*.policytest.yaml,*.policytest.yml,*.json}";
 // Notification methods of `lsp/src/protocol.ts`, repeated so the bundle does not pull in the server.
 const DOCUMENT_SYNTAX = "qubes/documentSyntax";
 const SYSTEM_MODEL_STATUS = "qubes/systemModelStatus";
@@ -118,11 +120,18 @@ export class Clients implements vscode.Disposable {
       debug: { module, transport: TransportKind.stdio, options: { execArgv: ["--nolazy", "--inspect=6009"] } },
     };
     const settings = () => this.settingsFor(folder);
-    const documentSelector: DocumentSelector = everything
+    const languages: DocumentSelector = everything
       ? LANGUAGES.flatMap((language) => [{ scheme: "file", language }, { scheme: "untitled", language }])
       : folder
         ? LANGUAGES.map((language) => ({ scheme: "file", language, pattern: new vscode.RelativePattern(folder, "**/*") }))
         : LANGUAGES.map((language) => ({ scheme: "untitled", language }));
+    const tests: DocumentSelector = everything
+      ? [{ scheme: "file", pattern: POLICY_TESTS }]
+      : folder
+        ? // The client takes VS Code's RelativePattern here (as for the languages above).
+          [{ scheme: "file", pattern: new vscode.RelativePattern(folder, POLICY_TESTS) } as unknown as { scheme: string; pattern: string }]
+        : [];
+    const documentSelector: DocumentSelector = [...languages, ...tests];
     const clientOptions: LanguageClientOptions = {
       documentSelector,
       ...(folder && !everything ? { workspaceFolder: folder } : {}),

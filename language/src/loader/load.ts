@@ -92,6 +92,12 @@ class Loader {
     return path.startsWith(prefix) ? path.slice(prefix.length) : path;
   }
 
+  /** Whether a built rule is kept: always, or with `service`, when it can decide a request for it. */
+  private wanted(r: PolicyRule): boolean {
+    const only = this.opts.service;
+    return only === undefined || r.service === null || r.service === only;
+  }
+
   // ---- failures -----------------------------------------------------------
 
   private fail(error: PolicyError, diagnostic?: Diagnostic): void {
@@ -266,12 +272,16 @@ class Loader {
       const via = includedFrom ? [...frame.via, { file: this.display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : frame.via;
       const inner: Frame = { base: frame.base, via };
       const scratch = { start: 0, end: 0 };
+      const only = this.opts.service;
       scanLines(text, newlines, (l) => {
         if (l.kind === "blank" || l.kind === "comment") return;
         // Validation only: most rule lines are certainly valid by one regular expression.
-        if (!this.keepRules && l.kind === "rule" && syntax === "policy" && fastValidRule(text, l.start, l.end)) {
-          this.ruleCount++;
-          return;
+        // With `service`, the same for a certainly valid rule of another service.
+        if ((!this.keepRules || only !== undefined) && l.kind === "rule" && syntax === "policy" && fastValidRule(text, l.start, l.end)) {
+          if (!this.keepRules || !serviceMayBe(text, l.start, only!)) {
+            this.ruleCount++;
+            return;
+          }
         }
         let directive = l.kind === "directive";
         if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
@@ -290,7 +300,7 @@ class Loader {
           return;
         }
         this.ruleCount++;
-        if (this.keepRules) this.rules.push(r as PolicyRule);
+        if (this.keepRules && this.wanted(r as PolicyRule)) this.rules.push(r as PolicyRule);
       });
     } finally {
       this.stack.pop();
@@ -463,12 +473,28 @@ class Loader {
             const origin = { file: this.kind === "string" ? name : this.display(filePath), path: filePath, line: null };
             const r = checkRule(f, sa, span, this.cache, undefined, { index: this.rules.length, origin, via: legacyFrame.via }) as PolicyRule;
             this.ruleCount++;
-            if (this.keepRules) this.rules.push(r);
+            if (this.keepRules && this.wanted(r)) this.rules.push(r);
           }
         }
       }
     }
   }
+}
+
+/**
+ * Whether the service column of a rule line that `fastValidRule` accepted
+ * (so it starts at `start` and is `*` or a plain name, never rewritten) may
+ * be `service`: it is `*` or exactly `service`.
+ */
+function serviceMayBe(text: string, start: number, service: string): boolean {
+  const c = text.charCodeAt(start);
+  if (c === 42 /* * */) {
+    const n = text.charCodeAt(start + 1);
+    if (n === 32 || n === 9) return true;
+  }
+  if (!text.startsWith(service, start)) return false;
+  const n = text.charCodeAt(start + service.length);
+  return n === 32 || n === 9;
 }
 
 function validateCompat(service: string, argument: string): ServiceArgument | LineError {
@@ -482,11 +508,16 @@ function validateCompat(service: string, argument: string): ServiceArgument | Li
 class Compiled implements CompiledPolicy {
   /** @internal */
   index: unknown = undefined;
+  readonly service?: string;
   constructor(
     readonly rules: PolicyRule[],
     readonly files: LoadedFile[],
     readonly warnings: Diagnostic[],
-  ) {}
+    readonly ruleCount: number,
+    service: string | undefined,
+  ) {
+    if (service !== undefined) this.service = service;
+  }
 }
 
 /** The result of {@link checkPolicy}. */
@@ -547,5 +578,5 @@ export function loadPolicy(fs: PolicyFileSystem | undefined, options: LoadOption
   }
   const diagnostics = [...loader.diagnostics, ...loader.warnings];
   if (loader.error) return { ok: false, error: loader.error, diagnostics, files: loader.files };
-  return { ok: true, policy: new Compiled(loader.rules, loader.files, loader.warnings), diagnostics };
+  return { ok: true, policy: new Compiled(loader.rules, loader.files, loader.warnings, loader.ruleCount, options.service), diagnostics };
 }

@@ -1,47 +1,17 @@
 /**
- * `qkit policy check | eval | explain`: the policy language from the command line.
- *
- * Output contracts (other tools depend on them):
- * - `check` prints `FILE:LINE:COL: SEVERITY[CODE]: MESSAGE` lines and exits 0
- *   (clean), 1 (an error diagnostic) or 2 (usage); `--json` prints one object.
- * - `eval --json`, `eval --requests` and `eval --cases` print one JSON object a
- *   line, in the format of the conformance corpus (`decisionToJson`).
+ * Helpers shared by the policy commands: mounting a policy directory (with its
+ * runtime and legacy directories) and reading a system model file. The
+ * commands themselves live in `policy-check.ts` (`check`) and `policy-eval.ts`
+ * (`eval`, `explain`).
  */
-import { closeSync, createReadStream, existsSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
-import {
-  checkPolicy,
-  decisionToJson,
-  evaluate,
-  explain,
-  lintText,
-  loadPolicy,
-  makeRequest,
-  parseDocument,
-  prepareSystemInfo,
-  printRule,
-  pyStrip,
-  runConformanceCase,
-  LEGACY_POLICY_DIR,
-  POLICY_DIR,
-  RUNTIME_POLICY_DIR,
-  type CompiledPolicy,
-  type Decision,
-  type Diagnostic,
-  type Explanation,
-  type LoadResult,
-  type PolicyError,
-  type PolicyRequest,
-  type PolicyRule,
-  type SystemInfo,
-} from "@qubes-kit/language";
+import { prepareSystemInfo, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { parseArgs, type ParsedArgs } from "./args.js";
-import { EXIT, didYouMean, osMessage } from "./text.js";
-import { describeDecision, renderExplanation, ruleText } from "../node-render.js";
+import { osMessage } from "./text.js";
+import { describeDecision, renderExplanation } from "../node-render.js";
 
 export { describeDecision, renderExplanation };
 
@@ -63,18 +33,7 @@ export function position(text: string, offset: number): { line: number; column: 
   return { line, column: offset - lineStart + 1 };
 }
 
-function columnOf(text: string | undefined, d: Diagnostic): number {
-  if (text === undefined) return 1;
-  let i = d.span.start;
-  while (i > 0) {
-    const c = text.charCodeAt(i - 1);
-    if (c === 10 || c === 13) break;
-    i--;
-  }
-  return d.span.start - i + 1;
-}
-
-interface PolicySource {
+export interface PolicySource {
   /** What the user named, for messages. */
   label: string;
   fs: ReturnType<typeof createNodePolicyFileSystem>;
@@ -83,7 +42,7 @@ interface PolicySource {
 }
 
 /** Mounts a real policy directory (and optional runtime/legacy dirs) at the engine's standard paths. */
-function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDir: string | undefined, cwd: string): PolicySource {
+export function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDir: string | undefined, cwd: string): PolicySource {
   const abs = path.resolve(cwd, policyDir);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`not a directory: \`${policyDir}\` (${existsSync(abs) ? "Not a directory" : "No such file or directory"})`);
   const mounts: Record<string, string> = { [POLICY_DIR]: abs };
@@ -102,7 +61,7 @@ function mountPolicy(policyDir: string, runtimeDir: string | undefined, legacyDi
 }
 
 /** A virtual path printed as the real path the user knows. */
-function realPathOf(src: PolicySource, virtual: string): string {
+export function realPathOf(src: PolicySource, virtual: string): string {
   for (const [virt, real] of Object.entries(src.mounts)) {
     if (virtual === virt) return real;
     if (virtual.startsWith(virt + "/")) return path.join(real, virtual.slice(virt.length + 1));
@@ -110,7 +69,7 @@ function realPathOf(src: PolicySource, virtual: string): string {
   return virtual;
 }
 
-function readSystem(file: string | undefined, io: CliIO): SystemInfo {
+export function readSystem(file: string | undefined, io: CliIO): SystemInfo {
   if (file === undefined) return prepareSystemInfo({ domains: {} });
   let text: string;
   try {
@@ -130,416 +89,5 @@ function readSystem(file: string | undefined, io: CliIO): SystemInfo {
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
 
-function sev(d: Diagnostic): string {
-  return d.severity;
-}
-
-// ---------------------------------------------------------------------------
-// qkit policy check
-// ---------------------------------------------------------------------------
-
-const CHECK_USAGE = `usage: qkit policy check [--runtime-dir DIR] [--legacy-dir DIR] [--include-service|-i] [--json] PATH...|-
-       qkit policy check --lint-compat [--show-line|-s] [--include-service|-i] [--json] FILE...|-
-
-Validates qrexec policy. PATH is a policy.d directory (loaded as the daemon
-loads /etc/qubes/policy.d: file order, includes, !compat-4.0) or single files
-(each checked on its own, includes not followed).
-
-Prints FILE:LINE:COL: SEVERITY[CODE]: MESSAGE for every problem; the first
-error is the one the real engine stops at (and then denies every call).
-
-options:
-  --runtime-dir DIR   runtime policy directory, loaded with the main one (/run/qubes/policy.d)
-  --legacy-dir DIR    legacy R4.0 directory read by !compat-4.0 (/etc/qubes-rpc/policy)
-  --include-service, -i
-                      single files are in legacy service syntax (!include-service targets)
-  --lint-compat       behave exactly like upstream qubes-policy-lint: each line on
-                      its own, files in the order given, the first file with errors
-                      ends the run
-  --show-line, -s     with --lint-compat: append the line that caused each error
-  --json              print one JSON object
-
-A PATH of \`-\` reads one file from standard input.
-
-exit status: 0 no error, 1 errors, 2 usage error
-`;
-
-interface CheckEntry {
-  file: string;
-  line: number;
-  column: number;
-  endColumn: number;
-  severity: string;
-  code: string;
-  message: string;
-  help?: string;
-}
-
-async function runCheck(args: string[], io: CliIO): Promise<number> {
-  const a = parseArgs(args, { json: true, "runtime-dir": "value", "legacy-dir": "value", "lint-compat": true, "include-service": true, "show-line": true }, { "-s": "show-line", "-i": "include-service" });
-  if (a.positionals.length === 0) throw new UsageError("no PATH given");
-  if (a.flags.has("lint-compat")) return runLintCompat(a, io);
-  if (a.flags.has("show-line")) throw new UsageError("`--show-line` goes with `--lint-compat`");
-  const entries: CheckEntry[] = [];
-  let rules = 0;
-  let engineError: string | undefined;
-  for (const p of a.positionals) {
-    const abs = path.resolve(io.cwd, p);
-    if (p !== "-" && !existsSync(abs)) throw new UsageError(`\`${p}\`: No such file or directory`);
-    const isDir = p !== "-" && statSync(abs).isDirectory();
-    if (isDir) {
-      const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
-      const result = checkPolicy(src.fs);
-      rules += result.rules;
-      if (result.files.length === 0 && result.diagnostics.length === 0) {
-        io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
-      }
-      if (result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied")) engineError ??= result.error.message;
-      const texts = new Map(result.files.map((f) => [f.file, f.text] as const));
-      for (const d of result.diagnostics) {
-        const file = d.file ?? "";
-        const shown = realPathOf(src, file.startsWith("/") ? file : path.posix.join(POLICY_DIR, file));
-        const text = texts.get(file);
-        const column = columnOf(text, d);
-        entries.push({ file: path.relative(io.cwd, shown) || shown, line: d.line, column, endColumn: column + (d.span.end - d.span.start), severity: sev(d), code: d.code, message: d.message, ...(d.help ? { help: d.help } : {}) });
-      }
-    } else {
-      const text = p === "-" ? await readAll(io) : readFileSync(abs, "utf8");
-      const doc = parseDocument(text, { syntax: a.flags.has("include-service") ? "service" : "policy" });
-      rules += doc.lines.filter((l) => l.kind === "rule" && l.rule).length;
-      for (const d of doc.diagnostics) {
-        const column = columnOf(text, d);
-        entries.push({ file: p, line: d.line, column, endColumn: column + (d.span.end - d.span.start), severity: sev(d), code: d.code, message: d.message, ...(d.help ? { help: d.help } : {}) });
-      }
-    }
-  }
-  const errors = entries.filter((e) => e.severity === "error").length;
-  const ok = errors === 0 && engineError === undefined;
-  if (a.flags.has("json")) {
-    io.stdout.write(JSON.stringify({ ok, rules, errors, warnings: entries.length - errors, diagnostics: entries }) + "\n");
-  } else {
-    for (const e of entries) io.stdout.write(`${e.file}:${e.line}:${e.column}: ${e.severity}[${e.code}]: ${e.message}\n`);
-    if (engineError && !entries.some((e) => e.severity === "error")) io.stdout.write(`error[engine]: ${engineError}\n`);
-    const summary = ok ? `ok: ${rules} rules, no errors` : `${errors || 1} error${(errors || 1) === 1 ? "" : "s"}: the real engine would deny every call`;
-    (ok ? io.stdout : io.stderr).write(`${summary}${entries.length - errors ? `, ${entries.length - errors} warning(s)` : ""}\n`);
-  }
-  return ok ? 0 : 1;
-}
-
-/** Standard input as text. */
-async function readAll(io: CliIO): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of io.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-/**
- * \`--lint-compat\`: upstream \`qubes-policy-lint\`, file by file in the order
- * given (a directory stands for its \`*.policy\` files): each line on its own,
- * \`-\` for standard input, \`-s\`/\`--show-line\` appends the line, and the
- * first file with errors (or that does not exist) ends the run with exit 1.
- */
-async function runLintCompat(a: ParsedArgs, io: CliIO): Promise<number> {
-  const errors: string[] = [];
-  const json = a.flags.has("json");
-  const done = (code: number) => {
-    if (json) io.stdout.write(JSON.stringify({ ok: code === 0, errors }) + "\n");
-    return code;
-  };
-  for (const p of a.positionals) {
-    const abs = path.resolve(io.cwd, p);
-    const files = p !== "-" && existsSync(abs) && statSync(abs).isDirectory() ? listPolicyFiles(abs).map((n) => path.join(p, n)) : [p];
-    for (const f of files) {
-      let text: string;
-      if (f === "-") text = await readAll(io);
-      else {
-        try {
-          text = readFileSync(path.resolve(io.cwd, f), "utf8");
-        } catch {
-          // The linter's own words (it then stops with a traceback).
-          errors.push(`${f}:0: error: File does not exist.`);
-          if (!json) io.stdout.write(errors[errors.length - 1] + "\n");
-          return done(EXIT.failure);
-        }
-      }
-      const r = lintText(text, { name: f, includeService: a.flags.has("include-service") });
-      if (r.errors.length === 0) continue;
-      const lines = text === "" ? [] : text.split(/\r\n|\r|\n/);
-      for (const e of r.errors) {
-        let out = e;
-        if (a.flags.has("show-line")) {
-          const m = /^.*?:(\d+): error:/.exec(e.slice(f.length));
-          const n = m ? Number(m[1]) : 0;
-          out += `: ${pyStrip(lines[n - 1] ?? "")}`;
-        }
-        errors.push(out);
-        if (!json) io.stdout.write(out + "\n");
-      }
-      return done(EXIT.failure);
-    }
-  }
-  return done(EXIT.ok);
-}
-
-function listPolicyFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((n) => n.endsWith(".policy") && !n.startsWith("."))
-    .sort();
-}
-
-// ---------------------------------------------------------------------------
-// qkit policy eval / explain
-// ---------------------------------------------------------------------------
-
-const EVAL_OPTIONS = {
-  "policy-dir": "value",
-  "runtime-dir": "value",
-  "legacy-dir": "value",
-  system: "value",
-  requests: "value",
-  cases: "value",
-  json: true,
-  echo: true,
-} as const;
-
-const EVAL_USAGE = `usage: qkit policy eval --policy-dir DIR [--runtime-dir DIR] [--legacy-dir DIR] --system SYSTEM.json
-                        SERVICE[+ARG] SOURCE [TARGET] [--json] [--echo]
-       qkit policy eval --policy-dir DIR ... --system SYSTEM.json --requests REQUESTS.jsonl|- [--echo]
-       qkit policy eval --cases CASES.jsonl|- [--echo]
-
-Decides qrexec calls exactly as the qrexec policy daemon (qubes-core-qrexec 4.4.2) does.
-TARGET omitted or "" means @default. SYSTEM.json is an internal.GetSystemInfo answer
-(qkit system snapshot); without --system the system has no qubes.
-
-options:
-  --policy-dir DIR    the policy.d directory (seen as /etc/qubes/policy.d)
-  --runtime-dir DIR   runtime policy directory (/run/qubes/policy.d)
-  --legacy-dir DIR    legacy R4.0 directory for !compat-4.0 (/etc/qubes-rpc/policy)
-  --system FILE       the system model
-  --requests FILE     one request a line ({"service","argument","source","target"}); one decision a line out
-  --cases FILE|-      conformance cases (shared corpus format); one output line per case
-  --json              print the decision as JSON (corpus format)
-  --echo              each output carries the request it answers (JSON: a
-                      "request" member; text: the request before the decision)
-
-Warnings (standard error, the decision is still printed): a SOURCE or TARGET
-that is not a qube of SYSTEM.json (the daemon never sees such a source; a
-target that does not exist becomes @default), an argument without its
-leading \`+\` in a --requests line, and no --system at all.
-
-exit status:
-  0  allowed
-  1  denied (by a rule, by no rule, or the policy does not load)
-  2  usage error; with --requests/--cases: a line was malformed (its output
-     line says which; the other lines are decided)
-  3  asked (the user would be prompted)
-  with --requests/--cases: 0 when every line was read, whatever the decisions
-`;
-
-const EXPLAIN_USAGE = `usage: qkit policy explain --policy-dir DIR [--runtime-dir DIR] [--legacy-dir DIR] --system SYSTEM.json
-                           SERVICE[+ARG] SOURCE [TARGET] [--json] [--echo]
-
-Decides one qrexec call and explains it: every rule considered before the
-deciding one and why it did not match, the deciding rule, how the target was
-resolved, and for ask where each offered target came from.
-
-options: as for \`qkit policy eval\` (--policy-dir, --runtime-dir, --legacy-dir,
---system, --json, --echo)
-
-exit status: as for \`qkit policy eval\`: 0 allowed, 1 denied, 2 usage error, 3 asked
-`;
-
-interface Loaded {
-  policy: CompiledPolicy;
-  src: PolicySource;
-}
-
-function loadForEval(a: ParsedArgs, io: CliIO): Loaded | { error: LoadResult & { ok: false }; src: PolicySource } {
-  const dir = a.values.get("policy-dir");
-  if (dir === undefined) throw new UsageError("`--policy-dir` is required");
-  const src = mountPolicy(dir, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
-  const r = loadPolicy(src.fs);
-  if (!r.ok) return { error: r, src };
-  return { policy: r.policy, src };
-}
-
-function requestFromArgs(pos: string[]): PolicyRequest {
-  if (pos.length === 4 && !pos[0]!.includes("+")) {
-    throw new UsageError(`expected SERVICE[+ARG] SOURCE [TARGET]; did you mean \`${pos[0]}+${pos[1]!.replace(/^\+/, "")} ${pos[2]} ${pos[3]}\`?`);
-  }
-  if (pos.length < 2 || pos.length > 3) throw new UsageError("expected SERVICE[+ARG] SOURCE [TARGET]");
-  return makeRequest(pos[0]!, pos[1]!, pos[2] ?? "");
-}
-
-/** The warnings about a request: names that are not qubes of the system, an argument without `+`. */
-function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined): string[] {
-  const out: string[] = [];
-  if (req.argument !== undefined && req.argument !== "" && !req.argument.startsWith("+")) {
-    out.push(`argument \`${req.argument}\` has no leading \`+\`: the daemon always passes it as \`+${req.argument}\`, and the engine fails on it as given; did you mean \`+${req.argument}\`? [argument-without-plus]`);
-  }
-  if (!system || systemFile === undefined) return out;
-  const known = (n: string) => system.domains.has(n);
-  if (!req.source.startsWith("@") && !known(req.source)) {
-    out.push(`source \`${req.source}\` is not a qube of the system in \`${systemFile}\`: the daemon never receives a call from it; check the name${nearQube(req.source, system)} [unknown-qube]`);
-  }
-  const t = req.target ?? "";
-  if (t !== "" && !t.startsWith("@") && !known(t)) {
-    out.push(`target \`${t}\` is not a qube of the system in \`${systemFile}\`: the daemon treats it as @default${nearQube(t, system)} [unknown-qube]`);
-  }
-  return out;
-}
-
-function nearQube(name: string, system: SystemInfo): string {
-  return didYouMean(name, [...system.domains.keys()].filter((k) => !k.startsWith("uuid:")));
-}
-
-const NO_SYSTEM_WARNING =
-  "no --system: the system has no qubes, so the engine fails on any source qube (the daemon always knows its qubes); pass --system SYSTEM.json, made by `qkit system snapshot --socket PATH` (e.g. examples/demo/system.json) [no-system]";
-
-/** A load failure as a decision line, in the corpus format (as `--cases` prints it). */
-function loadErrorJson(e: PolicyError): Record<string, unknown> {
-  return decisionToJson({ ...e, ok: false, stage: "load" });
-}
-
-function exitFor(d: Decision): number {
-  if (!d.ok || d.action === "deny") return EXIT.failure;
-  return d.action === "ask" ? EXIT.ask : EXIT.ok;
-}
-
-function requestText(r: PolicyRequest): string {
-  return `${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} ${r.source} ${r.target || "@default"}`.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
-
-async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
-  if (file !== "-") {
-    // Opened before anything is printed, so a wrong name is a usage error in the OS's words.
-    try {
-      closeSync(openSync(path.resolve(io.cwd, file), "r"));
-      if (statSync(path.resolve(io.cwd, file)).isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
-    } catch (e) {
-      throw new UsageError(`cannot read \`${file}\`: ${osMessage(e)}`);
-    }
-  }
-  const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
-  const rl = createInterface({ input, crlfDelay: Infinity });
-  for await (const line of rl) yield line;
-}
-
-async function runEval(args: string[], io: CliIO): Promise<number> {
-  const a = parseArgs(args, EVAL_OPTIONS);
-  const echo = a.flags.has("echo");
-  const warn = (w: string) => io.stderr.write(`qkit policy eval: warning: ${w}\n`);
-  const cases = a.values.get("cases");
-  if (cases !== undefined) {
-    if (a.positionals.length) throw new UsageError("`--cases` takes no positional arguments");
-    let n = 0;
-    let malformed = 0;
-    for await (const line of readLines(cases, io)) {
-      const t = line.trim();
-      if (!t || t.startsWith("//")) continue;
-      n++;
-      let obj: unknown;
-      try {
-        obj = JSON.parse(t);
-      } catch {
-        malformed++;
-        io.stdout.write(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: not JSON`, ...(echo ? { request: t } : {}) }) + "\n");
-        continue;
-      }
-      const out = runConformanceCase(obj as Parameters<typeof runConformanceCase>[0]) as unknown as Record<string, unknown>;
-      if (out["error"] === "UsageError") malformed++;
-      io.stdout.write(JSON.stringify(echo ? { ...out, request: obj } : out) + "\n");
-    }
-    if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${cases}\` (see the UsageError output lines) [malformed-line]\n`);
-    return malformed ? EXIT.usage : EXIT.ok;
-  }
-  const systemFile = a.values.get("system");
-  if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
-  const system = readSystem(systemFile, io);
-  const loaded = loadForEval(a, io);
-  const requests = a.values.get("requests");
-  if (requests !== undefined) {
-    if (a.positionals.length) throw new UsageError("`--requests` takes no positional arguments");
-    let n = 0;
-    let malformed = 0;
-    for await (const line of readLines(requests, io)) {
-      const t = line.trim();
-      if (!t) continue;
-      n++;
-      let out: Record<string, unknown>;
-      let echoed: unknown = t;
-      try {
-        const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
-        echoed = r;
-        if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
-        if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
-        for (const k of ["argument", "target", "requested_source"] as const) {
-          if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") throw new Error(`\`${k}\` must be a string`);
-        }
-        const req = r.argument !== undefined && r.argument !== null ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
-        for (const w of requestWarnings(req, system, systemFile)) warn(`line ${n}: ${w}`);
-        out = "error" in loaded ? loadErrorJson(loaded.error.error) : decisionToJson(evaluate(loaded.policy, req, system));
-      } catch (e) {
-        malformed++;
-        out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` };
-      }
-      io.stdout.write(JSON.stringify(echo ? { ...out, request: echoed } : out) + "\n");
-    }
-    if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${requests}\` (see the UsageError output lines) [malformed-line]\n`);
-    return malformed ? EXIT.usage : EXIT.ok;
-  }
-  const req = requestFromArgs(a.positionals);
-  for (const w of requestWarnings(req, system, systemFile)) warn(w);
-  const prefix = echo && !a.flags.has("json") ? `${requestText(req)}: ` : "";
-  if ("error" in loaded) {
-    const e = loaded.error.error;
-    if (a.flags.has("json")) io.stdout.write(JSON.stringify(echo ? { ...loadErrorJson(e), request: req } : loadErrorJson(e)) + "\n");
-    else io.stdout.write(`${prefix}deny (the policy does not load, so every call is denied): ${e.message}\n`);
-    return EXIT.failure;
-  }
-  const d = evaluate(loaded.policy, req, system);
-  io.stdout.write((a.flags.has("json") ? JSON.stringify(echo ? { ...decisionToJson(d), request: req } : decisionToJson(d)) : prefix + describeDecision(d)) + "\n");
-  return exitFor(d);
-}
-
-function explanationJson(x: Explanation): unknown {
-  const rule = (r: PolicyRule) => ({ file: r.origin.file, line: r.origin.line, text: ruleText(r) });
-  return {
-    decision: decisionToJson(x.decision),
-    request: x.request,
-    intended_target: x.intendedTarget,
-    target_note: x.targetNote,
-    trace: x.trace.map((s) => ({ rule: rule(s.rule), failed: s.failed, reason: s.reason })),
-    skipped: x.skipped,
-    deciding_rule: x.decidingRule ? { ...rule(x.decidingRule), via: x.decidingRule.via } : null,
-    resolution: x.resolution ?? [],
-    ask_contributions: x.askContributions?.map((c) => ({ rule: rule(c.rule), effect: c.effect, targets: c.targets })) ?? null,
-    ask_notes: x.askNotes ?? [],
-  };
-}
-
-async function runExplain(args: string[], io: CliIO): Promise<number> {
-  const a = parseArgs(args, { ...EVAL_OPTIONS });
-  if (a.values.has("cases") || a.values.has("requests")) throw new UsageError("`explain` decides one request; use `qkit policy eval` for many");
-  const systemFile = a.values.get("system");
-  const warn = (w: string) => io.stderr.write(`qkit policy explain: warning: ${w}\n`);
-  if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
-  const system = readSystem(systemFile, io);
-  const loaded = loadForEval(a, io);
-  const req = requestFromArgs(a.positionals);
-  for (const w of requestWarnings(req, system, systemFile)) warn(w);
-  if ("error" in loaded) {
-    const e = loaded.error.error;
-    io.stdout.write(a.flags.has("json") ? JSON.stringify({ decision: loadErrorJson(e) }) + "\n" : `the policy does not load, so the daemon denies every call:\n  ${e.message}\n`);
-    return 1;
-  }
-  const x = explain(loaded.policy, req, system);
-  io.stdout.write(a.flags.has("json") ? JSON.stringify(explanationJson(x)) + "\n" : renderExplanation(x));
-  return exitFor(x.decision);
-}
-
-export const commands: Command[] = [
-  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", usage: CHECK_USAGE, run: runCheck },
-  { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", usage: EVAL_USAGE, run: runEval },
-  { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", usage: EXPLAIN_USAGE, run: runExplain },
-];
+/** No command of its own (see `policy-check.ts` and `policy-eval.ts`). */
+export const commands: Command[] = [];

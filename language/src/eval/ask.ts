@@ -1,0 +1,430 @@
+/**
+ * `collect_targets_for_ask`: the targets an `ask` rule offers. The fast path
+ * works on bitsets over the sorted universe of possible targets, over the
+ * index's candidates, memoised per (service, argument, source) and system
+ * model; `computeAskReference` is the engine's algorithm, literally.
+ */
+import { pyCompare } from "../syntax/python.js";
+import { isDom0Token } from "../syntax/tokens.js";
+import type { QubeToken } from "../syntax/tree.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import { contains, eqStr, get, item, PyCrash, pyStr } from "./py.js";
+import type { PreparedSystem } from "./system.js";
+import type { AskContribution, DomainInfo } from "./types.js";
+import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
+import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
+
+/** What `explain` records of an `ask` target collection. */
+export interface AskTrace {
+  steps: AskContribution[];
+  notes: string[];
+}
+
+
+/** `uuid_to_name`. */
+function uuidToName(info: ReadonlyMap<string, DomainInfo>, x: string): string {
+  if (x.startsWith("uuid:")) return pyStr(item(domain(info, x), "name"));
+  if (x.startsWith("@dispvm:uuid:")) return "@dispvm:" + pyStr(item(domain(info, x.slice(8)), "name"));
+  return x;
+}
+
+
+/** `token.expand()` for `ask` target collection. */
+function expand(tok: QubeToken, sys: PreparedSystem): string[] {
+  const info = sys.domains;
+  const out: string[] = [];
+  switch (tok.kind) {
+    case "wildcard":
+    case "anyvm":
+      for (const name of sys.names) {
+        const d = info.get(name)!;
+        if (tok.kind === "wildcard" || !isDom0Token(name)) out.push(name);
+        if (truthy(item(d, "template_for_dispvms"))) out.push("@dispvm:" + name);
+      }
+      out.push("@dispvm");
+      return out;
+    case "adminvm":
+      return ["@adminvm"];
+    case "default":
+      return [];
+    case "dispvm":
+      return ["@dispvm"];
+    case "type":
+      for (const name of sys.names) if (eqStr(item(info.get(name), "type"), tok.value)) out.push(name);
+      return out;
+    case "tag":
+      for (const name of sys.names) if (contains(item(info.get(name), "tags"), tok.value)) out.push(name);
+      return out;
+    case "name":
+      return info.has(tok.text) ? [uuidToName(info, tok.text)] : [];
+    case "dispvm-template":
+      return truthy(item(domain(info, tok.value), "template_for_dispvms")) ? [uuidToName(info, tok.text)] : [];
+    case "dispvm-tag":
+      for (const name of sys.names) {
+        const d = info.get(name);
+        if (contains(item(d, "tags"), tok.value) && truthy(item(d, "template_for_dispvms"))) out.push("@dispvm:" + name);
+      }
+      return out;
+  }
+}
+
+function cachedExpand(tok: QubeToken, sys: PreparedSystem, cache: SystemCache): string[] {
+  return memoized(cache.expansions, tok, () => expand(tok, sys));
+}
+
+/**
+ * `compute()` once per key. A crash of the real engine is remembered too and
+ * thrown again on every later call, as the engine would crash every time.
+ */
+function memoized<K, V>(map: Map<K, V | PyCrash>, key: K, compute: () => V): V {
+  let v = map.get(key);
+  if (v === undefined && !map.has(key)) {
+    try {
+      v = compute();
+    } catch (err) {
+      if (!(err instanceof PyCrash)) throw err;
+      v = err;
+    }
+    map.set(key, v);
+  }
+  if (v instanceof PyCrash) throw v;
+  return v as V;
+}
+
+/**
+ * `collect_targets_for_ask`. The engine scans the whole policy backwards,
+ * adding the targets of allow/ask rules and removing those of deny rules; so
+ * a target is offered exactly when the *first* matching rule (in policy
+ * order) whose targets include it is not a deny. That is computed forwards
+ * here, over the indexed candidates only, and memoised per
+ * (service, argument, source) and system model.
+ */
+export function collectTargetsForAsk(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem, contributions?: AskTrace, linear = false): string[] {
+  // The reference path: the engine's own algorithm, literally (what the fast versions are checked against).
+  if (linear) return computeAskReference(policy, req, sys);
+  const index = indexOf(policy);
+  const cache = systemCache(index, sys);
+  const key = req.service + "\0" + req.argument + "\0" + req.source;
+  const hit = contributions ? undefined : cache.asks.get(key);
+  if (hit !== undefined) {
+    if (hit instanceof PyCrash) throw hit;
+    return hit;
+  }
+  let result: string[] | PyCrash;
+  try {
+    result = computeAsk(policy, index, req, sys, cache, contributions);
+  } catch (err) {
+    if (!(err instanceof PyCrash)) throw err;
+    result = err;
+  }
+  if (!contributions) {
+    // Bounded: a memo for repeated calls, not a store of every source ever seen.
+    if (cache.asks.size >= 4096) cache.asks.clear();
+    cache.asks.set(key, result);
+  }
+  if (result instanceof PyCrash) throw result;
+  return result;
+}
+
+function universeOf(sys: PreparedSystem, cache: SystemCache): Universe {
+  if (cache.universe) return cache.universe;
+  const items = ["@adminvm", "@dispvm"];
+  for (const n of sys.names) {
+    items.push(n);
+    const d = sys.domains.get(n);
+    let template = false;
+    try {
+      template = truthy(item(d, "template_for_dispvms"));
+    } catch {
+      // Not well formed: expansions over it crash, which `bitsetOf` reports.
+    }
+    if (template) items.push("@dispvm:" + n);
+  }
+  const sorted = [...new Set(items)].sort(pyCompare);
+  const index = new Map(sorted.map((t, i) => [t, i] as const));
+  const internal = sorted.map((t): boolean | PyCrash => {
+    if (t === "@adminvm" || t === "@dispvm") return false;
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    try {
+      return truthy(get(domain(sys.domains, name), "internal", false));
+    } catch (e) {
+      if (e instanceof PyCrash) return e;
+      throw e;
+    }
+  });
+  return (cache.universe = { items: sorted, index, words: (sorted.length + 31) >>> 5, internal });
+}
+
+/**
+ * The expansion of a token over the universe: a bitset, plus the item
+ * indices when there are few (most tokens name one qube), so that sparse
+ * sets are applied item by item rather than word by word.
+ */
+export interface TargetSet {
+  bits: Uint32Array;
+  /** The item indices when there are at most 8, else null. */
+  few: number[] | null;
+}
+
+/** The expansion of a token as a {@link TargetSet}, with `uuid_to_name` applied to each item. */
+function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Universe): TargetSet | null {
+  return memoized(cache.bitsets, tok, () => {
+    const bits = new Uint32Array(u.words);
+    for (const raw of cachedExpand(tok, sys, cache)) {
+      let t: string;
+      try {
+        t = uuidToName(sys.domains, raw);
+      } catch (err) {
+        if (err instanceof PyCrash && err.pyClass === "KeyError") continue;
+        throw err;
+      }
+      const i = u.index.get(t);
+      // An item outside the universe: the caller falls back to string sets.
+      if (i === undefined) return null;
+      bits[i >>> 5]! |= 1 << (i & 31);
+    }
+    const few: number[] = [];
+    for (let i = 0; i < u.items.length && few.length <= 8; i++) if (bits[i >>> 5]! & (1 << (i & 31))) few.push(i);
+    return { bits, few: few.length <= 8 ? few : null };
+  });
+}
+
+/**
+ * The source's name and `uuid:` spelling, looked up as the engine does at the
+ * start of `collect_targets_for_ask` (a KeyError for an unknown source).
+ */
+function sourceIdentity(info: ReadonlyMap<string, DomainInfo>, source: string): { sourceName: string; sourceUuid: string } {
+  if (source.startsWith("uuid:")) return { sourceUuid: source, sourceName: pyStr(item(domain(info, source), "name")) };
+  return { sourceUuid: "uuid:" + pyStr(item(domain(info, source), "uuid")), sourceName: source };
+}
+
+/**
+ * `collect_targets_for_ask` over bitsets (see {@link collectTargetsForAsk});
+ * falls back to the string version when a target lies outside the universe
+ * (only with unusual system models).
+ */
+function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskTrace): string[] {
+  const info = sys.domains;
+  const source = req.source;
+  const { sourceName } = sourceIdentity(info, source);
+  const u = universeOf(sys, cache);
+  const W = u.words;
+  const decided = new Uint32Array(W);
+  const offered = new Uint32Array(W);
+  // With a well-formed system, every rule in the source-key lists matches
+  // the source (the keys are exact), so the loop below works on the index's
+  // typed arrays alone. Otherwise (or without an index) each rule is checked
+  // in full, as the engine does, crashes included.
+  const keys = index ? sourceKeys(source, sys) : null;
+  const fast = index !== null && keys !== null && !contributions;
+  const lists = index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy);
+  // Every candidate is visited, so one sorted array beats a k-way merge.
+  const order = mergeAll(lists);
+  const sets = cache.setsById;
+  for (let n = 0; n < order.length; n++) {
+    const i = order[n]!;
+    let set: TargetSet | null;
+    let deny: boolean;
+    let rule: PolicyRule | undefined;
+    if (fast) {
+      const id = index.askToken[i]!;
+      // By token id: an array read in the hot loop (bitsetOf rethrows a remembered crash).
+      let s = sets[id];
+      if (s === undefined) sets[id] = s = bitsetOf(index.tokens[id]!, sys, cache, u);
+      set = s;
+      deny = index.deny[i] === 1;
+    } else {
+      rule = policy.rules[i]!;
+      if (rule.service !== null && rule.service !== req.service) continue;
+      if (rule.argument !== null && rule.argument !== req.argument) continue;
+      if (!matchSource(rule.source, source, info)) continue;
+      set = bitsetOf(rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target, sys, cache, u);
+      deny = rule.action === "deny";
+    }
+    if (set === null) return computeAskStrings(policy, index, req, sys, cache, contributions);
+    let changed: string[] | undefined;
+    const few = set.few;
+    if (few !== null) {
+      for (let k = 0; k < few.length; k++) {
+        const i = few[k]!;
+        const w = i >>> 5;
+        const b = 1 << (i & 31);
+        if (decided[w]! & b) continue;
+        decided[w]! |= b;
+        if (!deny) offered[w]! |= b;
+        if (contributions) (changed ??= []).push(u.items[i]!);
+      }
+    } else {
+      const bits = set.bits;
+      for (let w = 0; w < W; w++) {
+        const nb = bits[w]! & ~decided[w]!;
+        if (nb === 0) continue;
+        decided[w]! |= nb;
+        if (!deny) offered[w]! |= nb;
+        if (contributions) for (let k = 0; k < 32; k++) if (nb & (1 << k)) (changed ??= []).push(u.items[w * 32 + k]!);
+      }
+    }
+    if (changed) contributions!.steps.push({ rule: rule!, effect: deny ? "remove" : "add", targets: changed });
+  }
+  const has = (t: string) => {
+    const i = u.index.get(t);
+    return i !== undefined && (offered[i >>> 5]! & (1 << (i & 31))) !== 0;
+  };
+  // Targets added afterwards that no expansion yields (`@dispvm:X` of a
+  // non-template default, `dom0` when absent from the model).
+  const extra: string[] = [];
+  const set = (t: string, on: boolean) => {
+    const i = u.index.get(t);
+    if (i === undefined) {
+      if (on) extra.push(t);
+      else extra.splice(0, extra.length, ...extra.filter((x) => x !== t));
+      return;
+    }
+    if (on) offered[i >>> 5]! |= 1 << (i & 31);
+    else offered[i >>> 5]! &= ~(1 << (i & 31));
+  };
+  const note = (text: string) => contributions?.notes.push(text);
+  if (has("@dispvm")) {
+    set("@dispvm", false);
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) set(d, true);
+    note(d !== null ? `\`@dispvm\` is offered as \`${d}\`, the default disposable template of \`${source}\`` : `\`@dispvm\` is dropped: \`${source}\` has no default disposable template`);
+  }
+  if (has("@adminvm")) {
+    set("@adminvm", false);
+    set("dom0", true);
+    note("`@adminvm` is offered as `dom0`");
+  }
+  if (has(sourceName) || extra.includes(sourceName)) {
+    set(sourceName, false);
+    note(`the source \`${sourceName}\` itself is never offered`);
+  }
+  const out: string[] = [];
+  const hidden: string[] = [];
+  for (let w = 0; w < W; w++) {
+    const word = offered[w]!;
+    if (word === 0) continue;
+    for (let k = 0; k < 32; k++) {
+      if (!(word & (1 << k))) continue;
+      const i = w * 32 + k;
+      const internal = u.internal[i]!;
+      if (internal instanceof PyCrash) throw internal;
+      if (internal) hidden.push(u.items[i]!);
+      else out.push(u.items[i]!);
+    }
+  }
+  for (const t of extra) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (truthy(get(domain(info, name), "internal", false))) hidden.push(t);
+    else out.push(t);
+  }
+  if (extra.length) out.sort(pyCompare);
+  if (hidden.length) note(`internal qubes are never offered: ${hidden.map((h) => `\`${h}\``).join(", ")}`);
+  return out;
+}
+
+/**
+ * `collect_targets_for_ask` exactly as the engine writes it: every rule of
+ * the policy from last to first, adding the targets of allow/ask rules and
+ * removing those of deny rules, then the fix-ups. Slow; the reference that
+ * the indexed, forward versions are tested against (`evaluate(…, {linear})`).
+ */
+function computeAskReference(policy: CompiledPolicy, req: BuiltRequest, sys: PreparedSystem): string[] {
+  const info = sys.domains;
+  const source = req.source;
+  const { sourceName, sourceUuid } = sourceIdentity(info, source);
+  const targets = new Set<string>();
+  for (let i = policy.rules.length - 1; i >= 0; i--) {
+    const rule = policy.rules[i]!;
+    if (rule.service !== null && rule.service !== req.service) continue;
+    if (rule.argument !== null && rule.argument !== req.argument) continue;
+    if (!matchSource(rule.source, source, info)) continue;
+    const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
+    const expansion = new Set<string>();
+    for (const raw of expand(tok, sys)) {
+      try {
+        expansion.add(uuidToName(info, raw));
+      } catch (err) {
+        if (!(err instanceof PyCrash && err.pyClass === "KeyError")) throw err;
+      }
+    }
+    for (const t of expansion) {
+      if (rule.action === "deny") targets.delete(t);
+      else targets.add(t);
+    }
+  }
+  if (targets.delete("@dispvm")) {
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) targets.add(d);
+  }
+  if (targets.delete("@adminvm")) targets.add("dom0");
+  targets.delete(sourceName);
+  targets.delete(sourceUuid);
+  for (const t of [...targets]) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (truthy(get(domain(info, name), "internal", false))) targets.delete(t);
+  }
+  return [...targets].sort(pyCompare);
+}
+
+/** `collect_targets_for_ask` over string sets: the general version. */
+function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: BuiltRequest, sys: PreparedSystem, cache: SystemCache, contributions?: AskTrace): string[] {
+  if (contributions) {
+    contributions.steps.length = 0;
+    contributions.notes.length = 0;
+  }
+  const info = sys.domains;
+  const source = req.source;
+  const { sourceName, sourceUuid } = sourceIdentity(info, source);
+  const decided = new Set<string>();
+  const offered = new Set<string>();
+  const cursor = new Merge(index ? candidateLists(index, req.service, req.argument, source, sys) : allRules(policy));
+  for (let i = cursor.next(); i >= 0; i = cursor.next()) {
+    const rule = policy.rules[i]!;
+    if (rule.service !== null && rule.service !== req.service) continue;
+    if (rule.argument !== null && rule.argument !== req.argument) continue;
+    if (!matchSource(rule.source, source, info)) continue;
+    const tok = rule.action !== "deny" && rule.redirect ? rule.redirect : rule.target;
+    const expansion = cachedExpand(tok, sys, cache);
+    const changed: string[] = [];
+    for (const raw of expansion) {
+      let t: string;
+      try {
+        t = uuidToName(info, raw);
+      } catch (err) {
+        if (err instanceof PyCrash && err.pyClass === "KeyError") continue;
+        throw err;
+      }
+      if (decided.has(t)) continue;
+      decided.add(t);
+      if (rule.action !== "deny") offered.add(t);
+      if (contributions) changed.push(t);
+    }
+    if (contributions && changed.length) contributions.steps.push({ rule, effect: rule.action === "deny" ? "remove" : "add", targets: changed });
+  }
+  const note = (text: string) => contributions?.notes.push(text);
+  if (offered.has("@dispvm")) {
+    offered.delete("@dispvm");
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) offered.add(d);
+    note(d !== null ? `\`@dispvm\` is offered as \`${d}\`, the default disposable template of \`${source}\`` : `\`@dispvm\` is dropped: \`${source}\` has no default disposable template`);
+  }
+  if (offered.has("@adminvm")) {
+    offered.delete("@adminvm");
+    offered.add("dom0");
+    note("`@adminvm` is offered as `dom0`");
+  }
+  if (offered.delete(sourceName) || offered.delete(sourceUuid)) note(`the source \`${sourceName}\` itself is never offered`);
+  offered.delete(sourceUuid);
+  const hidden: string[] = [];
+  for (const t of [...offered]) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (truthy(get(domain(info, name), "internal", false))) {
+      offered.delete(t);
+      hidden.push(t);
+    }
+  }
+  if (hidden.length) note(`internal qubes are never offered: ${hidden.map((h) => `\`${h}\``).join(", ")}`);
+  return [...offered].sort(pyCompare);
+}
+

@@ -1,0 +1,334 @@
+/**
+ * The rule index: rules bucketed by (service, argument), then by the key of
+ * their source token and of their target token, so a request visits only the
+ * buckets that can match it, merged back into global order. It only ever
+ * skips rules that cannot match (`evaluate(..., {linear: true})` is the
+ * reference scan, and a property test checks that they agree).
+ */
+import { isDom0Token } from "../syntax/tokens.js";
+import type { QubeToken } from "../syntax/tree.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import type { PyCrash } from "./py.js";
+import { prepared, type PreparedSystem } from "./system.js";
+import type { SystemInfo } from "./types.js";
+import type { TargetSet } from "./ask.js";
+import type { VerifiedTarget } from "./match.js";
+
+// ---------------------------------------------------------------------------
+// The rule index
+// ---------------------------------------------------------------------------
+
+const DOM0_KEY = "\0dom0";
+const GENERIC = "\0g";
+const ANY = "\0*";
+
+/**
+ * Rules of one (service, argument) pair, split by the key of their source
+ * token: a literal qube name, `DOM0_KEY` for the dom0 spellings, or the token
+ * itself for `*`, `@anyvm`, `@tag:T` and `@type:T`. A request's source
+ * yields the few keys that can match it (see {@link sourceKeys}), so whole
+ * groups of rules that cannot match are never looked at.
+ */
+interface Bucket {
+  bySource: Map<string, number[]>;
+  /**
+   * The same rules split again by target key (a literal name, `DOM0_KEY`,
+   * or `GENERIC` for tokens that need the system model): first-match
+   * lookups use these; `ask` collection (which ignores targets) uses `bySource`.
+   */
+  pairs: Map<string, Map<string, number[]>>;
+}
+
+export interface Index {
+  buckets: Map<string, Map<string, Bucket>>;
+  /** Per system model: expansions of target tokens and `ask` results. */
+  perSystem: WeakMap<object, SystemCache>;
+  /**
+   * Per rule (by global index), the id of the token whose expansion `ask`
+   * collection uses (`target=` of allow/ask, else the target column), and
+   * whether the rule is a deny. Typed arrays, so the hot loop of `ask`
+   * collection does not touch the rule objects.
+   */
+  askToken: Int32Array;
+  deny: Uint8Array;
+  /** The distinct tokens, by id. */
+  tokens: QubeToken[];
+}
+
+/** The index key of a rule's source token, or null for tokens that never match a source. */
+function sourceKeyOf(tok: QubeToken): string | null {
+  switch (tok.kind) {
+    case "name":
+      return isDom0Token(tok.text) ? DOM0_KEY : tok.text;
+    case "adminvm":
+      return DOM0_KEY;
+    case "dispvm-template":
+    case "dispvm-tag":
+      return null;
+    default:
+      return tok.text;
+  }
+}
+
+/** The index key of a rule's target token. */
+function targetKeyOf(tok: QubeToken): string {
+  if (tok.kind === "name") return isDom0Token(tok.text) ? DOM0_KEY : tok.text;
+  if (tok.kind === "adminvm") return DOM0_KEY;
+  return GENERIC;
+}
+
+export interface SystemCache {
+  expansions: Map<QubeToken, string[] | PyCrash>;
+  /** Target sets by token id (see `Index.tokens`). */
+  setsById: (TargetSet | null | undefined)[];
+  /** Expansions as bitsets over the universe (`null`: an item outside it, use strings). */
+  bitsets: Map<QubeToken, TargetSet | null | PyCrash>;
+  asks: Map<string, string[] | PyCrash>;
+  universe?: Universe;
+}
+
+/**
+ * Every target an expansion can yield, in sorted order: the qube names,
+ * `@dispvm:NAME` for every disposable template, `@dispvm` and `@adminvm`. Sets of targets
+ * are bitsets over it, and a bitset read in index order is already sorted.
+ */
+export interface Universe {
+  items: string[];
+  index: Map<string, number>;
+  words: number;
+  /** Per item: whether `info[name].get("internal")` is truthy, or the crash it raises. */
+  internal: (boolean | PyCrash)[];
+}
+
+function buildIndex(rules: readonly PolicyRule[]): Index {
+  const buckets = new Map<string, Map<string, Bucket>>();
+  const askToken = new Int32Array(rules.length);
+  const deny = new Uint8Array(rules.length);
+  const ids = new Map<QubeToken, number>();
+  const tokens: QubeToken[] = [];
+  for (const r of rules) {
+    const tok = r.action !== "deny" && r.redirect ? r.redirect : r.target;
+    let id = ids.get(tok);
+    if (id === undefined) {
+      ids.set(tok, (id = tokens.length));
+      tokens.push(tok);
+    }
+    askToken[r.index] = id;
+    deny[r.index] = r.action === "deny" ? 1 : 0;
+    // `@dispvm:X` and `@dispvm:@tag:T` sources never match: not indexed at all.
+    const sk = sourceKeyOf(r.source);
+    if (sk === null) continue;
+    const s = r.service ?? ANY;
+    const a = r.argument ?? ANY;
+    let byArg = buckets.get(s);
+    if (!byArg) buckets.set(s, (byArg = new Map()));
+    let b = byArg.get(a);
+    if (!b) byArg.set(a, (b = { bySource: new Map(), pairs: new Map() }));
+    let l = b.bySource.get(sk);
+    if (!l) b.bySource.set(sk, (l = []));
+    l.push(r.index);
+    let byTarget = b.pairs.get(sk);
+    if (!byTarget) b.pairs.set(sk, (byTarget = new Map()));
+    const tk = targetKeyOf(r.target);
+    let lt = byTarget.get(tk);
+    if (!lt) byTarget.set(tk, (lt = []));
+    lt.push(r.index);
+  }
+  return { buckets, perSystem: new WeakMap(), askToken, deny, tokens };
+}
+
+export function indexOf(policy: CompiledPolicy): Index {
+  const p = policy as { index: unknown };
+  if (!p.index) p.index = buildIndex(policy.rules);
+  return p.index as Index;
+}
+
+export function systemCache(index: Index, sys: SystemInfo): SystemCache {
+  let c = index.perSystem.get(sys);
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map() }));
+  return c;
+}
+
+const preparedCache = new WeakMap<SystemInfo, PreparedSystem>();
+export function prep(system: SystemInfo): PreparedSystem {
+  let p = preparedCache.get(system);
+  if (!p) preparedCache.set(system, (p = prepared(system)));
+  return p;
+}
+
+/** The literal names a name token must have to possibly match `x` (UUID equivalence included), and `DOM0_KEY` for dom0. */
+function nameKeys(x: string, sys: PreparedSystem): string[] {
+  const keys = [x];
+  if (x.startsWith("uuid:")) {
+    const names = sys.namesByUuid.get(x.slice(5));
+    if (names) keys.push(...names);
+  } else {
+    const d = sys.domains.get(x);
+    if (d && typeof d === "object" && typeof d.uuid === "string") keys.push("uuid:" + d.uuid);
+  }
+  if (isDom0Token(x)) keys.push(DOM0_KEY);
+  return keys;
+}
+
+/**
+ * The source keys whose rules can match `src`, or null for "every key" when
+ * the system model is not well formed (then matching a `@type:`/`@tag:`
+ * source can crash as in the engine, so every such rule must be tried).
+ */
+export function sourceKeys(src: string, sys: PreparedSystem): string[] | null {
+  if (!sys.wellFormed) return null;
+  // Memoised per system: the same key strings (with their cached hashes) are reused by every request.
+  const memo = sourceKeyMemo(sys);
+  let keys = memo.get(src);
+  if (keys === undefined) memo.set(src, (keys = computeSourceKeys(src, sys)));
+  return keys;
+}
+
+const sourceKeyMemos = new WeakMap<PreparedSystem, Map<string, string[]>>();
+const targetKeyMemos = new WeakMap<PreparedSystem, Map<string, string[]>>();
+
+function sourceKeyMemo(sys: PreparedSystem): Map<string, string[]> {
+  let m = sourceKeyMemos.get(sys);
+  if (m === undefined) sourceKeyMemos.set(sys, (m = new Map()));
+  return m;
+}
+
+function computeSourceKeys(src: string, sys: PreparedSystem): string[] {
+  const keys = nameKeys(src, sys);
+  keys.push("*");
+  if (!isDom0Token(src)) keys.push("@anyvm");
+  const d = sys.domains.get(src);
+  if (d !== undefined) {
+    if (typeof d.type === "string") keys.push("@type:" + d.type);
+    for (const t of d.tags as unknown[]) if (typeof t === "string") keys.push("@tag:" + t);
+  }
+  return keys;
+}
+
+/** All rules, in order: the reference path without the index. */
+export function allRules(policy: CompiledPolicy): number[][] {
+  return [policy.rules.map((r) => r.index)];
+}
+
+
+/** The buckets a request falls in: exact (service, argument), (service, *), (*, *). */
+function bucketsFor(index: Index, service: string, argument: string): Bucket[] {
+  const out: Bucket[] = [];
+  const exact = index.buckets.get(service);
+  if (exact) {
+    const a = exact.get(argument);
+    if (a) out.push(a);
+    const any = exact.get(ANY);
+    if (any) out.push(any);
+  }
+  const star = index.buckets.get(ANY)?.get(ANY);
+  if (star) out.push(star);
+  return out;
+}
+
+/** The candidate rule lists for a request (target ignored), each sorted by global index. */
+export function candidateLists(index: Index, service: string, argument: string, src: string, sys: PreparedSystem): number[][] {
+  const lists: number[][] = [];
+  const keys = sourceKeys(src, sys);
+  for (const b of bucketsFor(index, service, argument)) {
+    if (keys === null) {
+      for (const l of b.bySource.values()) lists.push(l);
+      continue;
+    }
+    for (const k of keys) {
+      const l = b.bySource.get(k);
+      if (l) lists.push(l);
+    }
+  }
+  return lists;
+}
+
+/** The index keys a rule target must have to possibly match the verified target `t`. */
+const ADMIN_TARGET_KEYS = [GENERIC, DOM0_KEY];
+const OTHER_TARGET_KEYS = [GENERIC];
+
+function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
+  if (t.kind === "name") {
+    let m = targetKeyMemos.get(sys);
+    if (m === undefined) targetKeyMemos.set(sys, (m = new Map()));
+    let keys = m.get(t.text);
+    if (keys === undefined) m.set(t.text, (keys = [GENERIC, ...nameKeys(t.text, sys)]));
+    return keys;
+  }
+  if (t.kind === "adminvm") return ADMIN_TARGET_KEYS;
+  return OTHER_TARGET_KEYS;
+}
+
+/** The candidate lists for a first-match lookup: split by source and by target. */
+export function candidatePairLists(index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
+  const sk = sourceKeys(src, sys);
+  // Not well formed: matching a source may crash before the target is looked at, so no rule
+  // may be skipped for its target either. Every rule of the service, in order.
+  if (sk === null) return candidateLists(index, service, argument, src, sys);
+  const lists: number[][] = [];
+  const tk = targetKeys(t, sys);
+  const add = (byTarget: Map<string, number[]> | undefined) => {
+    if (byTarget === undefined) return;
+    for (let j = 0; j < tk.length; j++) {
+      const l = byTarget.get(tk[j]!);
+      if (l !== undefined) lists.push(l);
+    }
+  };
+  const visit = (b: Bucket | undefined) => {
+    if (b === undefined) return;
+    for (let j = 0; j < sk.length; j++) add(b.pairs.get(sk[j]!));
+  };
+  const exact = index.buckets.get(service);
+  if (exact !== undefined) {
+    visit(exact.get(argument));
+    visit(exact.get(ANY));
+  }
+  visit(index.buckets.get(ANY)?.get(ANY));
+  return lists;
+}
+
+/** The union of sorted index lists, sorted (each rule is in one list). */
+export function mergeAll(lists: number[][]): Int32Array | number[] {
+  if (lists.length === 1) return lists[0]!;
+  let n = 0;
+  for (const l of lists) n += l.length;
+  const out = new Int32Array(n);
+  let k = 0;
+  for (const l of lists) for (let j = 0; j < l.length; j++) out[k++] = l[j]!;
+  return out.sort();
+}
+
+/**
+ * Walks the union of sorted index lists in ascending order (duplicates
+ * cannot occur: each rule is in one list). A cursor rather than a generator:
+ * this is the hottest loop of the evaluator.
+ */
+export class Merge {
+  private readonly pos: number[];
+  constructor(private readonly lists: number[][]) {
+    this.pos = new Array<number>(lists.length).fill(0);
+  }
+
+  /** The next rule index, or -1 at the end. */
+  next(): number {
+    const lists = this.lists;
+    if (lists.length === 1) {
+      const v = lists[0]![this.pos[0]!];
+      if (v === undefined) return -1;
+      this.pos[0]!++;
+      return v;
+    }
+    let best = -1;
+    let bestVal = Infinity;
+    for (let k = 0; k < lists.length; k++) {
+      const v = lists[k]![this.pos[k]!];
+      if (v !== undefined && v < bestVal) {
+        bestVal = v;
+        best = k;
+      }
+    }
+    if (best < 0) return -1;
+    this.pos[best]!++;
+    return bestVal;
+  }
+}
