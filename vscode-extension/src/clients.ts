@@ -9,6 +9,7 @@
  */
 import * as vscode from "vscode";
 import {
+  ExecuteCommandRequest,
   LanguageClient,
   TransportKind,
   type DocumentSelector,
@@ -41,6 +42,8 @@ export const OPEN_SETTINGS = "Open settings";
 export class Clients implements vscode.Disposable {
   private readonly clients = new Map<string, LanguageClient>();
   private readonly shownErrors = new Map<string, string>();
+  /** The server commands registered as VS Code commands (once per window). */
+  private readonly routed = new Set<string>();
   private readonly output = vscode.window.createOutputChannel("Qubes qrexec policy");
   private chain: Promise<void> = Promise.resolve();
 
@@ -157,6 +160,7 @@ export class Clients implements vscode.Disposable {
     // The id `qubesPolicy` makes the client honour the `qubesPolicy.trace.server` setting.
     const name = everything ? "Qubes qrexec policy" : folder ? `Qubes qrexec policy (${folder.name})` : "Qubes qrexec policy (untitled)";
     const client = new LanguageClient("qubesPolicy", name, serverOptions, clientOptions);
+    this.routeServerCommands(client);
     client.onNotification(DOCUMENT_SYNTAX, (params: { uri: string; languageId: string }) => {
       // A legacy file read by `!include-service` from `policy.d/include/`: switch its language so highlighting matches.
       const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === params.uri);
@@ -164,6 +168,34 @@ export class Clients implements vscode.Disposable {
     });
     client.onNotification(SYSTEM_MODEL_STATUS, (status: SystemModelStatusParams) => this.systemModelStatus(status, folder, everything));
     return client;
+  }
+
+  /**
+   * The server's `workspace/executeCommand` commands are VS Code commands, which exist once per
+   * window: every client would register them again (and the second client's start would fail).
+   * Register each once, sending it to the client of the document it names (else of the active
+   * editor's document).
+   */
+  private routeServerCommands(client: LanguageClient): void {
+    const feature = client.getFeature(ExecuteCommandRequest.method) as unknown as {
+      register(data: { registerOptions?: { commands?: string[] } }): void;
+    };
+    feature.register = (data) => {
+      for (const command of data.registerOptions?.commands ?? []) {
+        if (this.routed.has(command)) continue;
+        this.routed.add(command);
+        try {
+          this.context.subscriptions.push(
+            vscode.commands.registerCommand(command, (...args: unknown[]) => {
+              const uri = args.find((a): a is string => typeof a === "string" && /^[a-z][a-z0-9+.-]*:/.test(a));
+              return this.clientFor(uri)?.sendRequest(ExecuteCommandRequest.type, { command, arguments: args });
+            }),
+          );
+        } catch (e) {
+          this.output.appendLine(`qubes: cannot register the server command ${command}: ${String(e)}`);
+        }
+      }
+    };
   }
 
   private settingsFor(folder: vscode.WorkspaceFolder | undefined) {
