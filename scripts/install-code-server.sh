@@ -21,6 +21,7 @@ if [[ "${1:-}" == "--apt" ]]; then
   dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)
   command -v g++ >/dev/null 2>&1 || need+=(g++)
   command -v make >/dev/null 2>&1 || need+=(make)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
   if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -52,8 +53,9 @@ echo '{"name":"qkit-code-server","private":true}' > package.json
 npm install --no-audit --no-fund --ignore-scripts --omit=dev "code-server@$VERSION" >&2
 
 # The package's own dependencies: only argon2 (password hashing) is native; build it here
-# rather than download a prebuilt binary.
-npm rebuild --build-from-source >&2
+# (node-pre-gyp reads npm_config_build_from_source) rather than download a prebuilt binary.
+# Not a bare `npm rebuild`: that would run code-server's own postinstall.sh.
+npm_config_build_from_source=true npm rebuild argon2 >&2
 
 # What the package's postinstall.sh does, without its downloads: install VS Code's
 # dependencies, with Debian's rg as @vscode/ripgrep's binary (its postinstall then sees

@@ -11,13 +11,16 @@ import { DidChangeTextDocumentNotification } from "vscode-languageserver-protoco
 import { POLICY_DIR, startServer, type ServerSession } from "../lsp/e2e-support.js";
 
 /** What the fake `vscode` saw, and the answers it gives. */
+/** The content providers the extension registered, by scheme. */
+const providers = new Map<string, { provideTextDocumentContent(uri: unknown): string }>();
 const ui = {
   answers: [] as string[],
   picks: [] as Array<{ title: string; labels: string[] }>,
   info: [] as Array<{ message: string; buttons: string[] }>,
   errors: [] as string[],
   warnings: [] as string[],
-  documents: [] as Array<{ language: string; content: string }>,
+  /** The documents shown: every one comes from the read-only `qubes-explain:` provider. */
+  documents: [] as Array<{ language: string; content: string; scheme: string; path: string }>,
   shown: [] as unknown[],
   webviews: [] as Array<{ title: string; html: string }>,
   activeEditor: undefined as unknown,
@@ -49,7 +52,10 @@ function fileUri(s: string) {
 vi.mock("vscode", () => ({
   ViewColumn: { Beside: -2 },
   TextEditorRevealType: { InCenterIfOutsideViewport: 2 },
-  Uri: { parse: (s: string) => fileUri(s) },
+  Uri: {
+    parse: (s: string) => fileUri(s),
+    from: (c: { scheme: string; path: string; query?: string }) => ({ ...c, toString: () => `${c.scheme}:${c.path}?${c.query ?? ""}` }),
+  },
   commands: {
     registerCommand: (name: string, fn: (...args: unknown[]) => unknown) => {
       registered.set(name, fn);
@@ -107,10 +113,18 @@ vi.mock("vscode", () => ({
     },
   },
   workspace: {
-    openTextDocument: async (arg: { language?: string; content?: string; fsPath?: string }) => {
+    registerTextDocumentContentProvider: (scheme: string, provider: { provideTextDocumentContent(uri: unknown): string }) => {
+      providers.set(scheme, provider);
+      return { dispose() {} };
+    },
+    onDidCloseTextDocument: () => ({ dispose() {} }),
+    openTextDocument: async (arg: { scheme?: string; path?: string; fsPath?: string }) => {
       if (arg.fsPath) return new FakeDocument(fileUri(arg.fsPath), "qrexecpolicy", readFileSync(arg.fsPath, "utf8"));
-      ui.documents.push({ language: arg.language ?? "", content: arg.content ?? "" });
-      return { uri: fileUri("/untitled") };
+      const provider = providers.get(arg.scheme ?? "");
+      if (!provider) throw new Error(`no content provider for ${String(arg.scheme)}: (an untitled, editable document?)`);
+      const content = provider.provideTextDocumentContent(arg);
+      ui.documents.push({ language: arg.path?.endsWith(".md") ? "markdown" : "", content, scheme: arg.scheme!, path: arg.path! });
+      return { uri: arg };
     },
   },
 }));
@@ -135,6 +149,8 @@ beforeAll(async () => {
     protocol2CodeConverter: { asLocation: (l: { uri: string; range: unknown }) => ({ uri: fileUri(l.uri), range: l.range }) },
   };
   const { registerCommands } = await import("../../vscode-extension/src/commands.js");
+  const { registerReadOnlyDocuments } = await import("../../vscode-extension/src/read-only.js");
+  registerReadOnlyDocuments({ subscriptions: [] } as never);
   registerCommands({ subscriptions: [] } as never, () => client as never);
 });
 afterAll(async () => {
@@ -170,6 +186,9 @@ describe("extension commands", () => {
     expect(ui.info).toEqual([{ message: "allow: call goes to personal (30-user.policy:3)", buttons: ["Go to rule"] }]);
     expect(ui.documents).toHaveLength(1);
     expect(ui.documents[0]!.language).toBe("markdown");
+    // A read-only document (content provider), titled by the request.
+    expect(ui.documents[0]!.scheme).toBe("qubes-explain");
+    expect(ui.documents[0]!.path).toBe("/Qubes qubes.Filecopy from work to personal.md");
     expect(ui.documents[0]!.content).toContain("# Qubes policy: qubes.Filecopy from work to personal");
   });
 
@@ -205,6 +224,8 @@ describe("extension commands", () => {
   it("says so when the language server is not running", async () => {
     const client = { isRunning: () => false };
     const { registerCommands } = await import("../../vscode-extension/src/commands.js");
+  const { registerReadOnlyDocuments } = await import("../../vscode-extension/src/read-only.js");
+  registerReadOnlyDocuments({ subscriptions: [] } as never);
     registerCommands({ subscriptions: [] } as never, () => client as never);
     await registered.get("qubesPolicy.simulate")!();
     expect(ui.errors).toEqual(["Qubes: the policy language server is not running"]);

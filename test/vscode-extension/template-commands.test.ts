@@ -12,13 +12,20 @@ const ui = {
   info: [] as string[],
   warnings: [] as string[],
   errors: [] as string[],
-  documents: [] as Array<{ language: string; content: string }>,
+  /** The documents shown: every one comes from the read-only `qubes-explain:` provider. */
+  documents: [] as Array<{ language: string; content: string; scheme: string; path: string }>,
   activeEditor: undefined as unknown,
+  trusted: true,
 };
+/** The content providers the extension registered, by scheme. */
+const providers = new Map<string, { provideTextDocumentContent(uri: unknown): string }>();
 
 vi.mock("vscode", () => ({
   ViewColumn: { Beside: -2 },
   ProgressLocation: { Notification: 15 },
+  Uri: {
+    from: (c: { scheme: string; path: string; query?: string }) => ({ ...c, toString: () => `${c.scheme}:${c.path}?${c.query ?? ""}` }),
+  },
   commands: {
     registerCommand: (name: string, fn: (...args: unknown[]) => unknown) => {
       registered.set(name, fn);
@@ -36,9 +43,20 @@ vi.mock("vscode", () => ({
     showTextDocument: async () => ({}),
   },
   workspace: {
-    openTextDocument: async (arg: { language?: string; content?: string }) => {
-      ui.documents.push({ language: arg.language ?? "", content: arg.content ?? "" });
-      return {};
+    get isTrusted() {
+      return ui.trusted;
+    },
+    registerTextDocumentContentProvider: (scheme: string, provider: { provideTextDocumentContent(uri: unknown): string }) => {
+      providers.set(scheme, provider);
+      return { dispose() {} };
+    },
+    onDidCloseTextDocument: () => ({ dispose() {} }),
+    openTextDocument: async (uri: { scheme: string; path: string }) => {
+      const provider = providers.get(uri.scheme);
+      if (!provider) throw new Error(`no content provider for ${uri.scheme}: (an untitled, editable document?)`);
+      const content = provider.provideTextDocumentContent(uri);
+      ui.documents.push({ language: uri.path.endsWith(".md") ? "markdown" : "", content, scheme: uri.scheme, path: uri.path });
+      return { uri };
     },
   },
 }));
@@ -71,6 +89,8 @@ beforeAll(async () => {
     sendRequest: (method: string, params: unknown) => server.connection.sendRequest(method, params),
   };
   const { registerTemplateCommands } = await import("../../vscode-extension/src/template-commands.js");
+  const { registerReadOnlyDocuments } = await import("../../vscode-extension/src/read-only.js");
+  registerReadOnlyDocuments({ subscriptions: [] } as never);
   registerTemplateCommands({ subscriptions: [] } as never, () => client as never);
 });
 afterAll(async () => {
@@ -98,6 +118,9 @@ describe("Plan against this machine", () => {
     expect(ui.documents).toHaveLength(1);
     const doc = ui.documents[0]!;
     expect(doc.language).toBe("markdown");
+    // A read-only document named after the stack file, not an untitled buffer.
+    expect(doc.scheme).toBe("qubes-explain");
+    expect(doc.path).toMatch(/^\/Plan cmd-\d+\.qubes\.yaml\.md$/);
     expect(doc.content).toContain("# Plan: cmd-");
     expect(doc.content).toContain("an offline simulator seeded from system-info.json");
     expect(doc.content).toMatch(/\| \+ \| qube work \| create \|/);
@@ -118,6 +141,22 @@ describe("Plan against this machine", () => {
     await registered.get("qubesTemplate.plan")!(uri);
     expect(ui.documents[0]?.content).toContain("unknown-label");
     expect(ui.warnings).toEqual(["Qubes: 1 error in the stack: fix them before planning"]);
+  });
+
+  it("refuses in an untrusted workspace: plan reads the machine", async () => {
+    const uri = openStack(STACK);
+    ui.trusted = false;
+    try {
+      await registered.get("qubesTemplate.plan")!(uri);
+      await registered.get("qubesTemplate.whatif")!(uri);
+    } finally {
+      ui.trusted = true;
+    }
+    expect(ui.documents).toEqual([]);
+    expect(ui.errors).toEqual([
+      "Qubes: plan and what-if read this machine, which an untrusted workspace may not do; trust the workspace first (Manage Workspace Trust)",
+      "Qubes: plan and what-if read this machine, which an untrusted workspace may not do; trust the workspace first (Manage Workspace Trust)",
+    ]);
   });
 
   it("says what to do without a stack file", async () => {

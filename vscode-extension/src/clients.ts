@@ -9,6 +9,7 @@
  */
 import * as vscode from "vscode";
 import {
+  ExecuteCommandRequest,
   LanguageClient,
   TransportKind,
   type DocumentSelector,
@@ -27,13 +28,22 @@ const WATCHED = "**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.ya
 // Notification methods of `lsp/src/protocol.ts`, repeated so the bundle does not pull in the server.
 const DOCUMENT_SYNTAX = "qubes/documentSyntax";
 const SYSTEM_MODEL_STATUS = "qubes/systemModelStatus";
+/** The key of the client for untitled documents in a multi-root window. */
+const UNTITLED = "untitled:";
 /** The action of the system-model notification. */
 export const OPEN_SETTINGS = "Open settings";
 
-/** The running clients, keyed by workspace folder URI (`""`: the client for everything). */
+/**
+ * The running clients, keyed by workspace folder URI (`""`: the client for everything in a
+ * window with one folder or none; `untitled:`: untitled documents of a multi-root window).
+ * In a multi-root window, a file outside every folder has no server: add its folder to the
+ * workspace (or open it in a window of its own).
+ */
 export class Clients implements vscode.Disposable {
   private readonly clients = new Map<string, LanguageClient>();
   private readonly shownErrors = new Map<string, string>();
+  /** The server commands registered as VS Code commands (once per window). */
+  private readonly routed = new Set<string>();
   private readonly output = vscode.window.createOutputChannel("Qubes qrexec policy");
   private chain: Promise<void> = Promise.resolve();
 
@@ -61,21 +71,31 @@ export class Clients implements vscode.Disposable {
     const single = this.clients.get("");
     if (single) return single;
     const target = typeof uri === "string" ? safeParse(uri) : (uri ?? vscode.window.activeTextEditor?.document.uri);
+    if (target?.scheme === "untitled") return this.clients.get(UNTITLED);
     const folder = target ? vscode.workspace.getWorkspaceFolder(target) : undefined;
     if (folder) return this.clients.get(folder.uri.toString());
     return this.clients.values().next().value;
   }
 
+  /** Stops every language server (deactivation waits for this). */
+  async stop(): Promise<void> {
+    this.chain = this.chain.then(() => this.stopAll());
+    await this.chain;
+  }
+
   dispose(): void {
-    void this.stopAll();
-    this.output.dispose();
+    void this.stop().finally(() => this.output.dispose());
   }
 
   private async reconcile(): Promise<void> {
     const folders = vscode.workspace.workspaceFolders ?? [];
     const wanted = new Map<string, vscode.WorkspaceFolder | undefined>();
     if (folders.length <= 1) wanted.set("", folders[0]);
-    else for (const f of folders) wanted.set(f.uri.toString(), f);
+    else {
+      for (const f of folders) wanted.set(f.uri.toString(), f);
+      // Untitled documents belong to no folder: one more server, with the window's settings.
+      wanted.set(UNTITLED, undefined);
+    }
     for (const [key, client] of [...this.clients]) {
       if (wanted.has(key)) continue;
       this.clients.delete(key);
@@ -84,7 +104,7 @@ export class Clients implements vscode.Disposable {
     for (const [key, folder] of wanted) {
       if (this.clients.has(key)) continue;
       // The single client of a one-folder window serves every document; its folder's settings apply.
-      const client = this.create(folder, key === "");
+      const client = key === UNTITLED ? this.create(undefined, false) : this.create(folder, key === "");
       this.clients.set(key, client);
       await client.start();
     }
@@ -103,15 +123,17 @@ export class Clients implements vscode.Disposable {
       debug: { module, transport: TransportKind.stdio, options: { execArgv: ["--nolazy", "--inspect=6009"] } },
     };
     const settings = () => this.settingsFor(folder);
-    const languages: DocumentSelector = everything || !folder
+    const languages: DocumentSelector = everything
       ? LANGUAGES.flatMap((language) => [{ scheme: "file", language }, { scheme: "untitled", language }])
-      : LANGUAGES.map((language) => ({ scheme: "file", language, pattern: new vscode.RelativePattern(folder, "**/*") }));
-    const tests: DocumentSelector = [
-      everything || !folder
-        ? { scheme: "file", pattern: POLICY_TESTS }
-        : // The client takes VS Code's RelativePattern here (as for the languages above).
-          ({ scheme: "file", pattern: new vscode.RelativePattern(folder, POLICY_TESTS) } as unknown as { scheme: string; pattern: string }),
-    ];
+      : folder
+        ? LANGUAGES.map((language) => ({ scheme: "file", language, pattern: new vscode.RelativePattern(folder, "**/*") }))
+        : LANGUAGES.map((language) => ({ scheme: "untitled", language }));
+    const tests: DocumentSelector = everything
+      ? [{ scheme: "file", pattern: POLICY_TESTS }]
+      : folder
+        ? // The client takes VS Code's RelativePattern here (as for the languages above).
+          [{ scheme: "file", pattern: new vscode.RelativePattern(folder, POLICY_TESTS) } as unknown as { scheme: string; pattern: string }]
+        : [];
     const documentSelector: DocumentSelector = [...languages, ...tests];
     const clientOptions: LanguageClientOptions = {
       documentSelector,
@@ -122,6 +144,12 @@ export class Clients implements vscode.Disposable {
       },
       initializationOptions: { settings: settings() },
       middleware: {
+        // The untitled documents' server sees every folder and would repeat their diagnostics.
+        ...(!everything && !folder
+          ? { handleDiagnostics: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[], next: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[]) => void) => {
+              if (uri.scheme === "untitled") next(uri, diagnostics);
+            } }
+          : {}),
         workspace: {
           // The server asks for the `qubesPolicy` section (and nothing else): answer with this
           // folder's settings, trust applied, whatever scope the request names.
@@ -130,8 +158,9 @@ export class Clients implements vscode.Disposable {
       },
     };
     // The id `qubesPolicy` makes the client honour the `qubesPolicy.trace.server` setting.
-    const name = folder && !everything ? `Qubes qrexec policy (${folder.name})` : "Qubes qrexec policy";
+    const name = everything ? "Qubes qrexec policy" : folder ? `Qubes qrexec policy (${folder.name})` : "Qubes qrexec policy (untitled)";
     const client = new LanguageClient("qubesPolicy", name, serverOptions, clientOptions);
+    this.routeServerCommands(client);
     client.onNotification(DOCUMENT_SYNTAX, (params: { uri: string; languageId: string }) => {
       // A legacy file read by `!include-service` from `policy.d/include/`: switch its language so highlighting matches.
       const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === params.uri);
@@ -139,6 +168,34 @@ export class Clients implements vscode.Disposable {
     });
     client.onNotification(SYSTEM_MODEL_STATUS, (status: SystemModelStatusParams) => this.systemModelStatus(status, folder, everything));
     return client;
+  }
+
+  /**
+   * The server's `workspace/executeCommand` commands are VS Code commands, which exist once per
+   * window: every client would register them again (and the second client's start would fail).
+   * Register each once, sending it to the client of the document it names (else of the active
+   * editor's document).
+   */
+  private routeServerCommands(client: LanguageClient): void {
+    const feature = client.getFeature(ExecuteCommandRequest.method) as unknown as {
+      register(data: { registerOptions?: { commands?: string[] } }): void;
+    };
+    feature.register = (data) => {
+      for (const command of data.registerOptions?.commands ?? []) {
+        if (this.routed.has(command)) continue;
+        this.routed.add(command);
+        try {
+          this.context.subscriptions.push(
+            vscode.commands.registerCommand(command, (...args: unknown[]) => {
+              const uri = args.find((a): a is string => typeof a === "string" && /^[a-z][a-z0-9+.-]*:/.test(a));
+              return this.clientFor(uri)?.sendRequest(ExecuteCommandRequest.type, { command, arguments: args });
+            }),
+          );
+        } catch (e) {
+          this.output.appendLine(`qubes: cannot register the server command ${command}: ${String(e)}`);
+        }
+      }
+    };
   }
 
   private settingsFor(folder: vscode.WorkspaceFolder | undefined) {

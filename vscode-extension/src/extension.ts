@@ -34,6 +34,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
 /** Stops the language servers when the extension is deactivated. */
 export async function deactivate(): Promise<void> {
-  clients?.dispose();
+  const all = clients;
   clients = undefined;
+  await all?.stop();
 }

@@ -104,11 +104,27 @@ const USER_SETTINGS = {
   "git.enabled": false,
 };
 
-/** Installs the `.vsix` into a fresh code-server profile, starts it on the workspace copy, and opens the workbench. */
-export async function startSession(): Promise<Session> {
+/**
+ * Installs the `.vsix` into a fresh code-server profile, starts it on a copy of the workspace,
+ * and opens the workbench. `multiRoot`: a `.code-workspace` with two copies as folders,
+ * `alpha` (its system model from `system-info.json`) and `beta` (no system model), each
+ * with its own `.vscode/settings.json`.
+ */
+export async function startSession(options: { multiRoot?: boolean } = {}): Promise<Session> {
   const temp = mkdtempSync(join(tmpdir(), "qkit-vscode-e2e-"));
   const workspace = join(temp, "workspace");
-  cpSync(WORKSPACE_FIXTURE, workspace, { recursive: true });
+  let open: string;
+  if (options.multiRoot) {
+    cpSync(WORKSPACE_FIXTURE, join(workspace, "alpha"), { recursive: true });
+    cpSync(WORKSPACE_FIXTURE, join(workspace, "beta"), { recursive: true });
+    writeFileSync(join(workspace, "beta", ".vscode", "settings.json"), JSON.stringify({ "qubesPolicy.system.source": "none" }, null, 2));
+    const file = join(workspace, "two.code-workspace");
+    writeFileSync(file, JSON.stringify({ folders: [{ path: "alpha" }, { path: "beta" }], settings: {} }, null, 2));
+    open = `workspace=${encodeURIComponent(file)}`;
+  } else {
+    cpSync(WORKSPACE_FIXTURE, workspace, { recursive: true });
+    open = `folder=${encodeURIComponent(workspace)}`;
+  }
   const userData = join(temp, "user-data");
   const extensions = join(temp, "extensions");
   mkdirSync(join(userData, "User"), { recursive: true });
@@ -140,7 +156,6 @@ export async function startSession(): Promise<Session> {
       "--disable-workspace-trust",
       "--disable-getting-started-override",
       "--ignore-last-opened",
-      workspace,
     ],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -191,7 +206,7 @@ export async function startSession(): Promise<Session> {
       ],
     });
     const page = browser.pages()[0] ?? (await browser.newPage());
-    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+    await page.goto(`http://127.0.0.1:${port}/?${open}`, { timeout: 120_000, waitUntil: "domcontentloaded" });
     await page.locator(".monaco-workbench").waitFor({ timeout: 120_000 });
     await page.locator(".explorer-folders-view, .explorer-viewlet").first().waitFor({ timeout: 60_000 });
     return { page, workspace, log: () => output, close };
@@ -201,20 +216,25 @@ export async function startSession(): Promise<Session> {
   }
 }
 
-/** Opens a workspace file with Quick Open (Ctrl+P) and waits for its editor to be active. */
-export async function openFile(page: Page, name: string): Promise<void> {
+/** Opens a workspace file (`name`, or `folder/…/name` in a multi-root window) with Quick Open (Ctrl+P) and waits for its editor to be active. */
+export async function openFile(page: Page, query: string): Promise<void> {
+  // `folder/.../name`: the row of `name` whose description names `folder` (multi-root windows).
+  const name = query.slice(query.lastIndexOf("/") + 1);
+  const folder = query.includes("/") ? query.slice(0, query.indexOf("/")) : undefined;
   const active = page.locator(".editor-group-container.active .tabs-container .tab.active", { hasText: name }).first();
+  // Quick Open searches with ripgrep; on a loaded machine the first search can come late.
   for (let attempt = 1; ; attempt++) {
     await page.keyboard.press("Escape");
     await page.keyboard.press("Control+P");
     const input = page.locator(".quick-input-widget input");
     await input.waitFor();
     await input.fill(name);
-    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first();
-    await row.waitFor({ timeout: 30_000 });
-    await row.click();
     try {
-      await active.waitFor({ timeout: 15_000 });
+      const rows = page.locator(".quick-input-list .monaco-list-row", { hasText: name });
+      const row = (folder ? rows.filter({ hasText: folder }) : rows).first();
+      await row.waitFor({ timeout: 40_000 });
+      await row.click();
+      await active.waitFor({ timeout: 20_000 });
       break;
     } catch (e) {
       if (attempt === 3) throw new Error(`${name} did not open in an editor (Quick Open, 3 attempts): ${String(e)}`);

@@ -22,18 +22,13 @@ const why = missing();
 let session: Session | undefined;
 let failure: Error | undefined;
 
-beforeAll(async () => {
-  if (why) {
-    if (process.env["CI"]) throw new Error(`the VS Code end-to-end test cannot run in CI: ${why}`);
-    process.stderr.write(`\nthe VS Code end-to-end test is skipped here: ${why}\n`);
-    return;
-  }
-  session = await startSession();
-}, 300_000);
-
-afterAll(async () => {
-  await session?.close();
-}, 60_000);
+/** Fails in CI, or says why the test is skipped; true when code-server and Chromium are there. */
+function available(): boolean {
+  if (!why) return true;
+  if (process.env["CI"]) throw new Error(`the VS Code end-to-end test cannot run in CI: ${why}`);
+  process.stderr.write(`\nthe VS Code end-to-end test is skipped here: ${why}\n`);
+  return false;
+}
 
 /** The session, or a skip (with its reason) when code-server is not installed here. */
 function ui(ctx: TestContext): Session {
@@ -87,6 +82,14 @@ async function toasts(s: Session): Promise<string[]> {
 }
 
 describe("VS Code (code-server 4.100.3) with the packaged extension", { timeout: 180_000 }, () => {
+  beforeAll(async () => {
+    if (available()) session = await startSession();
+  }, 300_000);
+  afterAll(async () => {
+    await session?.close();
+    session = undefined;
+  }, 60_000);
+
   it("opens policy.d files as qrexec policy and shows the engine's diagnostics in the Problems panel", (ctx) =>
     step(ctx, async (s) => {
       await openFile(s.page, "40-broken.policy");
@@ -226,8 +229,52 @@ describe("VS Code (code-server 4.100.3) with the packaged extension", { timeout:
       const toast = s.page.locator(".notifications-toasts .notification-toast", { hasText: "the system model did not load" });
       await toast.locator(".monaco-button", { hasText: "Open settings" }).first().click();
       await s.page.locator(".settings-editor").waitFor({ timeout: 30_000 });
-      expect(await s.page.locator(".settings-editor .settings-header input, .settings-editor .suggest-input-container textarea").first().inputValue().catch(async () =>
-        s.page.locator(".settings-editor .settings-header").innerText(),
-      )).toContain("qubesPolicy.system");
+      // The Settings editor opens searching for the system-model settings.
+      await eventually(() => s.page.locator(".settings-editor .settings-header").innerText(), (t) => t.includes("qubesPolicy.system"), "the settings search");
     }));
+});
+
+describe("VS Code (code-server 4.100.3), a multi-root workspace", { timeout: 240_000 }, () => {
+  let multi: Session | undefined;
+  beforeAll(async () => {
+    if (available()) multi = await startSession({ multiRoot: true });
+  }, 300_000);
+  afterAll(async () => {
+    await multi?.close();
+  }, 60_000);
+
+  it("gives each folder's documents that folder's settings", async (ctx) => {
+    if (why) ctx.skip(why);
+    const s = multi!;
+    try {
+      // The same broken file in both folders; only `alpha` has a system model (its .vscode/settings.json),
+      // so only its copy says that `vaultt` is an unknown qube. A window-wide setting would treat both alike.
+      await openFile(s.page, "alpha/etc/qubes/policy.d/40-broken.policy");
+      await openFile(s.page, "beta/etc/qubes/policy.d/40-broken.policy");
+      const rows = await eventually(
+        () => problems(s),
+        (r) => r.filter((t) => t.includes("invalid action: alow")).length === 2 && r.some((t) => t.includes("vaultt")),
+        "Problems panel of both folders",
+        120_000,
+      );
+      // Give a late publication for `beta` the time to arrive before counting.
+      await new Promise((r) => setTimeout(r, 3000));
+      const again = await problems(s);
+      expect(again.filter((t) => t.includes("invalid action: alow"))).toHaveLength(2);
+      expect(again.filter((t) => t.includes("unknown qube `vaultt`"))).toHaveLength(1);
+      expect(rows.length).toBeGreaterThan(0);
+      // The one warning belongs to alpha's file: its resource row comes first and holds it.
+      const text = again.join("\n");
+      const alpha = text.indexOf("alpha");
+      const beta = text.indexOf("beta");
+      const warning = text.indexOf("unknown qube `vaultt`");
+      expect(alpha).toBeGreaterThanOrEqual(0);
+      expect(beta).toBeGreaterThanOrEqual(0);
+      expect(alpha < beta ? warning > alpha && warning < beta : warning > alpha).toBe(true);
+    } catch (e) {
+      const shot = process.env["QKIT_E2E_SCREENSHOTS"];
+      if (shot) await s.page.screenshot({ path: join(shot, "multi-root.png") }).catch(() => undefined);
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- code-server log (end) ---\n${s.log().slice(-3000)}`);
+    }
+  });
 });

@@ -1,0 +1,48 @@
+/**
+ * `qubes/systemModelStatus`: after every load of the system model the server tells the client
+ * whether it loaded, and why not (the VS Code extension shows that reason in a notification).
+ * Driven over stdio through the built server.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { DidChangeConfigurationNotification } from "vscode-languageserver-protocol/node.js";
+import { startServer, TEST_SETTINGS, WORKSPACE, type ServerSession } from "./e2e-support.js";
+
+interface Status {
+  source: string;
+  error?: string;
+}
+
+let server: ServerSession | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** Starts the server with `settings`, then asks it to reload them and returns the status it sends. */
+async function statusAfterReload(settings: object): Promise<Status> {
+  server = await startServer(WORKSPACE, settings);
+  const status = new Promise<Status>((resolve) => server!.connection.onNotification("qubes/systemModelStatus", resolve));
+  await server.connection.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
+  return Promise.race([status, new Promise<Status>((_, reject) => setTimeout(() => reject(new Error("no qubes/systemModelStatus within 20 s")), 20_000))]);
+}
+
+describe("qubes/systemModelStatus", () => {
+  it("has no error when the model loads", async () => {
+    expect(await statusAfterReload(TEST_SETTINGS)).toEqual({ source: "file" });
+  });
+
+  it("has no error when no model is configured", async () => {
+    expect(await statusAfterReload({ system: { source: "none" } })).toEqual({ source: "none" });
+  });
+
+  it.each([
+    [{ system: { source: "file", file: "/nonexistent/system.json" } }, "system model file not found: /nonexistent/system.json"],
+    [{ system: { source: "file" } }, "qubesPolicy.system.file is not set"],
+    [{ system: { source: "socket", socket: "/nonexistent/qubesd.sock" } }, /^cannot load the system model \(socket\): .*nonexistent\/qubesd\.sock/],
+  ])("says why the model did not load (%j)", async (settings, error) => {
+    const status = await statusAfterReload(settings);
+    expect(status.source).toBe(settings.system.source);
+    if (typeof error === "string") expect(status.error).toBe(error);
+    else expect(status.error).toMatch(error);
+  });
+});
