@@ -61,11 +61,10 @@ export type RuleCache = WeakMap<PolicyDocument, Map<string, PolicyRule[]>>;
 export type LineRuleCache = WeakMap<RuleNode, PolicyRule>;
 
 /**
- * The last run of rules built for each place of a document without directives
- * (by the key of {@link RuleCache}, without the document): when an edited
- * document's run has the same rule objects as before (an edit that changed no
- * rule, such as typing an incomplete line), the previous array is returned, so
- * that what later stages cached per run still applies.
+ * The last run of rules built at each place (start index, file, length): when
+ * an edited document's run has the same rule objects as before (an edit that
+ * changed no rule, such as typing an incomplete line), the previous array is
+ * used, so that what later stages cached per run still applies.
  */
 export type RunCache = Map<string, PolicyRule[]>;
 
@@ -99,8 +98,17 @@ export function flattenPolicy(
   /** The run of rules not yet cut into a segment. */
   let pending: PolicyRule[] = [];
   const cut = () => {
-    if (pending.length) segments.push(pending);
+    if (pending.length) segments.push(reuseRun(pending));
     pending = [];
+  };
+  /** The previous array of a run with the same rule objects at the same place (see {@link RunCache}). */
+  const reuseRun = (run: PolicyRule[]): PolicyRule[] => {
+    if (!options.runs) return run;
+    const key = `${run[0]!.index}\0${run[0]!.origin.path}\0${run.length}`;
+    const before = options.runs.get(key);
+    if (before && sameRules(before, run)) return before;
+    options.runs.set(key, run);
+    return run;
   };
   const policyDir = normalizePath(options.policyDir);
   const files: LoadedFile[] = [];
@@ -269,11 +277,10 @@ export function flattenPolicy(
         if (!m) ruleCache!.set(doc, (m = new Map()));
         if (m.size >= 4) m.clear();
         // No directive, so no other file's rules came in between: the run is this document's rules.
-        const before = options.runs?.get(cacheKey);
-        if (before && sameRules(before, pending)) pending = before;
-        else options.runs?.set(cacheKey, pending);
+        if (pending.length) pending = reuseRun(pending);
         m.set(cacheKey, pending);
-        cut();
+        if (pending.length) segments.push(pending);
+        pending = [];
       } else cut();
     } finally {
       stack.pop();
