@@ -87,7 +87,15 @@ function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
  */
 export function flattenPolicy(
   fs: PolicyFileSystem,
-  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache; lineRules?: LineRuleCache; runs?: RunCache },
+  options: {
+    policyDir: string;
+    runtimeDir: string | null;
+    ruleCache?: RuleCache;
+    lineRules?: LineRuleCache;
+    runs?: RunCache;
+    /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
+    previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
+  },
   parse: DocumentParser,
 ): FlatPolicy | undefined {
   const ruleCache = options.ruleCache;
@@ -339,6 +347,10 @@ export function flattenPolicy(
     // Places that no longer exist (files renamed, rules moved): keep only this run's.
     const live = new Set(segments);
     for (const [k, v] of options.runs) if (!live.has(v)) options.runs.delete(k);
+  }
+  const before = options.previous;
+  if (before && before.segments.length === segments.length && before.segments.every((seg, i) => seg === segments[i])) {
+    return { rules: before.rules as PolicyRule[], files, diagnostics, ok, segments: before.segments as PolicyRule[][] };
   }
   const rules: PolicyRule[] = ([] as PolicyRule[]).concat(...segments);
   return { rules, files, diagnostics, ok, segments };
