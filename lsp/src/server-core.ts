@@ -406,6 +406,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       // The version of the open document's text these diagnostics belong to.
       const open = documents.get(uri);
       const version = open ? versions.get(pathOfUri(uri)) : undefined;
+      // An open document this analysis did not read (opened while it ran): the next run, already due, publishes it.
+      if (open && version === undefined && project.busy) continue;
       // An open document gets its diagnostics again for every new version, so the client knows they are current.
       const newVersion = version !== undefined && publishedVersion.get(uri) !== version;
       if (prev !== undefined && sameDiagnostics(prev, sig) && published.has(uri) === (sig.length > 0) && !newVersion) continue;
