@@ -284,6 +284,18 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return true;
   };
 
+  /** Converted diagnostics by the core's diagnostic object (see {@link lspDiagnosticOf}). */
+  const lspDiagnostics = new WeakMap<AnalysisDiagnostic, LspDiagnostic>();
+  /**
+   * A core diagnostic the analysis handed on unchanged is the same object, and so is its place in
+   * the text (the core makes a new one when its span or related places move): converted once.
+   */
+  const lspDiagnosticOf = (d: AnalysisDiagnostic, convert: () => LspDiagnostic): LspDiagnostic => {
+    let out = lspDiagnostics.get(d);
+    if (!out) lspDiagnostics.set(d, (out = convert()));
+    return out;
+  };
+
   /** The language id last announced per document (see `qubes/documentSyntax`). */
   const announcedSyntax = new Map<string, string>();
 
@@ -307,7 +319,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
                 return d !== null && m ? { uri: uriOf(d), mapper: m } : undefined;
               }
             : undefined;
-          return list.map((d) => toLspDiagnostic(mapper, d, related));
+          return list.map((d) => lspDiagnosticOf(d, () => toLspDiagnostic(mapper, d, related)));
         },
       });
     }

@@ -71,6 +71,10 @@ describe("reparseDocument", () => {
     edited[100] = "svc.S100 * work vaul2 allow";
     const after = reparseDocument(before, edited.join("\n") + "\n");
     expect(after.lines.slice(0, 99).every((l, i) => l === before.lines[i])).toBe(true);
+    // The context lines parsed again with the edited one keep their nodes when their text is the same.
+    expect(after.lines[99]).toBe(before.lines[99]);
+    expect(after.lines[101]).toBe(before.lines[101]);
+    expect(after.lines[100]).not.toBe(before.lines[100]);
     // Same length: the lines after it are the same objects too.
     expect(after.lines.slice(102).every((l, i) => l === before.lines[102 + i])).toBe(true);
     // A longer line moves the lines after it; their rules are shared.

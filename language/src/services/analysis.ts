@@ -765,6 +765,11 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
       // The rules report the failure themselves below.
     }
   }
-  for (const rule of ANALYSIS_RULES) if (!rule.meta.perDocument) guarded(rule, input, report);
+  // The whole-policy rules, one step each (a server answers other requests in between).
+  for (const rule of ANALYSIS_RULES) {
+    if (rule.meta.perDocument) continue;
+    guarded(rule, input, report);
+    yield;
+  }
   return out;
 }

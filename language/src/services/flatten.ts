@@ -61,11 +61,10 @@ export type RuleCache = WeakMap<PolicyDocument, Map<string, PolicyRule[]>>;
 export type LineRuleCache = WeakMap<RuleNode, PolicyRule>;
 
 /**
- * The last run of rules built for each place of a document without directives
- * (by the key of {@link RuleCache}, without the document): when an edited
- * document's run has the same rule objects as before (an edit that changed no
- * rule, such as typing an incomplete line), the previous array is returned, so
- * that what later stages cached per run still applies.
+ * The last run of rules built at each place (start index, file, length): when
+ * an edited document's run has the same rule objects as before (an edit that
+ * changed no rule, such as typing an incomplete line), the previous array is
+ * used, so that what later stages cached per run still applies.
  */
 export type RunCache = Map<string, PolicyRule[]>;
 
@@ -88,7 +87,15 @@ function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
  */
 export function flattenPolicy(
   fs: PolicyFileSystem,
-  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache; lineRules?: LineRuleCache; runs?: RunCache },
+  options: {
+    policyDir: string;
+    runtimeDir: string | null;
+    ruleCache?: RuleCache;
+    lineRules?: LineRuleCache;
+    runs?: RunCache;
+    /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
+    previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
+  },
   parse: DocumentParser,
 ): FlatPolicy | undefined {
   const ruleCache = options.ruleCache;
@@ -99,8 +106,17 @@ export function flattenPolicy(
   /** The run of rules not yet cut into a segment. */
   let pending: PolicyRule[] = [];
   const cut = () => {
-    if (pending.length) segments.push(pending);
+    if (pending.length) segments.push(reuseRun(pending));
     pending = [];
+  };
+  /** The previous array of a run with the same rule objects at the same place (see {@link RunCache}). */
+  const reuseRun = (run: PolicyRule[]): PolicyRule[] => {
+    if (!options.runs) return run;
+    const key = `${run[0]!.index}\0${run[0]!.origin.path}\0${run.length}`;
+    const before = options.runs.get(key);
+    if (before && sameRules(before, run)) return before;
+    options.runs.set(key, run);
+    return run;
   };
   const policyDir = normalizePath(options.policyDir);
   const files: LoadedFile[] = [];
@@ -269,11 +285,10 @@ export function flattenPolicy(
         if (!m) ruleCache!.set(doc, (m = new Map()));
         if (m.size >= 4) m.clear();
         // No directive, so no other file's rules came in between: the run is this document's rules.
-        const before = options.runs?.get(cacheKey);
-        if (before && sameRules(before, pending)) pending = before;
-        else options.runs?.set(cacheKey, pending);
+        if (pending.length) pending = reuseRun(pending);
         m.set(cacheKey, pending);
-        cut();
+        if (pending.length) segments.push(pending);
+        pending = [];
       } else cut();
     } finally {
       stack.pop();
@@ -332,6 +347,10 @@ export function flattenPolicy(
     // Places that no longer exist (files renamed, rules moved): keep only this run's.
     const live = new Set(segments);
     for (const [k, v] of options.runs) if (!live.has(v)) options.runs.delete(k);
+  }
+  const before = options.previous;
+  if (before && before.segments.length === segments.length && before.segments.every((seg, i) => seg === segments[i])) {
+    return { rules: before.rules as PolicyRule[], files, diagnostics, ok, segments: before.segments as PolicyRule[][] };
   }
   const rules: PolicyRule[] = ([] as PolicyRule[]).concat(...segments);
   return { rules, files, diagnostics, ok, segments };

@@ -58,7 +58,27 @@ export function reparseDocument(previous: PolicyDocument, text: string, options:
   const out: LineNode[] = new Array(first + regionCount + (n - last - 1));
   let k = 0;
   for (let i = 0; i < first; i++) out[k++] = lines[i]!;
-  for (let i = 0; i < regionCount; i++) out[k++] = shiftLine(regionLines[i]!, start, lineShift);
+  // Lines of the region that the edit did not change (the context lines around it) keep their
+  // nodes, so that their rules stay the same objects for the later stages' caches.
+  const oldLineText = (i: number) => old.slice(lines[i]!.lineSpan.start, i + 1 < n ? lines[i + 1]!.lineSpan.start : old.length);
+  const newLineText = (i: number) => text.slice(start + regionLines[i]!.lineSpan.start, i + 1 < regionLines.length ? start + regionLines[i + 1]!.lineSpan.start : newEnd);
+  let lead = 0;
+  while (lead < regionCount && first + lead <= last && lines[first + lead]!.lineSpan.start === start + regionLines[lead]!.lineSpan.start && oldLineText(first + lead) === newLineText(lead)) lead++;
+  let trail = 0;
+  while (
+    trail < regionCount - lead &&
+    last - trail >= first + lead &&
+    lines[last - trail]!.lineSpan.start + delta === start + regionLines[regionCount - 1 - trail]!.lineSpan.start &&
+    oldLineText(last - trail) === newLineText(regionCount - 1 - trail)
+  )
+    trail++;
+  for (let i = 0; i < regionCount; i++) {
+    if (i < lead) out[k++] = lines[first + i]!;
+    else if (i >= regionCount - trail) {
+      const o = lines[last - (regionCount - 1 - i)]!;
+      out[k++] = delta === 0 && lineDelta === 0 ? o : shiftLine(o, delta, lineDelta);
+    } else out[k++] = shiftLine(regionLines[i]!, start, lineShift);
+  }
   for (let i = last + 1; i < n; i++) out[k++] = delta === 0 && lineDelta === 0 ? lines[i]! : shiftLine(lines[i]!, delta, lineDelta);
 
   // Diagnostics are reported line by line, in order.

@@ -215,7 +215,8 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
   let flat: FlatPolicy | undefined;
   try {
-    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache }, parse);
+    const previous = options.previous?.segments ? { segments: options.previous.segments, rules: options.previous.rules } : undefined;
+    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache, ...(previous ? { previous } : {}) }, parse);
   } catch {
     flat = undefined;
   }
@@ -225,12 +226,10 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   let engineDiagnostics: readonly Diagnostic[];
   if (flat) {
     addFiles(flat.files);
+    // The same runs as the previous snapshot (an edit that changed no rule) give the same list, so
+    // that everything computed per rule list (the per-service findings, the services) is reused.
     segments = flat.segments;
-    // The same runs as the previous snapshot (an edit that changed no rule): the same list, so that
-    // everything computed per rule list (the per-service findings, the services) is reused as is.
-    const before = options.previous?.segments;
-    rules = before && sameList(before, segments) ? options.previous!.rules : flat.rules;
-    if (rules !== flat.rules) segments = before;
+    rules = flat.rules;
     engineDiagnostics = flat.diagnostics;
   } else {
     const load = strictLoad();
@@ -381,11 +380,6 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   };
 }
 
-function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** A file system that remembers every answer, so that later reads see the same state. */
 function memoFileSystem(fs: PolicyFileSystem): PolicyFileSystem {
