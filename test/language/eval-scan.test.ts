@@ -32,3 +32,37 @@ describe("the loader's line scanner", () => {
     }
   });
 });
+
+import { checkPolicy, createMemoryFileSystem, loadPolicy } from "@qubes-kit/language";
+
+// Rule lines around the validation fast path's edges (an `@default` target needs `target=` with
+// `allow`; parameters given twice; values that are not yes/no; `user=` values that contain `target=`).
+const fastLineArb = fc
+  .record({
+    sa: fc.constantFrom("qubes.A *", "qubes.A +x", "* *", "qubes.B +"),
+    source: fc.constantFrom("work", "@anyvm", "@tag:t", "@default", "*"),
+    target: fc.constantFrom("@default", "@default", "vault", "@dispvm", "*", "@anyvm"),
+    action: fc.constantFrom("allow", "ask", "deny"),
+    params: fc.array(fc.constantFrom("target=work", "target=@dispvm", "target=@default", "target=", "default_target=work", "user=root", "user=xtarget=y", "notify=yes", "notify=maybe", "autostart=no", "x=1"), { maxLength: 3 }),
+    sep: fc.constantFrom(" ", "\t", "  "),
+  })
+  .map((r) => [r.sa, r.source, r.target, r.action, ...r.params].join(r.sep));
+
+describe("the validation fast path", () => {
+  it("accepts only what the exact path accepts (check, strict load and a load for one service agree)", () => {
+    fc.assert(
+      fc.property(fc.array(fastLineArb, { minLength: 1, maxLength: 8 }), (lines) => {
+        const fs = createMemoryFileSystem({ "30-a.policy": lines.join("\n") + "\n" });
+        const key = (d: { line: number; code: string; message: string }) => [d.line, d.code, d.message];
+        const strict = loadPolicy(fs, { collectAll: true });
+        expect(checkPolicy(fs).diagnostics.map(key)).toEqual(strict.diagnostics.map(key));
+        const first = loadPolicy(fs);
+        const part = loadPolicy(fs, { service: "qubes.A" });
+        expect(part.ok).toBe(first.ok);
+        if (!first.ok && !part.ok) expect(part.error).toEqual(first.error);
+        if (first.ok && part.ok) expect(part.policy.ruleCount).toBe(first.policy.rules.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
