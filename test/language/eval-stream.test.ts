@@ -89,6 +89,23 @@ describe("qkit policy eval --requests", () => {
     expect(r.lines).toEqual(expected());
   });
 
+  it("decides one request from the command line (a load for its service only) as the stream does", async () => {
+    const want = expected();
+    for (let i = 0; i < REQUESTS.length; i++) {
+      const r = REQUESTS[i]!;
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = "";
+      stdout.on("data", (d) => (out += d));
+      stderr.resume();
+      const argv = ["policy", "eval", "--policy-dir", join(dir, "policy.d"), "--system", join(dir, "system.json"), "--json", r.service + (r.argument === "+" ? "" : r.argument), r.source, r.target];
+      const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: {}, cwd: dir });
+      expect(out.trim()).toBe(want[i]);
+      const d = JSON.parse(want[i]!) as { ok: boolean; action?: string };
+      expect(code).toBe(!d.ok || d.action === "deny" ? 1 : d.action === "ask" ? 3 : 0);
+    }
+  });
+
   it("answers each request before the next one is written (a co-process waits for every answer)", async () => {
     const want = expected();
     const r = await run(dir, async (stdin, answers) => {
