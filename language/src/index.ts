@@ -32,3 +32,5 @@ export * from "./template/model.js";
 export * from "./template/index.js";
 export * from "./template/services/index.js";
 export * from "./audit/index.js";
+export * from "./flow/index.js";
+export * from "./report/index.js";

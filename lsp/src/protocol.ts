@@ -99,6 +99,8 @@ export interface ExplainResult extends EvaluateResult {
   steps: ExplainStep[];
   /** The deciding rule in words. */
   summary?: string;
+  /** "Add a rule for this call": commands (`qkit.addRuleForCall`) that make the call allowed, asked or denied by a rule of its own. */
+  addRule?: Array<{ title: string; command: string; arguments: [AddRuleParams] }>;
 }
 
 /** Params of `qubes/systemModel`. */
@@ -187,8 +189,54 @@ export interface DocumentSyntaxParams {
   languageId: "qrexecpolicy" | "qrexecpolicy-service";
 }
 
+/**
+ * `qubes/systemModelStatus` (server → client notification): sent after every load of the
+ * system model (start, settings change, change of the model file), so clients can show why
+ * it failed. `error` is absent when the model loaded (or `source` is `none`).
+ */
+export namespace SystemModelStatusNotification {
+  export const method = "qubes/systemModelStatus";
+}
+
+/** The parameters of {@link SystemModelStatusNotification}. */
+export interface SystemModelStatusParams {
+  /** The `qubesPolicy.system.source` setting the server used. */
+  source: string;
+  /** One line: what went wrong (e.g. `system model file not found: /x/system.json`). */
+  error?: string;
+}
+
 /** The command a code lens runs: `qubesPolicy.simulateRule` with `[uri, line]` (1-based line). */
 export const SIMULATE_RULE_COMMAND = "qubesPolicy.simulateRule";
+
+/**
+ * The commands the server runs itself (`workspace/executeCommand`), so code lenses and
+ * explanations work in every editor: VS Code's extension keeps its own
+ * `qubesPolicy.simulateRule` (with prompts); other editors get these.
+ */
+export const SERVER_COMMANDS = {
+  /** `[uri, line]`: explains a representative call of the rule at the 1-based line; shows the decision and returns the {@link ExplainResult}. */
+  simulateRule: "qkit.simulateRule",
+  /** `[AddRuleParams]`: adds the rule that decides the call as asked (through `workspace/applyEdit`); returns {@link AddRuleResult}. */
+  addRuleForCall: "qkit.addRuleForCall",
+} as const;
+
+/** The argument of `qkit.addRuleForCall`: the call (as in `qubes/explain`) and what the new rule does. */
+export interface AddRuleParams extends EvaluateParams {
+  action: "allow" | "deny" | "ask";
+}
+
+/** The result of `qkit.addRuleForCall`. */
+export interface AddRuleResult {
+  /** True when the client applied the edit. */
+  applied: boolean;
+  /** The rule added, as written. */
+  rule?: string;
+  /** Where it went. */
+  location?: Location;
+  /** Why nothing was added. */
+  error?: string;
+}
 
 /** The command of the "plan" code lens of a stack file: `qubesTemplate.plan` with `[uri]`. */
 export const TEMPLATE_PLAN_COMMAND = "qubesTemplate.plan";

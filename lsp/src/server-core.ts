@@ -1,102 +1,43 @@
 /**
- * The language server: wires an LSP connection to the editor services of
- * `@qubes-kit/language`. Each handler converts the params, calls a service
- * and converts the result; every handler is guarded, so a failure is logged
- * and answered with an empty result instead of taking the server down.
+ * The language server's core: the connection's lifecycle, the policy projects,
+ * document sync, settings, the system model and the scheduling of analysis.
+ * Requests are answered by the feature modules of `features/` (one per
+ * feature, listed in `features/index.ts`), registered here through one guard
+ * that applies cancellation, the parameter check and the fallback on failure.
  */
 import {
-  CodeActionKind,
-  ErrorCodes,
+  LSPErrorCodes,
   ResponseError,
-  CompletionItemKind,
   DidChangeConfigurationNotification,
   DidChangeWatchedFilesNotification,
-  FoldingRangeKind,
-  LSPErrorCodes,
-  InsertTextFormat,
-  MarkupKind,
-  SemanticTokensBuilder,
-  SymbolKind,
   TextDocuments,
   TextDocumentSyncKind,
   type CancellationToken,
-  type CodeAction as LspCodeAction,
-  type CodeLens,
-  type Hover,
-  type SemanticTokens,
-  type TextEdit,
-  type CompletionItem as LspCompletionItem,
   type Connection,
   type Diagnostic as LspDiagnostic,
-  type DocumentSymbol as LspDocumentSymbol,
   type InitializeParams,
   type InitializeResult,
   type Location,
-  type WorkspaceEdit,
 } from "vscode-languageserver";
 import { TextDocument } from "vscode-languageserver-textdocument";
 import { URI } from "vscode-uri";
 import {
-  makeRequest,
-  codeActions,
-  codeLenses,
-  complete,
-  decisionTable,
-  definition,
-  documentSymbols,
-  evaluateRequest,
-  explainRequest,
-  foldingRanges,
-  formatDocument,
-  hover,
   parseDocument,
   prepareSystemInfo,
-  references,
-  SEMANTIC_TOKEN_MODIFIERS,
-  SEMANTIC_TOKEN_TYPES,
-  semanticTokens,
-  STANDARD_SERVICES,
-  summarizeSystem,
-  symbolAt,
-  describeRule,
   vocabulary,
-  type CompletionKind,
   type AnalysisDiagnostic,
-  type DocumentSymbol,
   type PolicyDocument,
-  type PolicyRequest,
   type PolicySnapshot,
   type RawSystemInfo,
   type SystemInfo,
 } from "@qubes-kit/language";
-import { COMPLETION_KIND, mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "./convert.js";
+import { mapperFor, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
-import {
-  DecisionTableRequest,
-  EvaluateRequest,
-  ExplainRequest,
-  SIMULATE_RULE_COMMAND,
-  SystemModelRequest,
-  type DecisionTableParams,
-  type DecisionTableResult,
-  type EvaluateParams,
-  type EvaluateResult,
-  type ExplainResult,
-  type QubesPolicySettings,
-  type SystemModelParams,
-  type SystemModelResult,
-  type SystemSource,
-  DocumentSyntaxNotification,
-  type DocumentSyntaxParams,
-  TemplatePlanRequest,
-  TemplateWhatifRequest,
-  type TemplateParams,
-  type TemplatePlanResult,
-  type TemplateWhatifResult,
-} from "./protocol.js";
-import type { TemplateRun } from "./template/machine.js";
+import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatusNotification, type SystemModelStatusParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
+import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
+import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
@@ -148,7 +89,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
   };
 
-  /** Runs a handler; on failure logs and answers `fallback`. A request cancelled before it runs answers `RequestCancelled`. */
+  /** Runs a lifecycle or notification handler; on failure logs and answers `fallback`. A request cancelled before it runs answers `RequestCancelled`. */
   function guard<A extends unknown[], R>(name: string, fallback: R, fn: (...args: A) => R): (...args: A) => R {
     return (...args: A) => {
       throwIfCancelled(args[1]);
@@ -175,13 +116,6 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     };
   }
 
-  /** Answers `RequestCancelled` when the client cancelled the request (`$/cancelRequest`). */
-  function throwIfCancelled(token: unknown): void {
-    if (typeof token === "object" && token !== null && (token as Partial<CancellationToken>).isCancellationRequested === true) {
-      throw new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled");
-    }
-  }
-
   const pathOfUri = (uri: string): string => {
     try {
       const u = URI.parse(uri);
@@ -195,7 +129,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const uriOf = (disk: string): string => uriOfPath.get(disk) ?? URI.file(disk).toString();
 
   /** The open documents the policy projects own (stack files belong to their feature). */
-  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri));
+  const policyDocuments = () => documents.all().filter((d) => !isTemplatePath(d.uri) && !isPolicyTestPath(d.uri));
 
   const overlay: DocumentOverlay = {
     get(disk) {
@@ -292,7 +226,24 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return best;
   }
 
+  const policyTests = createPolicyTestFeature({
+    connection,
+    documents,
+    fs: host.fs,
+    system: () => system,
+    policyAt(dir) {
+      const project = makeProject(dir);
+      const snapshot = project.snapshot();
+      return { root: project.root, snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
+    },
+    folders: () => folders,
+    pathOf: pathOfUri,
+    uriOf,
+    canRefreshLenses: () => clientCaps.workspace?.codeLens?.refreshSupport === true,
+    log,
+  });
   const features: DocumentFeature[] = [
+    policyTests,
     createTemplateFeature({
       connection,
       documents,
@@ -572,6 +523,12 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       }
     }
     if (systemError) log(`qubes-policy: ${systemError}`);
+    const status: SystemModelStatusParams = { source: String(systemSource), ...(systemError ? { error: systemError } : {}) };
+    try {
+      void connection.sendNotification(SystemModelStatusNotification.method, status).catch(() => undefined);
+    } catch {
+      // The connection is closing: nobody is left to tell.
+    }
     for (const p of projects.values()) configureProject(p);
   }
 
@@ -598,20 +555,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       return {
         capabilities: {
           textDocumentSync: TextDocumentSyncKind.Incremental,
-          completionProvider: { triggerCharacters: ["@", ":", "=", "!", "."], resolveProvider: false },
-          hoverProvider: true,
-          definitionProvider: true,
-          referencesProvider: true,
-          documentSymbolProvider: true,
-          foldingRangeProvider: true,
-          documentFormattingProvider: true,
-          documentRangeFormattingProvider: true,
-          semanticTokensProvider: {
-            legend: { tokenTypes: [...SEMANTIC_TOKEN_TYPES], tokenModifiers: [...SEMANTIC_TOKEN_MODIFIERS] },
-            full: true,
-          },
-          codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix, CodeActionKind.RefactorRewrite] },
-          codeLensProvider: { resolveProvider: false },
+          ...registered.capabilities(),
           workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
         },
         serverInfo: { name: "qkit-lsp", version: "0.1.0" },
@@ -627,7 +571,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       if (clientCaps.workspace?.didChangeWatchedFiles?.dynamicRegistration) {
         void connection.client
           .register(DidChangeWatchedFilesNotification.type, {
-            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }],
+            watchers: [{ globPattern: "**/policy.d/**" }, { globPattern: "**/*.policy" }, { globPattern: "**/*.json" }, { globPattern: "**/*.qubes.{yaml,yml}" }, { globPattern: "**/*.policytest.{yaml,yml}" }],
           })
           .catch(() => undefined);
       }
@@ -735,244 +679,14 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return { td, project, doc, lineStart, offset: td.offsetAt(position) - lineStart };
   }
 
-  connection.onCompletion(
-    guard("completion", [] as LspCompletionItem[], (params) => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.completion(params);
-      const c = lineContext(params.textDocument.uri, params.position);
-      if (!c) return [];
-      const snapshot = completionSnapshots.get(c.project) ?? c.project.lastSnapshot();
-      const shift = (span: { start: number; end: number }) => ({ start: span.start + c.lineStart, end: span.end + c.lineStart });
-      return complete(c.doc, c.offset, snapshot ? { snapshot } : {}).map((item): LspCompletionItem => {
-        item = { ...item, span: shift(item.span) };
-        const out: LspCompletionItem = {
-          label: item.label,
-          kind: COMPLETION_KIND[item.kind],
-          textEdit: { range: toRange(c.td, item.span), newText: item.insertText ?? item.label },
-          insertTextFormat: InsertTextFormat.PlainText,
-        };
-        if (item.detail) out.detail = item.detail;
-        if (item.documentation) out.documentation = { kind: MarkupKind.Markdown, value: item.documentation };
-        if (item.filterText) out.filterText = item.filterText;
-        if (item.sortText) out.sortText = item.sortText;
-        if (item.retrigger && retriggerCommand) out.command = { title: "suggest", command: "editor.action.triggerSuggest" };
-        return out;
-      });
-    }),
-  );
-
-  connection.onHover(
-    guard("hover", null as Hover | null, (params) => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.hover(params);
-      const c = context(params.textDocument.uri);
-      if (!c) return null;
-      // The last finished snapshot, at once: hover never waits for an analysis.
-      const snapshot = c.project.lastSnapshot();
-      const h = hover(c.doc, c.td.offsetAt(params.position), { ...(snapshot ? { snapshot } : {}), path: c.path });
-      if (!h) return null;
-      // Diagnostics' help text is shown with the hover of their span.
-      const offset = c.td.offsetAt(params.position);
-      const helps = (snapshot?.diagnostics.get(c.path) ?? []).filter((d) => d.help && d.span.start <= offset && offset <= d.span.end).map((d) => `*${d.code}*: ${d.help}`);
-      return { contents: { kind: MarkupKind.Markdown, value: [h.markdown, ...helps].join("\n\n") }, range: toRange(c.td, h.span) };
-    }),
-  );
-
-  connection.onDefinition(
-    guardAsync("definition", [] as Location[], async (params, token): Promise<Location[]> => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.definition(params);
-      if (!documents.get(params.textDocument.uri)) return [];
-      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      const offset = c.td.offsetAt(params.position);
-      const found = definition(c.doc, offset, { snapshot, path: c.path })
-        .map((l) => locationOf(c.project, snapshot, l.path, l.span))
-        .filter((l): l is Location => l !== undefined);
-      if (found.length) return found;
-      // A qube name goes to its entry in the system model snapshot file, when that is the source.
-      const at = symbolAt(c.doc, offset, { snapshot, path: c.path });
-      if (at?.ref.kind !== "qube" || settings.system?.source !== "file" || !systemFilePath) return [];
-      const text = host.fs.readFile(systemFilePath);
-      const key = text?.indexOf(JSON.stringify(at.ref.name) + ":") ?? -1;
-      const i = key >= 0 ? key : (text?.indexOf(JSON.stringify(at.ref.name) + " :") ?? -1);
-      if (!text || i < 0) return [];
-      const m = mapperFor(text);
-      return [{ uri: URI.file(systemFilePath).toString(), range: toRange(m, { start: i, end: i + JSON.stringify(at.ref.name).length }) }];
-    }),
-  );
-
-  connection.onReferences(
-    guardAsync("references", [] as Location[], async (params, token): Promise<Location[]> => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.references(params);
-      if (!documents.get(params.textDocument.uri)) return [];
-      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      const offset = c.td.offsetAt(params.position);
-      return references(c.doc, offset, { snapshot, path: c.path })
-        .map((l) => (l.path === c.path ? { uri: c.td.uri, range: toRange(c.td, l.span) } : locationOf(c.project, snapshot, l.path, l.span)))
-        .filter((l): l is Location => l !== undefined);
-    }),
-  );
-
-  connection.onDocumentSymbol(
-    guard("documentSymbol", [] as LspDocumentSymbol[], (params) => {
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      const conv = (s: DocumentSymbol): LspDocumentSymbol => ({
-        name: s.name,
-        detail: s.detail,
-        kind: s.kind === "rule" ? SymbolKind.Function : s.kind === "directive" ? SymbolKind.Module : SymbolKind.Namespace,
-        range: toRange(c.td, s.span),
-        selectionRange: toRange(c.td, s.selectionSpan),
-        ...(s.children ? { children: s.children.map(conv) } : {}),
-      });
-      return documentSymbols(c.doc).map(conv);
-    }),
-  );
-
-  connection.onFoldingRanges(
-    guard("foldingRanges", [], (params) => {
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      return foldingRanges(c.doc).map((f) => ({
-        startLine: c.td.positionAt(f.span.start).line,
-        endLine: c.td.positionAt(f.span.end).line,
-        kind: f.kind === "comment" ? FoldingRangeKind.Comment : FoldingRangeKind.Region,
-      }));
-    }),
-  );
-
-  connection.onDocumentFormatting(
-    guard("formatting", [] as TextEdit[], (params) => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.format(params.textDocument.uri);
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      return formatDocument(c.doc).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
-    }),
-  );
-
-  connection.onDocumentRangeFormatting(
-    guard("rangeFormatting", [] as TextEdit[], (params) => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.format(params.textDocument.uri, params.range);
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      return formatDocument(c.doc, { range: toSpan(c.td, params.range) }).map((e) => ({ range: toRange(c.td, e.span), newText: e.newText }));
-    }),
-  );
-
-  connection.languages.semanticTokens.on(
-    guard("semanticTokens", { data: [] } as SemanticTokens, (params) => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.semanticTokens(params.textDocument.uri);
-      const c = context(params.textDocument.uri);
-      if (!c) return { data: [] };
-      const builder = new SemanticTokensBuilder();
-      for (const t of semanticTokens(c.doc)) {
-        const start = c.td.positionAt(t.span.start);
-        const end = c.td.positionAt(t.span.end);
-        if (end.line !== start.line) continue;
-        let mods = 0;
-        for (const m of t.modifiers) mods |= 1 << SEMANTIC_TOKEN_MODIFIERS.indexOf(m);
-        builder.push(start.line, start.character, end.character - start.character, SEMANTIC_TOKEN_TYPES.indexOf(t.type), mods);
-      }
-      return builder.build();
-    }),
-  );
-
-  connection.onCodeAction(
-    guardAsync("codeAction", [] as LspCodeAction[], async (params, token): Promise<LspCodeAction[]> => {
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.codeActions(params.textDocument.uri, params.range);
-      if (!documents.get(params.textDocument.uri)) return [];
-      const snapshot = await analysed(projectFor(params.textDocument.uri), token);
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      const diags = snapshot.diagnostics.get(c.path) ?? [];
-      const span = toSpan(c.td, params.range);
-      const canRename = clientCaps.workspace?.workspaceEdit?.resourceOperations?.includes("rename") === true;
-      const out: LspCodeAction[] = [];
-      for (const a of codeActions(c.doc, c.path, span, diags, { snapshot })) {
-        let edit: WorkspaceEdit | undefined;
-        if (a.rename) {
-          if (!canRename) continue;
-          const from = c.project.toDisk(a.rename.from);
-          const to = c.project.toDisk(a.rename.to);
-          if (from === null || to === null) continue;
-          edit = { documentChanges: [{ kind: "rename", oldUri: uriOf(from), newUri: URI.file(to).toString() }] };
-        } else if (a.edits) {
-          const changes: NonNullable<WorkspaceEdit["changes"]> = {};
-          for (const [path, edits] of Object.entries(a.edits)) {
-            const disk = c.project.toDisk(path);
-            if (disk === null) continue;
-            const mapper = path === c.path ? c.td : mapperForPath(c.project, snapshot, disk);
-            if (!mapper) continue;
-            changes[path === c.path ? c.td.uri : uriOf(disk)] = edits.map((e) => ({ range: toRange(mapper, e.span), newText: e.newText }));
-          }
-          edit = { changes };
-        }
-        if (!edit) continue;
-        out.push({
-          title: a.title,
-          kind: a.kind === "quickfix" ? CodeActionKind.QuickFix : CodeActionKind.RefactorRewrite,
-          diagnostics: a.diagnostics.map((d) => toLspDiagnostic(c.td, d)),
-          edit,
-          ...(a.isPreferred ? { isPreferred: true } : {}),
-        });
-      }
-      return out;
-    }),
-  );
-
-  connection.onCodeLens(
-    guardAsync("codeLens", [] as CodeLens[], async (params, token): Promise<CodeLens[]> => {
-      if (settings.codeLens === false) return [];
-      const f = featureFor(params.textDocument.uri);
-      if (f) return f.codeLens(params.textDocument.uri);
-      if (!documents.get(params.textDocument.uri)) return [];
-      const project = projectFor(params.textDocument.uri);
-      // Lenses follow the last snapshot (they only name lines); the first one is waited for.
-      const snapshot = project.lastSnapshot() ?? (await analysed(project, token));
-      const c = context(params.textDocument.uri);
-      if (!c) return [];
-      return codeLenses(c.doc, { snapshot, path: c.path }).map((l) => ({
-        range: toRange(c.td, { start: l.span.start, end: l.span.start }),
-        command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
-      }));
-    }),
-  );
 
   // ---------------------------------------------------------------------------
-  // Custom requests.
+  // Requests: one module per feature (`features/`), registered from a table through one guard.
 
   function scopeProject(uri: string | undefined): PolicyProject | undefined {
     if (uri) return projectFor(uri);
     const first = projects.values().next();
     return first.done ? undefined : first.value;
-  }
-
-  /** Refuses a custom request whose parameters are missing or of the wrong type. */
-  function requireStrings(params: unknown, keys: string[], optional: string[] = []): void {
-    if (typeof params !== "object" || params === null) throw new ResponseError(ErrorCodes.InvalidParams, "parameters must be an object");
-    const p = params as Record<string, unknown>;
-    for (const k of keys) if (typeof p[k] !== "string" || p[k] === "") throw new ResponseError(ErrorCodes.InvalidParams, `\`${k}\` must be a non-empty string`);
-    for (const k of optional) if (p[k] !== undefined && p[k] !== null && typeof p[k] !== "string") throw new ResponseError(ErrorCodes.InvalidParams, `\`${k}\` must be a string`);
-  }
-
-  function requestOf(params: EvaluateParams): PolicyRequest {
-    requireStrings(params, ["service", "source"], ["argument", "target", "requestedSource", "uri"]);
-    const source = String(params.source ?? "");
-    const target = params.target ?? "";
-    const service = String(params.service ?? "");
-    // A `+` in the service splits off the argument, as `qrexec-policy-exec` does.
-    const r: PolicyRequest = params.argument === undefined ? makeRequest(service, source, target) : { service, argument: params.argument, source, target };
-    if (params.requestedSource) r.requestedSource = params.requestedSource;
-    return r;
   }
 
   const EMPTY_SYSTEM = (): SystemInfo => prepareSystemInfo({ domains: {} });
@@ -988,175 +702,64 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     return line ? locationOf(project, snapshot, loaded[0], line.span) : undefined;
   }
 
-  connection.onRequest(
-    EvaluateRequest.method,
-    guardAsync("qubes/evaluate", null as EvaluateResult | null, async (params: EvaluateParams, token?: CancellationToken): Promise<EvaluateResult | null> => {
-      const request = requestOf(params);
-      const project = scopeProject(params?.uri);
-      if (!project) return null;
-      const snapshot = await analysed(project, token);
-      const decision = evaluateRequest(snapshot, request, system ?? EMPTY_SYSTEM());
-      const location = ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
-      const note = noSystemNote();
-      return { decision, request, systemSource, ...(location ? { location } : {}), ...(note ? { note } : {}) };
-    }),
-  );
-
-  connection.onRequest(
-    ExplainRequest.method,
-    guardAsync("qubes/explain", null as ExplainResult | null, async (params: EvaluateParams, token?: CancellationToken): Promise<ExplainResult | null> => {
-      const request = requestOf(params);
-      const project = scopeProject(params?.uri);
-      if (!project) return null;
-      const snapshot = await analysed(project, token);
-      const explanation = explainRequest(snapshot, request, system ?? EMPTY_SYSTEM());
-      const steps = explanation.trace.map((s) => {
-        const loc = ruleLocation(project, snapshot, s.rule.origin);
-        const ruleText = describeRuleText(snapshot, s.rule.origin.path, s.rule.origin.line);
-        return {
-          rule: ruleText,
-          file: s.rule.origin.file,
-          line: s.rule.origin.line,
-          matched: s.matched,
-          reason: s.reason,
-          ...(s.failed ? { failed: s.failed } : {}),
-          ...(loc ? { location: loc } : {}),
-        };
-      });
-      const decision = explanation.decision;
-      const location = ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
-      const note = noSystemNote();
-      return {
-        decision,
-        request,
-        systemSource,
-        explanation,
-        steps,
-        ...(explanation.decidingRule ? { summary: describeRule(explanation.decidingRule) } : {}),
-        ...(location ? { location } : {}),
-        ...(note ? { note } : {}),
-      };
-    }),
-  );
-
-  function describeRuleText(snapshot: PolicySnapshot, path: string, line: number | null): string {
-    if (line === null) return "(implicit rule)";
-    const doc: PolicyDocument | undefined = snapshot.document(path);
-    const l = doc?.lines[line - 1];
-    return l ? doc!.text.slice(l.span.start, l.span.end) : "";
-  }
-
-  connection.onRequest(
-    SystemModelRequest.method,
-    guard("qubes/systemModel", null as SystemModelResult | null, (params: SystemModelParams): SystemModelResult => {
-      const project = scopeProject(params?.uri);
-      const services = new Set(STANDARD_SERVICES.map((s) => s.name));
-      if (project) for (const s of project.lastSnapshot()?.services.keys() ?? []) services.add(s);
-      return { source: systemSource, ...(systemError ? { error: systemError } : {}), ...summarizeSystem(system), services: [...services].sort() };
-    }),
-  );
-
-  connection.onRequest(
-    DecisionTableRequest.method,
-    guardAsync("qubes/decisionTable", null as DecisionTableResult | null, async (params: DecisionTableParams, token?: CancellationToken): Promise<DecisionTableResult | null> => {
-      requireStrings(params, ["service"], ["argument", "uri"]);
-      const sourcesParam = nameList(params, "sources");
-      const targetsParam = nameList(params, "targets");
-      const project = scopeProject(params?.uri);
-      if (!project) return null;
-      const snapshot = await analysed(project, token);
-      // Without `argument`, a `+` in the service splits it off, as `qrexec-policy-exec` does (`qubes.StartApp+firefox`).
-      const split = makeRequest(String(params.service), "", "");
-      const service = params.argument == null ? split.service : String(params.service);
-      const argument: string = params.argument ?? split.argument ?? "+";
-      const sys = system ?? EMPTY_SYSTEM();
-      // The rows and columns (the defaults resolved without deciding anything).
-      const sources = decisionTable(snapshot, service, argument, sys, { ...(sourcesParam ? { sources: sourcesParam } : {}), targets: [] }).sources;
-      const targets = decisionTable(snapshot, service, argument, sys, { sources: [], ...(targetsParam ? { targets: targetsParam } : {}) }).targets;
-      const locations = new Map<string, Location | undefined>();
-      const locate = (rule: { file: string; line: number | null }) => {
-        const key = `${rule.file}\0${rule.line}`;
-        if (!locations.has(key)) locations.set(key, ruleLocation(project, snapshot, rule));
-        return locations.get(key);
-      };
-      // Row by row, yielding between slices: a large table never blocks other messages, and a cancel stops it.
-      const cells: DecisionTableResult["cells"] = [];
+  const ctx: ServerContext = {
+    connection,
+    documents,
+    host,
+    get settings() {
+      return settings;
+    },
+    get system() {
+      return system;
+    },
+    get systemSource() {
+      return systemSource;
+    },
+    get systemError() {
+      return systemError;
+    },
+    get systemFilePath() {
+      return systemFilePath;
+    },
+    get clientCaps() {
+      return clientCaps;
+    },
+    get retriggerCommand() {
+      return retriggerCommand;
+    },
+    get folders() {
+      return folders;
+    },
+    log,
+    pathOfUri,
+    uriOf,
+    projectFor,
+    projects: () => projects.values(),
+    scopeProject,
+    workspacePolicyFor,
+    featureFor,
+    testLenses: (project, snapshot, virtualPath, mapper) =>
+      policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, sp) => locationOf(project, snapshot, v, sp) }, virtualPath, mapper),
+    context,
+    lineContext,
+    analysed,
+    completionSnapshot: (project) => completionSnapshots.get(project),
+    mapperForPath,
+    locationOf,
+    ruleLocation,
+    systemOrEmpty: () => system ?? EMPTY_SYSTEM(),
+    noSystemNote,
+    slicer(token) {
       let sliceStart = clock();
-      for (const source of sources) {
-        if (clock() - sliceStart > SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          throwIfCancelled(token);
-          sliceStart = clock();
-        }
-        const row = decisionTable(snapshot, service, argument, sys, { sources: [source], targets }).cells[0] ?? [];
-        cells.push(
-          row.map((cell) => {
-            const { rule, ...rest } = cell;
-            if (!rule) return rest;
-            const location = locate(rule);
-            return { ...rest, rule: { file: rule.file, line: rule.line, ...(location ? { location } : {}) } };
-          }),
-        );
-      }
-      throwIfCancelled(token);
-      const note = noSystemNote();
-      return { service, argument, sources, targets, systemSource, ...(note ? { note } : {}), cells };
-    }),
-  );
-
-  /** A list parameter of qube names: absent, or an array of non-empty strings (else `InvalidParams`). */
-  function nameList(params: unknown, key: string): string[] | undefined {
-    const v = (params as Record<string, unknown>)[key];
-    if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && x !== "")) {
-      throw new ResponseError(ErrorCodes.InvalidParams, `\`${key}\` must be an array of qube names (non-empty strings)`);
-    }
-    return v as string[];
-  }
-
-  // ---------------------------------------------------------------------------
-  // Stack files: plan and what-if against the configured machine (through the SDK, in the host).
-
-  function templateRun(params: unknown): TemplateRun {
-    requireStrings(params, ["uri"]);
-    const uri = (params as TemplateParams).uri;
-    if (!isTemplatePath(uri)) throw new ResponseError(ErrorCodes.InvalidParams, "`uri` must be a stack file (*.qubes.yaml)");
-    const file = pathOfUri(uri);
-    return {
-      settings,
-      folder: folders[0],
-      file,
-      readFile: (p) => {
-        const open = documents.get(uriOf(p));
-        return open ? open.getText() : host.fs.readFile(p);
-      },
-      policyDir: workspacePolicyFor(file)?.root,
-    };
-  }
-
-  const unavailable = (run: TemplateRun, what: string) => ({ file: run.file, connection: "none", error: `${what} is not available in this editor host (it needs the Node.js server)` });
-
-  connection.onRequest(TemplatePlanRequest.method, async (params: TemplateParams): Promise<TemplatePlanResult> => {
-    const run = templateRun(params);
-    if (!host.template) return unavailable(run, "plan");
-    try {
-      return await host.template.plan(run);
-    } catch (e) {
-      log(`qubes-template: plan failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-      return { file: run.file, connection: "none", error: `cannot plan: ${e instanceof Error ? e.message : String(e)}` };
-    }
-  });
-
-  connection.onRequest(TemplateWhatifRequest.method, async (params: TemplateParams): Promise<TemplateWhatifResult> => {
-    const run = templateRun(params);
-    if (!host.template?.whatif) return unavailable(run, "what-if");
-    try {
-      return await host.template.whatif(run);
-    } catch (e) {
-      log(`qubes-template: what-if failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-      return { file: run.file, connection: "none", error: `cannot run what-if: ${e instanceof Error ? e.message : String(e)}` };
-    }
-  });
+      return async () => {
+        if (clock() - sliceStart <= SLICE_MS) return;
+        await new Promise((resolve) => setImmediate(resolve));
+        throwIfCancelled(token);
+        sliceStart = clock();
+      };
+    },
+  };
+  const registered = registerFeatures(ctx, FEATURES);
 
   documents.listen(connection);
 

@@ -63,7 +63,7 @@ function emptyOk(method: string) {
 /** Options of {@link calls.create}. */
 export interface CreateOptions {
   /** The class, e.g. `AppVM`, `TemplateVM`, `StandaloneVM`, `DispVM`. */
-  klass: string;
+  class: string;
   name: string;
   /** The label name (required by qubesd). */
   label: string;
@@ -169,7 +169,7 @@ export const calls = {
 
   // ---- qube lifecycle -------------------------------------------------------
   create: (o: CreateOptions): AdminCall<void> => ({
-    method: `${o.inPool || o.pool !== undefined || o.pools !== undefined ? "admin.vm.CreateInPool" : "admin.vm.Create"}.${validateIdentifier(o.klass, "qube class")}`,
+    method: `${o.inPool || o.pool !== undefined || o.pools !== undefined ? "admin.vm.CreateInPool" : "admin.vm.Create"}.${validateIdentifier(o.class, "qube class")}`,
     dest: ADMIN,
     arg: o.template === undefined ? "" : validateQubeName(o.template, "template"),
     payload: createPayload(o),

@@ -103,7 +103,7 @@ export function parseVmStats(e: QubesEvent): VmStats | undefined {
 /** A qube as {@link QubesCache} holds it. */
 export interface CachedQube {
   name: string;
-  klass: string;
+  class: string;
   state: PowerState;
   uuid: string | undefined;
   /** Known property values; a missing entry is fetched on demand. */
@@ -197,7 +197,7 @@ export class QubesCache {
   }
 
   private entry(e: QubeListEntry): CachedQube {
-    return { name: e.name, klass: e.klass, state: e.state, uuid: e.uuid, properties: new Map(), propertiesLoaded: false, tags: undefined, features: undefined };
+    return { name: e.name, class: e.class, state: e.state, uuid: e.uuid, properties: new Map(), propertiesLoaded: false, tags: undefined, features: undefined };
   }
 
   /** A property of a qube, from the cache or fetched (and cached). */

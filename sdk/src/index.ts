@@ -13,7 +13,7 @@
  * import { Qubes } from "@qubes-kit/sdk";
  *
  * const qubes = Qubes.local(); // dom0's /var/run/qubesd.sock (or $QUBESD_SOCKET)
- * for (const q of await qubes.list()) console.log(q.name, q.klass, q.state);
+ * for (const q of await qubes.list()) console.log(q.name, q.class, q.state);
  * await qubes.qube("work").setProperty("memory", 800);
  * ```
  *

@@ -443,8 +443,8 @@ export class Qube<P = QubeProperties> extends PropertyHolder<P> {
   }
 
   /** The class (`AppVM` …). */
-  async klass(options?: CallOptions): Promise<string> {
-    return (await this.info(options)).klass;
+  async class(options?: CallOptions): Promise<string> {
+    return (await this.info(options)).class;
   }
 
   /** The label as an object (`null` when none). */
@@ -531,7 +531,7 @@ export class Qube<P = QubeProperties> extends PropertyHolder<P> {
 /** Options of {@link Qubes.cloneQube}. */
 export interface CloneOptions {
   /** Class of the new qube (default: the source's). */
-  klass?: string;
+  class?: string;
   pool?: string;
   pools?: Record<string, string>;
   /** Keep going when copying a property, feature, tag or volume fails. */
@@ -550,7 +550,7 @@ export interface CloneOptions {
  * import { Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
  *
  * const qubes = Qubes.local(); // or: new Qubes({ transport: new UnixSocketTransport({ path: "/tmp/sim.sock" }) })
- * for (const q of await qubes.list()) console.log(q.name, q.klass, q.state);
+ * for (const q of await qubes.list()) console.log(q.name, q.class, q.state);
  * await qubes.setProperty("default_dispvm", "default-dvm");
  * for await (const e of qubes.events()) console.log(e.subject, e.event);
  * ```
@@ -674,7 +674,7 @@ export class Qubes extends PropertyHolder<GlobalProperties, ReadOnlyProperty | "
     const props = await src.properties(options);
     const label = props.get("label")?.value;
     const template = props.get("template");
-    const create: CreateOptions = { klass: o.klass ?? info.klass, name: newName, label: typeof label === "string" ? label : "red" };
+    const create: CreateOptions = { class: o.class ?? info.class, name: newName, label: typeof label === "string" ? label : "red" };
     if (template && typeof template.value === "string") create.template = template.value;
     if (o.pool !== undefined) create.pool = o.pool;
     if (o.pools !== undefined) create.pools = o.pools;
@@ -696,7 +696,7 @@ export class Qubes extends PropertyHolder<GlobalProperties, ReadOnlyProperty | "
       await attempt(() => dst.tags.add(tag, options));
     }
     for (const [name, value] of await src.features.all(options)) await attempt(() => dst.features.set(name, value, options));
-    if (info.klass !== "AdminVM") await attempt(async () => dst.firewall.set(await src.firewall.get(options), options));
+    if (info.class !== "AdminVM") await attempt(async () => dst.firewall.set(await src.firewall.get(options), options));
     if (!o.ignoreVolumes) {
       for (const vol of await src.volumeNames(options)) {
         const vi = await src.volume(vol).info(options);

@@ -74,7 +74,7 @@ export async function systemInfo(qubes: Qubes, options: SystemInfoOptions = {}):
     const info: DomainInfo = {
       internal,
       tags: [...tags].sort(),
-      type: entry.klass,
+      type: entry.class,
       template_for_dispvms: tfd?.value === true,
       default_dispvm: vmValue(props.get("default_dispvm")),
       icon: label ? `appvm-${label}` : "",

@@ -29,7 +29,7 @@ export interface PropertyValue<T extends PropertyJsValue = PropertyJsValue> {
 export interface QubeListEntry {
   name: string;
   /** The qube class (`AppVM`, `TemplateVM` …). */
-  klass: string;
+  class: string;
   /** The power state (`Halted`, `Running` …). */
   state: PowerState;
   /** The UUID (absent only from very old servers). */
@@ -135,7 +135,7 @@ export function parseVmList(text: string): QubeListEntry[] {
     if (!name || kv["class"] === undefined || kv["state"] === undefined) {
       throw new QubesParseError(`admin.vm.List: line without name, class or state: \`${line.slice(0, 80)}\``);
     }
-    return { name, klass: kv["class"], state: kv["state"], uuid: kv["uuid"] };
+    return { name, class: kv["class"], state: kv["state"], uuid: kv["uuid"] };
   });
 }
 

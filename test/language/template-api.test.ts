@@ -256,9 +256,9 @@ describe("the model", () => {
 
   it("turns a system's presence into errors for unknown references", () => {
     const files = { "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    template: elsewhere\n" };
-    const r = stack(files, "/s/main.qubes.yaml", { system: { qubes: { w: { klass: "AppVM" } } } });
+    const r = stack(files, "/s/main.qubes.yaml", { system: { qubes: { w: { class: "AppVM" } } } });
     expect(r.diagnostics.map((d) => `${d.severity} ${d.code}`)).toEqual(["error unknown-qube"]);
-    const ok = stack(files, "/s/main.qubes.yaml", { system: { qubes: { w: { klass: "AppVM" }, elsewhere: { klass: "TemplateVM" } } } });
+    const ok = stack(files, "/s/main.qubes.yaml", { system: { qubes: { w: { class: "AppVM" }, elsewhere: { class: "TemplateVM" } } } });
     expect(ok.diagnostics).toEqual([]);
   });
 

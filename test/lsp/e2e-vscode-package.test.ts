@@ -63,10 +63,11 @@ beforeAll(() => {
 afterAll(() => rmSync(temp, { recursive: true, force: true }));
 
 describe("the packaged .vsix", () => {
-  it("holds exactly the manifest, the docs, the two bundles, the grammars and the stack schema", () => {
+  it("holds exactly the manifest, the docs, the licence, the icon, the two bundles, the grammars and the stack schema", () => {
     expect([...entries.keys()].sort()).toEqual([
       "[Content_Types].xml",
       "extension.vsixmanifest",
+      "extension/LICENSE.txt",
       "extension/changelog.md",
       "extension/dist/extension.cjs",
       "extension/dist/schemas/qubes-template.schema.json",
@@ -74,6 +75,7 @@ describe("the packaged .vsix", () => {
       "extension/dist/syntaxes/qrexecpolicy-service.tmLanguage.json",
       "extension/dist/syntaxes/qrexecpolicy.tmLanguage.json",
       "extension/dist/syntaxes/qubes-template.tmLanguage.json",
+      "extension/icon.png",
       "extension/language-configuration.json",
       "extension/package.json",
       "extension/readme.md",

@@ -490,6 +490,6 @@ describe("qkit policy check --lint-compat", () => {
     expect([i.code, i.out]).toEqual([0, ""]);
     const plain = qkitProcess(["policy", "check", "-"], { input: "qubes.A * work vault alow\n" });
     expect(plain.code).toBe(1);
-    expect(plain.out).toBe("-:1:22: error[invalid-action]: invalid action: alow\n");
+    expect(plain.out).toBe("-:1:22: error[invalid-action]: invalid action: alow\n1 | qubes.A * work vault alow\n  |                      ^^^^\n  = help: the action is one of `allow`, `deny`, `ask`\n");
   });
 });

@@ -99,7 +99,7 @@ describe("event cache", () => {
     await until(() => !cache.globals.has("default_dispvm"));
     expect((await cache.getGlobal("default_dispvm")).value).toBe("default-mgmt-dvm");
     await q.resetProperty("default_dispvm");
-    await q.createQube({ klass: "AppVM", name: "fresh", label: "green" });
+    await q.createQube({ class: "AppVM", name: "fresh", label: "green" });
     await until(() => cache.qubes.has("fresh"));
     await q.qube("fresh").remove();
     await until(() => !cache.qubes.has("fresh"));
@@ -122,7 +122,7 @@ describe("qube lifecycle through the object model", () => {
     expect(await clone.tags.has("gpg-client")).toBe(true);
     expect(await clone.features.get("service.cups")).toBe("1");
     expect(await clone.firewall.get()).toEqual(await work.firewall.get());
-    expect((await clone.info()).klass).toBe("AppVM");
+    expect((await clone.info()).class).toBe("AppVM");
     await clone.remove();
     expect(await q.has("work-clone")).toBe(false);
   });
@@ -131,7 +131,7 @@ describe("qube lifecycle through the object model", () => {
     const q = qubes();
     const disp = await q.qube("default-dvm").createDisposable();
     expect(disp.name).toMatch(/^disp[0-9]+$/);
-    expect((await disp.info()).klass).toBe("DispVM");
+    expect((await disp.info()).class).toBe("DispVM");
     expect(await disp.getQube("template")).not.toBeNull();
     expect((await disp.currentState()).powerState).toBe(await disp.powerState());
   });

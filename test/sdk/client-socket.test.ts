@@ -96,7 +96,7 @@ const qubes = (timeout?: number) => new Qubes({ transport: new UnixSocketTranspo
 describe("unix socket transport", () => {
   it("writes the exact request bytes, half-closes, and parses a success", async () => {
     const list = await qubes().list();
-    expect(list.map((e) => [e.name, e.klass, e.state])).toEqual([
+    expect(list.map((e) => [e.name, e.class, e.state])).toEqual([
       ["dom0", "AdminVM", "Running"],
       ["work", "AppVM", "Halted"],
     ]);

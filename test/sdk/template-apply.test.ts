@@ -73,7 +73,7 @@ describe("failure in the middle, and resume", () => {
     const conn = connectSim(sim);
     const { plan } = await planStack(machine, conn);
     // Someone creates a qube with a declared name after the plan was made.
-    await conn.qubes.createQube({ klass: "AppVM", name: "disp-sys", label: "green", template: "debian-12" });
+    await conn.qubes.createQube({ class: "AppVM", name: "disp-sys", label: "green", template: "debian-12" });
     const journal = memoryJournal();
     const r = await executePlan(plan, conn, { journal });
     expect(r.failure?.summary).toMatch(/^step \d+\/\d+ disp-sys\.create failed: admin\.vm\.Create\.DispVM dvm-sys: QubesVMAlreadyExistsError: Qube already exists: disp-sys$/);

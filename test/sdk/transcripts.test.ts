@@ -158,7 +158,7 @@ function typedCall(q: Qubes, r: QubesdFixture["request"], payload: string): Prom
     const pools: Record<string, string> = {};
     for (const [k, v] of Object.entries(p)) if (k.startsWith("pool:")) pools[k.slice(5)] = v;
     return q.createQube({
-      klass: mm[2]!,
+      class: mm[2]!,
       name: p["name"]!,
       label: p["label"]!,
       ...(r.arg ? { template: r.arg } : {}),
@@ -374,8 +374,8 @@ function checkOk(method: string, text: string, value: unknown): void {
   } else if (method === "admin.vm.device.denied.List") {
     expect(value).toEqual(text.split("\n").filter(Boolean));
   } else if (method === "admin.vm.List") {
-    const v = value as { name: string; klass: string; state: string; uuid: string }[];
-    expect(v.map((e) => `${e.name} class=${e.klass} state=${e.state} uuid=${e.uuid}`)).toEqual(lines);
+    const v = value as { name: string; class: string; state: string; uuid: string }[];
+    expect(v.map((e) => `${e.name} class=${e.class} state=${e.state} uuid=${e.uuid}`)).toEqual(lines);
   } else if (/property\.Get$/.test(method)) {
     const v = value as { isDefault: boolean; type: string; raw: string };
     expect(`default=${v.isDefault ? "True" : "False"} type=${v.type} ${v.raw}`).toBe(text);

@@ -11,7 +11,8 @@ import type {
   ExplainResult,
   SystemModelResult,
 } from "@qubes-kit/lsp";
-import { decisionTableHtml, describeDecision, explanationMarkdown, isConcreteQube, ruleColumns } from "./render.js";
+import { decisionTableHtml, describeDecision, describeRequest, explanationMarkdown, isConcreteQube, ruleColumns } from "./render.js";
+import { showReadOnly } from "./read-only.js";
 
 // The method names of `lsp/src/protocol.ts`, repeated here so the bundle does not pull in the server.
 const SYSTEM_MODEL = "qubes/systemModel";
@@ -21,13 +22,15 @@ const DECISION_TABLE = "qubes/decisionTable";
 const SIMULATE_RULE = "qubesPolicy.simulateRule";
 const POLICY_LANGUAGES = new Set(["qrexecpolicy", "qrexecpolicy-service"]);
 
-type ClientGetter = () => LanguageClient | undefined;
+/** The client of the document `uri` (else of the active editor's document). */
+type ClientGetter = (uri?: string) => LanguageClient | undefined;
 
 /** Registers `qubesPolicy.simulate`, `qubesPolicy.explainAtCursor`, `qubesPolicy.showDecisionTable` and the code-lens command. */
 export function registerCommands(context: vscode.ExtensionContext, getClient: ClientGetter): void {
   const run = (name: string, body: (client: LanguageClient, ...args: unknown[]) => Promise<void>) =>
     vscode.commands.registerCommand(name, async (...args: unknown[]) => {
-      const client = getClient();
+      // The code lens names its document; the other commands work on the active editor's.
+      const client = getClient(name === SIMULATE_RULE && typeof args[0] === "string" ? args[0] : undefined);
       if (!client || !client.isRunning()) {
         void vscode.window.showErrorMessage("Qubes: the policy language server is not running");
         return;
@@ -125,8 +128,7 @@ async function simulate(client: LanguageClient, prefill: Prefill): Promise<void>
 }
 
 async function showExplanation(client: LanguageClient, result: ExplainResult): Promise<void> {
-  const doc = await vscode.workspace.openTextDocument({ language: "markdown", content: explanationMarkdown(result) });
-  await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
+  await showReadOnly(`Qubes ${describeRequest(result.request)}`, explanationMarkdown(result));
   const location = result.location;
   const choice = await vscode.window.showInformationMessage(describeDecision(result.decision), ...(location ? ["Go to rule"] : []));
   if (choice && location) await revealLocation(client, location);

@@ -1,54 +1,39 @@
 /**
  * The VS Code entry point: starts the bundled qrexec policy language server over stdio
- * (policy files and stack files, `*.qubes.yaml`), registers the Qubes commands (policy
- * simulation in `commands.ts`, stack plan and what-if in `template-commands.ts`), and follows the server's `qubes/documentSyntax`
- * notification (a legacy file opened under the new-format language is switched). Everything else (diagnostics, completion, hover,
- * formatting, evaluation) happens in the server; the commands live in `commands.ts`.
+ * (policy files and stack files, `*.qubes.yaml`; one server per workspace folder in a
+ * multi-root window, `clients.ts`), registers the Qubes commands (policy simulation in
+ * `commands.ts`, stack plan and what-if in `template-commands.ts`) and the read-only
+ * `qubes-explain:` documents they open (`read-only.ts`). Everything else (diagnostics,
+ * completion, hover, formatting, evaluation) happens in the server.
+ *
+ * In an untrusted workspace the servers run with everything that reads this machine turned
+ * off (`settings.ts`); granting trust restarts them with the full settings.
  */
 import * as vscode from "vscode";
-import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node.js";
+import { Clients } from "./clients.js";
 import { registerCommands } from "./commands.js";
+import { registerReadOnlyDocuments } from "./read-only.js";
 import { registerTemplateCommands } from "./template-commands.js";
 
-let client: LanguageClient | undefined;
+let clients: Clients | undefined;
 
-/** Starts the language client; VS Code calls this on the first policy file. */
+/** Starts the language clients; VS Code calls this on the first policy or stack file. */
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
-  const module = context.asAbsolutePath("dist/server.cjs");
-  const serverOptions: ServerOptions = {
-    run: { module, transport: TransportKind.stdio },
-    debug: { module, transport: TransportKind.stdio, options: { execArgv: ["--nolazy", "--inspect=6009"] } },
-  };
-  const clientOptions: LanguageClientOptions = {
-    documentSelector: [
-      { scheme: "file", language: "qrexecpolicy" },
-      { scheme: "file", language: "qrexecpolicy-service" },
-      { scheme: "untitled", language: "qrexecpolicy" },
-      { scheme: "untitled", language: "qrexecpolicy-service" },
-      { scheme: "file", language: "qubes-template" },
-      { scheme: "untitled", language: "qubes-template" },
-    ],
-    synchronize: {
-      configurationSection: "qubesPolicy",
-      fileEvents: vscode.workspace.createFileSystemWatcher("**/{*.policy,policy.d/include/**,qubes-rpc/policy/**,*.qubes.yaml,*.qubes.yml}"),
-    },
-    initializationOptions: { settings: vscode.workspace.getConfiguration("qubesPolicy") },
-  };
-  // The id `qubesPolicy` makes the client honour the `qubesPolicy.trace.server` setting.
-  client = new LanguageClient("qubesPolicy", "Qubes qrexec policy", serverOptions, clientOptions);
-  registerCommands(context, () => client);
-  registerTemplateCommands(context, () => client);
-  await client.start();
-  // The server says when a document is read in the other grammar (a legacy file loaded by
-  // `!include-service` from `policy.d/include/`): switch its language so highlighting matches.
-  client.onNotification("qubes/documentSyntax", (params: { uri: string; languageId: string }) => {
-    const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === params.uri);
-    if (doc && doc.languageId !== params.languageId) void vscode.languages.setTextDocumentLanguage(doc, params.languageId);
-  });
+  const all = new Clients(context);
+  clients = all;
+  context.subscriptions.push(all);
+  registerReadOnlyDocuments(context);
+  registerCommands(context, (uri) => all.clientFor(uri));
+  registerTemplateCommands(context, (uri) => all.clientFor(uri));
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeWorkspaceFolders(() => void all.update()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void all.restart()),
+  );
+  await all.update();
 }
 
-/** Stops the language server when the extension is deactivated. */
+/** Stops the language servers when the extension is deactivated. */
 export async function deactivate(): Promise<void> {
-  await client?.stop();
-  client = undefined;
+  clients?.dispose();
+  clients = undefined;
 }

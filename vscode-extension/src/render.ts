@@ -196,3 +196,16 @@ export function ruleColumns(lineText: string): { service: string; argument: stri
 export function isConcreteQube(token: string): boolean {
   return token !== "*" && !token.startsWith("@");
 }
+
+/**
+ * The path of a read-only document titled `title` (its tab shows the last segment): one
+ * segment, no control characters, at most 80 characters, ending in `.md` so that VS Code
+ * opens it as Markdown.
+ */
+export function documentPath(title: string): string {
+  // eslint-disable-next-line no-control-regex
+  let name = title.replace(/[\u0000-\u001f\u007f/\\]+/g, " ").replace(/\s+/g, " ").trim();
+  if (name === "") name = "Qubes";
+  if (name.length > 80) name = `${name.slice(0, 79)}…`;
+  return `/${name}.md`;
+}

@@ -8,6 +8,7 @@
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node.js";
 import type { TemplatePlanResult, TemplateWhatifResult } from "@qubes-kit/lsp";
+import { showReadOnly } from "./read-only.js";
 import { planMarkdown, planSummary, whatifMarkdown, whatifSummary } from "./template-render.js";
 
 // The method names of `lsp/src/protocol.ts`, repeated here so the bundle does not pull in the server.
@@ -16,7 +17,8 @@ const TEMPLATE_WHATIF = "qubes/templateWhatif";
 /** The language id of stack files. */
 export const TEMPLATE_LANGUAGE = "qubes-template";
 
-type ClientGetter = () => LanguageClient | undefined;
+/** The client of the document `uri` (else of the active editor's document). */
+type ClientGetter = (uri?: string) => LanguageClient | undefined;
 
 /** The stack file a command is about: the code lens's argument, else the active editor's document. */
 function stackUri(arg: unknown): string | undefined {
@@ -26,23 +28,33 @@ function stackUri(arg: unknown): string | undefined {
   return editor && editor.document.languageId === TEMPLATE_LANGUAGE ? editor.document.uri.toString() : undefined;
 }
 
-async function show(markdown: string): Promise<void> {
-  const doc = await vscode.workspace.openTextDocument({ language: "markdown", content: markdown });
-  await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
+/** Shows a plan or what-if as a read-only Markdown document named after the stack file. */
+async function show(title: string, uri: string, markdown: string): Promise<void> {
+  let file = uri.slice(uri.lastIndexOf("/") + 1);
+  try {
+    file = decodeURIComponent(file);
+  } catch {
+    // Not percent-encoded text: the name as it is.
+  }
+  await showReadOnly(`${title} ${file}`, markdown);
 }
 
 /** Registers `qubesTemplate.plan` and `qubesTemplate.whatif`. */
 export function registerTemplateCommands(context: vscode.ExtensionContext, getClient: ClientGetter): void {
   const run = (name: string, body: (client: LanguageClient, uri: string) => Promise<void>) =>
     vscode.commands.registerCommand(name, async (arg?: unknown) => {
-      const client = getClient();
-      if (!client || !client.isRunning()) {
-        void vscode.window.showErrorMessage("Qubes: the language server is not running");
-        return;
-      }
       const uri = stackUri(arg);
       if (!uri) {
         void vscode.window.showErrorMessage("Qubes: open a stack file (*.qubes.yaml) first");
+        return;
+      }
+      if (!vscode.workspace.isTrusted) {
+        void vscode.window.showErrorMessage("Qubes: plan and what-if read this machine, which an untrusted workspace may not do; trust the workspace first (Manage Workspace Trust)");
+        return;
+      }
+      const client = getClient(uri);
+      if (!client || !client.isRunning()) {
+        void vscode.window.showErrorMessage("Qubes: the language server is not running");
         return;
       }
       try {
@@ -57,7 +69,7 @@ export function registerTemplateCommands(context: vscode.ExtensionContext, getCl
         { location: vscode.ProgressLocation.Notification, title: "Qubes: reading the machine and planning…" },
         () => client.sendRequest<TemplatePlanResult>(TEMPLATE_PLAN, { uri }),
       );
-      await show(planMarkdown(result));
+      await show("Plan", uri, planMarkdown(result));
       const line = planSummary(result);
       if (result.error || result.plan?.errors.length) void vscode.window.showWarningMessage(`Qubes: ${line}`);
       else void vscode.window.showInformationMessage(`Qubes: ${line}`);
@@ -67,7 +79,7 @@ export function registerTemplateCommands(context: vscode.ExtensionContext, getCl
         { location: vscode.ProgressLocation.Notification, title: "Qubes: evaluating the policy after apply…" },
         () => client.sendRequest<TemplateWhatifResult>(TEMPLATE_WHATIF, { uri }),
       );
-      await show(whatifMarkdown(result));
+      await show("What-if", uri, whatifMarkdown(result));
       const line = whatifSummary(result);
       if (result.error || result.ok === false) void vscode.window.showWarningMessage(`Qubes: ${line}`);
       else void vscode.window.showInformationMessage(`Qubes: ${line}`);

@@ -1,14 +1,25 @@
 /**
  * What an editor shows for policy tests, as pure data: diagnostics on a test
- * file (its problems and its failing calls, at the entry) and code lenses on
- * rules ("decided by N tests"). The language server adapts these; nothing
- * here knows the protocol.
+ * file (its problems and its failing calls, at the entry, with the actual
+ * decision's explanation as related places) and code lenses on rules
+ * ("decided by N tests"). The language server adapts these; nothing here
+ * knows the protocol.
  */
-import type { SystemInfo } from "../eval/types.js";
-import type { CompiledPolicy } from "../loader/types.js";
+import type { Explanation, SystemInfo } from "../eval/types.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import { printRule } from "../syntax/print.js";
 import type { PolicyCoverage } from "./run.js";
 import { CoverageCollector, runExpectation } from "./run.js";
 import type { PolicyTestFile } from "./testfile.js";
+
+/** A place in a policy file that explains a test diagnostic (the deciding rule …). */
+export interface TestRelated {
+  /** The absolute (virtual) path of the policy file. */
+  path: string;
+  /** The rule's line (1-based). */
+  line: number;
+  message: string;
+}
 
 /** A diagnostic on a policy test file. */
 export interface TestFileDiagnostic {
@@ -18,6 +29,10 @@ export interface TestFileDiagnostic {
   message: string;
   line: number;
   span: { start: number; end: number };
+  /** For a failed call: the rules that made the actual decision (the deciding rule, the rules that offered ask targets). */
+  related?: TestRelated[];
+  /** For a failed call: the actual decision, explained. */
+  explanation?: Explanation;
 }
 
 /** The outcome of running one test file for an editor. */
@@ -25,6 +40,31 @@ export interface TestFileReport {
   diagnostics: TestFileDiagnostic[];
   passed: number;
   failed: number;
+}
+
+/** One line: the actual decision of an explanation (`allow to vault`, `ask offering a, b (default a)`, `deny (no rule matched)`). */
+export function actualDecisionText(x: Explanation): string {
+  const d = x.decision;
+  if (!d.ok) return `deny: the engine refuses (${d.error}: ${d.message})`;
+  if (d.action === "allow") return `allow to ${d.target}`;
+  if (d.action === "ask") return `ask offering ${d.targetsForAsk.join(", ") || "nothing"}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}`;
+  return x.decidingRule ? "deny" : "deny (no rule matched)";
+}
+
+function ruleWhere(r: PolicyRule): string {
+  return `${r.origin.file}:${r.origin.line ?? "None"}`;
+}
+
+/** The related places of a failed call: the deciding rule, then the rules that added or removed ask targets. */
+function relatedOf(x: Explanation): TestRelated[] {
+  const out: TestRelated[] = [];
+  const rule = x.decidingRule;
+  if (rule && rule.origin.line !== null) out.push({ path: rule.origin.path, line: rule.origin.line, message: `decided here: ${actualDecisionText(x)} (${printRule(rule).replace(/\s+/g, " ")})` });
+  for (const c of x.askContributions ?? []) {
+    if (c.rule.origin.line === null) continue;
+    out.push({ path: c.rule.origin.path, line: c.rule.origin.line, message: `${c.effect === "add" ? "offers" : "takes away"} ${c.targets.join(", ")}` });
+  }
+  return out;
 }
 
 /**
@@ -47,8 +87,8 @@ export function testFileDiagnostics(file: PolicyTestFile, policy?: CompiledPolic
       }
       failed++;
       const rule = r.explanation.decidingRule;
-      const where = rule ? ` (decided by ${rule.origin.file}:${rule.origin.line ?? "None"})` : "";
-      diagnostics.push({ severity: "error", code: "policy-test-failed", message: `${r.failure}${where}`, line: c.line, span: c.span });
+      const where = rule ? ` (decided by ${ruleWhere(rule)})` : r.explanation.decision.ok ? " (no rule matched)" : "";
+      diagnostics.push({ severity: "error", code: "policy-test-failed", message: `${r.failure}${where}`, line: c.line, span: c.span, related: relatedOf(r.explanation), explanation: r.explanation });
     }
   }
   return { diagnostics, passed, failed };
@@ -65,16 +105,35 @@ export interface RuleLens {
   contributed: number;
 }
 
-/** One lens per rule line of the coverage (rules without a line, from `!compat-4.0`, have none). */
+function lensTitle(decided: number, contributed: number): string {
+  const parts: string[] = [];
+  if (decided) parts.push(`decided by ${decided} test${decided === 1 ? "" : "s"}`);
+  if (contributed) parts.push(`contributes ask targets to ${contributed} test${contributed === 1 ? "" : "s"}`);
+  return parts.length ? parts.join(", ") : "no test decides this rule";
+}
+
+/**
+ * One lens per rule line of the coverage (rules without a line, from
+ * `!compat-4.0`, have none); a line loaded twice (a file included twice)
+ * has one lens with the counts of both copies.
+ */
 export function coverageLenses(coverage: PolicyCoverage): RuleLens[] {
   const out: RuleLens[] = [];
+  const at = new Map<string, RuleLens>();
   for (const f of coverage.files) {
     for (const r of f.rules) {
       if (r.rule.origin.line === null) continue;
-      const parts: string[] = [];
-      if (r.decided) parts.push(`decided by ${r.decided} test${r.decided === 1 ? "" : "s"}`);
-      if (r.contributed) parts.push(`contributes ask targets to ${r.contributed} test${r.contributed === 1 ? "" : "s"}`);
-      out.push({ path: f.path, line: r.rule.origin.line, title: parts.length ? parts.join(", ") : "no test decides this rule", decided: r.decided, contributed: r.contributed });
+      const key = `${f.path}\0${r.rule.origin.line}`;
+      const prev = at.get(key);
+      if (prev) {
+        prev.decided += r.decided;
+        prev.contributed += r.contributed;
+        prev.title = lensTitle(prev.decided, prev.contributed);
+        continue;
+      }
+      const lens: RuleLens = { path: f.path, line: r.rule.origin.line, title: lensTitle(r.decided, r.contributed), decided: r.decided, contributed: r.contributed };
+      at.set(key, lens);
+      out.push(lens);
     }
   }
   return out;

@@ -10,3 +10,5 @@ export * from "./space.js";
 export * from "./diff.js";
 export * from "./query.js";
 export * from "./editor.js";
+export * from "./flip.js";
+export * from "./replay.js";

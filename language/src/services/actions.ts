@@ -12,6 +12,8 @@ import { basename, closest, code, dirname, lineByNumber, lineEndWithTerminator }
 import { vocabulary } from "./vocabulary.js";
 import { resolveIncludePath } from "./navigation.js";
 import type { PolicySnapshot } from "./workspace.js";
+import { PARAMS, paramsFor } from "./catalog.js";
+import { moveShadowedRule } from "./move.js";
 
 /** A quick fix or refactoring. */
 export interface CodeAction {
@@ -91,10 +93,63 @@ export function codeActions(
         break;
       }
       case "shadowed-rule": {
-        if (d.data?.removable !== true) break;
         const line = lineByNumber(doc, d.line);
         if (!line) break;
-        out.push({ title: "remove the shadowed rule", kind: "quickfix", diagnostics: [d], edits: edit([{ span: { start: line.lineSpan.start, end: lineEndWithTerminator(doc, line) }, newText: "" }]) });
+        if (d.data?.removable === true) {
+          out.push({ title: "remove the shadowed rule", kind: "quickfix", diagnostics: [d], edits: edit([{ span: { start: line.lineSpan.start, end: lineEndWithTerminator(doc, line) }, newText: "" }]) });
+        }
+        const move = ctx.snapshot ? moveShadowedRule(doc, path, d, ctx.snapshot) : undefined;
+        if (move) out.push({ title: move.title, kind: "quickfix", diagnostics: [d], edits: move.edits });
+        break;
+      }
+      case "invalid-yes-no": {
+        const line = ruleLineOf(doc, d);
+        const p = line?.params.find((x) => x.span.start === d.span.start);
+        if (!p) break;
+        const v = p.value.toLowerCase();
+        const truthy = ["true", "1", "on", "y", "enable", "enabled"].includes(v);
+        const falsy = ["false", "0", "off", "n", "disable", "disabled", "none"].includes(v);
+        for (const value of ["yes", "no"]) {
+          out.push({
+            title: `replace with ${code(`${p.key}=${value}`)}`,
+            kind: "quickfix",
+            diagnostics: [d],
+            edits: edit([{ span: p.span, newText: `${p.key}=${value}` }]),
+            ...((value === "yes" && truthy) || (value === "no" && falsy) ? { isPreferred: true } : {}),
+          });
+        }
+        break;
+      }
+      case "invalid-params-for-action": {
+        const line = ruleLineOf(doc, d);
+        const actionText = line?.actionWord?.text;
+        // Legacy lines join parameters with commas: removing a word there would leave one behind.
+        if (!line || doc.syntax !== "policy" || (actionText !== "allow" && actionText !== "deny" && actionText !== "ask")) break;
+        const allowed = paramsFor(actionText).map((x) => x.key);
+        const known = PARAMS.map((x) => x.key);
+        const written = new Set(line.params.map((x) => x.key));
+        for (const p of line.params) {
+          if (!p.key || allowed.includes(p.key)) continue;
+          const remove: CodeAction = {
+            title: `remove ${code(`${p.key}=${p.value}`)}`,
+            kind: "quickfix",
+            diagnostics: [d],
+            edits: edit([{ span: removalSpan(doc, p.span), newText: "" }]),
+          };
+          if (known.includes(p.key)) {
+            // A key of the spec that this action does not take.
+            out.push({ ...remove, title: `${remove.title} (${code(actionText)} does not take ${code(p.key + "=")})`, isPreferred: true });
+            if (p.key === "default_target" && actionText === "allow") {
+              out.push({ title: "change the action to ask", kind: "quickfix", diagnostics: [d], edits: edit([{ span: line.actionWord!.span, newText: "ask" }]) });
+            }
+          } else {
+            const guesses = closest(p.key, allowed.filter((k) => !written.has(k)), 2);
+            for (const g of guesses) {
+              out.push({ title: `replace with ${code(`${g}=${p.value}`)} (did you mean ${code(g)}?)`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: p.span, newText: `${g}=${p.value}` }]), isPreferred: g === guesses[0] });
+            }
+            out.push(remove);
+          }
+        }
         break;
       }
       case "filename-disables-policy":
@@ -143,6 +198,13 @@ export function codeActions(
     }
   }
   return out;
+}
+
+/** The span to delete for a word: the word and the whitespace before it. */
+function removalSpan(doc: PolicyDocument, span: Span): Span {
+  let start = span.start;
+  while (start > 0 && (doc.text[start - 1] === " " || doc.text[start - 1] === "\t")) start--;
+  return { start, end: span.end };
 }
 
 /**

@@ -11,7 +11,7 @@ import type { PolicyRule } from "../loader/types.js";
 import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
-import { serviceFindings, serviceFindingsSteps, shadowPositions, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
+import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
@@ -55,6 +55,12 @@ export interface AnalysisInput {
   listedDirs: readonly string[];
   /** State of the per-service analyses from the previous run: unchanged services are not analysed again. */
   serviceCache?: ServiceAnalysisCache;
+  /**
+   * `rules` cut into runs of consecutive rules of one file (see `FlatPolicy.segments`); with a
+   * `serviceCache`, the per-service analyses and the shadowed-rule warnings are then cached per
+   * run and per file, so unchanged files cost almost nothing.
+   */
+  segments?: ReadonlyArray<readonly PolicyRule[]>;
 }
 
 /** Reports a finding for a document. */
@@ -300,22 +306,33 @@ export function feedsAskPrompts(rules: readonly PolicyRule[], r: PolicyRule): bo
 function findingsOf(input: AnalysisInput): ServiceFindings {
   const cache = input.serviceCache;
   if (cache?.last?.rules === input.rules) return cache.last.findings;
-  return serviceFindings(input.rules, cache);
+  return serviceFindings(input.rules, cache, input.segments);
 }
 
 /** A rule that an earlier rule matches a superset of, so it can never decide. */
 export const shadowedRule: AnalysisRule = {
   meta: { name: "shadowed-rule", severity: "warning", needsSystem: false, summary: "an earlier rule matches every call this rule matches, so it never decides" },
   run(input, report, severity) {
+    if (input.segments && input.serviceCache) {
+      shadowedByFile(input, input.segments, input.serviceCache, report, severity);
+      return;
+    }
     const { shadowedBy, feedsAsk } = findingsOf(input);
     // A line counts as shadowed only when every copy of it (a file included twice) is. Files
     // loaded once (their rules form one run in the list) need no bookkeeping per line.
     const seenPaths = new Set<string>();
     const twice = new Set<string>();
     let lastPath: string | undefined;
+    let lastLine = 0;
     for (const r of input.rules) {
-      if (r.origin.path === lastPath) continue;
+      if (r.origin.path === lastPath) {
+        // The same file again right after itself (included twice in a row): its lines start over.
+        if ((r.origin.line ?? 0) <= lastLine) twice.add(lastPath);
+        lastLine = r.origin.line ?? 0;
+        continue;
+      }
       lastPath = r.origin.path;
+      lastLine = r.origin.line ?? 0;
       if (seenPaths.has(lastPath)) twice.add(lastPath);
       else seenPaths.add(lastPath);
     }
@@ -356,8 +373,9 @@ export const shadowedRule: AnalysisRule = {
       const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
       // The same finding on an unchanged document, with the broader rule at the same place, is the
       // same diagnostic object (so an unchanged file's list is the same list, cheap to skip).
-      let perDoc = presented?.get(doc.document);
-      const hit = perDoc?.get(rule.origin.line!);
+      const line = lineByNumber(doc.document, rule.origin.line!);
+      if (!line) continue;
+      const hit = presented?.get(line);
       if (
         hit &&
         hit.byPath === by.origin.path &&
@@ -371,27 +389,182 @@ export const shadowedRule: AnalysisRule = {
         report(rule.origin.path, hit.d);
         continue;
       }
-      const line = lineByNumber(doc.document, rule.origin.line!);
-      if (!line) continue;
-      const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
-      const d = diag(
-        "shadowed-rule",
-        severity,
-        `rule never decides: the rule at ${where} matches every call it matches`,
-        line.span,
-        line.line,
-        feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
-      );
-      if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
-      d.data = { removable: !feeds };
-      if (presented) {
-        if (!perDoc) presented.set(doc.document, (perDoc = new Map()));
-        perDoc.set(rule.origin.line!, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
-      }
+      const d = shadowDiagnostic(by, line.span, line.line, byLineNode, feeds, severity);
+      presented?.set(line, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
       report(rule.origin.path, d);
     }
   },
 };
+
+/**
+ * The shadowed-rule warnings file by file, from the runs of rules of each file: a file whose
+ * rules, findings, document and broader rules' documents are the same objects as in the last
+ * run reports the same diagnostics (the same objects) without looking at a line. Equal to the
+ * whole-list pass above (the property tests of `services-incremental*` compare with scratch).
+ */
+function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache, report: Report, severity: Severity): void {
+  const { shadowedBy, feedsAsk } = findingsOf(input);
+  const docs = new Map(input.documents.map((d) => [d.path, d]));
+  // The runs of each file, with their start in the rule list.
+  const byPath = new Map<string, Array<{ start: number; rules: readonly PolicyRule[] }>>();
+  let start = 0;
+  for (const seg of segments) {
+    if (seg.length) {
+      const path = seg[0]!.origin.path;
+      let list = byPath.get(path);
+      if (!list) byPath.set(path, (list = []));
+      list.push({ start, rules: seg });
+    }
+    start += seg.length;
+  }
+  for (const key of [...cache.shadowFiles.keys()]) if (!byPath.has(key)) cache.shadowFiles.delete(key);
+  const presented = cache.presented;
+  for (const [path, runs] of byPath) {
+    const doc = docs.get(path);
+    if (!doc) {
+      cache.shadowFiles.delete(path);
+      continue;
+    }
+    let count = 0;
+    for (const run of runs) count += run.rules.length;
+    const prev = cache.shadowFiles.get(path);
+    let same = prev !== undefined && prev.document === doc.document && prev.severity === severity && prev.by.length === count;
+    // The same findings arrays and the same runs: nothing about this file's rules changed.
+    const quick = same && prev!.shadowedBy === shadowedBy && prev!.feedsAsk === feedsAsk && prev!.runs.length === runs.length && prev!.runs.every((r, k) => r === runs[k]!.rules);
+    if (same && !quick) {
+      let k = 0;
+      outer: for (const run of runs) {
+        for (let j = 0; j < run.rules.length; j++, k++) {
+          if (prev!.by[k] !== shadowedBy[run.start + j] || prev!.feeds[k] !== feedsAsk[run.start + j]) {
+            same = false;
+            break outer;
+          }
+        }
+      }
+      if (same) {
+        prev!.shadowedBy = shadowedBy;
+        prev!.feedsAsk = feedsAsk;
+        prev!.runs = runs.map((r) => r.rules);
+      }
+    }
+    if (same) {
+      // The broader rules are the same; documents they live in may have been edited (their lines moved).
+      let moved: Map<string, PolicyDocument> | undefined;
+      for (const [p, d] of prev!.byDocs) {
+        const now = docs.get(p)?.document;
+        if (now === d) continue;
+        if (now === undefined) same = false;
+        else (moved ??= new Map()).set(p, now);
+      }
+      if (same && moved) {
+        // Only the related places into moved documents are read again.
+        const found = prev!.found;
+        for (const [p, now] of moved) {
+          for (const k of prev!.foundAt.get(p) ?? []) {
+            const b = prev!.foundBy[k]!;
+            const d = found[k]!;
+            const node = b.origin.line !== null ? lineByNumber(now, b.origin.line) : undefined;
+            const rel = d.related?.[0];
+            if (node && rel && rel.span.start === node.span.start && rel.span.end === node.span.end && rel.line === node.line) continue;
+            if (!node && !rel) continue;
+            found[k] = shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+          }
+        }
+        for (const [p, d] of moved) prev!.byDocs.set(p, d);
+      }
+    }
+    if (same) {
+      for (const d of prev!.found) report(path, d);
+      continue;
+    }
+    // Afresh: a line counts as shadowed only when every copy of it (a file included twice) is.
+    const by: Array<PolicyRule | undefined> = new Array(count);
+    const feeds = new Uint8Array(count);
+    const byDocs = new Map<string, PolicyDocument | undefined>();
+    type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
+    const entries: Entry[] = [];
+    const lines = runs.length > 1 ? new Map<number, Entry>() : undefined;
+    let k = 0;
+    for (const run of runs) {
+      for (let j = 0; j < run.rules.length; j++, k++) {
+        const i = run.start + j;
+        const b = shadowedBy[i];
+        by[k] = b;
+        feeds[k] = feedsAsk[i]!;
+        const line = run.rules[j]!.origin.line;
+        if (line === null) continue;
+        if (!lines) {
+          if (b) entries.push({ i, by: b, all: true });
+          continue;
+        }
+        const e = lines.get(line);
+        if (!e) {
+          const entry = { i, by: b, all: b !== undefined };
+          lines.set(line, entry);
+          entries.push(entry);
+        } else e.all = e.all && b !== undefined;
+      }
+    }
+    const found: AnalysisDiagnostic[] = [];
+    const foundBy: PolicyRule[] = [];
+    for (const { i, by: b, all } of entries) {
+      if (!all || !b) continue;
+      const rule = input.rules[i]!;
+      const feedsThis = feedsAsk[i] === 1;
+      const byDoc = docs.get(b.origin.path);
+      byDocs.set(b.origin.path, byDoc?.document);
+      const byLineNode = byDoc && b.origin.line !== null ? lineByNumber(byDoc.document, b.origin.line) : undefined;
+      // A line node of an edited document that the edit did not touch is the same object: its
+      // warning is the same object too while the broader rule stays where it was.
+      const line = lineByNumber(doc.document, rule.origin.line!);
+      if (!line) continue;
+      const hit = presented.get(line);
+      if (
+        hit &&
+        hit.byPath === b.origin.path &&
+        hit.byFile === b.origin.file &&
+        hit.byLine === b.origin.line &&
+        hit.bySpan?.start === byLineNode?.span.start &&
+        hit.bySpan?.end === byLineNode?.span.end &&
+        hit.feeds === feedsThis &&
+        hit.d.severity === severity
+      ) {
+        found.push(hit.d);
+        foundBy.push(b);
+        continue;
+      }
+      const d = shadowDiagnostic(b, line.span, line.line, byLineNode, feedsThis, severity);
+      presented.set(line, { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
+      found.push(d);
+      foundBy.push(b);
+    }
+    const foundAt = new Map<string, number[]>();
+    for (let k = 0; k < foundBy.length; k++) {
+      const p = foundBy[k]!.origin.path;
+      let list = foundAt.get(p);
+      if (!list) foundAt.set(p, (list = []));
+      list.push(k);
+    }
+    cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy, foundAt, shadowedBy, feedsAsk, runs: runs.map((r) => r.rules) });
+    for (const d of found) report(path, d);
+  }
+}
+
+/** The shadowed-rule warning of a line, with the broader rule as related information. */
+function shadowDiagnostic(by: PolicyRule, span: Span, line: number, byLineNode: { span: Span; line: number } | undefined, feeds: boolean, severity: Severity): AnalysisDiagnostic {
+  const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
+  const d = diag(
+    "shadowed-rule",
+    severity,
+    `rule never decides: the rule at ${where} matches every call it matches`,
+    span,
+    line,
+    feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
+  );
+  if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
+  d.data = { removable: !feeds };
+  return d;
+}
 
 /** An `ask` rule whose target is `@default`, without `target=`, where no rule for the service offers any target. */
 export const askWithoutTargets: AnalysisRule = {
@@ -584,7 +757,10 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
   // The whole-policy rules share the per-service findings; compute them step by step first.
   if (input.serviceCache && (config["shadowed-rule"] !== "off" || config["ask-without-targets"] !== "off")) {
     try {
-      yield* serviceFindingsSteps(input.rules, input.serviceCache);
+      // The same rule list as the last run (an edit that changed no rule): the same findings, none recomputed.
+      const last = input.serviceCache.last;
+      if (last && last.rules === input.rules && last.findings.recomputed.length) input.serviceCache.last = { rules: last.rules, findings: { ...last.findings, recomputed: [] } };
+      yield* serviceFindingsSteps(input.rules, input.serviceCache, input.segments);
     } catch {
       // The rules report the failure themselves below.
     }

@@ -14,7 +14,7 @@ import { Diagnostic, type Span } from "../diagnostics.js";
 import { basename, dirname, joinPath, normalizePath, purePosix } from "../loader/memfs.js";
 import { RUNTIME_POLICY_DIR, type LoadedFile, type PolicyFileSystem, type PolicyRule, type RuleOrigin } from "../loader/types.js";
 import { pyCompare, pyRepr } from "../syntax/python.js";
-import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
+import type { NewlineMode, PolicyDocument, RuleNode, SyntaxKind } from "../syntax/tree.js";
 
 const FILENAME_CHARS = /^[0-9a-z_.-]*$/;
 
@@ -36,6 +36,12 @@ export interface FlatPolicy {
   /** The loader's diagnostics and every document's line diagnostics, each with its `file`; `ok` when none is an error. */
   diagnostics: Diagnostic[];
   ok: boolean;
+  /**
+   * `rules` cut into runs of consecutive rules of one file (their concatenation is `rules`).
+   * A run of an unchanged document is the same array as in the previous call with the same
+   * caches, so that later stages can cache their work per run.
+   */
+  segments: PolicyRule[][];
 }
 
 class Unsupported {}
@@ -48,17 +54,55 @@ class Unsupported {}
 export type RuleCache = WeakMap<PolicyDocument, Map<string, PolicyRule[]>>;
 
 /**
+ * Rule objects by the parsed rule they were built from, reused when the rule
+ * keeps its place (index, file, line, includes): an edited document whose
+ * other lines did not move keeps their rule objects.
+ */
+export type LineRuleCache = WeakMap<RuleNode, PolicyRule>;
+
+/**
+ * The last run of rules built for each place of a document without directives
+ * (by the key of {@link RuleCache}, without the document): when an edited
+ * document's run has the same rule objects as before (an edit that changed no
+ * rule, such as typing an incomplete line), the previous array is returned, so
+ * that what later stages cached per run still applies.
+ */
+export type RunCache = Map<string, PolicyRule[]>;
+
+function sameRules(a: readonly PolicyRule[], b: readonly PolicyRule[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.path !== b[i]!.path || a[i]!.file !== b[i]!.file || a[i]!.line !== b[i]!.line) return false;
+  return true;
+}
+
+/**
  * Loads a policy the way the daemon's file loader does, from cached parses.
  * Returns `undefined` when the policy uses `!compat-4.0` (not supported here).
  */
 export function flattenPolicy(
   fs: PolicyFileSystem,
-  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache },
+  options: { policyDir: string; runtimeDir: string | null; ruleCache?: RuleCache; lineRules?: LineRuleCache; runs?: RunCache },
   parse: DocumentParser,
 ): FlatPolicy | undefined {
   const ruleCache = options.ruleCache;
+  const lineRules = options.lineRules;
+  const segments: PolicyRule[][] = [];
+  /** The number of rules so far (the index of the next rule). */
+  let total = 0;
+  /** The run of rules not yet cut into a segment. */
+  let pending: PolicyRule[] = [];
+  const cut = () => {
+    if (pending.length) segments.push(pending);
+    pending = [];
+  };
   const policyDir = normalizePath(options.policyDir);
-  const rules: PolicyRule[] = [];
   const files: LoadedFile[] = [];
   const diagnostics: Diagnostic[] = [];
   const stack: string[] = [];
@@ -130,23 +174,42 @@ export function flattenPolicy(
     try {
       const inner = includedFrom ? [...via, { file: display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : via;
       const cacheable = ruleCache !== undefined && !doc.lines.some((l) => l.kind === "directive");
-      const cacheKey = cacheable ? `${rules.length}\0${file}\0${path}\0${sa ? `${sa.service}\0${sa.argument}` : ""}\0${JSON.stringify(inner)}` : "";
+      const cacheKey = cacheable ? `${total}\0${file}\0${path}\0${sa ? `${sa.service}\0${sa.argument}` : ""}\0${JSON.stringify(inner)}` : "";
       if (cacheable) {
         const hit = ruleCache!.get(doc)?.get(cacheKey);
         if (hit) {
-          for (const r of hit) rules.push(r);
+          cut();
+          if (hit.length) segments.push(hit);
+          total += hit.length;
           return;
         }
       }
-      const startAt = rules.length;
+      cut();
       for (const line of doc.lines) {
         if (line.kind === "rule") {
           if (!line.rule) continue;
           const r = line.rule;
+          const service = sa ? sa.service : r.service;
+          const argument = sa ? sa.argument : r.argument;
+          const known = lineRules?.get(r);
+          if (
+            known !== undefined &&
+            known.index === total &&
+            known.origin.line === line.line &&
+            known.origin.path === path &&
+            known.origin.file === file &&
+            known.service === service &&
+            known.argument === argument &&
+            sameVia(known.via, inner)
+          ) {
+            pending.push(known);
+            total++;
+            continue;
+          }
           // An explicit literal (not a spread): one stable object shape, built fast.
-          rules.push({
-            service: sa ? sa.service : r.service,
-            argument: sa ? sa.argument : r.argument,
+          const built: PolicyRule = {
+            service,
+            argument,
             source: r.source,
             target: r.target,
             action: r.action,
@@ -156,10 +219,13 @@ export function flattenPolicy(
             notify: r.notify,
             autostart: r.autostart,
             rawParams: r.rawParams,
-            index: rules.length,
+            index: total,
             origin: { file, path, line: line.line },
             via: inner,
-          });
+          };
+          lineRules?.set(r, built);
+          pending.push(built);
+          total++;
         } else if (line.kind === "directive") {
           if (line.directive === null) continue;
           if (doc.diagnostics.some((d) => d.line === line.line && d.severity === "error")) continue;
@@ -202,8 +268,13 @@ export function flattenPolicy(
         let m = ruleCache!.get(doc);
         if (!m) ruleCache!.set(doc, (m = new Map()));
         if (m.size >= 4) m.clear();
-        m.set(cacheKey, rules.slice(startAt));
-      }
+        // No directive, so no other file's rules came in between: the run is this document's rules.
+        const before = options.runs?.get(cacheKey);
+        if (before && sameRules(before, pending)) pending = before;
+        else options.runs?.set(cacheKey, pending);
+        m.set(cacheKey, pending);
+        cut();
+      } else cut();
     } finally {
       stack.pop();
     }
@@ -234,7 +305,7 @@ export function flattenPolicy(
     const finalList: string[] = [];
     for (const dir of dirs) {
       const paths = filterPolicyFiles(dir);
-      if (paths === undefined) return { rules, files, diagnostics, ok: false };
+      if (paths === undefined) return { rules: [], files, diagnostics, ok: false, segments: [] };
       for (const p of paths) {
         if (seen.has(basename(p))) continue;
         seen.add(basename(p));
@@ -256,5 +327,12 @@ export function flattenPolicy(
     if (e instanceof Unsupported) return undefined;
     throw e;
   }
-  return { rules, files, diagnostics, ok };
+  cut();
+  if (options.runs && options.runs.size > 4 * files.length + 16) {
+    // Places that no longer exist (files renamed, rules moved): keep only this run's.
+    const live = new Set(segments);
+    for (const [k, v] of options.runs) if (!live.has(v)) options.runs.delete(k);
+  }
+  const rules: PolicyRule[] = ([] as PolicyRule[]).concat(...segments);
+  return { rules, files, diagnostics, ok, segments };
 }

@@ -16,7 +16,7 @@
  * property test compares them after random edit sequences).
  */
 import type { PolicyRule } from "../loader/types.js";
-import type { PolicyDocument, QubeToken } from "../syntax/tree.js";
+import type { LineNode, PolicyDocument, QubeToken } from "../syntax/tree.js";
 import type { Span } from "../diagnostics.js";
 import type { AnalysisDiagnostic } from "./analysis.js";
 import { isDom0ish } from "./util.js";
@@ -31,6 +31,34 @@ export interface ServiceFindings {
   readonly askWithoutTargets: Uint8Array;
   /** The services (`null` for `*`) whose shadowing was computed afresh in this run; the others were reused. */
   readonly recomputed: ReadonlyArray<string | null>;
+}
+
+/** What a run of rules of one file contributes to the per-service grouping, computed once per run. */
+interface SegmentInfo {
+  /** The shape id of each rule of the run. */
+  shapes: Int32Array;
+  /** The positions (in the run) of each service's rules; services in order of first appearance. */
+  groups: Map<string | null, Int32Array>;
+}
+
+/** @internal The shadowed-rule warnings of one file, reused while their inputs are the same objects. */
+export interface FileShadow {
+  document: PolicyDocument;
+  severity: string;
+  /** For each rule of the file (in order): the rule that shadows it, and whether it feeds `ask` prompts. */
+  by: Array<PolicyRule | undefined>;
+  feeds: Uint8Array;
+  /** The documents the broader rules' places were read from, by path. */
+  byDocs: Map<string, PolicyDocument | undefined>;
+  found: AnalysisDiagnostic[];
+  /** The broader rule of each of `found`. */
+  foundBy: PolicyRule[];
+  /** The positions in `found` by the path of the broader rule. */
+  foundAt: Map<string, number[]>;
+  /** The whole-list findings arrays and the file's runs of rules it was computed from. */
+  shadowedBy: ReadonlyArray<PolicyRule | undefined>;
+  feedsAsk: Uint8Array;
+  runs: ReadonlyArray<readonly PolicyRule[]>;
 }
 
 interface ServiceEntry {
@@ -99,10 +127,16 @@ export class ServiceAnalysisCache {
   readonly shapeIds = new Map<number, Map<number, number>>();
   /** @internal */
   readonly entries = new Map<string | null, ServiceEntry>();
-  /** @internal Shadowed-rule diagnostics by document and line, reused while the finding and the documents are unchanged. */
-  readonly presented = new WeakMap<PolicyDocument, Map<number, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>>();
+  /** @internal Shadowed-rule diagnostics by line node (a line an edit did not touch keeps its node), reused while the finding is unchanged. */
+  readonly presented = new WeakMap<LineNode, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>();
   /** @internal The last rule list and its findings (a second call with the same list is free). */
   last: { rules: readonly PolicyRule[]; findings: ServiceFindings } | undefined;
+  /** @internal Shapes and service groups of each run of rules of one file (see `FlatPolicy.segments`), by the run's array. */
+  readonly segmentInfo = new WeakMap<readonly PolicyRule[], SegmentInfo>();
+  /** @internal The services of each run of rules, with the arguments seen for each (see `workspace.ts`). */
+  readonly segmentServices = new WeakMap<readonly PolicyRule[], Map<string, Set<string>>>();
+  /** @internal The shadowed-rule warnings of each file and what they were computed from (see `analysis.ts`). */
+  readonly shadowFiles = new Map<string, FileShadow>();
 
   /** @internal */
   tokenId(t: QubeToken): number {
@@ -272,20 +306,48 @@ class ArgCounter {
  * time or drop it (cancellation) and start again with newer rules; the cache
  * keeps what finished services computed.
  */
-export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: ServiceAnalysisCache): Generator<void, ServiceFindings, void> {
+export function* serviceFindingsSteps(
+  rules: readonly PolicyRule[],
+  cache: ServiceAnalysisCache,
+  segments?: ReadonlyArray<readonly PolicyRule[]>,
+): Generator<void, ServiceFindings, void> {
   if (cache.last?.rules === rules) return cache.last.findings;
   const n = rules.length;
-  // 1. Group positions by service; the `*` rules go into every service's sequence.
+  // 1. Group positions by service; the `*` rules go into every service's sequence. With the rules
+  //    cut into runs of one file, each run is grouped once and unchanged runs cost a copy.
   const shapes = new Int32Array(n);
-  const groups = new Map<string | null, number[]>();
-  const wildcard: number[] = [];
+  let groups = new Map<string | null, number[]>();
+  let wildcard: number[] = [];
   groups.set(null, wildcard);
-  for (let i = 0; i < n; i++) {
-    const r = rules[i]!;
-    shapes[i] = cache.shapeOf(r);
-    let g = groups.get(r.service);
-    if (!g) groups.set(r.service, (g = []));
-    g.push(i);
+  let grouped = false;
+  if (segments) {
+    let start = 0;
+    for (const seg of segments) {
+      let info = cache.segmentInfo.get(seg);
+      if (!info) cache.segmentInfo.set(seg, (info = segmentInfoOf(seg, cache)));
+      if (start + seg.length > n) break;
+      shapes.set(info.shapes, start);
+      for (const [service, at] of info.groups) {
+        let g = groups.get(service);
+        if (!g) groups.set(service, (g = []));
+        for (let k = 0; k < at.length; k++) g.push(at[k]! + start);
+      }
+      start += seg.length;
+    }
+    // INVARIANT: the runs make up the list; if they did not, group rule by rule.
+    grouped = start === n;
+    if (!grouped) {
+      groups = new Map([[null, (wildcard = [])]]);
+    }
+  }
+  if (!grouped) {
+    for (let i = 0; i < n; i++) {
+      const r = rules[i]!;
+      shapes[i] = cache.shapeOf(r);
+      let g = groups.get(r.service);
+      if (!g) groups.set(r.service, (g = []));
+      g.push(i);
+    }
   }
   yield;
 
@@ -297,6 +359,8 @@ export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: Servi
   const askWithoutTargets = new Uint8Array(n);
   const recomputed: Array<string | null> = [];
   for (const key of [...cache.entries.keys()]) if (!groups.has(key)) cache.entries.delete(key);
+  const isWildcard = new Uint8Array(n);
+  for (const i of wildcard) isWildcard[i] = 1;
   for (const [service, own] of groups) {
     // The merged sequence (positions in `rules`), in global order.
     const seq = service === null ? own : mergeSorted(wildcard, own);
@@ -311,7 +375,7 @@ export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: Servi
     for (let k = 0; k < seq.length; k++) {
       const i = seq[k]!;
       // A `*` rule's findings come from the `*` sequence (a rule of a service never covers a `*` rule).
-      if (service !== null && rules[i]!.service === null) continue;
+      if (service !== null && isWildcard[i] === 1) continue;
       const p = entry.shadow[k]!;
       if (p >= 0) shadowedBy[i] = rules[seq[p]!];
       feedsAsk[i] = entry.feeds[k]!;
@@ -339,9 +403,25 @@ export function* serviceFindingsSteps(rules: readonly PolicyRule[], cache: Servi
   return findings;
 }
 
+/** Shapes and per-service positions of one run of rules. */
+function segmentInfoOf(seg: readonly PolicyRule[], cache: ServiceAnalysisCache): SegmentInfo {
+  const shapes = new Int32Array(seg.length);
+  const lists = new Map<string | null, number[]>();
+  for (let k = 0; k < seg.length; k++) {
+    const r = seg[k]!;
+    shapes[k] = cache.shapeOf(r);
+    let g = lists.get(r.service);
+    if (!g) lists.set(r.service, (g = []));
+    g.push(k);
+  }
+  const groups = new Map<string | null, Int32Array>();
+  for (const [service, at] of lists) groups.set(service, Int32Array.from(at));
+  return { shapes, groups };
+}
+
 /** Runs {@link serviceFindingsSteps} to the end. Without a cache, everything is computed from scratch. */
-export function serviceFindings(rules: readonly PolicyRule[], cache: ServiceAnalysisCache = new ServiceAnalysisCache()): ServiceFindings {
-  const steps = serviceFindingsSteps(rules, cache);
+export function serviceFindings(rules: readonly PolicyRule[], cache: ServiceAnalysisCache = new ServiceAnalysisCache(), segments?: ReadonlyArray<readonly PolicyRule[]>): ServiceFindings {
+  const steps = serviceFindingsSteps(rules, cache, segments);
   for (;;) {
     const s = steps.next();
     if (s.done) return s.value;

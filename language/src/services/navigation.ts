@@ -155,3 +155,47 @@ export function ruleLineAt(doc: PolicyDocument, line: number): RuleLine | undefi
   const l = doc.lines[line - 1];
   return l && l.kind === "rule" ? l : undefined;
 }
+
+/** One highlighted occurrence in the open document. */
+export interface Highlight {
+  span: Span;
+  /** `write` where the symbol is the call's source or the include path; `read` elsewhere. */
+  kind: "read" | "write" | "text";
+}
+
+/**
+ * Document highlight: every occurrence, in this document, of the qube, tag,
+ * type, service or included file under the cursor. Never throws.
+ */
+export function documentHighlights(doc: PolicyDocument, offset: number, ctx: { snapshot?: PolicySnapshot; path?: string } = {}): Highlight[] {
+  const at = symbolAt(doc, offset, ctx);
+  if (!at) return [];
+  const out: Highlight[] = [];
+  for (const line of doc.lines) {
+    if (line.kind !== "rule" && line.kind !== "directive") continue;
+    for (const [r, span] of occurrences(line, ctx.snapshot, ctx.path)) {
+      if (!sameRef(r, at.ref)) continue;
+      const isSource = line.kind === "rule" && line.sourceWord !== undefined && span.start >= line.sourceWord.span.start && span.end <= line.sourceWord.span.end;
+      out.push({ span, kind: isSource ? "write" : "read" });
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a service is defined: the rule lines (and `!include-service`
+ * directives) that mention it in every file of the policy, first-match order
+ * by file, and the service's implementation under `/etc/qubes-rpc` when the
+ * file system has it (dom0's catalogue of services it provides).
+ */
+export function serviceDefinitions(name: string, snapshot: PolicySnapshot, extra?: { path: string; document: PolicyDocument }): FileLocation[] {
+  const out: FileLocation[] = [];
+  for (const dir of ["/etc/qubes-rpc", "/usr/local/etc/qubes-rpc"]) {
+    try {
+      if (snapshot.fs.stat(`${dir}/${name}`) === "file") out.push({ path: `${dir}/${name}`, span: { start: 0, end: 0 } });
+    } catch {
+      // An unreadable catalogue is no definition.
+    }
+  }
+  return out.concat(findReferences({ kind: "service", name }, snapshot, extra));
+}

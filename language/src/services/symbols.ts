@@ -95,3 +95,57 @@ export function foldingRanges(doc: PolicyDocument): FoldingRange[] {
   const starts = new Set(sections.map((s) => s.span.start));
   return [...out.filter((f) => !starts.has(f.span.start)), ...sections.map((s) => ({ span: s.span, kind: "region" as const }))].sort((a, b) => a.span.start - b.span.start);
 }
+
+/** One symbol of the whole policy, for a workspace-wide search. */
+export interface WorkspaceSymbol {
+  /** The service (or the directive) the line is about. */
+  name: string;
+  /** The rest of the rule, in words. */
+  detail: string;
+  kind: "rule" | "directive";
+  /** Absolute path of the file. */
+  path: string;
+  span: Span;
+  /** The file name, shown as the container. */
+  container: string;
+}
+
+/** True when every character of `query` appears in `text` in order (case-insensitive). */
+function fuzzy(query: string, text: string): boolean {
+  let i = 0;
+  const t = text.toLowerCase();
+  for (const ch of query.toLowerCase()) {
+    if (ch === " ") continue;
+    i = t.indexOf(ch, i);
+    if (i < 0) return false;
+    i++;
+  }
+  return true;
+}
+
+/**
+ * Workspace symbols: every rule and directive of every file of the policy
+ * whose line or file name contains `query`, or whose service has the query's
+ * characters in order (case-insensitive; empty matches everything), in file then line order, at
+ * most `limit` of them. Never throws.
+ */
+export function workspaceSymbols(
+  documents: Iterable<[path: string, doc: PolicyDocument]>,
+  query: string,
+  limit = 1000,
+): WorkspaceSymbol[] {
+  const out: WorkspaceSymbol[] = [];
+  const sorted = [...documents].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [path, doc] of sorted) {
+    const container = path.slice(path.lastIndexOf("/") + 1);
+    for (const sym of documentSymbols(doc).flatMap((s) => (s.kind === "section" ? (s.children ?? []) : [s]))) {
+      if (sym.kind === "section") continue;
+      // The words of the line and the file name contain the query, or the service has its characters in order.
+      const haystack = `${doc.text.slice(sym.span.start, sym.span.end)} ${container}`.toLowerCase();
+      if (query && !haystack.includes(query.toLowerCase()) && !fuzzy(query, sym.name)) continue;
+      out.push({ name: sym.name, detail: sym.detail, kind: sym.kind, path, span: sym.span, container });
+      if (out.length >= limit) return out;
+    }
+  }
+  return out;
+}

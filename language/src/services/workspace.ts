@@ -19,8 +19,9 @@ import {
 } from "../loader/types.js";
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
-import { flattenPolicy, type FlatPolicy, type RuleCache } from "./flatten.js";
+import { flattenPolicy, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
+import { reparseDocument } from "./reparse.js";
 import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
 import { basename, dirname, normalize } from "./util.js";
 
@@ -71,6 +72,12 @@ export interface PolicySnapshot {
   readonly analysisCache: AnalysisCache;
   /** @internal Rule objects reused by the next snapshot. */
   readonly ruleCache: RuleCache;
+  /** @internal Rule objects by parsed rule, reused by the next snapshot. */
+  readonly lineRuleCache?: LineRuleCache;
+  /** @internal The last run of rules of each place of a document (see `flatten.ts`). */
+  readonly runCache?: RunCache;
+  /** @internal `rules` cut into runs of one file (see `FlatPolicy.segments`), when the fast loader made them. */
+  readonly segments?: ReadonlyArray<readonly PolicyRule[]>;
   /** @internal The per-service analyses, handed to the next snapshot (see `incremental.ts`). */
   readonly serviceCache: ServiceAnalysisCache;
   /** The syntax a file is read in (service syntax for legacy and `!include-service` files). */
@@ -156,7 +163,8 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       parseCache.set(path, hit);
       return hit.doc;
     }
-    const doc = parseDocument(text, { syntax, newlines, file: path });
+    // An edited document: only the lines the edit touched are parsed again.
+    const doc = hit && hit.syntax === syntax ? reparseDocument(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path });
     parseCache.set(path, { text, syntax, doc });
     parsedFresh++;
     return doc;
@@ -174,6 +182,8 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   };
 
   const ruleCache: RuleCache = options.previous?.ruleCache ?? new WeakMap();
+  const lineRuleCache: LineRuleCache = options.previous?.lineRuleCache ?? new WeakMap();
+  const runCache: RunCache = options.previous?.runCache ?? new Map();
   let strict: LoadResult | undefined;
   const strictLoad = (): LoadResult => {
     if (strict) return strict;
@@ -205,16 +215,22 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // The fast path: the daemon's load order over cached parses. `!compat-4.0` policies take the strict loader.
   let flat: FlatPolicy | undefined;
   try {
-    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache }, parse);
+    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache }, parse);
   } catch {
     flat = undefined;
   }
   if (parsedFresh > 0) yield;
   let rules: readonly PolicyRule[];
+  let segments: ReadonlyArray<readonly PolicyRule[]> | undefined;
   let engineDiagnostics: readonly Diagnostic[];
   if (flat) {
     addFiles(flat.files);
-    rules = flat.rules;
+    segments = flat.segments;
+    // The same runs as the previous snapshot (an edit that changed no rule): the same list, so that
+    // everything computed per rule list (the per-service findings, the services) is reused as is.
+    const before = options.previous?.segments;
+    rules = before && sameList(before, segments) ? options.previous!.rules : flat.rules;
+    if (rules !== flat.rules) segments = before;
     engineDiagnostics = flat.diagnostics;
   } else {
     const load = strictLoad();
@@ -283,7 +299,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
   const analysisCache: AnalysisCache = options.previous?.analysisCache ?? new WeakMap();
   const serviceCache = options.previous?.serviceCache ?? new ServiceAnalysisCache();
-  const found = yield* runAnalysisSteps({ rules, documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
+  const found = yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
   for (const [p, list] of found) {
     for (const d of list) {
       // The analysis repeats the engine's invalid-filename error on the first line of the open
@@ -309,13 +325,31 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     if (before && before.length === list.length && before.every((d, i) => d === list[i])) diagnostics.set(path, before as AnalysisDiagnostic[]);
   }
 
-  const services = new Map<string, Set<string>>();
-  for (const r of rules) {
-    if (r.service === null) continue;
-    let set = services.get(r.service);
-    if (!set) services.set(r.service, (set = new Set()));
-    if (r.argument !== null) set.add(r.argument);
-  }
+  const addServices = (services: Map<string, Set<string>>, list: readonly PolicyRule[]) => {
+    for (const r of list) {
+      if (r.service === null) continue;
+      let set = services.get(r.service);
+      if (!set) services.set(r.service, (set = new Set()));
+      if (r.argument !== null) set.add(r.argument);
+    }
+  };
+  let services = new Map<string, Set<string>>();
+  if (options.previous && rules === options.previous.rules) services = options.previous.services as Map<string, Set<string>>;
+  else if (segments) {
+    // Per run of one file, cached: unchanged files cost a merge of their few services.
+    for (const seg of segments) {
+      let own = serviceCache.segmentServices.get(seg);
+      if (!own) {
+        addServices((own = new Map()), seg);
+        serviceCache.segmentServices.set(seg, own);
+      }
+      for (const [service, args] of own) {
+        let set = services.get(service);
+        if (!set) services.set(service, (set = new Set()));
+        for (const a of args) set.add(a);
+      }
+    }
+  } else addServices(services, rules);
 
   return {
     fs: frozen,
@@ -340,8 +374,17 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     parseCache,
     analysisCache,
     ruleCache,
+    lineRuleCache,
+    runCache,
+    ...(segments ? { segments } : {}),
     serviceCache,
   };
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A file system that remembers every answer, so that later reads see the same state. */

@@ -272,7 +272,7 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
       return r;
     }
     if (d && d.decl.absent) return undefined;
-    if (s) return { klass: s.klass, providesNetwork: s.provides_network, templateForDispvms: s.template_for_dispvms, netvm: s.netvm, usesDefaultNetvm: false, system: s };
+    if (s) return { klass: s.class, providesNetwork: s.provides_network, templateForDispvms: s.template_for_dispvms, netvm: s.netvm, usesDefaultNetvm: false, system: s };
     if (name === "dom0") return { klass: "AdminVM", providesNetwork: false, templateForDispvms: false, netvm: null, usesDefaultNetvm: false };
     return undefined;
   };
@@ -335,8 +335,8 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
   if (system) {
     for (const q of declared.values()) {
       const s = system.qubes[q.decl.name];
-      if (s && s.klass !== q.decl.class && !q.decl.absent && !q.symbolic) {
-        push(q.file, "class-change", "warning", `${q.decl.name} is a ${s.klass} on this machine; declaring it as ${q.decl.class} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
+      if (s && s.class !== q.decl.class && !q.decl.absent && !q.symbolic) {
+        push(q.file, "class-change", "warning", `${q.decl.name} is a ${s.class} on this machine; declaring it as ${q.decl.class} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
       if (!s && !q.decl.absent && !q.symbolic) {
         if (q.decl.properties.label === undefined)

@@ -11,7 +11,7 @@ export interface StackFileSystem {
 
 /** One qube of the live system, as far as the checker needs it. */
 export interface SystemQube {
-  klass: string;
+  class: string;
   provides_network?: boolean;
   template_for_dispvms?: boolean;
   template?: string | null;

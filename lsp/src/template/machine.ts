@@ -135,7 +135,7 @@ export function stackSystemOfLive(live: Sdk.LiveSystem): StackSystem {
     const v = (n: string) => q.properties[n]?.value;
     const netvm = v("netvm");
     qubes[q.name] = {
-      klass: q.klass,
+      class: q.class,
       provides_network: v("provides_network") === true,
       template_for_dispvms: v("template_for_dispvms") === true,
       ...(typeof v("template") === "string" ? { template: v("template") as string } : {}),

@@ -162,15 +162,15 @@ export async function exportStack(qubes: Qubes, options: ExportOptions = {}): Pr
   for (const name of wanted) {
     const e = byName.get(name);
     if (!e) throw new QubesException(`no such qube: ${name}`);
-    if (!DECLARABLE.has(e.klass)) {
-      if (options.qubes) notes.push(`${name}: a ${e.klass} is not declared in stacks; left out`);
+    if (!DECLARABLE.has(e.class)) {
+      if (options.qubes) notes.push(`${name}: a ${e.class} is not declared in stacks; left out`);
       continue;
     }
     chosen.push(name);
   }
   const classes = options.deviceClasses ?? ["pci", "usb", "block"];
   const read = await mapLimit(chosen, options.concurrency ?? 8, async (name) => {
-    const klass = byName.get(name)!.klass as DeclarableClass;
+    const klass = byName.get(name)!.class as DeclarableClass;
     const [props, featureNames, tags, firewall] = await Promise.all([
       qubes.run(calls.propertyGetAll(name)),
       qubes.run(calls.featureList(name)),

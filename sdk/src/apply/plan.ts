@@ -262,7 +262,7 @@ function planLabels(ctx: Ctx): void {
 function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | undefined {
   const owner = l.features[OWNER_FEATURE];
   if (owner === ctx.model.stack) return "owned";
-  if (l.klass === "AdminVM") {
+  if (l.class === "AdminVM") {
     err(ctx, "cannot-manage-dom0", `qube '${q.name}' is dom0; a stack cannot declare it (use global: for global properties)`, q.provenance);
     return undefined;
   }
@@ -297,8 +297,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const o = owned(ctx, q, l);
     if (!o) return;
     ownership = o;
-    if (l.klass !== q.class) {
-      err(ctx, "class-change", `qube '${q.name}' is a ${l.klass} on the system but declared as ${q.class}; a class change replaces the qube (its data is lost): remove it first or use another name`, prov);
+    if (l.class !== q.class) {
+      err(ctx, "class-change", `qube '${q.name}' is a ${l.class} on the system but declared as ${q.class}; a class change replaces the qube (its data is lost): remove it first or use another name`, prov);
       return;
     }
   }
@@ -341,7 +341,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       err(ctx, "missing-label", `qube '${q.name}' needs a label to be created; add \`label:\``, prov);
       return;
     }
-    const o: CreateOptions = { klass: q.class, name: q.name, label };
+    const o: CreateOptions = { class: q.class, name: q.name, label };
     const tpl = q.properties["template"];
     if (typeof tpl === "string") o.template = tpl;
     else if (q.class === "DispVM") {
@@ -846,7 +846,7 @@ function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
     err(ctx, "installed-by-rpm", `qube '${l.name}' was installed by the package manager; remove it in dom0 with \`qvm-template remove ${l.name}\``, provenance);
     return;
   }
-  const r = l.klass === "TemplateVM" ? 1 : l.properties["template_for_dispvms"]?.value === true ? 2 : l.properties["provides_network"]?.value === true ? 3 : 4;
+  const r = l.class === "TemplateVM" ? 1 : l.properties["template_for_dispvms"]?.value === true ? 2 : l.properties["provides_network"]?.value === true ? 3 : 4;
   const phase = PHASE.remove(r);
   const requires: string[] = [];
   if (isRunning(l)) {
@@ -854,7 +854,7 @@ function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
     if (ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
     requires.push(s.id);
   }
-  const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.klass, after: null, risk: "data-loss", effect: "needs-halt", requires });
+  const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.class, after: null, risk: "data-loss", effect: "needs-halt", requires });
   if (isRunning(l) && ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
   if (provenance) s.provenance = provenance;
 }
@@ -871,7 +871,7 @@ function orderRemovals(ctx: Ctx): void {
     if (!l) continue;
     for (const [prop, v] of Object.entries(l.properties)) {
       if (v.default || typeof v.value !== "string" || v.value === name) continue;
-      const spec = specOf(l.klass, prop);
+      const spec = specOf(l.class, prop);
       if (spec?.type !== "vm") continue;
       const other = removals.get(v.value);
       if (other && !other.requires.includes(step.id)) other.requires.push(step.id);
@@ -883,7 +883,7 @@ function planOrphans(ctx: Ctx): void {
   if (!ctx.options.prune) return;
   const declared = new Set(ctx.model.qubes.map((q) => q.name));
   for (const l of Object.values(ctx.live.qubes)) {
-    if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.klass === "AdminVM") continue;
+    if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.class === "AdminVM") continue;
     // A template installed by the package manager is removed with qvm-template, never pruned.
     if (l.properties["installed_by_rpm"]?.value === true) continue;
     planRemoval(ctx, l);
@@ -1024,7 +1024,7 @@ function orderNetvm(ctx: Ctx): string[] {
   })();
   const pending = ctx.steps.filter((s) => s.key === "netvm" && (s.kind === "set-property" || s.kind === "reset-property") && !s.deferred);
   const finalOf = (s: PlanStep): string | null => {
-    if (s.kind === "reset-property") return ctx.live.qubes[s.object]?.klass === "TemplateVM" ? null : defaultNetvm;
+    if (s.kind === "reset-property") return ctx.live.qubes[s.object]?.class === "TemplateVM" ? null : defaultNetvm;
     const a = s.after?.replace(/ \(pinned\)$/, "") ?? "none";
     return a === "none" ? null : a;
   };

@@ -99,14 +99,14 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
       qubes.run(calls.tagList(entry.name), opts),
       qubes.run(calls.featureList(entry.name), opts),
     ]);
-    const wanted = focus === undefined || focus.has(entry.name) || entry.klass === "AdminVM" ? featureNames : featureNames.filter((f) => f.startsWith("x-qkit-"));
+    const wanted = focus === undefined || focus.has(entry.name) || entry.class === "AdminVM" ? featureNames : featureNames.filter((f) => f.startsWith("x-qkit-"));
     const values = await Promise.all(wanted.map((f) => qubes.run(calls.featureGet(entry.name, f), opts)));
     const features: Record<string, string> = {};
     wanted.forEach((f, i) => Object.defineProperty(features, f, { value: values[i]!, enumerable: true, writable: true, configurable: true }));
-    const keep = managedPropertyNames(entry.klass);
+    const keep = managedPropertyNames(entry.class);
     const properties: Record<string, LiveProperty> = {};
     for (const [name, v] of props) if (keep.has(name)) properties[name] = liveProperty(v);
-    return { name: entry.name, klass: entry.klass, state: entry.state, properties, features, tags: [...tags].sort() };
+    return { name: entry.name, class: entry.class, state: entry.state, properties, features, tags: [...tags].sort() };
   });
   for (const q of read) live.qubes[q.name] = q;
   return live;
@@ -115,7 +115,7 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
 /** Reads every feature value of `names` into `live` (after a {@link readLight} with a narrower focus). */
 export async function readFeatures(qubes: Qubes, live: LiveSystem, names: Iterable<string>, options: ReadOptions = {}): Promise<void> {
   const opts = options.signal ? { signal: options.signal } : {};
-  const todo = [...new Set(names)].filter((n) => live.qubes[n] && live.qubes[n]!.klass !== "AdminVM");
+  const todo = [...new Set(names)].filter((n) => live.qubes[n] && live.qubes[n]!.class !== "AdminVM");
   await mapLimit(todo, options.concurrency ?? 16, async (name) => {
     const q = live.qubes[name]!;
     const featureNames = await qubes.run(calls.featureList(name), opts);
@@ -133,7 +133,7 @@ export async function readDeep(qubes: Qubes, policy: PolicyTarget, live: LiveSys
   const jobs: (() => Promise<void>)[] = [];
   for (const [name, what] of Object.entries(scope.deep)) {
     const q = live.qubes[name];
-    if (!q || q.klass === "AdminVM") continue;
+    if (!q || q.class === "AdminVM") continue;
     if (what.firewall)
       jobs.push(async () => {
         q.firewall = (await qubes.run(calls.firewallGet(name), opts)).map((r) => formatFirewallRule(r));
@@ -224,7 +224,7 @@ export function fingerprint(live: LiveSystem, scope: ReadScope): string {
     // Other qubes: what a plan's references depend on (class, roles, wiring), not their memory or power state.
     const refs: Record<string, unknown> = {};
     for (const p of REFERENCE_PROPERTIES) if (q.properties[p]) refs[p] = q.properties[p];
-    qubes[name] = { klass: q.klass, refs, dependents: q.klass === "AdminVM" ? q.features : undefined };
+    qubes[name] = { class: q.class, refs, dependents: q.class === "AdminVM" ? q.features : undefined };
   }
   const policy: Record<string, string> = {};
   for (const [k, f] of Object.entries(live.policy)) policy[k] = f.token;

@@ -34,14 +34,14 @@ export function simulatorFromLive(live: LiveSystem): Simulator {
   for (const p of live.pools)
     if (!app.pools.has(p)) app.pools.set(p, { name: p, driver: "file-reflink", config: { dir_path: `/var/lib/qubes/${p}`, driver: "file-reflink", name: p, revisions_to_keep: "1" }, volumes: [] });
   const qubes = Object.values(live.qubes)
-    .filter((q) => q.klass in CLASS_ORDER)
-    .sort((a, b) => CLASS_ORDER[a.klass]! - CLASS_ORDER[b.klass]! || (a.name < b.name ? -1 : 1));
+    .filter((q) => q.class in CLASS_ORDER)
+    .sort((a, b) => CLASS_ORDER[a.class]! - CLASS_ORDER[b.class]! || (a.name < b.name ? -1 : 1));
   for (const l of qubes) {
     const tpl = l.properties["template"]?.value;
     const label = l.properties["label"]?.value;
-    app.addQube(l.klass, l.name, typeof label === "string" ? label : "red", {
+    app.addQube(l.class, l.name, typeof label === "string" ? label : "red", {
       ...(typeof tpl === "string" ? { template: tpl } : {}),
-      ...(l.klass === "DispVM" ? { dispid: app.newDispid() } : {}),
+      ...(l.class === "DispVM" ? { dispid: app.newDispid() } : {}),
       silentCreate: true,
     });
   }
@@ -65,7 +65,7 @@ export function simulatorFromLive(live: LiveSystem): Simulator {
     }
     for (const list of Object.values(l.devices ?? {}))
       for (const a of list) q.assignments.push({ devclass: a.devclass, backend: a.backend, portId: a.port, deviceId: a.deviceId, mode: a.mode, options: Object.entries(a.options) });
-    if (l.klass !== "AdminVM" && POWER.has(l.state)) {
+    if (l.class !== "AdminVM" && POWER.has(l.state)) {
       q.power = l.state as "Running";
       q.xid = app.allocXid();
       q.startTime = "0.0";

@@ -34,7 +34,7 @@ export interface LiveVolume {
 /** One qube as read. The optional parts are read only for qubes in scope. */
 export interface LiveQube {
   name: string;
-  klass: string;
+  class: string;
   state: string;
   /** The writable properties (the class table's `rw`), plus `template` where the class has one. */
   properties: Record<string, LiveProperty>;

@@ -10,8 +10,8 @@ import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, esca
 // The policy commands load with the CLI itself (they are the common case and
 // a dynamic import costs a round trip through the module loader); the rest
 // (Admin API client, simulator) loads on demand.
-import * as policyModule from "./policy.js";
 import * as policyEvalModule from "./policy-eval.js";
+import * as policyCheckModule from "./policy-check.js";
 
 /**
  * Every command, with the module that implements it. Modules load on
@@ -28,7 +28,7 @@ export interface Entry {
 }
 
 export const ENTRIES: Entry[] = [
-  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files", load: async () => policyModule },
+  { path: ["policy", "check"], summary: "validate a policy.d directory or policy files, with the editor's warnings", load: async () => policyCheckModule },
   { path: ["policy", "eval"], summary: "decide qrexec calls as the policy daemon does", load: async () => policyEvalModule },
   { path: ["policy", "explain"], summary: "decide one call and explain which rule decided it and why", load: async () => policyEvalModule },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", load: () => import("./policy-audit.js") },
@@ -36,8 +36,11 @@ export const ENTRIES: Entry[] = [
   { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", load: () => import("./policy-audit.js") },
   { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", load: () => import("./policy-audit.js") },
   { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", load: () => import("./policy-audit.js") },
+  { path: ["policy", "flip"], summary: "the one-line policy edits that would change a call's decision, each re-decided", load: () => import("./flow.js") },
+  { path: ["policy", "replay"], summary: "logged qrexec calls (the policy daemon's journal) a draft policy decides differently", load: () => import("./flow.js") },
   { path: ["policy", "pull"], summary: "download the policy through the policy admin API", load: () => import("./policy-remote.js") },
   { path: ["policy", "push"], summary: "upload policy changes, refusing to overwrite someone else's", load: () => import("./policy-remote.js") },
+  { path: ["flow"], summary: "can data move from one qube to another (qrexec, network, devices)? every path, with its rules", load: () => import("./flow.js") },
   { path: ["qube", "ls"], summary: "list the qubes", load: () => import("./qube.js") },
   { path: ["qube", "prefs"], summary: "show or set properties of a qube", load: () => import("./qube.js") },
   { path: ["qube", "features"], summary: "show or set features of a qube", load: () => import("./qube.js") },

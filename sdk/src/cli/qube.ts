@@ -55,7 +55,7 @@ ${CONNECTION_USAGE}`,
             const v = props?.get(k);
             return v === undefined || v.raw === "" ? null : v.raw;
           };
-          return { name: e.name, class: e.klass, state: e.state, label: p("label"), template: p("template"), netvm: p("netvm"), uuid: e.uuid ?? null };
+          return { name: e.name, class: e.class, state: e.state, label: p("label"), template: p("template"), netvm: p("netvm"), uuid: e.uuid ?? null };
         }),
       );
       if (a.flags.has("--json")) {

@@ -135,7 +135,7 @@ function stackSystem(live: LiveSystem): unknown {
   for (const q of Object.values(live.qubes)) {
     const v = (n: string) => q.properties[n]?.value;
     qubes[q.name] = {
-      klass: q.klass,
+      class: q.class,
       provides_network: v("provides_network") === true,
       template_for_dispvms: v("template_for_dispvms") === true,
       ...(typeof v("template") === "string" ? { template: v("template") } : {}),

@@ -305,6 +305,9 @@ export abstract class Holder {
   protected postChangeHook(_name: string, _old: PropValue | undefined): void {}
 }
 
+/** Volume names in `volume_config` order. */
+const VOLUME_ORDER = ["root", "private", "volatile", "kernel"] as const;
+
 /** One qube. */
 export class Qube extends Holder {
   readonly features = new Map<string, string>();
@@ -650,6 +653,12 @@ export class App extends Holder {
 
   /** `on_property_pre_set_default_netvm`: qubes with the default netvm hear of the change. */
   protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
+    if (name === "clockvm") {
+      // `on_property_pre_set_clockvm`: the new clock qube gets `service.clocksync`
+      const q = value === null ? undefined : this.domains.get(String(value));
+      if (q && !q.features.has("service.clocksync")) q.setFeature("service.clocksync", "1");
+      return;
+    }
     if (name !== "default_netvm") return;
     for (const q of this.domains.values())
       if (q.hasProp("netvm") && q.isDefault("netvm")) {
@@ -660,6 +669,12 @@ export class App extends Holder {
 
   /** `on_property_set_default_netvm` / `on_property_set_default_dispvm`; gui and audio follow their defaults (on set only). */
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
+    if (name === "clockvm") {
+      // `on_property_set_clockvm` (on set only): the previous clock qube loses an enabled `service.clocksync`
+      const prev = old === null || old === undefined ? undefined : this.domains.get(String(old));
+      if (prev && String(old) !== String(this.getProp("clockvm")) && prev.features.get("service.clocksync")) prev.removeFeature("service.clocksync");
+      return;
+    }
     if (name === "default_guivm" || name === "default_audiovm") {
       const prop = name === "default_guivm" ? "guivm" : "audiovm";
       // `for vm in app.domains`: qubes in name order
@@ -797,12 +812,10 @@ export class App extends Holder {
       for (const [k, v] of src.features) if (!k.startsWith("preload-dispvm")) q.features.set(k, v);
       for (const t of src.tags) q.tags.add(t);
     }
-    if (!opts.silentCreate && klass !== "AdminVM" && klass !== "RemoteVM") {
-      // LinuxKernel.init_volume asserts a read-only volume: a writable one there kills the call, and the qube goes
-      for (const vol of ["root", "private", "volatile"])
-        if (this.pools.get(this.volumePool(q, vol, opts.pool, opts.pools))?.driver === "linux-kernel")
-          throw new SimAbort(`AssertionError: writable ${vol} volume in a linux-kernel pool`);
-    }
+    const hasStorage = klass !== "AdminVM" && klass !== "RemoteVM";
+    // `Storage(vm)` at `domain-init`, with the default pools (a `pool=`/`pool:` option applies only
+    // in `create_on_disk`); a failure here means the qube is never added
+    if (hasStorage) this.initStorage(q);
     this.domains.set(name, q);
     if (opts.silentCreate) {
       this.createVolumes(q, opts.pool, opts.pools);
@@ -811,11 +824,74 @@ export class App extends Holder {
     }
     this.emit("domain-add", [["vm", name]]);
     if (opts.createdBy) this.addCreatedByTag(q, opts.createdBy);
-    if (klass !== "AdminVM" && klass !== "RemoteVM") {
+    if (hasStorage) {
+      if (opts.pool !== undefined || Object.keys(opts.pools ?? {}).length) {
+        // `create_on_disk(pool, pools)`: the patched volume config and a second `Storage(vm)`; a failure
+        // removes the qube again (`del app.domains[vm]`), the volumes initialised so far stay in their pools
+        try {
+          this.patchPoolConfig(q, opts.pools ?? {});
+          this.initStorage(q, opts.pool, opts.pools);
+        } catch (e) {
+          this.domains.delete(name);
+          this.emit("domain-delete", [["vm", name]]);
+          throw e;
+        }
+      }
       this.createVolumes(q, opts.pool, opts.pools);
       q.emit("domain-create-on-disk");
     }
     return q;
+  }
+
+  /** `_patch_pool_config` with `pool:VOLUME=`: a snapshot volume stays in its origin's pool. */
+  private patchPoolConfig(q: Qube, pools: Record<string, string>): void {
+    const snapshots = q.klass === "DispVM" ? ["root", "private"] : q.klass === "AppVM" ? ["root"] : [];
+    for (const vol of VOLUME_ORDER)
+      if (snapshots.includes(vol) && vol in pools)
+        throw qerr("QubesException", `Snapshot volume ${vol} must be in the same pool as its origin (${vol} volume of template),cannot move to pool ${pools[vol]} `);
+  }
+
+  /**
+   * `Storage(vm)`: each volume is initialised in its pool, in `volume_config`
+   * order, and a file pool lists it from then on. `LinuxKernel.init_volume`
+   * asserts a read-only volume: a writable one there kills the call, and the
+   * volumes initialised before it stay listed by `admin.pool.volume.List`
+   * although the qube never exists (as qubesd, observed). With `pool=`/`pool:`
+   * (`create_on_disk`) the volumes are initialised again in their new pools:
+   * a moved volume is listed there instead; a failure leaves the first ones.
+   */
+  private initStorage(q: Qube, pool?: string, pools?: Record<string, string>): void {
+    const again = pool !== undefined || pools !== undefined;
+    const moves: Array<[string, string]> = [];
+    for (const vol of VOLUME_ORDER) {
+      const name = this.volumePool(q, vol, pool, pools);
+      const p = this.pools.get(name);
+      if (p?.driver === "linux-kernel" && vol !== "kernel") throw new SimAbort(`AssertionError: writable ${vol} volume in a linux-kernel pool`);
+      if (!again) {
+        if (p && p.driver !== "linux-kernel") p.volumes.push(this.fileVid(q, vol));
+      } else moves.push([this.volumePool(q, vol), name]);
+    }
+    for (const [i, [from, to]] of moves.entries()) {
+      if (from === to) continue;
+      const vid = this.fileVid(q, VOLUME_ORDER[i]!);
+      const a = this.pools.get(from);
+      const b = this.pools.get(to);
+      if (a && a.driver !== "linux-kernel" && a.volumes.lastIndexOf(vid) >= 0) a.volumes.splice(a.volumes.lastIndexOf(vid), 1);
+      if (b && b.driver !== "linux-kernel") b.volumes.push(vid);
+    }
+  }
+
+  /** A file pool's vid of a qube's volume (`_vid_prefix`). */
+  private fileVid(q: Qube, vol: string): string {
+    return `${q.klass === "TemplateVM" ? "vm-templates" : "appvms"}/${q.name}/${vol}`;
+  }
+
+  /** Drops one volume object from its pool's list (`FileVolume.remove`: the first equal one). */
+  private dropVolume(v: Volume, last = false): void {
+    const p = this.pools.get(v.pool);
+    if (!p || p.driver === "linux-kernel") return;
+    const i = last ? p.volumes.lastIndexOf(v.vid) : p.volumes.indexOf(v.vid);
+    if (i >= 0) p.volumes.splice(i, 1);
   }
 
   /**
@@ -860,7 +936,6 @@ export class App extends Holder {
         ephemeral: false,
         ...extra,
       };
-      poolObj?.volumes.push(vid);
       return vol;
     };
     const tplVol = (n: string) => tpl?.volumes.get(n);
@@ -871,7 +946,8 @@ export class App extends Holder {
       "private",
       mk("private", tplVol("private")?.size ?? 2147483648, q.klass === "DispVM" ? { snapOnStart: true, source: tplVol("private")?.vid ?? "" } : { saveOnStop: true }),
     );
-    q.volumes.set("volatile", mk("volatile", 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
+    // `DispVM.default_volume_config`: a disposable's volatile is root_img_size + private_img_size
+    q.volumes.set("volatile", mk("volatile", q.klass === "DispVM" ? 12884901888 : 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
     const kernel = q.getProp("kernel");
     const kpool = pick("kernel");
     const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
@@ -918,10 +994,8 @@ export class App extends Holder {
   checkKernelVolume(q: Qube): void {
     if (q.klass !== "DispVM" || q.getProp("kernel") !== undefined) return;
     this.domains.delete(q.name);
-    for (const v of q.volumes.values()) {
-      const p = this.pools.get(v.pool);
-      if (p) p.volumes = p.volumes.filter((x) => x !== v.vid);
-    }
+    // `DispVM.__init__` fails before its storage is initialised
+    for (const v of q.volumes.values()) this.dropVolume(v, true);
     throw new SimAbort("AttributeError: property 'default_kernel' have no default");
   }
 
@@ -939,10 +1013,7 @@ export class App extends Holder {
     if (provided.length) throw qerr("QubesVMInUseError", `VM has devices assigned to other VMs: ${provided.map((a) => a.portId).join(", ")}`);
     this.emit("domain-pre-delete", [["vm", q.name]]);
     this.domains.delete(q.name);
-    for (const v of q.volumes.values()) {
-      const p = this.pools.get(v.pool);
-      if (p) p.volumes = p.volumes.filter((x) => x !== v.vid);
-    }
+    for (const v of q.volumes.values()) this.dropVolume(v);
     this.emit("domain-delete", [["vm", q.name]]);
   }
 

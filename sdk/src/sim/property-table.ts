@@ -103,7 +103,10 @@ function qubesVmProps(): PropDef<Q>[] {
       default: () => "00:16:3e:5e:6c:00",
       setter: pure("mac"),
     }),
-    P({ name: "maxmem", type: "int", pyType: "int", default: tplOr("maxmem", () => 0), setter: pure("maxmem") }),
+    // `_default_maxmem`: 0 when memory balancing is impossible, which qubesd decides first (before the
+    // template's value) and which is always so off Xen (`vmm.is_xen` false), as where the simulator's
+    // reference qubesd runs
+    P({ name: "maxmem", type: "int", pyType: "int", default: () => 0, setter: pure("maxmem") }),
     P({ name: "memory", type: "int", pyType: "int", default: tplOr("memory", () => 400), setter: pure("memory") }),
     P({ name: "name", type: "str", pyType: "str", writeOnce: true }),
     P({
@@ -152,14 +155,25 @@ function qubesVmProps(): PropDef<Q>[] {
 
 /** `_default_kernelopts`: none without a kernel; with PCI devices the PCI default; else the template's, else the built-in default. */
 function defaultKernelopts(q: Qube): PropValue | undefined {
-  if (!q.getProp("kernel")) return "";
+  const kernel = q.getProp("kernel");
+  // `self.kernel` raises AttributeError when it falls back to a global default_kernel that has no value
+  if (kernel === undefined) return undefined;
+  if (!kernel) return "";
   // `storage.kernels_dir` of a kernel volume outside a linux-kernel pool: an AttributeError, so no value
   const kv = q.volumes.get("kernel");
   if (kv && q.app.pools.get(kv.pool)?.driver !== "linux-kernel") return undefined;
   if (q.assignments.some((a) => a.devclass === "pci")) return "";
-  const t = q.templateQube();
-  if (t) return t.getProp("kernelopts");
+  // `self.template.kernelopts`, unless that raises AttributeError
+  const tk = q.templateQube()?.getProp("kernelopts");
+  if (tk !== undefined) return tk;
   return "swiotlb=2048";
+}
+
+/** `DispVM.template`'s setter (`_setter_template`): only a disposable template. */
+function dispTemplateSetter(q: Qube, v: PropValue): PropValue {
+  if (q.app.domains.get(String(v))?.getProp("template_for_dispvms") !== true)
+    throw qerr("QubesPropertyValueError", "template for disposable must have template_for_dispvms=True");
+  return v;
 }
 
 /** `qubes.vm.setter_disposable_template`. */
@@ -210,7 +224,7 @@ export const VM_PROPS: Record<string, PropDef<Q>[]> = {
   StandaloneVM: sortProps([...QUBESVM_PROPS, TEMPLATE_FOR_DISPVMS]),
   DispVM: sortProps([
     ...QUBESVM_PROPS,
-    { name: "template", type: "vm", stage: 4 },
+    { name: "template", type: "vm", stage: 4, setter: dispTemplateSetter },
     { name: "dispid", type: "int", pyType: "int", stage: 2, writeOnce: true },
     { name: "auto_cleanup", type: "bool", pyType: "bool", stage: 2, default: () => false },
     { name: "is_preload", type: "bool", stage: 2, stateless: () => false },

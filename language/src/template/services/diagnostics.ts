@@ -30,7 +30,7 @@ export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): S
     const netvm = own("netvm");
     const template = info["template"] ?? props?.["template"];
     qubes[name] = {
-      klass: info.type ?? "AppVM",
+      class: info.type ?? "AppVM",
       ...(typeof pn === "boolean" ? { provides_network: pn } : props ? { provides_network: false } : {}),
       template_for_dispvms: info.template_for_dispvms === true,
       tags: info.tags ?? [],

@@ -12,6 +12,7 @@ export { yamlContextAt, type YamlContext } from "./yaml-context.js";
 export { completeTemplate, devicePortQuery, qubeCandidates, type QubeCandidate, type TemplateCompletionItem, type TemplateCompletionKind } from "./completion.js";
 export { hoverTemplate, describeProperty, type TemplateHover } from "./hover.js";
 export { qubeAt, templateSymbolAt, templateDefinition, templateReferences, referencesTo, qubeDeclarations } from "./navigation.js";
+export { templateRenameLocations, declaredQubes } from "./rename.js";
 export { templateLenses, type TemplateLens } from "./lens.js";
 export { templatePolicyDiagnostics, templateSemanticTokens, templateFormatEdits, templateCodeActions, type TemplateCodeAction } from "./policy.js";
 export { TOP_KEYS, QUBE_KEYS, KNOWN_FEATURES, KNOWN_SERVICES, type KeyDoc } from "./vocabulary.js";

@@ -82,11 +82,6 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       if (klass === "DispVM") cloneFrom = tq;
       template = t;
     }
-    // `_patch_pool_config`: a snapshot volume stays in its origin's pool
-    const snapshots = klass === "DispVM" ? ["root", "private"] : klass === "AppVM" ? ["root"] : [];
-    for (const vol of ["root", "private", "volatile", "kernel"])
-      if (snapshots.includes(vol) && vol in pools)
-        throw qerr("QubesException", `Snapshot volume ${vol} must be in the same pool as its origin (${vol} volume of template),cannot move to pool ${pools[vol]} `);
     if (klass === "AdminVM") throw qerr("QubesException", "AdminVM already exists");
     const q = app.addQube(klass, kw.name!, kw.label!, {
       template,

@@ -137,6 +137,8 @@ method("admin.vm.volume.Info", null, true, false, (c) => {
   if (isKernelVolume(c, v)) {
     // `LinuxModules`: vid and path follow the qube's current kernel
     const k = c.dest.getProp("kernel");
+    // `vm.kernel` falls back to a global default_kernel that has no value: AttributeError, no reply
+    if (k === undefined) throw new SimAbort("AttributeError: property 'default_kernel' have no default");
     const dirPath = c.app.pools.get(v.pool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
     v = { ...v, vid: k ? String(k) : "", path: k ? `${dirPath}/${k}/modules.img` : "" };
   }

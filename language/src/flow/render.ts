@@ -1,0 +1,173 @@
+/**
+ * Flow answers as text, JSON, Graphviz dot, Mermaid and a self-contained
+ * HTML page. Pure functions over the results of `paths.ts`.
+ */
+import type { FlowEdge } from "./graph.js";
+import type { FlowHop, FlowPath, PathsResult, Reached } from "./paths.js";
+
+/** One line of evidence for an edge. */
+export function edgeText(e: FlowEdge): string {
+  const ev = e.evidence;
+  if (ev.kind === "qrexec") {
+    const rule = `${ev.rule.file}:${ev.rule.line ?? "None"}`;
+    const req = `${ev.call}: ${ev.request.source} -> ${ev.request.target}`;
+    const what = ev.action === "ask" ? `ask, ${ev.reverse ? e.from : e.to} offered (the user chooses)` : "allow";
+    return `qrexec ${req}: ${what} (${rule})${ev.reverse ? `; data comes back from ${e.from}` : ""}${ev.control ? "; the caller controls the target" : ""}`;
+  }
+  return `${e.via} ${ev.note}`;
+}
+
+const PROPERTY_LABEL = { netvm: "netvm", firewall: "network (firewall accepts)", provides_network: "network devices", dom0: "dom0 administers" } as const;
+
+/** A short label for a hop (its first edge, and how many more). */
+export function hopLabel(h: FlowHop): string {
+  const e = h.edges[0]!;
+  const ev = e.evidence;
+  const first = ev.kind === "qrexec" ? `${ev.call} ${ev.action} ${ev.rule.file}:${ev.rule.line ?? "None"}` : ev.kind === "device" ? `${ev.devclass} device ${ev.backend}:${ev.port}` : PROPERTY_LABEL[ev.property];
+  return h.edges.length > 1 ? `${first} (+${h.edges.length - 1})` : first;
+}
+
+/** An edge as JSON: its kind, ends, and evidence. */
+export function edgeJson(e: FlowEdge): unknown {
+  return { from: e.from, to: e.to, via: e.via, ask: e.ask, text: edgeText(e), evidence: e.evidence };
+}
+
+function hopJson(h: FlowHop): unknown {
+  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson) };
+}
+
+/** A path as JSON. */
+export function pathJson(p: FlowPath): unknown {
+  return { nodes: p.nodes, ask: p.ask, hops: p.hops.map(hopJson) };
+}
+
+/** Options of the text renderers. */
+export interface FlowTextOptions {
+  /** Edges listed per hop (default 5; 0 for all). */
+  edgesPerHop?: number;
+  maxHops?: number;
+}
+
+function hopLines(h: FlowHop, limit: number): string[] {
+  const lines = [`  ${h.from} → ${h.to}${h.ask ? "   (the user must confirm)" : ""}`];
+  const shown = limit > 0 ? h.edges.slice(0, limit) : h.edges;
+  for (const e of shown) lines.push(`      ${edgeText(e)}`);
+  if (shown.length < h.edges.length) lines.push(`      … and ${h.edges.length - shown.length} more way${h.edges.length - shown.length === 1 ? "" : "s"} (--all-edges or --format json lists them all)`);
+  return lines;
+}
+
+/** `qkit flow A B` as text. */
+export function pathsText(r: PathsResult, options: FlowTextOptions = {}): string {
+  const limit = options.edgesPerHop ?? 5;
+  const maxHops = options.maxHops ?? 6;
+  const out: string[] = [];
+  if (!r.paths.length) {
+    if (r.shortest === null) out.push(`no flow from ${r.from} to ${r.to}: no path at all`);
+    else if (r.from === r.to) out.push(`${r.from} and ${r.to} are the same`);
+    else out.push(`no flow from ${r.from} to ${r.to} within ${maxHops} hop${maxHops === 1 ? "" : "s"} (the shortest path has ${r.shortest}; raise --max-hops)`);
+    return out.join("\n") + "\n";
+  }
+  const auto = r.paths.filter((p) => !p.ask).length;
+  out.push(
+    `${r.from} → ${r.to}: ${r.paths.length}${r.truncated ? "+" : ""} path${r.paths.length === 1 ? "" : "s"} of at most ${maxHops} hops, ${auto} without the user, ${r.paths.length - auto} with the user in the loop${r.truncated ? " (more not listed; see --max-paths)" : ""}`,
+  );
+  r.paths.forEach((p, i) => {
+    out.push("");
+    out.push(`path ${i + 1}: ${p.nodes.join(" → ")}${p.ask ? "   [user in the loop]" : ""}`);
+    for (const h of p.hops) out.push(...hopLines(h, limit));
+  });
+  return out.join("\n") + "\n";
+}
+
+/** `qkit flow --from A` as text. */
+export function reachedText(from: string, reached: readonly Reached[], options: FlowTextOptions = {}): string {
+  const limit = options.edgesPerHop ?? 5;
+  if (!reached.length) return `nothing is reachable from ${from}\n`;
+  const auto = reached.filter((r) => r.automatic).length;
+  const out = [`from ${from}: ${reached.length} reachable, ${auto} without the user, ${reached.length - auto} only with the user in the loop`];
+  for (const r of reached) {
+    const p = r.automatic ?? r.path;
+    out.push("");
+    out.push(`${r.node}: ${p.nodes.join(" → ")}${r.automatic ? "" : "   [user in the loop]"}`);
+    for (const h of p.hops) out.push(...hopLines(h, limit));
+  }
+  return out.join("\n") + "\n";
+}
+
+function uniqueHops(paths: readonly FlowPath[]): FlowHop[] {
+  const out = new Map<string, FlowHop>();
+  for (const p of paths) for (const h of p.hops) out.set(`${h.from}\0${h.to}`, h);
+  return [...out.values()];
+}
+
+function dotId(s: string): string {
+  return `"${s.replace(/[\\"]/g, (c) => "\\" + c).replace(/\n/g, "\\n")}"`;
+}
+
+/** The hops of some paths as a Graphviz digraph (dashed: the user must confirm). */
+export function flowDot(title: string, paths: readonly FlowPath[], start?: string): string {
+  const hops = uniqueHops(paths);
+  const nodes = new Set<string>(start !== undefined ? [start] : []);
+  for (const h of hops) nodes.add(h.from).add(h.to);
+  const lines = [`digraph flow {`, `  label=${dotId(title)};`, `  rankdir=LR;`, `  node [shape=box, style=rounded];`];
+  for (const n of [...nodes].sort()) lines.push(`  ${dotId(n)}${n === start ? " [penwidth=2]" : n.startsWith("@") ? " [shape=ellipse]" : ""};`);
+  for (const h of hops) lines.push(`  ${dotId(h.from)} -> ${dotId(h.to)} [label=${dotId(hopLabel(h))}${h.ask ? ", style=dashed" : ""}];`);
+  lines.push("}");
+  return lines.join("\n") + "\n";
+}
+
+function mermaidText(s: string): string {
+  return s.replace(/"/g, "#quot;").replace(/[<>]/g, (c) => (c === "<" ? "#lt;" : "#gt;")).replace(/\|/g, "#124;").replace(/[\r\n]/g, " ");
+}
+
+/** The hops of some paths as a Mermaid flowchart (dotted: the user must confirm). */
+export function flowMermaid(title: string, paths: readonly FlowPath[], start?: string): string {
+  const hops = uniqueHops(paths);
+  const nodes = new Set<string>(start !== undefined ? [start] : []);
+  for (const h of hops) nodes.add(h.from).add(h.to);
+  const ids = new Map([...nodes].sort().map((n, i) => [n, `n${i}`]));
+  const lines = [`---`, `title: "${mermaidText(title)}"`, `---`, "flowchart LR"];
+  for (const [n, id] of ids) lines.push(`  ${id}["${mermaidText(n)}"]`);
+  for (const h of hops) lines.push(`  ${ids.get(h.from)} ${h.ask ? "-. " : "-- "}"${mermaidText(hopLabel(h))}" ${h.ask ? ".->" : "-->"} ${ids.get(h.to)}`);
+  return lines.join("\n") + "\n";
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+}
+
+function htmlPath(p: FlowPath, heading: string): string {
+  const hops = p.hops
+    .map((h) => `<li class="${h.ask ? "ask" : "auto"}"><span class="hop">${esc(h.from)} → ${esc(h.to)}</span>${h.ask ? ' <span class="badge">the user must confirm</span>' : ""}<ul>${h.edges.map((e) => `<li class="${e.via}">${esc(edgeText(e))}</li>`).join("")}</ul></li>`)
+    .join("\n");
+  return `<section class="path${p.ask ? " ask" : ""}"><h2>${esc(heading)}${p.ask ? ' <span class="badge">user in the loop</span>' : ""}</h2><p class="nodes">${p.nodes.map(esc).join(" → ")}</p><ol>${hops}</ol></section>`;
+}
+
+/** A self-contained HTML page (no scripts, no external resources). */
+export function flowHtml(title: string, summary: string, sections: { heading: string; path: FlowPath }[]): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${esc(title)}</title>
+<style>
+body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 70em; }
+h1 { font-size: 18px; } h2 { font-size: 15px; margin: 0.2em 0; }
+section.path { border: 1px solid #ccc; border-left: 6px solid #3a3; border-radius: 4px; padding: 0.5em 1em; margin: 0.8em 0; }
+section.path.ask { border-left-color: #d90; }
+.nodes { font-family: ui-monospace, monospace; }
+.badge { background: #fff1c2; border: 1px solid #d90; border-radius: 3px; font-size: 12px; padding: 0 4px; font-weight: normal; }
+li.ask > .hop { color: #a60; } .hop { font-weight: 600; }
+li.qrexec, li.network, li.device, li.admin { font-family: ui-monospace, monospace; font-size: 12px; }
+li.network { color: #036; } li.device { color: #606; }
+</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+<p>${esc(summary)}</p>
+${sections.map((s) => htmlPath(s.path, s.heading)).join("\n")}
+<p>Each hop lists every way data moves: qrexec calls with their deciding rule, network wiring (netvm, firewall) and devices. Paths through other qubes need those qubes to pass the data on.</p>
+</body>
+</html>
+`;
+}

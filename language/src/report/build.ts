@@ -1,0 +1,90 @@
+/**
+ * A {@link CheckReport} from the editor's analysis of a policy
+ * (`analyzeWorkspace`): the same diagnostics the language server publishes,
+ * engine errors and analysis warnings alike, located in the files as the
+ * user names them.
+ */
+import type { Diagnostic } from "../diagnostics.js";
+import type { AnalysisDiagnostic } from "../services/analysis.js";
+import type { PolicySnapshot } from "../services/workspace.js";
+import { locateSpan, sourceLineAt } from "./locate.js";
+import type { CheckReport, ReportDiagnostic } from "./types.js";
+
+/** Options of {@link reportFromSnapshot}. */
+export interface SnapshotReportOptions {
+  /** The name to print for a (virtual) path of the snapshot. */
+  shownPath(path: string): string;
+  /** The name to print for diagnostics of the whole policy (no file): the policy directory as the user named it. */
+  policyLabel: string;
+  /** Only these paths (default: every path with diagnostics). */
+  paths?: readonly string[];
+  /** The rule count to report (default: the snapshot's rules). */
+  rules?: number;
+}
+
+/** Counts errors and warnings (everything that is not an error counts as a warning). */
+export function countSeverities(list: readonly ReportDiagnostic[]): { errors: number; warnings: number } {
+  let errors = 0;
+  for (const d of list) if (d.severity === "error") errors++;
+  return { errors, warnings: list.length - errors };
+}
+
+/** The text of a path in a snapshot (a loaded file, or a document parsed on demand). */
+function textOf(snapshot: PolicySnapshot, path: string): string | undefined {
+  return snapshot.files.get(path)?.text ?? snapshot.document(path)?.text;
+}
+
+/** One diagnostic of a file located for a report. */
+export function reportDiagnostic(d: AnalysisDiagnostic | Diagnostic, file: string, text: string | undefined, related?: (path: string) => { file: string; text: string | undefined }): ReportDiagnostic {
+  const at = locateSpan(text, d.span, d.line);
+  const out: ReportDiagnostic = { file, ...at, severity: d.severity, code: d.code, message: d.message };
+  if (d.help) out.help = d.help;
+  if (text !== undefined) out.sourceLine = sourceLineAt(text, Math.min(d.span.start, text.length));
+  const rel = (d as AnalysisDiagnostic).related;
+  if (rel?.length && related) {
+    out.related = rel.map((r) => {
+      const where = related(r.path);
+      return { file: where.file, ...locateSpan(where.text, r.span, r.line), message: r.message };
+    });
+  }
+  return out;
+}
+
+/**
+ * The report of a snapshot: files in load order (then the others by path),
+ * each file's diagnostics by position; problems of the whole policy (no
+ * file) at line 1 of the policy directory.
+ */
+export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotReportOptions): CheckReport {
+  const diagnostics: ReportDiagnostic[] = [];
+  const related = (p: string) => ({ file: options.shownPath(p), text: textOf(snapshot, p) });
+  const order = options.paths ?? [...snapshot.files.keys(), ...[...snapshot.diagnostics.keys()].filter((p) => !snapshot.files.has(p)).sort()];
+  const seen = new Set<string>();
+  for (const path of order) {
+    if (seen.has(path)) continue;
+    seen.add(path);
+    const list = snapshot.diagnostics.get(path);
+    if (!list?.length) continue;
+    const text = textOf(snapshot, path);
+    const file = options.shownPath(path);
+    for (const d of list) diagnostics.push(reportDiagnostic(d, file, text, related));
+  }
+  for (const d of snapshot.policyDiagnostics) diagnostics.push(reportDiagnostic({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.policyLabel, undefined));
+  const { errors, warnings } = countSeverities(diagnostics);
+  return { ok: errors === 0, rules: options.rules ?? snapshot.rules.length, errors, warnings, diagnostics };
+}
+
+/** Several reports as one (several policies checked in one run). */
+export function mergeReports(reports: readonly CheckReport[]): CheckReport {
+  const diagnostics = reports.flatMap((r) => r.diagnostics);
+  const { errors, warnings } = countSeverities(diagnostics);
+  const engineError = reports.find((r) => r.engineError !== undefined)?.engineError;
+  return {
+    ok: reports.every((r) => r.ok),
+    rules: reports.reduce((n, r) => n + r.rules, 0),
+    errors,
+    warnings,
+    diagnostics,
+    ...(engineError !== undefined ? { engineError } : {}),
+  };
+}

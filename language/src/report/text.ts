@@ -1,0 +1,151 @@
+/**
+ * The text format of `qkit policy check`: one `FILE:LINE:COL:
+ * SEVERITY[CODE]: MESSAGE` line per diagnostic (the line other tools
+ * parse), then the source line with carets under the span and the help.
+ * Colour (ANSI escapes) only when asked for; the caller decides from the
+ * terminal and `NO_COLOR`/`FORCE_COLOR` (see {@link wantsColor}).
+ */
+import type { Severity } from "../diagnostics.js";
+import type { CheckReport, ReportDiagnostic } from "./types.js";
+
+/** Options of {@link formatText}. */
+export interface TextOptions {
+  /** ANSI colours (default off). */
+  color?: boolean;
+  /** The source line with carets and the help under each diagnostic (default on). */
+  snippets?: boolean;
+  /** `--strict`: warnings fail the check too (the summary says so). */
+  strict?: boolean;
+}
+
+const RESET = "\x1b[0m";
+const STYLE: Record<Severity | "bold" | "gutter" | "help", string> = {
+  error: "\x1b[1;31m",
+  warning: "\x1b[1;33m",
+  info: "\x1b[1;36m",
+  hint: "\x1b[1;36m",
+  bold: "\x1b[1m",
+  gutter: "\x1b[1;34m",
+  help: "\x1b[1;32m",
+};
+
+/**
+ * Colour decision for a stream, as `NO_COLOR` (no-color.org) and Node's
+ * `FORCE_COLOR` define it: `FORCE_COLOR` set to anything but `0`/`false`
+ * forces colour (it overrides `NO_COLOR`, as in Node); `FORCE_COLOR=0`, or
+ * `NO_COLOR` set and not empty, turns it off; otherwise colour exactly when
+ * the stream is a terminal (and `TERM` is not `dumb`).
+ */
+export function wantsColor(env: Readonly<Record<string, string | undefined>>, isTTY: boolean): boolean {
+  const force = env["FORCE_COLOR"];
+  if (force !== undefined) return force !== "0" && force.toLowerCase() !== "false";
+  const no = env["NO_COLOR"];
+  if (no !== undefined && no !== "") return false;
+  return isTTY && env["TERM"] !== "dumb";
+}
+
+/** Characters that are not one column each on screen: tabs, control characters, surrogates. */
+const SPECIAL = /[\x00-\x1f\x7f\ud800-\udfff]/;
+
+/** Control characters of user text as `\xNN` (so a file cannot move the cursor or fake colours). */
+function visible(s: string): string {
+  return CONTROL.test(s) ? s.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`) : s;
+}
+const CONTROL = /[\x00-\x1f\x7f]/;
+const CONTROLS = /[\x00-\x1f\x7f]/g;
+
+/** How a source character is shown, and how wide it is: tabs as 4 spaces, control characters escaped. */
+function shown(c: string): string {
+  if (c === "\t") return "    ";
+  return visible(c);
+}
+
+/** The source line as shown, and the display columns of each UTF-16 offset in it. */
+function layout(line: string): { text: string; col: number[] } {
+  let text = "";
+  const col: number[] = [];
+  let width = 0;
+  for (let i = 0; i < line.length; i++) {
+    col.push(width);
+    const code = line.charCodeAt(i);
+    // A surrogate pair is one character on screen.
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < line.length) {
+      const low = line.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        text += line.slice(i, i + 2);
+        col.push(width);
+        width += 1;
+        i++;
+        continue;
+      }
+    }
+    const s = shown(line[i]!);
+    text += s;
+    width += s.length;
+  }
+  col.push(width);
+  return { text, col };
+}
+
+/** One diagnostic: its header line, then (with snippets) the source, carets, help and related places. */
+export function formatDiagnostic(d: ReportDiagnostic, options: TextOptions = {}): string {
+  const c = options.color === true;
+  const paint = (style: keyof typeof STYLE, s: string) => (c ? `${STYLE[style]}${s}${RESET}` : s);
+  const header = `${paint("bold", `${visible(d.file)}:${d.line}:${d.column}:`)} ${paint(d.severity, `${d.severity}[${d.code}]`)}${paint("bold", `: ${visible(d.message)}`)}\n`;
+  if (options.snippets === false) return header;
+  let out = header;
+  const number = String(d.line);
+  const pad = " ".repeat(number.length);
+  if (d.sourceLine !== undefined) {
+    const line = d.sourceLine;
+    let text: string;
+    let start: number;
+    let width: number;
+    if (!SPECIAL.test(line)) {
+      // The common case: every UTF-16 unit is one column on screen.
+      text = line;
+      const from = Math.min(Math.max(d.column - 1, 0), line.length);
+      const to = d.endLine > d.line ? line.length : Math.min(Math.max(d.endColumn - 1, from), line.length);
+      start = from;
+      width = Math.max(1, to - from);
+    } else {
+      const l = layout(line);
+      text = l.text;
+      const from = Math.min(Math.max(d.column - 1, 0), l.col.length - 1);
+      const to = d.endLine > d.line ? l.col.length - 1 : Math.min(Math.max(d.endColumn - 1, from), l.col.length - 1);
+      start = l.col[from]!;
+      width = Math.max(1, l.col[to]! - start);
+    }
+    out += `${paint("gutter", `${number} |`)}${text ? " " + text : ""}\n`;
+    out += `${paint("gutter", `${pad} |`)} ${" ".repeat(start)}${paint(d.severity, "^".repeat(width))}\n`;
+  }
+  if (d.help) out += `${pad} ${paint("gutter", "=")} ${paint("help", "help")}: ${visible(d.help)}\n`;
+  for (const r of d.related ?? []) out += `${pad} ${paint("gutter", "=")} ${paint("bold", "note")}: ${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`;
+  return out;
+}
+
+/** The summary line: `ok: N rules, no errors` or `N errors: the real engine would deny every call`, plus warnings. */
+export function summaryLine(report: CheckReport, options: Pick<TextOptions, "strict"> = {}): { text: string; failed: boolean } {
+  const warnings = report.warnings ? `, ${report.warnings} warning(s)` : "";
+  if (!report.ok) {
+    const n = report.errors || 1;
+    return { text: `${n} error${n === 1 ? "" : "s"}: the real engine would deny every call${warnings}\n`, failed: true };
+  }
+  if (options.strict && report.warnings) return { text: `ok: ${report.rules} rules, no errors${warnings}; --strict: warnings fail the check\n`, failed: true };
+  return { text: `ok: ${report.rules} rules, no errors${warnings}\n`, failed: false };
+}
+
+/**
+ * The whole text report: diagnostics on standard output, the summary on
+ * standard output when the check passes and on standard error when it fails.
+ */
+export function formatCheckText(report: CheckReport, options: TextOptions = {}): { stdout: string; stderr: string } {
+  const parts: string[] = [];
+  for (const d of report.diagnostics) parts.push(formatDiagnostic(d, options));
+  let stdout = parts.join("");
+  if (report.engineError !== undefined && report.errors === 0) {
+    stdout += `${options.color ? `${STYLE.error}error[engine]${RESET}` : "error[engine]"}: ${visible(report.engineError)}\n`;
+  }
+  const s = summaryLine(report, options);
+  return s.failed ? { stdout, stderr: s.text } : { stdout: stdout + s.text, stderr: "" };
+}

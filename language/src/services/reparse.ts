@@ -1,0 +1,129 @@
+/**
+ * Incremental parsing: a new text of a document, parsed by re-parsing only
+ * the lines an edit touched.
+ *
+ * The policy language is line-oriented: what a line parses to depends on that
+ * line's text alone (and on the document's syntax and newline mode). So the
+ * lines before an edit are reused as they are (the same objects), the lines
+ * the edit touched (plus one on each side, for line endings that merge or
+ * split, such as `\r` followed by an inserted `\n`) are parsed again, and the
+ * lines after it are shifted (new line objects with moved spans, sharing
+ * their `rule`, whose tokens carry no position).
+ *
+ * INVARIANT: `reparseDocument(previous, text, options)` is deeply equal to
+ * `parseDocument(text, options)` (a property test checks it after random
+ * edits, line endings included).
+ */
+import type { Diagnostic } from "../diagnostics.js";
+import { parseDocument, type ParseOptions } from "../syntax/parse.js";
+import type { LineNode, ParamNode, PolicyDocument, RuleLine, Word } from "../syntax/tree.js";
+
+/**
+ * Parses `text` reusing `previous` (a parse of an earlier version of the same
+ * document with the same options). Falls back to a full parse when the
+ * previous parse was made with another syntax or newline mode.
+ */
+export function reparseDocument(previous: PolicyDocument, text: string, options: ParseOptions = {}): PolicyDocument {
+  const syntax = options.syntax ?? "policy";
+  const newlines = options.newlines ?? "universal";
+  if (previous.syntax !== syntax || previous.newlines !== newlines) return parseDocument(text, options);
+  const old = previous.text;
+  if (old === text) return previous;
+  // The changed region: a common prefix and a common suffix that do not overlap.
+  const min = Math.min(old.length, text.length);
+  let prefix = 0;
+  while (prefix < min && old.charCodeAt(prefix) === text.charCodeAt(prefix)) prefix++;
+  let suffix = 0;
+  while (suffix < min - prefix && old.charCodeAt(old.length - 1 - suffix) === text.charCodeAt(text.length - 1 - suffix)) suffix++;
+  const lines = previous.lines;
+  const n = lines.length;
+  // First and last touched lines (0-based), widened by one line on each side.
+  const first = Math.max(0, lineIndexAt(lines, prefix) - 1);
+  const last = Math.min(n - 1, lineIndexAt(lines, old.length - suffix) + 1);
+  const start = lines[first]!.lineSpan.start;
+  const oldEnd = last + 1 < n ? lines[last + 1]!.lineSpan.start : old.length;
+  const delta = text.length - old.length;
+  const newEnd = oldEnd + delta;
+  // A full parse is as cheap when most of the document changed.
+  if (newEnd - start > text.length / 2) return parseDocument(text, options);
+
+  const region = parseDocument(text.slice(start, newEnd), options);
+  const regionLines = region.lines;
+  // Unless the region runs to the end of the text, it ends with a line terminator, after which its
+  // parse has an empty last line that belongs to the next line of the document.
+  const regionCount = newEnd < text.length ? regionLines.length - 1 : regionLines.length;
+  const lineShift = first; // region line k (1-based) is document line first + k
+  const lineDelta = regionCount - (last - first + 1);
+
+  const out: LineNode[] = new Array(first + regionCount + (n - last - 1));
+  let k = 0;
+  for (let i = 0; i < first; i++) out[k++] = lines[i]!;
+  for (let i = 0; i < regionCount; i++) out[k++] = shiftLine(regionLines[i]!, start, lineShift);
+  for (let i = last + 1; i < n; i++) out[k++] = delta === 0 && lineDelta === 0 ? lines[i]! : shiftLine(lines[i]!, delta, lineDelta);
+
+  // Diagnostics are reported line by line, in order.
+  const firstLine = first + 1;
+  const lastLine = last + 1;
+  const diagnostics: Diagnostic[] = [];
+  for (const d of previous.diagnostics) if (d.line < firstLine) diagnostics.push(d);
+  for (const d of region.diagnostics) if (d.line <= regionCount) diagnostics.push(shiftDiagnostic(d, start, lineShift));
+  for (const d of previous.diagnostics) if (d.line > lastLine) diagnostics.push(delta === 0 && lineDelta === 0 ? d : shiftDiagnostic(d, delta, lineDelta));
+  return { text, syntax, newlines, lines: out, diagnostics };
+}
+
+/** The index of the line that contains `offset` (the last line starting at or before it). */
+function lineIndexAt(lines: readonly LineNode[], offset: number): number {
+  let lo = 0;
+  let hi = lines.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (lines[mid]!.lineSpan.start <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function shiftWord(w: Word, by: number): Word {
+  return { text: w.text, span: { start: w.span.start + by, end: w.span.end + by } };
+}
+
+function shiftParam(p: ParamNode, by: number): ParamNode {
+  return { key: p.key, value: p.value, span: { start: p.span.start + by, end: p.span.end + by } };
+}
+
+/** A copy of a line node moved by `by` characters and `lines` lines (unchanged parts shared). */
+function shiftLine(l: LineNode, by: number, lines: number): LineNode {
+  const line = l.line + lines;
+  const lineSpan = { start: l.lineSpan.start + by, end: l.lineSpan.end + by };
+  const span = { start: l.span.start + by, end: l.span.end + by };
+  switch (l.kind) {
+    case "blank":
+      return { kind: "blank", line, lineSpan, span };
+    case "comment":
+      return { kind: "comment", line, lineSpan, span, text: l.text };
+    case "directive": {
+      const name = shiftWord(l.name, by);
+      const out: LineNode = { kind: "directive", line, lineSpan, span, name, directive: l.directive, params: l.params.map((w) => shiftWord(w, by)) };
+      if ("service" in l) out.service = l.service ?? null;
+      if ("argument" in l) out.argument = l.argument ?? null;
+      return out;
+    }
+    case "rule": {
+      const words = l.words.map((w) => shiftWord(w, by));
+      // The column words are elements of `words`: keep them so.
+      const same = (w: Word | undefined) => (w === undefined ? undefined : words[l.words.indexOf(w)]);
+      const out: RuleLine = { kind: "rule", line, lineSpan, span, words, params: l.params.map((p) => shiftParam(p, by)), rule: l.rule };
+      // The keys the parser sets, in its order (one object shape).
+      if ("serviceWord" in l) out.serviceWord = same(l.serviceWord);
+      if ("argumentWord" in l) out.argumentWord = same(l.argumentWord);
+      if ("sourceWord" in l) out.sourceWord = same(l.sourceWord);
+      if ("targetWord" in l) out.targetWord = same(l.targetWord);
+      if ("actionWord" in l) out.actionWord = same(l.actionWord);
+      return out;
+    }
+  }
+}
+
+function shiftDiagnostic(d: Diagnostic, by: number, lines: number): Diagnostic {
+  return { ...d, span: { start: d.span.start + by, end: d.span.end + by }, line: d.line + lines };
+}

@@ -1,0 +1,176 @@
+/**
+ * Rename a qube or a tag across every policy file of the project and every
+ * stack file (`*.qubes.yaml`) of the workspace, with `prepareRename`: the
+ * names are checked by the language core (`services/rename.ts`) and a refusal
+ * answers an error the editor shows (`InvalidRequest` with its one-line message).
+ */
+import {
+  ErrorCodes,
+  ResponseError,
+  type CancellationToken,
+  type PrepareRenameParams,
+  type Range,
+  type RenameParams,
+  type TextEdit as LspTextEdit,
+  type WorkspaceEdit,
+} from "vscode-languageserver";
+import {
+  analyzeTemplate,
+  declaredQubes,
+  findReferences,
+  groupEdits,
+  isRenameRefusal,
+  prepareRename,
+  renameError,
+  renameTargetOf,
+  templateRenameLocations,
+  templateSymbolAt,
+  type FileLocation,
+  type PolicySnapshot,
+  type RenameRefusal,
+  type RenameTarget,
+  type TemplateAnalysis,
+} from "@qubes-kit/language";
+import { mapperFor, toRange, type PositionMapper } from "../convert.js";
+import type { PolicyProject } from "../project.js";
+import { isTemplatePath } from "../template/feature.js";
+import type { ServerContext, ServerFeature } from "./types.js";
+
+/** Refuses with the core's message; the editor shows it. */
+function refuse(r: RenameRefusal): never {
+  throw new ResponseError(ErrorCodes.InvalidRequest, r.message, { code: r.code });
+}
+
+/** The rename target at a position, in a policy or a stack file. */
+function targetAt(ctx: ServerContext, uri: string, position: { line: number; character: number }): { target: RenameTarget; mapper: PositionMapper } | RenameRefusal | undefined {
+  const td = ctx.documents.get(uri);
+  if (!td) return undefined;
+  const offset = td.offsetAt(position);
+  const f = ctx.featureFor(uri);
+  if (f) {
+    const a = f.analysis(uri);
+    const at = a ? templateSymbolAt(a, offset) : undefined;
+    if (!at) return { code: "rename-not-a-name", message: "only a qube name or a tag can be renamed here; put the cursor on one" };
+    // A quoted scalar: the name is inside the quotes.
+    let span = at.span;
+    const written = td.getText().slice(span.start, span.end);
+    if (/^(["']).*\1$/.test(written)) span = { start: span.start + 1, end: span.end - 1 };
+    const t = renameTargetOf(at.kind, at.name, span, at.name);
+    return isRenameRefusal(t) ? t : { target: t, mapper: td };
+  }
+  const c = ctx.context(uri);
+  if (!c) return undefined;
+  const snapshot = c.project.lastSnapshot();
+  const t = prepareRename(c.doc, offset, { ...(snapshot ? { snapshot } : {}), path: c.path });
+  return isRenameRefusal(t) ? t : { target: t, mapper: td };
+}
+
+/** Stack files of the workspace: the open ones and those found under the workspace folders (bounded walk). */
+export function workspaceStackFiles(ctx: ServerContext, limit = 5000): string[] {
+  const found = new Set<string>();
+  for (const d of ctx.documents.all()) if (isTemplatePath(d.uri)) found.add(ctx.pathOfUri(d.uri));
+  let visited = 0;
+  const walk = (dir: string, depth: number) => {
+    if (depth > 8 || visited > limit) return;
+    for (const name of ctx.host.fs.readDir(dir) ?? []) {
+      if (++visited > limit) return;
+      if (name.startsWith(".") || name === "node_modules") continue;
+      const p = `${dir === "/" ? "" : dir}/${name}`;
+      if (isTemplatePath(name)) {
+        if (ctx.host.fs.stat(p) === "file") found.add(p);
+      } else if (ctx.host.fs.stat(p) === "dir") walk(p, depth + 1);
+    }
+  };
+  for (const folder of ctx.folders) walk(folder, 0);
+  return [...found].sort();
+}
+
+/** The workspace edit of a rename (policy files of `project`, and every stack file). */
+async function renameEdit(ctx: ServerContext, uri: string, target: RenameTarget, newName: string, token: CancellationToken): Promise<WorkspaceEdit> {
+  const disk = ctx.pathOfUri(uri);
+  const project: PolicyProject | undefined = ctx.featureFor(uri) ? ctx.workspacePolicyFor(disk) : ctx.projectFor(uri);
+  const snapshot: PolicySnapshot | undefined = project ? await ctx.analysed(project, token) : undefined;
+  // The stacks of the workspace (their declared qubes also count as existing).
+  const stacks: TemplateAnalysis[] = [];
+  const readFile = (p: string) => ctx.documents.get(ctx.uriOf(p))?.getText() ?? ctx.host.fs.readFile(p);
+  for (const path of workspaceStackFiles(ctx)) {
+    const u = ctx.uriOf(path);
+    // Open stack files through their feature (cached); the others are read and analysed here.
+    const open = ctx.documents.get(u);
+    const text = open ? undefined : readFile(path);
+    const a = open ? ctx.featureFor(u)?.analysis(u) : text !== undefined ? analyzeTemplate(path, text, { system: ctx.system, readFile }) : undefined;
+    if (a) stacks.push(a);
+  }
+  const existing = new Set<string>();
+  for (const k of ctx.system?.domains.keys() ?? []) if (!k.startsWith("uuid:")) existing.add(k);
+  for (const a of stacks) for (const q of declaredQubes(a)) existing.add(q);
+  const inPolicy = target.kind === "qube" && snapshot !== undefined && findReferences({ kind: "qube", name: newName }, snapshot).length > 0;
+  const err = renameError(target, newName, { existing, inPolicy });
+  if (err) refuse(err);
+
+  const changes: Record<string, LspTextEdit[]> = {};
+  const add = (u: string, mapper: PositionMapper, edits: Array<{ span: { start: number; end: number }; newText: string }>) => {
+    const list = (changes[u] ??= []);
+    const seen = new Set(list.map((e) => `${e.range.start.line}:${e.range.start.character}`));
+    for (const e of edits) {
+      const range: Range = toRange(mapper, e.span);
+      const key = `${range.start.line}:${range.start.character}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      list.push({ range, newText: e.newText });
+    }
+  };
+  // The policy's files (the open document as the editor has it).
+  if (project && snapshot) {
+    const c = ctx.featureFor(uri) ? undefined : ctx.context(uri);
+    const byPath = groupEdits(findReferences({ kind: target.kind, name: target.name }, snapshot, c ? { path: c.path, document: c.doc } : undefined), newName);
+    for (const [virtual, edits] of Object.entries(byPath)) {
+      const d = project.toDisk(virtual);
+      if (d === null) continue;
+      const mapper = c && virtual === c.path ? c.td : ctx.mapperForPath(project, snapshot, d);
+      if (mapper) add(c && virtual === c.path ? c.td.uri : ctx.uriOf(d), mapper, edits);
+    }
+  }
+  // Every stack file (and the files it includes).
+  const byFile = new Map<string, FileLocation[]>();
+  for (const a of stacks) for (const l of templateRenameLocations(a, target.kind, target.name, readFile)) (byFile.get(l.path) ?? byFile.set(l.path, []).get(l.path)!).push(l);
+  for (const [path, locs] of byFile) {
+    const u = ctx.uriOf(path);
+    const open = ctx.documents.get(u);
+    const text = open ? undefined : readFile(path);
+    const mapper = open ?? (text !== undefined ? mapperFor(text) : undefined);
+    if (mapper) add(u, mapper, groupEdits(locs, newName)[path] ?? []);
+  }
+  for (const list of Object.values(changes)) list.sort((a, b) => a.range.start.line - b.range.start.line || a.range.start.character - b.range.start.character);
+  return { changes };
+}
+
+export const renameFeature: ServerFeature = {
+  name: "rename",
+  capabilities: () => ({ renameProvider: { prepareProvider: true } }),
+  requests: (ctx) => [
+    {
+      method: "textDocument/prepareRename",
+      fallback: null,
+      params: "position",
+      run(params: PrepareRenameParams): { range: Range; placeholder: string } | null {
+        const t = targetAt(ctx, params.textDocument.uri, params.position);
+        if (!t) return null;
+        if ("code" in t) refuse(t);
+        return { range: toRange(t.mapper, t.target.span), placeholder: t.target.name };
+      },
+    },
+    {
+      method: "textDocument/rename",
+      fallback: null,
+      params: "position",
+      async run(params: RenameParams, token: CancellationToken): Promise<WorkspaceEdit | null> {
+        if (typeof params.newName !== "string") throw new ResponseError(ErrorCodes.InvalidParams, "`newName` must be a string");
+        const t = targetAt(ctx, params.textDocument.uri, params.position);
+        if (!t) return null;
+        if ("code" in t) refuse(t);
+        return renameEdit(ctx, params.textDocument.uri, t.target, params.newName.trim(), token);
+      },
+    },
+  ],
+};

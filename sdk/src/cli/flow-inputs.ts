@@ -1,0 +1,204 @@
+/**
+ * The inputs of `qkit flow`, `qkit policy flip` and `qkit policy replay`: a
+ * policy (a directory, or the live one through the policy admin API), a
+ * system model (a GetSystemInfo JSON file, or the live system), and for
+ * flow the machine's wiring (netvm, firewall, devices: extension keys of the
+ * system file, or read through the Admin API).
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import * as path from "node:path";
+import {
+  loadPolicy,
+  machineFromSystemJson,
+  prepareSystemInfo,
+  POLICY_DIR,
+  type CompiledPolicy,
+  type FlowDevice,
+  type FlowMachine,
+  type FlowQubeInfo,
+  type FlowWarning,
+  type LoadOptions,
+  type PolicyFileSystem,
+  type RawSystemInfo,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import { createNodePolicyFileSystem } from "../policy-fs.js";
+import type { CliIO } from "./command.js";
+import { UsageError } from "./command.js";
+import type { ParsedArgs } from "./args.js";
+import type { Qubes } from "../qubes.js";
+
+/** The options every one of these commands takes to reach qubesd (or a simulator). */
+export const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } as const;
+
+/** A failure of input (exit 2), with a stable code. */
+export class InputError extends Error {
+  override name = "InputError";
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+function connectionFlags(a: ParsedArgs): Map<string, string | true> {
+  const flags = new Map<string, string | true>();
+  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
+  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
+  return flags;
+}
+
+let connection: { qubes: Qubes; policy: import("../policy-admin.js").PolicyAdmin } | undefined;
+async function connected(a: ParsedArgs, io: CliIO) {
+  if (!connection) {
+    const { connect } = await import("./connect.js");
+    connection = connect(connectionFlags(a), io);
+  }
+  return connection;
+}
+
+/** Forgets the connection (each command run connects afresh). */
+export function resetConnection(): void {
+  connection = undefined;
+}
+
+/** The policy as what-if's texts (`NAME.policy`, `include/NAME`): a directory, or the live policy. */
+export async function readPolicyTexts(spec: string | undefined, a: ParsedArgs, io: CliIO): Promise<Record<string, string>> {
+  if (spec === undefined) throw new UsageError("`--policy-dir DIR` (or `--policy-dir live`) is required");
+  if (spec === "live") return (await (await connected(a, io)).policy.snapshot()).texts;
+  const abs = path.resolve(io.cwd, spec);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory or \`live\`)`);
+  const { policyTextsOf } = await import("./flow-stack.js");
+  return policyTextsOf(abs);
+}
+
+/** A loaded policy and where it came from (for re-loading edited copies). */
+export interface PolicyInput {
+  label: string;
+  policy: CompiledPolicy;
+  fs: PolicyFileSystem;
+  loadOptions: LoadOptions;
+}
+
+/** Loads `--policy-dir DIR|live`. A policy that does not load is an {@link InputError}. */
+export async function readPolicyInput(spec: string | undefined, a: ParsedArgs, io: CliIO, option = "--policy-dir"): Promise<PolicyInput> {
+  if (spec === undefined) throw new UsageError(`\`${option} DIR\` (or \`${option} live\`) is required`);
+  let fs: PolicyFileSystem;
+  if (spec === "live") fs = await (await connected(a, io)).policy.fileSystem();
+  else {
+    const abs = path.resolve(io.cwd, spec);
+    if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory or \`live\`)`);
+    fs = createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR });
+  }
+  const loadOptions: LoadOptions = {};
+  const r = loadPolicy(fs, loadOptions);
+  if (!r.ok) throw new InputError(`the policy \`${spec}\` does not load (the daemon would deny every call): ${r.error.message}`, "policy-does-not-load");
+  return { label: spec, policy: r.policy, fs, loadOptions };
+}
+
+/** The system model and, from the same source, the machine's wiring. */
+export interface SystemInput {
+  system: SystemInfo;
+  /** The answer as read (for what-if: with its extension keys). */
+  raw: RawSystemInfo;
+  machine: FlowMachine;
+  warnings: FlowWarning[];
+}
+
+/** Reads `--system FILE|live`; `wiring` also reads netvm, firewall and devices of a live system. */
+export async function readSystemInput(spec: string | undefined, a: ParsedArgs, io: CliIO, wiring = false): Promise<SystemInput> {
+  if (spec === undefined) throw new UsageError("`--system FILE|live` is required: the answer is about the qubes of a system");
+  if (spec === "live") {
+    const { qubes } = await connected(a, io);
+    let raw: RawSystemInfo;
+    if (wiring) {
+      // What-if's reader: GetSystemInfo plus the global properties a stack may depend on.
+      const { readWhatIfSystem } = await import("../apply/future-live.js");
+      raw = (await readWhatIfSystem(qubes)) as unknown as RawSystemInfo;
+    } else {
+      const { systemInfo } = await import("../system-info.js");
+      raw = await systemInfo(qubes);
+    }
+    const system = prepareSystemInfo(raw);
+    return { system, raw, machine: wiring ? await readMachine(qubes, Object.keys(raw.domains).filter((n) => !n.startsWith("uuid:"))) : { qubes: {} }, warnings: [] };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path.resolve(io.cwd, spec), "utf8"));
+  } catch (e) {
+    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
+    throw new UsageError(`cannot read the system model \`${spec}\`: ${why}`);
+  }
+  if (!raw || typeof raw !== "object" || !(raw as { domains?: unknown }).domains || typeof (raw as { domains?: unknown }).domains !== "object" || Array.isArray((raw as { domains?: unknown }).domains)) {
+    throw new UsageError(`the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
+  }
+  const { machine, warnings } = machineFromSystemJson(raw);
+  return { system: prepareSystemInfo(raw as { domains: Record<string, never> }), raw: raw as RawSystemInfo, machine, warnings };
+}
+
+const DEVICE_CLASSES = ["pci", "usb", "block", "mic"];
+
+/** Reads netvm, provides_network, firewall and device assignments/attachments of every qube through the Admin API. */
+export async function readMachine(qubes: Qubes, names: string[]): Promise<FlowMachine> {
+  const { calls } = await import("../calls.js");
+  const { formatFirewallRule } = await import("../firewall.js");
+  const { mapLimit } = await import("../events.js");
+  const machine: FlowMachine = { qubes: {} };
+  await mapLimit(names, 16, async (name) => {
+    const info: FlowQubeInfo = {};
+    if (name === "dom0") {
+      info.netvm = null;
+    } else {
+      const props = await qubes.run(calls.propertyGetAll(name)).catch(() => undefined);
+      const netvm = props?.get("netvm");
+      if (netvm) info.netvm = netvm.raw === "" ? null : netvm.raw;
+      const pn = props?.get("provides_network");
+      if (pn) info.providesNetwork = pn.raw === "True";
+      const fw = await qubes.run(calls.firewallGet(name)).catch(() => undefined);
+      if (fw) info.firewall = fw.map((r) => formatFirewallRule(r));
+    }
+    const devices: FlowDevice[] = [];
+    for (const devclass of DEVICE_CLASSES) {
+      for (const [kind, call] of [
+        ["assigned", calls.deviceAssigned(name, devclass)],
+        ["attached", calls.deviceAttached(name, devclass)],
+      ] as const) {
+        const list = await qubes.run(call).catch(() => []);
+        for (const d of list) {
+          if (devices.some((x) => x.devclass === devclass && x.backend === d.backendDomain && x.port === d.portId)) continue;
+          devices.push({ devclass, backend: d.backendDomain, port: d.portId, deviceId: d.deviceId, mode: kind === "attached" ? "attached" : String(d.mode) });
+        }
+      }
+    }
+    if (devices.length) info.devices = devices;
+    machine.qubes[name] = info;
+  });
+  return machine;
+}
+
+/** Runs a command whose exit code 1 is an answer: input failures are one line with a code and exit 2. */
+export async function answering(pathText: string, io: CliIO, fn: () => Promise<number>): Promise<number> {
+  resetConnection();
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    if (err instanceof InputError) {
+      io.stderr.write(`qkit ${pathText}: ${err.message} [${err.code}]\n`);
+      return 2;
+    }
+    const { describeFailure } = await import("./failure.js");
+    const f = describeFailure(err, undefined);
+    if (f) {
+      io.stderr.write(`qkit ${pathText}: ${f.message} [${f.code}]\n`);
+      return 2;
+    }
+    // Exit 1 is an answer here, so any other failure is an error (2), never a silent "no".
+    const msg = err instanceof Error ? err.message : String(err);
+    io.stderr.write(`qkit ${pathText}: ${msg.split("\n")[0]} [error]\n`);
+    return 2;
+  } finally {
+    resetConnection();
+  }
+}

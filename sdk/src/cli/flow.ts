@@ -1,0 +1,394 @@
+/**
+ * `qkit flow`, `qkit policy flip`, `qkit policy replay`: information flow
+ * between qubes, what would flip a decision, and logged calls decided again
+ * by a draft policy. The analyses live in `@qubes-kit/language` (`flow/`,
+ * `audit/flip.ts`, `audit/replay.ts`); this module reads inputs and prints.
+ *
+ * Exit codes: `flow` 0 a path (or, with --from, something reachable), 1
+ * none, 2 errors; `flip` 0 some edit flips the decision, 1 none, 2 errors;
+ * `replay` 0 every call decided as before, 1 some differ, 2 errors.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import {
+  builtinCatalogue,
+  decisionToJson,
+  findPaths,
+  flipDecision,
+  flowDot,
+  flowGraph,
+  flowHtml,
+  flowMermaid,
+  parseQrexecJournal,
+  parseServiceCatalogue,
+  pathJson,
+  pathsText,
+  reachableFrom,
+  reachedText,
+  replayCalls,
+  type CompiledPolicy,
+  type Decision,
+  type FlowMachine,
+  type FlowPath,
+  type FlowWarning,
+  type SystemInfo,
+  type ServiceCatalogue,
+} from "@qubes-kit/language";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs, type ParsedArgs } from "./args.js";
+import { CONNECTION_USAGE } from "./connect.js";
+import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
+import type { WhatIfSystem } from "../apply/future.js";
+
+// ---------------------------------------------------------------------------
+// qkit flow
+// ---------------------------------------------------------------------------
+
+const FLOW_USAGE = `usage: qkit flow A B --policy-dir DIR --system FILE [options]
+       qkit flow --from A --policy-dir DIR --system FILE [options]
+
+Can data move from qube A to qube B, directly or through other qubes? Lists
+every path (shortest first), each hop with every way data moves over it:
+
+  qrexec    a call allowed (or asked: "the user must confirm") by the policy,
+            with its deciding rule; the service's direction of data comes
+            from a catalogue (qubes.Filecopy caller → target, qubes.Gpg both
+            ways, admin.* read-only calls target → caller, …; unknown
+            services both ways; --services FILE adds entries)
+  network   a qube and its netvm see each other's traffic; a qube whose
+            firewall accepts anything reaches @network (the outside) through
+            its netvm chain; qubes behind one netvm meet only through it
+  device    the backend of a USB or block device sees its data; qubes with
+            the same device assigned or attached share it
+
+Nodes are qube names, @dispvm:X (a new disposable of X) and @network.
+A path with an ask is a path with the user in the loop. Decisions are the
+evaluator's, exactly (sources decided once per class of qubes no rule tells
+apart). With --from, every node reachable from A and how.
+
+options:
+  --policy-dir DIR|live  the policy.d directory (live: through the policy admin API)
+  --system FILE|live     internal.GetSystemInfo JSON whose domains may also carry
+                         "netvm", "provides_network", "firewall" (rules as
+                         \`qvm-firewall\` lists them) and "devices"
+                         ([{"devclass","backend","port","device_id","mode"}]);
+                         live reads them all through the Admin API
+  --stack FILE           what-if: the flows once the stack FILE (*.qubes.yaml) is applied
+                         (its policy files, qubes, netvms, firewalls and devices on
+                         top of the policy and system given)
+  --services FILE        service directions, one \`SERVICE DIRECTION [NOTE]\` a line
+                         (forward, backward, both, none, control; SERVICE may
+                         end in *), before the built-in catalogue
+  --format F             text (default), json, dot, mermaid, html (self-contained page)
+  --output FILE          write there instead of standard output
+  --max-hops N           longest path listed (default 6)
+  --max-paths N          most paths listed (default 100)
+  --avoid QUBE           no path goes through QUBE (repeatable; e.g. trusted relays)
+  --no-ask               leave out hops that need the user
+  --dom0-relays          dom0 administers every qube (qvm-run needs no policy): add
+                         dom0 → every qube
+  --all-edges            list every way over each hop (text; default the first 5)
+
+${CONNECTION_USAGE}
+exit status: 0 a path found (--from: something reachable), 1 none, 2 errors
+(usage, unreadable input, a policy that does not load)
+`;
+
+const FLOW_OPTIONS = {
+  "policy-dir": "value",
+  system: "value",
+  services: "value",
+  format: "value",
+  output: "value",
+  "max-hops": "value",
+  "max-paths": "value",
+  avoid: "values",
+  from: "value",
+  stack: "value",
+  "no-ask": true,
+  "dom0-relays": true,
+  "all-edges": true,
+  ...CONNECTION_OPTIONS,
+} as const;
+
+function count(a: ParsedArgs, name: string, dflt: number): number {
+  const v = a.values.get(name);
+  if (v === undefined) return dflt;
+  if (!/^[1-9][0-9]{0,5}$/.test(v)) throw new UsageError(`--${name} needs a positive number, got \`${v}\``);
+  return Number(v);
+}
+
+function readCatalogue(a: ParsedArgs, io: CliIO): ServiceCatalogue {
+  const file = a.values.get("services");
+  if (file === undefined) return builtinCatalogue();
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(io.cwd, file), "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the service catalogue \`${file}\`: ${code === "ENOENT" ? "no such file" : (code ?? String(e))}`);
+  }
+  const r = parseServiceCatalogue(text, file);
+  if (r.diagnostics.length) throw new InputError(`${r.diagnostics[0]!.message}${r.diagnostics.length > 1 ? ` (and ${r.diagnostics.length - 1} more)` : ""}`, r.diagnostics[0]!.code);
+  return r.catalogue;
+}
+
+function output(a: ParsedArgs, io: CliIO, text: string): void {
+  const out = a.values.get("output");
+  if (out === undefined) {
+    io.stdout.write(text);
+    return;
+  }
+  try {
+    writeFileSync(path.resolve(io.cwd, out), text);
+  } catch (e) {
+    throw new InputError(`cannot write \`${out}\`: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check that its directory exists and is writable`, "cannot-write");
+  }
+}
+
+async function runFlow(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, FLOW_OPTIONS);
+  const from = a.values.get("from");
+  if (from !== undefined ? a.positionals.length !== 0 : a.positionals.length !== 2) throw new UsageError(from !== undefined ? "--from A takes no other qube; drop B, or drop --from" : "expected two qubes, A and B (or --from A)");
+  const format = a.values.get("format") ?? "text";
+  if (!["text", "json", "dot", "mermaid", "html"].includes(format)) throw new UsageError(`--format must be text, json, dot, mermaid or html, got \`${format}\``);
+  const maxHops = count(a, "max-hops", 6);
+  const maxPaths = count(a, "max-paths", 100);
+  return answering("flow", io, async () => {
+    const catalogue = readCatalogue(a, io);
+    const today = await readSystemInput(a.values.get("system"), a, io, true);
+    const stackFile = a.values.get("stack");
+    let inputs: { system: SystemInfo; policy: CompiledPolicy; machine: FlowMachine; warnings: FlowWarning[] };
+    if (stackFile !== undefined) {
+      const texts = await readPolicyTexts(a.values.get("policy-dir"), a, io);
+      const { futureInputs } = await import("./flow-stack.js");
+      const f = futureInputs(stackFile, io, { raw: today.raw as unknown as WhatIfSystem, policy: texts, machine: today.machine });
+      inputs = { ...f, warnings: [...today.warnings, ...f.warnings] };
+    } else inputs = { ...today, policy: (await readPolicyInput(a.values.get("policy-dir"), a, io)).policy };
+    const { system, machine, policy } = inputs;
+    const warnings = inputs.warnings;
+    const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays") });
+    for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
+    const nodes = new Set(graph.nodes);
+    const ends = from !== undefined ? [from] : a.positionals;
+    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network or @dispvm:X of a disposable template)`);
+    const avoid = a.lists.get("avoid") ?? [];
+    for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model`);
+    const noAsk = a.flags.has("no-ask");
+    const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
+    if (from !== undefined) {
+      const reached = reachableFrom(graph, from, { avoid, noAsk });
+      const title = `information flow from ${from}`;
+      const paths = reached.map((r) => r.automatic ?? r.path);
+      let out: string;
+      if (format === "json")
+        out = JSON.stringify({ from, reachable: reached.map((r) => ({ node: r.node, automatic: !!r.automatic, path: pathJson(r.path), ...(r.automatic ? { automatic_path: pathJson(r.automatic) } : {}) })), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+      else if (format === "dot") out = flowDot(title, paths, from);
+      else if (format === "mermaid") out = flowMermaid(title, paths, from);
+      else if (format === "html")
+        out = flowHtml(
+          title,
+          `${reached.length} reachable, ${reached.filter((r) => r.automatic).length} without the user.`,
+          reached.map((r) => ({ heading: r.node, path: r.automatic ?? r.path })),
+        );
+      else out = reachedText(from, reached, textOptions);
+      output(a, io, out);
+      return reached.length ? 0 : 1;
+    }
+    const [src, dst] = a.positionals as [string, string];
+    const r = findPaths(graph, src, dst, { maxHops, maxPaths, avoid, noAsk });
+    const title = `information flow from ${src} to ${dst}`;
+    let out: string;
+    if (format === "json")
+      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+    else if (format === "dot") out = flowDot(title, r.paths, src);
+    else if (format === "mermaid") out = flowMermaid(title, r.paths, src);
+    else if (format === "html") out = flowHtml(title, pathsText(r, { ...textOptions, edgesPerHop: 1 }).split("\n")[0]!, r.paths.map((p: FlowPath, i) => ({ heading: `path ${i + 1}`, path: p })));
+    else out = pathsText(r, textOptions);
+    output(a, io, out);
+    return r.paths.length ? 0 : 1;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy flip
+// ---------------------------------------------------------------------------
+
+const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [--rejected] [connection options]
+
+What would flip the decision of one call: the one-line edits of the policy
+that change it (remove a rule, change a rule's action, add a rule before a
+line), each applied to a copy of the policy, loaded and decided again by
+the evaluator; only edits that load and change the decision (the action,
+the allow target or the offered targets) are listed, with the new decision
+(its rule lines are those of the edited files). TARGET defaults to @default.
+
+options:
+  --policy-dir DIR|live  the policy.d directory (live: through the policy admin API)
+  --system FILE|live     the system model (internal.GetSystemInfo JSON, or the live system)
+  --json                 one document: {"request","before","suggestions":[{"edit","text","after"}],"tried"}
+                         (decisions as \`qkit policy eval --json\` prints them)
+  --rejected             also list the candidates that did not flip it, and why
+
+${CONNECTION_USAGE}
+exit status: 0 some edit flips the decision, 1 none does, 2 errors
+`;
+
+function shortDecision(d: Decision): string {
+  if (!d.ok) return `refused (${d.message})`;
+  const rule = `${d.rule.file}:${d.rule.line ?? "None"}`;
+  if (d.action === "allow") return `allow to ${d.target} (${rule})`;
+  if (d.action === "ask") {
+    const t = d.targetsForAsk;
+    return `ask, offering ${t.length > 8 ? `${t.slice(0, 8).join(", ")} and ${t.length - 8} more` : t.join(", ") || "nothing"}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""} (${rule})`;
+  }
+  return `deny (${rule})`;
+}
+
+function splitCall(text: string): { service: string; argument: string } {
+  const plus = text.indexOf("+");
+  if (plus === 0 || text === "") throw new UsageError(`expected SERVICE[+ARG], got \`${text}\``);
+  return plus < 0 ? { service: text, argument: "+" } : { service: text.slice(0, plus), argument: text.slice(plus) };
+}
+
+async function runFlip(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { "policy-dir": "value", system: "value", json: true, rejected: true, ...CONNECTION_OPTIONS });
+  if (a.positionals.length < 2 || a.positionals.length > 3) throw new UsageError("expected SERVICE[+ARG] SOURCE [TARGET]");
+  const call = splitCall(a.positionals[0]!);
+  const source = a.positionals[1]!;
+  const target = a.positionals[2] ?? "@default";
+  return answering("policy flip", io, async () => {
+    const { system } = await readSystemInput(a.values.get("system"), a, io);
+    const input = await readPolicyInput(a.values.get("policy-dir"), a, io);
+    const request = { ...call, source, target };
+    const r = flipDecision(input.policy, { fs: input.fs, loadOptions: input.loadOptions }, request, system);
+    if (a.flags.has("json")) {
+      io.stdout.write(
+        JSON.stringify(
+          {
+            request,
+            before: decisionToJson(r.before),
+            suggestions: r.suggestions.map((s) => ({ edit: s.edit, text: s.text, after: decisionToJson(s.after) })),
+            tried: r.tried,
+            ...(a.flags.has("rejected") ? { rejected: r.rejected } : {}),
+          },
+          null,
+          1,
+        ) + "\n",
+      );
+    } else {
+      const callText = `${call.service}${call.argument === "+" ? "" : call.argument} ${source} -> ${target}`;
+      io.stdout.write(`${callText}: ${shortDecision(r.before)}\n`);
+      if (!r.suggestions.length) io.stdout.write(`no one-line edit changes it (${r.tried} tried)\n`);
+      else io.stdout.write(`${r.suggestions.length} one-line edit${r.suggestions.length === 1 ? "" : "s"} change${r.suggestions.length === 1 ? "s" : ""} it (each re-decided with the edited policy; ${r.tried} tried):\n`);
+      for (const s of r.suggestions) io.stdout.write(`  ${s.text}\n      → ${shortDecision(s.after)}\n`);
+      if (a.flags.has("rejected")) for (const x of r.rejected) io.stdout.write(`  not: ${x.text}\n      (${x.why})\n`);
+    }
+    return r.suggestions.length ? 0 : 1;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// qkit policy replay
+// ---------------------------------------------------------------------------
+
+const REPLAY_USAGE = `usage: qkit policy replay JOURNAL --policy-dir DRAFT --system FILE [--json] [--all] [connection options]
+
+Reads the qrexec policy daemon's log lines from JOURNAL (\`-\` for standard
+input), as \`journalctl -u qubes-qrexec-policy-daemon\` writes them (the
+default short format, short-iso, short-precise, cat or json), and decides
+every logged call again with the DRAFT policy. Lists the calls it decides
+differently: a call that was allowed and would be denied, allowed to another
+qube, or asked without offering the qube it went to; a denied call that
+would be allowed or asked. A logged allow and a confirmed ask look the same,
+so a draft that asks and offers the same qube counts as the same (listed as
+"asks" with --all). Lines that look like the daemon's but cannot be read are
+counted and reported (never fatal); other lines are ignored.
+
+options:
+  --policy-dir DRAFT|live  the policy to replay against
+  --system FILE|live       the system model (qubes that no longer exist are refused,
+                           as the daemon would)
+  --json                   one document: {"calls","different":[...],"asks","same","malformed":[...],"ignored"}
+  --all                    list every call, not only the different ones
+
+${CONNECTION_USAGE}
+exit status: 0 every call decided as before, 1 some differ, 2 errors
+`;
+
+async function readJournal(file: string, io: CliIO): Promise<string> {
+  if (file === "-") {
+    const chunks: Buffer[] = [];
+    for await (const c of io.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+    return Buffer.concat(chunks).toString("utf8");
+  }
+  try {
+    return readFileSync(path.resolve(io.cwd, file), "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the journal \`${file}\`: ${code === "ENOENT" ? "no such file" : (code ?? String(e))}`);
+  }
+}
+
+async function runReplay(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(args, { "policy-dir": "value", system: "value", json: true, all: true, ...CONNECTION_OPTIONS });
+  if (a.positionals.length !== 1) throw new UsageError("expected one JOURNAL file (or - for standard input)");
+  return answering("policy replay", io, async () => {
+    const text = await readJournal(a.positionals[0]!, io);
+    const { system } = await readSystemInput(a.values.get("system"), a, io);
+    const { policy, label } = await readPolicyInput(a.values.get("policy-dir"), a, io);
+    const parsed = parseQrexecJournal(text);
+    const rows = replayCalls(policy, system, parsed.calls);
+    const different = rows.filter((r) => r.verdict === "different");
+    const asks = rows.filter((r) => r.verdict === "asks").length;
+    const rowJson = (r: (typeof rows)[number]) => ({
+      line: r.call.line,
+      time: r.call.time,
+      service: r.call.request.service,
+      argument: r.call.request.argument,
+      source: r.call.request.source,
+      target: r.call.request.target,
+      logged: r.call.outcome,
+      verdict: r.verdict,
+      decision: decisionToJson(r.decision),
+      text: r.text,
+    });
+    if (a.flags.has("json")) {
+      io.stdout.write(
+        JSON.stringify(
+          {
+            calls: rows.length,
+            different: different.map(rowJson),
+            asks,
+            same: rows.length - different.length - asks,
+            ...(a.flags.has("all") ? { rows: rows.map(rowJson) } : {}),
+            malformed: parsed.malformed,
+            ignored: parsed.ignored,
+          },
+          null,
+          1,
+        ) + "\n",
+      );
+    } else {
+      io.stdout.write(
+        `${rows.length} logged call${rows.length === 1 ? "" : "s"} replayed against ${label}: ${different.length} decided differently, ${rows.length - different.length - asks} the same, ${asks} would ask and offer the same qube; ${parsed.malformed.length} malformed line${parsed.malformed.length === 1 ? "" : "s"}, ${parsed.ignored} other line${parsed.ignored === 1 ? "" : "s"} ignored\n`,
+      );
+      for (const r of a.flags.has("all") ? rows : different) {
+        const q = r.call.request;
+        io.stdout.write(`${a.flags.has("all") ? `${r.verdict.padEnd(9)} ` : ""}line ${r.call.line}: ${q.service}${q.argument === "+" ? "" : q.argument} ${q.source} -> ${q.target || "@default"}: ${r.text}\n`);
+      }
+      for (const m of parsed.malformed.slice(0, 20)) io.stdout.write(`malformed line ${m.line}: ${m.reason}: ${m.text}\n`);
+      if (parsed.malformed.length > 20) io.stdout.write(`… and ${parsed.malformed.length - 20} more malformed lines (--json lists them all)\n`);
+    }
+    return different.length ? 1 : 0;
+  });
+}
+
+/** The commands of this module. */
+export const commands: Command[] = [
+  { path: ["flow"], summary: "can data move from one qube to another (qrexec, network, devices)? every path, with its rules", usage: FLOW_USAGE, run: runFlow },
+  { path: ["policy", "flip"], summary: "the one-line policy edits that would change a call's decision, each re-decided", usage: FLIP_USAGE, run: runFlip },
+  { path: ["policy", "replay"], summary: "logged qrexec calls (the policy daemon's journal) a draft policy decides differently", usage: REPLAY_USAGE, run: runReplay },
+];
+

@@ -1,0 +1,328 @@
+/**
+ * `qkit policy check`: validate a policy the way the daemon loads it, and
+ * report everything the language server shows in the editor (the engine's
+ * errors and the analysis warnings of `language/src/services/analysis.ts`:
+ * shadowed rules, unknown qubes/tags/types with a system model, legacy
+ * tokens, disabled files …), from the same `analyzeWorkspace`.
+ *
+ * Output contracts (other tools depend on them):
+ * - text: a `FILE:LINE:COL: SEVERITY[CODE]: MESSAGE` line per diagnostic,
+ *   then the source line with a caret and the help (colour on a terminal);
+ * - `--json` (= `--format json`): one object `{ok, rules, errors, warnings, diagnostics}`;
+ * - `--format sarif`: SARIF 2.1.0; `--format github`: workflow commands;
+ * - exit 0 (no error), 1 (an error; or a warning with `--strict`), 2 (usage),
+ *   the same in every format.
+ * The formats are pure functions of `@qubes-kit/language` (`report/`).
+ */
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import {
+  analyzeWorkspace,
+  checkPolicy,
+  checkReportJson,
+  countSeverities,
+  createMemoryFileSystem,
+  formatCheckText,
+  formatGithub,
+  lintText,
+  mergeReports,
+  parseDocument,
+  prepareSystemInfo,
+  pyStrip,
+  reportDiagnostic,
+  reportFromSnapshot,
+  toSarif,
+  wantsColor,
+  LEGACY_POLICY_DIR,
+  POLICY_DIR,
+  type CheckReport,
+  type ReportDiagnostic,
+  type SystemInfo,
+} from "@qubes-kit/language";
+import type { CliIO, Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { parseArgs, type ParsedArgs } from "./args.js";
+import { EXIT, didYouMean } from "./text.js";
+import { mountPolicy, readSystem, realPathOf } from "./policy.js";
+
+const FORMATS = ["text", "json", "sarif", "github"] as const;
+type Format = (typeof FORMATS)[number];
+
+const CHECK_USAGE = `usage: qkit policy check [options] PATH...|-
+       qkit policy check --lint-compat [--show-line|-s] [--include-service|-i] [--json] FILE...|-
+
+Validates qrexec policy. PATH is a policy.d directory (loaded as the daemon
+loads /etc/qubes/policy.d: file order, includes, !compat-4.0) or single files
+(each checked on its own, includes not followed).
+
+Reports what the language server shows in the editor: the engine's errors
+(the first is the one the real engine stops at, and then denies every call)
+and the analysis warnings (shadowed rules, ask rules that can offer nothing,
+legacy \`$\` tokens, file names that disable the policy, …; with a system
+model also unknown qubes, tags, types and disposable templates).
+
+options:
+  --format text|json|sarif|github
+                      text (default): FILE:LINE:COL: SEVERITY[CODE]: MESSAGE, then
+                      the line with a caret and the help, in colour on a terminal
+                      (never with NO_COLOR, always with FORCE_COLOR);
+                      json: one object; sarif: SARIF 2.1.0 (code scanning);
+                      github: GitHub Actions workflow commands (annotations)
+  --json              the same as --format json
+  --output FILE       write the report there instead of standard output
+  --strict            warnings fail the check too (exit 1)
+  --engine-only       only what the real engine reports (no analysis warnings):
+                      the loader's fast path, for very large policies
+  --system FILE|live  the system model (internal.GetSystemInfo JSON, from
+                      \`qkit system snapshot\`, or the live system): turns on the
+                      checks of qube, tag and type names
+  --runtime-dir DIR   runtime policy directory, loaded with the main one (/run/qubes/policy.d)
+  --legacy-dir DIR    legacy R4.0 directory read by !compat-4.0 (/etc/qubes-rpc/policy)
+  --include-service, -i
+                      single files are in legacy service syntax (!include-service targets)
+  --lint-compat       behave exactly like upstream qubes-policy-lint: each line on
+                      its own, files in the order given, the first file with errors
+                      ends the run
+  --show-line, -s     with --lint-compat: append the line that caused each error
+
+connection (for \`--system live\`):
+  --socket PATH       qubesd socket (default $QUBESD_SOCKET or /var/run/qubesd.sock)
+  --qrexec            call the Admin API through qrexec-client-vm (from a management qube)
+  --timeout SECONDS   give up on a call after this long
+
+A PATH of \`-\` reads one file from standard input.
+
+exit status (the same in every format): 0 no error, 1 errors (or warnings
+with --strict), 2 usage error
+`;
+
+/** The live system model (the Admin API client loads only here). */
+async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
+  const { connect } = await import("./connect.js");
+  const { systemInfo } = await import("../system-info.js");
+  const flags = new Map<string, string | true>();
+  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
+  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
+  const { qubes } = connect(flags, io.env);
+  return prepareSystemInfo(await systemInfo(qubes));
+}
+
+/** Standard input as text. */
+async function readAll(io: CliIO): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of io.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** A path as printed: relative to the working directory (as it always was), `/`-separated. */
+function shown(cwd: string, real: string): string {
+  return (path.relative(cwd, real) || real).split(path.sep).join("/");
+}
+
+/** Checks a policy directory: the analysis of the whole policy, as the editor sees it. */
+function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io: CliIO): CheckReport {
+  const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+  const snapshot = analyzeWorkspace(src.fs, { system });
+  if (snapshot.files.size === 0 && snapshot.diagnostics.size === 0 && snapshot.policyDiagnostics.length === 0) {
+    io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
+  }
+  return reportFromSnapshot(snapshot, {
+    shownPath: (virtual) => shown(io.cwd, realPathOf(src, virtual)),
+    policyLabel: shown(io.cwd, path.resolve(io.cwd, p)),
+  });
+}
+
+/**
+ * Checks one file on its own, as the editor checks a file that no policy
+ * includes: its own lines and the analysis rules that look at one file.
+ */
+function checkFile(name: string, text: string, serviceSyntax: boolean, system: SystemInfo | null): CheckReport {
+  // The editor reads files of the legacy directory in service syntax.
+  const virtual = serviceSyntax ? `${LEGACY_POLICY_DIR}/file` : "/qkit-check/file";
+  const fs = createMemoryFileSystem({ [virtual]: text }, [POLICY_DIR]);
+  const snapshot = analyzeWorkspace(fs, { system, runtimeDir: null, extraDocuments: [virtual] });
+  const doc = snapshot.document(virtual);
+  const rules = doc ? doc.lines.filter((l) => l.kind === "rule" && l.rule).length : 0;
+  return reportFromSnapshot(snapshot, { shownPath: (v) => (v === virtual ? name : v), policyLabel: name, paths: [virtual], rules });
+}
+
+/**
+ * `--engine-only`: only what the real engine reports, without building the
+ * editor's analysis (the loader's fast validation path; for very large
+ * policies where only "does it load" matters).
+ */
+function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckReport {
+  const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+  const result = checkPolicy(src.fs);
+  if (result.files.length === 0 && result.diagnostics.length === 0) {
+    io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
+  }
+  const texts = new Map(result.files.map((f) => [f.file, f.text] as const));
+  const diagnostics: ReportDiagnostic[] = result.diagnostics.map((d) => {
+    const file = d.file ?? "";
+    const real = realPathOf(src, file.startsWith("/") ? file : path.posix.join(POLICY_DIR, file));
+    return reportDiagnostic(d, shown(io.cwd, real), texts.get(file));
+  });
+  const { errors, warnings } = countSeverities(diagnostics);
+  const engineError = result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied") ? result.error.message : undefined;
+  return { ok: errors === 0 && engineError === undefined, rules: result.rules, errors, warnings, diagnostics, ...(engineError !== undefined ? { engineError } : {}) };
+}
+
+/** `--engine-only` for a single file: its own lines, as the engine reads them. */
+function checkFileEngineOnly(name: string, text: string, serviceSyntax: boolean): CheckReport {
+  const doc = parseDocument(text, { syntax: serviceSyntax ? "service" : "policy" });
+  const diagnostics = doc.diagnostics.map((d) => reportDiagnostic(d, name, text));
+  const { errors, warnings } = countSeverities(diagnostics);
+  return { ok: errors === 0, rules: doc.lines.filter((l) => l.kind === "rule" && l.rule).length, errors, warnings, diagnostics };
+}
+
+async function runCheck(args: string[], io: CliIO): Promise<number> {
+  const a = parseArgs(
+    args,
+    {
+      json: true,
+      format: "value",
+      output: "value",
+      strict: true,
+      "engine-only": true,
+      system: "value",
+      "runtime-dir": "value",
+      "legacy-dir": "value",
+      "lint-compat": true,
+      "include-service": true,
+      "show-line": true,
+      socket: "value",
+      qrexec: true,
+      timeout: "value",
+    },
+    { "-s": "show-line", "-i": "include-service" },
+  );
+  if (a.positionals.length === 0) throw new UsageError("no PATH given");
+  if (a.flags.has("lint-compat")) {
+    for (const o of ["format", "output", "system"]) if (a.values.has(o)) throw new UsageError(`\`--${o}\` does not go with \`--lint-compat\` (it prints exactly what qubes-policy-lint prints)`);
+    if (a.flags.has("strict")) throw new UsageError("`--strict` does not go with `--lint-compat` (it prints exactly what qubes-policy-lint prints)");
+    return runLintCompat(a, io);
+  }
+  if (a.flags.has("show-line")) throw new UsageError("`--show-line` goes with `--lint-compat`");
+  const given = a.values.get("format");
+  if (given !== undefined && !(FORMATS as readonly string[]).includes(given)) throw new UsageError(`unknown format \`${given}\`${didYouMean(given, FORMATS)}; --format is text, json, sarif or github`);
+  if (a.flags.has("json") && given !== undefined && given !== "json") throw new UsageError(`\`--json\` means \`--format json\`; it does not go with \`--format ${given}\``);
+  const format: Format = a.flags.has("json") ? "json" : ((given ?? "text") as Format);
+  for (const o of ["socket", "timeout"]) if (a.values.has(o) && a.values.get("system") !== "live") throw new UsageError(`\`--${o}\` is for \`--system live\``);
+  const engineOnly = a.flags.has("engine-only");
+  if (engineOnly && a.values.has("system")) throw new UsageError("`--system` turns on analysis checks, which `--engine-only` leaves out");
+
+  // Every PATH must exist before anything is read (a usage error, exit 2).
+  for (const p of a.positionals) {
+    if (p !== "-" && !existsSync(path.resolve(io.cwd, p))) throw new UsageError(`\`${p}\`: No such file or directory`);
+  }
+  const systemSpec = a.values.get("system");
+  const system = systemSpec === undefined ? null : systemSpec === "live" ? await liveSystem(a, io) : readSystem(systemSpec, io);
+
+  const reports: CheckReport[] = [];
+  for (const p of a.positionals) {
+    const abs = path.resolve(io.cwd, p);
+    if (p !== "-" && statSync(abs).isDirectory()) reports.push(engineOnly ? checkDirectoryEngineOnly(p, a, io) : checkDirectory(p, a, system, io));
+    else {
+      let text: string;
+      try {
+        text = p === "-" ? await readAll(io) : readFileSync(abs, "utf8");
+      } catch (e) {
+        throw new UsageError(`cannot read \`${p}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+      }
+      reports.push(engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system));
+    }
+  }
+  const report = mergeReports(reports);
+  const strict = a.flags.has("strict");
+  const failed = !report.ok || (strict && report.warnings > 0);
+
+  const output = a.values.get("output");
+  let document: string;
+  let note = "";
+  switch (format) {
+    case "json":
+      document = JSON.stringify(checkReportJson(report)) + "\n";
+      break;
+    case "sarif": {
+      const { version } = await import("./main.js");
+      const baseUri = `file://${io.cwd.split(path.sep).map(encodeURIComponent).join("/").replace(/\/?$/, "/")}`;
+      document = JSON.stringify(toSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri }), null, 2) + "\n";
+      break;
+    }
+    case "github":
+      document = formatGithub(report);
+      break;
+    default: {
+      const stream = output === undefined ? (io.stdout as { isTTY?: boolean }) : {};
+      const t = formatCheckText(report, { color: output === undefined && wantsColor(io.env, stream.isTTY === true), strict });
+      document = t.stdout;
+      note = t.stderr;
+    }
+  }
+  if (output !== undefined) {
+    try {
+      writeFileSync(path.resolve(io.cwd, output), document);
+    } catch (e) {
+      throw new UsageError(`cannot write \`${output}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+    }
+  } else io.stdout.write(document);
+  if (note) io.stderr.write(note);
+  return failed ? EXIT.failure : EXIT.ok;
+}
+
+/**
+ * `--lint-compat`: upstream `qubes-policy-lint`, file by file in the order
+ * given (a directory stands for its `*.policy` files): each line on its own,
+ * `-` for standard input, `-s`/`--show-line` appends the line, and the
+ * first file with errors (or that does not exist) ends the run with exit 1.
+ */
+async function runLintCompat(a: ParsedArgs, io: CliIO): Promise<number> {
+  const errors: string[] = [];
+  const json = a.flags.has("json");
+  const done = (code: number) => {
+    if (json) io.stdout.write(JSON.stringify({ ok: code === 0, errors }) + "\n");
+    return code;
+  };
+  for (const p of a.positionals) {
+    const abs = path.resolve(io.cwd, p);
+    const files = p !== "-" && existsSync(abs) && statSync(abs).isDirectory() ? listPolicyFiles(abs).map((n) => path.join(p, n)) : [p];
+    for (const f of files) {
+      let text: string;
+      if (f === "-") text = await readAll(io);
+      else {
+        try {
+          text = readFileSync(path.resolve(io.cwd, f), "utf8");
+        } catch {
+          // The linter's own words (it then stops with a traceback).
+          errors.push(`${f}:0: error: File does not exist.`);
+          if (!json) io.stdout.write(errors[errors.length - 1] + "\n");
+          return done(EXIT.failure);
+        }
+      }
+      const r = lintText(text, { name: f, includeService: a.flags.has("include-service") });
+      if (r.errors.length === 0) continue;
+      const lines = text === "" ? [] : text.split(/\r\n|\r|\n/);
+      for (const e of r.errors) {
+        let out = e;
+        if (a.flags.has("show-line")) {
+          const m = /^.*?:(\d+): error:/.exec(e.slice(f.length));
+          const n = m ? Number(m[1]) : 0;
+          out += `: ${pyStrip(lines[n - 1] ?? "")}`;
+        }
+        errors.push(out);
+        if (!json) io.stdout.write(out + "\n");
+      }
+      return done(EXIT.failure);
+    }
+  }
+  return done(EXIT.ok);
+}
+
+function listPolicyFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.endsWith(".policy") && !n.startsWith("."))
+    .sort();
+}
+
+export const commands: Command[] = [{ path: ["policy", "check"], summary: "validate a policy.d directory or policy files, with the editor's warnings", usage: CHECK_USAGE, run: runCheck }];

@@ -1,0 +1,258 @@
+/**
+ * Information flow through the package entry point, checked against brute
+ * force: the qrexec edges of `flowGraph` (decided once per class of qubes)
+ * equal the edges obtained by deciding every request of the space, on random
+ * small policies and systems; the paths of `findPaths` equal a brute-force
+ * enumeration of simple paths on random graphs; reachability agrees with
+ * paths.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  createMemoryFileSystem,
+  evaluate,
+  findPaths,
+  flowGraph,
+  loadPolicy,
+  parseServiceCatalogue,
+  prepareSystemInfo,
+  reachableFrom,
+  requestSpace,
+  type CompiledPolicy,
+  type FlowEdge,
+  type FlowGraph,
+  type RawSystemInfo,
+} from "@qubes-kit/language";
+
+const SOURCES = ["*", "@anyvm", "@adminvm", "dom0", "work", "vault", "@tag:t1", "@type:AppVM", "@type:TemplateVM", "@dispvm:dvm"];
+const TARGETS = ["*", "@anyvm", "@adminvm", "@default", "@dispvm", "dom0", "work", "vault", "@tag:t1", "@tag:t2", "@type:AppVM", "@dispvm:dvm", "@dispvm:@tag:t1"];
+const REDIRECTS = ["@adminvm", "@dispvm", "@dispvm:dvm", "dom0", "work", "vault"];
+// qubes.F moves data forward, qubes.B backward, qubes.C is a control service, qubes.N moves nothing; others both ways.
+const SERVICE_ARGS: [string, string][] = [
+  ["*", "*"],
+  ["qubes.F", "*"],
+  ["qubes.F", "+x"],
+  ["qubes.B", "*"],
+  ["qubes.C", "+"],
+  ["qubes.N", "*"],
+];
+const CATALOGUE = parseServiceCatalogue("qubes.F forward\nqubes.B backward\nqubes.C control\nqubes.N none\n", "test.flows").catalogue;
+
+const ruleArb = fc
+  .record({
+    sa: fc.constantFrom(...SERVICE_ARGS),
+    source: fc.constantFrom(...SOURCES),
+    target: fc.constantFrom(...TARGETS),
+    action: fc.constantFrom("allow", "deny", "ask"),
+    redirect: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
+    defaultTarget: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
+  })
+  .map((r) => {
+    const params: string[] = [];
+    if (r.action !== "deny") {
+      if (r.redirect) params.push(`target=${r.redirect}`);
+      if (r.action === "ask" && r.defaultTarget) params.push(`default_target=${r.defaultTarget}`);
+    }
+    if (r.action === "allow" && r.target === "@default" && !r.redirect) params.push("target=work");
+    return [r.sa[0], r.sa[1], r.source, r.target, r.action, ...params].join(" ");
+  });
+
+const NAMES = ["dom0", "work", "vault", "dvm", "q1", "q2", "q3", "q4", "q5"];
+const systemArb: fc.Arbitrary<RawSystemInfo> = fc
+  .record({
+    present: fc.subarray(NAMES.slice(1), { minLength: 2 }),
+    tags: fc.array(fc.subarray(["t1", "t2"]), { minLength: NAMES.length, maxLength: NAMES.length }),
+    types: fc.array(fc.constantFrom("AppVM", "TemplateVM"), { minLength: NAMES.length, maxLength: NAMES.length }),
+    dvm: fc.array(fc.boolean(), { minLength: NAMES.length, maxLength: NAMES.length }),
+    defaults: fc.array(fc.constantFrom(null, "dvm", "q1"), { minLength: NAMES.length, maxLength: NAMES.length }),
+    // The unnamed qubes mostly copy one profile, so that classes have several members.
+    profile: fc.array(fc.constantFrom(-1, 4, 4, 5), { minLength: NAMES.length, maxLength: NAMES.length }),
+  })
+  .map((s) => {
+    NAMES.forEach((n, i) => {
+      const p = s.profile[i]!;
+      if (!n.startsWith("q") || p < 0 || p === i) return;
+      for (const k of ["tags", "types", "dvm", "defaults"] as const) (s[k] as unknown[])[i] = s[k][p];
+    });
+    const domains: RawSystemInfo["domains"] = {};
+    NAMES.forEach((n, i) => {
+      if (n !== "dom0" && !s.present.includes(n)) return;
+      domains[n] = {
+        internal: null,
+        tags: s.tags[i]!,
+        type: n === "dom0" ? "AdminVM" : s.types[i]!,
+        template_for_dispvms: n !== "dom0" && s.dvm[i]!,
+        default_dispvm: s.defaults[i]!,
+        power_state: "Running",
+        uuid: `00000000-0000-0000-0000-0000000000${i.toString(16).padStart(2, "0")}`,
+        relayvm: null,
+        transport_rpc: null,
+        label: "0xcc0000",
+        icon: "appvm-red",
+        guivm: null,
+      };
+    });
+    return { domains };
+  });
+
+function load(lines: string[]): CompiledPolicy | undefined {
+  const r = loadPolicy(createMemoryFileSystem({ "/etc/qubes/policy.d/30-user.policy": lines.join("\n") + "\n" }));
+  return r.ok ? r.policy : undefined;
+}
+
+const DIRECTION: Record<string, [boolean, boolean]> = { "qubes.F": [true, false], "qubes.B": [false, true], "qubes.C": [true, true], "qubes.N": [false, false] };
+
+/** Every request of the space decided, edges derived by the definition: the reference. */
+function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo): Set<string> {
+  const system = prepareSystemInfo(raw);
+  const space = requestSpace([policy], system);
+  const names = new Set(space.qubes);
+  const out = new Set<string>();
+  for (const s of space.services) {
+    // The services no rule names include unknown ones: both ways.
+    const [fwd, bwd] = s.display === "*" ? [true, true] : (DIRECTION[s.service] ?? [true, true]);
+    for (const a of s.arguments) {
+      for (const source of space.qubes) {
+        for (const target of space.targets) {
+          const d = evaluate(policy, { service: s.service, argument: a.argument, source, target }, system);
+          if (!d.ok || d.action === "deny") continue;
+          // qubes.C reaches the qube it names; the services no rule names include control services (admin.*) too.
+          let dests: string[];
+          if (d.action === "ask") dests = d.targetsForAsk;
+          else if (s.service === "qubes.C") dests = [names.has(target) ? target : d.target];
+          else if (s.display === "*" && names.has(target)) dests = [d.target, target];
+          else dests = [d.target];
+          for (const raw of dests) {
+            const dest = raw === "@adminvm" ? "dom0" : raw;
+            if (dest === source) continue;
+            const key = (from: string, to: string) => [from, to, s.display, a.display, d.action, `${d.rule.file}:${d.rule.line}`].join(" ");
+            if (fwd) out.add(key(source, dest));
+            if (bwd) out.add(key(dest, source));
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function edgeKeys(edges: readonly FlowEdge[]): Set<string> {
+  const out = new Set<string>();
+  for (const e of edges) {
+    if (e.evidence.kind !== "qrexec") continue;
+    out.add([e.from, e.to, e.evidence.service, e.evidence.argument, e.evidence.action, `${e.evidence.rule.file}:${e.evidence.rule.line}`].join(" "));
+  }
+  return out;
+}
+
+describe("qrexec flow edges", () => {
+  it("equal brute-force evaluation of every request (random policies and systems)", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 8 }), systemArb, (lines, raw) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
+        expect([...edgeKeys(g.edges)].sort()).toEqual([...bruteForceEdges(policy!, raw)].sort());
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it("every edge's sample request is decided as the edge says", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 8 }), systemArb, (lines, raw) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        for (const e of flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE }).edges) {
+          if (e.evidence.kind !== "qrexec") continue;
+          const d = evaluate(policy!, e.evidence.request, system);
+          expect(d.ok && d.action).toBe(e.evidence.action);
+          const caller = e.evidence.reverse ? e.to : e.from;
+          const callee = e.evidence.reverse ? e.from : e.to;
+          expect(e.evidence.request.source).toBe(caller);
+          if (d.ok && d.action === "allow") expect([d.target === "@adminvm" ? "dom0" : d.target, e.evidence.request.target]).toContain(callee);
+          if (d.ok && d.action === "ask") expect(d.targetsForAsk.map((t) => (t === "@adminvm" ? "dom0" : t))).toContain(callee);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("a policy that denies everything has no qrexec edge", () => {
+    const policy = load(["* * @anyvm @anyvm deny"])!;
+    const raw = fc.sample(systemArb, { numRuns: 1, seed: 7 })[0]!;
+    expect(flowGraph(policy, prepareSystemInfo(raw), { qubes: {} }, { catalogue: CATALOGUE }).edges).toEqual([]);
+  });
+});
+
+// Random graphs over a few nodes, edges allow or ask.
+const graphArb: fc.Arbitrary<FlowGraph> = fc
+  .array(fc.record({ from: fc.constantFrom("a", "b", "c", "d", "e"), to: fc.constantFrom("a", "b", "c", "d", "e"), ask: fc.boolean() }), { maxLength: 14 })
+  .map((es) => {
+    const edges: FlowEdge[] = es
+      .filter((e) => e.from !== e.to)
+      .map((e) => ({ from: e.from, to: e.to, via: "network", ask: e.ask, evidence: { kind: "property", qube: e.from, property: "netvm", value: e.to, note: `${e.from}→${e.to}` } }));
+    return { nodes: ["a", "b", "c", "d", "e"], edges, warnings: [], evaluated: 0 };
+  });
+
+function allSimplePaths(g: FlowGraph, from: string, to: string, maxHops: number, avoid: Set<string>, noAsk: boolean): string[] {
+  const out: string[] = [];
+  const walk = (p: string[]) => {
+    const last = p[p.length - 1]!;
+    if (p.length > 1 && last === to) {
+      out.push(p.join(">"));
+      return;
+    }
+    if (p.length - 1 >= maxHops) return;
+    if (p.length > 1 && avoid.has(last)) return;
+    const next = new Set(g.edges.filter((e) => e.from === last && (!noAsk || !e.ask)).map((e) => e.to));
+    for (const n of next) if (!p.includes(n)) walk([...p, n]);
+  };
+  walk([from]);
+  return out.sort();
+}
+
+describe("paths", () => {
+  it("are exactly the simple paths within the hop limit, shortest first, with the user flagged", () => {
+    fc.assert(
+      fc.property(graphArb, fc.constantFrom("a", "b"), fc.constantFrom("c", "d", "e"), fc.integer({ min: 1, max: 5 }), fc.subarray(["b", "c", "d"], { maxLength: 1 }), fc.boolean(), (g, from, to, maxHops, avoid, noAsk) => {
+        const r = findPaths(g, from, to, { maxHops, maxPaths: 10_000, avoid, noAsk });
+        expect(r.paths.map((p) => p.nodes.join(">")).sort()).toEqual(allSimplePaths(g, from, to, maxHops, new Set(avoid), noAsk));
+        for (let i = 1; i < r.paths.length; i++) expect(r.paths[i]!.hops.length).toBeGreaterThanOrEqual(r.paths[i - 1]!.hops.length);
+        for (const p of r.paths) {
+          for (const h of p.hops) expect(h.ask).toBe(g.edges.filter((e) => e.from === h.from && e.to === h.to && (!noAsk || !e.ask)).every((e) => e.ask));
+          expect(p.ask).toBe(p.hops.some((h) => h.ask));
+        }
+        expect(r.truncated).toBe(false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("stop at --max-paths and say so", () => {
+    const g = fc.sample(graphArb, { numRuns: 200, seed: 3 }).find((x) => findPaths(x, "a", "e", { maxHops: 5 }).paths.length >= 3)!;
+    const r = findPaths(g, "a", "e", { maxHops: 5, maxPaths: 2 });
+    expect(r.paths).toHaveLength(2);
+    expect(r.truncated).toBe(true);
+  });
+
+  it("reachability agrees with paths, and automatic reachability with paths without asks", () => {
+    fc.assert(
+      fc.property(graphArb, fc.constantFrom("a", "b", "c"), (g, from) => {
+        const reached = new Map(reachableFrom(g, from).map((r) => [r.node, r]));
+        for (const n of g.nodes) {
+          if (n === from) continue;
+          const any = findPaths(g, from, n, { maxHops: 5, maxPaths: 1 }).paths.length > 0;
+          const auto = findPaths(g, from, n, { maxHops: 5, maxPaths: 1, noAsk: true }).paths.length > 0;
+          expect(reached.has(n)).toBe(any);
+          expect(!!reached.get(n)?.automatic).toBe(auto);
+          const r = reached.get(n);
+          if (r) expect(r.path.hops.length).toBe(findPaths(g, from, n, { maxHops: 5 }).shortest);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

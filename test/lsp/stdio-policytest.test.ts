@@ -1,0 +1,174 @@
+/**
+ * Policy tests in the editor, over stdio with the real client library: the
+ * built server on a workspace with a policy, a system model and test files
+ * (`*.policytest.yaml`). Diagnostics on a test file for its failing calls
+ * (with the deciding rule as related information) and its problems; code
+ * lenses "decided by N tests" on the rules of the policy, updated when a test
+ * file or the policy changes.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CodeLensRequest, DidChangeTextDocumentNotification, type CodeLens, type Diagnostic } from "vscode-languageserver-protocol/node.js";
+import { startServer, type ServerSession } from "./e2e-support.js";
+
+const dom = (type: string, extra: Record<string, unknown> = {}) => ({
+  internal: null,
+  tags: [],
+  type,
+  template_for_dispvms: false,
+  default_dispvm: "default-dvm",
+  icon: "x",
+  label: "0xcc0000",
+  guivm: "dom0",
+  relayvm: null,
+  transport_rpc: null,
+  power_state: "Running",
+  uuid: null,
+  ...extra,
+});
+
+const POLICY = [
+  "qubes.Filecopy * work vault deny",
+  "qubes.Filecopy * work @anyvm ask",
+  "qubes.OpenURL * @anyvm @dispvm allow",
+  "qubes.Backup * work vault allow",
+  "* * @anyvm @anyvm deny",
+  "",
+].join("\n");
+
+const TESTS = [
+  "policy: ../policy.d",
+  "system: ../system.json",
+  "tests:",
+  "  - qubes.Filecopy work vault => deny",
+  "  - qubes.Filecopy work personal => allow",
+  "  - call: qubes.Filecopy work -> personal",
+  "    decision: ask",
+  "    targets_include: [personal]",
+  "",
+].join("\n");
+
+const FILES: Record<string, string> = {
+  "policy.d/30-user.policy": POLICY,
+  "system.json": JSON.stringify({
+    domains: {
+      dom0: dom("AdminVM", { uuid: "00000000-0000-0000-0000-000000000000" }),
+      work: dom("AppVM", { uuid: "00000000-0000-0000-0000-000000000001" }),
+      personal: dom("AppVM", { uuid: "00000000-0000-0000-0000-000000000002" }),
+      vault: dom("AppVM", { uuid: "00000000-0000-0000-0000-000000000003" }),
+      "default-dvm": dom("AppVM", { template_for_dispvms: true, uuid: "00000000-0000-0000-0000-000000000004" }),
+    },
+  }),
+  "tests/basic.policytest.yaml": TESTS,
+  "tests/bad.policytest.yaml": "policy: ../policy.d\nsystem: ../system.json\ncolour: red\ntests:\n  - qubes.Filecopy work vault => maybe\n",
+  "tests/missing.policytest.yaml": "policy: ../nowhere.d\nsystem: ../system.json\ntests:\n  - qubes.Filecopy work vault => deny\n",
+};
+
+let root: string;
+let server: ServerSession;
+const uri = (rel: string) => pathToFileURL(join(root, rel)).href;
+const versions = new Map<string, number>();
+
+async function change(rel: string, text: string): Promise<void> {
+  const v = (versions.get(rel) ?? 1) + 1;
+  versions.set(rel, v);
+  await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: uri(rel), version: v }, contentChanges: [{ text }] });
+}
+
+/** The code lenses of a policy file that come from tests, as `line: title`. */
+async function testLenses(rel: string): Promise<string[]> {
+  const lenses = (await server.connection.sendRequest(CodeLensRequest.type, { textDocument: { uri: uri(rel) } })) as CodeLens[] | null;
+  return (lenses ?? []).filter((l) => /test/.test(l.command?.title ?? "")).map((l) => `${l.range.start.line}: ${l.command!.title}`);
+}
+
+/** Polls until `fn` gives what `ok` accepts (the server analyses after a debounce). */
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last = await fn();
+  while (!ok(last) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    last = await fn();
+  }
+  return last;
+}
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), "qkit-policytest-"));
+  for (const [rel, text] of Object.entries(FILES)) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true });
+    writeFileSync(join(root, rel), text);
+  }
+  server = await startServer(root, {});
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const summary = (d: Diagnostic[]) => d.map((x) => ({ code: x.code, line: x.range.start.line, message: x.message }));
+
+describe("policy test files in the editor", () => {
+  it("shows a failing call at its entry, with the deciding rule as related information", async () => {
+    const u = server.open(join(root, "tests/basic.policytest.yaml"), TESTS, "yaml");
+    const d = await server.waitForDiagnostics(u, (l) => l.length > 0);
+    expect(summary(d)).toEqual([{ code: "policy-test-failed", line: 4, message: "expected allow, got ask (decided by 30-user.policy:2)" }]);
+    expect(d[0]!.severity).toBe(1);
+    const rule = (line: number, text: string) => ({ uri: uri("policy.d/30-user.policy"), range: { start: { line, character: 0 }, end: { line, character: text.length } } });
+    // The deciding rule, then where the offered targets came from (the earlier deny takes vault away).
+    expect(d[0]!.relatedInformation).toEqual([
+      { location: rule(1, "qubes.Filecopy * work @anyvm ask"), message: "decided here: ask offering @dispvm:default-dvm, default-dvm, personal (qubes.Filecopy * work @anyvm ask)" },
+      { location: rule(0, "qubes.Filecopy * work vault deny"), message: "takes away vault" },
+      { location: rule(1, "qubes.Filecopy * work @anyvm ask"), message: "offers @dispvm, @dispvm:default-dvm, default-dvm, personal, work" },
+    ]);
+  });
+
+  it("reports malformed test files and a policy directory that does not exist", async () => {
+    const bad = server.open(join(root, "tests/bad.policytest.yaml"), FILES["tests/bad.policytest.yaml"], "yaml");
+    const d = await server.waitForDiagnostics(bad, (l) => l.length > 0);
+    expect(d.map((x) => [x.code, x.range.start.line])).toEqual([
+      ["bad-test-file-key", 2],
+      ["bad-expectation", 4],
+    ]);
+    expect(d[0]!.message).toBe("unknown key `colour`: expected policy, system or tests");
+    const missing = server.open(join(root, "tests/missing.policytest.yaml"), FILES["tests/missing.policytest.yaml"], "yaml");
+    const m = await server.waitForDiagnostics(missing, (l) => l.length > 0);
+    expect(summary(m)).toEqual([{ code: "no-policy", line: 0, message: "the policy directory `../nowhere.d` (relative to the test file) is not a directory" }]);
+    await server.closeDocument(bad);
+    await server.closeDocument(missing);
+  });
+
+  it("puts 'decided by N tests' on the rules of the policy the tests use", async () => {
+    server.open(join(root, "policy.d/30-user.policy"), POLICY);
+    const lenses = await until(() => testLenses("policy.d/30-user.policy"), (l) => l.length === 5);
+    expect(lenses).toEqual([
+      "0: decided by 1 test, contributes ask targets to 2 tests",
+      "1: decided by 2 tests, contributes ask targets to 2 tests",
+      "2: no test decides this rule",
+      "3: no test decides this rule",
+      "4: no test decides this rule",
+    ]);
+  });
+
+  it("follows edits of a test file", async () => {
+    await change("tests/basic.policytest.yaml", TESTS + "  - qubes.Backup work vault => allow\n  - qubes.OpenURL work @dispvm => allow\n");
+    const lenses = await until(() => testLenses("policy.d/30-user.policy"), (l) => l[3] === "3: decided by 1 test");
+    expect(lenses).toEqual([
+      "0: decided by 1 test, contributes ask targets to 2 tests",
+      "1: decided by 2 tests, contributes ask targets to 2 tests",
+      "2: decided by 1 test",
+      "3: decided by 1 test",
+      "4: no test decides this rule",
+    ]);
+  });
+
+  it("follows edits of the policy: a fixed rule clears the failure", async () => {
+    await change("policy.d/30-user.policy", POLICY.replace("qubes.Filecopy * work @anyvm ask", "qubes.Filecopy * work personal allow\nqubes.Filecopy * work @anyvm ask"));
+    const d = await server.waitForDiagnostics(uri("tests/basic.policytest.yaml"), (l) => l.length > 0 && l[0]!.range.start.line !== 4);
+    // Now the map-form test (ask offering personal) fails: personal is allowed first.
+    expect(summary(d)).toEqual([{ code: "policy-test-failed", line: 5, message: "expected ask, got allow to personal (decided by 30-user.policy:2)" }]);
+    const lenses = await until(() => testLenses("policy.d/30-user.policy"), (l) => l[1] === "1: decided by 2 tests");
+    expect(lenses[1]).toBe("1: decided by 2 tests");
+  });
+});
