@@ -288,7 +288,8 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
         text += JSON.stringify(echo ? { ...out, request: echoed } : out) + "\n";
       }
       if (warnings) io.stderr.write(warnings);
-      if (text) io.stdout.write(text);
+      // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
+      if (text && !io.stdout.write(text)) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
     }
     if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${requests}\` (see the UsageError output lines) [malformed-line]\n`);
     return malformed ? EXIT.usage : EXIT.ok;
