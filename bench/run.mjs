@@ -277,7 +277,7 @@ async function main() {
   let failed = report.comparison.rows.some((r) => String(r[6]).startsWith("FAIL"));
 
   if (!o.policyOnly) {
-    for (const extra of ["sdk.mjs", "lsp.mjs", "template.mjs", "plan.mjs"]) {
+    for (const extra of ["cold.mjs", "sdk.mjs", "lsp.mjs", "template.mjs", "plan.mjs"]) {
       const file = join(ROOT, "bench", extra);
       if (!existsSync(file)) continue;
       process.stdout.write(`\n== bench/${extra} ==\n`);

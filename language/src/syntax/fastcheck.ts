@@ -19,7 +19,7 @@ const NAME = `(?!\\*${END}|\\*[ \\t])[\\x21-\\x3f\\x41-\\x7e][\\x21-\\x7e]*`;
 const TOKEN_END = `(?=[ \\t]|${END})`;
 
 const SOURCE = `(?:\\*|@anyvm|@adminvm|@type:${VALUE}|@tag:${VALUE}|@dispvm:${VALUE}|@dispvm:@tag:${VALUE}|${NAME})${TOKEN_END}`;
-// `@default` is left to the exact path: with `allow` it needs `target=`.
+// `@default` has a branch of its own: with `allow` it needs `target=`.
 const TARGET = `(?:\\*|@anyvm|@adminvm|@dispvm|@type:${VALUE}|@tag:${VALUE}|@dispvm:${VALUE}|@dispvm:@tag:${VALUE}|${NAME})${TOKEN_END}`;
 const REDIRECT = `(?:@adminvm|@dispvm|@dispvm:${VALUE}|${NAME})${TOKEN_END}`;
 const YESNO = `(?:yes|no)${TOKEN_END}`;
@@ -31,9 +31,11 @@ const ALLOW_PARAM = `(?:target=${REDIRECT}|user=[\\x21-\\x7e]*${TOKEN_END}|notif
 const ASK_PARAM = `(?:target=${REDIRECT}|default_target=${REDIRECT}|user=[\\x21-\\x7e]*${TOKEN_END}|notify=${YESNO}|autostart=${YESNO})`;
 const ALLOW = `allow(?:${W}${ALLOW_PARAM})*`;
 const ASK = `ask(?:${W}${ASK_PARAM})*`;
+/** `allow` with at least one `target=` (what an `@default` target requires). */
+const ALLOW_REDIRECTED = `allow(?:${W}${ALLOW_PARAM})*?${W}target=${REDIRECT}(?:${W}${ALLOW_PARAM})*`;
 
 const RULE = new RegExp(
-  `${SERVICE_ARG}${W}${SOURCE}${W}${TARGET}${W}(?:${DENY}|${ALLOW}|${ASK})${END}`,
+  `${SERVICE_ARG}${W}${SOURCE}${W}(?:${TARGET}${W}(?:${DENY}|${ALLOW}|${ASK})|@default${TOKEN_END}${W}(?:${DENY}|${ALLOW_REDIRECTED}|${ASK}))${END}`,
   "y",
 );
 

@@ -54,10 +54,75 @@ export interface ScannedLine {
 }
 
 /**
- * Runs the Chevrotain lexer over `text` and calls `onLine` for
- * every physical line, in order. Returns the number of lines.
+ * Calls `onLine` for every physical line of `text`, in order, exactly as
+ * grouping the Chevrotain lexer's tokens does ({@link scanLinesLexed}, the
+ * reference, which a property test compares it with), in one pass over char
+ * codes without token objects: the loader's linear pass. Returns the number
+ * of lines.
  */
 export function scanLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
+  const cr = newlines === "universal";
+  const n = text.length;
+  const l: ScannedLine = { line: 0, lineStart: 0, lineEnd: 0, kind: "blank", start: 0, end: 0 };
+  let line = 0;
+  let pos = 0;
+  let crAt = -1;
+  while (pos < n) {
+    // Leading blanks (the lexer's skipped `Blank`): Python whitespace other than a line ending.
+    let i = pos;
+    let c = text.charCodeAt(i);
+    while (c !== 10 && !(cr && c === 13) && isPyWhitespace(c)) {
+      if (++i === n) break;
+      c = text.charCodeAt(i);
+    }
+    if (i === n) break;
+    l.line = ++line;
+    l.lineStart = pos;
+    if (c === 10 || (cr && c === 13)) {
+      // A blank line: its `Newline` token.
+      l.lineEnd = i;
+      l.kind = "blank";
+      l.start = l.end = pos;
+      onLine(l);
+      pos = i + (c === 13 && text.charCodeAt(i + 1) === 10 ? 2 : 1);
+      continue;
+    }
+    // A content line, from its first non-blank character to its line ending.
+    let stop = text.indexOf("\n", i);
+    if (stop < 0) stop = n;
+    if (cr) {
+      // The next `\r`, searched again only once passed: the scan stays linear.
+      if (crAt < i) {
+        crAt = text.indexOf("\r", i);
+        if (crAt < 0) crAt = n;
+      }
+      if (crAt < stop) stop = crAt;
+    }
+    let end = stop;
+    while (end > i && isPyWhitespace(text.charCodeAt(end - 1))) end--;
+    l.lineEnd = stop;
+    l.kind = c === 35 ? "comment" : c === 33 ? "directive" : "rule";
+    l.start = i;
+    l.end = end;
+    onLine(l);
+    if (stop === n) return line;
+    pos = stop + (text.charCodeAt(stop) === 13 && text.charCodeAt(stop + 1) === 10 ? 2 : 1);
+  }
+  // The text ends with a line ending or blanks (or is empty): one last, blank line.
+  l.line = ++line;
+  l.lineStart = pos;
+  l.lineEnd = n;
+  l.kind = "blank";
+  l.start = l.end = pos;
+  onLine(l);
+  return line;
+}
+
+/**
+ * {@link scanLines} by the Chevrotain lexer's tokens: the reference the
+ * one-pass scanner is tested against.
+ */
+export function scanLinesLexed(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
   const tokens = lexerFor(newlines).tokenize(text).tokens;
   // The line structure is regular: a blank line is a `Newline` token; a
   // content line is one token that includes its line ending. So the loader

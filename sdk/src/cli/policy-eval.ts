@@ -7,7 +7,7 @@
  */
 import { closeSync, createReadStream, openSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
+import { StringDecoder } from "node:string_decoder";
 import {
   decisionToJson,
   evaluate,
@@ -122,7 +122,7 @@ function requestFromArgs(pos: string[]): PolicyRequest {
 }
 
 /** The warnings about a request: names that are not qubes of the system, an argument without `+`. */
-function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined): string[] {
+function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined, near?: Map<string, string>): string[] {
   const out: string[] = [];
   if (req.argument !== undefined && req.argument !== "" && !req.argument.startsWith("+")) {
     out.push(`argument \`${req.argument}\` has no leading \`+\`: the daemon always passes it as \`+${req.argument}\`, and the engine fails on it as given; did you mean \`+${req.argument}\`? [argument-without-plus]`);
@@ -130,17 +130,27 @@ function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, sys
   if (!system || systemFile === undefined) return out;
   const known = (n: string) => system.domains.has(n);
   if (!req.source.startsWith("@") && !known(req.source)) {
-    out.push(`source \`${req.source}\` is not a qube of the system in \`${systemFile}\`: the daemon never receives a call from it; check the name${nearQube(req.source, system)} [unknown-qube]`);
+    out.push(`source \`${req.source}\` is not a qube of the system in \`${systemFile}\`: the daemon never receives a call from it; check the name${nearQube(req.source, system, near)} [unknown-qube]`);
   }
   const t = req.target ?? "";
   if (t !== "" && !t.startsWith("@") && !known(t)) {
-    out.push(`target \`${t}\` is not a qube of the system in \`${systemFile}\`: the daemon treats it as @default${nearQube(t, system)} [unknown-qube]`);
+    out.push(`target \`${t}\` is not a qube of the system in \`${systemFile}\`: the daemon treats it as @default${nearQube(t, system, near)} [unknown-qube]`);
   }
   return out;
 }
 
-function nearQube(name: string, system: SystemInfo): string {
-  return didYouMean(name, [...system.domains.keys()].filter((k) => !k.startsWith("uuid:")));
+/** The "did you mean" of an unknown qube name; `memo` keeps them for a stream of requests (they repeat). */
+function nearQube(name: string, system: SystemInfo, memo?: Map<string, string>): string {
+  let s = memo?.get(name);
+  if (s === undefined) {
+    s = didYouMean(name, [...system.domains.keys()].filter((k) => !k.startsWith("uuid:")));
+    // Bounded: a memo for repeated names, not a store of every name ever seen.
+    if (memo) {
+      if (memo.size >= 4096) memo.clear();
+      memo.set(name, s);
+    }
+  }
+  return s;
 }
 
 const NO_SYSTEM_WARNING =
@@ -160,7 +170,14 @@ function requestText(r: PolicyRequest): string {
   return `${r.service}${r.argument && r.argument !== "+" ? r.argument : ""} ${r.source} ${r.target || "@default"}`.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
-async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
+/**
+ * The lines of a file (or of standard input for \`-\`), a batch per chunk
+ * read: the caller answers a whole batch with one write, and still answers
+ * each batch before waiting for more input (a process that writes a request
+ * and waits for its decision is answered at once). Lines end as readline
+ * ends them: \`\\n\`, \`\\r\\n\` or a lone \`\\r\`.
+ */
+async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[]> {
   if (file !== "-") {
     // Opened before anything is printed, so a wrong name is a usage error in the OS's words.
     try {
@@ -171,8 +188,33 @@ async function* readLines(file: string, io: CliIO): AsyncGenerator<string> {
     }
   }
   const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
-  const rl = createInterface({ input, crlfDelay: Infinity });
-  for await (const line of rl) yield line;
+  const decoder = new StringDecoder("utf8");
+  let rest = "";
+  // A \r ended the last chunk: a \n that starts the next one belongs to it.
+  let afterCr = false;
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const text = rest + (typeof chunk === "string" ? chunk : decoder.write(chunk));
+    const lines: string[] = [];
+    let from = 0;
+    if (afterCr && rest === "" && text.charCodeAt(0) === 10) from = 1;
+    if (text.length) afterCr = false;
+    for (let i = from; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 10) {
+        lines.push(text.slice(from, i));
+        from = i + 1;
+      } else if (c === 13) {
+        lines.push(text.slice(from, i));
+        if (i + 1 === text.length) afterCr = true;
+        else if (text.charCodeAt(i + 1) === 10) i++;
+        from = i + 1;
+      }
+    }
+    rest = text.slice(from);
+    if (lines.length) yield lines;
+  }
+  const last = rest + decoder.end();
+  if (last !== "") yield [last];
 }
 
 async function runEval(args: string[], io: CliIO): Promise<number> {
@@ -184,21 +226,25 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     if (a.positionals.length) throw new UsageError("`--cases` takes no positional arguments");
     let n = 0;
     let malformed = 0;
-    for await (const line of readLines(cases, io)) {
-      const t = line.trim();
-      if (!t || t.startsWith("//")) continue;
-      n++;
-      let obj: unknown;
-      try {
-        obj = JSON.parse(t);
-      } catch {
-        malformed++;
-        io.stdout.write(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: not JSON`, ...(echo ? { request: t } : {}) }) + "\n");
-        continue;
+    for await (const batch of readLineBatches(cases, io)) {
+      let text = "";
+      for (const line of batch) {
+        const t = line.trim();
+        if (!t || t.startsWith("//")) continue;
+        n++;
+        let obj: unknown;
+        try {
+          obj = JSON.parse(t);
+        } catch {
+          malformed++;
+          text += JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: not JSON`, ...(echo ? { request: t } : {}) }) + "\n";
+          continue;
+        }
+        const out = runConformanceCase(obj as Parameters<typeof runConformanceCase>[0]) as unknown as Record<string, unknown>;
+        if (out["error"] === "UsageError") malformed++;
+        text += JSON.stringify(echo ? { ...out, request: obj } : out) + "\n";
       }
-      const out = runConformanceCase(obj as Parameters<typeof runConformanceCase>[0]) as unknown as Record<string, unknown>;
-      if (out["error"] === "UsageError") malformed++;
-      io.stdout.write(JSON.stringify(echo ? { ...out, request: obj } : out) + "\n");
+      if (text) io.stdout.write(text);
     }
     if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${cases}\` (see the UsageError output lines) [malformed-line]\n`);
     return malformed ? EXIT.usage : EXIT.ok;
@@ -213,28 +259,37 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     const loaded = loadForEval(src);
     let n = 0;
     let malformed = 0;
-    for await (const line of readLines(requests, io)) {
-      const t = line.trim();
-      if (!t) continue;
-      n++;
-      let out: Record<string, unknown>;
-      let echoed: unknown = t;
-      try {
-        const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
-        echoed = r;
-        if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
-        if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
-        for (const k of ["argument", "target", "requested_source"] as const) {
-          if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") throw new Error(`\`${k}\` must be a string`);
+    const near = new Map<string, string>();
+    for await (const batch of readLineBatches(requests, io)) {
+      // One write per batch on each stream: a write per line costs more than deciding it.
+      let text = "";
+      let warnings = "";
+      for (const line of batch) {
+        const t = line.trim();
+        if (!t) continue;
+        n++;
+        let out: Record<string, unknown>;
+        let echoed: unknown = t;
+        try {
+          const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
+          echoed = r;
+          if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
+          if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
+          for (const k of ["argument", "target", "requested_source"] as const) {
+            if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") throw new Error(`\`${k}\` must be a string`);
+          }
+          const req = r.argument !== undefined && r.argument !== null ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
+          for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
+          out = "error" in loaded ? loadErrorJson(loaded.error.error) : decisionToJson(evaluate(loaded.policy, req, system));
+        } catch (e) {
+          malformed++;
+          out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` };
         }
-        const req = r.argument !== undefined && r.argument !== null ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
-        for (const w of requestWarnings(req, system, systemFile)) warn(`line ${n}: ${w}`);
-        out = "error" in loaded ? loadErrorJson(loaded.error.error) : decisionToJson(evaluate(loaded.policy, req, system));
-      } catch (e) {
-        malformed++;
-        out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` };
+        text += JSON.stringify(echo ? { ...out, request: echoed } : out) + "\n";
       }
-      io.stdout.write(JSON.stringify(echo ? { ...out, request: echoed } : out) + "\n");
+      if (warnings) io.stderr.write(warnings);
+      // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
+      if (text && !io.stdout.write(text)) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
     }
     if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${requests}\` (see the UsageError output lines) [malformed-line]\n`);
     return malformed ? EXIT.usage : EXIT.ok;

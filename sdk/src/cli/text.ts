@@ -135,9 +135,12 @@ function distance(a: string, b: string): number {
 export function suggest(word: string, candidates: Iterable<string>): string[] {
   const limit = Math.max(1, Math.floor(word.length / 3));
   const scored: { c: string; d: number }[] = [];
+  const w = word.toLowerCase();
   for (const c of new Set(candidates)) {
     if (c === word) continue;
-    const d = distance(word.toLowerCase(), c.toLowerCase());
+    const lc = c.toLowerCase();
+    // The distance is at least the difference in length: skip computing it when that is already too far.
+    const d = Math.abs(lc.length - w.length) > limit ? limit + 1 : distance(w, lc);
     if (d <= limit) scored.push({ c, d });
     else if (word.length >= 2 && c.startsWith(word)) scored.push({ c, d: limit + 1 });
   }

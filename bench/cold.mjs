@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+/**
+ * Cold start: `qkit` as a whole process on the generated 100,001-rule policy
+ * (issue 9), beside the real engine measured on the same files.
+ *
+ *   node bench/cold.mjs [--runs N] [--requests N] [--oracle-requests N] [--no-write]
+ *
+ * Measures, each as its own process, the median over --runs runs (default 3)
+ * of its CPU time (user + system, from /usr/bin/time when it exists, else
+ * wall time) and its peak RSS:
+ *   1. `qkit policy eval` of ONE request (the first line of requests.jsonl);
+ *   2. `qkit policy check DIR`;
+ *   3. `qkit policy eval --requests` over an empty file and over --requests
+ *      lines (default 100,000): the stream's rate is the extra lines over the
+ *      extra CPU time (output included), and the whole process's rate too;
+ *   4. the real engine (with QREXEC_SRC and the shared tools: SHARED_DIR or
+ *      ../shared): `qrexec-oracle.py bench` with one request (its load, as a
+ *      process) and with --oracle-requests requests (its decisions per second
+ *      of CPU time, as the extra requests over the extra CPU time).
+ * Policies: the shared `gen-policy.py` (as the issue measured; when python3
+ * and the shared tools exist) and `bench/gen-policy.mjs`, 100,000 rules,
+ * seed 2, cached under .bench-data/. Targets: eval of one request and
+ * check at least 10x the real engine's load, the stream at least 1,000x its
+ * decisions per second, peak RSS under 200 MiB. The section
+ * "## Cold start" of bench/RESULTS.md is replaced (unless --no-write).
+ * Times on a shared machine vary; CPU time varies less than wall time, but
+ * contention inflates it too (the load average is recorded).
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { generate, writeGenerated } from "./gen-policy.mjs";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = join(ROOT, "sdk", "dist", "cli.js");
+const DATA = join(ROOT, ".bench-data");
+/** The shared tools: SHARED_DIR, else a `shared` directory beside the checkout (or beside its parent, for worktrees). */
+const SHARED = process.env.SHARED_DIR ?? [resolve(ROOT, "..", "shared"), resolve(ROOT, "..", "..", "shared")].find((d) => existsSync(join(d, "tools"))) ?? resolve(ROOT, "..", "shared");
+const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : null;
+const MIB = 1024 * 1024;
+
+function options(argv) {
+  const o = { runs: 3, requests: 100_000, oracleRequests: 300, write: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = () => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v <= 0) throw new Error(`cold: ${a} needs a positive whole number`);
+      return v;
+    };
+    if (a === "--runs") o.runs = num();
+    else if (a === "--requests") o.requests = num();
+    else if (a === "--oracle-requests") o.oracleRequests = num();
+    else if (a === "--no-write") o.write = false;
+    else throw new Error(`cold: unknown option ${a}`);
+  }
+  return o;
+}
+
+/** Runs a command once: CPU seconds (or wall), wall seconds, peak RSS in bytes (or null), and its stdout. */
+function measure(cmd, args, opts = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = TIME
+    ? spawnSync(TIME, ["-f", "\n@@cold %U %S %M", cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 30, ...opts })
+    : spawnSync(cmd, args, { encoding: "utf8", maxBuffer: 1 << 30, ...opts });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.error) throw r.error;
+  const m = TIME ? /@@cold ([\d.]+) ([\d.]+) (\d+)\s*$/.exec(r.stderr) : null;
+  if (TIME && !m) throw new Error(`cold: ${cmd} ${args.join(" ")} failed: ${r.stderr.split("\n").slice(-5).join(" | ")}`);
+  return { cpu: m ? Number(m[1]) + Number(m[2]) : wall, wall, rss: m ? Number(m[3]) * 1024 : null, stdout: r.stdout, status: r.status };
+}
+
+/** The run with the median CPU time of `runs` runs (after one warm-up run for the file cache). */
+function median(runs, f) {
+  f();
+  const all = Array.from({ length: runs }, f).sort((a, b) => a.cpu - b.cpu);
+  return all[Math.floor(all.length / 2)];
+}
+
+function ensurePolicies(o) {
+  const out = [];
+  const py = join(SHARED, "tools", "gen-policy.py");
+  if (existsSync(py) && spawnSync("python3", ["--version"]).status === 0) {
+    const dir = join(DATA, "cold-py-100k");
+    if (!existsSync(join(dir, "requests.jsonl"))) {
+      const r = spawnSync("python3", [py, "--rules", "100000", "--seed", "2", "--out", dir], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`cold: gen-policy.py failed: ${r.stderr}`);
+    }
+    out.push({ name: "gen-policy.py", dir });
+  }
+  const dir = join(DATA, "cold-mjs-100k");
+  if (!existsSync(join(dir, "requests.jsonl"))) {
+    mkdirSync(dir, { recursive: true });
+    writeGenerated(dir, generate({ rules: 100_000, seed: 2, requests: Math.max(o.requests, 100_000) }));
+  }
+  out.push({ name: "gen-policy.mjs", dir });
+  return out;
+}
+
+/** The first `n` request lines of a policy's requests.jsonl, in a file of their own. */
+function requestFile(dir, n) {
+  const file = join(dir, `requests-${n}.jsonl`);
+  if (!existsSync(file)) {
+    const lines = readFileSync(join(dir, "requests.jsonl"), "utf8").split("\n").filter((l) => l.trim());
+    writeFileSync(file, lines.slice(0, n).join("\n") + (n ? "\n" : ""));
+  }
+  return file;
+}
+
+function ours(p, o) {
+  const pol = join(p.dir, "policy.d");
+  const sys = join(p.dir, "system.json");
+  const first = JSON.parse(readFileSync(join(p.dir, "requests.jsonl"), "utf8").split("\n", 1)[0]);
+  const service = first.service + (first.argument && first.argument !== "+" ? first.argument : "");
+  const node = process.execPath;
+  const one = median(o.runs, () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, service, first.source, first.target ?? ""]));
+  const check = median(o.runs, () => measure(node, [CLI, "policy", "check", pol]));
+  const empty = median(o.runs, () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, "--requests", requestFile(p.dir, 0)]));
+  const file = requestFile(p.dir, o.requests);
+  const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).length;
+  const stream = median(Math.min(o.runs, 3), () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, "--requests", file], { stdio: ["ignore", "pipe", "pipe"] }));
+  const outLines = stream.stdout.split("\n").filter(Boolean).length;
+  if (outLines !== lines) throw new Error(`cold: the stream answered ${outLines} of ${lines} lines`);
+  return { one, check, empty, stream, lines, outBytes: Buffer.byteLength(stream.stdout) };
+}
+
+function engine(p, o) {
+  const oracle = join(SHARED, "tools", "qrexec-oracle.py");
+  if (!process.env.QREXEC_SRC || !existsSync(oracle)) return null;
+  const run = (n) => measure("python3", [oracle, "bench", "--dir", p.dir, "--requests", String(n)]);
+  const load = median(o.runs, () => run(1));
+  const many = median(1, () => run(o.oracleRequests));
+  const report = JSON.parse(many.stdout.trim().split("\n").pop());
+  return { load, many, decisions: report.requests, rules: report.rules };
+}
+
+const fmt = (x, d = 3) => x.toFixed(d);
+const rate = (x) => Math.round(x).toLocaleString("en");
+const mib = (b) => (b === null ? "n/a" : `${Math.round(b / MIB)} MiB`);
+
+function main() {
+  const o = options(process.argv.slice(2));
+  if (!existsSync(CLI)) throw new Error(`cold: ${CLI} is missing; run \`npm run build\` first`);
+  const load0 = loadavg()[0];
+  const rows = [];
+  const notes = [];
+  let failed = false;
+  for (const p of ensurePolicies(o)) {
+    process.stdout.write(`cold: ${p.name} (${p.dir})\n`);
+    const q = ours(p, o);
+    const e = engine(p, o);
+    const streamRate = (q.lines) / Math.max(1e-9, q.stream.cpu - q.empty.cpu);
+    const wholeRate = q.lines / q.stream.cpu;
+    const eLoad = e?.load.cpu;
+    const eRate = e ? (e.decisions - 1) / Math.max(1e-9, e.many.cpu - e.load.cpu) : null;
+    const mark = (ok) => {
+      if (!ok) failed = true;
+      return ok ? "PASS" : "MISSED";
+    };
+    const ratio = (ref, x) => (ref ? `${fmt(ref / x, 1)}×` : "n/a");
+    rows.push([p.name, "`qkit policy eval` of one request (process)", `${fmt(q.one.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "≥ 10×", ratio(eLoad, q.one.cpu), e ? mark(eLoad / q.one.cpu >= 10) : "", mib(q.one.rss)]);
+    rows.push([p.name, "`qkit policy check DIR` (process)", `${fmt(q.check.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "≥ 10×", ratio(eLoad, q.check.cpu), e ? mark(eLoad / q.check.cpu >= 10) : "", mib(q.check.rss)]);
+    rows.push([p.name, `\`--requests\` stream, ${q.lines.toLocaleString("en")} lines (after the load, output included)`, `${rate(streamRate)} /s`, e ? `${rate(eRate)} /s` : "n/a", "≥ 1,000×", e ? `${rate(streamRate / eRate)}×` : "n/a", e ? mark(streamRate / eRate >= 1000) : "", mib(q.stream.rss)]);
+    rows.push([p.name, "`--requests` whole process (load included)", `${rate(wholeRate)} /s`, "", "", e ? `${rate(wholeRate / eRate)}×` : "", "", ""]);
+    rows.push([p.name, "peak RSS of the stream", mib(q.stream.rss), e ? mib(e.many.rss) : "n/a", "< 200 MiB", "", q.stream.rss === null ? "" : mark(q.stream.rss < 200 * MIB), ""]);
+    notes.push(
+      `${p.name}: the load alone (\`--requests\` of an empty file) takes ${fmt(q.empty.cpu)} s; the stream wrote ${Math.round(q.outBytes / MIB)} MiB.` +
+        (e ? ` Real engine: ${e.rules.toLocaleString("en")} rules; ${fmt(eLoad)} s for the process that loads it and decides one request, ${fmt(e.many.cpu)} s with ${e.decisions} requests.` : " Real engine not run (set QREXEC_SRC)."),
+    );
+  }
+  const header = ["policy", "measure (CPU time: user + system)", "qubes-kit", "real engine", "target", "ratio", "mark", "peak RSS"];
+  const table = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  const load1 = loadavg()[0];
+  process.stdout.write(`\n${table}\n\n${notes.join("\n")}\n`);
+  if (o.write) {
+    const file = join(ROOT, "bench", "RESULTS.md");
+    const section = [
+      "## Cold start",
+      "",
+      `Written by \`bench/cold.mjs\` (${new Date().toISOString().replace(/\.\d+Z$/, "Z")}; load average ${load0.toFixed(2)} when it started and ${load1.toFixed(2)} when it ended, on ${cpus().length} cores).`,
+      `Each figure is the median of ${o.runs} runs of a whole process, as CPU time (user + system${TIME ? ", from /usr/bin/time" : "; no /usr/bin/time here, so wall time"}); the real engine is \`qrexec-oracle.py bench\` (qubes-core-qrexec, CPython) on the same files, measured on this machine in the same run.`,
+      "The stream's rate counts the lines beyond the load: (lines) / (CPU time of the stream − CPU time of the same command on an empty file); the real engine's rate likewise (extra requests over extra CPU time).",
+      "",
+      table,
+      "",
+      ...notes.map((n) => `* ${n}`),
+      "",
+    ].join("\n");
+    let text = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmark results\n";
+    const start = text.indexOf("## Cold start");
+    if (start >= 0) {
+      const next = text.indexOf("\n## ", start + 1);
+      text = text.slice(0, start) + section + (next >= 0 ? text.slice(next + 1) : "");
+    } else text = text.replace(/\s*$/, "\n\n") + section;
+    writeFileSync(file, text);
+    process.stdout.write("wrote the cold start section of bench/RESULTS.md\n");
+  }
+  process.exitCode = failed ? 1 : 0;
+}
+
+main();

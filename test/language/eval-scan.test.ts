@@ -1,0 +1,68 @@
+/**
+ * The loader's one-pass line scanner (`scanLines`) finds exactly the lines
+ * that grouping the Chevrotain lexer's tokens finds (`scanLinesLexed`, what
+ * the editor path parses), on any text, in both newline modes.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { scanLines, scanLinesLexed, type ScannedLine } from "../../language/src/syntax/parse.js";
+
+const PIECES = ["\n", "\r", "\r\n", "\t", " ", "\u000b", "\u000c", "\u001c", "\u001f", "\u0085", "\u00a0", "\u2028", "\ufeff", "#", "!", "x", "qubes.A * @anyvm @anyvm allow", "!include x", "# c", "  "];
+const textArb = fc.array(fc.oneof(fc.constantFrom(...PIECES), fc.string({ maxLength: 3 })), { maxLength: 40 }).map((a) => a.join(""));
+
+function lines(scan: typeof scanLines, text: string, mode: "universal" | "lf"): { count: number; lines: ScannedLine[] } {
+  const out: ScannedLine[] = [];
+  const count = scan(text, mode, (l) => out.push({ ...l }));
+  return { count, lines: out };
+}
+
+describe("the loader's line scanner", () => {
+  it("finds the lines the lexer finds", () => {
+    fc.assert(
+      fc.property(textArb, fc.constantFrom("universal" as const, "lf" as const), (text, mode) => {
+        expect(lines(scanLines, text, mode)).toEqual(lines(scanLinesLexed, text, mode));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("agrees on the edge cases", () => {
+    for (const text of ["", "\n", "\r", "\r\n", " ", "a", "a\n", "a\r", "a\r\n", "  a  \n  ", "\n\n", "a\rb\nc\r\nd", "#x\r\r\n!y", " \u0085 a \u001c\n"]) {
+      for (const mode of ["universal", "lf"] as const) expect(lines(scanLines, text, mode)).toEqual(lines(scanLinesLexed, text, mode));
+    }
+  });
+});
+
+import { checkPolicy, createMemoryFileSystem, loadPolicy } from "@qubes-kit/language";
+
+// Rule lines around the validation fast path's edges (an `@default` target needs `target=` with
+// `allow`; parameters given twice; values that are not yes/no; `user=` values that contain `target=`).
+const fastLineArb = fc
+  .record({
+    sa: fc.constantFrom("qubes.A *", "qubes.A +x", "* *", "qubes.B +"),
+    source: fc.constantFrom("work", "@anyvm", "@tag:t", "@default", "*"),
+    target: fc.constantFrom("@default", "@default", "vault", "@dispvm", "*", "@anyvm"),
+    action: fc.constantFrom("allow", "ask", "deny"),
+    params: fc.array(fc.constantFrom("target=work", "target=@dispvm", "target=@default", "target=", "default_target=work", "user=root", "user=xtarget=y", "notify=yes", "notify=maybe", "autostart=no", "x=1"), { maxLength: 3 }),
+    sep: fc.constantFrom(" ", "\t", "  "),
+  })
+  .map((r) => [r.sa, r.source, r.target, r.action, ...r.params].join(r.sep));
+
+describe("the validation fast path", () => {
+  it("accepts only what the exact path accepts (check, strict load and a load for one service agree)", () => {
+    fc.assert(
+      fc.property(fc.array(fastLineArb, { minLength: 1, maxLength: 8 }), (lines) => {
+        const fs = createMemoryFileSystem({ "30-a.policy": lines.join("\n") + "\n" });
+        const key = (d: { line: number; code: string; message: string }) => [d.line, d.code, d.message];
+        const strict = loadPolicy(fs, { collectAll: true });
+        expect(checkPolicy(fs).diagnostics.map(key)).toEqual(strict.diagnostics.map(key));
+        const first = loadPolicy(fs);
+        const part = loadPolicy(fs, { service: "qubes.A" });
+        expect(part.ok).toBe(first.ok);
+        if (!first.ok && !part.ok) expect(part.error).toEqual(first.error);
+        if (first.ok && part.ok) expect(part.policy.ruleCount).toBe(first.policy.rules.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
