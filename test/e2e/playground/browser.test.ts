@@ -72,6 +72,14 @@ afterAll(async () => {
 
 async function open(url: string): Promise<Page> {
   const page = await context!.newPage();
+  // Every test starts from the link or the example, never from the work an earlier test left in
+  // this profile's local storage (a failed test would otherwise fail the next one too).
+  await page.addInitScript(() => {
+    if (!sessionStorage.getItem("qkit-test-started")) {
+      sessionStorage.setItem("qkit-test-started", "1");
+      localStorage.clear();
+    }
+  });
   page.on("console", (m) => {
     if (m.type() === "error") pageErrors.push(m.text());
   });
@@ -134,7 +142,8 @@ describe("the web playground in Chromium", () => {
 
     // The diagnostic: in the problems list and as a squiggle in the editor.
     await expect.poll(() => page.textContent("#problems"), { timeout: 30_000 }).toMatch(/30-user\.policy:1:\d+ error\[[a-z-]+\]: .*alow/);
-    expect(await page.locator(".monaco-editor .squiggly-error").count()).toBeGreaterThan(0);
+    // Monaco draws the squiggle a moment after the markers are set.
+    await expect.poll(() => page.locator(".monaco-editor .squiggly-error").count(), { timeout: 30_000 }).toBeGreaterThan(0);
     // While the policy has an error, the engine refuses every call (the daemon would too).
     await page.click("#sim-run");
     await expect.poll(() => page.textContent("#sim-decision"), { timeout: 30_000 }).toMatch(/^deny \(PolicySyntaxError\)/);
@@ -275,7 +284,8 @@ describe("the web playground in Chromium", () => {
     await fix.waitFor({ timeout: 30_000 });
     expect(await fix.getAttribute("class")).toContain("focused");
     await page.keyboard.press("Enter");
-    await expect.poll(() => page.textContent("#problems-count"), { timeout: 30_000 }).toBe("0");
+    // The count with the list, so a failure says which problem is left.
+    await expect.poll(async () => `${await page.textContent("#problems-count")} ${await page.textContent("#problems")}`, { timeout: 30_000 }).toMatch(/^0 /);
 
     // "From cursor" fills the simulator from that rule (argument given without its `+`).
     await page.click("#sim-cursor");
