@@ -24,6 +24,7 @@ import {
   type CompiledPolicy,
   type RawSystemInfo,
 } from "@qubes-kit/language";
+import { ruleLineArb } from "../helpers/policy-arbs.js";
 
 const SOURCES = ["@anyvm", "@adminvm", "dom0", "work", "vault", "@tag:t1", "@type:AppVM"];
 const TARGETS = ["@anyvm", "@adminvm", "@default", "@dispvm", "dom0", "work", "vault", "@tag:t1", "@dispvm:dvm"];
@@ -35,24 +36,7 @@ const SERVICE_ARGS: [string, string][] = [
   ["qubes.B", "*"],
 ];
 
-const ruleArb = fc
-  .record({
-    sa: fc.constantFrom(...SERVICE_ARGS),
-    source: fc.constantFrom(...SOURCES),
-    target: fc.constantFrom(...TARGETS),
-    action: fc.constantFrom("allow", "deny", "ask"),
-    redirect: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
-    defaultTarget: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
-  })
-  .map((r) => {
-    const params: string[] = [];
-    if (r.action !== "deny") {
-      if (r.redirect) params.push(`target=${r.redirect}`);
-      if (r.action === "ask" && r.defaultTarget) params.push(`default_target=${r.defaultTarget}`);
-    }
-    if (r.action === "allow" && r.target === "@default" && !r.redirect) params.push("target=work");
-    return [r.sa[0], r.sa[1], r.source, r.target, r.action, ...params].join(" ");
-  });
+const ruleArb = ruleLineArb({ serviceArgs: SERVICE_ARGS, sources: SOURCES, targets: TARGETS, redirects: REDIRECTS });
 
 const SYSTEM: RawSystemInfo = {
   domains: Object.fromEntries(

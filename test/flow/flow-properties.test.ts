@@ -29,6 +29,7 @@ import {
   type FlowGraph,
   type RawSystemInfo,
 } from "@qubes-kit/language";
+import { ruleLineArb } from "../helpers/policy-arbs.js";
 
 const SOURCES = ["*", "@anyvm", "@adminvm", "dom0", "work", "vault", "@tag:t1", "@type:AppVM", "@type:TemplateVM", "@dispvm:dvm"];
 const TARGETS = ["*", "@anyvm", "@adminvm", "@default", "@dispvm", "dom0", "work", "vault", "@tag:t1", "@tag:t2", "@type:AppVM", "@dispvm:dvm", "@dispvm:@tag:t1"];
@@ -44,24 +45,7 @@ const SERVICE_ARGS: [string, string][] = [
 ];
 const CATALOGUE = parseServiceCatalogue("qubes.F forward\nqubes.B backward\nqubes.C control\nqubes.N none\n", "test.flows").catalogue;
 
-const ruleArb = fc
-  .record({
-    sa: fc.constantFrom(...SERVICE_ARGS),
-    source: fc.constantFrom(...SOURCES),
-    target: fc.constantFrom(...TARGETS),
-    action: fc.constantFrom("allow", "deny", "ask"),
-    redirect: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
-    defaultTarget: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
-  })
-  .map((r) => {
-    const params: string[] = [];
-    if (r.action !== "deny") {
-      if (r.redirect) params.push(`target=${r.redirect}`);
-      if (r.action === "ask" && r.defaultTarget) params.push(`default_target=${r.defaultTarget}`);
-    }
-    if (r.action === "allow" && r.target === "@default" && !r.redirect) params.push("target=work");
-    return [r.sa[0], r.sa[1], r.source, r.target, r.action, ...params].join(" ");
-  });
+const ruleArb = ruleLineArb({ serviceArgs: SERVICE_ARGS, sources: SOURCES, targets: TARGETS, redirects: REDIRECTS });
 
 const NAMES = ["dom0", "work", "vault", "dvm", "q1", "q2", "q3", "q4", "q5"];
 const systemArb: fc.Arbitrary<RawSystemInfo> = fc

@@ -22,6 +22,7 @@ import {
   type CompiledPolicy,
   type RawSystemInfo,
 } from "@qubes-kit/language";
+import { ruleLineArb } from "../helpers/policy-arbs.js";
 
 // Rules name `work` and `vault` (and tags and types); the `q*` qubes are only
 // reachable through classes, so most classes have several members.
@@ -36,26 +37,7 @@ const SERVICE_ARGS: [string, string][] = [
   ["qubes.B", "*"],
 ];
 
-const ruleArb = fc
-  .record({
-    sa: fc.constantFrom(...SERVICE_ARGS),
-    source: fc.constantFrom(...SOURCES),
-    target: fc.constantFrom(...TARGETS),
-    action: fc.constantFrom("allow", "deny", "ask"),
-    redirect: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
-    defaultTarget: fc.option(fc.constantFrom(...REDIRECTS), { nil: undefined, freq: 3 }),
-    autostart: fc.option(fc.boolean(), { nil: undefined, freq: 3 }),
-  })
-  .map((r) => {
-    const params: string[] = [];
-    if (r.action !== "deny") {
-      if (r.redirect) params.push(`target=${r.redirect}`);
-      if (r.action === "ask" && r.defaultTarget) params.push(`default_target=${r.defaultTarget}`);
-      if (r.autostart !== undefined) params.push(`autostart=${r.autostart ? "yes" : "no"}`);
-    }
-    if (r.action === "allow" && r.target === "@default" && !r.redirect) params.push("target=work");
-    return [r.sa[0], r.sa[1], r.source, r.target, r.action, ...params].join(" ");
-  });
+const ruleArb = ruleLineArb({ serviceArgs: SERVICE_ARGS, sources: SOURCES, targets: TARGETS, redirects: REDIRECTS, autostart: true });
 
 const NAMES = ["dom0", "work", "vault", "dvm", "q1", "q2", "q3", "q4", "q5"];
 const systemArb: fc.Arbitrary<RawSystemInfo> = fc
