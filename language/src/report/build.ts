@@ -37,14 +37,16 @@ function textOf(snapshot: PolicySnapshot, path: string): string | undefined {
 /** One diagnostic of a file located for a report. */
 export function reportDiagnostic(d: AnalysisDiagnostic | Diagnostic, file: string, text: string | undefined, related?: (path: string) => { file: string; text: string | undefined }): ReportDiagnostic {
   const at = locateSpan(text, d.span, d.line);
-  const out: ReportDiagnostic = { file, ...at, severity: d.severity, code: d.code, message: d.message };
+  // An explicit literal (one object shape for every diagnostic); `related` keeps this member order.
+  const out: ReportDiagnostic = { file, line: at.line, column: at.column, endLine: at.endLine, endColumn: at.endColumn, severity: d.severity, code: d.code, message: d.message };
   if (d.help) out.help = d.help;
   if (text !== undefined) out.sourceLine = sourceLineAt(text, Math.min(d.span.start, text.length));
   const rel = (d as AnalysisDiagnostic).related;
   if (rel?.length && related) {
     out.related = rel.map((r) => {
       const where = related(r.path);
-      return { file: where.file, ...locateSpan(where.text, r.span, r.line), message: r.message };
+      const l = locateSpan(where.text, r.span, r.line);
+      return { file: where.file, line: l.line, column: l.column, endLine: l.endLine, endColumn: l.endColumn, message: r.message };
     });
   }
   return out;
@@ -57,7 +59,13 @@ export function reportDiagnostic(d: AnalysisDiagnostic | Diagnostic, file: strin
  */
 export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotReportOptions): CheckReport {
   const diagnostics: ReportDiagnostic[] = [];
-  const related = (p: string) => ({ file: options.shownPath(p), text: textOf(snapshot, p) });
+  // Each path's printed name and text, once (not once per diagnostic that points there).
+  const places = new Map<string, { file: string; text: string | undefined }>();
+  const related = (p: string) => {
+    let where = places.get(p);
+    if (!where) places.set(p, (where = { file: options.shownPath(p), text: textOf(snapshot, p) }));
+    return where;
+  };
   const order = options.paths ?? [...snapshot.files.keys(), ...[...snapshot.diagnostics.keys()].filter((p) => !snapshot.files.has(p)).sort()];
   const seen = new Set<string>();
   for (const path of order) {
@@ -65,8 +73,7 @@ export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotRe
     seen.add(path);
     const list = snapshot.diagnostics.get(path);
     if (!list?.length) continue;
-    const text = textOf(snapshot, path);
-    const file = options.shownPath(path);
+    const { file, text } = related(path);
     for (const d of list) diagnostics.push(reportDiagnostic(d, file, text, related));
   }
   for (const d of snapshot.policyDiagnostics) diagnostics.push(reportDiagnostic({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.policyLabel, undefined));

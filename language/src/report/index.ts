@@ -9,8 +9,9 @@
 export * from "./types.js";
 export { locateSpan, sourceLineAt } from "./locate.js";
 export { reportFromSnapshot, reportDiagnostic, mergeReports, countSeverities, type SnapshotReportOptions } from "./build.js";
-export { formatCheckText, formatDiagnostic, summaryLine, wantsColor, type TextOptions } from "./text.js";
-export { formatGithub, githubAnnotation, escapeGithubData, escapeGithubProperty } from "./github.js";
-export { toSarif, sarifLevel, fileUri, SARIF_SCHEMA, type SarifOptions } from "./sarif.js";
-export { checkReportJson } from "./json.js";
+export { formatCheckText, writeCheckText, formatDiagnostic, summaryLine, wantsColor, type TextOptions } from "./text.js";
+export { formatGithub, writeGithub, githubAnnotation, escapeGithubData, escapeGithubProperty } from "./github.js";
+export { toSarif, writeSarif, sarifLevel, fileUri, SARIF_SCHEMA, type SarifOptions } from "./sarif.js";
+export { checkReportJson, writeCheckJson } from "./json.js";
+export { ChunkWriter, collect, CHUNK_SIZE, type ReportSink } from "./sink.js";
 export { codeInfo, knownCodes, type CodeInfo } from "./rules.js";

@@ -6,7 +6,9 @@
  * file, line and column as the text format (columns in UTF-16 code units).
  */
 import type { Severity } from "../diagnostics.js";
-import { codeInfo, knownCodes } from "./rules.js";
+import { jsonNumber } from "./json.js";
+import { codeInfo, knownCodes, type CodeInfo } from "./rules.js";
+import type { ChunkWriter } from "./sink.js";
 import type { CheckReport, ReportLocation, ReportTool } from "./types.js";
 
 /** The `$schema` of the documents {@link toSarif} makes. */
@@ -44,20 +46,39 @@ function physical(l: ReportLocation, baseUri: string | undefined, snippet?: stri
   return { artifactLocation, region };
 }
 
-/** The report as a SARIF 2.1.0 log (a JSON value; `JSON.stringify` it). */
-export function toSarif(report: CheckReport, options: SarifOptions): Record<string, unknown> {
+/** The rules a log of this report describes (every known code, then the report's other codes), and each code's index. */
+function sarifRules(report: CheckReport): { infos: CodeInfo[]; index: Map<string, number> } {
   const infos = knownCodes();
-  for (const d of report.diagnostics) if (!infos.some((i) => i.code === d.code)) infos.push(codeInfo(d.code));
-  if (report.engineError !== undefined && report.errors === 0 && !infos.some((i) => i.code === "engine-error")) {
+  const codes = new Set(infos.map((i) => i.code));
+  for (const d of report.diagnostics) {
+    if (codes.has(d.code)) continue;
+    codes.add(d.code);
+    infos.push(codeInfo(d.code));
+  }
+  if (report.engineError !== undefined && report.errors === 0 && !codes.has("engine-error")) {
     infos.push({ code: "engine-error", summary: "the real engine fails while loading the policy", help: "the daemon then denies every call; fix the policy", severity: "error" });
   }
-  const index = new Map(infos.map((i, n) => [i.code, n] as const));
+  return { infos, index: new Map(infos.map((i, n) => [i.code, n] as const)) };
+}
+
+/** The SARIF log of a report with `results` left for the caller (`placeholder` in their place). */
+function sarifLog(report: CheckReport, options: SarifOptions, infos: readonly CodeInfo[], results: unknown): Record<string, unknown> {
   const rules = infos.map((i) => ({
     id: i.code,
     shortDescription: { text: i.summary },
     help: { text: i.help },
     defaultConfiguration: { level: sarifLevel(i.severity) },
   }));
+  const driver: Record<string, unknown> = { name: options.tool.name, version: options.tool.version, rules };
+  if (options.tool.informationUri) driver["informationUri"] = options.tool.informationUri;
+  const run: Record<string, unknown> = { tool: { driver }, columnKind: "utf16CodeUnits", results };
+  if (options.baseUri !== undefined) run["originalUriBaseIds"] = { SRCROOT: { uri: options.baseUri } };
+  return { $schema: SARIF_SCHEMA, version: "2.1.0", runs: [run] };
+}
+
+/** The report as a SARIF 2.1.0 log (a JSON value; `JSON.stringify` it). */
+export function toSarif(report: CheckReport, options: SarifOptions): Record<string, unknown> {
+  const { infos, index } = sarifRules(report);
   const results: Record<string, unknown>[] = report.diagnostics.map((d) => {
     const r: Record<string, unknown> = {
       ruleId: d.code,
@@ -73,9 +94,72 @@ export function toSarif(report: CheckReport, options: SarifOptions): Record<stri
   if (report.engineError !== undefined && report.errors === 0) {
     results.push({ ruleId: "engine-error", ruleIndex: index.get("engine-error")!, level: "error", message: { text: report.engineError } });
   }
-  const driver: Record<string, unknown> = { name: options.tool.name, version: options.tool.version, rules };
-  if (options.tool.informationUri) driver["informationUri"] = options.tool.informationUri;
-  const run: Record<string, unknown> = { tool: { driver }, columnKind: "utf16CodeUnits", results };
-  if (options.baseUri !== undefined) run["originalUriBaseIds"] = { SRCROOT: { uri: options.baseUri } };
-  return { $schema: SARIF_SCHEMA, version: "2.1.0", runs: [run] };
+  return sarifLog(report, options, infos, results);
+}
+
+/** The `"results"` member that {@link writeSarif} replaces with the streamed results. */
+const RESULTS_MARK = '"results": "\\u0000results\\u0000"';
+
+/**
+ * The SARIF log, streamed: exactly `JSON.stringify(toSarif(report, options),
+ * null, 2)` (the caller adds the final newline), written one result at a time.
+ */
+export function writeSarif(report: CheckReport, options: SarifOptions, out: ChunkWriter): void {
+  const { infos, index } = sarifRules(report);
+  const whole = JSON.stringify(sarifLog(report, options, infos, "\u0000results\u0000"), null, 2);
+  // Only the run's `results` key can be this text: a quote inside a JSON string is escaped.
+  const at = whole.indexOf(RESULTS_MARK);
+  out.write(whole.slice(0, at) + '"results": ');
+  const engine = report.engineError !== undefined && report.errors === 0;
+  if (report.diagnostics.length === 0 && !engine) out.write("[]");
+  else {
+    out.write("[\n");
+    const uris = new UriCache(options.baseUri);
+    let first = true;
+    for (const d of report.diagnostics) {
+      const ruleIndex = index.get(d.code)!;
+      let s = `${first ? "" : ",\n"}        {\n          "ruleId": ${JSON.stringify(d.code)},\n          "ruleIndex": ${jsonNumber(ruleIndex)},\n          "level": "${sarifLevel(d.severity)}",\n          "message": {\n            "text": ${JSON.stringify(d.message)}\n          },\n          "locations": [\n            {\n              "physicalLocation": ${physicalJson(d, uris, d.sourceLine, "              ")}\n            }\n          ]`;
+      if (d.related?.length) {
+        s += `,\n          "relatedLocations": [`;
+        for (let id = 0; id < d.related.length; id++) {
+          const x = d.related[id]!;
+          s += `${id ? "," : ""}\n            {\n              "id": ${id},\n              "message": {\n                "text": ${JSON.stringify(x.message)}\n              },\n              "physicalLocation": ${physicalJson(x, uris, undefined, "              ")}\n            }`;
+        }
+        s += `\n          ]`;
+      }
+      if (d.help) s += `,\n          "properties": {\n            "help": ${JSON.stringify(d.help)}\n          }`;
+      out.write(s + "\n        }");
+      first = false;
+    }
+    if (engine) {
+      out.write(`${first ? "" : ",\n"}        {\n          "ruleId": "engine-error",\n          "ruleIndex": ${jsonNumber(index.get("engine-error")!)},\n          "level": "error",\n          "message": {\n            "text": ${JSON.stringify(report.engineError)}\n          }\n        }`);
+    }
+    out.write("\n      ]");
+  }
+  out.write(whole.slice(at + RESULTS_MARK.length));
+}
+
+/** The `artifactLocation` of each file, as JSON text, made once per file. */
+class UriCache {
+  private readonly known = new Map<string, string>();
+  constructor(private readonly baseUri: string | undefined) {}
+  /** The members of the artifact location of `file`, indented for {@link physicalJson}. */
+  get(file: string, indent: string): string {
+    const key = indent + "\0" + file;
+    let v = this.known.get(key);
+    if (v === undefined) {
+      v = `{\n${indent}    "uri": ${JSON.stringify(fileUri(file))}`;
+      if (this.baseUri !== undefined && !file.startsWith("/")) v += `,\n${indent}    "uriBaseId": "SRCROOT"`;
+      v += `\n${indent}  }`;
+      this.known.set(key, v);
+    }
+    return v;
+  }
+}
+
+/** {@link physical} as the text `JSON.stringify(…, null, 2)` makes of it, for an object whose closing brace is at `indent`. */
+function physicalJson(l: ReportLocation, uris: UriCache, snippet: string | undefined, indent: string): string {
+  let s = `{\n${indent}  "artifactLocation": ${uris.get(l.file, indent)},\n${indent}  "region": {\n${indent}    "startLine": ${jsonNumber(l.line)},\n${indent}    "startColumn": ${jsonNumber(l.column)},\n${indent}    "endLine": ${jsonNumber(l.endLine)},\n${indent}    "endColumn": ${jsonNumber(l.endColumn)}`;
+  if (snippet !== undefined) s += `,\n${indent}    "snippet": {\n${indent}      "text": ${JSON.stringify(snippet)}\n${indent}    }`;
+  return s + `\n${indent}  }\n${indent}}`;
 }

@@ -6,6 +6,7 @@
  * terminal and `NO_COLOR`/`FORCE_COLOR` (see {@link wantsColor}).
  */
 import type { Severity } from "../diagnostics.js";
+import { collect, type ChunkWriter } from "./sink.js";
 import type { CheckReport, ReportDiagnostic } from "./types.js";
 
 /** Options of {@link formatText}. */
@@ -89,13 +90,20 @@ function layout(line: string): { text: string; col: number[] } {
 
 /** One diagnostic: its header line, then (with snippets) the source, carets, help and related places. */
 export function formatDiagnostic(d: ReportDiagnostic, options: TextOptions = {}): string {
-  const c = options.color === true;
-  const paint = (style: keyof typeof STYLE, s: string) => (c ? `${STYLE[style]}${s}${RESET}` : s);
-  const header = `${paint("bold", `${visible(d.file)}:${d.line}:${d.column}:`)} ${paint(d.severity, `${d.severity}[${d.code}]`)}${paint("bold", `: ${visible(d.message)}`)}\n`;
-  if (options.snippets === false) return header;
+  return diagnosticText(d, options.color === true, options.snippets !== false, visible(d.file));
+}
+
+/** {@link formatDiagnostic} with the file name already made visible (the writer caches it per file). */
+function diagnosticText(d: ReportDiagnostic, c: boolean, snippets: boolean, file: string): string {
+  const severity = c ? `${STYLE[d.severity]}${d.severity}[${d.code}]${RESET}` : `${d.severity}[${d.code}]`;
+  const header = c
+    ? `${STYLE.bold}${file}:${d.line}:${d.column}:${RESET} ${severity}${STYLE.bold}: ${visible(d.message)}${RESET}\n`
+    : `${file}:${d.line}:${d.column}: ${severity}: ${visible(d.message)}\n`;
+  if (!snippets) return header;
   let out = header;
   const number = String(d.line);
   const pad = " ".repeat(number.length);
+  const eq = c ? `${STYLE.gutter}=${RESET}` : "=";
   if (d.sourceLine !== undefined) {
     const line = d.sourceLine;
     let text: string;
@@ -116,11 +124,23 @@ export function formatDiagnostic(d: ReportDiagnostic, options: TextOptions = {})
       start = l.col[from]!;
       width = Math.max(1, l.col[to]! - start);
     }
-    out += `${paint("gutter", `${number} |`)}${text ? " " + text : ""}\n`;
-    out += `${paint("gutter", `${pad} |`)} ${" ".repeat(start)}${paint(d.severity, "^".repeat(width))}\n`;
+    const carets = "^".repeat(width);
+    if (c) {
+      out += `${STYLE.gutter}${number} |${RESET}${text ? " " + text : ""}\n`;
+      out += `${STYLE.gutter}${pad} |${RESET} ${" ".repeat(start)}${STYLE[d.severity]}${carets}${RESET}\n`;
+    } else {
+      out += `${number} |${text ? " " + text : ""}\n`;
+      out += `${pad} | ${" ".repeat(start)}${carets}\n`;
+    }
   }
-  if (d.help) out += `${pad} ${paint("gutter", "=")} ${paint("help", "help")}: ${visible(d.help)}\n`;
-  for (const r of d.related ?? []) out += `${pad} ${paint("gutter", "=")} ${paint("bold", "note")}: ${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`;
+  if (d.help) out += c ? `${pad} ${eq} ${STYLE.help}help${RESET}: ${visible(d.help)}\n` : `${pad} = help: ${visible(d.help)}\n`;
+  if (d.related) {
+    for (const r of d.related) {
+      out += c
+        ? `${pad} ${eq} ${STYLE.bold}note${RESET}: ${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`
+        : `${pad} = note: ${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`;
+    }
+  }
   return out;
 }
 
@@ -140,12 +160,33 @@ export function summaryLine(report: CheckReport, options: Pick<TextOptions, "str
  * standard output when the check passes and on standard error when it fails.
  */
 export function formatCheckText(report: CheckReport, options: TextOptions = {}): { stdout: string; stderr: string } {
-  const parts: string[] = [];
-  for (const d of report.diagnostics) parts.push(formatDiagnostic(d, options));
-  let stdout = parts.join("");
+  let stderr = "";
+  const stdout = collect((out) => (stderr = writeCheckText(report, options, out)));
+  return { stdout, stderr };
+}
+
+/**
+ * {@link formatCheckText}, streamed: writes what goes to standard output
+ * into `out` (it does not flush it) and returns what goes to standard error
+ * (the summary when the check fails, else nothing).
+ */
+export function writeCheckText(report: CheckReport, options: TextOptions, out: ChunkWriter): string {
+  const c = options.color === true;
+  const snippets = options.snippets !== false;
+  let lastFile: string | undefined;
+  let lastShown = "";
+  for (const d of report.diagnostics) {
+    if (d.file !== lastFile) {
+      lastFile = d.file;
+      lastShown = visible(d.file);
+    }
+    out.write(diagnosticText(d, c, snippets, lastShown));
+  }
   if (report.engineError !== undefined && report.errors === 0) {
-    stdout += `${options.color ? `${STYLE.error}error[engine]${RESET}` : "error[engine]"}: ${visible(report.engineError)}\n`;
+    out.write(`${c ? `${STYLE.error}error[engine]${RESET}` : "error[engine]"}: ${visible(report.engineError)}\n`);
   }
   const s = summaryLine(report, options);
-  return s.failed ? { stdout, stderr: s.text } : { stdout: stdout + s.text, stderr: "" };
+  if (s.failed) return s.text;
+  out.write(s.text);
+  return "";
 }

@@ -14,16 +14,14 @@
  *   the same in every format.
  * The formats are pure functions of `@qubes-kit/language` (`report/`).
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import * as path from "node:path";
 import {
   analyzeWorkspace,
   checkPolicy,
-  checkReportJson,
+  ChunkWriter,
   countSeverities,
   createMemoryFileSystem,
-  formatCheckText,
-  formatGithub,
   lintText,
   mergeReports,
   parseDocument,
@@ -31,8 +29,11 @@ import {
   pyStrip,
   reportDiagnostic,
   reportFromSnapshot,
-  toSarif,
   wantsColor,
+  writeCheckJson,
+  writeCheckText,
+  writeGithub,
+  writeSarif,
   LEGACY_POLICY_DIR,
   POLICY_DIR,
   type CheckReport,
@@ -158,9 +159,33 @@ function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckRep
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
   const texts = new Map(result.files.map((f) => [f.file, f.text] as const));
-  const diagnostics: ReportDiagnostic[] = result.diagnostics.map((d) => {
+  // The order of the full check: files in load order, then the others by path, each by position;
+  // problems of the whole policy last.
+  const rank = new Map<string, number>();
+  for (const f of result.files) if (!rank.has(f.file)) rank.set(f.file, rank.size);
+  const virtualOf = (file: string) => (file.startsWith("/") ? file : path.posix.join(POLICY_DIR, file));
+  const ordered = result.diagnostics
+    .map((d, i) => ({ d, i }))
+    .sort((x, y) => {
+      const fx = x.d.file;
+      const fy = y.d.file;
+      if (fx !== fy) {
+        if (fx === undefined || fy === undefined) return fx === undefined ? 1 : -1;
+        const rx = rank.get(fx);
+        const ry = rank.get(fy);
+        if (rx !== undefined || ry !== undefined) return rx === undefined ? 1 : ry === undefined ? -1 : rx - ry;
+        const vx = virtualOf(fx);
+        const vy = virtualOf(fy);
+        if (vx !== vy) return vx < vy ? -1 : 1;
+      } else if (fx !== undefined) {
+        const by = x.d.span.start - y.d.span.start || x.d.span.end - y.d.span.end;
+        if (by) return by;
+      }
+      return x.i - y.i;
+    });
+  const diagnostics: ReportDiagnostic[] = ordered.map(({ d }) => {
     const file = d.file ?? "";
-    const real = realPathOf(src, file.startsWith("/") ? file : path.posix.join(POLICY_DIR, file));
+    const real = realPathOf(src, virtualOf(file));
     return reportDiagnostic(d, shown(io.cwd, real), texts.get(file));
   });
   const { errors, warnings } = countSeverities(diagnostics);
@@ -238,35 +263,54 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   const failed = !report.ok || (strict && report.warnings > 0);
 
   const output = a.values.get("output");
-  let document: string;
-  let note = "";
-  switch (format) {
-    case "json":
-      document = JSON.stringify(checkReportJson(report)) + "\n";
-      break;
-    case "sarif": {
-      const { version } = await import("./main.js");
-      const baseUri = `file://${io.cwd.split(path.sep).map(encodeURIComponent).join("/").replace(/\/?$/, "/")}`;
-      document = JSON.stringify(toSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri }), null, 2) + "\n";
-      break;
-    }
-    case "github":
-      document = formatGithub(report);
-      break;
-    default: {
-      const stream = output === undefined ? (io.stdout as { isTTY?: boolean }) : {};
-      const t = formatCheckText(report, { color: output === undefined && wantsColor(io.env, stream.isTTY === true), strict });
-      document = t.stdout;
-      note = t.stderr;
+  // The report is streamed in large chunks (a huge policy's report is never one string).
+  let fd: number | undefined;
+  const target = output === undefined ? undefined : path.resolve(io.cwd, output);
+  const cannotWrite = (e: unknown) => new UsageError(`cannot write \`${output}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+  if (target !== undefined) {
+    try {
+      fd = openSync(target, "w");
+    } catch (e) {
+      throw cannotWrite(e);
     }
   }
-  if (output !== undefined) {
-    try {
-      writeFileSync(path.resolve(io.cwd, output), document);
-    } catch (e) {
-      throw new UsageError(`cannot write \`${output}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+  const out = new ChunkWriter(
+    fd === undefined
+      ? (chunk) => void io.stdout.write(chunk)
+      : (chunk) => {
+          try {
+            writeSync(fd!, chunk);
+          } catch (e) {
+            throw cannotWrite(e);
+          }
+        },
+  );
+  let note = "";
+  try {
+    switch (format) {
+      case "json":
+        writeCheckJson(report, out);
+        out.write("\n");
+        break;
+      case "sarif": {
+        const { version } = await import("./main.js");
+        const baseUri = `file://${io.cwd.split(path.sep).map(encodeURIComponent).join("/").replace(/\/?$/, "/")}`;
+        writeSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri }, out);
+        out.write("\n");
+        break;
+      }
+      case "github":
+        writeGithub(report, out);
+        break;
+      default: {
+        const stream = output === undefined ? (io.stdout as { isTTY?: boolean }) : {};
+        note = writeCheckText(report, { color: output === undefined && wantsColor(io.env, stream.isTTY === true), strict }, out);
+      }
     }
-  } else io.stdout.write(document);
+    out.flush();
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
   if (note) io.stderr.write(note);
   return failed ? EXIT.failure : EXIT.ok;
 }
