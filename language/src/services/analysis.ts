@@ -12,6 +12,7 @@ import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.j
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
+import { wholePolicyFindings } from "./oneshot.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
@@ -305,7 +306,9 @@ export function feedsAskPrompts(rules: readonly PolicyRule[], r: PolicyRule): bo
 /** The per-service findings of the input's rules (computed once per rule list, incrementally with the input's cache). */
 function findingsOf(input: AnalysisInput): ServiceFindings {
   const cache = input.serviceCache;
-  if (cache?.last?.rules === input.rules) return cache.last.findings;
+  // Without a cache (a one-shot analysis), the linear pass over the whole list.
+  if (!cache) return wholePolicyFindings(input.rules);
+  if (cache.last?.rules === input.rules) return cache.last.findings;
   return serviceFindings(input.rules, cache, input.segments);
 }
 

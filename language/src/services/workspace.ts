@@ -41,6 +41,12 @@ export interface WorkspaceOptions {
   extraDocuments?: readonly string[];
   /** The previous snapshot: documents whose text did not change are not parsed again. */
   previous?: PolicySnapshot;
+  /**
+   * One analysis, no edits to follow (`qkit policy check`): the whole-policy analyses run in one
+   * linear pass without building the per-edit caches (same diagnostics; a later snapshot given
+   * this one as `previous` reuses its parses only).
+   */
+  oneShot?: boolean;
 }
 
 /** An analysed policy: what the editor services work on. Immutable. */
@@ -298,7 +304,9 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
   const analysisCache: AnalysisCache = options.previous?.analysisCache ?? new WeakMap();
   const serviceCache = options.previous?.serviceCache ?? new ServiceAnalysisCache();
-  const found = yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
+  const found = options.oneShot
+    ? yield* runAnalysisSteps({ rules, documents: analyzed, system, listedDirs }, options.analysis)
+    : yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
   for (const [p, list] of found) {
     for (const d of list) {
       // The analysis repeats the engine's invalid-filename error on the first line of the open

@@ -123,7 +123,7 @@ function shown(cwd: string, real: string): string {
 /** Checks a policy directory: the analysis of the whole policy, as the editor sees it. */
 function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io: CliIO): CheckReport {
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
-  const snapshot = analyzeWorkspace(src.fs, { system });
+  const snapshot = analyzeWorkspace(src.fs, { system, oneShot: true });
   if (snapshot.files.size === 0 && snapshot.diagnostics.size === 0 && snapshot.policyDiagnostics.length === 0) {
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
@@ -141,7 +141,7 @@ function checkFile(name: string, text: string, serviceSyntax: boolean, system: S
   // The editor reads files of the legacy directory in service syntax.
   const virtual = serviceSyntax ? `${LEGACY_POLICY_DIR}/file` : "/qkit-check/file";
   const fs = createMemoryFileSystem({ [virtual]: text }, [POLICY_DIR]);
-  const snapshot = analyzeWorkspace(fs, { system, runtimeDir: null, extraDocuments: [virtual] });
+  const snapshot = analyzeWorkspace(fs, { system, runtimeDir: null, extraDocuments: [virtual], oneShot: true });
   const doc = snapshot.document(virtual);
   const rules = doc ? doc.lines.filter((l) => l.kind === "rule" && l.rule).length : 0;
   return reportFromSnapshot(snapshot, { shownPath: (v) => (v === virtual ? name : v), policyLabel: name, paths: [virtual], rules });
