@@ -29,11 +29,14 @@ export interface SarifOptions {
   baseUri?: string;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 /** A file name as a URI reference: relative names stay relative (each segment percent-encoded), absolute ones become `file:` URIs. */
 export function fileUri(file: string): string {
   const enc = file
     .split("/")
-    .map((s) => encodeURIComponent(s))
+    // A lone surrogate (no character of any file system) is written as U+FFFD, which `encodeURIComponent` accepts.
+    .map((s) => encodeURIComponent(s.replace(LONE_SURROGATE, "\ufffd")))
     .join("/");
   return file.startsWith("/") ? `file://${enc}` : enc;
 }

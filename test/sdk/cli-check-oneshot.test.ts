@@ -1,0 +1,159 @@
+/**
+ * What makes `qkit policy check` fast on huge policies changes nothing it
+ * prints:
+ * - the one-shot analysis (`analyzeWorkspace(fs, { oneShot: true })`, the
+ *   whole-policy findings in one linear pass) reports exactly the diagnostics
+ *   of the editor's incremental analysis, on random policies;
+ * - the streamed formats (`writeCheckJson`, `writeSarif`, `writeCheckText`,
+ *   `writeGithub`, in chunks of any size) are exactly the formats built whole
+ *   (`JSON.stringify(checkReportJson(…))`, `JSON.stringify(toSarif(…), null, 2)`,
+ *   `formatCheckText`, `formatGithub`), on random reports.
+ */
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import {
+  analyzeWorkspace,
+  checkReportJson,
+  ChunkWriter,
+  createMemoryFileSystem,
+  formatCheckText,
+  formatGithub,
+  toSarif,
+  writeCheckJson,
+  writeCheckText,
+  writeGithub,
+  writeSarif,
+  type CheckReport,
+  type PolicySnapshot,
+  type ReportDiagnostic,
+} from "@qubes-kit/language";
+import { demoSystem } from "../lsp/helpers/fixture.js";
+
+const DIR = "/etc/qubes/policy.d";
+const SOURCES = ["*", "@anyvm", "dom0", "@adminvm", "work", "vault", "uuid:1", "@tag:gpg-client", "@type:AppVM", "@dispvm:default-dvm", "$anyvm"];
+const TARGETS = ["*", "@anyvm", "@default", "@dispvm", "@dispvm:default-dvm", "work", "vault", "@adminvm", "@tag:gpg-client", "$anyvm"];
+const ACTIONS = ["allow", "deny", "ask", "ask target=vault", "allow target=work", "ask default_target=work", "ask target=@default", "allow target=@dispvm", "alow"];
+
+const ruleLine = fc
+  .tuple(fc.constantFrom("svc.A", "svc.B", "qubes.gpg", "qubes.Filecopy", "*"), fc.constantFrom("*", "+", "+x", "+y"), fc.constantFrom(...SOURCES), fc.constantFrom(...TARGETS), fc.constantFrom(...ACTIONS))
+  .map(([s, a, src, tgt, act]) => `${s} ${s === "*" ? "*" : a} ${src} ${tgt} ${act}`);
+const anyLine = fc.oneof({ weight: 10, arbitrary: ruleLine }, { weight: 1, arbitrary: fc.constantFrom("", "# comment", "svc.A * work", "!include include/common", "!include include/missing") });
+const policy = fc.record({
+  "10-a.policy": fc.array(anyLine, { maxLength: 12 }),
+  "30-user.policy": fc.array(anyLine, { maxLength: 25 }),
+  "50-B.policy": fc.option(fc.array(anyLine, { maxLength: 4 }), { nil: undefined, freq: 4 }),
+  "include/common": fc.array(ruleLine, { maxLength: 6 }),
+});
+
+function fsOf(files: Record<string, string[] | undefined>) {
+  const map: Record<string, string> = {};
+  for (const [name, lines] of Object.entries(files)) if (lines) map[`${DIR}/${name}`] = lines.join("\n") + "\n";
+  return createMemoryFileSystem(map, [DIR, `${DIR}/include`]);
+}
+
+/** Everything a report shows of a snapshot: every diagnostic with its related places and fix data, by file. */
+function view(s: PolicySnapshot) {
+  return { rules: s.rules.length, policy: s.policyDiagnostics, diagnostics: [...s.diagnostics].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) };
+}
+
+describe("one-shot analysis", () => {
+  test("reports what the incremental analysis reports (random policies)", () => {
+    fc.assert(
+      fc.property(policy, (files) => {
+        const fs = fsOf(files);
+        const editor = analyzeWorkspace(fs);
+        const once = analyzeWorkspace(fs, { oneShot: true });
+        expect(view(once)).toEqual(view(editor));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("with a system model too", () => {
+    const system = demoSystem();
+    fc.assert(
+      fc.property(policy, (files) => {
+        const fs = fsOf(files);
+        const editor = analyzeWorkspace(fs, { system });
+        const once = analyzeWorkspace(fs, { system, oneShot: true });
+        expect(view(once)).toEqual(view(editor));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Streamed formats = formats built whole.
+
+/** Text with what makes escaping and layout hard: quotes, backslashes, control characters, tabs, CR/LF, astral and lone surrogates, `%`, `,`, `:`. */
+const text = fc.array(fc.constantFrom("a", "Z", " ", "\t", "\n", "\r", '"', "\\", "%", ",", ":", "/", "\x01", "\x1b", "\x7f", "é", "\u{1F600}", "\ud800", "\udc00", "\u2028"), { maxLength: 12 }).map((a) => a.join(""));
+const place = fc.record({ file: fc.oneof(text, fc.constantFrom("policy.d/30-user.policy", "/abs/x.policy")), line: fc.nat(300).map((n) => n + 1), column: fc.nat(80).map((n) => n + 1), endLine: fc.nat(300).map((n) => n + 1), endColumn: fc.nat(90).map((n) => n + 1) });
+const diagnostic: fc.Arbitrary<ReportDiagnostic> = fc
+  .record({
+    at: place,
+    severity: fc.constantFrom("error", "warning", "info", "hint") as fc.Arbitrary<ReportDiagnostic["severity"]>,
+    code: fc.oneof(fc.constantFrom("shadowed-rule", "invalid-action", "unknown-qube", "engine-error"), text),
+    message: text,
+    help: fc.option(text, { nil: undefined }),
+    sourceLine: fc.option(text, { nil: undefined }),
+    related: fc.option(fc.array(fc.record({ at: place, message: text }), { maxLength: 3 }), { nil: undefined }),
+  })
+  .map((r) => {
+    const d: ReportDiagnostic = { file: r.at.file, line: r.at.line, column: r.at.column, endLine: r.at.endLine, endColumn: r.at.endColumn, severity: r.severity, code: r.code, message: r.message };
+    if (r.help !== undefined) d.help = r.help;
+    if (r.sourceLine !== undefined) d.sourceLine = r.sourceLine;
+    if (r.related !== undefined) d.related = r.related.map((x) => ({ file: x.at.file, line: x.at.line, column: x.at.column, endLine: x.at.endLine, endColumn: x.at.endColumn, message: x.message }));
+    return d;
+  });
+const report: fc.Arbitrary<CheckReport> = fc
+  .record({ diagnostics: fc.array(diagnostic, { maxLength: 6 }), rules: fc.nat(1000), engineError: fc.option(text, { nil: undefined }), ok: fc.boolean() })
+  .map((r) => {
+    const errors = r.diagnostics.filter((d) => d.severity === "error").length;
+    return { ok: r.ok, rules: r.rules, errors, warnings: r.diagnostics.length - errors, diagnostics: r.diagnostics, ...(r.engineError !== undefined ? { engineError: r.engineError } : {}) };
+  });
+
+/** What a streamed formatter writes through a writer of chunks of `size` code units, with every chunk's size checked. */
+function streamed(size: number, write: (out: ChunkWriter) => void): string {
+  const chunks: string[] = [];
+  const out = new ChunkWriter((c) => chunks.push(c), size);
+  write(out);
+  out.flush();
+  expect(chunks.every((c) => c.length > 0)).toBe(true);
+  return chunks.join("");
+}
+
+const size = fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 400 }), fc.constant(1 << 20));
+
+describe("streamed formats", () => {
+  test("JSON: exactly JSON.stringify(checkReportJson(report))", () => {
+    fc.assert(fc.property(report, size, (r, n) => {
+        expect(streamed(n, (out) => writeCheckJson(r, out))).toBe(JSON.stringify(checkReportJson(r)));
+      }), { numRuns: 400 });
+  });
+
+  test("SARIF: exactly JSON.stringify(toSarif(report), null, 2)", () => {
+    const base = fc.option(fc.constantFrom("file:///work/", "file:///a%20b/"), { nil: undefined });
+    fc.assert(
+      fc.property(report, size, base, fc.option(fc.constant("https://example.org"), { nil: undefined }), (r, n, baseUri, informationUri) => {
+        const options = { tool: { name: "qkit", version: "1.2.3", ...(informationUri ? { informationUri } : {}) }, ...(baseUri !== undefined ? { baseUri } : {}) };
+        expect(streamed(n, (out) => writeSarif(r, options, out))).toBe(JSON.stringify(toSarif(r, options), null, 2));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test("text and GitHub: the streamed text is the whole text, in any chunk size", () => {
+    fc.assert(
+      fc.property(report, size, fc.boolean(), fc.boolean(), fc.boolean(), (r, n, color, snippets, strict) => {
+        const options = { color, snippets, strict };
+        const whole = formatCheckText(r, options);
+        let stderr = "";
+        expect(streamed(n, (out) => (stderr = writeCheckText(r, options, out)))).toBe(whole.stdout);
+        expect(stderr).toBe(whole.stderr);
+        expect(streamed(n, (out) => writeGithub(r, out))).toBe(formatGithub(r));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
