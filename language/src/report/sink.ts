@@ -8,7 +8,7 @@
 export type ReportSink = (chunk: string) => void;
 
 /** The default chunk size of a {@link ChunkWriter}, in UTF-16 code units. */
-export const CHUNK_SIZE = 1 << 20;
+export const CHUNK_SIZE = 1 << 16;
 
 /** Collects small pieces of text and hands them to a sink in chunks of about `size` code units. */
 export class ChunkWriter {
