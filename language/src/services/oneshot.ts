@@ -9,7 +9,9 @@
  * random policies).
  */
 import type { PolicyRule } from "../loader/types.js";
-import { shadowPositions, type ServiceFindings } from "./incremental.js";
+import type { QubeToken } from "../syntax/tree.js";
+import { ruleCovers, shadowPositions, type ServiceFindings } from "./incremental.js";
+import { isDom0ish } from "./util.js";
 
 /** Rules counted by argument (`null` = `*`). */
 interface Counter {
@@ -58,7 +60,7 @@ const computed = new WeakMap<readonly PolicyRule[], ServiceFindings>();
 
 function compute(rules: readonly PolicyRule[]): ServiceFindings {
   const n = rules.length;
-  const at = shadowPositions(rules);
+  const at = shadowPositionsOnce(rules);
   const shadowedBy: Array<PolicyRule | undefined> = new Array(n);
   for (let i = 0; i < n; i++) shadowedBy[i] = at[i]! >= 0 ? rules[at[i]!] : undefined;
   // `ask` rules without `target=`, and rules that offer targets, by service (`null` for `*`) and over all.
@@ -98,4 +100,95 @@ function compute(rules: readonly PolicyRule[]): ServiceFindings {
     }
   }
   return { shadowedBy, feedsAsk, askWithoutTargets, recomputed: [...services] };
+}
+
+/** The index key of a token, as `shadowPositions` has it: keywords by kind, dom0's spellings as one, other tokens by text. */
+function coverKey(t: QubeToken): string {
+  if (t.kind === "wildcard") return "*";
+  if (t.kind === "anyvm") return "@anyvm";
+  return isDom0ish(t.text) ? "dom0" : t.text;
+}
+
+/**
+ * `shadowPositions` with its keys interned as small integers (one pass to
+ * intern, one to probe): the same candidates (the earliest rule of each
+ * service, argument, source key and target key that could cover a rule,
+ * each checked with `ruleCovers`), so the same positions, with integer map
+ * lookups instead of four levels of string-keyed maps.
+ */
+export function shadowPositionsOnce(rules: readonly PolicyRule[]): Int32Array {
+  const n = rules.length;
+  // Token keys: 0 is `*`, 1 is `@anyvm`.
+  const keyIds = new Map<string, number>([
+    ["*", 0],
+    ["@anyvm", 1],
+  ]);
+  const keyOf = (t: QubeToken): number => {
+    const k = coverKey(t);
+    let id = keyIds.get(k);
+    if (id === undefined) keyIds.set(k, (id = keyIds.size));
+    return id;
+  };
+  // (service, argument) pairs of the rules; `null` service and argument as the empty key of their map.
+  const pairs = new Map<string | null, Map<string | null, number>>();
+  let pairCount = 0;
+  const src = new Int32Array(n);
+  const tgt = new Int32Array(n);
+  const own = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = rules[i]!;
+    src[i] = keyOf(r.source);
+    tgt[i] = keyOf(r.target);
+    let byArg = pairs.get(r.service);
+    if (!byArg) pairs.set(r.service, (byArg = new Map()));
+    let id = byArg.get(r.argument);
+    if (id === undefined) byArg.set(r.argument, (id = pairCount++));
+    own[i] = id;
+  }
+  const keys = keyIds.size;
+  // Integer keys must stay small integers (no boxed numbers); otherwise the general version.
+  if (keys * keys >= 1 << 30) return shadowPositions(rules);
+  const first: Array<Map<number, number>> = Array.from({ length: pairCount }, () => new Map());
+  const out = new Int32Array(n).fill(-1);
+  const probePair = (pair: number | undefined, r: PolicyRule, s: number, t: number, best: number): number => {
+    if (pair === undefined) return best;
+    const byKey = first[pair]!;
+    for (let a = 0; a < 3; a++) {
+      const sk = a === 2 ? s : a;
+      if (a === 2 && s <= 1) break;
+      for (let b = 0; b < 3; b++) {
+        const tk = b === 2 ? t : b;
+        if (b === 2 && t <= 1) break;
+        const c = byKey.get(sk * keys + tk);
+        if (c !== undefined && (best < 0 || c < best) && ruleCovers(rules[c]!, r)) best = c;
+      }
+    }
+    return best;
+  };
+  const wild = pairs.get(null);
+  for (let i = 0; i < n; i++) {
+    const r = rules[i]!;
+    const s = src[i]!;
+    const t = tgt[i]!;
+    // `@dispvm:` sources never match a call, so nothing about them is reported.
+    if (r.source.kind !== "dispvm-template" && r.source.kind !== "dispvm-tag") {
+      let best = -1;
+      if (wild) {
+        best = probePair(wild.get(null), r, s, t, best);
+        if (r.argument !== null) best = probePair(wild.get(r.argument), r, s, t, best);
+      }
+      if (r.service !== null) {
+        const mine = pairs.get(r.service);
+        if (mine) {
+          best = probePair(mine.get(null), r, s, t, best);
+          if (r.argument !== null) best = probePair(mine.get(r.argument), r, s, t, best);
+        }
+      }
+      out[i] = best;
+    }
+    const byKey = first[own[i]!]!;
+    const key = s * keys + t;
+    if (!byKey.has(key)) byKey.set(key, i);
+  }
+  return out;
 }
