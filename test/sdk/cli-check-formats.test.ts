@@ -151,6 +151,15 @@ describe("qkit policy check: exit status and options", () => {
     for (const analysisOnly of ["shadowed-rule", "ask-without-targets", "service-case-mismatch", "unknown-qube"]) expect(codes).not.toContain(analysisOnly);
   });
 
+  it("an --output that cannot be written is a usage error, and nothing is written anywhere", async () => {
+    for (const format of FORMATS) {
+      const r = await runQkit(["policy", "check", "--format", format, "--output", "no-such-dir/r.out", "policy.d"], { cwd: join(ROOT, "errors") });
+      expect(r.code, format).toBe(2);
+      expect(r.out, format).toBe("");
+      expect(r.err, format).toMatch(/^qkit policy check: cannot write `no-such-dir\/r\.out`: ENOENT: no such file or directory, open '[^']*no-such-dir\/r\.out' \[usage\]\n$/);
+    }
+  });
+
   it("writes the report to --output, the summary still on the terminal", async () => {
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
