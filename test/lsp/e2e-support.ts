@@ -70,6 +70,8 @@ export interface ServerSession {
   initializeResult: InitializeResult;
   /** The last diagnostics published per URI. */
   diagnostics: Map<string, Diagnostic[]>;
+  /** Every `publishDiagnostics` notification, in the order received. */
+  publishes: Array<{ uri: string; version?: number | undefined; diagnostics: Diagnostic[] }>;
   /** Everything the server wrote to stderr and logged through `window/logMessage`. */
   log: string[];
   /** Resolves with the diagnostics of `uri` once `predicate` holds for a publication. */
@@ -95,9 +97,11 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
   child.stderr.on("data", (chunk: string) => log.push(chunk));
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   const diagnostics = new Map<string, Diagnostic[]>();
+  const publishes: ServerSession["publishes"] = [];
   const waiters: Array<{ uri: string; predicate: (d: Diagnostic[]) => boolean; resolve: (d: Diagnostic[]) => void }> = [];
   connection.onNotification(PublishDiagnosticsNotification.type, (params) => {
     diagnostics.set(params.uri, params.diagnostics);
+    publishes.push({ uri: params.uri, version: params.version, diagnostics: params.diagnostics });
     for (const w of [...waiters]) {
       if (w.uri === params.uri && w.predicate(params.diagnostics)) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -129,6 +133,7 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
     process: child,
     initializeResult,
     diagnostics,
+    publishes,
     log,
     waitForDiagnostics(uri, predicate = () => true, timeoutMs = 15_000) {
       const known = diagnostics.get(uri);

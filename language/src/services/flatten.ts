@@ -81,6 +81,14 @@ function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
   return true;
 }
 
+/** Whether a document has a directive line, remembered per document (a pass over its lines). */
+const directives = new WeakMap<PolicyDocument, boolean>();
+function hasDirective(doc: PolicyDocument): boolean {
+  let v = directives.get(doc);
+  if (v === undefined) directives.set(doc, (v = doc.lines.some((l) => l.kind === "directive")));
+  return v;
+}
+
 /**
  * Loads a policy the way the daemon's file loader does, from cached parses.
  * Returns `undefined` when the policy uses `!compat-4.0` (not supported here).
@@ -189,7 +197,7 @@ export function flattenPolicy(
     stack.push(canon);
     try {
       const inner = includedFrom ? [...via, { file: display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : via;
-      const cacheable = ruleCache !== undefined && !doc.lines.some((l) => l.kind === "directive");
+      const cacheable = ruleCache !== undefined && !hasDirective(doc);
       const cacheKey = cacheable ? `${total}\0${file}\0${path}\0${sa ? `${sa.service}\0${sa.argument}` : ""}\0${JSON.stringify(inner)}` : "";
       if (cacheable) {
         const hit = ruleCache!.get(doc)?.get(cacheKey);

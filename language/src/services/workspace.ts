@@ -318,7 +318,14 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   }
   const previousDiagnostics = options.previous?.diagnostics;
   for (const [path, list] of diagnostics) {
-    list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
+    // Most lists arrive in order already (the analysis reports line by line): check before sorting.
+    let sorted = true;
+    for (let i = 1; i < list.length && sorted; i++) {
+      const a = list[i - 1]!.span;
+      const b = list[i]!.span;
+      sorted = a.start < b.start || (a.start === b.start && a.end <= b.end);
+    }
+    if (!sorted) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
     // An unchanged list is the previous snapshot's array, so consumers can skip it by identity.
     const before = previousDiagnostics?.get(path);
     if (before && before.length === list.length && before.every((d, i) => d === list[i])) diagnostics.set(path, before as AnalysisDiagnostic[]);
