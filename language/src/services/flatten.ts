@@ -93,19 +93,30 @@ function hasDirective(doc: PolicyDocument): boolean {
  * Loads a policy the way the daemon's file loader does, from cached parses.
  * Returns `undefined` when the policy uses `!compat-4.0` (not supported here).
  */
-export function flattenPolicy(
-  fs: PolicyFileSystem,
-  options: {
-    policyDir: string;
-    runtimeDir: string | null;
-    ruleCache?: RuleCache;
-    lineRules?: LineRuleCache;
-    runs?: RunCache;
-    /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
-    previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
-  },
-  parse: DocumentParser,
-): FlatPolicy | undefined {
+export function flattenPolicy(fs: PolicyFileSystem, options: FlattenOptions, parse: DocumentParser): FlatPolicy | undefined {
+  const steps = flattenPolicySteps(fs, options, parse);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+/** The options of {@link flattenPolicy}. */
+export interface FlattenOptions {
+  policyDir: string;
+  runtimeDir: string | null;
+  ruleCache?: RuleCache;
+  lineRules?: LineRuleCache;
+  runs?: RunCache;
+  /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
+  previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
+}
+
+/**
+ * {@link flattenPolicy} in steps: it yields after each file whose rules it had to build (not after
+ * files it found in the caches), so that a server answers requests in between.
+ */
+export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOptions, parse: DocumentParser): Generator<void, FlatPolicy | undefined, void> {
   const ruleCache = options.ruleCache;
   const lineRules = options.lineRules;
   const segments: PolicyRule[][] = [];
@@ -132,6 +143,8 @@ export function flattenPolicy(
   const stack: string[] = [];
   let policyPath: string | null = null;
   let ok = true;
+  /** Whether the current top-level file (or a file it includes) had rules built, not found in the caches. */
+  let built = false;
 
   const display = (path: string): string => {
     const prefix = policyDir === "/" ? "/" : policyDir + "/";
@@ -209,6 +222,7 @@ export function flattenPolicy(
         }
       }
       cut();
+      built = true;
       for (const line of doc.lines) {
         if (line.kind === "rule") {
           if (!line.rule) continue;
@@ -343,8 +357,10 @@ export function flattenPolicy(
         continue;
       }
       policyPath = dirname(path);
+      built = false;
       loadFile(path, text, "policy", null, [], null);
       policyPath = null;
+      if (built) yield;
     }
   } catch (e) {
     if (e instanceof Unsupported) return undefined;

@@ -19,7 +19,7 @@ import {
 } from "../loader/types.js";
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
-import { flattenPolicy, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
+import { flattenPolicySteps, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
 import { reparseDocument } from "./reparse.js";
 import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
@@ -216,7 +216,15 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   let flat: FlatPolicy | undefined;
   try {
     const previous = options.previous?.segments ? { segments: options.previous.segments, rules: options.previous.rules } : undefined;
-    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache, ...(previous ? { previous } : {}) }, parse);
+    const steps = flattenPolicySteps(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache, ...(previous ? { previous } : {}) }, parse);
+    for (;;) {
+      const s = steps.next();
+      if (s.done) {
+        flat = s.value;
+        break;
+      }
+      yield;
+    }
   } catch {
     flat = undefined;
   }
