@@ -445,10 +445,15 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
       let k = 0;
       outer: for (const run of runs) {
         for (let j = 0; j < run.rules.length; j++, k++) {
-          if (prev!.by[k] !== shadowedBy[run.start + j] || prev!.feeds[k] !== feedsAsk[run.start + j]) {
+          // The broader rule at the same place gives the same warning (an edit above both renumbers
+          // the rules, so they are new objects): only its place and the ask flag are in the warning.
+          const a = prev!.by[k];
+          const b = shadowedBy[run.start + j];
+          if ((a !== b && !samePlace(a, b)) || prev!.feeds[k] !== feedsAsk[run.start + j]) {
             same = false;
             break outer;
           }
+          prev!.by[k] = b;
         }
       }
       if (same) {
@@ -560,6 +565,11 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     // A file checked afresh is a unit of work: a server answers requests before the next one.
     yield;
   }
+}
+
+/** Two rules at the same place (file and line). */
+function samePlace(a: PolicyRule | undefined, b: PolicyRule | undefined): boolean {
+  return a !== undefined && b !== undefined && a.origin.path === b.origin.path && a.origin.file === b.origin.file && a.origin.line === b.origin.line;
 }
 
 /** The shadowed-rule warning of a line, with the broader rule as related information. */

@@ -42,6 +42,11 @@ export interface FlatPolicy {
    * caches, so that later stages can cache their work per run.
    */
   segments: PolicyRule[][];
+  /**
+   * Runs made by renumbering the run of the same file found at another place (an edit above it
+   * added or removed rules), each with that run: their rules differ from it only by `index`.
+   */
+  moved?: ReadonlyMap<readonly PolicyRule[], readonly PolicyRule[]>;
 }
 
 class Unsupported {}
@@ -145,6 +150,8 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
   let ok = true;
   /** Whether the current top-level file (or a file it includes) had rules built, not found in the caches. */
   let built = false;
+  /** Runs renumbered from a run of the same file at another place (see {@link FlatPolicy.moved}). */
+  const moved = new Map<readonly PolicyRule[], readonly PolicyRule[]>();
 
   const display = (path: string): string => {
     const prefix = policyDir === "/" ? "/" : policyDir + "/";
@@ -213,11 +220,29 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
       const cacheable = ruleCache !== undefined && !hasDirective(doc);
       const cacheKey = cacheable ? `${total}\0${file}\0${path}\0${sa ? `${sa.service}\0${sa.argument}` : ""}\0${JSON.stringify(inner)}` : "";
       if (cacheable) {
-        const hit = ruleCache!.get(doc)?.get(cacheKey);
+        const known = ruleCache!.get(doc);
+        const hit = known?.get(cacheKey);
         if (hit) {
           cut();
           if (hit.length) segments.push(hit);
           total += hit.length;
+          return;
+        }
+        // The same file, included the same way, at another place in the list (an edit above it added
+        // or removed a rule): its rules renumbered, every other field as the loop below builds it.
+        const rest = cacheKey.slice(cacheKey.indexOf("\0"));
+        for (const [key, run] of known ?? []) {
+          if (!run.length || key.slice(key.indexOf("\0")) !== rest) continue;
+          const delta = total - run[0]!.index;
+          const renumbered = run.map((r): PolicyRule => ({ ...r, index: r.index + delta }));
+          cut();
+          if (known!.size >= 4) known!.clear();
+          const out = reuseRun(renumbered);
+          known!.set(cacheKey, out);
+          segments.push(out);
+          moved.set(out, run);
+          total += out.length;
+          built = true;
           return;
         }
       }
@@ -374,8 +399,8 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
   }
   const before = options.previous;
   if (before && before.segments.length === segments.length && before.segments.every((seg, i) => seg === segments[i])) {
-    return { rules: before.rules as PolicyRule[], files, diagnostics, ok, segments: before.segments as PolicyRule[][] };
+    return { rules: before.rules as PolicyRule[], files, diagnostics, ok, segments: before.segments as PolicyRule[][], moved };
   }
   const rules: PolicyRule[] = ([] as PolicyRule[]).concat(...segments);
-  return { rules, files, diagnostics, ok, segments };
+  return { rules, files, diagnostics, ok, segments, moved };
 }

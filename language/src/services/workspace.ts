@@ -306,6 +306,13 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
   const analysisCache: AnalysisCache = options.previous?.analysisCache ?? new WeakMap();
   const serviceCache = options.previous?.serviceCache ?? new ServiceAnalysisCache();
+  // A renumbered run has the shapes, per-service positions and services of the run it came from.
+  for (const [run, from] of flat?.moved ?? []) {
+    const info = serviceCache.segmentInfo.get(from);
+    if (info && !serviceCache.segmentInfo.has(run)) serviceCache.segmentInfo.set(run, info);
+    const services = serviceCache.segmentServices.get(from);
+    if (services && !serviceCache.segmentServices.has(run)) serviceCache.segmentServices.set(run, services);
+  }
   const found = yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
   for (const [p, list] of found) {
     for (const d of list) {
