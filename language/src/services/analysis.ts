@@ -522,8 +522,11 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     }
     const found: AnalysisDiagnostic[] = [];
     const foundBy: PolicyRule[] = [];
+    let made = 0;
     for (const { i, by: b, all } of entries) {
       if (!all || !b) continue;
+      // A large file checked afresh is cut into steps too.
+      if (++made % 1000 === 0) yield;
       const rule = input.rules[i]!;
       const feedsThis = feedsAsk[i] === 1;
       const byDoc = docs.get(b.origin.path);
