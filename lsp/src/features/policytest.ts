@@ -471,6 +471,7 @@ export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeatu
     closed(uri) {
       // Still on disk: it keeps its diagnostics (run again from the disk's text); an unsaved one goes.
       queue.add(ctx.pathOf(uri));
+      scheduleRun();
     },
     filesChanged(paths) {
       found = undefined;
