@@ -153,6 +153,16 @@ describe("a client that pulls every document (VS Code)", () => {
     expect([...pushedNow(server)].filter(([, d]) => d.length > 0).map(([u]) => u)).toEqual([]);
   });
 
+  it("asks for a refresh when the client did not get a document's list (a pull lost or failed)", async () => {
+    const refreshes = server.refreshes.filter((m) => m === "workspace/diagnostic/refresh").length;
+    // Opened, and never pulled: the server sees that the client shows nothing for it.
+    server.open(join(root, "policy.d/50-new.policy"), "qubes.Gpg * work ghost2 deny\n");
+    await until(() => server.refreshes.filter((m) => m === "workspace/diagnostic/refresh").length, (n) => n > refreshes);
+    expect(server.refreshes.filter((m) => m === "workspace/diagnostic/refresh").length).toBeGreaterThan(refreshes);
+    expect(codes(((await pull("policy.d/50-new.policy")) as FullReport).items)).toContain("0: unknown-qube");
+    await server.closeDocument(uri("policy.d/50-new.policy"));
+  });
+
   it("asks for a refresh when a policy edit changes a closed test file, whose next report shows it", async () => {
     const before = await pullWorkspace();
     const refreshes = server.refreshes.filter((m) => m === "workspace/diagnostic/refresh").length;

@@ -45,7 +45,8 @@ interface PolicyReport {
   list: readonly AnalysisDiagnostic[] | undefined;
   extra: readonly AnalysisDiagnostic[] | undefined;
   version: number | undefined;
-  snapshot: PolicySnapshot;
+  /** The parsed file the positions come from (closed files). */
+  doc: unknown;
   items: Diagnostic[];
   id: string;
 }
@@ -65,8 +66,9 @@ function policyReport(ctx: ServerContext, project: PolicyProject, snapshot: Poli
   const extra = open ? snapshot.policyDiagnostics : undefined;
   const version = open?.version;
   const hit = byUri.get(uri);
-  // Positions come from the text: an unchanged list of a changed closed file (other snapshot) is converted again.
-  if (hit && hit.list === list && hit.extra === extra && hit.version === version && (open || hit.snapshot === snapshot)) return hit;
+  // Positions come from the text: the same list of a closed file read again (changed on disk) is converted again.
+  const doc = open ? undefined : snapshot.document(virtual);
+  if (hit && hit.list === list && hit.extra === extra && hit.version === version && hit.doc === doc) return hit;
   const disk = project.toDisk(virtual);
   if (disk === null) return undefined;
   const mapper = open ?? ctx.mapperForPath(project, snapshot, disk);
@@ -78,7 +80,7 @@ function policyReport(ctx: ServerContext, project: PolicyProject, snapshot: Poli
   };
   const items = (list ?? []).map((d) => toLspDiagnostic(mapper, d, related));
   for (const d of extra ?? []) items.push(toLspDiagnostic(mapper, { ...d, span: { start: 0, end: 0 } }));
-  const report: PolicyReport = { list, extra, version, snapshot, items, id: `${version ?? "disk"}-${hashOf(items)}` };
+  const report: PolicyReport = { list, extra, version, doc, items, id: `${version ?? "disk"}-${hashOf(items)}` };
   byUri.set(uri, report);
   return report;
 }
@@ -131,14 +133,21 @@ export const diagnosticsFeature: ServerFeature = {
         const f = ctx.featureFor(uri);
         let items: Diagnostic[];
         let id: string;
-        if (f) ({ items, id } = await featureDiagnostics(ctx, f, uri, token));
-        else {
-          const project = ctx.projectFor(uri);
-          const snapshot = await ctx.analysed(project, token);
-          const r = policyReport(ctx, project, snapshot, project.toVirtual(ctx.pathOfUri(uri)), uri);
-          items = r?.items ?? [];
-          id = r?.id ?? "none";
+        try {
+          if (f) ({ items, id } = await featureDiagnostics(ctx, f, uri, token));
+          else {
+            const project = ctx.projectFor(uri);
+            const snapshot = await ctx.analysed(project, token);
+            const r = policyReport(ctx, project, snapshot, project.toVirtual(ctx.pathOfUri(uri)), uri);
+            items = r?.items ?? [];
+            id = r?.id ?? "none";
+          }
+        } catch (e) {
+          // The client keeps an empty list (or the last one): it is asked to pull again if that is not what it should show.
+          ctx.pushes.unanswered(uri);
+          throw e;
         }
+        ctx.pushes.answered(uri, items);
         if (params.previousResultId === id) return { kind: "unchanged", resultId: id };
         return { kind: "full", resultId: id, items };
       },
@@ -154,6 +163,7 @@ export const diagnosticsFeature: ServerFeature = {
         const done = new Set<string>();
         const report = (uri: string, id: string, version: number | null, items: () => Diagnostic[]) => {
           done.add(uri);
+          ctx.pushes.answered(uri, items());
           out.push(previous.get(uri) === id ? { kind: "unchanged", uri, version, resultId: id } : { kind: "full", uri, version, resultId: id, items: items() });
         };
         for (const project of [...ctx.projects()]) {

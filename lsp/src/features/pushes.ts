@@ -18,10 +18,11 @@
  *   push), and a document that starts being pushed again (closed in a client
  *   that pulls open documents only) gets its latest list.
  *
- * When the diagnostics of a pulled document change without the client having
- * caused it (a policy edit makes a closed test fail, the system model is
- * reloaded), the client is asked to pull again (`workspace/diagnostic/refresh`)
- * when it supports that.
+ * The router also remembers what each pull answered. When the latest list of
+ * a document the client pulls differs from what the client last got for it (a
+ * policy edit makes a closed test fail, the system model is reloaded, or a
+ * pull was cancelled or failed and the client kept an empty list), the client
+ * is asked to pull again (`workspace/diagnostic/refresh`) when it supports that.
  */
 import type { Connection, Diagnostic, PublishDiagnosticsParams, TextDocuments } from "vscode-languageserver";
 import type { TextDocument } from "vscode-languageserver-textdocument";
@@ -49,6 +50,10 @@ export interface PushRouter {
   documentPulled(uri: string): void;
   /** The client pulled the workspace (`workspace/diagnostic`): from now on it gets no pushes. */
   workspacePulled(): void;
+  /** What a pull answered for a URI (the client shows that list now). */
+  answered(uri: string, items: readonly Diagnostic[]): void;
+  /** A pull of a URI was cancelled or failed: the client may show an empty list. */
+  unanswered(uri: string): void;
   /** The latest diagnostics of a URI, pushed or not. */
   latest(uri: string): LatestDiagnostics | undefined;
   /** Every URI diagnostics were computed for (an empty list included: a file that lost its diagnostics). */
@@ -69,6 +74,12 @@ export function createPushRouter(raw: Connection): PushRouter {
   let workspace = false;
   let documents: TextDocuments<TextDocument> | undefined;
   let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the client got from its last pull of each URI (a signature of the list). */
+  const shown = new Map<string, string>();
+  const signatures = new WeakMap<LatestDiagnostics, string>();
+  /** What a client shows of a list: places, codes, severities and messages. */
+  const signature = (list: readonly Diagnostic[]) =>
+    list.map((d) => `${d.range.start.line}:${d.range.start.character}-${d.range.end.line}:${d.range.end.character} ${String(d.code)} ${d.severity} ${d.message}`).join("\n");
 
   const isOpen = (uri: string) => documents?.get(uri) !== undefined;
   const pulled = (uri: string) => clientPulls && (workspace || isOpen(uri));
@@ -87,10 +98,22 @@ export function createPushRouter(raw: Connection): PushRouter {
   const unpush = (uri: string) => {
     if (forwarded.has(uri)) void send({ uri, diagnostics: [] });
   };
+  /** True when the client shows, for some document it pulls, another list than the latest. */
+  const behind = (): boolean => {
+    for (const [uri, l] of latest) {
+      if (!pulled(uri)) continue;
+      let sig = signatures.get(l);
+      if (sig === undefined) signatures.set(l, (sig = signature(l.diagnostics)));
+      if ((shown.get(uri) ?? "") !== sig) return true;
+    }
+    return false;
+  };
+  /** Asks the client to pull again if, once the pulls under way have answered, it is still behind. */
   const askRefresh = () => {
     if (!refreshSupport || refreshTimer) return;
     refreshTimer = setTimeout(() => {
       refreshTimer = undefined;
+      if (!behind()) return;
       try {
         void raw.sendRequest("workspace/diagnostic/refresh").catch(() => undefined);
       } catch {
@@ -105,9 +128,7 @@ export function createPushRouter(raw: Connection): PushRouter {
     if (!same) latest.set(params.uri, { diagnostics: params.diagnostics, ...(params.version !== undefined ? { version: params.version } : {}), serial: ++serial });
     if (!pulled(params.uri)) return send(params);
     unpush(params.uri);
-    // An open document's own edit makes the client pull it (and, with inter-file dependencies, the others);
-    // a change that came from elsewhere (another file, the system model) needs a refresh request.
-    if (!same && (prev === undefined || prev.version === params.version || params.version === undefined)) askRefresh();
+    if (!same) askRefresh();
     return Promise.resolve();
   };
 
@@ -127,12 +148,16 @@ export function createPushRouter(raw: Connection): PushRouter {
     follow(docs) {
       documents = docs;
       docs.onDidOpen((e) => {
-        if (pulled(e.document.uri)) unpush(e.document.uri);
+        if (!pulled(e.document.uri)) return;
+        unpush(e.document.uri);
+        // The client pulls what it opens; if that pull never reaches the server, it is asked again.
+        askRefresh();
       });
       docs.onDidClose((e) => {
         // A client that pulls open documents only drops a closed one's pulled list: push the latest instead.
         const uri = e.document.uri;
         if (!clientPulls || workspace) return;
+        shown.delete(uri);
         setImmediate(() => {
           const l = latest.get(uri);
           if (!isOpen(uri) && l && l.diagnostics.length && !forwarded.has(uri)) void send({ uri, diagnostics: [...l.diagnostics] });
@@ -147,6 +172,13 @@ export function createPushRouter(raw: Connection): PushRouter {
       if (!clientPulls || workspace) return;
       workspace = true;
       for (const uri of [...forwarded]) unpush(uri);
+    },
+    answered(uri, items) {
+      shown.set(uri, signature(items));
+    },
+    unanswered(uri) {
+      shown.delete(uri);
+      askRefresh();
     },
     latest: (uri) => latest.get(uri),
     known: () => [...latest.keys()],
