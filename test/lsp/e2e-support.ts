@@ -24,7 +24,6 @@ import {
   type ClientCapabilities,
   type Diagnostic,
   type InitializeResult,
-  type PublishDiagnosticsParams,
   type ProtocolConnection,
 } from "vscode-languageserver-protocol/node.js";
 
@@ -71,8 +70,8 @@ export interface ServerSession {
   initializeResult: InitializeResult;
   /** The last diagnostics published per URI. */
   diagnostics: Map<string, Diagnostic[]>;
-  /** Every `textDocument/publishDiagnostics` the server sent, in order. */
-  pushes: PublishDiagnosticsParams[];
+  /** Every `publishDiagnostics` notification, in the order received. */
+  publishes: Array<{ uri: string; version?: number | undefined; diagnostics: Diagnostic[] }>;
   /** The methods of the refresh requests the server sent (`workspace/codeLens/refresh`, `workspace/diagnostic/refresh`), in order. */
   refreshes: string[];
   /** Everything the server wrote to stderr and logged through `window/logMessage`. */
@@ -108,12 +107,12 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
   child.stderr.on("data", (chunk: string) => log.push(chunk));
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   const diagnostics = new Map<string, Diagnostic[]>();
-  const pushes: PublishDiagnosticsParams[] = [];
+  const publishes: ServerSession["publishes"] = [];
   const refreshes: string[] = [];
   const waiters: Array<{ uri: string; predicate: (d: Diagnostic[]) => boolean; resolve: (d: Diagnostic[]) => void }> = [];
   connection.onNotification(PublishDiagnosticsNotification.type, (params) => {
     diagnostics.set(params.uri, params.diagnostics);
-    pushes.push(params);
+    publishes.push({ uri: params.uri, version: params.version, diagnostics: params.diagnostics });
     for (const w of [...waiters]) {
       if (w.uri === params.uri && w.predicate(params.diagnostics)) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -157,7 +156,7 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
     process: child,
     initializeResult,
     diagnostics,
-    pushes,
+    publishes,
     refreshes,
     log,
     waitForDiagnostics(uri, predicate = () => true, timeoutMs = 15_000) {

@@ -85,7 +85,7 @@ async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15
 /** The diagnostics in effect from pushes, per URI (the last push). */
 function pushedNow(server: ServerSession): Map<string, Diagnostic[]> {
   const out = new Map<string, Diagnostic[]>();
-  for (const p of server.pushes) out.set(p.uri, p.diagnostics);
+  for (const p of server.publishes) out.set(p.uri, p.diagnostics);
   return out;
 }
 
@@ -166,7 +166,7 @@ describe("a client that pulls every document (VS Code)", () => {
   it("asks for a refresh when a policy edit changes a closed test file, whose next report shows it", async () => {
     const before = await pullWorkspace();
     const refreshes = server.refreshes.filter((m) => m === "workspace/diagnostic/refresh").length;
-    const pushes = server.pushes.length;
+    const pushes = server.publishes.length;
     version++;
     await server.connection.sendNotification(DidChangeTextDocumentNotification.type, {
       textDocument: { uri: uri("policy.d/30-user.policy"), version },
@@ -181,7 +181,7 @@ describe("a client that pulls every document (VS Code)", () => {
     expect(closedTest.items).toEqual([]);
     // The open test file's own pull agrees, and nothing non-empty was pushed meanwhile.
     expect(((await pull("tests/open.policytest.yaml")) as FullReport).items).toEqual([]);
-    expect(server.pushes.slice(pushes).filter((p) => p.diagnostics.length > 0)).toEqual([]);
+    expect(server.publishes.slice(pushes).filter((p) => p.diagnostics.length > 0)).toEqual([]);
   });
 });
 
@@ -211,11 +211,11 @@ describe("a client that pulls its open documents only (Neovim 0.10)", () => {
     const report = (await server.connection.sendRequest(DocumentDiagnosticRequest.type, { textDocument: { uri: opened } })) as FullReport;
     expect(codes(report.items)).toEqual(["0: unknown-qube"]);
     // An edit of the open document pushes nothing non-empty for it.
-    const n = server.pushes.length;
+    const n = server.publishes.length;
     await server.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: opened, version: 2 }, contentChanges: [{ text: `qubes.X * work ghost deny\n${POLICY}` }] });
     const edited = (await server.connection.sendRequest(DocumentDiagnosticRequest.type, { textDocument: { uri: opened } })) as FullReport;
     expect(codes(edited.items)).toEqual(["0: unknown-qube", "1: unknown-qube"]);
-    expect(server.pushes.slice(n).filter((p) => p.uri === opened && p.diagnostics.length > 0)).toEqual([]);
+    expect(server.publishes.slice(n).filter((p) => p.uri === opened && p.diagnostics.length > 0)).toEqual([]);
     // Closed: the client drops its pulled list, so the server pushes the file's diagnostics (of its text on disk, once analysed).
     await server.closeDocument(opened);
     expect(codes(await server.waitForDiagnostics(opened, (d) => d.length === 1))).toEqual(["0: unknown-qube"]);
