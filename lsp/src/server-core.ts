@@ -39,6 +39,7 @@ import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatu
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
 import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
+import { createPushRouter } from "./features/pushes.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
@@ -72,7 +73,10 @@ export interface StartOptions {
 }
 
 /** Starts serving on a connection. Returns the server state; the caller calls `connection.listen()`. */
-export function startServer(connection: Connection, host: ServerHost, options: StartOptions = {}): PolicyServer {
+export function startServer(rawConnection: Connection, host: ServerHost, options: StartOptions = {}): PolicyServer {
+  // Diagnostics are sent through the router: a client that pulls a document's diagnostics gets no pushes for it.
+  const pushes = createPushRouter(rawConnection);
+  const connection = pushes.connection;
   const documents = new TextDocuments(TextDocument);
   const projects = new Map<string, PolicyProject>();
   const published = new Map<string, LspDiagnostic[]>();
@@ -237,11 +241,16 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     documents,
     fs: host.fs,
     system: () => system,
-    policyAt(dir) {
+    policyReady(dir) {
       const project = makeProject(dir);
+      if (project.busy) {
+        kick();
+        return undefined;
+      }
       const snapshot = project.snapshot();
       return { root: project.root, snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
     },
+    waitPolicy: async (dir, token) => void (await analysed(makeProject(dir), token)),
     folders: () => folders,
     pathOf: pathOfUri,
     uriOf,
@@ -654,6 +663,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   connection.onInitialize(
     guard("initialize", { capabilities: {} } as InitializeResult, (params: InitializeParams): InitializeResult => {
       clientCaps = params.capabilities ?? {};
+      pushes.configure({ clientPulls: clientCaps.textDocument?.diagnostic !== undefined, refreshSupport: clientCaps.workspace?.diagnostics?.refreshSupport === true });
       // Re-triggering completion after `@tag:` uses a VS Code command; other editors would try to run it on the server.
       retriggerCommand = /code/i.test(params.clientInfo?.name ?? "");
       folders = (params.workspaceFolders ?? []).map((f) => pathOfUri(f.uri));
@@ -703,6 +713,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     guard("didChangeWatchedFiles", undefined, (params) => {
       const paths = params.changes.map((c) => pathOfUri(c.uri));
       host.fs.invalidate?.(paths);
+      policyTests.filesChanged(paths);
       const systemFile = settings.system?.source === "file" ? settings.system.file : undefined;
       if (systemFile && paths.some((p) => p.endsWith(systemFile.replace(/^\.\//, "")))) {
         void loadSystem().then(kick);
@@ -851,8 +862,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     scopeProject,
     workspacePolicyFor,
     featureFor,
-    testLenses: (project, snapshot, virtualPath, mapper) =>
-      policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, sp) => locationOf(project, snapshot, v, sp) }, virtualPath, mapper),
+    testLenses: (project, snapshot, virtualPath, current) => policyTests.ruleLenses({ root: project.root, snapshot }, virtualPath, current),
+    pushes,
     context,
     lineContext,
     analysed,
@@ -875,6 +886,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const registered = registerFeatures(ctx, FEATURES);
 
   documents.listen(connection);
+  pushes.follow(documents);
 
   return {
     documents,
