@@ -5,6 +5,7 @@
  */
 import { BrowserMessageReader, BrowserMessageWriter, createConnection } from "vscode-languageserver/browser.js";
 import { createMemoryHost, type ServerHost } from "./host.js";
+import { CountingReader } from "./incoming.js";
 import { startServer } from "./server-core.js";
 
 declare const self: { postMessage: unknown; onmessage: unknown } & object;
@@ -24,10 +25,11 @@ if (typeof (globalThis as { setImmediate?: unknown }).setImmediate !== "function
 
 /** Starts the server on a worker's message port (`self` by default), over a host (open documents only by default). */
 export function startBrowserServer(port: object = self, host: ServerHost = createMemoryHost()) {
-  const reader = new BrowserMessageReader(port as never);
+  const reader = new CountingReader(new BrowserMessageReader(port as never));
   const writer = new BrowserMessageWriter(port as never);
   const connection = createConnection(reader, writer);
   const server = startServer(connection, host);
+  reader.arrived = server.messageArrived;
   connection.listen();
   return server;
 }

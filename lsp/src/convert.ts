@@ -56,7 +56,8 @@ export function toLspDiagnostic(
     code: d.code,
     source: DIAGNOSTIC_SOURCE,
     message: d.message,
-    data: { code: d.code, ...(d.help ? { help: d.help } : {}), ...(d.data ? { data: d.data } : {}) },
+    // The help text is the hover's (from the snapshot), not repeated in every notification.
+    data: { code: d.code, ...(d.data ? { data: d.data } : {}) },
   };
   if (d.code === "shadowed-rule") out.tags = [DiagnosticTag.Unnecessary];
   if (d.code === "legacy-token-in-new-format" || d.code === "compat-transitional") out.tags = [DiagnosticTag.Deprecated];

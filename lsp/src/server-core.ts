@@ -18,6 +18,7 @@ import {
   type InitializeParams,
   type InitializeResult,
   type Location,
+  type PublishDiagnosticsParams,
 } from "vscode-languageserver";
 import { TextDocument } from "vscode-languageserver-textdocument";
 import { URI } from "vscode-uri";
@@ -38,6 +39,7 @@ import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatu
 import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./template/feature.js";
 import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
 import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
+import { createPushRouter } from "./features/pushes.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
@@ -57,16 +59,24 @@ export interface PolicyServer {
   readonly published: ReadonlyMap<string, LspDiagnostic[]>;
   /** Settings in effect. */
   readonly settings: QubesPolicySettings;
+  /**
+   * To be called by the connection's reader for every message it reads (see `incoming.ts`): the
+   * analysis then leaves a turn of the event loop to each waiting message before its next slice.
+   */
+  readonly messageArrived: () => void;
 }
 
 /** Options of {@link startServer}. */
 export interface StartOptions {
-  /** Debounce of re-validation after an edit, in milliseconds (default 50). */
+  /** Debounce of re-validation after an edit, in milliseconds (default 15). */
   debounceMs?: number;
 }
 
 /** Starts serving on a connection. Returns the server state; the caller calls `connection.listen()`. */
-export function startServer(connection: Connection, host: ServerHost, options: StartOptions = {}): PolicyServer {
+export function startServer(rawConnection: Connection, host: ServerHost, options: StartOptions = {}): PolicyServer {
+  // Diagnostics are sent through the router: a client that pulls a document's diagnostics gets no pushes for it.
+  const pushes = createPushRouter(rawConnection);
+  const connection = pushes.connection;
   const documents = new TextDocuments(TextDocument);
   const projects = new Map<string, PolicyProject>();
   const published = new Map<string, LspDiagnostic[]>();
@@ -79,7 +89,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   let clientCaps: InitializeParams["capabilities"] = {};
   let retriggerCommand = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const debounceMs = options.debounceMs ?? 50;
+  const debounceMs = options.debounceMs ?? 15;
 
   const log = (msg: string) => {
     try {
@@ -231,11 +241,16 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     documents,
     fs: host.fs,
     system: () => system,
-    policyAt(dir) {
+    policyReady(dir) {
       const project = makeProject(dir);
+      if (project.busy) {
+        kick();
+        return undefined;
+      }
       const snapshot = project.snapshot();
       return { root: project.root, snapshot, locate: (virtual, span) => locationOf(project, snapshot, virtual, span) };
     },
+    waitPolicy: async (dir, token) => void (await analysed(makeProject(dir), token)),
     folders: () => folders,
     pathOf: pathOfUri,
     uriOf,
@@ -279,10 +294,73 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       const y = b[i]!;
       if (x === y) continue;
       if (x.code !== y.code || x.severity !== y.severity || x.line !== y.line || x.span.start !== y.span.start || x.span.end !== y.span.end || x.message !== y.message) return false;
-      if ((x.related?.length ?? 0) !== (y.related?.length ?? 0)) return false;
+      const xr = x.related ?? [];
+      const yr = y.related ?? [];
+      if (xr.length !== yr.length) return false;
+      for (let k = 0; k < xr.length; k++) {
+        const u = xr[k]!;
+        const v = yr[k]!;
+        if (u.path !== v.path || u.line !== v.line || u.span.start !== v.span.start || u.span.end !== v.span.end || u.message !== v.message) return false;
+      }
     }
     return true;
   };
+
+  // Interactive first: while the user types, the edited documents' diagnostics are published at
+  // once and the other files' wait until the edits pause (a policy of 100k rules can have tens of
+  // thousands of warnings in closed files, and the notifications that carry them share the pipe
+  // with every answer to the client).
+  /** When the last edit of an open document arrived (ms, `clock`). */
+  let lastEditAt = -Infinity;
+  /** How long the edits must pause before closed files' diagnostics are published (ms). */
+  const CLOSED_FILES_AFTER_MS = 400;
+  /** Closed files' diagnostics waiting to be published, oldest first (see {@link pumpClosed}). */
+  const closedQueue = new Map<string, { project: PolicyProject; publish: () => Promise<void> }>();
+  let pumping = false;
+  let pumpTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Publishes the waiting closed files one at a time, each when the last one has been written
+   * and the edits have paused: answers to the client never queue behind them for long.
+   */
+  function pumpClosed(): void {
+    if (pumping || pumpTimer) return;
+    const wait = lastEditAt + CLOSED_FILES_AFTER_MS - clock();
+    if (wait > 0) {
+      pumpTimer = setTimeout(() => {
+        pumpTimer = undefined;
+        pumpClosed();
+      }, wait);
+      return;
+    }
+    const first = closedQueue.entries().next();
+    if (first.done) return;
+    const [uri, entry] = first.value;
+    closedQueue.delete(uri);
+    pumping = true;
+    const done = () => {
+      pumping = false;
+      setImmediate(pumpClosed);
+    };
+    entry.publish().then(done, done);
+  }
+
+  // One notification per document in the pipe at a time: while one is being written (the client
+  // reads slowly), a newer list for the same document replaces any that waits, so a slow client
+  // gets the latest diagnostics rather than every intermediate list.
+  const inFlight = new Map<string, PublishDiagnosticsParams | null>();
+  function sendDiagnostics(params: PublishDiagnosticsParams): Promise<void> {
+    if (inFlight.has(params.uri)) {
+      inFlight.set(params.uri, params);
+      return Promise.resolve();
+    }
+    inFlight.set(params.uri, null);
+    const done = (): Promise<void> | undefined => {
+      const next = inFlight.get(params.uri);
+      inFlight.delete(params.uri);
+      return next ? sendDiagnostics(next) : undefined;
+    };
+    return connection.sendDiagnostics(params).then(done, done);
+  }
 
   /** Converted diagnostics by the core's diagnostic object (see {@link lspDiagnosticOf}). */
   const lspDiagnostics = new WeakMap<AnalysisDiagnostic, LspDiagnostic>();
@@ -299,7 +377,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   /** The language id last announced per document (see `qubes/documentSyntax`). */
   const announcedSyntax = new Map<string, string>();
 
-  function validateProject(project: PolicyProject, snapshot: PolicySnapshot = project.snapshot()): void {
+  function validateProject(project: PolicyProject, snapshot: PolicySnapshot = project.snapshot(), deferClosed = true): void {
     const versions = project.snapshotVersions;
     const supportsRelated = clientCaps.textDocument?.publishDiagnostics?.relatedInformation === true;
     const next = new Map<string, { sig: readonly AnalysisDiagnostic[]; build: () => LspDiagnostic[] }>();
@@ -352,6 +430,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     for (const doc of policyDocuments()) {
       if (!next.has(doc.uri) && !publishedSig.has(doc.uri) && projectFor(doc.uri) === project) next.set(doc.uri, { sig: [], build: () => [] });
     }
+    // Closed files are published through the queue (see pumpClosed); what this run finds replaces what waits.
+    for (const [uri, e] of closedQueue) if (e.project === project) closedQueue.delete(uri);
     for (const [uri, { sig, build }] of next) {
       const prev = publishedSig.get(uri);
       // The version of the open document's text these diagnostics belong to.
@@ -363,18 +443,23 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       const newVersion = version !== undefined && publishedVersion.get(uri) !== version;
       if (prev !== undefined && sameDiagnostics(prev, sig) && published.has(uri) === (sig.length > 0) && !newVersion) continue;
       if (prev === undefined && sig.length === 0 && !open) continue;
-      const list = build();
-      if (list.length === 0) {
-        published.delete(uri);
-        publishedSig.set(uri, []);
-      } else {
-        published.set(uri, list);
-        publishedSig.set(uri, sig);
-      }
-      if (version !== undefined) publishedVersion.set(uri, version);
-      else publishedVersion.delete(uri);
-      void connection.sendDiagnostics({ uri, ...(version !== undefined ? { version } : {}), diagnostics: list });
+      const publish = (): Promise<void> => {
+        const list = build();
+        if (list.length === 0) {
+          published.delete(uri);
+          publishedSig.set(uri, []);
+        } else {
+          published.set(uri, list);
+          publishedSig.set(uri, sig);
+        }
+        if (version !== undefined) publishedVersion.set(uri, version);
+        else publishedVersion.delete(uri);
+        return sendDiagnostics({ uri, ...(version !== undefined ? { version } : {}), diagnostics: list });
+      };
+      if (open || !deferClosed) void publish();
+      else closedQueue.set(uri, { project, publish });
     }
+    pumpClosed();
   }
 
   // ---------------------------------------------------------------------------
@@ -390,7 +475,30 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   /** The snapshot completion uses, per project (one whose vocabulary is built), and when it was last renewed. */
   const completionSnapshots = new WeakMap<PolicyProject, PolicySnapshot>();
   const vocabularyAt = new WeakMap<PolicyProject, number>();
-  const VOCABULARY_MS = 1000;
+  /** While typing goes on, completion's vocabulary is renewed at most this often (ms). */
+  const VOCABULARY_MS = 5000;
+  const vocabularyTimers = new WeakMap<PolicyProject, ReturnType<typeof setTimeout>>();
+  function vocabularyLater(project: PolicyProject): void {
+    if (vocabularyTimers.has(project)) return;
+    const typing = clock() - lastEditAt < CLOSED_FILES_AFTER_MS;
+    const stale = clock() - (vocabularyAt.get(project) ?? -Infinity) >= VOCABULARY_MS;
+    const wait = !completionSnapshots.has(project) || stale || !typing ? 0 : lastEditAt + CLOSED_FILES_AFTER_MS - clock();
+    const run = () => {
+      vocabularyTimers.delete(project);
+      const snapshot = project.lastSnapshot();
+      if (!snapshot || completionSnapshots.get(project) === snapshot) return;
+      // Typing resumed meanwhile: wait for the next pause (or the staleness bound).
+      if (wait > 0 && clock() - lastEditAt < CLOSED_FILES_AFTER_MS && clock() - (vocabularyAt.get(project) ?? -Infinity) < VOCABULARY_MS) return vocabularyLater(project);
+      vocabularyAt.set(project, clock());
+      try {
+        vocabulary(snapshot);
+        completionSnapshots.set(project, snapshot);
+      } catch {
+        // Completion builds it again (and reports) if it fails.
+      }
+    };
+    vocabularyTimers.set(project, wait > 0 ? setTimeout(run, wait) : (setImmediate(run) as unknown as ReturnType<typeof setTimeout>));
+  }
 
   /** Publishes a finished snapshot and wakes the requests that waited for it. */
   function finished(project: PolicyProject, snapshot: PolicySnapshot): void {
@@ -400,20 +508,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
       log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
     // Completion's vocabulary (services, arguments and names seen in the policy) costs a pass over
-    // every line: it is built in a turn of its own, at most once a second while typing, and
-    // completion uses the newest snapshot that has one.
-    if (clock() - (vocabularyAt.get(project) ?? -Infinity) >= VOCABULARY_MS || !project.busy) {
-      vocabularyAt.set(project, clock());
-      setImmediate(() => {
-        try {
-          if (project.lastSnapshot() !== snapshot) return;
-          vocabulary(snapshot);
-          completionSnapshots.set(project, snapshot);
-        } catch {
-          // Completion builds it again (and reports) if it fails.
-        }
-      });
-    }
+    // every line: it is built in a turn of its own when the edits pause (at most every few seconds
+    // while typing goes on), and completion uses the newest snapshot that has one.
+    vocabularyLater(project);
     if (!project.busy) {
       const list = waiters.get(project);
       waiters.delete(project);
@@ -421,9 +518,18 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     }
   }
 
+  /** Messages read but perhaps not dispatched yet (the connection dispatches one per turn of the event loop). */
+  let incoming = 0;
+
   /** Runs one slice of every busy project; goes on in the next turn of the event loop while work remains. */
   function runSlice(): void {
     timer = undefined;
+    // INVARIANT: messages before analysis. A turn with a message waiting is left to the connection.
+    if (incoming > 0) {
+      incoming--;
+      setImmediate(runSlice);
+      return;
+    }
     const start = clock();
     let more = false;
     for (const p of projects.values()) {
@@ -482,6 +588,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
 
   /** Analyses every project to the end now and publishes (tests, benchmarks, configuration changes). */
   const validateAll = guard("validate", undefined, () => {
+    lastEditAt = -Infinity;
     for (const p of projects.values()) finished(p, p.snapshot());
     for (const f of features) f.validate();
   });
@@ -556,6 +663,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   connection.onInitialize(
     guard("initialize", { capabilities: {} } as InitializeResult, (params: InitializeParams): InitializeResult => {
       clientCaps = params.capabilities ?? {};
+      pushes.configure({ clientPulls: clientCaps.textDocument?.diagnostic !== undefined, refreshSupport: clientCaps.workspace?.diagnostics?.refreshSupport === true });
       // Re-triggering completion after `@tag:` uses a VS Code command; other editors would try to run it on the server.
       retriggerCommand = /code/i.test(params.clientInfo?.name ?? "");
       folders = (params.workspaceFolders ?? []).map((f) => pathOfUri(f.uri));
@@ -605,6 +713,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     guard("didChangeWatchedFiles", undefined, (params) => {
       const paths = params.changes.map((c) => pathOfUri(c.uri));
       host.fs.invalidate?.(paths);
+      policyTests.filesChanged(paths);
       const systemFile = settings.system?.source === "file" ? settings.system.file : undefined;
       if (systemFile && paths.some((p) => p.endsWith(systemFile.replace(/^\.\//, "")))) {
         void loadSystem().then(kick);
@@ -642,6 +751,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   );
   documents.onDidChangeContent(
     guard("didChange", undefined, (e) => {
+      lastEditAt = clock();
       const f = featureFor(e.document.uri);
       if (f) {
         f.changed(e.document.uri);
@@ -752,8 +862,8 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     scopeProject,
     workspacePolicyFor,
     featureFor,
-    testLenses: (project, snapshot, virtualPath, mapper) =>
-      policyTests.ruleLenses({ root: project.root, snapshot, locate: (v, sp) => locationOf(project, snapshot, v, sp) }, virtualPath, mapper),
+    testLenses: (project, snapshot, virtualPath, current) => policyTests.ruleLenses({ root: project.root, snapshot }, virtualPath, current),
+    pushes,
     context,
     lineContext,
     analysed,
@@ -776,6 +886,7 @@ export function startServer(connection: Connection, host: ServerHost, options: S
   const registered = registerFeatures(ctx, FEATURES);
 
   documents.listen(connection);
+  pushes.follow(documents);
 
   return {
     documents,
@@ -786,6 +897,9 @@ export function startServer(connection: Connection, host: ServerHost, options: S
     published,
     get settings() {
       return settings;
+    },
+    messageArrived: () => {
+      if (running) incoming++;
     },
   };
 }

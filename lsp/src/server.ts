@@ -3,7 +3,8 @@
  * Node IPC (`--node-ipc`) or a socket (`--socket=PORT`), as
  * `vscode-languageserver` decides from the command line.
  */
-import { createConnection, ProposedFeatures } from "vscode-languageserver/node.js";
+import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from "vscode-languageserver/node.js";
+import { CountingReader } from "./incoming.js";
 import { createNodeHost } from "./node-host.js";
 import { startServer } from "./server-core.js";
 
@@ -22,7 +23,10 @@ if (!process.argv.slice(2).some((a) => TRANSPORTS.some((t) => a === t || a.start
   process.exit(2);
 }
 
-const connection = createConnection(ProposedFeatures.all);
+// Over stdio the server reads through a counting reader (see incoming.ts): messages are
+// dispatched before more analysis runs. The other transports are set up by the library.
+const reader = process.argv.includes("--stdio") ? new CountingReader(new StreamMessageReader(process.stdin)) : undefined;
+const connection = reader ? createConnection(ProposedFeatures.all, reader, new StreamMessageWriter(process.stdout)) : createConnection(ProposedFeatures.all);
 // INVARIANT: nothing may write to stdout except the connection in --stdio mode.
 console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(" "));
 console.info = console.log;
@@ -31,5 +35,6 @@ console.error = (...args: unknown[]) => connection.console.error(args.map(String
 process.on("uncaughtException", (e) => connection.console.error(`qubes-policy: uncaught exception: ${e.stack ?? e.message}`));
 process.on("unhandledRejection", (e) => connection.console.error(`qubes-policy: unhandled rejection: ${String(e)}`));
 
-startServer(connection, createNodeHost());
+const server = startServer(connection, createNodeHost());
+if (reader) reader.arrived = server.messageArrived;
 connection.listen();

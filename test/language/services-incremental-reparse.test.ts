@@ -64,6 +64,18 @@ describe("reparseDocument", () => {
     );
   });
 
+  // Found by the property above: a `\n` inserted after a `\r` near the end joins them, and the
+  // region parsed again runs to the end of the text (the empty last line must not be doubled).
+  test.each([
+    ["service syntax", { syntax: "service" } as ParseOptions],
+    ["policy syntax", { syntax: "policy" } as ParseOptions],
+  ])("an inserted \\n that joins a \\r before the end (%s)", (_, options) => {
+    const before = "!compat-4.0qubes.Filecopy * work vault allowwork vault allow,target=dom0\r@anyvm @anyvm deny\r\n# a comment\r\n@anyvm @anyvm deny\rsvc.A * @anyvm @dispvm:default-dvm allow target=@dispvm:default-dvm user=root\r   \r\n";
+    const at = before.indexOf("deny\rsvc.A") + "deny\r".length;
+    const after = before.slice(0, at) + "\n" + before.slice(at);
+    expect(reparseDocument(parseDocument(before, options), after, options)).toStrictEqual(parseDocument(after, options));
+  });
+
   test("keeps the lines before the edit and re-parses only the lines around it", () => {
     const lines = Array.from({ length: 200 }, (_, i) => `svc.S${i} * work vault allow`);
     const before = parseDocument(lines.join("\n") + "\n");

@@ -39,6 +39,14 @@ describe("references", () => {
   test("a tag, in @tag: and @dispvm:@tag:", () => {
     expect(refs(POLICY.replace("@tag:gpg @dispvm", "@tag:g$0pg @dispvm")).sort()).toEqual(["30-user.policy:gpg@51", "include/common:gpg@80"].sort());
   });
+  test.each([
+    ["on the @tag: prefix", "@t$0ag:gpg @dispvm"],
+    ["on the @dispvm:@tag: prefix", "@dispvm:@t$0ag:gpg"],
+    ["at the word's first character", "$0@tag:gpg @dispvm"],
+  ])("a tag, with the cursor %s", (_, marked) => {
+    const unmarked = marked.replace("$0", "");
+    expect(refs(POLICY.replace(unmarked, marked)).sort()).toEqual(["30-user.policy:gpg@51", "include/common:gpg@80"].sort());
+  });
   test("a service", () => {
     expect(refs(POLICY.replace("qubes.Gpg * @tag", "qubes.G$0pg * @tag"))).toHaveLength(2);
   });

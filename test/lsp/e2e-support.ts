@@ -70,6 +70,10 @@ export interface ServerSession {
   initializeResult: InitializeResult;
   /** The last diagnostics published per URI. */
   diagnostics: Map<string, Diagnostic[]>;
+  /** Every `publishDiagnostics` notification, in the order received. */
+  publishes: Array<{ uri: string; version?: number | undefined; diagnostics: Diagnostic[] }>;
+  /** The methods of the refresh requests the server sent (`workspace/codeLens/refresh`, `workspace/diagnostic/refresh`), in order. */
+  refreshes: string[];
   /** Everything the server wrote to stderr and logged through `window/logMessage`. */
   log: string[];
   /** Resolves with the diagnostics of `uri` once `predicate` holds for a publication. */
@@ -84,8 +88,16 @@ export interface ServerSession {
   close(): Promise<void>;
 }
 
+/** What a test can change of the client the server sees. */
+export interface ClientOptions {
+  /** Capabilities added to the default set (merged one level into `textDocument` and `workspace`). */
+  capabilities?: ClientCapabilities;
+  /** The client's name in `clientInfo` (VS Code's is `Visual Studio Code`). */
+  name?: string;
+}
+
 /** Spawns the server, initializes it on `rootPath` with {@link TEST_SETTINGS}, and returns the session. */
-export async function startServer(rootPath = WORKSPACE, settings: object = TEST_SETTINGS): Promise<ServerSession> {
+export async function startServer(rootPath = WORKSPACE, settings: object = TEST_SETTINGS, client: ClientOptions = {}): Promise<ServerSession> {
   requireServerBuild();
   const child = spawn(process.execPath, [SERVER, "--stdio"], { stdio: "pipe" });
   const log: string[] = [];
@@ -95,9 +107,12 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
   child.stderr.on("data", (chunk: string) => log.push(chunk));
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   const diagnostics = new Map<string, Diagnostic[]>();
+  const publishes: ServerSession["publishes"] = [];
+  const refreshes: string[] = [];
   const waiters: Array<{ uri: string; predicate: (d: Diagnostic[]) => boolean; resolve: (d: Diagnostic[]) => void }> = [];
   connection.onNotification(PublishDiagnosticsNotification.type, (params) => {
     diagnostics.set(params.uri, params.diagnostics);
+    publishes.push({ uri: params.uri, version: params.version, diagnostics: params.diagnostics });
     for (const w of [...waiters]) {
       if (w.uri === params.uri && w.predicate(params.diagnostics)) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -111,6 +126,12 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
   );
   connection.onRequest(RegistrationRequest.type, () => undefined);
   connection.onRequest(WorkDoneProgressCreateRequest.type, () => undefined);
+  for (const method of ["workspace/codeLens/refresh", "workspace/diagnostic/refresh"]) {
+    connection.onRequest(method, () => {
+      refreshes.push(method);
+      return null;
+    });
+  }
   connection.onError(([error]) => log.push(`client connection error: ${error.message}`));
   connection.listen();
 
@@ -118,7 +139,13 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
   const initializeResult = await connection.sendRequest(InitializeRequest.type, {
     processId: process.pid,
     rootUri,
-    capabilities: CAPABILITIES,
+    capabilities: {
+      ...CAPABILITIES,
+      ...client.capabilities,
+      textDocument: { ...CAPABILITIES.textDocument, ...client.capabilities?.textDocument },
+      workspace: { ...CAPABILITIES.workspace, ...client.capabilities?.workspace },
+    },
+    ...(client.name ? { clientInfo: { name: client.name } } : {}),
     workspaceFolders: [{ uri: rootUri, name: "e2e" }],
     initializationOptions: { settings },
   });
@@ -129,6 +156,8 @@ export async function startServer(rootPath = WORKSPACE, settings: object = TEST_
     process: child,
     initializeResult,
     diagnostics,
+    publishes,
+    refreshes,
     log,
     waitForDiagnostics(uri, predicate = () => true, timeoutMs = 15_000) {
       const known = diagnostics.get(uri);

@@ -3,6 +3,10 @@
  * each folder's (resource-scoped) settings reach the server that handles that folder's
  * documents; one server for everything when the window has one folder or none.
  *
+ * Diagnostics are pulled (`textDocument/diagnostic` for open documents, `workspace/diagnostic`
+ * for the rest of the folder, policy test files included): the server then pushes none, so no
+ * list is shown twice.
+ *
  * Each client answers the server's `workspace/configuration` with its folder's settings as
  * `serverSettings` makes them (workspace trust applied), and shows the server's
  * `qubes/systemModelStatus` errors as a notification with an "Open settings" action.
@@ -144,11 +148,16 @@ export class Clients implements vscode.Disposable {
       },
       initializationOptions: { settings: settings() },
       middleware: {
-        // The untitled documents' server sees every folder and would repeat their diagnostics.
+        // The untitled documents' server sees every folder and would repeat their diagnostics:
+        // it keeps the (pulled) ones of its untitled documents and pulls no workspace report, so
+        // what it pushes for files on disk is dropped here.
         ...(!everything && !folder
-          ? { handleDiagnostics: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[], next: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[]) => void) => {
-              if (uri.scheme === "untitled") next(uri, diagnostics);
-            } }
+          ? {
+              handleDiagnostics: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[], next: (uri: vscode.Uri, diagnostics: vscode.Diagnostic[]) => void) => {
+                if (uri.scheme === "untitled") next(uri, diagnostics);
+              },
+              provideWorkspaceDiagnostics: () => ({ items: [] }),
+            }
           : {}),
         workspace: {
           // The server asks for the `qubesPolicy` section (and nothing else): answer with this

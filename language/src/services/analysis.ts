@@ -71,6 +71,11 @@ export type Report = (path: string, diagnostic: AnalysisDiagnostic) => void;
 export interface AnalysisRule {
   meta: AnalysisRuleMeta;
   run(input: AnalysisInput, report: Report, severity: Severity): void;
+  /**
+   * The same work as {@link AnalysisRule.run} in steps (yielding between units such as files), for
+   * the rules whose whole-policy pass is long; {@link runAnalysisSteps} prefers it.
+   */
+  steps?(input: AnalysisInput, report: Report, severity: Severity): Generator<void, void, void>;
 }
 
 /** How to configure rules: a severity or `"off"`, by rule name. */
@@ -315,9 +320,14 @@ function findingsOf(input: AnalysisInput): ServiceFindings {
 /** A rule that an earlier rule matches a superset of, so it can never decide. */
 export const shadowedRule: AnalysisRule = {
   meta: { name: "shadowed-rule", severity: "warning", needsSystem: false, summary: "an earlier rule matches every call this rule matches, so it never decides" },
+  *steps(input, report, severity) {
+    if (input.segments && input.serviceCache) yield* shadowedByFile(input, input.segments, input.serviceCache, report, severity);
+    else this.run(input, report, severity);
+  },
   run(input, report, severity) {
     if (input.segments && input.serviceCache) {
-      shadowedByFile(input, input.segments, input.serviceCache, report, severity);
+      const steps = shadowedByFile(input, input.segments, input.serviceCache, report, severity);
+      while (!steps.next().done);
       return;
     }
     const { shadowedBy, feedsAsk } = findingsOf(input);
@@ -405,7 +415,7 @@ export const shadowedRule: AnalysisRule = {
  * run reports the same diagnostics (the same objects) without looking at a line. Equal to the
  * whole-list pass above (the property tests of `services-incremental*` compare with scratch).
  */
-function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache, report: Report, severity: Severity): void {
+function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache, report: Report, severity: Severity): Generator<void, void, void> {
   const { shadowedBy, feedsAsk } = findingsOf(input);
   const docs = new Map(input.documents.map((d) => [d.path, d]));
   // The runs of each file, with their start in the rule list.
@@ -438,10 +448,15 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
       let k = 0;
       outer: for (const run of runs) {
         for (let j = 0; j < run.rules.length; j++, k++) {
-          if (prev!.by[k] !== shadowedBy[run.start + j] || prev!.feeds[k] !== feedsAsk[run.start + j]) {
+          // The broader rule at the same place gives the same warning (an edit above both renumbers
+          // the rules, so they are new objects): only its place and the ask flag are in the warning.
+          const a = prev!.by[k];
+          const b = shadowedBy[run.start + j];
+          if ((a !== b && !samePlace(a, b)) || prev!.feeds[k] !== feedsAsk[run.start + j]) {
             same = false;
             break outer;
           }
+          prev!.by[k] = b;
         }
       }
       if (same) {
@@ -510,8 +525,11 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
     }
     const found: AnalysisDiagnostic[] = [];
     const foundBy: PolicyRule[] = [];
+    let made = 0;
     for (const { i, by: b, all } of entries) {
       if (!all || !b) continue;
+      // A large file checked afresh is cut into steps too.
+      if (++made % 1000 === 0) yield;
       const rule = input.rules[i]!;
       const feedsThis = feedsAsk[i] === 1;
       const byDoc = docs.get(b.origin.path);
@@ -550,7 +568,14 @@ function shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly P
     }
     cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy, foundAt, shadowedBy, feedsAsk, runs: runs.map((r) => r.rules) });
     for (const d of found) report(path, d);
+    // A file checked afresh is a unit of work: a server answers requests before the next one.
+    yield;
   }
+}
+
+/** Two rules at the same place (file and line). */
+function samePlace(a: PolicyRule | undefined, b: PolicyRule | undefined): boolean {
+  return a !== undefined && b !== undefined && a.origin.path === b.origin.path && a.origin.file === b.origin.file && a.origin.line === b.origin.line;
 }
 
 /** The shadowed-rule warning of a line, with the broader rule as related information. */
@@ -768,11 +793,36 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
       // The rules report the failure themselves below.
     }
   }
-  // The whole-policy rules, one step each (a server answers other requests in between).
+  // The whole-policy rules, one step each or in their own steps (a server answers other requests in between).
   for (const rule of ANALYSIS_RULES) {
     if (rule.meta.perDocument) continue;
-    guarded(rule, input, report);
+    if (rule.steps) yield* guardedSteps(rule);
+    else guarded(rule, input, report);
     yield;
   }
   return out;
+
+  function* guardedSteps(rule: AnalysisRule): Generator<void, void, void> {
+    const setting = config[rule.meta.name];
+    if (setting === "off") return;
+    if (rule.meta.needsSystem && !input.system) return;
+    const failed = (e: unknown) => {
+      const first = input.documents[0];
+      if (first) report(first.path, diag("internal-error", "error", `internal error in analysis rule ${rule.meta.name}: ${String(e).split("\n")[0]}`, { start: 0, end: 0 }, 1));
+    };
+    let steps: Generator<void, void, void>;
+    try {
+      steps = rule.steps!(input, report, setting ?? rule.meta.severity);
+    } catch (e) {
+      return failed(e);
+    }
+    for (;;) {
+      try {
+        if (steps.next().done) return;
+      } catch (e) {
+        return failed(e);
+      }
+      yield;
+    }
+  }
 }

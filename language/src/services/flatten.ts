@@ -42,6 +42,11 @@ export interface FlatPolicy {
    * caches, so that later stages can cache their work per run.
    */
   segments: PolicyRule[][];
+  /**
+   * Runs made by renumbering the run of the same file found at another place (an edit above it
+   * added or removed rules), each with that run: their rules differ from it only by `index`.
+   */
+  moved?: ReadonlyMap<readonly PolicyRule[], readonly PolicyRule[]>;
 }
 
 class Unsupported {}
@@ -81,23 +86,42 @@ function sameVia(a: readonly RuleOrigin[], b: readonly RuleOrigin[]): boolean {
   return true;
 }
 
+/** Whether a document has a directive line, remembered per document (a pass over its lines). */
+const directives = new WeakMap<PolicyDocument, boolean>();
+function hasDirective(doc: PolicyDocument): boolean {
+  let v = directives.get(doc);
+  if (v === undefined) directives.set(doc, (v = doc.lines.some((l) => l.kind === "directive")));
+  return v;
+}
+
 /**
  * Loads a policy the way the daemon's file loader does, from cached parses.
  * Returns `undefined` when the policy uses `!compat-4.0` (not supported here).
  */
-export function flattenPolicy(
-  fs: PolicyFileSystem,
-  options: {
-    policyDir: string;
-    runtimeDir: string | null;
-    ruleCache?: RuleCache;
-    lineRules?: LineRuleCache;
-    runs?: RunCache;
-    /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
-    previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
-  },
-  parse: DocumentParser,
-): FlatPolicy | undefined {
+export function flattenPolicy(fs: PolicyFileSystem, options: FlattenOptions, parse: DocumentParser): FlatPolicy | undefined {
+  const steps = flattenPolicySteps(fs, options, parse);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+/** The options of {@link flattenPolicy}. */
+export interface FlattenOptions {
+  policyDir: string;
+  runtimeDir: string | null;
+  ruleCache?: RuleCache;
+  lineRules?: LineRuleCache;
+  runs?: RunCache;
+  /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
+  previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
+}
+
+/**
+ * {@link flattenPolicy} in steps: it yields after each file whose rules it had to build (not after
+ * files it found in the caches), so that a server answers requests in between.
+ */
+export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOptions, parse: DocumentParser): Generator<void, FlatPolicy | undefined, void> {
   const ruleCache = options.ruleCache;
   const lineRules = options.lineRules;
   const segments: PolicyRule[][] = [];
@@ -124,6 +148,10 @@ export function flattenPolicy(
   const stack: string[] = [];
   let policyPath: string | null = null;
   let ok = true;
+  /** Whether the current top-level file (or a file it includes) had rules built, not found in the caches. */
+  let built = false;
+  /** Runs renumbered from a run of the same file at another place (see {@link FlatPolicy.moved}). */
+  const moved = new Map<readonly PolicyRule[], readonly PolicyRule[]>();
 
   const display = (path: string): string => {
     const prefix = policyDir === "/" ? "/" : policyDir + "/";
@@ -189,18 +217,37 @@ export function flattenPolicy(
     stack.push(canon);
     try {
       const inner = includedFrom ? [...via, { file: display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : via;
-      const cacheable = ruleCache !== undefined && !doc.lines.some((l) => l.kind === "directive");
+      const cacheable = ruleCache !== undefined && !hasDirective(doc);
       const cacheKey = cacheable ? `${total}\0${file}\0${path}\0${sa ? `${sa.service}\0${sa.argument}` : ""}\0${JSON.stringify(inner)}` : "";
       if (cacheable) {
-        const hit = ruleCache!.get(doc)?.get(cacheKey);
+        const known = ruleCache!.get(doc);
+        const hit = known?.get(cacheKey);
         if (hit) {
           cut();
           if (hit.length) segments.push(hit);
           total += hit.length;
           return;
         }
+        // The same file, included the same way, at another place in the list (an edit above it added
+        // or removed a rule): its rules renumbered, every other field as the loop below builds it.
+        const rest = cacheKey.slice(cacheKey.indexOf("\0"));
+        for (const [key, run] of known ?? []) {
+          if (!run.length || key.slice(key.indexOf("\0")) !== rest) continue;
+          const delta = total - run[0]!.index;
+          const renumbered = run.map((r): PolicyRule => ({ ...r, index: r.index + delta }));
+          cut();
+          if (known!.size >= 4) known!.clear();
+          const out = reuseRun(renumbered);
+          known!.set(cacheKey, out);
+          segments.push(out);
+          moved.set(out, run);
+          total += out.length;
+          built = true;
+          return;
+        }
       }
       cut();
+      built = true;
       for (const line of doc.lines) {
         if (line.kind === "rule") {
           if (!line.rule) continue;
@@ -335,8 +382,10 @@ export function flattenPolicy(
         continue;
       }
       policyPath = dirname(path);
+      built = false;
       loadFile(path, text, "policy", null, [], null);
       policyPath = null;
+      if (built) yield;
     }
   } catch (e) {
     if (e instanceof Unsupported) return undefined;
@@ -350,8 +399,8 @@ export function flattenPolicy(
   }
   const before = options.previous;
   if (before && before.segments.length === segments.length && before.segments.every((seg, i) => seg === segments[i])) {
-    return { rules: before.rules as PolicyRule[], files, diagnostics, ok, segments: before.segments as PolicyRule[][] };
+    return { rules: before.rules as PolicyRule[], files, diagnostics, ok, segments: before.segments as PolicyRule[][], moved };
   }
   const rules: PolicyRule[] = ([] as PolicyRule[]).concat(...segments);
-  return { rules, files, diagnostics, ok, segments };
+  return { rules, files, diagnostics, ok, segments, moved };
 }

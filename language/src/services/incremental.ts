@@ -322,9 +322,14 @@ export function* serviceFindingsSteps(
   let grouped = false;
   if (segments) {
     let start = 0;
+    let fresh = 0;
     for (const seg of segments) {
       let info = cache.segmentInfo.get(seg);
-      if (!info) cache.segmentInfo.set(seg, (info = segmentInfoOf(seg, cache)));
+      if (!info) {
+        cache.segmentInfo.set(seg, (info = segmentInfoOf(seg, cache)));
+        // A few new runs of rules at a time (an edit that moved every later rule makes them all new).
+        if (++fresh % 4 === 0) yield;
+      }
       if (start + seg.length > n) break;
       shapes.set(info.shapes, start);
       for (const [service, at] of info.groups) {
@@ -359,6 +364,7 @@ export function* serviceFindingsSteps(
   const askWithoutTargets = new Uint8Array(n);
   const recomputed: Array<string | null> = [];
   for (const key of [...cache.entries.keys()]) if (!groups.has(key)) cache.entries.delete(key);
+  let unchanged = 0;
   const isWildcard = new Uint8Array(n);
   for (const i of wildcard) isWildcard[i] = 1;
   for (const [service, own] of groups) {
@@ -381,7 +387,7 @@ export function* serviceFindingsSteps(
       feedsAsk[i] = entry.feeds[k]!;
       askWithoutTargets[i] = entry.noTargets[k]!;
     }
-    if (recomputed[recomputed.length - 1] === service) yield;
+    if (recomputed[recomputed.length - 1] === service || ++unchanged % 32 === 0) yield;
   }
   // 3. The `*` rules take part in every service's calls: their ask findings look at every rule.
   if (wildcard.length) {

@@ -51,8 +51,9 @@ function tail(w: Word, skip: number): Span {
 }
 
 /** Every symbol occurrence of a line, with its span. */
-function occurrences(line: LineNode, snapshot: PolicySnapshot | undefined, path: string | undefined): Array<[SymbolRef, Span]> {
-  const out: Array<[SymbolRef, Span]> = [];
+function occurrences(line: LineNode, snapshot: PolicySnapshot | undefined, path: string | undefined): Array<[SymbolRef, Span, Span?]> {
+  // [symbol, the name's span, the span where the cursor finds it when wider (the whole `@tag:NAME` word)]
+  const out: Array<[SymbolRef, Span, Span?]> = [];
   if (line.kind === "directive") {
     if (line.directive === "include-service" && line.params[0]) out.push([{ kind: "service", name: line.params[0].text }, line.params[0].span]);
     const last = line.params[line.params.length - 1];
@@ -65,10 +66,11 @@ function occurrences(line: LineNode, snapshot: PolicySnapshot | undefined, path:
   if (line.serviceWord && line.serviceWord.text !== "*") out.push([{ kind: "service", name: line.serviceWord.text }, line.serviceWord.span]);
   const qubeWord = (w: Word | undefined, text: string, skip: number) => {
     if (!w || text === "" || text === "*") return;
-    if (text.startsWith("@dispvm:@tag:")) out.push([{ kind: "tag", name: text.slice(13) }, tail(w, skip + 13)]);
-    else if (text.startsWith("@dispvm:")) out.push([{ kind: "qube", name: text.slice(8) }, tail(w, skip + 8)]);
-    else if (text.startsWith("@tag:")) out.push([{ kind: "tag", name: text.slice(5) }, tail(w, skip + 5)]);
-    else if (text.startsWith("@type:")) out.push([{ kind: "type", name: text.slice(6) }, tail(w, skip + 6)]);
+    const word = tail(w, skip);
+    if (text.startsWith("@dispvm:@tag:")) out.push([{ kind: "tag", name: text.slice(13) }, tail(w, skip + 13), word]);
+    else if (text.startsWith("@dispvm:")) out.push([{ kind: "qube", name: text.slice(8) }, tail(w, skip + 8), word]);
+    else if (text.startsWith("@tag:")) out.push([{ kind: "tag", name: text.slice(5) }, tail(w, skip + 5), word]);
+    else if (text.startsWith("@type:")) out.push([{ kind: "type", name: text.slice(6) }, tail(w, skip + 6), word]);
     else if (!text.startsWith("@")) out.push([{ kind: "qube", name: isDom0ish(text) ? "dom0" : text }, tail(w, skip)]);
     else if (text === "@adminvm") out.push([{ kind: "qube", name: "dom0" }, tail(w, skip)]);
   };
@@ -87,8 +89,8 @@ function occurrences(line: LineNode, snapshot: PolicySnapshot | undefined, path:
 export function symbolAt(doc: PolicyDocument, offset: number, ctx: { snapshot?: PolicySnapshot; path?: string } = {}): { ref: SymbolRef; span: Span } | undefined {
   const line = lineAt(doc, offset);
   if (!line) return undefined;
-  for (const [ref, span] of occurrences(line, ctx.snapshot, ctx.path)) {
-    if (touches(span, offset)) return { ref, span };
+  for (const [ref, span, word] of occurrences(line, ctx.snapshot, ctx.path)) {
+    if (touches(word ?? span, offset)) return { ref, span };
   }
   return undefined;
 }

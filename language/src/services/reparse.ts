@@ -39,9 +39,12 @@ export function reparseDocument(previous: PolicyDocument, text: string, options:
   const n = lines.length;
   // First and last touched lines (0-based), widened by one line on each side.
   const first = Math.max(0, lineIndexAt(lines, prefix) - 1);
-  const last = Math.min(n - 1, lineIndexAt(lines, old.length - suffix) + 1);
+  let last = Math.min(n - 1, lineIndexAt(lines, old.length - suffix) + 1);
   const start = lines[first]!.lineSpan.start;
   const oldEnd = last + 1 < n ? lines[last + 1]!.lineSpan.start : old.length;
+  // A region that runs to the end of the text takes the empty last line after a final terminator
+  // with it (its parse makes that line again), e.g. when an inserted `\n` joins a `\r` before it.
+  if (oldEnd === old.length) last = n - 1;
   const delta = text.length - old.length;
   const newEnd = oldEnd + delta;
   // A full parse is as cheap when most of the document changed.

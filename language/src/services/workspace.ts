@@ -19,7 +19,7 @@ import {
 } from "../loader/types.js";
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
-import { flattenPolicy, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
+import { flattenPolicySteps, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
 import { reparseDocument } from "./reparse.js";
 import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
@@ -222,7 +222,15 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   let flat: FlatPolicy | undefined;
   try {
     const previous = options.previous?.segments ? { segments: options.previous.segments, rules: options.previous.rules } : undefined;
-    flat = flattenPolicy(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache, ...(previous ? { previous } : {}) }, parse);
+    const steps = flattenPolicySteps(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache, ...(previous ? { previous } : {}) }, parse);
+    for (;;) {
+      const s = steps.next();
+      if (s.done) {
+        flat = s.value;
+        break;
+      }
+      yield;
+    }
   } catch {
     flat = undefined;
   }
@@ -304,6 +312,13 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const listedDirs = runtimeDir ? [policyDir, runtimeDir] : [policyDir];
   const analysisCache: AnalysisCache = options.previous?.analysisCache ?? new WeakMap();
   const serviceCache = options.previous?.serviceCache ?? new ServiceAnalysisCache();
+  // A renumbered run has the shapes, per-service positions and services of the run it came from.
+  for (const [run, from] of flat?.moved ?? []) {
+    const info = serviceCache.segmentInfo.get(from);
+    if (info && !serviceCache.segmentInfo.has(run)) serviceCache.segmentInfo.set(run, info);
+    const services = serviceCache.segmentServices.get(from);
+    if (services && !serviceCache.segmentServices.has(run)) serviceCache.segmentServices.set(run, services);
+  }
   const found = options.oneShot
     ? yield* runAnalysisSteps({ rules, documents: analyzed, system, listedDirs }, options.analysis)
     : yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
@@ -326,7 +341,14 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   }
   const previousDiagnostics = options.previous?.diagnostics;
   for (const [path, list] of diagnostics) {
-    list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
+    // Most lists arrive in order already (the analysis reports line by line): check before sorting.
+    let sorted = true;
+    for (let i = 1; i < list.length && sorted; i++) {
+      const a = list[i - 1]!.span;
+      const b = list[i]!.span;
+      sorted = a.start < b.start || (a.start === b.start && a.end <= b.end);
+    }
+    if (!sorted) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
     // An unchanged list is the previous snapshot's array, so consumers can skip it by identity.
     const before = previousDiagnostics?.get(path);
     if (before && before.length === list.length && before.every((d, i) => d === list[i])) diagnostics.set(path, before as AnalysisDiagnostic[]);

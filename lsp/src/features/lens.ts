@@ -29,7 +29,7 @@ export const lensFeature: ServerFeature = {
           command: { title: l.title, command: SIMULATE_RULE_COMMAND, arguments: [c.td.uri, l.line] },
         }));
         // "decided by N tests" from the policy test files that use this policy.
-        return lenses.concat(ctx.testLenses(project, snapshot, c.path, c.td));
+        return lenses.concat(ctx.testLenses(project, snapshot, c.path, { doc: c.doc, mapper: c.td }));
       },
     },
   ],

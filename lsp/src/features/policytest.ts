@@ -1,18 +1,30 @@
 /**
- * Policy tests in the editor (`*.policytest.yaml`): diagnostics on a test
- * file (its problems, and each failing call at its entry, with the rules
- * that made the actual decision as related information), and code lenses on
- * the rules of a policy that test files exercise ("decided by 2 tests",
- * "no test decides this rule"). The pure services are in
- * `language/src/audit/editor.ts`; this module only reads files, finds the
- * policy a test file names (through the server's policy projects) and
- * converts to the protocol.
+ * Policy tests in the editor (`*.policytest.yaml`): diagnostics on every
+ * test file of the workspace, open or not (its problems, and each failing
+ * call at its entry, with the rules that made the actual decision as related
+ * information), and code lenses on the rules of a policy that test files
+ * exercise ("decided by 2 tests", "no test decides this rule"). The pure
+ * services are in `language/src/audit/editor.ts`; this module finds the test
+ * files, runs them and converts to the protocol.
+ *
+ * Test files run off the request path: when the server's analysis is idle it
+ * calls {@link DocumentFeature.validate}, which queues the test files whose
+ * inputs changed (their text, the analysed policy they name, their system
+ * model); the queue runs after a short debounce (coalescing the runs of a
+ * burst of edits, but never waiting more than {@link MAX_WAIT_MS}) in slices
+ * of {@link SLICE_MS} between messages, and stops when a policy is analysed
+ * again (the next idle turn queues what is stale). Each file's calls are kept
+ * for the coverage lenses, so a lens request never runs a test; a lens whose
+ * rule line moved in an edit made since its coverage was computed is placed
+ * on the rule's new line, or left out (until the client asks again, which it
+ * is told to do with `workspace/codeLens/refresh` once coverage is current).
  *
  * Registered from `server-core.ts`'s feature table, like the stack-file
  * feature; the server also asks it for the lenses of policy documents.
  */
 import {
   DiagnosticSeverity,
+  type CancellationToken,
   type CodeLens,
   type Connection,
   type Diagnostic,
@@ -28,6 +40,8 @@ import {
   parsePolicyTestFile,
   prepareSystemInfo,
   testFileDiagnostics,
+  type Explanation,
+  type PolicyDocument,
   type PolicySnapshot,
   type PolicyTestFile,
   type RawSystemInfo,
@@ -36,10 +50,11 @@ import {
   type SystemInfo,
   type TestFileDiagnostic,
 } from "@qubes-kit/language";
-import { DIAGNOSTIC_SOURCE, toRange } from "../convert.js";
+import { DIAGNOSTIC_SOURCE, mapperFor, toRange, type PositionMapper } from "../convert.js";
 import type { HostFileSystem } from "../host.js";
 import { normalizePath } from "../project.js";
 import type { DocumentFeature } from "../template/feature.js";
+import type { PullableFeature } from "./diagnostics.js";
 
 /** True for a policy test file's URI or path (`*.policytest.yaml`, `*.policytest.yml`). */
 export function isPolicyTestPath(uriOrPath: string): boolean {
@@ -58,13 +73,19 @@ export interface PolicyAt {
 
 /** What the server shares with the feature. */
 export interface PolicyTestContext {
+  /** The connection (its pushes are routed: see `pushes.ts`). */
   connection: Connection;
   documents: TextDocuments<TextDocument>;
   fs: HostFileSystem;
   /** The system model the server has loaded (for `system: live`), or `null`. */
   system(): SystemInfo | null;
-  /** The analysed policy of a directory on disk (the project for it, made if needed). */
-  policyAt(dir: string): PolicyAt;
+  /**
+   * The analysed policy of a directory on disk (the project for it, made if needed), or
+   * `undefined` while its analysis is stale or running (the analysis is then started).
+   */
+  policyReady(dir: string): PolicyAt | undefined;
+  /** Waits for the analysis of a directory's policy (`RequestCancelled` when the client gives up). */
+  waitPolicy(dir: string, token: CancellationToken | undefined): Promise<void>;
   /** The workspace folders (where test files are looked for). */
   folders(): readonly string[];
   pathOf(uri: string): string;
@@ -74,15 +95,29 @@ export interface PolicyTestContext {
   log(message: string): void;
 }
 
+/** An open policy document as it is now: its parse and its positions. */
+export interface CurrentDocument {
+  doc: PolicyDocument;
+  mapper: PositionMapper;
+}
+
 /** The policy test feature: a {@link DocumentFeature} for test files, plus the lenses of policy files. */
-export interface PolicyTestFeature extends DocumentFeature {
+export interface PolicyTestFeature extends PullableFeature {
   /** Code lenses "decided by N tests" for the rules of a policy document, or none when no test file uses its policy. */
-  ruleLenses(policy: PolicyAt, virtualPath: string, mapper: { positionAt(offset: number): { line: number; character: number } }): CodeLens[];
+  ruleLenses(policy: { root: string; snapshot: PolicySnapshot }, virtualPath: string, current: CurrentDocument): CodeLens[];
+  /** Files changed on disk (`workspace/didChangeWatchedFiles`): test files are looked for again. */
+  filesChanged(paths: readonly string[]): void;
 }
 
 /** How deep and how wide the search for test files on disk goes (a workspace may be a home directory). */
 const WALK_DEPTH = 6;
 const WALK_ENTRIES = 20_000;
+/** How long a burst of changes is gathered before the tests run again (ms)... */
+const DEBOUNCE_MS = 100;
+/** ...but never longer than this after the first change (ms): tests follow continuous typing too. */
+const MAX_WAIT_MS = 1000;
+/** How long one slice of test runs may keep the event loop (ms). */
+const SLICE_MS = 8;
 
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");
@@ -102,45 +137,87 @@ interface Resolved {
   /** The policy directory it names, resolved, when it exists. */
   policyDir?: string;
   system?: SystemInfo;
+  /** What the system model was read from: the model file's text, or the live model. */
+  systemKey?: unknown;
+  systemFile?: string;
   /** Problems of the file's `policy:`/`system:` beyond its own syntax. */
   problems: TestFileDiagnostic[];
 }
 
+/** The outcome of the last run of one test file, with what it ran against. */
+interface Result {
+  uri: string;
+  text: string;
+  version: number | undefined;
+  /** The policy directory and its analysis, when the file ran against one. */
+  root?: string;
+  snapshot?: PolicySnapshot;
+  systemKey?: unknown;
+  systemFile?: string;
+  /** True when the named directory did not exist (it may appear). */
+  noPolicy: boolean;
+  diagnostics: Diagnostic[];
+  /** Every call's explanation (for coverage), when the calls ran. */
+  calls: Explanation[] | undefined;
+}
+
+/** A coverage collector that keeps the explanations, so coverage can be summed over test files later. */
+class CallRecorder extends CoverageCollector {
+  readonly calls: Explanation[] = [];
+  override add(x: Explanation): void {
+    this.calls.push(x);
+  }
+}
+
 /** Creates the feature. */
 export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeature {
-  /** What was published per URI (a signature, to skip unchanged results). */
+  const results = new Map<string, Result>();
+  /** What was pushed per URI (a signature, to skip unchanged results). */
   const published = new Map<string, string>();
-  /** Coverage per policy directory, for one snapshot and one generation of the test files. */
-  const coverage = new Map<string, { snapshot: PolicySnapshot; generation: number; system: SystemInfo | null; lenses: RuleLens[] }>();
-  /** Bumped when a test file changes (open, edited, closed, or on disk). */
-  let generation = 0;
-  /** Test files found on disk, per generation. */
-  let found: { generation: number; paths: string[] } | undefined;
+  /** Coverage lenses per policy directory, with the analysis they were computed on. */
+  const lensCache = new Map<string, { snapshot: PolicySnapshot; lenses: RuleLens[] }>();
+  /** Parsed system model files, by path (with the text they were parsed from). */
+  const systems = new Map<string, { text: string; system?: SystemInfo; error?: string }>();
+  /** Test files found on disk (`undefined`: look again). */
+  let found: string[] | undefined;
+  const queue = new Set<string>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running = false;
+  let firstPending: number | undefined;
   let lastLensSignature = "";
+  /** A lens request was answered with lenses of an older analysis or text: refresh once coverage is current. */
+  let servedStale = false;
+  const clock = () => performance.now();
 
+  const openDoc = (path: string) => ctx.documents.get(ctx.uriOf(path));
   const readText = (path: string): string | undefined => {
-    const open = ctx.documents.get(ctx.uriOf(path));
+    const open = openDoc(path);
     return open ? open.getText() : ctx.fs.readFile(path);
   };
 
   /** The system model a test file names: a JSON file relative to it, or `live` (the server's). */
-  function systemFor(spec: string, base: string): { system?: SystemInfo; error?: string } {
+  function systemFor(spec: string, base: string): { system?: SystemInfo; error?: string; key?: unknown; file?: string } {
     if (spec === "live") {
       const s = ctx.system();
-      return s ? { system: s } : { error: "`system: live` needs the live system model: set qubesPolicy.system.source to `qubesd` (or use a file)" };
+      return s ? { system: s, key: s } : { error: "`system: live` needs the live system model: set qubesPolicy.system.source to `qubesd` (or use a file)", key: null };
     }
     const file = resolveFrom(base, spec);
     const text = readText(file);
-    if (text === undefined) return { error: `cannot read the system model \`${spec}\` (relative to the test file): no such file` };
-    try {
-      const raw = JSON.parse(text) as unknown;
-      if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
-        return { error: `the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)` };
+    if (text === undefined) return { error: `cannot read the system model \`${spec}\` (relative to the test file): no such file`, file };
+    let hit = systems.get(file);
+    if (!hit || hit.text !== text) {
+      hit = { text };
+      try {
+        const raw = JSON.parse(text) as unknown;
+        if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
+          hit.error = `the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`;
+        } else hit.system = prepareSystemInfo(raw as RawSystemInfo);
+      } catch (e) {
+        hit.error = `the system model \`${spec}\` is not valid JSON: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
       }
-      return { system: prepareSystemInfo(raw as RawSystemInfo) };
-    } catch (e) {
-      return { error: `the system model \`${spec}\` is not valid JSON: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` };
+      systems.set(file, hit);
     }
+    return { ...(hit.system ? { system: hit.system } : { error: hit.error }), key: text, file };
   }
 
   /** Reads and resolves one test file (never throws). */
@@ -159,47 +236,17 @@ export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeatu
     if (parsed.system === undefined) out.problems.push({ severity: "error", code: "no-system", message: "no system model: add `system: FILE` (or `live`)", line: 1, span: at(1) });
     else {
       const s = systemFor(parsed.system, base);
+      out.systemKey = s.key;
+      if (s.file) out.systemFile = s.file;
       if (s.system) out.system = s.system;
       else out.problems.push({ severity: "error", code: "no-system", message: s.error!, line: parsed.systemLine ?? 1, span: at(parsed.systemLine) });
     }
     return out;
   }
 
-  /** The diagnostics of an open test file, as the protocol has them. */
-  function diagnosticsOf(td: TextDocument): Diagnostic[] {
-    const path = ctx.pathOf(td.uri);
-    const r = resolve(path, td.getText());
-    const list: TestFileDiagnostic[] = [...r.problems];
-    let policy: PolicyAt | undefined;
-    if (r.policyDir !== undefined && r.system && !r.problems.length) {
-      policy = ctx.policyAt(r.policyDir);
-      const compiled = policy.snapshot.policy;
-      if (!compiled) {
-        const e = policy.snapshot.load;
-        const why = e.ok ? "" : `: ${e.error.message}`;
-        list.push({ severity: "error", code: "policy-does-not-load", message: `the policy does not load, so the daemon denies every call${why}; fix the policy first`, line: r.parsed.policyLine ?? 1, span: lineSpan(r.text, r.parsed.policyLine ?? 1) });
-      } else list.push(...testFileDiagnostics(r.parsed, compiled, r.system).diagnostics.filter((d) => d.code === "policy-test-failed"));
-    }
-    if (r.parsed.problems.length) list.push(...testFileDiagnostics(r.parsed).diagnostics);
-    return list.map((d) => {
-      const out: Diagnostic = { range: toRange(td, d.span), severity: DiagnosticSeverity.Error, code: d.code, source: DIAGNOSTIC_SOURCE, message: d.message };
-      if (d.related?.length && policy) {
-        const info: DiagnosticRelatedInformation[] = [];
-        for (const rel of d.related) {
-          const doc = policy.snapshot.document(rel.path);
-          const line = doc?.lines.find((l) => l.line === rel.line);
-          const loc = line ? policy.locate(rel.path, line.span) : undefined;
-          if (loc) info.push({ location: loc, message: rel.message });
-        }
-        if (info.length) out.relatedInformation = info;
-      }
-      return out;
-    });
-  }
-
-  /** Every test file: the open ones and those on disk under the workspace folders. */
+  /** Every test file: those on disk under the workspace folders and the open ones. */
   function testFiles(): string[] {
-    if (!found || found.generation !== generation) {
+    if (!found) {
       const paths = new Set<string>();
       let budget = WALK_ENTRIES;
       const walk = (dir: string, depth: number) => {
@@ -216,91 +263,258 @@ export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeatu
         }
       };
       for (const f of ctx.folders()) walk(normalizePath(f), 0);
-      found = { generation, paths: [...paths] };
+      found = [...paths];
     }
-    const all = new Set(found.paths);
+    const all = new Set(found);
     for (const d of ctx.documents.all()) if (isPolicyTestPath(d.uri)) all.add(ctx.pathOf(d.uri));
     return [...all].sort();
   }
 
-  /** The lenses of a policy: every test file that names it, run against it. */
-  function lensesOf(policy: PolicyAt): RuleLens[] {
-    const hit = coverage.get(policy.root);
-    if (hit && hit.snapshot === policy.snapshot && hit.generation === generation && hit.system === ctx.system()) return hit.lenses;
-    // The policy or the files on disk changed since: look for test files again (one may have been added).
-    found = undefined;
-    const compiled = policy.snapshot.policy;
-    let lenses: RuleLens[] = [];
-    if (compiled) {
-      const collector = new CoverageCollector(compiled);
-      let used = 0;
-      for (const path of testFiles()) {
-        const text = readText(path);
-        if (text === undefined) continue;
-        const r = resolve(path, text);
-        if (r.policyDir !== policy.root || !r.system || r.problems.length || r.parsed.problems.length) continue;
-        used++;
-        testFileDiagnostics(r.parsed, compiled, r.system, collector);
-      }
-      if (used) lenses = coverageLenses(collector.result());
+  /** Whether a test file's last result still holds: `busy` while the policy it ran against is being analysed again. */
+  function freshness(path: string): { state: "fresh" | "stale" | "gone" } | { state: "busy"; root: string } {
+    const text = readText(path);
+    if (text === undefined) return { state: "gone" };
+    const r = results.get(path);
+    if (!r || r.text !== text || r.version !== openDoc(path)?.version || r.noPolicy) return { state: "stale" };
+    if (r.systemFile !== undefined && readText(r.systemFile) !== r.systemKey) return { state: "stale" };
+    if (r.systemKey !== undefined && r.systemFile === undefined && r.systemKey !== ctx.system()) return { state: "stale" };
+    if (r.root !== undefined) {
+      const policy = ctx.policyReady(r.root);
+      if (!policy) return { state: "busy", root: r.root };
+      if (policy.snapshot !== r.snapshot) return { state: "stale" };
     }
-    coverage.set(policy.root, { snapshot: policy.snapshot, generation, system: ctx.system(), lenses });
-    return lenses;
+    return { state: "fresh" };
   }
 
-  function changedTests(): void {
-    generation++;
-    coverage.clear();
+  /** The protocol's form of a test file's diagnostics. */
+  function convert(mapper: PositionMapper, list: readonly TestFileDiagnostic[], policy: PolicyAt | undefined): Diagnostic[] {
+    return list.map((d) => {
+      const out: Diagnostic = { range: toRange(mapper, d.span), severity: DiagnosticSeverity.Error, code: d.code, source: DIAGNOSTIC_SOURCE, message: d.message };
+      if (d.related?.length && policy) {
+        const info: DiagnosticRelatedInformation[] = [];
+        for (const rel of d.related) {
+          const doc = policy.snapshot.document(rel.path);
+          const line = doc?.lines.find((l) => l.line === rel.line);
+          const loc = line ? policy.locate(rel.path, line.span) : undefined;
+          if (loc) info.push({ location: loc, message: rel.message });
+        }
+        if (info.length) out.relatedInformation = info;
+      }
+      return out;
+    });
   }
 
-  function publish(td: TextDocument): void {
-    const diagnostics = diagnosticsOf(td);
-    const sig = JSON.stringify(diagnostics);
-    if (published.get(td.uri) === sig) return;
-    published.set(td.uri, sig);
-    void ctx.connection.sendDiagnostics({ uri: td.uri, version: td.version, diagnostics });
+  function push(uri: string, version: number | undefined, diagnostics: Diagnostic[]): void {
+    const sig = `${version ?? ""}\0${JSON.stringify(diagnostics)}`;
+    if (published.get(uri) === sig) return;
+    if (!diagnostics.length && !published.has(uri) && version === undefined) return;
+    published.set(uri, sig);
+    void ctx.connection.sendDiagnostics({ uri, ...(version !== undefined ? { version } : {}), diagnostics });
+  }
+
+  /** A test file is gone (deleted, or an unsaved one closed): its diagnostics go with it. */
+  function forget(path: string): void {
+    const uri = results.get(path)?.uri ?? ctx.uriOf(path);
+    results.delete(path);
+    if (published.has(uri)) {
+      published.delete(uri);
+      void ctx.connection.sendDiagnostics({ uri, diagnostics: [] });
+    }
+  }
+
+  /** Runs one test file against the current analysis of its policy and publishes; `busy` when that analysis is not ready. */
+  function runOne(path: string): "done" | { busy: string } {
+    const text = readText(path);
+    if (text === undefined) {
+      forget(path);
+      return "done";
+    }
+    const td = openDoc(path);
+    const uri = td?.uri ?? ctx.uriOf(path);
+    const r = resolve(path, text);
+    const list: TestFileDiagnostic[] = [...r.problems];
+    let policy: PolicyAt | undefined;
+    let calls: Explanation[] | undefined;
+    if (r.policyDir !== undefined && r.system && !r.problems.length) {
+      policy = ctx.policyReady(r.policyDir);
+      if (!policy) return { busy: r.policyDir };
+      const compiled = policy.snapshot.policy;
+      if (!compiled) {
+        const e = policy.snapshot.load;
+        const why = e.ok ? "" : `: ${e.error.message}`;
+        list.push({ severity: "error", code: "policy-does-not-load", message: `the policy does not load, so the daemon denies every call${why}; fix the policy first`, line: r.parsed.policyLine ?? 1, span: lineSpan(text, r.parsed.policyLine ?? 1) });
+      } else {
+        const recorder = new CallRecorder(compiled);
+        list.push(...testFileDiagnostics(r.parsed, compiled, r.system, recorder).diagnostics.filter((d) => d.code === "policy-test-failed"));
+        calls = recorder.calls;
+      }
+    }
+    if (r.parsed.problems.length) list.push(...testFileDiagnostics(r.parsed).diagnostics);
+    const diagnostics = convert(td ?? mapperFor(text), list, policy);
+    results.set(path, {
+      uri,
+      text,
+      version: td?.version,
+      ...(policy ? { root: policy.root, snapshot: policy.snapshot } : {}),
+      ...(r.systemKey !== undefined ? { systemKey: r.systemKey } : {}),
+      ...(r.systemFile !== undefined ? { systemFile: r.systemFile } : {}),
+      noPolicy: !r.parsed.problems.length && r.policyDir === undefined,
+      diagnostics,
+      calls,
+    });
+    push(uri, td?.version, diagnostics);
+    return "done";
+  }
+
+  /** Sums the calls of every test file of each policy into its lenses (when every one ran on the current analysis); asks the client to fetch lenses again when they changed. */
+  function updateLenses(): void {
+    const roots = new Set<string>();
+    for (const r of results.values()) if (r.root !== undefined) roots.add(r.root);
+    for (const root of [...lensCache.keys()]) if (!roots.has(root)) lensCache.delete(root);
+    for (const root of roots) {
+      const policy = ctx.policyReady(root);
+      const compiled = policy?.snapshot.policy;
+      if (!policy) continue;
+      const mine = [...results.values()].filter((r) => r.root === root && r.calls);
+      if (mine.some((r) => r.snapshot !== policy.snapshot)) continue;
+      if (!compiled || !mine.length) {
+        lensCache.delete(root);
+        continue;
+      }
+      const collector = new CoverageCollector(compiled);
+      for (const r of mine) for (const x of r.calls!) collector.add(x);
+      lensCache.set(root, { snapshot: policy.snapshot, lenses: coverageLenses(collector.result()) });
+    }
+    const sig = [...lensCache].map(([root, c]) => `${root}\n${c.lenses.map((l) => `${l.path}:${l.line}:${l.title}`).join("\n")}`).join("\0");
+    if ((sig !== lastLensSignature || servedStale) && ctx.canRefreshLenses()) {
+      servedStale = false;
+      void ctx.connection.sendRequest("workspace/codeLens/refresh").catch(() => undefined);
+    }
+    lastLensSignature = sig;
+  }
+
+  /** Runs queued test files for a slice; goes on in the next turn while some are left. */
+  function runSlice(): void {
+    timer = undefined;
+    running = true;
+    const start = clock();
+    try {
+      for (const path of queue) {
+        if (clock() - start >= SLICE_MS) {
+          setImmediate(runSlice);
+          return;
+        }
+        queue.delete(path);
+        try {
+          // A policy analysed again meanwhile: the server's next idle turn queues the file again.
+          runOne(path);
+        } catch (e) {
+          ctx.log(`qubes-policytest: running ${path} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        }
+      }
+    } catch (e) {
+      ctx.log(`qubes-policytest: test run failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      queue.clear();
+    }
+    running = false;
+    firstPending = undefined;
+    try {
+      updateLenses();
+    } catch (e) {
+      ctx.log(`qubes-policytest: coverage failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+  }
+
+  /** Runs the queue after the debounce (at once when changes kept coming for {@link MAX_WAIT_MS}). */
+  function scheduleRun(): void {
+    if (running) return;
+    const now = clock();
+    firstPending ??= now;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(runSlice, now - firstPending >= MAX_WAIT_MS ? 0 : DEBOUNCE_MS);
+  }
+
+  /** Queues every test file whose result no longer holds, and drops those that are gone. */
+  function queueStale(): void {
+    const paths = testFiles();
+    const keep = new Set(paths);
+    for (const path of [...results.keys()]) if (!keep.has(path)) forget(path);
+    for (const path of paths) {
+      const f = freshness(path);
+      if (f.state === "gone") forget(path);
+      else if (f.state === "stale") queue.add(path);
+    }
+    if (queue.size) scheduleRun();
+    else if (!running && servedStale) updateLenses();
+  }
+
+  /** Places lenses computed on an older text of a document on the rules' lines in the current text. */
+  function lineMap(before: PolicyDocument, now: PolicyDocument): (line: number) => number | undefined {
+    if (before === now || before.text === now.text) return (line) => line;
+    const textOf = (d: PolicyDocument, i: number) => d.text.slice(d.lines[i]!.lineSpan.start, d.lines[i]!.lineSpan.end);
+    const n = before.lines.length;
+    const m = now.lines.length;
+    let head = 0;
+    while (head < n && head < m && textOf(before, head) === textOf(now, head)) head++;
+    let tail = 0;
+    while (tail < n - head && tail < m - head && textOf(before, n - 1 - tail) === textOf(now, m - 1 - tail)) tail++;
+    // Lines before the edit keep their number, lines after it move with it, edited lines have no lens.
+    return (line) => (line <= head ? line : line > n - tail ? line + (m - n) : undefined);
   }
 
   return {
     name: "policytest",
     handles: (uri) => isPolicyTestPath(uri),
     changed(uri) {
-      changedTests();
-      published.delete(uri);
+      queue.add(ctx.pathOf(uri));
     },
     closed(uri) {
-      changedTests();
-      if (published.has(uri)) {
-        published.delete(uri);
-        void ctx.connection.sendDiagnostics({ uri, diagnostics: [] });
-      }
+      // Still on disk: it keeps its diagnostics (run again from the disk's text); an unsaved one goes.
+      queue.add(ctx.pathOf(uri));
+      scheduleRun();
+    },
+    filesChanged(paths) {
+      found = undefined;
+      for (const p of paths) if (isPolicyTestFile(p.slice(p.lastIndexOf("/") + 1))) queue.add(p);
     },
     validate() {
-      for (const td of ctx.documents.all()) {
-        if (!isPolicyTestPath(td.uri)) continue;
-        try {
-          publish(td);
-        } catch (e) {
-          ctx.log(`qubes-policytest: diagnostics of ${td.uri} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-        }
-      }
-      // Lenses shown on policy files change with the tests and the policies: ask the client to fetch them again.
-      const sig = `${generation}\0${[...coverage.values()].map((c) => c.lenses.map((l) => `${l.path}:${l.line}:${l.title}`).join("\n")).join("\0")}`;
-      if (sig !== lastLensSignature && ctx.canRefreshLenses()) {
-        lastLensSignature = sig;
-        void ctx.connection.sendRequest("workspace/codeLens/refresh").catch(() => undefined);
-      }
+      queueStale();
     },
-    ruleLenses(policy, virtualPath, mapper) {
-      return lensesOf(policy)
-        .filter((l) => l.path === virtualPath)
-        .map((l) => {
-          const doc = policy.snapshot.document(virtualPath);
-          const line = doc?.lines.find((x) => x.line === l.line);
-          const at = mapper.positionAt(line ? line.span.start : 0);
-          const position = line ? at : { line: l.line - 1, character: 0 };
-          return { range: { start: position, end: position }, command: { title: l.title, command: "" } };
-        });
+    async pullDiagnostics(uri, token) {
+      const path = ctx.pathOf(uri);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const f = freshness(path);
+        if (f.state === "gone") return [];
+        if (f.state === "fresh") return results.get(path)!.diagnostics;
+        if (f.state === "busy") {
+          await ctx.waitPolicy(f.root, token);
+          continue;
+        }
+        const out = runOne(path);
+        if (out !== "done") await ctx.waitPolicy(out.busy, token);
+      }
+      return results.get(path)?.diagnostics ?? [];
+    },
+    ruleLenses(policy, virtualPath, current) {
+      const entry = lensCache.get(policy.root);
+      if (!entry) {
+        if ([...results.values()].some((r) => r.root === policy.root)) servedStale = true;
+        return [];
+      }
+      const before = entry.snapshot.document(virtualPath);
+      if (!before) return [];
+      if (entry.snapshot !== policy.snapshot || before.text !== current.doc.text) servedStale = true;
+      const map = lineMap(before, current.doc);
+      const out: CodeLens[] = [];
+      for (const l of entry.lenses) {
+        if (l.path !== virtualPath) continue;
+        const line = map(l.line);
+        const node = line === undefined ? undefined : current.doc.lines[line - 1];
+        if (!node) continue;
+        const at = current.mapper.positionAt(node.span.start);
+        out.push({ range: { start: at, end: at }, command: { title: l.title, command: "" } });
+      }
+      return out;
     },
     // Test files are YAML: no completion, hover, navigation, formatting or tokens of their own.
     async completion() {

@@ -24,6 +24,7 @@ import type { ServerHost } from "../host.js";
 import type { PolicyProject } from "../project.js";
 import type { QubesPolicySettings, SystemSource } from "../protocol.js";
 import type { DocumentFeature } from "../template/feature.js";
+import type { PushRouter } from "./pushes.js";
 
 /** An open policy document with its project, parse and paths. */
 export interface DocumentContext {
@@ -83,8 +84,13 @@ export interface ServerContext {
   locationOf(project: PolicyProject, snapshot: PolicySnapshot, virtual: string, span: { start: number; end: number }): Location | undefined;
   /** The location of a rule given by file name and 1-based line. */
   ruleLocation(project: PolicyProject, snapshot: PolicySnapshot, ref: { file: string; line: number | null } | undefined): Location | undefined;
-  /** The "decided by N tests" lenses of a policy file's rules (from the policy test files that use the policy). */
-  testLenses(project: PolicyProject, snapshot: PolicySnapshot, virtualPath: string, mapper: PositionMapper): CodeLens[];
+  /**
+   * The "decided by N tests" lenses of a policy file's rules (from the policy test files that use
+   * the policy), placed on the lines of the document as it is now (`doc`, `mapper`).
+   */
+  testLenses(project: PolicyProject, snapshot: PolicySnapshot, virtualPath: string, current: { doc: PolicyDocument; mapper: PositionMapper }): CodeLens[];
+  /** Where diagnostics go (pushed or pulled), and the latest list of every URI. */
+  readonly pushes: PushRouter;
   /** The system model, or an empty one. */
   systemOrEmpty(): SystemInfo;
   /** Why names fall back to `@default` (no system model), if so. */
