@@ -434,7 +434,11 @@ options:
   --json              the grouped statements as one JSON object
   --expand            one line per changed request; with --json, one JSON object a line:
                       {"service","argument","source","target","before","after"} where
-                      before and after are decisions as \`qkit policy eval --json\` prints them
+                      before and after are decisions as \`qkit policy eval --json\` prints them;
+                      each line is a concrete request (\`qkit policy eval --requests\` replays it):
+                      the \`*\` representatives are the service \`qkit.OtherService\` (a name no
+                      rule matches but \`*\`) and the argument \`+\` (the empty argument, or
+                      \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
 exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load)
@@ -509,7 +513,8 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
   const json = a.flags.has("json");
   if (a.flags.has("expand")) {
     for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
-      if (json) io.stdout.write(JSON.stringify({ service: c.service, argument: c.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
+      // The request as decided (never the `*` of the services or arguments no rule names): replayable with `qkit policy eval --requests`.
+      if (json) io.stdout.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
       else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
     }
     return diff.requests ? 1 : 0;
@@ -587,7 +592,10 @@ ask the offered targets.
 options:
 ${QUERY_COMMON}
   --all                 list denied calls too
-  --json                one JSON object a line: {"service","argument","source","target","decision"}
+  --json                one JSON object a line: {"service","argument","source","target","decision"},
+                        a concrete request that \`qkit policy eval --requests\` replays (\`*\` is
+                        decided as the service \`qkit.OtherService\` and the argument \`+\`, or
+                        \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
 exit status: 0, 2 usage error or a policy that does not load
@@ -653,7 +661,7 @@ function columns(rows: string[][]): string {
 function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
   const shown = a.flags.has("all") ? rows : rows.filter((r) => !isDenied(r.decision));
   if (a.flags.has("json")) {
-    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.service, argument: r.argument, source: r.source, target: r.target, decision: decisionToJson(r.decision) }) + "\n");
+    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.request.service, argument: r.request.argument, source: r.request.source, target: r.request.target, decision: decisionToJson(r.decision) }) + "\n");
     return 0;
   }
   const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
