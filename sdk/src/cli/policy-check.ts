@@ -14,7 +14,7 @@
  *   the same in every format.
  * The formats are pure functions of `@qubes-kit/language` (`report/`).
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import {
   analyzeWorkspace,
@@ -44,6 +44,7 @@ import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean } from "./text.js";
 import { mountPolicy, readSystem, realPathOf } from "./policy.js";
+import { writeOutput } from "./output.js";
 
 const FORMATS = ["text", "json", "sarif", "github"] as const;
 type Format = (typeof FORMATS)[number];
@@ -260,13 +261,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       note = t.stderr;
     }
   }
-  if (output !== undefined) {
-    try {
-      writeFileSync(path.resolve(io.cwd, output), document);
-    } catch (e) {
-      throw new UsageError(`cannot write \`${output}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
-    }
-  } else io.stdout.write(document);
+  if (!writeOutput(io, "policy check", output, document)) return EXIT.usage;
   if (note) io.stderr.write(note);
   return failed ? EXIT.failure : EXIT.ok;
 }
