@@ -240,9 +240,9 @@ ${CONNECTION_USAGE}
 exit status: 0 some edit flips the decision, 1 none does, 2 errors
 `;
 
-function shortDecision(d: Decision): string {
+function shortDecision(d: Decision, where?: string): string {
   if (!d.ok) return `refused (${d.message})`;
-  const rule = `${d.rule.file}:${d.rule.line ?? "None"}`;
+  const rule = where ?? `${d.rule.file}:${d.rule.line ?? "None"}`;
   if (d.action === "allow") return `allow to ${d.target} (${rule})`;
   if (d.action === "ask") {
     const t = d.targetsForAsk;
@@ -274,7 +274,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
           {
             request,
             before: decisionToJson(r.before),
-            suggestions: r.suggestions.map((s) => ({ edit: s.edit, text: s.text, after: decisionToJson(s.after) })),
+            suggestions: r.suggestions.map((s) => ({ edit: s.edit, text: s.text, after: decisionToJson(s.afterInUserLines), after_rule: s.afterRule })),
             tried: r.tried,
             ...(a.flags.has("rejected") ? { rejected: r.rejected } : {}),
           },
@@ -287,7 +287,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
       io.stdout.write(`${callText}: ${shortDecision(r.before)}\n`);
       if (!r.suggestions.length) io.stdout.write(`no one-line edit changes it (${r.tried} tried)\n`);
       else io.stdout.write(`${r.suggestions.length} one-line edit${r.suggestions.length === 1 ? "" : "s"} change${r.suggestions.length === 1 ? "s" : ""} it (each re-decided with the edited policy; ${r.tried} tried):\n`);
-      for (const s of r.suggestions) io.stdout.write(`  ${s.text}\n      → ${shortDecision(s.after)}\n`);
+      for (const s of r.suggestions) io.stdout.write(`  ${s.text}\n      → ${shortDecision(s.afterInUserLines, s.afterRule)}\n`);
       if (a.flags.has("rejected")) for (const x of r.rejected) io.stdout.write(`  not: ${x.text}\n      (${x.why})\n`);
     }
     return r.suggestions.length ? 0 : 1;
