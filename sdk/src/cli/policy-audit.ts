@@ -645,7 +645,7 @@ ${CONNECTION_USAGE}
 exit status: 0, 2 usage error or a policy that does not load
 `;
 
-const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html]
+const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html|json] [--json]
                          [--targets A,B,...] [--sources A,B,...] [--output FILE] [connection options]
 
 The decision table of one call: a row per source qube, a column per target
