@@ -65,6 +65,9 @@ const FILES: Record<string, string> = {
   "tests/basic.policytest.yaml": TESTS,
   "tests/bad.policytest.yaml": "policy: ../policy.d\nsystem: ../system.json\ncolour: red\ntests:\n  - qubes.Filecopy work vault => maybe\n",
   "tests/missing.policytest.yaml": "policy: ../nowhere.d\nsystem: ../system.json\ntests:\n  - qubes.Filecopy work vault => deny\n",
+  // A policy of its own, so its calls leave the lenses of policy.d alone.
+  "names.d/30-user.policy": POLICY,
+  "tests/names.policytest.yaml": "policy: ../names.d\nsystem: ../system.json\ntests:\n  - qubes.Filecopy wrok vault => deny\n  - qubes.Filecopy work vualt => deny\n  - qubes.Filecoyp work vault => deny\n  - qubes.Unnamed work vault => deny\n",
 };
 
 let root: string;
@@ -137,6 +140,17 @@ describe("policy test files in the editor", () => {
     expect(summary(m)).toEqual([{ code: "no-policy", line: 0, message: "the policy directory `../nowhere.d` (relative to the test file) is not a directory" }]);
     await server.closeDocument(bad);
     await server.closeDocument(missing);
+  });
+
+  it("fails calls that name unknown qubes or a near-miss service, in `qkit policy eval`'s wording (as `qkit policy test` does)", async () => {
+    const u = server.open(join(root, "tests/names.policytest.yaml"), FILES["tests/names.policytest.yaml"], "yaml");
+    const d = await server.waitForDiagnostics(u, (l) => l.length > 0);
+    expect(summary(d)).toEqual([
+      { code: "policy-test-failed", line: 3, message: "source `wrok` is not a qube of the system: the daemon never receives a call from it; check the name; did you mean `work`?" },
+      { code: "policy-test-failed", line: 4, message: "target `vualt` is not a qube of the system: the daemon treats it as @default; did you mean `vault`?" },
+      { code: "policy-test-failed", line: 4, message: "expected deny, got ask (decided by 30-user.policy:2)" },
+      { code: "policy-test-failed", line: 5, message: "service `qubes.Filecoyp` is named by no rule of the policy (only `*` rules decide it); did you mean `qubes.Filecopy`?" },
+    ]);
   });
 
   it("puts 'decided by N tests' on the rules of the policy the tests use", async () => {

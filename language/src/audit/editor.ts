@@ -24,8 +24,10 @@ export interface TestRelated {
 /** A diagnostic on a policy test file. */
 export interface TestFileDiagnostic {
   severity: "error";
-  /** `policy-test-failed` for a call that got another decision, else the problem's code. */
+  /** `policy-test-failed` for a failing call (another decision, or a name the daemon would not see as written), else the problem's code. */
   code: string;
+  /** For a call failing on a name: `unknown-qube` or `unknown-service` (the code `qkit policy test` prints). */
+  reason?: string;
   message: string;
   line: number;
   span: { start: number; end: number };
@@ -81,11 +83,15 @@ export function testFileDiagnostics(file: PolicyTestFile, policy?: CompiledPolic
     for (const c of file.cases) {
       const r = runExpectation(policy, system, c.expectation);
       coverage?.add(r.explanation);
-      if (r.failure === undefined) {
+      if (r.failure === undefined && !r.problems) {
         passed++;
         continue;
       }
       failed++;
+      // A name the daemon would not see as written fails the test (the code stays `policy-test-failed`, what the
+      // editor shows for a failing call; `reason` is the CLI's code).
+      for (const p of r.problems ?? []) diagnostics.push({ severity: "error", code: "policy-test-failed", reason: p.code, message: p.message, line: c.line, span: c.span });
+      if (r.failure === undefined) continue;
       const rule = r.explanation.decidingRule;
       const where = rule ? ` (decided by ${ruleWhere(rule)})` : r.explanation.decision.ok ? " (no rule matched)" : "";
       diagnostics.push({ severity: "error", code: "policy-test-failed", message: `${r.failure}${where}`, line: c.line, span: c.span, related: relatedOf(r.explanation), explanation: r.explanation });

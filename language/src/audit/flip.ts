@@ -25,7 +25,16 @@ export interface FlipSuggestion {
   edit: FlipEdit;
   /** One line: `remove 30-user.policy:13: …`, `change 30-user.policy:13 to: …`, `add before 30-user.policy:13: …`. */
   text: string;
+  /** The decision of the edited policy, exactly as it decides (its rule lines are those of the edited copy). */
   after: Decision;
+  /**
+   * The same decision with its deciding rule named by the user's lines (the
+   * policy as it is, not the edited copy): what to show. When the added rule
+   * decides, `rule.line` is null and {@link afterRule} says so.
+   */
+  afterInUserLines: Decision;
+  /** The deciding rule in words: `30-user.policy:14` (the user's line), `the new rule`, `the changed rule, 30-user.policy:13`. */
+  afterRule: string;
 }
 
 /** The answer of {@link flipDecision}. */
@@ -89,6 +98,36 @@ function ruleText(r: PolicyRule): string {
 
 function where(file: string, line: number): string {
   return `${file}:${line}`;
+}
+
+/**
+ * A decision of the edited policy with its rule named by the user's lines:
+ * in the edited file, lines after a removed rule move down one, lines after
+ * an added rule up one; the added rule itself has no line of the user's.
+ */
+function inUserLines(d: Decision, edit: FlipEdit, policyPath: string): { decision: Decision; rule: string } {
+  const ref = d.rule;
+  if (!ref) return { decision: d, rule: "the engine" };
+  const shown = (line: number | null) => `${ref.file}:${line ?? "None"}`;
+  if (ref.file !== edit.file || ref.line === null) return { decision: d, rule: shown(ref.line) };
+  let line: number | null = ref.line;
+  let rule: string;
+  if (edit.kind === "remove") {
+    if (line >= edit.line) line++;
+    rule = shown(line);
+  } else if (edit.kind === "add") {
+    if (line === edit.line) line = null;
+    else if (line > edit.line) line--;
+    rule = line === null ? "the new rule" : shown(line);
+  } else rule = line === edit.line ? `the changed rule, ${shown(line)}` : shown(line);
+  if (line === ref.line) return { decision: d, rule };
+  const decision = { ...d, rule: { file: ref.file, line } } as Decision;
+  // A deny's message names the rule as the daemon does (`denied by policy PATH:LINE`).
+  if (decision.ok && decision.action === "deny" && d.ok && d.action === "deny") {
+    const from = `${policyPath}:${ref.line}`;
+    if (d.message.endsWith(from)) decision.message = line === null ? `${d.message.slice(0, -from.length)}${policyPath} (the new rule, before line ${edit.line})` : `${d.message.slice(0, -from.length)}${policyPath}:${line}`;
+  }
+  return { decision, rule };
 }
 
 /**
@@ -170,7 +209,8 @@ export function flipDecision(policy: CompiledPolicy, source: FlipSource, request
       result.rejected.push({ text, why: "the decision stays the same" });
       continue;
     }
-    result.suggestions.push({ edit, text, after });
+    const mapped = inUserLines(after, edit, edit.path);
+    result.suggestions.push({ edit, text, after, afterInUserLines: mapped.decision, afterRule: mapped.rule });
   }
   return result;
 }

@@ -6,6 +6,8 @@ import { evaluate } from "../eval/evaluate.js";
 import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy } from "../loader/types.js";
 import { requestSpace } from "./space.js";
+import { validateServiceArgument } from "../syntax/rule.js";
+import { closest } from "../services/util.js";
 
 /** One decided request of a query. */
 export interface QueryRow {
@@ -87,4 +89,36 @@ export function cellText(d: Decision, target: string): string {
   if (d.ok && d.action === "allow") return d.target === target ? "allow" : `allow→${d.target}`;
   if (d.ok && d.action === "ask") return d.defaultTarget ? `ask:${d.defaultTarget}` : "ask";
   return "deny";
+}
+
+/**
+ * Why a query's call is not one call the daemon could receive, in the
+ * engine's wording (`service 'qu bes' contains invalid characters: (' ',)`),
+ * or undefined. `argument` is `+` or `+ARG`.
+ */
+export function queryCallProblem(service: string, argument: string): string | undefined {
+  if (service === "" || service === "*") return `a query names one service, not ${service === "" ? "an empty one" : "`*`"}`;
+  const span = { start: 0, end: 0 };
+  const r = validateServiceArgument(service, argument === "+" ? "*" : argument, span, span);
+  if ("code" in r) return `${r.message}${r.help ? `; ${r.help}` : ""}`;
+  return undefined;
+}
+
+/**
+ * Why `name` is not a source (`what: "source"`) or an intended target
+ * (`"target"`) of the request space, with a "did you mean", or undefined.
+ * Targets are the qube names, `@default`, `@adminvm`, `@dispvm` and
+ * `@dispvm:X` for each disposable template.
+ */
+export function queryNameProblem(policy: CompiledPolicy, system: SystemInfo, name: string, what: "source" | "target"): string | undefined {
+  const space = requestSpace([policy], system);
+  const valid = what === "source" ? space.qubes : space.targets;
+  if (valid.includes(name)) return undefined;
+  if (name === "") return what === "target" ? "an empty target is `@default`: write `@default`" : "an empty source is not a qube";
+  const near = closest(name, valid, 3);
+  const hint = near.length ? `; did you mean ${near.map((x) => `\`${x}\``).join(" or ")}?` : "";
+  if (what === "target" && name.startsWith("@")) {
+    return `\`${name}\` is not a target of the system model (qube names, @default, @adminvm, @dispvm, or @dispvm:X for a disposable template)${hint}`;
+  }
+  return `\`${name}\` is not a qube of the system model${hint}`;
 }

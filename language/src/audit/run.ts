@@ -11,6 +11,7 @@ import type { Explanation, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { Expectation } from "../template/model.js";
 import { checkExpectation } from "./expect.js";
+import { closest } from "../services/util.js";
 
 /** The outcome of one test call. */
 export interface ExpectationOutcome {
@@ -19,6 +20,54 @@ export interface ExpectationOutcome {
   explanation: Explanation;
   /** Undefined when the call got the expected decision; else what differs. */
   failure?: string;
+  /** Names of the call the daemon would not see as written (the test fails with them). */
+  problems?: ExpectationNameProblem[];
+}
+
+/**
+ * A name in a test call that is most likely a typo: the test still runs, but
+ * fails with this problem (`qkit policy eval` warns about the same names).
+ */
+export interface ExpectationNameProblem {
+  /** `unknown-qube` (a source or target that is not a qube of the system) or `unknown-service` (a service no rule names, close to one a rule names). */
+  code: "unknown-qube" | "unknown-service";
+  message: string;
+}
+
+function didYouMean(word: string, candidates: Iterable<string>): string {
+  const c = closest(word, candidates, 3);
+  return c.length === 0 ? "" : `; did you mean ${c.map((x) => `\`${x}\``).join(" or ")}?`;
+}
+
+const namedServices = new WeakMap<CompiledPolicy, Set<string>>();
+
+/**
+ * The names of a test call that the daemon would not see as written, in
+ * `qkit policy eval`'s wording: a source or target that is not a qube of the
+ * system (the daemon never receives a call from such a source, and treats
+ * such a target as `@default`), and a service that no rule names while one
+ * a rule names is one or two letters away (a service no rule names and close
+ * to none is a legitimate test of the `*` rules). Never throws.
+ */
+export function expectationNameProblems(policy: CompiledPolicy, system: SystemInfo, e: Expectation): ExpectationNameProblem[] {
+  const out: ExpectationNameProblem[] = [];
+  const qubes = () => [...system.domains.keys()].filter((k) => !k.startsWith("uuid:"));
+  if (e.source !== "" && !e.source.startsWith("@") && !system.domains.has(e.source)) {
+    out.push({ code: "unknown-qube", message: `source \`${e.source}\` is not a qube of the system: the daemon never receives a call from it; check the name${didYouMean(e.source, qubes())}` });
+  }
+  if (e.target !== "" && !e.target.startsWith("@") && !system.domains.has(e.target)) {
+    out.push({ code: "unknown-qube", message: `target \`${e.target}\` is not a qube of the system: the daemon treats it as @default${didYouMean(e.target, qubes())}` });
+  }
+  let named = namedServices.get(policy);
+  if (!named) {
+    named = new Set(policy.rules.map((r) => r.service).filter((s): s is string => s !== null));
+    namedServices.set(policy, named);
+  }
+  if (!named.has(e.service)) {
+    const near = didYouMean(e.service, named);
+    if (near) out.push({ code: "unknown-service", message: `service \`${e.service}\` is named by no rule of the policy (only \`*\` rules decide it)${near}` });
+  }
+  return out;
 }
 
 /** Decides the call of an expectation and checks it. Never throws. */
@@ -26,7 +75,8 @@ export function runExpectation(policy: CompiledPolicy, system: SystemInfo, e: Ex
   const req = makeRequest(e.service + (e.argument && e.argument !== "+" ? e.argument : ""), e.source, e.target === "@default" ? "" : e.target);
   const explanation = explain(policy, req, system);
   const failure = checkExpectation(e, explanation.decision);
-  return failure === undefined ? { expectation: e, explanation } : { expectation: e, explanation, failure };
+  const problems = expectationNameProblems(policy, system, e);
+  return { expectation: e, explanation, ...(failure !== undefined ? { failure } : {}), ...(problems.length ? { problems } : {}) };
 }
 
 /** Coverage of one rule. */

@@ -86,7 +86,9 @@ export function requestSpace(policies: readonly CompiledPolicy[], system: System
   const services: SpaceService[] = [];
   for (const [service, display] of [...[...named].sort(pyCompare).map((s) => [s, s] as const), [otherService, "*"] as const]) {
     const args = new Set<string>([...(argsOf.get(service) ?? []), ...(argsOf.get(null) ?? [])]);
-    const other = fresh("+qkit-other-argument", args);
+    // The representative of the arguments no rule names: the empty argument
+    // (the most common call) unless a rule names it.
+    const other = args.has("+") ? fresh("+qkit-other-argument", args) : "+";
     services.push({
       service,
       display,

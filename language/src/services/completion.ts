@@ -7,6 +7,7 @@ import { ACTIONS, DIRECTIVES, PARAMS, paramsFor, serviceInfo, TOKENS } from "./c
 import { isSpace, splitWords } from "./util.js";
 import { vocabulary, type Vocabulary } from "./vocabulary.js";
 import type { PolicySnapshot } from "./workspace.js";
+import { pyTruthy } from "../syntax/python.js";
 
 /** What a completion item stands for. */
 export type CompletionKind =
@@ -83,7 +84,7 @@ export function complete(doc: PolicyDocument, offset: number, ctx: CompletionCon
   const legacy = doc.syntax === "service";
   const cur = cursorAt(doc, offset, legacy);
   if (cur === "comment") return [];
-  const vocab = vocabulary(ctx.snapshot);
+  const vocab = offeredVocabulary(vocabulary(ctx.snapshot), ctx.snapshot);
   const first = cur.words[0]?.text ?? "";
   const isDirective = cur.index === 0 ? cur.prefix.startsWith("!") || cur.prefix.startsWith("$include") : first.startsWith("!") || first.startsWith("$include:");
   if (isDirective) return completeDirective(cur, vocab, ctx.snapshot, legacy);
@@ -192,6 +193,26 @@ function completeDirective(cur: Cursor, vocab: Vocabulary, snapshot: PolicySnaps
     if (cur.index === 3) return fileItems(cur.span, snapshot, false);
   }
   return [];
+}
+
+const offered = new WeakMap<Vocabulary, Vocabulary>();
+
+/**
+ * The vocabulary as completion offers it: without the disposable templates
+ * that are internal qubes of the system model (`default-mgmt-dvm`), as the
+ * qube names already are: users never mean them, in `@dispvm:` of a target
+ * column or of `target=`/`default_target=`.
+ */
+function offeredVocabulary(vocab: Vocabulary, snapshot: PolicySnapshot | undefined): Vocabulary {
+  const system = snapshot?.system;
+  if (!system) return vocab;
+  let v = offered.get(vocab);
+  if (!v) {
+    const internal = (name: string) => pyTruthy(system.domains.get(name)?.internal);
+    v = { ...vocab, dispvmTemplates: new Map([...vocab.dispvmTemplates].filter(([name]) => !internal(name))) };
+    offered.set(vocab, v);
+  }
+  return v;
 }
 
 /** Qube tokens valid in a context, filtered by the prefix typed so far. */

@@ -39,6 +39,7 @@ import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
+import { CANNOT_WRITE, cannotWriteMessage, formatOption } from "./output.js";
 import type { WhatIfSystem } from "../apply/future.js";
 
 // ---------------------------------------------------------------------------
@@ -81,6 +82,7 @@ options:
                          (forward, backward, both, none, control; SERVICE may
                          end in *), before the built-in catalogue
   --format F             text (default), json, dot, mermaid, html (self-contained page)
+  --json                 the same as --format json
   --output FILE          write there instead of standard output
   --max-hops N           longest path listed (default 6)
   --max-paths N          most paths listed (default 100)
@@ -101,6 +103,7 @@ const FLOW_OPTIONS = {
   system: "value",
   services: "value",
   format: "value",
+  json: true,
   output: "value",
   "max-hops": "value",
   "max-paths": "value",
@@ -144,7 +147,7 @@ function output(a: ParsedArgs, io: CliIO, text: string): void {
   try {
     writeFileSync(path.resolve(io.cwd, out), text);
   } catch (e) {
-    throw new InputError(`cannot write \`${out}\`: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check that its directory exists and is writable`, "cannot-write");
+    throw new InputError(cannotWriteMessage(out, e), CANNOT_WRITE);
   }
 }
 
@@ -152,8 +155,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, FLOW_OPTIONS);
   const from = a.values.get("from");
   if (from !== undefined ? a.positionals.length !== 0 : a.positionals.length !== 2) throw new UsageError(from !== undefined ? "--from A takes no other qube; drop B, or drop --from" : "expected two qubes, A and B (or --from A)");
-  const format = a.values.get("format") ?? "text";
-  if (!["text", "json", "dot", "mermaid", "html"].includes(format)) throw new UsageError(`--format must be text, json, dot, mermaid or html, got \`${format}\``);
+  const format = formatOption(a, ["text", "json", "dot", "mermaid", "html"]);
   const maxHops = count(a, "max-hops", 6);
   const maxPaths = count(a, "max-paths", 100);
   return answering("flow", io, async () => {
@@ -238,9 +240,9 @@ ${CONNECTION_USAGE}
 exit status: 0 some edit flips the decision, 1 none does, 2 errors
 `;
 
-function shortDecision(d: Decision): string {
+function shortDecision(d: Decision, where?: string): string {
   if (!d.ok) return `refused (${d.message})`;
-  const rule = `${d.rule.file}:${d.rule.line ?? "None"}`;
+  const rule = where ?? `${d.rule.file}:${d.rule.line ?? "None"}`;
   if (d.action === "allow") return `allow to ${d.target} (${rule})`;
   if (d.action === "ask") {
     const t = d.targetsForAsk;
@@ -272,7 +274,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
           {
             request,
             before: decisionToJson(r.before),
-            suggestions: r.suggestions.map((s) => ({ edit: s.edit, text: s.text, after: decisionToJson(s.after) })),
+            suggestions: r.suggestions.map((s) => ({ edit: s.edit, text: s.text, after: decisionToJson(s.afterInUserLines), after_rule: s.afterRule })),
             tried: r.tried,
             ...(a.flags.has("rejected") ? { rejected: r.rejected } : {}),
           },
@@ -285,7 +287,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
       io.stdout.write(`${callText}: ${shortDecision(r.before)}\n`);
       if (!r.suggestions.length) io.stdout.write(`no one-line edit changes it (${r.tried} tried)\n`);
       else io.stdout.write(`${r.suggestions.length} one-line edit${r.suggestions.length === 1 ? "" : "s"} change${r.suggestions.length === 1 ? "s" : ""} it (each re-decided with the edited policy; ${r.tried} tried):\n`);
-      for (const s of r.suggestions) io.stdout.write(`  ${s.text}\n      → ${shortDecision(s.after)}\n`);
+      for (const s of r.suggestions) io.stdout.write(`  ${s.text}\n      → ${shortDecision(s.afterInUserLines, s.afterRule)}\n`);
       if (a.flags.has("rejected")) for (const x of r.rejected) io.stdout.write(`  not: ${x.text}\n      (${x.why})\n`);
     }
     return r.suggestions.length ? 0 : 1;

@@ -8,7 +8,7 @@
  * queries 0, or 2 on usage errors.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import {
   CoverageCollector,
@@ -21,6 +21,8 @@ import {
   isDenied,
   whatCan,
   whoCan,
+  queryCallProblem,
+  queryNameProblem,
   type DecisionMatrix,
   type QueryRow,
   expandChanges,
@@ -49,6 +51,8 @@ import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, renderExplanation } from "./policy.js";
+import { formatOption, writeOutput } from "./output.js";
+import type { ConnectionInfo } from "./connect.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -101,8 +105,16 @@ async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
   const flags = new Map<string, string | true>();
   for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
   if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const { qubes } = connect(flags, io.env);
-  return prepareSystemInfo(await systemInfo(qubes));
+  const conn: ConnectionInfo = { via: "default" };
+  const { qubes } = connect(flags, { env: io.env, cwd: io.cwd }, conn);
+  try {
+    return prepareSystemInfo(await systemInfo(qubes));
+  } catch (e) {
+    // One line with what to do (the connection's wording), not the transport's raw text.
+    const { describeFailure } = await import("./failure.js");
+    const f = describeFailure(e, conn);
+    throw f ? new Error(f.message) : e;
+  }
 }
 
 function xml(s: string): string {
@@ -136,13 +148,25 @@ options:
   --policy-dir DIR        use this policy directory for every file (overrides \`policy:\`)
   --system FILE|live      use this system model for every file (overrides \`system:\`)
   --format text|junit|json  output format (default text); junit is JUnit XML, json one object
+  --json                  the same as --format json
   --output FILE           write the results there instead of standard output
   --coverage              report, for every rule, the test calls it decided or contributed ask targets to
-  --coverage-format text|json|lcov   (default text)
-  --coverage-output FILE  write the coverage there (default: standard output, after the results)
+  --coverage-format text|json|lcov   (default text; json with --format json)
+  --coverage-output FILE  write the coverage there (default: standard output)
+
+Standard output carries one document: text coverage after text results, or
+with --format json the coverage as the \`coverage\` member of the results.
+Other pairs on standard output are a usage error: write one of them to a file
+(--coverage-output or --output).
+
+A test fails when its call gets another decision, and when it names a source
+or target that is not a qube of the system (\`[unknown-qube]\`) or a service
+that no rule names but one a rule names is a letter or two away
+(\`[unknown-service]\`): the names \`qkit policy eval\` warns about.
 
 ${CONNECTION_USAGE.replace(/^connection:/, "connection (for `live`):")}
 exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error
+(or --output/--coverage-output cannot be written: [cannot-write])
 `;
 
 interface FileRun {
@@ -186,17 +210,25 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     "policy-dir": "value",
     system: "value",
     format: "value",
+    json: true,
     output: "value",
     coverage: true,
     "coverage-format": "value",
     "coverage-output": "value",
     ...CONNECTION_OPTIONS,
   });
-  const format = a.values.get("format") ?? "text";
-  if (format !== "text" && format !== "junit" && format !== "json") throw new UsageError(`--format must be text, junit or json, got \`${format}\``);
-  const covFormat = a.values.get("coverage-format") ?? "text";
-  if (!["text", "json", "lcov"].includes(covFormat)) throw new UsageError(`--coverage-format must be text, json or lcov, got \`${covFormat}\``);
+  const format = formatOption(a, ["text", "junit", "json"]);
   const wantCoverage = a.flags.has("coverage") || a.values.has("coverage-format") || a.values.has("coverage-output");
+  // Standard output carries one document: results and coverage together only when they make one
+  // (text after text; JSON coverage nested in the JSON results as `coverage`).
+  const bothOnStdout = wantCoverage && !a.values.has("output") && !a.values.has("coverage-output");
+  const covFormat = a.values.get("coverage-format") ?? (bothOnStdout && format === "json" ? "json" : "text");
+  if (!["text", "json", "lcov"].includes(covFormat)) throw new UsageError(`--coverage-format must be text, json or lcov, got \`${covFormat}\``);
+  if (bothOnStdout && covFormat !== format) {
+    throw new UsageError(
+      `${format} results and ${covFormat} coverage would share standard output: write one of them to a file (\`--coverage-output FILE\` or \`--output FILE\`)${format === "json" ? ", or drop --coverage-format to nest the coverage in the JSON results" : ""}`,
+    );
+  }
   const paths = a.positionals.length ? a.positionals : ["."];
   const files = [...new Set(paths.flatMap((p) => findTestFiles(p, io.cwd)))];
   if (files.length === 0) throw new UsageError(`no policy test files (*.policytest.yaml) under ${paths.map((p) => `\`${p}\``).join(", ")}`);
@@ -225,7 +257,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
     if (run.problems.length) continue;
     if (dirSpec === undefined) run.problems.push({ line: 1, code: "no-policy", message: "no policy directory: add `policy: DIR` or pass --policy-dir" });
-    if (sysSpec === undefined) run.problems.push({ line: 1, code: "no-system", message: "no system model: add `system: FILE` (or `live`) or pass --system" });
+    if (sysSpec === undefined) run.problems.push({ line: 1, code: "no-system", message: "no system model: add `system: FILE` (or `system: live`) to the test file, or pass `--system FILE` (made by `qkit system snapshot`) or `--system live` with `--socket PATH`" });
     if (run.problems.length || dirSpec === undefined || sysSpec === undefined) continue;
     // Paths in messages as the user wrote them (relative to the test file, or to the current directory for options).
     const dirWritten = overrideDir !== undefined ? `\`${overrideDir}\`` : `\`${parsed.policy}\` (relative to the test file)`;
@@ -250,7 +282,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
       try {
         system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd, sysWritten);
       } catch (e) {
-        run.problems.push({ line: sysLine, code: "no-system", message: e instanceof Error ? e.message : String(e) });
+        const why = sysSpec === "live" ? `cannot read the live system model: ${e instanceof Error ? e.message : String(e)}` : e instanceof Error ? e.message : String(e);
+        const todo = sysSpec === "live" ? "or use a system file: `--system FILE` (made by `qkit system snapshot`)" : "give a file `qkit system snapshot` wrote (`--system FILE`), or use `--system live` with `--socket PATH`";
+        run.problems.push({ line: sysLine, code: "no-system", message: `${why}; ${todo}` });
         continue;
       }
       systems.set(sysSpec, system);
@@ -267,20 +301,13 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   }
 
   const total = runs.reduce((n, r) => n + r.results.length, 0);
-  const failed = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined || x.result?.failure !== undefined).length, 0);
+  const failed = runs.reduce((n, r) => n + r.results.filter((x) => !passedCase(x)).length, 0);
   const broken = runs.filter((r) => r.problems.length).length;
-  const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken) : textReport(runs, total, failed, broken);
-  const output = a.values.get("output");
-  if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), report);
-  else io.stdout.write(report);
-
-  if (wantCoverage) {
-    const covs = [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, coverage: p.coverage!.result() }));
-    const text = coverageReport(covs, covFormat, io.cwd);
-    const covOut = a.values.get("coverage-output");
-    if (covOut !== undefined) writeFileSync(path.resolve(io.cwd, covOut), text);
-    else io.stdout.write(text);
-  }
+  const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, coverage: p.coverage!.result() })) : [];
+  const nested = bothOnStdout && format === "json" ? coverageJson(covs, io.cwd) : undefined;
+  const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken, nested) : textReport(runs, total, failed, broken);
+  if (!writeOutput(io, "policy test", a.values.get("output"), report)) return 2;
+  if (wantCoverage && nested === undefined && !writeOutput(io, "policy test", a.values.get("coverage-output"), coverageReport(covs, covFormat, io.cwd))) return 2;
   return failed || broken ? 1 : 0;
 }
 
@@ -298,6 +325,7 @@ function textReport(runs: FileRun[], total: number, failed: number, broken: numb
     for (const p of r.problems) out.push(`${r.file}:${p.line}: error[${p.code}]: ${p.message}`);
     for (const x of r.results) {
       const call = expectationCall(x.case.expectation);
+      for (const p of x.result?.problems ?? []) out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${p.message} [${p.code}]`);
       if (x.error !== undefined) {
         out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.error}`);
       } else if (x.result!.failure !== undefined) {
@@ -311,7 +339,12 @@ function textReport(runs: FileRun[], total: number, failed: number, broken: numb
   return out.join("\n") + "\n";
 }
 
-function jsonReport(runs: FileRun[], total: number, failed: number, broken: number): string {
+/** Did a test call pass (the expected decision, and every name known)? */
+function passedCase(x: FileRun["results"][number]): boolean {
+  return x.error === undefined && x.result?.failure === undefined && x.result?.problems === undefined;
+}
+
+function jsonReport(runs: FileRun[], total: number, failed: number, broken: number, coverage?: unknown): string {
   return (
     JSON.stringify({
       ok: failed === 0 && broken === 0,
@@ -326,12 +359,14 @@ function jsonReport(runs: FileRun[], total: number, failed: number, broken: numb
           name: x.case.name,
           call: expectationCall(x.case.expectation),
           expected: expectationText(x.case.expectation),
-          ok: x.error === undefined && x.result?.failure === undefined,
+          ok: passedCase(x),
+          ...(x.result?.problems ? { problems: x.result.problems } : {}),
           ...(x.error !== undefined ? { error: x.error } : {}),
           ...(x.result?.failure !== undefined ? { failure: x.result.failure } : {}),
           ...(x.result ? { decision: decisionToJson(x.result.explanation.decision), rule: x.result.explanation.decidingRule ? { file: x.result.explanation.decidingRule.origin.file, line: x.result.explanation.decidingRule.origin.line } : null } : {}),
         })),
       })),
+      ...(coverage !== undefined ? { coverage } : {}),
     }) + "\n"
   );
 }
@@ -339,11 +374,11 @@ function jsonReport(runs: FileRun[], total: number, failed: number, broken: numb
 function junit(runs: FileRun[]): string {
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
   const total = runs.reduce((n, r) => n + r.results.length + (r.problems.length ? 1 : 0), 0);
-  const failures = runs.reduce((n, r) => n + r.results.filter((x) => x.result?.failure !== undefined).length, 0);
+  const failures = runs.reduce((n, r) => n + r.results.filter((x) => x.error === undefined && !passedCase(x)).length, 0);
   const errors = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined).length + (r.problems.length ? 1 : 0), 0);
   out.push(`<testsuites name="qkit policy test" tests="${total}" failures="${failures}" errors="${errors}">`);
   for (const r of runs) {
-    const f = r.results.filter((x) => x.result?.failure !== undefined).length;
+    const f = r.results.filter((x) => x.error === undefined && !passedCase(x)).length;
     const e = r.results.filter((x) => x.error !== undefined).length + (r.problems.length ? 1 : 0);
     out.push(`  <testsuite name="${xml(r.file)}" tests="${r.results.length + (r.problems.length ? 1 : 0)}" failures="${f}" errors="${e}">`);
     if (r.problems.length) {
@@ -356,7 +391,11 @@ function junit(runs: FileRun[]): string {
       out.push(`    <testcase name="${xml(x.case.name === name ? name : x.case.name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
       if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="policy-load-error"/>`);
       else if (x.result!.failure !== undefined) {
-        out.push(`      <failure message="${xml(x.result!.failure)}" type="wrong-decision">${xml(renderExplanation(x.result!.explanation))}</failure>`);
+        const names = (x.result!.problems ?? []).map((p) => `${p.message} [${p.code}]\n`).join("");
+        out.push(`      <failure message="${xml(x.result!.failure)}" type="wrong-decision">${xml(names + renderExplanation(x.result!.explanation))}</failure>`);
+      } else if (x.result!.problems) {
+        const p = x.result!.problems;
+        out.push(`      <failure message="${xml(p[0]!.message)}" type="${p[0]!.code}">${xml(p.map((q) => `${q.message} [${q.code}]`).join("\n"))}</failure>`);
       }
       out.push("    </testcase>");
     }
@@ -366,25 +405,30 @@ function junit(runs: FileRun[]): string {
   return out.join("\n") + "\n";
 }
 
-function coverageReport(covs: { mounted: Mounted; coverage: PolicyCoverage }[], format: string, cwd: string): string {
+type Covered = { mounted: Mounted; coverage: PolicyCoverage }[];
+
+/** The coverage as JSON data (`--coverage-format json`, and `coverage` of the JSON results). */
+function coverageJson(covs: Covered, cwd: string): { covered: number; total: number; policies: unknown[] } {
+  const policies = covs.map((c) => ({
+    policy_dir: path.relative(cwd, c.mounted.dir) || ".",
+    covered: c.coverage.covered,
+    total: c.coverage.total,
+    files: c.coverage.files.map((f) => ({
+      file: f.file,
+      path: shownPath(c.mounted, f.path, cwd),
+      covered: f.covered,
+      total: f.total,
+      rules: f.rules.map((r) => ({ line: r.rule.origin.line, action: r.rule.action, decided: r.decided, contributed: r.contributed, covered: r.decided + r.contributed > 0 })),
+    })),
+  }));
+  const covered = covs.reduce((n, c) => n + c.coverage.covered, 0);
+  const total = covs.reduce((n, c) => n + c.coverage.total, 0);
+  return { covered, total, policies };
+}
+
+function coverageReport(covs: Covered, format: string, cwd: string): string {
   if (format === "lcov") return covs.map((c) => coverageToLcov(c.coverage, (p) => shownPath(c.mounted, p, cwd))).join("");
-  if (format === "json") {
-    const policies = covs.map((c) => ({
-      policy_dir: path.relative(cwd, c.mounted.dir) || ".",
-      covered: c.coverage.covered,
-      total: c.coverage.total,
-      files: c.coverage.files.map((f) => ({
-        file: f.file,
-        path: shownPath(c.mounted, f.path, cwd),
-        covered: f.covered,
-        total: f.total,
-        rules: f.rules.map((r) => ({ line: r.rule.origin.line, action: r.rule.action, decided: r.decided, contributed: r.contributed, covered: r.decided + r.contributed > 0 })),
-      })),
-    }));
-    const covered = covs.reduce((n, c) => n + c.coverage.covered, 0);
-    const total = covs.reduce((n, c) => n + c.coverage.total, 0);
-    return JSON.stringify({ covered, total, policies }) + "\n";
-  }
+  if (format === "json") return JSON.stringify(coverageJson(covs, cwd)) + "\n";
   const out: string[] = ["coverage (rules that decided a test call or contributed ask targets):"];
   let covered = 0;
   let total = 0;
@@ -434,7 +478,11 @@ options:
   --json              the grouped statements as one JSON object
   --expand            one line per changed request; with --json, one JSON object a line:
                       {"service","argument","source","target","before","after"} where
-                      before and after are decisions as \`qkit policy eval --json\` prints them
+                      before and after are decisions as \`qkit policy eval --json\` prints them;
+                      each line is a concrete request (\`qkit policy eval --requests\` replays it):
+                      the \`*\` representatives are the service \`qkit.OtherService\` (a name no
+                      rule matches but \`*\`) and the argument \`+\` (the empty argument, or
+                      \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
 exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load)
@@ -509,7 +557,8 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
   const json = a.flags.has("json");
   if (a.flags.has("expand")) {
     for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
-      if (json) io.stdout.write(JSON.stringify({ service: c.service, argument: c.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
+      // The request as decided (never the `*` of the services or arguments no rule names): replayable with `qkit policy eval --requests`.
+      if (json) io.stdout.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
       else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
     }
     return diff.requests ? 1 : 0;
@@ -587,13 +636,16 @@ ask the offered targets.
 options:
 ${QUERY_COMMON}
   --all                 list denied calls too
-  --json                one JSON object a line: {"service","argument","source","target","decision"}
+  --json                one JSON object a line: {"service","argument","source","target","decision"},
+                        a concrete request that \`qkit policy eval --requests\` replays (\`*\` is
+                        decided as the service \`qkit.OtherService\` and the argument \`+\`, or
+                        \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
 exit status: 0, 2 usage error or a policy that does not load
 `;
 
-const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html]
+const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html|json] [--json]
                          [--targets A,B,...] [--sources A,B,...] [--output FILE] [connection options]
 
 The decision table of one call: a row per source qube, a column per target
@@ -605,13 +657,14 @@ options:
 ${QUERY_COMMON}
   --format F            text (default), csv, markdown, html (a self-contained page,
                         qubes coloured by their label), or json (decisions as
-                        \`qkit policy eval --json\` prints them, cells[source][target])
+                        \`qkit policy eval --json\` prints them, cells[source][target]: a row per source)
+  --json                the same as --format json
   --targets A,B,...     only these columns
   --sources A,B,...     only these rows
   --output FILE         write there instead of standard output
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error or a policy that does not load
+exit status: 0, 2 usage error, a policy that does not load, or --output cannot be written ([cannot-write])
 `;
 
 async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: CompiledPolicy; system: SystemInfo }> {
@@ -629,7 +682,16 @@ async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: Comp
 function splitCall(text: string): { service: string; argument: string } {
   const plus = text.indexOf("+");
   if (plus === 0 || text === "") throw new UsageError(`expected SERVICE[+ARG], got \`${text}\``);
-  return plus < 0 ? { service: text, argument: "+" } : { service: text.slice(0, plus), argument: text.slice(plus) };
+  const call = plus < 0 ? { service: text, argument: "+" } : { service: text.slice(0, plus), argument: text.slice(plus) };
+  const problem = queryCallProblem(call.service, call.argument);
+  if (problem !== undefined) throw new UsageError(problem);
+  return call;
+}
+
+/** Refuses a source or target that is not one of the system model (as `what-can` refuses its source). */
+function checkName(policy: CompiledPolicy, system: SystemInfo, name: string, what: "source" | "target", option?: string): void {
+  const problem = queryNameProblem(policy, system, name, what);
+  if (problem !== undefined) throw new UsageError(option ? `${option}: ${problem}` : problem);
 }
 
 function rowText(r: QueryRow, withService: boolean): string[] {
@@ -653,7 +715,7 @@ function columns(rows: string[][]): string {
 function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
   const shown = a.flags.has("all") ? rows : rows.filter((r) => !isDenied(r.decision));
   if (a.flags.has("json")) {
-    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.service, argument: r.argument, source: r.source, target: r.target, decision: decisionToJson(r.decision) }) + "\n");
+    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.request.service, argument: r.request.argument, source: r.request.source, target: r.request.target, decision: decisionToJson(r.decision) }) + "\n");
     return 0;
   }
   const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
@@ -669,6 +731,7 @@ async function runWhoCan(args: string[], io: CliIO): Promise<number> {
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
   const target = a.values.get("target");
+  if (target !== undefined) checkName(policy, system, target, "target", "--target");
   const rows = whoCan(policy, system, { ...call, ...(target !== undefined ? { target } : {}) });
   return printRows(rows, a, io, false, `${a.positionals[0]} ${target !== undefined ? `to ${target}` : "to every target"}`);
 }
@@ -678,7 +741,7 @@ async function runWhatCan(args: string[], io: CliIO): Promise<number> {
   if (a.positionals.length !== 1) throw new UsageError("expected one SOURCE qube");
   const { policy, system } = await loadQueryInputs(a, io);
   const source = a.positionals[0]!;
-  if (!system.domains.has(source)) throw new UsageError(`\`${source}\` is not a qube of the system model`);
+  checkName(policy, system, source, "source");
   return printRows(whatCan(policy, system, source), a, io, true, `calls from ${source}`);
 }
 
@@ -749,14 +812,15 @@ ${rows.join("\n")}
 async function runTable(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { ...QUERY_OPTIONS, format: "value", targets: "value", sources: "value", output: "value" });
   if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
-  const format = a.values.get("format") ?? "text";
-  if (!["text", "csv", "markdown", "html", "json"].includes(format)) throw new UsageError(`--format must be text, csv, markdown, html or json, got \`${format}\``);
+  const format = formatOption(a, ["text", "csv", "markdown", "html", "json"]);
+  if (a.flags.has("all")) throw new UsageError("`--all` is for who-can and what-can: the table always shows every decision, denials included");
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
   const list = (k: string) => a.values.get(k)?.split(",").filter(Boolean);
   const targets = list("targets");
   const sources = list("sources");
-  for (const s of sources ?? []) if (!system.domains.has(s)) throw new UsageError(`--sources: \`${s}\` is not a qube of the system model`);
+  for (const s of sources ?? []) checkName(policy, system, s, "source", "--sources");
+  for (const t of targets ?? []) checkName(policy, system, t, "target", "--targets");
   const t = decisionMatrix(policy, system, call.service, call.argument, { ...(targets ? { targets } : {}), ...(sources ? { sources } : {}) });
   const grid = t.sources.map((s, i) => [s, ...t.targets.map((target, j) => cellText(t.cells[i]![j]!, target))]);
   const head = ["source \\ target", ...t.targets];
@@ -766,10 +830,7 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   else if (format === "html") out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`);
   else if (format === "json") out = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, cells: t.cells.map((row) => row.map((d) => decisionToJson(d))) }) + "\n";
   else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
-  const output = a.values.get("output");
-  if (output !== undefined) writeFileSync(path.resolve(io.cwd, output), out);
-  else io.stdout.write(out);
-  return 0;
+  return writeOutput(io, "policy table", a.values.get("output"), out) ? 0 : 2;
 }
 
 export const commands: Command[] = [

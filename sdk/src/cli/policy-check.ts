@@ -45,6 +45,7 @@ import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean } from "./text.js";
 import { mountPolicy, readSystem, realPathOf } from "./policy.js";
+import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
 
 const FORMATS = ["text", "json", "sarif", "github"] as const;
 type Format = (typeof FORMATS)[number];
@@ -266,12 +267,19 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   // The report is streamed in large chunks (a huge policy's report is never one string).
   let fd: number | undefined;
   const target = output === undefined ? undefined : path.resolve(io.cwd, output);
-  const cannotWrite = (e: unknown) => new UsageError(`cannot write \`${output}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+  // One behaviour for every command (see output.ts): the OS wording, `cannot-write`, exit 2.
+  class CannotWrite {
+    constructor(readonly cause: unknown) {}
+  }
+  const cannotWrite = (e: unknown): number => {
+    io.stderr.write(`qkit policy check: ${cannotWriteMessage(output!, e)} [${CANNOT_WRITE}]\n`);
+    return EXIT.usage;
+  };
   if (target !== undefined) {
     try {
       fd = openSync(target, "w");
     } catch (e) {
-      throw cannotWrite(e);
+      return cannotWrite(e);
     }
   }
   const out = new ChunkWriter(
@@ -281,7 +289,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
           try {
             writeSync(fd!, chunk);
           } catch (e) {
-            throw cannotWrite(e);
+            throw new CannotWrite(e);
           }
         },
   );
@@ -308,6 +316,9 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       }
     }
     out.flush();
+  } catch (e) {
+    if (e instanceof CannotWrite) return cannotWrite(e.cause);
+    throw e;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

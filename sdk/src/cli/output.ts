@@ -1,0 +1,69 @@
+/**
+ * Where a command's document goes (`--output FILE` or standard output), and
+ * its `--format` (with `--json` as the alias of `--format json`): one
+ * behaviour for every command. A file that cannot be written is one line in
+ * the operating system's wording with the code `cannot-write`, exit 2.
+ */
+import { writeFileSync } from "node:fs";
+import * as path from "node:path";
+import type { CliIO } from "./command.js";
+import { UsageError } from "./command.js";
+import type { ParsedArgs } from "./args.js";
+import { osMessage } from "./text.js";
+
+/** The message code of a file that cannot be written. */
+export const CANNOT_WRITE = "cannot-write";
+
+/** `cannot write \`FILE\`: <OS wording>; <what to do>` (no code, no command). */
+export function cannotWriteMessage(file: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const todo =
+    code === "ENOENT" || code === "ENOTDIR"
+      ? "check that its directory exists"
+      : code === "EISDIR"
+        ? "give the name of a file, not a directory"
+        : code === "EACCES" || code === "EPERM" || code === "EROFS"
+          ? "write it somewhere you may write"
+          : "check that its directory exists and is writable";
+  return `cannot write \`${file}\`: ${osMessage(err)}; ${todo}`;
+}
+
+/**
+ * Writes `text` to `file` (relative to the current directory), or to
+ * standard output when `file` is undefined. On failure prints
+ * `qkit COMMAND: cannot write … [cannot-write]` and returns false: the
+ * command then exits 2.
+ */
+export function writeOutput(io: CliIO, command: string, file: string | undefined, text: string): boolean {
+  if (file === undefined) {
+    io.stdout.write(text);
+    return true;
+  }
+  try {
+    writeFileSync(path.resolve(io.cwd, file), text);
+    return true;
+  } catch (e) {
+    io.stderr.write(`qkit ${command}: ${cannotWriteMessage(file, e)} [${CANNOT_WRITE}]\n`);
+    return false;
+  }
+}
+
+function orList(items: readonly string[]): string {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items[items.length - 1]}`;
+}
+
+/**
+ * The `--format` of a command that also takes `--json` (the alias of
+ * `--format json`): `allowed` in the order the usage lists them, the first
+ * the default. Parse `json: true` and `format: "value"` for this.
+ */
+export function formatOption(a: ParsedArgs, allowed: readonly string[]): string {
+  const given = a.values.get("format");
+  if (a.flags.has("json")) {
+    if (given !== undefined && given !== "json") throw new UsageError(`\`--json\` is \`--format json\`, and \`--format ${given}\` was given too: keep one`);
+    return "json";
+  }
+  const format = given ?? allowed[0]!;
+  if (!allowed.includes(format)) throw new UsageError(`--format must be ${orList(allowed)}, got \`${format}\``);
+  return format;
+}
