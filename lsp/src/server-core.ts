@@ -312,6 +312,8 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   // with every answer to the client).
   /** When the last edit of an open document arrived (ms, `clock`). */
   let lastEditAt = -Infinity;
+  /** Documents just opened, whose first content event is the open, not an edit. */
+  const opening = new Set<string>();
   /** How long the edits must pause before closed files' diagnostics are published (ms). */
   const CLOSED_FILES_AFTER_MS = 400;
   /** Closed files' diagnostics waiting to be published, oldest first (see {@link pumpClosed}). */
@@ -501,9 +503,9 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   }
 
   /** Publishes a finished snapshot and wakes the requests that waited for it. */
-  function finished(project: PolicyProject, snapshot: PolicySnapshot): void {
+  function finished(project: PolicyProject, snapshot: PolicySnapshot, deferClosed = true): void {
     try {
-      validateProject(project, snapshot);
+      validateProject(project, snapshot, deferClosed);
     } catch (e) {
       log(`qubes-policy: validate failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
@@ -589,7 +591,8 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   /** Analyses every project to the end now and publishes (tests, benchmarks, configuration changes). */
   const validateAll = guard("validate", undefined, () => {
     lastEditAt = -Infinity;
-    for (const p of projects.values()) finished(p, p.snapshot());
+    // Everything now, closed files included (nothing waits in the queue afterwards).
+    for (const p of projects.values()) finished(p, p.snapshot(), false);
     for (const f of features) f.validate();
   });
 
@@ -738,6 +741,8 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
 
   documents.onDidOpen(
     guard("didOpen", undefined, (e) => {
+      // The library reports an open as a change of content too: that one is not an edit.
+      opening.add(e.document.uri);
       const f = featureFor(e.document.uri);
       if (f) {
         f.changed(e.document.uri);
@@ -751,7 +756,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   );
   documents.onDidChangeContent(
     guard("didChange", undefined, (e) => {
-      lastEditAt = clock();
+      if (!opening.delete(e.document.uri)) lastEditAt = clock();
       const f = featureFor(e.document.uri);
       if (f) {
         f.changed(e.document.uri);
