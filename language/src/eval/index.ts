@@ -32,12 +32,18 @@ const ANY = "\0*";
 interface Bucket {
   bySource: Map<string, number[]>;
   /**
-   * The same rules split again by target key (a literal name, `DOM0_KEY`,
-   * or `GENERIC` for tokens that need the system model): first-match
-   * lookups use these; `ask` collection (which ignores targets) uses `bySource`.
+   * The large groups of `bySource` split again by target key (a literal
+   * name, `DOM0_KEY`, or `GENERIC` for tokens that need the system model),
+   * built on first use: first-match lookups use these for groups of at least
+   * `SPLIT_MIN` rules, and walk small groups whole (checking each rule's
+   * target is cheaper than looking the splits up); `ask` collection (which
+   * ignores targets) always uses `bySource`.
    */
-  pairs: Map<string, Map<string, number[]>>;
+  split: Map<string, Map<string, number[]>> | undefined;
 }
+
+/** The size from which a source group is split by target for first-match lookups. */
+const SPLIT_MIN = 8;
 
 export interface Index {
   buckets: Map<string, Map<string, Bucket>>;
@@ -84,6 +90,13 @@ export interface SystemCache {
   /** Expansions as bitsets over the universe (`null`: an item outside it, use strings). */
   bitsets: Map<QubeToken, TargetSet | null | PyCrash>;
   asks: Map<string, string[] | PyCrash>;
+  /**
+   * Finished `ask` target lists by content (the offered bitset and the
+   * targets outside the universe): requests whose collections end alike
+   * share one array, so a stream of requests keeps one copy of each list
+   * (and serialises it once).
+   */
+  askLists: Map<string, string[]>;
   universe?: Universe;
 }
 
@@ -123,16 +136,10 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
     let byArg = buckets.get(s);
     if (!byArg) buckets.set(s, (byArg = new Map()));
     let b = byArg.get(a);
-    if (!b) byArg.set(a, (b = { bySource: new Map(), pairs: new Map() }));
-    let l = b.bySource.get(sk);
-    if (!l) b.bySource.set(sk, (l = []));
-    l.push(r.index);
-    let byTarget = b.pairs.get(sk);
-    if (!byTarget) b.pairs.set(sk, (byTarget = new Map()));
-    const tk = targetKeyOf(r.target);
-    let lt = byTarget.get(tk);
-    if (!lt) byTarget.set(tk, (lt = []));
-    lt.push(r.index);
+    if (!b) byArg.set(a, (b = { bySource: new Map(), split: undefined }));
+    const l = b.bySource.get(sk);
+    if (l === undefined) b.bySource.set(sk, [r.index]);
+    else l.push(r.index);
   }
   return { buckets, perSystem: new WeakMap(), askToken, deny, tokens };
 }
@@ -145,7 +152,7 @@ export function indexOf(policy: CompiledPolicy): Index {
 
 export function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map(), askLists: new Map() }));
   return c;
 }
 
@@ -259,31 +266,58 @@ function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
   return OTHER_TARGET_KEYS;
 }
 
-/** The candidate lists for a first-match lookup: split by source and by target. */
-export function candidatePairLists(index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
+/** The split by target key of a large source group (see `Bucket.split`), built on first use. */
+function splitOf(rules: readonly PolicyRule[], b: Bucket, sk: string, group: number[]): Map<string, number[]> {
+  if (b.split === undefined) b.split = new Map();
+  let byTarget = b.split.get(sk);
+  if (byTarget === undefined) {
+    b.split.set(sk, (byTarget = new Map()));
+    for (let j = 0; j < group.length; j++) {
+      const i = group[j]!;
+      const tk = targetKeyOf(rules[i]!.target);
+      const lt = byTarget.get(tk);
+      if (lt === undefined) byTarget.set(tk, [i]);
+      else lt.push(i);
+    }
+  }
+  return byTarget;
+}
+
+/**
+ * The candidate lists for a first-match lookup: the rules whose source key
+ * matches, and in large groups only those whose target key can match too.
+ */
+export function candidatePairLists(policy: CompiledPolicy, index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
   const sk = sourceKeys(src, sys);
   // Not well formed: matching a source may crash before the target is looked at, so no rule
   // may be skipped for its target either. Every rule of the service, in order.
   if (sk === null) return candidateLists(index, service, argument, src, sys);
   const lists: number[][] = [];
-  const tk = targetKeys(t, sys);
-  const add = (byTarget: Map<string, number[]> | undefined) => {
-    if (byTarget === undefined) return;
-    for (let j = 0; j < tk.length; j++) {
-      const l = byTarget.get(tk[j]!);
-      if (l !== undefined) lists.push(l);
+  let tk: string[] | undefined;
+  for (let n = 0; n < 3; n++) {
+    let b: Bucket | undefined;
+    if (n === 2) b = index.buckets.get(ANY)?.get(ANY);
+    else {
+      const exact = index.buckets.get(service);
+      b = exact === undefined ? undefined : exact.get(n === 0 ? argument : ANY);
     }
-  };
-  const visit = (b: Bucket | undefined) => {
-    if (b === undefined) return;
-    for (let j = 0; j < sk.length; j++) add(b.pairs.get(sk[j]!));
-  };
-  const exact = index.buckets.get(service);
-  if (exact !== undefined) {
-    visit(exact.get(argument));
-    visit(exact.get(ANY));
+    if (b === undefined) continue;
+    for (let j = 0; j < sk.length; j++) {
+      const key = sk[j]!;
+      const group = b.bySource.get(key);
+      if (group === undefined) continue;
+      if (group.length < SPLIT_MIN) {
+        lists.push(group);
+        continue;
+      }
+      const byTarget = splitOf(policy.rules, b, key, group);
+      tk ??= targetKeys(t, sys);
+      for (let m = 0; m < tk.length; m++) {
+        const l = byTarget.get(tk[m]!);
+        if (l !== undefined) lists.push(l);
+      }
+    }
   }
-  visit(index.buckets.get(ANY)?.get(ANY));
   return lists;
 }
 
