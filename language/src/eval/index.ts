@@ -47,6 +47,8 @@ const SPLIT_MIN = 8;
 
 export interface Index {
   buckets: Map<string, Map<string, Bucket>>;
+  /** The bucket of the `* *` rules. */
+  star: Bucket | undefined;
   /** Per system model: expansions of target tokens and `ask` results. */
   perSystem: WeakMap<object, SystemCache>;
   /**
@@ -141,7 +143,7 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
     if (l === undefined) b.bySource.set(sk, [r.index]);
     else l.push(r.index);
   }
-  return { buckets, perSystem: new WeakMap(), askToken, deny, tokens };
+  return { buckets, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens };
 }
 
 export function indexOf(policy: CompiledPolicy): Index {
@@ -228,8 +230,7 @@ function bucketsFor(index: Index, service: string, argument: string): Bucket[] {
     const any = exact.get(ANY);
     if (any) out.push(any);
   }
-  const star = index.buckets.get(ANY)?.get(ANY);
-  if (star) out.push(star);
+  if (index.star) out.push(index.star);
   return out;
 }
 
@@ -294,13 +295,9 @@ export function candidatePairLists(policy: CompiledPolicy, index: Index, service
   if (sk === null) return candidateLists(index, service, argument, src, sys);
   const lists: number[][] = [];
   let tk: string[] | undefined;
+  const exact = index.buckets.get(service);
   for (let n = 0; n < 3; n++) {
-    let b: Bucket | undefined;
-    if (n === 2) b = index.buckets.get(ANY)?.get(ANY);
-    else {
-      const exact = index.buckets.get(service);
-      b = exact === undefined ? undefined : exact.get(n === 0 ? argument : ANY);
-    }
+    const b = n === 2 ? index.star : exact === undefined ? undefined : exact.get(n === 0 ? argument : ANY);
     if (b === undefined) continue;
     for (let j = 0; j < sk.length; j++) {
       const key = sk[j]!;

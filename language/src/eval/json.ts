@@ -28,7 +28,16 @@ const str = JSON.stringify as (s: string | null) => string;
 
 function fragmentsOf(policy: CompiledPolicy): RuleFragments {
   let f = fragments.get(policy);
-  if (f === undefined) fragments.set(policy, (f = { head: [], denyTail: [] }));
+  if (f === undefined) {
+    // Filled (not holey beyond V8's limit), so a rule's slot is an array read, not a dictionary lookup.
+    const head: undefined[] = [];
+    const denyTail: undefined[] = [];
+    for (let i = 0; i < policy.rules.length; i++) {
+      head.push(undefined);
+      denyTail.push(undefined);
+    }
+    fragments.set(policy, (f = { head, denyTail }));
+  }
   return f;
 }
 
@@ -39,6 +48,8 @@ function head(f: RuleFragments, rule: PolicyRule): string {
 }
 
 function targetsJson(list: readonly string[]): string {
+  // Short lists are cheaper to write again than to look up (and are often a fresh array: a redirect).
+  if (list.length < 16) return JSON.stringify(list);
   let s = listJson.get(list);
   if (s === undefined) listJson.set(list, (s = JSON.stringify(list)));
   return s;
