@@ -32,14 +32,21 @@ const ANY = "\0*";
 interface Bucket {
   bySource: Map<string, number[]>;
   /**
-   * The large groups of `bySource` split again by target key (a literal
-   * name, `DOM0_KEY`, or `GENERIC` for tokens that need the system model),
-   * built on first use: first-match lookups use these for groups of at least
-   * `SPLIT_MIN` rules, and walk small groups whole (checking each rule's
-   * target is cheaper than looking the splits up); `ask` collection (which
-   * ignores targets) always uses `bySource`.
+   * The same groups for first-match lookups, built on first use: the ids of
+   * their source keys (`Index.keyIds`) in ascending order, the groups in
+   * that order, and for groups of at least `SPLIT_MIN` rules their split by
+   * target key (a literal name, `DOM0_KEY`, or `GENERIC` for tokens that need
+   * the system model), also built on first use. Small groups are walked
+   * whole (checking a rule's target is cheaper than looking splits up);
+   * `ask` collection (which ignores targets) uses `bySource`.
    */
-  split: Map<string, Map<string, number[]>> | undefined;
+  table: KeyTable | undefined;
+}
+
+interface KeyTable {
+  ids: Int32Array;
+  groups: number[][];
+  splits: (Map<string, number[]> | undefined)[];
 }
 
 /** The size from which a source group is split by target for first-match lookups. */
@@ -47,6 +54,8 @@ const SPLIT_MIN = 8;
 
 export interface Index {
   buckets: Map<string, Map<string, Bucket>>;
+  /** A small number per source key that some rule has, for the sorted key tables of the buckets. */
+  keyIds: Map<string, number>;
   /** The bucket of the `* *` rules. */
   star: Bucket | undefined;
   /** Per system model: expansions of target tokens and `ask` results. */
@@ -99,6 +108,8 @@ export interface SystemCache {
    * (and serialises it once).
    */
   askLists: Map<string, string[]>;
+  /** Per source: the ids (`Index.keyIds`) of its source keys that some rule has, ascending. */
+  sourceIds: Map<string, Int32Array>;
   universe?: Universe;
 }
 
@@ -121,6 +132,7 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
   const deny = new Uint8Array(rules.length);
   const ids = new Map<QubeToken, number>();
   const tokens: QubeToken[] = [];
+  const keyIds = new Map<string, number>();
   for (const r of rules) {
     const tok = r.action !== "deny" && r.redirect ? r.redirect : r.target;
     let id = ids.get(tok);
@@ -138,12 +150,14 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
     let byArg = buckets.get(s);
     if (!byArg) buckets.set(s, (byArg = new Map()));
     let b = byArg.get(a);
-    if (!b) byArg.set(a, (b = { bySource: new Map(), split: undefined }));
+    if (!b) byArg.set(a, (b = { bySource: new Map(), table: undefined }));
     const l = b.bySource.get(sk);
-    if (l === undefined) b.bySource.set(sk, [r.index]);
-    else l.push(r.index);
+    if (l === undefined) {
+      b.bySource.set(sk, [r.index]);
+      if (!keyIds.has(sk)) keyIds.set(sk, keyIds.size);
+    } else l.push(r.index);
   }
-  return { buckets, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens };
+  return { buckets, keyIds, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens };
 }
 
 export function indexOf(policy: CompiledPolicy): Index {
@@ -154,7 +168,7 @@ export function indexOf(policy: CompiledPolicy): Index {
 
 export function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map(), askLists: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() }));
   return c;
 }
 
@@ -267,12 +281,17 @@ function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
   return OTHER_TARGET_KEYS;
 }
 
-/** The split by target key of a large source group (see `Bucket.split`), built on first use. */
-function splitOf(rules: readonly PolicyRule[], b: Bucket, sk: string, group: number[]): Map<string, number[]> {
-  if (b.split === undefined) b.split = new Map();
-  let byTarget = b.split.get(sk);
+function keyTable(index: Index, b: Bucket): KeyTable {
+  const entries = [...b.bySource].map(([k, g]) => [index.keyIds.get(k)!, g] as const).sort((x, y) => x[0] - y[0]);
+  return (b.table = { ids: Int32Array.from(entries, (e) => e[0]), groups: entries.map((e) => e[1]), splits: entries.map(() => undefined) });
+}
+
+/** The split by target key of a large source group (see `Bucket.table`), built on first use. */
+function splitOf(rules: readonly PolicyRule[], t: KeyTable, at: number): Map<string, number[]> {
+  let byTarget = t.splits[at];
   if (byTarget === undefined) {
-    b.split.set(sk, (byTarget = new Map()));
+    t.splits[at] = byTarget = new Map();
+    const group = t.groups[at]!;
     for (let j = 0; j < group.length; j++) {
       const i = group[j]!;
       const tk = targetKeyOf(rules[i]!.target);
@@ -284,6 +303,24 @@ function splitOf(rules: readonly PolicyRule[], b: Bucket, sk: string, group: num
   return byTarget;
 }
 
+/** The ids of a source's keys that some rule has, ascending (memoised per system model). */
+function sourceIds(index: Index, sys: PreparedSystem, src: string, keys: string[]): Int32Array {
+  const cache = systemCache(index, sys);
+  let ids = cache.sourceIds.get(src);
+  if (ids === undefined) {
+    const found: number[] = [];
+    for (const k of keys) {
+      const id = index.keyIds.get(k);
+      if (id !== undefined && !found.includes(id)) found.push(id);
+    }
+    ids = Int32Array.from(found.sort((x, y) => x - y));
+    // Bounded: a memo for repeated sources, not a store of every name ever seen.
+    if (cache.sourceIds.size >= 65536) cache.sourceIds.clear();
+    cache.sourceIds.set(src, ids);
+  }
+  return ids;
+}
+
 /**
  * The candidate lists for a first-match lookup: the rules whose source key
  * matches, and in large groups only those whose target key can match too.
@@ -293,26 +330,38 @@ export function candidatePairLists(policy: CompiledPolicy, index: Index, service
   // Not well formed: matching a source may crash before the target is looked at, so no rule
   // may be skipped for its target either. Every rule of the service, in order.
   if (sk === null) return candidateLists(index, service, argument, src, sys);
+  const want = sourceIds(index, sys, src, sk);
   const lists: number[][] = [];
   let tk: string[] | undefined;
   const exact = index.buckets.get(service);
   for (let n = 0; n < 3; n++) {
     const b = n === 2 ? index.star : exact === undefined ? undefined : exact.get(n === 0 ? argument : ANY);
     if (b === undefined) continue;
-    for (let j = 0; j < sk.length; j++) {
-      const key = sk[j]!;
-      const group = b.bySource.get(key);
-      if (group === undefined) continue;
-      if (group.length < SPLIT_MIN) {
-        lists.push(group);
-        continue;
+    const table = b.table ?? keyTable(index, b);
+    const ids = table.ids;
+    // Both ascending: each key is searched for after the previous one's place.
+    let lo = 0;
+    for (let j = 0; j < want.length; j++) {
+      const id = want[j]!;
+      let hi = ids.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (ids[mid]! < id) lo = mid + 1;
+        else hi = mid;
       }
-      const byTarget = splitOf(policy.rules, b, key, group);
-      tk ??= targetKeys(t, sys);
-      for (let m = 0; m < tk.length; m++) {
-        const l = byTarget.get(tk[m]!);
-        if (l !== undefined) lists.push(l);
+      if (lo === ids.length) break;
+      if (ids[lo] !== id) continue;
+      const group = table.groups[lo]!;
+      if (group.length < SPLIT_MIN) lists.push(group);
+      else {
+        const byTarget = splitOf(policy.rules, table, lo);
+        tk ??= targetKeys(t, sys);
+        for (let m = 0; m < tk.length; m++) {
+          const l = byTarget.get(tk[m]!);
+          if (l !== undefined) lists.push(l);
+        }
       }
+      lo++;
     }
   }
   return lists;
