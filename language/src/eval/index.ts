@@ -252,17 +252,33 @@ function bucketsFor(index: Index, service: string, argument: string): Bucket[] {
 export function candidateLists(index: Index, service: string, argument: string, src: string, sys: PreparedSystem): number[][] {
   const lists: number[][] = [];
   const keys = sourceKeys(src, sys);
+  if (keys === null) {
+    for (const b of bucketsFor(index, service, argument)) for (const l of b.bySource.values()) lists.push(l);
+    return lists;
+  }
+  const want = sourceIds(index, sys, src, keys);
   for (const b of bucketsFor(index, service, argument)) {
-    if (keys === null) {
-      for (const l of b.bySource.values()) lists.push(l);
-      continue;
-    }
-    for (const k of keys) {
-      const l = b.bySource.get(k);
-      if (l) lists.push(l);
+    const table = b.table ?? keyTable(index, b);
+    const ids = table.ids;
+    let lo = 0;
+    for (let j = 0; j < want.length && lo < ids.length; j++) {
+      lo = lowerBound(ids, want[j]!, lo);
+      if (lo < ids.length && ids[lo] === want[j]) lists.push(table.groups[lo++]!);
     }
   }
   return lists;
+}
+
+/** The first place in `ids[from..]` (ascending) whose id is at least `id`. */
+function lowerBound(ids: Int32Array, id: number, from: number): number {
+  let lo = from;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The index keys a rule target must have to possibly match the verified target `t`. */
@@ -343,12 +359,7 @@ export function candidatePairLists(policy: CompiledPolicy, index: Index, service
     let lo = 0;
     for (let j = 0; j < want.length; j++) {
       const id = want[j]!;
-      let hi = ids.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (ids[mid]! < id) lo = mid + 1;
-        else hi = mid;
-      }
+      lo = lowerBound(ids, id, lo);
       if (lo === ids.length) break;
       if (ids[lo] !== id) continue;
       const group = table.groups[lo]!;
@@ -367,16 +378,20 @@ export function candidatePairLists(policy: CompiledPolicy, index: Index, service
   return lists;
 }
 
-/** The union of sorted index lists, sorted (each rule is in one list). */
+/** The union of sorted index lists, sorted (each rule is in one list); valid until the next call. */
 export function mergeAll(lists: number[][]): Int32Array | number[] {
   if (lists.length === 1) return lists[0]!;
   let n = 0;
   for (const l of lists) n += l.length;
-  const out = new Int32Array(n);
+  // One scratch array for every call (the result is read before the next call): no allocation per request.
+  if (scratch.length < n) scratch = new Int32Array(Math.max(n, scratch.length * 2));
+  const out = scratch.subarray(0, n);
   let k = 0;
   for (const l of lists) for (let j = 0; j < l.length; j++) out[k++] = l[j]!;
   return out.sort();
 }
+
+let scratch = new Int32Array(1024);
 
 /**
  * Walks the union of sorted index lists in ascending order (duplicates
