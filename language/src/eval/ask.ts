@@ -337,8 +337,11 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
 
 /** A bitset as a string (two UTF-16 units a word), to key a map by its content. */
 function bitsKey(bits: Uint32Array): string {
+  const units = new Uint16Array(bits.buffer, bits.byteOffset, bits.length * 2);
+  // One flat string (no chain of concatenations), in slices that stay within any argument limit.
+  if (units.length <= 4096) return String.fromCharCode.apply(null, units as unknown as number[]);
   let s = "";
-  for (let w = 0; w < bits.length; w++) s += String.fromCharCode(bits[w]! & 0xffff, bits[w]! >>> 16);
+  for (let i = 0; i < units.length; i += 4096) s += String.fromCharCode.apply(null, units.subarray(i, i + 4096) as unknown as number[]);
   return s;
 }
 

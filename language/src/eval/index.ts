@@ -298,8 +298,18 @@ function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
 }
 
 function keyTable(index: Index, b: Bucket): KeyTable {
-  const entries = [...b.bySource].map(([k, g]) => [index.keyIds.get(k)!, g] as const).sort((x, y) => x[0] - y[0]);
-  return (b.table = { ids: Int32Array.from(entries, (e) => e[0]), groups: entries.map((e) => e[1]), splits: entries.map(() => undefined) });
+  const entries: { id: number; group: number[] }[] = [];
+  for (const [k, group] of b.bySource) entries.push({ id: index.keyIds.get(k)!, group });
+  entries.sort((x, y) => x.id - y.id);
+  const ids = new Int32Array(entries.length);
+  const groups: number[][] = [];
+  const splits: undefined[] = [];
+  for (let j = 0; j < entries.length; j++) {
+    ids[j] = entries[j]!.id;
+    groups.push(entries[j]!.group);
+    splits.push(undefined);
+  }
+  return (b.table = { ids, groups, splits });
 }
 
 /** The split by target key of a large source group (see `Bucket.table`), built on first use. */
