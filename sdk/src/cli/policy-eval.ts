@@ -245,6 +245,12 @@ class ByteWriter {
     this.off += this.buf.write(s, this.off);
   }
 
+  /** Ends a line (one byte, no call into the encoder). */
+  newline(): void {
+    if (this.off === this.buf.length) this.put("\n");
+    else this.buf[this.off++] = 10;
+  }
+
   /** Writes what was put since the last flush; false when the stream asks its writer to wait for "drain". */
   flush(): boolean {
     if (this.off === this.start) return true;
@@ -333,7 +339,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
           pieces[last] = `${pieces[last]!.slice(0, -1)},"request":${JSON.stringify(echoed)}}`;
         }
         for (let k = 0; k < pieces.length; k++) out.put(pieces[k]!);
-        out.put("\n");
+        out.newline();
       }
       if (warnings) io.stderr.write(warnings);
       // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
