@@ -299,6 +299,13 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
     set(sourceName, false);
     note(`the source \`${sourceName}\` itself is never offered`);
   }
+  // The same final set gives the same list (or the same crash): one shared array per content.
+  let key: string | undefined;
+  if (!contributions) {
+    key = bitsKey(offered) + (extra.length ? "\0" + extra.join("\0") : "");
+    const hit = cache.askLists.get(key);
+    if (hit !== undefined) return hit;
+  }
   const out: string[] = [];
   const hidden: string[] = [];
   for (let w = 0; w < W; w++) {
@@ -320,7 +327,22 @@ function computeAsk(policy: CompiledPolicy, index: Index | null, req: BuiltReque
   }
   if (extra.length) out.sort(pyCompare);
   if (hidden.length) note(`internal qubes are never offered: ${hidden.map((h) => `\`${h}\``).join(", ")}`);
+  if (key !== undefined) {
+    // Bounded: a memo for repeated lists, not a store of every list ever offered.
+    if (cache.askLists.size >= 4096) cache.askLists.clear();
+    cache.askLists.set(key, out);
+  }
   return out;
+}
+
+/** A bitset as a string (two UTF-16 units a word), to key a map by its content. */
+function bitsKey(bits: Uint32Array): string {
+  const units = new Uint16Array(bits.buffer, bits.byteOffset, bits.length * 2);
+  // One flat string (no chain of concatenations), in slices that stay within any argument limit.
+  if (units.length <= 4096) return String.fromCharCode.apply(null, units as unknown as number[]);
+  let s = "";
+  for (let i = 0; i < units.length; i += 4096) s += String.fromCharCode.apply(null, units.subarray(i, i + 4096) as unknown as number[]);
+  return s;
 }
 
 /**

@@ -46,7 +46,13 @@ function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: s
   return d;
 }
 
-export function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskTrace, linear = false): Run {
+/**
+ * One decision. `onStep` sees every rule tried (explain), `contributions`
+ * records the `ask` collection, `linear` scans every rule as the engine does,
+ * and `shared` hands out the collection's cached `ask` list itself rather
+ * than a copy (for callers that only read it, such as `evaluateJson`).
+ */
+export function run(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, onStep?: (rule: PolicyRule) => void, contributions?: AskTrace, linear = false, shared = false): Run {
   if (policy.service !== undefined && request.service !== policy.service) {
     // Loaded with `LoadOptions.service`: the rules of other services are not there to decide it.
     const message = `this policy was loaded for the service \`${policy.service}\` only, so it cannot decide a call to \`${request.service}\`; load it without \`service\``;
@@ -68,7 +74,7 @@ export function run(policy: CompiledPolicy, request: PolicyRequest, system: Syst
       ? allRules(policy)
       : onStep
         ? candidateLists(indexOf(policy), built.service, built.argument, built.source, sys)
-        : candidatePairLists(indexOf(policy), built.service, built.argument, built.source, built.target, sys);
+        : candidatePairLists(policy, indexOf(policy), built.service, built.argument, built.source, built.target, sys);
     const cursor = new Merge(lists);
     for (let i = cursor.next(); i >= 0; i = cursor.next()) {
       const r = policy.rules[i]!;
@@ -161,7 +167,7 @@ export function run(policy: CompiledPolicy, request: PolicyRequest, system: Syst
         ok: true,
         action: "ask",
         // INVARIANT: already sorted (the collection returns sorted targets; a redirect is one target).
-        targetsForAsk: [...targets],
+        targetsForAsk: shared ? targets : [...targets],
         defaultTarget: def,
         user: rule.user,
         notify: rule.notify,

@@ -32,15 +32,32 @@ const ANY = "\0*";
 interface Bucket {
   bySource: Map<string, number[]>;
   /**
-   * The same rules split again by target key (a literal name, `DOM0_KEY`,
-   * or `GENERIC` for tokens that need the system model): first-match
-   * lookups use these; `ask` collection (which ignores targets) uses `bySource`.
+   * The same groups for first-match lookups, built on first use: the ids of
+   * their source keys (`Index.keyIds`) in ascending order, the groups in
+   * that order, and for groups of at least `SPLIT_MIN` rules their split by
+   * target key (a literal name, `DOM0_KEY`, or `GENERIC` for tokens that need
+   * the system model), also built on first use. Small groups are walked
+   * whole (checking a rule's target is cheaper than looking splits up);
+   * `ask` collection (which ignores targets) uses `bySource`.
    */
-  pairs: Map<string, Map<string, number[]>>;
+  table: KeyTable | undefined;
 }
+
+interface KeyTable {
+  ids: Int32Array;
+  groups: number[][];
+  splits: (Map<string, number[]> | undefined)[];
+}
+
+/** The size from which a source group is split by target for first-match lookups. */
+const SPLIT_MIN = 8;
 
 export interface Index {
   buckets: Map<string, Map<string, Bucket>>;
+  /** A small number per source key that some rule has, for the sorted key tables of the buckets. */
+  keyIds: Map<string, number>;
+  /** The bucket of the `* *` rules. */
+  star: Bucket | undefined;
   /** Per system model: expansions of target tokens and `ask` results. */
   perSystem: WeakMap<object, SystemCache>;
   /**
@@ -84,6 +101,15 @@ export interface SystemCache {
   /** Expansions as bitsets over the universe (`null`: an item outside it, use strings). */
   bitsets: Map<QubeToken, TargetSet | null | PyCrash>;
   asks: Map<string, string[] | PyCrash>;
+  /**
+   * Finished `ask` target lists by content (the offered bitset and the
+   * targets outside the universe): requests whose collections end alike
+   * share one array, so a stream of requests keeps one copy of each list
+   * (and serialises it once).
+   */
+  askLists: Map<string, string[]>;
+  /** Per source: the ids (`Index.keyIds`) of its source keys that some rule has, ascending. */
+  sourceIds: Map<string, Int32Array>;
   universe?: Universe;
 }
 
@@ -106,6 +132,7 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
   const deny = new Uint8Array(rules.length);
   const ids = new Map<QubeToken, number>();
   const tokens: QubeToken[] = [];
+  const keyIds = new Map<string, number>();
   for (const r of rules) {
     const tok = r.action !== "deny" && r.redirect ? r.redirect : r.target;
     let id = ids.get(tok);
@@ -123,18 +150,14 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
     let byArg = buckets.get(s);
     if (!byArg) buckets.set(s, (byArg = new Map()));
     let b = byArg.get(a);
-    if (!b) byArg.set(a, (b = { bySource: new Map(), pairs: new Map() }));
-    let l = b.bySource.get(sk);
-    if (!l) b.bySource.set(sk, (l = []));
-    l.push(r.index);
-    let byTarget = b.pairs.get(sk);
-    if (!byTarget) b.pairs.set(sk, (byTarget = new Map()));
-    const tk = targetKeyOf(r.target);
-    let lt = byTarget.get(tk);
-    if (!lt) byTarget.set(tk, (lt = []));
-    lt.push(r.index);
+    if (!b) byArg.set(a, (b = { bySource: new Map(), table: undefined }));
+    const l = b.bySource.get(sk);
+    if (l === undefined) {
+      b.bySource.set(sk, [r.index]);
+      if (!keyIds.has(sk)) keyIds.set(sk, keyIds.size);
+    } else l.push(r.index);
   }
-  return { buckets, perSystem: new WeakMap(), askToken, deny, tokens };
+  return { buckets, keyIds, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens };
 }
 
 export function indexOf(policy: CompiledPolicy): Index {
@@ -145,7 +168,7 @@ export function indexOf(policy: CompiledPolicy): Index {
 
 export function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() }));
   return c;
 }
 
@@ -221,8 +244,7 @@ function bucketsFor(index: Index, service: string, argument: string): Bucket[] {
     const any = exact.get(ANY);
     if (any) out.push(any);
   }
-  const star = index.buckets.get(ANY)?.get(ANY);
-  if (star) out.push(star);
+  if (index.star) out.push(index.star);
   return out;
 }
 
@@ -230,17 +252,33 @@ function bucketsFor(index: Index, service: string, argument: string): Bucket[] {
 export function candidateLists(index: Index, service: string, argument: string, src: string, sys: PreparedSystem): number[][] {
   const lists: number[][] = [];
   const keys = sourceKeys(src, sys);
+  if (keys === null) {
+    for (const b of bucketsFor(index, service, argument)) for (const l of b.bySource.values()) lists.push(l);
+    return lists;
+  }
+  const want = sourceIds(index, sys, src, keys);
   for (const b of bucketsFor(index, service, argument)) {
-    if (keys === null) {
-      for (const l of b.bySource.values()) lists.push(l);
-      continue;
-    }
-    for (const k of keys) {
-      const l = b.bySource.get(k);
-      if (l) lists.push(l);
+    const table = b.table ?? keyTable(index, b);
+    const ids = table.ids;
+    let lo = 0;
+    for (let j = 0; j < want.length && lo < ids.length; j++) {
+      lo = lowerBound(ids, want[j]!, lo);
+      if (lo < ids.length && ids[lo] === want[j]) lists.push(table.groups[lo++]!);
     }
   }
   return lists;
+}
+
+/** The first place in `ids[from..]` (ascending) whose id is at least `id`. */
+function lowerBound(ids: Int32Array, id: number, from: number): number {
+  let lo = from;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The index keys a rule target must have to possibly match the verified target `t`. */
@@ -259,44 +297,111 @@ function targetKeys(t: VerifiedTarget, sys: PreparedSystem): string[] {
   return OTHER_TARGET_KEYS;
 }
 
-/** The candidate lists for a first-match lookup: split by source and by target. */
-export function candidatePairLists(index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
+function keyTable(index: Index, b: Bucket): KeyTable {
+  const entries: { id: number; group: number[] }[] = [];
+  for (const [k, group] of b.bySource) entries.push({ id: index.keyIds.get(k)!, group });
+  entries.sort((x, y) => x.id - y.id);
+  const ids = new Int32Array(entries.length);
+  const groups: number[][] = [];
+  const splits: undefined[] = [];
+  for (let j = 0; j < entries.length; j++) {
+    ids[j] = entries[j]!.id;
+    groups.push(entries[j]!.group);
+    splits.push(undefined);
+  }
+  return (b.table = { ids, groups, splits });
+}
+
+/** The split by target key of a large source group (see `Bucket.table`), built on first use. */
+function splitOf(rules: readonly PolicyRule[], t: KeyTable, at: number): Map<string, number[]> {
+  let byTarget = t.splits[at];
+  if (byTarget === undefined) {
+    t.splits[at] = byTarget = new Map();
+    const group = t.groups[at]!;
+    for (let j = 0; j < group.length; j++) {
+      const i = group[j]!;
+      const tk = targetKeyOf(rules[i]!.target);
+      const lt = byTarget.get(tk);
+      if (lt === undefined) byTarget.set(tk, [i]);
+      else lt.push(i);
+    }
+  }
+  return byTarget;
+}
+
+/** The ids of a source's keys that some rule has, ascending (memoised per system model). */
+function sourceIds(index: Index, sys: PreparedSystem, src: string, keys: string[]): Int32Array {
+  const cache = systemCache(index, sys);
+  let ids = cache.sourceIds.get(src);
+  if (ids === undefined) {
+    const found: number[] = [];
+    for (const k of keys) {
+      const id = index.keyIds.get(k);
+      if (id !== undefined && !found.includes(id)) found.push(id);
+    }
+    ids = Int32Array.from(found.sort((x, y) => x - y));
+    // Bounded: a memo for repeated sources, not a store of every name ever seen.
+    if (cache.sourceIds.size >= 65536) cache.sourceIds.clear();
+    cache.sourceIds.set(src, ids);
+  }
+  return ids;
+}
+
+/**
+ * The candidate lists for a first-match lookup: the rules whose source key
+ * matches, and in large groups only those whose target key can match too.
+ */
+export function candidatePairLists(policy: CompiledPolicy, index: Index, service: string, argument: string, src: string, t: VerifiedTarget, sys: PreparedSystem): number[][] {
   const sk = sourceKeys(src, sys);
   // Not well formed: matching a source may crash before the target is looked at, so no rule
   // may be skipped for its target either. Every rule of the service, in order.
   if (sk === null) return candidateLists(index, service, argument, src, sys);
+  const want = sourceIds(index, sys, src, sk);
   const lists: number[][] = [];
-  const tk = targetKeys(t, sys);
-  const add = (byTarget: Map<string, number[]> | undefined) => {
-    if (byTarget === undefined) return;
-    for (let j = 0; j < tk.length; j++) {
-      const l = byTarget.get(tk[j]!);
-      if (l !== undefined) lists.push(l);
-    }
-  };
-  const visit = (b: Bucket | undefined) => {
-    if (b === undefined) return;
-    for (let j = 0; j < sk.length; j++) add(b.pairs.get(sk[j]!));
-  };
+  let tk: string[] | undefined;
   const exact = index.buckets.get(service);
-  if (exact !== undefined) {
-    visit(exact.get(argument));
-    visit(exact.get(ANY));
+  for (let n = 0; n < 3; n++) {
+    const b = n === 2 ? index.star : exact === undefined ? undefined : exact.get(n === 0 ? argument : ANY);
+    if (b === undefined) continue;
+    const table = b.table ?? keyTable(index, b);
+    const ids = table.ids;
+    // Both ascending: each key is searched for after the previous one's place.
+    let lo = 0;
+    for (let j = 0; j < want.length; j++) {
+      const id = want[j]!;
+      lo = lowerBound(ids, id, lo);
+      if (lo === ids.length) break;
+      if (ids[lo] !== id) continue;
+      const group = table.groups[lo]!;
+      if (group.length < SPLIT_MIN) lists.push(group);
+      else {
+        const byTarget = splitOf(policy.rules, table, lo);
+        tk ??= targetKeys(t, sys);
+        for (let m = 0; m < tk.length; m++) {
+          const l = byTarget.get(tk[m]!);
+          if (l !== undefined) lists.push(l);
+        }
+      }
+      lo++;
+    }
   }
-  visit(index.buckets.get(ANY)?.get(ANY));
   return lists;
 }
 
-/** The union of sorted index lists, sorted (each rule is in one list). */
+/** The union of sorted index lists, sorted (each rule is in one list); valid until the next call. */
 export function mergeAll(lists: number[][]): Int32Array | number[] {
   if (lists.length === 1) return lists[0]!;
   let n = 0;
   for (const l of lists) n += l.length;
-  const out = new Int32Array(n);
+  // One scratch array for every call (the result is read before the next call): no allocation per request.
+  if (scratch.length < n) scratch = new Int32Array(Math.max(n, scratch.length * 2));
+  const out = scratch.subarray(0, n);
   let k = 0;
   for (const l of lists) for (let j = 0; j < l.length; j++) out[k++] = l[j]!;
   return out.sort();
 }
+
+let scratch = new Int32Array(1024);
 
 /**
  * Walks the union of sorted index lists in ascending order (duplicates

@@ -11,6 +11,7 @@ import { StringDecoder } from "node:string_decoder";
 import {
   decisionToJson,
   evaluate,
+  evaluateJsonPieces,
   explain,
   loadPolicy,
   makeRequest,
@@ -217,6 +218,48 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[
   if (last !== "") yield [last];
 }
 
+/** The size of the output buffers of a stream (a batch's answers are copied into one). */
+const BYTE_CHUNK = 1 << 18;
+
+/**
+ * The answers of a stream as UTF-8 bytes: each piece is copied into a
+ * buffer, and a batch is written at once. No string of a whole batch (or
+ * of a long line) is ever built, so nothing large is allocated and
+ * flattened per batch; a written chunk is never reused (the stream may
+ * keep it), and always ends at a piece's end (never inside a character).
+ */
+class ByteWriter {
+  private buf = Buffer.allocUnsafe(BYTE_CHUNK);
+  private start = 0;
+  private off = 0;
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  put(s: string): void {
+    // At most 3 bytes per UTF-16 unit.
+    const max = s.length * 3;
+    if (this.off + max > this.buf.length) {
+      this.flush();
+      this.buf = Buffer.allocUnsafe(Math.max(BYTE_CHUNK, max));
+      this.start = this.off = 0;
+    }
+    this.off += this.buf.write(s, this.off);
+  }
+
+  /** Ends a line (one byte, no call into the encoder). */
+  newline(): void {
+    if (this.off === this.buf.length) this.put("\n");
+    else this.buf[this.off++] = 10;
+  }
+
+  /** Writes what was put since the last flush; false when the stream asks its writer to wait for "drain". */
+  flush(): boolean {
+    if (this.off === this.start) return true;
+    const chunk = this.buf.subarray(this.start, this.off);
+    this.start = this.off;
+    return this.out.write(chunk);
+  }
+}
+
 async function runEval(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, EVAL_OPTIONS);
   const echo = a.flags.has("echo");
@@ -260,16 +303,18 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     let n = 0;
     let malformed = 0;
     const near = new Map<string, string>();
+    let loadErrorLine: string | undefined;
+    const out = new ByteWriter(io.stdout);
+    const pieces: string[] = [];
     for await (const batch of readLineBatches(requests, io)) {
       // One write per batch on each stream: a write per line costs more than deciding it.
-      let text = "";
       let warnings = "";
       for (const line of batch) {
         const t = line.trim();
         if (!t) continue;
         n++;
-        let out: Record<string, unknown>;
         let echoed: unknown = t;
+        pieces.length = 0;
         try {
           const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
           echoed = r;
@@ -280,16 +325,25 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
           }
           const req = r.argument !== undefined && r.argument !== null ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
           for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
-          out = "error" in loaded ? loadErrorJson(loaded.error.error) : decisionToJson(evaluate(loaded.policy, req, system));
+          // The pieces of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is serialised once.
+          if ("error" in loaded) pieces.push((loadErrorLine ??= JSON.stringify(loadErrorJson(loaded.error.error))));
+          else evaluateJsonPieces(loaded.policy, req, system, pieces);
         } catch (e) {
           malformed++;
-          out = { ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` };
+          pieces.length = 0;
+          pieces.push(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
         }
-        text += JSON.stringify(echo ? { ...out, request: echoed } : out) + "\n";
+        // As JSON.stringify({ ...out, request }) writes it: the decision is a non-empty object without a `request` key.
+        if (echo) {
+          const last = pieces.length - 1;
+          pieces[last] = `${pieces[last]!.slice(0, -1)},"request":${JSON.stringify(echoed)}}`;
+        }
+        for (let k = 0; k < pieces.length; k++) out.put(pieces[k]!);
+        out.newline();
       }
       if (warnings) io.stderr.write(warnings);
       // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
-      if (text && !io.stdout.write(text)) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
+      if (!out.flush()) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
     }
     if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${requests}\` (see the UsageError output lines) [malformed-line]\n`);
     return malformed ? EXIT.usage : EXIT.ok;

@@ -1,0 +1,108 @@
+/**
+ * Decisions as JSON text, for streams of requests (`qkit policy eval
+ * --requests`): `evaluateJson` is `JSON.stringify(decisionToJson(evaluate(…)))`
+ * byte for byte, written by hand for the three fixed shapes (allow, ask,
+ * deny) with what repeats cached: the head of each rule (`{"rule":…`), the
+ * tail of each deny, and each `ask` target list, which the collection shares
+ * between requests whose lists are alike (serialised once per list). Errors
+ * take the general path.
+ */
+import { decisionToJson } from "../conformance.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import { run } from "./decide.js";
+import type { PolicyRequest, SystemInfo } from "./types.js";
+
+/** Per policy: the JSON fragments of its rules, by rule index. */
+interface RuleFragments {
+  /** `{"rule":{"file":…,"line":…},"intended_target":` */
+  head: (string | undefined)[];
+  /** `,"ok":true,"action":"deny","notify":…,"message":…}` */
+  denyTail: (string | undefined)[];
+}
+
+const fragments = new WeakMap<CompiledPolicy, RuleFragments>();
+/** The serialised `ask` lists, by the (shared) array the collection returned. */
+const listJson = new WeakMap<readonly string[], string>();
+
+const str = JSON.stringify as (s: string | null) => string;
+
+function fragmentsOf(policy: CompiledPolicy): RuleFragments {
+  let f = fragments.get(policy);
+  if (f === undefined) {
+    // Filled (not holey beyond V8's limit), so a rule's slot is an array read, not a dictionary lookup.
+    const head: undefined[] = [];
+    const denyTail: undefined[] = [];
+    for (let i = 0; i < policy.rules.length; i++) {
+      head.push(undefined);
+      denyTail.push(undefined);
+    }
+    fragments.set(policy, (f = { head, denyTail }));
+  }
+  return f;
+}
+
+function head(f: RuleFragments, rule: PolicyRule): string {
+  let h = f.head[rule.index];
+  if (h === undefined) h = f.head[rule.index] = `{"rule":${JSON.stringify({ file: rule.origin.file, line: rule.origin.line })},"intended_target":`;
+  return h;
+}
+
+function targetsJson(list: readonly string[]): string {
+  // Short lists are cheaper to write again than to look up (and are often a fresh array: a redirect).
+  if (list.length < 16) return JSON.stringify(list);
+  let s = listJson.get(list);
+  if (s === undefined) listJson.set(list, (s = JSON.stringify(list)));
+  return s;
+}
+
+/**
+ * Decides a request as {@link evaluate} does and returns its decision as one
+ * line of JSON (no line ending): exactly
+ * `JSON.stringify(decisionToJson(evaluate(policy, request, system)))`, the
+ * format of the conformance corpus and of `qkit policy eval --json`. Cheaper
+ * than that for many requests on the same policy and system model (what
+ * repeats is serialised once). Never throws.
+ */
+export function evaluateJson(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): string {
+  const pieces: string[] = [];
+  evaluateJsonPieces(policy, request, system, pieces);
+  return pieces.length === 1 ? pieces[0]! : pieces.join("");
+}
+
+/**
+ * {@link evaluateJson} as pieces appended to `out`, whose concatenation is
+ * the JSON text; the last piece ends with the object's closing `}`. An `ask`
+ * target list (most of the text when lists are long) is a piece of its own,
+ * the same string for every request that offers the same list: a writer
+ * that copies pieces straight into its output never builds (or flattens) a
+ * string of the whole line.
+ */
+export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, out: string[]): void {
+  const r = run(policy, request, system, undefined, undefined, false, true);
+  const d = r.decision;
+  const rule = r.rule;
+  if (!d.ok || rule === undefined) {
+    out.push(JSON.stringify(decisionToJson(d)));
+    return;
+  }
+  const f = fragmentsOf(policy);
+  const h = head(f, rule) + str(d.intendedTarget);
+  switch (d.action) {
+    case "deny": {
+      let tail = f.denyTail[rule.index];
+      if (tail === undefined) tail = f.denyTail[rule.index] = `,"ok":true,"action":"deny","notify":${d.notify},"message":${str(d.message)}}`;
+      out.push(h + tail);
+      return;
+    }
+    case "allow":
+      out.push(`${h},"ok":true,"action":"allow","target":${str(d.target)},"user":${str(d.user)},"notify":${d.notify},"autostart":${d.autostart},"exec":${JSON.stringify(d.exec)}}`);
+      return;
+    case "ask":
+      out.push(
+        `${h},"ok":true,"action":"ask","targets_for_ask":`,
+        targetsJson(d.targetsForAsk),
+        `,"default_target":${str(d.defaultTarget)},"target":null,"user":${str(d.user)},"notify":${d.notify},"autostart":${d.autostart}}`,
+      );
+      return;
+  }
+}
