@@ -146,10 +146,10 @@ describe("policy test files in the editor", () => {
     const u = server.open(join(root, "tests/names.policytest.yaml"), FILES["tests/names.policytest.yaml"], "yaml");
     const d = await server.waitForDiagnostics(u, (l) => l.length > 0);
     expect(summary(d)).toEqual([
-      { code: "policy-test-failed", line: 3, message: "source `wrok` is not a qube of the system: the daemon never receives a call from it; check the name; did you mean `work`?" },
-      { code: "policy-test-failed", line: 4, message: "target `vualt` is not a qube of the system: the daemon treats it as @default; did you mean `vault`?" },
+      { code: "unknown-qube", line: 3, message: "source `wrok` is not a qube of the system: the daemon never receives a call from it; check the name; did you mean `work`?" },
+      { code: "unknown-qube", line: 4, message: "target `vualt` is not a qube of the system: the daemon treats it as @default; did you mean `vault`?" },
       { code: "policy-test-failed", line: 4, message: "expected deny, got ask (decided by 30-user.policy:2)" },
-      { code: "policy-test-failed", line: 5, message: "service `qubes.Filecoyp` is named by no rule of the policy (only `*` rules decide it); did you mean `qubes.Filecopy`?" },
+      { code: "unknown-service", line: 5, message: "service `qubes.Filecoyp` is named by no rule of the policy (only `*` rules decide it); did you mean `qubes.Filecopy`?" },
     ]);
   });
 

@@ -345,7 +345,8 @@ export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeatu
         list.push({ severity: "error", code: "policy-does-not-load", message: `the policy does not load, so the daemon denies every call${why}; fix the policy first`, line: r.parsed.policyLine ?? 1, span: lineSpan(text, r.parsed.policyLine ?? 1) });
       } else {
         const recorder = new CallRecorder(compiled);
-        list.push(...testFileDiagnostics(r.parsed, compiled, r.system, recorder).diagnostics.filter((d) => d.code === "policy-test-failed"));
+        // A call whose names are wrong shows the CLI's code for it (`unknown-qube`, `unknown-service`).
+        list.push(...testFileDiagnostics(r.parsed, compiled, r.system, recorder).diagnostics.filter((d) => d.code === "policy-test-failed").map((d) => (d.reason ? { ...d, code: d.reason } : d)));
         calls = recorder.calls;
       }
     }
