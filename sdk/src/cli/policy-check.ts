@@ -284,7 +284,9 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   }
   const out = new ChunkWriter(
     fd === undefined
-      ? (chunk) => void io.stdout.write(chunk)
+      ? io.stdout === process.stdout
+        ? stdoutSink()
+        : (chunk) => void io.stdout.write(chunk)
       : (chunk) => {
           try {
             writeSync(fd!, chunk);
@@ -324,6 +326,36 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   }
   if (note) io.stderr.write(note);
   return failed ? EXIT.failure : EXIT.ok;
+}
+
+/**
+ * The process's standard output, written synchronously. `process.stdout`
+ * queues what a pipe does not take at once (a report of 100 MB would wait in
+ * memory); this waits for the reader instead. A reader that went away
+ * (`EPIPE`, as with `| head`) gets nothing more, and the exit status stays
+ * the check's.
+ */
+function stdoutSink(): (chunk: string) => void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let closed = false;
+  return (chunk) => {
+    if (closed) return;
+    const bytes = Buffer.from(chunk, "utf8");
+    let done = 0;
+    while (done < bytes.length) {
+      try {
+        done += writeSync(1, bytes, done, bytes.length - done);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // A non-blocking pipe that is full: wait a little for the reader.
+        if (code === "EAGAIN") Atomics.wait(pause, 0, 0, 2);
+        else if (code === "EPIPE") {
+          closed = true;
+          return;
+        } else throw e;
+      }
+    }
+  };
 }
 
 /**
