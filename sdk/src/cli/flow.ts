@@ -204,7 +204,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     const title = `information flow from ${src} to ${dst}`;
     let out: string;
     if (format === "json")
-      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, shortest_paths: r.count?.paths ?? 0, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
     else if (format === "dot") out = flowDot(title, r.paths, src);
     else if (format === "mermaid") out = flowMermaid(title, r.paths, src);
     else if (format === "html") out = flowHtml(title, pathsText(r, { ...textOptions, edgesPerHop: 1 }).split("\n")[0]!, r.paths.map((p: FlowPath, i) => ({ heading: `path ${i + 1}`, path: p })));
