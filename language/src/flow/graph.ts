@@ -363,7 +363,10 @@ export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo
   }
   if (q) {
     const used = new Set<number>();
-    for (const way of q.ways) for (const g of [...way.from, ...way.to]) used.add(g);
+    for (const way of q.ways) {
+      for (const g of way.from) used.add(g);
+      for (const g of way.to) used.add(g);
+    }
     for (const g of used) for (const m of q.groups[g]!.members) nodes.add(m);
   }
   return { nodes: [...nodes].sort(), edges, ...(q ? { qrexec: q } : {}), ...(options.evidencePerHop !== undefined ? { evidencePerHop: options.evidencePerHop } : {}), warnings: w.warnings, evaluated: q?.evaluated ?? 0 };

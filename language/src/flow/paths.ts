@@ -81,7 +81,14 @@ export class FlowIndex {
     const names = new Set<string>(graph.nodes);
     for (const e of graph.edges) names.add(e.from).add(e.to);
     const q = graph.qrexec;
-    if (q) for (const w of q.ways) for (const g of [...w.from, ...w.to]) for (const m of q.groups[g]!.members) names.add(m);
+    if (q) {
+      const used = new Set<number>();
+      for (const w of q.ways) {
+        for (const g of w.from) used.add(g);
+        for (const g of w.to) used.add(g);
+      }
+      for (const g of [...used].sort((a, b) => a - b)) for (const m of q.groups[g]!.members) names.add(m);
+    }
     this.nodes = [...names];
     this.ids = new Map(this.nodes.map((n, i) => [n, i]));
     const n = this.nodes.length;
@@ -99,16 +106,27 @@ export class FlowIndex {
       const G = q.groups.length;
       const same = new Uint8Array(G * G);
       const cross = new Uint8Array(G * G);
+      // Ways share their arrays of groups: each (from, to, relation, allow) is spread once.
+      const arrayIds = new Map<readonly number[], number>();
+      const idOf = (a: readonly number[]) => {
+        let id = arrayIds.get(a);
+        if (id === undefined) arrayIds.set(a, (id = arrayIds.size));
+        return id;
+      };
+      const spread = new Set<string>();
       for (const w of q.ways) {
         if (noAsk && !w.allow) continue;
-        const m = w.rel === "same" ? same : cross;
-        const v = w.allow ? 2 : 1;
         for (const g of w.from) {
           let l = this.waysFrom.get(g);
           if (!l) this.waysFrom.set(g, (l = []));
           l.push(w);
-          for (const h of w.to) if (m[g * G + h]! < v) m[g * G + h] = v;
         }
+        const key = `${idOf(w.from)} ${idOf(w.to)} ${w.rel} ${w.allow}`;
+        if (spread.has(key)) continue;
+        spread.add(key);
+        const m = w.rel === "same" ? same : cross;
+        const v = w.allow ? 2 : 1;
+        for (const g of w.from) for (const h of w.to) if (m[g * G + h]! < v) m[g * G + h] = v;
       }
       const memberIds = q.groups.map((grp) => Int32Array.from(grp.members.map((x) => this.ids.get(x)!)));
       const baseIds = q.groups.map((grp) => grp.members.map((x) => q.baseOf.get(x) ?? x));

@@ -228,20 +228,60 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
     if (!c) classCache.set(key, (c = qubeClasses([{ ...policy, rules }], sys)));
     return c;
   };
-  const offerKeys = new WeakMap<readonly string[], string>();
-  const offerKey = (d: Granted & { action: "ask" }) => {
-    let k = offerKeys.get(d.targetsForAsk);
-    if (k === undefined) offerKeys.set(d.targetsForAsk, (k = d.targetsForAsk.join("\0")));
-    return k;
+
+  // Services whose applicable rules are the same but for the service name decide alike (rule for
+  // rule): their findings are computed once, by that shape.
+  const shapeKey = (rules: CompiledPolicy["rules"]) =>
+    rules
+      .map((r) =>
+        r.service === null
+          ? `#${r.index}`
+          : `${r.argument}\u0001${r.source.text}\u0001${r.target.text}\u0001${r.action}\u0001${r.redirect?.text ?? ""}\u0001${r.defaultTarget?.text ?? ""}\u0001${r.autostart}`,
+      )
+      .join("\u0002");
+  const shapes = new Map<string, Findings[]>();
+  // The callers and targets of a partition into classes, and their groups (shared by every service
+  // with the same partition).
+  type Partition = {
+    sourceClasses: string[][];
+    targetClasses: string[][];
+    psClass: Map<string, number>;
+    psGlobal: number[][];
+    callers: { caller: number[]; callerClasses: Set<number> }[];
+    /** The groups of each class's qubes, and of their `@dispvm:` nodes (filled on first use; shared arrays). */
+    qubeDests: number[][];
+    dispDests: number[][];
   };
-  const offerSets = new Map<string, Set<string>>();
-  const destSet = (d: Granted): Set<string> => {
-    if (d.action === "allow") return new Set([d.target]);
-    const k = offerKey(d);
-    let set = offerSets.get(k);
-    if (!set) offerSets.set(k, (set = new Set(d.targetsForAsk)));
-    return set;
+  const partitions = new Map<string[][], Partition>();
+  const partition = (all: string[][], pass: "real" | "disposable"): Partition => {
+    let p = partitions.get(all);
+    if (p) return p;
+    // Real callers: the classes of real qubes, which are also the targets. Disposable callers: the
+    // new disposables, split from the real qubes of their classes (a split class is still a class).
+    const sourceClasses: string[][] = [];
+    const targetClasses: string[][] = [];
+    for (const c of all) {
+      const real = c.filter((q) => !synTemplate.has(q));
+      const syn = c.filter((q) => synTemplate.has(q));
+      if (real.length) targetClasses.push(real);
+      if (syn.length && pass === "disposable") sourceClasses.push(syn);
+    }
+    if (pass === "real") sourceClasses.push(...targetClasses);
+    const psClass = new Map<string, number>();
+    targetClasses.forEach((c, i) => c.forEach((q) => psClass.set(q, i)));
+    const psGlobal = targetClasses.map((c) => [...new Set(c.map((x) => classOf.get(x)!))]);
+    const callers = sourceClasses.map((cls) => {
+      const g = new Set<number>();
+      for (const a of cls) g.add(pass === "disposable" ? dispGroup(classOf.get(synTemplate.get(a)!)!) : qubeGroup[classOf.get(a)!]!);
+      const caller = [...g];
+      return { caller, callerClasses: new Set(caller.map((x) => groups[x]!.cls)) };
+    });
+    p = { sourceClasses, targetClasses, psClass, psGlobal, callers, qubeDests: psGlobal.map(() => []), dispDests: psGlobal.map(() => []) };
+    partitions.set(all, p);
+    return p;
   };
+  type Found = { t: string; action: "allow" | "ask"; rule: number; dest: string; control: boolean };
+  type Findings = { found: Found[]; part: Partition };
 
   for (const svc of space.services) {
     const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : { ...serviceFlow(options.catalogue, svc.service), plain: false };
@@ -255,35 +295,42 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
       const call =
         svc.display === "*" ? "any service no rule names" : arg.display !== "*" ? svc.service + arg.argument : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
       const rules = (rulesByService.get(svc.service) ?? []).filter((r) => r.argument === null || r.argument === arg.argument);
+      const sigBase = `${svc.display}\0${arg.display}\0`;
+      const ruleAt = new Map<string, number>();
+      let ambiguous = false;
+      rules.forEach((r, i) => {
+        const k = `${r.origin.file}\0${r.origin.line}`;
+        if (ruleAt.has(k)) ambiguous = true;
+        ruleAt.set(k, i);
+      });
       for (const pass of withDisposables ? (["real", "disposable"] as const) : (["real"] as const)) {
         const sys = pass === "real" ? system : disp.system;
-        const all = classesFor(rules, sys, pass);
-        // Real callers: the classes of real qubes, which are also the targets. Disposable callers: the
-        // new disposables, split from the real qubes of their classes (a split class is still a class).
-        const sourceClasses: string[][] = [];
-        const targetClasses: string[][] = [];
-        for (const c of all) {
-          const real = c.filter((q) => !synTemplate.has(q));
-          const syn = c.filter((q) => synTemplate.has(q));
-          if (real.length) targetClasses.push(real);
-          if (syn.length && pass === "disposable") sourceClasses.push(syn);
+        const { sourceClasses, callers } = partition(classesFor(rules, sys, pass), pass);
+        const wellFormed = prepared(sys).wellFormed;
+        const shape = ambiguous ? undefined : `${pass}\u0003${flow.control}\u0003${plain}\u0003${shapeKey(rules)}`;
+        let foundLists = shape === undefined ? undefined : shapes.get(shape);
+        if (!foundLists) {
+          foundLists = sourceClasses.map((cls) => decideClass(cls, pass === "disposable"));
+          if (shape !== undefined) shapes.set(shape, foundLists);
         }
-        if (pass === "real") sourceClasses.push(...targetClasses);
-        const psClass = new Map<string, number>();
-        targetClasses.forEach((c, i) => c.forEach((q) => psClass.set(q, i)));
-        const psGlobal = targetClasses.map((c) => [...new Set(c.map((x) => classOf.get(x)!))]);
-        for (const cls of sourceClasses) {
+        // The distinct (decision, destination orbit) pairs of the representative of a class over every
+        // target, with the target that shows each best (one naming its destination, else @default).
+        function decideClass(cls: string[], sourceIsSyn: boolean): Findings {
           const s = cls[0]!;
-          const sourceIsSyn = pass === "disposable";
-          // The distinct (decision, destination orbit) pairs of the representative s over every target,
-          // with the target that shows each best (one naming its destination, else @default).
-          const found = new Map<string, { t: string; d: Granted; dest: string; control: boolean }>();
+          // The targets of s are told apart only by the rules that can match s as a source (the first
+          // match and the ask offer read no other), so their classes are coarser than the service's.
+          const relevant = wellFormed
+            ? rules.filter((r) => !((r.source.kind === "name" && r.source.text !== s && r.source.text !== "dom0" && !r.source.text.startsWith("uuid:")) || r.source.kind === "dispvm-template" || r.source.kind === "dispvm-tag"))
+            : rules;
+          const part = partition(classesFor(relevant, sys, pass), pass);
+          const { targetClasses, psClass } = part;
+          const found = new Map<string, Found>();
           const orbit = (dest: string): string => {
-            const q = dest.startsWith("@dispvm:") ? dest.slice(8) : dest;
-            const kind = dest.startsWith("@dispvm:") ? "d" : "q";
+            const isDisp = dest.startsWith("@dispvm:");
+            const q = isDisp ? dest.slice(8) : dest;
             const c = psClass.get(q);
             if (c === undefined) return `f\0${dest}`;
-            return `${kind}\0${c}\0${!sourceIsSyn && q === s ? "same" : "cross"}`;
+            return `${isDisp ? "d" : "q"}\0${c}\0${!sourceIsSyn && q === s ? "same" : "cross"}`;
           };
           const add = (t: string, d: Granted, rawDest: string, control: boolean) => {
             const dest = nodeName(rawDest);
@@ -291,72 +338,74 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
             if (!sourceIsSyn && dest === s) return;
             const key = `${d.action}\0${d.rule.file}\0${d.rule.line}\0${control}\0${orbit(dest)}`;
             const had = found.get(key);
-            if (!had || (had.t !== had.dest && (t === rawDest || (t === "@default" && had.t !== "@default")))) found.set(key, { t, d, dest, control });
+            if (!had || (had.t !== had.dest && (t === rawDest || (t === "@default" && had.t !== "@default"))))
+              found.set(key, { t, action: d.action, rule: ruleAt.get(`${d.rule.file}\0${d.rule.line}`) ?? -1, dest, control });
           };
           const plainDests = (t: string, d: Granted): boolean => d.action === "ask" || plain || !qubeSet.has(t);
-          // Asks with the same rule and the same offer add the same destinations: only their own target
-          // (a better sample) is looked at again.
-          const asked = new Set<string>();
+          // The offers of the asks, grouped by orbit once each (an offer is usually the same for every
+          // target: the engine collects it from every rule that matches but the target).
+          const offers: { list: readonly string[]; set: Set<string>; orbits: string[][]; rules: Set<string> }[] = [];
+          const offerOf = (list: readonly string[]) => {
+            for (const o of offers) if (o.list.length === list.length && o.list.every((x, i) => x === list[i])) return o;
+            const byOrbit = new Map<string, string[]>();
+            for (const x of list) {
+              const k = orbit(nodeName(x));
+              const l = byOrbit.get(k);
+              if (l) l.push(x);
+              else byOrbit.set(k, [x]);
+            }
+            const o = { list, set: new Set(list), orbits: [...byOrbit.values()], rules: new Set<string>() };
+            offers.push(o);
+            return o;
+          };
           const record = (t: string, d: Granted) => {
             if (d.action === "ask") {
-              const key = `${d.rule.file}\0${d.rule.line}\0${offerKey(d)}`;
-              if (asked.has(key)) {
-                if (d.targetsForAsk.includes(t)) add(t, d, t, false);
+              const offer = offerOf(d.targetsForAsk);
+              const key = `${d.rule.file}\0${d.rule.line}`;
+              if (offer.rules.has(key)) {
+                if (offer.set.has(t)) add(t, d, t, false);
                 return;
               }
-              asked.add(key);
-              for (const x of d.targetsForAsk) add(t, d, x, false);
+              offer.rules.add(key);
+              for (const l of offer.orbits) add(t, d, l.includes(t) ? t : l[0]!, false);
             } else {
               if (plainDests(t, d)) add(t, d, d.target, false);
               if (flow.control && qubeSet.has(t) && (!plain || t !== d.target)) add(t, d, t, true);
             }
           };
-          const decide = (t: string): Granted | undefined => {
+          const decide = (t: string) => {
             evaluated++;
             const d = evaluate(policy, { service: svc.service, argument: arg.argument, source: s, target: t }, sys);
-            return !d.ok || d.action === "deny" ? undefined : d;
+            if (d.ok && d.action !== "deny") record(t, d);
           };
-          for (const t of ["@default", "@adminvm", "@dispvm"]) {
-            const d = decide(t);
-            if (d) record(t, d);
-          }
-          // Targets by class: one decided, the others of its class derived by swapping them with it
-          // (an automorphism that fixes s); only destinations naming one of the two change.
+          for (const t of ["@default", "@adminvm", "@dispvm"]) decide(t);
+          // Targets by class: one decided; the others of its class decide alike with the two swapped (an
+          // automorphism that fixes s), which maps every destination into its own orbit: nothing new.
           for (const D of targetClasses) {
-            if (D === cls) {
-              for (const f of templates.has(s) ? [(q: string) => q, (q: string) => "@dispvm:" + q] : [(q: string) => q]) {
-                const d = decide(f(s));
-                if (d) record(f(s), d);
-              }
+            const hasS = !sourceIsSyn && D.includes(s);
+            if (hasS) {
+              decide(s);
+              if (templates.has(s)) decide("@dispvm:" + s);
             }
-            const r = D === cls ? D[1] : D[0];
+            const r = hasS ? D.find((x) => x !== s) : D[0];
             if (r === undefined) continue;
-            for (const f of templates.has(r) ? [(q: string) => q, (q: string) => "@dispvm:" + q] : [(q: string) => q]) {
-              const d = decide(f(r));
-              if (!d) continue;
-              record(f(r), d);
-              const dests = destSet(d);
-              for (const t of D) {
-                if (t === r || t === s) continue;
-                const tt = f(t);
-                if (plainDests(tt, d)) for (const x of [r, t, "@dispvm:" + r, "@dispvm:" + t]) if (dests.has(x)) add(tt, d, swapName(x, r, t), false);
-                if (d.action === "allow" && flow.control && qubeSet.has(tt)) {
-                  const target = swapName(d.target, r, t);
-                  if (!plain || tt !== target) add(tt, d, tt, true);
-                }
-              }
-            }
+            decide(r);
+            if (templates.has(r)) decide("@dispvm:" + r);
           }
-          // The groups of the callers, and of each destination orbit.
-          const callerGroups = new Set<number>();
-          for (const a of cls) {
-            if (sourceIsSyn) callerGroups.add(dispGroup(classOf.get(synTemplate.get(a)!)!));
-            else callerGroups.add(qubeGroup[classOf.get(a)!]!);
-          }
-          const callerClasses = new Set<number>([...callerGroups].map((g) => groups[g]!.cls));
-          for (const { t, d, dest, control } of found.values()) {
-            const q = dest.startsWith("@dispvm:") ? dest.slice(8) : dest;
+          return { found: [...found.values()], part };
+        }
+        sourceClasses.forEach((cls, ci) => {
+          const s = cls[0]!;
+          const sourceIsSyn = pass === "disposable";
+          const { caller, callerClasses } = callers[ci]!;
+          const { found, part } = foundLists![ci]!;
+          const { psClass, psGlobal, qubeDests, dispDests } = part;
+          for (const f of found) {
+            const rule = rules[f.rule];
+            if (!rule) continue;
+            const dest = f.dest;
             const isDisp = dest.startsWith("@dispvm:");
+            const q = isDisp ? dest.slice(8) : dest;
             const pc = psClass.get(q);
             let destGroups: number[];
             let rel: "same" | "cross" = "cross";
@@ -365,17 +414,19 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
               destGroups = [nodeGroup(dest)];
               calleeBase = null;
             } else {
-              destGroups = psGlobal[pc]!.map((c) => (isDisp ? dispGroup(c) : qubeGroup[c]!));
+              const cache = (isDisp ? dispDests : qubeDests)[pc]!;
+              destGroups = cache.length ? cache : cache.concat(psGlobal[pc]!.map((c) => (isDisp ? dispGroup(c) : qubeGroup[c]!)));
+              if (!cache.length) (isDisp ? dispDests : qubeDests)[pc] = destGroups;
               if (!sourceIsSyn && q === s) rel = "same";
             }
-            const note = control && svc.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : flow.note;
-            const request = { service: svc.service, argument: arg.argument, source: s, target: t };
-            const base = { kind: "qrexec" as const, service: svc.display, argument: arg.display, call, request, action: d.action, rule: d.rule, direction: flow.direction, control, note };
-            const caller = [...callerGroups];
+            const note = f.control && svc.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : flow.note;
+            const request = { service: svc.service, argument: arg.argument, source: s, target: f.t };
+            const ref = { file: rule.origin.file, line: rule.origin.line };
+            const base = { kind: "qrexec" as const, service: svc.display, argument: arg.display, call, request, action: f.action, rule: ref, direction: flow.direction, control: f.control, note };
             const put = (reverse: boolean) => {
-              const sig = sigOf(`${svc.display}\0${arg.display}\0${d.action}\0${d.rule.file}\0${d.rule.line}\0${reverse}\0${control}`);
+              const sig = sigOf(`${sigBase}${f.action}\0${f.rule}\0${reverse}\0${f.control}`);
               const evidence: QrexecEvidence = { ...base, reverse, ...(sourceIsSyn ? { disposable: synTemplate.get(s)! } : {}) };
-              const w: Way = { sig, from: reverse ? destGroups : caller, to: reverse ? caller : destGroups, rel, allow: d.action === "allow", evidence, calleeBase };
+              const w: Way = { sig, from: reverse ? destGroups : caller, to: reverse ? caller : destGroups, rel, allow: f.action === "allow", evidence, calleeBase };
               ways.push(w);
               // A disposable's calls reach its own template's qubes whatever the pair: the same pairs too.
               if (sourceIsSyn && pc !== undefined && destGroups.some((g) => callerClasses.has(groups[g]!.cls))) ways.push({ ...w, rel: "same" });
@@ -383,7 +434,7 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
             if (fwd) put(false);
             if (bwd) put(true);
           }
-        }
+        });
       }
     }
   }
