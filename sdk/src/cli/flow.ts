@@ -62,13 +62,20 @@ every path (shortest first), each hop with every way data moves over it:
   device    the backend of a USB or block device sees its data; qubes with
             the same device assigned or attached share it
 
-Nodes are qube names, @dispvm:X (a new disposable of X) and @network.
+Nodes are qube names, @dispvm:X (a new disposable of X) and @network. A new
+disposable of X also calls services itself, decided as for a running DispVM
+with X's tags (rules with source *, @anyvm, @type:DispVM or @tag:T match it;
+@dispvm:X as a source never matches), and has X's netvm, firewall and device
+assignments. When paths explode, the first --max-paths are listed and the
+number of shortest paths is given.
 A path with an ask is a path with the user in the loop. Decisions are the
 evaluator's, exactly (sources decided once per class of qubes no rule tells
 apart). With --from, every node reachable from A and how.
 
 options:
-  --policy-dir DIR|live  the policy.d directory (live: through the policy admin API)
+  --policy-dir DIR|live|REV:PATH
+                         the policy.d directory (live: through the policy admin API;
+                         REV:PATH: a directory of a git revision, e.g. HEAD~1:policy.d)
   --system FILE|live     internal.GetSystemInfo JSON whose domains may also carry
                          "netvm", "provides_network", "firewall" (rules as
                          \`qvm-firewall\` lists them) and "devices"
