@@ -218,14 +218,19 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
   }
   // Per-service classes depend only on the names and tags the rules mention: shared between services.
   const classCache = new Map<string, string[][]>();
-  const classesFor = (rules: CompiledPolicy["rules"], sys: SystemInfo, tag: string): string[][] => {
+  // `targetsOnly`: the classes of targets for one fixed caller, which no source token can tell apart
+  // (a swap of two targets fixes the caller, so the rules match it as before).
+  const classesFor = (rules: CompiledPolicy["rules"], sys: SystemInfo, tag: string, targetsOnly = false): string[][] => {
     if (options.bruteForce) return prepared(sys).names.map((q) => [q]);
     const names = new Set<string>();
     const tags = new Set<string>();
-    for (const r of rules) for (const t of [r.source, r.target, r.redirect, r.defaultTarget]) tokenNames(t, names, tags);
-    const key = `${tag}\0${[...names].sort().join("\0")}\0\0${[...tags].sort().join("\0")}`;
+    for (const r of rules) for (const t of [targetsOnly ? null : r.source, r.target, r.redirect, r.defaultTarget]) tokenNames(t, names, tags);
+    const key = `${tag}\0${targetsOnly}\0${[...names].sort().join("\0")}\0\0${[...tags].sort().join("\0")}`;
     let c = classCache.get(key);
-    if (!c) classCache.set(key, (c = qubeClasses([{ ...policy, rules }], sys)));
+    if (!c) {
+      const used = targetsOnly ? rules.map((r) => ({ ...r, source: { kind: "wildcard" as const, text: "*", value: "" } })) : rules;
+      classCache.set(key, (c = qubeClasses([{ ...policy, rules: used }], sys)));
+    }
     return c;
   };
 
@@ -322,7 +327,7 @@ export function qrexecClasses(policy: CompiledPolicy, system: SystemInfo, option
           const relevant = wellFormed
             ? rules.filter((r) => !((r.source.kind === "name" && r.source.text !== s && r.source.text !== "dom0" && !r.source.text.startsWith("uuid:")) || r.source.kind === "dispvm-template" || r.source.kind === "dispvm-tag"))
             : rules;
-          const part = partition(classesFor(relevant, sys, pass), pass);
+          const part = partition(classesFor(relevant, sys, pass, true), pass);
           const { targetClasses, psClass } = part;
           const found = new Map<string, Found>();
           const orbit = (dest: string): string => {
