@@ -287,6 +287,8 @@ async function main() {
     }
     process.stdout.write("\n== bench/diff.mjs ==\n");
     if (spawnSync(process.execPath, [join(ROOT, "bench", "diff.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
+    process.stdout.write("\n== bench/flow.mjs ==\n");
+    if (spawnSync(process.execPath, [join(ROOT, "bench", "flow.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
   }
   process.exitCode = failed ? 1 : 0;
 }

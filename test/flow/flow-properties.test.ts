@@ -18,6 +18,7 @@ import {
   type ServiceCatalogue,
   evaluate,
   findPaths,
+  flowEdges,
   flowGraph,
   loadPolicy,
   parseServiceCatalogue,
@@ -31,7 +32,7 @@ import {
 } from "@qubes-kit/language";
 import { ruleLineArb } from "../helpers/policy-arbs.js";
 
-const SOURCES = ["*", "@anyvm", "@adminvm", "dom0", "work", "vault", "@tag:t1", "@type:AppVM", "@type:TemplateVM", "@dispvm:dvm"];
+const SOURCES = ["*", "@anyvm", "@adminvm", "dom0", "work", "vault", "@tag:t1", "@type:AppVM", "@type:TemplateVM", "@type:DispVM", "@dispvm:dvm", "@dispvm:@tag:t1"];
 const TARGETS = ["*", "@anyvm", "@adminvm", "@default", "@dispvm", "dom0", "work", "vault", "@tag:t1", "@tag:t2", "@type:AppVM", "@dispvm:dvm", "@dispvm:@tag:t1"];
 const REDIRECTS = ["@adminvm", "@dispvm", "@dispvm:dvm", "dom0", "work", "vault"];
 // qubes.F moves data forward, qubes.B backward, qubes.C is a control service, qubes.N moves nothing; others both ways.
@@ -92,11 +93,24 @@ function load(lines: string[]): CompiledPolicy | undefined {
 
 const DIRECTION: Record<string, [boolean, boolean]> = { "qubes.F": [true, false], "qubes.B": [false, true], "qubes.C": [true, true], "qubes.N": [false, false] };
 
-/** Every request of the space decided, edges derived by the definition: the reference. */
+/**
+ * Every request of the space decided, edges derived by the definition: the reference. A new
+ * disposable of each disposable template X (a DispVM with X's tags, running) calls every
+ * target too, as the node `@dispvm:X`.
+ */
 function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo, catalogue?: ServiceCatalogue): Set<string> {
   const system = prepareSystemInfo(raw);
   const space = requestSpace([policy], system);
   const names = new Set(space.qubes);
+  const withDisp: RawSystemInfo = { domains: { ...raw.domains } };
+  const callers: [string, string][] = space.qubes.map((q) => [q, q]);
+  for (const x of space.dispvmTemplates) {
+    const name = `zz-new-disposable-of-${x}`;
+    const t = raw.domains[x]!;
+    withDisp.domains[name] = { ...t, type: "DispVM", tags: [...(t.tags as string[])], template_for_dispvms: false, power_state: "Running", relayvm: null, transport_rpc: null, uuid: `ffffffff-ffff-4fff-8fff-${x.padStart(12, "0").slice(-12).replace(/[^0-9a-f]/g, "a")}` };
+    callers.push([name, "@dispvm:" + x]);
+  }
+  const dispSystem = prepareSystemInfo(withDisp);
   const out = new Set<string>();
   for (const s of space.services) {
     // The services no rule names include unknown ones: both ways.
@@ -104,9 +118,9 @@ function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo, catalogue?:
     const [fwd, bwd] = s.display === "*" ? [true, true] : entry ? [entry.direction === "forward" || entry.direction === "both", entry.direction === "backward" || entry.direction === "both"] : (DIRECTION[s.service] ?? [true, true]);
     const control = entry ? entry.control : s.service === "qubes.C";
     for (const a of s.arguments) {
-      for (const source of space.qubes) {
+      for (const [source, sourceNode] of callers) {
         for (const target of space.targets) {
-          const d = evaluate(policy, { service: s.service, argument: a.argument, source, target }, system);
+          const d = evaluate(policy, { service: s.service, argument: a.argument, source, target }, source === sourceNode ? system : dispSystem);
           if (!d.ok || d.action === "deny") continue;
           // qubes.C reaches the qube it names; the services no rule names include control services (admin.*) too.
           let dests: string[];
@@ -116,10 +130,10 @@ function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo, catalogue?:
           else dests = [d.target];
           for (const raw of dests) {
             const dest = raw === "@adminvm" ? "dom0" : raw;
-            if (dest === source) continue;
+            if (dest === sourceNode || dest.includes("zz-new-disposable-of-")) continue;
             const key = (from: string, to: string) => [from, to, s.display, a.display, d.action, `${d.rule.file}:${d.rule.line}`].join(" ");
-            if (fwd) out.add(key(source, dest));
-            if (bwd) out.add(key(dest, source));
+            if (fwd) out.add(key(sourceNode, dest));
+            if (bwd) out.add(key(dest, sourceNode));
           }
         }
       }
@@ -145,7 +159,7 @@ describe("qrexec flow edges", () => {
         fc.pre(policy !== undefined);
         const system = prepareSystemInfo(raw);
         const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
-        expect([...edgeKeys(g.edges)].sort()).toEqual([...bruteForceEdges(policy!, raw)].sort());
+        expect([...edgeKeys(flowEdges(g).edges)].sort()).toEqual([...bruteForceEdges(policy!, raw)].sort());
       }),
       { numRuns: 200 },
     );
@@ -157,13 +171,18 @@ describe("qrexec flow edges", () => {
         const policy = load(lines);
         fc.pre(policy !== undefined);
         const system = prepareSystemInfo(raw);
-        for (const e of flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE }).edges) {
+        const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
+        for (const e of flowEdges(g).edges) {
           if (e.evidence.kind !== "qrexec") continue;
-          const d = evaluate(policy!, e.evidence.request, system);
+          // A disposable's call is decided in the model with the new disposables.
+          const d = evaluate(policy!, e.evidence.request, e.evidence.disposable !== undefined ? g.qrexec!.dispSystem : system);
           expect(d.ok && d.action).toBe(e.evidence.action);
           const caller = e.evidence.reverse ? e.to : e.from;
           const callee = e.evidence.reverse ? e.from : e.to;
-          expect(e.evidence.request.source).toBe(caller);
+          if (e.evidence.disposable !== undefined) {
+            expect(caller).toBe("@dispvm:" + e.evidence.disposable);
+            expect(e.evidence.request.source).toBe(g.qrexec!.disposableNames.get(e.evidence.disposable));
+          } else expect(e.evidence.request.source).toBe(caller);
           if (d.ok && d.action === "allow") expect([d.target === "@adminvm" ? "dom0" : d.target, e.evidence.request.target]).toContain(callee);
           if (d.ok && d.action === "ask") expect(d.targetsForAsk.map((t) => (t === "@adminvm" ? "dom0" : t))).toContain(callee);
         }
@@ -180,11 +199,12 @@ describe("qrexec flow edges", () => {
         const system = prepareSystemInfo(raw);
         const full = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE });
         const few = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE, evidencePerHop: cap });
-        const pairs = (g: typeof full) => {
+        const pairs = (graph: typeof full) => {
+          const g = flowEdges(graph);
           const m = new Map<string, { allow: boolean; n: number }>();
           for (const e of g.edges) {
             const k = `${e.from} ${e.to}`;
-            const x = m.get(k) ?? { allow: false, n: g.more?.get(`${e.from}\0${e.to}`) ?? 0 };
+            const x = m.get(k) ?? { allow: false, n: g.more.get(`${e.from}\0${e.to}`) ?? 0 };
             x.allow ||= !e.ask;
             x.n++;
             m.set(k, x);
@@ -216,14 +236,14 @@ describe("qrexec flow edges", () => {
       const raw = JSON.parse(readFileSync(join(root, m, "system.json"), "utf8")) as RawSystemInfo;
       // The built-in catalogue's directions, applied by the reference to every decided request.
       const g = flowGraph(r.policy, prepareSystemInfo(raw), { qubes: {} }, { catalogue: builtinCatalogue() });
-      expect([...edgeKeys(g.edges)].sort()).toEqual([...bruteForceEdges(r.policy, raw, builtinCatalogue())].sort());
+      expect([...edgeKeys(flowEdges(g).edges)].sort()).toEqual([...bruteForceEdges(r.policy, raw, builtinCatalogue())].sort());
     }
   });
 
   it("a policy that denies everything has no qrexec edge", () => {
     const policy = load(["* * @anyvm @anyvm deny"])!;
     const raw = fc.sample(systemArb, { numRuns: 1, seed: 7 })[0]!;
-    expect(flowGraph(policy, prepareSystemInfo(raw), { qubes: {} }, { catalogue: CATALOGUE }).edges).toEqual([]);
+    expect(flowEdges(flowGraph(policy, prepareSystemInfo(raw), { qubes: {} }, { catalogue: CATALOGUE })).edges).toEqual([]);
   });
 });
 

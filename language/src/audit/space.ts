@@ -109,7 +109,8 @@ export function rulesFor(policy: CompiledPolicy, service: string, argument: stri
 
 const ENGINE_KEYS = ["type", "template_for_dispvms", "default_dispvm", "internal", "power_state", "relayvm", "transport_rpc"] as const;
 
-function tokenNames(tok: QubeToken | null, names: Set<string>, tags: Set<string>): void {
+/** Adds the qube names and the tags a token mentions to `names` and `tags`. */
+export function tokenNames(tok: QubeToken | null, names: Set<string>, tags: Set<string>): void {
   if (!tok) return;
   switch (tok.kind) {
     case "name":

@@ -25,11 +25,11 @@
  *
  * Nodes: qube names, `@dispvm:X` (a new disposable of X) and `@network`.
  */
-import { evaluate } from "../eval/evaluate.js";
-import type { Decision, PolicyRequest, RuleRef, SystemInfo } from "../eval/types.js";
+import type { PolicyRequest, RuleRef, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy } from "../loader/types.js";
-import { qubeClasses, requestSpace } from "../audit/space.js";
-import { movesBackward, movesForward, serviceFlow, type FlowDirection, type ServiceCatalogue } from "./catalogue.js";
+import { requestSpace } from "../audit/space.js";
+import type { FlowDirection, ServiceCatalogue } from "./catalogue.js";
+import { qrexecClasses, wayEdge, type QrexecClasses, type Way } from "./qrexec.js";
 
 /** The node of the outside network. */
 export const NETWORK_NODE = "@network";
@@ -53,6 +53,8 @@ export interface QrexecEvidence {
   reverse: boolean;
   /** The catalogue entry's note. */
   note: string;
+  /** The caller is a new disposable of this disposable template (the request's source is its name in the model with disposables). */
+  disposable?: string;
 }
 
 /** Why data can move over the network, or because dom0 administers a qube. */
@@ -121,8 +123,10 @@ export interface FlowWarning {
 /** Options of {@link flowGraph}. */
 export interface FlowGraphOptions {
   catalogue: ServiceCatalogue;
-  /** Decide every source (no classes): the reference, slow. */
+  /** Decide every source and target (no classes): the reference, slow. */
   bruteForce?: boolean;
+  /** New disposables (`@dispvm:X`) call services too, and have X's network and device assignments. Default true. */
+  disposableSources?: boolean;
   /** dom0 administers every qube (qvm-run and qvm-copy from dom0 need no policy): add dom0 → every qube. */
   dom0Relays?: boolean;
   /**
@@ -136,209 +140,60 @@ export interface FlowGraphOptions {
 /** The graph of a machine. */
 export interface FlowGraph {
   nodes: string[];
+  /** The edges given one by one: network, devices, dom0 administration (and any edge of a graph made by hand). */
   edges: FlowEdge[];
+  /** The qrexec edges in group form (see `qrexec.ts`); {@link flowEdges} lists them one by one. */
+  qrexec?: QrexecClasses;
+  /** The qrexec ways shown per hop (default: all); the others are counted. */
+  evidencePerHop?: number;
   warnings: FlowWarning[];
   /** Calls decided (qrexec). */
   evaluated: number;
-  /** Qrexec ways not kept as edges (see {@link FlowGraphOptions.evidencePerHop}), by `FROM\0TO`. */
+  /** Ways not kept as {@link edges} of a graph made by hand, by `FROM\0TO`. */
   more?: Map<string, number>;
 }
 
-function swapName(x: string, s: string, a: string): string {
-  if (s === a) return x;
-  if (x === s) return a;
-  if (x === a) return s;
-  if (x.startsWith("@dispvm:")) return "@dispvm:" + swapName(x.slice(8), s, a);
-  return x;
-}
-
-function node(x: string): string {
-  return x === "@adminvm" ? "dom0" : x;
-}
-
-/** The directions of the services no rule names: the default and every catalogue entry that can match such a service. */
-function otherServicesFlow(catalogue: ServiceCatalogue, named: Set<string>): { direction: FlowDirection; control: boolean; plain: boolean; note: string } {
-  let f = false;
-  let b = false;
-  let control = false;
-  let plain = false;
-  const dflt = serviceFlow(catalogue, "\0no such service");
-  for (const e of [...catalogue.entries, dflt]) {
-    if (!e.pattern.includes("*") && named.has(e.pattern)) continue;
-    f ||= movesForward(e.direction);
-    b ||= movesBackward(e.direction);
-    control ||= e.control;
-    plain ||= !e.control;
-  }
-  return { direction: f && b ? "both" : f ? "forward" : b ? "backward" : "none", control, plain, note: "every service no rule names (`*` rules)" };
-}
-
-type Granted = Decision & { ok: true; action: "allow" | "ask" };
-
-/** The qrexec edges of a policy on a system (see the module comment). Never throws. */
-export function qrexecEdges(policy: CompiledPolicy, system: SystemInfo, options: FlowGraphOptions): { edges: FlowEdge[]; evaluated: number; more: Map<string, number> } {
-  const space = requestSpace([policy], system);
-  const classes = options.bruteForce ? space.qubes.map((q) => [q]) : qubeClasses([policy], system);
-  const named = new Set(space.services.filter((s) => s.display !== "*").map((s) => s.service));
-  const qubeSet = new Set(space.qubes);
-  const templates = new Set(space.dispvmTemplates);
-  const cap = options.evidencePerHop ?? Infinity;
-  // Hops in a table by node number: the distinct ways (signature numbers), and the edges kept (an
-  // allow among them when there is one). Small numbers keep the millions of (hop, way) pairs of a
-  // large system cheap.
-  const nodeIds = new Map<string, number>();
-  const idOf = (n: string) => {
-    let id = nodeIds.get(n);
-    if (id === undefined) nodeIds.set(n, (id = nodeIds.size));
-    return id;
-  };
-  type Hop = { from: string; to: string; sigs: Set<number>; edges: FlowEdge[]; allow: boolean };
-  const table: Hop[][] = [];
-  const hopList: Hop[] = [];
-  const sigIds = new Map<string, number>();
-  const sigOf = (key: string) => {
-    let id = sigIds.get(key);
-    if (id === undefined) sigIds.set(key, (id = sigIds.size));
-    return id;
-  };
-  let evaluated = 0;
-  const offerKeys = new WeakMap<readonly string[], string>();
-  const offerKey = (d: Granted & { action: "ask" }) => {
-    let k = offerKeys.get(d.targetsForAsk);
-    if (k === undefined) offerKeys.set(d.targetsForAsk, (k = d.targetsForAsk.join("\0")));
-    return k;
-  };
-  const offerSets = new Map<string, Set<string>>();
-  const destSet = (d: Granted): Set<string> => {
-    if (d.action === "allow") return new Set([d.target]);
-    const k = offerKey(d);
-    let set = offerSets.get(k);
-    if (!set) offerSets.set(k, (set = new Set(d.targetsForAsk)));
-    return set;
-  };
-  for (const svc of space.services) {
-    const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : { ...serviceFlow(options.catalogue, svc.service), plain: false };
-    // Plain services reach the qube the call runs in; control services the qube they name (the services
-    // no rule names include both kinds).
-    const plain = flow.plain || !flow.control;
-    const fwd = movesForward(flow.direction);
-    const bwd = movesBackward(flow.direction);
-    if (!fwd && !bwd) continue;
-    for (const arg of svc.arguments) {
-      const call =
-        svc.display === "*" ? "any service no rule names" : arg.display !== "*" ? svc.service + arg.argument : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
-      for (const cls of classes) {
-        const s = cls[0]!;
-        // The distinct (decision, destination) pairs of the representative s over every target, with
-        // the first target that shows each.
-        const found = new Map<string, { t: string; d: Granted; dest: string; control: boolean }>();
-        const add = (t: string, d: Granted, dest: string, control: boolean) => {
-          const key = `${d.action}\0${d.rule.file}\0${d.rule.line}\0${dest}\0${control}`;
-          const had = found.get(key);
-          // Show the call that names its destination when there is one, else one with @default.
-          if (!had || (had.t !== dest && (t === dest || (t === "@default" && had.t !== "@default")))) found.set(key, { t, d, dest, control });
-        };
-        const plainDests = (t: string, d: Granted): boolean => d.action === "ask" || plain || !qubeSet.has(t);
-        // Asks with the same rule and the same offer add the same destinations: only their own target
-        // (a better sample) is looked at again.
-        const asked = new Set<string>();
-        const record = (t: string, d: Granted) => {
-          if (d.action === "ask") {
-            const key = `${d.rule.file}\0${d.rule.line}\0${offerKey(d)}`;
-            if (asked.has(key)) {
-              if (found.has(`ask\0${d.rule.file}\0${d.rule.line}\0${t}\0false`)) add(t, d, t, false);
-              return;
-            }
-            asked.add(key);
-            for (const x of d.targetsForAsk) add(t, d, x, false);
-          }
-          else {
-            if (plainDests(t, d)) add(t, d, d.target, false);
-            if (flow.control && qubeSet.has(t) && (!plain || t !== d.target)) add(t, d, t, true);
-          }
-        };
-        const decide = (t: string): Granted | undefined => {
-          evaluated++;
-          const d = evaluate(policy, { service: svc.service, argument: arg.argument, source: s, target: t }, system);
-          return !d.ok || d.action === "deny" ? undefined : d;
-        };
-        for (const t of ["@default", "@adminvm", "@dispvm"]) {
-          const d = decide(t);
-          if (d) record(t, d);
-        }
-        // Targets by class: one decided, the others of its class derived by swapping them with it
-        // (an automorphism that fixes s); only destinations naming one of the two change.
-        for (const D of classes) {
-          if (D === cls) {
-            for (const f of templates.has(s) ? [(q: string) => q, (q: string) => "@dispvm:" + q] : [(q: string) => q]) {
-              const d = decide(f(s));
-              if (d) record(f(s), d);
-            }
-          }
-          const r = D === cls ? D[1] : D[0];
-          if (r === undefined) continue;
-          for (const f of templates.has(r) ? [(q: string) => q, (q: string) => "@dispvm:" + q] : [(q: string) => q]) {
-            const d = decide(f(r));
-            if (!d) continue;
-            record(f(r), d);
-            const dests = destSet(d);
-            for (const t of D) {
-              if (t === r || t === s) continue;
-              const tt = f(t);
-              if (plainDests(tt, d)) for (const x of [r, t, "@dispvm:" + r, "@dispvm:" + t]) if (dests.has(x)) add(tt, d, swapName(x, r, t), false);
-              if (d.action === "allow" && flow.control && qubeSet.has(tt)) {
-                const target = swapName(d.target, r, t);
-                if (!plain || tt !== target) add(tt, d, tt, true);
-              }
-            }
-          }
-        }
-        for (const { t, d, dest: raw, control } of found.values()) {
-          const sig = (reverse: boolean) => sigOf(`${svc.display}\0${arg.display}\0${d.action}\0${d.rule.file}\0${d.rule.line}\0${reverse}\0${control}`);
-          const sigF = sig(false);
-          const sigB = sig(true);
-          const note = control && svc.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : flow.note;
-          const isAllow = d.action === "allow";
-          const put = (from: string, to: string, reverse: boolean, id: number, a: string) => {
-            const fi = idOf(from);
-            const ti = idOf(to);
-            const row = (table[fi] ??= []);
-            let h = row[ti];
-            if (!h) {
-              row[ti] = h = { from, to, sigs: new Set(), edges: [], allow: false };
-              hopList.push(h);
-            }
-            if (h.sigs.has(id)) return;
-            h.sigs.add(id);
-            if (h.edges.length >= cap && !(isAllow && !h.allow)) return;
-            const edge: FlowEdge = {
-              from,
-              to,
-              via: "qrexec",
-              ask: !isAllow,
-              evidence: { kind: "qrexec", service: svc.display, argument: arg.display, call, request: { service: svc.service, argument: arg.argument, source: a, target: swapName(t, s, a) }, action: d.action, rule: d.rule, direction: flow.direction, control, reverse, note },
-            };
-            if (h.edges.length >= cap) h.edges[h.edges.length - 1] = edge;
-            else h.edges.push(edge);
-            h.allow ||= isAllow;
-          };
-          for (const a of cls) {
-            const dest = node(swapName(raw, s, a));
-            if (dest === a) continue;
-            if (fwd) put(a, dest, false, sigF, a);
-            if (bwd) put(dest, a, true, sigB, a);
+/**
+ * Every edge of a graph one by one: the edges given as such and the qrexec
+ * ways of its group form on every pair of nodes they join (at most
+ * `evidencePerHop` ways per pair, allows first; the others counted in
+ * `more`). Large on large systems: the path functions never call it.
+ */
+export function flowEdges(graph: FlowGraph): { edges: FlowEdge[]; more: Map<string, number> } {
+  const edges = [...graph.edges];
+  const more = new Map(graph.more ?? []);
+  const q = graph.qrexec;
+  if (!q) return { edges, more };
+  const cap = graph.evidencePerHop ?? Infinity;
+  const pairs = new Map<string, Map<number, Way>>();
+  for (const w of q.ways) {
+    for (const g of w.from) {
+      for (const h of w.to) {
+        for (const a of q.groups[g]!.members) {
+          for (const b of q.groups[h]!.members) {
+            if (a === b || (q.baseOf.get(a) === q.baseOf.get(b)) !== (w.rel === "same")) continue;
+            const k = `${a}\0${b}`;
+            let m = pairs.get(k);
+            if (!m) pairs.set(k, (m = new Map()));
+            if (!m.has(w.sig)) m.set(w.sig, w);
           }
         }
       }
     }
   }
-  const edges: FlowEdge[] = [];
-  const more = new Map<string, number>();
-  for (const h of hopList) {
-    for (const e of h.edges) edges.push(e);
-    if (h.sigs.size > h.edges.length) more.set(`${h.from}\0${h.to}`, h.sigs.size - h.edges.length);
+  for (const [k, m] of pairs) {
+    const [a, b] = k.split("\0") as [string, string];
+    const ws = keptWays([...m.values()], cap);
+    for (const w of ws) edges.push(wayEdge(q, w, a, b));
+    if (m.size > ws.length) more.set(k, (more.get(k) ?? 0) + m.size - ws.length);
   }
-  return { edges, evaluated, more };
+  return { edges, more };
+}
+
+/** The ways kept as evidence of one hop: allows first, then in the order they were found, at most `cap`. */
+export function keptWays(ways: Way[], cap: number): Way[] {
+  const sorted = [...ways].sort((x, y) => (x.allow !== y.allow ? (x.allow ? -1 : 1) : x.sig - y.sig));
+  return sorted.slice(0, Math.max(1, Math.min(cap, sorted.length)));
 }
 
 /** The first firewall rule that accepts anything, or why the qube may send anywhere. */
@@ -476,9 +331,25 @@ export function wiringEdges(machine: FlowMachine, known: ReadonlySet<string>): {
 export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo, machine: FlowMachine, options: FlowGraphOptions): FlowGraph {
   const space = requestSpace(policy ? [policy] : [], system);
   const known = new Set(space.qubes);
-  const q = policy ? qrexecEdges(policy, system, options) : { edges: [], evaluated: 0, more: new Map<string, number>() };
-  const w = wiringEdges(machine, known);
-  const edges = [...q.edges, ...w.edges];
+  const q = policy ? qrexecClasses(policy, system, options) : undefined;
+  // A new disposable of X has X's netvm, firewall and device assignments (not X's current attachments).
+  const wired: FlowMachine = { qubes: { ...(machine && typeof machine === "object" && machine.qubes && typeof machine.qubes === "object" ? machine.qubes : {}) } };
+  const dispKnown = new Set(known);
+  if (options.disposableSources !== false) {
+    for (const x of space.dispvmTemplates) {
+      const info = wired.qubes[x];
+      const n = "@dispvm:" + x;
+      dispKnown.add(n);
+      if (!info || typeof info !== "object" || Object.prototype.hasOwnProperty.call(wired.qubes, n)) continue;
+      const copy: FlowQubeInfo = {};
+      if (info.netvm !== undefined) copy.netvm = info.netvm;
+      if (info.firewall !== undefined) copy.firewall = info.firewall;
+      if (Array.isArray(info.devices)) copy.devices = info.devices.filter((d) => d && typeof d === "object" && d.mode !== undefined && d.mode !== "attached");
+      wired.qubes[n] = copy;
+    }
+  }
+  const w = wiringEdges(wired, dispKnown);
+  const edges = [...w.edges];
   if (options.dom0Relays && known.has("dom0")) {
     for (const x of space.qubes) {
       if (x === "dom0") continue;
@@ -490,7 +361,15 @@ export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo
     nodes.add(e.from);
     nodes.add(e.to);
   }
-  return { nodes: [...nodes].sort(), edges, warnings: w.warnings, evaluated: q.evaluated, more: q.more };
+  if (q) {
+    const used = new Set<number>();
+    for (const way of q.ways) {
+      for (const g of way.from) used.add(g);
+      for (const g of way.to) used.add(g);
+    }
+    for (const g of used) for (const m of q.groups[g]!.members) nodes.add(m);
+  }
+  return { nodes: [...nodes].sort(), edges, ...(q ? { qrexec: q } : {}), ...(options.evidencePerHop !== undefined ? { evidencePerHop: options.evidencePerHop } : {}), warnings: w.warnings, evaluated: q?.evaluated ?? 0 };
 }
 
 /**

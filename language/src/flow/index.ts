@@ -8,3 +8,4 @@ export * from "./catalogue.js";
 export * from "./graph.js";
 export * from "./paths.js";
 export * from "./render.js";
+export * from "./qrexec.js";

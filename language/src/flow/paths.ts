@@ -4,7 +4,8 @@
  * hop needs the user when all its edges are asks, and a path needs the user
  * when one of its hops does ("with the user in the loop").
  */
-import type { FlowEdge, FlowGraph } from "./graph.js";
+import { keptWays, type FlowEdge, type FlowGraph } from "./graph.js";
+import { wayEdge, type Way } from "./qrexec.js";
 
 /** One step of a path: every way data moves from {@link from} to {@link to}. */
 export interface FlowHop {
@@ -46,21 +47,174 @@ export interface PathsResult {
   truncated: boolean;
   /** The fewest hops from `from` to `to`, whatever the hop limit (more than `maxHops`: no path was listed), or null when there is no path at all. */
   shortest: number | null;
+  /** How many paths have the fewest hops (each of them is simple). */
+  count?: PathCount;
 }
 
-/** Hops by node: `adjacency.get(a).get(b)` is the hop a → b. */
-export function hopIndex(graph: FlowGraph, noAsk = false): Map<string, Map<string, FlowHop>> {
-  const out = new Map<string, Map<string, FlowHop>>();
-  for (const e of graph.edges) {
-    if (noAsk && e.ask) continue;
-    let m = out.get(e.from);
-    if (!m) out.set(e.from, (m = new Map()));
-    let h = m.get(e.to);
-    if (!h) m.set(e.to, (h = { from: e.from, to: e.to, edges: [], ask: true, more: graph.more?.get(`${e.from}\0${e.to}`) ?? 0 }));
-    h.edges.push(e);
-    if (!e.ask) h.ask = false;
+/** The number of shortest paths (a path of the fewest hops), when there is a path within the limits. */
+export interface PathCount {
+  hops: number;
+  paths: number;
+}
+
+/**
+ * The hops of a graph by node number: which pairs are joined, and whether
+ * without the user, in a dense table built from the edges given one by one
+ * and the qrexec ways of the group form; the edges of a hop are made only
+ * when a hop is shown ({@link FlowIndex.hop}).
+ */
+export class FlowIndex {
+  readonly nodes: string[];
+  readonly ids: Map<string, number>;
+  /** 0 no hop, 1 every edge asks, 2 some edge needs no user; row major. */
+  readonly status: Uint8Array;
+  private readonly succAny: Int32Array[];
+  private readonly succAuto: Int32Array[];
+  private readonly concrete = new Map<string, FlowEdge[]>();
+  private readonly waysFrom = new Map<number, Way[]>();
+  private readonly hops = new Map<string, FlowHop>();
+
+  constructor(
+    readonly graph: FlowGraph,
+    readonly noAsk = false,
+  ) {
+    const names = new Set<string>(graph.nodes);
+    for (const e of graph.edges) names.add(e.from).add(e.to);
+    const q = graph.qrexec;
+    if (q) {
+      const used = new Set<number>();
+      for (const w of q.ways) {
+        for (const g of w.from) used.add(g);
+        for (const g of w.to) used.add(g);
+      }
+      for (const g of [...used].sort((a, b) => a - b)) for (const m of q.groups[g]!.members) names.add(m);
+    }
+    this.nodes = [...names];
+    this.ids = new Map(this.nodes.map((n, i) => [n, i]));
+    const n = this.nodes.length;
+    const st = (this.status = new Uint8Array(n * n));
+    for (const e of graph.edges) {
+      if (e.from === e.to || (noAsk && e.ask)) continue;
+      const k = `${e.from}\0${e.to}`;
+      const l = this.concrete.get(k);
+      if (l) l.push(e);
+      else this.concrete.set(k, [e]);
+      const i = this.ids.get(e.from)! * n + this.ids.get(e.to)!;
+      st[i] = Math.max(st[i]!, e.ask ? 1 : 2);
+    }
+    if (q) {
+      const G = q.groups.length;
+      const same = new Uint8Array(G * G);
+      const cross = new Uint8Array(G * G);
+      // Ways share their arrays of groups: each (from, to, relation, allow) is spread once.
+      const arrayIds = new Map<readonly number[], number>();
+      const idOf = (a: readonly number[]) => {
+        let id = arrayIds.get(a);
+        if (id === undefined) arrayIds.set(a, (id = arrayIds.size));
+        return id;
+      };
+      const spread = new Set<string>();
+      for (const w of q.ways) {
+        if (noAsk && !w.allow) continue;
+        for (const g of w.from) {
+          let l = this.waysFrom.get(g);
+          if (!l) this.waysFrom.set(g, (l = []));
+          l.push(w);
+        }
+        const key = `${idOf(w.from)} ${idOf(w.to)} ${w.rel} ${w.allow}`;
+        if (spread.has(key)) continue;
+        spread.add(key);
+        const m = w.rel === "same" ? same : cross;
+        const v = w.allow ? 2 : 1;
+        for (const g of w.from) for (const h of w.to) if (m[g * G + h]! < v) m[g * G + h] = v;
+      }
+      const memberIds = q.groups.map((grp) => Int32Array.from(grp.members.map((x) => this.ids.get(x)!)));
+      const baseIds = q.groups.map((grp) => grp.members.map((x) => q.baseOf.get(x) ?? x));
+      for (let g = 0; g < G; g++) {
+        for (let h = 0; h < G; h++) {
+          const vs = same[g * G + h]!;
+          const vc = cross[g * G + h]!;
+          if (!vs && !vc) continue;
+          const A = memberIds[g]!;
+          const B = memberIds[h]!;
+          const ba = baseIds[g]!;
+          const bb = baseIds[h]!;
+          for (let i = 0; i < A.length; i++) {
+            const row = A[i]! * n;
+            for (let j = 0; j < B.length; j++) {
+              if (A[i] === B[j]) continue;
+              const v = ba[i] === bb[j] ? vs : vc;
+              if (v && st[row + B[j]!]! < v) st[row + B[j]!] = v;
+            }
+          }
+        }
+      }
+    }
+    this.succAny = [];
+    this.succAuto = [];
+    const any: number[] = [];
+    const auto: number[] = [];
+    for (let i = 0; i < n; i++) {
+      any.length = 0;
+      auto.length = 0;
+      for (let j = 0; j < n; j++) {
+        const v = st[i * n + j]!;
+        if (v) any.push(j);
+        if (v === 2) auto.push(j);
+      }
+      this.succAny.push(Int32Array.from(any));
+      this.succAuto.push(Int32Array.from(auto));
+    }
   }
-  for (const m of out.values()) for (const h of m.values()) h.edges.sort(edgeOrder);
+
+  /** The nodes one hop from node `i` (only hops without the user when `auto`). */
+  succ(i: number, auto = false): Int32Array {
+    return (auto ? this.succAuto : this.succAny)[i]!;
+  }
+
+  /** The hop from `a` to `b` with its edges (undefined: none). */
+  hop(a: string, b: string): FlowHop | undefined {
+    const key = `${a}\0${b}`;
+    const had = this.hops.get(key);
+    if (had) return had;
+    const ia = this.ids.get(a);
+    const ib = this.ids.get(b);
+    if (ia === undefined || ib === undefined || !this.status[ia * this.nodes.length + ib]) return undefined;
+    const edges = [...(this.concrete.get(key) ?? [])];
+    let more = this.graph.more?.get(key) ?? 0;
+    const q = this.graph.qrexec;
+    if (q) {
+      const g = q.groupOf.get(a);
+      const h = q.groupOf.get(b);
+      const same = (q.baseOf.get(a) ?? a) === (q.baseOf.get(b) ?? b);
+      const bySig = new Map<number, Way>();
+      for (const w of g === undefined || h === undefined ? [] : (this.waysFrom.get(g) ?? [])) {
+        if ((w.rel === "same") !== same || !w.to.includes(h!) || bySig.has(w.sig)) continue;
+        bySig.set(w.sig, w);
+      }
+      const kept = bySig.size ? keptWays([...bySig.values()], this.graph.evidencePerHop ?? Infinity) : [];
+      for (const w of kept) edges.push(wayEdge(q, w, a, b));
+      more += bySig.size - kept.length;
+    }
+    edges.sort(edgeOrder);
+    const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more };
+    this.hops.set(key, hop);
+    return hop;
+  }
+}
+
+/** Hops by node: `adjacency.get(a).get(b)` is the hop a → b. Every hop of the graph: for small graphs (tests, renderers). */
+export function hopIndex(graph: FlowGraph, noAsk = false): Map<string, Map<string, FlowHop>> {
+  const index = new FlowIndex(graph, noAsk);
+  const out = new Map<string, Map<string, FlowHop>>();
+  index.nodes.forEach((a, i) => {
+    for (const j of index.succ(i)) {
+      const b = index.nodes[j]!;
+      let m = out.get(a);
+      if (!m) out.set(a, (m = new Map()));
+      m.set(b, index.hop(a, b)!);
+    }
+  });
   return out;
 }
 
@@ -74,69 +228,125 @@ function edgeOrder(a: FlowEdge, b: FlowEdge): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-function distancesTo(index: Map<string, Map<string, FlowHop>>, to: string, avoid: Set<string>, from: string): Map<string, number> {
-  const rev = new Map<string, string[]>();
-  for (const [a, m] of index) for (const b of m.keys()) (rev.get(b) ?? rev.set(b, []).get(b)!).push(a);
-  const dist = new Map<string, number>([[to, 0]]);
-  const queue = [to];
-  for (let i = 0; i < queue.length; i++) {
-    const x = queue[i]!;
-    if (x !== to && avoid.has(x) && x !== from) continue;
-    for (const p of rev.get(x) ?? []) {
-      if (dist.has(p)) continue;
-      dist.set(p, dist.get(x)! + 1);
-      queue.push(p);
+/** Hops from `from` to every node (breadth first), through no avoided node; -1: unreachable. */
+function distances(index: FlowIndex, start: number, reverse: boolean, avoid: Set<number>, keep: number, auto: boolean): Int32Array {
+  const n = index.nodes.length;
+  const dist = new Int32Array(n).fill(-1);
+  let pred: number[][] | undefined;
+  if (reverse) {
+    pred = Array.from({ length: n }, () => []);
+    for (let i = 0; i < n; i++) for (const j of index.succ(i, auto)) pred[j]!.push(i);
+  }
+  dist[start] = 0;
+  const queue = [start];
+  for (let k = 0; k < queue.length; k++) {
+    const x = queue[k]!;
+    if (x !== start && x !== keep && avoid.has(x)) continue;
+    for (const y of reverse ? pred![x]! : index.succ(x, auto)) {
+      if (dist[y] !== -1) continue;
+      dist[y] = dist[x]! + 1;
+      queue.push(y);
     }
   }
   return dist;
 }
 
+/** The most partial paths followed by one search before it gives up and says so. */
+const SEARCH_BUDGET = 2_000_000;
+
 /**
  * Every simple path from `from` to `to` of at most `maxHops` hops, shortest
- * first (then the ones without asks first), up to `maxPaths`. Never throws.
+ * first (within a length, the ones without the user first), up to
+ * `maxPaths`; when more exist, `truncated` and `count` (how many shortest
+ * paths there are) say so. A search that would follow more than a few
+ * million partial paths stops and is marked truncated. Never throws.
  */
 export function findPaths(graph: FlowGraph, from: string, to: string, options: PathOptions = {}): PathsResult {
   const maxHops = options.maxHops ?? 6;
   const maxPaths = options.maxPaths ?? 100;
-  const avoid = new Set(options.avoid ?? []);
-  const index = hopIndex(graph, options.noAsk);
-  const dist = distancesTo(index, to, avoid, from);
-  const shortest = from === to ? 0 : (dist.get(from) ?? null);
-  const result: PathsResult = { from, to, paths: [], truncated: false, shortest };
-  if (from === to || shortest === null) return result;
-  // Breadth first over partial paths, pruned by the distance left: paths come out in length order.
-  let layer: string[][] = [[from]];
-  for (let len = 1; len <= maxHops && layer.length; len++) {
-    const next: string[][] = [];
-    const done: FlowPath[] = [];
-    for (const p of layer) {
-      const last = p[p.length - 1]!;
-      for (const [b, hop] of index.get(last) ?? []) {
-        if (p.includes(b)) continue;
-        const left = dist.get(b);
-        if (left === undefined || len + left > maxHops) continue;
-        if (b === to) {
-          const nodes = [...p, b];
-          const hops = nodes.slice(1).map((n, i) => index.get(nodes[i]!)!.get(n)!);
-          done.push({ nodes, hops, ask: hops.some((h) => h.ask) });
-        } else if (!avoid.has(b)) next.push([...p, b]);
-      }
-      if (next.length > 200_000) {
-        result.truncated = true;
-        break;
-      }
+  const index = new FlowIndex(graph, options.noAsk);
+  const result: PathsResult = { from, to, paths: [], truncated: false, shortest: null };
+  const s = index.ids.get(from);
+  const t = index.ids.get(to);
+  if (from === to) {
+    result.shortest = 0;
+    return result;
+  }
+  if (s === undefined || t === undefined) return result;
+  const avoid = new Set<number>();
+  for (const a of options.avoid ?? []) {
+    const i = index.ids.get(a);
+    if (i !== undefined) avoid.add(i);
+  }
+  const dist = distances(index, t, true, avoid, s, false);
+  if (dist[s] === -1) return result;
+  result.shortest = dist[s]!;
+  result.count = { hops: dist[s]!, paths: countShortest(index, s, t, avoid, dist[s]!) };
+  let budget = SEARCH_BUDGET;
+  const onPath = new Uint8Array(index.nodes.length);
+  const path: number[] = [s];
+  onPath[s] = 1;
+  const st = index.status;
+  const n = index.nodes.length;
+  let stop = false;
+  const emit = () => {
+    if (result.paths.length >= maxPaths) {
+      result.truncated = true;
+      stop = true;
+      return;
     }
-    done.sort((a, b) => (a.ask === b.ask ? 0 : a.ask ? 1 : -1));
-    for (const p of done) {
-      if (result.paths.length >= maxPaths) {
+    const nodes = path.map((i) => index.nodes[i]!);
+    const hops = nodes.slice(1).map((b, i) => index.hop(nodes[i]!, b)!);
+    result.paths.push({ nodes, hops, ask: hops.some((h) => h.ask) });
+  };
+  // Paths of exactly `len` hops; `auto`: only hops without the user; else only paths with a hop that asks.
+  const walk = (len: number, auto: boolean, asked: boolean) => {
+    const x = path[path.length - 1]!;
+    const k = path.length - 1;
+    for (const y of index.succ(x, auto)) {
+      if (stop) return;
+      if (--budget < 0) {
         result.truncated = true;
-        return result;
+        stop = true;
+        return;
       }
-      result.paths.push(p);
+      if (onPath[y]) continue;
+      const ask = asked || st[x * n + y] === 1;
+      if (y === t) {
+        if (k + 1 === len && (auto || ask)) {
+          path.push(y);
+          emit();
+          path.pop();
+        }
+        continue;
+      }
+      if (avoid.has(y) || dist[y] === -1 || k + 1 + dist[y]! > len) continue;
+      onPath[y] = 1;
+      path.push(y);
+      walk(len, auto, ask);
+      path.pop();
+      onPath[y] = 0;
     }
-    layer = next;
+  };
+  for (let len = result.shortest; len <= maxHops && !stop; len++) {
+    walk(len, true, false);
+    if (!options.noAsk && !stop) walk(len, false, false);
   }
   return result;
+}
+
+/** The number of paths of exactly `hops` hops from s to t through no avoided node (each is simple). */
+function countShortest(index: FlowIndex, s: number, t: number, avoid: Set<number>, hops: number): number {
+  const fwd = distances(index, s, false, avoid, t, false);
+  const n = index.nodes.length;
+  const ways = new Float64Array(n);
+  ways[s] = 1;
+  const order = [...Array(n).keys()].filter((i) => fwd[i]! >= 0 && fwd[i]! < hops).sort((a, b) => fwd[a]! - fwd[b]!);
+  for (const x of order) {
+    if (x !== s && avoid.has(x)) continue;
+    for (const y of index.succ(x)) if (fwd[y] === fwd[x]! + 1) ways[y] += ways[x]!;
+  }
+  return ways[t]!;
 }
 
 /** How a node is reached from the start. */
@@ -148,24 +358,28 @@ export interface Reached {
   automatic?: FlowPath;
 }
 
-function bfs(index: Map<string, Map<string, FlowHop>>, from: string, avoid: Set<string>): Map<string, FlowPath> {
-  const prev = new Map<string, FlowHop | null>([[from, null]]);
+function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean): Map<string, FlowPath> {
+  const n = index.nodes.length;
+  const prev = new Int32Array(n).fill(-2);
+  prev[from] = -1;
   const queue = [from];
   for (let i = 0; i < queue.length; i++) {
     const x = queue[i]!;
     if (x !== from && avoid.has(x)) continue;
-    for (const [b, hop] of index.get(x) ?? []) {
-      if (prev.has(b)) continue;
-      prev.set(b, hop);
-      queue.push(b);
+    for (const y of index.succ(x, auto)) {
+      if (prev[y] !== -2) continue;
+      prev[y] = x;
+      queue.push(y);
     }
   }
   const out = new Map<string, FlowPath>();
-  for (const n of prev.keys()) {
-    if (n === from) continue;
-    const hops: FlowHop[] = [];
-    for (let h = prev.get(n)!; h; h = prev.get(h.from)!) hops.unshift(h);
-    out.set(n, { nodes: [from, ...hops.map((h) => h.to)], hops, ask: hops.some((h) => h.ask) });
+  for (const y of queue) {
+    if (y === from) continue;
+    const ids: number[] = [];
+    for (let c = y; c !== -1; c = prev[c]!) ids.unshift(c);
+    const nodes = ids.map((i) => index.nodes[i]!);
+    const hops = nodes.slice(1).map((b, i) => index.hop(nodes[i]!, b)!);
+    out.set(index.nodes[y]!, { nodes, hops, ask: hops.some((h) => h.ask) });
   }
   return out;
 }
@@ -176,9 +390,16 @@ function bfs(index: Map<string, Map<string, FlowHop>>, from: string, avoid: Set<
  * path without asks. Sorted by node name. Never throws.
  */
 export function reachableFrom(graph: FlowGraph, from: string, options: Pick<PathOptions, "avoid" | "noAsk"> = {}): Reached[] {
-  const avoid = new Set(options.avoid ?? []);
-  const all = bfs(hopIndex(graph, options.noAsk), from, avoid);
-  const auto = bfs(hopIndex(graph, true), from, avoid);
+  const index = new FlowIndex(graph, options.noAsk);
+  const s = index.ids.get(from);
+  if (s === undefined) return [];
+  const avoid = new Set<number>();
+  for (const a of options.avoid ?? []) {
+    const i = index.ids.get(a);
+    if (i !== undefined) avoid.add(i);
+  }
+  const all = bfs(index, s, avoid, false);
+  const auto = bfs(index, s, avoid, true);
   return [...all.keys()].sort().map((node) => {
     const r: Reached = { node, path: all.get(node)! };
     const a = auto.get(node);

@@ -58,6 +58,10 @@ function hopLines(h: FlowHop, limit: number): string[] {
   return lines;
 }
 
+function countText(n: number): string {
+  return Number.isSafeInteger(n) ? n.toLocaleString("en") : `about ${n.toExponential(2)}`;
+}
+
 /** `qkit flow A B` as text. */
 export function pathsText(r: PathsResult, options: FlowTextOptions = {}): string {
   const limit = options.edgesPerHop ?? 5;
@@ -71,7 +75,7 @@ export function pathsText(r: PathsResult, options: FlowTextOptions = {}): string
   }
   const auto = r.paths.filter((p) => !p.ask).length;
   out.push(
-    `${r.from} → ${r.to}: ${r.paths.length}${r.truncated ? "+" : ""} path${r.paths.length === 1 ? "" : "s"} of at most ${maxHops} hops, ${auto} without the user, ${r.paths.length - auto} with the user in the loop${r.truncated ? " (more not listed; see --max-paths)" : ""}`,
+    `${r.from} → ${r.to}: ${r.paths.length}${r.truncated ? "+" : ""} path${r.paths.length === 1 ? "" : "s"} of at most ${maxHops} hops, ${auto} without the user, ${r.paths.length - auto} with the user in the loop${r.truncated ? ` (more not listed${r.count && r.count.paths > r.paths.length ? `: ${countText(r.count.paths)} path${r.count.paths === 1 ? "" : "s"} of ${r.count.hops} hop${r.count.hops === 1 ? "" : "s"} alone` : ""}; raise --max-paths)` : ""}`,
   );
   r.paths.forEach((p, i) => {
     out.push("");

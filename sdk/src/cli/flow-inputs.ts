@@ -67,6 +67,7 @@ export function resetConnection(): void {
 export async function readPolicyTexts(spec: string | undefined, a: ParsedArgs, io: CliIO): Promise<Record<string, string>> {
   if (spec === undefined) throw new UsageError("`--policy-dir DIR` (or `--policy-dir live`) is required");
   if (spec === "live") return (await (await connected(a, io)).policy.snapshot()).texts;
+  if (!existsSync(path.resolve(io.cwd, spec)) && spec.indexOf(":") > 0) throw new UsageError(`--stack needs the policy as a directory or \`live\`, not the git revision \`${spec}\`; check the revision out into a directory first`);
   const abs = path.resolve(io.cwd, spec);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory or \`live\`)`);
   const { policyTextsOf } = await import("./flow-stack.js");
@@ -86,9 +87,13 @@ export async function readPolicyInput(spec: string | undefined, a: ParsedArgs, i
   if (spec === undefined) throw new UsageError(`\`${option} DIR\` (or \`${option} live\`) is required`);
   let fs: PolicyFileSystem;
   if (spec === "live") fs = await (await connected(a, io)).policy.fileSystem();
-  else {
+  else if (!existsSync(path.resolve(io.cwd, spec)) && spec.indexOf(":") > 0) {
+    // REV:PATH, a directory of a git revision, read as `qkit policy diff` reads it.
+    const { policyInput } = await import("./policy-audit.js");
+    fs = (await policyInput(spec, a, io)).fs;
+  } else {
     const abs = path.resolve(io.cwd, spec);
-    if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory or \`live\`)`);
+    if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory, \`live\` or REV:PATH of a git revision)`);
     fs = createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR });
   }
   const loadOptions: LoadOptions = {};

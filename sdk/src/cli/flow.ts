@@ -63,13 +63,20 @@ every path (shortest first), each hop with every way data moves over it:
   device    the backend of a USB or block device sees its data; qubes with
             the same device assigned or attached share it
 
-Nodes are qube names, @dispvm:X (a new disposable of X) and @network.
+Nodes are qube names, @dispvm:X (a new disposable of X) and @network. A new
+disposable of X also calls services itself, decided as for a running DispVM
+with X's tags (rules with source *, @anyvm, @type:DispVM or @tag:T match it;
+@dispvm:X as a source never matches), and has X's netvm, firewall and device
+assignments. When paths explode, the first --max-paths are listed and the
+number of shortest paths is given.
 A path with an ask is a path with the user in the loop. Decisions are the
 evaluator's, exactly (sources decided once per class of qubes no rule tells
 apart). With --from, every node reachable from A and how.
 
 options:
-  --policy-dir DIR|live  the policy.d directory (live: through the policy admin API)
+  --policy-dir DIR|live|REV:PATH
+                         the policy.d directory (live: through the policy admin API;
+                         REV:PATH: a directory of a git revision, e.g. HEAD~1:policy.d)
   --system FILE|live     internal.GetSystemInfo JSON whose domains may also carry
                          "netvm", "provides_network", "firewall" (rules as
                          \`qvm-firewall\` lists them) and "devices"
@@ -206,7 +213,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     const title = `information flow from ${src} to ${dst}`;
     let out: string;
     if (format === "json")
-      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, shortest_paths: r.count?.paths ?? 0, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
     else if (format === "dot") out = flowDot(title, r.paths, src);
     else if (format === "mermaid") out = flowMermaid(title, r.paths, src);
     else if (format === "html") out = flowHtml(title, pathsText(r, { ...textOptions, edgesPerHop: 1 }).split("\n")[0]!, r.paths.map((p: FlowPath, i) => ({ heading: `path ${i + 1}`, path: p })));

@@ -495,7 +495,8 @@ interface PolicyInput {
   dir?: string;
 }
 
-async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promise<PolicyInput> {
+/** A policy given as a directory, `live`, or REV:PATH of a git revision (also used by `qkit flow`). */
+export async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promise<PolicyInput> {
   if (spec === "live") {
     const { connect } = await import("./connect.js");
     const flags = new Map<string, string | true>();
