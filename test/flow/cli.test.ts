@@ -54,6 +54,22 @@ describe("qkit flow output formats", () => {
     expect(r.out).toContain("qubes.Gpg: work -&gt; vault: allow (30-user.policy:19); data comes back from vault");
   });
 
+  it("--from honours --max-hops: exactly the nodes whose shortest path is that short, each path within it", async () => {
+    const all = JSON.parse((await runQkit(["flow", "--from", "mgmt", "--format", "json", "--max-hops", "20", ...inputs], machine)).out) as { reachable: { node: string; path: { nodes: string[] }; automatic_path?: { nodes: string[] } }[] };
+    const longest = Math.max(...all.reachable.map((r) => r.path.nodes.length - 1));
+    expect(longest).toBeGreaterThan(1);
+    for (let k = 1; k <= longest; k++) {
+      const r = await runQkit(["flow", "--from", "mgmt", "--format", "json", "--max-hops", String(k), ...inputs], machine);
+      const j = JSON.parse(r.out) as { max_hops: number; reachable: { node: string; path: { nodes: string[] }; automatic_path?: { nodes: string[] } }[] };
+      expect(j.max_hops).toBe(k);
+      expect(j.reachable.map((x) => x.node)).toEqual(all.reachable.filter((x) => x.path.nodes.length - 1 <= k).map((x) => x.node));
+      for (const x of j.reachable) {
+        expect(x.path.nodes.length - 1).toBeLessThanOrEqual(k);
+        if (x.automatic_path) expect(x.automatic_path.nodes.length - 1).toBeLessThanOrEqual(k);
+      }
+    }
+  });
+
   it("--from with --format json marks what is reachable without the user", async () => {
     const r = await runQkit(["flow", "--from", "personal", "--format", "json", ...inputs], machine);
     expect(r.code).toBe(0);

@@ -358,17 +358,21 @@ export interface Reached {
   automatic?: FlowPath;
 }
 
-function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean): Map<string, FlowPath> {
+function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean, maxHops: number): Map<string, FlowPath> {
   const n = index.nodes.length;
   const prev = new Int32Array(n).fill(-2);
+  const depth = new Int32Array(n);
   prev[from] = -1;
   const queue = [from];
   for (let i = 0; i < queue.length; i++) {
     const x = queue[i]!;
     if (x !== from && avoid.has(x)) continue;
+    // Breadth first, so a node first reached at depth d has no shorter path: beyond the limit, stop.
+    if (depth[x]! >= maxHops) continue;
     for (const y of index.succ(x, auto)) {
       if (prev[y] !== -2) continue;
       prev[y] = x;
+      depth[y] = depth[x]! + 1;
       queue.push(y);
     }
   }
@@ -385,11 +389,13 @@ function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean):
 }
 
 /**
- * Every node reachable from `from` (avoided nodes are reached but not gone
- * through), each with a shortest path and, when there is one, a shortest
- * path without asks. Sorted by node name. Never throws.
+ * Every node reachable from `from` in at most `maxHops` hops (default 6;
+ * avoided nodes are reached but not gone through), each with a shortest path
+ * and, when there is one within the limit, a shortest path without asks.
+ * Sorted by node name. Never throws.
  */
-export function reachableFrom(graph: FlowGraph, from: string, options: Pick<PathOptions, "avoid" | "noAsk"> = {}): Reached[] {
+export function reachableFrom(graph: FlowGraph, from: string, options: Pick<PathOptions, "avoid" | "noAsk" | "maxHops"> = {}): Reached[] {
+  const maxHops = options.maxHops ?? 6;
   const index = new FlowIndex(graph, options.noAsk);
   const s = index.ids.get(from);
   if (s === undefined) return [];
@@ -398,8 +404,8 @@ export function reachableFrom(graph: FlowGraph, from: string, options: Pick<Path
     const i = index.ids.get(a);
     if (i !== undefined) avoid.add(i);
   }
-  const all = bfs(index, s, avoid, false);
-  const auto = bfs(index, s, avoid, true);
+  const all = bfs(index, s, avoid, false, maxHops);
+  const auto = bfs(index, s, avoid, true, maxHops);
   return [...all.keys()].sort().map((node) => {
     const r: Reached = { node, path: all.get(node)! };
     const a = auto.get(node);

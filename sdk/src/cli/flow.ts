@@ -91,7 +91,7 @@ options:
   --format F             text (default), json, dot, mermaid, html (self-contained page)
   --json                 the same as --format json
   --output FILE          write there instead of standard output
-  --max-hops N           longest path listed (default 6)
+  --max-hops N           longest path listed, or with --from how far to look (default 6)
   --max-paths N          most paths listed (default 100)
   --avoid QUBE           no path goes through QUBE (repeatable; e.g. trusted relays)
   --no-ask               leave out hops that need the user
@@ -190,12 +190,12 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     const noAsk = a.flags.has("no-ask");
     const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
     if (from !== undefined) {
-      const reached = reachableFrom(graph, from, { avoid, noAsk });
+      const reached = reachableFrom(graph, from, { avoid, noAsk, maxHops });
       const title = `information flow from ${from}`;
       const paths = reached.map((r) => r.automatic ?? r.path);
       let out: string;
       if (format === "json")
-        out = JSON.stringify({ from, reachable: reached.map((r) => ({ node: r.node, automatic: !!r.automatic, path: pathJson(r.path), ...(r.automatic ? { automatic_path: pathJson(r.automatic) } : {}) })), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+        out = JSON.stringify({ from, max_hops: maxHops, reachable: reached.map((r) => ({ node: r.node, automatic: !!r.automatic, path: pathJson(r.path), ...(r.automatic ? { automatic_path: pathJson(r.automatic) } : {}) })), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
       else if (format === "dot") out = flowDot(title, paths, from);
       else if (format === "mermaid") out = flowMermaid(title, paths, from);
       else if (format === "html")
