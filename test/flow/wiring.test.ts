@@ -87,3 +87,16 @@ describe("network and device edges", () => {
     for (const bad of [null, 1, "x", [], { domains: [] }, { domains: { a: null } }]) expect(() => machineFromSystemJson(bad)).not.toThrow();
   });
 });
+
+describe("a system model without wiring", () => {
+  it("warns once that no network or device path is considered (a bare GetSystemInfo answer)", () => {
+    const bare = { domains: { dom0: { klass: "AdminVM", tags: [] }, work: { klass: "AppVM", tags: [] }, vault: { klass: "AppVM", tags: [] } } };
+    const { warnings } = machineFromSystemJson(bare);
+    expect(warnings.map((w) => w.code)).toEqual(["flow-no-wiring"]);
+    expect(warnings[0]!.message).toContain("qkit system snapshot");
+  });
+  it("says nothing when some qube carries wiring keys, or when there is no qube", () => {
+    expect(machineFromSystemJson({ domains: { dom0: { klass: "AdminVM" }, work: { klass: "AppVM", netvm: null } } }).warnings).toEqual([]);
+    expect(machineFromSystemJson({ domains: {} }).warnings).toEqual([]);
+  });
+});
