@@ -39,6 +39,12 @@ const cases: { name: string; machine: FlowMachine; edges: string[] }[] = [
     edges: ["@network > sys-net network", "sys-net > @network network", "sys-net > vault network", "vault > sys-net network"],
   },
   {
+    // qubesd's firewall policy is always drop: an empty list lets nothing out (the default list is one accept).
+    name: "an empty firewall list drops everything, like qubesd's policy",
+    machine: { qubes: { "sys-net": { netvm: null }, vault: { netvm: "sys-net", firewall: [] } } },
+    edges: ["@network > sys-net network", "sys-net > @network network", "sys-net > vault network", "vault > sys-net network"],
+  },
+  {
     name: "netvm none and unknown: no network edge",
     machine: { qubes: { vault: { netvm: null }, work: {} } },
     edges: [],

@@ -200,7 +200,9 @@ export function keptWays(ways: Way[], cap: number): Way[] {
 function firewallAccepts(fw: unknown): { accepts: boolean; value: string; note: string } {
   if (fw === undefined) return { accepts: true, value: "(not read)", note: "the firewall was not read; qubesd's default accepts everything" };
   if (!Array.isArray(fw)) return { accepts: true, value: "(unreadable)", note: "the firewall value is not a list of rules; counted as accepting everything" };
-  if (fw.length === 0) return { accepts: true, value: "(no rules)", note: "no firewall rules: everything is accepted" };
+  // qubesd's firewall ends with its policy, always `drop`: no rule lets nothing out (a qube without
+  // a firewall file has the default list, one `action=accept`).
+  if (fw.length === 0) return { accepts: false, value: "(no rules)", note: "no firewall rules: qubesd's policy drops everything" };
   for (let i = 0; i < fw.length; i++) {
     const r = fw[i];
     if (typeof r !== "string") continue;
