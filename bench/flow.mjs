@@ -2,7 +2,7 @@
 /**
  * `qkit flow` on a 300-qube machine, as whole processes, in CPU time:
  *
- * - the realistic dom0 policy of `bench/diff.mjs` (the distribution's defaults
+ * - the realistic dom0 policy of `bench/dom0-policy.mjs` (shared with `bench/diff.mjs`) (the distribution's defaults
  *   for about 60 services, GUI and admin rules, a user file naming 40 qubes);
  * - an all-pairs policy: every one of those services `@anyvm @anyvm ask`,
  *   so that every qube reaches every other one (paths explode);
@@ -39,7 +39,7 @@ const runs = Number(opt("--runs") ?? 3);
 const keep = opt("--keep");
 const with100k = !argv.includes("--no-100k");
 
-// The system and the realistic policy are those of bench/diff.mjs (kept in step by hand), plus wiring.
+// The system is that of bench/diff.mjs (kept in step by hand), plus wiring; the policy is shared (dom0-policy.mjs).
 
 /** A deterministic 300-qube system: templates, disposable templates, service qubes, app qubes with a few tags; netvm, firewall and devices. */
 function makeSystem() {
