@@ -4,7 +4,9 @@
  * `vscode-languageserver-protocol` client connection.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   ConfigurationRequest,
@@ -221,4 +223,44 @@ export function positionAfter(text: string, needle: string, delta = 0): { line: 
   const before = text.slice(0, offset);
   const line = before.split("\n").length - 1;
   return { line, character: offset - (before.lastIndexOf("\n") + 1) };
+}
+
+/** A fresh temporary workspace (`prefix` names it) holding `files` (relative path → text); returns its path. */
+export function writeWorkspace(prefix: string, files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true });
+    writeFileSync(join(root, rel), text);
+  }
+  return root;
+}
+
+/** A qube as qubesd's `internal.GetSystemInfo` describes it (a running AppVM unless `extra` says otherwise). */
+export function systemDomain(type: string, uuid: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    internal: null,
+    tags: [],
+    type,
+    template_for_dispvms: false,
+    default_dispvm: "default-dvm",
+    icon: "x",
+    label: "0xcc0000",
+    guivm: "dom0",
+    relayvm: null,
+    transport_rpc: null,
+    power_state: "Running",
+    uuid: `00000000-0000-0000-0000-00000000000${uuid}`,
+    ...extra,
+  };
+}
+
+/** Polls until `fn` gives what `ok` accepts (or `ms` pass), and returns the last value. */
+export async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last = await fn();
+  while (!ok(last) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 30));
+    last = await fn();
+  }
+  return last;
 }

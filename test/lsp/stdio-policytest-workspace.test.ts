@@ -6,37 +6,21 @@
  * refreshed (`workspace/codeLens/refresh`) after policy edits, and a lens asked for right
  * after an edit is never on a stale line (property test over random edits).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CodeLensRequest, DidChangeTextDocumentNotification, DidChangeWatchedFilesNotification, FileChangeType, type CodeLens, type Diagnostic } from "vscode-languageserver-protocol/node.js";
-import { startServer, type ServerSession } from "./e2e-support.js";
+import { startServer, systemDomain, until, writeWorkspace, type ServerSession } from "./e2e-support.js";
 
-const dom = (type: string, uuid: number, extra: Record<string, unknown> = {}) => ({
-  internal: null,
-  tags: [],
-  type,
-  template_for_dispvms: false,
-  default_dispvm: "default-dvm",
-  icon: "x",
-  label: "0xcc0000",
-  guivm: "dom0",
-  relayvm: null,
-  transport_rpc: null,
-  power_state: "Running",
-  uuid: `00000000-0000-0000-0000-00000000000${uuid}`,
-  ...extra,
-});
 const SYSTEM = JSON.stringify({
   domains: {
-    dom0: dom("AdminVM", 0),
-    work: dom("AppVM", 1),
-    personal: dom("AppVM", 2),
-    vault: dom("AppVM", 3),
-    "default-dvm": dom("AppVM", 4, { template_for_dispvms: true }),
+    dom0: systemDomain("AdminVM", 0),
+    work: systemDomain("AppVM", 1),
+    personal: systemDomain("AppVM", 2),
+    vault: systemDomain("AppVM", 3),
+    "default-dvm": systemDomain("AppVM", 4, { template_for_dispvms: true }),
   },
 });
 
@@ -86,23 +70,9 @@ async function testLenses(): Promise<string[]> {
   return (lenses ?? []).filter((l) => /test/.test(l.command?.title ?? "")).map((l) => `${l.range.start.line}: ${l.command!.title}`);
 }
 
-/** Polls until `fn` gives what `ok` accepts. */
-async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = await fn();
-  while (!ok(last) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 30));
-    last = await fn();
-  }
-  return last;
-}
 
 beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), "qkit-policytest-ws-"));
-  for (const [rel, text] of Object.entries(FILES)) {
-    mkdirSync(dirname(join(root, rel)), { recursive: true });
-    writeFileSync(join(root, rel), text);
-  }
+  root = writeWorkspace("qkit-policytest-ws-", FILES);
   server = await startServer(root, {}, { capabilities: { workspace: { codeLens: { refreshSupport: true }, didChangeWatchedFiles: { dynamicRegistration: true } } } });
 });
 afterAll(async () => {

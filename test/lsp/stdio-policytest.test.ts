@@ -6,13 +6,12 @@
  * lenses "decided by N tests" on the rules of the policy, updated when a test
  * file or the policy changes.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CodeLensRequest, DidChangeTextDocumentNotification, DidChangeWatchedFilesNotification, FileChangeType, type CodeLens, type Diagnostic } from "vscode-languageserver-protocol/node.js";
-import { startServer, type ServerSession } from "./e2e-support.js";
+import { startServer, until, writeWorkspace, type ServerSession } from "./e2e-support.js";
 
 const dom = (type: string, extra: Record<string, unknown> = {}) => ({
   internal: null,
@@ -87,23 +86,9 @@ async function testLenses(rel: string): Promise<string[]> {
   return (lenses ?? []).filter((l) => /test/.test(l.command?.title ?? "")).map((l) => `${l.range.start.line}: ${l.command!.title}`);
 }
 
-/** Polls until `fn` gives what `ok` accepts (the server analyses after a debounce). */
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = await fn();
-  while (!ok(last) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 50));
-    last = await fn();
-  }
-  return last;
-}
 
 beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), "qkit-policytest-"));
-  for (const [rel, text] of Object.entries(FILES)) {
-    mkdirSync(dirname(join(root, rel)), { recursive: true });
-    writeFileSync(join(root, rel), text);
-  }
+  root = writeWorkspace("qkit-policytest-", FILES);
   server = await startServer(root, {});
 });
 afterAll(async () => {

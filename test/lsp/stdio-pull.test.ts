@@ -10,9 +10,8 @@
  * - a client that pulls its open documents only (Neovim 0.10): pushes for closed files only,
  *   and a document closed gets its diagnostics pushed.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -24,23 +23,8 @@ import {
   type DocumentDiagnosticReport,
   type WorkspaceDocumentDiagnosticReport,
 } from "vscode-languageserver-protocol/node.js";
-import { startServer, type ServerSession } from "./e2e-support.js";
+import { startServer, systemDomain, until, writeWorkspace, type ServerSession } from "./e2e-support.js";
 
-const dom = (type: string, uuid: number, extra: Record<string, unknown> = {}) => ({
-  internal: null,
-  tags: [],
-  type,
-  template_for_dispvms: false,
-  default_dispvm: "default-dvm",
-  icon: "x",
-  label: "0xcc0000",
-  guivm: "dom0",
-  relayvm: null,
-  transport_rpc: null,
-  power_state: "Running",
-  uuid: `00000000-0000-0000-0000-00000000000${uuid}`,
-  ...extra,
-});
 
 const POLICY = "qubes.Filecopy * work ghost allow\nqubes.Backup * work vault allow\n* * @anyvm @anyvm deny\n";
 const STACK = "qkit: 1\nstack: s\nqubes:\n  tpl:\n    class: TemplateVM\n    label: black\n    source: { empty: true }\n  w:\n    class: AppVM\n    template: tpl\n    label: red\n    memroy: 400\n";
@@ -52,35 +36,18 @@ const FILES: Record<string, string> = {
   "tests/open.policytest.yaml": TEST,
   "tests/closed.policytest.yaml": TEST,
   "system.json": JSON.stringify({
-    domains: { dom0: dom("AdminVM", 0), work: dom("AppVM", 1), personal: dom("AppVM", 2), vault: dom("AppVM", 3), "default-dvm": dom("AppVM", 4, { template_for_dispvms: true }) },
+    domains: { dom0: systemDomain("AdminVM", 0), work: systemDomain("AppVM", 1), personal: systemDomain("AppVM", 2), vault: systemDomain("AppVM", 3), "default-dvm": systemDomain("AppVM", 4, { template_for_dispvms: true }) },
   }),
 };
 
 /** A client that pulls (VS Code's client library announces this). */
 const PULLS: ClientCapabilities = { textDocument: { diagnostic: { dynamicRegistration: false, relatedDocumentSupport: false } }, workspace: { diagnostics: { refreshSupport: true } } };
 
-function makeWorkspace(): string {
-  const root = mkdtempSync(join(tmpdir(), "qkit-pull-"));
-  for (const [rel, text] of Object.entries(FILES)) {
-    mkdirSync(dirname(join(root, rel)), { recursive: true });
-    writeFileSync(join(root, rel), text);
-  }
-  return root;
-}
+const makeWorkspace = (): string => writeWorkspace("qkit-pull-", FILES);
 
 type FullReport = { kind: "full"; resultId?: string; items: Diagnostic[] };
 const codes = (d: readonly Diagnostic[]) => d.map((x) => `${x.range.start.line}: ${x.code}`);
 
-/** Polls until `fn` gives what `ok` accepts. */
-async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = await fn();
-  while (!ok(last) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 30));
-    last = await fn();
-  }
-  return last;
-}
 
 /** The diagnostics in effect from pushes, per URI (the last push). */
 function pushedNow(server: ServerSession): Map<string, Diagnostic[]> {
