@@ -383,8 +383,8 @@ export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo
 export function machineFromSystemJson(raw: unknown): { machine: FlowMachine; warnings: FlowWarning[] } {
   const machine: FlowMachine = { qubes: {} };
   const warnings: FlowWarning[] = [];
-  const unwired: string[] = [];
-  let seen = 0;
+  let qubes = 0;
+  let wired = 0;
   const domains = raw && typeof raw === "object" ? (raw as { domains?: unknown }).domains : undefined;
   if (!domains || typeof domains !== "object" || Array.isArray(domains)) return { machine, warnings };
   for (const [name, d] of Object.entries(domains as Record<string, unknown>)) {
@@ -422,13 +422,15 @@ export function machineFromSystemJson(raw: unknown): { machine: FlowMachine; war
         }
       }
     }
-    if (Object.keys(info).length) machine.qubes[name] = info;
-    else unwired.push(name);
-    seen++;
+    qubes++;
+    if (Object.keys(info).length) {
+      machine.qubes[name] = info;
+      wired++;
+    }
   }
   // A bare GetSystemInfo answer (or a snapshot made with --no-wiring) says nothing of netvm,
   // firewall or devices: flows through the network and devices cannot be seen, so say so.
-  if (seen && unwired.length === seen)
+  if (qubes > 0 && wired === 0)
     warnings.push({ code: "flow-no-wiring", message: "the system model has no netvm, firewall or devices: no path through the network or devices is considered; make it with `qkit system snapshot` (not --no-wiring) or use `--system live`" });
   return { machine, warnings };
 }
