@@ -814,6 +814,10 @@ export class App extends Holder {
       cloneFrom?: Qube;
     } = {},
   ): Qube {
+    // `DispVM.__init__` reads its template's volumes first: a kernel volume whose kernel falls back to a
+    // global default_kernel without a value kills the call before anything else is checked or added
+    if (klass === "DispVM" && opts.cloneFrom && opts.cloneFrom.getProp("kernel") === undefined)
+      throw new SimAbort("AttributeError: property 'default_kernel' have no default");
     const q = new Qube(this, klass, name);
     let qid = opts.qid;
     if (qid === undefined) {
@@ -1021,19 +1025,6 @@ export class App extends Holder {
     const extra = this.domains.get(creator)?.features.get("tag-created-vm-with") ?? "";
     for (const t of extra.split(/\s+/).filter((x) => /^[A-Za-z0-9_-]+$/.test(x))) q.addTag(t);
     q.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
-  }
-
-  /**
-   * A disposable whose template's kernel resolves to nothing (the global
-   * default_kernel was reset): `DispVM.__init__` fails reading the template's
-   * kernel volume, so qubesd never adds it and the call dies without a reply.
-   */
-  checkKernelVolume(q: Qube): void {
-    if (q.klass !== "DispVM" || q.getProp("kernel") !== undefined) return;
-    this.domains.delete(q.name);
-    // `DispVM.__init__` fails before its storage is initialised
-    for (const v of q.volumes.values()) this.dropVolume(v, true);
-    throw new SimAbort("AttributeError: property 'default_kernel' have no default");
   }
 
   /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */

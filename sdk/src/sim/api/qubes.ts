@@ -83,7 +83,7 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       template = t;
     }
     if (klass === "AdminVM") throw qerr("QubesException", "AdminVM already exists");
-    const q = app.addQube(klass, kw.name!, kw.label!, {
+    app.addQube(klass, kw.name!, kw.label!, {
       template,
       pool,
       pools,
@@ -91,7 +91,6 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       dispid: klass === "DispVM" ? app.newDispid() : undefined,
       cloneFrom,
     });
-    app.checkKernelVolume(q);
     return null;
   };
 }
@@ -125,7 +124,6 @@ method("admin.vm.CreateDisposable", null, null, null, (c) => {
     extra: (d) => d.values.set("auto_cleanup", true),
     cloneFrom: appvm,
   });
-  c.app.checkKernelVolume(q);
   c.app.addCreatedByTag(q, c.src.name);
   q.addTag(`disp-created-by-${c.src.name}`);
   return p === "uuid" ? `uuid:${q.uuid}` : q.name;
