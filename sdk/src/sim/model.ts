@@ -204,6 +204,8 @@ export abstract class Holder {
   abstract subjectName(): string;
   /** `str(holder)` as used in error messages. */
   abstract describe(): string;
+  /** Python's `repr()` of the holder (what `QubesPropertyValueError` prints without a message). */
+  abstract pyRepr(): string;
   /** The holder's class in the shared property table (`@global` for the app). */
   abstract tableClass(): QubeClass | "@global";
 
@@ -241,7 +243,7 @@ export abstract class Holder {
     if (d.type === "vm") {
       if (value === "") value = null;
       if (value === null) {
-        if (!d.allowNone) throw qerr("QubesPropertyValueError", `Invalid value None for property '${name}' of ${this.describe()}`);
+        if (!d.allowNone) throw qerr("QubesPropertyValueError", `Invalid value None for property '${name}' of ${this.pyRepr()}`);
       } else {
         const vm = this.app.domains.get(String(value));
         if (!vm) throw qerr("QubesPropertyValueError", `Can't set ${name} to non-existing qube ${value}`);
@@ -673,6 +675,10 @@ export class App extends Holder {
   }
   describe(): string {
     return "Qubes";
+  }
+  /** `qubes.app.Qubes` has no `__repr__`: Python's default. */
+  pyRepr(): string {
+    return "<qubes.app.Qubes object at 0x7f0000000000>";
   }
 
   /** `on_property_pre_set_default_netvm`: qubes with the default netvm hear of the change. */

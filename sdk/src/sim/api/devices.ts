@@ -155,7 +155,9 @@ function deviceMethods(dc: string): void {
   });
   method(`${p}.Unassign`, null, true, false, (c) => {
     const dev = loadDeviceInfo(c, dc);
-    const i = c.dest.assignments.findIndex((x) => x.devclass === dc && x.backend === dev.backend && (dev.portId === "*" || x.portId === dev.portId) && (dev.deviceId === "*" || x.deviceId === dev.deviceId));
+    // `DeviceCollection.unassign` compares assignments with `==`: the same port and the same device id,
+    // `*` only equal to `*` (a wildcard in the request matches only a wildcard assignment)
+    const i = c.dest.assignments.findIndex((x) => x.devclass === dc && x.backend === dev.backend && x.portId === dev.portId && x.deviceId === dev.deviceId);
     // an unknown PCI port of the backend: qubesd's PCI device lookup fails unhandled
     if (i < 0 && dc === "pci" && dev.portId !== "*" && !c.app.domains.get(dev.backend)?.exposed.some((d) => d.devclass === "pci" && d.portId === dev.portId))
       throw new SimAbort(`KeyError: no ${dc} device on port ${dev.portId}`);
