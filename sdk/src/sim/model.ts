@@ -10,6 +10,7 @@
 import type { QubeClass } from "@qubes-kit/language";
 import { TAG_PATTERN } from "@qubes-kit/language";
 import { APP_PROPS, VM_PROPS } from "./property-table.js";
+import { parseIPv6 } from "./ipaddr.js";
 import { SimAbort, SimError, qerr } from "./wire.js";
 
 /** A property value: `null` is Python's `None`. VM values are qube names, label values label names. */
@@ -385,6 +386,22 @@ export class Qube extends Holder {
     if (!this.isNetworked()) return null;
     if (this.klass === "DispVM") return vmid2ipv4("10.138", Number(this.getProp("dispid")));
     return vmid2ipv4("10.137", this.qid);
+  }
+  /**
+   * `_default_ip6`: only with the `ipv6` feature on the qube or along its netvm chain (Python's truth
+   * of the value); the address is `get_ip6_for_vm`, Qubes' site-local prefix with the IPv4 suffix
+   * (`a89:` and the qid, `a8a:` and the dispid for a disposable).
+   */
+  defaultIp6(): string | null {
+    if (!this.isNetworked() || !this.featureWithNetvm("ipv6")) return null;
+    const suffix = this.klass === "DispVM" ? `a8a:${Number(this.getProp("dispid")).toString(16)}` : `a89:${this.qid.toString(16)}`;
+    return parseIPv6(`fd09:24ef:4179:0000::${suffix}`) ?? null;
+  }
+  /** `gateway6`: a network provider's own IPv6 address, with the `ipv6` feature along its netvm chain. */
+  gateway6(): string | null {
+    if (!this.featureWithNetvm("ipv6") || !this.getProp("provides_network")) return null;
+    const ip6 = this.getProp("ip6");
+    return ip6 === undefined ? null : (ip6 as string | null);
   }
   visibleIp(): string | null {
     const fake = this.featureWithTemplate("net.fake-ip");
