@@ -2,7 +2,10 @@
  * Go to definition and find references for qube names in stack files: a
  * qube's declaration under `qubes:` (in any file of the stack), the values
  * that name it (`template`, `netvm`, `default_dispvm`, device backends, global
- * properties, `source.clone`), and the policy tokens of the `rules: |` blocks.
+ * properties, `source.clone`, bundle parameters of type `qube`/`name`/
+ * `list<qube>` and their defaults, `expect:` entries), and the policy tokens
+ * of the `rules: |` blocks; tags in `tags:` lists and in bundle parameters of
+ * type `tag` (`with:` values and defaults).
  * References in the workspace's own `policy.d` are the language server's to
  * add (it holds that policy): {@link templateSymbolAt} gives the name.
  */
@@ -29,7 +32,8 @@ export function templateSymbolAt(a: TemplateAnalysis, offset: number): { kind: "
   }
   const q = qubeAt(a, offset);
   if (q) return { kind: "qube", name: q.name, span: q.span };
-  for (const idx of [a.index]) for (const q2 of idx.qubes) for (const t of q2.tags) if (offset >= t.span.start && offset <= t.span.end) return { kind: "tag", name: t.value, span: t.span };
+  for (const q2 of a.index.qubes) for (const t of q2.tags) if (offset >= t.span.start && offset <= t.span.end) return { kind: "tag", name: t.value, span: t.span };
+  for (const t of a.index.tagReferences) if (offset >= t.span.start && offset <= t.span.end) return { kind: "tag", name: t.value, span: t.span };
   return undefined;
 }
 
@@ -63,6 +67,7 @@ export function referencesTo(a: TemplateAnalysis, kind: "qube" | "tag", name: st
       if (kind === "tag") for (const t of q.tags) if (t.value === name) out.push({ path, span: t.span });
     }
     if (kind === "qube") for (const r of idx.references) if (r.value === name) out.push({ path, span: r.span });
+    if (kind === "tag") for (const r of idx.tagReferences) if (r.value === name) out.push({ path, span: r.span });
   }
   // Policy tokens: the blocks are files of the stack's own policy; map them back.
   const blocks = new Map<string, { file: string; block: PolicyBlock }>();
