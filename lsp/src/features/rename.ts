@@ -88,16 +88,51 @@ export function workspaceStackFiles(ctx: ServerContext, limit = 5000): string[] 
   return [...found].sort();
 }
 
-/** The stack files of the workspace, analysed (open ones through their feature, which caches them). */
+/** An analysis of a closed stack file, with every file it read (and what it read) to tell when it is stale. */
+interface CachedStack {
+  analysis: TemplateAnalysis;
+  reads: Map<string, string | undefined>;
+  system: unknown;
+}
+const closedStacks = new WeakMap<ServerContext, Map<string, CachedStack>>();
+
+/**
+ * The stack files of the workspace, analysed: open ones through their
+ * feature (which caches them), closed ones cached here until a file they read
+ * (the stack, its includes and bundles, or one they looked for) changes or the
+ * system model does.
+ */
 export function workspaceStacks(ctx: ServerContext): TemplateAnalysis[] {
   const stacks: TemplateAnalysis[] = [];
   const readFile = stackReader(ctx);
-  for (const path of workspaceStackFiles(ctx)) {
+  let cache = closedStacks.get(ctx);
+  if (!cache) closedStacks.set(ctx, (cache = new Map()));
+  const paths = workspaceStackFiles(ctx);
+  const live = new Set(paths);
+  for (const p of [...cache.keys()]) if (!live.has(p)) cache.delete(p);
+  for (const path of paths) {
     const u = ctx.uriOf(path);
-    const open = ctx.documents.get(u);
-    const text = open ? undefined : readFile(path);
-    const a = open ? ctx.featureFor(u)?.analysis(u) : text !== undefined ? analyzeTemplate(path, text, { system: ctx.system, readFile }) : undefined;
-    if (a) stacks.push(a);
+    if (ctx.documents.get(u)) {
+      const a = ctx.featureFor(u)?.analysis(u);
+      if (a) stacks.push(a);
+      continue;
+    }
+    const hit = cache.get(path);
+    if (hit && hit.system === ctx.system && [...hit.reads].every(([p, t]) => readFile(p) === t)) {
+      stacks.push(hit.analysis);
+      continue;
+    }
+    const text = readFile(path);
+    if (text === undefined) continue;
+    const reads = new Map<string, string | undefined>([[path, text]]);
+    const recording = (p: string) => {
+      const t = readFile(p);
+      reads.set(p, t);
+      return t;
+    };
+    const analysis = analyzeTemplate(path, text, { system: ctx.system, readFile: recording });
+    cache.set(path, { analysis, reads, system: ctx.system });
+    stacks.push(analysis);
   }
   return stacks;
 }
