@@ -67,4 +67,15 @@ describe("workspace symbols of stack files", () => {
     // A bundle's parameterised qube names are not symbols of their own.
     expect(qubes.some((q) => q.includes("${"))).toBe(false);
   });
+
+  it("sees a closed stack file's change on disk (cached analyses are dropped when a file they read changes)", async () => {
+    expect((await symbols("vpn-extra")).length).toBe(0);
+    const bundle = join(root, "bundles/vpn-chain.qubes.yaml");
+    writeFileSync(bundle, readFileSync(bundle, "utf8").replace("qubes:\n", "qubes:\n  vpn-extra:\n    class: AppVM\n"));
+    const found = (await symbols("vpn-extra")).map((s) => `${KIND[s.kind]} ${s.name} @ ${where(s)}`);
+    // In the bundle itself, and through the stack that uses it (each file once).
+    expect(found).toEqual(["qube vpn-extra @ bundles/vpn-chain.qubes.yaml:14"]);
+    writeFileSync(join(root, "more.qubes.yaml"), "qkit: 1\nstack: more\nqubes:\n  vpn-extra-2:\n    class: AppVM\n");
+    expect((await symbols("vpn-extra-2")).map(where)).toEqual(["more.qubes.yaml:4"]);
+  });
 });
