@@ -205,6 +205,19 @@ describe("rename and references across policy and stack files", () => {
     expect(err?.message).toBe("`qubes.Gpg2` is a service; only qube names and tags can be renamed");
     expect(err?.data?.code).toBe("rename-not-a-name");
   });
+
+  it("refuses to rename a bundle's `${param}` qube name, and says where the name is", async () => {
+    const bundle = readFileSync(join(root, "bundles/split-gpg.qubes.yaml"), "utf8").split("\n");
+    const line = bundle.findIndex((l) => l.startsWith("  ${server}:"));
+    const err = await server.connection
+      .sendRequest("textDocument/rename", { textDocument: { uri: uriOf("bundles/split-gpg.qubes.yaml") }, position: { line, character: 4 }, newName: "keys" })
+      .then(
+        () => undefined,
+        (e: { message: string; data?: { code?: string } }) => e,
+      );
+    expect(err?.message).toBe("`${server}` is a bundle parameter, not a qube name: rename the value given to it in `with:` or its default");
+    expect(err?.data?.code).toBe("rename-not-a-name");
+  });
 });
 
 describe("applying a rename keeps the meaning of every stack", () => {

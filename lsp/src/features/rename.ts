@@ -54,6 +54,10 @@ function targetAt(ctx: ServerContext, uri: string, position: { line: number; cha
       if (svc) return renameTargetOf("service", svc.value, svc.span, svc.value) as RenameRefusal;
       return { code: "rename-not-a-name", message: "only a qube name or a tag can be renamed here; put the cursor on one" };
     }
+    // A bundle's `${param}` stands for whatever each instance gives: the name is the value in `with:` (or the default).
+    if (at.name.includes("${")) {
+      return { code: "rename-not-a-name", message: `\`${at.name}\` is a bundle parameter, not a ${at.kind === "tag" ? "tag" : "qube name"}: rename the value given to it in \`with:\` or its default` };
+    }
     // A quoted scalar: the name is inside the quotes.
     let span = at.span;
     const written = td.getText().slice(span.start, span.end);
