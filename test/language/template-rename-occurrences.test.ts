@@ -7,7 +7,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { analyzeTemplate, templateOccurrences, templateSymbolAt, templateWorkspaceSymbols } from "@qubes-kit/language";
+import { analyzeTemplate, hoverTemplate, templateDefinition, templateOccurrences, templateSymbolAt, templateWorkspaceSymbols } from "@qubes-kit/language";
 
 const BUNDLE = [
   "qkit: 1",
@@ -127,5 +127,14 @@ describe("templateWorkspaceSymbols", () => {
     expect(got).toEqual(["rule qubes.Gpg2 * /w/pair.qubes.yaml:14", "qube keys /w/s.qubes.yaml:7", "qube work /w/s.qubes.yaml:12"]);
     expect(templateWorkspaceSymbols([a], "kys").map((s) => s.name)).toEqual(["keys"]);
     expect(templateWorkspaceSymbols([a], "", 1)).toHaveLength(1);
+  });
+});
+
+describe("a qube a bundle instance declares, from an expect entry", () => {
+  it("goes to the bundle's `${param}` key and says so in the hover", () => {
+    const a = analyzeTemplate("/w/s.qubes.yaml", STACK, { readFile });
+    const at = STACK.indexOf("allow keys") + 7;
+    expect(templateDefinition(a, at)).toEqual([{ path: "/w/pair.qubes.yaml", span: { start: BUNDLE.indexOf("${server}:"), end: BUNDLE.indexOf("${server}:") + 9 } }]);
+    expect(hoverTemplate(a, at)?.markdown.split("\n")[0]).toBe("**keys** · AppVM declared by a bundle instance (`pair.qubes.yaml`)");
   });
 });

@@ -44,11 +44,20 @@ export function qubeDeclarations(a: TemplateAnalysis, name: string): FileLocatio
   return out;
 }
 
+/** Where a bundle instance's qube is declared: the bundle's `${param}` key (go to definition only; rename edits the `with:` value). */
+function bundleDeclaration(a: TemplateAnalysis, name: string): FileLocation[] {
+  const q = a.bundleQubes.get(name);
+  if (!q) return [];
+  for (const [path, idx] of a.files) if (idx.qubes.includes(q)) return [{ path, span: q.span }];
+  return [];
+}
+
 /** Go to definition at `offset`: the qube's declaration in the stack. */
 export function templateDefinition(a: TemplateAnalysis, offset: number): FileLocation[] {
   const at = templateSymbolAt(a, offset);
   if (!at || at.kind !== "qube") return [];
-  return qubeDeclarations(a, at.name);
+  const declared = qubeDeclarations(a, at.name);
+  return declared.length ? declared : bundleDeclaration(a, at.name);
 }
 
 /** Every occurrence of a qube or tag name in the stack's files and their policy blocks. */
