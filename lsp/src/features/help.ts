@@ -1,6 +1,7 @@
 /**
  * Help while writing: document highlight, document links on include paths,
- * signature help for action parameters, inlay hints and workspace symbols.
+ * signature help for action parameters, inlay hints and workspace symbols
+ * (the policy's rules and directives, and the stack files' qubes and rules).
  */
 import {
   DocumentHighlightKind,
@@ -21,6 +22,7 @@ import {
 import { URI } from "vscode-uri";
 import { documentHighlights, documentLinks, inlayHints, signatureHelp, workspaceSymbols, type PolicyDocument } from "@qubes-kit/language";
 import { toRange, toSpan } from "../convert.js";
+import { stackWorkspaceSymbols } from "./outline.js";
 import type { ServerFeature } from "./types.js";
 
 export const helpFeature: ServerFeature = {
@@ -132,6 +134,8 @@ export const helpFeature: ServerFeature = {
           }
           if (out.length >= 1000) break;
         }
+        // Stack files: their qubes and the rules of their `rules:` blocks.
+        out.push(...stackWorkspaceSymbols(ctx, query, 1000 - out.length));
         return out;
       },
     },

@@ -5,11 +5,15 @@
  * file system has it); a qube or `@dispvm:NAME` goes to its entry in the
  * system model file, a tag (or `@type:`) to the entries of the qubes that
  * carry it (are of it).
+ * References of a qube or tag are the places a rename edits: the policy's
+ * files and every stack file of the workspace (`rename.ts`), whichever kind
+ * of file the search starts in.
  */
 import type { CancellationToken, DefinitionParams, Location, ReferenceParams } from "vscode-languageserver";
 import { URI } from "vscode-uri";
-import { definition, qubesMatching, references, serviceDefinitions, symbolAt } from "@qubes-kit/language";
+import { definition, qubesMatching, references, serviceDefinitions, symbolAt, templateSymbolAt } from "@qubes-kit/language";
 import { mapperFor, toRange } from "../convert.js";
+import { symbolOccurrences } from "./rename.js";
 import type { ServerFeature } from "./types.js";
 
 export const navigationFeature: ServerFeature = {
@@ -63,13 +67,29 @@ export const navigationFeature: ServerFeature = {
       fallback: [],
       params: "position",
       async run(params: ReferenceParams, token: CancellationToken): Promise<Location[]> {
-        const f = ctx.featureFor(params.textDocument.uri);
-        if (f) return f.references(params);
-        if (!ctx.documents.get(params.textDocument.uri)) return [];
-        const snapshot = await ctx.analysed(ctx.projectFor(params.textDocument.uri), token);
-        const c = ctx.context(params.textDocument.uri);
+        const uri = params.textDocument.uri;
+        const withDeclarations = params.context?.includeDeclaration !== false;
+        // Qubes and tags: exactly the places a rename edits (policy files and every stack file of the workspace).
+        const named = async (at: { kind: string; name: string } | undefined): Promise<Location[] | undefined> => {
+          if (!at || (at.kind !== "qube" && at.kind !== "tag")) return undefined;
+          const { occurrences } = await symbolOccurrences(ctx, uri, { kind: at.kind, name: at.name }, token);
+          return occurrences.filter((o) => withDeclarations || !o.declaration).map((o) => ({ uri: o.uri, range: o.range }));
+        };
+        const f = ctx.featureFor(uri);
+        if (f) {
+          const td = ctx.documents.get(uri);
+          const a = td ? f.analysis(uri) : undefined;
+          const found = a && td ? await named(templateSymbolAt(a, td.offsetAt(params.position))) : undefined;
+          return found ?? f.references(params);
+        }
+        if (!ctx.documents.get(uri)) return [];
+        const snapshot = await ctx.analysed(ctx.projectFor(uri), token);
+        const c = ctx.context(uri);
         if (!c) return [];
         const offset = c.td.offsetAt(params.position);
+        const sym = symbolAt(c.doc, offset, { snapshot, path: c.path });
+        const found = sym && sym.ref.kind !== "file" ? await named(sym.ref) : undefined;
+        if (found) return found;
         return references(c.doc, offset, { snapshot, path: c.path })
           .map((l) => (l.path === c.path ? { uri: c.td.uri, range: toRange(c.td, l.span) } : ctx.locationOf(c.project, snapshot, l.path, l.span)))
           .filter((l): l is Location => l !== undefined);

@@ -18,14 +18,12 @@ import {
   analyzeTemplate,
   declaredQubes,
   findReferences,
-  groupEdits,
   isRenameRefusal,
   prepareRename,
   renameError,
   renameTargetOf,
-  templateRenameLocations,
+  templateOccurrences,
   templateSymbolAt,
-  type FileLocation,
   type PolicySnapshot,
   type RenameRefusal,
   type RenameTarget,
@@ -50,7 +48,16 @@ function targetAt(ctx: ServerContext, uri: string, position: { line: number; cha
   if (f) {
     const a = f.analysis(uri);
     const at = a ? templateSymbolAt(a, offset) : undefined;
-    if (!at) return { code: "rename-not-a-name", message: "only a qube name or a tag can be renamed here; put the cursor on one" };
+    if (!at) {
+      // The service of an `expect:` call is refused as in a policy rule.
+      const svc = a?.index.expectServices.find((x) => offset >= x.span.start && offset <= x.span.end);
+      if (svc) return renameTargetOf("service", svc.value, svc.span, svc.value) as RenameRefusal;
+      return { code: "rename-not-a-name", message: "only a qube name or a tag can be renamed here; put the cursor on one" };
+    }
+    // A bundle's `${param}` stands for whatever each instance gives: the name is the value in `with:` (or the default).
+    if (at.name.includes("${")) {
+      return { code: "rename-not-a-name", message: `\`${at.name}\` is a bundle parameter, not a ${at.kind === "tag" ? "tag" : "qube name"}: rename the value given to it in \`with:\` or its default` };
+    }
     // A quoted scalar: the name is inside the quotes.
     let span = at.span;
     const written = td.getText().slice(span.start, span.end);
@@ -85,62 +92,138 @@ export function workspaceStackFiles(ctx: ServerContext, limit = 5000): string[] 
   return [...found].sort();
 }
 
-/** The workspace edit of a rename (policy files of `project`, and every stack file). */
-async function renameEdit(ctx: ServerContext, uri: string, target: RenameTarget, newName: string, token: CancellationToken): Promise<WorkspaceEdit> {
+/** An analysis of a closed stack file, with every file it read (and what it read) to tell when it is stale. */
+interface CachedStack {
+  analysis: TemplateAnalysis;
+  reads: Map<string, string | undefined>;
+  system: unknown;
+}
+const closedStacks = new WeakMap<ServerContext, Map<string, CachedStack>>();
+
+/**
+ * The stack files of the workspace, analysed: open ones through their
+ * feature (which caches them), closed ones cached here until a file they read
+ * (the stack, its includes and bundles, or one they looked for) changes or the
+ * system model does.
+ */
+export function workspaceStacks(ctx: ServerContext): TemplateAnalysis[] {
+  const stacks: TemplateAnalysis[] = [];
+  const readFile = stackReader(ctx);
+  let cache = closedStacks.get(ctx);
+  if (!cache) closedStacks.set(ctx, (cache = new Map()));
+  const paths = workspaceStackFiles(ctx);
+  const live = new Set(paths);
+  for (const p of [...cache.keys()]) if (!live.has(p)) cache.delete(p);
+  for (const path of paths) {
+    const u = ctx.uriOf(path);
+    if (ctx.documents.get(u)) {
+      const a = ctx.featureFor(u)?.analysis(u);
+      if (a) stacks.push(a);
+      continue;
+    }
+    const hit = cache.get(path);
+    if (hit && hit.system === ctx.system && [...hit.reads].every(([p, t]) => readFile(p) === t)) {
+      stacks.push(hit.analysis);
+      continue;
+    }
+    const text = readFile(path);
+    if (text === undefined) continue;
+    const reads = new Map<string, string | undefined>([[path, text]]);
+    const recording = (p: string) => {
+      const t = readFile(p);
+      reads.set(p, t);
+      return t;
+    };
+    const analysis = analyzeTemplate(path, text, { system: ctx.system, readFile: recording });
+    cache.set(path, { analysis, reads, system: ctx.system });
+    stacks.push(analysis);
+  }
+  return stacks;
+}
+
+/** Reads a file as the editor has it (open documents first). */
+function stackReader(ctx: ServerContext): (p: string) => string | undefined {
+  return (p: string) => ctx.documents.get(ctx.uriOf(p))?.getText() ?? ctx.host.fs.readFile(p);
+}
+
+/** One place a qube or tag is named: what rename edits and references list. */
+export interface SymbolOccurrence {
+  uri: string;
+  range: Range;
+  /** A qube's key under `qubes:` of a stack. */
+  declaration: boolean;
+}
+
+/**
+ * Every occurrence of a qube or tag, seen from the document `uri`: the files
+ * of its policy (for a stack file, the `policy.d` next to it), and every stack
+ * file of the workspace with its bundles and `rules:` blocks. Rename edits
+ * exactly these ranges and find references lists exactly these locations.
+ */
+export async function symbolOccurrences(
+  ctx: ServerContext,
+  uri: string,
+  target: { kind: "qube" | "tag"; name: string },
+  token: CancellationToken,
+): Promise<{ occurrences: SymbolOccurrence[]; stacks: TemplateAnalysis[]; snapshot: PolicySnapshot | undefined }> {
   const disk = ctx.pathOfUri(uri);
   const project: PolicyProject | undefined = ctx.featureFor(uri) ? ctx.workspacePolicyFor(disk) : ctx.projectFor(uri);
   const snapshot: PolicySnapshot | undefined = project ? await ctx.analysed(project, token) : undefined;
-  // The stacks of the workspace (their declared qubes also count as existing).
-  const stacks: TemplateAnalysis[] = [];
-  const readFile = (p: string) => ctx.documents.get(ctx.uriOf(p))?.getText() ?? ctx.host.fs.readFile(p);
-  for (const path of workspaceStackFiles(ctx)) {
-    const u = ctx.uriOf(path);
-    // Open stack files through their feature (cached); the others are read and analysed here.
-    const open = ctx.documents.get(u);
-    const text = open ? undefined : readFile(path);
-    const a = open ? ctx.featureFor(u)?.analysis(u) : text !== undefined ? analyzeTemplate(path, text, { system: ctx.system, readFile }) : undefined;
-    if (a) stacks.push(a);
+  const stacks = workspaceStacks(ctx);
+  const readFile = stackReader(ctx);
+  const occurrences: SymbolOccurrence[] = [];
+  const seen = new Set<string>();
+  const add = (u: string, range: Range, declaration: boolean) => {
+    const key = `${u}\0${range.start.line}:${range.start.character}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    occurrences.push({ uri: u, range, declaration });
+  };
+  // The policy's files (the open document as the editor has it).
+  if (project && snapshot) {
+    const c = ctx.featureFor(uri) ? undefined : ctx.context(uri);
+    for (const l of findReferences(target, snapshot, c ? { path: c.path, document: c.doc } : undefined)) {
+      if (c && l.path === c.path) {
+        add(c.td.uri, toRange(c.td, l.span), false);
+        continue;
+      }
+      const d = project.toDisk(l.path);
+      if (d === null) continue;
+      const mapper = ctx.mapperForPath(project, snapshot, d);
+      if (mapper) add(ctx.uriOf(d), toRange(mapper, l.span), false);
+    }
   }
+  // Every stack file (and the files it includes).
+  const mappers = new Map<string, PositionMapper | undefined>();
+  const mapperOf = (path: string) => {
+    if (!mappers.has(path)) {
+      const open = ctx.documents.get(ctx.uriOf(path));
+      const text = open ? undefined : readFile(path);
+      mappers.set(path, open ?? (text !== undefined ? mapperFor(text) : undefined));
+    }
+    return mappers.get(path);
+  };
+  for (const a of stacks) {
+    for (const l of templateOccurrences(a, target.kind, target.name, readFile)) {
+      const mapper = mapperOf(l.path);
+      if (mapper) add(ctx.uriOf(l.path), toRange(mapper, l.span), l.declaration);
+    }
+  }
+  return { occurrences, stacks, snapshot };
+}
+
+/** The workspace edit of a rename (policy files of `project`, and every stack file). */
+async function renameEdit(ctx: ServerContext, uri: string, target: RenameTarget, newName: string, token: CancellationToken): Promise<WorkspaceEdit> {
+  const { occurrences, stacks, snapshot } = await symbolOccurrences(ctx, uri, target, token);
+  // The stacks' declared qubes also count as existing.
   const existing = new Set<string>();
   for (const k of ctx.system?.domains.keys() ?? []) if (!k.startsWith("uuid:")) existing.add(k);
   for (const a of stacks) for (const q of declaredQubes(a)) existing.add(q);
   const inPolicy = target.kind === "qube" && snapshot !== undefined && findReferences({ kind: "qube", name: newName }, snapshot).length > 0;
   const err = renameError(target, newName, { existing, inPolicy });
   if (err) refuse(err);
-
   const changes: Record<string, LspTextEdit[]> = {};
-  const add = (u: string, mapper: PositionMapper, edits: Array<{ span: { start: number; end: number }; newText: string }>) => {
-    const list = (changes[u] ??= []);
-    const seen = new Set(list.map((e) => `${e.range.start.line}:${e.range.start.character}`));
-    for (const e of edits) {
-      const range: Range = toRange(mapper, e.span);
-      const key = `${range.start.line}:${range.start.character}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      list.push({ range, newText: e.newText });
-    }
-  };
-  // The policy's files (the open document as the editor has it).
-  if (project && snapshot) {
-    const c = ctx.featureFor(uri) ? undefined : ctx.context(uri);
-    const byPath = groupEdits(findReferences({ kind: target.kind, name: target.name }, snapshot, c ? { path: c.path, document: c.doc } : undefined), newName);
-    for (const [virtual, edits] of Object.entries(byPath)) {
-      const d = project.toDisk(virtual);
-      if (d === null) continue;
-      const mapper = c && virtual === c.path ? c.td : ctx.mapperForPath(project, snapshot, d);
-      if (mapper) add(c && virtual === c.path ? c.td.uri : ctx.uriOf(d), mapper, edits);
-    }
-  }
-  // Every stack file (and the files it includes).
-  const byFile = new Map<string, FileLocation[]>();
-  for (const a of stacks) for (const l of templateRenameLocations(a, target.kind, target.name, readFile)) (byFile.get(l.path) ?? byFile.set(l.path, []).get(l.path)!).push(l);
-  for (const [path, locs] of byFile) {
-    const u = ctx.uriOf(path);
-    const open = ctx.documents.get(u);
-    const text = open ? undefined : readFile(path);
-    const mapper = open ?? (text !== undefined ? mapperFor(text) : undefined);
-    if (mapper) add(u, mapper, groupEdits(locs, newName)[path] ?? []);
-  }
+  for (const o of occurrences) (changes[o.uri] ??= []).push({ range: o.range, newText: newName });
   for (const list of Object.values(changes)) list.sort((a, b) => a.range.start.line - b.range.start.line || a.range.start.character - b.range.start.character);
   return { changes };
 }

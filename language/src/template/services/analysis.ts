@@ -108,6 +108,12 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
       for (const [param, value] of use.with) {
         const type = bundle.params.get(param)?.type;
         if (type === "qube" || type === "name" || type === "list<qube>") idx.references.push({ ...value, role: `with.${param}` });
+        // A tag parameter's value ends up in the generated policy (`@tag:${p}`) and on qubes: it names the tag.
+        if (type === "tag") idx.tagReferences.push({ ...value, role: `with.${param}` });
+      }
+      for (const [param, items] of use.withLists ?? []) {
+        if (bundle.params.get(param)?.type !== "list<qube>") continue;
+        for (const value of items) idx.references.push({ ...value, role: `with.${param}` });
       }
     }
   }

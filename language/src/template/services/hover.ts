@@ -127,6 +127,18 @@ function describeQube(a: TemplateAnalysis, name: string): string {
     if (q.tags.length) facts.push(`- tags: ${q.tags.map((t) => `\`${t.value}\``).join(", ")}`);
     return facts.join("\n");
   }
+  const fromBundle = a.bundleQubes.get(name);
+  if (fromBundle) {
+    const file = [...a.files].find(([, idx]) => idx.qubes.includes(fromBundle))?.[0];
+    const facts = [`**${name}** · ${fromBundle.class ?? "qube"} declared by a bundle instance${file ? ` (\`${file.slice(file.lastIndexOf("/") + 1)}\`)` : ""}`];
+    for (const key of ["label"]) {
+      const v = fromBundle.values.get(key);
+      if (v && !v.value.includes("${")) facts.push(`- ${key}: \`${v.value}\``);
+    }
+    if (fromBundle.templateForDispvms) facts.push("- disposable template");
+    if (fromBundle.providesNetwork) facts.push("- provides network");
+    return facts.join("\n");
+  }
   const info = a.env.system?.domains.get(name);
   if (info) {
     const facts = [`**${name}** · ${info.type ?? "qube"} on the machine (not declared in the stack)`];

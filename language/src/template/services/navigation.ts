@@ -2,7 +2,10 @@
  * Go to definition and find references for qube names in stack files: a
  * qube's declaration under `qubes:` (in any file of the stack), the values
  * that name it (`template`, `netvm`, `default_dispvm`, device backends, global
- * properties, `source.clone`), and the policy tokens of the `rules: |` blocks.
+ * properties, `source.clone`, bundle parameters of type `qube`/`name`/
+ * `list<qube>` and their defaults, `expect:` entries), and the policy tokens
+ * of the `rules: |` blocks; tags in `tags:` lists and in bundle parameters of
+ * type `tag` (`with:` values and defaults).
  * References in the workspace's own `policy.d` are the language server's to
  * add (it holds that policy): {@link templateSymbolAt} gives the name.
  */
@@ -29,7 +32,8 @@ export function templateSymbolAt(a: TemplateAnalysis, offset: number): { kind: "
   }
   const q = qubeAt(a, offset);
   if (q) return { kind: "qube", name: q.name, span: q.span };
-  for (const idx of [a.index]) for (const q2 of idx.qubes) for (const t of q2.tags) if (offset >= t.span.start && offset <= t.span.end) return { kind: "tag", name: t.value, span: t.span };
+  for (const q2 of a.index.qubes) for (const t of q2.tags) if (offset >= t.span.start && offset <= t.span.end) return { kind: "tag", name: t.value, span: t.span };
+  for (const t of a.index.tagReferences) if (offset >= t.span.start && offset <= t.span.end) return { kind: "tag", name: t.value, span: t.span };
   return undefined;
 }
 
@@ -40,11 +44,20 @@ export function qubeDeclarations(a: TemplateAnalysis, name: string): FileLocatio
   return out;
 }
 
+/** Where a bundle instance's qube is declared: the bundle's `${param}` key (go to definition only; rename edits the `with:` value). */
+function bundleDeclaration(a: TemplateAnalysis, name: string): FileLocation[] {
+  const q = a.bundleQubes.get(name);
+  if (!q) return [];
+  for (const [path, idx] of a.files) if (idx.qubes.includes(q)) return [{ path, span: q.span }];
+  return [];
+}
+
 /** Go to definition at `offset`: the qube's declaration in the stack. */
 export function templateDefinition(a: TemplateAnalysis, offset: number): FileLocation[] {
   const at = templateSymbolAt(a, offset);
   if (!at || at.kind !== "qube") return [];
-  return qubeDeclarations(a, at.name);
+  const declared = qubeDeclarations(a, at.name);
+  return declared.length ? declared : bundleDeclaration(a, at.name);
 }
 
 /** Every occurrence of a qube or tag name in the stack's files and their policy blocks. */
@@ -63,6 +76,7 @@ export function referencesTo(a: TemplateAnalysis, kind: "qube" | "tag", name: st
       if (kind === "tag") for (const t of q.tags) if (t.value === name) out.push({ path, span: t.span });
     }
     if (kind === "qube") for (const r of idx.references) if (r.value === name) out.push({ path, span: r.span });
+    if (kind === "tag") for (const r of idx.tagReferences) if (r.value === name) out.push({ path, span: r.span });
   }
   // Policy tokens: the blocks are files of the stack's own policy; map them back.
   const blocks = new Map<string, { file: string; block: PolicyBlock }>();

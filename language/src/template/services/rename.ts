@@ -7,23 +7,39 @@
 import type { Span } from "../../diagnostics.js";
 import type { FileLocation } from "../../services/navigation.js";
 import type { TemplateAnalysis } from "./analysis.js";
-import { referencesTo } from "./navigation.js";
+import { qubeDeclarations, referencesTo } from "./navigation.js";
 
-/** Where the name itself is written in each occurrence (inside quotes when quoted). */
-export function templateRenameLocations(a: TemplateAnalysis, kind: "qube" | "tag", name: string, readFile: (path: string) => string | undefined): FileLocation[] {
-  const out: FileLocation[] = [];
+/** An occurrence of a name in a stack file, as rename edits it and references list it. */
+export interface TemplateOccurrence extends FileLocation {
+  /** A qube's key under `qubes:` (left out of references without declarations). */
+  declaration: boolean;
+}
+
+/**
+ * Every occurrence of a qube or tag in the stack (its files, bundles and
+ * policy blocks), at the name itself (inside quotes when quoted): the one
+ * list both rename and find references use, so they agree.
+ */
+export function templateOccurrences(a: TemplateAnalysis, kind: "qube" | "tag", name: string, readFile: (path: string) => string | undefined): TemplateOccurrence[] {
+  const out: TemplateOccurrence[] = [];
   const texts = new Map<string, string | undefined>();
   const textOf = (path: string) => {
     if (!texts.has(path)) texts.set(path, path === a.path ? a.text : readFile(path));
     return texts.get(path);
   };
+  const declarations = new Set(kind === "qube" ? qubeDeclarations(a, name).map((l) => `${l.path}\0${l.span.start}`) : []);
   for (const l of referencesTo(a, kind, name, { includeDeclaration: true })) {
     const text = textOf(l.path);
     if (text === undefined) continue;
     const span = nameSpan(text, l.span, name);
-    if (span) out.push({ path: l.path, span });
+    if (span) out.push({ path: l.path, span, declaration: declarations.has(`${l.path}\0${l.span.start}`) });
   }
   return out;
+}
+
+/** Where the name itself is written in each occurrence (inside quotes when quoted). */
+export function templateRenameLocations(a: TemplateAnalysis, kind: "qube" | "tag", name: string, readFile: (path: string) => string | undefined): FileLocation[] {
+  return templateOccurrences(a, kind, name, readFile).map(({ path, span }) => ({ path, span }));
 }
 
 /** The span of `name` in `text[span]`: the whole span, or its inside when quoted. */

@@ -69,10 +69,18 @@ export interface StackIndex {
   labels: Map<string, Span>;
   /** `include:` and `use[].bundle` paths as written. */
   files: ScalarAt[];
-  /** `params:` of a bundle: name → type. */
-  params: Map<string, { type: string; span: Span; default?: string }>;
-  /** `use:` instances: bundle path and the `with:` keys. */
-  uses: Array<{ bundle?: ScalarAt; as?: ScalarAt; with: Map<string, ScalarAt>; span: Span }>;
+  /** `params:` of a bundle: name → type (with the written default and its range). */
+  params: Map<string, { type: string; span: Span; default?: string; defaultAt?: ScalarAt; defaultItems?: ScalarAt[] }>;
+  /** `use:` instances: bundle path and the `with:` keys (scalars in `with`, the items of list values in `withLists`). */
+  uses: Array<{ bundle?: ScalarAt; as?: ScalarAt; with: Map<string, ScalarAt>; withLists?: Map<string, ScalarAt[]>; span: Span }>;
+  /**
+   * Tags named outside a qube's `tags:` list: `with:` values and defaults of
+   * bundle parameters of type `tag` (filled by the analysis, which knows the
+   * bundles' parameter types, and by the bundle's own defaults).
+   */
+  tagReferences: Array<ScalarAt & { role: string }>;
+  /** The service words of `expect:` calls (`qubes.Gpg2`, without `+ARG`). */
+  expectServices: ScalarAt[];
   policyBlocks: PolicyBlock[];
   /** `options.policy_priority`. */
   policyPriority?: number;
@@ -165,6 +173,8 @@ export function indexStack(text: string, parsed?: Document.Parsed): StackIndex {
     files: [],
     params: new Map(),
     uses: [],
+    tagReferences: [],
+    expectServices: [],
     policyBlocks: [],
     topKeys: new Map(),
   };
@@ -209,8 +219,15 @@ export function indexStack(text: string, parsed?: Document.Parsed): StackIndex {
         for (const p of pairs(value)) {
           const t = pairs(p.pair.value).find((x) => x.key === "type");
           const ts = t ? scalarAt(t.pair.value) : undefined;
-          const dflt = scalarAt(pairs(p.pair.value).find((x) => x.key === "default")?.pair.value);
-          index.params.set(p.key, { type: ts?.value ?? "string", span: p.keySpan, ...(dflt ? { default: dflt.value } : {}) });
+          const dNode = pairs(p.pair.value).find((x) => x.key === "default")?.pair.value;
+          const dflt = scalarAt(dNode);
+          const type = ts?.value ?? "string";
+          const items = isSeq(dNode) ? dNode.items.map(scalarAt).filter((x): x is ScalarAt => x !== undefined) : undefined;
+          index.params.set(p.key, { type, span: p.keySpan, ...(dflt ? { default: dflt.value, defaultAt: dflt } : {}), ...(items ? { defaultItems: items } : {}) });
+          // A default flows into the generated qubes and policy like a `with:` value.
+          const named = [...(dflt ? [dflt] : []), ...(items ?? [])].filter((x) => !x.value.includes("${"));
+          if (type === "tag") for (const d of named) index.tagReferences.push({ ...d, role: `default.${p.key}` });
+          if (type === "qube" || type === "name" || type === "list<qube>") for (const d of named) if (d.value !== "none" && d.value !== "default") index.references.push({ ...d, role: `default.${p.key}` });
         }
         break;
       case "use":
@@ -223,6 +240,7 @@ export function indexStack(text: string, parsed?: Document.Parsed): StackIndex {
             else if (e.key === "with") for (const w of pairs(e.pair.value)) {
               const s = scalarAt(w.pair.value);
               if (s) use.with.set(w.key, s);
+              if (isSeq(w.pair.value)) (use.withLists ??= new Map()).set(w.key, w.pair.value.items.map(scalarAt).filter((x): x is ScalarAt => x !== undefined));
             }
           }
           if (use.bundle) index.files.push(use.bundle);
@@ -234,6 +252,9 @@ export function indexStack(text: string, parsed?: Document.Parsed): StackIndex {
           const s = scalarAt(o.pair.value);
           if (s && /^\d+$/.test(s.value)) index.policyPriority = Number(s.value);
         }
+        break;
+      case "expect":
+        if (isSeq(value)) for (const item of value.items) indexExpectation(index, text, item);
         break;
       case "policy":
         if (isSeq(value)) for (const item of value.items) {
@@ -260,6 +281,74 @@ export function indexStack(text: string, parsed?: Document.Parsed): StackIndex {
     }
   }
   return index;
+}
+
+/**
+ * Where a scalar's value is written: `text[base + i]` is `value[i]`, for
+ * plain and quoted scalars written on one line without escapes (the others
+ * cannot be mapped character by character and are left out).
+ */
+function scalarBase(text: string, n: unknown): { value: string; base: number } | undefined {
+  if (!isScalar(n) || !n.range || typeof n.value !== "string") return undefined;
+  const [start, end] = n.range;
+  const written = text.slice(start, end);
+  if (written === n.value) return { value: n.value, base: start };
+  const q = written[0];
+  if ((q === '"' || q === "'") && written.length >= 2 && written.endsWith(q) && written.slice(1, -1) === n.value) return { value: n.value, base: start + 1 };
+  return undefined;
+}
+
+/** The qube a request token of an expectation names (`NAME`, or the `NAME` of `@dispvm:NAME`), with its offset in the token. */
+function expectQube(token: string): { name: string; skip: number } | undefined {
+  const skip = token.startsWith("@dispvm:") ? 8 : 0;
+  const name = token.slice(skip);
+  if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name)) return undefined;
+  return { name, skip };
+}
+
+/** Indexes the qube names of one `expect:` entry (string or mapping form) as references. */
+function indexExpectation(index: StackIndex, text: string, item: unknown): void {
+  const push = (token: { text: string; start: number }, base: number, role: string) => {
+    const q = expectQube(token.text);
+    if (!q) return;
+    const start = base + token.start + q.skip;
+    index.references.push({ value: q.name, span: { start, end: start + q.name.length }, role });
+  };
+  const words = (s: string) => [...s.matchAll(/\S+/g)].map((m) => ({ text: m[0], start: m.index ?? 0 }));
+  /** The source and target words of a call (`SERVICE SOURCE [->] TARGET`). */
+  const call = (ws: Array<{ text: string; start: number }>, base: number) => {
+    const parts = ws.filter((w) => w.text !== "->");
+    const svc = parts[0];
+    if (svc) {
+      const service = svc.text.split("+")[0]!;
+      index.expectServices.push({ value: service, span: { start: base + svc.start, end: base + svc.start + service.length } });
+    }
+    if (parts[1]) push(parts[1], base, "expect.source");
+    if (parts[2]) push(parts[2], base, "expect.target");
+  };
+  const str = scalarBase(text, item);
+  if (str) {
+    const ws = words(str.value);
+    const arrow = ws.findIndex((w) => w.text === "=>");
+    call(arrow < 0 ? ws : ws.slice(0, arrow), str.base);
+    const resolved = arrow < 0 ? undefined : ws[arrow + 2];
+    if (resolved) push(resolved, str.base, "expect.target_is");
+    return;
+  }
+  for (const { key, pair } of pairs(item)) {
+    if (key === "call") {
+      const c = scalarBase(text, pair.value);
+      if (c) call(words(c.value), c.base);
+    } else if (key === "target") {
+      const t = scalarBase(text, pair.value);
+      if (t) push({ text: t.value, start: 0 }, t.base, "expect.target_is");
+    } else if ((key === "targets_include" || key === "targets_exact") && isSeq(pair.value)) {
+      for (const x of pair.value.items) {
+        const t = scalarBase(text, x);
+        if (t) push({ text: t.value, start: 0 }, t.base, `expect.${key}`);
+      }
+    }
+  }
 }
 
 const QUBE_VALUE_KEYS = new Set(["template", "netvm", "default_dispvm", "management_dispvm", "audiovm", "guivm"]);
