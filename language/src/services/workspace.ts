@@ -322,11 +322,16 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const found = options.oneShot
     ? yield* runAnalysisSteps({ rules, documents: analyzed, system, listedDirs }, options.analysis)
     : yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
+  const previousDiagnostics = options.previous?.diagnostics;
+  // A path with no engine diagnostics whose analysis list is the same array as last time has the
+  // same (sorted) list as last time: unchanged files cost nothing here.
+  const ready = new Set<string>();
   for (const [p, list] of found) {
-    for (const d of list) {
-      // The analysis repeats the engine's invalid-filename error on the first line of the open
-      // file, with a rename fix: keep that one.
-      if (d.code === "invalid-filename") {
+    if (hasInvalidFilename(list)) {
+      for (const d of list) {
+        // The analysis repeats the engine's invalid-filename error on the first line of the open
+        // file, with a rename fix: keep that one.
+        if (d.code !== "invalid-filename") continue;
         const own = diagnostics.get(p);
         if (own) {
           const i = own.findIndex((x) => x.code === "invalid-filename");
@@ -335,12 +340,23 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
         const dup = policyDiagnostics.findIndex((x) => x.code === "invalid-filename" && x.message.endsWith(p));
         if (dup >= 0) policyDiagnostics.splice(dup, 1);
       }
-      // INVARIANT: every analysis rule reports a place at most once.
-      push(p, d, false);
     }
+    const own = diagnostics.get(p);
+    if (!own?.length) {
+      const sorted = sortedLists.get(list);
+      if (sorted) {
+        diagnostics.set(p, sorted);
+        ready.add(p);
+        continue;
+      }
+    }
+    // INVARIANT: every analysis rule reports a place at most once.
+    for (const d of list) push(p, d, false);
+    const mine = diagnostics.get(p);
+    if (!own?.length && mine) fromAnalysis.set(mine, list);
   }
-  const previousDiagnostics = options.previous?.diagnostics;
   for (const [path, list] of diagnostics) {
+    if (ready.has(path)) continue;
     // Most lists arrive in order already (the analysis reports line by line): check before sorting.
     let sorted = true;
     for (let i = 1; i < list.length && sorted; i++) {
@@ -351,7 +367,10 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     if (!sorted) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
     // An unchanged list is the previous snapshot's array, so consumers can skip it by identity.
     const before = previousDiagnostics?.get(path);
-    if (before && before.length === list.length && before.every((d, i) => d === list[i])) diagnostics.set(path, before as AnalysisDiagnostic[]);
+    let out = list;
+    if (before && before.length === list.length && sameElements(before, list)) diagnostics.set(path, (out = before as AnalysisDiagnostic[]));
+    const source = fromAnalysis.get(list);
+    if (source) sortedLists.set(source, out);
   }
 
   const addServices = (services: Map<string, Set<string>>, list: readonly PolicyRule[]) => {
@@ -410,6 +429,22 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   };
 }
 
+
+/** The sorted diagnostics list made from an analysis list alone (no engine diagnostics on the path), by that list. */
+const sortedLists = new WeakMap<readonly AnalysisDiagnostic[], AnalysisDiagnostic[]>();
+/** The analysis list a path's list was made from (this run only). */
+const fromAnalysis = new WeakMap<readonly AnalysisDiagnostic[], readonly AnalysisDiagnostic[]>();
+/** Whether an analysis list holds an `invalid-filename` finding, by list. */
+const invalidFilename = new WeakMap<readonly AnalysisDiagnostic[], boolean>();
+function hasInvalidFilename(list: readonly AnalysisDiagnostic[]): boolean {
+  let v = invalidFilename.get(list);
+  if (v === undefined) invalidFilename.set(list, (v = list.some((d) => d.code === "invalid-filename")));
+  return v;
+}
+function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** A file system that remembers every answer, so that later reads see the same state. */
 function memoFileSystem(fs: PolicyFileSystem): PolicyFileSystem {
