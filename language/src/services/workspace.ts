@@ -343,17 +343,20 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     }
     const own = diagnostics.get(p);
     if (!own?.length) {
-      const sorted = sortedLists.get(list);
-      if (sorted) {
-        diagnostics.set(p, sorted);
-        ready.add(p);
-        continue;
+      // Only the analysis's findings: the list sorted by place, made once per analysis list.
+      let sorted = sortedLists.get(list);
+      if (!sorted) {
+        const before = previousDiagnostics?.get(p);
+        sorted = sortByPlace(list, before);
+        if (before && before.length === sorted.length && sameElements(before, sorted)) sorted = before as AnalysisDiagnostic[];
+        sortedLists.set(list, sorted);
       }
+      diagnostics.set(p, sorted);
+      ready.add(p);
+      continue;
     }
     // INVARIANT: every analysis rule reports a place at most once.
     for (const d of list) push(p, d, false);
-    const mine = diagnostics.get(p);
-    if (!own?.length && mine) fromAnalysis.set(mine, list);
   }
   for (const [path, list] of diagnostics) {
     if (ready.has(path)) continue;
@@ -367,10 +370,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     if (!sorted) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
     // An unchanged list is the previous snapshot's array, so consumers can skip it by identity.
     const before = previousDiagnostics?.get(path);
-    let out = list;
-    if (before && before.length === list.length && sameElements(before, list)) diagnostics.set(path, (out = before as AnalysisDiagnostic[]));
-    const source = fromAnalysis.get(list);
-    if (source) sortedLists.set(source, out);
+    if (before && before.length === list.length && sameElements(before, list)) diagnostics.set(path, before as AnalysisDiagnostic[]);
   }
 
   const addServices = (services: Map<string, Set<string>>, list: readonly PolicyRule[]) => {
@@ -432,8 +432,45 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
 
 /** The sorted diagnostics list made from an analysis list alone (no engine diagnostics on the path), by that list. */
 const sortedLists = new WeakMap<readonly AnalysisDiagnostic[], AnalysisDiagnostic[]>();
-/** The analysis list a path's list was made from (this run only). */
-const fromAnalysis = new WeakMap<readonly AnalysisDiagnostic[], readonly AnalysisDiagnostic[]>();
+/** How a sorted list was made from its analysis list: the places of that list's findings, in its order, and the order that sorts them. */
+const sortOrders = new WeakMap<readonly AnalysisDiagnostic[], { spans: Int32Array; order: Int32Array }>();
+
+/**
+ * The findings sorted by place (start, then end; a stable sort). When `before` (the path's previous
+ * list) was made from findings at the same places in the same order (a file whose warnings only
+ * changed their related places), its order is applied again without sorting.
+ */
+function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly AnalysisDiagnostic[] | undefined): AnalysisDiagnostic[] {
+  const n = list.length;
+  const known = before ? sortOrders.get(before) : undefined;
+  let spans: Int32Array | undefined;
+  let order: Int32Array | undefined;
+  if (known && known.order.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) {
+      const sp = list[i]!.span;
+      same = sp.start === known.spans[2 * i] && sp.end === known.spans[2 * i + 1];
+    }
+    if (same) ({ spans, order } = known);
+  }
+  if (!spans || !order) {
+    const sp = (spans = new Int32Array(2 * n));
+    let sorted = true;
+    for (let i = 0; i < n; i++) {
+      const x = list[i]!.span;
+      sp[2 * i] = x.start;
+      sp[2 * i + 1] = x.end;
+      if (i > 0 && !(sp[2 * i - 2]! < x.start || (sp[2 * i - 2] === x.start && sp[2 * i - 1]! <= x.end))) sorted = false;
+    }
+    order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    if (!sorted) order.sort((a, b) => sp[2 * a]! - sp[2 * b]! || sp[2 * a + 1]! - sp[2 * b + 1]! || a - b);
+  }
+  const out: AnalysisDiagnostic[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = list[order[i]!]! as AnalysisDiagnostic;
+  sortOrders.set(out, { spans, order });
+  return out;
+}
 /** Whether an analysis list holds an `invalid-filename` finding, by list. */
 const invalidFilename = new WeakMap<readonly AnalysisDiagnostic[], boolean>();
 function hasInvalidFilename(list: readonly AnalysisDiagnostic[]): boolean {
