@@ -439,7 +439,13 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
   }
   for (const key of [...cache.shadowFiles.keys()]) if (!byPath.has(key)) cache.shadowFiles.delete(key);
   const presented = cache.presented;
+  // Work done since the last step (rules compared, places looked up): a server answers requests every few thousand.
+  let work = 0;
   for (const [path, runs] of byPath) {
+    if (work >= 4000) {
+      work = 0;
+      yield;
+    }
     const doc = docs.get(path);
     if (!doc) {
       cache.shadowFiles.delete(path);
@@ -452,6 +458,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     // The same findings arrays and the same runs: nothing about this file's rules changed.
     const quick = same && prev!.shadowedBy === shadowedBy && prev!.feedsAsk === feedsAsk && prev!.runs.length === runs.length && prev!.runs.every((r, k) => r === runs[k]!.rules);
     if (same && !quick) {
+      work += count;
       let k = 0;
       outer: for (const run of runs) {
         for (let j = 0; j < run.rules.length; j++, k++) {
@@ -486,7 +493,9 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         // array (the output reuses a path's list while it is the same array).
         let found = prev!.found;
         for (const [p, now] of moved) {
-          for (const k of prev!.foundAt.get(p) ?? []) {
+          const at = prev!.foundAt.get(p) ?? [];
+          work += 2 * at.length;
+          for (const k of at) {
             const b = prev!.foundBy[k]!;
             const d = found[k]!;
             const node = b.origin.line !== null ? lineByNumber(now, b.origin.line) : undefined;
@@ -494,7 +503,11 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
             if (node && rel && rel.span.start === node.span.start && rel.span.end === node.span.end && rel.line === node.line) continue;
             if (!node && !rel) continue;
             if (found === prev!.found) found = found.slice();
-            found[k] = shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+            // The broader rule's line moved in its document: the same warning with the related place moved.
+            found[k] =
+              node && rel
+                ? { ...d, related: [{ ...rel, span: node.span, line: node.line }] }
+                : shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
           }
         }
         prev!.found = found;

@@ -21,7 +21,7 @@ import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
 import { flattenPolicySteps, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
-import { reparseDocument } from "./reparse.js";
+import { reparseDocumentSteps } from "./reparse.js";
 import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
 import { basename, dirname, normalize } from "./util.js";
 
@@ -163,17 +163,24 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // Parses, cached by path and text across snapshots.
   const parseCache = new Map<string, ParsedEntry>();
   const previousCache = options.previous?.parseCache;
-  const parse = (path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): PolicyDocument => {
+  function* parseSteps(path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): Generator<void, PolicyDocument, void> {
     const hit = parseCache.get(path) ?? previousCache?.get(path);
     if (hit && hit.text === text && hit.syntax === syntax) {
       parseCache.set(path, hit);
       return hit.doc;
     }
     // An edited document: only the lines the edit touched are parsed again.
-    const doc = hit && hit.syntax === syntax ? reparseDocument(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path });
+    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path });
     parseCache.set(path, { text, syntax, doc });
     parsedFresh++;
     return doc;
+  }
+  const parse = (path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): PolicyDocument => {
+    const steps = parseSteps(path, text, syntax, newlines);
+    for (;;) {
+      const s = steps.next();
+      if (s.done) return s.value;
+    }
   };
   let parsedFresh = 0;
 
@@ -213,7 +220,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     for (const [path, f] of options.previous.files) {
       const text = frozen.readFile(path);
       if (text === undefined || text === f.text) continue;
-      parse(path, text, f.syntax, "universal");
+      yield* parseSteps(path, text, f.syntax, "universal");
       yield;
     }
   }
@@ -326,7 +333,13 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // A path with no engine diagnostics whose analysis list is the same array as last time has the
   // same (sorted) list as last time: unchanged files cost nothing here.
   const ready = new Set<string>();
+  // Findings sorted since the last step: a server answers requests in between.
+  let sortedNow = 0;
   for (const [p, list] of found) {
+    if (sortedNow >= 20000) {
+      sortedNow = 0;
+      yield;
+    }
     if (hasInvalidFilename(list)) {
       for (const d of list) {
         // The analysis repeats the engine's invalid-filename error on the first line of the open
@@ -348,6 +361,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       if (!sorted) {
         const before = previousDiagnostics?.get(p);
         sorted = sortByPlace(list, before);
+        sortedNow += list.length;
         if (before && before.length === sorted.length && sameElements(before, sorted)) sorted = before as AnalysisDiagnostic[];
         sortedLists.set(list, sorted);
       }
