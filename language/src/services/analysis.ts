@@ -506,7 +506,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
             // The broader rule's line moved in its document: the same warning with the related place moved.
             found[k] =
               node && rel
-                ? { ...d, related: [{ ...rel, span: node.span, line: node.line }] }
+                ? movedDiagnostic(d, d.span, d.line, [{ path: rel.path, span: node.span, line: node.line, message: rel.message }])
                 : shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
           }
         }
@@ -617,8 +617,18 @@ function presentedFor(presented: ServiceAnalysisCache["presented"], line: LineNo
   const d = hit.d;
   if (d.span === line.span && d.line === line.line) return d;
   if (d.span.start === line.span.start && d.span.end === line.span.end && d.line === line.line) return d;
-  hit.d = { ...d, span: line.span, line: line.line };
+  hit.d = movedDiagnostic(d, line.span, line.line, d.related);
   return hit.d;
+}
+
+/** A copy of a diagnostic at another place or with other related places (an explicit literal: one object shape, made fast). */
+function movedDiagnostic(d: AnalysisDiagnostic, span: Span, line: number, related: AnalysisDiagnostic["related"]): AnalysisDiagnostic {
+  const out: AnalysisDiagnostic = { code: d.code, severity: d.severity, message: d.message, span, line };
+  if ("file" in d) out.file = d.file;
+  if ("help" in d) out.help = d.help;
+  if (related !== undefined) out.related = related;
+  if ("data" in d) out.data = d.data;
+  return out;
 }
 
 /** Two rules at the same place (file and line). */
@@ -848,7 +858,7 @@ function documentFindings(
     const lines = line.line - o.line;
     for (const it of o.items) {
       const d = it.d;
-      kept.push(by === 0 && lines === 0 ? it : { rule: it.rule, path: it.path, d: { ...d, span: { start: d.span.start + by, end: d.span.end + by }, line: d.line + lines } });
+      kept.push(by === 0 && lines === 0 ? it : { rule: it.rule, path: it.path, d: movedDiagnostic(d, { start: d.span.start + by, end: d.span.end + by }, d.line + lines, d.related) });
     }
   }
   const lineInput: AnalysisInput = { ...input, documents: [{ path: doc.path, document: { ...document, lines: fresh } }] };

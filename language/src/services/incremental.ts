@@ -137,6 +137,8 @@ export class ServiceAnalysisCache {
   readonly segmentServices = new WeakMap<readonly PolicyRule[], Map<string, Set<string>>>();
   /** @internal The shadowed-rule warnings of each file and what they were computed from (see `analysis.ts`). */
   readonly shadowFiles = new Map<string, FileShadow>();
+  /** @internal The services of a rule list, with their arguments (see `PolicySnapshot.services`), by the list. */
+  readonly servicesByRules = new WeakMap<readonly PolicyRule[], Map<string, Set<string>>>();
   /** @internal What the last analysis run reported per path (see `runAnalysisSteps`). */
   outputs: AnalysisOutputs | undefined;
 

@@ -395,23 +395,31 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       if (r.argument !== null) set.add(r.argument);
     }
   };
-  let services = new Map<string, Set<string>>();
-  if (options.previous && rules === options.previous.rules) services = options.previous.services as Map<string, Set<string>>;
-  else if (segments) {
-    // Per run of one file, cached: unchanged files cost a merge of their few services.
-    for (const seg of segments) {
-      let own = serviceCache.segmentServices.get(seg);
-      if (!own) {
-        addServices((own = new Map()), seg);
-        serviceCache.segmentServices.set(seg, own);
+  // The services are made when first asked for (completion asks when typing pauses): a new rule
+  // list costs a merge over every run of rules, which typing need not wait for. Snapshots with the
+  // same rule list share them (through the service cache, not through each other).
+  const servicesOf = (): Map<string, Set<string>> => {
+    let services = serviceCache.servicesByRules.get(rules);
+    if (services) return services;
+    services = new Map<string, Set<string>>();
+    if (segments) {
+      // Per run of one file, cached: unchanged files cost a merge of their few services.
+      for (const seg of segments) {
+        let own = serviceCache.segmentServices.get(seg);
+        if (!own) {
+          addServices((own = new Map()), seg);
+          serviceCache.segmentServices.set(seg, own);
+        }
+        for (const [service, args] of own) {
+          let set = services.get(service);
+          if (!set) services.set(service, (set = new Set()));
+          for (const a of args) set.add(a);
+        }
       }
-      for (const [service, args] of own) {
-        let set = services.get(service);
-        if (!set) services.set(service, (set = new Set()));
-        for (const a of args) set.add(a);
-      }
-    }
-  } else addServices(services, rules);
+    } else addServices(services, rules);
+    serviceCache.servicesByRules.set(rules, services);
+    return services;
+  };
 
   return {
     fs: frozen,
@@ -430,7 +438,9 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     files,
     diagnostics,
     policyDiagnostics,
-    services,
+    get services() {
+      return servicesOf();
+    },
     document,
     syntaxOf,
     parseCache,
