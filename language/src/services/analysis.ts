@@ -442,7 +442,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
   // Work done since the last step (rules compared, places looked up): a server answers requests every few thousand.
   let work = 0;
   for (const [path, runs] of byPath) {
-    if (work >= 4000) {
+    if (work >= 2000) {
       work = 0;
       yield;
     }
@@ -552,7 +552,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     for (const { i, by: b, all } of entries) {
       if (!all || !b) continue;
       // A large file checked afresh is cut into steps too.
-      if (++made % 1000 === 0) yield;
+      if (++made % 500 === 0) yield;
       const rule = input.rules[i]!;
       const feedsThis = feedsAsk[i] === 1;
       const byDoc = docs.get(b.origin.path);

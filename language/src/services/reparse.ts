@@ -32,10 +32,10 @@ export function reparseDocument(previous: PolicyDocument, text: string, options:
 }
 
 /** Lines shifted between two steps of {@link reparseDocumentSteps}. */
-const SHIFTS_PER_STEP = 1000;
+const SHIFTS_PER_STEP = 500;
 
 /**
- * {@link reparseDocument} in steps: it yields every thousand lines it moves (an edit near the top
+ * {@link reparseDocument} in steps: it yields every 500 lines it moves (an edit near the top
  * of a long document moves every later line), so that a server answers requests in between.
  */
 export function* reparseDocumentSteps(previous: PolicyDocument, text: string, options: ParseOptions = {}): Generator<void, PolicyDocument, void> {
