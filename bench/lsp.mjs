@@ -17,10 +17,6 @@
  *
  * The table (with the targets of issue 10) goes to stdout and into bench/RESULTS.md,
  * section "Language server"; with --strict the exit code is 1 when a target is missed.
- *
- * To profile the server: `QKIT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" QKIT_LSP_WORKER=0`
- * (over stdio the server runs in a worker thread, which `--cpu-prof` does not follow; with
- * `QKIT_LSP_WORKER=0` it runs on the main thread, with Node's default young generation).
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
