@@ -88,3 +88,28 @@ export const COMPLETION_KIND: Record<CompletionKind, CompletionItemKind> = {
   directive: CompletionItemKind.Module,
   file: CompletionItemKind.File,
 };
+
+/** Deep equality of JSON values (plain objects, arrays, strings, numbers, booleans, null). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) {
+    if (!Object.prototype.hasOwnProperty.call(b, k)) return false;
+    if (!sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
+/** True when two LSP diagnostics say the same (their JSON values are equal). */
+export function sameLspDiagnostic(a: LspDiagnostic, b: LspDiagnostic): boolean {
+  if (a === b) return true;
+  const ra = a.range;
+  const rb = b.range;
+  if (ra.start.line !== rb.start.line || ra.start.character !== rb.start.character || ra.end.line !== rb.end.line || ra.end.character !== rb.end.character) return false;
+  if (a.message !== b.message || a.code !== b.code || a.severity !== b.severity) return false;
+  return sameJson(a, b);
+}

@@ -32,7 +32,7 @@ import {
   type RawSystemInfo,
   type SystemInfo,
 } from "@qubes-kit/language";
-import { mapperFor, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
+import { mapperFor, sameLspDiagnostic, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
 import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatusNotification, type SystemModelStatusParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
@@ -377,6 +377,29 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     return out;
   };
 
+  /**
+   * The new list with each diagnostic that equals the one at its place in the last published list
+   * (aligned from the start and from the end) replaced by that object: typing in a large file
+   * moves every later warning in the text but not in LSP positions (a line and a character), and
+   * the same object is not converted again and keeps its JSON text (see encoder.ts).
+   */
+  function reuseUnchanged(before: readonly LspDiagnostic[] | undefined, next: LspDiagnostic[], core: readonly AnalysisDiagnostic[]): LspDiagnostic[] {
+    if (!before || before.length === 0) return next;
+    const n = next.length;
+    const m = before.length;
+    const take = (i: number, old: LspDiagnostic) => {
+      if (next[i] === old) return true;
+      if (!sameLspDiagnostic(next[i]!, old)) return false;
+      next[i] = old;
+      lspDiagnostics.set(core[i]!, old);
+      return true;
+    };
+    let head = 0;
+    while (head < n && head < m && take(head, before[head]!)) head++;
+    for (let k = 1; k <= n - head && k <= m - head; k++) if (!take(n - k, before[m - k]!)) break;
+    return next;
+  }
+
   /** The language id last announced per document (see `qubes/documentSyntax`). */
   const announcedSyntax = new Map<string, string>();
 
@@ -400,7 +423,11 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
                 return d !== null && m ? { uri: uriOf(d), mapper: m } : undefined;
               }
             : undefined;
-          return list.map((d) => lspDiagnosticOf(d, () => toLspDiagnostic(mapper, d, related)));
+          return reuseUnchanged(
+            published.get(uri),
+            list.map((d) => lspDiagnosticOf(d, () => toLspDiagnostic(mapper, d, related))),
+            list,
+          );
         },
       });
     }

@@ -22,6 +22,10 @@ const RULES = [
   "* * @anyvm @dispvm allow",
   "* * dom0 @adminvm allow",
   "svc.A * @dispvm:default-dvm work allow",
+  // Lines with per-line warnings (unknown qube, tag and template, legacy token, service case, missing redirect).
+  "svc.A * nosuchqube vault allow",
+  "qubes.filecopy * work @tag:nosuchtag ask",
+  "svc.B * $anyvm @dispvm:nosuchdvm allow target=missing",
 ];
 const FRAGMENTS = ["\n", "\r\n", "\r", " ", "x", "#", "allow", "deny", "+x", "*", "!include include/common\n", "!include include/missing\n", ...RULES.map((r) => r + "\n")];
 const NAMES = ["10-a.policy", "30-user.policy", "40-user.policy", "50-b.policy", "Bad.policy", "include/common"];

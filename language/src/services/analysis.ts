@@ -8,7 +8,7 @@
 import type { Diagnostic, DiagnosticCode, Severity, Span } from "../diagnostics.js";
 import type { SystemInfo } from "../eval/types.js";
 import type { PolicyRule } from "../loader/types.js";
-import type { PolicyDocument, QubeToken, RuleLine, Word } from "../syntax/tree.js";
+import type { LineNode, PolicyDocument, QubeToken, RuleLine, RuleNode, Word } from "../syntax/tree.js";
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
@@ -66,6 +66,22 @@ export interface AnalysisInput {
 
 /** Reports a finding for a document. */
 export type Report = (path: string, diagnostic: AnalysisDiagnostic) => void;
+
+/**
+ * @internal A report that also takes a whole list of one path's findings at once, kept by
+ * identity: a list reported again as the same array (an unchanged file's warnings) lets the
+ * output list of that path be the previous one without looking at its elements.
+ */
+interface ListReport extends Report {
+  list?: (path: string, list: readonly AnalysisDiagnostic[]) => void;
+}
+
+/** Reports every finding of a list (as one piece when the report takes lists). */
+function reportList(report: Report, path: string, list: readonly AnalysisDiagnostic[]): void {
+  const r = report as ListReport;
+  if (r.list) r.list(path, list);
+  else for (const d of list) report(path, d);
+}
 
 /** An analysis rule: metadata plus the check. */
 export interface AnalysisRule {
@@ -388,22 +404,13 @@ export const shadowedRule: AnalysisRule = {
       // same diagnostic object (so an unchanged file's list is the same list, cheap to skip).
       const line = lineByNumber(doc.document, rule.origin.line!);
       if (!line) continue;
-      const hit = presented?.get(line);
-      if (
-        hit &&
-        hit.byPath === by.origin.path &&
-        hit.byFile === by.origin.file &&
-        hit.byLine === by.origin.line &&
-        hit.bySpan?.start === byLineNode?.span.start &&
-        hit.bySpan?.end === byLineNode?.span.end &&
-        hit.feeds === feeds &&
-        hit.d.severity === severity
-      ) {
-        report(rule.origin.path, hit.d);
+      const kept = presented ? presentedFor(presented, line, by, byLineNode, feeds, severity) : undefined;
+      if (kept) {
+        report(rule.origin.path, kept);
         continue;
       }
       const d = shadowDiagnostic(by, line.span, line.line, byLineNode, feeds, severity);
-      presented?.set(line, { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
+      presented?.set(presentKey(line), { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
       report(rule.origin.path, d);
     }
   },
@@ -432,7 +439,13 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
   }
   for (const key of [...cache.shadowFiles.keys()]) if (!byPath.has(key)) cache.shadowFiles.delete(key);
   const presented = cache.presented;
+  // Work done since the last step (rules compared, places looked up): a server answers requests every few thousand.
+  let work = 0;
   for (const [path, runs] of byPath) {
+    if (work >= 2000) {
+      work = 0;
+      yield;
+    }
     const doc = docs.get(path);
     if (!doc) {
       cache.shadowFiles.delete(path);
@@ -445,6 +458,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     // The same findings arrays and the same runs: nothing about this file's rules changed.
     const quick = same && prev!.shadowedBy === shadowedBy && prev!.feedsAsk === feedsAsk && prev!.runs.length === runs.length && prev!.runs.every((r, k) => r === runs[k]!.rules);
     if (same && !quick) {
+      work += count;
       let k = 0;
       outer: for (const run of runs) {
         for (let j = 0; j < run.rules.length; j++, k++) {
@@ -475,24 +489,33 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         else (moved ??= new Map()).set(p, now);
       }
       if (same && moved) {
-        // Only the related places into moved documents are read again.
-        const found = prev!.found;
+        // Only the related places into moved documents are read again. A changed list is a new
+        // array (the output reuses a path's list while it is the same array).
+        let found = prev!.found;
         for (const [p, now] of moved) {
-          for (const k of prev!.foundAt.get(p) ?? []) {
+          const at = prev!.foundAt.get(p) ?? [];
+          work += 2 * at.length;
+          for (const k of at) {
             const b = prev!.foundBy[k]!;
             const d = found[k]!;
             const node = b.origin.line !== null ? lineByNumber(now, b.origin.line) : undefined;
             const rel = d.related?.[0];
             if (node && rel && rel.span.start === node.span.start && rel.span.end === node.span.end && rel.line === node.line) continue;
             if (!node && !rel) continue;
-            found[k] = shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+            if (found === prev!.found) found = found.slice();
+            // The broader rule's line moved in its document: the same warning with the related place moved.
+            found[k] =
+              node && rel
+                ? movedDiagnostic(d, d.span, d.line, [{ path: rel.path, span: node.span, line: node.line, message: rel.message }])
+                : shadowDiagnostic(b, d.span, d.line, node, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
           }
         }
+        prev!.found = found;
         for (const [p, d] of moved) prev!.byDocs.set(p, d);
       }
     }
     if (same) {
-      for (const d of prev!.found) report(path, d);
+      reportList(report, path, prev!.found);
       continue;
     }
     // Afresh: a line counts as shadowed only when every copy of it (a file included twice) is.
@@ -529,7 +552,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     for (const { i, by: b, all } of entries) {
       if (!all || !b) continue;
       // A large file checked afresh is cut into steps too.
-      if (++made % 1000 === 0) yield;
+      if (++made % 500 === 0) yield;
       const rule = input.rules[i]!;
       const feedsThis = feedsAsk[i] === 1;
       const byDoc = docs.get(b.origin.path);
@@ -539,23 +562,14 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
       // warning is the same object too while the broader rule stays where it was.
       const line = lineByNumber(doc.document, rule.origin.line!);
       if (!line) continue;
-      const hit = presented.get(line);
-      if (
-        hit &&
-        hit.byPath === b.origin.path &&
-        hit.byFile === b.origin.file &&
-        hit.byLine === b.origin.line &&
-        hit.bySpan?.start === byLineNode?.span.start &&
-        hit.bySpan?.end === byLineNode?.span.end &&
-        hit.feeds === feedsThis &&
-        hit.d.severity === severity
-      ) {
-        found.push(hit.d);
+      const kept = presentedFor(presented, line, b, byLineNode, feedsThis, severity);
+      if (kept) {
+        found.push(kept);
         foundBy.push(b);
         continue;
       }
       const d = shadowDiagnostic(b, line.span, line.line, byLineNode, feedsThis, severity);
-      presented.set(line, { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
+      presented.set(presentKey(line), { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
       found.push(d);
       foundBy.push(b);
     }
@@ -567,10 +581,54 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
       list.push(k);
     }
     cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy, foundAt, shadowedBy, feedsAsk, runs: runs.map((r) => r.rules) });
-    for (const d of found) report(path, d);
+    reportList(report, path, found);
     // A file checked afresh is a unit of work: a server answers requests before the next one.
     yield;
   }
+}
+
+/**
+ * The key of a line's shadowed-rule warning in `ServiceAnalysisCache.presented`: its parsed rule,
+ * which a line keeps when an edit above it moves it (the re-parse shifts the line's node and
+ * shares the rule), else the node.
+ */
+function presentKey(line: LineNode): object {
+  return line.kind === "rule" && line.rule ? line.rule : line;
+}
+
+/**
+ * The warning made for this line before, when it says the same (the same broader rule at the same
+ * place, the same ask flag and severity): the same object when the line did not move, else a copy
+ * at the line's new place (which becomes the kept one).
+ */
+function presentedFor(presented: ServiceAnalysisCache["presented"], line: LineNode, by: PolicyRule, byLineNode: LineNode | undefined, feeds: boolean, severity: Severity): AnalysisDiagnostic | undefined {
+  const hit = presented.get(presentKey(line));
+  if (
+    !hit ||
+    hit.byPath !== by.origin.path ||
+    hit.byFile !== by.origin.file ||
+    hit.byLine !== by.origin.line ||
+    hit.bySpan?.start !== byLineNode?.span.start ||
+    hit.bySpan?.end !== byLineNode?.span.end ||
+    hit.feeds !== feeds ||
+    hit.d.severity !== severity
+  )
+    return undefined;
+  const d = hit.d;
+  if (d.span === line.span && d.line === line.line) return d;
+  if (d.span.start === line.span.start && d.span.end === line.span.end && d.line === line.line) return d;
+  hit.d = movedDiagnostic(d, line.span, line.line, d.related);
+  return hit.d;
+}
+
+/** A copy of a diagnostic at another place or with other related places (an explicit literal: one object shape, made fast). */
+function movedDiagnostic(d: AnalysisDiagnostic, span: Span, line: number, related: AnalysisDiagnostic["related"]): AnalysisDiagnostic {
+  const out: AnalysisDiagnostic = { code: d.code, severity: d.severity, message: d.message, span, line };
+  if ("file" in d) out.file = d.file;
+  if ("help" in d) out.help = d.help;
+  if (related !== undefined) out.related = related;
+  if ("data" in d) out.data = d.data;
+  return out;
 }
 
 /** Two rules at the same place (file and line). */
@@ -707,6 +765,9 @@ export const serviceCaseMismatch: AnalysisRule = {
 
 const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCase(), s.name]));
 
+/** The per-document rules whose findings depend on the whole document, not on one line (see `documentFindings`). */
+const DOCUMENT_LEVEL: ReadonlySet<AnalysisRule> = new Set([filenameDisablesPolicy]);
+
 /** Every analysis rule, in reporting order. */
 export const ANALYSIS_RULES: readonly AnalysisRule[] = [
   unknownQube,
@@ -728,7 +789,138 @@ export const ANALYSIS_RULES: readonly AnalysisRule[] = [
  * that did not change (same parse) is not checked again. Keyed further by the
  * system model and the configuration, which the findings depend on.
  */
-export type AnalysisCache = WeakMap<PolicyDocument, { system: SystemInfo | null; config: string; path: string; found: Array<[string, AnalysisDiagnostic]> }>;
+export type AnalysisCache = WeakMap<PolicyDocument, AnalysisCacheEntry>;
+
+/** @internal One document's per-document findings, with what they were computed under. */
+export interface AnalysisCacheEntry {
+  system: SystemInfo | null;
+  config: string;
+  path: string;
+  found: Array<[string, AnalysisDiagnostic]>;
+  /** The same findings as one list per path (see `listsOf`). */
+  lists?: Map<string, AnalysisDiagnostic[]>;
+  /** The document they were computed for, and where each per-document rule's findings end in `found` (for the next version of the document). */
+  document?: PolicyDocument;
+  ruleEnds?: number[];
+}
+
+/** The last entry of each path, per cache: an edited document's entry is computed from its previous version's. */
+const lastEntries = new WeakMap<AnalysisCache, Map<string, AnalysisCacheEntry>>();
+
+/**
+ * The per-document findings of a document, from the findings of its previous version where its
+ * lines are the same: the rules other than `filenameDisablesPolicy` look at one line at a time
+ * (with the document's path and syntax, the system and the settings), and a line that an edit did
+ * not touch keeps its parsed rule (`reparse.ts` shares it with the moved line's node), so its
+ * findings are the previous ones moved with it. Only the other lines are checked. Returns
+ * `undefined` when a rule throws (the caller then checks the whole document, which reports it).
+ * The findings come in the order a whole-document check gives: rule by rule, line by line.
+ */
+function documentFindings(
+  doc: AnalyzedDocument,
+  prev: AnalysisCacheEntry | undefined,
+  rules: readonly AnalysisRule[],
+  run: (rule: AnalysisRule, input: AnalysisInput, report: Report) => boolean,
+  input: AnalysisInput,
+): { found: Array<[string, AnalysisDiagnostic]>; ruleEnds: number[] } | undefined {
+  const document = doc.document;
+  type Item = { rule: number; path: string; d: AnalysisDiagnostic };
+  const old = new Map<RuleNode, { base: number; line: number; items: Item[] }>();
+  const before = prev?.document;
+  const incremental = before !== undefined && prev!.ruleEnds !== undefined && before.syntax === document.syntax && prev!.path === doc.path;
+  if (incremental) {
+    for (const line of before.lines) if (line.kind === "rule" && line.rule) old.set(line.rule, { base: line.lineSpan.start, line: line.line, items: [] });
+    let start = 0;
+    for (let r = 0; r < rules.length; r++) {
+      const end = prev!.ruleEnds![r]!;
+      if (!DOCUMENT_LEVEL.has(rules[r]!)) {
+        for (let i = start; i < end; i++) {
+          const [path, d] = prev!.found[i]!;
+          const node = before.lines[d.line - 1];
+          const o = node && node.kind === "rule" && node.rule && node.line === d.line ? old.get(node.rule) : undefined;
+          o?.items.push({ rule: r, path, d });
+        }
+      }
+      start = end;
+    }
+  }
+  // The lines to check, and the previous findings of the others at their new place.
+  const fresh: LineNode[] = [];
+  const kept: Item[] = [];
+  for (const line of document.lines) {
+    if (line.kind !== "rule") continue;
+    const o = line.rule ? old.get(line.rule) : undefined;
+    if (!o) {
+      fresh.push(line);
+      continue;
+    }
+    const by = line.lineSpan.start - o.base;
+    const lines = line.line - o.line;
+    for (const it of o.items) {
+      const d = it.d;
+      kept.push(by === 0 && lines === 0 ? it : { rule: it.rule, path: it.path, d: movedDiagnostic(d, { start: d.span.start + by, end: d.span.end + by }, d.line + lines, d.related) });
+    }
+  }
+  const lineInput: AnalysisInput = { ...input, documents: [{ path: doc.path, document: { ...document, lines: fresh } }] };
+  const docInput: AnalysisInput = { ...input, documents: [doc] };
+  const found: Array<[string, AnalysisDiagnostic]> = [];
+  const ruleEnds: number[] = [];
+  for (let r = 0; r < rules.length; r++) {
+    const rule = rules[r]!;
+    const mine: Array<[string, AnalysisDiagnostic]> = [];
+    if (!run(rule, DOCUMENT_LEVEL.has(rule) ? docInput : lineInput, (path, d) => mine.push([path, d]))) return undefined;
+    if (DOCUMENT_LEVEL.has(rule) || kept.length === 0) found.push(...mine);
+    else {
+      // Both in line order, and a line is either kept or checked: merge by line.
+      let k = 0;
+      for (const it of kept) {
+        if (it.rule !== r) continue;
+        while (k < mine.length && mine[k]![1].line < it.d.line) found.push(mine[k++]!);
+        found.push([it.path, it.d]);
+      }
+      while (k < mine.length) found.push(mine[k++]!);
+    }
+    ruleEnds.push(found.length);
+  }
+  return { found, ruleEnds };
+}
+
+/** The findings of a per-document cache entry as one list per path, in report order (made once per entry). */
+function listsOf(entry: { found: Array<[string, AnalysisDiagnostic]>; lists?: Map<string, AnalysisDiagnostic[]> }): Map<string, AnalysisDiagnostic[]> {
+  if (entry.lists) return entry.lists;
+  const lists = new Map<string, AnalysisDiagnostic[]>();
+  for (const [path, d] of entry.found) {
+    let list = lists.get(path);
+    if (!list) lists.set(path, (list = []));
+    list.push(d);
+  }
+  return (entry.lists = lists);
+}
+
+/**
+ * @internal What {@link runAnalysisSteps} reported for each path in its last run with a
+ * service cache: the pieces (lists reported whole, and runs of single findings) and the list made
+ * of them. A path whose pieces are the same gets the same list.
+ */
+export type AnalysisOutputs = Map<string, { parts: ReadonlyArray<readonly AnalysisDiagnostic[]>; loose: ReadonlySet<readonly AnalysisDiagnostic[]>; list: readonly AnalysisDiagnostic[] }>;
+
+function sameParts(
+  a: ReadonlyArray<readonly AnalysisDiagnostic[]>,
+  aLoose: ReadonlySet<readonly AnalysisDiagnostic[]>,
+  b: ReadonlyArray<readonly AnalysisDiagnostic[]>,
+  bLoose: ReadonlySet<readonly AnalysisDiagnostic[]>,
+): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    // Runs of single findings are new arrays each time: the same findings make the same run.
+    if (!aLoose.has(x) || !bLoose.has(y) || x.length !== y.length) return false;
+    for (let k = 0; k < x.length; k++) if (x[k] !== y[k]) return false;
+  }
+  return true;
+}
 
 /**
  * Runs every enabled analysis rule. A rule that throws does not stop the
@@ -750,11 +942,24 @@ export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}, c
  * spread the work over time or abandon it.
  */
 export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig = {}, cache?: AnalysisCache): Generator<void, Map<string, AnalysisDiagnostic[]>, void> {
-  const out = new Map<string, AnalysisDiagnostic[]>();
-  const report: Report = (path, d) => {
-    let list = out.get(path);
-    if (!list) out.set(path, (list = []));
-    list.push(d);
+  // Each path's findings as pieces: lists reported whole (kept by identity) and runs of single findings.
+  const parts = new Map<string, Array<readonly AnalysisDiagnostic[]>>();
+  const loose = new Set<readonly AnalysisDiagnostic[]>();
+  const report: ListReport = (path, d) => {
+    let ps = parts.get(path);
+    if (!ps) parts.set(path, (ps = []));
+    let last = ps[ps.length - 1];
+    if (!last || !loose.has(last)) {
+      loose.add((last = []));
+      ps.push(last);
+    }
+    (last as AnalysisDiagnostic[]).push(d);
+  };
+  report.list = (path, list) => {
+    if (!list.length) return;
+    let ps = parts.get(path);
+    if (!ps) parts.set(path, (ps = []));
+    ps.push(list);
   };
   const guarded = (rule: AnalysisRule, ruleInput: AnalysisInput, rep: Report) => {
     const setting = config[rule.meta.name];
@@ -769,18 +974,43 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
   };
   const configKey = JSON.stringify(config) + "\0" + input.listedDirs.join("\0");
   const perDocument = ANALYSIS_RULES.filter((r) => r.meta.perDocument);
+  // A rule that is off or needs a missing system model reports nothing (as `guarded` does).
+  const quiet = (rule: AnalysisRule, ruleInput: AnalysisInput, rep: Report): boolean => {
+    const setting = config[rule.meta.name];
+    if (setting === "off" || (rule.meta.needsSystem && !input.system)) return true;
+    try {
+      rule.run(ruleInput, rep, setting ?? rule.meta.severity);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let last = cache ? lastEntries.get(cache) : undefined;
+  if (cache && !last) lastEntries.set(cache, (last = new Map()));
   for (const doc of input.documents) {
     const hit = cache?.get(doc.document);
-    let found: Array<[string, AnalysisDiagnostic]>;
-    if (hit && hit.system === input.system && hit.config === configKey && hit.path === doc.path) found = hit.found;
+    let entry: AnalysisCacheEntry;
+    if (hit && hit.system === input.system && hit.config === configKey && hit.path === doc.path) entry = hit;
     else {
-      found = [];
-      const docInput: AnalysisInput = { ...input, documents: [doc] };
-      for (const rule of perDocument) guarded(rule, docInput, (path, d) => found.push([path, d]));
-      cache?.set(doc.document, { system: input.system, config: configKey, path: doc.path, found });
+      const prev = last?.get(doc.path);
+      const same = prev && prev.system === input.system && prev.config === configKey ? prev : undefined;
+      const made = documentFindings(doc, same, perDocument, quiet, input);
+      if (made) entry = { system: input.system, config: configKey, path: doc.path, found: made.found, document: doc.document, ruleEnds: made.ruleEnds };
+      else {
+        const found: Array<[string, AnalysisDiagnostic]> = [];
+        const docInput: AnalysisInput = { ...input, documents: [doc] };
+        for (const rule of perDocument) guarded(rule, docInput, (path, d) => found.push([path, d]));
+        entry = { system: input.system, config: configKey, path: doc.path, found };
+      }
+      cache?.set(doc.document, entry);
       yield;
     }
-    for (const [path, d] of found) report(path, d);
+    last?.set(doc.path, entry);
+    for (const [path, list] of listsOf(entry)) report.list(path, list);
+  }
+  if (last && last.size > input.documents.length) {
+    const live = new Set(input.documents.map((d) => d.path));
+    for (const p of [...last.keys()]) if (!live.has(p)) last.delete(p);
   }
   // The whole-policy rules share the per-service findings; compute them step by step first.
   if (input.serviceCache && (config["shadowed-rule"] !== "off" || config["ask-without-targets"] !== "off")) {
@@ -800,6 +1030,19 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
     else guarded(rule, input, report);
     yield;
   }
+  // The list of each path: the previous run's while its pieces are the same.
+  const out = new Map<string, AnalysisDiagnostic[]>();
+  const before = input.serviceCache?.outputs;
+  const outputs: AnalysisOutputs = new Map();
+  for (const [path, ps] of parts) {
+    const prev = before?.get(path);
+    let list: readonly AnalysisDiagnostic[];
+    if (prev && sameParts(prev.parts, prev.loose, ps, loose)) list = prev.list;
+    else list = ps.length === 1 ? ps[0]!.slice() : ([] as AnalysisDiagnostic[]).concat(...ps);
+    out.set(path, list as AnalysisDiagnostic[]);
+    if (input.serviceCache) outputs.set(path, { parts: ps, loose, list });
+  }
+  if (input.serviceCache) input.serviceCache.outputs = outputs;
   return out;
 
   function* guardedSteps(rule: AnalysisRule): Generator<void, void, void> {

@@ -18,7 +18,7 @@
 import type { PolicyRule } from "../loader/types.js";
 import type { LineNode, PolicyDocument, QubeToken } from "../syntax/tree.js";
 import type { Span } from "../diagnostics.js";
-import type { AnalysisDiagnostic } from "./analysis.js";
+import type { AnalysisDiagnostic, AnalysisOutputs } from "./analysis.js";
 import { isDom0ish } from "./util.js";
 
 /** The findings of {@link serviceFindings}, aligned with the rule list they were computed for. */
@@ -127,8 +127,8 @@ export class ServiceAnalysisCache {
   readonly shapeIds = new Map<number, Map<number, number>>();
   /** @internal */
   readonly entries = new Map<string | null, ServiceEntry>();
-  /** @internal Shadowed-rule diagnostics by line node (a line an edit did not touch keeps its node), reused while the finding is unchanged. */
-  readonly presented = new WeakMap<LineNode, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>();
+  /** @internal Shadowed-rule diagnostics by line (its parsed rule, which a moved line keeps, else its node), reused while the finding is unchanged (see `presentedFor` in `analysis.ts`). */
+  readonly presented = new WeakMap<object, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>();
   /** @internal The last rule list and its findings (a second call with the same list is free). */
   last: { rules: readonly PolicyRule[]; findings: ServiceFindings } | undefined;
   /** @internal Shapes and service groups of each run of rules of one file (see `FlatPolicy.segments`), by the run's array. */
@@ -137,6 +137,10 @@ export class ServiceAnalysisCache {
   readonly segmentServices = new WeakMap<readonly PolicyRule[], Map<string, Set<string>>>();
   /** @internal The shadowed-rule warnings of each file and what they were computed from (see `analysis.ts`). */
   readonly shadowFiles = new Map<string, FileShadow>();
+  /** @internal The services of a rule list, with their arguments (see `PolicySnapshot.services`), by the list. */
+  readonly servicesByRules = new WeakMap<readonly PolicyRule[], Map<string, Set<string>>>();
+  /** @internal What the last analysis run reported per path (see `runAnalysisSteps`). */
+  outputs: AnalysisOutputs | undefined;
 
   /** @internal */
   tokenId(t: QubeToken): number {

@@ -24,6 +24,21 @@ import type { LineNode, ParamNode, PolicyDocument, RuleLine, Word } from "../syn
  * previous parse was made with another syntax or newline mode.
  */
 export function reparseDocument(previous: PolicyDocument, text: string, options: ParseOptions = {}): PolicyDocument {
+  const steps = reparseDocumentSteps(previous, text, options);
+  for (;;) {
+    const s = steps.next();
+    if (s.done) return s.value;
+  }
+}
+
+/** Lines shifted between two steps of {@link reparseDocumentSteps}. */
+const SHIFTS_PER_STEP = 500;
+
+/**
+ * {@link reparseDocument} in steps: it yields every 500 lines it moves (an edit near the top
+ * of a long document moves every later line), so that a server answers requests in between.
+ */
+export function* reparseDocumentSteps(previous: PolicyDocument, text: string, options: ParseOptions = {}): Generator<void, PolicyDocument, void> {
   const syntax = options.syntax ?? "policy";
   const newlines = options.newlines ?? "universal";
   if (previous.syntax !== syntax || previous.newlines !== newlines) return parseDocument(text, options);
@@ -82,7 +97,13 @@ export function reparseDocument(previous: PolicyDocument, text: string, options:
       out[k++] = delta === 0 && lineDelta === 0 ? o : shiftLine(o, delta, lineDelta);
     } else out[k++] = shiftLine(regionLines[i]!, start, lineShift);
   }
-  for (let i = last + 1; i < n; i++) out[k++] = delta === 0 && lineDelta === 0 ? lines[i]! : shiftLine(lines[i]!, delta, lineDelta);
+  if (delta === 0 && lineDelta === 0) for (let i = last + 1; i < n; i++) out[k++] = lines[i]!;
+  else {
+    for (let i = last + 1; i < n; i++) {
+      out[k++] = shiftLine(lines[i]!, delta, lineDelta);
+      if ((i - last) % SHIFTS_PER_STEP === 0) yield;
+    }
+  }
 
   // Diagnostics are reported line by line, in order.
   const firstLine = first + 1;

@@ -46,9 +46,20 @@ export function lineAt(doc: PolicyDocument, offset: number): LineNode | undefine
 
 /** The line node for a 1-based physical line number. */
 export function lineByNumber(doc: PolicyDocument, line: number): LineNode | undefined {
-  const direct = doc.lines[line - 1];
+  const lines = doc.lines;
+  const direct = lines[line - 1];
   if (direct && direct.line === line) return direct;
-  return doc.lines.find((l) => l.line === line);
+  // Lines are in order: a binary search (a line past the end is asked for often, e.g. a rule of an older text).
+  let lo = 0;
+  let hi = lines.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = lines[mid]!.line;
+    if (at === line) return lines[mid];
+    if (at < line) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
 }
 
 /** True when `offset` lies inside `span` or touches its end. */

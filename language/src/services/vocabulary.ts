@@ -8,7 +8,7 @@ import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { isDom0ish } from "./util.js";
 import { pyTruthy } from "../syntax/python.js";
-import type { QubeToken } from "../syntax/tree.js";
+import type { PolicyDocument, QubeToken } from "../syntax/tree.js";
 
 /** Names known to the editor, each with where it comes from. */
 export interface Vocabulary {
@@ -22,6 +22,35 @@ export interface Vocabulary {
 }
 
 const cache = new WeakMap<PolicySnapshot, Vocabulary>();
+
+/**
+ * The qube tokens of a document's valid rules (source, target, `target=`, `default_target=`),
+ * each kind and text once, in order of first appearance: what the document adds to the
+ * vocabulary. Made once per parsed document, so a new snapshot pays only for edited documents.
+ */
+const documentTokens = new WeakMap<PolicyDocument, QubeToken[]>();
+function tokensOf(doc: PolicyDocument): QubeToken[] {
+  let out = documentTokens.get(doc);
+  if (out) return out;
+  out = [];
+  const seen = new Set<string>();
+  const add = (t: QubeToken | null) => {
+    if (!t) return;
+    const key = `${t.kind}\u0001${t.text}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out!.push(t);
+  };
+  for (const line of doc.lines) {
+    if (line.kind !== "rule" || !line.rule) continue;
+    add(line.rule.source);
+    add(line.rule.target);
+    add(line.rule.redirect);
+    add(line.rule.defaultTarget);
+  }
+  documentTokens.set(doc, out);
+  return out;
+}
 
 /** The vocabulary of a snapshot (cached). */
 export function vocabulary(snapshot: PolicySnapshot | undefined): Vocabulary {
@@ -58,13 +87,8 @@ export function vocabulary(snapshot: PolicySnapshot | undefined): Vocabulary {
     for (const path of snapshot.files.keys()) {
       const doc = snapshot.document(path);
       if (!doc) continue;
-      for (const line of doc.lines) {
-        if (line.kind !== "rule" || !line.rule) continue;
-        seenToken(line.rule.source);
-        seenToken(line.rule.target);
-        seenToken(line.rule.redirect);
-        seenToken(line.rule.defaultTarget);
-      }
+      // The first appearance of each token decides (later ones change nothing).
+      for (const t of tokensOf(doc)) seenToken(t);
     }
     for (const [svc, args] of snapshot.services) {
       let set = v.services.get(svc);

@@ -21,7 +21,7 @@ import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
 import { flattenPolicySteps, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
-import { reparseDocument } from "./reparse.js";
+import { reparseDocumentSteps } from "./reparse.js";
 import { runAnalysisSteps, type AnalysisCache, type AnalysisConfig, type AnalysisDiagnostic, type AnalyzedDocument } from "./analysis.js";
 import { basename, dirname, normalize } from "./util.js";
 
@@ -163,17 +163,24 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // Parses, cached by path and text across snapshots.
   const parseCache = new Map<string, ParsedEntry>();
   const previousCache = options.previous?.parseCache;
-  const parse = (path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): PolicyDocument => {
+  function* parseSteps(path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): Generator<void, PolicyDocument, void> {
     const hit = parseCache.get(path) ?? previousCache?.get(path);
     if (hit && hit.text === text && hit.syntax === syntax) {
       parseCache.set(path, hit);
       return hit.doc;
     }
     // An edited document: only the lines the edit touched are parsed again.
-    const doc = hit && hit.syntax === syntax ? reparseDocument(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path });
+    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path });
     parseCache.set(path, { text, syntax, doc });
     parsedFresh++;
     return doc;
+  }
+  const parse = (path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): PolicyDocument => {
+    const steps = parseSteps(path, text, syntax, newlines);
+    for (;;) {
+      const s = steps.next();
+      if (s.done) return s.value;
+    }
   };
   let parsedFresh = 0;
 
@@ -213,7 +220,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     for (const [path, f] of options.previous.files) {
       const text = frozen.readFile(path);
       if (text === undefined || text === f.text) continue;
-      parse(path, text, f.syntax, "universal");
+      yield* parseSteps(path, text, f.syntax, "universal");
       yield;
     }
   }
@@ -322,11 +329,22 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const found = options.oneShot
     ? yield* runAnalysisSteps({ rules, documents: analyzed, system, listedDirs }, options.analysis)
     : yield* runAnalysisSteps({ rules, ...(segments ? { segments } : {}), documents: analyzed, system, listedDirs, serviceCache }, options.analysis, analysisCache);
+  const previousDiagnostics = options.previous?.diagnostics;
+  // A path with no engine diagnostics whose analysis list is the same array as last time has the
+  // same (sorted) list as last time: unchanged files cost nothing here.
+  const ready = new Set<string>();
+  // Findings sorted since the last step: a server answers requests in between.
+  let sortedNow = 0;
   for (const [p, list] of found) {
-    for (const d of list) {
-      // The analysis repeats the engine's invalid-filename error on the first line of the open
-      // file, with a rename fix: keep that one.
-      if (d.code === "invalid-filename") {
+    if (sortedNow >= 20000) {
+      sortedNow = 0;
+      yield;
+    }
+    if (hasInvalidFilename(list)) {
+      for (const d of list) {
+        // The analysis repeats the engine's invalid-filename error on the first line of the open
+        // file, with a rename fix: keep that one.
+        if (d.code !== "invalid-filename") continue;
         const own = diagnostics.get(p);
         if (own) {
           const i = own.findIndex((x) => x.code === "invalid-filename");
@@ -335,12 +353,27 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
         const dup = policyDiagnostics.findIndex((x) => x.code === "invalid-filename" && x.message.endsWith(p));
         if (dup >= 0) policyDiagnostics.splice(dup, 1);
       }
-      // INVARIANT: every analysis rule reports a place at most once.
-      push(p, d, false);
     }
+    const own = diagnostics.get(p);
+    if (!own?.length) {
+      // Only the analysis's findings: the list sorted by place, made once per analysis list.
+      let sorted = sortedLists.get(list);
+      if (!sorted) {
+        const before = previousDiagnostics?.get(p);
+        sorted = sortByPlace(list, before);
+        sortedNow += list.length;
+        if (before && before.length === sorted.length && sameElements(before, sorted)) sorted = before as AnalysisDiagnostic[];
+        sortedLists.set(list, sorted);
+      }
+      diagnostics.set(p, sorted);
+      ready.add(p);
+      continue;
+    }
+    // INVARIANT: every analysis rule reports a place at most once.
+    for (const d of list) push(p, d, false);
   }
-  const previousDiagnostics = options.previous?.diagnostics;
   for (const [path, list] of diagnostics) {
+    if (ready.has(path)) continue;
     // Most lists arrive in order already (the analysis reports line by line): check before sorting.
     let sorted = true;
     for (let i = 1; i < list.length && sorted; i++) {
@@ -351,7 +384,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     if (!sorted) list.sort((a, b) => a.span.start - b.span.start || a.span.end - b.span.end);
     // An unchanged list is the previous snapshot's array, so consumers can skip it by identity.
     const before = previousDiagnostics?.get(path);
-    if (before && before.length === list.length && before.every((d, i) => d === list[i])) diagnostics.set(path, before as AnalysisDiagnostic[]);
+    if (before && before.length === list.length && sameElements(before, list)) diagnostics.set(path, before as AnalysisDiagnostic[]);
   }
 
   const addServices = (services: Map<string, Set<string>>, list: readonly PolicyRule[]) => {
@@ -362,23 +395,31 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       if (r.argument !== null) set.add(r.argument);
     }
   };
-  let services = new Map<string, Set<string>>();
-  if (options.previous && rules === options.previous.rules) services = options.previous.services as Map<string, Set<string>>;
-  else if (segments) {
-    // Per run of one file, cached: unchanged files cost a merge of their few services.
-    for (const seg of segments) {
-      let own = serviceCache.segmentServices.get(seg);
-      if (!own) {
-        addServices((own = new Map()), seg);
-        serviceCache.segmentServices.set(seg, own);
+  // The services are made when first asked for (completion asks when typing pauses): a new rule
+  // list costs a merge over every run of rules, which typing need not wait for. Snapshots with the
+  // same rule list share them (through the service cache, not through each other).
+  const servicesOf = (): Map<string, Set<string>> => {
+    let services = serviceCache.servicesByRules.get(rules);
+    if (services) return services;
+    services = new Map<string, Set<string>>();
+    if (segments) {
+      // Per run of one file, cached: unchanged files cost a merge of their few services.
+      for (const seg of segments) {
+        let own = serviceCache.segmentServices.get(seg);
+        if (!own) {
+          addServices((own = new Map()), seg);
+          serviceCache.segmentServices.set(seg, own);
+        }
+        for (const [service, args] of own) {
+          let set = services.get(service);
+          if (!set) services.set(service, (set = new Set()));
+          for (const a of args) set.add(a);
+        }
       }
-      for (const [service, args] of own) {
-        let set = services.get(service);
-        if (!set) services.set(service, (set = new Set()));
-        for (const a of args) set.add(a);
-      }
-    }
-  } else addServices(services, rules);
+    } else addServices(services, rules);
+    serviceCache.servicesByRules.set(rules, services);
+    return services;
+  };
 
   return {
     fs: frozen,
@@ -397,7 +438,9 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     files,
     diagnostics,
     policyDiagnostics,
-    services,
+    get services() {
+      return servicesOf();
+    },
     document,
     syntaxOf,
     parseCache,
@@ -410,6 +453,59 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   };
 }
 
+
+/** The sorted diagnostics list made from an analysis list alone (no engine diagnostics on the path), by that list. */
+const sortedLists = new WeakMap<readonly AnalysisDiagnostic[], AnalysisDiagnostic[]>();
+/** How a sorted list was made from its analysis list: the places of that list's findings, in its order, and the order that sorts them. */
+const sortOrders = new WeakMap<readonly AnalysisDiagnostic[], { spans: Int32Array; order: Int32Array }>();
+
+/**
+ * The findings sorted by place (start, then end; a stable sort). When `before` (the path's previous
+ * list) was made from findings at the same places in the same order (a file whose warnings only
+ * changed their related places), its order is applied again without sorting.
+ */
+function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly AnalysisDiagnostic[] | undefined): AnalysisDiagnostic[] {
+  const n = list.length;
+  const known = before ? sortOrders.get(before) : undefined;
+  let spans: Int32Array | undefined;
+  let order: Int32Array | undefined;
+  if (known && known.order.length === n) {
+    let same = true;
+    for (let i = 0; i < n && same; i++) {
+      const sp = list[i]!.span;
+      same = sp.start === known.spans[2 * i] && sp.end === known.spans[2 * i + 1];
+    }
+    if (same) ({ spans, order } = known);
+  }
+  if (!spans || !order) {
+    const sp = (spans = new Int32Array(2 * n));
+    let sorted = true;
+    for (let i = 0; i < n; i++) {
+      const x = list[i]!.span;
+      sp[2 * i] = x.start;
+      sp[2 * i + 1] = x.end;
+      if (i > 0 && !(sp[2 * i - 2]! < x.start || (sp[2 * i - 2] === x.start && sp[2 * i - 1]! <= x.end))) sorted = false;
+    }
+    order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    if (!sorted) order.sort((a, b) => sp[2 * a]! - sp[2 * b]! || sp[2 * a + 1]! - sp[2 * b + 1]! || a - b);
+  }
+  const out: AnalysisDiagnostic[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = list[order[i]!]! as AnalysisDiagnostic;
+  sortOrders.set(out, { spans, order });
+  return out;
+}
+/** Whether an analysis list holds an `invalid-filename` finding, by list. */
+const invalidFilename = new WeakMap<readonly AnalysisDiagnostic[], boolean>();
+function hasInvalidFilename(list: readonly AnalysisDiagnostic[]): boolean {
+  let v = invalidFilename.get(list);
+  if (v === undefined) invalidFilename.set(list, (v = list.some((d) => d.code === "invalid-filename")));
+  return v;
+}
+function sameElements<T>(a: readonly T[], b: readonly T[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** A file system that remembers every answer, so that later reads see the same state. */
 function memoFileSystem(fs: PolicyFileSystem): PolicyFileSystem {
