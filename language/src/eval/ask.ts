@@ -11,7 +11,7 @@ import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import { contains, eqStr, get, item, PyCrash, pyStr } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { AskContribution, DomainInfo } from "./types.js";
-import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
+import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type ScanTables, type SystemCache, type Universe } from "./index.js";
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
 
 /** What `explain` records of an `ask` target collection. */
@@ -450,3 +450,171 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
   return [...offered].sort(pyCompare);
 }
 
+
+// ---------------------------------------------------------------------------
+// The in-order scan (streams of requests)
+// ---------------------------------------------------------------------------
+
+/**
+ * A finished `ask` list of the scan, shared by every request whose
+ * collection ends alike: its offered bitset (internal qubes included) and
+ * the targets outside the universe, the list, and its JSON (on first use).
+ */
+export interface AskList {
+  bits: Uint32Array;
+  extra: string[];
+  list: string[];
+  json: string | undefined;
+  universe: Universe;
+}
+
+/** Finished lists by a hash of their content, per system cache (see {@link collectTargetsForAskScan}). */
+const scanLists = new WeakMap<SystemCache, Map<number, AskList[]>>();
+let scanDecided = new Uint32Array(16);
+let scanOffered = new Uint32Array(16);
+
+/**
+ * `collect_targets_for_ask` over an in-order scan (`index.ts`
+ * `scanOrder`): `order` is every rule of the call's (service, argument) in
+ * policy order, and `matches(rule)` says whether the rule's source matches
+ * the call's source (1), not (0), or whether matching it crashes the engine
+ * (2). The same forward computation as {@link computeAsk}'s, with no
+ * allocation but for a list not seen before. Returns null where the general
+ * path must decide (a crash, a target outside the universe); throws a
+ * PyCrash where the engine would crash (the caller then takes the general
+ * path, which reports it).
+ */
+export function collectTargetsForAskScan(
+  index: Index,
+  order: Int32Array,
+  srcTok: Int32Array,
+  srcVec: Uint8Array,
+  fill: (id: number) => number,
+  source: string,
+  sys: PreparedSystem,
+): AskList | null {
+  const info = sys.domains;
+  const cache = systemCache(index, sys);
+  const { sourceName } = sourceIdentity(info, source);
+  const u = universeOf(sys, cache);
+  const W = u.words;
+  if (scanDecided.length < W) {
+    scanDecided = new Uint32Array(W);
+    scanOffered = new Uint32Array(W);
+  }
+  const decided = scanDecided;
+  const offered = scanOffered;
+  decided.fill(0, 0, W);
+  offered.fill(0, 0, W);
+  const sets = cache.setsById;
+  const askToken = index.askToken;
+  const deny = index.deny;
+  for (let n = 0; n < order.length; n++) {
+    const i = order[n]!;
+    const sid = srcTok[i]!;
+    let m = srcVec[sid]!;
+    if (m === 255) m = fill(sid);
+    if (m === 0) continue;
+    if (m !== 1) return null;
+    const id = askToken[i]!;
+    let set = sets[id];
+    if (set === undefined) sets[id] = set = bitsetOf(index.tokens[id]!, sys, cache, u);
+    if (set === null) return null;
+    const isDeny = deny[i] === 1;
+    const few = set.few;
+    if (few !== null) {
+      for (let k = 0; k < few.length; k++) {
+        const j = few[k]!;
+        const w = j >>> 5;
+        const b = 1 << (j & 31);
+        if (decided[w]! & b) continue;
+        decided[w]! |= b;
+        if (!isDeny) offered[w]! |= b;
+      }
+    } else {
+      const bits = set.bits;
+      for (let w = 0; w < W; w++) {
+        const nb = bits[w]! & ~decided[w]!;
+        if (nb === 0) continue;
+        decided[w]! |= nb;
+        if (!isDeny) offered[w]! |= nb;
+      }
+    }
+  }
+  // The fix-ups, as computeAsk does them.
+  let extra: string[] | undefined;
+  const bit = (t: string): number => {
+    const j = u.index.get(t);
+    return j === undefined ? -1 : j;
+  };
+  const has = (j: number) => j >= 0 && (offered[j >>> 5]! & (1 << (j & 31))) !== 0;
+  const dispvm = bit("@dispvm");
+  if (has(dispvm)) {
+    offered[dispvm >>> 5]! &= ~(1 << (dispvm & 31));
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) {
+      const j = bit(d);
+      if (j < 0) (extra ??= []).push(d);
+      else offered[j >>> 5]! |= 1 << (j & 31);
+    }
+  }
+  const adminvm = bit("@adminvm");
+  if (has(adminvm)) {
+    offered[adminvm >>> 5]! &= ~(1 << (adminvm & 31));
+    const j = bit("dom0");
+    if (j < 0) {
+      if (!extra?.includes("dom0")) (extra ??= []).push("dom0");
+    } else offered[j >>> 5]! |= 1 << (j & 31);
+  }
+  const self = bit(sourceName);
+  if (self >= 0) offered[self >>> 5]! &= ~(1 << (self & 31));
+  else if (extra) extra = extra.filter((x) => x !== sourceName);
+  // One shared list per content.
+  let h = extra && extra.length ? extra.length : 0;
+  for (let w = 0; w < W; w++) h = (Math.imul(h, 0x9e3779b1) ^ offered[w]!) | 0;
+  let byHash = scanLists.get(cache);
+  if (byHash === undefined) scanLists.set(cache, (byHash = new Map()));
+  const bucket = byHash.get(h);
+  const ex = extra ?? NO_EXTRA;
+  if (bucket !== undefined) {
+    for (const e of bucket) {
+      if (e.universe !== u || e.extra.length !== ex.length) continue;
+      let same = true;
+      for (let w = 0; w < W && same; w++) same = e.bits[w] === offered[w];
+      for (let k = 0; k < ex.length && same; k++) same = e.extra[k] === ex[k];
+      if (same) return e;
+    }
+  }
+  const out: string[] = [];
+  for (let w = 0; w < W; w++) {
+    const word = offered[w]!;
+    if (word === 0) continue;
+    for (let k = 0; k < 32; k++) {
+      if (!(word & (1 << k))) continue;
+      const j = w * 32 + k;
+      const internal = u.internal[j]!;
+      if (internal instanceof PyCrash) throw internal;
+      if (!internal) out.push(u.items[j]!);
+    }
+  }
+  for (const t of ex) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (!truthy(get(domain(info, name), "internal", false))) out.push(t);
+  }
+  if (ex.length) out.sort(pyCompare);
+  const entry: AskList = { bits: offered.slice(0, W), extra: ex, list: out, json: undefined, universe: u };
+  // Bounded: a memo for repeated lists, not a store of every list ever offered.
+  if (byHash.size >= 8192) byHash.clear();
+  if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
+  else byHash.set(h, [entry]);
+  return entry;
+}
+
+const NO_EXTRA: string[] = [];
+
+/** Is `t` in a scan's list (internal qubes are not)? Cheaper than `list.includes` for long lists. */
+export function askListHas(e: AskList, t: string): boolean {
+  const j = e.universe.index.get(t);
+  if (j === undefined) return e.list.includes(t);
+  return (e.bits[j >>> 5]! & (1 << (j & 31))) !== 0 && e.universe.internal[j] === false;
+}

@@ -41,6 +41,8 @@ interface Bucket {
    * `ask` collection (which ignores targets) uses `bySource`.
    */
   table: KeyTable | undefined;
+  /** Every rule of the bucket (all source keys), ascending: built on first use by {@link scanOrder}. */
+  all: Int32Array | undefined;
 }
 
 interface KeyTable {
@@ -70,6 +72,8 @@ export interface Index {
   deny: Uint8Array;
   /** The distinct tokens, by id. */
   tokens: QubeToken[];
+  /** The tables of the in-order scan ({@link scanTables}), built on first use. */
+  scan: ScanTables | undefined;
 }
 
 /** The index key of a rule's source token, or null for tokens that never match a source. */
@@ -150,14 +154,14 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
     let byArg = buckets.get(s);
     if (!byArg) buckets.set(s, (byArg = new Map()));
     let b = byArg.get(a);
-    if (!b) byArg.set(a, (b = { bySource: new Map(), table: undefined }));
+    if (!b) byArg.set(a, (b = { bySource: new Map(), table: undefined, all: undefined }));
     const l = b.bySource.get(sk);
     if (l === undefined) {
       b.bySource.set(sk, [r.index]);
       if (!keyIds.has(sk)) keyIds.set(sk, keyIds.size);
     } else l.push(r.index);
   }
-  return { buckets, keyIds, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens };
+  return { buckets, keyIds, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens, scan: undefined };
 }
 
 export function indexOf(policy: CompiledPolicy): Index {
@@ -168,7 +172,7 @@ export function indexOf(policy: CompiledPolicy): Index {
 
 export function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: new Array<undefined>(index.tokens.length).fill(undefined), bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() }));
   return c;
 }
 
@@ -436,4 +440,105 @@ export class Merge {
     this.pos[best]!++;
     return bestVal;
   }
+}
+
+// ---------------------------------------------------------------------------
+// The in-order scan (streams of requests)
+// ---------------------------------------------------------------------------
+
+/**
+ * For deciding many requests: per rule, the id of its source token and of
+ * its target token (each column's distinct tokens numbered apart), so that
+ * whether a rule matches a request is two reads from per-source and
+ * per-target match vectors (`fast.ts`); and per (service, argument), every
+ * rule of its buckets in policy order, one array to walk.
+ */
+export interface ScanTables {
+  /** Per rule (global index): its source token's id in `srcTokens`. */
+  srcTok: Int32Array;
+  /** Per rule: its target token's id in `tgtTokens`. */
+  tgtTok: Int32Array;
+  srcTokens: QubeToken[];
+  tgtTokens: QubeToken[];
+  /** Per service, per argument: the rules of its buckets, ascending (bounded: see {@link scanOrder}). */
+  orders: Map<string, Map<string, Int32Array>>;
+  orderCount: number;
+}
+
+/** The scan tables of an index, built on first use (one pass over the rules). */
+export function scanTables(policy: CompiledPolicy, index: Index): ScanTables {
+  if (index.scan) return index.scan;
+  const rules = policy.rules;
+  const srcTok = new Int32Array(rules.length);
+  const tgtTok = new Int32Array(rules.length);
+  const srcIds = new Map<QubeToken, number>();
+  const tgtIds = new Map<QubeToken, number>();
+  const srcTokens: QubeToken[] = [];
+  const tgtTokens: QubeToken[] = [];
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    let s = srcIds.get(r.source);
+    if (s === undefined) {
+      srcIds.set(r.source, (s = srcTokens.length));
+      srcTokens.push(r.source);
+    }
+    let t = tgtIds.get(r.target);
+    if (t === undefined) {
+      tgtIds.set(r.target, (t = tgtTokens.length));
+      tgtTokens.push(r.target);
+    }
+    srcTok[r.index] = s;
+    tgtTok[r.index] = t;
+  }
+  return (index.scan = { srcTok, tgtTok, srcTokens, tgtTokens, orders: new Map(), orderCount: 0 });
+}
+
+/** Every rule of a bucket, ascending (built on first use). */
+function bucketAll(b: Bucket): Int32Array {
+  if (b.all) return b.all;
+  let n = 0;
+  for (const l of b.bySource.values()) n += l.length;
+  const all = new Int32Array(n);
+  let k = 0;
+  for (const l of b.bySource.values()) for (let j = 0; j < l.length; j++) all[k++] = l[j]!;
+  return (b.all = all.sort());
+}
+
+/**
+ * Every indexed rule that a call to (service, argument) can match, in policy
+ * order: the rules of the buckets (service, argument), (service, *) and
+ * (*, *) merged. Memoised per pair (bounded: a memo, not a store of every
+ * pair ever asked).
+ */
+export function scanOrder(index: Index, scan: ScanTables, service: string, argument: string): Int32Array {
+  let byArg = scan.orders.get(service);
+  const hit = byArg?.get(argument);
+  if (hit !== undefined) return hit;
+  const parts = bucketsFor(index, service, argument).map(bucketAll);
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const order = new Int32Array(n);
+  const pos = parts.map(() => 0);
+  for (let k = 0; k < n; k++) {
+    let best = -1;
+    let bestVal = 0;
+    for (let j = 0; j < parts.length; j++) {
+      const p = parts[j]!;
+      if (pos[j]! < p.length && (best < 0 || p[pos[j]!]! < bestVal)) {
+        best = j;
+        bestVal = p[pos[j]!]!;
+      }
+    }
+    order[k] = bestVal;
+    pos[best]!++;
+  }
+  if (scan.orderCount >= 65536) {
+    scan.orders.clear();
+    scan.orderCount = 0;
+    byArg = undefined;
+  }
+  if (byArg === undefined) scan.orders.set(service, (byArg = new Map()));
+  byArg.set(argument, order);
+  scan.orderCount++;
+  return order;
 }

@@ -9,7 +9,8 @@
  */
 import { decisionToJson } from "../conformance.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
-import { run } from "./decide.js";
+import { denyMessage, run } from "./decide.js";
+import { scanDecide } from "./fast.js";
 import type { PolicyRequest, SystemInfo } from "./types.js";
 
 /** Per policy: the JSON fragments of its rules, by rule index. */
@@ -47,6 +48,16 @@ function head(f: RuleFragments, rule: PolicyRule): string {
   return h;
 }
 
+/** The JSON of the engine's "no matching rule found" (the same for every request). */
+let noMatchJson: string | undefined;
+
+/** `,"ok":true,"action":"deny","notify":…,"message":…}` of a deny rule (as `run` words its message). */
+function denyTail(f: RuleFragments, rule: PolicyRule): string {
+  let tail = f.denyTail[rule.index];
+  if (tail === undefined) tail = f.denyTail[rule.index] = `,"ok":true,"action":"deny","notify":${rule.notify},"message":${str(denyMessage(rule))}}`;
+  return tail;
+}
+
 function targetsJson(list: readonly string[]): string {
   // Short lists are cheaper to write again than to look up (and are often a fresh array: a redirect).
   if (list.length < 16) return JSON.stringify(list);
@@ -78,6 +89,35 @@ export function evaluateJson(policy: CompiledPolicy, request: PolicyRequest, sys
  * string of the whole line.
  */
 export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, out: string[]): void {
+  const s = scanDecide(policy, request, system);
+  if (s !== null) {
+    const rule = s.rule;
+    if (s.error) {
+      out.push(JSON.stringify(decisionToJson(s.error)));
+      return;
+    }
+    if (rule === null) {
+      out.push((noMatchJson ??= JSON.stringify(decisionToJson({ ok: false, error: "AccessDenied", code: "no-matching-rule", message: "no matching rule found", stage: "match", notify: true }))));
+      return;
+    }
+    const f = fragmentsOf(policy);
+    const h = head(f, rule) + str(s.intended);
+    switch (rule.action) {
+      case "deny":
+        out.push(h + denyTail(f, rule));
+        return;
+      case "allow":
+        out.push(`${h},"ok":true,"action":"allow","target":${str(s.target!)},"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart},"exec":${s.execJson!}}`);
+        return;
+      case "ask": {
+        let list: string;
+        if (s.askList) list = s.askList.json ??= JSON.stringify(s.askList.list);
+        else list = JSON.stringify(s.targets!);
+        out.push(`${h},"ok":true,"action":"ask","targets_for_ask":`, list, `,"default_target":${str(s.defaultTarget!)},"target":null,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart}}`);
+        return;
+      }
+    }
+  }
   const r = run(policy, request, system, undefined, undefined, false, true);
   const d = r.decision;
   const rule = r.rule;
@@ -88,12 +128,9 @@ export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyReques
   const f = fragmentsOf(policy);
   const h = head(f, rule) + str(d.intendedTarget);
   switch (d.action) {
-    case "deny": {
-      let tail = f.denyTail[rule.index];
-      if (tail === undefined) tail = f.denyTail[rule.index] = `,"ok":true,"action":"deny","notify":${d.notify},"message":${str(d.message)}}`;
-      out.push(h + tail);
+    case "deny":
+      out.push(h + denyTail(f, rule));
       return;
-    }
     case "allow":
       out.push(`${h},"ok":true,"action":"allow","target":${str(d.target)},"user":${str(d.user)},"notify":${d.notify},"autostart":${d.autostart},"exec":${JSON.stringify(d.exec)}}`);
       return;

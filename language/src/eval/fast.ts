@@ -1,0 +1,234 @@
+/**
+ * Streams of requests: a decision by an in-order scan over match vectors.
+ *
+ * For a call to (service, argument), every rule it can match is one array in
+ * policy order (`scanOrder`). Whether a rule matches is two reads: the
+ * source's vector over the distinct source tokens and the verified target's
+ * vector over the distinct target tokens, each entry filled on first use by
+ * `matchSource`/`matchTarget` themselves (1 match, 0 not, 2 the engine
+ * crashes there), and kept per source and per target for the next requests.
+ * The `ask` collection walks the same array (`collectTargetsForAskScan`).
+ *
+ * Only the ordinary path is taken here: whatever is unusual (a crash on the
+ * way, a refusal, a Qubes Air relay, a policy loaded for one service) makes
+ * {@link scanDecide} return null before anything is written, and the caller
+ * decides the request by `run` (`decide.ts`), which says what the engine
+ * does. So this path changes no decision; the stream's property tests
+ * compare it with `evaluate` request by request.
+ */
+import { isDom0Token } from "../syntax/tokens.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import { PyCrash } from "./py.js";
+import type { PreparedSystem } from "./system.js";
+import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./types.js";
+import { errorDecision, refuse } from "./decide.js";
+import { askListHas, collectTargetsForAskScan, type AskList } from "./ask.js";
+import { allowNoAutostart, execAllow } from "./exec.js";
+import { indexOf, prep, scanOrder, scanTables, type Index, type ScanTables } from "./index.js";
+import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
+
+/** Per (policy, system model): the match vectors and the verified targets. */
+interface ScanState {
+  index: Index;
+  scan: ScanTables;
+  sys: PreparedSystem;
+  /** Per source: an entry per source token (255: not computed yet). */
+  srcVecs: Map<string, Uint8Array>;
+  /** Per verified target (and, for `@dispvm`, the source's default disposable template): an entry per target token. */
+  tgtVecs: Map<string, Uint8Array>;
+  /** Per requested target: as the engine verifies it, or null when that refuses or crashes. */
+  verified: Map<string, VerifiedTarget | null>;
+  /** The daemon's answer for an allow, as JSON, by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
+  execJson: Map<string, Map<string, Map<string, (string | undefined)[]>>>;
+}
+
+const states = new WeakMap<CompiledPolicy, WeakMap<PreparedSystem, ScanState>>();
+
+/** Bounded memos: reset when this large (a memo for repeated names, not a store of every name ever seen). */
+const MEMO_MAX = 16384;
+
+function stateOf(policy: CompiledPolicy, sys: PreparedSystem): ScanState {
+  let bySys = states.get(policy);
+  if (bySys === undefined) states.set(policy, (bySys = new WeakMap()));
+  let s = bySys.get(sys);
+  if (s === undefined) {
+    const index = indexOf(policy);
+    s = { index, scan: scanTables(policy, index), sys, srcVecs: new Map(), tgtVecs: new Map(), verified: new Map(), execJson: new Map() };
+    bySys.set(sys, s);
+  }
+  return s;
+}
+
+function remember<V>(m: Map<string, V>, k: string, v: V): V {
+  if (m.size >= MEMO_MAX) m.clear();
+  m.set(k, v);
+  return v;
+}
+
+/** The requested target as `buildRequest` verifies it (null: it refuses or crashes; `run` says how). */
+function verify(st: ScanState, target: string): VerifiedTarget | null {
+  let v = st.verified.get(target);
+  if (v !== undefined) return v;
+  try {
+    v = buildRequest({ service: "", argument: "+", source: "", target }, st.sys).target;
+  } catch {
+    v = null;
+  }
+  return remember(st.verified, target, v);
+}
+
+function vector(n: number): Uint8Array {
+  return new Uint8Array(n).fill(255);
+}
+
+/** 1 when `f()` is true, 0 when false, 2 when it raises what the engine raises. */
+function tri(f: () => boolean): number {
+  try {
+    return f() ? 1 : 0;
+  } catch (e) {
+    if (e instanceof PyCrash) return 2;
+    throw e;
+  }
+}
+
+function fillSource(scan: ScanTables, sv: Uint8Array, id: number, source: string, info: PreparedSystem["domains"]): number {
+  return (sv[id] = tri(() => matchSource(scan.srcTokens[id]!, source, info)));
+}
+
+function fillTarget(scan: ScanTables, tv: Uint8Array, id: number, t: VerifiedTarget, source: string, info: PreparedSystem["domains"]): number {
+  return (tv[id] = tri(() => matchTarget(scan.tgtTokens[id]!, t, source, info)));
+}
+
+/** What {@link scanDecide} found: the deciding rule and what the answer needs. */
+export interface ScanDecision {
+  /** Null: no rule matches (the engine's "no matching rule found"). */
+  rule: PolicyRule | null;
+  intended: string;
+  /** allow: the final target and the daemon's answer as JSON. */
+  target?: string;
+  execJson?: string;
+  /** ask: the offered targets (and the shared list they come from, for its cached JSON). */
+  targets?: string[];
+  askList?: AskList;
+  defaultTarget?: string | null;
+  /** A refusal of the evaluation stage, as `run` decides it. */
+  error?: ErrorDecision;
+}
+
+/**
+ * Decides a request by the in-order scan; null when the request leaves the
+ * ordinary path (then `run` decides it). Never throws for the engine's
+ * crashes.
+ */
+export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): ScanDecision | null {
+  if (policy.service !== undefined || request.requestedSource) return null;
+  const argument = request.argument ?? "+";
+  if (!argument || argument.charCodeAt(0) !== 43) return null;
+  const sys = prep(system);
+  const st = stateOf(policy, sys);
+  const t = verify(st, request.target ?? "");
+  if (t === null) return null;
+  const source = request.source;
+  const info = sys.domains;
+  const scan = st.scan;
+  try {
+    let sv = st.srcVecs.get(source);
+    if (sv === undefined) sv = remember(st.srcVecs, source, vector(scan.srcTokens.length));
+    let tkey = t.text;
+    if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
+    let tv = st.tgtVecs.get(tkey);
+    if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
+    const order = scanOrder(st.index, scan, request.service, argument);
+    const srcTok = scan.srcTok;
+    const tgtTok = scan.tgtTok;
+    let found = -1;
+    for (let k = 0; k < order.length; k++) {
+      const i = order[k]!;
+      const sid = srcTok[i]!;
+      let m = sv[sid]!;
+      if (m === 255) m = fillSource(scan, sv, sid, source, info);
+      if (m === 0) continue;
+      if (m !== 1) return null;
+      const tid = tgtTok[i]!;
+      let n = tv[tid]!;
+      if (n === 255) n = fillTarget(scan, tv, tid, t, source, info);
+      if (n === 0) continue;
+      if (n !== 1) return null;
+      found = i;
+      break;
+    }
+    if (found < 0) return { rule: null, intended: t.text };
+    const rule = policy.rules[found]!;
+    const intended = t.text;
+    if (rule.action === "deny") return { rule, intended };
+    if (rule.action === "allow") {
+      let to = t;
+      if (rule.redirect) {
+        const r = verify(st, rule.redirect.text);
+        if (r === null) return null;
+        to = r;
+      }
+      if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
+      let target = to.text;
+      if (to.kind === "dispvm") {
+        const tpl = dispvmTemplateOf(info, source);
+        if (tpl === null) return refused(refuse.noDispvmBase(rule), rule, intended);
+        target = tpl;
+      } else if (target === "@adminvm") target = "dom0";
+      if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
+      return { rule, intended, target, execJson: execJsonOf(st, request.service, argument, source, t, target, rule.user, rule.autostart) };
+    }
+    // ask
+    let targets: string[];
+    let askList: AskList | undefined;
+    if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
+    else {
+      const srcVec = sv;
+      const e = collectTargetsForAskScan(st.index, order, srcTok, sv, (id) => fillSource(scan, srcVec, id, source, info), source, sys);
+      if (e === null) return null;
+      askList = e;
+      targets = e.list;
+    }
+    if (!rule.autostart) {
+      targets = targets.filter((x) => allowNoAutostart(x, info));
+      askList = undefined;
+    }
+    if (targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+    let def: string | null = null;
+    if (rule.defaultTarget) {
+      if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
+      else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
+      else def = rule.defaultTarget.text;
+      if (def && !(askList ? askListHas(askList, def) : targets.includes(def))) def = null;
+    }
+    return { rule, intended, targets, askList, defaultTarget: def };
+  } catch (e) {
+    // The engine crashes or refuses somewhere on the way: `run` says how.
+    if (e instanceof PyCrash) return null;
+    throw e;
+  }
+}
+
+function refused(e: Refusal, rule: PolicyRule, intended: string): ScanDecision {
+  return { rule, intended, error: errorDecision("evaluate", e, rule, intended) };
+}
+
+/** The daemon's answer for an allow, as JSON, memoised by everything it depends on (not for Qubes Air relay targets). */
+function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): string {
+  // The answer reads the source only to compare it with the target, and the service only for a relay target (not memoised).
+  let byRequested = st.execJson.get(target);
+  if (byRequested === undefined) byRequested = remember(st.execJson, target, new Map());
+  let byUser = byRequested.get(t.text);
+  if (byUser === undefined) byRequested.set(t.text, (byUser = new Map()));
+  const u = user === null ? "\u0001" : user;
+  let slots = byUser.get(u);
+  if (slots === undefined) byUser.set(u, (slots = [undefined, undefined, undefined, undefined]));
+  const slot = (autostart ? 2 : 0) + (source === target ? 1 : 0);
+  let s = slots[slot];
+  if (s !== undefined) return s;
+  const req: BuiltRequest = { service, argument, source, target: t, requestedSource: null, relayvm: null, warnings: [] };
+  const exec: ExecResult = execAllow(req, target, user, autostart, st.sys.domains);
+  s = JSON.stringify(exec);
+  if (!("service" in exec)) slots[slot] = s;
+  return s;
+}
