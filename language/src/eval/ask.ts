@@ -11,7 +11,7 @@ import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import { contains, eqStr, get, item, PyCrash, pyStr } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { AskContribution, DomainInfo } from "./types.js";
-import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type ScanTables, type SystemCache, type Universe } from "./index.js";
+import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
 
 /** What `explain` records of an `ask` target collection. */
@@ -458,13 +458,13 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
 /**
  * A finished `ask` list of the scan, shared by every request whose
  * collection ends alike: its offered bitset (internal qubes included) and
- * the targets outside the universe, the list, and its JSON (on first use).
+ * the targets outside the universe, and the list as JSON (the list itself
+ * is rebuilt on demand: {@link askListTargets}).
  */
 export interface AskList {
   bits: Uint32Array;
   extra: string[];
-  list: string[];
-  json: string | undefined;
+  json: string;
   universe: Universe;
 }
 
@@ -472,29 +472,30 @@ export interface AskList {
 const scanLists = new WeakMap<SystemCache, Map<number, AskList[]>>();
 let scanDecided = new Uint32Array(16);
 let scanOffered = new Uint32Array(16);
+const NO_EXTRA: string[] = [];
 
 /**
- * `collect_targets_for_ask` over an in-order scan (`index.ts`
- * `scanOrder`): `order` is every rule of the call's (service, argument) in
- * policy order, and `matches(rule)` says whether the rule's source matches
- * the call's source (1), not (0), or whether matching it crashes the engine
- * (2). The same forward computation as {@link computeAsk}'s, with no
- * allocation but for a list not seen before. Returns null where the general
- * path must decide (a crash, a target outside the universe); throws a
- * PyCrash where the engine would crash (the caller then takes the general
- * path, which reports it).
+ * `collect_targets_for_ask` over an in-order scan: `packed` is every rule
+ * of the call's service in policy order (`index.ts` `scanOrder`), of which
+ * those of argument id 0 or `argId` apply; `srcVec` says per source token
+ * whether it matches the call's source (1), not (0), or crashes the engine
+ * (2), or 255 for not known yet (then `fill(id)` computes it). The same
+ * forward computation as {@link computeAsk}'s, with no allocation but for a
+ * list not seen before. Returns null where the general path must decide (a
+ * crash, a target outside the universe); throws a PyCrash where the engine
+ * would crash (the caller then takes the general path, which reports it).
  */
 export function collectTargetsForAskScan(
-  index: Index,
-  order: Int32Array,
-  srcTok: Int32Array,
+  askTokens: QubeToken[],
+  cache: SystemCache,
+  packed: Int32Array,
+  argId: number,
   srcVec: Uint8Array,
   fill: (id: number) => number,
   source: string,
   sys: PreparedSystem,
 ): AskList | null {
   const info = sys.domains;
-  const cache = systemCache(index, sys);
   const { sourceName } = sourceIdentity(info, source);
   const u = universeOf(sys, cache);
   const W = u.words;
@@ -507,20 +508,20 @@ export function collectTargetsForAskScan(
   decided.fill(0, 0, W);
   offered.fill(0, 0, W);
   const sets = cache.setsById;
-  const askToken = index.askToken;
-  const deny = index.deny;
-  for (let n = 0; n < order.length; n++) {
-    const i = order[n]!;
-    const sid = srcTok[i]!;
+  for (let n = 0; n < packed.length; n += 4) {
+    const a = packed[n + 3]!;
+    if (a !== 0 && a !== argId) continue;
+    const sid = packed[n + 1]! & 0xffff;
     let m = srcVec[sid]!;
     if (m === 255) m = fill(sid);
     if (m === 0) continue;
     if (m !== 1) return null;
-    const id = askToken[i]!;
+    const ai = packed[n + 2]!;
+    const id = ai >>> 1;
     let set = sets[id];
-    if (set === undefined) sets[id] = set = bitsetOf(index.tokens[id]!, sys, cache, u);
+    if (set === undefined) sets[id] = set = bitsetOf(askTokens[id]!, sys, cache, u);
     if (set === null) return null;
-    const isDeny = deny[i] === 1;
+    const isDeny = (ai & 1) === 1;
     const few = set.few;
     if (few !== null) {
       for (let k = 0; k < few.length; k++) {
@@ -543,39 +544,34 @@ export function collectTargetsForAskScan(
   }
   // The fix-ups, as computeAsk does them.
   let extra: string[] | undefined;
-  const bit = (t: string): number => {
-    const j = u.index.get(t);
-    return j === undefined ? -1 : j;
-  };
-  const has = (j: number) => j >= 0 && (offered[j >>> 5]! & (1 << (j & 31))) !== 0;
-  const dispvm = bit("@dispvm");
-  if (has(dispvm)) {
+  const dispvm = bitOf(u, "@dispvm");
+  if (hasBit(offered, dispvm)) {
     offered[dispvm >>> 5]! &= ~(1 << (dispvm & 31));
     const d = dispvmTemplateOf(info, source);
     if (d !== null) {
-      const j = bit(d);
+      const j = bitOf(u, d);
       if (j < 0) (extra ??= []).push(d);
       else offered[j >>> 5]! |= 1 << (j & 31);
     }
   }
-  const adminvm = bit("@adminvm");
-  if (has(adminvm)) {
+  const adminvm = bitOf(u, "@adminvm");
+  if (hasBit(offered, adminvm)) {
     offered[adminvm >>> 5]! &= ~(1 << (adminvm & 31));
-    const j = bit("dom0");
-    if (j < 0) {
-      if (!extra?.includes("dom0")) (extra ??= []).push("dom0");
-    } else offered[j >>> 5]! |= 1 << (j & 31);
+    const j = bitOf(u, "dom0");
+    if (j < 0) (extra ??= []).push("dom0");
+    else offered[j >>> 5]! |= 1 << (j & 31);
   }
-  const self = bit(sourceName);
+  const self = bitOf(u, sourceName);
   if (self >= 0) offered[self >>> 5]! &= ~(1 << (self & 31));
   else if (extra) extra = extra.filter((x) => x !== sourceName);
-  // One shared list per content.
-  let h = extra && extra.length ? extra.length : 0;
+  const ex = extra ?? NO_EXTRA;
+  // One shared list per content, found by a hash (a small integer: no heap number to allocate).
+  let h = ex.length;
   for (let w = 0; w < W; w++) h = (Math.imul(h, 0x9e3779b1) ^ offered[w]!) | 0;
+  h &= 0x3fffffff;
   let byHash = scanLists.get(cache);
   if (byHash === undefined) scanLists.set(cache, (byHash = new Map()));
   const bucket = byHash.get(h);
-  const ex = extra ?? NO_EXTRA;
   if (bucket !== undefined) {
     for (const e of bucket) {
       if (e.universe !== u || e.extra.length !== ex.length) continue;
@@ -585,9 +581,29 @@ export function collectTargetsForAskScan(
       if (same) return e;
     }
   }
+  const bits = offered.slice(0, W);
+  const entry: AskList = { bits, extra: ex, json: JSON.stringify(listOf(bits, ex, u, info)), universe: u };
+  // Bounded: a memo for repeated lists, not a store of every list ever offered.
+  if (byHash.size >= 8192) byHash.clear();
+  if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
+  else byHash.set(h, [entry]);
+  return entry;
+}
+
+function bitOf(u: Universe, t: string): number {
+  const j = u.index.get(t);
+  return j === undefined ? -1 : j;
+}
+
+function hasBit(bits: Uint32Array, j: number): boolean {
+  return j >= 0 && (bits[j >>> 5]! & (1 << (j & 31))) !== 0;
+}
+
+/** The offered list: the universe's items in the set that are not internal qubes, then the extra targets, sorted. */
+function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): string[] {
   const out: string[] = [];
-  for (let w = 0; w < W; w++) {
-    const word = offered[w]!;
+  for (let w = 0; w < bits.length; w++) {
+    const word = bits[w]!;
     if (word === 0) continue;
     for (let k = 0; k < 32; k++) {
       if (!(word & (1 << k))) continue;
@@ -602,19 +618,17 @@ export function collectTargetsForAskScan(
     if (!truthy(get(domain(info, name), "internal", false))) out.push(t);
   }
   if (ex.length) out.sort(pyCompare);
-  const entry: AskList = { bits: offered.slice(0, W), extra: ex, list: out, json: undefined, universe: u };
-  // Bounded: a memo for repeated lists, not a store of every list ever offered.
-  if (byHash.size >= 8192) byHash.clear();
-  if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
-  else byHash.set(h, [entry]);
-  return entry;
+  return out;
 }
 
-const NO_EXTRA: string[] = [];
+/** The targets of a scan's list (a new array; the same as when it was first built). */
+export function askListTargets(e: AskList, info: ReadonlyMap<string, DomainInfo>): string[] {
+  return listOf(e.bits, e.extra, e.universe, info);
+}
 
 /** Is `t` in a scan's list (internal qubes are not)? Cheaper than `list.includes` for long lists. */
-export function askListHas(e: AskList, t: string): boolean {
+export function askListHas(e: AskList, t: string, info: ReadonlyMap<string, DomainInfo>): boolean {
   const j = e.universe.index.get(t);
-  if (j === undefined) return e.list.includes(t);
+  if (j === undefined) return e.extra.length > 0 && askListTargets(e, info).includes(t);
   return (e.bits[j >>> 5]! & (1 << (j & 31))) !== 0 && e.universe.internal[j] === false;
 }

@@ -22,15 +22,15 @@ import { PyCrash } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./types.js";
 import { errorDecision, refuse } from "./decide.js";
-import { askListHas, collectTargetsForAskScan, type AskList } from "./ask.js";
+import { askListHas, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
 import { allowNoAutostart, execAllow } from "./exec.js";
-import { indexOf, prep, scanOrder, scanTables, type Index, type ScanTables } from "./index.js";
+import { prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
 import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
 
 /** Per (policy, system model): the match vectors and the verified targets. */
 interface ScanState {
-  index: Index;
   scan: ScanTables;
+  cache: SystemCache;
   sys: PreparedSystem;
   /** Per source: an entry per source token (255: not computed yet). */
   srcVecs: Map<string, Uint8Array>;
@@ -52,8 +52,8 @@ function stateOf(policy: CompiledPolicy, sys: PreparedSystem): ScanState {
   if (bySys === undefined) states.set(policy, (bySys = new WeakMap()));
   let s = bySys.get(sys);
   if (s === undefined) {
-    const index = indexOf(policy);
-    s = { index, scan: scanTables(policy, index), sys, srcVecs: new Map(), tgtVecs: new Map(), verified: new Map(), execJson: new Map() };
+    const scan = scanTables(policy);
+    s = { scan, cache: scanSystemCache(scan, sys), sys, srcVecs: new Map(), tgtVecs: new Map(), verified: new Map(), execJson: new Map() };
     bySys.set(sys, s);
   }
   return s;
@@ -107,7 +107,7 @@ export interface ScanDecision {
   /** allow: the final target and the daemon's answer as JSON. */
   target?: string;
   execJson?: string;
-  /** ask: the offered targets (and the shared list they come from, for its cached JSON). */
+  /** ask: the offered targets, or (empty here) the shared list they are, with its JSON. */
   targets?: string[];
   askList?: AskList;
   defaultTarget?: string | null;
@@ -126,6 +126,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   if (!argument || argument.charCodeAt(0) !== 43) return null;
   const sys = prep(system);
   const st = stateOf(policy, sys);
+  if (!st.scan.packable) return null;
   const t = verify(st, request.target ?? "");
   if (t === null) return null;
   const source = request.source;
@@ -138,23 +139,26 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
     let tv = st.tgtVecs.get(tkey);
     if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
-    const order = scanOrder(st.index, scan, request.service, argument);
-    const srcTok = scan.srcTok;
-    const tgtTok = scan.tgtTok;
+    const order = scanOrder(policy, scan, request.service);
+    const packed = order.packed;
+    const argId = order.argIds.get(argument) ?? -1;
     let found = -1;
-    for (let k = 0; k < order.length; k++) {
-      const i = order[k]!;
-      const sid = srcTok[i]!;
+    for (let k = 0; k < packed.length; k += 4) {
+      const a = packed[k + 3]!;
+      if (a !== 0 && a !== argId) continue;
+      const key = packed[k + 1]!;
+      const sid = key & 0xffff;
       let m = sv[sid]!;
       if (m === 255) m = fillSource(scan, sv, sid, source, info);
       if (m === 0) continue;
-      if (m !== 1) return null;
-      const tid = tgtTok[i]!;
+      // The engine crashes on this rule (`run` tries the same rules in the same order, so it crashes here too).
+      if (m !== 1) return crashed(() => matchSource(scan.srcTokens[sid]!, source, info), t.text);
+      const tid = key >>> 16;
       let n = tv[tid]!;
       if (n === 255) n = fillTarget(scan, tv, tid, t, source, info);
       if (n === 0) continue;
-      if (n !== 1) return null;
-      found = i;
+      if (n !== 1) return crashed(() => matchTarget(scan.tgtTokens[tid]!, t, source, info), t.text);
+      found = packed[k]!;
       break;
     }
     if (found < 0) return { rule: null, intended: t.text };
@@ -184,22 +188,22 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
     else {
       const srcVec = sv;
-      const e = collectTargetsForAskScan(st.index, order, srcTok, sv, (id) => fillSource(scan, srcVec, id, source, info), source, sys);
+      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, argId, sv, (id) => fillSource(scan, srcVec, id, source, info), source, sys);
       if (e === null) return null;
       askList = e;
-      targets = e.list;
+      targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
     }
     if (!rule.autostart) {
       targets = targets.filter((x) => allowNoAutostart(x, info));
       askList = undefined;
     }
-    if (targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+    if (askList ? askList.json === "[]" : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
     let def: string | null = null;
     if (rule.defaultTarget) {
       if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
       else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
       else def = rule.defaultTarget.text;
-      if (def && !(askList ? askListHas(askList, def) : targets.includes(def))) def = null;
+      if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
     }
     return { rule, intended, targets, askList, defaultTarget: def };
   } catch (e) {
@@ -207,6 +211,19 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (e instanceof PyCrash) return null;
     throw e;
   }
+}
+
+const NO_TARGETS: string[] = [];
+
+/** The decision of a crash while matching: `f` raises it again (it raised it when its vector entry was filled). */
+function crashed(f: () => boolean, intended: string): ScanDecision | null {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof PyCrash) return { rule: null, intended, error: errorDecision("match", e) };
+    throw e;
+  }
+  return null;
 }
 
 function refused(e: Refusal, rule: PolicyRule, intended: string): ScanDecision {

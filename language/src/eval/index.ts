@@ -41,8 +41,6 @@ interface Bucket {
    * `ask` collection (which ignores targets) uses `bySource`.
    */
   table: KeyTable | undefined;
-  /** Every rule of the bucket (all source keys), ascending: built on first use by {@link scanOrder}. */
-  all: Int32Array | undefined;
 }
 
 interface KeyTable {
@@ -72,8 +70,6 @@ export interface Index {
   deny: Uint8Array;
   /** The distinct tokens, by id. */
   tokens: QubeToken[];
-  /** The tables of the in-order scan ({@link scanTables}), built on first use. */
-  scan: ScanTables | undefined;
 }
 
 /** The index key of a rule's source token, or null for tokens that never match a source. */
@@ -154,14 +150,14 @@ function buildIndex(rules: readonly PolicyRule[]): Index {
     let byArg = buckets.get(s);
     if (!byArg) buckets.set(s, (byArg = new Map()));
     let b = byArg.get(a);
-    if (!b) byArg.set(a, (b = { bySource: new Map(), table: undefined, all: undefined }));
+    if (!b) byArg.set(a, (b = { bySource: new Map(), table: undefined }));
     const l = b.bySource.get(sk);
     if (l === undefined) {
       b.bySource.set(sk, [r.index]);
       if (!keyIds.has(sk)) keyIds.set(sk, keyIds.size);
     } else l.push(r.index);
   }
-  return { buckets, keyIds, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens, scan: undefined };
+  return { buckets, keyIds, star: buckets.get(ANY)?.get(ANY), perSystem: new WeakMap(), askToken, deny, tokens };
 }
 
 export function indexOf(policy: CompiledPolicy): Index {
@@ -172,8 +168,13 @@ export function indexOf(policy: CompiledPolicy): Index {
 
 export function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: new Array<undefined>(index.tokens.length).fill(undefined), bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = newSystemCache(index.tokens.length)));
   return c;
+}
+
+/** An empty {@link SystemCache} for `tokens` ask tokens. */
+export function newSystemCache(tokens: number): SystemCache {
+  return { expansions: new Map(), setsById: new Array<undefined>(tokens).fill(undefined), bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() };
 }
 
 const preparedCache = new WeakMap<SystemInfo, PreparedSystem>();
@@ -447,11 +448,12 @@ export class Merge {
 // ---------------------------------------------------------------------------
 
 /**
- * For deciding many requests: per rule, the id of its source token and of
- * its target token (each column's distinct tokens numbered apart), so that
+ * For deciding many requests (`fast.ts`), built in one pass over the rules
+ * without the index above: per rule, the id of its source token and of its
+ * target token (each column's distinct tokens numbered apart), so that
  * whether a rule matches a request is two reads from per-source and
- * per-target match vectors (`fast.ts`); and per (service, argument), every
- * rule of its buckets in policy order, one array to walk.
+ * per-target match vectors; and per service, its rules and the `* *` rules
+ * in policy order, packed in one array to walk ({@link scanOrder}).
  */
 export interface ScanTables {
   /** Per rule (global index): its source token's id in `srcTokens`. */
@@ -460,23 +462,60 @@ export interface ScanTables {
   tgtTok: Int32Array;
   srcTokens: QubeToken[];
   tgtTokens: QubeToken[];
-  /** Per service, per argument: the rules of its buckets, ascending (bounded: see {@link scanOrder}). */
-  orders: Map<string, Map<string, Int32Array>>;
-  orderCount: number;
+  /** Per rule: the id (in `askTokens`) of the token its `ask` collection expands, times two, plus one for a deny. */
+  askInfo: Int32Array;
+  /** The tokens `ask` collection expands (`target=` of allow/ask, else the target column). */
+  askTokens: QubeToken[];
+  /** Whether every token id fits in 16 bits (the packed orders need it; else the scan is not used). */
+  packable: boolean;
+  /** Per service: its rules, ascending (until its order is built). */
+  byService: Map<string, number[]>;
+  /** The `* *` rules, ascending. */
+  star: number[];
+  /** Per service with rules: its packed order, built on first use. */
+  orders: Map<string, ServiceOrder>;
+  /** The order of a service without rules of its own (the `* *` rules alone). */
+  starOrder: ServiceOrder | undefined;
+  /** Per system model: expansions and target sets of the `ask` tokens. */
+  perSystem: WeakMap<object, SystemCache>;
 }
 
-/** The scan tables of an index, built on first use (one pass over the rules). */
-export function scanTables(policy: CompiledPolicy, index: Index): ScanTables {
-  if (index.scan) return index.scan;
+/**
+ * The rules a call to one service can match, in policy order, packed four
+ * numbers a rule: its index; its source token id plus its target token id
+ * times 65536; its `askInfo`; and the id of its argument (0 for `*`, else
+ * its `argIds` entry). Read in sequence, where per-rule arrays would be read
+ * all over.
+ */
+export interface ServiceOrder {
+  packed: Int32Array;
+  argIds: Map<string, number>;
+}
+
+const scans = new WeakMap<CompiledPolicy, ScanTables>();
+
+/** The scan tables of a policy, built on first use (one pass over the rules). */
+export function scanTables(policy: CompiledPolicy): ScanTables {
+  let t = scans.get(policy);
+  if (t) return t;
   const rules = policy.rules;
-  const srcTok = new Int32Array(rules.length);
-  const tgtTok = new Int32Array(rules.length);
+  const n = rules.length;
+  const srcTok = new Int32Array(n);
+  const tgtTok = new Int32Array(n);
+  const askInfo = new Int32Array(n);
   const srcIds = new Map<QubeToken, number>();
   const tgtIds = new Map<QubeToken, number>();
+  const askIds = new Map<QubeToken, number>();
   const srcTokens: QubeToken[] = [];
   const tgtTokens: QubeToken[] = [];
-  for (let i = 0; i < rules.length; i++) {
-    const r = rules[i]!;
+  const askTokens: QubeToken[] = [];
+  const byService = new Map<string, number[]>();
+  const star: number[] = [];
+  let last: string | null = null;
+  let lastList: number[] | undefined;
+  for (let k = 0; k < n; k++) {
+    const r = rules[k]!;
+    const i = r.index;
     let s = srcIds.get(r.source);
     if (s === undefined) {
       srcIds.set(r.source, (s = srcTokens.length));
@@ -487,58 +526,75 @@ export function scanTables(policy: CompiledPolicy, index: Index): ScanTables {
       tgtIds.set(r.target, (t = tgtTokens.length));
       tgtTokens.push(r.target);
     }
-    srcTok[r.index] = s;
-    tgtTok[r.index] = t;
+    const deny = r.action === "deny";
+    const at = !deny && r.redirect ? r.redirect : r.target;
+    let a = askIds.get(at);
+    if (a === undefined) {
+      askIds.set(at, (a = askTokens.length));
+      askTokens.push(at);
+    }
+    srcTok[i] = s;
+    tgtTok[i] = t;
+    askInfo[i] = (a << 1) | (deny ? 1 : 0);
+    // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
+    if (sourceKeyOf(r.source) === null) continue;
+    if (r.service === null) star.push(i);
+    else if (r.service === last) lastList!.push(i);
+    else {
+      let l = byService.get(r.service);
+      if (l === undefined) byService.set(r.service, (l = []));
+      l.push(i);
+      last = r.service;
+      lastList = l;
+    }
   }
-  return (index.scan = { srcTok, tgtTok, srcTokens, tgtTokens, orders: new Map(), orderCount: 0 });
+  const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
+  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, packable, byService, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
+  scans.set(policy, t);
+  return t;
 }
 
-/** Every rule of a bucket, ascending (built on first use). */
-function bucketAll(b: Bucket): Int32Array {
-  if (b.all) return b.all;
-  let n = 0;
-  for (const l of b.bySource.values()) n += l.length;
-  const all = new Int32Array(n);
-  let k = 0;
-  for (const l of b.bySource.values()) for (let j = 0; j < l.length; j++) all[k++] = l[j]!;
-  return (b.all = all.sort());
+/** The per-system cache of the scan's `ask` collection. */
+export function scanSystemCache(scan: ScanTables, sys: object): SystemCache {
+  let c = scan.perSystem.get(sys);
+  if (!c) scan.perSystem.set(sys, (c = newSystemCache(scan.askTokens.length)));
+  return c;
 }
 
 /**
- * Every indexed rule that a call to (service, argument) can match, in policy
- * order: the rules of the buckets (service, argument), (service, *) and
- * (*, *) merged. Memoised per pair (bounded: a memo, not a store of every
- * pair ever asked).
+ * The packed order of a service ({@link ServiceOrder}): its rules and the
+ * `* *` rules merged in policy order. Only when `scan.packable`.
  */
-export function scanOrder(index: Index, scan: ScanTables, service: string, argument: string): Int32Array {
-  let byArg = scan.orders.get(service);
-  const hit = byArg?.get(argument);
+export function scanOrder(policy: CompiledPolicy, scan: ScanTables, service: string): ServiceOrder {
+  const hit = scan.orders.get(service);
   if (hit !== undefined) return hit;
-  const parts = bucketsFor(index, service, argument).map(bucketAll);
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const order = new Int32Array(n);
-  const pos = parts.map(() => 0);
-  for (let k = 0; k < n; k++) {
-    let best = -1;
-    let bestVal = 0;
-    for (let j = 0; j < parts.length; j++) {
-      const p = parts[j]!;
-      if (pos[j]! < p.length && (best < 0 || p[pos[j]!]! < bestVal)) {
-        best = j;
-        bestVal = p[pos[j]!]!;
-      }
+  const own = scan.byService.get(service);
+  if (own === undefined) return (scan.starOrder ??= packOrder(policy, scan, [], scan.star));
+  const o = packOrder(policy, scan, own, scan.star);
+  scan.orders.set(service, o);
+  scan.byService.delete(service);
+  return o;
+}
+
+function packOrder(policy: CompiledPolicy, scan: ScanTables, own: number[], star: number[]): ServiceOrder {
+  const argIds = new Map<string, number>();
+  const packed = new Int32Array(4 * (own.length + star.length));
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < own.length || j < star.length) {
+    const r = j >= star.length || (i < own.length && own[i]! < star[j]!) ? own[i++]! : star[j++]!;
+    const arg = policy.rules[r]!.argument;
+    let a = 0;
+    if (arg !== null) {
+      a = argIds.get(arg) ?? 0;
+      if (a === 0) argIds.set(arg, (a = argIds.size + 1));
     }
-    order[k] = bestVal;
-    pos[best]!++;
+    packed[k] = r;
+    packed[k + 1] = scan.srcTok[r]! | (scan.tgtTok[r]! << 16);
+    packed[k + 2] = scan.askInfo[r]!;
+    packed[k + 3] = a;
+    k += 4;
   }
-  if (scan.orderCount >= 65536) {
-    scan.orders.clear();
-    scan.orderCount = 0;
-    byArg = undefined;
-  }
-  if (byArg === undefined) scan.orders.set(service, (byArg = new Map()));
-  byArg.set(argument, order);
-  scan.orderCount++;
-  return order;
+  return { packed, argIds };
 }

@@ -111,7 +111,7 @@ export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyReques
         return;
       case "ask": {
         let list: string;
-        if (s.askList) list = s.askList.json ??= JSON.stringify(s.askList.list);
+        if (s.askList) list = s.askList.json;
         else list = JSON.stringify(s.targets!);
         out.push(`${h},"ok":true,"action":"ask","targets_for_ask":`, list, `,"default_target":${str(s.defaultTarget!)},"target":null,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart}}`);
         return;
