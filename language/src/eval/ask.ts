@@ -476,8 +476,8 @@ const NO_EXTRA: string[] = [];
 
 /**
  * `collect_targets_for_ask` over an in-order scan: `packed` is every rule
- * of the call's service in policy order (`index.ts` `scanOrder`), of which
- * those of argument id 0 or `argId` apply; `srcVec` says per source token
+ * of the call's service and argument in policy order (`index.ts`
+ * `argOrder`); `srcVec` says per source token
  * whether it matches the call's source (1), not (0), or crashes the engine
  * (2), or 255 for not known yet (then `fill(id)` computes it). The same
  * forward computation as {@link computeAsk}'s, with no allocation but for a
@@ -489,7 +489,6 @@ export function collectTargetsForAskScan(
   askTokens: QubeToken[],
   cache: SystemCache,
   packed: Int32Array,
-  argId: number,
   srcVec: Uint8Array,
   fill: (id: number) => number,
   source: string,
@@ -508,9 +507,7 @@ export function collectTargetsForAskScan(
   decided.fill(0, 0, W);
   offered.fill(0, 0, W);
   const sets = cache.setsById;
-  for (let n = 0; n < packed.length; n += 4) {
-    const a = packed[n + 3]!;
-    if (a !== 0 && a !== argId) continue;
+  for (let n = 0; n < packed.length; n += 3) {
     const sid = packed[n + 1]! & 0xffff;
     let m = srcVec[sid]!;
     if (m === 255) m = fill(sid);

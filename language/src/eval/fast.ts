@@ -24,7 +24,7 @@ import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./typ
 import { errorDecision, refuse } from "./decide.js";
 import { askListHas, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
 import { allowNoAutostart, execAllow } from "./exec.js";
-import { prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
+import { argOrder, prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
 import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
 
 /** Per (policy, system model): the match vectors and the verified targets. */
@@ -139,13 +139,9 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
     let tv = st.tgtVecs.get(tkey);
     if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
-    const order = scanOrder(policy, scan, request.service);
-    const packed = order.packed;
-    const argId = order.argIds.get(argument) ?? -1;
+    const packed = argOrder(scanOrder(policy, scan, request.service), argument);
     let found = -1;
-    for (let k = 0; k < packed.length; k += 4) {
-      const a = packed[k + 3]!;
-      if (a !== 0 && a !== argId) continue;
+    for (let k = 0; k < packed.length; k += 3) {
       const key = packed[k + 1]!;
       const sid = key & 0xffff;
       let m = sv[sid]!;
@@ -188,7 +184,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
     else {
       const srcVec = sv;
-      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, argId, sv, (id) => fillSource(scan, srcVec, id, source, info), source, sys);
+      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, sv, (id) => fillSource(scan, srcVec, id, source, info), source, sys);
       if (e === null) return null;
       askList = e;
       targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);

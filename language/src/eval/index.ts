@@ -490,6 +490,32 @@ export interface ScanTables {
 export interface ServiceOrder {
   packed: Int32Array;
   argIds: Map<string, number>;
+  /**
+   * Per argument id (0: an argument no rule names), the rules that apply to
+   * it, packed three numbers a rule (the first three above), built on first
+   * use: what the scans walk.
+   */
+  byArg: (Int32Array | undefined)[];
+}
+
+/** The packed rules of a service that apply to a call with `argument` (see {@link ServiceOrder}). */
+export function argOrder(o: ServiceOrder, argument: string): Int32Array {
+  const id = o.argIds.get(argument) ?? 0;
+  const hit = o.byArg[id];
+  if (hit !== undefined) return hit;
+  const p = o.packed;
+  let n = 0;
+  for (let k = 3; k < p.length; k += 4) if (p[k] === 0 || p[k] === id) n++;
+  const out = new Int32Array(3 * n);
+  let j = 0;
+  for (let k = 0; k < p.length; k += 4) {
+    if (p[k + 3] !== 0 && p[k + 3] !== id) continue;
+    out[j] = p[k]!;
+    out[j + 1] = p[k + 1]!;
+    out[j + 2] = p[k + 2]!;
+    j += 3;
+  }
+  return (o.byArg[id] = out);
 }
 
 const scans = new WeakMap<CompiledPolicy, ScanTables>();
@@ -596,5 +622,5 @@ function packOrder(policy: CompiledPolicy, scan: ScanTables, own: number[], star
     packed[k + 3] = a;
     k += 4;
   }
-  return { packed, argIds };
+  return { packed, argIds, byArg: new Array<undefined>(argIds.size + 1).fill(undefined) };
 }
