@@ -479,7 +479,7 @@ const NO_EXTRA: string[] = [];
  * of the call's service and argument in policy order (`index.ts`
  * `argOrder`); `srcVec` says per source token
  * whether it matches the call's source (1), not (0), or crashes the engine
- * (2), or 255 for not known yet (then `fill(id)` computes it). The same
+ * (2), or 255 for not known yet (then it is computed from `srcTokens`). The same
  * forward computation as {@link computeAsk}'s, with no allocation but for a
  * list not seen before. Returns null where the general path must decide (a
  * crash, a target outside the universe); throws a PyCrash where the engine
@@ -490,7 +490,7 @@ export function collectTargetsForAskScan(
   cache: SystemCache,
   packed: Int32Array,
   srcVec: Uint8Array,
-  fill: (id: number) => number,
+  srcTokens: QubeToken[],
   source: string,
   sys: PreparedSystem,
 ): AskList | null {
@@ -510,7 +510,7 @@ export function collectTargetsForAskScan(
   for (let n = 0; n < packed.length; n += 3) {
     const sid = packed[n + 1]! & 0xffff;
     let m = srcVec[sid]!;
-    if (m === 255) m = fill(sid);
+    if (m === 255) m = fillSource(srcVec, sid, srcTokens[sid]!, source, info);
     if (m === 0) continue;
     if (m !== 1) return null;
     const ai = packed[n + 2]!;
@@ -560,7 +560,12 @@ export function collectTargetsForAskScan(
   }
   const self = bitOf(u, sourceName);
   if (self >= 0) offered[self >>> 5]! &= ~(1 << (self & 31));
-  else if (extra) extra = extra.filter((x) => x !== sourceName);
+  else if (extra) {
+    // A loop, not `filter`: a closure over `sourceName` would cost an allocation on every call.
+    const kept: string[] = [];
+    for (const x of extra) if (x !== sourceName) kept.push(x);
+    extra = kept;
+  }
   const ex = extra ?? NO_EXTRA;
   // One shared list per content, found by a hash (a small integer: no heap number to allocate).
   let h = ex.length;
@@ -585,6 +590,18 @@ export function collectTargetsForAskScan(
   if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
   else byHash.set(h, [entry]);
   return entry;
+}
+
+/** A source vector's entry (see {@link collectTargetsForAskScan}), computed and stored. */
+function fillSource(srcVec: Uint8Array, id: number, tok: QubeToken, source: string, info: ReadonlyMap<string, DomainInfo>): number {
+  let v: number;
+  try {
+    v = matchSource(tok, source, info) ? 1 : 0;
+  } catch (e) {
+    if (!(e instanceof PyCrash)) throw e;
+    v = 2;
+  }
+  return (srcVec[id] = v);
 }
 
 function bitOf(u: Universe, t: string): number {

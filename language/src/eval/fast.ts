@@ -18,6 +18,7 @@
  */
 import { isDom0Token } from "../syntax/tokens.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import type { QubeToken } from "../syntax/tree.js";
 import { PyCrash } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./types.js";
@@ -81,22 +82,26 @@ function vector(n: number): Uint8Array {
   return new Uint8Array(n).fill(255);
 }
 
-/** 1 when `f()` is true, 0 when false, 2 when it raises what the engine raises. */
-function tri(f: () => boolean): number {
-  try {
-    return f() ? 1 : 0;
-  } catch (e) {
-    if (e instanceof PyCrash) return 2;
-    throw e;
-  }
-}
-
 function fillSource(scan: ScanTables, sv: Uint8Array, id: number, source: string, info: PreparedSystem["domains"]): number {
-  return (sv[id] = tri(() => matchSource(scan.srcTokens[id]!, source, info)));
+  let v: number;
+  try {
+    v = matchSource(scan.srcTokens[id]!, source, info) ? 1 : 0;
+  } catch (e) {
+    if (!(e instanceof PyCrash)) throw e;
+    v = 2;
+  }
+  return (sv[id] = v);
 }
 
 function fillTarget(scan: ScanTables, tv: Uint8Array, id: number, t: VerifiedTarget, source: string, info: PreparedSystem["domains"]): number {
-  return (tv[id] = tri(() => matchTarget(scan.tgtTokens[id]!, t, source, info)));
+  let v: number;
+  try {
+    v = matchTarget(scan.tgtTokens[id]!, t, source, info) ? 1 : 0;
+  } catch (e) {
+    if (!(e instanceof PyCrash)) throw e;
+    v = 2;
+  }
+  return (tv[id] = v);
 }
 
 /** What {@link scanDecide} found: the deciding rule and what the answer needs. */
@@ -148,12 +153,12 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
       if (m === 255) m = fillSource(scan, sv, sid, source, info);
       if (m === 0) continue;
       // The engine crashes on this rule (`run` tries the same rules in the same order, so it crashes here too).
-      if (m !== 1) return crashed(() => matchSource(scan.srcTokens[sid]!, source, info), t.text);
+      if (m !== 1) return crashed(scan.srcTokens[sid]!, null, source, t, info);
       const tid = key >>> 16;
       let n = tv[tid]!;
       if (n === 255) n = fillTarget(scan, tv, tid, t, source, info);
       if (n === 0) continue;
-      if (n !== 1) return crashed(() => matchTarget(scan.tgtTokens[tid]!, t, source, info), t.text);
+      if (n !== 1) return crashed(null, scan.tgtTokens[tid]!, source, t, info);
       found = packed[k]!;
       break;
     }
@@ -183,14 +188,16 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     let askList: AskList | undefined;
     if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
     else {
-      const srcVec = sv;
-      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, sv, (id) => fillSource(scan, srcVec, id, source, info), source, sys);
+      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, sv, scan.srcTokens, source, sys);
       if (e === null) return null;
       askList = e;
       targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
     }
     if (!rule.autostart) {
-      targets = targets.filter((x) => allowNoAutostart(x, info));
+      // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
+      const kept: string[] = [];
+      for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
+      targets = kept;
       askList = undefined;
     }
     if (askList ? askList.json === "[]" : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
@@ -211,12 +218,18 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
 
 const NO_TARGETS: string[] = [];
 
-/** The decision of a crash while matching: `f` raises it again (it raised it when its vector entry was filled). */
-function crashed(f: () => boolean, intended: string): ScanDecision | null {
+/**
+ * The decision of a crash while matching a source token (or else a target
+ * token): matching raises it again (it raised it when its vector entry was
+ * filled). No closure here: one made in the scan's loop would cost an
+ * allocation every turn.
+ */
+function crashed(src: QubeToken | null, tgt: QubeToken | null, source: string, t: VerifiedTarget, info: PreparedSystem["domains"]): ScanDecision | null {
   try {
-    f();
+    if (src !== null) matchSource(src, source, info);
+    else matchTarget(tgt!, t, source, info);
   } catch (e) {
-    if (e instanceof PyCrash) return { rule: null, intended, error: errorDecision("match", e) };
+    if (e instanceof PyCrash) return { rule: null, intended: t.text, error: errorDecision("match", e) };
     throw e;
   }
   return null;
