@@ -19,6 +19,10 @@ interface RuleFragments {
   head: (string | undefined)[];
   /** `,"ok":true,"action":"deny","notify":…,"message":…}` */
   denyTail: (string | undefined)[];
+  /** `,"user":…,"notify":…,"autostart":…,"exec":` of an allow rule. */
+  allowMid: (string | undefined)[];
+  /** `,"target":null,"user":…,"notify":…,"autostart":…}` of an ask rule. */
+  askTail: (string | undefined)[];
 }
 
 const fragments = new WeakMap<CompiledPolicy, RuleFragments>();
@@ -31,13 +35,9 @@ function fragmentsOf(policy: CompiledPolicy): RuleFragments {
   let f = fragments.get(policy);
   if (f === undefined) {
     // Filled (not holey beyond V8's limit), so a rule's slot is an array read, not a dictionary lookup.
-    const head: undefined[] = [];
-    const denyTail: undefined[] = [];
-    for (let i = 0; i < policy.rules.length; i++) {
-      head.push(undefined);
-      denyTail.push(undefined);
-    }
-    fragments.set(policy, (f = { head, denyTail }));
+    const n = policy.rules.length;
+    const filled = (): undefined[] => new Array<undefined>(n).fill(undefined);
+    fragments.set(policy, (f = { head: filled(), denyTail: filled(), allowMid: filled(), askTail: filled() }));
   }
   return f;
 }
@@ -46,6 +46,32 @@ function head(f: RuleFragments, rule: PolicyRule): string {
   let h = f.head[rule.index];
   if (h === undefined) h = f.head[rule.index] = `{"rule":${JSON.stringify({ file: rule.origin.file, line: rule.origin.line })},"intended_target":`;
   return h;
+}
+
+function allowMid(f: RuleFragments, rule: PolicyRule): string {
+  let m = f.allowMid[rule.index];
+  if (m === undefined) m = f.allowMid[rule.index] = `,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart},"exec":`;
+  return m;
+}
+
+function askTail(f: RuleFragments, rule: PolicyRule): string {
+  let t = f.askTail[rule.index];
+  if (t === undefined) t = f.askTail[rule.index] = `,"target":null,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart}}`;
+  return t;
+}
+
+/** Names as JSON strings, memoised (they repeat from line to line). */
+const quotedNames = new Map<string, string>();
+
+function quoted(name: string): string {
+  let q = quotedNames.get(name);
+  if (q === undefined) {
+    q = str(name);
+    // Bounded: a memo for repeated names, not a store of every name ever seen.
+    if (quotedNames.size >= 16384) quotedNames.clear();
+    quotedNames.set(name, q);
+  }
+  return q;
 }
 
 /** The JSON of the engine's "no matching rule found" (the same for every request). */
@@ -100,22 +126,19 @@ export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyReques
       out.push((noMatchJson ??= JSON.stringify(decisionToJson({ ok: false, error: "AccessDenied", code: "no-matching-rule", message: "no matching rule found", stage: "match", notify: true }))));
       return;
     }
+    // Pieces, not one string: each is cached (or a name's memoised JSON), so a line allocates nothing.
     const f = fragmentsOf(policy);
-    const h = head(f, rule) + str(s.intended);
+    out.push(head(f, rule), quoted(s.intended));
     switch (rule.action) {
       case "deny":
-        out.push(h + denyTail(f, rule));
+        out.push(denyTail(f, rule));
         return;
       case "allow":
-        out.push(`${h},"ok":true,"action":"allow","target":${str(s.target!)},"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart},"exec":${s.execJson!}}`);
+        out.push(',"ok":true,"action":"allow","target":', quoted(s.target!), allowMid(f, rule), s.execJson!, "}");
         return;
-      case "ask": {
-        let list: string;
-        if (s.askList) list = s.askList.json;
-        else list = JSON.stringify(s.targets!);
-        out.push(`${h},"ok":true,"action":"ask","targets_for_ask":`, list, `,"default_target":${str(s.defaultTarget!)},"target":null,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart}}`);
+      case "ask":
+        out.push(',"ok":true,"action":"ask","targets_for_ask":', s.askList ? s.askList.json : JSON.stringify(s.targets!), ',"default_target":', s.defaultTarget === null || s.defaultTarget === undefined ? "null" : quoted(s.defaultTarget), askTail(f, rule));
         return;
-      }
     }
   }
   const r = run(policy, request, system, undefined, undefined, false, true);
