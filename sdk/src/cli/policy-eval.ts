@@ -151,9 +151,9 @@ function quiet(req: PolicyRequest, system: SystemInfo | undefined, systemFile: s
   return t === "" || t.charCodeAt(0) === 64 || system.domains.has(t);
 }
 
-/** For a stream: the "did you mean" of each unknown name, and the names it picks from (listed once). */
+/** For a stream: the "did you mean" of each unknown name, and the names it picks from (listed once, with their lower-cased lengths). */
 interface NearQubes {
-  names: string[] | undefined;
+  names: { name: string; lowerLength: number }[] | undefined;
   memo: Map<string, string>;
 }
 
@@ -161,8 +161,7 @@ interface NearQubes {
 function nearQube(name: string, system: SystemInfo, near?: NearQubes): string {
   let s = near?.memo.get(name);
   if (s === undefined) {
-    const names = near ? (near.names ??= qubeNames(system)) : qubeNames(system);
-    s = didYouMean(name, names);
+    s = didYouMean(name, near ? plausible(name, (near.names ??= qubeNames(system).map((n) => ({ name: n, lowerLength: n.toLowerCase().length })))) : qubeNames(system));
     // Bounded: a memo for repeated names, not a store of every name ever seen.
     if (near) {
       if (near.memo.size >= 4096) near.memo.clear();
@@ -170,6 +169,21 @@ function nearQube(name: string, system: SystemInfo, near?: NearQubes): string {
     }
   }
   return s;
+}
+
+/**
+ * The names `suggest` (cli/text.ts) could propose for `word`, in order: it
+ * proposes a name within an edit distance of a third of the word's length
+ * (at least 1), which needs lower-cased lengths that close, or a name that
+ * starts with the word. The others are left out before it measures any
+ * distance (the answer is the same, reached without them).
+ */
+function plausible(word: string, names: { name: string; lowerLength: number }[]): string[] {
+  const limit = Math.max(1, Math.floor(word.length / 3));
+  const w = word.toLowerCase().length;
+  const out: string[] = [];
+  for (const n of names) if (Math.abs(n.lowerLength - w) <= limit || n.name.startsWith(word)) out.push(n.name);
+  return out;
 }
 
 function qubeNames(system: SystemInfo): string[] {
@@ -336,7 +350,8 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
         if (!t) continue;
         n++;
         let echoed: unknown = t;
-        pieces.length = 0;
+        // This line's pieces start here (the array is emptied once a batch, not once a line, so it keeps its storage).
+        const from = pieces.length;
         try {
           const r = JSON.parse(t) as { service?: string; argument?: string | null; source?: string; target?: string | null; requested_source?: string | null };
           echoed = r;
@@ -358,7 +373,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
           else evaluateJsonPieces(loaded.policy, req, system, pieces);
         } catch (e) {
           malformed++;
-          pieces.length = 0;
+          pieces.length = from;
           pieces.push(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
         }
         // As JSON.stringify({ ...out, request }) writes it: the decision is a non-empty object without a `request` key.
@@ -366,9 +381,10 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
           const last = pieces.length - 1;
           pieces[last] = `${pieces[last]!.slice(0, -1)},"request":${JSON.stringify(echoed)}}`;
         }
-        for (let k = 0; k < pieces.length; k++) out.put(pieces[k]!);
+        for (let k = from; k < pieces.length; k++) out.put(pieces[k]!);
         out.newline();
       }
+      pieces.length = 0;
       if (warnings) io.stderr.write(warnings);
       // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
       if (!out.flush()) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
