@@ -1,20 +1,28 @@
 /**
  * Streams of requests: a decision by an in-order scan over match vectors.
  *
- * For a call to (service, argument), every rule it can match is one array in
- * policy order (`scanOrder`). Whether a rule matches is two reads: the
- * source's vector over the distinct source tokens and the verified target's
- * vector over the distinct target tokens, each entry filled on first use by
- * `matchSource`/`matchTarget` themselves (1 match, 0 not, 2 the engine
- * crashes there), and kept per source and per target for the next requests.
- * The `ask` collection walks the same array (`collectTargetsForAskScan`).
+ * For a call to (service, argument), every rule it can match is one packed
+ * array in policy order (`index.ts` `scanOrder`/`argOrder`: the rules of
+ * the service's buckets and the `* *` rules, built without the rule index).
+ * Whether a rule matches is two reads: the source's vector over the
+ * distinct source tokens and the verified target's vector over the distinct
+ * target tokens, each entry filled on first use by `matchSource`/
+ * `matchTarget` themselves (1 match, 0 not, 2 the engine crashes there), and
+ * kept per source and per target for the next requests. The `ask`
+ * collection walks the same array (`collectTargetsForAskScan`), and equal
+ * lists are one shared entry with its JSON.
  *
- * Only the ordinary path is taken here: whatever is unusual (a crash on the
- * way, a refusal, a Qubes Air relay, a policy loaded for one service) makes
- * {@link scanDecide} return null before anything is written, and the caller
- * decides the request by `run` (`decide.ts`), which says what the engine
- * does. So this path changes no decision; the stream's property tests
- * compare it with `evaluate` request by request.
+ * The refusals of the evaluation stage and crashes while matching are
+ * decided here as `run` decides them (the same rules are tried in the same
+ * order). Whatever else is unusual (a crash elsewhere, a refused target, a
+ * Qubes Air relay, a policy loaded for one service) makes {@link scanDecide}
+ * return null before anything is written, and the caller decides the
+ * request by `run` (`decide.ts`). So this path changes no decision; property
+ * tests compare it with `evaluate` request by request
+ * (test/language/eval-scan-stream.test.ts, test/cli/eval-stream-json.test.ts).
+ *
+ * No closures in the scans: one that captures a loop's or a call's names
+ * costs an allocation every turn (and most of the stream's GC).
  */
 import { isDom0Token } from "../syntax/tokens.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";

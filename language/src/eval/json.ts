@@ -2,10 +2,12 @@
  * Decisions as JSON text, for streams of requests (`qkit policy eval
  * --requests`): `evaluateJson` is `JSON.stringify(decisionToJson(evaluate(…)))`
  * byte for byte, written by hand for the three fixed shapes (allow, ask,
- * deny) with what repeats cached: the head of each rule (`{"rule":…`), the
- * tail of each deny, and each `ask` target list, which the collection shares
- * between requests whose lists are alike (serialised once per list). Errors
- * take the general path.
+ * deny) with what repeats cached: the fragments of each rule (`{"rule":…`,
+ * the tail of a deny, the middle of an allow, the tail of an ask), names as
+ * JSON, the daemon's answer for an allow, and each `ask` target list, which
+ * the collection shares between requests whose lists are alike (serialised
+ * once per list). Decided by the stream's scan (`fast.ts`); what it hands
+ * over, and errors, take the general path (`run`).
  */
 import { decisionToJson } from "../conformance.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
