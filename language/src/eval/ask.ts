@@ -450,3 +450,199 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
   return [...offered].sort(pyCompare);
 }
 
+
+// ---------------------------------------------------------------------------
+// The in-order scan (streams of requests)
+// ---------------------------------------------------------------------------
+
+/**
+ * A finished `ask` list of the scan, shared by every request whose
+ * collection ends alike: its offered bitset (internal qubes included) and
+ * the targets outside the universe, and the list as JSON (the list itself
+ * is rebuilt on demand: {@link askListTargets}).
+ */
+export interface AskList {
+  bits: Uint32Array;
+  extra: string[];
+  json: string;
+  universe: Universe;
+}
+
+/** Finished lists by a hash of their content, per system cache (see {@link collectTargetsForAskScan}). */
+const scanLists = new WeakMap<SystemCache, Map<number, AskList[]>>();
+let scanDecided = new Uint32Array(16);
+let scanOffered = new Uint32Array(16);
+const NO_EXTRA: string[] = [];
+
+/**
+ * `collect_targets_for_ask` over an in-order scan: `packed` is every rule
+ * of the call's service and argument in policy order (`index.ts`
+ * `argOrder`); `srcVec` says per source token
+ * whether it matches the call's source (1), not (0), or crashes the engine
+ * (2), or 255 for not known yet (then it is computed from `srcTokens`). The same
+ * forward computation as {@link computeAsk}'s, with no allocation but for a
+ * list not seen before. Returns null where the general path must decide (a
+ * crash, a target outside the universe); throws a PyCrash where the engine
+ * would crash (the caller then takes the general path, which reports it).
+ */
+export function collectTargetsForAskScan(
+  askTokens: QubeToken[],
+  cache: SystemCache,
+  packed: Int32Array,
+  srcVec: Uint8Array,
+  srcTokens: QubeToken[],
+  source: string,
+  sys: PreparedSystem,
+): AskList | null {
+  const info = sys.domains;
+  const { sourceName } = sourceIdentity(info, source);
+  const u = universeOf(sys, cache);
+  const W = u.words;
+  if (scanDecided.length < W) {
+    scanDecided = new Uint32Array(W);
+    scanOffered = new Uint32Array(W);
+  }
+  const decided = scanDecided;
+  const offered = scanOffered;
+  decided.fill(0, 0, W);
+  offered.fill(0, 0, W);
+  const sets = cache.setsById;
+  for (let n = 0; n < packed.length; n += 3) {
+    const sid = packed[n + 1]! & 0xffff;
+    let m = srcVec[sid]!;
+    if (m === 255) m = fillSource(srcVec, sid, srcTokens[sid]!, source, info);
+    if (m === 0) continue;
+    if (m !== 1) return null;
+    const ai = packed[n + 2]!;
+    const id = ai >>> 1;
+    let set = sets[id];
+    if (set === undefined) sets[id] = set = bitsetOf(askTokens[id]!, sys, cache, u);
+    if (set === null) return null;
+    const isDeny = (ai & 1) === 1;
+    const few = set.few;
+    if (few !== null) {
+      for (let k = 0; k < few.length; k++) {
+        const j = few[k]!;
+        const w = j >>> 5;
+        const b = 1 << (j & 31);
+        if (decided[w]! & b) continue;
+        decided[w]! |= b;
+        if (!isDeny) offered[w]! |= b;
+      }
+    } else {
+      const bits = set.bits;
+      for (let w = 0; w < W; w++) {
+        const nb = bits[w]! & ~decided[w]!;
+        if (nb === 0) continue;
+        decided[w]! |= nb;
+        if (!isDeny) offered[w]! |= nb;
+      }
+    }
+  }
+  // The fix-ups, as computeAsk does them.
+  let extra: string[] | undefined;
+  const dispvm = bitOf(u, "@dispvm");
+  if (hasBit(offered, dispvm)) {
+    offered[dispvm >>> 5]! &= ~(1 << (dispvm & 31));
+    const d = dispvmTemplateOf(info, source);
+    if (d !== null) {
+      const j = bitOf(u, d);
+      if (j < 0) (extra ??= []).push(d);
+      else offered[j >>> 5]! |= 1 << (j & 31);
+    }
+  }
+  const adminvm = bitOf(u, "@adminvm");
+  if (hasBit(offered, adminvm)) {
+    offered[adminvm >>> 5]! &= ~(1 << (adminvm & 31));
+    const j = bitOf(u, "dom0");
+    if (j < 0) (extra ??= []).push("dom0");
+    else offered[j >>> 5]! |= 1 << (j & 31);
+  }
+  const self = bitOf(u, sourceName);
+  if (self >= 0) offered[self >>> 5]! &= ~(1 << (self & 31));
+  else if (extra) {
+    // A loop, not `filter`: a closure over `sourceName` would cost an allocation on every call.
+    const kept: string[] = [];
+    for (const x of extra) if (x !== sourceName) kept.push(x);
+    extra = kept;
+  }
+  const ex = extra ?? NO_EXTRA;
+  // One shared list per content, found by a hash (a small integer: no heap number to allocate).
+  let h = ex.length;
+  for (let w = 0; w < W; w++) h = (Math.imul(h, 0x9e3779b1) ^ offered[w]!) | 0;
+  h &= 0x3fffffff;
+  let byHash = scanLists.get(cache);
+  if (byHash === undefined) scanLists.set(cache, (byHash = new Map()));
+  const bucket = byHash.get(h);
+  if (bucket !== undefined) {
+    for (const e of bucket) {
+      if (e.universe !== u || e.extra.length !== ex.length) continue;
+      let same = true;
+      for (let w = 0; w < W && same; w++) same = e.bits[w] === offered[w];
+      for (let k = 0; k < ex.length && same; k++) same = e.extra[k] === ex[k];
+      if (same) return e;
+    }
+  }
+  const bits = offered.slice(0, W);
+  const entry: AskList = { bits, extra: ex, json: JSON.stringify(listOf(bits, ex, u, info)), universe: u };
+  // Bounded: a memo for repeated lists, not a store of every list ever offered.
+  if (byHash.size >= 8192) byHash.clear();
+  if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
+  else byHash.set(h, [entry]);
+  return entry;
+}
+
+/** A source vector's entry (see {@link collectTargetsForAskScan}), computed and stored. */
+function fillSource(srcVec: Uint8Array, id: number, tok: QubeToken, source: string, info: ReadonlyMap<string, DomainInfo>): number {
+  let v: number;
+  try {
+    v = matchSource(tok, source, info) ? 1 : 0;
+  } catch (e) {
+    if (!(e instanceof PyCrash)) throw e;
+    v = 2;
+  }
+  return (srcVec[id] = v);
+}
+
+function bitOf(u: Universe, t: string): number {
+  const j = u.index.get(t);
+  return j === undefined ? -1 : j;
+}
+
+function hasBit(bits: Uint32Array, j: number): boolean {
+  return j >= 0 && (bits[j >>> 5]! & (1 << (j & 31))) !== 0;
+}
+
+/** The offered list: the universe's items in the set that are not internal qubes, then the extra targets, sorted. */
+function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): string[] {
+  const out: string[] = [];
+  for (let w = 0; w < bits.length; w++) {
+    const word = bits[w]!;
+    if (word === 0) continue;
+    for (let k = 0; k < 32; k++) {
+      if (!(word & (1 << k))) continue;
+      const j = w * 32 + k;
+      const internal = u.internal[j]!;
+      if (internal instanceof PyCrash) throw internal;
+      if (!internal) out.push(u.items[j]!);
+    }
+  }
+  for (const t of ex) {
+    const name = t.startsWith("@dispvm:") ? t.slice(8) : t;
+    if (!truthy(get(domain(info, name), "internal", false))) out.push(t);
+  }
+  if (ex.length) out.sort(pyCompare);
+  return out;
+}
+
+/** The targets of a scan's list (a new array; the same as when it was first built). */
+export function askListTargets(e: AskList, info: ReadonlyMap<string, DomainInfo>): string[] {
+  return listOf(e.bits, e.extra, e.universe, info);
+}
+
+/** Is `t` in a scan's list (internal qubes are not)? Cheaper than `list.includes` for long lists. */
+export function askListHas(e: AskList, t: string, info: ReadonlyMap<string, DomainInfo>): boolean {
+  const j = e.universe.index.get(t);
+  if (j === undefined) return e.extra.length > 0 && askListTargets(e, info).includes(t);
+  return (e.bits[j >>> 5]! & (1 << (j & 31))) !== 0 && e.universe.internal[j] === false;
+}

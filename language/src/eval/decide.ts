@@ -21,6 +21,19 @@ function where(r: PolicyRule): string {
   return `${r.origin.path}:${r.origin.line === null ? "None" : r.origin.line}`;
 }
 
+/** The refusals of the evaluation stage (`run` and the stream's scan word them alike). */
+export const refuse = {
+  noTarget: (r: PolicyRule) => new Refusal("AccessDenied", `policy define 'allow' action at ${where(r)} but no target is specified by caller or policy`, "no-target"),
+  noDispvmBase: (r: PolicyRule) => new Refusal("AccessDenied", `policy define 'allow' action to @dispvm at ${where(r)} but no DispVM base is set for this VM`, "no-dispvm-base"),
+  autostart: (r: PolicyRule, target: string) => new Refusal("AccessDenied", `target ${target} is denied because it would require autostart`, "autostart-denied", r.notify),
+  askNoTargets: (r: PolicyRule) => new Refusal("AccessDenied", `policy define 'ask' action at ${where(r)} but no target is available to choose from`, "ask-no-targets"),
+};
+
+/** The message of a deny by a deny rule. */
+export function denyMessage(r: PolicyRule): string {
+  return `denied by policy ${where(r)}`;
+}
+
 
 export interface Run {
   decision: Decision;
@@ -29,7 +42,8 @@ export interface Run {
   resolution?: string[];
 }
 
-function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: string): ErrorDecision {
+/** A refusal or a crash of the engine as the decision `run` returns for it. */
+export function errorDecision(stage: Stage, e: unknown, rule?: PolicyRule, intended?: string): ErrorDecision {
   let d: ErrorDecision;
   if (e instanceof Refusal) {
     d = { ok: false, error: e.error, message: e.message, code: e.code, stage, notify: e.notify };
@@ -93,7 +107,7 @@ export function run(policy: CompiledPolicy, request: PolicyRequest, system: Syst
   }
   const ref = ruleRef(rule);
   if (rule.action === "deny") {
-    return { decision: { ok: true, action: "deny", notify: rule.notify, rule: ref, message: `denied by policy ${where(rule)}`, intendedTarget: intended }, built, rule };
+    return { decision: { ok: true, action: "deny", notify: rule.notify, rule: ref, message: denyMessage(rule), intendedTarget: intended }, built, rule };
   }
   const resolution: string[] = [];
   try {
@@ -106,14 +120,14 @@ export function run(policy: CompiledPolicy, request: PolicyRequest, system: Syst
       } else t = built.target;
       if (t.text === "@default") {
         resolution.push("the call names no existing target and the rule has no usable `target=`");
-        throw new Refusal("AccessDenied", `policy define 'allow' action at ${where(rule)} but no target is specified by caller or policy`, "no-target");
+        throw refuse.noTarget(rule);
       }
       let target = t.text;
       if (t.kind === "dispvm") {
         const tpl = dispvmTemplateOf(info, built.source);
         if (tpl === null) {
           resolution.push(`\`@dispvm\` needs the default disposable template of \`${built.source}\`, and it has none`);
-          throw new Refusal("AccessDenied", `policy define 'allow' action to @dispvm at ${where(rule)} but no DispVM base is set for this VM`, "no-dispvm-base");
+          throw refuse.noDispvmBase(rule);
         }
         target = tpl;
         resolution.push(`\`@dispvm\` becomes \`${tpl}\`, the default disposable template of \`${built.source}\``);
@@ -123,7 +137,7 @@ export function run(policy: CompiledPolicy, request: PolicyRequest, system: Syst
       }
       if (!rule.autostart && !allowNoAutostart(target, info)) {
         resolution.push(`\`${target}\` is not running (or is a disposable) and the rule says \`autostart=no\``);
-        throw new Refusal("AccessDenied", `target ${target} is denied because it would require autostart`, "autostart-denied", rule.notify);
+        throw refuse.autostart(rule, target);
       }
       return {
         decision: {
@@ -150,7 +164,7 @@ export function run(policy: CompiledPolicy, request: PolicyRequest, system: Syst
     } else targets = collectTargetsForAsk(policy, built, sys, contributions, linear);
     if (!rule.autostart) targets = targets.filter((t) => allowNoAutostart(t, info));
     if (targets.length === 0) {
-      throw new Refusal("AccessDenied", `policy define 'ask' action at ${where(rule)} but no target is available to choose from`, "ask-no-targets");
+      throw refuse.askNoTargets(rule);
     }
     let def: string | null = null;
     if (rule.defaultTarget) {

@@ -12,8 +12,10 @@
  * global order: first-match semantics are unchanged.
  *
  * The rooms: `match.ts` (requests, token matching), `index.ts` (the rule
- * index), `ask.ts` (`ask` target collection), `exec.ts` (the daemon's answer
- * for an allow), `decide.ts` (one decision), `explain.ts` (why).
+ * index, and the packed orders of the stream's scan), `ask.ts` (`ask` target
+ * collection), `exec.ts` (the daemon's answer for an allow), `decide.ts` (one
+ * decision), `explain.ts` (why), `fast.ts` (a stream's decisions by an
+ * in-order scan over match vectors), `json.ts` (decisions as JSON pieces).
  */
 import type { CompiledPolicy } from "../loader/types.js";
 import type { Decision, PolicyRequest, SystemInfo } from "./types.js";

@@ -168,8 +168,13 @@ export function indexOf(policy: CompiledPolicy): Index {
 
 export function systemCache(index: Index, sys: SystemInfo): SystemCache {
   let c = index.perSystem.get(sys);
-  if (!c) index.perSystem.set(sys, (c = { expansions: new Map(), setsById: [], bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() }));
+  if (!c) index.perSystem.set(sys, (c = newSystemCache(index.tokens.length)));
   return c;
+}
+
+/** An empty {@link SystemCache} for `tokens` ask tokens. */
+export function newSystemCache(tokens: number): SystemCache {
+  return { expansions: new Map(), setsById: new Array<undefined>(tokens).fill(undefined), bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() };
 }
 
 const preparedCache = new WeakMap<SystemInfo, PreparedSystem>();
@@ -436,4 +441,186 @@ export class Merge {
     this.pos[best]!++;
     return bestVal;
   }
+}
+
+// ---------------------------------------------------------------------------
+// The in-order scan (streams of requests)
+// ---------------------------------------------------------------------------
+
+/**
+ * For deciding many requests (`fast.ts`), built in one pass over the rules
+ * without the index above: per rule, the id of its source token and of its
+ * target token (each column's distinct tokens numbered apart), so that
+ * whether a rule matches a request is two reads from per-source and
+ * per-target match vectors; and per service, its rules and the `* *` rules
+ * in policy order, packed in one array to walk ({@link scanOrder}).
+ */
+export interface ScanTables {
+  /** Per rule (global index): its source token's id in `srcTokens`. */
+  srcTok: Int32Array;
+  /** Per rule: its target token's id in `tgtTokens`. */
+  tgtTok: Int32Array;
+  srcTokens: QubeToken[];
+  tgtTokens: QubeToken[];
+  /** Per rule: the id (in `askTokens`) of the token its `ask` collection expands, times two, plus one for a deny. */
+  askInfo: Int32Array;
+  /** The tokens `ask` collection expands (`target=` of allow/ask, else the target column). */
+  askTokens: QubeToken[];
+  /** Whether every token id fits in 16 bits (the packed orders need it; else the scan is not used). */
+  packable: boolean;
+  /** Per service: its rules, ascending (until its order is built). */
+  byService: Map<string, number[]>;
+  /** The `* *` rules, ascending. */
+  star: number[];
+  /** Per service with rules: its packed order, built on first use. */
+  orders: Map<string, ServiceOrder>;
+  /** The order of a service without rules of its own (the `* *` rules alone). */
+  starOrder: ServiceOrder | undefined;
+  /** Per system model: expansions and target sets of the `ask` tokens. */
+  perSystem: WeakMap<object, SystemCache>;
+}
+
+/**
+ * The rules a call to one service can match, in policy order, packed four
+ * numbers a rule: its index; its source token id plus its target token id
+ * times 65536; its `askInfo`; and the id of its argument (0 for `*`, else
+ * its `argIds` entry). Read in sequence, where per-rule arrays would be read
+ * all over.
+ */
+export interface ServiceOrder {
+  packed: Int32Array;
+  argIds: Map<string, number>;
+  /**
+   * Per argument id (0: an argument no rule names), the rules that apply to
+   * it, packed three numbers a rule (the first three above), built on first
+   * use: what the scans walk.
+   */
+  byArg: (Int32Array | undefined)[];
+}
+
+/** The packed rules of a service that apply to a call with `argument` (see {@link ServiceOrder}). */
+export function argOrder(o: ServiceOrder, argument: string): Int32Array {
+  const id = o.argIds.get(argument) ?? 0;
+  const hit = o.byArg[id];
+  if (hit !== undefined) return hit;
+  const p = o.packed;
+  let n = 0;
+  for (let k = 3; k < p.length; k += 4) if (p[k] === 0 || p[k] === id) n++;
+  const out = new Int32Array(3 * n);
+  let j = 0;
+  for (let k = 0; k < p.length; k += 4) {
+    if (p[k + 3] !== 0 && p[k + 3] !== id) continue;
+    out[j] = p[k]!;
+    out[j + 1] = p[k + 1]!;
+    out[j + 2] = p[k + 2]!;
+    j += 3;
+  }
+  return (o.byArg[id] = out);
+}
+
+const scans = new WeakMap<CompiledPolicy, ScanTables>();
+
+/** The scan tables of a policy, built on first use (one pass over the rules). */
+export function scanTables(policy: CompiledPolicy): ScanTables {
+  let t = scans.get(policy);
+  if (t) return t;
+  const rules = policy.rules;
+  const n = rules.length;
+  const srcTok = new Int32Array(n);
+  const tgtTok = new Int32Array(n);
+  const askInfo = new Int32Array(n);
+  const srcIds = new Map<QubeToken, number>();
+  const tgtIds = new Map<QubeToken, number>();
+  const askIds = new Map<QubeToken, number>();
+  const srcTokens: QubeToken[] = [];
+  const tgtTokens: QubeToken[] = [];
+  const askTokens: QubeToken[] = [];
+  const byService = new Map<string, number[]>();
+  const star: number[] = [];
+  let last: string | null = null;
+  let lastList: number[] | undefined;
+  for (let k = 0; k < n; k++) {
+    const r = rules[k]!;
+    const i = r.index;
+    let s = srcIds.get(r.source);
+    if (s === undefined) {
+      srcIds.set(r.source, (s = srcTokens.length));
+      srcTokens.push(r.source);
+    }
+    let t = tgtIds.get(r.target);
+    if (t === undefined) {
+      tgtIds.set(r.target, (t = tgtTokens.length));
+      tgtTokens.push(r.target);
+    }
+    const deny = r.action === "deny";
+    const at = !deny && r.redirect ? r.redirect : r.target;
+    let a = askIds.get(at);
+    if (a === undefined) {
+      askIds.set(at, (a = askTokens.length));
+      askTokens.push(at);
+    }
+    srcTok[i] = s;
+    tgtTok[i] = t;
+    askInfo[i] = (a << 1) | (deny ? 1 : 0);
+    // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
+    if (sourceKeyOf(r.source) === null) continue;
+    if (r.service === null) star.push(i);
+    else if (r.service === last) lastList!.push(i);
+    else {
+      let l = byService.get(r.service);
+      if (l === undefined) byService.set(r.service, (l = []));
+      l.push(i);
+      last = r.service;
+      lastList = l;
+    }
+  }
+  const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
+  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, packable, byService, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
+  scans.set(policy, t);
+  return t;
+}
+
+/** The per-system cache of the scan's `ask` collection. */
+export function scanSystemCache(scan: ScanTables, sys: object): SystemCache {
+  let c = scan.perSystem.get(sys);
+  if (!c) scan.perSystem.set(sys, (c = newSystemCache(scan.askTokens.length)));
+  return c;
+}
+
+/**
+ * The packed order of a service ({@link ServiceOrder}): its rules and the
+ * `* *` rules merged in policy order. Only when `scan.packable`.
+ */
+export function scanOrder(policy: CompiledPolicy, scan: ScanTables, service: string): ServiceOrder {
+  const hit = scan.orders.get(service);
+  if (hit !== undefined) return hit;
+  const own = scan.byService.get(service);
+  if (own === undefined) return (scan.starOrder ??= packOrder(policy, scan, [], scan.star));
+  const o = packOrder(policy, scan, own, scan.star);
+  scan.orders.set(service, o);
+  scan.byService.delete(service);
+  return o;
+}
+
+function packOrder(policy: CompiledPolicy, scan: ScanTables, own: number[], star: number[]): ServiceOrder {
+  const argIds = new Map<string, number>();
+  const packed = new Int32Array(4 * (own.length + star.length));
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < own.length || j < star.length) {
+    const r = j >= star.length || (i < own.length && own[i]! < star[j]!) ? own[i++]! : star[j++]!;
+    const arg = policy.rules[r]!.argument;
+    let a = 0;
+    if (arg !== null) {
+      a = argIds.get(arg) ?? 0;
+      if (a === 0) argIds.set(arg, (a = argIds.size + 1));
+    }
+    packed[k] = r;
+    packed[k + 1] = scan.srcTok[r]! | (scan.tgtTok[r]! << 16);
+    packed[k + 2] = scan.askInfo[r]!;
+    packed[k + 3] = a;
+    k += 4;
+  }
+  return { packed, argIds, byArg: new Array<undefined>(argIds.size + 1).fill(undefined) };
 }

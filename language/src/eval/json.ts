@@ -2,14 +2,17 @@
  * Decisions as JSON text, for streams of requests (`qkit policy eval
  * --requests`): `evaluateJson` is `JSON.stringify(decisionToJson(evaluate(…)))`
  * byte for byte, written by hand for the three fixed shapes (allow, ask,
- * deny) with what repeats cached: the head of each rule (`{"rule":…`), the
- * tail of each deny, and each `ask` target list, which the collection shares
- * between requests whose lists are alike (serialised once per list). Errors
- * take the general path.
+ * deny) with what repeats cached: the fragments of each rule (`{"rule":…`,
+ * the tail of a deny, the middle of an allow, the tail of an ask), names as
+ * JSON, the daemon's answer for an allow, and each `ask` target list, which
+ * the collection shares between requests whose lists are alike (serialised
+ * once per list). Decided by the stream's scan (`fast.ts`); what it hands
+ * over, and errors, take the general path (`run`).
  */
 import { decisionToJson } from "../conformance.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
-import { run } from "./decide.js";
+import { denyMessage, run } from "./decide.js";
+import { scanDecide } from "./fast.js";
 import type { PolicyRequest, SystemInfo } from "./types.js";
 
 /** Per policy: the JSON fragments of its rules, by rule index. */
@@ -18,6 +21,10 @@ interface RuleFragments {
   head: (string | undefined)[];
   /** `,"ok":true,"action":"deny","notify":…,"message":…}` */
   denyTail: (string | undefined)[];
+  /** `,"user":…,"notify":…,"autostart":…,"exec":` of an allow rule. */
+  allowMid: (string | undefined)[];
+  /** `,"target":null,"user":…,"notify":…,"autostart":…}` of an ask rule. */
+  askTail: (string | undefined)[];
 }
 
 const fragments = new WeakMap<CompiledPolicy, RuleFragments>();
@@ -30,13 +37,9 @@ function fragmentsOf(policy: CompiledPolicy): RuleFragments {
   let f = fragments.get(policy);
   if (f === undefined) {
     // Filled (not holey beyond V8's limit), so a rule's slot is an array read, not a dictionary lookup.
-    const head: undefined[] = [];
-    const denyTail: undefined[] = [];
-    for (let i = 0; i < policy.rules.length; i++) {
-      head.push(undefined);
-      denyTail.push(undefined);
-    }
-    fragments.set(policy, (f = { head, denyTail }));
+    const n = policy.rules.length;
+    const filled = (): undefined[] => new Array<undefined>(n).fill(undefined);
+    fragments.set(policy, (f = { head: filled(), denyTail: filled(), allowMid: filled(), askTail: filled() }));
   }
   return f;
 }
@@ -45,6 +48,42 @@ function head(f: RuleFragments, rule: PolicyRule): string {
   let h = f.head[rule.index];
   if (h === undefined) h = f.head[rule.index] = `{"rule":${JSON.stringify({ file: rule.origin.file, line: rule.origin.line })},"intended_target":`;
   return h;
+}
+
+function allowMid(f: RuleFragments, rule: PolicyRule): string {
+  let m = f.allowMid[rule.index];
+  if (m === undefined) m = f.allowMid[rule.index] = `,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart},"exec":`;
+  return m;
+}
+
+function askTail(f: RuleFragments, rule: PolicyRule): string {
+  let t = f.askTail[rule.index];
+  if (t === undefined) t = f.askTail[rule.index] = `,"target":null,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart}}`;
+  return t;
+}
+
+/** Names as JSON strings, memoised (they repeat from line to line). */
+const quotedNames = new Map<string, string>();
+
+function quoted(name: string): string {
+  let q = quotedNames.get(name);
+  if (q === undefined) {
+    q = str(name);
+    // Bounded: a memo for repeated names, not a store of every name ever seen.
+    if (quotedNames.size >= 16384) quotedNames.clear();
+    quotedNames.set(name, q);
+  }
+  return q;
+}
+
+/** The JSON of the engine's "no matching rule found" (the same for every request). */
+let noMatchJson: string | undefined;
+
+/** `,"ok":true,"action":"deny","notify":…,"message":…}` of a deny rule (as `run` words its message). */
+function denyTail(f: RuleFragments, rule: PolicyRule): string {
+  let tail = f.denyTail[rule.index];
+  if (tail === undefined) tail = f.denyTail[rule.index] = `,"ok":true,"action":"deny","notify":${rule.notify},"message":${str(denyMessage(rule))}}`;
+  return tail;
 }
 
 function targetsJson(list: readonly string[]): string {
@@ -78,6 +117,32 @@ export function evaluateJson(policy: CompiledPolicy, request: PolicyRequest, sys
  * string of the whole line.
  */
 export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, out: string[]): void {
+  const s = scanDecide(policy, request, system);
+  if (s !== null) {
+    const rule = s.rule;
+    if (s.error) {
+      out.push(JSON.stringify(decisionToJson(s.error)));
+      return;
+    }
+    if (rule === null) {
+      out.push((noMatchJson ??= JSON.stringify(decisionToJson({ ok: false, error: "AccessDenied", code: "no-matching-rule", message: "no matching rule found", stage: "match", notify: true }))));
+      return;
+    }
+    // Pieces, not one string: each is cached (or a name's memoised JSON), so a line allocates nothing.
+    const f = fragmentsOf(policy);
+    out.push(head(f, rule), quoted(s.intended));
+    switch (rule.action) {
+      case "deny":
+        out.push(denyTail(f, rule));
+        return;
+      case "allow":
+        out.push(',"ok":true,"action":"allow","target":', quoted(s.target!), allowMid(f, rule), s.execJson!, "}");
+        return;
+      case "ask":
+        out.push(',"ok":true,"action":"ask","targets_for_ask":', s.askList ? s.askList.json : JSON.stringify(s.targets!), ',"default_target":', s.defaultTarget === null || s.defaultTarget === undefined ? "null" : quoted(s.defaultTarget), askTail(f, rule));
+        return;
+    }
+  }
   const r = run(policy, request, system, undefined, undefined, false, true);
   const d = r.decision;
   const rule = r.rule;
@@ -88,12 +153,9 @@ export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyReques
   const f = fragmentsOf(policy);
   const h = head(f, rule) + str(d.intendedTarget);
   switch (d.action) {
-    case "deny": {
-      let tail = f.denyTail[rule.index];
-      if (tail === undefined) tail = f.denyTail[rule.index] = `,"ok":true,"action":"deny","notify":${d.notify},"message":${str(d.message)}}`;
-      out.push(h + tail);
+    case "deny":
+      out.push(h + denyTail(f, rule));
       return;
-    }
     case "allow":
       out.push(`${h},"ok":true,"action":"allow","target":${str(d.target)},"user":${str(d.user)},"notify":${d.notify},"autostart":${d.autostart},"exec":${JSON.stringify(d.exec)}}`);
       return;

@@ -123,7 +123,7 @@ function requestFromArgs(pos: string[]): PolicyRequest {
 }
 
 /** The warnings about a request: names that are not qubes of the system, an argument without `+`. */
-function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined, near?: Map<string, string>): string[] {
+function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined, near?: NearQubes): string[] {
   const out: string[] = [];
   if (req.argument !== undefined && req.argument !== "" && !req.argument.startsWith("+")) {
     out.push(`argument \`${req.argument}\` has no leading \`+\`: the daemon always passes it as \`+${req.argument}\`, and the engine fails on it as given; did you mean \`+${req.argument}\`? [argument-without-plus]`);
@@ -140,18 +140,54 @@ function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, sys
   return out;
 }
 
-/** The "did you mean" of an unknown qube name; `memo` keeps them for a stream of requests (they repeat). */
-function nearQube(name: string, system: SystemInfo, memo?: Map<string, string>): string {
-  let s = memo?.get(name);
+/** Whether {@link requestWarnings} has nothing to say (the common case of a stream, checked without allocating). */
+function quiet(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined): boolean {
+  const arg = req.argument;
+  if (arg !== undefined && arg !== "" && arg.charCodeAt(0) !== 43) return false;
+  if (!system || systemFile === undefined) return true;
+  const src = req.source;
+  if (src.charCodeAt(0) !== 64 && !system.domains.has(src)) return false;
+  const t = req.target ?? "";
+  return t === "" || t.charCodeAt(0) === 64 || system.domains.has(t);
+}
+
+/** For a stream: the "did you mean" of each unknown name, and the names it picks from (listed once, with their lower-cased lengths). */
+interface NearQubes {
+  names: { name: string; lowerLength: number }[] | undefined;
+  memo: Map<string, string>;
+}
+
+/** The "did you mean" of an unknown qube name; `near` keeps them for a stream of requests (they repeat). */
+function nearQube(name: string, system: SystemInfo, near?: NearQubes): string {
+  let s = near?.memo.get(name);
   if (s === undefined) {
-    s = didYouMean(name, [...system.domains.keys()].filter((k) => !k.startsWith("uuid:")));
+    s = didYouMean(name, near ? plausible(name, (near.names ??= qubeNames(system).map((n) => ({ name: n, lowerLength: n.toLowerCase().length })))) : qubeNames(system));
     // Bounded: a memo for repeated names, not a store of every name ever seen.
-    if (memo) {
-      if (memo.size >= 4096) memo.clear();
-      memo.set(name, s);
+    if (near) {
+      if (near.memo.size >= 4096) near.memo.clear();
+      near.memo.set(name, s);
     }
   }
   return s;
+}
+
+/**
+ * The names `suggest` (cli/text.ts) could propose for `word`, in order: it
+ * proposes a name within an edit distance of a third of the word's length
+ * (at least 1), which needs lower-cased lengths that close, or a name that
+ * starts with the word. The others are left out before it measures any
+ * distance (the answer is the same, reached without them).
+ */
+function plausible(word: string, names: { name: string; lowerLength: number }[]): string[] {
+  const limit = Math.max(1, Math.floor(word.length / 3));
+  const w = word.toLowerCase().length;
+  const out: string[] = [];
+  for (const n of names) if (Math.abs(n.lowerLength - w) <= limit || n.name.startsWith(word)) out.push(n.name);
+  return out;
+}
+
+function qubeNames(system: SystemInfo): string[] {
+  return [...system.domains.keys()].filter((k) => !k.startsWith("uuid:"));
 }
 
 const NO_SYSTEM_WARNING =
@@ -302,7 +338,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     const loaded = loadForEval(src);
     let n = 0;
     let malformed = 0;
-    const near = new Map<string, string>();
+    const near: NearQubes = { names: undefined, memo: new Map() };
     let loadErrorLine: string | undefined;
     const out = new ByteWriter(io.stdout);
     const pieces: string[] = [];
@@ -314,23 +350,30 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
         if (!t) continue;
         n++;
         let echoed: unknown = t;
-        pieces.length = 0;
+        // This line's pieces start here (the array is emptied once a batch, not once a line, so it keeps its storage).
+        const from = pieces.length;
         try {
-          const r = JSON.parse(t) as { service?: string; argument?: string; source?: string; target?: string; requested_source?: string };
+          const r = JSON.parse(t) as { service?: string; argument?: string | null; source?: string; target?: string | null; requested_source?: string | null };
           echoed = r;
           if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
           if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
-          for (const k of ["argument", "target", "requested_source"] as const) {
-            if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") throw new Error(`\`${k}\` must be a string`);
-          }
-          const req = r.argument !== undefined && r.argument !== null ? { service: r.service, argument: r.argument, source: r.source, target: r.target ?? "", requestedSource: r.requested_source ?? null } : { ...makeRequest(r.service, r.source, r.target ?? ""), requestedSource: r.requested_source ?? null };
-          for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
+          const argument = r.argument;
+          const target = r.target;
+          const rs = r.requested_source;
+          if (argument !== undefined && argument !== null && typeof argument !== "string") throw new Error("`argument` must be a string");
+          if (target !== undefined && target !== null && typeof target !== "string") throw new Error("`target` must be a string");
+          if (rs !== undefined && rs !== null && typeof rs !== "string") throw new Error("`requested_source` must be a string");
+          const req: PolicyRequest =
+            argument !== undefined && argument !== null
+              ? { service: r.service, argument, source: r.source, target: target ?? "", requestedSource: rs ?? null }
+              : { ...makeRequest(r.service, r.source, target ?? ""), requestedSource: rs ?? null };
+          if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
           // The pieces of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is serialised once.
           if ("error" in loaded) pieces.push((loadErrorLine ??= JSON.stringify(loadErrorJson(loaded.error.error))));
           else evaluateJsonPieces(loaded.policy, req, system, pieces);
         } catch (e) {
           malformed++;
-          pieces.length = 0;
+          pieces.length = from;
           pieces.push(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
         }
         // As JSON.stringify({ ...out, request }) writes it: the decision is a non-empty object without a `request` key.
@@ -338,9 +381,10 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
           const last = pieces.length - 1;
           pieces[last] = `${pieces[last]!.slice(0, -1)},"request":${JSON.stringify(echoed)}}`;
         }
-        for (let k = 0; k < pieces.length; k++) out.put(pieces[k]!);
+        for (let k = from; k < pieces.length; k++) out.put(pieces[k]!);
         out.newline();
       }
+      pieces.length = 0;
       if (warnings) io.stderr.write(warnings);
       // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
       if (!out.flush()) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));

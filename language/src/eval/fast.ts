@@ -1,0 +1,268 @@
+/**
+ * Streams of requests: a decision by an in-order scan over match vectors.
+ *
+ * For a call to (service, argument), every rule it can match is one packed
+ * array in policy order (`index.ts` `scanOrder`/`argOrder`: the rules of
+ * the service's buckets and the `* *` rules, built without the rule index).
+ * Whether a rule matches is two reads: the source's vector over the
+ * distinct source tokens and the verified target's vector over the distinct
+ * target tokens, each entry filled on first use by `matchSource`/
+ * `matchTarget` themselves (1 match, 0 not, 2 the engine crashes there), and
+ * kept per source and per target for the next requests. The `ask`
+ * collection walks the same array (`collectTargetsForAskScan`), and equal
+ * lists are one shared entry with its JSON.
+ *
+ * The refusals of the evaluation stage and crashes while matching are
+ * decided here as `run` decides them (the same rules are tried in the same
+ * order). Whatever else is unusual (a crash elsewhere, a refused target, a
+ * Qubes Air relay, a policy loaded for one service) makes {@link scanDecide}
+ * return null before anything is written, and the caller decides the
+ * request by `run` (`decide.ts`). So this path changes no decision; property
+ * tests compare it with `evaluate` request by request
+ * (test/language/eval-scan-stream.test.ts, test/cli/eval-stream-json.test.ts).
+ *
+ * No closures in the scans: one that captures a loop's or a call's names
+ * costs an allocation every turn (and most of the stream's GC).
+ */
+import { isDom0Token } from "../syntax/tokens.js";
+import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
+import type { QubeToken } from "../syntax/tree.js";
+import { PyCrash } from "./py.js";
+import type { PreparedSystem } from "./system.js";
+import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./types.js";
+import { errorDecision, refuse } from "./decide.js";
+import { askListHas, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
+import { allowNoAutostart, execAllow } from "./exec.js";
+import { argOrder, prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
+import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
+
+/** Per (policy, system model): the match vectors and the verified targets. */
+interface ScanState {
+  scan: ScanTables;
+  cache: SystemCache;
+  sys: PreparedSystem;
+  /** Per source: an entry per source token (255: not computed yet). */
+  srcVecs: Map<string, Uint8Array>;
+  /** Per verified target (and, for `@dispvm`, the source's default disposable template): an entry per target token. */
+  tgtVecs: Map<string, Uint8Array>;
+  /** Per requested target: as the engine verifies it, or null when that refuses or crashes. */
+  verified: Map<string, VerifiedTarget | null>;
+  /** The daemon's answer for an allow, as JSON, by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
+  execJson: Map<string, Map<string, Map<string, (string | undefined)[]>>>;
+}
+
+const states = new WeakMap<CompiledPolicy, WeakMap<PreparedSystem, ScanState>>();
+
+/** Bounded memos: reset when this large (a memo for repeated names, not a store of every name ever seen). */
+const MEMO_MAX = 16384;
+
+function stateOf(policy: CompiledPolicy, sys: PreparedSystem): ScanState {
+  let bySys = states.get(policy);
+  if (bySys === undefined) states.set(policy, (bySys = new WeakMap()));
+  let s = bySys.get(sys);
+  if (s === undefined) {
+    const scan = scanTables(policy);
+    s = { scan, cache: scanSystemCache(scan, sys), sys, srcVecs: new Map(), tgtVecs: new Map(), verified: new Map(), execJson: new Map() };
+    bySys.set(sys, s);
+  }
+  return s;
+}
+
+function remember<V>(m: Map<string, V>, k: string, v: V): V {
+  if (m.size >= MEMO_MAX) m.clear();
+  m.set(k, v);
+  return v;
+}
+
+/** The requested target as `buildRequest` verifies it (null: it refuses or crashes; `run` says how). */
+function verify(st: ScanState, target: string): VerifiedTarget | null {
+  let v = st.verified.get(target);
+  if (v !== undefined) return v;
+  try {
+    v = buildRequest({ service: "", argument: "+", source: "", target }, st.sys).target;
+  } catch {
+    v = null;
+  }
+  return remember(st.verified, target, v);
+}
+
+function vector(n: number): Uint8Array {
+  return new Uint8Array(n).fill(255);
+}
+
+function fillSource(scan: ScanTables, sv: Uint8Array, id: number, source: string, info: PreparedSystem["domains"]): number {
+  let v: number;
+  try {
+    v = matchSource(scan.srcTokens[id]!, source, info) ? 1 : 0;
+  } catch (e) {
+    if (!(e instanceof PyCrash)) throw e;
+    v = 2;
+  }
+  return (sv[id] = v);
+}
+
+function fillTarget(scan: ScanTables, tv: Uint8Array, id: number, t: VerifiedTarget, source: string, info: PreparedSystem["domains"]): number {
+  let v: number;
+  try {
+    v = matchTarget(scan.tgtTokens[id]!, t, source, info) ? 1 : 0;
+  } catch (e) {
+    if (!(e instanceof PyCrash)) throw e;
+    v = 2;
+  }
+  return (tv[id] = v);
+}
+
+/** What {@link scanDecide} found: the deciding rule and what the answer needs. */
+export interface ScanDecision {
+  /** Null: no rule matches (the engine's "no matching rule found"). */
+  rule: PolicyRule | null;
+  intended: string;
+  /** allow: the final target and the daemon's answer as JSON. */
+  target?: string;
+  execJson?: string;
+  /** ask: the offered targets, or (empty here) the shared list they are, with its JSON. */
+  targets?: string[];
+  askList?: AskList;
+  defaultTarget?: string | null;
+  /** A refusal of the evaluation stage, as `run` decides it. */
+  error?: ErrorDecision;
+}
+
+/**
+ * Decides a request by the in-order scan; null when the request leaves the
+ * ordinary path (then `run` decides it). Never throws for the engine's
+ * crashes.
+ */
+export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): ScanDecision | null {
+  if (policy.service !== undefined || request.requestedSource) return null;
+  const argument = request.argument ?? "+";
+  if (!argument || argument.charCodeAt(0) !== 43) return null;
+  const sys = prep(system);
+  const st = stateOf(policy, sys);
+  if (!st.scan.packable) return null;
+  const t = verify(st, request.target ?? "");
+  if (t === null) return null;
+  const source = request.source;
+  const info = sys.domains;
+  const scan = st.scan;
+  try {
+    let sv = st.srcVecs.get(source);
+    if (sv === undefined) sv = remember(st.srcVecs, source, vector(scan.srcTokens.length));
+    let tkey = t.text;
+    if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
+    let tv = st.tgtVecs.get(tkey);
+    if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
+    const packed = argOrder(scanOrder(policy, scan, request.service), argument);
+    let found = -1;
+    for (let k = 0; k < packed.length; k += 3) {
+      const key = packed[k + 1]!;
+      const sid = key & 0xffff;
+      let m = sv[sid]!;
+      if (m === 255) m = fillSource(scan, sv, sid, source, info);
+      if (m === 0) continue;
+      // The engine crashes on this rule (`run` tries the same rules in the same order, so it crashes here too).
+      if (m !== 1) return crashed(scan.srcTokens[sid]!, null, source, t, info);
+      const tid = key >>> 16;
+      let n = tv[tid]!;
+      if (n === 255) n = fillTarget(scan, tv, tid, t, source, info);
+      if (n === 0) continue;
+      if (n !== 1) return crashed(null, scan.tgtTokens[tid]!, source, t, info);
+      found = packed[k]!;
+      break;
+    }
+    if (found < 0) return { rule: null, intended: t.text };
+    const rule = policy.rules[found]!;
+    const intended = t.text;
+    if (rule.action === "deny") return { rule, intended };
+    if (rule.action === "allow") {
+      let to = t;
+      if (rule.redirect) {
+        const r = verify(st, rule.redirect.text);
+        if (r === null) return null;
+        to = r;
+      }
+      if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
+      let target = to.text;
+      if (to.kind === "dispvm") {
+        const tpl = dispvmTemplateOf(info, source);
+        if (tpl === null) return refused(refuse.noDispvmBase(rule), rule, intended);
+        target = tpl;
+      } else if (target === "@adminvm") target = "dom0";
+      if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
+      return { rule, intended, target, execJson: execJsonOf(st, request.service, argument, source, t, target, rule.user, rule.autostart) };
+    }
+    // ask
+    let targets: string[];
+    let askList: AskList | undefined;
+    if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
+    else {
+      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, sv, scan.srcTokens, source, sys);
+      if (e === null) return null;
+      askList = e;
+      targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
+    }
+    if (!rule.autostart) {
+      // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
+      const kept: string[] = [];
+      for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
+      targets = kept;
+      askList = undefined;
+    }
+    if (askList ? askList.json === "[]" : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+    let def: string | null = null;
+    if (rule.defaultTarget) {
+      if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
+      else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
+      else def = rule.defaultTarget.text;
+      if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
+    }
+    return { rule, intended, targets, askList, defaultTarget: def };
+  } catch (e) {
+    // The engine crashes or refuses somewhere on the way: `run` says how.
+    if (e instanceof PyCrash) return null;
+    throw e;
+  }
+}
+
+const NO_TARGETS: string[] = [];
+
+/**
+ * The decision of a crash while matching a source token (or else a target
+ * token): matching raises it again (it raised it when its vector entry was
+ * filled). No closure here: one made in the scan's loop would cost an
+ * allocation every turn.
+ */
+function crashed(src: QubeToken | null, tgt: QubeToken | null, source: string, t: VerifiedTarget, info: PreparedSystem["domains"]): ScanDecision | null {
+  try {
+    if (src !== null) matchSource(src, source, info);
+    else matchTarget(tgt!, t, source, info);
+  } catch (e) {
+    if (e instanceof PyCrash) return { rule: null, intended: t.text, error: errorDecision("match", e) };
+    throw e;
+  }
+  return null;
+}
+
+function refused(e: Refusal, rule: PolicyRule, intended: string): ScanDecision {
+  return { rule, intended, error: errorDecision("evaluate", e, rule, intended) };
+}
+
+/** The daemon's answer for an allow, as JSON, memoised by everything it depends on (not for Qubes Air relay targets). */
+function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): string {
+  // The answer reads the source only to compare it with the target, and the service only for a relay target (not memoised).
+  let byRequested = st.execJson.get(target);
+  if (byRequested === undefined) byRequested = remember(st.execJson, target, new Map());
+  let byUser = byRequested.get(t.text);
+  if (byUser === undefined) byRequested.set(t.text, (byUser = new Map()));
+  const u = user === null ? "\u0001" : user;
+  let slots = byUser.get(u);
+  if (slots === undefined) byUser.set(u, (slots = [undefined, undefined, undefined, undefined]));
+  const slot = (autostart ? 2 : 0) + (source === target ? 1 : 0);
+  let s = slots[slot];
+  if (s !== undefined) return s;
+  const req: BuiltRequest = { service, argument, source, target: t, requestedSource: null, relayvm: null, warnings: [] };
+  const exec: ExecResult = execAllow(req, target, user, autostart, st.sys.domains);
+  s = JSON.stringify(exec);
+  if (!("service" in exec)) slots[slot] = s;
+  return s;
+}
