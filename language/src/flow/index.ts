@@ -9,3 +9,4 @@ export * from "./graph.js";
 export * from "./paths.js";
 export * from "./render.js";
 export * from "./qrexec.js";
+export * from "./sweep.js";
