@@ -36,12 +36,14 @@
  */
 import { candidateLists, indexOf, Merge, prep } from "../eval/index.js";
 import { run } from "../eval/decide.js";
+import { collectTargetsForAsk } from "../eval/ask.js";
+import { isDom0Token } from "../syntax/tokens.js";
 import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type VerifiedTarget } from "../eval/match.js";
 import { allowNoAutostart } from "../eval/exec.js";
 import type { Decision, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { QubeToken } from "../syntax/tree.js";
-import { requestSpace } from "../audit/space.js";
+import { qubeClasses, requestSpace } from "../audit/space.js";
 import { movesBackward, movesForward, serviceFlow, type FlowDirection, type ServiceCatalogue } from "./catalogue.js";
 import type { FlowEdge, QrexecEvidence } from "./graph.js";
 import { disposableSystem, nodeName, otherServicesFlow } from "./qrexec.js";
@@ -175,6 +177,8 @@ export class QrexecFlow {
           // A default_dispvm the engine cannot read: that caller's `@dispvm` is refused.
         }
       }
+    // An `ask` with `target=` offers that text as it is (a qube, `@dispvm`, `@dispvm:X`).
+    for (const r of policy.rules) if (r.action === "ask" && r.redirect) extra.add(nodeName(isDom0Token(r.redirect.text) ? "dom0" : r.redirect.text));
     for (const x of nodes) extra.delete(x);
     for (const n of this.synNames) extra.delete(n);
     nodes.push(...[...extra].sort());
@@ -244,7 +248,12 @@ export class QrexecFlow {
     const bs = new Uint32Array(W);
     const A = new Uint32Array(W);
     const S = new Uint32Array(W);
-    for (const c of this.callers) {
+    // Real callers by class of qubes no rule tells apart (`audit/space.ts`): one member is swept, and
+    // the others' rows are its row with the two swapped (with their `@dispvm:` nodes), an
+    // automorphism of the system and the policy. Disposable callers are swept one by one.
+    const classOf = new Map<string, string[]>();
+    for (const cls of qubeClasses([policy], sys0)) for (const q of cls) classOf.set(q, cls);
+    const sweepAll = (c: Caller) => {
       fa.fill(0);
       fs.fill(0);
       ba.fill(0);
@@ -264,15 +273,42 @@ export class QrexecFlow {
           }
         }
       }
-      const ci = this.ids.get(c.node)!;
-      const st = this.status;
-      for (let d = 0; d < n; d++) {
-        if (d === ci) continue;
-        const f = has(fa, d) ? 2 : has(fs, d) ? 1 : 0;
-        if (f > st[ci * n + d]!) st[ci * n + d] = f;
-        const b = has(ba, d) ? 2 : has(bs, d) ? 1 : 0;
-        if (b > st[d * n + ci]!) st[d * n + ci] = b;
+    };
+    for (const c of this.callers) {
+      const cls = c.sysIdx === 0 ? classOf.get(c.node) : undefined;
+      if (cls && cls[0] !== c.node) continue;
+      const strays = this.strays.size;
+      sweepAll(c);
+      this.write(c.node, c.node, fa, fs, ba, bs);
+      if (!cls || cls.length === 1) continue;
+      // A destination outside the nodes (recorded by name) does not swap: sweep every member then.
+      const alone = this.strays.size !== strays;
+      for (const member of cls.slice(1)) {
+        if (alone) {
+          sweepAll(this.callerOf.get(member)!);
+          this.write(member, member, fa, fs, ba, bs);
+        } else this.write(c.node, member, fa, fs, ba, bs);
       }
+    }
+  }
+
+  /** Writes the row (forward) and column (backward) of `member`, swept as `swept` (same class). */
+  private write(swept: string, member: string, fa: Uint32Array, fs: Uint32Array, ba: Uint32Array, bs: Uint32Array): void {
+    const n = this.nodes.length;
+    const st = this.status;
+    const ci = this.ids.get(member)!;
+    // The swap of the two qubes and of their `@dispvm:` nodes.
+    const a = this.ids.get(swept)!;
+    const da = this.ids.get("@dispvm:" + swept);
+    const db = this.ids.get("@dispvm:" + member);
+    const sw = (d: number) => (d === a ? ci : d === ci ? a : da !== undefined && db !== undefined ? (d === da ? db : d === db ? da : d) : d);
+    for (let d = 0; d < n; d++) {
+      const to = sw(d);
+      if (to === ci) continue;
+      const f = has(fa, d) ? 2 : has(fs, d) ? 1 : 0;
+      if (f > st[ci * n + to]!) st[ci * n + to] = f;
+      const b = has(ba, d) ? 2 : has(bs, d) ? 1 : 0;
+      if (b > st[to * n + ci]!) st[to * n + ci] = b;
     }
   }
 
@@ -437,7 +473,7 @@ export class QrexecFlow {
   private reach(c: Caller, k: Call, r: PolicyRule, N: Uint32Array, A: Uint32Array, S: Uint32Array): void {
     const W = this.W;
     if (r.action === "ask") {
-      const d = this.askDecision(c, k, r, N);
+      const d = this.askDecision(c, k, r);
       if (!d) return;
       const o = this.offer(d);
       for (let w = 0; w < W; w++) S[w]! |= o.bits[w]!;
@@ -480,7 +516,7 @@ export class QrexecFlow {
   private asksCaller: Caller | null = null;
   private asksCall: Call | null = null;
 
-  private askDecision(c: Caller, k: Call, r: PolicyRule, N: Uint32Array): readonly string[] | null {
+  private askDecision(c: Caller, k: Call, r: PolicyRule): readonly string[] | null {
     if (this.asksCaller !== c || this.asksCall !== k) {
       this.asks.clear();
       this.asksCaller = c;
@@ -488,8 +524,19 @@ export class QrexecFlow {
     }
     const key = `${r.redirect?.text ?? ""}\0${r.autostart}`;
     if (this.asks.has(key)) return this.asks.get(key)!;
-    const d = this.decide(c, k, this.firstTarget(N));
-    const offer = d.ok && d.action === "ask" ? d.targetsForAsk : null;
+    // The evaluator's `ask` branch (`decide.ts`): the offer, or a refusal (null).
+    this.evaluated++;
+    let offer: readonly string[] | null;
+    try {
+      const sys = prep(this.systems[c.sysIdx]);
+      let targets: readonly string[];
+      if (r.redirect) targets = [isDom0Token(r.redirect.text) ? "dom0" : r.redirect.text];
+      else targets = collectTargetsForAsk(this.policy, buildRequest({ service: k.service, argument: k.argument, source: c.source, target: "@default" }, sys), sys);
+      if (!r.autostart) targets = targets.filter((t) => allowNoAutostart(t, sys.domains));
+      offer = targets.length ? targets : null;
+    } catch {
+      offer = null;
+    }
     this.asks.set(key, offer);
     return offer;
   }
@@ -538,6 +585,16 @@ export class QrexecFlow {
   /** Sweeps one caller over every call, keeping the ways to the wanted nodes (`all`: every node). */
   private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, Map<number, FlowWay>>, all = false): void {
     const R = this.policy.rules.length + 1;
+    // The wanted destinations as node bits (`null`: all); other names (strays) by name.
+    let wantBits: Uint32Array | null = null;
+    if (!all) {
+      wantBits = new Uint32Array(this.W);
+      for (const x of [...(fwdTo ?? []), ...(bwdFrom ?? [])]) {
+        const id = this.ids.get(x);
+        if (id !== undefined) put(wantBits, id);
+      }
+    }
+    const wanted = (id: number) => wantBits === null || has(wantBits, id);
     this.calls.forEach((k, ki) => {
       const fwd = k.fwd && (all || !!fwdTo);
       const bwd = k.bwd && (all || !!bwdFrom);
@@ -555,28 +612,46 @@ export class QrexecFlow {
           const had = found.get(key);
           if (!had || score < had.score) found.set(key, { t, score, dest, control });
         };
-        const order = this.targetOrder(N);
+        const first = this.firstTarget(N);
+        const dflt = this.K;
+        /** The request that best shows a way to `dest`: the target naming it, else @default, else the first. */
+        const sample = (dest: string) => {
+          const i = this.ids.get(dest);
+          return i !== undefined && i < this.K && has(N, i) ? i : has(N, dflt) ? dflt : first;
+        };
         if (r.action === "ask") {
-          const offer = this.askDecision(c, k, r, N);
+          const offer = this.askDecision(c, k, r);
           if (!offer) return;
-          const first = order[0]!;
-          const dflt = this.K;
           for (const x of offer) {
-            const i = this.ids.get(nodeName(x));
-            add(i !== undefined && i < this.K && has(N, i) ? i : has(N, dflt) ? dflt : first, x, false);
+            const id = this.ids.get(nodeName(x));
+            if (id !== undefined && !wanted(id)) continue;
+            add(sample(x), x, false);
           }
         } else {
           // Plain services reach the target the call runs in; control services (and the services no
           // rule names) the qube the request names, and where it names no qube, the target it runs in.
           const fixed = r.redirect ? this.redirectDecision(c, k, r, N) : null;
           if (r.redirect && fixed === null) return;
-          for (const t of order) {
+          const one = (t: number) => {
             const to = r.redirect ? fixed : this.allowTarget(c, r, t);
-            if (to === null) continue;
+            if (to === null) return;
             const isQube = has(this.qubeMask, t);
             if (k.plain || !isQube) add(t, to, false);
             if (k.control && isQube && (!k.plain || this.targetText[t] !== to)) add(t, this.targetText[t]!, true);
-          }
+          };
+          if (r.redirect) {
+            // Every request goes to the one target: plain ways (for control services, from the requests
+            // naming no qube) with their best sample, and control ways to the wanted qubes named.
+            if (k.plain) add(sample(fixed!), fixed!, false);
+            else {
+              const nonQube = this.targetOrder(N).filter((t) => !has(this.qubeMask, t));
+              if (nonQube.length) {
+                const i = this.ids.get(fixed!);
+                add(i !== undefined && nonQube.includes(i) ? i : nonQube[0]!, fixed!, false);
+              }
+            }
+            if (k.control) for (const t of this.targetOrder(N, wantBits)) if (has(this.qubeMask, t) && (!k.plain || this.targetText[t] !== fixed)) add(t, this.targetText[t]!, true);
+          } else for (const t of this.targetOrder(N, wantBits)) one(t);
         }
         for (const f of found.values()) {
           const note = f.control && k.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : k.note;
@@ -610,12 +685,12 @@ export class QrexecFlow {
     });
   }
 
-  /** The targets of `N`: the specials first, then by id. */
-  private targetOrder(N: Uint32Array): number[] {
+  /** The targets of `N`: the specials first, then by id (only the wanted ones among the nodes, when given). */
+  private targetOrder(N: Uint32Array, want: Uint32Array | null = null): number[] {
     const out: number[] = [];
     for (let i = this.K; i < this.K + 3; i++) if (has(N, i)) out.push(i);
     for (let w = 0; w < this.W; w++) {
-      let x = N[w]!;
+      let x = want === null ? N[w]! : N[w]! & want[w]!;
       while (x) {
         const b = 31 - Math.clz32(x & -x);
         const i = w * 32 + b;
