@@ -97,6 +97,15 @@ export interface QrexecFlowOptions {
   disposableSources?: boolean;
 }
 
+/** `x` with the qubes `s` and `a` swapped, in a `@dispvm:` node too. */
+function swapName(x: string, s: string, a: string): string {
+  if (s === a) return x;
+  if (x === s) return a;
+  if (x === a) return s;
+  if (x.startsWith("@dispvm:")) return "@dispvm:" + swapName(x.slice(8), s, a);
+  return x;
+}
+
 const has = (b: Uint32Array, i: number) => (b[i >>> 5]! & (1 << (i & 31))) !== 0;
 const put = (b: Uint32Array, i: number) => {
   b[i >>> 5]! |= 1 << (i & 31);
@@ -122,6 +131,8 @@ export class QrexecFlow {
   private readonly calls: Call[] = [];
   private readonly callers: Caller[] = [];
   private readonly callerOf = new Map<string, Caller>();
+  /** A qube's class's first member, when the class has others and they are found by swapping. */
+  private readonly repOf = new Map<string, string>();
   private readonly systems: [SystemInfo, SystemInfo];
   /** The request targets: the first `K` are nodes (same ids), then `@default`, `@adminvm`, `@dispvm`. */
   private readonly K: number;
@@ -283,6 +294,7 @@ export class QrexecFlow {
       if (!cls || cls.length === 1) continue;
       // A destination outside the nodes (recorded by name) does not swap: sweep every member then.
       const alone = this.strays.size !== strays;
+      if (!alone) for (const member of cls) this.repOf.set(member, c.node);
       for (const member of cls.slice(1)) {
         if (alone) {
           sweepAll(this.callerOf.get(member)!);
@@ -552,31 +564,78 @@ export class QrexecFlow {
    * that move data forward, `TO` of those that move it back.
    */
   ways(pairs: Iterable<readonly [string, string]>): Map<string, FlowWay[]> {
-    const fwdWant = new Map<string, Set<string>>();
-    const bwdWant = new Map<string, Set<string>>();
-    const want = (m: Map<string, Set<string>>, a: string, b: string) => {
-      let s = m.get(a);
-      if (!s) m.set(a, (s = new Set()));
-      s.add(b);
+    const wants = new Map<string, { fwd?: Set<string>; bwd?: Set<string> }>();
+    const want = (node: string, dir: "fwd" | "bwd", other: string) => {
+      let w = wants.get(node);
+      if (!w) wants.set(node, (w = {}));
+      (w[dir] ??= new Set()).add(other);
     };
     for (const [a, b] of pairs) {
-      if (this.callerOf.has(a)) want(fwdWant, a, b);
-      if (this.callerOf.has(b)) want(bwdWant, b, a);
+      if (this.callerOf.has(a)) want(a, "fwd", b);
+      if (this.callerOf.has(b)) want(b, "bwd", a);
     }
-    const out = new Map<string, Map<number, FlowWay>>();
-    for (const node of new Set([...fwdWant.keys(), ...bwdWant.keys()])) {
-      const c = this.callerOf.get(node)!;
-      this.collect(c, fwdWant.get(node), bwdWant.get(node), out);
-    }
-    const result = new Map<string, FlowWay[]>();
-    for (const [key, m] of out) result.set(key, [...m.values()].sort((x, y) => x.sig - y.sig));
-    return result;
+    return this.gather(wants, false);
   }
 
   /** Every way of every hop (for small graphs: tests, `flowEdges`). */
   allWays(): Map<string, FlowWay[]> {
+    return this.gather(new Map(this.callers.map((c) => [c.node, {}])), true);
+  }
+
+  /**
+   * The ways of the wanted callers. The qubes of a class are swept once, as
+   * their class's first member, and its ways are moved onto each member by
+   * swapping the two (with their `@dispvm:` nodes): the swap is an
+   * automorphism, so each moved request decides as the swept one.
+   */
+  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean): Map<string, FlowWay[]> {
     const out = new Map<string, Map<number, FlowWay>>();
-    for (const c of this.callers) this.collect(c, undefined, undefined, out, true);
+    const byRep = new Map<string, string[]>();
+    for (const node of wants.keys()) {
+      const rep = this.repOf.get(node) ?? node;
+      const l = byRep.get(rep);
+      if (l) l.push(node);
+      else byRep.set(rep, [node]);
+    }
+    for (const [rep, members] of byRep) {
+      const c = this.callerOf.get(rep)!;
+      if (members.length === 1 && members[0] === rep) {
+        const w = wants.get(rep)!;
+        this.collect(c, w.fwd, w.bwd, out, all);
+        continue;
+      }
+      const swapOf = (m: string) => (x: string) => swapName(x, rep, m);
+      let fwd: Set<string> | undefined;
+      let bwd: Set<string> | undefined;
+      for (const m of members) {
+        const sw = swapOf(m);
+        const w = wants.get(m)!;
+        for (const x of w.fwd ?? []) (fwd ??= new Set()).add(sw(x));
+        for (const x of w.bwd ?? []) (bwd ??= new Set()).add(sw(x));
+      }
+      const mine = new Map<string, Map<number, FlowWay>>();
+      this.collect(c, fwd, bwd, mine, all);
+      for (const m of members) {
+        const sw = swapOf(m);
+        const w = wants.get(m)!;
+        for (const [key, ways] of mine) {
+          const [a, b] = key.split("\0") as [string, string];
+          const A = sw(a);
+          const B = sw(b);
+          if (!all && a === rep && !w.fwd?.has(B)) continue;
+          if (!all && b === rep && !w.bwd?.has(A)) continue;
+          const k2 = `${A}\0${B}`;
+          let target = out.get(k2);
+          if (!target) out.set(k2, (target = new Map()));
+          for (const [sig, way] of ways) {
+            if (target.has(sig)) continue;
+            const ev = way.edge.evidence as QrexecEvidence;
+            const evidence: QrexecEvidence = { ...ev, request: { ...ev.request, source: sw(ev.request.source), target: sw(ev.request.target ?? "@default") } };
+            target.set(sig, { sig, allow: way.allow, edge: { ...way.edge, from: A, to: B, evidence } });
+          }
+        }
+      }
+    }
     const result = new Map<string, FlowWay[]>();
     for (const [key, m] of out) result.set(key, [...m.values()].sort((x, y) => x.sig - y.sig));
     return result;
@@ -594,14 +653,13 @@ export class QrexecFlow {
         if (id !== undefined) put(wantBits, id);
       }
     }
-    const wanted = (id: number) => wantBits === null || has(wantBits, id);
     this.calls.forEach((k, ki) => {
       const fwd = k.fwd && (all || !!fwdTo);
       const bwd = k.bwd && (all || !!bwdFrom);
       if (!fwd && !bwd) return;
       this.sweep(c, k, (r, N) => {
         // Per (control, destination): the request that shows it best (one naming it, else @default).
-        const found = new Map<string, { t: number; score: number; dest: string; control: boolean }>();
+        let found: Map<string, { t: number; score: number; dest: string; control: boolean }> | undefined;
         const add = (t: number, rawDest: string, control: boolean) => {
           const dest = nodeName(rawDest);
           if (dest === c.node || this.synNames.has(dest)) return;
@@ -609,6 +667,7 @@ export class QrexecFlow {
           const text = this.targetText[t]!;
           const score = text === rawDest ? 0 : text === "@default" ? 1 : 2;
           const key = `${control ? 1 : 0}\0${dest}`;
+          found ??= new Map();
           const had = found.get(key);
           if (!had || score < had.score) found.set(key, { t, score, dest, control });
         };
@@ -622,10 +681,19 @@ export class QrexecFlow {
         if (r.action === "ask") {
           const offer = this.askDecision(c, k, r);
           if (!offer) return;
-          for (const x of offer) {
-            const id = this.ids.get(nodeName(x));
-            if (id !== undefined && !wanted(id)) continue;
-            add(sample(x), x, false);
+          if (wantBits === null) for (const x of offer) add(sample(x), x, false);
+          else {
+            // Only the wanted nodes of the offer (as bits), and any name outside the nodes.
+            const o = this.offer(offer);
+            for (let w = 0; w < this.W; w++) {
+              let x = o.bits[w]! & wantBits[w]!;
+              while (x) {
+                const name = this.nodes[w * 32 + (31 - Math.clz32(x & -x))]!;
+                add(sample(name), name, false);
+                x &= x - 1;
+              }
+            }
+            for (const x of o.strays) add(sample(x), x, false);
           }
         } else {
           // Plain services reach the target the call runs in; control services (and the services no
@@ -653,6 +721,7 @@ export class QrexecFlow {
             if (k.control) for (const t of this.targetOrder(N, wantBits)) if (has(this.qubeMask, t) && (!k.plain || this.targetText[t] !== fixed)) add(t, this.targetText[t]!, true);
           } else for (const t of this.targetOrder(N, wantBits)) one(t);
         }
+        if (!found) return;
         for (const f of found.values()) {
           const note = f.control && k.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : k.note;
           const evidence: QrexecEvidence = {
