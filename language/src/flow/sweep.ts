@@ -133,6 +133,8 @@ export class QrexecFlow {
   private readonly callerOf = new Map<string, Caller>();
   /** A qube's class's first member, when the class has others and they are found by swapping. */
   private readonly repOf = new Map<string, string>();
+  /** Per caller swept for the hop table: the calls that grant it anything (the others are not swept again). */
+  private readonly useful = new Map<Caller, Uint8Array>();
   private readonly systems: [SystemInfo, SystemInfo];
   /** The request targets: the first `K` are nodes (same ids), then `@default`, `@adminvm`, `@dispvm`. */
   private readonly K: number;
@@ -269,10 +271,17 @@ export class QrexecFlow {
       fs.fill(0);
       ba.fill(0);
       bs.fill(0);
-      for (const k of this.calls) {
+      const useful = new Uint8Array(this.calls.length);
+      this.useful.set(c, useful);
+      for (let ki = 0; ki < this.calls.length; ki++) {
+        const k = this.calls[ki]!;
         A.fill(0);
         S.fill(0);
+        const strays = this.strays.size;
         this.sweep(c, k, (r, N) => this.reach(c, k, r, N, A, S));
+        let any = this.strays.size !== strays ? 1 : 0;
+        for (let w = 0; w < W; w++) any |= A[w]! | S[w]!;
+        if (any) useful[ki] = 1;
         for (let w = 0; w < W; w++) {
           if (k.fwd) {
             fa[w]! |= A[w]!;
@@ -653,7 +662,9 @@ export class QrexecFlow {
         if (id !== undefined) put(wantBits, id);
       }
     }
+    const useful = this.useful.get(c);
     this.calls.forEach((k, ki) => {
+      if (useful && !useful[ki]) return;
       const fwd = k.fwd && (all || !!fwdTo);
       const bwd = k.bwd && (all || !!bwdFrom);
       if (!fwd && !bwd) return;
