@@ -13,7 +13,9 @@
  *   services no rule names include both kinds, so they reach both.
  * - network: a qube and its netvm see each other's traffic (both ways); a
  *   qube reaches the outside network (`@network`) through its netvm chain
- *   when its firewall accepts anything (DNS included); the qube at the end
+ *   when its firewall lets anything out (DNS queries included; `firewall.ts`
+ *   reads it first-match, as qubes-firewall applies it, and the evidence
+ *   lists each accepting rule's destinations); the qube at the end
  *   of a chain (netvm none) providing network reaches `@network` by its own
  *   devices. Qubes behind the same netvm reach each other only through that
  *   netvm (qubes-firewall drops traffic between downstream qubes).
@@ -28,6 +30,7 @@ import type { CompiledPolicy } from "../loader/types.js";
 import { requestSpace } from "../audit/space.js";
 import type { FlowDirection, ServiceCatalogue } from "./catalogue.js";
 import { QrexecFlow, type FlowWay } from "./sweep.js";
+import { readFirewall, type FirewallDestination } from "./firewall.js";
 
 /** The node of the outside network. */
 export const NETWORK_NODE = "@network";
@@ -63,6 +66,10 @@ export interface PropertyEvidence {
   property: "netvm" | "firewall" | "provides_network" | "dom0";
   value: string;
   note: string;
+  /** For `firewall`: what it lets out, each accepting rule's destination (see `firewall.ts`). */
+  destinations?: FirewallDestination[];
+  /** For `firewall`: what it lets out in a few words (graph labels). */
+  label?: string;
 }
 
 /** Why data can move through a device. */
@@ -175,21 +182,6 @@ export function keptWays(ways: readonly FlowWay[], cap: number): FlowWay[] {
   return sorted.slice(0, Math.max(1, Math.min(cap, sorted.length)));
 }
 
-/** The first firewall rule that accepts anything, or why the qube may send anywhere. */
-function firewallAccepts(fw: unknown): { accepts: boolean; value: string; note: string } {
-  if (fw === undefined) return { accepts: true, value: "(not read)", note: "the firewall was not read; qubesd's default accepts everything" };
-  if (!Array.isArray(fw)) return { accepts: true, value: "(unreadable)", note: "the firewall value is not a list of rules; counted as accepting everything" };
-  // qubesd's firewall ends with its policy, always `drop`: no rule lets nothing out (a qube without
-  // a firewall file has the default list, one `action=accept`).
-  if (fw.length === 0) return { accepts: false, value: "(no rules)", note: "no firewall rules: qubesd's policy drops everything" };
-  for (let i = 0; i < fw.length; i++) {
-    const r = fw[i];
-    if (typeof r !== "string") continue;
-    if (/(^|\s)action=accept(\s|$)/.test(r)) return { accepts: true, value: r, note: `firewall rule ${i + 1} \`${r}\` accepts traffic` };
-  }
-  return { accepts: false, value: fw.filter((x) => typeof x === "string").join("; "), note: "no firewall rule accepts anything" };
-}
-
 /** The network and device edges of a machine (see the module comment). Never throws. */
 export function wiringEdges(machine: FlowMachine, known: ReadonlySet<string>): { edges: FlowEdge[]; warnings: FlowWarning[] } {
   const edges: FlowEdge[] = [];
@@ -242,13 +234,15 @@ export function wiringEdges(machine: FlowMachine, known: ReadonlySet<string>): {
       warnings.push({ code: "flow-netvm-loop", message: `the netvm chain of \`${q}\` is a loop; it reaches no outside network` });
       continue;
     }
-    const fw = firewallAccepts(qubes[q]!.firewall);
+    const fw = readFirewall(qubes[q]!.firewall);
+    for (const u of fw.unreadable) warnings.push({ code: "flow-bad-value", message: `firewall rule ${u.rule} of \`${q}\` cannot be read (${u.reason}); its firewall counts as accepting everything` });
     if (fw.accepts) {
       const chain: string[] = [];
       for (let c = netvmOf.get(q); c !== undefined; c = netvmOf.get(c)) chain.push(c);
       const via = chain.join(" → ");
-      edges.push({ from: q, to: NETWORK_NODE, via: "network", ask: false, evidence: prop(q, "firewall", fw.value, `${q} reaches the outside network through ${via}: ${fw.note}`) });
-      edges.push({ from: NETWORK_NODE, to: q, via: "network", ask: false, evidence: prop(q, "firewall", fw.value, `the outside network answers ${q}'s connections through ${via}: ${fw.note}`) });
+      const ev = (note: string): PropertyEvidence => ({ ...prop(q, "firewall", fw.value, note), destinations: fw.destinations, label: fw.label });
+      edges.push({ from: q, to: NETWORK_NODE, via: "network", ask: false, evidence: ev(`${q} reaches the outside network through ${via}: ${fw.summary}`) });
+      edges.push({ from: NETWORK_NODE, to: q, via: "network", ask: false, evidence: ev(`the outside network answers ${q}'s connections through ${via}: ${fw.summary}`) });
     }
     rootsReported.add(root);
   }

@@ -5,6 +5,7 @@
  * machine comes in as data.
  */
 export * from "./catalogue.js";
+export * from "./firewall.js";
 export * from "./graph.js";
 export * from "./paths.js";
 export * from "./render.js";
