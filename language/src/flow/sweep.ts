@@ -38,7 +38,7 @@ import { candidateLists, indexOf, Merge, prep } from "../eval/index.js";
 import { run } from "../eval/decide.js";
 import { collectTargetsForAsk } from "../eval/ask.js";
 import { isDom0Token } from "../syntax/tokens.js";
-import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type VerifiedTarget } from "../eval/match.js";
+import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, truthy, type VerifiedTarget } from "../eval/match.js";
 import { allowNoAutostart } from "../eval/exec.js";
 import type { Decision, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
@@ -266,6 +266,8 @@ export class QrexecFlow {
     // automorphism of the system and the policy. Disposable callers are swept one by one.
     const classOf = new Map<string, string[]>();
     for (const cls of qubeClasses([policy], sys0)) for (const q of cls) classOf.set(q, cls);
+    const full = new Uint32Array(W);
+    this.offerable = [this.offerableMask(sys0, policy), this.offerableMask(prep(disp.system), policy)];
     const sweepAll = (c: Caller) => {
       fa.fill(0);
       fs.fill(0);
@@ -273,13 +275,25 @@ export class QrexecFlow {
       bs.fill(0);
       const useful = new Uint8Array(this.calls.length);
       this.useful.set(c, useful);
+      // Every node but the caller: once a direction reaches all of them, an ask's offer adds nothing
+      // to the table there, and is not computed (the call still counts as granting something).
+      full.set(this.offerable[c.sysIdx]);
+      const self = this.ids.get(c.node)!;
+      full[self >>> 5]! &= ~(1 << (self & 31));
+      const covers = (x: Uint32Array, y: Uint32Array) => {
+        for (let w = 0; w < W; w++) if (((x[w]! | y[w]!) & full[w]!) >>> 0 !== full[w]!) return false;
+        return true;
+      };
       for (let ki = 0; ki < this.calls.length; ki++) {
         const k = this.calls[ki]!;
         A.fill(0);
         S.fill(0);
         const strays = this.strays.size;
+        this.skipAsks = !((k.fwd && !covers(fa, fs)) || (k.bwd && !covers(ba, bs)));
+        this.skipped = false;
         this.sweep(c, k, (r, N) => this.reach(c, k, r, N, A, S));
-        let any = this.strays.size !== strays ? 1 : 0;
+        this.skipAsks = false;
+        let any = this.strays.size !== strays || this.skipped ? 1 : 0;
         for (let w = 0; w < W; w++) any |= A[w]! | S[w]!;
         if (any) useful[ki] = 1;
         for (let w = 0; w < W; w++) {
@@ -490,10 +504,40 @@ export class QrexecFlow {
     }
   }
 
+  /** Per system: every node an ask's offer can hold, for any caller (see {@link offerableMask}). */
+  private offerable: [Uint32Array, Uint32Array] = [new Uint32Array(0), new Uint32Array(0)];
+
+  /**
+   * The nodes an offer may hold: every node but the internal qubes (and their `@dispvm:` nodes),
+   * which the engine never offers, unless an ask's `target=` names them (offered as written).
+   */
+  private offerableMask(sys: SystemInfo, policy: CompiledPolicy): Uint32Array {
+    const m = new Uint32Array(this.W);
+    const named = new Set<string>();
+    for (const r of policy.rules) if (r.action === "ask" && r.redirect) named.add(nodeName(isDom0Token(r.redirect.text) ? "dom0" : r.redirect.text));
+    const info = prep(sys).domains;
+    this.nodes.forEach((x, i) => {
+      const q = x.startsWith("@dispvm:") ? x.slice(8) : x;
+      const d = info.get(q) as Record<string, unknown> | undefined;
+      const internal = !!d && typeof d === "object" && !Array.isArray(d) && truthy(d["internal"]);
+      if (!internal || named.has(x)) put(m, i);
+    });
+    return m;
+  }
+
+  /** The hop table already holds every ask the current call could add: offers are not computed. */
+  private skipAsks = false;
+  /** An ask was not computed (so the call may grant something). */
+  private skipped = false;
+
   /** What rule `r` grants for the targets `N` it decides, as node bits: `A` allowed, `S` asked. */
   private reach(c: Caller, k: Call, r: PolicyRule, N: Uint32Array, A: Uint32Array, S: Uint32Array): void {
     const W = this.W;
     if (r.action === "ask") {
+      if (this.skipAsks) {
+        this.skipped = true;
+        return;
+      }
       const d = this.askDecision(c, k, r);
       if (!d) return;
       const o = this.offer(d);
