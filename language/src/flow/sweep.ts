@@ -53,7 +53,8 @@ export interface FlowWay {
   /** The same number for the same (service, argument, rule, action, direction, control); ascending in policy order. */
   sig: number;
   allow: boolean;
-  edge: FlowEdge;
+  /** Made on first read. */
+  readonly edge: FlowEdge;
 }
 
 /** One (service, argument) of the request space with its direction of data. */
@@ -95,6 +96,18 @@ export interface QrexecFlowOptions {
   catalogue: ServiceCatalogue;
   /** Also decide the calls of new disposables (`@dispvm:X` as a caller). Default true. */
   disposableSources?: boolean;
+}
+
+/** A way whose edge (with its evidence) is made on first read. */
+function lazyWay(sig: number, allow: boolean, make: () => FlowEdge): FlowWay {
+  let edge: FlowEdge | undefined;
+  return {
+    sig,
+    allow,
+    get edge() {
+      return (edge ??= make());
+    },
+  };
 }
 
 /** `x` with the qubes `s` and `a` swapped, in a `@dispvm:` node too. */
@@ -682,9 +695,14 @@ export class QrexecFlow {
           if (!target) out.set(k2, (target = new Map()));
           for (const [sig, way] of ways) {
             if (target.has(sig)) continue;
-            const ev = way.edge.evidence as QrexecEvidence;
-            const evidence: QrexecEvidence = { ...ev, request: { ...ev.request, source: sw(ev.request.source), target: sw(ev.request.target ?? "@default") } };
-            target.set(sig, { sig, allow: way.allow, edge: { ...way.edge, from: A, to: B, evidence } });
+            target.set(
+              sig,
+              lazyWay(sig, way.allow, () => {
+                const ev = way.edge.evidence as QrexecEvidence;
+                const evidence: QrexecEvidence = { ...ev, request: { ...ev.request, source: sw(ev.request.source), target: sw(ev.request.target ?? "@default") } };
+                return { ...way.edge, from: A, to: B, evidence };
+              }),
+            );
           }
         }
       }
@@ -778,29 +796,31 @@ export class QrexecFlow {
         }
         if (!found) return;
         for (const f of found.values()) {
-          const note = f.control && k.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : k.note;
-          const evidence: QrexecEvidence = {
+          const allow = r.action === "allow";
+          const sig0 = ((ki * R + r.index) * 2 + (f.control ? 1 : 0)) * 2;
+          const t = f.t;
+          const control = f.control;
+          // The evidence is made only for the ways a hop shows (most are only counted).
+          const evidenceOf = (reverse: boolean): QrexecEvidence => ({
             kind: "qrexec",
             service: k.display,
             argument: k.argDisplay,
             call: k.text,
-            request: { service: k.service, argument: k.argument, source: c.source, target: this.targetText[f.t]! },
+            request: { service: k.service, argument: k.argument, source: c.source, target: this.targetText[t]! },
             action: r.action as "allow" | "ask",
             rule: { file: r.origin.file, line: r.origin.line },
             direction: k.direction,
-            control: f.control,
-            reverse: false,
-            note,
+            control,
+            reverse,
+            note: control && k.display === "*" ? "every service no rule names (`*` rules), Admin API calls among them: the caller manages the qube it names" : k.note,
             ...(c.disposable !== undefined ? { disposable: c.disposable } : {}),
-          };
-          const allow = r.action === "allow";
-          const sig0 = ((ki * R + r.index) * 2 + (f.control ? 1 : 0)) * 2;
+          });
           const keep = (from: string, to: string, reverse: boolean) => {
             const key = `${from}\0${to}`;
             let m = out.get(key);
             if (!m) out.set(key, (m = new Map()));
             const sig = sig0 + (reverse ? 1 : 0);
-            if (!m.has(sig)) m.set(sig, { sig, allow, edge: { from, to, via: "qrexec", ask: !allow, evidence: reverse ? { ...evidence, reverse: true } : evidence } });
+            if (!m.has(sig)) m.set(sig, lazyWay(sig, allow, () => ({ from, to, via: "qrexec", ask: !allow, evidence: evidenceOf(reverse) })));
           };
           if (fwd && (all || fwdTo!.has(f.dest))) keep(c.node, f.dest, false);
           if (bwd && (all || bwdFrom!.has(f.dest))) keep(f.dest, c.node, true);
