@@ -665,9 +665,10 @@ export class QrexecFlow {
     }
     for (const [rep, members] of byRep) {
       const c = this.callerOf.get(rep)!;
-      if (members.length === 1 && members[0] === rep) {
-        const w = wants.get(rep)!;
-        this.collect(c, w.fwd, w.bwd, out, all);
+      if (members.length === 1) {
+        // One member: swept as itself (nothing to move).
+        const w = wants.get(members[0]!)!;
+        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all);
         continue;
       }
       const swapOf = (m: string) => (x: string) => swapName(x, rep, m);
@@ -724,7 +725,9 @@ export class QrexecFlow {
         if (id !== undefined) put(wantBits, id);
       }
     }
-    const useful = this.useful.get(c);
+    // The calls that grant anything are the same for every qube of a class (swapped).
+    const rep = this.repOf.get(c.node);
+    const useful = this.useful.get(c) ?? (rep !== undefined ? this.useful.get(this.callerOf.get(rep)!) : undefined);
     this.calls.forEach((k, ki) => {
       if (useful && !useful[ki]) return;
       const fwd = k.fwd && (all || !!fwdTo);
