@@ -7,14 +7,15 @@
  * - an all-pairs policy: every one of those services `@anyvm @anyvm ask`,
  *   so that every qube reaches every other one (paths explode);
  * - the generated 100,001-rule policy of `bench/gen-policy.mjs` (seed 2, the
- *   one `bench/cold.mjs` uses; recorded, no target: its own load takes most
- *   of a second).
+ *   one `bench/cold.mjs` uses; its own 300-qube system): target under ten
+ *   seconds of CPU (its own load takes most of a second).
  *
  * The system is the 300-qube one of `bench/diff.mjs`, wired as a real machine
  * is: app qubes behind sys-firewall (some behind sys-vpn or sys-whonix),
  * firewalls of the kinds users write, USB devices from sys-usb. For each
  * policy: `qkit flow A B --format json` and `qkit flow --from A --format json`.
- * Target: under one second of CPU (user + system) per command.
+ * Target: under one second of CPU (user + system) per command on the
+ * realistic and all-pairs policies.
  *
  *     node bench/flow.mjs [--runs N] [--keep DIR] [--no-100k]
  *
@@ -146,7 +147,7 @@ try {
   if (with100k) {
     const big = policy100k();
     const names = Object.keys(JSON.parse(readFileSync(join(big, "system.json"), "utf8")).domains).filter((x) => x !== "dom0" && !x.startsWith("uuid:"));
-    cases.push({ name: "generated 100k rules", cwd: big, policy: "policy.d", system: "system.json", pair: [names[0], names[names.length - 1]], from: names[0], target: undefined });
+    cases.push({ name: "generated 100k rules", cwd: big, policy: "policy.d", system: "system.json", pair: [names[0], names[names.length - 1]], from: names[0], target: 10_000 });
   }
   for (const c of cases) {
     const inputs = ["--policy-dir", c.policy, "--system", c.system, "--format", "json"];
@@ -160,7 +161,7 @@ try {
       const answer = j.paths ? `${j.paths.length}${j.truncated ? "+" : ""} paths, shortest ${j.shortest} hops` : `${j.reachable.length} reachable`;
       const ok = c.target === undefined || m.cpu === undefined ? undefined : m.cpu < c.target;
       if (ok === false) failed = true;
-      rows.push([c.name, what, answer, m.cpu !== undefined ? `${(m.cpu / 1000).toFixed(2)} s` : "n/a", `${(m.wall / 1000).toFixed(2)} s`, m.rss !== undefined ? `${m.rss.toFixed(0)} MiB` : "", c.target ? "< 1 s CPU" : "(none)", ok === undefined ? "" : ok ? "PASS" : "MISSED"]);
+      rows.push([c.name, what, answer, m.cpu !== undefined ? `${(m.cpu / 1000).toFixed(2)} s` : "n/a", `${(m.wall / 1000).toFixed(2)} s`, m.rss !== undefined ? `${m.rss.toFixed(0)} MiB` : "", c.target ? `< ${c.target / 1000} s CPU` : "(none)", ok === undefined ? "" : ok ? "PASS" : "MISSED"]);
     }
   }
 } finally {

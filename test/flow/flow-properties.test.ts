@@ -18,6 +18,7 @@ import {
   type ServiceCatalogue,
   evaluate,
   findPaths,
+  FlowIndex,
   flowEdges,
   flowGraph,
   loadPolicy,
@@ -215,6 +216,24 @@ describe("qrexec flow edges", () => {
         for (const [, n] of pairs(few)) expect(n.n).toBeGreaterThan(0);
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it("the hop table (every caller swept, qubes of a class by swapping) agrees with the edges one by one", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 8 }), systemArb, (lines, raw) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const g = flowGraph(policy!, prepareSystemInfo(raw), { qubes: {} }, { catalogue: CATALOGUE });
+        const want = new Map<string, number>();
+        for (const e of flowEdges(g).edges) want.set(`${e.from} ${e.to}`, Math.max(want.get(`${e.from} ${e.to}`) ?? 0, e.ask ? 1 : 2));
+        const index = new FlowIndex(g);
+        const got = new Map<string, number>();
+        const n = index.nodes.length;
+        for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (index.status[i * n + j]) got.set(`${index.nodes[i]} ${index.nodes[j]}`, index.status[i * n + j]!);
+        expect([...got].sort()).toEqual([...want].sort());
+      }),
+      { numRuns: 200 },
     );
   });
 

@@ -6,16 +6,16 @@
  *   argument of the request space, source A, any target of the space) is
  *   allowed to B, or asked with B among the offered targets, and S's
  *   direction moves data that way (caller → target for `forward`, target →
- *   caller for `backward`). Decisions are the evaluator's. Sources are
- *   decided once per class of qubes no rule tells apart (`audit/space.ts`):
- *   the decisions of another member `a` of the class of `s` are those of
- *   `s` with `s` and `a` swapped, since that swap is an automorphism of the
- *   system and the policy. For `control` services (Admin API) an allowed
+ *   caller for `backward`). Decisions are the evaluator's: every caller's
+ *   rules are swept in order over every target at once (`sweep.ts`). For
+ *   `control` services (Admin API) an allowed
  *   call reaches the qube it names, not the qube it runs in (dom0); the
  *   services no rule names include both kinds, so they reach both.
  * - network: a qube and its netvm see each other's traffic (both ways); a
  *   qube reaches the outside network (`@network`) through its netvm chain
- *   when its firewall accepts anything (DNS included); the qube at the end
+ *   when its firewall lets anything out (DNS queries included; `firewall.ts`
+ *   reads it first-match, as qubes-firewall applies it, and the evidence
+ *   lists each accepting rule's destinations); the qube at the end
  *   of a chain (netvm none) providing network reaches `@network` by its own
  *   devices. Qubes behind the same netvm reach each other only through that
  *   netvm (qubes-firewall drops traffic between downstream qubes).
@@ -29,7 +29,8 @@ import type { PolicyRequest, RuleRef, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy } from "../loader/types.js";
 import { requestSpace } from "../audit/space.js";
 import type { FlowDirection, ServiceCatalogue } from "./catalogue.js";
-import { qrexecClasses, wayEdge, type QrexecClasses, type Way } from "./qrexec.js";
+import { QrexecFlow, type FlowWay } from "./sweep.js";
+import { readFirewall, type FirewallDestination } from "./firewall.js";
 
 /** The node of the outside network. */
 export const NETWORK_NODE = "@network";
@@ -65,6 +66,10 @@ export interface PropertyEvidence {
   property: "netvm" | "firewall" | "provides_network" | "dom0";
   value: string;
   note: string;
+  /** For `firewall`: what it lets out, each accepting rule's destination (see `firewall.ts`). */
+  destinations?: FirewallDestination[];
+  /** For `firewall`: what it lets out in a few words (graph labels). */
+  label?: string;
 }
 
 /** Why data can move through a device. */
@@ -123,8 +128,6 @@ export interface FlowWarning {
 /** Options of {@link flowGraph}. */
 export interface FlowGraphOptions {
   catalogue: ServiceCatalogue;
-  /** Decide every source and target (no classes): the reference, slow. */
-  bruteForce?: boolean;
   /** New disposables (`@dispvm:X`) call services too, and have X's network and device assignments. Default true. */
   disposableSources?: boolean;
   /** dom0 administers every qube (qvm-run and qvm-copy from dom0 need no policy): add dom0 → every qube. */
@@ -142,8 +145,8 @@ export interface FlowGraph {
   nodes: string[];
   /** The edges given one by one: network, devices, dom0 administration (and any edge of a graph made by hand). */
   edges: FlowEdge[];
-  /** The qrexec edges in group form (see `qrexec.ts`); {@link flowEdges} lists them one by one. */
-  qrexec?: QrexecClasses;
+  /** The qrexec edges: which pairs, and each hop's ways on demand (see `sweep.ts`); {@link flowEdges} lists them one by one. */
+  qrexec?: QrexecFlow;
   /** The qrexec ways shown per hop (default: all); the others are counted. */
   evidencePerHop?: number;
   warnings: FlowWarning[];
@@ -165,50 +168,18 @@ export function flowEdges(graph: FlowGraph): { edges: FlowEdge[]; more: Map<stri
   const q = graph.qrexec;
   if (!q) return { edges, more };
   const cap = graph.evidencePerHop ?? Infinity;
-  const pairs = new Map<string, Map<number, Way>>();
-  for (const w of q.ways) {
-    for (const g of w.from) {
-      for (const h of w.to) {
-        for (const a of q.groups[g]!.members) {
-          for (const b of q.groups[h]!.members) {
-            if (a === b || (q.baseOf.get(a) === q.baseOf.get(b)) !== (w.rel === "same")) continue;
-            const k = `${a}\0${b}`;
-            let m = pairs.get(k);
-            if (!m) pairs.set(k, (m = new Map()));
-            if (!m.has(w.sig)) m.set(w.sig, w);
-          }
-        }
-      }
-    }
-  }
-  for (const [k, m] of pairs) {
-    const [a, b] = k.split("\0") as [string, string];
-    const ws = keptWays([...m.values()], cap);
-    for (const w of ws) edges.push(wayEdge(q, w, a, b));
-    if (m.size > ws.length) more.set(k, (more.get(k) ?? 0) + m.size - ws.length);
+  for (const [k, ways] of q.allWays()) {
+    const ws = keptWays(ways, cap);
+    for (const w of ws) edges.push(w.edge);
+    if (ways.length > ws.length) more.set(k, (more.get(k) ?? 0) + ways.length - ws.length);
   }
   return { edges, more };
 }
 
-/** The ways kept as evidence of one hop: allows first, then in the order they were found, at most `cap`. */
-export function keptWays(ways: Way[], cap: number): Way[] {
+/** The ways kept as evidence of one hop: allows first, then in policy order, at most `cap`. */
+export function keptWays(ways: readonly FlowWay[], cap: number): FlowWay[] {
   const sorted = [...ways].sort((x, y) => (x.allow !== y.allow ? (x.allow ? -1 : 1) : x.sig - y.sig));
   return sorted.slice(0, Math.max(1, Math.min(cap, sorted.length)));
-}
-
-/** The first firewall rule that accepts anything, or why the qube may send anywhere. */
-function firewallAccepts(fw: unknown): { accepts: boolean; value: string; note: string } {
-  if (fw === undefined) return { accepts: true, value: "(not read)", note: "the firewall was not read; qubesd's default accepts everything" };
-  if (!Array.isArray(fw)) return { accepts: true, value: "(unreadable)", note: "the firewall value is not a list of rules; counted as accepting everything" };
-  // qubesd's firewall ends with its policy, always `drop`: no rule lets nothing out (a qube without
-  // a firewall file has the default list, one `action=accept`).
-  if (fw.length === 0) return { accepts: false, value: "(no rules)", note: "no firewall rules: qubesd's policy drops everything" };
-  for (let i = 0; i < fw.length; i++) {
-    const r = fw[i];
-    if (typeof r !== "string") continue;
-    if (/(^|\s)action=accept(\s|$)/.test(r)) return { accepts: true, value: r, note: `firewall rule ${i + 1} \`${r}\` accepts traffic` };
-  }
-  return { accepts: false, value: fw.filter((x) => typeof x === "string").join("; "), note: "no firewall rule accepts anything" };
 }
 
 /** The network and device edges of a machine (see the module comment). Never throws. */
@@ -263,13 +234,15 @@ export function wiringEdges(machine: FlowMachine, known: ReadonlySet<string>): {
       warnings.push({ code: "flow-netvm-loop", message: `the netvm chain of \`${q}\` is a loop; it reaches no outside network` });
       continue;
     }
-    const fw = firewallAccepts(qubes[q]!.firewall);
+    const fw = readFirewall(qubes[q]!.firewall);
+    for (const u of fw.unreadable) warnings.push({ code: "flow-bad-value", message: `firewall rule ${u.rule} of \`${q}\` cannot be read (${u.reason}); its firewall counts as accepting everything` });
     if (fw.accepts) {
       const chain: string[] = [];
       for (let c = netvmOf.get(q); c !== undefined; c = netvmOf.get(c)) chain.push(c);
       const via = chain.join(" → ");
-      edges.push({ from: q, to: NETWORK_NODE, via: "network", ask: false, evidence: prop(q, "firewall", fw.value, `${q} reaches the outside network through ${via}: ${fw.note}`) });
-      edges.push({ from: NETWORK_NODE, to: q, via: "network", ask: false, evidence: prop(q, "firewall", fw.value, `the outside network answers ${q}'s connections through ${via}: ${fw.note}`) });
+      const ev = (note: string): PropertyEvidence => ({ ...prop(q, "firewall", fw.value, note), destinations: fw.destinations, label: fw.label });
+      edges.push({ from: q, to: NETWORK_NODE, via: "network", ask: false, evidence: ev(`${q} reaches the outside network through ${via}: ${fw.summary}`) });
+      edges.push({ from: NETWORK_NODE, to: q, via: "network", ask: false, evidence: ev(`the outside network answers ${q}'s connections through ${via}: ${fw.summary}`) });
     }
     rootsReported.add(root);
   }
@@ -333,7 +306,7 @@ export function wiringEdges(machine: FlowMachine, known: ReadonlySet<string>): {
 export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo, machine: FlowMachine, options: FlowGraphOptions): FlowGraph {
   const space = requestSpace(policy ? [policy] : [], system);
   const known = new Set(space.qubes);
-  const q = policy ? qrexecClasses(policy, system, options) : undefined;
+  const q = policy ? new QrexecFlow(policy, system, options) : undefined;
   // A new disposable of X has X's netvm, firewall and device assignments (not X's current attachments).
   const wired: FlowMachine = { qubes: { ...(machine && typeof machine === "object" && machine.qubes && typeof machine.qubes === "object" ? machine.qubes : {}) } };
   const dispKnown = new Set(known);
@@ -364,12 +337,17 @@ export function flowGraph(policy: CompiledPolicy | undefined, system: SystemInfo
     nodes.add(e.to);
   }
   if (q) {
-    const used = new Set<number>();
-    for (const way of q.ways) {
-      for (const g of way.from) used.add(g);
-      for (const g of way.to) used.add(g);
-    }
-    for (const g of used) for (const m of q.groups[g]!.members) nodes.add(m);
+    // The nodes some qrexec edge touches.
+    const n = q.nodes.length;
+    const touched = new Uint8Array(n);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++)
+        if (q.status[i * n + j]) {
+          touched[i] = 1;
+          touched[j] = 1;
+        }
+    q.nodes.forEach((x, i) => touched[i] && nodes.add(x));
+    for (const k of q.strays.keys()) for (const x of k.split("\0")) nodes.add(x);
   }
   return { nodes: [...nodes].sort(), edges, ...(q ? { qrexec: q } : {}), ...(options.evidencePerHop !== undefined ? { evidencePerHop: options.evidencePerHop } : {}), warnings: w.warnings, evaluated: q?.evaluated ?? 0 };
 }

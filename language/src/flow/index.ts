@@ -5,7 +5,9 @@
  * machine comes in as data.
  */
 export * from "./catalogue.js";
+export * from "./firewall.js";
 export * from "./graph.js";
 export * from "./paths.js";
 export * from "./render.js";
 export * from "./qrexec.js";
+export * from "./sweep.js";

@@ -5,7 +5,7 @@
  * when one of its hops does ("with the user in the loop").
  */
 import { keptWays, type FlowEdge, type FlowGraph } from "./graph.js";
-import { wayEdge, type Way } from "./qrexec.js";
+import type { FlowWay } from "./sweep.js";
 
 /** One step of a path: every way data moves from {@link from} to {@link to}. */
 export interface FlowHop {
@@ -60,8 +60,8 @@ export interface PathCount {
 /**
  * The hops of a graph by node number: which pairs are joined, and whether
  * without the user, in a dense table built from the edges given one by one
- * and the qrexec ways of the group form; the edges of a hop are made only
- * when a hop is shown ({@link FlowIndex.hop}).
+ * and the qrexec hop table; the edges of a hop are made only when a hop is
+ * shown ({@link FlowIndex.hop}, several at once with {@link FlowIndex.prepare}).
  */
 export class FlowIndex {
   readonly nodes: string[];
@@ -71,7 +71,7 @@ export class FlowIndex {
   private readonly succAny: Int32Array[];
   private readonly succAuto: Int32Array[];
   private readonly concrete = new Map<string, FlowEdge[]>();
-  private readonly waysFrom = new Map<number, Way[]>();
+  private readonly qways = new Map<string, FlowWay[]>();
   private readonly hops = new Map<string, FlowHop>();
 
   constructor(
@@ -82,12 +82,8 @@ export class FlowIndex {
     for (const e of graph.edges) names.add(e.from).add(e.to);
     const q = graph.qrexec;
     if (q) {
-      const used = new Set<number>();
-      for (const w of q.ways) {
-        for (const g of w.from) used.add(g);
-        for (const g of w.to) used.add(g);
-      }
-      for (const g of [...used].sort((a, b) => a - b)) for (const m of q.groups[g]!.members) names.add(m);
+      for (const x of q.nodes) names.add(x);
+      for (const k of q.strays.keys()) for (const x of k.split("\0")) names.add(x);
     }
     this.nodes = [...names];
     this.ids = new Map(this.nodes.map((n, i) => [n, i]));
@@ -103,51 +99,21 @@ export class FlowIndex {
       st[i] = Math.max(st[i]!, e.ask ? 1 : 2);
     }
     if (q) {
-      const G = q.groups.length;
-      const same = new Uint8Array(G * G);
-      const cross = new Uint8Array(G * G);
-      // Ways share their arrays of groups: each (from, to, relation, allow) is spread once.
-      const arrayIds = new Map<readonly number[], number>();
-      const idOf = (a: readonly number[]) => {
-        let id = arrayIds.get(a);
-        if (id === undefined) arrayIds.set(a, (id = arrayIds.size));
-        return id;
-      };
-      const spread = new Set<string>();
-      for (const w of q.ways) {
-        if (noAsk && !w.allow) continue;
-        for (const g of w.from) {
-          let l = this.waysFrom.get(g);
-          if (!l) this.waysFrom.set(g, (l = []));
-          l.push(w);
+      const m = q.nodes.length;
+      const map = Int32Array.from(q.nodes.map((x) => this.ids.get(x)!));
+      for (let i = 0; i < m; i++) {
+        const row = map[i]! * n;
+        for (let j = 0; j < m; j++) {
+          const v = q.status[i * m + j]!;
+          if (v === 0 || (noAsk && v === 1)) continue;
+          if (st[row + map[j]!]! < v) st[row + map[j]!] = v;
         }
-        const key = `${idOf(w.from)} ${idOf(w.to)} ${w.rel} ${w.allow}`;
-        if (spread.has(key)) continue;
-        spread.add(key);
-        const m = w.rel === "same" ? same : cross;
-        const v = w.allow ? 2 : 1;
-        for (const g of w.from) for (const h of w.to) if (m[g * G + h]! < v) m[g * G + h] = v;
       }
-      const memberIds = q.groups.map((grp) => Int32Array.from(grp.members.map((x) => this.ids.get(x)!)));
-      const baseIds = q.groups.map((grp) => grp.members.map((x) => q.baseOf.get(x) ?? x));
-      for (let g = 0; g < G; g++) {
-        for (let h = 0; h < G; h++) {
-          const vs = same[g * G + h]!;
-          const vc = cross[g * G + h]!;
-          if (!vs && !vc) continue;
-          const A = memberIds[g]!;
-          const B = memberIds[h]!;
-          const ba = baseIds[g]!;
-          const bb = baseIds[h]!;
-          for (let i = 0; i < A.length; i++) {
-            const row = A[i]! * n;
-            for (let j = 0; j < B.length; j++) {
-              if (A[i] === B[j]) continue;
-              const v = ba[i] === bb[j] ? vs : vc;
-              if (v && st[row + B[j]!]! < v) st[row + B[j]!] = v;
-            }
-          }
-        }
+      for (const [k, v] of q.strays) {
+        if (noAsk && v === 1) continue;
+        const [a, b] = k.split("\0") as [string, string];
+        const i = this.ids.get(a)! * n + this.ids.get(b)!;
+        if (st[i]! < v) st[i] = v;
       }
     }
     this.succAny = [];
@@ -172,6 +138,21 @@ export class FlowIndex {
     return (auto ? this.succAuto : this.succAny)[i]!;
   }
 
+  /** Finds the qrexec ways of several hops at once (each end swept once), for {@link hop}. */
+  prepare(pairs: Iterable<readonly [string, string]>): void {
+    const q = this.graph.qrexec;
+    if (!q) return;
+    const want: [string, string][] = [];
+    for (const [a, b] of pairs) {
+      const key = `${a}\0${b}`;
+      if (this.qways.has(key) || this.hops.has(key)) continue;
+      this.qways.set(key, []);
+      want.push([a, b]);
+    }
+    if (!want.length) return;
+    for (const [key, ways] of q.ways(want)) if (this.qways.has(key)) this.qways.set(key, this.noAsk ? ways.filter((w) => w.allow) : ways);
+  }
+
   /** The hop from `a` to `b` with its edges (undefined: none). */
   hop(a: string, b: string): FlowHop | undefined {
     const key = `${a}\0${b}`;
@@ -182,19 +163,13 @@ export class FlowIndex {
     if (ia === undefined || ib === undefined || !this.status[ia * this.nodes.length + ib]) return undefined;
     const edges = [...(this.concrete.get(key) ?? [])];
     let more = this.graph.more?.get(key) ?? 0;
-    const q = this.graph.qrexec;
-    if (q) {
-      const g = q.groupOf.get(a);
-      const h = q.groupOf.get(b);
-      const same = (q.baseOf.get(a) ?? a) === (q.baseOf.get(b) ?? b);
-      const bySig = new Map<number, Way>();
-      for (const w of g === undefined || h === undefined ? [] : (this.waysFrom.get(g) ?? [])) {
-        if ((w.rel === "same") !== same || !w.to.includes(h!) || bySig.has(w.sig)) continue;
-        bySig.set(w.sig, w);
-      }
-      const kept = bySig.size ? keptWays([...bySig.values()], this.graph.evidencePerHop ?? Infinity) : [];
-      for (const w of kept) edges.push(wayEdge(q, w, a, b));
-      more += bySig.size - kept.length;
+    if (this.graph.qrexec) {
+      if (!this.qways.has(key)) this.prepare([[a, b]]);
+      const ways = this.qways.get(key) ?? [];
+      const kept = ways.length ? keptWays(ways, this.graph.evidencePerHop ?? Infinity) : [];
+      for (const w of kept) edges.push(w.edge);
+      more += ways.length - kept.length;
+      this.qways.delete(key);
     }
     edges.sort(edgeOrder);
     const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more };
@@ -207,6 +182,11 @@ export class FlowIndex {
 export function hopIndex(graph: FlowGraph, noAsk = false): Map<string, Map<string, FlowHop>> {
   const index = new FlowIndex(graph, noAsk);
   const out = new Map<string, Map<string, FlowHop>>();
+  const pairs: [string, string][] = [];
+  index.nodes.forEach((a, i) => {
+    for (const j of index.succ(i)) pairs.push([a, index.nodes[j]!]);
+  });
+  index.prepare(pairs);
   index.nodes.forEach((a, i) => {
     for (const j of index.succ(i)) {
       const b = index.nodes[j]!;
@@ -290,15 +270,14 @@ export function findPaths(graph: FlowGraph, from: string, to: string, options: P
   const n = index.nodes.length;
   let stop = false;
   const emit = () => {
-    if (result.paths.length >= maxPaths) {
+    if (found.length >= maxPaths) {
       result.truncated = true;
       stop = true;
       return;
     }
-    const nodes = path.map((i) => index.nodes[i]!);
-    const hops = nodes.slice(1).map((b, i) => index.hop(nodes[i]!, b)!);
-    result.paths.push({ nodes, hops, ask: hops.some((h) => h.ask) });
+    found.push(path.map((i) => index.nodes[i]!));
   };
+  const found: string[][] = [];
   // Paths of exactly `len` hops; `auto`: only hops without the user; else only paths with a hop that asks.
   const walk = (len: number, auto: boolean, asked: boolean) => {
     const x = path[path.length - 1]!;
@@ -332,6 +311,7 @@ export function findPaths(graph: FlowGraph, from: string, to: string, options: P
     walk(len, true, false);
     if (!options.noAsk && !stop) walk(len, false, false);
   }
+  result.paths = materialize(index, found);
   return result;
 }
 
@@ -358,7 +338,7 @@ export interface Reached {
   automatic?: FlowPath;
 }
 
-function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean, maxHops: number): Map<string, FlowPath> {
+function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean, maxHops: number): Map<string, string[]> {
   const n = index.nodes.length;
   const prev = new Int32Array(n).fill(-2);
   const depth = new Int32Array(n);
@@ -376,16 +356,25 @@ function bfs(index: FlowIndex, from: number, avoid: Set<number>, auto: boolean, 
       queue.push(y);
     }
   }
-  const out = new Map<string, FlowPath>();
+  const out = new Map<string, string[]>();
   for (const y of queue) {
     if (y === from) continue;
     const ids: number[] = [];
     for (let c = y; c !== -1; c = prev[c]!) ids.unshift(c);
-    const nodes = ids.map((i) => index.nodes[i]!);
-    const hops = nodes.slice(1).map((b, i) => index.hop(nodes[i]!, b)!);
-    out.set(index.nodes[y]!, { nodes, hops, ask: hops.some((h) => h.ask) });
+    out.set(index.nodes[y]!, ids.map((i) => index.nodes[i]!));
   }
   return out;
+}
+
+/** Paths given by their nodes, with their hops (the qrexec ways of every hop found at once). */
+function materialize(index: FlowIndex, paths: readonly string[][]): FlowPath[] {
+  const pairs = new Map<string, [string, string]>();
+  for (const nodes of paths) for (let i = 1; i < nodes.length; i++) pairs.set(`${nodes[i - 1]}\0${nodes[i]}`, [nodes[i - 1]!, nodes[i]!]);
+  index.prepare(pairs.values());
+  return paths.map((nodes) => {
+    const hops = nodes.slice(1).map((b, i) => index.hop(nodes[i]!, b)!);
+    return { nodes, hops, ask: hops.some((h) => h.ask) };
+  });
 }
 
 /**
@@ -406,10 +395,12 @@ export function reachableFrom(graph: FlowGraph, from: string, options: Pick<Path
   }
   const all = bfs(index, s, avoid, false, maxHops);
   const auto = bfs(index, s, avoid, true, maxHops);
-  return [...all.keys()].sort().map((node) => {
-    const r: Reached = { node, path: all.get(node)! };
-    const a = auto.get(node);
-    if (a) r.automatic = a;
+  const names = [...all.keys()].sort();
+  const made = materialize(index, [...names.map((x) => all.get(x)!), ...names.filter((x) => auto.has(x)).map((x) => auto.get(x)!)]);
+  let k = names.length;
+  return names.map((node, i) => {
+    const r: Reached = { node, path: made[i]! };
+    if (auto.has(node)) r.automatic = made[k++]!;
     return r;
   });
 }

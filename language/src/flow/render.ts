@@ -23,7 +23,14 @@ const PROPERTY_LABEL = { netvm: "netvm", firewall: "network (firewall accepts)",
 export function hopLabel(h: FlowHop): string {
   const e = h.edges[0]!;
   const ev = e.evidence;
-  const first = ev.kind === "qrexec" ? `${ev.call} ${ev.action} ${ev.rule.file}:${ev.rule.line ?? "None"}` : ev.kind === "device" ? `${ev.devclass} device ${ev.backend}:${ev.port}` : PROPERTY_LABEL[ev.property];
+  const first =
+    ev.kind === "qrexec"
+      ? `${ev.call} ${ev.action} ${ev.rule.file}:${ev.rule.line ?? "None"}`
+      : ev.kind === "device"
+        ? `${ev.devclass} device ${ev.backend}:${ev.port}`
+        : ev.property === "firewall" && ev.label !== undefined
+          ? `network (firewall: ${ev.label})`
+          : PROPERTY_LABEL[ev.property];
   const more = h.edges.length - 1 + h.more;
   return more > 0 ? `${first} (+${more})` : first;
 }

@@ -58,8 +58,11 @@ every path (shortest first), each hop with every way data moves over it:
             ways, admin.* read-only calls target → caller, …; unknown
             services both ways; --services FILE adds entries)
   network   a qube and its netvm see each other's traffic; a qube whose
-            firewall accepts anything reaches @network (the outside) through
-            its netvm chain; qubes behind one netvm meet only through it
+            firewall lets anything out reaches @network (the outside) through
+            its netvm chain (the rules read first-match, as qubes-firewall
+            applies them, then drop; DNS queries alone still carry data out;
+            the evidence lists what each accepting rule lets out); qubes
+            behind one netvm meet only through it
   device    the backend of a USB or block device sees its data; qubes with
             the same device assigned or attached share it
 
@@ -70,8 +73,9 @@ with X's tags (rules with source *, @anyvm, @type:DispVM or @tag:T match it;
 assignments. When paths explode, the first --max-paths are listed and the
 number of shortest paths is given.
 A path with an ask is a path with the user in the loop. Decisions are the
-evaluator's, exactly (sources decided once per class of qubes no rule tells
-apart). With --from, every node reachable from A and how.
+evaluator's, exactly (each caller's rules swept in order over every target at
+once; qubes no rule tells apart decided once). With --from, every node
+reachable from A and how.
 
 options:
   --policy-dir DIR|live|REV:PATH
