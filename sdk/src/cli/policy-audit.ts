@@ -52,6 +52,7 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, renderExplanation } from "./policy.js";
 import { formatOption, writeOutput } from "./output.js";
+import { oneLine, osMessage } from "./text.js";
 import type { ConnectionInfo } from "./connect.js";
 
 // ---------------------------------------------------------------------------
@@ -89,32 +90,110 @@ function readSystemFile(file: string, cwd: string, shown = `\`${file}\``): Syste
   try {
     raw = JSON.parse(readFileSync(path.resolve(cwd, file), "utf8"));
   } catch (e) {
-    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
+    const why = e && typeof e === "object" && "code" in e && typeof e.code === "string" ? osMessage(e) : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
     throw new UsageError(`cannot read the system model ${shown}: ${why}`);
   }
-  if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
-    throw new UsageError(`the system model ${shown} is not an internal.GetSystemInfo answer (no \`domains\` object)`);
+  return checkedSystem(raw, `the system model ${shown}`);
+}
+
+/**
+ * The one check of a system model every audit command makes (a file or the
+ * live answer): an internal.GetSystemInfo answer with at least one qube, each
+ * an object of properties. An answer without qubes would make every answer
+ * vacuous ("no decision changes", no rows), so it is refused.
+ */
+function checkedSystem(raw: unknown, what: string): SystemInfo {
+  const domains = raw && typeof raw === "object" ? (raw as { domains?: unknown }).domains : undefined;
+  if (!domains || typeof domains !== "object" || Array.isArray(domains)) {
+    throw new UsageError(`${what} is not an internal.GetSystemInfo answer (no \`domains\` object); make one with \`qkit system snapshot\``);
+  }
+  const names = Object.keys(domains);
+  if (names.length === 0) {
+    throw new InputFailure(`${what} has no qubes (\`domains\` is empty), so every answer would be empty; give the model of a real system (\`qkit system snapshot\` writes one; dom0 is always there)`, "empty-system");
+  }
+  for (const n of names) {
+    const d = (domains as Record<string, unknown>)[n];
+    if (!d || typeof d !== "object" || Array.isArray(d)) {
+      throw new InputFailure(
+        `${what}: qube \`${clip(oneLine(n))}\` is ${clip(oneLine(JSON.stringify(d) ?? String(d)))}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``,
+        "bad-system-model",
+      );
+    }
   }
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
 
-/** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
-async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
+/**
+ * An input the commands cannot use: the live system or policy cannot be read
+ * (qubesd unreachable, a refused call; the connection's wording and what to
+ * do), or a system model with no qubes or a malformed qube. One line with a
+ * stable code; the commands exit 2 (exit 1 is an answer: "decisions changed").
+ */
+export class InputFailure extends Error {
+  override name = "InputFailure";
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The Admin API and policy admin clients for the connection options, with the record messages name the socket by. */
+async function liveClients(a: ParsedArgs, io: CliIO): Promise<{ qubes: import("../qubes.js").Qubes; policy: import("../policy-admin.js").PolicyAdmin; conn: ConnectionInfo }> {
   const { connect } = await import("./connect.js");
-  const { systemInfo } = await import("../system-info.js");
   const flags = new Map<string, string | true>();
   for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
   if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const conn: ConnectionInfo = { via: "default" };
-  const { qubes } = connect(flags, { env: io.env, cwd: io.cwd }, conn);
+  const conn = {} as ConnectionInfo;
+  return { ...connect(flags, { env: io.env, cwd: io.cwd }, conn), conn };
+}
+
+/** Runs a read of the live system, turning a Qubes failure into a {@link InputFailure}. */
+async function live<T>(conn: ConnectionInfo, read: () => Promise<T>): Promise<T> {
   try {
-    return prepareSystemInfo(await systemInfo(qubes));
+    return await read();
   } catch (e) {
     // One line with what to do (the connection's wording), not the transport's raw text.
     const { describeFailure } = await import("./failure.js");
-    const f = describeFailure(e, conn);
-    throw f ? new Error(f.message) : e;
+    const f = describeFailure(e, conn.via === undefined ? undefined : conn);
+    if (f) throw new InputFailure(f.message, f.code);
+    throw e;
   }
+}
+
+/** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
+async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
+  const { systemInfo } = await import("../system-info.js");
+  const { qubes, conn } = await liveClients(a, io);
+  const raw = await live(conn, () => systemInfo(qubes));
+  return checkedSystem(raw, "the live system (internal.GetSystemInfo)");
+}
+
+/**
+ * Runs an audit command: a {@link InputFailure} is one line with its code and
+ * exit 2 (exit 1 is an answer for these commands, never an error).
+ */
+async function audited(name: string, io: CliIO, fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof InputFailure) {
+      io.stderr.write(`qkit policy ${name}: ${oneLine(e.message)} [${e.code}]\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+/** Foreign text (a qube or service name, a test file's call, a journal line) shortened for one line of output. */
+export function clip(s: string, max = 200): string {
+  return s.length > max ? s.slice(0, max) + `… (${s.length - max} more characters)` : s;
+}
+
+/** Foreign text as one printable, bounded line: control characters escaped (\`oneLine\`), then clipped. */
+function shownText(s: string, max = 200): string {
+  return clip(oneLine(s), max);
 }
 
 function xml(s: string): string {
@@ -165,7 +244,8 @@ that no rule names but one a rule names is a letter or two away
 (\`[unknown-service]\`): the names \`qkit policy eval\` warns about.
 
 ${CONNECTION_USAGE.replace(/^connection:/, "connection (for `live`):")}
-exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error
+exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error,
+or the live system or policy cannot be read ([connect-failed] and the like)
 (or --output/--coverage-output cannot be written: [cannot-write])
 `;
 
@@ -282,6 +362,12 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
       try {
         system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd, sysWritten);
       } catch (e) {
+        // qubesd unreachable is not a problem of this file: the whole run stops (exit 2), as every audit command does.
+        if (sysSpec === "live" && e instanceof InputFailure && !["empty-system", "bad-system-model"].includes(e.code)) throw e;
+        if (e instanceof InputFailure) {
+          run.problems.push({ line: sysLine, code: e.code, message: e.message });
+          continue;
+        }
         const why = sysSpec === "live" ? `cannot read the live system model: ${e instanceof Error ? e.message : String(e)}` : e instanceof Error ? e.message : String(e);
         const todo = sysSpec === "live" ? "or use a system file: `--system FILE` (made by `qkit system snapshot`)" : "give a file `qkit system snapshot` wrote (`--system FILE`), or use `--system live` with `--socket PATH`";
         run.problems.push({ line: sysLine, code: "no-system", message: `${why}; ${todo}` });
@@ -485,7 +571,9 @@ options:
                       \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
-exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load)
+exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load,
+a system model with no qubes ([empty-system]) or a malformed qube ([bad-system-model]),
+the live system or policy cannot be read ([connect-failed] and the like))
 `;
 
 interface PolicyInput {
@@ -498,12 +586,8 @@ interface PolicyInput {
 /** A policy given as a directory, `live`, or REV:PATH of a git revision (also used by `qkit flow`). */
 export async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promise<PolicyInput> {
   if (spec === "live") {
-    const { connect } = await import("./connect.js");
-    const flags = new Map<string, string | true>();
-    for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-    if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-    const { policy } = connect(flags, io.env);
-    return { label: "live", fs: await policy.fileSystem() };
+    const { policy, conn } = await liveClients(a, io);
+    return { label: "live", fs: await live(conn, () => policy.fileSystem()) };
   }
   const abs = path.resolve(io.cwd, spec);
   if (existsSync(abs)) return { label: spec, ...mount(spec, io.cwd), dir: abs };
@@ -625,7 +709,8 @@ ${QUERY_COMMON}
                         (decision as \`qkit policy eval --json\` prints it)
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error or a policy that does not load
+exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
+or a malformed one, or the live system or policy cannot be read ([connect-failed])
 `;
 
 const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
@@ -643,7 +728,8 @@ ${QUERY_COMMON}
                         \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error or a policy that does not load
+exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
+or a malformed one, or the live system or policy cannot be read ([connect-failed])
 `;
 
 const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html|json] [--json]
@@ -665,7 +751,9 @@ ${QUERY_COMMON}
   --output FILE         write there instead of standard output
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error, a policy that does not load, or --output cannot be written ([cannot-write])
+exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
+or a malformed one, the live system or policy cannot be read ([connect-failed]),
+or --output cannot be written ([cannot-write])
 `;
 
 async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: CompiledPolicy; system: SystemInfo }> {
@@ -835,9 +923,9 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
 }
 
 export const commands: Command[] = [
-  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: runWhoCan },
-  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: runWhatCan },
-  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: runTable },
-  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: runTest },
-  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: runDiff },
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: (args, io) => audited("who-can", io, () => runWhoCan(args, io)) },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: (args, io) => audited("what-can", io, () => runWhatCan(args, io)) },
+  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: (args, io) => audited("table", io, () => runTable(args, io)) },
+  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: (args, io) => audited("test", io, () => runTest(args, io)) },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: (args, io) => audited("diff", io, () => runDiff(args, io)) },
 ];
