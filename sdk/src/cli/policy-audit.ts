@@ -229,7 +229,8 @@ options:
   --format text|junit|json  output format (default text); junit is JUnit XML, json one object
   --json                  the same as --format json
   --output FILE           write the results there instead of standard output
-  --coverage              report, for every rule, the test calls it decided or contributed ask targets to
+  --coverage              report, for every rule, the test calls it decided or (allow and ask rules)
+                          added targets to the ask list of
   --coverage-format text|json|lcov   (default text; json with --format json)
   --coverage-output FILE  write the coverage there (default: standard output)
 
@@ -515,7 +516,7 @@ function coverageJson(covs: Covered, cwd: string): { covered: number; total: num
 function coverageReport(covs: Covered, format: string, cwd: string): string {
   if (format === "lcov") return covs.map((c) => coverageToLcov(c.coverage, (p) => shownPath(c.mounted, p, cwd))).join("");
   if (format === "json") return JSON.stringify(coverageJson(covs, cwd)) + "\n";
-  const out: string[] = ["coverage (rules that decided a test call or contributed ask targets):"];
+  const out: string[] = ["coverage (rules that decided a test call, or added targets to the ask list of one):"];
   let covered = 0;
   let total = 0;
   for (const c of covs) {
