@@ -52,7 +52,7 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, renderExplanation } from "./policy.js";
 import { formatOption, writeOutput } from "./output.js";
-import { oneLine, osMessage } from "./text.js";
+import { escapeControls, oneLine, osMessage } from "./text.js";
 import type { ConnectionInfo } from "./connect.js";
 
 // ---------------------------------------------------------------------------
@@ -197,7 +197,8 @@ function shownText(s: string, max = 200): string {
 }
 
 function xml(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+  // Control characters shown escaped (as in every message), then XML's own escaping.
+  return escapeControls(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
 }
 
 // ---------------------------------------------------------------------------
@@ -409,15 +410,17 @@ function indent(text: string, by: string): string {
 function textReport(runs: FileRun[], total: number, failed: number, broken: number): string {
   const out: string[] = [];
   for (const r of runs) {
-    for (const p of r.problems) out.push(`${r.file}:${p.line}: error[${p.code}]: ${p.message}`);
+    // Everything quoted from a test file or a policy is shown escaped and bounded (a call may hold any character).
+    const file = oneLine(r.file);
+    for (const p of r.problems) out.push(`${file}:${p.line}: error[${p.code}]: ${shownText(p.message, 500)}`);
     for (const x of r.results) {
-      const call = expectationCall(x.case.expectation);
-      for (const p of x.result?.problems ?? []) out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${p.message} [${p.code}]`);
+      const call = shownText(expectationCall(x.case.expectation));
+      for (const p of x.result?.problems ?? []) out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(p.message, 500)} [${p.code}]`);
       if (x.error !== undefined) {
-        out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.error}`);
+        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.error, 500)}`);
       } else if (x.result!.failure !== undefined) {
-        out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.result!.failure}`);
-        out.push(indent(renderExplanation(x.result!.explanation), "    "));
+        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.result!.failure, 500)}`);
+        out.push(indent(escapeControls(renderExplanation(x.result!.explanation)), "    "));
       }
     }
   }
@@ -523,7 +526,7 @@ function coverageReport(covs: Covered, format: string, cwd: string): string {
     covered += c.coverage.covered;
     total += c.coverage.total;
     for (const f of c.coverage.files) {
-      const p = shownPath(c.mounted, f.path, cwd);
+      const p = oneLine(shownPath(c.mounted, f.path, cwd));
       out.push(`  ${p}: ${f.covered}/${f.total} rules (${percent(f.covered, f.total)})`);
       const missed = f.rules.filter((r) => !r.decided && !r.contributed).map((r) => r.rule.origin.line ?? "None");
       if (missed.length) out.push(`    not covered: line${missed.length === 1 ? "" : "s"} ${missed.join(", ")}`);
@@ -645,7 +648,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
     for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
       // The request as decided (never the `*` of the services or arguments no rule names): replayable with `qkit policy eval --requests`.
       if (json) io.stdout.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
-      else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
+      else io.stdout.write(oneLine(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}`) + "\n");
     }
     return diff.requests ? 1 : 0;
   }
@@ -679,7 +682,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
     io.stdout.write(`no decision changes (${diff.space.qubes.length} qubes, ${diff.space.services.length - 1} services named by the rules)\n`);
     return 0;
   }
-  for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${g.statement}\n`);
+  for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${oneLine(g.statement)}\n`);
   const n = diff.requests;
   io.stdout.write(`${n} request${n === 1 ? "" : "s"} change: ${count("grant")} granted, ${count("change")} changed, ${count("revoke")} revoked\n`);
   return 1;
@@ -796,8 +799,10 @@ function rowText(r: QueryRow, withService: boolean): string[] {
   return withService ? [call, r.target, rule, what] : [r.source, r.target, rule, what];
 }
 
-function columns(rows: string[][]): string {
-  if (!rows.length) return "";
+function columns(cells: string[][]): string {
+  if (!cells.length) return "";
+  // Names come from the system model and the policy: shown escaped, one line each.
+  const rows = cells.map((r) => r.map(oneLine));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (i === r.length - 1 ? 0 : r[i]!.length))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
 }
@@ -810,7 +815,7 @@ function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: bool
   }
   const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
   const asked = rows.filter((r) => r.decision.ok && r.decision.action === "ask").length;
-  io.stdout.write(`${header}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
+  io.stdout.write(`${oneLine(header)}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
   io.stdout.write(columns([withService ? ["CALL", "TARGET", "RULE", "DECISION"] : ["SOURCE", "TARGET", "RULE", "DECISION"], ...shown.map((r) => rowText(r, withService))]));
   return 0;
 }
@@ -835,12 +840,13 @@ async function runWhatCan(args: string[], io: CliIO): Promise<number> {
   return printRows(whatCan(policy, system, source), a, io, true, `calls from ${source}`);
 }
 
-function csvCell(s: string): string {
+function csvCell(cell: string): string {
+  const s = oneLine(cell);
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 function mdCell(s: string): string {
-  return s.replace(/\|/g, "\\|");
+  return oneLine(s).replace(/\|/g, "\\|");
 }
 
 /** A label colour as CSS (\`0xcc0000\` → \`#cc0000\`), or null. */
