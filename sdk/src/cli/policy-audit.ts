@@ -849,18 +849,47 @@ function mdCell(s: string): string {
   return oneLine(s).replace(/\|/g, "\\|");
 }
 
-/** A label colour as CSS (\`0xcc0000\` → \`#cc0000\`), or null. */
-function labelColour(system: SystemInfo, qube: string): string | null {
-  const name = qube.startsWith("@dispvm:") ? qube.slice(8) : qube;
-  const l = (system.domains.get(name) as { label?: unknown } | undefined)?.label;
-  return typeof l === "string" && /^0x[0-9a-fA-F]{6}$/.test(l) ? "#" + l.slice(2).toLowerCase() : null;
+/** How the page colours qubes: the standard label colours and the icon → label reader (shared with what-if). */
+interface LabelTable {
+  colours: Readonly<Record<string, string>>;
+  labelOfIcon: (icon: unknown) => string | undefined;
 }
 
-function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string): string {
+/**
+ * A qube's label colour as CSS: the `label` of the system model as a colour
+ * (`0xcc0000`, as GetSystemInfo gives it) or a label name (`red`, one of the
+ * eight standard labels), else the label of its `icon` (`appvm-red`); null
+ * when none of these says it.
+ */
+function labelColour(system: SystemInfo, qube: string, labels: LabelTable): string | null {
+  const name = qube.startsWith("@dispvm:") ? qube.slice(8) : qube;
+  const d = system.domains.get(name) as { label?: unknown; icon?: unknown } | undefined;
+  if (!d || typeof d !== "object") return null;
+  const hex = (v: string | undefined) => (v !== undefined && /^0x[0-9a-fA-F]{6}$/.test(v) ? "#" + v.slice(2).toLowerCase() : null);
+  const l = d.label;
+  if (typeof l === "string") {
+    const c = hex(l) ?? hex(labels.colours[l]);
+    if (c) return c;
+  }
+  const fromIcon = labels.labelOfIcon(d.icon);
+  return fromIcon !== undefined ? hex(labels.colours[fromIcon]) : null;
+}
+
+/** Is this a qube of the system (a column or row that should carry a colour)? */
+function isQube(system: SystemInfo, q: string): boolean {
+  const name = q.startsWith("@dispvm:") ? q.slice(8) : q;
+  return !name.startsWith("@") && system.domains.has(name);
+}
+
+function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string, labels: LabelTable): string {
   const e = (s: string) => xml(s);
+  const unknown = new Set<string>();
   const qubeCell = (tag: "th", q: string, scope: string) => {
-    const c = labelColour(system, q);
-    return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${c ? `<span class="label" style="background:${c}"></span>` : ""}<span>${e(q)}</span></${tag}>`;
+    const c = labelColour(system, q, labels);
+    const name = q.startsWith("@dispvm:") ? q.slice(8) : q;
+    if (!c && isQube(system, q)) unknown.add(name);
+    const swatch = c ? `<span class="label" style="background:${c}"></span>` : isQube(system, q) ? '<span class="label unknown" title="label colour unknown"></span>' : "";
+    return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${swatch}<span>${e(q)}</span></${tag}>`;
   };
   const rows = t.sources.map((s, i) => {
     const cells = t.targets.map((target, j) => {
@@ -873,6 +902,10 @@ function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string): string
     });
     return `<tr>${qubeCell("th", s, "row")}${cells.join("")}</tr>`;
   });
+  const head = t.targets.map((q) => qubeCell("th", q, "col")).join("");
+  const unknownNote = unknown.size
+    ? `\n<p class="unknown-note">Label colour unknown (the system model gives no label colour, standard label name or icon) for: ${[...unknown].sort().map(e).join(", ")}; they are marked with an empty box.</p>`
+    : "";
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -885,6 +918,7 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; white-space: nowrap; }
 th { background: #f6f6f6; text-align: left; font-weight: 600; }
 th.col { writing-mode: vertical-rl; transform: rotate(180deg); vertical-align: bottom; }
 .label { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin: 0 4px; border: 1px solid #0003; }
+.label.unknown { background: #fff; border: 1px dashed #888; }
 td.allow { background: #d6f5d6; }
 td.ask { background: #fff1c2; }
 td.deny { background: #f2f2f2; color: #888; }
@@ -894,12 +928,12 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
 <body>
 <table>
 <caption>${e(title)}</caption>
-<thead><tr><th scope="col">source \\ target</th>${t.targets.map((q) => qubeCell("th", q, "col")).join("")}</tr></thead>
+<thead><tr><th scope="col">source \\ target</th>${head}</tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody>
 </table>
-<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>
+<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>${unknownNote}
 </body>
 </html>
 `;
@@ -923,7 +957,10 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   let out: string;
   if (format === "csv") out = [head, ...grid].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
   else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid.map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
-  else if (format === "html") out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`);
+  else if (format === "html") {
+    const { STANDARD_LABEL_COLOURS, labelOfIcon } = await import("../apply/future.js");
+    out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
+  }
   else if (format === "json") out = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, cells: t.cells.map((row) => row.map((d) => decisionToJson(d))) }) + "\n";
   else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
   return writeOutput(io, "policy table", a.values.get("output"), out) ? 0 : 2;
