@@ -316,7 +316,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   if (files.length === 0) throw new UsageError(`no policy test files (*.policytest.yaml) under ${paths.map((p) => `\`${p}\``).join(", ")}`);
 
   // Policies and system models are loaded once each, however many files use them.
-  const policies = new Map<string, { mounted: Mounted; loaded: { policy: CompiledPolicy } | { error: PolicyError }; coverage?: CoverageCollector }>();
+  const policies = new Map<string, { mounted: Mounted; shown: string; loaded: { policy: CompiledPolicy } | { error: PolicyError }; coverage?: CoverageCollector }>();
   const systems = new Map<string, SystemInfo>();
   const overrideDir = a.values.get("policy-dir");
   const overrideSystem = a.values.get("system");
@@ -355,7 +355,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
       }
       mounted = mount(dirSpec, io.cwd);
       const loaded = loadDir(mounted);
-      entry = { mounted, loaded };
+      // The directory as given: an absolute path as written, a relative one from the current directory.
+      const written = overrideDir ?? parsed.policy!;
+      entry = { mounted, shown: path.isAbsolute(written) ? written : path.relative(io.cwd, dirSpec) || ".", loaded };
       if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
       policies.set(dirSpec, entry);
     }
@@ -391,7 +393,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   const total = runs.reduce((n, r) => n + r.results.length, 0);
   const failed = runs.reduce((n, r) => n + r.results.filter((x) => !passedCase(x)).length, 0);
   const broken = runs.filter((r) => r.problems.length).length;
-  const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, coverage: p.coverage!.result() })) : [];
+  const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, shown: p.shown, coverage: p.coverage!.result() })) : [];
   const nested = bothOnStdout && format === "json" ? coverageJson(covs, io.cwd) : undefined;
   const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken, nested) : textReport(runs, total, failed, broken);
   if (!writeOutput(io, "policy test", a.values.get("output"), report)) return 2;
@@ -495,12 +497,12 @@ function junit(runs: FileRun[]): string {
   return out.join("\n") + "\n";
 }
 
-type Covered = { mounted: Mounted; coverage: PolicyCoverage }[];
+type Covered = { mounted: Mounted; shown: string; coverage: PolicyCoverage }[];
 
 /** The coverage as JSON data (`--coverage-format json`, and `coverage` of the JSON results). */
 function coverageJson(covs: Covered, cwd: string): { covered: number; total: number; policies: unknown[] } {
   const policies = covs.map((c) => ({
-    policy_dir: path.relative(cwd, c.mounted.dir) || ".",
+    policy_dir: c.shown,
     covered: c.coverage.covered,
     total: c.coverage.total,
     files: c.coverage.files.map((f) => ({
@@ -598,27 +600,28 @@ export async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promi
   const colon = spec.indexOf(":");
   if (colon <= 0) throw new UsageError(`policy \`${spec}\` is not a directory, \`live\` or REV:PATH`);
   const rev = spec.slice(0, colon);
-  const dir = spec.slice(colon + 1).replace(/\/+$/, "") || ".";
+  const dir = spec.slice(colon + 1).replace(/\/+$/, "");
   const git = (args: string[]) => execFileSync("git", args, { cwd: io.cwd, maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "pipe"] });
-  let names: string[];
-  let prefix: string;
+  // Git resolves REV:PATH itself, as `git show` does: PATH from the top of the repository,
+  // `./PATH` and `../PATH` from the current directory (and refused outside the repository).
+  const object = `${rev}:${dir}`;
+  const entries: { id: string; name: string }[] = [];
   try {
-    prefix = git(["rev-parse", "--show-prefix"]).toString().trim();
-    names = git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", path.posix.normalize(prefix + dir)])
-      .toString()
-      .split("\0")
-      .filter(Boolean);
+    const type = git(["cat-file", "-t", object]).toString().trim();
+    if (type !== "tree") throw Object.assign(new Error(), { stderr: `\`${dir}\` is a ${type === "blob" ? "file" : type}, not a directory, in git revision \`${rev}\`` });
+    for (const line of git(["ls-tree", "-r", "-z", "--full-tree", object]).toString().split("\0")) {
+      // `MODE TYPE ID\tNAME`; only files (blobs): links and submodules are not policy files.
+      const m = /^\d+ blob ([0-9a-f]+)\t(.*)$/s.exec(line);
+      if (m) entries.push({ id: m[1]!, name: m[2]! });
+    }
   } catch (e) {
     const msg = e && typeof e === "object" && "stderr" in e ? String((e as { stderr: unknown }).stderr).trim().split("\n")[0] : String(e);
-    throw new UsageError(`cannot read \`${spec}\` from git: ${msg}`);
+    const hint = dir.startsWith("./") || dir.startsWith("../") ? "" : " (REV:PATH is relative to the top of the repository, as in git; write REV:./PATH for a path relative to the current directory)";
+    throw new UsageError(`cannot read \`${spec}\` from git: ${msg || "not a directory in that revision"}${hint}`);
   }
-  const base = path.posix.normalize(prefix + dir);
-  if (names.length === 0) throw new UsageError(`\`${dir}\` has no files in git revision \`${rev}\``);
+  if (entries.length === 0) throw new UsageError(`\`${dir || "."}\` has no files in git revision \`${rev}\``);
   const files: Record<string, string> = {};
-  for (const n of names) {
-    const rel = base === "." ? n : n.slice(base.length + 1);
-    files[POLICY_DIR + "/" + rel] = git(["show", `${rev}:${n}`]).toString("utf8");
-  }
+  for (const { id, name } of entries) files[POLICY_DIR + "/" + name] = git(["cat-file", "blob", id]).toString("utf8");
   return { label: spec, fs: createMemoryFileSystem(files, [POLICY_DIR]) };
 }
 
@@ -946,7 +949,13 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   if (a.flags.has("all")) throw new UsageError("`--all` is for who-can and what-can: the table always shows every decision, denials included");
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
-  const list = (k: string) => a.values.get(k)?.split(",").filter(Boolean);
+  const list = (k: string) => {
+    const v = a.values.get(k);
+    if (v === undefined) return undefined;
+    const names = v.split(",").filter(Boolean);
+    if (names.length === 0) throw new UsageError(`--${k} names no qube (got \`${v}\`): give a comma-separated list such as \`work,vault\`, or leave --${k} out for every ${k === "sources" ? "source" : "target"}`);
+    return names;
+  };
   const targets = list("targets");
   const sources = list("sources");
   for (const s of sources ?? []) checkName(policy, system, s, "source", "--sources");
