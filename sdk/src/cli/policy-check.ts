@@ -305,7 +305,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       case "sarif": {
         const { version } = await import("./main.js");
         const baseUri = `file://${io.cwd.split(path.sep).map(encodeURIComponent).join("/").replace(/\/?$/, "/")}`;
-        writeSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri }, out);
+        writeSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri, stdinFile: "-" }, out);
         out.write("\n");
         break;
       }
