@@ -8,6 +8,7 @@ export default defineConfig({
     // Exact matches: `@qubes-kit/sdk` must not swallow its subpaths.
     alias: [
       { find: /^@qubes-kit\/language$/, replacement: src("./language/src/index.ts") },
+      { find: /^@qubes-kit\/language\/engine$/, replacement: src("./language/src/engine.ts") },
       { find: /^@qubes-kit\/sdk$/, replacement: src("./sdk/src/index.ts") },
       { find: /^@qubes-kit\/sdk\/sim$/, replacement: src("./sdk/src/sim-entry.ts") },
       { find: /^@qubes-kit\/sdk\/node$/, replacement: src("./sdk/src/node.ts") },

@@ -40,9 +40,10 @@ import { createTemplateFeature, isTemplatePath, type DocumentFeature } from "./t
 import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from "./features/index.js";
 import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 import { createPushRouter } from "./features/pushes.js";
+import { readSettings } from "./settings.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
-const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens"];
+const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens", "template"];
 
 /** The language id the server registers for. */
 export const LANGUAGE_ID = "qrexecpolicy";
@@ -621,7 +622,26 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
         s = undefined;
       }
     }
-    if (s && typeof s === "object") settings = s as QubesPolicySettings;
+    if (s && typeof s === "object") settings = checkedSettings(s);
+  }
+
+  /** The usable part of settings sent by the client; every unusable value is said once, in one line. */
+  let settingsProblems = "";
+  function checkedSettings(raw: unknown): QubesPolicySettings {
+    const { settings: ok, problems } = readSettings(raw);
+    const said = problems.join("\n");
+    if (said !== settingsProblems) {
+      settingsProblems = said;
+      for (const p of problems) {
+        log(`qubes-policy: ${p}`);
+        try {
+          void connection.window.showWarningMessage(p);
+        } catch {
+          // The connection is closing: nobody is left to tell.
+        }
+      }
+    }
+    return ok;
   }
 
   let systemFilePath: string | undefined;
@@ -676,7 +696,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       const init = params.initializationOptions as { settings?: QubesPolicySettings & { qubesPolicy?: QubesPolicySettings }; qubesPolicy?: QubesPolicySettings } | undefined;
       const bare = init && typeof init === "object" && SETTING_KEYS.some((k) => k in init) ? (init as QubesPolicySettings) : undefined;
       const initial = init?.qubesPolicy ?? init?.settings?.qubesPolicy ?? init?.settings ?? bare;
-      if (initial && typeof initial === "object") settings = initial;
+      if (initial && typeof initial === "object") settings = checkedSettings(initial);
       return {
         capabilities: {
           textDocumentSync: TextDocumentSyncKind.Incremental,

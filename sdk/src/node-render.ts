@@ -2,7 +2,7 @@
  * Decisions and explanations as text, exactly as `qkit policy eval` and
  * `qkit policy explain` print them (exported by `@qubes-kit/sdk/node`).
  */
-import { printRule, type Decision, type Explanation, type PolicyRule } from "@qubes-kit/language";
+import { printRule, type Decision, type Explanation, type PolicyRule } from "@qubes-kit/language/engine";
 
 /** A rule back as one line of policy text (fields separated by one space). */
 export function ruleText(r: PolicyRule): string {

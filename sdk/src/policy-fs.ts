@@ -13,8 +13,8 @@ import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 // The libc realpath: one call instead of an lstat per path component.
 const realpath = realpathSync.native;
 import * as path from "node:path";
-import { LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR } from "@qubes-kit/language";
-import type { FileKind, PolicyFileSystem } from "@qubes-kit/language";
+import { LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR } from "@qubes-kit/language/engine";
+import type { FileKind, PolicyFileSystem } from "@qubes-kit/language/engine";
 
 /** Options of {@link createNodePolicyFileSystem}. */
 export interface NodePolicyFileSystemOptions {

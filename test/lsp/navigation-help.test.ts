@@ -287,6 +287,20 @@ describe("navigation and help", () => {
     const after = apply(FILES["policy.d/90-default.policy"]!, edits);
     expect(after).toBe("qubes.Filecopy  +  personal  work  allow\n* * @anyvm @anyvm deny\n");
   });
+
+  test.each([
+    ["null", null, "the editor did not apply the edit: add the rule by hand"],
+    ["a refusal with its reason", { applied: false, failureReason: "file is read-only" }, "file is read-only"],
+    ["an answer without `applied`", {}, "the editor did not apply the edit: add the rule by hand"],
+  ])("'add a rule' reports an editor that answers applyEdit with %s as not applied, without an error message", async (_name, answer, error) => {
+    const r = await c.request<ExplainResult>(ExplainRequest.method, { uri: c.uri("policy.d/30-user.policy"), service: "qubes.Filecopy", source: "personal", target: "work" });
+    c.rpc.onRequest("workspace/applyEdit", () => answer);
+    const shown: string[] = [];
+    c.rpc.onNotification("window/showMessage", (p: { message: string }) => shown.push(p.message));
+    const res = await c.request<AddRuleResult>("workspace/executeCommand", { command: r.addRule![0]!.command, arguments: r.addRule![0]!.arguments });
+    expect(res).toMatchObject({ applied: false, rule: "qubes.Filecopy  +  personal  work  allow", error });
+    expect(shown).toEqual([]);
+  });
 });
 
 describe("a workspace that mirrors /etc", () => {

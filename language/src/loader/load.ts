@@ -13,8 +13,8 @@
  * goes on after errors to collect every diagnostic, for editors.
  */
 import { Diagnostic, type Span } from "../diagnostics.js";
-import { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields } from "../syntax/parse.js";
-import { fastValidRule } from "../syntax/fastcheck.js";
+import { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields, type LineSkip } from "../syntax/lines.js";
+import { fastValidRule, ruleLinePattern } from "../syntax/fastcheck.js";
 import { pyCompare, pyRepr } from "../syntax/python.js";
 import { ensureStarts, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "../syntax/rule.js";
 import type { NewlineMode, SyntaxKind } from "../syntax/tree.js";
@@ -273,6 +273,10 @@ class Loader {
       const inner: Frame = { base: frame.base, via };
       const scratch = { start: 0, end: 0 };
       const only = this.opts.service;
+      // Validation only (or rules of one service only): the lines of certainly valid rules
+      // that need no rule built are passed over by the scanner, a whole line per match.
+      const skip: LineSkip | undefined =
+        syntax === "policy" && (!this.keepRules || only !== undefined) ? { pattern: ruleLinePattern(this.keepRules ? only : undefined), skipped: 0 } : undefined;
       scanLines(text, newlines, (l) => {
         if (l.kind === "blank" || l.kind === "comment") return;
         // Validation only: most rule lines are certainly valid by one regular expression.
@@ -301,7 +305,8 @@ class Loader {
         }
         this.ruleCount++;
         if (this.keepRules && this.wanted(r as PolicyRule)) this.rules.push(r as PolicyRule);
-      });
+      }, skip);
+      if (skip) this.ruleCount += skip.skipped;
     } finally {
       this.stack.pop();
     }

@@ -101,7 +101,7 @@ export function inlayHints(doc: PolicyDocument, ctx: { snapshot?: PolicySnapshot
         offset: line.span.end,
         label: `shadowed by ${by.file}:${by.line}`,
         kind: "note",
-        tooltip: `every call this rule matches is decided first by ${by.file} line ${by.line}; this rule never decides anything`,
+        tooltip: `${by.file} line ${by.line} matches every call this rule matches, so each of them is decided there or by a rule before it; this rule never decides anything`,
       });
     }
   }

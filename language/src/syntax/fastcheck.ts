@@ -40,6 +40,48 @@ const RULE = new RegExp(
 );
 
 /**
+ * The columns after the service and argument, as `RULE` takes them, and no
+ * parameter given twice: after the action, a look-ahead refuses a key that
+ * comes again later on the line. Its capture groups are numbered from
+ * `group` on (each look-ahead has its own back reference).
+ */
+function afterService(group: number): string {
+  const keys = "(target|user|notify|autostart|default_target)";
+  const once = () => `(?![^\\n]*[ \\t]${keys}=[^\\n]*[ \\t]\\${group++}=)`;
+  // Built in the order they appear in the pattern: groups are numbered by position.
+  const allow = `allow${once()}(?:${W}${ALLOW_PARAM})*`;
+  const ask = `ask${once()}(?:${W}${ASK_PARAM})*`;
+  const allowRedirected = `allow${once()}(?:${W}${ALLOW_PARAM})*?${W}target=${REDIRECT}(?:${W}${ALLOW_PARAM})*`;
+  const askDefault = `ask${once()}(?:${W}${ASK_PARAM})*`;
+  return `${W}${SOURCE}${W}(?:${TARGET}${W}(?:${DENY}|${allow}|${ask})|@default${TOKEN_END}${W}(?:${DENY}|${allowRedirected}|${askDefault}))`;
+}
+
+const linePatterns = new Map<string | undefined, RegExp>();
+
+/**
+ * A sticky pattern that matches one whole physical line, from its start
+ * through its `\n`, when the line is a rule (indented by spaces and tabs at
+ * most, no `\r`) that {@link fastValidRule} accepts. With `except`, rules whose service is `except` or `*`
+ * (the ones that may decide a request for `except`) never match. The loader
+ * passes over such lines without looking at them (`scanLines`' `skip`).
+ *
+ * INVARIANT: it matches a line only if `fastValidRule` accepts its stripped
+ * text (a property test checks this on random lines).
+ */
+export function ruleLinePattern(except?: string): RegExp {
+  let re = linePatterns.get(except);
+  if (re === undefined) {
+    const service =
+      except === undefined ? SERVICE_ARG : `(?!(?:\\*|${except.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&")})[ \\t])${SERVICE_ARG}`;
+    re = new RegExp(`[ \\t]*${service}${afterService(1)}[ \\t]*\\n`, "y");
+    // A few services at most in one process (one per loaded policy); bounded all the same.
+    if (linePatterns.size >= 64) linePatterns.clear();
+    linePatterns.set(except, re);
+  }
+  return re;
+}
+
+/**
  * True when the rule line `text[start, end)` (stripped, policy syntax) is
  * certainly valid. False means "take the exact path", not "invalid".
  */

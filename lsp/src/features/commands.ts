@@ -76,17 +76,21 @@ async function addRule(ctx: ServerContext, args: unknown[], token: CancellationT
   const location = { uri, range: { start: { line: add.line - 1, character: 0 }, end: { line: add.line - 1, character: add.text.length } } };
   // A client that says it cannot apply edits is not asked; one that does not say is asked, and a refusal is reported.
   if (ctx.clientCaps.workspace?.applyEdit === false) return { applied: false, rule: add.text, location, error: "this editor cannot apply edits from the server (workspace/applyEdit): add the rule by hand" };
-  let res: { applied: boolean; failureReason?: string };
+  let res: { applied?: unknown; failureReason?: unknown } | null | undefined;
   try {
     res = await ctx.connection.workspace.applyEdit({ label: `add a rule: ${add.text}`, edit: { changes: { [uri]: [edit] } } });
   } catch (e) {
     return { applied: false, rule: add.text, location, error: `the editor refused the edit: ${e instanceof Error ? e.message : String(e)}` };
   }
+  // A client may answer anything (null included): only `applied: true` counts as applied.
+  if (res === null || typeof res !== "object" || res.applied !== true) {
+    const reason = res !== null && typeof res === "object" && typeof res.failureReason === "string" ? res.failureReason : undefined;
+    return { applied: false, rule: add.text, location, error: reason ?? "the editor did not apply the edit: add the rule by hand" };
+  }
   return {
-    applied: res.applied,
+    applied: true,
     rule: add.text,
     location,
-    ...(res.applied ? {} : { error: res.failureReason ?? "the editor did not apply the edit" }),
   };
 }
 

@@ -16,31 +16,29 @@
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import * as path from "node:path";
+// The engine entry only (no Chevrotain, no analysis services): `--engine-only` on a
+// directory, the common case of large policies, starts without the rest. The
+// editor's analysis (and SARIF's rule table) loads on demand from the full entry.
 import {
-  analyzeWorkspace,
   checkPolicy,
   ChunkWriter,
   countSeverities,
-  createMemoryFileSystem,
   lintText,
   mergeReports,
-  parseDocument,
   prepareSystemInfo,
   pyStrip,
   reportDiagnostic,
   invalidFilenameAsGiven,
-  reportFromSnapshot,
   wantsColor,
   writeCheckJson,
   writeCheckText,
   writeGithub,
-  writeSarif,
   LEGACY_POLICY_DIR,
   POLICY_DIR,
   type CheckReport,
   type ReportDiagnostic,
   type SystemInfo,
-} from "@qubes-kit/language";
+} from "@qubes-kit/language/engine";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
@@ -146,9 +144,17 @@ function ignoredFilesNote(p: string, io: CliIO, loaded: (virtualPath: string) =>
   );
 }
 
+/** The whole language core: the editor's parser and analysis (loaded only when a check needs them). */
+type Full = typeof import("@qubes-kit/language");
+let fullModule: Full | undefined;
+async function full(): Promise<Full> {
+  return (fullModule ??= await import("@qubes-kit/language"));
+}
+
 /** Checks a policy directory: the analysis of the whole policy, as the editor sees it. */
-function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io: CliIO): CheckReport {
+async function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io: CliIO): Promise<CheckReport> {
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
+  const { analyzeWorkspace, reportFromSnapshot } = await full();
   const snapshot = analyzeWorkspace(src.fs, { system, oneShot: true });
   ignoredFilesNote(p, io, (v) => snapshot.files.has(v));
   if (snapshot.files.size === 0 && snapshot.diagnostics.size === 0 && snapshot.policyDiagnostics.length === 0) {
@@ -164,7 +170,8 @@ function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io:
  * Checks one file on its own, as the editor checks a file that no policy
  * includes: its own lines and the analysis rules that look at one file.
  */
-function checkFile(name: string, text: string, serviceSyntax: boolean, system: SystemInfo | null): CheckReport {
+async function checkFile(name: string, text: string, serviceSyntax: boolean, system: SystemInfo | null): Promise<CheckReport> {
+  const { analyzeWorkspace, createMemoryFileSystem, reportFromSnapshot } = await full();
   // The editor reads files of the legacy directory in service syntax.
   const virtual = serviceSyntax ? `${LEGACY_POLICY_DIR}/file` : "/qkit-check/file";
   const fs = createMemoryFileSystem({ [virtual]: text }, [POLICY_DIR]);
@@ -223,7 +230,8 @@ function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckRep
 }
 
 /** `--engine-only` for a single file: its own lines, as the engine reads them. */
-function checkFileEngineOnly(name: string, text: string, serviceSyntax: boolean): CheckReport {
+async function checkFileEngineOnly(name: string, text: string, serviceSyntax: boolean): Promise<CheckReport> {
+  const { parseDocument } = await full();
   const doc = parseDocument(text, { syntax: serviceSyntax ? "service" : "policy" });
   const diagnostics = doc.diagnostics.map((d) => reportDiagnostic(d, name, text));
   const { errors, warnings } = countSeverities(diagnostics);
@@ -276,7 +284,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   const reports: CheckReport[] = [];
   for (const p of a.positionals) {
     const abs = path.resolve(io.cwd, p);
-    if (p !== "-" && statSync(abs).isDirectory()) reports.push(engineOnly ? checkDirectoryEngineOnly(p, a, io) : checkDirectory(p, a, system, io));
+    if (p !== "-" && statSync(abs).isDirectory()) reports.push(engineOnly ? checkDirectoryEngineOnly(p, a, io) : await checkDirectory(p, a, system, io));
     else {
       let text: string;
       try {
@@ -284,7 +292,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       } catch (e) {
         throw new UsageError(`cannot read \`${p}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
       }
-      reports.push(engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system));
+      reports.push(await (engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system)));
     }
   }
   const report = mergeReports(reports);
@@ -332,6 +340,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
         break;
       case "sarif": {
         const { version } = await import("./main.js");
+        const { writeSarif } = await full();
         const baseUri = `file://${io.cwd.split(path.sep).map(encodeURIComponent).join("/").replace(/\/?$/, "/")}`;
         writeSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri, stdinFile: "-" }, out);
         out.write("\n");

@@ -24,7 +24,7 @@ import {
   type PolicyRequest,
   type PolicyRule,
   type SystemInfo,
-} from "@qubes-kit/language";
+} from "@qubes-kit/language/engine";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";

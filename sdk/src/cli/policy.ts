@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { prepareSystemInfo, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language";
+import { prepareSystemInfo, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language/engine";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
