@@ -156,7 +156,8 @@ describe("CoverageCollector", () => {
             const x = explain(policy, makeRequest(call.service, call.source, call.target), system);
             c.add(x);
             if (x.decidingRule) decided++;
-            contributions += new Set((x.askContributions ?? []).map((s) => s.rule.index)).size;
+            // Only rules that added targets to the offered list contribute (a deny rule keeps targets off it).
+            contributions += new Set((x.askContributions ?? []).filter((s) => s.effect === "add" && s.targets.length > 0).map((s) => s.rule.index)).size;
           }
           const cov = c.result();
           const rules = cov.files.flatMap((f) => f.rules);
@@ -164,6 +165,7 @@ describe("CoverageCollector", () => {
           expect(rules.reduce((n, r) => n + r.decided, 0)).toBe(decided);
           expect(rules.reduce((n, r) => n + r.contributed, 0)).toBe(contributions);
           expect(cov.covered).toBe(rules.filter((r) => r.decided + r.contributed > 0).length);
+          for (const r of rules) if (r.rule.action === "deny") expect(r.contributed, `deny rule ${r.rule.origin.file}:${r.rule.origin.line}`).toBe(0);
           // lcov: one DA line per rule line, hit counts as above.
           const lcov = coverageToLcov(cov);
           expect(lcov.match(/^DA:/gm)?.length ?? 0).toBe(new Set(rules.filter((r) => r.rule.origin.line !== null).map((r) => `${r.rule.origin.path}:${r.rule.origin.line}`)).size);
@@ -175,6 +177,25 @@ describe("CoverageCollector", () => {
 });
 
 describe("editor services (test file diagnostics, coverage lenses)", () => {
+  it("covers only the rules that decided a call or added ask targets, never a deny rule that kept targets off the list", () => {
+    const text = readFileSync(fileURLToPath(new URL("../fixtures/audit/asklists/ask-with-deny.policytest.yaml", import.meta.url)), "utf8");
+    const coverage = new CoverageCollector(policy);
+    const report = testFileDiagnostics(parsePolicyTestFile(text), policy, system, coverage);
+    expect(report.failed).toBe(0);
+    // The calls' ask lists were shaped by these deny rules ("remove" steps of the explanation)...
+    const removers = new Set<string>();
+    for (const src of ["work", "untrusted"]) {
+      for (const s of explain(policy, makeRequest("qubes.Filecopy", src, ""), system).askContributions ?? []) if (s.effect === "remove") removers.add(`${s.rule.origin.file}:${s.rule.origin.line}`);
+    }
+    expect([...removers].sort()).toEqual(["30-user.policy:11", "30-user.policy:9", "90-default.policy:5"]);
+    // ...and none of them is covered, in the numbers or in the lenses.
+    const lenses = coverageLenses(coverage.result());
+    const at = (where: string) => lenses.find((l) => `${l.path.split("/").pop()}:${l.line}` === where)!;
+    for (const r of removers) expect([r, at(r).title, at(r).contributed]).toEqual([r, "no test decides this rule", 0]);
+    expect(at("30-user.policy:13").title).toBe("contributes ask targets to 1 test");
+    expect(at("30-user.policy:15").title).toBe("decided by 2 tests, contributes ask targets to 2 tests");
+  });
+
   it("puts problems and failing calls on their entries, and lenses on every rule line", () => {
     const text = readFileSync(fileURLToPath(new URL("../fixtures/audit/tests/failing.policytest.yaml", import.meta.url)), "utf8") + "  - qubes.Filecopy work vault => perhaps\n";
     const file = parsePolicyTestFile(text);

@@ -173,3 +173,23 @@ describe("qkit policy check: exit status and options", () => {
     expect(sarif.runs[0]!.results.length).toBe(fromText((await check("errors", "text")).out).length);
   });
 });
+
+describe("qkit policy check - (standard input) as SARIF", () => {
+  it("locates results in standard input by a description, with no file uri and no uriBaseId", async () => {
+    const { PassThrough } = await import("node:stream");
+    const { main } = await import("../../sdk/src/cli/main.js");
+    const stdin = new PassThrough();
+    stdin.end("qubes.A * work vault allw\nqubes.B * work vault allow\n");
+    const stdout = new PassThrough();
+    let out = "";
+    stdout.on("data", (d) => (out += d));
+    const code = await main(["policy", "check", "--format", "sarif", "-"], { stdin, stdout, stderr: new PassThrough(), env: {}, cwd: ROOT });
+    expect(code).toBe(1);
+    const log = JSON.parse(out) as { runs: { results: { ruleId: string; locations: { physicalLocation: { artifactLocation: Record<string, unknown>; region: { startLine: number } } }[] }[] }[] };
+    const results = log.runs[0]!.results;
+    expect(results.map((r) => [r.ruleId, r.locations[0]!.physicalLocation.region.startLine])).toEqual([["invalid-action", 1]]);
+    expect(results[0]!.locations[0]!.physicalLocation.artifactLocation).toEqual({
+      description: { text: "standard input (the policy text was piped to `qkit policy check -`; there is no file)" },
+    });
+  });
+});

@@ -88,7 +88,7 @@ describe("one-shot analysis", () => {
 
 /** Text with what makes escaping and layout hard: quotes, backslashes, control characters, tabs, CR/LF, astral and lone surrogates, `%`, `,`, `:`. */
 const text = fc.array(fc.constantFrom("a", "Z", " ", "\t", "\n", "\r", '"', "\\", "%", ",", ":", "/", "\x01", "\x1b", "\x7f", "é", "\u{1F600}", "\ud800", "\udc00", "\u2028"), { maxLength: 12 }).map((a) => a.join(""));
-const place = fc.record({ file: fc.oneof(text, fc.constantFrom("policy.d/30-user.policy", "/abs/x.policy")), line: fc.nat(300).map((n) => n + 1), column: fc.nat(80).map((n) => n + 1), endLine: fc.nat(300).map((n) => n + 1), endColumn: fc.nat(90).map((n) => n + 1) });
+const place = fc.record({ file: fc.oneof(text, fc.constantFrom("policy.d/30-user.policy", "/abs/x.policy", "-")), line: fc.nat(300).map((n) => n + 1), column: fc.nat(80).map((n) => n + 1), endLine: fc.nat(300).map((n) => n + 1), endColumn: fc.nat(90).map((n) => n + 1) });
 const diagnostic: fc.Arbitrary<ReportDiagnostic> = fc
   .record({
     at: place,
@@ -135,9 +135,14 @@ describe("streamed formats", () => {
   test("SARIF: exactly JSON.stringify(toSarif(report), null, 2)", () => {
     const base = fc.option(fc.constantFrom("file:///work/", "file:///a%20b/"), { nil: undefined });
     fc.assert(
-      fc.property(report, size, base, fc.option(fc.constant("https://example.org"), { nil: undefined }), (r, n, baseUri, informationUri) => {
-        const options = { tool: { name: "qkit", version: "1.2.3", ...(informationUri ? { informationUri } : {}) }, ...(baseUri !== undefined ? { baseUri } : {}) };
-        expect(streamed(n, (out) => writeSarif(r, options, out))).toBe(JSON.stringify(toSarif(r, options), null, 2));
+      fc.property(report, size, base, fc.option(fc.constant("https://example.org"), { nil: undefined }), fc.boolean(), (r, n, baseUri, informationUri, stdin) => {
+        const options = { tool: { name: "qkit", version: "1.2.3", ...(informationUri ? { informationUri } : {}) }, ...(baseUri !== undefined ? { baseUri } : {}), ...(stdin ? { stdinFile: "-" } : {}) };
+        const whole = toSarif(r, options);
+        expect(streamed(n, (out) => writeSarif(r, options, out))).toBe(JSON.stringify(whole, null, 2));
+        // Standard input is no file: no uri and no uriBaseId, a description instead.
+        const locations = JSON.stringify(whole);
+        if (stdin && r.diagnostics.some((d) => d.file === "-")) expect(locations).toContain('"artifactLocation":{"description":{"text":"standard input');
+        if (stdin) expect(locations).not.toContain('"uri":"-"');
       }),
       { numRuns: 400 },
     );

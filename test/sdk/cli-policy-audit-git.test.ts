@@ -30,9 +30,19 @@ describe("qkit policy diff with git revisions", () => {
     const r = await runQkit(["policy", "diff", "HEAD:conf/policy.d", "conf/policy.d", "--system", "system.json"], { cwd: repo });
     expect(r.out + `exit ${r.code}\n`).toBe(expected);
     git("commit", "-q", "-a", "-m", "edit");
-    // From a subdirectory, paths are relative to it, as in git.
-    const sub = await runQkit(["policy", "diff", "HEAD~1:policy.d", "HEAD:policy.d", "--system", "../system.json"], { cwd: join(repo, "conf") });
-    expect(sub.out + `exit ${sub.code}\n`).toBe(expected);
+    // From a subdirectory, as in git: REV:PATH from the top of the repository, REV:./PATH and REV:../PATH from here.
+    for (const [older, newer] of [
+      ["HEAD~1:./policy.d", "HEAD:conf/policy.d"],
+      ["HEAD~1:../conf/policy.d", "HEAD:./policy.d/"],
+    ]) {
+      const sub = await runQkit(["policy", "diff", older!, newer!, "--system", "../system.json"], { cwd: join(repo, "conf") });
+      expect(sub.out + sub.err + `exit ${sub.code}\n`, `${older} ${newer}`).toBe(expected);
+    }
+    const rootRelative = await runQkit(["policy", "diff", "HEAD:policy.d", "policy.d", "--system", "../system.json"], { cwd: join(repo, "conf") });
+    expect(rootRelative.code).toBe(2);
+    expect(rootRelative.err).toBe(
+      "qkit policy diff: cannot read `HEAD:policy.d` from git: fatal: path 'policy.d' does not exist in 'HEAD' (REV:PATH is relative to the top of the repository, as in git; write REV:./PATH for a path relative to the current directory) [usage]\n",
+    );
     const none = await runQkit(["policy", "diff", "HEAD:conf/policy.d", "conf/policy.d", "--system", "system.json"], { cwd: repo });
     expect(none.code).toBe(0);
   });
@@ -44,6 +54,14 @@ describe("qkit policy diff with git revisions", () => {
     expect(bad.err).toMatch(/cannot read `nosuchrev:conf\/policy.d` from git/);
     const empty = await runQkit(["policy", "diff", "HEAD:nothing", "conf/policy.d", "--system", "system.json"], { cwd: repo });
     expect(empty.code).toBe(2);
-    expect(empty.err).toMatch(/`nothing` has no files in git revision `HEAD`/);
+    expect(empty.err).toMatch(/^qkit policy diff: cannot read `HEAD:nothing` from git: fatal: path 'nothing' does not exist in 'HEAD' \(REV:PATH is relative/);
+    // Outside the repository: refused, in git's words.
+    const outside = await runQkit(["policy", "diff", "HEAD:../policy.d", "conf/policy.d", "--system", "system.json"], { cwd: repo });
+    expect(outside.code).toBe(2);
+    expect(outside.err).toMatch(/^qkit policy diff: cannot read `HEAD:\.\.\/policy\.d` from git: fatal: '\.\.\/policy\.d' is outside repository at '.*' \[usage\]\n$/);
+    // A file, not a directory.
+    const file = await runQkit(["policy", "diff", "HEAD:system.json", "conf/policy.d", "--system", "system.json"], { cwd: repo });
+    expect(file.code).toBe(2);
+    expect(file.err).toMatch(/^qkit policy diff: cannot read `HEAD:system.json` from git: /);
   });
 });

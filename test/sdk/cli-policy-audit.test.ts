@@ -37,3 +37,16 @@ describe("qkit policy test / diff / who-can / what-can / table (goldens)", () =>
     }
   });
 });
+
+describe("coverage names the policy directory as given", () => {
+  it.each([
+    ["an absolute path, as written", root + "demo/policy.d", root + "demo/policy.d"],
+    ["a relative path, from the current directory", "demo/policy.d", "demo/policy.d"],
+    ["a relative path with a trailing slash, from the current directory", "./demo/policy.d/", "demo/policy.d"],
+  ])("%s", async (_what, given, shown) => {
+    const r = await runQkit(["policy", "test", "--policy-dir", given, "--json", "--coverage", "tests/demo.policytest.yaml"], { cwd: root });
+    expect(r.err).toBe("");
+    const policies = (JSON.parse(r.out) as { coverage: { policies: { policy_dir: string }[] } }).coverage.policies;
+    expect(policies.map((p) => p.policy_dir)).toEqual([shown]);
+  });
+});

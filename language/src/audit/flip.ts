@@ -142,21 +142,32 @@ export function flipDecision(policy: CompiledPolicy, source: FlipSource, request
   const candidates: FlipEdit[] = [];
   const decidingRule = ex.decidingRule ?? (before.rule && before.rule.line !== null ? policy.rules.find((r) => r.origin.file === before.rule!.file && r.origin.line === before.rule!.line) : undefined);
   const seenRemove = new Set<string>();
+  // A rule as the file writes it (a legacy line keeps its `$` tokens and `,` parameters), else as printed.
+  const ownText = (r: PolicyRule): string => {
+    const f = fileOf(r.origin.path);
+    const line = f && r.origin.line !== null ? splitLines(f.text, f.newlines)[r.origin.line - 1]?.trim() : undefined;
+    return line || ruleText(r);
+  };
   const remove = (r: PolicyRule) => {
     if (r.origin.line === null) return;
     const key = `${r.origin.path}\0${r.origin.line}`;
     if (seenRemove.has(key)) return;
     seenRemove.add(key);
-    candidates.push({ kind: "remove", file: r.origin.file, path: r.origin.path, line: r.origin.line, rule: ruleText(r) });
+    candidates.push({ kind: "remove", file: r.origin.file, path: r.origin.path, line: r.origin.line, rule: ownText(r) });
   };
   if (decidingRule) remove(decidingRule);
   for (const c of ex.askContributions ?? []) remove(c.rule);
   const current: ActionName | "refused" = before.ok ? before.action : "refused";
-  if (decidingRule && decidingRule.origin.line !== null && fileOf(decidingRule.origin.path)?.syntax === "policy") {
+  const decidingFile = decidingRule ? fileOf(decidingRule.origin.path) : undefined;
+  if (decidingRule && decidingRule.origin.line !== null && decidingFile) {
     for (const action of ["allow", "ask", "deny"] as const) {
       if (action === decidingRule.action) continue;
       const next = withAction(decidingRule, action);
-      candidates.push({ kind: "change-action", file: decidingRule.origin.file, path: decidingRule.origin.path, line: decidingRule.origin.line, rule: ruleText(decidingRule), action, newRule: printRule(next, " ") });
+      // A file in the service syntax (`!include-service`, 4.0 files) has no service and argument columns:
+      // the changed line is written in it without them (tokens and parameters in the current spelling).
+      const printed = printRule(next, " ");
+      const newRule = decidingFile.syntax === "policy" ? printed : printed.split(" ").slice(2).join(" ");
+      candidates.push({ kind: "change-action", file: decidingRule.origin.file, path: decidingRule.origin.path, line: decidingRule.origin.line, rule: ownText(decidingRule), action, newRule });
     }
   }
   // Where a new rule goes: before the deciding rule, else at the top of the first file in the new syntax.

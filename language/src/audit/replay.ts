@@ -15,12 +15,18 @@
 import { evaluate } from "../eval/evaluate.js";
 import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy } from "../loader/types.js";
+import { prepared } from "../eval/system.js";
 
 /** How a logged call ended. */
 export type LoggedOutcome =
   | { kind: "allowed"; target: string }
   | { kind: "denied"; message: string; byUser: boolean }
-  | { kind: "error"; message: string };
+  | {
+      kind: "error";
+      message: string;
+      /** What failed, as the daemon logged it: `error getting system info`; absent for `error loading policy`. */
+      stage?: "error getting system info";
+    };
 
 /** One call read from the journal. */
 export interface LoggedCall {
@@ -50,7 +56,7 @@ export interface JournalCalls {
 const CALL = /^qrexec: (\S*): (\S*) -> (\S*): (allowed to (\S*)|denied: (.*)|error loading policy: (.*)|error getting system info: (.*))$/s;
 
 function clip(s: string): string {
-  return s.length > 200 ? s.slice(0, 200) + "…" : s;
+  return journalText(s);
 }
 
 /** The message and time of one journal line, or why it is not a message. */
@@ -124,7 +130,7 @@ export function parseQrexecJournal(text: string): JournalCalls {
     let outcome: LoggedOutcome;
     if (allowedTo !== undefined) outcome = { kind: "allowed", target: allowedTo };
     else if (denied !== undefined) outcome = { kind: "denied", message: denied, byUser: denied.startsWith("denied by the user") };
-    else outcome = { kind: "error", message: loadError ?? infoError ?? "" };
+    else outcome = loadError !== undefined ? { kind: "error", message: loadError } : { kind: "error", message: infoError ?? "", stage: "error getting system info" };
     out.calls.push({ line, time: m.time, request, outcome });
   });
   return out;
@@ -144,13 +150,42 @@ export interface ReplayRow {
   call: LoggedCall;
   decision: Decision;
   verdict: ReplayVerdict;
-  /** `was allowed to vault, now deny (30-user.policy:3)`. */
+  /** `was allowed to vault, now deny (30-user.policy:3)`: one printable line (text from the journal escaped and clipped). */
   text: string;
 }
 
-function sameTarget(a: string, b: string): boolean {
-  const n = (x: string) => (x === "@adminvm" ? "dom0" : x);
-  return n(a) === n(b);
+/**
+ * The qube a logged or decided target names: the daemon logs the target it
+ * resolved, which may be `uuid:UUID` (or `@dispvm:uuid:UUID`) where the draft
+ * decides the qube's name, and `dom0` where the policy says `@adminvm`.
+ */
+function canonicalTarget(system: SystemInfo, t: string): string {
+  if (t === "@adminvm") return "dom0";
+  const disp = t.startsWith("@dispvm:") ? "@dispvm:" : "";
+  const q = t.slice(disp.length);
+  if (!q.startsWith("uuid:")) return t;
+  const entry = system.domains.get(q) as { name?: unknown } | undefined;
+  let name = entry && typeof entry === "object" && typeof entry.name === "string" ? entry.name : undefined;
+  if (name === undefined) {
+    const names = prepared(system).namesByUuid.get(q.slice(5));
+    if (names && names.length === 1) name = names[0];
+  }
+  return name === undefined ? t : disp + name;
+}
+
+function sameTarget(system: SystemInfo, a: string, b: string): boolean {
+  return a === b || canonicalTarget(system, a) === canonicalTarget(system, b);
+}
+
+/** Text from the journal as one printable, bounded line: control characters escaped, long text clipped. */
+export function journalText(s: string, max = 200): string {
+  const escaped = s.replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
+  });
+  return escaped.length > max ? escaped.slice(0, max) + `… (${escaped.length - max} more characters)` : escaped;
 }
 
 function shortList(xs: readonly string[], max = 8): string {
@@ -166,9 +201,10 @@ function decisionText(d: Decision): string {
 }
 
 function pastText(o: LoggedOutcome): string {
-  if (o.kind === "allowed") return `was allowed to ${o.target}`;
+  if (o.kind === "allowed") return `was allowed to ${journalText(o.target)}`;
   if (o.kind === "denied") return o.byUser ? "was refused by the user" : "was denied";
-  return "was denied (the policy did not load)";
+  // Say what the log said: the daemon denied because of this failure, not because of a rule.
+  return `was denied (${o.stage ?? "error loading policy"}: ${journalText(o.message, 120)})`;
 }
 
 /** Decides every logged call with `policy` and compares with its past outcome. Never throws. */
@@ -179,11 +215,11 @@ export function replayCalls(policy: CompiledPolicy, system: SystemInfo, calls: r
     const denied = !d.ok || d.action === "deny";
     let verdict: ReplayVerdict;
     if (o.kind === "allowed") {
-      if (d.ok && d.action === "allow") verdict = sameTarget(d.target, o.target) ? "same" : "different";
-      else if (d.ok && d.action === "ask") verdict = d.targetsForAsk.some((t) => sameTarget(t, o.target)) ? "asks" : "different";
+      if (d.ok && d.action === "allow") verdict = sameTarget(system, d.target, o.target) ? "same" : "different";
+      else if (d.ok && d.action === "ask") verdict = d.targetsForAsk.some((t) => sameTarget(system, t, o.target)) ? "asks" : "different";
       else verdict = "different";
     } else if (o.kind === "denied" && o.byUser) verdict = denied || (d.ok && d.action === "ask") ? "same" : "different";
     else verdict = denied ? "same" : "different";
-    return { call, decision: d, verdict, text: `${pastText(o)}, now ${decisionText(d)}` };
+    return { call, decision: d, verdict, text: `${pastText(o)}, now ${journalText(decisionText(d), 1000)}` };
   });
 }

@@ -4,7 +4,8 @@
  * Each test call is decided with {@link explain} (the same decision as
  * `evaluate`, plus the deciding rule and, for `ask`, which rules contributed
  * the offered targets); coverage counts, per rule, the calls it decided and
- * the calls whose `ask` targets it contributed to.
+ * the calls whose `ask` targets it added (an `allow` or `ask` rule; a `deny`
+ * rule that only kept targets off an ask list is not covered by that).
  */
 import { explain, makeRequest } from "../eval/evaluate.js";
 import type { Explanation, SystemInfo } from "../eval/types.js";
@@ -84,7 +85,11 @@ export interface RuleCoverage {
   rule: PolicyRule;
   /** Test calls this rule decided. */
   decided: number;
-  /** Test calls decided by an `ask` rule whose offered targets this rule added or removed. */
+  /**
+   * Test calls decided by an `ask` rule whose offered targets this (`allow`
+   * or `ask`) rule added. A `deny` rule that only kept targets off the list
+   * contributes nothing: it decided no call, so it is not covered by it.
+   */
   contributed: number;
 }
 
@@ -121,7 +126,8 @@ export class CoverageCollector {
     if (x.decidingRule) this.decided[x.decidingRule.index]!++;
     const seen = new Set<number>();
     for (const c of x.askContributions ?? []) {
-      if (seen.has(c.rule.index)) continue;
+      // Only rules that added targets to the offered list count (a deny rule's "remove" keeps targets off it).
+      if (c.effect !== "add" || c.targets.length === 0 || seen.has(c.rule.index)) continue;
       seen.add(c.rule.index);
       this.contributed[c.rule.index]!++;
     }

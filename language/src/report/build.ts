@@ -74,11 +74,32 @@ export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotRe
     const list = snapshot.diagnostics.get(path);
     if (!list?.length) continue;
     const { file, text } = related(path);
-    for (const d of list) diagnostics.push(reportDiagnostic(d, file, text, related));
+    for (const d of list) diagnostics.push(reportDiagnostic(invalidFilenameAsGiven(d, options.shownPath), file, text, related));
   }
-  for (const d of snapshot.policyDiagnostics) diagnostics.push(reportDiagnostic({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.policyLabel, undefined));
+  for (const d of snapshot.policyDiagnostics) diagnostics.push(reportDiagnostic(invalidFilenameAsGiven({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.shownPath), options.policyLabel, undefined));
   const { errors, warnings } = countSeverities(diagnostics);
   return { ok: errors === 0, rules: options.rules ?? snapshot.rules.length, errors, warnings, diagnostics };
+}
+
+const INVALID_FILENAME = "invalid filename: ";
+const BAD_NAME_CHARS = /[^0-9a-z_.-]/g;
+
+/**
+ * The engine's `invalid filename: PATH` names the file where the engine reads
+ * it (`/etc/qubes/policy.d/…`); the report names it as the user gave it, and
+ * says what to rename it to (the engine accepts `[0-9a-z_.-]` only).
+ */
+export function invalidFilenameAsGiven<D extends AnalysisDiagnostic | Diagnostic>(d: D, shownPath: (path: string) => string): D {
+  if (d.code !== "invalid-filename" || !d.message.startsWith(INVALID_FILENAME)) return d;
+  const virtual = d.message.slice(INVALID_FILENAME.length);
+  const slash = virtual.lastIndexOf("/");
+  const base = virtual.slice(slash + 1);
+  const renamed = base.toLowerCase().replace(BAD_NAME_CHARS, "-");
+  const help =
+    renamed !== base && /^[0-9a-z_.-]+$/.test(renamed)
+      ? `the engine rejects the whole policy for this name, so the daemon denies every call; rename the file to \`${renamed}\` (only lowercase letters, digits, \`_\`, \`-\` and \`.\`)`
+      : "the engine rejects the whole policy for this name, so the daemon denies every call; rename the file using only lowercase letters, digits, `_`, `-` and `.`";
+  return { ...d, message: INVALID_FILENAME + shownPath(virtual), help };
 }
 
 /** Several reports as one (several policies checked in one run). */

@@ -27,7 +27,15 @@ export interface SarifOptions {
    * relative to (the working directory); recorded as `SRCROOT`.
    */
   baseUri?: string;
+  /**
+   * The file name that stands for standard input (`-`): its locations have
+   * no `uri` (there is no file) and no `uriBaseId`, only a description.
+   */
+  stdinFile?: string;
 }
+
+/** The description of the artifact read from standard input. */
+const STDIN_DESCRIPTION = "standard input (the policy text was piped to `qkit policy check -`; there is no file)";
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
@@ -41,11 +49,11 @@ export function fileUri(file: string): string {
   return file.startsWith("/") ? `file://${enc}` : enc;
 }
 
-function physical(l: ReportLocation, baseUri: string | undefined, snippet?: string): Record<string, unknown> {
+function physical(l: ReportLocation, options: SarifOptions, snippet?: string): Record<string, unknown> {
   const region: Record<string, unknown> = { startLine: l.line, startColumn: l.column, endLine: l.endLine, endColumn: l.endColumn };
   if (snippet !== undefined) region["snippet"] = { text: snippet };
-  const artifactLocation: Record<string, unknown> = { uri: fileUri(l.file) };
-  if (baseUri !== undefined && !l.file.startsWith("/")) artifactLocation["uriBaseId"] = "SRCROOT";
+  const artifactLocation: Record<string, unknown> = l.file === options.stdinFile ? { description: { text: STDIN_DESCRIPTION } } : { uri: fileUri(l.file) };
+  if (options.baseUri !== undefined && l.file !== options.stdinFile && !l.file.startsWith("/")) artifactLocation["uriBaseId"] = "SRCROOT";
   return { artifactLocation, region };
 }
 
@@ -88,9 +96,9 @@ export function toSarif(report: CheckReport, options: SarifOptions): Record<stri
       ruleIndex: index.get(d.code)!,
       level: sarifLevel(d.severity),
       message: { text: d.message },
-      locations: [{ physicalLocation: physical(d, options.baseUri, d.sourceLine) }],
+      locations: [{ physicalLocation: physical(d, options, d.sourceLine) }],
     };
-    if (d.related?.length) r["relatedLocations"] = d.related.map((x, id) => ({ id, message: { text: x.message }, physicalLocation: physical(x, options.baseUri) }));
+    if (d.related?.length) r["relatedLocations"] = d.related.map((x, id) => ({ id, message: { text: x.message }, physicalLocation: physical(x, options) }));
     if (d.help) r["properties"] = { help: d.help };
     return r;
   });
@@ -117,7 +125,7 @@ export function writeSarif(report: CheckReport, options: SarifOptions, out: Chun
   if (report.diagnostics.length === 0 && !engine) out.write("[]");
   else {
     out.write("[\n");
-    const uris = new UriCache(options.baseUri);
+    const uris = new UriCache(options.baseUri, options.stdinFile);
     let first = true;
     for (const d of report.diagnostics) {
       const ruleIndex = index.get(d.code)!;
@@ -145,14 +153,20 @@ export function writeSarif(report: CheckReport, options: SarifOptions, out: Chun
 /** The `artifactLocation` of each file, as JSON text, made once per file. */
 class UriCache {
   private readonly known = new Map<string, string>();
-  constructor(private readonly baseUri: string | undefined) {}
+  constructor(
+    private readonly baseUri: string | undefined,
+    private readonly stdinFile: string | undefined,
+  ) {}
   /** The members of the artifact location of `file`, indented for {@link physicalJson}. */
   get(file: string, indent: string): string {
     const key = indent + "\0" + file;
     let v = this.known.get(key);
     if (v === undefined) {
-      v = `{\n${indent}    "uri": ${JSON.stringify(fileUri(file))}`;
-      if (this.baseUri !== undefined && !file.startsWith("/")) v += `,\n${indent}    "uriBaseId": "SRCROOT"`;
+      if (file === this.stdinFile) v = `{\n${indent}    "description": {\n${indent}      "text": ${JSON.stringify(STDIN_DESCRIPTION)}\n${indent}    }`;
+      else {
+        v = `{\n${indent}    "uri": ${JSON.stringify(fileUri(file))}`;
+        if (this.baseUri !== undefined && !file.startsWith("/")) v += `,\n${indent}    "uriBaseId": "SRCROOT"`;
+      }
       v += `\n${indent}  }`;
       this.known.set(key, v);
     }

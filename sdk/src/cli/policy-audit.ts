@@ -52,6 +52,7 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, renderExplanation } from "./policy.js";
 import { formatOption, writeOutput } from "./output.js";
+import { escapeControls, oneLine, osMessage } from "./text.js";
 import type { ConnectionInfo } from "./connect.js";
 
 // ---------------------------------------------------------------------------
@@ -89,36 +90,115 @@ function readSystemFile(file: string, cwd: string, shown = `\`${file}\``): Syste
   try {
     raw = JSON.parse(readFileSync(path.resolve(cwd, file), "utf8"));
   } catch (e) {
-    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
+    const why = e && typeof e === "object" && "code" in e && typeof e.code === "string" ? osMessage(e) : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
     throw new UsageError(`cannot read the system model ${shown}: ${why}`);
   }
-  if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
-    throw new UsageError(`the system model ${shown} is not an internal.GetSystemInfo answer (no \`domains\` object)`);
+  return checkedSystem(raw, `the system model ${shown}`);
+}
+
+/**
+ * The one check of a system model every audit command makes (a file or the
+ * live answer): an internal.GetSystemInfo answer with at least one qube, each
+ * an object of properties. An answer without qubes would make every answer
+ * vacuous ("no decision changes", no rows), so it is refused.
+ */
+function checkedSystem(raw: unknown, what: string): SystemInfo {
+  const domains = raw && typeof raw === "object" ? (raw as { domains?: unknown }).domains : undefined;
+  if (!domains || typeof domains !== "object" || Array.isArray(domains)) {
+    throw new UsageError(`${what} is not an internal.GetSystemInfo answer (no \`domains\` object); make one with \`qkit system snapshot\``);
+  }
+  const names = Object.keys(domains);
+  if (names.length === 0) {
+    throw new InputFailure(`${what} has no qubes (\`domains\` is empty), so every answer would be empty; give the model of a real system (\`qkit system snapshot\` writes one; dom0 is always there)`, "empty-system");
+  }
+  for (const n of names) {
+    const d = (domains as Record<string, unknown>)[n];
+    if (!d || typeof d !== "object" || Array.isArray(d)) {
+      throw new InputFailure(
+        `${what}: qube \`${clip(oneLine(n))}\` is ${clip(oneLine(JSON.stringify(d) ?? String(d)))}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``,
+        "bad-system-model",
+      );
+    }
   }
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
 
-/** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
-async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
-  const { connect } = await import("./connect.js");
-  const { systemInfo } = await import("../system-info.js");
-  const flags = new Map<string, string | true>();
-  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const conn: ConnectionInfo = { via: "default" };
-  const { qubes } = connect(flags, { env: io.env, cwd: io.cwd }, conn);
-  try {
-    return prepareSystemInfo(await systemInfo(qubes));
-  } catch (e) {
-    // One line with what to do (the connection's wording), not the transport's raw text.
-    const { describeFailure } = await import("./failure.js");
-    const f = describeFailure(e, conn);
-    throw f ? new Error(f.message) : e;
+/**
+ * An input the commands cannot use: the live system or policy cannot be read
+ * (qubesd unreachable, a refused call; the connection's wording and what to
+ * do), or a system model with no qubes or a malformed qube. One line with a
+ * stable code; the commands exit 2 (exit 1 is an answer: "decisions changed").
+ */
+export class InputFailure extends Error {
+  override name = "InputFailure";
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
   }
 }
 
+/** The Admin API and policy admin clients for the connection options, with the record messages name the socket by. */
+async function liveClients(a: ParsedArgs, io: CliIO): Promise<{ qubes: import("../qubes.js").Qubes; policy: import("../policy-admin.js").PolicyAdmin; conn: ConnectionInfo }> {
+  const { connect } = await import("./connect.js");
+  const flags = new Map<string, string | true>();
+  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
+  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
+  const conn = {} as ConnectionInfo;
+  return { ...connect(flags, { env: io.env, cwd: io.cwd }, conn), conn };
+}
+
+/** Runs a read of the live system, turning a Qubes failure into a {@link InputFailure}. */
+async function live<T>(conn: ConnectionInfo, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    // One line with what to do (the connection's wording), not the transport's raw text.
+    const { describeFailure } = await import("./failure.js");
+    const f = describeFailure(e, conn.via === undefined ? undefined : conn);
+    if (f) throw new InputFailure(f.message, f.code);
+    throw e;
+  }
+}
+
+/** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
+async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
+  const { systemInfo } = await import("../system-info.js");
+  const { qubes, conn } = await liveClients(a, io);
+  const raw = await live(conn, () => systemInfo(qubes));
+  return checkedSystem(raw, "the live system (internal.GetSystemInfo)");
+}
+
+/**
+ * Runs an audit command: a {@link InputFailure} is one line with its code and
+ * exit 2 (exit 1 is an answer for these commands, never an error).
+ */
+async function audited(name: string, io: CliIO, fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof InputFailure) {
+      io.stderr.write(`qkit policy ${name}: ${oneLine(e.message)} [${e.code}]\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+/** Foreign text (a qube or service name, a test file's call, a journal line) shortened for one line of output. */
+export function clip(s: string, max = 200): string {
+  return s.length > max ? s.slice(0, max) + `… (${s.length - max} more characters)` : s;
+}
+
+/** Foreign text as one printable, bounded line: control characters escaped (\`oneLine\`), then clipped. */
+function shownText(s: string, max = 200): string {
+  return clip(oneLine(s), max);
+}
+
 function xml(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+  // Control characters shown escaped (as in every message), then XML's own escaping.
+  return escapeControls(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
 }
 
 // ---------------------------------------------------------------------------
@@ -150,7 +230,8 @@ options:
   --format text|junit|json  output format (default text); junit is JUnit XML, json one object
   --json                  the same as --format json
   --output FILE           write the results there instead of standard output
-  --coverage              report, for every rule, the test calls it decided or contributed ask targets to
+  --coverage              report, for every rule, the test calls it decided or (allow and ask rules)
+                          added targets to the ask list of
   --coverage-format text|json|lcov   (default text; json with --format json)
   --coverage-output FILE  write the coverage there (default: standard output)
 
@@ -165,7 +246,8 @@ that no rule names but one a rule names is a letter or two away
 (\`[unknown-service]\`): the names \`qkit policy eval\` warns about.
 
 ${CONNECTION_USAGE.replace(/^connection:/, "connection (for `live`):")}
-exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error
+exit status: 0 every test passes, 1 a test fails or a file cannot be used, 2 usage error,
+or the live system or policy cannot be read ([connect-failed] and the like)
 (or --output/--coverage-output cannot be written: [cannot-write])
 `;
 
@@ -234,7 +316,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   if (files.length === 0) throw new UsageError(`no policy test files (*.policytest.yaml) under ${paths.map((p) => `\`${p}\``).join(", ")}`);
 
   // Policies and system models are loaded once each, however many files use them.
-  const policies = new Map<string, { mounted: Mounted; loaded: { policy: CompiledPolicy } | { error: PolicyError }; coverage?: CoverageCollector }>();
+  const policies = new Map<string, { mounted: Mounted; shown: string; loaded: { policy: CompiledPolicy } | { error: PolicyError }; coverage?: CoverageCollector }>();
   const systems = new Map<string, SystemInfo>();
   const overrideDir = a.values.get("policy-dir");
   const overrideSystem = a.values.get("system");
@@ -273,7 +355,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
       }
       mounted = mount(dirSpec, io.cwd);
       const loaded = loadDir(mounted);
-      entry = { mounted, loaded };
+      // The directory as given: an absolute path as written, a relative one from the current directory.
+      const written = overrideDir ?? parsed.policy!;
+      entry = { mounted, shown: path.isAbsolute(written) ? written : path.relative(io.cwd, dirSpec) || ".", loaded };
       if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
       policies.set(dirSpec, entry);
     }
@@ -282,6 +366,12 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
       try {
         system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd, sysWritten);
       } catch (e) {
+        // qubesd unreachable is not a problem of this file: the whole run stops (exit 2), as every audit command does.
+        if (sysSpec === "live" && e instanceof InputFailure && !["empty-system", "bad-system-model"].includes(e.code)) throw e;
+        if (e instanceof InputFailure) {
+          run.problems.push({ line: sysLine, code: e.code, message: e.message });
+          continue;
+        }
         const why = sysSpec === "live" ? `cannot read the live system model: ${e instanceof Error ? e.message : String(e)}` : e instanceof Error ? e.message : String(e);
         const todo = sysSpec === "live" ? "or use a system file: `--system FILE` (made by `qkit system snapshot`)" : "give a file `qkit system snapshot` wrote (`--system FILE`), or use `--system live` with `--socket PATH`";
         run.problems.push({ line: sysLine, code: "no-system", message: `${why}; ${todo}` });
@@ -303,7 +393,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   const total = runs.reduce((n, r) => n + r.results.length, 0);
   const failed = runs.reduce((n, r) => n + r.results.filter((x) => !passedCase(x)).length, 0);
   const broken = runs.filter((r) => r.problems.length).length;
-  const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, coverage: p.coverage!.result() })) : [];
+  const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, shown: p.shown, coverage: p.coverage!.result() })) : [];
   const nested = bothOnStdout && format === "json" ? coverageJson(covs, io.cwd) : undefined;
   const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken, nested) : textReport(runs, total, failed, broken);
   if (!writeOutput(io, "policy test", a.values.get("output"), report)) return 2;
@@ -322,15 +412,17 @@ function indent(text: string, by: string): string {
 function textReport(runs: FileRun[], total: number, failed: number, broken: number): string {
   const out: string[] = [];
   for (const r of runs) {
-    for (const p of r.problems) out.push(`${r.file}:${p.line}: error[${p.code}]: ${p.message}`);
+    // Everything quoted from a test file or a policy is shown escaped and bounded (a call may hold any character).
+    const file = oneLine(r.file);
+    for (const p of r.problems) out.push(`${file}:${p.line}: error[${p.code}]: ${shownText(p.message, 500)}`);
     for (const x of r.results) {
-      const call = expectationCall(x.case.expectation);
-      for (const p of x.result?.problems ?? []) out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${p.message} [${p.code}]`);
+      const call = shownText(expectationCall(x.case.expectation));
+      for (const p of x.result?.problems ?? []) out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(p.message, 500)} [${p.code}]`);
       if (x.error !== undefined) {
-        out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.error}`);
+        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.error, 500)}`);
       } else if (x.result!.failure !== undefined) {
-        out.push(`FAIL ${r.file}:${x.case.line}: ${call}: ${x.result!.failure}`);
-        out.push(indent(renderExplanation(x.result!.explanation), "    "));
+        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.result!.failure, 500)}`);
+        out.push(indent(escapeControls(renderExplanation(x.result!.explanation)), "    "));
       }
     }
   }
@@ -405,12 +497,12 @@ function junit(runs: FileRun[]): string {
   return out.join("\n") + "\n";
 }
 
-type Covered = { mounted: Mounted; coverage: PolicyCoverage }[];
+type Covered = { mounted: Mounted; shown: string; coverage: PolicyCoverage }[];
 
 /** The coverage as JSON data (`--coverage-format json`, and `coverage` of the JSON results). */
 function coverageJson(covs: Covered, cwd: string): { covered: number; total: number; policies: unknown[] } {
   const policies = covs.map((c) => ({
-    policy_dir: path.relative(cwd, c.mounted.dir) || ".",
+    policy_dir: c.shown,
     covered: c.coverage.covered,
     total: c.coverage.total,
     files: c.coverage.files.map((f) => ({
@@ -429,14 +521,14 @@ function coverageJson(covs: Covered, cwd: string): { covered: number; total: num
 function coverageReport(covs: Covered, format: string, cwd: string): string {
   if (format === "lcov") return covs.map((c) => coverageToLcov(c.coverage, (p) => shownPath(c.mounted, p, cwd))).join("");
   if (format === "json") return JSON.stringify(coverageJson(covs, cwd)) + "\n";
-  const out: string[] = ["coverage (rules that decided a test call or contributed ask targets):"];
+  const out: string[] = ["coverage (rules that decided a test call, or added targets to the ask list of one):"];
   let covered = 0;
   let total = 0;
   for (const c of covs) {
     covered += c.coverage.covered;
     total += c.coverage.total;
     for (const f of c.coverage.files) {
-      const p = shownPath(c.mounted, f.path, cwd);
+      const p = oneLine(shownPath(c.mounted, f.path, cwd));
       out.push(`  ${p}: ${f.covered}/${f.total} rules (${percent(f.covered, f.total)})`);
       const missed = f.rules.filter((r) => !r.decided && !r.contributed).map((r) => r.rule.origin.line ?? "None");
       if (missed.length) out.push(`    not covered: line${missed.length === 1 ? "" : "s"} ${missed.join(", ")}`);
@@ -485,7 +577,9 @@ options:
                       \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
-exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load)
+exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load,
+a system model with no qubes ([empty-system]) or a malformed qube ([bad-system-model]),
+the live system or policy cannot be read ([connect-failed] and the like))
 `;
 
 interface PolicyInput {
@@ -498,39 +592,36 @@ interface PolicyInput {
 /** A policy given as a directory, `live`, or REV:PATH of a git revision (also used by `qkit flow`). */
 export async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promise<PolicyInput> {
   if (spec === "live") {
-    const { connect } = await import("./connect.js");
-    const flags = new Map<string, string | true>();
-    for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-    if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-    const { policy } = connect(flags, io.env);
-    return { label: "live", fs: await policy.fileSystem() };
+    const { policy, conn } = await liveClients(a, io);
+    return { label: "live", fs: await live(conn, () => policy.fileSystem()) };
   }
   const abs = path.resolve(io.cwd, spec);
   if (existsSync(abs)) return { label: spec, ...mount(spec, io.cwd), dir: abs };
   const colon = spec.indexOf(":");
   if (colon <= 0) throw new UsageError(`policy \`${spec}\` is not a directory, \`live\` or REV:PATH`);
   const rev = spec.slice(0, colon);
-  const dir = spec.slice(colon + 1).replace(/\/+$/, "") || ".";
+  const dir = spec.slice(colon + 1).replace(/\/+$/, "");
   const git = (args: string[]) => execFileSync("git", args, { cwd: io.cwd, maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "pipe"] });
-  let names: string[];
-  let prefix: string;
+  // Git resolves REV:PATH itself, as `git show` does: PATH from the top of the repository,
+  // `./PATH` and `../PATH` from the current directory (and refused outside the repository).
+  const object = `${rev}:${dir}`;
+  const entries: { id: string; name: string }[] = [];
   try {
-    prefix = git(["rev-parse", "--show-prefix"]).toString().trim();
-    names = git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", path.posix.normalize(prefix + dir)])
-      .toString()
-      .split("\0")
-      .filter(Boolean);
+    const type = git(["cat-file", "-t", object]).toString().trim();
+    if (type !== "tree") throw Object.assign(new Error(), { stderr: `\`${dir}\` is a ${type === "blob" ? "file" : type}, not a directory, in git revision \`${rev}\`` });
+    for (const line of git(["ls-tree", "-r", "-z", "--full-tree", object]).toString().split("\0")) {
+      // `MODE TYPE ID\tNAME`; only files (blobs): links and submodules are not policy files.
+      const m = /^\d+ blob ([0-9a-f]+)\t(.*)$/s.exec(line);
+      if (m) entries.push({ id: m[1]!, name: m[2]! });
+    }
   } catch (e) {
     const msg = e && typeof e === "object" && "stderr" in e ? String((e as { stderr: unknown }).stderr).trim().split("\n")[0] : String(e);
-    throw new UsageError(`cannot read \`${spec}\` from git: ${msg}`);
+    const hint = dir.startsWith("./") || dir.startsWith("../") ? "" : " (REV:PATH is relative to the top of the repository, as in git; write REV:./PATH for a path relative to the current directory)";
+    throw new UsageError(`cannot read \`${spec}\` from git: ${msg || "not a directory in that revision"}${hint}`);
   }
-  const base = path.posix.normalize(prefix + dir);
-  if (names.length === 0) throw new UsageError(`\`${dir}\` has no files in git revision \`${rev}\``);
+  if (entries.length === 0) throw new UsageError(`\`${dir || "."}\` has no files in git revision \`${rev}\``);
   const files: Record<string, string> = {};
-  for (const n of names) {
-    const rel = base === "." ? n : n.slice(base.length + 1);
-    files[POLICY_DIR + "/" + rel] = git(["show", `${rev}:${n}`]).toString("utf8");
-  }
+  for (const { id, name } of entries) files[POLICY_DIR + "/" + name] = git(["cat-file", "blob", id]).toString("utf8");
   return { label: spec, fs: createMemoryFileSystem(files, [POLICY_DIR]) };
 }
 
@@ -560,7 +651,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
     for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
       // The request as decided (never the `*` of the services or arguments no rule names): replayable with `qkit policy eval --requests`.
       if (json) io.stdout.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
-      else io.stdout.write(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}\n`);
+      else io.stdout.write(oneLine(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}`) + "\n");
     }
     return diff.requests ? 1 : 0;
   }
@@ -594,7 +685,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
     io.stdout.write(`no decision changes (${diff.space.qubes.length} qubes, ${diff.space.services.length - 1} services named by the rules)\n`);
     return 0;
   }
-  for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${g.statement}\n`);
+  for (const g of groups) io.stdout.write(`${g.kind === "grant" ? "grant " : g.kind === "revoke" ? "revoke" : "change"}  ${oneLine(g.statement)}\n`);
   const n = diff.requests;
   io.stdout.write(`${n} request${n === 1 ? "" : "s"} change: ${count("grant")} granted, ${count("change")} changed, ${count("revoke")} revoked\n`);
   return 1;
@@ -625,7 +716,8 @@ ${QUERY_COMMON}
                         (decision as \`qkit policy eval --json\` prints it)
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error or a policy that does not load
+exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
+or a malformed one, or the live system or policy cannot be read ([connect-failed])
 `;
 
 const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
@@ -643,7 +735,8 @@ ${QUERY_COMMON}
                         \`+qkit-other-argument\` where a rule names \`+\`)
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error or a policy that does not load
+exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
+or a malformed one, or the live system or policy cannot be read ([connect-failed])
 `;
 
 const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --system SYSTEM.json [--format text|csv|markdown|html|json] [--json]
@@ -665,7 +758,9 @@ ${QUERY_COMMON}
   --output FILE         write there instead of standard output
 
 ${CONNECTION_USAGE}
-exit status: 0, 2 usage error, a policy that does not load, or --output cannot be written ([cannot-write])
+exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
+or a malformed one, the live system or policy cannot be read ([connect-failed]),
+or --output cannot be written ([cannot-write])
 `;
 
 async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: CompiledPolicy; system: SystemInfo }> {
@@ -707,8 +802,10 @@ function rowText(r: QueryRow, withService: boolean): string[] {
   return withService ? [call, r.target, rule, what] : [r.source, r.target, rule, what];
 }
 
-function columns(rows: string[][]): string {
-  if (!rows.length) return "";
+function columns(cells: string[][]): string {
+  if (!cells.length) return "";
+  // Names come from the system model and the policy: shown escaped, one line each.
+  const rows = cells.map((r) => r.map(oneLine));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (i === r.length - 1 ? 0 : r[i]!.length))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
 }
@@ -721,7 +818,7 @@ function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: bool
   }
   const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
   const asked = rows.filter((r) => r.decision.ok && r.decision.action === "ask").length;
-  io.stdout.write(`${header}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
+  io.stdout.write(`${oneLine(header)}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
   io.stdout.write(columns([withService ? ["CALL", "TARGET", "RULE", "DECISION"] : ["SOURCE", "TARGET", "RULE", "DECISION"], ...shown.map((r) => rowText(r, withService))]));
   return 0;
 }
@@ -746,26 +843,56 @@ async function runWhatCan(args: string[], io: CliIO): Promise<number> {
   return printRows(whatCan(policy, system, source), a, io, true, `calls from ${source}`);
 }
 
-function csvCell(s: string): string {
+function csvCell(cell: string): string {
+  const s = oneLine(cell);
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 function mdCell(s: string): string {
-  return s.replace(/\|/g, "\\|");
+  return oneLine(s).replace(/\|/g, "\\|");
 }
 
-/** A label colour as CSS (\`0xcc0000\` → \`#cc0000\`), or null. */
-function labelColour(system: SystemInfo, qube: string): string | null {
+/** How the page colours qubes: the standard label colours and the icon → label reader (shared with what-if). */
+interface LabelTable {
+  colours: Readonly<Record<string, string>>;
+  labelOfIcon: (icon: unknown) => string | undefined;
+}
+
+/**
+ * A qube's label colour as CSS: the `label` of the system model as a colour
+ * (`0xcc0000`, as GetSystemInfo gives it) or a label name (`red`, one of the
+ * eight standard labels), else the label of its `icon` (`appvm-red`); null
+ * when none of these says it.
+ */
+function labelColour(system: SystemInfo, qube: string, labels: LabelTable): string | null {
   const name = qube.startsWith("@dispvm:") ? qube.slice(8) : qube;
-  const l = (system.domains.get(name) as { label?: unknown } | undefined)?.label;
-  return typeof l === "string" && /^0x[0-9a-fA-F]{6}$/.test(l) ? "#" + l.slice(2).toLowerCase() : null;
+  const d = system.domains.get(name) as { label?: unknown; icon?: unknown } | undefined;
+  if (!d || typeof d !== "object") return null;
+  const hex = (v: string | undefined) => (v !== undefined && /^0x[0-9a-fA-F]{6}$/.test(v) ? "#" + v.slice(2).toLowerCase() : null);
+  const l = d.label;
+  if (typeof l === "string") {
+    const c = hex(l) ?? hex(labels.colours[l]);
+    if (c) return c;
+  }
+  const fromIcon = labels.labelOfIcon(d.icon);
+  return fromIcon !== undefined ? hex(labels.colours[fromIcon]) : null;
 }
 
-function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string): string {
+/** Is this a qube of the system (a column or row that should carry a colour)? */
+function isQube(system: SystemInfo, q: string): boolean {
+  const name = q.startsWith("@dispvm:") ? q.slice(8) : q;
+  return !name.startsWith("@") && system.domains.has(name);
+}
+
+function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string, labels: LabelTable): string {
   const e = (s: string) => xml(s);
+  const unknown = new Set<string>();
   const qubeCell = (tag: "th", q: string, scope: string) => {
-    const c = labelColour(system, q);
-    return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${c ? `<span class="label" style="background:${c}"></span>` : ""}<span>${e(q)}</span></${tag}>`;
+    const c = labelColour(system, q, labels);
+    const name = q.startsWith("@dispvm:") ? q.slice(8) : q;
+    if (!c && isQube(system, q)) unknown.add(name);
+    const swatch = c ? `<span class="label" style="background:${c}"></span>` : isQube(system, q) ? '<span class="label unknown" title="label colour unknown"></span>' : "";
+    return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${swatch}<span>${e(q)}</span></${tag}>`;
   };
   const rows = t.sources.map((s, i) => {
     const cells = t.targets.map((target, j) => {
@@ -778,6 +905,10 @@ function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string): string
     });
     return `<tr>${qubeCell("th", s, "row")}${cells.join("")}</tr>`;
   });
+  const head = t.targets.map((q) => qubeCell("th", q, "col")).join("");
+  const unknownNote = unknown.size
+    ? `\n<p class="unknown-note">Label colour unknown (the system model gives no label colour, standard label name or icon) for: ${[...unknown].sort().map(e).join(", ")}; they are marked with an empty box.</p>`
+    : "";
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -790,6 +921,7 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; white-space: nowrap; }
 th { background: #f6f6f6; text-align: left; font-weight: 600; }
 th.col { writing-mode: vertical-rl; transform: rotate(180deg); vertical-align: bottom; }
 .label { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin: 0 4px; border: 1px solid #0003; }
+.label.unknown { background: #fff; border: 1px dashed #888; }
 td.allow { background: #d6f5d6; }
 td.ask { background: #fff1c2; }
 td.deny { background: #f2f2f2; color: #888; }
@@ -799,12 +931,12 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
 <body>
 <table>
 <caption>${e(title)}</caption>
-<thead><tr><th scope="col">source \\ target</th>${t.targets.map((q) => qubeCell("th", q, "col")).join("")}</tr></thead>
+<thead><tr><th scope="col">source \\ target</th>${head}</tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody>
 </table>
-<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>
+<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>${unknownNote}
 </body>
 </html>
 `;
@@ -817,7 +949,13 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   if (a.flags.has("all")) throw new UsageError("`--all` is for who-can and what-can: the table always shows every decision, denials included");
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
-  const list = (k: string) => a.values.get(k)?.split(",").filter(Boolean);
+  const list = (k: string) => {
+    const v = a.values.get(k);
+    if (v === undefined) return undefined;
+    const names = v.split(",").filter(Boolean);
+    if (names.length === 0) throw new UsageError(`--${k} names no qube (got \`${v}\`): give a comma-separated list such as \`work,vault\`, or leave --${k} out for every ${k === "sources" ? "source" : "target"}`);
+    return names;
+  };
   const targets = list("targets");
   const sources = list("sources");
   for (const s of sources ?? []) checkName(policy, system, s, "source", "--sources");
@@ -828,16 +966,19 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   let out: string;
   if (format === "csv") out = [head, ...grid].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
   else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid.map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
-  else if (format === "html") out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`);
+  else if (format === "html") {
+    const { STANDARD_LABEL_COLOURS, labelOfIcon } = await import("../apply/future.js");
+    out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
+  }
   else if (format === "json") out = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, cells: t.cells.map((row) => row.map((d) => decisionToJson(d))) }) + "\n";
   else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
   return writeOutput(io, "policy table", a.values.get("output"), out) ? 0 : 2;
 }
 
 export const commands: Command[] = [
-  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: runWhoCan },
-  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: runWhatCan },
-  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: runTable },
-  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: runTest },
-  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: runDiff },
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: (args, io) => audited("who-can", io, () => runWhoCan(args, io)) },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: (args, io) => audited("what-can", io, () => runWhatCan(args, io)) },
+  { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: (args, io) => audited("table", io, () => runTable(args, io)) },
+  { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: (args, io) => audited("test", io, () => runTest(args, io)) },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: (args, io) => audited("diff", io, () => runDiff(args, io)) },
 ];

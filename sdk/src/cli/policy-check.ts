@@ -28,6 +28,7 @@ import {
   prepareSystemInfo,
   pyStrip,
   reportDiagnostic,
+  invalidFilenameAsGiven,
   wantsColor,
   writeCheckJson,
   writeCheckText,
@@ -41,7 +42,7 @@ import {
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
-import { EXIT, didYouMean } from "./text.js";
+import { EXIT, didYouMean, oneLine } from "./text.js";
 import { mountPolicy, readSystem, realPathOf } from "./policy.js";
 import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
 
@@ -119,6 +120,30 @@ function shown(cwd: string, real: string): string {
   return (path.relative(cwd, real) || real).split(path.sep).join("/");
 }
 
+/**
+ * A note naming the files of a policy directory that the engine does not
+ * load (it reads `*.policy` files only; other files are for `!include`),
+ * unless the policy includes them. Hidden files (editors' and version
+ * control's) are not named.
+ */
+function ignoredFilesNote(p: string, io: CliIO, loaded: (virtualPath: string) => boolean): void {
+  let names: string[];
+  try {
+    names = readdirSync(path.resolve(io.cwd, p), { withFileTypes: true })
+      .filter((e) => !e.isDirectory() && !e.name.startsWith(".") && !e.name.endsWith(".policy") && !loaded(`${POLICY_DIR}/${e.name}`))
+      .map((e) => e.name)
+      .sort();
+  } catch {
+    return;
+  }
+  if (names.length === 0) return;
+  const shownNames = names.slice(0, 5).map((n) => `\`${oneLine(path.join(p, n))}\``);
+  const more = names.length > 5 ? ` and ${names.length - 5} more` : "";
+  io.stderr.write(
+    `note: ${shownNames.join(", ")}${more} ${names.length === 1 ? "is not a `*.policy` file" : "are not `*.policy` files"}: the engine does not load ${names.length === 1 ? "it" : "them"} (only \`!include\` reads such files); rename to NAME.policy to load ${names.length === 1 ? "it" : "them"}\n`,
+  );
+}
+
 /** The whole language core: the editor's parser and analysis (loaded only when a check needs them). */
 type Full = typeof import("@qubes-kit/language");
 let fullModule: Full | undefined;
@@ -131,6 +156,7 @@ async function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | nul
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
   const { analyzeWorkspace, reportFromSnapshot } = await full();
   const snapshot = analyzeWorkspace(src.fs, { system, oneShot: true });
+  ignoredFilesNote(p, io, (v) => snapshot.files.has(v));
   if (snapshot.files.size === 0 && snapshot.diagnostics.size === 0 && snapshot.policyDiagnostics.length === 0) {
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
@@ -163,6 +189,8 @@ async function checkFile(name: string, text: string, serviceSyntax: boolean, sys
 function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckReport {
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
   const result = checkPolicy(src.fs);
+  const loadedFiles = new Set(result.files.map((f) => f.path));
+  ignoredFilesNote(p, io, (v) => loadedFiles.has(v));
   if (result.files.length === 0 && result.diagnostics.length === 0) {
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
@@ -194,7 +222,7 @@ function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckRep
   const diagnostics: ReportDiagnostic[] = ordered.map(({ d }) => {
     const file = d.file ?? "";
     const real = realPathOf(src, virtualOf(file));
-    return reportDiagnostic(d, shown(io.cwd, real), texts.get(file));
+    return reportDiagnostic(invalidFilenameAsGiven(d, (v) => shown(io.cwd, realPathOf(src, v))), shown(io.cwd, real), texts.get(file));
   });
   const { errors, warnings } = countSeverities(diagnostics);
   const engineError = result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied") ? result.error.message : undefined;
@@ -314,7 +342,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
         const { version } = await import("./main.js");
         const { writeSarif } = await full();
         const baseUri = `file://${io.cwd.split(path.sep).map(encodeURIComponent).join("/").replace(/\/?$/, "/")}`;
-        writeSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri }, out);
+        writeSarif(report, { tool: { name: "qkit", version: version(), informationUri: "https://github.com/qubes-kit/qubes-kit" }, baseUri, stdinFile: "-" }, out);
         out.write("\n");
         break;
       }
