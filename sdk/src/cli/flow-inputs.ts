@@ -50,10 +50,14 @@ function connectionFlags(a: ParsedArgs): Map<string, string | true> {
 }
 
 let connection: { qubes: Qubes; policy: import("../policy-admin.js").PolicyAdmin } | undefined;
+/** How the connection was made (filled by `connect`), so a failure names the socket and the way out. */
+let connectionInfo: import("./connect.js").ConnectionInfo | undefined;
 async function connected(a: ParsedArgs, io: CliIO) {
   if (!connection) {
     const { connect } = await import("./connect.js");
-    connection = connect(connectionFlags(a), io);
+    const info = {} as import("./connect.js").ConnectionInfo;
+    connection = connect(connectionFlags(a), { env: io.env, cwd: io.cwd }, info);
+    connectionInfo = info;
   }
   return connection;
 }
@@ -61,6 +65,7 @@ async function connected(a: ParsedArgs, io: CliIO) {
 /** Forgets the connection (each command run connects afresh). */
 export function resetConnection(): void {
   connection = undefined;
+  connectionInfo = undefined;
 }
 
 /** The policy as what-if's texts (`NAME.policy`, `include/NAME`): a directory, or the live policy. */
@@ -194,7 +199,7 @@ export async function answering(pathText: string, io: CliIO, fn: () => Promise<n
       return 2;
     }
     const { describeFailure } = await import("./failure.js");
-    const f = describeFailure(err, undefined);
+    const f = describeFailure(err, connectionInfo?.via === undefined ? undefined : connectionInfo);
     if (f) {
       io.stderr.write(`qkit ${pathText}: ${f.message} [${f.code}]\n`);
       return 2;

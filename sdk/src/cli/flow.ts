@@ -19,6 +19,7 @@ import {
   flowGraph,
   flowHtml,
   flowMermaid,
+  journalText,
   parseQrexecJournal,
   parseServiceCatalogue,
   pathJson,
@@ -38,6 +39,7 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
+import { osMessage } from "./text.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
 import { CANNOT_WRITE, cannotWriteMessage, formatOption } from "./output.js";
 import type { WhatIfSystem } from "../apply/future.js";
@@ -141,8 +143,7 @@ function readCatalogue(a: ParsedArgs, io: CliIO): ServiceCatalogue {
   try {
     text = readFileSync(path.resolve(io.cwd, file), "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read the service catalogue \`${file}\`: ${code === "ENOENT" ? "no such file" : (code ?? String(e))}`);
+    throw new InputError(`cannot read the service catalogue \`${journalText(file)}\`: ${osMessage(e)}; give the path of a catalogue file`, "cannot-read");
   }
   const r = parseServiceCatalogue(text, file);
   if (r.diagnostics.length) throw new InputError(`${r.diagnostics[0]!.message}${r.diagnostics.length > 1 ? ` (and ${r.diagnostics.length - 1} more)` : ""}`, r.diagnostics[0]!.code);
@@ -342,8 +343,7 @@ async function readJournal(file: string, io: CliIO): Promise<string> {
   try {
     return readFileSync(path.resolve(io.cwd, file), "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read the journal \`${file}\`: ${code === "ENOENT" ? "no such file" : (code ?? String(e))}`);
+    throw new InputError(`cannot read the journal \`${journalText(file)}\`: ${osMessage(e)}; give the path of a file of journal lines (or - for standard input)`, "cannot-read");
   }
 }
 
@@ -392,7 +392,7 @@ async function runReplay(args: string[], io: CliIO): Promise<number> {
       );
       for (const r of a.flags.has("all") ? rows : different) {
         const q = r.call.request;
-        io.stdout.write(`${a.flags.has("all") ? `${r.verdict.padEnd(9)} ` : ""}line ${r.call.line}: ${q.service}${q.argument === "+" ? "" : q.argument} ${q.source} -> ${q.target || "@default"}: ${r.text}\n`);
+        io.stdout.write(`${a.flags.has("all") ? `${r.verdict.padEnd(9)} ` : ""}line ${r.call.line}: ${journalText(`${q.service}${q.argument === "+" ? "" : q.argument}`)} ${journalText(q.source)} -> ${journalText(q.target || "@default")}: ${r.text}\n`);
       }
       for (const m of parsed.malformed.slice(0, 20)) io.stdout.write(`malformed line ${m.line}: ${m.reason}: ${m.text}\n`);
       if (parsed.malformed.length > 20) io.stdout.write(`… and ${parsed.malformed.length - 20} more malformed lines (--json lists them all)\n`);
