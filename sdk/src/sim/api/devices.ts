@@ -143,10 +143,11 @@ function deviceMethods(dc: string): void {
   method(`${p}.Assign`, null, true, true, (c) => {
     if (!c.app.domains.has(c.arg.split("+")[0]!)) throw new SimAbort("KeyError: backend qube");
     const a = loadAssignment(c, true);
-    // qubesd's assign() refuses manual mode with a bare exception: no reply.
-    if (a.mode === "manual") throw new SimAbort("ValueError: Only pci devices can be assigned as required.");
+    // `DeviceCollection.assign`: an equal assignment (same port and device id) is refused first, then
+    // manual mode with a bare ValueError (no reply)
     if (c.dest.assignments.some((x) => x.devclass === dc && x.backend === a.backend && x.portId === a.portId && x.deviceId === a.deviceId))
-      throw qerr("DeviceAlreadyAssigned", `device ${devRef(a)} of class ${dc} already assigned to ${c.dest.name}`);
+      throw qerr("DeviceAlreadyAssigned", pyStrRepr(`${dc} device ${devRef(a)} already assigned to ${c.dest.name}`));
+    if (a.mode === "manual") throw new SimAbort("ValueError: Only auto-attachable devices can be assigned.");
     const kw: Array<[string, string]> = [["device", devRef(a)], ["options", pyDictRepr(a.options)]];
     c.dest.emit(`device-pre-assign:${dc}`, kw);
     c.dest.assignments.push(a);
