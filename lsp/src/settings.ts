@@ -54,17 +54,21 @@ export function readSettings(raw: unknown): SettingsReading {
     bad(key, v, "a string (a path)");
     return undefined;
   };
+  /** One of `allowed`, or undefined (reported unless absent). */
+  const oneOf = <T extends string>(key: string, v: unknown, allowed: readonly T[]): T | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;
+    bad(key, v, `one of ${allowed.join(", ")}`);
+    return undefined;
+  };
   for (const k of Object.keys(raw))
     if (!KNOWN.has(k)) problems.push(`setting qubesPolicy.${k} is not a setting of the qubes policy server (known: ${[...KNOWN].join(", ")}): it is ignored [unknown-setting]`);
   if (raw.system !== undefined && raw.system !== null) {
     if (!isObject(raw.system)) bad("system", raw.system, "an object (source, file, socket)");
     else {
       const sys: NonNullable<QubesPolicySettings["system"]> = {};
-      const src = raw.system.source;
-      if (src !== undefined && src !== null) {
-        if (typeof src === "string" && (SOURCES as readonly string[]).includes(src)) sys.source = src as SystemSource;
-        else bad("system.source", src, `one of ${SOURCES.join(", ")}`);
-      }
+      const src = oneOf("system.source", raw.system.source, SOURCES);
+      if (src !== undefined) sys.source = src;
       const file = str("system.file", raw.system.file);
       if (file !== undefined) sys.file = file;
       const socket = str("system.socket", raw.system.socket);
@@ -95,11 +99,8 @@ export function readSettings(raw: unknown): SettingsReading {
     if (!isObject(raw.template)) bad("template", raw.template, "an object (connection, socket, policyDir)");
     else {
       const t: NonNullable<QubesPolicySettings["template"]> = {};
-      const c = raw.template.connection;
-      if (c !== undefined && c !== null) {
-        if (typeof c === "string" && (CONNECTIONS as readonly string[]).includes(c)) t.connection = c as (typeof CONNECTIONS)[number];
-        else bad("template.connection", c, `one of ${CONNECTIONS.join(", ")}`);
-      }
+      const c = oneOf("template.connection", raw.template.connection, CONNECTIONS);
+      if (c !== undefined) t.connection = c;
       const socket = str("template.socket", raw.template.socket);
       if (socket !== undefined) t.socket = socket;
       const dir = str("template.policyDir", raw.template.policyDir);

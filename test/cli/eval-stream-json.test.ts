@@ -12,41 +12,16 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createMemoryFileSystem, decisionToJson, evaluate, loadPolicy, prepareSystemInfo, type RawSystemInfo } from "@qubes-kit/language";
-import { ruleLineArb } from "../helpers/policy-arbs.js";
+import { ruleLineArb, systemInfoArb, uuidOf } from "../helpers/policy-arbs.js";
 import { runQkit } from "../helpers/qkit.js";
 
 const QUBES = Array.from({ length: 24 }, (_, i) => `q${String(i).padStart(2, "0")}`);
-const uuidOf = (i: number) => `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
-
-const systemArb: fc.Arbitrary<RawSystemInfo> = fc
-  .record({
-    present: fc.subarray(QUBES, { minLength: 1 }),
-    props: fc.array(
-      fc.record({
-        tags: fc.subarray(["t1", "t2", "t3"]),
-        type: fc.constantFrom("AppVM", "TemplateVM", "DispVM", "StandaloneVM"),
-        dvm: fc.boolean(),
-        def: fc.constantFrom(null, "q01", "q02", "ghost"),
-        running: fc.boolean(),
-        internal: fc.constantFrom(null, null, null, "1"),
-      }),
-      { minLength: QUBES.length, maxLength: QUBES.length },
-    ),
-    // Now and then a key is missing: the engine then crashes in places, and so must the stream.
-    drop: fc.option(fc.record({ qube: fc.constantFrom(...QUBES), key: fc.constantFrom("tags", "type", "template_for_dispvms", "power_state", "uuid", "default_dispvm") }), { nil: undefined, freq: 5 }),
-  })
-  .map((s) => {
-    const domains: RawSystemInfo["domains"] = {
-      dom0: { type: "AdminVM", tags: [], template_for_dispvms: false, default_dispvm: "q01", power_state: "Running", uuid: uuidOf(999), internal: null, icon: "", label: "" },
-    };
-    QUBES.forEach((n, i) => {
-      if (!s.present.includes(n)) return;
-      const p = s.props[i]!;
-      domains[n] = { type: p.type, tags: p.tags, template_for_dispvms: p.dvm, default_dispvm: p.def, power_state: p.running ? "Running" : "Halted", uuid: uuidOf(i), internal: p.internal, icon: "", label: "" };
-    });
-    if (s.drop && domains[s.drop.qube]) delete (domains[s.drop.qube] as Record<string, unknown>)[s.drop.key];
-    return { domains };
-  });
+// Now and then a key is missing: the engine then crashes in places, and so must the stream.
+const systemArb = systemInfoArb({
+  qubes: QUBES,
+  defaultDispvms: [null, "q01", "q02", "ghost"],
+  drop: { qubes: QUBES, keys: ["tags", "type", "template_for_dispvms", "power_state", "uuid", "default_dispvm"], freq: 5 },
+});
 
 const FEW = ["q00", "q01", "q02", "q03"];
 const ruleArb = ruleLineArb({

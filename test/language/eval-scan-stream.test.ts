@@ -12,40 +12,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createMemoryFileSystem, decisionToJson, evaluate, evaluateJson, loadPolicy, prepareSystemInfo, type RawSystemInfo } from "@qubes-kit/language";
-import { ruleLineArb } from "../helpers/policy-arbs.js";
+import { ruleLineArb, systemInfoArb, uuidOf } from "../helpers/policy-arbs.js";
 
 const QUBES = Array.from({ length: 40 }, (_, i) => `q${String(i).padStart(2, "0")}`);
-const uuidOf = (i: number) => `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`;
-
-const systemArb: fc.Arbitrary<RawSystemInfo> = fc
-  .record({
-    present: fc.subarray(QUBES, { minLength: 1 }),
-    props: fc.array(
-      fc.record({
-        tags: fc.subarray(["t1", "t2", "t3"]),
-        type: fc.constantFrom("AppVM", "TemplateVM", "DispVM", "StandaloneVM"),
-        dvm: fc.boolean(),
-        def: fc.constantFrom(null, "q01", "q02", "q03", "ghost"),
-        running: fc.boolean(),
-        internal: fc.constantFrom(null, null, null, "1"),
-      }),
-      { minLength: QUBES.length, maxLength: QUBES.length },
-    ),
-    // Often a key is missing from a qube that sends requests: the engine then crashes in places, and the scan must agree.
-    drop: fc.option(fc.record({ qube: fc.constantFrom(...QUBES.slice(0, 12)), key: fc.constantFrom("tags", "type", "tags", "type", "template_for_dispvms", "power_state", "uuid", "default_dispvm", "internal") }), { nil: undefined, freq: 4 }),
-  })
-  .map((s) => {
-    const domains: RawSystemInfo["domains"] = {
-      dom0: { type: "AdminVM", tags: [], template_for_dispvms: false, default_dispvm: "q01", power_state: "Running", uuid: uuidOf(999), internal: null, icon: "", label: "" },
-    };
-    QUBES.forEach((n, i) => {
-      if (!s.present.includes(n)) return;
-      const p = s.props[i]!;
-      domains[n] = { type: p.type, tags: p.tags, template_for_dispvms: p.dvm, default_dispvm: p.def, power_state: p.running ? "Running" : "Halted", uuid: uuidOf(i), internal: p.internal, icon: "", label: "" };
-    });
-    if (s.drop && domains[s.drop.qube]) delete (domains[s.drop.qube] as Record<string, unknown>)[s.drop.key];
-    return { domains };
-  });
+// Often a key is missing from a qube that sends requests: the engine then crashes in places, and the scan must agree.
+const systemArb = systemInfoArb({
+  qubes: QUBES,
+  defaultDispvms: [null, "q01", "q02", "q03", "ghost"],
+  drop: { qubes: QUBES.slice(0, 12), keys: ["tags", "type", "tags", "type", "template_for_dispvms", "power_state", "uuid", "default_dispvm", "internal"], freq: 4 },
+});
 
 const SOME = QUBES.slice(0, 8);
 const ruleArb = ruleLineArb({

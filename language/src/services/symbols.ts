@@ -111,7 +111,7 @@ export interface WorkspaceSymbol {
 }
 
 /** True when every character of `query` appears in `text` in order (case-insensitive). */
-function fuzzy(query: string, text: string): boolean {
+export function fuzzy(query: string, text: string): boolean {
   let i = 0;
   const t = text.toLowerCase();
   for (const ch of query.toLowerCase()) {

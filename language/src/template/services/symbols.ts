@@ -7,7 +7,7 @@
  * Pure; never throws.
  */
 import type { Span } from "../../diagnostics.js";
-import { workspaceSymbols } from "../../services/symbols.js";
+import { fuzzy, workspaceSymbols } from "../../services/symbols.js";
 import { resolveStackPath, type TemplateAnalysis } from "./analysis.js";
 import { blockToSource, type StackIndex } from "./stack-index.js";
 
@@ -24,19 +24,6 @@ export interface TemplateWorkspaceSymbol {
   span: Span;
   /** The stack file's name. */
   container: string;
-}
-
-/** True when every character of `query` appears in `text` in order (case-insensitive). */
-function fuzzy(query: string, text: string): boolean {
-  let i = 0;
-  const t = text.toLowerCase();
-  for (const ch of query.toLowerCase()) {
-    if (ch === " ") continue;
-    i = t.indexOf(ch, i);
-    if (i < 0) return false;
-    i++;
-  }
-  return true;
 }
 
 const baseName = (p: string) => p.slice(p.lastIndexOf("/") + 1);
