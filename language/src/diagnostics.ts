@@ -81,6 +81,7 @@ export type DiagnosticCode =
   | "filename-disables-policy"
   | "service-case-mismatch"
   | "dispvm-without-default"
+  | "service-not-provided"
   | "internal-error";
 
 /** Helpers for {@link Diagnostic} values. */

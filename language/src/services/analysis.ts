@@ -13,6 +13,7 @@ import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
 import { wholePolicyFindings } from "./oneshot.js";
+import { hasSupportedRpc, providedIn, ReachContext } from "./rpc-provided.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
@@ -765,6 +766,52 @@ export const serviceCaseMismatch: AnalysisRule = {
 
 const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCase(), s.name]));
 
+/**
+ * A rule for a concrete service whose calls can only end at qubes that do not provide it: every
+ * qube it can call advertises its services (`supported_rpc` in the system model) and none lists
+ * this one, so every call it lets through fails at the target. Never for rules that can reach
+ * dom0 or a qube whose services are unknown (see `rpc-provided.ts`). A whole-policy rule: what an
+ * `ask` can offer comes from every file.
+ */
+export const serviceNotProvided: AnalysisRule = {
+  meta: { name: "service-not-provided", severity: "info", needsSystem: true, summary: "no qube that a rule can call advertises the rule's service" },
+  run(input, report, severity) {
+    const system = input.system!;
+    if (!hasSupportedRpc(system)) return;
+    const ctx = new ReachContext(system, input.rules);
+    const docs = new Map(input.documents.map((d) => [d.path, d]));
+    // A line loaded more than once (a file included twice) is reported only when every copy is.
+    const found = new Map<string, { rule: PolicyRule; qubes: string[] } | null>();
+    for (const r of input.rules) {
+      if (r.origin.line === null || r.service === null || r.action === "deny") continue;
+      const key = `${r.origin.path}\0${r.origin.line}`;
+      if (found.get(key) === null) continue;
+      const verdict = providedIn(system, ctx.reach(r), r.service);
+      if (verdict.provided) found.set(key, null);
+      else if (!found.has(key)) found.set(key, { rule: r, qubes: verdict.qubes });
+    }
+    for (const f of found.values()) {
+      if (!f) continue;
+      const { rule: r, qubes } = f;
+      const doc = docs.get(r.origin.path);
+      const line = doc ? lineByNumber(doc.document, r.origin.line!) : undefined;
+      if (!line || line.kind !== "rule") continue;
+      const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
+      const shown = qubes.slice(0, 3).map(code).join(", ") + (qubes.length > 3 ? ` and ${qubes.length - 3} more` : "");
+      const d = diag(
+        "service-not-provided",
+        severity,
+        `no qube this rule can call provides ${code(r.service!)}: ${shown} ${qubes.length === 1 ? "does" : "do"} not advertise it, so the calls it lets through fail at the target`,
+        span,
+        line.line,
+        `install the service (\`/etc/qubes-rpc/${r.service}\`) in the template of the qube that should answer and restart it, or check the service name and the target`,
+      );
+      d.data = { qubes };
+      report(r.origin.path, d);
+    }
+  },
+};
+
 /** The per-document rules whose findings depend on the whole document, not on one line (see `documentFindings`). */
 const DOCUMENT_LEVEL: ReadonlySet<AnalysisRule> = new Set([filenameDisablesPolicy]);
 
@@ -782,6 +829,7 @@ export const ANALYSIS_RULES: readonly AnalysisRule[] = [
   dispvmNeverSource,
   serviceCaseMismatch,
   dispvmWithoutDefault,
+  serviceNotProvided,
 ];
 
 /**

@@ -8,6 +8,7 @@
 export * from "./catalog.js";
 export * from "./describe.js";
 export * from "./analysis.js";
+export * from "./rpc-provided.js";
 export * from "./workspace.js";
 export * from "./vocabulary.js";
 export * from "./completion.js";
