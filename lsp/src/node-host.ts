@@ -87,11 +87,15 @@ export function fetchSystemInfoFromSocket(socketPath: string, timeoutMs = 10_000
   });
 }
 
-/** A system snapshot through the SDK's Admin API client: `qrexec` from a management qube, or a qubesd admin socket. */
+/**
+ * A system snapshot through the SDK's Admin API client: `qrexec` from a management qube, or a
+ * qubesd admin socket; with the services each qube advertises (`supported_rpc`), for the
+ * `service-not-provided` analysis.
+ */
 async function fetchSystemInfoFromSdk(via: "qrexec" | { socket: string }): Promise<RawSystemInfo> {
   const sdk = await import("@qubes-kit/sdk");
   const qubes = via === "qrexec" ? sdk.Qubes.remote() : sdk.Qubes.local(via.socket);
-  return sdk.systemInfo(qubes);
+  return sdk.systemInfo(qubes, { services: true });
 }
 
 /** Loads the system model the settings ask for. Never rejects. */
@@ -115,8 +119,9 @@ export async function loadSystemModel(settings: QubesPolicySettings, folder: str
       }
       case "socket": {
         const socket = settings.system?.socket ?? DEFAULT_INTERNAL_SOCKET;
+        let raw: RawSystemInfo;
         try {
-          return { raw: await fetchSystemInfoFromSocket(socket) };
+          raw = await fetchSystemInfoFromSocket(socket);
         } catch (internalError) {
           // Not qubesd's internal socket (for example the admin socket): build the snapshot through the Admin API.
           try {
@@ -125,6 +130,14 @@ export async function loadSystemModel(settings: QubesPolicySettings, folder: str
             throw internalError;
           }
         }
+        // internal.GetSystemInfo does not say which services each qube advertises: ask the admin socket (dom0).
+        try {
+          const sdk = await import("@qubes-kit/sdk");
+          sdk.addAdvertisedServices(raw, await sdk.advertisedServices(sdk.Qubes.local()));
+        } catch {
+          // Without them the model is complete for the engine; only service-not-provided stays quiet.
+        }
+        return { raw };
       }
       case "qrexec":
         return { raw: await fetchSystemInfoFromSdk("qrexec") };

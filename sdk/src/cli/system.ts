@@ -16,7 +16,7 @@ import { reportErrors } from "./qube.js";
 const snapshot: Command = {
   path: ["system", "snapshot"],
   summary: "print the system model (internal.GetSystemInfo json) built through the admin api",
-  usage: `usage: qkit system snapshot [--json] [--compact] [--no-wiring] [--concurrency N] [connection options]
+  usage: `usage: qkit system snapshot [--json] [--compact] [--no-wiring] [--services] [--concurrency N] [connection options]
 
 Prints {"domains": {name: {internal, tags, type, template_for_dispvms,
 default_dispvm, icon, label, guivm, relayvm, transport_rpc, power_state,
@@ -26,6 +26,13 @@ carries the wiring \`qkit flow\` needs, after those keys: \`netvm\` (a name or
 null), \`provides_network\`, \`firewall\` (rules as qvm-firewall prints them)
 and \`devices\` (assigned and attached: devclass, backend, port, device_id,
 mode), from admin.vm.firewall.Get and admin.vm.device.*.Assigned|Attached.
+With --services, each qube whose agent advertises its qrexec services also
+carries \`supported_rpc\` (after qubesd's keys, before the wiring): the sorted
+names whose supported-rpc.NAME feature is set and not empty, on the qube or
+else on its template chain (as admin.vm.feature.CheckWithTemplate answers),
+from admin.vm.feature.List and admin.vm.feature.Get; a qube without the key
+(dom0, an old agent, Windows) is unknown. The policy analysis then warns about
+rules for a service no qube they can call provides (service-not-provided).
 Save it and pass it as \`--system FILE\` to the commands that take a system
 model (\`qkit policy\`, \`qkit flow\`, \`qkit template whatif\`).
 
@@ -34,17 +41,19 @@ options:
   --compact         one line instead of indented JSON
   --no-wiring       only what internal.GetSystemInfo answers (no netvm, firewall, devices:
                     \`qkit flow\` then finds no network or device paths in the file)
+  --services        also read the qrexec services each qube advertises (supported_rpc; one
+                    feature.List per qube and one feature.Get per supported-rpc feature)
   --concurrency N   how many qubes to read at a time
 
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
     reportErrors("system snapshot", io, async (conn) => {
-      const a = parseArgs(rest, [...CONNECTION_VALUE_FLAGS, "--concurrency"], [...CONNECTION_BOOLEAN_FLAGS, "--compact", "--json", "--no-wiring"]);
+      const a = parseArgs(rest, [...CONNECTION_VALUE_FLAGS, "--concurrency"], [...CONNECTION_BOOLEAN_FLAGS, "--compact", "--json", "--no-wiring", "--services"]);
       if (a.positionals.length > 0) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
       const c = a.flags.get("--concurrency");
       if (c !== undefined && (typeof c !== "string" || !/^[1-9][0-9]*$/.test(c))) throw new UsageError("--concurrency needs a positive number");
       const { qubes } = connect(a.flags, io, conn);
-      const info = await systemInfo(qubes, c === undefined ? {} : { concurrency: Number(c) });
+      const info = await systemInfo(qubes, { ...(c === undefined ? {} : { concurrency: Number(c) }), ...(a.flags.has("--services") ? { services: true } : {}) });
       if (!a.flags.has("--no-wiring")) await addWiring(qubes, info);
       io.stdout.write(JSON.stringify(info, null, a.flags.has("--compact") ? undefined : 1) + "\n");
       return 0;

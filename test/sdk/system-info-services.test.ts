@@ -1,0 +1,130 @@
+/**
+ * What each qube advertises (`supported_rpc`), end to end against the simulator over a socket:
+ * `systemInfo(qubes, { services: true })`, `advertisedServices`, `qkit system snapshot --services`,
+ * and the `service-not-provided` analysis of `qkit policy check --system FILE` on that snapshot.
+ * The default snapshot keeps qubesd's keys and order, byte for byte.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Qubes, UnixSocketTransport, addAdvertisedServices, advertisedServices, calls, systemInfo } from "@qubes-kit/sdk";
+import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
+import { runQkit } from "../helpers/qkit.js";
+
+const FIXTURE = fileURLToPath(new URL("../fixtures/sdk/services/", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "qkit-services-"));
+const socket = join(dir, "qubesd.sock");
+let server: SimulatorServer;
+const connect = () => new Qubes({ transport: new UnixSocketTransport({ path: socket, servicesOverSocket: true }) });
+
+beforeAll(async () => {
+  server = await startSimulator({ socket, system: JSON.parse(readFileSync(FIXTURE + "system.json", "utf8")), policy: FIXTURE + "policy.d" });
+});
+afterAll(async () => {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Domains = Record<string, Record<string, unknown>>;
+const FEDORA = ["qubes.Filecopy", "qubes.GetAppmenus", "qubes.OpenInVM", "qubes.OpenURL", "qubes.PostInstall", "qubes.StartApp", "qubes.VMShell", "qubes.WaitForRunningSystem", "qubes.WaitForSession"];
+const DEBIAN = [...FEDORA, "qubes.Gpg", "qubes.GpgImportKey"].sort();
+
+describe("systemInfo({ services: true }) against the simulator", () => {
+  it("lists each qube's services: its own features first, else its template chain's; unknown qubes have no key", async () => {
+    const info = (await systemInfo(connect(), { services: true })).domains as Domains;
+    const services = Object.fromEntries(Object.entries(info).map(([n, d]) => [n, d["supported_rpc"]]));
+    expect(services).toEqual({
+      dom0: undefined,
+      "fedora-42": FEDORA,
+      "debian-12": DEBIAN,
+      // Own `my.Backup`; its own empty `qubes.VMShell` hides the template's.
+      work: [...FEDORA.filter((s) => s !== "qubes.VMShell"), "my.Backup"].sort(),
+      vault: DEBIAN,
+      "default-dvm": FEDORA,
+      windows: undefined,
+    });
+  });
+
+  it("agrees with admin.vm.feature.CheckWithTemplate for every advertised feature", async () => {
+    const qubes = connect();
+    const info = (await systemInfo(qubes, { services: true })).domains as Domains;
+    const names = new Set([...FEDORA, ...DEBIAN, "my.Backup", "qubes.VMShell"]);
+    for (const [qube, d] of Object.entries(info)) {
+      if (qube === "dom0") continue;
+      const listed = new Set((d["supported_rpc"] as string[] | undefined) ?? []);
+      for (const s of names) {
+        const v = await qubes.run(calls.featureGet(qube, `supported-rpc.${s}`, "CheckWithTemplate")).catch(() => undefined);
+        expect(listed.has(s), `${qube} ${s}`).toBe(v !== undefined && v !== "");
+      }
+    }
+  });
+
+  it("adds the key last and leaves everything else as the default snapshot has it", async () => {
+    const qubes = connect();
+    const plain = await systemInfo(qubes);
+    const rich = await systemInfo(qubes, { services: true });
+    for (const [name, d] of Object.entries(rich.domains as Domains)) {
+      const keys = Object.keys(d);
+      if ("supported_rpc" in d) expect(keys[keys.length - 1]).toBe("supported_rpc");
+      const { supported_rpc: _, ...rest } = d;
+      expect(JSON.stringify(rest), name).toBe(JSON.stringify((plain.domains as Domains)[name]));
+    }
+    expect(Object.values(plain.domains).some((d) => "supported_rpc" in d)).toBe(false);
+  });
+
+  it("advertisedServices + addAdvertisedServices give the same model from a plain snapshot", async () => {
+    const qubes = connect();
+    const rich = await systemInfo(qubes, { services: true });
+    const plain = await systemInfo(qubes);
+    expect(JSON.stringify(addAdvertisedServices(plain, await advertisedServices(qubes)))).toBe(JSON.stringify(rich));
+  });
+
+  it("follows a feature changed on the live system", async () => {
+    const qubes = connect();
+    await qubes.run(calls.featureSet("vault", "supported-rpc.my.Restore", "1"));
+    try {
+      const info = (await systemInfo(qubes, { services: true })).domains as Domains;
+      expect(info["vault"]!["supported_rpc"]).toContain("my.Restore");
+      expect(info["fedora-42"]!["supported_rpc"]).not.toContain("my.Restore");
+    } finally {
+      await qubes.run(calls.featureRemove("vault", "supported-rpc.my.Restore"));
+    }
+  });
+});
+
+describe("qkit system snapshot --services, then qkit policy check --system", () => {
+  it("writes supported_rpc only with --services, and the analysis reports what no qube provides", async () => {
+    const plain = await runQkit(["system", "snapshot", "--no-wiring", "--socket", socket], { cwd: dir });
+    expect(plain.err).toBe("");
+    expect(plain.out).not.toContain("supported_rpc");
+    const r = await runQkit(["system", "snapshot", "--no-wiring", "--services", "--socket", socket], { cwd: dir });
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const snap = JSON.parse(r.out) as { domains: Domains };
+    expect(snap.domains["vault"]!["supported_rpc"]).toEqual(DEBIAN);
+    // Without --services the same file minus the key.
+    for (const d of Object.values(snap.domains)) delete d["supported_rpc"];
+    expect(JSON.stringify(snap, null, 1) + "\n").toBe(plain.out);
+
+    const file = join(dir, "snap.json");
+    writeFileSync(file, r.out);
+    const check = await runQkit(["policy", "check", "--format", "json", "--system", file, FIXTURE + "policy.d"], { cwd: dir });
+    const found = (JSON.parse(check.out) as { diagnostics: Array<{ code: string; line: number; severity: string; message: string }> }).diagnostics.filter((d) => d.code === "service-not-provided");
+    expect(found.map((d) => [d.line, d.severity, d.message])).toEqual([
+      [3, "info", "no qube this rule can call provides `my.Restore`: `vault` does not advertise it, so the calls it lets through fail at the target"],
+      [5, "info", "no qube this rule can call provides `qubes.Gpg`: `default-dvm` does not advertise it, so the calls it lets through fail at the target"],
+    ]);
+    // The snapshot without --services: nothing to say.
+    const bare = join(dir, "bare.json");
+    writeFileSync(bare, plain.out);
+    const quiet = await runQkit(["policy", "check", "--format", "json", "--system", bare, FIXTURE + "policy.d"], { cwd: dir });
+    expect(quiet.out).not.toContain("service-not-provided");
+  });
+
+  it("--services is in the usage", async () => {
+    const r = await runQkit(["system", "snapshot", "--help"], { cwd: dir });
+    expect(r.out + r.err).toContain("--services");
+  });
+});
