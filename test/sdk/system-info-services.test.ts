@@ -116,6 +116,12 @@ describe("qkit system snapshot --services, then qkit policy check --system", () 
       [3, "info", "no qube this rule can call provides `my.Restore`: `vault` does not advertise it, so the calls it lets through fail at the target"],
       [5, "info", "no qube this rule can call provides `qubes.Gpg`: `default-dvm` does not advertise it, so the calls it lets through fail at the target"],
     ]);
+    // SARIF: the rule is described, and its results are notes.
+    const sarif = JSON.parse((await runQkit(["policy", "check", "--format", "sarif", "--system", file, FIXTURE + "policy.d"], { cwd: dir })).out) as {
+      runs: Array<{ tool: { driver: { rules: Array<{ id: string; defaultConfiguration: { level: string } }> } }; results: Array<{ ruleId: string; level: string }> }>;
+    };
+    expect(sarif.runs[0]!.tool.driver.rules.find((r) => r.id === "service-not-provided")?.defaultConfiguration.level).toBe("note");
+    expect(sarif.runs[0]!.results.filter((r) => r.ruleId === "service-not-provided").map((r) => r.level)).toEqual(["note", "note"]);
     // The snapshot without --services: nothing to say.
     const bare = join(dir, "bare.json");
     writeFileSync(bare, plain.out);
