@@ -52,6 +52,11 @@ export interface RuleReach {
   dom0: boolean;
   /** Qube names (no `uuid:` aliases) whose advertised services decide. */
   qubes: Set<string>;
+  /**
+   * Set when the reach was cut short because a qube that provides the rule's service, or whose
+   * services are unknown, was found (`qubes` is then incomplete).
+   */
+  decided?: true;
 }
 
 /** Python truthiness of a GetSystemInfo value (`internal` may be `"1"`, `""`, `null`, a boolean). */
@@ -59,26 +64,74 @@ function truthy(v: unknown): boolean {
   return v !== null && v !== undefined && v !== "" && v !== false && v !== 0;
 }
 
+/** The callers a source token matches: qube indices, and a mask over all qubes. */
+interface Callers {
+  list: number[];
+  mask: Uint8Array;
+}
+
+/** What a token that does not depend on the caller adds: dom0, and qube names. */
+interface Expansion {
+  dom0: boolean;
+  qubes: string[];
+}
+
+/** The memos of {@link ReachContext} that depend on the system model only. */
+const systemMemos = new WeakMap<SystemInfo, { names: string[]; infos: DomainInfo[]; callers: Map<string, Callers>; expansions: Map<string, Expansion>; providers: Map<string, boolean> }>();
+
 /**
- * The reach of rules against one system model and one policy; `ask` collections are memoised per
- * (service, argument, source token), so one context serves a whole analysis run.
+ * The reach of rules against one system model and one policy. Callers per source token, token
+ * expansions, reaches and `ask` offers are memoised, so one context serves a whole analysis run.
  */
 export class ReachContext {
-  private readonly names: Array<[string, DomainInfo]> = [];
+  private readonly names: string[];
+  private readonly infos: DomainInfo[];
   private byService: Map<string | null, PolicyRule[]> | undefined;
   private readonly askMemo = new Map<string, RuleReach>();
+  private readonly reachMemo = new Map<string, RuleReach>();
+  // What depends on the system model only is shared by the runs over the same model.
+  private readonly callerMemo: Map<string, Callers>;
+  private readonly expansionMemo: Map<string, Expansion>;
+  private readonly providerMemo: Map<string, boolean>;
 
   constructor(
     private readonly system: SystemInfo,
     private readonly rules: readonly PolicyRule[],
   ) {
-    for (const [name, info] of system.domains) if (!name.startsWith("uuid:")) this.names.push([name, info]);
+    let shared = systemMemos.get(system);
+    if (!shared) {
+      shared = { names: [], infos: [], callers: new Map(), expansions: new Map(), providers: new Map() };
+      for (const [name, info] of system.domains) {
+        if (name.startsWith("uuid:")) continue;
+        shared.names.push(name);
+        shared.infos.push(info);
+      }
+      systemMemos.set(system, shared);
+    }
+    this.names = shared.names;
+    this.infos = shared.infos;
+    this.callerMemo = shared.callers;
+    this.expansionMemo = shared.expansions;
+    this.providerMemo = shared.providers;
   }
 
-  /** The qube names (no aliases) a source token matches: the callers of the rule that the model knows. */
-  private sources(tok: QubeToken): Array<[string, DomainInfo]> {
-    if (tok.kind === "dispvm-template" || tok.kind === "dispvm-tag") return [];
-    return this.names.filter(([n, info]) => tokenMatchesQube(tok, n, info));
+  /** The qubes (no aliases) a source token matches: the callers of the rule that the model knows. */
+  private callers(tok: QubeToken): Callers {
+    const key = tokenKey(tok);
+    let c = this.callerMemo.get(key);
+    if (!c) {
+      c = { list: [], mask: new Uint8Array(this.names.length) };
+      if (tok.kind !== "dispvm-template" && tok.kind !== "dispvm-tag") {
+        for (let i = 0; i < this.names.length; i++) {
+          if (tokenMatchesQube(tok, this.names[i]!, this.infos[i]!)) {
+            c.list.push(i);
+            c.mask[i] = 1;
+          }
+        }
+      }
+      this.callerMemo.set(key, c);
+    }
+    return c;
   }
 
   /** Adds an existing qube (by name or `uuid:` alias) to the reach. */
@@ -99,7 +152,12 @@ export class ReachContext {
   }
 
   private dispvmTemplatesTagged(tag: string): string[] {
-    return this.names.filter(([, i]) => i.template_for_dispvms === true && Array.isArray(i.tags) && i.tags.includes(tag)).map(([n]) => n);
+    const out: string[] = [];
+    for (let i = 0; i < this.names.length; i++) {
+      const info = this.infos[i]!;
+      if (info.template_for_dispvms === true && Array.isArray(info.tags) && info.tags.includes(tag)) out.push(this.names[i]!);
+    }
+    return out;
   }
 
   /** True when the target column can match some verified intended target. */
@@ -109,7 +167,7 @@ export class ReachContext {
         return isDom0ish(tok.text) || this.system.domains.has(tok.text);
       case "type":
       case "tag":
-        return this.names.some(([n, i]) => tokenMatchesQube(tok, n, i));
+        return this.expansion(tok).qubes.length > 0 || this.expansion(tok).dom0;
       case "dispvm-template":
         return this.system.domains.get(tok.value)?.template_for_dispvms === true;
       case "dispvm-tag":
@@ -120,67 +178,107 @@ export class ReachContext {
   }
 
   /**
-   * Adds the qubes a token names, as the target column of an allow verifies the intended target
-   * (`intended`), or as `collect_targets_for_ask` expands it (`ask`).
+   * What a token adds whatever the caller (every kind but `@dispvm`), as the target column of an
+   * allow verifies the intended target and as `collect_targets_for_ask` expands it.
    */
-  private addToken(reach: RuleReach, tok: QubeToken, callers: Array<[string, DomainInfo]>): void {
+  private expansion(tok: QubeToken): Expansion {
+    const key = tokenKey(tok);
+    let e = this.expansionMemo.get(key);
+    if (e) return e;
+    const reach: RuleReach = { dom0: false, qubes: new Set() };
     switch (tok.kind) {
       case "wildcard":
         reach.dom0 = true;
-        for (const [n] of this.names) this.addQube(reach, n);
-        return;
+        for (const n of this.names) this.addQube(reach, n);
+        break;
       case "anyvm":
-        for (const [n, i] of this.names) if (!isDom0ish(n) && i.type !== "AdminVM") this.addQube(reach, n);
-        return;
+        for (let i = 0; i < this.names.length; i++) if (!isDom0ish(this.names[i]!) && this.infos[i]!.type !== "AdminVM") this.addQube(reach, this.names[i]!);
+        break;
       case "adminvm":
         reach.dom0 = true;
-        return;
+        break;
       case "name":
         if (isDom0ish(tok.text)) reach.dom0 = true;
         else this.addQube(reach, tok.text);
-        return;
+        break;
       case "type":
       case "tag":
-        for (const [n, i] of this.names) if (tokenMatchesQube(tok, n, i)) this.addQube(reach, n);
-        return;
-      case "default":
-        return;
-      case "dispvm":
-        for (const [, i] of callers) this.addDisposable(reach, i.default_dispvm, false);
-        return;
+        for (let i = 0; i < this.names.length; i++) if (tokenMatchesQube(tok, this.names[i]!, this.infos[i]!)) this.addQube(reach, this.names[i]!);
+        break;
       case "dispvm-template":
         this.addDisposable(reach, tok.value, true);
-        return;
+        break;
       case "dispvm-tag":
         for (const n of this.dispvmTemplatesTagged(tok.value)) this.addQube(reach, n);
-        return;
+        break;
+      default:
+        // `@default` adds nothing; `@dispvm` depends on the caller.
+        break;
     }
+    e = { dom0: reach.dom0, qubes: [...reach.qubes] };
+    this.expansionMemo.set(key, e);
+    return e;
+  }
+
+  /** Adds what a token names; `@dispvm` through the default disposable template of each of `callers`. */
+  private addToken(reach: RuleReach, tok: QubeToken, callers: readonly number[]): void {
+    if (tok.kind === "dispvm") {
+      for (const i of callers) this.addDisposable(reach, this.infos[i]!.default_dispvm, false);
+      return;
+    }
+    const e = this.expansion(tok);
+    if (e.dom0) reach.dom0 = true;
+    for (const n of e.qubes) reach.qubes.add(n);
+  }
+
+  /** True when a token expands to a non-internal qube that provides `service` or whose services are unknown (or to dom0). */
+  private offersProvider(tok: QubeToken, service: string): boolean {
+    const key = `${tokenKey(tok)}\0${service}`;
+    let v = this.providerMemo.get(key);
+    if (v === undefined) {
+      const e = this.expansion(tok);
+      v = e.dom0 || e.qubes.some((n) => !truthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false);
+      this.providerMemo.set(key, v);
+    }
+    return v;
   }
 
   /** Where the calls a rule decides can end (empty for deny rules and rules that never match). */
   reach(rule: PolicyRule): RuleReach {
+    // Rules that differ only where the reach does not look share it (the caller matters only for
+    // `@dispvm` and ask offers; service and argument only for ask offers).
+    const redirect = rule.redirect;
+    const offer = rule.action === "ask" && !redirect;
+    const byCaller = offer || (redirect ?? rule.target).kind === "dispvm";
+    const key = `${rule.action}\0${tokenKey(rule.target)}\0${redirect ? tokenKey(redirect) : ""}\0${byCaller ? tokenKey(rule.source) : ""}\0${offer ? `${rule.service ?? "*"}\0${rule.argument ?? "*"}` : ""}`;
+    let reach = this.reachMemo.get(key);
+    if (!reach) this.reachMemo.set(key, (reach = this.computeReach(rule)));
+    return reach;
+  }
+
+  private computeReach(rule: PolicyRule): RuleReach {
     const reach: RuleReach = { dom0: false, qubes: new Set() };
     if (rule.action === "deny" || !this.targetCanMatch(rule.target)) return reach;
-    const callers = this.sources(rule.source);
     const redirect = rule.redirect;
     if (redirect) {
       if (redirect.kind === "dispvm-template") this.addDisposable(reach, redirect.value, rule.action === "allow");
-      else this.addToken(reach, redirect, callers);
+      else this.addToken(reach, redirect, redirect.kind === "dispvm" ? this.callers(rule.source).list : []);
       return reach;
     }
     if (rule.action === "allow") {
-      this.addToken(reach, rule.target, callers);
+      this.addToken(reach, rule.target, rule.target.kind === "dispvm" ? this.callers(rule.source).list : []);
       return reach;
     }
-    return this.askOffer(rule, callers);
+    return this.askOffer(rule);
   }
 
   /** A superset of what `collect_targets_for_ask` offers the rule's callers (deny rules not subtracted, callers not removed). */
-  private askOffer(rule: PolicyRule, callers: Array<[string, DomainInfo]>): RuleReach {
+  private askOffer(rule: PolicyRule): RuleReach {
     const key = `${rule.service ?? "*"}\0${rule.argument ?? "*"}\0${tokenKey(rule.source)}`;
     const memo = this.askMemo.get(key);
     if (memo) return memo;
     const reach: RuleReach = { dom0: false, qubes: new Set() };
+    this.askMemo.set(key, reach);
     if (!this.byService) {
       this.byService = new Map();
       for (const r of this.rules) {
@@ -190,17 +288,37 @@ export class ReachContext {
         list.push(r);
       }
     }
-    const candidates = rule.service === null ? this.rules.filter((r) => r.action !== "deny") : [...(this.byService.get(rule.service) ?? []), ...(this.byService.get(null) ?? [])];
-    for (const q of candidates) {
-      if (q.service !== null && rule.service !== null && q.service !== rule.service) continue;
-      if (q.argument !== null && rule.argument !== null && q.argument !== rule.argument) continue;
-      const both = callers.filter(([n, i]) => tokenMatchesQube(q.source, n, i));
-      if (both.length === 0) continue;
-      this.addToken(reach, q.redirect ?? q.target, both);
+    const mine = this.callers(rule.source);
+    if (mine.list.length === 0) return reach;
+    const lists = rule.service === null ? [...this.byService.values()] : [this.byService.get(rule.service) ?? [], this.byService.get(null) ?? []];
+    // A token that does not depend on the caller adds the same qubes each time: once is enough.
+    const added = new Set<string>();
+    for (const list of lists) {
+      for (const q of list) {
+        if (reach.dom0) break; // the verdict is decided: dom0 is never reported
+        if (q.argument !== null && rule.argument !== null && q.argument !== rule.argument) continue;
+        const tok = q.redirect ?? q.target;
+        const tk = tok.kind === "dispvm" ? "" : tokenKey(tok);
+        if (tk !== "" && added.has(tk)) continue;
+        const theirs = this.callers(q.source);
+        const [small, other] = mine.list.length <= theirs.list.length ? [mine.list, theirs.mask] : [theirs.list, mine.mask];
+        if (tok.kind === "dispvm") {
+          this.addToken(reach, tok, small.filter((i) => other[i] === 1));
+          continue;
+        }
+        if (!small.some((i) => other[i] === 1)) continue;
+        added.add(tk);
+        // Another qube that provides the service (or may): the verdict is decided.
+        if (rule.service !== null && this.offersProvider(tok, rule.service)) {
+          reach.decided = true;
+          return reach;
+        }
+        this.addToken(reach, tok, []);
+      }
     }
+    if (reach.dom0) return reach;
     // The engine drops internal qubes (and disposables of internal templates) from the offer.
     for (const n of [...reach.qubes]) if (truthy(this.system.domains.get(n)?.internal)) reach.qubes.delete(n);
-    this.askMemo.set(key, reach);
     return reach;
   }
 }
@@ -214,7 +332,7 @@ export type ProvidedVerdict =
 
 /** Whether a service is provided by some qube of a rule's reach (see {@link ProvidedVerdict}). */
 export function providedIn(system: SystemInfo, reach: RuleReach, service: string): ProvidedVerdict {
-  if (reach.dom0 || reach.qubes.size === 0) return { provided: true };
+  if (reach.decided || reach.dom0 || reach.qubes.size === 0) return { provided: true };
   for (const n of reach.qubes) {
     const set = supportedRpc(system, n);
     if (set === null || set.has(service)) return { provided: true };
