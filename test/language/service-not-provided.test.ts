@@ -125,6 +125,7 @@ const CASES: Case[] = [
     policy: ["my.Internal * work @default ask default_target=personal", "my.Internal * work default-mgmt-dvm allow", "my.Internal * work personal allow"],
     expect: [1, 3],
   },
+  { name: "the caller is never offered to itself", policy: ["qubes.Gpg * vault @anyvm ask", "qubes.Gpg * @tag:gpg-server @anyvm ask", "qubes.Gpg * @anyvm @anyvm ask"], expect: [1, 2] },
   { name: "a rule for every service feeds the offer", policy: ["qubes.Gpg * work @default ask default_target=vault", "* * @anyvm vault allow"], expect: [] },
   // Legacy syntax: the service comes from the include.
   {

@@ -11,8 +11,9 @@
  * each possible caller's `default_dispvm`, `@dispvm:X` a new disposable of X (which provides what
  * X's template chain provides, so X's own `supported_rpc`), and for `ask` without `target=` the
  * targets `collect_targets_for_ask` can offer (every allow/ask rule of the service, argument and
- * caller; deny rules are not subtracted, so this is a superset of the offer, which keeps the check
- * conservative). A rule that can reach dom0, or any unknown qube, is never reported.
+ * caller, less internal qubes and, for a rule with one caller, the caller itself; deny rules are
+ * not subtracted, so this is a superset of the offer, which keeps the check conservative). A rule
+ * that can reach dom0, or any unknown qube, is never reported.
  */
 import type { DomainInfo, SystemInfo } from "../eval/types.js";
 import type { PolicyRule } from "../loader/types.js";
@@ -232,12 +233,12 @@ export class ReachContext {
   }
 
   /** True when a token expands to a non-internal qube that provides `service` or whose services are unknown (or to dom0). */
-  private offersProvider(tok: QubeToken, service: string): boolean {
-    const key = `${tokenKey(tok)}\0${service}`;
+  private offersProvider(tok: QubeToken, service: string, caller: string | undefined): boolean {
+    const key = `${tokenKey(tok)}\0${service}\0${caller ?? ""}`;
     let v = this.providerMemo.get(key);
     if (v === undefined) {
       const e = this.expansion(tok);
-      v = e.dom0 || e.qubes.some((n) => !truthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false);
+      v = e.dom0 || e.qubes.some((n) => n !== caller && !truthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false);
       this.providerMemo.set(key, v);
     }
     return v;
@@ -272,7 +273,7 @@ export class ReachContext {
     return this.askOffer(rule);
   }
 
-  /** A superset of what `collect_targets_for_ask` offers the rule's callers (deny rules not subtracted, callers not removed). */
+  /** A superset of what `collect_targets_for_ask` offers the rule's callers (deny rules not subtracted; callers removed only when there is one). */
   private askOffer(rule: PolicyRule): RuleReach {
     const key = `${rule.service ?? "*"}\0${rule.argument ?? "*"}\0${tokenKey(rule.source)}`;
     const memo = this.askMemo.get(key);
@@ -290,6 +291,8 @@ export class ReachContext {
     }
     const mine = this.callers(rule.source);
     if (mine.list.length === 0) return reach;
+    // One caller: the engine never offers the caller itself (with several, each offers the others).
+    const only = mine.list.length === 1 && !isDom0ish(this.names[mine.list[0]!]!) && this.infos[mine.list[0]!]!.type !== "AdminVM" ? this.names[mine.list[0]!] : undefined;
     const lists = rule.service === null ? [...this.byService.values()] : [this.byService.get(rule.service) ?? [], this.byService.get(null) ?? []];
     // A token that does not depend on the caller adds the same qubes each time: once is enough.
     const added = new Set<string>();
@@ -309,7 +312,7 @@ export class ReachContext {
         if (!small.some((i) => other[i] === 1)) continue;
         added.add(tk);
         // Another qube that provides the service (or may): the verdict is decided.
-        if (rule.service !== null && this.offersProvider(tok, rule.service)) {
+        if (rule.service !== null && this.offersProvider(tok, rule.service, only)) {
           reach.decided = true;
           return reach;
         }
@@ -317,6 +320,7 @@ export class ReachContext {
       }
     }
     if (reach.dom0) return reach;
+    if (only !== undefined) reach.qubes.delete(only);
     // The engine drops internal qubes (and disposables of internal templates) from the offer.
     for (const n of [...reach.qubes]) if (truthy(this.system.domains.get(n)?.internal)) reach.qubes.delete(n);
     return reach;
