@@ -134,3 +134,25 @@ describe("qkit system snapshot --services, then qkit policy check --system", () 
     expect(r.out + r.err).toContain("--services");
   });
 });
+
+describe("the demo simulator advertises services on its templates", () => {
+  it("qubes based on a template inherit its supported-rpc features; dom0 has none", async () => {
+    const raw = JSON.parse(readFileSync(fileURLToPath(new URL("../fixtures/sim/demo-system.json", import.meta.url)), "utf8"));
+    const sock = join(dir, "demo.sock");
+    const demo = await startSimulator({ socket: sock, system: raw });
+    try {
+      const qubes = new Qubes({ transport: new UnixSocketTransport({ path: sock, servicesOverSocket: true }) });
+      const info = (await systemInfo(qubes, { services: true })).domains as Domains;
+      const own = (q: string) => Object.keys((raw.domains[q].features ?? {}) as Record<string, string>).map((f) => f.slice("supported-rpc.".length));
+      for (const t of ["fedora-41", "debian-12", "fedora-41-minimal"]) expect(info[t]!["supported_rpc"]).toEqual(own(t));
+      const template = (q: string) => (raw.domains[q].template as string | undefined) ?? "fedora-41";
+      for (const q of ["work", "vault", "default-dvm"]) {
+        const t = (await qubes.run(calls.propertyGet("template", q))).value as string;
+        expect(info[q]!["supported_rpc"], q).toEqual(own(t === "" ? template(q) : t));
+      }
+      expect("supported_rpc" in info["dom0"]!).toBe(false);
+    } finally {
+      await demo.close();
+    }
+  });
+});
