@@ -17,6 +17,15 @@ export interface DomainInfo {
   guivm?: string | null;
   relayvm?: string | null;
   transport_rpc?: string | null;
+  /**
+   * Our extension, not qubesd's (the engine ignores it): the sorted names of the qrexec services
+   * the qube's agent advertises, its truthy `supported-rpc.NAME` features, each from the qube
+   * first, else from its template chain (`admin.vm.feature.CheckWithTemplate`). Written by
+   * `systemInfo(qubes, { services: true })` (`qkit system snapshot --services`) only for qubes
+   * that advertise something; a qube without it is unknown (dom0, an old agent, Windows). Read by
+   * the `service-not-provided` analysis.
+   */
+  supported_rpc?: string[];
   /** Added by {@link prepareSystemInfo}. */
   name?: string;
   [key: string]: unknown;
