@@ -41,7 +41,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int)
     ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--calls", help="instead of a seed: a file of requests, one a line, `\\0` for the NUL "
+    ap.add_argument("--calls", help="instead of a seed: a file of requests, one a line, `\\0` for the NUL and `\\n` for a newline "
                                     "(placeholders {uuid:NAME} and {disp:K} allowed; # starts a comment line)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -56,7 +56,7 @@ def main():
             for line in f:
                 line = line.rstrip("\n")
                 if line and not line.startswith("#"):
-                    raw = line.replace("\\0", "\0")
+                    raw = line.replace("\\0", "\0").replace("\\n", "\n")
                     calls.append({"method": raw.split("+", 1)[0].split(" ", 1)[0], "raw": raw})
         a.count = len(calls)
     else:

@@ -206,7 +206,7 @@ it("has recorded sequences of 1,000 calls, and the probes", () => {
   for (const f of seeds) expect(load(f).calls).toHaveLength(1000);
   // the probes: one recorded call per request line of probes.txt
   const probes = fs.readFileSync(path.join(dir, "probes.txt"), "latin1").split("\n").filter((l) => l && !l.startsWith("#"));
-  expect(load("probes.json.gz").calls.map((c) => c.request.raw)).toEqual(probes.map((l) => l.replace(/\\0/g, "\0")));
+  expect(load("probes.json.gz").calls.map((c) => c.request.raw)).toEqual(probes.map((l) => l.replace(/\\0/g, "\0").replace(/\\n/g, "\n")));
 });
 
 for (const file of files) {

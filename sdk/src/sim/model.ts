@@ -463,7 +463,9 @@ export class Qube extends Holder {
   addTag(tag: string, silent = false): void {
     if (this.tags.has(tag)) return;
     this.tags.add(tag);
-    if (!silent) this.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
+    if (silent) return;
+    if (tag.startsWith("created-by-")) this.app.createdByHandlers(this, tag);
+    this.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
   }
   removeTag(tag: string): void {
     this.tags.delete(tag);
@@ -1042,12 +1044,30 @@ export class App extends Holder {
    * extension's handler runs before the event reaches listeners).
    */
   addCreatedByTag(q: Qube, creator: string): void {
-    const tag = `created-by-${creator}`;
-    if (q.tags.has(tag)) return;
-    q.tags.add(tag);
-    const extra = this.domains.get(creator)?.features.get("tag-created-vm-with") ?? "";
-    for (const t of extra.split(/\s+/).filter((x) => /^[A-Za-z0-9_-]+$/.test(x))) q.addTag(t);
-    q.emit(`domain-tag-add:${tag}`, [["tag", tag]]);
+    q.addTag(`created-by-${creator}`);
+  }
+
+  /**
+   * The extensions' handlers of `domain-tag-add:created-by-*`, run after the tag is in the set: `qubes.ext.admin`
+   * adds the creator's `tag-created-vm-with` tags, `qubes.ext.gui` sets `guivm` from its `set-created-guivm`
+   * feature. Both look the creator up in `app.domains`: a tag naming no qube kills the call (a KeyError), the tag
+   * staying set.
+   */
+  createdByHandlers(q: Qube, tag: string): void {
+    const creatorName = tag.slice("created-by-".length);
+    const creator = this.domains.get(creatorName);
+    if (!creator) throw new SimAbort(`KeyError: ${creatorName}`);
+    const extra = creator.features.get("tag-created-vm-with") ?? "";
+    for (const t of extra.split(/\s+/).filter((x) => x !== "")) {
+      // `Tags.add` refuses other characters with a ValueError, which kills the call
+      if (!/^[A-Za-z0-9_-]+$/.test(t)) throw new SimAbort("ValueError: Invalid character in tag");
+      q.addTag(t);
+    }
+    const guivm = creator.features.get("set-created-guivm");
+    if (guivm) {
+      if (!this.domains.has(guivm)) throw new SimAbort(`KeyError: ${guivm}`);
+      q.setProp("guivm", guivm);
+    }
   }
 
   /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */

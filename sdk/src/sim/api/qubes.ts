@@ -26,7 +26,8 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
     let pool: string | undefined;
     const pools: Record<string, string> = {};
     let poolError: SimError | undefined;
-    const seen = new Set<string>();
+    // qubesd checks uniqueness against its keyword arguments, which already hold `template` when the argument names a qube
+    const seen = new Set<string>(template !== undefined ? ["template"] : []);
     for (const param of c.payload.toString("latin1").split(" ")) {
       const eq = param.indexOf("=");
       if (eq < 0) throw new SimAbort("ValueError: not enough values to unpack");
@@ -82,7 +83,8 @@ function createMethod(klass: string, allowPool: boolean): MethodDef["run"] {
       if (klass === "DispVM") cloneFrom = tq;
       template = t;
     }
-    if (klass === "AdminVM") throw qerr("QubesException", "AdminVM already exists");
+    // `AdminVM(app, None, qid=...)`: its qid is read-only
+    if (klass === "AdminVM") throw qerr("QubesPropertyValueError", "property 'qid' on AdminVM instance cannot be set");
     app.addQube(klass, kw.name!, kw.label!, {
       template,
       pool,

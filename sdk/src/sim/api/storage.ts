@@ -90,11 +90,25 @@ method("admin.pool.Add", true, true, true, (c) => {
   c.app.emit("pool-add", [["pool", name]]);
   return null;
 });
+/** Python's default `repr` of a pool object of each driver (`Pool` has no `__repr__`). */
+const POOL_CLASSES: Record<string, string> = {
+  file: "qubes.storage.file.FilePool",
+  "file-reflink": "qubes.storage.reflink.ReflinkPool",
+  "linux-kernel": "qubes.storage.kernels.LinuxKernel",
+  lvm_thin: "qubes.storage.lvm.ThinPool",
+  callback: "qubes.storage.callback.CallbackPool",
+  zfs: "qubes.storage.zfs.ZFSPool",
+};
 method("admin.pool.Remove", true, true, false, (c) => {
   enforceArg(c, c.app.pools.keys(), "pools");
   const p = c.app.pools.get(c.arg)!;
-  if (p.volumes.length) throw qerr("QubesPoolInUseError", `Storage pool is in use: '${c.arg}'`);
-  for (const d of c.app.props()) if (c.app.getProp(d.name) === c.arg && !c.app.isDefault(d.name)) throw qerr("QubesPoolInUseError", `Storage pool is in use: '${c.arg}'`);
+  // `Qubes.remove_pool`: the qubes' volumes first (not the pool's listing; the error quotes the pool object), then the default pools in this
+  // order, compared by identity, so a default that falls back to this pool counts too
+  const inUse = [...c.app.domains.values()].some((q) => [...q.volumes.values()].some((v) => v.pool === c.arg));
+  if (inUse) throw qerr("QubesPoolInUseError", `Storage pool is in use: <${POOL_CLASSES[p.driver] ?? "qubes.storage.Pool"} object at 0x7f0000100000>`);
+  for (const suffix of ["", "_kernel", "_private", "_root", "_volatile"]) {
+    if (c.app.getProp(`default_pool${suffix}`) === c.arg) throw qerr("QubesPoolInUseError", `Storage pool is in use: set as default_pool${suffix}`);
+  }
   c.app.emit("pool-pre-delete", [["pool", c.arg]]);
   c.app.pools.delete(c.arg);
   c.app.emit("pool-delete", [["pool", c.arg]]);
@@ -185,7 +199,12 @@ method("admin.vm.volume.Resize", null, true, true, (c) => {
 });
 method("admin.vm.volume.Clear", null, true, false, (c) => {
   const v = vol(c);
-  if (c.dest.power !== "Halted") throw qerr("QubesVMNotHaltedError", `Domain is not powered off: '${c.dest.name}'`);
+  // `Storage.import_data`: each driver's `import_data` decides (qubesd checks no power state itself)
+  const driver = c.app.pools.get(v.pool)?.driver;
+  if (isKernelVolume(c, v)) throw new SimAbort("NotImplementedError: Cannot import_data: not implemented");
+  if (driver === "file-reflink" && !v.saveOnStop) throw new SimAbort(`NotImplementedError: Cannot import_data: ${v.vid} is not save_on_stop`);
+  if (driver === "file" && !v.saveOnStop) throw qerr("StoragePoolException", `Can not import into save_on_stop=False volume ${v.vid}`);
+  if (driver === "lvm_thin" && v.saveOnStop && c.dest.power !== "Halted") throw qerr("StoragePoolException", `Cannot import data to dirty volume ${v.vid}, stop the qube first`);
   c.dest.emit("domain-volume-import-begin", [["volume", c.arg], ["size", v.size]]);
   v.usage = 0;
   c.dest.emit("domain-volume-import-end", [["volume", c.arg], ["success", true]]);
