@@ -156,3 +156,41 @@ describe("the demo simulator advertises services on its templates", () => {
     }
   });
 });
+
+describe("supported_rpc is what CheckWithTemplate answers, on random template chains", () => {
+  it("per qube and service: listed exactly when the feature, looked up with the template chain, is not empty", async () => {
+    const { Simulator, simulatorTransport } = await import("@qubes-kit/sdk/sim");
+    const fc = (await import("fast-check")).default;
+    const SERVICES = ["a.One", "b.Two", "c.Three"];
+    const value = fc.constantFrom(undefined, undefined, "1", "");
+    const features = fc.tuple(value, value, value).map((vs) => Object.fromEntries(vs.flatMap((v, i) => (v === undefined ? [] : [[`supported-rpc.${SERVICES[i]}`, v]]))));
+    const shape = fc.record({ t1: features, t2: features, app: features, dvm: features, disp: features, appTemplate: fc.constantFrom("t1", "t2"), dvmTemplate: fc.constantFrom("t1", "t2") });
+    await fc.assert(
+      fc.asyncProperty(shape, async (s) => {
+        const q = (type: string, extra: Record<string, unknown>) => ({ internal: null, tags: [], type, template_for_dispvms: false, default_dispvm: null, icon: "appvm-red", label: "0xcc0000", guivm: "dom0", relayvm: null, transport_rpc: null, power_state: "Halted", uuid: "", ...extra });
+        const raw = {
+          domains: {
+            dom0: q("AdminVM", { uuid: "00000000-0000-0000-0000-000000000000" }),
+            t1: q("TemplateVM", { features: s.t1 }),
+            t2: q("TemplateVM", { features: s.t2 }),
+            app: q("AppVM", { template: s.appTemplate, features: s.app }),
+            dvm: q("AppVM", { template: s.dvmTemplate, template_for_dispvms: true, features: s.dvm }),
+            disp1: q("DispVM", { template: "dvm", features: s.disp }),
+          },
+        };
+        const qubes = new Qubes({ transport: simulatorTransport(new Simulator({ system: raw as never })) });
+        const info = (await systemInfo(qubes, { services: true })).domains as Domains;
+        for (const name of ["t1", "t2", "app", "dvm", "disp1"]) {
+          const listed = (info[name]!["supported_rpc"] as string[] | undefined) ?? [];
+          expect(listed).toEqual([...listed].sort());
+          for (const svc of SERVICES) {
+            const v = await qubes.run(calls.featureGet(name, `supported-rpc.${svc}`, "CheckWithTemplate")).catch(() => undefined);
+            expect(listed.includes(svc), `${name} ${svc}`).toBe(v !== undefined && v !== "");
+          }
+          if ("supported_rpc" in info[name]!) expect(listed.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
