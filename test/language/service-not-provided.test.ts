@@ -101,6 +101,8 @@ const CASES: Case[] = [
   // Unknown qubes.
   { name: "a reachable qube without the key", policy: ["my.Backup * work vault allow", "my.Backup * work @anyvm allow"], services: { vault: undefined }, expect: [] },
   { name: "one unknown qube among many", policy: ["my.Backup * work @anyvm allow", "my.Backup * work personal allow"], services: { "sys-net": "not a list" }, expect: [2] },
+  { name: "a value that is not a list of names is unknown, never a crash", policy: ["my.Backup * work vault allow", "my.Backup * work personal allow", "my.Backup * work untrusted allow"], services: { vault: [1, 2], personal: null, untrusted: { a: 1 } }, expect: [] },
+  { name: "an empty list is taken at its word", policy: ["my.Backup * work vault allow"], services: { vault: [] }, expect: [1] },
   { name: "a model without the key anywhere", policy: ["my.Backup * work vault allow"], services: Object.fromEntries(Object.keys(SERVICES).map((k) => [k, undefined])), expect: [] },
   // Disposables: a new disposable provides what its disposable template's chain provides.
   { name: "@dispvm through the caller's default_dispvm", policy: ["my.DispOnly * work @dispvm allow", "qubes.Gpg * work @dispvm allow"], expect: [2] },
