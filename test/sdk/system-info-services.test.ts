@@ -194,3 +194,12 @@ describe("supported_rpc is what CheckWithTemplate answers, on random template ch
     );
   });
 });
+
+describe("qkit policy check --system live", () => {
+  it("reads what the qubes advertise, as a --services snapshot does", async () => {
+    const r = await runQkit(["policy", "check", "--format", "json", "--system", "live", "--socket", socket, FIXTURE + "policy.d"], { cwd: dir });
+    expect(r.err).toBe("");
+    const found = (JSON.parse(r.out) as { diagnostics: Array<{ code: string; line: number }> }).diagnostics.filter((d) => d.code === "service-not-provided");
+    expect(found.map((d) => d.line)).toEqual([3, 5]);
+  });
+});

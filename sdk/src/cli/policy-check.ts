@@ -76,7 +76,9 @@ options:
                       the loader's fast path, for very large policies
   --system FILE|live  the system model (internal.GetSystemInfo JSON, from
                       \`qkit system snapshot\`, or the live system): turns on the
-                      checks of qube, tag and type names
+                      checks of qube, tag and type names (and, with the services each
+                      qube advertises: \`snapshot --services\` or live, of services
+                      that no qube a rule can call provides)
   --runtime-dir DIR   runtime policy directory, loaded with the main one (/run/qubes/policy.d)
   --legacy-dir DIR    legacy R4.0 directory read by !compat-4.0 (/etc/qubes-rpc/policy)
   --include-service, -i
@@ -105,7 +107,7 @@ async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
   for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
   if (a.flags.has("qrexec")) flags.set("--qrexec", true);
   const { qubes } = connect(flags, io.env);
-  return prepareSystemInfo(await systemInfo(qubes));
+  return prepareSystemInfo(await systemInfo(qubes, { services: true }));
 }
 
 /** Standard input as text. */
