@@ -110,7 +110,8 @@ const report: fc.Arbitrary<CheckReport> = fc
   .record({ diagnostics: fc.array(diagnostic, { maxLength: 6 }), rules: fc.nat(1000), engineError: fc.option(text, { nil: undefined }), ok: fc.boolean() })
   .map((r) => {
     const errors = r.diagnostics.filter((d) => d.severity === "error").length;
-    return { ok: r.ok, rules: r.rules, errors, warnings: r.diagnostics.length - errors, diagnostics: r.diagnostics, ...(r.engineError !== undefined ? { engineError: r.engineError } : {}) };
+    const warnings = r.diagnostics.filter((d) => d.severity === "warning").length;
+    return { ok: r.ok, rules: r.rules, errors, warnings, notes: r.diagnostics.length - errors - warnings, diagnostics: r.diagnostics, ...(r.engineError !== undefined ? { engineError: r.engineError } : {}) };
   });
 
 /** What a streamed formatter writes through a writer of chunks of `size` code units, with every chunk's size checked. */

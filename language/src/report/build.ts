@@ -22,11 +22,15 @@ export interface SnapshotReportOptions {
   rules?: number;
 }
 
-/** Counts errors and warnings (everything that is not an error counts as a warning). */
-export function countSeverities(list: readonly ReportDiagnostic[]): { errors: number; warnings: number } {
+/** Counts errors, warnings and notes (information and hints, which `--strict` does not count). */
+export function countSeverities(list: readonly ReportDiagnostic[]): { errors: number; warnings: number; notes: number } {
   let errors = 0;
-  for (const d of list) if (d.severity === "error") errors++;
-  return { errors, warnings: list.length - errors };
+  let warnings = 0;
+  for (const d of list) {
+    if (d.severity === "error") errors++;
+    else if (d.severity === "warning") warnings++;
+  }
+  return { errors, warnings, notes: list.length - errors - warnings };
 }
 
 /** The text of a path in a snapshot (a loaded file, or a document parsed on demand). */
@@ -77,8 +81,8 @@ export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotRe
     for (const d of list) diagnostics.push(reportDiagnostic(invalidFilenameAsGiven(d, options.shownPath), file, text, related));
   }
   for (const d of snapshot.policyDiagnostics) diagnostics.push(reportDiagnostic(invalidFilenameAsGiven({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.shownPath), options.policyLabel, undefined));
-  const { errors, warnings } = countSeverities(diagnostics);
-  return { ok: errors === 0, rules: options.rules ?? snapshot.rules.length, errors, warnings, diagnostics };
+  const { errors, warnings, notes } = countSeverities(diagnostics);
+  return { ok: errors === 0, rules: options.rules ?? snapshot.rules.length, errors, warnings, notes, diagnostics };
 }
 
 const INVALID_FILENAME = "invalid filename: ";
@@ -105,13 +109,14 @@ export function invalidFilenameAsGiven<D extends AnalysisDiagnostic | Diagnostic
 /** Several reports as one (several policies checked in one run). */
 export function mergeReports(reports: readonly CheckReport[]): CheckReport {
   const diagnostics = reports.flatMap((r) => r.diagnostics);
-  const { errors, warnings } = countSeverities(diagnostics);
+  const { errors, warnings, notes } = countSeverities(diagnostics);
   const engineError = reports.find((r) => r.engineError !== undefined)?.engineError;
   return {
     ok: reports.every((r) => r.ok),
     rules: reports.reduce((n, r) => n + r.rules, 0),
     errors,
     warnings,
+    notes,
     diagnostics,
     ...(engineError !== undefined ? { engineError } : {}),
   };

@@ -14,6 +14,7 @@ export function checkReportJson(report: CheckReport): Record<string, unknown> {
     rules: report.rules,
     errors: report.errors,
     warnings: report.warnings,
+    notes: report.notes,
     ...(report.engineError !== undefined ? { engineError: report.engineError } : {}),
     diagnostics: report.diagnostics.map((d) => ({
       file: d.file,
@@ -45,7 +46,7 @@ function relatedJson(r: ReportLocation & { message: string }): string {
  * (the caller adds the final newline), one diagnostic at a time.
  */
 export function writeCheckJson(report: CheckReport, out: ChunkWriter): void {
-  let head = `{"ok":${report.ok},"rules":${jsonNumber(report.rules)},"errors":${jsonNumber(report.errors)},"warnings":${jsonNumber(report.warnings)},`;
+  let head = `{"ok":${report.ok},"rules":${jsonNumber(report.rules)},"errors":${jsonNumber(report.errors)},"warnings":${jsonNumber(report.warnings)},"notes":${jsonNumber(report.notes)},`;
   if (report.engineError !== undefined) head += `"engineError":${JSON.stringify(report.engineError)},`;
   out.write(head + `"diagnostics":[`);
   let lastFile: string | undefined;

@@ -146,7 +146,7 @@ function diagnosticText(d: ReportDiagnostic, c: boolean, snippets: boolean, file
 
 /** The summary line: `ok: N rules, no errors` or `N errors: the real engine would deny every call`, plus warnings. */
 export function summaryLine(report: CheckReport, options: Pick<TextOptions, "strict"> = {}): { text: string; failed: boolean } {
-  const warnings = report.warnings ? `, ${report.warnings} warning(s)` : "";
+  const warnings = (report.warnings ? `, ${report.warnings} warning(s)` : "") + (report.notes ? `, ${report.notes} note(s)` : "");
   if (!report.ok) {
     const n = report.errors || 1;
     return { text: `${n} error${n === 1 ? "" : "s"}: the real engine would deny every call${warnings}\n`, failed: true };

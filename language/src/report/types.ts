@@ -38,7 +38,10 @@ export interface CheckReport {
   /** Rules loaded (of the valid lines). */
   rules: number;
   errors: number;
+  /** Diagnostics of severity warning (`--strict` fails on them). */
   warnings: number;
+  /** Information and hints: shown, never failing the check. */
+  notes: number;
   /** Diagnostics in output order. */
   diagnostics: ReportDiagnostic[];
   /** The engine's failure when it is not one of the diagnostics (a crash the loader reports without a line). */

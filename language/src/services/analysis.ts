@@ -804,7 +804,7 @@ export const serviceNotProvided: AnalysisRule = {
         `no qube this rule can call provides ${code(r.service!)}: ${shown} ${qubes.length === 1 ? "does" : "do"} not advertise it, so the calls it lets through fail at the target`,
         span,
         line.line,
-        `install the service (\`/etc/qubes-rpc/${r.service}\`) in the template of the qube that should answer, then let it advertise it (\`qvm-run --service TEMPLATE qubes.PostInstall\`, as updates do); or check the service name and the target`,
+        `install the service (\`/etc/qubes-rpc/${r.service}\`) in the template of the qube that should answer, then let its agent advertise it (\`qvm-run --service -u root TEMPLATE qubes.PostInstall\`); or check the service name and the target`,
       );
       d.data = { qubes };
       report(r.origin.path, d);

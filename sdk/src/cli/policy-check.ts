@@ -71,7 +71,7 @@ options:
                       github: GitHub Actions workflow commands (annotations)
   --json              the same as --format json
   --output FILE       write the report there instead of standard output
-  --strict            warnings fail the check too (exit 1)
+  --strict            warnings fail the check too (exit 1); notes (information) never do
   --engine-only       only what the real engine reports (no analysis warnings):
                       the loader's fast path, for very large policies
   --system FILE|live  the system model (internal.GetSystemInfo JSON, from
@@ -226,9 +226,9 @@ function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckRep
     const real = realPathOf(src, virtualOf(file));
     return reportDiagnostic(invalidFilenameAsGiven(d, (v) => shown(io.cwd, realPathOf(src, v))), shown(io.cwd, real), texts.get(file));
   });
-  const { errors, warnings } = countSeverities(diagnostics);
+  const { errors, warnings, notes } = countSeverities(diagnostics);
   const engineError = result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied") ? result.error.message : undefined;
-  return { ok: errors === 0 && engineError === undefined, rules: result.rules, errors, warnings, diagnostics, ...(engineError !== undefined ? { engineError } : {}) };
+  return { ok: errors === 0 && engineError === undefined, rules: result.rules, errors, warnings, notes, diagnostics, ...(engineError !== undefined ? { engineError } : {}) };
 }
 
 /** `--engine-only` for a single file: its own lines, as the engine reads them. */
@@ -236,8 +236,8 @@ async function checkFileEngineOnly(name: string, text: string, serviceSyntax: bo
   const { parseDocument } = await full();
   const doc = parseDocument(text, { syntax: serviceSyntax ? "service" : "policy" });
   const diagnostics = doc.diagnostics.map((d) => reportDiagnostic(d, name, text));
-  const { errors, warnings } = countSeverities(diagnostics);
-  return { ok: errors === 0, rules: doc.lines.filter((l) => l.kind === "rule" && l.rule).length, errors, warnings, diagnostics };
+  const { errors, warnings, notes } = countSeverities(diagnostics);
+  return { ok: errors === 0, rules: doc.lines.filter((l) => l.kind === "rule" && l.rule).length, errors, warnings, notes, diagnostics };
 }
 
 async function runCheck(args: string[], io: CliIO): Promise<number> {
