@@ -11,7 +11,8 @@
  * each possible caller's `default_dispvm`, `@dispvm:X` a new disposable of X (which provides what
  * X's template chain provides, so X's own `supported_rpc`), and for `ask` without `target=` the
  * targets `collect_targets_for_ask` can offer (every allow/ask rule of the service, argument and
- * caller, less internal qubes and, for a rule with one caller, the caller itself; deny rules are
+ * caller, less internal qubes and, for a rule with one caller, the caller's own name, never a new
+ * disposable of it, `@dispvm:CALLER`, which stays an offered target; deny rules are
  * not subtracted, so this is a superset of the offer, which keeps the check conservative). A rule
  * that can reach dom0, or any unknown qube, is never reported.
  */
@@ -35,7 +36,8 @@ export function supportedRpc(system: SystemInfo, name: string): ReadonlySet<stri
   if (!byName) advertised.set(system, (byName = new Map()));
   let set = byName.get(name);
   if (set === undefined) {
-    const v = system.domains.get(name)?.[SUPPORTED_RPC_KEY];
+    const info = system.domains.get(name);
+    const v = isInfo(info) ? info[SUPPORTED_RPC_KEY] : undefined;
     set = Array.isArray(v) && v.every((s) => typeof s === "string") ? new Set(v as string[]) : null;
     byName.set(name, set);
   }
@@ -44,20 +46,31 @@ export function supportedRpc(system: SystemInfo, name: string): ReadonlySet<stri
 
 /** True when some qube of the system model carries the `supported_rpc` key. */
 export function hasSupportedRpc(system: SystemInfo): boolean {
-  for (const [name, info] of system.domains) if (!name.startsWith("uuid:") && Array.isArray(info[SUPPORTED_RPC_KEY])) return true;
+  for (const [name, info] of system.domains) if (!name.startsWith("uuid:") && isInfo(info) && Array.isArray(info[SUPPORTED_RPC_KEY])) return true;
   return false;
 }
 
-/** Where calls of a rule can end: dom0, or existing qubes (a new disposable counts as its disposable template). */
+/** Where calls of a rule can end: dom0, existing qubes, or new disposables of disposable templates. */
 export interface RuleReach {
   dom0: boolean;
-  /** Qube names (no `uuid:` aliases) whose advertised services decide. */
+  /** Existing qubes, by name (no `uuid:` aliases), whose advertised services decide. */
   qubes: Set<string>;
+  /**
+   * Disposable templates, by name, whose new disposables (`@dispvm:NAME`) are reached: they provide
+   * what the template provides. Kept apart from `qubes` because an `ask` offer drops the caller's
+   * name but never `@dispvm:CALLER`.
+   */
+  disposables: Set<string>;
   /**
    * Set when the reach was cut short because a qube that provides the rule's service, or whose
    * services are unknown, was found (`qubes` is then incomplete).
    */
   decided?: true;
+}
+
+/** True for a domain entry that is an object (a model may hold `null` or other junk for a qube). */
+function isInfo(info: unknown): info is DomainInfo {
+  return typeof info === "object" && info !== null && !Array.isArray(info);
 }
 
 /** Python truthiness of a GetSystemInfo value (`internal` may be `"1"`, `""`, `null`, a boolean). */
@@ -75,6 +88,7 @@ interface Callers {
 interface Expansion {
   dom0: boolean;
   qubes: string[];
+  disposables: string[];
 }
 
 /** The memos of {@link ReachContext} that depend on the system model only. */
@@ -103,7 +117,8 @@ export class ReachContext {
     if (!shared) {
       shared = { names: [], infos: [], callers: new Map(), expansions: new Map(), providers: new Map() };
       for (const [name, info] of system.domains) {
-        if (name.startsWith("uuid:")) continue;
+        // A qube whose entry is not an object is skipped: nothing is known of it.
+        if (name.startsWith("uuid:") || !isInfo(info)) continue;
         shared.names.push(name);
         shared.infos.push(info);
       }
@@ -138,7 +153,7 @@ export class ReachContext {
   /** Adds an existing qube (by name or `uuid:` alias) to the reach. */
   private addQube(reach: RuleReach, key: string): void {
     const info = this.system.domains.get(key);
-    if (!info) return;
+    if (!isInfo(info)) return;
     const name = typeof info.name === "string" ? info.name : key;
     if (isDom0ish(name) || info.type === "AdminVM") reach.dom0 = true;
     else reach.qubes.add(name);
@@ -148,8 +163,10 @@ export class ReachContext {
   private addDisposable(reach: RuleReach, template: unknown, mustBeTemplate: boolean): void {
     if (typeof template !== "string" || template === "") return;
     const info = this.system.domains.get(template);
-    if (!info || (mustBeTemplate && info.template_for_dispvms !== true)) return;
-    this.addQube(reach, template);
+    if (!isInfo(info) || (mustBeTemplate && info.template_for_dispvms !== true)) return;
+    const name = typeof info.name === "string" ? info.name : template;
+    if (isDom0ish(name) || info.type === "AdminVM") reach.dom0 = true;
+    else reach.disposables.add(name);
   }
 
   private dispvmTemplatesTagged(tag: string): string[] {
@@ -170,7 +187,7 @@ export class ReachContext {
       case "tag":
         return this.expansion(tok).qubes.length > 0 || this.expansion(tok).dom0;
       case "dispvm-template":
-        return this.system.domains.get(tok.value)?.template_for_dispvms === true;
+        return (this.system.domains.get(tok.value) as DomainInfo | null | undefined)?.template_for_dispvms === true;
       case "dispvm-tag":
         return this.dispvmTemplatesTagged(tok.value).length > 0;
       default:
@@ -186,7 +203,7 @@ export class ReachContext {
     const key = tokenKey(tok);
     let e = this.expansionMemo.get(key);
     if (e) return e;
-    const reach: RuleReach = { dom0: false, qubes: new Set() };
+    const reach: RuleReach = { dom0: false, qubes: new Set(), disposables: new Set() };
     switch (tok.kind) {
       case "wildcard":
         reach.dom0 = true;
@@ -210,13 +227,13 @@ export class ReachContext {
         this.addDisposable(reach, tok.value, true);
         break;
       case "dispvm-tag":
-        for (const n of this.dispvmTemplatesTagged(tok.value)) this.addQube(reach, n);
+        for (const n of this.dispvmTemplatesTagged(tok.value)) this.addDisposable(reach, n, true);
         break;
       default:
         // `@default` adds nothing; `@dispvm` depends on the caller.
         break;
     }
-    e = { dom0: reach.dom0, qubes: [...reach.qubes] };
+    e = { dom0: reach.dom0, qubes: [...reach.qubes], disposables: [...reach.disposables] };
     this.expansionMemo.set(key, e);
     return e;
   }
@@ -230,6 +247,7 @@ export class ReachContext {
     const e = this.expansion(tok);
     if (e.dom0) reach.dom0 = true;
     for (const n of e.qubes) reach.qubes.add(n);
+    for (const n of e.disposables) reach.disposables.add(n);
   }
 
   /** True when a token expands to a non-internal qube that provides `service` or whose services are unknown (or to dom0). */
@@ -238,7 +256,9 @@ export class ReachContext {
     let v = this.providerMemo.get(key);
     if (v === undefined) {
       const e = this.expansion(tok);
-      v = e.dom0 || e.qubes.some((n) => n !== caller && !truthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false);
+      // The caller's own name is never offered, a new disposable of it is (`@dispvm:CALLER`).
+      const offered = (n: string) => !truthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false;
+      v = e.dom0 || e.qubes.some((n) => n !== caller && offered(n)) || e.disposables.some(offered);
       this.providerMemo.set(key, v);
     }
     return v;
@@ -258,7 +278,7 @@ export class ReachContext {
   }
 
   private computeReach(rule: PolicyRule): RuleReach {
-    const reach: RuleReach = { dom0: false, qubes: new Set() };
+    const reach: RuleReach = { dom0: false, qubes: new Set(), disposables: new Set() };
     if (rule.action === "deny" || !this.targetCanMatch(rule.target)) return reach;
     const redirect = rule.redirect;
     if (redirect) {
@@ -278,7 +298,7 @@ export class ReachContext {
     const key = `${rule.service ?? "*"}\0${rule.argument ?? "*"}\0${tokenKey(rule.source)}`;
     const memo = this.askMemo.get(key);
     if (memo) return memo;
-    const reach: RuleReach = { dom0: false, qubes: new Set() };
+    const reach: RuleReach = { dom0: false, qubes: new Set(), disposables: new Set() };
     this.askMemo.set(key, reach);
     if (!this.byService) {
       this.byService = new Map();
@@ -323,6 +343,7 @@ export class ReachContext {
     if (only !== undefined) reach.qubes.delete(only);
     // The engine drops internal qubes (and disposables of internal templates) from the offer.
     for (const n of [...reach.qubes]) if (truthy(this.system.domains.get(n)?.internal)) reach.qubes.delete(n);
+    for (const n of [...reach.disposables]) if (truthy(this.system.domains.get(n)?.internal)) reach.disposables.delete(n);
     return reach;
   }
 }
@@ -336,10 +357,13 @@ export type ProvidedVerdict =
 
 /** Whether a service is provided by some qube of a rule's reach (see {@link ProvidedVerdict}). */
 export function providedIn(system: SystemInfo, reach: RuleReach, service: string): ProvidedVerdict {
-  if (reach.decided || reach.dom0 || reach.qubes.size === 0) return { provided: true };
-  for (const n of reach.qubes) {
-    const set = supportedRpc(system, n);
-    if (set === null || set.has(service)) return { provided: true };
+  if (reach.decided || reach.dom0 || (reach.qubes.size === 0 && reach.disposables.size === 0)) return { provided: true };
+  for (const set of [reach.qubes, reach.disposables]) {
+    for (const n of set) {
+      const services = supportedRpc(system, n);
+      if (services === null || services.has(service)) return { provided: true };
+    }
   }
-  return { provided: false, qubes: [...reach.qubes].sort() };
+  // A disposable provides what its template does: the message names the template.
+  return { provided: false, qubes: [...new Set([...reach.qubes, ...reach.disposables])].sort() };
 }
