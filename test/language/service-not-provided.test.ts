@@ -273,3 +273,32 @@ describe("service-not-provided: soundness", () => {
     );
   });
 });
+
+describe("service-not-provided: verdicts cached with the system model", () => {
+  const lines = (snapshot: ReturnType<typeof analyzeWorkspace>) =>
+    [...snapshot.diagnostics.entries()].flatMap(([p, list]) => list.filter((d) => d.code === "service-not-provided").map((d) => `${p}:${d.line}:${d.message}`)).sort();
+
+  it("an ask rule's qubes are named as the targets it offers", () => {
+    const [f] = findings({ "30-user.policy": "my.Backup * work @anyvm ask target=vault\nmy.Backup * work @default ask default_target=vault\nmy.Backup * work vault allow\n" }, model());
+    expect(f!.message).toBe("no qube this rule can call provides `my.Backup`: `vault` does not advertise it, so the calls it lets through fail at the target");
+    const asked = findings({ "30-user.policy": "my.Backup * work @default ask default_target=vault\nmy.Backup * work vault allow\n" }, model());
+    expect(asked[0]!.message).toBe("no qube this rule can call provides `my.Backup`: `vault` (the target it offers) does not advertise it, so the calls it lets through fail at the target");
+  });
+
+  it("a run after edits over the same model finds what a run over a fresh model finds", () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(ruleArb, { minLength: 1, maxLength: 6 }), { minLength: 2, maxLength: 4 }), servicesArb, (versions, services) => {
+        const raw = model({}, services);
+        const shared = prepareSystemInfo(raw);
+        for (const rules of versions) {
+          // Two files, so that a rule moves between runs as well as changes.
+          const files = { "30-user.policy": rules.slice(0, 3).join("\n") + "\n", "40-more.policy": rules.slice(3).join("\n") + "\n" };
+          const warm = lines(analyzeWorkspace(createMemoryFileSystem(files), { system: shared }));
+          const cold = lines(analyzeWorkspace(createMemoryFileSystem(files), { system: prepareSystemInfo(raw) }));
+          expect(warm).toEqual(cold);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});

@@ -13,7 +13,7 @@ import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
 import { wholePolicyFindings } from "./oneshot.js";
-import { hasSupportedRpc, providedIn, ReachContext } from "./rpc-provided.js";
+import { hasSupportedRpc, ruleVerdicts, type ProvidedVerdict } from "./rpc-provided.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
@@ -773,39 +773,58 @@ const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCa
  * dom0 or a qube whose services are unknown (see `rpc-provided.ts`). A whole-policy rule: what an
  * `ask` can offer comes from every file.
  */
+/** The message and help of a `service-not-provided` finding, made once per cached verdict. */
+const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { message: string; help: string }>>();
+
+function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): { message: string; help: string } {
+  let byKey = notProvidedCache.get(verdict);
+  if (!byKey) notProvidedCache.set(verdict, (byKey = new Map()));
+  const key = `${offer ? "ask" : "call"}\0${service}`;
+  let t = byKey.get(key);
+  if (!t) {
+    const qubes = verdict.provided ? [] : verdict.qubes;
+    // An ask rule's qubes are the targets the dialog can offer, not all of which the user may pick.
+    const shown = qubes.slice(0, 3).map(code).join(", ") + (qubes.length > 3 ? ` and ${qubes.length - 3} more` : "") + (offer ? (qubes.length === 1 ? " (the target it offers)" : " (the targets it offers)") : "");
+    t = {
+      message: `no qube this rule can call provides ${code(service)}: ${shown} ${qubes.length === 1 ? "does" : "do"} not advertise it, so the calls it lets through fail at the target`,
+      help: `install the service (\`/etc/qubes-rpc/${service}\`) in the template of the qube that should answer, then let its agent advertise it (\`qvm-run --service -u root TEMPLATE qubes.PostInstall\`); or check the service name and the target`,
+    };
+    byKey.set(key, t);
+  }
+  return t;
+}
+
 export const serviceNotProvided: AnalysisRule = {
   meta: { name: "service-not-provided", severity: "info", needsSystem: true, summary: "no qube that a rule can call advertises the rule's service" },
   run(input, report, severity) {
     const system = input.system!;
     if (!hasSupportedRpc(system)) return;
-    const ctx = new ReachContext(system, input.rules);
+    // Verdicts are cached per service with the system model (see `ruleVerdicts`); the findings
+    // are made again from the rules' current places.
+    const verdicts = ruleVerdicts(system, input.rules);
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     // A line loaded more than once (a file included twice) is reported only when every copy is.
-    const found = new Map<string, { rule: PolicyRule; qubes: string[] } | null>();
-    for (const r of input.rules) {
-      if (r.origin.line === null || r.service === null || r.action === "deny") continue;
-      const key = `${r.origin.path}\0${r.origin.line}`;
+    const byPath = new Map<string, Map<number, { rule: PolicyRule; qubes: string[]; verdict: ProvidedVerdict } | null>>();
+    for (let i = 0; i < input.rules.length; i++) {
+      const r = input.rules[i]!;
+      const verdict = verdicts[i];
+      if (r.origin.line === null || r.service === null || !verdict) continue;
+      let found = byPath.get(r.origin.path);
+      if (!found) byPath.set(r.origin.path, (found = new Map()));
+      const key = r.origin.line;
       if (found.get(key) === null) continue;
-      const verdict = providedIn(system, ctx.reach(r), r.service);
       if (verdict.provided) found.set(key, null);
-      else if (!found.has(key)) found.set(key, { rule: r, qubes: verdict.qubes });
+      else if (!found.has(key)) found.set(key, { rule: r, qubes: verdict.qubes, verdict });
     }
-    for (const f of found.values()) {
+    for (const f of [...byPath.values()].flatMap((m) => [...m.values()])) {
       if (!f) continue;
       const { rule: r, qubes } = f;
       const doc = docs.get(r.origin.path);
       const line = doc ? lineByNumber(doc.document, r.origin.line!) : undefined;
       if (!line || line.kind !== "rule") continue;
       const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
-      const shown = qubes.slice(0, 3).map(code).join(", ") + (qubes.length > 3 ? ` and ${qubes.length - 3} more` : "");
-      const d = diag(
-        "service-not-provided",
-        severity,
-        `no qube this rule can call provides ${code(r.service!)}: ${shown} ${qubes.length === 1 ? "does" : "do"} not advertise it, so the calls it lets through fail at the target`,
-        span,
-        line.line,
-        `install the service (\`/etc/qubes-rpc/${r.service}\`) in the template of the qube that should answer, then let its agent advertise it (\`qvm-run --service -u root TEMPLATE qubes.PostInstall\`); or check the service name and the target`,
-      );
+      const t = notProvidedTexts(f.verdict, r.service!, r.action === "ask" && !r.redirect);
+      const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
       d.data = { qubes };
       report(r.origin.path, d);
     }

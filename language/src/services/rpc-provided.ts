@@ -367,3 +367,76 @@ export function providedIn(system: SystemInfo, reach: RuleReach, service: string
   // A disposable provides what its template does: the message names the template.
   return { provided: false, qubes: [...new Set([...reach.qubes, ...reach.disposables])].sort() };
 }
+
+/** What decides a rule's verdict: everything {@link ReachContext.reach} looks at, as text. */
+function signature(r: PolicyRule): string {
+  let s = signatures.get(r);
+  if (s === undefined) {
+    s = `${r.action}\0${r.service ?? "*"}\0${r.argument ?? "*"}\0${tokenKey(r.source)}\0${tokenKey(r.target)}\0${r.redirect ? tokenKey(r.redirect) : ""}`;
+    signatures.set(r, s);
+  }
+  return s;
+}
+const signatures = new WeakMap<PolicyRule, string>();
+
+/** One service's verdicts, with the rules they were computed from (as signatures). */
+interface ServiceVerdicts {
+  /** The service's own rules' signatures, in policy order. */
+  sigs: string[];
+  /** The `*`-service rules' signatures when computed. */
+  star: string[];
+  /** Per rule of the service, in policy order: its verdict (deny rules: none). */
+  verdicts: Array<ProvidedVerdict | undefined>;
+}
+
+/** The verdicts per service, for as long as the system model lives. */
+const verdictCache = new WeakMap<SystemInfo, Map<string, ServiceVerdicts>>();
+
+/** True when two lists of signatures are the same (a rule object that did not change gives the same string object). */
+function sameSigs(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The verdict of every non-deny rule of a concrete service (by its index in `rules`; other rules
+ * get `undefined`). A rule's verdict depends on the system model, on the rule, and (for `ask`
+ * offers) on the other rules of its service and the `*`-service rules; so the verdicts of a
+ * service are kept with the model and reused while those rules have the same texts in the same
+ * order. After a one-line edit only the edited line's service is computed again (every service
+ * when the edited rule is a `*`-service rule).
+ */
+export function ruleVerdicts(system: SystemInfo, rules: readonly PolicyRule[]): Array<ProvidedVerdict | undefined> {
+  let cache = verdictCache.get(system);
+  if (!cache) verdictCache.set(system, (cache = new Map()));
+  const byService = new Map<string, { at: number[]; sigs: string[] }>();
+  let star: string[] = [];
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (r.service === null) {
+      star.push(signature(r));
+      continue;
+    }
+    let list = byService.get(r.service);
+    if (!list) byService.set(r.service, (list = { at: [], sigs: [] }));
+    list.at.push(i);
+    list.sigs.push(signature(r));
+  }
+  const out = new Array<ProvidedVerdict | undefined>(rules.length);
+  let ctx: ReachContext | undefined;
+  for (const [service, { at, sigs }] of byService) {
+    let entry = cache.get(service);
+    if (entry && sameSigs(entry.star, star)) star = entry.star; // share the list: the next comparison is one check
+    if (!entry || entry.star !== star || !sameSigs(entry.sigs, sigs)) {
+      ctx ??= new ReachContext(system, rules);
+      const verdicts = at.map((i) => (rules[i]!.action === "deny" ? undefined : providedIn(system, ctx!.reach(rules[i]!), service)));
+      cache.set(service, (entry = { sigs, star, verdicts }));
+    }
+    for (let k = 0; k < at.length; k++) out[at[k]!] = entry.verdicts[k];
+  }
+  // Services no longer in the policy are forgotten.
+  if (cache.size > byService.size) for (const service of [...cache.keys()]) if (!byService.has(service)) cache.delete(service);
+  return out;
+}
