@@ -14,6 +14,7 @@ import { prepareSystemInfo } from "../../eval/system.js";
 import type { DomainInfo, RawSystemInfo, SystemInfo } from "../../eval/types.js";
 import type { PolicyDocument } from "../../syntax/tree.js";
 import { analyzeWorkspace, type PolicySnapshot } from "../../services/workspace.js";
+import { SUPPORTED_RPC_KEY } from "../../services/rpc-provided.js";
 import { policyFileName } from "../model.js";
 import { parseStackText, type StackDocument } from "../document.js";
 import { indexStack, type IndexedQube, type PolicyBlock, type StackIndex } from "./stack-index.js";
@@ -167,6 +168,14 @@ function instances(files: ReadonlyMap<string, StackIndex>): Map<string, IndexedQ
   return out;
 }
 
+/** The template a model entry names (`template`, or `properties.template` in a full snapshot), if any. */
+function templateOf(info: DomainInfo | undefined): string | undefined {
+  if (!info || typeof info !== "object") return undefined;
+  const props = info["properties"];
+  const t = info["template"] ?? (props && typeof props === "object" ? (props as Record<string, unknown>)["template"] : undefined);
+  return typeof t === "string" ? t : undefined;
+}
+
 /** The live system model with the declared qubes added (or updated) as they will be after apply. */
 export function buildFutureSystem(files: ReadonlyMap<string, StackIndex>, live: SystemInfo | null, fromBundles: ReadonlyMap<string, IndexedQube> = new Map()): SystemInfo {
   const domains: Record<string, DomainInfo> = {};
@@ -186,6 +195,15 @@ export function buildFutureSystem(files: ReadonlyMap<string, StackIndex>, live: 
         ...(dd !== undefined ? { default_dispvm: dd === "none" ? null : dd === "default" ? (prev?.default_dispvm ?? null) : dd } : {}),
         ...(q.values.get("label") ? { label: q.values.get("label")!.value } : {}),
       };
+      // The services a qube advertises come from its template: a qube whose template the stack
+      // sets (to another template, or where the model does not say which it had) gets the new
+      // template's list, or none (unknown) when that template is not in the model or advertises nothing known.
+      const template = q.values.get("template")?.value;
+      if (template !== undefined && template !== templateOf(prev)) {
+        const list = live ? (live.domains.get(template) as DomainInfo | null | undefined)?.[SUPPORTED_RPC_KEY] : undefined;
+        if (Array.isArray(list)) domains[name]![SUPPORTED_RPC_KEY] = [...(list as string[])];
+        else delete domains[name]![SUPPORTED_RPC_KEY];
+      }
     }
   }
   const raw: RawSystemInfo = { domains };
