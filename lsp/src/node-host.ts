@@ -98,6 +98,51 @@ async function fetchSystemInfoFromSdk(via: "qrexec" | { socket: string }): Promi
   return sdk.systemInfo(qubes, { services: true });
 }
 
+/** How long reading the advertised services may take in all, as the internal call's timeout. */
+export const SERVICES_TIMEOUT_MS = 10_000;
+
+/** The failures already logged (once each, on stderr: stdout is the protocol). */
+const logged = new Set<string>();
+
+/**
+ * The sockets that may answer the Admin API calls for the services: the configured one, then,
+ * for a qubesd internal socket (`qubesd.internal.sock`), the admin socket beside it.
+ */
+export function servicesSockets(socket: string): string[] {
+  const admin = path.join(path.dirname(socket), path.basename(socket).replace(/\.internal(?=\.sock$)/, ""));
+  return admin === socket ? [socket] : [socket, admin];
+}
+
+/**
+ * Adds `supported_rpc` to a GetSystemInfo answer from the qubes' features, read over `socket`
+ * (see {@link servicesSockets}) within {@link SERVICES_TIMEOUT_MS}. On failure the model stays
+ * without the key (the `service-not-provided` analysis is then quiet) and the failure is logged once.
+ */
+async function addServicesOver(raw: RawSystemInfo, socket: string, timeoutMs = SERVICES_TIMEOUT_MS): Promise<void> {
+  const errors: string[] = [];
+  try {
+    const sdk = await import("@qubes-kit/sdk");
+    const signal = AbortSignal.timeout(timeoutMs);
+    for (const candidate of servicesSockets(socket)) {
+      try {
+        const qubes = new sdk.Qubes({ transport: new sdk.UnixSocketTransport({ path: candidate }), timeout: timeoutMs });
+        sdk.addAdvertisedServices(raw, await sdk.advertisedServices(qubes, { signal }));
+        return;
+      } catch (e) {
+        errors.push(`${candidate}: ${e instanceof Error ? e.message : String(e)}`);
+        if (signal.aborted) break;
+      }
+    }
+  } catch (e) {
+    errors.push(e instanceof Error ? e.message : String(e));
+  }
+  const line = `qubes-policy: cannot read the services the qubes advertise (service-not-provided stays quiet): ${errors.join("; ")}`;
+  if (!logged.has(line)) {
+    logged.add(line);
+    console.error(line);
+  }
+}
+
 /** Loads the system model the settings ask for. Never rejects. */
 export async function loadSystemModel(settings: QubesPolicySettings, folder: string | undefined, host: HostFileSystem): Promise<SystemLoadResult> {
   const source = settings.system?.source ?? "none";
@@ -130,13 +175,9 @@ export async function loadSystemModel(settings: QubesPolicySettings, folder: str
             throw internalError;
           }
         }
-        // internal.GetSystemInfo does not say which services each qube advertises: ask the admin socket (dom0).
-        try {
-          const sdk = await import("@qubes-kit/sdk");
-          sdk.addAdvertisedServices(raw, await sdk.advertisedServices(sdk.Qubes.local()));
-        } catch {
-          // Without them the model is complete for the engine; only service-not-provided stays quiet.
-        }
+        // internal.GetSystemInfo does not say which services each qube advertises: ask over the
+        // configured socket (or, for qubesd's internal socket, the admin socket beside it).
+        await addServicesOver(raw, socket);
         return { raw };
       }
       case "qrexec":
