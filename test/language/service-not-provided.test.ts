@@ -201,6 +201,9 @@ describe("service-not-provided: rules × system models", () => {
     const info = knownCodes().find((c) => c.code === "service-not-provided");
     expect(info?.severity).toBe("info");
     expect(info?.help).toContain("qkit system snapshot --services");
+    // Services that are never advertised, and the way out.
+    expect(info?.help).toContain("/run/qubes-rpc");
+    expect(info?.help).toContain('"service-not-provided": "off"');
   });
 });
 

@@ -66,7 +66,7 @@ const ANALYSIS_HELP: Partial<Record<DiagnosticCode, string>> = {
   "service-case-mismatch": "write the service name with the standard letter case",
   "dispvm-without-default": "set the qube's default_dispvm, or name the template: `@dispvm:NAME`",
   "service-not-provided":
-    "install the service in the template of the qube that should answer (`/etc/qubes-rpc/SERVICE`) and let its agent advertise it (`qvm-run --service -u root TEMPLATE qubes.PostInstall`), or fix the service name or the target; the system model must carry what each qube advertises (`qkit system snapshot --services`, or the language server's live model)",
+    "install the service in the template of the qube that should answer (`/etc/qubes-rpc/SERVICE`) and let its agent advertise it (`qvm-run --service -u root TEMPLATE qubes.PostInstall`), or fix the service name or the target; the system model must carry what each qube advertises (`qkit system snapshot --services`, or the language server's live model); agents advertise only services in `/etc/qubes-rpc` (and, in template-based qubes, the template's `/usr/local/etc/qubes-rpc`), never one in a standalone's or template's own `/usr/local/etc/qubes-rpc` or in `/run/qubes-rpc`: for those, turn the rule off (`"qubesPolicy.analysis": { "service-not-provided": "off" }`, or check with a snapshot taken without `--services`)",
 };
 
 let table: Map<string, CodeInfo> | undefined;
