@@ -379,6 +379,11 @@ function signature(r: PolicyRule): string {
 }
 const signatures = new WeakMap<PolicyRule, string>();
 
+/** True when a signature is that of an `ask` rule without `target=` (its verdict depends on the offer). */
+function isOffer(sig: string): boolean {
+  return sig.startsWith("ask\0") && sig.endsWith("\0");
+}
+
 /** One service's verdicts, with the rules they were computed from (as signatures). */
 interface ServiceVerdicts {
   /** The service's own rules' signatures, in policy order. */
@@ -430,8 +435,18 @@ export function ruleVerdicts(system: SystemInfo, rules: readonly PolicyRule[]): 
     let entry = cache.get(service);
     if (entry && sameSigs(entry.star, star)) star = entry.star; // share the list: the next comparison is one check
     if (!entry || entry.star !== star || !sameSigs(entry.sigs, sigs)) {
-      ctx ??= new ReachContext(system, rules);
-      const verdicts = at.map((i) => (rules[i]!.action === "deny" ? undefined : providedIn(system, ctx!.reach(rules[i]!), service)));
+      // A rule that is not an `ask` offer depends on itself and the model only: its previous
+      // verdict (by signature) stands; offers are computed again.
+      const reuse = new Map<string, ProvidedVerdict>();
+      if (entry) for (let k = 0; k < entry.sigs.length; k++) if (entry.verdicts[k] && !isOffer(entry.sigs[k]!)) reuse.set(entry.sigs[k]!, entry.verdicts[k]!);
+      const verdicts = at.map((i, k) => {
+        const r = rules[i]!;
+        if (r.action === "deny") return undefined;
+        const kept = r.action === "ask" && !r.redirect ? undefined : reuse.get(sigs[k]!);
+        if (kept) return kept;
+        ctx ??= new ReachContext(system, rules);
+        return providedIn(system, ctx.reach(r), service);
+      });
       cache.set(service, (entry = { sigs, star, verdicts }));
     }
     for (let k = 0; k < at.length; k++) out[at[k]!] = entry.verdicts[k];
