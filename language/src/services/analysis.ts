@@ -804,29 +804,42 @@ export const serviceNotProvided: AnalysisRule = {
     const verdicts = ruleVerdicts(system, input.rules);
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     // A line loaded more than once (a file included twice) is reported only when every copy is.
-    const byPath = new Map<string, Map<number, { rule: PolicyRule; qubes: string[]; verdict: ProvidedVerdict } | null>>();
+    // Per document, by line number: 0 not seen, 1 found so far, 2 provided by some copy.
+    type Found = { rule: PolicyRule; qubes: string[]; verdict: ProvidedVerdict };
+    const byPath = new Map<string, { state: Uint8Array; found: Found[] } | null>();
     for (let i = 0; i < input.rules.length; i++) {
       const r = input.rules[i]!;
       const verdict = verdicts[i];
-      if (r.origin.line === null || r.service === null || !verdict) continue;
-      let found = byPath.get(r.origin.path);
-      if (!found) byPath.set(r.origin.path, (found = new Map()));
-      const key = r.origin.line;
-      if (found.get(key) === null) continue;
-      if (verdict.provided) found.set(key, null);
-      else if (!found.has(key)) found.set(key, { rule: r, qubes: verdict.qubes, verdict });
+      const at = r.origin.line;
+      if (at === null || r.service === null || !verdict) continue;
+      let st = byPath.get(r.origin.path);
+      if (st === undefined) {
+        const doc = docs.get(r.origin.path);
+        const lines = doc?.document.lines;
+        st = lines ? { state: new Uint8Array((lines.length ? Math.max(lines.length, lines[lines.length - 1]!.line) : 0) + 1), found: [] } : null;
+        byPath.set(r.origin.path, st);
+      }
+      if (!st || at >= st.state.length || st.state[at] === 2) continue;
+      if (verdict.provided) st.state[at] = 2;
+      else if (st.state[at] === 0) {
+        st.state[at] = 1;
+        st.found.push({ rule: r, qubes: verdict.qubes, verdict });
+      }
     }
-    for (const f of [...byPath.values()].flatMap((m) => [...m.values()])) {
-      if (!f) continue;
-      const { rule: r, qubes } = f;
-      const doc = docs.get(r.origin.path);
-      const line = doc ? lineByNumber(doc.document, r.origin.line!) : undefined;
-      if (!line || line.kind !== "rule") continue;
-      const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
-      const t = notProvidedTexts(f.verdict, r.service!, r.action === "ask" && !r.redirect);
-      const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
-      d.data = { qubes };
-      report(r.origin.path, d);
+    for (const st of byPath.values()) {
+      if (!st) continue;
+      for (const f of st.found) {
+        if (st.state[f.rule.origin.line!] !== 1) continue;
+        const { rule: r, qubes } = f;
+        const doc = docs.get(r.origin.path);
+        const line = doc ? lineByNumber(doc.document, r.origin.line!) : undefined;
+        if (!line || line.kind !== "rule") continue;
+        const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
+        const t = notProvidedTexts(f.verdict, r.service!, r.action === "ask" && !r.redirect);
+        const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
+        d.data = { qubes };
+        report(r.origin.path, d);
+      }
     }
   },
 };
