@@ -4,7 +4,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { cachingJsonEncoder, encodeMessage, encodeMessageBytes } from "../../lsp/src/encoder.js";
+import { cachingJsonEncoder, encodeMessage, encodeMessageBytes } from "@qubes-kit/lsp";
 
 const text = fc.string({ unit: "binary", maxLength: 12 });
 const range = fc.record({ start: fc.record({ line: fc.nat(), character: fc.nat() }), end: fc.record({ line: fc.nat(), character: fc.nat() }) });
