@@ -51,6 +51,18 @@ export interface FlatPolicy {
 
 class Unsupported {}
 
+/** The parsed rule each rule object was built from (renumbered copies included). */
+const parsedRules = new WeakMap<PolicyRule, RuleNode>();
+
+/**
+ * The parsed rule (of its document's line) a rule object of {@link flattenPolicy} was built from:
+ * two rule objects with the same parsed rule, path and file stand for the same line of the same
+ * document, perhaps moved by an edit above it (`reparse.ts` shares a moved line's rule).
+ */
+export function parsedRuleOf(rule: PolicyRule): RuleNode | undefined {
+  return parsedRules.get(rule);
+}
+
 /**
  * Rule objects of documents without directives, reused across snapshots when
  * a document's rules keep their place in the global list (fewer allocations
@@ -234,7 +246,12 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
         for (const [key, run] of known ?? []) {
           if (!run.length || key.slice(key.indexOf("\0")) !== rest) continue;
           const delta = total - run[0]!.index;
-          const renumbered = run.map((r): PolicyRule => ({ ...r, index: r.index + delta }));
+          const renumbered = run.map((r): PolicyRule => {
+            const copy = { ...r, index: r.index + delta };
+            const node = parsedRules.get(r);
+            if (node) parsedRules.set(copy, node);
+            return copy;
+          });
           cut();
           if (known!.size >= 4) known!.clear();
           const out = reuseRun(renumbered);
@@ -287,6 +304,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
             via: inner,
           };
           lineRules?.set(r, built);
+          parsedRules.set(built, r);
           pending.push(built);
           total++;
         } else if (line.kind === "directive") {
