@@ -462,7 +462,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
      * Broader rules that are the same line of the same document moved by an edit, by their former
      * place (the warnings' broader rule objects may be older ones at that place): the new rule.
      */
-    let movedBy: Map<string, PolicyRule> | undefined;
+    let movedBy: Map<string, Map<number | null, PolicyRule>> | undefined;
     if (same && !quick) {
       work += count;
       let k = 0;
@@ -479,13 +479,18 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
           if (a !== b && !samePlace(a, b)) {
             // The same line of the broader rule's document, moved by an edit above it: the same
             // warning but for the broader rule's line (in the message and the related place).
-            const was = sameMovedLine(a, b) ? placeKey(a!) : undefined;
-            const known = was === undefined ? undefined : movedBy?.get(was);
-            if (was === undefined || (known !== undefined && !samePlace(known, b))) {
+            if (!sameMovedLine(a, b)) {
               same = false;
               break outer;
             }
-            (movedBy ??= new Map()).set(was, b!);
+            let lines = (movedBy ??= new Map()).get(a!.origin.path);
+            if (!lines) movedBy.set(a!.origin.path, (lines = new Map()));
+            const known = lines.get(a!.origin.line);
+            if (known !== undefined && !samePlace(known, b)) {
+              same = false;
+              break outer;
+            }
+            lines.set(a!.origin.line, b!);
           }
           prev!.by[k] = b;
         }
@@ -499,15 +504,19 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     if (same && movedBy) {
       // Only the warnings whose broader rule moved are made again; the rest are the same objects.
       const found = prev!.found.slice();
-      for (let k = 0; k < found.length; k++) {
-        const b = movedBy.get(placeKey(prev!.foundBy[k]!));
-        if (b === undefined) continue;
-        work++;
-        const d = found[k]!;
-        const byDoc = docs.get(b.origin.path)?.document;
-        const at = byDoc && b.origin.line !== null ? lineByNumber(byDoc, b.origin.line) : undefined;
-        found[k] = shadowDiagnostic(b, d.span, d.line, at, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
-        prev!.foundBy[k] = b;
+      for (const [p, lines] of movedBy) {
+        const byDoc = docs.get(p)?.document;
+        // The warnings whose broader rule is in that file (their rule objects may be older ones at the same place).
+        for (const k of prev!.foundAt.get(p) ?? []) {
+          const was = prev!.foundBy[k]!;
+          const b = lines.get(was.origin.line);
+          if (b === undefined || b.origin.file !== was.origin.file) continue;
+          work++;
+          const d = found[k]!;
+          const at = byDoc && b.origin.line !== null ? lineByNumber(byDoc, b.origin.line) : undefined;
+          found[k] = shadowDiagnostic(b, d.span, d.line, at, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+          prev!.foundBy[k] = b;
+        }
       }
       prev!.found = found;
       // The positions by the broader rule's path are unchanged (a moved rule keeps its path); the
@@ -663,11 +672,6 @@ function movedDiagnostic(d: AnalysisDiagnostic, span: Span, line: number, relate
   if (related !== undefined) out.related = related;
   if ("data" in d) out.data = d.data;
   return out;
-}
-
-/** The place of a rule (path, file and line) as a key. */
-function placeKey(r: PolicyRule): string {
-  return `${r.origin.path}\0${r.origin.file}\0${r.origin.line}`;
 }
 
 /** Two rules built from the same parsed line of one file (the line moved in its document). */
