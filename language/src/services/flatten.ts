@@ -51,13 +51,15 @@ export interface FlatPolicy {
 
 class Unsupported {}
 
-/** The parsed rule each rule object was built from (renumbered copies included). */
+/** The parsed rule each rule object was built from (not renumbered copies, whose lines did not move). */
 const parsedRules = new WeakMap<PolicyRule, RuleNode>();
 
 /**
  * The parsed rule (of its document's line) a rule object of {@link flattenPolicy} was built from:
  * two rule objects with the same parsed rule, path and file stand for the same line of the same
  * document, perhaps moved by an edit above it (`reparse.ts` shares a moved line's rule).
+ * `undefined` for a renumbered copy (see {@link FlatPolicy.moved}): callers then treat the rule as
+ * unknown, which is always correct, only slower.
  */
 export function parsedRuleOf(rule: PolicyRule): RuleNode | undefined {
   return parsedRules.get(rule);
@@ -246,12 +248,8 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
         for (const [key, run] of known ?? []) {
           if (!run.length || key.slice(key.indexOf("\0")) !== rest) continue;
           const delta = total - run[0]!.index;
-          const renumbered = run.map((r): PolicyRule => {
-            const copy = { ...r, index: r.index + delta };
-            const node = parsedRules.get(r);
-            if (node) parsedRules.set(copy, node);
-            return copy;
-          });
+          // (Copies are not in `parsedRules`: their lines did not move, so nothing asks.)
+          const renumbered = run.map((r): PolicyRule => ({ ...r, index: r.index + delta }));
           cut();
           if (known!.size >= 4) known!.clear();
           const out = reuseRun(renumbered);
