@@ -569,12 +569,23 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   /** Messages read but perhaps not dispatched yet (the connection dispatches one per turn of the event loop). */
   let incoming = 0;
 
+  /** Analyses finished in a slice, published in the next turn (see {@link runSlice}). */
+  const finishedRuns: Array<{ project: PolicyProject; snapshot: PolicySnapshot }> = [];
+
   /** Runs one slice of every busy project; goes on in the next turn of the event loop while work remains. */
   function runSlice(): void {
     timer = undefined;
     // INVARIANT: messages before analysis. A turn with a message waiting is left to the connection.
     if (incoming > 0) {
       incoming--;
+      setImmediate(runSlice);
+      return;
+    }
+    // A finished analysis is published in a turn of its own (converting and writing thousands of
+    // diagnostics is a task of its own size), so a request that arrived meanwhile goes first. When a
+    // newer analysis finished meanwhile (a request that needed it now), that one is published.
+    if (finishedRuns.length) {
+      for (const { project, snapshot } of finishedRuns.splice(0)) finished(project, project.lastSnapshot() ?? snapshot);
       setImmediate(runSlice);
       return;
     }
@@ -596,10 +607,10 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
         p.cancel();
         p.snapshot();
       }
-      if (snap) finished(p, snap);
+      if (snap) finishedRuns.push({ project: p, snapshot: snap });
       if (p.busy) more = true;
     }
-    if (more) setImmediate(runSlice);
+    if (more || finishedRuns.length) setImmediate(runSlice);
     else {
       running = false;
       // Other document kinds (stack files) validate once the policies they refer to are current.
