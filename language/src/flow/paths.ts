@@ -4,8 +4,8 @@
  * hop needs the user when all its edges are asks, and a path needs the user
  * when one of its hops does ("with the user in the loop").
  */
-import { keptWays, type FlowEdge, type FlowGraph } from "./graph.js";
-import type { FlowWay } from "./sweep.js";
+import type { FlowEdge, FlowGraph } from "./graph.js";
+import type { HopWays } from "./sweep.js";
 
 /** One step of a path: every way data moves from {@link from} to {@link to}. */
 export interface FlowHop {
@@ -71,7 +71,7 @@ export class FlowIndex {
   private readonly succAny: Int32Array[];
   private readonly succAuto: Int32Array[];
   private readonly concrete = new Map<string, FlowEdge[]>();
-  private readonly qways = new Map<string, FlowWay[]>();
+  private readonly qways = new Map<string, HopWays | null>();
   private readonly hops = new Map<string, FlowHop>();
 
   constructor(
@@ -146,11 +146,11 @@ export class FlowIndex {
     for (const [a, b] of pairs) {
       const key = `${a}\0${b}`;
       if (this.qways.has(key) || this.hops.has(key)) continue;
-      this.qways.set(key, []);
+      this.qways.set(key, null);
       want.push([a, b]);
     }
     if (!want.length) return;
-    for (const [key, ways] of q.ways(want)) if (this.qways.has(key)) this.qways.set(key, this.noAsk ? ways.filter((w) => w.allow) : ways);
+    for (const [key, h] of q.ways(want, this.graph.evidencePerHop ?? Infinity)) if (this.qways.has(key)) this.qways.set(key, h);
   }
 
   /** The hop from `a` to `b` with its edges (undefined: none). */
@@ -165,10 +165,13 @@ export class FlowIndex {
     let more = this.graph.more?.get(key) ?? 0;
     if (this.graph.qrexec) {
       if (!this.qways.has(key)) this.prepare([[a, b]]);
-      const ways = this.qways.get(key) ?? [];
-      const kept = ways.length ? keptWays(ways, this.graph.evidencePerHop ?? Infinity) : [];
-      for (const w of kept) edges.push(w.edge);
-      more += ways.length - kept.length;
+      const h = this.qways.get(key);
+      if (h) {
+        // Allows are shown first, so the first ways kept hold the first allows.
+        const kept = this.noAsk ? h.ways.filter((w) => w.allow) : h.ways;
+        for (const w of kept) edges.push(w.edge);
+        more += (this.noAsk ? h.allows : h.total) - kept.length;
+      }
       this.qways.delete(key);
     }
     edges.sort(edgeOrder);

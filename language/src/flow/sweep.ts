@@ -110,6 +110,45 @@ function lazyWay(sig: number, allow: boolean, make: () => FlowEdge): FlowWay {
   };
 }
 
+/**
+ * The ways of one hop as far as they are kept: the first `cap` in the order
+ * evidence is shown (allows first, then by {@link FlowWay.sig}), and how many
+ * there are in all (every way is counted, few are made).
+ */
+export interface HopWays {
+  /** At most the cap, in shown order. */
+  ways: FlowWay[];
+  /** Every way of the hop (kept or not). */
+  total: number;
+  /** Of {@link total}, the allows (a hop without asks shows and counts only these). */
+  allows: number;
+}
+
+/** `x` is shown before `y` (allows first, then policy order). */
+const before = (allowX: boolean, sigX: number, y: FlowWay) => (allowX !== y.allow ? allowX : sigX < y.sig);
+
+/**
+ * Counts a way of a hop and keeps it when it is among the first `cap`
+ * (`make` is called only then). A way already kept (same sig) is not counted twice.
+ */
+function addWay(h: HopWays, cap: number, sig: number, allow: boolean, make: () => FlowWay): void {
+  const ws = h.ways;
+  const full = ws.length >= cap;
+  if (full && !before(allow, sig, ws[ws.length - 1]!)) {
+    if (ws[ws.length - 1]!.sig === sig) return;
+    h.total++;
+    if (allow) h.allows++;
+    return;
+  }
+  let i = ws.length;
+  while (i > 0 && before(allow, sig, ws[i - 1]!)) i--;
+  if (i > 0 && ws[i - 1]!.sig === sig) return;
+  h.total++;
+  if (allow) h.allows++;
+  ws.splice(i, 0, make());
+  if (ws.length > cap) ws.pop();
+}
+
 /** `x` with the qubes `s` and `a` swapped, in a `@dispvm:` node too. */
 function swapName(x: string, s: string, a: string): string {
   if (s === a) return x;
@@ -625,11 +664,12 @@ export class QrexecFlow {
   }
 
   /**
-   * The ways of some hops, every one (deduplicated by {@link FlowWay.sig}),
-   * by `FROM\0TO`. Each end is swept once: `FROM` as the caller of the ways
-   * that move data forward, `TO` of those that move it back.
+   * The ways of some hops (deduplicated by {@link FlowWay.sig}), by
+   * `FROM\0TO`: the first `cap` of each (allows first), the others counted.
+   * Each end is swept once: `FROM` as the caller of the ways that move data
+   * forward, `TO` of those that move it back.
    */
-  ways(pairs: Iterable<readonly [string, string]>): Map<string, FlowWay[]> {
+  ways(pairs: Iterable<readonly [string, string]>, cap = Infinity): Map<string, HopWays> {
     const wants = new Map<string, { fwd?: Set<string>; bwd?: Set<string> }>();
     const want = (node: string, dir: "fwd" | "bwd", other: string) => {
       let w = wants.get(node);
@@ -640,22 +680,23 @@ export class QrexecFlow {
       if (this.callerOf.has(a)) want(a, "fwd", b);
       if (this.callerOf.has(b)) want(b, "bwd", a);
     }
-    return this.gather(wants, false);
+    return this.gather(wants, false, Math.max(1, cap));
   }
 
-  /** Every way of every hop (for small graphs: tests, `flowEdges`). */
-  allWays(): Map<string, FlowWay[]> {
-    return this.gather(new Map(this.callers.map((c) => [c.node, {}])), true);
+  /** Every way of every hop (for small graphs: tests, `flowEdges`), the first `cap` of each made. */
+  allWays(cap = Infinity): Map<string, HopWays> {
+    return this.gather(new Map(this.callers.map((c) => [c.node, {}])), true, Math.max(1, cap));
   }
 
   /**
    * The ways of the wanted callers. The qubes of a class are swept once, as
    * their class's first member, and its ways are moved onto each member by
    * swapping the two (with their `@dispvm:` nodes): the swap is an
-   * automorphism, so each moved request decides as the swept one.
+   * automorphism, so each moved request decides as the swept one (and its
+   * way has the same sig).
    */
-  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean): Map<string, FlowWay[]> {
-    const out = new Map<string, Map<number, FlowWay>>();
+  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean, cap: number): Map<string, HopWays> {
+    const out = new Map<string, HopWays>();
     const byRep = new Map<string, string[]>();
     for (const node of wants.keys()) {
       const rep = this.repOf.get(node) ?? node;
@@ -668,7 +709,7 @@ export class QrexecFlow {
       if (members.length === 1) {
         // One member: swept as itself (nothing to move).
         const w = wants.get(members[0]!)!;
-        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all);
+        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all, cap);
         continue;
       }
       const swapOf = (m: string) => (x: string) => swapName(x, rep, m);
@@ -680,12 +721,12 @@ export class QrexecFlow {
         for (const x of w.fwd ?? []) (fwd ??= new Set()).add(sw(x));
         for (const x of w.bwd ?? []) (bwd ??= new Set()).add(sw(x));
       }
-      const mine = new Map<string, Map<number, FlowWay>>();
-      this.collect(c, fwd, bwd, mine, all);
+      const mine = new Map<string, HopWays>();
+      this.collect(c, fwd, bwd, mine, all, cap);
       for (const m of members) {
         const sw = swapOf(m);
         const w = wants.get(m)!;
-        for (const [key, ways] of mine) {
+        for (const [key, hw] of mine) {
           const [a, b] = key.split("\0") as [string, string];
           const A = sw(a);
           const B = sw(b);
@@ -693,28 +734,26 @@ export class QrexecFlow {
           if (!all && b === rep && !w.bwd?.has(A)) continue;
           const k2 = `${A}\0${B}`;
           let target = out.get(k2);
-          if (!target) out.set(k2, (target = new Map()));
-          for (const [sig, way] of ways) {
-            if (target.has(sig)) continue;
-            target.set(
-              sig,
-              lazyWay(sig, way.allow, () => {
+          if (!target) out.set(k2, (target = { ways: [], total: 0, allows: 0 }));
+          // The ways not kept are counted as they are (a sig is never found twice for one hop).
+          target.total += hw.total - hw.ways.length;
+          target.allows += hw.allows - hw.ways.filter((x) => x.allow).length;
+          for (const way of hw.ways)
+            addWay(target, cap, way.sig, way.allow, () =>
+              lazyWay(way.sig, way.allow, () => {
                 const ev = way.edge.evidence as QrexecEvidence;
                 const evidence: QrexecEvidence = { ...ev, request: { ...ev.request, source: sw(ev.request.source), target: sw(ev.request.target ?? "@default") } };
                 return { ...way.edge, from: A, to: B, evidence };
               }),
             );
-          }
         }
       }
     }
-    const result = new Map<string, FlowWay[]>();
-    for (const [key, m] of out) result.set(key, [...m.values()].sort((x, y) => x.sig - y.sig));
-    return result;
+    return out;
   }
 
   /** Sweeps one caller over every call, keeping the ways to the wanted nodes (`all`: every node). */
-  private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, Map<number, FlowWay>>, all = false): void {
+  private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, HopWays>, all: boolean, cap: number): void {
     const R = this.policy.rules.length + 1;
     // The wanted destinations as node bits (`null`: all); other names (strays) by name.
     let wantBits: Uint32Array | null = null;
@@ -820,10 +859,10 @@ export class QrexecFlow {
           });
           const keep = (from: string, to: string, reverse: boolean) => {
             const key = `${from}\0${to}`;
-            let m = out.get(key);
-            if (!m) out.set(key, (m = new Map()));
+            let h = out.get(key);
+            if (!h) out.set(key, (h = { ways: [], total: 0, allows: 0 }));
             const sig = sig0 + (reverse ? 1 : 0);
-            if (!m.has(sig)) m.set(sig, lazyWay(sig, allow, () => ({ from, to, via: "qrexec", ask: !allow, evidence: evidenceOf(reverse) })));
+            addWay(h, cap, sig, allow, () => lazyWay(sig, allow, () => ({ from, to, via: "qrexec", ask: !allow, evidence: evidenceOf(reverse) })));
           };
           if (fwd && (all || fwdTo!.has(f.dest))) keep(c.node, f.dest, false);
           if (bwd && (all || bwdFrom!.has(f.dest))) keep(f.dest, c.node, true);
