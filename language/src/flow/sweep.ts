@@ -34,7 +34,7 @@
  * would (see `disposableSystem`): decided in the system model with that
  * qube added.
  */
-import { candidateLists, indexOf, Merge, prep } from "../eval/index.js";
+import { prep } from "../eval/index.js";
 import { run } from "../eval/decide.js";
 import { collectTargetsForAsk } from "../eval/ask.js";
 import { isDom0Token } from "../syntax/tokens.js";
@@ -71,6 +71,8 @@ interface Call {
   plain: boolean;
   direction: FlowDirection;
   note: string;
+  /** The rules a call of this service and argument can match (its own and the `*` ones), ascending. */
+  rules: Int32Array;
 }
 
 /** A node that calls services: a qube, or a new disposable of a template. */
@@ -149,6 +151,20 @@ function addWay(h: HopWays, cap: number, sig: number, allow: boolean, make: () =
   if (ws.length > cap) ws.pop();
 }
 
+/** The rules (global indices, ascending) a call of `service` with `argument` can match: the service's own and the `*` ones. */
+function callRules(policy: CompiledPolicy, byService: Map<string, number[]>, star: number[], service: string, argument: string): Int32Array {
+  const own = byService.get(service) ?? [];
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < own.length || j < star.length) {
+    const x = j >= star.length || (i < own.length && own[i]! < star[j]!) ? own[i++]! : star[j++]!;
+    const a = policy.rules[x]!.argument;
+    if (a === null || a === argument) out.push(x);
+  }
+  return Int32Array.from(out);
+}
+
 /** `x` with the qubes `s` and `a` swapped, in a `@dispvm:` node too. */
 function swapName(x: string, s: string, a: string): string {
   if (s === a) return x;
@@ -202,6 +218,14 @@ export class QrexecFlow {
   /** Per system: the node targets an `autostart=no` allow may go to. */
   private readonly running: [Uint32Array, Uint32Array];
   private readonly ruleTok: Int32Array;
+  /** Per rule: the id of its source token (by kind and text). */
+  private readonly ruleSrc: Int32Array;
+  /** The caller {@link srcVec} and {@link dispVec} are for. */
+  private vecCaller: Caller | null = null;
+  /** Per source token id, for {@link vecCaller}: 255 not yet matched, 0 no, 1 matches, 2 the engine crashes. */
+  private srcVec = new Uint8Array(0);
+  /** Per target token id, for {@link vecCaller}: how `@dispvm` matches it (same values). */
+  private dispVec = new Uint8Array(0);
   private readonly tokens: QubeToken[] = [];
   private readonly tokMatch: [(TokenMatch | undefined)[], (TokenMatch | undefined)[]] = [[], []];
   private readonly synNames: Set<string>;
@@ -272,10 +296,16 @@ export class QrexecFlow {
     });
     this.running = [this.runningMask(sys0), this.runningMask(prep(disp.system))];
 
-    // Target tokens by (kind, text): matched once per system.
+    // Target tokens by (kind, text): matched once per system; source tokens by (kind, text): once per caller.
     const tokIds = new Map<string, number>();
+    const srcIds = new Map<string, number>();
     this.ruleTok = new Int32Array(policy.rules.length);
+    this.ruleSrc = new Int32Array(policy.rules.length);
     for (const r of policy.rules) {
+      const sk = `${r.source.kind}\0${r.source.text}`;
+      let sid = srcIds.get(sk);
+      if (sid === undefined) srcIds.set(sk, (sid = srcIds.size));
+      this.ruleSrc[r.index] = sid;
       const key = `${r.target.kind}\0${r.target.text}`;
       let id = tokIds.get(key);
       if (id === undefined) {
@@ -284,8 +314,20 @@ export class QrexecFlow {
       }
       this.ruleTok[r.index] = id;
     }
+    this.srcVec = new Uint8Array(srcIds.size);
+    this.dispVec = new Uint8Array(this.tokens.length);
 
-    // Calls.
+    // Calls, each with its rules in policy order (one pass over the policy).
+    const byService = new Map<string, number[]>();
+    const star: number[] = [];
+    for (const r of policy.rules) {
+      if (r.service === null) star.push(r.index);
+      else {
+        const l = byService.get(r.service);
+        if (l) l.push(r.index);
+        else byService.set(r.service, [r.index]);
+      }
+    }
     const named = new Set(space.services.filter((s) => s.display !== "*").map((s) => s.service));
     for (const svc of space.services) {
       const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : { ...serviceFlow(options.catalogue, svc.service), plain: false };
@@ -295,7 +337,7 @@ export class QrexecFlow {
       for (const arg of svc.arguments) {
         const text =
           svc.display === "*" ? "any service no rule names" : arg.display !== "*" ? svc.service + arg.argument : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
-        this.calls.push({ service: svc.service, display: svc.display, argument: arg.argument, argDisplay: arg.display, text, fwd, bwd, control: flow.control, plain: flow.plain || !flow.control, direction: flow.direction, note: flow.note });
+        this.calls.push({ service: svc.service, display: svc.display, argument: arg.argument, argDisplay: arg.display, text, fwd, bwd, control: flow.control, plain: flow.plain || !flow.control, direction: flow.direction, note: flow.note, rules: callRules(policy, byService, star, svc.service, arg.argument) });
       }
     }
 
@@ -440,27 +482,39 @@ export class QrexecFlow {
    */
   private sweep(c: Caller, k: Call, visit: (r: PolicyRule, N: Uint32Array) => void): void {
     this.evaluated++;
-    const sys = prep(this.systems[c.sysIdx]);
-    const info = sys.domains;
+    const info = prep(this.systems[c.sysIdx]).domains;
     const W = this.W;
     const und = this.scratchUnd;
     const N = this.scratchN;
     und.set(this.valid);
     const rules = this.policy.rules;
-    const cursor = new Merge(candidateLists(indexOf(this.policy), k.service, k.argument, c.source, sys));
+    if (this.vecCaller !== c) {
+      this.vecCaller = c;
+      this.srcVec.fill(255);
+      this.dispVec.fill(255);
+    }
+    const srcVec = this.srcVec;
+    const ruleSrc = this.ruleSrc;
+    const list = k.rules;
     const dispvm = this.K + 2;
     const dispvmTarget = this.verified[dispvm];
-    for (let i = cursor.next(); i >= 0; i = cursor.next()) {
+    for (let n = 0; n < list.length; n++) {
+      const i = list[n]!;
       const r = rules[i]!;
-      if ((r.service !== null && r.service !== k.service) || (r.argument !== null && r.argument !== k.argument)) continue;
-      let matches: boolean;
-      try {
-        matches = matchSource(r.source, c.source, info);
-      } catch {
-        // The engine crashes on this rule for every request still undecided: all refused.
-        return;
+      // The rule's source against the caller: once per source token and caller.
+      const sid = ruleSrc[i]!;
+      let sm = srcVec[sid]!;
+      if (sm === 255) {
+        try {
+          sm = matchSource(r.source, c.source, info) ? 1 : 0;
+        } catch {
+          sm = 2;
+        }
+        srcVec[sid] = sm;
       }
-      if (!matches) continue;
+      // The engine crashes on this rule for every request still undecided: all refused.
+      if (sm === 2) return;
+      if (sm === 0) continue;
       const m = this.tokenMatch(c.sysIdx, this.ruleTok[i]!);
       let any = 0;
       let left = 0;
@@ -478,13 +532,19 @@ export class QrexecFlow {
       }
       if (m.perCaller && dispvmTarget && has(und, dispvm)) {
         // `@dispvm` against `@dispvm:X`/`@dispvm:@tag:T`: the caller's default decides.
-        let hit = false;
-        let crashed = false;
-        try {
-          hit = matchTarget(r.target, dispvmTarget, c.source, info);
-        } catch {
-          crashed = true;
+        // Once per target token and caller.
+        const tid = this.ruleTok[i]!;
+        let dm = this.dispVec[tid]!;
+        if (dm === 255) {
+          try {
+            dm = matchTarget(r.target, dispvmTarget, c.source, info) ? 1 : 0;
+          } catch {
+            dm = 2;
+          }
+          this.dispVec[tid] = dm;
         }
+        const hit = dm === 1;
+        const crashed = dm === 2;
         if (hit || crashed) {
           und[dispvm >>> 5]! &= ~(1 << (dispvm & 31));
           if (hit) {
@@ -633,14 +693,36 @@ export class QrexecFlow {
   private asksCaller: Caller | null = null;
   private asksCall: Call | null = null;
 
-  private askDecision(c: Caller, k: Call, r: PolicyRule): readonly string[] | null {
-    if (this.asksCaller !== c || this.asksCall !== k) {
-      this.asks.clear();
-      this.asksCaller = c;
-      this.asksCall = k;
+  /**
+   * Per caller (the last one): what an `ask` or `allow` with `target=` gives, by kind, `target=` and
+   * `autostart`. Neither depends on the service, the argument or the request's target: an ask with
+   * `target=` offers that text; an allow with `target=` goes where that text resolves for the caller.
+   */
+  private readonly fixed = new Map<string, readonly string[] | string | null>();
+  private fixedCaller: Caller | null = null;
+
+  private fixedOf(c: Caller): Map<string, readonly string[] | string | null> {
+    if (this.fixedCaller !== c) {
+      this.fixed.clear();
+      this.fixedCaller = c;
     }
-    const key = `${r.redirect?.text ?? ""}\0${r.autostart}`;
-    if (this.asks.has(key)) return this.asks.get(key)!;
+    return this.fixed;
+  }
+
+  private askDecision(c: Caller, k: Call, r: PolicyRule): readonly string[] | null {
+    let memo: Map<string, readonly string[] | string | null>;
+    if (r.redirect) memo = this.fixedOf(c);
+    else {
+      if (this.asksCaller !== c || this.asksCall !== k) {
+        this.asks.clear();
+        this.asksCaller = c;
+        this.asksCall = k;
+      }
+      memo = this.asks as Map<string, readonly string[] | null>;
+    }
+    const key = `a\0${r.redirect?.text ?? ""}\0${r.autostart}`;
+    const had = memo.get(key);
+    if (had !== undefined) return had as readonly string[] | null;
     // The evaluator's `ask` branch (`decide.ts`): the offer, or a refusal (null).
     this.evaluated++;
     let offer: readonly string[] | null;
@@ -654,13 +736,20 @@ export class QrexecFlow {
     } catch {
       offer = null;
     }
-    this.asks.set(key, offer);
+    memo.set(key, offer);
     return offer;
   }
 
+  /** Where an allow with `target=` sends the caller's calls (null: refused); the evaluator decides one request of `N`, once per caller. */
   private redirectDecision(c: Caller, k: Call, r: PolicyRule, N: Uint32Array): string | null {
+    const memo = this.fixedOf(c);
+    const key = `r\0${r.redirect!.text}\0${r.autostart}`;
+    const had = memo.get(key);
+    if (had !== undefined) return had as string | null;
     const d = this.decide(c, k, this.firstTarget(N));
-    return d.ok && d.action === "allow" ? d.target : null;
+    const to = d.ok && d.action === "allow" ? d.target : null;
+    memo.set(key, to);
+    return to;
   }
 
   /**
