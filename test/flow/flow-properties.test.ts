@@ -248,6 +248,38 @@ describe("qrexec flow edges", () => {
     );
   });
 
+  it("a bounded search of ways (what --from uses) shows the same ways, and its counts are exact or marked as lower bounds", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 10 }), systemArb, fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.array(fc.boolean(), { minLength: 90, maxLength: 90 }), (lines, raw, cap, noAsk, pick) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE, evidencePerHop: cap });
+        const exact = new FlowIndex(g, noAsk);
+        const bounded = new FlowIndex(g, noAsk, true);
+        // Some of the hops, asked for at once (what a hop's search may stop at depends on the others asked).
+        const pairs: [string, string][] = [];
+        exact.nodes.forEach((a, i) => {
+          for (const j of exact.succ(i)) if (pick[pairs.length % pick.length]) pairs.push([a, exact.nodes[j]!]);
+        });
+        bounded.prepare(pairs);
+        const key = (e: FlowEdge) => JSON.stringify(e);
+        for (const [a, b] of pairs) {
+          const want = exact.hop(a, b)!;
+          const got = bounded.hop(a, b)!;
+          expect(got.edges.map(key)).toEqual(want.edges.map(key));
+          expect(got.ask).toBe(want.ask);
+          expect(want.moreAtLeast).toBeUndefined();
+          if (got.moreAtLeast) {
+            expect(got.more).toBeGreaterThan(0);
+            expect(got.more).toBeLessThanOrEqual(want.more);
+          } else expect(got.more).toBe(want.more);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it("the hop table (every caller swept, qubes of a class by swapping) agrees with the edges one by one", () => {
     fc.assert(
       fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 8 }), systemArb, (lines, raw) => {

@@ -16,6 +16,8 @@ export interface FlowHop {
   ask: boolean;
   /** Further qrexec ways over this hop that the graph counted but did not keep as edges. */
   more: number;
+  /** {@link more} is a lower bound: the search for ways stopped once the edges shown were certain. */
+  moreAtLeast?: boolean;
 }
 
 /** A path from the first hop's `from` to the last hop's `to`. */
@@ -74,9 +76,14 @@ export class FlowIndex {
   private readonly qways = new Map<string, HopWays | null>();
   private readonly hops = new Map<string, FlowHop>();
 
+  /**
+   * `bounded`: the qrexec ways of a hop are searched only until the ways it
+   * shows are certain (then {@link FlowHop.more} is a lower bound).
+   */
   constructor(
     readonly graph: FlowGraph,
     readonly noAsk = false,
+    readonly bounded = false,
   ) {
     const names = new Set<string>(graph.nodes);
     for (const e of graph.edges) names.add(e.from).add(e.to);
@@ -150,7 +157,7 @@ export class FlowIndex {
       want.push([a, b]);
     }
     if (!want.length) return;
-    for (const [key, h] of q.ways(want, this.graph.evidencePerHop ?? Infinity)) if (this.qways.has(key)) this.qways.set(key, h);
+    for (const [key, h] of q.ways(want, this.graph.evidencePerHop ?? Infinity, this.bounded, this.noAsk)) if (this.qways.has(key)) this.qways.set(key, h);
   }
 
   /** The hop from `a` to `b` with its edges (undefined: none). */
@@ -163,6 +170,7 @@ export class FlowIndex {
     if (ia === undefined || ib === undefined || !this.status[ia * this.nodes.length + ib]) return undefined;
     const edges = [...(this.concrete.get(key) ?? [])];
     let more = this.graph.more?.get(key) ?? 0;
+    let atLeast = false;
     if (this.graph.qrexec) {
       if (!this.qways.has(key)) this.prepare([[a, b]]);
       const h = this.qways.get(key);
@@ -171,11 +179,12 @@ export class FlowIndex {
         const kept = this.noAsk ? h.ways.filter((w) => w.allow) : h.ways;
         for (const w of kept) edges.push(w.edge);
         more += (this.noAsk ? h.allows : h.total) - kept.length;
+        atLeast = !!h.atLeast;
       }
       this.qways.delete(key);
     }
     edges.sort(edgeOrder);
-    const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more };
+    const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more, ...(atLeast ? { moreAtLeast: true } : {}) };
     this.hops.set(key, hop);
     return hop;
   }
@@ -388,7 +397,8 @@ function materialize(index: FlowIndex, paths: readonly string[][]): FlowPath[] {
  */
 export function reachableFrom(graph: FlowGraph, from: string, options: Pick<PathOptions, "avoid" | "noAsk" | "maxHops"> = {}): Reached[] {
   const maxHops = options.maxHops ?? 6;
-  const index = new FlowIndex(graph, options.noAsk);
+  // One path per node: each hop's search stops once the ways it shows are certain.
+  const index = new FlowIndex(graph, options.noAsk, true);
   const s = index.ids.get(from);
   if (s === undefined) return [];
   const avoid = new Set<number>();

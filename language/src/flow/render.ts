@@ -32,7 +32,7 @@ export function hopLabel(h: FlowHop): string {
           ? `network (firewall: ${ev.label})`
           : PROPERTY_LABEL[ev.property];
   const more = h.edges.length - 1 + h.more;
-  return more > 0 ? `${first} (+${more})` : first;
+  return more > 0 ? `${first} (+${more}${h.moreAtLeast ? " or more" : ""})` : first;
 }
 
 /** An edge as JSON: its kind, ends, and evidence. */
@@ -41,7 +41,7 @@ export function edgeJson(e: FlowEdge): unknown {
 }
 
 function hopJson(h: FlowHop): unknown {
-  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more };
+  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more, ...(h.moreAtLeast ? { more_at_least: true } : {}) };
 }
 
 /** A path as JSON. */
@@ -61,7 +61,7 @@ function hopLines(h: FlowHop, limit: number): string[] {
   const shown = limit > 0 ? h.edges.slice(0, limit) : h.edges;
   for (const e of shown) lines.push(`      ${edgeText(e)}`);
   const more = h.edges.length - shown.length + h.more;
-  if (more > 0) lines.push(`      … and ${more} more way${more === 1 ? "" : "s"} (--all-edges lists them all)`);
+  if (more > 0) lines.push(`      … and ${h.moreAtLeast ? "at least " : ""}${more} more way${more === 1 ? "" : "s"} (--all-edges lists them all)`);
   return lines;
 }
 

@@ -124,6 +124,8 @@ export interface HopWays {
   total: number;
   /** Of {@link total}, the allows (a hop without asks shows and counts only these). */
   allows: number;
+  /** The search stopped once the ways shown were certain: {@link total} and {@link allows} are lower bounds. */
+  atLeast?: boolean;
 }
 
 /** `x` is shown before `y` (allows first, then policy order). */
@@ -756,9 +758,12 @@ export class QrexecFlow {
    * The ways of some hops (deduplicated by {@link FlowWay.sig}), by
    * `FROM\0TO`: the first `cap` of each (allows first), the others counted.
    * Each end is swept once: `FROM` as the caller of the ways that move data
-   * forward, `TO` of those that move it back.
+   * forward, `TO` of those that move it back. `bounded`: a hop's search stops
+   * once the ways it shows are certain and one more is found (the count is
+   * then a lower bound, {@link HopWays.atLeast}); the ways shown are the same.
+   * `noAsk`: asks are not looked for (neither kept nor counted).
    */
-  ways(pairs: Iterable<readonly [string, string]>, cap = Infinity): Map<string, HopWays> {
+  ways(pairs: Iterable<readonly [string, string]>, cap = Infinity, bounded = false, noAsk = false): Map<string, HopWays> {
     const wants = new Map<string, { fwd?: Set<string>; bwd?: Set<string> }>();
     const want = (node: string, dir: "fwd" | "bwd", other: string) => {
       let w = wants.get(node);
@@ -769,7 +774,7 @@ export class QrexecFlow {
       if (this.callerOf.has(a)) want(a, "fwd", b);
       if (this.callerOf.has(b)) want(b, "bwd", a);
     }
-    return this.gather(wants, false, Math.max(1, cap));
+    return this.gather(wants, false, Math.max(1, cap), bounded, noAsk);
   }
 
   /** Every way of every hop (for small graphs: tests, `flowEdges`), the first `cap` of each made. */
@@ -784,7 +789,7 @@ export class QrexecFlow {
    * automorphism, so each moved request decides as the swept one (and its
    * way has the same sig).
    */
-  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean, cap: number): Map<string, HopWays> {
+  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean, cap: number, bounded = false, noAsk = false): Map<string, HopWays> {
     const out = new Map<string, HopWays>();
     const byRep = new Map<string, string[]>();
     for (const node of wants.keys()) {
@@ -798,7 +803,7 @@ export class QrexecFlow {
       if (members.length === 1) {
         // One member: swept as itself (nothing to move).
         const w = wants.get(members[0]!)!;
-        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all, cap);
+        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all, cap, bounded, noAsk);
         continue;
       }
       const swapOf = (m: string) => (x: string) => swapName(x, rep, m);
@@ -811,7 +816,7 @@ export class QrexecFlow {
         for (const x of w.bwd ?? []) (bwd ??= new Set()).add(sw(x));
       }
       const mine = new Map<string, HopWays>();
-      this.collect(c, fwd, bwd, mine, all, cap);
+      this.collect(c, fwd, bwd, mine, all, cap, bounded, noAsk);
       for (const m of members) {
         const sw = swapOf(m);
         const w = wants.get(m)!;
@@ -826,6 +831,7 @@ export class QrexecFlow {
           if (!target) out.set(k2, (target = { ways: [], total: 0, allows: 0 }));
           // The ways not kept are counted as they are (a sig is never found twice for one hop).
           target.total += hw.total - hw.ways.length;
+          if (hw.atLeast) target.atLeast = true;
           target.allows += hw.allows - hw.ways.filter((x) => x.allow).length;
           for (const way of hw.ways)
             addWay(target, cap, way.sig, way.allow, () =>
@@ -842,32 +848,88 @@ export class QrexecFlow {
   }
 
   /** Sweeps one caller over every call, keeping the ways to the wanted nodes (`all`: every node). */
-  private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, HopWays>, all: boolean, cap: number): void {
+  private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, HopWays>, all: boolean, cap: number, bound = false, noAsk = false): void {
     const R = this.policy.rules.length + 1;
-    // The wanted destinations as node bits (`null`: all); other names (strays) by name.
-    let wantBits: Uint32Array | null = null;
-    if (!all) {
-      wantBits = new Uint32Array(this.W);
-      for (const x of [...(fwdTo ?? []), ...(bwdFrom ?? [])]) {
+    const W = this.W;
+    // The wanted destinations as node bits per direction, for any way and for asks (`null`: all); other
+    // names (strays) by name. Bounded: a destination leaves `ask*` once cap + 1 ways to it are found (a
+    // later ask comes after all of them), and `want*` once cap of them are allows too (nothing later can
+    // be shown); its count of ways is then a lower bound.
+    const bounded = bound && !all && cap !== Infinity;
+    const bitsOf = (xs: Set<string> | undefined) => {
+      const b = new Uint32Array(W);
+      for (const x of xs ?? []) {
         const id = this.ids.get(x);
-        if (id !== undefined) put(wantBits, id);
+        if (id !== undefined) put(b, id);
       }
-    }
+      return b;
+    };
+    const wantF = bitsOf(fwdTo);
+    const wantB = bitsOf(bwdFrom);
+    const askF = wantF.slice();
+    const askB = wantB.slice();
+    const wayN = bounded ? [new Int32Array(this.nodes.length), new Int32Array(this.nodes.length)] : null;
+    const allowN = bounded ? [new Int32Array(this.nodes.length), new Int32Array(this.nodes.length)] : null;
+    const strayF = [...(fwdTo ?? [])].some((x) => !this.ids.has(x));
+    const strayB = [...(bwdFrom ?? [])].some((x) => !this.ids.has(x));
+    const wantBits: Uint32Array | null = all ? null : new Uint32Array(W);
+    const askBits: Uint32Array | null = all ? null : new Uint32Array(W);
+    const any = (b: Uint32Array) => {
+      for (let w = 0; w < W; w++) if (b[w]) return true;
+      return false;
+    };
+    /** Whether a way of `dir` (0 forward, 1 back) to `dest` is still wanted. */
+    const wanted = (dir: 0 | 1, dest: string, ask: boolean) => {
+      if (all) return true;
+      const id = this.ids.get(dest);
+      if (id === undefined) return (dir === 0 ? fwdTo : bwdFrom)?.has(dest) ?? false;
+      return has(dir === 0 ? (ask ? askF : wantF) : ask ? askB : wantB, id);
+    };
+    /** Counts a way found to node `id` (bounded search only). */
+    const found1 = (dir: 0 | 1, id: number, allow: boolean) => {
+      wayN![dir]![id]!++;
+      if (allow) allowN![dir]![id]!++;
+    };
+    /**
+     * After a rule's ways (all of one call and rule, so ahead of every later way of this caller): drops
+     * the destinations of `h` (direction `dir`, node `id`) from the wanted sets when it may.
+     */
+    const settle = (dir: 0 | 1, id: number, h: HopWays) => {
+      if (wayN![dir]![id]! <= cap) return;
+      h.atLeast = true;
+      const m = ~(1 << (id & 31));
+      (dir === 0 ? askF : askB)[id >>> 5]! &= m;
+      if (allowN![dir]![id]! >= cap) (dir === 0 ? wantF : wantB)[id >>> 5]! &= m;
+    };
     // The calls that grant anything are the same for every qube of a class (swapped).
     const rep = this.repOf.get(c.node);
     const useful = this.useful.get(c) ?? (rep !== undefined ? this.useful.get(this.callerOf.get(rep)!) : undefined);
-    this.calls.forEach((k, ki) => {
-      if (useful && !useful[ki]) return;
-      const fwd = k.fwd && (all || !!fwdTo);
-      const bwd = k.bwd && (all || !!bwdFrom);
-      if (!fwd && !bwd) return;
+    for (let ki = 0; ki < this.calls.length; ki++) {
+      const k = this.calls[ki]!;
+      if (useful && !useful[ki]) continue;
+      const fwd = k.fwd && (all || (!!fwdTo && (!bounded || strayF || any(wantF))));
+      const bwd = k.bwd && (all || (!!bwdFrom && (!bounded || strayB || any(wantB))));
+      if (!fwd && !bwd) {
+        if (bounded && !strayF && !strayB && !any(wantF) && !any(wantB)) break;
+        continue;
+      }
+      let asks = !noAsk;
+      if (wantBits && askBits) {
+        for (let w = 0; w < W; w++) {
+          wantBits[w] = (fwd ? wantF[w]! : 0) | (bwd ? wantB[w]! : 0);
+          askBits[w] = (fwd ? askF[w]! : 0) | (bwd ? askB[w]! : 0);
+        }
+        // No ask can add a way shown: its offer is not computed.
+        asks &&= (fwd && strayF) || (bwd && strayB) || any(askBits);
+      }
       this.sweep(c, k, (r, N) => {
         // Per (control, destination): the request that shows it best (one naming it, else @default).
         let found: Map<string, { t: number; score: number; dest: string; control: boolean }> | undefined;
+        const isAsk = r.action === "ask";
         const add = (t: number, rawDest: string, control: boolean) => {
           const dest = nodeName(rawDest);
           if (dest === c.node || this.synNames.has(dest)) return;
-          if (!all && !(fwd && fwdTo!.has(dest)) && !(bwd && bwdFrom!.has(dest))) return;
+          if (!(fwd && wanted(0, dest, isAsk)) && !(bwd && wanted(1, dest, isAsk))) return;
           const text = this.targetText[t]!;
           const score = text === rawDest ? 0 : text === "@default" ? 1 : 2;
           const key = `${control ? 1 : 0}\0${dest}`;
@@ -883,14 +945,15 @@ export class QrexecFlow {
           return i !== undefined && i < this.K && has(N, i) ? i : has(N, dflt) ? dflt : first;
         };
         if (r.action === "ask") {
+          if (!asks) return;
           const offer = this.askDecision(c, k, r);
           if (!offer) return;
-          if (wantBits === null) for (const x of offer) add(sample(x), x, false);
+          if (askBits === null) for (const x of offer) add(sample(x), x, false);
           else {
             // Only the wanted nodes of the offer (as bits), and any name outside the nodes.
             const o = this.offer(offer);
             for (let w = 0; w < this.W; w++) {
-              let x = o.bits[w]! & wantBits[w]!;
+              let x = o.bits[w]! & askBits[w]!;
               while (x) {
                 const name = this.nodes[w * 32 + (31 - Math.clz32(x & -x))]!;
                 add(sample(name), name, false);
@@ -926,6 +989,7 @@ export class QrexecFlow {
           } else for (const t of this.targetOrder(N, wantBits)) one(t);
         }
         if (!found) return;
+        const touched: [0 | 1, number, HopWays][] | null = bounded ? [] : null;
         for (const f of found.values()) {
           const allow = r.action === "allow";
           const sig0 = ((ki * R + r.index) * 2 + (f.control ? 1 : 0)) * 2;
@@ -952,12 +1016,27 @@ export class QrexecFlow {
             if (!h) out.set(key, (h = { ways: [], total: 0, allows: 0 }));
             const sig = sig0 + (reverse ? 1 : 0);
             addWay(h, cap, sig, allow, () => lazyWay(sig, allow, () => ({ from, to, via: "qrexec", ask: !allow, evidence: evidenceOf(reverse) })));
+            return h;
           };
-          if (fwd && (all || fwdTo!.has(f.dest))) keep(c.node, f.dest, false);
-          if (bwd && (all || bwdFrom!.has(f.dest))) keep(f.dest, c.node, true);
+          const id = bounded ? this.ids.get(f.dest) : undefined;
+          if (fwd && wanted(0, f.dest, !allow)) {
+            const h = keep(c.node, f.dest, false);
+            if (id !== undefined) {
+              found1(0, id, allow);
+              touched!.push([0, id, h]);
+            }
+          }
+          if (bwd && wanted(1, f.dest, !allow)) {
+            const h = keep(f.dest, c.node, true);
+            if (id !== undefined) {
+              found1(1, id, allow);
+              touched!.push([1, id, h]);
+            }
+          }
         }
+        if (touched) for (const [dir, id, h] of touched) settle(dir, id, h);
       });
-    });
+    }
   }
 
   /** The targets of `N`: the specials first, then by id (only the wanted ones among the nodes, when given). */
