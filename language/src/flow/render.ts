@@ -40,8 +40,13 @@ export function edgeJson(e: FlowEdge): unknown {
   return { from: e.from, to: e.to, via: e.via, ask: e.ask, text: edgeText(e), evidence: e.evidence };
 }
 
+/** A hop's JSON, made once per hop (paths from one node share their first hops). */
+const hopJsons = new WeakMap<FlowHop, unknown>();
+
 function hopJson(h: FlowHop): unknown {
-  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more, ...(h.moreAtLeast ? { more_at_least: true } : {}) };
+  let j = hopJsons.get(h);
+  if (j === undefined) hopJsons.set(h, (j = { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more, ...(h.moreAtLeast ? { more_at_least: true } : {}) }));
+  return j;
 }
 
 /** A path as JSON. */

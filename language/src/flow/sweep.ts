@@ -222,6 +222,8 @@ export class QrexecFlow {
   private readonly ruleTok: Int32Array;
   /** Per rule: the id of its source token (by kind and text). */
   private readonly ruleSrc: Int32Array;
+  /** Per rule: 1 for a deny. */
+  private readonly ruleDeny: Uint8Array;
   /** The caller {@link srcVec} and {@link dispVec} are for. */
   private vecCaller: Caller | null = null;
   /** Per source token id, for {@link vecCaller}: 255 not yet matched, 0 no, 1 matches, 2 the engine crashes. */
@@ -303,7 +305,9 @@ export class QrexecFlow {
     const srcIds = new Map<string, number>();
     this.ruleTok = new Int32Array(policy.rules.length);
     this.ruleSrc = new Int32Array(policy.rules.length);
+    this.ruleDeny = new Uint8Array(policy.rules.length);
     for (const r of policy.rules) {
+      if (r.action === "deny") this.ruleDeny[r.index] = 1;
       const sk = `${r.source.kind}\0${r.source.text}`;
       let sid = srcIds.get(sk);
       if (sid === undefined) srcIds.set(sk, (sid = srcIds.size));
@@ -500,15 +504,15 @@ export class QrexecFlow {
     const list = k.rules;
     const dispvm = this.K + 2;
     const dispvmTarget = this.verified[dispvm];
+    const deny = this.ruleDeny;
     for (let n = 0; n < list.length; n++) {
       const i = list[n]!;
-      const r = rules[i]!;
       // The rule's source against the caller: once per source token and caller.
       const sid = ruleSrc[i]!;
       let sm = srcVec[sid]!;
       if (sm === 255) {
         try {
-          sm = matchSource(r.source, c.source, info) ? 1 : 0;
+          sm = matchSource(rules[i]!.source, c.source, info) ? 1 : 0;
         } catch {
           sm = 2;
         }
@@ -539,7 +543,7 @@ export class QrexecFlow {
         let dm = this.dispVec[tid]!;
         if (dm === 255) {
           try {
-            dm = matchTarget(r.target, dispvmTarget, c.source, info) ? 1 : 0;
+            dm = matchTarget(rules[i]!.target, dispvmTarget, c.source, info) ? 1 : 0;
           } catch {
             dm = 2;
           }
@@ -557,8 +561,10 @@ export class QrexecFlow {
           for (let w = 0; w < W; w++) left |= und[w]!;
         }
       }
-      if (any !== 0 && r.action !== "deny") visit(r, N);
-      if (any !== 0) for (let w = 0; w < W; w++) N[w] = 0;
+      if (any !== 0) {
+        if (deny[i] === 0) visit(rules[i]!, N);
+        for (let w = 0; w < W; w++) N[w] = 0;
+      }
       if (left === 0) return;
     }
   }
@@ -820,12 +826,25 @@ export class QrexecFlow {
       for (const m of members) {
         const sw = swapOf(m);
         const w = wants.get(m)!;
-        for (const [key, hw] of mine) {
-          const [a, b] = key.split("\0") as [string, string];
+        // The member's hops in the swept qube's terms: every one (all), else the wanted ones.
+        let moved: [string, string, HopWays][];
+        if (all) moved = [...mine].map(([key, hw]) => [...(key.split("\0") as [string, string]), hw]);
+        else {
+          moved = [];
+          for (const x of w.fwd ?? []) {
+            const b = sw(x);
+            const hw = mine.get(`${rep}\0${b}`);
+            if (hw) moved.push([rep, b, hw]);
+          }
+          for (const x of w.bwd ?? []) {
+            const a = sw(x);
+            const hw = mine.get(`${a}\0${rep}`);
+            if (hw) moved.push([a, rep, hw]);
+          }
+        }
+        for (const [a, b, hw] of moved) {
           const A = sw(a);
           const B = sw(b);
-          if (!all && a === rep && !w.fwd?.has(B)) continue;
-          if (!all && b === rep && !w.bwd?.has(A)) continue;
           const k2 = `${A}\0${B}`;
           let target = out.get(k2);
           if (!target) out.set(k2, (target = { ways: [], total: 0, allows: 0 }));
