@@ -183,7 +183,7 @@ export class FlowIndex {
       }
       this.qways.delete(key);
     }
-    edges.sort(edgeOrder);
+    sortEdges(edges);
     const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more, ...(atLeast ? { moreAtLeast: true } : {}) };
     this.hops.set(key, hop);
     return hop;
@@ -212,12 +212,17 @@ export function hopIndex(graph: FlowGraph, noAsk = false): Map<string, Map<strin
 
 const VIA_RANK = { qrexec: 0, network: 1, device: 2, admin: 3 } as const;
 
-function edgeOrder(a: FlowEdge, b: FlowEdge): number {
-  if (a.ask !== b.ask) return a.ask ? 1 : -1;
-  if (a.via !== b.via) return VIA_RANK[a.via] - VIA_RANK[b.via];
-  const ka = a.evidence.kind === "qrexec" ? `${a.evidence.service} ${a.evidence.argument}` : a.evidence.note;
-  const kb = b.evidence.kind === "qrexec" ? `${b.evidence.service} ${b.evidence.argument}` : b.evidence.note;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** The order of a hop's edges: without the user first, then by kind, then by service and argument (or note); stable. */
+function sortEdges(edges: FlowEdge[]): void {
+  if (edges.length < 2) return;
+  // Each edge's text key made once (not once per comparison).
+  const keyed = edges.map((e) => ({ e, k: e.evidence.kind === "qrexec" ? `${e.evidence.service} ${e.evidence.argument}` : e.evidence.note }));
+  keyed.sort((a, b) => {
+    if (a.e.ask !== b.e.ask) return a.e.ask ? 1 : -1;
+    if (a.e.via !== b.e.via) return VIA_RANK[a.e.via] - VIA_RANK[b.e.via];
+    return a.k < b.k ? -1 : a.k > b.k ? 1 : 0;
+  });
+  for (let i = 0; i < edges.length; i++) edges[i] = keyed[i]!.e;
 }
 
 /** Hops from `from` to every node (breadth first), through no avoided node; -1: unreachable. */
