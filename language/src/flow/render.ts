@@ -49,7 +49,7 @@ function hopJson(h: FlowHop): unknown {
   return j;
 }
 
-/** A path as JSON. */
+/** A path as JSON (a hop's JSON is made once and shared by the paths through it: do not change it). */
 export function pathJson(p: FlowPath): unknown {
   return { nodes: p.nodes, ask: p.ask, hops: p.hops.map(hopJson) };
 }
