@@ -261,7 +261,8 @@ const SEARCH_BUDGET = 2_000_000;
 export function findPaths(graph: FlowGraph, from: string, to: string, options: PathOptions = {}): PathsResult {
   const maxHops = options.maxHops ?? 6;
   const maxPaths = options.maxPaths ?? 100;
-  const index = new FlowIndex(graph, options.noAsk);
+  // Each hop's search for ways stops once the ways it shows are certain (its count is then a lower bound).
+  const index = new FlowIndex(graph, options.noAsk, true);
   const result: PathsResult = { from, to, paths: [], truncated: false, shortest: null };
   const s = index.ids.get(from);
   const t = index.ids.get(to);
