@@ -13,6 +13,8 @@ import type { PreparedSystem } from "./system.js";
 import type { AskContribution, DomainInfo } from "./types.js";
 import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
+import { slab } from "./slab.js";
+import { utf8Encode } from "./utf8.js";
 
 /** What `explain` records of an `ask` target collection. */
 export interface AskTrace {
@@ -458,13 +460,13 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
 /**
  * A finished `ask` list of the scan, shared by every request whose
  * collection ends alike: its offered bitset (internal qubes included) and
- * the targets outside the universe, and the list as JSON (the list itself
- * is rebuilt on demand: {@link askListTargets}).
+ * the targets outside the universe, and the list as JSON, UTF-8 (the list
+ * itself is rebuilt on demand: {@link askListTargets}).
  */
 export interface AskList {
   bits: Uint32Array;
   extra: string[];
-  json: string;
+  bytes: Uint8Array;
   universe: Universe;
 }
 
@@ -476,8 +478,8 @@ const NO_EXTRA: string[] = [];
 
 /**
  * `collect_targets_for_ask` over an in-order scan: `packed` is every rule
- * of the call's service and argument in policy order (`index.ts`
- * `argOrder`); `srcVec` says per source token
+ * of the call's service in policy order (`index.ts` `scanOrder`), of which
+ * the rules of argument id 0 (`*`) and `argId` apply; `srcVec` says per source token
  * whether it matches the call's source (1), not (0), or crashes the engine
  * (2), or 255 for not known yet (then it is computed from `srcTokens`). The same
  * forward computation as {@link computeAsk}'s, with no allocation but for a
@@ -489,6 +491,7 @@ export function collectTargetsForAskScan(
   askTokens: QubeToken[],
   cache: SystemCache,
   packed: Int32Array,
+  argId: number,
   srcVec: Uint8Array,
   srcTokens: QubeToken[],
   source: string,
@@ -507,7 +510,9 @@ export function collectTargetsForAskScan(
   decided.fill(0, 0, W);
   offered.fill(0, 0, W);
   const sets = cache.setsById;
-  for (let n = 0; n < packed.length; n += 3) {
+  for (let n = 0; n < packed.length; n += 4) {
+    const a = packed[n + 3]!;
+    if (a !== 0 && a !== argId) continue;
     const sid = packed[n + 1]! & 0xffff;
     let m = srcVec[sid]!;
     if (m === 255) m = fillSource(srcVec, sid, srcTokens[sid]!, source, info);
@@ -584,7 +589,7 @@ export function collectTargetsForAskScan(
     }
   }
   const bits = offered.slice(0, W);
-  const entry: AskList = { bits, extra: ex, json: JSON.stringify(listOf(bits, ex, u, info)), universe: u };
+  const entry: AskList = { bits, extra: ex, bytes: ex.length ? utf8Encode(JSON.stringify(listOf(bits, ex, u, info))) : listBytes(bits, u), universe: u };
   // Bounded: a memo for repeated lists, not a store of every list ever offered.
   if (byHash.size >= 8192) byHash.clear();
   if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
@@ -632,6 +637,48 @@ function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<
     if (!truthy(get(domain(info, name), "internal", false))) out.push(t);
   }
   if (ex.length) out.sort(pyCompare);
+  return out;
+}
+
+/**
+ * The offered list as JSON (UTF-8) when every target lies in the universe:
+ * the items' encoded JSON strings joined, as `JSON.stringify(listOf(…))`
+ * writes them (the universe is sorted, so the bitset is read in order).
+ */
+function listBytes(bits: Uint32Array, u: Universe): Uint8Array {
+  const q = (u.quoted ??= u.items.map((t) => utf8Encode(JSON.stringify(t))));
+  let n = 2;
+  let count = 0;
+  for (let w = 0; w < bits.length; w++) {
+    const word = bits[w]!;
+    if (word === 0) continue;
+    for (let k = 0; k < 32; k++) {
+      if (!(word & (1 << k))) continue;
+      const j = w * 32 + k;
+      const internal = u.internal[j]!;
+      if (internal instanceof PyCrash) throw internal;
+      if (internal) continue;
+      n += q[j]!.length;
+      count++;
+    }
+  }
+  if (count > 1) n += count - 1;
+  const out = slab.u8(n);
+  let off = 0;
+  out[off++] = 91;
+  for (let w = 0; w < bits.length; w++) {
+    const word = bits[w]!;
+    if (word === 0) continue;
+    for (let k = 0; k < 32; k++) {
+      if (!(word & (1 << k))) continue;
+      const j = w * 32 + k;
+      if (u.internal[j]) continue;
+      if (off > 1) out[off++] = 44;
+      const b = q[j]!;
+      for (let i = 0; i < b.length; i++) out[off++] = b[i]!;
+    }
+  }
+  out[off] = 93;
   return out;
 }
 

@@ -33,7 +33,9 @@ import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./typ
 import { errorDecision, refuse } from "./decide.js";
 import { askListHas, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
 import { allowNoAutostart, execAllow } from "./exec.js";
-import { argOrder, prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
+import { slab } from "./slab.js";
+import { utf8Encode } from "./utf8.js";
+import { prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
 import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
 
 /** Per (policy, system model): the match vectors and the verified targets. */
@@ -47,8 +49,8 @@ interface ScanState {
   tgtVecs: Map<string, Uint8Array>;
   /** Per requested target: as the engine verifies it, or null when that refuses or crashes. */
   verified: Map<string, VerifiedTarget | null>;
-  /** The daemon's answer for an allow, as JSON, by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
-  execJson: Map<string, Map<string, Map<string, (string | undefined)[]>>>;
+  /** The daemon's answer for an allow, as JSON (UTF-8), by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
+  execJson: Map<string, Map<string, Map<string, (Uint8Array | undefined)[]>>>;
 }
 
 const states = new WeakMap<CompiledPolicy, WeakMap<PreparedSystem, ScanState>>();
@@ -87,7 +89,7 @@ function verify(st: ScanState, target: string): VerifiedTarget | null {
 }
 
 function vector(n: number): Uint8Array {
-  return new Uint8Array(n).fill(255);
+  return slab.u8(n).fill(255);
 }
 
 function fillSource(scan: ScanTables, sv: Uint8Array, id: number, source: string, info: PreparedSystem["domains"]): number {
@@ -117,9 +119,9 @@ export interface ScanDecision {
   /** Null: no rule matches (the engine's "no matching rule found"). */
   rule: PolicyRule | null;
   intended: string;
-  /** allow: the final target and the daemon's answer as JSON. */
+  /** allow: the final target and the daemon's answer as JSON (UTF-8). */
   target?: string;
-  execJson?: string;
+  exec?: Uint8Array;
   /** ask: the offered targets, or (empty here) the shared list they are, with its JSON. */
   targets?: string[];
   askList?: AskList;
@@ -152,9 +154,14 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
     let tv = st.tgtVecs.get(tkey);
     if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
-    const packed = argOrder(scanOrder(policy, scan, request.service), argument);
+    const order = scanOrder(policy, scan, request.service);
+    const packed = order.packed;
+    // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
+    const aid = order.argIds.get(argument) ?? 0;
     let found = -1;
-    for (let k = 0; k < packed.length; k += 3) {
+    for (let k = 0; k < packed.length; k += 4) {
+      const a = packed[k + 3]!;
+      if (a !== 0 && a !== aid) continue;
       const key = packed[k + 1]!;
       const sid = key & 0xffff;
       let m = sv[sid]!;
@@ -189,14 +196,14 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
         target = tpl;
       } else if (target === "@adminvm") target = "dom0";
       if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
-      return { rule, intended, target, execJson: execJsonOf(st, request.service, argument, source, t, target, rule.user, rule.autostart) };
+      return { rule, intended, target, exec: execJsonOf(st, request.service, argument, source, t, target, rule.user, rule.autostart) };
     }
     // ask
     let targets: string[];
     let askList: AskList | undefined;
     if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
     else {
-      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, sv, scan.srcTokens, source, sys);
+      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys);
       if (e === null) return null;
       askList = e;
       targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
@@ -208,7 +215,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
       targets = kept;
       askList = undefined;
     }
-    if (askList ? askList.json === "[]" : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+    if (askList ? askList.bytes.length === 2 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
     let def: string | null = null;
     if (rule.defaultTarget) {
       if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
@@ -247,8 +254,8 @@ function refused(e: Refusal, rule: PolicyRule, intended: string): ScanDecision {
   return { rule, intended, error: errorDecision("evaluate", e, rule, intended) };
 }
 
-/** The daemon's answer for an allow, as JSON, memoised by everything it depends on (not for Qubes Air relay targets). */
-function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): string {
+/** The daemon's answer for an allow, as JSON (UTF-8), memoised by everything it depends on (not for Qubes Air relay targets). */
+function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): Uint8Array {
   // The answer reads the source only to compare it with the target, and the service only for a relay target (not memoised).
   let byRequested = st.execJson.get(target);
   if (byRequested === undefined) byRequested = remember(st.execJson, target, new Map());
@@ -262,7 +269,7 @@ function execJsonOf(st: ScanState, service: string, argument: string, source: st
   if (s !== undefined) return s;
   const req: BuiltRequest = { service, argument, source, target: t, requestedSource: null, relayvm: null, warnings: [] };
   const exec: ExecResult = execAllow(req, target, user, autostart, st.sys.domains);
-  s = JSON.stringify(exec);
+  s = utf8Encode(JSON.stringify(exec));
   if (!("service" in exec)) slots[slot] = s;
   return s;
 }

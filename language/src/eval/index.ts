@@ -13,6 +13,7 @@ import { prepared, type PreparedSystem } from "./system.js";
 import type { SystemInfo } from "./types.js";
 import type { TargetSet } from "./ask.js";
 import type { VerifiedTarget } from "./match.js";
+import { slab } from "./slab.js";
 
 // ---------------------------------------------------------------------------
 // The rule index
@@ -124,6 +125,8 @@ export interface Universe {
   words: number;
   /** Per item: whether `info[name].get("internal")` is truthy, or the crash it raises. */
   internal: (boolean | PyCrash)[];
+  /** Per item: its JSON string, UTF-8 (built on first use, by the stream's `ask` lists). */
+  quoted?: Uint8Array[];
 }
 
 function buildIndex(rules: readonly PolicyRule[]): Index {
@@ -506,7 +509,7 @@ export function argOrder(o: ServiceOrder, argument: string): Int32Array {
   const p = o.packed;
   let n = 0;
   for (let k = 3; k < p.length; k += 4) if (p[k] === 0 || p[k] === id) n++;
-  const out = new Int32Array(3 * n);
+  const out = slab.i32(3 * n);
   let j = 0;
   for (let k = 0; k < p.length; k += 4) {
     if (p[k + 3] !== 0 && p[k + 3] !== id) continue;
@@ -604,7 +607,7 @@ export function scanOrder(policy: CompiledPolicy, scan: ScanTables, service: str
 
 function packOrder(policy: CompiledPolicy, scan: ScanTables, own: number[], star: number[]): ServiceOrder {
   const argIds = new Map<string, number>();
-  const packed = new Int32Array(4 * (own.length + star.length));
+  const packed = slab.i32(4 * (own.length + star.length));
   let i = 0;
   let j = 0;
   let k = 0;
