@@ -496,6 +496,7 @@ export function collectTargetsForAskScan(
   srcTokens: QubeToken[],
   source: string,
   sys: PreparedSystem,
+  crashFree: boolean,
 ): AskList | null {
   const info = sys.domains;
   const { sourceName } = sourceIdentity(info, source);
@@ -510,7 +511,15 @@ export function collectTargetsForAskScan(
   decided.fill(0, 0, W);
   offered.fill(0, 0, W);
   const sets = cache.setsById;
+  // Once every target that the rest of the order could decide is decided, the rest changes nothing (see `saturation`).
+  const sat = crashFree ? saturation(askTokens, cache, packed, sys, u) : null;
   for (let n = 0; n < packed.length; n += 4) {
+    if (sat !== null && (n & 63) === 0) {
+      const base = (n >>> 6) * W;
+      let w = 0;
+      while (w < W && (sat[base + w]! & ~decided[w]!) === 0) w++;
+      if (w === W) break;
+    }
     const a = packed[n + 3]!;
     if (a !== 0 && a !== argId) continue;
     const sid = packed[n + 1]! & 0xffff;
@@ -597,6 +606,52 @@ export function collectTargetsForAskScan(
   return entry;
 }
 
+/** Per system cache and packed order: its suffix unions (see {@link saturation}), or null. */
+const saturations = new WeakMap<SystemCache, WeakMap<Int32Array, Uint32Array | null>>();
+
+/**
+ * For an order (every 16th rule from its first): the union of the target
+ * sets of that rule and of every rule after it, whatever their source and
+ * argument. When a collection has decided all of them, no later rule can
+ * change it, and it stops there. Only when nothing later could crash
+ * either: the caller vouches for the source tokens (`crashFree`), and here
+ * every rule's target set must be a bitset over the universe (else null:
+ * no early stop, each rule is visited as the engine visits it).
+ */
+function saturation(askTokens: QubeToken[], cache: SystemCache, packed: Int32Array, sys: PreparedSystem, u: Universe): Uint32Array | null {
+  let byOrder = saturations.get(cache);
+  if (byOrder === undefined) saturations.set(cache, (byOrder = new WeakMap()));
+  const hit = byOrder.get(packed);
+  if (hit !== undefined) return hit;
+  const W = u.words;
+  const rules = packed.length >>> 2;
+  const out = slab.u32(((rules + 15) >>> 4) * W);
+  const acc = new Uint32Array(W);
+  const sets = cache.setsById;
+  let ok = true;
+  for (let r = rules - 1; r >= 0 && ok; r--) {
+    const id = packed[4 * r + 2]! >>> 1;
+    let set = sets[id];
+    if (set === undefined) {
+      try {
+        sets[id] = set = bitsetOf(askTokens[id]!, sys, cache, u);
+      } catch (e) {
+        if (!(e instanceof PyCrash)) throw e;
+        set = null;
+      }
+    }
+    if (set === null) ok = false;
+    else {
+      const bits = set.bits;
+      for (let w = 0; w < W; w++) acc[w]! |= bits[w]!;
+      if ((r & 15) === 0) out.set(acc, (r >>> 4) * W);
+    }
+  }
+  const result = ok ? out : null;
+  byOrder.set(packed, result);
+  return result;
+}
+
 /** A source vector's entry (see {@link collectTargetsForAskScan}), computed and stored. */
 function fillSource(srcVec: Uint8Array, id: number, tok: QubeToken, source: string, info: ReadonlyMap<string, DomainInfo>): number {
   let v: number;
@@ -641,44 +696,65 @@ function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<
 }
 
 /**
+ * The universe's items as JSON strings, UTF-8, each followed by a comma, in
+ * one array (`at[j]` to `at[j + 1]` is item `j`'s), so that a list's bytes
+ * are copied run by run from one place.
+ */
+interface QuotedItems {
+  bytes: Uint8Array;
+  at: Int32Array;
+}
+
+const quotedItems = new WeakMap<Universe, QuotedItems>();
+
+function quotedOf(u: Universe): QuotedItems {
+  let q = quotedItems.get(u);
+  if (q === undefined) {
+    const parts = u.items.map((t) => utf8Encode(JSON.stringify(t) + ","));
+    const at = new Int32Array(parts.length + 1);
+    for (let j = 0; j < parts.length; j++) at[j + 1] = at[j]! + parts[j]!.length;
+    const bytes = new Uint8Array(at[parts.length]!);
+    for (let j = 0; j < parts.length; j++) bytes.set(parts[j]!, at[j]!);
+    quotedItems.set(u, (q = { bytes, at }));
+  }
+  return q;
+}
+
+/**
  * The offered list as JSON (UTF-8) when every target lies in the universe:
- * the items' encoded JSON strings joined, as `JSON.stringify(listOf(…))`
- * writes them (the universe is sorted, so the bitset is read in order).
+ * exactly `JSON.stringify(listOf(…))` (the universe is sorted, so the bitset
+ * is read in order; an internal qube is left out, and a crash reading
+ * whether it is one is thrown as `listOf` throws it).
  */
 function listBytes(bits: Uint32Array, u: Universe): Uint8Array {
-  const q = (u.quoted ??= u.items.map((t) => utf8Encode(JSON.stringify(t))));
-  let n = 2;
-  let count = 0;
+  const { bytes, at } = quotedOf(u);
+  const internal = u.internal;
+  // The length: "[" plus each item and its comma (the last comma becomes "]"), or "[]".
+  let n = 1;
   for (let w = 0; w < bits.length; w++) {
-    const word = bits[w]!;
-    if (word === 0) continue;
-    for (let k = 0; k < 32; k++) {
-      if (!(word & (1 << k))) continue;
-      const j = w * 32 + k;
-      const internal = u.internal[j]!;
-      if (internal instanceof PyCrash) throw internal;
-      if (internal) continue;
-      n += q[j]!.length;
-      count++;
+    let word = bits[w]!;
+    while (word !== 0) {
+      const j = (w << 5) + 31 - Math.clz32(word & -word);
+      word &= word - 1;
+      const x = internal[j]!;
+      if (x === false) n += at[j + 1]! - at[j]!;
+      else if (x !== true) throw x;
     }
   }
-  if (count > 1) n += count - 1;
+  if (n === 1) n = 2;
   const out = slab.u8(n);
-  let off = 0;
-  out[off++] = 91;
+  out[0] = 91;
+  let off = 1;
   for (let w = 0; w < bits.length; w++) {
-    const word = bits[w]!;
-    if (word === 0) continue;
-    for (let k = 0; k < 32; k++) {
-      if (!(word & (1 << k))) continue;
-      const j = w * 32 + k;
-      if (u.internal[j]) continue;
-      if (off > 1) out[off++] = 44;
-      const b = q[j]!;
-      for (let i = 0; i < b.length; i++) out[off++] = b[i]!;
+    let word = bits[w]!;
+    while (word !== 0) {
+      const j = (w << 5) + 31 - Math.clz32(word & -word);
+      word &= word - 1;
+      if (internal[j] !== false) continue;
+      for (let i = at[j]!, end = at[j + 1]!; i < end; i++) out[off++] = bytes[i]!;
     }
   }
-  out[off] = 93;
+  out[n - 1] = 93;
   return out;
 }
 

@@ -154,10 +154,9 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
     let tv = st.tgtVecs.get(tkey);
     if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
-    const order = scanOrder(policy, scan, request.service);
-    const packed = order.packed;
+    const packed = scanOrder(scan, request.service).packed;
     // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
-    const aid = order.argIds.get(argument) ?? 0;
+    const aid = scan.argIds.get(argument) ?? 0;
     let found = -1;
     for (let k = 0; k < packed.length; k += 4) {
       const a = packed[k + 3]!;
@@ -203,7 +202,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     let askList: AskList | undefined;
     if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
     else {
-      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys);
+      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys, matchesWithoutCrash(info, source));
       if (e === null) return null;
       askList = e;
       targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
@@ -232,6 +231,22 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
 }
 
 const NO_TARGETS: string[] = [];
+
+/**
+ * Whether matching any source token against `source` is sure not to crash
+ * the engine: names, `*`, `@anyvm` and `@adminvm` never do, and `@type:`
+ * and `@tag:` read the source's `type` and `tags`, which are there and of
+ * a type `==` and `in` take (or the source is not a qube at all: no match).
+ */
+function matchesWithoutCrash(info: PreparedSystem["domains"], source: string): boolean {
+  const d = info.get(source) as unknown;
+  if (d === undefined) return true;
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return false;
+  const o = d as Record<string, unknown>;
+  if (!Object.prototype.hasOwnProperty.call(o, "type") || !Object.prototype.hasOwnProperty.call(o, "tags")) return false;
+  const tags = o["tags"];
+  return Array.isArray(tags) || typeof tags === "string" || (typeof tags === "object" && tags !== null);
+}
 
 /**
  * The decision of a crash while matching a source token (or else a target
