@@ -15,6 +15,7 @@ import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemC
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
 import { slab } from "./slab.js";
 import { utf8Encode } from "./utf8.js";
+import type { ByteOutput } from "./bytes.js";
 
 /** What `explain` records of an `ask` target collection. */
 export interface AskTrace {
@@ -460,13 +461,19 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
 /**
  * A finished `ask` list of the scan, shared by every request whose
  * collection ends alike: its offered bitset (internal qubes included) and
- * the targets outside the universe, and the list as JSON, UTF-8 (the list
- * itself is rebuilt on demand: {@link askListTargets}).
+ * the targets outside the universe, and how many targets it lists. Its
+ * JSON is written from the bitset when it is output
+ * ({@link writeAskList}: no copy of each list's text is kept, which on a
+ * long stream is most of the memory touched), and the list itself is
+ * rebuilt on demand ({@link askListTargets}).
  */
 export interface AskList {
   bits: Uint32Array;
   extra: string[];
-  bytes: Uint8Array;
+  /** The number of targets listed (internal qubes are not). */
+  size: number;
+  /** With targets outside the universe (rare): the list's JSON, UTF-8. */
+  bytes: Uint8Array | null;
   universe: Universe;
 }
 
@@ -598,7 +605,9 @@ export function collectTargetsForAskScan(
     }
   }
   const bits = offered.slice(0, W);
-  const entry: AskList = { bits, extra: ex, bytes: ex.length ? utf8Encode(JSON.stringify(listOf(bits, ex, u, info))) : listBytes(bits, u), universe: u };
+  // Both throw where the engine crashes reading whether a target is internal (before anything is written).
+  const list = ex.length ? listOf(bits, ex, u, info) : null;
+  const entry: AskList = { bits, extra: ex, size: list ? list.length : countListed(bits, u), bytes: list ? utf8Encode(JSON.stringify(list)) : null, universe: u };
   // Bounded: a memo for repeated lists, not a store of every list ever offered.
   if (byHash.size >= 8192) byHash.clear();
   if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
@@ -673,6 +682,23 @@ function hasBit(bits: Uint32Array, j: number): boolean {
   return j >= 0 && (bits[j >>> 5]! & (1 << (j & 31))) !== 0;
 }
 
+/** How many items of the set {@link listOf} lists (it throws where `listOf` throws). */
+function countListed(bits: Uint32Array, u: Universe): number {
+  const internal = u.internal;
+  let n = 0;
+  for (let w = 0; w < bits.length; w++) {
+    let word = bits[w]!;
+    while (word !== 0) {
+      const j = (w << 5) + 31 - Math.clz32(word & -word);
+      word &= word - 1;
+      const x = internal[j]!;
+      if (x === false) n++;
+      else if (x !== true) throw x;
+    }
+  }
+  return n;
+}
+
 /** The offered list: the universe's items in the set that are not internal qubes, then the extra targets, sorted. */
 function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): string[] {
   const out: string[] = [];
@@ -721,41 +747,45 @@ function quotedOf(u: Universe): QuotedItems {
 }
 
 /**
- * The offered list as JSON (UTF-8) when every target lies in the universe:
- * exactly `JSON.stringify(listOf(…))` (the universe is sorted, so the bitset
- * is read in order; an internal qube is left out, and a crash reading
- * whether it is one is thrown as `listOf` throws it).
+ * Writes a scan's list as JSON (UTF-8): exactly `JSON.stringify` of
+ * {@link askListTargets}. From the bitset (the universe is sorted, so it is
+ * read in order), copying runs of consecutive listed items at once. Never
+ * throws (the collection checked every item's `internal`).
  */
-function listBytes(bits: Uint32Array, u: Universe): Uint8Array {
-  const { bytes, at } = quotedOf(u);
-  const internal = u.internal;
-  // The length: "[" plus each item and its comma (the last comma becomes "]"), or "[]".
-  let n = 1;
-  for (let w = 0; w < bits.length; w++) {
-    let word = bits[w]!;
-    while (word !== 0) {
-      const j = (w << 5) + 31 - Math.clz32(word & -word);
-      word &= word - 1;
-      const x = internal[j]!;
-      if (x === false) n += at[j + 1]! - at[j]!;
-      else if (x !== true) throw x;
-    }
+export function writeAskList(out: ByteOutput, e: AskList): void {
+  if (e.bytes !== null) {
+    out.bytes(e.bytes);
+    return;
   }
-  if (n === 1) n = 2;
-  const out = slab.u8(n);
-  out[0] = 91;
-  let off = 1;
+  const { bytes, at } = quotedOf(e.universe);
+  const internal = e.universe.internal;
+  const bits = e.bits;
+  if (e.size === 0) {
+    out.byte(91);
+    out.byte(93);
+    return;
+  }
+  out.byte(91);
+  // A run of listed items [from, to): their bytes (each with its comma) are one range.
+  let from = -1;
+  let to = -1;
   for (let w = 0; w < bits.length; w++) {
     let word = bits[w]!;
     while (word !== 0) {
       const j = (w << 5) + 31 - Math.clz32(word & -word);
       word &= word - 1;
       if (internal[j] !== false) continue;
-      for (let i = at[j]!, end = at[j + 1]!; i < end; i++) out[off++] = bytes[i]!;
+      if (j === to) to++;
+      else {
+        if (from >= 0) out.range(bytes, at[from]!, at[to]!);
+        from = j;
+        to = j + 1;
+      }
     }
   }
-  out[n - 1] = 93;
-  return out;
+  out.range(bytes, at[from]!, at[to]!);
+  // The last comma becomes the closing bracket.
+  out.buf[out.off - 1] = 93;
 }
 
 /** The targets of a scan's list (a new array; the same as when it was first built). */

@@ -55,6 +55,20 @@ export class ByteOutput {
     this.off = off;
   }
 
+  /** Appends `b[from, to)`. */
+  range(b: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    if (this.off + n > this.buf.length) this.makeRoom(n);
+    const buf = this.buf;
+    let off = this.off;
+    if (n < 48) for (let i = from; i < to; i++) buf[off++] = b[i]!;
+    else {
+      buf.set(b.subarray(from, to), off);
+      off += n;
+    }
+    this.off = off;
+  }
+
   /** Appends text as UTF-8. */
   text(s: string): void {
     this.room(s.length * 3);

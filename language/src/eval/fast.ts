@@ -214,7 +214,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
       targets = kept;
       askList = undefined;
     }
-    if (askList ? askList.bytes.length === 2 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+    if (askList ? askList.size === 0 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
     let def: string | null = null;
     if (rule.defaultTarget) {
       if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);

@@ -16,6 +16,7 @@ import { decisionToJson } from "../conformance.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import { run } from "./decide.js";
 import { scanDecide } from "./fast.js";
+import { writeAskList } from "./ask.js";
 import type { PolicyRequest, SystemInfo } from "./types.js";
 import { ByteOutput } from "./bytes.js";
 import { utf8Decode, utf8Encode } from "./utf8.js";
@@ -142,7 +143,7 @@ export function evaluateJsonBytes(policy: CompiledPolicy, request: PolicyRequest
         return;
       case "ask":
         out.bytes(ASK);
-        if (s.askList) out.bytes(s.askList.bytes);
+        if (s.askList) writeAskList(out, s.askList);
         else out.text(JSON.stringify(s.targets!));
         out.bytes(DEFAULT);
         out.bytes(s.defaultTarget === null || s.defaultTarget === undefined ? NULL : memo(quotedNames, s.defaultTarget, str));
