@@ -294,6 +294,72 @@ class StreamOutput {
   }
 }
 
+/** A request line as JSON.parse reads it (checked field by field). */
+interface RequestLine {
+  service?: string;
+  argument?: string | null;
+  source?: string;
+  target?: string | null;
+  requested_source?: string | null;
+}
+
+const REQUEST_KEYS = new Set(["service", "argument", "source", "target", "requested_source"]);
+
+/**
+ * A request line in its usual form, read without `JSON.parse`: one flat
+ * object whose members are among the request's keys, each once, with
+ * string values that hold no escape and no control character, or `null`.
+ * Such text means exactly what `JSON.parse` makes of it. Anything else
+ * (other keys, escapes, numbers, nesting, errors) is undefined: the caller
+ * uses `JSON.parse`, which reads or rejects it.
+ */
+function flatRequest(t: string): RequestLine | undefined {
+  const n = t.length;
+  if (n < 2 || t.charCodeAt(0) !== 123 || t.charCodeAt(n - 1) !== 125) return undefined;
+  const out: Record<string, string | null> = {};
+  let i = 1;
+  let members = 0;
+  for (;;) {
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    if (t.charCodeAt(i) === 125 && members === 0 && i === n - 1) return out;
+    if (t.charCodeAt(i) !== 34) return undefined;
+    const keyEnd = t.indexOf('"', i + 1);
+    if (keyEnd < 0) return undefined;
+    const key = t.slice(i + 1, keyEnd);
+    if (!REQUEST_KEYS.has(key) || key in out) return undefined;
+    i = keyEnd + 1;
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    if (t.charCodeAt(i) !== 58) return undefined;
+    i++;
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    const c = t.charCodeAt(i);
+    if (c === 34) {
+      let j = i + 1;
+      for (; j < n; j++) {
+        const d = t.charCodeAt(j);
+        if (d === 34) break;
+        if (d === 92 || d < 32) return undefined;
+      }
+      if (j >= n) return undefined;
+      out[key] = t.slice(i + 1, j);
+      i = j + 1;
+    } else if (c === 110 && t.startsWith("null", i)) {
+      out[key] = null;
+      i += 4;
+    } else return undefined;
+    members++;
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    const sep = t.charCodeAt(i);
+    if (sep === 125) return i === n - 1 ? out : undefined;
+    if (sep !== 44) return undefined;
+    i++;
+  }
+}
+
+function isJsonSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13;
+}
+
 /**
  * Adds the request to the decision just written, as
  * `JSON.stringify({ ...decision, request })` writes it: the decision is a
@@ -362,7 +428,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
         let echoed: unknown = t;
         let req: PolicyRequest;
         try {
-          const r = JSON.parse(t) as { service?: string; argument?: string | null; source?: string; target?: string | null; requested_source?: string | null };
+          const r = (echo ? undefined : flatRequest(t)) ?? (JSON.parse(t) as RequestLine);
           echoed = r;
           if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
           if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
