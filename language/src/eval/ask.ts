@@ -201,6 +201,13 @@ function sourceIdentity(info: ReadonlyMap<string, DomainInfo>, source: string): 
   return { sourceUuid: "uuid:" + pyStr(item(domain(info, source), "uuid")), sourceName: source };
 }
 
+/** {@link sourceIdentity}'s `sourceName`, crashing where it crashes, without building the `uuid:` spelling. */
+function sourceNameOf(info: ReadonlyMap<string, DomainInfo>, source: string): string {
+  if (source.startsWith("uuid:")) return pyStr(item(domain(info, source), "name"));
+  item(domain(info, source), "uuid");
+  return source;
+}
+
 /**
  * `collect_targets_for_ask` over bitsets (see {@link collectTargetsForAsk});
  * falls back to the string version when a target lies outside the universe
@@ -506,7 +513,7 @@ export function collectTargetsForAskScan(
   crashFree: boolean,
 ): AskList | null {
   const info = sys.domains;
-  const { sourceName } = sourceIdentity(info, source);
+  const sourceName = sourceNameOf(info, source);
   const u = universeOf(sys, cache);
   const W = u.words;
   if (scanDecided.length < W) {

@@ -178,51 +178,10 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     }
     if (found < 0) return { rule: null, intended: t.text };
     const rule = policy.rules[found]!;
-    const intended = t.text;
-    if (rule.action === "deny") return { rule, intended };
-    if (rule.action === "allow") {
-      let to = t;
-      if (rule.redirect) {
-        const r = verify(st, rule.redirect.text);
-        if (r === null) return null;
-        to = r;
-      }
-      if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
-      let target = to.text;
-      if (to.kind === "dispvm") {
-        const tpl = dispvmTemplateOf(info, source);
-        if (tpl === null) return refused(refuse.noDispvmBase(rule), rule, intended);
-        target = tpl;
-      } else if (target === "@adminvm") target = "dom0";
-      if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
-      return { rule, intended, target, exec: execJsonOf(st, request.service, argument, source, t, target, rule.user, rule.autostart) };
-    }
-    // ask
-    let targets: string[];
-    let askList: AskList | undefined;
-    if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
-    else {
-      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys, matchesWithoutCrash(info, source));
-      if (e === null) return null;
-      askList = e;
-      targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
-    }
-    if (!rule.autostart) {
-      // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
-      const kept: string[] = [];
-      for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
-      targets = kept;
-      askList = undefined;
-    }
-    if (askList ? askList.size === 0 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
-    let def: string | null = null;
-    if (rule.defaultTarget) {
-      if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
-      else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
-      else def = rule.defaultTarget.text;
-      if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
-    }
-    return { rule, intended, targets, askList, defaultTarget: def };
+    if (rule.action === "deny") return { rule, intended: t.text };
+    // Each action's evaluation is a function of its own: smaller units to optimise (and re-optimise when a rare path first runs).
+    if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, t);
+    return askDecision(st, rule, packed, aid, sv, source, t);
   } catch (e) {
     // The engine crashes or refuses somewhere on the way: `run` says how.
     if (e instanceof PyCrash) return null;
@@ -231,6 +190,60 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
 }
 
 const NO_TARGETS: string[] = [];
+
+/** An allow rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
+function allowDecision(st: ScanState, rule: PolicyRule, service: string, argument: string, source: string, t: VerifiedTarget): ScanDecision | null {
+  const info = st.sys.domains;
+  const intended = t.text;
+  let to = t;
+  if (rule.redirect) {
+    const r = verify(st, rule.redirect.text);
+    if (r === null) return null;
+    to = r;
+  }
+  if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
+  let target = to.text;
+  if (to.kind === "dispvm") {
+    const tpl = dispvmTemplateOf(info, source);
+    if (tpl === null) return refused(refuse.noDispvmBase(rule), rule, intended);
+    target = tpl;
+  } else if (target === "@adminvm") target = "dom0";
+  if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
+  return { rule, intended, target, exec: execJsonOf(st, service, argument, source, t, target, rule.user, rule.autostart) };
+}
+
+/** An ask rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
+function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: number, sv: Uint8Array, source: string, t: VerifiedTarget): ScanDecision | null {
+  const sys = st.sys;
+  const info = sys.domains;
+  const scan = st.scan;
+  const intended = t.text;
+  let targets: string[];
+  let askList: AskList | undefined;
+  if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
+  else {
+    const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys, matchesWithoutCrash(info, source));
+    if (e === null) return null;
+    askList = e;
+    targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
+  }
+  if (!rule.autostart) {
+    // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
+    const kept: string[] = [];
+    for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
+    targets = kept;
+    askList = undefined;
+  }
+  if (askList ? askList.size === 0 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+  let def: string | null = null;
+  if (rule.defaultTarget) {
+    if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
+    else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
+    else def = rule.defaultTarget.text;
+    if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
+  }
+  return { rule, intended, targets, askList, defaultTarget: def };
+}
 
 /**
  * Whether matching any source token against `source` is sure not to crash
