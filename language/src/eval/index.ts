@@ -474,8 +474,10 @@ export interface ScanTables {
   argIds: Map<string, number>;
   /** Whether every token id fits in 16 bits (the packed orders need it; else the scan is not used). */
   packable: boolean;
-  /** Per service: its rules, ascending (until its order is built). */
-  byService: Map<string, number[]>;
+  /** Per service with rules of its own: its id (`members` from `start[id]` to `start[id + 1]` are its rules, ascending). */
+  serviceIds: Map<string, number>;
+  start: Int32Array;
+  members: Int32Array;
   /** The `* *` rules, ascending. */
   star: number[];
   /** Per service with rules: its packed order, built on first use. */
@@ -517,10 +519,13 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
   const srcTokens: QubeToken[] = [];
   const tgtTokens: QubeToken[] = [];
   const askTokens: QubeToken[] = [];
-  const byService = new Map<string, number[]>();
+  const serviceIds = new Map<string, number>();
+  const counts: number[] = [];
+  // Per rule: its service's id, -1 for a `*` rule, -2 for a rule no source matches.
+  const serviceOf = new Int32Array(n);
   const star: number[] = [];
   let last: string | null = null;
-  let lastList: number[] | undefined;
+  let lastId = -1;
   for (let k = 0; k < n; k++) {
     const r = rules[k]!;
     const i = r.index;
@@ -551,19 +556,36 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
       argOf[i] = g;
     }
     // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
-    if (sourceKeyOf(r.source) === null) continue;
-    if (r.service === null) star.push(i);
-    else if (r.service === last) lastList!.push(i);
-    else {
-      let l = byService.get(r.service);
-      if (l === undefined) byService.set(r.service, (l = []));
-      l.push(i);
-      last = r.service;
-      lastList = l;
+    const kind = r.source.kind;
+    if (kind === "dispvm-template" || kind === "dispvm-tag") serviceOf[i] = -2;
+    else if (r.service === null) {
+      serviceOf[i] = -1;
+      star.push(i);
+    } else {
+      if (r.service !== last) {
+        let id = serviceIds.get(r.service);
+        if (id === undefined) {
+          serviceIds.set(r.service, (id = counts.length));
+          counts.push(0);
+        }
+        last = r.service;
+        lastId = id;
+      }
+      serviceOf[i] = lastId;
+      counts[lastId]!++;
     }
   }
+  // Each service's rules, ascending, one after another in one array.
+  const start = new Int32Array(counts.length + 1);
+  for (let id = 0; id < counts.length; id++) start[id + 1] = start[id]! + counts[id]!;
+  const members = new Int32Array(start[counts.length]!);
+  const at = start.slice(0, counts.length);
+  for (let i = 0; i < n; i++) {
+    const id = serviceOf[i]!;
+    if (id >= 0) members[at[id]!++] = i;
+  }
   const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
-  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, argOf, argIds, packable, byService, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
+  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, argOf, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
   scans.set(policy, t);
   return t;
 }
@@ -582,21 +604,21 @@ export function scanSystemCache(scan: ScanTables, sys: object): SystemCache {
 export function scanOrder(scan: ScanTables, service: string): ServiceOrder {
   const hit = scan.orders.get(service);
   if (hit !== undefined) return hit;
-  const own = scan.byService.get(service);
-  if (own === undefined) return (scan.starOrder ??= packOrder(scan, [], scan.star));
-  const o = packOrder(scan, own, scan.star);
+  const id = scan.serviceIds.get(service);
+  if (id === undefined) return (scan.starOrder ??= packOrder(scan, 0, 0));
+  const o = packOrder(scan, scan.start[id]!, scan.start[id + 1]!);
   scan.orders.set(service, o);
-  scan.byService.delete(service);
   return o;
 }
 
-function packOrder(scan: ScanTables, own: number[], star: number[]): ServiceOrder {
-  const packed = slab.i32(4 * (own.length + star.length));
-  const { srcTok, tgtTok, askInfo, argOf } = scan;
-  let i = 0;
+/** The order of the rules `members[from, to)` (one service's) and the `* *` rules. */
+function packOrder(scan: ScanTables, from: number, to: number): ServiceOrder {
+  const { srcTok, tgtTok, askInfo, argOf, members, star } = scan;
+  const packed = slab.i32(4 * (to - from + star.length));
+  let i = from;
   let j = 0;
   for (let k = 0; k < packed.length; k += 4) {
-    const r = j >= star.length || (i < own.length && own[i]! < star[j]!) ? own[i++]! : star[j++]!;
+    const r = j >= star.length || (i < to && members[i]! < star[j]!) ? members[i++]! : star[j++]!;
     packed[k] = r;
     packed[k + 1] = srcTok[r]! | (tgtTok[r]! << 16);
     packed[k + 2] = askInfo[r]!;

@@ -12,7 +12,7 @@
  */
 
 /** The size of a chunk (bytes); an array larger than a quarter of it gets a buffer of its own. */
-const CHUNK = 1 << 18;
+const CHUNK = 1 << 20;
 
 /** Hands out views on shared chunks, 8-byte aligned. */
 export class Slab {
