@@ -1,16 +1,20 @@
 /**
  * Streams of requests: a decision by an in-order scan over match vectors.
  *
- * For a call to (service, argument), every rule it can match is one packed
- * array in policy order (`index.ts` `scanOrder`/`argOrder`: the rules of
- * the service's buckets and the `* *` rules, built without the rule index).
- * Whether a rule matches is two reads: the source's vector over the
- * distinct source tokens and the verified target's vector over the distinct
- * target tokens, each entry filled on first use by `matchSource`/
- * `matchTarget` themselves (1 match, 0 not, 2 the engine crashes there), and
- * kept per source and per target for the next requests. The `ask`
- * collection walks the same array (`collectTargetsForAskScan`), and equal
- * lists are one shared entry with its JSON.
+ * For a call to a service, every rule it can match is one packed array in
+ * policy order (`index.ts` `scanOrder`: the service's rules and the `* *`
+ * rules, built without the rule index), each rule with its argument's id:
+ * the scans skip the rules of other arguments. Whether a rule matches is
+ * two reads: the source's vector over the distinct source tokens and the
+ * verified target's vector over the distinct target tokens, each entry
+ * filled on first use by `matchSource`/`matchTarget` themselves (1 match, 0
+ * not, 2 the engine crashes there), and kept per source and per target for
+ * the next requests. The `ask` collection walks the same array
+ * (`collectTargetsForAskScan`) and stops once nothing after can change it;
+ * equal lists are one shared entry, written as JSON from its bitset
+ * (`json.ts`). Tables are typed arrays carved from shared slabs
+ * (`slab.ts`): on a long stream, fresh memory and typed-array allocations
+ * cost more than deciding.
  *
  * The refusals of the evaluation stage and crashes while matching are
  * decided here as `run` decides them (the same rules are tried in the same
