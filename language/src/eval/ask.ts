@@ -731,11 +731,14 @@ function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<
 /**
  * The universe's items as JSON strings, UTF-8, each followed by a comma, in
  * one array (`at[j]` to `at[j + 1]` is item `j`'s), so that a list's bytes
- * are copied run by run from one place.
+ * are copied run by run from one place; and the bits of the items a list
+ * never shows (internal qubes, and items whose `internal` crashes, which a
+ * finished list never holds).
  */
 interface QuotedItems {
   bytes: Uint8Array;
   at: Int32Array;
+  hidden: Uint32Array;
 }
 
 const quotedItems = new WeakMap<Universe, QuotedItems>();
@@ -748,7 +751,9 @@ function quotedOf(u: Universe): QuotedItems {
     for (let j = 0; j < parts.length; j++) at[j + 1] = at[j]! + parts[j]!.length;
     const bytes = new Uint8Array(at[parts.length]!);
     for (let j = 0; j < parts.length; j++) bytes.set(parts[j]!, at[j]!);
-    quotedItems.set(u, (q = { bytes, at }));
+    const hidden = new Uint32Array(u.words);
+    for (let j = 0; j < parts.length; j++) if (u.internal[j] !== false) hidden[j >>> 5]! |= 1 << (j & 31);
+    quotedItems.set(u, (q = { bytes, at, hidden }));
   }
   return q;
 }
@@ -756,43 +761,61 @@ function quotedOf(u: Universe): QuotedItems {
 /**
  * Writes a scan's list as JSON (UTF-8): exactly `JSON.stringify` of
  * {@link askListTargets}. From the bitset (the universe is sorted, so it is
- * read in order), copying runs of consecutive listed items at once. Never
- * throws (the collection checked every item's `internal`).
+ * read in order), a run of consecutive listed items at a time, each run one
+ * range of the items' bytes. Never throws (the collection checked every
+ * item's `internal`).
  */
 export function writeAskList(out: ByteOutput, e: AskList): void {
   if (e.bytes !== null) {
     out.bytes(e.bytes);
     return;
   }
-  const { bytes, at } = quotedOf(e.universe);
-  const internal = e.universe.internal;
-  const bits = e.bits;
   if (e.size === 0) {
     out.byte(91);
     out.byte(93);
     return;
   }
-  out.byte(91);
-  // A run of listed items [from, to): their bytes (each with its comma) are one range.
+  const { bytes, at, hidden } = quotedOf(e.universe);
+  // Room for every item at once: the runs are then copied with no check.
+  out.room(bytes.length + 1);
+  const buf = out.buf;
+  let off = out.off;
+  buf[off++] = 91;
+  const bits = e.bits;
+  // The run being gathered: items [from, to).
   let from = -1;
   let to = -1;
   for (let w = 0; w < bits.length; w++) {
-    let word = bits[w]!;
-    while (word !== 0) {
-      const j = (w << 5) + 31 - Math.clz32(word & -word);
-      word &= word - 1;
-      if (internal[j] !== false) continue;
-      if (j === to) to++;
+    let x = bits[w]! & ~hidden[w]!;
+    const base = w << 5;
+    while (x !== 0) {
+      const lo = 31 - Math.clz32(x & -x);
+      // The length of the run of ones from bit `lo` (to the end of the word at most).
+      const ones = ~(x >>> lo);
+      const len = ones === 0 ? 32 - lo : 31 - Math.clz32(ones & -ones);
+      const a = base + lo;
+      if (a === to) to = a + len;
       else {
-        if (from >= 0) out.range(bytes, at[from]!, at[to]!);
-        from = j;
-        to = j + 1;
+        if (from >= 0) off = copyRange(bytes, at[from]!, at[to]!, buf, off);
+        from = a;
+        to = a + len;
       }
+      x = len + lo >= 32 ? 0 : x & ~(((1 << len) - 1) << lo);
     }
   }
-  out.range(bytes, at[from]!, at[to]!);
+  off = copyRange(bytes, at[from]!, at[to]!, buf, off);
   // The last comma becomes the closing bracket.
-  out.buf[out.off - 1] = 93;
+  buf[off - 1] = 93;
+  out.off = off;
+}
+
+function copyRange(src: Uint8Array, a: number, b: number, dst: Uint8Array, off: number): number {
+  if (b - a < 64) {
+    for (let i = a; i < b; i++) dst[off++] = src[i]!;
+    return off;
+  }
+  dst.set(src.subarray(a, b), off);
+  return off + (b - a);
 }
 
 /** The targets of a scan's list (a new array; the same as when it was first built). */
