@@ -247,7 +247,7 @@ if (WRITE) {
   const start = text.indexOf("## Language server (typing)");
   if (start >= 0) {
     const next = text.indexOf("\n## ", start + 1);
-    text = text.slice(0, start) + section + (next >= 0 ? text.slice(next + 1) : "");
+    text = text.slice(0, start) + section + (next >= 0 ? "\n" + text.slice(next + 1) : "");
   } else text = text.replace(/\s*$/, "\n\n") + section;
   writeFileSync(file, text);
   process.stdout.write("wrote the language server section of bench/RESULTS.md\n");

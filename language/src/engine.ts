@@ -23,7 +23,7 @@ export { createMemoryFileSystem, normalizePath } from "./loader/memfs.js";
 export * from "./eval/types.js";
 export { prepareSystemInfo } from "./eval/system.js";
 export { evaluate, explain, makeRequest, type EvaluateOptions } from "./eval/evaluate.js";
-export { evaluateJson, evaluateJsonPieces } from "./eval/json.js";
+export { ByteOutput, evaluateJson, evaluateJsonBytes, evaluateJsonPieces, type HandOver } from "./eval/json.js";
 export { runConformanceCase, type ConformanceCase } from "./conformance.js";
 export { lintText, type LintResult } from "./lint.js";
 export * from "./report/types.js";

@@ -59,8 +59,8 @@ export function toLspDiagnostic(
     // The help text is the hover's (from the snapshot), not repeated in every notification.
     data: { code: d.code, ...(d.data ? { data: d.data } : {}) },
   };
-  if (d.code === "shadowed-rule") out.tags = [DiagnosticTag.Unnecessary];
-  if (d.code === "legacy-token-in-new-format" || d.code === "compat-transitional") out.tags = [DiagnosticTag.Deprecated];
+  const tag = tagOf(d.code);
+  if (tag !== undefined) out.tags = [tag];
   if (related && d.related?.length) {
     const infos = [];
     for (const r of d.related) {
@@ -70,6 +70,63 @@ export function toLspDiagnostic(
     if (infos.length) out.relatedInformation = infos;
   }
   return out;
+}
+
+/** The tags {@link toLspDiagnostic} gives a code. */
+function tagOf(code: string): DiagnosticTag | undefined {
+  if (code === "shadowed-rule") return DiagnosticTag.Unnecessary;
+  if (code === "legacy-token-in-new-format" || code === "compat-transitional") return DiagnosticTag.Deprecated;
+  return undefined;
+}
+
+function samePosition(doc: PositionMapper, offset: number, p: Position): boolean {
+  const q = doc.positionAt(offset);
+  return q.line === p.line && q.character === p.character;
+}
+
+/**
+ * True when `toLspDiagnostic(doc, d, related)` would say the same as `old` (their JSON values are
+ * equal), found without building it: a warning that moved in the text but not in LSP positions
+ * (an edit earlier on its line's neighbours) is recognised at the cost of a few lookups.
+ * INVARIANT: equals `sameLspDiagnostic(toLspDiagnostic(doc, d, related), old)` (property test in
+ * `test/lsp/convert.test.ts`).
+ */
+export function matchesLspDiagnostic(
+  old: LspDiagnostic,
+  doc: PositionMapper,
+  d: AnalysisDiagnostic,
+  related?: (path: string) => { uri: string; mapper: PositionMapper } | undefined,
+): boolean {
+  if (old.message !== d.message || old.code !== d.code || old.severity !== (SEVERITY[d.severity] ?? DiagnosticSeverity.Error) || old.source !== DIAGNOSTIC_SOURCE) return false;
+  if (!samePosition(doc, d.span.start, old.range.start) || !samePosition(doc, d.span.end, old.range.end)) return false;
+  // The keys a conversion makes, and only those.
+  const tag = tagOf(d.code);
+  const infos = related && d.related?.length ? d.related : undefined;
+  let keys = 6; // range, severity, code, source, message, data
+  if (tag !== undefined) {
+    if (!Array.isArray(old.tags) || old.tags.length !== 1 || old.tags[0] !== tag) return false;
+    keys++;
+  }
+  const data = old.data as { code?: unknown; data?: unknown } | undefined;
+  if (data === null || typeof data !== "object" || data.code !== d.code) return false;
+  if (d.data ? !("data" in data) || !sameJson(data.data, d.data) || Object.keys(data).length !== 2 : Object.keys(data).length !== 1) return false;
+  if (infos) {
+    const list = old.relatedInformation;
+    let k = 0;
+    for (const r of infos) {
+      const target = related!(r.path);
+      if (!target) continue;
+      const o = list?.[k++];
+      if (!o || o.message !== r.message || o.location.uri !== target.uri || Object.keys(o).length !== 2 || Object.keys(o.location).length !== 2) return false;
+      if (!samePosition(target.mapper, r.span.start, o.location.range.start) || !samePosition(target.mapper, r.span.end, o.location.range.end)) return false;
+    }
+    if (k > 0) {
+      if (list?.length !== k) return false;
+      keys++;
+    }
+  }
+  if (Object.keys(old).length !== keys || Object.keys(old.range).length !== 2) return false;
+  return true;
 }
 
 /** The protocol's item kind of each completion kind of the policy services. */

@@ -18,4 +18,5 @@ export { CountingReader } from "./incoming.js";
 export { createMemoryHost, type HostFileSystem, type ServerHost, type SystemLoadResult } from "./host.js";
 export { createNodeHost, createNodeFileSystem, fetchSystemInfoFromSocket, loadSystemModel, DEFAULT_INTERNAL_SOCKET } from "./node-host.js";
 export { PolicyProject, findPolicyDirIn, guessPolicyRoot, type DocumentOverlay } from "./project.js";
-export { toRange, toSpan, toLspDiagnostic, DIAGNOSTIC_SOURCE } from "./convert.js";
+export { toRange, toSpan, toLspDiagnostic, matchesLspDiagnostic, sameLspDiagnostic, mapperFor, DIAGNOSTIC_SOURCE } from "./convert.js";
+export { encodeMessage, encodeMessageBytes, cachingJsonEncoder } from "./encoder.js";

@@ -32,7 +32,7 @@ import {
   type RawSystemInfo,
   type SystemInfo,
 } from "@qubes-kit/language";
-import { mapperFor, sameLspDiagnostic, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
+import { mapperFor, matchesLspDiagnostic, sameLspDiagnostic, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
 import type { ServerHost } from "./host.js";
 import { findPolicyDirIn, guessPolicyRoot, normalizePath, PolicyProject, type DocumentOverlay } from "./project.js";
 import { DocumentSyntaxNotification, type DocumentSyntaxParams, SystemModelStatusNotification, type SystemModelStatusParams, type QubesPolicySettings, type SystemSource } from "./protocol.js";
@@ -378,26 +378,43 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   };
 
   /**
-   * The new list with each diagnostic that equals the one at its place in the last published list
-   * (aligned from the start and from the end) replaced by that object: typing in a large file
-   * moves every later warning in the text but not in LSP positions (a line and a character), and
-   * the same object is not converted again and keeps its JSON text (see encoder.ts).
+   * The converted list, where each diagnostic that equals the one at its place in the last
+   * published list (aligned from the start and from the end) is that object: typing in a large
+   * file moves every later warning in the text but not in LSP positions (a line and a character),
+   * and the same object keeps its encoded JSON (see encoder.ts). A core diagnostic seen before is
+   * converted once (see {@link lspDiagnosticOf}); a new one at an aligned place is compared with
+   * the published one without being converted (`matchesLspDiagnostic`).
    */
-  function reuseUnchanged(before: readonly LspDiagnostic[] | undefined, next: LspDiagnostic[], core: readonly AnalysisDiagnostic[]): LspDiagnostic[] {
-    if (!before || before.length === 0) return next;
-    const n = next.length;
-    const m = before.length;
-    const take = (i: number, old: LspDiagnostic) => {
-      if (next[i] === old) return true;
-      if (!sameLspDiagnostic(next[i]!, old)) return false;
-      next[i] = old;
-      lspDiagnostics.set(core[i]!, old);
+  function convertReusing(
+    before: readonly LspDiagnostic[] | undefined,
+    core: readonly AnalysisDiagnostic[],
+    convert: (d: AnalysisDiagnostic) => LspDiagnostic,
+    matches: (old: LspDiagnostic, d: AnalysisDiagnostic) => boolean,
+  ): LspDiagnostic[] {
+    const n = core.length;
+    const m = before?.length ?? 0;
+    const out: LspDiagnostic[] = new Array(n);
+    const take = (i: number, old: LspDiagnostic): boolean => {
+      const d = core[i]!;
+      const known = lspDiagnostics.get(d);
+      if (known === old) {
+        out[i] = old;
+        return true;
+      }
+      if (known ? !sameLspDiagnostic(known, old) : !matches(old, d)) return false;
+      out[i] = old;
+      lspDiagnostics.set(d, old);
       return true;
     };
     let head = 0;
-    while (head < n && head < m && take(head, before[head]!)) head++;
-    for (let k = 1; k <= n - head && k <= m - head; k++) if (!take(n - k, before[m - k]!)) break;
-    return next;
+    while (head < n && head < m && take(head, before![head]!)) head++;
+    let tail = 0;
+    while (tail < n - head && tail < m - head && take(n - 1 - tail, before![m - 1 - tail]!)) tail++;
+    for (let i = head; i < n - tail; i++) {
+      const d = core[i]!;
+      out[i] = lspDiagnosticOf(d, () => convert(d));
+    }
+    return out;
   }
 
   /** The language id last announced per document (see `qubes/documentSyntax`). */
@@ -423,10 +440,11 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
                 return d !== null && m ? { uri: uriOf(d), mapper: m } : undefined;
               }
             : undefined;
-          return reuseUnchanged(
+          return convertReusing(
             published.get(uri),
-            list.map((d) => lspDiagnosticOf(d, () => toLspDiagnostic(mapper, d, related))),
             list,
+            (d) => toLspDiagnostic(mapper, d, related),
+            (old, d) => matchesLspDiagnostic(old, mapper, d, related),
           );
         },
       });
@@ -551,12 +569,23 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   /** Messages read but perhaps not dispatched yet (the connection dispatches one per turn of the event loop). */
   let incoming = 0;
 
+  /** Analyses finished in a slice, published in the next turn (see {@link runSlice}). */
+  const finishedRuns: Array<{ project: PolicyProject; snapshot: PolicySnapshot }> = [];
+
   /** Runs one slice of every busy project; goes on in the next turn of the event loop while work remains. */
   function runSlice(): void {
     timer = undefined;
     // INVARIANT: messages before analysis. A turn with a message waiting is left to the connection.
     if (incoming > 0) {
       incoming--;
+      setImmediate(runSlice);
+      return;
+    }
+    // A finished analysis is published in a turn of its own (converting and writing thousands of
+    // diagnostics is a task of its own size), so a request that arrived meanwhile goes first. When a
+    // newer analysis finished meanwhile (a request that needed it now), that one is published.
+    if (finishedRuns.length) {
+      for (const { project, snapshot } of finishedRuns.splice(0)) finished(project, project.lastSnapshot() ?? snapshot);
       setImmediate(runSlice);
       return;
     }
@@ -578,10 +607,10 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
         p.cancel();
         p.snapshot();
       }
-      if (snap) finished(p, snap);
+      if (snap) finishedRuns.push({ project: p, snapshot: snap });
       if (p.busy) more = true;
     }
-    if (more) setImmediate(runSlice);
+    if (more || finishedRuns.length) setImmediate(runSlice);
     else {
       running = false;
       // Other document kinds (stack files) validate once the policies they refer to are current.

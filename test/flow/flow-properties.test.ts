@@ -21,6 +21,8 @@ import {
   FlowIndex,
   flowEdges,
   flowGraph,
+  hopIndex,
+  keptWays,
   loadPolicy,
   parseServiceCatalogue,
   prepareSystemInfo,
@@ -216,6 +218,65 @@ describe("qrexec flow edges", () => {
         for (const [, n] of pairs(few)) expect(n.n).toBeGreaterThan(0);
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it("the hops shown by the path functions (each end swept, few ways made, the rest counted) equal the ways of every hop sorted and cut", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 10 }), systemArb, fc.integer({ min: 1, max: 3 }), fc.boolean(), (lines, raw, cap, noAsk) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE, evidencePerHop: cap });
+        // The reference: every way of every hop made, then sorted and cut as shown.
+        const every = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE }).qrexec!.allWays();
+        const key = (e: FlowEdge) => JSON.stringify(e);
+        const got = new Map<string, { edges: string[]; more: number }>();
+        for (const [a, m] of hopIndex(g, noAsk)) for (const [b, h] of m) got.set(`${a}\0${b}`, { edges: h.edges.filter((e) => e.via === "qrexec").map(key).sort(), more: h.more });
+        const want = new Map<string, { edges: string[]; more: number }>();
+        for (const [k, h] of every) {
+          const ws = noAsk ? h.ways.filter((w) => w.allow) : h.ways;
+          expect(h.total).toBe(h.ways.length);
+          expect(h.allows).toBe(h.ways.filter((w) => w.allow).length);
+          if (!ws.length) continue;
+          const kept = keptWays(ws, cap);
+          want.set(k, { edges: kept.map((w) => key(w.edge)).sort(), more: ws.length - kept.length });
+        }
+        expect([...got].sort()).toEqual([...want].sort());
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("a bounded search of ways (what --from uses) shows the same ways, and its counts are exact or marked as lower bounds", () => {
+    fc.assert(
+      fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 10 }), systemArb, fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.array(fc.boolean(), { minLength: 90, maxLength: 90 }), (lines, raw, cap, noAsk, pick) => {
+        const policy = load(lines);
+        fc.pre(policy !== undefined);
+        const system = prepareSystemInfo(raw);
+        const g = flowGraph(policy!, system, { qubes: {} }, { catalogue: CATALOGUE, evidencePerHop: cap });
+        const exact = new FlowIndex(g, noAsk);
+        const bounded = new FlowIndex(g, noAsk, true);
+        // Some of the hops, asked for at once (what a hop's search may stop at depends on the others asked).
+        const pairs: [string, string][] = [];
+        exact.nodes.forEach((a, i) => {
+          for (const j of exact.succ(i)) if (pick[pairs.length % pick.length]) pairs.push([a, exact.nodes[j]!]);
+        });
+        bounded.prepare(pairs);
+        const key = (e: FlowEdge) => JSON.stringify(e);
+        for (const [a, b] of pairs) {
+          const want = exact.hop(a, b)!;
+          const got = bounded.hop(a, b)!;
+          expect(got.edges.map(key)).toEqual(want.edges.map(key));
+          expect(got.ask).toBe(want.ask);
+          expect(want.moreAtLeast).toBeUndefined();
+          if (got.moreAtLeast) {
+            expect(got.more).toBeGreaterThan(0);
+            expect(got.more).toBeLessThanOrEqual(want.more);
+          } else expect(got.more).toBe(want.more);
+        }
+      }),
+      { numRuns: 150 },
     );
   });
 

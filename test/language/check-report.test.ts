@@ -326,6 +326,7 @@ describe("text format", () => {
       rules: 0,
       errors: 1,
       warnings: 0,
+      notes: 0,
       diagnostics: [{ file: "policy.d/30-user.policy", line: 1, column: 22, endLine: 1, endColumn: 26, severity: "error", code: "invalid-action", message: "invalid action: alow", help: "the action is one of `allow`, `deny`, `ask`" }],
     });
   });

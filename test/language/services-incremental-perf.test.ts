@@ -88,6 +88,34 @@ describe("incremental analysis", () => {
     }
   });
 
+  // Found by the property below: a warning in an unchanged file whose broader rule moved (lines
+  // inserted or removed above it) is made again for the rule's new line, also when the rule object
+  // it was made with is an older one at the same place.
+  test("warnings in unchanged files follow their broader rule's line", () => {
+    let files: Files = {
+      "10-a.policy": ["svc.A * @type:AppVM * allow", "svc.A * * * allow", "svc.A * * * allow", "svc.A * * * allow"],
+      "30-user.policy": [],
+      "50-b.policy": ["svc.A * * * allow", "svc.A * work vault allow"],
+      "include/common": [],
+    };
+    const edits = [
+      { file: "10-a.policy", kind: "insert", at: 8, line: "svc.A * * @adminvm allow" },
+      { file: "10-a.policy", kind: "delete", at: 0, line: "" },
+      { file: "10-a.policy", kind: "insert", at: 0, line: "# a comment" },
+      { file: "10-a.policy", kind: "insert", at: 0, line: "svc.B * * * allow" },
+      { file: "10-a.policy", kind: "insert", at: 2, line: "" },
+      { file: "10-a.policy", kind: "delete", at: 1, line: "" },
+      { file: "10-a.policy", kind: "replace", at: 1, line: "svc.A * work * deny" },
+    ];
+    let snapshot = analyzeWorkspace(fsOf(files), { system });
+    for (const e of edits) {
+      files = apply(files, e);
+      const next = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
+      expect(view(next)).toEqual(view(analyzeWorkspace(fsOf(files), { system })));
+      snapshot = next;
+    }
+  });
+
   test("equals a from-scratch analysis after random edit sequences", () => {
     const start = fc.record({
       "10-a.policy": fc.array(anyLine, { maxLength: 8 }),

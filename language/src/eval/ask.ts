@@ -13,6 +13,9 @@ import type { PreparedSystem } from "./system.js";
 import type { AskContribution, DomainInfo } from "./types.js";
 import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
+import { slab } from "./slab.js";
+import { utf8Encode } from "./utf8.js";
+import type { ByteOutput } from "./bytes.js";
 
 /** What `explain` records of an `ask` target collection. */
 export interface AskTrace {
@@ -196,6 +199,13 @@ function bitsetOf(tok: QubeToken, sys: PreparedSystem, cache: SystemCache, u: Un
 function sourceIdentity(info: ReadonlyMap<string, DomainInfo>, source: string): { sourceName: string; sourceUuid: string } {
   if (source.startsWith("uuid:")) return { sourceUuid: source, sourceName: pyStr(item(domain(info, source), "name")) };
   return { sourceUuid: "uuid:" + pyStr(item(domain(info, source), "uuid")), sourceName: source };
+}
+
+/** {@link sourceIdentity}'s `sourceName`, crashing where it crashes, without building the `uuid:` spelling. */
+function sourceNameOf(info: ReadonlyMap<string, DomainInfo>, source: string): string {
+  if (source.startsWith("uuid:")) return pyStr(item(domain(info, source), "name"));
+  item(domain(info, source), "uuid");
+  return source;
 }
 
 /**
@@ -458,13 +468,19 @@ function computeAskStrings(policy: CompiledPolicy, index: Index | null, req: Bui
 /**
  * A finished `ask` list of the scan, shared by every request whose
  * collection ends alike: its offered bitset (internal qubes included) and
- * the targets outside the universe, and the list as JSON (the list itself
- * is rebuilt on demand: {@link askListTargets}).
+ * the targets outside the universe, and how many targets it lists. Its
+ * JSON is written from the bitset when it is output
+ * ({@link writeAskList}: no copy of each list's text is kept, which on a
+ * long stream is most of the memory touched), and the list itself is
+ * rebuilt on demand ({@link askListTargets}).
  */
 export interface AskList {
   bits: Uint32Array;
   extra: string[];
-  json: string;
+  /** The number of targets listed (internal qubes are not). */
+  size: number;
+  /** With targets outside the universe (rare): the list's JSON, UTF-8. */
+  bytes: Uint8Array | null;
   universe: Universe;
 }
 
@@ -476,8 +492,8 @@ const NO_EXTRA: string[] = [];
 
 /**
  * `collect_targets_for_ask` over an in-order scan: `packed` is every rule
- * of the call's service and argument in policy order (`index.ts`
- * `argOrder`); `srcVec` says per source token
+ * of the call's service in policy order (`index.ts` `scanOrder`), of which
+ * the rules of argument id 0 (`*`) and `argId` apply; `srcVec` says per source token
  * whether it matches the call's source (1), not (0), or crashes the engine
  * (2), or 255 for not known yet (then it is computed from `srcTokens`). The same
  * forward computation as {@link computeAsk}'s, with no allocation but for a
@@ -489,13 +505,15 @@ export function collectTargetsForAskScan(
   askTokens: QubeToken[],
   cache: SystemCache,
   packed: Int32Array,
+  argId: number,
   srcVec: Uint8Array,
   srcTokens: QubeToken[],
   source: string,
   sys: PreparedSystem,
+  crashFree: boolean,
 ): AskList | null {
   const info = sys.domains;
-  const { sourceName } = sourceIdentity(info, source);
+  const sourceName = sourceNameOf(info, source);
   const u = universeOf(sys, cache);
   const W = u.words;
   if (scanDecided.length < W) {
@@ -507,7 +525,17 @@ export function collectTargetsForAskScan(
   decided.fill(0, 0, W);
   offered.fill(0, 0, W);
   const sets = cache.setsById;
-  for (let n = 0; n < packed.length; n += 3) {
+  // Once every target that the rest of the order could decide is decided, the rest changes nothing (see `saturation`).
+  const sat = crashFree ? saturation(askTokens, cache, packed, sys, u) : null;
+  for (let n = 0; n < packed.length; n += 4) {
+    if (sat !== null && (n & 63) === 0) {
+      const base = (n >>> 6) * W;
+      let w = 0;
+      while (w < W && (sat[base + w]! & ~decided[w]!) === 0) w++;
+      if (w === W) break;
+    }
+    const a = packed[n + 3]!;
+    if (a !== 0 && a !== argId) continue;
     const sid = packed[n + 1]! & 0xffff;
     let m = srcVec[sid]!;
     if (m === 255) m = fillSource(srcVec, sid, srcTokens[sid]!, source, info);
@@ -584,12 +612,60 @@ export function collectTargetsForAskScan(
     }
   }
   const bits = offered.slice(0, W);
-  const entry: AskList = { bits, extra: ex, json: JSON.stringify(listOf(bits, ex, u, info)), universe: u };
+  // Both throw where the engine crashes reading whether a target is internal (before anything is written).
+  const list = ex.length ? listOf(bits, ex, u, info) : null;
+  const entry: AskList = { bits, extra: ex, size: list ? list.length : countListed(bits, u), bytes: list ? utf8Encode(JSON.stringify(list)) : null, universe: u };
   // Bounded: a memo for repeated lists, not a store of every list ever offered.
   if (byHash.size >= 8192) byHash.clear();
   if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
   else byHash.set(h, [entry]);
   return entry;
+}
+
+/** Per system cache and packed order: its suffix unions (see {@link saturation}), or null. */
+const saturations = new WeakMap<SystemCache, WeakMap<Int32Array, Uint32Array | null>>();
+
+/**
+ * For an order (every 16th rule from its first): the union of the target
+ * sets of that rule and of every rule after it, whatever their source and
+ * argument. When a collection has decided all of them, no later rule can
+ * change it, and it stops there. Only when nothing later could crash
+ * either: the caller vouches for the source tokens (`crashFree`), and here
+ * every rule's target set must be a bitset over the universe (else null:
+ * no early stop, each rule is visited as the engine visits it).
+ */
+function saturation(askTokens: QubeToken[], cache: SystemCache, packed: Int32Array, sys: PreparedSystem, u: Universe): Uint32Array | null {
+  let byOrder = saturations.get(cache);
+  if (byOrder === undefined) saturations.set(cache, (byOrder = new WeakMap()));
+  const hit = byOrder.get(packed);
+  if (hit !== undefined) return hit;
+  const W = u.words;
+  const rules = packed.length >>> 2;
+  const out = slab.u32(((rules + 15) >>> 4) * W);
+  const acc = new Uint32Array(W);
+  const sets = cache.setsById;
+  let ok = true;
+  for (let r = rules - 1; r >= 0 && ok; r--) {
+    const id = packed[4 * r + 2]! >>> 1;
+    let set = sets[id];
+    if (set === undefined) {
+      try {
+        sets[id] = set = bitsetOf(askTokens[id]!, sys, cache, u);
+      } catch (e) {
+        if (!(e instanceof PyCrash)) throw e;
+        set = null;
+      }
+    }
+    if (set === null) ok = false;
+    else {
+      const bits = set.bits;
+      for (let w = 0; w < W; w++) acc[w]! |= bits[w]!;
+      if ((r & 15) === 0) out.set(acc, (r >>> 4) * W);
+    }
+  }
+  const result = ok ? out : null;
+  byOrder.set(packed, result);
+  return result;
 }
 
 /** A source vector's entry (see {@link collectTargetsForAskScan}), computed and stored. */
@@ -613,6 +689,23 @@ function hasBit(bits: Uint32Array, j: number): boolean {
   return j >= 0 && (bits[j >>> 5]! & (1 << (j & 31))) !== 0;
 }
 
+/** How many items of the set {@link listOf} lists (it throws where `listOf` throws). */
+function countListed(bits: Uint32Array, u: Universe): number {
+  const internal = u.internal;
+  let n = 0;
+  for (let w = 0; w < bits.length; w++) {
+    let word = bits[w]!;
+    while (word !== 0) {
+      const j = (w << 5) + 31 - Math.clz32(word & -word);
+      word &= word - 1;
+      const x = internal[j]!;
+      if (x === false) n++;
+      else if (x !== true) throw x;
+    }
+  }
+  return n;
+}
+
 /** The offered list: the universe's items in the set that are not internal qubes, then the extra targets, sorted. */
 function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): string[] {
   const out: string[] = [];
@@ -633,6 +726,96 @@ function listOf(bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<
   }
   if (ex.length) out.sort(pyCompare);
   return out;
+}
+
+/**
+ * The universe's items as JSON strings, UTF-8, each followed by a comma, in
+ * one array (`at[j]` to `at[j + 1]` is item `j`'s), so that a list's bytes
+ * are copied run by run from one place; and the bits of the items a list
+ * never shows (internal qubes, and items whose `internal` crashes, which a
+ * finished list never holds).
+ */
+interface QuotedItems {
+  bytes: Uint8Array;
+  at: Int32Array;
+  hidden: Uint32Array;
+}
+
+const quotedItems = new WeakMap<Universe, QuotedItems>();
+
+function quotedOf(u: Universe): QuotedItems {
+  let q = quotedItems.get(u);
+  if (q === undefined) {
+    const parts = u.items.map((t) => utf8Encode(JSON.stringify(t) + ","));
+    const at = new Int32Array(parts.length + 1);
+    for (let j = 0; j < parts.length; j++) at[j + 1] = at[j]! + parts[j]!.length;
+    const bytes = new Uint8Array(at[parts.length]!);
+    for (let j = 0; j < parts.length; j++) bytes.set(parts[j]!, at[j]!);
+    const hidden = new Uint32Array(u.words);
+    for (let j = 0; j < parts.length; j++) if (u.internal[j] !== false) hidden[j >>> 5]! |= 1 << (j & 31);
+    quotedItems.set(u, (q = { bytes, at, hidden }));
+  }
+  return q;
+}
+
+/**
+ * Writes a scan's list as JSON (UTF-8): exactly `JSON.stringify` of
+ * {@link askListTargets}. From the bitset (the universe is sorted, so it is
+ * read in order), a run of consecutive listed items at a time, each run one
+ * range of the items' bytes. Never throws (the collection checked every
+ * item's `internal`).
+ */
+export function writeAskList(out: ByteOutput, e: AskList): void {
+  if (e.bytes !== null) {
+    out.bytes(e.bytes);
+    return;
+  }
+  if (e.size === 0) {
+    out.byte(91);
+    out.byte(93);
+    return;
+  }
+  const { bytes, at, hidden } = quotedOf(e.universe);
+  // Room for every item at once: the runs are then copied with no check.
+  out.room(bytes.length + 1);
+  const buf = out.buf;
+  let off = out.off;
+  buf[off++] = 91;
+  const bits = e.bits;
+  // The run being gathered: items [from, to).
+  let from = -1;
+  let to = -1;
+  for (let w = 0; w < bits.length; w++) {
+    let x = bits[w]! & ~hidden[w]!;
+    const base = w << 5;
+    while (x !== 0) {
+      const lo = 31 - Math.clz32(x & -x);
+      // The length of the run of ones from bit `lo` (to the end of the word at most).
+      const ones = ~(x >>> lo);
+      const len = ones === 0 ? 32 - lo : 31 - Math.clz32(ones & -ones);
+      const a = base + lo;
+      if (a === to) to = a + len;
+      else {
+        if (from >= 0) off = copyRange(bytes, at[from]!, at[to]!, buf, off);
+        from = a;
+        to = a + len;
+      }
+      x = len + lo >= 32 ? 0 : x & ~(((1 << len) - 1) << lo);
+    }
+  }
+  off = copyRange(bytes, at[from]!, at[to]!, buf, off);
+  // The last comma becomes the closing bracket.
+  buf[off - 1] = 93;
+  out.off = off;
+}
+
+function copyRange(src: Uint8Array, a: number, b: number, dst: Uint8Array, off: number): number {
+  if (b - a < 64) {
+    for (let i = a; i < b; i++) dst[off++] = src[i]!;
+    return off;
+  }
+  dst.set(src.subarray(a, b), off);
+  return off + (b - a);
 }
 
 /** The targets of a scan's list (a new array; the same as when it was first built). */

@@ -1,16 +1,20 @@
 /**
  * Streams of requests: a decision by an in-order scan over match vectors.
  *
- * For a call to (service, argument), every rule it can match is one packed
- * array in policy order (`index.ts` `scanOrder`/`argOrder`: the rules of
- * the service's buckets and the `* *` rules, built without the rule index).
- * Whether a rule matches is two reads: the source's vector over the
- * distinct source tokens and the verified target's vector over the distinct
- * target tokens, each entry filled on first use by `matchSource`/
- * `matchTarget` themselves (1 match, 0 not, 2 the engine crashes there), and
- * kept per source and per target for the next requests. The `ask`
- * collection walks the same array (`collectTargetsForAskScan`), and equal
- * lists are one shared entry with its JSON.
+ * For a call to a service, every rule it can match is one packed array in
+ * policy order (`index.ts` `scanOrder`: the service's rules and the `* *`
+ * rules, built without the rule index), each rule with its argument's id:
+ * the scans skip the rules of other arguments. Whether a rule matches is
+ * two reads: the source's vector over the distinct source tokens and the
+ * verified target's vector over the distinct target tokens, each entry
+ * filled on first use by `matchSource`/`matchTarget` themselves (1 match, 0
+ * not, 2 the engine crashes there), and kept per source and per target for
+ * the next requests. The `ask` collection walks the same array
+ * (`collectTargetsForAskScan`) and stops once nothing after can change it;
+ * equal lists are one shared entry, written as JSON from its bitset
+ * (`json.ts`). Tables are typed arrays carved from shared slabs
+ * (`slab.ts`): on a long stream, fresh memory and typed-array allocations
+ * cost more than deciding.
  *
  * The refusals of the evaluation stage and crashes while matching are
  * decided here as `run` decides them (the same rules are tried in the same
@@ -33,7 +37,9 @@ import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./typ
 import { errorDecision, refuse } from "./decide.js";
 import { askListHas, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
 import { allowNoAutostart, execAllow } from "./exec.js";
-import { argOrder, prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
+import { slab } from "./slab.js";
+import { utf8Encode } from "./utf8.js";
+import { prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
 import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
 
 /** Per (policy, system model): the match vectors and the verified targets. */
@@ -47,8 +53,8 @@ interface ScanState {
   tgtVecs: Map<string, Uint8Array>;
   /** Per requested target: as the engine verifies it, or null when that refuses or crashes. */
   verified: Map<string, VerifiedTarget | null>;
-  /** The daemon's answer for an allow, as JSON, by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
-  execJson: Map<string, Map<string, Map<string, (string | undefined)[]>>>;
+  /** The daemon's answer for an allow, as JSON (UTF-8), by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
+  execJson: Map<string, Map<string, Map<string, (Uint8Array | undefined)[]>>>;
 }
 
 const states = new WeakMap<CompiledPolicy, WeakMap<PreparedSystem, ScanState>>();
@@ -87,7 +93,7 @@ function verify(st: ScanState, target: string): VerifiedTarget | null {
 }
 
 function vector(n: number): Uint8Array {
-  return new Uint8Array(n).fill(255);
+  return slab.u8(n).fill(255);
 }
 
 function fillSource(scan: ScanTables, sv: Uint8Array, id: number, source: string, info: PreparedSystem["domains"]): number {
@@ -117,9 +123,9 @@ export interface ScanDecision {
   /** Null: no rule matches (the engine's "no matching rule found"). */
   rule: PolicyRule | null;
   intended: string;
-  /** allow: the final target and the daemon's answer as JSON. */
+  /** allow: the final target and the daemon's answer as JSON (UTF-8). */
   target?: string;
-  execJson?: string;
+  exec?: Uint8Array;
   /** ask: the offered targets, or (empty here) the shared list they are, with its JSON. */
   targets?: string[];
   askList?: AskList;
@@ -152,9 +158,13 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
     let tv = st.tgtVecs.get(tkey);
     if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
-    const packed = argOrder(scanOrder(policy, scan, request.service), argument);
+    const packed = scanOrder(scan, request.service).packed;
+    // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
+    const aid = scan.argIds.get(argument) ?? 0;
     let found = -1;
-    for (let k = 0; k < packed.length; k += 3) {
+    for (let k = 0; k < packed.length; k += 4) {
+      const a = packed[k + 3]!;
+      if (a !== 0 && a !== aid) continue;
       const key = packed[k + 1]!;
       const sid = key & 0xffff;
       let m = sv[sid]!;
@@ -172,51 +182,10 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     }
     if (found < 0) return { rule: null, intended: t.text };
     const rule = policy.rules[found]!;
-    const intended = t.text;
-    if (rule.action === "deny") return { rule, intended };
-    if (rule.action === "allow") {
-      let to = t;
-      if (rule.redirect) {
-        const r = verify(st, rule.redirect.text);
-        if (r === null) return null;
-        to = r;
-      }
-      if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
-      let target = to.text;
-      if (to.kind === "dispvm") {
-        const tpl = dispvmTemplateOf(info, source);
-        if (tpl === null) return refused(refuse.noDispvmBase(rule), rule, intended);
-        target = tpl;
-      } else if (target === "@adminvm") target = "dom0";
-      if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
-      return { rule, intended, target, execJson: execJsonOf(st, request.service, argument, source, t, target, rule.user, rule.autostart) };
-    }
-    // ask
-    let targets: string[];
-    let askList: AskList | undefined;
-    if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
-    else {
-      const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, sv, scan.srcTokens, source, sys);
-      if (e === null) return null;
-      askList = e;
-      targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
-    }
-    if (!rule.autostart) {
-      // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
-      const kept: string[] = [];
-      for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
-      targets = kept;
-      askList = undefined;
-    }
-    if (askList ? askList.json === "[]" : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
-    let def: string | null = null;
-    if (rule.defaultTarget) {
-      if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
-      else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
-      else def = rule.defaultTarget.text;
-      if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
-    }
-    return { rule, intended, targets, askList, defaultTarget: def };
+    if (rule.action === "deny") return { rule, intended: t.text };
+    // Each action's evaluation is a function of its own: smaller units to optimise (and re-optimise when a rare path first runs).
+    if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, t);
+    return askDecision(st, rule, packed, aid, sv, source, t);
   } catch (e) {
     // The engine crashes or refuses somewhere on the way: `run` says how.
     if (e instanceof PyCrash) return null;
@@ -225,6 +194,76 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
 }
 
 const NO_TARGETS: string[] = [];
+
+/** An allow rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
+function allowDecision(st: ScanState, rule: PolicyRule, service: string, argument: string, source: string, t: VerifiedTarget): ScanDecision | null {
+  const info = st.sys.domains;
+  const intended = t.text;
+  let to = t;
+  if (rule.redirect) {
+    const r = verify(st, rule.redirect.text);
+    if (r === null) return null;
+    to = r;
+  }
+  if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
+  let target = to.text;
+  if (to.kind === "dispvm") {
+    const tpl = dispvmTemplateOf(info, source);
+    if (tpl === null) return refused(refuse.noDispvmBase(rule), rule, intended);
+    target = tpl;
+  } else if (target === "@adminvm") target = "dom0";
+  if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
+  return { rule, intended, target, exec: execJsonOf(st, service, argument, source, t, target, rule.user, rule.autostart) };
+}
+
+/** An ask rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
+function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: number, sv: Uint8Array, source: string, t: VerifiedTarget): ScanDecision | null {
+  const sys = st.sys;
+  const info = sys.domains;
+  const scan = st.scan;
+  const intended = t.text;
+  let targets: string[];
+  let askList: AskList | undefined;
+  if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
+  else {
+    const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys, matchesWithoutCrash(info, source));
+    if (e === null) return null;
+    askList = e;
+    targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
+  }
+  if (!rule.autostart) {
+    // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
+    const kept: string[] = [];
+    for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
+    targets = kept;
+    askList = undefined;
+  }
+  if (askList ? askList.size === 0 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
+  let def: string | null = null;
+  if (rule.defaultTarget) {
+    if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
+    else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
+    else def = rule.defaultTarget.text;
+    if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
+  }
+  return { rule, intended, targets, askList, defaultTarget: def };
+}
+
+/**
+ * Whether matching any source token against `source` is sure not to crash
+ * the engine: names, `*`, `@anyvm` and `@adminvm` never do, and `@type:`
+ * and `@tag:` read the source's `type` and `tags`, which are there and of
+ * a type `==` and `in` take (or the source is not a qube at all: no match).
+ */
+function matchesWithoutCrash(info: PreparedSystem["domains"], source: string): boolean {
+  const d = info.get(source) as unknown;
+  if (d === undefined) return true;
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return false;
+  const o = d as Record<string, unknown>;
+  if (!Object.prototype.hasOwnProperty.call(o, "type") || !Object.prototype.hasOwnProperty.call(o, "tags")) return false;
+  const tags = o["tags"];
+  return Array.isArray(tags) || typeof tags === "string" || (typeof tags === "object" && tags !== null);
+}
 
 /**
  * The decision of a crash while matching a source token (or else a target
@@ -247,8 +286,8 @@ function refused(e: Refusal, rule: PolicyRule, intended: string): ScanDecision {
   return { rule, intended, error: errorDecision("evaluate", e, rule, intended) };
 }
 
-/** The daemon's answer for an allow, as JSON, memoised by everything it depends on (not for Qubes Air relay targets). */
-function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): string {
+/** The daemon's answer for an allow, as JSON (UTF-8), memoised by everything it depends on (not for Qubes Air relay targets). */
+function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): Uint8Array {
   // The answer reads the source only to compare it with the target, and the service only for a relay target (not memoised).
   let byRequested = st.execJson.get(target);
   if (byRequested === undefined) byRequested = remember(st.execJson, target, new Map());
@@ -262,7 +301,7 @@ function execJsonOf(st: ScanState, service: string, argument: string, source: st
   if (s !== undefined) return s;
   const req: BuiltRequest = { service, argument, source, target: t, requestedSource: null, relayvm: null, warnings: [] };
   const exec: ExecResult = execAllow(req, target, user, autostart, st.sys.domains);
-  s = JSON.stringify(exec);
+  s = utf8Encode(JSON.stringify(exec));
   if (!("service" in exec)) slots[slot] = s;
   return s;
 }

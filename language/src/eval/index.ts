@@ -13,6 +13,7 @@ import { prepared, type PreparedSystem } from "./system.js";
 import type { SystemInfo } from "./types.js";
 import type { TargetSet } from "./ask.js";
 import type { VerifiedTarget } from "./match.js";
+import { slab } from "./slab.js";
 
 // ---------------------------------------------------------------------------
 // The rule index
@@ -453,7 +454,8 @@ export class Merge {
  * target token (each column's distinct tokens numbered apart), so that
  * whether a rule matches a request is two reads from per-source and
  * per-target match vectors; and per service, its rules and the `* *` rules
- * in policy order, packed in one array to walk ({@link scanOrder}).
+ * in policy order, packed in one array to walk ({@link scanOrder}), built
+ * from these typed columns alone (never reading a rule object again).
  */
 export interface ScanTables {
   /** Per rule (global index): its source token's id in `srcTokens`. */
@@ -466,10 +468,16 @@ export interface ScanTables {
   askInfo: Int32Array;
   /** The tokens `ask` collection expands (`target=` of allow/ask, else the target column). */
   askTokens: QubeToken[];
+  /** Per rule: the id of its argument in `argIds` (0 for `*`). */
+  argOf: Int32Array;
+  /** The arguments rules name, numbered from 1 (an argument no rule names has none: only `*` rules apply to it). */
+  argIds: Map<string, number>;
   /** Whether every token id fits in 16 bits (the packed orders need it; else the scan is not used). */
   packable: boolean;
-  /** Per service: its rules, ascending (until its order is built). */
-  byService: Map<string, number[]>;
+  /** Per service with rules of its own: its id (`members` from `start[id]` to `start[id + 1]` are its rules, ascending). */
+  serviceIds: Map<string, number>;
+  start: Int32Array;
+  members: Int32Array;
   /** The `* *` rules, ascending. */
   star: number[];
   /** Per service with rules: its packed order, built on first use. */
@@ -483,39 +491,13 @@ export interface ScanTables {
 /**
  * The rules a call to one service can match, in policy order, packed four
  * numbers a rule: its index; its source token id plus its target token id
- * times 65536; its `askInfo`; and the id of its argument (0 for `*`, else
- * its `argIds` entry). Read in sequence, where per-rule arrays would be read
- * all over.
+ * times 65536; its `askInfo`; and its argument id (`ScanTables.argIds`, 0
+ * for `*`). A call with argument id A (0 when no rule names its argument)
+ * applies the rules whose argument id is 0 or A. Read in sequence, where
+ * per-rule arrays would be read all over.
  */
 export interface ServiceOrder {
   packed: Int32Array;
-  argIds: Map<string, number>;
-  /**
-   * Per argument id (0: an argument no rule names), the rules that apply to
-   * it, packed three numbers a rule (the first three above), built on first
-   * use: what the scans walk.
-   */
-  byArg: (Int32Array | undefined)[];
-}
-
-/** The packed rules of a service that apply to a call with `argument` (see {@link ServiceOrder}). */
-export function argOrder(o: ServiceOrder, argument: string): Int32Array {
-  const id = o.argIds.get(argument) ?? 0;
-  const hit = o.byArg[id];
-  if (hit !== undefined) return hit;
-  const p = o.packed;
-  let n = 0;
-  for (let k = 3; k < p.length; k += 4) if (p[k] === 0 || p[k] === id) n++;
-  const out = new Int32Array(3 * n);
-  let j = 0;
-  for (let k = 0; k < p.length; k += 4) {
-    if (p[k + 3] !== 0 && p[k + 3] !== id) continue;
-    out[j] = p[k]!;
-    out[j + 1] = p[k + 1]!;
-    out[j + 2] = p[k + 2]!;
-    j += 3;
-  }
-  return (o.byArg[id] = out);
 }
 
 const scans = new WeakMap<CompiledPolicy, ScanTables>();
@@ -529,16 +511,21 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
   const srcTok = new Int32Array(n);
   const tgtTok = new Int32Array(n);
   const askInfo = new Int32Array(n);
+  const argOf = new Int32Array(n);
   const srcIds = new Map<QubeToken, number>();
   const tgtIds = new Map<QubeToken, number>();
   const askIds = new Map<QubeToken, number>();
+  const argIds = new Map<string, number>();
   const srcTokens: QubeToken[] = [];
   const tgtTokens: QubeToken[] = [];
   const askTokens: QubeToken[] = [];
-  const byService = new Map<string, number[]>();
+  const serviceIds = new Map<string, number>();
+  const counts: number[] = [];
+  // Per rule: its service's id, -1 for a `*` rule, -2 for a rule no source matches.
+  const serviceOf = new Int32Array(n);
   const star: number[] = [];
   let last: string | null = null;
-  let lastList: number[] | undefined;
+  let lastId = -1;
   for (let k = 0; k < n; k++) {
     const r = rules[k]!;
     const i = r.index;
@@ -562,20 +549,43 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
     srcTok[i] = s;
     tgtTok[i] = t;
     askInfo[i] = (a << 1) | (deny ? 1 : 0);
+    const arg = r.argument;
+    if (arg !== null) {
+      let g = argIds.get(arg);
+      if (g === undefined) argIds.set(arg, (g = argIds.size + 1));
+      argOf[i] = g;
+    }
     // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
-    if (sourceKeyOf(r.source) === null) continue;
-    if (r.service === null) star.push(i);
-    else if (r.service === last) lastList!.push(i);
-    else {
-      let l = byService.get(r.service);
-      if (l === undefined) byService.set(r.service, (l = []));
-      l.push(i);
-      last = r.service;
-      lastList = l;
+    const kind = r.source.kind;
+    if (kind === "dispvm-template" || kind === "dispvm-tag") serviceOf[i] = -2;
+    else if (r.service === null) {
+      serviceOf[i] = -1;
+      star.push(i);
+    } else {
+      if (r.service !== last) {
+        let id = serviceIds.get(r.service);
+        if (id === undefined) {
+          serviceIds.set(r.service, (id = counts.length));
+          counts.push(0);
+        }
+        last = r.service;
+        lastId = id;
+      }
+      serviceOf[i] = lastId;
+      counts[lastId]!++;
     }
   }
+  // Each service's rules, ascending, one after another in one array.
+  const start = new Int32Array(counts.length + 1);
+  for (let id = 0; id < counts.length; id++) start[id + 1] = start[id]! + counts[id]!;
+  const members = new Int32Array(start[counts.length]!);
+  const at = start.slice(0, counts.length);
+  for (let i = 0; i < n; i++) {
+    const id = serviceOf[i]!;
+    if (id >= 0) members[at[id]!++] = i;
+  }
   const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
-  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, packable, byService, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
+  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, argOf, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
   scans.set(policy, t);
   return t;
 }
@@ -591,36 +601,28 @@ export function scanSystemCache(scan: ScanTables, sys: object): SystemCache {
  * The packed order of a service ({@link ServiceOrder}): its rules and the
  * `* *` rules merged in policy order. Only when `scan.packable`.
  */
-export function scanOrder(policy: CompiledPolicy, scan: ScanTables, service: string): ServiceOrder {
+export function scanOrder(scan: ScanTables, service: string): ServiceOrder {
   const hit = scan.orders.get(service);
   if (hit !== undefined) return hit;
-  const own = scan.byService.get(service);
-  if (own === undefined) return (scan.starOrder ??= packOrder(policy, scan, [], scan.star));
-  const o = packOrder(policy, scan, own, scan.star);
+  const id = scan.serviceIds.get(service);
+  if (id === undefined) return (scan.starOrder ??= packOrder(scan, 0, 0));
+  const o = packOrder(scan, scan.start[id]!, scan.start[id + 1]!);
   scan.orders.set(service, o);
-  scan.byService.delete(service);
   return o;
 }
 
-function packOrder(policy: CompiledPolicy, scan: ScanTables, own: number[], star: number[]): ServiceOrder {
-  const argIds = new Map<string, number>();
-  const packed = new Int32Array(4 * (own.length + star.length));
-  let i = 0;
+/** The order of the rules `members[from, to)` (one service's) and the `* *` rules. */
+function packOrder(scan: ScanTables, from: number, to: number): ServiceOrder {
+  const { srcTok, tgtTok, askInfo, argOf, members, star } = scan;
+  const packed = slab.i32(4 * (to - from + star.length));
+  let i = from;
   let j = 0;
-  let k = 0;
-  while (i < own.length || j < star.length) {
-    const r = j >= star.length || (i < own.length && own[i]! < star[j]!) ? own[i++]! : star[j++]!;
-    const arg = policy.rules[r]!.argument;
-    let a = 0;
-    if (arg !== null) {
-      a = argIds.get(arg) ?? 0;
-      if (a === 0) argIds.set(arg, (a = argIds.size + 1));
-    }
+  for (let k = 0; k < packed.length; k += 4) {
+    const r = j >= star.length || (i < to && members[i]! < star[j]!) ? members[i++]! : star[j++]!;
     packed[k] = r;
-    packed[k + 1] = scan.srcTok[r]! | (scan.tgtTok[r]! << 16);
-    packed[k + 2] = scan.askInfo[r]!;
-    packed[k + 3] = a;
-    k += 4;
+    packed[k + 1] = srcTok[r]! | (tgtTok[r]! << 16);
+    packed[k + 2] = askInfo[r]!;
+    packed[k + 3] = argOf[r]!;
   }
-  return { packed, argIds, byArg: new Array<undefined>(argIds.size + 1).fill(undefined) };
+  return { packed };
 }

@@ -1,170 +1,178 @@
 /**
  * Decisions as JSON text, for streams of requests (`qkit policy eval
- * --requests`): `evaluateJson` is `JSON.stringify(decisionToJson(evaluate(…)))`
- * byte for byte, written by hand for the three fixed shapes (allow, ask,
- * deny) with what repeats cached: the fragments of each rule (`{"rule":…`,
- * the tail of a deny, the middle of an allow, the tail of an ask), names as
- * JSON, the daemon's answer for an allow, and each `ask` target list, which
- * the collection shares between requests whose lists are alike (serialised
- * once per list). Decided by the stream's scan (`fast.ts`); what it hands
- * over, and errors, take the general path (`run`).
+ * --requests`): {@link evaluateJsonBytes} writes
+ * `JSON.stringify(decisionToJson(evaluate(…)))` byte for byte as UTF-8 into a
+ * {@link ByteOutput}, by hand for the three fixed shapes (allow, ask, deny),
+ * from pieces encoded once: the constant parts, each file's `{"rule":…`
+ * prefix and deny message prefix (a rule's line number is written as
+ * digits), names as JSON, the user/notify/autostart parts, the daemon's
+ * answer for an allow, and each `ask` target list, which the collection
+ * shares between requests whose lists are alike (encoded once per list). No
+ * string of a line is built. Decided by the stream's scan (`fast.ts`); what
+ * it hands over, and errors, take the general path (`run`), serialised as
+ * they are.
  */
 import { decisionToJson } from "../conformance.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
-import { denyMessage, run } from "./decide.js";
+import { run } from "./decide.js";
 import { scanDecide } from "./fast.js";
+import { writeAskList } from "./ask.js";
 import type { PolicyRequest, SystemInfo } from "./types.js";
+import { ByteOutput } from "./bytes.js";
+import { utf8Decode, utf8Encode } from "./utf8.js";
 
-/** Per policy: the JSON fragments of its rules, by rule index. */
-interface RuleFragments {
-  /** `{"rule":{"file":…,"line":…},"intended_target":` */
-  head: (string | undefined)[];
-  /** `,"ok":true,"action":"deny","notify":…,"message":…}` */
-  denyTail: (string | undefined)[];
-  /** `,"user":…,"notify":…,"autostart":…,"exec":` of an allow rule. */
-  allowMid: (string | undefined)[];
-  /** `,"target":null,"user":…,"notify":…,"autostart":…}` of an ask rule. */
-  askTail: (string | undefined)[];
+export { ByteOutput, type HandOver } from "./bytes.js";
+
+const enc = utf8Encode;
+const OPEN_RULE = enc('{"rule":{"file":');
+const LINE = enc(',"line":');
+const INTENDED = enc('},"intended_target":');
+const DENY_TRUE = enc(',"ok":true,"action":"deny","notify":true,"message":');
+const DENY_FALSE = enc(',"ok":true,"action":"deny","notify":false,"message":');
+const ALLOW = enc(',"ok":true,"action":"allow","target":');
+const ASK = enc(',"ok":true,"action":"ask","targets_for_ask":');
+const DEFAULT = enc(',"default_target":');
+const NULL = enc("null");
+const NONE_END = enc('None"}');
+const END_MESSAGE = enc('"}');
+
+/** Bounded memos: reset when this large (for repeated values, not a store of every value ever seen). */
+const MEMO_MAX = 16384;
+
+function memo(m: Map<string, Uint8Array>, k: string, make: (k: string) => string): Uint8Array {
+  let b = m.get(k);
+  if (b === undefined) {
+    if (m.size >= MEMO_MAX) m.clear();
+    m.set(k, (b = enc(make(k))));
+  }
+  return b;
 }
-
-const fragments = new WeakMap<CompiledPolicy, RuleFragments>();
-/** The serialised `ask` lists, by the (shared) array the collection returned. */
-const listJson = new WeakMap<readonly string[], string>();
 
 const str = JSON.stringify as (s: string | null) => string;
 
-function fragmentsOf(policy: CompiledPolicy): RuleFragments {
-  let f = fragments.get(policy);
-  if (f === undefined) {
-    // Filled (not holey beyond V8's limit), so a rule's slot is an array read, not a dictionary lookup.
-    const n = policy.rules.length;
-    const filled = (): undefined[] => new Array<undefined>(n).fill(undefined);
-    fragments.set(policy, (f = { head: filled(), denyTail: filled(), allowMid: filled(), askTail: filled() }));
+/** Names (and files) as JSON strings, encoded. */
+const quotedNames = new Map<string, Uint8Array>();
+/** Per rule file path: `"denied by policy PATH:` (the message up to the line number). */
+const denyPrefixes = new Map<string, Uint8Array>();
+
+function denyPrefix(path: string): string {
+  const s = JSON.stringify(`denied by policy ${path}:`);
+  return s.slice(0, -1);
+}
+
+/**
+ * Per `user=` value: the parts after the target of an allow
+ * (`,"user":…,"notify":…,"autostart":…,"exec":`) and after the default
+ * target of an ask (`,"target":null,"user":…,"notify":…,"autostart":…}`),
+ * four each (notify × autostart).
+ */
+const userParts = new Map<string | null, { allow: Uint8Array[]; ask: Uint8Array[] }>();
+
+function partsOf(user: string | null): { allow: Uint8Array[]; ask: Uint8Array[] } {
+  let p = userParts.get(user);
+  if (p === undefined) {
+    if (userParts.size >= MEMO_MAX) userParts.clear();
+    const allow: Uint8Array[] = [];
+    const ask: Uint8Array[] = [];
+    for (const notify of [false, true]) {
+      for (const autostart of [false, true]) {
+        allow.push(enc(`,"user":${str(user)},"notify":${notify},"autostart":${autostart},"exec":`));
+        ask.push(enc(`,"target":null,"user":${str(user)},"notify":${notify},"autostart":${autostart}}`));
+      }
+    }
+    userParts.set(user, (p = { allow, ask }));
   }
-  return f;
+  return p;
 }
 
-function head(f: RuleFragments, rule: PolicyRule): string {
-  let h = f.head[rule.index];
-  if (h === undefined) h = f.head[rule.index] = `{"rule":${JSON.stringify({ file: rule.origin.file, line: rule.origin.line })},"intended_target":`;
-  return h;
-}
-
-function allowMid(f: RuleFragments, rule: PolicyRule): string {
-  let m = f.allowMid[rule.index];
-  if (m === undefined) m = f.allowMid[rule.index] = `,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart},"exec":`;
-  return m;
-}
-
-function askTail(f: RuleFragments, rule: PolicyRule): string {
-  let t = f.askTail[rule.index];
-  if (t === undefined) t = f.askTail[rule.index] = `,"target":null,"user":${str(rule.user)},"notify":${rule.notify},"autostart":${rule.autostart}}`;
-  return t;
-}
-
-/** Names as JSON strings, memoised (they repeat from line to line). */
-const quotedNames = new Map<string, string>();
-
-function quoted(name: string): string {
-  let q = quotedNames.get(name);
-  if (q === undefined) {
-    q = str(name);
-    // Bounded: a memo for repeated names, not a store of every name ever seen.
-    if (quotedNames.size >= 16384) quotedNames.clear();
-    quotedNames.set(name, q);
-  }
-  return q;
+/** `{"rule":{"file":…,"line":…},"intended_target":` of a rule. */
+function writeHead(out: ByteOutput, rule: PolicyRule): void {
+  out.bytes(OPEN_RULE);
+  out.bytes(memo(quotedNames, rule.origin.file, str));
+  out.bytes(LINE);
+  const line = rule.origin.line;
+  if (line === null) out.bytes(NULL);
+  else out.uint(line);
+  out.bytes(INTENDED);
 }
 
 /** The JSON of the engine's "no matching rule found" (the same for every request). */
-let noMatchJson: string | undefined;
-
-/** `,"ok":true,"action":"deny","notify":…,"message":…}` of a deny rule (as `run` words its message). */
-function denyTail(f: RuleFragments, rule: PolicyRule): string {
-  let tail = f.denyTail[rule.index];
-  if (tail === undefined) tail = f.denyTail[rule.index] = `,"ok":true,"action":"deny","notify":${rule.notify},"message":${str(denyMessage(rule))}}`;
-  return tail;
-}
-
-function targetsJson(list: readonly string[]): string {
-  // Short lists are cheaper to write again than to look up (and are often a fresh array: a redirect).
-  if (list.length < 16) return JSON.stringify(list);
-  let s = listJson.get(list);
-  if (s === undefined) listJson.set(list, (s = JSON.stringify(list)));
-  return s;
-}
+let noMatch: Uint8Array | undefined;
 
 /**
- * Decides a request as {@link evaluate} does and returns its decision as one
- * line of JSON (no line ending): exactly
+ * Decides a request as {@link evaluate} does and appends its decision as one
+ * line of JSON (no line ending), as UTF-8, to `out`: exactly the bytes of
  * `JSON.stringify(decisionToJson(evaluate(policy, request, system)))`, the
- * format of the conformance corpus and of `qkit policy eval --json`. Cheaper
- * than that for many requests on the same policy and system model (what
- * repeats is serialised once). Never throws.
+ * format of the conformance corpus and of `qkit policy eval --json`; the
+ * last byte written is the object's closing `}`. Much cheaper than that for
+ * many requests on the same policy and system model (what repeats is
+ * encoded once). Never throws.
  */
-export function evaluateJson(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): string {
-  const pieces: string[] = [];
-  evaluateJsonPieces(policy, request, system, pieces);
-  return pieces.length === 1 ? pieces[0]! : pieces.join("");
-}
-
-/**
- * {@link evaluateJson} as pieces appended to `out`, whose concatenation is
- * the JSON text; the last piece ends with the object's closing `}`. An `ask`
- * target list (most of the text when lists are long) is a piece of its own,
- * the same string for every request that offers the same list: a writer
- * that copies pieces straight into its output never builds (or flattens) a
- * string of the whole line.
- */
-export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, out: string[]): void {
+export function evaluateJsonBytes(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, out: ByteOutput): void {
   const s = scanDecide(policy, request, system);
   if (s !== null) {
     const rule = s.rule;
     if (s.error) {
-      out.push(JSON.stringify(decisionToJson(s.error)));
+      out.text(JSON.stringify(decisionToJson(s.error)));
       return;
     }
     if (rule === null) {
-      out.push((noMatchJson ??= JSON.stringify(decisionToJson({ ok: false, error: "AccessDenied", code: "no-matching-rule", message: "no matching rule found", stage: "match", notify: true }))));
+      out.bytes((noMatch ??= enc(JSON.stringify(decisionToJson({ ok: false, error: "AccessDenied", code: "no-matching-rule", message: "no matching rule found", stage: "match", notify: true })))));
       return;
     }
-    // Pieces, not one string: each is cached (or a name's memoised JSON), so a line allocates nothing.
-    const f = fragmentsOf(policy);
-    out.push(head(f, rule), quoted(s.intended));
+    writeHead(out, rule);
+    out.bytes(memo(quotedNames, s.intended, str));
     switch (rule.action) {
-      case "deny":
-        out.push(denyTail(f, rule));
+      case "deny": {
+        out.bytes(rule.notify ? DENY_TRUE : DENY_FALSE);
+        out.bytes(memo(denyPrefixes, rule.origin.path, denyPrefix));
+        const line = rule.origin.line;
+        if (line === null) out.bytes(NONE_END);
+        else {
+          out.uint(line);
+          out.bytes(END_MESSAGE);
+        }
         return;
+      }
       case "allow":
-        out.push(',"ok":true,"action":"allow","target":', quoted(s.target!), allowMid(f, rule), s.execJson!, "}");
+        out.bytes(ALLOW);
+        out.bytes(memo(quotedNames, s.target!, str));
+        out.bytes(partsOf(rule.user).allow[(rule.notify ? 2 : 0) + (rule.autostart ? 1 : 0)]!);
+        out.bytes(s.exec!);
+        out.byte(125);
         return;
       case "ask":
-        out.push(',"ok":true,"action":"ask","targets_for_ask":', s.askList ? s.askList.json : JSON.stringify(s.targets!), ',"default_target":', s.defaultTarget === null || s.defaultTarget === undefined ? "null" : quoted(s.defaultTarget), askTail(f, rule));
+        out.bytes(ASK);
+        if (s.askList) writeAskList(out, s.askList);
+        else out.text(JSON.stringify(s.targets!));
+        out.bytes(DEFAULT);
+        out.bytes(s.defaultTarget === null || s.defaultTarget === undefined ? NULL : memo(quotedNames, s.defaultTarget, str));
+        out.bytes(partsOf(rule.user).ask[(rule.notify ? 2 : 0) + (rule.autostart ? 1 : 0)]!);
         return;
     }
   }
-  const r = run(policy, request, system, undefined, undefined, false, true);
-  const d = r.decision;
-  const rule = r.rule;
-  if (!d.ok || rule === undefined) {
-    out.push(JSON.stringify(decisionToJson(d)));
-    return;
-  }
-  const f = fragmentsOf(policy);
-  const h = head(f, rule) + str(d.intendedTarget);
-  switch (d.action) {
-    case "deny":
-      out.push(h + denyTail(f, rule));
-      return;
-    case "allow":
-      out.push(`${h},"ok":true,"action":"allow","target":${str(d.target)},"user":${str(d.user)},"notify":${d.notify},"autostart":${d.autostart},"exec":${JSON.stringify(d.exec)}}`);
-      return;
-    case "ask":
-      out.push(
-        `${h},"ok":true,"action":"ask","targets_for_ask":`,
-        targetsJson(d.targetsForAsk),
-        `,"default_target":${str(d.defaultTarget)},"target":null,"user":${str(d.user)},"notify":${d.notify},"autostart":${d.autostart}}`,
-      );
-      return;
-  }
+  out.text(JSON.stringify(decisionToJson(run(policy, request, system, undefined, undefined, false, true).decision)));
+}
+
+/** The scratch output of {@link evaluateJson} (grown to the longest line seen). */
+const scratch = new ByteOutput(1 << 12);
+
+/**
+ * {@link evaluateJsonBytes} as a string: exactly
+ * `JSON.stringify(decisionToJson(evaluate(policy, request, system)))`.
+ * Never throws.
+ */
+export function evaluateJson(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): string {
+  scratch.off = 0;
+  evaluateJsonBytes(policy, request, system, scratch);
+  return utf8Decode(scratch.buf, 0, scratch.off);
+}
+
+/**
+ * {@link evaluateJson} appended to `out` as pieces whose concatenation is
+ * the JSON text (here one piece). Kept for callers of earlier versions;
+ * {@link evaluateJsonBytes} is what a writer of many lines wants.
+ */
+export function evaluateJsonPieces(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo, out: string[]): void {
+  out.push(evaluateJson(policy, request, system));
 }

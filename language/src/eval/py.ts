@@ -51,7 +51,11 @@ export function get(obj: unknown, key: string, dflt: unknown = null): unknown {
 
 /** `needle in container` on a JSON value. */
 export function contains(container: unknown, needle: string): boolean {
-  if (Array.isArray(container)) return container.some((x) => x === needle);
+  if (Array.isArray(container)) {
+    // A loop, not `some` with a closure (an allocation a call, and this runs for every qube a tag is looked for on).
+    for (let i = 0; i < container.length; i++) if (container[i] === needle) return true;
+    return false;
+  }
   if (typeof container === "string") return container.includes(needle);
   if (isDict(container)) return Object.prototype.hasOwnProperty.call(container, needle);
   throw new PyCrash("TypeError", `argument of type '${typeName(container)}' is not iterable`);

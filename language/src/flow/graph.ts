@@ -168,15 +168,14 @@ export function flowEdges(graph: FlowGraph): { edges: FlowEdge[]; more: Map<stri
   const q = graph.qrexec;
   if (!q) return { edges, more };
   const cap = graph.evidencePerHop ?? Infinity;
-  for (const [k, ways] of q.allWays()) {
-    const ws = keptWays(ways, cap);
-    for (const w of ws) edges.push(w.edge);
-    if (ways.length > ws.length) more.set(k, (more.get(k) ?? 0) + ways.length - ws.length);
+  for (const [k, h] of q.allWays(cap)) {
+    for (const w of h.ways) edges.push(w.edge);
+    if (h.total > h.ways.length) more.set(k, (more.get(k) ?? 0) + h.total - h.ways.length);
   }
   return { edges, more };
 }
 
-/** The ways kept as evidence of one hop: allows first, then in policy order, at most `cap`. */
+/** The ways kept as evidence of one hop: allows first, then in policy order, at most `cap` (the order `QrexecFlow.ways` keeps). */
 export function keptWays(ways: readonly FlowWay[], cap: number): FlowWay[] {
   const sorted = [...ways].sort((x, y) => (x.allow !== y.allow ? (x.allow ? -1 : 1) : x.sig - y.sig));
   return sorted.slice(0, Math.max(1, Math.min(cap, sorted.length)));

@@ -4,8 +4,8 @@
  * hop needs the user when all its edges are asks, and a path needs the user
  * when one of its hops does ("with the user in the loop").
  */
-import { keptWays, type FlowEdge, type FlowGraph } from "./graph.js";
-import type { FlowWay } from "./sweep.js";
+import type { FlowEdge, FlowGraph } from "./graph.js";
+import type { HopWays } from "./sweep.js";
 
 /** One step of a path: every way data moves from {@link from} to {@link to}. */
 export interface FlowHop {
@@ -16,6 +16,8 @@ export interface FlowHop {
   ask: boolean;
   /** Further qrexec ways over this hop that the graph counted but did not keep as edges. */
   more: number;
+  /** {@link more} is a lower bound: the search for ways stopped once the edges shown were certain. */
+  moreAtLeast?: boolean;
 }
 
 /** A path from the first hop's `from` to the last hop's `to`. */
@@ -71,12 +73,17 @@ export class FlowIndex {
   private readonly succAny: Int32Array[];
   private readonly succAuto: Int32Array[];
   private readonly concrete = new Map<string, FlowEdge[]>();
-  private readonly qways = new Map<string, FlowWay[]>();
+  private readonly qways = new Map<string, HopWays | null>();
   private readonly hops = new Map<string, FlowHop>();
 
+  /**
+   * `bounded`: the qrexec ways of a hop are searched only until the ways it
+   * shows are certain (then {@link FlowHop.more} is a lower bound).
+   */
   constructor(
     readonly graph: FlowGraph,
     readonly noAsk = false,
+    readonly bounded = false,
   ) {
     const names = new Set<string>(graph.nodes);
     for (const e of graph.edges) names.add(e.from).add(e.to);
@@ -146,11 +153,11 @@ export class FlowIndex {
     for (const [a, b] of pairs) {
       const key = `${a}\0${b}`;
       if (this.qways.has(key) || this.hops.has(key)) continue;
-      this.qways.set(key, []);
+      this.qways.set(key, null);
       want.push([a, b]);
     }
     if (!want.length) return;
-    for (const [key, ways] of q.ways(want)) if (this.qways.has(key)) this.qways.set(key, this.noAsk ? ways.filter((w) => w.allow) : ways);
+    for (const [key, h] of q.ways(want, this.graph.evidencePerHop ?? Infinity, this.bounded, this.noAsk)) if (this.qways.has(key)) this.qways.set(key, h);
   }
 
   /** The hop from `a` to `b` with its edges (undefined: none). */
@@ -163,16 +170,21 @@ export class FlowIndex {
     if (ia === undefined || ib === undefined || !this.status[ia * this.nodes.length + ib]) return undefined;
     const edges = [...(this.concrete.get(key) ?? [])];
     let more = this.graph.more?.get(key) ?? 0;
+    let atLeast = false;
     if (this.graph.qrexec) {
       if (!this.qways.has(key)) this.prepare([[a, b]]);
-      const ways = this.qways.get(key) ?? [];
-      const kept = ways.length ? keptWays(ways, this.graph.evidencePerHop ?? Infinity) : [];
-      for (const w of kept) edges.push(w.edge);
-      more += ways.length - kept.length;
+      const h = this.qways.get(key);
+      if (h) {
+        // Allows are shown first, so the first ways kept hold the first allows.
+        const kept = this.noAsk ? h.ways.filter((w) => w.allow) : h.ways;
+        for (const w of kept) edges.push(w.edge);
+        more += (this.noAsk ? h.allows : h.total) - kept.length;
+        atLeast = !!h.atLeast;
+      }
       this.qways.delete(key);
     }
-    edges.sort(edgeOrder);
-    const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more };
+    sortEdges(edges);
+    const hop: FlowHop = { from: a, to: b, edges, ask: !edges.some((e) => !e.ask), more, ...(atLeast ? { moreAtLeast: true } : {}) };
     this.hops.set(key, hop);
     return hop;
   }
@@ -200,12 +212,17 @@ export function hopIndex(graph: FlowGraph, noAsk = false): Map<string, Map<strin
 
 const VIA_RANK = { qrexec: 0, network: 1, device: 2, admin: 3 } as const;
 
-function edgeOrder(a: FlowEdge, b: FlowEdge): number {
-  if (a.ask !== b.ask) return a.ask ? 1 : -1;
-  if (a.via !== b.via) return VIA_RANK[a.via] - VIA_RANK[b.via];
-  const ka = a.evidence.kind === "qrexec" ? `${a.evidence.service} ${a.evidence.argument}` : a.evidence.note;
-  const kb = b.evidence.kind === "qrexec" ? `${b.evidence.service} ${b.evidence.argument}` : b.evidence.note;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** The order of a hop's edges: without the user first, then by kind, then by service and argument (or note); stable. */
+function sortEdges(edges: FlowEdge[]): void {
+  if (edges.length < 2) return;
+  // Each edge's text key made once (not once per comparison).
+  const keyed = edges.map((e) => ({ e, k: e.evidence.kind === "qrexec" ? `${e.evidence.service} ${e.evidence.argument}` : e.evidence.note }));
+  keyed.sort((a, b) => {
+    if (a.e.ask !== b.e.ask) return a.e.ask ? 1 : -1;
+    if (a.e.via !== b.e.via) return VIA_RANK[a.e.via] - VIA_RANK[b.e.via];
+    return a.k < b.k ? -1 : a.k > b.k ? 1 : 0;
+  });
+  for (let i = 0; i < edges.length; i++) edges[i] = keyed[i]!.e;
 }
 
 /** Hops from `from` to every node (breadth first), through no avoided node; -1: unreachable. */
@@ -244,7 +261,8 @@ const SEARCH_BUDGET = 2_000_000;
 export function findPaths(graph: FlowGraph, from: string, to: string, options: PathOptions = {}): PathsResult {
   const maxHops = options.maxHops ?? 6;
   const maxPaths = options.maxPaths ?? 100;
-  const index = new FlowIndex(graph, options.noAsk);
+  // Each hop's search for ways stops once the ways it shows are certain (its count is then a lower bound).
+  const index = new FlowIndex(graph, options.noAsk, true);
   const result: PathsResult = { from, to, paths: [], truncated: false, shortest: null };
   const s = index.ids.get(from);
   const t = index.ids.get(to);
@@ -385,7 +403,8 @@ function materialize(index: FlowIndex, paths: readonly string[][]): FlowPath[] {
  */
 export function reachableFrom(graph: FlowGraph, from: string, options: Pick<PathOptions, "avoid" | "noAsk" | "maxHops"> = {}): Reached[] {
   const maxHops = options.maxHops ?? 6;
-  const index = new FlowIndex(graph, options.noAsk);
+  // One path per node: each hop's search stops once the ways it shows are certain.
+  const index = new FlowIndex(graph, options.noAsk, true);
   const s = index.ids.get(from);
   if (s === undefined) return [];
   const avoid = new Set<number>();

@@ -32,7 +32,7 @@ export function hopLabel(h: FlowHop): string {
           ? `network (firewall: ${ev.label})`
           : PROPERTY_LABEL[ev.property];
   const more = h.edges.length - 1 + h.more;
-  return more > 0 ? `${first} (+${more})` : first;
+  return more > 0 ? `${first} (+${more}${h.moreAtLeast ? " or more" : ""})` : first;
 }
 
 /** An edge as JSON: its kind, ends, and evidence. */
@@ -40,11 +40,16 @@ export function edgeJson(e: FlowEdge): unknown {
   return { from: e.from, to: e.to, via: e.via, ask: e.ask, text: edgeText(e), evidence: e.evidence };
 }
 
+/** A hop's JSON, made once per hop (paths from one node share their first hops). */
+const hopJsons = new WeakMap<FlowHop, unknown>();
+
 function hopJson(h: FlowHop): unknown {
-  return { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more };
+  let j = hopJsons.get(h);
+  if (j === undefined) hopJsons.set(h, (j = { from: h.from, to: h.to, ask: h.ask, edges: h.edges.map(edgeJson), more: h.more, ...(h.moreAtLeast ? { more_at_least: true } : {}) }));
+  return j;
 }
 
-/** A path as JSON. */
+/** A path as JSON (a hop's JSON is made once and shared by the paths through it: do not change it). */
 export function pathJson(p: FlowPath): unknown {
   return { nodes: p.nodes, ask: p.ask, hops: p.hops.map(hopJson) };
 }
@@ -61,7 +66,7 @@ function hopLines(h: FlowHop, limit: number): string[] {
   const shown = limit > 0 ? h.edges.slice(0, limit) : h.edges;
   for (const e of shown) lines.push(`      ${edgeText(e)}`);
   const more = h.edges.length - shown.length + h.more;
-  if (more > 0) lines.push(`      … and ${more} more way${more === 1 ? "" : "s"} (--all-edges lists them all)`);
+  if (more > 0) lines.push(`      … and ${h.moreAtLeast ? "at least " : ""}${more} more way${more === 1 ? "" : "s"} (--all-edges lists them all)`);
   return lines;
 }
 

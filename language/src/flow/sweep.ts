@@ -34,7 +34,7 @@
  * would (see `disposableSystem`): decided in the system model with that
  * qube added.
  */
-import { candidateLists, indexOf, Merge, prep } from "../eval/index.js";
+import { prep } from "../eval/index.js";
 import { run } from "../eval/decide.js";
 import { collectTargetsForAsk } from "../eval/ask.js";
 import { isDom0Token } from "../syntax/tokens.js";
@@ -71,6 +71,8 @@ interface Call {
   plain: boolean;
   direction: FlowDirection;
   note: string;
+  /** The rules a call of this service and argument can match (its own and the `*` ones), ascending. */
+  rules: Int32Array;
 }
 
 /** A node that calls services: a qube, or a new disposable of a template. */
@@ -108,6 +110,61 @@ function lazyWay(sig: number, allow: boolean, make: () => FlowEdge): FlowWay {
       return (edge ??= make());
     },
   };
+}
+
+/**
+ * The ways of one hop as far as they are kept: the first `cap` in the order
+ * evidence is shown (allows first, then by {@link FlowWay.sig}), and how many
+ * there are in all (every way is counted, few are made).
+ */
+export interface HopWays {
+  /** At most the cap, in shown order. */
+  ways: FlowWay[];
+  /** Every way of the hop (kept or not). */
+  total: number;
+  /** Of {@link total}, the allows (a hop without asks shows and counts only these). */
+  allows: number;
+  /** The search stopped once the ways shown were certain: {@link total} and {@link allows} are lower bounds. */
+  atLeast?: boolean;
+}
+
+/** `x` is shown before `y` (allows first, then policy order). */
+const before = (allowX: boolean, sigX: number, y: FlowWay) => (allowX !== y.allow ? allowX : sigX < y.sig);
+
+/**
+ * Counts a way of a hop and keeps it when it is among the first `cap`
+ * (`make` is called only then). A way already kept (same sig) is not counted twice.
+ */
+function addWay(h: HopWays, cap: number, sig: number, allow: boolean, make: () => FlowWay): void {
+  const ws = h.ways;
+  const full = ws.length >= cap;
+  if (full && !before(allow, sig, ws[ws.length - 1]!)) {
+    if (ws[ws.length - 1]!.sig === sig) return;
+    h.total++;
+    if (allow) h.allows++;
+    return;
+  }
+  let i = ws.length;
+  while (i > 0 && before(allow, sig, ws[i - 1]!)) i--;
+  if (i > 0 && ws[i - 1]!.sig === sig) return;
+  h.total++;
+  if (allow) h.allows++;
+  ws.splice(i, 0, make());
+  if (ws.length > cap) ws.pop();
+}
+
+/** The rules (global indices, ascending) a call of `service` with `argument` can match: the service's own and the `*` ones. */
+function callRules(policy: CompiledPolicy, byService: Map<string, number[]>, star: number[], service: string, argument: string): Int32Array {
+  const own = byService.get(service) ?? [];
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < own.length || j < star.length) {
+    const x = j >= star.length || (i < own.length && own[i]! < star[j]!) ? own[i++]! : star[j++]!;
+    const a = policy.rules[x]!.argument;
+    if (a === null || a === argument) out.push(x);
+  }
+  return Int32Array.from(out);
 }
 
 /** `x` with the qubes `s` and `a` swapped, in a `@dispvm:` node too. */
@@ -163,6 +220,16 @@ export class QrexecFlow {
   /** Per system: the node targets an `autostart=no` allow may go to. */
   private readonly running: [Uint32Array, Uint32Array];
   private readonly ruleTok: Int32Array;
+  /** Per rule: the id of its source token (by kind and text). */
+  private readonly ruleSrc: Int32Array;
+  /** Per rule: 1 for a deny. */
+  private readonly ruleDeny: Uint8Array;
+  /** The caller {@link srcVec} and {@link dispVec} are for. */
+  private vecCaller: Caller | null = null;
+  /** Per source token id, for {@link vecCaller}: 255 not yet matched, 0 no, 1 matches, 2 the engine crashes. */
+  private srcVec = new Uint8Array(0);
+  /** Per target token id, for {@link vecCaller}: how `@dispvm` matches it (same values). */
+  private dispVec = new Uint8Array(0);
   private readonly tokens: QubeToken[] = [];
   private readonly tokMatch: [(TokenMatch | undefined)[], (TokenMatch | undefined)[]] = [[], []];
   private readonly synNames: Set<string>;
@@ -233,10 +300,18 @@ export class QrexecFlow {
     });
     this.running = [this.runningMask(sys0), this.runningMask(prep(disp.system))];
 
-    // Target tokens by (kind, text): matched once per system.
+    // Target tokens by (kind, text): matched once per system; source tokens by (kind, text): once per caller.
     const tokIds = new Map<string, number>();
+    const srcIds = new Map<string, number>();
     this.ruleTok = new Int32Array(policy.rules.length);
+    this.ruleSrc = new Int32Array(policy.rules.length);
+    this.ruleDeny = new Uint8Array(policy.rules.length);
     for (const r of policy.rules) {
+      if (r.action === "deny") this.ruleDeny[r.index] = 1;
+      const sk = `${r.source.kind}\0${r.source.text}`;
+      let sid = srcIds.get(sk);
+      if (sid === undefined) srcIds.set(sk, (sid = srcIds.size));
+      this.ruleSrc[r.index] = sid;
       const key = `${r.target.kind}\0${r.target.text}`;
       let id = tokIds.get(key);
       if (id === undefined) {
@@ -245,8 +320,20 @@ export class QrexecFlow {
       }
       this.ruleTok[r.index] = id;
     }
+    this.srcVec = new Uint8Array(srcIds.size);
+    this.dispVec = new Uint8Array(this.tokens.length);
 
-    // Calls.
+    // Calls, each with its rules in policy order (one pass over the policy).
+    const byService = new Map<string, number[]>();
+    const star: number[] = [];
+    for (const r of policy.rules) {
+      if (r.service === null) star.push(r.index);
+      else {
+        const l = byService.get(r.service);
+        if (l) l.push(r.index);
+        else byService.set(r.service, [r.index]);
+      }
+    }
     const named = new Set(space.services.filter((s) => s.display !== "*").map((s) => s.service));
     for (const svc of space.services) {
       const flow = svc.display === "*" ? otherServicesFlow(options.catalogue, named) : { ...serviceFlow(options.catalogue, svc.service), plain: false };
@@ -256,7 +343,7 @@ export class QrexecFlow {
       for (const arg of svc.arguments) {
         const text =
           svc.display === "*" ? "any service no rule names" : arg.display !== "*" ? svc.service + arg.argument : svc.arguments.length === 1 ? svc.service : `${svc.service} (other arguments)`;
-        this.calls.push({ service: svc.service, display: svc.display, argument: arg.argument, argDisplay: arg.display, text, fwd, bwd, control: flow.control, plain: flow.plain || !flow.control, direction: flow.direction, note: flow.note });
+        this.calls.push({ service: svc.service, display: svc.display, argument: arg.argument, argDisplay: arg.display, text, fwd, bwd, control: flow.control, plain: flow.plain || !flow.control, direction: flow.direction, note: flow.note, rules: callRules(policy, byService, star, svc.service, arg.argument) });
       }
     }
 
@@ -401,27 +488,39 @@ export class QrexecFlow {
    */
   private sweep(c: Caller, k: Call, visit: (r: PolicyRule, N: Uint32Array) => void): void {
     this.evaluated++;
-    const sys = prep(this.systems[c.sysIdx]);
-    const info = sys.domains;
+    const info = prep(this.systems[c.sysIdx]).domains;
     const W = this.W;
     const und = this.scratchUnd;
     const N = this.scratchN;
     und.set(this.valid);
     const rules = this.policy.rules;
-    const cursor = new Merge(candidateLists(indexOf(this.policy), k.service, k.argument, c.source, sys));
+    if (this.vecCaller !== c) {
+      this.vecCaller = c;
+      this.srcVec.fill(255);
+      this.dispVec.fill(255);
+    }
+    const srcVec = this.srcVec;
+    const ruleSrc = this.ruleSrc;
+    const list = k.rules;
     const dispvm = this.K + 2;
     const dispvmTarget = this.verified[dispvm];
-    for (let i = cursor.next(); i >= 0; i = cursor.next()) {
-      const r = rules[i]!;
-      if ((r.service !== null && r.service !== k.service) || (r.argument !== null && r.argument !== k.argument)) continue;
-      let matches: boolean;
-      try {
-        matches = matchSource(r.source, c.source, info);
-      } catch {
-        // The engine crashes on this rule for every request still undecided: all refused.
-        return;
+    const deny = this.ruleDeny;
+    for (let n = 0; n < list.length; n++) {
+      const i = list[n]!;
+      // The rule's source against the caller: once per source token and caller.
+      const sid = ruleSrc[i]!;
+      let sm = srcVec[sid]!;
+      if (sm === 255) {
+        try {
+          sm = matchSource(rules[i]!.source, c.source, info) ? 1 : 0;
+        } catch {
+          sm = 2;
+        }
+        srcVec[sid] = sm;
       }
-      if (!matches) continue;
+      // The engine crashes on this rule for every request still undecided: all refused.
+      if (sm === 2) return;
+      if (sm === 0) continue;
       const m = this.tokenMatch(c.sysIdx, this.ruleTok[i]!);
       let any = 0;
       let left = 0;
@@ -439,13 +538,19 @@ export class QrexecFlow {
       }
       if (m.perCaller && dispvmTarget && has(und, dispvm)) {
         // `@dispvm` against `@dispvm:X`/`@dispvm:@tag:T`: the caller's default decides.
-        let hit = false;
-        let crashed = false;
-        try {
-          hit = matchTarget(r.target, dispvmTarget, c.source, info);
-        } catch {
-          crashed = true;
+        // Once per target token and caller.
+        const tid = this.ruleTok[i]!;
+        let dm = this.dispVec[tid]!;
+        if (dm === 255) {
+          try {
+            dm = matchTarget(rules[i]!.target, dispvmTarget, c.source, info) ? 1 : 0;
+          } catch {
+            dm = 2;
+          }
+          this.dispVec[tid] = dm;
         }
+        const hit = dm === 1;
+        const crashed = dm === 2;
         if (hit || crashed) {
           und[dispvm >>> 5]! &= ~(1 << (dispvm & 31));
           if (hit) {
@@ -456,8 +561,10 @@ export class QrexecFlow {
           for (let w = 0; w < W; w++) left |= und[w]!;
         }
       }
-      if (any !== 0 && r.action !== "deny") visit(r, N);
-      if (any !== 0) for (let w = 0; w < W; w++) N[w] = 0;
+      if (any !== 0) {
+        if (deny[i] === 0) visit(rules[i]!, N);
+        for (let w = 0; w < W; w++) N[w] = 0;
+      }
       if (left === 0) return;
     }
   }
@@ -594,14 +701,36 @@ export class QrexecFlow {
   private asksCaller: Caller | null = null;
   private asksCall: Call | null = null;
 
-  private askDecision(c: Caller, k: Call, r: PolicyRule): readonly string[] | null {
-    if (this.asksCaller !== c || this.asksCall !== k) {
-      this.asks.clear();
-      this.asksCaller = c;
-      this.asksCall = k;
+  /**
+   * Per caller (the last one): what an `ask` or `allow` with `target=` gives, by kind, `target=` and
+   * `autostart`. Neither depends on the service, the argument or the request's target: an ask with
+   * `target=` offers that text; an allow with `target=` goes where that text resolves for the caller.
+   */
+  private readonly fixed = new Map<string, readonly string[] | string | null>();
+  private fixedCaller: Caller | null = null;
+
+  private fixedOf(c: Caller): Map<string, readonly string[] | string | null> {
+    if (this.fixedCaller !== c) {
+      this.fixed.clear();
+      this.fixedCaller = c;
     }
-    const key = `${r.redirect?.text ?? ""}\0${r.autostart}`;
-    if (this.asks.has(key)) return this.asks.get(key)!;
+    return this.fixed;
+  }
+
+  private askDecision(c: Caller, k: Call, r: PolicyRule): readonly string[] | null {
+    let memo: Map<string, readonly string[] | string | null>;
+    if (r.redirect) memo = this.fixedOf(c);
+    else {
+      if (this.asksCaller !== c || this.asksCall !== k) {
+        this.asks.clear();
+        this.asksCaller = c;
+        this.asksCall = k;
+      }
+      memo = this.asks as Map<string, readonly string[] | null>;
+    }
+    const key = `a\0${r.redirect?.text ?? ""}\0${r.autostart}`;
+    const had = memo.get(key);
+    if (had !== undefined) return had as readonly string[] | null;
     // The evaluator's `ask` branch (`decide.ts`): the offer, or a refusal (null).
     this.evaluated++;
     let offer: readonly string[] | null;
@@ -615,21 +744,32 @@ export class QrexecFlow {
     } catch {
       offer = null;
     }
-    this.asks.set(key, offer);
+    memo.set(key, offer);
     return offer;
   }
 
+  /** Where an allow with `target=` sends the caller's calls (null: refused); the evaluator decides one request of `N`, once per caller. */
   private redirectDecision(c: Caller, k: Call, r: PolicyRule, N: Uint32Array): string | null {
+    const memo = this.fixedOf(c);
+    const key = `r\0${r.redirect!.text}\0${r.autostart}`;
+    const had = memo.get(key);
+    if (had !== undefined) return had as string | null;
     const d = this.decide(c, k, this.firstTarget(N));
-    return d.ok && d.action === "allow" ? d.target : null;
+    const to = d.ok && d.action === "allow" ? d.target : null;
+    memo.set(key, to);
+    return to;
   }
 
   /**
-   * The ways of some hops, every one (deduplicated by {@link FlowWay.sig}),
-   * by `FROM\0TO`. Each end is swept once: `FROM` as the caller of the ways
-   * that move data forward, `TO` of those that move it back.
+   * The ways of some hops (deduplicated by {@link FlowWay.sig}), by
+   * `FROM\0TO`: the first `cap` of each (allows first), the others counted.
+   * Each end is swept once: `FROM` as the caller of the ways that move data
+   * forward, `TO` of those that move it back. `bounded`: a hop's search stops
+   * once the ways it shows are certain and one more is found (the count is
+   * then a lower bound, {@link HopWays.atLeast}); the ways shown are the same.
+   * `noAsk`: asks are not looked for (neither kept nor counted).
    */
-  ways(pairs: Iterable<readonly [string, string]>): Map<string, FlowWay[]> {
+  ways(pairs: Iterable<readonly [string, string]>, cap = Infinity, bounded = false, noAsk = false): Map<string, HopWays> {
     const wants = new Map<string, { fwd?: Set<string>; bwd?: Set<string> }>();
     const want = (node: string, dir: "fwd" | "bwd", other: string) => {
       let w = wants.get(node);
@@ -640,22 +780,23 @@ export class QrexecFlow {
       if (this.callerOf.has(a)) want(a, "fwd", b);
       if (this.callerOf.has(b)) want(b, "bwd", a);
     }
-    return this.gather(wants, false);
+    return this.gather(wants, false, Math.max(1, cap), bounded, noAsk);
   }
 
-  /** Every way of every hop (for small graphs: tests, `flowEdges`). */
-  allWays(): Map<string, FlowWay[]> {
-    return this.gather(new Map(this.callers.map((c) => [c.node, {}])), true);
+  /** Every way of every hop (for small graphs: tests, `flowEdges`), the first `cap` of each made. */
+  allWays(cap = Infinity): Map<string, HopWays> {
+    return this.gather(new Map(this.callers.map((c) => [c.node, {}])), true, Math.max(1, cap));
   }
 
   /**
    * The ways of the wanted callers. The qubes of a class are swept once, as
    * their class's first member, and its ways are moved onto each member by
    * swapping the two (with their `@dispvm:` nodes): the swap is an
-   * automorphism, so each moved request decides as the swept one.
+   * automorphism, so each moved request decides as the swept one (and its
+   * way has the same sig).
    */
-  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean): Map<string, FlowWay[]> {
-    const out = new Map<string, Map<number, FlowWay>>();
+  private gather(wants: Map<string, { fwd?: Set<string>; bwd?: Set<string> }>, all: boolean, cap: number, bounded = false, noAsk = false): Map<string, HopWays> {
+    const out = new Map<string, HopWays>();
     const byRep = new Map<string, string[]>();
     for (const node of wants.keys()) {
       const rep = this.repOf.get(node) ?? node;
@@ -668,7 +809,7 @@ export class QrexecFlow {
       if (members.length === 1) {
         // One member: swept as itself (nothing to move).
         const w = wants.get(members[0]!)!;
-        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all);
+        this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all, cap, bounded, noAsk);
         continue;
       }
       const swapOf = (m: string) => (x: string) => swapName(x, rep, m);
@@ -680,66 +821,134 @@ export class QrexecFlow {
         for (const x of w.fwd ?? []) (fwd ??= new Set()).add(sw(x));
         for (const x of w.bwd ?? []) (bwd ??= new Set()).add(sw(x));
       }
-      const mine = new Map<string, Map<number, FlowWay>>();
-      this.collect(c, fwd, bwd, mine, all);
+      const mine = new Map<string, HopWays>();
+      this.collect(c, fwd, bwd, mine, all, cap, bounded, noAsk);
       for (const m of members) {
         const sw = swapOf(m);
         const w = wants.get(m)!;
-        for (const [key, ways] of mine) {
-          const [a, b] = key.split("\0") as [string, string];
+        // The member's hops in the swept qube's terms: every one (all), else the wanted ones.
+        let moved: [string, string, HopWays][];
+        if (all) moved = [...mine].map(([key, hw]) => [...(key.split("\0") as [string, string]), hw]);
+        else {
+          moved = [];
+          for (const x of w.fwd ?? []) {
+            const b = sw(x);
+            const hw = mine.get(`${rep}\0${b}`);
+            if (hw) moved.push([rep, b, hw]);
+          }
+          for (const x of w.bwd ?? []) {
+            const a = sw(x);
+            const hw = mine.get(`${a}\0${rep}`);
+            if (hw) moved.push([a, rep, hw]);
+          }
+        }
+        for (const [a, b, hw] of moved) {
           const A = sw(a);
           const B = sw(b);
-          if (!all && a === rep && !w.fwd?.has(B)) continue;
-          if (!all && b === rep && !w.bwd?.has(A)) continue;
           const k2 = `${A}\0${B}`;
           let target = out.get(k2);
-          if (!target) out.set(k2, (target = new Map()));
-          for (const [sig, way] of ways) {
-            if (target.has(sig)) continue;
-            target.set(
-              sig,
-              lazyWay(sig, way.allow, () => {
+          if (!target) out.set(k2, (target = { ways: [], total: 0, allows: 0 }));
+          // The ways not kept are counted as they are (a sig is never found twice for one hop).
+          target.total += hw.total - hw.ways.length;
+          if (hw.atLeast) target.atLeast = true;
+          target.allows += hw.allows - hw.ways.filter((x) => x.allow).length;
+          for (const way of hw.ways)
+            addWay(target, cap, way.sig, way.allow, () =>
+              lazyWay(way.sig, way.allow, () => {
                 const ev = way.edge.evidence as QrexecEvidence;
                 const evidence: QrexecEvidence = { ...ev, request: { ...ev.request, source: sw(ev.request.source), target: sw(ev.request.target ?? "@default") } };
                 return { ...way.edge, from: A, to: B, evidence };
               }),
             );
-          }
         }
       }
     }
-    const result = new Map<string, FlowWay[]>();
-    for (const [key, m] of out) result.set(key, [...m.values()].sort((x, y) => x.sig - y.sig));
-    return result;
+    return out;
   }
 
   /** Sweeps one caller over every call, keeping the ways to the wanted nodes (`all`: every node). */
-  private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, Map<number, FlowWay>>, all = false): void {
+  private collect(c: Caller, fwdTo: Set<string> | undefined, bwdFrom: Set<string> | undefined, out: Map<string, HopWays>, all: boolean, cap: number, bound = false, noAsk = false): void {
     const R = this.policy.rules.length + 1;
-    // The wanted destinations as node bits (`null`: all); other names (strays) by name.
-    let wantBits: Uint32Array | null = null;
-    if (!all) {
-      wantBits = new Uint32Array(this.W);
-      for (const x of [...(fwdTo ?? []), ...(bwdFrom ?? [])]) {
+    const W = this.W;
+    // The wanted destinations as node bits per direction, for any way and for asks (`null`: all); other
+    // names (strays) by name. Bounded: a destination leaves `ask*` once cap + 1 ways to it are found (a
+    // later ask comes after all of them), and `want*` once cap of them are allows too (nothing later can
+    // be shown); its count of ways is then a lower bound.
+    const bounded = bound && !all && cap !== Infinity;
+    const bitsOf = (xs: Set<string> | undefined) => {
+      const b = new Uint32Array(W);
+      for (const x of xs ?? []) {
         const id = this.ids.get(x);
-        if (id !== undefined) put(wantBits, id);
+        if (id !== undefined) put(b, id);
       }
-    }
+      return b;
+    };
+    const wantF = bitsOf(fwdTo);
+    const wantB = bitsOf(bwdFrom);
+    const askF = wantF.slice();
+    const askB = wantB.slice();
+    const wayN = bounded ? [new Int32Array(this.nodes.length), new Int32Array(this.nodes.length)] : null;
+    const allowN = bounded ? [new Int32Array(this.nodes.length), new Int32Array(this.nodes.length)] : null;
+    const strayF = [...(fwdTo ?? [])].some((x) => !this.ids.has(x));
+    const strayB = [...(bwdFrom ?? [])].some((x) => !this.ids.has(x));
+    const wantBits: Uint32Array | null = all ? null : new Uint32Array(W);
+    const askBits: Uint32Array | null = all ? null : new Uint32Array(W);
+    const any = (b: Uint32Array) => {
+      for (let w = 0; w < W; w++) if (b[w]) return true;
+      return false;
+    };
+    /** Whether a way of `dir` (0 forward, 1 back) to `dest` is still wanted. */
+    const wanted = (dir: 0 | 1, dest: string, ask: boolean) => {
+      if (all) return true;
+      const id = this.ids.get(dest);
+      if (id === undefined) return (dir === 0 ? fwdTo : bwdFrom)?.has(dest) ?? false;
+      return has(dir === 0 ? (ask ? askF : wantF) : ask ? askB : wantB, id);
+    };
+    /** Counts a way found to node `id` (bounded search only). */
+    const found1 = (dir: 0 | 1, id: number, allow: boolean) => {
+      wayN![dir]![id]!++;
+      if (allow) allowN![dir]![id]!++;
+    };
+    /**
+     * After a rule's ways (all of one call and rule, so ahead of every later way of this caller): drops
+     * the destinations of `h` (direction `dir`, node `id`) from the wanted sets when it may.
+     */
+    const settle = (dir: 0 | 1, id: number, h: HopWays) => {
+      if (wayN![dir]![id]! <= cap) return;
+      h.atLeast = true;
+      const m = ~(1 << (id & 31));
+      (dir === 0 ? askF : askB)[id >>> 5]! &= m;
+      if (allowN![dir]![id]! >= cap) (dir === 0 ? wantF : wantB)[id >>> 5]! &= m;
+    };
     // The calls that grant anything are the same for every qube of a class (swapped).
     const rep = this.repOf.get(c.node);
     const useful = this.useful.get(c) ?? (rep !== undefined ? this.useful.get(this.callerOf.get(rep)!) : undefined);
-    this.calls.forEach((k, ki) => {
-      if (useful && !useful[ki]) return;
-      const fwd = k.fwd && (all || !!fwdTo);
-      const bwd = k.bwd && (all || !!bwdFrom);
-      if (!fwd && !bwd) return;
+    for (let ki = 0; ki < this.calls.length; ki++) {
+      const k = this.calls[ki]!;
+      if (useful && !useful[ki]) continue;
+      const fwd = k.fwd && (all || (!!fwdTo && (!bounded || strayF || any(wantF))));
+      const bwd = k.bwd && (all || (!!bwdFrom && (!bounded || strayB || any(wantB))));
+      if (!fwd && !bwd) {
+        if (bounded && !strayF && !strayB && !any(wantF) && !any(wantB)) break;
+        continue;
+      }
+      let asks = !noAsk;
+      if (wantBits && askBits) {
+        for (let w = 0; w < W; w++) {
+          wantBits[w] = (fwd ? wantF[w]! : 0) | (bwd ? wantB[w]! : 0);
+          askBits[w] = (fwd ? askF[w]! : 0) | (bwd ? askB[w]! : 0);
+        }
+        // No ask can add a way shown: its offer is not computed.
+        asks &&= (fwd && strayF) || (bwd && strayB) || any(askBits);
+      }
       this.sweep(c, k, (r, N) => {
         // Per (control, destination): the request that shows it best (one naming it, else @default).
         let found: Map<string, { t: number; score: number; dest: string; control: boolean }> | undefined;
+        const isAsk = r.action === "ask";
         const add = (t: number, rawDest: string, control: boolean) => {
           const dest = nodeName(rawDest);
           if (dest === c.node || this.synNames.has(dest)) return;
-          if (!all && !(fwd && fwdTo!.has(dest)) && !(bwd && bwdFrom!.has(dest))) return;
+          if (!(fwd && wanted(0, dest, isAsk)) && !(bwd && wanted(1, dest, isAsk))) return;
           const text = this.targetText[t]!;
           const score = text === rawDest ? 0 : text === "@default" ? 1 : 2;
           const key = `${control ? 1 : 0}\0${dest}`;
@@ -755,14 +964,15 @@ export class QrexecFlow {
           return i !== undefined && i < this.K && has(N, i) ? i : has(N, dflt) ? dflt : first;
         };
         if (r.action === "ask") {
+          if (!asks) return;
           const offer = this.askDecision(c, k, r);
           if (!offer) return;
-          if (wantBits === null) for (const x of offer) add(sample(x), x, false);
+          if (askBits === null) for (const x of offer) add(sample(x), x, false);
           else {
             // Only the wanted nodes of the offer (as bits), and any name outside the nodes.
             const o = this.offer(offer);
             for (let w = 0; w < this.W; w++) {
-              let x = o.bits[w]! & wantBits[w]!;
+              let x = o.bits[w]! & askBits[w]!;
               while (x) {
                 const name = this.nodes[w * 32 + (31 - Math.clz32(x & -x))]!;
                 add(sample(name), name, false);
@@ -798,6 +1008,7 @@ export class QrexecFlow {
           } else for (const t of this.targetOrder(N, wantBits)) one(t);
         }
         if (!found) return;
+        const touched: [0 | 1, number, HopWays][] | null = bounded ? [] : null;
         for (const f of found.values()) {
           const allow = r.action === "allow";
           const sig0 = ((ki * R + r.index) * 2 + (f.control ? 1 : 0)) * 2;
@@ -820,16 +1031,31 @@ export class QrexecFlow {
           });
           const keep = (from: string, to: string, reverse: boolean) => {
             const key = `${from}\0${to}`;
-            let m = out.get(key);
-            if (!m) out.set(key, (m = new Map()));
+            let h = out.get(key);
+            if (!h) out.set(key, (h = { ways: [], total: 0, allows: 0 }));
             const sig = sig0 + (reverse ? 1 : 0);
-            if (!m.has(sig)) m.set(sig, lazyWay(sig, allow, () => ({ from, to, via: "qrexec", ask: !allow, evidence: evidenceOf(reverse) })));
+            addWay(h, cap, sig, allow, () => lazyWay(sig, allow, () => ({ from, to, via: "qrexec", ask: !allow, evidence: evidenceOf(reverse) })));
+            return h;
           };
-          if (fwd && (all || fwdTo!.has(f.dest))) keep(c.node, f.dest, false);
-          if (bwd && (all || bwdFrom!.has(f.dest))) keep(f.dest, c.node, true);
+          const id = bounded ? this.ids.get(f.dest) : undefined;
+          if (fwd && wanted(0, f.dest, !allow)) {
+            const h = keep(c.node, f.dest, false);
+            if (id !== undefined) {
+              found1(0, id, allow);
+              touched!.push([0, id, h]);
+            }
+          }
+          if (bwd && wanted(1, f.dest, !allow)) {
+            const h = keep(f.dest, c.node, true);
+            if (id !== undefined) {
+              found1(1, id, allow);
+              touched!.push([1, id, h]);
+            }
+          }
         }
+        if (touched) for (const [dir, id, h] of touched) settle(dir, id, h);
       });
-    });
+    }
   }
 
   /** The targets of `N`: the specials first, then by id (only the wanted ones among the nodes, when given). */

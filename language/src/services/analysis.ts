@@ -12,6 +12,7 @@ import type { LineNode, PolicyDocument, QubeToken, RuleLine, RuleNode, Word } fr
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
 import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describe.js";
 import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
+import { parsedRuleOf } from "./flatten.js";
 import { wholePolicyFindings } from "./oneshot.js";
 import { hasSupportedRpc, ruleVerdicts, type ProvidedVerdict } from "./rpc-provided.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
@@ -458,6 +459,11 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     let same = prev !== undefined && prev.document === doc.document && prev.severity === severity && prev.by.length === count;
     // The same findings arrays and the same runs: nothing about this file's rules changed.
     const quick = same && prev!.shadowedBy === shadowedBy && prev!.feedsAsk === feedsAsk && prev!.runs.length === runs.length && prev!.runs.every((r, k) => r === runs[k]!.rules);
+    /**
+     * Broader rules that are the same line of the same document moved by an edit, by their former
+     * place (the warnings' broader rule objects may be older ones at that place): the new rule.
+     */
+    let movedBy: Map<string, Map<number | null, PolicyRule>> | undefined;
     if (same && !quick) {
       work += count;
       let k = 0;
@@ -467,9 +473,25 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
           // the rules, so they are new objects): only its place and the ask flag are in the warning.
           const a = prev!.by[k];
           const b = shadowedBy[run.start + j];
-          if ((a !== b && !samePlace(a, b)) || prev!.feeds[k] !== feedsAsk[run.start + j]) {
+          if (prev!.feeds[k] !== feedsAsk[run.start + j]) {
             same = false;
             break outer;
+          }
+          if (a !== b && !samePlace(a, b)) {
+            // The same line of the broader rule's document, moved by an edit above it: the same
+            // warning but for the broader rule's line (in the message and the related place).
+            if (!sameMovedLine(a, b)) {
+              same = false;
+              break outer;
+            }
+            let lines = (movedBy ??= new Map()).get(a!.origin.path);
+            if (!lines) movedBy.set(a!.origin.path, (lines = new Map()));
+            const known = lines.get(a!.origin.line);
+            if (known !== undefined && !samePlace(known, b)) {
+              same = false;
+              break outer;
+            }
+            lines.set(a!.origin.line, b!);
           }
           prev!.by[k] = b;
         }
@@ -479,6 +501,27 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         prev!.feedsAsk = feedsAsk;
         prev!.runs = runs.map((r) => r.rules);
       }
+    }
+    if (same && movedBy) {
+      // Only the warnings whose broader rule moved are made again; the rest are the same objects.
+      const found = prev!.found.slice();
+      for (const [p, lines] of movedBy) {
+        const byDoc = docs.get(p)?.document;
+        // The warnings whose broader rule is in that file (their rule objects may be older ones at the same place).
+        for (const k of prev!.foundAt.get(p) ?? []) {
+          const was = prev!.foundBy[k]!;
+          const b = lines.get(was.origin.line);
+          if (b === undefined || b.origin.file !== was.origin.file) continue;
+          work++;
+          const d = found[k]!;
+          const at = byDoc && b.origin.line !== null ? lineByNumber(byDoc, b.origin.line) : undefined;
+          found[k] = shadowDiagnostic(b, d.span, d.line, at, (d.data as { removable?: boolean } | undefined)?.removable === false, severity);
+          prev!.foundBy[k] = b;
+        }
+      }
+      prev!.found = found;
+      // The positions by the broader rule's path are unchanged (a moved rule keeps its path); the
+      // related places of the other warnings into an edited document are checked below.
     }
     if (same) {
       // The broader rules are the same; documents they live in may have been edited (their lines moved).
@@ -630,6 +673,13 @@ function movedDiagnostic(d: AnalysisDiagnostic, span: Span, line: number, relate
   if (related !== undefined) out.related = related;
   if ("data" in d) out.data = d.data;
   return out;
+}
+
+/** Two rules built from the same parsed line of one file (the line moved in its document). */
+function sameMovedLine(a: PolicyRule | undefined, b: PolicyRule | undefined): boolean {
+  if (a === undefined || b === undefined || a.origin.path !== b.origin.path || a.origin.file !== b.origin.file) return false;
+  const node = parsedRuleOf(a);
+  return node !== undefined && node === parsedRuleOf(b);
 }
 
 /** Two rules at the same place (file and line). */

@@ -51,6 +51,20 @@ export interface FlatPolicy {
 
 class Unsupported {}
 
+/** The parsed rule each rule object was built from (not renumbered copies, whose lines did not move). */
+const parsedRules = new WeakMap<PolicyRule, RuleNode>();
+
+/**
+ * The parsed rule (of its document's line) a rule object of {@link flattenPolicy} was built from:
+ * two rule objects with the same parsed rule, path and file stand for the same line of the same
+ * document, perhaps moved by an edit above it (`reparse.ts` shares a moved line's rule).
+ * `undefined` for a renumbered copy (see {@link FlatPolicy.moved}): callers then treat the rule as
+ * unknown, which is always correct, only slower.
+ */
+export function parsedRuleOf(rule: PolicyRule): RuleNode | undefined {
+  return parsedRules.get(rule);
+}
+
 /**
  * Rule objects of documents without directives, reused across snapshots when
  * a document's rules keep their place in the global list (fewer allocations
@@ -234,6 +248,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
         for (const [key, run] of known ?? []) {
           if (!run.length || key.slice(key.indexOf("\0")) !== rest) continue;
           const delta = total - run[0]!.index;
+          // (Copies are not in `parsedRules`: their lines did not move, so nothing asks.)
           const renumbered = run.map((r): PolicyRule => ({ ...r, index: r.index + delta }));
           cut();
           if (known!.size >= 4) known!.clear();
@@ -287,6 +302,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
             via: inner,
           };
           lineRules?.set(r, built);
+          parsedRules.set(built, r);
           pending.push(built);
           total++;
         } else if (line.kind === "directive") {

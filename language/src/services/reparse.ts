@@ -16,7 +16,7 @@
  */
 import type { Diagnostic } from "../diagnostics.js";
 import { parseDocument, type ParseOptions } from "../syntax/parse.js";
-import type { LineNode, ParamNode, PolicyDocument, RuleLine, Word } from "../syntax/tree.js";
+import type { LineNode, PolicyDocument, RuleLine, Word } from "../syntax/tree.js";
 
 /**
  * Parses `text` reusing `previous` (a parse of an earlier version of the same
@@ -32,10 +32,10 @@ export function reparseDocument(previous: PolicyDocument, text: string, options:
 }
 
 /** Lines shifted between two steps of {@link reparseDocumentSteps}. */
-const SHIFTS_PER_STEP = 500;
+const SHIFTS_PER_STEP = 250;
 
 /**
- * {@link reparseDocument} in steps: it yields every 500 lines it moves (an edit near the top
+ * {@link reparseDocument} in steps: it yields every 250 lines it moves (an edit near the top
  * of a long document moves every later line), so that a server answers requests in between.
  */
 export function* reparseDocumentSteps(previous: PolicyDocument, text: string, options: ParseOptions = {}): Generator<void, PolicyDocument, void> {
@@ -131,15 +131,16 @@ function shiftWord(w: Word, by: number): Word {
   return { text: w.text, span: { start: w.span.start + by, end: w.span.end + by } };
 }
 
-function shiftParam(p: ParamNode, by: number): ParamNode {
-  return { key: p.key, value: p.value, span: { start: p.span.start + by, end: p.span.end + by } };
-}
-
-/** A copy of a line node moved by `by` characters and `lines` lines (unchanged parts shared). */
+/**
+ * A copy of a line node moved by `by` characters and `lines` lines (unchanged parts shared). It
+ * makes as few objects as it can (every later line of a long document is moved by an edit): the
+ * content span is the line span's object when they are equal, an empty parameter list is shared,
+ * and a parameter's span is its word's, as the parser makes them.
+ */
 function shiftLine(l: LineNode, by: number, lines: number): LineNode {
   const line = l.line + lines;
   const lineSpan = { start: l.lineSpan.start + by, end: l.lineSpan.end + by };
-  const span = { start: l.span.start + by, end: l.span.end + by };
+  const span = l.span.start === l.lineSpan.start && l.span.end === l.lineSpan.end ? lineSpan : { start: l.span.start + by, end: l.span.end + by };
   switch (l.kind) {
     case "blank":
       return { kind: "blank", line, lineSpan, span };
@@ -153,10 +154,22 @@ function shiftLine(l: LineNode, by: number, lines: number): LineNode {
       return out;
     }
     case "rule": {
-      const words = l.words.map((w) => shiftWord(w, by));
+      const old = l.words;
+      const words: Word[] = new Array(old.length);
+      for (let i = 0; i < old.length; i++) words[i] = shiftWord(old[i]!, by);
       // The column words are elements of `words`: keep them so.
-      const same = (w: Word | undefined) => (w === undefined ? undefined : words[l.words.indexOf(w)]);
-      const out: RuleLine = { kind: "rule", line, lineSpan, span, words, params: l.params.map((p) => shiftParam(p, by)), rule: l.rule };
+      const same = (w: Word | undefined) => (w === undefined ? undefined : words[old.indexOf(w)]);
+      let params = l.params;
+      if (params.length) {
+        params = new Array(l.params.length);
+        for (let i = 0; i < l.params.length; i++) {
+          const p = l.params[i]!;
+          let at = -1;
+          for (let k = 0; k < old.length && at < 0; k++) if (old[k]!.span === p.span) at = k;
+          params[i] = { key: p.key, value: p.value, span: at >= 0 ? words[at]!.span : { start: p.span.start + by, end: p.span.end + by } };
+        }
+      }
+      const out: RuleLine = { kind: "rule", line, lineSpan, span, words, params, rule: l.rule };
       // The keys the parser sets, in its order (one object shape).
       if ("serviceWord" in l) out.serviceWord = same(l.serviceWord);
       if ("argumentWord" in l) out.argumentWord = same(l.argumentWord);

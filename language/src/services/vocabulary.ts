@@ -34,8 +34,11 @@ function tokensOf(doc: PolicyDocument): QubeToken[] {
   if (out) return out;
   out = [];
   const seen = new Set<string>();
+  // Tokens are shared within a parse (one object per kind and text), so most repeats are caught by identity.
+  const seenObjects = new Set<QubeToken>();
   const add = (t: QubeToken | null) => {
-    if (!t) return;
+    if (!t || seenObjects.has(t)) return;
+    seenObjects.add(t);
     const key = `${t.kind}\u0001${t.text}`;
     if (seen.has(key)) return;
     seen.add(key);

@@ -200,7 +200,9 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
       const paths = reached.map((r) => r.automatic ?? r.path);
       let out: string;
       if (format === "json")
-        out = JSON.stringify({ from, max_hops: maxHops, reachable: reached.map((r) => ({ node: r.node, automatic: !!r.automatic, path: pathJson(r.path), ...(r.automatic ? { automatic_path: pathJson(r.automatic) } : {}) })), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+        // One line: the document runs to megabytes on large machines (indenting made it half as big
+        // again and three times as slow to write); `jq .` shows it indented.
+        out = JSON.stringify({ from, max_hops: maxHops, reachable: reached.map((r) => ({ node: r.node, automatic: !!r.automatic, path: pathJson(r.path), ...(r.automatic ? { automatic_path: pathJson(r.automatic) } : {}) })), warnings: [...warnings, ...graph.warnings] }) + "\n";
       else if (format === "dot") out = flowDot(title, paths, from);
       else if (format === "mermaid") out = flowMermaid(title, paths, from);
       else if (format === "html")
@@ -218,7 +220,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     const title = `information flow from ${src} to ${dst}`;
     let out: string;
     if (format === "json")
-      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, shortest_paths: r.count?.paths ?? 0, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }, null, 1) + "\n";
+      out = JSON.stringify({ from: src, to: dst, max_hops: maxHops, shortest: r.shortest, shortest_paths: r.count?.paths ?? 0, truncated: r.truncated, paths: r.paths.map(pathJson), warnings: [...warnings, ...graph.warnings] }) + "\n";
     else if (format === "dot") out = flowDot(title, r.paths, src);
     else if (format === "mermaid") out = flowMermaid(title, r.paths, src);
     else if (format === "html") out = flowHtml(title, pathsText(r, { ...textOptions, edgesPerHop: 1 }).split("\n")[0]!, r.paths.map((p: FlowPath, i) => ({ heading: `path ${i + 1}`, path: p })));

@@ -11,7 +11,8 @@ import { StringDecoder } from "node:string_decoder";
 import {
   decisionToJson,
   evaluate,
-  evaluateJsonPieces,
+  ByteOutput,
+  evaluateJsonBytes,
   explain,
   loadPolicy,
   makeRequest,
@@ -254,46 +255,121 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[
   if (last !== "") yield [last];
 }
 
-/** The size of the output buffers of a stream (a batch's answers are copied into one). */
+/** The size of the output buffers of a stream (a batch's answers are written into them, and each written when full). */
 const BYTE_CHUNK = 1 << 18;
 
 /**
- * The answers of a stream as UTF-8 bytes: each piece is copied into a
- * buffer, and a batch is written at once. No string of a whole batch (or
- * of a long line) is ever built, so nothing large is allocated and
- * flattened per batch; a written chunk is never reused (the stream may
- * keep it), and always ends at a piece's end (never inside a character).
+ * The answers of a stream as UTF-8 bytes: the evaluator writes each
+ * decision straight into the current buffer ({@link ByteOutput}); a full
+ * buffer, and the rest at the end of each batch, is written out. A written
+ * buffer is reused only once the stream is done with it (its write's
+ * callback), so a long stream keeps a few buffers instead of allocating
+ * one per chunk. No string of a line (or of a batch) is ever built.
  */
-class ByteWriter {
-  private buf = Buffer.allocUnsafe(BYTE_CHUNK);
-  private start = 0;
-  private off = 0;
-  constructor(private readonly out: NodeJS.WritableStream) {}
-
-  put(s: string): void {
-    // At most 3 bytes per UTF-16 unit.
-    const max = s.length * 3;
-    if (this.off + max > this.buf.length) {
-      this.flush();
-      this.buf = Buffer.allocUnsafe(Math.max(BYTE_CHUNK, max));
-      this.start = this.off = 0;
-    }
-    this.off += this.buf.write(s, this.off);
+class StreamOutput {
+  private readonly pool: Uint8Array[] = [];
+  readonly bytes: ByteOutput;
+  /** Whether the last write asked its writer to wait for "drain". */
+  private waiting = false;
+  constructor(private readonly out: NodeJS.WritableStream) {
+    this.bytes = new ByteOutput(BYTE_CHUNK, () => this.handOver());
   }
 
-  /** Ends a line (one byte, no call into the encoder). */
-  newline(): void {
-    if (this.off === this.buf.length) this.put("\n");
-    else this.buf[this.off++] = 10;
+  /** Writes what the buffer holds and continues in a fresh (or recycled) one. */
+  private handOver(): void {
+    const b = this.bytes;
+    const full = b.buf;
+    const n = b.off;
+    b.buf = this.pool.pop() ?? new Uint8Array(BYTE_CHUNK);
+    b.off = 0;
+    if (!this.out.write(full.subarray(0, n), () => this.pool.length < 8 && full.length === BYTE_CHUNK && this.pool.push(full))) this.waiting = true;
   }
 
-  /** Writes what was put since the last flush; false when the stream asks its writer to wait for "drain". */
+  /** Writes what was put since the last write; false when the stream asks its writer to wait for "drain". */
   flush(): boolean {
-    if (this.off === this.start) return true;
-    const chunk = this.buf.subarray(this.start, this.off);
-    this.start = this.off;
-    return this.out.write(chunk);
+    if (this.bytes.off > 0) this.handOver();
+    const ok = !this.waiting;
+    this.waiting = false;
+    return ok;
   }
+}
+
+/** A request line as JSON.parse reads it (checked field by field). */
+interface RequestLine {
+  service?: string;
+  argument?: string | null;
+  source?: string;
+  target?: string | null;
+  requested_source?: string | null;
+}
+
+const REQUEST_KEYS = new Set(["service", "argument", "source", "target", "requested_source"]);
+
+/**
+ * A request line in its usual form, read without `JSON.parse`: one flat
+ * object whose members are among the request's keys, each once, with
+ * string values that hold no escape and no control character, or `null`.
+ * Such text means exactly what `JSON.parse` makes of it. Anything else
+ * (other keys, escapes, numbers, nesting, errors) is undefined: the caller
+ * uses `JSON.parse`, which reads or rejects it.
+ */
+function flatRequest(t: string): RequestLine | undefined {
+  const n = t.length;
+  if (n < 2 || t.charCodeAt(0) !== 123 || t.charCodeAt(n - 1) !== 125) return undefined;
+  const out: Record<string, string | null> = {};
+  let i = 1;
+  let members = 0;
+  for (;;) {
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    if (t.charCodeAt(i) === 125 && members === 0 && i === n - 1) return out;
+    if (t.charCodeAt(i) !== 34) return undefined;
+    const keyEnd = t.indexOf('"', i + 1);
+    if (keyEnd < 0) return undefined;
+    const key = t.slice(i + 1, keyEnd);
+    if (!REQUEST_KEYS.has(key) || key in out) return undefined;
+    i = keyEnd + 1;
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    if (t.charCodeAt(i) !== 58) return undefined;
+    i++;
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    const c = t.charCodeAt(i);
+    if (c === 34) {
+      let j = i + 1;
+      for (; j < n; j++) {
+        const d = t.charCodeAt(j);
+        if (d === 34) break;
+        if (d === 92 || d < 32) return undefined;
+      }
+      if (j >= n) return undefined;
+      out[key] = t.slice(i + 1, j);
+      i = j + 1;
+    } else if (c === 110 && t.startsWith("null", i)) {
+      out[key] = null;
+      i += 4;
+    } else return undefined;
+    members++;
+    while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
+    const sep = t.charCodeAt(i);
+    if (sep === 125) return i === n - 1 ? out : undefined;
+    if (sep !== 44) return undefined;
+    i++;
+  }
+}
+
+function isJsonSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13;
+}
+
+/**
+ * Adds the request to the decision just written, as
+ * `JSON.stringify({ ...decision, request })` writes it: the decision is a
+ * non-empty object without a `request` key, and its closing `}` is the
+ * last byte written (a piece is never split across buffers, so it is
+ * still in the current one).
+ */
+function appendEcho(out: ByteOutput, echoed: unknown): void {
+  out.off--;
+  out.text(`,"request":${JSON.stringify(echoed)}}`);
 }
 
 async function runEval(args: string[], io: CliIO): Promise<number> {
@@ -339,21 +415,20 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     let n = 0;
     let malformed = 0;
     const near: NearQubes = { names: undefined, memo: new Map() };
-    let loadErrorLine: string | undefined;
-    const out = new ByteWriter(io.stdout);
-    const pieces: string[] = [];
+    let loadErrorLine: Uint8Array | undefined;
+    const stream = new StreamOutput(io.stdout);
+    const out = stream.bytes;
     for await (const batch of readLineBatches(requests, io)) {
-      // One write per batch on each stream: a write per line costs more than deciding it.
+      // One write per batch (or per full buffer) on each stream: a write per line costs more than deciding it.
       let warnings = "";
       for (const line of batch) {
         const t = line.trim();
         if (!t) continue;
         n++;
         let echoed: unknown = t;
-        // This line's pieces start here (the array is emptied once a batch, not once a line, so it keeps its storage).
-        const from = pieces.length;
+        let req: PolicyRequest;
         try {
-          const r = JSON.parse(t) as { service?: string; argument?: string | null; source?: string; target?: string | null; requested_source?: string | null };
+          const r = (echo ? undefined : flatRequest(t)) ?? (JSON.parse(t) as RequestLine);
           echoed = r;
           if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("not a JSON object");
           if (typeof r.service !== "string" || typeof r.source !== "string") throw new Error("needs string `service` and `source`");
@@ -363,31 +438,27 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
           if (argument !== undefined && argument !== null && typeof argument !== "string") throw new Error("`argument` must be a string");
           if (target !== undefined && target !== null && typeof target !== "string") throw new Error("`target` must be a string");
           if (rs !== undefined && rs !== null && typeof rs !== "string") throw new Error("`requested_source` must be a string");
-          const req: PolicyRequest =
+          req =
             argument !== undefined && argument !== null
               ? { service: r.service, argument, source: r.source, target: target ?? "", requestedSource: rs ?? null }
               : { ...makeRequest(r.service, r.source, target ?? ""), requestedSource: rs ?? null };
-          if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
-          // The pieces of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is serialised once.
-          if ("error" in loaded) pieces.push((loadErrorLine ??= JSON.stringify(loadErrorJson(loaded.error.error))));
-          else evaluateJsonPieces(loaded.policy, req, system, pieces);
         } catch (e) {
           malformed++;
-          pieces.length = from;
-          pieces.push(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
+          out.text(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
+          if (echo) appendEcho(out, echoed);
+          out.byte(10);
+          continue;
         }
-        // As JSON.stringify({ ...out, request }) writes it: the decision is a non-empty object without a `request` key.
-        if (echo) {
-          const last = pieces.length - 1;
-          pieces[last] = `${pieces[last]!.slice(0, -1)},"request":${JSON.stringify(echoed)}}`;
-        }
-        for (let k = from; k < pieces.length; k++) out.put(pieces[k]!);
-        out.newline();
+        if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
+        // The bytes of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is encoded once. Never throws.
+        if ("error" in loaded) out.bytes((loadErrorLine ??= new TextEncoder().encode(JSON.stringify(loadErrorJson(loaded.error.error)))));
+        else evaluateJsonBytes(loaded.policy, req, system, out);
+        if (echo) appendEcho(out, echoed);
+        out.byte(10);
       }
-      pieces.length = 0;
       if (warnings) io.stderr.write(warnings);
       // Backpressure: a slow reader (a pipe) must not make the answers pile up in memory.
-      if (!out.flush()) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
+      if (!stream.flush()) await new Promise<void>((resolve) => io.stdout.once("drain", () => resolve()));
     }
     if (malformed) io.stderr.write(`qkit policy eval: ${malformed} malformed line${malformed === 1 ? "" : "s"} in \`${requests}\` (see the UsageError output lines) [malformed-line]\n`);
     return malformed ? EXIT.usage : EXIT.ok;
