@@ -718,6 +718,14 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     if (raw) {
       try {
         system = prepareSystemInfo(raw);
+        // The analysis reads every qube's properties: an entry that is not an object is refused with the model
+        for (const [name, d] of system.domains) {
+          if (!d || typeof d !== "object" || Array.isArray(d)) {
+            systemError = `invalid system model: qube \`${name}\` is ${String(JSON.stringify(d) ?? d).slice(0, 60)}, not an object of properties; fix the entry or make the model again with \`qkit system snapshot\``;
+            system = null;
+            break;
+          }
+        }
       } catch (e) {
         systemError = `invalid system model: ${String(e)}`;
       }

@@ -3,6 +3,9 @@
  * whether it loaded, and why not (the VS Code extension shows that reason in a notification).
  * Driven over stdio through the built server.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DidChangeConfigurationNotification } from "vscode-languageserver-protocol/node.js";
 import { startServer, TEST_SETTINGS, WORKSPACE, type ServerSession } from "./e2e-support.js";
@@ -11,6 +14,10 @@ interface Status {
   source: string;
   error?: string;
 }
+
+/** A model whose qube `vault` is `null` (the analysis would fail on every rule that reads it). */
+const BAD_MODEL = join(mkdtempSync(join(tmpdir(), "qkit-bad-model-")), "system.json");
+writeFileSync(BAD_MODEL, JSON.stringify({ domains: { dom0: { type: "AdminVM", tags: [], uuid: "00000000-0000-0000-0000-000000000000" }, vault: null } }));
 
 let server: ServerSession | undefined;
 afterEach(async () => {
@@ -39,6 +46,7 @@ describe("qubes/systemModelStatus", () => {
     [{ system: { source: "file", file: "/nonexistent/system.json" } }, "system model file not found: /nonexistent/system.json"],
     [{ system: { source: "file" } }, "qubesPolicy.system.file is not set"],
     [{ system: { source: "socket", socket: "/nonexistent/qubesd.sock" } }, /^cannot load the system model \(socket\): .*nonexistent\/qubesd\.sock/],
+    [{ system: { source: "file", file: BAD_MODEL } }, "invalid system model: qube `vault` is null, not an object of properties; fix the entry or make the model again with `qkit system snapshot`"],
   ])("says why the model did not load (%j)", async (settings, error) => {
     const status = await statusAfterReload(settings);
     expect(status.source).toBe(settings.system.source);

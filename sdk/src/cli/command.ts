@@ -24,7 +24,13 @@ export interface Command {
   run(args: string[], io: CliIO): Promise<number>;
 }
 
-/** Thrown by argument parsing for a usage error (exit code 2). */
+/** Thrown by argument parsing for a usage error (exit code 2); `code` is printed after the message (default `usage`). */
 export class UsageError extends Error {
   override name = "UsageError";
+  constructor(
+    message: string,
+    readonly code: string = "usage",
+  ) {
+    super(message);
+  }
 }

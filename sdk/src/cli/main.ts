@@ -219,7 +219,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return await best.run(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(err.message)} [usage]\n`);
+      io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(err.message)} [${err.code}]\n`);
       return EXIT.usage;
     }
     const msg = err instanceof Error ? err.message : String(err);

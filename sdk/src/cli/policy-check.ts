@@ -240,6 +240,23 @@ async function checkFileEngineOnly(name: string, text: string, serviceSyntax: bo
   return { ok: errors === 0, rules: doc.lines.filter((l) => l.kind === "rule" && l.rule).length, errors, warnings, notes, diagnostics };
 }
 
+/**
+ * The analysis reads every qube's properties: a qube entry that is not an
+ * object (`"vault": null`) is refused as the audit commands refuse it, rather
+ * than reported as internal errors of the rules that read it.
+ */
+function wellFormed(system: SystemInfo, file: string): SystemInfo {
+  for (const [name, d] of system.domains) {
+    if (!d || typeof d !== "object" || Array.isArray(d)) {
+      throw new UsageError(
+        `the system model \`${file}\`: qube \`${oneLine(name)}\` is ${oneLine(JSON.stringify(d) ?? String(d)).slice(0, 60)}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``,
+        "bad-system-model",
+      );
+    }
+  }
+  return system;
+}
+
 async function runCheck(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(
     args,
@@ -281,7 +298,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
     if (p !== "-" && !existsSync(path.resolve(io.cwd, p))) throw new UsageError(`\`${p}\`: No such file or directory`);
   }
   const systemSpec = a.values.get("system");
-  const system = systemSpec === undefined ? null : systemSpec === "live" ? await liveSystem(a, io) : readSystem(systemSpec, io);
+  const system = systemSpec === undefined ? null : systemSpec === "live" ? await liveSystem(a, io) : wellFormed(readSystem(systemSpec, io), systemSpec);
 
   const reports: CheckReport[] = [];
   for (const p of a.positionals) {
