@@ -85,8 +85,8 @@ export function readSettings(raw: unknown): SettingsReading {
     else {
       const out: NonNullable<QubesPolicySettings["analysis"]> = {};
       for (const [code, sev] of Object.entries(raw.analysis)) {
-        if (typeof sev === "string" && (SEVERITIES as readonly string[]).includes(sev)) out[code] = sev as (typeof SEVERITIES)[number];
-        else bad(`analysis.${code}`, sev, `one of ${SEVERITIES.join(", ")}`);
+        const s = oneOf(`analysis.${code}`, sev, SEVERITIES);
+        if (s !== undefined) out[code] = s;
       }
       settings.analysis = out;
     }

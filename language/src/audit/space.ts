@@ -22,7 +22,7 @@ import { isDom0Token } from "../syntax/tokens.js";
 import type { QubeToken } from "../syntax/tree.js";
 import type { SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
-import { pyCompare } from "../syntax/python.js";
+import { pyCompare, pyTruthy } from "../syntax/python.js";
 import { prepared } from "../eval/system.js";
 
 /** One argument of a service in the space. */
@@ -59,15 +59,9 @@ function fresh(base: string, taken: Set<string>): string {
   return s;
 }
 
-function truthy(v: unknown): boolean {
-  if (v === null || v === undefined || v === false || v === 0 || v === "") return false;
-  if (Array.isArray(v)) return v.length > 0;
-  if (typeof v === "object") return Object.keys(v as object).length > 0;
-  return true;
-}
 
 function isTemplate(d: unknown): boolean {
-  return !!d && typeof d === "object" && !Array.isArray(d) && truthy((d as Record<string, unknown>)["template_for_dispvms"]);
+  return !!d && typeof d === "object" && !Array.isArray(d) && pyTruthy((d as Record<string, unknown>)["template_for_dispvms"]);
 }
 
 /** The request space of `system` for `policies` (see the module comment). */

@@ -19,6 +19,7 @@
 import type { DomainInfo, SystemInfo } from "../eval/types.js";
 import type { PolicyRule } from "../loader/types.js";
 import type { QubeToken } from "../syntax/tree.js";
+import { pyTruthy } from "../syntax/python.js";
 import { tokenMatchesQube } from "./describe.js";
 import { isDom0ish, tokenKey } from "./util.js";
 
@@ -71,11 +72,6 @@ export interface RuleReach {
 /** True for a domain entry that is an object (a model may hold `null` or other junk for a qube). */
 function isInfo(info: unknown): info is DomainInfo {
   return typeof info === "object" && info !== null && !Array.isArray(info);
-}
-
-/** Python truthiness of a GetSystemInfo value (`internal` may be `"1"`, `""`, `null`, a boolean). */
-function truthy(v: unknown): boolean {
-  return v !== null && v !== undefined && v !== "" && v !== false && v !== 0;
 }
 
 /** The callers a source token matches: qube indices, and a mask over all qubes. */
@@ -257,7 +253,7 @@ export class ReachContext {
     if (v === undefined) {
       const e = this.expansion(tok);
       // The caller's own name is never offered, a new disposable of it is (`@dispvm:CALLER`).
-      const offered = (n: string) => !truthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false;
+      const offered = (n: string) => !pyTruthy(this.system.domains.get(n)?.internal) && supportedRpc(this.system, n)?.has(service) !== false;
       v = e.dom0 || e.qubes.some((n) => n !== caller && offered(n)) || e.disposables.some(offered);
       this.providerMemo.set(key, v);
     }
@@ -342,8 +338,8 @@ export class ReachContext {
     if (reach.dom0) return reach;
     if (only !== undefined) reach.qubes.delete(only);
     // The engine drops internal qubes (and disposables of internal templates) from the offer.
-    for (const n of [...reach.qubes]) if (truthy(this.system.domains.get(n)?.internal)) reach.qubes.delete(n);
-    for (const n of [...reach.disposables]) if (truthy(this.system.domains.get(n)?.internal)) reach.disposables.delete(n);
+    for (const n of [...reach.qubes]) if (pyTruthy(this.system.domains.get(n)?.internal)) reach.qubes.delete(n);
+    for (const n of [...reach.disposables]) if (pyTruthy(this.system.domains.get(n)?.internal)) reach.disposables.delete(n);
     return reach;
   }
 }

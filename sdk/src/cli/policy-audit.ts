@@ -50,9 +50,9 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { describeDecision, renderExplanation } from "./policy.js";
+import { describeDecision, malformedQube, renderExplanation } from "./policy.js";
 import { formatOption, writeOutput } from "./output.js";
-import { escapeControls, oneLine, osMessage } from "./text.js";
+import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import type { ConnectionInfo } from "./connect.js";
 
 // ---------------------------------------------------------------------------
@@ -111,15 +111,8 @@ function checkedSystem(raw: unknown, what: string): SystemInfo {
   if (names.length === 0) {
     throw new InputFailure(`${what} has no qubes (\`domains\` is empty), so every answer would be empty; give the model of a real system (\`qkit system snapshot\` writes one; dom0 is always there)`, "empty-system");
   }
-  for (const n of names) {
-    const d = (domains as Record<string, unknown>)[n];
-    if (!d || typeof d !== "object" || Array.isArray(d)) {
-      throw new InputFailure(
-        `${what}: qube \`${clip(oneLine(n))}\` is ${clip(oneLine(JSON.stringify(d) ?? String(d)))}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``,
-        "bad-system-model",
-      );
-    }
-  }
+  const bad = malformedQube(Object.entries(domains), what);
+  if (bad !== undefined) throw new InputFailure(bad, "bad-system-model");
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
 
@@ -184,11 +177,6 @@ async function audited(name: string, io: CliIO, fn: () => Promise<number>): Prom
     }
     throw e;
   }
-}
-
-/** Foreign text (a qube or service name, a test file's call, a journal line) shortened for one line of output. */
-export function clip(s: string, max = 200): string {
-  return s.length > max ? s.slice(0, max) + `… (${s.length - max} more characters)` : s;
 }
 
 /** Foreign text as one printable, bounded line: control characters escaped (\`oneLine\`), then clipped. */

@@ -43,7 +43,7 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean, oneLine } from "./text.js";
-import { mountPolicy, readSystem, realPathOf } from "./policy.js";
+import { malformedQube, mountPolicy, readSystem, realPathOf } from "./policy.js";
 import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
 
 const FORMATS = ["text", "json", "sarif", "github"] as const;
@@ -246,14 +246,8 @@ async function checkFileEngineOnly(name: string, text: string, serviceSyntax: bo
  * than reported as internal errors of the rules that read it.
  */
 function wellFormed(system: SystemInfo, file: string): SystemInfo {
-  for (const [name, d] of system.domains) {
-    if (!d || typeof d !== "object" || Array.isArray(d)) {
-      throw new UsageError(
-        `the system model \`${file}\`: qube \`${oneLine(name)}\` is ${oneLine(JSON.stringify(d) ?? String(d)).slice(0, 60)}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``,
-        "bad-system-model",
-      );
-    }
-  }
+  const bad = malformedQube(system.domains, `the system model \`${file}\``);
+  if (bad !== undefined) throw new UsageError(bad, "bad-system-model");
   return system;
 }
 

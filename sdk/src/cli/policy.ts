@@ -10,7 +10,7 @@ import { prepareSystemInfo, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, t
 import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { osMessage } from "./text.js";
+import { clip, oneLine, osMessage } from "./text.js";
 import { describeDecision, renderExplanation } from "../node-render.js";
 
 export { describeDecision, renderExplanation };
@@ -67,6 +67,20 @@ export function realPathOf(src: PolicySource, virtual: string): string {
     if (virtual.startsWith(virt + "/")) return path.join(real, virtual.slice(virt.length + 1));
   }
   return virtual;
+}
+
+/**
+ * The first qube of a system model whose entry is not an object of properties
+ * (`"vault": null`), said in one line for `what` (e.g. "the system model
+ * \`FILE\`"); `undefined` when every entry is an object.
+ */
+export function malformedQube(domains: Iterable<[string, unknown]>, what: string): string | undefined {
+  for (const [n, d] of domains) {
+    if (!d || typeof d !== "object" || Array.isArray(d)) {
+      return `${what}: qube \`${clip(oneLine(n))}\` is ${clip(oneLine(JSON.stringify(d) ?? String(d)))}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``;
+    }
+  }
+  return undefined;
 }
 
 export function readSystem(file: string | undefined, io: CliIO): SystemInfo {

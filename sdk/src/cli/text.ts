@@ -155,3 +155,8 @@ export function didYouMean(word: string, candidates: Iterable<string>, format: (
   if (s.length === 1 || s.length > 3) return `; did you mean \`${format(s[0]!)}\`?`;
   return `; did you mean ${s.map((c) => `\`${format(c)}\``).join(" or ")}?`;
 }
+
+/** Foreign text (a qube or service name, a test file's call, a journal line) shortened for one line of output. */
+export function clip(s: string, max = 200): string {
+  return s.length > max ? s.slice(0, max) + `… (${s.length - max} more characters)` : s;
+}
