@@ -6,6 +6,7 @@
 import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from "vscode-languageserver/node.js";
 import { cachingJsonEncoder } from "./encoder.js";
 import { CountingReader } from "./incoming.js";
+import { PriorityWriter } from "./outgoing.js";
 import { createNodeHost } from "./node-host.js";
 import { startServer } from "./server-core.js";
 
@@ -27,9 +28,10 @@ if (!process.argv.slice(2).some((a) => TRANSPORTS.some((t) => a === t || a.start
 // Over stdio the server reads through a counting reader (see incoming.ts): messages are
 // dispatched before more analysis runs. The other transports are set up by the library.
 const reader = process.argv.includes("--stdio") ? new CountingReader(new StreamMessageReader(process.stdin)) : undefined;
-// The writer keeps each published diagnostic's JSON text (see encoder.ts).
+// The writer keeps each published diagnostic's JSON text (see encoder.ts) and writes answers
+// before diagnostics notifications that wait (see outgoing.ts).
 const connection = reader
-  ? createConnection(ProposedFeatures.all, reader, new StreamMessageWriter(process.stdout, { charset: "utf-8", contentTypeEncoder: cachingJsonEncoder }))
+  ? createConnection(ProposedFeatures.all, reader, new PriorityWriter(new StreamMessageWriter(process.stdout, { charset: "utf-8", contentTypeEncoder: cachingJsonEncoder })))
   : createConnection(ProposedFeatures.all);
 // INVARIANT: nothing may write to stdout except the connection in --stdio mode.
 console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(" "));
