@@ -16,6 +16,7 @@
  * (`test/lsp/outgoing.test.ts`).
  */
 import type { Event, Message, MessageWriter } from "vscode-languageserver";
+import { traceEvent } from "./trace.js";
 
 interface Pending {
   message: Message;
@@ -61,7 +62,12 @@ export class PriorityWriter implements MessageWriter {
     const p = this.first.shift() ?? this.later.shift();
     if (!p) return;
     this.writing = true;
+    const m = p.message as { method?: unknown; id?: unknown };
+    const what = typeof m.method === "string" ? m.method : "response";
+    const id = typeof m.id === "number" || typeof m.id === "string" ? m.id : undefined;
+    traceEvent("write", what, id);
     const done = () => {
+      traceEvent("written", what, id);
       this.writing = false;
       this.next();
     };

@@ -9,6 +9,7 @@ import { CountingReader } from "./incoming.js";
 import { PriorityWriter } from "./outgoing.js";
 import { createNodeHost } from "./node-host.js";
 import { startServer } from "./server-core.js";
+import { startTraceFile } from "./trace-file.js";
 
 if (process.argv.includes("--version")) {
   process.stdout.write("qkit-lsp 0.1.0\n");
@@ -41,6 +42,8 @@ console.error = (...args: unknown[]) => connection.console.error(args.map(String
 process.on("uncaughtException", (e) => connection.console.error(`qubes-policy: uncaught exception: ${e.stack ?? e.message}`));
 process.on("unhandledRejection", (e) => connection.console.error(`qubes-policy: unhandled rejection: ${String(e)}`));
 
+// Where messages wait (bench/lsp.mjs --trace): an event log written at exit.
+if (process.env.QKIT_LSP_TRACE) startTraceFile(process.env.QKIT_LSP_TRACE);
 const server = startServer(connection, createNodeHost());
 if (reader) reader.arrived = server.messageArrived;
 connection.listen();
