@@ -850,7 +850,8 @@ function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: bool
 interface FileProvided {
   document: PolicyDocument;
   severity: Severity;
-  runs: ReadonlyArray<readonly PolicyRule[]>;
+  /** The keys of its runs of rules (a renumbered run has the key of the run it came from: the same findings). */
+  runs: readonly object[];
   /** The services of the file's rules, with the state their verdicts came from. */
   deps: Array<[string, ServiceProvided | undefined]>;
   found: AnalysisDiagnostic[];
@@ -883,21 +884,24 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
   const analysis = providedAnalysis(input.serviceCache ?? null, system);
   const runs = input.segments ?? runsByPath(input.rules);
   const infos = input.serviceCache?.segmentInfo;
-  // A renumbered run shares its segment info with the run it came from: it groups the same.
-  yield* analysis.update(runs, infos ? (run) => infos.get(run) ?? run : undefined);
+  // A renumbered run shares its segment info with the run it came from: it groups the same, and
+  // its findings are the same (its rules differ only by their index in the list).
+  const keyOf = (run: readonly PolicyRule[]): object => infos?.get(run) ?? run;
+  yield* analysis.update(runs, keyOf);
   let files = providedFiles.get(analysis);
   if (!files) providedFiles.set(analysis, (files = new Map()));
   const docs = new Map(input.documents.map((d) => [d.path, d]));
-  const byPath = new Map<string, Array<readonly PolicyRule[]>>();
+  const byPath = new Map<string, { runs: Array<readonly PolicyRule[]>; keys: object[] }>();
   for (const run of runs) {
     if (!run.length) continue;
     const path = run[0]!.origin.path;
     let list = byPath.get(path);
-    if (!list) byPath.set(path, (list = []));
-    list.push(run);
+    if (!list) byPath.set(path, (list = { runs: [], keys: [] }));
+    list.runs.push(run);
+    list.keys.push(keyOf(run));
   }
   for (const path of [...files.keys()]) if (!byPath.has(path)) files.delete(path);
-  for (const [path, pathRuns] of byPath) {
+  for (const [path, { runs: pathRuns, keys }] of byPath) {
     const doc = docs.get(path);
     if (!doc) {
       files.delete(path);
@@ -908,8 +912,8 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
       prev &&
       prev.document === doc.document &&
       prev.severity === severity &&
-      prev.runs.length === pathRuns.length &&
-      prev.runs.every((r, k) => r === pathRuns[k]) &&
+      prev.runs.length === keys.length &&
+      prev.runs.every((r, k) => r === keys[k]) &&
       prev.deps.every(([service, st]) => analysis.serviceState(service) === st)
     ) {
       reportList(report, path, prev.found);
@@ -947,7 +951,7 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
       d.data = t.data;
       found.push(d);
     }
-    files.set(path, { document: doc.document, severity, runs: pathRuns, deps: [...deps], found });
+    files.set(path, { document: doc.document, severity, runs: keys, deps: [...deps], found });
     reportList(report, path, found);
     yield;
   }

@@ -354,6 +354,35 @@ export function providedIn(system: SystemInfo, reach: RuleReach, service: string
   return { provided: false, qubes: [...new Set([...reach.qubes, ...reach.disposables])].sort() };
 }
 
+/** What a reach says for every service at once: unknown (dom0, an unknown qube, nothing), or the services its qubes advertise and the verdict for the others. */
+type ReachSummary = { unknown: true } | { unknown: false; advertised: Set<string>; verdict: ProvidedVerdict & { provided: false } };
+const summaries = new WeakMap<RuleReach, ReachSummary>();
+
+/**
+ * {@link providedIn} for many services of one reach: the union of the services its qubes advertise
+ * is made once, and the verdict of the services outside it is one object (it names the qubes, not the service).
+ */
+function providedInSummary(system: SystemInfo, reach: RuleReach, service: string): ProvidedVerdict {
+  let s = summaries.get(reach);
+  if (!s) {
+    if (reach.decided || reach.dom0 || (reach.qubes.size === 0 && reach.disposables.size === 0)) s = { unknown: true };
+    else {
+      const advertised = new Set<string>();
+      let unknown = false;
+      for (const set of [reach.qubes, reach.disposables]) {
+        for (const n of set) {
+          const services = supportedRpc(system, n);
+          if (services === null) unknown = true;
+          else for (const x of services) advertised.add(x);
+        }
+      }
+      s = unknown ? { unknown: true } : { unknown: false, advertised, verdict: { provided: false, qubes: [...new Set([...reach.qubes, ...reach.disposables])].sort() } };
+    }
+    summaries.set(reach, s);
+  }
+  return s.unknown || s.advertised.has(service) ? PROVIDED : s.verdict;
+}
+
 /** The key of a rule's reach in {@link ReachContext.reach}: everything it looks at for a rule that is not an `ask` offer. */
 function reachKey(rule: PolicyRule): string {
   // Rules that differ only where the reach does not look share it (the caller matters only for `@dispvm`).
@@ -463,7 +492,6 @@ export class ProvidedAnalysis {
   private starFeeders: PolicyRule[][] = [];
   private readonly services = new Map<string, ServiceProvided>();
   private current = new Map<string, ServiceNow>();
-  private readonly calls = new Map<string, ProvidedVerdict>();
 
   constructor(readonly system: SystemInfo) {
     this.ctx = new ReachContext(system);
@@ -561,7 +589,7 @@ export class ProvidedAnalysis {
     if (isOffer(rule)) {
       // A rule whose target column matches no verified target decides nothing (the offer is shared
       // by the rules of the same argument and source, whatever their target column).
-      if (!this.ctx.targetCanMatch(rule.target)) return NEVER;
+      if (!this.ctx.targetCanMatch(rule.target)) return PROVIDED;
       const k = offerKey(rule);
       const st = this.services.get(service);
       const v = st?.offers.get(k);
@@ -570,15 +598,12 @@ export class ProvidedAnalysis {
       const n = this.current.get(service);
       return providedIn(this.system, this.ctx.offer(rule, [...(n?.feeders ?? []), ...this.starFeeders]), service);
     }
-    const k = `${service}\0${reachKey(rule)}`;
-    let v = this.calls.get(k);
-    if (!v) this.calls.set(k, (v = providedIn(this.system, this.ctx.reach(rule), service)));
-    return v;
+    return providedInSummary(this.system, this.ctx.reach(rule), service);
   }
 }
 
-/** The verdict of a rule that decides no call. */
-const NEVER: ProvidedVerdict = { provided: true };
+/** The verdict of a rule that decides no call, or whose calls may end at a provider. */
+const PROVIDED: ProvidedVerdict = { provided: true };
 
 /** The verdicts of each owner (a policy's analysis cache, or the system model for one-shot runs), per system model. */
 const analyses = new WeakMap<object, ProvidedAnalysis>();
