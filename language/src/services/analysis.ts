@@ -968,6 +968,22 @@ export const serviceNotProvided: AnalysisRule = {
   },
 };
 
+/**
+ * `service-not-provided` for the rules of one file checked on its own (`qkit policy check FILE`),
+ * with the default severity: only the rules whose calls do not depend on other rules (`allow`, and
+ * `ask` with `target=`). What an `ask` without `target=` offers comes from every rule of its
+ * service in the whole policy, which a file alone does not show, so such rules are left out (a
+ * finding made from the file's rules alone could be false in the policy that includes it).
+ * `rules` are the file's rules with their service (an include-service file's from its include);
+ * `doc` is the file, at the path of the rules' origin.
+ */
+export function serviceNotProvidedAlone(rules: readonly PolicyRule[], doc: AnalyzedDocument, system: SystemInfo): AnalysisDiagnostic[] {
+  const out: AnalysisDiagnostic[] = [];
+  const input: AnalysisInput = { rules: rules.filter((r) => r.origin.path === doc.path && !isOffer(r)), documents: [doc], system, listedDirs: [] };
+  serviceNotProvided.run(input, (_path, d) => out.push(d), serviceNotProvided.meta.severity);
+  return out;
+}
+
 /** The per-document rules whose findings depend on the whole document, not on one line (see `documentFindings`). */
 const DOCUMENT_LEVEL: ReadonlySet<AnalysisRule> = new Set([filenameDisablesPolicy]);
 
