@@ -61,31 +61,40 @@ function shown(c: string): string {
   return visible(c);
 }
 
-/** The source line as shown, and the display columns of each UTF-16 offset in it. */
+/**
+ * The source line as shown, and the display columns of each UTF-16 offset in it: tabs as 4
+ * spaces, control characters as `\xNN` (what {@link shown} makes of them), a surrogate pair one
+ * column; runs of other characters are copied whole.
+ */
 function layout(line: string): { text: string; col: number[] } {
-  let text = "";
-  const col: number[] = [];
+  const parts: string[] = [];
+  const col: number[] = new Array<number>(line.length + 1);
   let width = 0;
+  // The start of the current run of characters shown as they are.
+  let run = 0;
   for (let i = 0; i < line.length; i++) {
-    col.push(width);
+    col[i] = width;
     const code = line.charCodeAt(i);
     // A surrogate pair is one character on screen.
     if (code >= 0xd800 && code <= 0xdbff && i + 1 < line.length) {
       const low = line.charCodeAt(i + 1);
       if (low >= 0xdc00 && low <= 0xdfff) {
-        text += line.slice(i, i + 2);
-        col.push(width);
+        col[i + 1] = width;
         width += 1;
         i++;
         continue;
       }
     }
-    const s = shown(line[i]!);
-    text += s;
-    width += s.length;
+    if (code < 0x20 || code === 0x7f) {
+      if (run < i) parts.push(line.slice(run, i));
+      parts.push(shown(line[i]!));
+      width += 4;
+      run = i + 1;
+    } else width += 1;
   }
-  col.push(width);
-  return { text, col };
+  col[line.length] = width;
+  if (run < line.length) parts.push(line.slice(run));
+  return { text: parts.join(""), col };
 }
 
 /** One diagnostic: its header line, then (with snippets) the source, carets, help and related places. */

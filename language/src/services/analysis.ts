@@ -14,7 +14,7 @@ import { dispvmTemplates, systemQubes, systemTags, systemTypes } from "./describ
 import { serviceFindings, serviceFindingsSteps, shadowPositions, type FileShadow, type ServiceAnalysisCache, type ServiceFindings } from "./incremental.js";
 import { parsedRuleOf } from "./flatten.js";
 import { wholePolicyFindings } from "./oneshot.js";
-import { hasSupportedRpc, ruleVerdicts, type ProvidedVerdict } from "./rpc-provided.js";
+import { hasSupportedRpc, isOffer, providedAnalysis, type ProvidedAnalysis, type ProvidedVerdict, type ServiceProvided } from "./rpc-provided.js";
 import { basename, closest, code, dirname, isDom0ish, lineByNumber } from "./util.js";
 
 /** A diagnostic of the analysis, possibly pointing at related places. */
@@ -824,9 +824,9 @@ const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCa
  * `ask` can offer comes from every file.
  */
 /** The message and help of a `service-not-provided` finding, made once per cached verdict. */
-const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { message: string; help: string }>>();
+const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { message: string; help: string; data: { qubes: string[] } }>>();
 
-function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): { message: string; help: string } {
+function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): { message: string; help: string; data: { qubes: string[] } } {
   let byKey = notProvidedCache.get(verdict);
   if (!byKey) notProvidedCache.set(verdict, (byKey = new Map()));
   const key = `${offer ? "ask" : "call"}\0${service}`;
@@ -838,61 +838,151 @@ function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: bool
     t = {
       message: `no qube this rule can call provides ${code(service)}: ${shown} ${qubes.length === 1 ? "does" : "do"} not advertise it, so the calls it lets through fail at the target`,
       help: `install the service (\`/etc/qubes-rpc/${service}\`) in the template of the qube that should answer, then let its agent advertise it (\`qvm-run --service -u root TEMPLATE qubes.PostInstall\`); or check the service name and the target`,
+      // One data object per verdict and text: findings that share it cost one object each.
+      data: { qubes },
     };
     byKey.set(key, t);
   }
   return t;
 }
 
+/** One file's `service-not-provided` findings and what they were made from (see `notProvidedByFile`). */
+interface FileProvided {
+  document: PolicyDocument;
+  severity: Severity;
+  /** The keys of its runs of rules (a renumbered run has the key of the run it came from: the same findings). */
+  runs: readonly object[];
+  /** The services of the file's rules, with the state their verdicts came from. */
+  deps: Array<[string, ServiceProvided | undefined]>;
+  found: AnalysisDiagnostic[];
+}
+
+/** The findings of each file, per verdict store (so per policy and system model). */
+const providedFiles = new WeakMap<ProvidedAnalysis, Map<string, FileProvided>>();
+
+/** `rules` cut into runs of consecutive rules of one file (what `FlatPolicy.segments` gives). */
+function runsByPath(rules: readonly PolicyRule[]): PolicyRule[][] {
+  const runs: PolicyRule[][] = [];
+  let run: PolicyRule[] | undefined;
+  for (const r of rules) {
+    if (!run || run[0]!.origin.path !== r.origin.path) runs.push((run = []));
+    run.push(r);
+  }
+  return runs;
+}
+
+/**
+ * The `service-not-provided` findings file by file: the verdicts are brought up to date first
+ * (service by service, see `ProvidedAnalysis`), then a file whose document, runs of rules and
+ * services' verdict states are the same objects as in the last run reports the same list (the
+ * same objects); the others are made again. A line loaded more than once (a file included twice)
+ * is reported only when every copy is.
+ */
+function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Severity): Generator<void, void, void> {
+  const system = input.system!;
+  if (!hasSupportedRpc(system)) return;
+  const analysis = providedAnalysis(input.serviceCache ?? null, system);
+  const runs = input.segments ?? runsByPath(input.rules);
+  const infos = input.serviceCache?.segmentInfo;
+  // A renumbered run shares its segment info with the run it came from: it groups the same, and
+  // its findings are the same (its rules differ only by their index in the list).
+  const keyOf = (run: readonly PolicyRule[]): object => infos?.get(run) ?? run;
+  yield* analysis.update(runs, keyOf);
+  let files = providedFiles.get(analysis);
+  if (!files) providedFiles.set(analysis, (files = new Map()));
+  const docs = new Map(input.documents.map((d) => [d.path, d]));
+  const byPath = new Map<string, { runs: Array<readonly PolicyRule[]>; keys: object[] }>();
+  for (const run of runs) {
+    if (!run.length) continue;
+    const path = run[0]!.origin.path;
+    let list = byPath.get(path);
+    if (!list) byPath.set(path, (list = { runs: [], keys: [] }));
+    list.runs.push(run);
+    list.keys.push(keyOf(run));
+  }
+  for (const path of [...files.keys()]) if (!byPath.has(path)) files.delete(path);
+  for (const [path, { runs: pathRuns, keys }] of byPath) {
+    const doc = docs.get(path);
+    if (!doc) {
+      files.delete(path);
+      continue;
+    }
+    const prev = files.get(path);
+    if (
+      prev &&
+      prev.document === doc.document &&
+      prev.severity === severity &&
+      prev.runs.length === keys.length &&
+      prev.runs.every((r, k) => r === keys[k]) &&
+      prev.deps.every(([service, st]) => analysis.serviceState(service) === st)
+    ) {
+      reportList(report, path, prev.found);
+      continue;
+    }
+    const lines = doc.document.lines;
+    // By line number: 0 not seen, 1 found so far, 2 provided by some copy.
+    const state = new Uint8Array((lines.length ? Math.max(lines.length, lines[lines.length - 1]!.line) : 0) + 1);
+    const firsts: Array<{ rule: PolicyRule; verdict: ProvidedVerdict & { provided: false } }> = [];
+    const deps = new Map<string, ServiceProvided | undefined>();
+    let work = 0;
+    for (const run of pathRuns) {
+      for (const r of run) {
+        const at = r.origin.line;
+        if (r.service === null || r.action === "deny") continue;
+        if (!deps.has(r.service)) deps.set(r.service, analysis.serviceState(r.service));
+        if (at === null || at >= state.length || state[at] === 2) continue;
+        const verdict = analysis.verdict(r);
+        if (verdict.provided) state[at] = 2;
+        else if (state[at] === 0) {
+          state[at] = 1;
+          firsts.push({ rule: r, verdict });
+        }
+        if (++work % 5000 === 0) yield;
+      }
+    }
+    const found: AnalysisDiagnostic[] = [];
+    for (const { rule: r, verdict } of firsts) {
+      if (state[r.origin.line!] !== 1) continue;
+      const line = lineByNumber(doc.document, r.origin.line!);
+      if (!line || line.kind !== "rule") continue;
+      const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
+      const t = notProvidedTexts(verdict, r.service!, isOffer(r));
+      const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
+      d.data = t.data;
+      found.push(d);
+    }
+    files.set(path, { document: doc.document, severity, runs: keys, deps: [...deps], found });
+    reportList(report, path, found);
+    yield;
+  }
+}
+
 export const serviceNotProvided: AnalysisRule = {
   meta: { name: "service-not-provided", severity: "info", needsSystem: true, summary: "no qube that a rule can call advertises the rule's service" },
+  steps(input, report, severity) {
+    return notProvidedByFile(input, report, severity);
+  },
   run(input, report, severity) {
-    const system = input.system!;
-    if (!hasSupportedRpc(system)) return;
-    // Verdicts are cached per service with the system model (see `ruleVerdicts`); the findings
-    // are made again from the rules' current places.
-    const verdicts = ruleVerdicts(system, input.rules);
-    const docs = new Map(input.documents.map((d) => [d.path, d]));
-    // A line loaded more than once (a file included twice) is reported only when every copy is.
-    // Per document, by line number: 0 not seen, 1 found so far, 2 provided by some copy.
-    type Found = { rule: PolicyRule; qubes: string[]; verdict: ProvidedVerdict };
-    const byPath = new Map<string, { state: Uint8Array; found: Found[] } | null>();
-    for (let i = 0; i < input.rules.length; i++) {
-      const r = input.rules[i]!;
-      const verdict = verdicts[i];
-      const at = r.origin.line;
-      if (at === null || r.service === null || !verdict) continue;
-      let st = byPath.get(r.origin.path);
-      if (st === undefined) {
-        const doc = docs.get(r.origin.path);
-        const lines = doc?.document.lines;
-        st = lines ? { state: new Uint8Array((lines.length ? Math.max(lines.length, lines[lines.length - 1]!.line) : 0) + 1), found: [] } : null;
-        byPath.set(r.origin.path, st);
-      }
-      if (!st || at >= st.state.length || st.state[at] === 2) continue;
-      if (verdict.provided) st.state[at] = 2;
-      else if (st.state[at] === 0) {
-        st.state[at] = 1;
-        st.found.push({ rule: r, qubes: verdict.qubes, verdict });
-      }
-    }
-    for (const st of byPath.values()) {
-      if (!st) continue;
-      for (const f of st.found) {
-        if (st.state[f.rule.origin.line!] !== 1) continue;
-        const { rule: r, qubes } = f;
-        const doc = docs.get(r.origin.path);
-        const line = doc ? lineByNumber(doc.document, r.origin.line!) : undefined;
-        if (!line || line.kind !== "rule") continue;
-        const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
-        const t = notProvidedTexts(f.verdict, r.service!, r.action === "ask" && !r.redirect);
-        const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
-        d.data = { qubes };
-        report(r.origin.path, d);
-      }
-    }
+    const steps = notProvidedByFile(input, report, severity);
+    while (!steps.next().done);
   },
 };
+
+/**
+ * `service-not-provided` for the rules of one file checked on its own (`qkit policy check FILE`),
+ * with the default severity: only the rules whose calls do not depend on other rules (`allow`, and
+ * `ask` with `target=`). What an `ask` without `target=` offers comes from every rule of its
+ * service in the whole policy, which a file alone does not show, so such rules are left out (a
+ * finding made from the file's rules alone could be false in the policy that includes it).
+ * `rules` are the file's rules with their service (an include-service file's from its include);
+ * `doc` is the file, at the path of the rules' origin.
+ */
+export function serviceNotProvidedAlone(rules: readonly PolicyRule[], doc: AnalyzedDocument, system: SystemInfo): AnalysisDiagnostic[] {
+  const out: AnalysisDiagnostic[] = [];
+  const input: AnalysisInput = { rules: rules.filter((r) => r.origin.path === doc.path && !isOffer(r)), documents: [doc], system, listedDirs: [] };
+  serviceNotProvided.run(input, (_path, d) => out.push(d), serviceNotProvided.meta.severity);
+  return out;
+}
 
 /** The per-document rules whose findings depend on the whole document, not on one line (see `documentFindings`). */
 const DOCUMENT_LEVEL: ReadonlySet<AnalysisRule> = new Set([filenameDisablesPolicy]);

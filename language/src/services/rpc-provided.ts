@@ -91,24 +91,20 @@ interface Expansion {
 const systemMemos = new WeakMap<SystemInfo, { names: string[]; infos: DomainInfo[]; callers: Map<string, Callers>; expansions: Map<string, Expansion>; providers: Map<string, boolean> }>();
 
 /**
- * The reach of rules against one system model and one policy. Callers per source token, token
- * expansions, reaches and `ask` offers are memoised, so one context serves a whole analysis run.
+ * The reach of rules against one system model. Callers per source token, token expansions and the
+ * reaches of rules that are not `ask` offers are memoised (they depend on the model only); an
+ * offer depends on the rules that feed it, which the caller passes ({@link ReachContext.offer}).
  */
 export class ReachContext {
   private readonly names: string[];
   private readonly infos: DomainInfo[];
-  private byService: Map<string | null, PolicyRule[]> | undefined;
-  private readonly askMemo = new Map<string, RuleReach>();
   private readonly reachMemo = new Map<string, RuleReach>();
   // What depends on the system model only is shared by the runs over the same model.
   private readonly callerMemo: Map<string, Callers>;
   private readonly expansionMemo: Map<string, Expansion>;
   private readonly providerMemo: Map<string, boolean>;
 
-  constructor(
-    private readonly system: SystemInfo,
-    private readonly rules: readonly PolicyRule[],
-  ) {
+  constructor(private readonly system: SystemInfo) {
     let shared = systemMemos.get(system);
     if (!shared) {
       shared = { names: [], infos: [], callers: new Map(), expansions: new Map(), providers: new Map() };
@@ -175,7 +171,7 @@ export class ReachContext {
   }
 
   /** True when the target column can match some verified intended target. */
-  private targetCanMatch(tok: QubeToken): boolean {
+  targetCanMatch(tok: QubeToken): boolean {
     switch (tok.kind) {
       case "name":
         return isDom0ish(tok.text) || this.system.domains.has(tok.text);
@@ -260,14 +256,12 @@ export class ReachContext {
     return v;
   }
 
-  /** Where the calls a rule decides can end (empty for deny rules and rules that never match). */
+  /**
+   * Where the calls a rule decides can end (empty for deny rules and rules that never match), for
+   * a rule that is not an `ask` offer (those need their feeders: {@link ReachContext.offer}).
+   */
   reach(rule: PolicyRule): RuleReach {
-    // Rules that differ only where the reach does not look share it (the caller matters only for
-    // `@dispvm` and ask offers; service and argument only for ask offers).
-    const redirect = rule.redirect;
-    const offer = rule.action === "ask" && !redirect;
-    const byCaller = offer || (redirect ?? rule.target).kind === "dispvm";
-    const key = `${rule.action}\0${tokenKey(rule.target)}\0${redirect ? tokenKey(redirect) : ""}\0${byCaller ? tokenKey(rule.source) : ""}\0${offer ? `${rule.service ?? "*"}\0${rule.argument ?? "*"}` : ""}`;
+    const key = reachKey(rule);
     let reach = this.reachMemo.get(key);
     if (!reach) this.reachMemo.set(key, (reach = this.computeReach(rule)));
     return reach;
@@ -286,35 +280,31 @@ export class ReachContext {
       this.addToken(reach, rule.target, rule.target.kind === "dispvm" ? this.callers(rule.source).list : []);
       return reach;
     }
-    return this.askOffer(rule);
+    throw new Error("an ask offer's reach depends on its feeders: use offer()");
   }
 
-  /** A superset of what `collect_targets_for_ask` offers the rule's callers (deny rules not subtracted; callers removed only when there is one). */
-  private askOffer(rule: PolicyRule): RuleReach {
-    const key = `${rule.service ?? "*"}\0${rule.argument ?? "*"}\0${tokenKey(rule.source)}`;
-    const memo = this.askMemo.get(key);
-    if (memo) return memo;
+  /**
+   * Where the calls of an `ask` rule without `target=` can end, when its target column can match
+   * ({@link ReachContext.targetCanMatch}): a superset of what `collect_targets_for_ask` offers its callers (deny rules not subtracted; the caller removed
+   * only when there is one). `feeders` are the non-deny rules of the rule's service and of the
+   * `*` service, in any order and with repeats (the offer is a union); `rule.service` is concrete.
+   */
+  offer(rule: PolicyRule, feeders: ReadonlyArray<readonly PolicyRule[]>): RuleReach {
+    return this.askOffer(rule, feeders);
+  }
+
+  private askOffer(rule: PolicyRule, lists: ReadonlyArray<readonly PolicyRule[]>): RuleReach {
     const reach: RuleReach = { dom0: false, qubes: new Set(), disposables: new Set() };
-    this.askMemo.set(key, reach);
-    if (!this.byService) {
-      this.byService = new Map();
-      for (const r of this.rules) {
-        if (r.action === "deny") continue;
-        let list = this.byService.get(r.service);
-        if (!list) this.byService.set(r.service, (list = []));
-        list.push(r);
-      }
-    }
     const mine = this.callers(rule.source);
     if (mine.list.length === 0) return reach;
     // One caller: the engine never offers the caller itself (with several, each offers the others).
     const only = mine.list.length === 1 && !isDom0ish(this.names[mine.list[0]!]!) && this.infos[mine.list[0]!]!.type !== "AdminVM" ? this.names[mine.list[0]!] : undefined;
-    const lists = rule.service === null ? [...this.byService.values()] : [this.byService.get(rule.service) ?? [], this.byService.get(null) ?? []];
     // A token that does not depend on the caller adds the same qubes each time: once is enough.
     const added = new Set<string>();
     for (const list of lists) {
       for (const q of list) {
         if (reach.dom0) break; // the verdict is decided: dom0 is never reported
+        if (q.action === "deny") continue;
         if (q.argument !== null && rule.argument !== null && q.argument !== rule.argument) continue;
         const tok = q.redirect ?? q.target;
         const tk = tok.kind === "dispvm" ? "" : tokenKey(tok);
@@ -364,90 +354,278 @@ export function providedIn(system: SystemInfo, reach: RuleReach, service: string
   return { provided: false, qubes: [...new Set([...reach.qubes, ...reach.disposables])].sort() };
 }
 
-/** What decides a rule's verdict: everything {@link ReachContext.reach} looks at, as text. */
-function signature(r: PolicyRule): string {
-  let s = signatures.get(r);
-  if (s === undefined) {
-    s = `${r.action}\0${r.service ?? "*"}\0${r.argument ?? "*"}\0${tokenKey(r.source)}\0${tokenKey(r.target)}\0${r.redirect ? tokenKey(r.redirect) : ""}`;
-    signatures.set(r, s);
+/** What a reach says for every service at once: unknown (dom0, an unknown qube, nothing), or the services its qubes advertise and the verdict for the others. */
+type ReachSummary = { unknown: true } | { unknown: false; advertised: Set<string>; verdict: ProvidedVerdict & { provided: false } };
+const summaries = new WeakMap<RuleReach, ReachSummary>();
+
+/**
+ * {@link providedIn} for many services of one reach: the union of the services its qubes advertise
+ * is made once, and the verdict of the services outside it is one object (it names the qubes, not the service).
+ */
+function providedInSummary(system: SystemInfo, reach: RuleReach, service: string): ProvidedVerdict {
+  let s = summaries.get(reach);
+  if (!s) {
+    if (reach.decided || reach.dom0 || (reach.qubes.size === 0 && reach.disposables.size === 0)) s = { unknown: true };
+    else {
+      const advertised = new Set<string>();
+      let unknown = false;
+      for (const set of [reach.qubes, reach.disposables]) {
+        for (const n of set) {
+          const services = supportedRpc(system, n);
+          if (services === null) unknown = true;
+          else for (const x of services) advertised.add(x);
+        }
+      }
+      s = unknown ? { unknown: true } : { unknown: false, advertised, verdict: { provided: false, qubes: [...new Set([...reach.qubes, ...reach.disposables])].sort() } };
+    }
+    summaries.set(reach, s);
   }
-  return s;
-}
-const signatures = new WeakMap<PolicyRule, string>();
-
-/** True when a signature is that of an `ask` rule without `target=` (its verdict depends on the offer). */
-function isOffer(sig: string): boolean {
-  return sig.startsWith("ask\0") && sig.endsWith("\0");
+  return s.unknown || s.advertised.has(service) ? PROVIDED : s.verdict;
 }
 
-/** One service's verdicts, with the rules they were computed from (as signatures). */
-interface ServiceVerdicts {
-  /** The service's own rules' signatures, in policy order. */
-  sigs: string[];
-  /** The `*`-service rules' signatures when computed. */
-  star: string[];
-  /** Per rule of the service, in policy order: its verdict (deny rules: none). */
-  verdicts: Array<ProvidedVerdict | undefined>;
+/** The key of a rule's reach in {@link ReachContext.reach}: everything it looks at for a rule that is not an `ask` offer. */
+function reachKey(rule: PolicyRule): string {
+  // Rules that differ only where the reach does not look share it (the caller matters only for `@dispvm`).
+  const redirect = rule.redirect;
+  const byCaller = (redirect ?? rule.target).kind === "dispvm";
+  return `${rule.action}\0${tokenKey(rule.target)}\0${redirect ? tokenKey(redirect) : ""}\0${byCaller ? tokenKey(rule.source) : ""}`;
 }
 
-/** The verdicts per service, for as long as the system model lives. */
-const verdictCache = new WeakMap<SystemInfo, Map<string, ServiceVerdicts>>();
+/** True for an `ask` rule without `target=`: its calls end at what the dialog offers. */
+export function isOffer(rule: PolicyRule): boolean {
+  return rule.action === "ask" && !rule.redirect;
+}
 
-/** True when two lists of signatures are the same (a rule object that did not change gives the same string object). */
-function sameSigs(a: readonly string[], b: readonly string[]): boolean {
+/** The key of an offer's verdict within its service: the argument and the source (what the offer depends on besides the feeders). */
+function offerKey(rule: PolicyRule): string {
+  return `${rule.argument ?? "\u0002"}\u0001${tokenKey(rule.source)}`;
+}
+
+/** True when two verdicts say the same. */
+function sameVerdict(a: ProvidedVerdict, b: ProvidedVerdict): boolean {
+  if (a === b) return true;
+  if (a.provided || b.provided) return a.provided === b.provided;
+  return a.qubes.length === b.qubes.length && a.qubes.every((q, i) => q === b.qubes[i]);
+}
+
+/** True when two lists of strings are equal (the same array, or the same strings in the same order). */
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
+/** One service's rules within a run of rules, as the offers see them. */
+interface RunService {
+  /** Its non-deny rules, one per (argument, source, where the call goes): what feeds `ask` offers. */
+  feeders: PolicyRule[];
+  /** The feeders as text: two runs with the same key feed the same offers. */
+  key: string;
+  /** Its `ask` rules without `target=`, one per (argument, source): the offers to decide. */
+  askers: PolicyRule[];
+}
+
+/** A run of rules (see `FlatPolicy.segments`) grouped by concrete service, and its `*`-service feeders. */
+interface RunGroups {
+  services: Map<string, RunService>;
+  star: RunService;
+}
+
+function groupRun(run: readonly PolicyRule[]): RunGroups {
+  const services = new Map<string, RunService & { seen: Set<string>; asked: Set<string> }>();
+  const star = { feeders: [] as PolicyRule[], key: "", askers: [] as PolicyRule[], seen: new Set<string>(), asked: new Set<string>() };
+  for (const r of run) {
+    let g = r.service === null ? star : services.get(r.service);
+    if (!g) services.set(r.service!, (g = { feeders: [], key: "", askers: [], seen: new Set(), asked: new Set() }));
+    if (r.action === "deny") continue;
+    const feed = `${r.argument ?? "\u0002"}\u0001${tokenKey(r.source)}\u0001${tokenKey(r.redirect ?? r.target)}`;
+    if (!g.seen.has(feed)) {
+      g.seen.add(feed);
+      g.feeders.push(r);
+    }
+    if (r.service !== null && isOffer(r)) {
+      const k = offerKey(r);
+      if (!g.asked.has(k)) {
+        g.asked.add(k);
+        g.askers.push(r);
+      }
+    }
+  }
+  const done = (g: RunService & { seen: Set<string> }): RunService => ({ feeders: g.feeders, key: [...g.seen].join("\u0003"), askers: g.askers });
+  return { services: new Map([...services].map(([s, g]) => [s, done(g)])), star: done(star) };
+}
+
+/**
+ * One service's offer verdicts and what they were computed from. A state object is replaced only
+ * when a verdict changed, so findings computed from it stay valid while it is the current one.
+ */
+export interface ServiceProvided {
+  /** The keys of the runs that hold the service's rules, in order. */
+  keys: string[];
+  /** The `*`-service keys they were computed with (the array {@link ProvidedAnalysis} holds while they are the same). */
+  star: readonly string[];
+  /** The verdicts of the service's `ask` offers, by argument and source. */
+  offers: Map<string, ProvidedVerdict>;
+}
+
+/** What one run of {@link ProvidedAnalysis.update} found: the service's feeders now. */
+interface ServiceNow {
+  keys: string[];
+  feeders: PolicyRule[][];
+  askers: PolicyRule[][];
+}
+
+/**
+ * The `service-not-provided` verdicts of a policy against one system model, kept from run to
+ * run. A rule that is not an `ask` offer depends on itself and the model only (memoised by what
+ * its reach looks at); an offer depends on the non-deny rules of its service and of the `*`
+ * service (its feeders), so each service's offers are kept and computed again only when its
+ * feeders change: after an edit of a rule of one service, that service's (an edit of a
+ * `*`-service rule changes every service's, which are then computed service by service, in
+ * steps). Runs of rules are grouped once, by a key that stays the same while the run's rules do.
+ */
+export class ProvidedAnalysis {
+  readonly ctx: ReachContext;
+  private readonly groups = new WeakMap<object, RunGroups>();
+  private star: readonly string[] = [];
+  private starFeeders: PolicyRule[][] = [];
+  private readonly services = new Map<string, ServiceProvided>();
+  private current = new Map<string, ServiceNow>();
+
+  constructor(readonly system: SystemInfo) {
+    this.ctx = new ReachContext(system);
+  }
+
+  /** The grouping of a run of rules (`key` stands for the run: the same key, the same rules but for their places). */
+  private groupsOf(run: readonly PolicyRule[], key: object): { g: RunGroups; fresh: boolean } {
+    let g = this.groups.get(key);
+    if (g) return { g, fresh: false };
+    this.groups.set(key, (g = groupRun(run)));
+    return { g, fresh: true };
+  }
+
+  /**
+   * Brings the verdicts up to date with a rule list given as runs (their concatenation), in steps:
+   * it yields after grouping a few thousand new rules and after each service whose offers it
+   * computes again (and inside a service with many). Dropping the steps half-way leaves a state
+   * that the next update completes. `keyOf` gives the run's key (by default the run itself).
+   */
+  *update(runs: ReadonlyArray<readonly PolicyRule[]>, keyOf: (run: readonly PolicyRule[]) => object = (run) => run): Generator<void, void, void> {
+    const groups: RunGroups[] = [];
+    let work = 0;
+    for (const run of runs) {
+      const { g, fresh } = this.groupsOf(run, keyOf(run));
+      groups.push(g);
+      if (fresh && (work += run.length) >= 5000) {
+        work = 0;
+        yield;
+      }
+    }
+    const star: string[] = [];
+    const starFeeders: PolicyRule[][] = [];
+    const now = new Map<string, ServiceNow>();
+    for (const g of groups) {
+      if (g.star.key !== "") {
+        star.push(g.star.key);
+        starFeeders.push(g.star.feeders);
+      }
+      for (const [service, rs] of g.services) {
+        let n = now.get(service);
+        if (!n) now.set(service, (n = { keys: [], feeders: [], askers: [] }));
+        n.keys.push(rs.key);
+        if (rs.feeders.length) n.feeders.push(rs.feeders);
+        if (rs.askers.length) n.askers.push(rs.askers);
+      }
+    }
+    if (!sameStrings(star, this.star)) this.star = star;
+    this.starFeeders = starFeeders;
+    this.current = now;
+    for (const service of [...this.services.keys()]) if (!now.has(service)) this.services.delete(service);
+    for (const [service, n] of now) {
+      const st = this.services.get(service);
+      if (st && st.star === this.star && sameStrings(st.keys, n.keys)) {
+        st.keys = n.keys;
+        continue;
+      }
+      const feeders = [...n.feeders, ...this.starFeeders];
+      const offers = new Map<string, ProvidedVerdict>();
+      let changed = st === undefined;
+      let done = 0;
+      for (const askers of n.askers) {
+        for (const r of askers) {
+          const k = offerKey(r);
+          if (offers.has(k)) continue;
+          let v = providedIn(this.system, this.ctx.offer(r, feeders), service);
+          const old = st?.offers.get(k);
+          if (old && sameVerdict(old, v)) v = old;
+          else changed = true;
+          offers.set(k, v);
+          // A service with many offers is cut into steps too.
+          if ((done += feeders.length) >= 20000) {
+            done = 0;
+            yield;
+          }
+        }
+      }
+      if (st && !changed) {
+        // The same verdicts (the offers no current rule makes were dropped): findings made from `st` stand.
+        st.keys = n.keys;
+        st.star = this.star;
+        st.offers = offers;
+      } else this.services.set(service, { keys: n.keys, star: this.star, offers });
+      yield;
+    }
+  }
+
+  /** The state of a service after {@link ProvidedAnalysis.update} (findings made from it stand while it is the same object). */
+  serviceState(service: string): ServiceProvided | undefined {
+    return this.services.get(service);
+  }
+
+  /** The verdict of a non-deny rule of a concrete service of the rule list of the last complete update. */
+  verdict(rule: PolicyRule): ProvidedVerdict {
+    const service = rule.service!;
+    if (isOffer(rule)) {
+      // A rule whose target column matches no verified target decides nothing (the offer is shared
+      // by the rules of the same argument and source, whatever their target column).
+      if (!this.ctx.targetCanMatch(rule.target)) return PROVIDED;
+      const k = offerKey(rule);
+      const st = this.services.get(service);
+      const v = st?.offers.get(k);
+      if (v) return v;
+      // Not computed by the update (a rule of another list): from the current feeders.
+      const n = this.current.get(service);
+      return providedIn(this.system, this.ctx.offer(rule, [...(n?.feeders ?? []), ...this.starFeeders]), service);
+    }
+    return providedInSummary(this.system, this.ctx.reach(rule), service);
+  }
+}
+
+/** The verdict of a rule that decides no call, or whose calls may end at a provider. */
+const PROVIDED: ProvidedVerdict = { provided: true };
+
+/** The verdicts of each owner (a policy's analysis cache, or the system model for one-shot runs), per system model. */
+const analyses = new WeakMap<object, ProvidedAnalysis>();
+
+/**
+ * The {@link ProvidedAnalysis} of a policy (its owner: the analysis cache that lives with it, or
+ * `null` for one-shot runs, which share one per model) against a system model.
+ */
+export function providedAnalysis(owner: object | null, system: SystemInfo): ProvidedAnalysis {
+  const key = owner ?? system;
+  let a = analyses.get(key);
+  if (!a || a.system !== system) analyses.set(key, (a = new ProvidedAnalysis(system)));
+  return a;
+}
+
 /**
  * The verdict of every non-deny rule of a concrete service (by its index in `rules`; other rules
- * get `undefined`). A rule's verdict depends on the system model, on the rule, and (for `ask`
- * offers) on the other rules of its service and the `*`-service rules; so the verdicts of a
- * service are kept with the model and reused while those rules have the same texts in the same
- * order. After a one-line edit only the edited line's service is computed again (every service
- * when the edited rule is a `*`-service rule).
+ * get `undefined`), computed at once (see {@link ProvidedAnalysis} for the incremental form).
  */
 export function ruleVerdicts(system: SystemInfo, rules: readonly PolicyRule[]): Array<ProvidedVerdict | undefined> {
-  let cache = verdictCache.get(system);
-  if (!cache) verdictCache.set(system, (cache = new Map()));
-  const byService = new Map<string, { at: number[]; sigs: string[] }>();
-  let star: string[] = [];
-  for (let i = 0; i < rules.length; i++) {
-    const r = rules[i]!;
-    if (r.service === null) {
-      star.push(signature(r));
-      continue;
-    }
-    let list = byService.get(r.service);
-    if (!list) byService.set(r.service, (list = { at: [], sigs: [] }));
-    list.at.push(i);
-    list.sigs.push(signature(r));
-  }
-  const out = new Array<ProvidedVerdict | undefined>(rules.length);
-  let ctx: ReachContext | undefined;
-  for (const [service, { at, sigs }] of byService) {
-    let entry = cache.get(service);
-    if (entry && sameSigs(entry.star, star)) star = entry.star; // share the list: the next comparison is one check
-    if (!entry || entry.star !== star || !sameSigs(entry.sigs, sigs)) {
-      // A rule that is not an `ask` offer depends on itself and the model only: its previous
-      // verdict (by signature) stands; offers are computed again.
-      const reuse = new Map<string, ProvidedVerdict>();
-      if (entry) for (let k = 0; k < entry.sigs.length; k++) if (entry.verdicts[k] && !isOffer(entry.sigs[k]!)) reuse.set(entry.sigs[k]!, entry.verdicts[k]!);
-      const verdicts = at.map((i, k) => {
-        const r = rules[i]!;
-        if (r.action === "deny") return undefined;
-        const kept = r.action === "ask" && !r.redirect ? undefined : reuse.get(sigs[k]!);
-        if (kept) return kept;
-        ctx ??= new ReachContext(system, rules);
-        return providedIn(system, ctx.reach(r), service);
-      });
-      cache.set(service, (entry = { sigs, star, verdicts }));
-    }
-    for (let k = 0; k < at.length; k++) out[at[k]!] = entry.verdicts[k];
-  }
-  // Services no longer in the policy are forgotten.
-  if (cache.size > byService.size) for (const service of [...cache.keys()]) if (!byService.has(service)) cache.delete(service);
-  return out;
+  const a = new ProvidedAnalysis(system);
+  const steps = a.update([rules]);
+  while (!steps.next().done);
+  return rules.map((r) => (r.service === null || r.action === "deny" ? undefined : a.verdict(r)));
 }

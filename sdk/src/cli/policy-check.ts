@@ -83,6 +83,12 @@ options:
   --legacy-dir DIR    legacy R4.0 directory read by !compat-4.0 (/etc/qubes-rpc/policy)
   --include-service, -i
                       single files are in legacy service syntax (!include-service targets)
+  --service SERVICE[+ARG]
+                      with -i: the service (and argument) the file is included for, as
+                      \`!include-service SERVICE ARG FILE\` names them; with --system,
+                      turns on service-not-provided for the file's rules (a single file
+                      checked alone reports it for allow rules and ask rules with
+                      target=, never for ask offers, which come from the whole policy)
   --lint-compat       behave exactly like upstream qubes-policy-lint: each line on
                       its own, files in the order given, the first file with errors
                       ends the run
@@ -148,6 +154,7 @@ function ignoredFilesNote(p: string, io: CliIO, loaded: (virtualPath: string) =>
 
 /** The whole language core: the editor's parser and analysis (loaded only when a check needs them). */
 type Full = typeof import("@qubes-kit/language");
+type PolicySnapshot = import("@qubes-kit/language").PolicySnapshot;
 let fullModule: Full | undefined;
 async function full(): Promise<Full> {
   return (fullModule ??= await import("@qubes-kit/language"));
@@ -168,19 +175,70 @@ async function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | nul
   });
 }
 
+/** The service (and argument) an include-service file is checked for: `--service SERVICE[+ARG]`. */
+interface ServiceFor {
+  /** As given, for messages. */
+  given: string;
+  service: string;
+  /** `*`, or `+ARG` (`+` alone: the empty argument), as `!include-service` takes it. */
+  argument: string;
+}
+
+/** Reads `--service SERVICE[+ARG]` as `qrexec-policy-graph --service` and qrexec calls name a service. */
+function serviceFor(given: string): ServiceFor {
+  const plus = given.indexOf("+");
+  const service = plus < 0 ? given : given.slice(0, plus);
+  const argument = plus < 0 ? "*" : given.slice(plus);
+  if (service === "" || /\s/.test(given) || service === "*") throw new UsageError(`\`--service ${given}\`: give one service name, with an argument after \`+\` if the include names one (\`--service qubes.Gpg\`, \`--service qubes.Gpg+key\`)`);
+  return { given, service, argument };
+}
+
 /**
  * Checks one file on its own, as the editor checks a file that no policy
- * includes: its own lines and the analysis rules that look at one file.
+ * includes: its own lines and the analysis rules that look at one file. With a
+ * system model that says what each qube advertises, also `service-not-provided`
+ * for the rules whose calls do not depend on the rest of the policy (see
+ * `serviceNotProvidedAlone`): a policy file's rules name their service; an
+ * include-service file's (`-i`) service is the one `--service` gives, as the
+ * `!include-service SERVICE ARGUMENT FILE` that includes it would.
  */
-async function checkFile(name: string, text: string, serviceSyntax: boolean, system: SystemInfo | null): Promise<CheckReport> {
-  const { analyzeWorkspace, createMemoryFileSystem, reportFromSnapshot } = await full();
+async function checkFile(name: string, text: string, serviceSyntax: boolean, system: SystemInfo | null, forService: ServiceFor | undefined, io: CliIO): Promise<CheckReport> {
+  const { analyzeWorkspace, createMemoryFileSystem, reportFromSnapshot, hasSupportedRpc, serviceNotProvidedAlone, ANALYSIS_RULES } = await full();
   // The editor reads files of the legacy directory in service syntax.
   const virtual = serviceSyntax ? `${LEGACY_POLICY_DIR}/file` : "/qkit-check/file";
   const fs = createMemoryFileSystem({ [virtual]: text }, [POLICY_DIR]);
   const snapshot = analyzeWorkspace(fs, { system, runtimeDir: null, extraDocuments: [virtual], oneShot: true });
   const doc = snapshot.document(virtual);
   const rules = doc ? doc.lines.filter((l) => l.kind === "rule" && l.rule).length : 0;
-  return reportFromSnapshot(snapshot, { shownPath: (v) => (v === virtual ? name : v), policyLabel: name, paths: [virtual], rules });
+  let view: PolicySnapshot = snapshot;
+  if (system && hasSupportedRpc(system)) {
+    if (serviceSyntax && !forService) {
+      io.stderr.write(`note: \`${name}\` is read as an include-service file, whose rules get their service from the \`!include-service\` that includes it: give \`--service SERVICE[+ARG]\` to check the services its rules call (service-not-provided)\n`);
+    } else {
+      // The file as a policy that includes it would load it: its rules with their service.
+      const included = "/qkit-check/include/file";
+      const wrapper = `${POLICY_DIR}/30-qkit-check.policy`;
+      const directive = forService ? `!include-service ${forService.service} ${forService.argument} ${included}` : `!include ${included}`;
+      const off = Object.fromEntries(ANALYSIS_RULES.map((r) => [r.meta.name, "off" as const]));
+      const loaded = analyzeWorkspace(createMemoryFileSystem({ [wrapper]: directive + "\n", [included]: text }, [POLICY_DIR]), { system, runtimeDir: null, oneShot: true, analysis: off });
+      const refused = (loaded.diagnostics.get(wrapper) ?? []).find((d) => d.severity === "error");
+      if (refused && forService) throw new UsageError(`\`--service ${forService.given}\`: ${refused.message}`);
+      const inc = loaded.document(included);
+      const found = inc ? serviceNotProvidedAlone(loaded.rules, { path: included, document: inc }, system) : [];
+      if (found.length) {
+        // After the file's other findings on the same place, as in a whole-policy check (a stable sort by place).
+        const list = [...(snapshot.diagnostics.get(virtual) ?? []), ...found].map((d, i) => ({ d, i }));
+        list.sort((x, y) => x.d.span.start - y.d.span.start || x.d.span.end - y.d.span.end || x.i - y.i);
+        const diagnostics = new Map(snapshot.diagnostics);
+        diagnostics.set(
+          virtual,
+          list.map((x) => x.d),
+        );
+        view = { ...snapshot, diagnostics };
+      }
+    }
+  }
+  return reportFromSnapshot(view, { shownPath: (v) => (v === virtual ? name : v), policyLabel: name, paths: [virtual], rules });
 }
 
 /**
@@ -265,6 +323,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       "legacy-dir": "value",
       "lint-compat": true,
       "include-service": true,
+      service: "value",
       "show-line": true,
       socket: "value",
       qrexec: true,
@@ -274,7 +333,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   );
   if (a.positionals.length === 0) throw new UsageError("no PATH given");
   if (a.flags.has("lint-compat")) {
-    for (const o of ["format", "output", "system"]) if (a.values.has(o)) throw new UsageError(`\`--${o}\` does not go with \`--lint-compat\` (it prints exactly what qubes-policy-lint prints)`);
+    for (const o of ["format", "output", "system", "service"]) if (a.values.has(o)) throw new UsageError(`\`--${o}\` does not go with \`--lint-compat\` (it prints exactly what qubes-policy-lint prints)`);
     if (a.flags.has("strict")) throw new UsageError("`--strict` does not go with `--lint-compat` (it prints exactly what qubes-policy-lint prints)");
     return runLintCompat(a, io);
   }
@@ -286,6 +345,14 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   for (const o of ["socket", "timeout"]) if (a.values.has(o) && a.values.get("system") !== "live") throw new UsageError(`\`--${o}\` is for \`--system live\``);
   const engineOnly = a.flags.has("engine-only");
   if (engineOnly && a.values.has("system")) throw new UsageError("`--system` turns on analysis checks, which `--engine-only` leaves out");
+
+  const givenService = a.values.get("service");
+  if (givenService !== undefined) {
+    if (!a.flags.has("include-service")) throw new UsageError("`--service` goes with `--include-service`/`-i` (a policy file's rules name their own service)");
+    if (engineOnly) throw new UsageError("`--service` turns on analysis checks, which `--engine-only` leaves out");
+    if (a.values.get("system") === undefined) throw new UsageError("`--service` is for the checks that need a system model: give `--system FILE|live` too");
+  }
+  const forService = givenService === undefined ? undefined : serviceFor(givenService);
 
   // Every PATH must exist before anything is read (a usage error, exit 2).
   for (const p of a.positionals) {
@@ -305,7 +372,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       } catch (e) {
         throw new UsageError(`cannot read \`${p}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
       }
-      reports.push(await (engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system)));
+      reports.push(await (engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system, forService, io)));
     }
   }
   const report = mergeReports(reports);
