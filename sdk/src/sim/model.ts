@@ -473,6 +473,7 @@ export class Qube extends Holder {
   }
   protected override afterSet(name: string): void {
     if (name === "guivm" || name === "audiovm") this.retag(name, this.getProp(name));
+    if (name === "template" && (this.klass === "AppVM" || this.klass === "DispVM")) this.app.templateChanged(this);
     if (name === "provides_network") {
       // `core_features.set_servicevm_feature`
       if (this.getProp("provides_network")) this.setFeature("servicevm", "1");
@@ -534,6 +535,15 @@ export class Qube extends Holder {
 
   protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
     if (name === "netvm") this.netvmPreSet(value);
+    // `DVMTemplateMixin`'s handler runs first: a disposable template with running disposables keeps its
+    // template (upstream passes its message as a one-element tuple, which is what the error text shows)
+    if (name === "template" && value !== old && this.hasProp("template_for_dispvms") && this.getProp("template_for_dispvms") === true) {
+      const running = [...this.app.domains.values()].some((d) => d.klass === "DispVM" && d.vmProp("template") === this && d.power !== "Halted");
+      if (running) throw qerr("QubesVMInUseError", "('Cannot change template while there are running disposables based on this disposable template',)");
+    }
+    // `on_property_pre_set_template` of AppVM and DispVM: fired even when the value stays the same
+    if (name === "template" && (this.klass === "AppVM" || this.klass === "DispVM") && this.power !== "Halted")
+      throw qerr("QubesVMNotHaltedError", "Cannot change template while qube is running");
     // `on_property_pre_set_maxmem`: upstream builds its QubesVMNotHaltedError with the
     // message in place of the qube, so the refusal is an unhandled AttributeError.
     if (name === "maxmem" && value !== old && this.power !== "Halted" && !this.useMemoryHotplug())
@@ -850,6 +860,8 @@ export class App extends Holder {
       qid = 1;
       while (used.has(qid)) qid++;
     }
+    // `RemoteVM.get_power_state()` is always "Running"
+    if (klass === "RemoteVM") q.power = "Running";
     q.values.set("qid", qid);
     q.values.set("name", name);
     q.values.set("uuid", opts.uuid ?? this.newUuid());
@@ -961,6 +973,31 @@ export class App extends Holder {
   }
 
   /**
+   * `template_changed_update_storage`: on a new template, the snapshot volumes of a qube (an app qube's root,
+   * a disposable's root and private) are initialised afresh from their new origin (its source and size, the
+   * pool's revisions to keep, writable, not ephemeral); a disposable template passes the change on to its
+   * disposables (observed). The volumes stay in their pool.
+   */
+  templateChanged(q: Qube): void {
+    const tpl = q.templateQube();
+    if (!tpl) return;
+    const fresh = (name: string, source: string, size: number | undefined) => {
+      const v = q.volumes.get(name);
+      if (!v || !v.snapOnStart) return;
+      const revisions = Number(this.pools.get(v.pool)?.config.revisions_to_keep ?? 1);
+      q.volumes.set(name, { ...v, source, size: size ?? v.size, usage: 0, rw: true, revisionsToKeep: revisions, ephemeral: false });
+    };
+    const tplRoot = tpl.volumes.get("root");
+    if (q.klass === "DispVM") {
+      fresh("root", tplRoot?.source ?? "", tpl.templateQube()?.volumes.get("root")?.size ?? tplRoot?.size);
+      fresh("private", tpl.volumes.get("private")?.vid ?? "", tpl.volumes.get("private")?.size);
+    } else {
+      fresh("root", tplRoot?.vid ?? "", tplRoot?.size);
+    }
+    for (const d of this.domains.values()) if (d.klass === "DispVM" && d !== q && d.vmProp("template") === q) this.templateChanged(d);
+  }
+
+  /**
    * The pool of volume `vol` of a new qube: a snapshot volume stays with its
    * origin (the template's volume); `pool=` moves only writable non-snapshot
    * volumes (`_patch_pool_config`); a disposable takes its template's pools;
@@ -1007,7 +1044,10 @@ export class App extends Holder {
     const tplVol = (n: string) => tpl?.volumes.get(n);
     const hasTemplate = q.klass === "AppVM" || q.klass === "DispVM";
     const rootSource = q.klass === "DispVM" ? (tplVol("root")?.source ?? "") : (tplVol("root")?.vid ?? "");
-    q.volumes.set("root", mk("root", tplVol("root")?.size ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
+    // a snapshot volume takes the size of its source: for a disposable, the root of its template's template
+    // (a resized root of the disposable template itself does not count), observed
+    const rootSize = (q.klass === "DispVM" ? tpl?.templateQube()?.volumes.get("root")?.size : undefined) ?? tplVol("root")?.size;
+    q.volumes.set("root", mk("root", rootSize ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
     q.volumes.set(
       "private",
       mk("private", tplVol("private")?.size ?? 2147483648, q.klass === "DispVM" ? { snapOnStart: true, source: tplVol("private")?.vid ?? "" } : { saveOnStop: true }),
@@ -1098,9 +1138,28 @@ export class App extends Holder {
     if (q.isAdminVM) throw qerr("QubesVMNotHaltedError", "Cannot start Dom0 fake domain!");
     if (q.klass === "RemoteVM") throw qerr("QubesVMNotHaltedError", "Cannot start a RemoteVM.");
     if (q.power !== "Halted") return;
+    // `prohibit-start`: any non-empty value refuses the start, with the value as the rationale
+    const prohibit = q.features.get("prohibit-start");
+    if (prohibit) {
+      q.emit("domain-start-failed", [["reason", `Qube start is prohibited. Rationale: ${prohibit}`]]);
+      throw qerr("QubesException", `Qube start is prohibited. Rationale: ${prohibit}`);
+    }
     const tpl = q.templateQube();
     if (q.hasProp("template") && !tpl) throw qerr("QubesNoTemplateError", `Template for the domain '${q.name}' not found`);
     q.emit("domain-pre-start", [["start_guid", true], ["mem_required", null]]);
+    // a `required` assignment that matches no device of its backend refuses the start
+    for (const dc of DEVICE_CLASSES) {
+      for (const a of q.assignments) {
+        if (a.devclass !== dc || a.mode !== "required") continue;
+        const backend = this.domains.get(a.backend);
+        const found = backend?.exposed.some((d) => d.devclass === dc && (a.portId === "*" || d.portId === a.portId) && (a.deviceId === "*" || d.deviceId === a.deviceId));
+        if (!found) {
+          const reason = `${dc.charAt(0).toUpperCase()}${dc.slice(1)} device ${a.backend}:${a.portId}:${a.deviceId} not available`;
+          q.emit("domain-start-failed", [["reason", reason]]);
+          throw qerr("QubesException", reason);
+        }
+      }
+    }
     const net = q.netvmQube();
     if (net && net.power === "Halted") this.start(net);
     q.emit("domain-verify-files");
@@ -1117,22 +1176,32 @@ export class App extends Holder {
     q.emit("domain-start", [["start_guid", true]]);
   }
 
-  /** `vm.shutdown(force, wait)` (the simulator's qubes stop at once). */
+  /**
+   * `vm.shutdown(force, wait)` (the simulator's qubes stop at once). dom0 and a RemoteVM have a `shutdown()`
+   * without those arguments: the call dies with a TypeError in qubesd.
+   */
   shutdown(q: Qube, force: boolean): void {
-    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot shutdown Dom0 fake domain!");
+    if (q.isAdminVM || q.klass === "RemoteVM") throw new SimAbort("TypeError: shutdown() got an unexpected keyword argument 'force'");
     if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
-    if (!force) {
-      const running = q.connectedQubes().filter((c) => c.power !== "Halted");
-      if (running.length)
-        throw qerr("QubesVMError", `There are other VMs connected to this VM: ${running.map((c) => c.name).join(", ")}`);
-    }
     q.emit("domain-pre-shutdown", [["force", force]]);
+    // `NetVMMixin.on_domain_pre_shutdown`: a network provider with running (or paused) clients refuses unless forced
+    let refusal: SimError | undefined;
+    if (q.getProp("provides_network") === true && !force) {
+      const running = this.sortedDomains().filter((c) => c !== q && c.power !== "Halted" && c.hasProp("netvm") && c.vmProp("netvm") === q);
+      if (running.length) refusal = qerr("QubesVMInUseError", `There are other VMs connected to this VM: ${running.map((c) => c.name).join(", ")}`);
+    }
+    if (!refusal && q.power === "Paused" && !force) refusal = qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
+    if (refusal) {
+      q.emit("domain-shutdown-failed", [["reason", refusal.message]]);
+      throw refusal;
+    }
     this.stopped(q);
   }
 
   /** `vm.kill()`. */
   kill(q: Qube): void {
     if (q.isAdminVM) throw qerr("QubesVMError", "Cannot kill Dom0 fake domain!");
+    if (q.klass === "RemoteVM") throw qerr("QubesVMError", "Cannot kill a RemoteVM.");
     if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
     this.stopped(q);
   }
@@ -1153,15 +1222,21 @@ export class App extends Holder {
     }
   }
 
+  /** dom0 and a RemoteVM have no `pause`, `unpause` or `resume`: qubesd dies with an AttributeError. */
+  private noSuchPowerMethod(q: Qube, name: string): void {
+    if (q.isAdminVM || q.klass === "RemoteVM") throw new SimAbort(`AttributeError: '${q.klass}' object has no attribute '${name}'`);
+  }
+
   pause(q: Qube): void {
+    this.noSuchPowerMethod(q, "pause");
     if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
-    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot pause Dom0 fake domain!");
     q.emit("domain-pre-paused");
     q.power = "Paused";
     q.emit("domain-paused");
   }
 
   unpause(q: Qube): void {
+    this.noSuchPowerMethod(q, "unpause");
     if (q.power !== "Paused") throw qerr("QubesVMNotPausedError", `Domain is not paused: '${q.name}'`);
     q.emit("domain-pre-unpaused");
     q.power = "Running";
@@ -1169,17 +1244,17 @@ export class App extends Holder {
   }
 
   suspend(q: Qube): void {
-    if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
     if (q.isAdminVM) throw qerr("QubesVMError", "Cannot suspend Dom0 fake domain!");
+    if (q.klass === "RemoteVM") throw qerr("QubesVMError", "Cannot suspend a RemoteVM.");
+    if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
     q.power = "Suspended";
     q.emit("domain-suspended");
   }
 
+  /** `vm.resume()`: wakes a suspended qube, otherwise it is `unpause()`. */
   resume(q: Qube): void {
-    if (q.power !== "Suspended") {
-      if (q.power === "Paused") return this.unpause(q);
-      throw qerr("QubesVMNotSuspendedError", `Domain is not suspended: '${q.name}'`);
-    }
+    this.noSuchPowerMethod(q, "resume");
+    if (q.power !== "Suspended") return this.unpause(q);
     q.power = "Running";
     q.emit("domain-resumed");
   }

@@ -132,7 +132,9 @@ method("admin.pool.Set.revisions_to_keep", true, true, true, (c) => {
 method("admin.pool.Set.ephemeral_volatile", true, true, true, (c) => {
   enforceArg(c, c.app.pools.keys(), "pools");
   const v = boolPayload(c.payload);
-  c.app.pools.get(c.arg)!.config.ephemeral_volatile = v ? "True" : "False";
+  const pool = c.app.pools.get(c.arg)!;
+  // every pool takes the attribute; only drivers with the parameter show it in their config (not `linux-kernel`)
+  if (DRIVERS.find(([d]) => d === pool.driver)?.[1].includes("ephemeral_volatile")) pool.config.ephemeral_volatile = v ? "True" : "False";
   return null;
 });
 
