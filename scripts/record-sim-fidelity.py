@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ def main():
     ap.add_argument("--seed", type=int)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--calls", help="instead of a seed: a file of requests, one a line, `\\0` for the NUL and `\\n` for a newline "
-                                    "(placeholders {uuid:NAME} and {disp:K} allowed; # starts a comment line)")
+                                    "(placeholders {uuid:NAME}, {disp:K} and {token:K}, the K-th CloneFrom reply, allowed; # starts a comment line)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if (a.seed is None) == (a.calls is None):
@@ -90,8 +91,14 @@ def main():
         scen.setup(sock)
         real = fuzz.Server("real", sock, state)
         out = []
+        tokens = []  # replies of admin.vm.volume.CloneFrom, for {token:K}
         for call in calls:
-            data = fuzz.send(sock, real.raw(call))
+            sent = call
+            if "{token:" in call.get("raw", ""):
+                sent = dict(call, raw=re.sub(r"\{token:(\d+)\}",
+                                             lambda m: tokens[int(m.group(1))] if int(m.group(1)) < len(tokens) else "notoken",
+                                             call["raw"]))
+            data = fuzz.send(sock, real.raw(sent))
             p = fuzz.parse(data)
             if call["method"] == "admin.vm.CreateDisposable":
                 if p[0] == "ok" and fuzz.DISP_RE.fullmatch(p[3].strip()):
@@ -101,6 +108,8 @@ def main():
                     n = real.uuid_names.get(p[3][5:].strip())
                     if n:
                         real.disps.append(n)
+            if call["method"] == "admin.vm.volume.CloneFrom" and p[0] == "ok":
+                tokens.append(p[3].strip())
             reply = [p[0], p[1], real.normalise(call, p[2]), real.normalise(call, p[3])]
             req = {k: call[k] for k in ("method", "arg", "src", "dtype", "dest", "payload", "raw") if k in call}
             out.append({"request": req, "reply": reply})

@@ -73,6 +73,8 @@ const DEVATTR_RE = /([^\s=]+)='((?:[^'\\]|\\.)*)'/g;
 class Side {
   readonly uuidNames = new Map<string, string>();
   readonly disps: string[] = [];
+  /** Replies of `admin.vm.volume.CloneFrom`, for `{token:K}` (probes only). */
+  readonly tokens: string[] = [];
   private readonly renames = new Map<string, Map<string, string>>();
   constructor(readonly socket: string) {}
 
@@ -87,6 +89,7 @@ class Side {
 
   private async resolve(s: string): Promise<string> {
     s = s.replace(/\{disp:(\d+)\}/g, (_, k: string) => this.disps[Number(k)] ?? "dispnone");
+    s = s.replace(/\{token:(\d+)\}/g, (_, k: string) => this.tokens[Number(k)] ?? "notoken");
     for (const m of [...s.matchAll(/\{uuid:([^}]*)\}/g)]) {
       const find = () => [...this.uuidNames].find(([, n]) => n === m[1])?.[0];
       let u = find();
@@ -151,6 +154,7 @@ class Side {
   /** Sends one call; keeps the disposable bookkeeping of the fuzzer's `run_pair`. */
   async send(c: GenCall): Promise<Reply> {
     const p = parse(await call(this.socket, await this.raw(c)));
+    if (c.method === "admin.vm.volume.CloneFrom" && p[0] === "ok") this.tokens.push(p[3].trim());
     if (c.method === "admin.vm.CreateDisposable" && p[0] === "ok") {
       const out = p[3].trim();
       if (/^disp[0-9]{1,4}$/.test(out)) this.disps.push(out);
@@ -208,6 +212,7 @@ it("has recorded sequences of 1,000 calls, and the probes", () => {
   const lists = fs.readdirSync(dir).filter((f) => /^probes.*\.txt$/.test(f));
   expect(lists).toContain("probes.txt");
   expect(lists).toContain("probes-lifecycle.txt");
+  expect(lists).toContain("probes-apply.txt");
   for (const list of lists) {
     const probes = fs.readFileSync(path.join(dir, list), "latin1").split("\n").filter((l) => l && !l.startsWith("#"));
     expect(load(list.replace(/\.txt$/, ".json.gz")).calls.map((c) => c.request.raw), list).toEqual(probes.map((l) => l.replace(/\\0/g, "\0").replace(/\\n/g, "\n")));
