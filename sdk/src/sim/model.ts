@@ -289,10 +289,11 @@ export abstract class Holder {
     const kw: Array<[string, PropValue | undefined]> = [["name", name]];
     if (old !== undefined) kw.push(["oldvalue", old]);
     this.emit(`property-pre-reset:${name}`, kw);
+    this.preResetEvents(name, old);
     this.emit(`property-pre-del:${name}`, kw);
     this.values.delete(name);
     this.afterSet(name);
-    if (name === "default_dispvm" || name === "netvm") this.postChangeHook(name, old, true);
+    if (name === "default_dispvm" || name === "netvm" || name === "ip" || name === "ip6") this.postChangeHook(name, old, true);
     this.emit(`property-reset:${name}`, kw);
     this.emit(`property-del:${name}`, kw);
   }
@@ -306,6 +307,8 @@ export abstract class Holder {
   protected preChangeCheck(_name: string, _value: PropValue | undefined, _old: PropValue | undefined): void {}
   /** Side effects of a property change (tags following guivm/audiovm). */
   protected afterSet(_name: string): void {}
+  /** Events the `property-pre-reset:<name>` handlers fire, heard between `property-pre-reset` and `property-pre-del`. */
+  protected preResetEvents(_name: string, _old: PropValue | undefined): void {}
   /** Events that class handlers fire while a `property-pre-set` is handled. */
   protected preSetHook(_name: string, _value: PropValue, _old: PropValue | undefined): void {}
   /** Events that class handlers fire before listeners see `property-set`/`property-reset`. */
@@ -526,11 +529,37 @@ export class Qube extends Holder {
   }
 
   protected override postChangeHook(name: string, old: PropValue | undefined, reset = false): void {
+    // `on_property_set_label` / `on_property_set_tmpl_for_dvms` (on set only): the icon follows
+    if (!reset && (name === "label" || name === "template_for_dispvms") && !this.isAdminVM && this.klass !== "RemoteVM")
+      this.emit("property-reset:icon", [["name", "icon"]]);
+    // `on_property_set_provides` (on set only, on a change): the gateways follow
+    if (!reset && name === "provides_network" && (old ?? false) !== this.getProp("provides_network")) {
+      this.emit("property-reset:gateway", [["name", "gateway"]]);
+      this.emit("property-reset:gateway6", [["name", "gateway6"]]);
+    }
+    // `on_property_set_ip` (set and reset) / `on_property_set_ip6` (set only: upstream listens to `property-reset:ipv6`)
+    if ((name === "ip" || (name === "ip6" && !reset)) && (reset ? null : this.getProp(name)) !== (old ?? null)) {
+      const six = name === "ip6" ? "6" : "";
+      if (this.getProp("provides_network") === true) this.emit(`property-reset:gateway${six}`, [["name", `gateway${six}`]]);
+      this.emit(`property-reset:visible_ip${six}`, [["name", `visible_ip${six}`]]);
+      for (const c of this.app.sortedDomains())
+        if (c !== this && c.hasProp("netvm") && c.vmProp("netvm") === this) c.emit(`property-reset:visible_gateway${six}`, [["name", `visible_gateway${six}`]]);
+    }
     if (name !== "netvm") return;
     const now = this.getProp("netvm");
-    // on reset (`on_property_reset_netvm`) only a real change fires `property-set:netvm`
-    if (reset && (now ?? null) === (old ?? null)) return;
+    if (reset) {
+      // `on_property_reset_netvm`: only a real change fires `property-set:netvm`, heard before the reset
+      if ((now ?? null) === (old ?? null)) return;
+      this.emit("property-set:netvm", [["name", "netvm"], ["newvalue", now ?? null], ["oldvalue", old ?? null]]);
+    }
     this.netvmSetEvent(old, now);
+  }
+
+  /** `on_property_pre_reset_netvm`: `property-pre-set:netvm` for the default, when it differs. */
+  protected override preResetEvents(name: string, old: PropValue | undefined): void {
+    if (name !== "netvm") return;
+    const next = this.def("netvm")!.default?.(this);
+    if ((next ?? null) !== (old ?? null)) this.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", next ?? null], ["oldvalue", old ?? null]]);
   }
 
   protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
@@ -719,7 +748,8 @@ export class App extends Holder {
       return;
     }
     if (name !== "default_netvm") return;
-    for (const q of this.domains.values())
+    // `for vm in self.domains`: qubes in name order
+    for (const q of this.sortedDomains())
       if (q.hasProp("netvm") && q.isDefault("netvm")) {
         q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
         q.netvmPreSet(value);
@@ -730,12 +760,16 @@ export class App extends Holder {
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
     if (name === "default_netvm") {
       // `on_property_set_default_netvm`: each qube on the default netvm hears `property-reset:netvm`, whose
-      // handler fires `property-set:netvm` when its netvm really changes (and may die there)
-      for (const q of this.domains.values())
+      // handler fires `property-set:netvm` when its netvm really changes (and may die there); listeners hear
+      // that nested event first (observed), qubes in name order
+      for (const q of this.sortedDomains())
         if (q.hasProp("netvm") && q.isDefault("netvm")) {
-          q.emit("property-reset:netvm", [["name", "netvm"], ["oldvalue", old ?? null]]);
           const now = q.getProp("netvm");
-          if ((now ?? null) !== (old ?? null)) q.netvmSetEvent(old, now);
+          if ((now ?? null) !== (old ?? null)) {
+            q.emit("property-set:netvm", [["name", "netvm"], ["newvalue", now ?? null], ["oldvalue", old ?? null]]);
+            q.netvmSetEvent(old, now);
+          }
+          q.emit("property-reset:netvm", [["name", "netvm"], ["oldvalue", old ?? null]]);
         }
       return;
     }
@@ -752,7 +786,8 @@ export class App extends Holder {
       return;
     }
     if (name !== "default_dispvm") return;
-    for (const q of this.domains.values())
+    // `for vm in self.domains`: dom0, then the qubes in name order
+    for (const q of this.sortedDomains())
       if (q.hasProp(name) && q.isDefault(name)) q.emit(`property-reset:${name}`, [["name", name], ["oldvalue", old ?? null]]);
   }
 
@@ -1160,9 +1195,10 @@ export class App extends Holder {
         }
       }
     }
+    // `storage.verify()` (domain-verify-files) comes before the netvm chain starts, observed
+    q.emit("domain-verify-files");
     const net = q.netvmQube();
     if (net && net.power === "Halted") this.start(net);
-    q.emit("domain-verify-files");
     q.emit("domain-pre-spawn", [["start_guid", true]]);
     q.xid = this.allocXid();
     q.startTime = (Date.now() / 1000).toFixed(6).replace(/0+$/, "").replace(/\.$/, ".0");
