@@ -80,6 +80,10 @@ export interface Volume {
   snapOnStart: boolean;
   revisionsToKeep: number;
   ephemeral: boolean;
+  /** Revision ids kept by a `file-reflink` pool, oldest first (see {@link App.commitVolume}). */
+  revisions?: string[];
+  /** Started and not yet committed (a `save_on_stop` volume of a running qube). */
+  dirty?: boolean;
 }
 
 /** A device a backend qube exposes. */
@@ -1008,6 +1012,28 @@ export class App extends Holder {
   }
 
   /**
+   * `ReflinkVolume._commit` (stop of a started volume, import of data, a clone into it): the previous image
+   * is kept as the next revision (`1`, then one more than the last), unless `revisions_to_keep` is 0, and
+   * the revisions beyond `revisions_to_keep` go, oldest first (observed). Only `file-reflink` pools are
+   * modelled; qubesd lists revisions by their image's time, which the simulator takes to be their order
+   * (true unless an older image comes back by a revert and is committed again in a later second).
+   */
+  commitVolume(v: Volume): void {
+    if (this.pools.get(v.pool)?.driver !== "file-reflink") return;
+    const revs = (v.revisions ??= []);
+    const keep = v.revisionsToKeep;
+    if (keep !== 0) revs.push(this.nextRevision(v));
+    // `list(revisions)[: -keep or None]` are removed: all but the last `keep`; all for 0; the first `-keep` below 0
+    revs.splice(0, keep > 0 ? Math.max(0, revs.length - keep) : keep === 0 ? revs.length : Math.min(revs.length, -keep));
+  }
+
+  /** `_next_revision`. */
+  nextRevision(v: Volume): string {
+    const revs = v.revisions ?? [];
+    return revs.length ? String(Number(revs[revs.length - 1]) + 1) : "1";
+  }
+
+  /**
    * `template_changed_update_storage`: on a new template, the snapshot volumes of a qube (an app qube's root,
    * a disposable's root and private) are initialised afresh from their new origin (its source and size, the
    * pool's revisions to keep, writable, not ephemeral); a disposable template passes the change on to its
@@ -1200,6 +1226,7 @@ export class App extends Holder {
     const net = q.netvmQube();
     if (net && net.power === "Halted") this.start(net);
     q.emit("domain-pre-spawn", [["start_guid", true]]);
+    for (const v of q.volumes.values()) if (v.saveOnStop) v.dirty = true;
     q.xid = this.allocXid();
     q.startTime = (Date.now() / 1000).toFixed(6).replace(/0+$/, "").replace(/\.$/, ".0");
     q.power = "Paused";
@@ -1244,6 +1271,12 @@ export class App extends Holder {
 
   private stopped(q: Qube): void {
     q.power = "Halted";
+    // `Volume.stop()`: a started `save_on_stop` volume is committed (not with snapshots disabled: revisions_to_keep -1)
+    for (const v of q.volumes.values())
+      if (v.dirty) {
+        v.dirty = false;
+        if (!(v.revisionsToKeep === -1 && !v.snapOnStart)) this.commitVolume(v);
+      }
     q.emit("domain-stopped");
     for (const p of ["xid", "stubdom_xid", "start_time"]) q.emit(`property-reset:${p}`, [["name", p]]);
     q.xid = -1;
