@@ -1221,7 +1221,12 @@ export class App extends Holder {
         }
       }
     }
-    // `storage.verify()` (domain-verify-files) comes before the netvm chain starts, observed
+    // `storage.verify()` (domain-verify-files) comes before the netvm chain starts, observed; a kernel volume
+    // whose kernel falls back to a global default_kernel without a value kills the call there (observed)
+    if (this.kernelUnset(q)) {
+      q.emit("domain-start-failed", [["reason", "property 'default_kernel' have no default"]]);
+      throw new SimAbort("AttributeError: property 'default_kernel' have no default (verifying the kernel volume)");
+    }
     q.emit("domain-verify-files");
     const net = q.netvmQube();
     if (net && net.power === "Halted") this.start(net);
@@ -1243,7 +1248,7 @@ export class App extends Holder {
    * `vm.shutdown(force, wait)` (the simulator's qubes stop at once). dom0 and a RemoteVM have a `shutdown()`
    * without those arguments: the call dies with a TypeError in qubesd.
    */
-  shutdown(q: Qube, force: boolean): void {
+  shutdown(q: Qube, force: boolean, wait = false): void {
     if (q.isAdminVM || q.klass === "RemoteVM") throw new SimAbort("TypeError: shutdown() got an unexpected keyword argument 'force'");
     if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
     q.emit("domain-pre-shutdown", [["force", force]]);
@@ -1258,7 +1263,7 @@ export class App extends Holder {
       q.emit("domain-shutdown-failed", [["reason", refusal.message]]);
       throw refusal;
     }
-    this.stopped(q);
+    this.stopped(q, wait);
   }
 
   /** `vm.kill()`. */
@@ -1269,7 +1274,12 @@ export class App extends Holder {
     this.stopped(q);
   }
 
-  private stopped(q: Qube): void {
+  /** The qube's kernel falls back to a global default_kernel that has no value (reading it is an AttributeError in qubesd). */
+  kernelUnset(q: Qube): boolean {
+    return q.hasProp("kernel") && q.getProp("kernel") === undefined;
+  }
+
+  private stopped(q: Qube, waited = true): void {
     q.power = "Halted";
     // `Volume.stop()`: a started `save_on_stop` volume is committed (not with snapshots disabled: revisions_to_keep -1)
     for (const v of q.volumes.values())
@@ -1278,6 +1288,16 @@ export class App extends Holder {
         if (!(v.revisionsToKeep === -1 && !v.snapOnStart)) this.commitVolume(v);
       }
     q.emit("domain-stopped");
+    // `Storage.stop()` reads each volume's state file, and the kernel volume's falls back to a global
+    // default_kernel without a value: `on_domain_stopped` dies there, the stops of the other volumes
+    // already under way (a killed qube's revisions show them, observed).
+    // A call that waits for the stop (Kill, Shutdown+wait) dies with it; the qube is halted all the same.
+    if (this.kernelUnset(q)) {
+      q.xid = -1;
+      q.startTime = null;
+      if (waited) throw new SimAbort("AttributeError: property 'default_kernel' have no default (stopping the kernel volume)");
+      return;
+    }
     for (const p of ["xid", "stubdom_xid", "start_time"]) q.emit(`property-reset:${p}`, [["name", p]]);
     q.xid = -1;
     q.startTime = null;

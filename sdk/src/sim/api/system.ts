@@ -75,7 +75,7 @@ method("admin.vm.Start", null, false, false, (c) => (c.app.start(c.dest), null))
 method("admin.vm.Shutdown", null, null, false, (c) => {
   const args = c.arg ? c.arg.split("+") : [];
   if (!args.every((a) => a === "force" || a === "wait")) throw protocolError("Argument must match: force, wait");
-  c.app.shutdown(c.dest, args.includes("force"));
+  c.app.shutdown(c.dest, args.includes("force"), args.includes("wait"));
   return null;
 });
 method("admin.vm.Kill", null, false, false, (c) => (c.app.kill(c.dest), null));
