@@ -873,7 +873,8 @@ export class App extends Holder {
   addQube(
     klass: string,
     name: string,
-    label: string,
+    /** `undefined`: none (a disposable of a disposable template whose label was reset clones none). */
+    label: string | undefined,
     opts: {
       template?: string;
       pool?: string;
@@ -904,7 +905,7 @@ export class App extends Holder {
     q.values.set("qid", qid);
     q.values.set("name", name);
     q.values.set("uuid", opts.uuid ?? this.newUuid());
-    q.values.set("label", label);
+    if (label !== undefined) q.values.set("label", label);
     if (opts.template !== undefined) q.values.set("template", opts.template);
     if (opts.dispid !== undefined) q.values.set("dispid", opts.dispid);
     opts.extra?.(q);
