@@ -23,6 +23,8 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,12 +39,60 @@ def load(name, path):
     return mod
 
 
+class EventStream:
+    """An open admin.Events connection; `drain()` returns the frames that arrived (as `subject\0event\0k\0v...`
+    text, the empty key left off), waiting until none came for a moment (qubesd sends them from its event loop)."""
+
+    def __init__(self, sock, raw):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(sock)
+        self.s.sendall(raw)
+        self.s.shutdown(socket.SHUT_WR)
+        self.s.settimeout(0.3)
+        self.buf = b""
+
+    def drain(self):
+        while True:
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        frames = []
+        while self.buf.startswith(b"1\0"):
+            fields = []
+            pos = 2
+            done = False
+            while True:
+                nul = self.buf.find(b"\0", pos)
+                if nul < 0:
+                    break
+                fields.append(self.buf[pos:nul])
+                pos = nul + 1
+                if len(fields) >= 3 and (len(fields) - 2) % 2 == 1 and fields[-1] == b"":
+                    done = True
+                    break
+            if not done:
+                break
+            frames.append(b"\0".join(fields[:-1]).decode("utf-8", "replace"))
+            self.buf = self.buf[pos:]
+        return frames
+
+    def close(self):
+        self.s.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--calls", help="instead of a seed: a file of requests, one a line, `\\0` for the NUL and `\\n` for a newline "
-                                    "(placeholders {uuid:NAME} and {disp:K} allowed; # starts a comment line)")
+                                    "(placeholders {uuid:NAME}, {disp:K} and {token:K}, the K-th CloneFrom reply, allowed; # starts a comment line)")
+    ap.add_argument("--events", action="store_true",
+                    help="with --calls: the first request opens an event stream (admin.Events) kept open while the "
+                         "others are sent; the frames that follow each call are recorded with it")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if (a.seed is None) == (a.calls is None):
@@ -90,8 +140,20 @@ def main():
         scen.setup(sock)
         real = fuzz.Server("real", sock, state)
         out = []
+        tokens = []  # replies of admin.vm.volume.CloneFrom, for {token:K}
+        stream = None
+        subscription = None
+        if a.events:
+            subscription = calls.pop(0)
+            stream = EventStream(sock, real.raw(subscription))
+            first_frames = stream.drain()
         for call in calls:
-            data = fuzz.send(sock, real.raw(call))
+            sent = call
+            if "{token:" in call.get("raw", ""):
+                sent = dict(call, raw=re.sub(r"\{token:(\d+)\}",
+                                             lambda m: tokens[int(m.group(1))] if int(m.group(1)) < len(tokens) else "notoken",
+                                             call["raw"]))
+            data = fuzz.send(sock, real.raw(sent))
             p = fuzz.parse(data)
             if call["method"] == "admin.vm.CreateDisposable":
                 if p[0] == "ok" and fuzz.DISP_RE.fullmatch(p[3].strip()):
@@ -101,9 +163,16 @@ def main():
                     n = real.uuid_names.get(p[3][5:].strip())
                     if n:
                         real.disps.append(n)
+            if call["method"] == "admin.vm.volume.CloneFrom" and p[0] == "ok":
+                tokens.append(p[3].strip())
             reply = [p[0], p[1], real.normalise(call, p[2]), real.normalise(call, p[3])]
             req = {k: call[k] for k in ("method", "arg", "src", "dtype", "dest", "payload", "raw") if k in call}
-            out.append({"request": req, "reply": reply})
+            entry = {"request": req, "reply": reply}
+            if stream is not None:
+                entry["frames"] = [real.normalise(subscription, f) for f in stream.drain()]
+            out.append(entry)
+        if stream is not None:
+            stream.close()
     finally:
         fuzz.stop(proc)
         subprocess.run(["rm", "-rf", state])
@@ -113,6 +182,8 @@ def main():
         "count": a.count,
         "recorded_with": "the real qubesd (QubesOS/qubes-core-admin) under tools/qubesd/run-qubesd.sh",
         "setup": setup,
+        **({"subscription": {"method": subscription["method"], "raw": subscription["raw"]},
+            "first_frames": first_frames} if a.events else {}),
         "known": {k: v for k, v in old_known.items() if int(k) < len(out)},
         "calls": out,
     }

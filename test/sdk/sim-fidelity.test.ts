@@ -17,7 +17,7 @@ import * as zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GLOBAL_PROPERTIES, QUBE_PROPERTIES, propertyHelp } from "@qubes-kit/language";
 import { Simulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
-import { FIXTURES, call, tmpDir } from "./sim-helpers.js";
+import { FIXTURES, call, openStream, tmpDir } from "./sim-helpers.js";
 
 /** One generated call; `{uuid:NAME}` and `{disp:K}` are resolved against the server. */
 interface GenCall {
@@ -36,7 +36,10 @@ interface Fixture {
   seed: number | null;
   setup: string[];
   known: Record<string, string>;
-  calls: Array<{ request: GenCall; reply: Reply }>;
+  calls: Array<{ request: GenCall; reply: Reply; frames?: string[] }>;
+  /** Event recordings: the stream opened before the calls, and its first frames. */
+  subscription?: { method: string; raw: string };
+  first_frames?: string[];
 }
 
 const dir = path.join(FIXTURES, "sim", "fidelity");
@@ -73,6 +76,8 @@ const DEVATTR_RE = /([^\s=]+)='((?:[^'\\]|\\.)*)'/g;
 class Side {
   readonly uuidNames = new Map<string, string>();
   readonly disps: string[] = [];
+  /** Replies of `admin.vm.volume.CloneFrom`, for `{token:K}` (probes only). */
+  readonly tokens: string[] = [];
   private readonly renames = new Map<string, Map<string, string>>();
   constructor(readonly socket: string) {}
 
@@ -87,6 +92,7 @@ class Side {
 
   private async resolve(s: string): Promise<string> {
     s = s.replace(/\{disp:(\d+)\}/g, (_, k: string) => this.disps[Number(k)] ?? "dispnone");
+    s = s.replace(/\{token:(\d+)\}/g, (_, k: string) => this.tokens[Number(k)] ?? "notoken");
     for (const m of [...s.matchAll(/\{uuid:([^}]*)\}/g)]) {
       const find = () => [...this.uuidNames].find(([, n]) => n === m[1])?.[0];
       let u = find();
@@ -151,6 +157,7 @@ class Side {
   /** Sends one call; keeps the disposable bookkeeping of the fuzzer's `run_pair`. */
   async send(c: GenCall): Promise<Reply> {
     const p = parse(await call(this.socket, await this.raw(c)));
+    if (c.method === "admin.vm.volume.CloneFrom" && p[0] === "ok") this.tokens.push(p[3].trim());
     if (c.method === "admin.vm.CreateDisposable" && p[0] === "ok") {
       const out = p[3].trim();
       if (/^disp[0-9]{1,4}$/.test(out)) this.disps.push(out);
@@ -204,9 +211,25 @@ it("has recorded sequences of 1,000 calls, and the probes", () => {
   const seeds = files.filter((f) => f.startsWith("seed-"));
   expect(seeds.length).toBeGreaterThanOrEqual(3);
   for (const f of seeds) expect(load(f).calls).toHaveLength(1000);
-  // the probes: one recorded call per request line of probes.txt
-  const probes = fs.readFileSync(path.join(dir, "probes.txt"), "latin1").split("\n").filter((l) => l && !l.startsWith("#"));
-  expect(load("probes.json.gz").calls.map((c) => c.request.raw)).toEqual(probes.map((l) => l.replace(/\\0/g, "\0").replace(/\\n/g, "\n")));
+  // the probes: one recorded call per request line of each probes*.txt (each a sequence on a fresh system)
+  const lists = fs.readdirSync(dir).filter((f) => /^probes.*\.txt$/.test(f));
+  expect(lists).toContain("probes.txt");
+  expect(lists).toContain("probes-lifecycle.txt");
+  expect(lists).toContain("probes-apply.txt");
+  // the event recordings: one recorded call per request line after the subscription
+  const events = fs.readdirSync(dir).filter((f) => /^events.*\.txt$/.test(f));
+  expect(events).toContain("events-lifecycle.txt");
+  for (const list of events) {
+    const [sub, ...rest] = fs.readFileSync(path.join(dir, list), "latin1").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.replace(/\\0/g, "\0").replace(/\\n/g, "\n"));
+    const fx = load(list.replace(/\.txt$/, ".json.gz"));
+    expect(fx.subscription?.raw, list).toBe(sub);
+    expect(fx.calls.map((c) => c.request.raw), list).toEqual(rest);
+    expect(fx.calls.every((c) => Array.isArray(c.frames)), list).toBe(true);
+  }
+  for (const list of lists) {
+    const probes = fs.readFileSync(path.join(dir, list), "latin1").split("\n").filter((l) => l && !l.startsWith("#"));
+    expect(load(list.replace(/\.txt$/, ".json.gz")).calls.map((c) => c.request.raw), list).toEqual(probes.map((l) => l.replace(/\\0/g, "\0").replace(/\\n/g, "\n")));
+  }
 });
 
 for (const file of files) {
@@ -229,13 +252,34 @@ for (const file of files) {
     });
 
     it("answers every call as the real qubesd did", async () => {
-      for (const [i, { request, reply }] of fx.calls.entries()) {
-        const got = await side.send(request);
-        if (JSON.stringify(got) !== JSON.stringify(reply))
-          mismatches.set(i, `#${i} ${describeCall(request)}\n    qubesd ${show(reply)}\n    sim    ${show(got)}${firstDifference(reply, got)}`);
+      // an event recording: the stream stays open while the calls go, and each call's frames are compared too
+      const stream = fx.subscription ? await openStream(side.socket, latin1(fx.subscription.raw)) : undefined;
+      let seen = 0;
+      const framesSince = async (): Promise<string[]> => {
+        // the simulator sends a call's frames before its reply; wait for the socket to deliver them
+        for (let quiet = 0, n = -1; quiet < 3; quiet = stream!.frames.length === n ? quiet + 1 : 0, n = stream!.frames.length)
+          await new Promise((r) => setTimeout(r, 5));
+        const fresh = stream!.frames.slice(seen);
+        seen = stream!.frames.length;
+        return Promise.all(fresh.map((f) => side.normalise(fx.subscription!.method, [f.subject, f.event, ...f.kwargs.flat()].join("\0"))));
+      };
+      try {
+        if (stream) expect(await framesSince()).toEqual(fx.first_frames);
+        for (const [i, { request, reply, frames }] of fx.calls.entries()) {
+          const got = await side.send(request);
+          if (JSON.stringify(got) !== JSON.stringify(reply))
+            mismatches.set(i, `#${i} ${describeCall(request)}\n    qubesd ${show(reply)}\n    sim    ${show(got)}${firstDifference(reply, got)}`);
+          if (stream) {
+            const heard = await framesSince();
+            if (JSON.stringify(heard) !== JSON.stringify(frames))
+              mismatches.set(i, `#${i} ${describeCall(request)}: events\n    qubesd ${JSON.stringify(frames)}\n    sim    ${JSON.stringify(heard)}`);
+          }
+        }
+      } finally {
+        stream?.close();
       }
       const unexpected = [...mismatches].filter(([i]) => !(String(i) in fx.known)).map(([, s]) => s);
-      expect(unexpected.slice(0, 10).join("\n"), `${unexpected.length} calls answered differently`).toBe("");
+      expect(unexpected.slice(0, Number(process.env.SIM_FIDELITY_SHOW ?? 10)).join("\n"), `${unexpected.length} calls answered differently`).toBe("");
     });
 
     it("still differs on each call listed as a known difference (remove the note once fixed)", () => {

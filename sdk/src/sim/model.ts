@@ -80,6 +80,10 @@ export interface Volume {
   snapOnStart: boolean;
   revisionsToKeep: number;
   ephemeral: boolean;
+  /** Revision ids kept by a `file-reflink` pool, oldest first (see {@link App.commitVolume}). */
+  revisions?: string[];
+  /** Started and not yet committed (a `save_on_stop` volume of a running qube). */
+  dirty?: boolean;
 }
 
 /** A device a backend qube exposes. */
@@ -289,10 +293,11 @@ export abstract class Holder {
     const kw: Array<[string, PropValue | undefined]> = [["name", name]];
     if (old !== undefined) kw.push(["oldvalue", old]);
     this.emit(`property-pre-reset:${name}`, kw);
+    this.preResetEvents(name, old);
     this.emit(`property-pre-del:${name}`, kw);
     this.values.delete(name);
     this.afterSet(name);
-    if (name === "default_dispvm" || name === "netvm") this.postChangeHook(name, old, true);
+    if (name === "default_dispvm" || name === "netvm" || name === "ip" || name === "ip6") this.postChangeHook(name, old, true);
     this.emit(`property-reset:${name}`, kw);
     this.emit(`property-del:${name}`, kw);
   }
@@ -306,6 +311,8 @@ export abstract class Holder {
   protected preChangeCheck(_name: string, _value: PropValue | undefined, _old: PropValue | undefined): void {}
   /** Side effects of a property change (tags following guivm/audiovm). */
   protected afterSet(_name: string): void {}
+  /** Events the `property-pre-reset:<name>` handlers fire, heard between `property-pre-reset` and `property-pre-del`. */
+  protected preResetEvents(_name: string, _old: PropValue | undefined): void {}
   /** Events that class handlers fire while a `property-pre-set` is handled. */
   protected preSetHook(_name: string, _value: PropValue, _old: PropValue | undefined): void {}
   /** Events that class handlers fire before listeners see `property-set`/`property-reset`. */
@@ -473,6 +480,7 @@ export class Qube extends Holder {
   }
   protected override afterSet(name: string): void {
     if (name === "guivm" || name === "audiovm") this.retag(name, this.getProp(name));
+    if (name === "template" && (this.klass === "AppVM" || this.klass === "DispVM")) this.app.templateChanged(this);
     if (name === "provides_network") {
       // `core_features.set_servicevm_feature`
       if (this.getProp("provides_network")) this.setFeature("servicevm", "1");
@@ -525,15 +533,50 @@ export class Qube extends Holder {
   }
 
   protected override postChangeHook(name: string, old: PropValue | undefined, reset = false): void {
+    // `on_property_set_label` / `on_property_set_tmpl_for_dvms` (on set only): the icon follows
+    if (!reset && (name === "label" || name === "template_for_dispvms") && !this.isAdminVM && this.klass !== "RemoteVM")
+      this.emit("property-reset:icon", [["name", "icon"]]);
+    // `on_property_set_provides` (on set only, on a change): the gateways follow
+    if (!reset && name === "provides_network" && (old ?? false) !== this.getProp("provides_network")) {
+      this.emit("property-reset:gateway", [["name", "gateway"]]);
+      this.emit("property-reset:gateway6", [["name", "gateway6"]]);
+    }
+    // `on_property_set_ip` (set and reset) / `on_property_set_ip6` (set only: upstream listens to `property-reset:ipv6`)
+    if ((name === "ip" || (name === "ip6" && !reset)) && (reset ? null : this.getProp(name)) !== (old ?? null)) {
+      const six = name === "ip6" ? "6" : "";
+      if (this.getProp("provides_network") === true) this.emit(`property-reset:gateway${six}`, [["name", `gateway${six}`]]);
+      this.emit(`property-reset:visible_ip${six}`, [["name", `visible_ip${six}`]]);
+      for (const c of this.app.sortedDomains())
+        if (c !== this && c.hasProp("netvm") && c.vmProp("netvm") === this) c.emit(`property-reset:visible_gateway${six}`, [["name", `visible_gateway${six}`]]);
+    }
     if (name !== "netvm") return;
     const now = this.getProp("netvm");
-    // on reset (`on_property_reset_netvm`) only a real change fires `property-set:netvm`
-    if (reset && (now ?? null) === (old ?? null)) return;
+    if (reset) {
+      // `on_property_reset_netvm`: only a real change fires `property-set:netvm`, heard before the reset
+      if ((now ?? null) === (old ?? null)) return;
+      this.emit("property-set:netvm", [["name", "netvm"], ["newvalue", now ?? null], ["oldvalue", old ?? null]]);
+    }
     this.netvmSetEvent(old, now);
+  }
+
+  /** `on_property_pre_reset_netvm`: `property-pre-set:netvm` for the default, when it differs. */
+  protected override preResetEvents(name: string, old: PropValue | undefined): void {
+    if (name !== "netvm") return;
+    const next = this.def("netvm")!.default?.(this);
+    if ((next ?? null) !== (old ?? null)) this.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", next ?? null], ["oldvalue", old ?? null]]);
   }
 
   protected override preSetHook(name: string, value: PropValue, old: PropValue | undefined): void {
     if (name === "netvm") this.netvmPreSet(value);
+    // `DVMTemplateMixin`'s handler runs first: a disposable template with running disposables keeps its
+    // template (upstream passes its message as a one-element tuple, which is what the error text shows)
+    if (name === "template" && value !== old && this.hasProp("template_for_dispvms") && this.getProp("template_for_dispvms") === true) {
+      const running = [...this.app.domains.values()].some((d) => d.klass === "DispVM" && d.vmProp("template") === this && d.power !== "Halted");
+      if (running) throw qerr("QubesVMInUseError", "('Cannot change template while there are running disposables based on this disposable template',)");
+    }
+    // `on_property_pre_set_template` of AppVM and DispVM: fired even when the value stays the same
+    if (name === "template" && (this.klass === "AppVM" || this.klass === "DispVM") && this.power !== "Halted")
+      throw qerr("QubesVMNotHaltedError", "Cannot change template while qube is running");
     // `on_property_pre_set_maxmem`: upstream builds its QubesVMNotHaltedError with the
     // message in place of the qube, so the refusal is an unhandled AttributeError.
     if (name === "maxmem" && value !== old && this.power !== "Halted" && !this.useMemoryHotplug())
@@ -709,7 +752,8 @@ export class App extends Holder {
       return;
     }
     if (name !== "default_netvm") return;
-    for (const q of this.domains.values())
+    // `for vm in self.domains`: qubes in name order
+    for (const q of this.sortedDomains())
       if (q.hasProp("netvm") && q.isDefault("netvm")) {
         q.emit("property-pre-set:netvm", [["name", "netvm"], ["newvalue", value], ["oldvalue", old ?? null]]);
         q.netvmPreSet(value);
@@ -720,12 +764,16 @@ export class App extends Holder {
   protected override postChangeHook(name: string, old: PropValue | undefined): void {
     if (name === "default_netvm") {
       // `on_property_set_default_netvm`: each qube on the default netvm hears `property-reset:netvm`, whose
-      // handler fires `property-set:netvm` when its netvm really changes (and may die there)
-      for (const q of this.domains.values())
+      // handler fires `property-set:netvm` when its netvm really changes (and may die there); listeners hear
+      // that nested event first (observed), qubes in name order
+      for (const q of this.sortedDomains())
         if (q.hasProp("netvm") && q.isDefault("netvm")) {
-          q.emit("property-reset:netvm", [["name", "netvm"], ["oldvalue", old ?? null]]);
           const now = q.getProp("netvm");
-          if ((now ?? null) !== (old ?? null)) q.netvmSetEvent(old, now);
+          if ((now ?? null) !== (old ?? null)) {
+            q.emit("property-set:netvm", [["name", "netvm"], ["newvalue", now ?? null], ["oldvalue", old ?? null]]);
+            q.netvmSetEvent(old, now);
+          }
+          q.emit("property-reset:netvm", [["name", "netvm"], ["oldvalue", old ?? null]]);
         }
       return;
     }
@@ -742,7 +790,8 @@ export class App extends Holder {
       return;
     }
     if (name !== "default_dispvm") return;
-    for (const q of this.domains.values())
+    // `for vm in self.domains`: dom0, then the qubes in name order
+    for (const q of this.sortedDomains())
       if (q.hasProp(name) && q.isDefault(name)) q.emit(`property-reset:${name}`, [["name", name], ["oldvalue", old ?? null]]);
   }
 
@@ -824,7 +873,8 @@ export class App extends Holder {
   addQube(
     klass: string,
     name: string,
-    label: string,
+    /** `undefined`: none (a disposable of a disposable template whose label was reset clones none). */
+    label: string | undefined,
     opts: {
       template?: string;
       pool?: string;
@@ -850,10 +900,12 @@ export class App extends Holder {
       qid = 1;
       while (used.has(qid)) qid++;
     }
+    // `RemoteVM.get_power_state()` is always "Running"
+    if (klass === "RemoteVM") q.power = "Running";
     q.values.set("qid", qid);
     q.values.set("name", name);
     q.values.set("uuid", opts.uuid ?? this.newUuid());
-    q.values.set("label", label);
+    if (label !== undefined) q.values.set("label", label);
     if (opts.template !== undefined) q.values.set("template", opts.template);
     if (opts.dispid !== undefined) q.values.set("dispid", opts.dispid);
     opts.extra?.(q);
@@ -961,6 +1013,53 @@ export class App extends Holder {
   }
 
   /**
+   * `ReflinkVolume._commit` (stop of a started volume, import of data, a clone into it): the previous image
+   * is kept as the next revision (`1`, then one more than the last), unless `revisions_to_keep` is 0, and
+   * the revisions beyond `revisions_to_keep` go, oldest first (observed). Only `file-reflink` pools are
+   * modelled; qubesd lists revisions by their image's time, which the simulator takes to be their order
+   * (true unless an older image comes back by a revert and is committed again in a later second).
+   */
+  commitVolume(v: Volume): void {
+    if (this.pools.get(v.pool)?.driver !== "file-reflink") return;
+    const revs = (v.revisions ??= []);
+    const keep = v.revisionsToKeep;
+    if (keep !== 0) revs.push(this.nextRevision(v));
+    // `list(revisions)[: -keep or None]` are removed: all but the last `keep`; all for 0; the first `-keep` below 0
+    revs.splice(0, keep > 0 ? Math.max(0, revs.length - keep) : keep === 0 ? revs.length : Math.min(revs.length, -keep));
+  }
+
+  /** `_next_revision`. */
+  nextRevision(v: Volume): string {
+    const revs = v.revisions ?? [];
+    return revs.length ? String(Number(revs[revs.length - 1]) + 1) : "1";
+  }
+
+  /**
+   * `template_changed_update_storage`: on a new template, the snapshot volumes of a qube (an app qube's root,
+   * a disposable's root and private) are initialised afresh from their new origin (its source and size, the
+   * pool's revisions to keep, writable, not ephemeral); a disposable template passes the change on to its
+   * disposables (observed). The volumes stay in their pool.
+   */
+  templateChanged(q: Qube): void {
+    const tpl = q.templateQube();
+    if (!tpl) return;
+    const fresh = (name: string, source: string, size: number | undefined) => {
+      const v = q.volumes.get(name);
+      if (!v || !v.snapOnStart) return;
+      const revisions = Number(this.pools.get(v.pool)?.config.revisions_to_keep ?? 1);
+      q.volumes.set(name, { ...v, source, size: size ?? v.size, usage: 0, rw: true, revisionsToKeep: revisions, ephemeral: false });
+    };
+    const tplRoot = tpl.volumes.get("root");
+    if (q.klass === "DispVM") {
+      fresh("root", tplRoot?.source ?? "", tpl.templateQube()?.volumes.get("root")?.size ?? tplRoot?.size);
+      fresh("private", tpl.volumes.get("private")?.vid ?? "", tpl.volumes.get("private")?.size);
+    } else {
+      fresh("root", tplRoot?.vid ?? "", tplRoot?.size);
+    }
+    for (const d of this.domains.values()) if (d.klass === "DispVM" && d !== q && d.vmProp("template") === q) this.templateChanged(d);
+  }
+
+  /**
    * The pool of volume `vol` of a new qube: a snapshot volume stays with its
    * origin (the template's volume); `pool=` moves only writable non-snapshot
    * volumes (`_patch_pool_config`); a disposable takes its template's pools;
@@ -1007,7 +1106,10 @@ export class App extends Holder {
     const tplVol = (n: string) => tpl?.volumes.get(n);
     const hasTemplate = q.klass === "AppVM" || q.klass === "DispVM";
     const rootSource = q.klass === "DispVM" ? (tplVol("root")?.source ?? "") : (tplVol("root")?.vid ?? "");
-    q.volumes.set("root", mk("root", tplVol("root")?.size ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
+    // a snapshot volume takes the size of its source: for a disposable, the root of its template's template
+    // (a resized root of the disposable template itself does not count), observed
+    const rootSize = (q.klass === "DispVM" ? tpl?.templateQube()?.volumes.get("root")?.size : undefined) ?? tplVol("root")?.size;
+    q.volumes.set("root", mk("root", rootSize ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
     q.volumes.set(
       "private",
       mk("private", tplVol("private")?.size ?? 2147483648, q.klass === "DispVM" ? { snapOnStart: true, source: tplVol("private")?.vid ?? "" } : { saveOnStop: true }),
@@ -1098,13 +1200,39 @@ export class App extends Holder {
     if (q.isAdminVM) throw qerr("QubesVMNotHaltedError", "Cannot start Dom0 fake domain!");
     if (q.klass === "RemoteVM") throw qerr("QubesVMNotHaltedError", "Cannot start a RemoteVM.");
     if (q.power !== "Halted") return;
+    // `prohibit-start`: any non-empty value refuses the start, with the value as the rationale
+    const prohibit = q.features.get("prohibit-start");
+    if (prohibit) {
+      q.emit("domain-start-failed", [["reason", `Qube start is prohibited. Rationale: ${prohibit}`]]);
+      throw qerr("QubesException", `Qube start is prohibited. Rationale: ${prohibit}`);
+    }
     const tpl = q.templateQube();
     if (q.hasProp("template") && !tpl) throw qerr("QubesNoTemplateError", `Template for the domain '${q.name}' not found`);
     q.emit("domain-pre-start", [["start_guid", true], ["mem_required", null]]);
+    // a `required` assignment that matches no device of its backend refuses the start
+    for (const dc of DEVICE_CLASSES) {
+      for (const a of q.assignments) {
+        if (a.devclass !== dc || a.mode !== "required") continue;
+        const backend = this.domains.get(a.backend);
+        const found = backend?.exposed.some((d) => d.devclass === dc && (a.portId === "*" || d.portId === a.portId) && (a.deviceId === "*" || d.deviceId === a.deviceId));
+        if (!found) {
+          const reason = `${dc.charAt(0).toUpperCase()}${dc.slice(1)} device ${a.backend}:${a.portId}:${a.deviceId} not available`;
+          q.emit("domain-start-failed", [["reason", reason]]);
+          throw qerr("QubesException", reason);
+        }
+      }
+    }
+    // `storage.verify()` (domain-verify-files) comes before the netvm chain starts, observed; a kernel volume
+    // whose kernel falls back to a global default_kernel without a value kills the call there (observed)
+    if (this.kernelUnset(q)) {
+      q.emit("domain-start-failed", [["reason", "property 'default_kernel' have no default"]]);
+      throw new SimAbort("AttributeError: property 'default_kernel' have no default (verifying the kernel volume)");
+    }
+    q.emit("domain-verify-files");
     const net = q.netvmQube();
     if (net && net.power === "Halted") this.start(net);
-    q.emit("domain-verify-files");
     q.emit("domain-pre-spawn", [["start_guid", true]]);
+    for (const v of q.volumes.values()) if (v.saveOnStop) v.dirty = true;
     q.xid = this.allocXid();
     q.startTime = (Date.now() / 1000).toFixed(6).replace(/0+$/, "").replace(/\.$/, ".0");
     q.power = "Paused";
@@ -1117,29 +1245,60 @@ export class App extends Holder {
     q.emit("domain-start", [["start_guid", true]]);
   }
 
-  /** `vm.shutdown(force, wait)` (the simulator's qubes stop at once). */
-  shutdown(q: Qube, force: boolean): void {
-    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot shutdown Dom0 fake domain!");
+  /**
+   * `vm.shutdown(force, wait)` (the simulator's qubes stop at once). dom0 and a RemoteVM have a `shutdown()`
+   * without those arguments: the call dies with a TypeError in qubesd.
+   */
+  shutdown(q: Qube, force: boolean, wait = false): void {
+    if (q.isAdminVM || q.klass === "RemoteVM") throw new SimAbort("TypeError: shutdown() got an unexpected keyword argument 'force'");
     if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
-    if (!force) {
-      const running = q.connectedQubes().filter((c) => c.power !== "Halted");
-      if (running.length)
-        throw qerr("QubesVMError", `There are other VMs connected to this VM: ${running.map((c) => c.name).join(", ")}`);
-    }
     q.emit("domain-pre-shutdown", [["force", force]]);
-    this.stopped(q);
+    // `NetVMMixin.on_domain_pre_shutdown`: a network provider with running (or paused) clients refuses unless forced
+    let refusal: SimError | undefined;
+    if (q.getProp("provides_network") === true && !force) {
+      const running = this.sortedDomains().filter((c) => c !== q && c.power !== "Halted" && c.hasProp("netvm") && c.vmProp("netvm") === q);
+      if (running.length) refusal = qerr("QubesVMInUseError", `There are other VMs connected to this VM: ${running.map((c) => c.name).join(", ")}`);
+    }
+    if (!refusal && q.power === "Paused" && !force) refusal = qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
+    if (refusal) {
+      q.emit("domain-shutdown-failed", [["reason", refusal.message]]);
+      throw refusal;
+    }
+    this.stopped(q, wait);
   }
 
   /** `vm.kill()`. */
   kill(q: Qube): void {
     if (q.isAdminVM) throw qerr("QubesVMError", "Cannot kill Dom0 fake domain!");
+    if (q.klass === "RemoteVM") throw qerr("QubesVMError", "Cannot kill a RemoteVM.");
     if (q.power === "Halted") throw qerr("QubesVMNotStartedError", `Domain is powered off: '${q.name}'`);
     this.stopped(q);
   }
 
-  private stopped(q: Qube): void {
+  /** The qube's kernel falls back to a global default_kernel that has no value (reading it is an AttributeError in qubesd). */
+  kernelUnset(q: Qube): boolean {
+    return q.hasProp("kernel") && q.getProp("kernel") === undefined;
+  }
+
+  private stopped(q: Qube, waited = true): void {
     q.power = "Halted";
+    // `Volume.stop()`: a started `save_on_stop` volume is committed (not with snapshots disabled: revisions_to_keep -1)
+    for (const v of q.volumes.values())
+      if (v.dirty) {
+        v.dirty = false;
+        if (!(v.revisionsToKeep === -1 && !v.snapOnStart)) this.commitVolume(v);
+      }
     q.emit("domain-stopped");
+    // `Storage.stop()` reads each volume's state file, and the kernel volume's falls back to a global
+    // default_kernel without a value: `on_domain_stopped` dies there, the stops of the other volumes
+    // already under way (a killed qube's revisions show them, observed).
+    // A call that waits for the stop (Kill, Shutdown+wait) dies with it; the qube is halted all the same.
+    if (this.kernelUnset(q)) {
+      q.xid = -1;
+      q.startTime = null;
+      if (waited) throw new SimAbort("AttributeError: property 'default_kernel' have no default (stopping the kernel volume)");
+      return;
+    }
     for (const p of ["xid", "stubdom_xid", "start_time"]) q.emit(`property-reset:${p}`, [["name", p]]);
     q.xid = -1;
     q.startTime = null;
@@ -1153,15 +1312,21 @@ export class App extends Holder {
     }
   }
 
+  /** dom0 and a RemoteVM have no `pause`, `unpause` or `resume`: qubesd dies with an AttributeError. */
+  private noSuchPowerMethod(q: Qube, name: string): void {
+    if (q.isAdminVM || q.klass === "RemoteVM") throw new SimAbort(`AttributeError: '${q.klass}' object has no attribute '${name}'`);
+  }
+
   pause(q: Qube): void {
+    this.noSuchPowerMethod(q, "pause");
     if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
-    if (q.isAdminVM) throw qerr("QubesVMError", "Cannot pause Dom0 fake domain!");
     q.emit("domain-pre-paused");
     q.power = "Paused";
     q.emit("domain-paused");
   }
 
   unpause(q: Qube): void {
+    this.noSuchPowerMethod(q, "unpause");
     if (q.power !== "Paused") throw qerr("QubesVMNotPausedError", `Domain is not paused: '${q.name}'`);
     q.emit("domain-pre-unpaused");
     q.power = "Running";
@@ -1169,17 +1334,17 @@ export class App extends Holder {
   }
 
   suspend(q: Qube): void {
-    if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
     if (q.isAdminVM) throw qerr("QubesVMError", "Cannot suspend Dom0 fake domain!");
+    if (q.klass === "RemoteVM") throw qerr("QubesVMError", "Cannot suspend a RemoteVM.");
+    if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
     q.power = "Suspended";
     q.emit("domain-suspended");
   }
 
+  /** `vm.resume()`: wakes a suspended qube, otherwise it is `unpause()`. */
   resume(q: Qube): void {
-    if (q.power !== "Suspended") {
-      if (q.power === "Paused") return this.unpause(q);
-      throw qerr("QubesVMNotSuspendedError", `Domain is not suspended: '${q.name}'`);
-    }
+    this.noSuchPowerMethod(q, "resume");
+    if (q.power !== "Suspended") return this.unpause(q);
     q.power = "Running";
     q.emit("domain-resumed");
   }

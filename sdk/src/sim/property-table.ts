@@ -135,7 +135,13 @@ function qubesVmProps(): PropDef<Q>[] {
       type: "str",
       pyType: "str",
       default: (q) => (q.assignments.some((a) => a.devclass === "pci") ? "hvm" : (q.templateQube()?.getProp("virt_mode") as string | undefined) ?? "pvh"),
-      setter: pure("virt_mode"),
+      setter: (q, v) => {
+        const mode = pure("virt_mode")(q, v);
+        // `_setter_virt_mode`: PVH cannot pass PCI devices through
+        if (mode === "pvh" && q.assignments.some((a) => a.devclass === "pci"))
+          throw qerr("QubesPropertyValueError", "pvh mode can't be set if pci devices are assigned");
+        return mode;
+      },
     }),
     P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null }),
     P({ name: "visible_gateway6", type: "str", stateless: (q) => (q.featureWithNetvm("ipv6") ? (q.netvmQube()?.gateway6() ?? null) : null) }),

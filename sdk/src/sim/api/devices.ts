@@ -171,6 +171,20 @@ function deviceMethods(dc: string): void {
     const a = loadAssignment(c, false);
     // `DeviceCollection.attach`
     if (c.dest.power === "Halted") throw qerr("QubesVMNotRunningError", "VM not running, cannot attach device, do you mean `assign`?");
+    // a PCI port the host lacks: the PCI extension's device lookup fails unhandled (no reply), observed
+    if (dc === "pci" && a.portId !== "*" && !c.app.domains.get(a.backend)?.exposed.some((d) => d.devclass === "pci" && d.portId === a.portId))
+      throw new SimAbort(`no PCI device on the host at port ${a.portId}`);
+    // `assignment.device`: exactly one device of the backend must match (an unknown one is reported as ambiguous too,
+    // as upstream's own "unknown" error is caught by its "ambiguous" handler)
+    const matching = (c.app.domains.get(a.backend)?.exposed ?? []).filter(
+      (d) => d.devclass === dc && (a.portId === "*" || d.portId === a.portId) && (a.deviceId === "*" || d.deviceId === a.deviceId),
+    );
+    if (matching.length !== 1) throw protocolError(`Cannot attach ambiguous ${dc} device.`);
+    if (dc === "pci") {
+      // the PCI extension's `device-pre-attach:pci`: dom0 and PVH qubes cannot take PCI devices
+      if (c.dest.isAdminVM) throw qerr("QubesException", "Can't attach PCI device to dom0");
+      if (c.dest.getProp("virt_mode") === "pvh") throw qerr("QubesException", "Can't attach PCI device to VM in pvh mode");
+    }
     if (c.dest.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${c.dest.name}'`);
     const kw: Array<[string, string]> = [["device", devRef(a)], ["options", pyDictRepr(a.options)]];
     c.dest.emit(`device-pre-attach:${dc}`, kw);

@@ -3,7 +3,7 @@
  */
 import { SimAbort, isAscii, protocolError } from "../wire.js";
 import { parseIPv4, parseIPv6 } from "../ipaddr.js";
-import { parsePyInt } from "../model.js";
+import { parsePyInt, type Qube } from "../model.js";
 import { lines, method } from "./registry.js";
 
 // ---------------------------------------------------------------------------
@@ -152,7 +152,19 @@ method("admin.vm.firewall.Set", false, false, true, (c) => {
   if (!isAscii(c.payload)) throw protocolError("Rules contains non-ASCII characters");
   const rules = pySplitLines(c.payload.toString("latin1")).map(parseFirewallRule);
   c.dest.firewall = rules;
-  c.dest.emit("firewall-changed");
+  firewallChanged(c.dest);
   return null;
 });
-method("admin.vm.firewall.Reload", false, false, false, (c) => (c.dest.emit("firewall-changed"), null));
+method("admin.vm.firewall.Reload", false, false, false, (c) => (firewallChanged(c.dest), null));
+
+/**
+ * `firewall-changed`, with `r3compatibility.on_firewall_changed`: a running qube's netvm gets the old-style rules
+ * in its QubesDB unless it advertises `qubes-firewall` (along its template); a netvm that is not running has no
+ * QubesDB, and qubesd dies with an AttributeError, the rules already saved (observed).
+ */
+function firewallChanged(q: Qube): void {
+  q.emit("firewall-changed");
+  const net = q.isActive() ? q.netvmQube() : undefined;
+  if (net && !net.isActive() && !net.featureWithTemplate("qubes-firewall"))
+    throw new SimAbort("AttributeError: 'NoneType' object has no attribute 'rm' (QubesDB of a netvm that is not running)");
+}

@@ -120,7 +120,9 @@ method("admin.vm.CreateDisposable", null, null, null, (c) => {
     throw qerr("QubesException", "Refusing to create disposable out of app qube which has template_for_dispvms=False");
   const dispid = c.app.newDispid();
   const name = `disp${dispid}`;
-  const q = c.app.addQube("DispVM", name, String(appvm.getProp("label")), {
+  // `DispVM.__init__` clones the template's label only when it has one
+  const label = appvm.getProp("label");
+  const q = c.app.addQube("DispVM", name, label === undefined || label === null ? undefined : String(label), {
     template: appvm.name,
     dispid,
     extra: (d) => d.values.set("auto_cleanup", true),

@@ -132,7 +132,9 @@ method("admin.pool.Set.revisions_to_keep", true, true, true, (c) => {
 method("admin.pool.Set.ephemeral_volatile", true, true, true, (c) => {
   enforceArg(c, c.app.pools.keys(), "pools");
   const v = boolPayload(c.payload);
-  c.app.pools.get(c.arg)!.config.ephemeral_volatile = v ? "True" : "False";
+  const pool = c.app.pools.get(c.arg)!;
+  // every pool takes the attribute; only drivers with the parameter show it in their config (not `linux-kernel`)
+  if (DRIVERS.find(([d]) => d === pool.driver)?.[1].includes("ephemeral_volatile")) pool.config.ephemeral_volatile = v ? "True" : "False";
   return null;
 });
 
@@ -162,13 +164,20 @@ method("admin.vm.volume.Info", null, true, false, (c) => {
     `save_on_stop=${b(v.saveOnStop)}\nsnap_on_start=${b(v.snapOnStart)}\nrevisions_to_keep=${v.revisionsToKeep}\nephemeral=${b(v.ephemeral)}\nis_outdated=False\n`
   );
 });
-method("admin.vm.volume.ListSnapshots", null, true, false, (c) => (vol(c), ""));
+method("admin.vm.volume.ListSnapshots", null, true, false, (c) => lines(vol(c).revisions ?? []));
 method("admin.vm.volume.Revert", null, true, true, (c) => {
   vol(c);
   const rev = ascii(c.payload).trim();
   if (!/^[A-Za-z0-9:_.-]*$/.test(rev)) throw protocolError("Revision name must be in safe set: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.");
-  // The simulator keeps no revisions: upstream raises a KeyError-only exception here.
-  throw new SimAbort("QubesVolumeRevisionNotFoundError");
+  const v = c.dest.volumes.get(c.arg)!;
+  // an unknown revision: upstream raises a KeyError-only exception here, which qubesd does not answer
+  const i = (v.revisions ?? []).indexOf(rev);
+  if (i < 0) throw new SimAbort("QubesVolumeRevisionNotFoundError");
+  // `ReflinkVolume.revert`: the current image becomes a revision (no pruning), the chosen one comes back
+  if (v.dirty) throw qerr("StoragePoolException", `Cannot revert: ${v.vid} is not cleanly stopped`);
+  if (v.revisionsToKeep !== 0) v.revisions!.push(c.app.nextRevision(v));
+  v.revisions!.splice(i, 1);
+  return null;
 });
 method("admin.vm.volume.CloneFrom", null, true, false, (c) => {
   vol(c);
@@ -186,6 +195,8 @@ method("admin.vm.volume.CloneTo", null, true, true, (c) => {
   const sv = src.qube.volumes.get(src.volume);
   if (!sv || !c.app.domains.has(src.qube.name)) throw new SimAbort("QubesVolumeNotFoundError");
   v.size = sv.size;
+  // `import_volume` of a `save_on_stop` volume commits the copy
+  if (v.saveOnStop) c.app.commitVolume(v);
   return null;
 });
 method("admin.vm.volume.Resize", null, true, true, (c) => {
@@ -207,6 +218,7 @@ method("admin.vm.volume.Clear", null, true, false, (c) => {
   if (driver === "lvm_thin" && v.saveOnStop && c.dest.power !== "Halted") throw qerr("StoragePoolException", `Cannot import data to dirty volume ${v.vid}, stop the qube first`);
   c.dest.emit("domain-volume-import-begin", [["volume", c.arg], ["size", v.size]]);
   v.usage = 0;
+  c.app.commitVolume(v);
   c.dest.emit("domain-volume-import-end", [["volume", c.arg], ["success", true]]);
   return null;
 });

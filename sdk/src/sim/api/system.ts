@@ -75,7 +75,7 @@ method("admin.vm.Start", null, false, false, (c) => (c.app.start(c.dest), null))
 method("admin.vm.Shutdown", null, null, false, (c) => {
   const args = c.arg ? c.arg.split("+") : [];
   if (!args.every((a) => a === "force" || a === "wait")) throw protocolError("Argument must match: force, wait");
-  c.app.shutdown(c.dest, args.includes("force"));
+  c.app.shutdown(c.dest, args.includes("force"), args.includes("wait"));
   return null;
 });
 method("admin.vm.Kill", null, false, false, (c) => (c.app.kill(c.dest), null));
@@ -85,14 +85,18 @@ method("admin.vm.Suspend", null, false, false, (c) => (c.app.suspend(c.dest), nu
 method("admin.vm.Resume", null, false, false, (c) => (c.app.resume(c.dest), null));
 method("admin.vm.CurrentState", null, false, false, (c) => {
   const q = c.dest;
-  const running = q.power !== "Halted";
+  // a RemoteVM reports 0 for memory and CPU time, whatever its (always "Running") state
+  const running = q.power !== "Halted" && q.klass !== "RemoteVM";
   const mem = q.isAdminVM ? c.app.host.dom0MemoryKiB : running ? Number(q.getProp("memory")) * 1024 : 0;
   const cputime = running ? Math.max(1, Math.round(process.uptime() * 1e9)) : 0;
   const maxMem = q.isAdminVM ? c.app.host.dom0MemoryKiB : 0;
   return `mem=${mem} mem_static_max=${maxMem} cputime=${cputime} power_state=${q.power}`;
 });
 method("admin.vm.Console", null, false, false, (c) => {
-  if (c.dest.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${c.dest.name}'`);
+  // `is_running()` is libvirt's `isActive()`: a paused qube has its console too
+  if (c.dest.power === "Halted") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${c.dest.name}'`);
+  // a RemoteVM "runs" but has no libvirt domain to read the console from
+  if (c.dest.klass === "RemoteVM") throw new SimAbort("AttributeError: 'RemoteVM' object has no attribute 'libvirt_domain'");
   // the `tty` of the console in the libvirt XML: dom0's domain has none
   return c.dest.isAdminVM ? "" : `/dev/pts/${c.dest.xid}`;
 });
@@ -146,7 +150,7 @@ method("admin.vm.Stats", null, false, false, (c) => ({
       if (stopped) return;
       const qubes = c.dest.name === "dom0" ? [...c.app.domains.values()] : [c.dest];
       for (const q of qubes) {
-        if (q.power === "Halted" || !c.app.domains.has(q.name)) continue;
+        if (q.power === "Halted" || q.klass === "RemoteVM" || !c.app.domains.has(q.name)) continue;
         const mem = q.isAdminVM ? c.app.host.dom0MemoryKiB : Number(q.getProp("memory")) * 1024;
         const cpus = q.isAdminVM ? c.app.host.cpus : Number(q.getProp("vcpus"));
         const ms = String(Math.round(process.uptime() * 1000));
