@@ -29,6 +29,7 @@ export { runConformanceCase, type ConformanceCase } from "./conformance.js";
 export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";
 export * from "./qubes/properties.js";
+export * from "./qubes/model-file.js";
 export * from "./template/model.js";
 export * from "./template/index.js";
 export * from "./template/services/index.js";

@@ -3,7 +3,7 @@
  * disk paths and a way to fetch the system model. The Node entry implements
  * it over `node:fs` and qubesd; the browser entry has only open documents.
  */
-import type { FileKind, LiveDevice, RawSystemInfo } from "@qubes-kit/language";
+import { readSystemModelText, type FileKind, type LiveDevice, type RawSystemInfo } from "@qubes-kit/language";
 import type { QubesPolicySettings, TemplatePlanResult, TemplateWhatifResult } from "./protocol.js";
 import type { TemplateRun } from "./template/machine.js";
 
@@ -61,13 +61,13 @@ export function createMemoryHost(files: Record<string, string> = {}): ServerHost
       const source = settings.system?.source ?? "none";
       if (source === "none") return { raw: null };
       if (source === "file" && settings.system?.file) {
-        const text = data.get(settings.system.file);
-        if (text === undefined) return { raw: null, error: `system model file not found: ${settings.system.file}` };
-        try {
-          return { raw: JSON.parse(text) as RawSystemInfo };
-        } catch (e) {
-          return { raw: null, error: `system model file is not valid json: ${settings.system.file}` };
-        }
+        const file = settings.system.file;
+        if (fs.stat(file) === "dir") return { raw: null, error: `system model file \`${file}\` is a directory: give the file \`qkit system snapshot\` writes [system-model-is-directory]` };
+        const text = data.get(file);
+        if (text === undefined) return { raw: null, error: `system model file not found: ${file}` };
+        // The CLI's checks and messages, shared (no content echoed).
+        const r = readSystemModelText(text, file);
+        return "raw" in r ? { raw: r.raw } : { raw: null, error: `${r.error.message} [${r.error.code}]` };
       }
       return { raw: null, error: `system source ${source} is not available here` };
     },

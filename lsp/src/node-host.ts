@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import type { RawSystemInfo } from "@qubes-kit/language";
+import { readSystemModelText, type RawSystemInfo } from "@qubes-kit/language";
 import type { HostFileSystem, ServerHost, SystemLoadResult } from "./host.js";
 import type { QubesPolicySettings } from "./protocol.js";
 import { planTemplate, templateDevices, whatifTemplate } from "./template/machine.js";
@@ -143,6 +143,19 @@ async function addServicesOver(raw: RawSystemInfo, socket: string, timeoutMs = S
   }
 }
 
+/**
+ * Reads a system model file with the CLI's checks and messages (`readSystemModelText`): where bad
+ * JSON breaks (`FILE:LINE:COLUMN`, never the content), `[empty-system]`, `[bad-system-model]`.
+ */
+export function systemModelFromFile(host: Pick<HostFileSystem, "stat" | "readFile">, p: string): SystemLoadResult {
+  const kind = host.stat(p);
+  if (kind === "dir") return { raw: null, error: `system model file \`${p}\` is a directory: give the file \`qkit system snapshot\` writes [system-model-is-directory]` };
+  const text = kind === undefined ? undefined : host.readFile(p);
+  if (text === undefined) return { raw: null, error: kind === undefined ? `system model file not found: ${p}` : `cannot read the system model \`${p}\`: check its permissions [system-model-unreadable]` };
+  const r = readSystemModelText(text, p);
+  return "raw" in r ? { raw: r.raw } : { raw: null, error: `${r.error.message} [${r.error.code}]` };
+}
+
 /** Loads the system model the settings ask for. Never rejects. */
 export async function loadSystemModel(settings: QubesPolicySettings, folder: string | undefined, host: HostFileSystem): Promise<SystemLoadResult> {
   const source = settings.system?.source ?? "none";
@@ -154,13 +167,7 @@ export async function loadSystemModel(settings: QubesPolicySettings, folder: str
         const file = settings.system?.file;
         if (!file) return { raw: null, error: "qubesPolicy.system.file is not set" };
         const p = path.isAbsolute(file) ? file : path.resolve(folder ?? process.cwd(), file);
-        const text = host.readFile(p);
-        if (text === undefined) return { raw: null, error: `system model file not found: ${p}` };
-        const raw = JSON.parse(text) as RawSystemInfo;
-        if (!raw || typeof raw !== "object" || typeof raw.domains !== "object" || raw.domains === null) {
-          return { raw: null, error: `system model file has no domains object: ${p}` };
-        }
-        return { raw };
+        return systemModelFromFile(host, p);
       }
       case "socket": {
         const socket = settings.system?.socket ?? DEFAULT_INTERNAL_SOCKET;

@@ -153,14 +153,12 @@ describe("add a rule for this call", () => {
           const s = snapshotOf(files);
           if (s.policy === null) return;
           const request = { service, argument: "+", source, target };
-          const decided = evaluateRequest(s, request, system);
-          const deciding = "rule" in decided && decided.rule ? s.rules.find((r) => r.origin.file === decided.rule!.file && r.origin.line === decided.rule!.line)?.origin : undefined;
-          const add = addRuleForCall(s, request, action, deciding);
-          expect(add).toBeDefined();
-          const name = add!.path.slice(DIR.length + 1) as keyof typeof files;
-          const next = { ...files, [name]: applyEdits(files[name], [add!.edit]) };
+          const add = addRuleForCall(s, request, action, { system });
+          if (!add.ok) throw new Error(`refused: ${add.reason}`);
+          const name = add.path.slice(DIR.length + 1) as keyof typeof files;
+          const next = { ...files, [name]: applyEdits(files[name], [add.edit]) };
           const after = evaluateRequest(snapshotOf(next), request, system);
-          expect(after, JSON.stringify(next)).toMatchObject({ ok: true, action, rule: { file: name, line: add!.line } });
+          expect(after, JSON.stringify(next)).toMatchObject({ ok: true, action, rule: { file: name, line: add.line } });
         },
       ),
       { numRuns: 200 },

@@ -278,7 +278,11 @@ describe("navigation and help", () => {
   test("an explanation offers 'add a rule for this call', which edits the policy through applyEdit", async () => {
     const r = await c.request<ExplainResult>(ExplainRequest.method, { uri: c.uri("policy.d/30-user.policy"), service: "qubes.Filecopy", source: "personal", target: "work" });
     expect(r.decision).toMatchObject({ action: "deny" });
-    expect(r.addRule?.map((a) => a.title)).toEqual(["add a rule: allow this call", "add a rule: deny this call", "add a rule: ask this call"]);
+    expect(r.addRule?.map((a) => a.title)).toEqual([
+      "add a rule: allow this call (`qubes.Filecopy + personal work allow`)",
+      "add a rule: deny this call (`qubes.Filecopy + personal work deny`)",
+      "add a rule: ask this call (`qubes.Filecopy + personal work ask`)",
+    ]);
     let applied: WorkspaceEdit | undefined;
     c.rpc.onRequest("workspace/applyEdit", (p: { edit: WorkspaceEdit }) => {
       applied = p.edit;

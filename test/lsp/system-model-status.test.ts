@@ -46,7 +46,7 @@ describe("qubes/systemModelStatus", () => {
     [{ system: { source: "file", file: "/nonexistent/system.json" } }, "system model file not found: /nonexistent/system.json"],
     [{ system: { source: "file" } }, "qubesPolicy.system.file is not set"],
     [{ system: { source: "socket", socket: "/nonexistent/qubesd.sock" } }, /^cannot load the system model \(socket\): .*nonexistent\/qubesd\.sock/],
-    [{ system: { source: "file", file: BAD_MODEL } }, "invalid system model: qube `vault` is null, not an object of properties; fix the entry or make the model again with `qkit system snapshot`"],
+    [{ system: { source: "file", file: BAD_MODEL } }, `the system model \`${BAD_MODEL}\`: qube \`vault\` is null, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\` [bad-system-model]`],
   ])("says why the model did not load (%j)", async (settings, error) => {
     const status = await statusAfterReload(settings);
     expect(status.source).toBe(settings.system.source);

@@ -28,7 +28,7 @@ describe("system model sources", () => {
     const dir = mkdtempSync(join(tmpdir(), "qkit-sys-"));
     writeFileSync(join(dir, "bad.json"), "{nope");
     expect((await loadSystemModel({ system: { source: "file", file: "nope.json" } }, dir, fs)).error).toMatch(/^system model file not found: /);
-    expect((await loadSystemModel({ system: { source: "file", file: "bad.json" } }, dir, fs)).error).toMatch(/^cannot load the system model \(file\): /);
+    expect((await loadSystemModel({ system: { source: "file", file: "bad.json" } }, dir, fs)).error).toMatch(/^the system model `.*bad\.json` is not valid JSON \(.*bad\.json:1:2: expected a property name in double quotes\); make one with `qkit system snapshot` \[invalid-json\]$/);
     expect((await loadSystemModel({ system: { source: "file" } }, dir, fs)).error).toBe("qubesPolicy.system.file is not set");
   });
 

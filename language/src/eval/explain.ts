@@ -1,6 +1,7 @@
 /**
  * `explain`: a decision and why. The trace lists every rule of the service
- * before the deciding one, whatever the index skipped.
+ * before the deciding one (those for another argument too, `failed:
+ * "argument"`), whatever the index skipped; rules of other services are counted.
  */
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import { PyCrash } from "./py.js";
@@ -60,11 +61,16 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
     skipped = notBuilt;
     for (let i = 0; i < policy.rules.length; i++) {
       const rule = policy.rules[i]!;
-      if ((rule.service !== null && rule.service !== built.service) || (rule.argument !== null && rule.argument !== built.argument)) {
+      if (rule.service !== null && rule.service !== built.service) {
         skipped++;
         continue;
       }
       if (i >= end) continue;
+      // A rule of the service for another argument: listed with its reason (the README promises every rule of the service).
+      if (rule.argument !== null && rule.argument !== built.argument) {
+        trace.push({ rule, matched: false, failed: "argument", reason: `argument \`${rule.argument}\` does not match \`${built.argument}\`` });
+        continue;
+      }
       let step: TraceStep;
       try {
         step = describeMiss(rule, built, sys.domains);

@@ -59,6 +59,7 @@ export function codeActions(
       case "unknown-type":
       case "unknown-dispvm-template":
       case "redirect-target-missing":
+      case "service-case-mismatch":
         if (replacement !== undefined) out.push({ title: `replace with ${code(replacement)}`, kind: "quickfix", diagnostics: [d], edits: edit([{ span: d.span, newText: replacement }]), isPreferred: true });
         break;
       case "legacy-token-in-new-format":

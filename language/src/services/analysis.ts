@@ -6,7 +6,8 @@
  * system model), never a guess.
  */
 import type { Diagnostic, DiagnosticCode, Severity, Span } from "../diagnostics.js";
-import type { SystemInfo } from "../eval/types.js";
+import type { DomainInfo, SystemInfo } from "../eval/types.js";
+import { matchSource } from "../eval/match.js";
 import type { PolicyRule } from "../loader/types.js";
 import type { LineNode, PolicyDocument, QubeToken, RuleLine, RuleNode, Word } from "../syntax/tree.js";
 import { STANDARD_SERVICES, STANDARD_TYPES } from "./catalog.js";
@@ -216,32 +217,61 @@ export const unknownDispvmTemplate: AnalysisRule = {
 };
 
 /**
- * A rule allows or asks for `@dispvm` (as the target or through `target=@dispvm`) from a named
- * qube that has no default disposable template: the engine has nothing to start, so the call is
- * refused whatever the rule says.
+ * A rule allows or asks for `@dispvm` (as the target or through `target=@dispvm`) from a source
+ * whose every qube has no default disposable template: the engine has nothing to start, so the
+ * call is refused whatever the rule says. The source token is resolved against the system model
+ * as the engine matches sources (a name, `@tag:`, `@type:`, `@anyvm` …). A source that matches
+ * some qubes with a default and some without is not reported (the rule works for the others; the
+ * simulator shows the refused ones), nor one that matches no qube, nor a qube whose model does
+ * not say `default_dispvm` at all.
  */
 export const dispvmWithoutDefault: AnalysisRule = {
   meta: { name: "dispvm-without-default", perDocument: true, severity: "warning", needsSystem: true, summary: "a rule allows `@dispvm` from a qube that has no default disposable template" },
   run(input, report, severity) {
     const system = input.system!;
+    const lacks = (info: DomainInfo | undefined) => info !== undefined && "default_dispvm" in info && (info.default_dispvm === null || info.default_dispvm === "");
+    const names = [...system.domains.keys()].filter((n) => !n.startsWith("uuid:"));
+    // Per source token: the matched qubes that lack a default, or `undefined` when one has a default (or none matches).
+    const bySource = new Map<string, string[] | undefined>();
+    const lacking = (tok: QubeToken): string[] | undefined => {
+      if (bySource.has(tok.text)) return bySource.get(tok.text);
+      let out: string[] | undefined = [];
+      for (const n of names) {
+        if (!matchSource(tok, n, system.domains)) continue;
+        if (!lacks(system.domains.get(n))) {
+          out = undefined;
+          break;
+        }
+        out.push(n);
+      }
+      if (out && out.length === 0) out = undefined;
+      bySource.set(tok.text, out);
+      return out;
+    };
     eachRuleLine(input, (doc, line) => {
       const rule = line.rule!;
-      if (rule.action === "deny" || rule.source.kind !== "name" || !line.sourceWord) return;
-      const info = system.domains.get(rule.source.text);
-      if (!info || !("default_dispvm" in info) || (info.default_dispvm !== null && info.default_dispvm !== "")) return;
+      if (rule.action === "deny" || !line.sourceWord) return;
       const viaTarget = rule.target.kind === "dispvm" && rule.redirect === null;
       const viaRedirect = rule.redirect?.kind === "dispvm";
       if (!viaTarget && !viaRedirect) return;
+      const qubes = lacking(rule.source);
+      if (!qubes) return;
       const span = viaRedirect ? (line.params.find((p) => p.key === "target")?.span ?? line.targetWord!.span) : line.targetWord!.span;
+      const named = rule.source.kind === "name";
+      const shown = qubes.slice(0, 5).map(code).join(", ") + (qubes.length > 5 ? ` and ${qubes.length - 5} more` : "");
       report(
         doc.path,
         diag(
           "dispvm-without-default",
           severity,
-          `${code(rule.source.text)} has no default disposable template, so \`@dispvm\` from it is always refused`,
+          named
+            ? `${code(rule.source.text)} has no default disposable template, so \`@dispvm\` from it is always refused`
+            : `every qube ${code(rule.source.text)} matches (${shown}) has no default disposable template, so \`@dispvm\` from it is always refused`,
           span,
           line.line,
-          `set its default_dispvm (\`qvm-prefs ${rule.source.text} default_dispvm NAME\`), or name the template: \`@dispvm:NAME\``,
+          named
+            ? `set its default_dispvm (\`qvm-prefs ${rule.source.text} default_dispvm NAME\`), or name the template: \`@dispvm:NAME\``
+            : `set their default_dispvm (\`qvm-prefs QUBE default_dispvm NAME\`), or name the template: \`@dispvm:NAME\``,
         ),
       );
     });

@@ -116,7 +116,7 @@ export function complete(doc: PolicyDocument, offset: number, ctx: CompletionCon
       break;
     default: {
       const actionWord = cur.words[columns.length - 1]?.text;
-      if (actionWord === "allow" || actionWord === "deny" || actionWord === "ask") items.push(...paramItems(cur, vocab, actionWord));
+      if (actionWord === "allow" || actionWord === "deny" || actionWord === "ask") items.push(...paramItems(cur, vocab, actionWord, legacy));
     }
   }
   return items;
@@ -261,7 +261,7 @@ function qubeItems(cur: Pick<Cursor, "prefix" | "span">, vocab: Vocabulary, cont
   return items;
 }
 
-function paramItems(cur: Cursor, vocab: Vocabulary, action: ActionName): CompletionItem[] {
+function paramItems(cur: Cursor, vocab: Vocabulary, action: ActionName, legacySeparator = false): CompletionItem[] {
   const eq = cur.prefix.indexOf("=");
   if (eq >= 0) {
     const key = cur.prefix.slice(0, eq);
@@ -276,10 +276,20 @@ function paramItems(cur: Cursor, vocab: Vocabulary, action: ActionName): Complet
     }
     return [];
   }
+  const word = cur.words[cur.index];
+  // At the start of an existing word (`|target=@dispvm:x`): a new key is inserted before it,
+  // with the separator, and no key already on the line is offered (the word's own included).
+  if (word && cur.prefix === "" && word.text !== "" && cur.span.start === word.span.start) {
+    const present = new Set(cur.words.map((w) => w.text.split("=")[0]));
+    const at = { start: word.span.start, end: word.span.start };
+    const sep = legacySeparator ? "," : " ";
+    return paramsFor(action)
+      .filter((p) => !present.has(p.key))
+      .map((p) => ({ label: `${p.key}=`, kind: "param" as const, detail: `parameter of ${action}`, documentation: p.description, insertText: `${p.key}=${sep}`, filterText: `${p.key}=`, span: at }));
+  }
   const used = new Set(cur.words.slice(0, cur.index).concat(cur.words.slice(cur.index + 1)).map((w) => w.text.split("=")[0]));
   // Completing the key of a word that already has a value (`tar|get=@dispvm:x`) replaces
   // only the key and its `=`, never the value after it.
-  const word = cur.words[cur.index];
   const eqInWord = word ? word.text.indexOf("=") : -1;
   const span = word && eqInWord >= 0 ? { start: cur.span.start, end: word.span.start + eqInWord + 1 } : cur.span;
   return paramsFor(action)

@@ -25,6 +25,7 @@ export * from "./signature.js";
 export * from "./inlay.js";
 export * from "./move.js";
 export * from "./addrule.js";
+export * from "./callcheck.js";
 export * from "./simulate.js";
 export { splitWords, isSpace, lineAt, editDistance, closest } from "./util.js";
 export * from "./flatten.js";

@@ -7,7 +7,7 @@
  * through `workspace/applyEdit`.
  */
 import { ErrorCodes, MessageType, ResponseError, ShowMessageNotification, type CancellationToken, type ExecuteCommandParams, type TextEdit as LspTextEdit } from "vscode-languageserver";
-import { addRuleForCall, explainRequest, representativeCall, ruleLineAt } from "@qubes-kit/language";
+import { addRuleForCall, addRuleRefusal, representativeCall, ruleLineAt, ruleTextForCall, type PolicyRequest, type SystemInfo } from "@qubes-kit/language";
 import { toRange } from "../convert.js";
 import { SERVER_COMMANDS, SIMULATE_RULE_COMMAND, type AddRuleParams, type AddRuleResult, type ExplainResult } from "../protocol.js";
 import { requestOf } from "./params.js";
@@ -61,13 +61,17 @@ async function addRule(ctx: ServerContext, args: unknown[], token: CancellationT
   if (typeof p !== "object" || p === null || !ACTIONS.includes(p.action)) {
     throw new ResponseError(ErrorCodes.InvalidParams, `${SERVER_COMMANDS.addRuleForCall} takes [{service, source, target?, argument?, uri?, action: "allow" | "deny" | "ask"}]`);
   }
+  // A call no real call can have (a word the parser would not read as one token, a newline) is refused before anything is written.
   const request = requestOf(p);
   const project = ctx.scopeProject(p.uri);
   if (!project) return { applied: false, error: "no policy is open: open a policy file first" };
   const snapshot = await ctx.analysed(project, token);
-  const explanation = explainRequest(snapshot, request, ctx.systemOrEmpty());
-  const add = addRuleForCall(snapshot, request, p.action, explanation.decidingRule?.origin);
-  if (!add) return { applied: false, error: "the policy has no file in the new syntax to add the rule to" };
+  const canWrite = (path: string) => {
+    const d = project.toDisk(path);
+    return d !== null && ctx.mapperForPath(project, snapshot, d) !== undefined;
+  };
+  const add = addRuleForCall(snapshot, request, p.action, { system: ctx.system, canWrite });
+  if (!add.ok) return { applied: false, error: `${add.reason} [${add.code}]` };
   const disk = project.toDisk(add.path);
   const mapper = disk === null ? undefined : ctx.mapperForPath(project, snapshot, disk);
   if (disk === null || !mapper) return { applied: false, error: `cannot write to ${add.path}` };
@@ -94,10 +98,20 @@ async function addRule(ctx: ServerContext, args: unknown[], token: CancellationT
   };
 }
 
-/** The "add a rule for this call" commands of an explanation. */
-export function addRuleCommands(params: { uri?: string; service: string; argument?: string; source: string; target?: string }): NonNullable<ExplainResult["addRule"]> {
+/**
+ * The "add a rule for this call" commands of an explanation: one per action
+ * that can be written for the call (none for a call with a qube the system
+ * does not have; no `allow` to `@default`), each titled with the rule it adds.
+ * Running one still proves the edit against the engine and may refuse it.
+ */
+export function addRuleCommands(params: { uri?: string } & PolicyRequest, system: SystemInfo | null): NonNullable<ExplainResult["addRule"]> {
   const call = { ...(params.uri ? { uri: params.uri } : {}), service: params.service, ...(params.argument ? { argument: params.argument } : {}), source: params.source, target: params.target ?? "" };
-  return ACTIONS.map((action) => ({ title: `add a rule: ${action} this call`, command: SERVER_COMMANDS.addRuleForCall, arguments: [{ ...call, action }] as [AddRuleParams] }));
+  const request: PolicyRequest = { service: call.service, argument: call.argument ?? "+", source: call.source, target: call.target };
+  return ACTIONS.filter((action) => addRuleRefusal(request, action, system) === undefined).map((action) => ({
+    title: `add a rule: ${action} this call (\`${ruleTextForCall(request, action).replace(/ {2}/g, " ")}\`)`,
+    command: SERVER_COMMANDS.addRuleForCall,
+    arguments: [{ ...call, action }] as [AddRuleParams],
+  }));
 }
 
 export const commandsFeature: ServerFeature = {
@@ -119,7 +133,7 @@ export const commandsFeature: ServerFeature = {
           case SERVER_COMMANDS.addRuleForCall:
             return addRule(ctx, args, token);
           default:
-            throw new ResponseError(ErrorCodes.InvalidParams, `unknown command ${JSON.stringify(params.command)}: the server runs ${Object.values(SERVER_COMMANDS).join(", ")}`);
+            throw new ResponseError(ErrorCodes.InvalidParams, `unknown command ${JSON.stringify(params.command)}: the server runs ${[SIMULATE_RULE_COMMAND, ...Object.values(SERVER_COMMANDS)].join(", ")}`);
         }
       },
     },

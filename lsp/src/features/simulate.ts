@@ -12,6 +12,7 @@ import {
   STANDARD_SERVICES,
   summarizeSystem,
   type PolicyDocument,
+  type PolicyRequest,
   type PolicySnapshot,
 } from "@qubes-kit/language";
 import {
@@ -28,7 +29,7 @@ import {
   type SystemModelResult,
 } from "../protocol.js";
 import { addRuleCommands } from "./commands.js";
-import { nameList, requestOf, requireStrings } from "./params.js";
+import { nameList, noteWithWarnings, requestOf, requireStrings, requireValidCall } from "./params.js";
 import { throwIfCancelled, type ServerContext, type ServerFeature } from "./types.js";
 
 /** The text of a rule line, for an explanation step. */
@@ -61,7 +62,7 @@ export async function explain(ctx: ServerContext, params: EvaluateParams, token?
   });
   const decision = explanation.decision;
   const location = ctx.ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
-  const note = ctx.noSystemNote();
+  const note = noteWithWarnings(ctx.noSystemNote(), [request], ctx.system);
   return {
     decision,
     request,
@@ -69,7 +70,7 @@ export async function explain(ctx: ServerContext, params: EvaluateParams, token?
     explanation,
     steps,
     ...(explanation.decidingRule ? { summary: describeRule(explanation.decidingRule) } : {}),
-    addRule: addRuleCommands({ ...(params.uri ? { uri: params.uri } : {}), ...request }),
+    addRule: addRuleCommands({ ...(params.uri ? { uri: params.uri } : {}), ...request }, ctx.system),
     ...(location ? { location } : {}),
     ...(note ? { note } : {}),
   };
@@ -89,7 +90,7 @@ export const simulateFeature: ServerFeature = {
         const snapshot = await ctx.analysed(project, token);
         const decision = evaluateRequest(snapshot, request, ctx.systemOrEmpty());
         const location = ctx.ruleLocation(project, snapshot, "rule" in decision ? decision.rule : undefined);
-        const note = ctx.noSystemNote();
+        const note = noteWithWarnings(ctx.noSystemNote(), [request], ctx.system);
         return { decision, request, systemSource: ctx.systemSource, ...(location ? { location } : {}), ...(note ? { note } : {}) };
       },
     },
@@ -118,13 +119,18 @@ export const simulateFeature: ServerFeature = {
         requireStrings(params, ["service"], ["argument", "uri"]);
         const sourcesParam = nameList(params, "sources");
         const targetsParam = nameList(params, "targets");
-        const project = ctx.scopeProject(params?.uri);
-        if (!project) return null;
-        const snapshot = await ctx.analysed(project, token);
         // Without `argument`, a `+` in the service splits it off, as `qrexec-policy-exec` does (`qubes.StartApp+firefox`).
         const split = makeRequest(String(params.service), "", "");
         const service = params.argument == null ? split.service : String(params.service);
-        const argument: string = params.argument ?? split.argument ?? "+";
+        const argument: string = params.argument === "" ? "+" : (params.argument ?? split.argument ?? "+");
+        // Every row and column must be a call a real call can have (checked as one call each; `dom0` stands in for the other side).
+        const asked: PolicyRequest[] = [{ service, argument, source: "dom0", target: "" }];
+        for (const s of sourcesParam ?? []) asked.push({ service, argument, source: s, target: "" });
+        for (const t of targetsParam ?? []) asked.push({ service, argument, source: "dom0", target: t });
+        for (const r of asked) requireValidCall(r, r.target ? "in `targets`: " : r.source !== "dom0" ? "in `sources`: " : "");
+        const project = ctx.scopeProject(params?.uri);
+        if (!project) return null;
+        const snapshot = await ctx.analysed(project, token);
         const sys = ctx.systemOrEmpty();
         // The rows and columns (the defaults resolved without deciding anything).
         const sources = decisionTable(snapshot, service, argument, sys, { ...(sourcesParam ? { sources: sourcesParam } : {}), targets: [] }).sources;
@@ -151,7 +157,9 @@ export const simulateFeature: ServerFeature = {
           );
         }
         throwIfCancelled(token);
-        const note = ctx.noSystemNote();
+        // The names of the table's rows and columns that are not qubes (a source `@` is never checked).
+        const named = [...(sourcesParam ?? []).map((source) => ({ service, argument, source, target: "" })), ...(targetsParam ?? []).map((target) => ({ service, argument, source: "@", target }))];
+        const note = noteWithWarnings(ctx.noSystemNote(), named, ctx.system);
         return { service, argument, sources, targets, systemSource: ctx.systemSource, ...(note ? { note } : {}), cells };
       },
     },

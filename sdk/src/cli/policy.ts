@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { prepareSystemInfo, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language/engine";
+import { prepareSystemInfo, readSystemModelText, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language/engine";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -94,8 +94,10 @@ export function readSystem(file: string | undefined, io: CliIO): SystemInfo {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
-    throw new UsageError(`the system model \`${file}\` is not valid JSON (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); make one with \`qkit system snapshot\``);
+  } catch {
+    // The shared reader says where the JSON breaks without quoting the file (it may be any file).
+    const r = readSystemModelText(text, file);
+    throw new UsageError("error" in r ? r.error.message : `the system model \`${file}\` is not valid JSON`, "invalid-json");
   }
   if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
     throw new UsageError(`the system model \`${file}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
