@@ -22,7 +22,7 @@ export { loadPolicy, checkPolicy, type CheckResult } from "./loader/load.js";
 export { createMemoryFileSystem, normalizePath } from "./loader/memfs.js";
 export * from "./eval/types.js";
 export { prepareSystemInfo } from "./eval/system.js";
-export { readSystemModelText, jsonSyntaxError, type SystemModelFileProblem } from "./qubes/model-file.js";
+export { readSystemModelText, jsonSyntaxError, jsonErrorAt, type SystemModelFileProblem } from "./qubes/model-file.js";
 export { evaluate, explain, makeRequest, type EvaluateOptions } from "./eval/evaluate.js";
 export { ByteOutput, evaluateJson, evaluateJsonBytes, evaluateJsonPieces, type HandOver } from "./eval/json.js";
 export { runConformanceCase, type ConformanceCase } from "./conformance.js";

@@ -150,7 +150,11 @@ describe("qkit template over a socket", () => {
   it("answers errors in one line with a code", async () => {
     expect(await qkit("template", "plan", "missing.json")).toMatchObject({ code: 1, err: expect.stringMatching(/^qkit template plan: cannot read missing\.json: ENOENT; check the path \[file-not-found\]\n$/) });
     fs.writeFileSync(path.join(dir, "bad.json"), "{");
-    expect((await qkit("template", "plan", "bad.json")).err).toMatch(/^qkit template plan: bad\.json is not valid JSON: .* \[invalid-json\]\n$/);
+    expect((await qkit("template", "plan", "bad.json")).err).toBe("qkit template plan: bad.json is not valid JSON (bad.json:1:2: expected a property name in double quotes (the file ends here)); fix it or write a *.qubes.yaml file [invalid-json]\n");
+    // The message says where, never what: a file named by mistake may be a secret.
+    fs.writeFileSync(path.join(dir, "secret.json"), "root:*:20000:0:99999:7:::\n");
+    expect((await qkit("template", "plan", "secret.json")).err).toBe("qkit template plan: secret.json is not valid JSON (secret.json:1:1: expected a value); fix it or write a *.qubes.yaml file [invalid-json]\n");
+    expect((await qkit("sim", "serve", "--socket", path.join(dir, "s.sock"), "--system", "secret.json")).err).toBe("qkit sim serve: the system file `secret.json` is not valid JSON (secret.json:1:1: expected a value); give a GetSystemInfo answer (`qkit system snapshot`) [system-invalid]\n");
     expect((await qkit("template", "plan")).code).toBe(2);
     expect((await qkit("template", "plan", "laptop.json", "--restart=sometimes")).err).toBe("qkit template plan: --restart must be never or if-needed, got `sometimes` [usage]\n");
     const owned = JSON.parse(fs.readFileSync(path.join(dir, "laptop.json"), "utf8"));

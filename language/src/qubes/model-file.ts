@@ -145,6 +145,20 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
   return { line, column: offset - start + 1 };
 }
 
+/**
+ * Where and why `text` is not JSON, for a one-line message: `FILE:LINE:COLUMN:
+ * expected ...` (`file` as the user gave it, control characters escaped).
+ * Never quotes the text (V8's own `JSON.parse` message can: the file may be a
+ * secret named by mistake). Call it after `JSON.parse` has thrown.
+ */
+export function jsonErrorAt(text: string, file: string): string {
+  // eslint-disable-next-line no-control-regex
+  const shown = file.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const at = jsonSyntaxError(text);
+  const where = at ? lineColumn(text, at.offset) : { line: 1, column: 1 };
+  return `${shown}:${where.line}:${where.column}: ${at ? `expected ${at.expected}` : "not valid JSON"}`;
+}
+
 /** A qube name for a message: at most 40 characters, control characters escaped. */
 function shownName(name: string): string {
   // eslint-disable-next-line no-control-regex
@@ -165,10 +179,7 @@ export function readSystemModelText(text: string, file: string): { raw: RawSyste
   try {
     raw = JSON.parse(text);
   } catch {
-    const at = jsonSyntaxError(text);
-    const where = at ? lineColumn(text, at.offset) : { line: 1, column: 1 };
-    const what = at ? `expected ${at.expected}` : "not valid JSON";
-    return { error: { code: "invalid-json", message: `the system model \`${shown}\` is not valid JSON (${shown}:${where.line}:${where.column}: ${what}); make one with \`qkit system snapshot\`` } };
+    return { error: { code: "invalid-json", message: `the system model \`${shown}\` is not valid JSON (${jsonErrorAt(text, file)}); make one with \`qkit system snapshot\`` } };
   }
   const domains = raw && typeof raw === "object" && !Array.isArray(raw) ? (raw as { domains?: unknown }).domains : undefined;
   if (!domains || typeof domains !== "object" || Array.isArray(domains)) {

@@ -39,6 +39,7 @@ import {
   isPolicyTestFile,
   parsePolicyTestFile,
   prepareSystemInfo,
+  jsonErrorAt,
   testFileDiagnostics,
   type Explanation,
   type PolicyDocument,
@@ -212,8 +213,8 @@ export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeatu
         if (!raw || typeof raw !== "object" || typeof (raw as { domains?: unknown }).domains !== "object") {
           hit.error = `the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`;
         } else hit.system = prepareSystemInfo(raw as RawSystemInfo);
-      } catch (e) {
-        hit.error = `the system model \`${spec}\` is not valid JSON: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`;
+      } catch {
+        hit.error = `the system model \`${spec}\` is not valid JSON (${jsonErrorAt(text, spec)})`;
       }
       systems.set(file, hit);
     }

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { createMemoryFileSystem, loadPolicy } from "@qubes-kit/language";
+import { createMemoryFileSystem, jsonErrorAt, loadPolicy } from "@qubes-kit/language";
 import { Simulator } from "../sim/index.js";
 import { didYouMean, errnoCode, oneLine, osMessage } from "./text.js";
 
@@ -118,8 +118,8 @@ export const commands: Command[] = [
         }
         try {
           system = JSON.parse(text);
-        } catch (e) {
-          io.stderr.write(`qkit sim serve: the system file \`${opts.system}\` is not valid JSON: ${oneLine((e as Error).message)}; give a GetSystemInfo answer (\`qkit system snapshot\`) [system-invalid]\n`);
+        } catch {
+          io.stderr.write(`qkit sim serve: the system file \`${opts.system}\` is not valid JSON (${jsonErrorAt(text, opts.system)}); give a GetSystemInfo answer (\`qkit system snapshot\`) [system-invalid]\n`);
           return 1;
         }
         if (!system || typeof system !== "object" || typeof system.domains !== "object") {

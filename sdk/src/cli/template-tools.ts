@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, jsonErrorAt, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -64,8 +64,8 @@ function readSystemFile(file: string, io: CliIO): WhatIfSystem {
   let data: unknown;
   try {
     data = JSON.parse(text);
-  } catch (e) {
-    throw new ToolFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
+  } catch {
+    throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(text, file)}); make the model with \`qkit system snapshot\``, "invalid-json");
   }
   const d = data as { domains?: unknown };
   if (!d || typeof d !== "object" || !d.domains || typeof d.domains !== "object" || Array.isArray(d.domains))
@@ -121,8 +121,8 @@ function loadStack(file: string, io: CliIO, system: StackSystem | undefined): { 
     let data: unknown;
     try {
       data = JSON.parse(diskReader.readFile(abs)!);
-    } catch (e) {
-      throw new ToolFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
+    } catch {
+      throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(diskReader.readFile(abs)!, file)}); fix it or write a *.qubes.yaml file`, "invalid-json");
     }
     if (!isModel(data)) throw new ToolFailure(`${file} is not a stack model (expected "format": 1, "stack", "qubes", "policy", "expect"); write a *.qubes.yaml file or use defineStack`, "not-a-stack");
     return { model: data, diagnostics: [] };

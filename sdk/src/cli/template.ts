@@ -165,8 +165,8 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
     let data: unknown;
     try {
       data = JSON.parse(text);
-    } catch (e) {
-      throw new CliFailure(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, "invalid-json");
+    } catch {
+      throw new CliFailure(`${file} is not valid JSON (${language.jsonErrorAt(text, file)}); fix it or write a *.qubes.yaml file`, "invalid-json");
     }
     if (!isModel(data)) throw new CliFailure(`${file} is not a stack model (expected "format": 1, "stack" and "qubes"); write a *.qubes.yaml file or use the SDK builder`, "not-a-stack");
     const checked = checkStackModel(data);
