@@ -249,24 +249,28 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[
   // A \r ended the last chunk: a \n that starts the next one belongs to it.
   let afterCr = false;
   for await (const chunk of input as AsyncIterable<Buffer | string>) {
-    const text = rest + (typeof chunk === "string" ? chunk : decoder.write(chunk));
+    // The chunk is split where it is (never copied onto the rest of the last one): only its first line is joined to that rest.
+    const text = typeof chunk === "string" ? chunk : decoder.write(chunk);
     const lines: string[] = [];
     let from = 0;
-    if (afterCr && rest === "" && text.charCodeAt(0) === 10) from = 1;
+    // (The rest is empty whenever the last chunk ended with \r.)
+    if (afterCr && text.charCodeAt(0) === 10) from = 1;
     if (text.length) afterCr = false;
+    let head = rest;
     for (let i = from; i < text.length; i++) {
       const c = text.charCodeAt(i);
-      if (c === 10) {
-        lines.push(text.slice(from, i));
-        from = i + 1;
-      } else if (c === 13) {
-        lines.push(text.slice(from, i));
-        if (i + 1 === text.length) afterCr = true;
-        else if (text.charCodeAt(i + 1) === 10) i++;
+      if (c === 10 || c === 13) {
+        const piece = text.slice(from, i);
+        lines.push(head === "" ? piece : head + piece);
+        head = "";
+        if (c === 13) {
+          if (i + 1 === text.length) afterCr = true;
+          else if (text.charCodeAt(i + 1) === 10) i++;
+        }
         from = i + 1;
       }
     }
-    rest = text.slice(from);
+    rest = head + text.slice(from);
     if (lines.length) yield lines;
   }
   const last = rest + decoder.end();
