@@ -816,7 +816,12 @@ export function writeAskList(out: ByteOutput, e: AskList): void {
   buf[off - 1] = 93;
   out.off = off;
   // A list written again is likely written many times: its text is then kept (one copy a list, at most as many as the lists memo keeps).
-  if (++e.writes === 2) e.json = buf.slice(start, off);
+  if (++e.writes === 2) {
+    // From the slab: a typed array of its own costs more than writing the list (see `slab.ts`).
+    const json = slab.u8(off - start);
+    json.set(buf.subarray(start, off));
+    e.json = json;
+  }
 }
 
 /** Copies `src[a, b)` to `dst` at `off`; a run shorter than a few hundred bytes by hand (a `subarray` view is an allocation). */
