@@ -5,7 +5,7 @@
  * and `eval --cases` print one JSON object a line, in the format of the
  * conformance corpus (`decisionToJson`).
  */
-import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs";
+import { closeSync, createReadStream, openSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import {
@@ -230,20 +230,17 @@ function requestText(r: PolicyRequest): string {
  * ends them: \`\\n\`, \`\\r\\n\` or a lone \`\\r\`.
  */
 async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[]> {
-  let regular = false;
   if (file !== "-") {
     // Opened before anything is printed, so a wrong name is a usage error in the OS's words.
     try {
       closeSync(openSync(path.resolve(io.cwd, file), "r"));
-      const st = statSync(path.resolve(io.cwd, file));
-      if (st.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
-      regular = st.isFile();
+      if (statSync(path.resolve(io.cwd, file)).isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
     } catch (e) {
       throw new UsageError(`cannot read \`${file}\`: ${osMessage(e)}`);
     }
   }
-  // A regular file is read here, chunk by chunk, with no stream (a read stream costs a thread-pool round trip a chunk); anything else (standard input, a pipe) streams.
-  const input = file === "-" ? io.stdin : regular ? fileChunks(path.resolve(io.cwd, file)) : createReadStream(path.resolve(io.cwd, file));
+  // Read as a stream, even a regular file: the event loop must turn between chunks, or the callbacks of the output's writes (which recycle its buffers) would wait for the end.
+  const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
   const decoder = new StringDecoder("utf8");
   let rest = "";
   // A \r ended the last chunk: a \n that starts the next one belongs to it.
@@ -275,26 +272,6 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[
   }
   const last = rest + decoder.end();
   if (last !== "") yield [last];
-}
-
-/** The chunks of a regular file, read synchronously into one buffer (each chunk is decoded before the next is read; the decoder copies what it keeps). */
-function* fileChunks(file: string): Generator<Buffer> {
-  let fd: number;
-  try {
-    fd = openSync(file, "r");
-  } catch (e) {
-    throw new UsageError(`cannot read \`${file}\`: ${osMessage(e)}`);
-  }
-  try {
-    const buf = Buffer.allocUnsafe(1 << 16);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) return;
-      yield n === buf.length ? buf : buf.subarray(0, n);
-    }
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The size of the output buffers of a stream (a batch's answers are written into them, and each written when full). */
