@@ -76,6 +76,8 @@ describe("the stream's in-order scan", () => {
       "qubes.A * q00 @default allow target=ghost",
       "qubes.B * @anyvm @anyvm deny",
       "* * @anyvm @adminvm ask autostart=no",
+      "qubes.D * @anyvm @anyvm ask autostart=no default_target=q03",
+      "qubes.E * @anyvm @anyvm ask autostart=no default_target=q02",
     ].join("\n");
     const loaded = loadPolicy(createMemoryFileSystem({ "30-user.policy": policy + "\n" }));
     expect(loaded.ok).toBe(true);
@@ -87,6 +89,9 @@ describe("the stream's in-order scan", () => {
       domains[n] = { type: i % 2 ? "AppVM" : "TemplateVM", tags: i % 3 ? ["t1"] : [], template_for_dispvms: i % 4 === 1, default_dispvm: i % 5 ? "q01" : null, power_state: i % 2 ? "Running" : "Halted", uuid: uuidOf(i), internal: null };
     });
     const system = prepareSystemInfo({ domains });
+    // A qube without its power state: an autostart=no ask that lists it crashes the engine.
+    const { power_state: _dropped, ...q29 } = domains["q29"]!;
+    const broken = prepareSystemInfo({ domains: { ...domains, q29 } as RawSystemInfo["domains"] });
     const cases: [Parameters<typeof evaluate>[1], (d: Record<string, unknown>) => boolean][] = [
       [{ service: "qubes.A", argument: "+", source: "q01", target: "q02" }, (d) => d["action"] === "ask" && (d["targets_for_ask"] as string[]).length > 16],
       [{ service: "qubes.A", argument: "+x", source: "q05", target: "@dispvm" }, (d) => d["error"] === "EngineError"],
@@ -94,12 +99,21 @@ describe("the stream's in-order scan", () => {
       [{ service: "qubes.B", argument: "+", source: "q03", target: "q04" }, (d) => d["action"] === "deny"],
       [{ service: "qubes.C", argument: "+", source: "q03", target: "@adminvm" }, (d) => d["action"] === "ask" && (d["targets_for_ask"] as string[]).join() === "dom0"],
       [{ service: "qubes.C", argument: "+", source: "q03", target: "q04" }, (d) => d["message"] === "no matching rule found"],
+      // autostart=no: only the running targets (the odd qubes and dom0), from the shared list; the default target kept when running.
+      [{ service: "qubes.D", argument: "+", source: "q01", target: "q02" }, (d) => d["action"] === "ask" && (d["targets_for_ask"] as string[]).length === 15 && d["default_target"] === "q03"],
+      [{ service: "qubes.E", argument: "+", source: "q01", target: "q02" }, (d) => d["action"] === "ask" && !(d["targets_for_ask"] as string[]).includes("q02") && d["default_target"] === null],
     ];
-    for (const [req, ok] of cases) {
-      const want = JSON.stringify(decisionToJson(evaluate(loaded.policy, req, system)));
-      const got = evaluateJson(loaded.policy, req, system);
-      expect(got).toBe(want);
-      expect(ok(JSON.parse(got) as Record<string, unknown>), got).toBe(true);
+    for (const sys of [system, broken]) {
+      for (const [req, ok] of cases) {
+        // Twice: a list's JSON is kept from its second write.
+        for (let round = 0; round < 3; round++) {
+          const want = JSON.stringify(decisionToJson(evaluate(loaded.policy, req, sys)));
+          const got = evaluateJson(loaded.policy, req, sys);
+          expect(got).toBe(want);
+          if (sys === system) expect(ok(JSON.parse(got) as Record<string, unknown>), got).toBe(true);
+          else if (req.service === "qubes.D") expect(JSON.parse(got)["error"], got).toBe("EngineError");
+        }
+      }
     }
   });
 });

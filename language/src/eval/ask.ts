@@ -14,6 +14,7 @@ import type { AskContribution, DomainInfo } from "./types.js";
 import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
 import { slab } from "./slab.js";
+import { allowNoAutostart } from "./exec.js";
 import { utf8Encode } from "./utf8.js";
 import type { ByteOutput } from "./bytes.js";
 
@@ -482,6 +483,11 @@ export interface AskList {
   /** With targets outside the universe (rare): the list's JSON, UTF-8. */
   bytes: Uint8Array | null;
   universe: Universe;
+  /** The list an `autostart=no` ask offers (the targets that are running); see {@link askListRunning}. */
+  running: AskList | null | undefined;
+  /** How many times the list was written, and from the second time its JSON (UTF-8), then copied whole. */
+  writes: number;
+  json: Uint8Array | null;
 }
 
 /** Finished lists by a hash of their content, per system cache (see {@link collectTargetsForAskScan}). */
@@ -614,7 +620,7 @@ export function collectTargetsForAskScan(
   const bits = offered.slice(0, W);
   // Both throw where the engine crashes reading whether a target is internal (before anything is written).
   const list = ex.length ? listOf(bits, ex, u, info) : null;
-  const entry: AskList = { bits, extra: ex, size: list ? list.length : countListed(bits, u), bytes: list ? utf8Encode(JSON.stringify(list)) : null, universe: u };
+  const entry: AskList = { bits, extra: ex, size: list ? list.length : countListed(bits, u), bytes: list ? utf8Encode(JSON.stringify(list)) : null, universe: u, running: undefined, writes: 0, json: null };
   // Bounded: a memo for repeated lists, not a store of every list ever offered.
   if (byHash.size >= 8192) byHash.clear();
   if (bucket !== undefined && byHash.has(h)) bucket.push(entry);
@@ -766,8 +772,9 @@ function quotedOf(u: Universe): QuotedItems {
  * item's `internal`).
  */
 export function writeAskList(out: ByteOutput, e: AskList): void {
-  if (e.bytes !== null) {
-    out.bytes(e.bytes);
+  const whole = e.bytes ?? e.json;
+  if (whole !== null) {
+    out.bytes(whole);
     return;
   }
   if (e.size === 0) {
@@ -779,7 +786,8 @@ export function writeAskList(out: ByteOutput, e: AskList): void {
   // Room for every item at once: the runs are then copied with no check.
   out.room(bytes.length + 1);
   const buf = out.buf;
-  let off = out.off;
+  const start = out.off;
+  let off = start;
   buf[off++] = 91;
   const bits = e.bits;
   // The run being gathered: items [from, to).
@@ -807,15 +815,77 @@ export function writeAskList(out: ByteOutput, e: AskList): void {
   // The last comma becomes the closing bracket.
   buf[off - 1] = 93;
   out.off = off;
+  // A list written again is likely written many times: its text is then kept (one copy a list, at most as many as the lists memo keeps).
+  if (++e.writes === 2) {
+    // From the slab: a typed array of its own costs more than writing the list (see `slab.ts`).
+    const json = slab.u8(off - start);
+    json.set(buf.subarray(start, off));
+    e.json = json;
+  }
 }
 
+/** Copies `src[a, b)` to `dst` at `off`; a run shorter than a few hundred bytes by hand (a `subarray` view is an allocation). */
 function copyRange(src: Uint8Array, a: number, b: number, dst: Uint8Array, off: number): number {
-  if (b - a < 64) {
+  if (b - a < 256) {
     for (let i = a; i < b; i++) dst[off++] = src[i]!;
     return off;
   }
   dst.set(src.subarray(a, b), off);
   return off + (b - a);
+}
+
+/**
+ * Per universe: the items an `autostart=no` ask keeps (`allowNoAutostart`:
+ * dom0, and qubes whose power state is Running), and the items where the
+ * engine crashes asking that.
+ */
+interface RunningItems {
+  keep: Uint32Array;
+  crash: Uint32Array;
+}
+
+const runningItems = new WeakMap<Universe, RunningItems>();
+
+function runningOf(u: Universe, info: ReadonlyMap<string, DomainInfo>): RunningItems {
+  let r = runningItems.get(u);
+  if (r === undefined) {
+    const keep = new Uint32Array(u.words);
+    const crash = new Uint32Array(u.words);
+    for (let j = 0; j < u.items.length; j++) {
+      try {
+        if (allowNoAutostart(u.items[j]!, info)) keep[j >>> 5]! |= 1 << (j & 31);
+      } catch (e) {
+        if (!(e instanceof PyCrash)) throw e;
+        crash[j >>> 5]! |= 1 << (j & 31);
+      }
+    }
+    runningItems.set(u, (r = { keep, crash }));
+  }
+  return r;
+}
+
+/**
+ * The list an `ask` rule with `autostart=no` offers from a scan's list: its
+ * targets that `allowNoAutostart` keeps, in order, as a list of its own
+ * (kept with the list, so written from its bitset like any other). Null
+ * where the caller must filter the strings itself: targets outside the
+ * universe, or a listed target where the engine crashes asking (the string
+ * path raises it again). `info` is the system model the list was made on.
+ */
+export function askListRunning(e: AskList, info: ReadonlyMap<string, DomainInfo>): AskList | null {
+  if (e.running !== undefined) return e.running;
+  if (e.extra.length > 0) return (e.running = null);
+  const u = e.universe;
+  const { keep, crash } = runningOf(u, info);
+  const hidden = quotedOf(u).hidden;
+  const bits = new Uint32Array(u.words);
+  for (let w = 0; w < bits.length; w++) {
+    if ((e.bits[w]! & ~hidden[w]! & crash[w]!) !== 0) return (e.running = null);
+    bits[w] = e.bits[w]! & keep[w]!;
+  }
+  const r: AskList = { bits, extra: NO_EXTRA, size: countListed(bits, u), bytes: null, universe: u, running: undefined, writes: 0, json: null };
+  r.running = r;
+  return (e.running = r);
 }
 
 /** The targets of a scan's list (a new array; the same as when it was first built). */

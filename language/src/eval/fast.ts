@@ -35,7 +35,7 @@ import { PyCrash } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./types.js";
 import { errorDecision, refuse } from "./decide.js";
-import { askListHas, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
+import { askListHas, askListRunning, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
 import { allowNoAutostart, execAllow } from "./exec.js";
 import { slab } from "./slab.js";
 import { utf8Encode } from "./utf8.js";
@@ -51,6 +51,9 @@ interface ScanState {
   srcVecs: Map<string, Uint8Array>;
   /** Per verified target (and, for `@dispvm`, the source's default disposable template): an entry per target token. */
   tgtVecs: Map<string, Uint8Array>;
+  /** The source and target columns' name tokens (see {@link nameVector}). */
+  srcNames: NameTokens;
+  tgtNames: NameTokens;
   /** Per requested target: as the engine verifies it, or null when that refuses or crashes. */
   verified: Map<string, VerifiedTarget | null>;
   /** The daemon's answer for an allow, as JSON (UTF-8), by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
@@ -62,13 +65,32 @@ const states = new WeakMap<CompiledPolicy, WeakMap<PreparedSystem, ScanState>>()
 /** Bounded memos: reset when this large (a memo for repeated names, not a store of every name ever seen). */
 const MEMO_MAX = 16384;
 
+/**
+ * The last state used: a stream asks for the same one on every line (two
+ * weak-map lookups saved a line). It holds the last policy and system model
+ * until the next call with others.
+ */
+let lastPolicy: CompiledPolicy | undefined;
+let lastSystem: SystemInfo | undefined;
+let lastState: ScanState | undefined;
+
 function stateOf(policy: CompiledPolicy, sys: PreparedSystem): ScanState {
   let bySys = states.get(policy);
   if (bySys === undefined) states.set(policy, (bySys = new WeakMap()));
   let s = bySys.get(sys);
   if (s === undefined) {
     const scan = scanTables(policy);
-    s = { scan, cache: scanSystemCache(scan, sys), sys, srcVecs: new Map(), tgtVecs: new Map(), verified: new Map(), execJson: new Map() };
+    s = {
+      scan,
+      cache: scanSystemCache(scan, sys),
+      sys,
+      srcVecs: new Map(),
+      tgtVecs: new Map(),
+      srcNames: nameTokens(scan.srcTokens, SRC_BY_NAME),
+      tgtNames: nameTokens(scan.tgtTokens, TGT_BY_NAME),
+      verified: new Map(),
+      execJson: new Map(),
+    };
     bySys.set(sys, s);
   }
   return s;
@@ -92,8 +114,76 @@ function verify(st: ScanState, target: string): VerifiedTarget | null {
   return remember(st.verified, target, v);
 }
 
-function vector(n: number): Uint8Array {
-  return slab.u8(n).fill(255);
+/**
+ * The name tokens of one column (source or target), by what they match: a
+ * name matches itself, `uuid:U` the qube whose `uuid` is U, and the dom0
+ * names (`dom0`, dom0's uuid) dom0. Whether a plain qube name (not
+ * `uuid:…`) matches each of them is then known without calling the
+ * matcher: the vector starts from `blank` (0 for these tokens, and for the
+ * kinds that never match such a name; 255, to be computed, for the rest)
+ * and only the few tokens that match are set to 1.
+ */
+interface NameTokens {
+  blank: Uint8Array;
+  plain: Map<string, number[]>;
+  uuid: Map<string, number[]>;
+  dom0: number[];
+}
+
+/** Kinds no plain source name matches but by its name: set from {@link NameTokens}, never by the matcher. */
+const SRC_BY_NAME = new Set(["name", "dispvm-template", "dispvm-tag"]);
+/** Likewise for a verified target of kind `name` (not `@default`, `@dispvm`, or a disposable). */
+const TGT_BY_NAME = new Set(["name", "dispvm-template", "dispvm-tag", "default", "dispvm"]);
+
+function nameTokens(tokens: QubeToken[], byName: Set<string>): NameTokens {
+  const blank = new Uint8Array(tokens.length).fill(255);
+  const plain = new Map<string, number[]>();
+  const uuid = new Map<string, number[]>();
+  const dom0: number[] = [];
+  for (let id = 0; id < tokens.length; id++) {
+    const tok = tokens[id]!;
+    if (!byName.has(tok.kind)) continue;
+    blank[id] = 0;
+    if (tok.kind !== "name") continue;
+    const text = tok.text;
+    if (isDom0Token(text)) dom0.push(id);
+    else {
+      const m = text.startsWith("uuid:") ? uuid : plain;
+      const k = text.startsWith("uuid:") ? text.slice(5) : text;
+      const ids = m.get(k);
+      if (ids === undefined) m.set(k, [id]);
+      else ids.push(id);
+    }
+  }
+  return { blank, plain, uuid, dom0 };
+}
+
+/**
+ * A fresh match vector for the qube `name` (a source, or a verified target
+ * of kind `name`): the name tokens' entries are set as the matcher would
+ * set them (see {@link NameTokens}), the others are 255. A `uuid:` name, or
+ * anything else unusual, gets all 255 (each entry then computed by the
+ * matcher on first use).
+ */
+function nameVector(nt: NameTokens, name: string | null, info: PreparedSystem["domains"]): Uint8Array {
+  const v = slab.u8(nt.blank.length);
+  if (name === null || name.startsWith("uuid:")) return v.fill(255);
+  v.set(nt.blank);
+  if (isDom0Token(name)) {
+    for (const id of nt.dom0) v[id] = 1;
+    return v;
+  }
+  const ids = nt.plain.get(name);
+  if (ids !== undefined) for (const id of ids) v[id] = 1;
+  if (nt.uuid.size > 0) {
+    const d = info.get(name) as unknown;
+    if (typeof d === "object" && d !== null && "uuid" in d) {
+      const u = (d as { uuid: unknown }).uuid;
+      const us = typeof u === "string" ? nt.uuid.get(u) : undefined;
+      if (us !== undefined) for (const id of us) v[id] = 1;
+    }
+  }
+  return v;
 }
 
 function fillSource(scan: ScanTables, sv: Uint8Array, id: number, source: string, info: PreparedSystem["domains"]): number {
@@ -143,8 +233,15 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   if (policy.service !== undefined || request.requestedSource) return null;
   const argument = request.argument ?? "+";
   if (!argument || argument.charCodeAt(0) !== 43) return null;
-  const sys = prep(system);
-  const st = stateOf(policy, sys);
+  let st: ScanState;
+  if (policy === lastPolicy && system === lastSystem) st = lastState!;
+  else {
+    st = stateOf(policy, prep(system));
+    lastPolicy = policy;
+    lastSystem = system;
+    lastState = st;
+  }
+  const sys = st.sys;
   if (!st.scan.packable) return null;
   const t = verify(st, request.target ?? "");
   if (t === null) return null;
@@ -153,11 +250,11 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   const scan = st.scan;
   try {
     let sv = st.srcVecs.get(source);
-    if (sv === undefined) sv = remember(st.srcVecs, source, vector(scan.srcTokens.length));
+    if (sv === undefined) sv = remember(st.srcVecs, source, nameVector(st.srcNames, source, info));
     let tkey = t.text;
     if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
     let tv = st.tgtVecs.get(tkey);
-    if (tv === undefined) tv = remember(st.tgtVecs, tkey, vector(scan.tgtTokens.length));
+    if (tv === undefined) tv = remember(st.tgtVecs, tkey, nameVector(st.tgtNames, t.kind === "name" ? t.text : null, info));
     const packed = scanOrder(scan, request.service).packed;
     // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
     const aid = scan.argIds.get(argument) ?? 0;
@@ -228,15 +325,15 @@ function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: n
   else {
     const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys, matchesWithoutCrash(info, source));
     if (e === null) return null;
-    askList = e;
-    targets = rule.autostart ? NO_TARGETS : askListTargets(e, info);
+    // autostart=no offers the running targets only: a list of its own, kept with `e` (or, when that cannot be, the strings filtered below).
+    askList = rule.autostart ? e : (askListRunning(e, info) ?? undefined);
+    targets = askList !== undefined ? NO_TARGETS : askListTargets(e, info);
   }
-  if (!rule.autostart) {
+  if (!rule.autostart && askList === undefined) {
     // A loop, not `filter` with a closure: a closure over this function's names would cost an allocation every call.
     const kept: string[] = [];
     for (const x of targets) if (allowNoAutostart(x, info)) kept.push(x);
     targets = kept;
-    askList = undefined;
   }
   if (askList ? askList.size === 0 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
   let def: string | null = null;

@@ -131,14 +131,26 @@ function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, sys
   }
   if (!system || systemFile === undefined) return out;
   const known = (n: string) => system.domains.has(n);
-  if (!req.source.startsWith("@") && !known(req.source)) {
-    out.push(`source \`${req.source}\` is not a qube of the system in \`${systemFile}\`: the daemon never receives a call from it; check the name${nearQube(req.source, system, near)} [unknown-qube]`);
-  }
+  if (!req.source.startsWith("@") && !known(req.source)) out.push(unknownQube("source", req.source, system, systemFile, near));
   const t = req.target ?? "";
-  if (t !== "" && !t.startsWith("@") && !known(t)) {
-    out.push(`target \`${t}\` is not a qube of the system in \`${systemFile}\`: the daemon treats it as @default${nearQube(t, system, near)} [unknown-qube]`);
-  }
+  if (t !== "" && !t.startsWith("@") && !known(t)) out.push(unknownQube("target", t, system, systemFile, near));
   return out;
+}
+
+/** The warning about a source or target that is not a qube of the system (kept in `near` for a stream: names repeat). */
+function unknownQube(role: "source" | "target", name: string, system: SystemInfo, systemFile: string, near?: NearQubes): string {
+  const key = role === "source" ? "s" + name : "t" + name;
+  let w = near?.said.get(key);
+  if (w === undefined) {
+    const what = role === "source" ? "the daemon never receives a call from it; check the name" : "the daemon treats it as @default";
+    w = `${role} \`${name}\` is not a qube of the system in \`${systemFile}\`: ${what}${nearQube(name, system, near)} [unknown-qube]`;
+    if (near) {
+      // Bounded: a memo for repeated names, not a store of every name ever seen.
+      if (near.said.size >= 4096) near.said.clear();
+      near.said.set(key, w);
+    }
+  }
+  return w;
 }
 
 /** Whether {@link requestWarnings} has nothing to say (the common case of a stream, checked without allocating). */
@@ -156,6 +168,8 @@ function quiet(req: PolicyRequest, system: SystemInfo | undefined, systemFile: s
 interface NearQubes {
   names: { name: string; lowerLength: number }[] | undefined;
   memo: Map<string, string>;
+  /** The warnings about unknown names, by role and name (see `unknownQube`). */
+  said: Map<string, string>;
 }
 
 /** The "did you mean" of an unknown qube name; `near` keeps them for a stream of requests (they repeat). */
@@ -225,30 +239,35 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<string[
       throw new UsageError(`cannot read \`${file}\`: ${osMessage(e)}`);
     }
   }
+  // Read as a stream, even a regular file: the event loop must turn between chunks, or the callbacks of the output's writes (which recycle its buffers) would wait for the end.
   const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file));
   const decoder = new StringDecoder("utf8");
   let rest = "";
   // A \r ended the last chunk: a \n that starts the next one belongs to it.
   let afterCr = false;
   for await (const chunk of input as AsyncIterable<Buffer | string>) {
-    const text = rest + (typeof chunk === "string" ? chunk : decoder.write(chunk));
+    // The chunk is split where it is (never copied onto the rest of the last one): only its first line is joined to that rest.
+    const text = typeof chunk === "string" ? chunk : decoder.write(chunk);
     const lines: string[] = [];
     let from = 0;
-    if (afterCr && rest === "" && text.charCodeAt(0) === 10) from = 1;
+    // (The rest is empty whenever the last chunk ended with \r.)
+    if (afterCr && text.charCodeAt(0) === 10) from = 1;
     if (text.length) afterCr = false;
+    let head = rest;
     for (let i = from; i < text.length; i++) {
       const c = text.charCodeAt(i);
-      if (c === 10) {
-        lines.push(text.slice(from, i));
-        from = i + 1;
-      } else if (c === 13) {
-        lines.push(text.slice(from, i));
-        if (i + 1 === text.length) afterCr = true;
-        else if (text.charCodeAt(i + 1) === 10) i++;
+      if (c === 10 || c === 13) {
+        const piece = text.slice(from, i);
+        lines.push(head === "" ? piece : head + piece);
+        head = "";
+        if (c === 13) {
+          if (i + 1 === text.length) afterCr = true;
+          else if (text.charCodeAt(i + 1) === 10) i++;
+        }
         from = i + 1;
       }
     }
-    rest = text.slice(from);
+    rest = head + text.slice(from);
     if (lines.length) yield lines;
   }
   const last = rest + decoder.end();
@@ -296,43 +315,66 @@ class StreamOutput {
 
 /** A request line as JSON.parse reads it (checked field by field). */
 interface RequestLine {
-  service?: string;
+  service?: string | null;
   argument?: string | null;
-  source?: string;
+  source?: string | null;
   target?: string | null;
   requested_source?: string | null;
 }
 
-const REQUEST_KEYS = new Set(["service", "argument", "source", "target", "requested_source"]);
+/**
+ * Which request key (a bit each: service, argument, source, target,
+ * requested_source) the JSON string at `t[i]` (its opening quote) holds,
+ * compared in place (no string is made of a key); 0 for anything else,
+ * escapes included.
+ */
+function keyBit(t: string, i: number, keyEnd: number): number {
+  switch (keyEnd - i - 1) {
+    case 7:
+      return t.startsWith("service", i + 1) ? 1 : 0;
+    case 8:
+      return t.startsWith("argument", i + 1) ? 2 : 0;
+    case 6:
+      return t.startsWith("source", i + 1) ? 4 : t.startsWith("target", i + 1) ? 8 : 0;
+    case 16:
+      return t.startsWith("requested_source", i + 1) ? 16 : 0;
+    default:
+      return 0;
+  }
+}
 
 /**
  * A request line in its usual form, read without `JSON.parse`: one flat
  * object whose members are among the request's keys, each once, with
  * string values that hold no escape and no control character, or `null`.
- * Such text means exactly what `JSON.parse` makes of it. Anything else
- * (other keys, escapes, numbers, nesting, errors) is undefined: the caller
- * uses `JSON.parse`, which reads or rejects it.
+ * Such text means exactly what `JSON.parse` makes of it (a key it does not
+ * hold is undefined, as there). Anything else (other keys, escapes,
+ * numbers, nesting, errors) is undefined: the caller uses `JSON.parse`,
+ * which reads or rejects it. One object of one shape, with no string made
+ * of a key: it runs once per line.
  */
 function flatRequest(t: string): RequestLine | undefined {
   const n = t.length;
   if (n < 2 || t.charCodeAt(0) !== 123 || t.charCodeAt(n - 1) !== 125) return undefined;
-  const out: Record<string, string | null> = {};
+  const out: RequestLine = { service: undefined, argument: undefined, source: undefined, target: undefined, requested_source: undefined };
+  let seen = 0;
   let i = 1;
-  let members = 0;
   for (;;) {
     while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
-    if (t.charCodeAt(i) === 125 && members === 0 && i === n - 1) return out;
+    if (t.charCodeAt(i) === 125 && seen === 0 && i === n - 1) return out;
     if (t.charCodeAt(i) !== 34) return undefined;
     const keyEnd = t.indexOf('"', i + 1);
     if (keyEnd < 0) return undefined;
-    const key = t.slice(i + 1, keyEnd);
-    if (!REQUEST_KEYS.has(key) || key in out) return undefined;
+    const bit = keyBit(t, i, keyEnd);
+    if (bit === 0 || (seen & bit) !== 0) return undefined;
+    seen |= bit;
     i = keyEnd + 1;
     while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
     if (t.charCodeAt(i) !== 58) return undefined;
     i++;
     while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
     const c = t.charCodeAt(i);
+    let value: string | null;
     if (c === 34) {
       let j = i + 1;
       for (; j < n; j++) {
@@ -341,13 +383,17 @@ function flatRequest(t: string): RequestLine | undefined {
         if (d === 92 || d < 32) return undefined;
       }
       if (j >= n) return undefined;
-      out[key] = t.slice(i + 1, j);
+      value = t.slice(i + 1, j);
       i = j + 1;
     } else if (c === 110 && t.startsWith("null", i)) {
-      out[key] = null;
+      value = null;
       i += 4;
     } else return undefined;
-    members++;
+    if (bit === 1) out.service = value as string;
+    else if (bit === 2) out.argument = value;
+    else if (bit === 4) out.source = value as string;
+    else if (bit === 8) out.target = value;
+    else out.requested_source = value;
     while (i < n && isJsonSpace(t.charCodeAt(i))) i++;
     const sep = t.charCodeAt(i);
     if (sep === 125) return i === n - 1 ? out : undefined;
@@ -414,7 +460,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     const loaded = loadForEval(src);
     let n = 0;
     let malformed = 0;
-    const near: NearQubes = { names: undefined, memo: new Map() };
+    const near: NearQubes = { names: undefined, memo: new Map(), said: new Map() };
     let loadErrorLine: Uint8Array | undefined;
     const stream = new StreamOutput(io.stdout);
     const out = stream.bytes;
