@@ -11,7 +11,7 @@ import type {
   ExplainResult,
   SystemModelResult,
 } from "@qubes-kit/lsp";
-import { decisionTableHtml, describeDecision, describeRequest, explanationMarkdown, isConcreteQube, ruleColumns } from "./render.js";
+import { decisionTableHtml, describeDecision, decisionCellAt, describeRequest, explanationMarkdown, isConcreteQube, ruleColumns } from "./render.js";
 import { showReadOnly } from "./read-only.js";
 
 // The method names of `lsp/src/protocol.ts`, repeated here so the bundle does not pull in the server.
@@ -182,7 +182,7 @@ async function showDecisionTable(client: LanguageClient): Promise<void> {
   const panel = vscode.window.createWebviewPanel("qubesPolicy.decisionTable", title, vscode.ViewColumn.Beside, { enableScripts: true });
   panel.webview.html = decisionTableHtml(table, { cspSource: panel.webview.cspSource, nonce: nonce() });
   panel.webview.onDidReceiveMessage((msg: { row?: number; col?: number }) => {
-    const location = table.cells[msg.row ?? -1]?.[msg.col ?? -1]?.rule?.location;
+    const location = decisionCellAt(table, msg.row ?? -1, msg.col ?? -1)?.rule?.location;
     if (location) void revealLocation(client, location);
   });
 }
