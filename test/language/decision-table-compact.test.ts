@@ -18,6 +18,7 @@ import {
   decisionToJson,
   evaluate,
   expandDecisionTable,
+  gridDecision,
   loadPolicy,
   prepareSystemInfo,
   type Decision,
@@ -72,7 +73,7 @@ describe("the compact decision table", () => {
           expect(table.cells[i]).toHaveLength(TARGETS.length);
           TARGETS.forEach((target, j) => {
             const want = evaluate(loaded.policy, { service, argument, source, target: target === "@default" ? "" : target }, system);
-            expect(decisionToJson(grid.decisions[grid.cells[i]![j]!]!)).toEqual(decisionToJson(want));
+            expect(decisionToJson(gridDecision(grid, i, j))).toEqual(decisionToJson(want));
             expect(expanded.cells[i]![j]).toEqual(cellOf(want));
             expect(compactCell(table, i, j)).toEqual(cellOf(want));
           });

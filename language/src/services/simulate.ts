@@ -173,6 +173,12 @@ export interface DecisionGrid {
   decisions: Decision[];
   /** Per decision: the index of its offer list (asks only), else -1. */
   offerOf: number[];
+  /**
+   * Per decision: true when its `intendedTarget` stands for the cell's
+   * column (as requested: `@default` for the empty target), whichever that
+   * is; {@link gridDecision} gives the decision of one cell.
+   */
+  relative: boolean[];
   /** `cells[i][j]`: the index into `decisions` of `sources[i]` calling `targets[j]`. */
   cells: Uint32Array[];
 }
@@ -188,20 +194,22 @@ export interface DecisionGridOptions {
 }
 
 /** What the decision of a request the scan decided depends on, as a key. */
-function gridKey(s: ScanDecision, offer: number | undefined, source: string): string {
+function gridKey(s: ScanDecision, offer: number | undefined, source: string, column: string): string {
   // A refusal of the evaluation stage: as `run` words it (see `fast.ts`).
   if (s.error) return "e\0" + JSON.stringify(decisionToJson(s.error));
   const rule = s.rule;
   if (rule === null) return "n";
-  const id = rule.origin.file + "\0" + rule.origin.line + "\0" + s.intended;
+  const id = rule.origin.file + "\0" + rule.origin.line + "\0";
+  // A deny's or an ask's decision reads the intended target only to name it: where that is the cell's column, the cells of every column share one.
+  const intended = s.intended === column ? "\u0002" : s.intended;
   switch (rule.action) {
     case "deny":
-      return "d\0" + id;
+      return "d\0" + id + intended;
     case "allow":
       // The daemon's answer reads the source only to compare it with the target.
-      return "a\0" + id + "\0" + s.target + "\0" + (source === s.target ? 1 : 0);
+      return "a\0" + id + s.intended + "\0" + s.target + "\0" + (source === s.target ? 1 : 0);
     case "ask":
-      return "k\0" + id + "\0" + offer + "\0" + (s.defaultTarget ?? "\u0001");
+      return "k\0" + id + intended + "\0" + offer + "\0" + (s.defaultTarget ?? "\u0001");
   }
 }
 
@@ -252,6 +260,7 @@ export function decisionGridBuilder(policy: CompiledPolicy | null, service: stri
   const offerByList = new Map<object, number>();
   const decisions: Decision[] = [];
   const offerOf: number[] = [];
+  const relative: boolean[] = [];
   const byKey = new Map<string, number>();
   const info = system.domains;
   const offerByText = new Map<string, number>();
@@ -292,7 +301,7 @@ export function decisionGridBuilder(policy: CompiledPolicy | null, service: stri
     return e;
   };
   /** `known`: the index of an ask's offer list, which is its `targetsForAsk` already. */
-  const add = (d: Decision, known?: number): number => {
+  const add = (d: Decision, known?: number, isRelative = false): number => {
     let offer = -1;
     if (d.ok && d.action === "ask") {
       offer = known ?? offerIndex(d.targetsForAsk);
@@ -300,10 +309,11 @@ export function decisionGridBuilder(policy: CompiledPolicy | null, service: stri
     }
     decisions.push(d);
     offerOf.push(offer);
+    relative.push(isRelative);
     return decisions.length - 1;
   };
   const cells: Uint32Array[] = [];
-  const grid: DecisionGrid = { service, argument, sources, targets, offers, decisions, offerOf, cells };
+  const grid: DecisionGrid = { service, argument, sources, targets, offers, decisions, offerOf, relative, cells };
   const next = (): boolean => {
     const i = cells.length;
     if (i >= sources.length) return false;
@@ -318,20 +328,20 @@ export function decisionGridBuilder(policy: CompiledPolicy | null, service: stri
         continue;
       }
       let key: string | null = null;
-      let scanned: { decision: Decision; offer?: number } | undefined;
+      let scanned: { decision: Decision; offer?: number; relative: boolean } | undefined;
       try {
         const s = scanDecide(policy, request, system);
         if (s !== null) {
           const offer = s.rule?.action === "ask" && !s.error ? offerKey(s) : undefined;
-          key = gridKey(s, offer, source);
-          if (!byKey.has(key)) scanned = { decision: decisionOfScan(s, offer, offers, execOf), ...(offer !== undefined ? { offer } : {}) };
+          key = gridKey(s, offer, source, target);
+          if (!byKey.has(key)) scanned = { decision: decisionOfScan(s, offer, offers, execOf), ...(offer !== undefined ? { offer } : {}), relative: key.includes("\u0002") };
         }
       } catch {
         key = null;
       }
       let k = key === null ? undefined : byKey.get(key);
       if (k === undefined && key !== null) {
-        k = add(scanned!.decision, scanned!.offer);
+        k = add(scanned!.decision, scanned!.offer, scanned!.relative);
         byKey.set(key, k);
       }
       if (k === undefined) {
@@ -348,6 +358,7 @@ export function decisionGridBuilder(policy: CompiledPolicy | null, service: stri
         if (seen !== undefined) {
           decisions.pop();
           offerOf.pop();
+          relative.pop();
           k = seen;
         } else byKey.set(text, k);
       }
@@ -357,6 +368,14 @@ export function decisionGridBuilder(policy: CompiledPolicy | null, service: stri
     return cells.length < sources.length;
   };
   return { grid, next };
+}
+
+/** The decision of source `i` calling target `j` of a grid: exactly `evaluate`'s (shared: do not modify). */
+export function gridDecision(grid: DecisionGrid, i: number, j: number): Decision {
+  const k = grid.cells[i]![j]!;
+  const d = grid.decisions[k]!;
+  const column = grid.targets[j]!;
+  return grid.relative[k] && "intendedTarget" in d && d.intendedTarget !== column ? { ...d, intendedTarget: column } : d;
 }
 
 /** The compact table of a grid (`pathOf`: a rule file's document path). */
