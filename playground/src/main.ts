@@ -22,7 +22,7 @@ import "monaco-editor/esm/vs/editor/contrib/suggest/browser/suggestController.js
 import "monaco-editor/esm/vs/editor/contrib/wordOperations/browser/wordOperations.js";
 import "monaco-editor/esm/vs/editor/common/standaloneStrings.js";
 import "monaco-editor/esm/vs/base/browser/ui/codicons/codiconStyles.js";
-import type { DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
+import type { AddRuleResult, DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
 import { cellText, decisionCellAt, describeDecision, describeRequest, escapeHtml, ruleColumns } from "../../vscode-extension/src/render.js";
 import { jsonErrorOffset } from "./json-offset.js";
 import type { SystemMessage } from "./messages.js";
@@ -293,9 +293,42 @@ async function simulate(): Promise<void> {
       parts.push(`<table class="steps"><thead><tr><th>#</th><th>rule</th><th>where</th><th>result</th></tr></thead><tbody>${rows}</tbody></table>`);
     }
     if (ex?.skipped) parts.push(`<p class="note">${ex.skipped} rule${ex.skipped === 1 ? "" : "s"} of other services skipped.</p>`);
+    // "Add a rule for this call": the server's commands, run through workspace/executeCommand (it edits the policy through workspace/applyEdit).
+    if (r.addRule?.length) {
+      const buttons = r.addRule.map((c, i) => `<button type="button" class="add-rule" data-add-rule="${i}">${escapeHtml(c.title)}</button>`).join(" ");
+      parts.push(`<p class="add-rules">${buttons}</p><p id="add-rule-result" class="add-rule-result"></p>`);
+    }
     out.innerHTML = parts.join("\n");
+    lastAddRule = r.addRule ?? [];
   } catch (e) {
     out.innerHTML = `<p class="error">${escapeHtml(failure(e))}</p>`;
+  }
+}
+
+/** The "add a rule for this call" commands of the last simulation. */
+let lastAddRule: NonNullable<ExplainResult["addRule"]> = [];
+
+/** Runs one of the last simulation's "add a rule" commands, then decides the call again. */
+async function addRuleForCall(index: number): Promise<void> {
+  const command = lastAddRule[index];
+  if (!command) return;
+  const say = (html: string) => {
+    const el = document.getElementById("add-rule-result");
+    if (el) el.innerHTML = html;
+  };
+  try {
+    const r = await rpc.request<AddRuleResult | null>("workspace/executeCommand", { command: command.command, arguments: command.arguments });
+    if (!r || !r.applied) {
+      say(`<span class="error">${escapeHtml(r?.error ?? "the server added no rule")}${r?.rule ? `: add <code>${escapeHtml(r.rule)}</code> by hand` : ""}</span>`);
+      return;
+    }
+    const name = r.location ? fileName(monaco.Uri.parse(r.location.uri).path) : undefined;
+    const line = r.location ? r.location.range.start.line + 1 : 0;
+    if (name && line > 0) reveal(name, line);
+    await simulate();
+    say(`added <code>${escapeHtml(r.rule ?? "")}</code>${name ? ` to ${escapeHtml(name)}:${line}` : ""}`);
+  } catch (e) {
+    say(`<span class="error">${escapeHtml(failure(e))}</span>`);
   }
 }
 
@@ -503,6 +536,10 @@ async function main(): Promise<void> {
     void decisionTable();
   });
   followRuleLinks($("sim-result"));
+  $("sim-result").addEventListener("click", (e) => {
+    const button = (e.target as HTMLElement).closest<HTMLElement>("[data-add-rule]");
+    if (button) void addRuleForCall(Number(button.dataset["addRule"]));
+  });
   followRuleLinks($("table-result"));
   document.body.dataset["ready"] = "true";
 }
