@@ -130,24 +130,70 @@ export interface DecisionTableParams extends PolicyScope {
   targets?: string[];
 }
 
-/** One cell of a decision table. */
+/** One cell of a decision table, expanded (see {@link decisionTableCell}). */
 export interface DecisionTableCell {
   action: "allow" | "deny" | "ask" | "error";
+  /** allow: the resolved target; ask: the preselected target. */
   target?: string;
+  /** ask: the offered targets. */
   targets?: string[];
   message?: string;
-  rule?: { file: string; line: number | null; location?: Location };
+  rule?: DecisionTableRule;
 }
 
-/** Result of `qubes/decisionTable`: `cells[i][j]` is source `sources[i]` calling `targets[j]`. */
+/** A deciding rule of a decision table. */
+export interface DecisionTableRule {
+  file: string;
+  line: number | null;
+  location?: Location;
+}
+
+/** One kind of cell: what the cells that decide alike share (indices into the result's lists). */
+export interface DecisionTableKind {
+  action: "allow" | "deny" | "ask" | "error";
+  /** allow: the resolved target, absent when it is the cell's own column; ask: the preselected target. */
+  target?: string;
+  /** ask: `offers[offer]` are the offered targets. */
+  offer?: number;
+  /** `rules[rule]` decides. */
+  rule?: number;
+  /** deny and error: the refusal message. */
+  message?: string;
+}
+
+/**
+ * Result of `qubes/decisionTable` (shape version 2, compact): `cells[i][j]`
+ * is the index into `kinds` of source `sources[i]` calling `targets[j]`;
+ * each distinct offer list, rule and kind is sent once.
+ */
 export interface DecisionTableResult {
+  version: 2;
   service: string;
   argument: string;
   sources: string[];
   targets: string[];
-  cells: DecisionTableCell[][];
+  /** The distinct lists of targets an ask offers (sorted). */
+  offers: string[][];
+  /** The distinct deciding rules. */
+  rules: DecisionTableRule[];
+  kinds: DecisionTableKind[];
+  cells: number[][];
   systemSource: SystemSource;
   note?: string;
+}
+
+/** The cell of source `i` calling target `j`, expanded (offer lists and rules shared, not copied). */
+export function decisionTableCell(table: Pick<DecisionTableResult, "targets" | "offers" | "rules" | "kinds" | "cells">, i: number, j: number): DecisionTableCell {
+  const k = table.kinds[table.cells[i]![j]!]!;
+  const cell: DecisionTableCell = { action: k.action };
+  if (k.action === "allow") cell.target = k.target ?? table.targets[j]!;
+  if (k.action === "ask") {
+    cell.targets = table.offers[k.offer!] ?? [];
+    if (k.target !== undefined) cell.target = k.target;
+  }
+  if (k.rule !== undefined && table.rules[k.rule]) cell.rule = table.rules[k.rule]!;
+  if (k.message !== undefined) cell.message = k.message;
+  return cell;
 }
 
 /** `qubes/evaluate`: decide a qrexec call against the workspace policy. */

@@ -22,8 +22,8 @@ import "monaco-editor/esm/vs/editor/contrib/suggest/browser/suggestController.js
 import "monaco-editor/esm/vs/editor/contrib/wordOperations/browser/wordOperations.js";
 import "monaco-editor/esm/vs/editor/common/standaloneStrings.js";
 import "monaco-editor/esm/vs/base/browser/ui/codicons/codiconStyles.js";
-import type { DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
-import { cellText, describeDecision, describeRequest, escapeHtml, ruleColumns } from "../../vscode-extension/src/render.js";
+import type { AddRuleResult, DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
+import { cellText, decisionCellAt, describeDecision, describeRequest, escapeHtml, ruleColumns } from "../../vscode-extension/src/render.js";
 import { jsonErrorOffset } from "./json-offset.js";
 import type { SystemMessage } from "./messages.js";
 import { MonacoLanguageClient, POLICY_LANGUAGE, registerPolicyLanguage, type ListedDiagnostic } from "./monaco-lsp.js";
@@ -293,9 +293,42 @@ async function simulate(): Promise<void> {
       parts.push(`<table class="steps"><thead><tr><th>#</th><th>rule</th><th>where</th><th>result</th></tr></thead><tbody>${rows}</tbody></table>`);
     }
     if (ex?.skipped) parts.push(`<p class="note">${ex.skipped} rule${ex.skipped === 1 ? "" : "s"} of other services skipped.</p>`);
+    // "Add a rule for this call": the server's commands, run through workspace/executeCommand (it edits the policy through workspace/applyEdit).
+    if (r.addRule?.length) {
+      const buttons = r.addRule.map((c, i) => `<button type="button" class="add-rule" data-add-rule="${i}">${escapeHtml(c.title)}</button>`).join(" ");
+      parts.push(`<p class="add-rules">${buttons}</p><p id="add-rule-result" class="add-rule-result"></p>`);
+    }
     out.innerHTML = parts.join("\n");
+    lastAddRule = r.addRule ?? [];
   } catch (e) {
     out.innerHTML = `<p class="error">${escapeHtml(failure(e))}</p>`;
+  }
+}
+
+/** The "add a rule for this call" commands of the last simulation. */
+let lastAddRule: NonNullable<ExplainResult["addRule"]> = [];
+
+/** Runs one of the last simulation's "add a rule" commands, then decides the call again. */
+async function addRuleForCall(index: number): Promise<void> {
+  const command = lastAddRule[index];
+  if (!command) return;
+  const say = (html: string) => {
+    const el = document.getElementById("add-rule-result");
+    if (el) el.innerHTML = html;
+  };
+  try {
+    const r = await rpc.request<AddRuleResult | null>("workspace/executeCommand", { command: command.command, arguments: command.arguments });
+    if (!r || !r.applied) {
+      say(`<span class="error">${escapeHtml(r?.error ?? "the server added no rule")}${r?.rule ? `: add <code>${escapeHtml(r.rule)}</code> by hand` : ""}</span>`);
+      return;
+    }
+    const name = r.location ? fileName(monaco.Uri.parse(r.location.uri).path) : undefined;
+    const line = r.location ? r.location.range.start.line + 1 : 0;
+    if (name && line > 0) reveal(name, line);
+    await simulate();
+    say(`added <code>${escapeHtml(r.rule ?? "")}</code>${name ? ` to ${escapeHtml(name)}:${line}` : ""}`);
+  } catch (e) {
+    say(`<span class="error">${escapeHtml(failure(e))}</span>`);
   }
 }
 
@@ -316,22 +349,26 @@ async function decisionTable(): Promise<void> {
   try {
     const t = await rpc.request<DecisionTableResult>("qubes/decisionTable", { uri: files[0]?.model.uri.toString(), service, argument: argument("table-argument") });
     const head = t.targets.map((x) => `<th scope="col">${escapeHtml(x)}</th>`).join("");
+    // Each kind of cell is written once (label, tooltip, rule link); a cell is its kind's text.
+    const kindHtml = t.kinds.map((k, n) => {
+      const cell = decisionCellAt({ ...t, cells: [[n]], targets: [""] }, 0, 0)!;
+      const { label, title } = cellText(cell, k.offer);
+      const shown = k.action === "allow" && k.target === undefined ? "allow" : label;
+      const tip = k.action === "allow" && k.target === undefined ? `allow${cell.rule ? ` (${cell.rule.file}:${cell.rule.line ?? "None"})` : ""}` : title;
+      const link = cell.rule ? ` data-file="${escapeHtml(cell.rule.file)}" data-line="${cell.rule.line ?? ""}"` : "";
+      return `<td class="${cell.action}" title="${escapeHtml(tip)}"${link}>${escapeHtml(shown)}</td>`;
+    });
     const rows = t.sources
       .map((s, i) => {
-        const cells = t.targets
-          .map((_, j) => {
-            const cell = t.cells[i]?.[j];
-            if (!cell) return `<td>—</td>`;
-            const { label, title } = cellText(cell);
-            const link = cell.rule ? ` data-file="${escapeHtml(cell.rule.file)}" data-line="${cell.rule.line ?? ""}"` : "";
-            return `<td class="${cell.action}" title="${escapeHtml(title)}"${link}>${escapeHtml(label)}</td>`;
-          })
-          .join("");
+        let cells = "";
+        for (let j = 0; j < t.targets.length; j++) cells += kindHtml[t.cells[i]?.[j] ?? -1] ?? `<td>—</td>`;
         return `<tr><th scope="row">${escapeHtml(s)}</th>${cells}</tr>`;
       })
       .join("");
+    const long = [...new Set(t.kinds.filter((k) => k.action === "ask" && k.offer !== undefined && (t.offers[k.offer]?.length ?? 0) > 12).map((k) => k.offer!))].sort((a, b) => a - b);
+    const offers = long.length ? `<h3>Offer lists of the asks</h3><ol class="offers">${long.map((o) => `<li value="${o + 1}">${escapeHtml(t.offers[o]!.join(", "))}</li>`).join("")}</ol>` : "";
     const note = t.note ? `<p class="note">${escapeHtml(t.note)}</p>` : "";
-    out.innerHTML = `${note}<p class="caption">${escapeHtml(t.service)}${t.argument !== "+" ? escapeHtml(t.argument) : ""}: source (rows) → target (columns); click a cell to see its rule</p><div class="table-scroll"><table id="decision-table" class="decisions"><thead><tr><th></th>${head}</tr></thead><tbody>${rows}</tbody></table></div>`;
+    out.innerHTML = `${note}<p class="caption">${escapeHtml(t.service)}${t.argument !== "+" ? escapeHtml(t.argument) : ""}: source (rows) → target (columns); click a cell to see its rule</p><div class="table-scroll"><table id="decision-table" class="decisions"><thead><tr><th></th>${head}</tr></thead><tbody>${rows}</tbody></table></div>${offers}`;
   } catch (e) {
     out.innerHTML = `<p class="error">${escapeHtml(failure(e))}</p>`;
   }
@@ -499,6 +536,10 @@ async function main(): Promise<void> {
     void decisionTable();
   });
   followRuleLinks($("sim-result"));
+  $("sim-result").addEventListener("click", (e) => {
+    const button = (e.target as HTMLElement).closest<HTMLElement>("[data-add-rule]");
+    if (button) void addRuleForCall(Number(button.dataset["addRule"]));
+  });
   followRuleLinks($("table-result"));
   document.body.dataset["ready"] = "true";
 }

@@ -106,6 +106,29 @@ export interface ListedDiagnostic {
   message: string;
 }
 
+/**
+ * Answers the server's `workspace/applyEdit` (a command such as "add a rule for this call"):
+ * text edits of open models only, each model's edits at once (one undo step); nothing is
+ * changed when any file is not open or the edit is of another kind.
+ */
+export function applyWorkspaceEdit(params: unknown): { applied: boolean; failureReason?: string } {
+  const edit = (params as { edit?: { changes?: Record<string, LspTextEdit[]>; documentChanges?: unknown[] } } | null)?.edit;
+  if (!edit || edit.documentChanges || !edit.changes || typeof edit.changes !== "object") return { applied: false, failureReason: "the playground applies text edits of its open files only" };
+  const plan: Array<[monaco.editor.ITextModel, LspTextEdit[]]> = [];
+  for (const [uri, list] of Object.entries(edit.changes)) {
+    const model = monaco.editor.getModel(monaco.Uri.parse(uri));
+    if (!model) return { applied: false, failureReason: `${uri} is not a file of the playground` };
+    if (!Array.isArray(list)) return { applied: false, failureReason: `the edit of ${uri} is not a list of text edits` };
+    plan.push([model, list]);
+  }
+  for (const [model, list] of plan) {
+    model.pushStackElement();
+    model.pushEditOperations([], list.map((e) => ({ range: toMonacoRange(e.range), text: e.newText })), () => null);
+    model.pushStackElement();
+  }
+  return { applied: true };
+}
+
 /** Keeps Monaco and the server in step. */
 export class MonacoLanguageClient {
   private readonly versions = new Map<string, number>();
@@ -117,6 +140,7 @@ export class MonacoLanguageClient {
 
   constructor(private readonly rpc: RpcClient) {
     rpc.onNotification("textDocument/publishDiagnostics", (p) => this.publish(p as { uri: string; diagnostics: LspDiagnostic[] }));
+    rpc.onRequest("workspace/applyEdit", (p) => applyWorkspaceEdit(p));
   }
 
   /** `initialize` + `initialized`, with the settings as initialization options; registers the providers. */
@@ -140,7 +164,7 @@ export class MonacoLanguageClient {
             rangeFormatting: {},
             semanticTokens: { requests: { full: true }, tokenTypes: [], tokenModifiers: [], formats: ["relative"] },
           },
-          workspace: {},
+          workspace: { applyEdit: true, workspaceEdit: { documentChanges: false } },
         },
       },
     );

@@ -16,7 +16,7 @@ import {
   type Diagnostic,
   type TextEdit,
 } from "vscode-languageserver-protocol/node.js";
-import type { DecisionTableResult, ExplainResult, SystemModelResult } from "@qubes-kit/lsp";
+import { decisionTableCell, type DecisionTableResult, type ExplainResult, type SystemModelResult } from "@qubes-kit/lsp";
 import { decisionTableHtml, describeDecision, explanationMarkdown } from "../../vscode-extension/src/render.js";
 import { POLICY_DIR, SCRATCH_DIR, startServer, type ServerSession } from "./e2e-support.js";
 
@@ -266,7 +266,7 @@ describe("the custom requests the VS Code commands use", () => {
         sources: ["work", "personal"],
         targets: ["vault", "personal"],
       })) as DecisionTableResult;
-      expect(table.cells.map((row) => row.map((c) => c.action))).toEqual([
+      expect(table.cells.map((row, i) => row.map((_, j) => decisionTableCell(table, i, j).action))).toEqual([
         ["deny", "allow"],
         ["deny", "ask"],
       ]);

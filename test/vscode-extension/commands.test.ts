@@ -183,7 +183,7 @@ describe("extension commands", () => {
     expect(ui.picks[0]!.labels).toContain("qubes.Filecopy");
     expect(ui.picks[1]!.labels).toEqual(expect.arrayContaining(["work", "vault", "dom0"]));
     expect(ui.picks[2]!.labels).toEqual(expect.arrayContaining(["@default", "@dispvm", "@dispvm:default-dvm", "personal"]));
-    expect(ui.info).toEqual([{ message: "allow: call goes to personal (30-user.policy:3)", buttons: ["Go to rule"] }]);
+    expect(ui.info).toEqual([{ message: "allow: call goes to personal (30-user.policy:3)", buttons: ["Go to rule", "Add a rule for this call…"] }]);
     expect(ui.documents).toHaveLength(1);
     expect(ui.documents[0]!.language).toBe("markdown");
     // A read-only document (content provider), titled by the request.
@@ -217,7 +217,8 @@ describe("extension commands", () => {
     expect(ui.webviews[0]!.title).toBe("Qubes: qubes.Filecopy");
     const html = ui.webviews[0]!.html;
     expect(html).toContain('<th scope="row">work</th>');
-    expect(html).toMatch(/<td class="allow"[^>]*>allow → personal<\/td>/);
+    // work → personal goes where it was asked: "allow" (a redirect would read "allow → X").
+    expect(html).toMatch(/<td class="allow"[^>]*>allow<\/td>/);
     expect(html).toMatch(/<td class="deny"/);
   });
 

@@ -66,34 +66,49 @@ describe("describeRequest", () => {
 });
 
 describe("decisionTableHtml", () => {
+  const location = { uri: "file:///p/30-user.policy", range: { start: { line: 1, character: 0 }, end: { line: 1, character: 5 } } };
   const table: DecisionTableResult = {
+    version: 2,
     service: "qubes.Filecopy",
     argument: "+",
     sources: ["work", "<script>"],
     targets: ["vault", "@default"],
     systemSource: "file",
+    offers: [["personal", "vault"]],
+    rules: [{ file: "30-user.policy", line: 2, location }, { file: "30-user.policy", line: 4 }, { file: "30-user.policy", line: 3 }],
+    kinds: [
+      { action: "deny", message: "denied by policy /etc/qubes/policy.d/30-user.policy:2", rule: 0 },
+      { action: "ask", offer: 0, target: "vault", rule: 1 },
+      { action: "allow", rule: 2 },
+      { action: "error", message: "invalid \"thing\" & <more></script>" },
+    ],
     cells: [
-      [
-        { action: "deny", message: "denied by policy /etc/qubes/policy.d/30-user.policy:2", rule: { file: "30-user.policy", line: 2, location: { uri: "file:///p/30-user.policy", range: { start: { line: 1, character: 0 }, end: { line: 1, character: 5 } } } } },
-        { action: "ask", targets: ["personal", "vault"], target: "vault", rule: { file: "30-user.policy", line: 4 } },
-      ],
-      [
-        { action: "allow", target: "vault", rule: { file: "30-user.policy", line: 3 } },
-        { action: "error", message: "invalid \"thing\" & <more>" },
-      ],
+      [0, 1],
+      [2, 3],
     ],
   };
   const html = decisionTableHtml(table, { cspSource: "vscode-resource:", nonce: "N0NCE" });
+  const titles = JSON.parse(/const titles = (.*);/.exec(html)![1]!) as string[];
 
   it("has one row per source and one colour class per cell", () => {
     expect(html.match(/<tr><th scope="row">/g)).toHaveLength(2);
     expect([...html.matchAll(/<td class="(\w+)"/g)].map((m) => m[1])).toEqual(["deny", "ask", "allow", "error"]);
+    expect([...html.matchAll(/<td class="\w+" data-k="(\d+)"[^>]*>([^<]*)</g)].map((m) => `${m[1]} ${m[2]}`)).toEqual(["0 deny", "1 ask → vault", "2 allow", "3 error"]);
+  });
+
+  it("writes each kind's tooltip once", () => {
+    expect(titles).toEqual([
+      "denied by policy /etc/qubes/policy.d/30-user.policy:2 (30-user.policy:2)",
+      "ask: personal, vault (default vault) (30-user.policy:4)",
+      "allow (30-user.policy:3)",
+      'invalid "thing" & <more></script>',
+    ]);
   });
 
   it("escapes every name and message", () => {
     expect(html).not.toContain("<script>\n</");
+    expect(html.match(/<\/script>/g)).toHaveLength(1);
     expect(html).toContain("<th scope=\"row\">&lt;script&gt;</th>");
-    expect(html).toContain("invalid &quot;thing&quot; &amp; &lt;more&gt;");
   });
 
   it("allows only its own nonce-tagged script", () => {
@@ -103,7 +118,26 @@ describe("decisionTableHtml", () => {
   });
 
   it("makes only cells with a rule location clickable", () => {
-    expect([...html.matchAll(/data-row="(\d+)" data-col="(\d+)"/g)].map((m) => `${m[1]},${m[2]}`)).toEqual(["0,0"]);
+    expect([...html.matchAll(/data-k="(\d+)" tabindex="0"/g)].map((m) => m[1])).toEqual(["0"]);
+  });
+
+  it("lists a long offer list once below the table, not in every cell", () => {
+    const names = Array.from({ length: 300 }, (_, i) => `app-${String(i).padStart(3, "0")}`);
+    const big: DecisionTableResult = {
+      ...table,
+      sources: names,
+      targets: names,
+      offers: [names],
+      rules: [{ file: "30-user.policy", line: 15 }],
+      kinds: [{ action: "ask", offer: 0, rule: 0 }],
+      cells: names.map(() => names.map(() => 0)),
+    };
+    const page = decisionTableHtml(big, { cspSource: "vscode-resource:", nonce: "N" });
+    // Its column, its row and the offer list: not one tooltip per cell.
+    expect(page.split("app-299").length - 1).toBe(3);
+    expect(page).toContain('<li id="offer-1" value="1">app-000, app-001,');
+    expect(page).toContain("ask: 300 targets (offer list 1): app-000, app-001,");
+    expect(page.length).toBeLessThan(300 * 300 * 40);
   });
 
   it("labels cells", () => {

@@ -5,19 +5,21 @@
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node.js";
 import type {
+  AddRuleResult,
   DecisionTableParams,
   DecisionTableResult,
   EvaluateParams,
   ExplainResult,
   SystemModelResult,
 } from "@qubes-kit/lsp";
-import { decisionTableHtml, describeDecision, describeRequest, explanationMarkdown, isConcreteQube, ruleColumns } from "./render.js";
+import { decisionTableHtml, describeDecision, decisionCellAt, describeRequest, explanationMarkdown, isConcreteQube, ruleColumns } from "./render.js";
 import { showReadOnly } from "./read-only.js";
 
 // The method names of `lsp/src/protocol.ts`, repeated here so the bundle does not pull in the server.
 const SYSTEM_MODEL = "qubes/systemModel";
 const EXPLAIN = "qubes/explain";
 const DECISION_TABLE = "qubes/decisionTable";
+const EXECUTE_COMMAND = "workspace/executeCommand";
 /** The command of the server's code lenses (`SIMULATE_RULE_COMMAND`), with `[uri, line]`. */
 const SIMULATE_RULE = "qubesPolicy.simulateRule";
 const POLICY_LANGUAGES = new Set(["qrexecpolicy", "qrexecpolicy-service"]);
@@ -127,11 +129,37 @@ async function simulate(client: LanguageClient, prefill: Prefill): Promise<void>
   await showExplanation(client, result);
 }
 
+const GO_TO_RULE = "Go to rule";
+const ADD_RULE = "Add a rule for this call…";
+
 async function showExplanation(client: LanguageClient, result: ExplainResult): Promise<void> {
   await showReadOnly(`Qubes ${describeRequest(result.request)}`, explanationMarkdown(result));
   const location = result.location;
-  const choice = await vscode.window.showInformationMessage(describeDecision(result.decision), ...(location ? ["Go to rule"] : []));
-  if (choice && location) await revealLocation(client, location);
+  const buttons = [...(location ? [GO_TO_RULE] : []), ...(result.addRule?.length ? [ADD_RULE] : [])];
+  const choice = await vscode.window.showInformationMessage(describeDecision(result.decision), ...buttons);
+  if (choice === GO_TO_RULE && location) await revealLocation(client, location);
+  if (choice === ADD_RULE) await addRuleForCall(client, result);
+}
+
+/**
+ * "Add a rule for this call": picks one of the explanation's `qkit.addRuleForCall` commands and
+ * runs it on the server (`workspace/executeCommand`), which adds the rule through
+ * `workspace/applyEdit`; then shows the rule added and where, or why nothing was added.
+ */
+async function addRuleForCall(client: LanguageClient, result: ExplainResult): Promise<void> {
+  const commands = result.addRule ?? [];
+  const picked = await vscode.window.showQuickPick(
+    commands.map((c) => ({ label: c.title, command: c })),
+    { title: `Add a rule for ${describeRequest(result.request)}`, placeHolder: "what the new rule does with this call" },
+  );
+  if (!picked) return;
+  const r = await client.sendRequest<AddRuleResult | null>(EXECUTE_COMMAND, { command: picked.command.command, arguments: picked.command.arguments });
+  if (!r || !r.applied) {
+    void vscode.window.showErrorMessage(`Qubes: ${r?.error ?? "the server added no rule"}${r?.rule ? `; the rule: ${r.rule}` : ""}`);
+    return;
+  }
+  if (r.location) await revealLocation(client, r.location);
+  void vscode.window.showInformationMessage(`Qubes: added \`${r.rule ?? ""}\``);
 }
 
 async function revealLocation(client: LanguageClient, location: NonNullable<ExplainResult["location"]>): Promise<void> {
@@ -182,7 +210,7 @@ async function showDecisionTable(client: LanguageClient): Promise<void> {
   const panel = vscode.window.createWebviewPanel("qubesPolicy.decisionTable", title, vscode.ViewColumn.Beside, { enableScripts: true });
   panel.webview.html = decisionTableHtml(table, { cspSource: panel.webview.cspSource, nonce: nonce() });
   panel.webview.onDidReceiveMessage((msg: { row?: number; col?: number }) => {
-    const location = table.cells[msg.row ?? -1]?.[msg.col ?? -1]?.rule?.location;
+    const location = decisionCellAt(table, msg.row ?? -1, msg.col ?? -1)?.rule?.location;
     if (location) void revealLocation(client, location);
   });
 }

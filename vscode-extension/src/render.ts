@@ -81,8 +81,11 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 }
 
-/** The short label and the tooltip of one decision-table cell. */
-export function cellText(cell: DecisionTableCell): { label: string; title: string } {
+/** Offered targets named in full in a tooltip; longer lists are named by count (and listed once below the table). */
+const OFFER_NAMES = 12;
+
+/** The short label and the tooltip of one decision-table cell (`offer`: the number of its offer list, when it is listed). */
+export function cellText(cell: DecisionTableCell, offer?: number): { label: string; title: string } {
   const rule = cell.rule ? ` (${where(cell.rule)})` : "";
   switch (cell.action) {
     case "allow": {
@@ -90,7 +93,13 @@ export function cellText(cell: DecisionTableCell): { label: string; title: strin
       return { label, title: `${label}${rule}` };
     }
     case "ask": {
-      const targets = cell.targets?.length ? cell.targets.join(", ") : "no targets";
+      const all = cell.targets ?? [];
+      const listed = offer !== undefined ? ` (offer list ${offer + 1})` : "";
+      const targets = !all.length
+        ? "no targets"
+        : all.length <= OFFER_NAMES
+          ? all.join(", ")
+          : `${all.length} targets${listed}: ${all.slice(0, OFFER_NAMES).join(", ")}, …`;
       const dflt = cell.target ? ` (default ${cell.target})` : "";
       return { label: cell.target ? `ask → ${cell.target}` : "ask", title: `ask: ${targets}${dflt}${rule}` };
     }
@@ -99,6 +108,26 @@ export function cellText(cell: DecisionTableCell): { label: string; title: strin
     case "error":
       return { label: "error", title: `${cell.message ?? "error"}${rule}` };
   }
+}
+
+/**
+ * The cell of source `i` calling target `j` of a (compact, version 2) table, expanded; the
+ * same as the server package's `decisionTableCell`, repeated so the bundle does not pull in
+ * the server. `undefined` for a cell the table does not have.
+ */
+export function decisionCellAt(table: Pick<DecisionTableResult, "targets" | "offers" | "rules" | "kinds" | "cells">, i: number, j: number): DecisionTableCell | undefined {
+  const k = table.kinds[table.cells[i]?.[j] ?? -1];
+  if (!k) return undefined;
+  const cell: DecisionTableCell = { action: k.action };
+  if (k.action === "allow") cell.target = k.target ?? table.targets[j]!;
+  if (k.action === "ask") {
+    cell.targets = table.offers[k.offer ?? -1] ?? [];
+    if (k.target !== undefined) cell.target = k.target;
+  }
+  const rule = k.rule !== undefined ? table.rules[k.rule] : undefined;
+  if (rule) cell.rule = rule;
+  if (k.message !== undefined) cell.message = k.message;
+  return cell;
 }
 
 /** Options for {@link decisionTableHtml}. */
@@ -111,29 +140,54 @@ export interface TableHtmlOptions {
 
 /**
  * The decision-table webview: sources (rows) × targets (columns) for one service, one
- * colour per action. Clicking a cell that has a deciding rule posts `{ row, col }` to the
- * extension, which opens the rule.
+ * colour per action. The page stays small on a large machine: a cell carries only its
+ * label, its class and its kind (`data-k`); the tooltip of a kind is written once and set
+ * when the pointer first reaches a cell, and offer lists longer than a tooltip shows are
+ * listed once below the table. Clicking (or Enter on) a cell whose kind has a deciding
+ * rule posts `{ row, col }` to the extension, which opens the rule.
  */
 export function decisionTableHtml(table: DecisionTableResult, options: TableHtmlOptions): string {
   const title = `${table.service}${table.argument && table.argument !== "+" ? table.argument : ""}`;
   const head = table.targets.map((t) => `<th scope="col">${escapeHtml(t)}</th>`).join("");
+  // What each kind shows (allows to another target than their column are labelled per cell).
+  const kindTitle: string[] = [];
+  const long = new Set<number>();
+  table.kinds.forEach((k, n) => {
+    if (k.action === "ask" && k.offer !== undefined && (table.offers[k.offer]?.length ?? 0) > OFFER_NAMES) long.add(k.offer);
+    const probe: DecisionTableCell = { action: k.action };
+    if (k.target !== undefined) probe.target = k.target;
+    if (k.action === "ask") probe.targets = table.offers[k.offer ?? -1] ?? [];
+    if (k.rule !== undefined && table.rules[k.rule]) probe.rule = table.rules[k.rule]!;
+    if (k.message !== undefined) probe.message = k.message;
+    kindTitle[n] = k.action === "allow" && k.target === undefined ? `allow${probe.rule ? ` (${where(probe.rule)})` : ""}` : cellText(probe, k.offer).title;
+  });
+  const counts = { allow: 0, ask: 0, deny: 0, error: 0 };
   const rows = table.sources
     .map((source, i) => {
-      const cells = table.targets
-        .map((_, j) => {
-          const cell = table.cells[i]?.[j];
-          if (!cell) return `<td class="none">—</td>`;
-          const { label, title: tip } = cellText(cell);
-          const link = cell.rule?.location ? ` data-row="${i}" data-col="${j}" tabindex="0"` : "";
-          return `<td class="${cell.action}" title="${escapeHtml(tip)}"${link}>${escapeHtml(label)}</td>`;
-        })
-        .join("");
+      let cells = "";
+      for (let j = 0; j < table.targets.length; j++) {
+        const n = table.cells[i]?.[j] ?? -1;
+        const k = table.kinds[n];
+        if (!k) {
+          cells += `<td class="none">—</td>`;
+          continue;
+        }
+        counts[k.action]++;
+        const label = k.action === "allow" ? (k.target ? `allow → ${k.target}` : "allow") : k.action === "ask" && k.target ? `ask → ${k.target}` : k.action;
+        const link = k.rule !== undefined && table.rules[k.rule]?.location ? ' tabindex="0"' : "";
+        cells += `<td class="${k.action}" data-k="${n}"${link}>${escapeHtml(label)}</td>`;
+      }
       return `<tr><th scope="row">${escapeHtml(source)}</th>${cells}</tr>`;
     })
     .join("\n");
-  const counts = { allow: 0, ask: 0, deny: 0, error: 0 };
-  for (const row of table.cells) for (const cell of row) counts[cell.action]++;
   const note = table.note ? `<p class="note">${escapeHtml(table.note)}</p>` : "";
+  const offerList = [...long]
+    .sort((a, b) => a - b)
+    .map((o) => `<li id="offer-${o + 1}" value="${o + 1}">${escapeHtml(table.offers[o]!.join(", "))}</li>`)
+    .join("\n");
+  const offersHtml = offerList ? `\n<h3>Offer lists of the asks</h3>\n<ol class="offers">\n${offerList}\n</ol>` : "";
+  // The tooltips as JSON in a script: `<` escaped so no text closes the element.
+  const titlesJson = JSON.stringify(kindTitle).replace(/</g, "\\u003c");
   const csp = `default-src 'none'; style-src ${options.cspSource} 'unsafe-inline'; script-src 'nonce-${options.nonce}';`;
   return `<!DOCTYPE html>
 <html lang="en">
@@ -148,13 +202,14 @@ export function decisionTableHtml(table: DecisionTableResult, options: TableHtml
   th, td { border: 1px solid var(--vscode-panel-border, #8884); padding: 2px 6px; white-space: nowrap; }
   thead th { position: sticky; top: 0; background: var(--vscode-editor-background); }
   th[scope="row"] { text-align: left; }
-  td[data-row] { cursor: pointer; }
+  td[tabindex] { cursor: pointer; }
   td.allow { background: rgba(40, 160, 70, 0.35); }
   td.ask { background: rgba(230, 170, 20, 0.35); }
   td.deny { background: rgba(200, 50, 50, 0.30); }
   td.error { background: rgba(140, 40, 160, 0.35); }
   .legend span { display: inline-block; padding: 0 6px; margin-right: 6px; }
   .note { font-style: italic; }
+  .offers li { white-space: normal; }
 </style>
 </head>
 <body>
@@ -166,14 +221,25 @@ ${note}
 <tbody>
 ${rows}
 </tbody>
-</table>
+</table>${offersHtml}
 <script nonce="${options.nonce}">
   const vscode = acquireVsCodeApi();
-  for (const td of document.querySelectorAll("td[data-row]")) {
-    const open = () => vscode.postMessage({ row: Number(td.dataset.row), col: Number(td.dataset.col) });
-    td.addEventListener("click", open);
-    td.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
-  }
+  const titles = ${titlesJson};
+  const cellOf = (e) => (e.target instanceof Element ? e.target.closest("td[data-k]") : null);
+  const body = document.querySelector("tbody");
+  body.addEventListener("mouseover", (e) => {
+    const td = cellOf(e);
+    if (td && !td.title) td.title = titles[Number(td.dataset.k)] ?? "";
+  });
+  const open = (td) => vscode.postMessage({ row: td.parentElement.rowIndex - 1, col: td.cellIndex - 1 });
+  body.addEventListener("click", (e) => {
+    const td = cellOf(e);
+    if (td && td.hasAttribute("tabindex")) open(td);
+  });
+  body.addEventListener("keydown", (e) => {
+    const td = cellOf(e);
+    if (td && td.hasAttribute("tabindex") && e.key === "Enter") open(td);
+  });
 </script>
 </body>
 </html>

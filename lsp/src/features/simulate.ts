@@ -2,13 +2,15 @@
  * The custom requests that simulate calls: `qubes/evaluate`, `qubes/explain`,
  * `qubes/systemModel` and `qubes/decisionTable`.
  */
-import type { CancellationToken, Location } from "vscode-languageserver";
+import type { CancellationToken } from "vscode-languageserver";
 import {
-  decisionTable,
+  compactGrid,
   describeRule,
   evaluateRequest,
   explainRequest,
   makeRequest,
+  snapshotGridBuilder,
+  snapshotRulePaths,
   STANDARD_SERVICES,
   summarizeSystem,
   type PolicyDocument,
@@ -132,35 +134,21 @@ export const simulateFeature: ServerFeature = {
         if (!project) return null;
         const snapshot = await ctx.analysed(project, token);
         const sys = ctx.systemOrEmpty();
-        // The rows and columns (the defaults resolved without deciding anything).
-        const sources = decisionTable(snapshot, service, argument, sys, { ...(sourcesParam ? { sources: sourcesParam } : {}), targets: [] }).sources;
-        const targets = decisionTable(snapshot, service, argument, sys, { sources: [], ...(targetsParam ? { targets: targetsParam } : {}) }).targets;
-        const locations = new Map<string, Location | undefined>();
-        const locate = (rule: { file: string; line: number | null }) => {
-          const key = `${rule.file}\0${rule.line}`;
-          if (!locations.has(key)) locations.set(key, ctx.ruleLocation(project, snapshot, rule));
-          return locations.get(key);
-        };
         // Row by row, yielding between slices: a large table never blocks other messages, and a cancel stops it.
-        const cells: DecisionTableResult["cells"] = [];
+        const builder = snapshotGridBuilder(snapshot, service, argument, sys, { ...(sourcesParam ? { sources: sourcesParam } : {}), ...(targetsParam ? { targets: targetsParam } : {}) });
         const pace = ctx.slicer(token);
-        for (const source of sources) {
-          await pace();
-          const row = decisionTable(snapshot, service, argument, sys, { sources: [source], targets }).cells[0] ?? [];
-          cells.push(
-            row.map((cell) => {
-              const { rule, ...rest } = cell;
-              if (!rule) return rest;
-              const location = locate(rule);
-              return { ...rest, rule: { file: rule.file, line: rule.line, ...(location ? { location } : {}) } };
-            }),
-          );
-        }
+        do await pace();
+        while (builder.next());
+        const table = compactGrid(builder.grid, snapshotRulePaths(snapshot));
+        const rules = table.rules.map((rule) => {
+          const location = ctx.ruleLocation(project, snapshot, rule);
+          return { file: rule.file, line: rule.line, ...(location ? { location } : {}) };
+        });
         throwIfCancelled(token);
         // The names of the table's rows and columns that are not qubes (a source `@` is never checked).
         const named = [...(sourcesParam ?? []).map((source) => ({ service, argument, source, target: "" })), ...(targetsParam ?? []).map((target) => ({ service, argument, source: "@", target }))];
         const note = noteWithWarnings(ctx.noSystemNote(), named, ctx.system);
-        return { service, argument, sources, targets, systemSource: ctx.systemSource, ...(note ? { note } : {}), cells };
+        return { version: 2, service, argument, sources: table.sources, targets: table.targets, systemSource: ctx.systemSource, ...(note ? { note } : {}), offers: table.offers, rules, kinds: table.kinds, cells: table.cells };
       },
     },
   ],

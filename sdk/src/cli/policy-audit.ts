@@ -16,14 +16,16 @@ import {
   decisionToJson,
   cellText,
   changeItems,
-  decisionMatrix,
+  decisionGrid,
+  gridDecision,
+  requestSpace,
+  type DecisionGrid,
   diffPolicies,
   isDenied,
   whatCan,
   whoCan,
   queryCallProblem,
   queryNameProblem,
-  type DecisionMatrix,
   type QueryRow,
   expandChanges,
   groupChanges,
@@ -738,8 +740,12 @@ refusal by the engine).
 options:
 ${QUERY_COMMON}
   --format F            text (default), csv, markdown, html (a self-contained page,
-                        qubes coloured by their label), or json (decisions as
-                        \`qkit policy eval --json\` prints them, cells[source][target]: a row per source)
+                        qubes coloured by their label), json (compact, "version": 2: each
+                        distinct decision once, as \`qkit policy eval --json\` prints it but
+                        with "offer" for "targets_for_ask" and no "intended_target" where it
+                        is the cell's column; cells[source][target] is an index into
+                        "decisions"), or json-cells (version 1: every cell's whole decision,
+                        very large on a large system)
   --json                the same as --format json
   --targets A,B,...     only these columns
   --sources A,B,...     only these rows
@@ -872,7 +878,10 @@ function isQube(system: SystemInfo, q: string): boolean {
   return !name.startsWith("@") && system.domains.has(name);
 }
 
-function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string, labels: LabelTable): string {
+/** Offered targets a tooltip names; longer offer lists are listed once below the table. */
+const TIP_OFFERS = 12;
+
+function htmlTable(t: DecisionGrid, system: SystemInfo, title: string, labels: LabelTable): string {
   const e = (s: string) => xml(s);
   const unknown = new Set<string>();
   const qubeCell = (tag: "th", q: string, scope: string) => {
@@ -882,17 +891,34 @@ function htmlTable(t: DecisionMatrix, system: SystemInfo, title: string, labels:
     const swatch = c ? `<span class="label" style="background:${c}"></span>` : isQube(system, q) ? '<span class="label unknown" title="label colour unknown"></span>' : "";
     return `<${tag} scope="${scope}"${scope === "col" ? ' class="col"' : ""}>${swatch}<span>${e(q)}</span></${tag}>`;
   };
+  // Each distinct decision's class and tooltip once (a long offer list by its number in the list below the table).
+  const listed = new Set<number>();
+  const attrs = new Map<number, string>();
+  const attrsOf = (k: number): string => {
+    let a = attrs.get(k);
+    if (a !== undefined) return a;
+    const d = t.decisions[k]!;
+    const cls = isDenied(d) ? "deny" : d.ok ? d.action : "deny";
+    const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.message;
+    let tip = rule;
+    if (d.ok && d.action === "ask") {
+      const offers = d.targetsForAsk;
+      const o = t.offerOf[k]!;
+      if (offers.length > TIP_OFFERS) listed.add(o);
+      tip = `${rule}; offers ${offers.length > TIP_OFFERS ? `${offers.length} targets (list ${o + 1} below): ${offers.slice(0, TIP_OFFERS).join(", ")}, …` : offers.join(", ")}`;
+    }
+    a = `class="${cls}" title="${e(tip)}"`;
+    attrs.set(k, a);
+    return a;
+  };
   const rows = t.sources.map((s, i) => {
-    const cells = t.targets.map((target, j) => {
-      const d = t.cells[i]![j]!;
-      const text = cellText(d, target);
-      const cls = isDenied(d) ? "deny" : d.ok ? d.action : "deny";
-      const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.message;
-      const tip = d.ok && d.action === "ask" ? `${rule}; offers ${d.targetsForAsk.join(", ")}` : rule;
-      return `<td class="${cls}" title="${e(tip)}">${e(text)}</td>`;
-    });
-    return `<tr>${qubeCell("th", s, "row")}${cells.join("")}</tr>`;
+    const row = t.cells[i]!;
+    let cells = "";
+    for (let j = 0; j < t.targets.length; j++) cells += `<td ${attrsOf(row[j]!)}>${e(cellText(t.decisions[row[j]!]!, t.targets[j]!))}</td>`;
+    return `<tr>${qubeCell("th", s, "row")}${cells}</tr>`;
   });
+  const offerLists = [...listed].sort((x, y) => x - y).map((o) => `<li value="${o + 1}">${t.offers[o]!.map(e).join(", ")}</li>`);
+  const offersNote = offerLists.length ? `\n<h2>Offer lists</h2>\n<ol class="offers">\n${offerLists.join("\n")}\n</ol>` : "";
   const head = t.targets.map((q) => qubeCell("th", q, "col")).join("");
   const unknownNote = unknown.size
     ? `\n<p class="unknown-note">Label colour unknown (the system model gives no label colour, standard label name or icon) for: ${[...unknown].sort().map(e).join(", ")}; they are marked with an empty box.</p>`
@@ -924,16 +950,77 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
 ${rows.join("\n")}
 </tbody>
 </table>
-<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>${unknownNote}
+<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>${unknownNote}${offersNote}
 </body>
 </html>
 `;
 }
 
+/**
+ * `--format json` (version 2): each distinct decision once, as `qkit policy
+ * eval --json` prints it but with `offer` (an index into `offers`) for
+ * `targets_for_ask`, and without `intended_target` where that is the cell's
+ * column; `cells[i][j]` is an index into `decisions`.
+ */
+function compactTableJson(t: DecisionGrid): string {
+  const texts: string[] = [];
+  const ids = new Map<string, number>();
+  // Per grid decision: its entry when the intended target is its column (odd) or not (even).
+  const memo = new Map<number, number>();
+  const cells = t.cells.map((row) => {
+    const out = new Array<number>(row.length);
+    for (let j = 0; j < row.length; j++) {
+      const k = row[j]!;
+      const d = t.decisions[k]!;
+      const column = t.targets[j]!;
+      const own = t.relative[k] === true || d.intendedTarget === column;
+      const mk = k * 2 + (own ? 1 : 0);
+      let id = memo.get(mk);
+      if (id === undefined) {
+        const json = decisionToJson(d);
+        if (own) delete json["intended_target"];
+        if ("targets_for_ask" in json) {
+          delete json["targets_for_ask"];
+          json["offer"] = t.offerOf[k];
+        }
+        const text = JSON.stringify(json);
+        id = ids.get(text);
+        if (id === undefined) {
+          ids.set(text, (id = texts.length));
+          texts.push(text);
+        }
+        memo.set(mk, id);
+      }
+      out[j] = id;
+    }
+    return `[${out.join(",")}]`;
+  });
+  const head = JSON.stringify({ version: 2, service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, offers: t.offers }).slice(0, -1);
+  return `${head},"decisions":[${texts.join(",")}],"cells":[${cells.join(",")}]}`;
+}
+
+/** `--format json-cells` (version 1): every cell's whole decision (each distinct decision encoded once per column at most). */
+function expandedTableJson(t: DecisionGrid): string {
+  const texts = new Map<number, string>();
+  const rows = t.cells.map((row, i) => {
+    const parts = new Array<string>(row.length);
+    for (let j = 0; j < row.length; j++) {
+      const k = row[j]!;
+      const mk = t.relative[k] ? t.decisions.length + k * row.length + j : k;
+      let text = texts.get(mk);
+      if (text === undefined) texts.set(mk, (text = JSON.stringify(decisionToJson(gridDecision(t, i, j)))));
+      parts[j] = text;
+    }
+    return `[${parts.join(",")}]`;
+  });
+  const head = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets }).slice(0, -1);
+  return `${head},"cells":[${rows.join(",")}]}`;
+}
+
 async function runTable(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { ...QUERY_OPTIONS, format: "value", targets: "value", sources: "value", output: "value" });
   if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
-  const format = formatOption(a, ["text", "csv", "markdown", "html", "json"]);
+  const format = formatOption(a, ["text", "csv", "markdown", "html", "json", "json-cells"]);
   if (a.flags.has("all")) throw new UsageError("`--all` is for who-can and what-can: the table always shows every decision, denials included");
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
@@ -948,18 +1035,19 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   const sources = list("sources");
   for (const s of sources ?? []) checkName(policy, system, s, "source", "--sources");
   for (const t of targets ?? []) checkName(policy, system, t, "target", "--targets");
-  const t = decisionMatrix(policy, system, call.service, call.argument, { ...(targets ? { targets } : {}), ...(sources ? { sources } : {}) });
-  const grid = t.sources.map((s, i) => [s, ...t.targets.map((target, j) => cellText(t.cells[i]![j]!, target))]);
+  const space = requestSpace([policy], system);
+  const t = decisionGrid(policy, call.service, call.argument, system, { sources: sources ?? space.qubes, targets: targets ?? space.targets });
   const head = ["source \\ target", ...t.targets];
+  const grid = () => t.sources.map((s, i) => [s, ...t.targets.map((target, j) => cellText(t.decisions[t.cells[i]![j]!]!, target))]);
   let out: string;
-  if (format === "csv") out = [head, ...grid].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
-  else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid.map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
+  if (format === "csv") out = [head, ...grid()].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
+  else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid().map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
   else if (format === "html") {
     const { STANDARD_LABEL_COLOURS, labelOfIcon } = await import("../apply/future.js");
     out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
-  }
-  else if (format === "json") out = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, cells: t.cells.map((row) => row.map((d) => decisionToJson(d))) }) + "\n";
-  else out = columns([head.map((h) => h), ...grid.map((r) => [...r, ""])]);
+  } else if (format === "json") out = compactTableJson(t) + "\n";
+  else if (format === "json-cells") out = expandedTableJson(t) + "\n";
+  else out = columns([head.map((h) => h), ...grid().map((r) => [...r, ""])]);
   return writeOutput(io, "policy table", a.values.get("output"), out) ? 0 : 2;
 }
 

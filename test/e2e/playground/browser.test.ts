@@ -2,7 +2,7 @@
  * The web playground in a real browser: Debian's Chromium driven by playwright-core opens
  * the built page (served on localhost by `playground/build.mjs`), where our language server
  * runs in a web worker. A user types a rule with a typo, sees the diagnostic, fixes it with
- * completion, formats, simulates a call, draws the decision table, and opens the shared
+ * completion, formats, simulates a call, draws the decision table, adds a rule for a call, and opens the shared
  * link in a new page.
  *
  * Chromium is a system package (`apt-get install -y chromium`, which `.ci/run` does). In CI
@@ -196,7 +196,7 @@ describe("the web playground in Chromium", () => {
         },
         [source, target],
       );
-    expect(await cell("vault", "personal")).toBe("allow → personal");
+    expect(await cell("vault", "personal")).toBe("allow");
     expect(await cell("vault", "work")).toBe("deny");
     expect(await cell("work", "vault")).toBe("ask → vault");
 
@@ -213,6 +213,17 @@ describe("the web playground in Chromium", () => {
     await second.click("#sim-run");
     await expect.poll(() => second.getAttribute("#sim-decision", "data-action"), { timeout: 30_000 }).toBe("allow");
     await second.close();
+
+    // "Add a rule for this call": vault → work is denied; the button adds a rule that allows it, in the editor.
+    await page.fill("#sim-target", "work");
+    await page.click("#sim-run");
+    await expect.poll(() => page.getAttribute("#sim-decision", "data-action"), { timeout: 30_000 }).toBe("deny");
+    await page.locator("#sim-result button[data-add-rule]", { hasText: "add a rule: allow this call" }).click();
+    await expect.poll(() => page.textContent("#add-rule-result"), { timeout: 30_000 }).toMatch(/^added qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow.* to 30-user\.policy:\d+$/);
+    await expect.poll(() => page.getAttribute("#sim-decision", "data-action"), { timeout: 30_000 }).toBe("allow");
+    const policyText = (await shared(page)).state.files.find((f) => f.name === "30-user.policy")!.text;
+    expect(policyText).toMatch(/^qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow/m);
+    expect(policyText.split("\n").filter((l) => /^qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow/.test(l))).toHaveLength(1);
     await page.close();
 
     expect(pageErrors).toEqual([]);

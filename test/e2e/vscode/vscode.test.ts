@@ -5,7 +5,8 @@
  * chosen in its `.vscode/settings.json`, and a Java `.policy` file that is not ours.
  * The test checks, through the UI only: the language of policy and non-policy files, the
  * Problems panel, completion, hover, a quick fix, "Simulate a call" (quick picks, the read-only
- * explanation and the decision notification), the decision table webview, and the
+ * explanation and the decision notification), "Add a rule for this call" from that
+ * notification, the decision table webview, and the
  * notification that says why the system model did not load.
  *
  * code-server and Chromium are installed outside the repository's dependencies
@@ -199,6 +200,38 @@ describe("VS Code (code-server 4.100.3) with the packaged extension", { timeout:
       await s.page.keyboard.type("xyz");
       expect(await activeEditorText(s.page)).not.toContain("xyz");
       await s.page.locator(".monaco-editor-overlaymessage", { hasText: /read-only/i }).first().waitFor({ timeout: 10_000 });
+    }));
+
+  it("Add a rule for this call: after a simulation, picks what the rule does and adds it to the policy", (ctx) =>
+    step(ctx, async (s) => {
+      await openFile(s.page, "30-user.policy");
+      await runCommand(s.page, "Qubes: Simulate a call");
+      await answerQuickPick(s.page, "service", "qubes.Filecopy");
+      await answerQuickPick(s.page, "calling qube", "work");
+      await answerQuickPick(s.page, "target", "vault");
+      // `@anyvm vault deny` decides it; the notification offers to add a rule.
+      const toast = s.page.locator(".notifications-toasts .notification-toast", { hasText: "deny: denied by policy" });
+      await toast.first().waitFor({ timeout: 60_000 });
+      await toast.first().locator(".monaco-button", { hasText: "Add a rule for this call" }).first().click();
+      await answerQuickPick(s.page, "Add a rule for qubes.Filecopy from work to vault", "add a rule: allow this call");
+      await eventually(() => toasts(s), (t) => t.some((m) => /^Qubes: added `qubes\.Filecopy\s+[*+]\s+work\s+vault\s+allow/.test(m)), "the rule-added notification");
+      // The server's edit is applied to 30-user.policy (opened at the new rule), before the rule that denied the call.
+      const text = await eventually(() => activeEditorText(s.page), (t) => /qubes\.Filecopy\s+[*+]\s+work\s+vault\s+allow/.test(t), "the new rule in the editor");
+      const lines = text.split("\n");
+      const added = lines.findIndex((l) => /qubes\.Filecopy\s+[*+]\s+work\s+vault\s+allow/.test(l));
+      const denying = lines.findIndex((l) => /qubes\.Filecopy\s+\*\s+@anyvm\s+vault\s+deny/.test(l));
+      expect(added).toBeGreaterThanOrEqual(0);
+      expect(added).toBeLessThan(denying);
+      // Simulated again, the call is allowed by the new rule.
+      await runCommand(s.page, "Qubes: Simulate a call");
+      await answerQuickPick(s.page, "service", "qubes.Filecopy");
+      await answerQuickPick(s.page, "calling qube", "work");
+      await answerQuickPick(s.page, "target", "vault");
+      await eventually(() => toasts(s), (t) => t.some((m) => m.startsWith("allow: call goes to vault")), "the new decision");
+      // Leave the policy as the other steps expect it.
+      await openFile(s.page, "30-user.policy");
+      await s.page.keyboard.press("Control+Z");
+      await eventually(() => activeEditorText(s.page), (t) => !/work\s+vault\s+allow/.test(t), "the undone edit");
     }));
 
   it("Show decision table: renders the service's table in a webview", (ctx) =>
