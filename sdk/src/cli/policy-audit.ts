@@ -53,7 +53,7 @@ import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, malformedQube, renderExplanation } from "./policy.js";
 import { formatOption, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
-import type { ConnectionInfo } from "./connect.js";
+import { InputFailure, live, liveClients } from "./live.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -116,44 +116,7 @@ function checkedSystem(raw: unknown, what: string): SystemInfo {
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
 
-/**
- * An input the commands cannot use: the live system or policy cannot be read
- * (qubesd unreachable, a refused call; the connection's wording and what to
- * do), or a system model with no qubes or a malformed qube. One line with a
- * stable code; the commands exit 2 (exit 1 is an answer: "decisions changed").
- */
-export class InputFailure extends Error {
-  override name = "InputFailure";
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The Admin API and policy admin clients for the connection options, with the record messages name the socket by. */
-async function liveClients(a: ParsedArgs, io: CliIO): Promise<{ qubes: import("../qubes.js").Qubes; policy: import("../policy-admin.js").PolicyAdmin; conn: ConnectionInfo }> {
-  const { connect } = await import("./connect.js");
-  const flags = new Map<string, string | true>();
-  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const conn = {} as ConnectionInfo;
-  return { ...connect(flags, { env: io.env, cwd: io.cwd }, conn), conn };
-}
-
-/** Runs a read of the live system, turning a Qubes failure into a {@link InputFailure}. */
-async function live<T>(conn: ConnectionInfo, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (e) {
-    // One line with what to do (the connection's wording), not the transport's raw text.
-    const { describeFailure } = await import("./failure.js");
-    const f = describeFailure(e, conn.via === undefined ? undefined : conn);
-    if (f) throw new InputFailure(f.message, f.code);
-    throw e;
-  }
-}
+export { InputFailure };
 
 /** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
 async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {

@@ -91,7 +91,7 @@ options:
 connection (for \`--system live\`):
   --socket PATH       qubesd socket (default $QUBESD_SOCKET or /var/run/qubesd.sock)
   --qrexec            call the Admin API through qrexec-client-vm (from a management qube)
-  --timeout SECONDS   give up on a call after this long
+  --timeout MS        give up on a call after this many milliseconds (default 120000, 0 = none)
 
 A PATH of \`-\` reads one file from standard input.
 
@@ -101,13 +101,11 @@ with --strict), 2 usage error
 
 /** The live system model (the Admin API client loads only here). */
 async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
-  const { connect } = await import("./connect.js");
+  // The audit commands' reader: a failure is one line with its code ([connect-failed], [timeout]), exit 2.
+  const { live, liveClients } = await import("./live.js");
   const { systemInfo } = await import("../system-info.js");
-  const flags = new Map<string, string | true>();
-  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const { qubes } = connect(flags, io.env);
-  return prepareSystemInfo(await systemInfo(qubes, { services: true }));
+  const { qubes, conn } = await liveClients(a, io);
+  return prepareSystemInfo(await live(conn, () => systemInfo(qubes, { services: true })));
 }
 
 /** Standard input as text. */
