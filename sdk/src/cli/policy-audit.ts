@@ -461,7 +461,15 @@ function coverageJson(covs: Covered, cwd: string): { covered: number; total: num
       path: shownPath(c.mounted, f.path, cwd),
       covered: f.covered,
       total: f.total,
-      rules: f.rules.map((r) => ({ line: r.rule.origin.line, action: r.rule.action, decided: r.decided, contributed: r.contributed, covered: r.decided + r.contributed > 0 })),
+      // One entry per rule line; a line loaded more than once (its file included twice) adds `copies`, each with its include chain.
+      rules: f.rules.map((r) => ({
+        line: r.rule.origin.line,
+        action: r.rule.action,
+        decided: r.decided,
+        contributed: r.contributed,
+        covered: r.decided + r.contributed > 0,
+        ...(r.copies ? { copies: r.copies.map((c) => ({ via: c.rule.via.map((v) => `${v.file}:${v.line ?? "None"}`), decided: c.decided, contributed: c.contributed })) } : {}),
+      })),
     })),
   }));
   const covered = covs.reduce((n, c) => n + c.coverage.covered, 0);
