@@ -57,7 +57,8 @@ every path (shortest first), each hop with every way data moves over it:
   qrexec    a call allowed (or asked: "the user must confirm") by the policy,
             with its deciding rule; the service's direction of data comes
             from a catalogue (qubes.Filecopy caller → target, qubes.Gpg both
-            ways, admin.* read-only calls target → caller, …; unknown
+            ways, admin.* control: changes both ways, read-only calls
+            target → caller, …; unknown
             services both ways; --services FILE adds entries)
   network   a qube and its netvm see each other's traffic; a qube whose
             firewall lets anything out reaches @network (the outside) through
