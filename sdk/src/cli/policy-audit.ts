@@ -559,7 +559,9 @@ export async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promi
   const colon = spec.indexOf(":");
   if (colon <= 0) throw new UsageError(`policy \`${spec}\` is not a directory, \`live\` or REV:PATH`);
   const rev = spec.slice(0, colon);
-  const dir = spec.slice(colon + 1).replace(/\/+$/, "");
+  // Trailing slashes go (`HEAD:policy.d/`), but `./` and `../` stay: git reads them as relative to the current directory.
+  const stripped = spec.slice(colon + 1).replace(/\/+$/, "");
+  const dir = stripped === "." || stripped === ".." || /\/\.\.?$/.test(stripped) ? stripped + "/" : stripped;
   const git = (args: string[]) => execFileSync("git", args, { cwd: io.cwd, maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "pipe"] });
   // Git resolves REV:PATH itself, as `git show` does: PATH from the top of the repository,
   // `./PATH` and `../PATH` from the current directory (and refused outside the repository).
