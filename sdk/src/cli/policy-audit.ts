@@ -54,6 +54,7 @@ import { describeDecision, malformedQube, renderExplanation } from "./policy.js"
 import { formatOption, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import { InputFailure, live, liveClients } from "./live.js";
+import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -332,7 +333,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     }
     for (const c of parsed.cases) {
       if ("error" in entry.loaded) {
-        run.results.push({ case: c, error: `the policy does not load, so the daemon denies every call: ${entry.loaded.error.message}` });
+        run.results.push({ case: c, error: policyLoadMessage(entry.shown, entry.loaded.error) });
         continue;
       }
       const result = runExpectation(entry.loaded.policy, system, c.expectation);
@@ -370,7 +371,7 @@ function textReport(runs: FileRun[], total: number, failed: number, broken: numb
       const call = shownText(expectationCall(x.case.expectation));
       for (const p of x.result?.problems ?? []) out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(p.message, 500)} [${p.code}]`);
       if (x.error !== undefined) {
-        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.error, 500)}`);
+        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.error, 500)} [${POLICY_DOES_NOT_LOAD}]`);
       } else if (x.result!.failure !== undefined) {
         out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.result!.failure, 500)}`);
         out.push(indent(escapeControls(renderExplanation(x.result!.explanation)), "    "));
@@ -432,7 +433,7 @@ function junit(runs: FileRun[]): string {
     for (const x of r.results) {
       const name = expectationCall(x.case.expectation) + " => " + expectationText(x.case.expectation);
       out.push(`    <testcase name="${xml(x.case.name === name ? name : x.case.name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
-      if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="policy-load-error"/>`);
+      if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="${POLICY_DOES_NOT_LOAD}"/>`);
       else if (x.result!.failure !== undefined) {
         const names = (x.result!.problems ?? []).map((p) => `${p.message} [${p.code}]\n`).join("");
         out.push(`      <failure message="${xml(x.result!.failure)}" type="wrong-decision">${xml(names + renderExplanation(x.result!.explanation))}</failure>`);
@@ -601,8 +602,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
     const input = await policyInput(spec, a, io);
     const r = loadPolicy(input.fs);
     if (!r.ok) {
-      io.stderr.write(`qkit policy diff: the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message} [policy-does-not-load]\n`);
-      return 2;
+      throw new InputFailure(policyLoadMessage(input.label, r.error), POLICY_DOES_NOT_LOAD);
     }
     loaded.push(r.policy);
   }
@@ -732,7 +732,7 @@ async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: Comp
   const system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
   const input = await policyInput(dir, a, io);
   const r = loadPolicy(input.fs);
-  if (!r.ok) throw new UsageError(`the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message}`);
+  if (!r.ok) throw new InputFailure(policyLoadMessage(input.label, r.error), POLICY_DOES_NOT_LOAD);
   return { policy: r.policy, system };
 }
 
