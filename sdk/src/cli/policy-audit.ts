@@ -430,9 +430,17 @@ function junit(runs: FileRun[]): string {
       out.push(`      <error message="${xml(r.problems[0]!.message)}" type="${xml(r.problems[0]!.code)}">${xml(r.problems.map((p) => `${r.file}:${p.line}: ${p.message}`).join("\n"))}</error>`);
       out.push("    </testcase>");
     }
+    // Test names are unique within a file (CI services merge test cases of the same name): a name that
+    // two entries share (two map-form tests of the same call) gets its line, `NAME (line N)`.
+    const nameOf = (x: FileRun["results"][number]) => {
+      const text = expectationCall(x.case.expectation) + " => " + expectationText(x.case.expectation);
+      return x.case.name === text ? text : x.case.name;
+    };
+    const counts = new Map<string, number>();
+    for (const x of r.results) counts.set(nameOf(x), (counts.get(nameOf(x)) ?? 0) + 1);
     for (const x of r.results) {
-      const name = expectationCall(x.case.expectation) + " => " + expectationText(x.case.expectation);
-      out.push(`    <testcase name="${xml(x.case.name === name ? name : x.case.name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
+      const name = counts.get(nameOf(x))! > 1 ? `${nameOf(x)} (line ${x.case.line})` : nameOf(x);
+      out.push(`    <testcase name="${xml(name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
       if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="${POLICY_DOES_NOT_LOAD}"/>`);
       else if (x.result!.failure !== undefined) {
         const names = (x.result!.problems ?? []).map((p) => `${p.message} [${p.code}]\n`).join("");
