@@ -65,7 +65,9 @@ const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } a
 /** A policy directory mounted at `/etc/qubes/policy.d`. */
 interface Mounted {
   dir: string;
-  fs: ReturnType<typeof createNodePolicyFileSystem>;
+  fs: PolicyFileSystem;
+  /** A policy that is no directory here (`live`, REV:PATH): its files are shown as `SPEC/FILE` (`live`: their real paths). */
+  spec?: string;
 }
 
 function mount(dir: string, cwd: string, what = "policy directory"): Mounted {
@@ -76,6 +78,7 @@ function mount(dir: string, cwd: string, what = "policy directory"): Mounted {
 
 /** The real path of a virtual path of a mounted policy, relative to `cwd` when below it. */
 function shownPath(m: Mounted, virtual: string, cwd: string): string {
+  if (m.spec !== undefined) return m.spec === "live" || !virtual.startsWith(POLICY_DIR + "/") ? virtual : `${m.spec.replace(/\/+$/, "")}/${virtual.slice(POLICY_DIR.length + 1)}`;
   const real = virtual === POLICY_DIR ? m.dir : virtual.startsWith(POLICY_DIR + "/") ? path.join(m.dir, virtual.slice(POLICY_DIR.length + 1)) : virtual;
   const rel = path.relative(cwd, real);
   return rel && !rel.startsWith("..") ? rel : real;
@@ -177,7 +180,9 @@ A refusal by the engine counts as deny. Failures are printed with the
 explanation of the actual decision (as \`qkit policy explain\` prints it).
 
 options:
-  --policy-dir DIR        use this policy directory for every file (overrides \`policy:\`)
+  --policy-dir DIR|live|REV:PATH
+                          use this policy for every file (overrides \`policy:\`): a directory,
+                          the live policy, or a directory of a git revision (as \`qkit policy diff\`)
   --system FILE|live      use this system model for every file (overrides \`system:\`)
   --format text|junit|json  output format (default text); junit is JUnit XML, json one object
   --json                  the same as --format json
@@ -287,7 +292,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const parsed = parsePolicyTestFile(text);
     run.problems.push(...parsed.problems);
     const base = path.dirname(abs);
-    const dirSpec = overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
+    // --policy-dir takes what the other auditor commands take: a directory, `live`, or REV:PATH of a git revision.
+    const overrideNotDir = overrideDir !== undefined && (overrideDir === "live" || (!existsSync(path.resolve(io.cwd, overrideDir)) && overrideDir.indexOf(":") > 0));
+    const dirSpec = overrideNotDir ? `\0${overrideDir}` : overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
     const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
     if (run.problems.length) continue;
     if (dirSpec === undefined) run.problems.push({ line: 1, code: "no-policy", message: "no policy directory: add `policy: DIR` or pass --policy-dir" });
@@ -301,11 +308,21 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     let entry = policies.get(dirSpec);
     if (!entry) {
       let mounted: Mounted;
-      if (!existsSync(dirSpec) || !statSync(dirSpec).isDirectory()) {
+      if (overrideNotDir) {
+        // Read once for every file; a failure to reach qubesd or git stops the run (exit 2).
+        const input = await policyInput(overrideDir!, a, io);
+        mounted = { dir: POLICY_DIR, fs: input.fs, spec: overrideDir! };
+        const loaded = loadDir(mounted);
+        entry = { mounted, shown: overrideDir!, loaded };
+        if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
+        policies.set(dirSpec, entry);
+      } else if (!existsSync(dirSpec) || !statSync(dirSpec).isDirectory()) {
         run.problems.push({ line: dirLine, code: "no-policy", message: `the policy directory ${dirWritten} is not a directory` });
         continue;
       }
-      mounted = mount(dirSpec, io.cwd);
+    }
+    if (!entry) {
+      const mounted = mount(dirSpec, io.cwd);
       const loaded = loadDir(mounted);
       // The directory as given: an absolute path as written, a relative one from the current directory.
       const written = overrideDir ?? parsed.policy!;
