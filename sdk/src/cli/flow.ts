@@ -334,7 +334,12 @@ options:
   --all                    list every call, not only the different ones
 
 ${CONNECTION_USAGE}
-exit status: 0 every call decided as before, 1 some differ, 2 errors
+An empty journal (no lines, or only journalctl's \`-- No entries --\`) is
+an answer: nothing to replay, exit 0. A journal with lines but no logged call
+(another unit's log, or not a journal) is an error: [no-logged-calls], exit 2.
+
+exit status: 0 every call decided as before (or an empty journal), 1 some differ,
+2 errors (no logged call in a journal with lines: [no-logged-calls])
 `;
 
 async function readJournal(file: string, io: CliIO): Promise<string> {
@@ -350,14 +355,34 @@ async function readJournal(file: string, io: CliIO): Promise<string> {
   }
 }
 
+/**
+ * A journal from which no logged call was read is an error (`no-logged-calls`,
+ * exit 2: a wrong file, a wrong unit, or bytes that are no journal would
+ * otherwise pass as "every call decided as before"), unless it is empty: no
+ * lines but blank ones and journalctl's own \`-- ...\` markers (\`-- No entries --\`),
+ * which is an answer (nothing was logged; exit 0).
+ */
+function noCallsRead(file: string, text: string, parsed: ReturnType<typeof parseQrexecJournal>): void {
+  if (parsed.calls.length > 0) return;
+  const lines = text.split(/\r\n|\n|\r/).filter((l) => l.trim() !== "" && !l.startsWith("-- "));
+  if (lines.length === 0) return;
+  const m = parsed.malformed.length;
+  const why = m ? `${m} line${m === 1 ? " looks" : "s look"} like the policy daemon's but cannot be read (line ${parsed.malformed[0]!.line}: ${parsed.malformed[0]!.reason})` : `none of its ${lines.length} line${lines.length === 1 ? " is" : "s is"} a line of the qrexec policy daemon`;
+  throw new InputError(
+    `no logged call in \`${journalText(file)}\`: ${why}; give what \`journalctl -u qubes-qrexec-policy-daemon\` prints (short, short-iso, short-precise, cat or json)`,
+    "no-logged-calls",
+  );
+}
+
 async function runReplay(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { "policy-dir": "value", system: "value", json: true, all: true, ...CONNECTION_OPTIONS });
   if (a.positionals.length !== 1) throw new UsageError("expected one JOURNAL file (or - for standard input)");
   return answering("policy replay", io, async () => {
     const text = await readJournal(a.positionals[0]!, io);
+    const parsed = parseQrexecJournal(text);
+    noCallsRead(a.positionals[0]!, text, parsed);
     const { system } = await readSystemInput(a.values.get("system"), a, io);
     const { policy, label } = await readPolicyInput(a.values.get("policy-dir"), a, io);
-    const parsed = parseQrexecJournal(text);
     const rows = replayCalls(policy, system, parsed.calls);
     const different = rows.filter((r) => r.verdict === "different");
     const asks = rows.filter((r) => r.verdict === "asks").length;
