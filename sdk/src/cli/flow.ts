@@ -42,6 +42,7 @@ import { CONNECTION_USAGE } from "./connect.js";
 import { osMessage } from "./text.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
 import { CANNOT_WRITE, cannotWriteMessage, formatOption } from "./output.js";
+import { withOutputOption } from "./audit-output.js";
 import type { WhatIfSystem } from "../apply/future.js";
 
 // ---------------------------------------------------------------------------
@@ -250,6 +251,7 @@ options:
   --json                 one document: {"request","before","suggestions":[{"edit","text","after"}],"tried"}
                          (decisions as \`qkit policy eval --json\` prints them)
   --rejected             also list the candidates that did not flip it, and why
+  --output FILE          write the answer there instead of standard output
 
 ${CONNECTION_USAGE}
 exit status: 0 some edit flips the decision, 1 none does, 2 errors
@@ -332,6 +334,7 @@ options:
                            as the daemon would)
   --json                   one document: {"calls","different":[...],"asks","same","malformed":[...],"ignored"}
   --all                    list every call, not only the different ones
+  --output FILE            write the answer there instead of standard output
 
 ${CONNECTION_USAGE}
 An empty journal (no lines, or only journalctl's \`-- No entries --\`) is
@@ -432,7 +435,7 @@ async function runReplay(args: string[], io: CliIO): Promise<number> {
 /** The commands of this module. */
 export const commands: Command[] = [
   { path: ["flow"], summary: "can data move from one qube to another (qrexec, network, devices)? every path, with its rules", usage: FLOW_USAGE, run: runFlow },
-  { path: ["policy", "flip"], summary: "the one-line policy edits that would change a call's decision, each re-decided", usage: FLIP_USAGE, run: runFlip },
-  { path: ["policy", "replay"], summary: "logged qrexec calls (the policy daemon's journal) a draft policy decides differently", usage: REPLAY_USAGE, run: runReplay },
+  { path: ["policy", "flip"], summary: "the one-line policy edits that would change a call's decision, each re-decided", usage: FLIP_USAGE, run: withOutputOption("policy flip", runFlip) },
+  { path: ["policy", "replay"], summary: "logged qrexec calls (the policy daemon's journal) a draft policy decides differently", usage: REPLAY_USAGE, run: withOutputOption("policy replay", runReplay) },
 ];
 

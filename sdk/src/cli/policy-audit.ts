@@ -55,6 +55,7 @@ import { formatOption, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import { InputFailure, live, liveClients } from "./live.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
+import { OUTPUT_USAGE, withOutputOption } from "./audit-output.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -560,6 +561,7 @@ options:
                       the \`*\` representatives are the service \`qkit.OtherService\` (a name no
                       rule matches but \`*\`) and the argument \`+\` (the empty argument, or
                       \`+qkit-other-argument\` where a rule names \`+\`)
+${OUTPUT_USAGE}
 
 ${CONNECTION_USAGE}
 exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load,
@@ -700,6 +702,7 @@ ${QUERY_COMMON}
   --all                 list denied calls too
   --json                one JSON object a line: {"service","argument","source","target","decision"}
                         (decision as \`qkit policy eval --json\` prints it)
+${OUTPUT_USAGE}
 
 ${CONNECTION_USAGE}
 exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
@@ -719,6 +722,7 @@ ${QUERY_COMMON}
                         a concrete request that \`qkit policy eval --requests\` replays (\`*\` is
                         decided as the service \`qkit.OtherService\` and the argument \`+\`, or
                         \`+qkit-other-argument\` where a rule names \`+\`)
+${OUTPUT_USAGE}
 
 ${CONNECTION_USAGE}
 exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
@@ -962,9 +966,9 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
 }
 
 export const commands: Command[] = [
-  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: (args, io) => audited("who-can", io, () => runWhoCan(args, io)) },
-  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: (args, io) => audited("what-can", io, () => runWhatCan(args, io)) },
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: withOutputOption("policy who-can", (args, io) => audited("who-can", io, () => runWhoCan(args, io))) },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: withOutputOption("policy what-can", (args, io) => audited("what-can", io, () => runWhatCan(args, io))) },
   { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: (args, io) => audited("table", io, () => runTable(args, io)) },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: (args, io) => audited("test", io, () => runTest(args, io)) },
-  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: (args, io) => audited("diff", io, () => runDiff(args, io)) },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: withOutputOption("policy diff", (args, io) => audited("diff", io, () => runDiff(args, io))) },
 ];
