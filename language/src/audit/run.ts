@@ -13,6 +13,7 @@ import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { Expectation } from "../template/model.js";
 import { checkExpectation } from "./expect.js";
 import { closest } from "../services/util.js";
+import { pyTruthy } from "../syntax/python.js";
 
 /** The outcome of one test call. */
 export interface ExpectationOutcome {
@@ -51,8 +52,23 @@ const namedServices = new WeakMap<CompiledPolicy, Set<string>>();
  * to none is a legitimate test of the `*` rules). Never throws.
  */
 export function expectationNameProblems(policy: CompiledPolicy, system: SystemInfo, e: Expectation): ExpectationNameProblem[] {
+  return callNameProblems(policy, system, e);
+}
+
+/**
+ * The names of a call (`qkit policy test`'s calls, `qkit policy flip`'s) that
+ * the daemon would not see as written: see {@link expectationNameProblems};
+ * also a target `@dispvm:X` whose X is not a qube of the system (the engine
+ * refuses it before reading the policy). Never throws.
+ */
+export function callNameProblems(policy: CompiledPolicy, system: SystemInfo, e: { service: string; source: string; target: string }): ExpectationNameProblem[] {
   const out: ExpectationNameProblem[] = [];
   const qubes = () => [...system.domains.keys()].filter((k) => !k.startsWith("uuid:"));
+  const dispvmOf = e.target.startsWith("@dispvm:") ? e.target.slice("@dispvm:".length) : undefined;
+  if (dispvmOf !== undefined && dispvmOf !== "" && !dispvmOf.startsWith("@") && !system.domains.has(dispvmOf)) {
+    const templates = qubes().filter((q) => pyTruthy((system.domains.get(q) as Record<string, unknown> | undefined)?.["template_for_dispvms"]));
+    out.push({ code: "unknown-qube", message: `target \`${e.target}\`: \`${dispvmOf}\` is not a qube of the system, so the engine refuses the call${didYouMean(dispvmOf, templates.length ? templates : qubes())}` });
+  }
   if (e.source !== "" && !e.source.startsWith("@") && !system.domains.has(e.source)) {
     out.push({ code: "unknown-qube", message: `source \`${e.source}\` is not a qube of the system: the daemon never receives a call from it; check the name${didYouMean(e.source, qubes())}` });
   }

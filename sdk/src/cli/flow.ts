@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import {
   builtinCatalogue,
+  callNameProblems,
   decisionToJson,
   findPaths,
   flipDecision,
@@ -39,7 +40,7 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { osMessage } from "./text.js";
+import { didYouMean, osMessage } from "./text.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
 import { CANNOT_WRITE, cannotWriteMessage, formatOption } from "./output.js";
 import { withOutputOption } from "./audit-output.js";
@@ -191,9 +192,10 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const nodes = new Set(graph.nodes);
     const ends = from !== undefined ? [from] : a.positionals;
-    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network or @dispvm:X of a disposable template)`);
+    // A typo is refused with the names it is close to (as eval and who-can say them), [unknown-qube].
+    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network or @dispvm:X of a disposable template)${didYouMean(q, nodes)}`, "unknown-qube");
     const avoid = a.lists.get("avoid") ?? [];
-    for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model`);
+    for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model${didYouMean(q, nodes)}`, "unknown-qube");
     const noAsk = a.flags.has("no-ask");
     const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
     if (from !== undefined) {
@@ -284,6 +286,8 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
     const { system } = await readSystemInput(a.values.get("system"), a, io);
     const input = await readPolicyInput(a.values.get("policy-dir"), a, io);
     const request = { ...call, source, target };
+    // Names the daemon would not see as written (a typo of a qube or service): warned as eval warns, the answer still given.
+    for (const p of callNameProblems(input.policy, system, request)) io.stderr.write(`qkit policy flip: warning: ${p.message} [${p.code}]\n`);
     const r = flipDecision(input.policy, { fs: input.fs, loadOptions: input.loadOptions }, request, system);
     if (a.flags.has("json")) {
       io.stdout.write(
