@@ -13,10 +13,15 @@
  * - completion while typing: each `textDocument/completion` round trip;
  * - the server's peak resident memory (`VmHWM` of its process).
  *
- *     node bench/lsp.mjs [--rules 10000,100000] [--keys 120] [--interval 80] [--strict] [--no-write] [--services]
+ *     node bench/lsp.mjs [--rules 10000,100000] [--keys 120] [--interval 80] [--strict] [--no-write] [--services] [--trace]
  *
  * `--services` gives every qube but dom0 a `supported_rpc` list (as a live model has), so the
  * `service-not-provided` analysis runs; such a run does not write bench/RESULTS.md.
+ *
+ * `--trace` has the server log its turns (`QKIT_LSP_TRACE`, see lsp/src/trace.ts) and prints where the
+ * slowest completions waited: from the client to the server's reader, to the handler, in it, to the
+ * write of the answer, in the write (the pipe), and from there to the client; with the garbage
+ * collections and the longest turns of the server while typing. Such a run does not write RESULTS.md.
  *
  * The table (with the targets of issue 10) goes to stdout and into bench/RESULTS.md,
  * section "Language server"; with --strict the exit code is 1 when a target is missed.
@@ -45,7 +50,8 @@ const KEYS = Number(opt("keys", 120));
 const INTERVAL = Number(opt("interval", 80));
 const STRICT = args.includes("--strict");
 const SERVICES = args.includes("--services");
-const WRITE = !args.includes("--no-write") && !SERVICES;
+const TRACE = args.includes("--trace");
+const WRITE = !args.includes("--no-write") && !SERVICES && !TRACE;
 
 /** The targets of issue 10, by size: diagnostics p95, completion p95 (ms), peak memory (MiB). */
 const TARGETS = {
@@ -53,6 +59,7 @@ const TARGETS = {
   100000: { diagnostics: 300, completion: 50, memory: 800 },
 };
 
+const hrMicros = () => Number(process.hrtime.bigint() / 1000n);
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 function percentile(xs, p) {
   if (!xs.length) return NaN;
@@ -105,7 +112,9 @@ async function runSize(rules) {
 
   // 2. The server as its own process, over stdio.
   const nodeArgs = (process.env.QKIT_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, SERVER, "--stdio"], { stdio: ["pipe", "pipe", "inherit"] });
+  const traceFile = join(root, "trace.json");
+  const env = TRACE ? { ...process.env, QKIT_LSP_TRACE: traceFile } : process.env;
+  const child = spawn(process.execPath, [...nodeArgs, SERVER, "--stdio"], { stdio: ["pipe", "pipe", "inherit"], env });
   const rpc = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   const target = Object.keys(gen.files)
     .filter((f) => f.endsWith(".policy"))
@@ -146,6 +155,8 @@ async function runSize(rules) {
   // 3. Typing: a key every INTERVAL ms, completion after each key; nothing waits for the answers.
   const sentAt = [];
   const completion = [];
+  /** Per completion: when it was sent and answered, on the monotonic clock the server's trace uses (µs). */
+  const completionAt = [];
   const pendingCompletions = [];
   let version = 1;
   // A fresh line in the middle of the file to type into.
@@ -168,12 +179,13 @@ async function runSize(rules) {
       character = 0;
     } else character++;
     const s = performance.now();
-    pendingCompletions.push(
-      rpc.sendRequest("textDocument/completion", { textDocument: { uri }, position: { line, character } }).then(
-        () => completion.push(performance.now() - s),
-        () => completion.push(performance.now() - s),
-      ),
-    );
+    const at = { sent: hrMicros(), answered: NaN };
+    completionAt.push(at);
+    const answered = () => {
+      at.answered = hrMicros();
+      completion.push(performance.now() - s);
+    };
+    pendingCompletions.push(rpc.sendRequest("textDocument/completion", { textDocument: { uri }, position: { line, character } }).then(answered, answered));
   }
   await Promise.all(pendingCompletions);
   // A server that skips unchanged diagnostics may never publish the last version: give up after a while.
@@ -198,8 +210,76 @@ async function runSize(rules) {
   await Promise.race([exited, sleep(10_000)]);
   rpc.dispose();
   child.kill();
+  const trace = TRACE && existsSync(traceFile) ? JSON.parse(readFileSync(traceFile, "utf8")) : undefined;
   rmSync(root, { recursive: true, force: true });
+  if (TRACE) printWaits(rules, trace, completionAt);
   return { rules: gen.ruleLines, files: Object.keys(gen.files).length, qubes: Object.keys(gen.system.domains).length, target, fileLines: lines.length, openMs, keys: text.length, diagnostics, completion, memory, cpuPerKey };
+}
+
+/**
+ * Where the completions waited (`--trace`): each completion's time cut into parts by the server's
+ * events (lsp/src/trace.ts), the mean of each part over the slowest 5 % and over all, and what
+ * else held the server while typing (garbage collections, the longest turns).
+ */
+function printWaits(rules, events, completionAt) {
+  if (!events) {
+    process.stdout.write("  (no trace: the server wrote none)\n");
+    return;
+  }
+  events.sort((a, b) => a[0] - b[0]);
+  const typingFrom = completionAt[0]?.sent ?? 0;
+  const reads = [];
+  const seen = new Set();
+  for (const e of events) if (e[1] === "read" && e[2] === "textDocument/completion" && !seen.has(e[3])) (seen.add(e[3]), reads.push(e));
+  const begins = events.filter((e) => e[1] === "begin" && e[2] === "textDocument/completion");
+  const ends = events.filter((e) => e[1] === "end" && e[2] === "textDocument/completion");
+  const writes = new Map(events.filter((e) => e[1] === "write" && e[2] === "response").map((e) => [e[3], e[0]]));
+  const written = new Map(events.filter((e) => e[1] === "written" && e[2] === "response").map((e) => [e[3], e[0]]));
+  const PARTS = ["client → server's reader", "reader → handler", "handler", "handler → write", "write (encode, pipe)", "written → client"];
+  const rows = [];
+  completionAt.forEach((c, i) => {
+    const r = reads[i];
+    const b = begins[i];
+    const e = ends[i];
+    if (!r || !b || !e || !Number.isFinite(c.answered)) return;
+    const w = writes.get(r[3]);
+    const d = written.get(r[3]);
+    if (w === undefined || d === undefined) return;
+    const t = [r[0] - c.sent, b[0] - r[0], e[0] - b[0], w - e[0], d - w, c.answered - d].map((x) => x / 1000);
+    rows.push({ total: (c.answered - c.sent) / 1000, t, from: c.sent, to: c.answered });
+  });
+  rows.sort((a, b) => b.total - a.total);
+  const slow = rows.slice(0, Math.max(1, Math.ceil(rows.length * 0.05)));
+  const mean = (list, k) => list.reduce((a, r) => a + r.t[k], 0) / list.length;
+  const gcs = events.filter((e) => e[1] === "gc" && e[0] >= typingFrom);
+  const turns = (open, close) => {
+    const out = [];
+    let at;
+    for (const e of events) {
+      if (e[0] < typingFrom) continue;
+      if (e[1] === open) at = e[0];
+      else if (e[1] === close && at !== undefined) (out.push((e[0] - at) / 1000), (at = undefined));
+    }
+    return out.sort((a, b) => b - a);
+  };
+  const gcDuring = (r) => gcs.filter((g) => g[0] >= r.from && g[0] <= r.to).reduce((a, g) => a + g[2], 0);
+  const lines = [
+    `  where completions waited (${rules} rules; ${rows.length} traced; mean ms of the slowest ${slow.length} / of all):`,
+    ...PARTS.map((p, k) => `    ${p.padEnd(26)} ${mean(slow, k).toFixed(1).padStart(7)} / ${mean(rows, k).toFixed(1)}`),
+    `    garbage collection inside them  ${(slow.reduce((a, r) => a + gcDuring(r), 0) / slow.length).toFixed(1).padStart(5)} / ${(rows.reduce((a, r) => a + gcDuring(r), 0) / Math.max(1, rows.length)).toFixed(1)}`,
+    `  while typing: ${gcs.length} garbage collections, ${gcs.reduce((a, g) => a + g[2], 0).toFixed(0)} ms in all, the longest ${gcs.map((g) => g[2]).sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms;`,
+    `  longest turns: analysis ${turns("slice", "sliced").slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms; publication ${turns("publish", "published").slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms; diagnostics writes ${(() => {
+      const list = [];
+      const open = new Map();
+      for (const e of events) {
+        if (e[0] < typingFrom || e[2] !== "textDocument/publishDiagnostics") continue;
+        if (e[1] === "write") open.set("d", e[0]);
+        else if (e[1] === "written" && open.has("d")) (list.push((e[0] - open.get("d")) / 1000), open.delete("d"));
+      }
+      return list.sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(", ");
+    })()} ms (wall clock: a loaded machine stretches every one)`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
 }
 
 const results = [];

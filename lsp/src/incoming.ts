@@ -9,6 +9,7 @@
  * analysis keeps the loop busy the messages queue up without end.
  */
 import type { DataCallback, Disposable, Event, MessageReader, PartialMessageInfo } from "vscode-languageserver";
+import { traceEvent } from "./trace.js";
 
 /** A reader that calls `arrived` for every message it reads, before handing it on. */
 export class CountingReader implements MessageReader {
@@ -30,6 +31,8 @@ export class CountingReader implements MessageReader {
 
   listen(callback: DataCallback): Disposable {
     return this.inner.listen((message) => {
+      const m = message as { method?: unknown; id?: unknown };
+      traceEvent("read", typeof m.method === "string" ? m.method : "response", typeof m.id === "number" || typeof m.id === "string" ? m.id : undefined);
       this.arrived();
       callback(message);
     });

@@ -41,6 +41,7 @@ import { FEATURES, registerFeatures, throwIfCancelled, type ServerContext } from
 import { createPolicyTestFeature, isPolicyTestPath } from "./features/policytest.js";
 import { createPushRouter } from "./features/pushes.js";
 import { readSettings } from "./settings.js";
+import { traceEvent } from "./trace.js";
 
 /** The keys of {@link QubesPolicySettings}: an `initializationOptions` object with one of them is the settings itself. */
 const SETTING_KEYS = ["system", "policyDir", "runtimeDir", "legacyDir", "analysis", "codeLens", "template"];
@@ -574,6 +575,16 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
 
   /** Runs one slice of every busy project; goes on in the next turn of the event loop while work remains. */
   function runSlice(): void {
+    traceEvent("slice");
+    try {
+      sliceTurn();
+    } finally {
+      traceEvent("sliced");
+    }
+  }
+
+  /** The work of one turn of {@link runSlice}. */
+  function sliceTurn(): void {
     timer = undefined;
     // INVARIANT: messages before analysis. A turn with a message waiting is left to the connection.
     if (incoming > 0) {
@@ -585,7 +596,9 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     // diagnostics is a task of its own size), so a request that arrived meanwhile goes first. When a
     // newer analysis finished meanwhile (a request that needed it now), that one is published.
     if (finishedRuns.length) {
+      traceEvent("publish");
       for (const { project, snapshot } of finishedRuns.splice(0)) finished(project, project.lastSnapshot() ?? snapshot);
+      traceEvent("published");
       setImmediate(runSlice);
       return;
     }

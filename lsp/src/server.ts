@@ -6,8 +6,10 @@
 import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter } from "vscode-languageserver/node.js";
 import { cachingJsonEncoder } from "./encoder.js";
 import { CountingReader } from "./incoming.js";
+import { PriorityWriter } from "./outgoing.js";
 import { createNodeHost } from "./node-host.js";
 import { startServer } from "./server-core.js";
+import { startTraceFile } from "./trace-file.js";
 
 if (process.argv.includes("--version")) {
   process.stdout.write("qkit-lsp 0.1.0\n");
@@ -27,9 +29,10 @@ if (!process.argv.slice(2).some((a) => TRANSPORTS.some((t) => a === t || a.start
 // Over stdio the server reads through a counting reader (see incoming.ts): messages are
 // dispatched before more analysis runs. The other transports are set up by the library.
 const reader = process.argv.includes("--stdio") ? new CountingReader(new StreamMessageReader(process.stdin)) : undefined;
-// The writer keeps each published diagnostic's JSON text (see encoder.ts).
+// The writer keeps each published diagnostic's JSON text (see encoder.ts) and writes answers
+// before diagnostics notifications that wait (see outgoing.ts).
 const connection = reader
-  ? createConnection(ProposedFeatures.all, reader, new StreamMessageWriter(process.stdout, { charset: "utf-8", contentTypeEncoder: cachingJsonEncoder }))
+  ? createConnection(ProposedFeatures.all, reader, new PriorityWriter(new StreamMessageWriter(process.stdout, { charset: "utf-8", contentTypeEncoder: cachingJsonEncoder })))
   : createConnection(ProposedFeatures.all);
 // INVARIANT: nothing may write to stdout except the connection in --stdio mode.
 console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(" "));
@@ -39,6 +42,8 @@ console.error = (...args: unknown[]) => connection.console.error(args.map(String
 process.on("uncaughtException", (e) => connection.console.error(`qubes-policy: uncaught exception: ${e.stack ?? e.message}`));
 process.on("unhandledRejection", (e) => connection.console.error(`qubes-policy: unhandled rejection: ${String(e)}`));
 
+// Where messages wait (bench/lsp.mjs --trace): an event log written at exit.
+if (process.env.QKIT_LSP_TRACE) startTraceFile(process.env.QKIT_LSP_TRACE);
 const server = startServer(connection, createNodeHost());
 if (reader) reader.arrived = server.messageArrived;
 connection.listen();

@@ -25,6 +25,7 @@ import type { PolicyProject } from "../project.js";
 import type { QubesPolicySettings, SystemSource } from "../protocol.js";
 import type { DocumentFeature } from "../template/feature.js";
 import type { PushRouter } from "./pushes.js";
+import { traceEvent } from "../trace.js";
 
 /** An open policy document with its project, parse and paths. */
 export interface DocumentContext {
@@ -164,7 +165,10 @@ export function guarded(h: RequestHandler, log: (msg: string) => void): (...args
     throwIfCancelled(token);
     checkParams(h.params ?? "object", params);
     try {
-      return await h.run(params, token);
+      traceEvent("begin", h.method);
+      const result = h.run(params, token);
+      traceEvent("end", h.method);
+      return await result;
     } catch (e) {
       if (e instanceof ResponseError) throw e;
       log(`qubes-policy: ${h.method} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
