@@ -238,7 +238,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
 // qkit policy flip
 // ---------------------------------------------------------------------------
 
-const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [--rejected] [connection options]
+const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [--rejected] [--output FILE] [connection options]
 
 What would flip the decision of one call: the one-line edits of the policy
 that change it (remove a rule, change a rule's action, add a rule before a
@@ -319,7 +319,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
 // qkit policy replay
 // ---------------------------------------------------------------------------
 
-const REPLAY_USAGE = `usage: qkit policy replay JOURNAL --policy-dir DRAFT --system FILE [--json] [--all] [connection options]
+const REPLAY_USAGE = `usage: qkit policy replay JOURNAL --policy-dir DRAFT --system FILE [--json] [--all] [--output FILE] [connection options]
 
 Reads the qrexec policy daemon's log lines from JOURNAL (\`-\` for standard
 input), as \`journalctl -u qubes-qrexec-policy-daemon\` writes them (the

@@ -688,7 +688,7 @@ const QUERY_OPTIONS = { "policy-dir": "value", system: "value", json: true, all:
 const QUERY_COMMON = `  --policy-dir DIR      the policy.d directory (or \`live\`, or REV:PATH of a git revision)
   --system FILE|live    the system model (internal.GetSystemInfo JSON, or the live system)`;
 
-const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
+const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json] [--output FILE] [connection options]
 
 Every source qube that may call SERVICE[+ARG] on T (default: on every target of
 the system: qube names, @default, @adminvm, @dispvm, @dispvm:X), with the
@@ -709,7 +709,7 @@ exit status: 0, 2 usage error, a policy that does not load, a system model with 
 or a malformed one, or the live system or policy cannot be read ([connect-failed])
 `;
 
-const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
+const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [--output FILE] [connection options]
 
 Everything SOURCE may call: every service and argument the rules name (and \`*\`
 for all others) on every target, with the decision, the deciding rule, and for
