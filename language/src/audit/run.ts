@@ -13,6 +13,7 @@ import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { Expectation } from "../template/model.js";
 import { checkExpectation } from "./expect.js";
 import { closest } from "../services/util.js";
+import { pyTruthy } from "../syntax/python.js";
 
 /** The outcome of one test call. */
 export interface ExpectationOutcome {
@@ -51,8 +52,23 @@ const namedServices = new WeakMap<CompiledPolicy, Set<string>>();
  * to none is a legitimate test of the `*` rules). Never throws.
  */
 export function expectationNameProblems(policy: CompiledPolicy, system: SystemInfo, e: Expectation): ExpectationNameProblem[] {
+  return callNameProblems(policy, system, e);
+}
+
+/**
+ * The names of a call (`qkit policy test`'s calls, `qkit policy flip`'s) that
+ * the daemon would not see as written: see {@link expectationNameProblems};
+ * also a target `@dispvm:X` whose X is not a qube of the system (the engine
+ * refuses it before reading the policy). Never throws.
+ */
+export function callNameProblems(policy: CompiledPolicy, system: SystemInfo, e: { service: string; source: string; target: string }): ExpectationNameProblem[] {
   const out: ExpectationNameProblem[] = [];
   const qubes = () => [...system.domains.keys()].filter((k) => !k.startsWith("uuid:"));
+  const dispvmOf = e.target.startsWith("@dispvm:") ? e.target.slice("@dispvm:".length) : undefined;
+  if (dispvmOf !== undefined && dispvmOf !== "" && !dispvmOf.startsWith("@") && !system.domains.has(dispvmOf)) {
+    const templates = qubes().filter((q) => pyTruthy((system.domains.get(q) as Record<string, unknown> | undefined)?.["template_for_dispvms"]));
+    out.push({ code: "unknown-qube", message: `target \`${e.target}\`: \`${dispvmOf}\` is not a qube of the system, so the engine refuses the call${didYouMean(dispvmOf, templates.length ? templates : qubes())}` });
+  }
   if (e.source !== "" && !e.source.startsWith("@") && !system.domains.has(e.source)) {
     out.push({ code: "unknown-qube", message: `source \`${e.source}\` is not a qube of the system: the daemon never receives a call from it; check the name${didYouMean(e.source, qubes())}` });
   }
@@ -90,6 +106,20 @@ export interface RuleCoverage {
    * or `ask`) rule added. A `deny` rule that only kept targets off the list
    * contributes nothing: it decided no call, so it is not covered by it.
    */
+  contributed: number;
+  /**
+   * The loaded copies of this line when its file is included more than once
+   * (each copy is a rule of its own in first-match order): the counts of each,
+   * in load order. `decided` and `contributed` above are their sums, and the
+   * line is covered when any copy is. Absent for a line loaded once.
+   */
+  copies?: RuleCopyCoverage[];
+}
+
+/** The coverage of one loaded copy of a rule line (a file included more than once). */
+export interface RuleCopyCoverage {
+  rule: PolicyRule;
+  decided: number;
   contributed: number;
 }
 
@@ -133,18 +163,40 @@ export class CoverageCollector {
     }
   }
 
-  /** The coverage so far, per file in load order. */
+  /**
+   * The coverage so far, per file in load order. The unit is a rule line of
+   * a file: a file included more than once loads its rules once per
+   * `!include`, and a line counts once, covered when any of its copies
+   * decided a test call or added ask targets to one (the counts summed, the
+   * copies in {@link RuleCoverage.copies}). Text, JSON, lcov and the editor's
+   * lenses all read this one model.
+   */
   result(): PolicyCoverage {
     const byPath = new Map<string, FileCoverage>();
+    const byLine = new Map<string, RuleCoverage>();
     for (const rule of this.policy.rules) {
       let f = byPath.get(rule.origin.path);
       if (!f) byPath.set(rule.origin.path, (f = { file: rule.origin.file, path: rule.origin.path, rules: [], covered: 0, total: 0 }));
-      const rc: RuleCoverage = { rule, decided: this.decided[rule.index]!, contributed: this.contributed[rule.index]! };
+      const copy: RuleCopyCoverage = { rule, decided: this.decided[rule.index]!, contributed: this.contributed[rule.index]! };
+      // Rules without a line (`!compat-4.0`'s implicit denies) are each their own.
+      const key = rule.origin.line === null ? `#${rule.index}` : `${rule.origin.path}\0${rule.origin.line}`;
+      const prev = byLine.get(key);
+      if (prev) {
+        (prev.copies ??= [{ rule: prev.rule, decided: prev.decided, contributed: prev.contributed }]).push(copy);
+        prev.decided += copy.decided;
+        prev.contributed += copy.contributed;
+        continue;
+      }
+      const rc: RuleCoverage = { rule, decided: copy.decided, contributed: copy.contributed };
+      byLine.set(key, rc);
       f.rules.push(rc);
-      f.total++;
-      if (rc.decided || rc.contributed) f.covered++;
     }
     const files = [...byPath.values()];
+    for (const f of files) {
+      f.rules.sort((a, b) => (a.rule.origin.line ?? Infinity) - (b.rule.origin.line ?? Infinity) || a.rule.index - b.rule.index);
+      f.total = f.rules.length;
+      f.covered = f.rules.filter((r) => r.decided || r.contributed).length;
+    }
     return { files, covered: files.reduce((n, f) => n + f.covered, 0), total: files.reduce((n, f) => n + f.total, 0) };
   }
 }
@@ -157,10 +209,11 @@ export class CoverageCollector {
 export function coverageToLcov(c: PolicyCoverage, pathOf: (path: string) => string = (p) => p): string {
   const out: string[] = [];
   for (const f of c.files) {
+    // One rule line per entry (the copies of an included file's line are summed in the model).
     const lines = new Map<number, number>();
     for (const r of f.rules) {
       if (r.rule.origin.line === null) continue;
-      lines.set(r.rule.origin.line, (lines.get(r.rule.origin.line) ?? 0) + r.decided + r.contributed);
+      lines.set(r.rule.origin.line, r.decided + r.contributed);
     }
     if (lines.size === 0) continue;
     out.push("TN:", `SF:${pathOf(f.path)}`);

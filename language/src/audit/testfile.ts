@@ -64,6 +64,9 @@ export interface PolicyTestFile {
   problems: PolicyTestFileProblem[];
 }
 
+/** The YAML errors a file reports at most (a file that is no YAML at all has one on almost every line). */
+const MAX_YAML_ERRORS = 5;
+
 const TOP_KEYS = new Set(["policy", "system", "tests"]);
 const EXPECTATION_KEYS = new Set(["call", "decision", "target", "targets_include", "targets_exact", "name"]);
 
@@ -80,8 +83,27 @@ export function parsePolicyTestFile(text: string): PolicyTestFile {
   }
   const lineOf = (n: Node | null | undefined) => (n?.range ? lc.linePos(n.range[0]).line : 1);
   const spanOf = (n: Node | null | undefined) => (n?.range ? { start: n.range[0], end: n.range[1] } : { start: 0, end: 0 });
+  // One problem per YAML error, at its own line (the line counter's: errors carry no line without prettyErrors);
+  // the parser may report one fault several times, and a file that is no YAML at all many times: each
+  // (line, message) once, and at most MAX_YAML_ERRORS of them with a count of the rest.
+  const seen = new Set<string>();
+  let more = 0;
   for (const e of doc.errors) {
-    out.problems.push({ line: e.linePos?.[0]?.line ?? 1, span: { start: e.pos[0], end: Math.max(e.pos[1], e.pos[0]) }, code: "bad-test-file", message: `not valid YAML: ${e.message.split("\n")[0]}` });
+    const start = Math.min(Math.max(e.pos[0], 0), text.length);
+    const line = lc.linePos(start).line;
+    const message = `not valid YAML: ${e.message.split("\n")[0]}`;
+    const key = `${line}\0${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (out.problems.length >= MAX_YAML_ERRORS) {
+      more++;
+      continue;
+    }
+    out.problems.push({ line, span: { start, end: Math.max(Math.min(e.pos[1], text.length), start) }, code: "bad-test-file", message });
+  }
+  if (more) {
+    const last = out.problems[out.problems.length - 1]!;
+    last.message += ` (and ${more} more YAML error${more === 1 ? "" : "s"} after this one; is this a policy test file?)`;
   }
   if (out.problems.length) return out;
   const root = doc.contents;

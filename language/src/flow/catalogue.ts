@@ -54,7 +54,11 @@ const B = (pattern: string, direction: FlowDirection, note: string, control = fa
 export const BUILTIN_SERVICE_FLOWS: readonly ServiceFlow[] = [
   B("qubes.Filecopy", "forward", "qvm-copy / qvm-move send files from the caller to the target"),
   B("qubes.ClipboardPaste", "forward", "the inter-qube clipboard pastes the caller's clipboard into the target"),
-  B("qubes.OpenInVM", "forward", "qvm-open-in-vm sends a file to the target and opens it there"),
+  // The edited file goes back to the caller (the Qfilecopy design page), but only to that caller: from a new
+  // disposable (the service's main use) it holds nothing but what the caller sent and the user typed, and the
+  // graph keeps one node per disposable template, so counting it would join unrelated callers. A named target
+  // could hide its own data in the edit: give `qubes.OpenInVM both` in a --services file to count that.
+  B("qubes.OpenInVM", "forward", "qvm-open-in-vm sends a file to the target and opens it there; the edited copy comes back only to that caller"),
   B("qubes.OpenURL", "forward", "qvm-open-in-vm sends a URL to the target and opens it there"),
   B("qubes.PdfConvert", "both", "the PDF goes to the target, the rendered pages come back"),
   B("qubes.Gpg", "both", "split GPG: data to sign or decrypt goes to the target, the result comes back"),
@@ -80,7 +84,7 @@ export const BUILTIN_SERVICE_FLOWS: readonly ServiceFlow[] = [
   B("qubes.NotifyUpdates", "forward", "the caller reports available updates"),
   B("qubes.NotifyTools", "forward", "the caller reports its installed tools"),
   B("qubes.FeaturesRequest", "forward", "the caller requests features"),
-  B("qubes.SyncAppMenus", "backward", "the target sends its application menus"),
+  B("qubes.SyncAppMenus", "forward", "the caller (a template or qube) sends its application menus to dom0, the target (the default policy: qubes.SyncAppMenus * @anyvm dom0 allow)"),
   B("qubes.WindowIconUpdater", "forward", "the caller sends window icons"),
   B("qubes.SetDateTime", "forward", "the caller sets the target's clock"),
   B("qubes.SetMonitorLayout", "forward", "the caller sends the monitor layout"),
@@ -89,8 +93,8 @@ export const BUILTIN_SERVICE_FLOWS: readonly ServiceFlow[] = [
   B("qubes.USB", "both", "a USB device is forwarded between the qubes"),
   B("qubes.USBAttach", "both", "a USB device is forwarded between the qubes"),
   B("qubes.USBDetach", "none", "detaches a forwarded USB device"),
-  B("qubes.Backup", "backward", "the target's data is backed up to the caller"),
-  B("qubes.Restore", "forward", "a backup is restored from the caller"),
+  B("qubes.Backup", "forward", "qvm-backup to a qube: dom0, the caller, writes the backup stream into the target's service, which stores it"),
+  B("qubes.Restore", "backward", "qvm-backup-restore from a qube: the target's service reads the backup and sends it to dom0, the caller"),
   B("qubes.ReceiveUpdates", "forward", "the caller hands downloaded updates to the target"),
   B("qubes.WaitForSession", "none", "waits for the target's GUI session"),
   B("qubes.SelectFile", "backward", "a file chooser in the target returns a path"),
@@ -99,18 +103,25 @@ export const BUILTIN_SERVICE_FLOWS: readonly ServiceFlow[] = [
   B("policy.Ask", "both", "the policy daemon asks the user in the GUI qube", true),
   B("policy.Notify", "forward", "the policy daemon notifies the GUI qube"),
   B("policy.*", "both", "the policy admin API: reads and writes the qrexec policy", true),
-  B("admin.vm.List", "backward", "Admin API: lists qubes", true),
-  B("admin.Events", "backward", "Admin API: the event stream", true),
-  B("admin.vm.Console", "both", "Admin API: the qube's console", true),
-  B("admin.*.List", "backward", "Admin API: a read-only listing", true),
-  B("admin.*.Get", "backward", "Admin API: a read-only query", true),
-  B("admin.*.GetAll", "backward", "Admin API: a read-only query", true),
-  B("admin.*.GetDefault", "backward", "Admin API: a read-only query", true),
-  B("admin.*.Info", "backward", "Admin API: a read-only query", true),
-  B("admin.*.Available", "backward", "Admin API: a read-only listing", true),
-  B("admin.*.Assigned", "backward", "Admin API: a read-only listing", true),
-  B("admin.*.Attached", "backward", "Admin API: a read-only listing", true),
-  B("admin.*", "both", "Admin API: manages the target (creates, changes, starts, removes)", true),
+  // The Admin API is control (issue 9: `admin.*` control), and every admin.* entry is marked so. Its calls run
+  // in dom0 about the target qube. A call that changes the target (properties, features, devices, volumes,
+  // start, remove) gives control over it, and control moves data both ways: the caller can write into the
+  // target (a volume import, a feature the target's agent reads, a device) and read out of it (a volume
+  // clone, a device it attaches to itself). A read-only call (Get, List, Info, ...) changes nothing and
+  // carries only dom0's record of the target back to the caller, some of which the target itself sets
+  // (features through qubes.FeaturesRequest, tools reports): data from the target to the caller.
+  B("admin.vm.List", "backward", "Admin API, control (read-only): lists qubes, dom0's record of the target comes back", true),
+  B("admin.Events", "backward", "Admin API, control (read-only): the event stream about the target comes back", true),
+  B("admin.vm.Console", "both", "Admin API, control: the qube's console, typed into and read", true),
+  B("admin.*.List", "backward", "Admin API, control (read-only): a listing of the target's records comes back", true),
+  B("admin.*.Get", "backward", "Admin API, control (read-only): the target's value comes back (some set by the target itself)", true),
+  B("admin.*.GetAll", "backward", "Admin API, control (read-only): the target's values come back", true),
+  B("admin.*.GetDefault", "backward", "Admin API, control (read-only): a default value comes back", true),
+  B("admin.*.Info", "backward", "Admin API, control (read-only): the target's record comes back", true),
+  B("admin.*.Available", "backward", "Admin API, control (read-only): the target's devices are listed", true),
+  B("admin.*.Assigned", "backward", "Admin API, control (read-only): the target's device assignments are listed", true),
+  B("admin.*.Attached", "backward", "Admin API, control (read-only): the target's attached devices are listed", true),
+  B("admin.*", "both", "Admin API, control: manages the target (creates, changes, starts, attaches, imports or clones volumes), so data moves both ways", true),
   B("*", "both", "an unknown service: data may go both ways"),
 ];
 

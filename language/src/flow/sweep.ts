@@ -755,7 +755,12 @@ export class QrexecFlow {
     const had = memo.get(key);
     if (had !== undefined) return had as string | null;
     const d = this.decide(c, k, this.firstTarget(N));
-    const to = d.ok && d.action === "allow" ? d.target : null;
+    let to = d.ok && d.action === "allow" ? d.target : null;
+    // `target=uuid:UUID` resolves to the UUID text (as the engine reports it); the node is the qube's name.
+    if (to !== null && to.startsWith("uuid:")) {
+      const name = (this.systems[c.sysIdx].domains.get(to) as { name?: unknown } | undefined)?.name;
+      if (typeof name === "string") to = name;
+    }
     memo.set(key, to);
     return to;
   }

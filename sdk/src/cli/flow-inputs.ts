@@ -27,6 +27,7 @@ import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
 import type { ParsedArgs } from "./args.js";
 import type { Qubes } from "../qubes.js";
+import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
 
 /** The options every one of these commands takes to reach qubesd (or a simulator). */
 export const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } as const;
@@ -103,7 +104,7 @@ export async function readPolicyInput(spec: string | undefined, a: ParsedArgs, i
   }
   const loadOptions: LoadOptions = {};
   const r = loadPolicy(fs, loadOptions);
-  if (!r.ok) throw new InputError(`the policy \`${spec}\` does not load (the daemon would deny every call): ${r.error.message}`, "policy-does-not-load");
+  if (!r.ok) throw new InputError(policyLoadMessage(spec, r.error), POLICY_DOES_NOT_LOAD);
   return { label: spec, policy: r.policy, fs, loadOptions };
 }
 

@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import {
   builtinCatalogue,
+  callNameProblems,
   decisionToJson,
   findPaths,
   flipDecision,
@@ -39,9 +40,10 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { osMessage } from "./text.js";
+import { didYouMean, osMessage } from "./text.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
 import { CANNOT_WRITE, cannotWriteMessage, formatOption } from "./output.js";
+import { withOutputOption } from "./audit-output.js";
 import type { WhatIfSystem } from "../apply/future.js";
 
 // ---------------------------------------------------------------------------
@@ -57,7 +59,8 @@ every path (shortest first), each hop with every way data moves over it:
   qrexec    a call allowed (or asked: "the user must confirm") by the policy,
             with its deciding rule; the service's direction of data comes
             from a catalogue (qubes.Filecopy caller → target, qubes.Gpg both
-            ways, admin.* read-only calls target → caller, …; unknown
+            ways, admin.* control: changes both ways, read-only calls
+            target → caller, …; unknown
             services both ways; --services FILE adds entries)
   network   a qube and its netvm see each other's traffic; a qube whose
             firewall lets anything out reaches @network (the outside) through
@@ -189,9 +192,10 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const nodes = new Set(graph.nodes);
     const ends = from !== undefined ? [from] : a.positionals;
-    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network or @dispvm:X of a disposable template)`);
+    // A typo is refused with the names it is close to (as eval and who-can say them), [unknown-qube].
+    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network or @dispvm:X of a disposable template)${didYouMean(q, nodes)}`, "unknown-qube");
     const avoid = a.lists.get("avoid") ?? [];
-    for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model`);
+    for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model${didYouMean(q, nodes)}`, "unknown-qube");
     const noAsk = a.flags.has("no-ask");
     const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
     if (from !== undefined) {
@@ -234,7 +238,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
 // qkit policy flip
 // ---------------------------------------------------------------------------
 
-const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [--rejected] [connection options]
+const FLIP_USAGE = `usage: qkit policy flip SERVICE[+ARG] SOURCE [TARGET] --policy-dir DIR --system FILE [--json] [--rejected] [--output FILE] [connection options]
 
 What would flip the decision of one call: the one-line edits of the policy
 that change it (remove a rule, change a rule's action, add a rule before a
@@ -249,6 +253,7 @@ options:
   --json                 one document: {"request","before","suggestions":[{"edit","text","after"}],"tried"}
                          (decisions as \`qkit policy eval --json\` prints them)
   --rejected             also list the candidates that did not flip it, and why
+  --output FILE          write the answer there instead of standard output
 
 ${CONNECTION_USAGE}
 exit status: 0 some edit flips the decision, 1 none does, 2 errors
@@ -281,6 +286,8 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
     const { system } = await readSystemInput(a.values.get("system"), a, io);
     const input = await readPolicyInput(a.values.get("policy-dir"), a, io);
     const request = { ...call, source, target };
+    // Names the daemon would not see as written (a typo of a qube or service): warned as eval warns, the answer still given.
+    for (const p of callNameProblems(input.policy, system, request)) io.stderr.write(`qkit policy flip: warning: ${p.message} [${p.code}]\n`);
     const r = flipDecision(input.policy, { fs: input.fs, loadOptions: input.loadOptions }, request, system);
     if (a.flags.has("json")) {
       io.stdout.write(
@@ -312,7 +319,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
 // qkit policy replay
 // ---------------------------------------------------------------------------
 
-const REPLAY_USAGE = `usage: qkit policy replay JOURNAL --policy-dir DRAFT --system FILE [--json] [--all] [connection options]
+const REPLAY_USAGE = `usage: qkit policy replay JOURNAL --policy-dir DRAFT --system FILE [--json] [--all] [--output FILE] [connection options]
 
 Reads the qrexec policy daemon's log lines from JOURNAL (\`-\` for standard
 input), as \`journalctl -u qubes-qrexec-policy-daemon\` writes them (the
@@ -331,9 +338,15 @@ options:
                            as the daemon would)
   --json                   one document: {"calls","different":[...],"asks","same","malformed":[...],"ignored"}
   --all                    list every call, not only the different ones
+  --output FILE            write the answer there instead of standard output
 
 ${CONNECTION_USAGE}
-exit status: 0 every call decided as before, 1 some differ, 2 errors
+An empty journal (no lines, or only journalctl's \`-- No entries --\`) is
+an answer: nothing to replay, exit 0. A journal with lines but no logged call
+(another unit's log, or not a journal) is an error: [no-logged-calls], exit 2.
+
+exit status: 0 every call decided as before (or an empty journal), 1 some differ,
+2 errors (no logged call in a journal with lines: [no-logged-calls])
 `;
 
 async function readJournal(file: string, io: CliIO): Promise<string> {
@@ -349,14 +362,34 @@ async function readJournal(file: string, io: CliIO): Promise<string> {
   }
 }
 
+/**
+ * A journal from which no logged call was read is an error (`no-logged-calls`,
+ * exit 2: a wrong file, a wrong unit, or bytes that are no journal would
+ * otherwise pass as "every call decided as before"), unless it is empty: no
+ * lines but blank ones and journalctl's own \`-- ...\` markers (\`-- No entries --\`),
+ * which is an answer (nothing was logged; exit 0).
+ */
+function noCallsRead(file: string, text: string, parsed: ReturnType<typeof parseQrexecJournal>): void {
+  if (parsed.calls.length > 0) return;
+  const lines = text.split(/\r\n|\n|\r/).filter((l) => l.trim() !== "" && !l.startsWith("-- "));
+  if (lines.length === 0) return;
+  const m = parsed.malformed.length;
+  const why = m ? `${m} line${m === 1 ? " looks" : "s look"} like the policy daemon's but cannot be read (line ${parsed.malformed[0]!.line}: ${parsed.malformed[0]!.reason})` : `none of its ${lines.length} line${lines.length === 1 ? " is" : "s is"} a line of the qrexec policy daemon`;
+  throw new InputError(
+    `no logged call in \`${journalText(file)}\`: ${why}; give what \`journalctl -u qubes-qrexec-policy-daemon\` prints (short, short-iso, short-precise, cat or json)`,
+    "no-logged-calls",
+  );
+}
+
 async function runReplay(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { "policy-dir": "value", system: "value", json: true, all: true, ...CONNECTION_OPTIONS });
   if (a.positionals.length !== 1) throw new UsageError("expected one JOURNAL file (or - for standard input)");
   return answering("policy replay", io, async () => {
     const text = await readJournal(a.positionals[0]!, io);
+    const parsed = parseQrexecJournal(text);
+    noCallsRead(a.positionals[0]!, text, parsed);
     const { system } = await readSystemInput(a.values.get("system"), a, io);
     const { policy, label } = await readPolicyInput(a.values.get("policy-dir"), a, io);
-    const parsed = parseQrexecJournal(text);
     const rows = replayCalls(policy, system, parsed.calls);
     const different = rows.filter((r) => r.verdict === "different");
     const asks = rows.filter((r) => r.verdict === "asks").length;
@@ -406,7 +439,7 @@ async function runReplay(args: string[], io: CliIO): Promise<number> {
 /** The commands of this module. */
 export const commands: Command[] = [
   { path: ["flow"], summary: "can data move from one qube to another (qrexec, network, devices)? every path, with its rules", usage: FLOW_USAGE, run: runFlow },
-  { path: ["policy", "flip"], summary: "the one-line policy edits that would change a call's decision, each re-decided", usage: FLIP_USAGE, run: runFlip },
-  { path: ["policy", "replay"], summary: "logged qrexec calls (the policy daemon's journal) a draft policy decides differently", usage: REPLAY_USAGE, run: runReplay },
+  { path: ["policy", "flip"], summary: "the one-line policy edits that would change a call's decision, each re-decided", usage: FLIP_USAGE, run: withOutputOption("policy flip", runFlip) },
+  { path: ["policy", "replay"], summary: "logged qrexec calls (the policy daemon's journal) a draft policy decides differently", usage: REPLAY_USAGE, run: withOutputOption("policy replay", runReplay) },
 ];
 

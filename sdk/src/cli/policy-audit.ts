@@ -55,7 +55,9 @@ import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, malformedQube, renderExplanation } from "./policy.js";
 import { formatOption, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
-import type { ConnectionInfo } from "./connect.js";
+import { InputFailure, live, liveClients } from "./live.js";
+import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
+import { OUTPUT_USAGE, withOutputOption } from "./audit-output.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -66,7 +68,9 @@ const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } a
 /** A policy directory mounted at `/etc/qubes/policy.d`. */
 interface Mounted {
   dir: string;
-  fs: ReturnType<typeof createNodePolicyFileSystem>;
+  fs: PolicyFileSystem;
+  /** A policy that is no directory here (`live`, REV:PATH): its files are shown as `SPEC/FILE` (`live`: their real paths). */
+  spec?: string;
 }
 
 function mount(dir: string, cwd: string, what = "policy directory"): Mounted {
@@ -77,6 +81,7 @@ function mount(dir: string, cwd: string, what = "policy directory"): Mounted {
 
 /** The real path of a virtual path of a mounted policy, relative to `cwd` when below it. */
 function shownPath(m: Mounted, virtual: string, cwd: string): string {
+  if (m.spec !== undefined) return m.spec === "live" || !virtual.startsWith(POLICY_DIR + "/") ? virtual : `${m.spec.replace(/\/+$/, "")}/${virtual.slice(POLICY_DIR.length + 1)}`;
   const real = virtual === POLICY_DIR ? m.dir : virtual.startsWith(POLICY_DIR + "/") ? path.join(m.dir, virtual.slice(POLICY_DIR.length + 1)) : virtual;
   const rel = path.relative(cwd, real);
   return rel && !rel.startsWith("..") ? rel : real;
@@ -118,44 +123,7 @@ function checkedSystem(raw: unknown, what: string): SystemInfo {
   return prepareSystemInfo(raw as { domains: Record<string, never> });
 }
 
-/**
- * An input the commands cannot use: the live system or policy cannot be read
- * (qubesd unreachable, a refused call; the connection's wording and what to
- * do), or a system model with no qubes or a malformed qube. One line with a
- * stable code; the commands exit 2 (exit 1 is an answer: "decisions changed").
- */
-export class InputFailure extends Error {
-  override name = "InputFailure";
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The Admin API and policy admin clients for the connection options, with the record messages name the socket by. */
-async function liveClients(a: ParsedArgs, io: CliIO): Promise<{ qubes: import("../qubes.js").Qubes; policy: import("../policy-admin.js").PolicyAdmin; conn: ConnectionInfo }> {
-  const { connect } = await import("./connect.js");
-  const flags = new Map<string, string | true>();
-  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const conn = {} as ConnectionInfo;
-  return { ...connect(flags, { env: io.env, cwd: io.cwd }, conn), conn };
-}
-
-/** Runs a read of the live system, turning a Qubes failure into a {@link InputFailure}. */
-async function live<T>(conn: ConnectionInfo, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (e) {
-    // One line with what to do (the connection's wording), not the transport's raw text.
-    const { describeFailure } = await import("./failure.js");
-    const f = describeFailure(e, conn.via === undefined ? undefined : conn);
-    if (f) throw new InputFailure(f.message, f.code);
-    throw e;
-  }
-}
+export { InputFailure };
 
 /** The live system model, through the connection options (loaded on demand: the Admin API client is not needed otherwise). */
 async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
@@ -215,7 +183,9 @@ A refusal by the engine counts as deny. Failures are printed with the
 explanation of the actual decision (as \`qkit policy explain\` prints it).
 
 options:
-  --policy-dir DIR        use this policy directory for every file (overrides \`policy:\`)
+  --policy-dir DIR|live|REV:PATH
+                          use this policy for every file (overrides \`policy:\`): a directory,
+                          the live policy, or a directory of a git revision (as \`qkit policy diff\`)
   --system FILE|live      use this system model for every file (overrides \`system:\`)
   --format text|junit|json  output format (default text); junit is JUnit XML, json one object
   --json                  the same as --format json
@@ -325,7 +295,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const parsed = parsePolicyTestFile(text);
     run.problems.push(...parsed.problems);
     const base = path.dirname(abs);
-    const dirSpec = overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
+    // --policy-dir takes what the other auditor commands take: a directory, `live`, or REV:PATH of a git revision.
+    const overrideNotDir = overrideDir !== undefined && (overrideDir === "live" || (!existsSync(path.resolve(io.cwd, overrideDir)) && overrideDir.indexOf(":") > 0));
+    const dirSpec = overrideNotDir ? `\0${overrideDir}` : overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
     const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
     if (run.problems.length) continue;
     if (dirSpec === undefined) run.problems.push({ line: 1, code: "no-policy", message: "no policy directory: add `policy: DIR` or pass --policy-dir" });
@@ -339,11 +311,21 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     let entry = policies.get(dirSpec);
     if (!entry) {
       let mounted: Mounted;
-      if (!existsSync(dirSpec) || !statSync(dirSpec).isDirectory()) {
+      if (overrideNotDir) {
+        // Read once for every file; a failure to reach qubesd or git stops the run (exit 2).
+        const input = await policyInput(overrideDir!, a, io);
+        mounted = { dir: POLICY_DIR, fs: input.fs, spec: overrideDir! };
+        const loaded = loadDir(mounted);
+        entry = { mounted, shown: overrideDir!, loaded };
+        if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
+        policies.set(dirSpec, entry);
+      } else if (!existsSync(dirSpec) || !statSync(dirSpec).isDirectory()) {
         run.problems.push({ line: dirLine, code: "no-policy", message: `the policy directory ${dirWritten} is not a directory` });
         continue;
       }
-      mounted = mount(dirSpec, io.cwd);
+    }
+    if (!entry) {
+      const mounted = mount(dirSpec, io.cwd);
       const loaded = loadDir(mounted);
       // The directory as given: an absolute path as written, a relative one from the current directory.
       const written = overrideDir ?? parsed.policy!;
@@ -371,7 +353,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     }
     for (const c of parsed.cases) {
       if ("error" in entry.loaded) {
-        run.results.push({ case: c, error: `the policy does not load, so the daemon denies every call: ${entry.loaded.error.message}` });
+        run.results.push({ case: c, error: policyLoadMessage(entry.shown, entry.loaded.error) });
         continue;
       }
       const result = runExpectation(entry.loaded.policy, system, c.expectation);
@@ -409,7 +391,7 @@ function textReport(runs: FileRun[], total: number, failed: number, broken: numb
       const call = shownText(expectationCall(x.case.expectation));
       for (const p of x.result?.problems ?? []) out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(p.message, 500)} [${p.code}]`);
       if (x.error !== undefined) {
-        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.error, 500)}`);
+        out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.error, 500)} [${POLICY_DOES_NOT_LOAD}]`);
       } else if (x.result!.failure !== undefined) {
         out.push(`FAIL ${file}:${x.case.line}: ${call}: ${shownText(x.result!.failure, 500)}`);
         out.push(indent(escapeControls(renderExplanation(x.result!.explanation)), "    "));
@@ -468,10 +450,18 @@ function junit(runs: FileRun[]): string {
       out.push(`      <error message="${xml(r.problems[0]!.message)}" type="${xml(r.problems[0]!.code)}">${xml(r.problems.map((p) => `${r.file}:${p.line}: ${p.message}`).join("\n"))}</error>`);
       out.push("    </testcase>");
     }
+    // Test names are unique within a file (CI services merge test cases of the same name): a name that
+    // two entries share (two map-form tests of the same call) gets its line, `NAME (line N)`.
+    const nameOf = (x: FileRun["results"][number]) => {
+      const text = expectationCall(x.case.expectation) + " => " + expectationText(x.case.expectation);
+      return x.case.name === text ? text : x.case.name;
+    };
+    const counts = new Map<string, number>();
+    for (const x of r.results) counts.set(nameOf(x), (counts.get(nameOf(x)) ?? 0) + 1);
     for (const x of r.results) {
-      const name = expectationCall(x.case.expectation) + " => " + expectationText(x.case.expectation);
-      out.push(`    <testcase name="${xml(x.case.name === name ? name : x.case.name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
-      if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="policy-load-error"/>`);
+      const name = counts.get(nameOf(x))! > 1 ? `${nameOf(x)} (line ${x.case.line})` : nameOf(x);
+      out.push(`    <testcase name="${xml(name)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${x.case.line}">`);
+      if (x.error !== undefined) out.push(`      <error message="${xml(x.error)}" type="${POLICY_DOES_NOT_LOAD}"/>`);
       else if (x.result!.failure !== undefined) {
         const names = (x.result!.problems ?? []).map((p) => `${p.message} [${p.code}]\n`).join("");
         out.push(`      <failure message="${xml(x.result!.failure)}" type="wrong-decision">${xml(names + renderExplanation(x.result!.explanation))}</failure>`);
@@ -500,7 +490,15 @@ function coverageJson(covs: Covered, cwd: string): { covered: number; total: num
       path: shownPath(c.mounted, f.path, cwd),
       covered: f.covered,
       total: f.total,
-      rules: f.rules.map((r) => ({ line: r.rule.origin.line, action: r.rule.action, decided: r.decided, contributed: r.contributed, covered: r.decided + r.contributed > 0 })),
+      // One entry per rule line; a line loaded more than once (its file included twice) adds `copies`, each with its include chain.
+      rules: f.rules.map((r) => ({
+        line: r.rule.origin.line,
+        action: r.rule.action,
+        decided: r.decided,
+        contributed: r.contributed,
+        covered: r.decided + r.contributed > 0,
+        ...(r.copies ? { copies: r.copies.map((c) => ({ via: c.rule.via.map((v) => `${v.file}:${v.line ?? "None"}`), decided: c.decided, contributed: c.contributed })) } : {}),
+      })),
     })),
   }));
   const covered = covs.reduce((n, c) => n + c.coverage.covered, 0);
@@ -565,6 +563,7 @@ options:
                       the \`*\` representatives are the service \`qkit.OtherService\` (a name no
                       rule matches but \`*\`) and the argument \`+\` (the empty argument, or
                       \`+qkit-other-argument\` where a rule names \`+\`)
+${OUTPUT_USAGE}
 
 ${CONNECTION_USAGE}
 exit status: 0 no decision changes, 1 some do, 2 errors (usage, a policy that does not load,
@@ -590,7 +589,9 @@ export async function policyInput(spec: string, a: ParsedArgs, io: CliIO): Promi
   const colon = spec.indexOf(":");
   if (colon <= 0) throw new UsageError(`policy \`${spec}\` is not a directory, \`live\` or REV:PATH`);
   const rev = spec.slice(0, colon);
-  const dir = spec.slice(colon + 1).replace(/\/+$/, "");
+  // Trailing slashes go (`HEAD:policy.d/`), but `./` and `../` stay: git reads them as relative to the current directory.
+  const stripped = spec.slice(colon + 1).replace(/\/+$/, "");
+  const dir = stripped === "." || stripped === ".." || /\/\.\.?$/.test(stripped) ? stripped + "/" : stripped;
   const git = (args: string[]) => execFileSync("git", args, { cwd: io.cwd, maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "pipe"] });
   // Git resolves REV:PATH itself, as `git show` does: PATH from the top of the repository,
   // `./PATH` and `../PATH` from the current directory (and refused outside the repository).
@@ -630,8 +631,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
     const input = await policyInput(spec, a, io);
     const r = loadPolicy(input.fs);
     if (!r.ok) {
-      io.stderr.write(`qkit policy diff: the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message} [policy-does-not-load]\n`);
-      return 2;
+      throw new InputFailure(policyLoadMessage(input.label, r.error), POLICY_DOES_NOT_LOAD);
     }
     loaded.push(r.policy);
   }
@@ -690,7 +690,7 @@ const QUERY_OPTIONS = { "policy-dir": "value", system: "value", json: true, all:
 const QUERY_COMMON = `  --policy-dir DIR      the policy.d directory (or \`live\`, or REV:PATH of a git revision)
   --system FILE|live    the system model (internal.GetSystemInfo JSON, or the live system)`;
 
-const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
+const WHO_USAGE = `usage: qkit policy who-can SERVICE[+ARG] [--target T] --policy-dir DIR --system SYSTEM.json [--all] [--json] [--output FILE] [connection options]
 
 Every source qube that may call SERVICE[+ARG] on T (default: on every target of
 the system: qube names, @default, @adminvm, @dispvm, @dispvm:X), with the
@@ -704,13 +704,14 @@ ${QUERY_COMMON}
   --all                 list denied calls too
   --json                one JSON object a line: {"service","argument","source","target","decision"}
                         (decision as \`qkit policy eval --json\` prints it)
+${OUTPUT_USAGE}
 
 ${CONNECTION_USAGE}
 exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
 or a malformed one, or the live system or policy cannot be read ([connect-failed])
 `;
 
-const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [connection options]
+const WHAT_USAGE = `usage: qkit policy what-can SOURCE --policy-dir DIR --system SYSTEM.json [--all] [--json] [--output FILE] [connection options]
 
 Everything SOURCE may call: every service and argument the rules name (and \`*\`
 for all others) on every target, with the decision, the deciding rule, and for
@@ -723,6 +724,7 @@ ${QUERY_COMMON}
                         a concrete request that \`qkit policy eval --requests\` replays (\`*\` is
                         decided as the service \`qkit.OtherService\` and the argument \`+\`, or
                         \`+qkit-other-argument\` where a rule names \`+\`)
+${OUTPUT_USAGE}
 
 ${CONNECTION_USAGE}
 exit status: 0, 2 usage error, a policy that does not load, a system model with no qubes
@@ -765,7 +767,7 @@ async function loadQueryInputs(a: ParsedArgs, io: CliIO): Promise<{ policy: Comp
   const system = sysSpec === "live" ? await liveSystem(a, io) : readSystemFile(sysSpec, io.cwd);
   const input = await policyInput(dir, a, io);
   const r = loadPolicy(input.fs);
-  if (!r.ok) throw new UsageError(`the policy \`${input.label}\` does not load (the daemon would deny every call): ${r.error.message}`);
+  if (!r.ok) throw new InputFailure(policyLoadMessage(input.label, r.error), POLICY_DOES_NOT_LOAD);
   return { policy: r.policy, system };
 }
 
@@ -1052,9 +1054,9 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
 }
 
 export const commands: Command[] = [
-  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: (args, io) => audited("who-can", io, () => runWhoCan(args, io)) },
-  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: (args, io) => audited("what-can", io, () => runWhatCan(args, io)) },
+  { path: ["policy", "who-can"], summary: "which sources may call a service (on a target), and how", usage: WHO_USAGE, run: withOutputOption("policy who-can", (args, io) => audited("who-can", io, () => runWhoCan(args, io))) },
+  { path: ["policy", "what-can"], summary: "every call a source qube may make, and how it is decided", usage: WHAT_USAGE, run: withOutputOption("policy what-can", (args, io) => audited("what-can", io, () => runWhatCan(args, io))) },
   { path: ["policy", "table"], summary: "the decision table of a service: sources × targets (text, csv, markdown, html)", usage: TABLE_USAGE, run: (args, io) => audited("table", io, () => runTable(args, io)) },
   { path: ["policy", "test"], summary: "run policy test files (expected decisions), with coverage", usage: TEST_USAGE, run: (args, io) => audited("test", io, () => runTest(args, io)) },
-  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: (args, io) => audited("diff", io, () => runDiff(args, io)) },
+  { path: ["policy", "diff"], summary: "every request whose decision differs between two policies", usage: DIFF_USAGE, run: withOutputOption("policy diff", (args, io) => audited("diff", io, () => runDiff(args, io))) },
 ];

@@ -97,7 +97,7 @@ options:
 connection (for \`--system live\`):
   --socket PATH       qubesd socket (default $QUBESD_SOCKET or /var/run/qubesd.sock)
   --qrexec            call the Admin API through qrexec-client-vm (from a management qube)
-  --timeout SECONDS   give up on a call after this long
+  --timeout MS        give up on a call after this many milliseconds (default 120000, 0 = none)
 
 A PATH of \`-\` reads one file from standard input.
 
@@ -107,13 +107,11 @@ with --strict), 2 usage error
 
 /** The live system model (the Admin API client loads only here). */
 async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
-  const { connect } = await import("./connect.js");
+  // The audit commands' reader: a failure is one line with its code ([connect-failed], [timeout]), exit 2.
+  const { live, liveClients } = await import("./live.js");
   const { systemInfo } = await import("../system-info.js");
-  const flags = new Map<string, string | true>();
-  for (const k of ["socket", "timeout"]) if (a.values.has(k)) flags.set(`--${k}`, a.values.get(k)!);
-  if (a.flags.has("qrexec")) flags.set("--qrexec", true);
-  const { qubes } = connect(flags, io.env);
-  return prepareSystemInfo(await systemInfo(qubes, { services: true }));
+  const { qubes, conn } = await liveClients(a, io);
+  return prepareSystemInfo(await live(conn, () => systemInfo(qubes, { services: true })));
 }
 
 /** Standard input as text. */
@@ -129,12 +127,12 @@ function shown(cwd: string, real: string): string {
 }
 
 /**
- * A note naming the files of a policy directory that the engine does not
- * load (it reads `*.policy` files only; other files are for `!include`),
- * unless the policy includes them. Hidden files (editors' and version
- * control's) are not named.
+ * The files of a policy directory that the engine does not load (it reads
+ * `*.policy` files only; other files are for `!include`), unless the policy
+ * includes them: one note (`not-a-policy-file`) per file, a finding in every
+ * format. Hidden files (editors' and version control's) are not named.
  */
-function ignoredFilesNote(p: string, io: CliIO, loaded: (virtualPath: string) => boolean): void {
+function ignoredFiles(p: string, io: CliIO, loaded: (virtualPath: string) => boolean): ReportDiagnostic[] {
   let names: string[];
   try {
     names = readdirSync(path.resolve(io.cwd, p), { withFileTypes: true })
@@ -142,14 +140,27 @@ function ignoredFilesNote(p: string, io: CliIO, loaded: (virtualPath: string) =>
       .map((e) => e.name)
       .sort();
   } catch {
-    return;
+    return [];
   }
-  if (names.length === 0) return;
-  const shownNames = names.slice(0, 5).map((n) => `\`${oneLine(path.join(p, n))}\``);
-  const more = names.length > 5 ? ` and ${names.length - 5} more` : "";
-  io.stderr.write(
-    `note: ${shownNames.join(", ")}${more} ${names.length === 1 ? "is not a `*.policy` file" : "are not `*.policy` files"}: the engine does not load ${names.length === 1 ? "it" : "them"} (only \`!include\` reads such files); rename to NAME.policy to load ${names.length === 1 ? "it" : "them"}\n`,
-  );
+  return names.map((n) => ({
+    file: shown(io.cwd, path.resolve(io.cwd, p, n)),
+    line: 1,
+    column: 1,
+    endLine: 1,
+    endColumn: 1,
+    severity: "info" as const,
+    code: NOT_A_POLICY_FILE,
+    message: `\`${oneLine(n)}\` is not a \`*.policy\` file: the engine does not load it (only \`!include\` reads such files)`,
+    help: `rename it to ${oneLine(n.replace(/\.[^.]*$/, ""))}.policy to load it, or \`!include\` it from a policy file`,
+  }));
+}
+
+/** The code of a file of a policy directory that the engine does not load. */
+const NOT_A_POLICY_FILE = "not-a-policy-file";
+
+/** `report` with the notes of {@link ignoredFiles} added. */
+function withIgnored(report: CheckReport, notes: ReportDiagnostic[]): CheckReport {
+  return notes.length ? { ...report, diagnostics: [...report.diagnostics, ...notes], notes: report.notes + notes.length } : report;
 }
 
 /** The whole language core: the editor's parser and analysis (loaded only when a check needs them). */
@@ -165,14 +176,15 @@ async function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | nul
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
   const { analyzeWorkspace, reportFromSnapshot } = await full();
   const snapshot = analyzeWorkspace(src.fs, { system, oneShot: true });
-  ignoredFilesNote(p, io, (v) => snapshot.files.has(v));
+  const ignored = ignoredFiles(p, io, (v) => snapshot.files.has(v));
   if (snapshot.files.size === 0 && snapshot.diagnostics.size === 0 && snapshot.policyDiagnostics.length === 0) {
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
-  return reportFromSnapshot(snapshot, {
+  const report = reportFromSnapshot(snapshot, {
     shownPath: (virtual) => shown(io.cwd, realPathOf(src, virtual)),
     policyLabel: shown(io.cwd, path.resolve(io.cwd, p)),
   });
+  return withIgnored(report, ignored);
 }
 
 /** The service (and argument) an include-service file is checked for: `--service SERVICE[+ARG]`. */
@@ -250,7 +262,7 @@ function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckRep
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
   const result = checkPolicy(src.fs);
   const loadedFiles = new Set(result.files.map((f) => f.path));
-  ignoredFilesNote(p, io, (v) => loadedFiles.has(v));
+  const ignored = ignoredFiles(p, io, (v) => loadedFiles.has(v));
   if (result.files.length === 0 && result.diagnostics.length === 0) {
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
@@ -286,7 +298,7 @@ function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckRep
   });
   const { errors, warnings, notes } = countSeverities(diagnostics);
   const engineError = result.error && (result.error.error === "EngineError" || result.error.error === "AccessDenied") ? result.error.message : undefined;
-  return { ok: errors === 0 && engineError === undefined, rules: result.rules, errors, warnings, notes, diagnostics, ...(engineError !== undefined ? { engineError } : {}) };
+  return withIgnored({ ok: errors === 0 && engineError === undefined, rules: result.rules, errors, warnings, notes, diagnostics, ...(engineError !== undefined ? { engineError } : {}) }, ignored);
 }
 
 /** `--engine-only` for a single file: its own lines, as the engine reads them. */
