@@ -125,10 +125,11 @@ function bruteForceEdges(policy: CompiledPolicy, raw: RawSystemInfo, catalogue?:
         for (const target of space.targets) {
           const d = evaluate(policy, { service: s.service, argument: a.argument, source, target }, source === sourceNode ? system : dispSystem);
           if (!d.ok || d.action === "deny") continue;
-          // qubes.C reaches the qube it names; the services no rule names include control services (admin.*) too.
+          // Every call reaches the qube it runs in; qubes.C also the qube it names; the services no rule
+          // names include control services (admin.*) too.
           let dests: string[];
           if (d.action === "ask") dests = d.targetsForAsk;
-          else if (s.display !== "*" && control) dests = [names.has(target) ? target : d.target];
+          else if (s.display !== "*" && control) dests = names.has(target) ? [d.target, target] : [d.target];
           else if (s.display === "*" && names.has(target)) dests = [d.target, target];
           else dests = [d.target];
           for (const raw of dests) {

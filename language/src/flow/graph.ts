@@ -8,8 +8,9 @@
  *   direction moves data that way (caller → target for `forward`, target →
  *   caller for `backward`). Decisions are the evaluator's: every caller's
  *   rules are swept in order over every target at once (`sweep.ts`). For
- *   `control` services (Admin API) an allowed
- *   call reaches the qube it names, not the qube it runs in (dom0); the
+ *   `control` services (Admin API, `qubes.VMShell`) an allowed call reaches
+ *   the qube it names and the qube it runs in (dom0 for a redirected
+ *   `admin.*` call, the redirect's qube for a redirected shell); the
  *   services no rule names include both kinds, so they reach both.
  * - network: a qube and its netvm see each other's traffic (both ways); a
  *   qube reaches the outside network (`@network`) through its netvm chain

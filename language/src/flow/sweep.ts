@@ -67,7 +67,7 @@ interface Call {
   fwd: boolean;
   bwd: boolean;
   control: boolean;
-  /** Plain services reach the qube the call runs in; control services the qube they name. */
+  /** Plain services reach the qube the call runs in; control services that qube and the qube they name. */
   plain: boolean;
   direction: FlowDirection;
   note: string;
@@ -678,11 +678,10 @@ export class QrexecFlow {
     }
     const d = this.redirectDecision(c, k, r, N);
     if (!d) return;
-    // Plain services reach the target the call runs in; control services (and the services no rule
-    // names) the qube they name, and where the request names no qube, the target it runs in.
-    let nonQube = false;
-    for (let w = 0; w < W && !nonQube; w++) if (N[w]! & ~this.qubeMask[w]!) nonQube = true;
-    if (k.plain || nonQube) this.allowTo(c, k, d, A);
+    // Every service reaches the target the call runs in (a redirected `qubes.VMShell` is a shell
+    // there); control services (and the services no rule names) also reach the qube the request names
+    // (an `admin.*` call redirected to dom0 manages that qube).
+    this.allowTo(c, k, d, A);
     if (k.control) for (let w = 0; w < W; w++) A[w]! |= N[w]! & this.qubeMask[w]!;
   }
 
@@ -987,8 +986,8 @@ export class QrexecFlow {
             for (const x of o.strays) add(sample(x), x, false);
           }
         } else {
-          // Plain services reach the target the call runs in; control services (and the services no
-          // rule names) the qube the request names, and where it names no qube, the target it runs in.
+          // Plain services reach the target the call runs in; control services that target and the qube
+          // the request names (without `target=`, the same qube).
           const fixed = r.redirect ? this.redirectDecision(c, k, r, N) : null;
           if (r.redirect && fixed === null) return;
           const one = (t: number) => {
@@ -999,15 +998,15 @@ export class QrexecFlow {
             if (k.control && isQube && (!k.plain || this.targetText[t] !== to)) add(t, this.targetText[t]!, true);
           };
           if (r.redirect) {
-            // Every request goes to the one target: plain ways (for control services, from the requests
-            // naming no qube) with their best sample, and control ways to the wanted qubes named.
+            // Every request goes to the one target: a plain way to it (for control services, from a
+            // request naming no qube where there is one) with its best sample, and control ways to the
+            // wanted qubes named.
             if (k.plain) add(sample(fixed!), fixed!, false);
             else {
               const nonQube = this.targetOrder(N).filter((t) => !has(this.qubeMask, t));
-              if (nonQube.length) {
-                const i = this.ids.get(fixed!);
-                add(i !== undefined && nonQube.includes(i) ? i : nonQube[0]!, fixed!, false);
-              }
+              const i = this.ids.get(fixed!);
+              if (nonQube.length) add(i !== undefined && nonQube.includes(i) ? i : nonQube[0]!, fixed!, false);
+              else add(sample(fixed!), fixed!, false);
             }
             if (k.control) for (const t of this.targetOrder(N, wantBits)) if (has(this.qubeMask, t) && (!k.plain || this.targetText[t] !== fixed)) add(t, this.targetText[t]!, true);
           } else for (const t of this.targetOrder(N, wantBits)) one(t);
