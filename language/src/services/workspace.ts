@@ -484,20 +484,24 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
 
 /** The sorted diagnostics list made from an analysis list alone (no engine diagnostics on the path), by that list. */
 const sortedLists = new WeakMap<readonly AnalysisDiagnostic[], AnalysisDiagnostic[]>();
-/** How a sorted list was made from its analysis list: the places of that list's findings, in its order, and the order that sorts them. */
-const sortOrders = new WeakMap<readonly AnalysisDiagnostic[], { spans: Int32Array; order: Int32Array }>();
+/**
+ * How a sorted list was made from its analysis list: the places of that list's findings, in its
+ * order, and the order that sorts them (`null`: the list was in order already, the common case).
+ */
+const sortOrders = new WeakMap<readonly AnalysisDiagnostic[], { spans: Int32Array; order: Int32Array | null }>();
 
 /**
  * The findings sorted by place (start, then end; a stable sort). When `before` (the path's previous
  * list) was made from findings at the same places in the same order (a file whose warnings only
- * changed their related places), its order is applied again without sorting.
+ * changed their related places), its order is applied again without sorting. A list already in
+ * order is copied without making an order.
  */
 function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly AnalysisDiagnostic[] | undefined): AnalysisDiagnostic[] {
   const n = list.length;
   const known = before ? sortOrders.get(before) : undefined;
   let spans: Int32Array | undefined;
-  let order: Int32Array | undefined;
-  if (known && known.order.length === n) {
+  let order: Int32Array | null = null;
+  if (known && known.spans.length === 2 * n) {
     let same = true;
     for (let i = 0; i < n && same; i++) {
       const sp = list[i]!.span;
@@ -505,7 +509,7 @@ function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly Analy
     }
     if (same) ({ spans, order } = known);
   }
-  if (!spans || !order) {
+  if (!spans) {
     const sp = (spans = new Int32Array(2 * n));
     let sorted = true;
     for (let i = 0; i < n; i++) {
@@ -514,12 +518,17 @@ function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly Analy
       sp[2 * i + 1] = x.end;
       if (i > 0 && !(sp[2 * i - 2]! < x.start || (sp[2 * i - 2] === x.start && sp[2 * i - 1]! <= x.end))) sorted = false;
     }
-    order = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    if (!sorted) order.sort((a, b) => sp[2 * a]! - sp[2 * b]! || sp[2 * a + 1]! - sp[2 * b + 1]! || a - b);
+    if (!sorted) {
+      order = new Int32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((a, b) => sp[2 * a]! - sp[2 * b]! || sp[2 * a + 1]! - sp[2 * b + 1]! || a - b);
+    }
   }
-  const out: AnalysisDiagnostic[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = list[order[i]!]! as AnalysisDiagnostic;
+  let out: AnalysisDiagnostic[];
+  if (order) {
+    out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = list[order[i]!]! as AnalysisDiagnostic;
+  } else out = list.slice() as AnalysisDiagnostic[];
   sortOrders.set(out, { spans, order });
   return out;
 }
