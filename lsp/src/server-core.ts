@@ -25,7 +25,7 @@ import { URI } from "vscode-uri";
 import {
   parseDocument,
   prepareSystemInfo,
-  vocabulary,
+  vocabularySteps,
   type AnalysisDiagnostic,
   type PolicyDocument,
   type PolicySnapshot,
@@ -526,6 +526,8 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   const vocabularyAt = new WeakMap<PolicyProject, number>();
   /** While typing goes on, completion's vocabulary is renewed at most this often (ms). */
   const VOCABULARY_MS = 5000;
+  /** The longest turn of building a vocabulary (ms). */
+  const VOCABULARY_SLICE_MS = 4;
   const vocabularyTimers = new WeakMap<PolicyProject, ReturnType<typeof setTimeout>>();
   function vocabularyLater(project: PolicyProject): void {
     if (vocabularyTimers.has(project)) return;
@@ -539,12 +541,30 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       // Typing resumed meanwhile: wait for the next pause (or the staleness bound).
       if (wait > 0 && clock() - lastEditAt < CLOSED_FILES_AFTER_MS && clock() - (vocabularyAt.get(project) ?? -Infinity) < VOCABULARY_MS) return vocabularyLater(project);
       vocabularyAt.set(project, clock());
-      try {
-        vocabulary(snapshot);
-        completionSnapshots.set(project, snapshot);
-      } catch {
-        // Completion builds it again (and reports) if it fails.
-      }
+      // Built in turns of at most VOCABULARY_SLICE_MS, so a completion or a key arriving meanwhile
+      // waits for one short turn, never for the whole pass; no second build starts meanwhile.
+      const steps = vocabularySteps(snapshot);
+      const slice = () => {
+        const start = clock();
+        try {
+          for (;;) {
+            const r = steps.next();
+            if (r.done) break;
+            if (clock() - start >= VOCABULARY_SLICE_MS) {
+              vocabularyTimers.set(project, setImmediate(slice) as unknown as ReturnType<typeof setTimeout>);
+              return;
+            }
+          }
+          // No other build of this project ran meanwhile (the timer entry stayed): this is the newest.
+          completionSnapshots.set(project, snapshot);
+        } catch {
+          // Completion builds it again (and reports) if it fails.
+        }
+        vocabularyTimers.delete(project);
+        // The policy changed while this one was built: renew (at once when typing has paused).
+        if (project.lastSnapshot() !== snapshot) vocabularyLater(project);
+      };
+      slice();
     };
     vocabularyTimers.set(project, wait > 0 ? setTimeout(run, wait) : (setImmediate(run) as unknown as ReturnType<typeof setTimeout>));
   }

@@ -70,6 +70,11 @@ export interface PolicySnapshot {
   readonly policyDiagnostics: readonly Diagnostic[];
   /** Services seen in the policy, with the arguments seen for each. */
   readonly services: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * {@link PolicySnapshot.services} in short steps (a few thousand rules or arguments each), for a
+   * caller that spreads the work over several turns; the same map as `services`, cached alike.
+   */
+  servicesSteps?(): Generator<void, ReadonlyMap<string, ReadonlySet<string>>, void>;
   /** The parsed document at a path (a loaded file, or any file parsed on demand); cached. */
   document(path: string): PolicyDocument | undefined;
   /** @internal The parse cache, handed to the next snapshot. */
@@ -96,6 +101,9 @@ export interface ParsedEntry {
   syntax: SyntaxKind;
   doc: PolicyDocument;
 }
+
+/** Rules (or service arguments) per step of {@link PolicySnapshot.servicesSteps}. */
+const SERVICE_STEP = 2048;
 
 /** Splits text into physical lines the way the daemon's file loader does (universal newlines), keeping terminators. */
 function splitLinesKeep(text: string): string[] {
@@ -387,18 +395,22 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     if (before && before.length === list.length && sameElements(before, list)) diagnostics.set(path, before as AnalysisDiagnostic[]);
   }
 
-  const addServices = (services: Map<string, Set<string>>, list: readonly PolicyRule[]) => {
-    for (const r of list) {
+  /** Adds the services and arguments of rules; yields every {@link SERVICE_STEP} rules. */
+  function* addServices(services: Map<string, Set<string>>, list: readonly PolicyRule[]): Generator<void, void, void> {
+    for (let i = 0; i < list.length; i++) {
+      if (i % SERVICE_STEP === SERVICE_STEP - 1) yield;
+      const r = list[i]!;
       if (r.service === null) continue;
       let set = services.get(r.service);
       if (!set) services.set(r.service, (set = new Set()));
       if (r.argument !== null) set.add(r.argument);
     }
-  };
+  }
   // The services are made when first asked for (completion asks when typing pauses): a new rule
   // list costs a merge over every run of rules, which typing need not wait for. Snapshots with the
-  // same rule list share them (through the service cache, not through each other).
-  const servicesOf = (): Map<string, Set<string>> => {
+  // same rule list share them (through the service cache, not through each other). A step
+  // is at most a few thousand rules or arguments, so a caller can cut the work into short turns.
+  function* servicesSteps(): Generator<void, Map<string, Set<string>>, void> {
     let services = serviceCache.servicesByRules.get(rules);
     if (services) return services;
     services = new Map<string, Set<string>>();
@@ -407,18 +419,33 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       for (const seg of segments) {
         let own = serviceCache.segmentServices.get(seg);
         if (!own) {
-          addServices((own = new Map()), seg);
+          own = new Map();
+          yield* addServices(own, seg);
+          // Made meanwhile by another caller (a synchronous read of `services`): the first one stays.
+          own = serviceCache.segmentServices.get(seg) ?? own;
           serviceCache.segmentServices.set(seg, own);
         }
+        let n = 0;
         for (const [service, args] of own) {
           let set = services.get(service);
           if (!set) services.set(service, (set = new Set()));
           for (const a of args) set.add(a);
+          n += 1 + args.size;
+          if (n >= SERVICE_STEP) {
+            n = 0;
+            yield;
+          }
         }
       }
-    } else addServices(services, rules);
+    } else yield* addServices(services, rules);
+    const made = serviceCache.servicesByRules.get(rules);
+    if (made) return made;
     serviceCache.servicesByRules.set(rules, services);
     return services;
+  }
+  const servicesOf = (): Map<string, Set<string>> => {
+    const steps = servicesSteps();
+    for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
   };
 
   return {
@@ -441,6 +468,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     get services() {
       return servicesOf();
     },
+    servicesSteps,
     document,
     syntaxOf,
     parseCache,
@@ -456,20 +484,24 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
 
 /** The sorted diagnostics list made from an analysis list alone (no engine diagnostics on the path), by that list. */
 const sortedLists = new WeakMap<readonly AnalysisDiagnostic[], AnalysisDiagnostic[]>();
-/** How a sorted list was made from its analysis list: the places of that list's findings, in its order, and the order that sorts them. */
-const sortOrders = new WeakMap<readonly AnalysisDiagnostic[], { spans: Int32Array; order: Int32Array }>();
+/**
+ * How a sorted list was made from its analysis list: the places of that list's findings, in its
+ * order, and the order that sorts them (`null`: the list was in order already, the common case).
+ */
+const sortOrders = new WeakMap<readonly AnalysisDiagnostic[], { spans: Int32Array; order: Int32Array | null }>();
 
 /**
  * The findings sorted by place (start, then end; a stable sort). When `before` (the path's previous
  * list) was made from findings at the same places in the same order (a file whose warnings only
- * changed their related places), its order is applied again without sorting.
+ * changed their related places), its order is applied again without sorting. A list already in
+ * order is copied without making an order.
  */
 function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly AnalysisDiagnostic[] | undefined): AnalysisDiagnostic[] {
   const n = list.length;
   const known = before ? sortOrders.get(before) : undefined;
   let spans: Int32Array | undefined;
-  let order: Int32Array | undefined;
-  if (known && known.order.length === n) {
+  let order: Int32Array | null = null;
+  if (known && known.spans.length === 2 * n) {
     let same = true;
     for (let i = 0; i < n && same; i++) {
       const sp = list[i]!.span;
@@ -477,7 +509,7 @@ function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly Analy
     }
     if (same) ({ spans, order } = known);
   }
-  if (!spans || !order) {
+  if (!spans) {
     const sp = (spans = new Int32Array(2 * n));
     let sorted = true;
     for (let i = 0; i < n; i++) {
@@ -486,12 +518,17 @@ function sortByPlace(list: readonly AnalysisDiagnostic[], before: readonly Analy
       sp[2 * i + 1] = x.end;
       if (i > 0 && !(sp[2 * i - 2]! < x.start || (sp[2 * i - 2] === x.start && sp[2 * i - 1]! <= x.end))) sorted = false;
     }
-    order = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    if (!sorted) order.sort((a, b) => sp[2 * a]! - sp[2 * b]! || sp[2 * a + 1]! - sp[2 * b + 1]! || a - b);
+    if (!sorted) {
+      order = new Int32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((a, b) => sp[2 * a]! - sp[2 * b]! || sp[2 * a + 1]! - sp[2 * b + 1]! || a - b);
+    }
   }
-  const out: AnalysisDiagnostic[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = list[order[i]!]! as AnalysisDiagnostic;
+  let out: AnalysisDiagnostic[];
+  if (order) {
+    out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = list[order[i]!]! as AnalysisDiagnostic;
+  } else out = list.slice() as AnalysisDiagnostic[];
   sortOrders.set(out, { spans, order });
   return out;
 }
