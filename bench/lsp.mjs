@@ -92,6 +92,20 @@ function keystrokes(n) {
   return text.slice(0, n);
 }
 
+/**
+ * What VS Code's client (vscode-languageclient 9) announces for what the bench uses: workspace
+ * configuration, and completion lists whose items are resolved on demand and share their edit range.
+ */
+const CLIENT_CAPABILITIES = {
+  workspace: { configuration: true },
+  textDocument: {
+    completion: {
+      completionItem: { snippetSupport: true, insertReplaceSupport: true, labelDetailsSupport: true, resolveSupport: { properties: ["documentation", "detail", "additionalTextEdits"] } },
+      completionList: { itemDefaults: ["commitCharacters", "editRange", "insertTextFormat", "insertTextMode", "data"] },
+    },
+  },
+};
+
 async function runSize(rules) {
   // 1. The workspace: policy.d with the generated files, plus the system model.
   const gen = generate({ rules, seed: 1, requests: 0 });
@@ -140,7 +154,7 @@ async function runSize(rules) {
     while (published < v) await new Promise((r) => onPublish.push(r));
   };
   const rootUri = pathToFileURL(root).href;
-  await rpc.sendRequest("initialize", { processId: process.pid, rootUri, workspaceFolders: [{ uri: rootUri, name: "bench" }], capabilities: { workspace: { configuration: true } } });
+  await rpc.sendRequest("initialize", { processId: process.pid, rootUri, workspaceFolders: [{ uri: rootUri, name: "bench" }], capabilities: CLIENT_CAPABILITIES });
   await rpc.sendNotification("initialized", {});
 
   const original = gen.files[target];
@@ -315,7 +329,7 @@ if (WRITE) {
     "## Language server (typing)",
     "",
     `Written by \`bench/lsp.mjs\` (${new Date().toISOString().replace(/\.\d+Z$/, "Z")}; load average ${load} on ${cpus().length} cores when it ended).`,
-    `The built server runs as its own process over stdio; the client opens the largest file and types new rules into its middle, one key every ${INTERVAL} ms, with a completion request after every key.`,
+    `The built server runs as its own process over stdio; the client opens the largest file and types new rules into its middle, one key every ${INTERVAL} ms, with a completion request after every key; it announces what VS Code's client does (completion items resolved on demand, list defaults).`,
     '"Diagnostics after a key" runs from the key to the first `publishDiagnostics` of that version or a later one.',
     "The latencies are wall-clock and depend on the machine being free: when the server gets less CPU than typing asks for, the queue of keys grows and every latency with it; the server's CPU time per key depends on it much less (contention still inflates it).",
     `Workspaces: ${about}.`,
