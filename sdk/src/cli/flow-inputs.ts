@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import {
+  jsonErrorAt,
   loadPolicy,
   machineFromSystemJson,
   prepareSystemInfo,
@@ -25,6 +26,7 @@ import {
 import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
+import { osMessage } from "./text.js";
 import type { ParsedArgs } from "./args.js";
 import type { Qubes } from "../qubes.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
@@ -135,11 +137,18 @@ export async function readSystemInput(spec: string | undefined, a: ParsedArgs, i
     return { system, raw, machine: wiring ? await readMachine(qubes, Object.keys(raw.domains).filter((n) => !n.startsWith("uuid:"))) : { qubes: {} }, warnings: [] };
   }
   let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(readFileSync(path.resolve(io.cwd, spec), "utf8"));
+    text = readFileSync(path.resolve(io.cwd, spec), "utf8");
   } catch (e) {
-    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
+    const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : osMessage(e);
     throw new UsageError(`cannot read the system model \`${spec}\`: ${why}`);
+  }
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // Where, never what: the file may be anything (a secret named by mistake).
+    throw new UsageError(`cannot read the system model \`${spec}\`: not valid JSON (${jsonErrorAt(text, spec)})`);
   }
   if (!raw || typeof raw !== "object" || !(raw as { domains?: unknown }).domains || typeof (raw as { domains?: unknown }).domains !== "object" || Array.isArray((raw as { domains?: unknown }).domains)) {
     throw new UsageError(`the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);

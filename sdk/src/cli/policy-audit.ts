@@ -18,6 +18,7 @@ import {
   changeItems,
   decisionGrid,
   gridDecision,
+  jsonErrorAt,
   requestSpace,
   type DecisionGrid,
   diffPolicies,
@@ -94,11 +95,17 @@ function loadDir(m: Mounted): { policy: CompiledPolicy } | { error: PolicyError 
 
 function readSystemFile(file: string, cwd: string, shown = `\`${file}\``): SystemInfo {
   let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(readFileSync(path.resolve(cwd, file), "utf8"));
+    text = readFileSync(path.resolve(cwd, file), "utf8");
   } catch (e) {
-    const why = e && typeof e === "object" && "code" in e && typeof e.code === "string" ? osMessage(e) : e instanceof Error ? e.message.split("\n")[0]!.toLowerCase() : String(e);
-    throw new UsageError(`cannot read the system model ${shown}: ${why}`);
+    throw new UsageError(`cannot read the system model ${shown}: ${osMessage(e)}`);
+  }
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // Where, never what: the file may be anything (a secret named by mistake).
+    throw new UsageError(`cannot read the system model ${shown}: not valid JSON (${jsonErrorAt(text, path.relative(cwd, path.resolve(cwd, file)) || file)})`);
   }
   return checkedSystem(raw, `the system model ${shown}`);
 }

@@ -277,7 +277,7 @@ describe("the web playground in Chromium", () => {
     await page.keyboard.press("Control+Home");
     await page.keyboard.type("x", { delay: 5 });
     await expect.poll(() => page.textContent("#system-problem"), { timeout: 30_000 }).toMatch(/^system\.json:1:1: not valid JSON: .*; fix it, the simulator uses no system model until then \[system-json-invalid\]$/);
-    await expect.poll(() => page.textContent("#status"), { timeout: 30_000 }).toMatch(/^system model: .*not valid json/);
+    await expect.poll(() => page.textContent("#status"), { timeout: 30_000 }).toMatch(/^system model: the system model `[^`]*system\.json` is not valid JSON \([^)]*system\.json:1:1: expected a value\); make one with `qkit system snapshot` \[invalid-json\]$/);
     await page.keyboard.press("Backspace");
     await expect.poll(() => page.textContent("#status"), { timeout: 30_000 }).toMatch(/^system model: \d+ qubes$/);
     expect(await page.textContent("#system-problem")).toBe("");
