@@ -254,11 +254,12 @@ export async function runCommand(page: Page, title: string): Promise<void> {
 }
 
 /** Answers the open quick pick: types `value` and accepts the row labelled exactly `value`. */
-export async function answerQuickPick(page: Page, title: string, value: string): Promise<void> {
+export async function answerQuickPick(page: Page, title: string, value: string, label?: RegExp): Promise<void> {
   await page.locator(".quick-input-widget .quick-input-title", { hasText: title }).waitFor({ timeout: 30_000 });
   const input = page.locator(".quick-input-widget input");
   await input.fill(value);
-  const row = page.locator(".quick-input-list .monaco-list-row .label-name", { hasText: new RegExp(`^${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) });
+  // The row whose label is `value` (or matches `label`, for labels longer than what is typed).
+  const row = page.locator(".quick-input-list .monaco-list-row .label-name", { hasText: label ?? new RegExp(`^${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`) });
   await row.first().waitFor({ timeout: 30_000 });
   await row.first().click();
 }

@@ -213,7 +213,7 @@ describe("VS Code (code-server 4.100.3) with the packaged extension", { timeout:
       const toast = s.page.locator(".notifications-toasts .notification-toast", { hasText: "deny: denied by policy" });
       await toast.first().waitFor({ timeout: 60_000 });
       await toast.first().locator(".monaco-button", { hasText: "Add a rule for this call" }).first().click();
-      await answerQuickPick(s.page, "Add a rule for qubes.Filecopy from work to vault", "add a rule: allow this call");
+      await answerQuickPick(s.page, "Add a rule for qubes.Filecopy from work to vault", "add a rule: allow this call", /^add a rule: allow this call \(`qubes\.Filecopy [*+] work vault allow`\)$/);
       await eventually(() => toasts(s), (t) => t.some((m) => /^Qubes: added `qubes\.Filecopy\s+[*+]\s+work\s+vault\s+allow/.test(m)), "the rule-added notification");
       // The server's edit is applied to 30-user.policy (opened at the new rule), before the rule that denied the call.
       const text = await eventually(() => activeEditorText(s.page), (t) => /qubes\.Filecopy\s+[*+]\s+work\s+vault\s+allow/.test(t), "the new rule in the editor");
