@@ -244,6 +244,12 @@ describe("qkit policy eval: warnings, exit codes, --echo", () => {
       `qkit policy eval: warning: source \`wrok\` is not a qube of the system in \`${demo}system.json\`: the daemon never receives a call from it; check the name; did you mean \`work\`? [unknown-qube]\n` +
         `qkit policy eval: warning: target \`vaultt\` is not a qube of the system in \`${demo}system.json\`: the daemon treats it as @default; did you mean \`vault\`? [unknown-qube]\n`,
     );
+    // `@dispvm:X` with X no qube: the engine refuses the call, and says why on stdout; the warning says where the name went wrong.
+    const disp = await q([...base, "qubes.OpenInVM", "work", "@dispvm:wrk-dvm"]);
+    expect(disp.out).toBe("deny (AccessDenied): not a template for dispvm: wrk-dvm\n");
+    expect(disp.err).toBe(`qkit policy eval: warning: target \`@dispvm:wrk-dvm\`: \`wrk-dvm\` is not a qube of the system in \`${demo}system.json\`, so the engine refuses the call; check the name; did you mean \`work-dvm\`? [unknown-qube]\n`);
+    expect((await q([...base, "qubes.OpenInVM", "work", "@dispvm:work-dvm"])).err).toBe("");
+    expect((await q([...base, "qubes.OpenInVM", "work", "@dispvm:@tag:x"])).err).toBe("");
     const ok = await q([...base, "qubes.Filecopy", "work", "@default"]);
     expect(ok.err).toBe("");
   });

@@ -134,16 +134,29 @@ function requestWarnings(req: PolicyRequest, system: SystemInfo | undefined, sys
   if (!req.source.startsWith("@") && !known(req.source)) out.push(unknownQube("source", req.source, system, systemFile, near));
   const t = req.target ?? "";
   if (t !== "" && !t.startsWith("@") && !known(t)) out.push(unknownQube("target", t, system, systemFile, near));
+  else if (unknownDispvmBase(t, system)) out.push(unknownQube("dispvm", t, system, systemFile, near));
   return out;
 }
 
+/** Whether `target` is `@dispvm:X` with X a name that is no qube of the system (the engine refuses the call). */
+function unknownDispvmBase(target: string, system: SystemInfo): boolean {
+  if (!target.startsWith("@dispvm:")) return false;
+  const base = target.slice("@dispvm:".length);
+  return base !== "" && !base.startsWith("@") && !system.domains.has(base);
+}
+
 /** The warning about a source or target that is not a qube of the system (kept in `near` for a stream: names repeat). */
-function unknownQube(role: "source" | "target", name: string, system: SystemInfo, systemFile: string, near?: NearQubes): string {
+function unknownQube(role: "source" | "target" | "dispvm", name: string, system: SystemInfo, systemFile: string, near?: NearQubes): string {
   const key = role === "source" ? "s" + name : "t" + name;
   let w = near?.said.get(key);
   if (w === undefined) {
-    const what = role === "source" ? "the daemon never receives a call from it; check the name" : "the daemon treats it as @default";
-    w = `${role} \`${name}\` is not a qube of the system in \`${systemFile}\`: ${what}${nearQube(name, system, near)} [unknown-qube]`;
+    if (role === "dispvm") {
+      const base = name.slice("@dispvm:".length);
+      w = `target \`${name}\`: \`${base}\` is not a qube of the system in \`${systemFile}\`, so the engine refuses the call; check the name${nearQube(base, system, near)} [unknown-qube]`;
+    } else {
+      const what = role === "source" ? "the daemon never receives a call from it; check the name" : "the daemon treats it as @default";
+      w = `${role} \`${name}\` is not a qube of the system in \`${systemFile}\`: ${what}${nearQube(name, system, near)} [unknown-qube]`;
+    }
     if (near) {
       // Bounded: a memo for repeated names, not a store of every name ever seen.
       if (near.said.size >= 4096) near.said.clear();
@@ -161,7 +174,9 @@ function quiet(req: PolicyRequest, system: SystemInfo | undefined, systemFile: s
   const src = req.source;
   if (src.charCodeAt(0) !== 64 && !system.domains.has(src)) return false;
   const t = req.target ?? "";
-  return t === "" || t.charCodeAt(0) === 64 || system.domains.has(t);
+  if (t === "") return true;
+  if (t.charCodeAt(0) === 64) return !unknownDispvmBase(t, system);
+  return system.domains.has(t);
 }
 
 /** For a stream: the "did you mean" of each unknown name, and the names it picks from (listed once, with their lower-cased lengths). */
