@@ -152,17 +152,21 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
  * secret named by mistake). Call it after `JSON.parse` has thrown.
  */
 export function jsonErrorAt(text: string, file: string): string {
-  // eslint-disable-next-line no-control-regex
-  const shown = file.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const shown = escaped(file);
   const at = jsonSyntaxError(text);
   const where = at ? lineColumn(text, at.offset) : { line: 1, column: 1 };
   return `${shown}:${where.line}:${where.column}: ${at ? `expected ${at.expected}` : "not valid JSON"}`;
 }
 
+/** Text from the user or the file for a one-line message: control characters (and line separators) as `\uXXXX`. */
+function escaped(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** A qube name for a message: at most 40 characters, control characters escaped. */
 function shownName(name: string): string {
-  // eslint-disable-next-line no-control-regex
-  const s = name.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const s = escaped(name);
   return s.length > 40 ? `${s.slice(0, 40)}…` : s;
 }
 
@@ -173,8 +177,7 @@ function shownName(name: string): string {
  * object of properties. Never throws; never quotes the text.
  */
 export function readSystemModelText(text: string, file: string): { raw: RawSystemInfo } | { error: SystemModelFileProblem } {
-  // eslint-disable-next-line no-control-regex
-  const shown = file.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const shown = escaped(file);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
