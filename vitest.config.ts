@@ -20,6 +20,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // fast-check: a time limit for every property, QKIT_FC_SEED to replay one.
+    setupFiles: ["./test/helpers/fast-check-setup.ts"],
     reporters: ["default", "./test/summary-reporter.ts"],
   },
 });

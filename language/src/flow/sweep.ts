@@ -810,8 +810,10 @@ export class QrexecFlow {
     }
     for (const [rep, members] of byRep) {
       const c = this.callerOf.get(rep)!;
-      if (members.length === 1) {
-        // One member: swept as itself (nothing to move).
+      if (members.length === 1 && members[0] === rep) {
+        // The class's first member alone: swept as itself (nothing to move). Any other member is moved
+        // from its class's sweep even when alone, so that its ways (and their sample requests) do not
+        // depend on which other hops were asked for.
         const w = wants.get(members[0]!)!;
         this.collect(this.callerOf.get(members[0]!)!, w.fwd, w.bwd, out, all, cap, bounded, noAsk);
         continue;
