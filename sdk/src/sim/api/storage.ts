@@ -202,9 +202,15 @@ method("admin.vm.volume.CloneTo", null, true, true, (c) => {
 method("admin.vm.volume.Resize", null, true, true, (c) => {
   const v = vol(c);
   const size = validateNumber(Buffer.from(c.payload.toString("latin1").trim(), "latin1"), "volume size");
-  if (isKernelVolume(c, v)) throw new SimAbort("NotImplementedError: LinuxModules cannot be resized");
-  // `ReflinkVolume.resize` (varlibqubes is a file-reflink pool): only a read-write volume
-  if (!v.rw && c.app.pools.get(v.pool)?.driver === "file-reflink") throw qerr("StoragePoolException", `Cannot resize: ${v.vid} is read-only`);
+  // qubesd saves qubes.xml in a `finally`: when it cannot be saved, a failed resize dies without a reply too
+  try {
+    if (isKernelVolume(c, v)) throw new SimAbort("NotImplementedError: LinuxModules cannot be resized");
+    // `ReflinkVolume.resize` (varlibqubes is a file-reflink pool): only a read-write volume
+    if (!v.rw && c.app.pools.get(v.pool)?.driver === "file-reflink") throw qerr("StoragePoolException", `Cannot resize: ${v.vid} is read-only`);
+  } catch (e) {
+    if (c.app.storeUnsaveable()) throw new SimAbort("AttributeError: no default_kernel while saving qubes.xml");
+    throw e;
+  }
   v.size = size;
   return null;
 });
