@@ -1057,6 +1057,9 @@ export interface AnalysisCacheEntry {
 /** The last entry of each path, per cache: an edited document's entry is computed from its previous version's. */
 const lastEntries = new WeakMap<AnalysisCache, Map<string, AnalysisCacheEntry>>();
 
+/** Lines or findings {@link documentFindings} looks at between two steps. */
+const DOCUMENT_WORK = 2000;
+
 /**
  * The per-document findings of a document, from the findings of its previous version where its
  * lines are the same: the rules other than `filenameDisablesPolicy` look at one line at a time
@@ -1066,25 +1069,37 @@ const lastEntries = new WeakMap<AnalysisCache, Map<string, AnalysisCacheEntry>>(
  * `undefined` when a rule throws (the caller then checks the whole document, which reports it).
  * The findings come in the order a whole-document check gives: rule by rule, line by line.
  */
-function documentFindings(
+function* documentFindings(
   doc: AnalyzedDocument,
   prev: AnalysisCacheEntry | undefined,
   rules: readonly AnalysisRule[],
   run: (rule: AnalysisRule, input: AnalysisInput, report: Report) => boolean,
   input: AnalysisInput,
-): { found: Array<[string, AnalysisDiagnostic]>; ruleEnds: number[] } | undefined {
+): Generator<void, { found: Array<[string, AnalysisDiagnostic]>; ruleEnds: number[] } | undefined, void> {
+  // Lines and findings looked at since the last step: a long document is cut into steps.
+  let work = 0;
   const document = doc.document;
   type Item = { rule: number; path: string; d: AnalysisDiagnostic };
   const old = new Map<RuleNode, { base: number; line: number; items: Item[] }>();
   const before = prev?.document;
   const incremental = before !== undefined && prev!.ruleEnds !== undefined && before.syntax === document.syntax && prev!.path === doc.path;
   if (incremental) {
-    for (const line of before.lines) if (line.kind === "rule" && line.rule) old.set(line.rule, { base: line.lineSpan.start, line: line.line, items: [] });
+    for (const line of before.lines) {
+      if (line.kind === "rule" && line.rule) old.set(line.rule, { base: line.lineSpan.start, line: line.line, items: [] });
+      if (++work >= DOCUMENT_WORK) {
+        work = 0;
+        yield;
+      }
+    }
     let start = 0;
     for (let r = 0; r < rules.length; r++) {
       const end = prev!.ruleEnds![r]!;
       if (!DOCUMENT_LEVEL.has(rules[r]!)) {
         for (let i = start; i < end; i++) {
+          if (++work >= DOCUMENT_WORK) {
+            work = 0;
+            yield;
+          }
           const [path, d] = prev!.found[i]!;
           const node = before.lines[d.line - 1];
           const o = node && node.kind === "rule" && node.rule && node.line === d.line ? old.get(node.rule) : undefined;
@@ -1098,6 +1113,10 @@ function documentFindings(
   const fresh: LineNode[] = [];
   const kept: Item[] = [];
   for (const line of document.lines) {
+    if (++work >= DOCUMENT_WORK) {
+      work = 0;
+      yield;
+    }
     if (line.kind !== "rule") continue;
     const o = line.rule ? old.get(line.rule) : undefined;
     if (!o) {
@@ -1244,7 +1263,7 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
     else {
       const prev = last?.get(doc.path);
       const same = prev && prev.system === input.system && prev.config === configKey ? prev : undefined;
-      const made = documentFindings(doc, same, perDocument, quiet, input);
+      const made = yield* documentFindings(doc, same, perDocument, quiet, input);
       if (made) entry = { system: input.system, config: configKey, path: doc.path, found: made.found, document: doc.document, ruleEnds: made.ruleEnds };
       else {
         const found: Array<[string, AnalysisDiagnostic]> = [];
