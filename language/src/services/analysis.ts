@@ -596,9 +596,12 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     const by: Array<PolicyRule | undefined> = new Array(count);
     const feeds = new Uint8Array(count);
     const byDocs = new Map<string, PolicyDocument | undefined>();
-    type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
-    const entries: Entry[] = [];
-    const lines = runs.length > 1 ? new Map<number, Entry>() : undefined;
+    // The candidate lines (their first rule's position, its broader rule, and whether every copy of
+    // the line is shadowed), as parallel arrays: no object per rule.
+    const entryAt: number[] = [];
+    const entryBy: Array<PolicyRule | undefined> = [];
+    const entryAll: boolean[] = [];
+    const lines = runs.length > 1 ? new Map<number, number>() : undefined;
     let k = 0;
     for (const run of runs) {
       for (let j = 0; j < run.rules.length; j++, k++) {
@@ -609,22 +612,25 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         const line = run.rules[j]!.origin.line;
         if (line === null) continue;
         if (!lines) {
-          if (b) entries.push({ i, by: b, all: true });
+          if (b) (entryAt.push(i), entryBy.push(b), entryAll.push(true));
           continue;
         }
         const e = lines.get(line);
-        if (!e) {
-          const entry = { i, by: b, all: b !== undefined };
-          lines.set(line, entry);
-          entries.push(entry);
-        } else e.all = e.all && b !== undefined;
+        if (e === undefined) {
+          lines.set(line, entryAt.length);
+          entryAt.push(i);
+          entryBy.push(b);
+          entryAll.push(b !== undefined);
+        } else entryAll[e] = entryAll[e]! && b !== undefined;
       }
     }
     const found: AnalysisDiagnostic[] = [];
     const foundBy: PolicyRule[] = [];
     let made = 0;
-    for (const { i, by: b, all } of entries) {
-      if (!all || !b) continue;
+    for (let x = 0; x < entryAt.length; x++) {
+      const i = entryAt[x]!;
+      const b = entryBy[x];
+      if (!entryAll[x] || !b) continue;
       // A large file checked afresh is cut into steps too.
       if (++made % 500 === 0) yield;
       const rule = input.rules[i]!;
@@ -1080,12 +1086,15 @@ function* documentFindings(
   let work = 0;
   const document = doc.document;
   type Item = { rule: number; path: string; d: AnalysisDiagnostic };
+  // The previous version's rule lines by parsed rule (the last line with it), and the findings of
+  // those that had some, with that line's place (most lines have none: no object is made for them).
+  const lastLine = new Map<RuleNode, LineNode>();
   const old = new Map<RuleNode, { base: number; line: number; items: Item[] }>();
   const before = prev?.document;
   const incremental = before !== undefined && prev!.ruleEnds !== undefined && before.syntax === document.syntax && prev!.path === doc.path;
   if (incremental) {
     for (const line of before.lines) {
-      if (line.kind === "rule" && line.rule) old.set(line.rule, { base: line.lineSpan.start, line: line.line, items: [] });
+      if (line.kind === "rule" && line.rule) lastLine.set(line.rule, line);
       if (++work >= DOCUMENT_WORK) {
         work = 0;
         yield;
@@ -1102,8 +1111,13 @@ function* documentFindings(
           }
           const [path, d] = prev!.found[i]!;
           const node = before.lines[d.line - 1];
-          const o = node && node.kind === "rule" && node.rule && node.line === d.line ? old.get(node.rule) : undefined;
-          o?.items.push({ rule: r, path, d });
+          if (!node || node.kind !== "rule" || !node.rule || node.line !== d.line) continue;
+          let o = old.get(node.rule);
+          if (!o) {
+            const at = lastLine.get(node.rule)!;
+            old.set(node.rule, (o = { base: at.lineSpan.start, line: at.line, items: [] }));
+          }
+          o.items.push({ rule: r, path, d });
         }
       }
       start = end;
@@ -1118,11 +1132,13 @@ function* documentFindings(
       yield;
     }
     if (line.kind !== "rule") continue;
-    const o = line.rule ? old.get(line.rule) : undefined;
-    if (!o) {
+    if (!line.rule || !lastLine.has(line.rule)) {
       fresh.push(line);
       continue;
     }
+    // A line of the previous version: its findings (if any) moved with it.
+    const o = old.get(line.rule);
+    if (!o) continue;
     const by = line.lineSpan.start - o.base;
     const lines = line.line - o.line;
     for (const it of o.items) {
