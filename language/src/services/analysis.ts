@@ -860,13 +860,16 @@ const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCa
  * `ask` can offer comes from every file.
  */
 /** The message and help of a `service-not-provided` finding, made once per cached verdict. */
-const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { message: string; help: string; data: { qubes: string[] } }>>();
+type NotProvidedTexts = { message: string; help: string; data: { qubes: string[] } };
+/** By verdict, then by service (the parser's strings: no key is built per finding), for calls and for offers. */
+const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { call?: NotProvidedTexts; ask?: NotProvidedTexts }>>();
 
-function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): { message: string; help: string; data: { qubes: string[] } } {
-  let byKey = notProvidedCache.get(verdict);
-  if (!byKey) notProvidedCache.set(verdict, (byKey = new Map()));
-  const key = `${offer ? "ask" : "call"}\0${service}`;
-  let t = byKey.get(key);
+function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): NotProvidedTexts {
+  let byService = notProvidedCache.get(verdict);
+  if (!byService) notProvidedCache.set(verdict, (byService = new Map()));
+  let both = byService.get(service);
+  if (!both) byService.set(service, (both = {}));
+  let t = offer ? both.ask : both.call;
   if (!t) {
     const qubes = verdict.provided ? [] : verdict.qubes;
     // An ask rule's qubes are the targets the dialog can offer, not all of which the user may pick.
@@ -877,7 +880,8 @@ function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: bool
       // One data object per verdict and text: findings that share it cost one object each.
       data: { qubes },
     };
-    byKey.set(key, t);
+    if (offer) both.ask = t;
+    else both.call = t;
   }
   return t;
 }
@@ -944,15 +948,23 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
       continue;
     }
     const prev = files.get(path);
-    if (
-      prev &&
-      prev.document === doc.document &&
-      prev.severity === severity &&
-      prev.runs.length === keys.length &&
-      prev.runs.every((r, k) => r === keys[k]) &&
-      prev.deps.every(([service, st]) => analysis.serviceState(service) === st)
-    ) {
+    const sameInputs = prev !== undefined && prev.document === doc.document && prev.severity === severity && prev.runs.length === keys.length && prev.runs.every((r, k) => r === keys[k]);
+    // The services whose verdicts changed since the file's findings were made.
+    let changed: Set<string> | undefined;
+    if (sameInputs) for (const [service, st] of prev.deps) if (analysis.serviceState(service) !== st) (changed ??= new Set()).add(service);
+    if (sameInputs && !changed) {
       reportList(report, path, prev.found);
+      continue;
+    }
+    // One run of a file in the new syntax, before and now (each line loaded once, its service its
+    // own): only the lines that are new and the rules of the services whose verdicts changed are
+    // looked at again; the other findings are the previous ones, moved with their lines.
+    if (prev && prev.severity === severity && pathRuns.length === 1 && prev.runs.length === 1 && doc.document.syntax === "policy" && prev.document.syntax === "policy") {
+      if (!sameInputs) for (const [service, st] of prev.deps) if (analysis.serviceState(service) !== st) (changed ??= new Set()).add(service);
+      const made = yield* notProvidedChanged(doc.document, pathRuns[0]!, prev, changed, analysis, severity);
+      files.set(path, { document: doc.document, severity, runs: keys, deps: made.deps, found: made.found });
+      reportList(report, path, made.found);
+      yield;
       continue;
     }
     const lines = doc.document.lines;
@@ -991,6 +1003,66 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
     reportList(report, path, found);
     yield;
   }
+}
+
+/**
+ * A file's `service-not-provided` findings from those of its previous version `prev` (both one run
+ * of a file in the new syntax, so a line is loaded once and names its own service). A rule's
+ * verdict depends on its parsed line and its service's verdicts only, so a line of the previous
+ * version (its parsed rule, which a line an edit did not touch keeps, see `reparse.ts`) whose
+ * service is not in `changed` keeps its finding or its lack of one: the previous object, or a copy
+ * at the line's new place. The other rules are looked at again. Same list as a full pass.
+ */
+function* notProvidedChanged(
+  document: PolicyDocument,
+  run: readonly PolicyRule[],
+  prev: FileProvided,
+  changed: ReadonlySet<string> | undefined,
+  analysis: ProvidedAnalysis,
+  severity: Severity,
+): Generator<void, { found: AnalysisDiagnostic[]; deps: Array<[string, ServiceProvided | undefined]> }, void> {
+  const before = prev.document;
+  // The previous findings by parsed rule.
+  const byNode = new Map<RuleNode, AnalysisDiagnostic>();
+  for (const d of prev.found) {
+    const node = before.lines[d.line - 1];
+    if (node && node.kind === "rule" && node.rule && node.line === d.line) byNode.set(node.rule, d);
+  }
+  // The parsed rules of the previous version (every one when the document is the same).
+  let work = 0;
+  let known: Set<RuleNode> | undefined;
+  if (before !== document) {
+    known = new Set();
+    for (const line of before.lines) {
+      if (line.kind === "rule" && line.rule) known.add(line.rule);
+      if (++work % 2000 === 0) yield;
+    }
+  }
+  const deps = new Map<string, ServiceProvided | undefined>();
+  const found: AnalysisDiagnostic[] = [];
+  for (const r of run) {
+    if (r.service === null || r.action === "deny") continue;
+    if (!deps.has(r.service)) deps.set(r.service, analysis.serviceState(r.service));
+    const at = r.origin.line;
+    if (at === null) continue;
+    if (++work % 2000 === 0) yield;
+    const line = lineByNumber(document, at);
+    if (!line || line.kind !== "rule") continue;
+    const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
+    const node = line.rule;
+    if (node && !changed?.has(r.service) && (known === undefined || known.has(node))) {
+      const d = byNode.get(node);
+      if (d) found.push(d.line === line.line && d.span.start === span.start && d.span.end === span.end ? d : movedDiagnostic(d, span, line.line, d.related));
+      continue;
+    }
+    const verdict = analysis.verdict(r);
+    if (verdict.provided) continue;
+    const t = notProvidedTexts(verdict, r.service, isOffer(r));
+    const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
+    d.data = t.data;
+    found.push(d);
+  }
+  return { found, deps: [...deps] };
 }
 
 export const serviceNotProvided: AnalysisRule = {
