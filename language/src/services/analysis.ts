@@ -1295,8 +1295,9 @@ export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}, c
 
 /**
  * {@link runAnalysis} as a sequence of steps: it yields after each document
- * checked afresh and inside the per-service analyses, so that a caller can
- * spread the work over time or abandon it.
+ * checked afresh, every few thousand lines inside a long one, and inside the
+ * per-service analyses, so that a caller can spread the work over time or
+ * abandon it.
  */
 export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig = {}, cache?: AnalysisCache): Generator<void, Map<string, AnalysisDiagnostic[]>, void> {
   // Each path's findings as pieces: lists reported whole (kept by identity) and runs of single findings.

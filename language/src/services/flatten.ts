@@ -136,7 +136,8 @@ export interface FlattenOptions {
 
 /**
  * {@link flattenPolicy} in steps: it yields after each file whose rules it had to build (not after
- * files it found in the caches), so that a server answers requests in between.
+ * files it found in the caches) and every {@link LINES_PER_STEP} lines inside long files, so that a
+ * server answers requests in between. A run dropped at a step leaves only complete cache entries.
  */
 export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOptions, parse: DocumentParser): Generator<void, FlatPolicy | undefined, void> {
   const ruleCache = options.ruleCache;
