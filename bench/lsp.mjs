@@ -21,7 +21,12 @@
  * `--trace` has the server log its turns (`QKIT_LSP_TRACE`, see lsp/src/trace.ts) and prints where the
  * slowest completions waited: from the client to the server's reader, to the handler, in it, to the
  * write of the answer, in the write (the pipe), and from there to the client; with the garbage
- * collections and the longest turns of the server while typing. Such a run does not write RESULTS.md.
+ * collections, the analysis and publication turns (how many, p50/p95, how many over 10 and 20 ms) and the
+ * longest turns of the server while typing. Such a run does not write RESULTS.md.
+ *
+ * `QKIT_BENCH_SERVER=FILE` runs another build of the server (e.g. a bundle of an older commit, to
+ * compare on the same machine at the same time); `QKIT_BENCH_NODE_ARGS` passes options to its node
+ * (`--cpu-prof --cpu-prof-dir=DIR`: the profile is written at the clean shutdown).
  *
  * The table (with the targets of issue 10) goes to stdout and into bench/RESULTS.md,
  * section "Language server"; with --strict the exit code is 1 when a target is missed.
