@@ -959,7 +959,7 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
     // One run of a file in the new syntax, before and now (each line loaded once, its service its
     // own): only the lines that are new and the rules of the services whose verdicts changed are
     // looked at again; the other findings are the previous ones, moved with their lines.
-    if (prev && prev.severity === severity && pathRuns.length === 1 && prev.runs.length === 1 && doc.document.syntax === "policy" && prev.document.syntax === "policy") {
+    if (prev && prev.severity === severity && pathRuns.length === 1 && prev.runs.length === 1 && doc.document.syntax === "policy" && prev.document.syntax === "policy" && loadedOnce(pathRuns[0]!)) {
       if (!sameInputs) for (const [service, st] of prev.deps) if (analysis.serviceState(service) !== st) (changed ??= new Set()).add(service);
       const made = yield* notProvidedChanged(doc.document, pathRuns[0]!, prev, changed, analysis, severity);
       files.set(path, { document: doc.document, severity, runs: keys, deps: made.deps, found: made.found });
@@ -1003,6 +1003,20 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
     reportList(report, path, found);
     yield;
   }
+}
+
+/**
+ * Whether a run holds each line of its file at most once: its lines strictly increase (one load of
+ * a file; two loads of it in a row, which `runsByPath` makes one run, start again).
+ */
+function loadedOnce(run: readonly PolicyRule[]): boolean {
+  let last = 0;
+  for (const r of run) {
+    const at = r.origin.line;
+    if (at === null || at <= last) return false;
+    last = at;
+  }
+  return true;
 }
 
 /**
