@@ -1,7 +1,7 @@
 /**
  * `qkit policy eval --requests` splits its input into lines as readline
  * does (`\n`, `\r\n` or a lone `\r`), wherever the reads cut it: a regular
- * file is read in 256 KiB chunks, standard input in whatever pieces arrive,
+ * file is read in 64 KiB chunks, standard input in whatever pieces arrive,
  * and a `\r\n` or a line (even a multi-byte character) may straddle two of
  * them. Each run's answers and warnings must equal those of the same lines
  * written one per `\n`-ended line.
@@ -41,8 +41,8 @@ const request = fc
     service: fc.constantFrom("qubes.A", "qubes.B", "qubes.C"),
     source: fc.constantFrom("q0", "q1", "qé", "ghost"),
     target: fc.constantFrom("q1", "q2", "", "@dispvm", "nope"),
-    // Long lines, so that a few hundred of them cross the 256 KiB reads of a file.
-    pad: fc.integer({ min: 0, max: 900 }),
+    // Long lines, so that a few hundred of them cross the 64 KiB reads of a file.
+    pad: fc.integer({ min: 0, max: 400 }),
   })
   .map(({ pad, ...r }) => JSON.stringify({ ...r, argument: "+" + "x".repeat(pad) }));
 const ending = fc.constantFrom("\n", "\r\n", "\r");
@@ -57,17 +57,17 @@ describe("qkit policy eval --requests splits lines", () => {
     try {
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.tuple(request, ending), { minLength: 1, maxLength: 600 }),
+          fc.array(fc.tuple(request, ending), { minLength: 1, maxLength: 400 }),
           fc.boolean(),
-          fc.array(fc.integer({ min: 1, max: 300000 }), { maxLength: 12 }),
+          fc.array(fc.integer({ min: 1, max: 70000 }), { maxLength: 12 }),
           fc.integer({ min: 0, max: 3 }),
           async (lines, lastEnded, cuts, crlfAt) => {
             let text = lines.map(([l, e], i) => l + (i < lines.length - 1 || lastEnded ? e : "")).join("");
-            // Sometimes a \r\n sits exactly across the first 256 KiB read of the file (READ_CHUNK in policy-eval.ts).
-            if (crlfAt === 0 && Buffer.byteLength(text) > 262144) {
+            // Sometimes a \r\n sits exactly across the first 64 KiB read of the file.
+            if (crlfAt === 0 && Buffer.byteLength(text) > 65536) {
               const bytes = Buffer.from(text);
-              const head = bytes.subarray(0, 262143).toString().replace(/[\r\n\uFFFD]+$/, "");
-              text = head + " ".repeat(262143 - Buffer.byteLength(head)) + "\r\n" + bytes.subarray(262143).toString().replace(/^[\r\n]/, "");
+              const head = bytes.subarray(0, 65535).toString().replace(/[\r\n\uFFFD]+$/, "");
+              text = head + " ".repeat(65535 - Buffer.byteLength(head)) + "\r\n" + bytes.subarray(65535).toString().replace(/^[\r\n]/, "");
             }
             writeFileSync(join(dir, "requests.jsonl"), text);
             const normal = text.split(/\r\n|\r|\n/);

@@ -485,7 +485,7 @@ export interface AskList {
   universe: Universe;
   /** The list an `autostart=no` ask offers (the targets that are running); see {@link askListRunning}. */
   running: AskList | null | undefined;
-  /** How many times the list was written, and from the first time its JSON (UTF-8), then copied whole. */
+  /** How many times the list was written, and from the second time its JSON (UTF-8), then copied whole. */
   writes: number;
   json: Uint8Array | null;
 }
@@ -815,8 +815,8 @@ export function writeAskList(out: ByteOutput, e: AskList): void {
   // The last comma becomes the closing bracket.
   buf[off - 1] = 93;
   out.off = off;
-  // Its text is kept from the first write (one copy a list, at most as many as the lists memo keeps): on a stream most lists are written again, and writing from the bitset costs far more than copying.
-  if (++e.writes === 1) {
+  // A list written again is likely written many times: its text is then kept (one copy a list, at most as many as the lists memo keeps).
+  if (++e.writes === 2) {
     // From the slab: a typed array of its own costs more than writing the list (see `slab.ts`).
     const json = slab.u8(off - start);
     json.set(buf.subarray(start, off));

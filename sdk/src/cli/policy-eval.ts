@@ -307,7 +307,7 @@ interface LineBatch {
 }
 
 /** The size of the reads of a regular file: fewer, larger batches cost less a line (each read and each batch has its own cost). */
-const READ_CHUNK = 1 << 18;
+const READ_CHUNK = 1 << 16;
 
 /** The size of the output buffers of a stream (a batch's answers are written into them, and each written when full). */
 const BYTE_CHUNK = 1 << 18;
