@@ -116,6 +116,26 @@ describe("incremental analysis", () => {
     }
   });
 
+  // Found by the property below (seed 392830026): a `*` rule inserted at the place of an unchanged file's
+  // broader rule (which moved down) is the new broader rule; the warning followed the old one instead.
+  test("a rule inserted at a broader rule's place becomes the broader rule of unchanged files", () => {
+    const A = "svc.A * * * allow";
+    let files: Files = { "10-a.policy": [A, A, A, A, A, A], "30-user.policy": [], "50-b.policy": ["svc.C * * vault allow", "* * * * allow"], "include/common": [] };
+    const edits = [
+      { file: "10-a.policy", kind: "insert", at: 0, line: A },
+      { file: "10-a.policy", kind: "insert", at: 2, line: "* * * * allow" },
+      { file: "10-a.policy", kind: "insert", at: 20, line: "* * * vault allow" },
+      { file: "10-a.policy", kind: "insert", at: 0, line: A },
+    ];
+    let snapshot = analyzeWorkspace(fsOf(files), { system });
+    for (const e of edits) {
+      files = apply(files, e);
+      const next = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
+      expect(view(next)).toEqual(view(analyzeWorkspace(fsOf(files), { system })));
+      snapshot = next;
+    }
+  });
+
   test("equals a from-scratch analysis after random edit sequences", () => {
     const start = fc.record({
       "10-a.policy": fc.array(anyLine, { maxLength: 8 }),

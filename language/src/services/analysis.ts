@@ -507,7 +507,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
             same = false;
             break outer;
           }
-          if (a !== b && !samePlace(a, b)) {
+          if (a !== b && !sameLineAtPlace(a, b)) {
             // The same line of the broader rule's document, moved by an edit above it: the same
             // warning but for the broader rule's line (in the message and the related place).
             if (!sameMovedLine(a, b)) {
@@ -716,6 +716,16 @@ function sameMovedLine(a: PolicyRule | undefined, b: PolicyRule | undefined): bo
   if (a === undefined || b === undefined || a.origin.path !== b.origin.path || a.origin.file !== b.origin.file) return false;
   const node = parsedRuleOf(a);
   return node !== undefined && node === parsedRuleOf(b);
+}
+
+/**
+ * Two rules at the same place that are the same line: an unchanged line keeps its parsed rule. A
+ * different rule now at the broader rule's old place (a line inserted above it) is another warning.
+ */
+function sameLineAtPlace(a: PolicyRule | undefined, b: PolicyRule | undefined): boolean {
+  if (!samePlace(a, b)) return false;
+  const node = parsedRuleOf(a!);
+  return node !== undefined && node === parsedRuleOf(b!);
 }
 
 /** Two rules at the same place (file and line). */
