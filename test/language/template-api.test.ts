@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   checkStack,
@@ -234,6 +235,29 @@ describe("the model", () => {
     expect(q.tags).toEqual(["a", "z"]);
     expect(q.firewall).toEqual(["action=accept dst4=10.1.2.3/32 proto=tcp dstports=443-443"]);
     expect(q.keyProvenance?.memory?.file).toBe("/s/main.qubes.yaml");
+  });
+
+  it("keeps every digit of an integer feature value beyond 2^53 (the source text, not a double)", () => {
+    const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    features: { big: 12345678901234567890, neg: -9007199254740993, hex: 0x20000000000001, safe: 9007199254740991 }\n" });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes[0]!.features).toEqual({ big: "12345678901234567890", neg: "-9007199254740993", hex: "9007199254740993", safe: "9007199254740991" });
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), (n) => {
+        const text = `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    features: { n: ${n} }\n    memory: ${n}\n`;
+        const got = stack({ "/s/main.qubes.yaml": text });
+        const safe = n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER);
+        const codes = got.diagnostics.map((d) => d.code);
+        if (safe) expect(codes).not.toContain("unsafe-integer");
+        else {
+          // memory is refused with its own code; the feature value is kept digit for digit
+          expect(codes).toEqual(["unsafe-integer"]);
+          expect(got.diagnostics[0]!.message).toBe(`memory is too large to keep exactly: ${n} (the limit is ±9007199254740991)`);
+        }
+        const again = stack({ "/s/main.qubes.yaml": text.replace(/    memory: .*\n/, "") });
+        expect(again.model!.qubes[0]!.features.n).toBe(n.toString());
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it("reports qubesd's own refusal of a value, from the shared property table", () => {

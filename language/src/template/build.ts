@@ -187,6 +187,8 @@ interface ScalarRead {
   /** Depends on a parameter without a value: not checked. */
   symbolic: boolean;
   span: Span;
+  /** The exact decimal digits of an integer beyond 2^53 - 1, which `value` (a double) has rounded. */
+  unsafeInteger?: string;
 }
 
 const YAML11_BOOLEANS = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/;
@@ -245,9 +247,16 @@ export class DocumentReader {
     if (typeof value === "number" && !Number.isFinite(value)) value = source;
     if (typeof value !== "string" || !value.includes("${")) {
       if (value !== null && typeof value === "object") value = String(value);
-      return { value, plain, source, symbolic: false, span };
+      const read: ScalarRead = { value, plain, source, symbolic: false, span };
+      if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value)) read.unsafeInteger = exactInteger(source, value);
+      return read;
     }
     return this.substituteScalar(value, plain, span);
+  }
+
+  /** Refuses an integer a double cannot hold exactly (it would be stored with other digits). */
+  private unsafeInteger(s: ScalarRead, what: string): void {
+    this.report("unsafe-integer", "error", `${what} is too large to keep exactly: ${s.unsafeInteger ?? s.source} (the limit is ±${Number.MAX_SAFE_INTEGER})`, s.span, "write a smaller number");
   }
 
   private substituteScalar(text: string, plain: boolean, span: Span): ScalarRead {
@@ -367,6 +376,10 @@ export class DocumentReader {
     if (s?.symbolic) return undefined;
     if (!s || typeof s.value !== "number" || !Number.isInteger(s.value)) {
       this.error(node as Node, "wrong-type", `${what} must be an integer`);
+      return undefined;
+    }
+    if (s.unsafeInteger !== undefined) {
+      this.unsafeInteger(s, what);
       return undefined;
     }
     if (s.value < min || s.value > max) {
@@ -711,6 +724,10 @@ export class DocumentReader {
           this.errorHelp(node, "wrong-type", `${name} must be an integer${unitOf(name)}, not ${describe(s)}`, `write a number${unitOf(name)}`);
           return undefined;
         }
+        if (s.unsafeInteger !== undefined || !Number.isSafeInteger(n)) {
+          this.unsafeInteger(s, name);
+          return undefined;
+        }
         value = n;
         break;
       }
@@ -1040,7 +1057,7 @@ export class DocumentReader {
     }
     let v: string;
     if (typeof s.value === "boolean") v = s.value ? "1" : "";
-    else if (typeof s.value === "number") v = Number.isInteger(s.value) ? String(s.value) : s.source;
+    else if (typeof s.value === "number") v = s.unsafeInteger ?? (Number.isInteger(s.value) ? String(s.value) : s.source);
     else v = s.value;
     if (!s.symbolic) {
       const err = featureValueError(v);
@@ -1429,6 +1446,7 @@ export class DocumentReader {
     const v = node.value;
     switch (type) {
       case "int":
+        if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return fail(`parameter ${name} is too large to keep exactly: ${exactInteger(this.doc.text.slice(node.range![0], node.range![1]), v)} (the limit is ±${Number.MAX_SAFE_INTEGER})`);
         return typeof v === "number" && Number.isInteger(v) ? v : fail(`parameter ${name} must be an integer`);
       case "bool":
         return typeof v === "boolean" ? v : fail(`parameter ${name} must be true or false`);
@@ -1449,6 +1467,18 @@ export class DocumentReader {
         return v;
     }
   }
+}
+
+/** The exact decimal digits of an integer scalar from its source text (`0x…`, `0o…` included); the double's digits when the text is not an integer literal. */
+function exactInteger(source: string, value: number): string {
+  const t = source.trim();
+  try {
+    if (/^[-+]?[0-9]+$/.test(t)) return BigInt(t.replace(/^\+/, "")).toString();
+    if (/^0x[0-9a-fA-F]+$|^0o[0-7]+$/.test(t)) return BigInt(t).toString();
+  } catch {
+    // fall through: not a literal BigInt reads
+  }
+  return BigInt(value).toString();
 }
 
 function globalNames(): string[] {

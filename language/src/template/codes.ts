@@ -22,6 +22,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "wrong-type": "a value of the wrong type",
   "yaml-boolean": "yes/no/on/off, which YAML 1.2 reads as strings",
   "out-of-range": "a number outside its range",
+  "unsafe-integer": "an integer beyond 2^53 - 1, which would lose digits",
   "invalid-value": "a value outside its set of choices",
   "unsupported-version": "a format version this qkit does not read",
   "invalid-stack-name": "a stack name that cannot name policy files and features",
