@@ -260,6 +260,16 @@ describe("the model", () => {
     );
   });
 
+  it("stores ip and ip6 as Python's ipaddress prints them, and refuses what it cannot parse", () => {
+    const r = stack({ "/s/main.qubes.yaml": 'qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ip: 10.137.0.9\n    ip6: "FD09:24EF:4179:0000::A89:1"\n' });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes[0]!.properties).toMatchObject({ ip: "10.137.0.9", ip6: "fd09:24ef:4179::a89:1" });
+    for (const [key, value, type] of [["ip", "10.0.0.300", "IPv4Address"], ["ip", "010.0.0.1", "IPv4Address"], ["ip6", "zz::1", "IPv6Address"], ["ip6", "1:2:3:4:5:6:7::8:9", "IPv6Address"], ["ip6", "fe80::1%", "IPv6Address"]] as const) {
+      const bad = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });
+      expect(bad.diagnostics.map((d) => [d.code, d.message])).toEqual([["invalid-property-value", `Failed to parse property value as ${type} (QubesPropertyValueError)`]]);
+    }
+  });
+
   it("reports qubesd's own refusal of a value, from the shared property table", () => {
     for (const [key, value] of [["keyboard_layout", "de"], ["devices_denied", "u0e****x"], ["mac", "00:16:3e:5e:6c"]] as const) {
       const r = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });

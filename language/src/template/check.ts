@@ -401,7 +401,7 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     const kernels = new Set(system.kernels);
     for (const k of acc.kernelRefs)
       if (!kernels.has(k.name) && !k.name.includes("${"))
-        push(k.file, "unknown-kernel", "error", `kernel ${k.name} is not installed`, k.span, system.kernels.length ? `installed: ${system.kernels.join(", ")}` : "install the kernel in dom0 first", k.related);
+        push(k.file, "unknown-kernel", "error", `Kernel '${k.name}' not installed (QubesPropertyValueError)`, k.span, system.kernels.length ? `installed: ${system.kernels.join(", ")}` : "install the kernel in dom0 first", k.related);
   }
   if (system?.pools) {
     const pools = new Set(system.pools);
