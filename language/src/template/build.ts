@@ -858,9 +858,6 @@ export class DocumentReader {
               this.report("reserved-feature", "error", `feature ${fname} is written by qkit itself`, k.span, "remove it: qkit records ownership in it");
               continue;
             }
-            if (fname === "service.meminfo-writer") {
-              this.report("meminfo-writer", "warning", "qubesd turns service.meminfo-writer into the maxmem property and deletes the feature", k.span, "set `maxmem` instead (0 disables memory balancing), or every plan shows a change");
-            }
           }
           if (fname in d.features) {
             this.report("duplicate-feature", "error", `feature ${fname} is set twice (features and services)`, k.span, "keep one of the two");
@@ -868,6 +865,11 @@ export class DocumentReader {
           }
           const v = this.featureValue(fp.value as Node, key === "services");
           if (v === undefined) continue;
+          if (fname === "service.meminfo-writer" && !k.symbolic && v !== null) {
+            // An error, as in plan (`rewritten-feature`): a stack that sets it can never converge (design §8.5, apply then plan is empty).
+            this.report("meminfo-writer", "error", "qubesd turns service.meminfo-writer into the maxmem property and deletes the feature, so it can never match", k.span, "set `maxmem` instead (0 disables memory balancing, `default` enables it), or null to remove the feature");
+            continue;
+          }
           d.features[fname] = v;
           d.keyProvenance![`features.${fname}`] = this.prov(fp.key as Node);
         }
