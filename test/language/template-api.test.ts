@@ -22,6 +22,10 @@ import {
   sourceToPolicy,
   DEFAULT,
   propertySpec,
+  analyzeTemplate,
+  completeTemplate,
+  prepareSystemInfo,
+  templateDiagnostics,
 } from "@qubes-kit/language";
 
 const fixtures = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
@@ -391,4 +395,23 @@ describe("sizes", () => {
     ["-1GiB", undefined],
     ["lots", undefined],
   ])("%s", (text, bytes) => expect(parseSize(text)).toBe(bytes));
+});
+
+describe("installed kernels in the editor", () => {
+  const system = prepareSystemInfo({ domains: { dom0: { type: "AdminVM", tags: [] }, "sys-net": { type: "AppVM", tags: [] } } });
+  const text = "qkit: 1\nstack: s\nglobal:\n  default_kernel: 6.1.0\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    kernel: 5.0\n";
+  it("offers the installed kernels for kernel: and default_kernel:, with none and default", () => {
+    const a = analyzeTemplate("/s/main.qubes.yaml", text, { system, kernels: ["6.1.0", "6.6.9"] });
+    const at = (needle: string) => completeTemplate(a, text.indexOf(needle) + needle.length).map((i) => i.label);
+    expect(at("    kernel: ")).toEqual(expect.arrayContaining(["6.1.0", "6.6.9", "none", "default"]));
+    expect(at("  default_kernel: ")).toEqual(expect.arrayContaining(["6.1.0", "6.6.9", "none"]));
+    // and the editor's diagnostics refuse the one that is not installed, in qubesd's words
+    expect(templateDiagnostics(a).map((d) => [d.code, d.message])).toEqual([["unknown-kernel", "Kernel '5.0' not installed (QubesPropertyValueError)"]]);
+  });
+
+  it("without known kernels offers only none and default, and checks nothing", () => {
+    const a = analyzeTemplate("/s/main.qubes.yaml", text, { system });
+    expect(completeTemplate(a, text.indexOf("    kernel: ") + 12).map((i) => i.label).sort()).toEqual(["default", "none"]);
+    expect(templateDiagnostics(a).filter((d) => d.code === "unknown-kernel")).toEqual([]);
+  });
 });

@@ -655,9 +655,11 @@ export class DocumentReader {
       if (!spec) {
         const other = DECLARABLE_CLASSES.filter((c) => propertySpec(c, key)?.access === "rw");
         if (other.length) this.report("property-not-for-class", "error", `${klass} has no property ${key}`, kk.span, `${key} belongs to ${other.join(", ")}`);
+        else if (key === "moved_from")
+          this.report("unknown-key", "error", `unknown key in qube ${name}: moved_from (renaming is not supported yet)`, kk.span, "rename the qube by hand (`qvm-clone OLD NEW`, then `qvm-remove OLD`), then declare it under its new name");
         else {
           const c = closest(key, ALL_QUBE_KEYS);
-          this.report("unknown-key", "error", `unknown key in qube ${name}: ${key}`, kk.span, c.length ? `did you mean \`${c[0]}\`?` : "see `qvm-prefs --help-properties` for the properties of a qube");
+          this.report("unknown-key", "error", `unknown key in qube ${name}: ${key}`, kk.span, c.length ? `did you mean \`${c[0]}\`?` : `a qube's keys are ${QUBE_STRUCTURAL_KEYS.join(", ")} and the properties of its class (listed by \`qkit template schema\`)`);
         }
         continue;
       }
