@@ -33,6 +33,7 @@ import {
   ALL_QUBE_KEYS,
   BUNDLE_KEYS,
   DEVICE_KEYS,
+  DEVICE_CLASS_NAMES,
   DEVICE_MATCH_CLASSES,
   DEVICE_MODES,
   EXPECT_KEYS,
@@ -1084,8 +1085,9 @@ export class DocumentReader {
       const k = this.key(cp);
       if (!k) continue;
       const devclass = String(k.value);
-      if (!/^[a-z][a-z0-9-]*$/.test(devclass)) {
-        this.report("invalid-device", "error", `invalid device class: ${devclass}`, k.span, "pci, usb, block, mic …");
+      if (!k.symbolic && !(DEVICE_CLASS_NAMES as readonly string[]).includes(devclass)) {
+        const c = closest(devclass, DEVICE_CLASS_NAMES);
+        this.report("unknown-device-class", "error", `unknown device class: ${devclass}`, k.span, `${c.length ? `did you mean \`${c[0]}\`? ` : ""}the device classes are ${DEVICE_CLASS_NAMES.join(", ")}`);
         continue;
       }
       const list: DeviceDecl[] = [];

@@ -9,6 +9,7 @@
 import { DECLARABLE_CLASSES, GLOBAL_PROPERTIES, QUBE_PROPERTIES, STANDARD_LABELS, TAG_PATTERN, type PropertySpec } from "../qubes/properties.js";
 import { FIREWALL_KEYS } from "./firewall.js";
 import {
+  DEVICE_CLASS_NAMES,
   DEVICE_MATCH_CLASSES,
   DEVICE_MODES,
   POWER_STATES,
@@ -109,8 +110,9 @@ export function stackJsonSchema(): Schema {
       items: { type: "string", pattern: "^\\s*(?:action|dst4|dst6|dsthost|proto|dstports|icmptype|specialtarget|expire|comment)=" },
     },
     devices: {
-      description: "Device assignments per device class (pci, usb, …).",
+      description: `Device assignments per device class (${DEVICE_CLASS_NAMES.join(", ")}).`,
       type: "object",
+      propertyNames: { anyOf: [{ enum: [...DEVICE_CLASS_NAMES] }, { pattern: PARAM }] },
       additionalProperties: { type: "array", items: { $ref: "#/$defs/device" } },
     },
     volumes: {
