@@ -397,6 +397,16 @@ describe("sizes", () => {
   ])("%s", (text, bytes) => expect(parseSize(text)).toBe(bytes));
 });
 
+describe("files a stack reads", () => {
+  it("reads only *.qubes.yaml files through include: and use: (never ../../../etc/passwd)", () => {
+    const asked: string[] = [];
+    const fs = { readFile: (p: string) => (asked.push(p), p === "/etc/passwd" ? "root:x:0:0::/root:/bin/sh\n" : p === "/s/a/main.qubes.yaml" ? "qkit: 1\nstack: s\ninclude: [../../../etc/passwd]\nuse:\n  - bundle: ../../../etc/passwd\n    as: pw\n" : undefined) };
+    const r = checkStack(fs, "/s/a/main.qubes.yaml");
+    expect(asked).toEqual(["/s/a/main.qubes.yaml"]);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["invalid-include", "invalid-bundle-path"]);
+  });
+});
+
 describe("installed kernels in the editor", () => {
   const system = prepareSystemInfo({ domains: { dom0: { type: "AdminVM", tags: [] }, "sys-net": { type: "AppVM", tags: [] } } });
   const text = "qkit: 1\nstack: s\nglobal:\n  default_kernel: 6.1.0\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    kernel: 5.0\n";

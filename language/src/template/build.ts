@@ -495,6 +495,11 @@ export class DocumentReader {
       }
       const bs = this.str(b.value, "bundle");
       if (!bs) continue;
+      // The rule of include: entries: only stack files are read (never /etc/passwd or any other file).
+      if (!String(bs.value).endsWith(".qubes.yaml")) {
+        this.report("invalid-bundle-path", "error", `bundle files must be *.qubes.yaml: ${String(bs.value)}`, bs.span, "name the bundle file NAME.qubes.yaml");
+        continue;
+      }
       let as: string;
       let asSpan: Span;
       if (a) {

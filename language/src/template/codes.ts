@@ -66,6 +66,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "not-in-bundle": "a key a bundle cannot have",
   "stack-mismatch": "an included file naming another stack",
   "invalid-include": "an include: entry that is not a *.qubes.yaml file",
+  "invalid-bundle-path": "a use: bundle that is not a *.qubes.yaml file",
   "invalid-policy-file-name": "a policy file name the policy daemon would ignore",
   "priority-of-include": "priority: on a policy include file",
   "rules-not-literal": "rules in a folded block, which loses line breaks",

@@ -328,7 +328,7 @@ function pathItems(a: TemplateAnalysis, ctx: YamlContext, want: "bundle" | "frag
     if (name.startsWith(".")) continue;
     const full = `${dir === "/" ? "" : dir}/${name}`;
     const rel = `${dirPart}${name}`;
-    if (/\.qubes\.ya?ml$/i.test(name)) {
+    if (name.endsWith(".qubes.yaml")) {
       if (full === a.path) continue;
       const idx = a.files.get(full);
       if (idx && (want === "bundle" ? idx.kind !== "bundle" : idx.kind === "bundle")) continue;
