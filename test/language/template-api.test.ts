@@ -397,6 +397,25 @@ describe("sizes", () => {
   ])("%s", (text, bytes) => expect(parseSize(text)).toBe(bytes));
 });
 
+describe("an explicit null where a mapping or list goes", () => {
+  it.each([
+    ["qubes: null", "qubes must be a mapping, not null"],
+    ["qubes: ~", "qubes must be a mapping, not null"],
+    ['{"qkit": 1, "stack": "s", "qubes": null}', "qubes must be a mapping, not null"],
+    ["qubes:\n  w:\n    class: AppVM\n    label: blue\n    tags: null", "tags must be a list, not null"],
+  ])("%s is wrong-type", (text, message) => {
+    const r = stack({ "/s/main.qubes.yaml": text.startsWith("{") ? text : `qkit: 1\nstack: s\n${text}\n` });
+    expect(r.diagnostics.map((d) => [d.code, d.message])).toEqual([["wrong-type", message]]);
+    expect(r.model).toBeUndefined();
+  });
+
+  it("an empty value (`qubes:` with nothing after it) stays an empty mapping", () => {
+    const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\npolicy:\n" });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model?.qubes).toEqual([]);
+  });
+});
+
 describe("files a stack reads", () => {
   it("reads only *.qubes.yaml files through include: and use: (never ../../../etc/passwd)", () => {
     const asked: string[] = [];

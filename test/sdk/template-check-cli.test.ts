@@ -69,3 +69,17 @@ describe("qkit template check: a live system's kernels and pools", () => {
     expect([ok.code, ok.err]).toEqual([0, ""]);
   });
 });
+
+describe("defineStack and an explicit null", () => {
+  it("throws StackDefinitionError for qubes: null (the checker's wrong-type), as the YAML front end refuses `qubes: null`", async () => {
+    const { defineStack, StackDefinitionError } = await import("@qubes-kit/sdk");
+    let thrown: unknown;
+    try {
+      defineStack({ stack: "x", qubes: null } as unknown as Parameters<typeof defineStack>[0]);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(StackDefinitionError);
+    expect((thrown as InstanceType<typeof StackDefinitionError>).diagnostics.map((d) => [d.code, d.message])).toEqual([["wrong-type", "qubes must be a mapping, not null"]]);
+  });
+});

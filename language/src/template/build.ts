@@ -327,7 +327,15 @@ export class DocumentReader {
     return out;
   }
 
+  /** An explicit `null` or `~` (an empty value, `key:` with nothing after it, stays an empty mapping or list). */
+  private explicitNull(node: unknown, what: string, shape: string): boolean {
+    if (!isScalar(node) || node.value !== null || !node.range || node.range[1] <= node.range[0]) return false;
+    this.errorHelp(node, "wrong-type", `${what} must be ${shape}, not null`, `leave ${what} out, or write ${shape === "a mapping" ? "{}" : "[]"}`);
+    return true;
+  }
+
   private expectMap(node: unknown, what: string): YAMLMap | undefined {
+    if (this.explicitNull(node, what, "a mapping")) return undefined;
     if (node === null || node === undefined || (isScalar(node) && node.value === null)) return undefined;
     if (isMap(node)) return node;
     this.error(node as Node, "wrong-type", `${what} must be a mapping`);
@@ -335,6 +343,7 @@ export class DocumentReader {
   }
 
   private expectSeq(node: unknown, what: string): YAMLSeq | undefined {
+    if (this.explicitNull(node, what, "a list")) return undefined;
     if (node === null || node === undefined || (isScalar(node) && node.value === null)) return undefined;
     if (isSeq(node)) return node;
     this.error(node as Node, "wrong-type", `${what} must be a list`);
