@@ -83,3 +83,26 @@ describe("defineStack and an explicit null", () => {
     expect((thrown as InstanceType<typeof StackDefinitionError>).diagnostics.map((d) => [d.code, d.message])).toEqual([["wrong-type", "qubes must be a mapping, not null"]]);
   });
 });
+
+describe("notes the checker accepts are kept as written", () => {
+  it("every accepted note reads back unchanged from the simulator's notes.Set (qubesd's replacement of unsafe code points)", async () => {
+    const fc = (await import("fast-check")).default;
+    const { Qubes, calls } = await import("@qubes-kit/sdk");
+    const { Simulator, simulatorTransport } = await import("@qubes-kit/sdk/sim");
+    const { checkStack, createMemoryFileSystem } = await import("@qubes-kit/language");
+    const qubes = new Qubes({ transport: simulatorTransport(new Simulator({ system: { domains: { dom0: { type: "AdminVM", tags: [] }, work: { type: "AppVM", tags: [] } } } as never })) });
+    const text = fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: fc.constantFrom("a", "\t", "\n", "\r", "\u0007", "\u007f", "\u0085", "\u202e", "\u200d", "\ud800", "\ue000", "é", "日", "🙂"), maxLength: 12 }));
+    await fc.assert(
+      fc.asyncProperty(text, async (notes) => {
+        const r = checkStack(createMemoryFileSystem({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  work:\n    class: AppVM\n    label: blue\n    notes: ${JSON.stringify(notes)}\n` }), "/s/main.qubes.yaml");
+        const declared = r.model?.qubes[0]?.notes;
+        // Refused notes are the checker's errors; empty notes need notes.Set without a payload,
+        // which the simulator refuses (how plan clears notes is plan's question, not the checker's).
+        if (declared === undefined || declared === "") return;
+        await qubes.run(calls.notesSet("work", declared));
+        expect(await qubes.run(calls.notesGet("work"))).toBe(declared);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});

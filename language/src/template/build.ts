@@ -1001,7 +1001,16 @@ export class DocumentReader {
       }
       case "notes": {
         const s = this.str(node, "notes");
-        if (s) d.notes = String(s.value);
+        if (!s) return;
+        const notes = String(s.value);
+        if (!s.symbolic) {
+          const err = notesError(notes);
+          if (err) {
+            this.report("invalid-notes", "error", err, s.span, "notes are printable text with tabs and line breaks; remove the character, or every plan shows a change");
+            return;
+          }
+        }
+        d.notes = notes;
         return;
       }
       case "state": {
@@ -1487,6 +1496,29 @@ export class DocumentReader {
         return v;
     }
   }
+}
+
+/**
+ * Why qubesd would not keep notes as written (`admin.vm.notes.Set`): more than
+ * 256000 bytes of UTF-8 (ProtocolError), or a code point that is not safe for
+ * display (control, format, private-use, surrogate, unassigned, line and
+ * paragraph separators; tab and line feed excepted), which qubesd replaces
+ * with `_`, so the declared notes would never match the qube's.
+ */
+function notesError(notes: string): string | undefined {
+  let bytes = 0;
+  for (const ch of notes) {
+    const c = ch.codePointAt(0)!;
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  if (bytes > 256000) return `Maximum note size is 256000 bytes (${bytes} bytes given) (ProtocolError)`;
+  let line = 1;
+  for (const ch of notes) {
+    if (ch === "\n") line++;
+    else if (ch !== "\t" && /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Cn}\p{Zl}\p{Zp}]/u.test(ch))
+      return `notes contain U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} (line ${line} of the notes), which qubesd replaces with _`;
+  }
+  return undefined;
 }
 
 /** The exact decimal digits of an integer scalar from its source text (`0x…`, `0o…` included); the double's digits when the text is not an integer literal. */

@@ -55,6 +55,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "invalid-size": "a volume size that is not bytes or a size with a unit",
   "volume-not-resizable": "the root volume of a template-based qube",
   "unknown-volume": "a volume name other than root, private, volatile, kernel",
+  "invalid-notes": "notes qubesd would not keep as written (a control or format character, more than 256000 bytes)",
   "absent-and-protected": "absent: true together with protect: true",
   "absent-and-running": "absent: true together with state: running",
   "invalid-label-name": "a label name qubesd refuses",
