@@ -540,7 +540,7 @@ export class DocumentReader {
       const spec = propertySpec("@global", name);
       if (!spec) {
         const c = closest(name, [...globalNames()]);
-        this.report("unknown-key", "error", `unknown global property: ${name}`, k.span, c.length ? `did you mean \`${c[0]}\`?` : "see `qvm-prefs dom0 --help-properties`... global properties are those of `qubes-prefs`");
+        this.report("unknown-key", "error", `unknown global property: ${name}`, k.span, c.length ? `did you mean \`${c[0]}\`?` : "global properties are those of `qubes-prefs` (listed by `qkit template schema`)");
         continue;
       }
       if (spec.access !== "rw") {
