@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   checkStack,
@@ -21,6 +22,10 @@ import {
   sourceToPolicy,
   DEFAULT,
   propertySpec,
+  analyzeTemplate,
+  completeTemplate,
+  prepareSystemInfo,
+  templateDiagnostics,
 } from "@qubes-kit/language";
 
 const fixtures = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
@@ -236,6 +241,39 @@ describe("the model", () => {
     expect(q.keyProvenance?.memory?.file).toBe("/s/main.qubes.yaml");
   });
 
+  it("keeps every digit of an integer feature value beyond 2^53 (the source text, not a double)", () => {
+    const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    features: { big: 12345678901234567890, neg: -9007199254740993, hex: 0x20000000000001, safe: 9007199254740991 }\n" });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes[0]!.features).toEqual({ big: "12345678901234567890", neg: "-9007199254740993", hex: "9007199254740993", safe: "9007199254740991" });
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), (n) => {
+        const text = `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    features: { n: ${n} }\n    memory: ${n}\n`;
+        const got = stack({ "/s/main.qubes.yaml": text });
+        const safe = n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER);
+        const codes = got.diagnostics.map((d) => d.code);
+        if (safe) expect(codes).not.toContain("unsafe-integer");
+        else {
+          // memory is refused with its own code; the feature value is kept digit for digit
+          expect(codes).toEqual(["unsafe-integer"]);
+          expect(got.diagnostics[0]!.message).toBe(`memory is too large to keep exactly: ${n} (the limit is ±9007199254740991)`);
+        }
+        const again = stack({ "/s/main.qubes.yaml": text.replace(/    memory: .*\n/, "") });
+        expect(again.model!.qubes[0]!.features.n).toBe(n.toString());
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("stores ip and ip6 as Python's ipaddress prints them, and refuses what it cannot parse", () => {
+    const r = stack({ "/s/main.qubes.yaml": 'qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ip: 10.137.0.9\n    ip6: "FD09:24EF:4179:0000::A89:1"\n' });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model!.qubes[0]!.properties).toMatchObject({ ip: "10.137.0.9", ip6: "fd09:24ef:4179::a89:1" });
+    for (const [key, value, type] of [["ip", "10.0.0.300", "IPv4Address"], ["ip", "010.0.0.1", "IPv4Address"], ["ip6", "zz::1", "IPv6Address"], ["ip6", "1:2:3:4:5:6:7::8:9", "IPv6Address"], ["ip6", "fe80::1%", "IPv6Address"]] as const) {
+      const bad = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });
+      expect(bad.diagnostics.map((d) => [d.code, d.message])).toEqual([["invalid-property-value", `Failed to parse property value as ${type} (QubesPropertyValueError)`]]);
+    }
+  });
+
   it("reports qubesd's own refusal of a value, from the shared property table", () => {
     for (const [key, value] of [["keyboard_layout", "de"], ["devices_denied", "u0e****x"], ["mac", "00:16:3e:5e:6c"]] as const) {
       const r = stack({ "/s/main.qubes.yaml": `qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    ${key}: "${value}"\n` });
@@ -357,4 +395,63 @@ describe("sizes", () => {
     ["-1GiB", undefined],
     ["lots", undefined],
   ])("%s", (text, bytes) => expect(parseSize(text)).toBe(bytes));
+});
+
+describe("an explicit null where a mapping or list goes", () => {
+  it.each([
+    ["qubes: null", "qubes must be a mapping, not null"],
+    ["qubes: ~", "qubes must be a mapping, not null"],
+    ['{"qkit": 1, "stack": "s", "qubes": null}', "qubes must be a mapping, not null"],
+    ["qubes:\n  w:\n    class: AppVM\n    label: blue\n    tags: null", "tags must be a list, not null"],
+  ])("%s is wrong-type", (text, message) => {
+    const r = stack({ "/s/main.qubes.yaml": text.startsWith("{") ? text : `qkit: 1\nstack: s\n${text}\n` });
+    expect(r.diagnostics.map((d) => [d.code, d.message])).toEqual([["wrong-type", message]]);
+    expect(r.model).toBeUndefined();
+  });
+
+  it("an empty value (`qubes:` with nothing after it) stays an empty mapping", () => {
+    const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\npolicy:\n" });
+    expect(r.diagnostics).toEqual([]);
+    expect(r.model?.qubes).toEqual([]);
+  });
+});
+
+describe("help of unknown keys", () => {
+  it("says moved_from (rename) is not supported and how to rename, and never sends a stack key to qvm-prefs", () => {
+    const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nglobal:\n  zzzzzzzzzz: 1\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    moved_from: old\n    qqqqqqqqqq: 1\n" });
+    expect(r.diagnostics.map((d) => [d.message, d.help])).toEqual([
+      ["unknown global property: zzzzzzzzzz", "global properties are those of `qubes-prefs` (listed by `qkit template schema`)"],
+      ["unknown key in qube w: moved_from (renaming is not supported yet)", "rename the qube by hand (`qvm-clone OLD NEW`, then `qvm-remove OLD`), then declare it under its new name"],
+      ["unknown key in qube w: qqqqqqqqqq", "a qube's keys are class, source, features, services, tags, firewall, devices, volumes, pools, notes, state, absent, protect, ignore_changes and the properties of its class (listed by `qkit template schema`)"],
+    ]);
+  });
+});
+
+describe("files a stack reads", () => {
+  it("reads only *.qubes.yaml files through include: and use: (never ../../../etc/passwd)", () => {
+    const asked: string[] = [];
+    const fs = { readFile: (p: string) => (asked.push(p), p === "/etc/passwd" ? "root:x:0:0::/root:/bin/sh\n" : p === "/s/a/main.qubes.yaml" ? "qkit: 1\nstack: s\ninclude: [../../../etc/passwd]\nuse:\n  - bundle: ../../../etc/passwd\n    as: pw\n" : undefined) };
+    const r = checkStack(fs, "/s/a/main.qubes.yaml");
+    expect(asked).toEqual(["/s/a/main.qubes.yaml"]);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["invalid-include", "invalid-bundle-path"]);
+  });
+});
+
+describe("installed kernels in the editor", () => {
+  const system = prepareSystemInfo({ domains: { dom0: { type: "AdminVM", tags: [] }, "sys-net": { type: "AppVM", tags: [] } } });
+  const text = "qkit: 1\nstack: s\nglobal:\n  default_kernel: 6.1.0\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    kernel: 5.0\n";
+  it("offers the installed kernels for kernel: and default_kernel:, with none and default", () => {
+    const a = analyzeTemplate("/s/main.qubes.yaml", text, { system, kernels: ["6.1.0", "6.6.9"] });
+    const at = (needle: string) => completeTemplate(a, text.indexOf(needle) + needle.length).map((i) => i.label);
+    expect(at("    kernel: ")).toEqual(expect.arrayContaining(["6.1.0", "6.6.9", "none", "default"]));
+    expect(at("  default_kernel: ")).toEqual(expect.arrayContaining(["6.1.0", "6.6.9", "none"]));
+    // and the editor's diagnostics refuse the one that is not installed, in qubesd's words
+    expect(templateDiagnostics(a).map((d) => [d.code, d.message])).toEqual([["unknown-kernel", "Kernel '5.0' not installed (QubesPropertyValueError)"]]);
+  });
+
+  it("without known kernels offers only none and default, and checks nothing", () => {
+    const a = analyzeTemplate("/s/main.qubes.yaml", text, { system });
+    expect(completeTemplate(a, text.indexOf("    kernel: ") + 12).map((i) => i.label).sort()).toEqual(["default", "none"]);
+    expect(templateDiagnostics(a).filter((d) => d.code === "unknown-kernel")).toEqual([]);
+  });
 });

@@ -97,6 +97,10 @@ describe("stackJsonSchema", () => {
     ["an unknown option", { qkit: 1, stack: "s", options: { prune: true, force: true } }, "$.options.force: not allowed"],
     ["a device with port and match", { qkit: 1, stack: "s", qubes: { w: { class: "AppVM", devices: { pci: [{ port: "00_14.0", match: { class: "network" } }] } } } }, "$.qubes.w.devices.pci[0]: matches a forbidden shape"],
     ["a bad version", { qkit: 2, stack: "s" }, "$.qkit: expected 1"],
+    ["an unknown device class", { qkit: 1, stack: "s", qubes: { w: { class: "AppVM", devices: { bogusclass: [] } } } }, "$.qubes.w.devices.bogusclass(key): matches no alternative"],
+    ["label: default (the checker's cannot-reset)", { qkit: 1, stack: "s", qubes: { w: { class: "AppVM", label: "default" } } }, "$.qubes.w.label: matches no alternative"],
+    ["template: default (the checker's cannot-reset)", { qkit: 1, stack: "s", qubes: { w: { class: "AppVM", template: "default" } } }, "$.qubes.w.template: matches no alternative"],
+    ["template: none (not a qube name)", { qkit: 1, stack: "s", qubes: { w: { class: "AppVM", template: "none" } } }, "$.qubes.w.template: matches no alternative"],
   ])("rejects %s", (_what, value, failure) => {
     const errs = check(value);
     expect(errs.join("\n")).toContain(failure);

@@ -61,15 +61,15 @@ describe("qkit template whatif: failures", () => {
     expect(r.err).toContain("[invalid-stack]");
   });
 
-  it("usage errors exit 2; unreadable inputs exit 1 with a code", async () => {
+  it("usage errors exit 2; unreadable inputs exit 2 with a code, as in the other commands", async () => {
     expect((await runQkit(["template", "whatif"], { cwd: ROOT })).code).toBe(2);
     expect((await runQkit(["template", "whatif", "a", "b"], { cwd: ROOT })).code).toBe(2);
     expect((await runQkit(["template", "whatif", "x.qubes.yaml", "--system", "s.json", "--socket", "/nonexistent"], { cwd: ROOT })).code).toBe(2);
     const r = await runQkit(["template", "whatif", "stack.qubes.yaml", "--system", "missing.json", "--policy-dir", "policy.d"], { cwd: path.join(CASES, "json") });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toContain("[file-not-found]");
     const bad = await runQkit(["template", "whatif", "stack.qubes.yaml", "--system", "stack.qubes.yaml", "--policy-dir", "policy.d"], { cwd: path.join(CASES, "json") });
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.err).toContain("[invalid-json]");
   });
 });
@@ -121,12 +121,12 @@ describe("qkit template check", () => {
     expect((await runQkit(["template", "check"], { cwd: dir })).code).toBe(2);
     expect((await runQkit(["template", "check", "a.qubes.yaml", "--bogus"], { cwd: dir })).code).toBe(2);
     const missing = await runQkit(["template", "check", "nope.qubes.yaml"], { cwd: dir });
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.err).toContain("[file-not-found]");
-    // An unreadable file is that file's error: the others are still checked, and --json prints one document.
+    // An unreadable file is that file's input failure (exit 2): the others are still checked, and --json prints one document.
     fs.writeFileSync(path.join(dir, "b.qubes.yaml"), "qkit: 1\nstack: b\n");
     const mixed = await runQkit(["template", "check", "nope.qubes.yaml", "b.qubes.yaml", "--json"], { cwd: dir });
-    expect(mixed.code).toBe(1);
+    expect(mixed.code).toBe(2);
     const mj = JSON.parse(mixed.out) as { ok: boolean; files: { file: string; ok: boolean; error?: { code: string } }[] };
     expect(mj.ok).toBe(false);
     expect(mj.files.map((f) => [f.file, f.ok, f.error?.code ?? null])).toEqual([

@@ -33,6 +33,7 @@ import {
   ALL_QUBE_KEYS,
   BUNDLE_KEYS,
   DEVICE_KEYS,
+  DEVICE_CLASS_NAMES,
   DEVICE_MATCH_CLASSES,
   DEVICE_MODES,
   EXPECT_KEYS,
@@ -187,6 +188,8 @@ interface ScalarRead {
   /** Depends on a parameter without a value: not checked. */
   symbolic: boolean;
   span: Span;
+  /** The exact decimal digits of an integer beyond 2^53 - 1, which `value` (a double) has rounded. */
+  unsafeInteger?: string;
 }
 
 const YAML11_BOOLEANS = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/;
@@ -245,9 +248,16 @@ export class DocumentReader {
     if (typeof value === "number" && !Number.isFinite(value)) value = source;
     if (typeof value !== "string" || !value.includes("${")) {
       if (value !== null && typeof value === "object") value = String(value);
-      return { value, plain, source, symbolic: false, span };
+      const read: ScalarRead = { value, plain, source, symbolic: false, span };
+      if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value)) read.unsafeInteger = exactInteger(source, value);
+      return read;
     }
     return this.substituteScalar(value, plain, span);
+  }
+
+  /** Refuses an integer a double cannot hold exactly (it would be stored with other digits). */
+  private unsafeInteger(s: ScalarRead, what: string): void {
+    this.report("unsafe-integer", "error", `${what} is too large to keep exactly: ${s.unsafeInteger ?? s.source} (the limit is ±${Number.MAX_SAFE_INTEGER})`, s.span, "write a smaller number");
   }
 
   private substituteScalar(text: string, plain: boolean, span: Span): ScalarRead {
@@ -317,7 +327,15 @@ export class DocumentReader {
     return out;
   }
 
+  /** An explicit `null` or `~` (an empty value, `key:` with nothing after it, stays an empty mapping or list). */
+  private explicitNull(node: unknown, what: string, shape: string): boolean {
+    if (!isScalar(node) || node.value !== null || !node.range || node.range[1] <= node.range[0]) return false;
+    this.errorHelp(node, "wrong-type", `${what} must be ${shape}, not null`, `leave ${what} out, or write ${shape === "a mapping" ? "{}" : "[]"}`);
+    return true;
+  }
+
   private expectMap(node: unknown, what: string): YAMLMap | undefined {
+    if (this.explicitNull(node, what, "a mapping")) return undefined;
     if (node === null || node === undefined || (isScalar(node) && node.value === null)) return undefined;
     if (isMap(node)) return node;
     this.error(node as Node, "wrong-type", `${what} must be a mapping`);
@@ -325,6 +343,7 @@ export class DocumentReader {
   }
 
   private expectSeq(node: unknown, what: string): YAMLSeq | undefined {
+    if (this.explicitNull(node, what, "a list")) return undefined;
     if (node === null || node === undefined || (isScalar(node) && node.value === null)) return undefined;
     if (isSeq(node)) return node;
     this.error(node as Node, "wrong-type", `${what} must be a list`);
@@ -367,6 +386,10 @@ export class DocumentReader {
     if (s?.symbolic) return undefined;
     if (!s || typeof s.value !== "number" || !Number.isInteger(s.value)) {
       this.error(node as Node, "wrong-type", `${what} must be an integer`);
+      return undefined;
+    }
+    if (s.unsafeInteger !== undefined) {
+      this.unsafeInteger(s, what);
       return undefined;
     }
     if (s.value < min || s.value > max) {
@@ -481,6 +504,11 @@ export class DocumentReader {
       }
       const bs = this.str(b.value, "bundle");
       if (!bs) continue;
+      // The rule of include: entries: only stack files are read (never /etc/passwd or any other file).
+      if (!String(bs.value).endsWith(".qubes.yaml")) {
+        this.report("invalid-bundle-path", "error", `bundle files must be *.qubes.yaml: ${String(bs.value)}`, bs.span, "name the bundle file NAME.qubes.yaml");
+        continue;
+      }
       let as: string;
       let asSpan: Span;
       if (a) {
@@ -512,7 +540,7 @@ export class DocumentReader {
       const spec = propertySpec("@global", name);
       if (!spec) {
         const c = closest(name, [...globalNames()]);
-        this.report("unknown-key", "error", `unknown global property: ${name}`, k.span, c.length ? `did you mean \`${c[0]}\`?` : "see `qvm-prefs dom0 --help-properties`... global properties are those of `qubes-prefs`");
+        this.report("unknown-key", "error", `unknown global property: ${name}`, k.span, c.length ? `did you mean \`${c[0]}\`?` : "global properties are those of `qubes-prefs` (listed by `qkit template schema`)");
         continue;
       }
       if (spec.access !== "rw") {
@@ -642,9 +670,11 @@ export class DocumentReader {
       if (!spec) {
         const other = DECLARABLE_CLASSES.filter((c) => propertySpec(c, key)?.access === "rw");
         if (other.length) this.report("property-not-for-class", "error", `${klass} has no property ${key}`, kk.span, `${key} belongs to ${other.join(", ")}`);
+        else if (key === "moved_from")
+          this.report("unknown-key", "error", `unknown key in qube ${name}: moved_from (renaming is not supported yet)`, kk.span, "rename the qube by hand (`qvm-clone OLD NEW`, then `qvm-remove OLD`), then declare it under its new name");
         else {
           const c = closest(key, ALL_QUBE_KEYS);
-          this.report("unknown-key", "error", `unknown key in qube ${name}: ${key}`, kk.span, c.length ? `did you mean \`${c[0]}\`?` : "see `qvm-prefs --help-properties` for the properties of a qube");
+          this.report("unknown-key", "error", `unknown key in qube ${name}: ${key}`, kk.span, c.length ? `did you mean \`${c[0]}\`?` : `a qube's keys are ${QUBE_STRUCTURAL_KEYS.join(", ")} and the properties of its class (listed by \`qkit template schema\`)`);
         }
         continue;
       }
@@ -709,6 +739,10 @@ export class DocumentReader {
         }
         if (typeof n !== "number" || !Number.isInteger(n)) {
           this.errorHelp(node, "wrong-type", `${name} must be an integer${unitOf(name)}, not ${describe(s)}`, `write a number${unitOf(name)}`);
+          return undefined;
+        }
+        if (s.unsafeInteger !== undefined || !Number.isSafeInteger(n)) {
+          this.unsafeInteger(s, name);
           return undefined;
         }
         value = n;
@@ -841,9 +875,6 @@ export class DocumentReader {
               this.report("reserved-feature", "error", `feature ${fname} is written by qkit itself`, k.span, "remove it: qkit records ownership in it");
               continue;
             }
-            if (fname === "service.meminfo-writer") {
-              this.report("meminfo-writer", "warning", "qubesd turns service.meminfo-writer into the maxmem property and deletes the feature", k.span, "set `maxmem` instead (0 disables memory balancing), or every plan shows a change");
-            }
           }
           if (fname in d.features) {
             this.report("duplicate-feature", "error", `feature ${fname} is set twice (features and services)`, k.span, "keep one of the two");
@@ -851,6 +882,11 @@ export class DocumentReader {
           }
           const v = this.featureValue(fp.value as Node, key === "services");
           if (v === undefined) continue;
+          if (fname === "service.meminfo-writer" && !k.symbolic && v !== null) {
+            // An error, as in plan (`rewritten-feature`): a stack that sets it can never converge (design §8.5, apply then plan is empty).
+            this.report("meminfo-writer", "error", "qubesd turns service.meminfo-writer into the maxmem property and deletes the feature, so it can never match", k.span, "set `maxmem` instead (0 disables memory balancing, `default` enables it), or null to remove the feature");
+            continue;
+          }
           d.features[fname] = v;
           d.keyProvenance![`features.${fname}`] = this.prov(fp.key as Node);
         }
@@ -965,7 +1001,16 @@ export class DocumentReader {
       }
       case "notes": {
         const s = this.str(node, "notes");
-        if (s) d.notes = String(s.value);
+        if (!s) return;
+        const notes = String(s.value);
+        if (!s.symbolic) {
+          const err = notesError(notes);
+          if (err) {
+            this.report("invalid-notes", "error", err, s.span, "notes are printable text with tabs and line breaks; remove the character, or every plan shows a change");
+            return;
+          }
+        }
+        d.notes = notes;
         return;
       }
       case "state": {
@@ -1040,7 +1085,7 @@ export class DocumentReader {
     }
     let v: string;
     if (typeof s.value === "boolean") v = s.value ? "1" : "";
-    else if (typeof s.value === "number") v = Number.isInteger(s.value) ? String(s.value) : s.source;
+    else if (typeof s.value === "number") v = s.unsafeInteger ?? (Number.isInteger(s.value) ? String(s.value) : s.source);
     else v = s.value;
     if (!s.symbolic) {
       const err = featureValueError(v);
@@ -1063,8 +1108,9 @@ export class DocumentReader {
       const k = this.key(cp);
       if (!k) continue;
       const devclass = String(k.value);
-      if (!/^[a-z][a-z0-9-]*$/.test(devclass)) {
-        this.report("invalid-device", "error", `invalid device class: ${devclass}`, k.span, "pci, usb, block, mic …");
+      if (!k.symbolic && !(DEVICE_CLASS_NAMES as readonly string[]).includes(devclass)) {
+        const c = closest(devclass, DEVICE_CLASS_NAMES);
+        this.report("unknown-device-class", "error", `unknown device class: ${devclass}`, k.span, `${c.length ? `did you mean \`${c[0]}\`? ` : ""}the device classes are ${DEVICE_CLASS_NAMES.join(", ")}`);
         continue;
       }
       const list: DeviceDecl[] = [];
@@ -1429,6 +1475,7 @@ export class DocumentReader {
     const v = node.value;
     switch (type) {
       case "int":
+        if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return fail(`parameter ${name} is too large to keep exactly: ${exactInteger(this.doc.text.slice(node.range![0], node.range![1]), v)} (the limit is ±${Number.MAX_SAFE_INTEGER})`);
         return typeof v === "number" && Number.isInteger(v) ? v : fail(`parameter ${name} must be an integer`);
       case "bool":
         return typeof v === "boolean" ? v : fail(`parameter ${name} must be true or false`);
@@ -1449,6 +1496,41 @@ export class DocumentReader {
         return v;
     }
   }
+}
+
+/**
+ * Why qubesd would not keep notes as written (`admin.vm.notes.Set`): more than
+ * 256000 bytes of UTF-8 (ProtocolError), or a code point that is not safe for
+ * display (control, format, private-use, surrogate, unassigned, line and
+ * paragraph separators; tab and line feed excepted), which qubesd replaces
+ * with `_`, so the declared notes would never match the qube's.
+ */
+function notesError(notes: string): string | undefined {
+  let bytes = 0;
+  for (const ch of notes) {
+    const c = ch.codePointAt(0)!;
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  if (bytes > 256000) return `Maximum note size is 256000 bytes (${bytes} bytes given) (ProtocolError)`;
+  let line = 1;
+  for (const ch of notes) {
+    if (ch === "\n") line++;
+    else if (ch !== "\t" && /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Cn}\p{Zl}\p{Zp}]/u.test(ch))
+      return `notes contain U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} (line ${line} of the notes), which qubesd replaces with _`;
+  }
+  return undefined;
+}
+
+/** The exact decimal digits of an integer scalar from its source text (`0x…`, `0o…` included); the double's digits when the text is not an integer literal. */
+function exactInteger(source: string, value: number): string {
+  const t = source.trim();
+  try {
+    if (/^[-+]?[0-9]+$/.test(t)) return BigInt(t.replace(/^\+/, "")).toString();
+    if (/^0x[0-9a-fA-F]+$|^0o[0-7]+$/.test(t)) return BigInt(t).toString();
+  } catch {
+    // fall through: not a literal BigInt reads
+  }
+  return BigInt(value).toString();
 }
 
 function globalNames(): string[] {

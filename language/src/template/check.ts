@@ -229,17 +229,26 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
   };
 
   // Duplicate qubes.
+  // Every place of a qube declared more than once is reported: each declaration, and the `use:`
+  // entry of each bundle instance that declares it (instances of one bundle share its line).
   const declared = new Map<string, QubeEntry>();
+  const declarations = new Map<string, QubeEntry[]>();
   for (const q of acc.qubes) {
-    const prev = declared.get(q.decl.name);
-    if (prev) {
-      push(q.file, "duplicate-qube", "error", `qube ${q.decl.name} is declared twice`, q.keySpan, "each qube is declared in exactly one place (a bundle may reference a qube, not modify it)", [
-        { file: prev.file, span: prev.keySpan, message: "first declared here" },
-        ...(q.related ?? []),
-      ]);
-      continue;
-    }
-    declared.set(q.decl.name, q);
+    const list = declarations.get(q.decl.name);
+    if (list) list.push(q);
+    else declarations.set(q.decl.name, [q]);
+    if (!declared.has(q.decl.name)) declared.set(q.decl.name, q);
+  }
+  for (const [name, list] of declarations) {
+    if (list.length < 2) continue;
+    const times = list.length === 2 ? "twice" : `${list.length} times`;
+    const help = "each qube is declared in exactly one place (a bundle may reference a qube, not modify it)";
+    const place = (q: QubeEntry, i: number): RelatedInformation => ({ file: q.file, span: q.keySpan, message: i === 0 ? "first declared here" : "declared again here" });
+    list.forEach((q, i) => {
+      const others = list.map(place).filter((_, j) => j !== i);
+      push(q.file, "duplicate-qube", "error", `qube ${name} is declared ${times}`, q.keySpan, help, [...others, ...(q.related ?? [])]);
+      for (const use of q.related ?? []) push(use.file, "duplicate-qube", "error", `qube ${name} is declared ${times}: ${/^in (bundle instance \S+)/.exec(use.message)?.[1] ?? "a bundle instance"} declares it`, use.span, help, list.map(place));
+    });
   }
   const globalNetvm = acc.global.get("default_netvm")?.value;
 
@@ -401,7 +410,7 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     const kernels = new Set(system.kernels);
     for (const k of acc.kernelRefs)
       if (!kernels.has(k.name) && !k.name.includes("${"))
-        push(k.file, "unknown-kernel", "error", `kernel ${k.name} is not installed`, k.span, system.kernels.length ? `installed: ${system.kernels.join(", ")}` : "install the kernel in dom0 first", k.related);
+        push(k.file, "unknown-kernel", "error", `Kernel '${k.name}' not installed (QubesPropertyValueError)`, k.span, system.kernels.length ? `installed: ${system.kernels.join(", ")}` : "install the kernel in dom0 first", k.related);
   }
   if (system?.pools) {
     const pools = new Set(system.pools);

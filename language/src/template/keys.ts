@@ -35,6 +35,8 @@ export const EXPECT_KEYS = ["call", "decision", "target", "targets_include", "ta
 export const OPTIONS_KEYS = ["prune", "restart", "policy_priority", "adopt"] as const;
 export const USE_KEYS = ["bundle", "as", "with"] as const;
 export const PARAM_KEYS = ["type", "default", "description"] as const;
+/** Device classes (`admin.vm.device.<class>.*`): qubesd's own `pci` and `block`, `usb` (qubes-app-linux-usb-proxy) and `mic` (audio). */
+export const DEVICE_CLASS_NAMES = ["pci", "usb", "block", "mic"] as const;
 export const DEVICE_KEYS = ["port", "device", "match", "backend", "mode", "options"] as const;
 export const MATCH_KEYS = ["class", "vendor", "product"] as const;
 export const VOLUME_KEYS = ["size", "revisions_to_keep", "ephemeral", "rw"] as const;

@@ -9,6 +9,7 @@
 import { DECLARABLE_CLASSES, GLOBAL_PROPERTIES, QUBE_PROPERTIES, STANDARD_LABELS, TAG_PATTERN, type PropertySpec } from "../qubes/properties.js";
 import { FIREWALL_KEYS } from "./firewall.js";
 import {
+  DEVICE_CLASS_NAMES,
   DEVICE_MATCH_CLASSES,
   DEVICE_MODES,
   POWER_STATES,
@@ -34,7 +35,12 @@ const ENUMS: Record<string, string[]> = { virt_mode: ["hvm", "pv", "pvh"] };
 
 function describe(spec: PropertySpec): string {
   const effect = spec.effect === "live" ? "applies live" : spec.effect === "next-start" ? "applies at the next start" : spec.effect === "needs-halt" ? "needs the qube halted" : "";
-  return [spec.help, spec.defaultText ? `Default: ${spec.defaultText}.` : "", effect ? `Change ${effect}.` : "", "`default` resets it."].filter(Boolean).join(" ");
+  return [spec.help, spec.defaultText ? `Default: ${spec.defaultText}.` : "", effect ? `Change ${effect}.` : "", resettable(spec) ? "`default` resets it." : ""].filter(Boolean).join(" ");
+}
+
+/** `template` and `label` have no default to reset to (the checker's `cannot-reset`). */
+function resettable(spec: PropertySpec): boolean {
+  return spec.name !== "template" && spec.name !== "label";
 }
 
 function valueSchema(spec: PropertySpec): Schema {
@@ -53,17 +59,18 @@ function valueSchema(spec: PropertySpec): Schema {
       alts.push({ type: "boolean" }, { type: "string", pattern: PARAM });
       break;
     case "vm":
-      alts.push({ type: "string", pattern: QUBE_NAME });
+      // `none` and `default` are keywords, never qube names (validate_name refuses them).
+      alts.push({ type: "string", pattern: QUBE_NAME, not: { enum: ["none", "default"] } });
       if (spec.allowNone) alts.push({ const: "none" }, { type: "null" });
       break;
     case "label":
-      alts.push({ type: "string", pattern: "^[a-zA-Z0-9_${}-]+$", examples: [...STANDARD_LABELS] });
+      alts.push({ type: "string", pattern: "^[a-zA-Z0-9_${}-]+$", not: { const: "default" }, examples: [...STANDARD_LABELS] });
       break;
     default:
       alts.push(ENUMS[spec.name] ? { type: "string", enum: ENUMS[spec.name]!.flatMap((v) => [v, v.toUpperCase()]) } : { type: ["string", "number"] });
       if (spec.allowNone) alts.push({ type: "null" });
   }
-  if (spec.name !== "template" && spec.name !== "label") alts.push({ const: "default" });
+  if (resettable(spec)) alts.push({ const: "default" });
   return { description: describe(spec), anyOf: alts };
 }
 
@@ -103,8 +110,9 @@ export function stackJsonSchema(): Schema {
       items: { type: "string", pattern: "^\\s*(?:action|dst4|dst6|dsthost|proto|dstports|icmptype|specialtarget|expire|comment)=" },
     },
     devices: {
-      description: "Device assignments per device class (pci, usb, …).",
+      description: `Device assignments per device class (${DEVICE_CLASS_NAMES.join(", ")}).`,
       type: "object",
+      propertyNames: { anyOf: [{ enum: [...DEVICE_CLASS_NAMES] }, { pattern: PARAM }] },
       additionalProperties: { type: "array", items: { $ref: "#/$defs/device" } },
     },
     volumes: {

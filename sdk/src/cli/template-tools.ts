@@ -9,21 +9,46 @@ import { checkStack, jsonErrorAt, prepareSystemInfo, stackJsonSchema, stackSyste
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
+import type { Qubes } from "../qubes.js";
 import { renderWhatIf, whatIf, whatIfJson, type DiffStats } from "../apply/whatif.js";
 import { labelOfIcon } from "../apply/future.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ParsedArgs } from "./connect.js";
 import { renderExplanation } from "./policy.js";
+import { osMessage } from "./text.js";
 
-/** A failure with a stable code, printed as one line (exit 1). */
+/**
+ * A failure with a stable code, printed as one line: exit 2 for an input the
+ * command cannot use (a file that cannot be read, a directory, bad JSON, not a
+ * system model or stack model: as in the other commands), exit 1 otherwise.
+ */
 class ToolFailure extends Error {
   constructor(
     message: string,
     readonly code: string,
+    readonly input = false,
   ) {
     super(message);
   }
+}
+
+/** An input file that cannot be read: a directory, or the OS's reason. */
+function unreadable(file: string, abs: string, what: string): ToolFailure {
+  let isDir = false;
+  try {
+    isDir = fs.statSync(abs).isDirectory();
+  } catch {
+    // not there, or not reachable: the read's own error says which
+  }
+  if (isDir) return new ToolFailure(`${file} is a directory; give ${what}`, "is-a-directory", true);
+  let reason = "cannot be read";
+  try {
+    fs.readFileSync(abs);
+  } catch (e) {
+    reason = osMessage(e);
+  }
+  return new ToolFailure(`cannot read ${file}: ${reason}; check the path`, "file-not-found", true);
 }
 
 async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promise<number> {
@@ -33,7 +58,7 @@ async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promi
     if (e instanceof UsageError) throw e;
     if (e instanceof ToolFailure) {
       io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
-      return 1;
+      return e.input ? 2 : 1;
     }
     const err = e as { qubesType?: string; code?: string; message?: string };
     const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
@@ -55,23 +80,19 @@ const diskReader = {
 /** Reads a GetSystemInfo JSON file (`qkit system snapshot`), optionally with the extension keys of what-if. */
 function readSystemFile(file: string, io: CliIO): WhatIfSystem {
   const abs = path.resolve(io.cwd, file);
-  let text: string;
-  try {
-    text = fs.readFileSync(abs, "utf8");
-  } catch (e) {
-    throw new ToolFailure(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check the path`, "file-not-found");
-  }
+  const text = diskReader.readFile(abs);
+  if (text === undefined) throw unreadable(file, abs, "--system a `qkit system snapshot` JSON file");
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
-    throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(text, file)}); make the model with \`qkit system snapshot\``, "invalid-json");
+    throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(text, file)}); make the model with \`qkit system snapshot\``, "invalid-json", true);
   }
   const d = data as { domains?: unknown };
   if (!d || typeof d !== "object" || !d.domains || typeof d.domains !== "object" || Array.isArray(d.domains))
-    throw new ToolFailure(`${file} is not a system model: expected {"domains": {...}} as \`qkit system snapshot\` writes it`, "invalid-system");
+    throw new ToolFailure(`${file} is not a system model: expected {"domains": {...}} as \`qkit system snapshot\` writes it`, "invalid-system", true);
   for (const [name, q] of Object.entries(d.domains as Record<string, unknown>))
-    if (!q || typeof q !== "object" || Array.isArray(q)) throw new ToolFailure(`${file}: domain ${name} is not an object`, "invalid-system");
+    if (!q || typeof q !== "object" || Array.isArray(q)) throw new ToolFailure(`${file}: domain ${name} is not an object`, "invalid-system", true);
   return data as WhatIfSystem;
 }
 
@@ -88,6 +109,29 @@ export function stackSystemOf(sys: WhatIfSystem): StackSystem {
     if (label) labels.add(label);
   }
   return languageStackSystemOf(prepareSystemInfo(sys as unknown as RawSystemInfo), [...labels].sort());
+}
+
+/**
+ * The storage pools and installed kernels (the `linux-kernel` pool's volumes)
+ * of a live system, for the checks of `kernel:`, `default_kernel:` and pool
+ * names; what cannot be read stays unchecked.
+ */
+async function liveStorage(qubes: Qubes): Promise<Pick<StackSystem, "pools" | "kernels">> {
+  let pools: string[];
+  try {
+    pools = await qubes.pools();
+  } catch {
+    return {};
+  }
+  const out: Pick<StackSystem, "pools" | "kernels"> = { pools: [...pools].sort() };
+  if (pools.includes("linux-kernel")) {
+    try {
+      out.kernels = [...(await qubes.pool("linux-kernel").volumes())].sort();
+    } catch {
+      // unknown: kernels stay unchecked
+    }
+  }
+  return out;
 }
 
 /** Prints diagnostics as `FILE:LINE:COL: severity[code]: message` (+ help). */
@@ -116,15 +160,15 @@ function isModel(x: unknown): x is StackModel {
 /** Reads a stack: a `*.qubes.yaml` (checked) or a stack model as JSON (what `defineStack` returns). */
 function loadStack(file: string, io: CliIO, system: StackSystem | undefined): { model?: StackModel; diagnostics: TemplateDiagnostic[] } {
   const abs = path.resolve(io.cwd, file);
-  if (diskReader.readFile(abs) === undefined) throw new ToolFailure(`cannot read ${file}; check the path`, "file-not-found");
+  if (diskReader.readFile(abs) === undefined) throw unreadable(file, abs, "a stack file (*.qubes.yaml) or a stack model (*.json)");
   if (abs.endsWith(".json")) {
     let data: unknown;
     try {
       data = JSON.parse(diskReader.readFile(abs)!);
     } catch {
-      throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(diskReader.readFile(abs)!, file)}); fix it or write a *.qubes.yaml file`, "invalid-json");
+      throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(diskReader.readFile(abs)!, file)}); fix it or write a *.qubes.yaml file`, "invalid-json", true);
     }
-    if (!isModel(data)) throw new ToolFailure(`${file} is not a stack model (expected "format": 1, "stack", "qubes", "policy", "expect"); write a *.qubes.yaml file or use defineStack`, "not-a-stack");
+    if (!isModel(data)) throw new ToolFailure(`${file} is not a stack model (expected "format": 1, "stack", "qubes", "policy", "expect"); write a *.qubes.yaml file or use defineStack`, "not-a-stack", true);
     return { model: data, diagnostics: [] };
   }
   const r = checkStack(diskReader, abs, system ? { system } : {});
@@ -138,7 +182,7 @@ function readPolicyDir(dir: string): PolicyTexts {
   try {
     names = fs.readdirSync(dir);
   } catch (e) {
-    throw new ToolFailure(`cannot read policy directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, "file-not-found");
+    throw new ToolFailure(`cannot read policy directory ${dir}: ${osMessage(e)}; check the path`, "file-not-found", true);
   }
   for (const n of names) {
     const p = path.join(dir, n);
@@ -157,13 +201,15 @@ unknown or misplaced keys, types and ranges per qube class, references to
 qubes, netvm loops, embedded policy, expectations. Without a system model a
 qube the stack does not declare is assumed to exist (an info note); with
 --system FILE (a \`qkit system snapshot\` JSON) or a connection option it
-must exist there.
+must exist there; with a connection, kernels and storage pools are checked
+against the installed ones too.
 
 options:
   --json          print {"files": [{"file", "ok", "diagnostics": [...]}]}
   --system FILE   check references against this system model
 
-exit status: 0 no errors, 1 errors, 2 usage.
+exit status: 0 no errors, 1 errors, 2 usage or an input that cannot be read
+(the other files are still checked).
 
 ${CONNECTION_USAGE}
 `;
@@ -218,18 +264,23 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   if (typeof sysFile === "string" && hasConnection(a)) throw new UsageError("--system and a connection option exclude each other");
   let system: StackSystem | undefined;
   if (typeof sysFile === "string") system = stackSystemOf(readSystemFile(sysFile, io));
-  else if (hasConnection(a) || (io.env["QUBESD_SOCKET"] ?? "") !== "") system = stackSystemOf(await readWhatIfSystem(connect(a.flags, io.env).qubes));
+  else if (hasConnection(a) || (io.env["QUBESD_SOCKET"] ?? "") !== "") {
+    const { qubes } = connect(a.flags, io.env);
+    system = { ...stackSystemOf(await readWhatIfSystem(qubes)), ...(await liveStorage(qubes)) };
+  }
   let errors = 0;
+  let inputFailures = 0;
   const files: unknown[] = [];
   for (const file of a.positionals) {
     let r: ReturnType<typeof loadStack>;
     try {
       r = loadStack(file, io, system);
     } catch (e) {
-      // A file that cannot be read is this file's error: the other files are still checked,
-      // and `--json` still prints one document.
+      // A file that cannot be read is this file's input failure (exit 2): the other files are
+      // still checked, and `--json` still prints one document.
       if (!(e instanceof ToolFailure)) throw e;
-      errors++;
+      if (e.input) inputFailures++;
+      else errors++;
       if (a.flags.has("--json")) files.push({ file, ok: false, stack: null, diagnostics: [], error: { code: e.code, message: e.message } });
       else io.stderr.write(`qkit template check: ${e.message} [${e.code}]\n`);
       continue;
@@ -242,9 +293,9 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       if (n === 0) io.stdout.write(`${file}: ok${r.model ? ` (stack ${r.model.stack}: ${r.model.qubes.length} qube${r.model.qubes.length === 1 ? "" : "s"}, ${r.model.policy.length} policy file${r.model.policy.length === 1 ? "" : "s"}, ${r.model.expect.length} expectation${r.model.expect.length === 1 ? "" : "s"})` : ""}\n`);
     }
   }
-  if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ok: errors === 0, files }, null, 1) + "\n");
+  if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ok: errors === 0 && inputFailures === 0, files }, null, 1) + "\n");
   else if (errors) io.stdout.write(`${errors} error${errors === 1 ? "" : "s"}\n`);
-  return errors ? 1 : 0;
+  return inputFailures ? 2 : errors ? 1 : 0;
 }
 
 async function runWhatIf(args: string[], io: CliIO): Promise<number> {

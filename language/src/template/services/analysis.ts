@@ -40,6 +40,8 @@ export interface TemplateEnvironment {
   readDir?: (path: string) => string[] | undefined;
   /** Labels of the machine (default: the eight standard ones plus those the stack declares). */
   labels?: readonly string[];
+  /** Kernels installed in dom0 (the `linux-kernel` pool's volumes), when known: completed for `kernel:`, and checked. */
+  kernels?: readonly string[];
 }
 
 /** An analysed stack file. */

@@ -153,6 +153,9 @@ function qubeItem(c: QubeCandidate, span: Span, why: string): TemplateCompletion
 /** Qube names for a VM-valued key, filtered by what qubesd accepts there. */
 function vmValueItems(a: TemplateAnalysis, spec: PropertySpec, self: string | undefined, klass: DeclarableClass | "@global", ctx: YamlContext): TemplateCompletionItem[] {
   const out: TemplateCompletionItem[] = [];
+  // A model that records provides_network (a `qkit system snapshot` writes it for the qubes it read)
+  // leaves it out only for qubes that do not provide network: those are not offered for netvm.
+  const recorded = spec.providesNetwork === true && !!a.env.system && [...a.env.system.domains.values()].some((d) => typeof d["provides_network"] === "boolean");
   if (spec.allowNone) out.push({ label: "none", kind: "keyword", detail: "no qube", span: ctx.span, sortText: "0none" });
   if (klass !== "@global" && spec.name !== "template") out.push({ label: "default", kind: "keyword", detail: `reset: ${spec.defaultText}`, span: ctx.span, sortText: "0default" });
   for (const c of qubeCandidates(a)) {
@@ -165,7 +168,7 @@ function vmValueItems(a: TemplateAnalysis, spec: PropertySpec, self: string | un
       if (c.templateForDispvms) out.push(qubeItem(c, ctx.span, "a disposable template (`template_for_dispvms: true`)"));
     } else if (spec.providesNetwork) {
       if (c.providesNetwork === true) out.push(qubeItem(c, ctx.span, "provides network"));
-      else if (c.providesNetwork === undefined && c.klass !== "TemplateVM" && c.klass !== "AdminVM") {
+      else if (c.providesNetwork === undefined && !(recorded && !c.declared) && c.klass !== "TemplateVM" && c.klass !== "AdminVM") {
         out.push({ ...qubeItem(c, ctx.span, "the system model does not say whether it provides network"), sortText: `3${c.name}` });
       }
     } else if (c.klass !== "TemplateVM" || spec.name === "clockvm" || spec.name === "updatevm") {
@@ -196,8 +199,10 @@ function propertyValueItems(a: TemplateAnalysis, spec: PropertySpec, q: IndexedQ
   if (spec.type === "label") items.push(...valueItems(labelNames(a), ctx, "label"));
   else if (spec.type === "bool") items.push(...valueItems(["true", "false"], ctx, "enum"));
   else if (spec.name === "virt_mode") items.push(...valueItems(VIRT_MODES, ctx));
+  else if ((spec.name === "kernel" || spec.name === "default_kernel") && a.env.kernels) items.push(...valueItems(a.env.kernels, ctx, "enum", "installed kernel"));
   if (spec.allowNone) items.push({ label: "none", kind: "keyword", span: ctx.span, sortText: "0none" });
-  if (klass !== "@global" || spec.access === "rw") items.push({ label: "default", kind: "keyword", detail: `reset: ${spec.defaultText}`, span: ctx.span, sortText: "0default" });
+  // `template` and `label` have no default to reset to (the checker's cannot-reset).
+  if ((klass !== "@global" || spec.access === "rw") && spec.type !== "label" && spec.name !== "template") items.push({ label: "default", kind: "keyword", detail: `reset: ${spec.defaultText}`, span: ctx.span, sortText: "0default" });
   return items;
 }
 
@@ -247,7 +252,8 @@ function completeYaml(a: TemplateAnalysis, ctx: YamlContext): TemplateCompletion
         case "features":
           return keyItems(KNOWN_FEATURES, ctx).map((i) => ({ ...i, kind: "feature" as const }));
         case "services":
-          return keyItems(KNOWN_SERVICES, ctx).map((i) => ({ ...i, kind: "feature" as const }));
+          // meminfo-writer is refused by the checker (qubesd rewrites it into maxmem): not offered.
+          return keyItems(KNOWN_SERVICES.filter((d) => d.key !== "meminfo-writer"), ctx).map((i) => ({ ...i, kind: "feature" as const }));
         case "devices":
           return keyItems(DEVICE_CLASSES, ctx);
         case "volumes":
@@ -322,7 +328,7 @@ function pathItems(a: TemplateAnalysis, ctx: YamlContext, want: "bundle" | "frag
     if (name.startsWith(".")) continue;
     const full = `${dir === "/" ? "" : dir}/${name}`;
     const rel = `${dirPart}${name}`;
-    if (/\.qubes\.ya?ml$/i.test(name)) {
+    if (name.endsWith(".qubes.yaml")) {
       if (full === a.path) continue;
       const idx = a.files.get(full);
       if (idx && (want === "bundle" ? idx.kind !== "bundle" : idx.kind === "bundle")) continue;

@@ -67,7 +67,7 @@ export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
         }
       },
     };
-    const system = a.env.system ? stackSystemOf(a.env.system, a.env.labels) : undefined;
+    const system = a.env.system ? { ...stackSystemOf(a.env.system, a.env.labels), ...(a.env.kernels ? { kernels: [...a.env.kernels] } : {}) } : undefined;
     const result = checkStack(fs, a.path, { documents: a.documents, ...(system ? { system } : {}) });
     for (const d of result.diagnostics) if (d.file === a.path) out.push(toAnalysis(d));
   } catch {

@@ -48,7 +48,6 @@ export const QUBE_KEYS: readonly KeyDoc[] = [
   k("absent", "bool", "`true`: the qube must not exist (it is removed if the stack owns it)."),
   k("protect", "bool", "`true`: never removed, never replaced."),
   k("ignore_changes", "list", "Keys set at creation, then left alone (`memory`, `features.x`, `firewall`)."),
-  k("moved_from", "name", "Rename: clone the old qube to this name, then remove the old one."),
 ];
 
 export const SOURCE_KEYS: readonly KeyDoc[] = [
@@ -176,7 +175,7 @@ export const KNOWN_SERVICES: readonly KeyDoc[] = [
   k("qubes-network", "bool", "Provide network to connected qubes (NAT)."),
   k("qubes-update-check", "bool", "Check for updates inside the qube."),
   k("qubes-updates-proxy", "bool", "Run the updates proxy for templates."),
-  k("meminfo-writer", "bool", "Report memory use to the memory balancer."),
+  k("meminfo-writer", "bool", "Report memory use to the memory balancer. qubesd turns this service into `maxmem` and deletes it: set `maxmem` instead (0 disables balancing)."),
   k("minimal-netvm", "bool", "Minimal network qube (only what networking needs)."),
   k("minimal-usbvm", "bool", "Minimal USB qube (only what USB needs)."),
   k("disable-default-route", "bool", "Do not set a default route."),
