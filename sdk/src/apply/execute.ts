@@ -21,10 +21,84 @@ export interface Journal {
   close?(): void;
 }
 
-/** A journal appended to `file` (created with its directory; mode 0600: it holds the machine's structure). */
+/** The marker of a qkit journal: the first record of every journal carries it. */
+export const JOURNAL_MARKER = "qkitJournal";
+
+/** Why {@link fileJournal} refused a file: it exists and is not a qkit journal (never appended to). */
+export class JournalRefused extends Error {
+  readonly code = "not-a-journal";
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "JournalRefused";
+  }
+}
+
+/**
+ * Whether `firstLine` starts a qkit journal: a JSON object with the
+ * {@link JOURNAL_MARKER} (journals from before the marker: an `apply-start` record).
+ */
+export function isJournalStart(firstLine: string): boolean {
+  let r: unknown;
+  try {
+    r = JSON.parse(firstLine);
+  } catch {
+    return false;
+  }
+  if (!r || typeof r !== "object" || Array.isArray(r)) return false;
+  const o = r as Record<string, unknown>;
+  return o[JOURNAL_MARKER] === 1 || (o["event"] === "apply-start" && typeof o["stack"] === "string" && typeof o["time"] === "string");
+}
+
+function refuseNonJournal(fd: number, file: string): void {
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) throw new JournalRefused(file, `${file} is not a regular file`);
+  if (st.size === 0) return;
+  const buf = Buffer.alloc(Math.min(st.size, 64 * 1024));
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  const text = buf.subarray(0, n).toString("utf8");
+  const nl = text.indexOf("\n");
+  if (nl < 0 || !isJournalStart(text.slice(0, nl))) throw new JournalRefused(file, `${file} exists and is not a qkit journal`);
+}
+
+/**
+ * Throws {@link JournalRefused} when `file` exists and {@link fileJournal}
+ * would refuse it (nothing is created: for a check before asking).
+ */
+export function checkJournalFile(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    if ((e as NodeJS.ErrnoException).code === "EISDIR") throw new JournalRefused(file, `${file} is a directory`);
+    throw e;
+  }
+  try {
+    refuseNonJournal(fd, file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A journal appended to `file` (created with its directory; mode 0600: it
+ * holds the machine's structure). An existing file is appended to only when
+ * it is empty or a qkit journal (its first record says so); anything else
+ * (a stack file, a plan, any other file) is refused with {@link JournalRefused}
+ * before a byte is written.
+ */
 export function fileJournal(file: string): Journal {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  let fd: number | undefined = fs.openSync(file, "a", 0o600);
+  let fd: number | undefined = fs.openSync(file, "a+", 0o600);
+  try {
+    refuseNonJournal(fd, file);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
   return {
     path: file,
     write(entry) {
@@ -121,7 +195,7 @@ export async function executePlan(plan: Plan, conn: ApplyConnection, options: Ex
   const total = plan.steps.length;
   const result: ApplyResult = { applied: 0, deferred: 0, total };
   const journal = options.journal;
-  journal?.write({ event: "apply-start", stack: plan.stack, fingerprint: plan.fingerprint, steps: total });
+  journal?.write({ event: "apply-start", [JOURNAL_MARKER]: 1, stack: plan.stack, fingerprint: plan.fingerprint, steps: total });
   for (const [i, step] of plan.steps.entries()) {
     const started = Date.now();
     if (step.deferred) {

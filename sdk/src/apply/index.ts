@@ -12,6 +12,10 @@ export { adminPolicyTarget, dirPolicyTarget, type PolicyTarget } from "./policy-
 export {
   executePlan,
   fileJournal,
+  checkJournalFile,
+  isJournalStart,
+  JournalRefused,
+  JOURNAL_MARKER,
   memoryJournal,
   defaultJournalPath,
   describeCall,

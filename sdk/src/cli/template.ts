@@ -22,6 +22,8 @@ import {
   dirPolicyTarget,
   driftStack,
   fileJournal,
+  checkJournalFile,
+  JournalRefused,
   planScope,
   readDeep,
   readFeatures,
@@ -292,6 +294,32 @@ function progressLine(index: number, total: number, s: PlanStep, status: string,
   return `[${String(index).padStart(w)}/${total}] ${s.id}${change ? ` ${change}` : ""} … ${status}${status === "ok" ? ` ${ms} ms` : ""}\n`;
 }
 
+function sameFile(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    const x = fs.statSync(a);
+    const y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+function journalRefusal(shown: string): CliFailure {
+  return new CliFailure(`--journal ${shown} exists and is not a qkit journal; nothing was changed; give --journal a new file name or an earlier journal`, "not-a-journal");
+}
+
+/** Refuses a `--journal` that is the stack (or plan) file, or an existing file that is not a qkit journal: it would be appended to. */
+function refuseJournal(shown: string, file: string, stackFile: string, saved: boolean): void {
+  if (sameFile(file, stackFile)) throw new CliFailure(`--journal ${shown} is ${saved ? "the file being applied" : "the stack file"}; nothing was changed; give --journal a new file name`, "not-a-journal");
+  try {
+    checkJournalFile(file);
+  } catch (e) {
+    if (e instanceof JournalRefused) throw journalRefusal(shown);
+    // Unreadable: opening it for the journal reports it.
+  }
+}
+
 /** The `qkit template` plan/apply/drift commands. */
 export const commands: Command[] = [
   {
@@ -343,7 +371,8 @@ export const commands: Command[] = [
         } catch {
           saved = undefined;
         }
-        if (saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1) {
+        const fromSaved = !!saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1;
+        if (fromSaved) {
           plan = saved as Plan;
           if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
           for (const flag of ["--adopt", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
@@ -362,6 +391,10 @@ export const commands: Command[] = [
           io.stdout.write("Nothing to apply.\n");
           return 0;
         }
+        // The journal is checked before anything is asked or changed: never the stack file, never a file that is not a journal.
+        const journalFlag = p.flags.get("--journal");
+        const journalPath = typeof journalFlag === "string" ? path.resolve(io.cwd, journalFlag) : defaultJournalPath(io.env);
+        if (typeof journalFlag === "string") refuseJournal(journalFlag, journalPath, path.resolve(io.cwd, p.file), fromSaved);
         if (!p.flags.has("--yes")) {
           const tty = (io.stdin as { isTTY?: boolean }).isTTY === true;
           if (!tty) throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
@@ -370,11 +403,11 @@ export const commands: Command[] = [
             return 1;
           }
         }
-        const journalPath = typeof p.flags.get("--journal") === "string" ? path.resolve(io.cwd, p.flags.get("--journal") as string) : defaultJournalPath(io.env);
         let journal: ReturnType<typeof fileJournal>;
         try {
           journal = fileJournal(journalPath);
         } catch (e) {
+          if (e instanceof JournalRefused) throw journalRefusal(typeof journalFlag === "string" ? journalFlag : journalPath);
           throw new CliFailure(`cannot write the journal ${journalPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
         }
         io.stdout.write(`Journal: ${journalPath}\n`);

@@ -1,0 +1,109 @@
+/**
+ * Apply safety over `qkit sim serve` (findings of the hands-on review, issue 7):
+ * the journal never appends to a file that is not a qkit journal (F7).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Qubes } from "@qubes-kit/sdk";
+import { main } from "../../sdk/src/cli/main.js";
+import { runQkit } from "../helpers/qkit.js";
+import { HERE } from "../fixtures/template/apply/stacks.js";
+
+let dir: string;
+let socket: string;
+let server: Promise<number>;
+let env: NodeJS.ProcessEnv;
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
+const read = (f: string) => fs.readFileSync(path.join(dir, f), "utf8");
+const write = (f: string, text: string) => fs.writeFileSync(path.join(dir, f), text);
+
+const names = async () => (await Qubes.local(socket).list()).map((q) => q.name);
+
+/** A one-qube stack. */
+function stack(name: string, qube: string, memory: number, extra = ""): string {
+  return `qkit: 1\nstack: ${name}\nqubes:\n  ${qube}:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n    memory: ${memory}\n${extra}`;
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-tplsafe-"));
+  socket = path.join(dir, "qubesd.sock");
+  fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
+  fs.mkdirSync(path.join(dir, "policy.d"));
+  fs.writeFileSync(path.join(dir, "policy.d", "30-user.policy"), "qubes.Filecopy * work @default ask\n");
+  env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
+  const stdout = new PassThrough();
+  let out = "";
+  stdout.on("data", (d) => (out += d));
+  server = main(["sim", "serve", "--socket", socket, "--system", "system.json", "--policy-dir", "policy.d"], { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, cwd: dir });
+  while (!out.includes("listening")) await new Promise((r) => setTimeout(r, 10));
+});
+
+afterAll(async () => {
+  process.emit("SIGTERM");
+  await server;
+});
+
+describe("apply --journal (F7)", () => {
+  it("refuses the stack file itself and any existing file that is not a qkit journal, changing nothing", async () => {
+    write("j7.qubes.yaml", stack("j7", "j7-a", 500));
+    write("notes.txt", "my notes\nline two\n");
+    write("other.json", `{"qkitPlan": 1, "steps": []}\n`);
+    write("noline", "{}");
+    const cases: Array<[string, string]> = [
+      ["j7.qubes.yaml", "qkit template apply: --journal j7.qubes.yaml is the stack file; nothing was changed; give --journal a new file name [not-a-journal]\n"],
+      ["./j7.qubes.yaml", "qkit template apply: --journal ./j7.qubes.yaml is the stack file; nothing was changed; give --journal a new file name [not-a-journal]\n"],
+      ["notes.txt", "qkit template apply: --journal notes.txt exists and is not a qkit journal; nothing was changed; give --journal a new file name or an earlier journal [not-a-journal]\n"],
+      ["other.json", "qkit template apply: --journal other.json exists and is not a qkit journal; nothing was changed; give --journal a new file name or an earlier journal [not-a-journal]\n"],
+      ["noline", "qkit template apply: --journal noline exists and is not a qkit journal; nothing was changed; give --journal a new file name or an earlier journal [not-a-journal]\n"],
+      ["policy.d", "qkit template apply: --journal policy.d exists and is not a qkit journal; nothing was changed; give --journal a new file name or an earlier journal [not-a-journal]\n"],
+    ];
+    const before = new Map(["j7.qubes.yaml", "notes.txt", "other.json", "noline"].map((f) => [f, read(f)]));
+    for (const [journal, err] of cases) {
+      const r = await qkit("template", "apply", "j7.qubes.yaml", "--yes", "--journal", journal);
+      expect([journal, r.code, r.err]).toEqual([journal, 1, err]);
+    }
+    for (const [f, text] of before) expect(read(f)).toBe(text);
+    expect((await names()).includes("j7-a")).toBe(false);
+  });
+
+  it("also refuses a saved plan file as the journal, and a symlink to the stack file", async () => {
+    write("j7b.qubes.yaml", stack("j7b", "j7b-a", 500));
+    expect((await qkit("template", "plan", "j7b.qubes.yaml", "--out", "j7b.plan")).code).toBe(0);
+    const plan = read("j7b.plan");
+    const r = await qkit("template", "apply", "j7b.plan", "--yes", "--journal", "j7b.plan");
+    expect([r.code, r.err]).toEqual([1, "qkit template apply: --journal j7b.plan is the file being applied; nothing was changed; give --journal a new file name [not-a-journal]\n"]);
+    fs.symlinkSync(path.join(dir, "j7b.qubes.yaml"), path.join(dir, "link.ndjson"));
+    const l = await qkit("template", "apply", "j7b.qubes.yaml", "--yes", "--journal", "link.ndjson");
+    expect([l.code, l.err]).toEqual([1, "qkit template apply: --journal link.ndjson is the stack file; nothing was changed; give --journal a new file name [not-a-journal]\n"]);
+    expect(read("j7b.plan")).toBe(plan);
+    expect(read("j7b.qubes.yaml")).toBe(stack("j7b", "j7b-a", 500));
+  });
+
+  it("creates a new journal, appends to an earlier journal (also one from before the marker) and to an empty file", async () => {
+    write("j7c.qubes.yaml", stack("j7c", "j7c-a", 500));
+    const first = await qkit("template", "apply", "j7c.qubes.yaml", "--yes", "--journal", "logs/j7c.ndjson");
+    expect([first.code, first.err]).toEqual([0, ""]);
+    write("j7c.qubes.yaml", stack("j7c", "j7c-a", 600));
+    const second = await qkit("template", "apply", "j7c.qubes.yaml", "--yes", "--journal", "logs/j7c.ndjson");
+    expect([second.code, second.err]).toEqual([0, ""]);
+    const entries = read("logs/j7c.ndjson").trim().split("\n").map((l) => JSON.parse(l));
+    expect(entries.filter((e) => e.event === "apply-start")).toMatchObject([{ qkitJournal: 1, stack: "j7c" }, { qkitJournal: 1, stack: "j7c" }]);
+    expect(entries.filter((e) => e.event === "apply-done")).toHaveLength(2);
+    // A journal written before the marker existed starts with an apply-start record.
+    const old = `{"time":"2026-12-06T08:59:20.298Z","event":"apply-start","stack":"s1","fingerprint":"sha256:00","steps":1}\n`;
+    write("old.ndjson", old);
+    write("empty.ndjson", "");
+    for (const [journal, memory] of [["old.ndjson", 700], ["empty.ndjson", 800]] as const) {
+      write("j7c.qubes.yaml", stack("j7c", "j7c-a", memory));
+      const r = await qkit("template", "apply", "j7c.qubes.yaml", "--yes", "--journal", journal);
+      expect([journal, r.code, r.err]).toEqual([journal, 0, ""]);
+      expect(await Qubes.local(socket).qube("j7c-a").get("memory")).toBe(memory);
+    }
+    expect(read("old.ndjson").startsWith(old)).toBe(true);
+    expect(JSON.parse(read("old.ndjson").split("\n")[1]!)).toMatchObject({ event: "apply-start", qkitJournal: 1, stack: "j7c" });
+    expect(JSON.parse(read("empty.ndjson").split("\n")[0]!)).toMatchObject({ event: "apply-start", qkitJournal: 1 });
+  });
+});
