@@ -107,3 +107,48 @@ describe("apply --journal (F7)", () => {
     expect(JSON.parse(read("empty.ndjson").split("\n")[0]!)).toMatchObject({ event: "apply-start", qkitJournal: 1 });
   });
 });
+
+describe("expect: entries in plan and apply (F1)", () => {
+  const SAFETY = path.join(HERE, "..", "safety");
+  const failLine = "  FAIL qubes.Filecopy ex-a -> vault => deny: expected deny, got allow to vault (deciding rule 40-qkit-ex-main.policy:2)\n";
+  const refusal = (verb: string, tail: string) => `qkit template ${verb}: 1 of 2 expectations fails after apply (qubes.Filecopy ex-a -> vault => deny); ${tail}; fix the stack or its expect: entries, or pass --ignore-expect [expectation-failed]\n`;
+
+  it("plan shows the failing expectation and exits 1; apply refuses and changes nothing; --ignore-expect goes on", async () => {
+    fs.copyFileSync(path.join(SAFETY, "expect.qubes.yaml"), path.join(dir, "ex.qubes.yaml"));
+    const plan = await qkit("template", "plan", "ex.qubes.yaml", "--detailed-exitcode");
+    expect([plan.code, plan.err]).toEqual([1, refusal("plan", "apply would refuse this plan")]);
+    expect(plan.out).toContain("Plan: 1 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nWhat-if: 1/2 expectations hold; 1 fails:\n" + failLine);
+    const json = JSON.parse((await qkit("template", "plan", "ex.qubes.yaml", "--json")).out);
+    expect(json.expectations).toEqual({ total: 2, failed: [{ expect: "qubes.Filecopy ex-a -> vault => deny", problem: "expected deny, got allow to vault", rule: "40-qkit-ex-main.policy:2" }] });
+
+    const apply = await qkit("template", "apply", "ex.qubes.yaml", "--yes");
+    expect([apply.code, apply.err]).toEqual([1, refusal("apply", "nothing was changed")]);
+    expect(apply.out).toContain(failLine);
+    expect((await names()).includes("ex-a")).toBe(false);
+    expect(fs.existsSync(path.join(dir, "policy.d", "40-qkit-ex-main.policy"))).toBe(false);
+
+    // A saved plan carries the result: applying it is refused the same way.
+    await qkit("template", "plan", "ex.qubes.yaml", "--out", "ex.plan");
+    const saved = await qkit("template", "apply", "ex.plan", "--yes");
+    expect([saved.code, saved.err]).toEqual([1, refusal("apply", "nothing was changed")]);
+    expect((await names()).includes("ex-a")).toBe(false);
+
+    const ignored = await qkit("template", "plan", "ex.qubes.yaml", "--detailed-exitcode", "--ignore-expect");
+    expect([ignored.code, ignored.err]).toEqual([2, ""]);
+    expect(ignored.out).toContain(failLine);
+    const applied = await qkit("template", "apply", "ex.plan", "--yes", "--ignore-expect");
+    expect([applied.code, applied.err]).toEqual([0, ""]);
+    expect((await names()).includes("ex-a")).toBe(true);
+  });
+
+  it("says that every expectation holds", async () => {
+    const fixed = fs.readFileSync(path.join(SAFETY, "expect.qubes.yaml"), "utf8").replace("qubes.Filecopy * ex-a vault allow", "qubes.Filecopy * ex-a vault deny");
+    write("ex.qubes.yaml", fixed);
+    const plan = await qkit("template", "plan", "ex.qubes.yaml", "--detailed-exitcode");
+    expect([plan.code, plan.err]).toEqual([2, ""]);
+    expect(plan.out).toContain("What-if: 2/2 expectations hold\n");
+    expect((await qkit("template", "apply", "ex.qubes.yaml", "--yes")).code).toBe(0);
+    const again = await qkit("template", "plan", "ex.qubes.yaml", "--detailed-exitcode");
+    expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\nWhat-if: 2/2 expectations hold\n"]);
+  });
+});

@@ -86,6 +86,11 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
   if (plan.orphans.length) out.push(`Owned but no longer declared (removed with --prune): ${plan.orphans.join(", ")}`);
+  if (plan.expectations) {
+    const e = plan.expectations;
+    out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? "" : "s"} hold${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);
+    for (const f of e.failed) out.push(`  FAIL ${f.expect}: ${f.problem}${f.rule ? ` (deciding rule ${f.rule})` : ""}`);
+  }
   if (plan.errors.length) out.push(`${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}: nothing can be applied until ${plan.errors.length === 1 ? "it is" : "they are"} fixed.`);
   return out.join("\n") + "\n";
 }

@@ -11,7 +11,10 @@ import { computePlan, planScope, scopeOfPlan, type PlanOptions } from "./plan.js
 import type { PolicyTarget } from "./policy-target.js";
 import { fingerprint, readDeep, readLight, type ReadOptions } from "./read.js";
 import { rehearse } from "./rehearse.js";
-import type { LiveSystem, Plan, PlanStep } from "./types.js";
+import type { LiveSystem, Plan, PlanExpectations, PlanStep } from "./types.js";
+import { readWhatIfSystem } from "./future-live.js";
+import type { PolicyTexts } from "./future.js";
+import { whatIf } from "./whatif.js";
 
 /** The live system to plan against. */
 export interface StackConnection {
@@ -27,6 +30,37 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   return { plan: computePlan(model, live, scope, options), live };
 }
 
+/** Every policy file of `target` as {@link PolicyTexts} (`NAME.policy`, `include/NAME`). */
+export async function readPolicyTexts(target: PolicyTarget): Promise<PolicyTexts> {
+  const out: PolicyTexts = {};
+  for (const include of [false, true]) {
+    for (const name of await target.list(include)) {
+      const f = await target.get(name, include);
+      if (f) out[include ? `include/${name}` : `${name}.policy`] = f.text;
+    }
+  }
+  return out;
+}
+
+/**
+ * Checks the stack's `expect:` entries on the system and policy after apply
+ * (what-if's future, read now from `conn`); `undefined` when there are none.
+ */
+export async function planExpectations(model: StackModel, conn: StackConnection): Promise<PlanExpectations | undefined> {
+  if (!model.expect.length) return undefined;
+  const [system, policy] = await Promise.all([readWhatIfSystem(conn.qubes), readPolicyTexts(conn.policy)]);
+  const report = whatIf({ system, policy, stack: model, skipChanges: true });
+  return {
+    total: report.expectations.length,
+    failed: report.expectations
+      .filter((e) => !e.ok)
+      .map((e) => {
+        const r = e.explanation?.decidingRule?.origin;
+        return { expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null };
+      }),
+  };
+}
+
 /** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */
 export async function checkPlanFresh(plan: Plan, conn: StackConnection, options: ReadOptions = {}): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string }> {
   const scope = scopeOfPlan(plan);
@@ -39,21 +73,25 @@ export async function checkPlanFresh(plan: Plan, conn: StackConnection, options:
 /** Why an apply did not start, or how it went. */
 export type StackApplyOutcome =
   | { status: "errors"; plan: Plan }
+  /** The plan's expectations ({@link Plan.expectations}) do not all hold, and `ignoreExpect` was not given. */
+  | { status: "expectations-failed"; plan: Plan }
   | { status: "stale"; plan: Plan }
   | { status: "rehearsal-failed"; plan: Plan; rehearsal: ApplyResult }
   | { status: "applied"; plan: Plan; result: ApplyResult };
 
 /**
- * Applies a plan: refuses a plan with errors or a stale one (re-read now),
+ * Applies a plan: refuses a plan with errors, one whose expectations fail
+ * (unless `ignoreExpect`), or a stale one (re-read now),
  * rehearses the steps on a simulator seeded from the fresh read and refuses
  * what it rejects, then runs the steps on the machine.
  */
 export async function applyPlan(
   plan: Plan,
   conn: StackConnection,
-  options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean; onRehearsed?(r: ApplyResult): void } = {},
+  options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean; ignoreExpect?: boolean; onRehearsed?(r: ApplyResult): void } = {},
 ): Promise<StackApplyOutcome> {
   if (plan.errors.length) return { status: "errors", plan };
+  if (plan.expectations?.failed.length && !options.ignoreExpect) return { status: "expectations-failed", plan };
   let live = options.live;
   if (!live) {
     const fresh = await checkPlanFresh(plan, conn, options);

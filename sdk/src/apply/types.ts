@@ -182,4 +182,17 @@ export interface Plan {
   /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
   fingerprint: string;
   options: { adopt: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
+  /**
+   * The stack's `expect:` entries checked against the system and policy after
+   * apply (what-if); absent when the stack has none. A failure blocks apply
+   * unless the caller ignores expectations (`--ignore-expect`).
+   */
+  expectations?: PlanExpectations;
+}
+
+/** The outcome of a stack's `expect:` entries on the planned future (see `whatif.ts`). */
+export interface PlanExpectations {
+  total: number;
+  /** The entries that do not hold: the expectation as one line, what went wrong, the deciding rule (`FILE:LINE`) when one decided. */
+  failed: { expect: string; problem: string; rule: string | null }[];
 }

@@ -24,6 +24,7 @@ import {
   fileJournal,
   checkJournalFile,
   JournalRefused,
+  planExpectations,
   planScope,
   readDeep,
   readFeatures,
@@ -42,6 +43,8 @@ const COMMON = `  --policy-dir DIR   read and write the policy in DIR instead of
   --adopt            take over existing qubes (and same-named policy files)
                      that no stack owns yet, or that another stack owns
   --prune            remove qubes this stack owns that the file no longer declares
+  --ignore-expect    go on when the stack's expect: entries fail after apply
+                     (they are still checked and listed)
   --restart=never|if-needed
                      stop running qubes for changes that need a halt
                      (default never: those changes are deferred and listed)`;
@@ -94,7 +97,7 @@ ${CONNECTION_USAGE}
 `;
 
 const VALUE_FLAGS = [...CONNECTION_VALUE_FLAGS, "--policy-dir", "--restart", "--out", "--journal"];
-const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--prune", "--yes"];
+const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--prune", "--yes", "--ignore-expect"];
 
 /** An error with a stable code, printed as one line. */
 class CliFailure extends Error {
@@ -219,6 +222,9 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
   const plan = computePlan(model, live, scope, { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) });
+  // The stack's own expectations, on the system and policy after apply (what-if).
+  const expectations = await planExpectations(model, conn);
+  if (expectations) plan.expectations = expectations;
   return { plan, live, conn };
 }
 
@@ -320,6 +326,14 @@ function refuseJournal(shown: string, file: string, stackFile: string, saved: bo
   }
 }
 
+/** The one line for failing expectations (`undefined` when they all hold or there are none). */
+function expectationFailure(plan: Plan, verb: "plan" | "apply"): string | undefined {
+  const e = plan.expectations;
+  if (!e?.failed.length) return undefined;
+  const n = e.failed.length;
+  return `${n} of ${e.total} expectation${e.total === 1 ? "" : "s"} fail${n === 1 ? "s" : ""} after apply (${e.failed[0]!.expect}${n > 1 ? ", …" : ""}); ${verb === "plan" ? "apply would refuse this plan" : "nothing was changed"}; fix the stack or its expect: entries, or pass --ignore-expect`;
+}
+
 /** The `qkit template` plan/apply/drift commands. */
 export const commands: Command[] = [
   {
@@ -346,6 +360,11 @@ export const commands: Command[] = [
         }
         if (rehearsal && !rehearsal.ok) {
           io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
+          return 1;
+        }
+        const failedExpect = expectationFailure(plan, "plan");
+        if (failedExpect && !p.flags.has("--ignore-expect")) {
+          io.stderr.write(`qkit template plan: ${failedExpect} [expectation-failed]\n`);
           return 1;
         }
         if (plan.errors.length) return 1;
@@ -386,6 +405,8 @@ export const commands: Command[] = [
           io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn) }));
         }
         if (plan.errors.length) throw new CliFailure(`the plan has ${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}; fix the stack and try again`, "plan-errors");
+        const failedExpect = expectationFailure(plan, "apply");
+        if (failedExpect && !p.flags.has("--ignore-expect")) throw new CliFailure(failedExpect, "expectation-failed");
         const todo = plan.steps.filter((s) => !s.deferred);
         if (!todo.length) {
           io.stdout.write("Nothing to apply.\n");
@@ -415,6 +436,7 @@ export const commands: Command[] = [
         try {
           outcome = await applyPlan(plan, conn, {
             journal,
+            ignoreExpect: p.flags.has("--ignore-expect"),
             onRehearsed: (r) => {
               if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
             },
@@ -427,6 +449,7 @@ export const commands: Command[] = [
         }
         if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
         if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
+        if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
         if (outcome.status === "rehearsal-failed") {
           const f = outcome.rehearsal.failure!;
           throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
