@@ -152,3 +152,52 @@ describe("expect: entries in plan and apply (F1)", () => {
     expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\nWhat-if: 2/2 expectations hold\n"]);
   });
 });
+
+describe("protect: true and --prune (F2, F2b)", () => {
+  const SAFETY = path.join(HERE, "..", "safety");
+  const full = () => fs.readFileSync(path.join(SAFETY, "protect.qubes.yaml"), "utf8");
+  /** The stack without the blocks of `drop`. */
+  const without = (...drop: string[]) => {
+    let text = full();
+    for (const q of drop) text = text.replace(new RegExp(`  ${q}:\\n(    .*\\n)+`), "");
+    return text;
+  };
+
+  it("records protect with the keys, and --prune never removes a protected qube once its block is gone", async () => {
+    write("pr.qubes.yaml", full());
+    expect((await qkit("template", "apply", "pr.qubes.yaml", "--yes")).code).toBe(0);
+    expect(await Qubes.local(socket).qube("pr-keep").features.get("x-qkit-keys")).toBe("p:label p:netvm p:template protect");
+    write("pr.qubes.yaml", without("pr-keep"));
+    const plan = await qkit("template", "plan", "pr.qubes.yaml", "--prune", "--detailed-exitcode");
+    expect([plan.code, plan.err]).toEqual([0, ""]);
+    expect(plan.out).toContain("warning[protected]: qube 'pr-keep' is protected (an earlier apply recorded `protect: true` in x-qkit-keys), so --prune leaves it; to remove it, declare it again with `absent: true` and apply\n");
+    expect(plan.out).toContain("Owned but no longer declared (kept: protected, or installed by the package manager): pr-keep\n");
+    const json = JSON.parse((await qkit("template", "plan", "pr.qubes.yaml", "--prune", "--json")).out);
+    expect(json.warnings.map((w: { code: string }) => w.code)).toEqual(["protected"]);
+    expect(json.steps).toEqual([]);
+    const apply = await qkit("template", "apply", "pr.qubes.yaml", "--prune", "--yes");
+    expect([apply.code, apply.err]).toEqual([0, ""]);
+    expect((await names()).includes("pr-keep")).toBe(true);
+    // Released by declaring it absent: removed.
+    write("pr.qubes.yaml", full().replace("    protect: true\n", "    absent: true\n"));
+    const released = await qkit("template", "apply", "pr.qubes.yaml", "--yes");
+    expect([released.code, released.err]).toEqual([0, ""]);
+    expect((await names()).includes("pr-keep")).toBe(false);
+  });
+
+  it("warns when --prune removes a qube the stack's policy or expectations still name, and the expectation fails on the pruned future", async () => {
+    write("pr.qubes.yaml", full().replace(/  pr-keep:\n(    .*\n)+/, ""));
+    expect((await qkit("template", "apply", "pr.qubes.yaml", "--yes")).code).toBe(0);
+    write("pr.qubes.yaml", without("pr-keep", "pr-named"));
+    const plan = await qkit("template", "plan", "pr.qubes.yaml", "--prune");
+    expect(plan.out).toContain(
+      "warning[pruned-but-named]: --prune removes qube 'pr-named', but policy file 'main' (rule 1) still names it; remove it there too, or declare the qube again\n" +
+        "warning[pruned-but-named]: --prune removes qube 'pr-named', but the expectation `qubes.Filecopy pr-client -> pr-named` still names it; remove it there too, or declare the qube again\n",
+    );
+    expect(plan.out).toContain("  FAIL qubes.Filecopy pr-client -> pr-named => allow: ");
+    expect(plan.code).toBe(1);
+    const apply = await qkit("template", "apply", "pr.qubes.yaml", "--prune", "--yes");
+    expect([apply.code, apply.err]).toEqual([1, "qkit template apply: 1 of 1 expectation fails after apply (qubes.Filecopy pr-client -> pr-named => allow); nothing was changed; fix the stack or its expect: entries, or pass --ignore-expect [expectation-failed]\n"]);
+    expect((await names()).includes("pr-named")).toBe(true);
+  });
+});

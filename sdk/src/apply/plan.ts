@@ -17,7 +17,7 @@ import { calls, type CreateOptions } from "../calls.js";
 import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
-import { KEYS_FEATURE, OWNER_FEATURE, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
@@ -84,6 +84,7 @@ interface Ctx {
   options: Required<Pick<PlanOptions, "adopt" | "prune" | "restart">> & PlanOptions;
   steps: PlanStep[];
   errors: PlanError[];
+  warnings: PlanError[];
   phase: Map<string, number>;
   ids: Set<string>;
   restart: Set<string>;
@@ -177,6 +178,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     options: { adopt: options.adopt ?? model.options?.adopt ?? false, prune: options.prune ?? model.options?.prune ?? false, restart: options.restart ?? model.options?.restart ?? "never", ...stripUndefined(options) },
     steps: [],
     errors: [],
+    warnings: [],
     phase: new Map(),
     ids: new Set(),
     restart: new Set(),
@@ -223,12 +225,13 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     errors: ctx.errors,
     summary,
     restartToTakeEffect: [...ctx.restart].sort(),
-    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true) : orphans,
+    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true || isProtected(live.qubes[n]!)) : orphans,
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
     options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
   };
   if (options.policyDir !== undefined) plan.options.policyDir = options.policyDir;
+  if (ctx.warnings.length) plan.warnings = ctx.warnings;
   return plan;
 }
 
@@ -634,6 +637,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (ctx.options.restart !== "if-needed") stop.deferred = `${q.name} is running: state halted waits for it to stop; use --restart=if-needed to stop it now`;
   }
 
+  // `protect: true` is recorded with the keys: a qube whose block leaves the file is still never pruned.
+  if (q.protect) newKeys.add(PROTECT_KEY);
+
   // The record of managed keys. Keys are added before any setting changes
   // (so an apply that fails half-way still knows what it may have set) and
   // removed last (once their settings were reset).
@@ -886,8 +892,45 @@ function planOrphans(ctx: Ctx): void {
     if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.class === "AdminVM") continue;
     // A template installed by the package manager is removed with qvm-template, never pruned.
     if (l.properties["installed_by_rpm"]?.value === true) continue;
+    if (isProtected(l)) {
+      ctx.warnings.push({
+        code: "protected",
+        message: `qube '${l.name}' is protected (an earlier apply recorded \`protect: true\` in ${KEYS_FEATURE}), so --prune leaves it; to remove it, declare it again with \`absent: true\` and apply`,
+      });
+      continue;
+    }
     planRemoval(ctx, l);
+    for (const where of stillNamed(ctx.model, l.name))
+      ctx.warnings.push({ code: "pruned-but-named", message: `--prune removes qube '${l.name}', but ${where} still names it; remove it there too, or declare the qube again` });
   }
+}
+
+/** Whether an earlier apply recorded `protect: true` on the qube. */
+function isProtected(l: LiveQube): boolean {
+  return parseKeys(l.features[KEYS_FEATURE]).has(PROTECT_KEY);
+}
+
+/** Where the stack's policy rules and expectations name `name` (as source, target, `@dispvm:NAME` or a `target=`/`default_target=` parameter). */
+function stillNamed(model: StackModel, name: string): string[] {
+  const names = (x: string | undefined) => x === name || x === `@dispvm:${name}`;
+  const out: string[] = [];
+  for (const f of model.policy) {
+    const lines = f.rules.split("\n");
+    for (const [i, line] of lines.entries()) {
+      const t = line.replace(/#.*/, "").trim().split(/\s+/);
+      if (t.length < 4 || t[0]!.startsWith("!")) continue;
+      const params = t.slice(5).map((p) => p.slice(p.indexOf("=") + 1));
+      if (names(t[2]) || names(t[3]) || params.some(names)) {
+        out.push(`policy file '${f.file}' (rule ${i + 1})`);
+        break;
+      }
+    }
+  }
+  for (const e of model.expect)
+    if ([e.source, e.target, e.target_is, ...(e.targets_include ?? []), ...(e.targets_exact ?? [])].some(names)) {
+      out.push(`the expectation \`${e.service}${e.argument && e.argument !== "+" ? e.argument : ""} ${e.source} -> ${e.target}\``);
+    }
+  return out;
 }
 
 function planGlobals(ctx: Ctx): void {

@@ -46,7 +46,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   const running = new Set(options.running ?? []);
   if (options.header) out.push(options.header, "");
   for (const e of plan.errors) out.push(`error[${e.code}]: ${e.message}`);
-  if (plan.errors.length) out.push("");
+  for (const w of plan.warnings ?? []) out.push(`warning[${w.code}]: ${w.message}`);
+  if (plan.errors.length || plan.warnings?.length) out.push("");
   const blocks = new Map<string, PlanStep[]>();
   for (const s of plan.steps) {
     const k = s.target;
@@ -85,7 +86,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
-  if (plan.orphans.length) out.push(`Owned but no longer declared (removed with --prune): ${plan.orphans.join(", ")}`);
+  if (plan.orphans.length) out.push(`Owned but no longer declared (${plan.options?.prune ? "kept: protected, or installed by the package manager" : "removed with --prune"}): ${plan.orphans.join(", ")}`);
   if (plan.expectations) {
     const e = plan.expectations;
     out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? "" : "s"} hold${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);

@@ -44,12 +44,19 @@ export async function readPolicyTexts(target: PolicyTarget): Promise<PolicyTexts
 
 /**
  * Checks the stack's `expect:` entries on the system and policy after apply
- * (what-if's future, read now from `conn`); `undefined` when there are none.
+ * (what-if's future, read now from `conn`, without the qubes `plan` prunes);
+ * `undefined` when there are none.
  */
-export async function planExpectations(model: StackModel, conn: StackConnection): Promise<PlanExpectations | undefined> {
+export async function planExpectations(model: StackModel, conn: StackConnection, plan?: Plan): Promise<PlanExpectations | undefined> {
   if (!model.expect.length) return undefined;
   const [system, policy] = await Promise.all([readWhatIfSystem(conn.qubes), readPolicyTexts(conn.policy)]);
-  const report = whatIf({ system, policy, stack: model, skipChanges: true });
+  // Qubes the plan prunes are gone after apply: what-if sees them as declared absent.
+  const declared = new Set(model.qubes.map((q) => q.name));
+  const pruned = (plan?.steps ?? []).filter((s) => s.kind === "remove" && !declared.has(s.object)).map((s) => s.object);
+  const future: StackModel = pruned.length
+    ? { ...model, qubes: [...model.qubes, ...pruned.map((name) => ({ name, class: "AppVM" as const, properties: {}, features: {}, state: "any" as const, absent: true, protect: false, ignore_changes: [] }))] }
+    : model;
+  const report = whatIf({ system, policy, stack: future, skipChanges: true });
   return {
     total: report.expectations.length,
     failed: report.expectations

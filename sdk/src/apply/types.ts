@@ -163,6 +163,8 @@ export interface Plan {
   /** Ordered steps (deferred ones included, marked). */
   steps: PlanStep[];
   errors: PlanError[];
+  /** What the plan does that deserves a look but is not an error (a protected orphan left alone, a pruned qube the stack still names). */
+  warnings?: PlanError[];
   /** Summary counts (qubes): created, changed, destroyed; plus other objects. */
   summary: { create: number; change: number; destroy: number; adopt: number; policy: number; global: number; deferred: number };
   /** Running qubes with next-start changes. */

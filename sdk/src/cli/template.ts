@@ -223,7 +223,7 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
   await readDeep(conn.qubes, conn.policy, live, scope);
   const plan = computePlan(model, live, scope, { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) });
   // The stack's own expectations, on the system and policy after apply (what-if).
-  const expectations = await planExpectations(model, conn);
+  const expectations = await planExpectations(model, conn, plan);
   if (expectations) plan.expectations = expectations;
   return { plan, live, conn };
 }
