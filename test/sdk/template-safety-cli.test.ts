@@ -201,3 +201,33 @@ describe("protect: true and --prune (F2, F2b)", () => {
     expect((await names()).includes("pr-named")).toBe(true);
   });
 });
+
+describe("global properties another stack manages (F3)", () => {
+  const globalStack = (name: string, dvm: string) => `qkit: 1\nstack: ${name}\nglobal:\n  default_dispvm: ${dvm}\nqubes:\n  ${name}-q:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n`;
+
+  it("is a conflict unless --adopt, which takes the global over from the other stack's record", async () => {
+    const qubes = Qubes.local(socket);
+    write("g1.qubes.yaml", globalStack("g1", "work-dvm"));
+    write("g2.qubes.yaml", globalStack("g2", "default-dvm"));
+    expect((await qkit("template", "apply", "g1.qubes.yaml", "--yes")).code).toBe(0);
+    expect(await qubes.qube("dom0").features.get("x-qkit-globals-g1")).toBe("default_dispvm");
+    const line = "error[owned-by-other-stack]: global property 'default_dispvm' is managed by stack 'g1' (dom0 feature x-qkit-globals-g1); remove it from one of the stacks, or use --adopt to take it over\n";
+    const plan = await qkit("template", "plan", "g2.qubes.yaml", "--detailed-exitcode");
+    expect(plan.code).toBe(1);
+    expect(plan.out).toContain(line);
+    const apply = await qkit("template", "apply", "g2.qubes.yaml", "--yes");
+    expect([apply.code, apply.err]).toEqual([1, "qkit template apply: the plan has 1 error; fix the stack and try again [plan-errors]\n"]);
+    expect(await qubes.get("default_dispvm")).toBe("work-dvm");
+    expect((await names()).includes("g2-q")).toBe(false);
+
+    const adopted = await qkit("template", "apply", "g2.qubes.yaml", "--yes", "--adopt");
+    expect([adopted.code, adopted.err]).toEqual([0, ""]);
+    expect(await qubes.get("default_dispvm")).toBe("default-dvm");
+    expect(await qubes.qube("dom0").features.get("x-qkit-globals-g2")).toBe("default_dispvm");
+    expect(await qubes.qube("dom0").features.get("x-qkit-globals-g1")).toBeUndefined();
+    // Now g1 is the one in conflict, and dropping the global from g1 no longer resets it.
+    expect((await qkit("template", "plan", "g1.qubes.yaml")).out).toContain("error[owned-by-other-stack]: global property 'default_dispvm' is managed by stack 'g2'");
+    write("g1.qubes.yaml", globalStack("g1", "work-dvm").replace("global:\n  default_dispvm: work-dvm\n", ""));
+    expect((await qkit("template", "plan", "g1.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
+  });
+});

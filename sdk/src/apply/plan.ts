@@ -944,6 +944,13 @@ function planGlobals(ctx: Ctx): void {
       err(ctx, "not-writable", `global property '${name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`);
       continue;
     }
+    // A global another stack manages is that stack's, as its qubes are: a conflict, or taken over with --adopt.
+    const others = otherGlobalOwners(ctx, name);
+    if (others.length && !ctx.options.adopt) {
+      err(ctx, "owned-by-other-stack", `global property '${name}' is managed by stack '${others[0]}' (dom0 feature ${globalsFeature(others[0]!)}); remove it from one of the stacks, or use --adopt to take it over`);
+      continue;
+    }
+    for (const other of others) takeOverGlobal(ctx, other, name);
     managed.add(name);
     const cur = ctx.live.globals[name];
     if (isDefault(declared)) {
@@ -976,6 +983,33 @@ function planGlobals(ctx: Ctx): void {
     const c = build(ctx, "dom0 globals record", () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
     if (c) add(ctx, PHASE.record, { id: "global.keys", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: dom0.features[feature] ?? null, after: text || null });
   }
+}
+
+/** The other stacks whose `x-qkit-globals-<stack>` feature on dom0 records global `name`. */
+function otherGlobalOwners(ctx: Ctx, name: string): string[] {
+  const features = ctx.live.qubes["dom0"]?.features ?? {};
+  const mine = globalsFeature(ctx.model.stack);
+  return Object.keys(features)
+    .filter((f) => f.startsWith(globalsFeature("")) && f !== mine && parseKeys(features[f]).has(name))
+    .map((f) => f.slice(globalsFeature("").length))
+    .sort();
+}
+
+/** `--adopt` of a global: it leaves the record of the stack that managed it (that stack no longer resets it). */
+function takeOverGlobal(ctx: Ctx, other: string, name: string): void {
+  const feature = globalsFeature(other);
+  const id = `global.keys-${other}`;
+  const before = ctx.live.qubes["dom0"]?.features[feature] ?? "";
+  const existing = ctx.steps.find((x) => x.id === id);
+  const keys = parseKeys(existing ? (existing.after ?? "") : before);
+  keys.delete(name);
+  const text = formatKeys(keys);
+  const c = build(ctx, `dom0 globals record of ${other}`, () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
+  if (!c) return;
+  if (existing) {
+    existing.calls = c;
+    existing.after = text || null;
+  } else add(ctx, PHASE.record, { id, kind: "record-keys", target: "global", object: "", key: feature, calls: c, before, after: text || null });
 }
 
 function planPolicy(ctx: Ctx): void {
