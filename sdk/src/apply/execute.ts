@@ -1,6 +1,7 @@
 /**
  * Apply: runs a plan's steps in order through the SDK, writing every call
- * and its reply to a journal, and stops at the first failure with a message
+ * to a journal before it is sent and again with its reply, stops between
+ * steps when its signal is aborted, and stops at the first failure with a message
  * naming the step, the call, and qubesd's exception and message. Deferred
  * steps are skipped (and counted). A re-run resumes from the live state:
  * the next plan holds only what is left.
@@ -150,12 +151,19 @@ export interface ApplyResult {
   deferred: number;
   total: number;
   failure?: ApplyFailure;
+  /**
+   * The apply stopped because `options.signal` was aborted: after the step in
+   * flight (its calls are one unit, e.g. a create and its ownership record),
+   * before the next one. `reason` is the signal's reason (`SIGINT`).
+   */
+  interrupted?: { reason: string; next: PlanStep };
 }
 
 /** Options of {@link executePlan}. */
 export interface ExecuteOptions {
   journal?: Journal;
   onStep?(p: StepProgress): void;
+  /** Stops the apply between steps (a call in flight is never cut: its reply is awaited and journaled). */
   signal?: AbortSignal;
 }
 
@@ -166,7 +174,7 @@ export interface ApplyConnection {
 }
 
 /** Runs one call: Admin API calls through the client, `policy.*` through the policy target. Returns the reply text. */
-async function runCall(conn: ApplyConnection, c: StepCall, previous: string, signal?: AbortSignal): Promise<string> {
+async function runCall(conn: ApplyConnection, c: StepCall, previous: string): Promise<string> {
   const payload = c.payloadFromPrevious ? previous : c.payload;
   if (c.method.startsWith("policy.")) {
     const include = c.method.startsWith("policy.include.");
@@ -182,7 +190,7 @@ async function runCall(conn: ApplyConnection, c: StepCall, previous: string, sig
     }
     throw new Error(`unknown policy call ${c.method}`);
   }
-  return conn.qubes.client.callText({ method: c.method, dest: c.dest, arg: c.arg, payload }, signal ? { signal } : {});
+  return conn.qubes.client.callText({ method: c.method, dest: c.dest, arg: c.arg, payload });
 }
 
 /** The one-line description of a call for messages: `admin.vm.property.Set netvm on work`. */
@@ -197,6 +205,12 @@ export async function executePlan(plan: Plan, conn: ApplyConnection, options: Ex
   const journal = options.journal;
   journal?.write({ event: "apply-start", [JOURNAL_MARKER]: 1, stack: plan.stack, fingerprint: plan.fingerprint, steps: total });
   for (const [i, step] of plan.steps.entries()) {
+    if (options.signal?.aborted) {
+      const reason = String(options.signal.reason ?? "aborted");
+      result.interrupted = { reason, next: step };
+      journal?.write({ event: "apply-interrupted", reason, next: step.id, applied: result.applied, deferred: result.deferred, left: total - i });
+      return result;
+    }
     const started = Date.now();
     if (step.deferred) {
       result.deferred++;
@@ -207,8 +221,10 @@ export async function executePlan(plan: Plan, conn: ApplyConnection, options: Ex
     let previous = "";
     for (const c of step.calls) {
       const logged = { method: c.method, dest: c.dest, arg: c.arg, payload: c.payloadFromPrevious ? previous : c.payload };
+      // Journaled before it is sent: a kill -9 while it is in flight still leaves its trace.
+      journal?.write({ event: "calling", step: step.id, call: logged });
       try {
-        previous = await runCall(conn, c, previous, options.signal);
+        previous = await runCall(conn, c, previous);
         journal?.write({ event: "call", step: step.id, call: logged, ok: true, reply: previous });
       } catch (e) {
         const type = e instanceof QubesException ? e.qubesType : e instanceof Error ? e.name : "Error";

@@ -101,7 +101,9 @@ export async function applyPlan(
   if (plan.expectations?.failed.length && !options.ignoreExpect) return { status: "expectations-failed", plan };
   let live = options.live;
   if (!live) {
-    const fresh = await checkPlanFresh(plan, conn, options);
+    // The signal stops the apply between steps (executePlan); the read runs to its end (an abort there would be an error, not an interruption).
+    const { signal: _signal, ...readOptions } = options;
+    const fresh = await checkPlanFresh(plan, conn, readOptions);
     if (fresh.stale) return { status: "stale", plan };
     live = fresh.live;
   }

@@ -81,7 +81,11 @@ options:
                      ~/.local/state/qkit/apply-TIME.ndjson)
 ${COMMON}
 
-exit status: 0 everything applied (deferred steps listed), 1 error.
+Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
+journal records it, and running apply again resumes from the live state.
+
+exit status: 0 everything applied (deferred steps listed), 1 error,
+130/143 interrupted by SIGINT/SIGTERM.
 
 ${CONNECTION_USAGE}
 `;
@@ -433,9 +437,18 @@ export const commands: Command[] = [
         }
         io.stdout.write(`Journal: ${journalPath}\n`);
         let outcome: Awaited<ReturnType<typeof applyPlan>>;
+        // Ctrl-C or a TERM stops the apply after the step in flight, journaled and reported (exit 130/143).
+        const stop = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (!stop.signal.aborted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
+          stop.abort(sig);
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
         try {
           outcome = await applyPlan(plan, conn, {
             journal,
+            signal: stop.signal,
             ignoreExpect: p.flags.has("--ignore-expect"),
             onRehearsed: (r) => {
               if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
@@ -445,6 +458,8 @@ export const commands: Command[] = [
             },
           });
         } finally {
+          process.off("SIGINT", onSignal);
+          process.off("SIGTERM", onSignal);
           journal.close?.();
         }
         if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
@@ -455,6 +470,13 @@ export const commands: Command[] = [
           throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
         }
         const r = outcome.result;
+        if (r.interrupted) {
+          const todo = r.total - r.applied - r.deferred;
+          io.stderr.write(
+            `qkit template apply: interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${todo} not applied (next: ${r.interrupted.next.id}); run apply again to resume from the live state (journal ${journalPath}) [interrupted]\n`,
+          );
+          return r.interrupted.reason === "SIGTERM" ? 143 : 130;
+        }
         if (r.failure) throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; run apply again to resume from the live state (journal ${journalPath})`, "apply-failed");
         io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred (use --restart=if-needed)` : ""}.\n`);
         return 0;
