@@ -231,3 +231,31 @@ describe("global properties another stack manages (F3)", () => {
     expect((await qkit("template", "plan", "g1.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
   });
 });
+
+describe("policy writes ordered by their decision changes (F6)", () => {
+  const f6 = (memory: number, rules: string) => `qkit: 1\nstack: f6\nqubes:\n  f6-a:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n    memory: ${memory}\npolicy:\n  - file: main\n    rules: |\n${rules.split("\n").map((l) => `      ${l}`).join("\n")}\n`;
+  const planOf = async () => JSON.parse((await qkit("template", "plan", "f6.qubes.yaml", "--json")).out) as { steps: Array<{ id: string; kind: string; risk: string }> };
+
+  it("puts a write that only revokes first (revokes-access), one that grants after the qubes (grants-access), one that changes no decision as neither", async () => {
+    write("f6.qubes.yaml", f6(500, "qubes.Filecopy * f6-a vault allow\nqubes.Gpg * f6-a vault allow"));
+    expect((await qkit("template", "apply", "f6.qubes.yaml", "--yes")).code).toBe(0);
+
+    write("f6.qubes.yaml", f6(600, "qubes.Filecopy * f6-a vault deny\nqubes.Gpg * f6-a vault allow"));
+    const revoke = await planOf();
+    expect(revoke.steps.map((s) => [s.id, s.risk])).toEqual([["policy.40-qkit-f6-main", "revokes-access"], ["f6-a.p.memory", "none"]]);
+    expect((await qkit("template", "apply", "f6.qubes.yaml", "--yes")).code).toBe(0);
+
+    write("f6.qubes.yaml", f6(700, "qubes.Filecopy * f6-a vault allow\nqubes.Gpg * f6-a vault allow"));
+    const grant = await planOf();
+    expect(grant.steps.map((s) => [s.id, s.risk])).toEqual([["f6-a.p.memory", "none"], ["policy.40-qkit-f6-main", "grants-access"]]);
+
+    // Both: one allow becomes deny, another deny becomes allow: the grant phase.
+    write("f6.qubes.yaml", f6(700, "qubes.Filecopy * f6-a vault deny\nqubes.Gpg * f6-a vault deny\nqubes.OpenURL * f6-a vault allow"));
+    const both = await planOf();
+    expect(both.steps.map((s) => [s.id, s.risk])).toEqual([["f6-a.p.memory", "none"], ["policy.40-qkit-f6-main", "grants-access"]]);
+
+    write("f6.qubes.yaml", f6(600, "# the same rules, commented\nqubes.Filecopy * f6-a vault deny\nqubes.Gpg * f6-a vault allow"));
+    const none = await planOf();
+    expect(none.steps.find((s) => s.kind === "write-policy")?.risk).toBe("none");
+  });
+});

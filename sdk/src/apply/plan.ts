@@ -35,6 +35,20 @@ export interface PlanOptions {
   policyDir?: string;
   /** The time used to drop expired firewall rules (seconds; default now). */
   now?: number;
+  /**
+   * What writing policy file `key` (`NAME` or `include/NAME`) with `after`
+   * instead of `before` changes in the decisions (what-if's decision diff,
+   * {@link policyEffects}). A write that only revokes goes first, with the
+   * revocations; without this, every write counts as granting access.
+   */
+  policyEffect?(key: string, before: string | undefined, after: string): PolicyEffect | undefined;
+}
+
+/** Counts of the decision changes of one policy write, by kind. */
+export interface PolicyEffect {
+  grant: number;
+  revoke: number;
+  change: number;
 }
 
 const RUNNING = new Set(["Running", "Paused", "Suspended", "Transient", "Halting"]);
@@ -1037,7 +1051,11 @@ function planPolicy(ctx: Ctx): void {
     if (cur && cur.text === text) continue;
     const token = cur ? cur.token : "new";
     const rules = f.rules.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
-    const s = add(ctx, PHASE.grant, {
+    // Ordered by what it does to the decisions: revocations only → first, with the other revocations; anything granted or changed → after the qubes.
+    const eff = ctx.options.policyEffect?.(key, cur?.text, text);
+    const revokeOnly = !!eff && eff.grant === 0 && eff.change === 0 && eff.revoke > 0;
+    const risk: PlanStep["risk"] = !eff || eff.grant > 0 || eff.change > 0 ? "grants-access" : eff.revoke > 0 ? "revokes-access" : "none";
+    const s = add(ctx, revokeOnly ? PHASE.revoke : PHASE.grant, {
       id: `policy.${key}`,
       kind: "write-policy",
       target: `policy ${include ? key : `${key}.policy`}`,
@@ -1046,10 +1064,10 @@ function planPolicy(ctx: Ctx): void {
       calls: [{ method: include ? "policy.include.Replace" : "policy.Replace", dest: "dom0", arg: name, payload: `${token}\n${text}` }],
       before: cur ? `${cur.text.split("\n").length - 1} lines` : null,
       after: `${rules} rule${rules === 1 ? "" : "s"}`,
-      risk: "grants-access",
+      risk,
       ...(f.provenance ? { provenance: f.provenance } : {}),
     });
-    s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
+    if (!revokeOnly) s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
   }
   for (const [key, cur] of Object.entries(ctx.live.policy)) {
     if (declared.has(key) || !isStackPolicyName(stack, key) || !hasStackHeader(stack, cur.text)) continue;

@@ -6,15 +6,15 @@
 import type { StackModel } from "@qubes-kit/language";
 import type { Qubes } from "../qubes.js";
 import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js";
-import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys } from "./keys.js";
-import { computePlan, planScope, scopeOfPlan, type PlanOptions } from "./plan.js";
+import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
+import { computePlan, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
 import { fingerprint, readDeep, readLight, type ReadOptions } from "./read.js";
 import { rehearse } from "./rehearse.js";
 import type { LiveSystem, Plan, PlanExpectations, PlanStep } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
-import type { PolicyTexts } from "./future.js";
-import { whatIf } from "./whatif.js";
+import type { PolicyTexts, WhatIfSystem } from "./future.js";
+import { policyEffects, whatIf } from "./whatif.js";
 
 /** The live system to plan against. */
 export interface StackConnection {
@@ -27,7 +27,29 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   const live = await readLight(conn.qubes, conn.policy, { ...options, focus: model.qubes.map((q) => q.name) });
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
+  // A policy write is ordered by its decision changes (what-if), when the caller did not say how.
+  if (options.policyEffect === undefined && writesPolicy(model, live)) {
+    const inputs = await readWhatIfInputs(conn);
+    return { plan: computePlan(model, live, scope, { ...options, policyEffect: policyEffects(inputs.system, inputs.policy, model) }), live };
+  }
   return { plan: computePlan(model, live, scope, options), live };
+}
+
+/** What what-if reads: the system model with its extension keys, and every policy file. */
+export interface WhatIfInputs {
+  system: WhatIfSystem;
+  policy: PolicyTexts;
+}
+
+/** Reads the {@link WhatIfInputs} through `conn`. */
+export async function readWhatIfInputs(conn: StackConnection): Promise<WhatIfInputs> {
+  const [system, policy] = await Promise.all([readWhatIfSystem(conn.qubes), readPolicyTexts(conn.policy)]);
+  return { system, policy };
+}
+
+/** Whether planning `model` against `live` writes a policy file (then its decision changes order the write). */
+export function writesPolicy(model: StackModel, live: LiveSystem): boolean {
+  return (model.policy ?? []).some((f) => live.policy[policyKey(model.stack, f)]?.text !== policyText(model.stack, f.rules));
 }
 
 /** Every policy file of `target` as {@link PolicyTexts} (`NAME.policy`, `include/NAME`). */
@@ -47,9 +69,9 @@ export async function readPolicyTexts(target: PolicyTarget): Promise<PolicyTexts
  * (what-if's future, read now from `conn`, without the qubes `plan` prunes);
  * `undefined` when there are none.
  */
-export async function planExpectations(model: StackModel, conn: StackConnection, plan?: Plan): Promise<PlanExpectations | undefined> {
+export async function planExpectations(model: StackModel, conn: StackConnection, plan?: Plan, inputs?: WhatIfInputs): Promise<PlanExpectations | undefined> {
   if (!model.expect.length) return undefined;
-  const [system, policy] = await Promise.all([readWhatIfSystem(conn.qubes), readPolicyTexts(conn.policy)]);
+  const { system, policy } = inputs ?? (await readWhatIfInputs(conn));
   // Qubes the plan prunes are gone after apply: what-if sees them as declared absent.
   const declared = new Set(model.qubes.map((q) => q.name));
   const pruned = (plan?.steps ?? []).filter((s) => s.kind === "remove" && !declared.has(s.object)).map((s) => s.object);

@@ -25,6 +25,9 @@ import {
   checkJournalFile,
   JournalRefused,
   planExpectations,
+  policyEffects,
+  readWhatIfInputs,
+  writesPolicy,
   planScope,
   readDeep,
   readFeatures,
@@ -225,9 +228,15 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
   await readFeatures(conn.qubes, live, model.qubes.map((q) => q.name));
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
-  const plan = computePlan(model, live, scope, { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) });
+  // What-if's inputs, when the stack has expectations or writes policy (a write is ordered by its decision changes).
+  const inputs = model.expect.length || writesPolicy(model, live) ? await readWhatIfInputs(conn) : undefined;
+  const plan = computePlan(model, live, scope, {
+    ...planOptions(p, model),
+    ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}),
+    ...(inputs ? { policyEffect: policyEffects(inputs.system, inputs.policy, model) } : {}),
+  });
   // The stack's own expectations, on the system and policy after apply (what-if).
-  const expectations = await planExpectations(model, conn, plan);
+  const expectations = await planExpectations(model, conn, plan, inputs);
   if (expectations) plan.expectations = expectations;
   return { plan, live, conn };
 }
