@@ -259,3 +259,18 @@ describe("policy writes ordered by their decision changes (F6)", () => {
     expect(none.steps.find((s) => s.kind === "write-policy")?.risk).toBe("none");
   });
 });
+
+describe("bookkeeping-only steps in the text plan (F12)", () => {
+  it("shows a rewrite of the ownership records as bookkeeping, not as a changed qube", async () => {
+    write("f12.qubes.yaml", stack("f12", "f12-a", 500));
+    expect((await qkit("template", "apply", "f12.qubes.yaml", "--yes")).code).toBe(0);
+    write("f12.qubes.yaml", stack("f12", "f12-a", 500).replace("    memory: 500\n", "    memory: 500\n    protect: true\n"));
+    const plan = await qkit("template", "plan", "f12.qubes.yaml", "--detailed-exitcode");
+    expect([plan.code, plan.err]).toEqual([2, ""]);
+    expect(plan.out.split("\n").slice(2).join("\n")).toBe(
+      "Plan: 0 to create, 0 to change, 0 to destroy; 0 policy files, 0 global properties.\nBookkeeping: the ownership record of f12-a (no setting changes)\nRehearsal on a simulated copy of the system: 1 step ok.\n",
+    );
+    expect((await qkit("template", "apply", "f12.qubes.yaml", "--yes")).code).toBe(0);
+    expect((await qkit("template", "plan", "f12.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
+  });
+});

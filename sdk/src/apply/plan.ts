@@ -226,7 +226,8 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     else if (s.kind === "write-policy" || s.kind === "remove-policy") summary.policy++;
     else if (s.kind === "set-global" || s.kind === "reset-global") summary.global++;
   }
-  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start") changed.add(s.object);
+  // Bookkeeping (rewriting the ownership record) is no change of the qube.
+  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys") changed.add(s.object);
   summary.change = changed.size;
   const orphans = Object.values(live.qubes)
     .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name))

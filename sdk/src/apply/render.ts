@@ -56,6 +56,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   const width = Math.max(14, ...plan.steps.map((s) => (s.key || "").length + 2));
   const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
   for (const [target, steps] of blocks) {
+    // Bookkeeping only (the ownership records): no block, counted apart below.
+    if (steps.every((s) => s.kind === "record-keys")) continue;
     const head = steps.find((s) => s.key === "" || s.kind === "adopt");
     const sp = target.indexOf(" ");
     const kind = sp < 0 ? target : target.slice(0, sp);
@@ -75,12 +77,14 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     }
   }
   const visible = plan.steps.filter((s) => s.kind !== "record-keys");
-  if (!visible.length && !plan.errors.length) out.push("No changes. The system matches the stack.");
+  if (!plan.steps.length && !plan.errors.length) out.push("No changes. The system matches the stack.");
   else {
     if (visible.length) out.push("");
     const s = plan.summary;
     out.push(`Plan: ${s.create} to create, ${s.change} to change, ${s.destroy} to destroy${s.adopt ? `, ${s.adopt} to adopt` : ""}; ${s.policy} policy file${s.policy === 1 ? "" : "s"}, ${s.global} global propert${s.global === 1 ? "y" : "ies"}.`);
   }
+  const books = new Set(plan.steps.filter((x) => x.kind === "record-keys").map((x) => x.target));
+  if (books.size) out.push(`Bookkeeping: the ownership record${books.size === 1 ? "" : "s"} of ${[...books].map((t) => (t === "global" ? "the global properties" : t.replace(/^qube /, ""))).join(", ")} (no setting changes)`);
   if (plan.summary.deferred) {
     const qubes = [...new Set(plan.steps.filter((x) => x.deferred).map((x) => x.object))].sort();
     out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
