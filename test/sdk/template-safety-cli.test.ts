@@ -274,3 +274,40 @@ describe("bookkeeping-only steps in the text plan (F12)", () => {
     expect((await qkit("template", "plan", "f12.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
   });
 });
+
+describe("the question on a terminal (F13)", () => {
+  const onTerminal = async (answer: string, argv: string[]) => {
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = "";
+    let err = "";
+    stdout.on("data", (d) => (out += d));
+    stderr.on("data", (d) => {
+      err += d;
+      if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
+    });
+    const code = await main(argv, { stdout, stderr, stdin, env, cwd: dir });
+    return { code, out, err };
+  };
+
+  it("is asked after the rehearsal passed, and never when the rehearsal refuses the plan", async () => {
+    write("f13.qubes.yaml", stack("f13", "f13-a", 500));
+    const no = await onTerminal("no\n", ["template", "apply", "f13.qubes.yaml"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 3 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect(no.out).toMatch(/Rehearsal on a simulated copy of the system: 3 steps ok\.\n$/);
+    expect(fs.readdirSync(path.join(dir, "state", "qkit")).filter((f) => fs.statSync(path.join(dir, "state", "qkit", f)).size === 0)).toEqual([]);
+    expect((await names()).includes("f13-a")).toBe(false);
+    // A plan the simulator refuses (a netvm that does not provide network) is never put to the user.
+    write("f13.json", JSON.stringify({ format: 1, stack: "f13", qubes: [{ name: "f13-a", class: "AppVM", properties: { label: "red", template: "debian-12", netvm: "work" } }] }));
+    const refused = await onTerminal("yes\n", ["template", "apply", "f13.json"]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).not.toContain("Only 'yes' is accepted");
+    expect(refused.err).toMatch(/\[rehearsal-failed\]\n$/);
+    write("f13.qubes.yaml", stack("f13", "f13-a", 500));
+    const yes = await onTerminal("yes\n", ["template", "apply", "f13.qubes.yaml"]);
+    expect([yes.code, yes.err]).toEqual([0, "Apply 3 steps? Only 'yes' is accepted: "]);
+    expect(yes.out.indexOf("Rehearsal on a simulated copy")).toBeLessThan(yes.out.indexOf("[1/3]"));
+    expect((await names()).includes("f13-a")).toBe(true);
+  });
+});

@@ -102,6 +102,8 @@ export async function checkPlanFresh(plan: Plan, conn: StackConnection, options:
 /** Why an apply did not start, or how it went. */
 export type StackApplyOutcome =
   | { status: "errors"; plan: Plan }
+  /** `confirm` answered no (after the rehearsal); nothing was sent. */
+  | { status: "declined"; plan: Plan; rehearsal?: ApplyResult }
   /** The plan's expectations ({@link Plan.expectations}) do not all hold, and `ignoreExpect` was not given. */
   | { status: "expectations-failed"; plan: Plan }
   | { status: "stale"; plan: Plan }
@@ -110,14 +112,23 @@ export type StackApplyOutcome =
 
 /**
  * Applies a plan: refuses a plan with errors, one whose expectations fail
- * (unless `ignoreExpect`), or a stale one (re-read now),
+ * (unless `ignoreExpect`), or a stale one (re-read now), asks `confirm`
+ * once the rehearsal passed,
  * rehearses the steps on a simulator seeded from the fresh read and refuses
  * what it rejects, then runs the steps on the machine.
  */
 export async function applyPlan(
   plan: Plan,
   conn: StackConnection,
-  options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean; ignoreExpect?: boolean; onRehearsed?(r: ApplyResult): void } = {},
+  options: ExecuteOptions &
+    ReadOptions & {
+      live?: LiveSystem;
+      rehearse?: boolean;
+      ignoreExpect?: boolean;
+      onRehearsed?(r: ApplyResult): void;
+      /** Asked once the fresh read and the rehearsal passed, before any call is sent; `false` stops (status `declined`). */
+      confirm?(): Promise<boolean>;
+    } = {},
 ): Promise<StackApplyOutcome> {
   if (plan.errors.length) return { status: "errors", plan };
   if (plan.expectations?.failed.length && !options.ignoreExpect) return { status: "expectations-failed", plan };
@@ -129,11 +140,14 @@ export async function applyPlan(
     if (fresh.stale) return { status: "stale", plan };
     live = fresh.live;
   }
+  let rehearsal: ApplyResult | undefined;
   if (options.rehearse !== false) {
     const r = await rehearse(plan, live);
     options.onRehearsed?.(r.result);
     if (r.result.failure) return { status: "rehearsal-failed", plan, rehearsal: r.result };
+    rehearsal = r.result;
   }
+  if (options.confirm && !(await options.confirm())) return rehearsal ? { status: "declined", plan, rehearsal } : { status: "declined", plan };
   return { status: "applied", plan, result: await executePlan(plan, conn, options) };
 }
 

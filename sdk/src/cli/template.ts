@@ -347,6 +347,15 @@ function expectationFailure(plan: Plan, verb: "plan" | "apply"): string | undefi
   return `${n} of ${e.total} expectation${e.total === 1 ? "" : "s"} fail${n === 1 ? "s" : ""} after apply (${e.failed[0]!.expect}${n > 1 ? ", …" : ""}); ${verb === "plan" ? "apply would refuse this plan" : "nothing was changed"}; fix the stack or its expect: entries, or pass --ignore-expect`;
 }
 
+/** Removes a journal nothing was written to (an apply declined at the question). */
+function removeIfEmpty(file: string): void {
+  try {
+    if (fs.statSync(file).size === 0) fs.unlinkSync(file);
+  } catch {
+    // Nothing to tidy.
+  }
+}
+
 /** The `qkit template` plan/apply/drift commands. */
 export const commands: Command[] = [
   {
@@ -429,14 +438,10 @@ export const commands: Command[] = [
         const journalFlag = p.flags.get("--journal");
         const journalPath = typeof journalFlag === "string" ? path.resolve(io.cwd, journalFlag) : defaultJournalPath(io.env);
         if (typeof journalFlag === "string") refuseJournal(journalFlag, journalPath, path.resolve(io.cwd, p.file), fromSaved);
-        if (!p.flags.has("--yes")) {
-          const tty = (io.stdin as { isTTY?: boolean }).isTTY === true;
-          if (!tty) throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
-          if (!(await confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `))) {
-            io.stderr.write("qkit template apply: not applied.\n");
-            return 1;
-          }
-        }
+        const ask = !p.flags.has("--yes");
+        if (ask && (io.stdin as { isTTY?: boolean }).isTTY !== true)
+          throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
+        const journalExisted = fs.existsSync(journalPath);
         let journal: ReturnType<typeof fileJournal>;
         try {
           journal = fileJournal(journalPath);
@@ -459,6 +464,8 @@ export const commands: Command[] = [
             journal,
             signal: stop.signal,
             ignoreExpect: p.flags.has("--ignore-expect"),
+            // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
+            ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
             onRehearsed: (r) => {
               if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
             },
@@ -470,6 +477,11 @@ export const commands: Command[] = [
           process.off("SIGINT", onSignal);
           process.off("SIGTERM", onSignal);
           journal.close?.();
+        }
+        if (outcome.status === "declined") {
+          if (!journalExisted) removeIfEmpty(journalPath);
+          io.stderr.write("qkit template apply: not applied.\n");
+          return 1;
         }
         if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
         if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
