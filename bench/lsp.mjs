@@ -21,7 +21,12 @@
  * `--trace` has the server log its turns (`QKIT_LSP_TRACE`, see lsp/src/trace.ts) and prints where the
  * slowest completions waited: from the client to the server's reader, to the handler, in it, to the
  * write of the answer, in the write (the pipe), and from there to the client; with the garbage
- * collections and the longest turns of the server while typing. Such a run does not write RESULTS.md.
+ * collections, the analysis and publication turns (how many, p50/p95, how many over 10 and 20 ms) and the
+ * longest turns of the server while typing. Such a run does not write RESULTS.md.
+ *
+ * `QKIT_BENCH_SERVER=FILE` runs another build of the server (e.g. a bundle of an older commit, to
+ * compare on the same machine at the same time); `QKIT_BENCH_NODE_ARGS` passes options to its node
+ * (`--cpu-prof --cpu-prof-dir=DIR`: the profile is written at the clean shutdown).
  *
  * The table (with the targets of issue 10) goes to stdout and into bench/RESULTS.md,
  * section "Language server"; with --strict the exit code is 1 when a target is missed.
@@ -282,6 +287,13 @@ function printWaits(rules, events, completionAt) {
     ...PARTS.map((p, k) => `    ${p.padEnd(26)} ${mean(slow, k).toFixed(1).padStart(7)} / ${mean(rows, k).toFixed(1)}`),
     `    garbage collection inside them  ${(slow.reduce((a, r) => a + gcDuring(r), 0) / slow.length).toFixed(1).padStart(5)} / ${(rows.reduce((a, r) => a + gcDuring(r), 0) / Math.max(1, rows.length)).toFixed(1)}`,
     `  while typing: ${gcs.length} garbage collections, ${gcs.reduce((a, g) => a + g[2], 0).toFixed(0)} ms in all, the longest ${gcs.map((g) => g[2]).sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms;`,
+    ...[
+      ["analysis", turns("slice", "sliced")],
+      ["publication", turns("publish", "published")],
+    ].map(([name, list]) => {
+      const asc = [...list].reverse();
+      return `  ${name} turns while typing: ${list.length}, p50 ${percentile(asc, 50).toFixed(1)} ms, p95 ${percentile(asc, 95).toFixed(1)} ms; over 10 ms: ${list.filter((x) => x > 10).length}, over 20 ms: ${list.filter((x) => x > 20).length}`;
+    }),
     `  longest turns: analysis ${turns("slice", "sliced").slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms; publication ${turns("publish", "published").slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms; diagnostics writes ${(() => {
       const list = [];
       const open = new Map();

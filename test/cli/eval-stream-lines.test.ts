@@ -5,7 +5,9 @@
  * uses `JSON.parse`, so each line without `--echo` must equal the echoed
  * line less its `request`). Spellings: any key order, JSON whitespace
  * anywhere, `null` members, escapes, duplicate and unknown keys, numbers,
- * nesting, and broken lines.
+ * nesting, and broken lines; and the commonest spelling (the four keys in
+ * order, as Python's `json.dumps` and `JSON.stringify` write them, read by a
+ * path of its own) with every kind of value and near misses of it.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,7 +39,22 @@ const member = fc.oneof(
   { weight: 6, arbitrary: fc.tuple(fc.constantFrom("service", "service", "source", "source", "argument", "target", "requested_source"), fc.constantFrom("qubes.A", "qubes.B", "qubes.A+x", "q0", "q1", "q2", "+x", "+", "", "@dispvm", "dom0")).chain(([k, v]) => fc.tuple(fc.constant(k), fc.oneof({ weight: 5, arbitrary: fc.constant(JSON.stringify(v)) }, { weight: 1, arbitrary: literal(v) }, { weight: 1, arbitrary: fc.constantFrom("null", "1", "[]", "{}", "true", '"a\\"b"') }))) },
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom("other", "servic\\u0065", "Service"), fc.constantFrom('"x"', "2", "null")) },
 );
+/** A value for the four-key spelling: plain, escaped, a control or non-ASCII character, a quote, or not a string. */
+const value = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom("qubes.A", "qubes.B", "q0", "q1", "q2", "+x", "+", "", "@dispvm", "dom0", "a-name-longer-than-13") },
+  { weight: 1, arbitrary: fc.constantFrom("q\u0001", "q\u00e9", "q\u007f", "q\t", 'q"', "q\\") },
+);
+const canonical = fc
+  .tuple(value, value, value, value, fc.constantFrom(" ", ""), fc.constantFrom(" ", ""), fc.constantFrom("", "", "", " ", "  ", "x"), fc.nat(20))
+  .chain(([service, argument, source, target, colon, comma, extra, raw]) => {
+    const members = [["service", service], ["argument", argument], ["source", source], ["target", target]] as const;
+    // Mostly each value as JSON writes it; sometimes one of them raw (a control character or quote as is), or not a string.
+    const quoted = members.map(([k, v], i) => `"${k}":${colon}${raw === i ? `"${v}"` : raw === 4 + i ? "null" : JSON.stringify(v)}`);
+    const text = `{${quoted.join(`,${comma}`)}}`;
+    return fc.constantFrom(text, text, text, extra + text, text + extra, text.replace(`,${comma}`, `,${comma}${extra}`));
+  });
 const line = fc.oneof(
+  { weight: 4, arbitrary: canonical },
   { weight: 8, arbitrary: fc.tuple(fc.array(fc.tuple(space, member, space, space), { maxLength: 6 }), space).map(([ms, end]) => `{${ms.map(([a, [k, v], b, c]) => `${a}"${k}"${b}:${c}${v}`).join(",")}${end}}`) },
   { weight: 1, arbitrary: fc.constantFrom('{"service":"qubes.A","source":"q0",}', '{"service":"qubes.A" "source":"q0"}', '{"service":"qubes.A","source":"q0"} {}', '{"service":"qubes.A","source":"q0"', "[1]", "null", '"x"', "{}", '{"service":"qubes.A","source":"q\u0001"}', '{"service":"qubes.A","source":"q0","target":"q\u00e9"}') },
 );

@@ -151,6 +151,28 @@ describe("service-not-provided: incremental equals from scratch", () => {
     expect(view(third)).toEqual(view(first));
   });
 
+  // The strict loader's rules (a policy with `!compat-4.0`) are cut into runs by path: a file
+  // included twice in a row is one run holding each line twice, which is reported once.
+  test("a file included twice in a row, in a policy the strict loader reads, is reported once after edits", () => {
+    let files: Files = {
+      "10-a.policy": "!include include/common\n!include include/common\n!compat-4.0\n",
+      "include/common": "svc.A * work personal allow\nsvc.B * work untrusted allow\nsvc.C * work personal allow\n",
+      "30-user.policy": "svc.B * work @default ask default_target=untrusted\n",
+    };
+    const system = prepareSystemInfo(raw());
+    let snapshot = analyzeWorkspace(fsOf(files), { system });
+    expect(view(snapshot).filter((l) => l.includes("include/common")).length).toBeGreaterThan(0);
+    for (const next of ["svc.B * work @default ask default_target=untrusted\nsvc.B * work personal allow\n", "svc.B * work @default ask default_target=untrusted\n", "svc.A * work personal allow\n"]) {
+      files = { ...files, "30-user.policy": next };
+      snapshot = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
+      expect(view(snapshot)).toEqual(view(analyzeWorkspace(fsOf(files), { system: prepareSystemInfo(raw()) })));
+    }
+    // A key typed into the included file itself.
+    files = { ...files, "include/common": "svc.A * work personal allow\nsvc.B * work untrusted allow \nsvc.C * work personal allow\n" };
+    snapshot = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
+    expect(view(snapshot)).toEqual(view(analyzeWorkspace(fsOf(files), { system: prepareSystemInfo(raw()) })));
+  });
+
   test("an unchanged file keeps the same list of findings (the server sends nothing for it)", () => {
     const files: Files = { "30-user.policy": "svc.A * work personal allow\nsvc.B * work untrusted allow\n", "50-b.policy": "svc.C * work personal allow\n" };
     const system = prepareSystemInfo(raw());

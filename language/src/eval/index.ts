@@ -458,28 +458,25 @@ export class Merge {
  * from these typed columns alone (never reading a rule object again).
  */
 export interface ScanTables {
-  /** Per rule (global index): its source token's id in `srcTokens`. */
-  srcTok: Int32Array;
-  /** Per rule: its target token's id in `tgtTokens`. */
-  tgtTok: Int32Array;
   srcTokens: QubeToken[];
   tgtTokens: QubeToken[];
-  /** Per rule: the id (in `askTokens`) of the token its `ask` collection expands, times two, plus one for a deny. */
-  askInfo: Int32Array;
   /** The tokens `ask` collection expands (`target=` of allow/ask, else the target column). */
   askTokens: QubeToken[];
-  /** Per rule: the id of its argument in `argIds` (0 for `*`). */
-  argOf: Int32Array;
   /** The arguments rules name, numbered from 1 (an argument no rule names has none: only `*` rules apply to it). */
   argIds: Map<string, number>;
   /** Whether every token id fits in 16 bits (the packed orders need it; else the scan is not used). */
   packable: boolean;
-  /** Per service with rules of its own: its id (`members` from `start[id]` to `start[id + 1]` are its rules, ascending). */
+  /** Per service with rules of its own: its id (its rules are `start[id]` to `start[id + 1]` in `members`, ascending). */
   serviceIds: Map<string, number>;
   start: Int32Array;
+  /**
+   * Every service's rules, one service after another, each packed as a
+   * {@link ServiceOrder} packs it (four numbers a rule): a service's order
+   * is its run here with the `* *` rules merged in, copied run by run.
+   */
   members: Int32Array;
-  /** The `* *` rules, ascending. */
-  star: number[];
+  /** The `* *` rules, ascending, packed likewise. */
+  star: Int32Array;
   /** Per service with rules: its packed order, built on first use. */
   orders: Map<string, ServiceOrder>;
   /** The order of a service without rules of its own (the `* *` rules alone). */
@@ -502,16 +499,19 @@ export interface ServiceOrder {
 
 const scans = new WeakMap<CompiledPolicy, ScanTables>();
 
-/** The scan tables of a policy, built on first use (one pass over the rules). */
+/**
+ * The scan tables of a policy, built on first use: one pass over the rules
+ * and one over the packed rules, both in this function (a loop that runs
+ * long is optimised while it runs; per-service loops, each short, would run
+ * cold, and on a stream's first lines that is most of their cost).
+ */
 export function scanTables(policy: CompiledPolicy): ScanTables {
   let t = scans.get(policy);
   if (t) return t;
   const rules = policy.rules;
   const n = rules.length;
-  const srcTok = new Int32Array(n);
-  const tgtTok = new Int32Array(n);
-  const askInfo = new Int32Array(n);
-  const argOf = new Int32Array(n);
+  // Per rule (by position in `rules`): its index, source id | target id << 16, ask info, argument id.
+  const all = new Int32Array(4 * n);
   const srcIds = new Map<QubeToken, number>();
   const tgtIds = new Map<QubeToken, number>();
   const askIds = new Map<QubeToken, number>();
@@ -523,20 +523,19 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
   const counts: number[] = [];
   // Per rule: its service's id, -1 for a `*` rule, -2 for a rule no source matches.
   const serviceOf = new Int32Array(n);
-  const star: number[] = [];
+  let stars = 0;
   let last: string | null = null;
   let lastId = -1;
   for (let k = 0; k < n; k++) {
     const r = rules[k]!;
-    const i = r.index;
     let s = srcIds.get(r.source);
     if (s === undefined) {
       srcIds.set(r.source, (s = srcTokens.length));
       srcTokens.push(r.source);
     }
-    let t = tgtIds.get(r.target);
-    if (t === undefined) {
-      tgtIds.set(r.target, (t = tgtTokens.length));
+    let tg = tgtIds.get(r.target);
+    if (tg === undefined) {
+      tgtIds.set(r.target, (tg = tgtTokens.length));
       tgtTokens.push(r.target);
     }
     const deny = r.action === "deny";
@@ -546,21 +545,23 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
       askIds.set(at, (a = askTokens.length));
       askTokens.push(at);
     }
-    srcTok[i] = s;
-    tgtTok[i] = t;
-    askInfo[i] = (a << 1) | (deny ? 1 : 0);
+    let g = 0;
     const arg = r.argument;
     if (arg !== null) {
-      let g = argIds.get(arg);
-      if (g === undefined) argIds.set(arg, (g = argIds.size + 1));
-      argOf[i] = g;
+      const known = argIds.get(arg);
+      if (known === undefined) argIds.set(arg, (g = argIds.size + 1));
+      else g = known;
     }
+    all[4 * k] = r.index;
+    all[4 * k + 1] = s | (tg << 16);
+    all[4 * k + 2] = (a << 1) | (deny ? 1 : 0);
+    all[4 * k + 3] = g;
     // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
     const kind = r.source.kind;
-    if (kind === "dispvm-template" || kind === "dispvm-tag") serviceOf[i] = -2;
+    if (kind === "dispvm-template" || kind === "dispvm-tag") serviceOf[k] = -2;
     else if (r.service === null) {
-      serviceOf[i] = -1;
-      star.push(i);
+      serviceOf[k] = -1;
+      stars++;
     } else {
       if (r.service !== last) {
         let id = serviceIds.get(r.service);
@@ -571,21 +572,29 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
         last = r.service;
         lastId = id;
       }
-      serviceOf[i] = lastId;
+      serviceOf[k] = lastId;
       counts[lastId]!++;
     }
   }
-  // Each service's rules, ascending, one after another in one array.
+  // Each service's rules, ascending (the rules are in policy order), one service after another; the `* *` rules apart.
   const start = new Int32Array(counts.length + 1);
   for (let id = 0; id < counts.length; id++) start[id + 1] = start[id]! + counts[id]!;
-  const members = new Int32Array(start[counts.length]!);
+  const members = new Int32Array(4 * start[counts.length]!);
+  const star = new Int32Array(4 * stars);
   const at = start.slice(0, counts.length);
-  for (let i = 0; i < n; i++) {
-    const id = serviceOf[i]!;
-    if (id >= 0) members[at[id]!++] = i;
+  let j = 0;
+  for (let k = 0; k < n; k++) {
+    const id = serviceOf[k]!;
+    if (id === -2) continue;
+    const to = id === -1 ? 4 * j++ : 4 * at[id]!++;
+    const dst = id === -1 ? star : members;
+    dst[to] = all[4 * k]!;
+    dst[to + 1] = all[4 * k + 1]!;
+    dst[to + 2] = all[4 * k + 2]!;
+    dst[to + 3] = all[4 * k + 3]!;
   }
   const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
-  t = { srcTok, tgtTok, srcTokens, tgtTokens, askInfo, askTokens, argOf, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
+  t = { srcTokens, tgtTokens, askTokens, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
   scans.set(policy, t);
   return t;
 }
@@ -611,18 +620,40 @@ export function scanOrder(scan: ScanTables, service: string): ServiceOrder {
   return o;
 }
 
-/** The order of the rules `members[from, to)` (one service's) and the `* *` rules. */
+/**
+ * The order of the rules `members[from, to)` (one service's, counted in
+ * rules) and the `* *` rules: runs of either copied whole (a few native
+ * copies, not a loop over every rule).
+ */
 function packOrder(scan: ScanTables, from: number, to: number): ServiceOrder {
-  const { srcTok, tgtTok, askInfo, argOf, members, star } = scan;
-  const packed = slab.i32(4 * (to - from + star.length));
-  let i = from;
+  const { members, star } = scan;
+  const packed = slab.i32(4 * (to - from) + star.length);
+  let i = 4 * from;
+  const end = 4 * to;
   let j = 0;
-  for (let k = 0; k < packed.length; k += 4) {
-    const r = j >= star.length || (i < to && members[i]! < star[j]!) ? members[i++]! : star[j++]!;
-    packed[k] = r;
-    packed[k + 1] = srcTok[r]! | (tgtTok[r]! << 16);
-    packed[k + 2] = askInfo[r]!;
-    packed[k + 3] = argOf[r]!;
+  let k = 0;
+  while (i < end || j < star.length) {
+    if (j >= star.length) {
+      packed.set(members.subarray(i, end), k);
+      break;
+    }
+    if (i >= end) {
+      packed.set(star.subarray(j), k);
+      break;
+    }
+    // The service's rules before the next `* *` rule (a rule's index is its first number), then that rule.
+    const next = star[j]!;
+    let e = i;
+    while (e < end && members[e]! < next) e += 4;
+    if (e > i) {
+      packed.set(members.subarray(i, e), k);
+      k += e - i;
+      i = e;
+    }
+    packed[k++] = star[j++]!;
+    packed[k++] = star[j++]!;
+    packed[k++] = star[j++]!;
+    packed[k++] = star[j++]!;
   }
   return { packed };
 }

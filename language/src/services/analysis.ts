@@ -596,9 +596,12 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     const by: Array<PolicyRule | undefined> = new Array(count);
     const feeds = new Uint8Array(count);
     const byDocs = new Map<string, PolicyDocument | undefined>();
-    type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
-    const entries: Entry[] = [];
-    const lines = runs.length > 1 ? new Map<number, Entry>() : undefined;
+    // The candidate lines (their first rule's position, its broader rule, and whether every copy of
+    // the line is shadowed), as parallel arrays: no object per rule.
+    const entryAt: number[] = [];
+    const entryBy: Array<PolicyRule | undefined> = [];
+    const entryAll: boolean[] = [];
+    const lines = runs.length > 1 ? new Map<number, number>() : undefined;
     let k = 0;
     for (const run of runs) {
       for (let j = 0; j < run.rules.length; j++, k++) {
@@ -609,22 +612,25 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         const line = run.rules[j]!.origin.line;
         if (line === null) continue;
         if (!lines) {
-          if (b) entries.push({ i, by: b, all: true });
+          if (b) (entryAt.push(i), entryBy.push(b), entryAll.push(true));
           continue;
         }
         const e = lines.get(line);
-        if (!e) {
-          const entry = { i, by: b, all: b !== undefined };
-          lines.set(line, entry);
-          entries.push(entry);
-        } else e.all = e.all && b !== undefined;
+        if (e === undefined) {
+          lines.set(line, entryAt.length);
+          entryAt.push(i);
+          entryBy.push(b);
+          entryAll.push(b !== undefined);
+        } else entryAll[e] = entryAll[e]! && b !== undefined;
       }
     }
     const found: AnalysisDiagnostic[] = [];
     const foundBy: PolicyRule[] = [];
     let made = 0;
-    for (const { i, by: b, all } of entries) {
-      if (!all || !b) continue;
+    for (let x = 0; x < entryAt.length; x++) {
+      const i = entryAt[x]!;
+      const b = entryBy[x];
+      if (!entryAll[x] || !b) continue;
       // A large file checked afresh is cut into steps too.
       if (++made % 500 === 0) yield;
       const rule = input.rules[i]!;
@@ -854,13 +860,16 @@ const SERVICES_BY_LOWER = new Map(STANDARD_SERVICES.map((s) => [s.name.toLowerCa
  * `ask` can offer comes from every file.
  */
 /** The message and help of a `service-not-provided` finding, made once per cached verdict. */
-const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { message: string; help: string; data: { qubes: string[] } }>>();
+type NotProvidedTexts = { message: string; help: string; data: { qubes: string[] } };
+/** By verdict, then by service (the parser's strings: no key is built per finding), for calls and for offers. */
+const notProvidedCache = new WeakMap<ProvidedVerdict, Map<string, { call?: NotProvidedTexts; ask?: NotProvidedTexts }>>();
 
-function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): { message: string; help: string; data: { qubes: string[] } } {
-  let byKey = notProvidedCache.get(verdict);
-  if (!byKey) notProvidedCache.set(verdict, (byKey = new Map()));
-  const key = `${offer ? "ask" : "call"}\0${service}`;
-  let t = byKey.get(key);
+function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: boolean): NotProvidedTexts {
+  let byService = notProvidedCache.get(verdict);
+  if (!byService) notProvidedCache.set(verdict, (byService = new Map()));
+  let both = byService.get(service);
+  if (!both) byService.set(service, (both = {}));
+  let t = offer ? both.ask : both.call;
   if (!t) {
     const qubes = verdict.provided ? [] : verdict.qubes;
     // An ask rule's qubes are the targets the dialog can offer, not all of which the user may pick.
@@ -871,7 +880,8 @@ function notProvidedTexts(verdict: ProvidedVerdict, service: string, offer: bool
       // One data object per verdict and text: findings that share it cost one object each.
       data: { qubes },
     };
-    byKey.set(key, t);
+    if (offer) both.ask = t;
+    else both.call = t;
   }
   return t;
 }
@@ -938,15 +948,23 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
       continue;
     }
     const prev = files.get(path);
-    if (
-      prev &&
-      prev.document === doc.document &&
-      prev.severity === severity &&
-      prev.runs.length === keys.length &&
-      prev.runs.every((r, k) => r === keys[k]) &&
-      prev.deps.every(([service, st]) => analysis.serviceState(service) === st)
-    ) {
+    const sameInputs = prev !== undefined && prev.document === doc.document && prev.severity === severity && prev.runs.length === keys.length && prev.runs.every((r, k) => r === keys[k]);
+    // The services whose verdicts changed since the file's findings were made.
+    let changed: Set<string> | undefined;
+    if (sameInputs) for (const [service, st] of prev.deps) if (analysis.serviceState(service) !== st) (changed ??= new Set()).add(service);
+    if (sameInputs && !changed) {
       reportList(report, path, prev.found);
+      continue;
+    }
+    // One run of a file in the new syntax, before and now (each line loaded once, its service its
+    // own): only the lines that are new and the rules of the services whose verdicts changed are
+    // looked at again; the other findings are the previous ones, moved with their lines.
+    if (prev && prev.severity === severity && pathRuns.length === 1 && prev.runs.length === 1 && doc.document.syntax === "policy" && prev.document.syntax === "policy" && loadedOnce(pathRuns[0]!)) {
+      if (!sameInputs) for (const [service, st] of prev.deps) if (analysis.serviceState(service) !== st) (changed ??= new Set()).add(service);
+      const made = yield* notProvidedChanged(doc.document, pathRuns[0]!, prev, changed, analysis, severity);
+      files.set(path, { document: doc.document, severity, runs: keys, deps: made.deps, found: made.found });
+      reportList(report, path, made.found);
+      yield;
       continue;
     }
     const lines = doc.document.lines;
@@ -985,6 +1003,80 @@ function* notProvidedByFile(input: AnalysisInput, report: Report, severity: Seve
     reportList(report, path, found);
     yield;
   }
+}
+
+/**
+ * Whether a run holds each line of its file at most once: its lines strictly increase (one load of
+ * a file; two loads of it in a row, which `runsByPath` makes one run, start again).
+ */
+function loadedOnce(run: readonly PolicyRule[]): boolean {
+  let last = 0;
+  for (const r of run) {
+    const at = r.origin.line;
+    if (at === null || at <= last) return false;
+    last = at;
+  }
+  return true;
+}
+
+/**
+ * A file's `service-not-provided` findings from those of its previous version `prev` (both one run
+ * of a file in the new syntax, so a line is loaded once and names its own service). A rule's
+ * verdict depends on its parsed line and its service's verdicts only, so a line of the previous
+ * version (its parsed rule, which a line an edit did not touch keeps, see `reparse.ts`) whose
+ * service is not in `changed` keeps its finding or its lack of one: the previous object, or a copy
+ * at the line's new place. The other rules are looked at again. Same list as a full pass.
+ */
+function* notProvidedChanged(
+  document: PolicyDocument,
+  run: readonly PolicyRule[],
+  prev: FileProvided,
+  changed: ReadonlySet<string> | undefined,
+  analysis: ProvidedAnalysis,
+  severity: Severity,
+): Generator<void, { found: AnalysisDiagnostic[]; deps: Array<[string, ServiceProvided | undefined]> }, void> {
+  const before = prev.document;
+  // The previous findings by parsed rule.
+  const byNode = new Map<RuleNode, AnalysisDiagnostic>();
+  for (const d of prev.found) {
+    const node = before.lines[d.line - 1];
+    if (node && node.kind === "rule" && node.rule && node.line === d.line) byNode.set(node.rule, d);
+  }
+  // The parsed rules of the previous version (every one when the document is the same).
+  let work = 0;
+  let known: Set<RuleNode> | undefined;
+  if (before !== document) {
+    known = new Set();
+    for (const line of before.lines) {
+      if (line.kind === "rule" && line.rule) known.add(line.rule);
+      if (++work % 2000 === 0) yield;
+    }
+  }
+  const deps = new Map<string, ServiceProvided | undefined>();
+  const found: AnalysisDiagnostic[] = [];
+  for (const r of run) {
+    if (r.service === null || r.action === "deny") continue;
+    if (!deps.has(r.service)) deps.set(r.service, analysis.serviceState(r.service));
+    const at = r.origin.line;
+    if (at === null) continue;
+    if (++work % 2000 === 0) yield;
+    const line = lineByNumber(document, at);
+    if (!line || line.kind !== "rule") continue;
+    const span = line.serviceWord?.span ?? line.targetWord?.span ?? line.span;
+    const node = line.rule;
+    if (node && !changed?.has(r.service) && (known === undefined || known.has(node))) {
+      const d = byNode.get(node);
+      if (d) found.push(d.line === line.line && d.span.start === span.start && d.span.end === span.end ? d : movedDiagnostic(d, span, line.line, d.related));
+      continue;
+    }
+    const verdict = analysis.verdict(r);
+    if (verdict.provided) continue;
+    const t = notProvidedTexts(verdict, r.service, isOffer(r));
+    const d = diag("service-not-provided", severity, t.message, span, line.line, t.help);
+    d.data = t.data;
+    found.push(d);
+  }
+  return { found, deps: [...deps] };
 }
 
 export const serviceNotProvided: AnalysisRule = {
@@ -1057,6 +1149,9 @@ export interface AnalysisCacheEntry {
 /** The last entry of each path, per cache: an edited document's entry is computed from its previous version's. */
 const lastEntries = new WeakMap<AnalysisCache, Map<string, AnalysisCacheEntry>>();
 
+/** Lines or findings {@link documentFindings} looks at between two steps. */
+const DOCUMENT_WORK = 2000;
+
 /**
  * The per-document findings of a document, from the findings of its previous version where its
  * lines are the same: the rules other than `filenameDisablesPolicy` look at one line at a time
@@ -1066,29 +1161,49 @@ const lastEntries = new WeakMap<AnalysisCache, Map<string, AnalysisCacheEntry>>(
  * `undefined` when a rule throws (the caller then checks the whole document, which reports it).
  * The findings come in the order a whole-document check gives: rule by rule, line by line.
  */
-function documentFindings(
+function* documentFindings(
   doc: AnalyzedDocument,
   prev: AnalysisCacheEntry | undefined,
   rules: readonly AnalysisRule[],
   run: (rule: AnalysisRule, input: AnalysisInput, report: Report) => boolean,
   input: AnalysisInput,
-): { found: Array<[string, AnalysisDiagnostic]>; ruleEnds: number[] } | undefined {
+): Generator<void, { found: Array<[string, AnalysisDiagnostic]>; ruleEnds: number[] } | undefined, void> {
+  // Lines and findings looked at since the last step: a long document is cut into steps.
+  let work = 0;
   const document = doc.document;
   type Item = { rule: number; path: string; d: AnalysisDiagnostic };
+  // The previous version's rule lines by parsed rule (the last line with it), and the findings of
+  // those that had some, with that line's place (most lines have none: no object is made for them).
+  const lastLine = new Map<RuleNode, LineNode>();
   const old = new Map<RuleNode, { base: number; line: number; items: Item[] }>();
   const before = prev?.document;
   const incremental = before !== undefined && prev!.ruleEnds !== undefined && before.syntax === document.syntax && prev!.path === doc.path;
   if (incremental) {
-    for (const line of before.lines) if (line.kind === "rule" && line.rule) old.set(line.rule, { base: line.lineSpan.start, line: line.line, items: [] });
+    for (const line of before.lines) {
+      if (line.kind === "rule" && line.rule) lastLine.set(line.rule, line);
+      if (++work >= DOCUMENT_WORK) {
+        work = 0;
+        yield;
+      }
+    }
     let start = 0;
     for (let r = 0; r < rules.length; r++) {
       const end = prev!.ruleEnds![r]!;
       if (!DOCUMENT_LEVEL.has(rules[r]!)) {
         for (let i = start; i < end; i++) {
+          if (++work >= DOCUMENT_WORK) {
+            work = 0;
+            yield;
+          }
           const [path, d] = prev!.found[i]!;
           const node = before.lines[d.line - 1];
-          const o = node && node.kind === "rule" && node.rule && node.line === d.line ? old.get(node.rule) : undefined;
-          o?.items.push({ rule: r, path, d });
+          if (!node || node.kind !== "rule" || !node.rule || node.line !== d.line) continue;
+          let o = old.get(node.rule);
+          if (!o) {
+            const at = lastLine.get(node.rule)!;
+            old.set(node.rule, (o = { base: at.lineSpan.start, line: at.line, items: [] }));
+          }
+          o.items.push({ rule: r, path, d });
         }
       }
       start = end;
@@ -1098,12 +1213,18 @@ function documentFindings(
   const fresh: LineNode[] = [];
   const kept: Item[] = [];
   for (const line of document.lines) {
+    if (++work >= DOCUMENT_WORK) {
+      work = 0;
+      yield;
+    }
     if (line.kind !== "rule") continue;
-    const o = line.rule ? old.get(line.rule) : undefined;
-    if (!o) {
+    if (!line.rule || !lastLine.has(line.rule)) {
       fresh.push(line);
       continue;
     }
+    // A line of the previous version: its findings (if any) moved with it.
+    const o = old.get(line.rule);
+    if (!o) continue;
     const by = line.lineSpan.start - o.base;
     const lines = line.line - o.line;
     for (const it of o.items) {
@@ -1188,8 +1309,9 @@ export function runAnalysis(input: AnalysisInput, config: AnalysisConfig = {}, c
 
 /**
  * {@link runAnalysis} as a sequence of steps: it yields after each document
- * checked afresh and inside the per-service analyses, so that a caller can
- * spread the work over time or abandon it.
+ * checked afresh, every few thousand lines inside a long one, and inside the
+ * per-service analyses, so that a caller can spread the work over time or
+ * abandon it.
  */
 export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig = {}, cache?: AnalysisCache): Generator<void, Map<string, AnalysisDiagnostic[]>, void> {
   // Each path's findings as pieces: lists reported whole (kept by identity) and runs of single findings.
@@ -1244,7 +1366,7 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
     else {
       const prev = last?.get(doc.path);
       const same = prev && prev.system === input.system && prev.config === configKey ? prev : undefined;
-      const made = documentFindings(doc, same, perDocument, quiet, input);
+      const made = yield* documentFindings(doc, same, perDocument, quiet, input);
       if (made) entry = { system: input.system, config: configKey, path: doc.path, found: made.found, document: doc.document, ruleEnds: made.ruleEnds };
       else {
         const found: Array<[string, AnalysisDiagnostic]> = [];

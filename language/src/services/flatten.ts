@@ -51,6 +51,9 @@ export interface FlatPolicy {
 
 class Unsupported {}
 
+/** Lines of documents looked at between two steps of {@link flattenPolicySteps}. */
+const LINES_PER_STEP = 2000;
+
 /** The parsed rule each rule object was built from (not renumbered copies, whose lines did not move). */
 const parsedRules = new WeakMap<PolicyRule, RuleNode>();
 
@@ -133,7 +136,8 @@ export interface FlattenOptions {
 
 /**
  * {@link flattenPolicy} in steps: it yields after each file whose rules it had to build (not after
- * files it found in the caches), so that a server answers requests in between.
+ * files it found in the caches) and every {@link LINES_PER_STEP} lines inside long files, so that a
+ * server answers requests in between. A run dropped at a step leaves only complete cache entries.
  */
 export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOptions, parse: DocumentParser): Generator<void, FlatPolicy | undefined, void> {
   const ruleCache = options.ruleCache;
@@ -206,14 +210,16 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
 
   const canonical = (p: string) => (fs.realPath ? fs.realPath(p) : normalizePath(p));
 
-  const loadFile = (
+  /** Lines looked at since the last step (a long file is cut into steps). */
+  let work = 0;
+  function* loadFile(
     path: string,
     text: string,
     syntax: SyntaxKind,
     sa: { service: string | null; argument: string | null } | null,
     via: RuleOrigin[],
     includedFrom: { path: string; line: number; span: Span } | null,
-  ): void => {
+  ): Generator<void, void, void> {
     const canon = canonical(path);
     if (stack.includes(canon)) {
       const chain = [...stack.slice(stack.indexOf(canon)), canon].map(display);
@@ -264,6 +270,10 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
       cut();
       built = true;
       for (const line of doc.lines) {
+        if (++work >= LINES_PER_STEP) {
+          work = 0;
+          yield;
+        }
         if (line.kind === "rule") {
           if (!line.rule) continue;
           const r = line.rule;
@@ -312,16 +322,21 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
           const paramSpan = params.length ? { start: params[0]!.span.start, end: params[params.length - 1]!.span.end } : line.span;
           const at = { path, line: line.line, span: paramSpan };
           if (syntax === "service") {
-            open(params[0]!.text, at, (p, t) => loadFile(p, t, "service", sa, inner, at));
+            const f = open(params[0]!.text, at);
+            if (f) yield* loadFile(f.path, f.text, "service", sa, inner, at);
             continue;
           }
           switch (line.directive) {
-            case "include":
-              open(params[0]!.text, at, (p, t) => loadFile(p, t, "policy", null, inner, at));
+            case "include": {
+              const f = open(params[0]!.text, at);
+              if (f) yield* loadFile(f.path, f.text, "policy", null, inner, at);
               break;
-            case "include-service":
-              open(params[2]!.text, at, (p, t) => loadFile(p, t, "service", { service: line.service ?? null, argument: line.argument ?? null }, inner, at));
+            }
+            case "include-service": {
+              const f = open(params[2]!.text, at);
+              if (f) yield* loadFile(f.path, f.text, "service", { service: line.service ?? null, argument: line.argument ?? null }, inner, at);
               break;
+            }
             case "include-dir": {
               const dir = resolve(params[0]!.text);
               if (fs.stat(dir) !== "dir") {
@@ -334,7 +349,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
               for (const p of paths) {
                 const t = fs.readFile(p);
                 if (t === undefined) failedToLoad(p);
-                else loadFile(p, t, "policy", null, dirVia, null);
+                else yield* loadFile(p, t, "policy", null, dirVia, null);
               }
               break;
             }
@@ -356,25 +371,26 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
     } finally {
       stack.pop();
     }
-  };
+  }
 
   const resolve = (raw: string): string => {
     const joined = joinPath(policyPath ?? policyDir, purePosix(raw));
     return canonical(joined);
   };
 
-  const open = (raw: string, at: { path: string; line: number; span: Span }, then: (path: string, text: string) => void): void => {
+  /** The included file's path and text, or `undefined` (reported) when it cannot be read. */
+  const open = (raw: string, at: { path: string; line: number; span: Span }): { path: string; text: string } | undefined => {
     const path = resolve(raw);
     if (fs.stat(path) !== "file") {
       fail(diag("not-a-file", `not a file: ${path}`, display(at.path), at.span, at.line, "include paths resolve against the policy directory"));
-      return;
+      return undefined;
     }
     const text = fs.readFile(path);
     if (text === undefined) {
       failedToLoad(path);
-      return;
+      return undefined;
     }
-    then(path, text);
+    return { path, text };
   };
 
   try {
@@ -399,7 +415,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
       }
       policyPath = dirname(path);
       built = false;
-      loadFile(path, text, "policy", null, [], null);
+      yield* loadFile(path, text, "policy", null, [], null);
       policyPath = null;
       if (built) yield;
     }

@@ -305,6 +305,12 @@ class ArgCounter {
 }
 
 /**
+ * Rule positions looked at between two steps of {@link serviceFindingsSteps} (a few milliseconds:
+ * a server answers requests in between). A re-analysed position counts as several.
+ */
+const GROUP_WORK = 16384;
+
+/**
  * The per-service findings, as a sequence of steps: the generator yields
  * after each re-analysed service, so that a caller can spread the work over
  * time or drop it (cancellation) and start again with newer rules; the cache
@@ -326,14 +332,20 @@ export function* serviceFindingsSteps(
   let grouped = false;
   if (segments) {
     let start = 0;
-    let fresh = 0;
+    // Rules looked at since the last step (a new run's shapes cost more than an old run's copy).
+    let work = 0;
     for (const seg of segments) {
+      if (work >= GROUP_WORK) {
+        work = 0;
+        yield;
+      }
       let info = cache.segmentInfo.get(seg);
       if (!info) {
         cache.segmentInfo.set(seg, (info = segmentInfoOf(seg, cache)));
-        // A few new runs of rules at a time (an edit that moved every later rule makes them all new).
-        if (++fresh % 4 === 0) yield;
+        // An edit that moved every later rule makes every later run new.
+        work += 4 * seg.length;
       }
+      work += seg.length;
       if (start + seg.length > n) break;
       shapes.set(info.shapes, start);
       for (const [service, at] of info.groups) {
@@ -368,7 +380,8 @@ export function* serviceFindingsSteps(
   const askWithoutTargets = new Uint8Array(n);
   const recomputed: Array<string | null> = [];
   for (const key of [...cache.entries.keys()]) if (!groups.has(key)) cache.entries.delete(key);
-  let unchanged = 0;
+  // Positions looked at since the last step.
+  let work = 0;
   const isWildcard = new Uint8Array(n);
   for (const i of wildcard) isWildcard[i] = 1;
   for (const [service, own] of groups) {
@@ -391,7 +404,12 @@ export function* serviceFindingsSteps(
       feedsAsk[i] = entry.feeds[k]!;
       askWithoutTargets[i] = entry.noTargets[k]!;
     }
-    if (recomputed[recomputed.length - 1] === service || ++unchanged % 32 === 0) yield;
+    work += seq.length;
+    if (recomputed[recomputed.length - 1] === service) work += 8 * seq.length;
+    if (work >= GROUP_WORK) {
+      work = 0;
+      yield;
+    }
   }
   // 3. The `*` rules take part in every service's calls: their ask findings look at every rule.
   if (wildcard.length) {

@@ -102,6 +102,9 @@ export interface ParsedEntry {
   doc: PolicyDocument;
 }
 
+/** Findings sorted (or looked at) per step of the end of {@link analyzeWorkspaceSteps}. */
+const SORT_STEP = 8192;
+
 /** Rules (or service arguments) per step of {@link PolicySnapshot.servicesSteps}. */
 const SERVICE_STEP = 2048;
 
@@ -344,10 +347,11 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   // Findings sorted since the last step: a server answers requests in between.
   let sortedNow = 0;
   for (const [p, list] of found) {
-    if (sortedNow >= 20000) {
+    if (sortedNow >= SORT_STEP) {
       sortedNow = 0;
       yield;
     }
+    if (!invalidFilename.has(list)) sortedNow += list.length;
     if (hasInvalidFilename(list)) {
       for (const d of list) {
         // The analysis repeats the engine's invalid-filename error on the first line of the open
