@@ -45,6 +45,6 @@ describe("qkit template apply --restart=if-needed", () => {
     expect(order.indexOf("sys-firewall.shutdown")).toBeLessThan(order.indexOf("sys-net.shutdown"));
     expect(order.indexOf("sys-net.restart")).toBeLessThan(order.indexOf("sys-firewall.restart"));
     const after = await qkit("template", "plan", "laptop.qubes.yaml", "--detailed-exitcode");
-    expect([after.code, after.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\n"]);
+    expect([after.code, after.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\nWhat-if: 8/8 expectations hold\n"]);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Apply: runs a plan's steps in order through the SDK, writing every call
- * and its reply to a journal, and stops at the first failure with a message
+ * to a journal before it is sent and again with its reply, stops between
+ * steps when its signal is aborted, and stops at the first failure with a message
  * naming the step, the call, and qubesd's exception and message. Deferred
  * steps are skipped (and counted). A re-run resumes from the live state:
  * the next plan holds only what is left.
@@ -21,10 +22,84 @@ export interface Journal {
   close?(): void;
 }
 
-/** A journal appended to `file` (created with its directory; mode 0600: it holds the machine's structure). */
+/** The marker of a qkit journal: the first record of every journal carries it. */
+export const JOURNAL_MARKER = "qkitJournal";
+
+/** Why {@link fileJournal} refused a file: it exists and is not a qkit journal (never appended to). */
+export class JournalRefused extends Error {
+  readonly code = "not-a-journal";
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "JournalRefused";
+  }
+}
+
+/**
+ * Whether `firstLine` starts a qkit journal: a JSON object with the
+ * {@link JOURNAL_MARKER} (journals from before the marker: an `apply-start` record).
+ */
+export function isJournalStart(firstLine: string): boolean {
+  let r: unknown;
+  try {
+    r = JSON.parse(firstLine);
+  } catch {
+    return false;
+  }
+  if (!r || typeof r !== "object" || Array.isArray(r)) return false;
+  const o = r as Record<string, unknown>;
+  return o[JOURNAL_MARKER] === 1 || (o["event"] === "apply-start" && typeof o["stack"] === "string" && typeof o["time"] === "string");
+}
+
+function refuseNonJournal(fd: number, file: string): void {
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) throw new JournalRefused(file, `${file} is not a regular file`);
+  if (st.size === 0) return;
+  const buf = Buffer.alloc(Math.min(st.size, 64 * 1024));
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  const text = buf.subarray(0, n).toString("utf8");
+  const nl = text.indexOf("\n");
+  if (nl < 0 || !isJournalStart(text.slice(0, nl))) throw new JournalRefused(file, `${file} exists and is not a qkit journal`);
+}
+
+/**
+ * Throws {@link JournalRefused} when `file` exists and {@link fileJournal}
+ * would refuse it (nothing is created: for a check before asking).
+ */
+export function checkJournalFile(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    if ((e as NodeJS.ErrnoException).code === "EISDIR") throw new JournalRefused(file, `${file} is a directory`);
+    throw e;
+  }
+  try {
+    refuseNonJournal(fd, file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A journal appended to `file` (created with its directory; mode 0600: it
+ * holds the machine's structure). An existing file is appended to only when
+ * it is empty or a qkit journal (its first record says so); anything else
+ * (a stack file, a plan, any other file) is refused with {@link JournalRefused}
+ * before a byte is written.
+ */
 export function fileJournal(file: string): Journal {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  let fd: number | undefined = fs.openSync(file, "a", 0o600);
+  let fd: number | undefined = fs.openSync(file, "a+", 0o600);
+  try {
+    refuseNonJournal(fd, file);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
   return {
     path: file,
     write(entry) {
@@ -76,12 +151,19 @@ export interface ApplyResult {
   deferred: number;
   total: number;
   failure?: ApplyFailure;
+  /**
+   * The apply stopped because `options.signal` was aborted: after the step in
+   * flight (its calls are one unit, e.g. a create and its ownership record),
+   * before the next one. `reason` is the signal's reason (`SIGINT`).
+   */
+  interrupted?: { reason: string; next: PlanStep };
 }
 
 /** Options of {@link executePlan}. */
 export interface ExecuteOptions {
   journal?: Journal;
   onStep?(p: StepProgress): void;
+  /** Stops the apply between steps (a call in flight is never cut: its reply is awaited and journaled). */
   signal?: AbortSignal;
 }
 
@@ -92,7 +174,7 @@ export interface ApplyConnection {
 }
 
 /** Runs one call: Admin API calls through the client, `policy.*` through the policy target. Returns the reply text. */
-async function runCall(conn: ApplyConnection, c: StepCall, previous: string, signal?: AbortSignal): Promise<string> {
+async function runCall(conn: ApplyConnection, c: StepCall, previous: string): Promise<string> {
   const payload = c.payloadFromPrevious ? previous : c.payload;
   if (c.method.startsWith("policy.")) {
     const include = c.method.startsWith("policy.include.");
@@ -108,7 +190,7 @@ async function runCall(conn: ApplyConnection, c: StepCall, previous: string, sig
     }
     throw new Error(`unknown policy call ${c.method}`);
   }
-  return conn.qubes.client.callText({ method: c.method, dest: c.dest, arg: c.arg, payload }, signal ? { signal } : {});
+  return conn.qubes.client.callText({ method: c.method, dest: c.dest, arg: c.arg, payload });
 }
 
 /** The one-line description of a call for messages: `admin.vm.property.Set netvm on work`. */
@@ -121,8 +203,14 @@ export async function executePlan(plan: Plan, conn: ApplyConnection, options: Ex
   const total = plan.steps.length;
   const result: ApplyResult = { applied: 0, deferred: 0, total };
   const journal = options.journal;
-  journal?.write({ event: "apply-start", stack: plan.stack, fingerprint: plan.fingerprint, steps: total });
+  journal?.write({ event: "apply-start", [JOURNAL_MARKER]: 1, stack: plan.stack, fingerprint: plan.fingerprint, steps: total });
   for (const [i, step] of plan.steps.entries()) {
+    if (options.signal?.aborted) {
+      const reason = String(options.signal.reason ?? "aborted");
+      result.interrupted = { reason, next: step };
+      journal?.write({ event: "apply-interrupted", reason, next: step.id, applied: result.applied, deferred: result.deferred, left: total - i });
+      return result;
+    }
     const started = Date.now();
     if (step.deferred) {
       result.deferred++;
@@ -133,8 +221,10 @@ export async function executePlan(plan: Plan, conn: ApplyConnection, options: Ex
     let previous = "";
     for (const c of step.calls) {
       const logged = { method: c.method, dest: c.dest, arg: c.arg, payload: c.payloadFromPrevious ? previous : c.payload };
+      // Journaled before it is sent: a kill -9 while it is in flight still leaves its trace.
+      journal?.write({ event: "calling", step: step.id, call: logged });
       try {
-        previous = await runCall(conn, c, previous, options.signal);
+        previous = await runCall(conn, c, previous);
         journal?.write({ event: "call", step: step.id, call: logged, ok: true, reply: previous });
       } catch (e) {
         const type = e instanceof QubesException ? e.qubesType : e instanceof Error ? e.name : "Error";

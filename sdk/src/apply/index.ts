@@ -4,7 +4,8 @@
  */
 export type * from "./types.js";
 export { readLight, readDeep, readFeatures, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
-export { computePlan, planScope, scopeOfPlan, policyKey, type PlanOptions } from "./plan.js";
+export { computePlan, planScope, scopeOfPlan, policyKey, type PlanOptions, type PolicyEffect } from "./plan.js";
+export { policyEffects } from "./whatif.js";
 export { checkStackModel } from "./model-check.js";
 export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
 export { parseKeys, formatKeys, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";
@@ -12,6 +13,10 @@ export { adminPolicyTarget, dirPolicyTarget, type PolicyTarget } from "./policy-
 export {
   executePlan,
   fileJournal,
+  checkJournalFile,
+  isJournalStart,
+  JournalRefused,
+  JOURNAL_MARKER,
   memoryJournal,
   defaultJournalPath,
   describeCall,
@@ -24,4 +29,4 @@ export {
 } from "./execute.js";
 export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
 export { renderPlan } from "./render.js";
-export { planStack, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";
+export { planStack, planExpectations, readPolicyTexts, readWhatIfInputs, writesPolicy, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

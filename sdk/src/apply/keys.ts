@@ -6,7 +6,9 @@
  *
  * Keys: `p:NAME` property, `f:NAME` feature, `t:TAG` tag, `fw` firewall,
  * `d:CLASS:BACKEND+PORT` a device assignment made by the stack,
- * `v:VOLUME.size` (and other volume settings), `notes`. A key that disappears
+ * `v:VOLUME.size` (and other volume settings), `notes`, and `protect` (the
+ * qube was declared `protect: true`: `--prune` never removes it, even once
+ * its block left the file). A key that disappears
  * from the file is reset on the next apply: property → `Reset`, feature and
  * tag → `Remove`, firewall → the single rule `action=accept`, device →
  * `Unassign`, notes → empty. Volume settings cannot be reset (sizes only
@@ -15,6 +17,9 @@
 import { GLOBALS_FEATURE_PREFIX, KEYS_FEATURE, OWNER_FEATURE, policyFileHeader } from "@qubes-kit/language";
 
 export { OWNER_FEATURE, KEYS_FEATURE };
+
+/** The key recorded for `protect: true`. */
+export const PROTECT_KEY = "protect";
 
 /** Parses `x-qkit-keys` (space-separated). */
 export function parseKeys(value: string | undefined): Set<string> {

@@ -17,7 +17,7 @@ import { calls, type CreateOptions } from "../calls.js";
 import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
-import { KEYS_FEATURE, OWNER_FEATURE, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
@@ -35,6 +35,20 @@ export interface PlanOptions {
   policyDir?: string;
   /** The time used to drop expired firewall rules (seconds; default now). */
   now?: number;
+  /**
+   * What writing policy file `key` (`NAME` or `include/NAME`) with `after`
+   * instead of `before` changes in the decisions (what-if's decision diff,
+   * {@link policyEffects}). A write that only revokes goes first, with the
+   * revocations; without this, every write counts as granting access.
+   */
+  policyEffect?(key: string, before: string | undefined, after: string): PolicyEffect | undefined;
+}
+
+/** Counts of the decision changes of one policy write, by kind. */
+export interface PolicyEffect {
+  grant: number;
+  revoke: number;
+  change: number;
 }
 
 const RUNNING = new Set(["Running", "Paused", "Suspended", "Transient", "Halting"]);
@@ -84,6 +98,7 @@ interface Ctx {
   options: Required<Pick<PlanOptions, "adopt" | "prune" | "restart">> & PlanOptions;
   steps: PlanStep[];
   errors: PlanError[];
+  warnings: PlanError[];
   phase: Map<string, number>;
   ids: Set<string>;
   restart: Set<string>;
@@ -177,6 +192,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     options: { adopt: options.adopt ?? model.options?.adopt ?? false, prune: options.prune ?? model.options?.prune ?? false, restart: options.restart ?? model.options?.restart ?? "never", ...stripUndefined(options) },
     steps: [],
     errors: [],
+    warnings: [],
     phase: new Map(),
     ids: new Set(),
     restart: new Set(),
@@ -210,7 +226,8 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     else if (s.kind === "write-policy" || s.kind === "remove-policy") summary.policy++;
     else if (s.kind === "set-global" || s.kind === "reset-global") summary.global++;
   }
-  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start") changed.add(s.object);
+  // Bookkeeping (rewriting the ownership record) is no change of the qube.
+  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys") changed.add(s.object);
   summary.change = changed.size;
   const orphans = Object.values(live.qubes)
     .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name))
@@ -223,12 +240,13 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     errors: ctx.errors,
     summary,
     restartToTakeEffect: [...ctx.restart].sort(),
-    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true) : orphans,
+    orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true || isProtected(live.qubes[n]!)) : orphans,
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
     options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
   };
   if (options.policyDir !== undefined) plan.options.policyDir = options.policyDir;
+  if (ctx.warnings.length) plan.warnings = ctx.warnings;
   return plan;
 }
 
@@ -634,6 +652,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (ctx.options.restart !== "if-needed") stop.deferred = `${q.name} is running: state halted waits for it to stop; use --restart=if-needed to stop it now`;
   }
 
+  // `protect: true` is recorded with the keys: a qube whose block leaves the file is still never pruned.
+  if (q.protect) newKeys.add(PROTECT_KEY);
+
   // The record of managed keys. Keys are added before any setting changes
   // (so an apply that fails half-way still knows what it may have set) and
   // removed last (once their settings were reset).
@@ -886,8 +907,45 @@ function planOrphans(ctx: Ctx): void {
     if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.class === "AdminVM") continue;
     // A template installed by the package manager is removed with qvm-template, never pruned.
     if (l.properties["installed_by_rpm"]?.value === true) continue;
+    if (isProtected(l)) {
+      ctx.warnings.push({
+        code: "protected",
+        message: `qube '${l.name}' is protected (an earlier apply recorded \`protect: true\` in ${KEYS_FEATURE}), so --prune leaves it; to remove it, declare it again with \`absent: true\` and apply`,
+      });
+      continue;
+    }
     planRemoval(ctx, l);
+    for (const where of stillNamed(ctx.model, l.name))
+      ctx.warnings.push({ code: "pruned-but-named", message: `--prune removes qube '${l.name}', but ${where} still names it; remove it there too, or declare the qube again` });
   }
+}
+
+/** Whether an earlier apply recorded `protect: true` on the qube. */
+function isProtected(l: LiveQube): boolean {
+  return parseKeys(l.features[KEYS_FEATURE]).has(PROTECT_KEY);
+}
+
+/** Where the stack's policy rules and expectations name `name` (as source, target, `@dispvm:NAME` or a `target=`/`default_target=` parameter). */
+function stillNamed(model: StackModel, name: string): string[] {
+  const names = (x: string | undefined) => x === name || x === `@dispvm:${name}`;
+  const out: string[] = [];
+  for (const f of model.policy) {
+    const lines = f.rules.split("\n");
+    for (const [i, line] of lines.entries()) {
+      const t = line.replace(/#.*/, "").trim().split(/\s+/);
+      if (t.length < 4 || t[0]!.startsWith("!")) continue;
+      const params = t.slice(5).map((p) => p.slice(p.indexOf("=") + 1));
+      if (names(t[2]) || names(t[3]) || params.some(names)) {
+        out.push(`policy file '${f.file}' (rule ${i + 1})`);
+        break;
+      }
+    }
+  }
+  for (const e of model.expect)
+    if ([e.source, e.target, e.target_is, ...(e.targets_include ?? []), ...(e.targets_exact ?? [])].some(names)) {
+      out.push(`the expectation \`${e.service}${e.argument && e.argument !== "+" ? e.argument : ""} ${e.source} -> ${e.target}\``);
+    }
+  return out;
 }
 
 function planGlobals(ctx: Ctx): void {
@@ -901,6 +959,13 @@ function planGlobals(ctx: Ctx): void {
       err(ctx, "not-writable", `global property '${name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`);
       continue;
     }
+    // A global another stack manages is that stack's, as its qubes are: a conflict, or taken over with --adopt.
+    const others = otherGlobalOwners(ctx, name);
+    if (others.length && !ctx.options.adopt) {
+      err(ctx, "owned-by-other-stack", `global property '${name}' is managed by stack '${others[0]}' (dom0 feature ${globalsFeature(others[0]!)}); remove it from one of the stacks, or use --adopt to take it over`);
+      continue;
+    }
+    for (const other of others) takeOverGlobal(ctx, other, name);
     managed.add(name);
     const cur = ctx.live.globals[name];
     if (isDefault(declared)) {
@@ -935,6 +1000,33 @@ function planGlobals(ctx: Ctx): void {
   }
 }
 
+/** The other stacks whose `x-qkit-globals-<stack>` feature on dom0 records global `name`. */
+function otherGlobalOwners(ctx: Ctx, name: string): string[] {
+  const features = ctx.live.qubes["dom0"]?.features ?? {};
+  const mine = globalsFeature(ctx.model.stack);
+  return Object.keys(features)
+    .filter((f) => f.startsWith(globalsFeature("")) && f !== mine && parseKeys(features[f]).has(name))
+    .map((f) => f.slice(globalsFeature("").length))
+    .sort();
+}
+
+/** `--adopt` of a global: it leaves the record of the stack that managed it (that stack no longer resets it). */
+function takeOverGlobal(ctx: Ctx, other: string, name: string): void {
+  const feature = globalsFeature(other);
+  const id = `global.keys-${other}`;
+  const before = ctx.live.qubes["dom0"]?.features[feature] ?? "";
+  const existing = ctx.steps.find((x) => x.id === id);
+  const keys = parseKeys(existing ? (existing.after ?? "") : before);
+  keys.delete(name);
+  const text = formatKeys(keys);
+  const c = build(ctx, `dom0 globals record of ${other}`, () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
+  if (!c) return;
+  if (existing) {
+    existing.calls = c;
+    existing.after = text || null;
+  } else add(ctx, PHASE.record, { id, kind: "record-keys", target: "global", object: "", key: feature, calls: c, before, after: text || null });
+}
+
 function planPolicy(ctx: Ctx): void {
   const stack = ctx.model.stack;
   const declared = new Set<string>();
@@ -960,7 +1052,11 @@ function planPolicy(ctx: Ctx): void {
     if (cur && cur.text === text) continue;
     const token = cur ? cur.token : "new";
     const rules = f.rules.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
-    const s = add(ctx, PHASE.grant, {
+    // Ordered by what it does to the decisions: revocations only → first, with the other revocations; anything granted or changed → after the qubes.
+    const eff = ctx.options.policyEffect?.(key, cur?.text, text);
+    const revokeOnly = !!eff && eff.grant === 0 && eff.change === 0 && eff.revoke > 0;
+    const risk: PlanStep["risk"] = !eff || eff.grant > 0 || eff.change > 0 ? "grants-access" : eff.revoke > 0 ? "revokes-access" : "none";
+    const s = add(ctx, revokeOnly ? PHASE.revoke : PHASE.grant, {
       id: `policy.${key}`,
       kind: "write-policy",
       target: `policy ${include ? key : `${key}.policy`}`,
@@ -969,10 +1065,10 @@ function planPolicy(ctx: Ctx): void {
       calls: [{ method: include ? "policy.include.Replace" : "policy.Replace", dest: "dom0", arg: name, payload: `${token}\n${text}` }],
       before: cur ? `${cur.text.split("\n").length - 1} lines` : null,
       after: `${rules} rule${rules === 1 ? "" : "s"}`,
-      risk: "grants-access",
+      risk,
       ...(f.provenance ? { provenance: f.provenance } : {}),
     });
-    s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
+    if (!revokeOnly) s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
   }
   for (const [key, cur] of Object.entries(ctx.live.policy)) {
     if (declared.has(key) || !isStackPolicyName(stack, key) || !hasStackHeader(stack, cur.text)) continue;

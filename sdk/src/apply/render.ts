@@ -46,7 +46,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   const running = new Set(options.running ?? []);
   if (options.header) out.push(options.header, "");
   for (const e of plan.errors) out.push(`error[${e.code}]: ${e.message}`);
-  if (plan.errors.length) out.push("");
+  for (const w of plan.warnings ?? []) out.push(`warning[${w.code}]: ${w.message}`);
+  if (plan.errors.length || plan.warnings?.length) out.push("");
   const blocks = new Map<string, PlanStep[]>();
   for (const s of plan.steps) {
     const k = s.target;
@@ -55,6 +56,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   const width = Math.max(14, ...plan.steps.map((s) => (s.key || "").length + 2));
   const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
   for (const [target, steps] of blocks) {
+    // Bookkeeping only (the ownership records): no block, counted apart below.
+    if (steps.every((s) => s.kind === "record-keys")) continue;
     const head = steps.find((s) => s.key === "" || s.kind === "adopt");
     const sp = target.indexOf(" ");
     const kind = sp < 0 ? target : target.slice(0, sp);
@@ -74,18 +77,25 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     }
   }
   const visible = plan.steps.filter((s) => s.kind !== "record-keys");
-  if (!visible.length && !plan.errors.length) out.push("No changes. The system matches the stack.");
+  if (!plan.steps.length && !plan.errors.length) out.push("No changes. The system matches the stack.");
   else {
     if (visible.length) out.push("");
     const s = plan.summary;
     out.push(`Plan: ${s.create} to create, ${s.change} to change, ${s.destroy} to destroy${s.adopt ? `, ${s.adopt} to adopt` : ""}; ${s.policy} policy file${s.policy === 1 ? "" : "s"}, ${s.global} global propert${s.global === 1 ? "y" : "ies"}.`);
   }
+  const books = new Set(plan.steps.filter((x) => x.kind === "record-keys").map((x) => x.target));
+  if (books.size) out.push(`Bookkeeping: the ownership record${books.size === 1 ? "" : "s"} of ${[...books].map((t) => (t === "global" ? "the global properties" : t.replace(/^qube /, ""))).join(", ")} (no setting changes)`);
   if (plan.summary.deferred) {
     const qubes = [...new Set(plan.steps.filter((x) => x.deferred).map((x) => x.object))].sort();
     out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
-  if (plan.orphans.length) out.push(`Owned but no longer declared (removed with --prune): ${plan.orphans.join(", ")}`);
+  if (plan.orphans.length) out.push(`Owned but no longer declared (${plan.options?.prune ? "kept: protected, or installed by the package manager" : "removed with --prune"}): ${plan.orphans.join(", ")}`);
+  if (plan.expectations) {
+    const e = plan.expectations;
+    out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? "" : "s"} hold${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);
+    for (const f of e.failed) out.push(`  FAIL ${f.expect}: ${f.problem}${f.rule ? ` (deciding rule ${f.rule})` : ""}`);
+  }
   if (plan.errors.length) out.push(`${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}: nothing can be applied until ${plan.errors.length === 1 ? "it is" : "they are"} fixed.`);
   return out.join("\n") + "\n";
 }

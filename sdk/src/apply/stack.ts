@@ -6,12 +6,15 @@
 import type { StackModel } from "@qubes-kit/language";
 import type { Qubes } from "../qubes.js";
 import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js";
-import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys } from "./keys.js";
-import { computePlan, planScope, scopeOfPlan, type PlanOptions } from "./plan.js";
+import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
+import { computePlan, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
 import { fingerprint, readDeep, readLight, type ReadOptions } from "./read.js";
 import { rehearse } from "./rehearse.js";
-import type { LiveSystem, Plan, PlanStep } from "./types.js";
+import type { LiveSystem, Plan, PlanExpectations, PlanStep } from "./types.js";
+import { readWhatIfSystem } from "./future-live.js";
+import type { PolicyTexts, WhatIfSystem } from "./future.js";
+import { policyEffects, whatIf } from "./whatif.js";
 
 /** The live system to plan against. */
 export interface StackConnection {
@@ -24,7 +27,67 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   const live = await readLight(conn.qubes, conn.policy, { ...options, focus: model.qubes.map((q) => q.name) });
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
+  // A policy write is ordered by its decision changes (what-if), when the caller did not say how.
+  if (options.policyEffect === undefined && writesPolicy(model, live)) {
+    const inputs = await readWhatIfInputs(conn);
+    return { plan: computePlan(model, live, scope, { ...options, policyEffect: policyEffects(inputs.system, inputs.policy, model) }), live };
+  }
   return { plan: computePlan(model, live, scope, options), live };
+}
+
+/** What what-if reads: the system model with its extension keys, and every policy file. */
+export interface WhatIfInputs {
+  system: WhatIfSystem;
+  policy: PolicyTexts;
+}
+
+/** Reads the {@link WhatIfInputs} through `conn`. */
+export async function readWhatIfInputs(conn: StackConnection): Promise<WhatIfInputs> {
+  const [system, policy] = await Promise.all([readWhatIfSystem(conn.qubes), readPolicyTexts(conn.policy)]);
+  return { system, policy };
+}
+
+/** Whether planning `model` against `live` writes a policy file (then its decision changes order the write). */
+export function writesPolicy(model: StackModel, live: LiveSystem): boolean {
+  return (model.policy ?? []).some((f) => live.policy[policyKey(model.stack, f)]?.text !== policyText(model.stack, f.rules));
+}
+
+/** Every policy file of `target` as {@link PolicyTexts} (`NAME.policy`, `include/NAME`). */
+export async function readPolicyTexts(target: PolicyTarget): Promise<PolicyTexts> {
+  const out: PolicyTexts = {};
+  for (const include of [false, true]) {
+    for (const name of await target.list(include)) {
+      const f = await target.get(name, include);
+      if (f) out[include ? `include/${name}` : `${name}.policy`] = f.text;
+    }
+  }
+  return out;
+}
+
+/**
+ * Checks the stack's `expect:` entries on the system and policy after apply
+ * (what-if's future, read now from `conn`, without the qubes `plan` prunes);
+ * `undefined` when there are none.
+ */
+export async function planExpectations(model: StackModel, conn: StackConnection, plan?: Plan, inputs?: WhatIfInputs): Promise<PlanExpectations | undefined> {
+  if (!model.expect.length) return undefined;
+  const { system, policy } = inputs ?? (await readWhatIfInputs(conn));
+  // Qubes the plan prunes are gone after apply: what-if sees them as declared absent.
+  const declared = new Set(model.qubes.map((q) => q.name));
+  const pruned = (plan?.steps ?? []).filter((s) => s.kind === "remove" && !declared.has(s.object)).map((s) => s.object);
+  const future: StackModel = pruned.length
+    ? { ...model, qubes: [...model.qubes, ...pruned.map((name) => ({ name, class: "AppVM" as const, properties: {}, features: {}, state: "any" as const, absent: true, protect: false, ignore_changes: [] }))] }
+    : model;
+  const report = whatIf({ system, policy, stack: future, skipChanges: true });
+  return {
+    total: report.expectations.length,
+    failed: report.expectations
+      .filter((e) => !e.ok)
+      .map((e) => {
+        const r = e.explanation?.decidingRule?.origin;
+        return { expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null };
+      }),
+  };
 }
 
 /** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */
@@ -39,32 +102,52 @@ export async function checkPlanFresh(plan: Plan, conn: StackConnection, options:
 /** Why an apply did not start, or how it went. */
 export type StackApplyOutcome =
   | { status: "errors"; plan: Plan }
+  /** `confirm` answered no (after the rehearsal); nothing was sent. */
+  | { status: "declined"; plan: Plan; rehearsal?: ApplyResult }
+  /** The plan's expectations ({@link Plan.expectations}) do not all hold, and `ignoreExpect` was not given. */
+  | { status: "expectations-failed"; plan: Plan }
   | { status: "stale"; plan: Plan }
   | { status: "rehearsal-failed"; plan: Plan; rehearsal: ApplyResult }
   | { status: "applied"; plan: Plan; result: ApplyResult };
 
 /**
- * Applies a plan: refuses a plan with errors or a stale one (re-read now),
+ * Applies a plan: refuses a plan with errors, one whose expectations fail
+ * (unless `ignoreExpect`), or a stale one (re-read now), asks `confirm`
+ * once the rehearsal passed,
  * rehearses the steps on a simulator seeded from the fresh read and refuses
  * what it rejects, then runs the steps on the machine.
  */
 export async function applyPlan(
   plan: Plan,
   conn: StackConnection,
-  options: ExecuteOptions & ReadOptions & { live?: LiveSystem; rehearse?: boolean; onRehearsed?(r: ApplyResult): void } = {},
+  options: ExecuteOptions &
+    ReadOptions & {
+      live?: LiveSystem;
+      rehearse?: boolean;
+      ignoreExpect?: boolean;
+      onRehearsed?(r: ApplyResult): void;
+      /** Asked once the fresh read and the rehearsal passed, before any call is sent; `false` stops (status `declined`). */
+      confirm?(): Promise<boolean>;
+    } = {},
 ): Promise<StackApplyOutcome> {
   if (plan.errors.length) return { status: "errors", plan };
+  if (plan.expectations?.failed.length && !options.ignoreExpect) return { status: "expectations-failed", plan };
   let live = options.live;
   if (!live) {
-    const fresh = await checkPlanFresh(plan, conn, options);
+    // The signal stops the apply between steps (executePlan); the read runs to its end (an abort there would be an error, not an interruption).
+    const { signal: _signal, ...readOptions } = options;
+    const fresh = await checkPlanFresh(plan, conn, readOptions);
     if (fresh.stale) return { status: "stale", plan };
     live = fresh.live;
   }
+  let rehearsal: ApplyResult | undefined;
   if (options.rehearse !== false) {
     const r = await rehearse(plan, live);
     options.onRehearsed?.(r.result);
     if (r.result.failure) return { status: "rehearsal-failed", plan, rehearsal: r.result };
+    rehearsal = r.result;
   }
+  if (options.confirm && !(await options.confirm())) return rehearsal ? { status: "declined", plan, rehearsal } : { status: "declined", plan };
   return { status: "applied", plan, result: await executePlan(plan, conn, options) };
 }
 

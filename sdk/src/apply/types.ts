@@ -163,6 +163,8 @@ export interface Plan {
   /** Ordered steps (deferred ones included, marked). */
   steps: PlanStep[];
   errors: PlanError[];
+  /** What the plan does that deserves a look but is not an error (a protected orphan left alone, a pruned qube the stack still names). */
+  warnings?: PlanError[];
   /** Summary counts (qubes): created, changed, destroyed; plus other objects. */
   summary: { create: number; change: number; destroy: number; adopt: number; policy: number; global: number; deferred: number };
   /** Running qubes with next-start changes. */
@@ -182,4 +184,17 @@ export interface Plan {
   /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
   fingerprint: string;
   options: { adopt: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
+  /**
+   * The stack's `expect:` entries checked against the system and policy after
+   * apply (what-if); absent when the stack has none. A failure blocks apply
+   * unless the caller ignores expectations (`--ignore-expect`).
+   */
+  expectations?: PlanExpectations;
+}
+
+/** The outcome of a stack's `expect:` entries on the planned future (see `whatif.ts`). */
+export interface PlanExpectations {
+  total: number;
+  /** The entries that do not hold: the expectation as one line, what went wrong, the deciding rule (`FILE:LINE`) when one decided. */
+  failed: { expect: string; problem: string; rule: string | null }[];
 }

@@ -584,3 +584,26 @@ export function whatIfJson(r: WhatIfReport): unknown {
     changes: r.changes,
   };
 }
+
+/**
+ * A {@link PlanOptions.policyEffect} from the live system and policy: the
+ * decision changes of writing one policy file, all else as after apply (the
+ * future system of `stack`, the other policy files as they are today).
+ */
+export function policyEffects(system: WhatIfSystem, policy: PolicyTexts, stack: StackModel): (key: string, before: string | undefined, after: string) => { grant: number; revoke: number; change: number } | undefined {
+  let future: WhatIfSystem | undefined;
+  return (key, before, after) => {
+    const file = key.startsWith("include/") ? key : `${key}.policy`;
+    const today: PolicyTexts = { ...policy };
+    if (before === undefined) delete today[file];
+    else today[file] = before;
+    const a = load(today);
+    const b = load({ ...policy, [file]: after });
+    // A policy that does not load (today or after) cannot be classified: the write counts as granting.
+    if ("error" in a || "error" in b) return undefined;
+    future ??= futureSystem(system, stack);
+    const counts = { grant: 0, revoke: 0, change: 0 };
+    for (const s of decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future })) for (const c of s.changes) counts[c.kind]++;
+    return counts;
+  };
+}

@@ -22,6 +22,12 @@ import {
   dirPolicyTarget,
   driftStack,
   fileJournal,
+  checkJournalFile,
+  JournalRefused,
+  planExpectations,
+  policyEffects,
+  readWhatIfInputs,
+  writesPolicy,
   planScope,
   readDeep,
   readFeatures,
@@ -40,6 +46,8 @@ const COMMON = `  --policy-dir DIR   read and write the policy in DIR instead of
   --adopt            take over existing qubes (and same-named policy files)
                      that no stack owns yet, or that another stack owns
   --prune            remove qubes this stack owns that the file no longer declares
+  --ignore-expect    go on when the stack's expect: entries fail after apply
+                     (they are still checked and listed)
   --restart=never|if-needed
                      stop running qubes for changes that need a halt
                      (default never: those changes are deferred and listed)`;
@@ -76,7 +84,11 @@ options:
                      ~/.local/state/qkit/apply-TIME.ndjson)
 ${COMMON}
 
-exit status: 0 everything applied (deferred steps listed), 1 error.
+Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
+journal records it, and running apply again resumes from the live state.
+
+exit status: 0 everything applied (deferred steps listed), 1 error,
+130/143 interrupted by SIGINT/SIGTERM.
 
 ${CONNECTION_USAGE}
 `;
@@ -92,7 +104,7 @@ ${CONNECTION_USAGE}
 `;
 
 const VALUE_FLAGS = [...CONNECTION_VALUE_FLAGS, "--policy-dir", "--restart", "--out", "--journal"];
-const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--prune", "--yes"];
+const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--prune", "--yes", "--ignore-expect"];
 
 /** An error with a stable code, printed as one line. */
 class CliFailure extends Error {
@@ -216,7 +228,16 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
   await readFeatures(conn.qubes, live, model.qubes.map((q) => q.name));
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
-  const plan = computePlan(model, live, scope, { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) });
+  // What-if's inputs, when the stack has expectations or writes policy (a write is ordered by its decision changes).
+  const inputs = model.expect.length || writesPolicy(model, live) ? await readWhatIfInputs(conn) : undefined;
+  const plan = computePlan(model, live, scope, {
+    ...planOptions(p, model),
+    ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}),
+    ...(inputs ? { policyEffect: policyEffects(inputs.system, inputs.policy, model) } : {}),
+  });
+  // The stack's own expectations, on the system and policy after apply (what-if).
+  const expectations = await planExpectations(model, conn, plan, inputs);
+  if (expectations) plan.expectations = expectations;
   return { plan, live, conn };
 }
 
@@ -292,6 +313,49 @@ function progressLine(index: number, total: number, s: PlanStep, status: string,
   return `[${String(index).padStart(w)}/${total}] ${s.id}${change ? ` ${change}` : ""} … ${status}${status === "ok" ? ` ${ms} ms` : ""}\n`;
 }
 
+function sameFile(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    const x = fs.statSync(a);
+    const y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+function journalRefusal(shown: string): CliFailure {
+  return new CliFailure(`--journal ${shown} exists and is not a qkit journal; nothing was changed; give --journal a new file name or an earlier journal`, "not-a-journal");
+}
+
+/** Refuses a `--journal` that is the stack (or plan) file, or an existing file that is not a qkit journal: it would be appended to. */
+function refuseJournal(shown: string, file: string, stackFile: string, saved: boolean): void {
+  if (sameFile(file, stackFile)) throw new CliFailure(`--journal ${shown} is ${saved ? "the file being applied" : "the stack file"}; nothing was changed; give --journal a new file name`, "not-a-journal");
+  try {
+    checkJournalFile(file);
+  } catch (e) {
+    if (e instanceof JournalRefused) throw journalRefusal(shown);
+    // Unreadable: opening it for the journal reports it.
+  }
+}
+
+/** The one line for failing expectations (`undefined` when they all hold or there are none). */
+function expectationFailure(plan: Plan, verb: "plan" | "apply"): string | undefined {
+  const e = plan.expectations;
+  if (!e?.failed.length) return undefined;
+  const n = e.failed.length;
+  return `${n} of ${e.total} expectation${e.total === 1 ? "" : "s"} fail${n === 1 ? "s" : ""} after apply (${e.failed[0]!.expect}${n > 1 ? ", …" : ""}); ${verb === "plan" ? "apply would refuse this plan" : "nothing was changed"}; fix the stack or its expect: entries, or pass --ignore-expect`;
+}
+
+/** Removes a journal nothing was written to (an apply declined at the question). */
+function removeIfEmpty(file: string): void {
+  try {
+    if (fs.statSync(file).size === 0) fs.unlinkSync(file);
+  } catch {
+    // Nothing to tidy.
+  }
+}
+
 /** The `qkit template` plan/apply/drift commands. */
 export const commands: Command[] = [
   {
@@ -320,6 +384,11 @@ export const commands: Command[] = [
           io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
           return 1;
         }
+        const failedExpect = expectationFailure(plan, "plan");
+        if (failedExpect && !p.flags.has("--ignore-expect")) {
+          io.stderr.write(`qkit template plan: ${failedExpect} [expectation-failed]\n`);
+          return 1;
+        }
         if (plan.errors.length) return 1;
         const changes = plan.steps.length > 0;
         return p.flags.has("--detailed-exitcode") && changes ? 2 : 0;
@@ -343,7 +412,8 @@ export const commands: Command[] = [
         } catch {
           saved = undefined;
         }
-        if (saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1) {
+        const fromSaved = !!saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1;
+        if (fromSaved) {
           plan = saved as Plan;
           if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
           for (const flag of ["--adopt", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
@@ -357,31 +427,45 @@ export const commands: Command[] = [
           io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn) }));
         }
         if (plan.errors.length) throw new CliFailure(`the plan has ${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}; fix the stack and try again`, "plan-errors");
+        const failedExpect = expectationFailure(plan, "apply");
+        if (failedExpect && !p.flags.has("--ignore-expect")) throw new CliFailure(failedExpect, "expectation-failed");
         const todo = plan.steps.filter((s) => !s.deferred);
         if (!todo.length) {
           io.stdout.write("Nothing to apply.\n");
           return 0;
         }
-        if (!p.flags.has("--yes")) {
-          const tty = (io.stdin as { isTTY?: boolean }).isTTY === true;
-          if (!tty) throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
-          if (!(await confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `))) {
-            io.stderr.write("qkit template apply: not applied.\n");
-            return 1;
-          }
-        }
-        const journalPath = typeof p.flags.get("--journal") === "string" ? path.resolve(io.cwd, p.flags.get("--journal") as string) : defaultJournalPath(io.env);
+        // The journal is checked before anything is asked or changed: never the stack file, never a file that is not a journal.
+        const journalFlag = p.flags.get("--journal");
+        const journalPath = typeof journalFlag === "string" ? path.resolve(io.cwd, journalFlag) : defaultJournalPath(io.env);
+        if (typeof journalFlag === "string") refuseJournal(journalFlag, journalPath, path.resolve(io.cwd, p.file), fromSaved);
+        const ask = !p.flags.has("--yes");
+        if (ask && (io.stdin as { isTTY?: boolean }).isTTY !== true)
+          throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
+        const journalExisted = fs.existsSync(journalPath);
         let journal: ReturnType<typeof fileJournal>;
         try {
           journal = fileJournal(journalPath);
         } catch (e) {
+          if (e instanceof JournalRefused) throw journalRefusal(typeof journalFlag === "string" ? journalFlag : journalPath);
           throw new CliFailure(`cannot write the journal ${journalPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
         }
         io.stdout.write(`Journal: ${journalPath}\n`);
         let outcome: Awaited<ReturnType<typeof applyPlan>>;
+        // Ctrl-C or a TERM stops the apply after the step in flight, journaled and reported (exit 130/143).
+        const stop = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (!stop.signal.aborted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
+          stop.abort(sig);
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
         try {
           outcome = await applyPlan(plan, conn, {
             journal,
+            signal: stop.signal,
+            ignoreExpect: p.flags.has("--ignore-expect"),
+            // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
+            ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
             onRehearsed: (r) => {
               if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
             },
@@ -390,15 +474,30 @@ export const commands: Command[] = [
             },
           });
         } finally {
+          process.off("SIGINT", onSignal);
+          process.off("SIGTERM", onSignal);
           journal.close?.();
+        }
+        if (outcome.status === "declined") {
+          if (!journalExisted) removeIfEmpty(journalPath);
+          io.stderr.write("qkit template apply: not applied.\n");
+          return 1;
         }
         if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
         if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
+        if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
         if (outcome.status === "rehearsal-failed") {
           const f = outcome.rehearsal.failure!;
           throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
         }
         const r = outcome.result;
+        if (r.interrupted) {
+          const todo = r.total - r.applied - r.deferred;
+          io.stderr.write(
+            `qkit template apply: interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${todo} not applied (next: ${r.interrupted.next.id}); run apply again to resume from the live state (journal ${journalPath}) [interrupted]\n`,
+          );
+          return r.interrupted.reason === "SIGTERM" ? 143 : 130;
+        }
         if (r.failure) throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; run apply again to resume from the live state (journal ${journalPath})`, "apply-failed");
         io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred (use --restart=if-needed)` : ""}.\n`);
         return 0;

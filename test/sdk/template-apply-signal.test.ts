@@ -1,0 +1,117 @@
+/**
+ * `qkit template apply` (the built CLI, in its own process) interrupted by
+ * SIGINT or SIGTERM while a call is in flight (review issue 7, F4): it
+ * finishes the step, records the interruption in the journal, prints one
+ * line with what was done and how to resume, and exits 130 or 143. The
+ * signal is sent by a proxy between the CLI and `qkit sim serve`, while it
+ * holds the reply of the first create.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PassThrough } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../sdk/src/cli/main.js";
+import { runQkit } from "../helpers/qkit.js";
+import { HERE } from "../fixtures/template/apply/stacks.js";
+
+const CLI = fileURLToPath(new URL("../../sdk/dist/cli.js", import.meta.url));
+let dir: string;
+let socket: string;
+let server: Promise<number>;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-tplsig-"));
+  socket = path.join(dir, "qubesd.sock");
+  fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
+  fs.mkdirSync(path.join(dir, "policy.d"));
+  const stdout = new PassThrough();
+  let out = "";
+  stdout.on("data", (d) => (out += d));
+  server = main(["sim", "serve", "--socket", socket, "--system", "system.json", "--policy-dir", "policy.d"], { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, cwd: dir });
+  while (!out.includes("listening")) await new Promise((r) => setTimeout(r, 10));
+});
+
+afterAll(async () => {
+  process.emit("SIGTERM");
+  await server;
+});
+
+/** A proxy to the simulator that runs `hold` before it passes on the reply to the first request containing `marker`. */
+async function proxy(file: string, marker: string, hold: () => Promise<void>): Promise<net.Server> {
+  let fired = false;
+  const srv = net.createServer({ allowHalfOpen: true }, (client) => {
+    const chunks: Buffer[] = [];
+    client.on("data", (d) => chunks.push(d));
+    client.on("end", () => {
+      const request = Buffer.concat(chunks);
+      const up = net.connect({ path: socket, allowHalfOpen: true });
+      const reply: Buffer[] = [];
+      up.on("data", (d) => reply.push(d));
+      up.on("end", () => {
+        const trigger = !fired && request.includes(marker);
+        if (trigger) fired = true;
+        void (trigger ? hold() : Promise.resolve()).then(() => client.end(Buffer.concat(reply)));
+      });
+      up.on("error", () => client.destroy());
+      up.end(request);
+    });
+    client.on("error", () => {});
+  });
+  await new Promise<void>((r) => srv.listen(file, r));
+  return srv;
+}
+
+function stack(name: string): string {
+  let text = `qkit: 1\nstack: ${name}\nqubes:\n`;
+  for (const q of ["a", "b", "c"]) text += `  ${name}-${q}:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n`;
+  return text;
+}
+
+describe("qkit template apply interrupted by a signal", () => {
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    it(`${sig}: stops after the step in flight, journals it, says how to resume, exits ${code}`, async () => {
+      const name = `sig${code}`;
+      fs.writeFileSync(path.join(dir, `${name}.qubes.yaml`), stack(name));
+      const via = path.join(dir, `${name}.sock`);
+      let child: ReturnType<typeof spawn> | undefined;
+      // The reply is held until the signal has surely been handled (the CLI writes its notice).
+      let noticed: () => void = () => {};
+      const notice = new Promise<void>((r) => (noticed = r));
+      const srv = await proxy(via, "admin.vm.Create.", async () => {
+        child!.kill(sig);
+        await notice;
+      });
+      child = spawn(process.execPath, [CLI, "template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d) => (out += d));
+      child.stderr!.on("data", (d) => {
+        err += d;
+        if (err.includes("stopping after the step in flight")) noticed();
+      });
+      const exit = await new Promise<number | null>((r) => child!.on("close", (c) => r(c)));
+      srv.close();
+      const lines = err.trimEnd().split("\n");
+      expect([exit, lines.length, lines[0]]).toEqual([code, 2, `qkit template apply: ${sig}: stopping after the step in flight…`]);
+      const m = /^qkit template apply: interrupted by (\w+): applied (\d+) of (\d+) steps, (\d+) not applied \(next: (\S+)\); run apply again to resume from the live state \(journal (.*)\) \[interrupted\]$/.exec(lines[1]!);
+      expect(m, lines[1]).not.toBeNull();
+      const [, reason, applied, total, left, next, journal] = m!;
+      expect([reason, Number(applied) + Number(left), journal]).toEqual([sig, Number(total), path.join(dir, `${name}.ndjson`)]);
+      expect(Number(applied)).toBeGreaterThanOrEqual(1);
+      expect(Number(left)).toBeGreaterThanOrEqual(1);
+      expect(out).not.toContain("Applied");
+      const entries = fs.readFileSync(journal!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      expect(entries.at(-1)).toMatchObject({ event: "apply-interrupted", reason: sig, applied: Number(applied), next });
+      // Resumed: the rest applies and then nothing is left.
+      const env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
+      const again = await runQkit(["template", "apply", `${name}.qubes.yaml`, "--yes"], { cwd: dir, env });
+      expect([again.code, again.err]).toEqual([0, ""]);
+      const plan = await runQkit(["template", "plan", `${name}.qubes.yaml`, "--detailed-exitcode"], { cwd: dir, env });
+      expect(plan.code).toBe(0);
+    });
+  }
+});
