@@ -12,7 +12,9 @@ import * as language from "@qubes-kit/language";
 import type { StackModel } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ParsedArgs } from "./connect.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ConnectionInfo, type ParsedArgs } from "./connect.js";
+import { describeFailure } from "./failure.js";
+import { QubesTransportError } from "../errors.js";
 import {
   adminPolicyTarget,
   applyPlan,
@@ -132,8 +134,13 @@ function isDirectory(dir: string): boolean {
   }
 }
 
+/** Where each command's connection went (for the failure line's way out, see `failure.ts`). */
+const connections = new WeakMap<CliIO, ConnectionInfo>();
+
 function openConnection(p: ParsedArgs, io: CliIO, policyDir?: string): StackConnection & { policyDir?: string } {
-  const { qubes, policy } = connect(p.flags, io.env);
+  const info = {} as ConnectionInfo;
+  connections.set(io, info);
+  const { qubes, policy } = connect(p.flags, io.env, info);
   const dir = typeof p.flags.get("--policy-dir") === "string" ? path.resolve(io.cwd, p.flags.get("--policy-dir") as string) : policyDir;
   // A mistyped directory must not read as an empty policy (every file would look new).
   if (dir !== undefined && !isDirectory(dir)) throw new CliFailure(`--policy-dir ${dir} is not a directory; give the policy directory (in dom0 /etc/qubes/policy.d)`, "not-a-directory");
@@ -260,6 +267,19 @@ async function withFailures(io: CliIO, name: string, f: () => Promise<number>): 
     if (e instanceof CliFailure) {
       io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
       return 1;
+    }
+    // qubesd unreachable or gone: the commands' one wording, with what to do (check --socket, start qubesd, ...).
+    const info = connections.get(io);
+    if (e instanceof QubesTransportError && e.code === "spawn-failed") {
+      io.stderr.write(`qkit template ${name}: ${e.message}; outside dom0 give --socket PATH (or QUBESD_SOCKET) and --policy-dir DIR, or run it in dom0 [${e.code}]\n`);
+      return 1;
+    }
+    if (e instanceof QubesTransportError && info?.via !== undefined) {
+      const f = describeFailure(e, info);
+      if (f) {
+        io.stderr.write(`qkit template ${name}: ${f.message} [${f.code}]\n`);
+        return 1;
+      }
     }
     const err = e as { qubesType?: string; code?: string; message?: string };
     const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
