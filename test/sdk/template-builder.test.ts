@@ -288,3 +288,13 @@ function modelToInput(m: StackModel): StackInput {
     options: m.options,
   };
 }
+
+describe("bigint values from JavaScript (review of issue 7, F23)", () => {
+  it("keeps every digit of a bigint feature value and refuses one as an integer property", () => {
+    const qube = (extra: Record<string, unknown>) => ({ class: "AppVM", template: "debian-12", label: "red", ...extra }) as unknown as QubeInput;
+    const stack = defineStack({ stack: "x", qubes: { work: qube({ features: { big: 12345678901234567890n, neg: -5n } }) } } as unknown as StackInput);
+    expect(stack.qubes[0]!.features).toEqual({ big: "12345678901234567890", neg: "-5" });
+    expect(() => defineStack({ stack: "x", qubes: { work: qube({ memory: 12345678901234567890n }) } } as unknown as StackInput)).toThrow(StackDefinitionError);
+    expect(() => defineStack({ stack: "x", qubes: { work: qube({ memory: 12345678901234567890n }) } } as unknown as StackInput)).toThrow(/unsafe-integer/);
+  });
+});

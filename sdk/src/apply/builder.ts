@@ -93,7 +93,7 @@ export interface QubeStructure {
   tags?: string[];
   /** Firewall rules in qubesd's `key=value` form, in order. */
   firewall?: string[];
-  devices?: Partial<Record<"pci" | "usb" | "block" | "mic" | "audio", DeviceInput[]>>;
+  devices?: Partial<Record<"pci" | "usb" | "block" | "mic", DeviceInput[]>>;
   volumes?: Partial<Record<VolumeName, VolumeInput>>;
   /** Create-time pools per volume. */
   pools?: Partial<Record<VolumeName, string>>;
@@ -267,9 +267,23 @@ const DEFAULT_TOKEN = "\u0000qkit-default\u0000";
  * with every {@link DEFAULT} marker written as the plain keyword `default`.
  */
 export function stackInputToYaml(input: StackInput): string {
-  const json = JSON.stringify({ qkit: 1, ...input }, (_k, v: unknown) => (v !== null && typeof v === "object" && !Array.isArray(v) && (v as { default?: unknown }).default === true && Object.keys(v).length === 1 ? DEFAULT_TOKEN : v), 1);
-  return json.split(JSON.stringify(DEFAULT_TOKEN)).join("default") + "\n";
+  const json = JSON.stringify(
+    { qkit: 1, ...input },
+    (_k, v: unknown) =>
+      typeof v === "bigint"
+        ? `${BIGINT_TOKEN}${v}${BIGINT_TOKEN}`
+        : v !== null && typeof v === "object" && !Array.isArray(v) && (v as { default?: unknown }).default === true && Object.keys(v).length === 1
+          ? DEFAULT_TOKEN
+          : v,
+    1,
+  );
+  // A bigint is written as its digits (the checker keeps them in feature values, refuses unsafe integers elsewhere).
+  return json.split(JSON.stringify(DEFAULT_TOKEN)).join("default").replace(BIGINT_PATTERN, "$1") + "\n";
 }
+
+const BIGINT_TOKEN = "\u0000qkit-bigint\u0000";
+/** A bigint's marker as JSON.stringify writes it (`\u0000` escaped). */
+const BIGINT_PATTERN = new RegExp(`"${JSON.stringify(BIGINT_TOKEN).slice(1, -1).replace(/\\/g, "\\\\")}(-?\\d+)${JSON.stringify(BIGINT_TOKEN).slice(1, -1).replace(/\\/g, "\\\\")}"`, "g");
 
 function stripProvenance<T>(value: T): T {
   if (Array.isArray(value)) return value.map(stripProvenance) as T;
