@@ -29,6 +29,7 @@ export { runConformanceCase, type ConformanceCase } from "./conformance.js";
 export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";
 export * from "./qubes/properties.js";
+export { parseIPv4, parseIPv6, parseUuid } from "./qubes/ipaddr.js";
 export * from "./qubes/model-file.js";
 export * from "./template/model.js";
 export * from "./template/index.js";

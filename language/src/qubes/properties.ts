@@ -12,6 +12,7 @@
  *
  * Pure: no IO.
  */
+import { parseIPv4, parseIPv6 } from "./ipaddr.js";
 
 /** The qube classes a stack may declare. */
 export const DECLARABLE_CLASSES = ["AppVM", "TemplateVM", "StandaloneVM", "DispVM"] as const;
@@ -288,83 +289,17 @@ function kernelCheck(v: string | number | boolean | null): ValueCheck {
   return String(v).includes("/") ? fail("QubesPropertyValueError", "Kernel name cannot contain '/'") : ok(String(v));
 }
 
-/** Python's `ipaddress.IPv4Address(s)`: four decimal octets, no leading zeros; its `str()`. */
-function pythonIPv4(s: string): string | undefined {
-  const parts = s.split(".");
-  if (parts.length !== 4) return undefined;
-  for (const p of parts) if (!/^[0-9]{1,3}$/.test(p) || (p.length > 1 && p[0] === "0") || Number(p) > 255) return undefined;
-  return parts.map(Number).join(".");
-}
-
-/** Python's `ipaddress.IPv6Address(s)` (an embedded IPv4 tail and a `%scope` included): its `str()`, the compressed lower-case form. */
-function pythonIPv6(text: string): string | undefined {
-  let s = text;
-  let scope = "";
-  const pct = s.indexOf("%");
-  if (pct >= 0) {
-    scope = s.slice(pct + 1);
-    if (!scope || scope.includes("%")) return undefined;
-    s = s.slice(0, pct);
-    scope = `%${scope}`;
-  }
-  const halves = s.split("::");
-  if (!s || halves.length > 2) return undefined;
-  const groups = (part: string, v4Tail: boolean): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    const items = part.split(":");
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      if (v4Tail && i === items.length - 1 && it.includes(".")) {
-        const v4 = pythonIPv4(it);
-        if (!v4) return undefined;
-        const [a, b, c, d] = v4.split(".").map(Number) as [number, number, number, number];
-        out.push(a * 256 + b, c * 256 + d);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(it)) out.push(parseInt(it, 16));
-      else return undefined;
-    }
-    return out;
-  };
-  let g: number[];
-  if (halves.length === 1) {
-    const all = groups(halves[0]!, true);
-    if (!all || all.length !== 8) return undefined;
-    g = all;
-  } else {
-    const head = groups(halves[0]!, false);
-    const tail = groups(halves[1]!, true);
-    if (!head || !tail || head.length + tail.length > 7) return undefined;
-    g = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  }
-  // `_compress_hextets`: the first longest run (two or more) of zero groups becomes `::`.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestLen < 2) return hex.join(":") + scope;
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}${scope}`;
-}
-
 /** The `ip` property's type, `ipaddress.IPv4Address`. */
 function ipv4Check(v: string | number | boolean | null): ValueCheck {
   if (v === null) return ok(null);
-  const a = pythonIPv4(String(v));
+  const a = parseIPv4(String(v));
   return a === undefined ? fail("QubesPropertyValueError", "Failed to parse property value as IPv4Address") : ok(a);
 }
 
 /** The `ip6` property's type, `ipaddress.IPv6Address`. */
 function ipv6Check(v: string | number | boolean | null): ValueCheck {
   if (v === null) return ok(null);
-  const a = pythonIPv6(String(v));
+  const a = parseIPv6(String(v));
   return a === undefined ? fail("QubesPropertyValueError", "Failed to parse property value as IPv6Address") : ok(a);
 }
 

@@ -10,7 +10,7 @@
 import type { QubeClass } from "@qubes-kit/language";
 import { TAG_PATTERN } from "@qubes-kit/language";
 import { APP_PROPS, VM_PROPS } from "./property-table.js";
-import { parseIPv6 } from "./ipaddr.js";
+import { parseIPv6 } from "@qubes-kit/language";
 import { SimAbort, SimError, qerr } from "./wire.js";
 
 /** A property value: `null` is Python's `None`. VM values are qube names, label values label names. */

@@ -10,7 +10,7 @@ import type { CompiledPolicy, RawSystemInfo, DomainInfo } from "@qubes-kit/langu
 import { checkCall, findAdminMethod, type CallContext, type StreamReply } from "./admin.js";
 import { App, validateName, type AppOptions, type PropValue, type Qube } from "./model.js";
 import { DiskPolicyStore, MemoryPolicyStore, PolicyAdminError, handlePolicyRequest, loadStorePolicy, type PolicyStore } from "./policy.js";
-import { parseUuid } from "./ipaddr.js";
+import { parseUuid } from "@qubes-kit/language";
 import { MAX_REQUEST_BYTES, SimAbort, SimError, eventFrame, exceptionFrame, isAscii, okFrame, parseRequest, protocolError, qerr } from "./wire.js";
 
 /** Where the reply of one call goes. */

@@ -2,7 +2,7 @@
  * The firewall (`admin.vm.firewall.*`).
  */
 import { SimAbort, isAscii, protocolError } from "../wire.js";
-import { parseIPv4, parseIPv6 } from "../ipaddr.js";
+import { parseIPv4, parseIPv6 } from "@qubes-kit/language";
 import { parsePyInt, type Qube } from "../model.js";
 import { lines, method } from "./registry.js";
 

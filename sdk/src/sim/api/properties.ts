@@ -5,7 +5,7 @@ import { propertyHelp } from "@qubes-kit/language";
 import type { PropDef, PropValue, Holder } from "../model.js";
 import { parsePyBool, parsePyInt, validateName } from "../model.js";
 import { SimAbort, isAscii, qerr } from "../wire.js";
-import { parseIPv4, parseIPv6, parseUuid } from "../ipaddr.js";
+import { parseIPv4, parseIPv6, parseUuid } from "@qubes-kit/language";
 import { lines, method, type CallContext } from "./registry.js";
 
 // ---------------------------------------------------------------------------
