@@ -23,3 +23,17 @@ export async function runQkit(argv: string[], options: { cwd: string; env?: Node
   const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: options.env ?? {}, cwd: options.cwd });
   return { code, out, err };
 }
+
+/**
+ * Starts `qkit sim serve --socket SOCKET ARGS…` in process in `cwd` and
+ * waits until it listens. `done` settles when the server ends (the tests end
+ * it with `process.emit("SIGTERM")`).
+ */
+export async function serveSim(socket: string, args: string[], cwd: string): Promise<{ done: Promise<number> }> {
+  const stdout = new PassThrough();
+  let out = "";
+  stdout.on("data", (d) => (out += d));
+  const done = main(["sim", "serve", "--socket", socket, ...args], { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, cwd });
+  while (!out.includes("listening")) await new Promise((r) => setTimeout(r, 10));
+  return { done };
+}

@@ -15,10 +15,11 @@ import {
   serviceFindings,
   ServiceAnalysisCache,
   type PolicySnapshot,
+  type SystemInfo,
 } from "@qubes-kit/language";
 import { demoSystem } from "../lsp/helpers/fixture.js";
+import { DIR, fsOf, view, type Files } from "../helpers/policy-workspace.js";
 
-const DIR = "/etc/qubes/policy.d";
 const SOURCES = ["*", "@anyvm", "dom0", "work", "vault", "@tag:gpg-client", "@type:AppVM", "@dispvm:default-dvm"];
 const TARGETS = ["*", "@anyvm", "@default", "@dispvm", "work", "vault", "@adminvm", "@tag:gpg-client"];
 const ACTIONS = ["allow", "deny", "ask", "ask target=vault", "allow target=work", "ask default_target=work", "alow"];
@@ -29,7 +30,6 @@ const ruleLine = fc
 const anyLine = fc.oneof({ weight: 8, arbitrary: ruleLine }, { weight: 1, arbitrary: fc.constantFrom("", "# comment", "svc.A * work", "!include include/common") });
 
 const FILES = ["10-a.policy", "30-user.policy", "50-b.policy", "include/common"];
-type Files = Record<string, string[]>;
 
 const edit = fc.record({
   file: fc.constantFrom(...FILES),
@@ -50,20 +50,17 @@ function apply(files: Files, e: { file: string; kind: string; at: number; line: 
   return next;
 }
 
-function fsOf(files: Files) {
-  const map: Record<string, string> = {};
-  for (const [name, lines] of Object.entries(files)) map[`${DIR}/${name}`] = lines.join("\n") + "\n";
-  return createMemoryFileSystem(map, [DIR, `${DIR}/include`]);
-}
 
-/** Everything a client sees of a snapshot: rules and diagnostics (with related places and fix data). */
-function view(s: PolicySnapshot) {
-  const diagnostics = [...s.diagnostics.entries()]
-    .filter(([, list]) => list.length)
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([path, list]) => [path, list.map((d) => ({ code: d.code, severity: d.severity, message: d.message, span: d.span, line: d.line, help: d.help, related: d.related, data: d.data }))]);
-  const rules = s.rules.map((r) => `${r.index} ${r.origin.path}:${r.origin.line} ${r.service} ${r.argument} ${r.source.text} ${r.target.text} ${r.action}`);
-  return { rules, diagnostics, policy: s.policyDiagnostics.map((d) => d.message) };
+
+/** Applies the edits one by one; after each, the analysis from the previous snapshot equals a fresh one. */
+function replayEqualsScratch(files: Files, edits: ReadonlyArray<{ file: string; kind: string; at: number; line: string }>, system: SystemInfo): void {
+  let snapshot = analyzeWorkspace(fsOf(files), { system });
+  for (const e of edits) {
+    files = apply(files, e);
+    const next = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
+    expect(view(next)).toEqual(view(analyzeWorkspace(fsOf(files), { system })));
+    snapshot = next;
+  }
 }
 
 describe("incremental analysis", () => {
@@ -72,27 +69,21 @@ describe("incremental analysis", () => {
   // Found by the property below (seed -687584240): lines inserted near the end of a file made the
   // re-parse double the empty last line, and later rules carried a line number one too high.
   test("lines inserted near the end of a file keep every rule's line", () => {
-    let files: Files = { "30-user.policy": ["svc.A * * * allow", "svc.A * * * allow", "", ...Array(6).fill("svc.A * * * allow")] };
+    const files: Files = { "30-user.policy": ["svc.A * * * allow", "svc.A * * * allow", "", ...Array(6).fill("svc.A * * * allow")] };
     const edits = [
       { file: "30-user.policy", kind: "insert", at: 0, line: "svc.A * * * allow" },
       { file: "30-user.policy", kind: "insert", at: 8, line: "svc.A * * * alow" },
       { file: "30-user.policy", kind: "insert", at: 9, line: "svc.A * * * ask" },
       { file: "30-user.policy", kind: "insert", at: 10, line: "svc.A * * * allow" },
     ];
-    let snapshot = analyzeWorkspace(fsOf(files), { system });
-    for (const e of edits) {
-      files = apply(files, e);
-      const next = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
-      expect(view(next)).toEqual(view(analyzeWorkspace(fsOf(files), { system })));
-      snapshot = next;
-    }
+    replayEqualsScratch(files, edits, system);
   });
 
   // Found by the property below: a warning in an unchanged file whose broader rule moved (lines
   // inserted or removed above it) is made again for the rule's new line, also when the rule object
   // it was made with is an older one at the same place.
   test("warnings in unchanged files follow their broader rule's line", () => {
-    let files: Files = {
+    const files: Files = {
       "10-a.policy": ["svc.A * @type:AppVM * allow", "svc.A * * * allow", "svc.A * * * allow", "svc.A * * * allow"],
       "30-user.policy": [],
       "50-b.policy": ["svc.A * * * allow", "svc.A * work vault allow"],
@@ -107,33 +98,21 @@ describe("incremental analysis", () => {
       { file: "10-a.policy", kind: "delete", at: 1, line: "" },
       { file: "10-a.policy", kind: "replace", at: 1, line: "svc.A * work * deny" },
     ];
-    let snapshot = analyzeWorkspace(fsOf(files), { system });
-    for (const e of edits) {
-      files = apply(files, e);
-      const next = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
-      expect(view(next)).toEqual(view(analyzeWorkspace(fsOf(files), { system })));
-      snapshot = next;
-    }
+    replayEqualsScratch(files, edits, system);
   });
 
   // Found by the property below (seed 392830026): a `*` rule inserted at the place of an unchanged file's
   // broader rule (which moved down) is the new broader rule; the warning followed the old one instead.
   test("a rule inserted at a broader rule's place becomes the broader rule of unchanged files", () => {
     const A = "svc.A * * * allow";
-    let files: Files = { "10-a.policy": [A, A, A, A, A, A], "30-user.policy": [], "50-b.policy": ["svc.C * * vault allow", "* * * * allow"], "include/common": [] };
+    const files: Files = { "10-a.policy": [A, A, A, A, A, A], "30-user.policy": [], "50-b.policy": ["svc.C * * vault allow", "* * * * allow"], "include/common": [] };
     const edits = [
       { file: "10-a.policy", kind: "insert", at: 0, line: A },
       { file: "10-a.policy", kind: "insert", at: 2, line: "* * * * allow" },
       { file: "10-a.policy", kind: "insert", at: 20, line: "* * * vault allow" },
       { file: "10-a.policy", kind: "insert", at: 0, line: A },
     ];
-    let snapshot = analyzeWorkspace(fsOf(files), { system });
-    for (const e of edits) {
-      files = apply(files, e);
-      const next = analyzeWorkspace(fsOf(files), { system, previous: snapshot });
-      expect(view(next)).toEqual(view(analyzeWorkspace(fsOf(files), { system })));
-      snapshot = next;
-    }
+    replayEqualsScratch(files, edits, system);
   });
 
   test("equals a from-scratch analysis after random edit sequences", () => {

@@ -8,8 +8,9 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { analyzeWorkspace, analyzeWorkspaceSteps, createMemoryFileSystem, prepareSystemInfo, type PolicySnapshot, type RawSystemInfo, type SystemInfo } from "@qubes-kit/language";
+import { analyzeWorkspace, analyzeWorkspaceSteps, prepareSystemInfo, type PolicySnapshot, type RawSystemInfo, type SystemInfo } from "@qubes-kit/language";
 import { demoSystem } from "../lsp/helpers/fixture.js";
+import { fsOf, view, type Files } from "../helpers/policy-workspace.js";
 
 /** A system model whose qubes advertise their services (so `service-not-provided` runs); dom0 and sys-net say nothing. */
 function advertisingSystem(): SystemInfo {
@@ -22,13 +23,11 @@ function advertisingSystem(): SystemInfo {
   return prepareSystemInfo(raw);
 }
 
-const DIR = "/etc/qubes/policy.d";
 const SERVICES = ["svc.A", "svc.B", "svc.C", "qubes.Filecopy", "*"];
 const SOURCES = ["*", "@anyvm", "dom0", "work", "vault", "@tag:gpg-client", "@type:AppVM", "@dispvm:default-dvm", "nosuch"];
 const TARGETS = ["*", "@anyvm", "@default", "@dispvm", "work", "vault", "@adminvm", "@tag:gpg-client"];
 const ACTIONS = ["allow", "deny", "ask", "ask target=vault", "allow target=work", "ask default_target=work", "alow"];
 
-type Files = Record<string, string[]>;
 
 /** A deterministic line (a rule most of the time) for position `i` of a file seeded by `seed`. */
 function lineAt(seed: number, i: number): string {
@@ -54,21 +53,7 @@ function makeFiles(): Files {
   };
 }
 
-function fsOf(files: Files) {
-  const map: Record<string, string> = {};
-  for (const [name, lines] of Object.entries(files)) map[`${DIR}/${name}`] = lines.join("\n") + "\n";
-  return createMemoryFileSystem(map, [DIR, `${DIR}/include`]);
-}
 
-/** Everything a client sees of a snapshot: rules and diagnostics (with related places and fix data). */
-function view(s: PolicySnapshot) {
-  const diagnostics = [...s.diagnostics.entries()]
-    .filter(([, list]) => list.length)
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([path, list]) => [path, list.map((d) => ({ code: d.code, severity: d.severity, message: d.message, span: d.span, line: d.line, help: d.help, related: d.related, data: d.data }))]);
-  const rules = s.rules.map((r) => `${r.index} ${r.origin.path}:${r.origin.line} ${r.service} ${r.argument} ${r.source.text} ${r.target.text} ${r.action}`);
-  return { rules, diagnostics, policy: s.policyDiagnostics.map((d) => d.message) };
-}
 
 const FILES = ["10-a.policy", "30-user.policy", "50-b.policy", "include/common"];
 

@@ -10,7 +10,7 @@ import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Qubes } from "@qubes-kit/sdk";
 import { main } from "../../sdk/src/cli/main.js";
-import { runQkit } from "../helpers/qkit.js";
+import { runQkit, serveSim } from "../helpers/qkit.js";
 import { HERE } from "../fixtures/template/apply/stacks.js";
 
 let dir: string;
@@ -27,11 +27,7 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(dir, "policy.d"));
   fs.writeFileSync(path.join(dir, "policy.d", "30-user.policy"), "qubes.Filecopy * work @default ask\n");
   env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
-  const stdout = new PassThrough();
-  let out = "";
-  stdout.on("data", (d) => (out += d));
-  server = main(["sim", "serve", "--socket", socket, "--system", "system.json", "--policy-dir", "policy.d"], { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, cwd: dir });
-  while (!out.includes("listening")) await new Promise((r) => setTimeout(r, 10));
+  server = (await serveSim(socket, ["--system", "system.json", "--policy-dir", "policy.d"], dir)).done;
 });
 
 afterAll(async () => {

@@ -11,11 +11,9 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../sdk/src/cli/main.js";
-import { runQkit } from "../helpers/qkit.js";
+import { runQkit, serveSim } from "../helpers/qkit.js";
 import { HERE } from "../fixtures/template/apply/stacks.js";
 
 const CLI = fileURLToPath(new URL("../../sdk/dist/cli.js", import.meta.url));
@@ -28,11 +26,7 @@ beforeAll(async () => {
   socket = path.join(dir, "qubesd.sock");
   fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
   fs.mkdirSync(path.join(dir, "policy.d"));
-  const stdout = new PassThrough();
-  let out = "";
-  stdout.on("data", (d) => (out += d));
-  server = main(["sim", "serve", "--socket", socket, "--system", "system.json", "--policy-dir", "policy.d"], { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, cwd: dir });
-  while (!out.includes("listening")) await new Promise((r) => setTimeout(r, 10));
+  server = (await serveSim(socket, ["--system", "system.json", "--policy-dir", "policy.d"], dir)).done;
 });
 
 afterAll(async () => {
