@@ -4,7 +4,7 @@
  */
 export type * from "./types.js";
 export { readLight, readDeep, readFeatures, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
-export { computePlan, planScope, scopeOfPlan, policyKey, type PlanOptions, type PolicyEffect } from "./plan.js";
+export { computePlan, planFocus, planScope, scopeOfPlan, policyKey, type PlanOptions, type PolicyEffect } from "./plan.js";
 export { policyEffects } from "./whatif.js";
 export { checkStackModel } from "./model-check.js";
 export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
@@ -28,5 +28,5 @@ export {
   type ApplyConnection,
 } from "./execute.js";
 export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
-export { renderPlan } from "./render.js";
+export { renderPlan, renderSideEffects } from "./render.js";
 export { planStack, planExpectations, readPolicyTexts, readWhatIfInputs, writesPolicy, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

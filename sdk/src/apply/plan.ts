@@ -92,6 +92,22 @@ export function planScope(input: StackModel, live: LiveSystem): ReadScope {
   return { deep, policy: [...policy].sort(), available: [...available].sort() };
 }
 
+/**
+ * The qubes whose features a plan reads in full: the declared ones, and when
+ * the stack declares `clockvm`, the clock qube it names and the current one
+ * (qubesd moves `service.clocksync` between them: the rehearsal shows it).
+ */
+export function planFocus(model: StackModel, live?: LiveSystem): string[] {
+  const out = new Set(model.qubes.map((q) => q.name));
+  const clock = model.global?.["clockvm"];
+  if (clock !== undefined) {
+    if (typeof clock === "string" && clock !== "") out.add(clock);
+    const now = live?.globals["clockvm"]?.value;
+    if (typeof now === "string" && now !== "") out.add(now);
+  }
+  return [...out].sort();
+}
+
 interface Ctx {
   model: StackModel;
   live: LiveSystem;
@@ -241,7 +257,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     summary,
     restartToTakeEffect: [...ctx.restart].sort(),
     orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true || isProtected(live.qubes[n]!)) : orphans,
-    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [...new Set(model.qubes.map((q) => q.name))].sort(), deep: scope.deep },
+    scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: planFocus(model, live), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
     options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
   };

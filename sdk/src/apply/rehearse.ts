@@ -7,9 +7,11 @@
 import { PolicyAdmin } from "../policy-admin.js";
 import { Qubes } from "../qubes.js";
 import { MemoryPolicyStore, Simulator, simulatorTransport } from "../sim/index.js";
+import { showProperty } from "./canonical.js";
 import { executePlan, memoryJournal, type ApplyResult } from "./execute.js";
 import { adminPolicyTarget } from "./policy-target.js";
-import type { LiveSystem, Plan } from "./types.js";
+import { readLight } from "./read.js";
+import type { LiveSystem, Plan, SideEffect } from "./types.js";
 
 const CLASS_ORDER: Record<string, number> = { TemplateVM: 0, StandaloneVM: 1, AppVM: 2, DispVM: 3 };
 const POWER = new Set(["Running", "Paused", "Suspended"]);
@@ -86,10 +88,20 @@ export function simulatorFromLive(live: LiveSystem): Simulator {
   return sim;
 }
 
-/** The outcome of a rehearsal: the executor's result on the simulator, and the simulator afterwards. */
+/** The outcome of a rehearsal: the executor's result on the simulator, the simulator afterwards, and what qubesd changed on its own. */
 export interface Rehearsal {
   result: ApplyResult;
   simulator: Simulator;
+  /**
+   * The changes the steps did not ask for, which qubesd makes as their
+   * consequence (qubes on the default netvm follow a new `default_netvm`, a
+   * new `clockvm` gets `service.clocksync` and the old one loses it, `guivm-*`
+   * tags follow `guivm` …): every difference between the simulated copy
+   * before and after the steps, on qubes that existed before and still do,
+   * that no step names. Features are compared on the qubes whose features
+   * were all read ({@link Plan.scope} `focus`).
+   */
+  sideEffects: SideEffect[];
 }
 
 /** Runs `plan` on a simulator seeded from `live`. */
@@ -97,6 +109,36 @@ export async function rehearse(plan: Plan, live: LiveSystem): Promise<Rehearsal>
   const simulator = simulatorFromLive(live);
   const transport = simulatorTransport(simulator);
   const qubes = new Qubes({ transport });
-  const result = await executePlan(plan, { qubes, policy: adminPolicyTarget(new PolicyAdmin(transport)) }, { journal: memoryJournal() });
-  return { result, simulator };
+  const policy = adminPolicyTarget(new PolicyAdmin(transport));
+  const focus = plan.scope.focus ?? [];
+  // Read back the same way before and after: differences of the copy itself (its computed defaults) cancel out.
+  const before = await readLight(qubes, policy, { focus });
+  const result = await executePlan(plan, { qubes, policy }, { journal: memoryJournal() });
+  const after = await readLight(qubes, policy, { focus });
+  return { result, simulator, sideEffects: sideEffectsOf(plan, before, after, new Set(focus)) };
+}
+
+function sideEffectsOf(plan: Plan, before: LiveSystem, after: LiveSystem, focus: Set<string>): SideEffect[] {
+  const named = new Set(plan.steps.map((s) => `${s.object}\0${s.key}`));
+  const out: SideEffect[] = [];
+  const add = (qube: string, key: string, b: string, a: string) => {
+    if (b !== a && !named.has(`${qube}\0${key}`)) out.push({ qube, key, before: b, after: a });
+  };
+  for (const name of Object.keys(before.globals).sort()) add("", name, showProperty(before.globals[name]), showProperty(after.globals[name]));
+  for (const name of Object.keys(before.qubes).sort()) {
+    const b = before.qubes[name]!;
+    const a = after.qubes[name];
+    // Created, removed or replaced by the plan: its block says what it is.
+    if (!a || a.class !== b.class || named.has(`${name}\0`)) continue;
+    for (const p of [...new Set([...Object.keys(b.properties), ...Object.keys(a.properties)])].sort()) add(name, p, showProperty(b.properties[p]), showProperty(a.properties[p]));
+    if (focus.has(name) || b.class === "AdminVM")
+      for (const f of [...new Set([...Object.keys(b.features), ...Object.keys(a.features)])].sort()) {
+        if (f.startsWith("x-qkit-")) continue;
+        add(name, `feature ${f}`, b.features[f] === undefined ? "absent" : JSON.stringify(b.features[f]), a.features[f] === undefined ? "absent" : JSON.stringify(a.features[f]));
+      }
+    const tb = new Set(b.tags);
+    const ta = new Set(a.tags);
+    for (const t of [...new Set([...tb, ...ta])].sort()) add(name, `tag ${t}`, tb.has(t) ? "present" : "absent", ta.has(t) ? "present" : "absent");
+  }
+  return out;
 }

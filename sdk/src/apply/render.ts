@@ -3,7 +3,7 @@
  * `~` change, `-` destroy), one line per setting with `before → after` and
  * when it takes effect, then the summary line.
  */
-import type { Plan, PlanStep } from "./types.js";
+import type { Plan, PlanStep, SideEffect } from "./types.js";
 
 const SIGN: Partial<Record<PlanStep["kind"], string>> = {
   "create-label": "+",
@@ -97,5 +97,23 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     for (const f of e.failed) out.push(`  FAIL ${f.expect}: ${f.problem}${f.rule ? ` (deciding rule ${f.rule})` : ""}`);
   }
   if (plan.errors.length) out.push(`${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}: nothing can be applied until ${plan.errors.length === 1 ? "it is" : "they are"} fixed.`);
+  return out.join("\n") + "\n";
+}
+
+/**
+ * What qubesd changes on its own (a rehearsal's {@link SideEffect}s), one
+ * line per change with every qube it touches: `""` when there is none.
+ */
+export function renderSideEffects(effects: readonly SideEffect[]): string {
+  if (!effects.length) return "";
+  const groups = new Map<string, { key: string; before: string; after: string; qubes: string[] }>();
+  for (const e of effects) {
+    const k = `${e.key}\0${e.before}\0${e.after}`;
+    const g = groups.get(k) ?? { key: e.key, before: e.before, after: e.after, qubes: [] };
+    g.qubes.push(e.qube === "" ? "global" : e.qube);
+    groups.set(k, g);
+  }
+  const out = [`qubesd also changes, on its own (seen in the rehearsal):`];
+  for (const g of groups.values()) out.push(`  ~ ${g.key} ${g.before} → ${g.after}: ${g.qubes.join(", ")}`);
   return out.join("\n") + "\n";
 }

@@ -7,11 +7,11 @@ import type { StackModel } from "@qubes-kit/language";
 import type { Qubes } from "../qubes.js";
 import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js";
 import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
-import { computePlan, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
+import { computePlan, planFocus, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
-import { fingerprint, readDeep, readLight, type ReadOptions } from "./read.js";
-import { rehearse } from "./rehearse.js";
-import type { LiveSystem, Plan, PlanExpectations, PlanStep } from "./types.js";
+import { fingerprint, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
+import { rehearse, type Rehearsal } from "./rehearse.js";
+import type { LiveSystem, Plan, PlanExpectations, PlanStep, SideEffect } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
 import type { PolicyTexts, WhatIfSystem } from "./future.js";
 import { policyEffects, whatIf } from "./whatif.js";
@@ -24,7 +24,10 @@ export interface StackConnection {
 
 /** Reads the live system and computes the plan of `model`. */
 export async function planStack(model: StackModel, conn: StackConnection, options: PlanOptions & ReadOptions = {}): Promise<{ plan: Plan; live: LiveSystem }> {
-  const live = await readLight(conn.qubes, conn.policy, { ...options, focus: model.qubes.map((q) => q.name) });
+  const live = await readLight(conn.qubes, conn.policy, { ...options, focus: planFocus(model) });
+  // The current clock qube is known only now.
+  const more = planFocus(model, live).filter((n) => !planFocus(model).includes(n));
+  if (more.length) await readFeatures(conn.qubes, live, more, options);
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
   // A policy write is ordered by its decision changes (what-if), when the caller did not say how.
@@ -125,7 +128,8 @@ export async function applyPlan(
       live?: LiveSystem;
       rehearse?: boolean;
       ignoreExpect?: boolean;
-      onRehearsed?(r: ApplyResult): void;
+      /** Told the rehearsal's result, and what qubesd changed on its own there ({@link Rehearsal.sideEffects}). */
+      onRehearsed?(r: ApplyResult, sideEffects: SideEffect[]): void;
       /** Asked once the fresh read and the rehearsal passed, before any call is sent; `false` stops (status `declined`). */
       confirm?(): Promise<boolean>;
     } = {},
@@ -143,7 +147,7 @@ export async function applyPlan(
   let rehearsal: ApplyResult | undefined;
   if (options.rehearse !== false) {
     const r = await rehearse(plan, live);
-    options.onRehearsed?.(r.result);
+    options.onRehearsed?.(r.result, r.sideEffects);
     if (r.result.failure) return { status: "rehearsal-failed", plan, rehearsal: r.result };
     rehearsal = r.result;
   }

@@ -149,6 +149,17 @@ export interface PlanStep {
   provenance?: Provenance;
 }
 
+/** A change qubesd makes on its own as a consequence of a plan's steps (seen in the rehearsal). */
+export interface SideEffect {
+  /** The qube, or `""` for a global property. */
+  qube: string;
+  /** As a step's key: a property name, `feature NAME`, `tag NAME`. */
+  key: string;
+  /** As a step's `before`/`after` (`default (sys-net)`, `"1"`, `absent`, `present`). */
+  before: string;
+  after: string;
+}
+
 /** A problem that stops the plan (ownership, shrink, class change …). */
 export interface PlanError {
   code: string;

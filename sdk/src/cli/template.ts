@@ -30,15 +30,18 @@ import {
   policyEffects,
   readWhatIfInputs,
   writesPolicy,
+  planFocus,
   planScope,
   readDeep,
   readFeatures,
   readLight,
   rehearse,
+  renderSideEffects,
   renderPlan,
   type LiveSystem,
   type Plan,
   type PlanStep,
+  type SideEffect,
   type PolicyTarget,
   type StackConnection,
 } from "../apply/index.js";
@@ -89,7 +92,9 @@ ${COMMON}
 Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
 journal records it, and running apply again resumes from the live state.
 
-exit status: 0 everything applied (deferred steps listed), 1 error,
+exit status: 0 everything applied, 1 error, 2 applied what could be but
+some steps are deferred (listed; the system does not match the stack yet:
+stop the qubes named, or use --restart=if-needed, and apply again),
 130/143 interrupted by SIGINT/SIGTERM.
 
 ${CONNECTION_USAGE}
@@ -229,10 +234,10 @@ function planOptions(p: ParsedArgs, model?: StackModel) {
 
 async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
   const conn = openConnection(p, io);
-  // The checker needs the live names first; the full features of the declared qubes are read after.
+  // The checker needs the live names first; the full features of the declared qubes (and clock qubes, see planFocus) are read after.
   const live = await readLight(conn.qubes, conn.policy, { focus: [] });
   const model = loadStack(p.file, io, live, p.flags.has("--json"));
-  await readFeatures(conn.qubes, live, model.qubes.map((q) => q.name));
+  await readFeatures(conn.qubes, live, planFocus(model, live));
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
   // What-if's inputs, when the stack has expectations or writes policy (a write is ordered by its decision changes).
@@ -388,17 +393,20 @@ export const commands: Command[] = [
         const { plan, live, conn } = await makePlan(p, io);
         // The rehearsal: the steps on a simulated copy of what was read (nothing reaches the system).
         let rehearsal: { ok: boolean; steps: number; failure?: string } | undefined;
+        let sideEffects: SideEffect[] = [];
         if (!plan.errors.length && plan.steps.some((s) => !s.deferred)) {
-          const r = (await rehearse(plan, live)).result;
+          const done = await rehearse(plan, live);
+          const r = done.result;
           rehearsal = r.failure ? { ok: false, steps: r.applied, failure: r.failure.summary } : { ok: true, steps: r.applied };
+          if (!r.failure) sideEffects = done.sideEffects;
         }
         if (typeof p.flags.get("--out") === "string") {
           writePlanFile(p.flags.get("--out") as string, io, plan);
         }
-        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal } : plan) + "\n");
+        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal, sideEffects } : plan) + "\n");
         else {
           io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
-          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n`);
+          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n${renderSideEffects(sideEffects)}`);
         }
         if (rehearsal && !rehearsal.ok) {
           io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
@@ -451,8 +459,9 @@ export const commands: Command[] = [
         if (failedExpect && !p.flags.has("--ignore-expect")) throw new CliFailure(failedExpect, "expectation-failed");
         const todo = plan.steps.filter((s) => !s.deferred);
         if (!todo.length) {
-          io.stdout.write("Nothing to apply.\n");
-          return 0;
+          const deferred = plan.steps.length - todo.length;
+          io.stdout.write(deferred ? `Nothing to apply now: ${deferred} step${deferred === 1 ? "" : "s"} deferred; the system does not match the stack yet.\n` : "Nothing to apply.\n");
+          return deferred ? 2 : 0;
         }
         // The journal is checked before anything is asked or changed: never the stack file, never a file that is not a journal.
         const journalFlag = p.flags.get("--journal");
@@ -486,8 +495,8 @@ export const commands: Command[] = [
             ignoreExpect: p.flags.has("--ignore-expect"),
             // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
             ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
-            onRehearsed: (r) => {
-              if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n`);
+            onRehearsed: (r, effects) => {
+              if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
             },
             onStep: (s) => {
               if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
@@ -519,8 +528,8 @@ export const commands: Command[] = [
           return r.interrupted.reason === "SIGTERM" ? 143 : 130;
         }
         if (r.failure) throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; run apply again to resume from the live state (journal ${journalPath})`, "apply-failed");
-        io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred (use --restart=if-needed)` : ""}.\n`);
-        return 0;
+        io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
+        return r.deferred ? 2 : 0;
       }),
   },
   {
