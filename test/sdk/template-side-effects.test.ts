@@ -101,6 +101,17 @@ describe("qubesd's own changes in plan and apply", () => {
     expect((await qkit("template", "plan", "laptop.qubes.yaml")).out).not.toContain("qubesd also changes");
   });
 
+  it("shows a firewall change as the rules removed and added, and apply's progress as the rule counts", async () => {
+    const file = path.join(dir, "laptop.qubes.yaml");
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace("dsthost=mail.example.com proto=tcp dstports=993", "dsthost=mail.example.com proto=tcp dstports=465"));
+    const plan = await qkit("template", "plan", "laptop.qubes.yaml");
+    expect(plan.out).toMatch(
+      /\n {6}~ firewall +(\d+) rules → \1 rules\n {10}- action=accept dsthost=mail\.example\.com proto=tcp dstports=993-993\n {10}\+ action=accept dsthost=mail\.example\.com proto=tcp dstports=465-465\n/,
+    );
+    const applied = await qkit("template", "apply", "laptop.qubes.yaml", "--yes");
+    expect(applied.out).toMatch(/\] work\.fw (\d+) rules → \1 rules … ok \d+ ms\n/);
+  });
+
   it("reads the features of a clock qube the stack does not declare, for the clocksync move", async () => {
     // Only a global: neither clock qube is declared here, so their features are read for the plan.
     fs.writeFileSync(path.join(dir, "clock.qubes.yaml"), "qkit: 1\nstack: clock\nglobal:\n  clockvm: sys-net\n");

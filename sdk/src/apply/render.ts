@@ -34,10 +34,50 @@ function effect(s: PlanStep, running: Set<string>): string {
   return parts.join(" · ");
 }
 
-function oneLine(v: string | null): string {
+/** A value for one line of output: a multi-line one (firewall rules, a policy file) as its count of rules. */
+export function oneLine(v: string | null): string {
   if (v === null) return "";
   const lines = v.split("\n");
   return lines.length > 1 ? `${lines.length} rules` : v;
+}
+
+const DIFF_LINES = 20;
+
+/**
+ * The lines removed (`- `) and added (`+ `) between two multi-line values
+ * (firewall rules, a policy file), in order, at most {@link DIFF_LINES}
+ * shown; a change too large to align says how many lines it touches.
+ */
+export function lineDiff(before: string, after: string): string[] {
+  const a = before === "" ? [] : before.split("\n");
+  const b = after === "" ? [] : after.split("\n");
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+    endA--;
+    endB--;
+  }
+  const x = a.slice(start, endA);
+  const y = b.slice(start, endB);
+  if (x.length * y.length > 1_000_000) return [`(${x.length} lines removed, ${y.length} added)`];
+  // Longest common subsequence of the middle parts.
+  const n = x.length;
+  const m = y.length;
+  const L = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i]![j] = x[i] === y[j] ? L[i + 1]![j + 1]! + 1 : Math.max(L[i + 1]![j]!, L[i]![j + 1]!);
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && x[i] === y[j]) {
+      i++;
+      j++;
+    } else if (i < n && (j === m || L[i + 1]![j]! >= L[i]![j + 1]!)) out.push(`- ${x[i++]}`);
+    else out.push(`+ ${y[j++]}`);
+  }
+  return out.length > DIFF_LINES ? [...out.slice(0, DIFF_LINES), `(${out.length - DIFF_LINES} more changed lines)`] : out;
 }
 
 /** Renders a plan (errors first, then blocks per object, then the summary). */
@@ -74,6 +114,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
       const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
       const eff = effect(s, running);
       out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);
+      if (s.before !== null && s.after !== null && (s.before.includes("\n") || s.after.includes("\n"))) for (const l of lineDiff(s.before, s.after)) out.push(`          ${l}`);
     }
   }
   const visible = plan.steps.filter((s) => s.kind !== "record-keys");

@@ -37,6 +37,7 @@ import {
   readLight,
   rehearse,
   renderSideEffects,
+  oneLine,
   renderPlan,
   type LiveSystem,
   type Plan,
@@ -334,7 +335,8 @@ async function confirm(io: CliIO, question: string): Promise<boolean> {
 
 function progressLine(index: number, total: number, s: PlanStep, status: string, ms: number): string {
   const w = String(total).length;
-  const change = s.before === null ? (s.after ?? "").split("\n")[0] : `${(s.before ?? "").split("\n")[0]} → ${(s.after ?? "").split("\n")[0]}`;
+  // As the plan shows it: a multi-line value (firewall rules, a policy file) as its count of rules, never its first line alone.
+  const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
   return `[${String(index).padStart(w)}/${total}] ${s.id}${change ? ` ${change}` : ""} … ${status}${status === "ok" ? ` ${ms} ms` : ""}\n`;
 }
 
