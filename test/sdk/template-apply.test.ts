@@ -162,4 +162,25 @@ describe("ownership", () => {
     expect([q.isDefault("memory"), q.features.has("a"), q.tags.has("t1"), q.firewall]).toEqual([true, false, false, ["action=accept"]]);
     expect((await planStack(v2, conn)).plan.steps).toEqual([]);
   });
+
+  it("ignores words in the keys record that are no key, warns, and drops them from the record", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("s", [qube("q1", "AppVM", { label: "red", template: "debian-12", memory: 700 })]);
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    const q = sim.app.domains.get("q1")!;
+    const good = q.features.get("x-qkit-keys");
+    q.setFeature("x-qkit-keys", `${good} {"json":1} p:`);
+    const { plan } = await planStack(v1, conn);
+    expect(plan.errors).toEqual([]);
+    expect(plan.warnings).toEqual([
+      { code: "ownership-record", message: `qube 'q1': its x-qkit-keys feature holds '{"json":1}', 'p:', which qkit never writes; ignored, and dropped from the record by the next apply` },
+    ]);
+    // Bookkeeping only: no setting changes, the record is written back without the strange words.
+    expect(plan.steps.map((s) => [s.kind, s.after])).toEqual([["record-keys", good]]);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    expect(q.features.get("x-qkit-keys")).toBe(good);
+    const again = (await planStack(v1, conn)).plan;
+    expect([again.steps, again.warnings ?? []]).toEqual([[], []]);
+  });
 });

@@ -8,7 +8,7 @@ export { computePlan, planFocus, planScope, scopeOfPlan, policyKey, type PlanOpt
 export { policyEffects } from "./whatif.js";
 export { checkStackModel } from "./model-check.js";
 export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
-export { parseKeys, formatKeys, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";
+export { parseKeys, formatKeys, isKey, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";
 export { adminPolicyTarget, dirPolicyTarget, type PolicyTarget } from "./policy-target.js";
 export {
   executePlan,

@@ -26,6 +26,13 @@ export function parseKeys(value: string | undefined): Set<string> {
   return new Set((value ?? "").split(" ").filter((k) => k !== ""));
 }
 
+const KEY = /^(?:p:[A-Za-z_][A-Za-z0-9_]*|f:\S+|t:\S+|fw|notes|protect|v:[^.\s]+\.[a-z_]+|d:[a-z]+:\S+)$/;
+
+/** Whether `k` is a key qkit writes into `x-qkit-keys` (see the module comment). */
+export function isKey(k: string): boolean {
+  return KEY.test(k);
+}
+
 /** Prints keys canonically (sorted, space-separated). */
 export function formatKeys(keys: Iterable<string>): string {
   return [...new Set(keys)].sort().join(" ");

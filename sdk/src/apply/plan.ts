@@ -17,7 +17,7 @@ import { calls, type CreateOptions } from "../calls.js";
 import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
-import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, formatKeys, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
@@ -339,7 +339,15 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   const running = isRunning(l);
   const ignore = new Set(ownership === "create" ? [] : q.ignore_changes ?? []);
   // The keys another stack recorded are not ours to reset: an adopted qube starts from none.
-  const oldKeys = ownership === "owned" ? parseKeys(l?.features[KEYS_FEATURE]) : new Set<string>();
+  const recorded = ownership === "owned" ? parseKeys(l?.features[KEYS_FEATURE]) : new Set<string>();
+  // A record edited by hand (or by another tool) may hold words that are no key: ignored, and dropped from the record.
+  const oldKeys = new Set([...recorded].filter(isKey));
+  const strange = [...recorded].filter((k) => !isKey(k));
+  if (strange.length)
+    ctx.warnings.push({
+      code: "ownership-record",
+      message: `qube '${q.name}': its ${KEYS_FEATURE} feature holds ${strange.map((k) => `'${k}'`).join(", ")}, which qkit never writes; ignored, and dropped from the record by the next apply`,
+    });
   const newKeys = new Set<string>();
   const first: string[] = [];
   let shutdownId: string | undefined;
@@ -682,7 +690,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (head && c) head.calls.push(...c);
     return;
   }
-  if (union !== formatKeys(oldKeys)) {
+  if (union !== (l?.features[KEYS_FEATURE] ?? "")) {
     const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, union))]);
     if (c) {
       const early = add(ctx, PHASE.revoke, { id: `${q.name}.keys-first`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: c, before: l?.features[KEYS_FEATURE] ?? null, after: union });
