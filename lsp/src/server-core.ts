@@ -25,6 +25,7 @@ import { URI } from "vscode-uri";
 import {
   parseDocument,
   prepareSystemInfo,
+  storageOf,
   vocabularySteps,
   type AnalysisDiagnostic,
   type PolicyDocument,
@@ -86,6 +87,8 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
   let settings: QubesPolicySettings = {};
   let folders: string[] = [];
   let system: SystemInfo | null = null;
+  /** The installed kernels and storage pools the system model file lists (for stack checks), when it does. */
+  let storage: { kernels?: string[]; pools?: string[] } = {};
   let systemSource: SystemSource = "none";
   let systemError: string | undefined;
   let clientCaps: InitializeParams["capabilities"] = {};
@@ -266,6 +269,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       documents,
       fs: host.fs,
       system: () => system,
+      storage: () => storage,
       loadDevices: async (backend, devclass) => {
         if (!host.template?.devices) return [];
         return host.template.devices({ settings, folder: folders[0], file: "", readFile: (p) => host.fs.readFile(p), policyDir: undefined }, backend, devclass);
@@ -748,9 +752,11 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       systemError = `cannot load the system model: ${String(e)}`;
     }
     system = null;
+    storage = {};
     if (raw) {
       try {
         system = prepareSystemInfo(raw);
+        storage = storageOf(raw);
         // The analysis reads every qube's properties: an entry that is not an object is refused with the model
         for (const [name, d] of system.domains) {
           if (!d || typeof d !== "object" || Array.isArray(d)) {

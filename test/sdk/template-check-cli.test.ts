@@ -70,6 +70,32 @@ describe("qkit template check: a live system's kernels and pools", () => {
   });
 });
 
+describe("qkit template check --system: the snapshot's kernels and pools", () => {
+  it("a snapshot lists the pools and kernels; check --system refuses a kernel or pool the file does not list, as with a connection", async () => {
+    const snap = await runQkit(["system", "snapshot", "--compact"], { cwd: dir, env });
+    expect(snap.code).toBe(0);
+    const model = JSON.parse(snap.out) as { domains: object; pools?: string[]; kernels?: string[] };
+    expect(model.kernels).toEqual(["6.12.40-1.qubes.fc41"]);
+    expect(model.pools).toEqual([...(model.pools ?? [])].sort());
+    expect(model.pools).toContain("linux-kernel");
+    fs.writeFileSync(path.join(dir, "snap.json"), snap.out);
+    const bare = JSON.parse((await runQkit(["system", "snapshot", "--no-wiring"], { cwd: dir, env })).out);
+    expect(["pools" in bare, "kernels" in bare]).toEqual([false, false]);
+
+    fs.writeFileSync(path.join(dir, "ks.qubes.yaml"), "qkit: 1\nstack: ks\nqubes:\n  work:\n    class: AppVM\n    label: blue\n    kernel: '5.0'\n    pools: { private: nopool }\n");
+    const offline = await runQkit(["template", "check", "ks.qubes.yaml", "--system", "snap.json"], { cwd: dir });
+    const live = await runQkit(["template", "check", "ks.qubes.yaml"], { cwd: dir, env });
+    expect(offline.out).toMatch(/error\[unknown-kernel\]: Kernel '5\.0' not installed \(QubesPropertyValueError\)\n {2}help: installed: 6\.12\.40-1\.qubes\.fc41\n/);
+    expect(offline.out).toMatch(/error\[unknown-pool\]/);
+    expect([offline.code, offline.out]).toEqual([live.code, live.out]);
+
+    const bad = { ...model, kernels: "6.12" };
+    fs.writeFileSync(path.join(dir, "bad-snap.json"), JSON.stringify(bad));
+    const r = await runQkit(["template", "check", "ks.qubes.yaml", "--system", "bad-snap.json"], { cwd: dir });
+    expect([r.code, r.err]).toEqual([2, "qkit template check: bad-snap.json: `kernels` is not a list of names; remove it or make the model again with `qkit system snapshot` [invalid-system]\n"]);
+  });
+});
+
 describe("defineStack and an explicit null", () => {
   it("throws StackDefinitionError for qubes: null (the checker's wrong-type), as the YAML front end refuses `qubes: null`", async () => {
     const { defineStack, StackDefinitionError } = await import("@qubes-kit/sdk");

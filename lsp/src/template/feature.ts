@@ -72,6 +72,8 @@ export interface FeatureContext {
   fs: HostFileSystem;
   /** The live system model, when one is configured and loaded. */
   system(): SystemInfo | null;
+  /** The installed kernels and storage pools of the system model, when it lists them. */
+  storage?(): { kernels?: readonly string[]; pools?: readonly string[] };
   /** Reads the devices a backend offers (for port completion), when the host can reach a machine. */
   loadDevices?(backend: string, devclass: string): Promise<readonly LiveDevice[]>;
   /** The disk path of a URI (unsaved documents get a private folder). */
@@ -165,7 +167,8 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
       }
       return [...names];
     };
-    const a = analyzeTemplate(path, text, { system, readFile, readDir, devices: known });
+    const { kernels, pools } = ctx.storage?.() ?? {};
+    const a = analyzeTemplate(path, text, { system, readFile, readDir, devices: known, ...(kernels ? { kernels } : {}), ...(pools ? { pools } : {}) });
     if (td) cache.set(uri, { version, text, system, devices: devicesVersion, analysis: a });
     return { td: td ?? closedMapper(uri, text), a };
   }

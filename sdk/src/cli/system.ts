@@ -25,7 +25,11 @@ qube, property.GetAll, tag.List and feature.Get+internal. Each qube also
 carries the wiring \`qkit flow\` needs, after those keys: \`netvm\` (a name or
 null), \`provides_network\`, \`firewall\` (rules as qvm-firewall prints them)
 and \`devices\` (assigned and attached: devclass, backend, port, device_id,
-mode), from admin.vm.firewall.Get and admin.vm.device.*.Assigned|Attached.
+mode), from admin.vm.firewall.Get and admin.vm.device.*.Assigned|Attached,
+and the file ends with the storage pools (\`pools\`, admin.pool.List) and the
+installed kernels (\`kernels\`, the linux-kernel pool's volumes), which
+\`qkit template check --system\` and the editor check \`kernel:\` and pool
+names against.
 With --services, each qube whose agent advertises its qrexec services also
 carries \`supported_rpc\` (after qubesd's keys, before the wiring): the sorted
 names whose supported-rpc.NAME feature is set and not empty, on the qube or
@@ -39,8 +43,9 @@ model (\`qkit policy\`, \`qkit flow\`, \`qkit template whatif\`).
 options:
   --json            the output is JSON anyway (accepted for scripts that pass it everywhere)
   --compact         one line instead of indented JSON
-  --no-wiring       only what internal.GetSystemInfo answers (no netvm, firewall, devices:
-                    \`qkit flow\` then finds no network or device paths in the file)
+  --no-wiring       only what internal.GetSystemInfo answers (no netvm, firewall, devices,
+                    pools, kernels: \`qkit flow\` then finds no network or device paths in
+                    the file)
   --services        also read the qrexec services each qube advertises (supported_rpc; one
                     feature.List per qube and one feature.Get per supported-rpc feature)
   --concurrency N   how many qubes to read at a time
@@ -54,8 +59,13 @@ ${CONNECTION_USAGE}`,
       if (c !== undefined && (typeof c !== "string" || !/^[1-9][0-9]*$/.test(c))) throw new UsageError("--concurrency needs a positive number");
       const { qubes } = connect(a.flags, io, conn);
       const info = await systemInfo(qubes, { ...(c === undefined ? {} : { concurrency: Number(c) }), ...(a.flags.has("--services") ? { services: true } : {}) });
-      if (!a.flags.has("--no-wiring")) await addWiring(qubes, info);
-      io.stdout.write(JSON.stringify(info, null, a.flags.has("--compact") ? undefined : 1) + "\n");
+      let out: object = info;
+      if (!a.flags.has("--no-wiring")) {
+        await addWiring(qubes, info);
+        const { liveStorage } = await import("./template-tools.js");
+        out = { ...info, ...(await liveStorage(qubes)) };
+      }
+      io.stdout.write(JSON.stringify(out, null, a.flags.has("--compact") ? undefined : 1) + "\n");
       return 0;
     }),
 };

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, jsonErrorAt, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, jsonErrorAt, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -93,6 +93,11 @@ function readSystemFile(file: string, io: CliIO): WhatIfSystem {
     throw new ToolFailure(`${file} is not a system model: expected {"domains": {...}} as \`qkit system snapshot\` writes it`, "invalid-system", true);
   for (const [name, q] of Object.entries(d.domains as Record<string, unknown>))
     if (!q || typeof q !== "object" || Array.isArray(q)) throw new ToolFailure(`${file}: domain ${name} is not an object`, "invalid-system", true);
+  for (const key of ["kernels", "pools"]) {
+    const v = (data as Record<string, unknown>)[key];
+    if (v !== undefined && !(Array.isArray(v) && v.every((x) => typeof x === "string")))
+      throw new ToolFailure(`${file}: \`${key}\` is not a list of names; remove it or make the model again with \`qkit system snapshot\``, "invalid-system", true);
+  }
   return data as WhatIfSystem;
 }
 
@@ -108,7 +113,7 @@ export function stackSystemOf(sys: WhatIfSystem): StackSystem {
     const label = d ? labelOfIcon(d.icon) : undefined;
     if (label) labels.add(label);
   }
-  return languageStackSystemOf(prepareSystemInfo(sys as unknown as RawSystemInfo), [...labels].sort());
+  return languageStackSystemOf(prepareSystemInfo(sys as unknown as RawSystemInfo), [...labels].sort(), storageOf(sys));
 }
 
 /**
@@ -116,7 +121,7 @@ export function stackSystemOf(sys: WhatIfSystem): StackSystem {
  * of a live system, for the checks of `kernel:`, `default_kernel:` and pool
  * names; what cannot be read stays unchecked.
  */
-async function liveStorage(qubes: Qubes): Promise<Pick<StackSystem, "pools" | "kernels">> {
+export async function liveStorage(qubes: Qubes): Promise<Pick<StackSystem, "pools" | "kernels">> {
   let pools: string[];
   try {
     pools = await qubes.pools();

@@ -42,6 +42,8 @@ export interface TemplateEnvironment {
   labels?: readonly string[];
   /** Kernels installed in dom0 (the `linux-kernel` pool's volumes), when known: completed for `kernel:`, and checked. */
   kernels?: readonly string[];
+  /** Storage pools of the machine, when known: pool names are checked. */
+  pools?: readonly string[];
 }
 
 /** An analysed stack file. */

@@ -20,7 +20,7 @@ import { templatePolicyDiagnostics } from "./policy.js";
  * A bare GetSystemInfo answer has no `provides_network`: it is then unknown
  * (the checker flags only a qube known not to provide network), never guessed.
  */
-export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): StackSystem {
+export function stackSystemOf(system: SystemInfo, labels?: readonly string[], storage: Pick<StackSystem, "kernels" | "pools"> = {}): StackSystem {
   const qubes: StackSystem["qubes"] = {};
   for (const [name, info] of system.domains) {
     if (name.startsWith("uuid:")) continue;
@@ -39,7 +39,23 @@ export function stackSystemOf(system: SystemInfo, labels?: readonly string[]): S
       ...(typeof netvm === "string" || netvm === null ? { netvm: (netvm as string | null) || null } : {}),
     };
   }
-  return { qubes, ...(labels ? { labels: [...labels] } : {}) };
+  return { qubes, ...(labels ? { labels: [...labels] } : {}), ...storage };
+}
+
+/**
+ * The installed kernels and the storage pools a system model file lists
+ * (top-level `kernels` and `pools`, as `qkit system snapshot` writes them),
+ * for the checks of `kernel:` and pool names; a key that is absent or not a
+ * list of names leaves its check off.
+ */
+export function storageOf(raw: unknown): Pick<StackSystem, "kernels" | "pools"> {
+  const out: Pick<StackSystem, "kernels" | "pools"> = {};
+  if (!raw || typeof raw !== "object") return out;
+  for (const key of ["kernels", "pools"] as const) {
+    const v = (raw as Record<string, unknown>)[key];
+    if (Array.isArray(v) && v.every((x) => typeof x === "string")) out[key] = [...(v as string[])].sort();
+  }
+  return out;
 }
 
 /** A checker diagnostic in the editor's shape (related places keep their file). */
@@ -67,7 +83,9 @@ export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
         }
       },
     };
-    const system = a.env.system ? { ...stackSystemOf(a.env.system, a.env.labels), ...(a.env.kernels ? { kernels: [...a.env.kernels] } : {}) } : undefined;
+    const system = a.env.system
+      ? { ...stackSystemOf(a.env.system, a.env.labels), ...(a.env.kernels ? { kernels: [...a.env.kernels] } : {}), ...(a.env.pools ? { pools: [...a.env.pools] } : {}) }
+      : undefined;
     const result = checkStack(fs, a.path, { documents: a.documents, ...(system ? { system } : {}) });
     for (const d of result.diagnostics) if (d.file === a.path) out.push(toAnalysis(d));
   } catch {

@@ -17,4 +17,4 @@ export { templateLenses, type TemplateLens } from "./lens.js";
 export { templateWorkspaceSymbols, type TemplateWorkspaceSymbol } from "./symbols.js";
 export { templatePolicyDiagnostics, templateSemanticTokens, templateFormatEdits, templateCodeActions, type TemplateCodeAction } from "./policy.js";
 export { TOP_KEYS, QUBE_KEYS, KNOWN_FEATURES, KNOWN_SERVICES, type KeyDoc } from "./vocabulary.js";
-export { templateDiagnostics, stackSystemOf } from "./diagnostics.js";
+export { templateDiagnostics, stackSystemOf, storageOf } from "./diagnostics.js";
