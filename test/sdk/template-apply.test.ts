@@ -184,3 +184,53 @@ describe("ownership", () => {
     expect([again.steps, again.warnings ?? []]).toEqual([[], []]);
   });
 });
+
+describe("labels the stack created", () => {
+  it("are recorded before they are created, and removed with --prune once no longer declared and no longer used", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("s", [qube("q1", "AppVM", { label: "teal", template: "debian-12" })], { labels: { teal: "0x008080" } });
+    const { plan } = await planStack(v1, conn);
+    const ids = plan.steps.map((s) => s.id);
+    expect(ids.indexOf("global.keys-labels")).toBeLessThan(ids.indexOf("label.teal"));
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    const record = () => sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s");
+    expect(record()).toBe("label:teal");
+    expect((await planStack(v1, conn)).plan.steps).toEqual([]);
+
+    // No longer declared; q1 moves to another label in the same plan.
+    const v2 = stack("s", [qube("q1", "AppVM", { label: "red", template: "debian-12" })]);
+    const kept = (await planStack(v2, conn)).plan;
+    expect(kept.warnings).toEqual([{ code: "orphan-label", message: "label 'teal' was created by stack 's' and is no longer declared; --prune removes it" }]);
+    expect(kept.steps.map((s) => s.kind)).not.toContain("remove-label");
+    const pruned = (await planStack(v2, conn, { prune: true })).plan;
+    expect(pruned.warnings ?? []).toEqual([]);
+    const order = pruned.steps.map((s) => s.id);
+    expect(order.indexOf("q1.p.label")).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf("label.teal.remove")).toBeGreaterThan(order.indexOf("q1.p.label"));
+    // qubesd cannot read back the colour of a label created through admin.label.Create (an AttributeError): none is shown.
+    expect(renderPlan(pruned)).toMatch(/\n {2}- label +teal +destroy\n/);
+    expect((await applyPlan(pruned, conn)).status).toBe("applied");
+    expect([...sim.app.labels.values()].map((l) => l.name)).not.toContain("teal");
+    expect(record()).toBeUndefined();
+    const after = (await planStack(v2, conn, { prune: true })).plan;
+    expect([after.steps, after.warnings ?? []]).toEqual([[], []]);
+  });
+
+  it("keeps a label that a qube outside the stack still uses, and says so", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("s", [qube("q1", "AppVM", { label: "teal", template: "debian-12" })], { labels: { teal: "0x008080" } });
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    await conn.qubes.createQube({ class: "AppVM", name: "other", label: "teal", template: "debian-12" });
+    const v2 = stack("s", [qube("q1", "AppVM", { label: "red", template: "debian-12" })]);
+    const plan = (await planStack(v2, conn, { prune: true })).plan;
+    expect(plan.steps.map((s) => s.kind)).not.toContain("remove-label");
+    expect(plan.warnings).toEqual([
+      { code: "label-in-use", message: "label 'teal' is no longer declared but other still uses it after this plan (qubesd refuses to remove a label in use); kept" },
+    ]);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    expect(sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s")).toBe("label:teal");
+  });
+});
+

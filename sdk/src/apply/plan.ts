@@ -168,6 +168,8 @@ const PHASE = {
   global: 30,
   grant: 40,
   remove: (r: number) => 55 - r,
+  /** After every qube that used the label changed it or was removed. */
+  labelRemove: 58,
   record: 60,
   start: 70,
 };
@@ -226,6 +228,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planLabels(ctx);
   for (const q of model.qubes) planQube(ctx, q, now);
   planOrphans(ctx);
+  planLabelRemovals(ctx);
   planGlobals(ctx);
   planPolicy(ctx);
   orderRemovals(ctx);
@@ -280,16 +283,77 @@ export function scopeOfPlan(plan: Plan): ReadScope {
 
 // ---------------------------------------------------------------------------
 
+/** The record token of a label the stack created (in the dom0 globals record, beside the global property names). */
+const labelToken = (name: string) => `label:${name}`;
+
+/**
+ * Labels: declared ones that do not exist are created, and recorded as the
+ * stack's (in the globals record, before the creation, as a qube's keys
+ * are). A recorded label no longer declared is removed with `--prune` once no
+ * qube uses it any more (else kept, with a warning saying why).
+ */
 function planLabels(ctx: Ctx): void {
+  const dom0 = ctx.live.qubes["dom0"];
+  const feature = globalsFeature(ctx.model.stack);
+  const recorded = parseKeys(dom0?.features[feature]);
+  const creates: PlanStep[] = [];
   for (const [name, colour] of Object.entries(ctx.model.labels ?? {})) {
     const have = ctx.live.labels[name];
     if (have === undefined) {
       const calls_ = build(ctx, `label ${name}`, () => [call(calls.labelCreate(name, colour))]);
-      if (calls_) add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour });
+      if (calls_) creates.push(add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour }));
     } else if (have !== "" && have.toLowerCase() !== colour.toLowerCase()) {
       err(ctx, "label-colour", `label '${name}' exists with colour ${have}, not ${colour}; qubesd cannot change a label's colour: use another label name`);
     }
   }
+  const missing = creates.map((s) => labelToken(s.object)).filter((t) => !recorded.has(t));
+  if (missing.length && dom0) {
+    const text = formatKeys([...recorded, ...missing]);
+    const c = build(ctx, "dom0 globals record", () => [call(calls.featureSet("dom0", feature, text))]);
+    if (c) {
+      const early = add(ctx, PHASE.label, { id: "global.keys-labels", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: dom0.features[feature] ?? null, after: text });
+      for (const s of creates) s.requires.push(early.id);
+    }
+  }
+}
+
+/** Recorded labels no longer declared: removed with `--prune` when nothing uses them after the plan (run after the qubes are planned). */
+function planLabelRemovals(ctx: Ctx): void {
+  const recorded = parseKeys(ctx.live.qubes["dom0"]?.features[globalsFeature(ctx.model.stack)]);
+  const declared = new Set(Object.keys(ctx.model.labels ?? {}));
+  for (const t of [...recorded].sort()) {
+    if (!t.startsWith("label:")) continue;
+    const name = t.slice("label:".length);
+    if (declared.has(name) || ctx.live.labels[name] === undefined) continue;
+    if (!ctx.options.prune) {
+      ctx.warnings.push({ code: "orphan-label", message: `label '${name}' was created by stack '${ctx.model.stack}' and is no longer declared; --prune removes it` });
+      continue;
+    }
+    const users = labelUsersAfter(ctx, name);
+    if (users.length) {
+      ctx.warnings.push({ code: "label-in-use", message: `label '${name}' is no longer declared but ${users.join(", ")} still use${users.length === 1 ? "s" : ""} it after this plan (qubesd refuses to remove a label in use); kept` });
+      continue;
+    }
+    const c = build(ctx, `label ${name}`, () => [call(calls.labelRemove(name))]);
+    if (!c) continue;
+    const s = add(ctx, PHASE.labelRemove, { id: `label.${name}.remove`, kind: "remove-label", target: `label ${name}`, object: name, key: "", calls: c, before: ctx.live.labels[name] ?? null, after: "removed (no longer declared)" });
+    // After every label change and every removal of a qube.
+    for (const x of ctx.steps) if (x !== s && ((x.kind === "set-property" && x.key === "label") || x.kind === "remove")) s.requires.push(x.id);
+  }
+}
+
+/** The qubes whose label is `name` once the plan ran (label changes and removals taken into account). */
+function labelUsersAfter(ctx: Ctx, name: string): string[] {
+  const out: string[] = [];
+  for (const q of Object.values(ctx.live.qubes)) {
+    if (ctx.steps.some((s) => s.kind === "remove" && s.object === q.name)) continue;
+    const change = ctx.steps.find((s) => s.kind === "set-property" && s.object === q.name && s.key === "label");
+    const label = change ? change.after : q.properties["label"]?.value;
+    if (label === name) out.push(q.name);
+  }
+  // Qubes the plan creates with that label.
+  for (const s of ctx.steps) if (s.kind === "create" && (s.after ?? "").split(" · ").includes(`label ${name}`)) out.push(s.object);
+  return [...new Set(out)].sort();
 }
 
 /** Ownership of an existing qube: undefined when it may be managed, else the error was reported. */
@@ -1011,13 +1075,17 @@ function planGlobals(ctx: Ctx): void {
     addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
   }
   for (const name of old) {
-    if (managed.has(name)) continue;
+    if (managed.has(name) || name.startsWith("label:")) continue;
     const cur = ctx.live.globals[name];
     if (!cur || cur.default) continue;
     const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
     if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default (no longer declared)" });
   }
-  const text = formatKeys(managed);
+  // The labels the stack created stay recorded while they exist and are not removed by this plan; new ones are added.
+  const removedLabels = new Set(ctx.steps.filter((s) => s.kind === "remove-label").map((s) => labelToken(s.object)));
+  const createdLabels = ctx.steps.filter((s) => s.kind === "create-label").map((s) => labelToken(s.object));
+  const labels = [...[...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t)), ...createdLabels];
+  const text = formatKeys([...managed, ...labels]);
   if (text !== formatKeys(old) && dom0) {
     const c = build(ctx, "dom0 globals record", () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
     if (c) add(ctx, PHASE.record, { id: "global.keys", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: dom0.features[feature] ?? null, after: text || null });

@@ -14,6 +14,7 @@ const SIGN: Partial<Record<PlanStep["kind"], string>> = {
   "remove-tag": "-",
   "unassign-device": "-",
   "remove-policy": "-",
+  "remove-label": "-",
   remove: "-",
 };
 
@@ -104,10 +105,10 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     const name = sp < 0 ? "" : target.slice(sp + 1);
     let mark = "~";
     if (head?.kind === "create" || head?.kind === "create-label") mark = "+";
-    else if (head?.kind === "remove" || head?.kind === "remove-policy") mark = "-";
+    else if (head?.kind === "remove" || head?.kind === "remove-policy" || head?.kind === "remove-label") mark = "-";
     else if (head?.kind === "write-policy" && head.before === null) mark = "+";
     const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
-    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
+    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
     out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}`.trimEnd());
     for (const s of steps) {
       if (s === head || s.kind === "record-keys") continue;

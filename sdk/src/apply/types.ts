@@ -88,6 +88,7 @@ export interface LiveSystem {
 /** What a step changes on. */
 export type StepKind =
   | "create-label"
+  | "remove-label"
   | "create"
   | "adopt"
   | "set-property"
