@@ -13,13 +13,22 @@
  * comes is out of reach of everything, and a CI run would otherwise spend its
  * whole budget without saying where.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import type { Reporter, TestCase, TestModule } from "vitest/node";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Reporter, TestCase, TestModule, TestSpecification } from "vitest/node";
 
-const stallMinutes = (() => {
-  const v = Number(process.env.QKIT_TEST_STALL_MINUTES ?? "10");
-  return Number.isFinite(v) && v >= 0 ? v : 10;
-})();
+const minutes = (name: string, fallback: number): number => {
+  const v = Number(process.env[name] ?? String(fallback));
+  return Number.isFinite(v) && v >= 0 ? v : fallback;
+};
+const stallMinutes = minutes("QKIT_TEST_STALL_MINUTES", 10);
+/**
+ * A run in which no test finished for this long, every worker idle in its
+ * event loop and no test running (tests and hooks time out after 60 s), is a
+ * wedge of vitest's worker pool, not a test: the idle workers are stopped so
+ * the run goes on, and the files they held are run again by scripts/test.mjs.
+ */
+const wedgeMinutes = minutes("QKIT_TEST_WEDGE_MINUTES", 3);
+const MAX_WEDGES = 3;
 
 /** The processes whose parent is `pid` (Linux `/proc`; none elsewhere). */
 function childrenOf(pid: number): number[] {
@@ -72,13 +81,22 @@ function describeTree(pid: number, depth: number, out: string[]): void {
 
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
+/** What a worker was doing when asked (see {@link workerStates}). */
+interface WorkerState {
+  pid: number;
+  /** `true`: idle in its event loop (no JavaScript running); `false`: running JavaScript; `undefined`: no report came. */
+  idle: boolean | undefined;
+  lines: string[];
+}
+
 /**
  * Where each vitest worker is: asks every worker for a diagnostic report
  * (SIGUSR2, with `--report-on-signal` from vitest.config.ts) and returns the
  * top of its JavaScript stack and its active handles. A worker blocked inside
- * a synchronous child process cannot answer; the process tree shows the child.
+ * a synchronous child process, or busy in synchronous JavaScript, cannot
+ * answer; the process tree shows its state and children.
  */
-function workerStacks(): string[] {
+function workerStates(): WorkerState[] {
   const dir = process.env.QKIT_WORKER_REPORT_DIR;
   const workers = childrenOf(process.pid).filter((p) => {
     try {
@@ -98,10 +116,9 @@ function workerStacks(): string[] {
       // Gone meanwhile.
     }
   }
-  const out: string[] = [];
+  const out = new Map<number, WorkerState>();
   const deadline = Date.now() + 5_000;
-  const seen = new Set<number>();
-  while (Date.now() < deadline && seen.size < workers.length) {
+  while (Date.now() < deadline && out.size < workers.length) {
     sleep(250);
     for (const f of safeList(dir)) {
       if (before.has(f)) continue;
@@ -113,19 +130,24 @@ function workerStacks(): string[] {
           libuv?: { type?: string; is_active?: boolean }[];
         };
         const pid = r.header?.processId ?? 0;
-        seen.add(pid);
         const frames = (r.javascriptStack?.stack ?? []).filter((l) => !/node:internal|\(native\)/.test(l)).slice(0, 12);
         const handles = new Map<string, number>();
         for (const h of r.libuv ?? []) if (h.is_active && h.type) handles.set(h.type, (handles.get(h.type) ?? 0) + 1);
         const where = frames.length ? "running JavaScript" : "idle in its event loop, waiting";
-        out.push(`worker ${pid}: ${where}; active handles: ${[...handles].map(([t, n]) => `${t}×${n}`).join(", ") || "none"}`, ...frames.map((l) => `    ${l.trim()}`));
+        out.set(pid, {
+          pid,
+          idle: frames.length === 0,
+          lines: [`worker ${pid}: ${where}; active handles: ${[...handles].map(([t, n]) => `${t}×${n}`).join(", ") || "none"}`, ...frames.map((l) => `    ${l.trim()}`)],
+        });
       } catch {
-        // A report still being written, or unreadable: the tree below still says something.
+        // A report still being written, or unreadable: the tree still says something.
       }
     }
   }
-  for (const w of workers) if (!seen.has(w)) out.push(`worker ${w}: no report within 5 s: busy in synchronous JavaScript, or blocked in a synchronous call such as spawnSync (see its state and children above)`);
-  return out;
+  for (const w of workers)
+    if (!out.has(w))
+      out.set(w, { pid: w, idle: undefined, lines: [`worker ${w}: no report within 5 s: busy in synchronous JavaScript, or blocked in a synchronous call such as spawnSync (see its state and children above)`] });
+  return [...out.values()];
 }
 
 function safeList(dir: string): string[] {
@@ -150,13 +172,25 @@ function killTree(pid: number): void {
 export default class SummaryReporter implements Reporter {
   private lastProgress = Date.now();
   private readonly runningModules = new Map<string, string>();
+  private readonly runningTests = new Set<string>();
   private readonly started: string[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** Workers stopped as wedged, and the files running when they were. */
+  private wedges = 0;
+  private readonly wedgedFiles = new Set<string>();
+  /** The stall period in which a wedge was already looked for (once per period). */
+  private wedgeLookedAt = -1;
 
-  onTestRunStart(): void {
+  /** Every file the run was asked to run (relative paths). */
+  private specified: string[] = [];
+
+  onTestRunStart(specifications: ReadonlyArray<TestSpecification>): void {
+    const cwd = process.cwd() + "/";
+    this.specified = specifications.map((s) => (s.moduleId.startsWith(cwd) ? s.moduleId.slice(cwd.length) : s.moduleId));
     this.lastProgress = Date.now();
     if (stallMinutes === 0 || this.timer) return;
-    this.timer = setInterval(() => this.checkStall(), Math.min(15_000, Math.max(250, stallMinutes * 15_000)));
+    const soonest = wedgeMinutes > 0 ? Math.min(stallMinutes, wedgeMinutes) : stallMinutes;
+    this.timer = setInterval(() => this.checkStall(), Math.min(15_000, Math.max(250, soonest * 15_000)));
     this.timer.unref();
   }
 
@@ -174,16 +208,44 @@ export default class SummaryReporter implements Reporter {
   }
 
   onTestCaseReady(t: TestCase): void {
+    this.runningTests.add(t.id);
     this.started.push(`${t.module.moduleId} > ${t.fullName}`);
     if (this.started.length > 5) this.started.shift();
   }
 
-  onTestCaseResult(): void {
+  onTestCaseResult(t: TestCase): void {
+    this.runningTests.delete(t.id);
     this.lastProgress = Date.now();
+  }
+
+  /** A wedged pool (see {@link wedgeMinutes}): stops the idle workers and says so; `true` when it did. */
+  private unwedge(idle: number): boolean {
+    if (wedgeMinutes === 0 || idle < wedgeMinutes * 60_000 || this.wedges >= MAX_WEDGES || this.runningTests.size > 0 || this.wedgeLookedAt === this.lastProgress) return false;
+    this.wedgeLookedAt = this.lastProgress;
+    const states = workerStates();
+    if (!states.length || !states.every((w) => w.idle === true)) return false;
+    const cwd = process.cwd() + "/";
+    const files = [...this.runningModules.values()].map((p) => (p.startsWith(cwd) ? p.slice(cwd.length) : p));
+    process.stderr.write(
+      `\ntest run: vitest's worker pool is wedged: no test finished for ${(idle / 60_000).toFixed(1)} minutes, no test is running and every worker is idle (${states.map((w) => w.pid).join(", ")}); files held: ${files.join(", ") || "(none reported)"}; stopping those workers so the run goes on; the files they held fail here and are run again at the end (QKIT_TEST_WEDGE_MINUTES sets the limit, 0 turns it off)\n`,
+    );
+    for (const f of files) this.wedgedFiles.add(f);
+    for (const w of states) {
+      killTree(w.pid);
+      try {
+        process.kill(w.pid, "SIGKILL");
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    this.wedges++;
+    this.lastProgress = Date.now();
+    return true;
   }
 
   private checkStall(): void {
     const idle = Date.now() - this.lastProgress;
+    if (this.unwedge(idle)) return;
     if (idle < stallMinutes * 60_000) return;
     const cwd = process.cwd() + "/";
     const rel = (p: string) => (p.startsWith(cwd) ? p.slice(cwd.length) : p);
@@ -193,7 +255,7 @@ export default class SummaryReporter implements Reporter {
     );
     const tree: string[] = [];
     describeTree(process.pid, 1, tree);
-    const stacks = workerStacks();
+    const stacks = workerStates().flatMap((w) => w.lines);
     process.stderr.write(
       `processes below the runner:\n${tree.join("\n") || "  (none)"}\n${stacks.length ? `where the workers are:\n${stacks.join("\n")}\n` : ""}`,
     );
@@ -209,16 +271,39 @@ export default class SummaryReporter implements Reporter {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
+    // Files a wedged worker held (see unwedge): a file with no failed test that failed as a whole.
+    const rerun: string[] = [];
+    let otherFailed = 0;
+    const cwd = process.cwd() + "/";
     for (const m of testModules) {
-      for (const t of m.children.allTests()) {
+      const tests = [...m.children.allTests()];
+      let failedHere = 0;
+      for (const t of tests) {
         const state = t.result().state;
         if (state === "passed") passed++;
-        else if (state === "failed") failed++;
+        else if (state === "failed") (failed++, failedHere++);
         else skipped++;
       }
+      const rel = m.moduleId.startsWith(cwd) ? m.moduleId.slice(cwd.length) : m.moduleId;
+      const wholeFileFailed = m.state() === "failed" && failedHere === 0;
       // A file that failed to load counts as a failure even with no test in it.
-      if (m.state() === "failed" && [...m.children.allTests()].length === 0) failed++;
+      if (m.state() === "failed" && tests.length === 0) failed++;
+      // A held file may never have reported an end: its state is then still queued or pending.
+      const held = this.wedgedFiles.has(rel) ? failedHere === 0 && m.state() !== "passed" && m.state() !== "skipped" : this.wedgedFiles.size === 0 && wholeFileFailed;
+      if (this.wedges > 0 && held) {
+        rerun.push(rel);
+        // Counted as a failure of this run (a file that failed to load is counted above already).
+        if (!(m.state() === "failed" && tests.length === 0)) failed++;
+      }
+      else if (m.state() === "failed") otherFailed += Math.max(1, failedHere);
     }
+    // A wedged worker may have held a file that never reported anything: it is not among the modules at all.
+    if (this.wedges > 0) {
+      const seen = new Set(testModules.map((m) => (m.moduleId.startsWith(cwd) ? m.moduleId.slice(cwd.length) : m.moduleId)));
+      for (const f of this.specified) if (!seen.has(f)) (rerun.push(f), failed++);
+    }
+    const out = process.env.QKIT_TEST_RESULT_FILE;
+    if (out) writeFileSync(out, JSON.stringify({ passed, failed, skipped, wedges: this.wedges, rerun, otherFailed }));
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
   }
 }
