@@ -12,7 +12,7 @@ import { demoSimulator, qube, stack } from "../fixtures/template/apply/stacks.js
 const MODEL = stack("intr", [
   qube("intr-a", "AppVM", { template: "debian-12", label: "red", netvm: null, memory: 500 }),
   qube("intr-b", "AppVM", { template: "debian-12", label: "blue", netvm: null, memory: 600 }),
-  qube("intr-c", "AppVM", { template: "debian-12", label: "green", netvm: null }),
+  qube("intr-c", "AppVM", { template: "debian-12", label: "green", netvm: null, memory: 700 }),
 ]);
 
 /** A connection to a fresh simulator whose transport runs `onCall` when a request is sent (before its reply). */

@@ -234,3 +234,24 @@ describe("labels the stack created", () => {
   });
 });
 
+describe("a new qube without network", () => {
+  it("loses its network in its create step, right after admin.vm.Create, never later in the apply", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const model = stack("s", [qube("vault2", "AppVM", { label: "black", template: "debian-12", netvm: null, memory: 600 })]);
+    const { plan } = await planStack(model, conn);
+    const create = plan.steps.find((s) => s.id === "vault2.create")!;
+    expect(create.calls.slice(0, 3).map((c) => `${c.method}${c.arg ? `+${c.arg}` : ""} ${c.payload}`)).toEqual([
+      "admin.vm.Create.AppVM+debian-12 name=vault2 label=black",
+      "admin.vm.property.Set+netvm ",
+      "admin.vm.feature.Set+x-qkit-stack s",
+    ]);
+    expect(plan.steps.map((s) => s.id)).not.toContain("vault2.p.netvm");
+    expect(renderPlan(plan)).toContain("+ AppVM      vault2  on debian-12 · label black · netvm none\n");
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    const q = sim.app.domains.get("vault2")!;
+    expect([q.isDefault("netvm"), q.getProp("netvm")]).toEqual([false, null]);
+    expect((await planStack(model, conn)).plan.steps).toEqual([]);
+  });
+});
+

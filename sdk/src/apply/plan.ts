@@ -549,6 +549,14 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
     const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertySet(name, payload, q.name))], kp(name));
     if (!c) continue;
+    const head = ownership === "create" && name === "netvm" && cv.value === null ? ctx.steps.find((x) => x.id === `${q.name}.create`) : undefined;
+    if (head) {
+      // A new qube declared without network loses it in its create step, right after admin.vm.Create: it is
+      // never on the default netvm while the rest of the apply runs (nor after a failure half-way).
+      head.calls.splice(1, 0, ...c);
+      head.after = `${head.after} · netvm none`;
+      continue;
+    }
     const pinned = ownership !== "create" && cur?.default && sameValue(cur, cv.value);
     const s = withFirst(
       add(ctx, phaseOfProperty(name, phase, cv.value), {
