@@ -217,6 +217,30 @@ describe("labels the stack created", () => {
     expect([after.steps, after.warnings ?? []]).toEqual([[], []]);
   });
 
+  it("keeps a label recorded while its removal is deferred, and drops the record only after the label is gone", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const record = () => sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s");
+    const v1 = stack("s", [qube("p1", "AppVM", { label: "teal", template: "debian-12" }, { state: "running" })], { labels: { teal: "0x008080" } });
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    expect([sim.app.domains.get("p1")!.power, record()]).toEqual(["Running", "label:teal"]);
+    // p1 runs: its removal, and so the label's, wait; the label stays in the record.
+    const v2 = stack("s", []);
+    const deferred = (await planStack(v2, conn, { prune: true })).plan;
+    expect(deferred.steps.filter((s) => s.deferred).map((s) => s.id).sort()).toEqual(["label.teal.remove", "p1.remove", "p1.shutdown"]);
+    expect(deferred.steps.map((s) => s.id)).not.toContain("global.keys");
+    expect(renderPlan(deferred)).toContain("Deferred: 3 (running: p1; use --restart=if-needed)");
+    expect((await applyPlan(deferred, conn)).status).toBe("applied");
+    expect(record()).toBe("label:teal");
+    // Once p1 may stop: the label goes, then its record entry.
+    const done = (await planStack(v2, conn, { prune: true, restart: "if-needed" })).plan;
+    const ids = done.steps.map((s) => s.id);
+    expect(ids.indexOf("label.teal.remove")).toBeGreaterThan(ids.indexOf("p1.remove"));
+    expect(ids.indexOf("global.keys")).toBeGreaterThan(ids.indexOf("label.teal.remove"));
+    expect((await applyPlan(done, conn)).status).toBe("applied");
+    expect([[...sim.app.labels.values()].some((l) => l.name === "teal"), record()]).toEqual([false, undefined]);
+  });
+
   it("keeps a label that a qube outside the stack still uses, and says so", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);
@@ -235,7 +259,7 @@ describe("labels the stack created", () => {
 });
 
 describe("a new qube without network", () => {
-  it("loses its network in its create step, right after admin.vm.Create, never later in the apply", async () => {
+  it("loses its network in its create step, right after admin.vm.Create and its ownership mark, never later in the apply", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);
     const model = stack("s", [qube("vault2", "AppVM", { label: "black", template: "debian-12", netvm: null, memory: 600 })]);
@@ -243,8 +267,8 @@ describe("a new qube without network", () => {
     const create = plan.steps.find((s) => s.id === "vault2.create")!;
     expect(create.calls.slice(0, 3).map((c) => `${c.method}${c.arg ? `+${c.arg}` : ""} ${c.payload}`)).toEqual([
       "admin.vm.Create.AppVM+debian-12 name=vault2 label=black",
-      "admin.vm.property.Set+netvm ",
       "admin.vm.feature.Set+x-qkit-stack s",
+      "admin.vm.property.Set+netvm ",
     ]);
     expect(plan.steps.map((s) => s.id)).not.toContain("vault2.p.netvm");
     expect(renderPlan(plan)).toContain("+ AppVM      vault2  on debian-12 · label black · netvm none\n");

@@ -124,4 +124,32 @@ describe("qubesd's own changes in plan and apply", () => {
       { qube: "sys-net", key: "feature service.clocksync", before: "absent", after: '"1"' },
     ]);
   });
+
+  it("warns when qubesd undoes a setting a step makes, and apply then exits 2 (the system does not match)", async () => {
+    // The clock moves back to sys-net while sys-firewall, the clock qube now, declares clocksync: qubesd removes it again.
+    const file = path.join(dir, "laptop.qubes.yaml");
+    const text = fs.readFileSync(file, "utf8");
+    const fw = "    features: { servicevm: true }\n    services: { qubes-updates-proxy: true }\n\n  sys-usb:";
+    expect(text).toContain(fw);
+    fs.writeFileSync(file, text.replace("clockvm: sys-firewall", "clockvm: sys-net").replace(fw, fw.replace("{ qubes-updates-proxy: true }", "{ qubes-updates-proxy: true, clocksync: true }")));
+    const json = JSON.parse((await qkit("template", "plan", "laptop.qubes.yaml", "--json")).out);
+    // sys-firewall has clocksync already (qubesd gave it with the clock): no step sets it, the stack declares it.
+    const undone = (json.sideEffects as { managed?: true }[]).filter((e) => e.managed);
+    expect(undone).toEqual([{ qube: "sys-firewall", key: "feature service.clocksync", before: '"1"', after: "absent", managed: true }]);
+    const text2 = await qkit("template", "plan", "laptop.qubes.yaml");
+    expect(text2.out).toMatch(/warning\[undone-by-qubesd\]: sys-firewall feature service\.clocksync: the stack declares "1", and qubesd changes it to absent as a consequence of the plan/);
+    const applied = await qkit("template", "apply", "laptop.qubes.yaml", "--yes");
+    expect(applied.out).toContain("qubesd changed 1 setting of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n");
+    expect(applied.code).toBe(2);
+    // The plan after it wants the setting again: what the warning said.
+    const again = JSON.parse((await qkit("template", "plan", "laptop.qubes.yaml", "--json")).out);
+    expect(again.steps.some((s: { key: string }) => s.key === "feature service.clocksync")).toBe(true);
+  });
+
+  it("has sideEffects null in the JSON when no rehearsal ran", async () => {
+    const json = JSON.parse((await qkit("template", "plan", "clock.qubes.yaml", "--json")).out);
+    expect(json.errors.length).toBeGreaterThan(0);
+    expect(json.sideEffects).toBeNull();
+  });
 });
+

@@ -24,7 +24,7 @@ export const PROTECT_KEY = "protect";
 
 /** Parses `x-qkit-keys` (space-separated). */
 export function parseKeys(value: string | undefined): Set<string> {
-  return new Set((value ?? "").split(" ").filter((k) => k !== ""));
+  return new Set((value ?? "").split(/\s+/).filter((k) => k !== ""));
 }
 
 const KEY = /^(?:p:[A-Za-z_][A-Za-z0-9_]*|f:\S+|t:\S+|fw|notes|protect|v:[^.\s]+\.[a-z_]+|d:[a-z]+:\S+)$/;

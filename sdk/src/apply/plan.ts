@@ -234,6 +234,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   orderRemovals(ctx);
   const netvmOrder = orderNetvm(ctx);
   const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
+  keepDeferredLabels(ctx, steps);
   const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
   const changed = new Set<string>();
   const created = new Set<string>();
@@ -551,9 +552,10 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (!c) continue;
     const head = ownership === "create" && name === "netvm" && cv.value === null ? ctx.steps.find((x) => x.id === `${q.name}.create`) : undefined;
     if (head) {
-      // A new qube declared without network loses it in its create step, right after admin.vm.Create: it is
-      // never on the default netvm while the rest of the apply runs (nor after a failure half-way).
-      head.calls.splice(1, 0, ...c);
+      // A new qube declared without network loses it in its create step, right after admin.vm.Create and
+      // its ownership mark: it is never on the default netvm while the rest of the apply runs (nor after a
+      // failure half-way), and a failure of this call leaves a qube the stack owns.
+      head.calls.splice(2, 0, ...c);
       head.after = `${head.after} · netvm none`;
       continue;
     }
@@ -1094,10 +1096,37 @@ function planGlobals(ctx: Ctx): void {
   const createdLabels = ctx.steps.filter((s) => s.kind === "create-label").map((s) => labelToken(s.object));
   const labels = [...[...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t)), ...createdLabels];
   const text = formatKeys([...managed, ...labels]);
-  if (text !== formatKeys(old) && dom0) {
+  // What the record holds when this step runs: the early label record, when the plan writes one.
+  const early = ctx.steps.find((s) => s.id === "global.keys-labels");
+  const base = early ? (early.after ?? "") : formatKeys(old);
+  if (text !== base && dom0) {
     const c = build(ctx, "dom0 globals record", () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
-    if (c) add(ctx, PHASE.record, { id: "global.keys", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: dom0.features[feature] ?? null, after: text || null });
+    if (c) {
+      const s = add(ctx, PHASE.record, { id: "global.keys", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: early ? early.after : (dom0.features[feature] ?? null), after: text || null });
+      // A label leaves the record only once it is gone (record first, drop last, as a qube's keys).
+      s.requires.push(...ctx.steps.filter((x) => x.kind === "remove-label").map((x) => x.id));
+    }
   }
+}
+
+/**
+ * After ordering: a label whose removal is deferred (a qube using it is
+ * running) stays in the globals record, so a later `--prune` still removes
+ * it; the record step is rewritten, or dropped when nothing else changes.
+ */
+function keepDeferredLabels(ctx: Ctx, steps: PlanStep[]): void {
+  const kept = steps.filter((s) => s.kind === "remove-label" && s.deferred).map((s) => labelToken(s.object));
+  const i = steps.findIndex((s) => s.id === "global.keys");
+  if (!kept.length || i < 0) return;
+  const rec = steps[i]!;
+  const feature = globalsFeature(ctx.model.stack);
+  const text = formatKeys([...parseKeys(rec.after ?? ""), ...kept]);
+  if (text === (rec.before ?? "")) {
+    steps.splice(i, 1);
+    return;
+  }
+  rec.calls = [call(calls.featureSet("dom0", feature, text))];
+  rec.after = text;
 }
 
 /** The other stacks whose `x-qkit-globals-<stack>` feature on dom0 records global `name`. */

@@ -10,8 +10,9 @@ import { MemoryPolicyStore, Simulator, simulatorTransport } from "../sim/index.j
 import { showProperty } from "./canonical.js";
 import { executePlan, memoryJournal, type ApplyResult } from "./execute.js";
 import { adminPolicyTarget } from "./policy-target.js";
+import { KEYS_FEATURE, globalsFeature, parseKeys } from "./keys.js";
 import { readLight } from "./read.js";
-import type { LiveSystem, Plan, SideEffect } from "./types.js";
+import type { LiveSystem, Plan, PlanStep, SideEffect } from "./types.js";
 
 const CLASS_ORDER: Record<string, number> = { TemplateVM: 0, StandaloneVM: 1, AppVM: 2, DispVM: 3 };
 const POWER = new Set(["Running", "Paused", "Suspended"]);
@@ -118,11 +119,40 @@ export async function rehearse(plan: Plan, live: LiveSystem): Promise<Rehearsal>
   return { result, simulator, sideEffects: sideEffectsOf(plan, before, after, new Set(focus)) };
 }
 
+/** Whether a value read back (`default (x)`, `"1"`, `absent`, `present`) is what a step set (its `after`). */
+function holds(stepAfter: string | null, seen: string): boolean {
+  if (stepAfter === null) return true;
+  if (stepAfter.startsWith("default")) return seen.startsWith("default");
+  if (stepAfter.startsWith("absent")) return seen === "absent";
+  // A property set to the value it inherited is shown pinned (`2 (pinned)`).
+  return seen === stepAfter || stepAfter === `${seen} (pinned)`;
+}
+
 function sideEffectsOf(plan: Plan, before: LiveSystem, after: LiveSystem, focus: Set<string>): SideEffect[] {
-  const named = new Set(plan.steps.map((s) => `${s.object}\0${s.key}`));
+  // The last step (in plan order) that sets each setting: what the setting should read once the plan ran.
+  const named = new Map<string, PlanStep>();
+  for (const s of plan.steps) if (!s.deferred) named.set(`${s.object}\0${s.key}`, s);
+  /** Whether the stack manages a setting (its ownership records once the plan ran: a qube's keys, the globals). */
+  const globalsRecord = Object.entries(after.qubes["dom0"]?.features ?? {}).find(([f]) => f === globalsFeature(plan.stack))?.[1];
+  const managed = (qube: string, key: string): boolean => {
+    if (qube === "") return parseKeys(globalsRecord).has(key);
+    const keys = parseKeys(after.qubes[qube]?.features[KEYS_FEATURE]);
+    if (key.startsWith("feature ")) return keys.has(`f:${key.slice(8)}`);
+    if (key.startsWith("tag ")) return keys.has(`t:${key.slice(4)}`);
+    return keys.has(`p:${key}`);
+  };
   const out: SideEffect[] = [];
   const add = (qube: string, key: string, b: string, a: string) => {
-    if (b !== a && !named.has(`${qube}\0${key}`)) out.push({ qube, key, before: b, after: a });
+    const step = named.get(`${qube}\0${key}`);
+    if (step !== undefined && step.kind !== "create" && step.kind !== "remove") {
+      // qubesd changed what the step set (a later step's consequence): the stack is not matched after apply.
+      if (!holds(step.after, a)) out.push({ qube, key, before: step.after ?? b, after: a, managed: true, undoes: step.id });
+      return;
+    }
+    if (b === a) return;
+    // A managed property still at its default was declared `default`: following a new default is what it says.
+    const followsDefault = b.startsWith("default") && a.startsWith("default");
+    out.push({ qube, key, before: b, after: a, ...(!followsDefault && managed(qube, key) ? { managed: true } : {}) });
   };
   for (const name of Object.keys(before.globals).sort()) add("", name, showProperty(before.globals[name]), showProperty(after.globals[name]));
   for (const name of Object.keys(before.qubes).sort()) {

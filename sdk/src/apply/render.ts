@@ -128,7 +128,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   const books = new Set(plan.steps.filter((x) => x.kind === "record-keys").map((x) => x.target));
   if (books.size) out.push(`Bookkeeping: the ownership record${books.size === 1 ? "" : "s"} of ${[...books].map((t) => (t === "global" ? "the global properties" : t.replace(/^qube /, ""))).join(", ")} (no setting changes)`);
   if (plan.summary.deferred) {
-    const qubes = [...new Set(plan.steps.filter((x) => x.deferred).map((x) => x.object))].sort();
+    const qubes = [...new Set(plan.steps.filter((x) => x.deferred && x.target.startsWith("qube ")).map((x) => x.object))].sort();
     out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
@@ -147,15 +147,22 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
  * line per change with every qube it touches: `""` when there is none.
  */
 export function renderSideEffects(effects: readonly SideEffect[]): string {
-  if (!effects.length) return "";
+  const undone = effects.filter((e) => e.managed);
+  const lines: string[] = [];
+  for (const e of undone)
+    lines.push(
+      `warning[undone-by-qubesd]: ${e.qube === "" ? "global" : e.qube} ${e.key}: ${e.undoes ? `step ${e.undoes} sets ${e.before}` : `the stack declares ${e.before}`}, and qubesd changes it to ${e.after} as a consequence of the plan (seen in the rehearsal): the system will not match the stack after apply; declare what qubesd leaves, or change the setting that makes it do so`,
+    );
+  const rest = effects.filter((e) => !e.managed);
+  if (!rest.length) return lines.length ? lines.join("\n") + "\n" : "";
   const groups = new Map<string, { key: string; before: string; after: string; qubes: string[] }>();
-  for (const e of effects) {
+  for (const e of rest) {
     const k = `${e.key}\0${e.before}\0${e.after}`;
     const g = groups.get(k) ?? { key: e.key, before: e.before, after: e.after, qubes: [] };
     g.qubes.push(e.qube === "" ? "global" : e.qube);
     groups.set(k, g);
   }
-  const out = [`qubesd also changes, on its own (seen in the rehearsal):`];
+  const out = [...lines, `qubesd also changes, on its own (seen in the rehearsal):`];
   for (const g of groups.values()) out.push(`  ~ ${g.key} ${g.before} → ${g.after}: ${g.qubes.join(", ")}`);
   return out.join("\n") + "\n";
 }

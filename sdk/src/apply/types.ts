@@ -159,6 +159,14 @@ export interface SideEffect {
   /** As a step's `before`/`after` (`default (sys-net)`, `"1"`, `absent`, `present`). */
   before: string;
   after: string;
+  /**
+   * The stack declares this setting (its ownership record holds it): qubesd
+   * changes a setting of the stack, so the system does not match the stack
+   * after apply.
+   */
+  managed?: true;
+  /** The step whose setting qubesd changed again afterwards (a consequence of a later step); `before` is then what the step set. */
+  undoes?: string;
 }
 
 /** A problem that stops the plan (ownership, shrink, class change …). */

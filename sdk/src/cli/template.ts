@@ -94,9 +94,11 @@ Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
 journal records it, and running apply again resumes from the live state.
 
 exit status: 0 everything applied, 1 error, 2 applied what could be but
-some steps are deferred (listed; the system does not match the stack yet:
-stop the qubes named, or use --restart=if-needed, and apply again),
-130/143 interrupted by SIGINT/SIGTERM.
+the system does not match the stack: some steps are deferred (listed; stop
+the qubes named, or use --restart=if-needed, and apply again) or qubesd
+changes a setting of the stack again as a consequence of another
+(warning[undone-by-qubesd]); also 2 for a usage error (the message says
+which), 130/143 interrupted by SIGINT/SIGTERM.
 
 ${CONNECTION_USAGE}
 `;
@@ -395,7 +397,8 @@ export const commands: Command[] = [
         const { plan, live, conn } = await makePlan(p, io);
         // The rehearsal: the steps on a simulated copy of what was read (nothing reaches the system).
         let rehearsal: { ok: boolean; steps: number; failure?: string } | undefined;
-        let sideEffects: SideEffect[] = [];
+        // null: no rehearsal ran (nothing to apply now, or plan errors), or it refused the plan.
+        let sideEffects: SideEffect[] | null = null;
         if (!plan.errors.length && plan.steps.some((s) => !s.deferred)) {
           const done = await rehearse(plan, live);
           const r = done.result;
@@ -405,10 +408,10 @@ export const commands: Command[] = [
         if (typeof p.flags.get("--out") === "string") {
           writePlanFile(p.flags.get("--out") as string, io, plan);
         }
-        if (p.flags.has("--json")) io.stdout.write(JSON.stringify(rehearsal ? { ...plan, rehearsal, sideEffects } : plan) + "\n");
+        if (p.flags.has("--json")) io.stdout.write(JSON.stringify({ ...plan, ...(rehearsal ? { rehearsal } : {}), sideEffects }) + "\n");
         else {
           io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
-          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n${renderSideEffects(sideEffects)}`);
+          if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n${renderSideEffects(sideEffects ?? [])}`);
         }
         if (rehearsal && !rehearsal.ok) {
           io.stderr.write(`qkit template plan: the rehearsal on a simulated copy of the system refused ${rehearsal.failure!.replace(/ failed: /, ": ")}; apply would refuse this plan [rehearsal-failed]\n`);
@@ -482,6 +485,8 @@ export const commands: Command[] = [
         }
         io.stdout.write(`Journal: ${journalPath}\n`);
         let outcome: Awaited<ReturnType<typeof applyPlan>>;
+        /** Settings of the plan that qubesd changes again afterwards (seen in the rehearsal). */
+        let undone = 0;
         // Ctrl-C or a TERM stops the apply after the step in flight, journaled and reported (exit 130/143).
         const stop = new AbortController();
         const onSignal = (sig: NodeJS.Signals) => {
@@ -498,6 +503,7 @@ export const commands: Command[] = [
             // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
             ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
             onRehearsed: (r, effects) => {
+              undone = effects.filter((e) => e.managed).length;
               if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
             },
             onStep: (s) => {
@@ -531,7 +537,8 @@ export const commands: Command[] = [
         }
         if (r.failure) throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; run apply again to resume from the live state (journal ${journalPath})`, "apply-failed");
         io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
-        return r.deferred ? 2 : 0;
+        if (undone) io.stdout.write(`qubesd changed ${undone} setting${undone === 1 ? "" : "s"} of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n`);
+        return r.deferred || undone ? 2 : 0;
       }),
   },
   {
