@@ -151,5 +151,17 @@ describe("qubesd's own changes in plan and apply", () => {
     expect(json.errors.length).toBeGreaterThan(0);
     expect(json.sideEffects).toBeNull();
   });
+
+  it("shows a changed policy file as the rules removed and added, marked when it grants", async () => {
+    const file = path.join(dir, "laptop.qubes.yaml");
+    const text = fs.readFileSync(file, "utf8");
+    const rule = "qubes.OpenURL        *  vault    @anyvm    deny";
+    expect(text).toContain(rule);
+    fs.writeFileSync(file, text.replace(rule, rule.replace("deny", "ask")));
+    const plan = await qkit("template", "plan", "laptop.qubes.yaml");
+    expect(plan.out).toMatch(/\n {2}~ policy +40-qkit-laptop-machine\.policy +\d+ rules +⚠ grants access\n {10}- qubes\.OpenURL +\* +vault +@anyvm +deny\n {10}\+ qubes\.OpenURL +\* +vault +@anyvm +ask\n/);
+    const json = JSON.parse((await qkit("template", "plan", "laptop.qubes.yaml", "--json")).out);
+    expect(json.steps.find((s: { kind: string }) => s.kind === "write-policy").diff).toEqual([`- ${rule}`, `+ ${rule.replace("deny", "ask")}`]);
+  });
 });
 

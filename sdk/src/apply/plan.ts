@@ -17,6 +17,7 @@ import { calls, type CreateOptions } from "../calls.js";
 import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
+import { lineDiff } from "./render.js";
 import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
@@ -1195,6 +1196,7 @@ function planPolicy(ctx: Ctx): void {
       before: cur ? `${cur.text.split("\n").length - 1} lines` : null,
       after: `${rules} rule${rules === 1 ? "" : "s"}`,
       risk,
+      ...(cur ? { diff: lineDiff(cur.text.replace(/\n$/, ""), text.replace(/\n$/, "")) } : {}),
       ...(f.provenance ? { provenance: f.provenance } : {}),
     });
     if (!revokeOnly) s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));

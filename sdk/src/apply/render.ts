@@ -109,7 +109,9 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     else if (head?.kind === "write-policy" && head.before === null) mark = "+";
     const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
     const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
-    out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}`.trimEnd());
+    const headRisk = head && head.kind.endsWith("policy") ? (head.risk === "grants-access" ? "    ⚠ grants access" : head.risk === "revokes-access" ? "    revokes access" : "") : "";
+    out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}${headRisk}`.trimEnd());
+    for (const l of head?.diff ?? []) out.push(`          ${l}`);
     for (const s of steps) {
       if (s === head || s.kind === "record-keys") continue;
       const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;

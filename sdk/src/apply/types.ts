@@ -147,6 +147,8 @@ export interface PlanStep {
   risk: "none" | "grants-access" | "revokes-access" | "data-loss" | "restart";
   /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
   deferred?: string;
+  /** A rewritten policy file: the lines removed (`- `) and added (`+ `), as {@link lineDiff} gives them. */
+  diff?: string[];
   provenance?: Provenance;
 }
 
