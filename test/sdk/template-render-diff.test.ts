@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { lineDiff } from "@qubes-kit/sdk";
+import { lineDiff, renderSideEffects } from "@qubes-kit/sdk";
 
 function lcs(a: string[], b: string[]): number {
   const memo = new Map<string, number>();
@@ -56,3 +56,24 @@ describe("lineDiff", () => {
     expect(d.at(-1)).toBe("(10 more changed lines)");
   });
 });
+
+describe("renderSideEffects", () => {
+  it("one line per setting and new value; the old value when the qubes share it; warnings first for settings the stack declares", () => {
+    expect(renderSideEffects([])).toBe("");
+    const text = renderSideEffects([
+      { qube: "a", key: "ip", before: "default (10.137.0.5)", after: "default ()" },
+      { qube: "a", key: "netvm", before: "default (sys-firewall)", after: "default (none)" },
+      { qube: "b", key: "ip", before: "default (10.137.0.6)", after: "default ()" },
+      { qube: "b", key: "netvm", before: "default (sys-firewall)", after: "default (none)" },
+      { qube: "c", key: "feature service.clocksync", before: '"1"', after: "absent", managed: true },
+    ]);
+    expect(text.split("\n")).toEqual([
+      expect.stringMatching(/^warning\[undone-by-qubesd\]: c feature service\.clocksync: the stack declares "1", and qubesd changes it to absent as a consequence of the plan/),
+      "qubesd also changes, on its own (seen in the rehearsal):",
+      "  ~ ip → default (): a, b (each from its own value)",
+      "  ~ netvm default (sys-firewall) → default (none): a, b",
+      "",
+    ]);
+  });
+});
+

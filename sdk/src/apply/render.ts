@@ -157,14 +157,17 @@ export function renderSideEffects(effects: readonly SideEffect[]): string {
     );
   const rest = effects.filter((e) => !e.managed);
   if (!rest.length) return lines.length ? lines.join("\n") + "\n" : "";
-  const groups = new Map<string, { key: string; before: string; after: string; qubes: string[] }>();
+  // One line per setting and new value, with every qube it touches (and the old value when they share it).
+  const groups = new Map<string, { key: string; befores: Set<string>; after: string; qubes: string[] }>();
   for (const e of rest) {
-    const k = `${e.key}\0${e.before}\0${e.after}`;
-    const g = groups.get(k) ?? { key: e.key, before: e.before, after: e.after, qubes: [] };
+    const k = `${e.key}\0${e.after}`;
+    const g = groups.get(k) ?? { key: e.key, befores: new Set<string>(), after: e.after, qubes: [] };
+    g.befores.add(e.before);
     g.qubes.push(e.qube === "" ? "global" : e.qube);
     groups.set(k, g);
   }
   const out = [...lines, `qubesd also changes, on its own (seen in the rehearsal):`];
-  for (const g of groups.values()) out.push(`  ~ ${g.key} ${g.before} → ${g.after}: ${g.qubes.join(", ")}`);
+  for (const g of groups.values())
+    out.push(g.befores.size === 1 ? `  ~ ${g.key} ${[...g.befores][0]} → ${g.after}: ${g.qubes.join(", ")}` : `  ~ ${g.key} → ${g.after}: ${g.qubes.join(", ")} (each from its own value)`);
   return out.join("\n") + "\n";
 }
