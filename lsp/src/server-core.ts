@@ -757,6 +757,10 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       try {
         system = prepareSystemInfo(raw);
         storage = storageOf(raw);
+        // As `qkit template check --system` refuses it: said, and the list left unchecked (the qubes still load).
+        for (const key of ["kernels", "pools"] as const)
+          if ((raw as unknown as Record<string, unknown>)[key] !== undefined && storage[key] === undefined)
+            systemError = `invalid system model: \`${key}\` is not a list of names; remove it or make the model again with \`qkit system snapshot\``;
         // The analysis reads every qube's properties: an entry that is not an object is refused with the model
         for (const [name, d] of system.domains) {
           if (!d || typeof d !== "object" || Array.isArray(d)) {

@@ -19,6 +19,10 @@ interface Status {
 const BAD_MODEL = join(mkdtempSync(join(tmpdir(), "qkit-bad-model-")), "system.json");
 writeFileSync(BAD_MODEL, JSON.stringify({ domains: { dom0: { type: "AdminVM", tags: [], uuid: "00000000-0000-0000-0000-000000000000" }, vault: null } }));
 
+/** A model whose `kernels` is not a list of names (as `qkit system snapshot` writes it). */
+const BAD_KERNELS = join(mkdtempSync(join(tmpdir(), "qkit-bad-kernels-")), "system.json");
+writeFileSync(BAD_KERNELS, JSON.stringify({ domains: { dom0: { type: "AdminVM", tags: [], uuid: "00000000-0000-0000-0000-000000000000" } }, kernels: "6.12" }));
+
 let server: ServerSession | undefined;
 afterEach(async () => {
   await server?.close();
@@ -46,6 +50,7 @@ describe("qubes/systemModelStatus", () => {
     [{ system: { source: "file", file: "/nonexistent/system.json" } }, "system model file not found: /nonexistent/system.json"],
     [{ system: { source: "file" } }, "qubesPolicy.system.file is not set"],
     [{ system: { source: "socket", socket: "/nonexistent/qubesd.sock" } }, /^cannot load the system model \(socket\): .*nonexistent\/qubesd\.sock/],
+    [{ system: { source: "file", file: BAD_KERNELS } }, "invalid system model: `kernels` is not a list of names; remove it or make the model again with `qkit system snapshot`"],
     [{ system: { source: "file", file: BAD_MODEL } }, `the system model \`${BAD_MODEL}\`: qube \`vault\` is null, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\` [bad-system-model]`],
   ])("says why the model did not load (%j)", async (settings, error) => {
     const status = await statusAfterReload(settings);
