@@ -80,3 +80,11 @@ it("does not run anything again when another test failed: the run fails", () => 
   expect(r.stdout).toMatch(/tests: 0 passed, 2 failed\n$/);
   expect(r.status).toBe(1);
 }, 60_000);
+
+it("leaves a slow hook alone: an idle worker in a beforeAll is no wedge", () => {
+  const r = wrapped("hook.stall.ts");
+  expect(r.stderr).not.toContain("wedged");
+  expect(r.stdout).toMatch(/tests: 1 passed, 0 failed\n$/);
+  expect(r.status).toBe(0);
+}, 60_000);
+

@@ -23,7 +23,7 @@ const minutes = (name: string, fallback: number): number => {
 const stallMinutes = minutes("QKIT_TEST_STALL_MINUTES", 10);
 /**
  * A run in which no test finished for this long, every worker idle in its
- * event loop and no test running (tests and hooks time out after 60 s), is a
+ * event loop and no test or hook running (tests and hooks time out), is a
  * wedge of vitest's worker pool, not a test: the idle workers are stopped so
  * the run goes on, and the files they held are run again by scripts/test.mjs.
  */
@@ -218,9 +218,20 @@ export default class SummaryReporter implements Reporter {
     this.lastProgress = Date.now();
   }
 
+  /** Hooks running (a `beforeAll` may legitimately wait minutes for a browser or a build: never a wedge). */
+  private runningHooks = 0;
+
+  onHookStart(): void {
+    this.runningHooks++;
+  }
+
+  onHookEnd(): void {
+    this.runningHooks = Math.max(0, this.runningHooks - 1);
+  }
+
   /** A wedged pool (see {@link wedgeMinutes}): stops the idle workers and says so; `true` when it did. */
   private unwedge(idle: number): boolean {
-    if (wedgeMinutes === 0 || idle < wedgeMinutes * 60_000 || this.wedges >= MAX_WEDGES || this.runningTests.size > 0 || this.wedgeLookedAt === this.lastProgress) return false;
+    if (wedgeMinutes === 0 || idle < wedgeMinutes * 60_000 || this.wedges >= MAX_WEDGES || this.runningTests.size > 0 || this.runningHooks > 0 || this.wedgeLookedAt === this.lastProgress) return false;
     this.wedgeLookedAt = this.lastProgress;
     const states = workerStates();
     if (!states.length || !states.every((w) => w.idle === true)) return false;
