@@ -80,6 +80,8 @@ export interface Volume {
   snapOnStart: boolean;
   revisionsToKeep: number;
   ephemeral: boolean;
+  /** `ephemeral` was set explicitly (`Volume.config` then carries it: a disposable copies it from its template's volume). */
+  ephemeralSet?: boolean;
   /** Revision ids kept by a `file-reflink` pool, oldest first (see {@link App.commitVolume}). */
   revisions?: string[];
   /** Started and not yet committed (a `save_on_stop` volume of a running qube). */
@@ -986,7 +988,7 @@ export class App extends Holder {
       const p = this.pools.get(name);
       if (p?.driver === "linux-kernel" && vol !== "kernel") throw new SimAbort(`AssertionError: writable ${vol} volume in a linux-kernel pool`);
       if (!again) {
-        if (p && p.driver !== "linux-kernel") p.volumes.push(this.fileVid(q, vol));
+        if (p && p.driver !== "linux-kernel") listVolume(p, this.fileVid(q, vol));
       } else moves.push([this.volumePool(q, vol), name]);
     }
     for (const [i, [from, to]] of moves.entries()) {
@@ -995,7 +997,7 @@ export class App extends Holder {
       const a = this.pools.get(from);
       const b = this.pools.get(to);
       if (a && a.driver !== "linux-kernel" && a.volumes.lastIndexOf(vid) >= 0) a.volumes.splice(a.volumes.lastIndexOf(vid), 1);
-      if (b && b.driver !== "linux-kernel") b.volumes.push(vid);
+      if (b && b.driver !== "linux-kernel") listVolume(b, vid);
     }
   }
 
@@ -1110,12 +1112,17 @@ export class App extends Holder {
     // (a resized root of the disposable template itself does not count), observed
     const rootSize = (q.klass === "DispVM" ? tpl?.templateQube()?.volumes.get("root")?.size : undefined) ?? tplVol("root")?.size;
     q.volumes.set("root", mk("root", rootSize ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
+    // A disposable's private is a snapshot of its disposable template's (that size); any other qube's private
+    // starts at the default 2 GiB whatever its template's is (`private_img_size`; probes-sizes.txt, observed)
     q.volumes.set(
       "private",
-      mk("private", tplVol("private")?.size ?? 2147483648, q.klass === "DispVM" ? { snapOnStart: true, source: tplVol("private")?.vid ?? "" } : { saveOnStop: true }),
+      q.klass === "DispVM" ? mk("private", tplVol("private")?.size ?? 2147483648, { snapOnStart: true, source: tplVol("private")?.vid ?? "" }) : mk("private", 2147483648, { saveOnStop: true }),
     );
-    // `DispVM.default_volume_config`: a disposable's volatile is root_img_size + private_img_size
-    q.volumes.set("volatile", mk("volatile", q.klass === "DispVM" ? 12884901888 : 10737418240, { ephemeral: this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True" }));
+    // `DispVM.default_volume_config`: a disposable's volatile is root_img_size + private_img_size; a disposable
+    // copies an explicitly set `ephemeral` of its template's volatile (`DispVM.__init__`; probes-sizes.txt, observed)
+    const tplVolatile = q.klass === "DispVM" ? tplVol("volatile") : undefined;
+    const ephemeral = tplVolatile?.ephemeralSet ? tplVolatile.ephemeral : this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True";
+    q.volumes.set("volatile", mk("volatile", q.klass === "DispVM" ? 12884901888 : 10737418240, { ephemeral, ...(tplVolatile?.ephemeralSet ? { ephemeralSet: true } : {}) }));
     const kernel = q.getProp("kernel");
     const kpool = pick("kernel");
     const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
@@ -1348,4 +1355,15 @@ export class App extends Holder {
     q.power = "Running";
     q.emit("domain-resumed");
   }
+}
+
+/**
+ * A volume initialised in a pool, as the pool lists it: `ReflinkPool` keeps
+ * its volumes in a dict by vid (a volume of a vid already listed, e.g. of a
+ * failed create retried under the same name, keeps the first one's place),
+ * `FilePool` in a list (each one listed). Observed: probes-storage.txt.
+ */
+function listVolume(p: { driver: string; volumes: string[] }, vid: string): void {
+  if (p.driver === "file-reflink" && p.volumes.includes(vid)) return;
+  p.volumes.push(vid);
 }

@@ -249,5 +249,6 @@ method("admin.vm.volume.Set.ephemeral", null, true, true, (c) => {
   if (isKernelVolume(c, v)) throw qerr("QubesValueError", "LinuxModules does not support setting ephemeral value");
   if (b && (v.snapOnStart || v.saveOnStop || !v.rw)) throw qerr("QubesValueError", "Cannot enable ephemeral on snap_on_start or save_on_stop or non-dom0 or not writable volume");
   v.ephemeral = b;
+  v.ephemeralSet = true;
   return null;
 });
