@@ -1111,18 +1111,20 @@ export class App extends Holder {
     // a snapshot volume takes the size of its source: for a disposable, the root of its template's template
     // (a resized root of the disposable template itself does not count), observed
     const rootSize = (q.klass === "DispVM" ? tpl?.templateQube()?.volumes.get("root")?.size : undefined) ?? tplVol("root")?.size;
-    q.volumes.set("root", mk("root", rootSize ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource } : { saveOnStop: true }));
+    // A disposable copies the rw setting of each of its template's volumes (`DispVM.__init__`; probes-sizes.txt, observed)
+    const rwOf = (n: string) => (q.klass === "DispVM" && tplVol(n) !== undefined ? { rw: tplVol(n)!.rw } : {});
+    q.volumes.set("root", mk("root", rootSize ?? 10737418240, hasTemplate ? { snapOnStart: true, source: rootSource, ...rwOf("root") } : { saveOnStop: true }));
     // A disposable's private is a snapshot of its disposable template's (that size); any other qube's private
     // starts at the default 2 GiB whatever its template's is (`private_img_size`; probes-sizes.txt, observed)
     q.volumes.set(
       "private",
-      q.klass === "DispVM" ? mk("private", tplVol("private")?.size ?? 2147483648, { snapOnStart: true, source: tplVol("private")?.vid ?? "" }) : mk("private", 2147483648, { saveOnStop: true }),
+      q.klass === "DispVM" ? mk("private", tplVol("private")?.size ?? 2147483648, { snapOnStart: true, source: tplVol("private")?.vid ?? "", ...rwOf("private") }) : mk("private", 2147483648, { saveOnStop: true }),
     );
     // `DispVM.default_volume_config`: a disposable's volatile is root_img_size + private_img_size; a disposable
     // copies an explicitly set `ephemeral` of its template's volatile (`DispVM.__init__`; probes-sizes.txt, observed)
     const tplVolatile = q.klass === "DispVM" ? tplVol("volatile") : undefined;
     const ephemeral = tplVolatile?.ephemeralSet ? tplVolatile.ephemeral : this.pools.get(pick("volatile"))?.config.ephemeral_volatile === "True";
-    q.volumes.set("volatile", mk("volatile", q.klass === "DispVM" ? 12884901888 : 10737418240, { ephemeral, ...(tplVolatile?.ephemeralSet ? { ephemeralSet: true } : {}) }));
+    q.volumes.set("volatile", mk("volatile", q.klass === "DispVM" ? 12884901888 : 10737418240, { ephemeral, ...(tplVolatile?.ephemeralSet ? { ephemeralSet: true } : {}), ...rwOf("volatile") }));
     const kernel = q.getProp("kernel");
     const kpool = pick("kernel");
     const kdir = this.pools.get(kpool)?.config.dir_path ?? "/var/lib/qubes/vm-kernels";
