@@ -279,3 +279,23 @@ describe("a new qube without network", () => {
   });
 });
 
+describe("the clock qube's clocksync", () => {
+  it("warns when the plan removes service.clocksync from the qube that stays the clockvm, not when the clock moves", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const base = (features: Record<string, string>, clockvm: string) =>
+      stack("s", [qube("q1", "AppVM", { label: "red", template: "debian-12" }, { features }), qube("q2", "AppVM", { label: "red", template: "debian-12" })], { global: { clockvm } });
+    expect((await applyPlan((await planStack(base({ "service.clocksync": "1" }, "q1"), conn)).plan, conn)).status).toBe("applied");
+    const dropped = (await planStack(base({}, "q1"), conn)).plan;
+    expect(dropped.steps.map((x) => x.id)).toContain("q1.f.service.clocksync");
+    expect(dropped.warnings).toEqual([
+      { code: "clockvm-clocksync", message: "qube 'q1' is the clock qube (clockvm), and step q1.f.service.clocksync removes its service.clocksync: no qube would keep the time; keep the service there, or make another qube the clockvm" },
+    ]);
+    expect(renderPlan(dropped)).toContain("warning[clockvm-clocksync]: qube 'q1' is the clock qube");
+    const disabled = (await planStack(base({ "service.clocksync": "" }, "q1"), conn)).plan;
+    expect(disabled.warnings?.map((w) => w.code)).toEqual(["clockvm-clocksync"]);
+    const moved = (await planStack(base({}, "q2"), conn)).plan;
+    expect(moved.warnings ?? []).toEqual([]);
+  });
+});
+

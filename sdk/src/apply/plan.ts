@@ -231,6 +231,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planOrphans(ctx);
   planLabelRemovals(ctx);
   planGlobals(ctx);
+  warnClocksync(ctx);
   planPolicy(ctx);
   orderRemovals(ctx);
   const netvmOrder = orderNetvm(ctx);
@@ -1128,6 +1129,23 @@ function keepDeferredLabels(ctx: Ctx, steps: PlanStep[]): void {
   }
   rec.calls = [call(calls.featureSet("dom0", feature, text))];
   rec.after = text;
+}
+
+/**
+ * The clock qube (`clockvm` after the plan) keeps the time of every qube with
+ * its `service.clocksync`: a plan that removes or disables that feature there
+ * stops it, which deserves a word.
+ */
+function warnClocksync(ctx: Ctx): void {
+  const declared = ctx.model.global?.["clockvm"];
+  const clock = typeof declared === "string" ? declared : declared === undefined ? ctx.live.globals["clockvm"]?.value : null;
+  if (typeof clock !== "string" || clock === "") return;
+  const s = ctx.steps.find((x) => x.object === clock && x.key === "feature service.clocksync" && (x.kind === "remove-feature" || x.after === '""'));
+  if (s)
+    ctx.warnings.push({
+      code: "clockvm-clocksync",
+      message: `qube '${clock}' is the clock qube (clockvm), and step ${s.id} ${s.kind === "remove-feature" ? "removes" : "disables"} its service.clocksync: no qube would keep the time; keep the service there, or make another qube the clockvm`,
+    });
 }
 
 /** The other stacks whose `x-qkit-globals-<stack>` feature on dom0 records global `name`. */
