@@ -241,6 +241,33 @@ describe("labels the stack created", () => {
     expect([[...sim.app.labels.values()].some((l) => l.name === "teal"), record()]).toEqual([false, undefined]);
   });
 
+  it("records a label another stack created as used, and the creator's --prune then keeps it", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const a1 = stack("a", [qube("qa", "AppVM", { label: "teal", template: "debian-12" })], { labels: { teal: "0x008080" } });
+    expect((await applyPlan((await planStack(a1, conn)).plan, conn)).status).toBe("applied");
+    // Stack b declares the label a created (no qube of b uses it): it records it as used.
+    const b1 = stack("b", [qube("qb", "AppVM", { label: "red", template: "debian-12" })], { labels: { teal: "0x008080" } });
+    expect((await applyPlan((await planStack(b1, conn)).plan, conn)).status).toBe("applied");
+    const dom0 = sim.app.domains.get("dom0")!;
+    expect([dom0.features.get("x-qkit-globals-a"), dom0.features.get("x-qkit-globals-b")]).toEqual(["label:teal", "label-use:teal"]);
+    expect((await planStack(b1, conn)).plan.steps).toEqual([]);
+    // a no longer declares it and moves qa off it: --prune keeps the label for b.
+    const a2 = stack("a", [qube("qa", "AppVM", { label: "red", template: "debian-12" })]);
+    const plan = (await planStack(a2, conn, { prune: true })).plan;
+    expect(plan.steps.map((x) => x.kind)).not.toContain("remove-label");
+    expect(plan.warnings).toEqual([{ code: "label-used-by-other-stack", message: "label 'teal' is no longer declared here but stack 'b' declares it; kept" }]);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    expect([...sim.app.labels.values()].some((l) => l.name === "teal")).toBe(true);
+    // Once b stops declaring it, its record forgets it, and a's --prune removes the label.
+    expect((await applyPlan((await planStack(stack("b", [qube("qb", "AppVM", { label: "red", template: "debian-12" })]), conn)).plan, conn)).status).toBe("applied");
+    expect(dom0.features.get("x-qkit-globals-b")).toBeUndefined();
+    const last = (await planStack(a2, conn, { prune: true })).plan;
+    expect(last.steps.map((x) => x.id)).toContain("label.teal.remove");
+    expect((await applyPlan(last, conn)).status).toBe("applied");
+    expect([...sim.app.labels.values()].some((l) => l.name === "teal")).toBe(false);
+  });
+
   it("keeps a label that a qube outside the stack still uses, and says so", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);

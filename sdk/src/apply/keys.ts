@@ -1,7 +1,8 @@
 /**
  * Ownership on the system (design §11.1): the owning stack (`x-qkit-stack`)
  * and the managed keys (`x-qkit-keys`) of each qube, the managed global
- * properties and the labels the stack created (`label:NAME`) (dom0 feature
+ * properties, the labels the stack created (`label:NAME`) and the existing
+ * labels it declares (`label-use:NAME`: no other stack's prune removes them) (dom0 feature
  * `x-qkit-globals-<stack>`), and the generated
  * policy files (name `NN-qkit-<stack>-<file>` and the header line).
  *

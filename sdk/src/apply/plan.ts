@@ -332,6 +332,12 @@ function planLabelRemovals(ctx: Ctx): void {
       ctx.warnings.push({ code: "orphan-label", message: `label '${name}' was created by stack '${ctx.model.stack}' and is no longer declared; --prune removes it` });
       continue;
     }
+    // Another stack declares it too (it records `label:` or `label-use:`): that stack's, as long as it does.
+    const others = otherLabelUsers(ctx, name);
+    if (others.length) {
+      ctx.warnings.push({ code: "label-used-by-other-stack", message: `label '${name}' is no longer declared here but stack${others.length === 1 ? "" : "s"} ${others.map((o) => `'${o}'`).join(", ")} declare${others.length === 1 ? "s" : ""} it; kept` });
+      continue;
+    }
     const users = labelUsersAfter(ctx, name);
     if (users.length) {
       ctx.warnings.push({ code: "label-in-use", message: `label '${name}' is no longer declared but ${users.join(", ")} still use${users.length === 1 ? "s" : ""} it after this plan (qubesd refuses to remove a label in use); kept` });
@@ -343,6 +349,20 @@ function planLabelRemovals(ctx: Ctx): void {
     // After every label change and every removal of a qube.
     for (const x of ctx.steps) if (x !== s && ((x.kind === "set-property" && x.key === "label") || x.kind === "remove")) s.requires.push(x.id);
   }
+}
+
+/** The other stacks whose globals record names label `name` (created `label:` or declared `label-use:`). */
+function otherLabelUsers(ctx: Ctx, name: string): string[] {
+  const features = ctx.live.qubes["dom0"]?.features ?? {};
+  const mine = globalsFeature(ctx.model.stack);
+  return Object.keys(features)
+    .filter((f) => f.startsWith(globalsFeature("")) && f !== mine)
+    .filter((f) => {
+      const keys = parseKeys(features[f]);
+      return keys.has(`label:${name}`) || keys.has(`label-use:${name}`);
+    })
+    .map((f) => f.slice(globalsFeature("").length))
+    .sort();
 }
 
 /** The qubes whose label is `name` once the plan ran (label changes and removals taken into account). */
@@ -1087,7 +1107,7 @@ function planGlobals(ctx: Ctx): void {
     addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
   }
   for (const name of old) {
-    if (managed.has(name) || name.startsWith("label:")) continue;
+    if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:")) continue;
     const cur = ctx.live.globals[name];
     if (!cur || cur.default) continue;
     const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
@@ -1096,7 +1116,12 @@ function planGlobals(ctx: Ctx): void {
   // The labels the stack created stay recorded while they exist and are not removed by this plan; new ones are added.
   const removedLabels = new Set(ctx.steps.filter((s) => s.kind === "remove-label").map((s) => labelToken(s.object)));
   const createdLabels = ctx.steps.filter((s) => s.kind === "create-label").map((s) => labelToken(s.object));
-  const labels = [...[...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t)), ...createdLabels];
+  // Labels it declares that exist and it did not create: recorded as used (`label-use:`), so another stack's `--prune` leaves them.
+  const owned = new Set([...old].filter((t) => t.startsWith("label:")).map((t) => t.slice(6)));
+  const uses = Object.keys(ctx.model.labels ?? {})
+    .filter((n) => ctx.live.labels[n] !== undefined && !owned.has(n))
+    .map((n) => `label-use:${n}`);
+  const labels = [...[...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t)), ...createdLabels, ...uses];
   const text = formatKeys([...managed, ...labels]);
   // What the record holds when this step runs: the early label record, when the plan writes one.
   const early = ctx.steps.find((s) => s.id === "global.keys-labels");
