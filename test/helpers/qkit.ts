@@ -25,6 +25,25 @@ export async function runQkit(argv: string[], options: { cwd: string; env?: Node
 }
 
 /**
+ * Runs `qkit ARGV…` as on a terminal (standard input a TTY) and types
+ * `answer` when it asks its question (`Only 'yes' is accepted`).
+ */
+export async function runQkitOnTerminal(answer: string, argv: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<QkitRun> {
+  const stdin = Object.assign(new PassThrough(), { isTTY: true });
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d) => (out += d));
+  stderr.on("data", (d) => {
+    err += d;
+    if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
+  });
+  const code = await main(argv, { stdout, stderr, stdin, env: options.env ?? {}, cwd: options.cwd });
+  return { code, out, err };
+}
+
+/**
  * Starts `qkit sim serve --socket SOCKET ARGS…` in process in `cwd` and
  * waits until it listens. `done` settles when the server ends (the tests end
  * it with `process.emit("SIGTERM")`).

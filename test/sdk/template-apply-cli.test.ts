@@ -6,11 +6,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Qubes } from "@qubes-kit/sdk";
-import { main } from "../../sdk/src/cli/main.js";
-import { runQkit, serveSim } from "../helpers/qkit.js";
+import { runQkit, runQkitOnTerminal, serveSim } from "../helpers/qkit.js";
 import { HERE } from "../fixtures/template/apply/stacks.js";
 
 let dir: string;
@@ -225,20 +223,7 @@ describe("qkit template plan rehearses", () => {
 });
 
 describe("qkit template apply on a terminal", () => {
-  const onTerminal = async (answer: string, argv: string[]) => {
-    const stdin = Object.assign(new PassThrough(), { isTTY: true });
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = "";
-    let err = "";
-    stdout.on("data", (d) => (out += d));
-    stderr.on("data", (d) => {
-      err += d;
-      if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
-    });
-    const code = await main(argv, { stdout, stderr, stdin, env, cwd: dir });
-    return { code, out, err };
-  };
+  const onTerminal = (answer: string, argv: string[]) => runQkitOnTerminal(answer, argv, { cwd: dir, env });
 
   it("asks before changing anything, and only 'yes' applies", async () => {
     const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };

@@ -5,11 +5,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Qubes } from "@qubes-kit/sdk";
-import { main } from "../../sdk/src/cli/main.js";
-import { runQkit, serveSim } from "../helpers/qkit.js";
+import { runQkit, runQkitOnTerminal, serveSim } from "../helpers/qkit.js";
 import { HERE } from "../fixtures/template/apply/stacks.js";
 
 let dir: string;
@@ -272,20 +270,7 @@ describe("bookkeeping-only steps in the text plan (F12)", () => {
 });
 
 describe("the question on a terminal (F13)", () => {
-  const onTerminal = async (answer: string, argv: string[]) => {
-    const stdin = Object.assign(new PassThrough(), { isTTY: true });
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = "";
-    let err = "";
-    stdout.on("data", (d) => (out += d));
-    stderr.on("data", (d) => {
-      err += d;
-      if (String(d).includes("Only 'yes' is accepted")) stdin.write(answer);
-    });
-    const code = await main(argv, { stdout, stderr, stdin, env, cwd: dir });
-    return { code, out, err };
-  };
+  const onTerminal = (answer: string, argv: string[]) => runQkitOnTerminal(answer, argv, { cwd: dir, env });
 
   it("is asked after the rehearsal passed, and never when the rehearsal refuses the plan", async () => {
     write("f13.qubes.yaml", stack("f13", "f13-a", 500));

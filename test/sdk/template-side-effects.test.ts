@@ -6,15 +6,12 @@
  * Also: `apply` exits 2 while changes stay deferred (running qubes).
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
-import { startSimulator, type SimulatorServer } from "@qubes-kit/sdk/sim";
+import type { SimulatorServer } from "@qubes-kit/sdk/sim";
+import { laptopOnSimulator } from "../helpers/laptop-sim.js";
 import { runQkit } from "../helpers/qkit.js";
-
-const LAPTOP = fileURLToPath(new URL("../../examples/laptop/", import.meta.url));
 
 let dir: string;
 let server: SimulatorServer;
@@ -22,11 +19,7 @@ let env: NodeJS.ProcessEnv;
 const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "qkit-effects-"));
-  fs.cpSync(LAPTOP, dir, { recursive: true });
-  const system = JSON.parse(fs.readFileSync(path.join(dir, "system.json"), "utf8"));
-  server = await startSimulator({ socket: path.join(dir, "qubesd.sock"), system, policy: path.join(dir, "policy.d") });
-  env = { QUBESD_SOCKET: server.path, XDG_STATE_HOME: path.join(dir, "state") };
+  ({ dir, server, env } = await laptopOnSimulator("qkit-effects-"));
 });
 
 afterAll(async () => {
