@@ -5,8 +5,6 @@
  * provider stops after its clients and starts again before them. Through
  * the CLI against the simulator (which refuses as qubesd does).
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimulatorServer } from "@qubes-kit/sdk/sim";
 import { laptopOnSimulator } from "../helpers/laptop-sim.js";
