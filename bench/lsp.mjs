@@ -24,6 +24,10 @@
  * collections, the analysis and publication turns (how many, p50/p95, how many over 10 and 20 ms) and the
  * longest turns of the server while typing. Such a run does not write RESULTS.md.
  *
+ * With `--trace`, `QKIT_BENCH_TIMELINE=1` also prints the server's events around each of the slowest
+ * completions (from 30 ms before it was sent to its answer). `QKIT_BENCH_DUMP=FILE` writes the first
+ * `publishDiagnostics` of the typed file there (to see what a notification carries).
+ *
  * `QKIT_BENCH_SERVER=FILE` runs another build of the server (e.g. a bundle of an older commit, to
  * compare on the same machine at the same time); `QKIT_BENCH_NODE_ARGS` passes options to its node
  * (`--cpu-prof --cpu-prof-dir=DIR`: the profile is written at the clean shutdown).
@@ -148,6 +152,7 @@ async function runSize(rules) {
     if (p.uri !== uri) return;
     const v = p.version ?? lastSent;
     publishLog.push({ version: v, at: performance.now() });
+    if (process.env.QKIT_BENCH_DUMP && publishLog.length === 1) writeFileSync(process.env.QKIT_BENCH_DUMP, JSON.stringify(p));
     published = Math.max(published, v);
     for (const f of onPublish.splice(0)) f();
   });
@@ -305,6 +310,12 @@ function printWaits(rules, events, completionAt) {
       return list.sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(", ");
     })()} ms (wall clock: a loaded machine stretches every one)`,
   ];
+  if (process.env.QKIT_BENCH_TIMELINE) {
+    for (const r of slow) {
+      lines.push(`  completion of ${r.total.toFixed(1)} ms:`);
+      for (const e of events) if (e[0] >= r.from - 30000 && e[0] <= r.to) lines.push(`    ${((e[0] - r.from) / 1000).toFixed(1).padStart(7)} ${e.slice(1).join(" ")}`);
+    }
+  }
   process.stdout.write(lines.join("\n") + "\n");
 }
 

@@ -45,6 +45,11 @@ export class PriorityWriter implements MessageWriter {
     return this.inner.onClose;
   }
 
+  /** True while a message is being written (handed to the stream, not yet read off it to the end). */
+  get busy(): boolean {
+    return this.writing;
+  }
+
   /** Messages given but not written yet (the one being written excluded). */
   get waiting(): number {
     return this.first.length + this.later.length;

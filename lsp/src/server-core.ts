@@ -73,6 +73,12 @@ export interface PolicyServer {
 export interface StartOptions {
   /** Debounce of re-validation after an edit, in milliseconds (default 15). */
   debounceMs?: number;
+  /**
+   * True while the connection is still writing a message out (the client has not read it all).
+   * The analysis then runs in short slices: the stream hands the rest to the pipe only between
+   * turns of the event loop, one pipe buffer (64 KiB) a turn, and an answer waits behind it.
+   */
+  outputBusy?: () => boolean;
 }
 
 /** Starts serving on a connection. Returns the server state; the caller calls `connection.listen()`. */
@@ -522,6 +528,8 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
 
   /** How long one slice of analysis may keep the event loop (ms). */
   const SLICE_MS = 8;
+  /** How long one slice may keep the event loop while a message is being written (see {@link StartOptions.outputBusy}). */
+  const BUSY_SLICE_MS = 1;
   const clock = () => performance.now();
   let running = false;
   const waiters = new Map<PolicyProject, Array<() => void>>();
@@ -630,7 +638,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     let more = false;
     for (const p of projects.values()) {
       if (!p.busy) continue;
-      const left = SLICE_MS - (clock() - start);
+      const left = (options.outputBusy?.() ? BUSY_SLICE_MS : SLICE_MS) - (clock() - start);
       if (left <= 0) {
         more = true;
         break;

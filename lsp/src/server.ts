@@ -31,9 +31,8 @@ if (!process.argv.slice(2).some((a) => TRANSPORTS.some((t) => a === t || a.start
 const reader = process.argv.includes("--stdio") ? new CountingReader(new StreamMessageReader(process.stdin)) : undefined;
 // The writer keeps each published diagnostic's JSON text (see encoder.ts) and writes answers
 // before diagnostics notifications that wait (see outgoing.ts).
-const connection = reader
-  ? createConnection(ProposedFeatures.all, reader, new PriorityWriter(new StreamMessageWriter(process.stdout, { charset: "utf-8", contentTypeEncoder: cachingJsonEncoder })))
-  : createConnection(ProposedFeatures.all);
+const writer = reader ? new PriorityWriter(new StreamMessageWriter(process.stdout, { charset: "utf-8", contentTypeEncoder: cachingJsonEncoder })) : undefined;
+const connection = reader && writer ? createConnection(ProposedFeatures.all, reader, writer) : createConnection(ProposedFeatures.all);
 // INVARIANT: nothing may write to stdout except the connection in --stdio mode.
 console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(" "));
 console.info = console.log;
@@ -44,6 +43,6 @@ process.on("unhandledRejection", (e) => connection.console.error(`qubes-policy: 
 
 // Where messages wait (bench/lsp.mjs --trace): an event log written at exit.
 if (process.env.QKIT_LSP_TRACE) startTraceFile(process.env.QKIT_LSP_TRACE);
-const server = startServer(connection, createNodeHost());
+const server = startServer(connection, createNodeHost(), writer ? { outputBusy: () => writer.busy } : {});
 if (reader) reader.arrived = server.messageArrived;
 connection.listen();

@@ -72,6 +72,8 @@ describe("PriorityWriter", () => {
             void writer.write(m).then(() => settled.push(m));
             // What waits when this message is given: a diagnostics notification may not start before it.
             await flush();
+            // Busy exactly while a write is in the pipe (the server shortens its analysis turns then).
+            expect(writer.busy).toBe(inner.active > 0);
           }
           while (inner.finish.length) {
             inner.finish.shift()!();
@@ -80,6 +82,7 @@ describe("PriorityWriter", () => {
           expect(overtaken).toBe(0);
           expect(inner.maxActive).toBeLessThanOrEqual(1);
           expect(writer.waiting).toBe(0);
+          expect(writer.busy).toBe(false);
           // Exactly once each, and every write's promise settled.
           expect(inner.started.length).toBe(given.length);
           expect(new Set(inner.started)).toEqual(new Set(given));

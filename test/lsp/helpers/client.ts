@@ -9,7 +9,7 @@ import { PassThrough } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { createConnection, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from "vscode-languageserver/node.js";
 import type { InitializeResult, PublishDiagnosticsParams } from "vscode-languageserver";
-import { createNodeHost, startServer, type PolicyServer, type QubesPolicySettings } from "@qubes-kit/lsp";
+import { createNodeHost, startServer, type PolicyServer, type QubesPolicySettings, type StartOptions } from "@qubes-kit/lsp";
 
 export interface TestClient {
   rpc: MessageConnection;
@@ -39,12 +39,12 @@ export function makeWorkspace(files: Record<string, string>): string {
 }
 
 /** Starts a server on in-memory streams and initializes it for a workspace folder. */
-export async function startClient(files: Record<string, string>, settings?: QubesPolicySettings): Promise<TestClient> {
+export async function startClient(files: Record<string, string>, settings?: QubesPolicySettings, options: StartOptions = {}): Promise<TestClient> {
   const root = makeWorkspace(files);
   const toServer = new PassThrough();
   const toClient = new PassThrough();
   const connection = createConnection(new StreamMessageReader(toServer), new StreamMessageWriter(toClient));
-  const server = startServer(connection, createNodeHost(), { debounceMs: 5 });
+  const server = startServer(connection, createNodeHost(), { debounceMs: 5, ...options });
   connection.listen();
   const rpc = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
   const diagnostics = new Map<string, PublishDiagnosticsParams["diagnostics"]>();
