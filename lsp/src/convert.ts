@@ -56,8 +56,9 @@ export function toLspDiagnostic(
     code: d.code,
     source: DIAGNOSTIC_SOURCE,
     message: d.message,
-    // The help text is the hover's (from the snapshot), not repeated in every notification.
-    data: { code: d.code, ...(d.data ? { data: d.data } : {}) },
+    // No `data`: the quick fixes and the help text (the hover's) come from the snapshot, whose
+    // diagnostics carry them, not from what the client sends back; a large file's notification,
+    // sent again after every key, is a sixth smaller without it.
   };
   const tag = tagOf(d.code);
   if (tag !== undefined) out.tags = [tag];
@@ -102,14 +103,11 @@ export function matchesLspDiagnostic(
   // The keys a conversion makes, and only those.
   const tag = tagOf(d.code);
   const infos = related && d.related?.length ? d.related : undefined;
-  let keys = 6; // range, severity, code, source, message, data
+  let keys = 5; // range, severity, code, source, message
   if (tag !== undefined) {
     if (!Array.isArray(old.tags) || old.tags.length !== 1 || old.tags[0] !== tag) return false;
     keys++;
   }
-  const data = old.data as { code?: unknown; data?: unknown } | undefined;
-  if (data === null || typeof data !== "object" || data.code !== d.code) return false;
-  if (d.data ? !("data" in data) || !sameJson(data.data, d.data) || Object.keys(data).length !== 2 : Object.keys(data).length !== 1) return false;
   if (infos) {
     const list = old.relatedInformation;
     let k = 0;
