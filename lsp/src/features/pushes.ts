@@ -26,6 +26,7 @@
  */
 import type { Connection, Diagnostic, PublishDiagnosticsParams, TextDocuments } from "vscode-languageserver";
 import type { TextDocument } from "vscode-languageserver-textdocument";
+import { sameLspDiagnostic } from "../convert.js";
 
 /** One URI's latest diagnostics, as the server computed them. */
 export interface LatestDiagnostics {
@@ -62,6 +63,18 @@ export interface PushRouter {
 
 /** How long changes of pulled documents are gathered before one refresh request (ms). */
 const REFRESH_MS = 100;
+
+/**
+ * True when two lists say the same. The server hands on the same diagnostic objects for what did
+ * not change (`convertReusing` in `server-core.ts`), so this is mostly identity checks; stringifying
+ * both lists (megabytes for a large file, after every publication) cost more than the analysis.
+ */
+function sameList(a: readonly Diagnostic[], b: readonly Diagnostic[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameLspDiagnostic(a[i]!, b[i]!)) return false;
+  return true;
+}
 
 /** Wraps a connection so that its pushes follow the client's pulls. */
 export function createPushRouter(raw: Connection): PushRouter {
@@ -124,7 +137,7 @@ export function createPushRouter(raw: Connection): PushRouter {
 
   const sendDiagnostics = (params: PublishDiagnosticsParams): Promise<void> => {
     const prev = latest.get(params.uri);
-    const same = prev !== undefined && prev.version === params.version && JSON.stringify(prev.diagnostics) === JSON.stringify(params.diagnostics);
+    const same = prev !== undefined && prev.version === params.version && sameList(prev.diagnostics, params.diagnostics);
     if (!same) latest.set(params.uri, { diagnostics: params.diagnostics, ...(params.version !== undefined ? { version: params.version } : {}), serial: ++serial });
     if (!pulled(params.uri)) return send(params);
     unpush(params.uri);
