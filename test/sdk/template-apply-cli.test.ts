@@ -39,12 +39,14 @@ describe("qkit template over a socket", () => {
     expect([plan.code, plan.err]).toEqual([2, ""]);
     expect(plan.out).toMatch(/^Read \d+ qubes and 1 policy file \(the policy admin api\)\n/);
     expect(plan.out).toContain("  + AppVM      vpn    on debian-12 · label orange\n");
-    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nRehearsal on a simulated copy of the system: 11 steps ok.\n");
+    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nRehearsal on a simulated copy of the system: 13 steps ok.\n");
     const json = await qkit("template", "plan", "laptop.json", "--json");
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);
     expect([data.qkitPlan, data.stack, data.fingerprint.slice(0, 7)]).toEqual([1, "laptop", "sha256:"]);
-    expect(data.steps[0]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack", payload: "laptop" }, { method: "admin.vm.feature.Set", arg: "x-qkit-keys", payload: "f:servicevm fw p:label p:netvm p:provides_network p:template" }] });
+    // First the stack's record on dom0 names the qubes it creates (an apply cut between a creation and its ownership mark then resumes).
+    expect(data.steps[0]).toMatchObject({ id: "global.keys-create", kind: "record-keys", calls: [{ method: "admin.vm.feature.Set", dest: "dom0", arg: "x-qkit-globals-laptop", payload: "qube:vpn qube:work2" }] });
+    expect(data.steps[1]).toMatchObject({ id: "vpn.create", kind: "create", target: "qube vpn", calls: [{ method: "admin.vm.Create.AppVM", dest: "dom0", arg: "debian-12", payload: "name=vpn label=orange" }, { method: "admin.vm.feature.Set", arg: "x-qkit-stack", payload: "laptop" }, { method: "admin.vm.feature.Set", arg: "x-qkit-keys", payload: "f:servicevm fw p:label p:netvm p:provides_network p:template" }] });
 
     const refused = await qkit("template", "apply", "laptop.json");
     expect([refused.code, refused.err]).toEqual([1, "qkit template apply: refusing to change the system without a terminal to ask on; pass --yes to apply without asking [confirmation-required]\n"]);
@@ -58,7 +60,7 @@ describe("qkit template over a socket", () => {
     expect(entries[0]).toMatchObject({ event: "apply-start", stack: "laptop" });
     expect(entries.at(-1)).toMatchObject({ event: "apply-done" });
     expect(entries.filter((e) => e.event === "call").every((e) => e.ok === true)).toBe(true);
-    expect(applied.out).toMatch(/\[ ?1\/\d+\] vpn\.create AppVM · on debian-12 · label orange … ok \d+ ms\n/);
+    expect(applied.out).toMatch(/\[ ?2\/\d+\] vpn\.create AppVM · on debian-12 · label orange … ok \d+ ms\n/);
     expect(fs.readFileSync(path.join(dir, "policy.d", "40-qkit-laptop-gpg.policy"), "utf8")).toBe("# managed by qkit stack laptop; edits are overwritten by `qkit template apply`\nqubes.Gpg2 * work2 vault allow\n");
 
     const again = await qkit("template", "plan", "laptop.json", "--detailed-exitcode");
@@ -156,7 +158,7 @@ describe("qkit template over a socket", () => {
     fs.writeFileSync(path.join(dir, "other.json"), JSON.stringify(owned));
     const conflict = await qkit("template", "plan", "other.json", "--detailed-exitcode");
     expect(conflict.code).toBe(1);
-    expect(conflict.out).toContain("error[owned-by-other-stack]: qube 'vpn' is owned by stack 'laptop' (feature x-qkit-stack); remove it from one of the stacks, or use --adopt to take it over\n");
+    expect(conflict.out).toContain("error[owned-by-other-stack]: qube 'vpn' is owned by stack 'laptop' (feature x-qkit-stack); remove it from one of the stacks, or use --take-over to take it from stack 'laptop'\n");
     const down = await runQkit(["template", "plan", "laptop.json"], { cwd: dir, env: { QUBESD_SOCKET: path.join(dir, "nothing.sock") } });
     expect(down.code).toBe(1);
     expect(down.err.split("\n").length).toBe(2);
@@ -214,7 +216,7 @@ describe("qkit template plan rehearses", () => {
     fs.writeFileSync(path.join(dir, "reh.json"), JSON.stringify(model));
     const plan = await qkit("template", "plan", "reh.json", "--detailed-exitcode");
     expect(plan.code).toBe(1);
-    expect(plan.err).toMatch(/^qkit template plan: the rehearsal on a simulated copy of the system refused step 2\/2 reh1\.p\.netvm: admin\.vm\.property\.Set netvm on reh1: Qubes\w+Error: .*; apply would refuse this plan \[rehearsal-failed\]\n$/);
+    expect(plan.err).toMatch(/^qkit template plan: the rehearsal on a simulated copy of the system refused step 3\/4 reh1\.p\.netvm: admin\.vm\.property\.Set netvm on reh1: Qubes\w+Error: .*; apply would refuse this plan \[rehearsal-failed\]\n$/);
     const apply = await qkit("template", "apply", "reh.json", "--yes");
     expect(apply.code).toBe(1);
     expect(apply.err).toMatch(/\[rehearsal-failed\]\n$/);
@@ -229,7 +231,7 @@ describe("qkit template apply on a terminal", () => {
     const model = { format: 1, stack: "tty", qubes: [{ name: "tty1", class: "AppVM", properties: { label: "red", template: "debian-12" } }] };
     fs.writeFileSync(path.join(dir, "tty.json"), JSON.stringify(model));
     const no = await onTerminal("y\n", ["template", "apply", "tty.json"]);
-    expect([no.code, no.err]).toEqual([1, "Apply 1 step? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect([no.code, no.err]).toEqual([1, "Apply 3 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
     expect(await Qubes.local(socket).has("tty1")).toBe(false);
     const yes = await onTerminal("yes\n", ["template", "apply", "tty.json"]);
     expect(yes.code).toBe(0);

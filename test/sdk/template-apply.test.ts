@@ -3,7 +3,7 @@
  * the system holds the stack, then the next plan is empty.
  */
 import { describe, expect, it } from "vitest";
-import { applyPlan, planStack, renderPlan } from "@qubes-kit/sdk";
+import { applyPlan, planStack, renderPlan, type Transport } from "@qubes-kit/sdk";
 import { DEFAULT, connectSim, demoSimulator, mismatches, policyFile, qube, readFor, stack } from "../fixtures/template/apply/stacks.js";
 
 const machine = stack(
@@ -91,6 +91,52 @@ describe("failure in the middle, and resume", () => {
     expect((await planStack(machine, conn)).plan.steps).toEqual([]);
   });
 
+  it("resumes a qube created by an apply that stopped before marking it as the stack's", async () => {
+    const { adminPolicyTarget, executePlan, memoryJournal, PolicyAdmin, Qubes } = await import("@qubes-kit/sdk");
+    const { simulatorTransport } = await import("@qubes-kit/sdk/sim");
+    const sim = demoSimulator();
+    const inner = simulatorTransport(sim);
+    // qubesd refuses the ownership mark of the new qube once (right after admin.vm.Create).
+    let refused = 0;
+    const transport: Transport = {
+      description: "a qubesd that refuses one call",
+      call(req, o) {
+        if (req.method === "admin.vm.feature.Set" && req.dest === "new1" && req.arg === "x-qkit-stack" && refused++ === 0)
+          return (async function* () {
+            yield new TextEncoder().encode("2\0QubesException\0\0refused once by the test\0");
+          })();
+        return inner.call(req, o);
+      },
+      runService: inner.runService?.bind(inner),
+    };
+    const conn = { qubes: new Qubes({ transport }), policy: adminPolicyTarget(new PolicyAdmin(transport)) };
+    const s = stack("mine", [qube("new1", "AppVM", { label: "red", template: "debian-12", memory: 700 })]);
+    const { plan } = await planStack(s, conn);
+    // The creation is recorded before admin.vm.Create, and dropped from the record at the end.
+    const record = plan.steps.find((x) => x.id === "global.keys-create")!;
+    expect(record.after).toBe("qube:new1");
+    expect(plan.steps.find((x) => x.id === "new1.create")!.requires).toContain("global.keys-create");
+    const r = await executePlan(plan, conn, { journal: memoryJournal() });
+    expect(r.failure?.summary).toMatch(/new1\.create failed: .*QubesException: refused once by the test$/);
+    expect(sim.app.domains.has("new1")).toBe(true);
+    expect(await conn.qubes.qube("new1").features.get("x-qkit-stack")).toBeUndefined();
+    // The next plan marks it (no --adopt, no unowned-qube error) and converges.
+    const again = await planStack(s, conn);
+    expect(again.plan.errors).toEqual([]);
+    expect(again.plan.warnings.map((w) => w.code)).toContain("resumed-create");
+    expect(again.plan.steps.find((x) => x.object === "new1")!.kind).toBe("adopt");
+    expect((await applyPlan(again.plan, conn)).status).toBe("applied");
+    expect(await conn.qubes.qube("new1").features.get("x-qkit-stack")).toBe("mine");
+    expect(await conn.qubes.qube("dom0").features.get("x-qkit-globals-mine")).toBeUndefined();
+    expect(mismatches(s, await readFor(s, conn))).toEqual([]);
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+    // A recorded name is not a licence: a same-named qube of another class stays someone else's.
+    const other = stack("mine", [qube("new2", "TemplateVM", { label: "red" })]);
+    await conn.qubes.qube("dom0").features.set("x-qkit-globals-mine", "qube:new2");
+    await conn.qubes.createQube({ class: "AppVM", name: "new2", label: "red", template: "debian-12" });
+    expect((await planStack(other, conn)).plan.errors.map((e) => e.code)).toEqual(["unowned-qube"]);
+  });
+
   it("refuses a plan the rehearsal rejects, before any call reaches the system", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);
@@ -134,8 +180,15 @@ describe("ownership", () => {
     expect((await planStack(s, conn)).plan.steps).toEqual([]);
     const other = stack("other", [qube("work", "AppVM", { memory: 500 })]);
     expect((await planStack(other, conn)).plan.errors.map((e) => e.message)).toEqual([
-      "qube 'work' is owned by stack 'mine' (feature x-qkit-stack); remove it from one of the stacks, or use --adopt to take it over",
+      "qube 'work' is owned by stack 'mine' (feature x-qkit-stack); remove it from one of the stacks, or use --take-over to take it from stack 'mine'",
     ]);
+    // --adopt takes only qubes no stack owns; --take-over takes it from the other stack, and says so.
+    expect((await planStack(other, conn, { adopt: true })).plan.errors.map((e) => e.code)).toEqual(["owned-by-other-stack"]);
+    const taken = await planStack(other, conn, { takeOver: true });
+    expect(taken.plan.errors).toEqual([]);
+    expect(renderPlan(taken.plan)).toMatch(/~ qube +work +take over from stack 'mine' ⚠/);
+    expect((await applyPlan(taken.plan, conn)).status).toBe("applied");
+    expect(await conn.qubes.qube("work").features.get("x-qkit-stack")).toBe("other");
   });
 
   it("records a new key before its setting changes, so a half-done apply still knows what it set", async () => {

@@ -111,7 +111,7 @@ describe("expect: entries in plan and apply (F1)", () => {
     fs.copyFileSync(path.join(SAFETY, "expect.qubes.yaml"), path.join(dir, "ex.qubes.yaml"));
     const plan = await qkit("template", "plan", "ex.qubes.yaml", "--detailed-exitcode");
     expect([plan.code, plan.err]).toEqual([1, refusal("plan", "apply would refuse this plan")]);
-    expect(plan.out).toContain("Plan: 1 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nWhat-if: 1/2 expectations hold; 1 fails:\n" + failLine);
+    expect(plan.out).toContain("Plan: 1 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nWhat-if: 1/2 expectations hold; 1 fails:\n" + failLine);
     const json = JSON.parse((await qkit("template", "plan", "ex.qubes.yaml", "--json")).out);
     expect(json.expectations).toEqual({ total: 2, failed: [{ expect: "qubes.Filecopy ex-a -> vault => deny", problem: "expected deny, got allow to vault", rule: "40-qkit-ex-main.policy:2" }] });
 
@@ -199,13 +199,13 @@ describe("protect: true and --prune (F2, F2b)", () => {
 describe("global properties another stack manages (F3)", () => {
   const globalStack = (name: string, dvm: string) => `qkit: 1\nstack: ${name}\nglobal:\n  default_dispvm: ${dvm}\nqubes:\n  ${name}-q:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n`;
 
-  it("is a conflict unless --adopt, which takes the global over from the other stack's record", async () => {
+  it("is a conflict unless --take-over (--adopt is not enough), which takes the global over from the other stack's record", async () => {
     const qubes = Qubes.local(socket);
     write("g1.qubes.yaml", globalStack("g1", "work-dvm"));
     write("g2.qubes.yaml", globalStack("g2", "default-dvm"));
     expect((await qkit("template", "apply", "g1.qubes.yaml", "--yes")).code).toBe(0);
     expect(await qubes.qube("dom0").features.get("x-qkit-globals-g1")).toBe("default_dispvm");
-    const line = "error[owned-by-other-stack]: global property 'default_dispvm' is managed by stack 'g1' (dom0 feature x-qkit-globals-g1); remove it from one of the stacks, or use --adopt to take it over\n";
+    const line = "error[owned-by-other-stack]: global property 'default_dispvm' is managed by stack 'g1' (dom0 feature x-qkit-globals-g1); remove it from one of the stacks, or use --take-over to take it from stack 'g1'\n";
     const plan = await qkit("template", "plan", "g2.qubes.yaml", "--detailed-exitcode");
     expect(plan.code).toBe(1);
     expect(plan.out).toContain(line);
@@ -214,7 +214,8 @@ describe("global properties another stack manages (F3)", () => {
     expect(await qubes.get("default_dispvm")).toBe("work-dvm");
     expect((await names()).includes("g2-q")).toBe(false);
 
-    const adopted = await qkit("template", "apply", "g2.qubes.yaml", "--yes", "--adopt");
+    expect((await qkit("template", "plan", "g2.qubes.yaml", "--adopt")).out).toContain(line);
+    const adopted = await qkit("template", "apply", "g2.qubes.yaml", "--yes", "--take-over");
     expect([adopted.code, adopted.err]).toEqual([0, ""]);
     expect(await qubes.get("default_dispvm")).toBe("default-dvm");
     expect(await qubes.qube("dom0").features.get("x-qkit-globals-g2")).toBe("default_dispvm");
@@ -275,8 +276,8 @@ describe("the question on a terminal (F13)", () => {
   it("is asked after the rehearsal passed, and never when the rehearsal refuses the plan", async () => {
     write("f13.qubes.yaml", stack("f13", "f13-a", 500));
     const no = await onTerminal("no\n", ["template", "apply", "f13.qubes.yaml"]);
-    expect([no.code, no.err]).toEqual([1, "Apply 2 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
-    expect(no.out).toMatch(/Rehearsal on a simulated copy of the system: 2 steps ok\.\n$/);
+    expect([no.code, no.err]).toEqual([1, "Apply 4 steps? Only 'yes' is accepted: qkit template apply: not applied.\n"]);
+    expect(no.out).toMatch(/Rehearsal on a simulated copy of the system: 4 steps ok\.\n$/);
     expect(fs.readdirSync(path.join(dir, "state", "qkit")).filter((f) => fs.statSync(path.join(dir, "state", "qkit", f)).size === 0)).toEqual([]);
     expect((await names()).includes("f13-a")).toBe(false);
     // A plan the simulator refuses (a netvm that does not provide network) is never put to the user.
@@ -287,8 +288,8 @@ describe("the question on a terminal (F13)", () => {
     expect(refused.err).toMatch(/\[rehearsal-failed\]\n$/);
     write("f13.qubes.yaml", stack("f13", "f13-a", 500));
     const yes = await onTerminal("yes\n", ["template", "apply", "f13.qubes.yaml"]);
-    expect([yes.code, yes.err]).toEqual([0, "Apply 2 steps? Only 'yes' is accepted: "]);
-    expect(yes.out.indexOf("Rehearsal on a simulated copy")).toBeLessThan(yes.out.indexOf("[1/2]"));
+    expect([yes.code, yes.err]).toEqual([0, "Apply 4 steps? Only 'yes' is accepted: "]);
+    expect(yes.out.indexOf("Rehearsal on a simulated copy")).toBeLessThan(yes.out.indexOf("[1/4]"));
     expect((await names()).includes("f13-a")).toBe(true);
   });
 });

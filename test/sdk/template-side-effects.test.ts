@@ -108,7 +108,7 @@ describe("qubesd's own changes in plan and apply", () => {
   it("reads the features of a clock qube the stack does not declare, for the clocksync move", async () => {
     // Only a global: neither clock qube is declared here, so their features are read for the plan.
     fs.writeFileSync(path.join(dir, "clock.qubes.yaml"), "qkit: 1\nstack: clock\nglobal:\n  clockvm: sys-net\n");
-    const json = await qkit("template", "plan", "clock.qubes.yaml", "--json", "--adopt");
+    const json = await qkit("template", "plan", "clock.qubes.yaml", "--json", "--adopt", "--take-over");
     expect(json.err).toBe("");
     const plan = JSON.parse(json.out);
     expect(plan.scope.focus).toEqual(["sys-firewall", "sys-net"]);

@@ -100,7 +100,7 @@ describe("qkit template export from the simulator", () => {
     expect(text).toContain("    netvm: none\n");
     const check = await qkit("template", "check", "exported.qubes.yaml");
     expect([check.code, check.out.split("\n").filter((l) => / error\[/.test(l))]).toEqual([0, []]);
-    const plan = await qkit("template", "plan", "exported.qubes.yaml", "--adopt", "--detailed-exitcode");
+    const plan = await qkit("template", "plan", "exported.qubes.yaml", "--adopt", "--take-over", "--detailed-exitcode");
     expect(plan.err).toBe("");
     // Adopting writes ownership; nothing else may change.
     expect(plan.out).not.toMatch(/^\s+[~+-] (?!qube\s|global\s)/m);

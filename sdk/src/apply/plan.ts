@@ -26,8 +26,10 @@ import type { LiveAssignment, LiveQube, LiveSystem, Plan, PlanError, PlanStep, S
 
 /** Options of a plan. */
 export interface PlanOptions {
-  /** Take over existing qubes (and same-named policy files) that this stack does not own. */
+  /** Take over existing qubes (and same-named policy files) that no stack owns. */
   adopt?: boolean;
+  /** Take over qubes and global properties that another stack owns (never implied by `adopt`). */
+  takeOver?: boolean;
   /** Remove qubes this stack owns that the file no longer declares. */
   prune?: boolean;
   /** Stop running qubes for changes that need a halt (and start them again). */
@@ -200,7 +202,7 @@ function emptyPlan(model: unknown, live: LiveSystem, scope: ReadScope, errors: P
     orphans: [],
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [], deep: scope.deep },
     fingerprint: fingerprint(live, scope),
-    options: { adopt: !!options.adopt, prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
+    options: { adopt: !!options.adopt, ...(options.takeOver ? { takeOver: true } : {}), prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
   };
 }
 
@@ -228,6 +230,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   }
   planLabels(ctx);
   for (const q of model.qubes) planQube(ctx, q, now);
+  planCreateRecord(ctx);
   planOrphans(ctx);
   planLabelRemovals(ctx);
   planGlobals(ctx);
@@ -265,7 +268,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true || isProtected(live.qubes[n]!)) : orphans,
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: planFocus(model, live), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
-    options: { adopt: ctx.options.adopt, prune: ctx.options.prune, restart: ctx.options.restart },
+    options: { adopt: ctx.options.adopt, ...(ctx.options.takeOver ? { takeOver: true } : {}), prune: ctx.options.prune, restart: ctx.options.restart },
   };
   if (options.policyDir !== undefined) plan.options.policyDir = options.policyDir;
   if (ctx.warnings.length) plan.warnings = ctx.warnings;
@@ -318,6 +321,30 @@ function planLabels(ctx: Ctx): void {
       for (const s of creates) s.requires.push(early.id);
     }
   }
+}
+
+/**
+ * Qubes to create: named in the stack's globals record (`qube:NAME`) before the first
+ * `admin.vm.Create`, and dropped from it by the record step at the end. An apply that stops
+ * between a creation and the ownership mark (qubesd refused the feature, the connection broke)
+ * leaves a qube no stack owns: the next plan finds its name there and marks it (`resumed-create`)
+ * instead of refusing it as an unowned qube.
+ */
+function planCreateRecord(ctx: Ctx): void {
+  const dom0 = ctx.live.qubes["dom0"];
+  const creates = ctx.steps.filter((s) => s.kind === "create");
+  if (!dom0 || !creates.length) return;
+  const feature = globalsFeature(ctx.model.stack);
+  const labels = ctx.steps.find((s) => s.id === "global.keys-labels");
+  const base = labels ? parseKeys(labels.after ?? "") : parseKeys(dom0.features[feature]);
+  const missing = creates.map((s) => createToken(s.object)).filter((t) => !base.has(t));
+  if (!missing.length) return;
+  const text = formatKeys([...base, ...missing]);
+  const c = build(ctx, "dom0 globals record", () => [call(calls.featureSet("dom0", feature, text))]);
+  if (!c) return;
+  const s = add(ctx, PHASE.label, { id: "global.keys-create", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: labels ? labels.after : (dom0.features[feature] ?? null), after: text });
+  if (labels) s.requires.push(labels.id);
+  for (const x of creates) x.requires.push(s.id);
 }
 
 /** Recorded labels no longer declared: removed with `--prune` when nothing uses them after the plan (run after the qubes are planned). */
@@ -379,18 +406,39 @@ function labelUsersAfter(ctx: Ctx, name: string): string[] {
   return [...new Set(out)].sort();
 }
 
-/** Ownership of an existing qube: undefined when it may be managed, else the error was reported. */
-function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | undefined {
+/** The record token of a qube the stack is about to create (in the dom0 globals record, written before `admin.vm.Create`). */
+const createToken = (name: string) => `qube:${name}`;
+
+/** Whether the stack's globals record says it was creating qube `name` (an apply stopped between the creation and the ownership mark). */
+function creationRecorded(ctx: Ctx, name: string): boolean {
+  return parseKeys(ctx.live.qubes["dom0"]?.features[globalsFeature(ctx.model.stack)]).has(createToken(name));
+}
+
+/**
+ * Ownership of an existing qube: undefined when it may not be managed (the error was reported).
+ * `resume`: a qube this stack created in an apply that stopped before marking it (the globals
+ * record names it and no stack owns it): marked now, as an adopted one, without `--adopt`.
+ */
+function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | "take-over" | "resume" | undefined {
   const owner = l.features[OWNER_FEATURE];
   if (owner === ctx.model.stack) return "owned";
   if (l.class === "AdminVM") {
     err(ctx, "cannot-manage-dom0", `qube '${q.name}' is dom0; a stack cannot declare it (use global: for global properties)`, q.provenance);
     return undefined;
   }
+  if (owner !== undefined && owner !== "") {
+    if (ctx.options.takeOver) return "take-over";
+    err(ctx, "owned-by-other-stack", `qube '${q.name}' is owned by stack '${owner}' (feature ${OWNER_FEATURE}); remove it from one of the stacks, or use --take-over to take it from stack '${owner}'`, q.provenance);
+    return undefined;
+  }
+  // Recorded, and as its create step would have made it (someone else's qube of that name is not taken).
+  const made = l.class === q.class && ["template", "label"].every((k) => typeof q.properties[k] !== "string" || l.properties[k]?.value === q.properties[k]);
+  if (made && creationRecorded(ctx, q.name)) {
+    ctx.warnings.push({ code: "resumed-create", message: `qube '${q.name}' was created by an apply of stack '${ctx.model.stack}' that stopped before marking it as the stack's; it is marked now`, provenance: q.provenance });
+    return "resume";
+  }
   if (!ctx.options.adopt) {
-    if (owner !== undefined && owner !== "")
-      err(ctx, "owned-by-other-stack", `qube '${q.name}' is owned by stack '${owner}' (feature ${OWNER_FEATURE}); remove it from one of the stacks, or use --adopt to take it over`, q.provenance);
-    else err(ctx, "unowned-qube", `qube '${q.name}' exists and is not managed by stack '${ctx.model.stack}'; use --adopt to take it over, or rename the declaration`, q.provenance);
+    err(ctx, "unowned-qube", `qube '${q.name}' exists and is not managed by stack '${ctx.model.stack}'; use --adopt to take it over, or rename the declaration`, q.provenance);
     return undefined;
   }
   return "adopt";
@@ -417,7 +465,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   else {
     const o = owned(ctx, q, l);
     if (!o) return;
-    ownership = o;
+    // Adopted, taken over or resumed: marked as the stack's, its keys converge from none.
+    ownership = o === "owned" ? "owned" : "adopt";
     if (l.class !== q.class) {
       err(ctx, "class-change", `qube '${q.name}' is a ${l.class} on the system but declared as ${q.class}; a class change replaces the qube (its data is lost): remove it first or use another name`, prov);
       return;
@@ -1079,10 +1128,10 @@ function planGlobals(ctx: Ctx): void {
       err(ctx, "not-writable", `global property '${name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`);
       continue;
     }
-    // A global another stack manages is that stack's, as its qubes are: a conflict, or taken over with --adopt.
+    // A global another stack manages is that stack's, as its qubes are: a conflict, or taken over with --take-over.
     const others = otherGlobalOwners(ctx, name);
-    if (others.length && !ctx.options.adopt) {
-      err(ctx, "owned-by-other-stack", `global property '${name}' is managed by stack '${others[0]}' (dom0 feature ${globalsFeature(others[0]!)}); remove it from one of the stacks, or use --adopt to take it over`);
+    if (others.length && !ctx.options.takeOver) {
+      err(ctx, "owned-by-other-stack", `global property '${name}' is managed by stack '${others[0]}' (dom0 feature ${globalsFeature(others[0]!)}); remove it from one of the stacks, or use --take-over to take it from stack '${others[0]}'`);
       continue;
     }
     for (const other of others) takeOverGlobal(ctx, other, name);
@@ -1107,7 +1156,7 @@ function planGlobals(ctx: Ctx): void {
     addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
   }
   for (const name of old) {
-    if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:")) continue;
+    if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:") || name.startsWith("qube:")) continue;
     const cur = ctx.live.globals[name];
     if (!cur || cur.default) continue;
     const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
@@ -1123,15 +1172,17 @@ function planGlobals(ctx: Ctx): void {
     .map((n) => `label-use:${n}`);
   const labels = [...[...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t)), ...createdLabels, ...uses];
   const text = formatKeys([...managed, ...labels]);
-  // What the record holds when this step runs: the early label record, when the plan writes one.
-  const early = ctx.steps.find((s) => s.id === "global.keys-labels");
+  // What the record holds when this step runs: the early record (labels and qubes to create), when
+  // the plan writes one. The creations it names are dropped here, once their qubes are marked.
+  const early = ctx.steps.find((s) => s.id === "global.keys-create") ?? ctx.steps.find((s) => s.id === "global.keys-labels");
   const base = early ? (early.after ?? "") : formatKeys(old);
   if (text !== base && dom0) {
     const c = build(ctx, "dom0 globals record", () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
     if (c) {
       const s = add(ctx, PHASE.record, { id: "global.keys", kind: "record-keys", target: "global", object: "", key: feature, calls: c, before: early ? early.after : (dom0.features[feature] ?? null), after: text || null });
-      // A label leaves the record only once it is gone (record first, drop last, as a qube's keys).
-      s.requires.push(...ctx.steps.filter((x) => x.kind === "remove-label").map((x) => x.id));
+      // A label leaves the record only once it is gone (record first, drop last, as a qube's keys);
+      // a creation once its qube is marked (the create step marks it) or adopted again.
+      s.requires.push(...ctx.steps.filter((x) => x.kind === "remove-label" || x.kind === "create" || x.kind === "adopt").map((x) => x.id));
     }
   }
 }
@@ -1183,7 +1234,7 @@ function otherGlobalOwners(ctx: Ctx, name: string): string[] {
     .sort();
 }
 
-/** `--adopt` of a global: it leaves the record of the stack that managed it (that stack no longer resets it). */
+/** `--take-over` of a global: it leaves the record of the stack that managed it (that stack no longer resets it). */
 function takeOverGlobal(ctx: Ctx, other: string, name: string): void {
   const feature = globalsFeature(other);
   const id = `global.keys-${other}`;

@@ -108,7 +108,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     else if (head?.kind === "remove" || head?.kind === "remove-policy" || head?.kind === "remove-label") mark = "-";
     else if (head?.kind === "write-policy" && head.before === null) mark = "+";
     const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
-    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? "adopt" : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
+    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? (head.before ? `take over from stack '${head.before}' ⚠` : "adopt") : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
     const headRisk = head && head.kind.endsWith("policy") ? (head.risk === "grants-access" ? "    ⚠ grants access" : head.risk === "revokes-access" ? "    revokes access" : "") : "";
     out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}${headRisk}`.trimEnd());
     for (const l of head?.diff ?? []) out.push(`          ${l}`);
@@ -128,7 +128,11 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     out.push(`Plan: ${s.create} to create, ${s.change} to change, ${s.destroy} to destroy${s.adopt ? `, ${s.adopt} to adopt` : ""}; ${s.policy} policy file${s.policy === 1 ? "" : "s"}, ${s.global} global propert${s.global === 1 ? "y" : "ies"}.`);
   }
   const books = new Set(plan.steps.filter((x) => x.kind === "record-keys").map((x) => x.target));
-  if (books.size) out.push(`Bookkeeping: the ownership record${books.size === 1 ? "" : "s"} of ${[...books].map((t) => (t === "global" ? "the global properties" : t.replace(/^qube /, ""))).join(", ")} (no setting changes)`);
+  if (books.size) {
+    const qubes = [...books].filter((t) => t !== "global").map((t) => t.replace(/^qube /, ""));
+    const parts = [...(qubes.length ? [`the ownership record${qubes.length === 1 ? "" : "s"} of ${qubes.join(", ")}`] : []), ...(books.has("global") ? ["the stack's record on dom0"] : [])];
+    out.push(`Bookkeeping: ${parts.join(" and ")} (no setting changes)`);
+  }
   if (plan.summary.deferred) {
     const qubes = [...new Set(plan.steps.filter((x) => x.deferred && x.target.startsWith("qube ")).map((x) => x.object))].sort();
     out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);

@@ -205,7 +205,7 @@ export interface Plan {
   };
   /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
   fingerprint: string;
-  options: { adopt: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
+  options: { adopt: boolean; takeOver?: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
   /**
    * The stack's `expect:` entries checked against the system and policy after
    * apply (what-if); absent when the stack has none. A failure blocks apply

@@ -50,7 +50,9 @@ import {
 const COMMON = `  --policy-dir DIR   read and write the policy in DIR instead of through the
                      policy admin api (dom0 as root, and tests)
   --adopt            take over existing qubes (and same-named policy files)
-                     that no stack owns yet, or that another stack owns
+                     that no stack owns yet
+  --take-over        take over qubes and global properties that another
+                     stack owns (that stack then refuses to plan them)
   --prune            remove qubes this stack owns that the file no longer declares
   --ignore-expect    go on when the stack's expect: entries fail after apply
                      (they are still checked and listed)
@@ -114,7 +116,7 @@ ${CONNECTION_USAGE}
 `;
 
 const VALUE_FLAGS = [...CONNECTION_VALUE_FLAGS, "--policy-dir", "--restart", "--out", "--journal"];
-const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--prune", "--yes", "--ignore-expect"];
+const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--take-over", "--prune", "--yes", "--ignore-expect"];
 
 /** An error with a stable code, printed as one line. */
 class CliFailure extends Error {
@@ -232,7 +234,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
 
 function planOptions(p: ParsedArgs, model?: StackModel) {
   const restart = (p.flags.get("--restart") as "never" | "if-needed" | undefined) ?? model?.options?.restart ?? "never";
-  return { adopt: p.flags.has("--adopt") || !!model?.options?.adopt, prune: p.flags.has("--prune") || !!model?.options?.prune, restart };
+  return { adopt: p.flags.has("--adopt") || !!model?.options?.adopt, takeOver: p.flags.has("--take-over"), prune: p.flags.has("--prune") || !!model?.options?.prune, restart };
 }
 
 async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
@@ -338,7 +340,8 @@ async function confirm(io: CliIO, question: string): Promise<boolean> {
 function progressLine(index: number, total: number, s: PlanStep, status: string, ms: number): string {
   const w = String(total).length;
   // As the plan shows it: a multi-line value (firewall rules, a policy file) as its count of rules, never its first line alone.
-  const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
+  // Bookkeeping (an ownership record) is named, not dumped (a record lists every key the stack set).
+  const change = s.kind === "record-keys" ? "ownership record" : s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${s.after === null ? "(removed)" : oneLine(s.after)}`;
   return `[${String(index).padStart(w)}/${total}] ${s.id}${change ? ` ${change}` : ""} … ${status}${status === "ok" ? ` ${ms} ms` : ""}\n`;
 }
 
@@ -449,7 +452,7 @@ export const commands: Command[] = [
         if (fromSaved) {
           plan = saved as Plan;
           if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
-          for (const flag of ["--adopt", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
+          for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
           conn = openConnection(p, io, plan.options?.policyDir);
           io.stdout.write(renderPlan(plan));
         } else {
