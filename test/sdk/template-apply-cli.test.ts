@@ -144,7 +144,18 @@ describe("qkit template over a socket", () => {
   });
 
   it("answers errors in one line with a code", async () => {
-    expect(await qkit("template", "plan", "missing.json")).toMatchObject({ code: 1, err: expect.stringMatching(/^qkit template plan: cannot read missing\.json: ENOENT; check the path \[file-not-found\]\n$/) });
+    // A file that cannot be read: the OS's wording and exit 2 in every subcommand, before anything connects.
+    for (const verb of ["plan", "apply", "drift", "check", "whatif"])
+      expect(await qkit("template", verb, "missing.json")).toMatchObject({ code: 2, err: `qkit template ${verb}: cannot read missing.json: No such file or directory; check the path [file-not-found]\n` });
+    expect(await qkit("template", "plan", ".")).toMatchObject({ code: 2, err: "qkit template plan: . is a directory; give a stack file (*.qubes.yaml) or a saved plan [is-a-directory]\n" });
+    // --json of a stack that does not check still prints a document (errors with their places, no steps).
+    fs.writeFileSync(path.join(dir, "typo.qubes.yaml"), "qkit: 1\nstack: typo\nqubes:\n  a:\n    class: AppVM\n    label: red\n    labl: red\n");
+    const typo = await qkit("template", "plan", "typo.qubes.yaml", "--json");
+    expect(typo.code).toBe(1);
+    expect(JSON.parse(typo.out)).toMatchObject({ ok: false, errors: [{ code: "unknown-key", at: "typo.qubes.yaml:7:5" }], steps: [], sideEffects: null });
+    // A plan's errors say where in the stack file they are.
+    fs.writeFileSync(path.join(dir, "own.qubes.yaml"), "qkit: 1\nstack: own\nqubes:\n  work:\n    class: AppVM\n    label: red\n");
+    expect((await qkit("template", "plan", "own.qubes.yaml")).out).toContain("\nown.qubes.yaml:4:3: error[unowned-qube]: qube 'work' exists and is not managed by stack 'own'");
     fs.writeFileSync(path.join(dir, "bad.json"), "{");
     expect((await qkit("template", "plan", "bad.json")).err).toBe("qkit template plan: bad.json is not valid JSON (bad.json:1:2: expected a property name in double quotes (the file ends here)); fix it or write a *.qubes.yaml file [invalid-json]\n");
     // The message says where, never what: a file named by mistake may be a secret.

@@ -137,6 +137,33 @@ describe("failure in the middle, and resume", () => {
     expect((await planStack(other, conn)).plan.errors.map((e) => e.code)).toEqual(["unowned-qube"]);
   });
 
+  it("refuses at plan time to remove a qube that stays in use, naming its users", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const v1 = stack("p", [qube("p-dvm", "AppVM", { label: "red", template: "debian-12", template_for_dispvms: true }), qube("p-a", "AppVM", { label: "red", template: "debian-12" })]);
+    expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
+    // Used by hand outside the stack, and by the global default.
+    await conn.qubes.qube("work").setProperty("default_dispvm", "p-dvm");
+    const defaultDispvm = (await conn.qubes.get("default_dispvm")) as string;
+    await conn.qubes.setProperty("default_dispvm", "p-dvm");
+    const v2 = stack("p", [qube("p-a", "AppVM", { label: "red", template: "debian-12" }), qube("p-new", "DispVM", { label: "red", template: "p-dvm" })]);
+    const { plan } = await planStack(v2, conn, { prune: true });
+    expect(plan.errors).toEqual([
+      {
+        code: "removal-in-use",
+        message: "the plan removes qube 'p-dvm', but p-new (template, to be created), the global default_dispvm, work (default_dispvm) still use it after the plan (qubesd refuses to remove a qube in use); point them at another qube first, or keep 'p-dvm' declared",
+      },
+    ]);
+    // Pointed elsewhere (and the disposable no longer declared): the removal plans and applies.
+    await conn.qubes.qube("work").resetProperty("default_dispvm");
+    await conn.qubes.setProperty("default_dispvm", defaultDispvm);
+    const v3 = stack("p", [qube("p-a", "AppVM", { label: "red", template: "debian-12" })]);
+    const ok = await planStack(v3, conn, { prune: true });
+    expect(ok.plan.errors).toEqual([]);
+    expect((await applyPlan(ok.plan, conn)).status).toBe("applied");
+    expect(sim.app.domains.has("p-dvm")).toBe(false);
+  });
+
   it("refuses a plan the rehearsal rejects, before any call reaches the system", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);

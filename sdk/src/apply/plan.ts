@@ -236,6 +236,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   planGlobals(ctx);
   warnClocksync(ctx);
   planPolicy(ctx);
+  planRemovalsInUse(ctx);
   orderRemovals(ctx);
   const netvmOrder = orderNetvm(ctx);
   const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
@@ -1047,6 +1048,45 @@ function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
   const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.class, after: null, risk: "data-loss", effect: "needs-halt", requires });
   if (isRunning(l) && ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
   if (provenance) s.provenance = provenance;
+}
+
+/**
+ * qubesd refuses to remove a qube still in use once the plan ran (`Domain is in use`): a qube that
+ * stays names it in a VM property set explicitly (a default does not count), a qube the plan
+ * creates declares it, or a global property names it (default or not). Said at plan time with the
+ * users, as qubesd does not say them (its message points at its journal).
+ */
+function planRemovalsInUse(ctx: Ctx): void {
+  const removed = new Map(ctx.steps.filter((s) => s.kind === "remove").map((s) => [s.object, s]));
+  if (!removed.size) return;
+  const users = new Map<string, string[]>();
+  const use = (name: string, who: string) => users.set(name, [...(users.get(name) ?? []), who]);
+  const stepFor = (object: string, key: string, kinds: readonly string[]) => ctx.steps.find((s) => s.object === object && s.key === key && kinds.includes(s.kind));
+  const created = new Set(ctx.steps.filter((s) => s.kind === "create").map((s) => s.object));
+  for (const l of Object.values(ctx.live.qubes)) {
+    if (removed.has(l.name)) continue;
+    for (const [prop, v] of Object.entries(l.properties)) {
+      if (specOf(l.class, prop)?.type !== "vm") continue;
+      const step = stepFor(l.name, prop, ["set-property", "reset-property"]);
+      const after = step ? (step.kind === "reset-property" ? null : step.after) : v.default ? null : v.value;
+      if (typeof after === "string" && removed.has(after)) use(after, `${l.name} (${prop})`);
+    }
+  }
+  for (const q of ctx.model.qubes) {
+    if (!created.has(q.name)) continue;
+    for (const [prop, v] of Object.entries(q.properties)) if (typeof v === "string" && removed.has(v) && specOf(q.class, prop)?.type === "vm") use(v, `${q.name} (${prop}, to be created)`);
+  }
+  for (const [prop, g] of Object.entries(ctx.live.globals)) {
+    if (specOf("@global", prop)?.type !== "vm") continue;
+    const step = stepFor("", prop, ["set-global", "reset-global"]);
+    // A reset global takes qubesd's default, which the plan cannot know: not counted.
+    const after = step ? (step.kind === "reset-global" ? null : step.after) : g.value;
+    if (typeof after === "string" && removed.has(after)) use(after, `the global ${prop}`);
+  }
+  for (const [name, who] of users) {
+    const s = removed.get(name)!;
+    err(ctx, "removal-in-use", `the plan removes qube '${name}', but ${who.sort().join(", ")} still use${who.length === 1 ? "s" : ""} it after the plan (qubesd refuses to remove a qube in use); point ${who.length === 1 ? "it" : "them"} at another qube first, or keep '${name}' declared`, s.provenance);
+  }
 }
 
 /**

@@ -86,8 +86,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   const out: string[] = [];
   const running = new Set(options.running ?? []);
   if (options.header) out.push(options.header, "");
-  for (const e of plan.errors) out.push(`error[${e.code}]: ${e.message}`);
-  for (const w of plan.warnings ?? []) out.push(`warning[${w.code}]: ${w.message}`);
+  for (const e of plan.errors) out.push(`${e.at ? `${e.at}: ` : ""}error[${e.code}]: ${e.message}`);
+  for (const w of plan.warnings ?? []) out.push(`${w.at ? `${w.at}: ` : ""}warning[${w.code}]: ${w.message}`);
   if (plan.errors.length || plan.warnings?.length) out.push("");
   const blocks = new Map<string, PlanStep[]>();
   for (const s of plan.steps) {

@@ -176,6 +176,8 @@ export interface PlanError {
   code: string;
   message: string;
   provenance?: Provenance;
+  /** Where it is, as `FILE:LINE:COLUMN` (1-based; the CLI adds it from {@link provenance}, reading the file). */
+  at?: string;
 }
 
 /** The plan. */

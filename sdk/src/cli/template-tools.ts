@@ -14,7 +14,9 @@ import { renderWhatIf, whatIf, whatIfJson, type DiffStats } from "../apply/whati
 import { labelOfIcon } from "../apply/future.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ParsedArgs } from "./connect.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ConnectionInfo, type ParsedArgs } from "./connect.js";
+import { describeFailure } from "./failure.js";
+import { QubesTransportError } from "../errors.js";
 import { renderExplanation } from "./policy.js";
 import { osMessage } from "./text.js";
 
@@ -34,7 +36,7 @@ class ToolFailure extends Error {
 }
 
 /** An input file that cannot be read: a directory, or the OS's reason. */
-function unreadable(file: string, abs: string, what: string): ToolFailure {
+export function unreadable(file: string, abs: string, what: string): ToolFailure {
   let isDir = false;
   try {
     isDir = fs.statSync(abs).isDirectory();
@@ -51,6 +53,9 @@ function unreadable(file: string, abs: string, what: string): ToolFailure {
   return new ToolFailure(`cannot read ${file}: ${reason}; check the path`, "file-not-found", true);
 }
 
+/** Where each command's connection went (for the failure line's way out, as `plan` says it: `failure.ts`). */
+const connections = new WeakMap<CliIO, ConnectionInfo>();
+
 async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promise<number> {
   try {
     return await f();
@@ -59,6 +64,15 @@ async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promi
     if (e instanceof ToolFailure) {
       io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
       return e.input ? 2 : 1;
+    }
+    // qubesd unreachable or gone: the wording of plan and apply, with what to do.
+    const info = connections.get(io);
+    if (e instanceof QubesTransportError && info?.via !== undefined) {
+      const f = describeFailure(e, info);
+      if (f) {
+        io.stderr.write(`qkit template ${name}: ${f.message} [${f.code}]\n`);
+        return 1;
+      }
     }
     const err = e as { qubesType?: string; code?: string; message?: string };
     const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
@@ -76,6 +90,13 @@ const diskReader = {
     }
   },
 };
+
+/** {@link connect}, remembering where the connection went for {@link guarded}'s failure line. */
+function connectFor(flags: Map<string, string | true>, io: CliIO): ReturnType<typeof connect> {
+  const info = {} as ConnectionInfo;
+  connections.set(io, info);
+  return connect(flags, io.env, info);
+}
 
 /** Reads a GetSystemInfo JSON file (`qkit system snapshot`), optionally with the extension keys of what-if. */
 function readSystemFile(file: string, io: CliIO): WhatIfSystem {
@@ -270,7 +291,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   let system: StackSystem | undefined;
   if (typeof sysFile === "string") system = stackSystemOf(readSystemFile(sysFile, io));
   else if (hasConnection(a) || (io.env["QUBESD_SOCKET"] ?? "") !== "") {
-    const { qubes } = connect(a.flags, io.env);
+    const { qubes } = connectFor(a.flags, io);
     system = { ...stackSystemOf(await readWhatIfSystem(qubes)), ...(await liveStorage(qubes)) };
   }
   let errors = 0;
@@ -306,12 +327,15 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
 async function runWhatIf(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, [...CONNECTION_VALUE_FLAGS, "--system", "--policy-dir", "--applier"], [...CONNECTION_BOOLEAN_FLAGS, "--json", "--no-changes"]);
   if (a.positionals.length !== 1) throw new UsageError(a.positionals.length ? "exactly one FILE is expected" : "FILE is required");
+  // The stack file first: an unreadable one is said as such (exit 2), before anything connects.
+  const fileAbs = path.resolve(io.cwd, a.positionals[0]!);
+  if (diskReader.readFile(fileAbs) === undefined) throw unreadable(a.positionals[0]!, fileAbs, "a stack file (*.qubes.yaml) or a stack model (*.json)");
   const sysFile = a.flags.get("--system");
   const dir = a.flags.get("--policy-dir");
   if (typeof sysFile === "string" && hasConnection(a)) throw new UsageError("--system and a connection option exclude each other");
   const applier = a.flags.get("--applier");
   let conn: ReturnType<typeof connect> | undefined;
-  const connection = () => (conn ??= connect(a.flags, io.env));
+  const connection = () => (conn ??= connectFor(a.flags, io));
   const system = typeof sysFile === "string" ? readSystemFile(sysFile, io) : await readWhatIfSystem(connection().qubes);
   let policy: PolicyTexts;
   if (typeof dir === "string") policy = readPolicyDir(path.resolve(io.cwd, dir));
@@ -336,7 +360,7 @@ async function runExport(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, [...CONNECTION_VALUE_FLAGS, "--stack", "--out"], [...CONNECTION_BOOLEAN_FLAGS]);
   const stack = a.flags.get("--stack");
   if (typeof stack === "string" && !/^[a-z0-9][a-z0-9_-]*$/.test(stack)) throw new UsageError(`--stack must be lowercase letters, digits, _ and - (it names policy files), got \`${stack}\``);
-  const { qubes } = connect(a.flags, io.env);
+  const { qubes } = connectFor(a.flags, io);
   const r = await exportStack(qubes, { ...(typeof stack === "string" ? { stack } : {}), ...(a.positionals.length ? { qubes: a.positionals } : {}) });
   const out = a.flags.get("--out");
   if (typeof out === "string") {

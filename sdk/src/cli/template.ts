@@ -15,6 +15,7 @@ import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ConnectionInfo, type ParsedArgs } from "./connect.js";
 import { describeFailure } from "./failure.js";
 import { QubesTransportError } from "../errors.js";
+import { unreadable } from "./template-tools.js";
 import {
   adminPolicyTarget,
   applyPlan,
@@ -41,6 +42,7 @@ import {
   renderPlan,
   type LiveSystem,
   type Plan,
+  type PlanError,
   type PlanStep,
   type SideEffect,
   type PolicyTarget,
@@ -123,6 +125,8 @@ class CliFailure extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** Input that cannot be read (exit 2, not 1). */
+    readonly input = false,
   ) {
     super(message);
   }
@@ -134,6 +138,39 @@ function parse(args: string[], allowed: { values: string[]; booleans: string[] }
   const restart = p.flags.get("--restart");
   if (restart !== undefined && restart !== "never" && restart !== "if-needed") throw new UsageError(`--restart must be never or if-needed, got \`${String(restart)}\``);
   return { ...p, file: p.positionals[0]! };
+}
+
+/** Adds `FILE:LINE:COLUMN` to the errors and warnings that carry a place in a stack file. */
+function locate(list: PlanError[], io: CliIO): void {
+  const texts = new Map<string, string | undefined>();
+  for (const e of list) {
+    const p = e.provenance;
+    if (!p || typeof p.file !== "string" || typeof p.start !== "number") continue;
+    if (!texts.has(p.file)) {
+      try {
+        texts.set(p.file, fs.readFileSync(path.resolve(io.cwd, p.file), "utf8"));
+      } catch {
+        texts.set(p.file, undefined);
+      }
+    }
+    const text = texts.get(p.file);
+    if (text === undefined) continue;
+    const before = text.slice(0, Math.max(0, p.start));
+    const line = before.split("\n").length;
+    const column = p.start - (before.lastIndexOf("\n") + 1) + 1;
+    e.at = `${path.relative(io.cwd, path.resolve(io.cwd, p.file)) || p.file}:${line}:${column}`;
+  }
+}
+
+/** Refuses a FILE that cannot be read before anything connects (the OS's wording; exit 2, as `check`). */
+function mustRead(file: string, io: CliIO): void {
+  const abs = path.resolve(io.cwd, file);
+  try {
+    fs.readFileSync(abs);
+  } catch {
+    const f = unreadable(file, abs, "a stack file (*.qubes.yaml) or a saved plan");
+    throw new CliFailure(f.message, f.code, true);
+  }
 }
 
 function isDirectory(dir: string): boolean {
@@ -187,8 +224,10 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
   let text: string;
   try {
     text = fs.readFileSync(abs, "utf8");
-  } catch (e) {
-    throw new CliFailure(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check the path`, "file-not-found");
+  } catch {
+    // The OS's wording, a directory said as such; input that cannot be read exits 2, as check does.
+    const f = unreadable(file, abs, "the stack file (*.qubes.yaml)");
+    throw new CliFailure(f.message, f.code, true);
   }
   if (abs.endsWith(".json")) {
     let data: unknown;
@@ -201,6 +240,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
     const checked = checkStackModel(data);
     if (!checked.model) {
       for (const e of checked.errors) (json ? io.stderr : io.stdout).write(`${file}: error[${e.code}]: ${e.message}\n`);
+      if (json) writeRefusedJson(io, (data as StackModel).stack, checked.errors.map((e) => ({ severity: "error", code: e.code, message: e.message, at: file })));
       throw new CliFailure(`${checked.errors.length} error${checked.errors.length === 1 ? "" : "s"} in the stack model; nothing was changed`, "invalid-stack");
     }
     return checked.model;
@@ -221,15 +261,27 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
   const r = check(reader, abs, live ? { system: stackSystem(live) } : {});
   const errors = r.diagnostics.filter((d) => d.severity === "error");
   if (errors.length || !r.model) {
+    const listed: Array<{ severity: string; code: string; message: string; at: string }> = [];
     for (const d of r.diagnostics) {
       const src = reader.readFile(d.file) ?? "";
       const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
-      const line = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`;
-      (json ? io.stderr : io.stdout).write(line);
+      const at = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}`;
+      listed.push({ severity: d.severity, code: d.code, message: d.message, at });
+      (json ? io.stderr : io.stdout).write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);
     }
+    if (json) writeRefusedJson(io, r.model?.stack, listed);
     throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was changed`, "invalid-stack");
   }
   return r.model;
+}
+
+/**
+ * `--json` of a stack that does not check: a document on standard output all the same (CI reads
+ * it), with the stack's diagnostics as the plan's errors and warnings, and no steps.
+ */
+function writeRefusedJson(io: CliIO, stack: unknown, listed: Array<{ severity: string; code: string; message: string; at: string }>): void {
+  const pick = (sev: string) => listed.filter((d) => d.severity === sev).map(({ code, message, at }) => ({ code, message, at }));
+  io.stdout.write(JSON.stringify({ ok: false, stack: typeof stack === "string" ? stack : null, errors: pick("error"), warnings: listed.filter((d) => d.severity !== "error").map(({ code, message, at }) => ({ code, message, at })), steps: [], sideEffects: null }) + "\n");
 }
 
 function planOptions(p: ParsedArgs, model?: StackModel) {
@@ -238,6 +290,7 @@ function planOptions(p: ParsedArgs, model?: StackModel) {
 }
 
 async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
+  mustRead(p.file, io);
   const conn = openConnection(p, io);
   // The checker needs the live names first; the full features of the declared qubes (and clock qubes, see planFocus) are read after.
   const live = await readLight(conn.qubes, conn.policy, { focus: [] });
@@ -255,6 +308,7 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
   // The stack's own expectations, on the system and policy after apply (what-if).
   const expectations = await planExpectations(model, conn, plan, inputs);
   if (expectations) plan.expectations = expectations;
+  locate([...plan.errors, ...(plan.warnings ?? [])], io);
   return { plan, live, conn };
 }
 
@@ -276,7 +330,7 @@ async function withFailures(io: CliIO, name: string, f: () => Promise<number>): 
     if (e instanceof UsageError) throw e;
     if (e instanceof CliFailure) {
       io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
-      return 1;
+      return e.input ? 2 : 1;
     }
     // qubesd unreachable or gone: the commands' one wording, with what to do (check --socket, start qubesd, ...).
     const info = connections.get(io);
@@ -441,6 +495,7 @@ export const commands: Command[] = [
         let conn: StackConnection & { policyDir?: string };
         let running: string[] = [];
         let saved: unknown;
+        mustRead(p.file, io);
         try {
           const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
           // A saved plan is recognised by its content, whatever its name (`--out PLAN` takes any name).
@@ -551,6 +606,7 @@ export const commands: Command[] = [
     run: (args, io) =>
       withFailures(io, "drift", async () => {
         const p = parse(args, { values: [...CONNECTION_VALUE_FLAGS, "--policy-dir"], booleans: [...CONNECTION_BOOLEAN_FLAGS, "--json"] });
+        mustRead(p.file, io);
         const conn = openConnection(p, io);
         const live = await readLight(conn.qubes, conn.policy);
         const model = loadStack(p.file, io, live, p.flags.has("--json"));
