@@ -164,6 +164,26 @@ describe("failure in the middle, and resume", () => {
     expect(sim.app.domains.has("p-dvm")).toBe(false);
   });
 
+  it("marks a firewall change by what it does to access: a reset to accept-all grants, an added drop rule revokes", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const fw = (rules?: string[]) => stack("fw", [qube("fw-a", "AppVM", { label: "red", template: "debian-12" }, rules ? { firewall: rules } : {})]);
+    const v1 = fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=drop"]);
+    const first = (await planStack(v1, conn)).plan;
+    // A new qube's firewall restricts qubesd's accept-all default.
+    expect(first.steps.find((x) => x.kind === "set-firewall")!.risk).toBe("revokes-access");
+    expect((await applyPlan(first, conn)).status).toBe("applied");
+    const risk = async (m: ReturnType<typeof fw>) => (await planStack(m, conn)).plan.steps.find((x) => x.kind === "set-firewall")?.risk;
+    expect(await risk(fw())).toBe("grants-access");
+    expect(renderPlan((await planStack(fw(), conn)).plan)).toMatch(/~ firewall +2 rules → action=accept \(no longer declared\) {4}⚠ grants access/);
+    expect(await risk(fw(["action=drop dsthost=10.0.0.2", "action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=drop"]))).toBe("revokes-access");
+    expect(await risk(fw(["action=drop"]))).toBe("revokes-access");
+    expect(await risk(fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=accept dsthost=10.0.0.3", "action=drop"]))).toBe("grants-access");
+    // A reorder is not worked out: it may let through what was dropped, so it is marked.
+    expect(await risk(fw(["action=drop", "action=accept dsthost=10.0.0.1 proto=udp dstports=1194"]))).toBe("grants-access");
+    expect(await risk(fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194"]))).toBe("grants-access");
+  });
+
   it("refuses a plan the rehearsal rejects, before any call reaches the system", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);

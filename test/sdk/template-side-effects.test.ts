@@ -99,7 +99,7 @@ describe("qubesd's own changes in plan and apply", () => {
     fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace("dsthost=mail.example.com proto=tcp dstports=993", "dsthost=mail.example.com proto=tcp dstports=465"));
     const plan = await qkit("template", "plan", "laptop.qubes.yaml");
     expect(plan.out).toMatch(
-      /\n {6}~ firewall +(\d+) rules → \1 rules\n {10}- action=accept dsthost=mail\.example\.com proto=tcp dstports=993-993\n {10}\+ action=accept dsthost=mail\.example\.com proto=tcp dstports=465-465\n/,
+      /\n {6}~ firewall +(\d+) rules → \1 rules {4}⚠ grants access\n {10}- action=accept dsthost=mail\.example\.com proto=tcp dstports=993-993\n {10}\+ action=accept dsthost=mail\.example\.com proto=tcp dstports=465-465\n/,
     );
     const applied = await qkit("template", "apply", "laptop.qubes.yaml", "--yes");
     expect(applied.out).toMatch(/\] work\.fw (\d+) rules → \1 rules … ok \d+ ms\n/);

@@ -755,13 +755,14 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (want && (ownership === "create" ? !(want.length === 1 && want[0] === "action=accept") : !sameList(cur, want))) {
       const rules = q.firewall.map((r) => r.trim());
       const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, rules))], kp("firewall"));
-      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), provenance: kp("firewall") }));
+      if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: ownership === "create" ? null : cur.join("\n"), after: want.join("\n"), risk: firewallRisk(ownership === "create" ? ["action=accept"] : cur, want), provenance: kp("firewall") }));
     }
   } else if (q.firewall && ignore.has("firewall")) {
     if (oldKeys.has("fw")) newKeys.add("fw");
   } else if (oldKeys.has("fw") && l?.firewall && !sameList(l.firewall, ["action=accept"])) {
     const c = build(ctx, `${q.name} firewall`, () => [call(calls.firewallSet(q.name, ["action=accept"]))]);
-    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)" }));
+    // Back to qubesd's default, which accepts everything: it opens the network.
+    if (c) withFirst(add(ctx, phase, { id: `${q.name}.fw`, kind: "set-firewall", target, object: q.name, key: "firewall", calls: c, before: l.firewall.join("\n"), after: "action=accept (no longer declared)", risk: firewallRisk(l.firewall, ["action=accept"]) }));
   }
 
   // Devices.
@@ -1048,6 +1049,29 @@ function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
   const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.class, after: null, risk: "data-loss", effect: "needs-halt", requires });
   if (isRunning(l) && ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
   if (provenance) s.provenance = provenance;
+}
+
+/**
+ * What a firewall change does to access. The rules are tried in order, the first that matches
+ * decides: a change that only deletes accept rules and inserts drop rules (the other rules in the
+ * same order) can only take access away (`revokes-access`), as can any change of a firewall that
+ * accepted everything; any other change may let a packet through that was dropped before
+ * (`grants-access`), e.g. a firewall reset to `action=accept`.
+ */
+function firewallRisk(before: readonly string[], after: readonly string[]): PlanStep["risk"] {
+  if (before.length === after.length && before.every((r, i) => r === after[i])) return "none";
+  // Everything was let through (qubesd's default, and a new qube's): a change can only restrict.
+  const acceptsAll = (rules: readonly string[]) => rules[0]?.trim() === "action=accept";
+  if (acceptsAll(before)) return acceptsAll(after) ? "none" : "revokes-access";
+  const isAccept = (r: string) => /(^|\s)action=accept(\s|$)/.test(r);
+  const inBefore = new Set(before);
+  const inAfter = new Set(after);
+  const added = after.filter((r) => !inBefore.has(r));
+  const removed = before.filter((r) => !inAfter.has(r));
+  if (added.some(isAccept) || removed.some((r) => !isAccept(r))) return "grants-access";
+  const keptBefore = before.filter((r) => inAfter.has(r));
+  const keptAfter = after.filter((r) => inBefore.has(r));
+  return keptBefore.length === keptAfter.length && keptBefore.every((r, i) => r === keptAfter[i]) ? "revokes-access" : "grants-access";
 }
 
 /**
