@@ -100,6 +100,8 @@ export interface QubeEntry {
   related?: RelatedInformation[];
   /** Name or value uses an unresolved bundle parameter (checking a bundle alone). */
   symbolic: boolean;
+  /** The class as written was refused (or the qube is dom0): `decl.class` is only the fallback AppVM. */
+  classInvalid?: boolean;
 }
 
 /** A `rules` block read from a file (raw mapping, before the checker assigns paths). */
@@ -619,9 +621,12 @@ export class DocumentReader {
     }
     const name = String(k.value);
     const symbolic = k.symbolic;
-    if (!symbolic) {
+    // dom0 is the AdminVM: one error says so (plan refuses it the same way, `cannot-manage-dom0`), not its class.
+    const dom0 = !symbolic && name === "dom0";
+    if (dom0) this.report("cannot-manage-dom0", "error", "dom0 is the AdminVM: a stack cannot declare it", k.span, "remove it from qubes: (global properties go under global:)");
+    else if (!symbolic) {
       const err = qubeNameError(name);
-      if (err) this.report("invalid-qube-name", "error", `invalid qube name: ${name}: ${err}`, k.span, "names start with a letter and use letters, digits, _ . -, at most 31 characters");
+      if (err) this.report("invalid-qube-name", "error", `invalid qube name: ${name}: ${err}`, k.span, qubeNameHelp(name));
     }
     const m = this.expectMap(pair.value, `qube ${name}`);
     const decl: QubeDecl = { name, class: "AppVM", properties: {}, features: {}, state: "any", absent: false, protect: false, ignore_changes: [], provenance: this.prov(pair.key as Node), keyProvenance: {} };
@@ -636,14 +641,18 @@ export class DocumentReader {
     const cls = m.items.find((p) => isScalar(p.key) && p.key.value === "class");
     const absent = m.items.some((p) => isScalar(p.key) && p.key.value === "absent" && isScalar(p.value) && p.value.value === true);
     let klass: DeclarableClass | undefined;
+    if (dom0) entry.classInvalid = true;
     if (!cls) {
-      if (!absent) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
+      if (!absent && !dom0) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
     } else {
       const s = this.str(cls.value, "class");
-      if (s) {
+      if (!s) entry.classInvalid = true;
+      else {
         const v = String(s.value);
         if ((DECLARABLE_CLASSES as readonly string[]).includes(v)) klass = v as DeclarableClass;
+        else if (dom0 && v === "AdminVM") entry.classInvalid = true;
         else {
+          entry.classInvalid = true;
           const c = closest(v, DECLARABLE_CLASSES);
           this.report("invalid-class", "error", v === "AdminVM" || v === "RemoteVM" ? `class ${v} cannot be declared in a stack` : `unknown qube class: ${v}`, s.span, c.length ? `did you mean \`${c[0]}\`?` : "AppVM, TemplateVM, StandaloneVM or DispVM");
         }
@@ -764,7 +773,7 @@ export class DocumentReader {
         }
         const err = qubeNameError(s.value);
         if (err && s.value !== "dom0") {
-          this.report("invalid-qube-name", "error", `invalid qube name: ${s.value}: ${err}`, s.span);
+          this.report("invalid-qube-name", "error", `invalid qube name: ${s.value}: ${err}`, s.span, qubeNameHelp(s.value));
           return undefined;
         }
         this.acc.refs.push({ name: s.value, via: name, from: owner, file: this.doc.path, span: s.span, ...(this.related() ? { related: this.related()! } : {}) });
@@ -830,7 +839,7 @@ export class DocumentReader {
         if (kind === "clone") {
           if (!s.symbolic) {
             const err = qubeNameError(v);
-            if (err) return this.report("invalid-qube-name", "error", `invalid qube name: ${v}: ${err}`, s.span);
+            if (err) return this.report("invalid-qube-name", "error", `invalid qube name: ${v}: ${err}`, s.span, qubeNameHelp(v));
             this.acc.refs.push({ name: v, via: "source", from: d.name, file: this.doc.path, span: s.span, ...(this.related() ? { related: this.related()! } : {}) });
           }
           d.source = { clone: v };
@@ -961,7 +970,7 @@ export class DocumentReader {
             } else if (bytes === undefined || !Number.isInteger(bytes) || bytes <= 0) {
               this.errorHelp(size.value as Node, "invalid-size", `invalid size: ${s?.source ?? "?"}`, "a number of bytes, or a size such as 4GiB, 512MiB, 20GB");
             } else if (vname === "root" && (klass === "AppVM" || klass === "DispVM")) {
-              this.errorHelp(size.value as Node, "volume-not-resizable", `the root volume of a ${klass} is its template's and cannot be resized here`, "resize the template's root volume");
+              this.errorHelp(size.value as Node, "volume-not-resizable", `the root volume of ${withArticle(klass)} is its template's and cannot be resized here`, "resize the template's root volume");
             } else vol.size = bytes;
           }
           if (keys.has("revisions_to_keep")) {
@@ -1130,7 +1139,7 @@ export class DocumentReader {
           if (!s.symbolic) {
             const err = dev.backend === "dom0" ? undefined : qubeNameError(dev.backend);
             if (err) {
-              this.report("invalid-qube-name", "error", `invalid qube name: ${dev.backend}: ${err}`, s.span);
+              this.report("invalid-qube-name", "error", `invalid qube name: ${dev.backend}: ${err}`, s.span, qubeNameHelp(dev.backend));
               continue;
             }
             if (dev.backend !== "dom0") this.acc.refs.push({ name: dev.backend, via: "device backend", from: d.name, file: this.doc.path, span: s.span, ...(this.related() ? { related: this.related()! } : {}) });
@@ -1464,7 +1473,7 @@ export class DocumentReader {
       const list: string[] = [];
       for (const it of node.items) {
         const s = isScalar(it) && typeof it.value === "string" ? it.value : undefined;
-        if (s === undefined || (qubeNameError(s) && s !== "dom0")) return fail(`parameter ${name}: invalid qube name in the list: ${isScalar(it) ? String(it.value) : "?"}`);
+        if (s === undefined || (qubeNameError(s) && s !== "dom0")) return fail(`parameter ${name}: invalid qube name in the list: ${isScalar(it) ? String(it.value) : "?"}`, s === undefined ? "write qube names" : qubeNameHelp(s));
         list.push(s);
         this.acc.refs.push({ name: s, via: `parameter ${name}`, from: "@param", file: this.doc.path, span: nodeSpan(it as Node) });
       }
@@ -1485,7 +1494,7 @@ export class DocumentReader {
       case "qube": {
         if (typeof v !== "string") return fail(`parameter ${name} must be a qube name`);
         const err = type === "qube" && v === "dom0" ? undefined : qubeNameError(v);
-        if (err) return fail(`parameter ${name}: invalid qube name: ${v}: ${err}`);
+        if (err) return fail(`parameter ${name}: invalid qube name: ${v}: ${err}`, qubeNameHelp(v));
         return v;
       }
       case "tag":
@@ -1531,6 +1540,26 @@ function exactInteger(source: string, value: number): string {
     // fall through: not a literal BigInt reads
   }
   return BigInt(value).toString();
+}
+
+/**
+ * What to do about a qube name qubesd refuses (`validate_name` in qubes/vm/__init__.py),
+ * for the rule it breaks, not the general character rules.
+ */
+export function qubeNameHelp(name: string): string {
+  if (name.length > 31) return `shorten the name to at most 31 characters (it has ${name.length})`;
+  if (/^[0-9_.-]/.test(name)) return "start the name with a letter";
+  if (!/^[a-zA-Z][a-zA-Z0-9_.-]*$/.test(name)) return "use only letters, digits, _ . and - (no spaces or other characters)";
+  if (name === "Domain-0") return "Domain-0 is Xen's own name for dom0: pick another name";
+  if (name === "none") return "`none` is reserved: as a property value it means no qube (netvm: none), so no qube can have that name; pick another name";
+  if (name === "default") return "`default` is reserved: as a property value it resets the property to its default, so no qube can have that name; pick another name";
+  if (name.endsWith("-dm")) return "names ending in -dm are reserved for device-model stubdomains (Xen runs the device model of an HVM qube NAME as NAME-dm): pick another name";
+  return "names start with a letter and use letters, digits, _ . -, at most 31 characters";
+}
+
+/** A class or word with its indefinite article: `an AppVM`, `a TemplateVM`. */
+export function withArticle(word: string): string {
+  return `${/^[AEIOUaeiou]/.test(word) ? "an" : "a"} ${word}`;
 }
 
 function globalNames(): string[] {

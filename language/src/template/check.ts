@@ -10,7 +10,7 @@ import { checkPolicy } from "../loader/load.js";
 import { createMemoryFileSystem, dirname, joinPath, normalizePath } from "../loader/memfs.js";
 import { POLICY_DIR } from "../loader/types.js";
 import { STANDARD_LABELS } from "../qubes/properties.js";
-import { DocumentReader, newAccumulator, type Accumulator, type BundleContext, type QubeEntry, type QubeRef } from "./build.js";
+import { DocumentReader, newAccumulator, withArticle, type Accumulator, type BundleContext, type QubeEntry, type QubeRef } from "./build.js";
 import { diagnosticAt, parseStackText, type StackDocument } from "./document.js";
 import { DEFAULT, policyFileHeader, policyFileName, type PolicyFileDecl, type PropertyValue, type StackModel } from "./model.js";
 import { policySpanToSource, type EmbeddedPolicy } from "./policy.js";
@@ -310,10 +310,10 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     switch (ref.via) {
       case "template":
         if (fromClass === "AppVM" && r.klass !== "TemplateVM")
-          push(ref.file, "template-wrong-class", "error", `template of ${ref.from} must be a TemplateVM; ${ref.name} is a ${r.klass}`, ref.span, "name a TemplateVM", rel);
+          push(ref.file, "template-wrong-class", "error", `template of ${ref.from} must be a TemplateVM; ${ref.name} is ${withArticle(r.klass)}`, ref.span, "name a TemplateVM", rel);
         if (fromClass === "DispVM") {
           if (r.klass !== "AppVM" && r.klass !== "StandaloneVM")
-            push(ref.file, "template-wrong-class", "error", `template of disposable ${ref.from} must be a disposable template (AppVM or StandaloneVM); ${ref.name} is a ${r.klass}`, ref.span, "name an AppVM with template_for_dispvms: true", rel);
+            push(ref.file, "template-wrong-class", "error", `template of disposable ${ref.from} must be a disposable template (AppVM or StandaloneVM); ${ref.name} is ${withArticle(r.klass)}`, ref.span, "name an AppVM with template_for_dispvms: true", rel);
           else if (r.templateForDispvms === false)
             push(ref.file, "not-a-dispvm-template", "error", `${ref.name} is not a disposable template (template_for_dispvms is not true)`, ref.span, r.declared ? `set template_for_dispvms: true on ${ref.name}` : `set template_for_dispvms on ${ref.name}, or name another qube`, relWith(rel, r.declared, "declared here"));
         }
@@ -329,12 +329,12 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
           push(ref.file, "netvm-not-provider", "error", `${ref.name} does not provide network (provides_network is not true)`, ref.span, r.declared ? `set provides_network: true on ${ref.name}` : "name a qube that provides network, or none", relWith(rel, r.declared, "declared here"));
         break;
       case "default_template":
-        if (r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `default_template must be a TemplateVM; ${ref.name} is a ${r.klass}`, ref.span, "name a TemplateVM", rel);
+        if (r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `default_template must be a TemplateVM; ${ref.name} is ${withArticle(r.klass)}`, ref.span, "name a TemplateVM", rel);
         break;
       case "source":
         if (r.klass !== "TemplateVM" && r.klass !== "StandaloneVM" && ref.from !== "@param") {
           const to = declared.get(ref.from)?.decl.class;
-          if (to === "TemplateVM" && r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `a TemplateVM is cloned from a TemplateVM; ${ref.name} is a ${r.klass}`, ref.span, undefined, rel);
+          if (to === "TemplateVM" && r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `a TemplateVM is cloned from a TemplateVM; ${ref.name} is ${withArticle(r.klass)}`, ref.span, undefined, rel);
         }
         break;
     }
@@ -344,10 +344,11 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
   if (system) {
     for (const q of declared.values()) {
       const s = system.qubes[q.decl.name];
-      if (s && s.class !== q.decl.class && !q.decl.absent && !q.symbolic) {
-        push(q.file, "class-change", "warning", `${q.decl.name} is a ${s.class} on this machine; declaring it as ${q.decl.class} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
+      // A refused class (or dom0) is reported where it is written; `decl.class` is then only a fallback.
+      if (s && s.class !== q.decl.class && !q.decl.absent && !q.symbolic && !q.classInvalid && s.class !== "AdminVM") {
+        push(q.file, "class-change", "warning", `${q.decl.name} is ${withArticle(s.class)} on this machine; declaring it as ${withArticle(q.decl.class)} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
-      if (!s && !q.decl.absent && !q.symbolic) {
+      if (!s && !q.decl.absent && !q.symbolic && q.decl.name !== "dom0") {
         if (q.decl.properties.label === undefined)
           push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
         if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source)

@@ -28,6 +28,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "invalid-stack-name": "a stack name that cannot name policy files and features",
   "invalid-class": "an unknown or undeclarable qube class",
   "invalid-qube-name": "a name qubesd refuses (validate_name)",
+  "cannot-manage-dom0": "dom0 declared under qubes: (the AdminVM is not a stack's to declare)",
   "property-not-for-class": "a property the qube's class does not have",
   "read-only-property": "a property computed by qubesd",
   "write-once-property": "a property assigned by qubesd (name, qid, uuid, dispid)",
