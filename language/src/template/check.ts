@@ -10,6 +10,7 @@ import { checkPolicy } from "../loader/load.js";
 import { createMemoryFileSystem, dirname, joinPath, normalizePath } from "../loader/memfs.js";
 import { POLICY_DIR } from "../loader/types.js";
 import { STANDARD_LABELS } from "../qubes/properties.js";
+import { closest } from "../services/util.js";
 import { DocumentReader, newAccumulator, withArticle, type Accumulator, type BundleContext, type QubeEntry, type QubeRef } from "./build.js";
 import { diagnosticAt, parseStackText, type StackDocument } from "./document.js";
 import { DEFAULT, policyFileHeader, policyFileName, type PolicyFileDecl, type PropertyValue, type StackModel } from "./model.js";
@@ -286,6 +287,14 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     return undefined;
   };
 
+  // "did you mean": the qubes the stack declares and, with a system, the machine's.
+  let candidates: Set<string> | undefined;
+  const didYouMean = (name: string): string | undefined => {
+    candidates ??= new Set([...[...declared.values()].filter((q) => !q.decl.absent && !q.symbolic).map((q) => q.decl.name), ...Object.keys(system?.qubes ?? {})]);
+    const c = closest(name, candidates, 1);
+    return c.length ? `did you mean \`${c[0]}\`?` : undefined;
+  };
+
   // References.
   const checkRef = (ref: QubeRef): Resolved | undefined => {
     const d = declared.get(ref.name);
@@ -296,8 +305,9 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     }
     const r = resolveQube(ref.name);
     if (!r) {
-      if (system) push(ref.file, "unknown-qube", "error", `no such qube: ${ref.name} (${ref.via})`, ref.span, "declare it in the stack, or fix the name", ref.related);
-      else push(ref.file, "undeclared-qube", "info", `${ref.name} is not declared in this stack; it must exist on the machine`, ref.span, "check with a system (--system or a connection) to verify it", ref.related);
+      const guess = didYouMean(ref.name);
+      if (system) push(ref.file, "unknown-qube", "error", `no such qube: ${ref.name} (${ref.via})`, ref.span, guess ?? "declare it in the stack, or fix the name", ref.related);
+      else push(ref.file, "undeclared-qube", "info", `${ref.name} is not declared in this stack; it must exist on the machine`, ref.span, guess ?? "check with a system (--system or a connection) to verify it", ref.related);
     }
     return r;
   };
@@ -433,8 +443,9 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
         continue;
       }
       if (declared.has(n) || system?.qubes[n]) continue;
-      if (system) push(e.file, "expect-unknown-qube", "error", `the expectation names an unknown qube: ${n}`, e.span, "declare the qube, or fix the name", e.related);
-      else push(e.file, "undeclared-qube", "info", `${n} is not declared in this stack; it must exist on the machine`, e.span, undefined, e.related);
+      const guess = didYouMean(n);
+      if (system) push(e.file, "expect-unknown-qube", "error", `the expectation names an unknown qube: ${n}`, e.span, guess ?? "declare the qube, or fix the name", e.related);
+      else push(e.file, "undeclared-qube", "info", `${n} is not declared in this stack; it must exist on the machine`, e.span, guess, e.related);
     }
   }
 }
