@@ -215,7 +215,7 @@ export class DocumentReader {
 
   private report(code: string, severity: TemplateDiagnostic["severity"], message: string, span: Span, help?: string): void {
     // A node that a YAML syntax error runs through is not judged again: the syntax error says it.
-    for (const e of this.doc.diagnostics) if (e.code === "yaml-syntax-error" && e.span.start <= span.end && span.start <= e.span.end && span.end > span.start) return;
+    for (const e of this.doc.syntaxDamage) if (e.start <= span.end && span.start <= e.end && span.end > span.start) return;
     const d = diagnosticAt(this.doc, code, severity, message, span, help);
     const rel = this.related();
     if (rel) d.related = rel;

@@ -359,11 +359,12 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
         push(q.file, "class-change", "warning", `${q.decl.name} is ${withArticle(s.class)} on this machine; declaring it as ${withArticle(q.decl.class)} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
       if (!s && !q.decl.absent && !q.symbolic && q.decl.name !== "dom0") {
-        if (q.decl.properties.label === undefined)
+        // A key that is written but was refused (or sits in a YAML syntax error) is reported where it is written.
+        if (q.decl.properties.label === undefined && !q.valueSpans.has("label"))
           push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
-        if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source)
+        if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source && !q.valueSpans.has("source"))
           push(q.file, "missing-key", "error", `new ${q.decl.class} ${q.decl.name} needs a source`, q.keySpan, "add `source: { clone: QUBE }`, `source: { install: PACKAGE }` or `source: { empty: true }`", q.related);
-        if (q.decl.class === "DispVM" && q.decl.properties.template === undefined)
+        if (q.decl.class === "DispVM" && q.decl.properties.template === undefined && !q.valueSpans.has("template"))
           push(q.file, "missing-key", "error", `new disposable ${q.decl.name} needs a template`, q.keySpan, "add `template: NAME` (a disposable template)", q.related);
       }
     }
