@@ -159,10 +159,13 @@ export interface Accumulator {
   poolRefs: { name: string; file: string; span: Span; related?: RelatedInformation[] }[];
   includes: { path: string; file: string; span: Span }[];
   uses: UseEntry[];
+  /** The time firewall `expire=` values are compared with (seconds since the epoch). */
+  now: number;
 }
 
-export function newAccumulator(): Accumulator {
+export function newAccumulator(now = Date.now() / 1000): Accumulator {
   return {
+    now,
     diagnostics: [],
     global: new Map(),
     labels: new Map(),
@@ -255,6 +258,12 @@ export class DocumentReader {
       return read;
     }
     return this.substituteScalar(value, plain, span);
+  }
+
+  /** Refuses a float literal (`2.0`, `1e3`) where an integer goes: YAML reads it as a float. */
+  private notIntegerLiteral(s: ScalarRead, what: string): void {
+    const n = s.value as number;
+    this.report("not-an-integer-literal", "error", `${what} must be an integer: ${s.source.trim()} is a float in YAML`, s.span, `write ${Number.isSafeInteger(n) ? String(n) : "the integer"} (digits only, no decimal point or exponent)`);
   }
 
   /** Refuses an integer a double cannot hold exactly (it would be stored with other digits). */
@@ -388,6 +397,10 @@ export class DocumentReader {
     if (s?.symbolic) return undefined;
     if (!s || typeof s.value !== "number" || !Number.isInteger(s.value)) {
       this.error(node as Node, "wrong-type", `${what} must be an integer`);
+      return undefined;
+    }
+    if (floatLiteral(s)) {
+      this.notIntegerLiteral(s, what);
       return undefined;
     }
     if (s.unsafeInteger !== undefined) {
@@ -750,6 +763,10 @@ export class DocumentReader {
           this.errorHelp(node, "wrong-type", `${name} must be an integer${unitOf(name)}, not ${describe(s)}`, `write a number${unitOf(name)}`);
           return undefined;
         }
+        if (floatLiteral(s)) {
+          this.notIntegerLiteral(s, name);
+          return undefined;
+        }
         if (s.unsafeInteger !== undefined || !Number.isSafeInteger(n)) {
           this.unsafeInteger(s, name);
           return undefined;
@@ -889,7 +906,7 @@ export class DocumentReader {
             this.report("duplicate-feature", "error", `feature ${fname} is set twice (features and services)`, k.span, "keep one of the two");
             continue;
           }
-          const v = this.featureValue(fp.value as Node, key === "services");
+          const v = this.featureValue(fp.value as Node, key === "services", fname);
           if (v === undefined) continue;
           if (fname === "service.meminfo-writer" && !k.symbolic && v !== null) {
             // An error, as in plan (`rewritten-feature`): a stack that sets it can never converge (design §8.5, apply then plan is empty).
@@ -930,13 +947,22 @@ export class DocumentReader {
             d.firewall.push(String(s.value));
             continue;
           }
-          const r = normalizeFirewallRule(String(s.value));
+          const text = String(s.value);
+          const r = normalizeFirewallRule(text);
+          // A part of the rule in the file: exact for a scalar written as is, else the whole scalar.
+          const exactMap = isScalar(it) && (it.type === "PLAIN" || it.type === "QUOTE_SINGLE" || it.type === "QUOTE_DOUBLE") && !String(it.source ?? "").includes("${") && !this.bundleSubstituted(it);
+          const off = s.span.start + (isScalar(it) && it.type !== "PLAIN" ? 1 : 0);
+          const partSpan = (start: number, end: number): Span => (exactMap ? { start: off + start, end: off + end } : s.span);
           if (!r.ok) {
-            const exactMap = isScalar(it) && (it.type === "PLAIN" || it.type === "QUOTE_SINGLE" || it.type === "QUOTE_DOUBLE") && !String(it.source ?? "").includes("${") && !this.bundleSubstituted(it);
-            const off = s.span.start + (isScalar(it) && it.type !== "PLAIN" ? 1 : 0);
-            const span = exactMap ? { start: off + r.start, end: off + r.end } : s.span;
-            this.report("invalid-firewall-rule", "error", r.message, span, r.help);
+            this.report("invalid-firewall-rule", "error", r.message, partSpan(r.start, r.end), r.help);
             continue;
+          }
+          // qubesd keeps an expired rule but never applies it, and leaves it out of firewall.Get (plan then drops it too).
+          const expire = / expire=(\d+)/.exec(r.rule);
+          if (expire && Number(expire[1]) <= this.acc.now) {
+            const at = /(?:^|\s)(expire=\S*)/.exec(text);
+            const start = at ? at.index + at[0].length - at[1]!.length : 0;
+            this.report("firewall-rule-expired", "warning", `this firewall rule expired on ${utcTime(Number(expire[1]))} (expire=${expire[1]}): qubesd will not apply it`, at ? partSpan(start, start + at[1]!.length) : s.span, "remove the rule, or set expire= to a time in the future (seconds since the epoch)");
           }
           d.firewall.push(r.rule);
         }
@@ -1075,7 +1101,7 @@ export class DocumentReader {
     set.add(tag);
   }
 
-  private featureValue(node: Node, service: boolean): string | null | undefined {
+  private featureValue(node: Node, service: boolean, fname: string): string | null | undefined {
     const s = this.scalar(node);
     if (!s || Array.isArray(s.value)) {
       this.errorHelp(node, "wrong-type", service ? "a service is true or false" : "a feature value must be a string, a number, true, false or null", "write a scalar value");
@@ -1094,8 +1120,13 @@ export class DocumentReader {
     }
     let v: string;
     if (typeof s.value === "boolean") v = s.value ? "1" : "";
-    else if (typeof s.value === "number") v = s.unsafeInteger ?? (Number.isInteger(s.value) ? String(s.value) : s.source);
-    else v = s.value;
+    else if (typeof s.value === "number") {
+      v = s.unsafeInteger ?? (Number.isInteger(s.value) ? String(s.value) : s.source);
+      // `0755`, `0o17`, `0x1F`, `1.0`, `1e3`, `+1`: a YAML number whose decimal digits are not the text.
+      const written = s.source.trim();
+      if (s.plain && !s.symbolic && v !== written)
+        this.report("yaml-number-converted", "warning", `feature ${fname}: ${written} is a YAML number, stored as "${v}"`, s.span, `quote it ('${written}') to keep the text as written`);
+    } else v = s.value;
     if (!s.symbolic) {
       const err = featureValueError(v);
       if (err) {
@@ -1485,6 +1516,8 @@ export class DocumentReader {
     switch (type) {
       case "int":
         if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return fail(`parameter ${name} is too large to keep exactly: ${exactInteger(this.doc.text.slice(node.range![0], node.range![1]), v)} (the limit is ±${Number.MAX_SAFE_INTEGER})`);
+        if (typeof v === "number" && Number.isInteger(v) && !INTEGER_LITERAL.test(this.doc.text.slice(node.range![0], node.range![1]).trim()))
+          return fail(`parameter ${name} must be an integer: ${this.doc.text.slice(node.range![0], node.range![1]).trim()} is a float in YAML`, `write ${v} (digits only, no decimal point or exponent)`);
         return typeof v === "number" && Number.isInteger(v) ? v : fail(`parameter ${name} must be an integer`);
       case "bool":
         return typeof v === "boolean" ? v : fail(`parameter ${name} must be true or false`);
@@ -1555,6 +1588,20 @@ export function qubeNameHelp(name: string): string {
   if (name === "default") return "`default` is reserved: as a property value it resets the property to its default, so no qube can have that name; pick another name";
   if (name.endsWith("-dm")) return "names ending in -dm are reserved for device-model stubdomains (Xen runs the device model of an HVM qube NAME as NAME-dm): pick another name";
   return "names start with a letter and use letters, digits, _ . -, at most 31 characters";
+}
+
+/** The integer literals of the YAML 1.2 core schema (decimal, `0o` octal, `0x` hexadecimal). */
+const INTEGER_LITERAL = /^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
+
+/** A plain scalar YAML read as a number from a float literal (`2.0`, `1e3`), whatever its value. */
+function floatLiteral(s: ScalarRead): boolean {
+  return s.plain && !s.symbolic && typeof s.value === "number" && s.unsafeInteger === undefined && s.source !== String(s.value) && !INTEGER_LITERAL.test(s.source.trim());
+}
+
+/** A time in seconds since the epoch as `1970-01-01 00:16:40 UTC`. */
+function utcTime(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  return Number.isNaN(d.getTime()) ? `${seconds}` : `${d.toISOString().slice(0, 19).replace("T", " ")} UTC`;
 }
 
 /** A class or word with its indefinite article: `an AppVM`, `a TemplateVM`. */

@@ -23,6 +23,8 @@ export interface CheckStackOptions {
   system?: StackSystem;
   /** Open documents already parsed (by path), reused instead of reading and parsing again. */
   documents?: Map<string, StackDocument>;
+  /** The time firewall rules' `expire=` is compared with, in seconds since the epoch (default: now). */
+  now?: number;
 }
 
 /**
@@ -47,7 +49,7 @@ export interface StackCheckResult {
 /** Reads, checks and resolves a stack. Never throws. */
 export function checkStack(fs: StackFileSystem, entryPath: string, options: CheckStackOptions = {}): StackCheckResult {
   const documents = new Map<string, StackDocument>();
-  const acc = newAccumulator();
+  const acc = newAccumulator(options.now);
   const blocks: EmbeddedPolicy[] = [];
   try {
     return run(fs, normalizePath(entryPath.startsWith("/") ? entryPath : `/${entryPath}`), options, documents, acc, blocks);
