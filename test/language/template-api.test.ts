@@ -243,7 +243,8 @@ describe("the model", () => {
 
   it("keeps every digit of an integer feature value beyond 2^53 (the source text, not a double)", () => {
     const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    features: { big: 12345678901234567890, neg: -9007199254740993, hex: 0x20000000000001, safe: 9007199254740991 }\n" });
-    expect(r.diagnostics).toEqual([]);
+    // only the hexadecimal literal changes its digits (a warning: quote it to keep the text)
+    expect(r.diagnostics.map((d) => [d.code, d.severity])).toEqual([["yaml-number-converted", "warning"]]);
     expect(r.model!.qubes[0]!.features).toEqual({ big: "12345678901234567890", neg: "-9007199254740993", hex: "9007199254740993", safe: "9007199254740991" });
     fc.assert(
       fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), (n) => {
@@ -374,6 +375,17 @@ describe("firewall rules", () => {
 
   it("says that dst4 holds an IPv4 address (qubesd would quietly take a name as dsthost)", () => {
     expect(normalizeFirewallRule("action=accept dst4=example.org")).toMatchObject({ ok: false, message: "dst4 must be an IPv4 address or network: example.org" });
+  });
+
+  it("warns about a rule whose expire= is past at the check's time, and keeps it (qubesd keeps it, unapplied)", () => {
+    const text = "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    firewall:\n      - action=accept dsthost=a.b expire=1700000000\n      - action=drop\n";
+    const at = (now: number) => stack({ "/s/main.qubes.yaml": text }, "/s/main.qubes.yaml", { now });
+    expect(at(1699999999).diagnostics).toEqual([]);
+    const late = at(1700000000);
+    expect(late.diagnostics.map((d) => [d.code, d.severity, d.message, text.slice(d.span.start, d.span.end)])).toEqual([
+      ["firewall-rule-expired", "warning", "this firewall rule expired on 2023-11-14 22:13:20 UTC (expire=1700000000): qubesd will not apply it", "expire=1700000000"],
+    ]);
+    expect(late.model!.qubes[0]!.firewall).toEqual(["action=accept expire=1700000000 dsthost=a.b", "action=drop"]);
   });
 
   it("points at the offending option", () => {

@@ -12,6 +12,9 @@
  * block) is written out in full instead: `#= LINE:COL-END severity[code]: message`
  * in the file, or `FILE:LINE:COL-END severity[code]: message` in the case's `expected.txt`.
  *
+ * An annotation may be followed by a line `#   help: TEXT`: the diagnostic's help must then
+ * be exactly TEXT (without such a line the help is not compared).
+ *
  * A case is a single `NAME.qubes.yaml` file, or a directory whose entry is
  * `main.qubes.yaml` (with include and bundle files beside it, and an optional
  * `system.json`: a {@link StackSystem}). Every diagnostic of every file must
@@ -26,6 +29,7 @@ import { checkStack, computeLineStarts, TEMPLATE_DIAGNOSTIC_CODES, type StackSys
 
 const dir = fileURLToPath(new URL("../fixtures/template/check/", import.meta.url));
 const ANNOTATION = /^#(\s*)(\^+) (error|warning|info|hint)\[([a-z0-9-]+)\]: (.*)$/;
+const HELP = /^#\s*help: (.*)$/;
 const ROOT = "/case";
 /** Codes of the policy core that embedded policy diagnostics keep. */
 const POLICY_CODES = new Set(["invalid-action", "wrong-number-of-fields", "not-a-file", "invalid-token", "invalid-param-syntax"]);
@@ -61,10 +65,18 @@ function loadCase(name: string): Case {
   return c;
 }
 
-function annotations(rel: string, text: string): string[] {
+/** The expected help of an annotation, by its rendered line (filled by {@link annotations}). */
+type Helps = Map<string, string>;
+
+function annotations(rel: string, text: string, helps?: Helps): string[] {
   const out: string[] = [];
   let target = 0;
   text.split("\n").forEach((l, i) => {
+    const h = HELP.exec(l);
+    if (h && out.length) {
+      helps?.set(out[out.length - 1]!, h[1]!);
+      return;
+    }
     if (l.startsWith("#= ")) {
       out.push(`${rel}:${l.slice(3)}`);
       return;
@@ -107,8 +119,11 @@ function run(c: Case) {
   const fs = { readFile: (p: string) => (p.startsWith(`${ROOT}/`) ? texts.get(p.slice(ROOT.length + 1)) : undefined) };
   const result = checkStack(fs, `${ROOT}/${c.entry}`, c.system ? { system: c.system } : {});
   const actual = result.diagnostics.map((d) => render(d, texts)).sort();
-  const expected = [...Object.entries(c.files).flatMap(([rel, t]) => annotations(rel, t)), ...c.expectedTxt].sort();
-  return { actual, expected, result };
+  const helps: Helps = new Map();
+  const expected = [...Object.entries(c.files).flatMap(([rel, t]) => annotations(rel, t, helps)), ...c.expectedTxt].sort();
+  const actualHelps = [...helps.keys()].map((line) => `${line}\n  help: ${result.diagnostics.find((d) => render(d, texts) === line)?.help ?? "(none)"}`);
+  const expectedHelps = [...helps].map(([line, help]) => `${line}\n  help: ${help}`);
+  return { actual, expected, actualHelps, expectedHelps, result };
 }
 
 describe("template check fixtures", () => {
@@ -116,8 +131,9 @@ describe("template check fixtures", () => {
   it("has fixtures", () => expect(cases.length).toBeGreaterThan(20));
   it.each(cases)("%s", (name) => {
     const c = loadCase(name);
-    const { actual, expected, result } = run(c);
+    const { actual, expected, actualHelps, expectedHelps, result } = run(c);
     expect(actual).toEqual(expected);
+    expect(actualHelps).toEqual(expectedHelps);
     for (const d of result.diagnostics) expect(d.code in TEMPLATE_DIAGNOSTIC_CODES || POLICY_CODES.has(d.code), `undocumented code ${d.code}`).toBe(true);
     const errors = result.diagnostics.some((d) => d.severity === "error");
     expect(result.model === undefined).toBe(errors);
@@ -129,5 +145,13 @@ describe("template check fixtures", () => {
     const { actual, expected } = run(c);
     expect(expected).toEqual([]);
     expect(actual).toEqual(["s.qubes.yaml:6:12-14 error[invalid-property-value]: memory must be positive (QubesPropertyValueError)"]);
+  });
+
+  it("a help line under an annotation is compared with the diagnostic's help", () => {
+    const text = "qkit: 1\nstack: s\nqubes:\n  a:\n    class: AppVM\n    memory: -1\n#           ^^ error[invalid-property-value]: memory must be positive (QubesPropertyValueError)\n#   help: some other help\n";
+    const { actual, expected, actualHelps, expectedHelps } = run({ name: "synthetic", files: { "s.qubes.yaml": text }, entry: "s.qubes.yaml", expectedTxt: [] });
+    expect(actual).toEqual(expected);
+    expect(expectedHelps).toEqual([`${expected[0]}\n  help: some other help`]);
+    expect(actualHelps).toEqual([`${expected[0]}\n  help: qubesd refuses this value for memory`]);
   });
 });

@@ -100,6 +100,8 @@ export interface QubeEntry {
   related?: RelatedInformation[];
   /** Name or value uses an unresolved bundle parameter (checking a bundle alone). */
   symbolic: boolean;
+  /** The class as written was refused (or the qube is dom0): `decl.class` is only the fallback AppVM. */
+  classInvalid?: boolean;
 }
 
 /** A `rules` block read from a file (raw mapping, before the checker assigns paths). */
@@ -157,10 +159,13 @@ export interface Accumulator {
   poolRefs: { name: string; file: string; span: Span; related?: RelatedInformation[] }[];
   includes: { path: string; file: string; span: Span }[];
   uses: UseEntry[];
+  /** The time firewall `expire=` values are compared with (seconds since the epoch). */
+  now: number;
 }
 
-export function newAccumulator(): Accumulator {
+export function newAccumulator(now = Date.now() / 1000): Accumulator {
   return {
+    now,
     diagnostics: [],
     global: new Map(),
     labels: new Map(),
@@ -213,7 +218,7 @@ export class DocumentReader {
 
   private report(code: string, severity: TemplateDiagnostic["severity"], message: string, span: Span, help?: string): void {
     // A node that a YAML syntax error runs through is not judged again: the syntax error says it.
-    for (const e of this.doc.diagnostics) if (e.code === "yaml-syntax-error" && e.span.start <= span.end && span.start <= e.span.end && span.end > span.start) return;
+    for (const e of this.doc.syntaxDamage) if (e.start <= span.end && span.start <= e.end && span.end > span.start) return;
     const d = diagnosticAt(this.doc, code, severity, message, span, help);
     const rel = this.related();
     if (rel) d.related = rel;
@@ -253,6 +258,12 @@ export class DocumentReader {
       return read;
     }
     return this.substituteScalar(value, plain, span);
+  }
+
+  /** Refuses a float literal (`2.0`, `1e3`) where an integer goes: YAML reads it as a float. */
+  private notIntegerLiteral(s: ScalarRead, what: string): void {
+    const n = s.value as number;
+    this.report("not-an-integer-literal", "error", `${what} must be an integer: ${s.source.trim()} is a float in YAML`, s.span, `write ${Number.isSafeInteger(n) ? String(n) : "the integer"} (digits only, no decimal point or exponent)`);
   }
 
   /** Refuses an integer a double cannot hold exactly (it would be stored with other digits). */
@@ -386,6 +397,10 @@ export class DocumentReader {
     if (s?.symbolic) return undefined;
     if (!s || typeof s.value !== "number" || !Number.isInteger(s.value)) {
       this.error(node as Node, "wrong-type", `${what} must be an integer`);
+      return undefined;
+    }
+    if (floatLiteral(s)) {
+      this.notIntegerLiteral(s, what);
       return undefined;
     }
     if (s.unsafeInteger !== undefined) {
@@ -619,9 +634,12 @@ export class DocumentReader {
     }
     const name = String(k.value);
     const symbolic = k.symbolic;
-    if (!symbolic) {
+    // dom0 is the AdminVM: one error says so (plan refuses it the same way, `cannot-manage-dom0`), not its class.
+    const dom0 = !symbolic && name === "dom0";
+    if (dom0) this.report("cannot-manage-dom0", "error", "dom0 is the AdminVM: a stack cannot declare it", k.span, "remove it from qubes: (global properties go under global:)");
+    else if (!symbolic) {
       const err = qubeNameError(name);
-      if (err) this.report("invalid-qube-name", "error", `invalid qube name: ${name}: ${err}`, k.span, "names start with a letter and use letters, digits, _ . -, at most 31 characters");
+      if (err) this.report("invalid-qube-name", "error", `invalid qube name: ${name}: ${err}`, k.span, qubeNameHelp(name));
     }
     const m = this.expectMap(pair.value, `qube ${name}`);
     const decl: QubeDecl = { name, class: "AppVM", properties: {}, features: {}, state: "any", absent: false, protect: false, ignore_changes: [], provenance: this.prov(pair.key as Node), keyProvenance: {} };
@@ -636,14 +654,18 @@ export class DocumentReader {
     const cls = m.items.find((p) => isScalar(p.key) && p.key.value === "class");
     const absent = m.items.some((p) => isScalar(p.key) && p.key.value === "absent" && isScalar(p.value) && p.value.value === true);
     let klass: DeclarableClass | undefined;
+    if (dom0) entry.classInvalid = true;
     if (!cls) {
-      if (!absent) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
+      if (!absent && !dom0) this.report("missing-key", "error", `qube ${name} has no class`, k.span, "add `class: AppVM` (or TemplateVM, StandaloneVM, DispVM)");
     } else {
       const s = this.str(cls.value, "class");
-      if (s) {
+      if (!s) entry.classInvalid = true;
+      else {
         const v = String(s.value);
         if ((DECLARABLE_CLASSES as readonly string[]).includes(v)) klass = v as DeclarableClass;
+        else if (dom0 && v === "AdminVM") entry.classInvalid = true;
         else {
+          entry.classInvalid = true;
           const c = closest(v, DECLARABLE_CLASSES);
           this.report("invalid-class", "error", v === "AdminVM" || v === "RemoteVM" ? `class ${v} cannot be declared in a stack` : `unknown qube class: ${v}`, s.span, c.length ? `did you mean \`${c[0]}\`?` : "AppVM, TemplateVM, StandaloneVM or DispVM");
         }
@@ -741,6 +763,10 @@ export class DocumentReader {
           this.errorHelp(node, "wrong-type", `${name} must be an integer${unitOf(name)}, not ${describe(s)}`, `write a number${unitOf(name)}`);
           return undefined;
         }
+        if (floatLiteral(s)) {
+          this.notIntegerLiteral(s, name);
+          return undefined;
+        }
         if (s.unsafeInteger !== undefined || !Number.isSafeInteger(n)) {
           this.unsafeInteger(s, name);
           return undefined;
@@ -764,7 +790,7 @@ export class DocumentReader {
         }
         const err = qubeNameError(s.value);
         if (err && s.value !== "dom0") {
-          this.report("invalid-qube-name", "error", `invalid qube name: ${s.value}: ${err}`, s.span);
+          this.report("invalid-qube-name", "error", `invalid qube name: ${s.value}: ${err}`, s.span, qubeNameHelp(s.value));
           return undefined;
         }
         this.acc.refs.push({ name: s.value, via: name, from: owner, file: this.doc.path, span: s.span, ...(this.related() ? { related: this.related()! } : {}) });
@@ -830,7 +856,7 @@ export class DocumentReader {
         if (kind === "clone") {
           if (!s.symbolic) {
             const err = qubeNameError(v);
-            if (err) return this.report("invalid-qube-name", "error", `invalid qube name: ${v}: ${err}`, s.span);
+            if (err) return this.report("invalid-qube-name", "error", `invalid qube name: ${v}: ${err}`, s.span, qubeNameHelp(v));
             this.acc.refs.push({ name: v, via: "source", from: d.name, file: this.doc.path, span: s.span, ...(this.related() ? { related: this.related()! } : {}) });
           }
           d.source = { clone: v };
@@ -880,7 +906,7 @@ export class DocumentReader {
             this.report("duplicate-feature", "error", `feature ${fname} is set twice (features and services)`, k.span, "keep one of the two");
             continue;
           }
-          const v = this.featureValue(fp.value as Node, key === "services");
+          const v = this.featureValue(fp.value as Node, key === "services", fname);
           if (v === undefined) continue;
           if (fname === "service.meminfo-writer" && !k.symbolic && v !== null) {
             // An error, as in plan (`rewritten-feature`): a stack that sets it can never converge (design §8.5, apply then plan is empty).
@@ -921,13 +947,22 @@ export class DocumentReader {
             d.firewall.push(String(s.value));
             continue;
           }
-          const r = normalizeFirewallRule(String(s.value));
+          const text = String(s.value);
+          const r = normalizeFirewallRule(text);
+          // A part of the rule in the file: exact for a scalar written as is, else the whole scalar.
+          const exactMap = isScalar(it) && (it.type === "PLAIN" || it.type === "QUOTE_SINGLE" || it.type === "QUOTE_DOUBLE") && !String(it.source ?? "").includes("${") && !this.bundleSubstituted(it);
+          const off = s.span.start + (isScalar(it) && it.type !== "PLAIN" ? 1 : 0);
+          const partSpan = (start: number, end: number): Span => (exactMap ? { start: off + start, end: off + end } : s.span);
           if (!r.ok) {
-            const exactMap = isScalar(it) && (it.type === "PLAIN" || it.type === "QUOTE_SINGLE" || it.type === "QUOTE_DOUBLE") && !String(it.source ?? "").includes("${") && !this.bundleSubstituted(it);
-            const off = s.span.start + (isScalar(it) && it.type !== "PLAIN" ? 1 : 0);
-            const span = exactMap ? { start: off + r.start, end: off + r.end } : s.span;
-            this.report("invalid-firewall-rule", "error", r.message, span, r.help);
+            this.report("invalid-firewall-rule", "error", r.message, partSpan(r.start, r.end), r.help);
             continue;
+          }
+          // qubesd keeps an expired rule but never applies it, and leaves it out of firewall.Get (plan then drops it too).
+          const expire = / expire=(\d+)/.exec(r.rule);
+          if (expire && Number(expire[1]) <= this.acc.now) {
+            const at = /(?:^|\s)(expire=\S*)/.exec(text);
+            const start = at ? at.index + at[0].length - at[1]!.length : 0;
+            this.report("firewall-rule-expired", "warning", `this firewall rule expired on ${utcTime(Number(expire[1]))} (expire=${expire[1]}): qubesd will not apply it`, at ? partSpan(start, start + at[1]!.length) : s.span, "remove the rule, or set expire= to a time in the future (seconds since the epoch)");
           }
           d.firewall.push(r.rule);
         }
@@ -961,7 +996,7 @@ export class DocumentReader {
             } else if (bytes === undefined || !Number.isInteger(bytes) || bytes <= 0) {
               this.errorHelp(size.value as Node, "invalid-size", `invalid size: ${s?.source ?? "?"}`, "a number of bytes, or a size such as 4GiB, 512MiB, 20GB");
             } else if (vname === "root" && (klass === "AppVM" || klass === "DispVM")) {
-              this.errorHelp(size.value as Node, "volume-not-resizable", `the root volume of a ${klass} is its template's and cannot be resized here`, "resize the template's root volume");
+              this.errorHelp(size.value as Node, "volume-not-resizable", `the root volume of ${withArticle(klass)} is its template's and cannot be resized here`, "resize the template's root volume");
             } else vol.size = bytes;
           }
           if (keys.has("revisions_to_keep")) {
@@ -1066,7 +1101,7 @@ export class DocumentReader {
     set.add(tag);
   }
 
-  private featureValue(node: Node, service: boolean): string | null | undefined {
+  private featureValue(node: Node, service: boolean, fname: string): string | null | undefined {
     const s = this.scalar(node);
     if (!s || Array.isArray(s.value)) {
       this.errorHelp(node, "wrong-type", service ? "a service is true or false" : "a feature value must be a string, a number, true, false or null", "write a scalar value");
@@ -1085,8 +1120,13 @@ export class DocumentReader {
     }
     let v: string;
     if (typeof s.value === "boolean") v = s.value ? "1" : "";
-    else if (typeof s.value === "number") v = s.unsafeInteger ?? (Number.isInteger(s.value) ? String(s.value) : s.source);
-    else v = s.value;
+    else if (typeof s.value === "number") {
+      v = s.unsafeInteger ?? (Number.isInteger(s.value) ? String(s.value) : s.source);
+      // `0755`, `0o17`, `0x1F`, `1.0`, `1e3`, `+1`: a YAML number whose decimal digits are not the text.
+      const written = s.source.trim();
+      if (s.plain && !s.symbolic && v !== written)
+        this.report("yaml-number-converted", "warning", `feature ${fname}: ${written} is a YAML number, stored as "${v}"`, s.span, `quote it ('${written}') to keep the text as written`);
+    } else v = s.value;
     if (!s.symbolic) {
       const err = featureValueError(v);
       if (err) {
@@ -1130,7 +1170,7 @@ export class DocumentReader {
           if (!s.symbolic) {
             const err = dev.backend === "dom0" ? undefined : qubeNameError(dev.backend);
             if (err) {
-              this.report("invalid-qube-name", "error", `invalid qube name: ${dev.backend}: ${err}`, s.span);
+              this.report("invalid-qube-name", "error", `invalid qube name: ${dev.backend}: ${err}`, s.span, qubeNameHelp(dev.backend));
               continue;
             }
             if (dev.backend !== "dom0") this.acc.refs.push({ name: dev.backend, via: "device backend", from: d.name, file: this.doc.path, span: s.span, ...(this.related() ? { related: this.related()! } : {}) });
@@ -1464,7 +1504,7 @@ export class DocumentReader {
       const list: string[] = [];
       for (const it of node.items) {
         const s = isScalar(it) && typeof it.value === "string" ? it.value : undefined;
-        if (s === undefined || (qubeNameError(s) && s !== "dom0")) return fail(`parameter ${name}: invalid qube name in the list: ${isScalar(it) ? String(it.value) : "?"}`);
+        if (s === undefined || (qubeNameError(s) && s !== "dom0")) return fail(`parameter ${name}: invalid qube name in the list: ${isScalar(it) ? String(it.value) : "?"}`, s === undefined ? "write qube names" : qubeNameHelp(s));
         list.push(s);
         this.acc.refs.push({ name: s, via: `parameter ${name}`, from: "@param", file: this.doc.path, span: nodeSpan(it as Node) });
       }
@@ -1476,6 +1516,8 @@ export class DocumentReader {
     switch (type) {
       case "int":
         if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return fail(`parameter ${name} is too large to keep exactly: ${exactInteger(this.doc.text.slice(node.range![0], node.range![1]), v)} (the limit is ±${Number.MAX_SAFE_INTEGER})`);
+        if (typeof v === "number" && Number.isInteger(v) && !INTEGER_LITERAL.test(this.doc.text.slice(node.range![0], node.range![1]).trim()))
+          return fail(`parameter ${name} must be an integer: ${this.doc.text.slice(node.range![0], node.range![1]).trim()} is a float in YAML`, `write ${v} (digits only, no decimal point or exponent)`);
         return typeof v === "number" && Number.isInteger(v) ? v : fail(`parameter ${name} must be an integer`);
       case "bool":
         return typeof v === "boolean" ? v : fail(`parameter ${name} must be true or false`);
@@ -1485,7 +1527,7 @@ export class DocumentReader {
       case "qube": {
         if (typeof v !== "string") return fail(`parameter ${name} must be a qube name`);
         const err = type === "qube" && v === "dom0" ? undefined : qubeNameError(v);
-        if (err) return fail(`parameter ${name}: invalid qube name: ${v}: ${err}`);
+        if (err) return fail(`parameter ${name}: invalid qube name: ${v}: ${err}`, qubeNameHelp(v));
         return v;
       }
       case "tag":
@@ -1531,6 +1573,40 @@ function exactInteger(source: string, value: number): string {
     // fall through: not a literal BigInt reads
   }
   return BigInt(value).toString();
+}
+
+/**
+ * What to do about a qube name qubesd refuses (`validate_name` in qubes/vm/__init__.py),
+ * for the rule it breaks, not the general character rules.
+ */
+export function qubeNameHelp(name: string): string {
+  if (name.length > 31) return `shorten the name to at most 31 characters (it has ${name.length})`;
+  if (/^[0-9_.-]/.test(name)) return "start the name with a letter";
+  if (!/^[a-zA-Z][a-zA-Z0-9_.-]*$/.test(name)) return "use only letters, digits, _ . and - (no spaces or other characters)";
+  if (name === "Domain-0") return "Domain-0 is Xen's own name for dom0: pick another name";
+  if (name === "none") return "`none` is reserved: as a property value it means no qube (netvm: none), so no qube can have that name; pick another name";
+  if (name === "default") return "`default` is reserved: as a property value it resets the property to its default, so no qube can have that name; pick another name";
+  if (name.endsWith("-dm")) return "names ending in -dm are reserved for device-model stubdomains (Xen runs the device model of an HVM qube NAME as NAME-dm): pick another name";
+  return "names start with a letter and use letters, digits, _ . -, at most 31 characters";
+}
+
+/** The integer literals of the YAML 1.2 core schema (decimal, `0o` octal, `0x` hexadecimal). */
+const INTEGER_LITERAL = /^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
+
+/** A plain scalar YAML read as a number from a float literal (`2.0`, `1e3`), whatever its value. */
+function floatLiteral(s: ScalarRead): boolean {
+  return s.plain && !s.symbolic && typeof s.value === "number" && s.unsafeInteger === undefined && s.source !== String(s.value) && !INTEGER_LITERAL.test(s.source.trim());
+}
+
+/** A time in seconds since the epoch as `1970-01-01 00:16:40 UTC`. */
+function utcTime(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  return Number.isNaN(d.getTime()) ? `${seconds}` : `${d.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** A class or word with its indefinite article: `an AppVM`, `a TemplateVM`. */
+export function withArticle(word: string): string {
+  return `${/^[AEIOUaeiou]/.test(word) ? "an" : "a"} ${word}`;
 }
 
 function globalNames(): string[] {

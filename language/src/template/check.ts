@@ -10,7 +10,8 @@ import { checkPolicy } from "../loader/load.js";
 import { createMemoryFileSystem, dirname, joinPath, normalizePath } from "../loader/memfs.js";
 import { POLICY_DIR } from "../loader/types.js";
 import { STANDARD_LABELS } from "../qubes/properties.js";
-import { DocumentReader, newAccumulator, type Accumulator, type BundleContext, type QubeEntry, type QubeRef } from "./build.js";
+import { closest } from "../services/util.js";
+import { DocumentReader, newAccumulator, withArticle, type Accumulator, type BundleContext, type QubeEntry, type QubeRef } from "./build.js";
 import { diagnosticAt, parseStackText, type StackDocument } from "./document.js";
 import { DEFAULT, policyFileHeader, policyFileName, type PolicyFileDecl, type PropertyValue, type StackModel } from "./model.js";
 import { policySpanToSource, type EmbeddedPolicy } from "./policy.js";
@@ -22,6 +23,8 @@ export interface CheckStackOptions {
   system?: StackSystem;
   /** Open documents already parsed (by path), reused instead of reading and parsing again. */
   documents?: Map<string, StackDocument>;
+  /** The time firewall rules' `expire=` is compared with, in seconds since the epoch (default: now). */
+  now?: number;
 }
 
 /**
@@ -46,7 +49,7 @@ export interface StackCheckResult {
 /** Reads, checks and resolves a stack. Never throws. */
 export function checkStack(fs: StackFileSystem, entryPath: string, options: CheckStackOptions = {}): StackCheckResult {
   const documents = new Map<string, StackDocument>();
-  const acc = newAccumulator();
+  const acc = newAccumulator(options.now);
   const blocks: EmbeddedPolicy[] = [];
   try {
     return run(fs, normalizePath(entryPath.startsWith("/") ? entryPath : `/${entryPath}`), options, documents, acc, blocks);
@@ -286,6 +289,14 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     return undefined;
   };
 
+  // "did you mean": the qubes the stack declares and, with a system, the machine's.
+  let candidates: Set<string> | undefined;
+  const didYouMean = (name: string): string | undefined => {
+    candidates ??= new Set([...[...declared.values()].filter((q) => !q.decl.absent && !q.symbolic).map((q) => q.decl.name), ...Object.keys(system?.qubes ?? {})]);
+    const c = closest(name, candidates, 1);
+    return c.length ? `did you mean \`${c[0]}\`?` : undefined;
+  };
+
   // References.
   const checkRef = (ref: QubeRef): Resolved | undefined => {
     const d = declared.get(ref.name);
@@ -296,8 +307,9 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     }
     const r = resolveQube(ref.name);
     if (!r) {
-      if (system) push(ref.file, "unknown-qube", "error", `no such qube: ${ref.name} (${ref.via})`, ref.span, "declare it in the stack, or fix the name", ref.related);
-      else push(ref.file, "undeclared-qube", "info", `${ref.name} is not declared in this stack; it must exist on the machine`, ref.span, "check with a system (--system or a connection) to verify it", ref.related);
+      const guess = didYouMean(ref.name);
+      if (system) push(ref.file, "unknown-qube", "error", `no such qube: ${ref.name} (${ref.via})`, ref.span, guess ?? "declare it in the stack, or fix the name", ref.related);
+      else push(ref.file, "undeclared-qube", "info", `${ref.name} is not declared in this stack; it must exist on the machine`, ref.span, guess ?? "check with a system (--system or a connection) to verify it", ref.related);
     }
     return r;
   };
@@ -310,10 +322,10 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     switch (ref.via) {
       case "template":
         if (fromClass === "AppVM" && r.klass !== "TemplateVM")
-          push(ref.file, "template-wrong-class", "error", `template of ${ref.from} must be a TemplateVM; ${ref.name} is a ${r.klass}`, ref.span, "name a TemplateVM", rel);
+          push(ref.file, "template-wrong-class", "error", `template of ${ref.from} must be a TemplateVM; ${ref.name} is ${withArticle(r.klass)}`, ref.span, "name a TemplateVM", rel);
         if (fromClass === "DispVM") {
           if (r.klass !== "AppVM" && r.klass !== "StandaloneVM")
-            push(ref.file, "template-wrong-class", "error", `template of disposable ${ref.from} must be a disposable template (AppVM or StandaloneVM); ${ref.name} is a ${r.klass}`, ref.span, "name an AppVM with template_for_dispvms: true", rel);
+            push(ref.file, "template-wrong-class", "error", `template of disposable ${ref.from} must be a disposable template (AppVM or StandaloneVM); ${ref.name} is ${withArticle(r.klass)}`, ref.span, "name an AppVM with template_for_dispvms: true", rel);
           else if (r.templateForDispvms === false)
             push(ref.file, "not-a-dispvm-template", "error", `${ref.name} is not a disposable template (template_for_dispvms is not true)`, ref.span, r.declared ? `set template_for_dispvms: true on ${ref.name}` : `set template_for_dispvms on ${ref.name}, or name another qube`, relWith(rel, r.declared, "declared here"));
         }
@@ -329,12 +341,12 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
           push(ref.file, "netvm-not-provider", "error", `${ref.name} does not provide network (provides_network is not true)`, ref.span, r.declared ? `set provides_network: true on ${ref.name}` : "name a qube that provides network, or none", relWith(rel, r.declared, "declared here"));
         break;
       case "default_template":
-        if (r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `default_template must be a TemplateVM; ${ref.name} is a ${r.klass}`, ref.span, "name a TemplateVM", rel);
+        if (r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `default_template must be a TemplateVM; ${ref.name} is ${withArticle(r.klass)}`, ref.span, "name a TemplateVM", rel);
         break;
       case "source":
         if (r.klass !== "TemplateVM" && r.klass !== "StandaloneVM" && ref.from !== "@param") {
           const to = declared.get(ref.from)?.decl.class;
-          if (to === "TemplateVM" && r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `a TemplateVM is cloned from a TemplateVM; ${ref.name} is a ${r.klass}`, ref.span, undefined, rel);
+          if (to === "TemplateVM" && r.klass !== "TemplateVM") push(ref.file, "template-wrong-class", "error", `a TemplateVM is cloned from a TemplateVM; ${ref.name} is ${withArticle(r.klass)}`, ref.span, undefined, rel);
         }
         break;
     }
@@ -344,15 +356,17 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
   if (system) {
     for (const q of declared.values()) {
       const s = system.qubes[q.decl.name];
-      if (s && s.class !== q.decl.class && !q.decl.absent && !q.symbolic) {
-        push(q.file, "class-change", "warning", `${q.decl.name} is a ${s.class} on this machine; declaring it as ${q.decl.class} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
+      // A refused class (or dom0) is reported where it is written; `decl.class` is then only a fallback.
+      if (s && s.class !== q.decl.class && !q.decl.absent && !q.symbolic && !q.classInvalid && s.class !== "AdminVM") {
+        push(q.file, "class-change", "warning", `${q.decl.name} is ${withArticle(s.class)} on this machine; declaring it as ${withArticle(q.decl.class)} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
-      if (!s && !q.decl.absent && !q.symbolic) {
-        if (q.decl.properties.label === undefined)
+      if (!s && !q.decl.absent && !q.symbolic && q.decl.name !== "dom0") {
+        // A key that is written but was refused (or sits in a YAML syntax error) is reported where it is written.
+        if (q.decl.properties.label === undefined && !q.valueSpans.has("label"))
           push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);
-        if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source)
+        if ((q.decl.class === "TemplateVM" || q.decl.class === "StandaloneVM") && !q.decl.source && !q.valueSpans.has("source"))
           push(q.file, "missing-key", "error", `new ${q.decl.class} ${q.decl.name} needs a source`, q.keySpan, "add `source: { clone: QUBE }`, `source: { install: PACKAGE }` or `source: { empty: true }`", q.related);
-        if (q.decl.class === "DispVM" && q.decl.properties.template === undefined)
+        if (q.decl.class === "DispVM" && q.decl.properties.template === undefined && !q.valueSpans.has("template"))
           push(q.file, "missing-key", "error", `new disposable ${q.decl.name} needs a template`, q.keySpan, "add `template: NAME` (a disposable template)", q.related);
       }
     }
@@ -432,8 +446,9 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
         continue;
       }
       if (declared.has(n) || system?.qubes[n]) continue;
-      if (system) push(e.file, "expect-unknown-qube", "error", `the expectation names an unknown qube: ${n}`, e.span, "declare the qube, or fix the name", e.related);
-      else push(e.file, "undeclared-qube", "info", `${n} is not declared in this stack; it must exist on the machine`, e.span, undefined, e.related);
+      const guess = didYouMean(n);
+      if (system) push(e.file, "expect-unknown-qube", "error", `the expectation names an unknown qube: ${n}`, e.span, guess ?? "declare the qube, or fix the name", e.related);
+      else push(e.file, "undeclared-qube", "info", `${n} is not declared in this stack; it must exist on the machine`, e.span, guess, e.related);
     }
   }
 }

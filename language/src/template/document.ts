@@ -6,7 +6,7 @@
  *
  * Tolerant: {@link parseStackText} never throws.
  */
-import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from "yaml";
+import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, Parser, type Document, type Node, type Pair } from "yaml";
 import type { Span } from "../diagnostics.js";
 import { computeLineStarts, lineIndexOf } from "./lines.js";
 import { coarseSegments, scalarSegments, type EmbeddedPolicy } from "./policy.js";
@@ -40,6 +40,12 @@ export interface StackDocument {
   kind: StackDocumentKind;
   /** YAML-level diagnostics of the strict profile. */
   diagnostics: TemplateDiagnostic[];
+  /**
+   * Where the parser's recovery from a syntax error may have misread the text: each syntax
+   * error's span, and for an unclosed bracket or quote everything from it to its last
+   * follow-on error. Schema checks say nothing about nodes that meet these spans.
+   */
+  syntaxDamage: Span[];
   /** Offsets of the line starts (0-based lines). */
   lineStarts: number[];
   /** 1-based line and 0-based UTF-16 column of an offset. */
@@ -94,7 +100,6 @@ export function oneLineText(text: string): string {
 const YAML_CODE_HELP: Record<string, string> = {
   BAD_INDENT: "check the indentation: nested keys need more spaces than their parent",
   MISSING_CHAR: "close the quote or bracket",
-  MULTIPLE_DOCS: "one document per file: remove the `---` separator and split the file",
   BLOCK_AS_IMPLICIT_KEY: "put the key on its own line, followed by `:`",
   TAB_AS_INDENT: "indent with spaces, not tabs",
 };
@@ -123,14 +128,34 @@ export function parseStackText(text: string, path: string): StackDocument {
   }
   const loc = { path, lineStarts };
   const diagnostics: TemplateDiagnostic[] = [];
+  const syntaxDamage: Span[] = [];
   const clamp = (n: number) => Math.max(0, Math.min(safeText.length, n));
+  // An unclosed bracket or quote: the parser reports it where it gives up (the next line) and
+  // then misreads the rest into more errors. One error at the bracket says it; the errors after
+  // it are follow-ons of the same cause.
+  const syntax = yaml.errors.filter((e) => e.code !== "MULTIPLE_DOCS");
+  const open = syntax.length ? firstUnclosed(safeText) : undefined;
+  const cause = open && syntax.some((e) => e.pos[0] >= open.offset) ? open : undefined;
   for (const e of yaml.errors) {
     const start = clamp(e.pos[0]);
     const end = Math.max(start, clamp(e.pos[1]));
-    const code = e.code === "MULTIPLE_DOCS" ? "yaml-multiple-documents" : "yaml-syntax-error";
+    if (e.code === "MULTIPLE_DOCS") {
+      diagnostics.push(multipleDocuments(loc, safeText, start, yaml.directives?.docStart === true));
+      continue;
+    }
+    if (cause && start >= cause.offset) {
+      if (!diagnostics.some((d) => d.span.start === cause.offset && d.code === "yaml-syntax-error")) {
+        diagnostics.push(diagnosticAt(loc, "yaml-syntax-error", "error", cause.message, { start: cause.offset, end: cause.offset + 1 }, cause.help));
+        syntaxDamage.push({ start: cause.offset, end });
+      }
+      const damage = syntaxDamage[syntaxDamage.length - 1]!;
+      damage.end = Math.max(damage.end, end);
+      continue;
+    }
     const near = safeText.slice(Math.max(0, start - 40), end + 2);
     const help = near.includes("${") && /[[{]/.test(near) ? "inside { } or [ ], quote a value that uses a parameter: \"${name}\"" : YAML_CODE_HELP[e.code];
-    diagnostics.push(diagnosticAt(loc, code, "error", firstLine(e.message), { start, end }, help));
+    diagnostics.push(diagnosticAt(loc, "yaml-syntax-error", "error", firstLine(e.message), { start, end }, help));
+    syntaxDamage.push({ start, end });
   }
   for (const w of yaml.warnings) {
     if (w.code === "TAG_RESOLVE_FAILED") continue; // reported as `yaml-tag` below, with the node's range
@@ -152,6 +177,7 @@ export function parseStackText(text: string, path: string): StackDocument {
     yaml,
     kind,
     diagnostics,
+    syntaxDamage,
     lineStarts,
     positionAt(offset) {
       const i = lineIndexOf(lineStarts, offset);
@@ -180,6 +206,82 @@ export function parseStackText(text: string, path: string): StackDocument {
     },
   };
   return doc;
+}
+
+/**
+ * A second document (`---`, or text after `...`): one line for the admin, not the
+ * library's hint about its JavaScript API.
+ */
+function multipleDocuments(loc: { path: string; lineStarts: number[] }, text: string, start: number, explicitStart: boolean): TemplateDiagnostic {
+  const line = lineIndexOf(loc.lineStarts, start) + 1;
+  if (text.startsWith("---", start)) {
+    const which = explicitStart ? "the second `---`" : "the `---`";
+    return diagnosticAt(loc, "yaml-multiple-documents", "error", `a stack file holds one YAML document: remove ${which} at line ${line} or split the file`, { start, end: start + 3 }, "YAML starts a new document at each `---` line; each stack, include or bundle file is one document");
+  }
+  const eol = text.indexOf("\n", start);
+  return diagnosticAt(loc, "yaml-multiple-documents", "error", `a stack file holds one YAML document: a second one starts at line ${line}, after \`...\`; remove the \`...\` or split the file`, { start, end: eol < 0 ? text.length : eol }, "YAML ends a document at a `...` line; each stack, include or bundle file is one document");
+}
+
+/** An opening bracket or quote the text never closes. */
+interface Unclosed {
+  offset: number;
+  message: string;
+  help: string;
+}
+
+/**
+ * The first (outermost) flow collection or quoted scalar the text opens and never closes,
+ * from the `yaml` concrete syntax tree. Only looked for when the parser reported an error.
+ */
+function firstUnclosed(text: string): Unclosed | undefined {
+  const found: Array<Unclosed & { quote: boolean }> = [];
+  const consider = (u: Unclosed, quote = false) => found.push({ ...u, quote });
+  const walk = (t: unknown, depth: number): void => {
+    if (depth > 400 || t === null || typeof t !== "object") return;
+    if (Array.isArray(t)) {
+      for (const x of t) walk(x, depth + 1);
+      return;
+    }
+    const tok = t as { type?: string; offset?: number; source?: string; start?: { type?: string; offset?: number }; end?: Array<{ type?: string }> };
+    if (tok.type === "flow-collection" && tok.start && typeof tok.start.offset === "number") {
+      const seq = tok.start.type === "flow-seq-start";
+      const close = seq ? "flow-seq-end" : "flow-map-end";
+      if (!(tok.end ?? []).some((e) => e.type === close)) {
+        const [o, c, what] = seq ? ["[", "]", "list"] : ["{", "}", "mapping"];
+        consider({ offset: tok.start.offset, message: `unclosed ${o}: the ${what} that starts here has no closing ${c}`, help: `close it with ${c} on the same line, or write the ${what} in block style (one entry per line)` });
+      }
+    }
+    if ((tok.type === "double-quoted-scalar" || tok.type === "single-quoted-scalar") && typeof tok.offset === "number" && typeof tok.source === "string" && !quoteClosed(tok.source)) {
+      const q = tok.type === "double-quoted-scalar" ? '"' : "'";
+      consider({ offset: tok.offset, message: `unclosed ${q}: the quoted string that starts here has no closing ${q}`, help: `close the quote on the same value (a ${q} inside it is written ${q === '"' ? '\\"' : "''"})` }, true);
+      return;
+    }
+    for (const v of Object.values(tok)) if (v !== null && typeof v === "object") walk(v, depth + 1);
+  };
+  try {
+    for (const token of new Parser().parse(text)) walk(token, 0);
+  } catch {
+    return undefined;
+  }
+  found.sort((a, b) => a.offset - b.offset);
+  // An unclosed quote after an unclosed bracket is the cause: it swallowed the closing bracket.
+  const first = found[0];
+  if (!first) return undefined;
+  const pick = first.quote ? first : (found.find((u) => u.quote) ?? first);
+  return { offset: pick.offset, message: pick.message, help: pick.help };
+}
+
+/** Whether a quoted scalar's source ends with its closing quote. */
+function quoteClosed(source: string): boolean {
+  const q = source[0];
+  if (source.length < 2 || source[source.length - 1] !== q) return false;
+  let n = 0;
+  if (q === '"') {
+    for (let i = source.length - 2; i > 0 && source[i] === "\\"; i--) n++;
+    return n % 2 === 0;
+  }
+  for (let i = source.length - 1; i > 0 && source[i] === "'"; i--) n++;
+  return n % 2 === 1;
 }
 
 /** The parser's message as one short, printable line (its quoted token may be any bytes of the file). */

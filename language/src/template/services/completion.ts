@@ -44,6 +44,7 @@ import {
 } from "./vocabulary.js";
 import { yamlContextAt, type YamlContext } from "./yaml-context.js";
 import { describeProperty } from "./hover.js";
+import { stackSystemOf } from "./diagnostics.js";
 
 /** What a template completion item stands for. */
 export type TemplateCompletionKind = CompletionKind | "key" | "property" | "class" | "label" | "enum" | "feature" | "device";
@@ -73,32 +74,38 @@ export interface QubeCandidate {
   tags: string[];
 }
 
-/** Every qube the stack declares (in any of its files) and every live qube. */
+/**
+ * Every qube the stack declares (in any of its files) and every live qube, with
+ * `provides_network` and `template_for_dispvms` as the checker resolves them
+ * after apply: the declared value, else the live one (read as `checkStack` reads
+ * the system model), else qubesd's default false for a new qube. Qubes the stack
+ * removes (`absent: true`) are left out.
+ */
 export function qubeCandidates(a: TemplateAnalysis): QubeCandidate[] {
   const out = new Map<string, QubeCandidate>();
-  for (const idx of a.files.values()) {
-    for (const q of idx.qubes) {
-      if (q.name.includes("${")) continue;
-      out.set(q.name, { name: q.name, klass: q.class, templateForDispvms: q.templateForDispvms, providesNetwork: q.providesNetwork, declared: true, tags: q.tags.map((t) => t.value) });
+  const live = a.env.system ? stackSystemOf(a.env.system).qubes : {};
+  const absent = new Set<string>();
+  const declare = (q: IndexedQube) => {
+    if (q.name.includes("${") || out.has(q.name) || absent.has(q.name)) return;
+    if (q.values.get("absent")?.value === "true") {
+      absent.add(q.name);
+      return;
     }
-  }
-  for (const [name, q] of a.bundleQubes) {
-    if (!out.has(name)) out.set(name, { name, klass: q.class, templateForDispvms: q.templateForDispvms, providesNetwork: q.providesNetwork, declared: true, tags: q.tags.map((t) => t.value) });
-  }
-  const live = a.env.system;
-  if (live) {
-    for (const [name, info] of live.domains) {
-      if (name.startsWith("uuid:") || out.has(name)) continue;
-      const pn = info["provides_network"];
-      out.set(name, {
-        name,
-        klass: info.type,
-        templateForDispvms: info.template_for_dispvms === true,
-        providesNetwork: typeof pn === "boolean" ? pn : undefined,
-        declared: false,
-        tags: info.tags ?? [],
-      });
-    }
+    const l = Object.hasOwn(live, q.name) ? live[q.name] : undefined;
+    out.set(q.name, {
+      name: q.name,
+      klass: q.class,
+      templateForDispvms: q.keys.has("template_for_dispvms") ? q.templateForDispvms : l ? l.template_for_dispvms === true : false,
+      providesNetwork: q.keys.has("provides_network") ? q.providesNetwork : l ? l.provides_network : false,
+      declared: true,
+      tags: q.tags.map((t) => t.value),
+    });
+  };
+  for (const idx of a.files.values()) for (const q of idx.qubes) declare(q);
+  for (const q of a.bundleQubes.values()) declare(q);
+  for (const [name, q] of Object.entries(live)) {
+    if (out.has(name) || absent.has(name)) continue;
+    out.set(name, { name, klass: q.class, templateForDispvms: q.template_for_dispvms === true, providesNetwork: q.provides_network, declared: false, tags: q.tags ?? [] });
   }
   return [...out.values()];
 }
@@ -153,12 +160,15 @@ function qubeItem(c: QubeCandidate, span: Span, why: string): TemplateCompletion
 /** Qube names for a VM-valued key, filtered by what qubesd accepts there. */
 function vmValueItems(a: TemplateAnalysis, spec: PropertySpec, self: string | undefined, klass: DeclarableClass | "@global", ctx: YamlContext): TemplateCompletionItem[] {
   const out: TemplateCompletionItem[] = [];
-  // A model that records provides_network (a `qkit system snapshot` writes it for the qubes it read)
-  // leaves it out only for qubes that do not provide network: those are not offered for netvm.
-  const recorded = spec.providesNetwork === true && !!a.env.system && [...a.env.system.domains.values()].some((d) => typeof d["provides_network"] === "boolean");
+  // Offered for netvm: what `checkStack` accepts there, a qube that provides network after apply. A
+  // qube the system model says nothing about is offered last, unless the model records
+  // provides_network for some qube (a `qkit system snapshot` does, for the qubes it read): it then
+  // leaves it out only for qubes that do not provide network.
+  const candidates = qubeCandidates(a);
+  const recorded = spec.providesNetwork === true && candidates.some((c) => !c.declared && c.providesNetwork !== undefined);
   if (spec.allowNone) out.push({ label: "none", kind: "keyword", detail: "no qube", span: ctx.span, sortText: "0none" });
   if (klass !== "@global" && spec.name !== "template") out.push({ label: "default", kind: "keyword", detail: `reset: ${spec.defaultText}`, span: ctx.span, sortText: "0default" });
-  for (const c of qubeCandidates(a)) {
+  for (const c of candidates) {
     if (c.name === self) continue;
     if (spec.name === "template" && klass === "DispVM") {
       if (c.templateForDispvms) out.push(qubeItem(c, ctx.span, "a disposable template (`template_for_dispvms: true`)"));
@@ -168,7 +178,7 @@ function vmValueItems(a: TemplateAnalysis, spec: PropertySpec, self: string | un
       if (c.templateForDispvms) out.push(qubeItem(c, ctx.span, "a disposable template (`template_for_dispvms: true`)"));
     } else if (spec.providesNetwork) {
       if (c.providesNetwork === true) out.push(qubeItem(c, ctx.span, "provides network"));
-      else if (c.providesNetwork === undefined && !(recorded && !c.declared) && c.klass !== "TemplateVM" && c.klass !== "AdminVM") {
+      else if (c.providesNetwork === undefined && !recorded && c.klass !== "TemplateVM" && c.klass !== "AdminVM") {
         out.push({ ...qubeItem(c, ctx.span, "the system model does not say whether it provides network"), sortText: `3${c.name}` });
       }
     } else if (c.klass !== "TemplateVM" || spec.name === "clockvm" || spec.name === "updatevm") {
