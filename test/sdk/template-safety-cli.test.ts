@@ -193,6 +193,12 @@ describe("protect: true and --prune (F2, F2b)", () => {
     const apply = await qkit("template", "apply", "pr.qubes.yaml", "--prune", "--yes");
     expect([apply.code, apply.err]).toEqual([1, "qkit template apply: 1 of 1 expectation fails after apply (qubes.Filecopy pr-client -> pr-named => allow); nothing was changed; fix the stack or its expect: entries, or pass --ignore-expect [expectation-failed]\n"]);
     expect((await names()).includes("pr-named")).toBe(true);
+    // An entry whose decision the pruned qube's absence keeps (deny) fails too: the next check
+    // refuses a name no longer declared, so the plan must not say it holds.
+    write("pr.qubes.yaml", without("pr-keep", "pr-named").replace("pr-named\", decision: allow}", "pr-named\", decision: deny}"));
+    const deny = await qkit("template", "plan", "pr.qubes.yaml", "--prune");
+    expect(deny.out).toContain("  FAIL qubes.Filecopy pr-client -> pr-named => deny: names qube 'pr-named', which this plan removes (--prune): the next check refuses it as an unknown qube; remove the entry or declare the qube again\n");
+    expect(deny.code).toBe(1);
   });
 });
 

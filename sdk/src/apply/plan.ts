@@ -778,7 +778,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     }
     if (d.size !== undefined) {
       newKeys.add(`v:${vol}.size`);
-      if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${cur.size} bytes on the system, more than the declared ${d.size}; volumes only grow: declare at least ${cur.size}`, prov_);
+      if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${showSize(cur.size)} bytes on the system, more than the declared ${showSize(d.size)}; volumes only grow: declare at least ${showSize(cur.size)}`, prov_);
       else if (!cur || d.size > cur.size) {
         const c = build(ctx, `${q.name}:${vol}`, () => [call(calls.volumeResize(q.name, vol, d.size!))], prov_);
         if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? showSize(cur.size) : null, after: showSize(d.size), provenance: prov_ }));

@@ -141,7 +141,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   if (plan.orphans.length) out.push(`Owned but no longer declared (${plan.options?.prune ? "kept: protected, or installed by the package manager" : "removed with --prune"}): ${plan.orphans.join(", ")}`);
   if (plan.expectations) {
     const e = plan.expectations;
-    out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? "" : "s"} hold${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);
+    out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? " holds" : "s hold"}${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);
     for (const f of e.failed) out.push(`  FAIL ${f.expect}: ${f.problem}${f.rule ? ` (deciding rule ${f.rule})` : ""}`);
   }
   if (plan.errors.length) out.push(`${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}: nothing can be applied until ${plan.errors.length === 1 ? "it is" : "they are"} fixed.`);

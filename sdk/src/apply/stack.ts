@@ -82,14 +82,22 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
     ? { ...model, qubes: [...model.qubes, ...pruned.map((name) => ({ name, class: "AppVM" as const, properties: {}, features: {}, state: "any" as const, absent: true, protect: false, ignore_changes: [] }))] }
     : model;
   const report = whatIf({ system, policy, stack: future, skipChanges: true });
+  // An entry that names a pruned qube is refused by the next check (an unknown qube): it fails now,
+  // whatever the pruned qube's absence decides.
+  const gone = new Set(pruned);
+  const namesGone = (i: number): string | undefined => {
+    const x = report.expectations.length === model.expect.length ? model.expect[i] : undefined;
+    return x ? [x.source, x.target, x.target_is, ...(x.targets_include ?? []), ...(x.targets_exact ?? [])].find((n) => typeof n === "string" && gone.has(n)) : undefined;
+  };
   return {
     total: report.expectations.length,
-    failed: report.expectations
-      .filter((e) => !e.ok)
-      .map((e) => {
-        const r = e.explanation?.decidingRule?.origin;
-        return { expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null };
-      }),
+    failed: report.expectations.flatMap((e, i) => {
+      const name = namesGone(i);
+      if (name !== undefined) return [{ expect: e.text, problem: `names qube '${name}', which this plan removes (--prune): the next check refuses it as an unknown qube; remove the entry or declare the qube again`, rule: null }];
+      if (e.ok) return [];
+      const r = e.explanation?.decidingRule?.origin;
+      return [{ expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null }];
+    }),
   };
 }
 
