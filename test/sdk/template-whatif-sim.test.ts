@@ -86,6 +86,10 @@ describe("what-if on the simulator with the example machine", () => {
     expect(r.out).toContain("expectations: 8 of 8 hold\n");
     expect(r.out).toContain("decision changes: none\n");
     expect(r.code).toBe(0);
+    // Not computed is not "none".
+    const quick = await qkit("template", "whatif", "laptop.qubes.yaml", "--no-changes");
+    expect(quick.out).toContain("decision changes: not computed (--no-changes)\n");
+    expect(JSON.parse((await qkit("template", "whatif", "laptop.qubes.yaml", "--no-changes", "--json")).out).changes).toBeNull();
   });
 });
 

@@ -90,6 +90,8 @@ export interface WhatIfReport {
   loadErrors: { when: "today" | "future"; error: PolicyError }[];
   expectations: ExpectationResult[];
   changes: ServiceChanges[];
+  /** False when the decision changes were not computed (`skipChanges`, or a policy that does not load). */
+  changesComputed: boolean;
   /** Every expectation holds and the future policy loads. */
   ok: boolean;
 }
@@ -478,14 +480,15 @@ export function whatIf(input: WhatIfInput, stats?: DiffStats): WhatIfReport {
   const sysF = prepareSystemInfo(system);
   const expectations = input.stack.expect.map((e) => checkExpectation(e, "policy" in after ? after.policy : undefined, sysF, "error" in after ? after.error : undefined));
   let changes: ServiceChanges[] = [];
-  if (!input.skipChanges && "policy" in today && "policy" in after)
-    changes = decisionChanges({ policy: today.policy, system: input.system }, { policy: after.policy, system }, stats);
+  const changesComputed = !input.skipChanges && "policy" in today && "policy" in after;
+  if (changesComputed) changes = decisionChanges({ policy: today.policy, system: input.system }, { policy: after.policy, system }, stats);
   return {
     stack: input.stack.stack,
     future: { system, policy },
     loadErrors,
     expectations,
     changes,
+    changesComputed,
     ok: expectations.every((e) => e.ok) && !loadErrors.some((l) => l.when === "future"),
   };
 }
@@ -560,7 +563,8 @@ export function renderWhatIf(r: WhatIfReport, render: (x: Explanation) => string
     }
   } else lines.push("expectations: none");
   const n = r.changes.reduce((a, s) => a + s.changes.length, 0);
-  if (n === 0) lines.push("decision changes: none");
+  if (!r.changesComputed) lines.push(r.loadErrors.length ? "decision changes: not computed (a policy does not load)" : "decision changes: not computed (--no-changes)");
+  else if (n === 0) lines.push("decision changes: none");
   else {
     lines.push(`decision changes: ${n} request${n === 1 ? "" : "s"} in ${r.changes.length} service${r.changes.length === 1 ? "" : "s"} (grant: more allowed than today; revoke: less; change: another target)`);
     for (const s of r.changes) renderService(s, lines);
@@ -581,7 +585,8 @@ export function whatIfJson(r: WhatIfReport): unknown {
       got: e.decision ? outcomeOf(e.decision) : null,
       deciding_rule: e.explanation?.decidingRule ? { file: e.explanation.decidingRule.origin.file, line: e.explanation.decidingRule.origin.line } : null,
     })),
-    changes: r.changes,
+    // null when not computed (--no-changes, or a policy that does not load): not "no change".
+    changes: r.changesComputed ? r.changes : null,
   };
 }
 
