@@ -16,6 +16,7 @@ import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, con
 import { describeFailure } from "./failure.js";
 import { QubesTransportError } from "../errors.js";
 import { unreadable } from "./template-tools.js";
+import { shadowedStackRules } from "../apply/shadowed.js";
 import {
   adminPolicyTarget,
   applyPlan,
@@ -145,6 +146,12 @@ function locate(list: PlanError[], io: CliIO): void {
   const texts = new Map<string, string | undefined>();
   for (const e of list) {
     const p = e.provenance;
+    if (!p && e.at && path.isAbsolute(e.at)) {
+      // A place given as an absolute FILE:LINE:COLUMN: shown relative to the working directory.
+      const m = /^(.*):(\d+):(\d+)$/.exec(e.at);
+      if (m) e.at = `${path.relative(io.cwd, m[1]!) || m[1]}:${m[2]}:${m[3]}`;
+      continue;
+    }
     if (!p || typeof p.file !== "string" || typeof p.start !== "number") continue;
     if (!texts.has(p.file)) {
       try {
@@ -308,6 +315,11 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
   // The stack's own expectations, on the system and policy after apply (what-if).
   const expectations = await planExpectations(model, conn, plan, inputs);
   if (expectations) plan.expectations = expectations;
+  // The stack's rules that never decide once applied (design: shadowed stack rules are said at plan time).
+  if (inputs && !plan.errors.length) {
+    const shadowed = shadowedStackRules(model, inputs.policy);
+    if (shadowed.length) plan.warnings = [...(plan.warnings ?? []), ...shadowed];
+  }
   locate([...plan.errors, ...(plan.warnings ?? [])], io);
   return { plan, live, conn };
 }
