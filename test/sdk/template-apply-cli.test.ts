@@ -72,7 +72,7 @@ describe("qkit template over a socket", () => {
     const qubes = Qubes.local(socket);
     await qubes.qube("work2").setProperty("memory", 1024);
     const drift = await qkit("template", "drift", "laptop.json");
-    expect([drift.code, drift.out]).toEqual([2, "drift: qube work2 memory: 1024 (stack: 800)\nDrift: 1 managed setting changed.\n"]);
+    expect([drift.code, drift.out]).toEqual([2, "drift: qube work2 memory: 1024 (stack: 800)\nDrift: 1 managed setting differs from the stack.\n"]);
     const json = JSON.parse((await qkit("template", "drift", "laptop.json", "--json")).out);
     expect(json.drift.map((s: { id: string }) => s.id)).toEqual(["work2.p.memory"]);
     expect((await qkit("template", "apply", "laptop.json", "--yes")).code).toBe(0);
@@ -214,7 +214,8 @@ describe("qkit template --policy-dir", () => {
     expect((await qkit("template", "drift", "pd.json", "--policy-dir", "local-policy")).code).toBe(0);
     fs.writeFileSync(path.join(pd, "35-qkit-pd-only.policy"), "# managed by qkit stack pd; edits are overwritten by `qkit template apply`\nqubes.Gpg * work vault allow\n");
     const drift = await qkit("template", "drift", "pd.json", "--policy-dir", "local-policy");
-    expect([drift.code, drift.out.split("\n")[0]]).toEqual([2, "drift: policy 35-qkit-pd-only.policy: 2 lines (stack: 1 rule)"]);
+    // Counted alike on both sides, with the lines that differ (- live, + stack).
+    expect([drift.code, drift.out.split("\n").slice(0, 3)]).toEqual([2, ["drift: policy 35-qkit-pd-only.policy: 1 rule (stack: 1 rule)", "    - qubes.Gpg * work vault allow", "    + qubes.Gpg * work vault deny"]]);
     fs.writeFileSync(path.join(dir, "junk.json"), JSON.stringify({ format: 1, stack: "junk", qubes: [{ name: "q", class: "AppVM", properties: { memory: [1] } }] }));
     const junk = await qkit("template", "plan", "junk.json");
     expect([junk.code, junk.out, junk.err]).toEqual([1, "junk.json: error[invalid-model]: qube 'q': properties must map names to values\n", "qkit template plan: 1 error in the stack model; nothing was changed [invalid-stack]\n"]);

@@ -49,7 +49,8 @@ export function sameValue(live: LiveProperty | undefined, value: string | number
 export function showProperty(p: LiveProperty | undefined): string {
   if (!p) return "absent";
   const v = showValue(p.value);
-  return p.default ? `default (${v})` : v;
+  // A default qubesd reports empty (an `ip` of a qube with no network) is just `default`.
+  return p.default ? (p.value === "" ? "default" : `default (${v})`) : v;
 }
 
 /** A plain value for plan output. */

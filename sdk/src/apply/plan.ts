@@ -1339,7 +1339,9 @@ function planPolicy(ctx: Ctx): void {
     }
     if (cur && cur.text === text) continue;
     const token = cur ? cur.token : "new";
-    const rules = f.rules.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
+    const ruleCount = (t: string) => t.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
+    const rules = ruleCount(f.rules);
+    const was = cur ? ruleCount(cur.text) : 0;
     // Ordered by what it does to the decisions: revocations only → first, with the other revocations; anything granted or changed → after the qubes.
     const eff = ctx.options.policyEffect?.(key, cur?.text, text);
     const revokeOnly = !!eff && eff.grant === 0 && eff.change === 0 && eff.revoke > 0;
@@ -1351,7 +1353,8 @@ function planPolicy(ctx: Ctx): void {
       object: key,
       key: "",
       calls: [{ method: include ? "policy.include.Replace" : "policy.Replace", dest: "dom0", arg: name, payload: `${token}\n${text}` }],
-      before: cur ? `${cur.text.split("\n").length - 1} lines` : null,
+      // Counted alike on both sides (rule lines, not comments, the header or blank lines).
+      before: cur ? `${was} rule${was === 1 ? "" : "s"}` : null,
       after: `${rules} rule${rules === 1 ? "" : "s"}`,
       risk,
       ...(cur ? { diff: lineDiff(cur.text.replace(/\n$/, ""), text.replace(/\n$/, "")) } : {}),
@@ -1370,7 +1373,10 @@ function planPolicy(ctx: Ctx): void {
       object: key,
       key: "",
       calls: [{ method: include ? "policy.include.Remove" : "policy.Remove", dest: "dom0", arg: name, payload: cur.token }],
-      before: `${cur.text.split("\n").length - 1} lines`,
+      before: (() => {
+        const n = cur.text.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
+        return `${n} rule${n === 1 ? "" : "s"}`;
+      })(),
       after: null,
       risk: "revokes-access",
     });

@@ -39,6 +39,7 @@ import {
   readLight,
   rehearse,
   renderSideEffects,
+  lineDiff,
   oneLine,
   renderPlan,
   type LiveSystem,
@@ -110,8 +111,11 @@ ${CONNECTION_USAGE}
 
 const DRIFT_USAGE = `usage: qkit template drift FILE [--json] [--policy-dir DIR]
 
-Lists the managed settings (those the last apply recorded on the system)
-whose live value no longer matches the stack in FILE.
+Lists the managed settings (those an apply recorded on the system) whose
+live value differs from the stack in FILE: changed by hand, or changed in
+FILE and not applied yet (the live system is the only state, so the two
+look alike; \`qkit template plan\` shows what an apply would do). Files and
+firewalls are shown as the lines that differ (- live, + stack).
 
 exit status: 0 no drift, 2 drift (listed), 1 error.
 
@@ -521,7 +525,10 @@ export const commands: Command[] = [
           if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
           for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
           conn = openConnection(p, io, plan.options?.policyDir);
-          io.stdout.write(renderPlan(plan));
+          // Shown as `plan` showed it: which changes wait for a running qube's next start.
+          const now = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { focus: plan.scope.focus } : {});
+          running = runningOf(now);
+          io.stdout.write(renderPlan(plan, { running, header: header(now, conn) }));
         } else {
           const made = await makePlan(p, io);
           plan = made.plan;
@@ -613,7 +620,7 @@ export const commands: Command[] = [
   },
   {
     path: ["template", "drift"],
-    summary: "list managed settings changed on the system since the last apply",
+    summary: "list managed settings whose live value differs from the stack",
     usage: DRIFT_USAGE,
     run: (args, io) =>
       withFailures(io, "drift", async () => {
@@ -626,10 +633,16 @@ export const commands: Command[] = [
         if (p.flags.has("--json")) io.stdout.write(JSON.stringify(report) + "\n");
         else {
           for (const e of report.errors) io.stdout.write(`error[${e.code}]: ${e.message}\n`);
-          for (const s of report.drift) io.stdout.write(`drift: ${s.target}${s.key ? ` ${s.key}` : ""}: ${s.before ?? "absent"} (stack: ${(s.after ?? "absent").split("\n").join("; ")})\n`);
+          for (const s of report.drift) {
+            const multi = (s.before ?? "").includes("\n") || (s.after ?? "").includes("\n") || s.kind === "write-policy" || s.kind === "set-firewall";
+            io.stdout.write(`drift: ${s.target}${s.key ? ` ${s.key}` : ""}: ${s.before === null ? "absent" : multi ? oneLine(s.before) : s.before} (stack: ${s.after === null ? "absent" : multi ? oneLine(s.after) : s.after})\n`);
+            // What differs, line by line: the policy file's own diff, else the two values'.
+            const diff = s.diff ?? (multi && s.before !== null && s.after !== null ? lineDiff(s.before, s.after) : []);
+            for (const l of diff) io.stdout.write(`    ${l}\n`);
+          }
           if (report.pending.length) io.stdout.write(`not applied yet: ${report.pending.length} step${report.pending.length === 1 ? "" : "s"} (run \`qkit template plan\`)\n`);
           if (report.orphans.length) io.stdout.write(`owned but no longer declared: ${report.orphans.join(", ")}\n`);
-          io.stdout.write(report.drift.length ? `Drift: ${report.drift.length} managed setting${report.drift.length === 1 ? "" : "s"} changed.\n` : "No drift.\n");
+          io.stdout.write(report.drift.length ? `Drift: ${report.drift.length} managed setting${report.drift.length === 1 ? " differs" : "s differ"} from the stack.\n` : "No drift.\n");
         }
         if (report.errors.length) return 1;
         return report.drift.length ? 2 : 0;
