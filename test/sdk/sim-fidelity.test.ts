@@ -216,6 +216,8 @@ it("has recorded sequences of 1,000 calls, and the probes", () => {
   expect(lists).toContain("probes.txt");
   expect(lists).toContain("probes-lifecycle.txt");
   expect(lists).toContain("probes-apply.txt");
+  expect(lists).toContain("probes-failures.txt");
+  expect(lists).toContain("probes-snapshots.txt");
   // the event recordings: one recorded call per request line after the subscription
   const events = fs.readdirSync(dir).filter((f) => /^events.*\.txt$/.test(f));
   expect(events).toContain("events-lifecycle.txt");

@@ -86,6 +86,13 @@ export interface Volume {
   revisions?: string[];
   /** Started and not yet committed (a `save_on_stop` volume of a running qube). */
   dirty?: boolean;
+  /**
+   * Which image file the volume's clean image is (`file-reflink`: its inode): a new one each time the
+   * image is replaced (a commit, a revert, a resize of a stopped volume); `undefined` is the first.
+   */
+  image?: number;
+  /** A started `snap_on_start` volume: the {@link image} of its origin it was started from (a hard link). */
+  snapOf?: number;
 }
 
 /** A device a backend qube exposes. */
@@ -684,6 +691,7 @@ export class App extends Holder {
   /** `admin.vm.volume.CloneFrom` tokens. */
   readonly cloneTokens = new Map<string, { qube: Qube; volume: string }>();
   private nextXid = 2;
+  private lastImage = 0;
 
   constructor(opts: AppOptions = {}) {
     super();
@@ -891,9 +899,10 @@ export class App extends Holder {
       cloneFrom?: Qube;
     } = {},
   ): Qube {
-    // `DispVM.__init__` reads its template's volumes first: a kernel volume whose kernel falls back to a
-    // global default_kernel without a value kills the call before anything else is checked or added
-    if (klass === "DispVM" && opts.cloneFrom && opts.cloneFrom.getProp("kernel") === undefined)
+    // `DispVM.__init__` reads its template's volumes first: a `LinuxModules` kernel volume whose kernel falls back
+    // to a global default_kernel without a value kills the call before anything else is checked or added (one in
+    // an ordinary pool reads no kernel: probes-failures.txt)
+    if (klass === "DispVM" && opts.cloneFrom && this.kernelUnset(opts.cloneFrom))
       throw new SimAbort("AttributeError: property 'default_kernel' have no default");
     const q = new Qube(this, klass, name);
     let qid = opts.qid;
@@ -1023,11 +1032,38 @@ export class App extends Holder {
    */
   commitVolume(v: Volume): void {
     if (this.pools.get(v.pool)?.driver !== "file-reflink") return;
+    // the committed image is renamed over the clean one
+    this.replaceImage(v);
     const revs = (v.revisions ??= []);
     const keep = v.revisionsToKeep;
     if (keep !== 0) revs.push(this.nextRevision(v));
     // `list(revisions)[: -keep or None]` are removed: all but the last `keep`; all for 0; the first `-keep` below 0
     revs.splice(0, keep > 0 ? Math.max(0, revs.length - keep) : keep === 0 ? revs.length : Math.min(revs.length, -keep));
+  }
+
+  /** A `file-reflink` volume's clean image is now another file (a new inode). */
+  replaceImage(v: Volume): void {
+    v.image = ++this.lastImage;
+  }
+
+  /** The volume a `snap_on_start` volume is a snapshot of (its `source`, in the same pool). */
+  sourceVolume(v: Volume): Volume | undefined {
+    if (!v.source) return undefined;
+    for (const q of this.domains.values()) for (const s of q.volumes.values()) if (s.pool === v.pool && s.vid === v.source && s !== v) return s;
+    return undefined;
+  }
+
+  /**
+   * A started `snap_on_start` volume whose clean image (a hard link to its origin's at the start) is no
+   * longer its origin's: `ReflinkVolume.is_outdated` compares the two inodes. The origin's clean image is
+   * absent while it is started with snapshots disabled (renamed to its dirty one): not outdated then.
+   * Other drivers of the simulator (`file`) are never outdated.
+   */
+  isOutdated(v: Volume): boolean {
+    if (!v.snapOnStart || v.snapOf === undefined || this.pools.get(v.pool)?.driver !== "file-reflink") return false;
+    const s = this.sourceVolume(v);
+    if (!s || (s.dirty && this.snapshotsDisabled(s))) return false;
+    return (s.image ?? 0) !== v.snapOf;
   }
 
   /** `_next_revision`. */
@@ -1181,8 +1217,11 @@ export class App extends Holder {
     }
   }
 
-  /** Removes a qube as `del app.domains[vm]` does, with the dependency checks and events. */
-  removeQube(q: Qube): void {
+  /**
+   * Removes a qube as `del app.domains[vm]` and `remove_from_disk` do, with the dependency checks and events.
+   * Returns whether the volumes were removed (`remove_from_disk` can die half-way, see below).
+   */
+  removeQube(q: Qube): boolean {
     if (!q.isAdminVM && q.klass !== "RemoteVM" && q.power !== "Halted") throw qerr("QubesVMNotHaltedError", `Domain is not powered off: '${q.name}'`);
     let inUse = false;
     for (const p of this.props()) if (p.type === "vm" && this.getProp(p.name) === q.name) inUse = true;
@@ -1195,63 +1234,166 @@ export class App extends Holder {
     if (provided.length) throw qerr("QubesVMInUseError", `VM has devices assigned to other VMs: ${provided.map((a) => a.portId).join(", ")}`);
     this.emit("domain-pre-delete", [["vm", q.name]]);
     this.domains.delete(q.name);
-    // `remove_from_disk` reads the kernel first: one that falls back to a global default_kernel without a
-    // value fails it (qubesd logs and goes on), so the volumes stay in their pools (observed)
-    if (!(q.hasProp("kernel") && q.getProp("kernel") === undefined)) for (const v of q.volumes.values()) this.dropVolume(v);
+    // `remove_from_disk` stops the volumes first, and stopping a `LinuxModules` kernel volume reads the kernel:
+    // one that falls back to a global default_kernel without a value fails it, so the volumes stay in their
+    // pools (observed). A kernel volume in an ordinary pool reads no kernel: the volumes go (probes-failures.txt).
+    const removed = !this.kernelUnset(q);
+    if (removed) for (const v of q.volumes.values()) this.dropVolume(v);
     this.emit("domain-delete", [["vm", q.name]]);
+    return removed;
   }
 
   // -------------------------------------------------------------------------
   // Power
 
-  /** `vm.start()`: starts the netvm chain first, then the qube, firing the lifecycle events. */
+  /**
+   * `vm.start()`. A disposable whose start fails is cleaned up (`DispVM.start`), see {@link cleanupDisposable}.
+   */
   start(q: Qube): void {
+    if (q.klass !== "DispVM") return this.startQube(q);
+    try {
+      this.startQube(q);
+    } catch (e) {
+      this.cleanupDisposable(q);
+      throw e;
+    }
+  }
+
+  /**
+   * `DispVM.cleanup(force=True)` after a failed start: a disposable still running is killed (which removes it with
+   * `auto_cleanup`), then it is removed whatever `auto_cleanup` says (`_auto_cleanup(force=True)`: `del
+   * app.domains[vm]`, `remove_from_disk()`, `app.save()`). A failure there replaces the start's: the disposable
+   * still in use (QubesVMInUseError, it stays), a `LinuxModules` kernel volume without a kernel, qubes.xml unsaveable.
+   */
+  private cleanupDisposable(q: Qube): void {
+    if (this.domains.get(q.name) !== q) return;
+    if (q.isActive()) this.stopped(q);
+    if (this.domains.get(q.name) !== q) return;
+    if (!this.removeQube(q)) throw new SimAbort("AttributeError: property 'default_kernel' have no default (removing the kernel volume)");
+    if (this.storeUnsaveable()) throw new SimAbort("AttributeError: no default_kernel while saving qubes.xml");
+  }
+
+  /** The disposables of a disposable template (`DVMTemplateMixin.dispvms`), in `app.domains` order (by name). */
+  dispvmsOf(q: Qube): Qube[] {
+    return this.sortedDomains().filter((d) => d.klass === "DispVM" && d.vmProp("template") === q);
+  }
+
+  /** `Volume.snapshots_disabled`: revisions_to_keep -1 on a `save_on_stop` volume that is no snapshot. */
+  snapshotsDisabled(v: Volume): boolean {
+    return v.revisionsToKeep === -1 && !v.snapOnStart && v.saveOnStop;
+  }
+
+  /**
+   * `QubesVM.start()`, in its order: the checks before the storage starts (each failure fires
+   * `domain-start-failed` and refuses the start), the netvm chain, the storage, the libvirt definition (a
+   * failure stops the storage again: a started `save_on_stop` volume is committed), then QubesDB (a failure
+   * kills the qube), firing the lifecycle events.
+   */
+  private startQube(q: Qube): void {
     if (q.isAdminVM) throw qerr("QubesVMNotHaltedError", "Cannot start Dom0 fake domain!");
     if (q.klass === "RemoteVM") throw qerr("QubesVMNotHaltedError", "Cannot start a RemoteVM.");
     if (q.power !== "Halted") return;
+    const failed = (e: unknown): unknown => {
+      q.emit("domain-start-failed", [["reason", e instanceof SimError ? e.message : e instanceof SimAbort ? e.reason : String(e)]]);
+      return e;
+    };
     // `prohibit-start`: any non-empty value refuses the start, with the value as the rationale
     const prohibit = q.features.get("prohibit-start");
-    if (prohibit) {
-      q.emit("domain-start-failed", [["reason", `Qube start is prohibited. Rationale: ${prohibit}`]]);
-      throw qerr("QubesException", `Qube start is prohibited. Rationale: ${prohibit}`);
-    }
+    if (prohibit) throw failed(qerr("QubesException", `Qube start is prohibited. Rationale: ${prohibit}`));
     const tpl = q.templateQube();
     if (q.hasProp("template") && !tpl) throw qerr("QubesNoTemplateError", `Template for the domain '${q.name}' not found`);
     q.emit("domain-pre-start", [["start_guid", true], ["mem_required", null]]);
+    // `DVMTemplateMixin`'s domain-pre-start handler: an app qube with a volume whose snapshots are disabled
+    // does not start while one of its disposables runs
+    if (q.klass === "AppVM" && [...q.volumes.values()].some((v) => this.snapshotsDisabled(v))) {
+      const running = this.dispvmsOf(q).find((d) => d.isActive());
+      if (running) throw failed(qerr("QubesVMNotHaltedError", `Domain is not powered off: '${running.name}'`));
+    }
     // a `required` assignment that matches no device of its backend refuses the start
     for (const dc of DEVICE_CLASSES) {
       for (const a of q.assignments) {
         if (a.devclass !== dc || a.mode !== "required") continue;
         const backend = this.domains.get(a.backend);
         const found = backend?.exposed.some((d) => d.devclass === dc && (a.portId === "*" || d.portId === a.portId) && (a.deviceId === "*" || d.deviceId === a.deviceId));
-        if (!found) {
-          const reason = `${dc.charAt(0).toUpperCase()}${dc.slice(1)} device ${a.backend}:${a.portId}:${a.deviceId} not available`;
-          q.emit("domain-start-failed", [["reason", reason]]);
-          throw qerr("QubesException", reason);
-        }
+        if (!found) throw failed(qerr("QubesException", `${dc.charAt(0).toUpperCase()}${dc.slice(1)} device ${a.backend}:${a.portId}:${a.deviceId} not available`));
       }
     }
-    // `storage.verify()` (domain-verify-files) comes before the netvm chain starts, observed; a kernel volume
-    // whose kernel falls back to a global default_kernel without a value kills the call there (observed)
+    // `storage.verify()` (domain-verify-files) comes before the netvm chain starts, observed; a `LinuxModules`
+    // kernel volume whose kernel falls back to a global default_kernel without a value kills the call there (observed)
     if (this.kernelUnset(q)) {
       q.emit("domain-start-failed", [["reason", "property 'default_kernel' have no default"]]);
       throw new SimAbort("AttributeError: property 'default_kernel' have no default (verifying the kernel volume)");
     }
+    // `ReflinkVolume.verify`: a snapshot needs its origin's clean image, which an origin started with snapshots
+    // disabled has renamed to its dirty one
+    for (const v of q.volumes.values()) {
+      if (!v.snapOnStart || this.pools.get(v.pool)?.driver !== "file-reflink") continue;
+      const src = this.sourceVolume(v);
+      if (src && src.dirty && this.snapshotsDisabled(src)) {
+        const dir = this.pools.get(src.pool)?.config.dir_path ?? "/var/lib/qubes";
+        throw failed(qerr("StoragePoolException", `Missing image file '${dir}/${src.vid}.img' for volume ${v.vid}`));
+      }
+    }
     q.emit("domain-verify-files");
     const net = q.netvmQube();
-    if (net && net.power === "Halted") this.start(net);
+    if (net && net.power === "Halted") {
+      try {
+        this.start(net);
+      } catch (e) {
+        throw failed(e);
+      }
+    }
+    // `storage.start()`: a `save_on_stop` volume gets its dirty image, a snapshot hard-links its origin's clean one
+    for (const v of q.volumes.values()) {
+      if (v.saveOnStop) v.dirty = true;
+      if (v.snapOnStart) v.snapOf = this.sourceVolume(v)?.image ?? 0;
+    }
     q.emit("domain-pre-spawn", [["start_guid", true]]);
-    for (const v of q.volumes.values()) if (v.saveOnStop) v.dirty = true;
+    // the libvirt definition (`create_config_file`): a failure there stops the storage again
+    const definition = this.definitionError(q);
+    if (definition) {
+      q.emit("domain-start-failed", [["reason", definition]]);
+      this.stopVolumes(q);
+      throw new SimAbort(`jinja2.exceptions.UndefinedError: ${definition}`);
+    }
     q.xid = this.allocXid();
     q.startTime = (Date.now() / 1000).toFixed(6).replace(/0+$/, "").replace(/\.$/, ".0");
     q.power = "Paused";
     for (const p of ["xid", "stubdom_xid", "start_time"]) q.emit(`property-reset:${p}`, [["name", p]]);
     q.emit("domain-spawn", [["start_guid", true]]);
+    // `create_qdb_entries`: the gui extension's domain-qdb-create handler writes the keyboard layout of a qube
+    // whose guivm is another qube; a failure there (a guivm loop: RecursionError) kills the qube again
+    try {
+      const guivm = q.hasProp("guivm") ? q.vmProp("guivm") : undefined;
+      if (guivm && guivm !== q) q.getProp("keyboard_layout");
+    } catch (e) {
+      failed(e);
+      this.stopped(q);
+      throw e;
+    }
     q.emit("domain-qdb-create");
     q.emit("domain-pre-unpaused");
     q.power = "Running";
     q.emit("domain-unpaused");
     q.emit("domain-start", [["start_guid", true]]);
+  }
+
+  /**
+   * Why the libvirt definition of a qube cannot be rendered (jinja2's StrictUndefined turns an AttributeError
+   * of a property into an UndefinedError), or `undefined`. Outside HVM, `kernel_path` is the kernel directory of
+   * the kernel volume: only a `LinuxModules` volume (a `linux-kernel` pool) has one, so a qube with a kernel and
+   * its kernel volume in an ordinary pool cannot start (observed: probes-failures.txt); a kernel that falls back to
+   * a global default_kernel without a value fails there too (in HVM, where the template reads `vm.kernel`).
+   */
+  private definitionError(q: Qube): string | undefined {
+    if (!q.hasProp("kernel")) return undefined;
+    const obj = `'qubes.vm.${q.klass.toLowerCase()}.${q.klass} object'`;
+    const hvm = q.hasProp("virt_mode") && q.getProp("virt_mode") === "hvm";
+    const kernel = q.getProp("kernel");
+    if (kernel === undefined) return `${obj} has no attribute '${hvm ? "kernel" : "kernel_path"}'`;
+    const kv = q.volumes.get("kernel");
+    if (!hvm && kernel && kv && this.pools.get(kv.pool)?.driver !== "linux-kernel") return `${obj} has no attribute 'kernel_path'`;
+    return undefined;
   }
 
   /**
@@ -1284,19 +1426,34 @@ export class App extends Holder {
     this.stopped(q);
   }
 
-  /** The qube's kernel falls back to a global default_kernel that has no value (reading it is an AttributeError in qubesd). */
+  /**
+   * The qube's kernel volume is a `LinuxModules` volume (in a `linux-kernel` pool) and the qube's kernel falls
+   * back to a global default_kernel that has no value: whatever reads that volume's vid or paths (verifying,
+   * stopping, removing it) dies with an AttributeError in qubesd. A kernel volume in an ordinary pool reads no kernel.
+   */
   kernelUnset(q: Qube): boolean {
-    return q.hasProp("kernel") && q.getProp("kernel") === undefined;
+    if (!(q.hasProp("kernel") && q.getProp("kernel") === undefined)) return false;
+    const kv = q.volumes.get("kernel");
+    return kv !== undefined && this.pools.get(kv.pool)?.driver === "linux-kernel";
+  }
+
+  /**
+   * `Storage.stop()`: a started `save_on_stop` volume is committed (with snapshots disabled, its dirty image is
+   * renamed back: the same file, no revision); a snapshot's images are removed.
+   */
+  private stopVolumes(q: Qube): void {
+    for (const v of q.volumes.values()) {
+      delete v.snapOf;
+      if (v.dirty) {
+        v.dirty = false;
+        if (!this.snapshotsDisabled(v)) this.commitVolume(v);
+      }
+    }
   }
 
   private stopped(q: Qube, waited = true): void {
     q.power = "Halted";
-    // `Volume.stop()`: a started `save_on_stop` volume is committed (not with snapshots disabled: revisions_to_keep -1)
-    for (const v of q.volumes.values())
-      if (v.dirty) {
-        v.dirty = false;
-        if (!(v.revisionsToKeep === -1 && !v.snapOnStart)) this.commitVolume(v);
-      }
+    this.stopVolumes(q);
     q.emit("domain-stopped");
     // `Storage.stop()` reads each volume's state file, and the kernel volume's falls back to a global
     // default_kernel without a value: `on_domain_stopped` dies there, the stops of the other volumes

@@ -44,6 +44,26 @@ function defaultNetvmSetter(app: App, v: PropValue): PropValue {
   return v;
 }
 
+/** Qubes whose default keyboard_layout is being evaluated (a guivm chain that comes back is a loop). */
+const keyboardLayoutPending = new Set<Qube>();
+
+/**
+ * `keyboard_layout`'s default: the guivm's layout (`getattr(self.guivm, "keyboard_layout", "us++")`). A guivm
+ * chain that loops recurses without end in qubesd: a RecursionError, which no reply survives.
+ */
+function keyboardLayoutDefault(q: Qube): PropValue | undefined {
+  const g = q.vmProp("guivm");
+  if (!g) return "us++";
+  if (keyboardLayoutPending.has(q)) throw new SimAbort("RecursionError: maximum recursion depth exceeded (a guivm loop)");
+  keyboardLayoutPending.add(q);
+  try {
+    const v = g.getProp("keyboard_layout");
+    return typeof v === "string" ? v : "us++";
+  } finally {
+    keyboardLayoutPending.delete(q);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Property tables
 
@@ -89,11 +109,7 @@ function qubesVmProps(): PropDef<Q>[] {
       default: tplOr("kernel", (q) => q.app.getProp("default_kernel") ?? undefined),
       setter: (q, v) => installedKernel(q.app, "kernel", pure("kernel")(q, v)),
     }),
-    P({ name: "keyboard_layout", type: "str", pyType: "str", setter: pure("keyboard_layout"), default: (q) => {
-      const g = q.vmProp("guivm");
-      const v = g ? g.getProp("keyboard_layout") : undefined;
-      return typeof v === "string" ? v : "us++";
-    } }),
+    P({ name: "keyboard_layout", type: "str", pyType: "str", setter: pure("keyboard_layout"), default: keyboardLayoutDefault }),
     P({ name: "klass", type: "str", stateless: (q) => q.klass }),
     P({ name: "label", type: "label" }),
     P({

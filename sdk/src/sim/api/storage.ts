@@ -161,7 +161,7 @@ method("admin.vm.volume.Info", null, true, false, (c) => {
   const b = (x: boolean) => (x ? "True" : "False");
   return (
     `pool=${v.pool}\nvid=${v.vid}\nsize=${v.size}\nusage=${v.usage}\nrw=${b(v.rw)}\nsource=${v.source}\npath=${v.path}\n` +
-    `save_on_stop=${b(v.saveOnStop)}\nsnap_on_start=${b(v.snapOnStart)}\nrevisions_to_keep=${v.revisionsToKeep}\nephemeral=${b(v.ephemeral)}\nis_outdated=False\n`
+    `save_on_stop=${b(v.saveOnStop)}\nsnap_on_start=${b(v.snapOnStart)}\nrevisions_to_keep=${v.revisionsToKeep}\nephemeral=${b(v.ephemeral)}\nis_outdated=${b(c.app.isOutdated(v))}\n`
   );
 });
 method("admin.vm.volume.ListSnapshots", null, true, false, (c) => lines(vol(c).revisions ?? []));
@@ -177,6 +177,7 @@ method("admin.vm.volume.Revert", null, true, true, (c) => {
   if (v.dirty) throw qerr("StoragePoolException", `Cannot revert: ${v.vid} is not cleanly stopped`);
   if (v.revisionsToKeep !== 0) v.revisions!.push(c.app.nextRevision(v));
   v.revisions!.splice(i, 1);
+  c.app.replaceImage(v);
   return null;
 });
 method("admin.vm.volume.CloneFrom", null, true, false, (c) => {
@@ -212,6 +213,9 @@ method("admin.vm.volume.Resize", null, true, true, (c) => {
     throw e;
   }
   v.size = size;
+  // `ReflinkVolume.resize` of a stopped `save_on_stop` volume copies its clean image to a new file of the new size
+  // (the running snapshots of it are outdated from then on); a started one resizes its dirty image
+  if (c.app.pools.get(v.pool)?.driver === "file-reflink" && v.saveOnStop && !v.snapOnStart && !v.dirty) c.app.replaceImage(v);
   return null;
 });
 method("admin.vm.volume.Clear", null, true, false, (c) => {
@@ -231,6 +235,14 @@ method("admin.vm.volume.Clear", null, true, false, (c) => {
 method("admin.vm.volume.Set.revisions_to_keep", null, true, true, (c) => {
   const v = vol(c);
   const n = validateNumber(c.payload, "revisions to keep", true);
+  // `Storage.set_revisions_to_keep`: -1 (snapshots disabled) is the least; enabling or disabling snapshots needs
+  // the qube halted, and for an app qube its disposables too (the first running one, by name, is named)
+  if (n < -1) throw qerr("QubesValueError", "Invalid value for revisions_to_keep");
+  if (n !== v.revisionsToKeep && (n === -1 || v.revisionsToKeep === -1)) {
+    if (c.dest.isActive()) throw qerr("QubesVMNotHaltedError", `Domain is not powered off: '${c.dest.name}'`);
+    const running = c.dest.klass === "AppVM" ? c.app.dispvmsOf(c.dest).find((d) => d.isActive()) : undefined;
+    if (running) throw qerr("QubesVMNotHaltedError", `Domain is not powered off: '${running.name}'`);
+  }
   if (isKernelVolume(c, v) && n !== 0) throw qerr("QubesValueError", "LinuxModules supports only revisions_to_keep=0");
   v.revisionsToKeep = n;
   return null;
