@@ -61,6 +61,18 @@ describe("qkit template whatif: failures", () => {
     expect(r.err).toContain("[invalid-stack]");
   });
 
+  it("--call decides calls today and after apply, with how the future policy decides them", async () => {
+    const cwd = path.join(CASES, "failing-expect");
+    const base = ["template", "whatif", "stack.qubes.yaml", "--system", "system.json", "--policy-dir", "policy.d", "--no-changes"];
+    const r = await runQkit([...base, "--call", "qubes.Filecopy work -> personal", "--call=qubes.Gpg work vault"], { cwd });
+    expect(r.out).toMatch(/^call qubes\.Filecopy work -> personal: today allow personal; after apply the same\n(?: {9}.*\n)*? {9}.*deciding rule: 30-user\.policy:2/m);
+    expect(r.out).toMatch(/^call qubes\.Gpg work -> vault: today deny; after apply the same$/m);
+    const j = JSON.parse((await runQkit([...base, "--json", "--call", "qubes.Filecopy personal -> work"], { cwd })).out);
+    expect(j.calls).toMatchObject([{ call: "qubes.Filecopy personal -> work", today: { action: "ask" }, after: { action: "ask" }, deciding_rule: { file: "40-qkit-strict-copies.policy", line: 2 } }]);
+    const bad = await runQkit([...base, "--call", "qubes.Filecopy work"], { cwd });
+    expect([bad.code, bad.err]).toEqual([2, expect.stringContaining("--call `qubes.Filecopy work`: the call needs a service, a source and a target")]);
+  });
+
   it("usage errors exit 2; unreadable inputs exit 2 with a code, as in the other commands", async () => {
     expect((await runQkit(["template", "whatif"], { cwd: ROOT })).code).toBe(2);
     expect((await runQkit(["template", "whatif", "a", "b"], { cwd: ROOT })).code).toBe(2);

@@ -80,6 +80,19 @@ export interface WhatIfInput {
   applier?: string;
   /** Skip the decision diff (expectations only). */
   skipChanges?: boolean;
+  /** Calls to decide today and after apply (`qkit template whatif --call`). */
+  calls?: Array<Pick<Expectation, "service" | "argument" | "source" | "target">>;
+}
+
+/** One call asked about: its decision today and once the stack is applied. */
+export interface CallResult {
+  /** `SERVICE[+ARG] SOURCE -> TARGET`. */
+  text: string;
+  /** Undefined when that policy does not load (every call is denied). */
+  today?: Decision;
+  after?: Decision;
+  /** How the future policy decides it. */
+  explanation?: Explanation;
 }
 
 /** The what-if report. */
@@ -90,6 +103,8 @@ export interface WhatIfReport {
   loadErrors: { when: "today" | "future"; error: PolicyError }[];
   expectations: ExpectationResult[];
   changes: ServiceChanges[];
+  /** The calls asked about ({@link WhatIfInput.calls}), in order. */
+  calls: CallResult[];
   /** False when the decision changes were not computed (`skipChanges`, or a policy that does not load). */
   changesComputed: boolean;
   /** Every expectation holds and the future policy loads. */
@@ -479,6 +494,18 @@ export function whatIf(input: WhatIfInput, stats?: DiffStats): WhatIfReport {
   if ("error" in after) loadErrors.push({ when: "future", error: after.error });
   const sysF = prepareSystemInfo(system);
   const expectations = input.stack.expect.map((e) => checkExpectation(e, "policy" in after ? after.policy : undefined, sysF, "error" in after ? after.error : undefined));
+  const sysToday = input.calls?.length ? prepareSystemInfo(input.system) : undefined;
+  const calls: CallResult[] = (input.calls ?? []).map((c) => {
+    const req = { service: c.service, argument: c.argument === "" ? "+" : c.argument, source: c.source, target: c.target };
+    const out: CallResult = { text: `${c.service}${c.argument} ${c.source} -> ${c.target}` };
+    if ("policy" in today) out.today = explain(today.policy, req, sysToday!).decision;
+    if ("policy" in after) {
+      const x = explain(after.policy, req, sysF);
+      out.after = x.decision;
+      out.explanation = x;
+    }
+    return out;
+  });
   let changes: ServiceChanges[] = [];
   const changesComputed = !input.skipChanges && "policy" in today && "policy" in after;
   if (changesComputed) changes = decisionChanges({ policy: today.policy, system: input.system }, { policy: after.policy, system }, stats);
@@ -488,6 +515,7 @@ export function whatIf(input: WhatIfInput, stats?: DiffStats): WhatIfReport {
     loadErrors,
     expectations,
     changes,
+    calls,
     changesComputed,
     ok: expectations.every((e) => e.ok) && !loadErrors.some((l) => l.when === "future"),
   };
@@ -551,6 +579,12 @@ function renderService(s: ServiceChanges, lines: string[]): void {
 /** The text report (the explanations of failed expectations are rendered by `render`). */
 export function renderWhatIf(r: WhatIfReport, render: (x: Explanation) => string = () => ""): string {
   const lines: string[] = [];
+  for (const c of r.calls) {
+    const show = (d: Decision | undefined) => (d ? describeOutcome(outcomeOf(d)) : "deny (the policy does not load)");
+    const same = r.calls.length > 0 && (c.today && c.after ? JSON.stringify(outcomeOf(c.today)) === JSON.stringify(outcomeOf(c.after)) : c.today === c.after);
+    lines.push(`call ${c.text}: today ${show(c.today)}; after apply ${same ? "the same" : show(c.after)}`);
+    if (c.explanation) for (const l of render(c.explanation).trimEnd().split("\n")) if (l !== "") lines.push(`         ${l}`);
+  }
   for (const l of r.loadErrors)
     lines.push(`${l.when === "today" ? "today's" : "the future"} policy does not load, so every call is denied: ${l.error.message} [policy-does-not-load]`);
   if (r.expectations.length) {
@@ -585,6 +619,17 @@ export function whatIfJson(r: WhatIfReport): unknown {
       got: e.decision ? outcomeOf(e.decision) : null,
       deciding_rule: e.explanation?.decidingRule ? { file: e.explanation.decidingRule.origin.file, line: e.explanation.decidingRule.origin.line } : null,
     })),
+    // Only when calls were asked about (`--call`).
+    ...(r.calls.length
+      ? {
+          calls: r.calls.map((c) => ({
+            call: c.text,
+            today: c.today ? outcomeOf(c.today) : null,
+            after: c.after ? outcomeOf(c.after) : null,
+            deciding_rule: c.explanation?.decidingRule ? { file: c.explanation.decidingRule.origin.file, line: c.explanation.decidingRule.origin.line } : null,
+          })),
+        }
+      : {}),
     // null when not computed (--no-changes, or a policy that does not load): not "no change".
     changes: r.changesComputed ? r.changes : null,
   };

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, jsonErrorAt, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, jsonErrorAt, parseExpectation, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -257,6 +257,10 @@ options:
   --applier NAME    the qube that will apply (qubesd tags new qubes
                     created-by-NAME; default dom0)
   --no-changes      check the expectations only
+  --call 'SERVICE[+ARG] SOURCE -> TARGET'
+                    decide this call today and once applied, with how the
+                    future policy decides it (repeatable; qubes the stack
+                    creates can be named)
 
 exit status: 0 every expectation holds, 1 one fails (or an error), 2 usage.
 
@@ -324,7 +328,29 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   return inputFailures ? 2 : errors ? 1 : 0;
 }
 
-async function runWhatIf(args: string[], io: CliIO): Promise<number> {
+async function runWhatIf(argv: string[], io: CliIO): Promise<number> {
+  // `--call` may be given several times (the parser keeps the last of an option): taken out first.
+  const callTexts: string[] = [];
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!;
+    if (x === "--") {
+      args.push(...argv.slice(i));
+      break;
+    }
+    if (x === "--call") {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError("option --call needs a value: `SERVICE[+ARG] SOURCE -> TARGET`");
+      callTexts.push(v);
+    } else if (x.startsWith("--call=")) callTexts.push(x.slice("--call=".length));
+    else args.push(x);
+  }
+  const calls = callTexts.map((t) => {
+    const r = parseExpectation({ call: t, decision: "deny" });
+    if (!r.ok) throw new UsageError(`--call \`${t}\`: ${r.message}${r.help ? ` (${r.help})` : ""}`);
+    const { service, argument, source, target } = r.expectation;
+    return { service, argument, source, target };
+  });
   const a = parseArgs(args, [...CONNECTION_VALUE_FLAGS, "--system", "--policy-dir", "--applier"], [...CONNECTION_BOOLEAN_FLAGS, "--json", "--no-changes"]);
   if (a.positionals.length !== 1) throw new UsageError(a.positionals.length ? "exactly one FILE is expected" : "FILE is required");
   // The stack file first: an unreadable one is said as such (exit 2), before anything connects.
@@ -350,7 +376,7 @@ async function runWhatIf(args: string[], io: CliIO): Promise<number> {
     throw new ToolFailure(`the stack has errors; fix them first (\`qkit template check ${a.positionals[0]}\`)`, "invalid-stack");
   }
   const stats: DiffStats = { services: 0, requests: 0, evaluated: 0, classes: 0 };
-  const report = whatIf({ system, policy, stack: r.model, ...(typeof applier === "string" ? { applier } : {}), skipChanges: a.flags.has("--no-changes") }, stats);
+  const report = whatIf({ system, policy, stack: r.model, ...(typeof applier === "string" ? { applier } : {}), skipChanges: a.flags.has("--no-changes"), calls }, stats);
   if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ...(whatIfJson(report) as object), requests: stats.requests }, null, 1) + "\n");
   else io.stdout.write(renderWhatIf(report, renderExplanation));
   return report.ok ? 0 : 1;

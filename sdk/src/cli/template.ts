@@ -78,6 +78,12 @@ options:
                        for \`qkit template apply PLAN\`
 ${COMMON}
 
+exit status: 0 the plan can be applied (with --detailed-exitcode: 0 no
+changes, 2 changes), 1 the stack has errors, the plan has errors, an
+expect: entry fails on the planned machine, or the rehearsal refuses a
+step; 2 a usage error or a FILE that cannot be read (the message says
+which).
+
 ${CONNECTION_USAGE}
 `;
 
@@ -99,12 +105,14 @@ ${COMMON}
 Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
 journal records it, and running apply again resumes from the live state.
 
-exit status: 0 everything applied, 1 error, 2 applied what could be but
+exit status: 0 everything applied, 1 error (also: no terminal to ask on
+and no --yes, [confirmation-required]; nothing was changed), 2 applied what could be but
 the system does not match the stack: some steps are deferred (listed; stop
 the qubes named, or use --restart=if-needed, and apply again) or qubesd
 changes a setting of the stack again as a consequence of another
-(warning[undone-by-qubesd]); also 2 for a usage error (the message says
-which), 130/143 interrupted by SIGINT/SIGTERM.
+(warning[undone-by-qubesd]); also 2 for a usage error or a FILE that
+cannot be read (the message says which), 130/143 interrupted by
+SIGINT/SIGTERM.
 
 ${CONNECTION_USAGE}
 `;
