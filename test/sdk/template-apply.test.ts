@@ -329,7 +329,7 @@ describe("labels the stack created", () => {
     const deferred = (await planStack(v2, conn, { prune: true })).plan;
     expect(deferred.steps.filter((s) => s.deferred).map((s) => s.id).sort()).toEqual(["label.teal.remove", "p1.remove", "p1.shutdown"]);
     expect(deferred.steps.map((s) => s.id)).not.toContain("global.keys");
-    expect(renderPlan(deferred)).toContain("Deferred: 3 (running: p1; use --restart=if-needed)");
+    expect(renderPlan(deferred)).toContain("Deferred: 2 changes (running: p1; use --restart=if-needed)");
     expect((await applyPlan(deferred, conn)).status).toBe("applied");
     expect(record()).toBe("label:teal");
     // Once p1 may stop: the label goes, then its record entry.

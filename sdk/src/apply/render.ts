@@ -135,7 +135,9 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   }
   if (plan.summary.deferred) {
     const qubes = [...new Set(plan.steps.filter((x) => x.deferred && x.target.startsWith("qube ")).map((x) => x.object))].sort();
-    out.push(`Deferred: ${plan.summary.deferred} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
+    // The changes that wait (a qube's own stop, which a deferred removal implies, is not one).
+    const changes = plan.steps.filter((x) => x.deferred && x.kind !== "shutdown" && x.kind !== "start").length;
+    out.push(`Deferred: ${changes} change${changes === 1 ? "" : "s"} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
   if (plan.orphans.length) out.push(`Owned but no longer declared (${plan.options?.prune ? "kept: protected, or installed by the package manager" : "removed with --prune"}): ${plan.orphans.join(", ")}`);
