@@ -184,6 +184,27 @@ describe("failure in the middle, and resume", () => {
     expect(await risk(fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194"]))).toBe("grants-access");
   });
 
+  it("rehearses on a copy whose qubes keep their live qid, so ip and what derives from it are the live values", async () => {
+    const { readLight, simulatorFromLive, Qubes } = await import("@qubes-kit/sdk");
+    const { simulatorTransport } = await import("@qubes-kit/sdk/sim");
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    // A gap in the numbers: a copy that numbered the qubes afresh would give q3 another qid (and ip).
+    for (const n of ["q1", "q2", "q3"]) await conn.qubes.createQube({ class: "AppVM", name: n, label: "red", template: "debian-12" });
+    await conn.qubes.removeQube("q1");
+    await conn.qubes.removeQube("q2");
+    const live = await readLight(conn.qubes, conn.policy);
+    const copy = new Qubes({ transport: simulatorTransport(simulatorFromLive(live)) });
+    for (const n of ["q3", "work", "sys-net"]) {
+      expect([n, await copy.qube(n).get("qid")]).toEqual([n, await conn.qubes.qube(n).get("qid")]);
+      expect([n, await copy.qube(n).get("ip")]).toEqual([n, await conn.qubes.qube(n).get("ip")]);
+    }
+    // A qube created in the rehearsal takes the number qubesd would give it (the lowest free one).
+    await copy.createQube({ class: "AppVM", name: "q4", label: "red", template: "debian-12" });
+    await conn.qubes.createQube({ class: "AppVM", name: "q4", label: "red", template: "debian-12" });
+    expect(await copy.qube("q4").get("qid")).toBe(await conn.qubes.qube("q4").get("qid"));
+  });
+
   it("refuses a plan the rehearsal rejects, before any call reaches the system", async () => {
     const sim = demoSimulator();
     const conn = connectSim(sim);

@@ -105,8 +105,12 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
     wanted.forEach((f, i) => Object.defineProperty(features, f, { value: values[i]!, enumerable: true, writable: true, configurable: true }));
     const keep = managedPropertyNames(entry.class);
     const properties: Record<string, LiveProperty> = {};
-    for (const [name, v] of props) if (keep.has(name)) properties[name] = liveProperty(v);
-    return { name: entry.name, class: entry.class, state: entry.state, properties, features, tags: [...tags].sort() };
+    let qid: number | undefined;
+    for (const [name, v] of props) {
+      if (keep.has(name)) properties[name] = liveProperty(v);
+      else if (name === "qid" && typeof v.value === "number") qid = v.value;
+    }
+    return { name: entry.name, class: entry.class, state: entry.state, properties, features, tags: [...tags].sort(), ...(qid !== undefined ? { qid } : {}) };
   });
   for (const q of read) live.qubes[q.name] = q;
   return live;

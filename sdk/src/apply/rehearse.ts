@@ -45,6 +45,8 @@ export function simulatorFromLive(live: LiveSystem): Simulator {
     app.addQube(l.class, l.name, typeof label === "string" ? label : "red", {
       ...(typeof tpl === "string" ? { template: tpl } : {}),
       ...(l.class === "DispVM" ? { dispid: app.newDispid() } : {}),
+      // qubesd's own number, so what derives from it (`ip`, `visible_ip`) is the live value.
+      ...(typeof l.qid === "number" && ![...app.domains.values()].some((d) => d.qid === l.qid) ? { qid: l.qid } : {}),
       silentCreate: true,
     });
   }

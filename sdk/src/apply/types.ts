@@ -46,6 +46,8 @@ export interface LiveQube {
   devices?: Record<string, LiveAssignment[]>;
   volumes?: Record<string, LiveVolume>;
   notes?: string;
+  /** qubesd's number of the qube (read-only; the rehearsal's copy keeps it, so values derived from it, such as `ip`, match). */
+  qid?: number;
 }
 
 /** One policy file as read. */
