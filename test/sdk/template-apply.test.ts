@@ -179,6 +179,9 @@ describe("failure in the middle, and resume", () => {
     expect(await risk(fw(["action=drop dsthost=10.0.0.2", "action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=drop"]))).toBe("revokes-access");
     expect(await risk(fw(["action=drop"]))).toBe("revokes-access");
     expect(await risk(fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=accept dsthost=10.0.0.3", "action=drop"]))).toBe("grants-access");
+    expect(renderPlan((await planStack(fw(["action=drop"]), conn)).plan)).toMatch(/~ firewall +2 rules → action=drop {4}revokes access/);
+    // No rules at all: qubesd refuses an empty list, so the plan says so.
+    expect((await planStack(fw([]), conn)).plan.errors.map((e) => e.code)).toEqual(["invalid-firewall-rule"]);
     // A reorder is not worked out: it may let through what was dropped, so it is marked.
     expect(await risk(fw(["action=drop", "action=accept dsthost=10.0.0.1 proto=udp dstports=1194"]))).toBe("grants-access");
     expect(await risk(fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194"]))).toBe("grants-access");
@@ -203,6 +206,28 @@ describe("failure in the middle, and resume", () => {
     await copy.createQube({ class: "AppVM", name: "q4", label: "red", template: "debian-12" });
     await conn.qubes.createQube({ class: "AppVM", name: "q4", label: "red", template: "debian-12" });
     expect(await copy.qube("q4").get("qid")).toBe(await conn.qubes.qube("q4").get("qid"));
+  });
+
+  it("rehearses a stack rule that includes an include file it does not manage", async () => {
+    const sim = demoSimulator({ "30-user.policy": "qubes.Filecopy * work @default ask\n", "include/extra": "qubes.Inc * @anyvm @anyvm allow\n" });
+    const conn = connectSim(sim);
+    const s = stack("inc", [], { policy: [policyFile("main", "!include include/extra\nqubes.Inc * work vault deny\n")] });
+    const { plan } = await planStack(s, conn);
+    expect(plan.errors).toEqual([]);
+    expect((await applyPlan(plan, conn)).status).toBe("applied");
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+  });
+
+  it("says when --take-over takes a global from another stack", async () => {
+    const sim = demoSimulator();
+    const conn = connectSim(sim);
+    const g = (name: string) => stack(name, [], { global: { default_dispvm: "default-dvm" } });
+    expect((await applyPlan((await planStack(g("ga"), conn)).plan, conn)).status).toBe("applied");
+    expect((await planStack(g("gb"), conn)).plan.errors.map((e) => e.code)).toEqual(["owned-by-other-stack"]);
+    const taken = (await planStack(g("gb"), conn, { takeOver: true })).plan;
+    expect(taken.errors).toEqual([]);
+    expect(taken.warnings).toContainEqual({ code: "take-over", message: "global property 'default_dispvm' is taken over from stack 'ga' (--take-over): 'ga' no longer manages it and will refuse to plan it" });
+    expect(renderPlan(taken)).toContain("warning[take-over]: global property 'default_dispvm' is taken over from stack 'ga'");
   });
 
   it("refuses a plan the rehearsal rejects, before any call reaches the system", async () => {

@@ -304,14 +304,14 @@ describe("the stack's rules that never decide once applied", () => {
   it("are warned about at plan time, with the line in the stack file and the broader rule", async () => {
     write(
       "sh.qubes.yaml",
-      "qkit: 1\nstack: sh\nqubes:\n  sh-a:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\npolicy:\n  - file: main\n    rules: |\n      qubes.Gpg * @anyvm @anyvm deny\n      qubes.Gpg * sh-a vault allow\n      qubes.Filecopy * sh-a vault ask\n",
+      "qkit: 1\nstack: sh\nqubes:\n  sh-a:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\npolicy:\n  - file: main\n    rules: |\n      qubes.Gpg * @anyvm @anyvm deny\n      # a comment does not count as a rule\n      qubes.Gpg * sh-a vault allow\n      qubes.Filecopy * sh-a vault ask\n",
     );
     const plan = await qkit("template", "plan", "sh.qubes.yaml");
     expect(plan.out).toContain(
-      "sh.qubes.yaml:13:7: warning[stack-rule-shadowed]: policy file 'main' rule 2 (40-qkit-sh-main.policy:3): rule never decides: the rule at 40-qkit-sh-main.policy:2 matches every call it matches; it never decides once applied: remove it, or make the broader rule narrower\n",
+      "sh.qubes.yaml:14:7: warning[stack-rule-shadowed]: policy file 'main' rule 2 (40-qkit-sh-main.policy:4), once applied: rule never decides: the rule at 40-qkit-sh-main.policy:2 matches every call it matches; remove it, or make the broader rule narrower\n",
     );
-    expect(plan.out).not.toContain("rule 3 (40-qkit-sh-main.policy:4)");
+    expect(plan.out).not.toContain("rule 3 (40-qkit-sh-main.policy:5)");
     const json = JSON.parse((await qkit("template", "plan", "sh.qubes.yaml", "--json")).out);
-    expect(json.warnings.filter((w: { code: string }) => w.code === "stack-rule-shadowed").map((w: { at: string }) => w.at)).toEqual(["sh.qubes.yaml:13:7"]);
+    expect(json.warnings.filter((w: { code: string }) => w.code === "stack-rule-shadowed").map((w: { at: string }) => w.at)).toEqual(["sh.qubes.yaml:14:7"]);
   });
 });

@@ -92,6 +92,14 @@ export function planScope(input: StackModel, live: LiveSystem): ReadScope {
   const policy = new Set<string>();
   for (const f of model.policy) policy.add(policyKey(model.stack, f));
   for (const name of live.policyNames) if (isStackPolicyName(model.stack, name)) policy.add(name);
+  // Include files the stack's rules name (`!include include/NAME`, `!include-service S A include/NAME`):
+  // read too, so the rehearsal's copy has them (qubesd refuses a file that includes a missing one).
+  const listed = new Set(live.policyNames);
+  for (const f of model.policy)
+    for (const line of f.rules.split("\n")) {
+      const m = /^\s*!include(?:-service\s+\S+\s+\S+)?\s+(?:\/etc\/qubes\/policy\.d\/)?include\/(\S+)\s*$/.exec(line);
+      if (m && listed.has(`include/${m[1]}`)) policy.add(`include/${m[1]}`);
+    }
   return { deep, policy: [...policy].sort(), available: [...available].sort() };
 }
 
@@ -435,7 +443,7 @@ function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | "take-ov
   // Recorded, and as its create step would have made it (someone else's qube of that name is not taken).
   const made = l.class === q.class && ["template", "label"].every((k) => typeof q.properties[k] !== "string" || l.properties[k]?.value === q.properties[k]);
   if (made && creationRecorded(ctx, q.name)) {
-    ctx.warnings.push({ code: "resumed-create", message: `qube '${q.name}' was created by an apply of stack '${ctx.model.stack}' that stopped before marking it as the stack's; it is marked now`, provenance: q.provenance });
+    ctx.warnings.push({ code: "resumed-create", message: `qube '${q.name}' was created by an apply of stack '${ctx.model.stack}' that stopped before marking it as the stack's; this plan marks it`, provenance: q.provenance });
     return "resume";
   }
   if (!ctx.options.adopt) {
@@ -747,6 +755,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     newKeys.add("fw");
     let want: string[] | undefined;
     try {
+      // qubesd refuses an empty rule list (admin.vm.firewall.Set needs a payload).
+      if (!q.firewall.length) throw new Error("no rules; qubesd needs at least one: write `- action=drop` to block all traffic, or remove `firewall:` to accept all");
       want = canonicalFirewall(q.firewall, now);
     } catch (e) {
       err(ctx, "invalid-firewall-rule", `${q.name} firewall: ${e instanceof Error ? e.message : String(e)}`, kp("firewall"));
@@ -1309,6 +1319,7 @@ function takeOverGlobal(ctx: Ctx, other: string, name: string): void {
   const text = formatKeys(keys);
   const c = build(ctx, `dom0 globals record of ${other}`, () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
   if (!c) return;
+  ctx.warnings.push({ code: "take-over", message: `global property '${name}' is taken over from stack '${other}' (--take-over): '${other}' no longer manages it and will refuse to plan it` });
   if (existing) {
     existing.calls = c;
     existing.after = text || null;

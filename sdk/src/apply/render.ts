@@ -31,6 +31,7 @@ function effect(s: PlanStep, running: Set<string>): string {
   else if (s.effect === "next-start" && running.has(s.object)) parts.push("next start ↻");
   else if (s.effect === "live" && running.has(s.object)) parts.push("live");
   if (s.risk === "grants-access") parts.push("⚠ grants access");
+  if (s.risk === "revokes-access") parts.push("revokes access");
   if (s.risk === "data-loss") parts.push("⚠ data loss");
   return parts.join(" · ");
 }

@@ -34,9 +34,11 @@ export function shadowedStackRules(model: StackModel, policy: PolicyTexts): Plan
     const name = policyFileName(model.stack, f);
     for (const d of snapshot.diagnostics.get(`${POLICY_DIR}/${name}`) ?? []) {
       if (d.code !== "shadowed-rule") continue;
-      // The generated file has one header line before the stack's rules.
+      // The generated file has one header line before the stack's rules (line k of `rules` is line k + 1).
       const ruleLine = d.line - 1;
-      const e: PlanError = { code: "stack-rule-shadowed", message: `policy file '${f.file}' rule ${ruleLine} (${name}:${d.line}): ${d.message}; it never decides once applied: remove it, or make the broader rule narrower` };
+      // The rule's number among the block's rules (comments and blank lines do not count).
+      const nth = f.rules.split("\n").slice(0, ruleLine).filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
+      const e: PlanError = { code: "stack-rule-shadowed", message: `policy file '${f.file}' rule ${nth} (${name}:${d.line}), once applied: ${d.message}; remove it, or make the broader rule narrower` };
       if (f.provenance && f.rulesOffset) e.at = `${f.provenance.file}:${f.rulesOffset.line + ruleLine - 1}:${f.rulesOffset.indent + 1}`;
       out.push(e);
     }

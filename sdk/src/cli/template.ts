@@ -650,7 +650,9 @@ export const commands: Command[] = [
           }
           if (report.pending.length) io.stdout.write(`not applied yet: ${report.pending.length} step${report.pending.length === 1 ? "" : "s"} (run \`qkit template plan\`)\n`);
           if (report.orphans.length) io.stdout.write(`owned but no longer declared: ${report.orphans.join(", ")}\n`);
-          io.stdout.write(report.drift.length ? `Drift: ${report.drift.length} managed setting${report.drift.length === 1 ? " differs" : "s differ"} from the stack.\n` : "No drift.\n");
+          // With errors the comparison did not run: no verdict on drift.
+          if (report.errors.length) io.stdout.write("Drift not computed: fix the errors above.\n");
+          else io.stdout.write(report.drift.length ? `Drift: ${report.drift.length} managed setting${report.drift.length === 1 ? " differs" : "s differ"} from the stack.\n` : "No drift.\n");
         }
         if (report.errors.length) return 1;
         return report.drift.length ? 2 : 0;
