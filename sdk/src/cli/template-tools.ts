@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, jsonErrorAt, parseExpectation, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, closest, jsonErrorAt, parseExpectation, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -377,6 +377,15 @@ async function runWhatIf(argv: string[], io: CliIO): Promise<number> {
   }
   const stats: DiffStats = { services: 0, requests: 0, evaluated: 0, classes: 0 };
   const report = whatIf({ system, policy, stack: r.model, ...(typeof applier === "string" ? { applier } : {}), skipChanges: a.flags.has("--no-changes"), calls }, stats);
+  // A call naming a qube that neither exists nor is created decides as the engine would (a missing
+  // source is denied, a missing target is @default), which is rarely what was meant: said, with a guess.
+  const after = Object.keys(report.future.system.domains ?? {});
+  for (const c of calls)
+    for (const [role, name] of [["source", c.source], ["target", c.target]] as const) {
+      if (name.startsWith("@") || name.startsWith("uuid:") || after.includes(name)) continue;
+      const near = closest(name, after, 1)[0];
+      io.stderr.write(`qkit template whatif: warning: --call \`${c.service}${c.argument} ${c.source} -> ${c.target}\`: ${role} \`${name}\` is not a qube of the system after apply${near ? `; did you mean \`${near}\`?` : ""} [unknown-qube]\n`);
+    }
   if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ...(whatIfJson(report) as object), requests: stats.requests }, null, 1) + "\n");
   else io.stdout.write(renderWhatIf(report, renderExplanation));
   return report.ok ? 0 : 1;
