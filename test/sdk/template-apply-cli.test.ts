@@ -152,7 +152,7 @@ describe("qkit template over a socket", () => {
     fs.writeFileSync(path.join(dir, "typo.qubes.yaml"), "qkit: 1\nstack: typo\nqubes:\n  a:\n    class: AppVM\n    label: red\n    labl: red\n");
     const typo = await qkit("template", "plan", "typo.qubes.yaml", "--json");
     expect(typo.code).toBe(1);
-    expect(JSON.parse(typo.out)).toMatchObject({ ok: false, errors: [{ code: "unknown-key", at: "typo.qubes.yaml:7:5" }], steps: [], sideEffects: null });
+    expect(JSON.parse(typo.out)).toMatchObject({ qkitPlan: 1, ok: false, stack: "typo", errors: [{ code: "unknown-key", at: "typo.qubes.yaml:7:5" }], steps: [], sideEffects: null });
     // A plan's errors say where in the stack file they are.
     fs.writeFileSync(path.join(dir, "own.qubes.yaml"), "qkit: 1\nstack: own\nqubes:\n  work:\n    class: AppVM\n    label: red\n");
     expect((await qkit("template", "plan", "own.qubes.yaml")).out).toContain("\nown.qubes.yaml:4:3: error[unowned-qube]: qube 'work' exists and is not managed by stack 'own'");

@@ -288,7 +288,8 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
       listed.push({ severity: d.severity, code: d.code, message: d.message, at });
       (json ? io.stderr : io.stdout).write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);
     }
-    if (json) writeRefusedJson(io, r.model?.stack, listed);
+    // The stack's name, when the model did not come out (read from the text: `stack: NAME`).
+    if (json) writeRefusedJson(io, r.model?.stack ?? /^stack:[ \t]*["']?([a-z0-9][a-z0-9_-]*)["']?[ \t]*(?:#.*)?$/m.exec(text)?.[1], listed);
     throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was changed`, "invalid-stack");
   }
   return r.model;
@@ -300,7 +301,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
  */
 function writeRefusedJson(io: CliIO, stack: unknown, listed: Array<{ severity: string; code: string; message: string; at: string }>): void {
   const pick = (sev: string) => listed.filter((d) => d.severity === sev).map(({ code, message, at }) => ({ code, message, at }));
-  io.stdout.write(JSON.stringify({ ok: false, stack: typeof stack === "string" ? stack : null, errors: pick("error"), warnings: listed.filter((d) => d.severity !== "error").map(({ code, message, at }) => ({ code, message, at })), steps: [], sideEffects: null }) + "\n");
+  io.stdout.write(JSON.stringify({ qkitPlan: 1, ok: false, stack: typeof stack === "string" ? stack : null, errors: pick("error"), warnings: listed.filter((d) => d.severity !== "error").map(({ code, message, at }) => ({ code, message, at })), steps: [], sideEffects: null }) + "\n");
 }
 
 function planOptions(p: ParsedArgs, model?: StackModel) {
