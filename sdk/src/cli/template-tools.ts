@@ -240,7 +240,7 @@ exit status: 0 no errors, 1 errors, 2 usage or an input that cannot be read
 ${CONNECTION_USAGE}
 `;
 
-const WHATIF_USAGE = `usage: qkit template whatif FILE [--json] [--policy-dir DIR] [--system FILE | connection options]
+const WHATIF_USAGE = `usage: qkit template whatif FILE [--json] [--no-changes] [--call CALL]... [--policy-dir DIR] [--system FILE | connection options]
 
 Computes what the qrexec policy will decide once the stack in FILE is
 applied, without changing anything: the future system model (new qubes
