@@ -69,6 +69,9 @@ describe("qkit template whatif: failures", () => {
     expect(r.out).toMatch(/^call qubes\.Gpg work -> vault: today deny; after apply the same$/m);
     const j = JSON.parse((await runQkit([...base, "--json", "--call", "qubes.Filecopy personal -> work"], { cwd })).out);
     expect(j.calls).toMatchObject([{ call: "qubes.Filecopy personal -> work", today: { action: "ask" }, after: { action: "ask" }, deciding_rule: { file: "40-qkit-strict-copies.policy", line: 2 } }]);
+    // With the whole explanation, as `qkit policy explain --json` gives it.
+    expect(j.calls[0].explanation).toMatchObject({ request: { service: "qubes.Filecopy", source: "personal", target: "work" }, deciding_rule: { file: "40-qkit-strict-copies.policy", line: 2 } });
+    expect(Array.isArray(j.calls[0].explanation.trace)).toBe(true);
     const typo = await runQkit([...base, "--call", "qubes.Filecopy wrok -> personal"], { cwd });
     expect(typo.err).toBe("qkit template whatif: warning: --call `qubes.Filecopy wrok -> personal`: source `wrok` is not a qube of the system after apply; did you mean `work`? [unknown-qube]\n");
     const bad = await runQkit([...base, "--call", "qubes.Filecopy work"], { cwd });

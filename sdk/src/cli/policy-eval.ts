@@ -635,7 +635,8 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
   return exitFor(d);
 }
 
-function explanationJson(x: Explanation): unknown {
+/** An explanation as `qkit policy explain --json` prints it (also `qkit template whatif --call --json`). */
+export function explanationJson(x: Explanation): unknown {
   const rule = (r: PolicyRule) => ({ file: r.origin.file, line: r.origin.line, text: ruleText(r) });
   return {
     decision: decisionToJson(x.decision),

@@ -18,6 +18,7 @@ import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, con
 import { describeFailure } from "./failure.js";
 import { QubesTransportError } from "../errors.js";
 import { renderExplanation } from "./policy.js";
+import { explanationJson } from "./policy-eval.js";
 import { osMessage } from "./text.js";
 
 /**
@@ -386,7 +387,12 @@ async function runWhatIf(argv: string[], io: CliIO): Promise<number> {
       const near = closest(name, after, 1)[0];
       io.stderr.write(`qkit template whatif: warning: --call \`${c.service}${c.argument} ${c.source} -> ${c.target}\`: ${role} \`${name}\` is not a qube of the system after apply${near ? `; did you mean \`${near}\`?` : ""} [unknown-qube]\n`);
     }
-  if (a.flags.has("--json")) io.stdout.write(JSON.stringify({ ...(whatIfJson(report) as object), requests: stats.requests }, null, 1) + "\n");
+  if (a.flags.has("--json")) {
+    const doc = whatIfJson(report) as { calls?: Array<Record<string, unknown>> };
+    // Each call with the whole explanation of the future decision, as `qkit policy explain --json` gives it.
+    if (doc.calls) doc.calls = doc.calls.map((c, i) => ({ ...c, explanation: report.calls[i]?.explanation ? explanationJson(report.calls[i]!.explanation!) : null }));
+    io.stdout.write(JSON.stringify({ ...doc, requests: stats.requests }, null, 1) + "\n");
+  }
   else io.stdout.write(renderWhatIf(report, renderExplanation));
   return report.ok ? 0 : 1;
 }
