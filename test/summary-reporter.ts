@@ -200,6 +200,13 @@ export default class SummaryReporter implements Reporter {
 
   onTestModuleStart(m: TestModule): void {
     this.runningModules.set(m.id, m.moduleId);
+    // A file that starts is progress: a wedge is measured from here, not from the end of the last
+    // file (a worker that forks and imports slowly on a loaded machine is not a wedged pool).
+    this.lastProgress = Date.now();
+  }
+
+  onTestModuleCollected(): void {
+    this.lastProgress = Date.now();
   }
 
   onTestModuleEnd(m: TestModule): void {

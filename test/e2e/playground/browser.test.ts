@@ -99,6 +99,8 @@ async function lineText(page: Page, n: number): Promise<string> {
 
 /** The page's state, read back from its own share link. */
 async function shared(page: Page) {
+  // Cleared first: a link made earlier must not be read as this one (the page makes it asynchronously).
+  await page.$eval("#share-url", (e) => ((e as HTMLInputElement).value = ""));
   await page.click("#share");
   await expect.poll(() => page.inputValue("#share-url")).toContain("#v1=");
   const url = await page.inputValue("#share-url");
@@ -221,8 +223,10 @@ describe("the web playground in Chromium", () => {
     await page.locator("#sim-result button[data-add-rule]", { hasText: "add a rule: allow this call" }).click();
     await expect.poll(() => page.textContent("#add-rule-result"), { timeout: 30_000 }).toMatch(/^added qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow.* to 30-user\.policy:\d+$/);
     await expect.poll(() => page.getAttribute("#sim-decision", "data-action"), { timeout: 30_000 }).toBe("allow");
-    const policyText = (await shared(page)).state.files.find((f) => f.name === "30-user.policy")!.text;
-    expect(policyText).toMatch(/^qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow/m);
+    // The shared state follows the editor after its own debounce: asked until it has the new rule.
+    const sharedPolicy = async () => (await shared(page)).state.files.find((f) => f.name === "30-user.policy")!.text;
+    await expect.poll(sharedPolicy, { timeout: 30_000 }).toMatch(/^qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow/m);
+    const policyText = await sharedPolicy();
     expect(policyText.split("\n").filter((l) => /^qubes\.Filecopy\s+[*+]\s+vault\s+work\s+allow/.test(l))).toHaveLength(1);
     await page.close();
 
