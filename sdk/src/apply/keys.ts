@@ -59,6 +59,13 @@ export function hasStackHeader(stack: string, text: string): boolean {
 }
 
 /** The generated text of a policy file: the header line, then the rules (ending with a newline). */
+/** The rule lines of a policy text (neither blank nor a comment; the header is a comment). */
+export function ruleLineCount(text: string): number {
+  let n = 0;
+  for (const l of text.split("\n")) if (l.trim() !== "" && !l.trimStart().startsWith("#")) n++;
+  return n;
+}
+
 export function policyText(stack: string, rules: string): string {
   const body = rules === "" || rules.endsWith("\n") ? rules : `${rules}\n`;
   return `${policyFileHeader(stack)}\n${body}`;

@@ -18,7 +18,7 @@ import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
 import { lineDiff } from "./render.js";
-import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
@@ -425,10 +425,11 @@ function creationRecorded(ctx: Ctx, name: string): boolean {
 
 /**
  * Ownership of an existing qube: undefined when it may not be managed (the error was reported).
- * `resume`: a qube this stack created in an apply that stopped before marking it (the globals
- * record names it and no stack owns it): marked now, as an adopted one, without `--adopt`.
+ * `adopt` also covers a take-over (`--take-over`) and a qube this stack created in an apply that
+ * stopped before marking it (the globals record names it and no stack owns it: marked, without
+ * `--adopt`); each is marked as the stack's and converges from no keys.
  */
-function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | "take-over" | "resume" | undefined {
+function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | undefined {
   const owner = l.features[OWNER_FEATURE];
   if (owner === ctx.model.stack) return "owned";
   if (l.class === "AdminVM") {
@@ -436,7 +437,7 @@ function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | "take-ov
     return undefined;
   }
   if (owner !== undefined && owner !== "") {
-    if (ctx.options.takeOver) return "take-over";
+    if (ctx.options.takeOver) return "adopt";
     err(ctx, "owned-by-other-stack", `qube '${q.name}' is owned by stack '${owner}' (feature ${OWNER_FEATURE}); remove it from one of the stacks, or use --take-over to take it from stack '${owner}'`, q.provenance);
     return undefined;
   }
@@ -444,7 +445,7 @@ function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | "take-ov
   const made = l.class === q.class && ["template", "label"].every((k) => typeof q.properties[k] !== "string" || l.properties[k]?.value === q.properties[k]);
   if (made && creationRecorded(ctx, q.name)) {
     ctx.warnings.push({ code: "resumed-create", message: `qube '${q.name}' was created by an apply of stack '${ctx.model.stack}' that stopped before marking it as the stack's; this plan marks it`, provenance: q.provenance });
-    return "resume";
+    return "adopt";
   }
   if (!ctx.options.adopt) {
     err(ctx, "unowned-qube", `qube '${q.name}' exists and is not managed by stack '${ctx.model.stack}'; use --adopt to take it over, or rename the declaration`, q.provenance);
@@ -475,7 +476,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const o = owned(ctx, q, l);
     if (!o) return;
     // Adopted, taken over or resumed: marked as the stack's, its keys converge from none.
-    ownership = o === "owned" ? "owned" : "adopt";
+    ownership = o;
     if (l.class !== q.class) {
       err(ctx, "class-change", `qube '${q.name}' is a ${l.class} on the system but declared as ${q.class}; a class change replaces the qube (its data is lost): remove it first or use another name`, prov);
       return;
@@ -1095,13 +1096,17 @@ function planRemovalsInUse(ctx: Ctx): void {
   if (!removed.size) return;
   const users = new Map<string, string[]>();
   const use = (name: string, who: string) => users.set(name, [...(users.get(name) ?? []), who]);
-  const stepFor = (object: string, key: string, kinds: readonly string[]) => ctx.steps.find((s) => s.object === object && s.key === key && kinds.includes(s.kind));
+  // The plan's property steps by qube and key (looked up for every VM property of every qube).
+  const propertySteps = new Map<string, PlanStep>();
+  for (const s of ctx.steps)
+    if (["set-property", "reset-property", "set-global", "reset-global"].includes(s.kind) && !propertySteps.has(`${s.object}\0${s.key}`)) propertySteps.set(`${s.object}\0${s.key}`, s);
+  const stepFor = (object: string, key: string) => propertySteps.get(`${object}\0${key}`);
   const created = new Set(ctx.steps.filter((s) => s.kind === "create").map((s) => s.object));
   for (const l of Object.values(ctx.live.qubes)) {
     if (removed.has(l.name)) continue;
     for (const [prop, v] of Object.entries(l.properties)) {
       if (specOf(l.class, prop)?.type !== "vm") continue;
-      const step = stepFor(l.name, prop, ["set-property", "reset-property"]);
+      const step = stepFor(l.name, prop);
       const after = step ? (step.kind === "reset-property" ? null : step.after) : v.default ? null : v.value;
       if (typeof after === "string" && removed.has(after)) use(after, `${l.name} (${prop})`);
     }
@@ -1112,7 +1117,7 @@ function planRemovalsInUse(ctx: Ctx): void {
   }
   for (const [prop, g] of Object.entries(ctx.live.globals)) {
     if (specOf("@global", prop)?.type !== "vm") continue;
-    const step = stepFor("", prop, ["set-global", "reset-global"]);
+    const step = stepFor("", prop);
     // A reset global takes qubesd's default, which the plan cannot know: not counted.
     const after = step ? (step.kind === "reset-global" ? null : step.after) : g.value;
     if (typeof after === "string" && removed.has(after)) use(after, `the global ${prop}`);
@@ -1350,9 +1355,8 @@ function planPolicy(ctx: Ctx): void {
     }
     if (cur && cur.text === text) continue;
     const token = cur ? cur.token : "new";
-    const ruleCount = (t: string) => t.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
-    const rules = ruleCount(f.rules);
-    const was = cur ? ruleCount(cur.text) : 0;
+    const rules = ruleLineCount(f.rules);
+    const was = cur ? ruleLineCount(cur.text) : 0;
     // Ordered by what it does to the decisions: revocations only → first, with the other revocations; anything granted or changed → after the qubes.
     const eff = ctx.options.policyEffect?.(key, cur?.text, text);
     const revokeOnly = !!eff && eff.grant === 0 && eff.change === 0 && eff.revoke > 0;
@@ -1384,10 +1388,7 @@ function planPolicy(ctx: Ctx): void {
       object: key,
       key: "",
       calls: [{ method: include ? "policy.include.Remove" : "policy.Remove", dest: "dom0", arg: name, payload: cur.token }],
-      before: (() => {
-        const n = cur.text.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
-        return `${n} rule${n === 1 ? "" : "s"}`;
-      })(),
+      before: `${ruleLineCount(cur.text)} rule${ruleLineCount(cur.text) === 1 ? "" : "s"}`,
       after: null,
       risk: "revokes-access",
     });

@@ -6,6 +6,7 @@
  */
 import { ANALYSIS_RULES, analyzeWorkspace, createMemoryFileSystem, policyFileName, type AnalysisConfig, type StackModel } from "@qubes-kit/language";
 import { futurePolicy, type PolicyTexts } from "./future.js";
+import { ruleLineCount } from "./keys.js";
 import type { PlanError } from "./types.js";
 
 const POLICY_DIR = "/etc/qubes/policy.d";
@@ -37,7 +38,7 @@ export function shadowedStackRules(model: StackModel, policy: PolicyTexts): Plan
       // The generated file has one header line before the stack's rules (line k of `rules` is line k + 1).
       const ruleLine = d.line - 1;
       // The rule's number among the block's rules (comments and blank lines do not count).
-      const nth = f.rules.split("\n").slice(0, ruleLine).filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#")).length;
+      const nth = ruleLineCount(f.rules.split("\n").slice(0, ruleLine).join("\n"));
       const e: PlanError = { code: "stack-rule-shadowed", message: `policy file '${f.file}' rule ${nth} (${name}:${d.line}), once applied: ${d.message}; remove it, or make the broader rule narrower` };
       if (f.provenance && f.rulesOffset) e.at = `${f.provenance.file}:${f.rulesOffset.line + ruleLine - 1}:${f.rulesOffset.indent + 1}`;
       out.push(e);

@@ -9,6 +9,7 @@
 import { Writable } from "node:stream";
 import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
+import { takeRepeated } from "./connect.js";
 import { writeOutput } from "./output.js";
 
 /** The usage line of the option. */
@@ -16,22 +17,8 @@ export const OUTPUT_USAGE = "  --output FILE         write the answer there inst
 
 /** Takes `--output FILE` / `--output=FILE` out of `args` (before `--`); the last one given wins. */
 function takeOutput(args: string[]): { file: string | undefined; rest: string[] } {
-  const rest: string[] = [];
-  let file: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const x = args[i]!;
-    if (x === "--") {
-      rest.push(...args.slice(i));
-      break;
-    }
-    if (x === "--output") {
-      const v = args[i + 1];
-      if (v === undefined) throw new UsageError("option --output needs a value");
-      file = v;
-      i++;
-    } else if (x.startsWith("--output=")) file = x.slice("--output=".length);
-    else rest.push(x);
-  }
+  const { values, rest } = takeRepeated(args, "--output", "option --output needs a value");
+  const file = values.at(-1);
   if (file === "") throw new UsageError("--output needs the name of a file");
   return { file, rest };
 }

@@ -61,6 +61,30 @@ export function parseArgs(args: string[], withValue: string[], booleans: string[
   return { positionals, flags };
 }
 
+/**
+ * Takes every `NAME VALUE` / `NAME=VALUE` out of `args` (before `--`), in order: for an option that
+ * may be given several times, or one a wrapper handles before the command parses the rest
+ * ({@link parseArgs} keeps the last of an option). `missing` is the usage error for a NAME without a value.
+ */
+export function takeRepeated(args: string[], name: string, missing: string): { values: string[]; rest: string[] } {
+  const values: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const x = args[i]!;
+    if (x === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
+    if (x === name) {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(missing);
+      values.push(v);
+    } else if (x.startsWith(`${name}=`)) values.push(x.slice(name.length + 1));
+    else rest.push(x);
+  }
+  return { values, rest };
+}
+
 /** The options every connecting command accepts. */
 export const CONNECTION_VALUE_FLAGS = ["--socket", "--timeout"];
 export const CONNECTION_BOOLEAN_FLAGS = ["--qrexec"];

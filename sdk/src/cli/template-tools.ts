@@ -14,7 +14,7 @@ import { renderWhatIf, whatIf, whatIfJson, type DiffStats } from "../apply/whati
 import { labelOfIcon } from "../apply/future.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ConnectionInfo, type ParsedArgs } from "./connect.js";
+import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, takeRepeated, type ConnectionInfo, type ParsedArgs } from "./connect.js";
 import { describeFailure } from "./failure.js";
 import { QubesTransportError } from "../errors.js";
 import { renderExplanation } from "./policy.js";
@@ -161,13 +161,18 @@ export async function liveStorage(qubes: Qubes): Promise<Pick<StackSystem, "pool
   return out;
 }
 
+/** The 1-based column of `offset` in `text`. */
+export function columnAt(text: string, offset: number): number {
+  return offset - (text.lastIndexOf("\n", offset - 1) + 1) + 1;
+}
+
 /** Prints diagnostics as `FILE:LINE:COL: severity[code]: message` (+ help). */
 function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.WritableStream = io.stdout): void {
   const texts = new Map<string, string>();
   for (const d of diags) {
     let src = texts.get(d.file);
     if (src === undefined) texts.set(d.file, (src = diskReader.readFile(d.file) ?? ""));
-    const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
+    const col = columnAt(src, d.span.start);
     to.write(`${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`);
     if (d.help) to.write(`  help: ${d.help}\n`);
   }
@@ -175,7 +180,7 @@ function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.Wri
 
 function diagnosticJson(d: TemplateDiagnostic, io: CliIO): unknown {
   const src = diskReader.readFile(d.file) ?? "";
-  const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
+  const col = columnAt(src, d.span.start);
   return { file: path.relative(io.cwd, d.file) || d.file, line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end };
 }
 
@@ -331,21 +336,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
 
 async function runWhatIf(argv: string[], io: CliIO): Promise<number> {
   // `--call` may be given several times (the parser keeps the last of an option): taken out first.
-  const callTexts: string[] = [];
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const x = argv[i]!;
-    if (x === "--") {
-      args.push(...argv.slice(i));
-      break;
-    }
-    if (x === "--call") {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError("option --call needs a value: `SERVICE[+ARG] SOURCE -> TARGET`");
-      callTexts.push(v);
-    } else if (x.startsWith("--call=")) callTexts.push(x.slice("--call=".length));
-    else args.push(x);
-  }
+  const { values: callTexts, rest: args } = takeRepeated(argv, "--call", "option --call needs a value: `SERVICE[+ARG] SOURCE -> TARGET`");
   const calls = callTexts.map((t) => {
     const r = parseExpectation({ call: t, decision: "deny" });
     if (!r.ok) throw new UsageError(`--call \`${t}\`: ${r.message}${r.help ? ` (${r.help})` : ""}`);

@@ -15,7 +15,7 @@ import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ConnectionInfo, type ParsedArgs } from "./connect.js";
 import { describeFailure } from "./failure.js";
 import { QubesTransportError } from "../errors.js";
-import { unreadable } from "./template-tools.js";
+import { columnAt, unreadable } from "./template-tools.js";
 import { shadowedStackRules } from "../apply/shadowed.js";
 import {
   adminPolicyTarget,
@@ -174,10 +174,9 @@ function locate(list: PlanError[], io: CliIO): void {
     }
     const text = texts.get(p.file);
     if (text === undefined) continue;
-    const before = text.slice(0, Math.max(0, p.start));
-    const line = before.split("\n").length;
-    const column = p.start - (before.lastIndexOf("\n") + 1) + 1;
-    e.at = `${path.relative(io.cwd, path.resolve(io.cwd, p.file)) || p.file}:${line}:${column}`;
+    const start = Math.max(0, p.start);
+    const line = text.slice(0, start).split("\n").length;
+    e.at = `${path.relative(io.cwd, path.resolve(io.cwd, p.file)) || p.file}:${line}:${columnAt(text, start)}`;
   }
 }
 
@@ -283,8 +282,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
     const listed: Array<{ severity: string; code: string; message: string; at: string }> = [];
     for (const d of r.diagnostics) {
       const src = reader.readFile(d.file) ?? "";
-      const col = d.span.start - (src.lastIndexOf("\n", d.span.start - 1) + 1) + 1;
-      const at = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}`;
+      const at = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${columnAt(src, d.span.start)}`;
       listed.push({ severity: d.severity, code: d.code, message: d.message, at });
       (json ? io.stderr : io.stdout).write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);
     }
