@@ -9,6 +9,9 @@
  *
  *     node --expose-gc bench/lsp-cpu.mjs [--rules 100000] [--keys 120]
  *
+ * `QKIT_BENCH_KEYS=1` prints each key's milliseconds; `QKIT_BENCH_PROFILE=DIR` writes a CPU profile
+ * of each key to DIR (`key-N.cpuprofile`, N the key's place, for `node --cpu-prof`-style tools).
+ *
  * Prints the median, 90th percentile, maximum and mean milliseconds per key, for keys that insert a character and for Enter.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,6 +21,7 @@ import { PassThrough, Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { createConnection, StreamMessageReader, StreamMessageWriter } from "vscode-languageserver/node.js";
 import { cachingJsonEncoder, CountingReader, createNodeHost, PriorityWriter, startServer } from "@qubes-kit/lsp";
+import { Session } from "node:inspector/promises";
 import { generate } from "./gen-policy.mjs";
 
 const args = process.argv.slice(2);
@@ -90,17 +94,30 @@ const published = async (before) => {
 globalThis.gc?.();
 const chars = [];
 const enters = [];
+// QKIT_BENCH_PROFILE=DIR: a CPU profile of each key, written to DIR as key-N.cpuprofile (N its place).
+const profileDir = process.env.QKIT_BENCH_PROFILE;
+const inspector = profileDir ? new Session() : undefined;
+if (inspector) {
+  mkdirSync(profileDir, { recursive: true });
+  inspector.connect();
+  await inspector.post("Profiler.enable");
+  await inspector.post("Profiler.setSamplingInterval", { interval: 200 });
+}
+let keyNo = 0;
 const text = keystrokes(KEYS);
 for (const ch of text) {
   const before = server.published.get(uri);
+  if (inspector) await inspector.post("Profiler.start");
   const c0 = process.cpuUsage();
   await change(ch);
   if (ch === "\n") (line++, (character = 0));
   else character++;
   await published(before);
   const c1 = process.cpuUsage(c0);
+  keyNo++;
+  if (inspector) writeFileSync(join(profileDir, `key-${keyNo}.cpuprofile`), JSON.stringify((await inspector.post("Profiler.stop")).profile));
   (ch === "\n" ? enters : chars).push((c1.user + c1.system) / 1000);
-  if (process.env.QKIT_BENCH_KEYS) process.stdout.write(`${JSON.stringify(ch)} ${((c1.user + c1.system) / 1000).toFixed(1)}\n`);
+  if (process.env.QKIT_BENCH_KEYS) process.stdout.write(`${JSON.stringify(ch)} ${((c1.user + c1.system) / 1000).toFixed(1)} ${(globalThis.__afresh??[]).join(' ')}\n`); globalThis.__afresh=[]; if (process.env.QKIT_BENCH_KEYS && globalThis.__why?.length) console.log("why", globalThis.__why.join(" ")); globalThis.__why=[];
 }
 const stat = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

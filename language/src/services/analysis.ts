@@ -494,6 +494,13 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
      * place (the warnings' broader rule objects may be older ones at that place): the new rule.
      */
     let movedBy: Map<string, Map<number | null, PolicyRule>> | undefined;
+    /**
+     * Rules of a file loaded once whose finding really changed (a rule added or removed elsewhere
+     * now shadows them, or no longer does): only their warnings are made again, when they are few.
+     */
+    let changed: number[] | undefined;
+    const patchable = runs.length === 1 && prev?.foundK !== undefined;
+    const maxChanged = Math.max(16, count >> 4);
     if (same && !quick) {
       work += count;
       let k = 0;
@@ -504,15 +511,23 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
           const a = prev!.by[k];
           const b = shadowedBy[run.start + j];
           if (prev!.feeds[k] !== feedsAsk[run.start + j]) {
-            same = false;
-            break outer;
+            if (!patchable || (changed ??= []).length >= maxChanged) {
+              same = false;
+              break outer;
+            }
+            changed.push(k);
+            continue;
           }
           if (a !== b && !sameLineAtPlace(a, b)) {
             // The same line of the broader rule's document, moved by an edit above it: the same
             // warning but for the broader rule's line (in the message and the related place).
             if (!sameMovedLine(a, b)) {
-              same = false;
-              break outer;
+              if (!patchable || (changed ??= []).length >= maxChanged) {
+                same = false;
+                break outer;
+              }
+              changed.push(k);
+              continue;
             }
             let lines = (movedBy ??= new Map()).get(a!.origin.path);
             if (!lines) movedBy.set(a!.origin.path, (lines = new Map()));
@@ -588,6 +603,47 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         for (const [p, d] of moved) prev!.byDocs.set(p, d);
       }
     }
+    if (same && changed) {
+      // Merge the kept warnings (in rule order) with those of the changed rules, made afresh.
+      const run = runs[0]!;
+      const oldFound = prev!.found;
+      const oldBy = prev!.foundBy;
+      const oldK = prev!.foundK!;
+      const found: AnalysisDiagnostic[] = [];
+      const foundBy: PolicyRule[] = [];
+      const foundK: number[] = [];
+      let x = 0;
+      for (const k of changed) {
+        while (x < oldK.length && oldK[x]! < k) (found.push(oldFound[x]!), foundBy.push(oldBy[x]!), foundK.push(oldK[x]!), x++);
+        if (x < oldK.length && oldK[x] === k) x++;
+        const i = run.start + k;
+        const b = shadowedBy[i];
+        prev!.by[k] = b;
+        prev!.feeds[k] = feedsAsk[i]!;
+        work++;
+        const rule = run.rules[k]!;
+        if (!b || rule.origin.line === null) continue;
+        const line = lineByNumber(doc.document, rule.origin.line);
+        if (!line) continue;
+        const feedsThis = feedsAsk[i] === 1;
+        const byDoc = docs.get(b.origin.path);
+        prev!.byDocs.set(b.origin.path, byDoc?.document);
+        const byLineNode = byDoc && b.origin.line !== null ? lineByNumber(byDoc.document, b.origin.line) : undefined;
+        let d = presentedFor(presented, line, b, byLineNode, feedsThis, severity);
+        if (!d) {
+          d = shadowDiagnostic(b, line.span, line.line, byLineNode, feedsThis, severity);
+          presented.set(presentKey(line), { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
+        }
+        found.push(d);
+        foundBy.push(b);
+        foundK.push(k);
+      }
+      while (x < oldK.length) (found.push(oldFound[x]!), foundBy.push(oldBy[x]!), foundK.push(oldK[x]!), x++);
+      prev!.found = found;
+      prev!.foundBy = foundBy;
+      prev!.foundK = foundK;
+      prev!.foundAt = foundAtOf(foundBy);
+    }
     if (same) {
       reportList(report, path, prev!.found);
       continue;
@@ -599,6 +655,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     // The candidate lines (their first rule's position, its broader rule, and whether every copy of
     // the line is shadowed), as parallel arrays: no object per rule.
     const entryAt: number[] = [];
+    const entryK: number[] = [];
     const entryBy: Array<PolicyRule | undefined> = [];
     const entryAll: boolean[] = [];
     const lines = runs.length > 1 ? new Map<number, number>() : undefined;
@@ -612,13 +669,14 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
         const line = run.rules[j]!.origin.line;
         if (line === null) continue;
         if (!lines) {
-          if (b) (entryAt.push(i), entryBy.push(b), entryAll.push(true));
+          if (b) (entryAt.push(i), entryK.push(k), entryBy.push(b), entryAll.push(true));
           continue;
         }
         const e = lines.get(line);
         if (e === undefined) {
           lines.set(line, entryAt.length);
           entryAt.push(i);
+          entryK.push(k);
           entryBy.push(b);
           entryAll.push(b !== undefined);
         } else entryAll[e] = entryAll[e]! && b !== undefined;
@@ -626,6 +684,7 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
     }
     const found: AnalysisDiagnostic[] = [];
     const foundBy: PolicyRule[] = [];
+    const foundK: number[] = [];
     let made = 0;
     for (let x = 0; x < entryAt.length; x++) {
       const i = entryAt[x]!;
@@ -646,25 +705,32 @@ function* shadowedByFile(input: AnalysisInput, segments: ReadonlyArray<readonly 
       if (kept) {
         found.push(kept);
         foundBy.push(b);
+        foundK.push(entryK[x]!);
         continue;
       }
       const d = shadowDiagnostic(b, line.span, line.line, byLineNode, feedsThis, severity);
       presented.set(presentKey(line), { byPath: b.origin.path, byFile: b.origin.file, byLine: b.origin.line, bySpan: byLineNode?.span, feeds: feedsThis, d });
       found.push(d);
       foundBy.push(b);
+      foundK.push(entryK[x]!);
     }
-    const foundAt = new Map<string, number[]>();
-    for (let k = 0; k < foundBy.length; k++) {
-      const p = foundBy[k]!.origin.path;
-      let list = foundAt.get(p);
-      if (!list) foundAt.set(p, (list = []));
-      list.push(k);
-    }
-    cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy, foundAt, shadowedBy, feedsAsk, runs: runs.map((r) => r.rules) });
+    cache.shadowFiles.set(path, { document: doc.document, severity, by, feeds, byDocs, found, foundBy, foundK, foundAt: foundAtOf(foundBy), shadowedBy, feedsAsk, runs: runs.map((r) => r.rules) });
     reportList(report, path, found);
     // A file checked afresh is a unit of work: a server answers requests before the next one.
     yield;
   }
+}
+
+/** The positions of warnings by the path of their broader rule. */
+function foundAtOf(foundBy: readonly PolicyRule[]): Map<string, number[]> {
+  const foundAt = new Map<string, number[]>();
+  for (let k = 0; k < foundBy.length; k++) {
+    const p = foundBy[k]!.origin.path;
+    let list = foundAt.get(p);
+    if (!list) foundAt.set(p, (list = []));
+    list.push(k);
+  }
+  return foundAt;
 }
 
 /**
@@ -724,6 +790,8 @@ function sameMovedLine(a: PolicyRule | undefined, b: PolicyRule | undefined): bo
  */
 function sameLineAtPlace(a: PolicyRule | undefined, b: PolicyRule | undefined): boolean {
   if (!samePlace(a, b)) return false;
+  // A rule renumbered by the flattener shares its original's origin (see `parsedRuleOf`).
+  if (a!.origin === b!.origin) return true;
   const node = parsedRuleOf(a!);
   return node !== undefined && node === parsedRuleOf(b!);
 }

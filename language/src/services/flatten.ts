@@ -54,15 +54,17 @@ class Unsupported {}
 /** Lines of documents looked at between two steps of {@link flattenPolicySteps}. */
 const LINES_PER_STEP = 2000;
 
-/** The parsed rule each rule object was built from (not renumbered copies, whose lines did not move). */
+/** The parsed rule each rule object was built from (not renumbered copies: see {@link parsedRuleOf}). */
 const parsedRules = new WeakMap<PolicyRule, RuleNode>();
 
 /**
  * The parsed rule (of its document's line) a rule object of {@link flattenPolicy} was built from:
  * two rule objects with the same parsed rule, path and file stand for the same line of the same
  * document, perhaps moved by an edit above it (`reparse.ts` shares a moved line's rule).
- * `undefined` for a renumbered copy (see {@link FlatPolicy.moved}): callers then treat the rule as
- * unknown, which is always correct, only slower.
+ * `undefined` for a renumbered copy (see {@link FlatPolicy.moved}), which shares its original's
+ * `origin` object instead (rules with the same `origin` object stand for the same line of the same
+ * document), and for rules not made here: callers then treat the rule as unknown, which is always
+ * correct, only slower.
  */
 export function parsedRuleOf(rule: PolicyRule): RuleNode | undefined {
   return parsedRules.get(rule);
@@ -254,8 +256,30 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
         for (const [key, run] of known ?? []) {
           if (!run.length || key.slice(key.indexOf("\0")) !== rest) continue;
           const delta = total - run[0]!.index;
-          // (Copies are not in `parsedRules`: their lines did not move, so nothing asks.)
-          const renumbered = run.map((r): PolicyRule => ({ ...r, index: r.index + delta }));
+          // A copy shares its original's `origin` object: the same line of the same document (a
+          // million WeakMap entries a minute of typing would cost more than the copies).
+          const renumbered: PolicyRule[] = new Array(run.length);
+          for (let i = 0; i < run.length; i++) {
+            const r = run[i]!;
+            // The literal of the loop below (one object shape; a spread makes a slower one).
+            const copy: PolicyRule = {
+              service: r.service,
+              argument: r.argument,
+              source: r.source,
+              target: r.target,
+              action: r.action,
+              redirect: r.redirect,
+              defaultTarget: r.defaultTarget,
+              user: r.user,
+              notify: r.notify,
+              autostart: r.autostart,
+              rawParams: r.rawParams,
+              index: r.index + delta,
+              origin: r.origin,
+              via: r.via,
+            };
+            renumbered[i] = copy;
+          }
           cut();
           if (known!.size >= 4) known!.clear();
           const out = reuseRun(renumbered);

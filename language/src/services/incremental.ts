@@ -53,6 +53,8 @@ export interface FileShadow {
   found: AnalysisDiagnostic[];
   /** The broader rule of each of `found`. */
   foundBy: PolicyRule[];
+  /** The position in the file's rules (`by`) of each of `found`'s rule (its first copy's). */
+  foundK?: number[];
   /** The positions in `found` by the path of the broader rule. */
   foundAt: Map<string, number[]>;
   /** The whole-list findings arrays and the file's runs of rules it was computed from. */
