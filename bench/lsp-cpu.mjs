@@ -10,7 +10,9 @@
  *     node --expose-gc bench/lsp-cpu.mjs [--rules 100000] [--keys 120]
  *
  * `QKIT_BENCH_KEYS=1` prints each key's milliseconds; `QKIT_BENCH_PROFILE=DIR` writes a CPU profile
- * of each key to DIR (`key-N.cpuprofile`, N the key's place, for `node --cpu-prof`-style tools).
+ * of each key to DIR (`key-N.cpuprofile`, N the key's place, for `node --cpu-prof`-style tools);
+ * `QKIT_BENCH_HEAP=FILE` a sampling heap profile of the typing (every allocation, also what the
+ * collector freed: what the keys allocate).
  *
  * Prints the median, 90th percentile, maximum and mean milliseconds per key, for keys that insert a character and for Enter.
  */
@@ -104,6 +106,14 @@ if (inspector) {
   await inspector.post("Profiler.setSamplingInterval", { interval: 200 });
 }
 let keyNo = 0;
+// QKIT_BENCH_HEAP=FILE: a sampling heap profile of the typing (what the keys allocate), written to FILE.
+const heapFile = process.env.QKIT_BENCH_HEAP;
+const heapSession = heapFile ? new Session() : undefined;
+if (heapSession) {
+  heapSession.connect();
+  await heapSession.post("HeapProfiler.enable");
+  await heapSession.post("HeapProfiler.startSampling", { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
 const text = keystrokes(KEYS);
 for (const ch of text) {
   const before = server.published.get(uri);
@@ -119,6 +129,7 @@ for (const ch of text) {
   (ch === "\n" ? enters : chars).push((c1.user + c1.system) / 1000);
   if (process.env.QKIT_BENCH_KEYS) process.stdout.write(`${JSON.stringify(ch)} ${((c1.user + c1.system) / 1000).toFixed(1)} ${(globalThis.__afresh??[]).join(' ')}\n`); globalThis.__afresh=[]; if (process.env.QKIT_BENCH_KEYS && globalThis.__why?.length) console.log("why", globalThis.__why.join(" ")); globalThis.__why=[];
 }
+if (heapSession) writeFileSync(heapFile, JSON.stringify((await heapSession.post("HeapProfiler.stopSampling")).profile));
 const stat = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
