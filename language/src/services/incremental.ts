@@ -132,7 +132,7 @@ export class ServiceAnalysisCache {
   /** @internal Shadowed-rule diagnostics by line (its parsed rule, which a moved line keeps, else its node), reused while the finding is unchanged (see `presentedFor` in `analysis.ts`). */
   readonly presented = new WeakMap<object, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>();
   /** @internal The last rule list and its findings (a second call with the same list is free). */
-  last: { rules: readonly PolicyRule[]; findings: ServiceFindings } | undefined;
+  last: { rules: readonly PolicyRule[]; findings: ServiceFindings; segments?: ReadonlyArray<readonly PolicyRule[]> } | undefined;
   /** @internal Shapes and service groups of each run of rules of one file (see `FlatPolicy.segments`), by the run's array. */
   readonly segmentInfo = new WeakMap<readonly PolicyRule[], SegmentInfo>();
   /** @internal The services of each run of rules, with the arguments seen for each (see `workspace.ts`). */
@@ -325,6 +325,13 @@ export function* serviceFindingsSteps(
 ): Generator<void, ServiceFindings, void> {
   if (cache.last?.rules === rules) return cache.last.findings;
   const n = rules.length;
+  if (segments) {
+    const same = sameLayoutFindings(rules, segments, cache);
+    if (same) {
+      cache.last = { rules, findings: same, segments };
+      return same;
+    }
+  }
   // 1. Group positions by service; the `*` rules go into every service's sequence. With the rules
   //    cut into runs of one file, each run is grouped once and unchanged runs cost a copy.
   const shapes = new Int32Array(n);
@@ -429,8 +436,62 @@ export function* serviceFindingsSteps(
     }
   }
   const findings: ServiceFindings = { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
-  cache.last = { rules, findings };
+  cache.last = segments && grouped ? { rules, findings, segments } : { rules, findings };
   return findings;
+}
+
+/**
+ * The last findings, when the new runs have the same layout as the last ones: the same number of
+ * runs, each the same array or one of the same length whose rules have the same shapes and
+ * services (an edit that changed no rule's shape, such as a line inserted or a rule's comment
+ * typed, which renumbers the lines of a file's later rules). Findings depend only on that layout,
+ * so they are the same by position; only broader rules that now are other objects (in a changed
+ * run) are looked up again. `undefined` when the layout differs.
+ */
+function sameLayoutFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache): ServiceFindings | undefined {
+  const last = cache.last;
+  const before = last?.segments;
+  if (!last || !before || before.length !== segments.length || last.rules.length !== rules.length) return undefined;
+  let start = 0;
+  let changed = false;
+  for (let k = 0; k < segments.length; k++) {
+    const a = before[k]!;
+    const b = segments[k]!;
+    if (a.length !== b.length) return undefined;
+    start += b.length;
+    if (a === b) continue;
+    const ia = cache.segmentInfo.get(a);
+    if (!ia) return undefined;
+    let ib = cache.segmentInfo.get(b);
+    if (!ib) cache.segmentInfo.set(b, (ib = segmentInfoOf(b, cache)));
+    if (!sameSegmentInfo(ia, ib)) return undefined;
+    changed = true;
+  }
+  // INVARIANT: the runs make up the list.
+  if (start !== rules.length) return undefined;
+  const old = last.findings;
+  if (!changed) return { ...old, recomputed: [] };
+  let shadowedBy = old.shadowedBy;
+  for (let i = 0; i < shadowedBy.length; i++) {
+    const s = shadowedBy[i];
+    if (s === undefined) continue;
+    const now = rules[s.index];
+    if (now === s) continue;
+    if (now === undefined) return undefined;
+    if (shadowedBy === old.shadowedBy) shadowedBy = shadowedBy.slice();
+    (shadowedBy as Array<PolicyRule | undefined>)[i] = now;
+  }
+  return { shadowedBy, feedsAsk: old.feedsAsk, askWithoutTargets: old.askWithoutTargets, recomputed: [] };
+}
+
+function sameSegmentInfo(a: SegmentInfo, b: SegmentInfo): boolean {
+  if (a === b) return true;
+  if (!sameIds(a.shapes, b.shapes) || a.groups.size !== b.groups.size) return false;
+  for (const [service, at] of a.groups) {
+    const other = b.groups.get(service);
+    if (!other || !sameIds(at, other)) return false;
+  }
+  return true;
 }
 
 /** Shapes and per-service positions of one run of rules. */
