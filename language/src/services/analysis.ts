@@ -1250,20 +1250,26 @@ function* documentFindings(
   let work = 0;
   const document = doc.document;
   type Item = { rule: number; path: string; d: AnalysisDiagnostic };
-  // The previous version's rule lines by parsed rule (the last line with it), and the findings of
-  // those that had some, with that line's place (most lines have none: no object is made for them).
-  const lastLine = new Map<RuleNode, LineNode>();
+  // The findings of the previous version's rule lines that had some, by parsed rule, with that
+  // line's place (most lines have none: no object is made for them). A parsed rule belongs to one line.
   const old = new Map<RuleNode, { base: number; line: number; items: Item[] }>();
   const before = prev?.document;
   const incremental = before !== undefined && prev!.ruleEnds !== undefined && before.syntax === document.syntax && prev!.path === doc.path;
+  /**
+   * Whether a rule line of this version was a line of the previous one. An edit re-parses the lines
+   * it touched and keeps the others' parsed rules, at the same index before it and shifted by the
+   * change in line count after it: so a kept line is found at one of those two places. A line
+   * found at neither (the rare version two edits away) is checked as a new one, which is always right.
+   */
+  const oldLines = incremental ? before.lines : [];
+  const shift = document.lines.length - oldLines.length;
+  const wasLine = (i: number, rule: RuleNode): boolean => {
+    const a = oldLines[i];
+    if (a !== undefined && a.kind === "rule" && a.rule === rule) return true;
+    const b = oldLines[i - shift];
+    return b !== undefined && b.kind === "rule" && b.rule === rule;
+  };
   if (incremental) {
-    for (const line of before.lines) {
-      if (line.kind === "rule" && line.rule) lastLine.set(line.rule, line);
-      if (++work >= DOCUMENT_WORK) {
-        work = 0;
-        yield;
-      }
-    }
     let start = 0;
     for (let r = 0; r < rules.length; r++) {
       const end = prev!.ruleEnds![r]!;
@@ -1277,10 +1283,7 @@ function* documentFindings(
           const node = before.lines[d.line - 1];
           if (!node || node.kind !== "rule" || !node.rule || node.line !== d.line) continue;
           let o = old.get(node.rule);
-          if (!o) {
-            const at = lastLine.get(node.rule)!;
-            old.set(node.rule, (o = { base: at.lineSpan.start, line: at.line, items: [] }));
-          }
+          if (!o) old.set(node.rule, (o = { base: node.lineSpan.start, line: node.line, items: [] }));
           o.items.push({ rule: r, path, d });
         }
       }
@@ -1290,13 +1293,15 @@ function* documentFindings(
   // The lines to check, and the previous findings of the others at their new place.
   const fresh: LineNode[] = [];
   const kept: Item[] = [];
-  for (const line of document.lines) {
+  const docLines = document.lines;
+  for (let i = 0; i < docLines.length; i++) {
+    const line = docLines[i]!;
     if (++work >= DOCUMENT_WORK) {
       work = 0;
       yield;
     }
     if (line.kind !== "rule") continue;
-    if (!line.rule || !lastLine.has(line.rule)) {
+    if (!line.rule || !wasLine(i, line.rule)) {
       fresh.push(line);
       continue;
     }
