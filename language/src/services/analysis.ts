@@ -1472,7 +1472,7 @@ export function* runAnalysisSteps(input: AnalysisInput, config: AnalysisConfig =
     try {
       // The same rule list as the last run (an edit that changed no rule): the same findings, none recomputed.
       const last = input.serviceCache.last;
-      if (last && last.rules === input.rules && last.findings.recomputed.length) input.serviceCache.last = { rules: last.rules, findings: { ...last.findings, recomputed: [] } };
+      if (last && last.rules === input.rules && last.findings.recomputed.length) input.serviceCache.last = { ...last, findings: { ...last.findings, recomputed: [] } };
       yield* serviceFindingsSteps(input.rules, input.serviceCache, input.segments);
     } catch {
       // The rules report the failure themselves below.

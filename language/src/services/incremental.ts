@@ -326,7 +326,7 @@ export function* serviceFindingsSteps(
   if (cache.last?.rules === rules) return cache.last.findings;
   const n = rules.length;
   if (segments) {
-    const same = sameLayoutFindings(rules, segments, cache);
+    const same = sameLayoutFindings(rules, segments, cache) ?? splicedFindings(rules, segments, cache);
     if (same) {
       cache.last = { rules, findings: same, segments };
       return same;
@@ -482,6 +482,158 @@ function sameLayoutFindings(rules: readonly PolicyRule[], segments: ReadonlyArra
     (shadowedBy as Array<PolicyRule | undefined>)[i] = now;
   }
   return { shadowedBy, feedsAsk: old.feedsAsk, askWithoutTargets: old.askWithoutTargets, recomputed: [] };
+}
+
+/** Rules whose shape or service changed, at most, for {@link splicedFindings} (more: the whole grouping). */
+const SPLICE_MAX = 64;
+
+/**
+ * The last findings with a few rules of one run added, removed or changed (a rule typed or broken in
+ * the middle of a policy): the runs are the last ones but for one, and that one differs from its
+ * former self in a few consecutive rules (by shape and service). Only the services of those rules
+ * can decide otherwise; every other rule's findings are the last ones, moved by the change in
+ * length. Those services' sequences are analysed again (or taken from the cache), and the `*`
+ * rules' ask findings, which look at every service, are recomputed. `undefined` when the change is
+ * of another kind (a `*` rule among the changed ones, several runs changed, many rules).
+ */
+function splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache): ServiceFindings | undefined {
+  const last = cache.last;
+  const before = last?.segments;
+  if (!last || !before) return undefined;
+  const infoOf = (seg: readonly PolicyRule[]): SegmentInfo => {
+    let info = cache.segmentInfo.get(seg);
+    if (!info) cache.segmentInfo.set(seg, (info = segmentInfoOf(seg, cache)));
+    return info;
+  };
+  const sameSeg = (a: readonly PolicyRule[], b: readonly PolicyRule[]): boolean => {
+    if (a === b) return true;
+    if (a.length !== b.length) return false;
+    const ia = cache.segmentInfo.get(a);
+    return ia !== undefined && sameSegmentInfo(ia, infoOf(b));
+  };
+  // The one run that differs: the runs before it and after it have the same layout.
+  const min = Math.min(before.length, segments.length);
+  let a = 0;
+  while (a < min && sameSeg(before[a]!, segments[a]!)) a++;
+  let b = 0;
+  while (b < min - a && sameSeg(before[before.length - 1 - b]!, segments[segments.length - 1 - b]!)) b++;
+  if (before.length - a - b !== 1 || segments.length - a - b !== 1) return undefined;
+  const oldSeg = before[a]!;
+  const newSeg = segments[a]!;
+  const io = cache.segmentInfo.get(oldSeg);
+  if (!io) return undefined;
+  const inew = infoOf(newSeg);
+  let start = 0;
+  for (let k = 0; k < a; k++) start += segments[k]!.length;
+  // The rules of that run that differ: the same shape and service before `p` and after `q` from the end.
+  const lo = oldSeg.length;
+  const ln = newSeg.length;
+  let p = 0;
+  while (p < lo && p < ln && io.shapes[p] === inew.shapes[p] && oldSeg[p]!.service === newSeg[p]!.service) p++;
+  let q = 0;
+  while (q < lo - p && q < ln - p && io.shapes[lo - 1 - q] === inew.shapes[ln - 1 - q] && oldSeg[lo - 1 - q]!.service === newSeg[ln - 1 - q]!.service) q++;
+  if (lo - q - p + (ln - q - p) > SPLICE_MAX) return undefined;
+  const involved = new Set<string | null>();
+  for (let k = p; k < lo - q; k++) involved.add(oldSeg[k]!.service);
+  for (let k = p; k < ln - q; k++) involved.add(newSeg[k]!.service);
+  if (involved.has(null)) return undefined;
+  const n = rules.length;
+  const oldN = last.rules.length;
+  const d = ln - lo;
+  if (oldN + d !== n) return undefined;
+  // Positions: before `from` the same; from `oldTo` (old) and `newTo` (new) on, moved by `d`.
+  const from = start + p;
+  const oldTo = start + lo - q;
+  const newTo = start + ln - q;
+  const old = last.findings;
+  const oldRules = last.rules;
+  const shadowedBy: Array<PolicyRule | undefined> = new Array(n);
+  let lost = false;
+  const moveRef = (s: PolicyRule | undefined): PolicyRule | undefined => {
+    if (s === undefined) return undefined;
+    const j = s.index;
+    // INVARIANT: a rule's index is its place in its list (else: the whole grouping).
+    if (oldRules[j] !== s) lost = true;
+    // A broader rule among the changed ones is of an involved service: its rules are redone below.
+    if (j >= from && j < oldTo) return undefined;
+    return rules[j < from ? j : j + d];
+  };
+  for (let i = 0; i < from; i++) shadowedBy[i] = moveRef(old.shadowedBy[i]);
+  for (let i = newTo; i < n; i++) shadowedBy[i] = moveRef(old.shadowedBy[i - d]);
+  if (lost) return undefined;
+  const feedsAsk = new Uint8Array(n);
+  const askWithoutTargets = new Uint8Array(n);
+  feedsAsk.set(old.feedsAsk.subarray(0, from), 0);
+  feedsAsk.set(old.feedsAsk.subarray(oldTo), newTo);
+  askWithoutTargets.set(old.askWithoutTargets.subarray(0, from), 0);
+  askWithoutTargets.set(old.askWithoutTargets.subarray(oldTo), newTo);
+  // The `*` rules and each involved service's rules, with their shapes, in order.
+  const wildPos: number[] = [];
+  const wildIds: number[] = [];
+  const own = new Map<string | null, { pos: number[]; ids: number[] }>();
+  for (const s of involved) own.set(s, { pos: [], ids: [] });
+  let at = 0;
+  for (const seg of segments) {
+    const info = infoOf(seg);
+    const w = info.groups.get(null);
+    if (w) for (let k = 0; k < w.length; k++) (wildPos.push(at + w[k]!), wildIds.push(info.shapes[w[k]!]!));
+    for (const [s, list] of own) {
+      const g = info.groups.get(s);
+      if (g) for (let k = 0; k < g.length; k++) (list.pos.push(at + g[k]!), list.ids.push(info.shapes[g[k]!]!));
+    }
+    at += seg.length;
+  }
+  if (at !== n) return undefined;
+  const recomputed: Array<string | null> = [];
+  for (const [service, list] of own) {
+    if (!list.pos.length) {
+      cache.entries.delete(service);
+      continue;
+    }
+    // The merged sequence, as the full grouping makes it.
+    const m = wildPos.length + list.pos.length;
+    const seq: number[] = new Array(m);
+    const ids = new Int32Array(m);
+    let x = 0;
+    let y = 0;
+    for (let k = 0; k < m; k++) {
+      if (y >= list.pos.length || (x < wildPos.length && wildPos[x]! < list.pos[y]!)) (seq[k] = wildPos[x]!), (ids[k] = wildIds[x++]!);
+      else (seq[k] = list.pos[y]!), (ids[k] = list.ids[y++]!);
+    }
+    let entry = cache.entries.get(service);
+    if (!entry || !sameIds(entry.ids, ids)) {
+      entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
+      cache.entries.set(service, entry);
+      recomputed.push(service);
+    }
+    // Every rule of the service is written (a `*` rule's findings come from the `*` sequence).
+    x = 0;
+    for (let k = 0; k < m; k++) {
+      const i = seq[k]!;
+      if (x < wildPos.length && wildPos[x] === i) {
+        x++;
+        continue;
+      }
+      const sp = entry.shadow[k]!;
+      shadowedBy[i] = sp >= 0 ? rules[seq[sp]!] : undefined;
+      feedsAsk[i] = entry.feeds[k]!;
+      askWithoutTargets[i] = entry.noTargets[k]!;
+    }
+  }
+  if (wildPos.length) {
+    const allAsks = new ArgCounter();
+    const allOffers = new ArgCounter();
+    for (const e of cache.entries.values()) {
+      allAsks.merge(e.asks);
+      allOffers.merge(e.offers);
+    }
+    for (const i of wildPos) {
+      const r = rules[i]!;
+      feedsAsk[i] = allAsks.matches(r.argument) ? 1 : 0;
+      askWithoutTargets[i] = isAskWithoutTarget(r) && !allOffers.matches(r.argument) ? 1 : 0;
+    }
+  }
+  return { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
 }
 
 function sameSegmentInfo(a: SegmentInfo, b: SegmentInfo): boolean {
