@@ -33,6 +33,7 @@ function effect(s: PlanStep, running: Set<string>): string {
   if (s.risk === "grants-access") parts.push("⚠ grants access");
   if (s.risk === "revokes-access") parts.push("revokes access");
   if (s.risk === "data-loss") parts.push("⚠ data loss");
+  if (s.takeOverFrom !== undefined) parts.push(`⚠ take over from stack '${s.takeOverFrom}'`);
   return parts.join(" · ");
 }
 

@@ -145,8 +145,16 @@ export interface PlanStep {
   after: string | null;
   requires: string[];
   effect: StepEffect;
-  /** `grants-access` (tags, policy, netvm), `data-loss` (remove), `restart` (shutdown/start), or `none`. */
-  risk: "none" | "grants-access" | "revokes-access" | "data-loss" | "restart";
+  /**
+   * `grants-access` (tags, policy, netvm), `data-loss` (remove), `restart` (shutdown/start),
+   * `take-over` (marking a qube another stack owns as this stack's, `--take-over`), or `none`.
+   */
+  risk: "none" | "grants-access" | "revokes-access" | "data-loss" | "restart" | "take-over";
+  /**
+   * The stack this step takes a qube or a global property from (`--take-over`): the qube's
+   * ownership mark, the global's setting, and the other stack's record that drops it.
+   */
+  takeOverFrom?: string;
   /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
   deferred?: string;
   /** A rewritten policy file: the lines removed (`- `) and added (`+ `), as {@link lineDiff} gives them. */
