@@ -39,7 +39,7 @@ describe("qkit template over a socket", () => {
     expect([plan.code, plan.err]).toEqual([2, ""]);
     expect(plan.out).toMatch(/^Read \d+ qubes and 1 policy file \(the policy admin api\)\n/);
     expect(plan.out).toContain("  + AppVM      vpn    on debian-12 · label orange\n");
-    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nRehearsal on a simulated copy of the system: 13 steps ok.\n");
+    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nPolicy: 1 decision changes (1 grant); `qkit template whatif laptop.json` lists them.\nRehearsal on a simulated copy of the system: 13 steps ok.\n");
     const json = await qkit("template", "plan", "laptop.json", "--json");
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);

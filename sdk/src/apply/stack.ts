@@ -11,7 +11,7 @@ import { computePlan, planFocus, planScope, policyKey, scopeOfPlan, type PlanOpt
 import type { PolicyTarget } from "./policy-target.js";
 import { fingerprint, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
 import { rehearse, type Rehearsal } from "./rehearse.js";
-import type { LiveSystem, Plan, PlanExpectations, PlanStep, SideEffect } from "./types.js";
+import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
 import type { PolicyTexts, WhatIfSystem } from "./future.js";
 import { policyEffects, whatIf } from "./whatif.js";
@@ -74,6 +74,23 @@ export async function readPolicyTexts(target: PolicyTarget): Promise<PolicyTexts
  */
 export async function planExpectations(model: StackModel, conn: StackConnection, plan?: Plan, inputs?: WhatIfInputs): Promise<PlanExpectations | undefined> {
   if (!model.expect.length) return undefined;
+  return (await planWhatIf(model, conn, plan, inputs, { changes: false })).expectations;
+}
+
+/**
+ * What-if on the plan's future (without the qubes `plan` prunes), in one run:
+ * the stack's `expect:` entries ({@link planExpectations}) and, with
+ * `changes`, the count of decisions that change ({@link PlanDecisionChanges};
+ * undefined when a policy does not load).
+ */
+export async function planWhatIf(
+  model: StackModel,
+  conn: StackConnection,
+  plan: Plan | undefined,
+  inputs: WhatIfInputs | undefined,
+  options: { changes: boolean },
+): Promise<{ expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges }> {
+  if (!model.expect.length && !options.changes) return {};
   const { system, policy } = inputs ?? (await readWhatIfInputs(conn));
   // Qubes the plan prunes are gone after apply: what-if sees them as declared absent.
   const declared = new Set(model.qubes.map((q) => q.name));
@@ -81,7 +98,14 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
   const future: StackModel = pruned.length
     ? { ...model, qubes: [...model.qubes, ...pruned.map((name) => ({ name, class: "AppVM" as const, properties: {}, features: {}, state: "any" as const, absent: true, protect: false, ignore_changes: [] }))] }
     : model;
-  const report = whatIf({ system, policy, stack: future, skipChanges: true });
+  const report = whatIf({ system, policy, stack: future, skipChanges: !options.changes });
+  const out: { expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges } = {};
+  if (report.changesComputed) {
+    const counts: PlanDecisionChanges = { total: 0, grant: 0, revoke: 0, change: 0, services: report.changes.length };
+    for (const s of report.changes) for (const c of s.changes) (counts.total++, counts[c.kind]++);
+    out.decisionChanges = counts;
+  }
+  if (!model.expect.length) return out;
   // An entry that names a pruned qube is refused by the next check (an unknown qube): it fails now,
   // whatever the pruned qube's absence decides.
   const gone = new Set(pruned);
@@ -89,7 +113,7 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
     const x = report.expectations.length === model.expect.length ? model.expect[i] : undefined;
     return x ? [x.source, x.target, x.target_is, ...(x.targets_include ?? []), ...(x.targets_exact ?? [])].find((n) => typeof n === "string" && gone.has(n)) : undefined;
   };
-  return {
+  out.expectations = {
     total: report.expectations.length,
     failed: report.expectations.flatMap((e, i) => {
       const name = namesGone(i);
@@ -99,6 +123,7 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
       return [{ expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null }];
     }),
   };
+  return out;
 }
 
 /** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */

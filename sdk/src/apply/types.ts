@@ -224,6 +224,24 @@ export interface Plan {
    * unless the caller ignores expectations (`--ignore-expect`).
    */
   expectations?: PlanExpectations;
+  /**
+   * How many qrexec decisions change once the plan is applied (what-if's
+   * decision diff, the calls `qkit template whatif` lists); absent when it was
+   * not computed (a stack that writes no policy and has no `expect:` entries,
+   * or a policy that does not load).
+   */
+  decisionChanges?: PlanDecisionChanges;
+}
+
+/** The count of a plan's decision changes, by kind (`grant`: more allowed than today; `revoke`: less; `change`: another target). */
+export interface PlanDecisionChanges {
+  /** Calls (service, argument, source, target) whose decision changes. */
+  total: number;
+  grant: number;
+  revoke: number;
+  change: number;
+  /** Services with a change. */
+  services: number;
 }
 
 /** The outcome of a stack's `expect:` entries on the planned future (see `whatif.ts`). */

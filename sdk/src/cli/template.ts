@@ -28,7 +28,7 @@ import {
   fileJournal,
   checkJournalFile,
   JournalRefused,
-  planExpectations,
+  planWhatIf,
   policyEffects,
   readWhatIfInputs,
   writesPolicy,
@@ -323,9 +323,13 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
     ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}),
     ...(inputs ? { policyEffect: policyEffects(inputs.system, inputs.policy, model) } : {}),
   });
-  // The stack's own expectations, on the system and policy after apply (what-if).
-  const expectations = await planExpectations(model, conn, plan, inputs);
-  if (expectations) plan.expectations = expectations;
+  // The stack's own expectations, and the count of decisions that change, on the system and policy
+  // after apply (what-if); only when its inputs were read for the policy or the expectations.
+  if (inputs) {
+    const w = await planWhatIf(model, conn, plan, inputs, { changes: true });
+    if (w.expectations) plan.expectations = w.expectations;
+    if (w.decisionChanges) plan.decisionChanges = w.decisionChanges;
+  }
   // The stack's rules that never decide once applied (design: shadowed stack rules are said at plan time).
   if (inputs && !plan.errors.length) {
     const shadowed = shadowedStackRules(model, inputs.policy);
@@ -339,6 +343,17 @@ function runningOf(live: LiveSystem): string[] {
   return Object.values(live.qubes)
     .filter((q) => q.state === "Running" || q.state === "Paused" || q.state === "Suspended")
     .map((q) => q.name);
+}
+
+/** A word for a shell command line: as it is when nothing in it needs quoting, else single-quoted. */
+function shellWord(w: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that lists a plan's decision changes (`qkit template whatif FILE`, with the plan's policy directory). */
+function whatifCommand(p: ParsedArgs & { file: string }): string {
+  const dir = p.flags.get("--policy-dir");
+  return `qkit template whatif ${shellWord(p.file)}${typeof dir === "string" ? ` --policy-dir ${shellWord(dir)}` : ""}`;
 }
 
 function header(live: LiveSystem, conn: StackConnection): string {
@@ -490,7 +505,7 @@ export const commands: Command[] = [
         }
         if (p.flags.has("--json")) io.stdout.write(JSON.stringify({ ...plan, ...(rehearsal ? { rehearsal } : {}), sideEffects }) + "\n");
         else {
-          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn), whatif: whatifCommand(p) }));
           if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n${renderSideEffects(sideEffects ?? [])}`);
         }
         if (rehearsal && !rehearsal.ok) {
@@ -541,7 +556,7 @@ export const commands: Command[] = [
           plan = made.plan;
           conn = made.conn;
           running = runningOf(made.live);
-          io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn) }));
+          io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn), whatif: whatifCommand(p) }));
         }
         if (plan.errors.length) throw new CliFailure(`the plan has ${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}; fix the stack and try again`, "plan-errors");
         const failedExpect = expectationFailure(plan, "apply");
