@@ -89,7 +89,7 @@ describe("qkit template over a socket", () => {
     expect([ok.code, ok.err]).toEqual([0, ""]);
     expect(ok.out).toContain("Applied 1 step.");
     const stale = await qkit("template", "apply", "p2.json", "--yes");
-    expect([stale.code, stale.err]).toEqual([1, "qkit template apply: the plan is stale: the system changed since it was made; run `qkit template plan` again [stale-plan]\n"]);
+    expect([stale.code, stale.err]).toEqual([1, "qkit template apply: the plan is stale: the system changed since it was made (qube work2: memory); run `qkit template plan` again [stale-plan]\n"]);
     expect((await qkit("template", "apply", "p2.json", "--yes", "--adopt")).code).toBe(2);
   });
 

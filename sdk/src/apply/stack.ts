@@ -9,9 +9,9 @@ import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js
 import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
 import { computePlan, planFocus, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
-import { fingerprint, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
+import { fingerprint, fingerprintChanges, fingerprintView, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
 import { rehearse, type Rehearsal } from "./rehearse.js";
-import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect } from "./types.js";
+import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect, StaleChange } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
 import type { PolicyTexts, WhatIfSystem } from "./future.js";
 import { policyEffects, whatIf } from "./whatif.js";
@@ -126,14 +126,27 @@ export async function planWhatIf(
   return out;
 }
 
-/** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */
-export async function checkPlanFresh(plan: Plan, conn: StackConnection, options: ReadOptions = {}): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string }> {
+/**
+ * Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ).
+ * A stale plan's `changes` say what differs, in order (see {@link fingerprintChanges}), when
+ * the plan's read is known: `planned` (the read the plan was made from) or the plan's
+ * {@link Plan.view} (a saved plan); otherwise they are empty.
+ */
+export async function checkPlanFresh(
+  plan: Plan,
+  conn: StackConnection,
+  options: ReadOptions & { planned?: LiveSystem } = {},
+): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string; changes: StaleChange[] }> {
+  const { planned, ...readOptions } = options;
   const scope = scopeOfPlan(plan);
-  const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...options, focus: plan.scope.focus } : options);
-  await readDeep(conn.qubes, conn.policy, live, scope, options);
+  const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...readOptions, focus: plan.scope.focus } : readOptions);
+  await readDeep(conn.qubes, conn.policy, live, scope, readOptions);
   const now = fingerprint(live, scope);
-  return { stale: now !== plan.fingerprint, live, fingerprint: now };
+  const stale = now !== plan.fingerprint;
+  const before = !stale ? undefined : planned ? fingerprintView(planned, scope) : plan.view;
+  return { stale, live, fingerprint: now, changes: before ? fingerprintChanges(before, fingerprintView(live, scope)) : [] };
 }
+
 
 /** Why an apply did not start, or how it went. */
 export type StackApplyOutcome =
@@ -142,7 +155,8 @@ export type StackApplyOutcome =
   | { status: "declined"; plan: Plan; rehearsal?: ApplyResult }
   /** The plan's expectations ({@link Plan.expectations}) do not all hold, and `ignoreExpect` was not given. */
   | { status: "expectations-failed"; plan: Plan }
-  | { status: "stale"; plan: Plan }
+  /** The system changed since the plan was read: `changes` say what (empty when the plan's read is unknown). */
+  | { status: "stale"; plan: Plan; changes: StaleChange[] }
   | { status: "rehearsal-failed"; plan: Plan; rehearsal: ApplyResult }
   | { status: "applied"; plan: Plan; result: ApplyResult };
 
@@ -159,6 +173,8 @@ export async function applyPlan(
   options: ExecuteOptions &
     ReadOptions & {
       live?: LiveSystem;
+      /** The read `plan` was made from: a stale plan then says what changed (a saved plan has its {@link Plan.view}). */
+      planned?: LiveSystem;
       rehearse?: boolean;
       ignoreExpect?: boolean;
       /** Told the rehearsal's result, and what qubesd changed on its own there ({@link Rehearsal.sideEffects}). */
@@ -174,7 +190,7 @@ export async function applyPlan(
     // The signal stops the apply between steps (executePlan); the read runs to its end (an abort there would be an error, not an interruption).
     const { signal: _signal, ...readOptions } = options;
     const fresh = await checkPlanFresh(plan, conn, readOptions);
-    if (fresh.stale) return { status: "stale", plan };
+    if (fresh.stale) return { status: "stale", plan, changes: fresh.changes };
     live = fresh.live;
   }
   let rehearsal: ApplyResult | undefined;

@@ -217,6 +217,11 @@ export interface Plan {
   };
   /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
   fingerprint: string;
+  /**
+   * The {@link fingerprint} part by part (digests only), kept in a saved plan
+   * (`qkit template plan --out`) so that a stale plan can say what changed.
+   */
+  view?: FingerprintView;
   options: { adopt: boolean; takeOver?: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
   /**
    * The stack's `expect:` entries checked against the system and policy after
@@ -249,4 +254,32 @@ export interface PlanExpectations {
   total: number;
   /** The entries that do not hold: the expectation as one line, what went wrong, the deciding rule (`FILE:LINE`) when one decided. */
   failed: { expect: string; problem: string; rule: string | null }[];
+}
+
+/**
+ * What a `fingerprint` (`read.ts`) covers, part by part, as short digests (no
+ * values: a saved plan keeps it, see `Plan.view`): per qube its class, power
+ * state, each property, feature, device class and volume, its tags, firewall
+ * and notes (for a qube outside the plan, its class, reference properties and,
+ * for dom0, features); each global property and label; the pools and policy
+ * file names; each policy file read; the devices offered per backend and class.
+ * `fingerprintChanges` compares two of them.
+ */
+export interface FingerprintView {
+  /** Qube → part (`class`, `state`, `tags`, `properties:NAME`, `features:NAME`, `devices:CLASS`, `volumes:NAME`, …) → digest. */
+  qubes: Record<string, Record<string, string>>;
+  globals: Record<string, string>;
+  labels: Record<string, string>;
+  pools: string[];
+  policyNames: string[];
+  /** Policy key (`NAME`, `include/NAME`) → the start of its token. */
+  policy: Record<string, string>;
+  /** `backend:devclass` → digest. */
+  available: Record<string, string>;
+}
+
+/** One difference between a plan's read and the live system (a stale plan): `qube work` / `memory`, `policy file 30-user.policy` / `""`; `what` is `new` or `gone` for a whole object. */
+export interface StaleChange {
+  subject: string;
+  what: string;
 }

@@ -47,6 +47,9 @@ import {
   type PlanError,
   type PlanStep,
   type SideEffect,
+  describeChanges,
+  fingerprintView,
+  scopeOfPlan,
   type PolicyTarget,
   type StackConnection,
 } from "../apply/index.js";
@@ -90,10 +93,11 @@ ${CONNECTION_USAGE}
 const APPLY_USAGE = `usage: qkit template apply FILE|PLAN [--yes] [--journal PATH] [options]
 
 Plans FILE (or takes a plan saved by \`qkit template plan --out\`, refusing it
-when the system changed since), rehearses the steps on a simulated copy of
-the system, asks for confirmation on a terminal, then applies the steps one
-by one. Every call and reply goes to a journal (ndjson). The first failure
-stops the apply; running it again resumes from the live state.
+when the system changed since, with what changed), rehearses the steps on a
+simulated copy of the system, asks for confirmation on a terminal, then
+applies the steps one by one. Every call and reply goes to a journal
+(ndjson). The first failure stops the apply; running it again resumes from
+the live state.
 
 options:
   --yes              do not ask (required without a terminal)
@@ -501,7 +505,8 @@ export const commands: Command[] = [
           if (!r.failure) sideEffects = done.sideEffects;
         }
         if (typeof p.flags.get("--out") === "string") {
-          writePlanFile(p.flags.get("--out") as string, io, plan);
+          // With what was read part by part (digests), so that a stale plan can say what changed.
+          writePlanFile(p.flags.get("--out") as string, io, { ...plan, view: fingerprintView(live, scopeOfPlan(plan)) });
         }
         if (p.flags.has("--json")) io.stdout.write(JSON.stringify({ ...plan, ...(rehearsal ? { rehearsal } : {}), sideEffects }) + "\n");
         else {
@@ -533,6 +538,8 @@ export const commands: Command[] = [
         let conn: StackConnection & { policyDir?: string };
         let running: string[] = [];
         let saved: unknown;
+        /** What the plan was made from (a plan made now): a stale plan then says what changed. */
+        let planned: LiveSystem | undefined;
         mustRead(p.file, io);
         try {
           const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
@@ -555,6 +562,7 @@ export const commands: Command[] = [
           const made = await makePlan(p, io);
           plan = made.plan;
           conn = made.conn;
+          planned = made.live;
           running = runningOf(made.live);
           io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn), whatif: whatifCommand(p) }));
         }
@@ -599,6 +607,7 @@ export const commands: Command[] = [
             journal,
             signal: stop.signal,
             ignoreExpect: p.flags.has("--ignore-expect"),
+            ...(planned ? { planned } : {}),
             // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
             ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
             onRehearsed: (r, effects) => {
@@ -619,7 +628,10 @@ export const commands: Command[] = [
           io.stderr.write("qkit template apply: not applied.\n");
           return 1;
         }
-        if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
+        if (outcome.status === "stale") {
+          const what = describeChanges(outcome.changes);
+          throw new CliFailure(`the plan is stale: the system changed since it was made${what ? ` (${what})` : ""}; run \`qkit template plan\` again`, "stale-plan");
+        }
         if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
         if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
         if (outcome.status === "rehearsal-failed") {
