@@ -39,7 +39,7 @@ describe("qkit template over a socket", () => {
     expect([plan.code, plan.err]).toEqual([2, ""]);
     expect(plan.out).toMatch(/^Read \d+ qubes and 1 policy file \(the policy admin api\)\n/);
     expect(plan.out).toContain("  + AppVM      vpn    on debian-12 · label orange\n");
-    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nRehearsal on a simulated copy of the system: 13 steps ok.\n");
+    expect(plan.out).toContain("Plan: 2 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nPolicy: 1 decision changes (1 grant); `qkit template whatif laptop.json` lists them.\nRehearsal on a simulated copy of the system: 13 steps ok.\n");
     const json = await qkit("template", "plan", "laptop.json", "--json");
     expect(json.code).toBe(0);
     const data = JSON.parse(json.out);
@@ -89,7 +89,7 @@ describe("qkit template over a socket", () => {
     expect([ok.code, ok.err]).toEqual([0, ""]);
     expect(ok.out).toContain("Applied 1 step.");
     const stale = await qkit("template", "apply", "p2.json", "--yes");
-    expect([stale.code, stale.err]).toEqual([1, "qkit template apply: the plan is stale: the system changed since it was made; run `qkit template plan` again [stale-plan]\n"]);
+    expect([stale.code, stale.err]).toEqual([1, "qkit template apply: the plan is stale: the system changed since it was made (qube work2: memory); run `qkit template plan` again [stale-plan]\n"]);
     expect((await qkit("template", "apply", "p2.json", "--yes", "--adopt")).code).toBe(2);
   });
 

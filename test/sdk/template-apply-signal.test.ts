@@ -66,9 +66,9 @@ function stack(name: string): string {
 }
 
 describe("qkit template apply interrupted by a signal", () => {
-  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    it(`${sig}: stops after the step in flight, journals it, says how to resume, exits ${code}`, async () => {
-      const name = `sig${code}`;
+  for (const [sig, code, json] of [["SIGINT", 130, false], ["SIGTERM", 143, false], ["SIGINT", 130, true]] as const) {
+    it(`${sig}${json ? " (--json)" : ""}: stops after the step in flight, journals it, says how to resume, exits ${code}`, async () => {
+      const name = `sig${code}${json ? "json" : ""}`;
       fs.writeFileSync(path.join(dir, `${name}.qubes.yaml`), stack(name));
       const via = path.join(dir, `${name}.sock`);
       let child: ReturnType<typeof spawn> | undefined;
@@ -79,7 +79,8 @@ describe("qkit template apply interrupted by a signal", () => {
         child!.kill(sig);
         await notice;
       });
-      child = spawn(process.execPath, [CLI, "template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
+      const argv = ["template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`, ...(json ? ["--json"] : [])];
+      child = spawn(process.execPath, [CLI, ...argv], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
       let out = "";
       let err = "";
       child.stdout!.on("data", (d) => (out += d));
@@ -100,6 +101,14 @@ describe("qkit template apply interrupted by a signal", () => {
       expect(out).not.toContain("Applied");
       const entries = fs.readFileSync(journal!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
       expect(entries.at(-1)).toMatchObject({ event: "apply-interrupted", reason: sig, applied: Number(applied), next });
+      if (json) {
+        // One document: what was interrupted, the steps not run, the same command to resume.
+        expect(out.split("\n").length).toBe(2);
+        const doc = JSON.parse(out);
+        expect(doc).toMatchObject({ qkitApply: 1, ok: false, matches: false, error: { code: "interrupted", message: lines[1]!.slice("qkit template apply: ".length, -" [interrupted]".length) }, resume: `qkit ${argv.join(" ")}`, journal, applied: Number(applied) });
+        const i = doc.steps.findIndex((s: { id: string }) => s.id === next);
+        expect(doc.steps.slice(i).map((s: { status: string }) => s.status)).toEqual(Array(doc.steps.length - i).fill("skipped"));
+      }
       // Resumed: the rest applies and then nothing is left.
       const env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
       const again = await runQkit(["template", "apply", `${name}.qubes.yaml`, "--yes"], { cwd: dir, env });

@@ -111,7 +111,7 @@ describe("expect: entries in plan and apply (F1)", () => {
     fs.copyFileSync(path.join(SAFETY, "expect.qubes.yaml"), path.join(dir, "ex.qubes.yaml"));
     const plan = await qkit("template", "plan", "ex.qubes.yaml", "--detailed-exitcode");
     expect([plan.code, plan.err]).toEqual([1, refusal("plan", "apply would refuse this plan")]);
-    expect(plan.out).toContain("Plan: 1 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nWhat-if: 1/2 expectations hold; 1 fails:\n" + failLine);
+    expect(plan.out).toContain("Plan: 1 to create, 0 to change, 0 to destroy; 1 policy file, 0 global properties.\nBookkeeping: the stack's record on dom0 (no setting changes)\nPolicy: 2 decisions change (2 grant); `qkit template whatif ex.qubes.yaml` lists them.\nWhat-if: 1/2 expectations hold; 1 fails:\n" + failLine);
     const json = JSON.parse((await qkit("template", "plan", "ex.qubes.yaml", "--json")).out);
     expect(json.expectations).toEqual({ total: 2, failed: [{ expect: "qubes.Filecopy ex-a -> vault => deny", problem: "expected deny, got allow to vault", rule: "40-qkit-ex-main.policy:2" }] });
 

@@ -3,7 +3,7 @@
  * system is the state; see ARCHITECTURE.md, "sdk/src/apply".
  */
 export type * from "./types.js";
-export { readLight, readDeep, readFeatures, fingerprint, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
+export { readLight, readDeep, readFeatures, fingerprint, fingerprintView, fingerprintChanges, describeChanges, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
 export { computePlan, planFocus, planScope, scopeOfPlan, policyKey, type PlanOptions, type PolicyEffect } from "./plan.js";
 export { policyEffects } from "./whatif.js";
 export { checkStackModel } from "./model-check.js";
@@ -29,4 +29,4 @@ export {
 } from "./execute.js";
 export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
 export { lineDiff, oneLine, renderPlan, renderSideEffects } from "./render.js";
-export { planStack, planExpectations, readPolicyTexts, readWhatIfInputs, writesPolicy, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";
+export { planStack, planExpectations, planWhatIf, readPolicyTexts, readWhatIfInputs, writesPolicy, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

@@ -571,6 +571,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     s.requires.push(...reqs);
     first.push(s.id);
   } else if (ownership === "adopt") {
+    // Another stack's qube (`--take-over`): said as a risk, with the stack it is taken from.
+    const from = l!.features[OWNER_FEATURE];
+    const takeOver = from !== undefined && from !== "" && from !== ctx.model.stack;
     const s = add(ctx, phase, {
       id: `${q.name}.adopt`,
       kind: "adopt",
@@ -578,8 +581,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       object: q.name,
       key: OWNER_FEATURE,
       calls: [call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack))],
-      before: l!.features[OWNER_FEATURE] ?? null,
+      before: from ?? null,
       after: ctx.model.stack,
+      ...(takeOver ? { risk: "take-over" as const, takeOverFrom: from } : {}),
       provenance: prov,
     });
     first.push(s.id);
@@ -1214,12 +1218,14 @@ function planGlobals(ctx: Ctx): void {
       continue;
     }
     for (const other of others) takeOverGlobal(ctx, other, name);
+    // The global's own step (when its value changes) says whose it was.
+    const from = others.length ? { takeOverFrom: others[0]! } : {};
     managed.add(name);
     const cur = ctx.live.globals[name];
     if (isDefault(declared)) {
       if (!cur || cur.default) continue;
       const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
-      if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default" });
+      if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default", ...from });
       continue;
     }
     const cv = canonicalValue(spec, declared);
@@ -1231,7 +1237,7 @@ function planGlobals(ctx: Ctx): void {
     const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
     const c = build(ctx, `global ${name}`, () => [call(calls.propertySet(name, payload))]);
     if (!c) continue;
-    const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none" });
+    const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none", ...from });
     addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
   }
   for (const name of old) {
@@ -1328,7 +1334,7 @@ function takeOverGlobal(ctx: Ctx, other: string, name: string): void {
   if (existing) {
     existing.calls = c;
     existing.after = text || null;
-  } else add(ctx, PHASE.record, { id, kind: "record-keys", target: "global", object: "", key: feature, calls: c, before, after: text || null });
+  } else add(ctx, PHASE.record, { id, kind: "record-keys", target: "global", object: "", key: feature, calls: c, before, after: text || null, takeOverFrom: other });
 }
 
 function planPolicy(ctx: Ctx): void {

@@ -17,7 +17,7 @@ import { mapLimit } from "../events.js";
 import type { Qubes } from "../qubes.js";
 import type { PropertyValue } from "../values.js";
 import type { PolicyTarget } from "./policy-target.js";
-import type { LiveDevice, LiveProperty, LiveQube, LiveSystem } from "./types.js";
+import type { FingerprintView, LiveDevice, LiveProperty, LiveQube, LiveSystem, StaleChange } from "./types.js";
 
 /** What the deep pass reads of one qube. */
 export interface DeepRead {
@@ -219,9 +219,14 @@ const REFERENCE_PROPERTIES = ["provides_network", "template_for_dispvms", "netvm
  * file names and the tokens of the files read, and the devices offered.
  */
 export function fingerprint(live: LiveSystem, scope: ReadScope): string {
+  return `sha256:${createHash("sha256").update(stableJson(fingerprintData(live, scope))).digest("hex")}`;
+}
+
+/** What {@link fingerprint} hashes (and {@link fingerprintView} cuts into parts). */
+function fingerprintData(live: LiveSystem, scope: ReadScope) {
   const qubes: Record<string, unknown> = {};
   for (const [name, q] of Object.entries(live.qubes)) {
-    if (scope.deep[name] || (q.features["x-qkit-stack"] ?? "") !== "") {
+    if (inFull(name, q, scope)) {
       qubes[name] = q;
       continue;
     }
@@ -232,6 +237,140 @@ export function fingerprint(live: LiveSystem, scope: ReadScope): string {
   }
   const policy: Record<string, string> = {};
   for (const [k, f] of Object.entries(live.policy)) policy[k] = f.token;
-  const data = { qubes, globals: live.globals, labels: live.labels, pools: live.pools, policyNames: live.policyNames, policy, available: live.available };
-  return `sha256:${createHash("sha256").update(stableJson(data)).digest("hex")}`;
+  return { qubes, globals: live.globals, labels: live.labels, pools: live.pools, policyNames: live.policyNames, policy, available: live.available };
+}
+
+/** Whether the fingerprint holds all of a qube (in scope, or owned by a stack), not only its references. */
+function inFull(name: string, q: LiveQube, scope: ReadScope): boolean {
+  return !!scope.deep[name] || (q.features["x-qkit-stack"] ?? "") !== "";
+}
+
+function digest(value: unknown): string {
+  return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
+}
+
+/** The {@link FingerprintView} of what `live` holds for `scope` (the same data {@link fingerprint} hashes). */
+export function fingerprintView(live: LiveSystem, scope: ReadScope): FingerprintView {
+  const data = fingerprintData(live, scope);
+  const qubes: Record<string, Record<string, string>> = {};
+  const parts = (out: Record<string, string>, key: string, value: unknown) => {
+    // Maps of named things (properties, features, devices, volumes): one part per entry.
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) for (const [k, v] of Object.entries(value)) out[`${key}:${k}`] = digest(v);
+    else if (value !== undefined) out[key] = digest(value);
+  };
+  for (const [name, q] of Object.entries(live.qubes)) {
+    const out: Record<string, string> = {};
+    if (inFull(name, q, scope)) {
+      out["form"] = "full";
+      for (const [k, v] of Object.entries(q)) if (k !== "name") parts(out, k, v);
+    } else {
+      const d = data.qubes[name] as { class: string; refs: Record<string, unknown>; dependents?: Record<string, string> };
+      out["form"] = "refs";
+      parts(out, "class", d.class);
+      parts(out, "properties", d.refs);
+      if (d.dependents) parts(out, "features", d.dependents);
+    }
+    qubes[name] = out;
+  }
+  const each = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, digest(v)]));
+  return {
+    qubes,
+    globals: each(data.globals),
+    labels: each(data.labels),
+    pools: [...data.pools],
+    policyNames: [...data.policyNames],
+    policy: Object.fromEntries(Object.entries(data.policy).map(([k, t]) => [k, t.slice(0, 23)])),
+    available: each(data.available),
+  };
+}
+
+/** A qube part as said: `memory`, `feature NAME`, `power state`, `pci devices`, `volume private`. */
+function partText(part: string): string {
+  const i = part.indexOf(":");
+  if (i < 0) return part === "state" ? "power state" : part;
+  const [kind, name] = [part.slice(0, i), part.slice(i + 1)];
+  if (kind === "properties") return name;
+  if (kind === "features") return `feature ${name}`;
+  if (kind === "devices") return `${name} devices`;
+  if (kind === "volumes") return `volume ${name}`;
+  return `${kind} ${name}`;
+}
+
+/** A qube's parts in the plan's order: class, power state, properties, features, tags, firewall, devices, volumes, notes. */
+const PART_ORDER = ["class", "state", "properties", "features", "tags", "firewall", "devices", "volumes", "notes"];
+
+function partRank(part: string): number {
+  const i = PART_ORDER.indexOf(part.split(":")[0]!);
+  return i < 0 ? PART_ORDER.length : i;
+}
+
+function policyFileText(key: string): string {
+  return key.startsWith("include/") ? key : `${key}.policy`;
+}
+
+/**
+ * What differs between two {@link FingerprintView}s, in order (qubes by name,
+ * then globals, labels, pools, policy files, offered devices), each as a
+ * subject and what of it: `{ subject: "qube work", what: "memory" }`,
+ * `{ subject: "policy file 30-user.policy", what: "" }`.
+ */
+export function fingerprintChanges(before: FingerprintView, after: FingerprintView): StaleChange[] {
+  const out: StaleChange[] = [];
+  const keys = (a: object, b: object) => [...new Set([...Object.keys(a), ...Object.keys(b)])].sort(cmp);
+  const lists = (subject: (k: string) => string, a: Record<string, string>, b: Record<string, string>) => {
+    for (const k of keys(a, b)) {
+      if (a[k] === b[k]) continue;
+      out.push({ subject: subject(k), what: a[k] === undefined ? "new" : b[k] === undefined ? "gone" : "" });
+    }
+  };
+  for (const name of keys(before.qubes, after.qubes)) {
+    const a = before.qubes[name];
+    const b = after.qubes[name];
+    const subject = `qube ${name}`;
+    if (!a || !b) {
+      out.push({ subject, what: a ? "gone" : "new" });
+      continue;
+    }
+    // Owned by a stack now, or no longer: the fingerprint holds all of it, or only its references.
+    if (a["form"] !== b["form"]) {
+      out.push({ subject, what: "feature x-qkit-stack" });
+      continue;
+    }
+    const parts = keys(a, b).sort((x, y) => partRank(x) - partRank(y) || cmp(x, y));
+    for (const part of parts) if (a[part] !== b[part]) out.push({ subject, what: partText(part) });
+  }
+  lists((k) => `global property ${k}`, before.globals, after.globals);
+  lists((k) => `label ${k}`, before.labels, after.labels);
+  const set = (xs: string[]) => Object.fromEntries(xs.map((x) => [x, "1"]));
+  lists((k) => `pool ${k}`, set(before.pools), set(after.pools));
+  // A file listed or no longer listed is said once (its token appears or disappears with it).
+  const names = { before: set(before.policyNames), after: set(after.policyNames) };
+  lists((k) => `policy file ${policyFileText(k)}`, names.before, names.after);
+  const listedBoth = (k: string) => names.before[k] !== undefined && names.after[k] !== undefined;
+  lists((k) => `policy file ${policyFileText(k)}`, Object.fromEntries(Object.entries(before.policy).filter(([k]) => listedBoth(k))), Object.fromEntries(Object.entries(after.policy).filter(([k]) => listedBoth(k))));
+  lists((k) => `devices offered by ${k.split(":")[0]} (${k.split(":")[1]})`, before.available, after.available);
+  return out;
+}
+
+/**
+ * The first `max` differences of {@link fingerprintChanges} as one phrase,
+ * grouped by subject, then `and N more`: `qube work: memory, power state;
+ * policy file 30-user.policy (new); and 2 more`. `""` when there is none.
+ */
+export function describeChanges(changes: readonly StaleChange[], max = 3): string {
+  const shown = changes.slice(0, max);
+  const groups: { subject: string; whats: string[] }[] = [];
+  for (const c of shown) {
+    const last = groups.at(-1);
+    if (last && last.subject === c.subject) last.whats.push(c.what);
+    else groups.push({ subject: c.subject, whats: [c.what] });
+  }
+  const parts = groups.map((g) => {
+    const whats = g.whats.filter((w) => w !== "" && w !== "new" && w !== "gone");
+    const state = g.whats.includes("new") ? " (new)" : g.whats.includes("gone") ? " (gone)" : "";
+    return `${g.subject}${whats.length ? `: ${whats.join(", ")}` : ""}${state}`;
+  });
+  const more = changes.length - shown.length;
+  if (more > 0) parts.push(`and ${more} more`);
+  return parts.join("; ");
 }

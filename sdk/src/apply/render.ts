@@ -33,6 +33,7 @@ function effect(s: PlanStep, running: Set<string>): string {
   if (s.risk === "grants-access") parts.push("⚠ grants access");
   if (s.risk === "revokes-access") parts.push("revokes access");
   if (s.risk === "data-loss") parts.push("⚠ data loss");
+  if (s.takeOverFrom !== undefined) parts.push(`⚠ take over from stack '${s.takeOverFrom}'`);
   return parts.join(" · ");
 }
 
@@ -82,8 +83,11 @@ export function lineDiff(before: string, after: string): string[] {
   return out.length > DIFF_LINES ? [...out.slice(0, DIFF_LINES), `(${out.length - DIFF_LINES} more changed lines)`] : out;
 }
 
-/** Renders a plan (errors first, then blocks per object, then the summary). */
-export function renderPlan(plan: Plan, options: { running?: Iterable<string>; header?: string } = {}): string {
+/**
+ * Renders a plan (errors first, then blocks per object, then the summary).
+ * `whatif` is the command that lists the plan's decision changes (said after their count).
+ */
+export function renderPlan(plan: Plan, options: { running?: Iterable<string>; header?: string; whatif?: string } = {}): string {
   const out: string[] = [];
   const running = new Set(options.running ?? []);
   if (options.header) out.push(options.header, "");
@@ -142,6 +146,12 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);
   if (plan.orphans.length) out.push(`Owned but no longer declared (${plan.options?.prune ? "kept: protected, or installed by the package manager" : "removed with --prune"}): ${plan.orphans.join(", ")}`);
+  // Said when a decision changes, or when a policy file is written (that it changes none is news then).
+  if (plan.decisionChanges && (plan.decisionChanges.total > 0 || plan.steps.some((x) => x.kind === "write-policy" || x.kind === "remove-policy"))) {
+    const d = plan.decisionChanges;
+    const kinds = [d.grant ? `${d.grant} grant` : "", d.revoke ? `${d.revoke} revoke` : "", d.change ? `${d.change} change` : ""].filter((k) => k !== "").join(", ");
+    out.push(d.total === 0 ? "Policy: no decision changes." : `Policy: ${d.total} decision${d.total === 1 ? " changes" : "s change"} (${kinds})${options.whatif ? `; \`${options.whatif}\` lists them` : ""}.`);
+  }
   if (plan.expectations) {
     const e = plan.expectations;
     out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? " holds" : "s hold"}${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);

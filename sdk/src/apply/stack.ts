@@ -9,9 +9,9 @@ import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js
 import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
 import { computePlan, planFocus, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
-import { fingerprint, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
+import { fingerprint, fingerprintChanges, fingerprintView, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
 import { rehearse, type Rehearsal } from "./rehearse.js";
-import type { LiveSystem, Plan, PlanExpectations, PlanStep, SideEffect } from "./types.js";
+import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect, StaleChange } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
 import type { PolicyTexts, WhatIfSystem } from "./future.js";
 import { policyEffects, whatIf } from "./whatif.js";
@@ -74,6 +74,23 @@ export async function readPolicyTexts(target: PolicyTarget): Promise<PolicyTexts
  */
 export async function planExpectations(model: StackModel, conn: StackConnection, plan?: Plan, inputs?: WhatIfInputs): Promise<PlanExpectations | undefined> {
   if (!model.expect.length) return undefined;
+  return (await planWhatIf(model, conn, plan, inputs, { changes: false })).expectations;
+}
+
+/**
+ * What-if on the plan's future (without the qubes `plan` prunes), in one run:
+ * the stack's `expect:` entries ({@link planExpectations}) and, with
+ * `changes`, the count of decisions that change ({@link PlanDecisionChanges};
+ * undefined when a policy does not load).
+ */
+export async function planWhatIf(
+  model: StackModel,
+  conn: StackConnection,
+  plan: Plan | undefined,
+  inputs: WhatIfInputs | undefined,
+  options: { changes: boolean },
+): Promise<{ expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges }> {
+  if (!model.expect.length && !options.changes) return {};
   const { system, policy } = inputs ?? (await readWhatIfInputs(conn));
   // Qubes the plan prunes are gone after apply: what-if sees them as declared absent.
   const declared = new Set(model.qubes.map((q) => q.name));
@@ -81,7 +98,14 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
   const future: StackModel = pruned.length
     ? { ...model, qubes: [...model.qubes, ...pruned.map((name) => ({ name, class: "AppVM" as const, properties: {}, features: {}, state: "any" as const, absent: true, protect: false, ignore_changes: [] }))] }
     : model;
-  const report = whatIf({ system, policy, stack: future, skipChanges: true });
+  const report = whatIf({ system, policy, stack: future, skipChanges: !options.changes });
+  const out: { expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges } = {};
+  if (report.changesComputed) {
+    const counts: PlanDecisionChanges = { total: 0, grant: 0, revoke: 0, change: 0, services: report.changes.length };
+    for (const s of report.changes) for (const c of s.changes) (counts.total++, counts[c.kind]++);
+    out.decisionChanges = counts;
+  }
+  if (!model.expect.length) return out;
   // An entry that names a pruned qube is refused by the next check (an unknown qube): it fails now,
   // whatever the pruned qube's absence decides.
   const gone = new Set(pruned);
@@ -89,7 +113,7 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
     const x = report.expectations.length === model.expect.length ? model.expect[i] : undefined;
     return x ? [x.source, x.target, x.target_is, ...(x.targets_include ?? []), ...(x.targets_exact ?? [])].find((n) => typeof n === "string" && gone.has(n)) : undefined;
   };
-  return {
+  out.expectations = {
     total: report.expectations.length,
     failed: report.expectations.flatMap((e, i) => {
       const name = namesGone(i);
@@ -99,16 +123,30 @@ export async function planExpectations(model: StackModel, conn: StackConnection,
       return [{ expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null }];
     }),
   };
+  return out;
 }
 
-/** Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ). */
-export async function checkPlanFresh(plan: Plan, conn: StackConnection, options: ReadOptions = {}): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string }> {
+/**
+ * Re-reads what `plan` read; `stale` when anything changed since (the fingerprints differ).
+ * A stale plan's `changes` say what differs, in order (see {@link fingerprintChanges}), when
+ * the plan's read is known: `planned` (the read the plan was made from) or the plan's
+ * {@link Plan.view} (a saved plan); otherwise they are empty.
+ */
+export async function checkPlanFresh(
+  plan: Plan,
+  conn: StackConnection,
+  options: ReadOptions & { planned?: LiveSystem } = {},
+): Promise<{ stale: boolean; live: LiveSystem; fingerprint: string; changes: StaleChange[] }> {
+  const { planned, ...readOptions } = options;
   const scope = scopeOfPlan(plan);
-  const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...options, focus: plan.scope.focus } : options);
-  await readDeep(conn.qubes, conn.policy, live, scope, options);
+  const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...readOptions, focus: plan.scope.focus } : readOptions);
+  await readDeep(conn.qubes, conn.policy, live, scope, readOptions);
   const now = fingerprint(live, scope);
-  return { stale: now !== plan.fingerprint, live, fingerprint: now };
+  const stale = now !== plan.fingerprint;
+  const before = !stale ? undefined : planned ? fingerprintView(planned, scope) : plan.view;
+  return { stale, live, fingerprint: now, changes: before ? fingerprintChanges(before, fingerprintView(live, scope)) : [] };
 }
+
 
 /** Why an apply did not start, or how it went. */
 export type StackApplyOutcome =
@@ -117,7 +155,8 @@ export type StackApplyOutcome =
   | { status: "declined"; plan: Plan; rehearsal?: ApplyResult }
   /** The plan's expectations ({@link Plan.expectations}) do not all hold, and `ignoreExpect` was not given. */
   | { status: "expectations-failed"; plan: Plan }
-  | { status: "stale"; plan: Plan }
+  /** The system changed since the plan was read: `changes` say what (empty when the plan's read is unknown). */
+  | { status: "stale"; plan: Plan; changes: StaleChange[] }
   | { status: "rehearsal-failed"; plan: Plan; rehearsal: ApplyResult }
   | { status: "applied"; plan: Plan; result: ApplyResult };
 
@@ -134,6 +173,8 @@ export async function applyPlan(
   options: ExecuteOptions &
     ReadOptions & {
       live?: LiveSystem;
+      /** The read `plan` was made from: a stale plan then says what changed (a saved plan has its {@link Plan.view}). */
+      planned?: LiveSystem;
       rehearse?: boolean;
       ignoreExpect?: boolean;
       /** Told the rehearsal's result, and what qubesd changed on its own there ({@link Rehearsal.sideEffects}). */
@@ -149,7 +190,7 @@ export async function applyPlan(
     // The signal stops the apply between steps (executePlan); the read runs to its end (an abort there would be an error, not an interruption).
     const { signal: _signal, ...readOptions } = options;
     const fresh = await checkPlanFresh(plan, conn, readOptions);
-    if (fresh.stale) return { status: "stale", plan };
+    if (fresh.stale) return { status: "stale", plan, changes: fresh.changes };
     live = fresh.live;
   }
   let rehearsal: ApplyResult | undefined;

@@ -145,8 +145,16 @@ export interface PlanStep {
   after: string | null;
   requires: string[];
   effect: StepEffect;
-  /** `grants-access` (tags, policy, netvm), `data-loss` (remove), `restart` (shutdown/start), or `none`. */
-  risk: "none" | "grants-access" | "revokes-access" | "data-loss" | "restart";
+  /**
+   * `grants-access` (tags, policy, netvm), `data-loss` (remove), `restart` (shutdown/start),
+   * `take-over` (marking a qube another stack owns as this stack's, `--take-over`), or `none`.
+   */
+  risk: "none" | "grants-access" | "revokes-access" | "data-loss" | "restart" | "take-over";
+  /**
+   * The stack this step takes a qube or a global property from (`--take-over`): the qube's
+   * ownership mark, the global's setting, and the other stack's record that drops it.
+   */
+  takeOverFrom?: string;
   /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
   deferred?: string;
   /** A rewritten policy file: the lines removed (`- `) and added (`+ `), as {@link lineDiff} gives them. */
@@ -209,6 +217,11 @@ export interface Plan {
   };
   /** `sha256:` of every value read for objects in the plan and the policy file tokens. */
   fingerprint: string;
+  /**
+   * The {@link fingerprint} part by part (digests only), kept in a saved plan
+   * (`qkit template plan --out`) so that a stale plan can say what changed.
+   */
+  view?: FingerprintView;
   options: { adopt: boolean; takeOver?: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
   /**
    * The stack's `expect:` entries checked against the system and policy after
@@ -216,6 +229,24 @@ export interface Plan {
    * unless the caller ignores expectations (`--ignore-expect`).
    */
   expectations?: PlanExpectations;
+  /**
+   * How many qrexec decisions change once the plan is applied (what-if's
+   * decision diff, the calls `qkit template whatif` lists); absent when it was
+   * not computed (a stack that writes no policy and has no `expect:` entries,
+   * or a policy that does not load).
+   */
+  decisionChanges?: PlanDecisionChanges;
+}
+
+/** The count of a plan's decision changes, by kind (`grant`: more allowed than today; `revoke`: less; `change`: another target). */
+export interface PlanDecisionChanges {
+  /** Calls (service, argument, source, target) whose decision changes. */
+  total: number;
+  grant: number;
+  revoke: number;
+  change: number;
+  /** Services with a change. */
+  services: number;
 }
 
 /** The outcome of a stack's `expect:` entries on the planned future (see `whatif.ts`). */
@@ -223,4 +254,32 @@ export interface PlanExpectations {
   total: number;
   /** The entries that do not hold: the expectation as one line, what went wrong, the deciding rule (`FILE:LINE`) when one decided. */
   failed: { expect: string; problem: string; rule: string | null }[];
+}
+
+/**
+ * What a `fingerprint` (`read.ts`) covers, part by part, as short digests (no
+ * values: a saved plan keeps it, see `Plan.view`): per qube its class, power
+ * state, each property, feature, device class and volume, its tags, firewall
+ * and notes (for a qube outside the plan, its class, reference properties and,
+ * for dom0, features); each global property and label; the pools and policy
+ * file names; each policy file read; the devices offered per backend and class.
+ * `fingerprintChanges` compares two of them.
+ */
+export interface FingerprintView {
+  /** Qube → part (`class`, `state`, `tags`, `properties:NAME`, `features:NAME`, `devices:CLASS`, `volumes:NAME`, …) → digest. */
+  qubes: Record<string, Record<string, string>>;
+  globals: Record<string, string>;
+  labels: Record<string, string>;
+  pools: string[];
+  policyNames: string[];
+  /** Policy key (`NAME`, `include/NAME`) → the start of its token. */
+  policy: Record<string, string>;
+  /** `backend:devclass` → digest. */
+  available: Record<string, string>;
+}
+
+/** One difference between a plan's read and the live system (a stale plan): `qube work` / `memory`, `policy file 30-user.policy` / `""`; `what` is `new` or `gone` for a whole object. */
+export interface StaleChange {
+  subject: string;
+  what: string;
 }

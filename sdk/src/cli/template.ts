@@ -28,7 +28,7 @@ import {
   fileJournal,
   checkJournalFile,
   JournalRefused,
-  planExpectations,
+  planWhatIf,
   policyEffects,
   readWhatIfInputs,
   writesPolicy,
@@ -47,6 +47,12 @@ import {
   type PlanError,
   type PlanStep,
   type SideEffect,
+  type StaleChange,
+  type ApplyFailure,
+  type StepProgress,
+  describeChanges,
+  fingerprintView,
+  scopeOfPlan,
   type PolicyTarget,
   type StackConnection,
 } from "../apply/index.js";
@@ -87,19 +93,30 @@ which).
 ${CONNECTION_USAGE}
 `;
 
-const APPLY_USAGE = `usage: qkit template apply FILE|PLAN [--yes] [--journal PATH] [options]
+const APPLY_USAGE = `usage: qkit template apply FILE|PLAN [--yes] [--journal PATH] [--json | --progress=ndjson] [options]
 
 Plans FILE (or takes a plan saved by \`qkit template plan --out\`, refusing it
-when the system changed since), rehearses the steps on a simulated copy of
-the system, asks for confirmation on a terminal, then applies the steps one
-by one. Every call and reply goes to a journal (ndjson). The first failure
-stops the apply; running it again resumes from the live state.
+when the system changed since, with what changed), rehearses the steps on a
+simulated copy of the system, asks for confirmation on a terminal, then
+applies the steps one by one. Every call and reply goes to a journal
+(ndjson). The first failure stops the apply; running it again resumes from
+the live state.
 
 options:
   --yes              do not ask (required without a terminal)
   --journal PATH     where the journal goes (default:
                      $XDG_STATE_HOME/qkit/apply-TIME.ndjson or
                      ~/.local/state/qkit/apply-TIME.ndjson)
+  --json             print one JSON document at the end instead of the plan
+                     and the progress lines, whatever stopped the apply:
+                     {"qkitApply": 1, "ok", "matches", "stack", "error":
+                     {code, message} | null, "failed": the step with the
+                     call and qubesd's exception and message | null,
+                     "resume": the command to resume | null, "journal",
+                     "steps": [{index, id, kind, target, key, status:
+                     ok|failed|deferred|skipped, ms, error?}], ...}
+  --progress=ndjson  as --json, and before it one line per step as it ends
+                     ({"qkitApplyStep": 1, index, total, id, ..., status, ms})
 ${COMMON}
 
 Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
@@ -112,7 +129,9 @@ the qubes named, or use --restart=if-needed, and apply again) or qubesd
 changes a setting of the stack again as a consequence of another
 (warning[undone-by-qubesd]); also 2 for a usage error or a FILE that
 cannot be read (the message says which), 130/143 interrupted by
-SIGINT/SIGTERM.
+SIGINT/SIGTERM. With --json the same; the document's "ok" is false exactly
+when "error" says what stopped the apply (exit 1, 2 for a usage error or
+an unreadable FILE, 130/143), and "matches" is true exactly for exit 0.
 
 ${CONNECTION_USAGE}
 `;
@@ -236,8 +255,16 @@ function isModel(x: unknown): x is StackModel {
   return !!m && typeof m === "object" && m.format === 1 && typeof m.stack === "string" && Array.isArray(m.qubes);
 }
 
-/** Reads and checks the stack file (with the live system as the model of existing qubes). */
-function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: boolean): StackModel {
+/** The diagnostics of a stack that does not check, as a `--json` document lists them. */
+type Listed = Array<{ severity: string; code: string; message: string; at: string }>;
+
+/**
+ * Reads and checks the stack file (with the live system as the model of existing qubes).
+ * `refused`: the `--json` document of a stack that does not check (its diagnostics then go to
+ * standard error); without it they are printed on standard output.
+ */
+function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, refused?: (stack: unknown, listed: Listed) => void): StackModel {
+  const json = refused !== undefined;
   const abs = path.resolve(io.cwd, file);
   let text: string;
   try {
@@ -258,7 +285,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
     const checked = checkStackModel(data);
     if (!checked.model) {
       for (const e of checked.errors) (json ? io.stderr : io.stdout).write(`${file}: error[${e.code}]: ${e.message}\n`);
-      if (json) writeRefusedJson(io, (data as StackModel).stack, checked.errors.map((e) => ({ severity: "error", code: e.code, message: e.message, at: file })));
+      refused?.((data as StackModel).stack, checked.errors.map((e) => ({ severity: "error", code: e.code, message: e.message, at: file })));
       throw new CliFailure(`${checked.errors.length} error${checked.errors.length === 1 ? "" : "s"} in the stack model; nothing was changed`, "invalid-stack");
     }
     return checked.model;
@@ -279,7 +306,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
   const r = check(reader, abs, live ? { system: stackSystem(live) } : {});
   const errors = r.diagnostics.filter((d) => d.severity === "error");
   if (errors.length || !r.model) {
-    const listed: Array<{ severity: string; code: string; message: string; at: string }> = [];
+    const listed: Listed = [];
     for (const d of r.diagnostics) {
       const src = reader.readFile(d.file) ?? "";
       const at = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${columnAt(src, d.span.start)}`;
@@ -287,7 +314,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
       (json ? io.stderr : io.stdout).write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);
     }
     // The stack's name, when the model did not come out (read from the text: `stack: NAME`).
-    if (json) writeRefusedJson(io, r.model?.stack ?? /^stack:[ \t]*["']?([a-z0-9][a-z0-9_-]*)["']?[ \t]*(?:#.*)?$/m.exec(text)?.[1], listed);
+    refused?.(r.model?.stack ?? /^stack:[ \t]*["']?([a-z0-9][a-z0-9_-]*)["']?[ \t]*(?:#.*)?$/m.exec(text)?.[1], listed);
     throw new CliFailure(`${errors.length || 1} error${errors.length === 1 ? "" : "s"} in the stack; nothing was changed`, "invalid-stack");
   }
   return r.model;
@@ -297,7 +324,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, json: 
  * `--json` of a stack that does not check: a document on standard output all the same (CI reads
  * it), with the stack's diagnostics as the plan's errors and warnings, and no steps.
  */
-function writeRefusedJson(io: CliIO, stack: unknown, listed: Array<{ severity: string; code: string; message: string; at: string }>): void {
+function writeRefusedJson(io: CliIO, stack: unknown, listed: Listed): void {
   const pick = (sev: string) => listed.filter((d) => d.severity === sev).map(({ code, message, at }) => ({ code, message, at }));
   io.stdout.write(JSON.stringify({ qkitPlan: 1, ok: false, stack: typeof stack === "string" ? stack : null, errors: pick("error"), warnings: listed.filter((d) => d.severity !== "error").map(({ code, message, at }) => ({ code, message, at })), steps: [], sideEffects: null }) + "\n");
 }
@@ -307,12 +334,16 @@ function planOptions(p: ParsedArgs, model?: StackModel) {
   return { adopt: p.flags.has("--adopt") || !!model?.options?.adopt, takeOver: p.flags.has("--take-over"), prune: p.flags.has("--prune") || !!model?.options?.prune, restart };
 }
 
-async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
+async function makePlan(
+  p: ParsedArgs & { file: string },
+  io: CliIO,
+  refused?: (stack: unknown, listed: Listed) => void,
+): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
   mustRead(p.file, io);
   const conn = openConnection(p, io);
   // The checker needs the live names first; the full features of the declared qubes (and clock qubes, see planFocus) are read after.
   const live = await readLight(conn.qubes, conn.policy, { focus: [] });
-  const model = loadStack(p.file, io, live, p.flags.has("--json"));
+  const model = loadStack(p.file, io, live, refused);
   await readFeatures(conn.qubes, live, planFocus(model, live));
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
@@ -323,9 +354,13 @@ async function makePlan(p: ParsedArgs & { file: string }, io: CliIO): Promise<{ 
     ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}),
     ...(inputs ? { policyEffect: policyEffects(inputs.system, inputs.policy, model) } : {}),
   });
-  // The stack's own expectations, on the system and policy after apply (what-if).
-  const expectations = await planExpectations(model, conn, plan, inputs);
-  if (expectations) plan.expectations = expectations;
+  // The stack's own expectations, and the count of decisions that change, on the system and policy
+  // after apply (what-if); only when its inputs were read for the policy or the expectations.
+  if (inputs) {
+    const w = await planWhatIf(model, conn, plan, inputs, { changes: true });
+    if (w.expectations) plan.expectations = w.expectations;
+    if (w.decisionChanges) plan.decisionChanges = w.decisionChanges;
+  }
   // The stack's rules that never decide once applied (design: shadowed stack rules are said at plan time).
   if (inputs && !plan.errors.length) {
     const shadowed = shadowedStackRules(model, inputs.policy);
@@ -341,38 +376,52 @@ function runningOf(live: LiveSystem): string[] {
     .map((q) => q.name);
 }
 
+/** A word for a shell command line: as it is when nothing in it needs quoting, else single-quoted. */
+function shellWord(w: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that lists a plan's decision changes (`qkit template whatif FILE`, with the plan's policy directory). */
+function whatifCommand(p: ParsedArgs & { file: string }): string {
+  const dir = p.flags.get("--policy-dir");
+  return `qkit template whatif ${shellWord(p.file)}${typeof dir === "string" ? ` --policy-dir ${shellWord(dir)}` : ""}`;
+}
+
 function header(live: LiveSystem, conn: StackConnection): string {
   const qubes = Object.keys(live.qubes).length;
   return `Read ${qubes} qube${qubes === 1 ? "" : "s"} and ${live.policyNames.length} policy file${live.policyNames.length === 1 ? "" : "s"} (${conn.policy.description})`;
 }
 
-async function withFailures(io: CliIO, name: string, f: () => Promise<number>): Promise<number> {
+/**
+ * Runs a command body; a failure is one line on standard error with its code (exit 1, or 2 for
+ * input that cannot be read), also told to `failed` (apply's JSON document). Usage errors are rethrown.
+ */
+async function withFailures(io: CliIO, name: string, f: () => Promise<number>, failed?: (code: string, message: string) => void): Promise<number> {
   try {
     return await f();
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    if (e instanceof CliFailure) {
-      io.stderr.write(`qkit template ${name}: ${e.message} [${e.code}]\n`);
-      return e.input ? 2 : 1;
-    }
-    // qubesd unreachable or gone: the commands' one wording, with what to do (check --socket, start qubesd, ...).
-    const info = connections.get(io);
-    if (e instanceof QubesTransportError && e.code === "spawn-failed") {
-      io.stderr.write(`qkit template ${name}: ${e.message}; outside dom0 give --socket PATH (or QUBESD_SOCKET) and --policy-dir DIR, or run it in dom0 [${e.code}]\n`);
-      return 1;
-    }
-    if (e instanceof QubesTransportError && info?.via !== undefined) {
-      const f = describeFailure(e, info);
-      if (f) {
-        io.stderr.write(`qkit template ${name}: ${f.message} [${f.code}]\n`);
-        return 1;
-      }
-    }
-    const err = e as { qubesType?: string; code?: string; message?: string };
-    const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
-    io.stderr.write(`qkit template ${name}: ${what} [${err.code ?? "error"}]\n`);
-    return 1;
+    const said = failureLine(e, io);
+    io.stderr.write(`qkit template ${name}: ${said.message} [${said.code}]\n`);
+    failed?.(said.code, said.message);
+    return said.exit;
   }
+}
+
+/** A failure as its one line's message and code, and the exit status. */
+function failureLine(e: unknown, io: CliIO): { message: string; code: string; exit: number } {
+  if (e instanceof CliFailure) return { message: e.message, code: e.code, exit: e.input ? 2 : 1 };
+  // qubesd unreachable or gone: the commands' one wording, with what to do (check --socket, start qubesd, ...).
+  const info = connections.get(io);
+  if (e instanceof QubesTransportError && e.code === "spawn-failed")
+    return { message: `${e.message}; outside dom0 give --socket PATH (or QUBESD_SOCKET) and --policy-dir DIR, or run it in dom0`, code: e.code, exit: 1 };
+  if (e instanceof QubesTransportError && info?.via !== undefined) {
+    const f = describeFailure(e, info);
+    if (f) return { message: f.message, code: f.code, exit: 1 };
+  }
+  const err = e as { qubesType?: string; code?: string; message?: string };
+  const what = err.qubesType ? `${err.qubesType}: ${err.message}` : (err.message ?? String(e));
+  return { message: what, code: err.code ?? "error", exit: 1 };
 }
 
 /** Saves a plan for `apply PLAN`; only a previous saved plan is ever overwritten (never a stack file). */
@@ -465,6 +514,289 @@ function removeIfEmpty(file: string): void {
   }
 }
 
+/** How apply reports: human lines, one JSON document at the end, or also a JSON line per step as it ends. */
+type OutputMode = "text" | "json" | "ndjson";
+
+/** Read from the arguments before they are parsed, so that even a usage error gives the document. */
+function outputMode(args: readonly string[]): OutputMode {
+  let mode: OutputMode = "text";
+  for (const [i, a] of args.entries()) {
+    if (a === "--") break;
+    if (a === "--progress=ndjson" || (a === "--progress" && args[i + 1] === "ndjson")) return "ndjson";
+    if (a === "--json") mode = "json";
+  }
+  return mode;
+}
+
+/** A step as apply's JSON names it (as `plan --json` does; `index` from 1 in the plan's order). */
+interface StepId {
+  index: number;
+  id: string;
+  kind: PlanStep["kind"];
+  target: string;
+  key: string;
+}
+
+/** A step with how it went (`skipped`: not run, the apply stopped before it). */
+interface StepStatus extends StepId {
+  status: "ok" | "failed" | "deferred" | "skipped";
+  ms: number;
+  error?: { type: string; message: string; call: { method: string; dest: string; arg: string } };
+}
+
+/**
+ * `qkit template apply --json` and `--progress=ndjson`: the steps as they end, and one document
+ * at the end (`{"qkitApply": 1, …}`), whatever stopped the apply; nothing is written in text mode.
+ */
+class ApplyReport {
+  stack: string | null = null;
+  plan: Plan | undefined;
+  journal: string | null = null;
+  resume: string | null = null;
+  sideEffects: SideEffect[] | null = null;
+  /** The diagnostics of a stack that does not check (the plan's errors and warnings otherwise). */
+  diagnostics: Listed | undefined;
+  /** What differs since a stale plan was made. */
+  stale: StaleChange[] | undefined;
+  /** The step that failed: on the system, or in the rehearsal (nothing was sent then). */
+  failed: (StepId & NonNullable<StepStatus["error"]> & { rehearsal: boolean }) | null = null;
+  private error: { code: string; message: string } | null = null;
+  private readonly done = new Map<number, StepStatus>();
+  private emitted = false;
+
+  constructor(
+    private readonly io: CliIO,
+    readonly mode: OutputMode,
+  ) {}
+
+  get json(): boolean {
+    return this.mode !== "text";
+  }
+
+  /** Human text (standard output), left out with --json. */
+  say(text: string): void {
+    if (!this.json) this.io.stdout.write(text);
+  }
+
+  setPlan(plan: Plan): void {
+    this.plan = plan;
+    this.stack = typeof plan.stack === "string" ? plan.stack : null;
+  }
+
+  static stepOf(s: PlanStep, index: number): StepId {
+    return { index, id: s.id, kind: s.kind, target: s.target, key: s.key };
+  }
+
+  /** A step that ended (executePlan's progress); one line of its own with --progress=ndjson. */
+  step(p: StepProgress, error?: StepStatus["error"]): void {
+    const entry: StepStatus = { ...ApplyReport.stepOf(p.step, p.index), status: p.status, ms: p.ms, ...(error ? { error } : {}) };
+    this.done.set(p.index, entry);
+    if (this.mode === "ndjson") this.io.stdout.write(JSON.stringify({ qkitApplyStep: 1, total: p.total, ...entry }) + "\n");
+  }
+
+  /**
+   * The step that failed: in the rehearsal (nothing was sent), or on the system, where its
+   * progress (`p`, from executePlan) is reported with the error.
+   */
+  failedStep(f: ApplyFailure, index: number, p?: StepProgress): void {
+    const error = { type: f.type, message: f.message, call: { method: f.call.method, dest: f.call.dest, arg: f.call.arg } };
+    this.failed = { ...ApplyReport.stepOf(f.step, index), ...error, rehearsal: p === undefined };
+    if (p) this.step(p, error);
+  }
+
+  /** What stopped the apply: the code and message of its one line on standard error. */
+  fail(code: string, message: string): this {
+    this.error ??= { code, message };
+    return this;
+  }
+
+  /** The document, once, as the last line of standard output (JSON modes only). */
+  emit(exit: number): void {
+    if (!this.json || this.emitted) return;
+    this.emitted = true;
+    const steps: StepStatus[] = (this.plan?.steps ?? []).map((s, i) => this.done.get(i + 1) ?? { ...ApplyReport.stepOf(s, i + 1), status: "skipped", ms: 0 });
+    const count = (st: StepStatus["status"]) => steps.filter((x) => x.status === st).length;
+    const pick = (sev: "error" | "warning") =>
+      this.diagnostics
+        ? this.diagnostics.filter((d) => (sev === "error") === (d.severity === "error")).map(({ code, message, at }) => ({ code, message, at }))
+        : ((sev === "error" ? this.plan?.errors : this.plan?.warnings) ?? []).map((e) => ({ code: e.code, message: e.message, ...(e.at ? { at: e.at } : {}) }));
+    const ok = this.error === null;
+    const doc = {
+      qkitApply: 1,
+      ok,
+      // The system matches the stack now (exit 0): nothing deferred, nothing qubesd changed back.
+      matches: ok && exit === 0,
+      stack: this.stack,
+      error: this.error,
+      failed: this.failed,
+      resume: this.resume,
+      journal: this.journal,
+      applied: count("ok"),
+      deferred: count("deferred"),
+      total: steps.length,
+      steps,
+      ...(this.stale ? { changes: this.stale } : {}),
+      sideEffects: this.sideEffects,
+      errors: pick("error"),
+      warnings: pick("warning"),
+      expectations: this.plan?.expectations ?? null,
+    };
+    this.io.stdout.write(JSON.stringify(doc) + "\n");
+  }
+}
+
+async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise<number> {
+  const p = parse(args, { values: [...VALUE_FLAGS.filter((f) => f !== "--out"), "--progress"], booleans: BOOL_FLAGS.filter((f) => f !== "--detailed-exitcode") });
+  const progress = p.flags.get("--progress");
+  if (progress !== undefined && progress !== "ndjson") throw new UsageError(`--progress must be ndjson, got \`${String(progress)}\``);
+  let plan: Plan;
+  let conn: StackConnection & { policyDir?: string };
+  let running: string[] = [];
+  let saved: unknown;
+  /** What the plan was made from (a plan made now): a stale plan then says what changed. */
+  let planned: LiveSystem | undefined;
+  mustRead(p.file, io);
+  try {
+    const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
+    // A saved plan is recognised by its content, whatever its name (`--out PLAN` takes any name).
+    saved = text.trimStart().startsWith("{") ? JSON.parse(text) : undefined;
+  } catch {
+    saved = undefined;
+  }
+  const fromSaved = !!saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1;
+  if (fromSaved) {
+    plan = saved as Plan;
+    if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
+    report.setPlan(plan);
+    for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
+    conn = openConnection(p, io, plan.options?.policyDir);
+    // Shown as `plan` showed it: which changes wait for a running qube's next start.
+    const now = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { focus: plan.scope.focus } : {});
+    running = runningOf(now);
+    report.say(renderPlan(plan, { running, header: header(now, conn) }));
+  } else {
+    const made = await makePlan(p, io, report.json ? (stack, listed) => ((report.stack = typeof stack === "string" ? stack : null), (report.diagnostics = listed)) : undefined);
+    plan = made.plan;
+    report.setPlan(plan);
+    conn = made.conn;
+    planned = made.live;
+    running = runningOf(made.live);
+    report.say(renderPlan(plan, { running, header: header(made.live, conn), whatif: whatifCommand(p) }));
+  }
+  if (plan.errors.length) throw new CliFailure(`the plan has ${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}; fix the stack and try again`, "plan-errors");
+  const failedExpect = expectationFailure(plan, "apply");
+  if (failedExpect && !p.flags.has("--ignore-expect")) throw new CliFailure(failedExpect, "expectation-failed");
+  const todo = plan.steps.filter((s) => !s.deferred);
+  if (!todo.length) {
+    const deferred = plan.steps.length - todo.length;
+    // Nothing runs: the deferred steps are said as such.
+    plan.steps.forEach((s, i) => s.deferred && report.step({ index: i + 1, total: plan.steps.length, step: s, status: "deferred", ms: 0 }));
+    report.say(deferred ? `Nothing to apply now: ${deferred} step${deferred === 1 ? "" : "s"} deferred; the system does not match the stack yet.\n` : "Nothing to apply.\n");
+    return deferred ? 2 : 0;
+  }
+  // The journal is checked before anything is asked or changed: never the stack file, never a file that is not a journal.
+  const journalFlag = p.flags.get("--journal");
+  const journalPath = typeof journalFlag === "string" ? path.resolve(io.cwd, journalFlag) : defaultJournalPath(io.env);
+  if (typeof journalFlag === "string") refuseJournal(journalFlag, journalPath, path.resolve(io.cwd, p.file), fromSaved);
+  const ask = !p.flags.has("--yes");
+  if (ask && (io.stdin as { isTTY?: boolean }).isTTY !== true) throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
+  const journalExisted = fs.existsSync(journalPath);
+  let journal: ReturnType<typeof fileJournal>;
+  try {
+    journal = fileJournal(journalPath);
+  } catch (e) {
+    if (e instanceof JournalRefused) throw journalRefusal(typeof journalFlag === "string" ? journalFlag : journalPath);
+    throw new CliFailure(`cannot write the journal ${journalPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
+  }
+  report.journal = journalPath;
+  report.say(`Journal: ${journalPath}\n`);
+  let outcome: Awaited<ReturnType<typeof applyPlan>>;
+  /** Settings of the plan that qubesd changes again afterwards (seen in the rehearsal). */
+  let undone = 0;
+  let failedProgress: StepProgress | undefined;
+  // Ctrl-C or a TERM stops the apply after the step in flight, journaled and reported (exit 130/143).
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!stop.signal.aborted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
+    stop.abort(sig);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    outcome = await applyPlan(plan, conn, {
+      journal,
+      signal: stop.signal,
+      ignoreExpect: p.flags.has("--ignore-expect"),
+      ...(planned ? { planned } : {}),
+      // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
+      ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
+      onRehearsed: (r, effects) => {
+        undone = effects.filter((e) => e.managed).length;
+        if (!r.failure) {
+          report.sideEffects = effects;
+          report.say(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
+        }
+      },
+      onStep: (s) => {
+        // A failed step is reported with its failure, below (the failure comes with the result).
+        if (s.status === "failed") {
+          failedProgress = s;
+          return;
+        }
+        report.step(s);
+        report.say(progressLine(s.index, s.total, s.step, s.status, s.ms));
+      },
+    });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    journal.close?.();
+  }
+  if (outcome.status !== "applied") {
+    // Nothing was sent: a journal this apply created is left empty, and removed.
+    if (!journalExisted) removeIfEmpty(journalPath);
+    report.journal = null;
+  }
+  if (outcome.status === "declined") {
+    report.fail("declined", "not applied: the answer was not 'yes'");
+    io.stderr.write("qkit template apply: not applied.\n");
+    return 1;
+  }
+  if (outcome.status === "stale") {
+    report.stale = outcome.changes;
+    const what = describeChanges(outcome.changes);
+    throw new CliFailure(`the plan is stale: the system changed since it was made${what ? ` (${what})` : ""}; run \`qkit template plan\` again`, "stale-plan");
+  }
+  if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
+  if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
+  if (outcome.status === "rehearsal-failed") {
+    const f = outcome.rehearsal.failure!;
+    report.failedStep(f, plan.steps.indexOf(f.step) + 1);
+    throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
+  }
+  const r = outcome.result;
+  // Run again, the same command resumes from the live state; a saved plan is made again first.
+  const resume = fromSaved ? undefined : ["qkit", "template", "apply", ...args].map(shellWord).join(" ");
+  const again = fromSaved ? "make a new plan (`qkit template plan STACK --out PLAN`) and apply it to resume from the live state" : "run apply again to resume from the live state";
+  if (r.interrupted) {
+    const left = r.total - r.applied - r.deferred;
+    const message = `interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${left} not applied (next: ${r.interrupted.next.id}); ${again} (journal ${journalPath})`;
+    if (resume) report.resume = resume;
+    report.fail("interrupted", message);
+    io.stderr.write(`qkit template apply: ${message} [interrupted]\n`);
+    return r.interrupted.reason === "SIGTERM" ? 143 : 130;
+  }
+  if (r.failure) {
+    const index = plan.steps.indexOf(r.failure.step) + 1;
+    report.failedStep(r.failure, index, failedProgress ?? { index, total: r.total, step: r.failure.step, status: "failed", ms: 0 });
+    if (resume) report.resume = resume;
+    throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; ${again} (journal ${journalPath})`, "apply-failed");
+  }
+  report.say(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
+  if (undone) report.say(`qubesd changed ${undone} setting${undone === 1 ? "" : "s"} of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n`);
+  return r.deferred || undone ? 2 : 0;
+}
+
 /** The `qkit template` plan/apply/drift commands. */
 export const commands: Command[] = [
   {
@@ -474,7 +806,7 @@ export const commands: Command[] = [
     run: (args, io) =>
       withFailures(io, "plan", async () => {
         const p = parse(args, { values: VALUE_FLAGS.filter((f) => f !== "--journal"), booleans: BOOL_FLAGS.filter((f) => f !== "--yes") });
-        const { plan, live, conn } = await makePlan(p, io);
+        const { plan, live, conn } = await makePlan(p, io, p.flags.has("--json") ? (stack, listed) => writeRefusedJson(io, stack, listed) : undefined);
         // The rehearsal: the steps on a simulated copy of what was read (nothing reaches the system).
         let rehearsal: { ok: boolean; steps: number; failure?: string } | undefined;
         // null: no rehearsal ran (nothing to apply now, or plan errors), or it refused the plan.
@@ -486,11 +818,12 @@ export const commands: Command[] = [
           if (!r.failure) sideEffects = done.sideEffects;
         }
         if (typeof p.flags.get("--out") === "string") {
-          writePlanFile(p.flags.get("--out") as string, io, plan);
+          // With what was read part by part (digests), so that a stale plan can say what changed.
+          writePlanFile(p.flags.get("--out") as string, io, { ...plan, view: fingerprintView(live, scopeOfPlan(plan)) });
         }
         if (p.flags.has("--json")) io.stdout.write(JSON.stringify({ ...plan, ...(rehearsal ? { rehearsal } : {}), sideEffects }) + "\n");
         else {
-          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn) }));
+          io.stdout.write(renderPlan(plan, { running: runningOf(live), header: header(live, conn), whatif: whatifCommand(p) }));
           if (rehearsal?.ok) io.stdout.write(`Rehearsal on a simulated copy of the system: ${rehearsal.steps} step${rehearsal.steps === 1 ? "" : "s"} ok.\n${renderSideEffects(sideEffects ?? [])}`);
         }
         if (rehearsal && !rehearsal.ok) {
@@ -511,119 +844,19 @@ export const commands: Command[] = [
     path: ["template", "apply"],
     summary: "apply a stack (or a saved plan) to the system, after a rehearsal",
     usage: APPLY_USAGE,
-    run: (args, io) =>
-      withFailures(io, "apply", async () => {
-        const p = parse(args, { values: VALUE_FLAGS.filter((f) => f !== "--out"), booleans: BOOL_FLAGS.filter((f) => f !== "--json" && f !== "--detailed-exitcode") });
-        let plan: Plan;
-        let conn: StackConnection & { policyDir?: string };
-        let running: string[] = [];
-        let saved: unknown;
-        mustRead(p.file, io);
-        try {
-          const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
-          // A saved plan is recognised by its content, whatever its name (`--out PLAN` takes any name).
-          saved = text.trimStart().startsWith("{") ? JSON.parse(text) : undefined;
-        } catch {
-          saved = undefined;
-        }
-        const fromSaved = !!saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1;
-        if (fromSaved) {
-          plan = saved as Plan;
-          if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
-          for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
-          conn = openConnection(p, io, plan.options?.policyDir);
-          // Shown as `plan` showed it: which changes wait for a running qube's next start.
-          const now = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { focus: plan.scope.focus } : {});
-          running = runningOf(now);
-          io.stdout.write(renderPlan(plan, { running, header: header(now, conn) }));
-        } else {
-          const made = await makePlan(p, io);
-          plan = made.plan;
-          conn = made.conn;
-          running = runningOf(made.live);
-          io.stdout.write(renderPlan(plan, { running, header: header(made.live, conn) }));
-        }
-        if (plan.errors.length) throw new CliFailure(`the plan has ${plan.errors.length} error${plan.errors.length === 1 ? "" : "s"}; fix the stack and try again`, "plan-errors");
-        const failedExpect = expectationFailure(plan, "apply");
-        if (failedExpect && !p.flags.has("--ignore-expect")) throw new CliFailure(failedExpect, "expectation-failed");
-        const todo = plan.steps.filter((s) => !s.deferred);
-        if (!todo.length) {
-          const deferred = plan.steps.length - todo.length;
-          io.stdout.write(deferred ? `Nothing to apply now: ${deferred} step${deferred === 1 ? "" : "s"} deferred; the system does not match the stack yet.\n` : "Nothing to apply.\n");
-          return deferred ? 2 : 0;
-        }
-        // The journal is checked before anything is asked or changed: never the stack file, never a file that is not a journal.
-        const journalFlag = p.flags.get("--journal");
-        const journalPath = typeof journalFlag === "string" ? path.resolve(io.cwd, journalFlag) : defaultJournalPath(io.env);
-        if (typeof journalFlag === "string") refuseJournal(journalFlag, journalPath, path.resolve(io.cwd, p.file), fromSaved);
-        const ask = !p.flags.has("--yes");
-        if (ask && (io.stdin as { isTTY?: boolean }).isTTY !== true)
-          throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
-        const journalExisted = fs.existsSync(journalPath);
-        let journal: ReturnType<typeof fileJournal>;
-        try {
-          journal = fileJournal(journalPath);
-        } catch (e) {
-          if (e instanceof JournalRefused) throw journalRefusal(typeof journalFlag === "string" ? journalFlag : journalPath);
-          throw new CliFailure(`cannot write the journal ${journalPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
-        }
-        io.stdout.write(`Journal: ${journalPath}\n`);
-        let outcome: Awaited<ReturnType<typeof applyPlan>>;
-        /** Settings of the plan that qubesd changes again afterwards (seen in the rehearsal). */
-        let undone = 0;
-        // Ctrl-C or a TERM stops the apply after the step in flight, journaled and reported (exit 130/143).
-        const stop = new AbortController();
-        const onSignal = (sig: NodeJS.Signals) => {
-          if (!stop.signal.aborted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
-          stop.abort(sig);
-        };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
-        try {
-          outcome = await applyPlan(plan, conn, {
-            journal,
-            signal: stop.signal,
-            ignoreExpect: p.flags.has("--ignore-expect"),
-            // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
-            ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
-            onRehearsed: (r, effects) => {
-              undone = effects.filter((e) => e.managed).length;
-              if (!r.failure) io.stdout.write(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
-            },
-            onStep: (s) => {
-              if (s.status !== "failed") io.stdout.write(progressLine(s.index, s.total, s.step, s.status === "deferred" ? "deferred" : "ok", s.ms));
-            },
-          });
-        } finally {
-          process.off("SIGINT", onSignal);
-          process.off("SIGTERM", onSignal);
-          journal.close?.();
-        }
-        if (outcome.status === "declined") {
-          if (!journalExisted) removeIfEmpty(journalPath);
-          io.stderr.write("qkit template apply: not applied.\n");
-          return 1;
-        }
-        if (outcome.status === "stale") throw new CliFailure("the plan is stale: the system changed since it was made; run `qkit template plan` again", "stale-plan");
-        if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
-        if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
-        if (outcome.status === "rehearsal-failed") {
-          const f = outcome.rehearsal.failure!;
-          throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
-        }
-        const r = outcome.result;
-        if (r.interrupted) {
-          const todo = r.total - r.applied - r.deferred;
-          io.stderr.write(
-            `qkit template apply: interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${todo} not applied (next: ${r.interrupted.next.id}); run apply again to resume from the live state (journal ${journalPath}) [interrupted]\n`,
-          );
-          return r.interrupted.reason === "SIGTERM" ? 143 : 130;
-        }
-        if (r.failure) throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; run apply again to resume from the live state (journal ${journalPath})`, "apply-failed");
-        io.stdout.write(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
-        if (undone) io.stdout.write(`qubesd changed ${undone} setting${undone === 1 ? "" : "s"} of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n`);
-        return r.deferred || undone ? 2 : 0;
-      }),
+    run: async (args, io) => {
+      const report = new ApplyReport(io, outputMode(args));
+      let code: number;
+      try {
+        code = await withFailures(io, "apply", () => runApply(args, io, report), (c, message) => report.fail(c, message));
+      } catch (e) {
+        // A usage error is said by the command line (exit 2); with --json, in the document too.
+        if (e instanceof UsageError) report.fail(e.code, e.message).emit(2);
+        throw e;
+      }
+      report.emit(code);
+      return code;
+    },
   },
   {
     path: ["template", "drift"],
@@ -635,7 +868,7 @@ export const commands: Command[] = [
         mustRead(p.file, io);
         const conn = openConnection(p, io);
         const live = await readLight(conn.qubes, conn.policy);
-        const model = loadStack(p.file, io, live, p.flags.has("--json"));
+        const model = loadStack(p.file, io, live, p.flags.has("--json") ? (stack, listed) => writeRefusedJson(io, stack, listed) : undefined);
         const report = await driftStack(model, conn);
         if (p.flags.has("--json")) io.stdout.write(JSON.stringify(report) + "\n");
         else {
