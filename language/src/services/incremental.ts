@@ -326,7 +326,7 @@ export function* serviceFindingsSteps(
   if (cache.last?.rules === rules) return cache.last.findings;
   const n = rules.length;
   if (segments) {
-    const same = sameLayoutFindings(rules, segments, cache) ?? splicedFindings(rules, segments, cache);
+    const same = (yield* sameLayoutFindings(rules, segments, cache)) ?? (yield* splicedFindings(rules, segments, cache));
     if (same) {
       cache.last = { rules, findings: same, segments };
       return same;
@@ -448,7 +448,7 @@ export function* serviceFindingsSteps(
  * so they are the same by position; only broader rules that now are other objects (in a changed
  * run) are looked up again. `undefined` when the layout differs.
  */
-function sameLayoutFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache): ServiceFindings | undefined {
+function* sameLayoutFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache): Generator<void, ServiceFindings | undefined, void> {
   const last = cache.last;
   const before = last?.segments;
   if (!last || !before || before.length !== segments.length || last.rules.length !== rules.length) return undefined;
@@ -473,6 +473,7 @@ function sameLayoutFindings(rules: readonly PolicyRule[], segments: ReadonlyArra
   if (!changed) return { ...old, recomputed: [] };
   let shadowedBy = old.shadowedBy;
   for (let i = 0; i < shadowedBy.length; i++) {
+    if ((i & (GROUP_WORK - 1)) === GROUP_WORK - 1) yield;
     const s = shadowedBy[i];
     if (s === undefined) continue;
     const now = rules[s.index];
@@ -496,7 +497,7 @@ const SPLICE_MAX = 64;
  * rules' ask findings, which look at every service, are recomputed. `undefined` when the change is
  * of another kind (a `*` rule among the changed ones, several runs changed, many rules).
  */
-function splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache): ServiceFindings | undefined {
+function* splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<readonly PolicyRule[]>, cache: ServiceAnalysisCache): Generator<void, ServiceFindings | undefined, void> {
   const last = cache.last;
   const before = last?.segments;
   if (!last || !before) return undefined;
@@ -558,9 +559,16 @@ function splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<r
     if (j >= from && j < oldTo) return undefined;
     return rules[j < from ? j : j + d];
   };
-  for (let i = 0; i < from; i++) shadowedBy[i] = moveRef(old.shadowedBy[i]);
-  for (let i = newTo; i < n; i++) shadowedBy[i] = moveRef(old.shadowedBy[i - d]);
+  for (let i = 0; i < from; i++) {
+    if ((i & (GROUP_WORK - 1)) === GROUP_WORK - 1) yield;
+    shadowedBy[i] = moveRef(old.shadowedBy[i]);
+  }
+  for (let i = newTo; i < n; i++) {
+    if ((i & (GROUP_WORK - 1)) === GROUP_WORK - 1) yield;
+    shadowedBy[i] = moveRef(old.shadowedBy[i - d]);
+  }
   if (lost) return undefined;
+  yield;
   const feedsAsk = new Uint8Array(n);
   const askWithoutTargets = new Uint8Array(n);
   feedsAsk.set(old.feedsAsk.subarray(0, from), 0);
@@ -586,6 +594,7 @@ function splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<r
   if (at !== n) return undefined;
   const recomputed: Array<string | null> = [];
   for (const [service, list] of own) {
+    yield;
     if (!list.pos.length) {
       cache.entries.delete(service);
       continue;
@@ -621,6 +630,7 @@ function splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<r
     }
   }
   if (wildPos.length) {
+    yield;
     const allAsks = new ArgCounter();
     const allOffers = new ArgCounter();
     for (const e of cache.entries.values()) {
