@@ -46,12 +46,35 @@ export function unreadable(file: string, abs: string, what: string): ToolFailure
   }
   if (isDir) return new ToolFailure(`${file} is a directory; give ${what}`, "is-a-directory", true);
   let reason = "cannot be read";
+  let errno: string | undefined;
   try {
     fs.readFileSync(abs);
   } catch (e) {
     reason = osMessage(e);
+    errno = (e as NodeJS.ErrnoException).code;
   }
-  return new ToolFailure(`cannot read ${file}: ${reason}; check the path`, "file-not-found", true);
+  const f = readFailure(errno);
+  return new ToolFailure(`cannot read ${file}: ${reason}; ${f.advice}`, f.code, true);
+}
+
+/**
+ * The code and the advice for a file that cannot be read, by the read's errno: `file-not-found`
+ * only when there is no such file (ENOENT, ENOTDIR: a path that does not lead to one);
+ * `cannot-read` when it exists and the read fails (EACCES, EPERM: permissions; others as the OS says).
+ */
+export function readFailure(errno: string | undefined): { code: "file-not-found" | "cannot-read"; advice: string } {
+  switch (errno) {
+    case "ENOENT":
+    case "ENOTDIR":
+      return { code: "file-not-found", advice: "check the path" };
+    case "EACCES":
+    case "EPERM":
+      return { code: "cannot-read", advice: "check the permissions of the file and of its directories (or run qkit as a user who may read it)" };
+    case "ELOOP":
+      return { code: "cannot-read", advice: "the symbolic links on its path loop; check them" };
+    default:
+      return { code: "cannot-read", advice: "the file exists but reading it failed; check the file and the disk" };
+  }
 }
 
 /** Where each command's connection went (for the failure line's way out, as `plan` says it: `failure.ts`). */

@@ -1,0 +1,92 @@
+/**
+ * `qkit template apply --json` / `--progress=ndjson`, after a review: JSON modes
+ * never ask about a plan they do not show (`--yes` is required, exit 2); a
+ * saved plan of the wrong shape is refused with where (`[invalid-plan]`) and
+ * the document still comes out; an apply that stops after opening its journal
+ * leaves no empty journal and the document names none; a file that exists but
+ * cannot be read is `[cannot-read]`, not `[file-not-found]`; qubesd undoing a
+ * setting is in the document's `warnings`; `resume` is made of absolute paths.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { SimulatorServer } from "@qubes-kit/sdk/sim";
+import { readFailure } from "../../sdk/src/cli/template-tools.js";
+import { laptopOnSimulator } from "../helpers/laptop-sim.js";
+import { runQkit, runQkitOnTerminal } from "../helpers/qkit.js";
+
+let dir: string;
+let server: SimulatorServer;
+let env: NodeJS.ProcessEnv;
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
+
+/** Standard output as exactly one JSON document (one line). */
+function onlyDocument(out: string): Record<string, unknown> & { steps: Array<{ id: string; status: string }> } {
+  const lines = out.split("\n");
+  expect(lines.length).toBe(2);
+  expect(lines[1]).toBe("");
+  const doc = JSON.parse(lines[0]!);
+  expect(doc.qkitApply).toBe(1);
+  return doc;
+}
+
+/** While `f` runs, the simulator refuses requests starting with `head`. */
+async function refusing<T>(head: string, f: () => Promise<T>): Promise<T> {
+  const sim = server.simulator;
+  const open = sim.open;
+  sim.open = (request, sink) => {
+    if (Buffer.from(request).toString("latin1").startsWith(head)) {
+      sink.write(Buffer.from("2\0QubesException\0\0refused by the test\0", "latin1"));
+      sink.end();
+      return { close() {} };
+    }
+    return open.call(sim, request, sink);
+  };
+  try {
+    return await f();
+  } finally {
+    sim.open = open;
+  }
+}
+
+beforeAll(async () => {
+  ({ dir, server, env } = await laptopOnSimulator("qkit-applyreview-"));
+});
+
+afterAll(async () => {
+  await server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const journals = () => (fs.existsSync(path.join(dir, "state", "qkit")) ? fs.readdirSync(path.join(dir, "state", "qkit")) : []);
+
+describe("a FILE that exists but cannot be read", () => {
+  it("is [cannot-read] with the OS's wording (a symbolic link loop), not [file-not-found]", async () => {
+    fs.symlinkSync("loop.qubes.yaml", path.join(dir, "loop.qubes.yaml"));
+    const r = await qkit("template", "apply", "loop.qubes.yaml", "--json", "--yes");
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^qkit template apply: cannot read loop\.qubes\.yaml: Too many .*symbolic links.*; the symbolic links on its path loop; check them \[cannot-read\]\n$/i);
+    expect(onlyDocument(r.out)).toMatchObject({ ok: false, error: { code: "cannot-read" } });
+    const check = await qkit("template", "check", "loop.qubes.yaml");
+    expect([check.code, check.err]).toEqual([2, r.err.replace("template apply", "template check")]);
+    // Still file-not-found when there is no such file.
+    expect((await qkit("template", "check", "nothere.qubes.yaml")).err).toBe("qkit template check: cannot read nothere.qubes.yaml: No such file or directory; check the path [file-not-found]\n");
+  });
+
+  it.skipIf(process.getuid?.() === 0)("a file without read permission (not as root)", async () => {
+    const file = path.join(dir, "secret.qubes.yaml");
+    fs.writeFileSync(file, "qkit: 1\nstack: s\n");
+    fs.chmodSync(file, 0o000);
+    const r = await qkit("template", "apply", "secret.qubes.yaml", "--yes");
+    expect([r.code, r.err]).toEqual([2, "qkit template apply: cannot read secret.qubes.yaml: Permission denied; check the permissions of the file and of its directories (or run qkit as a user who may read it) [cannot-read]\n"]);
+  });
+
+  it("the codes by errno: permissions are cannot-read, a missing file file-not-found", () => {
+    expect(readFailure("EACCES").code).toBe("cannot-read");
+    expect(readFailure("EPERM").code).toBe("cannot-read");
+    expect(readFailure("EACCES").advice).toContain("permissions");
+    expect(readFailure("EIO").code).toBe("cannot-read");
+    expect(readFailure("ENOENT")).toEqual({ code: "file-not-found", advice: "check the path" });
+    expect(readFailure("ENOTDIR").code).toBe("file-not-found");
+  });
+});
