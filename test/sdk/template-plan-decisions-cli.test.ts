@@ -68,6 +68,15 @@ describe("plan counts the decisions that change", () => {
     expect(text.out).toMatch(/\nPolicy: \d+ decisions change \([^)]*\); `qkit template whatif laptop\.qubes\.yaml --policy-dir policy\.d` lists them\.\n/);
   });
 
+  it("carries the connection options the plan was given into the whatif command, which then runs as suggested", async () => {
+    const text = await runQkit(["template", "plan", "laptop.qubes.yaml", "--adopt", "--socket", server.path, "--timeout", "30", "--policy-dir", "policy.d"], { cwd: dir, env: {} });
+    expect(text.code).toBe(0);
+    const command = `qkit template whatif laptop.qubes.yaml --socket ${server.path} --timeout 30 --policy-dir policy.d`;
+    expect(text.out).toContain(`; \`${command}\` lists them.\n`);
+    const whatif = await runQkit(command.split(" ").slice(1), { cwd: dir, env: {} });
+    expect([whatif.code, whatif.err]).toEqual([0, ""]);
+  });
+
   it("is not computed, and no policy file is read for it, for a stack without policy and expectations", async () => {
     fs.writeFileSync(path.join(dir, "plain.qubes.yaml"), "qkit: 1\nstack: plain\nqubes:\n  plain-a:\n    class: AppVM\n    template: debian-13-xfce\n    label: red\n");
     let json = { code: -1, out: "", err: "" };

@@ -381,10 +381,18 @@ function shellWord(w: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The command that lists a plan's decision changes (`qkit template whatif FILE`, with the plan's policy directory). */
+/**
+ * The command that lists a plan's decision changes (`qkit template whatif FILE`), with the
+ * connection options and the policy directory the plan was given (whatif reads the same system).
+ */
 function whatifCommand(p: ParsedArgs & { file: string }): string {
-  const dir = p.flags.get("--policy-dir");
-  return `qkit template whatif ${shellWord(p.file)}${typeof dir === "string" ? ` --policy-dir ${shellWord(dir)}` : ""}`;
+  const words = ["qkit", "template", "whatif", p.file];
+  for (const flag of ["--socket", "--qrexec", "--timeout", "--policy-dir"]) {
+    const v = p.flags.get(flag);
+    if (v === true) words.push(flag);
+    else if (typeof v === "string") words.push(flag, v);
+  }
+  return words.map(shellWord).join(" ");
 }
 
 function header(live: LiveSystem, conn: StackConnection): string {
