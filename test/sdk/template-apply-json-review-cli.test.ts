@@ -60,6 +60,35 @@ afterAll(async () => {
 
 const journals = () => (fs.existsSync(path.join(dir, "state", "qkit")) ? fs.readdirSync(path.join(dir, "state", "qkit")) : []);
 
+describe("a saved plan of the wrong shape", () => {
+  it("is refused with what is wrong and where, in one line and in the document", async () => {
+    fs.writeFileSync(path.join(dir, "b.plan"), '{"qkitPlan":1,"steps":[null],"fingerprint":"x"}');
+    const r = await qkit("template", "apply", "b.plan", "--json", "--yes");
+    expect(r.code).toBe(1);
+    const message = "b.plan: step 1 is not an object; make the plan again with `qkit template plan --out`";
+    expect(r.err).toBe(`qkit template apply: ${message} [invalid-plan]\n`);
+    expect(onlyDocument(r.out)).toMatchObject({ ok: false, error: { code: "invalid-plan", message }, steps: [], journal: null });
+  });
+
+  it("a real plan edited: a step without its id, a plan without its scope", async () => {
+    expect((await qkit("template", "plan", "laptop.qubes.yaml", "--adopt", "--out", "good.plan")).code).toBe(0);
+    const good = JSON.parse(fs.readFileSync(path.join(dir, "good.plan"), "utf8"));
+    const cases: Array<[string, (p: Record<string, unknown> & { steps: Array<Record<string, unknown>> }) => void, string]> = [
+      ["noid.plan", (p) => delete p.steps[1]!["id"], "step 2: `id` is not a string"],
+      ["noscope.plan", (p) => delete p["scope"], "`scope` is not an object"],
+      ["badcall.plan", (p) => ((p.steps[0]!["calls"] as unknown[])[0] = 7), `step 1 (${good.steps[0].id}): call 1 is not an object with string method, dest, arg and payload`],
+    ];
+    for (const [file, edit, problem] of cases) {
+      const p = structuredClone(good);
+      edit(p);
+      fs.writeFileSync(path.join(dir, file), JSON.stringify(p));
+      const r = await qkit("template", "apply", file, "--progress=ndjson", "--yes");
+      expect([r.code, r.err]).toEqual([1, `qkit template apply: ${file}: ${problem}; make the plan again with \`qkit template plan --out\` [invalid-plan]\n`]);
+      expect(onlyDocument(r.out)).toMatchObject({ ok: false, error: { code: "invalid-plan" } });
+    }
+  });
+});
+
 describe("a FILE that exists but cannot be read", () => {
   it("is [cannot-read] with the OS's wording (a symbolic link loop), not [file-not-found]", async () => {
     fs.symlinkSync("loop.qubes.yaml", path.join(dir, "loop.qubes.yaml"));

@@ -522,6 +522,48 @@ function removeIfEmpty(file: string): void {
   }
 }
 
+/**
+ * What is wrong with a saved plan's shape (what apply reads of it), or `undefined`: a plan that
+ * was edited or cut short is refused with where, before anything uses it.
+ */
+function savedPlanProblem(plan: Record<string, unknown>): string | undefined {
+  const isObject = (x: unknown): x is Record<string, unknown> => !!x && typeof x === "object" && !Array.isArray(x);
+  const strings = (x: unknown) => Array.isArray(x) && x.every((v) => typeof v === "string");
+  const steps = plan["steps"];
+  if (!Array.isArray(steps)) return "`steps` is not a list";
+  for (const [i, st] of steps.entries()) {
+    const at = `step ${i + 1}`;
+    if (!isObject(st)) return `${at} is not an object`;
+    for (const k of ["id", "kind", "target", "object", "key"]) if (typeof st[k] !== "string") return `${at}: \`${k}\` is not a string`;
+    for (const k of ["before", "after"]) if (st[k] !== null && typeof st[k] !== "string") return `${at} (${st["id"]}): \`${k}\` is neither a string nor null`;
+    if (!strings(st["requires"])) return `${at} (${st["id"]}): \`requires\` is not a list of step ids`;
+    if (st["deferred"] !== undefined && typeof st["deferred"] !== "string") return `${at} (${st["id"]}): \`deferred\` is not a string`;
+    if (!Array.isArray(st["calls"])) return `${at} (${st["id"]}): \`calls\` is not a list`;
+    for (const [j, c] of (st["calls"] as unknown[]).entries())
+      if (!isObject(c) || !["method", "dest", "arg", "payload"].every((k) => typeof c[k] === "string")) return `${at} (${st["id"]}): call ${j + 1} is not an object with string method, dest, arg and payload`;
+  }
+  if (typeof plan["stack"] !== "string") return "`stack` is not a string";
+  if (typeof plan["fingerprint"] !== "string") return "`fingerprint` is not a string";
+  const scope = plan["scope"];
+  if (!isObject(scope)) return "`scope` is not an object";
+  for (const k of ["qubes", "policy", "available"]) if (!strings(scope[k])) return `\`scope.${k}\` is not a list of names`;
+  if (scope["focus"] !== undefined && !strings(scope["focus"])) return "`scope.focus` is not a list of names";
+  if (scope["deep"] !== undefined && !isObject(scope["deep"])) return "`scope.deep` is not an object";
+  for (const k of ["errors", "warnings"]) {
+    const list = plan[k];
+    if (list === undefined && k === "warnings") continue;
+    if (!Array.isArray(list)) return `\`${k}\` is not a list`;
+    for (const [i, e] of list.entries()) if (!isObject(e) || typeof e["code"] !== "string" || typeof e["message"] !== "string") return `${k.slice(0, -1)} ${i + 1} is not an object with a code and a message`;
+  }
+  if (!isObject(plan["summary"])) return "`summary` is not an object";
+  for (const k of ["restartToTakeEffect", "orphans"]) if (!strings(plan[k])) return `\`${k}\` is not a list of names`;
+  for (const k of ["options", "view", "decisionChanges"]) if (plan[k] !== undefined && !isObject(plan[k])) return `\`${k}\` is not an object`;
+  const ex = plan["expectations"];
+  if (ex !== undefined && (!isObject(ex) || typeof ex["total"] !== "number" || !Array.isArray(ex["failed"]) || !ex["failed"].every((f) => isObject(f) && typeof f["expect"] === "string")))
+    return "`expectations` is not an object with a total and the failed entries";
+  return undefined;
+}
+
 /** How apply reports: human lines, one JSON document at the end, or also a JSON line per step as it ends. */
 type OutputMode = "text" | "json" | "ndjson";
 
@@ -618,10 +660,26 @@ class ApplyReport {
     return this;
   }
 
-  /** The document, once, as the last line of standard output (JSON modes only). */
+  /** The document, once, as the last line of standard output (JSON modes only); never throws. */
   emit(exit: number): void {
     if (!this.json || this.emitted) return;
     this.emitted = true;
+    let text: string;
+    try {
+      text = this.document(exit);
+    } catch (e) {
+      // A plan of an unexpected shape: the document all the same, with what stopped the apply.
+      const error = this.error ?? { code: "error", message: `cannot report the apply: ${e instanceof Error ? e.message : String(e)}` };
+      text = JSON.stringify({ qkitApply: 1, ok: false, matches: false, stack: typeof this.stack === "string" ? this.stack : null, error, failed: null, resume: this.resume, journal: this.journal, applied: 0, deferred: 0, total: 0, steps: [], sideEffects: null, errors: [], warnings: [], expectations: null });
+    }
+    try {
+      this.io.stdout.write(text + "\n");
+    } catch {
+      // Standard output is gone: nothing more to say.
+    }
+  }
+
+  private document(exit: number): string {
     const steps: StepStatus[] = (this.plan?.steps ?? []).map((s, i) => this.done.get(i + 1) ?? { ...ApplyReport.stepOf(s, i + 1), status: "skipped", ms: 0 });
     const count = (st: StepStatus["status"]) => steps.filter((x) => x.status === st).length;
     const pick = (sev: "error" | "warning") =>
@@ -649,7 +707,7 @@ class ApplyReport {
       warnings: pick("warning"),
       expectations: this.plan?.expectations ?? null,
     };
-    this.io.stdout.write(JSON.stringify(doc) + "\n");
+    return JSON.stringify(doc);
   }
 }
 
@@ -673,8 +731,10 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
   }
   const fromSaved = !!saved && typeof saved === "object" && (saved as Plan).qkitPlan === 1;
   if (fromSaved) {
+    // Its shape first: an edited or truncated plan is said as such, never a crash halfway.
+    const problem = savedPlanProblem(saved as Record<string, unknown>);
+    if (problem) throw new CliFailure(`${p.file}: ${problem}; make the plan again with \`qkit template plan --out\``, "invalid-plan");
     plan = saved as Plan;
-    if (!Array.isArray(plan.steps) || typeof plan.fingerprint !== "string") throw new CliFailure(`${p.file} is not a complete saved plan; run \`qkit template plan --out\` again`, "invalid-plan");
     report.setPlan(plan);
     for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
     conn = openConnection(p, io, plan.options?.policyDir);
