@@ -96,11 +96,11 @@ describe("apply --json before any step", () => {
     });
   });
 
-  it("no terminal to ask on: every step skipped, no journal left", async () => {
+  it("no --yes (no terminal to ask on): every step skipped, no journal left, exit 2", async () => {
     const r = await qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--json");
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     const doc = onlyDocument(r.out);
-    expect(doc).toMatchObject({ ...nothingDone, stack: "laptop", error: { code: "confirmation-required" } });
+    expect(doc).toMatchObject({ ...nothingDone, stack: "laptop", error: { code: "confirmation-required", message: "--json needs --yes: the plan is not shown in JSON modes; review it with `qkit template plan laptop.qubes.yaml` first" } });
     expect(doc.steps.length).toBeGreaterThan(0);
     expect(doc.steps.every((s) => s.status === "skipped")).toBe(true);
     expect(fs.existsSync(path.join(dir, "state"))).toBe(false);

@@ -60,6 +60,28 @@ afterAll(async () => {
 
 const journals = () => (fs.existsSync(path.join(dir, "state", "qkit")) ? fs.readdirSync(path.join(dir, "state", "qkit")) : []);
 
+describe("apply in JSON modes without --yes", () => {
+  for (const mode of ["--json", "--progress=ndjson"]) {
+    it(`${mode} on a terminal: refused before asking (the plan is not shown), exit 2`, async () => {
+      const r = await runQkitOnTerminal("yes", ["template", "apply", "laptop.qubes.yaml", "--adopt", mode], { cwd: dir, env });
+      expect(r.code).toBe(2);
+      expect(r.err).not.toContain("Only 'yes' is accepted");
+      const message = `${mode} needs --yes: the plan is not shown in JSON modes; review it with \`qkit template plan laptop.qubes.yaml\` first`;
+      expect(r.err).toBe(`qkit template apply: ${message} [confirmation-required]\n`);
+      const doc = onlyDocument(r.out);
+      expect(doc).toMatchObject({ ok: false, matches: false, stack: "laptop", error: { code: "confirmation-required", message }, journal: null, applied: 0 });
+      expect(doc.steps.length).toBeGreaterThan(0);
+      expect(doc.steps.every((s) => s.status === "skipped")).toBe(true);
+      expect(journals()).toEqual([]);
+    });
+  }
+
+  it("the help's exit statuses say so", async () => {
+    const help = await qkit("template", "apply", "--help");
+    expect(help.out.replace(/\s+/g, " ")).toContain("also 2 for a usage error, --json or --progress=ndjson without --yes ([confirmation-required]; nothing was changed)");
+  });
+});
+
 describe("a saved plan of the wrong shape", () => {
   it("is refused with what is wrong and where, in one line and in the document", async () => {
     fs.writeFileSync(path.join(dir, "b.plan"), '{"qkitPlan":1,"steps":[null],"fingerprint":"x"}');

@@ -103,7 +103,8 @@ applies the steps one by one. Every call and reply goes to a journal
 the live state.
 
 options:
-  --yes              do not ask (required without a terminal)
+  --yes              do not ask (required without a terminal, and with
+                     --json or --progress=ndjson, which do not show the plan)
   --journal PATH     where the journal goes (default:
                      $XDG_STATE_HOME/qkit/apply-TIME.ndjson or
                      ~/.local/state/qkit/apply-TIME.ndjson)
@@ -127,11 +128,13 @@ and no --yes, [confirmation-required]; nothing was changed), 2 applied what coul
 the system does not match the stack: some steps are deferred (listed; stop
 the qubes named, or use --restart=if-needed, and apply again) or qubesd
 changes a setting of the stack again as a consequence of another
-(warning[undone-by-qubesd]); also 2 for a usage error or a FILE that
-cannot be read (the message says which), 130/143 interrupted by
-SIGINT/SIGTERM. With --json the same; the document's "ok" is false exactly
-when "error" says what stopped the apply (exit 1, 2 for a usage error or
-an unreadable FILE, 130/143), and "matches" is true exactly for exit 0.
+(warning[undone-by-qubesd]); also 2 for a usage error, --json or
+--progress=ndjson without --yes ([confirmation-required]; nothing was
+changed) or a FILE that cannot be read (the message says which), 130/143
+interrupted by SIGINT/SIGTERM. With --json the same; the document's "ok"
+is false exactly when "error" says what stopped the apply (exit 1, 2 for a
+usage error, a missing --yes or an unreadable FILE, 130/143), and
+"matches" is true exactly for exit 0.
 
 ${CONNECTION_USAGE}
 `;
@@ -767,6 +770,9 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
   const journalPath = typeof journalFlag === "string" ? path.resolve(io.cwd, journalFlag) : defaultJournalPath(io.env);
   if (typeof journalFlag === "string") refuseJournal(journalFlag, journalPath, path.resolve(io.cwd, p.file), fromSaved);
   const ask = !p.flags.has("--yes");
+  // JSON modes do not show the plan: a question there would be about steps nobody saw.
+  if (ask && report.json)
+    throw new CliFailure(`${report.mode === "ndjson" ? "--progress=ndjson" : "--json"} needs --yes: the plan is not shown in JSON modes; review it with \`qkit template plan ${fromSaved ? "STACK" : shellWord(p.file)}\` first`, "confirmation-required", true);
   if (ask && (io.stdin as { isTTY?: boolean }).isTTY !== true) throw new CliFailure("refusing to change the system without a terminal to ask on; pass --yes to apply without asking", "confirmation-required");
   const journalExisted = fs.existsSync(journalPath);
   let journal: ReturnType<typeof fileJournal>;
