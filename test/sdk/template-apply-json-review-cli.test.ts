@@ -141,3 +141,28 @@ describe("a FILE that exists but cannot be read", () => {
     expect(readFailure("ENOTDIR").code).toBe("file-not-found");
   });
 });
+
+describe("warnings in the document", () => {
+  it("qubesd changing back a setting the stack declares: warning[undone-by-qubesd] in `warnings`", async () => {
+    // As template-side-effects.test.ts: the clock moves to sys-firewall (qubesd gives it clocksync), then back to
+    // sys-net while sys-firewall declares clocksync: qubesd removes it again.
+    const text = fs.readFileSync(path.join(dir, "laptop.qubes.yaml"), "utf8");
+    expect(text).toContain("clockvm: sys-net");
+    fs.writeFileSync(path.join(dir, "clock.qubes.yaml"), text.replace("clockvm: sys-net", "clockvm: sys-firewall"));
+    expect((await qkit("template", "apply", "clock.qubes.yaml", "--adopt", "--json", "--yes")).code).toBe(2);
+    const fw = "    features: { servicevm: true }\n    services: { qubes-updates-proxy: true }\n\n  sys-usb:";
+    expect(text).toContain(fw);
+    fs.writeFileSync(path.join(dir, "undone.qubes.yaml"), text.replace(fw, fw.replace("{ qubes-updates-proxy: true }", "{ qubes-updates-proxy: true, clocksync: true }")));
+    const r = await qkit("template", "apply", "undone.qubes.yaml", "--json", "--yes");
+    expect([r.code, r.err]).toEqual([2, ""]);
+    const doc = onlyDocument(r.out);
+    expect(doc).toMatchObject({ ok: true, matches: false, error: null });
+    expect((doc.warnings as Array<{ code: string; message: string }>).filter((w) => w.code === "undone-by-qubesd")).toEqual([
+      {
+        code: "undone-by-qubesd",
+        message:
+          'sys-firewall feature service.clocksync: the stack declares "1", and qubesd changes it to absent as a consequence of the plan (seen in the rehearsal): the system will not match the stack after apply; declare what qubesd leaves, or change the setting that makes it do so',
+      },
+    ]);
+  });
+});

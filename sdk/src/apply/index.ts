@@ -28,5 +28,5 @@ export {
   type ApplyConnection,
 } from "./execute.js";
 export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
-export { lineDiff, oneLine, renderPlan, renderSideEffects } from "./render.js";
+export { lineDiff, oneLine, renderPlan, renderSideEffects, undoneWarnings } from "./render.js";
 export { planStack, planExpectations, planWhatIf, readPolicyTexts, readWhatIfInputs, writesPolicy, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

@@ -162,16 +162,24 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
 }
 
 /**
+ * The warnings for settings of the stack that qubesd changes again as a consequence of the plan
+ * (`managed` side effects): `undone-by-qubesd`, as the text shows them and `apply --json` lists them.
+ */
+export function undoneWarnings(effects: readonly SideEffect[]): Array<{ code: "undone-by-qubesd"; message: string }> {
+  return effects
+    .filter((e) => e.managed)
+    .map((e) => ({
+      code: "undone-by-qubesd" as const,
+      message: `${e.qube === "" ? "global" : e.qube} ${e.key}: ${e.undoes ? `step ${e.undoes} sets ${e.before}` : `the stack declares ${e.before}`}, and qubesd changes it to ${e.after} as a consequence of the plan (seen in the rehearsal): the system will not match the stack after apply; declare what qubesd leaves, or change the setting that makes it do so`,
+    }));
+}
+
+/**
  * What qubesd changes on its own (a rehearsal's {@link SideEffect}s), one
  * line per change with every qube it touches: `""` when there is none.
  */
 export function renderSideEffects(effects: readonly SideEffect[]): string {
-  const undone = effects.filter((e) => e.managed);
-  const lines: string[] = [];
-  for (const e of undone)
-    lines.push(
-      `warning[undone-by-qubesd]: ${e.qube === "" ? "global" : e.qube} ${e.key}: ${e.undoes ? `step ${e.undoes} sets ${e.before}` : `the stack declares ${e.before}`}, and qubesd changes it to ${e.after} as a consequence of the plan (seen in the rehearsal): the system will not match the stack after apply; declare what qubesd leaves, or change the setting that makes it do so`,
-    );
+  const lines = undoneWarnings(effects).map((w) => `warning[${w.code}]: ${w.message}`);
   const rest = effects.filter((e) => !e.managed);
   if (!rest.length) return lines.length ? lines.join("\n") + "\n" : "";
   // One line per setting and new value, with every qube it touches (and the old value when they share it).

@@ -39,6 +39,7 @@ import {
   readLight,
   rehearse,
   renderSideEffects,
+  undoneWarnings,
   lineDiff,
   oneLine,
   renderPlan,
@@ -611,6 +612,8 @@ class ApplyReport {
   diagnostics: Listed | undefined;
   /** What differs since a stale plan was made. */
   stale: StaleChange[] | undefined;
+  /** Warnings seen in the rehearsal (`undone-by-qubesd`), after the plan's. */
+  rehearsalWarnings: Array<{ code: string; message: string }> = [];
   /** The step that failed: on the system, or in the rehearsal (nothing was sent then). */
   failed: (StepId & NonNullable<StepStatus["error"]> & { rehearsal: boolean }) | null = null;
   private error: { code: string; message: string } | null = null;
@@ -707,7 +710,7 @@ class ApplyReport {
       ...(this.stale ? { changes: this.stale } : {}),
       sideEffects: this.sideEffects,
       errors: pick("error"),
-      warnings: pick("warning"),
+      warnings: [...pick("warning"), ...this.rehearsalWarnings],
       expectations: this.plan?.expectations ?? null,
     };
     return JSON.stringify(doc);
@@ -808,6 +811,7 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
         undone = effects.filter((e) => e.managed).length;
         if (!r.failure) {
           report.sideEffects = effects;
+        report.rehearsalWarnings = undoneWarnings(effects);
           report.say(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
         }
       },
