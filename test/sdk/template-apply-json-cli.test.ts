@@ -125,7 +125,8 @@ describe("apply --json before any step", () => {
     const r = await qkit("template", "apply", "p.plan", "--json", "--yes");
     expect(r.code).toBe(1);
     const doc = onlyDocument(r.out);
-    expect(doc).toMatchObject({ ...nothingDone, stack: "laptop", error: { code: "stale-plan", message: "the plan is stale: the system changed since it was made (qube work: memory); run `qkit template plan` again" }, changes: [{ subject: "qube work", what: "memory" }] });
+    expect(doc).toMatchObject({ ...nothingDone, stack: "laptop", error: { code: "stale-plan", message: "the plan is stale: the system changed since it was made (qube work: memory); run `qkit template plan` again" }, staleChanges: [{ subject: "qube work", what: "memory" }] });
+    expect(doc).not.toHaveProperty("changes");
     expect(doc.steps.every((s) => s.status === "skipped")).toBe(true);
     expect(fs.readdirSync(path.join(dir, "state", "qkit"))).toEqual([]);
     await qubes.qube("work").resetProperty("memory");
@@ -152,7 +153,8 @@ describe("apply --json and --progress=ndjson of the steps", () => {
       stack: "laptop",
       error: { code: "apply-failed" },
       failed: { index: i + 1, id: "work.p.memory", kind: "set-property", target: "qube work", key: "memory", type: "QubesException", message: "refused by the test", call: { method: "admin.vm.property.Set", dest: "work", arg: "memory" }, rehearsal: false },
-      resume: "qkit template apply laptop.qubes.yaml --adopt --progress=ndjson --yes",
+      // Absolute: it resumes from any directory.
+      resume: `qkit template apply ${path.join(dir, "laptop.qubes.yaml")} --adopt --progress=ndjson --yes`,
     });
     expect((doc.error as { message: string }).message).toMatch(/^step \d+\/\d+ work\.p\.memory failed: admin\.vm\.property\.Set memory on work: QubesException: refused by the test; applied \d+ of \d+ steps; run apply again to resume from the live state \(journal .*\)$/);
     expect(doc.steps[i]).toMatchObject({ status: "failed", error: { type: "QubesException", message: "refused by the test" } });

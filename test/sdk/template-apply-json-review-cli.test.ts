@@ -142,6 +142,20 @@ describe("a FILE that exists but cannot be read", () => {
   });
 });
 
+describe("resume in the document", () => {
+  it("resume names FILE and --journal by absolute paths, and runs from another directory", async () => {
+    fs.mkdirSync(path.join(dir, "j"));
+    const r = await refusing("admin.vm.property.Set+memory dom0 name work\0", () => qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--json", "--yes", "--journal", "j/one.ndjson"));
+    expect(r.code).toBe(1);
+    const doc = onlyDocument(r.out);
+    const resume = `qkit template apply ${path.join(dir, "laptop.qubes.yaml")} --adopt --json --yes --journal ${path.join(dir, "j", "one.ndjson")}`;
+    expect(doc).toMatchObject({ error: { code: "apply-failed" }, resume, journal: path.join(dir, "j", "one.ndjson") });
+    const again = await runQkit(resume.split(" ").slice(1), { cwd: "/", env });
+    expect([again.code, again.err]).toEqual([2, ""]);
+    expect(onlyDocument(again.out)).toMatchObject({ ok: true, error: null, deferred: 3 });
+  });
+});
+
 describe("warnings in the document", () => {
   it("qubesd changing back a setting the stack declares: warning[undone-by-qubesd] in `warnings`", async () => {
     // As template-side-effects.test.ts: the clock moves to sys-firewall (qubesd gives it clocksync), then back to

@@ -105,7 +105,7 @@ describe("qkit template apply interrupted by a signal", () => {
         // One document: what was interrupted, the steps not run, the same command to resume.
         expect(out.split("\n").length).toBe(2);
         const doc = JSON.parse(out);
-        expect(doc).toMatchObject({ qkitApply: 1, ok: false, matches: false, error: { code: "interrupted", message: lines[1]!.slice("qkit template apply: ".length, -" [interrupted]".length) }, resume: `qkit ${argv.join(" ")}`, journal, applied: Number(applied) });
+        expect(doc).toMatchObject({ qkitApply: 1, ok: false, matches: false, error: { code: "interrupted", message: lines[1]!.slice("qkit template apply: ".length, -" [interrupted]".length) }, resume: `qkit template apply ${path.join(dir, `${name}.qubes.yaml`)} --yes --journal ${journal} --json`, journal, applied: Number(applied) });
         const i = doc.steps.findIndex((s: { id: string }) => s.id === next);
         expect(doc.steps.slice(i).map((s: { status: string }) => s.status)).toEqual(Array(doc.steps.length - i).fill("skipped"));
       }

@@ -399,6 +399,36 @@ function whatifCommand(p: ParsedArgs & { file: string }): string {
   return words.map(shellWord).join(" ");
 }
 
+/**
+ * The command that resumes an apply: the same arguments, with FILE and the paths of options
+ * (--journal, --policy-dir, --socket) made absolute, so that it runs from any directory.
+ */
+function resumeCommand(args: readonly string[], io: CliIO, valueFlags: readonly string[]): string {
+  const abs = (v: string) => path.resolve(io.cwd, v);
+  const paths = ["--journal", "--policy-dir", "--socket"];
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      out.push(a, ...args.slice(i + 1).map(abs));
+      break;
+    }
+    if (a.startsWith("-") && a !== "-" && !/^-[0-9]/.test(a)) {
+      const eq = a.indexOf("=");
+      const name = eq < 0 ? a : a.slice(0, eq);
+      if (valueFlags.includes(name) && eq >= 0) out.push(paths.includes(name) ? `${name}=${abs(a.slice(eq + 1))}` : a);
+      else if (valueFlags.includes(name)) {
+        out.push(a);
+        const v = args[++i];
+        if (v !== undefined) out.push(paths.includes(name) ? abs(v) : v);
+      } else out.push(a);
+      continue;
+    }
+    out.push(abs(a));
+  }
+  return ["qkit", "template", "apply", ...out].map(shellWord).join(" ");
+}
+
 function header(live: LiveSystem, conn: StackConnection): string {
   const qubes = Object.keys(live.qubes).length;
   return `Read ${qubes} qube${qubes === 1 ? "" : "s"} and ${live.policyNames.length} policy file${live.policyNames.length === 1 ? "" : "s"} (${conn.policy.description})`;
@@ -707,7 +737,7 @@ class ApplyReport {
       deferred: count("deferred"),
       total: steps.length,
       steps,
-      ...(this.stale ? { changes: this.stale } : {}),
+      ...(this.stale ? { staleChanges: this.stale } : {}),
       sideEffects: this.sideEffects,
       errors: pick("error"),
       warnings: [...pick("warning"), ...this.rehearsalWarnings],
@@ -718,7 +748,8 @@ class ApplyReport {
 }
 
 async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise<number> {
-  const p = parse(args, { values: [...VALUE_FLAGS.filter((f) => f !== "--out"), "--progress"], booleans: BOOL_FLAGS.filter((f) => f !== "--detailed-exitcode") });
+  const valueFlags = [...VALUE_FLAGS.filter((f) => f !== "--out"), "--progress"];
+  const p = parse(args, { values: valueFlags, booleans: BOOL_FLAGS.filter((f) => f !== "--detailed-exitcode") });
   const progress = p.flags.get("--progress");
   if (progress !== undefined && progress !== "ndjson") throw new UsageError(`--progress must be ndjson, got \`${String(progress)}\``);
   let plan: Plan;
@@ -853,8 +884,8 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
     throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
   }
   const r = outcome.result;
-  // Run again, the same command resumes from the live state; a saved plan is made again first.
-  const resume = fromSaved ? undefined : ["qkit", "template", "apply", ...args].map(shellWord).join(" ");
+  // Run again, the same command resumes from the live state (from any directory: its paths made absolute); a saved plan is made again first.
+  const resume = fromSaved ? undefined : resumeCommand(args, io, valueFlags);
   const again = fromSaved ? "make a new plan (`qkit template plan STACK --out PLAN`) and apply it to resume from the live state" : "run apply again to resume from the live state";
   if (r.interrupted) {
     const left = r.total - r.applied - r.deferred;
