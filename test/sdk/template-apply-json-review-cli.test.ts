@@ -142,6 +142,31 @@ describe("a FILE that exists but cannot be read", () => {
   });
 });
 
+describe("an apply that stops after opening its journal", () => {
+  it("qubesd gone before any call: no empty journal left, the document names none", async () => {
+    // The connection goes through a link that disappears once the journal is open.
+    const link = path.join(dir, "gone.sock");
+    fs.symlinkSync(server.path, link);
+    const journal = path.join(dir, "gone.ndjson");
+    const sim = server.simulator;
+    const open = sim.open;
+    sim.open = (request, sink) => {
+      if (fs.existsSync(journal) && fs.existsSync(link)) fs.rmSync(link);
+      return open.call(sim, request, sink);
+    };
+    let r;
+    try {
+      r = await runQkit(["template", "apply", "laptop.qubes.yaml", "--adopt", "--json", "--yes", "--journal", "gone.ndjson"], { cwd: dir, env: { ...env, QUBESD_SOCKET: link } });
+    } finally {
+      sim.open = open;
+    }
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/\[connect-failed\]\n$/);
+    expect(onlyDocument(r.out)).toMatchObject({ ok: false, error: { code: "connect-failed" }, journal: null, applied: 0 });
+    expect(fs.existsSync(journal)).toBe(false);
+  });
+});
+
 describe("resume in the document", () => {
   it("resume names FILE and --journal by absolute paths, and runs from another directory", async () => {
     fs.mkdirSync(path.join(dir, "j"));

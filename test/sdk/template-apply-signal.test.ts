@@ -118,3 +118,44 @@ describe("qkit template apply interrupted by a signal", () => {
     });
   }
 });
+
+
+describe("qkit template apply interrupted before any step", () => {
+  for (const [sig, code, json] of [["SIGINT", 130, false], ["SIGTERM", 143, true]] as const) {
+    it(`${sig}${json ? " (--json)" : ""} while reading the system: one line, nothing changed, no journal, exits ${code}`, async () => {
+      const name = `early${code}${json ? "json" : ""}`;
+      fs.writeFileSync(path.join(dir, `${name}.qubes.yaml`), stack(name));
+      const via = path.join(dir, `${name}.sock`);
+      let child: ReturnType<typeof spawn> | undefined;
+      let noticed: () => void = () => {};
+      const notice = new Promise<void>((r) => (noticed = r));
+      // The first read's reply is held until the CLI said it stopped.
+      const srv = await proxy(via, "admin.vm.List", async () => {
+        child!.kill(sig);
+        await notice;
+      });
+      const argv = ["template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`, ...(json ? ["--json"] : [])];
+      child = spawn(process.execPath, [CLI, ...argv], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d) => (out += d));
+      child.stderr!.on("data", (d) => {
+        err += d;
+        if (err.includes("[interrupted]")) noticed();
+      });
+      const exit = await new Promise<number | null>((r) => child!.on("close", (c) => r(c)));
+      srv.close();
+      const message = "interrupted before any change; nothing was changed";
+      expect([exit, err]).toEqual([code, `qkit template apply: ${message} [interrupted]\n`]);
+      if (json) {
+        expect(out.split("\n").length).toBe(2);
+        expect(JSON.parse(out)).toMatchObject({ qkitApply: 1, ok: false, matches: false, error: { code: "interrupted", message }, journal: null, applied: 0 });
+      } else expect(out).toBe("");
+      expect(fs.existsSync(path.join(dir, `${name}.ndjson`))).toBe(false);
+      // Nothing was created.
+      const env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
+      const plan = await runQkit(["template", "plan", `${name}.qubes.yaml`, "--json"], { cwd: dir, env });
+      expect(JSON.parse(plan.out).steps.filter((s: { kind: string }) => s.kind === "create").length).toBe(3);
+    });
+  }
+});

@@ -123,6 +123,8 @@ ${COMMON}
 
 Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
 journal records it, and running apply again resumes from the live state.
+Before the first step (reading, planning, the rehearsal, the question) it
+stops at once: nothing was changed.
 
 exit status: 0 everything applied, 1 error (also: no terminal to ask on
 and no --yes, [confirmation-required]; nothing was changed), 2 applied what could be but
@@ -492,15 +494,20 @@ function writePlanFile(file: string, io: CliIO, plan: Plan): void {
   }
 }
 
-async function confirm(io: CliIO, question: string): Promise<boolean> {
+/** Asks `question` on the terminal; true for `yes`. A signal ends the question (false). */
+async function confirm(io: CliIO, question: string, signal?: AbortSignal): Promise<boolean> {
   const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
+  const close = () => rl.close();
+  signal?.addEventListener("abort", close, { once: true });
   try {
     const answer = await new Promise<string>((resolve) => {
+      if (signal?.aborted) return resolve("");
       rl.question(question, resolve);
       rl.once("close", () => resolve(""));
     });
     return answer.trim() === "yes";
   } finally {
+    signal?.removeEventListener("abort", close);
     rl.close();
   }
 }
@@ -547,12 +554,22 @@ function expectationFailure(plan: Plan, verb: "plan" | "apply"): string | undefi
   return `${n} of ${e.total} expectation${e.total === 1 ? "" : "s"} fail${n === 1 ? "s" : ""} after apply (${e.failed[0]!.expect}${n > 1 ? ", …" : ""}); ${verb === "plan" ? "apply would refuse this plan" : "nothing was changed"}; fix the stack or its expect: entries, or pass --ignore-expect`;
 }
 
-/** Removes a journal nothing was written to (an apply declined at the question). */
-function removeIfEmpty(file: string): void {
+/** Removes a journal nothing was written to (an apply declined at the question, or stopped before any step); true when it is gone. */
+function removeIfEmpty(file: string): boolean {
   try {
-    if (fs.statSync(file).size === 0) fs.unlinkSync(file);
+    if (fs.statSync(file).size !== 0) return false;
+    fs.unlinkSync(file);
+    return true;
   } catch {
     // Nothing to tidy.
+    return !fs.existsSync(file);
+  }
+}
+
+/** A signal before any step started: nothing was changed (exit 130/143). */
+class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super("interrupted before any change; nothing was changed");
   }
 }
 
@@ -748,6 +765,45 @@ class ApplyReport {
 }
 
 async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise<number> {
+  // Ctrl-C or a TERM from the start: before any step it stops the read, the plan, the rehearsal or
+  // the question at once (nothing was changed); once the steps run, after the step in flight,
+  // journaled and reported. Exit 130/143 either way.
+  const stop = new AbortController();
+  /** Set once the steps start (the question, if any, was answered yes). */
+  let stepsStarted = false;
+  let interrupt: (e: Interrupted) => void = () => {};
+  const interrupted = new Promise<never>((_, reject) => (interrupt = reject));
+  interrupted.catch(() => {});
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop.signal.aborted) return;
+    if (stepsStarted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
+    stop.abort(sig);
+    if (!stepsStarted) interrupt(new Interrupted(sig));
+  };
+  /** `p`, unless a signal comes first (before the steps). */
+  const until = <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted]);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await applyRun(args, io, report, { stop, until, started: () => (stepsStarted = true) });
+  } catch (e) {
+    if (!(e instanceof Interrupted)) throw e;
+    report.fail("interrupted", e.message);
+    io.stderr.write(`qkit template apply: ${e.message} [interrupted]\n`);
+    return e.signal === "SIGTERM" ? 143 : 130;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function applyRun(
+  args: string[],
+  io: CliIO,
+  report: ApplyReport,
+  interruption: { stop: AbortController; until: <T>(p: Promise<T>) => Promise<T>; started: () => void },
+): Promise<number> {
+  const { stop, until } = interruption;
   const valueFlags = [...VALUE_FLAGS.filter((f) => f !== "--out"), "--progress"];
   const p = parse(args, { values: valueFlags, booleans: BOOL_FLAGS.filter((f) => f !== "--detailed-exitcode") });
   const progress = p.flags.get("--progress");
@@ -776,11 +832,11 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
     for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
     conn = openConnection(p, io, plan.options?.policyDir);
     // Shown as `plan` showed it: which changes wait for a running qube's next start.
-    const now = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { focus: plan.scope.focus } : {});
+    const now = await until(readLight(conn.qubes, conn.policy, plan.scope.focus ? { focus: plan.scope.focus } : {}));
     running = runningOf(now);
     report.say(renderPlan(plan, { running, header: header(now, conn) }));
   } else {
-    const made = await makePlan(p, io, report.json ? (stack, listed) => ((report.stack = typeof stack === "string" ? stack : null), (report.diagnostics = listed)) : undefined);
+    const made = await until(makePlan(p, io, report.json ? (stack, listed) => ((report.stack = typeof stack === "string" ? stack : null), (report.diagnostics = listed)) : undefined));
     plan = made.plan;
     report.setPlan(plan);
     conn = made.conn;
@@ -818,92 +874,96 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
   }
   report.journal = journalPath;
   report.say(`Journal: ${journalPath}\n`);
-  let outcome: Awaited<ReturnType<typeof applyPlan>>;
-  /** Settings of the plan that qubesd changes again afterwards (seen in the rehearsal). */
-  let undone = 0;
-  let failedProgress: StepProgress | undefined;
-  // Ctrl-C or a TERM stops the apply after the step in flight, journaled and reported (exit 130/143).
-  const stop = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (!stop.signal.aborted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
-    stop.abort(sig);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
   try {
-    outcome = await applyPlan(plan, conn, {
-      journal,
-      signal: stop.signal,
-      ignoreExpect: p.flags.has("--ignore-expect"),
-      ...(planned ? { planned } : {}),
-      // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
-      ...(ask ? { confirm: () => confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `) } : {}),
-      onRehearsed: (r, effects) => {
-        undone = effects.filter((e) => e.managed).length;
-        if (!r.failure) {
-          report.sideEffects = effects;
-        report.rehearsalWarnings = undoneWarnings(effects);
-          report.say(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
-        }
-      },
-      onStep: (s) => {
-        // A failed step is reported with its failure, below (the failure comes with the result).
-        if (s.status === "failed") {
-          failedProgress = s;
-          return;
-        }
-        report.step(s);
-        report.say(progressLine(s.index, s.total, s.step, s.status, s.ms));
-      },
-    });
+    return await applyOpened();
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
     journal.close?.();
+    // However the apply ended (a failure before any call included: qubesd gone, an interruption),
+    // a journal it created and left empty is removed, and the document names none.
+    if (!journalExisted && removeIfEmpty(journalPath)) report.journal = null;
   }
-  if (outcome.status !== "applied") {
-    // Nothing was sent: a journal this apply created is left empty, and removed.
-    if (!journalExisted) removeIfEmpty(journalPath);
-    report.journal = null;
+
+  async function applyOpened(): Promise<number> {
+    let outcome: Awaited<ReturnType<typeof applyPlan>>;
+    /** Settings of the plan that qubesd changes again afterwards (seen in the rehearsal). */
+    let undone = 0;
+    let failedProgress: StepProgress | undefined;
+    outcome = await until(
+      applyPlan(plan, conn, {
+        journal,
+        signal: stop.signal,
+        ignoreExpect: p.flags.has("--ignore-expect"),
+        ...(planned ? { planned } : {}),
+        // Asked once the rehearsal passed: the answer is about steps the simulator accepted.
+        // Always given: the steps start here, unless a signal came first.
+        confirm: async () => {
+          const yes = !ask || (await confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `, stop.signal));
+          if (stop.signal.aborted) return false;
+          if (yes) interruption.started();
+          return yes;
+        },
+        onRehearsed: (r, effects) => {
+          undone = effects.filter((e) => e.managed).length;
+          if (!r.failure) {
+            report.sideEffects = effects;
+            report.rehearsalWarnings = undoneWarnings(effects);
+            report.say(`Rehearsal on a simulated copy of the system: ${r.applied} step${r.applied === 1 ? "" : "s"} ok.\n${renderSideEffects(effects)}`);
+          }
+        },
+        onStep: (s) => {
+          // A failed step is reported with its failure, below (the failure comes with the result).
+          if (s.status === "failed") {
+            failedProgress = s;
+            return;
+          }
+          report.step(s);
+          report.say(progressLine(s.index, s.total, s.step, s.status, s.ms));
+        },
+      }),
+    );
+    if (outcome.status !== "applied") {
+      // Nothing was sent: a journal this apply created is left empty (removed on the way out).
+      report.journal = null;
+    }
+    if (outcome.status === "declined") {
+      report.fail("declined", "not applied: the answer was not 'yes'");
+      io.stderr.write("qkit template apply: not applied.\n");
+      return 1;
+    }
+    if (outcome.status === "stale") {
+      report.stale = outcome.changes;
+      const what = describeChanges(outcome.changes);
+      throw new CliFailure(`the plan is stale: the system changed since it was made${what ? ` (${what})` : ""}; run \`qkit template plan\` again`, "stale-plan");
+    }
+    if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
+    if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
+    if (outcome.status === "rehearsal-failed") {
+      const f = outcome.rehearsal.failure!;
+      report.failedStep(f, plan.steps.indexOf(f.step) + 1);
+      throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
+    }
+    const r = outcome.result;
+    // Run again, the same command resumes from the live state (from any directory: its paths made absolute); a saved plan is made again first.
+    const resume = fromSaved ? undefined : resumeCommand(args, io, valueFlags);
+    const again = fromSaved ? "make a new plan (`qkit template plan STACK --out PLAN`) and apply it to resume from the live state" : "run apply again to resume from the live state";
+    if (r.interrupted) {
+      const left = r.total - r.applied - r.deferred;
+      const message = `interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${left} not applied (next: ${r.interrupted.next.id}); ${again} (journal ${journalPath})`;
+      if (resume) report.resume = resume;
+      report.fail("interrupted", message);
+      io.stderr.write(`qkit template apply: ${message} [interrupted]\n`);
+      return r.interrupted.reason === "SIGTERM" ? 143 : 130;
+    }
+    if (r.failure) {
+      const index = plan.steps.indexOf(r.failure.step) + 1;
+      report.failedStep(r.failure, index, failedProgress ?? { index, total: r.total, step: r.failure.step, status: "failed", ms: 0 });
+      if (resume) report.resume = resume;
+      throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; ${again} (journal ${journalPath})`, "apply-failed");
+    }
+    report.say(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
+    if (undone) report.say(`qubesd changed ${undone} setting${undone === 1 ? "" : "s"} of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n`);
+    return r.deferred || undone ? 2 : 0;
   }
-  if (outcome.status === "declined") {
-    report.fail("declined", "not applied: the answer was not 'yes'");
-    io.stderr.write("qkit template apply: not applied.\n");
-    return 1;
-  }
-  if (outcome.status === "stale") {
-    report.stale = outcome.changes;
-    const what = describeChanges(outcome.changes);
-    throw new CliFailure(`the plan is stale: the system changed since it was made${what ? ` (${what})` : ""}; run \`qkit template plan\` again`, "stale-plan");
-  }
-  if (outcome.status === "errors") throw new CliFailure("the plan has errors", "plan-errors");
-  if (outcome.status === "expectations-failed") throw new CliFailure(expectationFailure(plan, "apply")!, "expectation-failed");
-  if (outcome.status === "rehearsal-failed") {
-    const f = outcome.rehearsal.failure!;
-    report.failedStep(f, plan.steps.indexOf(f.step) + 1);
-    throw new CliFailure(`the rehearsal on a simulated copy of the system refused ${f.summary.replace(/ failed: /, ": ")}; nothing was changed`, "rehearsal-failed");
-  }
-  const r = outcome.result;
-  // Run again, the same command resumes from the live state (from any directory: its paths made absolute); a saved plan is made again first.
-  const resume = fromSaved ? undefined : resumeCommand(args, io, valueFlags);
-  const again = fromSaved ? "make a new plan (`qkit template plan STACK --out PLAN`) and apply it to resume from the live state" : "run apply again to resume from the live state";
-  if (r.interrupted) {
-    const left = r.total - r.applied - r.deferred;
-    const message = `interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${left} not applied (next: ${r.interrupted.next.id}); ${again} (journal ${journalPath})`;
-    if (resume) report.resume = resume;
-    report.fail("interrupted", message);
-    io.stderr.write(`qkit template apply: ${message} [interrupted]\n`);
-    return r.interrupted.reason === "SIGTERM" ? 143 : 130;
-  }
-  if (r.failure) {
-    const index = plan.steps.indexOf(r.failure.step) + 1;
-    report.failedStep(r.failure, index, failedProgress ?? { index, total: r.total, step: r.failure.step, status: "failed", ms: 0 });
-    if (resume) report.resume = resume;
-    throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; ${again} (journal ${journalPath})`, "apply-failed");
-  }
-  report.say(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
-  if (undone) report.say(`qubesd changed ${undone} setting${undone === 1 ? "" : "s"} of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n`);
-  return r.deferred || undone ? 2 : 0;
 }
 
 /** The `qkit template` plan/apply/drift commands. */
