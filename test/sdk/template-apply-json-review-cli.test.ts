@@ -9,8 +9,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimulatorServer } from "@qubes-kit/sdk/sim";
+import { main } from "../../sdk/src/cli/main.js";
 import { readFailure } from "../../sdk/src/cli/template-tools.js";
 import { laptopOnSimulator } from "../helpers/laptop-sim.js";
 import { runQkit, runQkitOnTerminal } from "../helpers/qkit.js";
@@ -164,6 +166,27 @@ describe("an apply that stops after opening its journal", () => {
     expect(r.err).toMatch(/\[connect-failed\]\n$/);
     expect(onlyDocument(r.out)).toMatchObject({ ok: false, error: { code: "connect-failed" }, journal: null, applied: 0 });
     expect(fs.existsSync(journal)).toBe(false);
+  });
+});
+
+describe("an apply interrupted at the question", () => {
+  it("Ctrl-C while it asks: stops at once, nothing changed, no journal left, 130", async () => {
+    const listeners = process.listeners("SIGINT").length;
+    const stdin = Object.assign(new PassThrough(), { isTTY: true });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let err = "";
+    stdout.resume();
+    stderr.on("data", (d) => {
+      err += d;
+      if (String(d).includes("Only 'yes' is accepted")) setTimeout(() => process.emit("SIGINT", "SIGINT"), 10);
+    });
+    const code = await main(["template", "apply", "laptop.qubes.yaml", "--adopt", "--journal", "asked.ndjson"], { stdout, stderr, stdin, env, cwd: dir });
+    expect(code).toBe(130);
+    expect(err.endsWith("qkit template apply: interrupted before any change; nothing was changed [interrupted]\n")).toBe(true);
+    expect(fs.existsSync(path.join(dir, "asked.ndjson"))).toBe(false);
+    // The handlers are gone with the run.
+    expect(process.listeners("SIGINT").length).toBe(listeners);
   });
 });
 
