@@ -52,6 +52,20 @@ describe("qkit template whatif: failures", () => {
     expect(r.out).toContain("deciding rule: 30-user.policy:2");
   });
 
+  it("a --policy-dir that cannot be read: file-not-found for a missing one, cannot-read for a policy file that cannot be read, one line each", async () => {
+    const cwd = path.join(CASES, "failing-expect");
+    const missing = await runQkit(["template", "whatif", "stack.qubes.yaml", "--system", "system.json", "--policy-dir", "no-such-dir"], { cwd });
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/^qkit template whatif: cannot read policy directory \S*\/no-such-dir: No such file or directory; check the path \[file-not-found\]\n$/);
+    const dir = fs.mkdtempSync(path.join(fs.realpathSync(process.env["TMPDIR"] ?? "/tmp"), "qkit-whatif-"));
+    fs.cpSync(path.join(cwd, "policy.d"), path.join(dir, "policy.d"), { recursive: true });
+    // A policy file whose symbolic links loop: it exists, and reading it fails (ELOOP).
+    fs.symlinkSync("40-loop.policy", path.join(dir, "policy.d", "40-loop.policy"));
+    const looped = await runQkit(["template", "whatif", path.join(cwd, "stack.qubes.yaml"), "--system", path.join(cwd, "system.json"), "--policy-dir", "policy.d"], { cwd: dir });
+    expect(looped.code).toBe(2);
+    expect(looped.err).toMatch(/^qkit template whatif: cannot read policy file \S*\/policy\.d\/40-loop\.policy: Too many levels of symbolic links; the symbolic links on its path loop; check them \[cannot-read\]\n$/);
+  });
+
   it("a stack with errors is reported, not evaluated (exit 1)", async () => {
     const dir = fs.mkdtempSync(path.join(fs.realpathSync(process.env["TMPDIR"] ?? "/tmp"), "qkit-whatif-"));
     fs.writeFileSync(path.join(dir, "bad.qubes.yaml"), "qkit: 1\nstack: bad\nqubes:\n  work:\n    class: AppVM\n    memory: lots\n");

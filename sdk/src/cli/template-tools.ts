@@ -237,15 +237,45 @@ function readPolicyDir(dir: string): PolicyTexts {
   try {
     names = fs.readdirSync(dir);
   } catch (e) {
-    throw new ToolFailure(`cannot read policy directory ${dir}: ${osMessage(e)}; check the path`, "file-not-found", true);
+    const f = readFailure((e as NodeJS.ErrnoException).code);
+    throw new ToolFailure(`cannot read policy directory ${dir}: ${osMessage(e)}; ${f.advice}`, f.code, true);
   }
   for (const n of names) {
     const p = path.join(dir, n);
-    if (n.endsWith(".policy") && fs.statSync(p).isFile()) out[n] = fs.readFileSync(p, "utf8");
+    if (!n.endsWith(".policy")) continue;
+    try {
+      if (fs.statSync(p).isFile()) out[n] = fs.readFileSync(p, "utf8");
+    } catch (e) {
+      const f = readFailure((e as NodeJS.ErrnoException).code);
+      throw new ToolFailure(`cannot read policy file ${p}: ${osMessage(e)}; ${f.advice}`, f.code, true);
+    }
   }
   const inc = path.join(dir, "include");
-  if (fs.existsSync(inc) && fs.statSync(inc).isDirectory())
-    for (const n of fs.readdirSync(inc)) if (fs.statSync(path.join(inc, n)).isFile()) out[`include/${n}`] = fs.readFileSync(path.join(inc, n), "utf8");
+  // The same reads for the include directory, each failure one line with the OS's wording.
+  const read = (p: string, what: string, f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      const r = readFailure((e as NodeJS.ErrnoException).code);
+      throw new ToolFailure(`cannot read ${what} ${p}: ${osMessage(e)}; ${r.advice}`, r.code, true);
+    }
+  };
+  let isDir = false;
+  read(inc, "policy directory", () => {
+    isDir = fs.existsSync(inc) && fs.statSync(inc).isDirectory();
+  });
+  if (isDir) {
+    let inner: string[] = [];
+    read(inc, "policy directory", () => {
+      inner = fs.readdirSync(inc);
+    });
+    for (const n of inner) {
+      const p = path.join(inc, n);
+      read(p, "policy file", () => {
+        if (fs.statSync(p).isFile()) out[`include/${n}`] = fs.readFileSync(p, "utf8");
+      });
+    }
+  }
   return out;
 }
 
