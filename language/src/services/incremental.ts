@@ -132,7 +132,14 @@ export class ServiceAnalysisCache {
   /** @internal Shadowed-rule diagnostics by line (its parsed rule, which a moved line keeps, else its node), reused while the finding is unchanged (see `presentedFor` in `analysis.ts`). */
   readonly presented = new WeakMap<object, { byPath: string; byFile: string; byLine: number | null; bySpan: Span | undefined; feeds: boolean; d: AnalysisDiagnostic }>();
   /** @internal The last rule list and its findings (a second call with the same list is free). */
-  last: { rules: readonly PolicyRule[]; findings: ServiceFindings; segments?: ReadonlyArray<readonly PolicyRule[]> } | undefined;
+  last: { rules: readonly PolicyRule[]; findings: ServiceFindings; segments?: ReadonlyArray<readonly PolicyRule[]>; entriesVersion?: number } | undefined;
+  /**
+   * @internal Counts the changes of `entries`. `last.entriesVersion` is its value when `entries`
+   * said exactly what `last.findings` were made from: a run dropped after changing some entries
+   * leaves them apart, and {@link splicedFindings}, which trusts the entries of the services it
+   * does not check, then is not used until a whole grouping has checked them all.
+   */
+  entriesVersion = 0;
   /** @internal Shapes and service groups of each run of rules of one file (see `FlatPolicy.segments`), by the run's array. */
   readonly segmentInfo = new WeakMap<readonly PolicyRule[], SegmentInfo>();
   /** @internal The services of each run of rules, with the arguments seen for each (see `workspace.ts`). */
@@ -326,10 +333,17 @@ export function* serviceFindingsSteps(
   if (cache.last?.rules === rules) return cache.last.findings;
   const n = rules.length;
   if (segments) {
-    const same = (yield* sameLayoutFindings(rules, segments, cache)) ?? (yield* splicedFindings(rules, segments, cache));
-    if (same) {
-      cache.last = { rules, findings: same, segments };
-      return same;
+    const last = cache.last;
+    const layout = yield* sameLayoutFindings(rules, segments, cache);
+    if (layout) {
+      // The entries are as they were: as consistent with these findings as with the last ones.
+      cache.last = { rules, findings: layout, segments, ...(last?.entriesVersion !== undefined ? { entriesVersion: last.entriesVersion } : {}) };
+      return layout;
+    }
+    const spliced = last?.entriesVersion === cache.entriesVersion ? yield* splicedFindings(rules, segments, cache) : undefined;
+    if (spliced) {
+      cache.last = { rules, findings: spliced, segments, entriesVersion: cache.entriesVersion };
+      return spliced;
     }
   }
   // 1. Group positions by service; the `*` rules go into every service's sequence. With the rules
@@ -388,7 +402,7 @@ export function* serviceFindingsSteps(
   const feedsAsk = new Uint8Array(n);
   const askWithoutTargets = new Uint8Array(n);
   const recomputed: Array<string | null> = [];
-  for (const key of [...cache.entries.keys()]) if (!groups.has(key)) cache.entries.delete(key);
+  for (const key of [...cache.entries.keys()]) if (!groups.has(key)) (cache.entries.delete(key), cache.entriesVersion++);
   // Positions looked at since the last step.
   let work = 0;
   const isWildcard = new Uint8Array(n);
@@ -402,6 +416,7 @@ export function* serviceFindingsSteps(
     if (!entry || !sameIds(entry.ids, ids)) {
       entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
       cache.entries.set(service, entry);
+      cache.entriesVersion++;
       recomputed.push(service);
     }
     for (let k = 0; k < seq.length; k++) {
@@ -436,7 +451,8 @@ export function* serviceFindingsSteps(
     }
   }
   const findings: ServiceFindings = { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
-  cache.last = segments && grouped ? { rules, findings, segments } : { rules, findings };
+  // Every service's entry was checked against this grouping.
+  cache.last = segments && grouped ? { rules, findings, segments, entriesVersion: cache.entriesVersion } : { rules, findings, entriesVersion: cache.entriesVersion };
   return findings;
 }
 
@@ -476,6 +492,8 @@ function* sameLayoutFindings(rules: readonly PolicyRule[], segments: ReadonlyArr
     if ((i & (GROUP_WORK - 1)) === GROUP_WORK - 1) yield;
     const s = shadowedBy[i];
     if (s === undefined) continue;
+    // INVARIANT: a rule's index is its place in its list (else: the whole grouping).
+    if (last.rules[s.index] !== s) return undefined;
     const now = rules[s.index];
     if (now === s) continue;
     if (now === undefined) return undefined;
@@ -596,7 +614,7 @@ function* splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<
   for (const [service, list] of own) {
     yield;
     if (!list.pos.length) {
-      cache.entries.delete(service);
+      if (cache.entries.delete(service)) cache.entriesVersion++;
       continue;
     }
     // The merged sequence, as the full grouping makes it.
@@ -613,6 +631,7 @@ function* splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<
     if (!entry || !sameIds(entry.ids, ids)) {
       entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
       cache.entries.set(service, entry);
+      cache.entriesVersion++;
       recomputed.push(service);
     }
     // Every rule of the service is written (a `*` rule's findings come from the `*` sequence).
