@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
 import type { SimulatorServer } from "@qubes-kit/sdk/sim";
+import { onlyDocument, refusing, type StepStatus } from "../helpers/apply-document.js";
 import { laptopOnSimulator } from "../helpers/laptop-sim.js";
 import { runQkit } from "../helpers/qkit.js";
 
@@ -18,46 +19,6 @@ let dir: string;
 let server: SimulatorServer;
 let env: NodeJS.ProcessEnv;
 const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
-
-interface StepStatus {
-  index: number;
-  id: string;
-  kind: string;
-  target: string;
-  key: string;
-  status: "ok" | "failed" | "deferred" | "skipped";
-  ms: number;
-  error?: { type: string; message: string; call: { method: string; dest: string; arg: string } };
-}
-
-/** Standard output as exactly one JSON document (one line). */
-function onlyDocument(out: string): Record<string, unknown> & { steps: StepStatus[] } {
-  const lines = out.split("\n");
-  expect(lines.length).toBe(2);
-  expect(lines[1]).toBe("");
-  const doc = JSON.parse(lines[0]!);
-  expect(doc.qkitApply).toBe(1);
-  return doc;
-}
-
-/** While `f` runs, the simulator refuses requests starting with `head` (the system only: the rehearsal has its own). */
-async function refusing<T>(head: string, f: () => Promise<T>): Promise<T> {
-  const sim = server.simulator;
-  const open = sim.open;
-  sim.open = (request, sink) => {
-    if (Buffer.from(request).toString("latin1").startsWith(head)) {
-      sink.write(Buffer.from("2\0QubesException\0\0refused by the test\0", "latin1"));
-      sink.end();
-      return { close() {} };
-    }
-    return open.call(sim, request, sink);
-  };
-  try {
-    return await f();
-  } finally {
-    sim.open = open;
-  }
-}
 
 beforeAll(async () => {
   ({ dir, server, env } = await laptopOnSimulator("qkit-applyjson-"));
@@ -143,7 +104,7 @@ function progressAndDocument(out: string): { progress: Array<StepStatus & { qkit
 
 describe("apply --json and --progress=ndjson of the steps", () => {
   it("a step qubesd refuses: the step, the call, qubesd's message, the steps not run, how to resume", async () => {
-    const r = await refusing("admin.vm.property.Set+memory dom0 name work\0", () => qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--progress=ndjson", "--yes"));
+    const r = await refusing(server, "admin.vm.property.Set+memory dom0 name work\0", () => qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--progress=ndjson", "--yes"));
     expect(r.code).toBe(1);
     const { progress, doc } = progressAndDocument(r.out);
     const i = doc.steps.findIndex((s) => s.id === "work.p.memory");

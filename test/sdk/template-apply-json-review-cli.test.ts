@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimulatorServer } from "@qubes-kit/sdk/sim";
 import { main } from "../../sdk/src/cli/main.js";
 import { readFailure } from "../../sdk/src/cli/template-tools.js";
+import { onlyDocument, refusing } from "../helpers/apply-document.js";
 import { laptopOnSimulator } from "../helpers/laptop-sim.js";
 import { runQkit, runQkitOnTerminal } from "../helpers/qkit.js";
 
@@ -21,35 +22,6 @@ let dir: string;
 let server: SimulatorServer;
 let env: NodeJS.ProcessEnv;
 const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
-
-/** Standard output as exactly one JSON document (one line). */
-function onlyDocument(out: string): Record<string, unknown> & { steps: Array<{ id: string; status: string }> } {
-  const lines = out.split("\n");
-  expect(lines.length).toBe(2);
-  expect(lines[1]).toBe("");
-  const doc = JSON.parse(lines[0]!);
-  expect(doc.qkitApply).toBe(1);
-  return doc;
-}
-
-/** While `f` runs, the simulator refuses requests starting with `head`. */
-async function refusing<T>(head: string, f: () => Promise<T>): Promise<T> {
-  const sim = server.simulator;
-  const open = sim.open;
-  sim.open = (request, sink) => {
-    if (Buffer.from(request).toString("latin1").startsWith(head)) {
-      sink.write(Buffer.from("2\0QubesException\0\0refused by the test\0", "latin1"));
-      sink.end();
-      return { close() {} };
-    }
-    return open.call(sim, request, sink);
-  };
-  try {
-    return await f();
-  } finally {
-    sim.open = open;
-  }
-}
 
 beforeAll(async () => {
   ({ dir, server, env } = await laptopOnSimulator("qkit-applyreview-"));
@@ -193,7 +165,7 @@ describe("an apply interrupted at the question", () => {
 describe("resume in the document", () => {
   it("resume names FILE and --journal by absolute paths, and runs from another directory", async () => {
     fs.mkdirSync(path.join(dir, "j"));
-    const r = await refusing("admin.vm.property.Set+memory dom0 name work\0", () => qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--json", "--yes", "--journal", "j/one.ndjson"));
+    const r = await refusing(server, "admin.vm.property.Set+memory dom0 name work\0", () => qkit("template", "apply", "laptop.qubes.yaml", "--adopt", "--json", "--yes", "--journal", "j/one.ndjson"));
     expect(r.code).toBe(1);
     const doc = onlyDocument(r.out);
     const resume = `qkit template apply ${path.join(dir, "laptop.qubes.yaml")} --adopt --json --yes --journal ${path.join(dir, "j", "one.ndjson")}`;

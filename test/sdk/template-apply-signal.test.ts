@@ -65,31 +65,41 @@ function stack(name: string): string {
   return text;
 }
 
+/**
+ * `qkit template apply NAME.qubes.yaml --yes` (and `--json`) as its own process, through a proxy
+ * that sends the CLI `sig` when a request starting with `heldAt` arrives and holds that request's
+ * reply until the CLI's standard error says `notice`.
+ */
+async function signalledApply(name: string, json: boolean, sig: NodeJS.Signals, heldAt: string, notice: string): Promise<{ exit: number | null; out: string; err: string }> {
+  fs.writeFileSync(path.join(dir, `${name}.qubes.yaml`), stack(name));
+  const via = path.join(dir, `${name}.sock`);
+  let child: ReturnType<typeof spawn> | undefined;
+  let noticed: () => void = () => {};
+  const said = new Promise<void>((r) => (noticed = r));
+  const srv = await proxy(via, heldAt, async () => {
+    child!.kill(sig);
+    await said;
+  });
+  const argv = ["template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`, ...(json ? ["--json"] : [])];
+  child = spawn(process.execPath, [CLI, ...argv], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => {
+    err += d;
+    if (err.includes(notice)) noticed();
+  });
+  const exit = await new Promise<number | null>((r) => child!.on("close", (c) => r(c)));
+  srv.close();
+  return { exit, out, err };
+}
+
 describe("qkit template apply interrupted by a signal", () => {
   for (const [sig, code, json] of [["SIGINT", 130, false], ["SIGTERM", 143, false], ["SIGINT", 130, true]] as const) {
     it(`${sig}${json ? " (--json)" : ""}: stops after the step in flight, journals it, says how to resume, exits ${code}`, async () => {
       const name = `sig${code}${json ? "json" : ""}`;
-      fs.writeFileSync(path.join(dir, `${name}.qubes.yaml`), stack(name));
-      const via = path.join(dir, `${name}.sock`);
-      let child: ReturnType<typeof spawn> | undefined;
-      // The reply is held until the signal has surely been handled (the CLI writes its notice).
-      let noticed: () => void = () => {};
-      const notice = new Promise<void>((r) => (noticed = r));
-      const srv = await proxy(via, "admin.vm.Create.", async () => {
-        child!.kill(sig);
-        await notice;
-      });
-      const argv = ["template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`, ...(json ? ["--json"] : [])];
-      child = spawn(process.execPath, [CLI, ...argv], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
-      let out = "";
-      let err = "";
-      child.stdout!.on("data", (d) => (out += d));
-      child.stderr!.on("data", (d) => {
-        err += d;
-        if (err.includes("stopping after the step in flight")) noticed();
-      });
-      const exit = await new Promise<number | null>((r) => child!.on("close", (c) => r(c)));
-      srv.close();
+      // The first Create's reply is held until the signal has surely been handled (the CLI writes its notice).
+      const { exit, out, err } = await signalledApply(name, json, sig, "admin.vm.Create.", "stopping after the step in flight");
       const lines = err.trimEnd().split("\n");
       expect([exit, lines.length, lines[0]]).toEqual([code, 2, `qkit template apply: ${sig}: stopping after the step in flight…`]);
       const m = /^qkit template apply: interrupted by (\w+): applied (\d+) of (\d+) steps, (\d+) not applied \(next: (\S+)\); run apply again to resume from the live state \(journal (.*)\) \[interrupted\]$/.exec(lines[1]!);
@@ -124,27 +134,8 @@ describe("qkit template apply interrupted before any step", () => {
   for (const [sig, code, json] of [["SIGINT", 130, false], ["SIGTERM", 143, true]] as const) {
     it(`${sig}${json ? " (--json)" : ""} while reading the system: one line, nothing changed, no journal, exits ${code}`, async () => {
       const name = `early${code}${json ? "json" : ""}`;
-      fs.writeFileSync(path.join(dir, `${name}.qubes.yaml`), stack(name));
-      const via = path.join(dir, `${name}.sock`);
-      let child: ReturnType<typeof spawn> | undefined;
-      let noticed: () => void = () => {};
-      const notice = new Promise<void>((r) => (noticed = r));
       // The first read's reply is held until the CLI said it stopped.
-      const srv = await proxy(via, "admin.vm.List", async () => {
-        child!.kill(sig);
-        await notice;
-      });
-      const argv = ["template", "apply", `${name}.qubes.yaml`, "--yes", "--journal", `${name}.ndjson`, ...(json ? ["--json"] : [])];
-      child = spawn(process.execPath, [CLI, ...argv], { cwd: dir, env: { PATH: process.env["PATH"] ?? "", QUBESD_SOCKET: via } });
-      let out = "";
-      let err = "";
-      child.stdout!.on("data", (d) => (out += d));
-      child.stderr!.on("data", (d) => {
-        err += d;
-        if (err.includes("[interrupted]")) noticed();
-      });
-      const exit = await new Promise<number | null>((r) => child!.on("close", (c) => r(c)));
-      srv.close();
+      const { exit, out, err } = await signalledApply(name, json, sig, "admin.vm.List", "[interrupted]");
       const message = "interrupted before any change; nothing was changed";
       expect([exit, err]).toEqual([code, `qkit template apply: ${message} [interrupted]\n`]);
       if (json) {

@@ -70,6 +70,26 @@ export function parsedRuleOf(rule: PolicyRule): RuleNode | undefined {
   return parsedRules.get(rule);
 }
 
+/** A rule object: an explicit literal (not a spread), so every rule has one object shape, built fast. */
+function policyRule(r: RuleNode, service: string | null, argument: string | null, index: number, origin: RuleOrigin, via: RuleOrigin[]): PolicyRule {
+  return {
+    service,
+    argument,
+    source: r.source,
+    target: r.target,
+    action: r.action,
+    redirect: r.redirect,
+    defaultTarget: r.defaultTarget,
+    user: r.user,
+    notify: r.notify,
+    autostart: r.autostart,
+    rawParams: r.rawParams,
+    index,
+    origin,
+    via,
+  };
+}
+
 /**
  * Rule objects of documents without directives, reused across snapshots when
  * a document's rules keep their place in the global list (fewer allocations
@@ -261,24 +281,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
           const renumbered: PolicyRule[] = new Array(run.length);
           for (let i = 0; i < run.length; i++) {
             const r = run[i]!;
-            // The literal of the loop below (one object shape; a spread makes a slower one).
-            const copy: PolicyRule = {
-              service: r.service,
-              argument: r.argument,
-              source: r.source,
-              target: r.target,
-              action: r.action,
-              redirect: r.redirect,
-              defaultTarget: r.defaultTarget,
-              user: r.user,
-              notify: r.notify,
-              autostart: r.autostart,
-              rawParams: r.rawParams,
-              index: r.index + delta,
-              origin: r.origin,
-              via: r.via,
-            };
-            renumbered[i] = copy;
+            renumbered[i] = policyRule(r, r.service, r.argument, r.index + delta, r.origin, r.via);
           }
           cut();
           if (known!.size >= 4) known!.clear();
@@ -318,23 +321,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
             total++;
             continue;
           }
-          // An explicit literal (not a spread): one stable object shape, built fast.
-          const built: PolicyRule = {
-            service,
-            argument,
-            source: r.source,
-            target: r.target,
-            action: r.action,
-            redirect: r.redirect,
-            defaultTarget: r.defaultTarget,
-            user: r.user,
-            notify: r.notify,
-            autostart: r.autostart,
-            rawParams: r.rawParams,
-            index: total,
-            origin: { file, path, line: line.line },
-            via: inner,
-          };
+          const built = policyRule(r, service, argument, total, { file, path, line: line.line }, inner);
           lineRules?.set(r, built);
           parsedRules.set(built, r);
           pending.push(built);

@@ -412,13 +412,7 @@ export function* serviceFindingsSteps(
     const seq = service === null ? own : mergeSorted(wildcard, own);
     const ids = new Int32Array(seq.length);
     for (let k = 0; k < seq.length; k++) ids[k] = shapes[seq[k]!]!;
-    let entry = cache.entries.get(service);
-    if (!entry || !sameIds(entry.ids, ids)) {
-      entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
-      cache.entries.set(service, entry);
-      cache.entriesVersion++;
-      recomputed.push(service);
-    }
+    const entry = entryOf(cache, service, seq, ids, rules, recomputed);
     for (let k = 0; k < seq.length; k++) {
       const i = seq[k]!;
       // A `*` rule's findings come from the `*` sequence (a rule of a service never covers a `*` rule).
@@ -436,20 +430,7 @@ export function* serviceFindingsSteps(
     }
   }
   // 3. The `*` rules take part in every service's calls: their ask findings look at every rule.
-  if (wildcard.length) {
-    const allAsks = new ArgCounter();
-    const allOffers = new ArgCounter();
-    for (const e of cache.entries.values()) {
-      allAsks.merge(e.asks);
-      allOffers.merge(e.offers);
-    }
-    for (const i of wildcard) {
-      const r = rules[i]!;
-      feedsAsk[i] = allAsks.matches(r.argument) ? 1 : 0;
-      // Such a rule never offers a target itself, so "another rule" is any counted rule.
-      askWithoutTargets[i] = isAskWithoutTarget(r) && !allOffers.matches(r.argument) ? 1 : 0;
-    }
-  }
+  if (wildcard.length) wildcardAskFindings(cache, rules, wildcard, feedsAsk, askWithoutTargets);
   const findings: ServiceFindings = { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
   // Every service's entry was checked against this grouping.
   cache.last = segments && grouped ? { rules, findings, segments, entriesVersion: cache.entriesVersion } : { rules, findings, entriesVersion: cache.entriesVersion };
@@ -627,13 +608,7 @@ function* splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<
       if (y >= list.pos.length || (x < wildPos.length && wildPos[x]! < list.pos[y]!)) (seq[k] = wildPos[x]!), (ids[k] = wildIds[x++]!);
       else (seq[k] = list.pos[y]!), (ids[k] = list.ids[y++]!);
     }
-    let entry = cache.entries.get(service);
-    if (!entry || !sameIds(entry.ids, ids)) {
-      entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
-      cache.entries.set(service, entry);
-      cache.entriesVersion++;
-      recomputed.push(service);
-    }
+    const entry = entryOf(cache, service, seq, ids, rules, recomputed);
     // Every rule of the service is written (a `*` rule's findings come from the `*` sequence).
     x = 0;
     for (let k = 0; k < m; k++) {
@@ -650,19 +625,37 @@ function* splicedFindings(rules: readonly PolicyRule[], segments: ReadonlyArray<
   }
   if (wildPos.length) {
     yield;
-    const allAsks = new ArgCounter();
-    const allOffers = new ArgCounter();
-    for (const e of cache.entries.values()) {
-      allAsks.merge(e.asks);
-      allOffers.merge(e.offers);
-    }
-    for (const i of wildPos) {
-      const r = rules[i]!;
-      feedsAsk[i] = allAsks.matches(r.argument) ? 1 : 0;
-      askWithoutTargets[i] = isAskWithoutTarget(r) && !allOffers.matches(r.argument) ? 1 : 0;
-    }
+    wildcardAskFindings(cache, rules, wildPos, feedsAsk, askWithoutTargets);
   }
   return { shadowedBy, feedsAsk, askWithoutTargets, recomputed };
+}
+
+/** A service's cached analysis when its sequence has the same shapes, else analysed again (and listed in `recomputed`). */
+function entryOf(cache: ServiceAnalysisCache, service: string | null, seq: readonly number[], ids: Int32Array, rules: readonly PolicyRule[], recomputed: Array<string | null>): ServiceEntry {
+  let entry = cache.entries.get(service);
+  if (!entry || !sameIds(entry.ids, ids)) {
+    entry = analyseSequence(seq.map((i) => rules[i]!), service, ids);
+    cache.entries.set(service, entry);
+    cache.entriesVersion++;
+    recomputed.push(service);
+  }
+  return entry;
+}
+
+/** The `*` rules take part in every service's calls: their ask findings look at every service's entry. */
+function wildcardAskFindings(cache: ServiceAnalysisCache, rules: readonly PolicyRule[], wildcard: readonly number[], feedsAsk: Uint8Array, askWithoutTargets: Uint8Array): void {
+  const allAsks = new ArgCounter();
+  const allOffers = new ArgCounter();
+  for (const e of cache.entries.values()) {
+    allAsks.merge(e.asks);
+    allOffers.merge(e.offers);
+  }
+  for (const i of wildcard) {
+    const r = rules[i]!;
+    feedsAsk[i] = allAsks.matches(r.argument) ? 1 : 0;
+    // Such a rule never offers a target itself, so "another rule" is any counted rule.
+    askWithoutTargets[i] = isAskWithoutTarget(r) && !allOffers.matches(r.argument) ? 1 : 0;
+  }
 }
 
 function sameSegmentInfo(a: SegmentInfo, b: SegmentInfo): boolean {
