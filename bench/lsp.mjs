@@ -18,7 +18,8 @@
  * `--services` gives every qube but dom0 a `supported_rpc` list (as a live model has), so the
  * `service-not-provided` analysis runs; such a run does not write bench/RESULTS.md.
  *
- * `--trace` has the server log its turns (`QKIT_LSP_TRACE`, see lsp/src/trace.ts) and prints where the
+ * `--trace` has the server log its turns (`QKIT_LSP_TRACE`, see lsp/src/trace.ts; both threads, see
+ * lsp/src/threads.ts) and prints where the
  * slowest completions waited: from the client to the server's reader, to the handler, in it, to the
  * write of the answer, in the write (the pipe), and from there to the client; with the garbage
  * collections, the analysis and publication turns (how many, p50/p95, how many over 10 and 20 ms) and the
@@ -234,7 +235,12 @@ async function runSize(rules) {
   await Promise.race([exited, sleep(10_000)]);
   rpc.dispose();
   child.kill();
+  // With two threads (lsp/src/threads.ts) the front's events are in traceFile and the analysis thread's
+  // beside it; the latter's garbage collections are marked as theirs (they do not hold the front).
   const trace = TRACE && existsSync(traceFile) ? JSON.parse(readFileSync(traceFile, "utf8")) : undefined;
+  if (trace && existsSync(`${traceFile}.worker`)) {
+    for (const e of JSON.parse(readFileSync(`${traceFile}.worker`, "utf8"))) trace.push(e[1] === "gc" ? [e[0], "gc-analysis", e[2], e[3]] : e);
+  }
   rmSync(root, { recursive: true, force: true });
   if (TRACE) printWaits(rules, trace, completionAt);
   return { rules: gen.ruleLines, files: Object.keys(gen.files).length, qubes: Object.keys(gen.system.domains).length, target, fileLines: lines.length, openMs, keys: text.length, diagnostics, completion, memory, cpuPerKey };
@@ -292,6 +298,11 @@ function printWaits(rules, events, completionAt) {
     ...PARTS.map((p, k) => `    ${p.padEnd(26)} ${mean(slow, k).toFixed(1).padStart(7)} / ${mean(rows, k).toFixed(1)}`),
     `    garbage collection inside them  ${(slow.reduce((a, r) => a + gcDuring(r), 0) / slow.length).toFixed(1).padStart(5)} / ${(rows.reduce((a, r) => a + gcDuring(r), 0) / Math.max(1, rows.length)).toFixed(1)}`,
     `  while typing: ${gcs.length} garbage collections, ${gcs.reduce((a, g) => a + g[2], 0).toFixed(0)} ms in all, the longest ${gcs.map((g) => g[2]).sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms;`,
+    ...(() => {
+      const list = events.filter((e) => e[1] === "gc-analysis" && e[0] >= typingFrom);
+      if (list.length === 0) return [];
+      return [`  in the analysis thread: ${list.length} garbage collections, ${list.reduce((a, g) => a + g[2], 0).toFixed(0)} ms in all, the longest ${list.map((g) => g[2]).sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(", ")} ms;`];
+    })(),
     ...[
       ["analysis", turns("slice", "sliced")],
       ["publication", turns("publish", "published")],

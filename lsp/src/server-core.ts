@@ -23,14 +23,17 @@ import {
 import { TextDocument } from "vscode-languageserver-textdocument";
 import { URI } from "vscode-uri";
 import {
+  completionData,
   parseDocument,
   prepareSystemInfo,
   storageOf,
   vocabularySteps,
   type AnalysisDiagnostic,
+  type CompletionData,
   type PolicyDocument,
   type PolicySnapshot,
   type RawSystemInfo,
+  type SyntaxKind,
   type SystemInfo,
 } from "@qubes-kit/language";
 import { mapperFor, matchesLspDiagnostic, sameLspDiagnostic, toLspDiagnostic, toRange, type PositionMapper } from "./convert.js";
@@ -63,6 +66,12 @@ export interface PolicyServer {
   /** Settings in effect. */
   readonly settings: QubesPolicySettings;
   /**
+   * What completion answers from for an open policy document now: its project root and syntax,
+   * and the data of the newest snapshot with a vocabulary, else of the last one (none before the
+   * first analysis). Undefined for a document that is not open or not a policy.
+   */
+  completionDataFor(uri: string): { root: string; syntax: SyntaxKind; data?: CompletionData } | undefined;
+  /**
    * To be called by the connection's reader for every message it reads (see `incoming.ts`): the
    * analysis then leaves a turn of the event loop to each waiting message before its next slice.
    */
@@ -79,6 +88,13 @@ export interface StartOptions {
    * turns of the event loop, one pipe buffer (64 KiB) a turn, and an answer waits behind it.
    */
   outputBusy?: () => boolean;
+  /**
+   * Called with the data completion answers from each time a project's vocabulary is built
+   * (the stdio front answers completion on its own thread from it, see `front.ts`).
+   */
+  completionData?: (root: string, data: CompletionData) => void;
+  /** Called with every open policy document's project root and syntax when that list changes. */
+  openDocuments?: (docs: Array<{ uri: string; root: string; syntax: SyntaxKind }>) => void;
 }
 
 /** Starts serving on a connection. Returns the server state; the caller calls `connection.listen()`. */
@@ -569,6 +585,13 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
           }
           // No other build of this project ran meanwhile (the timer entry stayed): this is the newest.
           completionSnapshots.set(project, snapshot);
+          if (options.completionData) {
+            try {
+              options.completionData(project.root, completionData(snapshot));
+            } catch (e) {
+              log(`qubes-policy: completion data failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+            }
+          }
         } catch {
           // Completion builds it again (and reports) if it fails.
         }
@@ -579,6 +602,21 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       slice();
     };
     vocabularyTimers.set(project, wait > 0 ? setTimeout(run, wait) : (setImmediate(run) as unknown as ReturnType<typeof setTimeout>));
+  }
+
+  /** The open policy documents as last announced (`StartOptions.openDocuments`). */
+  let announced = "";
+  function announceDocuments(to: NonNullable<StartOptions["openDocuments"]>): void {
+    const docs: Array<{ uri: string; root: string; syntax: SyntaxKind }> = [];
+    for (const td of documents.all()) {
+      if (featureFor(td.uri)) continue;
+      const project = projectFor(td.uri);
+      docs.push({ uri: td.uri, root: project.root, syntax: project.syntaxOf(pathOfUri(td.uri)) });
+    }
+    const key = JSON.stringify(docs);
+    if (key === announced) return;
+    announced = key;
+    to(docs);
   }
 
   /** Publishes a finished snapshot and wakes the requests that waited for it. */
@@ -592,6 +630,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     // every line: it is built in a turn of its own when the edits pause (at most every few seconds
     // while typing goes on), and completion uses the newest snapshot that has one.
     vocabularyLater(project);
+    if (options.openDocuments) announceDocuments(options.openDocuments);
     if (!project.busy) {
       const list = waiters.get(project);
       waiters.delete(project);
@@ -1007,7 +1046,10 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     context,
     lineContext,
     analysed,
-    completionSnapshot: (project) => completionSnapshots.get(project),
+    completionContext(project) {
+      const snapshot = completionSnapshots.get(project) ?? project.lastSnapshot();
+      return snapshot ? { snapshot } : {};
+    },
     mapperForPath,
     locationOf,
     ruleLocation,
@@ -1040,6 +1082,14 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     },
     messageArrived: () => {
       if (running) incoming++;
+    },
+    completionDataFor(uri) {
+      if (!documents.get(uri) || featureFor(uri)) return undefined;
+      const project = projectFor(uri);
+      const snapshot = completionSnapshots.get(project) ?? project.lastSnapshot();
+      const out: { root: string; syntax: SyntaxKind; data?: CompletionData } = { root: project.root, syntax: project.syntaxOf(pathOfUri(uri)) };
+      if (snapshot) out.data = completionData(snapshot);
+      return out;
     },
   };
 }

@@ -2,14 +2,19 @@
  * Completion: every token valid at the cursor's column (`$0` marks the cursor).
  */
 import { describe, expect, test } from "vitest";
-import { complete } from "@qubes-kit/language";
+import { complete, completionData } from "@qubes-kit/language";
 import { docOf, parseFixture, snapshotOf } from "../lsp/helpers/fixture.js";
 
 function check(fixture: string, want: { has?: string[]; lacks?: string[]; exactly?: string[] }): void {
   const fx = parseFixture(fixture);
   const snapshot = snapshotOf(fx);
   const cursor = fx.cursor!;
-  const labels = complete(docOf(snapshot, cursor.path), cursor.offset, { snapshot }).map((i) => i.label);
+  const doc = docOf(snapshot, cursor.path);
+  const items = complete(doc, cursor.offset, { snapshot });
+  // The same answer from the snapshot's plain data, after a structured clone (as a language server's
+  // other thread gets it).
+  expect(complete(doc, cursor.offset, { data: structuredClone(completionData(snapshot)) })).toEqual(items);
+  const labels = items.map((i) => i.label);
   if (want.exactly) expect(labels.sort()).toEqual([...want.exactly].sort());
   for (const l of want.has ?? []) expect(labels, `should offer ${l}`).toContain(l);
   for (const l of want.lacks ?? []) expect(labels, `should not offer ${l}`).not.toContain(l);
@@ -40,6 +45,8 @@ const cases: Array<[string, string, Parameters<typeof check>[1]]> = [
   ["redirect values", "#! system\n#- 30-user.policy\nqubes.OpenURL * work @default allow target=$0", { has: ["@dispvm", "@adminvm", "work", "@dispvm:default-dvm"], lacks: ["@anyvm", "@default", "*"] }],
   ["nothing in comments", "#- 30-user.policy\n# qubes.$0", { exactly: [] }],
   ["include paths", "#- 30-user.policy\n!include $0\n#- include/common\n", { has: ["include/common"] }],
+  ["include paths below the top level only", "#- 30-user.policy\n!include $0\n#- include/common\n#- include/deep/more\n", { has: ["include/common", "include/deep/more"], lacks: ["30-user.policy", "include"] }],
+  ["directories for !include-dir", "#- 30-user.policy\n!include-dir $0\n#- include/common\n#- include/deep/more\n", { exactly: ["include", "include/deep"] }],
   ["legacy syntax starts with the source", "#- 30-user.policy\n!include-service qubes.X * include/legacy\n#- include/legacy\n$0", { has: ["@anyvm", "!include"], lacks: ["qubes.Filecopy"] }],
   ["qube names seen in the policy without a system", "#- 30-user.policy\nqubes.Filecopy * mywork vault deny\nqubes.Filecopy * $0", { has: ["mywork", "vault"] }],
 ];

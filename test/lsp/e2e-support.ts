@@ -96,12 +96,15 @@ export interface ClientOptions {
   capabilities?: ClientCapabilities;
   /** The client's name in `clientInfo` (VS Code's is `Visual Studio Code`). */
   name?: string;
+  /** False: the server serves on one thread (`QKIT_LSP_THREADS=0`) instead of its front and worker. */
+  threads?: boolean;
 }
 
 /** Spawns the server, initializes it on `rootPath` with {@link TEST_SETTINGS}, and returns the session. */
 export async function startServer(rootPath = WORKSPACE, settings: object = TEST_SETTINGS, client: ClientOptions = {}): Promise<ServerSession> {
   requireServerBuild();
-  const child = spawn(process.execPath, [SERVER, "--stdio"], { stdio: "pipe" });
+  const env = client.threads === false ? { ...process.env, QKIT_LSP_THREADS: "0" } : process.env;
+  const child = spawn(process.execPath, [SERVER, "--stdio"], { stdio: "pipe", env });
   const log: string[] = [];
   let exitedFlag = false;
   child.on("exit", () => (exitedFlag = true));

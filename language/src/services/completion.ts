@@ -45,9 +45,36 @@ export interface CompletionItem {
   retrigger?: boolean;
 }
 
-/** Where the cursor is and what surrounds it. */
+/** One entry of a policy directory, as `!include` completion offers it. */
+export interface CompletionFile {
+  /** The path relative to the policy directory (`include/work`). */
+  path: string;
+  dir: boolean;
+}
+
+/**
+ * What completion needs of a snapshot, as plain data (structured-clonable): the vocabulary
+ * as offered and the policy directory's entries two levels deep. A language server can make
+ * it where the analysis runs and answer completion elsewhere (another thread) from it.
+ */
+export interface CompletionData {
+  vocabulary: Vocabulary;
+  files: CompletionFile[];
+}
+
+/** Where the cursor is and what surrounds it: a snapshot, or the {@link CompletionData} made from one. */
 export interface CompletionContext {
   snapshot?: PolicySnapshot;
+  /** Used instead of {@link snapshot} when given. */
+  data?: CompletionData;
+}
+
+/**
+ * The {@link CompletionData} of a snapshot: `complete(doc, offset, { data: completionData(s) })`
+ * answers as `complete(doc, offset, { snapshot: s })` (the directory is read now, not at each call).
+ */
+export function completionData(snapshot: PolicySnapshot): CompletionData {
+  return { vocabulary: offeredVocabulary(vocabulary(snapshot), snapshot), files: policyFiles(snapshot) };
 }
 
 interface Cursor {
@@ -84,10 +111,12 @@ export function complete(doc: PolicyDocument, offset: number, ctx: CompletionCon
   const legacy = doc.syntax === "service";
   const cur = cursorAt(doc, offset, legacy);
   if (cur === "comment") return [];
-  const vocab = offeredVocabulary(vocabulary(ctx.snapshot), ctx.snapshot);
+  const data = ctx.data;
+  const vocab = data ? data.vocabulary : offeredVocabulary(vocabulary(ctx.snapshot), ctx.snapshot);
+  const files = (): CompletionFile[] => (data ? data.files : ctx.snapshot ? policyFiles(ctx.snapshot) : []);
   const first = cur.words[0]?.text ?? "";
   const isDirective = cur.index === 0 ? cur.prefix.startsWith("!") || cur.prefix.startsWith("$include") : first.startsWith("!") || first.startsWith("$include:");
-  if (isDirective) return completeDirective(cur, vocab, ctx.snapshot, legacy);
+  if (isDirective) return completeDirective(cur, vocab, files, legacy);
 
   const columns: Array<"service" | "argument" | "source" | "target" | "action"> = legacy
     ? ["source", "target", "action"]
@@ -159,22 +188,22 @@ function directiveItems(span: Span, legacy: boolean): CompletionItem[] {
   }));
 }
 
-function fileItems(span: Span, snapshot: PolicySnapshot | undefined, dirsOnly: boolean): CompletionItem[] {
-  if (!snapshot) return [];
-  const out: CompletionItem[] = [];
+/** The entries of the policy directory, two levels deep, in name order (a directory before its entries). */
+function policyFiles(snapshot: PolicySnapshot): CompletionFile[] {
+  const out: CompletionFile[] = [];
   const fs = snapshot.fs;
   const visit = (dir: string, rel: string, depth: number) => {
     const names = fs.readDir(dir);
     if (!names) return;
-    for (const n of names.sort()) {
+    for (const n of [...names].sort()) {
       const p = `${dir}/${n}`;
       const kind = fs.stat(p);
       const r = rel ? `${rel}/${n}` : n;
       if (kind === "dir") {
-        if (dirsOnly) out.push({ label: r, kind: "file", detail: "directory", span });
+        out.push({ path: r, dir: true });
         if (depth < 2) visit(p, r, depth + 1);
-      } else if (kind === "file" && !dirsOnly && rel !== "") {
-        out.push({ label: r, kind: "file", detail: "policy file", span });
+      } else if (kind === "file") {
+        out.push({ path: r, dir: false });
       }
     }
   };
@@ -182,15 +211,28 @@ function fileItems(span: Span, snapshot: PolicySnapshot | undefined, dirsOnly: b
   return out;
 }
 
-function completeDirective(cur: Cursor, vocab: Vocabulary, snapshot: PolicySnapshot | undefined, legacy: boolean): CompletionItem[] {
+/** Directories (`!include-dir`), or the files below the top level (`!include`: the top level is read anyway). */
+function fileItems(span: Span, files: CompletionFile[], dirsOnly: boolean): CompletionItem[] {
+  const out: CompletionItem[] = [];
+  for (const f of files) {
+    if (f.dir) {
+      if (dirsOnly) out.push({ label: f.path, kind: "file", detail: "directory", span });
+    } else if (!dirsOnly && f.path.includes("/")) {
+      out.push({ label: f.path, kind: "file", detail: "policy file", span });
+    }
+  }
+  return out;
+}
+
+function completeDirective(cur: Cursor, vocab: Vocabulary, files: () => CompletionFile[], legacy: boolean): CompletionItem[] {
   if (cur.index === 0) return directiveItems(cur.span, legacy);
   const name = cur.words[0]!.text;
-  if (name === "!include" || name.startsWith("$include:")) return cur.index === 1 ? fileItems(cur.span, snapshot, false) : [];
-  if (name === "!include-dir") return cur.index === 1 ? fileItems(cur.span, snapshot, true) : [];
+  if (name === "!include" || name.startsWith("$include:")) return cur.index === 1 ? fileItems(cur.span, files(), false) : [];
+  if (name === "!include-dir") return cur.index === 1 ? fileItems(cur.span, files(), true) : [];
   if (name === "!include-service") {
     if (cur.index === 1) return serviceItems(cur.span, vocab);
     if (cur.index === 2) return argumentItems(cur.span, vocab, cur.words[1]?.text ?? "");
-    if (cur.index === 3) return fileItems(cur.span, snapshot, false);
+    if (cur.index === 3) return fileItems(cur.span, files(), false);
   }
   return [];
 }

@@ -8,9 +8,10 @@
  * it (`completionItem.resolveSupport` lists `documentation`); other clients get it in the item.
  */
 import { MarkupKind, type CompletionItem as LspCompletionItem, type CompletionList, type CompletionParams, type Range } from "vscode-languageserver";
-import { complete } from "@qubes-kit/language";
+import { complete, type CompletionContext, type PolicyDocument } from "@qubes-kit/language";
+import type { TextDocument } from "vscode-languageserver-textdocument";
 import { COMPLETION_KIND, toRange } from "../convert.js";
-import type { ServerFeature } from "./types.js";
+import type { RequestHandler, ServerContext, ServerFeature } from "./types.js";
 
 /** At most this many documentation texts are numbered for resolve (they are static text: actions, parameters, directives). */
 const MAX_DOCS = 4096;
@@ -18,10 +19,29 @@ const MAX_DOCS = 4096;
 const sameRange = (a: Range, b: Range) =>
   a.start.line === b.start.line && a.start.character === b.start.character && a.end.line === b.end.line && a.end.character === b.end.character;
 
+/**
+ * What completion needs of the server: the client's capabilities, the cursor's line and what to
+ * complete from. The server core gives it; so does the stdio front (`front.ts`), which answers
+ * completion on its own thread from the data the analysis thread sends it (`P` is its project key).
+ */
+export interface CompletionHost<P> {
+  readonly clientCaps: ServerContext["clientCaps"];
+  readonly retriggerCommand: boolean;
+  featureFor: ServerContext["featureFor"];
+  lineContext(uri: string, position: { line: number; character: number }): { td: TextDocument; project: P; doc: PolicyDocument; lineStart: number; offset: number } | undefined;
+  /** What completion answers from for a project (its vocabulary built, or the last snapshot). */
+  completionContext(project: P): CompletionContext;
+}
+
 export const completionFeature: ServerFeature = {
   name: "completion",
   capabilities: () => ({ completionProvider: { triggerCharacters: ["@", ":", "=", "!", "."], resolveProvider: true } }),
-  requests: (ctx) => {
+  requests: (ctx) => completionRequests(ctx),
+};
+
+/** The `textDocument/completion` and `completionItem/resolve` handlers over a {@link CompletionHost}. */
+export function completionRequests<P>(ctx: CompletionHost<P>): RequestHandler[] {
+  {
     // Documentation texts by number; an item to be resolved carries `data: { doc: number }`.
     const docs: string[] = [];
     const docNumbers = new Map<string, number>();
@@ -45,8 +65,7 @@ export const completionFeature: ServerFeature = {
           if (f) return f.completion(params);
           const c = ctx.lineContext(params.textDocument.uri, params.position);
           if (!c) return [];
-          const snapshot = ctx.completionSnapshot(c.project) ?? c.project.lastSnapshot();
-          const found = complete(c.doc, c.offset, snapshot ? { snapshot } : {});
+          const found = complete(c.doc, c.offset, ctx.completionContext(c.project));
           const lazy = lazyDocs();
           // The list's edit range: the first item's (every item but a parameter key followed by a value shares it).
           const first = found[0];
@@ -89,5 +108,5 @@ export const completionFeature: ServerFeature = {
         },
       },
     ];
-  },
-};
+  }
+}

@@ -18,7 +18,7 @@ import {
   type CodeLens,
 } from "vscode-languageserver";
 import type { TextDocument } from "vscode-languageserver-textdocument";
-import type { PolicyDocument, PolicySnapshot, SystemInfo } from "@qubes-kit/language";
+import type { CompletionContext, PolicyDocument, PolicySnapshot, SystemInfo } from "@qubes-kit/language";
 import type { PositionMapper } from "../convert.js";
 import type { ServerHost } from "../host.js";
 import type { PolicyProject } from "../project.js";
@@ -79,8 +79,8 @@ export interface ServerContext {
   lineContext(uri: string, position: { line: number; character: number }): LineContext | undefined;
   /** The project's current analysis, waited for; `RequestCancelled` when the client gives up. */
   analysed(project: PolicyProject, token: CancellationToken | undefined): Promise<PolicySnapshot>;
-  /** The snapshot completion answers from (its vocabulary built). */
-  completionSnapshot(project: PolicyProject): PolicySnapshot | undefined;
+  /** What completion answers from: the newest snapshot whose vocabulary is built, else the last one. */
+  completionContext(project: PolicyProject): CompletionContext;
   mapperForPath(project: PolicyProject, snapshot: PolicySnapshot, disk: string): PositionMapper | undefined;
   locationOf(project: PolicyProject, snapshot: PolicySnapshot, virtual: string, span: { start: number; end: number }): Location | undefined;
   /** The location of a rule given by file name and 1-based line. */
