@@ -47,7 +47,7 @@ import { isTemplatePath } from "./template/feature.js";
 import { traceEvent } from "./trace.js";
 
 /** Front → worker. */
-type ToWorker = { t: "in"; m: Message } | { t: "end" };
+type ToWorker = { t: "in"; m: Message } | { t: "end" } | { t: "written"; n: number; error?: string };
 
 /**
  * The front's question for completion's data of a document it has none for: a notification among
@@ -56,7 +56,7 @@ type ToWorker = { t: "in"; m: Message } | { t: "end" };
 export const WANT_COMPLETION_DATA = "$/qkit/wantCompletionData";
 /** Worker → front. */
 type ToFront =
-  | { t: "out"; b: Uint8Array; method?: string; id?: number | string | null }
+  | { t: "out"; n: number; b: Uint8Array; method?: string; id?: number | string | null }
   | { t: "completion"; root: string; data: CompletionData }
   | { t: "docs"; docs: Array<{ uri: string; root: string; syntax: SyntaxKind }> }
   | { t: "have"; n: number; uri: string; root?: string; syntax?: SyntaxKind; data?: CompletionData };
@@ -85,6 +85,8 @@ class PortReader implements MessageReader {
   private readonly partials = new Emitter<PartialMessageInfo>();
   /** Called for every message read, before it is handed on (see `incoming.ts`). */
   arrived: () => void = () => undefined;
+  /** Called when the front has written message `n` to the client (or failed to). */
+  written: (n: number, error?: string) => void = () => undefined;
   constructor(private readonly port: MessagePort) {}
 
   get onError(): Event<Error> {
@@ -100,6 +102,7 @@ class PortReader implements MessageReader {
   listen(callback: DataCallback): Disposable {
     const on = (data: ToWorker) => {
       if (data.t === "end") return this.closes.fire();
+      if (data.t === "written") return this.written(data.n, data.error);
       const m = data.m as { method?: unknown; id?: unknown };
       traceEvent("read", typeof m.method === "string" ? m.method : "response", typeof m.id === "number" || typeof m.id === "string" ? m.id : undefined);
       this.arrived();
@@ -116,10 +119,17 @@ class PortReader implements MessageReader {
   }
 }
 
-/** Encodes each message here (diagnostics from their kept bytes, see `encoder.ts`) and posts the bytes to the front. */
+/**
+ * Encodes each message here (diagnostics from their kept bytes, see `encoder.ts`) and posts the
+ * bytes to the front. A write is done when the front has written the message to the client, as on
+ * one thread: the server keeps one diagnostics notification per document in the pipe and lets a
+ * newer list replace one that waits, and it publishes closed files one at a time.
+ */
 class PortWriter implements MessageWriter {
   private readonly errors = new Emitter<[Error, Message | undefined, number | undefined]>();
   private readonly closes = new Emitter<void>();
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void; message: Message }>();
+  private sent = 0;
 
   constructor(private readonly port: MessagePort) {}
 
@@ -134,18 +144,31 @@ class PortWriter implements MessageWriter {
     try {
       const b = encodeMessageBytes(message);
       const m = message as { method?: unknown; id?: unknown };
-      const out: ToFront = { t: "out", b };
+      const n = ++this.sent;
+      const out: ToFront = { t: "out", n, b };
       if (typeof m.method === "string") out.method = m.method;
       if ("id" in m) out.id = m.id as number | string | null;
+      const done = new Promise<void>((resolve, reject) => this.pending.set(n, { resolve, reject, message }));
       // A buffer of its own (not a slice of Node's pool) is moved, not copied.
       const own = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
       this.port.postMessage(out, own ? [b.buffer as ArrayBuffer] : []);
-      return Promise.resolve();
+      return done;
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
       this.errors.fire([error, message, undefined]);
       return Promise.reject(error);
     }
+  }
+
+  /** The front wrote message `n` (or could not). */
+  written(n: number, error?: string): void {
+    const p = this.pending.get(n);
+    if (!p) return;
+    this.pending.delete(n);
+    if (error === undefined) return p.resolve();
+    const e = new Error(error);
+    this.errors.fire([e, p.message, undefined]);
+    p.reject(e);
   }
 
   post(data: ToFront): void {
@@ -163,7 +186,10 @@ class PortWriter implements MessageWriter {
 /** The worker's transport: read from and write to the front. */
 export function workerTransport(): { reader: PortReader; writer: PortWriter } {
   if (!parentPort) throw new Error("not a worker thread");
-  return { reader: new PortReader(parentPort), writer: new PortWriter(parentPort) };
+  const reader = new PortReader(parentPort);
+  const writer = new PortWriter(parentPort);
+  reader.written = (n, error) => writer.written(n, error);
+  return { reader, writer };
 }
 
 /** What the worker tells the front besides messages: completion's data and the open documents. */
@@ -407,7 +433,10 @@ export function startFront(script: string, argv: string[]): boolean {
         if (d.method !== undefined) raw.method = d.method;
         if (d.id !== undefined) raw.id = d.id;
         if (d.method === undefined && d.id !== undefined && d.id !== null) unanswered.delete(d.id);
-        void writer.write(raw as unknown as Message);
+        writer.write(raw as unknown as Message).then(
+          () => toWorker({ t: "written", n: d.n }),
+          (e: unknown) => toWorker({ t: "written", n: d.n, error: e instanceof Error ? e.message : String(e) }),
+        );
         break;
       }
       case "completion":
