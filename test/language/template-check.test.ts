@@ -108,7 +108,7 @@ function stripProvenance(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stripProvenance);
   if (v && typeof v === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) if (k !== "provenance" && k !== "keyProvenance" && k !== "rulesOffset") out[k] = stripProvenance(x);
+    for (const [k, x] of Object.entries(v)) if (!["provenance", "keyProvenance", "rulesOffset", "globalProvenance", "labelProvenance"].includes(k)) out[k] = stripProvenance(x);
     return out;
   }
   return v;

@@ -180,6 +180,13 @@ describe("defineStack", () => {
     expect(defineStack(OFFICE_TS)).toEqual(fromYaml(OFFICE));
   });
 
+  it("keeps a feature or a tag called provenance (only where a declaration was written is dropped)", () => {
+    const built = defineStack({ stack: "p", qubes: { q: { class: "AppVM", label: "red", netvm: null, features: { provenance: "kept", rulesOffset: "1" }, tags: ["provenance"] } } });
+    expect(built.qubes[0]!.features).toEqual({ provenance: "kept", rulesOffset: "1" });
+    expect(built.qubes[0]!.tags).toEqual(["provenance"]);
+    expect(built).not.toHaveProperty("globalProvenance");
+  });
+
   it("reproduces the example machine's model from its content (bundles expanded)", () => {
     const yaml = fromYaml(path.join(ROOT, "examples/laptop/laptop.qubes.yaml"));
     const built = defineStack(modelToInput(yaml));

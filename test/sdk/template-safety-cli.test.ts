@@ -214,7 +214,8 @@ describe("global properties another stack manages (F3)", () => {
     const line = "error[owned-by-other-stack]: global property 'default_dispvm' is managed by stack 'g1' (dom0 feature x-qkit-globals-g1); remove it from one of the stacks, or use --take-over to take it from stack 'g1'\n";
     const plan = await qkit("template", "plan", "g2.qubes.yaml", "--detailed-exitcode");
     expect(plan.code).toBe(1);
-    expect(plan.out).toContain(line);
+    // Said where the global is declared (its key: line 4, column 3).
+    expect(plan.out).toContain(`g2.qubes.yaml:4:3: ${line}`);
     const apply = await qkit("template", "apply", "g2.qubes.yaml", "--yes");
     expect([apply.code, apply.err]).toEqual([1, "qkit template apply: the plan has 1 error; fix the stack and try again [plan-errors]\n"]);
     expect(await qubes.get("default_dispvm")).toBe("work-dvm");

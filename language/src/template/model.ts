@@ -131,8 +131,12 @@ export interface StackModel {
   stack: string;
   /** Global properties. */
   global: Record<string, PropertyValue>;
+  /** Where each global property is declared (its key), for diagnostics and plan output. */
+  globalProvenance?: Record<string, Provenance>;
   /** Custom labels: name → `0xRRGGBB`. */
   labels: Record<string, string>;
+  /** Where each custom label is declared (its name), for diagnostics and plan output. */
+  labelProvenance?: Record<string, Provenance>;
   /** Qubes by name, in declaration order. */
   qubes: QubeDecl[];
   policy: PolicyFileDecl[];

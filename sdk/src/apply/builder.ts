@@ -285,19 +285,30 @@ const BIGINT_TOKEN = "\u0000qkit-bigint\u0000";
 /** A bigint's marker as JSON.stringify writes it (`\u0000` escaped). */
 const BIGINT_PATTERN = new RegExp(`"${JSON.stringify(BIGINT_TOKEN).slice(1, -1).replace(/\\/g, "\\\\")}(-?\\d+)${JSON.stringify(BIGINT_TOKEN).slice(1, -1).replace(/\\/g, "\\\\")}"`, "g");
 
-function stripProvenance<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(stripProvenance) as T;
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (k !== "provenance" && k !== "keyProvenance" && k !== "rulesOffset") out[k] = stripProvenance(v);
-    return out as T;
-  }
-  return value;
+/** An object without the given keys (the others in their order). */
+function without<T extends object>(o: T, keys: readonly string[]): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (!keys.includes(k)) out[k] = v;
+  return out as T;
 }
 
-/** Removes what only says where a declaration was written (`provenance`, `keyProvenance`, `rulesOffset`), to compare models. */
+/**
+ * Removes what only says where a declaration was written (`provenance`, `keyProvenance`,
+ * `rulesOffset`, `globalProvenance`, `labelProvenance`, a device's `provenance`), to compare models. Only those places:
+ * a feature or a property value called `provenance` stays.
+ */
 export function withoutProvenance(model: StackModel): StackModel {
-  return stripProvenance(model);
+  const out = without(model, ["globalProvenance", "labelProvenance"]);
+  if (Array.isArray(model.qubes)) {
+    out.qubes = model.qubes.map((q) => {
+      const d = without(q, ["provenance", "keyProvenance"]);
+      if (q.devices) d.devices = Object.fromEntries(Object.entries(q.devices).map(([cls, list]) => [cls, list.map((x) => without(x, ["provenance"]))]));
+      return d;
+    });
+  }
+  if (Array.isArray(model.policy)) out.policy = model.policy.map((f) => without(f, ["provenance", "rulesOffset"]));
+  if (Array.isArray(model.expect)) out.expect = model.expect.map((e) => without(e, ["provenance"]));
+  return out;
 }
 
 /**

@@ -314,11 +314,12 @@ function planLabels(ctx: Ctx): void {
   const creates: PlanStep[] = [];
   for (const [name, colour] of Object.entries(ctx.model.labels ?? {})) {
     const have = ctx.live.labels[name];
+    const prov = ctx.model.labelProvenance?.[name];
     if (have === undefined) {
       const calls_ = build(ctx, `label ${name}`, () => [call(calls.labelCreate(name, colour))]);
-      if (calls_) creates.push(add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour }));
+      if (calls_) creates.push(add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour, ...(prov ? { provenance: prov } : {}) }));
     } else if (have !== "" && have.toLowerCase() !== colour.toLowerCase()) {
-      err(ctx, "label-colour", `label '${name}' exists with colour ${have}, not ${colour}; qubesd cannot change a label's colour: use another label name`);
+      err(ctx, "label-colour", `label '${name}' exists with colour ${have}, not ${colour}; qubesd cannot change a label's colour: use another label name`, prov);
     }
   }
   const missing = creates.map((s) => labelToken(s.object)).filter((t) => !recorded.has(t));
@@ -1207,14 +1208,16 @@ function planGlobals(ctx: Ctx): void {
   const managed = new Set<string>();
   for (const [name, declared] of Object.entries(ctx.model.global ?? {})) {
     const spec = specOf("@global", name);
+    const prov = ctx.model.globalProvenance?.[name];
+    const at = prov ? { provenance: prov } : {};
     if (!spec || spec.access !== "rw") {
-      err(ctx, "not-writable", `global property '${name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`);
+      err(ctx, "not-writable", `global property '${name}' ${spec ? "cannot be changed (read-only)" : "does not exist"}`, prov);
       continue;
     }
     // A global another stack manages is that stack's, as its qubes are: a conflict, or taken over with --take-over.
     const others = otherGlobalOwners(ctx, name);
     if (others.length && !ctx.options.takeOver) {
-      err(ctx, "owned-by-other-stack", `global property '${name}' is managed by stack '${others[0]}' (dom0 feature ${globalsFeature(others[0]!)}); remove it from one of the stacks, or use --take-over to take it from stack '${others[0]}'`);
+      err(ctx, "owned-by-other-stack", `global property '${name}' is managed by stack '${others[0]}' (dom0 feature ${globalsFeature(others[0]!)}); remove it from one of the stacks, or use --take-over to take it from stack '${others[0]}'`, prov);
       continue;
     }
     for (const other of others) takeOverGlobal(ctx, other, name);
@@ -1225,19 +1228,19 @@ function planGlobals(ctx: Ctx): void {
     if (isDefault(declared)) {
       if (!cur || cur.default) continue;
       const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
-      if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default", ...from });
+      if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default", ...from, ...at });
       continue;
     }
     const cv = canonicalValue(spec, declared);
     if (!cv.ok) {
-      err(ctx, "invalid-value", `global ${name}: ${cv.message}`);
+      err(ctx, "invalid-value", `global ${name}: ${cv.message}`, prov);
       continue;
     }
     if (cur && !cur.default && sameValue(cur, cv.value)) continue;
     const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
     const c = build(ctx, `global ${name}`, () => [call(calls.propertySet(name, payload))]);
     if (!c) continue;
-    const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none", ...from });
+    const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none", ...from, ...at });
     addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
   }
   for (const name of old) {
