@@ -90,7 +90,7 @@ export interface StartOptions {
   outputBusy?: () => boolean;
   /**
    * Called with the data completion answers from each time a project's vocabulary is built
-   * (the stdio front answers completion on its own thread from it, see `front.ts`).
+   * (the stdio front answers completion on its own thread from it, see `threads.ts`).
    */
   completionData?: (root: string, data: CompletionData) => void;
   /** Called with every open policy document's project root and syntax when that list changes. */

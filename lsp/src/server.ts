@@ -7,6 +7,8 @@
  * (`threads.ts`): it answers completion at once, whatever the analysis is doing.
  * `QKIT_LSP_THREADS=0` serves on one thread.
  */
+// First: it keeps the command line before the library reads it (see front-argv.ts).
+import { frontAndWorker, givenArgv } from "./front-argv.js";
 import { createConnection, ProposedFeatures, StreamMessageReader, StreamMessageWriter, type Connection } from "vscode-languageserver/node.js";
 import { cachingJsonEncoder } from "./encoder.js";
 import { CountingReader } from "./incoming.js";
@@ -37,7 +39,7 @@ function main(): void {
   }
 
   const TRANSPORTS = ["--stdio", "--node-ipc", "--socket", "--pipe", "--clientProcessId"];
-  if (!process.argv.slice(2).some((a) => TRANSPORTS.some((t) => a === t || a.startsWith(t + "=")))) {
+  if (!givenArgv.some((a) => TRANSPORTS.some((t) => a === t || a.startsWith(t + "=")))) {
     process.stderr.write("qkit-lsp: no transport given: start it as `qkit-lsp --stdio` (or --node-ipc, --socket=PORT) [usage]\n");
     process.exit(2);
   }
@@ -45,7 +47,7 @@ function main(): void {
   const stdio = process.argv.includes("--stdio");
   // Where messages wait (bench/lsp.mjs --trace): an event log written at exit (the worker's beside it).
   if (process.env.QKIT_LSP_TRACE) startTraceFile(process.env.QKIT_LSP_TRACE);
-  if (stdio && process.env.QKIT_LSP_THREADS !== "0" && startFront(__filename, process.argv.slice(2))) return;
+  if (frontAndWorker && startFront(__filename, [...givenArgv])) return;
 
   // Over stdio the server reads through a counting reader (see incoming.ts): messages are
   // dispatched before more analysis runs. The other transports are set up by the library.

@@ -12,19 +12,24 @@
  * What the front does with a message from the client:
  * - `textDocument/didOpen`, `didChange`, `didClose`: applies it to its own copy of the document,
  *   and hands it on;
- * - `textDocument/completion` of an open policy document, and `completionItem/resolve`: answers
- *   it (the same handlers as the server's, see `features/completion.ts`);
+ * - `textDocument/completion` of an open policy document (not a stack or policy test file, whose
+ *   features in the worker answer them), and `completionItem/resolve` of the items it made (marked
+ *   `data.f`): answers it (the same handlers as the server's, see `features/completion.ts`), a
+ *   turn later, so a `$/cancelRequest` read with it gets `RequestCancelled` as on one thread;
  * - anything else: hands it on as it is.
  * The worker's messages (answers, notifications, its requests to the client) are encoded there
  * and written by the front as they are.
  *
  * INVARIANTS: the front answers a completion exactly as the server would from the same text and
- * vocabulary (`test/lsp/threads.test.ts` compares both); only the front writes to stdout; the
+ * vocabulary (`test/lsp/stdio-threads.test.ts` compares both, edits, resolve and cancellation
+ * included); the front's copy of a document is the worker's (it applies the sync notifications
+ * by the same rules); only the front writes to stdout (the worker's stdout goes to stderr); the
  * process exits with the worker's exit code (`exit` after `shutdown` is 0).
  */
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from "node:worker_threads";
 import {
   Emitter,
+  LSPErrorCodes,
   ResponseError,
   type DataCallback,
   type Disposable,
@@ -44,6 +49,7 @@ import { completionRequests } from "./features/completion.js";
 import { guarded, type RequestHandler } from "./features/types.js";
 import { PriorityWriter } from "./outgoing.js";
 import { isTemplatePath } from "./template/feature.js";
+import { isPolicyTestPath } from "./features/policytest.js";
 import { traceEvent } from "./trace.js";
 
 /** Front → worker. */
@@ -242,7 +248,9 @@ function guessSyntax(uri: string): SyntaxKind {
 export function startFront(script: string, argv: string[]): boolean {
   let worker: Worker;
   try {
-    worker = new Worker(script, { argv, workerData: { qkitLsp: true }, stdout: false, stderr: false });
+    // What the worker writes to its stdout goes to stderr: only the front writes to the client.
+    worker = new Worker(script, { argv, workerData: { qkitLsp: true }, stdout: true, stderr: false });
+    worker.stdout.pipe(process.stderr);
   } catch {
     return false;
   }
@@ -326,23 +334,72 @@ export function startFront(script: string, argv: string[]): boolean {
       });
       toWorker({ t: "in", m: { jsonrpc: "2.0", method: WANT_COMPLETION_DATA, params: { uri, n } } as Message });
     });
-  const answer = (id: number | string, run: Promise<unknown>) => {
+  /**
+   * The front's requests not answered yet, with whether the client cancelled them. An answer is
+   * sent a turn after its request was read (a `$/cancelRequest` read with it comes first, as the
+   * connection of one thread would see it), or once the worker said what to complete from.
+   */
+  const pendingHere = new Map<number | string, { cancel: () => void }>();
+  const CANCELLED = () => new ResponseError(LSPErrorCodes.RequestCancelled, "request cancelled").toJson();
+  const answer = (id: number | string, run: Promise<unknown>, method: string) => {
+    let sent = false;
+    const send = (m: object) => {
+      if (sent) return;
+      sent = true;
+      pendingHere.delete(id);
+      void writer.write({ jsonrpc: "2.0", id, ...m } as Message);
+    };
+    pendingHere.set(id, { cancel: () => send({ error: CANCELLED() }) });
     run.then(
-      (result) => void writer.write({ jsonrpc: "2.0", id, result: result ?? null } as Message),
-      (e: unknown) => {
-        const error = e instanceof ResponseError ? e.toJson() : { code: -32603, message: e instanceof Error ? e.message : String(e) };
-        void writer.write({ jsonrpc: "2.0", id, error } as Message);
-      },
+      (result) => setImmediate(() => send({ result: method === "textDocument/completion" ? markedHere(result) : (result ?? null) })),
+      (e: unknown) => setImmediate(() => send({ error: e instanceof ResponseError ? e.toJson() : { code: -32603, message: e instanceof Error ? e.message : String(e) } })),
     );
   };
+  /** Marks the items the front made (`data.f`), so that their `completionItem/resolve` comes back here. */
+  const markedHere = (result: unknown): unknown => {
+    const items = Array.isArray(result) ? result : (result as { items?: unknown } | null)?.items;
+    if (Array.isArray(items)) for (const item of items as Array<{ data?: unknown }>) if (item.data !== null && typeof item.data === "object") item.data = { ...item.data, f: 1 };
+    return result ?? null;
+  };
+  /** Whether a completion for this URI is the front's: the worker's document features (stack files, policy test files) answer their own. */
+  const answersHere = (uri: string) => documents.has(uri) && !isTemplatePath(uri) && !isPolicyTestPath(uri);
   /** True when the front answers this request itself. */
   const ownRequest = (method: string, id: unknown, params: unknown): boolean => {
     if (typeof id !== "number" && typeof id !== "string") return false;
-    if (method === "completionItem/resolve") return params !== null && typeof params === "object" && !Array.isArray(params);
+    if (params === null || typeof params !== "object" || Array.isArray(params)) return false;
+    // An item the front made (see `markedHere`); any other goes to the worker, whose numbers it carries.
+    if (method === "completionItem/resolve") return ((params as { data?: { f?: unknown } }).data?.f ?? null) === 1;
     if (method !== "textDocument/completion") return false;
-    const uri = (params as { textDocument?: { uri?: unknown } } | null)?.textDocument?.uri;
-    // Stack files (and any parameters the handler would refuse) go to the server.
-    return typeof uri === "string" && !Array.isArray(params) && documents.has(uri) && !isTemplatePath(uri);
+    const uri = (params as { textDocument?: { uri?: unknown } }).textDocument?.uri;
+    return typeof uri === "string" && answersHere(uri);
+  };
+
+  /**
+   * Applies a document sync notification to the front's copies exactly as the worker's
+   * `TextDocuments` does (vscode-languageserver's rules, with the parameters the connection hands
+   * its handler: by name, or the first positional one); what would throw there is not applied here.
+   */
+  const sync = (method: string, params: unknown): void => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const event: any = params === undefined ? undefined : Array.isArray(params) ? params[0] : params;
+    try {
+      if (method === "textDocument/didOpen") {
+        const td = event.textDocument;
+        documents.set(td.uri, TextDocument.create(td.uri, td.languageId, td.version, td.text));
+      } else if (method === "textDocument/didChange") {
+        const td = event.textDocument;
+        const changes = event.contentChanges;
+        if (changes.length === 0) return;
+        const { version } = td;
+        if (version === null || version === undefined) return;
+        const doc = documents.get(td.uri);
+        if (doc !== undefined) documents.set(td.uri, TextDocument.update(doc, changes, version));
+      } else if (method === "textDocument/didClose") {
+        documents.delete(event.textDocument.uri);
+      }
+    } catch {
+      // Refused alike by the worker's handler (it logs it).
+    }
   };
 
   reader.listen((message) => {
@@ -350,34 +407,20 @@ export function startFront(script: string, argv: string[]): boolean {
     traceEvent("read", typeof m.method === "string" ? m.method : "response", typeof m.id === "number" || typeof m.id === "string" ? m.id : undefined);
     if (typeof m.method === "string") {
       try {
-        const p = m.params as Record<string, unknown> | undefined;
-        switch (m.method) {
-          case "shutdown":
-            shutdown = true;
-            break;
-          case "initialize": {
-            const init = p as Partial<InitializeParams> | undefined;
-            clientCaps = init?.capabilities ?? {};
-            retriggerCommand = /code/i.test(init?.clientInfo?.name ?? "");
-            break;
-          }
-          case "textDocument/didOpen": {
-            const d = p?.textDocument as { uri?: unknown; languageId?: unknown; version?: unknown; text?: unknown } | undefined;
-            if (d && typeof d.uri === "string" && typeof d.text === "string") {
-              documents.set(d.uri, TextDocument.create(d.uri, String(d.languageId ?? ""), typeof d.version === "number" ? d.version : 0, d.text));
-            }
-            break;
-          }
-          case "textDocument/didChange": {
-            const d = p?.textDocument as { uri?: unknown; version?: unknown } | undefined;
-            const td = d && typeof d.uri === "string" ? documents.get(d.uri) : undefined;
-            if (td && Array.isArray(p?.contentChanges)) TextDocument.update(td, p.contentChanges as never, typeof d!.version === "number" ? d!.version : td.version + 1);
-            break;
-          }
-          case "textDocument/didClose": {
-            const d = p?.textDocument as { uri?: unknown } | undefined;
-            if (d && typeof d.uri === "string") documents.delete(d.uri);
-            break;
+        const isRequest = typeof m.id === "number" || typeof m.id === "string";
+        if (!isRequest && m.method.startsWith("textDocument/did")) sync(m.method, m.params);
+        if (isRequest && m.method === "shutdown") shutdown = true;
+        if (isRequest && m.method === "initialize") {
+          const init = m.params as Partial<InitializeParams> | undefined;
+          clientCaps = init?.capabilities ?? {};
+          retriggerCommand = /code/i.test(init?.clientInfo?.name ?? "");
+        }
+        if (m.method === "$/cancelRequest") {
+          const id = (m.params as { id?: unknown } | undefined)?.id;
+          const here = typeof id === "number" || typeof id === "string" ? pendingHere.get(id) : undefined;
+          if (here) {
+            here.cancel();
+            return;
           }
         }
         if (ownRequest(m.method, m.id, m.params)) {
@@ -390,17 +433,19 @@ export function startFront(script: string, argv: string[]): boolean {
             const td = documents.get(uri)!;
             const copy = TextDocument.create(uri, td.languageId, td.version, td.getText());
             const params = m.params;
+            let release: (v: unknown) => void = () => undefined;
+            answer(id, new Promise((resolve) => (release = resolve)), m.method);
             void want(uri).then(() => {
               frozen = copy;
               try {
-                answer(id, run(params, NEVER));
+                release(run(params, NEVER));
               } finally {
                 frozen = undefined;
               }
             });
             return;
           }
-          answer(id, run(m.params, NEVER));
+          answer(id, run(m.params, NEVER), m.method);
           return;
         }
       } catch (e) {

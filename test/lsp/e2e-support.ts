@@ -98,12 +98,14 @@ export interface ClientOptions {
   name?: string;
   /** False: the server serves on one thread (`QKIT_LSP_THREADS=0`) instead of its front and worker. */
   threads?: boolean;
+  /** More environment variables for the server process. */
+  env?: Record<string, string>;
 }
 
 /** Spawns the server, initializes it on `rootPath` with {@link TEST_SETTINGS}, and returns the session. */
 export async function startServer(rootPath = WORKSPACE, settings: object = TEST_SETTINGS, client: ClientOptions = {}): Promise<ServerSession> {
   requireServerBuild();
-  const env = client.threads === false ? { ...process.env, QKIT_LSP_THREADS: "0" } : process.env;
+  const env = { ...process.env, ...(client.threads === false ? { QKIT_LSP_THREADS: "0" } : {}), ...client.env };
   const child = spawn(process.execPath, [SERVER, "--stdio"], { stdio: "pipe", env });
   const log: string[] = [];
   let exitedFlag = false;

@@ -120,7 +120,7 @@ function modelOf(entry: string): string {
   const r = checkStack(fs, `/ws/${entry}`);
   expect(r.model, JSON.stringify(r.diagnostics.filter((d) => d.severity === "error"))).toBeDefined();
   // Where things are written moves with the names' lengths: leave the offsets out.
-  const json = JSON.stringify(r.model, (k, v: unknown) => (k === "provenance" || k === "keyProvenance" || k === "rulesOffset" ? undefined : v));
+  const json = JSON.stringify(r.model, (k, v: unknown) => (["provenance", "keyProvenance", "rulesOffset", "globalProvenance", "labelProvenance"].includes(k) ? undefined : v));
   const model = JSON.parse(json) as { policy: Array<{ rules: string }> };
   for (const p of model.policy) p.rules = p.rules.split("\n").filter((l) => !l.trimStart().startsWith("#")).join("\n");
   return JSON.stringify(model);

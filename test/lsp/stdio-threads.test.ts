@@ -7,9 +7,11 @@
  * without, also when the client just closes its end.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CompletionRequest, CompletionResolveRequest, type CompletionItem, type CompletionList } from "vscode-languageserver-protocol/node.js";
+import { CancellationTokenSource, CompletionRequest, CompletionResolveRequest, type CompletionItem, type CompletionList } from "vscode-languageserver-protocol/node.js";
 import { POLICY_DIR, SCRATCH_DIR, SERVER, requireServerBuild, startServer, type ServerSession } from "./e2e-support.js";
 
 /** What VS Code says about completion (lazy documentation, list defaults). */
@@ -67,6 +69,19 @@ function positions(text: string): Array<{ line: number; character: number }> {
 
 const items = (r: CompletionItem[] | CompletionList | null) => (Array.isArray(r) ? r : (r?.items ?? []));
 
+/** The answer without the front's mark on its items (`data.f`: their resolve comes back to the front). */
+function unmarked(r: CompletionItem[] | CompletionList | null): CompletionItem[] | CompletionList | null {
+  for (const item of items(r)) {
+    const d = item.data as { f?: number } | undefined;
+    if (d && typeof d === "object" && "f" in d) {
+      expect(d.f).toBe(1);
+      const { f: _f, ...rest } = d;
+      item.data = rest;
+    }
+  }
+  return r;
+}
+
 describe("the front answers completion as the one-thread server", () => {
   const cases = [
     ...FILES.map((path) => ({ name: path.slice(POLICY_DIR.length + 1), path, text: readFileSync(path, "utf8") })),
@@ -85,7 +100,6 @@ describe("the front answers completion as the one-thread server", () => {
           a.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[0]! }, position }),
           b.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[1]! }, position }),
         ]);
-        expect(y, `${path}:${position.line + 1}:${position.character}`).toEqual(x);
         // Resolved documentation (numbered per server) is the same text.
         const first = items(x).find((i) => i.data !== undefined);
         if (first) {
@@ -93,6 +107,7 @@ describe("the front answers completion as the one-thread server", () => {
           const [rx, ry] = await Promise.all([a.connection.sendRequest(CompletionResolveRequest.type, first), b.connection.sendRequest(CompletionResolveRequest.type, second)]);
           expect(ry.documentation).toEqual(rx.documentation);
         }
+        expect(unmarked(y), `${path}:${position.line + 1}:${position.character}`).toEqual(x);
         compared += items(x).length;
       }
       await Promise.all([a.closeDocument(uris[0]!), b.closeDocument(uris[1]!)]);
@@ -111,15 +126,122 @@ describe("the front answers completion as the one-thread server", () => {
       two.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[1]! }, position }),
     ]);
     expect(items(y).map((i) => i.label)).toContain("vault");
-    expect(y).toEqual(x);
+    expect(unmarked(y)).toEqual(x);
+  });
+
+  it("follows edits: the same answers after every change (incremental, several per message, a whole-text one), and none applied from a malformed change", async () => {
+    const path = `${SCRATCH_DIR}/72-threads-edits.policy`;
+    let text = "qubes.Filecopy  *  work  vault  allow\n";
+    const uris = [lazyOne.open(path, text), lazyTwo.open(path, text)];
+    await Promise.all([lazyOne.waitForDiagnostics(uris[0]!), lazyTwo.waitForDiagnostics(uris[1]!)]);
+    const edits: Array<{ changes: object[]; version?: number | null; after?: string }> = [
+      { changes: [{ range: { start: { line: 1, character: 0 }, end: { line: 1, character: 0 } }, text: "qubes.Gpg  *  @tag:" }], after: "qubes.Filecopy  *  work  vault  allow\nqubes.Gpg  *  @tag:" },
+      // No version, or null: refused by the worker, so not applied by the front either.
+      { changes: [{ text: "!include " }], version: null },
+      { changes: [{ text: "!include " }] },
+      {
+        changes: [
+          { range: { start: { line: 1, character: 14 }, end: { line: 1, character: 19 } }, text: "work  " },
+          { range: { start: { line: 0, character: 0 }, end: { line: 0, character: 14 } }, text: "qubes.OpenURL" },
+        ],
+        after: "qubes.OpenURL  *  work  vault  allow\nqubes.Gpg  *  work  ",
+      },
+      { changes: [{ text: "!include-dir \nqubes.Filecopy  *  @anyvm  @dispvm:" }], after: "!include-dir \nqubes.Filecopy  *  @anyvm  @dispvm:" },
+    ];
+    let version = 1;
+    for (const e of edits) {
+      const v = e.version === undefined ? ++version : e.version;
+      for (const [s, uri] of [
+        [lazyOne, uris[0]!],
+        [lazyTwo, uris[1]!],
+      ] as const) {
+        await s.connection.sendNotification("textDocument/didChange", { textDocument: e.version === undefined ? { uri, version: v } : { uri, version: v }, contentChanges: e.changes });
+      }
+      if (e.after !== undefined) text = e.after;
+      for (const position of positions(text)) {
+        const [x, y] = await Promise.all([
+          lazyOne.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[0]! }, position }),
+          lazyTwo.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[1]! }, position }),
+        ]);
+        expect(unmarked(y), `after ${JSON.stringify(e.changes).slice(0, 60)} at ${position.line}:${position.character}`).toEqual(x);
+      }
+    }
+    // The last text is the one both completed on: `@dispvm:` offers the disposable templates.
+    const end = { line: 1, character: text.split("\n")[1]!.length };
+    expect(items(await lazyTwo.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[1]! }, position: end })).map((i) => i.label)).toContain("@dispvm:default-dvm");
+  });
+
+  it("leaves stack files and policy test files to their features in the worker (resolve included)", async () => {
+    const cases = [
+      { path: `${SCRATCH_DIR}/../threads.qubes.yaml`, text: "qkit: 1\nstack: t\nqubes:\n  q:\n    class: AppVM\n    label: \n" },
+      { path: `${SCRATCH_DIR}/../threads.policytest.yaml`, text: "policy: policy.d\ntests:\n  - call: qubes.Filecopy work -> vault\n    expect: \n" },
+    ];
+    for (const { path, text } of cases) {
+      const uris = [lazyOne.open(path, text), lazyTwo.open(path, text)];
+      for (const position of positions(text)) {
+        const [x, y] = await Promise.all([
+          lazyOne.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[0]! }, position }),
+          lazyTwo.connection.sendRequest(CompletionRequest.type, { textDocument: { uri: uris[1]! }, position }),
+        ]);
+        expect(y, `${path} ${position.line}:${position.character}`).toEqual(x);
+        for (const item of items(x).filter((i) => i.data !== undefined).slice(0, 3)) {
+          const [rx, ry] = await Promise.all([lazyOne.connection.sendRequest(CompletionResolveRequest.type, item), lazyTwo.connection.sendRequest(CompletionResolveRequest.type, item)]);
+          expect(ry).toEqual(rx);
+        }
+      }
+      await Promise.all([lazyOne.closeDocument(uris[0]!), lazyTwo.closeDocument(uris[1]!)]);
+    }
+  });
+
+  it("answers RequestCancelled to a completion cancelled before its answer, as one thread does", async () => {
+    const path = `${SCRATCH_DIR}/73-threads-cancel.policy`;
+    const text = "qubes.Filecopy  *  work  \n";
+    const uris = [one.open(path, text), two.open(path, text)];
+    await Promise.all([one.waitForDiagnostics(uris[0]!), two.waitForDiagnostics(uris[1]!)]);
+    const outcome = async (s: ServerSession, uri: string) => {
+      const source = new CancellationTokenSource();
+      const p = s.connection.sendRequest(CompletionRequest.type, { textDocument: { uri }, position: { line: 0, character: text.length - 1 } }, source.token);
+      source.cancel();
+      try {
+        await p;
+        return "answered";
+      } catch (e) {
+        return (e as { code?: number }).code;
+      }
+    };
+    expect([await outcome(one, uris[0]!), await outcome(two, uris[1]!)]).toEqual([-32800, -32800]);
+  });
+
+  it("answers completion on the front: its trace has the handler, the worker's has none", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qkit-threads-trace-"));
+    const trace = join(dir, "trace.json");
+    const s = await startServer(undefined, undefined, { env: { QKIT_LSP_TRACE: trace } });
+    try {
+      const uri = s.open(`${SCRATCH_DIR}/74-threads-trace.policy`, "qubes.Filecopy  *  \n");
+      await s.waitForDiagnostics(uri);
+      await s.connection.sendRequest(CompletionRequest.type, { textDocument: { uri }, position: { line: 0, character: 19 } });
+      await s.close();
+      const front = JSON.parse(readFileSync(trace, "utf8")) as unknown[][];
+      const worker = JSON.parse(readFileSync(`${trace}.worker`, "utf8")) as unknown[][];
+      const handled = (events: unknown[][]) => events.filter((e) => e[1] === "begin" && e[2] === "textDocument/completion").length;
+      expect([handled(front), handled(worker)]).toEqual([1, 0]);
+      // The worker analysed the document (its turns are in its own trace).
+      expect(worker.some((e) => e[1] === "slice")).toBe(true);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
 describe("the process ends with the LSP exit code", () => {
   /** Runs the server, initializes it, then does `steps`; resolves with its exit code and whether `shutdown` was answered. */
-  function run(steps: Array<"shutdown" | "exit" | "close">): Promise<{ code: number | null; answered: boolean }> {
+  function run(steps: Array<"shutdown" | "exit" | "close" | "client-gone">): Promise<{ code: number | null; answered: boolean }> {
     requireServerBuild();
-    const child = spawn(process.execPath, [SERVER, "--stdio"], { stdio: "pipe" });
+    // A stand-in for the editor's process (`--clientProcessId`), killed for "client-gone".
+    const client = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" });
+    const child = spawn(process.execPath, [SERVER, "--stdio", `--clientProcessId=${client.pid}`], { stdio: "pipe" });
+    child.on("exit", () => client.kill());
     let out = "";
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => (out += d));
@@ -133,6 +255,7 @@ describe("the process ends with the LSP exit code", () => {
       if (s === "shutdown") send({ id: 2, method: "shutdown" });
       if (s === "exit") send({ method: "exit" });
       if (s === "close") child.stdin.end();
+      if (s === "client-gone") setTimeout(() => client.kill("SIGKILL"), 300);
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -151,6 +274,9 @@ describe("the process ends with the LSP exit code", () => {
     [["exit"], 1, false],
     [["shutdown", "close"], 0, true],
     [["close"], 1, false],
+    // The editor died: the library's watch (every 3 s) ends the server, 0 after shutdown.
+    [["shutdown", "client-gone"], 0, true],
+    [["client-gone"], 1, false],
   ] as const)("%j → exit code %i", async (steps, code, answered) => {
     expect(await run([...steps])).toEqual({ code, answered });
   });

@@ -21,7 +21,7 @@ const sameRange = (a: Range, b: Range) =>
 
 /**
  * What completion needs of the server: the client's capabilities, the cursor's line and what to
- * complete from. The server core gives it; so does the stdio front (`front.ts`), which answers
+ * complete from. The server core gives it; so does the stdio front (`threads.ts`), which answers
  * completion on its own thread from the data the analysis thread sends it (`P` is its project key).
  */
 export interface CompletionHost<P> {
