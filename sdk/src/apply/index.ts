@@ -5,7 +5,7 @@
 export type * from "./types.js";
 export { readLight, readDeep, readFeatures, fingerprint, fingerprintView, fingerprintChanges, describeChanges, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
 export { computePlan, planFocus, planScope, scopeOfPlan, policyKey, type PlanOptions, type PolicyEffect } from "./plan.js";
-export { policyEffects } from "./whatif.js";
+export { policyEffects, tagEffects } from "./whatif.js";
 export { checkStackModel } from "./model-check.js";
 export { canonicalValue, canonicalFirewall, canonicalFirewallRule, managedTags } from "./canonical.js";
 export { parseKeys, formatKeys, isKey, globalsFeature, isStackPolicyName, hasStackHeader, policyText } from "./keys.js";
@@ -29,4 +29,4 @@ export {
 } from "./execute.js";
 export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
 export { lineDiff, oneLine, renderPlan, renderSideEffects, undoneWarnings } from "./render.js";
-export { planStack, planExpectations, planWhatIf, readPolicyTexts, readWhatIfInputs, writesPolicy, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";
+export { planStack, planExpectations, planWhatIf, readPolicyTexts, readWhatIfInputs, writesPolicy, changesTags, effectOptions, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

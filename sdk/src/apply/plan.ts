@@ -45,6 +45,14 @@ export interface PlanOptions {
    * revocations; without this, every write counts as granting access.
    */
   policyEffect?(key: string, before: string | undefined, after: string): PolicyEffect | undefined;
+  /**
+   * What adding (`add`) or removing tag `tag` on qube `qube` changes in the decisions, all else as
+   * after apply ({@link tagEffects}). A tag change that only revokes is marked `revokes-access` and
+   * goes with the revocations, one that changes nothing is marked `none`, one that grants or
+   * changes a target `grants-access` and goes after the qubes; without this an added tag counts as
+   * granting and a removed one as revoking.
+   */
+  tagEffect?(qube: string, tag: string, add: boolean): PolicyEffect | undefined;
 }
 
 /** Counts of the decision changes of one policy write, by kind. */
@@ -52,6 +60,12 @@ export interface PolicyEffect {
   grant: number;
   revoke: number;
   change: number;
+}
+
+/** A tag change's mark from its decision changes (`unknown` when they could not be computed). */
+function tagRisk(eff: PolicyEffect | undefined, unknown: "grants-access" | "revokes-access"): PlanStep["risk"] {
+  if (!eff) return unknown;
+  return eff.grant > 0 || eff.change > 0 ? "grants-access" : eff.revoke > 0 ? "revokes-access" : "none";
 }
 
 const RUNNING = new Set(["Running", "Paused", "Suspended", "Transient", "Halting"]);
@@ -747,12 +761,16 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     for (const t of liveTags)
       if (!wantTags.includes(t)) {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagRemove(q.name, t))], kp("tags"));
-        if (c) withFirst(add(ctx, PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after: "absent", risk: "revokes-access", provenance: kp("tags") }));
+        const risk = tagRisk(ctx.options.tagEffect?.(q.name, t, false), "revokes-access");
+        if (c) withFirst(add(ctx, risk === "grants-access" ? PHASE.grant : PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after: "absent", risk, provenance: kp("tags") }));
       }
     for (const t of wantTags)
       if (!liveTags.includes(t)) {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagSet(q.name, t))], kp("tags"));
-        if (c) withFirst(add(ctx, PHASE.grant, { id: `${q.name}.t.${t}`, kind: "add-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: ownership === "create" ? null : "absent", after: "present", risk: "grants-access", provenance: kp("tags") }));
+        // A qube the plan creates gets its tags after it exists, whatever they do.
+        const risk = tagRisk(ctx.options.tagEffect?.(q.name, t, true), "grants-access");
+        const early = risk === "revokes-access" && ownership !== "create";
+        if (c) withFirst(add(ctx, early ? PHASE.revoke : PHASE.grant, { id: `${q.name}.t.${t}`, kind: "add-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: ownership === "create" ? null : "absent", after: "present", risk, provenance: kp("tags") }));
       }
   }
 

@@ -14,7 +14,7 @@ import { rehearse, type Rehearsal } from "./rehearse.js";
 import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect, StaleChange } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
 import type { PolicyTexts, WhatIfSystem } from "./future.js";
-import { policyEffects, whatIf } from "./whatif.js";
+import { policyEffects, tagEffects, whatIf } from "./whatif.js";
 
 /** The live system to plan against. */
 export interface StackConnection {
@@ -30,12 +30,12 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   if (more.length) await readFeatures(conn.qubes, live, more, options);
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
-  // A policy write is ordered by its decision changes (what-if), when the caller did not say how.
-  if (options.policyEffect === undefined && writesPolicy(model, live)) {
-    const inputs = await readWhatIfInputs(conn);
-    return { plan: computePlan(model, live, scope, { ...options, policyEffect: policyEffects(inputs.system, inputs.policy, model) }), live };
-  }
-  return { plan: computePlan(model, live, scope, options), live };
+  // A policy write, or a tag change, is marked and ordered by its decision changes (what-if), when the caller did not say how.
+  const plan = computePlan(model, live, scope, options);
+  const needs = (options.policyEffect === undefined && writesPolicy(model, live)) || (options.tagEffect === undefined && changesTags(plan));
+  if (!needs) return { plan, live };
+  const inputs = await readWhatIfInputs(conn);
+  return { plan: computePlan(model, live, scope, { ...effectOptions(inputs, model), ...options }), live };
 }
 
 /** What what-if reads: the system model with its extension keys, and every policy file. */
@@ -51,6 +51,16 @@ export async function readWhatIfInputs(conn: StackConnection): Promise<WhatIfInp
 }
 
 /** Whether planning `model` against `live` writes a policy file (then its decision changes order the write). */
+/** Whether a plan adds or removes a tag (what-if then says what each does to the decisions). */
+export function changesTags(plan: Plan): boolean {
+  return plan.steps.some((s) => s.kind === "add-tag" || s.kind === "remove-tag");
+}
+
+/** The plan options that mark policy writes and tag changes by their decision changes. */
+export function effectOptions(inputs: WhatIfInputs, model: StackModel): Pick<PlanOptions, "policyEffect" | "tagEffect"> {
+  return { policyEffect: policyEffects(inputs.system, inputs.policy, model), tagEffect: tagEffects(inputs.system, inputs.policy, model) };
+}
+
 export function writesPolicy(model: StackModel, live: LiveSystem): boolean {
   return (model.policy ?? []).some((f) => live.policy[policyKey(model.stack, f)]?.text !== policyText(model.stack, f.rules));
 }

@@ -636,6 +636,35 @@ export function whatIfJson(r: WhatIfReport): unknown {
 }
 
 /**
+ * A {@link PlanOptions.tagEffect} from the live system and policy: the decision changes of
+ * adding (or removing) one tag on one qube, all else as after apply (the future system and
+ * policy of `stack`). A tag no policy file names (`@tag:T`, `@dispvm:@tag:T`, legacy `$tag:T`) changes nothing
+ * and is not evaluated; `undefined` when the policy after apply does not load.
+ */
+export function tagEffects(system: WhatIfSystem, policy: PolicyTexts, stack: StackModel): (qube: string, tag: string, add: boolean) => { grant: number; revoke: number; change: number } | undefined {
+  let after: { texts: string; loaded: ReturnType<typeof load> } | undefined;
+  let future: WhatIfSystem | undefined;
+  return (qube, tag, add) => {
+    if (!after) {
+      const texts = futurePolicy(policy, stack);
+      after = { texts: Object.values(texts).join("\n"), loaded: load(texts) };
+    }
+    if ("error" in after.loaded) return undefined;
+    const counts = { grant: 0, revoke: 0, change: 0 };
+    const named = new RegExp(`[@$]tag:${tag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=[\\s,]|$)`, "m");
+    if (!named.test(after.texts)) return counts;
+    future ??= futureSystem(system, stack);
+    const d = future.domains[qube];
+    if (!d) return undefined;
+    // Today's side: the qube with the tag as it is now (all else as after apply).
+    const tags = (d.tags ?? []).filter((t) => t !== tag);
+    const other: WhatIfSystem = { ...future, domains: { ...future.domains, [qube]: { ...d, tags: add ? tags : [...tags, tag] } } };
+    for (const s of decisionChanges({ policy: after.loaded.policy, system: other }, { policy: after.loaded.policy, system: future })) for (const c of s.changes) counts[c.kind]++;
+    return counts;
+  };
+}
+
+/**
  * A {@link PlanOptions.policyEffect} from the live system and policy: the
  * decision changes of writing one policy file, all else as after apply (the
  * future system of `stack`, the other policy files as they are today).

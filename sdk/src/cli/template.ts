@@ -29,7 +29,8 @@ import {
   checkJournalFile,
   JournalRefused,
   planWhatIf,
-  policyEffects,
+  changesTags,
+  effectOptions,
   readWhatIfInputs,
   writesPolicy,
   planFocus,
@@ -355,11 +356,10 @@ async function makePlan(
   await readDeep(conn.qubes, conn.policy, live, scope);
   // What-if's inputs, when the stack has expectations or writes policy (a write is ordered by its decision changes).
   const inputs = model.expect.length || writesPolicy(model, live) ? await readWhatIfInputs(conn) : undefined;
-  const plan = computePlan(model, live, scope, {
-    ...planOptions(p, model),
-    ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}),
-    ...(inputs ? { policyEffect: policyEffects(inputs.system, inputs.policy, model) } : {}),
-  });
+  const options = { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) };
+  let plan = computePlan(model, live, scope, { ...options, ...(inputs ? effectOptions(inputs, model) : {}) });
+  // A tag added or removed is marked by what it does to the decisions: what-if's inputs are read for it too.
+  if (!inputs && changesTags(plan)) plan = computePlan(model, live, scope, { ...options, ...effectOptions(await readWhatIfInputs(conn), model) });
   // The stack's own expectations, and the count of decisions that change, on the system and policy
   // after apply (what-if); only when its inputs were read for the policy or the expectations.
   if (inputs) {

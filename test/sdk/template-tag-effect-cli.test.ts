@@ -1,0 +1,113 @@
+/**
+ * A tag the plan adds or removes is marked by what it does to the policy's decisions (what-if,
+ * all else as after apply), as policy writes are: `⚠ grants access` only when some call gets more
+ * (or another target), `revokes access` when calls only lose, nothing when no decision changes
+ * (no policy file names the tag). Revocations go first, with the other revocations. Over
+ * `qkit sim serve`, through the CLI.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkStack } from "@qubes-kit/language";
+import { adminPolicyTarget, planStack, PolicyAdmin, Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
+import { runQkit, serveSim } from "../helpers/qkit.js";
+import { HERE } from "../fixtures/template/apply/stacks.js";
+
+let dir: string;
+let socket: string;
+let server: Promise<number>;
+let env: NodeJS.ProcessEnv;
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
+const write = (f: string, text: string) => fs.writeFileSync(path.join(dir, f), text);
+
+/** The policy: `may-copy` lets a qube copy to vault; `no-gpg` takes vault's Gpg away; `plain` is named nowhere (a comment aside). */
+const POLICY = [
+  "# plain is only in this comment: @tag:plainly",
+  "qubes.Filecopy  *  @tag:may-copy  vault  allow",
+  "qubes.Gpg  *  @tag:no-gpg  @anyvm  deny",
+  "qubes.Gpg  *  @anyvm  vault  allow",
+  "",
+].join("\n");
+
+function stack(tags: string[]): string {
+  return `qkit: 1\nstack: tg\nqubes:\n  tg-q:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n${tags.length ? `    tags: [${tags.join(", ")}]\n` : ""}`;
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-tagfx-"));
+  socket = path.join(dir, "qubesd.sock");
+  fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
+  fs.mkdirSync(path.join(dir, "policy.d"));
+  fs.writeFileSync(path.join(dir, "policy.d", "30-user.policy"), POLICY);
+  env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
+  server = (await serveSim(socket, ["--system", "system.json", "--policy-dir", "policy.d"], dir)).done;
+});
+
+afterAll(async () => {
+  process.emit("SIGTERM");
+  await server;
+});
+
+interface Step {
+  id: string;
+  kind: string;
+  risk: string;
+}
+
+async function planSteps(file: string): Promise<{ steps: Step[]; text: string }> {
+  const json = await qkit("template", "plan", file, "--json");
+  expect(json.code).toBe(0);
+  const text = await qkit("template", "plan", file);
+  return { steps: (JSON.parse(json.out) as { steps: Step[] }).steps, text: text.out };
+}
+
+const tagSteps = (steps: Step[]) => Object.fromEntries(steps.filter((s) => s.kind.endsWith("-tag")).map((s) => [s.id, s.risk]));
+/** The line of a tag in the plan's text. */
+const lineOf = (text: string, tag: string) => text.split("\n").find((l) => l.includes(`tag ${tag}`)) ?? "";
+
+describe("tag changes marked by their decision changes", () => {
+  it("adding: grants, revokes or nothing, and a revoking tag goes with the revocations", async () => {
+    write("tg.qubes.yaml", stack([]));
+    expect((await qkit("template", "apply", "tg.qubes.yaml", "--yes")).code).toBe(0);
+    write("tg.qubes.yaml", stack(["may-copy", "no-gpg", "plain"]));
+    const { steps, text } = await planSteps("tg.qubes.yaml");
+    expect(tagSteps(steps)).toEqual({ "tg-q.t.may-copy": "grants-access", "tg-q.t.no-gpg": "revokes-access", "tg-q.t.plain": "none" });
+    expect(lineOf(text, "may-copy")).toContain("⚠ grants access");
+    expect(lineOf(text, "no-gpg")).not.toContain("grants access");
+    expect(lineOf(text, "plain")).not.toContain("grants access");
+    // The revoking tag comes before the granting one.
+    const ids = steps.map((s) => s.id);
+    expect(ids.indexOf("tg-q.t.no-gpg")).toBeLessThan(ids.indexOf("tg-q.t.may-copy"));
+    expect((await qkit("template", "apply", "tg.qubes.yaml", "--yes")).code).toBe(0);
+  });
+
+  it("removing: the reverse", async () => {
+    write("tg.qubes.yaml", stack([]));
+    const { steps, text } = await planSteps("tg.qubes.yaml");
+    expect(tagSteps(steps)).toEqual({ "tg-q.t.may-copy": "revokes-access", "tg-q.t.no-gpg": "grants-access", "tg-q.t.plain": "none" });
+    expect(lineOf(text, "no-gpg")).toContain("⚠ grants access");
+    expect(lineOf(text, "may-copy")).not.toContain("grants access");
+  });
+
+  it("a new qube's tags are marked too, and come after the qube exists", async () => {
+    write("tn.qubes.yaml", stack(["may-copy", "no-gpg"]).replace("stack: tg", "stack: tn").replace("tg-q", "tn-q"));
+    const { steps } = await planSteps("tn.qubes.yaml");
+    expect(tagSteps(steps)).toEqual({ "tn-q.t.may-copy": "grants-access", "tn-q.t.no-gpg": "revokes-access" });
+    const ids = steps.map((s) => s.id);
+    const create = steps.findIndex((s) => s.kind === "create");
+    expect(create).toBeGreaterThanOrEqual(0);
+    expect(ids.indexOf("tn-q.t.no-gpg")).toBeGreaterThan(create);
+  });
+
+  it("planStack (the SDK) marks them alike", async () => {
+    const ts = (tags: string[]) => stack(tags).replace("stack: tg", "stack: ts").replace("tg-q", "ts-q");
+    write("ts.qubes.yaml", ts([]));
+    expect((await qkit("template", "apply", "ts.qubes.yaml", "--yes")).code).toBe(0);
+    write("ts.qubes.yaml", ts(["may-copy", "no-gpg", "plain"]));
+    const model = checkStack({ readFile: (p) => (fs.existsSync(p) ? fs.readFileSync(p, "utf8") : undefined) }, path.join(dir, "ts.qubes.yaml")).model!;
+    const transport = new UnixSocketTransport({ path: socket, servicesOverSocket: true });
+    const { plan } = await planStack(model, { qubes: new Qubes({ transport }), policy: adminPolicyTarget(new PolicyAdmin(transport)) });
+    expect(tagSteps(plan.steps)).toEqual({ "ts-q.t.may-copy": "grants-access", "ts-q.t.no-gpg": "revokes-access", "ts-q.t.plain": "none" });
+  });
+});
