@@ -1,7 +1,7 @@
 /**
  * The plan's line diff of multi-line values (firewall rules, policy files):
- * a shortest edit, removals before additions, against an independent
- * longest-common-subsequence count (property test), and through the CLI.
+ * a shortest edit, removals before additions, a line only moved said once as a move, against an
+ * independent longest-common-subsequence count (property test), and through the CLI.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -36,10 +36,18 @@ describe("lineDiff", () => {
         const d = lineDiff(a.join("\n"), b.join("\n"));
         const removed = d.filter((l) => l.startsWith("- ")).map((l) => l.slice(2));
         const added = d.filter((l) => l.startsWith("+ ")).map((l) => l.slice(2));
-        expect(removed.length + added.length).toBe(d.length);
+        // A moved line: removed at its place before, added (the same text) at its place after.
+        const moved = d.flatMap((l) => {
+          const m = /^~ (.*) \(moved from (\d+) to (\d+)\)$/.exec(l);
+          return m ? [{ text: m[1]!, from: Number(m[2]), to: Number(m[3]) }] : [];
+        });
+        expect(removed.length + added.length + moved.length).toBe(d.length);
+        for (const mv of moved) expect([a[mv.from - 1], b[mv.to - 1]]).toEqual([mv.text, mv.text]);
         const keep = lcs(a, b);
-        expect([a.length - removed.length, b.length - added.length]).toEqual([keep, keep]);
+        expect([a.length - removed.length - moved.length, b.length - added.length - moved.length]).toEqual([keep, keep]);
         expect(isSubsequence(removed, a) && isSubsequence(added, b)).toBe(true);
+        // Every line both removed and added is shown as a move.
+        expect(removed.filter((r) => added.includes(r))).toEqual([]);
         expect(d.length === 0).toBe(a.join("\n") === b.join("\n"));
       }),
     );
@@ -49,6 +57,10 @@ describe("lineDiff", () => {
     expect(lineDiff("action=accept proto=tcp dstports=993-993\naction=drop", "action=accept proto=tcp dstports=465-465\naction=drop")).toEqual([
       "- action=accept proto=tcp dstports=993-993",
       "+ action=accept proto=tcp dstports=465-465",
+    ]);
+    // Rules in another order: the order decides, so a moved rule is said, once, where it goes.
+    expect(lineDiff("action=accept dsthost=a.example\naction=accept dsthost=b.example\naction=drop", "action=accept dsthost=b.example\naction=accept dsthost=a.example\naction=drop")).toEqual([
+      "~ action=accept dsthost=a.example (moved from 1 to 2)",
     ]);
     const many = Array.from({ length: 30 }, (_, i) => `rule ${i}`).join("\n");
     const d = lineDiff("", many);

@@ -49,7 +49,10 @@ const DIFF_LINES = 20;
 /**
  * The lines removed (`- `) and added (`+ `) between two multi-line values
  * (firewall rules, a policy file), in order, at most {@link DIFF_LINES}
- * shown; a change too large to align says how many lines it touches.
+ * shown; a change too large to align says how many lines it touches. A line
+ * that is only moved (removed at one place and added, the same text, at
+ * another: the order of rules decides) is one entry where it is added,
+ * `~ LINE (moved from N to M)`, with its 1-based places before and after.
  */
 export function lineDiff(before: string, after: string): string[] {
   const a = before === "" ? [] : before.split("\n");
@@ -70,16 +73,33 @@ export function lineDiff(before: string, after: string): string[] {
   const m = y.length;
   const L = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
   for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i]![j] = x[i] === y[j] ? L[i + 1]![j + 1]! + 1 : Math.max(L[i + 1]![j]!, L[i]![j + 1]!);
-  const out: string[] = [];
+  const ops: Array<{ sign: "-" | "+"; text: string; at: number }> = [];
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && x[i] === y[j]) {
       i++;
       j++;
-    } else if (i < n && (j === m || L[i + 1]![j]! >= L[i]![j + 1]!)) out.push(`- ${x[i++]}`);
-    else out.push(`+ ${y[j++]}`);
+    } else if (i < n && (j === m || L[i + 1]![j]! >= L[i]![j + 1]!)) ops.push({ sign: "-", text: x[i]!, at: start + ++i });
+    else ops.push({ sign: "+", text: y[j]!, at: start + ++j });
   }
+  // Moves: each added line paired with the first unpaired removal of the same text.
+  const removals = new Map<string, number[]>();
+  ops.forEach((o, k) => o.sign === "-" && (removals.get(o.text) ?? removals.set(o.text, []).get(o.text)!).push(k));
+  const movedFrom = new Map<number, number>();
+  const paired = new Set<number>();
+  ops.forEach((o, k) => {
+    const r = o.sign === "+" ? removals.get(o.text)?.shift() : undefined;
+    if (r === undefined) return;
+    movedFrom.set(k, ops[r]!.at);
+    paired.add(r);
+  });
+  const out: string[] = [];
+  ops.forEach((o, k) => {
+    if (paired.has(k)) return;
+    const from = movedFrom.get(k);
+    out.push(from === undefined ? `${o.sign} ${o.text}` : `~ ${o.text} (moved from ${from} to ${o.at})`);
+  });
   return out.length > DIFF_LINES ? [...out.slice(0, DIFF_LINES), `(${out.length - DIFF_LINES} more changed lines)`] : out;
 }
 

@@ -157,7 +157,7 @@ export interface PlanStep {
   takeOverFrom?: string;
   /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
   deferred?: string;
-  /** A rewritten policy file: the lines removed (`- `) and added (`+ `), as {@link lineDiff} gives them. */
+  /** A rewritten policy file: the lines removed (`- `), added (`+ `) and moved (`~ LINE (moved from N to M)`), as {@link lineDiff} gives them. */
   diff?: string[];
   provenance?: Provenance;
 }
