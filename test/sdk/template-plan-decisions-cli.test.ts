@@ -69,9 +69,9 @@ describe("plan counts the decisions that change", () => {
   });
 
   it("carries the connection options the plan was given into the whatif command, which then runs as suggested", async () => {
-    const text = await runQkit(["template", "plan", "laptop.qubes.yaml", "--adopt", "--socket", server.path, "--timeout", "30", "--policy-dir", "policy.d"], { cwd: dir, env: {} });
+    const text = await runQkit(["template", "plan", "laptop.qubes.yaml", "--adopt", "--socket", server.path, "--timeout", "5000", "--policy-dir", "policy.d"], { cwd: dir, env: {} });
     expect(text.code).toBe(0);
-    const command = `qkit template whatif laptop.qubes.yaml --socket ${server.path} --timeout 30 --policy-dir policy.d`;
+    const command = `qkit template whatif laptop.qubes.yaml --socket ${server.path} --timeout 5000 --policy-dir policy.d`;
     expect(text.out).toContain(`; \`${command}\` lists them.\n`);
     const whatif = await runQkit(command.split(" ").slice(1), { cwd: dir, env: {} });
     expect([whatif.code, whatif.err]).toEqual([0, ""]);

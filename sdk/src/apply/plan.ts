@@ -53,6 +53,11 @@ export interface PlanOptions {
    * granting and a removed one as revoking.
    */
   tagEffect?(qube: string, tag: string, add: boolean): PolicyEffect | undefined;
+  /**
+   * Replace a qube whose class changes (remove it, then create it as declared; its volumes and
+   * their data are lost). Without it a class change is an error. Never for `protect: true`.
+   */
+  allowReplace?: boolean;
 }
 
 /** Counts of the decision changes of one policy write, by kind. */
@@ -187,6 +192,8 @@ function role(q: QubeDecl, l: LiveQube | undefined): number {
 const PHASE = {
   revoke: 0,
   label: 1,
+  /** A qube replaced (class change): removed before anything is created under its name. */
+  replace: 5,
   qube: (r: number) => 10 + r,
   netvm: 20,
   release: 25,
@@ -224,7 +231,7 @@ function emptyPlan(model: unknown, live: LiveSystem, scope: ReadScope, errors: P
     orphans: [],
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: [], deep: scope.deep },
     fingerprint: fingerprint(live, scope),
-    options: { adopt: !!options.adopt, ...(options.takeOver ? { takeOver: true } : {}), prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
+    options: { adopt: !!options.adopt, ...(options.takeOver ? { takeOver: true } : {}), ...(options.allowReplace ? { allowReplace: true } : {}), prune: !!options.prune, restart: options.restart ?? "never", ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}) },
   };
 }
 
@@ -291,7 +298,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     orphans: ctx.options.prune ? orphans.filter((n) => live.qubes[n]?.properties["installed_by_rpm"]?.value === true || isProtected(live.qubes[n]!)) : orphans,
     scope: { qubes: Object.keys(scope.deep).sort(), policy: scope.policy, available: scope.available, focus: planFocus(model, live), deep: scope.deep },
     fingerprint: fingerprint(live, scope),
-    options: { adopt: ctx.options.adopt, ...(ctx.options.takeOver ? { takeOver: true } : {}), prune: ctx.options.prune, restart: ctx.options.restart },
+    options: { adopt: ctx.options.adopt, ...(ctx.options.takeOver ? { takeOver: true } : {}), ...(ctx.options.allowReplace ? { allowReplace: true } : {}), prune: ctx.options.prune, restart: ctx.options.restart },
   };
   if (options.policyDir !== undefined) plan.options.policyDir = options.policyDir;
   if (ctx.warnings.length) plan.warnings = ctx.warnings;
@@ -470,10 +477,10 @@ function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | undefine
 }
 
 function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
-  const l = ctx.live.qubes[q.name];
+  let l: LiveQube | undefined = ctx.live.qubes[q.name];
   const target = `qube ${q.name}`;
-  const r = role(q, l);
-  const phase = PHASE.qube(r);
+  let r = role(q, l);
+  let phase = PHASE.qube(r);
   const prov = q.provenance;
   if (q.absent) {
     if (!l) return;
@@ -486,6 +493,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     return;
   }
   let ownership: "create" | "owned" | "adopt";
+  /** The remove step of a qube replaced (class change, `--allow-replace`): its creation waits for it. */
+  let replaced: PlanStep | undefined;
   if (!l) ownership = "create";
   else {
     const o = owned(ctx, q, l);
@@ -493,8 +502,26 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     // Adopted, taken over or resumed: marked as the stack's, its keys converge from none.
     ownership = o;
     if (l.class !== q.class) {
-      err(ctx, "class-change", `qube '${q.name}' is a ${l.class} on the system but declared as ${q.class}; a class change replaces the qube (its data is lost): remove it first or use another name`, prov);
-      return;
+      const change = `qube '${q.name}' is a ${l.class} on the system but declared as ${q.class}`;
+      if (q.protect) {
+        err(ctx, "protected", `${change}; a class change replaces the qube and loses its data, and it is protected: remove \`protect: true\` and use --allow-replace, or keep its class`, prov);
+        return;
+      }
+      if (!ctx.options.allowReplace) {
+        err(ctx, "class-change", `${change}; a class change replaces the qube (removed, then created again: its volumes and their data are lost): use --allow-replace to replace it, or keep its class, or use another name`, prov);
+        return;
+      }
+      if (isRunning(l) && ctx.options.restart !== "if-needed") {
+        err(ctx, "replace-running", `${change}; it is running, and replacing it means removing it: use --restart=if-needed to stop it, or stop it first`, prov);
+        return;
+      }
+      const removed = planRemoval(ctx, l, prov, true);
+      if (!removed) return;
+      replaced = removed;
+      l = undefined;
+      ownership = "create";
+      r = role(q, l);
+      phase = PHASE.qube(r);
     }
   }
   const running = isRunning(l);
@@ -583,6 +610,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const reqs: string[] = [];
     if (typeof tpl === "string") reqs.push(`${tpl}.create`, `${tpl}.p.template_for_dispvms`);
     if (source && "clone" in source) reqs.push(`${source.clone}.create`);
+    if (replaced) reqs.push(replaced.id);
     s.requires.push(...reqs);
     first.push(s.id);
   } else if (ownership === "adopt") {
@@ -1066,14 +1094,14 @@ function matches(d: DeviceDecl, o: { interfaces: string[]; vendor?: string; prod
   return true;
 }
 
-function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
+function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance, replace = false): PlanStep | undefined {
   const target = `qube ${l.name}`;
   if (l.properties["installed_by_rpm"]?.value === true) {
     err(ctx, "installed-by-rpm", `qube '${l.name}' was installed by the package manager; remove it in dom0 with \`qvm-template remove ${l.name}\``, provenance);
-    return;
+    return undefined;
   }
   const r = l.class === "TemplateVM" ? 1 : l.properties["template_for_dispvms"]?.value === true ? 2 : l.properties["provides_network"]?.value === true ? 3 : 4;
-  const phase = PHASE.remove(r);
+  const phase = replace ? PHASE.replace : PHASE.remove(r);
   const requires: string[] = [];
   if (isRunning(l)) {
     const s = add(ctx, phase, { id: `${l.name}.shutdown`, kind: "shutdown", target, object: l.name, key: "power", calls: [call(calls.shutdown(l.name, { wait: true }))], before: "running", after: "halted", risk: "restart", effect: "needs-halt" });
@@ -1083,6 +1111,8 @@ function planRemoval(ctx: Ctx, l: LiveQube, provenance?: Provenance): void {
   const s = add(ctx, phase, { id: `${l.name}.remove`, kind: "remove", target, object: l.name, key: "", calls: [call(calls.remove(l.name))], before: l.class, after: null, risk: "data-loss", effect: "needs-halt", requires });
   if (isRunning(l) && ctx.options.restart !== "if-needed") s.deferred = `${l.name} is running: its removal waits for it to stop; use --restart=if-needed to stop it now`;
   if (provenance) s.provenance = provenance;
+  if (replace) s.replace = true;
+  return s;
 }
 
 /**
@@ -1136,7 +1166,8 @@ function planRemovalsInUse(ctx: Ctx): void {
   }
   for (const q of ctx.model.qubes) {
     if (!created.has(q.name)) continue;
-    for (const [prop, v] of Object.entries(q.properties)) if (typeof v === "string" && removed.has(v) && specOf(q.class, prop)?.type === "vm") use(v, `${q.name} (${prop}, to be created)`);
+    // A replaced qube exists again before the qubes created after it (see PHASE.replace).
+    for (const [prop, v] of Object.entries(q.properties)) if (typeof v === "string" && removed.has(v) && !removed.get(v)!.replace && specOf(q.class, prop)?.type === "vm") use(v, `${q.name} (${prop}, to be created)`);
   }
   for (const [prop, g] of Object.entries(ctx.live.globals)) {
     if (specOf("@global", prop)?.type !== "vm") continue;

@@ -124,21 +124,32 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   for (const [target, steps] of blocks) {
     // Bookkeeping only (the ownership records): no block, counted apart below.
     if (steps.every((s) => s.kind === "record-keys")) continue;
-    const head = steps.find((s) => s.key === "" || s.kind === "adopt");
+    // A qube replaced (class change): its removal and its creation are one block, `-/+`.
+    const replacing = steps.find((s) => s.kind === "remove" && s.replace);
+    const head = (replacing && steps.find((s) => s.kind === "create")) ?? steps.find((s) => s.key === "" || s.kind === "adopt");
     const sp = target.indexOf(" ");
     const kind = sp < 0 ? target : target.slice(0, sp);
     const name = sp < 0 ? "" : target.slice(sp + 1);
     let mark = "~";
-    if (head?.kind === "create" || head?.kind === "create-label") mark = "+";
+    if (replacing) mark = "-/+";
+    else if (head?.kind === "create" || head?.kind === "create-label") mark = "+";
     else if (head?.kind === "remove" || head?.kind === "remove-policy" || head?.kind === "remove-label") mark = "-";
     else if (head?.kind === "write-policy" && head.before === null) mark = "+";
     const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
     const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? (head.before ? `take over from stack '${head.before}' ⚠` : "adopt") : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
-    const headRisk = head && head.kind.endsWith("policy") ? (head.risk === "grants-access" ? "    ⚠ grants access" : head.risk === "revokes-access" ? "    revokes access" : "") : "";
+    const headRisk = replacing
+      ? `    ⚠ replaces the ${replacing.before}: its volumes and their data are lost`
+      : head && head.kind.endsWith("policy")
+        ? head.risk === "grants-access"
+          ? "    ⚠ grants access"
+          : head.risk === "revokes-access"
+            ? "    revokes access"
+            : ""
+        : "";
     out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}${headRisk}`.trimEnd());
     for (const l of head?.diff ?? []) out.push(`          ${l}`);
     for (const s of steps) {
-      if (s === head || s.kind === "record-keys") continue;
+      if (s === head || s === replacing || s.kind === "record-keys") continue;
       const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
       const eff = effect(s, running);
       out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);

@@ -155,6 +155,11 @@ export interface PlanStep {
    * ownership mark, the global's setting, and the other stack's record that drops it.
    */
   takeOverFrom?: string;
+  /**
+   * On a `remove` step: the qube is removed to be created again under the same name, as another
+   * class (`--allow-replace`); its volumes and their data are lost. The `create` step requires it.
+   */
+  replace?: true;
   /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
   deferred?: string;
   /** A rewritten policy file: the lines removed (`- `), added (`+ `) and moved (`~ LINE (moved from N to M)`), as {@link lineDiff} gives them. */
@@ -222,7 +227,7 @@ export interface Plan {
    * (`qkit template plan --out`) so that a stale plan can say what changed.
    */
   view?: FingerprintView;
-  options: { adopt: boolean; takeOver?: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
+  options: { adopt: boolean; takeOver?: boolean; allowReplace?: boolean; prune: boolean; restart: "never" | "if-needed"; policyDir?: string };
   /**
    * The stack's `expect:` entries checked against the system and policy after
    * apply (what-if); absent when the stack has none. A failure blocks apply

@@ -65,6 +65,9 @@ const COMMON = `  --policy-dir DIR   read and write the policy in DIR instead of
                      that no stack owns yet
   --take-over        take over qubes and global properties that another
                      stack owns (that stack then refuses to plan them)
+  --allow-replace    replace a qube whose class changes: remove it, then
+                     create it as declared (its volumes and data are lost;
+                     never a protected qube)
   --prune            remove qubes this stack owns that the file no longer declares
   --ignore-expect    go on when the stack's expect: entries fail after apply
                      (they are still checked and listed)
@@ -157,7 +160,7 @@ ${CONNECTION_USAGE}
 `;
 
 const VALUE_FLAGS = [...CONNECTION_VALUE_FLAGS, "--policy-dir", "--restart", "--out", "--journal"];
-const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--take-over", "--prune", "--yes", "--ignore-expect"];
+const BOOL_FLAGS = [...CONNECTION_BOOLEAN_FLAGS, "--json", "--detailed-exitcode", "--adopt", "--take-over", "--allow-replace", "--prune", "--yes", "--ignore-expect"];
 
 /** An error with a stable code, printed as one line. */
 class CliFailure extends Error {
@@ -338,7 +341,7 @@ function writeRefusedJson(io: CliIO, stack: unknown, listed: Listed): void {
 
 function planOptions(p: ParsedArgs, model?: StackModel) {
   const restart = (p.flags.get("--restart") as "never" | "if-needed" | undefined) ?? model?.options?.restart ?? "never";
-  return { adopt: p.flags.has("--adopt") || !!model?.options?.adopt, takeOver: p.flags.has("--take-over"), prune: p.flags.has("--prune") || !!model?.options?.prune, restart };
+  return { adopt: p.flags.has("--adopt") || !!model?.options?.adopt, takeOver: p.flags.has("--take-over"), allowReplace: p.flags.has("--allow-replace"), prune: p.flags.has("--prune") || !!model?.options?.prune, restart };
 }
 
 async function makePlan(
@@ -829,7 +832,7 @@ async function applyRun(
     if (problem) throw new CliFailure(`${p.file}: ${problem}; make the plan again with \`qkit template plan --out\``, "invalid-plan");
     plan = saved as Plan;
     report.setPlan(plan);
-    for (const flag of ["--adopt", "--take-over", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
+    for (const flag of ["--adopt", "--take-over", "--allow-replace", "--prune", "--restart"]) if (p.flags.has(flag)) throw new UsageError(`${flag} is fixed when the plan is made; pass it to \`qkit template plan\``);
     conn = openConnection(p, io, plan.options?.policyDir);
     // Shown as `plan` showed it: which changes wait for a running qube's next start.
     const now = await until(readLight(conn.qubes, conn.policy, plan.scope.focus ? { focus: plan.scope.focus } : {}));
