@@ -1,9 +1,10 @@
 /**
- * A tag the plan adds or removes is marked by what it does to the policy's decisions (what-if,
- * all else as after apply), as policy writes are: `⚠ grants access` only when some call gets more
- * (or another target), `revokes access` when calls only lose, nothing when no decision changes
- * (no policy file names the tag). Revocations go first, with the other revocations. Over
- * `qkit sim serve`, through the CLI.
+ * A tag the plan adds or removes on an existing qube is marked by what it does to the policy's
+ * decisions, today and after apply (what-if), as policy writes are: `⚠ grants access` when some
+ * call gets more (or another target) on either side, `revokes access` when calls only lose,
+ * nothing when no decision changes (no policy file names the tag). Added tags go with the grants,
+ * after revoking policy writes; a removal goes first unless it grants. A new qube's tags named by
+ * the policy count as granting. Over `qkit sim serve`, through the CLI and the SDK.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -67,7 +68,7 @@ const tagSteps = (steps: Step[]) => Object.fromEntries(steps.filter((s) => s.kin
 const lineOf = (text: string, tag: string) => text.split("\n").find((l) => l.includes(`tag ${tag}`)) ?? "";
 
 describe("tag changes marked by their decision changes", () => {
-  it("adding: grants, revokes or nothing, and a revoking tag goes with the revocations", async () => {
+  it("adding: grants, revokes or nothing; every added tag goes with the grants", async () => {
     write("tg.qubes.yaml", stack([]));
     expect((await qkit("template", "apply", "tg.qubes.yaml", "--yes")).code).toBe(0);
     write("tg.qubes.yaml", stack(["may-copy", "no-gpg", "plain"]));
@@ -76,9 +77,9 @@ describe("tag changes marked by their decision changes", () => {
     expect(lineOf(text, "may-copy")).toContain("⚠ grants access");
     expect(lineOf(text, "no-gpg")).not.toContain("grants access");
     expect(lineOf(text, "plain")).not.toContain("grants access");
-    // The revoking tag comes before the granting one.
-    const ids = steps.map((s) => s.id);
-    expect(ids.indexOf("tg-q.t.no-gpg")).toBeLessThan(ids.indexOf("tg-q.t.may-copy"));
+    // Both after the qube's own changes (with the grants).
+    const grantsFrom = steps.findIndex((s) => s.kind === "add-tag");
+    expect(steps.slice(grantsFrom).filter((s) => s.kind === "add-tag").length).toBe(3);
     expect((await qkit("template", "apply", "tg.qubes.yaml", "--yes")).code).toBe(0);
   });
 
@@ -90,14 +91,37 @@ describe("tag changes marked by their decision changes", () => {
     expect(lineOf(text, "may-copy")).not.toContain("grants access");
   });
 
-  it("a new qube's tags are marked too, and come after the qube exists", async () => {
-    write("tn.qubes.yaml", stack(["may-copy", "no-gpg"]).replace("stack: tg", "stack: tn").replace("tg-q", "tn-q"));
+  it("a new qube's tags: granting when the policy names them, and after the qube exists", async () => {
+    write("tn.qubes.yaml", stack(["may-copy", "no-gpg", "plain"]).replace("stack: tg", "stack: tn").replace("tg-q", "tn-q"));
     const { steps } = await planSteps("tn.qubes.yaml");
-    expect(tagSteps(steps)).toEqual({ "tn-q.t.may-copy": "grants-access", "tn-q.t.no-gpg": "revokes-access" });
+    expect(tagSteps(steps)).toEqual({ "tn-q.t.may-copy": "grants-access", "tn-q.t.no-gpg": "grants-access", "tn-q.t.plain": "none" });
     const ids = steps.map((s) => s.id);
     const create = steps.findIndex((s) => s.kind === "create");
     expect(create).toBeGreaterThanOrEqual(0);
     expect(ids.indexOf("tn-q.t.no-gpg")).toBeGreaterThan(create);
+  });
+
+  it("two tags that each grant alone are both granting, though together either is enough after apply", async () => {
+    fs.writeFileSync(path.join(dir, "policy.d", "31-two.policy"), "qubes.Two  *  @tag:two-a  vault  allow\nqubes.Two  *  @tag:two-b  vault  allow\n");
+    const t2 = (tags: string[]) => stack(tags).replace("stack: tg", "stack: t2").replace("tg-q", "t2-q");
+    write("t2.qubes.yaml", t2([]));
+    expect((await qkit("template", "apply", "t2.qubes.yaml", "--yes")).code).toBe(0);
+    write("t2.qubes.yaml", t2(["two-a", "two-b"]));
+    const { steps } = await planSteps("t2.qubes.yaml");
+    expect(tagSteps(steps)).toEqual({ "t2-q.t.two-a": "grants-access", "t2-q.t.two-b": "grants-access" });
+  });
+
+  it("a tag that grants under today's policy is granting, and waits for the policy write that takes the grant away", async () => {
+    // Today the stack's policy lets tag old-c copy to vault; the new version does not, and the tag is added.
+    const t3 = (tags: string[], rule: string) => `${stack(tags).replace("stack: tg", "stack: t3").replace("tg-q", "t3-q")}policy:\n  - file: t3\n    rules: |\n      ${rule}\n`;
+    write("t3.qubes.yaml", t3([], "qubes.Old  *  @tag:old-c  vault  allow"));
+    expect((await qkit("template", "apply", "t3.qubes.yaml", "--yes")).code).toBe(0);
+    write("t3.qubes.yaml", t3(["old-c"], "qubes.Old  *  @tag:old-c  vault  deny"));
+    const { steps } = await planSteps("t3.qubes.yaml");
+    expect(tagSteps(steps)).toEqual({ "t3-q.t.old-c": "grants-access" });
+    const ids = steps.map((s) => s.id);
+    const write_ = steps.find((s) => s.kind === "write-policy")!;
+    expect(ids.indexOf(write_.id)).toBeLessThan(ids.indexOf("t3-q.t.old-c"));
   });
 
   it("planStack (the SDK) marks them alike", async () => {

@@ -46,11 +46,11 @@ export interface PlanOptions {
    */
   policyEffect?(key: string, before: string | undefined, after: string): PolicyEffect | undefined;
   /**
-   * What adding (`add`) or removing tag `tag` on qube `qube` changes in the decisions, all else as
-   * after apply ({@link tagEffects}). A tag change that only revokes is marked `revokes-access` and
-   * goes with the revocations, one that changes nothing is marked `none`, one that grants or
-   * changes a target `grants-access` and goes after the qubes; without this an added tag counts as
-   * granting and a removed one as revoking.
+   * What adding (`add`) or removing tag `tag` on qube `qube` changes in the decisions, today and
+   * after apply ({@link tagEffects}): it marks the step (`grants-access` when anything is granted
+   * or redirected, `revokes-access` when calls only lose, `none`); a removal that grants goes with
+   * the grants instead of first. Without it (or `undefined`) an added tag counts as granting and a
+   * removed one as revoking. Added tags always go with the grants.
    */
   tagEffect?(qube: string, tag: string, add: boolean): PolicyEffect | undefined;
   /**
@@ -789,16 +789,17 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     for (const t of liveTags)
       if (!wantTags.includes(t)) {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagRemove(q.name, t))], kp("tags"));
+        // Taken off first, with the revocations, unless that grants something (today or after apply): then with the grants.
         const risk = tagRisk(ctx.options.tagEffect?.(q.name, t, false), "revokes-access");
         if (c) withFirst(add(ctx, risk === "grants-access" ? PHASE.grant : PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after: "absent", risk, provenance: kp("tags") }));
       }
     for (const t of wantTags)
       if (!liveTags.includes(t)) {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagSet(q.name, t))], kp("tags"));
-        // A qube the plan creates gets its tags after it exists, whatever they do.
+        // Added with the grants, after the qubes and the revoking policy writes, whatever it does: a tag
+        // step runs between today's policy and the new one, so an early one could grant for a while.
         const risk = tagRisk(ctx.options.tagEffect?.(q.name, t, true), "grants-access");
-        const early = risk === "revokes-access" && ownership !== "create";
-        if (c) withFirst(add(ctx, early ? PHASE.revoke : PHASE.grant, { id: `${q.name}.t.${t}`, kind: "add-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: ownership === "create" ? null : "absent", after: "present", risk, provenance: kp("tags") }));
+        if (c) withFirst(add(ctx, PHASE.grant, { id: `${q.name}.t.${t}`, kind: "add-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: ownership === "create" ? null : "absent", after: "present", risk, provenance: kp("tags") }));
       }
   }
 

@@ -637,29 +637,40 @@ export function whatIfJson(r: WhatIfReport): unknown {
 
 /**
  * A {@link PlanOptions.tagEffect} from the live system and policy: the decision changes of
- * adding (or removing) one tag on one qube, all else as after apply (the future system and
- * policy of `stack`). A tag no policy file names (`@tag:T`, `@dispvm:@tag:T`, legacy `$tag:T`) changes nothing
- * and is not evaluated; `undefined` when the policy after apply does not load.
+ * adding (or removing) one tag on one qube, counted twice and added up: on the system and policy
+ * of today (the qube's other tags as they are now), and on those after apply (the future system
+ * and policy of `stack`). The plan runs a tag step between the two, so a change that grants on
+ * either side is a grant; and tags added together are each seen alone (today's side). A tag no
+ * policy file names (`@tag:T`, `@dispvm:@tag:T`, `$tag:T` in a legacy file), today or after,
+ * changes nothing and is not evaluated. `undefined` (the caller assumes the worst) when a policy
+ * does not load, and for a qube the plan creates (it has no today; its tags are set once it exists).
  */
 export function tagEffects(system: WhatIfSystem, policy: PolicyTexts, stack: StackModel): (qube: string, tag: string, add: boolean) => { grant: number; revoke: number; change: number } | undefined {
-  let after: { texts: string; loaded: ReturnType<typeof load> } | undefined;
-  let future: WhatIfSystem | undefined;
+  let sides: { texts: string; today: ReturnType<typeof load>; after: ReturnType<typeof load>; future: WhatIfSystem } | undefined;
+  const toggled = (sys: WhatIfSystem, qube: string, tag: string, present: boolean): WhatIfSystem => {
+    const d = sys.domains[qube]!;
+    const tags = (d.tags ?? []).filter((t) => t !== tag);
+    return { ...sys, domains: { ...sys.domains, [qube]: { ...d, tags: present ? [...tags, tag] : tags } } };
+  };
   return (qube, tag, add) => {
-    if (!after) {
-      const texts = futurePolicy(policy, stack);
-      after = { texts: Object.values(texts).join("\n"), loaded: load(texts) };
+    if (!sides) {
+      const afterTexts = futurePolicy(policy, stack);
+      sides = { texts: [...Object.values(policy), ...Object.values(afterTexts)].join("\n"), today: load(policy), after: load(afterTexts), future: futureSystem(system, stack) };
     }
-    if ("error" in after.loaded) return undefined;
+    if ("error" in sides.today || "error" in sides.after) return undefined;
     const counts = { grant: 0, revoke: 0, change: 0 };
     const named = new RegExp(`[@$]tag:${tag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=[\\s,]|$)`, "m");
-    if (!named.test(after.texts)) return counts;
-    future ??= futureSystem(system, stack);
-    const d = future.domains[qube];
-    if (!d) return undefined;
-    // Today's side: the qube with the tag as it is now (all else as after apply).
-    const tags = (d.tags ?? []).filter((t) => t !== tag);
-    const other: WhatIfSystem = { ...future, domains: { ...future.domains, [qube]: { ...d, tags: add ? tags : [...tags, tag] } } };
-    for (const s of decisionChanges({ policy: after.loaded.policy, system: other }, { policy: after.loaded.policy, system: future })) for (const c of s.changes) counts[c.kind]++;
+    if (!named.test(sides.texts)) return counts;
+    if (!system.domains[qube] || !sides.future.domains[qube]) return undefined;
+    const pairs: Array<[CompiledPolicy, WhatIfSystem]> = [
+      [sides.today.policy, system],
+      [sides.after.policy, sides.future],
+    ];
+    for (const [compiled, sys] of pairs) {
+      const before = toggled(sys, qube, tag, !add);
+      const then = toggled(sys, qube, tag, add);
+      for (const s of decisionChanges({ policy: compiled, system: before }, { policy: compiled, system: then })) for (const c of s.changes) counts[c.kind]++;
+    }
     return counts;
   };
 }
