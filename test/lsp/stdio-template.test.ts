@@ -390,6 +390,15 @@ policy:
     expect(result.plan!.errors.map((e) => e.message).join("\n")).toContain("personal");
   });
 
+  it("marks policy writes and tags by their decision changes, as `qkit template plan` does", async () => {
+    // A tag no policy file names changes no decision; one the stack's rule names grants.
+    const tagged = clean.replace("    memory: 800\n", "    memory: 800\n    tags: [nowhere-named, lsp-copier]\n").replace("qubes.Filecopy  *  work  personal  ask", "qubes.Filecopy  *  @tag:lsp-copier  personal  ask");
+    const { uri } = openVariant(tagged);
+    const result = (await server.connection.sendRequest("qubes/templatePlan", { uri })) as import("@qubes-kit/lsp").TemplatePlanResult;
+    const risks = Object.fromEntries(result.plan!.steps.filter((s) => s.kind === "add-tag").map((s) => [s.key, s.risk]));
+    expect(risks).toEqual({ "tag nowhere-named": "none", "tag lsp-copier": "grants-access" });
+  });
+
   it("answers the stack's errors instead of a plan", async () => {
     const { uri } = openVariant(clean.replace("label: blue", "label: blu"));
     const result = (await server.connection.sendRequest("qubes/templatePlan", { uri })) as import("@qubes-kit/lsp").TemplatePlanResult;

@@ -180,12 +180,18 @@ export async function planTemplate(run: TemplateRun): Promise<TemplatePlanResult
     const model = checked.model;
     const scope = m.sdk.planScope(model, live);
     await m.sdk.readDeep(m.qubes, m.policy, live, scope);
-    const plan = m.sdk.computePlan(model, live, scope, {
+    const options = {
       adopt: !!model.options?.adopt,
       prune: !!model.options?.prune,
       restart: model.options?.restart ?? "never",
       ...(m.policyDir ? { policyDir: m.policyDir } : {}),
-    });
+    } as const;
+    let plan = m.sdk.computePlan(model, live, scope, options);
+    // Policy writes and tag changes are marked (and ordered) by their decision changes, as `qkit template plan` does.
+    if (m.sdk.writesPolicy(model, live) || m.sdk.changesTags(plan)) {
+      const inputs = await m.sdk.readWhatIfInputs({ qubes: m.qubes, policy: m.policy });
+      plan = m.sdk.computePlan(model, live, scope, { ...options, ...m.sdk.effectOptions(inputs, model) });
+    }
     const running = Object.values(live.qubes)
       .filter((q) => q.state === "Running" || q.state === "Paused" || q.state === "Suspended")
       .map((q) => q.name);
