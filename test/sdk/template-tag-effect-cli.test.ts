@@ -124,6 +124,26 @@ describe("tag changes marked by their decision changes", () => {
     expect(ids.indexOf(write_.id)).toBeLessThan(ids.indexOf("t3-q.t.old-c"));
   });
 
+  it("a saved plan whose marks came from the whole policy is stale once any policy file changes", async () => {
+    const t4 = (tags: string[]) => stack(tags).replace("stack: tg", "stack: t4").replace("tg-q", "t4-q");
+    write("t4.qubes.yaml", t4([]));
+    expect((await qkit("template", "apply", "t4.qubes.yaml", "--yes")).code).toBe(0);
+    write("t4.qubes.yaml", t4(["no-gpg"]));
+    expect((await qkit("template", "plan", "t4.qubes.yaml", "--out", "t4.plan")).code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "t4.plan"), "utf8")).whatifPolicy).toHaveProperty(["30-user.policy"]);
+    // Another file, not the stack's: now the tag grants instead.
+    const user = path.join(dir, "policy.d", "30-user.policy");
+    const before = fs.readFileSync(user, "utf8");
+    fs.writeFileSync(user, before + "qubes.Gpg2  *  @tag:no-gpg  vault  allow\n");
+    try {
+      const applied = await qkit("template", "apply", "t4.plan", "--yes");
+      expect([applied.code, applied.err]).toEqual([1, "qkit template apply: the plan is stale: the system changed since it was made (policy file 30-user.policy); run `qkit template plan` again [stale-plan]\n"]);
+      expect((await qkit("template", "plan", "t4.qubes.yaml", "--json")).out).toContain('"risk":"grants-access"');
+    } finally {
+      fs.writeFileSync(user, before);
+    }
+  });
+
   it("planStack (the SDK) marks them alike", async () => {
     const ts = (tags: string[]) => stack(tags).replace("stack: tg", "stack: ts").replace("tg-q", "ts-q");
     write("ts.qubes.yaml", ts([]));

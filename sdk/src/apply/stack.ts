@@ -3,6 +3,7 @@
  * against a live system, apply it (with a rehearsal on the simulator first),
  * re-check a saved plan for staleness, and report drift.
  */
+import { createHash } from "node:crypto";
 import type { StackModel } from "@qubes-kit/language";
 import type { Qubes } from "../qubes.js";
 import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js";
@@ -35,7 +36,9 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   const needs = (options.policyEffect === undefined && writesPolicy(model, live)) || (options.tagEffect === undefined && changesTags(plan));
   if (!needs) return { plan, live };
   const inputs = await readWhatIfInputs(conn);
-  return { plan: computePlan(model, live, scope, { ...effectOptions(inputs, model), ...options }), live };
+  const marked = computePlan(model, live, scope, { ...effectOptions(inputs, model), ...options });
+  marked.whatifPolicy = policyDigests(inputs.policy);
+  return { plan: marked, live };
 }
 
 /** What what-if reads: the system model with its extension keys, and every policy file. */
@@ -51,6 +54,15 @@ export async function readWhatIfInputs(conn: StackConnection): Promise<WhatIfInp
 }
 
 /** Whether planning `model` against `live` writes a policy file (then its decision changes order the write). */
+/** A short digest per policy file ({@link Plan.whatifPolicy}). */
+export function policyDigests(texts: PolicyTexts): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(texts)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, t]) => [k, createHash("sha256").update(t).digest("hex").slice(0, 16)]),
+  );
+}
+
 /** Whether a plan adds or removes a tag (what-if then says what each does to the decisions). */
 export function changesTags(plan: Plan): boolean {
   return plan.steps.some((s) => s.kind === "add-tag" || s.kind === "remove-tag");
@@ -152,9 +164,21 @@ export async function checkPlanFresh(
   const live = await readLight(conn.qubes, conn.policy, plan.scope.focus ? { ...readOptions, focus: plan.scope.focus } : readOptions);
   await readDeep(conn.qubes, conn.policy, live, scope, readOptions);
   const now = fingerprint(live, scope);
-  const stale = now !== plan.fingerprint;
+  let stale = now !== plan.fingerprint;
   const before = !stale ? undefined : planned ? fingerprintView(planned, scope) : plan.view;
-  return { stale, live, fingerprint: now, changes: before ? fingerprintChanges(before, fingerprintView(live, scope)) : [] };
+  const changes = before ? fingerprintChanges(before, fingerprintView(live, scope)) : [];
+  // The policy files what-if read (all of them), when the plan's marks, order or expectations came from it.
+  if (plan.whatifPolicy) {
+    const then = plan.whatifPolicy;
+    const current = policyDigests(await readPolicyTexts(conn.policy));
+    for (const k of [...new Set([...Object.keys(then), ...Object.keys(current)])].sort()) {
+      if (then[k] === current[k]) continue;
+      stale = true;
+      const subject = `policy file ${k}`;
+      if (!changes.some((c) => c.subject === subject)) changes.push({ subject, what: then[k] === undefined ? "new" : current[k] === undefined ? "gone" : "" });
+    }
+  }
+  return { stale, live, fingerprint: now, changes };
 }
 
 

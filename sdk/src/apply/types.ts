@@ -241,6 +241,13 @@ export interface Plan {
    * or a policy that does not load).
    */
   decisionChanges?: PlanDecisionChanges;
+  /**
+   * A short digest of the text of every policy file what-if read for this plan (file name →
+   * digest), when it read them: its expectations, its count of decision changes and the marks and
+   * order of policy writes and tag changes come from all of them, not only from the stack's files
+   * the {@link fingerprint} covers. A saved plan whose policy differs now is stale.
+   */
+  whatifPolicy?: Record<string, string>;
 }
 
 /** The count of a plan's decision changes, by kind (`grant`: more allowed than today; `revoke`: less; `change`: another target). */

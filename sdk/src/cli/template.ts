@@ -31,6 +31,7 @@ import {
   planWhatIf,
   changesTags,
   effectOptions,
+  policyDigests,
   readWhatIfInputs,
   writesPolicy,
   planFocus,
@@ -361,8 +362,13 @@ async function makePlan(
   const inputs = model.expect.length || writesPolicy(model, live) ? await readWhatIfInputs(conn) : undefined;
   const options = { ...planOptions(p, model), ...(conn.policyDir !== undefined ? { policyDir: conn.policyDir } : {}) };
   let plan = computePlan(model, live, scope, { ...options, ...(inputs ? effectOptions(inputs, model) : {}) });
+  let read = inputs;
   // A tag added or removed is marked by what it does to the decisions: what-if's inputs are read for it too.
-  if (!inputs && changesTags(plan)) plan = computePlan(model, live, scope, { ...options, ...effectOptions(await readWhatIfInputs(conn), model) });
+  if (!read && changesTags(plan)) {
+    read = await readWhatIfInputs(conn);
+    plan = computePlan(model, live, scope, { ...options, ...effectOptions(read, model) });
+  }
+  if (read) plan.whatifPolicy = policyDigests(read.policy);
   // The stack's own expectations, and the count of decisions that change, on the system and policy
   // after apply (what-if); only when its inputs were read for the policy or the expectations.
   if (inputs) {
