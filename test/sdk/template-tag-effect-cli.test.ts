@@ -124,6 +124,16 @@ describe("tag changes marked by their decision changes", () => {
     expect(ids.indexOf(write_.id)).toBeLessThan(ids.indexOf("t3-q.t.old-c"));
   });
 
+  it("a tag a `*` rule names is seen on every service (here it takes vault's Gpg away)", async () => {
+    fs.writeFileSync(path.join(dir, "policy.d", "29-star.policy"), "*  *  @tag:star-t  vault  deny\n");
+    const t5 = (tags: string[]) => stack(tags).replace("stack: tg", "stack: t5").replace("tg-q", "t5-q");
+    write("t5.qubes.yaml", t5([]));
+    expect((await qkit("template", "apply", "t5.qubes.yaml", "--yes")).code).toBe(0);
+    write("t5.qubes.yaml", t5(["star-t"]));
+    const { steps } = await planSteps("t5.qubes.yaml");
+    expect(tagSteps(steps)).toEqual({ "t5-q.t.star-t": "revokes-access" });
+  });
+
   it("a saved plan whose marks came from the whole policy is stale once any policy file changes", async () => {
     const t4 = (tags: string[]) => stack(tags).replace("stack: tg", "stack: t4").replace("tg-q", "t4-q");
     write("t4.qubes.yaml", t4([]));

@@ -245,6 +245,8 @@ export function decisionChanges(
   today: { policy: CompiledPolicy; system: RawSystemInfo },
   future: { policy: CompiledPolicy; system: RawSystemInfo },
   stats?: DiffStats,
+  /** Only these services (a caller that knows the others cannot change); not the `*` representative. */
+  only?: ReadonlySet<string>,
 ): ServiceChanges[] {
   const rulesT = today.policy.rules;
   const rulesF = future.policy.rules;
@@ -271,8 +273,11 @@ export function decisionChanges(
       }
     }
   }
-  const serviceList: { request: string; shown: string }[] = [...services].sort(sortStr).map((s) => ({ request: s, shown: s }));
-  if (anyService) serviceList.push({ request: fresh("qkit.AnyOtherService", services), shown: "*" });
+  const serviceList: { request: string; shown: string }[] = [...services]
+    .filter((s) => !only || only.has(s))
+    .sort(sortStr)
+    .map((s) => ({ request: s, shown: s }));
+  if (anyService && !only) serviceList.push({ request: fresh("qkit.AnyOtherService", services), shown: "*" });
 
   // Qube classes. A qube named by a rule is told apart from the others only
   // for the services of that rule (a decision reads the rules of its service
@@ -640,27 +645,33 @@ export function whatIfJson(r: WhatIfReport): unknown {
  * adding (or removing) one tag on one qube, counted twice and added up: on the system and policy
  * of today (the qube's other tags as they are now), and on those after apply (the future system
  * and policy of `stack`). The plan runs a tag step between the two, so a change that grants on
- * either side is a grant; and tags added together are each seen alone (today's side). A tag no
- * policy file names (`@tag:T`, `@dispvm:@tag:T`, `$tag:T` in a legacy file), today or after,
- * changes nothing and is not evaluated. `undefined` (the caller assumes the worst) when a policy
+ * either side is a grant; and tags added together are each seen alone (today's side). Only the
+ * services whose loaded rules name the tag (`@tag:T`, `@dispvm:@tag:T`, as a source, target or
+ * parameter) are diffed, all of them when a `*` rule does; a tag no rule names, today or after,
+ * changes nothing. `undefined` (the caller assumes the worst) when a policy
  * does not load, and for a qube the plan creates (it has no today; its tags are set once it exists).
  */
 export function tagEffects(system: WhatIfSystem, policy: PolicyTexts, stack: StackModel): (qube: string, tag: string, add: boolean) => { grant: number; revoke: number; change: number } | undefined {
-  let sides: { texts: string; today: ReturnType<typeof load>; after: ReturnType<typeof load>; future: WhatIfSystem } | undefined;
+  let sides: { today: ReturnType<typeof load>; after: ReturnType<typeof load>; future: WhatIfSystem } | undefined;
   const toggled = (sys: WhatIfSystem, qube: string, tag: string, present: boolean): WhatIfSystem => {
     const d = sys.domains[qube]!;
     const tags = (d.tags ?? []).filter((t) => t !== tag);
     return { ...sys, domains: { ...sys.domains, [qube]: { ...d, tags: present ? [...tags, tag] : tags } } };
   };
   return (qube, tag, add) => {
-    if (!sides) {
-      const afterTexts = futurePolicy(policy, stack);
-      sides = { texts: [...Object.values(policy), ...Object.values(afterTexts)].join("\n"), today: load(policy), after: load(afterTexts), future: futureSystem(system, stack) };
-    }
+    sides ??= { today: load(policy), after: load(futurePolicy(policy, stack)), future: futureSystem(system, stack) };
     if ("error" in sides.today || "error" in sides.after) return undefined;
     const counts = { grant: 0, revoke: 0, change: 0 };
-    const named = new RegExp(`[@$]tag:${tag.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=[\\s,]|$)`, "m");
-    if (!named.test(sides.texts)) return counts;
+    // The services whose rules name the tag (today or after): only their decisions can change; all of them when a `*` rule does.
+    const services = new Set<string>();
+    let all = false;
+    const names = (t: QubeToken | null) => !!t && (t.kind === "tag" || t.kind === "dispvm-tag") && t.value === tag;
+    for (const r of [...sides.today.policy.rules, ...sides.after.policy.rules]) {
+      if (!(names(r.source) || names(r.target) || names(r.redirect) || names(r.defaultTarget))) continue;
+      if (r.service === null) all = true;
+      else services.add(r.service);
+    }
+    if (!all && services.size === 0) return counts;
     if (!system.domains[qube] || !sides.future.domains[qube]) return undefined;
     const pairs: Array<[CompiledPolicy, WhatIfSystem]> = [
       [sides.today.policy, system],
@@ -669,7 +680,7 @@ export function tagEffects(system: WhatIfSystem, policy: PolicyTexts, stack: Sta
     for (const [compiled, sys] of pairs) {
       const before = toggled(sys, qube, tag, !add);
       const then = toggled(sys, qube, tag, add);
-      for (const s of decisionChanges({ policy: compiled, system: before }, { policy: compiled, system: then })) for (const c of s.changes) counts[c.kind]++;
+      for (const s of decisionChanges({ policy: compiled, system: before }, { policy: compiled, system: then }, undefined, all ? undefined : services)) for (const c of s.changes) counts[c.kind]++;
     }
     return counts;
   };
