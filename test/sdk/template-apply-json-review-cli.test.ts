@@ -7,6 +7,7 @@
  * cannot be read is `[cannot-read]`, not `[file-not-found]`; qubesd undoing a
  * setting is in the document's `warnings`; `resume` is made of absolute paths.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
@@ -98,12 +99,19 @@ describe("a FILE that exists but cannot be read", () => {
     expect((await qkit("template", "check", "nothere.qubes.yaml")).err).toBe("qkit template check: cannot read nothere.qubes.yaml: No such file or directory; check the path [file-not-found]\n");
   });
 
-  it.skipIf(process.getuid?.() === 0)("a file without read permission (not as root)", async () => {
+  // Root reads any file: as root the CLI runs as a process without the capabilities that let it
+  // (`setpriv --bounding-set=-dac_override,-dac_read_search`), so the OS answers EACCES for real.
+  const root = process.getuid?.() === 0;
+  const CLI = path.resolve(__dirname, "../../sdk/dist/cli.js");
+  const DROP = ["--bounding-set=-dac_override,-dac_read_search"];
+  const canDrop = !root || spawnSync("setpriv", [...DROP, "true"]).status === 0;
+  it.skipIf(!canDrop)(`a file without read permission${root ? " (as root: without CAP_DAC_OVERRIDE, through setpriv)" : ""}`, async () => {
     const file = path.join(dir, "secret.qubes.yaml");
     fs.writeFileSync(file, "qkit: 1\nstack: s\n");
     fs.chmodSync(file, 0o000);
-    const r = await qkit("template", "apply", "secret.qubes.yaml", "--yes");
-    expect([r.code, r.err]).toEqual([2, "qkit template apply: cannot read secret.qubes.yaml: Permission denied; check the permissions of the file and of its directories (or run qkit as a user who may read it) [cannot-read]\n"]);
+    const r = root ? spawnSync("setpriv", [...DROP, process.execPath, CLI, "template", "apply", "secret.qubes.yaml", "--yes"], { cwd: dir, encoding: "utf8", env: {} }) : undefined;
+    const got = r ? { code: r.status, err: r.stderr } : await qkit("template", "apply", "secret.qubes.yaml", "--yes");
+    expect([got.code, got.err]).toEqual([2, "qkit template apply: cannot read secret.qubes.yaml: Permission denied; check the permissions of the file and of its directories (or run qkit as a user who may read it) [cannot-read]\n"]);
   });
 
   it("the codes by errno: permissions are cannot-read, a missing file file-not-found", () => {
