@@ -14,6 +14,8 @@ import { traceEvent } from "./trace.js";
 /** A reader that calls `arrived` for every message it reads, before handing it on. */
 export class CountingReader implements MessageReader {
   arrived: () => void = () => undefined;
+  /** Sees every message read, before it is handed on. */
+  seen: (message: unknown) => void = () => undefined;
 
   constructor(private readonly inner: MessageReader) {}
 
@@ -33,6 +35,7 @@ export class CountingReader implements MessageReader {
     return this.inner.listen((message) => {
       const m = message as { method?: unknown; id?: unknown };
       traceEvent("read", typeof m.method === "string" ? m.method : "response", typeof m.id === "number" || typeof m.id === "string" ? m.id : undefined);
+      this.seen(message);
       this.arrived();
       callback(message);
     });

@@ -58,7 +58,33 @@ function main(): void {
   const connection = reader && writer ? createConnection(ProposedFeatures.all, reader, writer) : createConnection(ProposedFeatures.all);
   logThroughClient(connection);
   const server = startServer(connection, createNodeHost(), writer ? { outputBusy: () => writer.busy } : {});
-  if (reader) reader.arrived = server.messageArrived;
+  if (reader && writer) {
+    reader.arrived = server.messageArrived;
+    // The client closed its end: exit as the two-thread server does (0 after `shutdown`, else 1), once
+    // the requests read are answered and the answers went out (at most a second later).
+    let shutdown = false;
+    const unanswered = new Set<number | string>();
+    reader.seen = (m) => {
+      const msg = m as { method?: unknown; id?: unknown };
+      if (typeof msg.method !== "string" || (typeof msg.id !== "number" && typeof msg.id !== "string")) return;
+      unanswered.add(msg.id);
+      if (msg.method === "shutdown") shutdown = true;
+    };
+    const write = writer.write.bind(writer);
+    writer.write = (message) => {
+      const m = message as { method?: unknown; id?: unknown };
+      if (m.method === undefined && (typeof m.id === "number" || typeof m.id === "string")) unanswered.delete(m.id);
+      return write(message);
+    };
+    reader.onClose(() => {
+      const code = shutdown ? 0 : 1;
+      const done = () => process.exit(code);
+      setInterval(() => {
+        if (unanswered.size === 0 && !writer.busy && writer.waiting === 0) done();
+      }, 5);
+      setTimeout(done, 1000);
+    });
+  }
   connection.listen();
 }
 

@@ -3,8 +3,8 @@
  * thread from the data the analysis sends it. Differential: at every position of the workspace's
  * policy files (new syntax, legacy, and a line of each kind typed into a scratch file), the
  * answer and the resolved items equal those of the same server on one thread
- * (`QKIT_LSP_THREADS=0`). And the process ends as an LSP server must: 0 after `shutdown`, 1
- * without, also when the client just closes its end.
+ * (`QKIT_LSP_THREADS=0`). And the process ends as an LSP server must, in both modes: 0 after
+ * `shutdown`, 1 without, also when the client just closes its end or its process is gone.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -236,11 +236,12 @@ describe("the front answers completion as the one-thread server", () => {
 
 describe("the process ends with the LSP exit code", () => {
   /** Runs the server, initializes it, then does `steps`; resolves with its exit code and whether `shutdown` was answered. */
-  function run(steps: Array<"shutdown" | "exit" | "close" | "client-gone">): Promise<{ code: number | null; answered: boolean }> {
+  function run(steps: Array<"shutdown" | "exit" | "close" | "client-gone">, threads: boolean): Promise<{ code: number | null; answered: boolean }> {
     requireServerBuild();
     // A stand-in for the editor's process (`--clientProcessId`), killed for "client-gone".
     const client = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" });
-    const child = spawn(process.execPath, [SERVER, "--stdio", `--clientProcessId=${client.pid}`], { stdio: "pipe" });
+    const env = { ...process.env, QKIT_LSP_THREADS: threads ? "1" : "0" };
+    const child = spawn(process.execPath, [SERVER, "--stdio", `--clientProcessId=${client.pid}`], { stdio: "pipe", env });
     child.on("exit", () => client.kill());
     let out = "";
     child.stdout.setEncoding("utf8");
@@ -251,12 +252,21 @@ describe("the process ends with the LSP exit code", () => {
     };
     send({ id: 1, method: "initialize", params: { processId: null, rootUri: null, capabilities: {} } });
     send({ method: "initialized", params: {} });
-    for (const s of steps) {
-      if (s === "shutdown") send({ id: 2, method: "shutdown" });
-      if (s === "exit") send({ method: "exit" });
-      if (s === "close") child.stdin.end();
-      if (s === "client-gone") setTimeout(() => client.kill("SIGKILL"), 300);
-    }
+    const answeredShutdown = async () => {
+      for (let i = 0; i < 200 && !/"id":2[,}]/.test(out); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    void (async () => {
+      for (const s of steps) {
+        if (s === "shutdown") send({ id: 2, method: "shutdown" });
+        // `exit` after the answer to `shutdown`, as the protocol has clients do; `close` at once.
+        if (s === "exit") {
+          if (steps.includes("shutdown")) await answeredShutdown();
+          send({ method: "exit" });
+        }
+        if (s === "close") child.stdin.end();
+        if (s === "client-gone") setTimeout(() => client.kill("SIGKILL"), 300);
+      }
+    })();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
@@ -277,7 +287,8 @@ describe("the process ends with the LSP exit code", () => {
     // The editor died: the library's watch (every 3 s) ends the server, 0 after shutdown.
     [["shutdown", "client-gone"], 0, true],
     [["client-gone"], 1, false],
-  ] as const)("%j → exit code %i", async (steps, code, answered) => {
-    expect(await run([...steps])).toEqual({ code, answered });
+  ] as const)("%j → exit code %i, on two threads and on one", async (steps, code, answered) => {
+    const [two, one] = await Promise.all([run([...steps], true), run([...steps], false)]);
+    expect({ two, one }).toEqual({ two: { code, answered }, one: { code, answered } });
   });
 });
