@@ -71,6 +71,8 @@ export interface PolicyServer {
    * first analysis). Undefined for a document that is not open or not a policy.
    */
   completionDataFor(uri: string): { root: string; syntax: SyntaxKind; data?: CompletionData } | undefined;
+  /** Every open policy document's project key and syntax, now (see `StartOptions.openDocuments`). */
+  openDocumentInfo(): Array<{ uri: string; root: string; syntax: SyntaxKind }>;
   /**
    * To be called by the connection's reader for every message it reads (see `incoming.ts`): the
    * analysis then leaves a turn of the event loop to each waiting message before its next slice.
@@ -190,12 +192,33 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     return p;
   }
 
+  /**
+   * A project's key for the stdio front (`StartOptions.completionData`, `openDocuments`): its root
+   * and a serial, so that a project made again (settings changed) starts without the old one's data.
+   */
+  const projectSerials = new WeakMap<PolicyProject, number>();
+  let projectsMade = 0;
+  const projectKey = (p: PolicyProject) => `${p.root}#${projectSerials.get(p) ?? 0}`;
+  /** The front is told the open documents' projects at once when the projects change (a document may have moved). */
+  let announceQueued = false;
+  function announceSoon(): void {
+    const to = options.openDocuments;
+    if (!to || announceQueued) return;
+    announceQueued = true;
+    setImmediate(() => {
+      announceQueued = false;
+      announceDocuments(to);
+    });
+  }
+
   function makeProject(root: string): PolicyProject {
     const r = normalizePath(root);
     let p = projects.get(r);
     if (!p) {
       p = configureProject(new PolicyProject(r, host.fs, overlay, { runtimeDir: settings.runtimeDir, legacyDir: settings.legacyDir }));
+      projectSerials.set(p, ++projectsMade);
       projects.set(r, p);
+      announceSoon();
     }
     return p;
   }
@@ -587,7 +610,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
           completionSnapshots.set(project, snapshot);
           if (options.completionData) {
             try {
-              options.completionData(project.root, completionData(snapshot));
+              options.completionData(projectKey(project), completionData(snapshot));
             } catch (e) {
               log(`qubes-policy: completion data failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
             }
@@ -606,13 +629,17 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
 
   /** The open policy documents as last announced (`StartOptions.openDocuments`). */
   let announced = "";
-  function announceDocuments(to: NonNullable<StartOptions["openDocuments"]>): void {
+  function openDocumentInfo(): Array<{ uri: string; root: string; syntax: SyntaxKind }> {
     const docs: Array<{ uri: string; root: string; syntax: SyntaxKind }> = [];
     for (const td of documents.all()) {
       if (featureFor(td.uri)) continue;
       const project = projectFor(td.uri);
-      docs.push({ uri: td.uri, root: project.root, syntax: project.syntaxOf(pathOfUri(td.uri)) });
+      docs.push({ uri: td.uri, root: projectKey(project), syntax: project.syntaxOf(pathOfUri(td.uri)) });
     }
+    return docs;
+  }
+  function announceDocuments(to: NonNullable<StartOptions["openDocuments"]>): void {
+    const docs = openDocumentInfo();
     const key = JSON.stringify(docs);
     if (key === announced) return;
     announced = key;
@@ -1083,11 +1110,12 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
     messageArrived: () => {
       if (running) incoming++;
     },
+    openDocumentInfo,
     completionDataFor(uri) {
       if (!documents.get(uri) || featureFor(uri)) return undefined;
       const project = projectFor(uri);
       const snapshot = completionSnapshots.get(project) ?? project.lastSnapshot();
-      const out: { root: string; syntax: SyntaxKind; data?: CompletionData } = { root: project.root, syntax: project.syntaxOf(pathOfUri(uri)) };
+      const out: { root: string; syntax: SyntaxKind; data?: CompletionData } = { root: projectKey(project), syntax: project.syntaxOf(pathOfUri(uri)) };
       if (snapshot) out.data = completionData(snapshot);
       return out;
     },

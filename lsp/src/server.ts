@@ -96,7 +96,7 @@ function worker(): void {
   logThroughClient(connection);
   const server = startServer(connection, createNodeHost(), frontUpdates(writer));
   reader.arrived = server.messageArrived;
-  answerFront(connection, writer, (uri) => server.completionDataFor(uri));
+  answerFront(connection, writer, (uri) => server.completionDataFor(uri), () => server.openDocumentInfo());
   connection.listen();
 }
 

@@ -53,18 +53,23 @@ import { isPolicyTestPath } from "./features/policytest.js";
 import { traceEvent } from "./trace.js";
 
 /** Front → worker. */
-type ToWorker = { t: "in"; m: Message } | { t: "end" } | { t: "written"; n: number; error?: string };
+type ToWorker = { t: "in"; m: Message } | { t: "end"; code: number } | { t: "written"; n: number; error?: string };
 
 /**
  * The front's question for completion's data of a document it has none for: a notification among
  * the client's messages, so the worker answers it after the messages before it (the `didOpen`).
  */
 export const WANT_COMPLETION_DATA = "$/qkit/wantCompletionData";
+/**
+ * Sent by the front after a message that may move documents to other projects: the worker answers
+ * with the open documents as they are once it has handled the messages before it.
+ */
+export const SYNC_DOCUMENTS = "$/qkit/syncDocuments";
 /** Worker → front. */
 type ToFront =
   | { t: "out"; n: number; b: Uint8Array; method?: string; id?: number | string | null }
   | { t: "completion"; root: string; data: CompletionData }
-  | { t: "docs"; docs: Array<{ uri: string; root: string; syntax: SyntaxKind }> }
+  | { t: "docs"; docs: Array<{ uri: string; root: string; syntax: SyntaxKind }>; sync?: number }
   | { t: "have"; n: number; uri: string; root?: string; syntax?: SyntaxKind; data?: CompletionData };
 
 /** A message already encoded by the worker, written by the front as it is. */
@@ -107,7 +112,11 @@ class PortReader implements MessageReader {
 
   listen(callback: DataCallback): Disposable {
     const on = (data: ToWorker) => {
-      if (data.t === "end") return this.closes.fire();
+      // The client closed its end and the answers went out: the worker ends with the front's code (its exit handlers, the trace, run).
+      if (data.t === "end") {
+        this.closes.fire();
+        process.exit(data.code);
+      }
       if (data.t === "written") return this.written(data.n, data.error);
       const m = data.m as { method?: unknown; id?: unknown };
       traceEvent("read", typeof m.method === "string" ? m.method : "response", typeof m.id === "number" || typeof m.id === "string" ? m.id : undefined);
@@ -209,12 +218,24 @@ export function frontUpdates(writer: PortWriter): {
   };
 }
 
-/** Answers the front's {@link WANT_COMPLETION_DATA} notifications. */
+/** Answers the front's {@link WANT_COMPLETION_DATA} and {@link SYNC_DOCUMENTS} notifications. */
 export function answerFront(
   connection: { onNotification(method: string, handler: (params: unknown) => void): unknown },
   writer: PortWriter,
   dataFor: (uri: string) => { root: string; syntax: SyntaxKind; data?: CompletionData } | undefined,
+  openDocuments: () => Array<{ uri: string; root: string; syntax: SyntaxKind }>,
 ): void {
+  connection.onNotification(SYNC_DOCUMENTS, (params) => {
+    const n = (params as { n?: unknown } | null)?.n;
+    if (typeof n !== "number") return;
+    let docs: Array<{ uri: string; root: string; syntax: SyntaxKind }> = [];
+    try {
+      docs = openDocuments();
+    } catch {
+      // The front then asks per document.
+    }
+    writer.post({ t: "docs", docs, sync: n });
+  });
   connection.onNotification(WANT_COMPLETION_DATA, (params) => {
     const { uri, n } = (params ?? {}) as { uri?: unknown; n?: unknown };
     if (typeof uri !== "string" || typeof n !== "number") return;
@@ -314,19 +335,25 @@ export function startFront(script: string, argv: string[]): boolean {
   };
 
   const toWorker = (m: ToWorker) => worker.postMessage(m);
+  /** The last {@link SYNC_DOCUMENTS} sent, while its answer has not come (lists made before it are out of date). */
+  let syncs = 0;
+  let awaitingSync = 0;
+  /**
+   * Messages after which a document may belong to another project (a new document can make a
+   * project that covers open ones; settings and folders remake them): the front forgets where each
+   * document is (a completion meanwhile asks the worker) and takes no list made before them.
+   */
+  const MOVES = new Set(["textDocument/didOpen", "workspace/didChangeConfiguration", "workspace/didChangeWorkspaceFolders", "workspace/didChangeWatchedFiles"]);
   // A document the front has no data for yet (just opened, or its project's vocabulary not built):
   // the worker is asked, and answers from its last snapshot as the one-thread server would.
   const asked = new Map<number, (have: Extract<ToFront, { t: "have" }>) => void>();
   let asks = 0;
   const want = (uri: string) =>
     new Promise<void>((resolve) => {
+      // No time limit: the worker answers after the messages before it, however long they take
+      // (a `$/cancelRequest` answers the completion meanwhile; a dead worker ends the process).
       const n = ++asks;
-      const timer = setTimeout(() => {
-        asked.delete(n);
-        resolve();
-      }, 5000);
       asked.set(n, (have) => {
-        clearTimeout(timer);
         asked.delete(n);
         if (have.root !== undefined && have.syntax) docInfo.set(uri, { root: have.root, syntax: have.syntax });
         if (have.root !== undefined && have.data) data.set(have.root, have.data);
@@ -454,20 +481,29 @@ export function startFront(script: string, argv: string[]): boolean {
     }
     if (typeof m.method === "string" && (typeof m.id === "number" || typeof m.id === "string")) unanswered.add(m.id);
     toWorker({ t: "in", m: message });
+    if (typeof m.method === "string" && MOVES.has(m.method)) {
+      docInfo.clear();
+      awaitingSync = ++syncs;
+      toWorker({ t: "in", m: { jsonrpc: "2.0", method: SYNC_DOCUMENTS, params: { n: awaitingSync } } as Message });
+    }
   });
   // The client closed its end: as the library does for a stream, exit (0 after `shutdown`, else 1).
   // The requests the worker has not answered yet are given a second (the answer to a `shutdown` sent just before).
+  // Then the worker is told to end with that code, and the process ends with the worker (at most a second later).
   reader.onClose(() => {
-    toWorker({ t: "end" });
     const code = shutdown ? 0 : 1;
-    if (unanswered.size === 0) return exitAfterWrites(code);
-    const t = setInterval(() => {
-      if (unanswered.size === 0) exitAfterWrites(code);
-    }, 5);
-    setTimeout(() => {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       clearInterval(t);
-      exitAfterWrites(code);
-    }, 1000);
+      toWorker({ t: "end", code });
+      setTimeout(() => exitAfterWrites(code), 1000);
+    };
+    const t = setInterval(() => {
+      if (unanswered.size === 0 && pendingHere.size === 0) end();
+    }, 5);
+    setTimeout(end, 1000);
   });
   reader.onError((e) => log(`qubes-policy: could not read a message: ${e.message}`, 1));
 
@@ -487,10 +523,17 @@ export function startFront(script: string, argv: string[]): boolean {
       case "completion":
         data.set(d.root, d.data);
         break;
-      case "docs":
+      case "docs": {
+        // Made before a message that may have moved documents: out of date.
+        if (awaitingSync && (d.sync ?? 0) < awaitingSync) break;
+        awaitingSync = 0;
+        // The open documents' projects (keys that change when a project is made again): data of a project none of them is in is dropped.
         docInfo.clear();
         for (const x of d.docs) docInfo.set(x.uri, { root: x.root, syntax: x.syntax });
+        const live = new Set(d.docs.map((x) => x.root));
+        for (const k of [...data.keys()]) if (!live.has(k)) data.delete(k);
         break;
+      }
       case "have":
         asked.get(d.n)?.(d);
         break;

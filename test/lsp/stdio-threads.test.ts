@@ -7,6 +7,7 @@
  * `shutdown`, 1 without, also when the client just closes its end or its process is gone.
  */
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -210,6 +211,39 @@ describe("the front answers completion as the one-thread server", () => {
       }
     };
     expect([await outcome(one, uris[0]!), await outcome(two, uris[1]!)]).toEqual([-32800, -32800]);
+  });
+
+  it("a document moved to another project by a new one is answered from the new project at once", async () => {
+    // `other/x.policy` is open in project `other/`; opening a file of `etc/qubes/policy.d` makes a
+    // project whose root (the mirrored `/`) covers it too, and it moves there.
+    const ws = mkdtempSync(join(tmpdir(), "qkit-threads-move-"));
+    try {
+      fs.mkdirSync(join(ws, "etc/qubes/policy.d"), { recursive: true });
+      fs.mkdirSync(join(ws, "other"), { recursive: true });
+      fs.writeFileSync(join(ws, "etc/qubes/policy.d/20-big.policy"), Array.from({ length: 3000 }, (_, i) => `my.Service${i % 50}  +arg${i}  @anyvm  @anyvm  deny\n`).join(""));
+      fs.writeFileSync(join(ws, "other/10-small.policy"), Array.from({ length: 20 }, (_, i) => `other.Svc${i}  *  @anyvm  @anyvm  deny\n`).join(""));
+      const labels = (r: CompletionItem[] | CompletionList | null) => items(r).map((i) => i.label);
+      const run = async (threads: boolean) => {
+        const s = await startServer(join(ws, "other"), {}, { threads });
+        try {
+          const x = s.open(join(ws, "other/x.policy"), "\n");
+          await s.waitForDiagnostics(x);
+          const pos = { textDocument: { uri: x }, position: { line: 0, character: 0 } };
+          await new Promise((r) => setTimeout(r, 500));
+          const before = labels(await s.connection.sendRequest(CompletionRequest.type, pos));
+          s.open(join(ws, "etc/qubes/policy.d/y.policy"), "\n");
+          const right = labels(await s.connection.sendRequest(CompletionRequest.type, pos));
+          return { before: before.some((l) => l.startsWith("other.")), right: right.some((l) => l.startsWith("other.")) };
+        } finally {
+          await s.close();
+        }
+      };
+      const [two, one] = [await run(true), await run(false)];
+      expect(one).toEqual({ before: true, right: false });
+      expect(two).toEqual(one);
+    } finally {
+      rmSync(ws, { recursive: true, force: true });
+    }
   });
 
   it("answers completion on the front: its trace has the handler, the worker's has none", async () => {
