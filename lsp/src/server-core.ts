@@ -629,14 +629,16 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
 
   /** The open policy documents as last announced (`StartOptions.openDocuments`). */
   let announced = "";
+  /** An open policy document's project key and syntax (for the front). */
+  function documentInfo(uri: string): { root: string; syntax: SyntaxKind } {
+    const project = projectFor(uri);
+    return { root: projectKey(project), syntax: project.syntaxOf(pathOfUri(uri)) };
+  }
   function openDocumentInfo(): Array<{ uri: string; root: string; syntax: SyntaxKind }> {
-    const docs: Array<{ uri: string; root: string; syntax: SyntaxKind }> = [];
-    for (const td of documents.all()) {
-      if (featureFor(td.uri)) continue;
-      const project = projectFor(td.uri);
-      docs.push({ uri: td.uri, root: projectKey(project), syntax: project.syntaxOf(pathOfUri(td.uri)) });
-    }
-    return docs;
+    return documents
+      .all()
+      .filter((td) => !featureFor(td.uri))
+      .map((td) => ({ uri: td.uri, ...documentInfo(td.uri) }));
   }
   function announceDocuments(to: NonNullable<StartOptions["openDocuments"]>): void {
     const docs = openDocumentInfo();
@@ -1115,7 +1117,7 @@ export function startServer(rawConnection: Connection, host: ServerHost, options
       if (!documents.get(uri) || featureFor(uri)) return undefined;
       const project = projectFor(uri);
       const snapshot = completionSnapshots.get(project) ?? project.lastSnapshot();
-      const out: { root: string; syntax: SyntaxKind; data?: CompletionData } = { root: projectKey(project), syntax: project.syntaxOf(pathOfUri(uri)) };
+      const out: { root: string; syntax: SyntaxKind; data?: CompletionData } = documentInfo(uri);
       if (snapshot) out.data = completionData(snapshot);
       return out;
     },

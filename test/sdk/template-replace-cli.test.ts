@@ -3,34 +3,21 @@
  * created again under its name as declared, one `-/+` block in the plan, never a protected qube,
  * refused while another qube still uses it. Over `qkit sim serve`, through the CLI.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Qubes } from "@qubes-kit/sdk";
-import { runQkit, serveSim } from "../helpers/qkit.js";
-import { HERE } from "../fixtures/template/apply/stacks.js";
+import { simWorkspace, type SimWorkspace } from "../helpers/sim-workspace.js";
 
-let dir: string;
+let ws: SimWorkspace;
 let socket: string;
-let server: Promise<number>;
-let env: NodeJS.ProcessEnv;
-const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
-const write = (f: string, text: string) => fs.writeFileSync(path.join(dir, f), text);
+const qkit = (...argv: string[]) => ws.qkit(...argv);
+const write = (f: string, text: string) => ws.write(f, text);
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-replace-"));
-  socket = path.join(dir, "qubesd.sock");
-  fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
-  fs.mkdirSync(path.join(dir, "policy.d"));
-  env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
-  server = (await serveSim(socket, ["--system", "system.json", "--policy-dir", "policy.d"], dir)).done;
+  ws = await simWorkspace("qkit-replace-");
+  socket = ws.socket;
 });
 
-afterAll(async () => {
-  process.emit("SIGTERM");
-  await server;
-});
+afterAll(() => ws.stop());
 
 const appvm = (name: string, extra = "") => `  ${name}:\n    class: AppVM\n    template: debian-12\n    label: red\n    netvm: none\n${extra}`;
 const standalone = (name: string, extra = "") => `  ${name}:\n    class: StandaloneVM\n    source: { empty: true }\n    label: blue\n    netvm: none\n${extra}`;

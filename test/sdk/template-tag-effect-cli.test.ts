@@ -7,20 +7,17 @@
  * the policy count as granting. Over `qkit sim serve`, through the CLI and the SDK.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkStack } from "@qubes-kit/language";
 import { adminPolicyTarget, planStack, PolicyAdmin, Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
-import { runQkit, serveSim } from "../helpers/qkit.js";
-import { HERE } from "../fixtures/template/apply/stacks.js";
+import { simWorkspace, type SimWorkspace } from "../helpers/sim-workspace.js";
 
+let ws: SimWorkspace;
 let dir: string;
 let socket: string;
-let server: Promise<number>;
-let env: NodeJS.ProcessEnv;
-const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir, env });
-const write = (f: string, text: string) => fs.writeFileSync(path.join(dir, f), text);
+const qkit = (...argv: string[]) => ws.qkit(...argv);
+const write = (f: string, text: string) => ws.write(f, text);
 
 /** The policy: `may-copy` lets a qube copy to vault; `no-gpg` takes vault's Gpg away; `plain` is named nowhere (a comment aside). */
 const POLICY = [
@@ -36,19 +33,11 @@ function stack(tags: string[]): string {
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-tagfx-"));
-  socket = path.join(dir, "qubesd.sock");
-  fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
-  fs.mkdirSync(path.join(dir, "policy.d"));
-  fs.writeFileSync(path.join(dir, "policy.d", "30-user.policy"), POLICY);
-  env = { QUBESD_SOCKET: socket, XDG_STATE_HOME: path.join(dir, "state") };
-  server = (await serveSim(socket, ["--system", "system.json", "--policy-dir", "policy.d"], dir)).done;
+  ws = await simWorkspace("qkit-tagfx-", { "30-user.policy": POLICY });
+  ({ dir, socket } = ws);
 });
 
-afterAll(async () => {
-  process.emit("SIGTERM");
-  await server;
-});
+afterAll(() => ws.stop());
 
 interface Step {
   id: string;

@@ -67,8 +67,8 @@ export interface PolicyEffect {
   change: number;
 }
 
-/** A tag change's mark from its decision changes (`unknown` when they could not be computed). */
-function tagRisk(eff: PolicyEffect | undefined, unknown: "grants-access" | "revokes-access"): PlanStep["risk"] {
+/** A policy write's or a tag change's mark from its decision changes (`unknown` when they could not be computed). */
+function effectRisk(eff: PolicyEffect | undefined, unknown: "grants-access" | "revokes-access"): PlanStep["risk"] {
   if (!eff) return unknown;
   return eff.grant > 0 || eff.change > 0 ? "grants-access" : eff.revoke > 0 ? "revokes-access" : "none";
 }
@@ -790,7 +790,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       if (!wantTags.includes(t)) {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagRemove(q.name, t))], kp("tags"));
         // Taken off first, with the revocations, unless that grants something (today or after apply): then with the grants.
-        const risk = tagRisk(ctx.options.tagEffect?.(q.name, t, false), "revokes-access");
+        const risk = effectRisk(ctx.options.tagEffect?.(q.name, t, false), "revokes-access");
         if (c) withFirst(add(ctx, risk === "grants-access" ? PHASE.grant : PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after: "absent", risk, provenance: kp("tags") }));
       }
     for (const t of wantTags)
@@ -798,7 +798,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagSet(q.name, t))], kp("tags"));
         // Added with the grants, after the qubes and the revoking policy writes, whatever it does: a tag
         // step runs between today's policy and the new one, so an early one could grant for a while.
-        const risk = tagRisk(ctx.options.tagEffect?.(q.name, t, true), "grants-access");
+        const risk = effectRisk(ctx.options.tagEffect?.(q.name, t, true), "grants-access");
         if (c) withFirst(add(ctx, PHASE.grant, { id: `${q.name}.t.${t}`, kind: "add-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: ownership === "create" ? null : "absent", after: "present", risk, provenance: kp("tags") }));
       }
   }
@@ -1419,7 +1419,7 @@ function planPolicy(ctx: Ctx): void {
     // Ordered by what it does to the decisions: revocations only → first, with the other revocations; anything granted or changed → after the qubes.
     const eff = ctx.options.policyEffect?.(key, cur?.text, text);
     const revokeOnly = !!eff && eff.grant === 0 && eff.change === 0 && eff.revoke > 0;
-    const risk: PlanStep["risk"] = !eff || eff.grant > 0 || eff.change > 0 ? "grants-access" : eff.revoke > 0 ? "revokes-access" : "none";
+    const risk = effectRisk(eff, "grants-access");
     const s = add(ctx, revokeOnly ? PHASE.revoke : PHASE.grant, {
       id: `policy.${key}`,
       kind: "write-policy",

@@ -640,6 +640,11 @@ export function whatIfJson(r: WhatIfReport): unknown {
   };
 }
 
+/** Adds the decision changes of a diff to `counts`, by kind. */
+function countChanges(counts: { grant: number; revoke: number; change: number }, diff: ServiceChanges[]): void {
+  for (const s of diff) for (const c of s.changes) counts[c.kind]++;
+}
+
 /**
  * A {@link PlanOptions.tagEffect} from the live system and policy: the decision changes of
  * adding (or removing) one tag on one qube, counted twice and added up: on the system and policy
@@ -680,7 +685,7 @@ export function tagEffects(system: WhatIfSystem, policy: PolicyTexts, stack: Sta
     for (const [compiled, sys] of pairs) {
       const before = toggled(sys, qube, tag, !add);
       const then = toggled(sys, qube, tag, add);
-      for (const s of decisionChanges({ policy: compiled, system: before }, { policy: compiled, system: then }, undefined, all ? undefined : services)) for (const c of s.changes) counts[c.kind]++;
+      countChanges(counts, decisionChanges({ policy: compiled, system: before }, { policy: compiled, system: then }, undefined, all ? undefined : services));
     }
     return counts;
   };
@@ -704,7 +709,7 @@ export function policyEffects(system: WhatIfSystem, policy: PolicyTexts, stack: 
     if ("error" in a || "error" in b) return undefined;
     future ??= futureSystem(system, stack);
     const counts = { grant: 0, revoke: 0, change: 0 };
-    for (const s of decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future })) for (const c of s.changes) counts[c.kind]++;
+    countChanges(counts, decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future }));
     return counts;
   };
 }
