@@ -429,13 +429,13 @@ describe("an explicit null where a mapping or list goes", () => {
 });
 
 describe("help of unknown keys", () => {
-  it("says moved_from (rename) is not supported and how to rename, and never sends a stack key to qvm-prefs", () => {
+  it("lists the keys of a qube (moved_from, a rename, among them), and never sends a stack key to qvm-prefs", () => {
     const r = stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nglobal:\n  zzzzzzzzzz: 1\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    moved_from: old\n    qqqqqqqqqq: 1\n" });
     expect(r.diagnostics.map((d) => [d.message, d.help])).toEqual([
       ["unknown global property: zzzzzzzzzz", "global properties are those of `qubes-prefs` (listed by `qkit template schema`)"],
-      ["unknown key in qube w: moved_from (renaming is not supported yet)", "rename the qube by hand (`qvm-clone OLD NEW`, then `qvm-remove OLD`), then declare it under its new name"],
-      ["unknown key in qube w: qqqqqqqqqq", "a qube's keys are class, source, features, services, tags, firewall, devices, volumes, pools, notes, state, absent, protect, ignore_changes and the properties of its class (listed by `qkit template schema`)"],
+      ["unknown key in qube w: qqqqqqqqqq", "a qube's keys are class, source, moved_from, features, services, tags, firewall, devices, volumes, pools, notes, state, absent, protect, ignore_changes and the properties of its class (listed by `qkit template schema`)"],
     ]);
+    expect(stack({ "/s/main.qubes.yaml": "qkit: 1\nstack: s\nqubes:\n  w:\n    class: AppVM\n    label: blue\n    moved_from: old\n" }).model?.qubes[0]?.moved_from).toBe("old");
   });
 });
 

@@ -157,7 +157,7 @@ qubes:
     ["template: never default (cannot-reset)", `${base}  work:\n    class: AppVM\n    template: $0\n`, ["debian-13-minimal"], ["default", "none"]],
     ["virt_mode", `${base}  work:\n    virt_mode: $0\n`, ["hvm", "pv", "pvh"], []],
     ["tags: declared, live and policy tags", `${base}  work:\n    tags: [gpg-client]\n  other:\n    tags:\n      - $0\n`, ["gpg-client", "backup"], []],
-    ["keys of an AppVM", `${base}  work:\n    class: AppVM\n    $0\n`, ["template", "memory", "netvm", "features", "services", "tags", "firewall", "template_for_dispvms"], ["class", "source", "auto_cleanup", "qid", "name", "moved_from"]],
+    ["keys of an AppVM", `${base}  work:\n    class: AppVM\n    $0\n`, ["template", "memory", "netvm", "features", "services", "tags", "firewall", "template_for_dispvms", "moved_from"], ["class", "source", "auto_cleanup", "qid", "name"]],
     ["keys of a DispVM", `${base}  disp:\n    class: DispVM\n    $0\n`, ["template", "auto_cleanup"], ["template_for_dispvms"]],
     ["keys of a TemplateVM", `${base}  tpl:\n    class: TemplateVM\n    $0\n`, ["source", "appvm_default_bootmode"], ["template"]],
     ["top-level keys", `qkit: 1\n$0\n`, ["stack", "qubes", "policy", "expect", "global"], ["qkit", "bundle"]],

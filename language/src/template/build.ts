@@ -692,8 +692,6 @@ export class DocumentReader {
       if (!spec) {
         const other = DECLARABLE_CLASSES.filter((c) => propertySpec(c, key)?.access === "rw");
         if (other.length) this.report("property-not-for-class", "error", `${klass} has no property ${key}`, kk.span, `${key} belongs to ${other.join(", ")}`);
-        else if (key === "moved_from")
-          this.report("unknown-key", "error", `unknown key in qube ${name}: moved_from (renaming is not supported yet)`, kk.span, "rename the qube by hand (`qvm-clone OLD NEW`, then `qvm-remove OLD`), then declare it under its new name");
         else {
           const c = closest(key, ALL_QUBE_KEYS);
           this.report("unknown-key", "error", `unknown key in qube ${name}: ${key}`, kk.span, c.length ? `did you mean \`${c[0]}\`?` : `a qube's keys are ${QUBE_STRUCTURAL_KEYS.join(", ")} and the properties of its class (listed by \`qkit template schema\`)`);
@@ -721,6 +719,8 @@ export class DocumentReader {
   private classRules(entry: QubeEntry, klass: DeclarableClass, m: YAMLMap): void {
     const d = entry.decl;
     if (d.absent && d.protect) this.report("absent-and-protected", "error", `${d.name} is both absent and protected`, entry.valueSpans.get("absent") ?? entry.keySpan, "protect: true keeps the qube; remove one of the two");
+    if (d.absent && d.moved_from !== undefined) this.report("invalid-move", "error", `${d.name} is absent but moved_from: ${d.moved_from}`, entry.valueSpans.get("moved_from") ?? entry.keySpan, "remove moved_from (a qube that is declared absent is removed, not moved)");
+    if (d.moved_from !== undefined && d.source !== undefined) this.report("invalid-move", "error", `${d.name} has both source: and moved_from: ${d.moved_from}`, entry.valueSpans.get("source") ?? entry.keySpan, "remove source: (a moved qube is a clone of its former self)");
     if (d.absent && d.state === "running") this.report("absent-and-running", "error", `${d.name} is absent but state: running`, entry.valueSpans.get("state") ?? entry.keySpan, "remove state: (an absent qube is halted and removed)");
     if (d.source && klass !== "TemplateVM" && klass !== "StandaloneVM") {
       const p = m.items.find((it) => isScalar(it.key) && it.key.value === "source");
@@ -864,6 +864,18 @@ export class DocumentReader {
           if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(v)) return this.report("invalid-source", "error", `invalid template package name: ${v}`, s.span);
           d.source = { install: v };
         }
+        return;
+      }
+      case "moved_from": {
+        const s = this.str(node, key);
+        if (!s) return;
+        const v = String(s.value);
+        if (!s.symbolic) {
+          const err = qubeNameError(v);
+          if (err) return this.report("invalid-qube-name", "error", `invalid qube name: ${v}: ${err}`, s.span, qubeNameHelp(v));
+          if (v === d.name) return this.report("invalid-move", "error", `qube ${d.name} cannot move from itself`, s.span, "write the qube's former name, or remove moved_from");
+        }
+        d.moved_from = v;
         return;
       }
       case "features":

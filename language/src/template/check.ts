@@ -299,10 +299,37 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     return c.length ? `did you mean \`${c[0]}\`?` : undefined;
   };
 
+  // Renames (moved_from): one qube moves from a name, and that name is not declared too.
+  const movedAway = new Map<string, QubeEntry>();
+  for (const q of declared.values()) {
+    const from = q.decl.moved_from;
+    if (from === undefined || q.symbolic || from.includes("${") || q.decl.absent) continue;
+    const span = q.valueSpans.get("moved_from") ?? q.keySpan;
+    const other = movedAway.get(from);
+    if (other) {
+      push(q.file, "invalid-move", "error", `${q.decl.name} and ${other.decl.name} both move from ${from}`, span, "a qube moves to one new name: remove one of the two moved_from", [{ file: other.file, span: other.valueSpans.get("moved_from") ?? other.keySpan, message: `${other.decl.name} moves from it too` }]);
+      continue;
+    }
+    const same = declared.get(from);
+    if (same && !same.decl.absent) {
+      push(q.file, "invalid-move", "error", `${q.decl.name} moves from ${from}, which the stack declares too`, span, `remove the declaration of ${from} (a move removes it), or remove moved_from`, [{ file: same.file, span: same.keySpan, message: `${from} is declared here` }]);
+      continue;
+    }
+    movedAway.set(from, q);
+    const old = system?.qubes[from];
+    if (old && old.class !== q.decl.class && !q.classInvalid)
+      push(q.file, "invalid-move", "error", `${q.decl.name} moves from ${from}, which is ${withArticle(old.class)} on this machine, but is declared as ${withArticle(q.decl.class)}`, span, `a move keeps the class: declare ${q.decl.name} as ${withArticle(old.class)} (change the class in another apply)`, q.related);
+  }
+
   // References.
   const checkRef = (ref: QubeRef): Resolved | undefined => {
     const d = declared.get(ref.name);
     if (d?.symbolic || ref.name.includes("${")) return undefined;
+    const mover = movedAway.get(ref.name);
+    if (mover && !d) {
+      push(ref.file, "reference-to-absent", "error", `${ref.via} names ${ref.name}, which ${mover.decl.name} moves away (moved_from: ${ref.name}): it is removed once moved`, ref.span, `name ${mover.decl.name}, its new name`, [{ file: mover.file, span: mover.valueSpans.get("moved_from") ?? mover.keySpan, message: "moved from here" }, ...(ref.related ?? [])]);
+      return undefined;
+    }
     if (d && d.decl.absent) {
       push(ref.file, "reference-to-absent", "error", `${ref.via} names ${ref.name}, which this stack removes (absent: true)`, ref.span, "point it at another qube, or keep the qube", [{ file: d.file, span: d.keySpan, message: "declared absent here" }, ...(ref.related ?? [])]);
       return undefined;
@@ -362,7 +389,9 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
       if (s && s.class !== q.decl.class && !q.decl.absent && !q.symbolic && !q.classInvalid && s.class !== "AdminVM") {
         push(q.file, "class-change", "warning", `${q.decl.name} is ${withArticle(s.class)} on this machine; declaring it as ${withArticle(q.decl.class)} replaces it (its data is lost)`, q.keySpan, "keep the class it has, or remove the qube first", q.related);
       }
-      if (!s && !q.decl.absent && !q.symbolic && q.decl.name !== "dom0") {
+      // A qube moved from one that exists is its clone: the label, template and volumes come from there.
+      const movingFrom = q.decl.moved_from !== undefined && !!system.qubes[q.decl.moved_from];
+      if (!s && !movingFrom && !q.decl.absent && !q.symbolic && q.decl.name !== "dom0") {
         // A key that is written but was refused (or sits in a YAML syntax error) is reported where it is written.
         if (q.decl.properties.label === undefined && !q.valueSpans.has("label"))
           push(q.file, "missing-key", "error", `new qube ${q.decl.name} needs a label`, q.keySpan, "add `label: red` (or another label): qubesd requires it at creation", q.related);

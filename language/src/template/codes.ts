@@ -38,6 +38,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "cannot-reset": "`default` for a property that has no default (template, label)",
   "source-not-for-class": "source: on a class created from its template",
   "invalid-source": "a source: other than one of clone, install, empty",
+  "invalid-move": "a moved_from: that cannot be carried out (the qube itself, a class change, two qubes from one, a former name still declared)",
   "invalid-feature-name": "a feature name qubesd refuses",
   "invalid-feature-value": "a feature value that is not printable ASCII",
   "invalid-service-name": "a service name qubesd refuses",

@@ -16,6 +16,7 @@ export const BUNDLE_KEYS = ["qkit", "bundle", "description", "params", "qubes", 
 export const QUBE_STRUCTURAL_KEYS = [
   "class",
   "source",
+  "moved_from",
   "features",
   "services",
   "tags",

@@ -64,6 +64,14 @@ export interface QubeDecl {
   class: DeclarableClass;
   /** Create-time source of a TemplateVM/StandaloneVM. */
   source?: { clone: string } | { install: string } | { empty: true };
+  /**
+   * The qube's former name: a rename. While a qube of that name exists and
+   * none of this name, the plan clones it (its persistent volumes, settings,
+   * features, tags, firewall, notes and device assignments) under this name,
+   * moves its users over, and removes it. Once moved (or when no such qube
+   * exists), it changes nothing.
+   */
+  moved_from?: string;
   /** Properties by name (`template`, `label`, `netvm` included); `DEFAULT` resets. */
   properties: Record<string, PropertyValue>;
   /** Feature name → value; `null` removes. `services:` are folded in as `service.X`. */

@@ -103,6 +103,7 @@ export function stackJsonSchema(): Schema {
       type: "object",
       additionalProperties: { anyOf: [{ type: ["boolean", "null"] }, { type: "string", pattern: PARAM }] },
     },
+    moved_from: { description: "The qube's former name: the plan clones that qube under this name (volumes, settings, features, tags, firewall, notes, devices), moves its users over and removes it; once moved, nothing.", type: "string", pattern: QUBE_NAME },
     tags: { description: "The managed tags (automatic tags such as created-by-* are never managed).", type: "array", items: { type: "string", pattern: `(?:${TAG_PATTERN.source})|(?:\\$\\{)` } },
     firewall: {
       description: `Firewall rules in qubesd's key=value form (${FIREWALL_KEYS.join(", ")}), in order; the list replaces the qube's rules.`,

@@ -85,6 +85,8 @@ type VolumeName = "root" | "private" | "volatile" | "kernel";
 
 /** The keys of a qube that are not properties. */
 export interface QubeStructure {
+  /** The qube's former name: the plan clones that qube under this name, moves its users over and removes it (once moved, nothing). */
+  moved_from?: string;
   /** Feature values: `true` → `"1"`, `false` → `""`, `null` removes. */
   features?: Record<string, string | number | boolean | null>;
   /** Shorthand for `service.NAME` features. */

@@ -20,6 +20,14 @@ import { GLOBALS_FEATURE_PREFIX, KEYS_FEATURE, OWNER_FEATURE, policyFileHeader }
 
 export { OWNER_FEATURE, KEYS_FEATURE };
 
+/**
+ * The feature a moved qube (`moved_from`) carries from its creation until its former self is
+ * removed: `cloning OLD` while the clone step runs, then the former name `OLD` once the clone is
+ * complete. A plan after an apply that stopped half-way clones again onto a qube marked
+ * `cloning OLD` (never onto another qube of that name), and only removes OLD once it is `OLD`.
+ */
+export const MOVED_FEATURE = "x-qkit-moved-from";
+
 /** The key recorded for `protect: true`. */
 export const PROTECT_KEY = "protect";
 

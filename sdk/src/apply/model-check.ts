@@ -55,6 +55,7 @@ export function checkStackModel(data: unknown): { model?: StackModel; errors: Pl
       if (!["running", "halted", "any"].includes(c.state as string)) bad(at, "state must be running, halted or any");
       if (typeof c.absent !== "boolean" || typeof c.protect !== "boolean") bad(at, "absent and protect must be true or false");
       if (!isStrings(c.ignore_changes)) bad(at, "ignore_changes must be a list of keys");
+      if (c["moved_from"] !== undefined && (typeof c["moved_from"] !== "string" || c["moved_from"] === c["name"])) bad(at, "moved_from must be the name of another qube");
       const src = c["source"];
       if (src !== undefined && !(isObj(src) && (typeof src["clone"] === "string" || typeof src["install"] === "string" || src["empty"] === true))) bad(at, "source must be {clone: NAME}, {install: NAME} or {empty: true}");
       const vols = c["volumes"];

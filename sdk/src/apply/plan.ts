@@ -18,11 +18,11 @@ import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
 import { lineDiff } from "./render.js";
-import { KEYS_FEATURE, OWNER_FEATURE, PROTECT_KEY, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, MOVED_FEATURE, OWNER_FEATURE, PROTECT_KEY, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
-import type { LiveAssignment, LiveQube, LiveSystem, Plan, PlanError, PlanStep, StepCall, StepEffect } from "./types.js";
+import type { LiveAssignment, LiveQube, LiveSystem, LiveVolume as LiveVolumeT, Plan, PlanError, PlanStep, StepCall, StepEffect } from "./types.js";
 
 /** Options of a plan. */
 export interface PlanOptions {
@@ -108,6 +108,15 @@ export function planScope(input: StackModel, live: LiveSystem): ReadScope {
     if (q.notes !== undefined || keys.has("notes")) what.notes = true;
     deep[q.name] = what;
   }
+  // A rename's former qube is read whole: its clone copies its firewall, notes, volumes and device assignments.
+  for (const q of model.qubes) {
+    const from = q.moved_from;
+    if (from === undefined || q.absent || !live.qubes[from] || live.qubes[from]!.class === "AdminVM") continue;
+    const keys = parseKeys(live.qubes[from]!.features[KEYS_FEATURE]);
+    const devices = new Set(["pci", "block", ...Object.keys(q.devices ?? {})]);
+    for (const k of keys) if (k.startsWith("d:")) devices.add(k.split(":")[1]!);
+    deep[from] = { firewall: true, notes: true, volumes: true, devices: [...devices].sort() };
+  }
   const policy = new Set<string>();
   for (const f of model.policy) policy.add(policyKey(model.stack, f));
   for (const name of live.policyNames) if (isStackPolicyName(model.stack, name)) policy.add(name);
@@ -129,6 +138,8 @@ export function planScope(input: StackModel, live: LiveSystem): ReadScope {
  */
 export function planFocus(model: StackModel, live?: LiveSystem): string[] {
   const out = new Set(model.qubes.map((q) => q.name));
+  // A rename's former qube: its features are copied to the clone.
+  for (const q of model.qubes) if (q.moved_from !== undefined && !q.absent) out.add(q.moved_from);
   const clock = model.global?.["clockvm"];
   if (clock !== undefined) {
     if (typeof clock === "string" && clock !== "") out.add(clock);
@@ -150,6 +161,8 @@ interface Ctx {
   restart: Set<string>;
   /** Per qube, the id of the step that must come first (create/adopt/shutdown). */
   first: Map<string, string[]>;
+  /** Renames (`moved_from`): the former name → the new one, and the removal step of the former qube (when planned). */
+  moves: Map<string, { to: string; removal?: PlanStep }>;
 }
 
 function err(ctx: Ctx, code: string, message: string, provenance?: Provenance): void {
@@ -247,6 +260,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     ids: new Set(),
     restart: new Set(),
     first: new Map(),
+    moves: new Map(),
   };
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const seen = new Set<string>();
@@ -266,16 +280,19 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   warnClocksync(ctx);
   planPolicy(ctx);
   planRemovalsInUse(ctx);
+  orderMoves(ctx);
   orderRemovals(ctx);
   const netvmOrder = orderNetvm(ctx);
   const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
   keepDeferredLabels(ctx, steps);
-  const summary = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
+  const summary: Plan["summary"] = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
   const changed = new Set<string>();
   const created = new Set<string>();
   for (const s of steps) {
     if (s.deferred) summary.deferred++;
-    if (s.kind === "create") (summary.create++, created.add(s.object));
+    if (s.kind === "create" && s.movedFrom !== undefined) (summary.move = (summary.move ?? 0) + 1), created.add(s.object);
+    else if (s.kind === "create") (summary.create++, created.add(s.object));
+    else if (s.kind === "remove" && s.movedTo !== undefined) continue;
     else if (s.kind === "remove") summary.destroy++;
     else if (s.kind === "adopt") summary.adopt++;
     else if (s.kind === "write-policy" || s.kind === "remove-policy") summary.policy++;
@@ -285,7 +302,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys") changed.add(s.object);
   summary.change = changed.size;
   const orphans = Object.values(live.qubes)
-    .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name))
+    .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name) && !ctx.moves.has(q.name))
     .map((q) => q.name)
     .sort();
   const plan: Plan = {
@@ -476,6 +493,209 @@ function owned(ctx: Ctx, q: QubeDecl, l: LiveQube): "owned" | "adopt" | undefine
   return "adopt";
 }
 
+/** A rename under way: the new qube as its clone step leaves it, how it is owned, and that step. */
+interface Move {
+  live: LiveQube;
+  ownership: "owned" | "adopt";
+  head: string;
+}
+
+/** The volumes a clone copies: the persistent ones (as `qvm-clone` does); an AppVM's root is its template's. */
+function clonedVolumes(cls: string): string[] {
+  return cls === "TemplateVM" || cls === "StandaloneVM" ? ["root", "private"] : cls === "AppVM" ? ["private"] : [];
+}
+
+/** A property value as `admin.vm.property.Set` takes it. */
+function propertyPayload(v: unknown): string {
+  return v === null || v === undefined ? "" : typeof v === "boolean" ? (v ? "True" : "False") : String(v);
+}
+
+/**
+ * A rename (`moved_from: OLD` on qube NEW), as `qvm-clone OLD NEW` and `qvm-remove OLD` would do
+ * it, resumable: while OLD exists and NEW does not, NEW is created as OLD's clone (its persistent
+ * volumes, every non-default property, its features, tags, firewall, notes and device
+ * assignments; a property naming OLD itself names NEW), marked complete by {@link MOVED_FEATURE},
+ * and OLD is removed once everything that used it uses NEW. Returns NEW as the clone step leaves
+ * it (the rest of the plan is computed from that), undefined when there is nothing to move (the
+ * qube is planned as it is), or null when the move is refused (reported).
+ */
+function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number): Move | null | undefined {
+  const from = q.moved_from!;
+  const old = ctx.live.qubes[from];
+  const prov = q.keyProvenance?.["moved_from"] ?? q.provenance;
+  const target = `qube ${q.name}`;
+  const ours = (x: LiveQube) => x.features[OWNER_FEATURE] === ctx.model.stack || ((x.features[OWNER_FEATURE] ?? "") === "" && creationRecorded(ctx, x.name));
+  if (!old) {
+    // Moved already: the mark of a move that stopped before it was taken off is taken off.
+    if (l && l.features[MOVED_FEATURE] !== undefined && ours(l)) {
+      const c = build(ctx, `${q.name} feature ${MOVED_FEATURE}`, () => [call(calls.featureRemove(q.name, MOVED_FEATURE))]);
+      if (c) add(ctx, PHASE.record, { id: `${q.name}.moved`, kind: "remove-feature", target, object: q.name, key: `feature ${MOVED_FEATURE}`, calls: c, before: JSON.stringify(l.features[MOVED_FEATURE]), after: "absent (the move is done)" });
+    } else if (!l) ctx.warnings.push({ code: "moved-from-missing", message: `qube '${q.name}' moves from '${from}', which does not exist: it is created as declared (remove moved_from once every machine it applies to has moved)`, provenance: prov });
+    return undefined;
+  }
+  if (old.class === "AdminVM") {
+    err(ctx, "invalid-move", `qube '${q.name}' cannot move from dom0`, prov);
+    return null;
+  }
+  if (old.class !== q.class) {
+    err(ctx, "invalid-move", `qube '${q.name}' moves from '${from}', which is ${/^[AEIOU]/.test(old.class) ? "an" : "a"} ${old.class}, but is declared as ${q.class}; a move keeps the class: declare it as ${old.class}, and change the class in a later apply`, prov);
+    return null;
+  }
+  const oldOwnership = owned(ctx, { ...q, name: from, provenance: prov }, old);
+  if (!oldOwnership) return null;
+  // The new name exists: a clone this stack started (marked while it runs, or created and not marked yet), or finished.
+  const mark = l?.features[MOVED_FEATURE];
+  const started = !!l && l.class === q.class && ours(l) && (mark === `cloning ${from}` || mark === from || (mark === undefined && creationRecorded(ctx, q.name)));
+  if (l && !started) {
+    err(ctx, "invalid-move", `qube '${q.name}' moves from '${from}', but both exist and '${q.name}' is not a clone this stack made; remove one of them, or remove moved_from and declare '${from}' on its own`, prov);
+    return null;
+  }
+  ctx.moves.set(from, { to: q.name });
+  for (const where of stillNamed(ctx.model, from))
+    ctx.warnings.push({ code: "moved-but-named", message: `qube '${from}' moves to '${q.name}' and is removed, but ${where} still names '${from}'; name '${q.name}' there`, provenance: prov });
+  if (l && l.features[MOVED_FEATURE] === from) {
+    // The clone is complete (an apply stopped before the former qube was removed): the qube is planned as it is.
+    const rm = planRemoval(ctx, old, prov);
+    if (rm) markMoveRemoval(ctx, rm, from, q.name, l);
+    return undefined;
+  }
+  let oldHalted = old;
+  const requires: string[] = [];
+  if (isRunning(old)) {
+    if (ctx.options.restart !== "if-needed") {
+      err(ctx, "move-running", `qube '${from}' is running: moving it to '${q.name}' clones its volumes, which needs it halted; use --restart=if-needed to stop it, or stop it first`, prov);
+      return null;
+    }
+    const stop = add(ctx, phase, { id: `${from}.shutdown`, kind: "shutdown", target: `qube ${from}`, object: from, key: "power", calls: [call(calls.shutdown(from, { wait: true }))], before: "running", after: "halted", risk: "restart", effect: "needs-halt", provenance: prov });
+    requires.push(stop.id);
+    oldHalted = { ...old, state: "Halted" };
+  }
+  // The clone, as the calls below leave it.
+  const rename = (v: unknown) => (v === from ? q.name : v);
+  const props: Record<string, LiveQube["properties"][string]> = {};
+  const sets: [string, string][] = [];
+  for (const [name, p] of Object.entries(old.properties)) {
+    if (p.default || name === "name") {
+      if (p.default) props[name] = p;
+      continue;
+    }
+    const value = rename(p.value);
+    props[name] = { ...p, value: value as typeof p.value };
+    if (name === "label" || name === "template") continue;
+    if (specOf(q.class, name)?.access !== "rw") continue;
+    sets.push([name, propertyPayload(value)]);
+  }
+  // What others need first: a disposable template or a network provider before the properties that name it (itself).
+  const early = (n: string) => (n === "template_for_dispvms" || n === "provides_network" ? 0 : sets.some(([, v]) => v === q.name) && props[n]?.value === q.name ? 2 : 1);
+  sets.sort((a, b) => early(a[0]) - early(b[0]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const features: Record<string, string> = {};
+  for (const [k, v] of Object.entries(old.features)) if (k !== OWNER_FEATURE && k !== KEYS_FEATURE && k !== MOVED_FEATURE) features[k] = v;
+  const tags = managedTags(old.tags);
+  const volumes: Record<string, LiveVolumeT> = {};
+  const cloned = clonedVolumes(q.class).filter((v) => old.volumes?.[v]);
+  for (const v of cloned) volumes[v] = { ...old.volumes![v]! };
+  const devices: Record<string, LiveAssignment[]> = {};
+  for (const [cls, list] of Object.entries(old.devices ?? {})) devices[cls] = list.map((a) => ({ ...a, options: { ...a.options } }));
+  const live: LiveQube = {
+    name: q.name,
+    class: q.class,
+    state: "Halted",
+    properties: props,
+    features: { ...features, [OWNER_FEATURE]: ctx.model.stack, ...(oldOwnership === "owned" && old.features[KEYS_FEATURE] !== undefined ? { [KEYS_FEATURE]: old.features[KEYS_FEATURE]! } : {}) },
+    tags: [...tags],
+    devices,
+    volumes,
+  };
+  if (old.firewall) live.firewall = [...old.firewall];
+  if (old.notes !== undefined) live.notes = old.notes;
+  const label = old.properties["label"]?.value;
+  const tpl = old.properties["template"]?.value;
+  const built = build(
+    ctx,
+    `qube ${q.name}`,
+    () => {
+      const cs: StepCall[] = [];
+      if (!l) {
+        const o: CreateOptions = { class: q.class, name: q.name, label: String(label) };
+        if (typeof tpl === "string") o.template = tpl === from ? q.name : tpl;
+        if (q.pools && Object.keys(q.pools).length) {
+          if (Object.keys(q.pools).length === 1 && q.pools["*"] !== undefined) o.pool = q.pools["*"];
+          else o.pools = { ...q.pools };
+        }
+        cs.push(call(calls.create(o)));
+      }
+      // First: the clone has started (an apply that stops before its end leaves a qube the next plan clones again, never another one).
+      cs.push(call(calls.featureSet(q.name, MOVED_FEATURE, `cloning ${from}`)));
+      cs.push(call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack)));
+      for (const [name, payload] of sets) cs.push(call(calls.propertySet(name, payload, q.name)));
+      for (const [k, v] of Object.entries(features)) cs.push(call(calls.featureSet(q.name, k, v)));
+      for (const t of tags) cs.push(call(calls.tagSet(q.name, t)));
+      if (old.firewall && !sameList(old.firewall, ["action=accept"])) cs.push(call(calls.firewallSet(q.name, old.firewall)));
+      if (old.notes) cs.push(call(calls.notesSet(q.name, old.notes)));
+      for (const list of Object.values(old.devices ?? {}))
+        for (const a of list) cs.push(call(calls.deviceAssign(q.name, { backendDomain: a.backend, portId: a.port, deviceId: a.deviceId, devclass: a.devclass, mode: a.mode as DeviceAssignment["mode"], options: { ...a.options }, frontendDomain: q.name })));
+      for (const v of cloned) {
+        cs.push(call(calls.volumeCloneFrom(from, v)));
+        cs.push({ ...call(calls.volumeCloneTo(q.name, v, "0")), payload: "", payloadFromPrevious: true });
+        const ov = old.volumes![v]!;
+        cs.push(call(calls.volumeSetRevisionsToKeep(q.name, v, ov.revisions_to_keep)));
+        if (!ov.rw) cs.push(call(calls.volumeSetRw(q.name, v, false)));
+      }
+      // Last: the clone is complete.
+      cs.push(call(calls.featureSet(q.name, MOVED_FEATURE, from)));
+      return cs;
+    },
+    prov,
+  );
+  if (!built) return null;
+  const what = cloned.length ? `its ${cloned.join(" and ")} volume${cloned.length > 1 ? "s" : ""} cloned` : "no volume to clone";
+  const head = add(ctx, phase, {
+    id: `${q.name}.create`,
+    kind: "create",
+    target,
+    object: q.name,
+    key: "",
+    calls: built,
+    before: l ? "an unfinished clone" : null,
+    after: [q.class, typeof tpl === "string" ? `on ${tpl === from ? q.name : tpl}` : "", `label ${String(label)}`, `moved from ${from} (${what}, its settings copied)`].filter(Boolean).join(" · "),
+    requires,
+    movedFrom: from,
+    provenance: prov,
+  });
+  if (typeof tpl === "string" && tpl !== from) head.requires.push(`${tpl}.create`);
+  const rm = planRemoval(ctx, oldHalted, prov);
+  if (!rm) return null;
+  rm.requires.push(head.id);
+  markMoveRemoval(ctx, rm, from, q.name, live);
+  return { live, ownership: oldOwnership, head: head.id };
+}
+
+/** The removal of a moved qube's former self: nothing is lost (its clone has its volumes), and the move's mark comes off after it. */
+function markMoveRemoval(ctx: Ctx, rm: PlanStep, from: string, to: string, clone: LiveQube): void {
+  rm.risk = "none";
+  rm.movedTo = to;
+  ctx.moves.set(from, { to, removal: rm });
+  const c = build(ctx, `${to} feature ${MOVED_FEATURE}`, () => [call(calls.featureRemove(to, MOVED_FEATURE))]);
+  if (c) add(ctx, PHASE.record, { id: `${to}.moved`, kind: "remove-feature", target: `qube ${to}`, object: to, key: `feature ${MOVED_FEATURE}`, calls: c, before: clone.features[MOVED_FEATURE] !== undefined ? JSON.stringify(clone.features[MOVED_FEATURE]) : JSON.stringify(from), after: "absent (the move is done)", requires: [rm.id] });
+}
+
+/**
+ * A moved qube's former self is removed after every step that takes a user off it (a qube's
+ * `netvm`, `template`, `default_dispvm` … or a global property that named it): when one of those
+ * is deferred (a running qube's template), so is the removal, with the reason.
+ */
+function orderMoves(ctx: Ctx): void {
+  for (const [from, m] of ctx.moves) {
+    if (!m.removal) continue;
+    for (const s of ctx.steps) {
+      if (s === m.removal) continue;
+      const before =
+        s.kind === "set-property" || s.kind === "reset-property" ? ctx.live.qubes[s.object]?.properties[s.key]?.value : s.kind === "set-global" || s.kind === "reset-global" ? ctx.live.globals[s.key]?.value : undefined;
+      if (before === from && !m.removal.requires.includes(s.id)) m.removal.requires.push(s.id);
+    }
+  }
+}
+
 function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   let l: LiveQube | undefined = ctx.live.qubes[q.name];
   const target = `qube ${q.name}`;
@@ -495,7 +715,13 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   let ownership: "create" | "owned" | "adopt";
   /** The remove step of a qube replaced (class change, `--allow-replace`): its creation waits for it. */
   let replaced: PlanStep | undefined;
-  if (!l) ownership = "create";
+  // A rename (moved_from): planned from the clone of the former qube, as it will be once its clone step ran.
+  const move = q.moved_from !== undefined ? planMove(ctx, q, l, phase) : undefined;
+  if (move === null) return;
+  if (move) {
+    l = move.live;
+    ownership = move.ownership;
+  } else if (!l) ownership = "create";
   else {
     const o = owned(ctx, q, l);
     if (!o) return;
@@ -537,7 +763,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       message: `qube '${q.name}': its ${KEYS_FEATURE} feature holds ${strange.map((k) => `'${k}'`).join(", ")}, which qkit never writes; ignored, and dropped from the record by the next apply`,
     });
   const newKeys = new Set<string>();
-  const first: string[] = [];
+  const first: string[] = move ? [move.head] : [];
   let shutdownId: string | undefined;
   const needHalt = (step: PlanStep, what: string): void => {
     if (!running) return;
@@ -835,7 +1061,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   for (const [vol, d] of Object.entries(q.volumes ?? {})) {
     const cur = l?.volumes?.[vol];
     const prov_ = kp(`volumes.${vol}`);
-    if (ownership !== "create" && !cur) {
+    if (ownership !== "create" && !cur && !move) {
       err(ctx, "unknown-volume", `qube '${q.name}' has no volume '${vol}'`, prov_);
       continue;
     }
@@ -894,10 +1120,15 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   // removed last (once their settings were reset).
   const keysText = formatKeys(newKeys);
   const union = formatKeys([...oldKeys, ...newKeys]);
-  if (ownership !== "owned") {
+  if (ownership !== "owned" || move) {
+    // Written by the first step (the creation, adoption or clone): a moved qube's record also keeps the keys of its former self, reset below.
     const head = ctx.steps.find((x) => x.id === first[0]);
-    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
-    if (head && c) head.calls.push(...c);
+    const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, move ? union : keysText))]);
+    if (head && c) head.calls.splice(move ? head.calls.length - 1 : head.calls.length, 0, ...c);
+    if (move && keysText !== union) {
+      const r = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, keysText))]);
+      if (r) withFirst(add(ctx, PHASE.record, { id: `${q.name}.keys`, kind: "record-keys", target, object: q.name, key: KEYS_FEATURE, calls: r, before: union, after: keysText }));
+    }
     return;
   }
   if (union !== (l?.features[KEYS_FEATURE] ?? "")) {
@@ -1179,6 +1410,11 @@ function planRemovalsInUse(ctx: Ctx): void {
   }
   for (const [name, who] of users) {
     const s = removed.get(name)!;
+    if (s.movedTo !== undefined) {
+      const one = who.length === 1;
+      err(ctx, "removal-in-use", `the move of '${name}' to '${s.movedTo}' removes '${name}', but ${who.sort().join(", ")} still use${one ? "s" : ""} it after the plan; declare ${one ? "it" : "them"} in the stack pointing at '${s.movedTo}', or point ${one ? "it" : "them"} at '${s.movedTo}' by hand first`, s.provenance);
+      continue;
+    }
     err(ctx, "removal-in-use", `the plan removes qube '${name}', but ${who.sort().join(", ")} still use${who.length === 1 ? "s" : ""} it after the plan (qubesd refuses to remove a qube in use); point ${who.length === 1 ? "it" : "them"} at another qube first, or keep '${name}' declared`, s.provenance);
   }
 }
@@ -1207,7 +1443,7 @@ function planOrphans(ctx: Ctx): void {
   if (!ctx.options.prune) return;
   const declared = new Set(ctx.model.qubes.map((q) => q.name));
   for (const l of Object.values(ctx.live.qubes)) {
-    if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || l.class === "AdminVM") continue;
+    if (l.features[OWNER_FEATURE] !== ctx.model.stack || declared.has(l.name) || ctx.moves.has(l.name) || l.class === "AdminVM") continue;
     // A template installed by the package manager is removed with qvm-template, never pruned.
     if (l.properties["installed_by_rpm"]?.value === true) continue;
     if (isProtected(l)) {

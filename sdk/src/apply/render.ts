@@ -4,6 +4,7 @@
  * when it takes effect, then the summary line.
  */
 import type { Plan, PlanStep, SideEffect } from "./types.js";
+import { MOVED_FEATURE } from "./keys.js";
 
 const SIGN: Partial<Record<PlanStep["kind"], string>> = {
   "create-label": "+",
@@ -119,7 +120,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     const k = s.target;
     blocks.set(k, [...(blocks.get(k) ?? []), s]);
   }
-  const width = Math.max(14, ...plan.steps.map((s) => (s.key || "").length + 2));
+  const width = Math.max(14, ...plan.steps.filter((s) => s.kind !== "record-keys" && s.key !== `feature ${MOVED_FEATURE}`).map((s) => (s.key || "").length + 2));
   const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
   for (const [target, steps] of blocks) {
     // Bookkeeping only (the ownership records): no block, counted apart below.
@@ -136,7 +137,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     else if (head?.kind === "remove" || head?.kind === "remove-policy" || head?.kind === "remove-label") mark = "-";
     else if (head?.kind === "write-policy" && head.before === null) mark = "+";
     const what = head?.kind === "create" ? (head.after ?? "").split(" · ")[0]! : kind;
-    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? (head.before ? `take over from stack '${head.before}' ⚠` : "adopt") : head?.kind === "remove" ? `destroy (${head.before})` : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
+    const detail = head?.kind === "create-label" ? (head.after ?? "") : head?.kind === "remove-label" ? `destroy${head.before ? ` (${head.before})` : ""}` : head?.kind === "create" ? (head.after ?? "").split(" · ").slice(1).join(" · ") : head?.kind === "adopt" ? (head.before ? `take over from stack '${head.before}' ⚠` : "adopt") : head?.kind === "remove" ? (head.movedTo ? `moved to ${head.movedTo}: removed once its clone is made and its users use the new name` : `destroy (${head.before})`) : head && head.kind.endsWith("policy") ? `${oneLine(head.after ?? "removed")}${head.before === null ? " (new)" : ""}` : "";
     const headRisk = replacing
       ? `    ⚠ replaces the ${replacing.before}: its volumes and their data are lost`
       : head && head.kind.endsWith("policy")
@@ -149,7 +150,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     out.push(`  ${mark} ${what.padEnd(10)} ${detail ? `${name.padEnd(nameWidth)}  ${detail}` : name}${head?.deferred ? "    deferred ⏸" : ""}${headRisk}`.trimEnd());
     for (const l of head?.diff ?? []) out.push(`          ${l}`);
     for (const s of steps) {
-      if (s === head || s === replacing || s.kind === "record-keys") continue;
+      // The mark of a move under way (taken off once the former qube is removed): bookkeeping, not a setting.
+      if (s === head || s === replacing || s.kind === "record-keys" || s.key === `feature ${MOVED_FEATURE}`) continue;
       const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
       const eff = effect(s, running);
       out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);
@@ -161,7 +163,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
   else {
     if (visible.length) out.push("");
     const s = plan.summary;
-    out.push(`Plan: ${s.create} to create, ${s.change} to change, ${s.destroy} to destroy${s.adopt ? `, ${s.adopt} to adopt` : ""}; ${s.policy} policy file${s.policy === 1 ? "" : "s"}, ${s.global} global propert${s.global === 1 ? "y" : "ies"}.`);
+    out.push(`Plan: ${s.move ? `${s.move} to move, ` : ""}${s.create} to create, ${s.change} to change, ${s.destroy} to destroy${s.adopt ? `, ${s.adopt} to adopt` : ""}; ${s.policy} policy file${s.policy === 1 ? "" : "s"}, ${s.global} global propert${s.global === 1 ? "y" : "ies"}.`);
   }
   const books = new Set(plan.steps.filter((x) => x.kind === "record-keys").map((x) => x.target));
   if (books.size) {

@@ -160,6 +160,13 @@ export interface PlanStep {
    * class (`--allow-replace`); its volumes and their data are lost. The `create` step requires it.
    */
   replace?: true;
+  /**
+   * A rename (`moved_from`): on the `create` step of the new qube, the qube it is cloned from
+   * (`movedFrom`); on the `remove` step of the former qube, its new name (`movedTo`: its volumes
+   * and settings were cloned there first, so nothing is lost but its revisions).
+   */
+  movedFrom?: string;
+  movedTo?: string;
   /** Deferred: a needs-halt change of a running qube without `--restart=if-needed`; not applied. */
   deferred?: string;
   /** A rewritten policy file: the lines removed (`- `), added (`+ `) and moved (`~ LINE (moved from N to M)`), as {@link lineDiff} gives them. */
@@ -205,7 +212,8 @@ export interface Plan {
   /** What the plan does that deserves a look but is not an error (a protected orphan left alone, a pruned qube the stack still names). */
   warnings?: PlanError[];
   /** Summary counts (qubes): created, changed, destroyed; plus other objects. */
-  summary: { create: number; change: number; destroy: number; adopt: number; policy: number; global: number; deferred: number };
+  /** `move`: renames (`moved_from`), counted apart from the creations and removals they are made of (absent when none). */
+  summary: { create: number; change: number; destroy: number; adopt: number; policy: number; global: number; deferred: number; move?: number };
   /** Running qubes with next-start changes. */
   restartToTakeEffect: string[];
   /** Owned by this stack but no longer declared (removed only with `--prune`). */
