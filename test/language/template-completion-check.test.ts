@@ -77,6 +77,22 @@ describe("completion offers only what check accepts", () => {
     });
   }
 
+  it("moved_from: the machine's undeclared qubes of the same class, each accepted by check", () => {
+    const text = `${HEAD}  probe:\n    class: TemplateVM\n    moved_from: `;
+    const env = ENVS[0]![1];
+    const offered = completeTemplate(analyzeTemplate("/s/main.qubes.yaml", text, env), text.length).map((i) => i.label);
+    expect(offered.length).toBeGreaterThan(0);
+    const system = env.system!;
+    expect(offered.filter((n) => system.domains.get(n)?.type !== "TemplateVM")).toEqual([]);
+    expect(offered).not.toContain("tpl");
+    const refused = offered.flatMap((value) =>
+      templateDiagnostics(analyzeTemplate("/s/main.qubes.yaml", `${text}${value}\n`, env))
+        .filter((d) => d.span.start >= text.length && (REFUSED.has(d.code) || d.code === "invalid-move"))
+        .map((d) => `${value}: ${d.code}`),
+    );
+    expect(refused).toEqual([]);
+  });
+
   it("netvm: the providers of a qkit system snapshot, not the qubes it records as no providers", () => {
     const text = `${HEAD}  probe:\n    class: AppVM\n    label: red\n    netvm: `;
     const offered = completeTemplate(analyzeTemplate("/s/main.qubes.yaml", text, ENVS[0]![1]), text.length).map((i) => i.label);

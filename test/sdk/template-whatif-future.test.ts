@@ -88,6 +88,17 @@ describe("future system model", () => {
     expect("old" in f.domains).toBe(false);
   });
 
+  it("moves a renamed qube (moved_from): the former name is gone, the new one is its halted clone with its tags and label", () => {
+    const f = futureSystem(SYSTEM, stack([qube("job", "AppVM", { moved_from: "work", tags: ["mine", "more"] })]), { applier: "mgmt" });
+    expect("work" in f.domains).toBe(false);
+    const job = f.domains["job"]!;
+    expect([job.tags, job.label, job.power_state, job.type]).toEqual([["audiovm-dom0", "created-by-mgmt", "guivm-dom0", "mine", "more"], "0x3465a4", "Halted", "AppVM"]);
+    expect(job.uuid).not.toBe("uuid-AppVM");
+    // Nothing to move (the former name is not on the machine): a new qube as declared.
+    const g = futureSystem(SYSTEM, stack([qube("fresh", "AppVM", { moved_from: "nowhere", properties: { label: "green" } })]));
+    expect(g.domains["fresh"]!.tags).toEqual(["audiovm-dom0", "created-by-dom0", "guivm-dom0"]);
+  });
+
   it("retags qubes that inherit guivm when the global default_guivm changes", () => {
     const f = futureSystem(SYSTEM, stack([], { global: { default_guivm: "sys-gui" } }));
     expect(f.domains["old"]!.tags).toEqual(["audiovm-dom0", "guivm-sys-gui"]);

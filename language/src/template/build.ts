@@ -720,7 +720,6 @@ export class DocumentReader {
     const d = entry.decl;
     if (d.absent && d.protect) this.report("absent-and-protected", "error", `${d.name} is both absent and protected`, entry.valueSpans.get("absent") ?? entry.keySpan, "protect: true keeps the qube; remove one of the two");
     if (d.absent && d.moved_from !== undefined) this.report("invalid-move", "error", `${d.name} is absent but moved_from: ${d.moved_from}`, entry.valueSpans.get("moved_from") ?? entry.keySpan, "remove moved_from (a qube that is declared absent is removed, not moved)");
-    if (d.moved_from !== undefined && d.source !== undefined) this.report("invalid-move", "error", `${d.name} has both source: and moved_from: ${d.moved_from}`, entry.valueSpans.get("source") ?? entry.keySpan, "remove source: (a moved qube is a clone of its former self)");
     if (d.absent && d.state === "running") this.report("absent-and-running", "error", `${d.name} is absent but state: running`, entry.valueSpans.get("state") ?? entry.keySpan, "remove state: (an absent qube is halted and removed)");
     if (d.source && klass !== "TemplateVM" && klass !== "StandaloneVM") {
       const p = m.items.find((it) => isScalar(it.key) && it.key.value === "source");

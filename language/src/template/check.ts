@@ -311,8 +311,8 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
       continue;
     }
     const same = declared.get(from);
-    if (same && !same.decl.absent) {
-      push(q.file, "invalid-move", "error", `${q.decl.name} moves from ${from}, which the stack declares too`, span, `remove the declaration of ${from} (a move removes it), or remove moved_from`, [{ file: same.file, span: same.keySpan, message: `${from} is declared here` }]);
+    if (same) {
+      push(q.file, "invalid-move", "error", `${q.decl.name} moves from ${from}, which the stack declares too${same.decl.absent ? " (absent)" : ""}`, span, `remove the declaration of ${from} (a move removes it), or remove moved_from`, [{ file: same.file, span: same.keySpan, message: `${from} is declared here` }]);
       continue;
     }
     movedAway.set(from, q);

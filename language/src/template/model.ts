@@ -69,7 +69,8 @@ export interface QubeDecl {
    * none of this name, the plan clones it (its persistent volumes, settings,
    * features, tags, firewall, notes and device assignments) under this name,
    * moves its users over, and removes it. Once moved (or when no such qube
-   * exists), it changes nothing.
+   * exists), it changes nothing: a qube still to create is then created as
+   * declared (from its `source`, for a TemplateVM or StandaloneVM).
    */
   moved_from?: string;
   /** Properties by name (`template`, `label`, `netvm` included); `DEFAULT` resets. */

@@ -197,7 +197,16 @@ export function futureSystem(current: WhatIfSystem, stack: StackModel, options: 
   const g = globals(current, stack);
   const colours = labelColours(current, stack);
   const out: Record<string, DomainInfo> = {};
-  const names = [...Object.keys(live).filter((n) => !n.startsWith("uuid:")), ...stack.qubes.map((q) => q.name).filter((n) => !(n in live))];
+  // Renames (moved_from): the former qube is gone, and a new name not on the machine yet starts as its clone.
+  const movedAway = new Set<string>();
+  const clones = new Map<string, DomainInfo>();
+  for (const q of stack.qubes) {
+    const from = q.moved_from;
+    if (from === undefined || q.absent || decls.has(from) || !live[from] || live[from]!.type === "AdminVM") continue;
+    movedAway.add(from);
+    if (!live[q.name]) clones.set(q.name, cloneOf(live[from]!, from, q.name, applier));
+  }
+  const names = [...Object.keys(live).filter((n) => !n.startsWith("uuid:") && !movedAway.has(n)), ...stack.qubes.map((q) => q.name).filter((n) => !(n in live))];
   let newCount = 0;
 
   // Templates first, so a DispVM's default (its template) is known.
@@ -205,13 +214,14 @@ export function futureSystem(current: WhatIfSystem, stack: StackModel, options: 
     const decl = decls.get(name);
     const t = decl?.properties["template"];
     if (typeof t === "string") return t;
-    const l = live[name];
+    const l = live[name] ?? clones.get(name);
     return l && typeof l["template"] === "string" ? (l["template"] as string) : l?.type === "DispVM" ? (l.default_dispvm ?? null) : null;
   };
 
   for (const name of names) {
     const decl = decls.get(name);
-    const l = live[name];
+    const clone = clones.get(name);
+    const l = live[name] ?? clone;
     if (decl?.absent) continue;
     if (l && l.type === "AdminVM") {
       out[name] = { ...l, default_dispvm: g.future["default_dispvm"] ?? null };
@@ -276,7 +286,7 @@ export function futureSystem(current: WhatIfSystem, stack: StackModel, options: 
       relayvm: l ? (l.relayvm ?? null) : null,
       transport_rpc: l ? (l.transport_rpc ?? null) : null,
       power_state: power,
-      uuid: l && typeof l.uuid === "string" ? l.uuid : placeholderUuid(++newCount),
+      uuid: l && !clone && typeof l.uuid === "string" ? l.uuid : placeholderUuid(++newCount),
     };
     const template = templateOf(name);
     if (template !== null && (klass === "AppVM" || klass === "DispVM")) info["template"] = template;
@@ -298,6 +308,17 @@ export function futureSystem(current: WhatIfSystem, stack: StackModel, options: 
     result.global = gl;
   }
   return result;
+}
+
+/** A qube's clone under a new name, as a move's clone step leaves it: halted, its settings and tags (qubesd's `created-by-` tag its own), a value naming the qube itself naming the clone. */
+function cloneOf(l: DomainInfo, from: string, to: string, applier: string): DomainInfo {
+  const rename = (v: unknown) => (v === from ? to : v);
+  const out: DomainInfo = { ...l, power_state: "Halted", tags: [...(l.tags ?? []).filter((t) => !t.startsWith("created-by-")), `created-by-${applier}`] };
+  for (const k of ["default_dispvm", "template", "netvm"]) if (k in out) (out as Record<string, unknown>)[k] = rename((out as Record<string, unknown>)[k]);
+  const props = record(l["properties"]);
+  if (props) out["properties"] = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, rename(v)]));
+  delete (out as Record<string, unknown>)["uuid"];
+  return out;
 }
 
 /** An undeclared qube: unchanged, except for what follows changed global defaults. */

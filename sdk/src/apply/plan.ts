@@ -6,6 +6,7 @@
  */
 import {
   DEFAULT,
+  PROTECTED_FEATURES,
   policyFileName,
   type DeviceDecl,
   type PropertyValue as DeclaredValue,
@@ -116,6 +117,9 @@ export function planScope(input: StackModel, live: LiveSystem): ReadScope {
     const devices = new Set(["pci", "block", ...Object.keys(q.devices ?? {})]);
     for (const k of keys) if (k.startsWith("d:")) devices.add(k.split(":")[1]!);
     deep[from] = { firewall: true, notes: true, volumes: true, devices: [...devices].sort() };
+    // A clone under way (an apply stopped half-way): its assignments too, so none is made twice.
+    const to = live.qubes[q.name];
+    if (to && to.features[MOVED_FEATURE] !== undefined) deep[q.name] = { ...deep[q.name], devices: [...new Set([...(deep[q.name]?.devices ?? []), ...devices])].sort() };
   }
   const policy = new Set<string>();
   for (const f of model.policy) policy.add(policyKey(model.stack, f));
@@ -290,16 +294,17 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   const created = new Set<string>();
   for (const s of steps) {
     if (s.deferred) summary.deferred++;
-    if (s.kind === "create" && s.movedFrom !== undefined) (summary.move = (summary.move ?? 0) + 1), created.add(s.object);
+    // A move is counted once, by its removal (an apply that stopped after the clone has no creation left).
+    if (s.kind === "create" && s.movedFrom !== undefined) created.add(s.object);
     else if (s.kind === "create") (summary.create++, created.add(s.object));
-    else if (s.kind === "remove" && s.movedTo !== undefined) continue;
+    else if (s.kind === "remove" && s.movedTo !== undefined) summary.move = (summary.move ?? 0) + 1;
     else if (s.kind === "remove") summary.destroy++;
     else if (s.kind === "adopt") summary.adopt++;
     else if (s.kind === "write-policy" || s.kind === "remove-policy") summary.policy++;
     else if (s.kind === "set-global" || s.kind === "reset-global") summary.global++;
   }
   // Bookkeeping (rewriting the ownership record) is no change of the qube.
-  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys") changed.add(s.object);
+  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys" && s.key !== `feature ${MOVED_FEATURE}`) changed.add(s.object);
   summary.change = changed.size;
   const orphans = Object.values(live.qubes)
     .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name) && !ctx.moves.has(q.name))
@@ -498,6 +503,8 @@ interface Move {
   live: LiveQube;
   ownership: "owned" | "adopt";
   head: string;
+  /** The former qube was running (and is stopped for its clone): the new one is started at the end unless declared halted. */
+  wasRunning: boolean;
 }
 
 /** The volumes a clone copies: the persistent ones (as `qvm-clone` does); an AppVM's root is its template's. */
@@ -555,13 +562,27 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
     ctx.warnings.push({ code: "moved-but-named", message: `qube '${from}' moves to '${q.name}' and is removed, but ${where} still names '${from}'; name '${q.name}' there`, provenance: prov });
   if (l && l.features[MOVED_FEATURE] === from) {
     // The clone is complete (an apply stopped before the former qube was removed): the qube is planned as it is.
+    if (isRunning(old)) {
+      err(ctx, "move-running", `qube '${from}' is running, and its clone '${q.name}' was made before: what it writes now is not in '${q.name}'; stop it, then mark '${q.name}' to be cloned again (\`qvm-features ${q.name} ${MOVED_FEATURE} 'cloning ${from}'\`, which replaces its volumes) or remove '${from}' by hand to keep '${q.name}' as it is`, prov);
+      return null;
+    }
     const rm = planRemoval(ctx, old, prov);
     if (rm) markMoveRemoval(ctx, rm, from, q.name, l);
     return undefined;
   }
+  if (l && isRunning(l)) {
+    err(ctx, "move-running", `qube '${q.name}' is running, but its clone from '${from}' is not finished: stop it, and the next apply clones '${from}' again (its volumes are replaced)`, prov);
+    return null;
+  }
   let oldHalted = old;
   const requires: string[] = [];
   if (isRunning(old)) {
+    // A network provider cannot stop while qubes connected to it run, and they cannot move to its clone before it exists.
+    const clients = Object.values(ctx.live.qubes).filter((x) => x.name !== from && isRunning(x) && x.properties["netvm"]?.value === from).map((x) => x.name).sort();
+    if (clients.length) {
+      err(ctx, "move-running", `qube '${from}' provides network to running qubes (${clients.join(", ")}): its clone needs it halted, which they prevent; stop them (or point them at another netvm) first, then apply`, prov);
+      return null;
+    }
     if (ctx.options.restart !== "if-needed") {
       err(ctx, "move-running", `qube '${from}' is running: moving it to '${q.name}' clones its volumes, which needs it halted; use --restart=if-needed to stop it, or stop it first`, prov);
       return null;
@@ -589,7 +610,8 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
   const early = (n: string) => (n === "template_for_dispvms" || n === "provides_network" ? 0 : sets.some(([, v]) => v === q.name) && props[n]?.value === q.name ? 2 : 1);
   sets.sort((a, b) => early(a[0]) - early(b[0]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const features: Record<string, string> = {};
-  for (const [k, v] of Object.entries(old.features)) if (k !== OWNER_FEATURE && k !== KEYS_FEATURE && k !== MOVED_FEATURE) features[k] = v;
+  // qubesd refuses to set the protected features (its own bookkeeping of preloaded disposables): the clone has none.
+  for (const [k, v] of Object.entries(old.features)) if (k !== OWNER_FEATURE && k !== KEYS_FEATURE && k !== MOVED_FEATURE && !PROTECTED_FEATURES.has(k)) features[k] = v;
   const tags = managedTags(old.tags);
   const volumes: Record<string, LiveVolumeT> = {};
   const cloned = clonedVolumes(q.class).filter((v) => old.volumes?.[v]);
@@ -621,6 +643,9 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
         if (q.pools && Object.keys(q.pools).length) {
           if (Object.keys(q.pools).length === 1 && q.pools["*"] !== undefined) o.pool = q.pools["*"];
           else o.pools = { ...q.pools };
+        } else if (cloned.length) {
+          // As qvm-clone: the clone's volumes in the pools of the former's.
+          o.pools = Object.fromEntries(cloned.map((v) => [v, old.volumes![v]!.pool]));
         }
         cs.push(call(calls.create(o)));
       }
@@ -628,12 +653,13 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
       cs.push(call(calls.featureSet(q.name, MOVED_FEATURE, `cloning ${from}`)));
       cs.push(call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack)));
       for (const [name, payload] of sets) cs.push(call(calls.propertySet(name, payload, q.name)));
-      for (const [k, v] of Object.entries(features)) cs.push(call(calls.featureSet(q.name, k, v)));
       for (const t of tags) cs.push(call(calls.tagSet(q.name, t)));
       if (old.firewall && !sameList(old.firewall, ["action=accept"])) cs.push(call(calls.firewallSet(q.name, old.firewall)));
       if (old.notes) cs.push(call(calls.notesSet(q.name, old.notes)));
       for (const list of Object.values(old.devices ?? {}))
-        for (const a of list) cs.push(call(calls.deviceAssign(q.name, { backendDomain: a.backend, portId: a.port, deviceId: a.deviceId, devclass: a.devclass, mode: a.mode as DeviceAssignment["mode"], options: { ...a.options }, frontendDomain: q.name })));
+        for (const a of list)
+          // Again after a stop half-way: what is assigned already is not assigned twice (qubesd refuses it).
+          if (!l?.devices?.[a.devclass]?.some((x) => x.backend === a.backend && x.port === a.port)) cs.push(call(calls.deviceAssign(q.name, { backendDomain: a.backend, portId: a.port, deviceId: a.deviceId, devclass: a.devclass, mode: a.mode as DeviceAssignment["mode"], options: { ...a.options }, frontendDomain: q.name })));
       for (const v of cloned) {
         cs.push(call(calls.volumeCloneFrom(from, v)));
         cs.push({ ...call(calls.volumeCloneTo(q.name, v, "0")), payload: "", payloadFromPrevious: true });
@@ -641,6 +667,8 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
         cs.push(call(calls.volumeSetRevisionsToKeep(q.name, v, ov.revisions_to_keep)));
         if (!ov.rw) cs.push(call(calls.volumeSetRw(q.name, v, false)));
       }
+      // Features after the data: some start work at once (a disposable template's preloads).
+      for (const [k, v] of Object.entries(features)) cs.push(call(calls.featureSet(q.name, k, v)));
       // Last: the clone is complete.
       cs.push(call(calls.featureSet(q.name, MOVED_FEATURE, from)));
       return cs;
@@ -667,7 +695,7 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
   if (!rm) return null;
   rm.requires.push(head.id);
   markMoveRemoval(ctx, rm, from, q.name, live);
-  return { live, ownership: oldOwnership, head: head.id };
+  return { live, ownership: oldOwnership, head: head.id, wasRunning: isRunning(old) };
 }
 
 /** The removal of a moved qube's former self: nothing is lost (its clone has its volumes), and the move's mark comes off after it. */
@@ -1103,8 +1131,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (c) withFirst(add(ctx, phase, { id: `${q.name}.notes`, kind: "set-notes", target, object: q.name, key: "notes", calls: c, before: `${l.notes.length} characters`, after: "empty (no longer declared)" }));
   }
 
-  // Power state.
-  if (q.state === "running" && !running) {
+  // Power state (a moved qube whose former self ran runs again, unless declared halted).
+  if ((q.state === "running" || (q.state === "any" && move?.wasRunning)) && !running) {
     add(ctx, PHASE.start, { id: `${q.name}.start`, kind: "start", target, object: q.name, key: "power", calls: [call(calls.start(q.name))], before: ownership === "create" ? null : "halted", after: "running", risk: "restart", requires: [...first], provenance: prov });
   } else if (q.state === "halted" && running) {
     const stop = add(ctx, phase, { id: `${q.name}.stop`, kind: "shutdown", target, object: q.name, key: "power", calls: [call(calls.shutdown(q.name, { wait: true }))], before: "running", after: "halted", risk: "restart", requires: [...first], provenance: prov });
@@ -1412,7 +1440,13 @@ function planRemovalsInUse(ctx: Ctx): void {
     const s = removed.get(name)!;
     if (s.movedTo !== undefined) {
       const one = who.length === 1;
-      err(ctx, "removal-in-use", `the move of '${name}' to '${s.movedTo}' removes '${name}', but ${who.sort().join(", ")} still use${one ? "s" : ""} it after the plan; declare ${one ? "it" : "them"} in the stack pointing at '${s.movedTo}', or point ${one ? "it" : "them"} at '${s.movedTo}' by hand first`, s.provenance);
+      // What to write for each user: a key on a qube (`netvm: NEW` on app) or a global.
+      const fixes = who.sort().map((w) => {
+        const m = /^(\S+) \(([a-z_]+)/.exec(w);
+        if (w.startsWith("the global ")) return `\`${w.slice("the global ".length)}: ${s.movedTo}\` under global:`;
+        return m ? `\`${m[2]}: ${s.movedTo}\` on ${m[1]}` : w;
+      });
+      err(ctx, "removal-in-use", `the move of '${name}' to '${s.movedTo}' removes '${name}', but ${who.join(", ")} still use${one ? "s" : ""} it after the plan; declare ${fixes.join(", ")} in the stack, or change ${one ? "it" : "them"} to '${s.movedTo}' by hand first`, s.provenance);
       continue;
     }
     err(ctx, "removal-in-use", `the plan removes qube '${name}', but ${who.sort().join(", ")} still use${who.length === 1 ? "s" : ""} it after the plan (qubesd refuses to remove a qube in use); point ${who.length === 1 ? "it" : "them"} at another qube first, or keep '${name}' declared`, s.provenance);

@@ -120,11 +120,11 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     const k = s.target;
     blocks.set(k, [...(blocks.get(k) ?? []), s]);
   }
-  const width = Math.max(14, ...plan.steps.filter((s) => s.kind !== "record-keys" && s.key !== `feature ${MOVED_FEATURE}`).map((s) => (s.key || "").length + 2));
+  const width = Math.max(14, ...plan.steps.filter((s) => s.key !== `feature ${MOVED_FEATURE}`).map((s) => (s.key || "").length + 2));
   const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
   for (const [target, steps] of blocks) {
     // Bookkeeping only (the ownership records): no block, counted apart below.
-    if (steps.every((s) => s.kind === "record-keys")) continue;
+    if (steps.every((s) => s.kind === "record-keys" || s.key === `feature ${MOVED_FEATURE}`)) continue;
     // A qube replaced (class change): its removal and its creation are one block, `-/+`.
     const replacing = steps.find((s) => s.kind === "remove" && s.replace);
     const head = (replacing && steps.find((s) => s.kind === "create")) ?? steps.find((s) => s.key === "" || s.kind === "adopt");
@@ -172,9 +172,11 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     out.push(`Bookkeeping: ${parts.join(" and ")} (no setting changes)`);
   }
   if (plan.summary.deferred) {
-    const qubes = [...new Set(plan.steps.filter((x) => x.deferred && x.target.startsWith("qube ")).map((x) => x.object))].sort();
-    // The changes that wait (a qube's own stop, which a deferred removal implies, is not one).
-    const changes = plan.steps.filter((x) => x.deferred && x.kind !== "shutdown" && x.kind !== "start").length;
+    // The running qubes they wait for (when the caller says which run), else the qubes of the deferred steps.
+    const objects = [...new Set(plan.steps.filter((x) => x.deferred && x.target.startsWith("qube ")).map((x) => x.object))].sort();
+    const qubes = objects.some((q) => running.has(q)) ? objects.filter((q) => running.has(q)) : objects;
+    // The changes that wait (a qube's own stop, which a deferred removal implies, is not one; nor a move's mark).
+    const changes = plan.steps.filter((x) => x.deferred && x.kind !== "shutdown" && x.kind !== "start" && x.key !== `feature ${MOVED_FEATURE}`).length;
     out.push(`Deferred: ${changes} change${changes === 1 ? "" : "s"} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);

@@ -226,6 +226,11 @@ function completeQubeValue(a: TemplateAnalysis, ctx: YamlContext, q: IndexedQube
     case "absent":
     case "protect":
       return valueItems(["true", "false"], ctx);
+    case "moved_from":
+      // A qube of the machine of the same class that the stack does not declare (a move keeps the class; a declared one cannot be moved away).
+      return qubeCandidates(a)
+        .filter((c) => !c.declared && c.name !== q?.name && c.klass === klass)
+        .map((c) => qubeItem(c, ctx.span, ""));
   }
   const spec = propertySpec(klass, key);
   return spec ? propertyValueItems(a, spec, q, klass, ctx) : [];

@@ -36,6 +36,7 @@ export const TOP_KEYS: readonly KeyDoc[] = [
 export const QUBE_KEYS: readonly KeyDoc[] = [
   k("class", "AppVM | TemplateVM | StandaloneVM | DispVM", "The qube's class (required to create it; never changed in place)."),
   k("source", "{clone | install | empty}", "TemplateVM/StandaloneVM: where it comes from at creation (`clone: QUBE`, `install: TEMPLATE`, `empty: true`)."),
+  k("moved_from", "qube", "The qube's former name (a rename): the plan clones that qube under this name (volumes, settings, features, tags, firewall, notes, devices), moves the stack's users over and removes it; once moved, nothing."),
   k("features", "mapping", "Features (`admin.vm.feature.*`); values are stored as strings: `true` → `\"1\"`, `false` → `\"\"`, `null` removes."),
   k("services", "mapping", "Shorthand for `service.NAME` features: `true` enables, `false` disables, `null` removes."),
   k("tags", "list", "Managed tags (a set); tags qubesd adds on its own (`created-by-*`, `guivm-*`, `audiovm-*`) are never touched."),
