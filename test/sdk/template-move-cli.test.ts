@@ -82,6 +82,30 @@ describe("moved_from", () => {
     await sim.qube("m3-user").resetProperty("netvm");
   });
 
+  it("moves a template: its qubes follow, and while one runs (its template cannot change) the removal waits too", async () => {
+    const tpl = (name: string, extra = "") => `  ${name}:\n    class: TemplateVM\n    source: { empty: true }\n    label: black\n    netvm: none\n${extra}`;
+    const app = (template: string) => `  m6-app:\n    class: AppVM\n    template: ${template}\n    label: red\n    netvm: none\n`;
+    write("m6.qubes.yaml", stack("m6", tpl("m6-tpl"), app("m6-tpl")));
+    expect((await qkit("template", "apply", "m6.qubes.yaml", "--yes")).code).toBe(0);
+    await sim.qube("m6-app").start();
+    write("m6.qubes.yaml", stack("m6", tpl("m6-base", "    moved_from: m6-tpl\n"), app("m6-base")));
+    const json = JSON.parse((await qkit("template", "plan", "m6.qubes.yaml", "--json")).out) as { steps: Array<{ id: string; deferred?: string; calls: Array<{ method: string; arg?: string }> }>; errors: unknown[] };
+    expect(json.errors).toEqual([]);
+    const create = json.steps.find((s) => s.id === "m6-base.create")!;
+    expect(create.calls.filter((c) => c.method === "admin.vm.volume.CloneTo").map((c) => c.arg)).toEqual(["root", "private"]);
+    expect(json.steps.find((s) => s.id === "m6-app.p.template")!.deferred).toContain("m6-app is running");
+    expect(json.steps.find((s) => s.id === "m6-tpl.remove")!.deferred).toContain("waits for m6-app.p.template");
+    // Applied in part (exit 2: the system does not match the stack yet): the clone is made, the rest waits.
+    const applied = await qkit("template", "apply", "m6.qubes.yaml", "--yes");
+    expect([applied.code, applied.out.includes("3 deferred")]).toEqual([2, true]);
+    expect([await exists("m6-tpl"), await exists("m6-base"), await sim.qube("m6-app").get("template")]).toEqual([true, true, "m6-tpl"]);
+    // Once it is stopped, the move ends.
+    await sim.qube("m6-app").shutdown({ wait: true });
+    expect((await qkit("template", "apply", "m6.qubes.yaml", "--yes")).code).toBe(0);
+    expect([await exists("m6-tpl"), await sim.qube("m6-app").get("template")]).toEqual([false, "m6-base"]);
+    expect((await qkit("template", "plan", "m6.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
+  });
+
   it("resumes an apply that stopped after the clone, or half-way through it", async () => {
     write("m4.qubes.yaml", stack("m4", appvm("m4-old", "    netvm: none\n    memory: 500\n")));
     expect((await qkit("template", "apply", "m4.qubes.yaml", "--yes")).code).toBe(0);
