@@ -37,7 +37,7 @@ describe("moved_from", () => {
     const plan = await qkit("template", "plan", "m1.qubes.yaml");
     expect([plan.code, plan.err]).toEqual([0, ""]);
     expect(plan.out).toMatch(
-      /\n {2}\+ AppVM {6}m1-new  on debian-12 · label blue · moved from m1-old \(its private volume cloned, its settings copied\)\n {6}~ memory +600 → 700\n {2}- qube {7}m1-old  moved to m1-new: removed once its clone is made and its users use the new name\n/,
+      /\n {2}\+ AppVM {6}m1-new  on debian-12 · label blue · moved from m1-old \(its private volume cloned, its settings copied\)\n {6}~ memory +600 → 700\n {2}- qube {7}m1-old  moved to m1-new: removed once its clone is made and its users use the new name \(its volumes' older revisions are not kept\)\n/,
     );
     expect(plan.out).toContain("Plan: 1 to move, 0 to create, 0 to change, 0 to destroy;");
 

@@ -3,7 +3,7 @@
  * system is the state; see ARCHITECTURE.md, "sdk/src/apply".
  */
 export type * from "./types.js";
-export { readLight, readDeep, readFeatures, fingerprint, fingerprintView, fingerprintChanges, describeChanges, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
+export { readLight, readDeep, readFeatures, readDeviceClassesFor, fingerprint, fingerprintView, fingerprintChanges, describeChanges, stableJson, managedPropertyNames, type DeepRead, type ReadScope, type ReadOptions } from "./read.js";
 export { computePlan, planFocus, planScope, scopeOfPlan, policyKey, type PlanOptions, type PolicyEffect } from "./plan.js";
 export { policyEffects, tagEffects } from "./whatif.js";
 export { checkStackModel } from "./model-check.js";

@@ -114,7 +114,8 @@ export function planScope(input: StackModel, live: LiveSystem): ReadScope {
     const from = q.moved_from;
     if (from === undefined || q.absent || !live.qubes[from] || live.qubes[from]!.class === "AdminVM") continue;
     const keys = parseKeys(live.qubes[from]!.features[KEYS_FEATURE]);
-    const devices = new Set(["pci", "block", ...Object.keys(q.devices ?? {})]);
+    // Every class qubesd has (read for moves), else the ones of qubesd's core and those the stack manages.
+    const devices = new Set([...(live.deviceClasses ?? ["pci", "block"]), ...Object.keys(q.devices ?? {})]);
     for (const k of keys) if (k.startsWith("d:")) devices.add(k.split(":")[1]!);
     deep[from] = { firewall: true, notes: true, volumes: true, devices: [...devices].sort() };
     // A clone under way (an apply stopped half-way): its assignments too, so none is made twice.

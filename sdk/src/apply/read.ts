@@ -116,6 +116,12 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
   return live;
 }
 
+/** Reads the device classes qubesd has into `live.deviceClasses` when the stack moves a qube (its assignments of every class are copied). */
+export async function readDeviceClassesFor(qubes: Qubes, live: LiveSystem, model: { qubes: readonly { moved_from?: string }[] }, options: ReadOptions = {}): Promise<void> {
+  if (!model.qubes.some((q) => q.moved_from !== undefined)) return;
+  live.deviceClasses = [...(await qubes.run(calls.deviceClassList(), options.signal ? { signal: options.signal } : {}))].sort();
+}
+
 /** Reads every feature value of `names` into `live` (after a {@link readLight} with a narrower focus). */
 export async function readFeatures(qubes: Qubes, live: LiveSystem, names: Iterable<string>, options: ReadOptions = {}): Promise<void> {
   const opts = options.signal ? { signal: options.signal } : {};

@@ -10,7 +10,7 @@ import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js
 import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
 import { computePlan, planFocus, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
-import { fingerprint, fingerprintChanges, fingerprintView, readDeep, readFeatures, readLight, type ReadOptions } from "./read.js";
+import { fingerprint, fingerprintChanges, fingerprintView, readDeep, readDeviceClassesFor, readFeatures, readLight, type ReadOptions } from "./read.js";
 import { rehearse, type Rehearsal } from "./rehearse.js";
 import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect, StaleChange } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
@@ -29,6 +29,7 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   // The current clock qube is known only now.
   const more = planFocus(model, live).filter((n) => !planFocus(model).includes(n));
   if (more.length) await readFeatures(conn.qubes, live, more, options);
+  await readDeviceClassesFor(conn.qubes, live, model, options);
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope, options);
   // A policy write, or a tag change, is marked and ordered by its decision changes (what-if), when the caller did not say how.

@@ -85,6 +85,8 @@ export interface LiveSystem {
   policy: Record<string, LivePolicyFile>;
   /** Devices offered by backends, per `backend:devclass` (only those a selector needed). */
   available: Record<string, LiveDevice[]>;
+  /** The device classes qubesd has (`admin.deviceclass.List`), read only for a plan that moves a qube (`moved_from`): its assignments of every class are moved. */
+  deviceClasses?: string[];
 }
 
 /** What a step changes on. */

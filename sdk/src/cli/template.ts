@@ -38,6 +38,7 @@ import {
   planScope,
   readDeep,
   readFeatures,
+  readDeviceClassesFor,
   readLight,
   rehearse,
   renderSideEffects,
@@ -356,6 +357,7 @@ async function makePlan(
   const live = await readLight(conn.qubes, conn.policy, { focus: [] });
   const model = loadStack(p.file, io, live, refused);
   await readFeatures(conn.qubes, live, planFocus(model, live));
+  await readDeviceClassesFor(conn.qubes, live, model);
   const scope = planScope(model, live);
   await readDeep(conn.qubes, conn.policy, live, scope);
   // What-if's inputs, when the stack has expectations or writes policy (a write is ordered by its decision changes).
