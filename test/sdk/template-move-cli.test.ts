@@ -34,8 +34,11 @@ describe("moved_from", () => {
     await sim.qube("m1-old").features.set("other", "kept");
     write("m1.qubes.yaml", stack("m1", appvm("m1-new", `    moved_from: m1-old\n${body.replace("memory: 600", "memory: 700")}`)));
 
+    // A policy file of the machine that names the former name: its rules stop matching (said, with where).
+    write("policy.d/30-user.policy", "qubes.Filecopy * m1-old @anyvm deny\nqubes.Gpg * @anyvm @default ask default_target=@dispvm:m1-old\n");
     const plan = await qkit("template", "plan", "m1.qubes.yaml");
     expect([plan.code, plan.err]).toEqual([0, ""]);
+    expect(plan.out).toContain("warning[moved-but-named]: qube 'm1-old' moves to 'm1-new', but the policy names 'm1-old' at 30-user.policy:1, 30-user.policy:2: those rules stop matching once it is gone; name 'm1-new' there");
     expect(plan.out).toMatch(
       /\n {2}\+ AppVM {6}m1-new  on debian-12 · label blue · moved from m1-old \(its private volume cloned, its settings copied\)\n {6}~ memory +600 → 700\n {2}- qube {7}m1-old  moved to m1-new: removed once its clone is made and its users use the new name \(its volumes' older revisions are not kept\)\n/,
     );

@@ -29,4 +29,4 @@ export {
 } from "./execute.js";
 export { rehearse, simulatorFromLive, type Rehearsal } from "./rehearse.js";
 export { lineDiff, oneLine, renderPlan, renderSideEffects, undoneWarnings } from "./render.js";
-export { planStack, planExpectations, planWhatIf, readPolicyTexts, readWhatIfInputs, writesPolicy, changesTags, effectOptions, policyDigests, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";
+export { planStack, planExpectations, planWhatIf, readPolicyTexts, readWhatIfInputs, writesPolicy, changesTags, movesQube, policyNaming, effectOptions, policyDigests, type WhatIfInputs, applyPlan, checkPlanFresh, driftStack, type StackConnection, type StackApplyOutcome, type DriftReport } from "./stack.js";

@@ -55,6 +55,11 @@ export interface PlanOptions {
    */
   tagEffect?(qube: string, tag: string, add: boolean): PolicyEffect | undefined;
   /**
+   * Where the machine's policy files other than this stack's name qube `qube` (`30-user.policy:4`):
+   * a move (`moved_from`) warns that their rules stop matching once the former name is gone.
+   */
+  policyNaming?(qube: string): string[];
+  /**
    * Replace a qube whose class changes (remove it, then create it as declared; its volumes and
    * their data are lost). Without it a class change is an error. Never for `protect: true`.
    */
@@ -561,6 +566,13 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
   ctx.moves.set(from, { to: q.name });
   for (const where of stillNamed(ctx.model, from))
     ctx.warnings.push({ code: "moved-but-named", message: `qube '${from}' moves to '${q.name}' and is removed, but ${where} still names '${from}'; name '${q.name}' there`, provenance: prov });
+  const elsewhere = ctx.options.policyNaming?.(from) ?? [];
+  if (elsewhere.length)
+    ctx.warnings.push({
+      code: "moved-but-named",
+      message: `qube '${from}' moves to '${q.name}', but the policy names '${from}' at ${elsewhere.slice(0, 5).join(", ")}${elsewhere.length > 5 ? ` and ${elsewhere.length - 5} more places` : ""}: those rules stop matching once it is gone; name '${q.name}' there`,
+      provenance: prov,
+    });
   if (l && l.features[MOVED_FEATURE] === from) {
     // The clone is complete (an apply stopped before the former qube was removed): the qube is planned as it is.
     if (isRunning(old)) {

@@ -14,7 +14,7 @@ import { fingerprint, fingerprintChanges, fingerprintView, readDeep, readDeviceC
 import { rehearse, type Rehearsal } from "./rehearse.js";
 import type { LiveSystem, Plan, PlanDecisionChanges, PlanExpectations, PlanStep, SideEffect, StaleChange } from "./types.js";
 import { readWhatIfSystem } from "./future-live.js";
-import type { PolicyTexts, WhatIfSystem } from "./future.js";
+import { isGeneratedBy, type PolicyTexts, type WhatIfSystem } from "./future.js";
 import { policyEffects, tagEffects, whatIf } from "./whatif.js";
 
 /** The live system to plan against. */
@@ -34,7 +34,7 @@ export async function planStack(model: StackModel, conn: StackConnection, option
   await readDeep(conn.qubes, conn.policy, live, scope, options);
   // A policy write, or a tag change, is marked and ordered by its decision changes (what-if), when the caller did not say how.
   const plan = computePlan(model, live, scope, options);
-  const needs = (options.policyEffect === undefined && writesPolicy(model, live)) || (options.tagEffect === undefined && changesTags(plan));
+  const needs = (options.policyEffect === undefined && writesPolicy(model, live)) || (options.tagEffect === undefined && changesTags(plan)) || (options.policyNaming === undefined && movesQube(plan));
   if (!needs) return { plan, live };
   const inputs = await readWhatIfInputs(conn);
   const marked = computePlan(model, live, scope, { ...effectOptions(inputs, model), ...options });
@@ -70,8 +70,32 @@ export function changesTags(plan: Plan): boolean {
 }
 
 /** The plan options that mark policy writes and tag changes by their decision changes. */
-export function effectOptions(inputs: WhatIfInputs, model: StackModel): Pick<PlanOptions, "policyEffect" | "tagEffect"> {
-  return { policyEffect: policyEffects(inputs.system, inputs.policy, model), tagEffect: tagEffects(inputs.system, inputs.policy, model) };
+export function effectOptions(inputs: WhatIfInputs, model: StackModel): Pick<PlanOptions, "policyEffect" | "tagEffect" | "policyNaming"> {
+  return { policyEffect: policyEffects(inputs.system, inputs.policy, model), tagEffect: tagEffects(inputs.system, inputs.policy, model), policyNaming: (qube) => policyNaming(inputs.policy, model.stack, qube) };
+}
+
+/**
+ * Where the policy files other than `stack`'s name `qube` (`FILE:LINE`): a rule's word that is the
+ * name, `@dispvm:NAME`, or a `target=`/`default_target=` parameter naming either (comments and
+ * directives aside).
+ */
+export function policyNaming(texts: PolicyTexts, stack: string, qube: string): string[] {
+  const names = (w: string) => w === qube || w === `@dispvm:${qube}`;
+  const out: string[] = [];
+  for (const [path, text] of Object.entries(texts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (isGeneratedBy(stack, path, text)) continue;
+    text.split("\n").forEach((line, i) => {
+      const words = line.replace(/#.*/, "").trim().split(/\s+/);
+      if (!words[0] || words[0].startsWith("!")) return;
+      if (words.some((w) => names(w) || ((w.startsWith("target=") || w.startsWith("default_target=")) && names(w.slice(w.indexOf("=") + 1))))) out.push(`${path}:${i + 1}`);
+    });
+  }
+  return out;
+}
+
+/** Whether a plan moves a qube (`moved_from`): what-if's policy is then read to say where the former name is still named. */
+export function movesQube(plan: Plan): boolean {
+  return plan.steps.some((s) => s.kind === "create" && s.movedFrom !== undefined);
 }
 
 export function writesPolicy(model: StackModel, live: LiveSystem): boolean {

@@ -30,6 +30,7 @@ import {
   JournalRefused,
   planWhatIf,
   changesTags,
+  movesQube,
   effectOptions,
   policyDigests,
   readWhatIfInputs,
@@ -366,7 +367,7 @@ async function makePlan(
   let plan = computePlan(model, live, scope, { ...options, ...(inputs ? effectOptions(inputs, model) : {}) });
   let read = inputs;
   // A tag added or removed is marked by what it does to the decisions: what-if's inputs are read for it too.
-  if (!read && changesTags(plan)) {
+  if (!read && (changesTags(plan) || movesQube(plan))) {
     read = await readWhatIfInputs(conn);
     plan = computePlan(model, live, scope, { ...options, ...effectOptions(read, model) });
   }
