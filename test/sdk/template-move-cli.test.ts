@@ -170,6 +170,13 @@ describe("moved_from", () => {
     const cls = await qkit("template", "plan", "m5.qubes.yaml");
     expect(cls.code).toBe(1);
     expect(cls.out).toContain("error[invalid-move]: m5-new moves from m5-old, which is an AppVM on this machine, but is declared as a StandaloneVM");
+    // A qube no stack owns is moved only with --adopt, as one move (no adoption step of its own).
+    await sim.run(calls.create({ class: "AppVM", name: "m5-stray", label: "blue", template: "debian-12" }));
+    write("m7.qubes.yaml", stack("m7", appvm("m7-new", "    moved_from: m5-stray\n")));
+    const unowned = await qkit("template", "plan", "m7.qubes.yaml");
+    expect([unowned.code, unowned.out.includes("error[unowned-qube]: qube 'm5-stray' exists and is not managed by stack 'm7'; use --adopt to take it over")]).toEqual([1, true]);
+    const adopted = await qkit("template", "plan", "m7.qubes.yaml", "--adopt");
+    expect([adopted.code, adopted.out.includes("x-qkit-stack"), adopted.out.includes("Plan: 1 to move, 0 to create, 0 to change, 0 to destroy;")]).toEqual([0, false, true]);
     // Nothing to move: created as declared, with a warning.
     write("m5.qubes.yaml", stack("m5", appvm("m5-fresh", "    moved_from: m5-never\n    netvm: none\n"), appvm("m5-old", "    netvm: none\n"), appvm("m5-other", "    netvm: none\n")));
     const fresh = await qkit("template", "plan", "m5.qubes.yaml");

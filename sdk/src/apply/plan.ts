@@ -880,7 +880,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (replaced) reqs.push(replaced.id);
     s.requires.push(...reqs);
     first.push(s.id);
-  } else if (ownership === "adopt") {
+  } else if (ownership === "adopt" && !move) {
     // Another stack's qube (`--take-over`): said as a risk, with the stack it is taken from.
     const from = l!.features[OWNER_FEATURE];
     const takeOver = from !== undefined && from !== "" && from !== ctx.model.stack;
