@@ -734,6 +734,11 @@ function orderMoves(ctx: Ctx): void {
         s.kind === "set-property" || s.kind === "reset-property" ? ctx.live.qubes[s.object]?.properties[s.key]?.value : s.kind === "set-global" || s.kind === "reset-global" ? ctx.live.globals[s.key]?.value : undefined;
       if (before === from && !m.removal.requires.includes(s.id)) m.removal.requires.push(s.id);
     }
+    // A move is made in one apply: when a user cannot be moved over yet (a running qube's template),
+    // the clone waits too, so the former qube is never left beside a clone it could diverge from.
+    const create = ctx.steps.find((s) => s.kind === "create" && s.movedFrom === from);
+    const waiting = m.removal.requires.map((id) => ctx.steps.find((s) => s.id === id)).find((s) => s?.deferred && s !== create);
+    if (create && waiting && !create.deferred) create.deferred = `the move of ${from} waits for ${waiting.id}, which is deferred (${waiting.deferred})`;
   }
 }
 
