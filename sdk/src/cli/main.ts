@@ -1,12 +1,13 @@
 /**
  * `qkit`: the command-line front end of qubes-kit.
  */
-import { readFileSync, realpathSync } from "node:fs";
+import { readFileSync, realpathSync, statSync } from "node:fs";
+import * as path from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, escapeControls, oneLine } from "./text.js";
+import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, escapeControls, oneLine, osMessage } from "./text.js";
 // The policy commands load with the CLI itself (they are the common case and
 // a dynamic import costs a round trip through the module loader); the rest
 // (Admin API client, simulator) loads on demand.
@@ -215,6 +216,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(best.usage.endsWith("\n") ? best.usage : best.usage + "\n");
     return EXIT.ok;
   }
+  const clash = outputClash(rest, io.cwd);
+  if (clash) {
+    io.stderr.write(`qkit ${best.path.join(" ")}: ${clash} [output-is-input]\n`);
+    return EXIT.usage;
+  }
   try {
     return await best.run(rest, io);
   } catch (err) {
@@ -226,6 +232,62 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     io.stderr.write(`qkit ${best.path.join(" ")}: ${oneLine(msg.split("\n")[0]!)}\n`);
     return EXIT.failure;
   }
+}
+
+/** The options that name a file a command writes. */
+const OUTPUT_OPTIONS = ["--output", "--coverage-output"];
+
+/**
+ * Why the files a command would write must not be written (a one-line message), or undefined:
+ * a file the command also reads (any other argument naming the same file), a `.policy` file or an
+ * include file inside a directory it reads (it would change the policy being read), or two
+ * outputs in one file. Said before anything runs: nothing the user wrote is overwritten.
+ */
+function outputClash(args: readonly string[], cwd: string): string | undefined {
+  const real = (p: string) => {
+    const abs = path.resolve(cwd, p);
+    try {
+      return realpathSync.native(abs);
+    } catch {
+      try {
+        return path.join(realpathSync.native(path.dirname(abs)), path.basename(abs));
+      } catch {
+        return abs;
+      }
+    }
+  };
+  const outputs: { option: string; given: string; path: string }[] = [];
+  const others: string[] = [];
+  const end = args.indexOf("--");
+  const list = end < 0 ? args : args.slice(0, end);
+  for (let i = 0; i < list.length; i++) {
+    const a = list[i]!;
+    const eq = a.indexOf("=");
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (OUTPUT_OPTIONS.includes(name)) {
+      const v = eq > 0 ? a.slice(eq + 1) : list[++i];
+      if (v !== undefined && v !== "-" && v !== "") outputs.push({ option: name, given: v, path: real(v) });
+    } else others.push(eq > 0 && a.startsWith("--") ? a.slice(eq + 1) : a);
+  }
+  if (!outputs.length) return undefined;
+  if (outputs.length > 1 && outputs[0]!.path === outputs[1]!.path) return `${outputs[0]!.option} and ${outputs[1]!.option} name the same file \`${outputs[0]!.given}\`; give each its own file`;
+  for (const o of outputs) {
+    for (const arg of others) {
+      if (arg === "" || arg === "-" || arg === "live") continue;
+      const p = real(arg);
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isFile() && p === o.path) return `${o.option} \`${o.given}\` is also a file this command reads; write the output to another file`;
+      const rel = path.relative(p, o.path);
+      if (st.isDirectory() && rel && !rel.startsWith("..") && !path.isAbsolute(rel) && (o.path.endsWith(".policy") || rel.split(path.sep)[0] === "include"))
+        return `${o.option} \`${o.given}\` is inside the policy directory \`${arg}\` this command reads; write the output outside it`;
+    }
+  }
+  return undefined;
 }
 
 /** `qkit help [WORDS…]`: the top-level help, a group's or a command's usage. */
@@ -291,7 +353,9 @@ export function runAsProgram(): void {
   // `qkit … | head`: a closed pipe ends the command quietly instead of crashing.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
     if (err.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
-    throw err;
+    // Any other failure to write the answer (a full disk, an I/O error): one line, in the OS's words.
+    process.stderr.write(`qkit: cannot write to standard output: ${osMessage(err)}; check where the output goes [cannot-write]\n`);
+    process.exit(EXIT.usage);
   });
   main(process.argv.slice(2), {
     stdout: process.stdout,

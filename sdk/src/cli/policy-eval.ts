@@ -261,27 +261,40 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<LineBat
   // Read as a stream, even a regular file: the event loop must turn between chunks, or the callbacks of the output's writes (which recycle its buffers) would wait for the end.
   const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file), { highWaterMark: READ_CHUNK });
   const decoder = new StringDecoder("utf8");
-  let rest = "";
+  // The unfinished line: the pieces read since the last line end, joined once its end comes (a long
+  // line costs its length, not its length times its number of chunks).
+  let pending: string[] = [];
+  let pendingLength = 0;
   // A \r ended the last chunk: a \n that starts the next one belongs to it.
   let afterCr = false;
   for await (const chunk of input as AsyncIterable<Buffer | string>) {
-    const piece = typeof chunk === "string" ? chunk : decoder.write(chunk);
-    let from = 0;
-    // (The rest is empty whenever the last chunk ended with \r.)
-    if (afterCr && piece.charCodeAt(0) === 10) from = 1;
+    let piece = typeof chunk === "string" ? chunk : decoder.write(chunk);
+    // (Nothing is pending whenever the last chunk ended with \r.)
+    if (afterCr && piece.charCodeAt(0) === 10) piece = piece.slice(1);
     if (piece.length) afterCr = false;
-    // The unfinished line of the last chunk, joined in front (one copy of the chunk at most, when it is first read).
-    const text = rest === "" ? piece : rest + piece.slice(from);
-    if (rest !== "") from = 0;
+    const cr = piece.indexOf("\r") >= 0;
+    if (!cr && piece.indexOf("\n") < 0) {
+      if (piece.length) {
+        pending.push(piece);
+        pendingLength += piece.length;
+      }
+      continue;
+    }
+    const text = pending.length ? pending.join("") + piece : piece;
+    // Line ends are only in the new piece.
+    const scan = pendingLength;
+    pending = [];
+    pendingLength = 0;
+    let from = 0;
     const bounds: number[] = [];
-    if (text.indexOf("\r", from) < 0) {
+    if (!cr) {
       // The usual text: lines end with \n alone, found by indexOf (a native search) rather than char by char.
-      for (let i = text.indexOf("\n", from); i >= 0; i = text.indexOf("\n", from)) {
+      for (let i = text.indexOf("\n", scan); i >= 0; i = text.indexOf("\n", from)) {
         bounds.push(from, i);
         from = i + 1;
       }
     } else {
-      for (let i = from; i < text.length; i++) {
+      for (let i = scan; i < text.length; i++) {
         const c = text.charCodeAt(i);
         if (c === 10 || c === 13) {
           bounds.push(from, i);
@@ -293,10 +306,13 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<LineBat
         }
       }
     }
-    rest = text.slice(from);
+    if (from < text.length) {
+      pending.push(text.slice(from));
+      pendingLength = text.length - from;
+    }
     if (bounds.length) yield { text, bounds };
   }
-  const last = rest + decoder.end();
+  const last = pending.join("") + decoder.end();
   if (last !== "") yield { text: last, bounds: [0, last.length] };
 }
 
@@ -492,6 +508,8 @@ function appendEcho(out: ByteOutput, echoed: unknown): void {
 interface StreamState {
   /** Lines read so far (blank lines aside), and the malformed ones. */
   n: number;
+  /** Lines read so far, blank ones included: what a message's `line N` counts (as an editor does). */
+  line: number;
   malformed: number;
   echo: boolean;
   system: SystemInfo;
@@ -515,6 +533,7 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
   for (let k = 0; k < bounds.length; k += 2) {
     const from = bounds[k]!;
     const to = bounds[k + 1]!;
+    const line = ++c.line;
     // A line in its usual form is read where it is; any other is cut out, trimmed and read as before.
     let r: RequestLine | undefined = echo ? undefined : (canonicalRequestAt(text, from, to) ?? flatRequestAt(text, from, to));
     let t = "";
@@ -522,7 +541,7 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
       t = text.slice(from, to).trim();
       if (!t) continue;
     }
-    const n = ++c.n;
+    ++c.n;
     let echoed: unknown = t;
     let req: PolicyRequest;
     try {
@@ -542,12 +561,12 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
           : { ...makeRequest(r.service, r.source, target ?? ""), requestedSource: rs ?? null };
     } catch (e) {
       c.malformed++;
-      out.text(JSON.stringify({ ok: false, error: "UsageError", message: `line ${n}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
+      out.text(JSON.stringify({ ok: false, error: "UsageError", message: `line ${line}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }));
       if (echo) appendEcho(out, echoed);
       out.byte(10);
       continue;
     }
-    if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${n}: ${w}\n`;
+    if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${line}: ${w}\n`;
     // The bytes of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is encoded once. Never throws.
     if ("error" in loaded) out.bytes((c.loadErrorLine ??= new TextEncoder().encode(JSON.stringify(loadErrorJson(loaded.error.error)))));
     else evaluateJsonBytes(loaded.policy, req, system, out);
@@ -570,8 +589,8 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
       let text = "";
       for (let k = 0; k < bounds.length; k += 2) {
         const t = lines.slice(bounds[k], bounds[k + 1]).trim();
-        if (!t || t.startsWith("//")) continue;
         n++;
+        if (!t || t.startsWith("//")) continue;
         let obj: unknown;
         try {
           obj = JSON.parse(t);
@@ -600,6 +619,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     const stream = new StreamOutput(io.stdout);
     const c: StreamState = {
       n: 0,
+      line: 0,
       malformed: 0,
       echo,
       system,

@@ -4,7 +4,7 @@
  * commands themselves live in `policy-check.ts` (`check`) and `policy-eval.ts`
  * (`eval`, `explain`).
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { prepareSystemInfo, readSystemModelText, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language/engine";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
@@ -55,9 +55,50 @@ export function mountPolicy(policyDir: string, runtimeDir: string | undefined, l
     if (!existsSync(real) || !statSync(real).isDirectory()) throw new UsageError(`${option}: not a directory: \`${dir}\``);
     mounts[virtual] = real;
   }
+  for (const dir of Object.values(mounts)) mustBeReadable(dir, policyDir);
   // On a real dom0 (the standard directory itself), absolute includes reach the real disk too.
   const passthrough = abs === POLICY_DIR;
   return { label: policyDir, fs: createNodePolicyFileSystem({ mounts, passthrough }), mounts };
+}
+
+/**
+ * A policy directory the OS will not let us read (a directory we cannot list, a file we cannot
+ * open, one level of subdirectories deep: `include/`) is said as such, exit 2, never taken for an
+ * empty directory or a missing file (every answer would be about a policy that was not read).
+ */
+function mustBeReadable(dir: string, given: string): void {
+  const refuse = (what: string, e: unknown): never => {
+    const err = e as NodeJS.ErrnoException;
+    const reason = err.code === "EACCES" || err.code === "EPERM" ? "Permission denied" : (err.message ?? String(e)).replace(/^[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
+    throw new UsageError(`cannot read \`${what}\` (in \`${given}\`): ${reason}; check its permissions (or run qkit as a user who may read it)`, "cannot-read");
+  };
+  const walk = (d: string, depth: number) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch (e) {
+      return refuse(d, e);
+    }
+    for (const n of names) {
+      const full = path.join(d, n);
+      let st;
+      try {
+        st = statSync(full);
+      } catch {
+        continue; // a dangling link: the engine's own error says it
+      }
+      if (st.isDirectory()) {
+        if (depth < 1) walk(full, depth + 1);
+      } else if (st.isFile()) {
+        try {
+          closeSync(openSync(full, "r"));
+        } catch (e) {
+          refuse(full, e);
+        }
+      }
+    }
+  };
+  walk(dir, 0);
 }
 
 /** A virtual path printed as the real path the user knows. */

@@ -1,0 +1,104 @@
+/**
+ * What the command line reads and writes, when the operating system or the user's own arguments
+ * get in the way: a policy directory or file it may not read is said (`[cannot-read]`, exit 2),
+ * never taken for an empty or missing one; an `--output` that names a file the command reads, or a
+ * policy file inside a directory it reads, is refused before anything runs (`[output-is-input]`);
+ * a failed write to standard output is one line (`[cannot-write]`); stream line numbers count
+ * every line, as an editor does; and a very long request line is read once.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runQkit } from "../helpers/qkit.js";
+
+const CLI = path.resolve(__dirname, "../../sdk/dist/cli.js");
+const DEMO = path.resolve(__dirname, "../../examples/demo");
+let dir: string;
+const qkit = (...argv: string[]) => runQkit(argv, { cwd: dir });
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-io-"));
+  fs.cpSync(path.join(DEMO, "policy.d"), path.join(dir, "policy.d"), { recursive: true });
+  fs.copyFileSync(path.join(DEMO, "system.json"), path.join(dir, "system.json"));
+});
+afterAll(() => {
+  for (const p of [path.join(dir, "locked"), path.join(dir, "locked", "30-user.policy")]) if (fs.existsSync(p)) fs.chmodSync(p, 0o755);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe("--output never overwrites what the command reads", () => {
+  it.each([
+    [["policy", "check", "policy.d/30-user.policy", "--output", "policy.d/30-user.policy"], "--output `policy.d/30-user.policy` is also a file this command reads; write the output to another file"],
+    [["policy", "check", "policy.d", "--output", "policy.d/99-report.policy"], "--output `policy.d/99-report.policy` is inside the policy directory `policy.d` this command reads; write the output outside it"],
+    [["policy", "table", "qubes.Filecopy", "--policy-dir", "policy.d", "--system", "system.json", "--output=./system.json"], "--output `./system.json` is also a file this command reads; write the output to another file"],
+    [["policy", "test", "policy.d", "--output", "r.xml", "--coverage-output", "./r.xml"], "--output and --coverage-output name the same file `r.xml`; give each its own file"],
+  ])("qkit %j", async (argv, message) => {
+    const before = fs.readFileSync(path.join(dir, "policy.d", "30-user.policy"), "utf8");
+    const r = await qkit(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`qkit ${argv.slice(0, 2).join(" ")}: ${message} [output-is-input]\n`);
+    expect(fs.readFileSync(path.join(dir, "policy.d", "30-user.policy"), "utf8")).toBe(before);
+    expect(fs.existsSync(path.join(dir, "policy.d", "99-report.policy"))).toBe(false);
+  });
+
+  it("a report elsewhere, or beside the policy as a non-policy file, is written", async () => {
+    expect((await qkit("policy", "check", "policy.d", "--output", "report.txt")).code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, "report.txt"), "utf8")).toContain("ok:");
+  });
+});
+
+describe("what the OS will not let qkit read", () => {
+  // Root reads anything: as root the CLI runs without the capabilities that let it (through setpriv).
+  const root = process.getuid?.() === 0;
+  const DROP = ["--bounding-set=-dac_override,-dac_read_search"];
+  const canDrop = !root || spawnSync("setpriv", [...DROP, "true"]).status === 0;
+  const run = (...argv: string[]) => {
+    const r = root ? spawnSync("setpriv", [...DROP, process.execPath, CLI, ...argv], { cwd: dir, encoding: "utf8", env: {} }) : spawnSync(process.execPath, [CLI, ...argv], { cwd: dir, encoding: "utf8", env: {} });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  it.skipIf(!canDrop)(`a policy directory or file without read permission is said, never read as empty or missing${root ? " (as root: without CAP_DAC_OVERRIDE)" : ""}`, () => {
+    fs.cpSync(path.join(DEMO, "policy.d"), path.join(dir, "locked"), { recursive: true });
+    fs.chmodSync(path.join(dir, "locked", "30-user.policy"), 0o000);
+    const file = run("policy", "check", "locked");
+    expect([file.code, file.out]).toEqual([2, ""]);
+    expect(file.err).toBe(`qkit policy check: cannot read \`${path.join(fs.realpathSync(dir), "locked", "30-user.policy")}\` (in \`locked\`): Permission denied; check its permissions (or run qkit as a user who may read it) [cannot-read]\n`);
+    fs.chmodSync(path.join(dir, "locked", "30-user.policy"), 0o644);
+    fs.chmodSync(path.join(dir, "locked"), 0o000);
+    const eval_ = run("policy", "eval", "--policy-dir", "locked", "--system", "system.json", "qubes.Filecopy", "work", "vault");
+    expect([eval_.code, eval_.err]).toEqual([2, `qkit policy eval: cannot read \`${path.join(fs.realpathSync(dir), "locked")}\` (in \`locked\`): Permission denied; check its permissions (or run qkit as a user who may read it) [cannot-read]\n`]);
+    const test = run("policy", "test", "locked");
+    expect([test.code, test.err]).toEqual([2, "qkit policy test: cannot read the directory `locked`: Permission denied; check its permissions, or name the test files to run [cannot-read]\n"]);
+    fs.chmodSync(path.join(dir, "locked"), 0o755);
+  });
+});
+
+describe("standard output that cannot be written", () => {
+  it.skipIf(!fs.existsSync("/dev/full"))("is one line in the OS's words, exit 2, no stack trace", () => {
+    for (const argv of [["help"], ["policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "qubes.Filecopy", "work", "vault"]]) {
+      const fd = fs.openSync("/dev/full", "w");
+      const r = spawnSync(process.execPath, [CLI, ...argv], { cwd: dir, encoding: "utf8", stdio: ["ignore", fd, "pipe"] });
+      fs.closeSync(fd);
+      expect([r.status, r.stderr]).toEqual([2, "qkit: cannot write to standard output: No space left on device; check where the output goes [cannot-write]\n"]);
+    }
+  });
+});
+
+describe("a --requests stream's lines", () => {
+  it("are numbered as an editor numbers them (blank lines and every line ending count)", () => {
+    const ok = '{"service":"qubes.Filecopy","source":"work","target":"vault"}';
+    fs.writeFileSync(path.join(dir, "req.jsonl"), `${ok}\n\n\nnot json\r\n\r${ok}\n{bad\n`);
+    const r = spawnSync(process.execPath, [CLI, "policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "--requests", "req.jsonl"], { cwd: dir, encoding: "utf8" });
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { ok: boolean; message?: string });
+    expect(lines.map((l) => l.message ?? (l.ok ? "ok" : "?"))).toEqual(["ok", "line 4: Unexpected token 'o', \"not json\" is not valid JSON", "ok", expect.stringMatching(/^line 7: /)]);
+  });
+
+  it("a line of several megabytes, split across many reads, is one line", () => {
+    const long = `{"service":"qubes.Filecopy","source":"work","target":"vault","pad":"${"x".repeat(3_000_000)}"}`;
+    fs.writeFileSync(path.join(dir, "long.jsonl"), `${long}\r\n${long}`);
+    const r = spawnSync(process.execPath, [CLI, "policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "--requests", "long.jsonl"], { cwd: dir, encoding: "utf8", maxBuffer: 1 << 26 });
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { ok: boolean; action?: string });
+    expect([r.status, lines.length, lines.every((l) => l.ok)]).toEqual([0, 2, true]);
+  });
+});
