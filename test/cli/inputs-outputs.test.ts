@@ -74,6 +74,22 @@ describe("what the OS will not let qkit read", () => {
   });
 });
 
+describe("arguments and models that cannot be what they say", () => {
+  it("an option's value left out before another option is said, not taken as the value", async () => {
+    const r = await qkit("policy", "check", "policy.d", "--output", "--json");
+    expect([r.code, r.err]).toEqual([2, "qkit policy check: option `--output` needs a value, and `--json` is an option; give the value (`--output=--json` if it really is that) [usage]\n"]);
+    expect(fs.existsSync(path.join(dir, "--json"))).toBe(false);
+  });
+
+  it("a system model whose tags are not names is a bad model, not an internal error of the analysis", async () => {
+    const model = JSON.parse(fs.readFileSync(path.join(dir, "system.json"), "utf8")) as { domains: Record<string, { tags?: unknown }> };
+    model.domains["sys-net"]!.tags = [1];
+    fs.writeFileSync(path.join(dir, "badtags.json"), JSON.stringify(model));
+    const r = await qkit("policy", "check", "--system", "badtags.json", "policy.d");
+    expect([r.code, r.err]).toEqual([2, "qkit policy check: the system model `badtags.json`: qube `sys-net` has tags [1], not a list of names; fix the entry or make the model again with `qkit system snapshot` [bad-system-model]\n"]);
+  });
+});
+
 describe("standard output that cannot be written", () => {
   it.skipIf(!fs.existsSync("/dev/full"))("is one line in the OS's words, exit 2, no stack trace", () => {
     for (const argv of [["help"], ["policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "qubes.Filecopy", "work", "vault"]]) {

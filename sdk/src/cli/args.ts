@@ -46,6 +46,10 @@ export function parseArgs(args: readonly string[], spec: OptionSpec, short: Reco
       if (eq >= 0) value = a.slice(eq + 1);
       else {
         if (i + 1 >= args.length) throw new UsageError(`option \`--${name}\` needs a value`);
+        // The next word is one of the command's own options: the value was left out (`--output --json`).
+        const next = args[i + 1]!;
+        if (next.startsWith("--") && spec[next.slice(2).replace(/=.*/s, "")] !== undefined)
+          throw new UsageError(`option \`--${name}\` needs a value, and \`${next}\` is an option; give the value (\`--${name}=${next}\` if it really is that)`);
         value = args[++i]!;
       }
       if (kind === "values") out.lists.set(name, [...(out.lists.get(name) ?? []), value]);
