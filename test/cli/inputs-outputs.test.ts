@@ -90,6 +90,17 @@ describe("arguments and models that cannot be what they say", () => {
   });
 });
 
+describe("a very long policy line", () => {
+  it("is shown as a window around the span, cut with …, whatever its length", async () => {
+    fs.writeFileSync(path.join(dir, "long.policy"), `qubes.Filecopy * work vault allow target=${"x".repeat(100_000)} bogus=1\n`);
+    const r = await qkit("policy", "check", "long.policy");
+    const [, source, carets] = r.out.split("\n");
+    expect(source).toMatch(/^1 \| qubes\.Filecopy \* work vault allow target=x+…$/);
+    expect(source!.length).toBeLessThan(260);
+    expect(carets).toMatch(/^ {2}\| {35}\^+$/);
+  });
+});
+
 describe("standard output that cannot be written", () => {
   it.skipIf(!fs.existsSync("/dev/full"))("is one line in the OS's words, exit 2, no stack trace", () => {
     for (const argv of [["help"], ["policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "qubes.Filecopy", "work", "vault"]]) {

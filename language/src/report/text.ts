@@ -97,6 +97,10 @@ function layout(line: string): { text: string; col: number[] } {
   return { text: parts.join(""), col };
 }
 
+/** The longest source line shown whole; a longer one is cut to this many characters around the span, the span starting this far in. */
+const SNIPPET_MAX = 240;
+const SNIPPET_BEFORE = 60;
+
 /** One diagnostic: its header line, then (with snippets) the source, carets, help and related places. */
 export function formatDiagnostic(d: ReportDiagnostic, options: TextOptions = {}): string {
   return diagnosticText(d, options.color === true, options.snippets !== false, visible(d.file));
@@ -114,22 +118,35 @@ function diagnosticText(d: ReportDiagnostic, c: boolean, snippets: boolean, file
   const pad = " ".repeat(number.length);
   const eq = c ? `${STYLE.gutter}=${RESET}` : "=";
   if (d.sourceLine !== undefined) {
-    const line = d.sourceLine;
+    let line = d.sourceLine;
+    // 0-based columns of the span in `line`.
+    let column = d.column - 1;
+    let endColumn = d.endLine > d.line ? Infinity : d.endColumn - 1;
+    // A very long line (minified, binary) is shown as a window around the span, marked `…` where cut.
+    let head = "";
+    if (line.length > SNIPPET_MAX) {
+      const lo = Math.max(0, Math.min(column, line.length) - SNIPPET_BEFORE);
+      const hi = Math.min(line.length, lo + SNIPPET_MAX);
+      head = lo > 0 ? "…" : "";
+      line = head + line.slice(lo, hi) + (hi < line.length ? "…" : "");
+      column = column - lo + head.length;
+      endColumn = Math.min(endColumn - lo + head.length, line.length);
+    }
     let text: string;
     let start: number;
     let width: number;
     if (!SPECIAL.test(line)) {
       // The common case: every UTF-16 unit is one column on screen.
       text = line;
-      const from = Math.min(Math.max(d.column - 1, 0), line.length);
-      const to = d.endLine > d.line ? line.length : Math.min(Math.max(d.endColumn - 1, from), line.length);
+      const from = Math.min(Math.max(column, 0), line.length);
+      const to = Math.min(Math.max(endColumn, from), line.length);
       start = from;
       width = Math.max(1, to - from);
     } else {
       const l = layout(line);
       text = l.text;
-      const from = Math.min(Math.max(d.column - 1, 0), l.col.length - 1);
-      const to = d.endLine > d.line ? l.col.length - 1 : Math.min(Math.max(d.endColumn - 1, from), l.col.length - 1);
+      const from = Math.min(Math.max(column, 0), l.col.length - 1);
+      const to = Math.min(Math.max(endColumn, from), l.col.length - 1);
       start = l.col[from]!;
       width = Math.max(1, l.col[to]! - start);
     }

@@ -29,6 +29,10 @@ export function describeFailure(err: unknown, conn: ConnectionInfo | undefined):
   if (err instanceof QubesTransportError && err.code === "connect-failed" && conn && conn.via !== "qrexec") {
     return { message: `cannot connect to qubesd at \`${where}\`: ${osMessage(err.cause)}; ${reachHint(conn)}`, code: err.code };
   }
+  if (err instanceof QubesTransportError && err.code === "spawn-failed") {
+    // A program of dom0 (the policy admin tools) that is not here: nothing was ever connected.
+    return { message: `${oneLine(err.message.split("\n")[0]!)}; run qkit where it is installed (dom0), or give a copy of the policy with --policy-dir DIR (\`qkit policy pull\` makes one)`, code: err.code };
+  }
   if (err instanceof QubesTransportError && err.cause !== undefined && conn && conn.via !== "qrexec") {
     return { message: `lost the connection to qubesd at \`${where}\`: ${osMessage(err.cause)}`, code: err.code };
   }
