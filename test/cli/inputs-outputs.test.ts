@@ -101,6 +101,14 @@ describe("a very long policy line", () => {
   });
 });
 
+describe("a stack with errors where qubesd cannot be reached", () => {
+  it("is told its own errors first, not that nothing answers", async () => {
+    fs.writeFileSync(path.join(dir, "bad.qubes.yaml"), "qkit: 1\nstack: s\nqubes:\n  w:\n    class: Nope\n");
+    const r = await runQkit(["template", "plan", "bad.qubes.yaml"], { cwd: dir, env: { QUBESD_SOCKET: path.join(dir, "no.sock") } });
+    expect([r.code, r.out, r.err]).toEqual([1, "bad.qubes.yaml:5:12: error[invalid-class]: unknown qube class: Nope\n", "qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n"]);
+  });
+});
+
 describe("standard output that cannot be written", () => {
   it.skipIf(!fs.existsSync("/dev/full"))("is one line in the OS's words, exit 2, no stack trace", () => {
     for (const argv of [["help"], ["policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "qubes.Filecopy", "work", "vault"]]) {

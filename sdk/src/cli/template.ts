@@ -353,6 +353,8 @@ async function makePlan(
   refused?: (stack: unknown, listed: Listed) => void,
 ): Promise<{ plan: Plan; live: LiveSystem; conn: StackConnection & { policyDir?: string } }> {
   mustRead(p.file, io);
+  // The stack's own errors first, before anything connects: a broken file is said as such even where qubesd cannot be reached.
+  loadStack(p.file, io, undefined, refused);
   const conn = openConnection(p, io);
   // The checker needs the live names first; the full features of the declared qubes (and clock qubes, see planFocus) are read after.
   const live = await readLight(conn.qubes, conn.policy, { focus: [] });
