@@ -28,6 +28,11 @@ export { OWNER_FEATURE, KEYS_FEATURE };
  */
 export const MOVED_FEATURE = "x-qkit-moved-from";
 
+/** Whether a step takes off that mark: bookkeeping, not a setting (not shown, not counted as a change). */
+export function isMoveMark(step: { key: string }): boolean {
+  return step.key === `feature ${MOVED_FEATURE}`;
+}
+
 /** The key recorded for `protect: true`. */
 export const PROTECT_KEY = "protect";
 

@@ -19,7 +19,7 @@ import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
 import { lineDiff } from "./render.js";
-import { KEYS_FEATURE, MOVED_FEATURE, OWNER_FEATURE, PROTECT_KEY, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, MOVED_FEATURE, OWNER_FEATURE, PROTECT_KEY, isMoveMark, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
@@ -310,7 +310,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     else if (s.kind === "set-global" || s.kind === "reset-global") summary.global++;
   }
   // Bookkeeping (rewriting the ownership record) is no change of the qube.
-  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys" && s.key !== `feature ${MOVED_FEATURE}`) changed.add(s.object);
+  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys" && !isMoveMark(s)) changed.add(s.object);
   summary.change = changed.size;
   const orphans = Object.values(live.qubes)
     .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name) && !ctx.moves.has(q.name))
@@ -518,6 +518,14 @@ function clonedVolumes(cls: string): string[] {
   return cls === "TemplateVM" || cls === "StandaloneVM" ? ["root", "private"] : cls === "AppVM" ? ["private"] : [];
 }
 
+/** The create-time pools a qube declares, set on `o` (one pool for all, or per volume); false when it declares none. */
+function declaredPools(q: QubeDecl, o: CreateOptions): boolean {
+  if (!q.pools || !Object.keys(q.pools).length) return false;
+  if (Object.keys(q.pools).length === 1 && q.pools["*"] !== undefined) o.pool = q.pools["*"];
+  else o.pools = { ...q.pools };
+  return true;
+}
+
 /** A property value as `admin.vm.property.Set` takes it. */
 function propertyPayload(v: unknown): string {
   return v === null || v === undefined ? "" : typeof v === "boolean" ? (v ? "True" : "False") : String(v);
@@ -541,8 +549,7 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
   if (!old) {
     // Moved already: the mark of a move that stopped before it was taken off is taken off.
     if (l && l.features[MOVED_FEATURE] !== undefined && ours(l)) {
-      const c = build(ctx, `${q.name} feature ${MOVED_FEATURE}`, () => [call(calls.featureRemove(q.name, MOVED_FEATURE))]);
-      if (c) add(ctx, PHASE.record, { id: `${q.name}.moved`, kind: "remove-feature", target, object: q.name, key: `feature ${MOVED_FEATURE}`, calls: c, before: JSON.stringify(l.features[MOVED_FEATURE]), after: "absent (the move is done)" });
+      removeMoveMark(ctx, q.name, l.features[MOVED_FEATURE]!, []);
     } else if (!l) ctx.warnings.push({ code: "moved-from-missing", message: `qube '${q.name}' moves from '${from}', which does not exist: it is created as declared (remove moved_from once every machine it applies to has moved)`, provenance: prov });
     return undefined;
   }
@@ -653,10 +660,7 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
       if (!l) {
         const o: CreateOptions = { class: q.class, name: q.name, label: String(label) };
         if (typeof tpl === "string") o.template = tpl === from ? q.name : tpl;
-        if (q.pools && Object.keys(q.pools).length) {
-          if (Object.keys(q.pools).length === 1 && q.pools["*"] !== undefined) o.pool = q.pools["*"];
-          else o.pools = { ...q.pools };
-        } else if (cloned.length) {
+        if (!declaredPools(q, o) && cloned.length) {
           // As qvm-clone: the clone's volumes in the pools of the former's.
           o.pools = Object.fromEntries(cloned.map((v) => [v, old.volumes![v]!.pool]));
         }
@@ -716,8 +720,13 @@ function markMoveRemoval(ctx: Ctx, rm: PlanStep, from: string, to: string, clone
   rm.risk = "none";
   rm.movedTo = to;
   ctx.moves.set(from, { to, removal: rm });
-  const c = build(ctx, `${to} feature ${MOVED_FEATURE}`, () => [call(calls.featureRemove(to, MOVED_FEATURE))]);
-  if (c) add(ctx, PHASE.record, { id: `${to}.moved`, kind: "remove-feature", target: `qube ${to}`, object: to, key: `feature ${MOVED_FEATURE}`, calls: c, before: clone.features[MOVED_FEATURE] !== undefined ? JSON.stringify(clone.features[MOVED_FEATURE]) : JSON.stringify(from), after: "absent (the move is done)", requires: [rm.id] });
+  removeMoveMark(ctx, to, clone.features[MOVED_FEATURE] ?? from, [rm.id]);
+}
+
+/** The step that takes the move's mark off `qube` at the end (after `requires`). */
+function removeMoveMark(ctx: Ctx, qube: string, mark: string, requires: string[]): void {
+  const c = build(ctx, `${qube} feature ${MOVED_FEATURE}`, () => [call(calls.featureRemove(qube, MOVED_FEATURE))]);
+  if (c) add(ctx, PHASE.record, { id: `${qube}.moved`, kind: "remove-feature", target: `qube ${qube}`, object: qube, key: `feature ${MOVED_FEATURE}`, calls: c, before: JSON.stringify(mark), after: "absent (the move is done)", requires });
 }
 
 /**
@@ -850,11 +859,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       err(ctx, "missing-template", `disposable '${q.name}' needs a template (a disposable template) to be created; add \`template:\``, prov);
       return;
     }
-    if (q.pools && Object.keys(q.pools).length) {
-      const pools = { ...q.pools };
-      if (Object.keys(pools).length === 1 && pools["*"] !== undefined) o.pool = pools["*"];
-      else o.pools = pools;
-    }
+    declaredPools(q, o);
     const source = q.source;
     if (source && "install" in source) {
       err(ctx, "template-not-installed", `template '${q.name}' is not on the system: install it first in dom0 (\`qvm-template install ${source.install}\`), then plan again`, prov);
@@ -947,7 +952,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       continue;
     }
     if (ownership !== "create" && cur && !cur.default && sameValue(cur, cv.value)) continue;
-    const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
+    const payload = propertyPayload(cv.value);
     const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertySet(name, payload, q.name))], kp(name));
     if (!c) continue;
     const head = ownership === "create" && name === "netvm" && cv.value === null ? ctx.steps.find((x) => x.id === `${q.name}.create`) : undefined;
@@ -1575,7 +1580,7 @@ function planGlobals(ctx: Ctx): void {
       continue;
     }
     if (cur && !cur.default && sameValue(cur, cv.value)) continue;
-    const payload = cv.value === null ? "" : typeof cv.value === "boolean" ? (cv.value ? "True" : "False") : String(cv.value);
+    const payload = propertyPayload(cv.value);
     const c = build(ctx, `global ${name}`, () => [call(calls.propertySet(name, payload))]);
     if (!c) continue;
     const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none", ...from, ...at });

@@ -4,7 +4,7 @@
  * when it takes effect, then the summary line.
  */
 import type { Plan, PlanStep, SideEffect } from "./types.js";
-import { MOVED_FEATURE } from "./keys.js";
+import { isMoveMark } from "./keys.js";
 
 const SIGN: Partial<Record<PlanStep["kind"], string>> = {
   "create-label": "+",
@@ -120,11 +120,11 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     const k = s.target;
     blocks.set(k, [...(blocks.get(k) ?? []), s]);
   }
-  const width = Math.max(14, ...plan.steps.filter((s) => s.key !== `feature ${MOVED_FEATURE}`).map((s) => (s.key || "").length + 2));
+  const width = Math.max(14, ...plan.steps.filter((s) => !isMoveMark(s)).map((s) => (s.key || "").length + 2));
   const nameWidth = Math.max(0, ...plan.steps.filter((s) => s.target.startsWith("qube ") || s.target.startsWith("label ")).map((s) => s.target.length - s.target.indexOf(" ") - 1));
   for (const [target, steps] of blocks) {
     // Bookkeeping only (the ownership records): no block, counted apart below.
-    if (steps.every((s) => s.kind === "record-keys" || s.key === `feature ${MOVED_FEATURE}`)) continue;
+    if (steps.every((s) => s.kind === "record-keys" || isMoveMark(s))) continue;
     // A qube replaced (class change): its removal and its creation are one block, `-/+`.
     const replacing = steps.find((s) => s.kind === "remove" && s.replace);
     const head = (replacing && steps.find((s) => s.kind === "create")) ?? steps.find((s) => s.key === "" || s.kind === "adopt");
@@ -151,7 +151,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     for (const l of head?.diff ?? []) out.push(`          ${l}`);
     for (const s of steps) {
       // The mark of a move under way (taken off once the former qube is removed): bookkeeping, not a setting.
-      if (s === head || s === replacing || s.kind === "record-keys" || s.key === `feature ${MOVED_FEATURE}`) continue;
+      if (s === head || s === replacing || s.kind === "record-keys" || isMoveMark(s)) continue;
       const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
       const eff = effect(s, running);
       out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);
@@ -176,7 +176,7 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     const objects = [...new Set(plan.steps.filter((x) => x.deferred && x.target.startsWith("qube ")).map((x) => x.object))].sort();
     const qubes = objects.some((q) => running.has(q)) ? objects.filter((q) => running.has(q)) : objects;
     // The changes that wait (a qube's own stop, which a deferred removal implies, is not one; nor a move's mark).
-    const changes = plan.steps.filter((x) => x.deferred && x.kind !== "shutdown" && x.kind !== "start" && x.key !== `feature ${MOVED_FEATURE}`).length;
+    const changes = plan.steps.filter((x) => x.deferred && x.kind !== "shutdown" && x.kind !== "start" && !isMoveMark(x)).length;
     out.push(`Deferred: ${changes} change${changes === 1 ? "" : "s"} (running: ${qubes.join(", ")}; use --restart=if-needed)`);
   }
   if (plan.restartToTakeEffect.length) out.push(`Restart to take effect: ${plan.restartToTakeEffect.join(", ")}`);

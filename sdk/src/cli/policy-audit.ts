@@ -236,8 +236,7 @@ function findTestFiles(p: string, cwd: string): string[] {
       names = readdirSync(dir).sort();
     } catch (e) {
       // A directory we may not list would hide its tests (and their failures): said, never skipped.
-      const err = e as NodeJS.ErrnoException;
-      throw new UsageError(`cannot read the directory \`${path.relative(cwd, dir) || dir}\`: ${err.code === "EACCES" || err.code === "EPERM" ? "Permission denied" : err.message}; check its permissions, or name the test files to run`, "cannot-read");
+      throw new UsageError(`cannot read the directory \`${path.relative(cwd, dir) || dir}\`: ${osMessage(e)}; check its permissions, or name the test files to run`, "cannot-read");
     }
     for (const n of names) {
       if (n === "node_modules" || n.startsWith(".")) continue;

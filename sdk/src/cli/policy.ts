@@ -68,9 +68,7 @@ export function mountPolicy(policyDir: string, runtimeDir: string | undefined, l
  */
 function mustBeReadable(dir: string, given: string): void {
   const refuse = (what: string, e: unknown): never => {
-    const err = e as NodeJS.ErrnoException;
-    const reason = err.code === "EACCES" || err.code === "EPERM" ? "Permission denied" : (err.message ?? String(e)).replace(/^[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
-    throw new UsageError(`cannot read \`${what}\` (in \`${given}\`): ${reason}; check its permissions (or run qkit as a user who may read it)`, "cannot-read");
+    throw new UsageError(`cannot read \`${what}\` (in \`${given}\`): ${osMessage(e)}; check its permissions (or run qkit as a user who may read it)`, "cannot-read");
   };
   const walk = (d: string, depth: number) => {
     let names: string[];
