@@ -152,6 +152,8 @@ export interface FlattenOptions {
   ruleCache?: RuleCache;
   lineRules?: LineRuleCache;
   runs?: RunCache;
+  /** No {@link parsedRuleOf} for the rules made (a one-shot analysis, which never compares them with an earlier list). */
+  untracked?: boolean;
   /** The previous result's runs and rules: with the same runs, its rule list is returned as is. */
   previous?: { segments: ReadonlyArray<readonly PolicyRule[]>; rules: readonly PolicyRule[] };
 }
@@ -323,7 +325,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
           }
           const built = policyRule(r, service, argument, total, { file, path, line: line.line }, inner);
           lineRules?.set(r, built);
-          parsedRules.set(built, r);
+          if (!options.untracked) parsedRules.set(built, r);
           pending.push(built);
           total++;
         } else if (line.kind === "directive") {

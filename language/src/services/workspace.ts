@@ -240,7 +240,10 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   let flat: FlatPolicy | undefined;
   try {
     const previous = options.previous?.segments ? { segments: options.previous.segments, rules: options.previous.rules } : undefined;
-    const steps = flattenPolicySteps(frozen, { policyDir, runtimeDir, ruleCache, lineRules: lineRuleCache, runs: runCache, ...(previous ? { previous } : {}) }, parse);
+    // One analysis and no edits to follow: nothing is kept for the next snapshot to reuse (a cache
+    // entry per rule is work for every garbage collection of a large policy).
+    const caches = options.oneShot ? { untracked: true } : { ruleCache, lineRules: lineRuleCache, runs: runCache };
+    const steps = flattenPolicySteps(frozen, { policyDir, runtimeDir, ...caches, ...(previous ? { previous } : {}) }, parse);
     for (;;) {
       const s = steps.next();
       if (s.done) {
