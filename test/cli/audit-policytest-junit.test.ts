@@ -41,3 +41,17 @@ describe("policy test --format junit: unique test names", () => {
     expect(new Set(names).size).toBe(names.length);
   });
 });
+
+/** XML 1.0's `Char` production: what a JUnit reader accepts in a document. */
+const XML_CHAR = /^(?:[\t\n\r\u0020-\ud7ff\ue000-\ufffd]|[\ud800-\udbff][\udc00-\udfff])*$/;
+
+describe("policy test --format junit: a document every XML reader accepts", () => {
+  // Names and messages with control characters, bidirectional overrides, U+FFFE and a lone surrogate.
+  const controls = fileURLToPath(new URL("../fixtures/audit/", import.meta.url));
+  it("has only characters XML 1.0 allows, whatever the test file says", async () => {
+    const r = await runQkit(["policy", "test", "--format", "junit", "controls"], { cwd: controls });
+    expect(r.out).toContain("<testsuites");
+    expect(r.out).toContain("\\ufffe \\ud800");
+    expect(XML_CHAR.test(r.out)).toBe(true);
+  });
+});

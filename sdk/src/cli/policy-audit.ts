@@ -161,9 +161,16 @@ function shownText(s: string, max = 200): string {
   return clip(oneLine(s), max);
 }
 
+/** What XML 1.0 has no character for: U+FFFE, U+FFFF and halves of a surrogate pair standing alone. */
+const NOT_XML_CHARS = /[\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 function xml(s: string): string {
-  // Control characters shown escaped (as in every message), then XML's own escaping.
-  return escapeControls(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+  // Control characters shown escaped (as in every message), then XML's own escaping. What XML cannot
+  // hold at all (a reader would reject the whole report) is shown escaped the same way.
+  return escapeControls(s)
+    .replace(NOT_XML_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    .replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!)
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
 }
 
 // ---------------------------------------------------------------------------
