@@ -71,6 +71,26 @@ describe("what the OS will not let qkit read", () => {
     const test = run("policy", "test", "locked");
     expect([test.code, test.err]).toEqual([2, "qkit policy test: cannot read the directory `locked`: Permission denied; check its permissions, or name the test files to run [cannot-read]\n"]);
     fs.chmodSync(path.join(dir, "locked"), 0o755);
+    fs.writeFileSync(path.join(dir, "locked.policy"), "qubes.Gpg * work vault allow\n", { mode: 0o000 });
+    const one = run("policy", "check", "locked.policy");
+    expect([one.code, one.out, one.err]).toEqual([2, "", "qkit policy check: cannot read `locked.policy`: Permission denied; check the path and its permissions [cannot-read]\n"]);
+  });
+
+  // Node reads a directory on descriptor 0 as an empty stream: the command would answer for nothing.
+  it.each([
+    [["policy", "check", "-"], "the policy"],
+    [["policy", "eval", "--policy-dir", "policy.d", "--system", "system.json", "--requests", "-"], "the requests"],
+    [["policy", "eval", "--cases", "-"], "the cases"],
+    [["policy", "replay", "-", "--policy-dir", "policy.d", "--system", "system.json"], "the journal"],
+  ])("standard input that is a directory is said, as `cat` says it: qkit %j", (argv, what) => {
+    const fd = fs.openSync(dir, "r");
+    try {
+      const r = spawnSync(process.execPath, [CLI, ...argv], { cwd: dir, encoding: "utf8", env: {}, stdio: [fd, "pipe", "pipe"] });
+      expect([r.status, r.stdout]).toEqual([2, ""]);
+      expect(r.stderr).toBe(`qkit ${argv[0]} ${argv[1]}: cannot read ${what} from standard input: Is a directory; redirect a file to it (\`< FILE\`), or give the file's path [cannot-read]\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 });
 

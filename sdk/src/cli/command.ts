@@ -2,6 +2,7 @@
  * The shape of a `qkit` subcommand. Each command module exports a list of
  * these; `main.ts` dispatches on the longest matching path.
  */
+import { fstatSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 
 /** Where a command reads and writes; tests pass their own. */
@@ -33,4 +34,22 @@ export class UsageError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Standard input to read from (`-` given for a file). A directory redirected to it (`< DIR`) is
+ * refused as `cat` refuses it (Node would read it as an empty stream, so the command would answer
+ * as if given nothing).
+ */
+export function stdinToRead(io: CliIO, what: string): Readable {
+  let directory = false;
+  if (io.stdin === process.stdin) {
+    try {
+      directory = fstatSync(0).isDirectory();
+    } catch {
+      // No descriptor 0 (closed): the stream itself says so when read.
+    }
+  }
+  if (directory) throw new UsageError(`cannot read ${what} from standard input: Is a directory; redirect a file to it (\`< FILE\`), or give the file's path`, "cannot-read");
+  return io.stdin;
 }

@@ -37,7 +37,7 @@ import {
   type ServiceCatalogue,
 } from "@qubes-kit/language";
 import type { CliIO, Command } from "./command.js";
-import { UsageError } from "./command.js";
+import { stdinToRead, UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { didYouMean, osMessage } from "./text.js";
@@ -352,7 +352,7 @@ exit status: 0 every call decided as before (or an empty journal), 1 some differ
 async function readJournal(file: string, io: CliIO): Promise<string> {
   if (file === "-") {
     const chunks: Buffer[] = [];
-    for await (const c of io.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+    for await (const c of stdinToRead(io, "the journal")) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
     return Buffer.concat(chunks).toString("utf8");
   }
   try {

@@ -40,9 +40,9 @@ import {
   type SystemInfo,
 } from "@qubes-kit/language/engine";
 import type { CliIO, Command } from "./command.js";
-import { UsageError } from "./command.js";
+import { stdinToRead, UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
-import { EXIT, didYouMean, oneLine } from "./text.js";
+import { EXIT, didYouMean, oneLine, osMessage } from "./text.js";
 import { malformedQube, mountPolicy, readSystem, realPathOf } from "./policy.js";
 import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
 
@@ -117,7 +117,7 @@ async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
 /** Standard input as text. */
 async function readAll(io: CliIO): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of io.stdin) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+  for await (const c of stdinToRead(io, "the policy")) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
   return Buffer.concat(chunks).toString("utf8");
 }
 
@@ -388,7 +388,8 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       try {
         text = p === "-" ? await readAll(io) : readFileSync(abs, "utf8");
       } catch (e) {
-        throw new UsageError(`cannot read \`${p}\`: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+        if (e instanceof UsageError) throw e;
+        throw new UsageError(`cannot read \`${p}\`: ${osMessage(e)}; check the path and its permissions`, "cannot-read");
       }
       reports.push(await (engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system, forService, io)));
     }

@@ -27,7 +27,7 @@ import {
   type SystemInfo,
 } from "@qubes-kit/language/engine";
 import type { CliIO, Command } from "./command.js";
-import { UsageError } from "./command.js";
+import { stdinToRead, UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean, osMessage } from "./text.js";
 import { describeDecision, renderExplanation, ruleText } from "../node-render.js";
@@ -248,7 +248,7 @@ function requestText(r: PolicyRequest): string {
  * needed (a request line in its usual form is read in place, see
  * {@link flatRequestAt}).
  */
-async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<LineBatch> {
+async function* readLineBatches(file: string, io: CliIO, what: string): AsyncGenerator<LineBatch> {
   if (file !== "-") {
     // Opened before anything is printed, so a wrong name is a usage error in the OS's words.
     try {
@@ -259,7 +259,7 @@ async function* readLineBatches(file: string, io: CliIO): AsyncGenerator<LineBat
     }
   }
   // Read as a stream, even a regular file: the event loop must turn between chunks, or the callbacks of the output's writes (which recycle its buffers) would wait for the end.
-  const input = file === "-" ? io.stdin : createReadStream(path.resolve(io.cwd, file), { highWaterMark: READ_CHUNK });
+  const input = file === "-" ? stdinToRead(io, what) : createReadStream(path.resolve(io.cwd, file), { highWaterMark: READ_CHUNK });
   const decoder = new StringDecoder("utf8");
   // The unfinished line: the pieces read since the last line end, joined once its end comes (a long
   // line costs its length, not its length times its number of chunks).
@@ -585,7 +585,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
     if (a.positionals.length) throw new UsageError("`--cases` takes no positional arguments");
     let n = 0;
     let malformed = 0;
-    for await (const { text: lines, bounds } of readLineBatches(cases, io)) {
+    for await (const { text: lines, bounds } of readLineBatches(cases, io, "the cases")) {
       let text = "";
       for (let k = 0; k < bounds.length; k += 2) {
         const t = lines.slice(bounds[k], bounds[k + 1]).trim();
@@ -629,7 +629,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
       loadErrorLine: undefined,
       out: stream.bytes,
     };
-    for await (const batch of readLineBatches(requests, io)) {
+    for await (const batch of readLineBatches(requests, io, "the requests")) {
       // One write per batch (or per full buffer) on each stream: a write per line costs more than deciding it.
       const warnings = answerBatch(batch, c);
       if (warnings) io.stderr.write(warnings);
