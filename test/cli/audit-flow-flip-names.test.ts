@@ -40,7 +40,7 @@ const CASES: { name: string; argv: string[]; code: number; lines: string[] }[] =
     name: "flow: a misspelt qube",
     argv: ["flow", "wrk", "vault", ...IN],
     code: 2,
-    lines: ["qkit flow: `wrk` is not a qube of the system model (nor @network or @dispvm:X of a disposable template); did you mean `work`? [unknown-qube]"],
+    lines: ["qkit flow: `wrk` is not a qube of the system model (nor @network, nor @dispvm:X of a disposable template); did you mean `work`? [unknown-qube]"],
   },
   {
     name: "flow: a misspelt --avoid",
@@ -63,5 +63,19 @@ describe("typos in flow and flip", () => {
     const r = await runQkit(["policy", "test", "d.policytest.yaml"], { cwd: dir });
     expect(r.code).toBe(1);
     expect(r.out.split("\n")[0]).toBe("FAIL d.policytest.yaml:4: qubes.OpenInVM work -> @dispvm:nosuch: target `@dispvm:nosuch`: `nosuch` is not a qube of the system, so the engine refuses the call [unknown-qube]");
+  });
+});
+
+describe("flow to or from the outside network on a machine where nothing reaches it", () => {
+  // The demo model has no wiring: @network is joined to nothing, so the answer is "no path" (exit 1),
+  // after the warning that says why, never a refusal of the name.
+  it.each([
+    [["flow", "work", "@network"], "no flow from work to @network: no path at all\n"],
+    [["flow", "@network", "work"], "no flow from @network to work: no path at all\n"],
+    [["flow", "--from", "@network"], "nothing is reachable from @network\n"],
+  ])("qkit %j", async (argv, out) => {
+    const r = await runQkit([...argv, ...IN], { cwd: audit });
+    expect([r.code, r.out]).toEqual([1, out]);
+    expect(r.err).toMatch(/^warning: the system model has no netvm, firewall or devices: .* \[flow-no-wiring\]\n$/);
   });
 });

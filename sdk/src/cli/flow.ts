@@ -21,6 +21,7 @@ import {
   flowHtml,
   flowMermaid,
   journalText,
+  NETWORK_NODE,
   parseQrexecJournal,
   parseServiceCatalogue,
   pathJson,
@@ -191,9 +192,12 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays"), evidencePerHop: a.flags.has("all-edges") ? Infinity : 8 });
     for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const nodes = new Set(graph.nodes);
+    // The outside network is an end of every machine, joined to nothing when no qube reaches it (the
+    // answer is then "no path", after the warning that says why when the model has no wiring).
+    nodes.add(NETWORK_NODE);
     const ends = from !== undefined ? [from] : a.positionals;
     // A typo is refused with the names it is close to (as eval and who-can say them), [unknown-qube].
-    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network or @dispvm:X of a disposable template)${didYouMean(q, nodes)}`, "unknown-qube");
+    for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network, nor @dispvm:X of a disposable template)${didYouMean(q, nodes)}`, "unknown-qube");
     const avoid = a.lists.get("avoid") ?? [];
     for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model${didYouMean(q, nodes)}`, "unknown-qube");
     const noAsk = a.flags.has("no-ask");
