@@ -1,16 +1,18 @@
 /**
  * `--output FILE` for the auditor's commands that print their answer as
- * they go (diff, who-can, what-can, flip, replay): the command runs with its
- * standard output collected, and the document is written to FILE at the end
- * (through `writeOutput`: one behaviour for every command, `[cannot-write]`
- * and exit 2 when it cannot be written). Nothing is written when the command
- * fails before printing anything (a usage or input error).
+ * they go (diff, who-can, what-can, flip, replay): the command's standard
+ * output goes to FILE as it is written (one behaviour for every command,
+ * `[cannot-write]` and exit 2 when it cannot be written, as `writeOutput`
+ * says it). Nothing is written when the command fails before printing
+ * anything (a usage or input error).
  */
+import { closeSync, openSync, writeSync } from "node:fs";
+import * as path from "node:path";
 import { Writable } from "node:stream";
 import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
 import { takeRepeated } from "./connect.js";
-import { writeOutput } from "./output.js";
+import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
 
 /** The usage line of the option. */
 export const OUTPUT_USAGE = "  --output FILE         write the answer there instead of standard output";
@@ -23,22 +25,92 @@ function takeOutput(args: string[]): { file: string | undefined; rest: string[] 
   return { file, rest };
 }
 
-/** `run` with `--output FILE`: its standard output goes to FILE. */
+/** Where a command's answer goes as it is made: FILE, opened at the first piece. */
+export interface FileSink {
+  write(data: string | Uint8Array): void;
+  /** Was anything written (or tried)? */
+  readonly started: boolean;
+  /**
+   * Closes the file (creating it empty when nothing was written); false,
+   * with `qkit COMMAND: cannot write … [cannot-write]` on standard error,
+   * when it could not be written.
+   */
+  finish(): boolean;
+  /** Closes the file, if open, without a word (the command failed). */
+  close(): void;
+}
+
+/** A {@link FileSink} for `file` (relative to the current directory). */
+export function fileSink(io: CliIO, command: string, file: string): FileSink {
+  const where = path.resolve(io.cwd, file);
+  let fd: number | undefined;
+  let failed: unknown;
+  let started = false;
+  const put = (data: string | Uint8Array) => {
+    started = true;
+    if (failed !== undefined) return;
+    try {
+      if (fd === undefined) fd = openSync(where, "w");
+      if (typeof data === "string") writeSync(fd, data);
+      else writeSync(fd, data, 0, data.length);
+    } catch (e) {
+      failed = e;
+    }
+  };
+  const close = () => {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch (e) {
+        failed ??= e;
+      }
+      fd = undefined;
+    }
+  };
+  return {
+    write: (data) => {
+      if (data.length > 0) put(data);
+    },
+    get started() {
+      return started;
+    },
+    finish() {
+      if (!started) put("");
+      close();
+      if (failed === undefined) return true;
+      io.stderr.write(`qkit ${command}: ${cannotWriteMessage(file, failed)} [${CANNOT_WRITE}]\n`);
+      return false;
+    },
+    close,
+  };
+}
+
+/**
+ * `run` with `--output FILE`: its standard output goes to FILE as it is
+ * written (the file is opened at the first piece, so an answer of any size
+ * is never held in memory). A command that fails before printing anything
+ * leaves no file; one that prints nothing and succeeds writes an empty one.
+ */
 export function withOutputOption(command: string, run: (args: string[], io: CliIO) => Promise<number>): (args: string[], io: CliIO) => Promise<number> {
   return async (args, io) => {
     const { file, rest } = takeOutput(args);
     if (file === undefined) return run(rest, io);
-    const chunks: string[] = [];
+    const out = fileSink(io, command, file);
     const sink = new Writable({
       write(chunk: Buffer | string, _enc, cb) {
-        chunks.push(typeof chunk === "string" ? chunk : chunk.toString("utf8"));
+        out.write(chunk);
         cb();
       },
     });
-    const code = await run(rest, { ...io, stdout: sink });
-    const text = chunks.join("");
+    let code: number;
+    try {
+      code = await run(rest, { ...io, stdout: sink });
+    } catch (e) {
+      out.close();
+      throw e;
+    }
     // An error before any answer leaves no file behind.
-    if (code === 2 && text === "") return code;
-    return writeOutput(io, command, file, text) ? code : 2;
+    if (code === 2 && !out.started) return code;
+    return out.finish() ? code : 2;
   };
 }

@@ -67,3 +67,28 @@ export function formatOption(a: ParsedArgs, allowed: readonly string[]): string 
   if (!allowed.includes(format)) throw new UsageError(`--format must be ${orList(allowed)}, got \`${format}\``);
   return format;
 }
+
+/**
+ * Text written in pieces and passed on in chunks of about 64 KiB, so a
+ * large answer (a table of 2,000 × 2,000 cells, a million rows) goes out as
+ * it is made and is never one string in memory. `end()` passes on the rest.
+ */
+export class ChunkedWriter {
+  private parts: string[] = [];
+  private size = 0;
+  constructor(private readonly sink: { write(chunk: string): unknown }) {}
+  write(text: string): void {
+    this.parts.push(text);
+    this.size += text.length;
+    if (this.size >= 65536) this.flush();
+  }
+  flush(): void {
+    if (this.parts.length === 0) return;
+    this.sink.write(this.parts.join(""));
+    this.parts = [];
+    this.size = 0;
+  }
+  end(): void {
+    this.flush();
+  }
+}

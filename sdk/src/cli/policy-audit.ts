@@ -23,8 +23,8 @@ import {
   type DecisionGrid,
   diffPolicies,
   isDenied,
-  whatCan,
-  whoCan,
+  whatCanRows,
+  whoCanRows,
   queryCallProblem,
   queryNameProblem,
   type QueryRow,
@@ -54,11 +54,11 @@ import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, malformedQube, renderExplanation } from "./policy.js";
-import { formatOption, writeOutput } from "./output.js";
+import { ChunkedWriter, formatOption, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import { InputFailure, live, liveClients } from "./live.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
-import { OUTPUT_USAGE, withOutputOption } from "./audit-output.js";
+import { fileSink, OUTPUT_USAGE, withOutputOption } from "./audit-output.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -801,36 +801,84 @@ function checkName(policy: CompiledPolicy, system: SystemInfo, name: string, wha
   if (problem !== undefined) throw new UsageError(option ? `${option}: ${problem}` : problem);
 }
 
-function rowText(r: QueryRow, withService: boolean): string[] {
+/** A row's cells as printed (each escaped to one line): source or call, target, rule, decision. */
+function rowCells(r: QueryRow, withService: boolean, texts: TextCache): string[] {
   const d = r.decision;
   const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.rule ? `${d.rule.file}:${d.rule.line ?? "None"}` : "-";
   let what: string;
   if (!d.ok) what = `deny (${d.error === "EngineError" ? "engine error" : d.code})`;
   else if (d.action === "allow") what = d.target === r.target ? "allow" : `allow → ${d.target}`;
-  else if (d.action === "ask") what = `ask${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}: ${d.targetsForAsk.join(", ")}`;
+  // An offer list is one array shared by many rows (a 2,000-qube list is 20 kB of text): joined and escaped once.
+  else if (d.action === "ask") what = `ask${d.defaultTarget ? ` (default ${oneLine(d.defaultTarget)})` : ""}: ${texts.get(d.targetsForAsk, () => oneLine(d.targetsForAsk.join(", ")))}`;
   else what = "deny";
   const call = r.service === "*" ? "*" : r.service + (r.argument === "*" ? "+*" : r.argument === "+" ? "" : r.argument);
-  return withService ? [call, r.target, rule, what] : [r.source, r.target, rule, what];
+  return [oneLine(withService ? call : r.source), oneLine(r.target), oneLine(rule), d.ok && d.action === "ask" ? what : oneLine(what)];
 }
 
-function columns(cells: string[][]): string {
-  if (!cells.length) return "";
-  // Names come from the system model and the policy: shown escaped, one line each.
-  const rows = cells.map((r) => r.map(oneLine));
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (i === r.length - 1 ? 0 : r[i]!.length))));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
+/** Texts made from shared objects (offer lists, decisions), kept while they fit in a budget of characters. */
+class TextCache {
+  private map = new Map<unknown, string>();
+  private chars = 0;
+  constructor(private readonly budget = 1 << 25) {}
+  get(key: unknown, make: () => string): string {
+    let t = this.map.get(key);
+    if (t === undefined) {
+      t = make();
+      if (this.chars + t.length > this.budget) {
+        this.map.clear();
+        this.chars = 0;
+      }
+      this.map.set(key, t);
+      this.chars += t.length;
+    }
+    return t;
+  }
 }
 
-function printRows(rows: QueryRow[], a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
-  const shown = a.flags.has("all") ? rows : rows.filter((r) => !isDenied(r.decision));
+/**
+ * who-can and what-can: rows as they are decided, written as they go (never
+ * the whole answer in memory). The text form reads the rows twice: once for
+ * the counts of its first line and the widths of its columns, once to print.
+ */
+function printRows(rows: Iterable<QueryRow>, a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
+  const all = a.flags.has("all");
+  const out = new ChunkedWriter(io.stdout);
   if (a.flags.has("json")) {
-    for (const r of shown) io.stdout.write(JSON.stringify({ service: r.request.service, argument: r.request.argument, source: r.request.source, target: r.request.target, decision: decisionToJson(r.decision) }) + "\n");
+    const texts = new TextCache();
+    for (const r of rows) {
+      if (!all && isDenied(r.decision)) continue;
+      const rq = r.request;
+      // As JSON.stringify({service, argument, source, target, decision}) writes it, the decision's text made once per shared decision.
+      out.write(
+        `{"service":${JSON.stringify(rq.service)},"argument":${JSON.stringify(rq.argument)},"source":${JSON.stringify(rq.source)},"target":${JSON.stringify(rq.target)},"decision":${texts.get(r.decision, () => JSON.stringify(decisionToJson(r.decision)))}}\n`,
+      );
+    }
+    out.end();
     return 0;
   }
-  const allowed = rows.filter((r) => r.decision.ok && r.decision.action === "allow").length;
-  const asked = rows.filter((r) => r.decision.ok && r.decision.action === "ask").length;
-  io.stdout.write(`${oneLine(header)}: ${allowed} allowed, ${asked} asked, ${rows.length - allowed - asked} denied${a.flags.has("all") ? "" : " (not listed; --all lists them)"}\n`);
-  io.stdout.write(columns([withService ? ["CALL", "TARGET", "RULE", "DECISION"] : ["SOURCE", "TARGET", "RULE", "DECISION"], ...shown.map((r) => rowText(r, withService))]));
+  const head = withService ? ["CALL", "TARGET", "RULE", "DECISION"] : ["SOURCE", "TARGET", "RULE", "DECISION"];
+  const widths = [head[0]!.length, head[1]!.length, head[2]!.length];
+  let total = 0;
+  let allowed = 0;
+  let asked = 0;
+  const texts = new TextCache();
+  for (const r of rows) {
+    total++;
+    const d = r.decision;
+    if (d.ok && d.action === "allow") allowed++;
+    else if (d.ok && d.action === "ask") asked++;
+    if (!all && isDenied(d)) continue;
+    const c = rowCells(r, withService, texts);
+    for (let i = 0; i < 3; i++) if (c[i]!.length > widths[i]!) widths[i] = c[i]!.length;
+  }
+  const line = (c: string[]) => `${c[0]!.padEnd(widths[0]!)}  ${c[1]!.padEnd(widths[1]!)}  ${c[2]!.padEnd(widths[2]!)}  ${c[3]!}`.trimEnd() + "\n";
+  out.write(`${oneLine(header)}: ${allowed} allowed, ${asked} asked, ${total - allowed - asked} denied${all ? "" : " (not listed; --all lists them)"}\n`);
+  out.write(line(head));
+  for (const r of rows) {
+    if (!all && isDenied(r.decision)) continue;
+    out.write(line(rowCells(r, withService, texts)));
+  }
+  out.end();
   return 0;
 }
 
@@ -841,7 +889,7 @@ async function runWhoCan(args: string[], io: CliIO): Promise<number> {
   const { policy, system } = await loadQueryInputs(a, io);
   const target = a.values.get("target");
   if (target !== undefined) checkName(policy, system, target, "target", "--target");
-  const rows = whoCan(policy, system, { ...call, ...(target !== undefined ? { target } : {}) });
+  const rows = whoCanRows(policy, system, { ...call, ...(target !== undefined ? { target } : {}) });
   return printRows(rows, a, io, false, `${a.positionals[0]} ${target !== undefined ? `to ${target}` : "to every target"}`);
 }
 
@@ -851,7 +899,7 @@ async function runWhatCan(args: string[], io: CliIO): Promise<number> {
   const { policy, system } = await loadQueryInputs(a, io);
   const source = a.positionals[0]!;
   checkName(policy, system, source, "source");
-  return printRows(whatCan(policy, system, source), a, io, true, `calls from ${source}`);
+  return printRows(whatCanRows(policy, system, source), a, io, true, `calls from ${source}`);
 }
 
 function csvCell(cell: string): string {
@@ -898,7 +946,7 @@ function isQube(system: SystemInfo, q: string): boolean {
 /** Offered targets a tooltip names; longer offer lists are listed once below the table. */
 const TIP_OFFERS = 12;
 
-function htmlTable(t: DecisionGrid, system: SystemInfo, title: string, labels: LabelTable): string {
+function htmlTable(out: ChunkedWriter, t: DecisionGrid, system: SystemInfo, title: string, labels: LabelTable): void {
   const e = (s: string) => xml(s);
   const unknown = new Set<string>();
   const qubeCell = (tag: "th", q: string, scope: string) => {
@@ -928,19 +976,8 @@ function htmlTable(t: DecisionGrid, system: SystemInfo, title: string, labels: L
     attrs.set(k, a);
     return a;
   };
-  const rows = t.sources.map((s, i) => {
-    const row = t.cells[i]!;
-    let cells = "";
-    for (let j = 0; j < t.targets.length; j++) cells += `<td ${attrsOf(row[j]!)}>${e(cellText(t.decisions[row[j]!]!, t.targets[j]!))}</td>`;
-    return `<tr>${qubeCell("th", s, "row")}${cells}</tr>`;
-  });
-  const offerLists = [...listed].sort((x, y) => x - y).map((o) => `<li value="${o + 1}">${t.offers[o]!.map(e).join(", ")}</li>`);
-  const offersNote = offerLists.length ? `\n<h2>Offer lists</h2>\n<ol class="offers">\n${offerLists.join("\n")}\n</ol>` : "";
   const head = t.targets.map((q) => qubeCell("th", q, "col")).join("");
-  const unknownNote = unknown.size
-    ? `\n<p class="unknown-note">Label colour unknown (the system model gives no label colour, standard label name or icon) for: ${[...unknown].sort().map(e).join(", ")}; they are marked with an empty box.</p>`
-    : "";
-  return `<!DOCTYPE html>
+  out.write(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -964,13 +1001,31 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
 <caption>${e(title)}</caption>
 <thead><tr><th scope="col">source \\ target</th>${head}</tr></thead>
 <tbody>
-${rows.join("\n")}
+`);
+  // A row at a time: the page of a 2,000-qube system is hundreds of megabytes.
+  t.sources.forEach((s, i) => {
+    const row = t.cells[i]!;
+    let cells = "";
+    for (let j = 0; j < t.targets.length; j++) cells += `<td ${attrsOf(row[j]!)}>${e(cellText(t.decisions[row[j]!]!, t.targets[j]!))}</td>`;
+    out.write(`${i > 0 ? "\n" : ""}<tr>${qubeCell("th", s, "row")}${cells}</tr>`);
+  });
+  const unknownNote = unknown.size
+    ? `\n<p class="unknown-note">Label colour unknown (the system model gives no label colour, standard label name or icon) for: ${[...unknown].sort().map(e).join(", ")}; they are marked with an empty box.</p>`
+    : "";
+  out.write(`
 </tbody>
 </table>
-<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>${unknownNote}${offersNote}
+<p>allow: the call goes to the target (allow→X: to X); ask: the user chooses (ask:X: X preselected); deny: refused. Hover a cell for the deciding rule.</p>${unknownNote}`);
+  const offerLists = [...listed].sort((x, y) => x - y);
+  if (offerLists.length) {
+    out.write(`\n<h2>Offer lists</h2>\n<ol class="offers">\n`);
+    offerLists.forEach((o, i) => out.write(`${i > 0 ? "\n" : ""}<li value="${o + 1}">${t.offers[o]!.map(e).join(", ")}</li>`));
+    out.write("\n</ol>");
+  }
+  out.write(`
 </body>
 </html>
-`;
+`);
 }
 
 /**
@@ -979,59 +1034,62 @@ ${rows.join("\n")}
  * `targets_for_ask`, and without `intended_target` where that is the cell's
  * column; `cells[i][j]` is an index into `decisions`.
  */
-function compactTableJson(t: DecisionGrid): string {
+function compactTableJson(out: ChunkedWriter, t: DecisionGrid): void {
   const texts: string[] = [];
   const ids = new Map<string, number>();
   // Per grid decision: its entry when the intended target is its column (odd) or not (even).
   const memo = new Map<number, number>();
-  const cells = t.cells.map((row) => {
-    const out = new Array<number>(row.length);
-    for (let j = 0; j < row.length; j++) {
-      const k = row[j]!;
-      const d = t.decisions[k]!;
-      const column = t.targets[j]!;
-      const own = t.relative[k] === true || d.intendedTarget === column;
-      const mk = k * 2 + (own ? 1 : 0);
-      let id = memo.get(mk);
-      if (id === undefined) {
-        const json = decisionToJson(d);
-        if (own) delete json["intended_target"];
-        if ("targets_for_ask" in json) {
-          delete json["targets_for_ask"];
-          json["offer"] = t.offerOf[k];
-        }
-        const text = JSON.stringify(json);
-        id = ids.get(text);
-        if (id === undefined) {
-          ids.set(text, (id = texts.length));
-          texts.push(text);
-        }
-        memo.set(mk, id);
+  const idOf = (k: number, j: number): number => {
+    const d = t.decisions[k]!;
+    const own = t.relative[k] === true || d.intendedTarget === t.targets[j]!;
+    const mk = k * 2 + (own ? 1 : 0);
+    let id = memo.get(mk);
+    if (id === undefined) {
+      const json = decisionToJson(d);
+      if (own) delete json["intended_target"];
+      if ("targets_for_ask" in json) {
+        delete json["targets_for_ask"];
+        json["offer"] = t.offerOf[k];
       }
-      out[j] = id;
+      const text = JSON.stringify(json);
+      id = ids.get(text);
+      if (id === undefined) {
+        ids.set(text, (id = texts.length));
+        texts.push(text);
+      }
+      memo.set(mk, id);
     }
-    return `[${out.join(",")}]`;
-  });
+    return id;
+  };
+  // The decisions come before the cells: a first pass numbers them in the order the cells meet them, the second writes the cells.
+  for (const row of t.cells) for (let j = 0; j < row.length; j++) idOf(row[j]!, j);
   const head = JSON.stringify({ version: 2, service: t.service, argument: t.argument, sources: t.sources, targets: t.targets, offers: t.offers }).slice(0, -1);
-  return `${head},"decisions":[${texts.join(",")}],"cells":[${cells.join(",")}]}`;
+  out.write(`${head},"decisions":[`);
+  texts.forEach((x, i) => out.write(i > 0 ? "," + x : x));
+  out.write(`],"cells":[`);
+  t.cells.forEach((row, i) => {
+    const ids = new Array<number>(row.length);
+    for (let j = 0; j < row.length; j++) ids[j] = idOf(row[j]!, j);
+    out.write(`${i > 0 ? "," : ""}[${ids.join(",")}]`);
+  });
+  out.write("]}\n");
 }
 
-/** `--format json-cells` (version 1): every cell's whole decision (each distinct decision encoded once per column at most). */
-function expandedTableJson(t: DecisionGrid): string {
-  const texts = new Map<number, string>();
-  const rows = t.cells.map((row, i) => {
-    const parts = new Array<string>(row.length);
+/** `--format json-cells` (version 1): every cell's whole decision, written a row at a time (each distinct decision encoded once per column at most, while they fit in memory). */
+function expandedTableJson(out: ChunkedWriter, t: DecisionGrid): void {
+  const texts = new TextCache();
+  const head = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets }).slice(0, -1);
+  out.write(`${head},"cells":[`);
+  t.cells.forEach((row, i) => {
+    out.write(i > 0 ? ",[" : "[");
     for (let j = 0; j < row.length; j++) {
       const k = row[j]!;
       const mk = t.relative[k] ? t.decisions.length + k * row.length + j : k;
-      let text = texts.get(mk);
-      if (text === undefined) texts.set(mk, (text = JSON.stringify(decisionToJson(gridDecision(t, i, j)))));
-      parts[j] = text;
+      out.write((j > 0 ? "," : "") + texts.get(mk, () => JSON.stringify(decisionToJson(gridDecision(t, i, j)))));
     }
-    return `[${parts.join(",")}]`;
+    out.write("]");
   });
-  const head = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets }).slice(0, -1);
-  return `${head},"cells":[${rows.join(",")}]}`;
+  out.write("]}\n");
 }
 
 async function runTable(args: string[], io: CliIO): Promise<number> {
@@ -1054,18 +1112,48 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   for (const t of targets ?? []) checkName(policy, system, t, "target", "--targets");
   const space = requestSpace([policy], system);
   const t = decisionGrid(policy, call.service, call.argument, system, { sources: sources ?? space.qubes, targets: targets ?? space.targets });
+  // Written as it is made, to standard output or --output FILE: a 2,000-qube table is never one string.
+  const file = a.values.get("output");
+  const sink = file !== undefined ? fileSink(io, "policy table", file) : undefined;
+  const out = new ChunkedWriter(sink ?? io.stdout);
   const head = ["source \\ target", ...t.targets];
-  const grid = () => t.sources.map((s, i) => [s, ...t.targets.map((target, j) => cellText(t.decisions[t.cells[i]![j]!]!, target))]);
-  let out: string;
-  if (format === "csv") out = [head, ...grid()].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
-  else if (format === "markdown") out = [`| ${head.map(mdCell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`, ...grid().map((r) => `| ${r.map(mdCell).join(" | ")} |`)].join("\n") + "\n";
-  else if (format === "html") {
+  const cell = (i: number, j: number) => cellText(t.decisions[t.cells[i]![j]!]!, t.targets[j]!);
+  const rows = (line: (cells: string[]) => string) => {
+    for (let i = 0; i < t.sources.length; i++) {
+      const r = new Array<string>(t.targets.length + 1);
+      r[0] = t.sources[i]!;
+      for (let j = 0; j < t.targets.length; j++) r[j + 1] = cell(i, j);
+      out.write(line(r));
+    }
+  };
+  if (format === "csv") {
+    const line = (r: string[]) => r.map(csvCell).join(",") + "\r\n";
+    out.write(line(head));
+    rows(line);
+  } else if (format === "markdown") {
+    const line = (r: string[]) => `| ${r.map(mdCell).join(" | ")} |\n`;
+    out.write(line(head));
+    out.write(`|${head.map(() => " --- ").join("|")}|\n`);
+    rows(line);
+  } else if (format === "html") {
     const { STANDARD_LABEL_COLOURS, labelOfIcon } = await import("../apply/future.js");
-    out = htmlTable(t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
-  } else if (format === "json") out = compactTableJson(t) + "\n";
-  else if (format === "json-cells") out = expandedTableJson(t) + "\n";
-  else out = columns([head.map((h) => h), ...grid().map((r) => [...r, ""])]);
-  return writeOutput(io, "policy table", a.values.get("output"), out) ? 0 : 2;
+    htmlTable(out, t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
+  } else if (format === "json") compactTableJson(out, t);
+  else if (format === "json-cells") expandedTableJson(out, t);
+  else {
+    // Columns as wide as their widest cell (escaped to one line): measured in a first pass over the grid.
+    // (The header's last name sets no width: it is the end of its line, as a data row's last cell is not.)
+    const widths = head.map((h, i) => (i === head.length - 1 ? 0 : oneLine(h).length));
+    for (let i = 0; i < t.sources.length; i++) {
+      widths[0] = Math.max(widths[0]!, oneLine(t.sources[i]!).length);
+      for (let j = 0; j < t.targets.length; j++) widths[j + 1] = Math.max(widths[j + 1]!, oneLine(cell(i, j)).length);
+    }
+    const line = (r: string[]) => (r.map((c, i) => oneLine(c).padEnd(widths[i]!)).join("  ") + "  ").trimEnd() + "\n";
+    out.write(head.map((c, i) => (i === head.length - 1 ? oneLine(c) : oneLine(c).padEnd(widths[i]!))).join("  ").trimEnd() + "\n");
+    rows(line);
+  }
+  out.end();
+  return sink === undefined || sink.finish() ? 0 : 2;
 }
 
 export const commands: Command[] = [
