@@ -13,7 +13,9 @@
  * whose applicable rules are the same in both policies (same rules in the
  * same order, positions aside) cannot change and are skipped.
  */
-import { evaluate } from "../eval/evaluate.js";
+import { run } from "../eval/decide.js";
+import { collectTargetsForAsk } from "../eval/ask.js";
+import { buildRequest } from "../eval/match.js";
 import type { AllowDecision, AskDecision, Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import { prepared, type PreparedSystem } from "../eval/system.js";
@@ -117,15 +119,17 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
       const orbit = (s: string, t: string, members: () => Iterable<[string, string]>): [Decision, Decision] => {
         evaluated++;
         const request: PolicyRequest = { service: svc.service, argument: arg.argument, source: s, target: t };
-        const b = evaluate(before, request, system);
-        const a = evaluate(after, request, system);
+        const b = decide(before, request, system);
+        const a = decide(after, request, system);
         if (decisionsDiffer(b, a)) {
           const m = [...members()];
           requests += m.length;
-          orbits.push({ service: svc.display, argument: arg.display, call, request, before: b, after: a, members: m });
+          orbits.push({ service: svc.display, argument: arg.display, call, request, before: shareOffers(b, offers), after: shareOffers(a, offers), members: m });
         }
         return [b, a];
       };
+      // The offer lists of the orbits kept, one array per distinct list of a source (see shareOffers).
+      const offers = new Map<string, string[][]>();
       const ra = rulesFor(before, svc.service, arg.argument);
       const rb = rulesFor(after, svc.service, arg.argument);
       for (const cs of classes) {
@@ -169,9 +173,9 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
         // same rule in both, and so is the decision, unless it is an `ask` without `target=`,
         // whose offered targets come from every rule (then they must be known to be equal).
         let p = 0;
-        while (p < lb.length && p < la.length && printRule(lb[p]!) === printRule(la[p]!)) p++;
+        while (p < lb.length && p < la.length && ruleText(lb[p]!) === ruleText(la[p]!)) p++;
         let q = 0;
-        while (q < lb.length - p && q < la.length - p && printRule(lb[lb.length - 1 - q]!) === printRule(la[la.length - 1 - q]!)) q++;
+        while (q < lb.length - p && q < la.length - p && ruleText(lb[lb.length - 1 - q]!) === ruleText(la[la.length - 1 - q]!)) q++;
         const middle = [...lb.slice(p, lb.length - q), ...la.slice(p, la.length - q)];
         const common = lb.slice(0, p).concat(lb.slice(lb.length - q));
         const deferred: [string, () => Iterable<[string, string]>][] = [];
@@ -186,9 +190,13 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
           if (middle.some((r) => mayMatchTarget(r.target, t, sys))) observe(orbit(s, t, m));
           else deferred.push([t, m]);
         }
+        let direct: boolean | undefined | null = null;
         for (const [t, m] of deferred) {
           const askMayDecide = common.some((r) => r.action === "ask" && !r.redirect && mayMatchTarget(r.target, t, sys));
           if (!askMayDecide || askSame === true) continue;
+          // Before deciding every deferred target of the class (thousands on a large system), compare the offered targets themselves.
+          if (direct === null) direct = sameAskTargets(before, after, svc.service, arg.argument, s, sys);
+          if (direct === true) continue;
           observe(orbit(s, t, m));
         }
       }
@@ -207,7 +215,7 @@ export function expandChanges(diff: PolicyDiff, before: CompiledPolicy, after: C
     for (const [source, target] of o.members) {
       const request: PolicyRequest = { service: o.request.service, argument: o.request.argument, source, target };
       const rep = source === o.request.source && target === o.request.target;
-      changes.push({ service: o.service, argument: o.argument, call: o.call, source, target, request, before: rep ? o.before : evaluate(before, request, system), after: rep ? o.after : evaluate(after, request, system) });
+      changes.push({ service: o.service, argument: o.argument, call: o.call, source, target, request, before: rep ? o.before : decide(before, request, system), after: rep ? o.after : decide(after, request, system) });
     }
   }
   const order = new Map(diff.space.targets.map((t, i) => [t, i] as const));
@@ -222,14 +230,77 @@ export function expandChanges(diff: PolicyDiff, before: CompiledPolicy, after: C
   return changes;
 }
 
+/**
+ * An ask decision with its offer list replaced by an equal one kept before
+ * for the same source, if any. Each decision of an orbit otherwise holds a
+ * list of its own: on a 2,000-qube system with a thousand classes that is
+ * over a hundred thousand lists of 2,000 names (gigabytes, and most of the
+ * time spent collecting garbage). Equal lists then also share their
+ * renamed deltas in {@link changeItems}.
+ */
+function shareOffers(d: Decision, offers: Map<string, string[][]>): Decision {
+  if (!d.ok || d.action !== "ask") return d;
+  const list = d.targetsForAsk;
+  const key = String(list.length);
+  let known = offers.get(key);
+  if (!known) offers.set(key, (known = []));
+  for (const k of known) {
+    if (k === list) return d;
+    let same = true;
+    for (let i = 0; i < k.length && same; i++) if (k[i] !== list[i]) same = false;
+    if (same) return { ...d, targetsForAsk: k };
+  }
+  // A bounded search: a list that matches none of the last few is kept as it is.
+  if (known.length >= 8) known.shift();
+  known.push(list);
+  return d;
+}
+
+/**
+ * `evaluate`'s decision, with an ask's offer list the evaluator's own
+ * (shared by every request from the same source: not to be modified) rather
+ * than a copy per request; the diff decides hundreds of thousands of requests
+ * whose lists are thousands of names.
+ */
+function decide(policy: CompiledPolicy, request: PolicyRequest, system: SystemInfo): Decision {
+  return run(policy, request, system, undefined, undefined, false, true).decision;
+}
+
 function sameRules(a: CompiledPolicy, b: CompiledPolicy, service: string, argument: string): boolean {
   return sameRuleTexts(rulesFor(a, service, argument), rulesFor(b, service, argument));
 }
 
 function sameRuleTexts(ra: readonly PolicyRule[], rb: readonly PolicyRule[]): boolean {
   if (ra.length !== rb.length) return false;
-  for (let i = 0; i < ra.length; i++) if (printRule(ra[i]!) !== printRule(rb[i]!)) return false;
+  for (let i = 0; i < ra.length; i++) if (ruleText(ra[i]!) !== ruleText(rb[i]!)) return false;
   return true;
+}
+
+/** A rule as one line ({@link printRule}), made once per rule: the diff compares rule lists per class of sources. */
+const ruleTexts = new WeakMap<PolicyRule, string>();
+function ruleText(r: PolicyRule): string {
+  let t = ruleTexts.get(r);
+  if (t === undefined) ruleTexts.set(r, (t = printRule(r)));
+  return t;
+}
+
+/**
+ * Do both policies offer the same targets for an `ask` from `source`
+ * (`collect_targets_for_ask`, which reads the service, the argument and
+ * the source, never the target)? Undefined when either cannot be said
+ * without the engine failing on the way.
+ */
+function sameAskTargets(before: CompiledPolicy, after: CompiledPolicy, service: string, argument: string, source: string, sys: PreparedSystem): boolean | undefined {
+  try {
+    const req = buildRequest({ service, argument, source, target: "@default" }, sys);
+    const b = collectTargetsForAsk(before, req, sys);
+    const a = collectTargetsForAsk(after, req, sys);
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -390,6 +461,8 @@ interface SortedDelta {
   added: string[];
   removed: string[];
   members: Set<string>;
+  addedSet: Set<string>;
+  removedSet: Set<string>;
 }
 
 function sortedDelta(b: Decision, a: Decision): SortedDelta | undefined {
@@ -397,10 +470,31 @@ function sortedDelta(b: Decision, a: Decision): SortedDelta | undefined {
   if (!d) return undefined;
   const added = d.added.sort(pyCompare);
   const removed = d.removed.sort(pyCompare);
-  return { added, removed, members: new Set([...added, ...removed]) };
+  return { added, removed, members: new Set([...added, ...removed]), addedSet: new Set(added), removedSet: new Set(removed) };
 }
 
-function item(o: { service: string; argument: string; call: string }, source: string, target: string, b: Decision, a: Decision, m: Renaming, delta = sortedDelta(b, a)): ChangeItem {
+/**
+ * The renamed ask deltas of one orbit, made once per distinct effect.
+ * A renaming is a permutation, so it changes a list only by moving qubes in
+ * or out of it: its image is the list with the membership of
+ * {m(x) : x moved, x and m(x) not both in or both out} flipped. That set is
+ * the key: a 2,000-qube orbit has as many distinct renamed lists as
+ * sources, not as requests.
+ */
+type DeltaMemo = Map<string, { added: string[]; removed: string[] }>;
+
+function flipKey(list: Set<string>, m: Renaming): string {
+  let key = "";
+  for (const x of m.moved) {
+    for (const y of [x, "@dispvm:" + x]) {
+      const my = m.map(y);
+      if (list.has(y) !== list.has(my)) key += my + "\0";
+    }
+  }
+  return key;
+}
+
+function item(o: { service: string; argument: string; call: string }, source: string, target: string, b: Decision, a: Decision, m: Renaming, delta = sortedDelta(b, a), memo?: DeltaMemo): ChangeItem {
   const before = side(b, target, m.map);
   const after = side(a, target, m.map);
   let kind: ChangeGroup["kind"];
@@ -412,8 +506,16 @@ function item(o: { service: string; argument: string; call: string }, source: st
     // Renaming touches at most two qubes: when neither is in the lists, the lists are the representative's.
     let touched = false;
     for (const x of m.moved) if (delta.members.has(x) || delta.members.has("@dispvm:" + x)) touched = true;
-    added = touched ? delta.added.map(m.map).sort(pyCompare) : delta.added;
-    removed = touched ? delta.removed.map(m.map).sort(pyCompare) : delta.removed;
+    if (touched && memo) {
+      const key = flipKey(delta.addedSet, m) + "\u0001" + flipKey(delta.removedSet, m);
+      let r = memo.get(key);
+      if (r === undefined) memo.set(key, (r = key === "\u0001" ? { added: delta.added, removed: delta.removed } : { added: delta.added.map(m.map).sort(pyCompare), removed: delta.removed.map(m.map).sort(pyCompare) }));
+      added = r.added;
+      removed = r.removed;
+    } else {
+      added = touched ? delta.added.map(m.map).sort(pyCompare) : delta.added;
+      removed = touched ? delta.removed.map(m.map).sort(pyCompare) : delta.removed;
+    }
     kind = removed.length === 0 ? "grant" : added.length === 0 ? "revoke" : "change";
   } else kind = "change";
   return { kind, service: o.service, argument: o.argument, call: o.call, source, target, before, after, ...(added ? { added, removed: removed! } : {}) };
@@ -462,9 +564,23 @@ function renaming(s: string, t: string, s2: string, t2: string): Renaming {
  */
 export function changeItems(diff: PolicyDiff): ChangeItem[] {
   const out: ChangeItem[] = [];
+  // Orbits whose decisions share their offer lists share their delta and its renamings.
+  const deltas = new WeakMap<string[], WeakMap<string[], SortedDelta | undefined>>();
+  const deltaMemos = new WeakMap<SortedDelta, DeltaMemo>();
+  const sharedDelta = (b: Decision, a: Decision): SortedDelta | undefined => {
+    if (!(b.ok && a.ok && b.action === "ask" && a.action === "ask")) return undefined;
+    let inner = deltas.get(b.targetsForAsk);
+    if (!inner) deltas.set(b.targetsForAsk, (inner = new WeakMap()));
+    if (inner.has(a.targetsForAsk)) return inner.get(a.targetsForAsk);
+    const d = sortedDelta(b, a);
+    inner.set(a.targetsForAsk, d);
+    return d;
+  };
   for (const o of diff.orbits) {
-    const delta = sortedDelta(o.before, o.after);
-    for (const [source, target] of o.members) out.push(item(o, source, target, o.before, o.after, renaming(o.request.source, o.request.target!, source, target), delta));
+    const delta = sharedDelta(o.before, o.after);
+    let memo = delta ? deltaMemos.get(delta) : undefined;
+    if (delta && !memo) deltaMemos.set(delta, (memo = new Map()));
+    for (const [source, target] of o.members) out.push(item(o, source, target, o.before, o.after, renaming(o.request.source, o.request.target!, source, target), delta, memo));
   }
   return out;
 }
@@ -508,18 +624,45 @@ export function groupChanges(items: readonly ChangeItem[], space?: RequestSpace)
     }
     return listText(list);
   };
-  const sorted = [...items];
+  let sorted: readonly ChangeItem[] = items;
   if (space) {
     const order = new Map(space.targets.map((t, i) => [t, i] as const));
     const svc = new Map<string, number>();
     space.services.forEach((x, i) => x.arguments.forEach((a, j) => svc.set(x.display + "\0" + a.display + "\0" + x.service, i * 1e6 + j)));
     const key = (c: ChangeItem) => svc.get(c.service + "\0" + c.argument + "\0" + (c.service === "*" ? space.services[space.services.length - 1]!.service : c.service)) ?? 0;
-    sorted.sort((a, b) => key(a) - key(b) || pyCompare(a.source, b.source) || (order.get(a.target) ?? 0) - (order.get(b.target) ?? 0));
+    // By service and argument, source (pyCompare, as the space's qubes are sorted), target: the keys computed once per
+    // item, not per comparison (a diff on a 2,000-qube system has hundreds of thousands of items).
+    const rank = new Map(space.qubes.map((q, i) => [q, i] as const));
+    const n = items.length;
+    const ks = new Float64Array(n);
+    const sr = new Float64Array(n);
+    const tr = new Float64Array(n);
+    let ranked = true;
+    for (let i = 0; i < n; i++) {
+      const c = items[i]!;
+      ks[i] = key(c);
+      const r = rank.get(c.source);
+      if (r === undefined) ranked = false;
+      sr[i] = r ?? 0;
+      tr[i] = order.get(c.target) ?? 0;
+    }
+    const idx = Array.from({ length: n }, (_, i) => i);
+    idx.sort((a, b) => ks[a]! - ks[b]! || (ranked ? sr[a]! - sr[b]! : pyCompare(items[a]!.source, items[b]!.source)) || tr[a]! - tr[b]! || a - b);
+    sorted = idx.map((i) => items[i]!);
   }
   const bySig = new Map<string, { g: Omit<ChangeGroup, "sources" | "targets" | "requests" | "statement">; bySource: Map<string, string[]> }>();
+  // An ask delta in the key by a number per distinct list: the lists can be thousands of names, and a key made with
+  // their text is hashed again for every item.
+  const listIds = new Map<string, number>();
+  const listId = (l: string[] | undefined): number => {
+    const text = joinedList(l);
+    let id = listIds.get(text);
+    if (id === undefined) listIds.set(text, (id = listIds.size));
+    return id;
+  };
   for (const c of sorted) {
     const { before, after } = c;
-    const key = [c.kind, c.call, c.argument, before.action, before.target, before.rule, before.refusal, after.action, after.target, after.rule, after.refusal, joinedList(c.added), joinedList(c.removed)].join("\0");
+    const key = [c.kind, c.call, c.argument, before.action, before.target, before.rule, before.refusal, after.action, after.target, after.rule, after.refusal, listId(c.added), listId(c.removed)].join("\0");
     let e = bySig.get(key);
     if (!e) {
       const g = { kind: c.kind, service: c.service, argument: c.argument, call: c.call, before, after, ...(c.added ? { added: c.added, removed: c.removed! } : {}) };
