@@ -149,6 +149,8 @@ describe("diffPolicies", () => {
         // The statements, computed by renaming within classes, are those of the concrete decisions.
         const key = (i: object) => JSON.stringify(i);
         expect(changeItems(diff).map(key).sort()).toEqual(concreteChangeItems(changes).map(key).sort());
+        // And so are the grouped statements (sorted by the space whatever the order of the items).
+        expect(groupChanges(changeItems(diff), diff.space)).toEqual(groupChanges(concreteChangeItems(changes).reverse(), diff.space));
         if (got.length) nonEmpty++;
         if (diff.classes.some((c) => c.length > 1)) merged++;
       }),

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { cellText, createMemoryFileSystem, decisionMatrix, evaluate, isDenied, loadPolicy, prepareSystemInfo, requestSpace, whatCan, whoCan } from "@qubes-kit/language";
+import { cellText, createMemoryFileSystem, decisionMatrix, evaluate, isDenied, loadPolicy, prepareSystemInfo, requestSpace, whatCan, whatCanRows, whoCan, whoCanRows } from "@qubes-kit/language";
 
 const demo = fileURLToPath(new URL("../fixtures/audit/demo/", import.meta.url));
 function readTree(dir: string, base = "/etc/qubes/policy.d"): Record<string, string> {
@@ -58,5 +58,20 @@ describe("decisionMatrix", () => {
     const work = t.sources.indexOf("work");
     expect(cellText(t.cells[work]![t.targets.indexOf("@default")]!, "@default")).toBe("allow→@dispvm:work-dvm");
     expect(cellText(t.cells[work]![t.targets.indexOf("personal")]!, "personal")).toBe("ask:@dispvm:work-dvm");
+  });
+});
+
+// The streamed rows the CLI prints (one decision grid, rows made as they are read) are whoCan's and whatCan's, row for row.
+describe("whoCanRows and whatCanRows", () => {
+  const calls = space.services.flatMap((s) => s.arguments.map((a) => ({ service: s.service, argument: a.argument })));
+  it.each(calls)("who-can $service$argument: every target, and each target alone", ({ service, argument }) => {
+    const rows = whoCanRows(policy, system, { service, argument });
+    expect([...rows]).toEqual(whoCan(policy, system, { service, argument }));
+    // Iterable again, with the same rows.
+    expect([...rows].length).toBe(space.qubes.length * space.targets.length);
+    for (const target of space.targets) expect([...whoCanRows(policy, system, { service, argument, target })]).toEqual(whoCan(policy, system, { service, argument, target }));
+  });
+  it.each(space.qubes)("what-can %s", (source) => {
+    expect([...whatCanRows(policy, system, source)]).toEqual(whatCan(policy, system, source));
   });
 });

@@ -71,12 +71,18 @@ export function formatOption(a: ParsedArgs, allowed: readonly string[]): string 
 /**
  * Text written in pieces and passed on in chunks of about 64 KiB, so a
  * large answer (a table of 2,000 × 2,000 cells, a million rows) goes out as
- * it is made and is never one string in memory. `end()` passes on the rest.
+ * it is made and is never one string in memory. Standard output to a pipe
+ * is asynchronous in Node: when the reader is slower than the command, the
+ * sink says so (`write` returns false) and the writer's `blocked` is set;
+ * loops then `await drain()`, so what waits in memory is one chunk, not the
+ * answer. `end()` passes on the rest.
  */
 export class ChunkedWriter {
   private parts: string[] = [];
   private size = 0;
-  constructor(private readonly sink: { write(chunk: string): unknown }) {}
+  /** The sink asked to wait for its `drain` event. */
+  blocked = false;
+  constructor(private readonly sink: { write(chunk: string): unknown; once?(event: "drain", listener: () => void): unknown }) {}
   write(text: string): void {
     this.parts.push(text);
     this.size += text.length;
@@ -84,9 +90,15 @@ export class ChunkedWriter {
   }
   flush(): void {
     if (this.parts.length === 0) return;
-    this.sink.write(this.parts.join(""));
+    if (this.sink.write(this.parts.join("")) === false && this.sink.once) this.blocked = true;
     this.parts = [];
     this.size = 0;
+  }
+  /** Waits until the sink has taken what it holds, when it asked to. */
+  async drain(): Promise<void> {
+    if (!this.blocked) return;
+    await new Promise<void>((resolve) => this.sink.once!("drain", resolve));
+    this.blocked = false;
   }
   end(): void {
     this.flush();

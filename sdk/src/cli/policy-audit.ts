@@ -653,11 +653,15 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
   const diff = diffPolicies(loaded[0]!, loaded[1]!, system);
   const json = a.flags.has("json");
   if (a.flags.has("expand")) {
+    // Written as it goes, waiting for a slow reader (a pipe) rather than queueing the answer in memory.
+    const out = new ChunkedWriter(io.stdout);
     for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
       // The request as decided (never the `*` of the services or arguments no rule names): replayable with `qkit policy eval --requests`.
-      if (json) io.stdout.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
-      else io.stdout.write(oneLine(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}`) + "\n");
+      if (json) out.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
+      else out.write(oneLine(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}`) + "\n");
+      if (out.blocked) await out.drain();
     }
+    out.end();
     return diff.requests ? 1 : 0;
   }
   const groups = groupChanges(changeItems(diff), diff.space);
@@ -819,7 +823,7 @@ function rowCells(r: QueryRow, withService: boolean, texts: TextCache): string[]
 class TextCache {
   private map = new Map<unknown, string>();
   private chars = 0;
-  constructor(private readonly budget = 1 << 25) {}
+  constructor(private readonly budget = 1 << 22) {}
   get(key: unknown, make: () => string): string {
     let t = this.map.get(key);
     if (t === undefined) {
@@ -840,7 +844,7 @@ class TextCache {
  * the whole answer in memory). The text form reads the rows twice: once for
  * the counts of its first line and the widths of its columns, once to print.
  */
-function printRows(rows: Iterable<QueryRow>, a: ParsedArgs, io: CliIO, withService: boolean, header: string): number {
+async function printRows(rows: Iterable<QueryRow>, a: ParsedArgs, io: CliIO, withService: boolean, header: string): Promise<number> {
   const all = a.flags.has("all");
   const out = new ChunkedWriter(io.stdout);
   if (a.flags.has("json")) {
@@ -852,6 +856,7 @@ function printRows(rows: Iterable<QueryRow>, a: ParsedArgs, io: CliIO, withServi
       out.write(
         `{"service":${JSON.stringify(rq.service)},"argument":${JSON.stringify(rq.argument)},"source":${JSON.stringify(rq.source)},"target":${JSON.stringify(rq.target)},"decision":${texts.get(r.decision, () => JSON.stringify(decisionToJson(r.decision)))}}\n`,
       );
+      if (out.blocked) await out.drain();
     }
     out.end();
     return 0;
@@ -877,6 +882,7 @@ function printRows(rows: Iterable<QueryRow>, a: ParsedArgs, io: CliIO, withServi
   for (const r of rows) {
     if (!all && isDenied(r.decision)) continue;
     out.write(line(rowCells(r, withService, texts)));
+    if (out.blocked) await out.drain();
   }
   out.end();
   return 0;
@@ -946,7 +952,7 @@ function isQube(system: SystemInfo, q: string): boolean {
 /** Offered targets a tooltip names; longer offer lists are listed once below the table. */
 const TIP_OFFERS = 12;
 
-function htmlTable(out: ChunkedWriter, t: DecisionGrid, system: SystemInfo, title: string, labels: LabelTable): void {
+async function htmlTable(out: ChunkedWriter, t: DecisionGrid, system: SystemInfo, title: string, labels: LabelTable): Promise<void> {
   const e = (s: string) => xml(s);
   const unknown = new Set<string>();
   const qubeCell = (tag: "th", q: string, scope: string) => {
@@ -1003,12 +1009,13 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
 <tbody>
 `);
   // A row at a time: the page of a 2,000-qube system is hundreds of megabytes.
-  t.sources.forEach((s, i) => {
+  for (let i = 0; i < t.sources.length; i++) {
     const row = t.cells[i]!;
     let cells = "";
     for (let j = 0; j < t.targets.length; j++) cells += `<td ${attrsOf(row[j]!)}>${e(cellText(t.decisions[row[j]!]!, t.targets[j]!))}</td>`;
-    out.write(`${i > 0 ? "\n" : ""}<tr>${qubeCell("th", s, "row")}${cells}</tr>`);
-  });
+    out.write(`${i > 0 ? "\n" : ""}<tr>${qubeCell("th", t.sources[i]!, "row")}${cells}</tr>`);
+    if (out.blocked) await out.drain();
+  }
   const unknownNote = unknown.size
     ? `\n<p class="unknown-note">Label colour unknown (the system model gives no label colour, standard label name or icon) for: ${[...unknown].sort().map(e).join(", ")}; they are marked with an empty box.</p>`
     : "";
@@ -1019,7 +1026,11 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
   const offerLists = [...listed].sort((x, y) => x - y);
   if (offerLists.length) {
     out.write(`\n<h2>Offer lists</h2>\n<ol class="offers">\n`);
-    offerLists.forEach((o, i) => out.write(`${i > 0 ? "\n" : ""}<li value="${o + 1}">${t.offers[o]!.map(e).join(", ")}</li>`));
+    for (let i = 0; i < offerLists.length; i++) {
+      const o = offerLists[i]!;
+      out.write(`${i > 0 ? "\n" : ""}<li value="${o + 1}">${t.offers[o]!.map(e).join(", ")}</li>`);
+      if (out.blocked) await out.drain();
+    }
     out.write("\n</ol>");
   }
   out.write(`
@@ -1034,7 +1045,7 @@ caption { caption-side: top; text-align: left; font-size: 15px; font-weight: 600
  * `targets_for_ask`, and without `intended_target` where that is the cell's
  * column; `cells[i][j]` is an index into `decisions`.
  */
-function compactTableJson(out: ChunkedWriter, t: DecisionGrid): void {
+async function compactTableJson(out: ChunkedWriter, t: DecisionGrid): Promise<void> {
   const texts: string[] = [];
   const ids = new Map<string, number>();
   // Per grid decision: its entry when the intended target is its column (odd) or not (even).
@@ -1067,28 +1078,32 @@ function compactTableJson(out: ChunkedWriter, t: DecisionGrid): void {
   out.write(`${head},"decisions":[`);
   texts.forEach((x, i) => out.write(i > 0 ? "," + x : x));
   out.write(`],"cells":[`);
-  t.cells.forEach((row, i) => {
+  for (let i = 0; i < t.cells.length; i++) {
+    const row = t.cells[i]!;
     const ids = new Array<number>(row.length);
     for (let j = 0; j < row.length; j++) ids[j] = idOf(row[j]!, j);
     out.write(`${i > 0 ? "," : ""}[${ids.join(",")}]`);
-  });
+    if (out.blocked) await out.drain();
+  }
   out.write("]}\n");
 }
 
 /** `--format json-cells` (version 1): every cell's whole decision, written a row at a time (each distinct decision encoded once per column at most, while they fit in memory). */
-function expandedTableJson(out: ChunkedWriter, t: DecisionGrid): void {
+async function expandedTableJson(out: ChunkedWriter, t: DecisionGrid): Promise<void> {
   const texts = new TextCache();
   const head = JSON.stringify({ service: t.service, argument: t.argument, sources: t.sources, targets: t.targets }).slice(0, -1);
   out.write(`${head},"cells":[`);
-  t.cells.forEach((row, i) => {
+  for (let i = 0; i < t.cells.length; i++) {
+    const row = t.cells[i]!;
     out.write(i > 0 ? ",[" : "[");
     for (let j = 0; j < row.length; j++) {
       const k = row[j]!;
       const mk = t.relative[k] ? t.decisions.length + k * row.length + j : k;
       out.write((j > 0 ? "," : "") + texts.get(mk, () => JSON.stringify(decisionToJson(gridDecision(t, i, j)))));
+      if (out.blocked) await out.drain();
     }
     out.write("]");
-  });
+  }
   out.write("]}\n");
 }
 
@@ -1118,28 +1133,29 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   const out = new ChunkedWriter(sink ?? io.stdout);
   const head = ["source \\ target", ...t.targets];
   const cell = (i: number, j: number) => cellText(t.decisions[t.cells[i]![j]!]!, t.targets[j]!);
-  const rows = (line: (cells: string[]) => string) => {
+  const rows = async (line: (cells: string[]) => string) => {
     for (let i = 0; i < t.sources.length; i++) {
       const r = new Array<string>(t.targets.length + 1);
       r[0] = t.sources[i]!;
       for (let j = 0; j < t.targets.length; j++) r[j + 1] = cell(i, j);
       out.write(line(r));
+      if (out.blocked) await out.drain();
     }
   };
   if (format === "csv") {
     const line = (r: string[]) => r.map(csvCell).join(",") + "\r\n";
     out.write(line(head));
-    rows(line);
+    await rows(line);
   } else if (format === "markdown") {
     const line = (r: string[]) => `| ${r.map(mdCell).join(" | ")} |\n`;
     out.write(line(head));
     out.write(`|${head.map(() => " --- ").join("|")}|\n`);
-    rows(line);
+    await rows(line);
   } else if (format === "html") {
     const { STANDARD_LABEL_COLOURS, labelOfIcon } = await import("../apply/future.js");
-    htmlTable(out, t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
-  } else if (format === "json") compactTableJson(out, t);
-  else if (format === "json-cells") expandedTableJson(out, t);
+    await htmlTable(out, t, system, `${a.positionals[0]}: decisions by source and target`, { colours: STANDARD_LABEL_COLOURS, labelOfIcon });
+  } else if (format === "json") await compactTableJson(out, t);
+  else if (format === "json-cells") await expandedTableJson(out, t);
   else {
     // Columns as wide as their widest cell (escaped to one line): measured in a first pass over the grid.
     // (The header's last name sets no width: it is the end of its line, as a data row's last cell is not.)
@@ -1150,7 +1166,7 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
     }
     const line = (r: string[]) => (r.map((c, i) => oneLine(c).padEnd(widths[i]!)).join("  ") + "  ").trimEnd() + "\n";
     out.write(head.map((c, i) => (i === head.length - 1 ? oneLine(c) : oneLine(c).padEnd(widths[i]!))).join("  ").trimEnd() + "\n");
-    rows(line);
+    await rows(line);
   }
   out.end();
   return sink === undefined || sink.finish() ? 0 : 2;
