@@ -20,6 +20,7 @@
  *    measures the real engine on the same generated policies.
  * 6. Runs bench/sdk.mjs, bench/lsp.mjs and bench/template.mjs when they exist (unless --policy-only).
  *    Then bench/plan.mjs (a template plan against a 100-qube simulated system over a socket).
+ *    bench/diff.mjs and bench/scale.mjs (the auditor's commands on a 2,000-qube system) follow.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -287,6 +288,8 @@ async function main() {
     }
     process.stdout.write("\n== bench/diff.mjs ==\n");
     if (spawnSync(process.execPath, [join(ROOT, "bench", "diff.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
+    process.stdout.write("\n== bench/scale.mjs ==\n");
+    if (spawnSync(process.execPath, [join(ROOT, "bench", "scale.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
     process.stdout.write("\n== bench/flow.mjs ==\n");
     if (spawnSync(process.execPath, [join(ROOT, "bench", "flow.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
   }
