@@ -181,7 +181,7 @@ function quiet(req: PolicyRequest, system: SystemInfo | undefined, systemFile: s
 
 /** For a stream: the "did you mean" of each unknown name, and the names it picks from (listed once, with their lower-cased lengths). */
 interface NearQubes {
-  names: { name: string; lowerLength: number }[] | undefined;
+  names: QubeNames | undefined;
   memo: Map<string, string>;
   /** The warnings about unknown names, by role and name (see `unknownQube`). */
   said: Map<string, string>;
@@ -191,7 +191,7 @@ interface NearQubes {
 function nearQube(name: string, system: SystemInfo, near?: NearQubes): string {
   let s = near?.memo.get(name);
   if (s === undefined) {
-    s = didYouMean(name, near ? plausible(name, (near.names ??= qubeNames(system).map((n) => ({ name: n, lowerLength: n.toLowerCase().length })))) : qubeNames(system));
+    s = didYouMean(name, near ? plausible(name, (near.names ??= qubeNamesIndex(qubeNames(system)))) : qubeNames(system));
     // Bounded: a memo for repeated names, not a store of every name ever seen.
     if (near) {
       if (near.memo.size >= 4096) near.memo.clear();
@@ -202,17 +202,61 @@ function nearQube(name: string, system: SystemInfo, near?: NearQubes): string {
 }
 
 /**
+ * The qube names {@link plausible} picks from: in their order, and indexed
+ * so that a word's candidates are found without reading every name (a
+ * stream can have a thousand unknown names, each read against every qube:
+ * on a stream's first lines, before that loop is optimised, that cost more
+ * than deciding the requests).
+ */
+interface QubeNames {
+  names: string[];
+  /** Per lower-cased length: the indices of the names of that length, ascending. */
+  byLength: Map<number, number[]>;
+  /** The indices in the order of the names' code units: the names that start with a word are one run of it. */
+  sorted: number[];
+}
+
+function qubeNamesIndex(names: string[]): QubeNames {
+  const byLength = new Map<number, number[]>();
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i]!.toLowerCase().length;
+    const ids = byLength.get(n);
+    if (ids === undefined) byLength.set(n, [i]);
+    else ids.push(i);
+  }
+  const sorted = names.map((_, i) => i).sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+  return { names, byLength, sorted };
+}
+
+/**
  * The names `suggest` (cli/text.ts) could propose for `word`, in order: it
  * proposes a name within an edit distance of a third of the word's length
  * (at least 1), which needs lower-cased lengths that close, or a name that
  * starts with the word. The others are left out before it measures any
- * distance (the answer is the same, reached without them).
+ * distance (the answer is the same, reached without them): the names of
+ * each length close enough, and the run of names that start with the word.
  */
-function plausible(word: string, names: { name: string; lowerLength: number }[]): string[] {
+function plausible(word: string, q: QubeNames): string[] {
   const limit = Math.max(1, Math.floor(word.length / 3));
   const w = word.toLowerCase().length;
+  const { names, sorted } = q;
+  const picked: number[] = [];
+  for (let n = Math.max(0, w - limit); n <= w + limit; n++) {
+    const ids = q.byLength.get(n);
+    if (ids !== undefined) for (const i of ids) picked.push(i);
+  }
+  // The first name not before `word`: where the names that start with it begin.
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (names[sorted[mid]!]! < word) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let k = lo; k < sorted.length && names[sorted[k]!]!.startsWith(word); k++) picked.push(sorted[k]!);
+  picked.sort((a, b) => a - b);
   const out: string[] = [];
-  for (const n of names) if (Math.abs(n.lowerLength - w) <= limit || n.name.startsWith(word)) out.push(n.name);
+  for (let k = 0; k < picked.length; k++) if (k === 0 || picked[k] !== picked[k - 1]) out.push(names[picked[k]!]!);
   return out;
 }
 
