@@ -118,7 +118,7 @@ describe("qkit template over a socket", () => {
     expect((await qkit("template", "plan", "laptop.json", "--out", "again.plan")).code).toBe(0);
     expect((await qkit("template", "plan", "laptop.json", "--out", "again.plan")).code).toBe(0);
     const noDir = await qkit("template", "plan", "laptop.json", "--out", "no/such/dir/p.json");
-    expect([noDir.code, noDir.err]).toEqual([1, "qkit template plan: cannot write no/such/dir/p.json: ENOENT; check that its directory exists and is writable [cannot-write]\n"]);
+    expect([noDir.code, noDir.err]).toEqual([1, "qkit template plan: cannot write no/such/dir/p.json: No such file or directory; check that its directory exists and is writable [cannot-write]\n"]);
     fs.mkdirSync(path.join(dir, "plans"), { recursive: true });
     const isDir = await qkit("template", "plan", "laptop.json", "--out", "plans");
     expect([isDir.code, isDir.err]).toEqual([1, "qkit template plan: plans is a directory; give --out a file name [cannot-write]\n"]);
@@ -128,7 +128,7 @@ describe("qkit template over a socket", () => {
     fs.writeFileSync(path.join(dir, "afile"), "");
     const journal = await qkit("template", "apply", "laptop4.json", "--yes", "--journal", "afile/j.ndjson");
     expect(journal.code).toBe(1);
-    expect(journal.err).toMatch(/^qkit template apply: cannot write the journal \S+afile\/j\.ndjson: (ENOTDIR|EEXIST); nothing was changed; pass --journal FILE in a writable directory \[cannot-write\]\n$/);
+    expect(journal.err).toMatch(/^qkit template apply: cannot write the journal \S+afile\/j\.ndjson: (Not a directory|File exists); nothing was changed; pass --journal FILE in a writable directory \[cannot-write\]\n$/);
     expect((await qkit("template", "plan", "laptop4.json", "--detailed-exitcode")).code).toBe(2);
   });
 

@@ -128,7 +128,7 @@ describe("qkit template export from the simulator", () => {
     expect([exists.code, exists.out, exists.err]).toEqual([1, "", "qkit template export: mine.qubes.yaml already exists; choose another --out file or remove it first [file-exists]\n"]);
     expect(fs.readFileSync(path.join(dir, "mine.qubes.yaml"), "utf8")).toBe("qkit: 1\nstack: mine\n");
     const missing = await qkit("template", "export", "vault", "--out", "no/such/dir/x.qubes.yaml");
-    expect([missing.code, missing.err]).toEqual([1, "qkit template export: cannot write no/such/dir/x.qubes.yaml: ENOENT; check that its directory exists and is writable [cannot-write]\n"]);
+    expect([missing.code, missing.err]).toEqual([1, "qkit template export: cannot write no/such/dir/x.qubes.yaml: No such file or directory; check that its directory exists and is writable [cannot-write]\n"]);
     fs.mkdirSync(path.join(dir, "adir.qubes.yaml"));
     const isDir = await qkit("template", "export", "vault", "--out", "adir.qubes.yaml");
     expect([isDir.code, isDir.err]).toEqual([1, "qkit template export: adir.qubes.yaml already exists; choose another --out file or remove it first [file-exists]\n"]);

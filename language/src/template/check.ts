@@ -79,6 +79,16 @@ function readDoc(fs: StackFileSystem, path: string, options: CheckStackOptions, 
   return doc;
 }
 
+/** The host's reason a file cannot be read, when it says one (never throws). */
+function readProblem(fs: StackFileSystem, path: string): { reason: string; help: string } | undefined {
+  try {
+    const r = fs.readProblem?.(path);
+    return r && typeof r.reason === "string" && typeof r.help === "string" ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function run(fs: StackFileSystem, entry: string, options: CheckStackOptions, documents: Map<string, StackDocument>, acc: Accumulator, blocks: EmbeddedPolicy[]): StackCheckResult {
   const system = options.system;
   const entryDoc = readDoc(fs, entry, options, documents);
@@ -111,7 +121,8 @@ function run(fs: StackFileSystem, entry: string, options: CheckStackOptions, doc
     included.add(path);
     const doc = readDoc(fs, path, options, documents);
     if (!doc) {
-      acc.diagnostics.push(diagnosticAt(at, "include-not-found", "error", `cannot read included file ${path}`, inc.span, "paths are relative to the including file"));
+      const why = readProblem(fs, path);
+      acc.diagnostics.push(diagnosticAt(at, "include-not-found", "error", `cannot read included file ${path}${why ? `: ${why.reason}` : ""}`, inc.span, why?.help ?? "paths are relative to the including file"));
       continue;
     }
     acc.diagnostics.push(...doc.diagnostics);
@@ -138,7 +149,8 @@ function run(fs: StackFileSystem, entry: string, options: CheckStackOptions, doc
     const path = resolve(use.file, use.bundlePath);
     const doc = readDoc(fs, path, options, documents);
     if (!doc) {
-      acc.diagnostics.push(diagnosticAt(at, "bundle-not-found", "error", `cannot read bundle ${path}`, use.bundleSpan, "paths are relative to the using file"));
+      const why = readProblem(fs, path);
+      acc.diagnostics.push(diagnosticAt(at, "bundle-not-found", "error", `cannot read bundle ${path}${why ? `: ${why.reason}` : ""}`, use.bundleSpan, why?.help ?? "paths are relative to the using file"));
       continue;
     }
     if (!bundleDiagnosticsAdded.has(path)) {

@@ -7,6 +7,12 @@ import type { Severity, Span } from "../diagnostics.js";
 /** How the checker reads stack, include and bundle files. Absolute POSIX paths; `undefined` for a missing file; never throws. */
 export interface StackFileSystem {
   readFile(path: string): string | undefined;
+  /**
+   * Why `path` cannot be read, in the host's words (`Permission denied`, `it is a directory`),
+   * with what to do; asked only after `readFile` gave `undefined`. Without it (or `undefined`),
+   * the file is said to be missing.
+   */
+  readProblem?(path: string): { reason: string; help: string } | undefined;
 }
 
 /** One qube of the live system, as far as the checker needs it. */

@@ -143,6 +143,10 @@ export interface ApplyFailure {
   message: string;
   /** One line: the step, the call, the exception and message. */
   summary: string;
+  /** The error the call failed with (a transport failure: qubesd gone, the connection reset). */
+  error?: unknown;
+  /** How many of the step's calls went through before this one (a step is several calls). */
+  callsDone?: number;
 }
 
 /** What an apply did. */
@@ -231,7 +235,7 @@ export async function executePlan(plan: Plan, conn: ApplyConnection, options: Ex
         const message = e instanceof Error ? e.message : String(e);
         journal?.write({ event: "call", step: step.id, call: logged, ok: false, error: { type, message } });
         const summary = `step ${i + 1}/${total} ${step.id} failed: ${describeCall(c)}: ${type}: ${message}`;
-        result.failure = { step, call: c, type, message, summary };
+        result.failure = { step, call: c, type, message, summary, error: e, callsDone: step.calls.indexOf(c) };
         options.onStep?.({ index: i + 1, total, step, status: "failed", ms: Date.now() - started });
         journal?.write({ event: "apply-failed", step: step.id, applied: result.applied });
         return result;

@@ -235,7 +235,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 }
 
 /** The options that name a file a command writes. */
-const OUTPUT_OPTIONS = ["--output", "--coverage-output"];
+const OUTPUT_OPTIONS = ["--output", "--coverage-output", "--out"];
 
 /**
  * Why the files a command would write must not be written (a one-line message), or undefined:
@@ -352,6 +352,8 @@ const isEntry = (() => {
 export function runAsProgram(): void {
   // `qkit … | head`: a closed pipe ends the command quietly instead of crashing.
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    // A command that listens itself (\`template apply\`: it must not die between two calls) decides.
+    if (process.stdout.listenerCount("error") > 1) return;
     if (err.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
     // Any other failure to write the answer (a full disk, an I/O error): one line, in the OS's words.
     process.stderr.write(`qkit: cannot write to standard output: ${osMessage(err)}; check where the output goes [cannot-write]\n`);

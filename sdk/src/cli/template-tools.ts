@@ -16,10 +16,11 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, takeRepeated, type ConnectionInfo, type ParsedArgs } from "./connect.js";
 import { describeFailure } from "./failure.js";
-import { QubesTransportError } from "../errors.js";
+import { QubesDaemonAccessError } from "../errors.js";
 import { renderExplanation } from "./policy.js";
 import { explanationJson } from "./policy-eval.js";
 import { osMessage } from "./text.js";
+import { inputsOf, MAX_INPUT_BYTES, readBounded, type InputFiles, type ReadOutcome } from "./input-files.js";
 
 /**
  * A failure with a stable code, printed as one line: exit 2 for an input the
@@ -36,25 +37,17 @@ class ToolFailure extends Error {
   }
 }
 
-/** An input file that cannot be read: a directory, or the OS's reason. */
-export function unreadable(file: string, abs: string, what: string): ToolFailure {
-  let isDir = false;
-  try {
-    isDir = fs.statSync(abs).isDirectory();
-  } catch {
-    // not there, or not reachable: the read's own error says which
-  }
-  if (isDir) return new ToolFailure(`${file} is a directory; give ${what}`, "is-a-directory", true);
-  let reason = "cannot be read";
-  let errno: string | undefined;
-  try {
-    fs.readFileSync(abs);
-  } catch (e) {
-    reason = osMessage(e);
-    errno = (e as NodeJS.ErrnoException).code;
-  }
-  const f = readFailure(errno);
-  return new ToolFailure(`cannot read ${file}: ${reason}; ${f.advice}`, f.code, true);
+/**
+ * An input file that cannot be read: a directory, one too large, or the OS's reason. `outcome`
+ * is what reading it gave (read again here when not given).
+ */
+export function unreadable(file: string, abs: string, what: string, outcome?: ReadOutcome): ToolFailure {
+  const r = outcome ?? readBounded(abs);
+  if ("text" in r) return new ToolFailure(`cannot read ${file}; ${readFailure(undefined).advice}`, "cannot-read", true);
+  if (r.tooLarge) return new ToolFailure(`cannot read ${file}: it holds more than ${MAX_INPUT_BYTES / (1024 * 1024)} MiB (or never ends); give ${what}`, "file-too-large", true);
+  if (r.error.code === "EISDIR") return new ToolFailure(`${file} is a directory; give ${what}`, "is-a-directory", true);
+  const f = readFailure(r.error.code);
+  return new ToolFailure(`cannot read ${file}: ${osMessage(r.error)}; ${f.advice}`, f.code, true);
 }
 
 /**
@@ -91,7 +84,7 @@ async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promi
     }
     // qubesd unreachable or gone: the wording of plan and apply, with what to do.
     const info = connections.get(io);
-    if (e instanceof QubesTransportError && info?.via !== undefined) {
+    if (e instanceof QubesDaemonAccessError && info?.via !== undefined) {
       const f = describeFailure(e, info);
       if (f) {
         io.stderr.write(`qkit template ${name}: ${f.message} [${f.code}]\n`);
@@ -105,15 +98,23 @@ async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promi
   }
 }
 
-const diskReader = {
-  readFile(p: string): string | undefined {
-    try {
-      return fs.readFileSync(p, "utf8");
-    } catch {
-      return undefined;
-    }
-  },
-};
+/**
+ * How the checker reads the stack's files: each once per run and bounded (`input-files.ts`);
+ * for one that cannot be read, the OS's reason and what to do (`include:`/`use:` diagnostics).
+ */
+export function stackReader(files: InputFiles): { readFile(p: string): string | undefined; readProblem(p: string): { reason: string; help: string } | undefined } {
+  return {
+    readFile: (p) => files.text(p),
+    readProblem(p) {
+      const r = files.outcome(p);
+      if ("text" in r) return undefined;
+      if (r.tooLarge) return { reason: `it holds more than ${MAX_INPUT_BYTES / (1024 * 1024)} MiB (or never ends)`, help: "name a *.qubes.yaml file" };
+      if (r.error.code === "EISDIR") return { reason: "it is a directory", help: "name a *.qubes.yaml file" };
+      const f = readFailure(r.error.code);
+      return { reason: osMessage(r.error), help: f.code === "file-not-found" ? "paths are relative to the file that names it" : f.advice };
+    },
+  };
+}
 
 /** {@link connect}, remembering where the connection went for {@link guarded}'s failure line. */
 function connectFor(flags: Map<string, string | true>, io: CliIO): ReturnType<typeof connect> {
@@ -125,8 +126,9 @@ function connectFor(flags: Map<string, string | true>, io: CliIO): ReturnType<ty
 /** Reads a GetSystemInfo JSON file (`qkit system snapshot`), optionally with the extension keys of what-if. */
 function readSystemFile(file: string, io: CliIO): WhatIfSystem {
   const abs = path.resolve(io.cwd, file);
-  const text = diskReader.readFile(abs);
-  if (text === undefined) throw unreadable(file, abs, "--system a `qkit system snapshot` JSON file");
+  const read = inputsOf(io).outcome(abs);
+  if (!("text" in read)) throw unreadable(file, abs, "--system a `qkit system snapshot` JSON file", read);
+  const text = read.text;
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -194,7 +196,7 @@ function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.Wri
   const texts = new Map<string, string>();
   for (const d of diags) {
     let src = texts.get(d.file);
-    if (src === undefined) texts.set(d.file, (src = diskReader.readFile(d.file) ?? ""));
+    if (src === undefined) texts.set(d.file, (src = inputsOf(io).text(d.file) ?? ""));
     const col = columnAt(src, d.span.start);
     to.write(`${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`);
     if (d.help) to.write(`  help: ${d.help}\n`);
@@ -202,7 +204,7 @@ function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.Wri
 }
 
 function diagnosticJson(d: TemplateDiagnostic, io: CliIO): unknown {
-  const src = diskReader.readFile(d.file) ?? "";
+  const src = inputsOf(io).text(d.file) ?? "";
   const col = columnAt(src, d.span.start);
   return { file: path.relative(io.cwd, d.file) || d.file, line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end };
 }
@@ -215,18 +217,19 @@ function isModel(x: unknown): x is StackModel {
 /** Reads a stack: a `*.qubes.yaml` (checked) or a stack model as JSON (what `defineStack` returns). */
 function loadStack(file: string, io: CliIO, system: StackSystem | undefined): { model?: StackModel; diagnostics: TemplateDiagnostic[] } {
   const abs = path.resolve(io.cwd, file);
-  if (diskReader.readFile(abs) === undefined) throw unreadable(file, abs, "a stack file (*.qubes.yaml) or a stack model (*.json)");
+  const read = inputsOf(io).outcome(abs);
+  if (!("text" in read)) throw unreadable(file, abs, "a stack file (*.qubes.yaml) or a stack model (*.json)", read);
   if (abs.endsWith(".json")) {
     let data: unknown;
     try {
-      data = JSON.parse(diskReader.readFile(abs)!);
+      data = JSON.parse(read.text);
     } catch {
-      throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(diskReader.readFile(abs)!, file)}); fix it or write a *.qubes.yaml file`, "invalid-json", true);
+      throw new ToolFailure(`${file} is not valid JSON (${jsonErrorAt(read.text, file)}); fix it or write a *.qubes.yaml file`, "invalid-json", true);
     }
     if (!isModel(data)) throw new ToolFailure(`${file} is not a stack model (expected "format": 1, "stack", "qubes", "policy", "expect"); write a *.qubes.yaml file or use defineStack`, "not-a-stack", true);
     return { model: data, diagnostics: [] };
   }
-  const r = checkStack(diskReader, abs, system ? { system } : {});
+  const r = checkStack(stackReader(inputsOf(io)), abs, system ? { system } : {});
   return r.model ? { model: r.model, diagnostics: r.diagnostics } : { diagnostics: r.diagnostics };
 }
 
@@ -400,7 +403,8 @@ async function runWhatIf(argv: string[], io: CliIO): Promise<number> {
   if (a.positionals.length !== 1) throw new UsageError(a.positionals.length ? "exactly one FILE is expected" : "FILE is required");
   // The stack file first: an unreadable one is said as such (exit 2), before anything connects.
   const fileAbs = path.resolve(io.cwd, a.positionals[0]!);
-  if (diskReader.readFile(fileAbs) === undefined) throw unreadable(a.positionals[0]!, fileAbs, "a stack file (*.qubes.yaml) or a stack model (*.json)");
+  const stackRead = inputsOf(io).outcome(fileAbs);
+  if (!("text" in stackRead)) throw unreadable(a.positionals[0]!, fileAbs, "a stack file (*.qubes.yaml) or a stack model (*.json)", stackRead);
   const sysFile = a.flags.get("--system");
   const dir = a.flags.get("--policy-dir");
   if (typeof sysFile === "string" && hasConnection(a)) throw new UsageError("--system and a connection option exclude each other");
@@ -455,7 +459,7 @@ async function runExport(args: string[], io: CliIO): Promise<number> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "EEXIST") throw new ToolFailure(`${out} already exists; choose another --out file or remove it first`, "file-exists");
-      throw new ToolFailure(`cannot write ${out}: ${code ?? String(e)}; check that its directory exists and is writable`, "cannot-write");
+      throw new ToolFailure(`cannot write ${out}: ${osMessage(e)}; check that its directory exists and is writable`, "cannot-write");
     }
     io.stderr.write(`wrote ${r.qubes.length} qube${r.qubes.length === 1 ? "" : "s"} to ${out}\n`);
   } else io.stdout.write(r.yaml);

@@ -14,8 +14,10 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, type ConnectionInfo, type ParsedArgs } from "./connect.js";
 import { describeFailure } from "./failure.js";
-import { QubesTransportError } from "../errors.js";
-import { columnAt, unreadable } from "./template-tools.js";
+import { QubesDaemonAccessError, QubesTransportError } from "../errors.js";
+import { columnAt, stackReader, unreadable } from "./template-tools.js";
+import { inputsOf, readBounded } from "./input-files.js";
+import { osMessage } from "./text.js";
 import { shadowedStackRules } from "../apply/shadowed.js";
 import {
   adminPolicyTarget,
@@ -130,6 +132,8 @@ ${COMMON}
 
 Ctrl-C (SIGINT) or SIGTERM stops the apply after the step in flight; the
 journal records it, and running apply again resumes from the live state.
+So does standard output closing (\`| head\`: SIGPIPE, exit 141) or failing
+(a full disk: exit 2), said on standard error.
 Before the first step (reading, planning, the rehearsal, the question) it
 stops at once: nothing was changed.
 
@@ -141,7 +145,8 @@ changes a setting of the stack again as a consequence of another
 (warning[undone-by-qubesd]); also 2 for a usage error, --json or
 --progress=ndjson without --yes ([confirmation-required]; nothing was
 changed) or a FILE that cannot be read (the message says which), 130/143
-interrupted by SIGINT/SIGTERM. With --json the same; the document's "ok"
+interrupted by SIGINT/SIGTERM (141 standard output closed, 2 it failed).
+With --json the same; the document's "ok"
 is false exactly when "error" says what stopped the apply (exit 1, 2 for a
 usage error, a missing --yes or an unreadable FILE, 130/143), and
 "matches" is true exactly for exit 0.
@@ -197,13 +202,7 @@ function locate(list: PlanError[], io: CliIO): void {
       continue;
     }
     if (!p || typeof p.file !== "string" || typeof p.start !== "number") continue;
-    if (!texts.has(p.file)) {
-      try {
-        texts.set(p.file, fs.readFileSync(path.resolve(io.cwd, p.file), "utf8"));
-      } catch {
-        texts.set(p.file, undefined);
-      }
-    }
+    if (!texts.has(p.file)) texts.set(p.file, inputsOf(io).text(path.resolve(io.cwd, p.file)));
     const text = texts.get(p.file);
     if (text === undefined) continue;
     const start = Math.max(0, p.start);
@@ -215,10 +214,9 @@ function locate(list: PlanError[], io: CliIO): void {
 /** Refuses a FILE that cannot be read before anything connects (the OS's wording; exit 2, as `check`). */
 function mustRead(file: string, io: CliIO): void {
   const abs = path.resolve(io.cwd, file);
-  try {
-    fs.readFileSync(abs);
-  } catch {
-    const f = unreadable(file, abs, "a stack file (*.qubes.yaml) or a saved plan");
+  const read = inputsOf(io).outcome(abs);
+  if (!("text" in read)) {
+    const f = unreadable(file, abs, "a stack file (*.qubes.yaml) or a saved plan", read);
     throw new CliFailure(f.message, f.code, true);
   }
 }
@@ -279,14 +277,13 @@ type Listed = Array<{ severity: string; code: string; message: string; at: strin
 function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, refused?: (stack: unknown, listed: Listed) => void): StackModel {
   const json = refused !== undefined;
   const abs = path.resolve(io.cwd, file);
-  let text: string;
-  try {
-    text = fs.readFileSync(abs, "utf8");
-  } catch {
+  const read = inputsOf(io).outcome(abs);
+  if (!("text" in read)) {
     // The OS's wording, a directory said as such; input that cannot be read exits 2, as check does.
-    const f = unreadable(file, abs, "the stack file (*.qubes.yaml)");
+    const f = unreadable(file, abs, "the stack file (*.qubes.yaml)", read);
     throw new CliFailure(f.message, f.code, true);
   }
+  const text = read.text;
   if (abs.endsWith(".json")) {
     let data: unknown;
     try {
@@ -307,15 +304,8 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, refuse
     | ((fs: { readFile(p: string): string | undefined }, entry: string, options?: { system?: unknown }) => { model?: StackModel; diagnostics: Array<{ code: string; severity: string; message: string; file: string; line: number; span: { start: number; end: number }; help?: string }> })
     | undefined;
   if (typeof check !== "function") throw new CliFailure(`this build of qkit cannot read stack files yet; pass a stack model as JSON`, "unsupported-format");
-  const reader = {
-    readFile(p: string): string | undefined {
-      try {
-        return fs.readFileSync(p, "utf8");
-      } catch {
-        return undefined;
-      }
-    },
-  };
+  // Each file once (a pipe has its text only the first time), bounded; an unreadable include in the OS's words.
+  const reader = stackReader(inputsOf(io));
   const r = check(reader, abs, live ? { system: stackSystem(live) } : {});
   const errors = r.diagnostics.filter((d) => d.severity === "error");
   if (errors.length || !r.model) {
@@ -473,7 +463,7 @@ function failureLine(e: unknown, io: CliIO): { message: string; code: string; ex
   const info = connections.get(io);
   if (e instanceof QubesTransportError && e.code === "spawn-failed")
     return { message: `${e.message}; outside dom0 give --socket PATH (or QUBESD_SOCKET) and --policy-dir DIR, or run it in dom0`, code: e.code, exit: 1 };
-  if (e instanceof QubesTransportError && info?.via !== undefined) {
+  if (e instanceof QubesDaemonAccessError && info?.via !== undefined) {
     const f = describeFailure(e, info);
     if (f) return { message: f.message, code: f.code, exit: 1 };
   }
@@ -482,15 +472,44 @@ function failureLine(e: unknown, io: CliIO): { message: string; code: string; ex
   return { message: what, code: err.code ?? "error", exit: 1 };
 }
 
+/**
+ * The failed step's line: qubesd's refusal as it said it; qubesd gone or the connection lost in
+ * the commands' one wording (the OS's words, what to do), with whether the call was sent; and the
+ * calls of the step that went through before it (a step is several calls: a creation is done
+ * when its ownership mark fails).
+ */
+function failureSummary(f: ApplyFailure, index: number, total: number, io: CliIO): string {
+  let line = f.summary;
+  const info = connections.get(io);
+  if (f.error instanceof QubesDaemonAccessError && info?.via !== undefined) {
+    const d = describeFailure(f.error, info);
+    if (d) {
+      const sent = f.error instanceof QubesTransportError && f.error.code === "connect-failed" ? "it was not sent" : "whether qubesd made it is not known (`qkit template plan` shows what is left)";
+      line = `step ${index}/${total} ${f.step.id} failed: ${oneLine(`${f.call.method} ${f.call.arg ? `${f.call.arg} ` : ""}on ${f.call.dest}`)}: ${d.message}; ${sent}`;
+    }
+  }
+  const done = f.callsDone ?? 0;
+  if (done > 0) line += `; ${done} of the step's ${f.step.calls.length} calls went through before it (${f.step.calls.slice(0, done).map((c) => c.method).join(", ")})`;
+  return line;
+}
+
 /** Saves a plan for `apply PLAN`; only a previous saved plan is ever overwritten (never a stack file). */
 function writePlanFile(file: string, io: CliIO, plan: Plan): void {
   const out = path.resolve(io.cwd, file);
   let previous: string | undefined;
+  let st: fs.Stats | undefined;
   try {
-    previous = fs.readFileSync(out, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EISDIR") throw new CliFailure(`${file} is a directory; give --out a file name`, "cannot-write");
-    previous = undefined;
+    st = fs.statSync(out);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) throw new CliFailure(`${file} is a directory; give --out a file name`, "cannot-write");
+  // Only a regular file can hold an earlier plan; a device or a pipe (/dev/stdout, /dev/full) is
+  // written to, never read (reading /dev/zero or a pipe would not end).
+  if (st?.isFile()) {
+    const r = readBounded(out);
+    // One that cannot be read, or too large to be a plan, is not shown to be an earlier plan: kept.
+    previous = "text" in r ? r.text : "";
   }
   if (previous !== undefined) {
     let old: unknown;
@@ -504,7 +523,7 @@ function writePlanFile(file: string, io: CliIO, plan: Plan): void {
   try {
     fs.writeFileSync(out, JSON.stringify(plan, null, 1) + "\n", { mode: 0o600 });
   } catch (e) {
-    throw new CliFailure(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check that its directory exists and is writable`, "cannot-write");
+    throw new CliFailure(`cannot write ${file}: ${osMessage(e)}; check that its directory exists and is writable`, "cannot-write");
   }
 }
 
@@ -582,9 +601,19 @@ function removeIfEmpty(file: string): boolean {
 
 /** A signal before any step started: nothing was changed (exit 130/143). */
 class Interrupted extends Error {
-  constructor(readonly signal: NodeJS.Signals) {
-    super("interrupted before any change; nothing was changed");
+  constructor(readonly signal: string) {
+    super(signal.startsWith("SIG") ? "interrupted before any change; nothing was changed" : `stopped before any change, as ${signal}; nothing was changed`);
   }
+}
+
+/**
+ * The exit status of an apply stopped by `reason`: 130/143 for SIGINT/SIGTERM, 141 when
+ * standard output was closed (as SIGPIPE would), 2 when writing to it failed otherwise.
+ */
+function interruptedExit(reason: string): number {
+  if (reason === "SIGTERM") return 143;
+  if (reason === "SIGINT") return 130;
+  return reason.includes("(Broken pipe)") ? 141 : 2;
 }
 
 /**
@@ -623,6 +652,16 @@ function savedPlanProblem(plan: Record<string, unknown>): string | undefined {
   if (!isObject(plan["summary"])) return "`summary` is not an object";
   for (const k of ["restartToTakeEffect", "orphans"]) if (!strings(plan[k])) return `\`${k}\` is not a list of names`;
   for (const k of ["options", "view", "decisionChanges"]) if (plan[k] !== undefined && !isObject(plan[k])) return `\`${k}\` is not an object`;
+  // The view (what the plan read, part by part) says what changed in a stale plan: its shape too.
+  const view = plan["view"];
+  if (isObject(view)) {
+    const digests = (x: unknown) => isObject(x) && Object.values(x).every((v) => typeof v === "string");
+    if (!isObject(view["qubes"]) || !Object.values(view["qubes"]).every(digests)) return "`view.qubes` is not an object of qubes' digests";
+    for (const k of ["globals", "labels", "policy", "available"]) if (!digests(view[k])) return `\`view.${k}\` is not an object of digests`;
+    for (const k of ["pools", "policyNames"]) if (!strings(view[k])) return `\`view.${k}\` is not a list of names`;
+  }
+  const options = plan["options"];
+  if (isObject(options) && options["policyDir"] !== undefined && typeof options["policyDir"] !== "string") return "`options.policyDir` is not a path";
   const ex = plan["expectations"];
   if (ex !== undefined && (!isObject(ex) || typeof ex["total"] !== "number" || !Array.isArray(ex["failed"]) || !ex["failed"].every((f) => isObject(f) && typeof f["expect"] === "string")))
     return "`expectations` is not an object with a total and the failed entries";
@@ -680,6 +719,8 @@ class ApplyReport {
   private error: { code: string; message: string } | null = null;
   private readonly done = new Map<number, StepStatus>();
   private emitted = false;
+  /** Standard output failed or was closed: nothing more is written to it. */
+  private gone = false;
 
   constructor(
     private readonly io: CliIO,
@@ -692,7 +733,12 @@ class ApplyReport {
 
   /** Human text (standard output), left out with --json. */
   say(text: string): void {
-    if (!this.json) this.io.stdout.write(text);
+    if (!this.json && !this.gone) this.io.stdout.write(text);
+  }
+
+  /** Standard output can no longer be written: what is left to say goes nowhere. */
+  outputGone(): void {
+    this.gone = true;
   }
 
   setPlan(plan: Plan): void {
@@ -708,7 +754,7 @@ class ApplyReport {
   step(p: StepProgress, error?: StepStatus["error"]): void {
     const entry: StepStatus = { ...ApplyReport.stepOf(p.step, p.index), status: p.status, ms: p.ms, ...(error ? { error } : {}) };
     this.done.set(p.index, entry);
-    if (this.mode === "ndjson") this.io.stdout.write(JSON.stringify({ qkitApplyStep: 1, total: p.total, ...entry }) + "\n");
+    if (this.mode === "ndjson" && !this.gone) this.io.stdout.write(JSON.stringify({ qkitApplyStep: 1, total: p.total, ...entry }) + "\n");
   }
 
   /**
@@ -729,7 +775,7 @@ class ApplyReport {
 
   /** The document, once, as the last line of standard output (JSON modes only); never throws. */
   emit(exit: number): void {
-    if (!this.json || this.emitted) return;
+    if (!this.json || this.emitted || this.gone) return;
     this.emitted = true;
     let text: string;
     try {
@@ -788,7 +834,7 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
   let interrupt: (e: Interrupted) => void = () => {};
   const interrupted = new Promise<never>((_, reject) => (interrupt = reject));
   interrupted.catch(() => {});
-  const onSignal = (sig: NodeJS.Signals) => {
+  const onSignal = (sig: string) => {
     if (stop.signal.aborted) return;
     if (stepsStarted) io.stderr.write(`qkit template apply: ${sig}: stopping after the step in flight…\n`);
     stop.abort(sig);
@@ -798,16 +844,25 @@ async function runApply(args: string[], io: CliIO, report: ApplyReport): Promise
   const until = <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted]);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Standard output closed (\`| head\`) or failing (a full disk): nothing more is written there, and
+  // the apply stops as on a signal (after the step in flight, journaled and reported on standard
+  // error), never killed half-way by the write's error with a status that says all went well.
+  const onOutputError = (err: unknown) => {
+    report.outputGone();
+    onSignal(`standard output ${(err as NodeJS.ErrnoException)?.code === "EPIPE" ? "was closed" : "failed"} (${osMessage(err)})`);
+  };
+  io.stdout.on("error", onOutputError);
   try {
     return await applyRun(args, io, report, { stop, until, started: () => (stepsStarted = true) });
   } catch (e) {
     if (!(e instanceof Interrupted)) throw e;
     report.fail("interrupted", e.message);
     io.stderr.write(`qkit template apply: ${e.message} [interrupted]\n`);
-    return e.signal === "SIGTERM" ? 143 : 130;
+    return interruptedExit(e.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    // Left on the stream: a write that fails after the run ends is not a crash either.
   }
 }
 
@@ -830,7 +885,7 @@ async function applyRun(
   let planned: LiveSystem | undefined;
   mustRead(p.file, io);
   try {
-    const text = fs.readFileSync(path.resolve(io.cwd, p.file), "utf8");
+    const text = inputsOf(io).text(path.resolve(io.cwd, p.file)) ?? "";
     // A saved plan is recognised by its content, whatever its name (`--out PLAN` takes any name).
     saved = text.trimStart().startsWith("{") ? JSON.parse(text) : undefined;
   } catch {
@@ -884,7 +939,7 @@ async function applyRun(
     journal = fileJournal(journalPath);
   } catch (e) {
     if (e instanceof JournalRefused) throw journalRefusal(typeof journalFlag === "string" ? journalFlag : journalPath);
-    throw new CliFailure(`cannot write the journal ${journalPath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
+    throw new CliFailure(`cannot write the journal ${journalPath}: ${osMessage(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
   }
   report.journal = journalPath;
   report.say(`Journal: ${journalPath}\n`);
@@ -962,17 +1017,17 @@ async function applyRun(
     const again = fromSaved ? "make a new plan (`qkit template plan STACK --out PLAN`) and apply it to resume from the live state" : "run apply again to resume from the live state";
     if (r.interrupted) {
       const left = r.total - r.applied - r.deferred;
-      const message = `interrupted by ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${left} not applied (next: ${r.interrupted.next.id}); ${again} (journal ${journalPath})`;
+      const message = `${r.interrupted.reason.startsWith("SIG") ? "interrupted by" : "stopped, as"} ${r.interrupted.reason}: applied ${r.applied} of ${r.total} steps, ${left} not applied (next: ${r.interrupted.next.id}); ${again} (journal ${journalPath})`;
       if (resume) report.resume = resume;
       report.fail("interrupted", message);
       io.stderr.write(`qkit template apply: ${message} [interrupted]\n`);
-      return r.interrupted.reason === "SIGTERM" ? 143 : 130;
+      return interruptedExit(r.interrupted.reason);
     }
     if (r.failure) {
       const index = plan.steps.indexOf(r.failure.step) + 1;
       report.failedStep(r.failure, index, failedProgress ?? { index, total: r.total, step: r.failure.step, status: "failed", ms: 0 });
       if (resume) report.resume = resume;
-      throw new CliFailure(`${r.failure.summary}; applied ${r.applied} of ${r.total} steps; ${again} (journal ${journalPath})`, "apply-failed");
+      throw new CliFailure(`${failureSummary(r.failure, index, r.total, io)}; applied ${r.applied} of ${r.total} steps; ${again} (journal ${journalPath})`, "apply-failed");
     }
     report.say(`Applied ${r.applied} step${r.applied === 1 ? "" : "s"}${r.deferred ? `; ${r.deferred} deferred, so the system does not match the stack yet (stop the qubes named, or use --restart=if-needed, and apply again)` : ""}.\n`);
     if (undone) report.say(`qubesd changed ${undone} setting${undone === 1 ? "" : "s"} of the stack again (warning[undone-by-qubesd] above): the system does not match the stack.\n`);
