@@ -17,22 +17,31 @@ const NETVM_PHASE = 20;
  */
 export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmOrder: string[], clients: Map<string, string[]> = new Map()): PlanStep[] {
   const byId = new Map(steps.map((s) => [s.id, s]));
-  orderHalts(steps, clients);
+  // Each object's steps, in plan order (looked up per step below: a plan of thousands of qubes
+  // must not scan every step for each of them).
+  const byObject = new Map<string, PlanStep[]>();
+  for (const s of steps) {
+    const list = byObject.get(s.object);
+    if (list) list.push(s);
+    else byObject.set(s.object, [s]);
+  }
+  const stepsOf = (object: string): PlanStep[] => byObject.get(object) ?? [];
+  orderHalts(steps, clients, stepsOf);
   const index = new Map(steps.map((s, i) => [s.id, i]));
   // The netvm changes run as a chain, in the computed order.
   for (let i = 1; i < netvmOrder.length; i++) byId.get(netvmOrder[i]!)?.requires.push(netvmOrder[i - 1]!);
   // A transient `none` comes before the final value of the same qube.
   for (const id of netvmOrder) if (id.endsWith(".p.netvm.none")) byId.get(id.slice(0, -".none".length))?.requires.push(id);
   const netvmSteps = steps.filter((s) => phase.get(s.id) === NETVM_PHASE).map((s) => s.id);
-  const nonRemoval = steps.filter((s) => s.kind !== "remove" && s.kind !== "start" && !(s.kind === "shutdown" && s.effect === "needs-halt" && s.key === "power" && s.id.endsWith(".shutdown") && s.after === "halted" && steps.some((r) => r.id === `${s.object}.remove`)));
+  const nonRemoval = steps.filter((s) => s.kind !== "remove" && s.kind !== "start" && !(s.kind === "shutdown" && s.effect === "needs-halt" && s.key === "power" && s.id.endsWith(".shutdown") && s.after === "halted" && byId.has(`${s.object}.remove`)));
   for (const s of steps) {
     if (phase.get(s.id) === RELEASE_PHASE) s.requires.push(...netvmSteps);
     // Removals wait for every other change (dependents re-pointed first), but not for changes that are deferred anyway.
     if (s.kind === "remove") s.requires.push(...nonRemoval.filter((x) => (x.object !== s.object || x.kind !== "shutdown") && !x.deferred).map((x) => x.id));
-    if (s.kind === "record-keys" && s.target.startsWith("qube ") && !s.id.endsWith(".keys-first")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start" && x.kind !== "remove").map((x) => x.id));
+    if (s.kind === "record-keys" && s.target.startsWith("qube ") && !s.id.endsWith(".keys-first")) s.requires.push(...stepsOf(s.object).filter((x) => x !== s && x.kind !== "start" && x.kind !== "remove").map((x) => x.id));
     // A provider started for a running client starts configured (its ownership record may wait).
-    if (s.id.endsWith(".start-for-netvm")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start" && x.kind !== "remove" && x.kind !== "shutdown" && !(x.kind === "record-keys" && !x.id.endsWith(".keys-first"))).map((x) => x.id));
-    if (s.kind === "start" && !s.id.endsWith(".start-for-netvm")) s.requires.push(...steps.filter((x) => x.object === s.object && x !== s && x.kind !== "start").map((x) => x.id));
+    if (s.id.endsWith(".start-for-netvm")) s.requires.push(...stepsOf(s.object).filter((x) => x !== s && x.kind !== "start" && x.kind !== "remove" && x.kind !== "shutdown" && !(x.kind === "record-keys" && !x.id.endsWith(".keys-first"))).map((x) => x.id));
+    if (s.kind === "start" && !s.id.endsWith(".start-for-netvm")) s.requires.push(...stepsOf(s.object).filter((x) => x !== s && x.kind !== "start").map((x) => x.id));
   }
   // Only edges to steps of this plan, no duplicates, no self-edges.
   for (const s of steps) s.requires = [...new Set(s.requires)].filter((r) => r !== s.id && byId.has(r));
@@ -50,23 +59,28 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
     }
   }
   for (const s of steps) if (s.kind === "record-keys") s.requires = s.requires.filter((r) => !byId.get(r)!.deferred);
-  // Kahn's algorithm, smallest (phase, declaration index) first.
+  // Kahn's algorithm, smallest (phase, declaration index) first: the ready steps in a binary heap
+  // (re-sorting them at every step made a plan of thousands of qubes quadratic).
   const indegree = new Map(steps.map((s) => [s.id, s.requires.length]));
   const users = new Map<string, string[]>();
-  for (const s of steps) for (const r of s.requires) users.set(r, [...(users.get(r) ?? []), s.id]);
-  const key = (id: string) => [phase.get(id) ?? 0, index.get(id) ?? 0] as const;
-  const ready = steps.filter((s) => s.requires.length === 0).map((s) => s.id);
+  for (const s of steps)
+    for (const r of s.requires) {
+      const list = users.get(r);
+      if (list) list.push(s.id);
+      else users.set(r, [s.id]);
+    }
+  const ready = new StepHeap((a, b) => cmpKey(phase.get(a) ?? 0, index.get(a) ?? 0, phase.get(b) ?? 0, index.get(b) ?? 0));
+  for (const s of steps) if (s.requires.length === 0) ready.push(s.id);
   const out: PlanStep[] = [];
   const done = new Set<string>();
-  while (ready.length || done.size < steps.length) {
-    if (!ready.length) {
+  while (ready.size || done.size < steps.length) {
+    if (!ready.size) {
       // A cycle (never expected): take the smallest remaining step to make progress.
-      const rest = steps.filter((s) => !done.has(s.id)).map((s) => s.id);
-      rest.sort((a, b) => cmpKey(key(a), key(b)));
-      ready.push(rest[0]!);
+      let best: string | undefined;
+      for (const s of steps) if (!done.has(s.id) && (best === undefined || cmpKey(phase.get(s.id) ?? 0, index.get(s.id)!, phase.get(best) ?? 0, index.get(best)!) < 0)) best = s.id;
+      ready.push(best!);
     }
-    ready.sort((a, b) => cmpKey(key(a), key(b)));
-    const id = ready.shift()!;
+    const id = ready.pop()!;
     if (done.has(id)) continue;
     done.add(id);
     out.push(byId.get(id)!);
@@ -77,6 +91,47 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
     }
   }
   return out;
+}
+
+/** A binary min-heap of step ids, ordered by `cmp` (negative: the first comes out first). */
+class StepHeap {
+  private readonly items: string[] = [];
+  constructor(private readonly cmp: (a: string, b: string) => number) {}
+  get size(): number {
+    return this.items.length;
+  }
+  push(id: string): void {
+    const a = this.items;
+    a.push(id);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.cmp(a[i]!, a[p]!) >= 0) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+  pop(): string | undefined {
+    const a = this.items;
+    if (a.length === 0) return undefined;
+    const top = a[0]!;
+    const last = a.pop()!;
+    if (a.length) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.cmp(a[l]!, a[m]!) < 0) m = l;
+        if (r < a.length && this.cmp(a[r]!, a[m]!) < 0) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
 }
 
 /** Whether `s` stops a running qube (for a change that needs a halt, `state: halted`, or a removal). */
@@ -92,7 +147,7 @@ function isHalt(s: PlanStep): boolean {
  * those clients. A client that stays connected and running keeps the
  * provider's halt (and what waits for it) deferred, with the reason.
  */
-function orderHalts(steps: PlanStep[], clients: Map<string, string[]>): void {
+function orderHalts(steps: PlanStep[], clients: Map<string, string[]>, stepsOf: (object: string) => PlanStep[]): void {
   const halts = new Map<string, PlanStep>();
   for (const s of steps) if (isHalt(s)) halts.set(s.object, s);
   for (const [provider, halt] of halts) {
@@ -103,11 +158,11 @@ function orderHalts(steps: PlanStep[], clients: Map<string, string[]>): void {
       if (clientHalt) {
         halt.requires.push(clientHalt.id);
         // Started again in the reverse order: the provider before its clients.
-        const providerStarts = steps.filter((x) => x.kind === "start" && x.object === provider && !x.id.endsWith(".start-for-netvm")).map((x) => x.id);
-        for (const x of steps) if (x.kind === "start" && x.object === client) x.requires.push(...providerStarts);
+        const providerStarts = stepsOf(provider).filter((x) => x.kind === "start" && !x.id.endsWith(".start-for-netvm")).map((x) => x.id);
+        for (const x of stepsOf(client)) if (x.kind === "start") x.requires.push(...providerStarts);
         continue;
       }
-      const repoint = steps.filter((x) => x.object === client && x.key === "netvm" && (x.kind === "set-property" || x.kind === "reset-property") && x.after !== provider && !x.deferred);
+      const repoint = stepsOf(client).filter((x) => x.key === "netvm" && (x.kind === "set-property" || x.kind === "reset-property") && x.after !== provider && !x.deferred);
       if (repoint.length) halt.requires.push(...repoint.map((x) => x.id));
       else stuck.push(client);
     }
@@ -115,6 +170,6 @@ function orderHalts(steps: PlanStep[], clients: Map<string, string[]>): void {
   }
 }
 
-function cmpKey(a: readonly [number, number], b: readonly [number, number]): number {
-  return a[0] - b[0] || a[1] - b[1];
+function cmpKey(phaseA: number, indexA: number, phaseB: number, indexB: number): number {
+  return phaseA - phaseB || indexA - indexB;
 }

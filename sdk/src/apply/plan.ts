@@ -167,7 +167,8 @@ interface Ctx {
   errors: PlanError[];
   warnings: PlanError[];
   phase: Map<string, number>;
-  ids: Set<string>;
+  /** The steps by id (a plan of thousands of qubes looks steps up by id for every qube). */
+  ids: Map<string, PlanStep>;
   restart: Set<string>;
   /** Per qube, the id of the step that must come first (create/adopt/shutdown). */
   first: Map<string, string[]>;
@@ -186,7 +187,7 @@ function add(ctx: Ctx, phase: number, s: Omit<PlanStep, "requires" | "risk" | "e
   for (let n = 2; ctx.ids.has(id); n++) id = `${s.id}#${n}`;
   const step: PlanStep = { ...s, id, requires: s.requires ?? [], risk: s.risk ?? "none", effect: s.effect ?? "live" };
   if (step.provenance === undefined) delete step.provenance;
-  ctx.ids.add(id);
+  ctx.ids.set(id, step);
   ctx.steps.push(step);
   ctx.phase.set(id, phase);
   return step;
@@ -267,7 +268,7 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     errors: [],
     warnings: [],
     phase: new Map(),
-    ids: new Set(),
+    ids: new Map(),
     restart: new Set(),
     first: new Map(),
     moves: new Map(),
@@ -394,7 +395,7 @@ function planCreateRecord(ctx: Ctx): void {
   const creates = ctx.steps.filter((s) => s.kind === "create");
   if (!dom0 || !creates.length) return;
   const feature = globalsFeature(ctx.model.stack);
-  const labels = ctx.steps.find((s) => s.id === "global.keys-labels");
+  const labels = ctx.ids.get("global.keys-labels");
   const base = labels ? parseKeys(labels.after ?? "") : parseKeys(dom0.features[feature]);
   const missing = creates.map((s) => createToken(s.object)).filter((t) => !base.has(t));
   if (!missing.length) return;
@@ -454,9 +455,16 @@ function otherLabelUsers(ctx: Ctx, name: string): string[] {
 /** The qubes whose label is `name` once the plan ran (label changes and removals taken into account). */
 function labelUsersAfter(ctx: Ctx, name: string): string[] {
   const out: string[] = [];
+  const removed = new Set<string>();
+  // The first label change of each qube (there is at most one).
+  const changes = new Map<string, PlanStep>();
+  for (const s of ctx.steps) {
+    if (s.kind === "remove") removed.add(s.object);
+    else if (s.kind === "set-property" && s.key === "label" && !changes.has(s.object)) changes.set(s.object, s);
+  }
   for (const q of Object.values(ctx.live.qubes)) {
-    if (ctx.steps.some((s) => s.kind === "remove" && s.object === q.name)) continue;
-    const change = ctx.steps.find((s) => s.kind === "set-property" && s.object === q.name && s.key === "label");
+    if (removed.has(q.name)) continue;
+    const change = changes.get(q.name);
     const label = change ? change.after : q.properties["label"]?.value;
     if (label === name) out.push(q.name);
   }
@@ -746,7 +754,7 @@ function orderMoves(ctx: Ctx): void {
     // A move is made in one apply: when a user cannot be moved over yet (a running qube's template),
     // the clone waits too, so the former qube is never left beside a clone it could diverge from.
     const create = ctx.steps.find((s) => s.kind === "create" && s.movedFrom === from);
-    const waiting = m.removal.requires.map((id) => ctx.steps.find((s) => s.id === id)).find((s) => s?.deferred && s !== create);
+    const waiting = m.removal.requires.map((id) => ctx.ids.get(id)).find((s) => s?.deferred && s !== create);
     if (create && waiting && !create.deferred) create.deferred = `the move of ${from} waits for ${waiting.id}, which is deferred (${waiting.deferred})`;
   }
 }
@@ -955,7 +963,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const payload = propertyPayload(cv.value);
     const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertySet(name, payload, q.name))], kp(name));
     if (!c) continue;
-    const head = ownership === "create" && name === "netvm" && cv.value === null ? ctx.steps.find((x) => x.id === `${q.name}.create`) : undefined;
+    const head = ownership === "create" && name === "netvm" && cv.value === null ? ctx.ids.get(`${q.name}.create`) : undefined;
     if (head) {
       // A new qube declared without network loses it in its create step, right after admin.vm.Create and
       // its ownership mark: it is never on the default netvm while the rest of the apply runs (nor after a
@@ -1173,7 +1181,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   const union = formatKeys([...oldKeys, ...newKeys]);
   if (ownership !== "owned" || move) {
     // Written by the first step (the creation, adoption or clone): a moved qube's record also keeps the keys of its former self, reset below.
-    const head = ctx.steps.find((x) => x.id === first[0]);
+    const head = ctx.ids.get(first[0]);
     const c = build(ctx, `${q.name} ${KEYS_FEATURE}`, () => [call(calls.featureSet(q.name, KEYS_FEATURE, move ? union : keysText))]);
     if (head && c) head.calls.splice(move ? head.calls.length - 1 : head.calls.length, 0, ...c);
     if (move && keysText !== union) {
@@ -1605,7 +1613,7 @@ function planGlobals(ctx: Ctx): void {
   const text = formatKeys([...managed, ...labels]);
   // What the record holds when this step runs: the early record (labels and qubes to create), when
   // the plan writes one. The creations it names are dropped here, once their qubes are marked.
-  const early = ctx.steps.find((s) => s.id === "global.keys-create") ?? ctx.steps.find((s) => s.id === "global.keys-labels");
+  const early = ctx.ids.get("global.keys-create") ?? ctx.ids.get("global.keys-labels");
   const base = early ? (early.after ?? "") : formatKeys(old);
   if (text !== base && dom0) {
     const c = build(ctx, "dom0 globals record", () => [text === "" ? call(calls.featureRemove("dom0", feature)) : call(calls.featureSet("dom0", feature, text))]);
@@ -1670,7 +1678,7 @@ function takeOverGlobal(ctx: Ctx, other: string, name: string): void {
   const feature = globalsFeature(other);
   const id = `global.keys-${other}`;
   const before = ctx.live.qubes["dom0"]?.features[feature] ?? "";
-  const existing = ctx.steps.find((x) => x.id === id);
+  const existing = ctx.ids.get(id);
   const keys = parseKeys(existing ? (existing.after ?? "") : before);
   keys.delete(name);
   const text = formatKeys(keys);

@@ -840,15 +840,21 @@ export class App extends Holder {
     return this.domains.get(key);
   }
 
-  /** Every qube whose network goes through `q`, transitively. */
-  connectedTransitively(q: Qube): Qube[] {
-    const out: Qube[] = [];
-    const todo = [q];
-    while (todo.length) {
-      const cur = todo.pop()!;
-      for (const c of cur.connectedQubes()) if (!out.includes(c)) (out.push(c), todo.push(c));
+  /**
+   * Whether `n`'s network goes through `q` (`n in app.domains.get_vms_connected_to(q)`): whether
+   * `q` is on `n`'s netvm chain. Each qube has one netvm, so the qubes connected to `q` transitively
+   * are those whose chain reaches it; walking `n`'s chain up answers without listing them (listing
+   * them reads every qube's netvm for each qube found: a stack of thousands of qubes made every
+   * netvm change quadratic).
+   */
+  connectedTransitively(q: Qube, n: Qube): boolean {
+    const seen = new Set<Qube>([n]);
+    for (let cur = n.netvmQube(); cur; cur = cur.netvmQube()) {
+      if (cur === q) return true;
+      if (seen.has(cur)) return false;
+      seen.add(cur);
     }
-    return out;
+    return false;
   }
 
   /** Qubes sorted as qubesd sorts them (by name; `dom0` first since `AdminVM` sorts lowest by qid). */
@@ -907,7 +913,9 @@ export class App extends Holder {
     const q = new Qube(this, klass, name);
     let qid = opts.qid;
     if (qid === undefined) {
-      const used = new Set([...this.domains.values()].map((d) => d.qid));
+      // Every qube has its qid set (read directly: a qid per qube is read for each qube created).
+      const used = new Set<number>();
+      for (const d of this.domains.values()) used.add(d.values.has("qid") ? Number(d.values.get("qid")) : d.qid);
       qid = 1;
       while (used.has(qid)) qid++;
     }

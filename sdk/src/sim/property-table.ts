@@ -39,7 +39,7 @@ function defaultNetvmSetter(app: App, v: PropValue): PropValue {
   if (!net) return v;
   for (const q of app.domains.values()) {
     if (!q.hasProp("netvm") || !q.isDefault("netvm")) continue;
-    if (net === q || app.connectedTransitively(q).includes(net)) throw qerr("QubesPropertyValueError", `Network loop on '${q.name}'`);
+    if (net === q || app.connectedTransitively(q, net)) throw qerr("QubesPropertyValueError", `Network loop on '${q.name}'`);
   }
   return v;
 }
@@ -219,7 +219,7 @@ function netvmSetter(q: Qube, v: PropValue): PropValue {
   // `value.provides_network` on dom0: AdminVM has no such attribute
   if (n.isAdminVM) throw new SimAbort("AttributeError: 'AdminVM' object has no attribute 'provides_network'");
   if (!n.getProp("provides_network")) throw qerr("QubesValueError", `The ${n.name} qube does not provide network`);
-  if (n === q || q.app.connectedTransitively(q).includes(n)) throw qerr("QubesValueError", "Loops in network are unsupported");
+  if (n === q || q.app.connectedTransitively(q, n)) throw qerr("QubesValueError", "Loops in network are unsupported");
   return v;
 }
 
