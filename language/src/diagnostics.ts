@@ -60,6 +60,7 @@ export type DiagnosticCode =
   | "not-a-directory"
   | "failed-to-load"
   | "include-cycle"
+  | "not-utf8"
   | "invalid-include-path"
   | "no-such-policy-file"
   | "compat-not-recursive"

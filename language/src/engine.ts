@@ -20,6 +20,7 @@ export { pySplit, pyStrip, isPyWhitespace, pyRepr } from "./syntax/python.js";
 export * from "./loader/types.js";
 export { loadPolicy, checkPolicy, type CheckResult } from "./loader/load.js";
 export { createMemoryFileSystem, normalizePath } from "./loader/memfs.js";
+export { findUtf8Problem, lineAtOffset, NOT_UTF8_HELP, notUtf8Message, type Utf8Problem } from "./loader/utf8.js";
 export * from "./eval/types.js";
 export { prepareSystemInfo } from "./eval/system.js";
 export { readSystemModelText, jsonSyntaxError, jsonErrorAt, type SystemModelFileProblem } from "./qubes/model-file.js";

@@ -3,7 +3,7 @@
  * disk paths and a way to fetch the system model. The Node entry implements
  * it over `node:fs` and qubesd; the browser entry has only open documents.
  */
-import { readSystemModelText, type FileKind, type LiveDevice, type RawSystemInfo } from "@qubes-kit/language";
+import { readSystemModelText, type FileKind, type LiveDevice, type RawSystemInfo, type Utf8Problem } from "@qubes-kit/language";
 import type { QubesPolicySettings, TemplatePlanResult, TemplateWhatifResult } from "./protocol.js";
 import type { TemplateRun } from "./template/machine.js";
 
@@ -12,6 +12,8 @@ export interface HostFileSystem {
   stat(path: string): FileKind | undefined;
   readDir(path: string): string[] | undefined;
   readFile(path: string): string | undefined;
+  /** Where the bytes of a file read are not UTF-8 (the engine fails on it), or `undefined` (see `PolicyFileSystem.notUtf8`). */
+  notUtf8?(path: string): Utf8Problem | undefined;
   /** Forgets cached contents (all, or the given paths). */
   invalidate?(paths?: readonly string[]): void;
 }

@@ -3,10 +3,11 @@
  * time) and the system model from a snapshot file, qubesd's internal
  * socket, or the SDK.
  */
+import { isUtf8 } from "node:buffer";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { readSystemModelText, type RawSystemInfo } from "@qubes-kit/language";
+import { findUtf8Problem, readSystemModelText, type RawSystemInfo, type Utf8Problem } from "@qubes-kit/language";
 import type { HostFileSystem, ServerHost, SystemLoadResult } from "./host.js";
 import type { QubesPolicySettings } from "./protocol.js";
 import { planTemplate, templateDevices, whatifTemplate } from "./template/machine.js";
@@ -16,7 +17,7 @@ export const DEFAULT_INTERNAL_SOCKET = "/var/run/qubesd.internal.sock";
 
 /** A disk file system with a text cache validated by modification time and size. */
 export function createNodeFileSystem(): HostFileSystem {
-  const cache = new Map<string, { mtimeMs: number; size: number; text: string }>();
+  const cache = new Map<string, { mtimeMs: number; size: number; text: string; notUtf8?: Utf8Problem | undefined }>();
   return {
     stat(p) {
       try {
@@ -39,12 +40,17 @@ export function createNodeFileSystem(): HostFileSystem {
         if (!s.isFile()) return undefined;
         const hit = cache.get(p);
         if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit.text;
-        const text = fs.readFileSync(p, "utf8");
-        cache.set(p, { mtimeMs: s.mtimeMs, size: s.size, text });
+        const bytes = fs.readFileSync(p);
+        const text = bytes.toString("utf8");
+        // The engine reads UTF-8 strictly: where the bytes are not UTF-8 is kept for `notUtf8`.
+        cache.set(p, { mtimeMs: s.mtimeMs, size: s.size, text, ...(isUtf8(bytes) ? {} : { notUtf8: findUtf8Problem(bytes) }) });
         return text;
       } catch {
         return undefined;
       }
+    },
+    notUtf8(p) {
+      return cache.get(p)?.notUtf8;
     },
     invalidate(paths) {
       if (!paths) cache.clear();

@@ -98,6 +98,12 @@ export class PolicyProject {
         if (d === null) return undefined;
         return self.overlay.get(d)?.text ?? self.host.readFile(d);
       },
+      notUtf8(p) {
+        // An open document is the editor's text: only a file read from the disk has bytes.
+        const d = self.toDisk(normalizePath(p));
+        if (d === null || self.overlay.get(d) !== undefined) return undefined;
+        return self.host.notUtf8?.(d);
+      },
     };
   }
 
@@ -187,6 +193,7 @@ export class PolicyProject {
         }
         return this.fs.readFile(p);
       },
+      notUtf8: (p) => this.fs.notUtf8?.(p),
     };
     const steps = analyzeWorkspaceSteps(fs, {
       system: this.system,

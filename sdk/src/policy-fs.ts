@@ -13,8 +13,9 @@ import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 // The libc realpath: one call instead of an lstat per path component.
 const realpath = realpathSync.native;
 import * as path from "node:path";
-import { LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR } from "@qubes-kit/language/engine";
-import type { FileKind, PolicyFileSystem } from "@qubes-kit/language/engine";
+import { isUtf8 } from "node:buffer";
+import { findUtf8Problem, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR } from "@qubes-kit/language/engine";
+import type { FileKind, PolicyFileSystem, Utf8Problem } from "@qubes-kit/language/engine";
 
 /** Options of {@link createNodePolicyFileSystem}. */
 export interface NodePolicyFileSystemOptions {
@@ -81,6 +82,9 @@ export function createNodePolicyFileSystem(options: NodePolicyFileSystemOptions 
     return passthrough ? real : undefined;
   }
 
+  /** The files read last whose bytes are not UTF-8 (see `notUtf8`), by virtual path. */
+  const undecodable = new Map<string, Utf8Problem>();
+
   function isStandardDir(virtual: string): boolean {
     return STANDARD_DIRS.includes(normalize(virtual));
   }
@@ -110,11 +114,19 @@ export function createNodePolicyFileSystem(options: NodePolicyFileSystemOptions 
     readFile(p: string): string | undefined {
       const real = toReal(p);
       if (real === undefined) return undefined;
+      let bytes: Buffer;
       try {
-        return readFileSync(real, "utf8");
+        bytes = readFileSync(real);
       } catch {
         return undefined;
       }
+      // The engine reads UTF-8 strictly; where the bytes are not UTF-8 is kept for `notUtf8`.
+      if (isUtf8(bytes)) undecodable.delete(normalize(p));
+      else undecodable.set(normalize(p), findUtf8Problem(bytes)!);
+      return bytes.toString("utf8");
+    },
+    notUtf8(p: string): Utf8Problem | undefined {
+      return undecodable.get(normalize(p));
     },
     realPath(p: string): string {
       const v = normalize(p);

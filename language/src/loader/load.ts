@@ -19,6 +19,7 @@ import { pyCompare, pyRepr } from "../syntax/python.js";
 import { ensureStarts, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "../syntax/rule.js";
 import type { NewlineMode, SyntaxKind } from "../syntax/tree.js";
 import { basename, dirname, joinPath, normalizePath, purePosix } from "./memfs.js";
+import { lineAtOffset, NOT_UTF8_HELP, notUtf8Message } from "./utf8.js";
 import {
   LEGACY_POLICY_DIR,
   POLICY_DIR,
@@ -126,11 +127,12 @@ class Loader {
     this.fail({ error: "AccessDenied", code, message, notify: true }, d);
   }
 
-  private crash(crash: string, code: string, message: string, file?: string, span?: Span, line?: number): void {
+  private crash(crash: string, code: string, message: string, file?: string, span?: Span, line?: number, help?: string): void {
     let d: Diagnostic | undefined;
     if (file !== undefined) {
       d = Diagnostic.create(code as Diagnostic["code"], message, span ?? { start: 0, end: 0 }, line ?? 1);
       d.file = file;
+      if (help) d.help = help;
     }
     this.fail({ error: "EngineError", code, crash, message }, d);
   }
@@ -264,6 +266,13 @@ class Loader {
       return;
     }
     const display = this.display(path);
+    // Bytes that are not UTF-8: the engine's read fails before it parses a line of the file.
+    const bad = this.fs?.notUtf8?.(path);
+    if (bad) {
+      this.files.push({ path, file: display, syntax, text, newlines });
+      this.crash("UnicodeDecodeError", "not-utf8", notUtf8Message(display, bad), display, { start: bad.textOffset, end: bad.textOffset + 1 }, lineAtOffset(text, bad.textOffset), NOT_UTF8_HELP);
+      return;
+    }
     this.files.push({ path, file: display, syntax, text, newlines });
     this.stack.push(canonical);
     try {

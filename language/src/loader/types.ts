@@ -3,6 +3,7 @@
  */
 import type { Diagnostic } from "../diagnostics.js";
 import type { RuleNode } from "../syntax/tree.js";
+import type { Utf8Problem } from "./utf8.js";
 
 /** What a path points to, after following symlinks. */
 export type FileKind = "file" | "dir" | "other";
@@ -22,6 +23,12 @@ export interface PolicyFileSystem {
   readFile(path: string): string | undefined;
   /** The canonical path (symlinks resolved); defaults to lexical normalisation. */
   realPath?(path: string): string;
+  /**
+   * Where the bytes of a file that {@link readFile} read are not UTF-8 (`readFile` then gave them
+   * as U+FFFD), or `undefined`. Optional: a file system of texts has no bytes to get wrong. The
+   * daemon reads policy files as UTF-8 and fails on such a file, so every call is denied.
+   */
+  notUtf8?(path: string): Utf8Problem | undefined;
 }
 
 /** The standard directories (the engine's constants). */

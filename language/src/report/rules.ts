@@ -41,6 +41,7 @@ const ENGINE_CODES: Partial<Record<DiagnosticCode, [string, string, Severity]>> 
   "not-a-directory": ["an `!include-dir` names something that is not a directory", ENGINE_DENIES, "error"],
   "failed-to-load": ["a policy directory or file cannot be read", "check that the directory exists and is readable", "error"],
   "include-cycle": ["files include each other in a cycle", "the engine recurses until it crashes and denies every call; break the cycle", "error"],
+  "not-utf8": ["a policy file is not UTF-8 text", "the engine fails to read it and denies every call; save the file as UTF-8", "error"],
   "invalid-include-path": ["an include path the engine does not accept", ENGINE_DENIES, "error"],
   "no-such-policy-file": ["an include names a file that does not exist", ENGINE_DENIES, "error"],
   "compat-not-recursive": ["`!compat-4.0` used outside a top-level file", ENGINE_DENIES, "error"],

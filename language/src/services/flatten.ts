@@ -13,6 +13,7 @@
 import { Diagnostic, type Span } from "../diagnostics.js";
 import { basename, dirname, joinPath, normalizePath, purePosix } from "../loader/memfs.js";
 import { RUNTIME_POLICY_DIR, type LoadedFile, type PolicyFileSystem, type PolicyRule, type RuleOrigin } from "../loader/types.js";
+import { lineAtOffset, NOT_UTF8_HELP, notUtf8Message } from "../loader/utf8.js";
 import { pyCompare, pyRepr } from "../syntax/python.js";
 import type { NewlineMode, PolicyDocument, RuleNode, SyntaxKind } from "../syntax/tree.js";
 
@@ -253,6 +254,12 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
     }
     const file = display(path);
     files.push({ path, file, syntax, text, newlines: "universal" });
+    // Bytes that are not UTF-8: the engine's read fails before it parses a line of the file.
+    const bad = fs.notUtf8?.(path);
+    if (bad) {
+      fail(diag("not-utf8", notUtf8Message(file, bad), file, { start: bad.textOffset, end: bad.textOffset + 1 }, lineAtOffset(text, bad.textOffset), NOT_UTF8_HELP));
+      return;
+    }
     const doc = parse(path, text, syntax, "universal");
     for (const d of doc.diagnostics) {
       if (d.severity === "error") ok = false;

@@ -572,6 +572,7 @@ function memoFileSystem(fs: PolicyFileSystem): PolicyFileSystem {
     },
   };
   if (fs.realPath) out.realPath = (p) => fs.realPath!(p);
+  if (fs.notUtf8) out.notUtf8 = (p) => fs.notUtf8!(p);
   return out;
 }
 

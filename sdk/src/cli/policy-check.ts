@@ -14,6 +14,7 @@
  *   the same in every format.
  * The formats are pure functions of `@qubes-kit/language` (`report/`).
  */
+import { isUtf8 } from "node:buffer";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import * as path from "node:path";
 // The engine entry only (no Chevrotain, no analysis services): `--engine-only` on a
@@ -22,6 +23,10 @@ import * as path from "node:path";
 import {
   checkPolicy,
   ChunkWriter,
+  findUtf8Problem,
+  lineAtOffset,
+  NOT_UTF8_HELP,
+  notUtf8Message,
   countSeverities,
   lintText,
   mergeReports,
@@ -38,6 +43,7 @@ import {
   type CheckReport,
   type ReportDiagnostic,
   type SystemInfo,
+  type Utf8Problem,
 } from "@qubes-kit/language/engine";
 import type { CliIO, Command } from "./command.js";
 import { stdinToRead, UsageError } from "./command.js";
@@ -114,11 +120,30 @@ async function liveSystem(a: ParsedArgs, io: CliIO): Promise<SystemInfo> {
   return prepareSystemInfo(await live(conn, () => systemInfo(qubes, { services: true })));
 }
 
-/** Standard input as text. */
-async function readAll(io: CliIO): Promise<string> {
+/** Standard input's bytes. */
+async function readAllBytes(io: CliIO): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stdinToRead(io, "the policy")) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+/** Standard input as text. */
+async function readAll(io: CliIO): Promise<string> {
+  return (await readAllBytes(io)).toString("utf8");
+}
+
+/**
+ * A file's report with the error of bytes that are not UTF-8 first: the daemon reads a policy
+ * file as UTF-8 and fails on it (the check of one file reads its text, as an editor would).
+ */
+function withNotUtf8(report: CheckReport, name: string, text: string, bad: Utf8Problem | undefined): CheckReport {
+  if (!bad) return report;
+  const d = reportDiagnostic(
+    { code: "not-utf8", severity: "error", message: notUtf8Message(name, bad), span: { start: bad.textOffset, end: bad.textOffset + 1 }, line: lineAtOffset(text, bad.textOffset), help: NOT_UTF8_HELP },
+    name,
+    text,
+  );
+  return { ...report, ok: false, errors: report.errors + 1, diagnostics: [d, ...report.diagnostics] };
 }
 
 /** A path as printed: relative to the working directory (as it always was), `/`-separated. */
@@ -384,14 +409,17 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
     const abs = path.resolve(io.cwd, p);
     if (p !== "-" && statSync(abs).isDirectory()) reports.push(engineOnly ? checkDirectoryEngineOnly(p, a, io) : await checkDirectory(p, a, system, io));
     else {
-      let text: string;
+      let bytes: Buffer;
       try {
-        text = p === "-" ? await readAll(io) : readFileSync(abs, "utf8");
+        bytes = p === "-" ? await readAllBytes(io) : readFileSync(abs);
       } catch (e) {
         if (e instanceof UsageError) throw e;
         throw new UsageError(`cannot read \`${p}\`: ${osMessage(e)}; check the path and its permissions`, "cannot-read");
       }
-      reports.push(await (engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system, forService, io)));
+      const text = bytes.toString("utf8");
+      const bad = isUtf8(bytes) ? undefined : findUtf8Problem(bytes);
+      const report = await (engineOnly ? checkFileEngineOnly(p, text, a.flags.has("include-service")) : checkFile(p, text, a.flags.has("include-service"), system, forService, io));
+      reports.push(withNotUtf8(report, p, text, bad));
     }
   }
   const report = mergeReports(reports);
