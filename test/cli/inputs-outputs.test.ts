@@ -34,6 +34,8 @@ describe("--output never overwrites what the command reads", () => {
     [["policy", "check", "policy.d", "--output", "policy.d/99-report.policy"], "--output `policy.d/99-report.policy` is inside the policy directory `policy.d` this command reads; write the output outside it"],
     [["policy", "table", "qubes.Filecopy", "--policy-dir", "policy.d", "--system", "system.json", "--output=./system.json"], "--output `./system.json` is also a file this command reads; write the output to another file"],
     [["policy", "test", "policy.d", "--output", "r.xml", "--coverage-output", "./r.xml"], "--output and --coverage-output name the same file `r.xml`; give each its own file"],
+    // An apply's journal made as a policy file would be loaded as policy (a line of JSON: every call denied).
+    [["template", "apply", "stack.qubes.yaml", "--policy-dir", "policy.d", "--journal", "policy.d/99-journal.policy"], "--journal `policy.d/99-journal.policy` is inside the policy directory `policy.d` this command reads; write the output outside it"],
   ])("qkit %j", async (argv, message) => {
     const before = fs.readFileSync(path.join(dir, "policy.d", "30-user.policy"), "utf8");
     const r = await qkit(...argv);
@@ -41,6 +43,7 @@ describe("--output never overwrites what the command reads", () => {
     expect(r.err).toBe(`qkit ${argv.slice(0, 2).join(" ")}: ${message} [output-is-input]\n`);
     expect(fs.readFileSync(path.join(dir, "policy.d", "30-user.policy"), "utf8")).toBe(before);
     expect(fs.existsSync(path.join(dir, "policy.d", "99-report.policy"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "policy.d", "99-journal.policy"))).toBe(false);
   });
 
   it("a report elsewhere, or beside the policy as a non-policy file, is written", async () => {

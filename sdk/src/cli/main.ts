@@ -235,7 +235,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 }
 
 /** The options that name a file a command writes. */
-const OUTPUT_OPTIONS = ["--output", "--coverage-output", "--out"];
+const OUTPUT_OPTIONS = ["--output", "--coverage-output", "--out", "--journal"];
 
 /**
  * Why the files a command would write must not be written (a one-line message), or undefined:
@@ -281,7 +281,8 @@ function outputClash(args: readonly string[], cwd: string): string | undefined {
       } catch {
         continue;
       }
-      if (st.isFile() && p === o.path) return `${o.option} \`${o.given}\` is also a file this command reads; write the output to another file`;
+      // An apply's journal that is the stack or plan file has the apply's own, more precise refusal ([not-a-journal]).
+      if (st.isFile() && p === o.path && o.option !== "--journal") return `${o.option} \`${o.given}\` is also a file this command reads; write the output to another file`;
       const rel = path.relative(p, o.path);
       if (st.isDirectory() && rel && !rel.startsWith("..") && !path.isAbsolute(rel) && (o.path.endsWith(".policy") || rel.split(path.sep)[0] === "include"))
         return `${o.option} \`${o.given}\` is inside the policy directory \`${arg}\` this command reads; write the output outside it`;
