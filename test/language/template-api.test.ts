@@ -46,6 +46,13 @@ describe("parseStackText", () => {
     expect(parseStackText("- 1\n", "/x.qubes.yaml").kind).toBe("invalid");
   });
 
+  it("says a document nested too deeply for the parser, never a crash or an empty stack", () => {
+    const deep = "qkit: 1\nstack: s\nqubes:\n" + Array.from({ length: 3000 }, (_, i) => " ".repeat(i + 1) + "k:").join("\n");
+    const d = parseStackText(deep, "/s/deep.qubes.yaml");
+    expect(d.diagnostics.map((x) => [x.code, x.message])).toContainEqual(["yaml-syntax-error", "the YAML nests too deeply to be read (thousands of levels)"]);
+    expect(d.diagnostics.every((x) => !/call stack/.test(x.message))).toBe(true);
+  });
+
   it("gives the key path and node at an offset (keys and values)", () => {
     const onValue = text.indexOf("400") + 1;
     expect(doc.keyPathAt(onValue)).toEqual(["qubes", "work", "memory"]);

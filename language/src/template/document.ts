@@ -112,6 +112,7 @@ export function parseStackText(text: string, path: string): StackDocument {
   const safeText = typeof text === "string" ? text : String(text ?? "");
   const lineStarts = computeLineStarts(safeText);
   let yaml: Document.Parsed;
+  let failure: unknown;
   try {
     yaml = parseDocument(safeText, {
       version: "1.2",
@@ -122,12 +123,15 @@ export function parseStackText(text: string, path: string): StackDocument {
       strict: true,
       keepSourceTokens: false,
     });
-  } catch {
+  } catch (e) {
     // INVARIANT: never throws; `yaml` does not throw on input, but a bug there must not take the checker down.
+    failure = e;
     yaml = parseDocument("", { version: "1.2" });
   }
   const loc = { path, lineStarts };
   const diagnostics: TemplateDiagnostic[] = [];
+  // Said, never an empty stack in silence.
+  if (failure !== undefined) diagnostics.push(unreadableYaml(loc, firstLine(failure instanceof Error ? failure.message : String(failure)), { start: 0, end: 0 }));
   const syntaxDamage: Span[] = [];
   const clamp = (n: number) => Math.max(0, Math.min(safeText.length, n));
   // An unclosed bracket or quote: the parser reports it where it gives up (the next line) and
@@ -150,6 +154,11 @@ export function parseStackText(text: string, path: string): StackDocument {
       }
       const damage = syntaxDamage[syntaxDamage.length - 1]!;
       damage.end = Math.max(damage.end, end);
+      continue;
+    }
+    if (TOO_DEEP.test(e.message)) {
+      diagnostics.push(unreadableYaml(loc, e.message, { start, end }));
+      syntaxDamage.push({ start, end });
       continue;
     }
     const near = safeText.slice(Math.max(0, start - 40), end + 2);
@@ -285,6 +294,16 @@ function quoteClosed(source: string): boolean {
 }
 
 /** The parser's message as one short, printable line (its quoted token may be any bytes of the file). */
+/** The parser's own recursion ran out: a document nested thousands of levels deep. */
+const TOO_DEEP = /Maximum call stack size exceeded|too much recursion/;
+
+/** A document the YAML parser could not read at all (nested too deep, or the parser failed). */
+function unreadableYaml(loc: Parameters<typeof diagnosticAt>[0], message: string, span: Span): TemplateDiagnostic {
+  return TOO_DEEP.test(message)
+    ? diagnosticAt(loc, "yaml-syntax-error", "error", "the YAML nests too deeply to be read (thousands of levels)", span, "a stack nests a few levels: look for indentation that grows on every line, or a generated file")
+    : diagnosticAt(loc, "yaml-syntax-error", "error", `the YAML parser failed: ${message}`, span, "check the file's syntax near the start; please report this file as a qkit bug");
+}
+
 function firstLine(s: string): string {
   const l = (s.split("\n")[0] ?? s).replace(/ at line \d+, column \d+:?$/, "").trim();
   // eslint-disable-next-line no-control-regex
