@@ -91,6 +91,22 @@ describe("inputs that are not plain files", () => {
   });
 });
 
+describe("a stack file whose bytes are not UTF-8", () => {
+  // A Latin-1 `notes:` would be applied with U+FFFD in place of its letters: the user's text changed.
+  it("is an error at the byte, for the file itself and a file it includes, and nothing is planned", async () => {
+    fs.writeFileSync(path.join(dir, "l1.qubes.yaml"), Buffer.concat([Buffer.from(stack("l1", "hl1") + "    notes: \"caf"), Buffer.from([0xe9]), Buffer.from('"\ninclude: [l1-inc.qubes.yaml]\n')]));
+    fs.writeFileSync(path.join(dir, "l1-inc.qubes.yaml"), Buffer.concat([Buffer.from("qkit: 1\nqubes:\n  hl2:\n    class: AppVM\n    template: debian-12\n    label: blue\n    notes: "), Buffer.from([0xff]), Buffer.from("\n")]));
+    const check = await qkit(["template", "check", "l1.qubes.yaml"]);
+    expect(check.code).toBe(1);
+    expect(check.out.split("\n").filter((l) => l.includes("[not-utf8]"))).toEqual([
+      "l1-inc.qubes.yaml:7:12: error[not-utf8]: the file is not UTF-8 text: byte 0xff at offset 90 (invalid start byte); its text would be read, and applied, with U+FFFD in place of such bytes",
+      "l1.qubes.yaml:9:16: error[not-utf8]: the file is not UTF-8 text: byte 0xe9 at offset 120 (invalid continuation byte); its text would be read, and applied, with U+FFFD in place of such bytes",
+    ]);
+    const plan = await qkit(["template", "plan", "l1.qubes.yaml"]);
+    expect([plan.code, plan.err]).toEqual([1, "qkit template plan: 2 errors in the stack; nothing was changed [invalid-stack]\n"]);
+  });
+});
+
 describe("--out", () => {
   it.skipIf(!fs.existsSync("/dev/full"))("a device is written to, never read as an earlier plan (reading /dev/full ran out of memory)", async () => {
     write("o1.qubes.yaml", stack("o1", "ho1"));

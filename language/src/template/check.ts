@@ -9,6 +9,7 @@ import type { Diagnostic, Span } from "../diagnostics.js";
 import { checkPolicy } from "../loader/load.js";
 import { createMemoryFileSystem, dirname, joinPath, normalizePath } from "../loader/memfs.js";
 import { POLICY_DIR } from "../loader/types.js";
+import { NOT_UTF8_HELP, type Utf8Problem } from "../loader/utf8.js";
 import { STANDARD_LABELS } from "../qubes/properties.js";
 import { closest } from "../services/util.js";
 import { DocumentReader, newAccumulator, withArticle, type Accumulator, type BundleContext, type QubeEntry, type QubeRef } from "./build.js";
@@ -74,6 +75,18 @@ function readDoc(fs: StackFileSystem, path: string, options: CheckStackOptions, 
     }
     if (typeof text !== "string") return undefined;
     doc = parseStackText(text, path);
+    let bad: Utf8Problem | undefined;
+    try {
+      bad = fs.notUtf8?.(path);
+    } catch {
+      bad = undefined;
+    }
+    if (bad) {
+      const hex = bad.byte.toString(16).padStart(2, "0");
+      doc.diagnostics.unshift(
+        diagnosticAt(doc, "not-utf8", "error", `the file is not UTF-8 text: byte 0x${hex} at offset ${bad.offset} (${bad.reason}); its text would be read, and applied, with U+FFFD in place of such bytes`, { start: bad.textOffset, end: bad.textOffset + 1 }, NOT_UTF8_HELP),
+      );
+    }
   }
   documents.set(path, doc);
   return doc;

@@ -6,6 +6,7 @@
 export const TEMPLATE_DIAGNOSTIC_CODES = {
   // YAML level (parseStackText).
   "yaml-syntax-error": "the text is not valid YAML",
+  "not-utf8": "the file's bytes are not UTF-8 text",
   "yaml-multiple-documents": "more than one YAML document in a file",
   "yaml-warning": "a YAML warning of the parser",
   "yaml-alias": "an alias (*name): not allowed",

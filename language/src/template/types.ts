@@ -3,6 +3,7 @@
  * seams, and the one diagnostic shape of `*.qubes.yaml` files.
  */
 import type { Severity, Span } from "../diagnostics.js";
+import type { Utf8Problem } from "../loader/utf8.js";
 
 /** How the checker reads stack, include and bundle files. Absolute POSIX paths; `undefined` for a missing file; never throws. */
 export interface StackFileSystem {
@@ -13,6 +14,11 @@ export interface StackFileSystem {
    * the file is said to be missing.
    */
   readProblem?(path: string): { reason: string; help: string } | undefined;
+  /**
+   * Where the bytes of a file `readFile` read are not UTF-8 (it gave them as U+FFFD), or
+   * `undefined` (see `PolicyFileSystem.notUtf8`): such a file would be applied changed.
+   */
+  notUtf8?(path: string): Utf8Problem | undefined;
 }
 
 /** One qube of the live system, as far as the checker needs it. */

@@ -7,14 +7,16 @@
  * - bounded: an endless or huge input (`/dev/zero`, a mistyped multi-gigabyte file) stops at
  *   {@link MAX_INPUT_BYTES} and is said as such, never read until memory runs out.
  */
+import { isUtf8 } from "node:buffer";
 import * as fs from "node:fs";
+import { findUtf8Problem, type Utf8Problem } from "@qubes-kit/language";
 import type { CliIO } from "./command.js";
 
 /** The most a stack, include, bundle, saved plan or system model file may hold. */
 export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
 
 /** What reading a file gave: its text, or why not (the OS's error, a directory, too large). */
-export type ReadOutcome = { text: string } | { error: NodeJS.ErrnoException; tooLarge?: boolean };
+export type ReadOutcome = { text: string; notUtf8?: Utf8Problem } | { error: NodeJS.ErrnoException; tooLarge?: boolean };
 
 /**
  * Reads `abs` as UTF-8, at most `max` bytes: whatever kind of file it is (a pipe and a device
@@ -51,7 +53,9 @@ export function readBounded(abs: string, max = MAX_INPUT_BYTES): ReadOutcome {
       total += n;
       if (total > max) return { error: Object.assign(new Error("too large"), { code: "EFBIG" }), tooLarge: true };
     }
-    return { text: Buffer.concat(chunks, total).toString("utf8") };
+    const bytes = Buffer.concat(chunks, total);
+    // Bytes that are not UTF-8 are read as U+FFFD: where they are is kept, for the checker to say it.
+    return isUtf8(bytes) ? { text: bytes.toString("utf8") } : { text: bytes.toString("utf8"), notUtf8: findUtf8Problem(bytes)! };
   } catch (e) {
     return { error: e as NodeJS.ErrnoException };
   } finally {

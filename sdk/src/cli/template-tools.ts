@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { checkStack, closest, jsonErrorAt, parseExpectation, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic } from "@qubes-kit/language";
+import { checkStack, closest, jsonErrorAt, parseExpectation, prepareSystemInfo, stackJsonSchema, stackSystemOf as languageStackSystemOf, storageOf, type RawSystemInfo, type StackModel, type StackSystem, type TemplateDiagnostic, type Utf8Problem } from "@qubes-kit/language";
 import { exportStack } from "../apply/export.js";
 import type { PolicyTexts, WhatIfSystem } from "../apply/future.js";
 import { readWhatIfSystem } from "../apply/future-live.js";
@@ -102,9 +102,13 @@ async function guarded(io: CliIO, name: string, f: () => Promise<number>): Promi
  * How the checker reads the stack's files: each once per run and bounded (`input-files.ts`);
  * for one that cannot be read, the OS's reason and what to do (`include:`/`use:` diagnostics).
  */
-export function stackReader(files: InputFiles): { readFile(p: string): string | undefined; readProblem(p: string): { reason: string; help: string } | undefined } {
+export function stackReader(files: InputFiles): { readFile(p: string): string | undefined; readProblem(p: string): { reason: string; help: string } | undefined; notUtf8(p: string): Utf8Problem | undefined } {
   return {
     readFile: (p) => files.text(p),
+    notUtf8(p) {
+      const r = files.outcome(p);
+      return "text" in r ? r.notUtf8 : undefined;
+    },
     readProblem(p) {
       const r = files.outcome(p);
       if ("text" in r) return undefined;
