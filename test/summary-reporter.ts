@@ -28,6 +28,8 @@ const stallMinutes = minutes("QKIT_TEST_STALL_MINUTES", 10);
  * the run goes on, and the files they held are run again by scripts/test.mjs.
  */
 const wedgeMinutes = minutes("QKIT_TEST_WEDGE_MINUTES", 3);
+/** How long a wedge must stay as it is between the two looks that act on it (see `unwedge`). */
+const WEDGE_CONFIRM_MS = 1_500;
 const MAX_WEDGES = 3;
 
 /** The processes whose parent is `pid` (Linux `/proc`; none elsewhere). */
@@ -178,8 +180,13 @@ export default class SummaryReporter implements Reporter {
   /** Workers stopped as wedged, and the files running when they were. */
   private wedges = 0;
   private readonly wedgedFiles = new Set<string>();
-  /** The stall period in which a wedge was already looked for (once per period). */
+  /** The stall period in which a wedge was already acted on (once per period). */
   private wedgeLookedAt = -1;
+  /**
+   * A wedge seen once, waiting for a second look: a worker that has just gone idle in a
+   * `beforeAll` may have its hook's start still on its way (a loaded machine delays it).
+   */
+  private wedgeSeen: { at: number; progress: number } | undefined;
 
   /** Every file the run was asked to run (relative paths). */
   private specified: string[] = [];
@@ -238,10 +245,24 @@ export default class SummaryReporter implements Reporter {
 
   /** A wedged pool (see {@link wedgeMinutes}): stops the idle workers and says so; `true` when it did. */
   private unwedge(idle: number): boolean {
-    if (wedgeMinutes === 0 || idle < wedgeMinutes * 60_000 || this.wedges >= MAX_WEDGES || this.runningTests.size > 0 || this.runningHooks > 0 || this.wedgeLookedAt === this.lastProgress) return false;
-    this.wedgeLookedAt = this.lastProgress;
+    if (wedgeMinutes === 0 || idle < wedgeMinutes * 60_000 || this.wedges >= MAX_WEDGES || this.runningTests.size > 0 || this.runningHooks > 0 || this.wedgeLookedAt === this.lastProgress) {
+      this.wedgeSeen = undefined;
+      return false;
+    }
     const states = workerStates();
-    if (!states.length || !states.every((w) => w.idle === true)) return false;
+    if (!states.length || !states.every((w) => w.idle === true)) {
+      this.wedgeSeen = undefined;
+      return false;
+    }
+    // Acted on only when a second look, a while later, sees the same: nothing reported in between.
+    const now = Date.now();
+    if (this.wedgeSeen?.progress !== this.lastProgress) {
+      this.wedgeSeen = { at: now, progress: this.lastProgress };
+      return false;
+    }
+    if (now - this.wedgeSeen.at < WEDGE_CONFIRM_MS) return false;
+    this.wedgeSeen = undefined;
+    this.wedgeLookedAt = this.lastProgress;
     const cwd = process.cwd() + "/";
     const files = [...this.runningModules.values()].map((p) => (p.startsWith(cwd) ? p.slice(cwd.length) : p));
     process.stderr.write(
