@@ -18,6 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { realisticPolicy } from "./dom0-policy.mjs";
+import { machineBase } from "./scale-model.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(ROOT, "sdk", "dist", "cli.js");
@@ -27,16 +28,7 @@ const runs = process.argv.includes("--runs") ? Number(process.argv[process.argv.
 
 /** A deterministic 300-qube system: templates, disposable templates, service qubes, app qubes with a few tags. */
 function makeSystem() {
-  const domains = {};
-  let n = 0;
-  const uuid = () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`;
-  const q = (name, o) =>
-    (domains[name] = { internal: null, tags: [], type: "AppVM", template_for_dispvms: false, default_dispvm: "default-dvm", icon: "appvm-red", label: "0xcc0000", guivm: "dom0", relayvm: null, transport_rpc: null, power_state: "Halted", uuid: uuid(), ...o });
-  q("dom0", { type: "AdminVM", default_dispvm: "default-dvm", power_state: "Running", uuid: "00000000-0000-0000-0000-000000000000", guivm: null });
-  for (const t of ["fedora-41", "fedora-41-xfce", "fedora-41-minimal", "debian-12", "debian-12-minimal", "whonix-gateway-17", "whonix-workstation-17", "fedora-41-dvm-tpl", "debian-12-sys", "archlinux"]) q(t, { type: "TemplateVM", tags: t.startsWith("whonix") ? ["whonix-updatevm"] : [] });
-  for (const d of ["default-dvm", "work-dvm", "personal-dvm", "whonix-workstation-17-dvm", "offline-dvm"]) q(d, { template_for_dispvms: true, tags: d === "work-dvm" ? ["work"] : [] });
-  q("default-mgmt-dvm", { template_for_dispvms: true, internal: "1" });
-  for (const s of ["sys-net", "sys-firewall", "sys-usb", "sys-whonix", "sys-audio", "sys-gui", "sys-vpn", "sys-print", "sys-gpg", "sys-pdf"]) q(s, { power_state: "Running", tags: s === "sys-whonix" ? ["anon-gateway"] : [] });
+  const { domains, q } = machineBase();
   const tagSets = [["work"], ["work", "gpg-client"], ["personal"], ["personal", "gpg-client"], ["untrusted"], ["dev"], ["dev", "work"], ["banking"], []];
   let i = 0;
   while (Object.keys(domains).length < 300) {

@@ -1,14 +1,18 @@
 /**
- * Large inputs for the auditor's commands (bench/scale.mjs, test/cli/audit-scale.test.ts):
- * a deterministic N-qube system in the shape of bench/diff.mjs's 300-qube one
+ * Large inputs for the auditor's commands (bench/scale.mjs):
+ * a deterministic N-qube system, on the same base as bench/diff.mjs's 300-qube one ({@link machineBase})
  * (templates, disposable templates, service qubes, app qubes with tags), the
  * realistic dom0 policy of bench/dom0-policy.mjs, its edited copy, and a
  * policy that names many qubes one by one.
  */
 import { realisticPolicy } from "./dom0-policy.mjs";
 
-/** A deterministic system of `size` qubes (GetSystemInfo's `domains`). */
-export function largeSystem(size = 2000) {
+/**
+ * The qubes every bench machine starts with (dom0, templates, disposable templates, service
+ * qubes), and `q(name, fields)` to add more in GetSystemInfo's shape with the next uuid; shared
+ * with bench/diff.mjs's 300-qube system.
+ */
+export function machineBase() {
   const domains = {};
   let n = 0;
   const uuid = () => `00000000-0000-4000-8000-${String(++n).padStart(12, "0")}`;
@@ -19,6 +23,12 @@ export function largeSystem(size = 2000) {
   for (const d of ["default-dvm", "work-dvm", "personal-dvm", "whonix-workstation-17-dvm", "offline-dvm"]) q(d, { template_for_dispvms: true, tags: d === "work-dvm" ? ["work"] : [] });
   q("default-mgmt-dvm", { template_for_dispvms: true, internal: "1" });
   for (const s of ["sys-net", "sys-firewall", "sys-usb", "sys-whonix", "sys-audio", "sys-gui", "sys-vpn", "sys-print", "sys-gpg", "sys-pdf"]) q(s, { power_state: "Running", tags: s === "sys-whonix" ? ["anon-gateway"] : [] });
+  return { domains, q };
+}
+
+/** A deterministic system of `size` qubes (GetSystemInfo's `domains`). */
+export function largeSystem(size = 2000) {
+  const { domains, q } = machineBase();
   q("vault", { tags: ["gpg-server"], default_dispvm: null, power_state: "Running" });
   q("work", { tags: ["work", "gpg-client"], default_dispvm: "work-dvm", power_state: "Running" });
   q("personal", { tags: ["personal"], power_state: "Running" });
