@@ -81,15 +81,22 @@ function readDoc(fs: StackFileSystem, path: string, options: CheckStackOptions, 
     } catch {
       bad = undefined;
     }
-    if (bad) {
-      const hex = bad.byte.toString(16).padStart(2, "0");
-      doc.diagnostics.unshift(
-        diagnosticAt(doc, "not-utf8", "error", `the file is not UTF-8 text: byte 0x${hex} at offset ${bad.offset} (${bad.reason}); its text would be read, and applied, with U+FFFD in place of such bytes`, { start: bad.textOffset, end: bad.textOffset + 1 }, NOT_UTF8_HELP),
-      );
-    }
+    if (bad) markNotUtf8(doc, bad);
   }
   documents.set(path, doc);
   return doc;
+}
+
+/**
+ * Records on a stack file read from disk that its bytes are not UTF-8
+ * (`bad`, from the host's `notUtf8`): an error at the first such byte, as
+ * its text (with U+FFFD there) is not what the file holds.
+ */
+export function markNotUtf8(doc: StackDocument, bad: Utf8Problem): void {
+  const hex = bad.byte.toString(16).padStart(2, "0");
+  doc.diagnostics.unshift(
+    diagnosticAt(doc, "not-utf8", "error", `the file is not UTF-8 text: byte 0x${hex} at offset ${bad.offset} (${bad.reason}); its text would be read, and applied, with U+FFFD in place of such bytes`, { start: bad.textOffset, end: bad.textOffset + 1 }, NOT_UTF8_HELP),
+  );
 }
 
 /** The host's reason a file cannot be read, when it says one (never throws). */

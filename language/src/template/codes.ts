@@ -90,6 +90,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   // Files.
   "file-not-found": "the stack file cannot be read",
   "include-not-found": "an included file cannot be read",
+  "included-file-errors": "an include: or use: file of the stack has errors (shown, in the editor, at its path in the file that reaches it)",
   "include-cycle": "a file included twice, or including itself",
   "include-is-bundle": "a bundle file under include:",
   "bundle-not-found": "a bundle file cannot be read",

@@ -51,6 +51,7 @@ import {
   type SystemInfo,
   type TemplateAnalysis,
   type TemplateCompletionKind,
+  type Utf8Problem,
 } from "@qubes-kit/language";
 import { COMPLETION_KIND, mapperFor, toLspDiagnostic, toRange, toSpan, type PositionMapper } from "../convert.js";
 import type { HostFileSystem } from "../host.js";
@@ -142,6 +143,9 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
     return open ? open.getText() : ctx.fs.readFile(path);
   };
 
+  /** Where a file `readFile` read from disk is not UTF-8 (an open document is the editor's text: never). */
+  const notUtf8 = (path: string): Utf8Problem | undefined => (ctx.documents.get(ctx.uriOf(path)) ? undefined : ctx.fs.notUtf8?.(path));
+
   /** A stack file that is not open, as a mapper with its URI (a TextDocument's `uri` is read-only). */
   function closedMapper(uri: string, text: string): PositionMapper & { uri: string } {
     const m = mapperFor(text);
@@ -168,7 +172,7 @@ export function createTemplateFeature(ctx: FeatureContext): DocumentFeature {
       return [...names];
     };
     const { kernels, pools } = ctx.storage?.() ?? {};
-    const a = analyzeTemplate(path, text, { system, readFile, readDir, devices: known, ...(kernels ? { kernels } : {}), ...(pools ? { pools } : {}) });
+    const a = analyzeTemplate(path, text, { system, readFile, notUtf8, readDir, devices: known, ...(kernels ? { kernels } : {}), ...(pools ? { pools } : {}) });
     if (td) cache.set(uri, { version, text, system, devices: devicesVersion, analysis: a });
     return { td: td ?? closedMapper(uri, text), a };
   }

@@ -17,6 +17,8 @@ import { analyzeWorkspace, type PolicySnapshot } from "../../services/workspace.
 import { SUPPORTED_RPC_KEY } from "../../services/rpc-provided.js";
 import { policyFileName } from "../model.js";
 import { parseStackText, type StackDocument } from "../document.js";
+import { markNotUtf8 } from "../check.js";
+import type { Utf8Problem } from "../../loader/utf8.js";
 import { indexStack, type IndexedQube, type PolicyBlock, type StackIndex } from "./stack-index.js";
 
 /** A device a backend qube offers (for completion of ports). */
@@ -34,6 +36,12 @@ export interface TemplateEnvironment {
   system?: SystemInfo | null;
   /** Reads another file by absolute path (includes, bundles); `undefined` when missing. */
   readFile?: (path: string) => string | undefined;
+  /**
+   * Where the bytes of a file `readFile` read from disk are not UTF-8, or
+   * `undefined` (an open document is the editor's text: never). Such a file
+   * would be applied with U+FFFD in place of those bytes (`not-utf8`).
+   */
+  notUtf8?: (path: string) => Utf8Problem | undefined;
   /** Devices available on the machine, when known. */
   devices?: readonly LiveDevice[];
   /** Names in a folder (absolute path), for completing `include:` and `bundle:` paths; `undefined` when unreadable. */
@@ -83,6 +91,16 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
   const documents = new Map<string, StackDocument>();
   const parse = (p: string, t: string): StackIndex => {
     const doc = parseStackText(t, p);
+    // The analysed file is the editor's text; the others may have been read from disk.
+    if (p !== path) {
+      let bad: Utf8Problem | undefined;
+      try {
+        bad = env.notUtf8?.(p);
+      } catch {
+        bad = undefined;
+      }
+      if (bad) markNotUtf8(doc, bad);
+    }
     documents.set(p, doc);
     return indexStack(t, doc.yaml);
   };

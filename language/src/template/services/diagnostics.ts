@@ -11,7 +11,7 @@ import type { SystemInfo } from "../../eval/types.js";
 import type { AnalysisDiagnostic } from "../../services/analysis.js";
 import { checkStack } from "../check.js";
 import type { StackSystem, TemplateDiagnostic } from "../types.js";
-import type { TemplateAnalysis } from "./analysis.js";
+import { resolveStackPath, type TemplateAnalysis } from "./analysis.js";
 import { templatePolicyDiagnostics } from "./policy.js";
 
 /**
@@ -66,6 +66,67 @@ function toAnalysis(d: TemplateDiagnostic): AnalysisDiagnostic {
   return out;
 }
 
+/** The 1-based line of `offset`. */
+function lineOf(text: string, offset: number): number {
+  let n = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) n++;
+  return n;
+}
+
+/** `p` as written from the folder of `from` when it is under it, else absolute. */
+function shownPath(from: string, p: string): string {
+  const dir = from.slice(0, from.lastIndexOf("/") + 1);
+  return dir && p.startsWith(dir) ? p.slice(dir.length) : p;
+}
+
+/**
+ * The errors of the stack's other files (an `include:` file, a bundle), which
+ * the editor shows nowhere while those files are closed although the stack
+ * fails to check: one error at each `include:` or `use:` path of this file
+ * through which a file with errors is reached (each file counted at the
+ * first such path), with how many and the first of them.
+ */
+function errorsThroughSites(a: TemplateAnalysis, all: readonly TemplateDiagnostic[]): AnalysisDiagnostic[] {
+  const byFile = new Map<string, TemplateDiagnostic[]>();
+  for (const d of all) {
+    if (d.severity !== "error" || d.file === a.path) continue;
+    let list = byFile.get(d.file);
+    if (!list) byFile.set(d.file, (list = []));
+    list.push(d);
+  }
+  if (!byFile.size) return [];
+  const out: AnalysisDiagnostic[] = [];
+  const seen = new Set<string>([a.path]);
+  const bundles = new Set(a.index.uses.map((u) => u.bundle));
+  for (const site of a.index.files) {
+    const errors: TemplateDiagnostic[] = [];
+    const queue = [resolveStackPath(a.path, site.value)];
+    while (queue.length) {
+      const p = queue.shift()!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      errors.push(...(byFile.get(p) ?? []));
+      for (const f of a.files.get(p)?.files ?? []) queue.push(resolveStackPath(p, f.value));
+    }
+    const first = errors[0];
+    if (!first) continue;
+    const what = bundles.has(site) ? "bundle" : "included file";
+    const where = first.file === resolveStackPath(a.path, site.value) ? `line ${first.line}` : `${shownPath(a.path, first.file)} line ${first.line}`;
+    const count = errors.length === 1 ? "an error" : `${errors.length} errors`;
+    out.push({
+      code: "included-file-errors" as DiagnosticCode,
+      severity: "error",
+      message: `${what} ${site.value} has ${count}, so the stack does not check; ${errors.length === 1 ? "at" : "the first at"} ${where}: ${first.message} [${first.code}]`,
+      span: site.span,
+      line: lineOf(a.text, site.span.start),
+      file: a.path,
+      help: "open that file to see its diagnostics, or run `qkit template check` on this stack",
+      related: errors.slice(0, 20).map((d) => ({ path: d.file, span: d.span, line: d.line, message: `${d.message} [${d.code}]` })),
+    });
+  }
+  return out;
+}
+
 /** Policy lints about names the system model does not know. */
 const UNKNOWN_NAME = new Set(["unknown-qube", "unknown-tag", "unknown-type", "unknown-dispvm-template"]);
 
@@ -88,6 +149,7 @@ export function templateDiagnostics(a: TemplateAnalysis): AnalysisDiagnostic[] {
       : undefined;
     const result = checkStack(fs, a.path, { documents: a.documents, ...(system ? { system } : {}) });
     for (const d of result.diagnostics) if (d.file === a.path) out.push(toAnalysis(d));
+    out.push(...errorsThroughSites(a, result.diagnostics));
   } catch {
     // checkStack never throws; nothing to add if it does.
   }
