@@ -117,6 +117,46 @@ describe("ordering", () => {
   });
 });
 
+describe("creation defaults", () => {
+  it("creates a new AppVM without a template on the stack's default_template (qubesd reads it at creation), after the template", async () => {
+    const conn = connectSim(demoSimulator());
+    const s = stack("defaults", [qube("w", "AppVM", { label: "blue" }), qube("tpl-n", "TemplateVM", { label: "black" }, { source: { clone: "debian-12" } })], {
+      global: { default_template: "tpl-n", default_pool_private: "varlibqubes" },
+    });
+    const plan = await applyAll(s, conn);
+    before(plan, "tpl-n.create", "global.default_template");
+    before(plan, "global.default_template", "w.create");
+    before(plan, "global.default_pool_private", "w.create");
+    const w = (await readFor(s, conn)).qubes["w"];
+    expect(w?.properties["template"]?.value).toBe("tpl-n");
+    expect((await planStack(s, conn)).plan.steps).toEqual([]);
+  });
+
+  it("a global naming a qube the stack creates waits for it, whatever else waits (a clone cycle is one error, nothing ordered around it)", async () => {
+    const conn = connectSim(demoSimulator());
+    const s = stack(
+      "cycle",
+      [
+        qube("tpl-y", "TemplateVM", { label: "black" }, { source: { clone: "tpl-z" } }),
+        qube("tpl-z", "TemplateVM", { label: "black" }, { source: { clone: "tpl-x" } }),
+        qube("tpl-x", "TemplateVM", { label: "black" }, { source: { clone: "tpl-y" } }),
+        qube("w", "AppVM", { label: "blue", template: "tpl-x" }),
+      ],
+      { global: { default_template: "tpl-x" } },
+    );
+    const { plan } = await planStack(s, conn);
+    expect(plan.errors.map((e) => [e.code, e.message])).toEqual([
+      ["clone-cycle", "qube 'tpl-x' is to be cloned from 'tpl-y', cloned from 'tpl-z', cloned from 'tpl-x': none of them exists on the system, so none can be cloned first; clone one of them from a qube that exists"],
+    ]);
+    // Broken by an existing qube, the same stack plans: the chain is cloned in order.
+    const fixed = stack("cycle", [...s.qubes.slice(0, 2), qube("tpl-x", "TemplateVM", { label: "black" }, { source: { clone: "debian-12" } }), s.qubes[3]!], { global: { default_template: "tpl-y" } });
+    const ok = await applyAll(fixed, conn);
+    before(ok, "tpl-x.create", "tpl-z.create");
+    before(ok, "tpl-z.create", "tpl-y.create");
+    before(ok, "tpl-y.create", "global.default_template");
+  });
+});
+
 describe("running qubes", () => {
   it("defers needs-halt changes of running qubes unless --restart=if-needed", async () => {
     const sim = demoSimulator();

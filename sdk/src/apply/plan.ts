@@ -527,6 +527,30 @@ function clonedVolumes(cls: string): string[] {
 }
 
 /** The create-time pools a qube declares, set on `o` (one pool for all, or per volume); false when it declares none. */
+const declaredByName = new WeakMap<StackModel, Map<string, QubeDecl>>();
+
+/**
+ * The chain of clone sources from `from` when it comes back to `name`
+ * through qubes that are all still to be created (each `source: { clone }`
+ * of a qube the system does not have), or undefined: such a stack can never
+ * be applied, whatever the order.
+ */
+function cloneCycle(ctx: Ctx, name: string, from: string): string[] | undefined {
+  let byName = declaredByName.get(ctx.model);
+  if (!byName) declaredByName.set(ctx.model, (byName = new Map(ctx.model.qubes.map((x) => [x.name, x]))));
+  const chain: string[] = [];
+  const seen = new Set<string>([name]);
+  for (let cur: string | undefined = from; cur !== undefined && !ctx.live.qubes[cur]; ) {
+    chain.push(cur);
+    if (cur === name) return chain;
+    if (seen.has(cur)) return undefined;
+    seen.add(cur);
+    const src: QubeDecl["source"] = byName.get(cur)?.source;
+    cur = src && "clone" in src ? src.clone : undefined;
+  }
+  return undefined;
+}
+
 function declaredPools(q: QubeDecl, o: CreateOptions): boolean {
   if (!q.pools || !Object.keys(q.pools).length) return false;
   if (Object.keys(q.pools).length === 1 && q.pools["*"] !== undefined) o.pool = q.pools["*"];
@@ -867,10 +891,17 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       err(ctx, "missing-template", `disposable '${q.name}' needs a template (a disposable template) to be created; add \`template:\``, prov);
       return;
     }
-    declaredPools(q, o);
+    const poolsDeclared = declaredPools(q, o);
     const source = q.source;
     if (source && "install" in source) {
       err(ctx, "template-not-installed", `template '${q.name}' is not on the system: install it first in dom0 (\`qvm-template install ${source.install}\`), then plan again`, prov);
+      return;
+    }
+    const cycle = source && "clone" in source ? cloneCycle(ctx, q.name, source.clone) : undefined;
+    if (cycle) {
+      // Said once per cycle, at the qube of the cycle whose name sorts first.
+      if (cycle.every((n) => n >= q.name))
+        err(ctx, "clone-cycle", `qube '${q.name}' is to be cloned from ${cycle.map((n) => `'${n}'`).join(", cloned from ")}: none of them exists on the system, so none can be cloned first; clone one of them from a qube that exists`, q.keyProvenance?.["source"] ?? prov);
       return;
     }
     const built = build(
@@ -895,6 +926,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     const reqs: string[] = [];
     if (typeof tpl === "string") reqs.push(`${tpl}.create`, `${tpl}.p.template_for_dispvms`);
     if (source && "clone" in source) reqs.push(`${source.clone}.create`);
+    reqs.push(...creationGlobals(q, typeof tpl === "string", poolsDeclared));
     if (replaced) reqs.push(replaced.id);
     s.requires.push(...reqs);
     first.push(s.id);
@@ -1253,6 +1285,33 @@ function addPropertyRequires(s: PlanStep, name: string, value: unknown): void {
   else if (name === "guivm" || name === "audiovm") s.requires.push(`${value}.create`);
 }
 
+/**
+ * What a global's new value needs first: the qube it names exists (qubesd
+ * refuses a global naming a qube that does not: "Can't set default_template
+ * to non-existing qube"), with its role where the global asks one.
+ */
+function addGlobalRequires(s: PlanStep, name: string, value: unknown): void {
+  if (typeof value !== "string") return;
+  if (name === "default_netvm") addPropertyRequires(s, "netvm", value);
+  else if (name === "default_dispvm" || name === "management_dispvm") addPropertyRequires(s, name, value);
+  else if (["default_template", "default_guivm", "default_audiovm", "clockvm", "updatevm"].includes(name)) s.requires.push(`${value}.create`);
+}
+
+/**
+ * The globals qubesd reads when it creates a qube (the others are dynamic
+ * defaults, read when used): an AppVM created without a template is made on
+ * `default_template`, and volumes created without a pool go to the
+ * `default_pool*` of that moment. A new qube that declares neither is created
+ * after the stack's own values of those are set, so it gets the defaults the
+ * stack declares, not the ones it replaces.
+ */
+function creationGlobals(q: QubeDecl, tplDeclared: boolean, poolsDeclared: boolean): string[] {
+  const out: string[] = [];
+  if (!tplDeclared && q.class === "AppVM") out.push("global.default_template");
+  if (!poolsDeclared) out.push("global.default_pool", "global.default_pool_private", "global.default_pool_root", "global.default_pool_volatile");
+  return out;
+}
+
 function classifyProperty(ctx: Ctx, s: PlanStep, effect: StepEffect, running: boolean, needHalt: (s: PlanStep, what: string) => void, qube: string, name: string): void {
   s.effect = effect === "none" ? "live" : effect;
   if (!running) return;
@@ -1592,7 +1651,7 @@ function planGlobals(ctx: Ctx): void {
     const c = build(ctx, `global ${name}`, () => [call(calls.propertySet(name, payload))]);
     if (!c) continue;
     const s = add(ctx, PHASE.global, { id: `global.${name}`, kind: "set-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: showValue(cv.value), risk: name === "default_netvm" ? "grants-access" : "none", ...from, ...at });
-    addPropertyRequires(s, name === "default_netvm" ? "netvm" : name, cv.value);
+    addGlobalRequires(s, name, cv.value);
   }
   for (const name of old) {
     if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:") || name.startsWith("qube:")) continue;
