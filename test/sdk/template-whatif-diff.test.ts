@@ -2,12 +2,14 @@
  * What-if's decision diff against brute force: on small random systems and
  * policies, the grouped computation (one representative per class of
  * interchangeable qubes) reports exactly the changes that deciding every
- * request today and after gives.
+ * request today and after gives; and the effect of writing one policy file,
+ * diffed over the services whose rules it changes only, counts what the
+ * diff of every service counts.
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { createMemoryFileSystem, evaluate, loadPolicy, prepareSystemInfo, type CompiledPolicy, type DomainInfo, type RawSystemInfo } from "@qubes-kit/language";
-import { decisionChanges, outcomeOf, type DiffStats } from "@qubes-kit/sdk";
+import { decisionChanges, futureSystem, outcomeOf, policyEffects, servicesThatDiffer, type DiffStats } from "@qubes-kit/sdk";
 
 const NAMES = ["a", "b", "c", "d", "e", "f"];
 const TAGS = ["t1", "t2"];
@@ -157,5 +159,57 @@ describe("what-if decision diff", () => {
     const g = grouped(p, sT, p, sF);
     expect(g).toEqual(bruteForce(p, sT, p, sF));
     expect(g.length).toBeGreaterThan(30);
+  });
+});
+
+describe("the effect of writing one policy file", () => {
+  const stack = { format: 1, stack: "s", global: {}, labels: {}, qubes: [], policy: [], expect: [], options: { prune: false, restart: "never", policy_priority: 40, adopt: false } } as unknown as Parameters<typeof policyEffects>[2];
+  const text = (lines: string[]) => lines.join("\n") + "\n";
+  it("counts what the diff of every service counts (only the services whose rules change are diffed)", () => {
+    let compared = 0;
+    let narrowed = 0;
+    fc.assert(
+      fc.property(
+        fc.array(qubeArb, { minLength: NAMES.length, maxLength: NAMES.length }),
+        fc.array(ruleArb, { minLength: 0, maxLength: 5 }),
+        fc.array(ruleArb, { minLength: 0, maxLength: 4 }),
+        fc.array(ruleArb, { minLength: 0, maxLength: 4 }),
+        fc.boolean(),
+        (qs, base, before, after, absent) => {
+          const sys = system(qs);
+          const texts: Record<string, string> = { "30-base.policy": text(base), ...(absent ? {} : { "50-test.policy": text(before) }) };
+          const a = loadPolicy(createMemoryFileSystem(texts));
+          const b = loadPolicy(createMemoryFileSystem({ ...texts, "50-test.policy": text(after) }));
+          if (!a.ok || !b.ok) return;
+          compared++;
+          const only = servicesThatDiffer(a.policy.rules, b.policy.rules);
+          if (only !== undefined) narrowed++;
+          const future = futureSystem(sys, stack);
+          const all = { grant: 0, revoke: 0, change: 0 };
+          for (const s of decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future })) for (const c of s.changes) all[c.kind]++;
+          expect(policyEffects(sys, texts, stack)("50-test", absent ? undefined : text(before), text(after))).toEqual(all);
+        },
+      ),
+      { numRuns: 300, seed: 11 },
+    );
+    expect(compared).toBeGreaterThan(100);
+    expect(narrowed).toBeGreaterThan(30);
+  });
+
+  it("a file that changes no service's rules (a comment, a rule moved across another service's) is not diffed", () => {
+    const a = loadPolicy(createMemoryFileSystem({ "50-a.policy": "s1 * a b allow\ns2 * a b deny\n" }));
+    const b = loadPolicy(createMemoryFileSystem({ "50-a.policy": "# moved\ns2 * a b deny\ns1 * a b allow\n" }));
+    const c = loadPolicy(createMemoryFileSystem({ "50-a.policy": "s2 * a b deny\n* * a b deny\ns1 * a b allow\n" }));
+    if (!a.ok || !b.ok || !c.ok) throw new Error("does not load");
+    expect(servicesThatDiffer(a.policy.rules, b.policy.rules)).toEqual(new Set());
+    // A `*` rule added: every service may change.
+    expect(servicesThatDiffer(a.policy.rules, c.policy.rules)).toBeUndefined();
+    // The same rules, one moved across a `*` rule: that service's decisions change.
+    const d = loadPolicy(createMemoryFileSystem({ "50-a.policy": "s1 * a b allow\n* * a b deny\n" }));
+    const e = loadPolicy(createMemoryFileSystem({ "50-a.policy": "* * a b deny\ns1 * a b allow\n" }));
+    if (!d.ok || !e.ok) throw new Error("does not load");
+    expect(servicesThatDiffer(d.policy.rules, e.policy.rules)).toEqual(new Set(["s1"]));
+    const sys = system(NAMES.map(() => ({ present: true, type: "AppVM", tags: [], tfd: false, dd: null, power: "Halted", internal: null })));
+    expect(policyEffects(sys, { "50-a.policy": "s1 * a b allow\n* * a b deny\n" }, stack)("50-a", "s1 * a b allow\n* * a b deny\n", "* * a b deny\ns1 * a b allow\n")).toEqual({ grant: 0, revoke: 1, change: 0 });
   });
 });

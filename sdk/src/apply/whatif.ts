@@ -132,10 +132,16 @@ export function outcomeOf(d: Decision): Outcome {
     case "allow":
       return { action: "allow", target: d.target, user: d.user, autostart: d.autostart };
     case "ask":
-      return { action: "ask", targets: [...d.targetsForAsk].sort(), default: d.defaultTarget, user: d.user };
+      // The evaluator's lists are sorted already (code point order, as the engine sorts): shared, not copied, then.
+      return { action: "ask", targets: isSorted(d.targetsForAsk) ? d.targetsForAsk : [...d.targetsForAsk].sort(), default: d.defaultTarget, user: d.user };
     case "deny":
       return { action: "deny", reason: `${d.rule.file}:${d.rule.line ?? "None"}` };
   }
+}
+
+function isSorted(list: readonly string[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i - 1]! > list[i]!) return false;
+  return true;
 }
 
 function sameOutcome(a: Outcome, b: Outcome): boolean {
@@ -357,7 +363,8 @@ export function decisionChanges(
       type Decided = { before: Outcome; after: Outcome; changed: boolean; cls?: Pick<DecisionChange, "kind" | "added" | "removed">; bareBefore?: Outcome; bareAfter?: Outcome };
       const judge = (d: { before: Outcome; after: Outcome }): Decided => {
         const changed = !sameOutcome(d.before, d.after);
-        if (!changed) return { ...d, changed };
+        // Most pairs do not change: one shared answer for them (callers read only `changed`).
+        if (!changed) return UNCHANGED;
         const out: Decided = { ...d, changed, cls: classify(d.before, d.after) };
         if (d.before.action === "ask" && d.after.action === "ask") {
           out.bareBefore = { action: "ask", default: d.before.default, user: d.before.user };
@@ -435,6 +442,9 @@ export function decisionChanges(
   }
   return out;
 }
+
+/** The answer of a pair whose decision does not change (its outcomes are not read). */
+const UNCHANGED: { before: Outcome; after: Outcome; changed: false } = { before: { action: "deny", reason: "" }, after: { action: "deny", reason: "" }, changed: false };
 
 /** Whether a renaming leaves a name (or `@dispvm:NAME`, or no name) as it is. */
 function renamesNone(n: string | null, pi: (x: string) => string): boolean {
@@ -640,6 +650,45 @@ export function whatIfJson(r: WhatIfReport): unknown {
   };
 }
 
+/**
+ * The services whose decisions two policies can decide differently on the
+ * same system: a call reads only the rules of its service and the `*`
+ * rules, in order, so a service whose sequence of those rules reads the same
+ * in both decides alike. `undefined` (every service, the `*` stand-in
+ * included) when the `*` rules differ.
+ */
+export function servicesThatDiffer(a: readonly PolicyRule[], b: readonly PolicyRule[]): Set<string> | undefined {
+  const text = (r: PolicyRule) => printRule(r, " ");
+  const star = (rules: readonly PolicyRule[]) => rules.filter((r) => r.service === null).map(text);
+  const starA = star(a);
+  const starB = star(b);
+  if (starA.length !== starB.length || starA.some((t, i) => t !== starB[i])) return undefined;
+  // Per service: its rules' texts, each after the number of `*` rules that come before it.
+  const seqs = (rules: readonly PolicyRule[]) => {
+    const out = new Map<string, string[]>();
+    let stars = 0;
+    for (const r of rules) {
+      if (r.service === null) {
+        stars++;
+        continue;
+      }
+      let list = out.get(r.service);
+      if (!list) out.set(r.service, (list = []));
+      list.push(`${stars}\0${text(r)}`);
+    }
+    return out;
+  };
+  const sa = seqs(a);
+  const sb = seqs(b);
+  const differ = new Set<string>();
+  for (const svc of new Set([...sa.keys(), ...sb.keys()])) {
+    const x = sa.get(svc) ?? [];
+    const y = sb.get(svc) ?? [];
+    if (x.length !== y.length || x.some((t, i) => t !== y[i])) differ.add(svc);
+  }
+  return differ;
+}
+
 /** Adds the decision changes of a diff to `counts`, by kind. */
 function countChanges(counts: { grant: number; revoke: number; change: number }, diff: ServiceChanges[]): void {
   for (const s of diff) for (const c of s.changes) counts[c.kind]++;
@@ -709,7 +758,8 @@ export function policyEffects(system: WhatIfSystem, policy: PolicyTexts, stack: 
     if ("error" in a || "error" in b) return undefined;
     future ??= futureSystem(system, stack);
     const counts = { grant: 0, revoke: 0, change: 0 };
-    countChanges(counts, decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future }));
+    const only = servicesThatDiffer(a.policy.rules, b.policy.rules);
+    if (only === undefined || only.size) countChanges(counts, decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future }, undefined, only));
     return counts;
   };
 }
