@@ -188,6 +188,12 @@ describe("the effect of writing one policy file", () => {
           const all = { grant: 0, revoke: 0, change: 0 };
           for (const s of decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future })) for (const c of s.changes) all[c.kind]++;
           expect(policyEffects(sys, texts, stack)("50-test", absent ? undefined : text(before), text(after))).toEqual(all);
+          // Stopped at the first grant or change (what a plan needs): the same mark, and exact counts when there is none.
+          const quick = policyEffects(sys, texts, stack, { untilGrant: true })("50-test", absent ? undefined : text(before), text(after))!;
+          const grants = (e: typeof all) => e.grant > 0 || e.change > 0;
+          expect(grants(quick)).toBe(grants(all));
+          if (!grants(all)) expect(quick).toEqual(all);
+          else expect(quick.grant + quick.change).toBe(1);
         },
       ),
       { numRuns: 300, seed: 11 },

@@ -71,7 +71,7 @@ export function changesTags(plan: Plan): boolean {
 
 /** The plan options that mark policy writes and tag changes by their decision changes. */
 export function effectOptions(inputs: WhatIfInputs, model: StackModel): Pick<PlanOptions, "policyEffect" | "tagEffect" | "policyNaming"> {
-  return { policyEffect: policyEffects(inputs.system, inputs.policy, model), tagEffect: tagEffects(inputs.system, inputs.policy, model), policyNaming: (qube) => policyNaming(inputs.policy, model.stack, qube) };
+  return { policyEffect: policyEffects(inputs.system, inputs.policy, model, { untilGrant: true }), tagEffect: tagEffects(inputs.system, inputs.policy, model), policyNaming: (qube) => policyNaming(inputs.policy, model.stack, qube) };
 }
 
 /**

@@ -253,6 +253,8 @@ export function decisionChanges(
   stats?: DiffStats,
   /** Only these services (a caller that knows the others cannot change); not the `*` representative. */
   only?: ReadonlySet<string>,
+  /** Stops the diff once this says so of a change found (the changes found up to it are returned). */
+  stop?: (c: DecisionChange) => boolean,
 ): ServiceChanges[] {
   const rulesT = today.policy.rules;
   const rulesF = future.policy.rules;
@@ -333,7 +335,32 @@ export function decisionChanges(
   const changedQubes = new Set(qubes.filter((q) => { const [a, b] = signature.get(q)!.split("|"); return a !== b; }));
   const rulesOf = (rules: readonly PolicyRule[], service: string) => rules.filter((r) => r.service === service || r.service === null);
 
+  let changes: DecisionChange[] = [];
+  const flush = (svc: { shown: string }) => {
+    if (!changes.length) return;
+    changes.sort((a, b) => sortStr(a.argument, b.argument) || sortStr(a.source, b.source) || sortStr(a.target, b.target));
+    out.push({ service: svc.shown, changes });
+  };
   for (const svc of serviceList) {
+    changes = [];
+    try {
+      diffService(svc);
+    } catch (e) {
+      if (e !== STOP) throw e;
+      flush(svc);
+      break;
+    }
+    flush(svc);
+  }
+  if (stats) {
+    stats.services = serviceList.length;
+    stats.requests = requests;
+    stats.evaluated = evaluated;
+    stats.classes = maxClasses;
+  }
+  return out;
+
+  function diffService(svc: { request: string; shown: string }): void {
     const classes = classesFor(svc.request);
     // A service whose rules are the same today and after, with no ask rule and no
     // named qube or disposable template changed, decides a call differently only
@@ -350,7 +377,6 @@ export function decisionChanges(
     const namedArgs = new Set([...(argsOf.get(svc.request) ?? []), ...wildArgs]);
     const args = [...namedArgs].sort(sortStr).map((a) => ({ request: a, shown: a }));
     args.push({ request: namedArgs.has("+") ? fresh("+qkit-any-other-argument", namedArgs) : "+", shown: "*" });
-    const changes: DecisionChange[] = [];
     for (const arg of args) {
       const decide = (source: string, target: string): { before: Outcome; after: Outcome } => {
         evaluated++;
@@ -391,9 +417,12 @@ export function decisionChanges(
           if (cls.added) c.added = cls.added.every((t) => renamesNone(t, pi)) ? cls.added : cls.added.map((t) => permuteName(t, pi)).sort(sortStr);
           if (cls.removed) c.removed = cls.removed.every((t) => renamesNone(t, pi)) ? cls.removed : cls.removed.map((t) => permuteName(t, pi)).sort(sortStr);
           changes.push(c);
+          if (stop?.(c)) throw STOP;
           return;
         }
-        changes.push({ service: svc.shown, argument: arg.shown, source, target, kind: cls.kind, before: permuteOutcome(before, pi), after: permuteOutcome(after, pi) });
+        const c: DecisionChange = { service: svc.shown, argument: arg.shown, source, target, kind: cls.kind, before: permuteOutcome(before, pi), after: permuteOutcome(after, pi) };
+        changes.push(c);
+        if (stop?.(c)) throw STOP;
       };
       const swap = (a: string, b: string) => (x: string) => (x === a ? b : x === b ? a : x);
       for (const sc of classes) {
@@ -429,19 +458,11 @@ export function decisionChanges(
         }
       }
     }
-    if (changes.length) {
-      changes.sort((a, b) => sortStr(a.argument, b.argument) || sortStr(a.source, b.source) || sortStr(a.target, b.target));
-      out.push({ service: svc.shown, changes });
-    }
   }
-  if (stats) {
-    stats.services = serviceList.length;
-    stats.requests = requests;
-    stats.evaluated = evaluated;
-    stats.classes = maxClasses;
-  }
-  return out;
 }
+
+/** Thrown inside {@link decisionChanges} when its `stop` says so. */
+const STOP: unique symbol = Symbol("stop");
 
 /** The answer of a pair whose decision does not change (its outcomes are not read). */
 const UNCHANGED: { before: Outcome; after: Outcome; changed: false } = { before: { action: "deny", reason: "" }, after: { action: "deny", reason: "" }, changed: false };
@@ -745,7 +766,19 @@ export function tagEffects(system: WhatIfSystem, policy: PolicyTexts, stack: Sta
  * decision changes of writing one policy file, all else as after apply (the
  * future system of `stack`, the other policy files as they are today).
  */
-export function policyEffects(system: WhatIfSystem, policy: PolicyTexts, stack: StackModel): (key: string, before: string | undefined, after: string) => { grant: number; revoke: number; change: number } | undefined {
+export function policyEffects(
+  system: WhatIfSystem,
+  policy: PolicyTexts,
+  stack: StackModel,
+  /**
+   * `untilGrant`: stop at the first change that grants or changes access,
+   * all a plan needs to mark and order the write (`grant`/`change` are then
+   * at least 1 but not counted further, `revoke` counts the revocations
+   * found up to there); the counts are exact when nothing is granted or changed.
+   */
+  options: { untilGrant?: boolean } = {},
+): (key: string, before: string | undefined, after: string) => { grant: number; revoke: number; change: number } | undefined {
+  const stop = options.untilGrant ? (c: DecisionChange) => c.kind !== "revoke" : undefined;
   let future: WhatIfSystem | undefined;
   return (key, before, after) => {
     const file = key.startsWith("include/") ? key : `${key}.policy`;
@@ -759,7 +792,7 @@ export function policyEffects(system: WhatIfSystem, policy: PolicyTexts, stack: 
     future ??= futureSystem(system, stack);
     const counts = { grant: 0, revoke: 0, change: 0 };
     const only = servicesThatDiffer(a.policy.rules, b.policy.rules);
-    if (only === undefined || only.size) countChanges(counts, decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future }, undefined, only));
+    if (only === undefined || only.size) countChanges(counts, decisionChanges({ policy: a.policy, system: future }, { policy: b.policy, system: future }, undefined, only, stop));
     return counts;
   };
 }
