@@ -20,7 +20,8 @@
  *    measures the real engine on the same generated policies.
  * 6. Runs bench/sdk.mjs, bench/lsp.mjs and bench/template.mjs when they exist (unless --policy-only).
  *    Then bench/plan.mjs (a template plan against a 100-qube simulated system over a socket).
- *    bench/diff.mjs and bench/scale.mjs (the auditor's commands on a 2,000-qube system) follow.
+ *    bench/diff.mjs, bench/scale.mjs (the auditor's commands on a 2,000-qube system) and
+ *    bench/plan-scale.mjs (template plans of 300 to 2,000 qubes) follow.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -290,6 +291,8 @@ async function main() {
     if (spawnSync(process.execPath, [join(ROOT, "bench", "diff.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
     process.stdout.write("\n== bench/scale.mjs ==\n");
     if (spawnSync(process.execPath, [join(ROOT, "bench", "scale.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
+    process.stdout.write("\n== bench/plan-scale.mjs ==\n");
+    if (spawnSync(process.execPath, [join(ROOT, "bench", "plan-scale.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
     process.stdout.write("\n== bench/flow.mjs ==\n");
     if (spawnSync(process.execPath, [join(ROOT, "bench", "flow.mjs")], { stdio: "inherit", cwd: ROOT }).status !== 0) failed = true;
   }
