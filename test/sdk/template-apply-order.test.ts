@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyPlan, dirPolicyTarget, executePlan, planStack, type Plan, type StackConnection } from "@qubes-kit/sdk";
+import { applyPlan, dirPolicyTarget, executePlan, planStack, rehearse, type Plan, type StackConnection } from "@qubes-kit/sdk";
 import type { QubeDecl } from "@qubes-kit/language";
 import { DEFAULT, connectSim, demoSimulator, mismatches, policyFile, qube, readFor, stack } from "../fixtures/template/apply/stacks.js";
 
@@ -154,6 +154,24 @@ describe("creation defaults", () => {
     before(ok, "tpl-x.create", "tpl-z.create");
     before(ok, "tpl-z.create", "tpl-y.create");
     before(ok, "tpl-y.create", "global.default_template");
+  });
+});
+
+describe("what qubesd leaves", () => {
+  it("a property set to none reads back empty: not a setting qubesd undid (kernel: none, netvm: none)", async () => {
+    const conn = connectSim(demoSimulator());
+    const s = (props: QubeDecl["properties"]) => stack("none", [qube("q", "AppVM", { label: "red", template: "debian-12", ...props })]);
+    await applyAll(s({}), conn);
+    const { plan, live } = await planStack(s({ kernel: null, netvm: null }), conn);
+    expect(plan.steps.filter((x) => x.kind === "set-property").map((x) => [x.id, x.after])).toEqual([
+      ["q.p.kernel", "none"],
+      ["q.p.netvm", "none"],
+    ]);
+    const r = await rehearse(plan, live);
+    expect(r.result.failure).toBeUndefined();
+    expect(r.sideEffects.filter((e) => e.undoes)).toEqual([]);
+    await applyAll(s({ kernel: null, netvm: null }), conn);
+    expect((await planStack(s({ kernel: null, netvm: null }), conn)).plan.steps).toEqual([]);
   });
 });
 

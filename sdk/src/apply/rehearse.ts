@@ -126,6 +126,8 @@ function holds(stepAfter: string | null, seen: string): boolean {
   if (stepAfter === null) return true;
   if (stepAfter.startsWith("default")) return seen.startsWith("default");
   if (stepAfter.startsWith("absent")) return seen === "absent";
+  // A property set to none (`kernel`, `netvm`…) reads back empty.
+  if (stepAfter === "none" && seen === "") return true;
   // A property set to the value it inherited is shown pinned (`2 (pinned)`).
   return seen === stepAfter || stepAfter === `${seen} (pinned)`;
 }
