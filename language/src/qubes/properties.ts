@@ -440,7 +440,7 @@ export const GLOBAL_PROPERTIES: readonly PropertySpec[] = sorted("@global", [
   S({ name: "default_audiovm", type: "vm", allowNone: true, defaultText: "dom0", effect: "next-start" }),
   S({ name: "default_dispvm", type: "vm", allowNone: true, dispvmTemplate: true, defaultText: "None", effect: "live" }),
   S({ name: "default_guivm", type: "vm", allowNone: true, defaultText: "dom0", effect: "next-start" }),
-  S({ name: "default_kernel", type: "str", allowNone: true, defaultText: "the newest installed kernel", effect: "next-start" }),
+  S({ name: "default_kernel", type: "str", allowNone: true, defaultText: "none: qubesd has no default for it (the installer sets it), so it cannot be reset", effect: "next-start" }),
   S({ name: "default_netvm", type: "vm", allowNone: true, providesNetwork: true, defaultText: "None", effect: "live" }),
   S({ name: "default_pool", type: "str", defaultText: "the pool of the default installation", effect: "none" }),
   S({ name: "default_pool_kernel", type: "str", defaultText: "default_pool", effect: "none" }),
@@ -464,6 +464,17 @@ INDEX.set("@global", new Map(GLOBAL_PROPERTIES.map((p) => [p.name, p])));
 /** The property `name` of a qube class, or of the global holder with `klass = "@global"`. */
 export function propertySpec(klass: DeclarableClass | "@global", name: string): PropertySpec | undefined {
   return INDEX.get(klass)?.get(name);
+}
+
+/**
+ * Whether qubesd refuses or fails a reset (`default`) of the property: a
+ * qube's `template` and `label` cannot be unset ("Cannot unset template"),
+ * and the global `default_kernel` has no default, so resetting it makes
+ * qubesd fail while it saves qubes.xml (every qube's kernel volume reads it:
+ * "property 'default_kernel' have no default"), with the reset already made.
+ */
+export function cannotReset(klass: DeclarableClass | "@global", name: string): boolean {
+  return klass === "@global" ? name === "default_kernel" : name === "template" || name === "label";
 }
 
 /** The writable properties (`rw`) of a qube class or the global holder. */

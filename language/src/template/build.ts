@@ -17,6 +17,7 @@ import {
   PROTECTED_FEATURES,
   STANDARD_LABELS,
   TAG_PATTERN,
+  cannotReset,
   featureValueError,
   isAutomaticTag,
   propertySpec,
@@ -738,8 +739,10 @@ export class DocumentReader {
     }
     if (s.symbolic) return typeof s.value === "string" ? s.value : undefined;
     if (s.plain && s.value === "default") {
-      if (name === "template" || name === "label") {
-        this.errorHelp(node, "cannot-reset", `${name} cannot be reset to a default`, name === "template" ? "name the template (qubesd: cannot unset template, set it to the current default)" : "name a label");
+      if (cannotReset(klass, name)) {
+        if (name === "default_kernel")
+          this.errorHelp(node, "cannot-reset", "default_kernel cannot be reset: qubesd has no default for it, and fails saving qubes.xml once it is reset (property 'default_kernel' have no default)", "name an installed kernel (`qkit system snapshot` lists them under kernels)");
+        else this.errorHelp(node, "cannot-reset", `${name} cannot be reset to a default`, name === "template" ? "name the template (qubesd: cannot unset template, set it to the current default)" : "name a label");
         return undefined;
       }
       return DEFAULT;

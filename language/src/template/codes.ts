@@ -36,7 +36,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "read-only-property": "a property computed by qubesd",
   "write-once-property": "a property assigned by qubesd (name, qid, uuid, dispid)",
   "invalid-property-value": "a value qubesd's setter refuses",
-  "cannot-reset": "`default` for a property that has no default (template, label)",
+  "cannot-reset": "`default` for a property that has no default (template, label, the global default_kernel)",
   "source-not-for-class": "source: on a class created from its template",
   "invalid-source": "a source: other than one of clone, install, empty",
   "invalid-move": "a moved_from: that cannot be carried out (the qube itself, a class change, two qubes from one, a former name still declared)",

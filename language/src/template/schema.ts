@@ -6,7 +6,7 @@
  * It is the shape only: cross-references, bundle parameter types and the
  * embedded policy are checked by {@link checkStack}.
  */
-import { DECLARABLE_CLASSES, GLOBAL_PROPERTIES, QUBE_PROPERTIES, STANDARD_LABELS, TAG_PATTERN, type PropertySpec } from "../qubes/properties.js";
+import { cannotReset, DECLARABLE_CLASSES, GLOBAL_PROPERTIES, QUBE_PROPERTIES, STANDARD_LABELS, TAG_PATTERN, type DeclarableClass, type PropertySpec } from "../qubes/properties.js";
 import { FIREWALL_KEYS } from "./firewall.js";
 import {
   DEVICE_CLASS_NAMES,
@@ -33,17 +33,13 @@ function minimumOf(spec: PropertySpec): number | undefined {
 
 const ENUMS: Record<string, string[]> = { virt_mode: ["hvm", "pv", "pvh"] };
 
-function describe(spec: PropertySpec): string {
+function describe(spec: PropertySpec, klass: DeclarableClass | "@global"): string {
   const effect = spec.effect === "live" ? "applies live" : spec.effect === "next-start" ? "applies at the next start" : spec.effect === "needs-halt" ? "needs the qube halted" : "";
-  return [spec.help, spec.defaultText ? `Default: ${spec.defaultText}.` : "", effect ? `Change ${effect}.` : "", resettable(spec) ? "`default` resets it." : ""].filter(Boolean).join(" ");
+  // The checker's `cannot-reset`: no default to reset to.
+  return [spec.help, spec.defaultText ? `Default: ${spec.defaultText}.` : "", effect ? `Change ${effect}.` : "", cannotReset(klass, spec.name) ? "" : "`default` resets it."].filter(Boolean).join(" ");
 }
 
-/** `template` and `label` have no default to reset to (the checker's `cannot-reset`). */
-function resettable(spec: PropertySpec): boolean {
-  return spec.name !== "template" && spec.name !== "label";
-}
-
-function valueSchema(spec: PropertySpec): Schema {
+function valueSchema(spec: PropertySpec, klass: DeclarableClass | "@global"): Schema {
   const alts: Schema[] = [];
   switch (spec.type) {
     case "int": {
@@ -70,8 +66,8 @@ function valueSchema(spec: PropertySpec): Schema {
       alts.push(ENUMS[spec.name] ? { type: "string", enum: ENUMS[spec.name]!.flatMap((v) => [v, v.toUpperCase()]) } : { type: ["string", "number"] });
       if (spec.allowNone) alts.push({ type: "null" });
   }
-  if (resettable(spec)) alts.push({ const: "default" });
-  return { description: describe(spec), anyOf: alts };
+  if (!cannotReset(klass, spec.name)) alts.push({ const: "default" });
+  return { description: describe(spec, klass), anyOf: alts };
 }
 
 const stringOrParam: Schema = { type: "string" };
@@ -129,7 +125,7 @@ export function stackJsonSchema(): Schema {
     protect: { description: "true: never removed nor replaced by qkit.", type: "boolean" },
     ignore_changes: { description: "Keys set at creation and then left alone.", type: "array", items: { type: "string" } },
   };
-  for (const [name, spec] of allProps) qubeProps[name] = valueSchema(spec);
+  for (const [name, spec] of allProps) qubeProps[name] = valueSchema(spec, "AppVM");
 
   const perClass = DECLARABLE_CLASSES.map((c) => {
     const absent = [...allProps.keys()].filter((n) => !rwByClass.get(c)!.has(n));
@@ -139,7 +135,7 @@ export function stackJsonSchema(): Schema {
   });
 
   const globalProps: Schema = {};
-  for (const p of GLOBAL_PROPERTIES) if (p.access === "rw") globalProps[p.name] = valueSchema(p);
+  for (const p of GLOBAL_PROPERTIES) if (p.access === "rw") globalProps[p.name] = valueSchema(p, "@global");
 
   const expectation: Schema = {
     anyOf: [
