@@ -175,6 +175,23 @@ describe("what qubesd leaves", () => {
   });
 });
 
+describe("globals without a default", () => {
+  it("a default_kernel the stack no longer declares is left as it is (qubesd has no default to reset it to)", async () => {
+    const conn = connectSim(demoSimulator());
+    const { live } = await planStack(stack("k", []), conn);
+    const kernel = live.globals["default_kernel"]?.value;
+    expect(typeof kernel === "string" && kernel !== "").toBe(true);
+    await applyAll(stack("k", [], { global: { default_kernel: kernel as string, default_netvm: "sys-net" } }), conn);
+    // Both no longer declared: default_netvm goes back to its default, default_kernel stays.
+    const { plan } = await planStack(stack("k", []), conn);
+    expect(plan.errors).toEqual([]);
+    expect(plan.steps.filter((x) => x.kind === "reset-global").map((x) => x.key)).toEqual(["default_netvm"]);
+    await applyAll(stack("k", []), conn);
+    const after = (await planStack(stack("k", []), conn)).live.globals["default_kernel"];
+    expect([after?.value, after?.default]).toEqual([kernel, false]);
+  });
+});
+
 describe("running qubes", () => {
   it("defers needs-halt changes of running qubes unless --restart=if-needed", async () => {
     const sim = demoSimulator();

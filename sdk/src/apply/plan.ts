@@ -7,6 +7,7 @@
 import {
   DEFAULT,
   PROTECTED_FEATURES,
+  cannotReset,
   policyFileName,
   type DeviceDecl,
   type PropertyValue as DeclaredValue,
@@ -1031,7 +1032,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (name in q.properties) continue;
     const cur = l?.properties[name];
     if (!cur || cur.default) continue;
-    if (name === "label" || name === "template") continue; // cannot be reset: left as they are
+    if (cannotReset(klass, name)) continue; // cannot be reset: left as they are
     const spec = specOf(klass, name);
     const c = build(ctx, `${q.name}.${name}`, () => [call(calls.propertyReset(name, q.name))]);
     if (!c) continue;
@@ -1657,6 +1658,8 @@ function planGlobals(ctx: Ctx): void {
     if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:") || name.startsWith("qube:")) continue;
     const cur = ctx.live.globals[name];
     if (!cur || cur.default) continue;
+    // No default to go back to (default_kernel): no longer managed, its value stays.
+    if (cannotReset("@global", name)) continue;
     const c = build(ctx, `global ${name}`, () => [call(calls.propertyReset(name))]);
     if (c) add(ctx, PHASE.global, { id: `global.${name}`, kind: "reset-global", target: "global", object: "", key: name, calls: c, before: showProperty(cur), after: "default (no longer declared)" });
   }
