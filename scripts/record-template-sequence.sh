@@ -1,11 +1,12 @@
 #!/bin/bash
-# Records what the REAL qubesd ends up holding when the stacks of
-# test/fixtures/template/real-sequence/N.qubes.yaml are applied in turn
-# (`qkit template apply --prune --allow-replace`, policy in a directory), for
+# Records what the REAL qubesd ends up holding when the stacks of a sequence
+# directory (default test/fixtures/template/real-sequence) DIR/N.qubes.yaml
+# are applied in turn (`qkit template apply --prune --allow-replace`, plus
+# the options in DIR/flags if any, policy in a directory), for
 # test/sdk/template-real-sequence.test.ts, which applies the same stacks to
 # the simulator started from the same machine and compares.
 #
-#   QUBES_CORE_ADMIN_SRC=... QUBES_CORE_QREXEC_SRC=... scripts/record-template-sequence.sh
+#   QUBES_CORE_ADMIN_SRC=... QUBES_CORE_QREXEC_SRC=... scripts/record-template-sequence.sh [DIR]
 #
 # Uses the shared tools' real qubesd (run-qubesd.sh, $QUBESD_TOOLS, default
 # /work/shared/tools/qubesd) and its scenario (qubesd-scenario.py --setup).
@@ -15,7 +16,8 @@
 # last line of a plan made right after: "No changes" when apply converged).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-FIX=$ROOT/test/fixtures/template/real-sequence
+FIX=$(cd "${1:-$ROOT/test/fixtures/template/real-sequence}" && pwd)
+FLAGS=$(cat "$FIX/flags" 2>/dev/null || true)
 TOOLS=${QUBESD_TOOLS:-/work/shared/tools/qubesd}
 Q="node $ROOT/sdk/dist/cli.js"
 W=$(mktemp -d)
@@ -30,9 +32,9 @@ python3 "$TOOLS/qubesd-scenario.py" "$R" --setup > /dev/null
 $Q system snapshot --socket "$R" > "$FIX/system.json"
 for st in "$FIX"/[0-9].qubes.yaml; do
   n=$(basename "$st" .qubes.yaml)
-  $Q template apply "$st" --socket "$R" --policy-dir "$W/pol" --yes --prune --allow-replace > "$W/apply.txt" 2>&1 || true
+  $Q template apply "$st" --socket "$R" --policy-dir "$W/pol" --yes --prune --allow-replace $FLAGS > "$W/apply.txt" 2>&1 || true
   tail -1 "$W/apply.txt" > "$FIX/$n.apply.txt"
-  $Q template plan "$st" --socket "$R" --policy-dir "$W/pol" --prune --allow-replace > "$W/plan.txt" 2>&1 || true
+  $Q template plan "$st" --socket "$R" --policy-dir "$W/pol" --prune --allow-replace $FLAGS > "$W/plan.txt" 2>&1 || true
   tail -1 "$W/plan.txt" > "$FIX/$n.replan.txt"
   $Q template export --socket "$R" 2>/dev/null > "$FIX/$n.real.yaml"
   echo "$n: $(cat "$FIX/$n.apply.txt") / $(cat "$FIX/$n.replan.txt")"
