@@ -72,7 +72,15 @@ export function normalizeFirewallRule(text: string): FirewallRuleResult {
       return { ok: false, message: `Unknown firewall option: ${key}`, start, end: start + eq, ...(near ? { help: `did you mean \`${near}\`?` } : { help: `options: ${FIREWALL_KEYS.join(", ")}` }) };
     }
     if (fields.has(key)) return { ok: false, message: `Option '${key}' already set`, start, end };
-    if (key !== "comment" && !/^[A-Za-z0-9:;,./_[\]-]*$/.test(value)) return { ok: false, message: `invalid character in ${key}: ${value}`, start: start + eq + 1, end, help: "qubesd accepts letters, digits and : ; , . / - _ [ ] in rule values" };
+    if (key !== "comment" && !/^[A-Za-z0-9:;,./_[\]-]*$/.test(value))
+      return {
+        ok: false,
+        message: `invalid character in ${key}: ${value}`,
+        start: start + eq + 1,
+        end,
+        // qvm-firewall's `expire=+SECONDS` is relative to when it runs; qubesd takes only the absolute time (and a stack applied again would move it).
+        help: key === "expire" && /^\+\d+$/.test(value) ? "write the time as seconds since the epoch (for an hour from now: `date -d '+1 hour' +%s`); qvm-firewall's `+SECONDS` is relative to when it runs, which each apply would move" : "qubesd accepts letters, digits and : ; , . / - _ [ ] in rule values",
+      };
     if (key === "comment" && !/^[A-Za-z0-9:;,./_[\] -]*$/.test(value)) return { ok: false, message: `invalid character in comment: ${value}`, start: start + eq + 1, end, help: "qubesd accepts letters, digits, spaces and : ; , . / - _ [ ] in comments" };
     fields.set(key, { value, start, end });
   }
