@@ -23,7 +23,7 @@ global:
   default_netvm: sys-firewall
   default_dispvm: web-dvm
   clockvm: none
-  default_kernel: default
+  updatevm: default
 labels:
   teal: "0x008080"
 qubes:
@@ -127,7 +127,7 @@ function fromYaml(file: string): StackModel {
 const OFFICE_TS: StackInput = {
   stack: "office",
   description: "Everything a stack can say, once.",
-  global: { default_netvm: "sys-firewall", default_dispvm: "web-dvm", clockvm: null, default_kernel: DEFAULT },
+  global: { default_netvm: "sys-firewall", default_dispvm: "web-dvm", clockvm: null, updatevm: DEFAULT },
   labels: { teal: "0x008080" },
   qubes: {
     "tpl-office": { class: "TemplateVM", source: { clone: "debian-13" }, label: "black", memory: 1024, kernelopts: "swiotlb=2048" },

@@ -140,7 +140,8 @@ export interface GlobalInput {
   default_audiovm?: VmRef;
   default_dispvm?: VmRef;
   default_guivm?: VmRef;
-  default_kernel?: string | null | D;
+  /** No `DEFAULT`: qubesd has no default for it (resetting it breaks its save; the checker's `cannot-reset`). */
+  default_kernel?: string | null;
   default_netvm?: VmRef;
   default_pool?: Str;
   default_pool_kernel?: Str;

@@ -10,7 +10,7 @@ import { DEFAULT, type QubeInput, type StackInput } from "./builder.js";
 export function typeTests(): StackInput[] {
   const ok: StackInput = {
     stack: "types",
-    global: { default_netvm: "sys-firewall", default_dispvm: null, default_kernel: DEFAULT },
+    global: { default_netvm: "sys-firewall", default_dispvm: null, updatevm: DEFAULT },
     qubes: {
       work: { class: "AppVM", template: "debian-13", label: "blue", memory: 800, netvm: DEFAULT, template_for_dispvms: false, features: { x: true, y: null }, services: { cups: false } },
       tpl: { class: "TemplateVM", source: { clone: "debian-13" }, label: "black", appvm_default_bootmode: "default" },
@@ -40,11 +40,16 @@ export function typeTests(): StackInput[] {
     // @ts-expect-error an unknown global property
     global: { default_netwm: "sys-firewall" },
   };
+  const resetKernel: StackInput = {
+    stack: "k",
+    // @ts-expect-error default_kernel has no default to reset to
+    global: { default_kernel: DEFAULT },
+  };
   // @ts-expect-error the decision of an expectation is allow, ask or deny
   const badExpect: StackInput = { stack: "e", expect: [{ call: "qubes.Gpg2 work -> vault", decision: "maybe" }] };
   // @ts-expect-error state is running, halted or any
   const badState: QubeInput = { class: "AppVM", state: "paused" };
 
   void [memoryString, unknownKey, wrongClass, dispSource, virtMode, noClass, noneString, badExpect, badState];
-  return [ok, badGlobal];
+  return [ok, badGlobal, resetKernel];
 }
