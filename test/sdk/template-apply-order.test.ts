@@ -175,6 +175,40 @@ describe("what qubesd leaves", () => {
   });
 });
 
+describe("moves that use each other", () => {
+  it("renames a template, a network provider on it and a disposable template behind that provider in one apply", async () => {
+    const conn = connectSim(demoSimulator());
+    const v1 = stack(
+      "mv",
+      [
+        qube("tplx", "TemplateVM", { label: "black", memory: 700 }, { source: { clone: "debian-12" } }),
+        qube("netx", "AppVM", { label: "orange", template: "tplx", provides_network: true, netvm: "sys-firewall" }),
+        qube("dx", "AppVM", { label: "red", template: "tplx", template_for_dispvms: true, netvm: "netx" }),
+        qube("c1", "AppVM", { label: "blue", template: "tplx", netvm: "netx", default_dispvm: "dx" }),
+      ],
+      { global: { default_dispvm: "dx" } },
+    );
+    await applyAll(v1, conn);
+    const v2 = stack(
+      "mv",
+      [
+        qube("tply", "TemplateVM", { label: "black", memory: 700 }, { source: { clone: "debian-12" }, moved_from: "tplx" }),
+        qube("nety", "AppVM", { label: "orange", template: "tply", provides_network: true, netvm: "sys-firewall" }, { moved_from: "netx" }),
+        qube("dy", "AppVM", { label: "red", template: "tply", template_for_dispvms: true, netvm: "nety" }, { moved_from: "dx" }),
+        qube("c1", "AppVM", { label: "blue", template: "tply", netvm: "nety", default_dispvm: "dy" }),
+      ],
+      { global: { default_dispvm: "dy" } },
+    );
+    // Each removal waits for the users of what it removes, never for another move's end (that made a loop).
+    const plan = await applyAll(v2, conn);
+    before(plan, "dx.remove", "netx.remove");
+    before(plan, "netx.remove", "tplx.remove");
+    before(plan, "netx.remove", "nety.moved");
+    expect(mismatches(v2, await readFor(v2, conn))).toEqual([]);
+    expect((await planStack(v2, conn)).plan.steps).toEqual([]);
+  });
+});
+
 describe("globals without a default", () => {
   it("a default_kernel the stack no longer declares is left as it is (qubesd has no default to reset it to)", async () => {
     const conn = connectSim(demoSimulator());

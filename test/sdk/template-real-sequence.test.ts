@@ -21,7 +21,9 @@
  * provider and a disposable template given up while others use them;
  * `real-sequence-devices/`: PCI and block assignments and their modes;
  * `real-sequence-volumes/`: volume sizes and revisions, a refused shrink
- * (the plan's error), firewall rules qubesd normalises, a custom label.
+ * (the plan's error), firewall rules qubesd normalises, a custom label;
+ * `real-sequence-moves/`: a template, a network provider on it and a
+ * disposable template behind that provider renamed in one apply.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";

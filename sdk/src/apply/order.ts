@@ -5,6 +5,7 @@
  * rewiring; giving up roles; globals; grants; removals in reverse; the
  * ownership record; starts), with the edges every plan needs added here.
  */
+import { isMoveMark } from "./keys.js";
 import type { PlanStep } from "./types.js";
 
 const RELEASE_PHASE = 25;
@@ -15,7 +16,7 @@ const NETVM_PHASE = 20;
  * loop-free order of the netvm changes; `clients` maps a network provider
  * to the running qubes connected to it on the live system.
  */
-export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmOrder: string[], clients: Map<string, string[]> = new Map()): PlanStep[] {
+export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmOrder: string[], clients: Map<string, string[]> = new Map(), onCycle?: (stuck: string[]) => void): PlanStep[] {
   const byId = new Map(steps.map((s) => [s.id, s]));
   // Each object's steps, in plan order (looked up per step below: a plan of thousands of qubes
   // must not scan every step for each of them).
@@ -33,11 +34,15 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
   // A transient `none` comes before the final value of the same qube.
   for (const id of netvmOrder) if (id.endsWith(".p.netvm.none")) byId.get(id.slice(0, -".none".length))?.requires.push(id);
   const netvmSteps = steps.filter((s) => phase.get(s.id) === NETVM_PHASE).map((s) => s.id);
-  const nonRemoval = steps.filter((s) => s.kind !== "remove" && s.kind !== "start" && !(s.kind === "shutdown" && s.effect === "needs-halt" && s.key === "power" && s.id.endsWith(".shutdown") && s.after === "halted" && byId.has(`${s.object}.remove`)));
+  // (Not the end of a move, which drops the moved qube's mark once its former qube is removed: a removal
+  // waiting for another move's end made a cycle when that former qube uses the removed one, a netvm or a template.)
+  // Nor label removals and ownership records, which come after the removals (a label goes once no qube uses it).
+  const nonRemoval = steps.filter((s) => s.kind !== "remove" && s.kind !== "start" && s.kind !== "remove-label" && s.kind !== "record-keys" && !isMoveMark(s) && !(s.kind === "shutdown" && s.effect === "needs-halt" && s.key === "power" && s.id.endsWith(".shutdown") && s.after === "halted" && byId.has(`${s.object}.remove`)));
   for (const s of steps) {
     if (phase.get(s.id) === RELEASE_PHASE) s.requires.push(...netvmSteps);
     // Removals wait for every other change (dependents re-pointed first), but not for changes that are deferred anyway.
-    if (s.kind === "remove") s.requires.push(...nonRemoval.filter((x) => (x.object !== s.object || x.kind !== "shutdown") && !x.deferred).map((x) => x.id));
+    // A replacement's removal (`replace`) does not wait for the steps of the qube that replaces it: they wait for it.
+    if (s.kind === "remove") s.requires.push(...nonRemoval.filter((x) => (x.object !== s.object || (x.kind !== "shutdown" && !s.replace)) && !x.deferred).map((x) => x.id));
     if (s.kind === "record-keys" && s.target.startsWith("qube ") && !s.id.endsWith(".keys-first")) s.requires.push(...stepsOf(s.object).filter((x) => x !== s && x.kind !== "start" && x.kind !== "remove").map((x) => x.id));
     // A provider started for a running client starts configured (its ownership record may wait).
     if (s.id.endsWith(".start-for-netvm")) s.requires.push(...stepsOf(s.object).filter((x) => x !== s && x.kind !== "start" && x.kind !== "remove" && x.kind !== "shutdown" && !(x.kind === "record-keys" && !x.id.endsWith(".keys-first"))).map((x) => x.id));
@@ -75,9 +80,10 @@ export function orderSteps(steps: PlanStep[], phase: Map<string, number>, netvmO
   const done = new Set<string>();
   while (ready.size || done.size < steps.length) {
     if (!ready.size) {
-      // A cycle (never expected): take the smallest remaining step to make progress.
+      // A cycle (never expected): said to the caller (the plan is then an error), and the smallest remaining step taken to finish the order.
       let best: string | undefined;
       for (const s of steps) if (!done.has(s.id) && (best === undefined || cmpKey(phase.get(s.id) ?? 0, index.get(s.id)!, phase.get(best) ?? 0, index.get(best)!) < 0)) best = s.id;
+      onCycle?.([best!, ...byId.get(best!)!.requires.filter((r) => !done.has(r))]);
       ready.push(best!);
     }
     const id = ready.pop()!;

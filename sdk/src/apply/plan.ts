@@ -295,7 +295,11 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
   orderMoves(ctx);
   orderRemovals(ctx);
   const netvmOrder = orderNetvm(ctx);
-  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live));
+  let cycles = 0;
+  const steps = orderSteps(ctx.steps, ctx.phase, netvmOrder, runningClients(ctx.live), (stuck) => {
+    // Once: the first loop is enough to report.
+    if (cycles++ === 0) err(ctx, "order-cycle", `internal error: the plan's steps wait for each other in a loop (${stuck.slice(0, 6).join(", ")}${stuck.length > 6 ? ", …" : ""}), so no order applies them; nothing can be applied: please report this with the stack`);
+  });
   keepDeferredLabels(ctx, steps);
   const summary: Plan["summary"] = { create: 0, change: 0, destroy: 0, adopt: 0, policy: 0, global: 0, deferred: 0 };
   const changed = new Set<string>();
