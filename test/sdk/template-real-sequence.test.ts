@@ -23,7 +23,9 @@
  * `real-sequence-volumes/`: volume sizes and revisions, a refused shrink
  * (the plan's error), firewall rules qubesd normalises, a custom label;
  * `real-sequence-moves/`: a template, a network provider on it and a
- * disposable template behind that provider renamed in one apply.
+ * disposable template behind that provider renamed in one apply;
+ * `real-sequence-bundles/`: two instances of a bundle (a VPN chain, its
+ * policy per instance), then one of them dropped and pruned.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -104,7 +106,8 @@ for (const fix of SEQUENCES) {
     beforeAll(async () => {
       dir = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), "qkit-real-seq-"));
       fs.mkdirSync(path.join(dir, "pol"));
-      for (const f of STACKS) fs.copyFileSync(path.join(fix, f), path.join(dir, f));
+      // The stacks with their bundles (in folders of the sequence).
+      fs.cpSync(fix, dir, { recursive: true });
       const system = JSON.parse(fs.readFileSync(path.join(fix, "system.json"), "utf8"));
       server = await startSimulator({ socket: path.join(dir, "qubesd.sock"), system });
       env = { QUBESD_SOCKET: server.path, XDG_STATE_HOME: path.join(dir, "state") };
