@@ -9,29 +9,24 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runQkit, serveSim } from "../helpers/qkit.js";
-import { HERE } from "../fixtures/template/apply/stacks.js";
+import { runQkit } from "../helpers/qkit.js";
+import { simWorkspace, type SimWorkspace } from "../helpers/sim-workspace.js";
 
 const CLI = fileURLToPath(new URL("../../sdk/dist/cli.js", import.meta.url));
+let ws: SimWorkspace;
 let dir: string;
 let socket: string;
-let server: Promise<number>;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "qkit-tplsig-"));
-  socket = path.join(dir, "qubesd.sock");
-  fs.copyFileSync(path.join(HERE, "system.json"), path.join(dir, "system.json"));
-  fs.mkdirSync(path.join(dir, "policy.d"));
-  server = (await serveSim(socket, ["--system", "system.json", "--policy-dir", "policy.d"], dir)).done;
+  ws = await simWorkspace("qkit-tplsig-");
+  ({ dir, socket } = ws);
 });
 
 afterAll(async () => {
-  process.emit("SIGTERM");
-  await server;
+  await ws.stop();
 });
 
 /** A proxy to the simulator that runs `hold` before it passes on the reply to the first request containing `marker`. */

@@ -75,24 +75,26 @@ function readDoc(fs: StackFileSystem, path: string, options: CheckStackOptions, 
     }
     if (typeof text !== "string") return undefined;
     doc = parseStackText(text, path);
-    let bad: Utf8Problem | undefined;
-    try {
-      bad = fs.notUtf8?.(path);
-    } catch {
-      bad = undefined;
-    }
-    if (bad) markNotUtf8(doc, bad);
+    markNotUtf8(doc, fs.notUtf8, path);
   }
   documents.set(path, doc);
   return doc;
 }
 
 /**
- * Records on a stack file read from disk that its bytes are not UTF-8
- * (`bad`, from the host's `notUtf8`): an error at the first such byte, as
- * its text (with U+FFFD there) is not what the file holds.
+ * Records on a stack file read from disk that its bytes are not UTF-8 (as
+ * the host's `notUtf8` says of `path`; a host that throws says nothing): an
+ * error at the first such byte, as its text (with U+FFFD there) is not what
+ * the file holds.
  */
-export function markNotUtf8(doc: StackDocument, bad: Utf8Problem): void {
+export function markNotUtf8(doc: StackDocument, notUtf8: ((path: string) => Utf8Problem | undefined) | undefined, path: string): void {
+  let bad: Utf8Problem | undefined;
+  try {
+    bad = notUtf8?.(path);
+  } catch {
+    bad = undefined;
+  }
+  if (!bad) return;
   const hex = bad.byte.toString(16).padStart(2, "0");
   doc.diagnostics.unshift(
     diagnosticAt(doc, "not-utf8", "error", `the file is not UTF-8 text: byte 0x${hex} at offset ${bad.offset} (${bad.reason}); its text would be read, and applied, with U+FFFD in place of such bytes`, { start: bad.textOffset, end: bad.textOffset + 1 }, NOT_UTF8_HELP),

@@ -334,6 +334,8 @@ export function decisionChanges(
   // Qubes whose decision-relevant data differ (created and removed ones included).
   const changedQubes = new Set(qubes.filter((q) => { const [a, b] = signature.get(q)!.split("|"); return a !== b; }));
   const rulesOf = (rules: readonly PolicyRule[], service: string) => rules.filter((r) => r.service === service || r.service === null);
+  // The services whose rules read differently today and after (all of them when the `*` rules do).
+  const differ = servicesThatDiffer(rulesT, rulesF);
 
   let changes: DecisionChange[] = [];
   const flush = (svc: { shown: string }) => {
@@ -365,11 +367,9 @@ export function decisionChanges(
     // A service whose rules are the same today and after, with no ask rule and no
     // named qube or disposable template changed, decides a call differently only
     // when its source or its target changed: the other pairs are not evaluated.
-    const ruleTextT = rulesOf(rulesT, svc.request).map((r) => printRule(r, " "));
-    const ruleTextF = rulesOf(rulesF, svc.request).map((r) => printRule(r, " "));
     const stable =
-      ruleTextT.length === ruleTextF.length &&
-      ruleTextT.every((t, i) => t === ruleTextF[i]) &&
+      differ !== undefined &&
+      !differ.has(svc.request) &&
       !rulesOf(rulesT, svc.request).some((r) => r.action === "ask") &&
       ![...changedQubes].some((q) => named.has(q) || namedBy.get(svc.request)?.has(q) || namedBy.get(null)?.has(q));
     const touched = (c: string[]) => changedQubes.has(c[0]!);

@@ -92,15 +92,7 @@ export function analyzeTemplate(path: string, text: string, env: TemplateEnviron
   const parse = (p: string, t: string): StackIndex => {
     const doc = parseStackText(t, p);
     // The analysed file is the editor's text; the others may have been read from disk.
-    if (p !== path) {
-      let bad: Utf8Problem | undefined;
-      try {
-        bad = env.notUtf8?.(p);
-      } catch {
-        bad = undefined;
-      }
-      if (bad) markNotUtf8(doc, bad);
-    }
+    if (p !== path) markNotUtf8(doc, env.notUtf8, p);
     documents.set(p, doc);
     return indexStack(t, doc.yaml);
   };
