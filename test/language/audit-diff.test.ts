@@ -141,6 +141,21 @@ describe("diffPolicies", () => {
         const got = changes.map((c) => [c.service, c.argument, c.source, c.target].join(" ")).sort();
         expect(got).toEqual(bruteForce(before, after, raw));
         expect(diff.requests).toBe(changes.length);
+        // In order: by the space's services and arguments, then source (code point order, as Python sorts), then the space's targets.
+        const svc = new Map<string, number>();
+        diff.space.services.forEach((s, i) => s.arguments.forEach((a, j) => svc.set(`${s.service} ${a.argument}`, i * 1000 + j)));
+        const tgt = new Map(diff.space.targets.map((t, i) => [t, i] as const));
+        const codePoints = (x: string) => [...x].map((ch) => ch.codePointAt(0)!);
+        const rank = (c: (typeof changes)[number]) => [svc.get(`${c.request.service} ${c.request.argument}`)!, codePoints(c.source), tgt.get(c.target)!] as const;
+        for (let i = 1; i < changes.length; i++) {
+          const [s0, q0, t0] = rank(changes[i - 1]!);
+          const [s1, q1, t1] = rank(changes[i]!);
+          const cmpSrc = (() => {
+            for (let k = 0; k < Math.min(q0.length, q1.length); k++) if (q0[k] !== q1[k]) return q0[k]! - q1[k]!;
+            return q0.length - q1.length;
+          })();
+          expect(s0 < s1 || (s0 === s1 && (cmpSrc < 0 || (cmpSrc === 0 && t0 < t1)))).toBe(true);
+        }
         // Every reported decision is the real one.
         for (const c of changes.slice(0, 20)) {
           expect(c.before).toEqual(evaluate(before, c.request, system));

@@ -208,26 +208,53 @@ export function diffPolicies(before: CompiledPolicy, after: CompiledPolicy, syst
 /**
  * Every changed request of a diff, each decided by both policies (so every
  * decision reported is a real one), by service, argument, source, target.
+ * An array of {@link expandedChanges}.
  */
 export function expandChanges(diff: PolicyDiff, before: CompiledPolicy, after: CompiledPolicy, system: SystemInfo): DecisionChange[] {
-  const changes: DecisionChange[] = [];
-  for (const o of diff.orbits) {
-    for (const [source, target] of o.members) {
-      const request: PolicyRequest = { service: o.request.service, argument: o.request.argument, source, target };
-      const rep = source === o.request.source && target === o.request.target;
-      changes.push({ service: o.service, argument: o.argument, call: o.call, source, target, request, before: rep ? o.before : decide(before, request, system), after: rep ? o.after : decide(after, request, system) });
-    }
-  }
-  const order = new Map(diff.space.targets.map((t, i) => [t, i] as const));
+  return [...expandedChanges(diff, before, after, system)];
+}
+
+/**
+ * {@link expandChanges} one change at a time: the changed requests are put
+ * in order first (two numbers each), and each is decided only when it is
+ * taken, so a diff of millions of requests is written with the memory of
+ * its orbits, not of every decision (a decision can carry a list of every
+ * qube).
+ */
+export function* expandedChanges(diff: PolicyDiff, before: CompiledPolicy, after: CompiledPolicy, system: SystemInfo): Generator<DecisionChange, void, undefined> {
+  const orbits = diff.orbits;
+  const targetOrder = new Map(diff.space.targets.map((t, i) => [t, i] as const));
   const svcOrder = new Map<string, number>();
   diff.space.services.forEach((s, i) => s.arguments.forEach((a, j) => svcOrder.set(s.service + "\0" + a.argument, i * 1e6 + j)));
-  changes.sort(
-    (a, b) =>
-      svcOrder.get(a.request.service + "\0" + a.request.argument)! - svcOrder.get(b.request.service + "\0" + b.request.argument)! ||
-      pyCompare(a.source, b.source) ||
-      order.get(a.target)! - order.get(b.target)!,
-  );
-  return changes;
+  const rank = orbits.map((o) => svcOrder.get(o.request.service + "\0" + o.request.argument)!);
+  let n = 0;
+  for (const o of orbits) n += o.members.length;
+  // Change k is member memberOf[k] of orbit orbitOf[k].
+  const orbitOf = new Int32Array(n);
+  const memberOf = new Int32Array(n);
+  let k = 0;
+  for (let i = 0; i < orbits.length; i++) {
+    for (let j = 0; j < orbits[i]!.members.length; j++) {
+      orbitOf[k] = i;
+      memberOf[k++] = j;
+    }
+  }
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = i;
+  ids.sort((x, y) => {
+    const ox = orbitOf[x]!;
+    const oy = orbitOf[y]!;
+    const mx = orbits[ox]!.members[memberOf[x]!]!;
+    const my = orbits[oy]!.members[memberOf[y]!]!;
+    return rank[ox]! - rank[oy]! || pyCompare(mx[0], my[0]) || targetOrder.get(mx[1])! - targetOrder.get(my[1])!;
+  });
+  for (const id of ids) {
+    const o = orbits[orbitOf[id]!]!;
+    const [source, target] = o.members[memberOf[id]!]!;
+    const request: PolicyRequest = { service: o.request.service, argument: o.request.argument, source, target };
+    const rep = source === o.request.source && target === o.request.target;
+    yield { service: o.service, argument: o.argument, call: o.call, source, target, request, before: rep ? o.before : decide(before, request, system), after: rep ? o.after : decide(after, request, system) };
+  }
 }
 
 /**

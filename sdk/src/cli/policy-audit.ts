@@ -28,7 +28,7 @@ import {
   queryCallProblem,
   queryNameProblem,
   type QueryRow,
-  expandChanges,
+  expandedChanges,
   groupChanges,
   type ChangeGroup,
   type PolicyFileSystem,
@@ -655,7 +655,7 @@ async function runDiff(args: string[], io: CliIO): Promise<number> {
   if (a.flags.has("expand")) {
     // Written as it goes, waiting for a slow reader (a pipe) rather than queueing the answer in memory.
     const out = new ChunkedWriter(io.stdout);
-    for (const c of expandChanges(diff, loaded[0]!, loaded[1]!, system)) {
+    for (const c of expandedChanges(diff, loaded[0]!, loaded[1]!, system)) {
       // The request as decided (never the `*` of the services or arguments no rule names): replayable with `qkit policy eval --requests`.
       if (json) out.write(JSON.stringify({ service: c.request.service, argument: c.request.argument, source: c.source, target: c.target, before: decisionToJson(c.before), after: decisionToJson(c.after) }) + "\n");
       else out.write(oneLine(`${c.call} ${c.source} -> ${c.target}: ${describeDecision(c.before)}  →  ${describeDecision(c.after)}`) + "\n");
