@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { createMemoryFileSystem, flipDecision, loadPolicy, makeRequest, prepareSystemInfo } from "@qubes-kit/language";
+import { createMemoryFileSystem, evaluate, flipDecision, loadPolicy, makeRequest, prepareSystemInfo } from "@qubes-kit/language";
 
 const demo = fileURLToPath(new URL("../fixtures/audit/demo/", import.meta.url));
 
@@ -61,6 +61,33 @@ describe("flipDecision on a rule of a service-syntax (legacy) file", () => {
       edited[s.edit.line - 1] = s.edit.newRule;
       const again = loadPolicy(createMemoryFileSystem({ ...files, "/etc/qubes/policy.d/include/getdate-legacy": edited.join("\n") }));
       expect(again.ok).toBe(true);
+    }
+  });
+});
+
+describe("flipDecision with no file in the current syntax", () => {
+  const systemOf = prepareSystemInfo(JSON.parse(readFileSync(demo + "system.json", "utf8")));
+  // An empty policy directory, and one that holds only a 4.0 file of the legacy directory.
+  const setups: [string, Record<string, string>][] = [
+    ["an empty policy directory", {}],
+    ["legacy files alone", { "/etc/qubes-rpc/policy/qubes.Gpg": "personal vault deny\n" }],
+  ];
+  it.each(setups)("%s: a rule added in a new file 30-user.policy, each re-decided", (_name, tree) => {
+    const memfs = createMemoryFileSystem(tree, ["/etc/qubes/policy.d", "/etc/qubes-rpc/policy"]);
+    const l = loadPolicy(memfs);
+    if (!l.ok) throw new Error(l.error.message);
+    const r = flipDecision(l.policy, { fs: memfs }, makeRequest("qubes.Gpg", "personal", "vault"), systemOf);
+    const added = r.suggestions.filter((s) => s.edit.kind === "add");
+    expect(added.map((s) => s.text)).toEqual(["add in a new file 30-user.policy: qubes.Gpg + personal vault allow", "add in a new file 30-user.policy: qubes.Gpg + personal vault ask"]);
+    for (const s of added) {
+      expect(s.edit).toMatchObject({ kind: "add", newFile: true, path: "/etc/qubes/policy.d/30-user.policy", line: 1 });
+      expect(s.afterRule).toBe("the new rule");
+      // The edit as written: the new file with the rule alone decides as reported.
+      const edited = createMemoryFileSystem({ ...tree, "/etc/qubes/policy.d/30-user.policy": (s.edit as { newRule: string }).newRule + "\n" }, ["/etc/qubes/policy.d", "/etc/qubes-rpc/policy"]);
+      const e = loadPolicy(edited);
+      if (!e.ok) throw new Error(e.error.message);
+      expect(s.after.ok && s.after.action).toBe((s.edit as { newRule: string }).newRule.endsWith("allow") ? "allow" : "ask");
+      expect(s.after).toEqual(evaluate(e.policy, makeRequest("qubes.Gpg", "personal", "vault"), systemOf));
     }
   });
 });

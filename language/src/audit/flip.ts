@@ -9,7 +9,7 @@
 import { evaluate, explain } from "../eval/evaluate.js";
 import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
 import { loadPolicy } from "../loader/load.js";
-import type { CompiledPolicy, LoadedFile, LoadOptions, PolicyFileSystem, PolicyRule } from "../loader/types.js";
+import { POLICY_DIR, type CompiledPolicy, type LoadedFile, type LoadOptions, type PolicyFileSystem, type PolicyRule } from "../loader/types.js";
 import { printRule, ruleParams } from "../syntax/print.js";
 import type { ActionName, RuleNode } from "../syntax/tree.js";
 import { decisionsDiffer } from "./diff.js";
@@ -18,12 +18,21 @@ import { decisionsDiffer } from "./diff.js";
 export type FlipEdit =
   | { kind: "remove"; file: string; path: string; line: number; rule: string }
   | { kind: "change-action"; file: string; path: string; line: number; rule: string; action: ActionName; newRule: string }
-  | { kind: "add"; file: string; path: string; /** The new rule goes before this line (1-based; one past the end appends). */ line: number; newRule: string };
+  | {
+      kind: "add";
+      file: string;
+      path: string;
+      /** The new rule goes before this line (1-based; one past the end appends). */
+      line: number;
+      newRule: string;
+      /** The file does not exist yet (the policy has no file in the current syntax): the rule is its only line. */
+      newFile?: boolean;
+    };
 
 /** An edit that changes the decision, with the decision after it. */
 export interface FlipSuggestion {
   edit: FlipEdit;
-  /** One line: `remove 30-user.policy:13: …`, `change 30-user.policy:13 to: …`, `add before 30-user.policy:13: …`. */
+  /** One line: `remove 30-user.policy:13: …`, `change 30-user.policy:13 to: …`, `add before 30-user.policy:13: …`, `add in a new file 30-user.policy: …`. */
   text: string;
   /** The decision of the edited policy, exactly as it decides (its rule lines are those of the edited copy). */
   after: Decision;
@@ -68,12 +77,18 @@ function applyEdit(file: LoadedFile, edit: FlipEdit): string {
   return lines.join("\n");
 }
 
-/** A file system that shows `text` at `path` and the rest of `base` unchanged. */
+/** A file system that shows `text` at `path` (a file it lists in its directory, if it is new there) and the rest of `base` unchanged. */
 function overlay(base: PolicyFileSystem, path: string, text: string): PolicyFileSystem {
   const hit = (p: string) => p === path || (base.realPath ? base.realPath(p) === path : false);
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash);
+  const name = path.slice(slash + 1);
   const fs: PolicyFileSystem = {
     stat: (p) => (hit(p) ? "file" : base.stat(p)),
-    readDir: (p) => base.readDir(p),
+    readDir: (p) => {
+      const names = base.readDir(p);
+      return p === dir && names !== undefined && !names.includes(name) ? [...names, name] : names;
+    },
     readFile: (p) => (hit(p) ? text : base.readFile(p)),
   };
   if (base.realPath) fs.realPath = (p) => base.realPath!(p);
@@ -130,6 +145,14 @@ function inUserLines(d: Decision, edit: FlipEdit, policyPath: string): { decisio
   return { decision, rule };
 }
 
+/** The file a new rule goes in when the policy has no file in the current syntax (the name the Qubes documentation gives users' own rules). */
+const NEW_FILE = "30-user.policy";
+
+/** An empty file at `path`, for {@link applyEdit} to add the rule to. */
+function newFileAt(path: string, file: string): LoadedFile {
+  return { path, file, syntax: "policy", newlines: "universal", text: "" };
+}
+
 /**
  * The one-line edits that change the decision of `request`, each checked by
  * loading the edited policy and deciding the call again. Never throws.
@@ -170,12 +193,17 @@ export function flipDecision(policy: CompiledPolicy, source: FlipSource, request
       candidates.push({ kind: "change-action", file: decidingRule.origin.file, path: decidingRule.origin.path, line: decidingRule.origin.line, rule: ownText(decidingRule), action, newRule });
     }
   }
-  // Where a new rule goes: before the deciding rule, else at the top of the first file in the new syntax.
-  let at: { file: string; path: string; line: number } | undefined;
+  // Where a new rule goes: before the deciding rule, else at the top of the first file in the new syntax,
+  // else (an empty policy directory, or legacy files alone) in a new file of the policy directory.
+  let at: { file: string; path: string; line: number; newFile?: boolean } | undefined;
   if (decidingRule && decidingRule.origin.line !== null && fileOf(decidingRule.origin.path)?.syntax === "policy") at = { file: decidingRule.origin.file, path: decidingRule.origin.path, line: decidingRule.origin.line };
   else {
     const first = policy.files.find((f) => f.syntax === "policy");
     if (first) at = { file: first.file, path: first.path, line: 1 };
+    else {
+      const path = `${source.loadOptions?.policyDir ?? POLICY_DIR}/${NEW_FILE}`;
+      if (source.fs.stat(path) === undefined) at = { file: NEW_FILE, path, line: 1, newFile: true };
+    }
   }
   const target = request.target === undefined || request.target === "" ? "@default" : request.target;
   if (at && /^[^\s#]+$/.test(request.service) && /^[^\s]+$/.test(request.source) && /^[^\s]+$/.test(target)) {
@@ -197,9 +225,15 @@ export function flipDecision(policy: CompiledPolicy, source: FlipSource, request
   }
   for (const edit of candidates) {
     result.tried++;
-    const file = fileOf(edit.path);
+    const file = edit.kind === "add" && edit.newFile ? newFileAt(edit.path, edit.file) : fileOf(edit.path);
     const text =
-      edit.kind === "remove" ? `remove ${where(edit.file, edit.line)}: ${edit.rule}` : edit.kind === "change-action" ? `change ${where(edit.file, edit.line)} to: ${edit.newRule}` : `add before ${where(edit.file, edit.line)}: ${edit.newRule}`;
+      edit.kind === "remove"
+        ? `remove ${where(edit.file, edit.line)}: ${edit.rule}`
+        : edit.kind === "change-action"
+          ? `change ${where(edit.file, edit.line)} to: ${edit.newRule}`
+          : edit.newFile
+            ? `add in a new file ${edit.file}: ${edit.newRule}`
+            : `add before ${where(edit.file, edit.line)}: ${edit.newRule}`;
     if (!file) {
       result.rejected.push({ text, why: "the file is not one the policy read" });
       continue;

@@ -35,7 +35,7 @@ const ENGINE_CODES: Partial<Record<DiagnosticCode, [string, string, Severity]>> 
   "duplicate-param": ["a rule parameter is given twice", ENGINE_DENIES, "error"],
   "invalid-yes-no": ["a yes/no parameter (`notify=`, `autostart=`) has another value", "write `yes` or `no`", "error"],
   "invalid-params-for-action": ["a parameter that the rule's action does not take", ENGINE_DENIES, "error"],
-  "default-target-required": ["an `ask` rule to `@default` needs `default_target=`", ENGINE_DENIES, "error"],
+  "default-target-required": ["an `allow` rule to `@default` needs `target=`", ENGINE_DENIES, "error"],
   "invalid-filename": ["a `.policy` file name has characters outside [0-9a-z_.-]", "the engine rejects the file and then denies every call; rename it (lowercase, `-` for other characters)", "error"],
   "not-a-file": ["an include names something that is not a file", ENGINE_DENIES, "error"],
   "not-a-directory": ["an `!include-dir` names something that is not a directory", ENGINE_DENIES, "error"],

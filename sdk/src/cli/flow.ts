@@ -198,8 +198,15 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     const ends = from !== undefined ? [from] : a.positionals;
     // A typo is refused with the names it is close to (as eval and who-can say them), [unknown-qube].
     for (const q of ends) if (!nodes.has(q)) throw new UsageError(`\`${q}\` is not a qube of the system model (nor @network, nor @dispvm:X of a disposable template)${didYouMean(q, nodes)}`, "unknown-qube");
+    if (from === undefined && a.positionals[0] === a.positionals[1]) {
+      throw new UsageError(`\`${a.positionals[0]}\` is both the source and the destination: its data is already there; name two different qubes, or use \`--from ${a.positionals[0]}\` for everything it reaches`, "same-qube");
+    }
     const avoid = a.lists.get("avoid") ?? [];
     for (const q of avoid) if (!nodes.has(q)) throw new UsageError(`--avoid: \`${q}\` is not a qube of the system model${didYouMean(q, nodes)}`, "unknown-qube");
+    for (const q of avoid) {
+      const end = q === ends[0] ? (from !== undefined ? "the start" : "the source") : q === ends[1] ? "the destination" : undefined;
+      if (end !== undefined) throw new UsageError(`--avoid: \`${q}\` is ${end} of the flow, and every path goes through its own ends; avoid other qubes`, "avoid-end");
+    }
     const noAsk = a.flags.has("no-ask");
     const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
     if (from !== undefined) {
