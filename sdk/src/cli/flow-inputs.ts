@@ -30,6 +30,7 @@ import { osMessage } from "./text.js";
 import type { ParsedArgs } from "./args.js";
 import type { Qubes } from "../qubes.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
+import { malformedQube, systemModelText } from "./policy.js";
 
 /** The options every one of these commands takes to reach qubesd (or a simulator). */
 export const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } as const;
@@ -137,13 +138,15 @@ export async function readSystemInput(spec: string | undefined, a: ParsedArgs, i
     return { system, raw, machine: wiring ? await readMachine(qubes, Object.keys(raw.domains).filter((n) => !n.startsWith("uuid:"))) : { qubes: {} }, warnings: [] };
   }
   let raw: unknown;
-  let text: string;
+  let read: ReturnType<typeof systemModelText>;
   try {
-    text = readFileSync(path.resolve(io.cwd, spec), "utf8");
+    read = systemModelText(path.resolve(io.cwd, spec), `\`${spec}\``);
   } catch (e) {
     const why = e && typeof e === "object" && "code" in e && e.code === "ENOENT" ? "no such file" : osMessage(e);
     throw new UsageError(`cannot read the system model \`${spec}\`: ${why}`);
   }
+  if ("problem" in read) throw new UsageError(read.problem, read.code);
+  const text = read.text;
   try {
     raw = JSON.parse(text);
   } catch {
@@ -153,6 +156,8 @@ export async function readSystemInput(spec: string | undefined, a: ParsedArgs, i
   if (!raw || typeof raw !== "object" || !(raw as { domains?: unknown }).domains || typeof (raw as { domains?: unknown }).domains !== "object" || Array.isArray((raw as { domains?: unknown }).domains)) {
     throw new UsageError(`the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
   }
+  const bad = malformedQube(Object.entries((raw as { domains: Record<string, unknown> }).domains), `the system model \`${spec}\``);
+  if (bad !== undefined) throw new UsageError(bad, "bad-system-model");
   const { machine, warnings } = machineFromSystemJson(raw);
   return { system: prepareSystemInfo(raw as { domains: Record<string, never> }), raw: raw as RawSystemInfo, machine, warnings };
 }

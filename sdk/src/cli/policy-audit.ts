@@ -53,7 +53,7 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { describeDecision, malformedQube, renderExplanation } from "./policy.js";
+import { describeDecision, malformedQube, renderExplanation, systemModelText } from "./policy.js";
 import { ChunkedWriter, formatOption, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import { InputFailure, live, liveClients } from "./live.js";
@@ -95,12 +95,14 @@ function loadDir(m: Mounted): { policy: CompiledPolicy } | { error: PolicyError 
 
 function readSystemFile(file: string, cwd: string, shown = `\`${file}\``): SystemInfo {
   let raw: unknown;
-  let text: string;
+  let read: ReturnType<typeof systemModelText>;
   try {
-    text = readFileSync(path.resolve(cwd, file), "utf8");
+    read = systemModelText(path.resolve(cwd, file), shown);
   } catch (e) {
     throw new UsageError(`cannot read the system model ${shown}: ${osMessage(e)}`);
   }
+  if ("problem" in read) throw new InputFailure(read.problem, read.code);
+  const text = read.text;
   try {
     raw = JSON.parse(text);
   } catch {

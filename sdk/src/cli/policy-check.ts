@@ -341,14 +341,9 @@ async function checkFileEngineOnly(name: string, text: string, serviceSyntax: bo
  * than reported as internal errors of the rules that read it.
  */
 function wellFormed(system: SystemInfo, file: string): SystemInfo {
+  // (Also each qube's tags: the name checks read them as names.)
   const bad = malformedQube(system.domains, `the system model \`${file}\``);
   if (bad !== undefined) throw new UsageError(bad, "bad-system-model");
-  // The name checks read each qube's tags as names: a list of strings, as qubesd gives them.
-  for (const [n, d] of system.domains) {
-    const tags = (d as { tags?: unknown }).tags;
-    if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === "string")))
-      throw new UsageError(`the system model \`${file}\`: qube \`${oneLine(n)}\` has tags ${oneLine(JSON.stringify(tags) ?? String(tags)).slice(0, 80)}, not a list of names; fix the entry or make the model again with \`qkit system snapshot\``, "bad-system-model");
-  }
   return system;
 }
 

@@ -5,8 +5,9 @@
  * (`eval`, `explain`).
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { isUtf8 } from "node:buffer";
 import * as path from "node:path";
-import { prepareSystemInfo, readSystemModelText, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language/engine";
+import { findUtf8Problem, prepareSystemInfo, readSystemModelText, LEGACY_POLICY_DIR, POLICY_DIR, RUNTIME_POLICY_DIR, type SystemInfo } from "@qubes-kit/language/engine";
 import { createNodePolicyFileSystem } from "../policy-fs.js";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -118,18 +119,42 @@ export function malformedQube(domains: Iterable<[string, unknown]>, what: string
     if (!d || typeof d !== "object" || Array.isArray(d)) {
       return `${what}: qube \`${clip(oneLine(n))}\` is ${clip(oneLine(JSON.stringify(d) ?? String(d)))}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``;
     }
+    // Tags are names: a list of strings, as qubesd gives them (the checks and the answers read them so).
+    const tags = (d as { tags?: unknown }).tags;
+    if (tags !== undefined && !(Array.isArray(tags) && tags.every((t) => typeof t === "string"))) {
+      return `${what}: qube \`${clip(oneLine(n))}\` has tags ${clip(oneLine(JSON.stringify(tags) ?? String(tags)))}, not a list of names; fix the entry or make the model again with \`qkit system snapshot\``;
+    }
   }
   return undefined;
 }
 
+/**
+ * The text of a system model file, read as bytes: bytes that are not UTF-8
+ * are refused ([not-utf8]) rather than read as U+FFFD (qubesd writes the
+ * model in UTF-8; a name decoded with U+FFFD is a qube no policy names). The
+ * caller says how the file is shown and throws its command's failure; an
+ * error of the file system is thrown as it is.
+ */
+export function systemModelText(abs: string, shown: string): { text: string } | { problem: string; code: "not-utf8" } {
+  const bytes = readFileSync(abs);
+  if (isUtf8(bytes)) return { text: bytes.toString("utf8") };
+  const p = findUtf8Problem(bytes)!;
+  return {
+    problem: `the system model ${shown} is not UTF-8 text: byte 0x${p.byte.toString(16).padStart(2, "0")} at offset ${p.offset} (${p.reason}); qubesd writes it in UTF-8: make it again with \`qkit system snapshot\`, or save it as UTF-8`,
+    code: "not-utf8",
+  };
+}
+
 export function readSystem(file: string | undefined, io: CliIO): SystemInfo {
   if (file === undefined) return prepareSystemInfo({ domains: {} });
-  let text: string;
+  let read: ReturnType<typeof systemModelText>;
   try {
-    text = readFileSync(path.resolve(io.cwd, file), "utf8");
+    read = systemModelText(path.resolve(io.cwd, file), `\`${file}\``);
   } catch (e) {
     throw new UsageError(`cannot read the system model \`${file}\`: ${osMessage(e)}`);
   }
+  if ("problem" in read) throw new UsageError(read.problem, read.code);
+  const text = read.text;
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -17,7 +17,7 @@ import { UsageError } from "./command.js";
 import { CONNECTION_BOOLEAN_FLAGS, CONNECTION_USAGE, CONNECTION_VALUE_FLAGS, connect, parseArgs, takeRepeated, type ConnectionInfo, type ParsedArgs } from "./connect.js";
 import { describeFailure } from "./failure.js";
 import { QubesDaemonAccessError } from "../errors.js";
-import { renderExplanation } from "./policy.js";
+import { malformedQube, renderExplanation } from "./policy.js";
 import { explanationJson } from "./policy-eval.js";
 import { osMessage } from "./text.js";
 import { inputsOf, MAX_INPUT_BYTES, readBounded, type InputFiles, type ReadOutcome } from "./input-files.js";
@@ -132,6 +132,10 @@ function readSystemFile(file: string, io: CliIO): WhatIfSystem {
   const abs = path.resolve(io.cwd, file);
   const read = inputsOf(io).outcome(abs);
   if (!("text" in read)) throw unreadable(file, abs, "--system a `qkit system snapshot` JSON file", read);
+  if (read.notUtf8) {
+    const p = read.notUtf8;
+    throw new ToolFailure(`${file} is not UTF-8 text: byte 0x${p.byte.toString(16).padStart(2, "0")} at offset ${p.offset} (${p.reason}); qubesd writes the system model in UTF-8: make it again with \`qkit system snapshot\`, or save it as UTF-8`, "not-utf8", true);
+  }
   const text = read.text;
   let data: unknown;
   try {
@@ -144,6 +148,8 @@ function readSystemFile(file: string, io: CliIO): WhatIfSystem {
     throw new ToolFailure(`${file} is not a system model: expected {"domains": {...}} as \`qkit system snapshot\` writes it`, "invalid-system", true);
   for (const [name, q] of Object.entries(d.domains as Record<string, unknown>))
     if (!q || typeof q !== "object" || Array.isArray(q)) throw new ToolFailure(`${file}: domain ${name} is not an object`, "invalid-system", true);
+  const bad = malformedQube(Object.entries(d.domains as Record<string, unknown>), `the system model \`${file}\``);
+  if (bad !== undefined) throw new ToolFailure(bad, "invalid-system", true);
   for (const key of ["kernels", "pools"]) {
     const v = (data as Record<string, unknown>)[key];
     if (v !== undefined && !(Array.isArray(v) && v.every((x) => typeof x === "string")))
