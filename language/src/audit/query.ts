@@ -165,6 +165,27 @@ export function queryCallProblem(service: string, argument: string): string | un
   return undefined;
 }
 
+const namedServices = new WeakMap<CompiledPolicy, Set<string>>();
+
+/**
+ * A service no rule of the policy names while one it names is a letter or
+ * two away (a misspelling: only \`*\` rules decide it, so an answer about it
+ * is an answer about another call than meant), said with the names it is
+ * close to; undefined otherwise (a service with rules, or a name close to
+ * none: a real service the policy leaves to its \`*\` rules).
+ */
+export function serviceNameProblem(policy: CompiledPolicy, service: string): string | undefined {
+  let named = namedServices.get(policy);
+  if (!named) {
+    named = new Set(policy.rules.map((r) => r.service).filter((s): s is string => s !== null));
+    namedServices.set(policy, named);
+  }
+  if (named.has(service)) return undefined;
+  const near = closest(service, named, 3);
+  if (near.length === 0) return undefined;
+  return `service \`${service}\` is named by no rule of the policy (only \`*\` rules decide it); did you mean ${near.map((x) => `\`${x}\``).join(" or ")}?`;
+}
+
 /**
  * Why `name` is not a source (`what: "source"`) or an intended target
  * (`"target"`) of the request space, with a "did you mean", or undefined.

@@ -12,6 +12,7 @@ import type { Explanation, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { Expectation } from "../template/model.js";
 import { checkExpectation } from "./expect.js";
+import { serviceNameProblem } from "./query.js";
 import { closest } from "../services/util.js";
 import { pyTruthy } from "../syntax/python.js";
 
@@ -40,8 +41,6 @@ function didYouMean(word: string, candidates: Iterable<string>): string {
   const c = closest(word, candidates, 3);
   return c.length === 0 ? "" : `; did you mean ${c.map((x) => `\`${x}\``).join(" or ")}?`;
 }
-
-const namedServices = new WeakMap<CompiledPolicy, Set<string>>();
 
 /**
  * The names of a test call that the daemon would not see as written, in
@@ -75,15 +74,8 @@ export function callNameProblems(policy: CompiledPolicy, system: SystemInfo, e: 
   if (e.target !== "" && !e.target.startsWith("@") && !system.domains.has(e.target)) {
     out.push({ code: "unknown-qube", message: `target \`${e.target}\` is not a qube of the system: the daemon treats it as @default${didYouMean(e.target, qubes())}` });
   }
-  let named = namedServices.get(policy);
-  if (!named) {
-    named = new Set(policy.rules.map((r) => r.service).filter((s): s is string => s !== null));
-    namedServices.set(policy, named);
-  }
-  if (!named.has(e.service)) {
-    const near = didYouMean(e.service, named);
-    if (near) out.push({ code: "unknown-service", message: `service \`${e.service}\` is named by no rule of the policy (only \`*\` rules decide it)${near}` });
-  }
+  const service = serviceNameProblem(policy, e.service);
+  if (service !== undefined) out.push({ code: "unknown-service", message: service });
   return out;
 }
 

@@ -27,6 +27,7 @@ import {
   whoCanRows,
   queryCallProblem,
   queryNameProblem,
+  serviceNameProblem,
   type QueryRow,
   expandedChanges,
   groupChanges,
@@ -717,7 +718,8 @@ Every source qube that may call SERVICE[+ARG] on T (default: on every target of
 the system: qube names, @default, @adminvm, @dispvm, @dispvm:X), with the
 decision, the deciding rule, and for ask the offered targets. Decided exactly
 as \`qkit policy eval\` decides each call. SERVICE without +ARG is the call
-with the empty argument.
+with the empty argument. A SERVICE no rule names, a letter or two from one
+that a rule names, is warned about ([unknown-service]): only \`*\` rules decide it.
 
 options:
 ${QUERY_COMMON}
@@ -758,7 +760,8 @@ const TABLE_USAGE = `usage: qkit policy table SERVICE[+ARG] --policy-dir DIR --s
 The decision table of one call: a row per source qube, a column per target
 (qube names, @default, @adminvm, @dispvm, @dispvm:X). Cells: allow, allow→X
 (the call goes to X), ask, ask:X (X preselected), deny (a deny rule or a
-refusal by the engine).
+refusal by the engine). A SERVICE no rule names, a letter or two from one that
+a rule names, is warned about ([unknown-service]): only \`*\` rules decide it.
 
 options:
 ${QUERY_COMMON}
@@ -799,6 +802,12 @@ function splitCall(text: string): { service: string; argument: string } {
   const problem = queryCallProblem(call.service, call.argument);
   if (problem !== undefined) throw new UsageError(problem);
   return call;
+}
+
+/** Warns (standard error, the answer unchanged) about a service no rule names that is close to one a rule names: `policy test`'s [unknown-service]. */
+function warnServiceName(io: CliIO, command: string, policy: CompiledPolicy, service: string): void {
+  const problem = serviceNameProblem(policy, service);
+  if (problem !== undefined) io.stderr.write(`qkit policy ${command}: warning: ${oneLine(problem)} [unknown-service]\n`);
 }
 
 /** Refuses a source or target that is not one of the system model (as `what-can` refuses its source). */
@@ -895,6 +904,7 @@ async function runWhoCan(args: string[], io: CliIO): Promise<number> {
   if (a.positionals.length !== 1) throw new UsageError("expected one SERVICE[+ARG]");
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
+  warnServiceName(io, "who-can", policy, call.service);
   const target = a.values.get("target");
   if (target !== undefined) checkName(policy, system, target, "target", "--target");
   const rows = whoCanRows(policy, system, { ...call, ...(target !== undefined ? { target } : {}) });
@@ -1116,6 +1126,7 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   if (a.flags.has("all")) throw new UsageError("`--all` is for who-can and what-can: the table always shows every decision, denials included");
   const call = splitCall(a.positionals[0]!);
   const { policy, system } = await loadQueryInputs(a, io);
+  warnServiceName(io, "table", policy, call.service);
   const list = (k: string) => {
     const v = a.values.get(k);
     if (v === undefined) return undefined;
