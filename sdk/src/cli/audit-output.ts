@@ -22,7 +22,8 @@ function takeOutput(args: string[]): { file: string | undefined; rest: string[] 
   const { values, rest } = takeRepeated(args, "--output", "option --output needs a value");
   const file = values.at(-1);
   if (file === "") throw new UsageError("--output needs the name of a file");
-  return { file, rest };
+  // \`-\` is standard output, as for every Unix tool (see output.ts \`outputFile\`).
+  return { file: file === "-" ? undefined : file, rest };
 }
 
 /** Where a command's answer goes as it is made: FILE, opened at the first piece. */

@@ -43,7 +43,7 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { didYouMean, osMessage } from "./text.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
-import { CANNOT_WRITE, cannotWriteMessage, formatOption } from "./output.js";
+import { CANNOT_WRITE, cannotWriteMessage, formatOption, outputFile } from "./output.js";
 import { withOutputOption } from "./audit-output.js";
 import type { WhatIfSystem } from "../apply/future.js";
 
@@ -155,7 +155,7 @@ function readCatalogue(a: ParsedArgs, io: CliIO): ServiceCatalogue {
 }
 
 function output(a: ParsedArgs, io: CliIO, text: string): void {
-  const out = a.values.get("output");
+  const out = outputFile(a, "output");
   if (out === undefined) {
     io.stdout.write(text);
     return;

@@ -29,6 +29,17 @@ export function cannotWriteMessage(file: string, err: unknown): string {
 }
 
 /**
+ * The file an output option names (`--output`, `--coverage-output`), or
+ * undefined for standard output: when the option is absent, and for \`-\`,
+ * which means standard output as it does for every Unix tool (a file named
+ * \`-\` is written as \`./-\`).
+ */
+export function outputFile(a: ParsedArgs, option: string): string | undefined {
+  const v = a.values.get(option);
+  return v === "-" ? undefined : v;
+}
+
+/**
  * Writes `text` to `file` (relative to the current directory), or to
  * standard output when `file` is undefined. On failure prints
  * `qkit COMMAND: cannot write … [cannot-write]` and returns false: the

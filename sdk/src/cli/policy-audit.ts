@@ -55,7 +55,7 @@ import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
 import { describeDecision, malformedQube, renderExplanation, systemModelText } from "./policy.js";
-import { ChunkedWriter, formatOption, writeOutput } from "./output.js";
+import { ChunkedWriter, formatOption, outputFile, writeOutput } from "./output.js";
 import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import { InputFailure, live, liveClients } from "./live.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
@@ -210,7 +210,7 @@ options:
   --coverage              report, for every rule, the test calls it decided or (allow and ask rules)
                           added targets to the ask list of
   --coverage-format text|json|lcov   (default text; json with --format json)
-  --coverage-output FILE  write the coverage there (default: standard output)
+  --coverage-output FILE  write the coverage there (default, or \`-\`: standard output)
 
 Standard output carries one document: text coverage after text results, or
 with --format json the coverage as the \`coverage\` member of the results.
@@ -281,7 +281,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   const wantCoverage = a.flags.has("coverage") || a.values.has("coverage-format") || a.values.has("coverage-output");
   // Standard output carries one document: results and coverage together only when they make one
   // (text after text; JSON coverage nested in the JSON results as `coverage`).
-  const bothOnStdout = wantCoverage && !a.values.has("output") && !a.values.has("coverage-output");
+  const outFile = outputFile(a, "output");
+  const coverageFile = outputFile(a, "coverage-output");
+  const bothOnStdout = wantCoverage && outFile === undefined && coverageFile === undefined;
   const covFormat = a.values.get("coverage-format") ?? (bothOnStdout && format === "json" ? "json" : "text");
   if (!["text", "json", "lcov"].includes(covFormat)) throw new UsageError(`--coverage-format must be text, json or lcov, got \`${covFormat}\``);
   if (bothOnStdout && covFormat !== format) {
@@ -386,8 +388,8 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, shown: p.shown, coverage: p.coverage!.result() })) : [];
   const nested = bothOnStdout && format === "json" ? coverageJson(covs, io.cwd) : undefined;
   const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken, nested) : textReport(runs, total, failed, broken);
-  if (!writeOutput(io, "policy test", a.values.get("output"), report)) return 2;
-  if (wantCoverage && nested === undefined && !writeOutput(io, "policy test", a.values.get("coverage-output"), coverageReport(covs, covFormat, io.cwd))) return 2;
+  if (!writeOutput(io, "policy test", outFile, report)) return 2;
+  if (wantCoverage && nested === undefined && !writeOutput(io, "policy test", coverageFile, coverageReport(covs, covFormat, io.cwd))) return 2;
   return failed || broken ? 1 : 0;
 }
 
@@ -1141,7 +1143,7 @@ async function runTable(args: string[], io: CliIO): Promise<number> {
   const space = requestSpace([policy], system);
   const t = decisionGrid(policy, call.service, call.argument, system, { sources: sources ?? space.qubes, targets: targets ?? space.targets });
   // Written as it is made, to standard output or --output FILE: a 2,000-qube table is never one string.
-  const file = a.values.get("output");
+  const file = outputFile(a, "output");
   const sink = file !== undefined ? fileSink(io, "policy table", file) : undefined;
   const out = new ChunkedWriter(sink ?? io.stdout);
   const head = ["source \\ target", ...t.targets];

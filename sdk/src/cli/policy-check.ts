@@ -50,7 +50,7 @@ import { stdinToRead, UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean, oneLine, osMessage } from "./text.js";
 import { malformedQube, mountPolicy, readSystem, realPathOf } from "./policy.js";
-import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
+import { CANNOT_WRITE, cannotWriteMessage, outputFile } from "./output.js";
 
 const FORMATS = ["text", "json", "sarif", "github"] as const;
 type Format = (typeof FORMATS)[number];
@@ -421,7 +421,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   const strict = a.flags.has("strict");
   const failed = !report.ok || (strict && report.warnings > 0);
 
-  const output = a.values.get("output");
+  const output = outputFile(a, "output");
   // The report is streamed in large chunks (a huge policy's report is never one string).
   let fd: number | undefined;
   const target = output === undefined ? undefined : path.resolve(io.cwd, output);
