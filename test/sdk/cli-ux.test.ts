@@ -421,6 +421,60 @@ describe("qkit policy pull never loses a local edit", () => {
   });
 });
 
+describe("qkit policy pull / push --json", () => {
+  it("say in one document what was pulled, sent, refused and why, with the exit status of the text form", async () => {
+    const sock = join(tmp, "json.sock");
+    const server = await startSimulator({ socket: sock, system: JSON.parse(readFileSync(demo + "system.json", "utf8")), policy: { "30-user.policy": "qubes.A * work vault allow\n", "40-other.policy": "qubes.B * work vault deny\n" } });
+    try {
+      const run = (...args: string[]) => runQkit(["policy", ...args, "--socket", sock, "--json"], { cwd: tmp });
+      const pulled = await run("pull", "jp");
+      expect(pulled.code).toBe(0);
+      expect(JSON.parse(pulled.out)).toEqual({ ok: true, dir: "jp", pulled: ["jp/30-user.policy", "jp/40-other.policy"], removed: [], overwritten: [], local_changes: [], skipped: [] });
+      // A local edit is left alone, and said so.
+      writeFileSync(join(tmp, "jp", "30-user.policy"), "qubes.A * work vault ask\n");
+      const refused = await run("pull", "jp");
+      expect(refused.code).toBe(1);
+      expect(JSON.parse(refused.out)).toMatchObject({ ok: false, pulled: [], local_changes: ["jp/30-user.policy"] });
+      // Nothing to send is a document too; a dry run lists the change, not done.
+      writeFileSync(join(tmp, "jp", "30-user.policy"), "qubes.A * work vault allow\n");
+      expect(JSON.parse((await run("push", "jp")).out)).toEqual({ ok: true, dry_run: false, changes: [], errors: [] });
+      writeFileSync(join(tmp, "jp", "30-user.policy"), "qubes.A * work vault ask\n");
+      writeFileSync(join(tmp, "jp", "50-new.policy"), "qubes.C * work vault deny\n");
+      const dry = await run("push", "jp", "--dry-run");
+      expect(dry.code).toBe(0);
+      const dryDoc = JSON.parse(dry.out);
+      expect(dryDoc).toMatchObject({ ok: true, dry_run: true, errors: [] });
+      expect(dryDoc.changes).toHaveLength(2);
+      expect(dryDoc.changes).toEqual(expect.arrayContaining([{ file: "50-new.policy", action: "create", done: false }, { file: "30-user.policy", action: "replace", done: false }]));
+      // An error in a file: nothing is sent, each error with its place.
+      writeFileSync(join(tmp, "jp", "60-bad.policy"), "qubes.D * work vault maybe\n");
+      const bad = await run("push", "jp");
+      expect(bad.code).toBe(1);
+      const badDoc = JSON.parse(bad.out);
+      expect(badDoc).toMatchObject({ ok: false, changes: [] });
+      expect(badDoc.errors).toEqual([{ file: "jp/60-bad.policy", line: 1, code: expect.any(String), message: expect.any(String) }]);
+      rmSync(join(tmp, "jp", "60-bad.policy"));
+      // Someone else changes 40-other.policy on the server: that file is a conflict, the rest is sent.
+      writeFileSync(join(tmp, "jp", "40-other.policy"), "qubes.B * work vault allow\n");
+      const meanwhile = await runQkit(["policy", "pull", "other", "--socket", sock], { cwd: tmp });
+      expect(meanwhile.code).toBe(0);
+      writeFileSync(join(tmp, "other", "40-other.policy"), "qubes.B * work vault ask\n");
+      expect((await runQkit(["policy", "push", "other", "--socket", sock], { cwd: tmp })).code).toBe(0);
+      const pushed = await run("push", "jp");
+      expect(pushed.code).toBe(1);
+      const doc = JSON.parse(pushed.out);
+      expect(doc.ok).toBe(false);
+      expect(doc.errors).toEqual([]);
+      const byFile = Object.fromEntries(doc.changes.map((c: { file: string }) => [c.file, c]));
+      expect(byFile["50-new.policy"]).toEqual({ file: "50-new.policy", action: "create", done: true });
+      expect(byFile["30-user.policy"]).toEqual({ file: "30-user.policy", action: "replace", done: true });
+      expect(byFile["40-other.policy"]).toMatchObject({ file: "40-other.policy", action: "replace", done: false, error: { code: "policy-conflict" } });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("qkit sim serve --policy-dir", () => {
   async function serve(args: string[]) {
     const stdout = new PassThrough();

@@ -65,7 +65,7 @@ const label = (name: string, include: boolean) => (include ? `include/${name}` :
  * wrote) is a local change: without `force` nothing is written and each such
  * file is reported.
  */
-async function pull(policy: PolicyAdmin, dir: string, shown: string, io: CliIO, force: boolean): Promise<number> {
+async function pull(policy: PolicyAdmin, dir: string, shown: string, io: CliIO, force: boolean, json: boolean): Promise<number> {
   const snap = await policy.snapshot();
   const old = readTokens(dir, shown);
   const tokens: Tokens = { main: {}, include: {} };
@@ -102,6 +102,7 @@ async function pull(policy: PolicyAdmin, dir: string, shown: string, io: CliIO, 
       io.stderr.write(`qkit policy pull: \`${c}\` has changes the last pull did not write; not overwritten (push them first, move the file away, or pull with --force) [local-change]\n`);
     }
     io.stderr.write(`qkit policy pull: nothing was written [local-change]\n`);
+    if (json) io.stdout.write(JSON.stringify({ ok: false, dir: shown, pulled: [], removed: [], overwritten: [], local_changes: conflicts, skipped: [] }) + "\n");
     return 1;
   }
   mkdirSync(join(dir, "include"), { recursive: true });
@@ -117,7 +118,19 @@ async function pull(policy: PolicyAdmin, dir: string, shown: string, io: CliIO, 
   for (const s of snap.skipped) {
     io.stderr.write(`qkit policy pull: skipped ${label(s.name, s.include)}: ${s.reason} [unreadable-policy-file]\n`);
   }
-  io.stdout.write(`pulled ${snap.files.length} file${snap.files.length === 1 ? "" : "s"} into ${shown}${force && conflicts.length ? ` (--force: overwrote ${conflicts.length} changed file${conflicts.length === 1 ? "" : "s"})` : ""}\n`);
+  if (json) {
+    io.stdout.write(
+      JSON.stringify({
+        ok: true,
+        dir: shown,
+        pulled: snap.files.map((f) => shownOf(f.name, f.include)),
+        removed: gone.map((g) => shownOf(g.name, g.include)),
+        overwritten: force ? conflicts : [],
+        local_changes: [],
+        skipped: snap.skipped.map((k) => ({ file: label(k.name, k.include), reason: k.reason })),
+      }) + "\n",
+    );
+  } else io.stdout.write(`pulled ${snap.files.length} file${snap.files.length === 1 ? "" : "s"} into ${shown}${force && conflicts.length ? ` (--force: overwrote ${conflicts.length} changed file${conflicts.length === 1 ? "" : "s"})` : ""}\n`);
   return 0;
 }
 
@@ -137,7 +150,7 @@ interface Change {
  * API) take part as empty files: they exist, and the push leaves them alone.
  * Returns the number of errors printed.
  */
-async function checkWholePolicy(policy: PolicyAdmin, dir: string, local: { main: Map<string, string>; include: Map<string, string> }, t: Tokens, io: CliIO): Promise<number> {
+async function checkWholePolicy(policy: PolicyAdmin, dir: string, local: { main: Map<string, string>; include: Map<string, string> }, t: Tokens, io: CliIO, found: PushError[]): Promise<number> {
   const texts: Record<string, string> = {};
   for (const [name, text] of local.main) texts[`${name}.policy`] = text;
   for (const [name, text] of local.include) texts[`include/${name}`] = text;
@@ -149,12 +162,34 @@ async function checkWholePolicy(policy: PolicyAdmin, dir: string, local: { main:
     if (d.severity !== "error") continue;
     const where = d.file ? join(dir, d.file.endsWith(".policy") || d.file.startsWith("include/") ? d.file : "") : dir;
     io.stderr.write(`${where}:${d.line}: ${d.message} [${d.code}]${d.code === "invalid-filename" ? " (the daemon would deny every call)" : ""}\n`);
+    found.push({ file: where, line: d.line ?? null, code: d.code, message: d.message });
     errors++;
   }
   return errors;
 }
 
-async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: boolean; dryRun: boolean; serviceIncludes: Set<string>; shown: string }): Promise<number> {
+/** A problem `push --json` reports: an error in a file to send (nothing is then sent). */
+interface PushError {
+  file: string;
+  line: number | null;
+  code: string;
+  message: string;
+}
+
+/** One change of `push --json`: what it does to which file, and whether it was done (or the error that refused it). */
+interface PushChange {
+  file: string;
+  action: "create" | "replace" | "remove";
+  done: boolean;
+  error?: { code: string; message: string };
+}
+
+async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: boolean; dryRun: boolean; serviceIncludes: Set<string>; shown: string; json: boolean }): Promise<number> {
+  const errors: PushError[] = [];
+  const done: PushChange[] = [];
+  const report = (ok: boolean) => {
+    if (opts.json) io.stdout.write(JSON.stringify({ ok, dry_run: opts.dryRun, changes: done, errors }) + "\n");
+  };
   const tokens = readTokens(dir, opts.shown);
   if (!tokens && !opts.force) throw new UsageError(`\`${opts.shown}\` has no ${TOKENS_FILE}: pull first, or push with --force`);
   const t: Tokens = tokens ?? { main: {}, include: {} };
@@ -182,24 +217,30 @@ async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: 
     const file = label(c.name, c.include);
     const syntax = c.include && opts.serviceIncludes.has(c.name) ? "service" : "policy";
     for (const d of policyErrors(c.text!, file, syntax)) {
-      io.stderr.write(`${join(opts.shown, c.include ? "include" : "", c.include ? c.name : `${c.name}.policy`)}:${d.line}: ${d.message} [${d.code}]\n`);
+      const where = join(opts.shown, c.include ? "include" : "", c.include ? c.name : `${c.name}.policy`);
+      io.stderr.write(`${where}:${d.line}: ${d.message} [${d.code}]\n`);
+      errors.push({ file: where, line: d.line ?? null, code: d.code, message: d.message });
       invalid++;
     }
   }
-  if (invalid === 0 && changes.length > 0) invalid += await checkWholePolicy(policy, opts.shown, local, t, io);
+  if (invalid === 0 && changes.length > 0) invalid += await checkWholePolicy(policy, opts.shown, local, t, io, errors);
   if (invalid > 0) {
     io.stderr.write(`qkit policy push: ${invalid} error${invalid === 1 ? "" : "s"}; nothing was sent [invalid-policy]\n`);
+    report(false);
     return 1;
   }
   if (changes.length === 0) {
-    io.stdout.write("nothing to push\n");
+    if (opts.json) report(true);
+    else io.stdout.write("nothing to push\n");
     return 0;
   }
   let failed = 0;
   for (const c of changes) {
     const file = label(c.name, c.include);
+    const action = c.kind === "remove" ? "remove" : c.token === "new" ? "create" : "replace";
     if (opts.dryRun) {
-      io.stdout.write(`would ${c.kind === "remove" ? "remove" : c.token === "new" ? "create" : "replace"} ${file}\n`);
+      if (opts.json) done.push({ file, action, done: false });
+      else io.stdout.write(`would ${action} ${file}\n`);
       continue;
     }
     const known = c.include ? t.include : t.main;
@@ -212,26 +253,34 @@ async function push(policy: PolicyAdmin, dir: string, io: CliIO, opts: { force: 
         await policy.remove(c.name, c.token, { include: c.include });
         delete known[c.name];
       }
-      io.stdout.write(`${c.kind === "replace" ? (c.token === "new" ? "created" : "replaced") : "removed"} ${file}\n`);
+      if (opts.json) done.push({ file, action, done: true });
+      else io.stdout.write(`${c.kind === "replace" ? (c.token === "new" ? "created" : "replaced") : "removed"} ${file}\n`);
     } catch (err) {
       failed++;
       if (err instanceof PolicyAdminTokenException) {
         io.stderr.write(`qkit policy push: conflict: ${file} changed on the server since it was pulled (${err.message}); pull again and redo the change [policy-conflict]\n`);
+        done.push({ file, action, done: false, error: { code: "policy-conflict", message: err.message.split("\n")[0]! } });
       } else if (err instanceof PolicyValidationError || err instanceof QubesException) {
         io.stderr.write(`qkit policy push: ${file}: ${err.message.split("\n")[0]} [${err.code}]\n`);
+        done.push({ file, action, done: false, error: { code: err.code, message: err.message.split("\n")[0]! } });
       } else {
+        // The API failed part-way (a lost connection): the files already sent keep their new tokens, so
+        // the next push sends only the rest instead of calling each of them a conflict.
+        if (!opts.dryRun) writeTokens(dir, t);
+        report(false);
         throw err;
       }
     }
   }
   if (!opts.dryRun) writeTokens(dir, t);
+  report(failed === 0);
   return failed > 0 ? 1 : 0;
 }
 
 const pullCommand: Command = {
   path: ["policy", "pull"],
   summary: "copy the live qrexec policy into a directory (policy admin api)",
-  usage: `usage: qkit policy pull DIR [--force] [connection options]
+  usage: `usage: qkit policy pull DIR [--force] [--json] [connection options]
 
 Writes every file of /etc/qubes/policy.d as DIR/NAME.policy and every include
 file as DIR/include/NAME, and remembers their tokens (sha256 of what it wrote)
@@ -243,23 +292,27 @@ exits 1. Push the change first, move the file away, or use --force.
 
 options:
   --force   overwrite (and remove) local changes
+  --json    one JSON document: {"ok","dir","pulled","removed","overwritten",
+            "local_changes","skipped":[{"file","reason"}]} (files as shown above)
 
-${CONNECTION_USAGE}`,
+${CONNECTION_USAGE}
+exit status: 0 pulled, 1 local changes left alone (nothing written) or the policy
+admin api failed (its message and code on standard error), 2 usage error`,
   run: (rest, io) =>
     reportErrors("policy pull", io, async (conn) => {
-      const a = parseArgs(rest, CONNECTION_VALUE_FLAGS, [...CONNECTION_BOOLEAN_FLAGS, "--force"]);
+      const a = parseArgs(rest, CONNECTION_VALUE_FLAGS, [...CONNECTION_BOOLEAN_FLAGS, "--force", "--json"]);
       const [dir, extra] = a.positionals;
       if (!dir) throw new UsageError("missing directory");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const { policy } = connect(a.flags, io, conn);
-      return pull(policy, resolve(io.cwd, dir), dir, io, a.flags.has("--force"));
+      return pull(policy, resolve(io.cwd, dir), dir, io, a.flags.has("--force"), a.flags.has("--json"));
     }),
 };
 
 const pushCommand: Command = {
   path: ["policy", "push"],
   summary: "send the changed files of a pulled directory back (policy admin api, with conflict checks)",
-  usage: `usage: qkit policy push DIR [--dry-run] [--force] [--service-include NAME]... [connection options]
+  usage: `usage: qkit policy push DIR [--dry-run] [--force] [--service-include NAME]... [--json] [connection options]
 
 Sends every file of DIR that changed since \`qkit policy pull\`: new files are
 created (token \`new\`), changed files replaced and deleted files removed with
@@ -269,7 +322,18 @@ first; with any error nothing is sent. Include files are checked as policy
 files unless named with --service-include (files used by !include-service).
 --force writes with token \`any\` (overwrites).
 
-${CONNECTION_USAGE}`,
+options:
+  --dry-run               say what would be sent, send nothing
+  --force                 write with token \`any\`
+  --service-include NAME  check include/NAME as a file of !include-service (repeatable)
+  --json                  one JSON document: {"ok","dry_run","changes":[{"file","action"
+                          (create, replace or remove),"done","error"?:{"code","message"}}],
+                          "errors":[{"file","line","code","message"}]} (errors: nothing sent)
+
+${CONNECTION_USAGE}
+exit status: 0 sent (or nothing to send), 1 an error in a file (nothing sent), a conflict
+or a file the server refused (the others are sent), or the policy admin api failed,
+2 usage error`,
   run: (rest, io) =>
     reportErrors("policy push", io, async (conn) => {
       // --service-include may repeat: collect it by hand.
@@ -282,14 +346,14 @@ ${CONNECTION_USAGE}`,
           serviceIncludes.add(v);
         } else filtered.push(rest[i]!);
       }
-      const b = parseArgs(filtered, [...CONNECTION_VALUE_FLAGS], [...CONNECTION_BOOLEAN_FLAGS, "--dry-run", "--force"]);
+      const b = parseArgs(filtered, [...CONNECTION_VALUE_FLAGS], [...CONNECTION_BOOLEAN_FLAGS, "--dry-run", "--force", "--json"]);
       const [dir, extra] = b.positionals;
       if (!dir) throw new UsageError("missing directory");
       if (extra !== undefined) throw new UsageError(`unexpected argument \`${extra}\``);
       const full = resolve(io.cwd, dir);
       if (!existsSync(full)) throw new UsageError(`\`${dir}\`: No such file or directory`);
       const { policy } = connect(b.flags, io, conn);
-      return push(policy, full, io, { force: b.flags.has("--force"), dryRun: b.flags.has("--dry-run"), serviceIncludes, shown: dir });
+      return push(policy, full, io, { force: b.flags.has("--force"), dryRun: b.flags.has("--dry-run"), serviceIncludes, shown: dir, json: b.flags.has("--json") });
     }),
 };
 

@@ -35,7 +35,9 @@ array of {name, class, state, label, template, netvm, uuid} (null for none).
 options:
   --json   print JSON
 
-${CONNECTION_USAGE}`,
+${CONNECTION_USAGE}
+exit status: 0 done, 1 the Admin API refused or failed (its message and code on
+standard error: a qube that does not exist, qubesd not reachable, ...), 2 usage error`,
   run: (rest, io) =>
     reportErrors("qube ls", io, async (conn) => {
       const a = args(rest, [], ["--json"]);
@@ -82,7 +84,9 @@ value (\`-\` when set), and the value. With PROPERTY, prints its value (empty
 for none). With VALUE, sets it (an empty VALUE sets a qube reference to none);
 --default resets it instead. NAME may be \`dom0\` or \`uuid:…\`.
 
-${CONNECTION_USAGE}`,
+${CONNECTION_USAGE}
+exit status: 0 done, 1 the Admin API refused or failed (its message and code on
+standard error: a qube that does not exist, qubesd not reachable, ...), 2 usage error`,
   run: (rest, io) =>
     reportErrors("qube prefs", io, async (conn) => {
       const a = args(rest, [], ["--default", "-D", "--json"]);
@@ -132,7 +136,9 @@ Without FEATURE, lists every feature and its value. With FEATURE, prints its
 value (exit 1 when not set). With VALUE, sets it (\`''\` is false by
 convention); --unset removes it. --json prints the list as one JSON object.
 
-${CONNECTION_USAGE}`,
+${CONNECTION_USAGE}
+exit status: 0 done, 1 the Admin API refused or failed (its message and code on
+standard error: a qube that does not exist, qubesd not reachable, ...), 2 usage error`,
   run: (rest, io) =>
     reportErrors("qube features", io, async (conn) => {
       const a = args(rest, [], ["--unset", "-D", "--json"]);
@@ -176,7 +182,9 @@ Without an action, lists the tags. \`add\` and \`remove\` change them;
 removing a tag that is not set fails (QubesTagNotFoundError). --json prints
 the list as a JSON array.
 
-${CONNECTION_USAGE}`,
+${CONNECTION_USAGE}
+exit status: 0 done, 1 the Admin API refused or failed (its message and code on
+standard error: a qube that does not exist, qubesd not reachable, ...), 2 usage error`,
   run: (rest, io) =>
     reportErrors("qube tags", io, async (conn) => {
       const a = args(rest, [], ["--json"]);

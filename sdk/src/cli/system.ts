@@ -50,7 +50,9 @@ options:
                     feature.List per qube and one feature.Get per supported-rpc feature)
   --concurrency N   how many qubes to read at a time
 
-${CONNECTION_USAGE}`,
+${CONNECTION_USAGE}
+exit status: 0 done, 1 the Admin API refused or failed (its message and code on
+standard error: a qube that does not exist, qubesd not reachable, ...), 2 usage error`,
   run: (rest, io) =>
     reportErrors("system snapshot", io, async (conn) => {
       const a = parseArgs(rest, [...CONNECTION_VALUE_FLAGS, "--concurrency"], [...CONNECTION_BOOLEAN_FLAGS, "--compact", "--json", "--no-wiring", "--services"]);

@@ -350,9 +350,11 @@ auto-cleanup disposables. Review it, then \`qkit template plan --adopt\` it.
 
 options:
   --stack NAME   the stack name written (default: exported)
-  --out FILE     write to FILE instead of standard output
+  --out FILE     write to FILE instead of standard output (never over an existing file)
 
 ${CONNECTION_USAGE}
+exit status: 0 written, 1 the Admin API refused or failed, or --out exists or cannot be
+written ([file-exists], [cannot-write]), 2 usage error
 `;
 
 function hasConnection(a: ParsedArgs): boolean {
@@ -483,7 +485,7 @@ export const commands: Command[] = [
   {
     path: ["template", "schema"],
     summary: "print the JSON Schema of stack files, for editors without qkit-lsp",
-    usage: "usage: qkit template schema\n\nPrints a JSON Schema (draft 2020-12) of *.qubes.yaml files. Save it and point your editor's YAML support at it.\n",
+    usage: "usage: qkit template schema\n\nPrints a JSON Schema (draft 2020-12) of *.qubes.yaml files. Save it and point your editor's YAML support at it.\n\nexit status: 0, 2 usage error\n",
     run: (args, io) => guarded(io, "schema", async () => {
       const a = parseArgs(args, [], []);
       if (a.positionals.length) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
