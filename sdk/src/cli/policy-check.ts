@@ -176,8 +176,21 @@ function ignoredFiles(p: string, io: CliIO, loaded: (virtualPath: string) => boo
     severity: "info" as const,
     code: NOT_A_POLICY_FILE,
     message: `\`${oneLine(n)}\` is not a \`*.policy\` file: the engine does not load it (only \`!include\` reads such files)`,
-    help: `rename it to ${oneLine(n.replace(/\.[^.]*$/, ""))}.policy to load it, or \`!include\` it from a policy file`,
+    help: `rename it to ${oneLine(policyNameFor(n))} to load it, or \`!include\` it from a policy file`,
   }));
+}
+
+/**
+ * The name the engine would load a file as: its last extension replaced by
+ * \`.policy\` (\`40-x.policy.bak\` is \`40-x.policy\`, not \`40-x.policy.policy\`),
+ * lower-cased, and the characters the engine refuses in a policy file name
+ * (outside [0-9a-z_.-]) as \`-\`, as the fix of [invalid-filename] renames.
+ */
+function policyNameFor(name: string): string {
+  const dot = name.lastIndexOf(".");
+  let stem = dot > 0 ? name.slice(0, dot) : name;
+  if (stem.endsWith(".policy")) stem = stem.slice(0, -".policy".length);
+  return stem.toLowerCase().replace(/[^0-9a-z_.-]/g, "-") + ".policy";
 }
 
 /** The code of a file of a policy directory that the engine does not load. */
