@@ -546,8 +546,13 @@ function coverageReport(covs: Covered, format: string, cwd: string): string {
   return out.join("\n") + "\n";
 }
 
+/** `n` of `d` to one decimal, rounded, but never 100% while a rule is missed nor 0% once one is covered. */
 function percent(n: number, d: number): string {
-  return d === 0 ? "100%" : `${Math.floor((n * 1000) / d) / 10}%`;
+  if (d === 0) return "100%";
+  let tenths = Math.round((n * 1000) / d);
+  if (n < d) tenths = Math.min(tenths, 999);
+  if (n > 0) tenths = Math.max(tenths, 1);
+  return `${tenths / 10}%`;
 }
 
 // ---------------------------------------------------------------------------
