@@ -310,8 +310,6 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
             tried: r.tried,
             ...(a.flags.has("rejected") ? { rejected: r.rejected } : {}),
           },
-          null,
-          1,
         ) + "\n",
       );
     } else {
@@ -428,8 +426,6 @@ async function runReplay(args: string[], io: CliIO): Promise<number> {
             malformed: parsed.malformed,
             ignored: parsed.ignored,
           },
-          null,
-          1,
         ) + "\n",
       );
     } else {
