@@ -7,11 +7,15 @@
  * cannot be used), 2 usage; `diff` 0 no change, 1 changes, 2 errors; the
  * queries 0, or 2 on usage errors.
  */
+import { isUtf8 } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import {
   CoverageCollector,
+  findUtf8Problem,
+  lineAtOffset,
+  NOT_UTF8_HELP,
   createMemoryFileSystem,
   decisionToJson,
   cellText,
@@ -305,11 +309,18 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const shown = path.relative(io.cwd, abs) || abs;
     const run: FileRun = { file: shown, problems: [], results: [] };
     runs.push(run);
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = readFileSync(abs, "utf8");
+      bytes = readFileSync(abs);
     } catch (e) {
-      run.problems.push({ line: 1, code: "unreadable-test-file", message: `cannot read: ${e instanceof Error ? e.message : String(e)}` });
+      run.problems.push({ line: 1, code: "unreadable-test-file", message: `cannot read the test file: ${osMessage(e)}` });
+      continue;
+    }
+    const text = bytes.toString("utf8");
+    // As a stack file: bytes that are not UTF-8 make the file unusable (read as U+FFFD, a name in a call would silently change).
+    if (!isUtf8(bytes)) {
+      const p = findUtf8Problem(bytes)!;
+      run.problems.push({ line: lineAtOffset(text, p.textOffset), code: "not-utf8", message: `the test file is not UTF-8 text: byte 0x${p.byte.toString(16).padStart(2, "0")} at offset ${p.offset} (${p.reason}); ${NOT_UTF8_HELP}` });
       continue;
     }
     const parsed = parsePolicyTestFile(text);
