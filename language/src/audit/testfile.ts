@@ -20,6 +20,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import type { Expectation } from "../template/model.js";
 import { parseExpectation, type ExpectationObject } from "../template/expect.js";
+import { firstUnclosed } from "../template/unclosed.js";
 
 /** The file name suffixes of policy test files. */
 export const POLICY_TEST_SUFFIXES = [".policytest.yaml", ".policytest.yml"] as const;
@@ -88,9 +89,18 @@ export function parsePolicyTestFile(text: string): PolicyTestFile {
   // (line, message) once, and at most MAX_YAML_ERRORS of them with a count of the rest.
   const seen = new Set<string>();
   let more = 0;
+  // An unclosed bracket or quote is said once, at itself: the parser reports it where it gives up
+  // (often past the end of the file) and misreads what follows into more errors.
+  const open = doc.errors.length ? firstUnclosed(text) : undefined;
+  const cause = open && doc.errors.some((e) => e.pos[0] >= open.offset) ? open : undefined;
+  if (cause) {
+    out.problems.push({ line: lc.linePos(cause.offset).line, span: { start: cause.offset, end: cause.offset + 1 }, code: "bad-test-file", message: `not valid YAML: ${cause.message}; ${cause.help}` });
+  }
   for (const e of doc.errors) {
+    if (cause && e.pos[0] >= cause.offset) continue;
     const start = Math.min(Math.max(e.pos[0], 0), text.length);
-    const line = lc.linePos(start).line;
+    // An error at the very end of a file that ends with a line break is on its last line, not the one after.
+    const line = lc.linePos(start === text.length && /[\n\r]$/.test(text) ? start - 1 : start).line;
     const message = `not valid YAML: ${e.message.split("\n")[0]}`;
     const key = `${line}\0${message}`;
     if (seen.has(key)) continue;
