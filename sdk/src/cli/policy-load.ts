@@ -16,7 +16,10 @@ export const POLICY_DOES_NOT_LOAD = "policy-does-not-load";
  * `/etc/qubes/policy.d`, so named as they are).
  */
 export function policyLoadMessage(spec: string, error: PolicyError): string {
-  const shown = spec === "live" ? error.message : error.message.split(POLICY_DIR + "/").join(spec.replace(/\/+$/, "") + "/");
+  let message = error.message;
+  // A file that is not UTF-8 is named as the policy names it (relative to its directory): said under the directory too.
+  if (error.code === "not-utf8" && !message.startsWith("/")) message = `${POLICY_DIR}/${message}`;
+  const shown = spec === "live" ? message : message.split(POLICY_DIR + "/").join(spec.replace(/\/+$/, "") + "/");
   const todo =
     spec === "live"
       ? "fix it in dom0 (`qkit policy check /etc/qubes/policy.d` lists every error)"
