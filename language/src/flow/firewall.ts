@@ -343,7 +343,8 @@ export function readFirewall(rules: unknown): FirewallReading {
   if (!accepts) summary = shadowed.length ? `the firewall lets nothing out (every accepting rule comes after a rule that decides first; the policy drops the rest)${hiddenText}` : "the firewall lets nothing out (no rule accepts; the policy drops the rest)";
   else if (dnsOnly)
     summary = `the firewall lets out only DNS queries to the netvm's DNS servers (rule${destinations.length > 1 ? "s" : ""} ${destinations.map((d) => d.rule + (d.except.length ? ` less what rule${d.except.length > 1 ? "s" : ""} ${d.except.join(", ")} drop${d.except.length > 1 ? "" : "s"}` : "")).join(", ")}), and DNS still carries data out: a query can encode anything${hiddenText}`;
-  else summary = `the firewall lets out ${list.join("; ")}; the policy drops the rest${hiddenText}`;
+  // After a rule that accepts anything anywhere, nothing is left for the policy to drop.
+  else summary = `the firewall lets out ${list.join("; ")}${destinations.some((d) => d.host === "*" && d.proto === "any") ? "" : "; the policy drops the rest"}${hiddenText}`;
   const short = destinations.map((d) => (d.host === "dns" ? "dns" : d.host === "*" && d.proto === "any" ? "anything" : `${d.proto === "any" ? "" : d.proto}${d.ports !== undefined ? ` ${d.ports}` : ""}${d.host !== "*" ? ` ${d.host}` : ""}`.trim()));
   const label = accepts ? (short.length > 2 ? `${short.slice(0, 2).join(", ")} +${short.length - 2}` : short.join(", ")) : "nothing";
   return { accepts, destinations, shadowed, dnsOnly, unreadable: [], value, summary, label };

@@ -56,7 +56,8 @@ export function disposableSystem(policy: CompiledPolicy | undefined, system: Sys
   const aliases = [...sys.domains.keys()].some((k) => k.startsWith("uuid:"));
   const names = new Map<string, string>();
   templates.forEach((x, i) => {
-    const name = fresh(`disp-of-${x}`.slice(0, 31), taken);
+    // Not cut to the 31 characters of a real qube name: it is never sent to qubesd, and a longer name can be no real qube.
+    const name = fresh(`disp-of-${x}`, taken);
     taken.add(name);
     const t = (sys.domains.get(x) ?? {}) as Record<string, unknown>;
     const uuid = `ffffffff-0000-4000-8000-${String(i + 1).padStart(12, "0")}`;
