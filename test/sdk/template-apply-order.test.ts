@@ -329,6 +329,40 @@ describe("policy files", () => {
   });
 });
 
+describe("policy files that move or go", () => {
+  // A later file asks for every copy from work; the stack's file denies the copies to vault before it.
+  const user = { "70-later.policy": "qubes.Filecopy * work @anyvm ask\n" };
+  const deny = "qubes.Filecopy * work vault deny\n";
+
+  it("a file moved to another priority is written before the old one goes: no moment between has neither", async () => {
+    const sim = demoSimulator(user);
+    const conn = connectSim(sim);
+    await applyAll(stack("m", [], { policy: [policyFile("home", deny, 40)] }), conn);
+    const { plan } = await planStack(stack("m", [], { policy: [policyFile("home", deny, 10)] }), conn);
+    expect(plan.steps.map((x) => [x.id, x.risk])).toEqual([
+      ["policy.10-qkit-m-home", "none"],
+      // Alone, removing the deny would let work copy to vault again (ask): it is marked so, and goes last.
+      ["policy.40-qkit-m-home", "grants-access"],
+    ]);
+    before(plan, "policy.10-qkit-m-home", "policy.40-qkit-m-home");
+    await applyAll(stack("m", [], { policy: [policyFile("home", deny, 10)] }), conn);
+    expect(sim.policy.read("40-qkit-m-home.policy")).toBeUndefined();
+    expect(sim.policy.read("10-qkit-m-home.policy")?.toString()).toContain(deny);
+  });
+
+  it("a file of deny rules the stack no longer declares goes with the grants, marked so; one of allow rules goes first, marked as revoking", async () => {
+    const conn = connectSim(demoSimulator(user));
+    await applyAll(stack("g", [], { policy: [policyFile("deny", deny, 40), policyFile("allow", "qubes.Gpg * work vault allow\n", 45)] }), conn);
+    const { plan } = await planStack(stack("g", [qube("newq", "AppVM", { label: "red", template: "debian-12" })], { policy: [] }), conn);
+    const risk = Object.fromEntries(plan.steps.map((x) => [x.id, x.risk]));
+    expect(risk["policy.40-qkit-g-deny"]).toBe("grants-access");
+    expect(risk["policy.45-qkit-g-allow"]).toBe("revokes-access");
+    // The revocation before the new qube, the grant after it.
+    before(plan, "policy.45-qkit-g-allow", "newq.create");
+    before(plan, "newq.create", "policy.40-qkit-g-deny");
+  });
+});
+
 describe("property: plan(apply(plan)) is empty", () => {
   const names = ["qa", "qb", "qc", "qd"];
   const arbQube = (name: string, i: number): fc.Arbitrary<QubeDecl> =>

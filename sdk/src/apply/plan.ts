@@ -42,11 +42,16 @@ export interface PlanOptions {
   now?: number;
   /**
    * What writing policy file `key` (`NAME` or `include/NAME`) with `after`
-   * instead of `before` changes in the decisions (what-if's decision diff,
-   * {@link policyEffects}). A write that only revokes goes first, with the
-   * revocations; without this, every write counts as granting access.
+   * instead of `before` (`after` undefined: removing the file) changes in
+   * the decisions (what-if's decision diff, {@link policyEffects}). A write
+   * or removal that only revokes goes first, with the revocations; one that
+   * grants or changes anything goes with the grants, and a removal there
+   * after every policy write of the stack (make before break: a file moved
+   * to another priority is written before the old one goes, so no moment
+   * between has neither). Without this (or `undefined`), every write counts
+   * as granting access and every removal as revoking.
    */
-  policyEffect?(key: string, before: string | undefined, after: string): PolicyEffect | undefined;
+  policyEffect?(key: string, before: string | undefined, after: string | undefined): PolicyEffect | undefined;
   /**
    * What adding (`add`) or removing tag `tag` on qube `qube` changes in the decisions, today and
    * after apply ({@link tagEffects}): it marks the step (`grants-access` when anything is granted
@@ -1803,11 +1808,16 @@ function planPolicy(ctx: Ctx): void {
     });
     if (!revokeOnly) s.requires.push(...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
   }
+  const writes = ctx.steps.filter((x) => x.kind === "write-policy").map((x) => x.id);
   for (const [key, cur] of Object.entries(ctx.live.policy)) {
     if (declared.has(key) || !isStackPolicyName(stack, key) || !hasStackHeader(stack, cur.text)) continue;
     const include = key.startsWith("include/");
     const name = include ? key.slice("include/".length) : key;
-    add(ctx, PHASE.revoke, {
+    // A file of deny rules (or of rules that narrow an ask) grants when it goes: such a removal is
+    // marked so and goes with the grants, after the stack's writes; one that only revokes goes first.
+    const eff = ctx.options.policyEffect?.(key, cur.text, undefined);
+    const grants = !!eff && (eff.grant > 0 || eff.change > 0);
+    const s = add(ctx, grants ? PHASE.grant : PHASE.revoke, {
       id: `policy.${key}`,
       kind: "remove-policy",
       target: `policy ${include ? key : `${key}.policy`}`,
@@ -1816,8 +1826,9 @@ function planPolicy(ctx: Ctx): void {
       calls: [{ method: include ? "policy.include.Remove" : "policy.Remove", dest: "dom0", arg: name, payload: cur.token }],
       before: `${ruleLineCount(cur.text)} rule${ruleLineCount(cur.text) === 1 ? "" : "s"}`,
       after: null,
-      risk: "revokes-access",
+      risk: effectRisk(eff, "revokes-access"),
     });
+    if (grants) s.requires.push(...writes, ...ctx.steps.filter((x) => x.kind === "create" || x.kind === "add-tag").map((x) => x.id));
   }
 }
 

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { StackModel } from "@qubes-kit/language";
 import type { Qubes } from "../qubes.js";
 import { executePlan, type ApplyResult, type ExecuteOptions } from "./execute.js";
-import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, parseKeys, policyText } from "./keys.js";
+import { KEYS_FEATURE, OWNER_FEATURE, globalsFeature, hasStackHeader, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { computePlan, planFocus, planScope, policyKey, scopeOfPlan, type PlanOptions } from "./plan.js";
 import type { PolicyTarget } from "./policy-target.js";
 import { fingerprint, fingerprintChanges, fingerprintView, readDeep, readDeviceClassesFor, readFeatures, readLight, type ReadOptions } from "./read.js";
@@ -99,7 +99,10 @@ export function movesQube(plan: Plan): boolean {
 }
 
 export function writesPolicy(model: StackModel, live: LiveSystem): boolean {
-  return (model.policy ?? []).some((f) => live.policy[policyKey(model.stack, f)]?.text !== policyText(model.stack, f.rules));
+  if ((model.policy ?? []).some((f) => live.policy[policyKey(model.stack, f)]?.text !== policyText(model.stack, f.rules))) return true;
+  // A file of the stack's that it no longer declares is removed: that too is marked by what it does.
+  const declared = new Set((model.policy ?? []).map((f) => policyKey(model.stack, f)));
+  return Object.entries(live.policy).some(([key, cur]) => !declared.has(key) && isStackPolicyName(model.stack, key) && hasStackHeader(model.stack, cur.text));
 }
 
 /** Every policy file of `target` as {@link PolicyTexts} (`NAME.policy`, `include/NAME`). */

@@ -777,7 +777,7 @@ export function policyEffects(
    * found up to there); the counts are exact when nothing is granted or changed.
    */
   options: { untilGrant?: boolean } = {},
-): (key: string, before: string | undefined, after: string) => { grant: number; revoke: number; change: number } | undefined {
+): (key: string, before: string | undefined, after: string | undefined) => { grant: number; revoke: number; change: number } | undefined {
   const stop = options.untilGrant ? (c: DecisionChange) => c.kind !== "revoke" : undefined;
   let future: WhatIfSystem | undefined;
   return (key, before, after) => {
@@ -786,7 +786,10 @@ export function policyEffects(
     if (before === undefined) delete today[file];
     else today[file] = before;
     const a = load(today);
-    const b = load({ ...policy, [file]: after });
+    const next: PolicyTexts = { ...policy };
+    if (after === undefined) delete next[file];
+    else next[file] = after;
+    const b = load(next);
     // A policy that does not load (today or after) cannot be classified: the write counts as granting.
     if ("error" in a || "error" in b) return undefined;
     future ??= futureSystem(system, stack);
