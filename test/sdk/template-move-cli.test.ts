@@ -147,6 +147,49 @@ describe("moved_from", () => {
     expect((await qkit("template", "plan", "m4.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
   });
 
+  it("clones again a `source: { clone }` qube an apply created and stopped before cloning (marked or not yet)", async () => {
+    const tpl = (name: string) => `  ${name}:\n    class: TemplateVM\n    label: black\n    source: { clone: debian-12 }\n`;
+    write("c1.qubes.yaml", stack("c1", tpl("c1-tpl")));
+    const fresh = JSON.parse((await qkit("template", "plan", "c1.qubes.yaml", "--json")).out) as { steps: Array<{ id: string; calls: Array<{ method: string; arg?: string }> }> };
+    // The mark before anything else that can stop, and off once the volumes are cloned.
+    const methods = fresh.steps.find((s) => s.id === "c1-tpl.create")!.calls.map((c) => `${c.method}${c.method.includes("feature") ? ` ${c.arg}` : ""}`);
+    expect(methods.slice(0, 2)).toEqual(["admin.vm.Create.TemplateVM", "admin.vm.feature.Set x-qkit-cloning"]);
+    expect(methods.lastIndexOf("admin.vm.volume.CloneTo")).toBeGreaterThan(0);
+    expect(methods.indexOf("admin.vm.feature.Remove x-qkit-cloning")).toBeGreaterThan(methods.lastIndexOf("admin.vm.volume.CloneTo"));
+    // As an apply that stopped at admin.vm.volume.CloneFrom: created, marked and owned, no volume cloned.
+    await sim.run(calls.create({ class: "TemplateVM", name: "c1-tpl", label: "black" }));
+    await sim.qube("c1-tpl").features.set("x-qkit-cloning", "debian-12");
+    await sim.qube("c1-tpl").features.set("x-qkit-stack", "c1");
+    const redo = JSON.parse((await qkit("template", "plan", "c1.qubes.yaml", "--json")).out) as { steps: Array<{ id: string; before: string | null; calls: Array<{ method: string; arg?: string }> }>; errors: unknown[] };
+    expect(redo.errors).toEqual([]);
+    const create = redo.steps.find((s) => s.id === "c1-tpl.create")!;
+    expect(create.before).toBe("an unfinished clone");
+    expect(create.calls.map((c) => c.method)).not.toContain("admin.vm.Create.TemplateVM");
+    expect(create.calls.filter((c) => c.method === "admin.vm.volume.CloneTo").map((c) => c.arg)).toEqual(["root", "private"]);
+    // Running, it is not cloned over.
+    await sim.qube("c1-tpl").start();
+    const running = await qkit("template", "plan", "c1.qubes.yaml");
+    expect([running.code, running.out.includes("error[clone-running]: qube 'c1-tpl' is running, but its clone from 'debian-12' is not finished")]).toEqual([1, true]);
+    await sim.qube("c1-tpl").shutdown({ wait: true });
+    expect((await qkit("template", "apply", "c1.qubes.yaml", "--yes")).code).toBe(0);
+    expect(await sim.qube("c1-tpl").features.get("x-qkit-cloning")).toBeUndefined();
+    expect((await qkit("template", "plan", "c1.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
+
+    // Stopped between admin.vm.Create and the mark: the create record names it and no stack owns it.
+    write("c2.qubes.yaml", stack("c2", tpl("c2-tpl")));
+    await sim.run(calls.featureSet("dom0", "x-qkit-globals-c2", "qube:c2-tpl"));
+    await sim.run(calls.create({ class: "TemplateVM", name: "c2-tpl", label: "black" }));
+    const plan2 = JSON.parse((await qkit("template", "plan", "c2.qubes.yaml", "--json")).out) as { steps: Array<{ id: string; before: string | null; calls: Array<{ method: string }> }>; errors: unknown[]; warnings: Array<{ code: string }> };
+    expect(plan2.errors).toEqual([]);
+    expect(plan2.warnings.map((w) => w.code)).toContain("resumed-create");
+    expect(plan2.steps.find((s) => s.id === "c2-tpl.create")!.calls.map((c) => c.method)).toContain("admin.vm.volume.CloneTo");
+    expect(plan2.steps.map((s) => s.id)).toContain("c2-tpl.adopt");
+    const applied2 = await qkit("template", "apply", "c2.qubes.yaml", "--yes");
+    expect(applied2.err).toBe("");
+    expect(applied2.code).toBe(0);
+    expect((await qkit("template", "plan", "c2.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
+  });
+
   it("refuses what it cannot carry out, each with what to do", async () => {
     write("m5.qubes.yaml", stack("m5", appvm("m5-old", "    netvm: none\n"), appvm("m5-other", "    netvm: none\n")));
     expect((await qkit("template", "apply", "m5.qubes.yaml", "--yes")).code).toBe(0);

@@ -20,6 +20,7 @@ import {
   type DeclarableClass,
 } from "@qubes-kit/language";
 import { calls } from "../calls.js";
+import { CLONE_FEATURE, MOVED_FEATURE } from "./keys.js";
 import type { DeviceAssignment } from "../devices.js";
 import { QubesException } from "../errors.js";
 import { mapLimit } from "../events.js";
@@ -65,7 +66,7 @@ export function isReportedFeature(name: string): boolean {
 
 /** Whether stacks leave a feature alone on export. */
 function skipFeature(name: string): boolean {
-  return name === OWNER_FEATURE || name === KEYS_FEATURE || name.startsWith(GLOBALS_FEATURE_PREFIX) || PROTECTED_FEATURES.has(name) || isReportedFeature(name);
+  return name === OWNER_FEATURE || name === KEYS_FEATURE || name === CLONE_FEATURE || name === MOVED_FEATURE || name.startsWith(GLOBALS_FEATURE_PREFIX) || PROTECTED_FEATURES.has(name) || isReportedFeature(name);
 }
 
 /** A YAML scalar: plain when that reads back as the same string, else double-quoted. */

@@ -28,6 +28,13 @@ export { OWNER_FEATURE, KEYS_FEATURE };
  */
 export const MOVED_FEATURE = "x-qkit-moved-from";
 
+/**
+ * The feature a qube created as a clone (\`source: { clone: SRC }\`) carries from just after its
+ * creation until its volumes are cloned: \`SRC\`. A plan after an apply that stopped between
+ * finds it and clones the volumes again (the qube was empty), then takes the mark off.
+ */
+export const CLONE_FEATURE = "x-qkit-cloning";
+
 /** Whether a step takes off that mark: bookkeeping, not a setting (not shown, not counted as a change). */
 export function isMoveMark(step: { key: string }): boolean {
   return step.key === `feature ${MOVED_FEATURE}`;

@@ -20,7 +20,7 @@ import type { AdminCall } from "../client.js";
 import type { DeviceAssignment } from "../devices.js";
 import { canonicalFirewall, canonicalValue, managedTags, sameOptions, sameValue, showProperty, showValue, specOf } from "./canonical.js";
 import { lineDiff } from "./render.js";
-import { KEYS_FEATURE, MOVED_FEATURE, OWNER_FEATURE, PROTECT_KEY, isMoveMark, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
+import { CLONE_FEATURE, KEYS_FEATURE, MOVED_FEATURE, OWNER_FEATURE, PROTECT_KEY, isMoveMark, ruleLineCount, formatKeys, globalsFeature, hasStackHeader, isKey, isStackPolicyName, parseKeys, policyText } from "./keys.js";
 import { fingerprint, type DeepRead, type ReadScope } from "./read.js";
 import { checkStackModel } from "./model-check.js";
 import { orderSteps } from "./order.js";
@@ -757,6 +757,30 @@ function planMove(ctx: Ctx, q: QubeDecl, l: LiveQube | undefined, phase: number)
   return { live, ownership: oldOwnership, head: head.id, wasRunning: isRunning(old) };
 }
 
+/** The calls that clone `from`'s root and private volumes onto `name`, then take the clone mark off (when it is on: qubesd refuses to remove a feature that is not set). */
+function cloneCalls(name: string, from: string, marked = true): StepCall[] {
+  const cs: StepCall[] = [];
+  for (const vol of ["root", "private"]) {
+    cs.push(call(calls.volumeCloneFrom(from, vol)));
+    cs.push({ ...call(calls.volumeCloneTo(name, vol, "0")), payload: "", payloadFromPrevious: true });
+  }
+  if (marked) cs.push(call(calls.featureRemove(name, CLONE_FEATURE)));
+  return cs;
+}
+
+/**
+ * The source of a clone left unfinished on `l` by an apply that stopped: the clone mark
+ * (\`x-qkit-cloning\`), or a qube the stack's create record names and no stack owns yet, declared
+ * as a clone (stopped before the mark). Undefined otherwise.
+ */
+function unfinishedClone(ctx: Ctx, q: QubeDecl, l: LiveQube): string | undefined {
+  const mark = l.features[CLONE_FEATURE];
+  if (mark !== undefined && mark !== "") return mark;
+  const src = q.source && "clone" in q.source ? q.source.clone : undefined;
+  if (src !== undefined && !l.features[OWNER_FEATURE] && creationRecorded(ctx, q.name)) return src;
+  return undefined;
+}
+
 /** The removal of a moved qube's former self: nothing is lost (its clone has its volumes), and the move's mark comes off after it. */
 function markMoveRemoval(ctx: Ctx, rm: PlanStep, from: string, to: string, clone: LiveQube): void {
   rm.risk = "none";
@@ -918,14 +942,14 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       ctx,
       `qube ${q.name}`,
       () => {
-        const cs = [call(calls.create(o)), call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack))];
+        const cs = [call(calls.create(o))];
         if (source && "clone" in source) {
           if (!ctx.live.qubes[source.clone] && !ctx.model.qubes.some((x) => x.name === source.clone)) throw new Error(`clone source '${source.clone}' does not exist`);
-          for (const vol of ["root", "private"]) {
-            cs.push(call(calls.volumeCloneFrom(source.clone, vol)));
-            cs.push({ ...call(calls.volumeCloneTo(q.name, vol, "0")), payload: "", payloadFromPrevious: true });
-          }
-        }
+          // First the mark: an apply that stops before the volumes are cloned leaves a qube the next plan clones again.
+          cs.push(call(calls.featureSet(q.name, CLONE_FEATURE, source.clone)));
+          cs.push(call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack)));
+          cs.push(...cloneCalls(q.name, source.clone));
+        } else cs.push(call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack)));
         return cs;
       },
       prov,
@@ -940,6 +964,33 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
     if (replaced) reqs.push(replaced.id);
     s.requires.push(...reqs);
     first.push(s.id);
+  } else if (l && !move && unfinishedClone(ctx, q, l)) {
+    // A clone an apply created and stopped before its volumes were cloned (or before marking it): cloned again.
+    const from = unfinishedClone(ctx, q, l)!;
+    if (running) {
+      err(ctx, "clone-running", `qube '${q.name}' is running, but its clone from '${from}' is not finished: stop it, and the next apply clones '${from}' again (its volumes are replaced)`, prov);
+      return;
+    }
+    const built = build(ctx, `qube ${q.name}`, () => cloneCalls(q.name, from, !!l.features[CLONE_FEATURE]), prov);
+    if (!built) return;
+    const s = add(ctx, phase, {
+      id: `${q.name}.create`,
+      kind: "create",
+      target,
+      object: q.name,
+      key: "",
+      calls: built,
+      before: "an unfinished clone",
+      after: `${q.class} · clone of ${from} (its volumes cloned again)`,
+      requires: [`${from}.create`],
+      provenance: prov,
+    });
+    first.push(s.id);
+    if (ownership === "adopt") {
+      const a = add(ctx, phase, { id: `${q.name}.adopt`, kind: "adopt", target, object: q.name, key: OWNER_FEATURE, calls: [call(calls.featureSet(q.name, OWNER_FEATURE, ctx.model.stack))], before: l.features[OWNER_FEATURE] ?? null, after: ctx.model.stack, provenance: prov });
+      a.requires.push(s.id);
+      first.push(a.id);
+    }
   } else if (ownership === "adopt" && !move) {
     // Another stack's qube (`--take-over`): said as a risk, with the stack it is taken from.
     const from = l!.features[OWNER_FEATURE];
