@@ -1061,7 +1061,7 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       // A new qube declared without network loses it in its create step, right after admin.vm.Create and
       // its ownership mark: it is never on the default netvm while the rest of the apply runs (nor after a
       // failure half-way), and a failure of this call leaves a qube the stack owns.
-      head.calls.splice(2, 0, ...c);
+      head.calls.splice(head.calls.findIndex((x) => x.method === "admin.vm.feature.Set" && x.arg === OWNER_FEATURE) + 1, 0, ...c);
       head.after = `${head.after} · netvm none`;
       continue;
     }
