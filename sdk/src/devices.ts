@@ -163,7 +163,9 @@ export function parseDeviceAssignmentLine(line: string, defaults: { frontendDoma
 /** The device argument: `<backend>+<port_id>+<device_id with ':' → '+'>`, `*` and `?` → `_`. */
 export function deviceArg(a: Pick<DeviceAssignment, "backendDomain" | "portId" | "deviceId">): string {
   const dev = a.deviceId.replace(/:/g, "+").replace(/[*?]/g, "_");
-  return validateArg(`${a.backendDomain}+${a.portId}+${dev}`, "device");
+  // Any port (an assignment by device identity) is `_` too, as qubesd reads it back.
+  const port = a.portId === "*" ? "_" : a.portId;
+  return validateArg(`${a.backendDomain}+${port}+${dev}`, "device");
 }
 
 /** The filter argument of `Assigned`/`Attached`: `<backend>+<port_id>`. */

@@ -1222,6 +1222,15 @@ export class DocumentReader {
             continue;
           }
           dev.deviceId = v;
+          // A device named without a port is assigned by its identity, on whatever port it is plugged in.
+          if (!port && !match) {
+            if (v === "*") {
+              // qubesd: "Cannot set port to '*' if device_id is '*'" (that would be every device).
+              this.report("device-selector-required", "error", "a device assignment needs a port or a device id: `device: \"*\"` alone would be every device", s.span, "add `port:` for one port, or give the device id (`0x1050:0x0407::u030000`)");
+              continue;
+            }
+            dev.port = "*";
+          }
         }
         if (match) {
           const mm = this.expectMap(match.value, "match");
