@@ -40,4 +40,14 @@ describe("a device assigned by its identity", () => {
     expect(r.code).toBe(1);
     expect(r.out).toContain('any.qubes.yaml:11:21: error[device-selector-required]: a device assignment needs a port or a device id: `device: "*"` alone would be every device');
   });
+
+  it("refuses a device class qubesd does not have, at its line, before anything is rehearsed", async () => {
+    const have = await sim.run(calls.deviceClassList());
+    expect(have).not.toContain("usb");
+    ws.write("u.qubes.yaml", "qkit: 1\nstack: devusb\nqubes:\n  u1:\n    class: AppVM\n    template: debian-12\n    label: red\n    devices:\n      usb:\n        - { backend: sys-usb, device: \"0x1050:0x0407::u030000\", mode: auto-attach }\n");
+    const r = await ws.qkit("template", "plan", "u.qubes.yaml");
+    expect(r.code).toBe(1);
+    expect(r.out + r.err).toMatch(new RegExp(`u\\.qubes\\.yaml:10:\\d+: error\\[device-class-unavailable\\]: u1: qubesd has no usb devices on this system \\(its device classes: ${[...have].sort().join(", ")}\\); install the USB proxy`));
+    expect(r.out + r.err).not.toContain("rehearsal");
+  });
 });

@@ -1426,6 +1426,12 @@ function planDevices(
       }
       continue;
     }
+    const classes = ctx.live.deviceClasses;
+    if (classes !== undefined && !classes.includes(devclass)) {
+      const how = devclass === "usb" ? "install the USB proxy in dom0 and a USB qube (`qubes-usb-proxy`, sys-usb)" : `remove the ${devclass} devices, or add the extension that provides them`;
+      err(ctx, "device-class-unavailable", `${q.name}: qubesd has no ${devclass} devices on this system (its device classes: ${classes.join(", ") || "none"}); ${how}`, declared[0]?.provenance ?? prov);
+      continue;
+    }
     const want: (LiveAssignment & { provenance?: Provenance })[] = [];
     for (const d of declared) {
       const backend = d.backend || "dom0";

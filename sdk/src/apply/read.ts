@@ -116,9 +116,13 @@ export async function readLight(qubes: Qubes, policy: PolicyTarget, options: Rea
   return live;
 }
 
-/** Reads the device classes qubesd has into `live.deviceClasses` when the stack moves a qube (its assignments of every class are copied). */
-export async function readDeviceClassesFor(qubes: Qubes, live: LiveSystem, model: { qubes: readonly { moved_from?: string }[] }, options: ReadOptions = {}): Promise<void> {
-  if (!model.qubes.some((q) => q.moved_from !== undefined)) return;
+/**
+ * Reads the device classes qubesd has into `live.deviceClasses` when the stack moves a qube (its
+ * assignments of every class are copied) or declares devices (a class qubesd lacks, such as usb
+ * without the USB proxy, is then refused at plan time, at its line).
+ */
+export async function readDeviceClassesFor(qubes: Qubes, live: LiveSystem, model: { qubes: readonly { moved_from?: string; devices?: Record<string, unknown> }[] }, options: ReadOptions = {}): Promise<void> {
+  if (!model.qubes.some((q) => q.moved_from !== undefined || Object.keys(q.devices ?? {}).length > 0)) return;
   live.deviceClasses = [...(await qubes.run(calls.deviceClassList(), options.signal ? { signal: options.signal } : {}))].sort();
 }
 
