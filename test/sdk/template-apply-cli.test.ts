@@ -185,7 +185,12 @@ describe("qkit template with a *.qubes.yaml stack", () => {
     const applied = await qkit("template", "apply", "desk.qubes.yaml", "--yes");
     expect([applied.code, applied.err]).toEqual([0, ""]);
     const again = await qkit("template", "plan", "desk.qubes.yaml", "--detailed-exitcode");
-    expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\n"]);
+    // qubesd (and the simulator, which answers as it does) gives no colour for a label created since it
+    // started: said once per plan, until qubesd restarts, rather than a changed colour passed over in silence.
+    expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([
+      0,
+      "desk.qubes.yaml:6:3: warning[label-colour-unknown]: label 'teal' exists, but qubesd does not say its colour (admin.label.Get answers nothing for a label created since qubesd started), so 0x008080 is not checked; if it differs, qubesd cannot change it: use another label name\n\nNo changes. The system matches the stack.\n",
+    ]);
     const qubes = Qubes.local(socket);
     expect(await qubes.qube("office").features.get("x-qkit-keys")).toBe("notes p:label p:memory p:netvm p:template t:desk-user v:private.size");
     expect((await qubes.qube("vpn-desk").features.get("service.qubes-updates-proxy"))).toBe("1");

@@ -378,7 +378,10 @@ function planLabels(ctx: Ctx): void {
     if (have === undefined) {
       const calls_ = build(ctx, `label ${name}`, () => [call(calls.labelCreate(name, colour))]);
       if (calls_) creates.push(add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour, ...(prov ? { provenance: prov } : {}) }));
-    } else if (have !== "" && have.toLowerCase() !== colour.toLowerCase()) {
+    } else if (have === "") {
+      // qubesd answers admin.label.Get of a label created while it runs with nothing: the colour cannot be compared.
+      ctx.warnings.push({ code: "label-colour-unknown", message: `label '${name}' exists, but qubesd does not say its colour (admin.label.Get answers nothing for a label created since qubesd started), so ${colour} is not checked; if it differs, qubesd cannot change it: use another label name`, ...(prov ? { provenance: prov } : {}) });
+    } else if (have.toLowerCase() !== colour.toLowerCase()) {
       err(ctx, "label-colour", `label '${name}' exists with colour ${have}, not ${colour}; qubesd cannot change a label's colour: use another label name`, prov);
     }
   }
