@@ -738,6 +738,14 @@ export class DocumentReader {
       return undefined;
     }
     if (s.symbolic) return typeof s.value === "string" ? s.value : undefined;
+    if (klass !== "@global" && (name === "installed_by_rpm" || name === "backup_timestamp")) {
+      // Declarable, but kept by other tools: said, and still planned as declared.
+      const help =
+        name === "installed_by_rpm"
+          ? "template packages set it (qvm-template); declared true, qubesd refuses to remove the qube (absent: and --prune then fail): remove the line"
+          : "qvm-backup writes it after each backup; declared, the stack resets what backups record: remove the line";
+      this.report("bookkeeping-property", "warning", `${name} is kept by ${name === "installed_by_rpm" ? "template packaging" : "backups"}, not by a stack`, s.span, help);
+    }
     if (s.plain && s.value === "default") {
       if (cannotReset(klass, name)) {
         if (name === "default_kernel")

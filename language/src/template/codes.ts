@@ -37,6 +37,7 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "write-once-property": "a property assigned by qubesd (name, qid, uuid, dispid)",
   "invalid-property-value": "a value qubesd's setter refuses",
   "cannot-reset": "`default` for a property that has no default (template, label, the global default_kernel)",
+  "bookkeeping-property": "a property qubesd's tools keep themselves (installed_by_rpm by template packages, backup_timestamp by backups)",
   "source-not-for-class": "source: on a class created from its template",
   "invalid-source": "a source: other than one of clone, install, empty",
   "invalid-move": "a moved_from: that cannot be carried out (the qube itself, a class change, two qubes from one, a former name still declared)",
