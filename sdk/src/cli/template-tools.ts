@@ -210,13 +210,28 @@ function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.Wri
     const col = columnAt(src, d.span.start);
     to.write(`${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`);
     if (d.help) to.write(`  help: ${d.help}\n`);
+    // Where else it comes from: for a bundle's line, the use: of the instance it was read for.
+    for (const r of relatedJson(d, io)) to.write(`  note: ${r.message}: ${r.file}:${r.line}:${r.column}\n`);
   }
+}
+
+/** A diagnostic's related places (a bundle instance's use: site) as FILE, LINE and COLUMN. */
+function relatedJson(d: TemplateDiagnostic, io: CliIO): { file: string; line: number; column: number; message: string }[] {
+  return (d.related ?? []).map((r) => {
+    const src = inputsOf(io).text(r.file) ?? "";
+    let line = 1;
+    for (let i = src.indexOf("\n"); i >= 0 && i < r.span.start; i = src.indexOf("\n", i + 1)) line++;
+    // The bundle's path in the message as the other paths are shown: relative to the current directory.
+    const message = r.message.replace(/\((\/[^()]*)\)$/, (_m, p: string) => `(${path.relative(io.cwd, p) || p})`);
+    return { file: path.relative(io.cwd, r.file) || r.file, line, column: columnAt(src, r.span.start), message };
+  });
 }
 
 function diagnosticJson(d: TemplateDiagnostic, io: CliIO): unknown {
   const src = inputsOf(io).text(d.file) ?? "";
   const col = columnAt(src, d.span.start);
-  return { file: path.relative(io.cwd, d.file) || d.file, line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end };
+  const related = relatedJson(d, io);
+  return { file: path.relative(io.cwd, d.file) || d.file, line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end, ...(related.length ? { related } : {}) };
 }
 
 function isModel(x: unknown): x is StackModel {
