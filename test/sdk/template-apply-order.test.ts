@@ -363,6 +363,17 @@ describe("policy files that move or go", () => {
   });
 });
 
+describe("a qube declared absent that the stack's policy still names", () => {
+  it("is removed, with a warning naming the policy file and rule", async () => {
+    const conn = connectSim(demoSimulator());
+    const rules = "qubes.Gpg * work gone1 allow\n";
+    await applyAll(stack("ab", [qube("gone1", "AppVM", { label: "red", template: "debian-12" })], { policy: [policyFile("gpg", rules)] }), conn);
+    const { plan } = await planStack(stack("ab", [qube("gone1", "AppVM", {}, { absent: true })], { policy: [policyFile("gpg", rules)] }), conn);
+    expect(plan.steps.map((x) => x.kind)).toContain("remove");
+    expect(plan.warnings.filter((w) => w.code === "absent-but-named").map((w) => w.message)).toEqual(["qube 'gone1' is declared absent and removed, but policy file 'gpg' (rule 1) still names it; remove it there too"]);
+  });
+});
+
 describe("property: plan(apply(plan)) is empty", () => {
   const names = ["qa", "qb", "qc", "qd"];
   const arbQube = (name: string, i: number): fc.Arbitrary<QubeDecl> =>

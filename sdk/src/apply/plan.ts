@@ -834,6 +834,8 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       return;
     }
     planRemoval(ctx, l, prov);
+    for (const where of stillNamed(ctx.model, q.name))
+      ctx.warnings.push({ code: "absent-but-named", message: `qube '${q.name}' is declared absent and removed, but ${where} still names it; remove it there too`, provenance: prov });
     return;
   }
   let ownership: "create" | "owned" | "adopt";
