@@ -190,6 +190,14 @@ describe("moved_from", () => {
     expect((await qkit("template", "plan", "c2.qubes.yaml", "--detailed-exitcode")).code).toBe(0);
   });
 
+  it("an expectation that names the former name fails for the move, not for --prune", async () => {
+    write("m7.qubes.yaml", stack("m7", appvm("m7-old", "    netvm: none\n")));
+    expect((await qkit("template", "apply", "m7.qubes.yaml", "--yes")).code).toBe(0);
+    write("m7.qubes.yaml", stack("m7", appvm("m7-new", "    moved_from: m7-old\n    netvm: none\n")) + "expect:\n  - qubes.Gpg work m7-old => deny\n");
+    const plan = JSON.parse((await qkit("template", "plan", "m7.qubes.yaml", "--json")).out) as { expectations?: { failed: { problem: string }[] } };
+    expect(plan.expectations?.failed.map((f) => f.problem)).toEqual(["names qube 'm7-old', which this plan removes (it moves to 'm7-new'): the next check refuses it as an unknown qube; name 'm7-new' there"]);
+  });
+
   it("refuses what it cannot carry out, each with what to do", async () => {
     write("m5.qubes.yaml", stack("m5", appvm("m5-old", "    netvm: none\n"), appvm("m5-other", "    netvm: none\n")));
     expect((await qkit("template", "apply", "m5.qubes.yaml", "--yes")).code).toBe(0);

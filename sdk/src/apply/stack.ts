@@ -167,7 +167,12 @@ export async function planWhatIf(
     total: report.expectations.length,
     failed: report.expectations.flatMap((e, i) => {
       const name = namesGone(i);
-      if (name !== undefined) return [{ expect: e.text, problem: `names qube '${name}', which this plan removes (--prune): the next check refuses it as an unknown qube; remove the entry or declare the qube again`, rule: null }];
+      if (name !== undefined) {
+        // A move's former name is removed because the qube moves, not because of --prune.
+        const to = plan?.steps.find((s) => s.kind === "remove" && s.object === name)?.movedTo;
+        const why = to !== undefined ? `which this plan removes (it moves to '${to}'): the next check refuses it as an unknown qube; name '${to}' there` : `which this plan removes (--prune): the next check refuses it as an unknown qube; remove the entry or declare the qube again`;
+        return [{ expect: e.text, problem: `names qube '${name}', ${why}`, rule: null }];
+      }
       if (e.ok) return [];
       const r = e.explanation?.decidingRule?.origin;
       return [{ expect: e.text, problem: e.problem ?? "does not hold", rule: r ? `${r.file}:${r.line ?? "?"}` : null }];
