@@ -22,4 +22,14 @@ describe("template check: errors inside a bundle instance", () => {
     const diags = (JSON.parse(j.out) as { files: { diagnostics: { code: string; related?: unknown }[] }[] }).files.flatMap((f) => f.diagnostics);
     expect(diags.find((d) => d.code === "invalid-property-value")!.related).toEqual([{ file: "s.qubes.yaml", line: 7, column: 5, message: "in bundle instance bad (inc/mem.qubes.yaml)" }]);
   });
+
+  it("template plan lists a stack's errors with their help, without the notes about qubes the machine must have", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qkit-plan-errors-"));
+    writeFileSync(join(dir, "e.qubes.yaml"), "qkit: 1\nstack: e\nqubes:\n  a1:\n    class: AppVM\n    template: some-tpl\n    label: red\n    memory: -5\n");
+    // The stack is refused before any connection is made.
+    const r = await runQkit(["template", "plan", "e.qubes.yaml", "--socket", join(dir, "none.sock")], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("e.qubes.yaml:8:13: error[invalid-property-value]: memory must be positive (QubesPropertyValueError)\n  help: qubesd refuses this value for memory\n");
+    expect(r.err).toBe("qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n");
+  });
 });

@@ -311,10 +311,15 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, refuse
   if (errors.length || !r.model) {
     const listed: Listed = [];
     for (const d of r.diagnostics) {
+      // plan, apply and drift read the machine: "must exist on the machine" is checked there, and
+      // those notes would bury the errors that stop the plan.
+      if (d.code === "undeclared-qube") continue;
       const src = reader.readFile(d.file) ?? "";
       const at = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${columnAt(src, d.span.start)}`;
       listed.push({ severity: d.severity, code: d.code, message: d.message, at });
-      (json ? io.stderr : io.stdout).write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);
+      const out = json ? io.stderr : io.stdout;
+      out.write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);
+      if (d.help) out.write(`  help: ${d.help}\n`);
     }
     // The stack's name, when the model did not come out (read from the text: `stack: NAME`).
     refused?.(r.model?.stack ?? /^stack:[ \t]*["']?([a-z0-9][a-z0-9_-]*)["']?[ \t]*(?:#.*)?$/m.exec(text)?.[1], listed);
