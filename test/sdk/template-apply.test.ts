@@ -472,3 +472,13 @@ describe("the clock qube's clocksync", () => {
   });
 });
 
+
+describe("the plan's text", () => {
+  it("shows an empty value as \"\", never as nothing", async () => {
+    const conn = connectSim(demoSimulator());
+    const plan = (await planStack(stack("s", [qube("e1", "AppVM", { label: "red", template: "debian-12", kernel: "" }, { features: { "x-empty": "" } })]), conn)).plan;
+    const text = renderPlan(plan);
+    expect(text).toMatch(/p\.kernel +""\n|kernel +""\n/);
+    expect(text).toMatch(/x-empty +""\n/);
+  });
+});

@@ -152,7 +152,9 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     for (const s of steps) {
       // The mark of a move under way (taken off once the former qube is removed): bookkeeping, not a setting.
       if (s === head || s === replacing || s.kind === "record-keys" || isMoveMark(s)) continue;
-      const change = s.before === null ? oneLine(s.after) : `${oneLine(s.before)} → ${oneLine(s.after)}`;
+      // An empty value is shown as "" (a kernel set to nothing, a feature set to the empty string), never as nothing.
+      const shown = (v: string | null) => (v === "" ? '""' : oneLine(v));
+      const change = s.before === null ? shown(s.after) : `${shown(s.before)} → ${shown(s.after)}`;
       const eff = effect(s, running);
       out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);
       if (s.before !== null && s.after !== null && (s.before.includes("\n") || s.after.includes("\n"))) for (const l of lineDiff(s.before, s.after)) out.push(`          ${l}`);
