@@ -128,7 +128,7 @@ describe("a stack with errors where qubesd cannot be reached", () => {
   it("is told its own errors first, not that nothing answers", async () => {
     fs.writeFileSync(path.join(dir, "bad.qubes.yaml"), "qkit: 1\nstack: s\nqubes:\n  w:\n    class: Nope\n");
     const r = await runQkit(["template", "plan", "bad.qubes.yaml"], { cwd: dir, env: { QUBESD_SOCKET: path.join(dir, "no.sock") } });
-    expect([r.code, r.out, r.err]).toEqual([1, "bad.qubes.yaml:5:12: error[invalid-class]: unknown qube class: Nope\n", "qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n"]);
+    expect([r.code, r.out, r.err]).toEqual([1, "bad.qubes.yaml:5:12: error[invalid-class]: unknown qube class: Nope\n  help: AppVM, TemplateVM, StandaloneVM or DispVM\n", "qkit template plan: 1 error in the stack; nothing was changed [invalid-stack]\n"]);
   });
 });
 
