@@ -311,6 +311,24 @@ describe("text format", () => {
     );
   });
 
+  // The caret sits under the span whatever comes before it on the line: a tab and a control
+  // character are 4 columns on screen, a character outside the BMP (two UTF-16 units) one.
+  it.each([
+    ["a tab", "qubes.A\t*\twork\tvault\talow\n", "qubes.A    *    work    vault    ", "alow"],
+    ["an emoji before the span", "qubes.A * w\u{1F600}rk vault alow\n", "qubes.A * w\u{1F600}rk vault ", "alow"],
+    ["an emoji in the span", "qubes.A * work vault al\u{1F600}w\n", "qubes.A * work vault ", "al\u{1F600}w"],
+    ["a control character", "qubes.A * w\u0001rk vault alow\n", "qubes.A * w\\x01rk vault ", "alow"],
+  ])("places the caret under the span with %s before or in it", (_what, text, shownBefore, span) => {
+    const report = reportOf({ "30-user.policy": text }, false);
+    const lines = formatCheckText(report).stdout.split("\n");
+    const src = lines.findIndex((l) => l.startsWith("1 | "));
+    expect(src).toBeGreaterThan(0);
+    expect(lines[src]!.startsWith(`1 | ${shownBefore}`)).toBe(true);
+    // Columns on screen: a surrogate pair is one.
+    const columns = (s: string) => [...s].length;
+    expect(lines[src + 1]).toBe(`  | ${" ".repeat(columns(shownBefore))}${"^".repeat(columns(span))}`);
+  });
+
   it("colours severities, carets and help only when asked", () => {
     const report = reportOf({ "30-user.policy": "qubes.A * work vault alow\n" }, false);
     const { stdout } = formatCheckText(report, { color: true });

@@ -10,13 +10,26 @@
  */
 import { pyRepr } from "../syntax/python.js";
 
-/** A Python exception the real engine would raise at this point. */
+/** Where V8 keeps how many frames a new error records (other engines ignore it). */
+const ErrorLimit = Error as unknown as { stackTraceLimit?: number };
+
+/**
+ * A Python exception the real engine would raise at this point. It is data
+ * (the decision reports it), caught by the evaluator, never a failure of
+ * ours: it records no JavaScript stack (recording one cost more than
+ * deciding the request: a stream meets thousands).
+ */
 export class PyCrash extends Error {
-  constructor(
-    readonly pyClass: string,
-    readonly pyMessage: string,
-  ) {
+  readonly pyClass: string;
+  readonly pyMessage: string;
+  constructor(pyClass: string, pyMessage: string) {
+    const limit = ErrorLimit.stackTraceLimit;
+    ErrorLimit.stackTraceLimit = 0;
+    // (A string message: the constructor cannot throw, so the limit is always put back.)
     super(`${pyClass}: ${pyMessage}`);
+    ErrorLimit.stackTraceLimit = limit;
+    this.pyClass = pyClass;
+    this.pyMessage = pyMessage;
   }
 }
 

@@ -12,7 +12,10 @@ export const CHUNK_SIZE = 1 << 16;
 
 /** Collects small pieces of text and hands them to a sink in chunks of about `size` code units. */
 export class ChunkWriter {
-  private buffer = "";
+  // The pieces since the last hand-over, joined once when handed on: one flat string per chunk,
+  // where appending to one string made a tree of every piece to flatten at the end.
+  private parts: string[] = [];
+  private length = 0;
 
   constructor(
     private readonly sink: ReportSink,
@@ -21,15 +24,20 @@ export class ChunkWriter {
 
   /** Adds text (handed on once the chunk is full). */
   write(s: string): void {
-    this.buffer += s;
-    if (this.buffer.length >= this.size) this.flush();
+    this.parts.push(s);
+    this.length += s.length;
+    if (this.length >= this.size) this.flush();
   }
 
   /** Hands on what is buffered. Call once at the end. */
   flush(): void {
-    if (this.buffer.length === 0) return;
-    const chunk = this.buffer;
-    this.buffer = "";
+    if (this.length === 0) {
+      this.parts.length = 0;
+      return;
+    }
+    const chunk = this.parts.length === 1 ? this.parts[0]! : this.parts.join("");
+    this.parts = [];
+    this.length = 0;
     this.sink(chunk);
   }
 }

@@ -62,39 +62,49 @@ function shown(c: string): string {
 }
 
 /**
- * The source line as shown, and the display columns of each UTF-16 offset in it: tabs as 4
- * spaces, control characters as `\xNN` (what {@link shown} makes of them), a surrogate pair one
- * column; runs of other characters are copied whole.
+ * The source line as shown: tabs as 4 spaces, control characters as `\xNN`
+ * (what {@link shown} makes of them); runs of other characters are copied
+ * whole. A surrogate pair is one column ({@link columnOf}).
  */
-function layout(line: string): { text: string; col: number[] } {
+function shownLine(line: string): string {
   const parts: string[] = [];
-  const col: number[] = new Array<number>(line.length + 1);
-  let width = 0;
   // The start of the current run of characters shown as they are.
   let run = 0;
   for (let i = 0; i < line.length; i++) {
-    col[i] = width;
     const code = line.charCodeAt(i);
-    // A surrogate pair is one character on screen.
-    if (code >= 0xd800 && code <= 0xdbff && i + 1 < line.length) {
-      const low = line.charCodeAt(i + 1);
-      if (low >= 0xdc00 && low <= 0xdfff) {
-        col[i + 1] = width;
-        width += 1;
-        i++;
-        continue;
-      }
-    }
     if (code < 0x20 || code === 0x7f) {
       if (run < i) parts.push(line.slice(run, i));
       parts.push(shown(line[i]!));
-      width += 4;
       run = i + 1;
-    } else width += 1;
+    }
   }
-  col[line.length] = width;
   if (run < line.length) parts.push(line.slice(run));
-  return { text: parts.join(""), col };
+  return parts.join("");
+}
+
+/**
+ * The display column (0-based) where the UTF-16 offset `at` of `line` is
+ * shown by {@link shownLine}: tabs and control characters are 4 columns, a
+ * surrogate pair one (its second half is at its first's column). Counted,
+ * not tabulated: a report asks for two offsets of each line.
+ */
+function columnOf(line: string, at: number): number {
+  let width = 0;
+  for (let i = 0; i < at && i < line.length; i++) {
+    const code = line.charCodeAt(i);
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < line.length) {
+      const low = line.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        width += 1;
+        i++;
+        // The pair's second half is shown where the pair is.
+        if (i === at) return width - 1;
+        continue;
+      }
+    }
+    width += code < 0x20 || code === 0x7f ? 4 : 1;
+  }
+  return width;
 }
 
 /** The longest source line shown whole; a longer one is cut to this many characters around the span, the span starting this far in. */
@@ -108,14 +118,37 @@ export function formatDiagnostic(d: ReportDiagnostic, options: TextOptions = {})
 
 /** {@link formatDiagnostic} with the file name already made visible (the writer caches it per file). */
 function diagnosticText(d: ReportDiagnostic, c: boolean, snippets: boolean, file: string): string {
-  const severity = c ? `${STYLE[d.severity]}${d.severity}[${d.code}]${RESET}` : `${d.severity}[${d.code}]`;
-  const header = c
-    ? `${STYLE.bold}${file}:${d.line}:${d.column}:${RESET} ${severity}${STYLE.bold}: ${visible(d.message)}${RESET}\n`
-    : `${file}:${d.line}:${d.column}: ${severity}: ${visible(d.message)}\n`;
-  if (!snippets) return header;
-  let out = header;
+  return collect((out) => writeDiagnostic(out, d, c, snippets, file));
+}
+
+/** Runs of one character, made once per length (a report writes one of each per diagnostic). */
+const runs = { " ": [] as string[], "^": [] as string[] };
+
+function run(ch: " " | "^", n: number): string {
+  if (n > 512) return ch.repeat(n);
+  const made = runs[ch];
+  return (made[n] ??= ch.repeat(n));
+}
+
+/**
+ * Writes one diagnostic (see {@link formatDiagnostic}) piece by piece into
+ * `out`: a report of tens of thousands of diagnostics then makes no string
+ * per diagnostic, only its pieces.
+ */
+function writeDiagnostic(out: ChunkWriter, d: ReportDiagnostic, c: boolean, snippets: boolean, file: string): void {
   const number = String(d.line);
-  const pad = " ".repeat(number.length);
+  if (c) {
+    out.write(`${STYLE.bold}${file}:${number}:${d.column}:${RESET} ${STYLE[d.severity]}${d.severity}[${d.code}]${RESET}${STYLE.bold}: `);
+    out.write(visible(d.message));
+    out.write(`${RESET}\n`);
+  } else {
+    out.write(file);
+    out.write(`:${number}:${d.column}: ${d.severity}[${d.code}]: `);
+    out.write(visible(d.message));
+    out.write("\n");
+  }
+  if (!snippets) return;
+  const pad = run(" ", number.length);
   const eq = c ? `${STYLE.gutter}=${RESET}` : "=";
   if (d.sourceLine !== undefined) {
     let line = d.sourceLine;
@@ -143,31 +176,51 @@ function diagnosticText(d: ReportDiagnostic, c: boolean, snippets: boolean, file
       start = from;
       width = Math.max(1, to - from);
     } else {
-      const l = layout(line);
-      text = l.text;
-      const from = Math.min(Math.max(column, 0), l.col.length - 1);
-      const to = Math.min(Math.max(endColumn, from), l.col.length - 1);
-      start = l.col[from]!;
-      width = Math.max(1, l.col[to]! - start);
+      text = shownLine(line);
+      const from = Math.min(Math.max(column, 0), line.length);
+      const to = Math.min(Math.max(endColumn, from), line.length);
+      start = columnOf(line, from);
+      width = Math.max(1, columnOf(line, to) - start);
     }
-    const carets = "^".repeat(width);
     if (c) {
-      out += `${STYLE.gutter}${number} |${RESET}${text ? " " + text : ""}\n`;
-      out += `${STYLE.gutter}${pad} |${RESET} ${" ".repeat(start)}${STYLE[d.severity]}${carets}${RESET}\n`;
+      out.write(`${STYLE.gutter}${number} |${RESET}`);
+      if (text) {
+        out.write(" ");
+        out.write(text);
+      }
+      out.write(`\n${STYLE.gutter}${pad} |${RESET} `);
+      out.write(run(" ", start));
+      out.write(STYLE[d.severity]);
+      out.write(run("^", width));
+      out.write(`${RESET}\n`);
     } else {
-      out += `${number} |${text ? " " + text : ""}\n`;
-      out += `${pad} | ${" ".repeat(start)}${carets}\n`;
+      out.write(number);
+      out.write(text ? " | " : " |");
+      out.write(text);
+      out.write("\n");
+      out.write(pad);
+      out.write(" | ");
+      out.write(run(" ", start));
+      out.write(run("^", width));
+      out.write("\n");
     }
   }
-  if (d.help) out += c ? `${pad} ${eq} ${STYLE.help}help${RESET}: ${visible(d.help)}\n` : `${pad} = help: ${visible(d.help)}\n`;
+  if (d.help) {
+    out.write(pad);
+    out.write(c ? ` ${eq} ${STYLE.help}help${RESET}: ` : " = help: ");
+    out.write(visible(d.help));
+    out.write("\n");
+  }
   if (d.related) {
     for (const r of d.related) {
-      out += c
-        ? `${pad} ${eq} ${STYLE.bold}note${RESET}: ${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`
-        : `${pad} = note: ${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`;
+      out.write(pad);
+      out.write(c ? ` ${eq} ${STYLE.bold}note${RESET}: ` : " = note: ");
+      out.write(visible(r.message));
+      out.write(" at ");
+      out.write(visible(r.file));
+      out.write(`:${r.line}:${r.column}\n`);
     }
   }
-  return out;
 }
 
 /** The summary line: `ok: N rules, no errors` or `N errors: the real engine would deny every call`, plus warnings. */
@@ -206,7 +259,7 @@ export function writeCheckText(report: CheckReport, options: TextOptions, out: C
       lastFile = d.file;
       lastShown = visible(d.file);
     }
-    out.write(diagnosticText(d, c, snippets, lastShown));
+    writeDiagnostic(out, d, c, snippets, lastShown);
   }
   if (report.engineError !== undefined && report.errors === 0) {
     out.write(`${c ? `${STYLE.error}error[engine]${RESET}` : "error[engine]"}: ${visible(report.engineError)}\n`);

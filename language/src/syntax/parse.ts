@@ -116,24 +116,31 @@ class LineGrouper {
  */
 class DocumentParser extends EmbeddedActionsParser {
   private grouper: LineGrouper | undefined;
+  /** The token of the line being parsed, for {@link emit}. */
+  private last: IToken | undefined;
 
   constructor() {
     super(allTokens, { recoveryEnabled: false, maxLookahead: 1 });
     this.performSelfAnalysis();
   }
 
+  // The alternatives and the action are made once, not on every line: the grammar runs once per
+  // line of a document, and a fresh array of closures each time was most of what a parse allocated.
+  private readonly lineKinds = [
+    { ALT: () => this.CONSUME(Newline) },
+    { ALT: () => this.CONSUME(CommentLineToken) },
+    { ALT: () => this.CONSUME(DirectiveLineToken) },
+    { ALT: () => this.CONSUME(RuleLineToken) },
+  ];
+  private readonly emit = (): void => this.grouper!.token(this.last!);
+
   readonly document = this.RULE("document", () => {
     this.MANY(() => this.SUBRULE(this.line));
   });
 
   readonly line = this.RULE("line", () => {
-    const t = this.OR([
-      { ALT: () => this.CONSUME(Newline) },
-      { ALT: () => this.CONSUME(CommentLineToken) },
-      { ALT: () => this.CONSUME(DirectiveLineToken) },
-      { ALT: () => this.CONSUME(RuleLineToken) },
-    ]);
-    this.ACTION(() => this.grouper!.token(t));
+    this.last = this.OR(this.lineKinds);
+    this.ACTION(this.emit);
   });
 
   /** Parses `tokens`, reporting each line to `grouper`; false if the grammar rejected them (it cannot). */
@@ -142,26 +149,25 @@ class DocumentParser extends EmbeddedActionsParser {
     this.input = tokens;
     this.document();
     this.grouper = undefined;
+    this.last = undefined;
     return this.errors.length === 0;
   }
 }
 
 let documentParser: DocumentParser | undefined;
 
-/** {@link scanLines} through the Chevrotain document grammar (the editor path). */
+/**
+ * {@link scanLines} through the Chevrotain document grammar (the editor
+ * path): each line is handed to `onLine` as the grammar reaches it.
+ */
 function parseLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine) => void): number {
   const tokens = lexerFor(newlines).tokenize(text).tokens;
-  const lines: ScannedLine[] = [];
-  const collect = (l: ScannedLine) => lines.push({ ...l });
-  const g = new LineGrouper(text, newlines, collect);
+  const g = new LineGrouper(text, newlines, onLine);
   const p = (documentParser ??= new DocumentParser());
-  if (!p.run(tokens, g)) {
-    // INVARIANT: unreachable (every token sequence is a document); fall back to the linear pass.
-    return scanLines(text, newlines, onLine);
-  }
-  g.finish();
-  for (const l of lines) onLine(l);
-  return lines.length;
+  // INVARIANT: every token sequence the lexer makes is a document, so the grammar never rejects one
+  // (lines were handed over as it went: a rejection would leave them half done, and is a bug).
+  if (!p.run(tokens, g)) throw new Error("internal error: the document grammar rejected the lexer's tokens");
+  return g.finish();
 }
 
 function words(f: Fields): Word[] {

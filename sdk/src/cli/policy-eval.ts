@@ -463,18 +463,45 @@ function flatRequest(t: string): RequestLine | undefined {
  * The commonest spelling of a request line, as Python's `json.dumps` and
  * `JSON.stringify` write it: the four keys in this order, a space or none
  * after each `:` and `,`, string values without escapes or control
- * characters. Matched where the line is, in the chunk (sticky), by the
- * regular expression engine's compiled code: a few times cheaper than
- * reading the characters one call at a time.
+ * characters. Tested where the line is, in the chunk (sticky), by the
+ * regular expression engine's compiled code (a few times cheaper than
+ * reading the characters one call at a time), without captures: `test`
+ * makes no match array, and the values are then cut out by their quotes.
  */
-const CANONICAL = /\{"service": ?"([^"\\\x00-\x1f]*)", ?"argument": ?"([^"\\\x00-\x1f]*)", ?"source": ?"([^"\\\x00-\x1f]*)", ?"target": ?"([^"\\\x00-\x1f]*)"\}/y;
+const CANONICAL = /\{"service": ?"[^"\\\x00-\x1f]*", ?"argument": ?"[^"\\\x00-\x1f]*", ?"source": ?"[^"\\\x00-\x1f]*", ?"target": ?"[^"\\\x00-\x1f]*"\}/y;
 
-/** The line `t[from, to)` when it is spelled as {@link CANONICAL} says (what `JSON.parse` makes of it), else undefined. */
-function canonicalRequestAt(t: string, from: number, to: number): RequestLine | undefined {
+/** Where the value cut by {@link valueAfter} ended (its closing quote): a module variable, so that a line costs no object for it. */
+let valueEnd = 0;
+
+/**
+ * In a line {@link CANONICAL} matched: the string value that starts at the
+ * key of `keyLength` characters (its quotes and colon) at `at`, a space
+ * allowed after the colon; {@link valueEnd} is then its closing quote.
+ */
+function valueAfter(t: string, at: number, keyLength: number): string {
+  let i = at + keyLength;
+  if (t.charCodeAt(i) === 32) i++;
+  const end = t.indexOf('"', i + 1);
+  valueEnd = end;
+  return t.slice(i + 1, end);
+}
+
+/** The line `t[from, to)` as a request when it is spelled as {@link CANONICAL} says (what `JSON.parse` makes of it, and every member a string), else undefined. */
+function canonicalRequestAt(t: string, from: number, to: number): PolicyRequest | undefined {
   CANONICAL.lastIndex = from;
-  const m = CANONICAL.exec(t);
-  if (m === null || CANONICAL.lastIndex !== to) return undefined;
-  return { service: m[1]!, argument: m[2]!, source: m[3]!, target: m[4]!, requested_source: undefined };
+  if (!CANONICAL.test(t) || CANONICAL.lastIndex !== to) return undefined;
+  // After `{`: `"service":` (10 characters), then after each value's quote, `,` and a space or none before the next key.
+  const service = valueAfter(t, from + 1, 10);
+  const argument = valueAfter(t, nextKey(t, valueEnd), 11);
+  const source = valueAfter(t, nextKey(t, valueEnd), 9);
+  const target = valueAfter(t, nextKey(t, valueEnd), 9);
+  return { service, argument, source, target, requestedSource: null };
+}
+
+/** The start of the key after the value whose closing quote is at `quote` (past `,` and a space or none). */
+function nextKey(t: string, quote: number): number {
+  const i = quote + 2;
+  return t.charCodeAt(i) === 32 ? i + 1 : i;
 }
 
 /**
@@ -563,6 +590,8 @@ interface StreamState {
   loaded: ReturnType<typeof loadForEval>;
   loadErrorLine: Uint8Array | undefined;
   out: ByteOutput;
+  /** The warnings of the batch being answered (standard error's text). */
+  warnings: string;
 }
 
 /**
@@ -572,15 +601,20 @@ interface StreamState {
  * much better than one inside an async function.
  */
 function answerBatch(batch: LineBatch, c: StreamState): string {
-  const { echo, system, systemFile, near, loaded, out } = c;
+  const { echo, out } = c;
   const { text, bounds } = batch;
-  let warnings = "";
   for (let k = 0; k < bounds.length; k += 2) {
     const from = bounds[k]!;
     const to = bounds[k + 1]!;
     const line = ++c.line;
     // A line in its usual form is read where it is; any other is cut out, trimmed and read as before.
-    let r: RequestLine | undefined = echo ? undefined : (canonicalRequestAt(text, from, to) ?? flatRequestAt(text, from, to));
+    let req: PolicyRequest | undefined = echo ? undefined : canonicalRequestAt(text, from, to);
+    if (req !== undefined) {
+      ++c.n;
+      answerRequest(req, line, undefined, c);
+      continue;
+    }
+    let r: RequestLine | undefined = echo ? undefined : flatRequestAt(text, from, to);
     let t = "";
     if (r === undefined) {
       t = text.slice(from, to).trim();
@@ -588,7 +622,6 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
     }
     ++c.n;
     let echoed: unknown = t;
-    let req: PolicyRequest;
     try {
       r ??= (echo ? undefined : flatRequest(t)) ?? (JSON.parse(t) as RequestLine);
       echoed = r;
@@ -611,14 +644,22 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
       out.byte(10);
       continue;
     }
-    if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, near)) warnings += `qkit policy eval: warning: line ${line}: ${w}\n`;
-    // The bytes of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is encoded once. Never throws.
-    if ("error" in loaded) out.bytes((c.loadErrorLine ??= new TextEncoder().encode(JSON.stringify(loadErrorJson(loaded.error.error)))));
-    else evaluateJsonBytes(loaded.policy, req, system, out);
-    if (echo) appendEcho(out, echoed);
-    out.byte(10);
+    answerRequest(req, line, echo ? echoed : undefined, c);
   }
+  const warnings = c.warnings;
+  c.warnings = "";
   return warnings;
+}
+
+/** Answers one request of a stream into `c.out` (its line), its warnings added to `c.warnings`; `echoed`: the request to echo, if any. */
+function answerRequest(req: PolicyRequest, line: number, echoed: unknown, c: StreamState): void {
+  const { system, systemFile, loaded, out } = c;
+  if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, c.near)) c.warnings += `qkit policy eval: warning: line ${line}: ${w}\n`;
+  // The bytes of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is encoded once. Never throws.
+  if ("error" in loaded) out.bytes((c.loadErrorLine ??= new TextEncoder().encode(JSON.stringify(loadErrorJson(loaded.error.error)))));
+  else evaluateJsonBytes(loaded.policy, req, system, out);
+  if (echoed !== undefined) appendEcho(out, echoed);
+  out.byte(10);
 }
 
 /**
@@ -695,6 +736,7 @@ async function runEval(args: string[], io: CliIO): Promise<number> {
       loaded,
       loadErrorLine: undefined,
       out: stream.bytes,
+      warnings: "",
     };
     for await (const batch of readLineBatches(requests, io, "the requests")) {
       // One write per batch (or per full buffer) on each stream: a write per line costs more than deciding it.
