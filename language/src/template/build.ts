@@ -1009,6 +1009,9 @@ export class DocumentReader {
           if (!vm) continue;
           const keys = this.known(vm, VOLUME_KEYS, `volume ${vname}`);
           const vol: VolumeDecl = {};
+          // Where the plan's findings about this volume point: the volume, and each of its settings.
+          d.keyProvenance![`volumes.${vname}`] = this.prov(vp.value as Node);
+          for (const [vk, pair] of keys) d.keyProvenance![`volumes.${vname}.${vk}`] = this.prov(pair.value as Node);
           const size = keys.get("size");
           if (size) {
             const s = this.scalar(size.value);

@@ -320,8 +320,9 @@ function planModel(model: StackModel, live: LiveSystem, scope: ReadScope, option
     else if (s.kind === "write-policy" || s.kind === "remove-policy") summary.policy++;
     else if (s.kind === "set-global" || s.kind === "reset-global") summary.global++;
   }
-  // Bookkeeping (rewriting the ownership record) is no change of the qube.
-  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys" && !isMoveMark(s)) changed.add(s.object);
+  // Bookkeeping (rewriting the ownership record) is no change of the qube, nor is taking it over
+  // (counted as adopted): a qube adopted as it is is not "to change".
+  for (const s of steps) if (s.target.startsWith("qube ") && !created.has(s.object) && s.kind !== "remove" && s.kind !== "shutdown" && s.kind !== "start" && s.kind !== "record-keys" && s.kind !== "adopt" && !isMoveMark(s)) changed.add(s.object);
   summary.change = changed.size;
   const orphans = Object.values(live.qubes)
     .filter((q) => q.features[OWNER_FEATURE] === model.stack && !seen.has(q.name) && !ctx.moves.has(q.name))
@@ -1218,16 +1219,18 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
   for (const [vol, d] of Object.entries(q.volumes ?? {})) {
     const cur = l?.volumes?.[vol];
     const prov_ = kp(`volumes.${vol}`);
+    // A setting's own place when the stack gives one (the volume's, else the qube's).
+    const at = (k: string) => q.keyProvenance?.[`volumes.${vol}.${k}`] ?? prov_;
     if (ownership !== "create" && !cur && !move) {
       err(ctx, "unknown-volume", `qube '${q.name}' has no volume '${vol}'`, prov_);
       continue;
     }
     if (d.size !== undefined) {
       newKeys.add(`v:${vol}.size`);
-      if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${showSize(cur.size)} bytes on the system, more than the declared ${showSize(d.size)}; volumes only grow: declare at least ${showSize(cur.size)}`, prov_);
+      if (cur && d.size < cur.size) err(ctx, "volume-shrink", `volume ${q.name}:${vol} is ${bytesText(cur.size)} on the system, more than the declared ${bytesText(d.size)}; volumes only grow: declare at least \`size: ${sizeText(cur.size)}\``, at("size"));
       else if (!cur || d.size > cur.size) {
-        const c = build(ctx, `${q.name}:${vol}`, () => [call(calls.volumeResize(q.name, vol, d.size!))], prov_);
-        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? showSize(cur.size) : null, after: showSize(d.size), provenance: prov_ }));
+        const c = build(ctx, `${q.name}:${vol}`, () => [call(calls.volumeResize(q.name, vol, d.size!))], at("size"));
+        if (c) withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.size`, kind: "resize-volume", target, object: q.name, key: `volume ${vol} size`, calls: c, before: cur ? showSize(cur.size) : null, after: showSize(d.size), provenance: at("size") }));
       }
     }
     const setters: [keyof typeof d, (v: never) => AdminCall<void>][] = [
@@ -1240,9 +1243,9 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
       if (want === undefined) continue;
       newKeys.add(`v:${vol}.${key}`);
       if (cur && cur[key as keyof typeof cur] === want) continue;
-      const c = build(ctx, `${q.name}:${vol}`, () => [call(mk(want as never))], prov_);
+      const c = build(ctx, `${q.name}:${vol}`, () => [call(mk(want as never))], at(key));
       if (!c) continue;
-      const s = withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.${key}`, kind: "set-volume", target, object: q.name, key: `volume ${vol} ${key}`, calls: c, before: cur ? showValue(cur[key as keyof typeof cur] as boolean | number) : null, after: showValue(want), provenance: prov_ }));
+      const s = withFirst(add(ctx, phase, { id: `${q.name}.v.${vol}.${key}`, kind: "set-volume", target, object: q.name, key: `volume ${vol} ${key}`, calls: c, before: cur ? showValue(cur[key as keyof typeof cur] as boolean | number) : null, after: showValue(want), provenance: at(key) }));
       if (key === "rw" && ownership !== "create") needHalt(s, `volume ${vol} rw change`);
     }
   }
@@ -1302,6 +1305,18 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
 }
 
 /** Bytes, with the binary unit when exact (`4294967296 (4 GiB)`). */
+/** A size in a sentence: `2147483648 bytes (2 GiB)`. */
+function bytesText(n: number): string {
+  const shown = showSize(n);
+  return shown === String(n) ? `${n} bytes` : `${n} bytes ${shown.slice(String(n).length + 1)}`;
+}
+
+/** A size as a stack writes it: `2GiB` when whole in a unit, else the number of bytes. */
+function sizeText(n: number): string {
+  for (const [unit, f] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2]] as const) if (n >= f && n % f === 0) return `${n / f}${unit}`;
+  return String(n);
+}
+
 function showSize(n: number): string {
   for (const [unit, f] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2]] as const) if (n >= f && n % f === 0) return `${n} (${n / f} ${unit})`;
   return String(n);

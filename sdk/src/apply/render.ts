@@ -189,6 +189,18 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
     const kinds = [d.grant ? `${d.grant} grant` : "", d.revoke ? `${d.revoke} revoke` : "", d.change ? `${d.change} change` : ""].filter((k) => k !== "").join(", ");
     out.push(d.total === 0 ? "Policy: no decision changes." : `Policy: ${d.total} decision${d.total === 1 ? " changes" : "s change"} (${kinds})${options.whatif ? `; \`${options.whatif}\` lists them` : ""}.`);
   }
+  // Not counted because a policy does not load: said, with the engine's error (the daemon denies every call then).
+  const notLoading = plan.policyNotLoading ?? [];
+  const both = notLoading.length === 2 && notLoading[0]!.message === notLoading[1]!.message;
+  for (const l of both ? [{ when: "both" as const, message: notLoading[0]!.message }] : notLoading) {
+    const why =
+      l.when === "both"
+        ? "the policy does not load, today nor after apply, so the daemon denies every call"
+        : l.when === "today"
+          ? "the policy on the system does not load, so the daemon denies every call today"
+          : "the policy after apply would not load, so the daemon would deny every call";
+    out.push(`Policy: decision changes not counted: ${why}: ${oneLine(l.message)}; \`${l.when === "future" ? "qkit template whatif" : "qkit policy check"}\` says more.`);
+  }
   if (plan.expectations) {
     const e = plan.expectations;
     out.push(`What-if: ${e.total - e.failed.length}/${e.total} expectation${e.total === 1 ? " holds" : "s hold"}${e.failed.length ? `; ${e.failed.length} fail${e.failed.length === 1 ? "s" : ""}:` : ""}`);

@@ -139,7 +139,7 @@ export async function planWhatIf(
   plan: Plan | undefined,
   inputs: WhatIfInputs | undefined,
   options: { changes: boolean },
-): Promise<{ expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges }> {
+): Promise<{ expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges; policyNotLoading?: Plan["policyNotLoading"] }> {
   if (!model.expect.length && !options.changes) return {};
   const { system, policy } = inputs ?? (await readWhatIfInputs(conn));
   // Qubes the plan prunes are gone after apply: what-if sees them as declared absent.
@@ -149,11 +149,13 @@ export async function planWhatIf(
     ? { ...model, qubes: [...model.qubes, ...pruned.map((name) => ({ name, class: "AppVM" as const, properties: {}, features: {}, state: "any" as const, absent: true, protect: false, ignore_changes: [] }))] }
     : model;
   const report = whatIf({ system, policy, stack: future, skipChanges: !options.changes });
-  const out: { expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges } = {};
+  const out: { expectations?: PlanExpectations; decisionChanges?: PlanDecisionChanges; policyNotLoading?: Plan["policyNotLoading"] } = {};
   if (report.changesComputed) {
     const counts: PlanDecisionChanges = { total: 0, grant: 0, revoke: 0, change: 0, services: report.changes.length };
     for (const s of report.changes) for (const c of s.changes) (counts.total++, counts[c.kind]++);
     out.decisionChanges = counts;
+  } else if (options.changes && report.loadErrors.length) {
+    out.policyNotLoading = report.loadErrors.map((l) => ({ when: l.when, message: l.error.message }));
   }
   if (!model.expect.length) return out;
   // An entry that names a pruned qube is refused by the next check (an unknown qube): it fails now,

@@ -252,6 +252,12 @@ export interface Plan {
    */
   decisionChanges?: PlanDecisionChanges;
   /**
+   * Why {@link decisionChanges} is absent although it was asked for: the
+   * policy today, or the policy after apply, does not load (the daemon then
+   * denies every call), with the engine's error.
+   */
+  policyNotLoading?: Array<{ when: "today" | "future"; message: string }>;
+  /**
    * A short digest of the text of every policy file what-if read for this plan (file name →
    * digest), when it read them: its expectations, its count of decision changes and the marks and
    * order of policy writes and tag changes come from all of them, not only from the stack's files

@@ -375,6 +375,7 @@ async function makePlan(
     const w = await planWhatIf(model, conn, plan, inputs, { changes: true });
     if (w.expectations) plan.expectations = w.expectations;
     if (w.decisionChanges) plan.decisionChanges = w.decisionChanges;
+    if (w.policyNotLoading) plan.policyNotLoading = w.policyNotLoading;
   }
   // The stack's rules that never decide once applied (design: shadowed stack rules are said at plan time).
   if (inputs && !plan.errors.length) {
@@ -667,6 +668,9 @@ function savedPlanProblem(plan: Record<string, unknown>): string | undefined {
   }
   const options = plan["options"];
   if (isObject(options) && options["policyDir"] !== undefined && typeof options["policyDir"] !== "string") return "`options.policyDir` is not a path";
+  const notLoading = plan["policyNotLoading"];
+  if (notLoading !== undefined && (!Array.isArray(notLoading) || !notLoading.every((l) => isObject(l) && (l["when"] === "today" || l["when"] === "future") && typeof l["message"] === "string")))
+    return "`policyNotLoading` is not a list of objects with `when` (today or future) and a message";
   const ex = plan["expectations"];
   if (ex !== undefined && (!isObject(ex) || typeof ex["total"] !== "number" || !Array.isArray(ex["failed"]) || !ex["failed"].every((f) => isObject(f) && typeof f["expect"] === "string")))
     return "`expectations` is not an object with a total and the failed entries";
