@@ -37,6 +37,8 @@ describe("a stale plan says what changed", () => {
     await qubes.qube("work").setProperty("memory", 1234);
     const r = await qkit("template", "apply", "one.plan", "--yes");
     expect([r.code, r.err]).toEqual([1, stale(" (qube work: memory)")]);
+    // Nothing was written: no journal is named (an empty one is removed on the way out).
+    expect(r.out).not.toContain("Journal:");
   });
 
   it("the first three, then how many more", async () => {

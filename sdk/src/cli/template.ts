@@ -951,7 +951,6 @@ async function applyRun(
     throw new CliFailure(`cannot write the journal ${journalPath}: ${osMessage(e)}; nothing was changed; pass --journal FILE in a writable directory`, "cannot-write");
   }
   report.journal = journalPath;
-  report.say(`Journal: ${journalPath}\n`);
   try {
     return await applyOpened();
   } finally {
@@ -977,7 +976,12 @@ async function applyRun(
         confirm: async () => {
           const yes = !ask || (await confirm(io, `Apply ${todo.length} step${todo.length === 1 ? "" : "s"}? Only 'yes' is accepted: `, stop.signal));
           if (stop.signal.aborted) return false;
-          if (yes) interruption.started();
+          if (yes) {
+            interruption.started();
+            // Named once steps are about to be written to it: a plan refused before (stale, failed
+            // rehearsal, declined) leaves no journal, so none is named.
+            report.say(`Journal: ${journalPath}\n`);
+          }
           return yes;
         },
         onRehearsed: (r, effects) => {
