@@ -132,3 +132,22 @@ describe("notes the checker accepts are kept as written", () => {
     );
   });
 });
+
+describe("qkit template check: where a finding is", () => {
+  const bad = "qkit: 1\nstack: bad\nqubes:\n  work:\n    class: AppVM\n    memory: abc\n";
+
+  it.each([
+    // Under the working directory, or beside it: relative, as given.
+    ["a file under the working directory", ".", "sub/bad.qubes.yaml", "sub/bad.qubes.yaml"],
+    ["a file beside the working directory", "sub/deeper", "sub/bad.qubes.yaml", "../bad.qubes.yaml"],
+    // The way there climbs to `/` (as /dev/stdin from anywhere): the absolute path, not a row of `../`.
+    ["a file that shares only / with it", "/usr", "sub/bad.qubes.yaml", "ABS"],
+  ])("names %s as a user finds it", async (_what, cwd, file, shown) => {
+    fs.mkdirSync(path.join(dir, "sub", "deeper"), { recursive: true });
+    fs.writeFileSync(path.join(dir, file), bad);
+    const from = path.isAbsolute(cwd) ? cwd : path.join(dir, cwd);
+    const r = await runQkit(["template", "check", path.join(dir, file)], { cwd: from });
+    const want = shown === "ABS" ? path.join(dir, file) : shown;
+    expect([r.code, r.out.split("\n")[0]]).toEqual([1, `${want}:6:13: error[wrong-type]: memory must be an integer (MiB), not the string "abc"`]);
+  });
+});

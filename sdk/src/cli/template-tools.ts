@@ -19,7 +19,7 @@ import { describeFailure } from "./failure.js";
 import { QubesDaemonAccessError } from "../errors.js";
 import { malformedQube, renderExplanation } from "./policy.js";
 import { explanationJson } from "./policy-eval.js";
-import { osMessage } from "./text.js";
+import { osMessage, placeShown } from "./text.js";
 import { inputsOf, MAX_INPUT_BYTES, readBounded, type InputFiles, type ReadOutcome } from "./input-files.js";
 
 /**
@@ -208,7 +208,7 @@ function printDiagnostics(diags: TemplateDiagnostic[], io: CliIO, to: NodeJS.Wri
     let src = texts.get(d.file);
     if (src === undefined) texts.set(d.file, (src = inputsOf(io).text(d.file) ?? ""));
     const col = columnAt(src, d.span.start);
-    to.write(`${path.relative(io.cwd, d.file) || d.file}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`);
+    to.write(`${placeShown(io.cwd, d.file)}:${d.line}:${col}: ${d.severity}[${d.code}]: ${d.message}\n`);
     if (d.help) to.write(`  help: ${d.help}\n`);
     // Where else it comes from: for a bundle's line, the use: of the instance it was read for.
     for (const r of relatedJson(d, io)) to.write(`  note: ${r.message}: ${r.file}:${r.line}:${r.column}\n`);
@@ -222,8 +222,8 @@ function relatedJson(d: TemplateDiagnostic, io: CliIO): { file: string; line: nu
     let line = 1;
     for (let i = src.indexOf("\n"); i >= 0 && i < r.span.start; i = src.indexOf("\n", i + 1)) line++;
     // The bundle's path in the message as the other paths are shown: relative to the current directory.
-    const message = r.message.replace(/\((\/[^()]*)\)$/, (_m, p: string) => `(${path.relative(io.cwd, p) || p})`);
-    return { file: path.relative(io.cwd, r.file) || r.file, line, column: columnAt(src, r.span.start), message };
+    const message = r.message.replace(/\((\/[^()]*)\)$/, (_m, p: string) => `(${placeShown(io.cwd, p)})`);
+    return { file: placeShown(io.cwd, r.file), line, column: columnAt(src, r.span.start), message };
   });
 }
 
@@ -231,7 +231,7 @@ function diagnosticJson(d: TemplateDiagnostic, io: CliIO): unknown {
   const src = inputsOf(io).text(d.file) ?? "";
   const col = columnAt(src, d.span.start);
   const related = relatedJson(d, io);
-  return { file: path.relative(io.cwd, d.file) || d.file, line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end, ...(related.length ? { related } : {}) };
+  return { file: placeShown(io.cwd, d.file), line: d.line, column: col, severity: d.severity, code: d.code, message: d.message, help: d.help ?? null, start: d.span.start, end: d.span.end, ...(related.length ? { related } : {}) };
 }
 
 function isModel(x: unknown): x is StackModel {

@@ -17,7 +17,7 @@ import { describeFailure } from "./failure.js";
 import { QubesDaemonAccessError, QubesTransportError } from "../errors.js";
 import { columnAt, stackReader, unreadable } from "./template-tools.js";
 import { inputsOf, readBounded } from "./input-files.js";
-import { osMessage } from "./text.js";
+import { osMessage, placeShown } from "./text.js";
 import { shadowedStackRules } from "../apply/shadowed.js";
 import {
   adminPolicyTarget,
@@ -198,7 +198,7 @@ function locate(list: PlanError[], io: CliIO): void {
     if (!p && e.at && path.isAbsolute(e.at)) {
       // A place given as an absolute FILE:LINE:COLUMN: shown relative to the working directory.
       const m = /^(.*):(\d+):(\d+)$/.exec(e.at);
-      if (m) e.at = `${path.relative(io.cwd, m[1]!) || m[1]}:${m[2]}:${m[3]}`;
+      if (m) e.at = `${placeShown(io.cwd, m[1]!)}:${m[2]}:${m[3]}`;
       continue;
     }
     if (!p || typeof p.file !== "string" || typeof p.start !== "number") continue;
@@ -207,7 +207,7 @@ function locate(list: PlanError[], io: CliIO): void {
     if (text === undefined) continue;
     const start = Math.max(0, p.start);
     const line = text.slice(0, start).split("\n").length;
-    e.at = `${path.relative(io.cwd, path.resolve(io.cwd, p.file)) || p.file}:${line}:${columnAt(text, start)}`;
+    e.at = `${placeShown(io.cwd, p.file)}:${line}:${columnAt(text, start)}`;
   }
 }
 
@@ -315,7 +315,7 @@ function loadStack(file: string, io: CliIO, live: LiveSystem | undefined, refuse
       // those notes would bury the errors that stop the plan.
       if (d.code === "undeclared-qube") continue;
       const src = reader.readFile(d.file) ?? "";
-      const at = `${path.relative(io.cwd, d.file) || d.file}:${d.line}:${columnAt(src, d.span.start)}`;
+      const at = `${placeShown(io.cwd, d.file)}:${d.line}:${columnAt(src, d.span.start)}`;
       listed.push({ severity: d.severity, code: d.code, message: d.message, at });
       const out = json ? io.stderr : io.stdout;
       out.write(`${at}: ${d.severity}[${d.code}]: ${d.message}\n`);

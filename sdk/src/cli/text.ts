@@ -6,6 +6,24 @@
  * heavy: `main.ts` loads it on every run.
  */
 
+import * as path from "node:path";
+
+/**
+ * A file as a message names it: relative to the working directory, unless
+ * the way there climbs to the filesystem's root (a file that shares nothing
+ * with it but \`/\`, such as \`/dev/stdin\`): then its absolute path.
+ */
+export function placeShown(cwd: string, file: string): string {
+  const abs = path.resolve(cwd, file);
+  const rel = path.relative(cwd, abs);
+  if (rel === "") return abs;
+  const parts = rel.split(path.sep);
+  let up = 0;
+  while (up < parts.length && parts[up] === "..") up++;
+  const depth = path.resolve(cwd).split(path.sep).filter((p) => p !== "").length;
+  return up >= depth && depth > 0 ? abs : rel;
+}
+
 /** dom0's qubesd socket (the Python client's default too). */
 export const DEFAULT_SOCKET_PATH = "/var/run/qubesd.sock";
 
