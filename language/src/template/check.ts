@@ -496,6 +496,15 @@ function crossCheck(acc: Accumulator, documents: Map<string, StackDocument>, sys
     for (const p of acc.poolRefs)
       if (!pools.has(p.name) && !p.name.includes("${")) push(p.file, "unknown-pool", "error", `no such storage pool: ${p.name}`, p.span, system.pools.length ? `pools: ${system.pools.join(", ")}` : undefined, p.related);
   }
+  // A system model without the lists (an older snapshot, a bare GetSystemInfo answer): the names
+  // are not checked, and the check says so where they are rather than passing them in silence.
+  if (system) {
+    const again = "make the system model with `qkit system snapshot` (it lists them), or check with a connection";
+    if (!system.kernels)
+      for (const k of acc.kernelRefs) if (!k.name.includes("${")) push(k.file, "unchecked-kernel", "info", `kernel ${k.name} is not checked: the system model lists no installed kernels`, k.span, again, k.related);
+    if (!system.pools)
+      for (const p of acc.poolRefs) if (!p.name.includes("${")) push(p.file, "unchecked-pool", "info", `storage pool ${p.name} is not checked: the system model lists no pools`, p.span, again, p.related);
+  }
 
   // Expectations name known qubes.
   for (const e of acc.expect) {

@@ -111,6 +111,8 @@ export const TEMPLATE_DIAGNOSTIC_CODES = {
   "unknown-label": "a label that is neither built in, declared, nor on the system",
   "unknown-kernel": "a kernel that is not installed",
   "unknown-pool": "a storage pool that does not exist",
+  "unchecked-kernel": "a kernel the system model cannot vouch for (it lists no installed kernels)",
+  "unchecked-pool": "a storage pool the system model cannot vouch for (it lists no pools)",
   "expect-unknown-qube": "an expectation naming a qube that will not exist",
   "internal-error": "a bug in the checker (reported, never thrown)",
 } as const satisfies Record<string, string>;

@@ -314,8 +314,9 @@ unknown or misplaced keys, types and ranges per qube class, references to
 qubes, netvm loops, embedded policy, expectations. Without a system model a
 qube the stack does not declare is assumed to exist (an info note); with
 --system FILE (a \`qkit system snapshot\` JSON) or a connection option it
-must exist there; with a connection, kernels and storage pools are checked
-against the installed ones too.
+must exist there. Kernels and storage pools are checked against the
+installed ones with a connection, or with a system model that lists them
+(\`qkit system snapshot\` does); otherwise each is noted as unchecked.
 
 options:
   --json          print {"files": [{"file", "ok", "diagnostics": [...]}]}
