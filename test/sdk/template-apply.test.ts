@@ -175,7 +175,10 @@ describe("failure in the middle, and resume", () => {
     expect((await applyPlan(first, conn)).status).toBe("applied");
     const risk = async (m: ReturnType<typeof fw>) => (await planStack(m, conn)).plan.steps.find((x) => x.kind === "set-firewall")?.risk;
     expect(await risk(fw())).toBe("grants-access");
-    expect(renderPlan((await planStack(fw(), conn)).plan)).toMatch(/~ firewall +2 rules → action=accept \(no longer declared\) {4}⚠ grants access/);
+    const back = renderPlan((await planStack(fw(), conn)).plan);
+    expect(back).toMatch(/~ firewall +2 rules → action=accept \(no longer declared\) {4}⚠ grants access/);
+    // The rules' diff shows rules only: the note is on the line above.
+    expect(back).toContain("\n          - action=accept dst4=10.0.0.1/32 proto=udp dstports=1194-1194\n          - action=drop\n          + action=accept\n");
     expect(await risk(fw(["action=drop dsthost=10.0.0.2", "action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=drop"]))).toBe("revokes-access");
     expect(await risk(fw(["action=drop"]))).toBe("revokes-access");
     expect(await risk(fw(["action=accept dsthost=10.0.0.1 proto=udp dstports=1194", "action=accept dsthost=10.0.0.3", "action=drop"]))).toBe("grants-access");

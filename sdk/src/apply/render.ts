@@ -47,6 +47,9 @@ export function oneLine(v: string | null): string {
 
 const DIFF_LINES = 20;
 
+/** How a value that goes back to its default because the stack no longer declares it ends (`action=accept (no longer declared)`). */
+const NO_LONGER_DECLARED = / \(no longer declared\)$/;
+
 /**
  * The lines removed (`- `) and added (`+ `) between two multi-line values
  * (firewall rules, a policy file), in order, at most {@link DIFF_LINES}
@@ -157,7 +160,8 @@ export function renderPlan(plan: Plan, options: { running?: Iterable<string>; he
       const change = s.before === null ? shown(s.after) : `${shown(s.before)} → ${shown(s.after)}`;
       const eff = effect(s, running);
       out.push(`      ${sign(s)} ${(s.key || s.kind).padEnd(width)} ${change}${eff ? `    ${eff}` : ""}`);
-      if (s.before !== null && s.after !== null && (s.before.includes("\n") || s.after.includes("\n"))) for (const l of lineDiff(s.before, s.after)) out.push(`          ${l}`);
+      // The rules themselves are compared: a value's "(no longer declared)" is said on the line above, not as a rule.
+      if (s.before !== null && s.after !== null && (s.before.includes("\n") || s.after.includes("\n"))) for (const l of lineDiff(s.before, s.after.replace(NO_LONGER_DECLARED, ""))) out.push(`          ${l}`);
     }
   }
   const visible = plan.steps.filter((s) => s.kind !== "record-keys");
