@@ -58,7 +58,7 @@ export function scalarSegments(text: string, lineStarts: readonly number[], node
     if (!value.includes("\n") && text.slice(start + q, start + q + value.length) === value && (q === 0 || end - start === value.length + 2)) {
       return [{ out: 0, len: value.length, src: start + q, srcLen: value.length }];
     }
-    return undefined;
+    return flowSegments(text, start + q, end - q, node.type, value);
   }
   if (node.type !== "BLOCK_LITERAL") return undefined;
   const header = lineIndexOf(lineStarts, start);
@@ -96,6 +96,119 @@ export function scalarSegments(text: string, lineStarts: readonly number[], node
   return segs;
 }
 
+/** The characters a double-quoted scalar's one-character escapes stand for (YAML 1.2, 5.7). */
+const ESCAPES: Record<string, string> = {
+  "0": "\0",
+  a: "\x07",
+  b: "\b",
+  t: "\t",
+  "\t": "\t",
+  n: "\n",
+  v: "\v",
+  f: "\f",
+  r: "\r",
+  e: "\x1b",
+  " ": " ",
+  '"': '"',
+  "/": "/",
+  "\\": "\\",
+  N: "\u0085",
+  _: "\u00a0",
+  L: "\u2028",
+  P: "\u2029",
+};
+const HEX_DIGITS: Record<string, number> = { x: 2, u: 4, U: 8 };
+
+/**
+ * The segments of a flow scalar (plain, single- or double-quoted) whose
+ * text is not its source as is: escapes (`\n`, `\t`, `\xNN` …, in double
+ * quotes), a doubled quote (in single quotes), and line folding (a line
+ * break between lines is a space, an empty line a line break; the spaces
+ * around a break go). Each character of the value maps to the source text
+ * it comes from. The characters of `text` from `from` to `to` (the quotes
+ * left out) are read as YAML reads them; when what they make is not
+ * `value` exactly (a construct this reading does not know), undefined: the
+ * caller then maps everything to the value's start.
+ */
+function flowSegments(text: string, from: number, to: number, style: "PLAIN" | "QUOTE_SINGLE" | "QUOTE_DOUBLE", value: string): PolicySegment[] | undefined {
+  const segs: PolicySegment[] = [];
+  let out = 0;
+  const emit = (chars: string, src: number, srcLen: number) => {
+    const last = segs[segs.length - 1];
+    // One segment per run of characters copied as they are.
+    if (last && chars.length === srcLen && last.len === last.srcLen && last.src + last.srcLen === src && last.out + last.len === out) {
+      last.len += chars.length;
+      last.srcLen += srcLen;
+    } else segs.push({ out, len: chars.length, src, srcLen });
+    out += chars.length;
+    decoded += chars;
+  };
+  const isBreak = (c: string | undefined) => c === "\n" || c === "\r";
+  const isBlank = (c: string | undefined) => c === " " || c === "\t";
+  let decoded = "";
+  let i = from;
+  while (i < to) {
+    const c = text[i]!;
+    if (style === "QUOTE_DOUBLE" && c === "\\") {
+      const e = text[i + 1];
+      if (e === undefined || i + 1 >= to) return undefined;
+      if (isBreak(e)) {
+        // An escaped line break: it and the next line's leading blanks are left out.
+        i += e === "\r" && text[i + 2] === "\n" ? 3 : 2;
+        while (i < to && isBlank(text[i])) i++;
+        continue;
+      }
+      const simple = ESCAPES[e];
+      if (simple !== undefined) {
+        emit(simple, i, 2);
+        i += 2;
+        continue;
+      }
+      const n = HEX_DIGITS[e];
+      if (n === undefined) return undefined;
+      const hex = text.slice(i + 2, i + 2 + n);
+      if (hex.length !== n || !/^[0-9a-fA-F]+$/.test(hex)) return undefined;
+      const code = parseInt(hex, 16);
+      if (code > 0x10ffff) return undefined;
+      emit(String.fromCodePoint(code), i, 2 + n);
+      i += 2 + n;
+      continue;
+    }
+    if (style === "QUOTE_SINGLE" && c === "'" && text[i + 1] === "'") {
+      emit("'", i, 2);
+      i += 2;
+      continue;
+    }
+    if (isBlank(c)) {
+      // Blanks before a line break go with it (folding); others are the value's.
+      let j = i;
+      while (j < to && isBlank(text[j])) j++;
+      if (j < to && isBreak(text[j])) {
+        i = j;
+        continue;
+      }
+      for (let k = i; k < j; k++) emit(text[k]!, k, 1);
+      i = j;
+      continue;
+    }
+    if (isBreak(c)) {
+      // Folding: one break is a space, each further (empty) line a line break; the next line's leading blanks go.
+      const breaks: number[] = [];
+      while (i < to && isBreak(text[i])) {
+        breaks.push(i);
+        i += text[i] === "\r" && text[i + 1] === "\n" ? 2 : 1;
+        while (i < to && isBlank(text[i])) i++;
+      }
+      if (breaks.length === 1) emit(" ", breaks[0]!, 1);
+      else for (let k = 1; k < breaks.length; k++) emit("\n", breaks[k]!, 1);
+      continue;
+    }
+    emit(c, i, 1);
+    i++;
+  }
+  return decoded === value ? segs : undefined;
+}
+
 /** Segments mapping every position to one source range (the fallback of {@link scalarSegments}). */
 export function coarseSegments(length: number, span: Span): PolicySegment[] {
   return [{ out: 0, len: Math.max(length, 1), src: span.start, srcLen: span.end - span.start }];
@@ -116,6 +229,15 @@ function segmentAt(segs: readonly PolicySegment[], offset: number): PolicySegmen
 
 /** A policy offset → the offset in the YAML file (a substituted value maps to its `${param}`). */
 export function policyToSource(block: Pick<EmbeddedPolicy, "segments" | "span">, offset: number, edge: "start" | "end" = "start"): number {
+  if (edge === "end" && offset > 0) {
+    // An end is just after its last character: where that character's source ends (the next
+    // character may come from elsewhere, past a folded line break or an escape).
+    const last = segmentAt(block.segments, offset - 1);
+    if (last && offset - 1 < last.out + last.len) {
+      if (last.param !== undefined || last.srcLen !== last.len) return last.src + last.srcLen;
+      return last.src + (offset - last.out);
+    }
+  }
   const seg = segmentAt(block.segments, offset);
   if (!seg) return block.span.start;
   if (seg.param !== undefined || seg.srcLen !== seg.len) return edge === "end" && offset > seg.out ? seg.src + seg.srcLen : seg.src;
