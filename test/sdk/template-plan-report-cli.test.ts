@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Qubes, UnixSocketTransport } from "@qubes-kit/sdk";
 import { runQkit, serveSim } from "../helpers/qkit.js";
 import { HERE } from "../fixtures/template/apply/stacks.js";
 
@@ -104,5 +105,25 @@ describe("qkit template plan: where a finding points", () => {
     const ok = await qkit("template", "plan", "vols.qubes.yaml", "--adopt", "--json");
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.out).steps.map((s: { kind: string }) => s.kind)).toEqual(["adopt"]);
+  });
+});
+
+describe("qkit template plan: tags", () => {
+  const tagged = (tags: string[], extra = "") => `qkit: 1\nstack: tagged\nqubes:\n  personal:\n    class: AppVM\n    tags: [${tags.join(", ")}]\n${extra}`;
+
+  it("removes a tag the stack does not list and says so; one it listed before is plainly removed; ignore_changes: [tags] leaves them", async () => {
+    fs.writeFileSync(path.join(dir, "tagged.qubes.yaml"), tagged(["backup", "gpg-client"]));
+    expect((await qkit("template", "apply", "tagged.qubes.yaml", "--adopt", "--yes")).code).toBe(0);
+    // One tag added by hand (or by another tool), one the stack drops.
+    const qubes = new Qubes({ transport: new UnixSocketTransport({ path: path.join(dir, "qubesd.sock") }) });
+    await qubes.qube("personal").tags.add("handmade");
+    fs.writeFileSync(path.join(dir, "tagged.qubes.yaml"), tagged(["backup"]));
+    const plan = await qkit("template", "plan", "tagged.qubes.yaml");
+    expect(plan.out).toMatch(/\n {6}- tag gpg-client +present → absent\n/);
+    expect(plan.out).toMatch(/\n {6}- tag handmade +present → absent \(tags: does not list it\)\n/);
+    // Kept as they are with ignore_changes.
+    fs.writeFileSync(path.join(dir, "tagged.qubes.yaml"), tagged(["backup"], "    ignore_changes: [tags]\n"));
+    const kept = await qkit("template", "plan", "tagged.qubes.yaml", "--json");
+    expect(JSON.parse(kept.out).steps.filter((s: { kind: string }) => s.kind.endsWith("-tag"))).toEqual([]);
   });
 });

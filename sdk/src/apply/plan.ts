@@ -1175,7 +1175,10 @@ function planQube(ctx: Ctx, q: QubeDecl, now: number): void {
         const c = build(ctx, `${q.name} tag ${t}`, () => [call(calls.tagRemove(q.name, t))], kp("tags"));
         // Taken off first, with the revocations, unless that grants something (today or after apply): then with the grants.
         const risk = effectRisk(ctx.options.tagEffect?.(q.name, t, false), "revokes-access");
-        if (c) withFirst(add(ctx, risk === "grants-access" ? PHASE.grant : PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after: "absent", risk, provenance: kp("tags") }));
+        // The declared tags are the qube's whole set (design 11.6, qubesd's own tags aside): a tag the stack
+        // never recorded was added by hand or by another tool, and the plan says so (ignore_changes: [tags] keeps such tags).
+        const after = q.tags && !oldKeys.has(`t:${t}`) ? "absent (tags: does not list it)" : "absent";
+        if (c) withFirst(add(ctx, risk === "grants-access" ? PHASE.grant : PHASE.revoke, { id: `${q.name}.t.${t}`, kind: "remove-tag", target, object: q.name, key: `tag ${t}`, calls: c, before: "present", after, risk, provenance: kp("tags") }));
       }
     for (const t of wantTags)
       if (!liveTags.includes(t)) {
