@@ -54,8 +54,8 @@ interface ScanState {
   /** The source and target columns' name tokens (see {@link nameVector}). */
   srcNames: NameTokens;
   tgtNames: NameTokens;
-  /** Per requested target: as the engine verifies it, or null when that refuses or crashes. */
-  verified: Map<string, VerifiedTarget | null>;
+  /** Per requested target: as the engine verifies it, with what its requests share, or null when that refuses or crashes. */
+  verified: Map<string, ScanTarget | null>;
   /** The daemon's answer for an allow, as JSON (UTF-8), by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
   execJson: Map<string, Map<string, Map<string, (Uint8Array | undefined)[]>>>;
 }
@@ -102,12 +102,29 @@ function remember<V>(m: Map<string, V>, k: string, v: V): V {
   return v;
 }
 
+/**
+ * A requested target as the scan uses it: verified once, and what every
+ * request to it shares, kept with it (one lookup a request, where each was
+ * a lookup of its own).
+ */
+export interface ScanTarget {
+  t: VerifiedTarget;
+  /** `t.text` as JSON (UTF-8): the decision's `intended_target`. */
+  quoted: Uint8Array;
+  /** Its match vector over the target tokens, once made (never for `@dispvm`, whose vector depends on the source: `tgtVecs`). */
+  tv: Uint8Array | undefined;
+  /** The daemon's answers for an allow to this very target with no `user=`, by slot (see {@link execJsonOf}). */
+  execSame: (Uint8Array | undefined)[] | undefined;
+}
+
 /** The requested target as `buildRequest` verifies it (null: it refuses or crashes; `run` says how). */
-function verify(st: ScanState, target: string): VerifiedTarget | null {
-  let v = st.verified.get(target);
-  if (v !== undefined) return v;
+function verify(st: ScanState, target: string): ScanTarget | null {
+  const hit = st.verified.get(target);
+  if (hit !== undefined) return hit;
+  let v: ScanTarget | null;
   try {
-    v = buildRequest({ service: "", argument: "+", source: "", target }, st.sys).target;
+    const t = buildRequest({ service: "", argument: "+", source: "", target }, st.sys).target;
+    v = { t, quoted: utf8Encode(JSON.stringify(t.text)), tv: undefined, execSame: undefined };
   } catch {
     v = null;
   }
@@ -216,6 +233,10 @@ export interface ScanDecision {
   /** allow: the final target and the daemon's answer as JSON (UTF-8). */
   target?: string;
   exec?: Uint8Array;
+  /** The intended target as JSON (UTF-8), when the scan has it. */
+  intendedJson?: Uint8Array;
+  /** allow: the final target as JSON (UTF-8), when it is the intended one. */
+  targetJson?: Uint8Array;
   /** ask: the offered targets, or (empty here) the shared list they are, with its JSON. */
   targets?: string[];
   askList?: AskList;
@@ -243,18 +264,22 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   }
   const sys = st.sys;
   if (!st.scan.packable) return null;
-  const t = verify(st, request.target ?? "");
-  if (t === null) return null;
+  const at = verify(st, request.target ?? "");
+  if (at === null) return null;
+  const t = at.t;
   const source = request.source;
   const info = sys.domains;
   const scan = st.scan;
   try {
     let sv = st.srcVecs.get(source);
     if (sv === undefined) sv = remember(st.srcVecs, source, nameVector(st.srcNames, source, info));
-    let tkey = t.text;
-    if (t.kind === "dispvm") tkey += "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
-    let tv = st.tgtVecs.get(tkey);
-    if (tv === undefined) tv = remember(st.tgtVecs, tkey, nameVector(st.tgtNames, t.kind === "name" ? t.text : null, info));
+    let tv: Uint8Array | undefined;
+    if (t.kind === "dispvm") {
+      // A new disposable's vector depends on the source's default disposable template.
+      const tkey = t.text + "\0" + (dispvmTemplateOf(info, source) ?? "\u0001");
+      tv = st.tgtVecs.get(tkey);
+      if (tv === undefined) tv = remember(st.tgtVecs, tkey, nameVector(st.tgtNames, null, info));
+    } else tv = at.tv ??= nameVector(st.tgtNames, t.kind === "name" ? t.text : null, info);
     const packed = scanOrder(scan, request.service).packed;
     // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
     const aid = scan.argIds.get(argument) ?? 0;
@@ -279,10 +304,10 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     }
     if (found < 0) return { rule: null, intended: t.text };
     const rule = policy.rules[found]!;
-    if (rule.action === "deny") return { rule, intended: t.text };
+    if (rule.action === "deny") return { rule, intended: t.text, intendedJson: at.quoted };
     // Each action's evaluation is a function of its own: smaller units to optimise (and re-optimise when a rare path first runs).
-    if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, t);
-    return askDecision(st, rule, packed, aid, sv, source, t);
+    if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, at);
+    return askDecision(st, rule, packed, aid, sv, source, at);
   } catch (e) {
     // The engine crashes or refuses somewhere on the way: `run` says how.
     if (e instanceof PyCrash) return null;
@@ -293,14 +318,15 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
 const NO_TARGETS: string[] = [];
 
 /** An allow rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
-function allowDecision(st: ScanState, rule: PolicyRule, service: string, argument: string, source: string, t: VerifiedTarget): ScanDecision | null {
+function allowDecision(st: ScanState, rule: PolicyRule, service: string, argument: string, source: string, at: ScanTarget): ScanDecision | null {
   const info = st.sys.domains;
+  const t = at.t;
   const intended = t.text;
   let to = t;
   if (rule.redirect) {
     const r = verify(st, rule.redirect.text);
     if (r === null) return null;
-    to = r;
+    to = r.t;
   }
   if (to.text === "@default") return refused(refuse.noTarget(rule), rule, intended);
   let target = to.text;
@@ -310,11 +336,13 @@ function allowDecision(st: ScanState, rule: PolicyRule, service: string, argumen
     target = tpl;
   } else if (target === "@adminvm") target = "dom0";
   if (!rule.autostart && !allowNoAutostart(target, info)) return refused(refuse.autostart(rule, target), rule, intended);
-  return { rule, intended, target, exec: execJsonOf(st, service, argument, source, t, target, rule.user, rule.autostart) };
+  const exec = execJsonOf(st, service, argument, source, at, target, rule.user, rule.autostart);
+  return target === intended ? { rule, intended, intendedJson: at.quoted, target, targetJson: at.quoted, exec } : { rule, intended, intendedJson: at.quoted, target, exec };
 }
 
 /** An ask rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
-function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: number, sv: Uint8Array, source: string, t: VerifiedTarget): ScanDecision | null {
+function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: number, sv: Uint8Array, source: string, at: ScanTarget): ScanDecision | null {
+  const t = at.t;
   const sys = st.sys;
   const info = sys.domains;
   const scan = st.scan;
@@ -343,7 +371,7 @@ function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: n
     else def = rule.defaultTarget.text;
     if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
   }
-  return { rule, intended, targets, askList, defaultTarget: def };
+  return { rule, intended, intendedJson: at.quoted, targets, askList, defaultTarget: def };
 }
 
 /**
@@ -384,8 +412,19 @@ function refused(e: Refusal, rule: PolicyRule, intended: string): ScanDecision {
 }
 
 /** The daemon's answer for an allow, as JSON (UTF-8), memoised by everything it depends on (not for Qubes Air relay targets). */
-function execJsonOf(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): Uint8Array {
+function execJsonOf(st: ScanState, service: string, argument: string, source: string, at: ScanTarget, target: string, user: string | null, autostart: boolean): Uint8Array {
+  const t = at.t;
   // The answer reads the source only to compare it with the target, and the service only for a relay target (not memoised).
+  const slot = (autostart ? 2 : 0) + (source === target ? 1 : 0);
+  // The common case, kept with the requested target: the call goes where it was asked to, as the default user.
+  if (user === null && target === t.text) {
+    const same = (at.execSame ??= [undefined, undefined, undefined, undefined]);
+    const hit = same[slot];
+    if (hit !== undefined) return hit;
+    const made = execBytes(st, service, argument, source, t, target, user, autostart);
+    if (made.memo) same[slot] = made.bytes;
+    return made.bytes;
+  }
   let byRequested = st.execJson.get(target);
   if (byRequested === undefined) byRequested = remember(st.execJson, target, new Map());
   let byUser = byRequested.get(t.text);
@@ -393,12 +432,16 @@ function execJsonOf(st: ScanState, service: string, argument: string, source: st
   const u = user === null ? "\u0001" : user;
   let slots = byUser.get(u);
   if (slots === undefined) byUser.set(u, (slots = [undefined, undefined, undefined, undefined]));
-  const slot = (autostart ? 2 : 0) + (source === target ? 1 : 0);
-  let s = slots[slot];
+  const s = slots[slot];
   if (s !== undefined) return s;
+  const made = execBytes(st, service, argument, source, t, target, user, autostart);
+  if (made.memo) slots[slot] = made.bytes;
+  return made.bytes;
+}
+
+/** The daemon's answer for an allow as JSON (UTF-8), and whether it may be kept (not for a Qubes Air relay target, which names the service). */
+function execBytes(st: ScanState, service: string, argument: string, source: string, t: VerifiedTarget, target: string, user: string | null, autostart: boolean): { bytes: Uint8Array; memo: boolean } {
   const req: BuiltRequest = { service, argument, source, target: t, requestedSource: null, relayvm: null, warnings: [] };
   const exec: ExecResult = execAllow(req, target, user, autostart, st.sys.domains);
-  s = utf8Encode(JSON.stringify(exec));
-  if (!("service" in exec)) slots[slot] = s;
-  return s;
+  return { bytes: utf8Encode(JSON.stringify(exec)), memo: !("service" in exec) };
 }
