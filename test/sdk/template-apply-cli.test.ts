@@ -186,11 +186,12 @@ describe("qkit template with a *.qubes.yaml stack", () => {
     expect([applied.code, applied.err]).toEqual([0, ""]);
     const again = await qkit("template", "plan", "desk.qubes.yaml", "--detailed-exitcode");
     // qubesd (and the simulator, which answers as it does) gives no colour for a label created since it
-    // started: said once per plan, until qubesd restarts, rather than a changed colour passed over in silence.
-    expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([
-      0,
-      "desk.qubes.yaml:6:3: warning[label-colour-unknown]: label 'teal' exists, but qubesd does not say its colour (admin.label.Get answers nothing for a label created since qubesd started), so 0x008080 is not checked; if it differs, qubesd cannot change it: use another label name\n\nNo changes. The system matches the stack.\n",
-    ]);
+    // started: the stack recorded the colour it created the label with, so the plan compares with that.
+    expect([again.code, again.out.split("\n").slice(2).join("\n")]).toEqual([0, "No changes. The system matches the stack.\n"]);
+    // Declared with another colour now: an error (qubesd cannot change a label's colour), not a warning.
+    fs.writeFileSync(path.join(dir, "desk-red.qubes.yaml"), fs.readFileSync(path.join(dir, "desk.qubes.yaml"), "utf8").replace("0x008080", "0xff0000"));
+    const recoloured = await qkit("template", "plan", "desk-red.qubes.yaml");
+    expect([recoloured.code, recoloured.out.split("\n")[2]]).toEqual([1, "desk-red.qubes.yaml:6:3: error[label-colour]: label 'teal' exists with colour 0x008080 (this stack created it so), not 0xff0000; qubesd cannot change a label's colour: use another label name"]);
     const qubes = Qubes.local(socket);
     expect(await qubes.qube("office").features.get("x-qkit-keys")).toBe("notes p:label p:memory p:netvm p:template t:desk-user v:private.size");
     expect((await qubes.qube("vpn-desk").features.get("service.qubes-updates-proxy"))).toBe("1");

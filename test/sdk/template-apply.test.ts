@@ -61,7 +61,7 @@ describe("drift", () => {
       'sys-vpn firewall: action=accept -> action=accept dst4=10.0.0.1/32 proto=udp dstports=1194-1194\naction=drop',
       "work2 feature service.split-gpg2-client: \"\" -> \"1\"",
       "work2 memory: 1200 -> 800",
-      "work2 tag extra: present -> absent",
+      "work2 tag extra: present -> absent (tags: does not list it)",
     ]);
   });
 });
@@ -344,7 +344,7 @@ describe("labels the stack created", () => {
     expect(ids.indexOf("global.keys-labels")).toBeLessThan(ids.indexOf("label.teal"));
     expect((await applyPlan(plan, conn)).status).toBe("applied");
     const record = () => sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s");
-    expect(record()).toBe("label:teal");
+    expect(record()).toBe("label-colour:teal=0x008080 label:teal");
     expect((await planStack(v1, conn)).plan.steps).toEqual([]);
 
     // No longer declared; q1 moves to another label in the same plan.
@@ -372,7 +372,7 @@ describe("labels the stack created", () => {
     const record = () => sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s");
     const v1 = stack("s", [qube("p1", "AppVM", { label: "teal", template: "debian-12" }, { state: "running" })], { labels: { teal: "0x008080" } });
     expect((await applyPlan((await planStack(v1, conn)).plan, conn)).status).toBe("applied");
-    expect([sim.app.domains.get("p1")!.power, record()]).toEqual(["Running", "label:teal"]);
+    expect([sim.app.domains.get("p1")!.power, record()]).toEqual(["Running", "label-colour:teal=0x008080 label:teal"]);
     // p1 runs: its removal, and so the label's, wait; the label stays in the record.
     const v2 = stack("s", []);
     const deferred = (await planStack(v2, conn, { prune: true })).plan;
@@ -380,7 +380,7 @@ describe("labels the stack created", () => {
     expect(deferred.steps.map((s) => s.id)).not.toContain("global.keys");
     expect(renderPlan(deferred)).toContain("Deferred: 2 changes (running: p1; use --restart=if-needed)");
     expect((await applyPlan(deferred, conn)).status).toBe("applied");
-    expect(record()).toBe("label:teal");
+    expect(record()).toBe("label-colour:teal=0x008080 label:teal");
     // Once p1 may stop: the label goes, then its record entry.
     const done = (await planStack(v2, conn, { prune: true, restart: "if-needed" })).plan;
     const ids = done.steps.map((s) => s.id);
@@ -399,7 +399,7 @@ describe("labels the stack created", () => {
     const b1 = stack("b", [qube("qb", "AppVM", { label: "red", template: "debian-12" })], { labels: { teal: "0x008080" } });
     expect((await applyPlan((await planStack(b1, conn)).plan, conn)).status).toBe("applied");
     const dom0 = sim.app.domains.get("dom0")!;
-    expect([dom0.features.get("x-qkit-globals-a"), dom0.features.get("x-qkit-globals-b")]).toEqual(["label:teal", "label-use:teal"]);
+    expect([dom0.features.get("x-qkit-globals-a"), dom0.features.get("x-qkit-globals-b")]).toEqual(["label-colour:teal=0x008080 label:teal", "label-use:teal"]);
     expect((await planStack(b1, conn)).plan.steps).toEqual([]);
     // a no longer declares it and moves qa off it: --prune keeps the label for b.
     const a2 = stack("a", [qube("qa", "AppVM", { label: "red", template: "debian-12" })]);
@@ -430,7 +430,7 @@ describe("labels the stack created", () => {
       { code: "label-in-use", message: "label 'teal' is no longer declared but other still uses it after this plan (qubesd refuses to remove a label in use); kept" },
     ]);
     expect((await applyPlan(plan, conn)).status).toBe("applied");
-    expect(sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s")).toBe("label:teal");
+    expect(sim.app.domains.get("dom0")!.features.get("x-qkit-globals-s")).toBe("label-colour:teal=0x008080 label:teal");
   });
 });
 

@@ -1,7 +1,9 @@
 /**
  * Ownership on the system (design §11.1): the owning stack (`x-qkit-stack`)
  * and the managed keys (`x-qkit-keys`) of each qube, the managed global
- * properties, the labels the stack created (`label:NAME`) and the existing
+ * properties, the labels the stack created (`label:NAME`, with the colour it
+ * created each with, `label-colour:NAME=0xRRGGBB`: qubesd does not say the
+ * colour of a label created since it started) and the existing
  * labels it declares (`label-use:NAME`: no other stack's prune removes them) (dom0 feature
  * `x-qkit-globals-<stack>`), and the generated
  * policy files (name `NN-qkit-<stack>-<file>` and the header line).

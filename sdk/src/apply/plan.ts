@@ -363,6 +363,25 @@ export function scopeOfPlan(plan: Plan): ReadScope {
 const labelToken = (name: string) => `label:${name}`;
 
 /**
+ * The record token of the colour a label was created with: qubesd answers
+ * `admin.label.Get` of a label created since it started with nothing, so the
+ * next plans compare the declared colour with this one (a label's colour
+ * never changes).
+ */
+const colourToken = (name: string, colour: string) => `label-colour:${name}=${colour.toLowerCase()}`;
+
+/** The colours recorded by {@link colourToken}, by label name. */
+function recordedColours(tokens: Iterable<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const t of tokens) {
+    if (!t.startsWith("label-colour:")) continue;
+    const eq = t.lastIndexOf("=");
+    if (eq > "label-colour:".length) out.set(t.slice("label-colour:".length, eq), t.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
  * Labels: declared ones that do not exist are created, and recorded as the
  * stack's (in the globals record, before the creation, as a qube's keys
  * are). A recorded label no longer declared is removed with `--prune` once no
@@ -372,6 +391,7 @@ function planLabels(ctx: Ctx): void {
   const dom0 = ctx.live.qubes["dom0"];
   const feature = globalsFeature(ctx.model.stack);
   const recorded = parseKeys(dom0?.features[feature]);
+  const colours = recordedColours(recorded);
   const creates: PlanStep[] = [];
   for (const [name, colour] of Object.entries(ctx.model.labels ?? {})) {
     const have = ctx.live.labels[name];
@@ -379,6 +399,10 @@ function planLabels(ctx: Ctx): void {
     if (have === undefined) {
       const calls_ = build(ctx, `label ${name}`, () => [call(calls.labelCreate(name, colour))]);
       if (calls_) creates.push(add(ctx, PHASE.label, { id: `label.${name}`, kind: "create-label", target: `label ${name}`, object: name, key: "", calls: calls_, before: null, after: colour, ...(prov ? { provenance: prov } : {}) }));
+    } else if (have === "" && colours.has(name)) {
+      // Created by this stack since qubesd started (qubesd does not say its colour): the colour it was created with.
+      const made = colours.get(name)!;
+      if (made !== colour.toLowerCase()) err(ctx, "label-colour", `label '${name}' exists with colour ${made} (this stack created it so), not ${colour}; qubesd cannot change a label's colour: use another label name`, prov);
     } else if (have === "") {
       // qubesd answers admin.label.Get of a label created while it runs with nothing: the colour cannot be compared.
       ctx.warnings.push({ code: "label-colour-unknown", message: `label '${name}' exists, but qubesd does not say its colour (admin.label.Get answers nothing for a label created since qubesd started), so ${colour} is not checked; if it differs, qubesd cannot change it: use another label name`, ...(prov ? { provenance: prov } : {}) });
@@ -386,7 +410,7 @@ function planLabels(ctx: Ctx): void {
       err(ctx, "label-colour", `label '${name}' exists with colour ${have}, not ${colour}; qubesd cannot change a label's colour: use another label name`, prov);
     }
   }
-  const missing = creates.map((s) => labelToken(s.object)).filter((t) => !recorded.has(t));
+  const missing = creates.flatMap((s) => [labelToken(s.object), colourToken(s.object, s.after ?? "")]).filter((t) => !recorded.has(t));
   if (missing.length && dom0) {
     const text = formatKeys([...recorded, ...missing]);
     const c = build(ctx, "dom0 globals record", () => [call(calls.featureSet("dom0", feature, text))]);
@@ -1744,7 +1768,7 @@ function planGlobals(ctx: Ctx): void {
     addGlobalRequires(s, name, cv.value);
   }
   for (const name of old) {
-    if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:") || name.startsWith("qube:")) continue;
+    if (managed.has(name) || name.startsWith("label:") || name.startsWith("label-use:") || name.startsWith("label-colour:") || name.startsWith("qube:")) continue;
     const cur = ctx.live.globals[name];
     if (!cur || cur.default) continue;
     // No default to go back to (default_kernel): no longer managed, its value stays.
@@ -1760,7 +1784,14 @@ function planGlobals(ctx: Ctx): void {
   const uses = Object.keys(ctx.model.labels ?? {})
     .filter((n) => ctx.live.labels[n] !== undefined && !owned.has(n))
     .map((n) => `label-use:${n}`);
-  const labels = [...[...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t)), ...createdLabels, ...uses];
+  const keptLabels = [...old].filter((t) => t.startsWith("label:") && ctx.live.labels[t.slice(6)] !== undefined && !removedLabels.has(t));
+  // The colour each kept or created label was created with stays beside it.
+  const oldColours = recordedColours(old);
+  const colourTokens = [
+    ...keptLabels.flatMap((t) => (oldColours.has(t.slice(6)) ? [colourToken(t.slice(6), oldColours.get(t.slice(6))!)] : [])),
+    ...ctx.steps.filter((s) => s.kind === "create-label").map((s) => colourToken(s.object, s.after ?? "")),
+  ];
+  const labels = [...keptLabels, ...createdLabels, ...colourTokens, ...uses];
   const text = formatKeys([...managed, ...labels]);
   // What the record holds when this step runs: the early record (labels and qubes to create), when
   // the plan writes one. The creations it names are dropped here, once their qubes are marked.
@@ -1783,7 +1814,10 @@ function planGlobals(ctx: Ctx): void {
  * it; the record step is rewritten, or dropped when nothing else changes.
  */
 function keepDeferredLabels(ctx: Ctx, steps: PlanStep[]): void {
-  const kept = steps.filter((s) => s.kind === "remove-label" && s.deferred).map((s) => labelToken(s.object));
+  const oldColours = recordedColours(parseKeys(ctx.live.qubes["dom0"]?.features[globalsFeature(ctx.model.stack)]));
+  const kept = steps
+    .filter((s) => s.kind === "remove-label" && s.deferred)
+    .flatMap((s) => [labelToken(s.object), ...(oldColours.has(s.object) ? [colourToken(s.object, oldColours.get(s.object)!)] : [])]);
   const i = steps.findIndex((s) => s.id === "global.keys");
   if (!kept.length || i < 0) return;
   const rec = steps[i]!;
