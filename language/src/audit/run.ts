@@ -99,6 +99,8 @@ export interface RuleCoverage {
    * contributes nothing: it decided no call, so it is not covered by it.
    */
   contributed: number;
+  /** Test calls this rule decided or added offered targets to, each counted once (lcov's hit count). */
+  calls: number;
   /**
    * The loaded copies of this line when its file is included more than once
    * (each copy is a rule of its own in first-match order): the counts of each,
@@ -113,6 +115,7 @@ export interface RuleCopyCoverage {
   rule: PolicyRule;
   decided: number;
   contributed: number;
+  calls: number;
 }
 
 /** Coverage of one policy file (as the decisions name it). */
@@ -137,22 +140,30 @@ export interface PolicyCoverage {
 export class CoverageCollector {
   private readonly decided: Int32Array;
   private readonly contributed: Int32Array;
+  private readonly calls: Int32Array;
 
   constructor(readonly policy: CompiledPolicy) {
     this.decided = new Int32Array(policy.rules.length);
     this.contributed = new Int32Array(policy.rules.length);
+    this.calls = new Int32Array(policy.rules.length);
   }
 
   /** Records one decided call. */
   add(x: Explanation): void {
     if (x.decidingRule) this.decided[x.decidingRule.index]!++;
     const seen = new Set<number>();
+    // The rules this call reaches, each once (an ask rule that decides it and adds its targets too).
+    const reached = new Set<number>();
+    if (x.decidingRule) reached.add(x.decidingRule.index);
     for (const c of x.askContributions ?? []) {
-      // Only rules that added targets to the offered list count (a deny rule's "remove" keeps targets off it).
-      if (c.effect !== "add" || c.targets.length === 0 || seen.has(c.rule.index)) continue;
+      // Only rules that added targets the call is offered count (a deny rule's "remove" keeps targets off
+      // the list; the source itself and internal qubes are never offered, so adding them offers nothing).
+      if (c.effect !== "add" || !(c.offered ?? c.targets).length || seen.has(c.rule.index)) continue;
       seen.add(c.rule.index);
+      reached.add(c.rule.index);
       this.contributed[c.rule.index]!++;
     }
+    for (const i of reached) this.calls[i]!++;
   }
 
   /**
@@ -169,17 +180,18 @@ export class CoverageCollector {
     for (const rule of this.policy.rules) {
       let f = byPath.get(rule.origin.path);
       if (!f) byPath.set(rule.origin.path, (f = { file: rule.origin.file, path: rule.origin.path, rules: [], covered: 0, total: 0 }));
-      const copy: RuleCopyCoverage = { rule, decided: this.decided[rule.index]!, contributed: this.contributed[rule.index]! };
+      const copy: RuleCopyCoverage = { rule, decided: this.decided[rule.index]!, contributed: this.contributed[rule.index]!, calls: this.calls[rule.index]! };
       // Rules without a line (`!compat-4.0`'s implicit denies) are each their own.
       const key = rule.origin.line === null ? `#${rule.index}` : `${rule.origin.path}\0${rule.origin.line}`;
       const prev = byLine.get(key);
       if (prev) {
-        (prev.copies ??= [{ rule: prev.rule, decided: prev.decided, contributed: prev.contributed }]).push(copy);
+        (prev.copies ??= [{ rule: prev.rule, decided: prev.decided, contributed: prev.contributed, calls: prev.calls }]).push(copy);
         prev.decided += copy.decided;
         prev.contributed += copy.contributed;
+        prev.calls += copy.calls;
         continue;
       }
-      const rc: RuleCoverage = { rule, decided: copy.decided, contributed: copy.contributed };
+      const rc: RuleCoverage = { rule, decided: copy.decided, contributed: copy.contributed, calls: copy.calls };
       byLine.set(key, rc);
       f.rules.push(rc);
     }
@@ -195,7 +207,8 @@ export class CoverageCollector {
 
 /**
  * Coverage as lcov (`SF:`/`DA:`/`LF:`/`LH:` per file): one `DA` line per rule
- * line, the count being the calls it decided or contributed to. `pathOf`
+ * line, the count being the test calls that reach it (decided by it, or
+ * offered targets it added), each once. `pathOf`
  * maps the virtual path of a file to the path to print.
  */
 export function coverageToLcov(c: PolicyCoverage, pathOf: (path: string) => string = (p) => p): string {
@@ -205,7 +218,7 @@ export function coverageToLcov(c: PolicyCoverage, pathOf: (path: string) => stri
     const lines = new Map<number, number>();
     for (const r of f.rules) {
       if (r.rule.origin.line === null) continue;
-      lines.set(r.rule.origin.line, r.decided + r.contributed);
+      lines.set(r.rule.origin.line, r.calls);
     }
     if (lines.size === 0) continue;
     out.push("TN:", `SF:${pathOf(f.path)}`);

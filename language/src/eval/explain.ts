@@ -9,7 +9,8 @@ import type { DomainInfo, Explanation, PolicyRequest, SystemInfo, TraceStep } fr
 import type { AskTrace } from "./ask.js";
 import { run } from "./decide.js";
 import { prep } from "./index.js";
-import { matchSource, matchTarget, type BuiltRequest } from "./match.js";
+import { dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest } from "./match.js";
+import { isDom0Token } from "../syntax/tokens.js";
 
 function describeMiss(rule: PolicyRule, built: BuiltRequest, info: ReadonlyMap<string, DomainInfo>): TraceStep {
   try {
@@ -94,6 +95,28 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
   if (r.rule?.action === "ask" && !r.rule.redirect) {
     out.askContributions = contributions.steps;
     if (contributions.notes.length) out.askNotes = contributions.notes;
+    // What of each rule's additions the call is offered in the end (the fix-ups map or drop some).
+    const d = r.decision;
+    if (d.ok && d.action === "ask" && r.built) {
+      const final = new Set(d.targetsForAsk);
+      const source = r.built.source;
+      let dispvm: string | null = null;
+      try {
+        dispvm = dispvmTemplateOf(sys.domains, source);
+      } catch {
+        dispvm = null;
+      }
+      const shown = (t: string) => (t === "@dispvm" ? (dispvm === null ? null : `@dispvm:${dispvm}`) : isDom0Token(t) ? "dom0" : t);
+      for (const c of contributions.steps) {
+        if (c.effect !== "add") continue;
+        const offered: string[] = [];
+        for (const t of c.targets) {
+          const x = shown(t);
+          if (x !== null && final.has(x) && !offered.includes(x)) offered.push(x);
+        }
+        c.offered = offered;
+      }
+    }
   }
   return out;
 }

@@ -128,6 +128,13 @@ export interface AskContribution {
   rule: PolicyRule;
   effect: "add" | "remove";
   targets: string[];
+  /**
+   * For `add`: the offered targets (`targetsForAsk`) that came from these:
+   * `@dispvm` as the source's `@dispvm:X`, `@adminvm` as `dom0`, and
+   * without the source itself and internal qubes, which are never offered.
+   * Empty when all it added was dropped so.
+   */
+  offered?: string[];
 }
 
 /** The full story of one decision. */

@@ -527,8 +527,9 @@ function coverageJson(covs: Covered, cwd: string): { covered: number; total: num
         action: r.rule.action,
         decided: r.decided,
         contributed: r.contributed,
+        calls: r.calls,
         covered: r.decided + r.contributed > 0,
-        ...(r.copies ? { copies: r.copies.map((c) => ({ via: c.rule.via.map((v) => `${v.file}:${v.line ?? "None"}`), decided: c.decided, contributed: c.contributed })) } : {}),
+        ...(r.copies ? { copies: r.copies.map((c) => ({ via: c.rule.via.map((v) => `${v.file}:${v.line ?? "None"}`), decided: c.decided, contributed: c.contributed, calls: c.calls })) } : {}),
       })),
     })),
   }));
