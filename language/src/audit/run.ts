@@ -140,12 +140,12 @@ export interface PolicyCoverage {
 export class CoverageCollector {
   private readonly decided: Int32Array;
   private readonly contributed: Int32Array;
-  private readonly calls: Int32Array;
+  private readonly reaching: Int32Array;
 
   constructor(readonly policy: CompiledPolicy) {
     this.decided = new Int32Array(policy.rules.length);
     this.contributed = new Int32Array(policy.rules.length);
-    this.calls = new Int32Array(policy.rules.length);
+    this.reaching = new Int32Array(policy.rules.length);
   }
 
   /** Records one decided call. */
@@ -163,7 +163,7 @@ export class CoverageCollector {
       reached.add(c.rule.index);
       this.contributed[c.rule.index]!++;
     }
-    for (const i of reached) this.calls[i]!++;
+    for (const i of reached) this.reaching[i]!++;
   }
 
   /**
@@ -180,7 +180,7 @@ export class CoverageCollector {
     for (const rule of this.policy.rules) {
       let f = byPath.get(rule.origin.path);
       if (!f) byPath.set(rule.origin.path, (f = { file: rule.origin.file, path: rule.origin.path, rules: [], covered: 0, total: 0 }));
-      const copy: RuleCopyCoverage = { rule, decided: this.decided[rule.index]!, contributed: this.contributed[rule.index]!, calls: this.calls[rule.index]! };
+      const copy: RuleCopyCoverage = { rule, decided: this.decided[rule.index]!, contributed: this.contributed[rule.index]!, calls: this.reaching[rule.index]! };
       // Rules without a line (`!compat-4.0`'s implicit denies) are each their own.
       const key = rule.origin.line === null ? `#${rule.index}` : `${rule.origin.path}\0${rule.origin.line}`;
       const prev = byLine.get(key);

@@ -72,6 +72,14 @@ const TOP_KEYS = new Set(["policy", "system", "tests"]);
 const EXPECTATION_KEYS = new Set(["call", "decision", "target", "targets_include", "targets_exact", "name"]);
 
 /** Parses a policy test file. Never throws. */
+/** The codes of a problem of one entry of a test file: the file's other entries still run. */
+const ENTRY_PROBLEM_CODES = new Set(["bad-expectation", "bad-expectation-key"]);
+
+/** Whether a problem of a test file is one entry's (the other entries still run) rather than the file's own. */
+export function isEntryProblem(p: { code: string }): boolean {
+  return ENTRY_PROBLEM_CODES.has(p.code);
+}
+
 export function parsePolicyTestFile(text: string): PolicyTestFile {
   const out: PolicyTestFile = { cases: [], problems: [] };
   const lc = new LineCounter();

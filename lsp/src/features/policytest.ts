@@ -38,6 +38,7 @@ import {
   coverageLenses,
   isPolicyTestFile,
   parsePolicyTestFile,
+  isEntryProblem,
   prepareSystemInfo,
   jsonErrorAt,
   testFileDiagnostics,
@@ -225,7 +226,8 @@ export function createPolicyTestFeature(ctx: PolicyTestContext): PolicyTestFeatu
   function resolve(path: string, text: string): Resolved {
     const parsed = parsePolicyTestFile(text);
     const out: Resolved = { path, text, parsed, problems: [] };
-    if (parsed.problems.length) return out;
+    // A malformed entry is its own error; the file's other tests still run (as `qkit policy test` runs them).
+    if (parsed.problems.some((p) => !isEntryProblem(p))) return out;
     const base = dirOf(path);
     const at = (line: number | undefined) => lineSpan(text, line ?? 1);
     if (parsed.policy === undefined) out.problems.push({ severity: "error", code: "no-policy", message: "no policy directory: add `policy: DIR` (relative to this file)", line: 1, span: at(1) });

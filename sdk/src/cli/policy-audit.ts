@@ -43,6 +43,7 @@ import {
   isPolicyTestFile,
   loadPolicy,
   parsePolicyTestFile,
+  isEntryProblem,
   prepareSystemInfo,
   runExpectation,
   POLICY_DIR,
@@ -330,10 +331,11 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const overrideNotDir = overrideDir !== undefined && (overrideDir === "live" || (!existsSync(path.resolve(io.cwd, overrideDir)) && overrideDir.indexOf(":") > 0));
     const dirSpec = overrideNotDir ? `\0${overrideDir}` : overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
     const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
-    if (run.problems.length) continue;
+    // A malformed entry is an error of its own; the file's other tests still run.
+    if (fileUnusable(run)) continue;
     if (dirSpec === undefined) run.problems.push({ line: 1, code: "no-policy", message: "no policy directory: add `policy: DIR` or pass --policy-dir" });
     if (sysSpec === undefined) run.problems.push({ line: 1, code: "no-system", message: "no system model: add `system: FILE` (or `system: live`) to the test file, or pass `--system FILE` (made by `qkit system snapshot`) or `--system live` with `--socket PATH`" });
-    if (run.problems.length || dirSpec === undefined || sysSpec === undefined) continue;
+    if (fileUnusable(run) || dirSpec === undefined || sysSpec === undefined) continue;
     // Paths in messages as the user wrote them (relative to the test file, or to the current directory for options).
     const dirWritten = overrideDir !== undefined ? `\`${overrideDir}\`` : `\`${parsed.policy}\` (relative to the test file)`;
     const sysWritten = overrideSystem !== undefined ? `\`${overrideSystem}\`` : `\`${parsed.system}\` (relative to the test file)`;
@@ -395,13 +397,15 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
 
   const total = runs.reduce((n, r) => n + r.results.length, 0);
   const failed = runs.reduce((n, r) => n + r.results.filter((x) => !passedCase(x)).length, 0);
-  const broken = runs.filter((r) => r.problems.length).length;
+  const broken = runs.filter(fileUnusable).length;
+  // (A file that cannot run counts once, as not usable, whatever its entries.)
+  const malformed = runs.reduce((n, r) => n + (fileUnusable(r) ? 0 : r.problems.filter(isEntryProblem).length), 0);
   const covs = wantCoverage ? [...policies.values()].filter((p) => p.coverage).map((p) => ({ mounted: p.mounted, shown: p.shown, coverage: p.coverage!.result() })) : [];
   const nested = bothOnStdout && format === "json" ? coverageJson(covs, io.cwd) : undefined;
-  const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken, nested) : textReport(runs, total, failed, broken);
+  const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken + malformed, nested) : textReport(runs, total, failed, broken, malformed);
   if (!writeOutput(io, "policy test", outFile, report)) return 2;
   if (wantCoverage && nested === undefined && !writeOutput(io, "policy test", coverageFile, coverageReport(covs, covFormat, io.cwd))) return 2;
-  return failed || broken ? 1 : 0;
+  return failed || broken || malformed ? 1 : 0;
 }
 
 function indent(text: string, by: string): string {
@@ -412,7 +416,12 @@ function indent(text: string, by: string): string {
     .join("\n");
 }
 
-function textReport(runs: FileRun[], total: number, failed: number, broken: number): string {
+/** Whether a test file cannot be run at all (a problem of the file itself, not of one entry). */
+function fileUnusable(r: FileRun): boolean {
+  return r.problems.some((p) => !isEntryProblem(p));
+}
+
+function textReport(runs: FileRun[], total: number, failed: number, broken: number, malformed: number): string {
   const out: string[] = [];
   for (const r of runs) {
     // Everything quoted from a test file or a policy is shown escaped and bounded (a call may hold any character).
@@ -430,7 +439,7 @@ function textReport(runs: FileRun[], total: number, failed: number, broken: numb
     }
   }
   const files = runs.length;
-  out.push(`${total - failed} passed, ${failed} failed${broken ? `, ${broken} test file${broken === 1 ? "" : "s"} not usable` : ""} (${total} test${total === 1 ? "" : "s"} in ${files} file${files === 1 ? "" : "s"})`);
+  out.push(`${total - failed} passed, ${failed} failed${malformed ? `, ${malformed} malformed` : ""}${broken ? `, ${broken} test file${broken === 1 ? "" : "s"} not usable` : ""} (${total} test${total === 1 ? "" : "s"} in ${files} file${files === 1 ? "" : "s"})`);
   return out.join("\n") + "\n";
 }
 
@@ -468,15 +477,23 @@ function jsonReport(runs: FileRun[], total: number, failed: number, broken: numb
 
 function junit(runs: FileRun[]): string {
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  const total = runs.reduce((n, r) => n + r.results.length + (r.problems.length ? 1 : 0), 0);
+  // A file that cannot run is one error case; each malformed entry of a file that runs is one too.
+  const extra = (r: FileRun) => (fileUnusable(r) ? 1 : r.problems.length);
+  const total = runs.reduce((n, r) => n + r.results.length + extra(r), 0);
   const failures = runs.reduce((n, r) => n + r.results.filter((x) => x.error === undefined && !passedCase(x)).length, 0);
-  const errors = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined).length + (r.problems.length ? 1 : 0), 0);
+  const errors = runs.reduce((n, r) => n + r.results.filter((x) => x.error !== undefined).length + extra(r), 0);
   out.push(`<testsuites name="qkit policy test" tests="${total}" failures="${failures}" errors="${errors}">`);
   for (const r of runs) {
     const f = r.results.filter((x) => x.error === undefined && !passedCase(x)).length;
-    const e = r.results.filter((x) => x.error !== undefined).length + (r.problems.length ? 1 : 0);
-    out.push(`  <testsuite name="${xml(r.file)}" tests="${r.results.length + (r.problems.length ? 1 : 0)}" failures="${f}" errors="${e}">`);
-    if (r.problems.length) {
+    const e = r.results.filter((x) => x.error !== undefined).length + extra(r);
+    out.push(`  <testsuite name="${xml(r.file)}" tests="${r.results.length + extra(r)}" failures="${f}" errors="${e}">`);
+    if (!fileUnusable(r))
+      for (const p of r.problems) {
+        out.push(`    <testcase name="${xml(`malformed test (line ${p.line})`)}" classname="${xml(r.file)}" file="${xml(r.file)}" line="${p.line}">`);
+        out.push(`      <error message="${xml(p.message)}" type="${xml(p.code)}">${xml(`${r.file}:${p.line}: ${p.message}`)}</error>`);
+        out.push("    </testcase>");
+      }
+    else if (r.problems.length) {
       out.push(`    <testcase name="${xml(r.file)} (test file)" classname="${xml(r.file)}" file="${xml(r.file)}" line="${r.problems[0]!.line}">`);
       out.push(`      <error message="${xml(r.problems[0]!.message)}" type="${xml(r.problems[0]!.code)}">${xml(r.problems.map((p) => `${r.file}:${p.line}: ${p.message}`).join("\n"))}</error>`);
       out.push("    </testcase>");
