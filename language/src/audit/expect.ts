@@ -5,6 +5,7 @@
  */
 import type { Decision } from "../eval/types.js";
 import type { Expectation } from "../template/model.js";
+import { isDom0Token } from "../syntax/tokens.js";
 
 /** The call of an expectation as one line (`qubes.Filecopy work -> vault`). */
 export function expectationCall(e: Expectation): string {
@@ -23,24 +24,38 @@ export function expectationText(e: Expectation): string {
 /**
  * Checks a decision against an expectation: `undefined` when it holds, else
  * one sentence saying what differs. A refusal by the engine counts as `deny`.
+ * A target may be named as the engine names it or by its synonym: `@adminvm`
+ * and `dom0` (any of dom0's names) are one target, and `@dispvm` is the
+ * caller's new disposable, `@dispvm:X` with X the caller's default
+ * disposable template (`dispvm`, that `@dispvm:X`; null or absent: `@dispvm`
+ * is compared as written).
  */
-export function checkExpectation(e: Expectation, d: Decision): string | undefined {
+export function checkExpectation(e: Expectation, d: Decision, dispvm?: string | null): string | undefined {
+  const same = (expected: string) => canonicalTarget(expected, dispvm);
   const action = d.ok ? d.action : "deny";
   if (action !== e.decision) return `expected ${e.decision}, got ${d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;
   if (!d.ok || d.action === "deny") return undefined;
   if (d.action === "allow") {
-    if (e.target_is !== undefined && d.target !== e.target_is) return `expected allow to ${e.target_is}, got allow to ${d.target}`;
+    if (e.target_is !== undefined && canonicalTarget(d.target, dispvm) !== same(e.target_is)) return `expected allow to ${e.target_is}, got allow to ${d.target}`;
     return undefined;
   }
-  if (e.target_is !== undefined && d.defaultTarget !== e.target_is) return `expected the default target ${e.target_is}, got ${d.defaultTarget ?? "no default target"}`;
+  if (e.target_is !== undefined && (d.defaultTarget === null ? null : canonicalTarget(d.defaultTarget, dispvm)) !== same(e.target_is)) return `expected the default target ${e.target_is}, got ${d.defaultTarget ?? "no default target"}`;
+  const offered = new Set(d.targetsForAsk.map((t) => canonicalTarget(t, dispvm)));
   if (e.targets_include) {
-    const missing = e.targets_include.filter((t) => !d.targetsForAsk.includes(t));
+    const missing = e.targets_include.filter((t) => !offered.has(same(t)));
     if (missing.length) return `expected ${missing.join(", ")} among the offered targets, which are ${d.targetsForAsk.join(", ") || "none"}`;
   }
   if (e.targets_exact) {
-    const want = [...new Set(e.targets_exact)].sort();
-    const got = [...d.targetsForAsk].sort();
-    if (want.join("\0") !== got.join("\0")) return `expected exactly ${want.join(", ") || "no targets"} offered, got ${got.join(", ") || "none"}`;
+    const want = [...new Set(e.targets_exact.map(same))].sort();
+    const got = [...offered].sort();
+    if (want.join("\0") !== got.join("\0")) return `expected exactly ${[...new Set(e.targets_exact)].sort().join(", ") || "no targets"} offered, got ${[...d.targetsForAsk].sort().join(", ") || "none"}`;
   }
   return undefined;
+}
+
+/** A target as compared by {@link checkExpectation}: dom0 by one name, `@dispvm` as the caller's `@dispvm:X`. */
+function canonicalTarget(t: string, dispvm: string | null | undefined): string {
+  if (isDom0Token(t)) return "dom0";
+  if (t === "@dispvm" && dispvm) return dispvm;
+  return t;
 }

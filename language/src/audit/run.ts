@@ -8,6 +8,8 @@
  * rule that only kept targets off an ask list is not covered by that).
  */
 import { explain, makeRequest } from "../eval/evaluate.js";
+import { prep } from "../eval/index.js";
+import { dispvmTemplateOf } from "../eval/match.js";
 import type { Explanation, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { Expectation } from "../template/model.js";
@@ -83,9 +85,18 @@ export function callNameProblems(policy: CompiledPolicy, system: SystemInfo, e: 
 export function runExpectation(policy: CompiledPolicy, system: SystemInfo, e: Expectation): ExpectationOutcome {
   const req = makeRequest(e.service + (e.argument && e.argument !== "+" ? e.argument : ""), e.source, e.target === "@default" ? "" : e.target);
   const explanation = explain(policy, req, system);
-  const failure = checkExpectation(e, explanation.decision);
+  const failure = checkExpectation(e, explanation.decision, callerDispvm(system, e.source));
   const problems = expectationNameProblems(policy, system, e);
   return { expectation: e, explanation, ...(failure !== undefined ? { failure } : {}), ...(problems.length ? { problems } : {}) };
+}
+
+/** What `@dispvm` means for the caller: `@dispvm:X`, X its default disposable template; or null. Never throws. */
+export function callerDispvm(system: SystemInfo, source: string): string | null {
+  try {
+    return dispvmTemplateOf(prep(system).domains, source);
+  } catch {
+    return null;
+  }
 }
 
 /** Coverage of one rule. */

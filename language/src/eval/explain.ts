@@ -106,7 +106,8 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
       } catch {
         dispvm = null;
       }
-      const shown = (t: string) => (t === "@dispvm" ? (dispvm === null ? null : `@dispvm:${dispvm}`) : isDom0Token(t) ? "dom0" : t);
+      // (`dispvmTemplateOf` gives `@dispvm:X` itself.)
+      const shown = (t: string) => (t === "@dispvm" ? dispvm : isDom0Token(t) ? "dom0" : t);
       for (const c of contributions.steps) {
         if (c.effect !== "add") continue;
         const offered: string[] = [];

@@ -8,6 +8,7 @@
  */
 import {
   checkExpectation as expectationProblem,
+  callerDispvm,
   createMemoryFileSystem,
   evaluate,
   explain,
@@ -515,7 +516,7 @@ export function checkExpectation(e: Expectation, policy: CompiledPolicy | undefi
   const x = explain(policy, req, system);
   const d = x.decision;
   // One definition of "the expectation holds", shared with `qkit policy test`.
-  const problem = expectationProblem(e, d);
+  const problem = expectationProblem(e, d, callerDispvm(system, e.source));
   return problem !== undefined ? { expectation: e, ok: false, text, problem, decision: d, explanation: x } : { expectation: e, ok: true, text, decision: d, explanation: x };
 }
 
