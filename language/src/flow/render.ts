@@ -138,13 +138,23 @@ function mermaidText(s: string): string {
   return s.replace(/"/g, "#quot;").replace(/[<>]/g, (c) => (c === "<" ? "#lt;" : "#gt;")).replace(/\|/g, "#124;").replace(/[\r\n]/g, " ");
 }
 
+/**
+ * A string as a YAML double-quoted scalar (Mermaid's front matter is YAML):
+ * JSON's escapes, which YAML reads alike, plus the characters JSON leaves
+ * raw that YAML would not take as they are (C1 controls, line and paragraph
+ * separators); on one line.
+ */
+function yamlString(s: string): string {
+  return JSON.stringify(s.replace(/[\r\n]/g, " ")).replace(/[\u007f-\u009f\u2028\u2029\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** The hops of some paths as a Mermaid flowchart (dotted: the user must confirm). */
 export function flowMermaid(title: string, paths: readonly FlowPath[], start?: string): string {
   const hops = uniqueHops(paths);
   const nodes = new Set<string>(start !== undefined ? [start] : []);
   for (const h of hops) nodes.add(h.from).add(h.to);
   const ids = new Map([...nodes].sort().map((n, i) => [n, `n${i}`]));
-  const lines = [`---`, `title: "${mermaidText(title)}"`, `---`, "flowchart LR"];
+  const lines = [`---`, `title: ${yamlString(title)}`, `---`, "flowchart LR"];
   for (const [n, id] of ids) lines.push(`  ${id}["${mermaidText(n)}"]`);
   for (const h of hops) lines.push(`  ${ids.get(h.from)} ${h.ask ? "-. " : "-- "}"${mermaidText(hopLabel(h))}" ${h.ask ? ".->" : "-->"} ${ids.get(h.to)}`);
   return lines.join("\n") + "\n";

@@ -961,8 +961,9 @@ function csvCell(cell: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** A Markdown table cell: `|` escaped, and `&`, `<`, `>` as HTML entities (Markdown renderers pass raw HTML through). */
 function mdCell(s: string): string {
-  return oneLine(s).replace(/\|/g, "\\|");
+  return oneLine(s).replace(/[&<>|]/g, (c) => (c === "|" ? "\\|" : c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&gt;"));
 }
 
 /** How the page colours qubes: the standard label colours and the icon → label reader (shared with what-if). */
