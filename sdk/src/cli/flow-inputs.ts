@@ -156,7 +156,10 @@ export async function readSystemInput(spec: string | undefined, a: ParsedArgs, i
   if (!raw || typeof raw !== "object" || !(raw as { domains?: unknown }).domains || typeof (raw as { domains?: unknown }).domains !== "object" || Array.isArray((raw as { domains?: unknown }).domains)) {
     throw new UsageError(`the system model \`${spec}\` is not an internal.GetSystemInfo answer (no \`domains\` object)`);
   }
-  const bad = malformedQube(Object.entries((raw as { domains: Record<string, unknown> }).domains), `the system model \`${spec}\``);
+  const domains = Object.entries((raw as { domains: Record<string, unknown> }).domains);
+  // As the other auditor commands: a model with no qubes would answer "no flow" to everything.
+  if (domains.length === 0) throw new UsageError(`the system model \`${spec}\` has no qubes (\`domains\` is empty), so every answer would be empty; give the model of a real system (\`qkit system snapshot\` writes one; dom0 is always there)`, "empty-system");
+  const bad = malformedQube(domains, `the system model \`${spec}\``);
   if (bad !== undefined) throw new UsageError(bad, "bad-system-model");
   const { machine, warnings } = machineFromSystemJson(raw);
   return { system: prepareSystemInfo(raw as { domains: Record<string, never> }), raw: raw as RawSystemInfo, machine, warnings };

@@ -190,7 +190,6 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
     // Every pair of qubes keeps a few qrexec ways as evidence (--all-edges: all of them); which pairs
     // are connected, and whether without the user, is exact either way.
     const graph = flowGraph(policy, system, machine, { catalogue, dom0Relays: a.flags.has("dom0-relays"), evidencePerHop: a.flags.has("all-edges") ? Infinity : 8 });
-    for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const nodes = new Set(graph.nodes);
     // The outside network is an end of every machine, joined to nothing when no qube reaches it (the
     // answer is then "no path", after the warning that says why when the model has no wiring).
@@ -207,6 +206,8 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
       const end = q === ends[0] ? (from !== undefined ? "the start" : "the source") : q === ends[1] ? "the destination" : undefined;
       if (end !== undefined) throw new UsageError(`--avoid: \`${q}\` is ${end} of the flow, and every path goes through its own ends; avoid other qubes`, "avoid-end");
     }
+    // Said once the question stands (a refused one is the one line of its error).
+    for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
     const noAsk = a.flags.has("no-ask");
     const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
     if (from !== undefined) {
