@@ -62,6 +62,20 @@ describe("replayCalls over the demo system", () => {
   });
 });
 
+describe("calls whose names hold control characters", () => {
+  // A line cut or mangled on its way (no service or qube name has such a character): malformed, never a call to a qube so named.
+  it.each([
+    ["the final target", "qrexec: qubes.Filecopy+: work -> vault: allowed to vault\x00\x1b[31m"],
+    ["the requested target", "qrexec: qubes.Filecopy+: work -> va\x07ult: denied: denied by policy"],
+    ["the source", "qrexec: qubes.Filecopy+: wo\x1brk -> vault: allowed to vault"],
+    ["the service", "qrexec: qubes.File\x9bcopy+: work -> vault: allowed to vault"],
+  ])("in %s: the line is malformed", (_where, line) => {
+    const parsed = parseQrexecJournal(line + "\n");
+    expect(parsed.calls).toEqual([]);
+    expect(parsed.malformed.map((m) => m.reason)).toEqual(["a name of the call holds a control character, which no service or qube name has"]);
+  });
+});
+
 describe("journal text is printable and bounded", () => {
   it("escapes control characters and clips long text in rows and malformed lines", () => {
     const esc = "qrexec: qubes.Filecopy+: work -> vault: error loading policy: bad \x1b[31mred\x1b[0m \u202egnp.exe\n";

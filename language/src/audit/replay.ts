@@ -53,6 +53,9 @@ export interface JournalCalls {
   ignored: number;
 }
 
+/** C0 and C1 control characters and DEL. */
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+
 const CALL = /^qrexec: (\S*): (\S*) -> (\S*): (allowed to (\S*)|denied: (.*)|error loading policy: (.*)|error getting system info: (.*))$/s;
 
 function clip(s: string): string {
@@ -123,6 +126,11 @@ export function parseQrexecJournal(text: string): JournalCalls {
     const [, svcArg, source, target, , allowedTo, denied, loadError, infoError] = c;
     if (!svcArg || !source) {
       out.malformed.push({ line, reason: "the service or the source is empty", text: clip(raw) });
+      return;
+    }
+    // The daemon logs names qubesd accepted: a control character (a line cut or mangled on its way) is no name.
+    if (CONTROL.test(svcArg) || CONTROL.test(source) || CONTROL.test(target ?? "") || (allowedTo !== undefined && CONTROL.test(allowedTo))) {
+      out.malformed.push({ line, reason: "a name of the call holds a control character, which no service or qube name has", text: clip(raw) });
       return;
     }
     const { service, argument } = splitCall(svcArg);
