@@ -69,10 +69,11 @@ describe("calls whose names hold control characters", () => {
     ["the requested target", "qrexec: qubes.Filecopy+: work -> va\x07ult: denied: denied by policy"],
     ["the source", "qrexec: qubes.Filecopy+: wo\x1brk -> vault: allowed to vault"],
     ["the service", "qrexec: qubes.File\x9bcopy+: work -> vault: allowed to vault"],
+    ["the source, as a bidirectional override", "qrexec: qubes.Gpg+: wo\u202erk -> vault: allowed to vault"],
   ])("in %s: the line is malformed", (_where, line) => {
     const parsed = parseQrexecJournal(line + "\n");
     expect(parsed.calls).toEqual([]);
-    expect(parsed.malformed.map((m) => m.reason)).toEqual(["a name of the call holds a control character, which no service or qube name has"]);
+    expect(parsed.malformed.map((m) => m.reason)).toEqual(["a name of the call holds a control or invisible formatting character, which no service or qube name has"]);
   });
 });
 

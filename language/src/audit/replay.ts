@@ -53,8 +53,8 @@ export interface JournalCalls {
   ignored: number;
 }
 
-/** C0 and C1 control characters and DEL. */
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+/** C0 and C1 control characters, DEL, and the invisible formatting characters (bidirectional overrides, zero-width ones). */
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
 const CALL = /^qrexec: (\S*): (\S*) -> (\S*): (allowed to (\S*)|denied: (.*)|error loading policy: (.*)|error getting system info: (.*))$/s;
 
@@ -130,7 +130,7 @@ export function parseQrexecJournal(text: string): JournalCalls {
     }
     // The daemon logs names qubesd accepted: a control character (a line cut or mangled on its way) is no name.
     if (CONTROL.test(svcArg) || CONTROL.test(source) || CONTROL.test(target ?? "") || (allowedTo !== undefined && CONTROL.test(allowedTo))) {
-      out.malformed.push({ line, reason: "a name of the call holds a control character, which no service or qube name has", text: clip(raw) });
+      out.malformed.push({ line, reason: "a name of the call holds a control or invisible formatting character, which no service or qube name has", text: clip(raw) });
       return;
     }
     const { service, argument } = splitCall(svcArg);
