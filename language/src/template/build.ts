@@ -1399,6 +1399,11 @@ export class DocumentReader {
     const obj: Record<string, unknown> = {};
     let symbolic = false;
     for (const [k, pair] of keys) {
+      // A label for people (as in a policy test file): not part of the call or the decision.
+      if (k === "name") {
+        this.str(pair.value, k);
+        continue;
+      }
       if (k === "targets_include" || k === "targets_exact") {
         const items = this.listItems(pair.value, k);
         if (!items) continue;

@@ -32,7 +32,7 @@ export const QUBE_STRUCTURAL_KEYS = [
 ] as const;
 
 export const POLICY_ENTRY_KEYS = ["file", "priority", "rules", "include"] as const;
-export const EXPECT_KEYS = ["call", "decision", "target", "targets_include", "targets_exact"] as const;
+export const EXPECT_KEYS = ["call", "decision", "target", "targets_include", "targets_exact", "name"] as const;
 export const OPTIONS_KEYS = ["prune", "restart", "policy_priority", "adopt"] as const;
 export const USE_KEYS = ["bundle", "as", "with"] as const;
 export const PARAM_KEYS = ["type", "default", "description"] as const;

@@ -150,6 +150,7 @@ export function stackJsonSchema(): Schema {
           target: { type: "string", description: "allow: the target the call resolves to; ask: the default target." },
           targets_include: { type: "array", items: { type: "string" } },
           targets_exact: { type: "array", items: { type: "string" } },
+          name: { type: "string", description: "A name for people (reports show it), as in a policy test file." },
         },
       },
     ],

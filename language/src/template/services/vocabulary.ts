@@ -109,9 +109,10 @@ export const POLICY_KEYS: readonly KeyDoc[] = [
 export const EXPECT_KEYS: readonly KeyDoc[] = [
   k("call", "SERVICE[+ARG] SOURCE -> TARGET", "The qrexec call, e.g. `qubes.Filecopy work -> vault`."),
   k("decision", "allow | ask | deny", "The decision the call must get once the stack is applied."),
-  k("target_is", "qube", "allow: the resolved target; ask: the default target."),
+  k("target", "qube", "allow: the resolved target; ask: the default target."),
   k("targets_include", "list", "ask: targets that must all be offered."),
   k("targets_exact", "list", "ask: the exact set of targets offered."),
+  k("name", "text", "A name for people (reports show it); as in a policy test file."),
 ];
 
 export const OPTION_KEYS: readonly KeyDoc[] = [
