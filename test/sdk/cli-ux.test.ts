@@ -90,6 +90,16 @@ describe("help, version and did you mean", () => {
     expect(DEFAULT_SOCKET_PATH).toBe(DEFAULT_QUBESD_SOCKET);
   });
 
+  it("every command's help documents its exit status, and its --json or why it has none", async () => {
+    for (const e of ENTRIES) {
+      const r = await q([...e.path, "--help"]);
+      const name = e.path.join(" ");
+      expect(r.code, name).toBe(0);
+      expect(r.out, name).toMatch(/exit status/);
+      expect(r.out, name).toMatch(/--json|--format[^\n]*json|there is no --json|it has no --json/);
+    }
+  });
+
   it.each([["policy"], ["qube"], ["system"], ["sim"]])("group help of `%s` exits 0 three ways", async (group) => {
     const plain = await q([group]);
     expect(plain.code).toBe(0);

@@ -42,6 +42,9 @@ options:
                format of \`qkit policy eval --json\`)
   --dir DIR    use another demo directory
   --offline    read the files directly instead of going through the simulator
+
+exit status: 0 shown, 1 the demo directory or one of its files is missing or
+invalid, 2 usage error
 `;
 
 /** One call of `transfers.json`. */

@@ -33,6 +33,10 @@ options:
   --count N        stop after N events
   --no-reconnect   stop when the stream ends
 
+exit status: 0 stopped (--count reached, the stream ended with
+--no-reconnect, or SIGINT), 1 the first connection failed or qubesd refused
+the call, 2 usage error
+
 ${CONNECTION_USAGE}`,
   run: (rest, io) =>
     reportErrors("events", io, async (conn) => {

@@ -334,6 +334,10 @@ Prints a completion script for the shell, generated from qkit's command table:
   bash:  source <(qkit completion bash)     (or save it in ~/.local/share/bash-completion/completions/qkit)
   zsh:   qkit completion zsh > "\${fpath[1]}/_qkit"   (then restart zsh; or: source <(qkit completion zsh))
   fish:  qkit completion fish > ~/.config/fish/completions/qkit.fish
+
+Its output is a shell script: it has no --json.
+
+exit status: 0 printed, 2 usage error (a shell other than bash, zsh, fish)
 `;
 
 // The CLI runs when this file is the program, whatever name it is started by (a symlink

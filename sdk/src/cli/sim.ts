@@ -65,6 +65,12 @@ qubesd would.
 
 Calls the simulator closes without a reply (as qubesd does when it fails) are
 logged on standard error: \`qkit sim: closed REQUEST without a reply: REASON\`.
+
+Its output is log lines, not a document: it has no --json.
+
+exit status: 0 stopped by SIGTERM or SIGINT, 1 it cannot start (the system
+file cannot be read or is not a GetSystemInfo answer, the socket cannot be
+listened on), 2 usage error
 `;
 
 interface Options {

@@ -363,6 +363,8 @@ template and every other property that is not at its default, its features
 automatic ones), firewall and device assignments; global properties not at
 their default; custom labels. Without QUBE, every qube but dom0 and
 auto-cleanup disposables. Review it, then \`qkit template plan --adopt\` it.
+The output is a stack file (YAML, which is what \`template check\` and \`plan\`
+read): there is no --json.
 
 options:
   --stack NAME   the stack name written (default: exported)
@@ -501,7 +503,7 @@ export const commands: Command[] = [
   {
     path: ["template", "schema"],
     summary: "print the JSON Schema of stack files, for editors without qkit-lsp",
-    usage: "usage: qkit template schema\n\nPrints a JSON Schema (draft 2020-12) of *.qubes.yaml files. Save it and point your editor's YAML support at it.\n\nexit status: 0, 2 usage error\n",
+    usage: "usage: qkit template schema\n\nPrints a JSON Schema (draft 2020-12) of *.qubes.yaml files. Save it and point your editor's YAML support at it. The output is JSON already: there is no --json.\n\nexit status: 0, 2 usage error\n",
     run: (args, io) => guarded(io, "schema", async () => {
       const a = parseArgs(args, [], []);
       if (a.positionals.length) throw new UsageError(`unexpected argument \`${a.positionals[0]}\``);
