@@ -9,7 +9,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import * as path from "node:path";
 import {
   CoverageCollector,
@@ -329,7 +329,9 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     const base = path.dirname(abs);
     // --policy-dir takes what the other auditor commands take: a directory, `live`, or REV:PATH of a git revision.
     const overrideNotDir = overrideDir !== undefined && (overrideDir === "live" || (!existsSync(path.resolve(io.cwd, overrideDir)) && overrideDir.indexOf(":") > 0));
-    const dirSpec = overrideNotDir ? `\0${overrideDir}` : overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
+    const dirGiven = overrideNotDir ? `\0${overrideDir}` : overrideDir !== undefined ? path.resolve(io.cwd, overrideDir) : parsed.policy !== undefined ? path.resolve(base, parsed.policy) : undefined;
+    // One policy however it is reached (a symbolic link, `a/../b`): its coverage is counted once.
+    const dirSpec = dirGiven === undefined || overrideNotDir ? dirGiven : realOrSame(dirGiven);
     const sysSpec = overrideSystem !== undefined ? (overrideSystem === "live" ? "live" : path.resolve(io.cwd, overrideSystem)) : parsed.system !== undefined ? (parsed.system === "live" ? "live" : path.resolve(base, parsed.system)) : undefined;
     // A malformed entry is an error of its own; the file's other tests still run.
     if (fileUnusable(run)) continue;
@@ -362,7 +364,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
       const loaded = loadDir(mounted);
       // The directory as given: an absolute path as written, a relative one from the current directory.
       const written = overrideDir ?? parsed.policy!;
-      entry = { mounted, shown: path.isAbsolute(written) ? written : path.relative(io.cwd, dirSpec) || ".", loaded };
+      entry = { mounted, shown: path.isAbsolute(written) ? written : path.relative(io.cwd, dirGiven!) || ".", loaded };
       if ("policy" in loaded && wantCoverage) entry.coverage = new CoverageCollector(loaded.policy);
       policies.set(dirSpec, entry);
     }
@@ -419,6 +421,15 @@ function indent(text: string, by: string): string {
 /** Whether a test file cannot be run at all (a problem of the file itself, not of one entry). */
 function fileUnusable(r: FileRun): boolean {
   return r.problems.some((p) => !isEntryProblem(p));
+}
+
+/** The path with its symbolic links resolved, or the path as it is when that fails (it does not exist: said later). */
+function realOrSame(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 function textReport(runs: FileRun[], total: number, failed: number, broken: number, malformed: number): string {
