@@ -9,7 +9,7 @@
  */
 import { explain, makeRequest } from "../eval/evaluate.js";
 import { prep } from "../eval/index.js";
-import { dispvmTemplateOf } from "../eval/match.js";
+import { callerDispvmOf } from "../eval/match.js";
 import type { Explanation, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { Expectation } from "../template/model.js";
@@ -92,11 +92,7 @@ export function runExpectation(policy: CompiledPolicy, system: SystemInfo, e: Ex
 
 /** What `@dispvm` means for the caller: `@dispvm:X`, X its default disposable template; or null. Never throws. */
 export function callerDispvm(system: SystemInfo, source: string): string | null {
-  try {
-    return dispvmTemplateOf(prep(system).domains, source);
-  } catch {
-    return null;
-  }
+  return callerDispvmOf(prep(system).domains, source);
 }
 
 /** Coverage of one rule. */

@@ -71,7 +71,6 @@ const MAX_YAML_ERRORS = 5;
 const TOP_KEYS = new Set(["policy", "system", "tests"]);
 const EXPECTATION_KEYS = new Set(["call", "decision", "target", "targets_include", "targets_exact", "name"]);
 
-/** Parses a policy test file. Never throws. */
 /** The codes of a problem of one entry of a test file: the file's other entries still run. */
 const ENTRY_PROBLEM_CODES = new Set(["bad-expectation", "bad-expectation-key"]);
 
@@ -80,6 +79,7 @@ export function isEntryProblem(p: { code: string }): boolean {
   return ENTRY_PROBLEM_CODES.has(p.code);
 }
 
+/** Parses a policy test file. Never throws. */
 export function parsePolicyTestFile(text: string): PolicyTestFile {
   const out: PolicyTestFile = { cases: [], problems: [] };
   const lc = new LineCounter();

@@ -9,7 +9,7 @@ import type { DomainInfo, Explanation, PolicyRequest, SystemInfo, TraceStep } fr
 import type { AskTrace } from "./ask.js";
 import { run } from "./decide.js";
 import { prep } from "./index.js";
-import { dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest } from "./match.js";
+import { callerDispvmOf, matchSource, matchTarget, type BuiltRequest } from "./match.js";
 import { isDom0Token } from "../syntax/tokens.js";
 
 function describeMiss(rule: PolicyRule, built: BuiltRequest, info: ReadonlyMap<string, DomainInfo>): TraceStep {
@@ -100,13 +100,8 @@ export function explain(policy: CompiledPolicy, request: PolicyRequest, system: 
     if (d.ok && d.action === "ask" && r.built) {
       const final = new Set(d.targetsForAsk);
       const source = r.built.source;
-      let dispvm: string | null = null;
-      try {
-        dispvm = dispvmTemplateOf(sys.domains, source);
-      } catch {
-        dispvm = null;
-      }
-      // (`dispvmTemplateOf` gives `@dispvm:X` itself.)
+      // (`@dispvm:X` itself.)
+      const dispvm = callerDispvmOf(sys.domains, source);
       const shown = (t: string) => (t === "@dispvm" ? dispvm : isDom0Token(t) ? "dom0" : t);
       for (const c of contributions.steps) {
         if (c.effect !== "add") continue;

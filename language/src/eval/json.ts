@@ -156,6 +156,10 @@ function writeDenyTail(out: ByteOutput, a: RuleArena, rule: PolicyRule): void {
 /** The user/notify/autostart parts of a rule with no `user=` (the common case, without a lookup). */
 let noUserParts: { allow: Uint8Array[]; ask: Uint8Array[] } | undefined;
 
+function userPartsOf(rule: PolicyRule): { allow: Uint8Array[]; ask: Uint8Array[] } {
+  return rule.user === null ? (noUserParts ??= partsOf(null)) : partsOf(rule.user);
+}
+
 /** The JSON of the engine's "no matching rule found" (the same for every request). */
 let noMatch: Uint8Array | undefined;
 
@@ -184,7 +188,6 @@ export function evaluateJsonBytes(policy: CompiledPolicy, request: PolicyRequest
     const a = arenaOf(policy);
     writeRuleHead(out, a, rule);
     out.bytes(s.intendedJson ?? memo(quotedNames, s.intended, str));
-    const parts = rule.user === null ? (noUserParts ??= partsOf(null)) : partsOf(rule.user);
     switch (rule.action) {
       case "deny":
         writeDenyTail(out, a, rule);
@@ -192,7 +195,7 @@ export function evaluateJsonBytes(policy: CompiledPolicy, request: PolicyRequest
       case "allow":
         out.bytes(ALLOW);
         out.bytes(s.targetJson ?? memo(quotedNames, s.target!, str));
-        out.bytes(parts.allow[(rule.notify ? 2 : 0) + (rule.autostart ? 1 : 0)]!);
+        out.bytes(userPartsOf(rule).allow[(rule.notify ? 2 : 0) + (rule.autostart ? 1 : 0)]!);
         out.bytes(s.exec!);
         out.byte(125);
         return;
@@ -202,7 +205,7 @@ export function evaluateJsonBytes(policy: CompiledPolicy, request: PolicyRequest
         else out.text(JSON.stringify(s.targets!));
         out.bytes(DEFAULT);
         out.bytes(s.defaultTarget === null || s.defaultTarget === undefined ? NULL : memo(quotedNames, s.defaultTarget, str));
-        out.bytes(parts.ask[(rule.notify ? 2 : 0) + (rule.autostart ? 1 : 0)]!);
+        out.bytes(userPartsOf(rule).ask[(rule.notify ? 2 : 0) + (rule.autostart ? 1 : 0)]!);
         return;
     }
   }

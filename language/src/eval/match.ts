@@ -134,6 +134,20 @@ export function dispvmTemplateOf(info: ReadonlyMap<string, DomainInfo>, source: 
   return "@dispvm:" + t;
 }
 
+/**
+ * {@link dispvmTemplateOf} where a crash means "none": what `@dispvm` stands
+ * for when a caller's default disposable template is shown or compared (an
+ * explanation's offered targets, an expectation's synonym), never decided.
+ */
+export function callerDispvmOf(info: ReadonlyMap<string, DomainInfo>, source: string): string | null {
+  try {
+    return dispvmTemplateOf(info, source);
+  } catch (e) {
+    if (e instanceof PyCrash) return null;
+    throw e;
+  }
+}
+
 /** Does a rule's source token match the request source (a plain string)? */
 export function matchSource(tok: QubeToken, src: string, info: ReadonlyMap<string, DomainInfo>): boolean {
   switch (tok.kind) {
