@@ -483,7 +483,31 @@ function valueAfter(t: string, at: number, keyLength: number): string {
   if (t.charCodeAt(i) === 32) i++;
   const end = t.indexOf('"', i + 1);
   valueEnd = end;
-  return t.slice(i + 1, end);
+  // A value shorter than 13 characters is a copy already.
+  return end - i - 1 < 13 ? t.slice(i + 1, end) : named(t.slice(i + 1, end));
+}
+
+/**
+ * One string per name met in the stream's lines, by its text: each a copy
+ * of its own. A value cut out of a line is a view into the whole chunk of
+ * text the line came in (V8 makes a "sliced" string of 13 characters and
+ * more), and the evaluator keeps the names it meets (the service's rule
+ * order, the source's match vector, the verified target): each such view
+ * kept a 64 KiB chunk alive, and the collector copied those chunks from one
+ * generation to the next. Here the kept name is a copy, looked up once a
+ * value: the evaluator's maps then find it by identity. Bounded: past
+ * {@link NAMES_MAX} names, a new one is copied and not kept.
+ */
+const names = new Map<string, string>();
+const NAMES_MAX = 8192;
+
+function named(s: string): string {
+  const k = names.get(s);
+  if (k !== undefined) return k;
+  // A string of its own: the concatenation is flattened into a new string, and the slice of it views that string only.
+  const own = (" " + s).slice(1);
+  if (names.size < NAMES_MAX) names.set(own, own);
+  return own;
 }
 
 /** The line `t[from, to)` as a request when it is spelled as {@link CANONICAL} says (what `JSON.parse` makes of it, and every member a string), else undefined. */
