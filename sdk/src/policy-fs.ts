@@ -30,6 +30,8 @@ export interface NodePolicyFileSystemOptions {
    * cannot read outside its mounts through an absolute `!include`.
    */
   passthrough?: boolean;
+  /** Called with the real path of each file read (the CLI keeps them, so that no output is written over one). */
+  onRead?: (realPath: string) => void;
 }
 
 const STANDARD_DIRS = [POLICY_DIR, RUNTIME_POLICY_DIR, LEGACY_POLICY_DIR];
@@ -120,6 +122,7 @@ export function createNodePolicyFileSystem(options: NodePolicyFileSystemOptions 
       } catch {
         return undefined;
       }
+      options.onRead?.(real);
       // The engine reads UTF-8 strictly; where the bytes are not UTF-8 is kept for `notUtf8`.
       if (isUtf8(bytes)) undecodable.delete(normalize(p));
       else undecodable.set(normalize(p), findUtf8Problem(bytes)!);

@@ -31,11 +31,11 @@ afterAll(() => {
 describe("--output never overwrites what the command reads", () => {
   it.each([
     [["policy", "check", "policy.d/30-user.policy", "--output", "policy.d/30-user.policy"], "--output `policy.d/30-user.policy` is also a file this command reads; write the output to another file"],
-    [["policy", "check", "policy.d", "--output", "policy.d/99-report.policy"], "--output `policy.d/99-report.policy` is inside the policy directory `policy.d` this command reads; write the output outside it"],
+    [["policy", "check", "policy.d", "--output", "policy.d/99-report.policy"], "--output `policy.d/99-report.policy` is inside `policy.d`, a directory this command reads; write the output outside it"],
     [["policy", "table", "qubes.Filecopy", "--policy-dir", "policy.d", "--system", "system.json", "--output=./system.json"], "--output `./system.json` is also a file this command reads; write the output to another file"],
     [["policy", "test", "policy.d", "--output", "r.xml", "--coverage-output", "./r.xml"], "--output and --coverage-output name the same file `r.xml`; give each its own file"],
     // An apply's journal made as a policy file would be loaded as policy (a line of JSON: every call denied).
-    [["template", "apply", "stack.qubes.yaml", "--policy-dir", "policy.d", "--journal", "policy.d/99-journal.policy"], "--journal `policy.d/99-journal.policy` is inside the policy directory `policy.d` this command reads; write the output outside it"],
+    [["template", "apply", "stack.qubes.yaml", "--policy-dir", "policy.d", "--journal", "policy.d/99-journal.policy"], "--journal `policy.d/99-journal.policy` is inside `policy.d`, a directory this command reads; write the output outside it"],
   ])("qkit %j", async (argv, message) => {
     const before = fs.readFileSync(path.join(dir, "policy.d", "30-user.policy"), "utf8");
     const r = await qkit(...argv);
@@ -44,6 +44,42 @@ describe("--output never overwrites what the command reads", () => {
     expect(fs.readFileSync(path.join(dir, "policy.d", "30-user.policy"), "utf8")).toBe(before);
     expect(fs.existsSync(path.join(dir, "policy.d", "99-report.policy"))).toBe(false);
     expect(fs.existsSync(path.join(dir, "policy.d", "99-journal.policy"))).toBe(false);
+  });
+
+  // Files the command line does not name but the command reads all the same: the policy and
+  // system model a test file names, the test file itself, a bundle of a stack, and any of them
+  // under another name (a hard link). Refused when the output is about to be written.
+  describe("files read that the command line does not name", () => {
+    beforeAll(() => {
+      fs.mkdirSync(path.join(dir, "tests"));
+      fs.cpSync(path.join(DEMO, "policy.d"), path.join(dir, "tests", "policy.d"), { recursive: true });
+      fs.copyFileSync(path.join(DEMO, "system.json"), path.join(dir, "tests", "model.json"));
+      fs.writeFileSync(path.join(dir, "tests", "a.policytest.yaml"), "policy: policy.d\nsystem: model.json\ntests:\n  - qubes.Filecopy work vault => ask vault\n");
+      fs.linkSync(path.join(dir, "tests", "policy.d", "30-user.policy"), path.join(dir, "linked.txt"));
+      fs.cpSync(path.resolve(__dirname, "../fixtures/flow/laptop"), path.join(dir, "laptop"), { recursive: true });
+    });
+    const watched = ["tests/policy.d/30-user.policy", "tests/model.json", "tests/a.policytest.yaml", "laptop/bundles/split-gpg.qubes.yaml"];
+    it.each([
+      [["policy", "test", "tests/a.policytest.yaml", "--output", "tests/policy.d/30-user.policy"], "--output `tests/policy.d/30-user.policy` is a file this command reads; write the output to another file"],
+      [["policy", "test", "tests/a.policytest.yaml", "--coverage", "--coverage-output", "tests/policy.d/30-user.policy"], "--coverage-output `tests/policy.d/30-user.policy` is a file this command reads; write the output to another file"],
+      [["policy", "test", "tests", "--output", "tests/model.json"], "--output `tests/model.json` is a file this command reads; write the output to another file"],
+      [["policy", "test", "tests", "--coverage", "--coverage-output", "tests/a.policytest.yaml"], "--coverage-output `tests/a.policytest.yaml` is a file this command reads; write the output to another file"],
+      [["policy", "test", "tests/a.policytest.yaml", "--output", "tests/policy.d/99-new.policy"], "--output `tests/policy.d/99-new.policy` is inside the policy directory `tests/policy.d` this command reads; write the output outside it"],
+      [["policy", "who-can", "qubes.Filecopy", "--policy-dir", "tests/policy.d", "--system", "system.json", "--output", "linked.txt"], "--output `linked.txt` is the same file as `tests/policy.d/30-user.policy` (a link), a file this command reads; write the output to another file"],
+      [["flow", "work", "vault", "--policy-dir", "laptop/policy.d", "--system", "laptop/system.json", "--stack", "laptop/laptop.qubes.yaml", "--output", "laptop/bundles/split-gpg.qubes.yaml"], "--output `laptop/bundles/split-gpg.qubes.yaml` is a file this command reads; write the output to another file"],
+    ])("qkit %j", async (argv, message) => {
+      const before = watched.map((f) => fs.readFileSync(path.join(dir, f), "utf8"));
+      const r = await qkit(...argv);
+      expect(r.err.split("\n").filter((l) => l.includes("[output-is-input]"))).toEqual([`qkit ${argv[0] === "flow" ? "flow" : argv.slice(0, 2).join(" ")}: ${message} [output-is-input]`]);
+      expect(r.code).toBe(2);
+      expect(watched.map((f) => fs.readFileSync(path.join(dir, f), "utf8"))).toEqual(before);
+      expect(fs.existsSync(path.join(dir, "tests", "policy.d", "99-new.policy"))).toBe(false);
+    });
+    it("a test's report beside its test file is written", async () => {
+      const r = await qkit("policy", "test", "tests", "--output", "tests/results.txt");
+      expect([r.code, r.err]).toEqual([0, ""]);
+      expect(fs.readFileSync(path.join(dir, "tests", "results.txt"), "utf8")).toContain("1 passed");
+    });
   });
 
   it("a report elsewhere, or beside the policy as a non-policy file, is written", async () => {

@@ -111,7 +111,7 @@ describe("--out", () => {
   it("inside the policy directory the plan reads is refused before anything runs", async () => {
     write("o2.qubes.yaml", stack("o2", "ho2"));
     const r = await qkit(["template", "plan", "o2.qubes.yaml", "--policy-dir", "policy.d", "--out", "policy.d/99-plan.policy"]);
-    expect([r.code, r.out, r.err]).toEqual([2, "", "qkit template plan: --out `policy.d/99-plan.policy` is inside the policy directory `policy.d` this command reads; write the output outside it [output-is-input]\n"]);
+    expect([r.code, r.out, r.err]).toEqual([2, "", "qkit template plan: --out `policy.d/99-plan.policy` is inside `policy.d`, a directory this command reads; write the output outside it [output-is-input]\n"]);
     expect(fs.existsSync(path.join(dir, "policy.d", "99-plan.policy"))).toBe(false);
   });
 });

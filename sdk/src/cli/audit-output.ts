@@ -13,6 +13,7 @@ import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
 import { takeRepeated } from "./connect.js";
 import { CANNOT_WRITE, cannotWriteMessage } from "./output.js";
+import { inputClash } from "./inputs-read.js";
 
 /** The usage line of the option. */
 export const OUTPUT_USAGE = "  --output FILE         write the answer there instead of standard output";
@@ -46,12 +47,18 @@ export function fileSink(io: CliIO, command: string, file: string): FileSink {
   const where = path.resolve(io.cwd, file);
   let fd: number | undefined;
   let failed: unknown;
+  /** The output would overwrite a file the command read (see inputs-read.ts): said instead of writing. */
+  let clash: string | undefined;
   let started = false;
   const put = (data: string | Uint8Array) => {
     started = true;
-    if (failed !== undefined) return;
+    if (failed !== undefined || clash !== undefined) return;
     try {
-      if (fd === undefined) fd = openSync(where, "w");
+      if (fd === undefined) {
+        clash = inputClash("--output", file, io.cwd);
+        if (clash !== undefined) return;
+        fd = openSync(where, "w");
+      }
       if (typeof data === "string") writeSync(fd, data);
       else writeSync(fd, data, 0, data.length);
     } catch (e) {
@@ -78,6 +85,10 @@ export function fileSink(io: CliIO, command: string, file: string): FileSink {
     finish() {
       if (!started) put("");
       close();
+      if (clash !== undefined) {
+        io.stderr.write(`qkit ${command}: ${clash} [output-is-input]\n`);
+        return false;
+      }
       if (failed === undefined) return true;
       io.stderr.write(`qkit ${command}: ${cannotWriteMessage(file, failed)} [${CANNOT_WRITE}]\n`);
       return false;

@@ -31,6 +31,7 @@ import type { ParsedArgs } from "./args.js";
 import type { Qubes } from "../qubes.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
 import { malformedQube, systemModelText } from "./policy.js";
+import { noteRead, noteReadDir } from "./inputs-read.js";
 
 /** The options every one of these commands takes to reach qubesd (or a simulator). */
 export const CONNECTION_OPTIONS = { socket: "value", qrexec: true, timeout: "value" } as const;
@@ -103,7 +104,8 @@ export async function readPolicyInput(spec: string | undefined, a: ParsedArgs, i
   } else {
     const abs = path.resolve(io.cwd, spec);
     if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`policy directory \`${spec}\` is not a directory (give a policy.d directory, \`live\` or REV:PATH of a git revision)`);
-    fs = createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR });
+    noteReadDir(abs);
+    fs = createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR, onRead: (p) => noteRead(p) });
   }
   const loadOptions: LoadOptions = {};
   const r = loadPolicy(fs, loadOptions);

@@ -26,11 +26,14 @@ import { futurePolicy, futureSystem, type PolicyTexts, type WhatIfSystem } from 
 import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
 import { InputError } from "./flow-inputs.js";
+import { noteRead, noteReadDir } from "./inputs-read.js";
 
 const diskReader = {
   readFile(p: string): string | undefined {
     try {
-      return fs.readFileSync(p, "utf8");
+      const text = fs.readFileSync(p, "utf8");
+      noteRead(p);
+      return text;
     } catch {
       return undefined;
     }
@@ -40,6 +43,7 @@ const diskReader = {
 /** Reads a policy directory as what-if's {@link PolicyTexts} (`NAME.policy`, `include/NAME`). */
 export function policyTextsOf(dir: string): PolicyTexts {
   const out: PolicyTexts = {};
+  noteReadDir(dir);
   const list = (d: string) => {
     try {
       return fs.readdirSync(d);

@@ -46,6 +46,7 @@ import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyT
 import { CANNOT_WRITE, cannotWriteMessage, formatOption, outputFile } from "./output.js";
 import { withOutputOption } from "./audit-output.js";
 import type { WhatIfSystem } from "../apply/future.js";
+import { inputClash, noteRead } from "./inputs-read.js";
 
 // ---------------------------------------------------------------------------
 // qkit flow
@@ -146,6 +147,7 @@ function readCatalogue(a: ParsedArgs, io: CliIO): ServiceCatalogue {
   let text: string;
   try {
     text = readFileSync(path.resolve(io.cwd, file), "utf8");
+    noteRead(path.resolve(io.cwd, file));
   } catch (e) {
     throw new InputError(`cannot read the service catalogue \`${journalText(file)}\`: ${osMessage(e)}; give the path of a catalogue file`, "cannot-read");
   }
@@ -160,6 +162,8 @@ function output(a: ParsedArgs, io: CliIO, text: string): void {
     io.stdout.write(text);
     return;
   }
+  const clash = inputClash("--output", out, io.cwd);
+  if (clash !== undefined) throw new InputError(clash, "output-is-input");
   try {
     writeFileSync(path.resolve(io.cwd, out), text);
   } catch (e) {
@@ -366,7 +370,9 @@ async function readJournal(file: string, io: CliIO): Promise<string> {
     return Buffer.concat(chunks).toString("utf8");
   }
   try {
-    return readFileSync(path.resolve(io.cwd, file), "utf8");
+    const text = readFileSync(path.resolve(io.cwd, file), "utf8");
+    noteRead(path.resolve(io.cwd, file));
+    return text;
   } catch (e) {
     throw new InputError(`cannot read the journal \`${journalText(file)}\`: ${osMessage(e)}; give the path of a file of journal lines (or - for standard input)`, "cannot-read");
   }

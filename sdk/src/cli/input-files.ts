@@ -11,6 +11,7 @@ import { isUtf8 } from "node:buffer";
 import * as fs from "node:fs";
 import { findUtf8Problem, type Utf8Problem } from "@qubes-kit/language";
 import type { CliIO } from "./command.js";
+import { noteRead } from "./inputs-read.js";
 
 /** The most a stack, include, bundle, saved plan or system model file may hold. */
 export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
@@ -31,6 +32,7 @@ export function readBounded(abs: string, max = MAX_INPUT_BYTES): ReadOutcome {
   }
   try {
     const st = fs.fstatSync(fd);
+    if (st.isFile()) noteRead(abs);
     if (st.isDirectory()) return { error: Object.assign(new Error(`EISDIR: illegal operation on a directory, read`), { code: "EISDIR" }) };
     if (st.isFile() && st.size > max) return { error: Object.assign(new Error("too large"), { code: "EFBIG" }), tooLarge: true };
     const chunks: Buffer[] = [];

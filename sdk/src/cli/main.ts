@@ -13,6 +13,7 @@ import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, esca
 // (Admin API client, simulator) loads on demand.
 import * as policyEvalModule from "./policy-eval.js";
 import * as policyCheckModule from "./policy-check.js";
+import { forgetReads } from "./inputs-read.js";
 
 /**
  * Every command, with the module that implements it. Modules load on
@@ -216,6 +217,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(best.usage.endsWith("\n") ? best.usage : best.usage + "\n");
     return EXIT.ok;
   }
+  forgetReads();
   const clash = outputClash(rest, io.cwd);
   if (clash) {
     io.stderr.write(`qkit ${best.path.join(" ")}: ${clash} [output-is-input]\n`);
@@ -256,7 +258,16 @@ function outputClash(args: readonly string[], cwd: string): string | undefined {
       }
     }
   };
-  const outputs: { option: string; given: string; path: string }[] = [];
+  // A file is the same file under another name too (a hard link): compared by device and inode.
+  const fileId = (p: string): string | undefined => {
+    try {
+      const st = statSync(p);
+      return st.isFile() ? `${st.dev}:${st.ino}` : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const outputs: { option: string; given: string; path: string; id: string | undefined }[] = [];
   const others: string[] = [];
   const end = args.indexOf("--");
   const list = end < 0 ? args : args.slice(0, end);
@@ -266,11 +277,11 @@ function outputClash(args: readonly string[], cwd: string): string | undefined {
     const name = eq > 0 ? a.slice(0, eq) : a;
     if (OUTPUT_OPTIONS.includes(name)) {
       const v = eq > 0 ? a.slice(eq + 1) : list[++i];
-      if (v !== undefined && v !== "-" && v !== "") outputs.push({ option: name, given: v, path: real(v) });
+      if (v !== undefined && v !== "-" && v !== "") outputs.push({ option: name, given: v, path: real(v), id: fileId(real(v)) });
     } else others.push(eq > 0 && a.startsWith("--") ? a.slice(eq + 1) : a);
   }
   if (!outputs.length) return undefined;
-  if (outputs.length > 1 && outputs[0]!.path === outputs[1]!.path) return `${outputs[0]!.option} and ${outputs[1]!.option} name the same file \`${outputs[0]!.given}\`; give each its own file`;
+  if (outputs.length > 1 && (outputs[0]!.path === outputs[1]!.path || (outputs[0]!.id !== undefined && outputs[0]!.id === outputs[1]!.id))) return `${outputs[0]!.option} and ${outputs[1]!.option} name the same file \`${outputs[0]!.given}\`; give each its own file`;
   for (const o of outputs) {
     for (const arg of others) {
       if (arg === "" || arg === "-" || arg === "live") continue;
@@ -282,10 +293,10 @@ function outputClash(args: readonly string[], cwd: string): string | undefined {
         continue;
       }
       // An apply's journal that is the stack or plan file has the apply's own, more precise refusal ([not-a-journal]).
-      if (st.isFile() && p === o.path && o.option !== "--journal") return `${o.option} \`${o.given}\` is also a file this command reads; write the output to another file`;
+      if (st.isFile() && (p === o.path || (o.id !== undefined && `${st.dev}:${st.ino}` === o.id)) && o.option !== "--journal") return `${o.option} \`${o.given}\` is also a file this command reads; write the output to another file`;
       const rel = path.relative(p, o.path);
       if (st.isDirectory() && rel && !rel.startsWith("..") && !path.isAbsolute(rel) && (o.path.endsWith(".policy") || rel.split(path.sep)[0] === "include"))
-        return `${o.option} \`${o.given}\` is inside the policy directory \`${arg}\` this command reads; write the output outside it`;
+        return `${o.option} \`${o.given}\` is inside \`${arg}\`, a directory this command reads; write the output outside it`;
     }
   }
   return undefined;

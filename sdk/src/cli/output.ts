@@ -10,6 +10,7 @@ import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
 import type { ParsedArgs } from "./args.js";
 import { osMessage } from "./text.js";
+import { inputClash } from "./inputs-read.js";
 
 /** The message code of a file that cannot be written. */
 export const CANNOT_WRITE = "cannot-write";
@@ -45,10 +46,15 @@ export function outputFile(a: ParsedArgs, option: string): string | undefined {
  * `qkit COMMAND: cannot write … [cannot-write]` and returns false: the
  * command then exits 2.
  */
-export function writeOutput(io: CliIO, command: string, file: string | undefined, text: string): boolean {
+export function writeOutput(io: CliIO, command: string, file: string | undefined, text: string, option = "--output"): boolean {
   if (file === undefined) {
     io.stdout.write(text);
     return true;
+  }
+  const clash = inputClash(option, file, io.cwd);
+  if (clash !== undefined) {
+    io.stderr.write(`qkit ${command}: ${clash} [output-is-input]\n`);
+    return false;
   }
   try {
     writeFileSync(path.resolve(io.cwd, file), text);

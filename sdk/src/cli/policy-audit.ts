@@ -65,6 +65,7 @@ import { clip, escapeControls, oneLine, osMessage } from "./text.js";
 import { InputFailure, live, liveClients } from "./live.js";
 import { POLICY_DOES_NOT_LOAD, policyLoadMessage } from "./policy-load.js";
 import { fileSink, OUTPUT_USAGE, withOutputOption } from "./audit-output.js";
+import { noteRead, noteReadDir } from "./inputs-read.js";
 
 // ---------------------------------------------------------------------------
 // Shared: policies and system models
@@ -83,7 +84,8 @@ interface Mounted {
 function mount(dir: string, cwd: string, what = "policy directory"): Mounted {
   const abs = path.resolve(cwd, dir);
   if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new UsageError(`${what} \`${dir}\` is not a directory`);
-  return { dir: abs, fs: createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR }) };
+  noteReadDir(abs);
+  return { dir: abs, fs: createNodePolicyFileSystem({ mounts: { [POLICY_DIR]: abs }, passthrough: abs === POLICY_DIR, onRead: (p) => noteRead(p) }) };
 }
 
 /** The real path of a virtual path of a mounted policy, relative to `cwd` when below it. */
@@ -313,6 +315,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
     let bytes: Buffer;
     try {
       bytes = readFileSync(abs);
+      noteRead(abs);
     } catch (e) {
       run.problems.push({ line: 1, code: "unreadable-test-file", message: `cannot read the test file: ${osMessage(e)}` });
       continue;
@@ -406,7 +409,7 @@ async function runTest(args: string[], io: CliIO): Promise<number> {
   const nested = bothOnStdout && format === "json" ? coverageJson(covs, io.cwd) : undefined;
   const report = format === "junit" ? junit(runs) : format === "json" ? jsonReport(runs, total, failed, broken + malformed, nested) : textReport(runs, total, failed, broken, malformed);
   if (!writeOutput(io, "policy test", outFile, report)) return 2;
-  if (wantCoverage && nested === undefined && !writeOutput(io, "policy test", coverageFile, coverageReport(covs, covFormat, io.cwd))) return 2;
+  if (wantCoverage && nested === undefined && !writeOutput(io, "policy test", coverageFile, coverageReport(covs, covFormat, io.cwd), "--coverage-output")) return 2;
   return failed || broken || malformed ? 1 : 0;
 }
 

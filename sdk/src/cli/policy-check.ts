@@ -51,6 +51,7 @@ import { parseArgs, type ParsedArgs } from "./args.js";
 import { EXIT, didYouMean, oneLine, osMessage } from "./text.js";
 import { malformedQube, mountPolicy, readSystem, realPathOf } from "./policy.js";
 import { CANNOT_WRITE, cannotWriteMessage, outputFile } from "./output.js";
+import { inputClash } from "./inputs-read.js";
 
 const FORMATS = ["text", "json", "sarif", "github"] as const;
 type Format = (typeof FORMATS)[number];
@@ -447,6 +448,11 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
     return EXIT.usage;
   };
   if (target !== undefined) {
+    const clash = inputClash("--output", output!, io.cwd);
+    if (clash !== undefined) {
+      io.stderr.write(`qkit policy check: ${clash} [output-is-input]\n`);
+      return EXIT.usage;
+    }
     try {
       fd = openSync(target, "w");
     } catch (e) {

@@ -13,6 +13,7 @@ import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { clip, oneLine, osMessage } from "./text.js";
 import { describeDecision, renderExplanation } from "../node-render.js";
+import { noteRead, noteReadDir } from "./inputs-read.js";
 
 export { describeDecision, renderExplanation };
 
@@ -57,9 +58,10 @@ export function mountPolicy(policyDir: string, runtimeDir: string | undefined, l
     mounts[virtual] = real;
   }
   for (const dir of Object.values(mounts)) mustBeReadable(dir, policyDir);
+  for (const dir of Object.values(mounts)) noteReadDir(dir);
   // On a real dom0 (the standard directory itself), absolute includes reach the real disk too.
   const passthrough = abs === POLICY_DIR;
-  return { label: policyDir, fs: createNodePolicyFileSystem({ mounts, passthrough }), mounts };
+  return { label: policyDir, fs: createNodePolicyFileSystem({ mounts, passthrough, onRead: (p) => noteRead(p) }), mounts };
 }
 
 /**
@@ -137,6 +139,7 @@ export function malformedQube(domains: Iterable<[string, unknown]>, what: string
  */
 export function systemModelText(abs: string, shown: string): { text: string } | { problem: string; code: "not-utf8" } {
   const bytes = readFileSync(abs);
+  noteRead(abs);
   if (isUtf8(bytes)) return { text: bytes.toString("utf8") };
   const p = findUtf8Problem(bytes)!;
   return {
