@@ -21,9 +21,13 @@ export interface QueryRow {
   decision: Decision;
 }
 
-/** Is a decision a refusal (a deny rule, or the engine's)? */
+/**
+ * Is a decision a refusal: a deny rule, the engine's refusal, or an allow
+ * the daemon refuses to run (a call from a qube to itself: "loopback qrexec
+ * connection not supported", and the caller is answered `result=deny`)?
+ */
 export function isDenied(d: Decision): boolean {
-  return !d.ok || d.action === "deny";
+  return !d.ok || d.action === "deny" || (d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec);
 }
 
 /**

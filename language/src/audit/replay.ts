@@ -128,6 +128,11 @@ export function parseQrexecJournal(text: string): JournalCalls {
       out.malformed.push({ line, reason: "the service or the source is empty", text: clip(raw) });
       return;
     }
+    // An allowed call always went to a qube: the daemon logs its name.
+    if (allowedTo === "") {
+      out.malformed.push({ line, reason: "`allowed to` names no target", text: clip(raw) });
+      return;
+    }
     // The daemon logs names qubesd accepted: a control character (a line cut or mangled on its way) is no name.
     if (CONTROL.test(svcArg) || CONTROL.test(source) || CONTROL.test(target ?? "") || (allowedTo !== undefined && CONTROL.test(allowedTo))) {
       out.malformed.push({ line, reason: "a name of the call holds a control or invisible formatting character, which no service or qube name has", text: clip(raw) });

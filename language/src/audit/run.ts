@@ -70,7 +70,8 @@ export function callNameProblems(policy: CompiledPolicy, system: SystemInfo, e: 
     const templates = qubes().filter((q) => pyTruthy((system.domains.get(q) as Record<string, unknown> | undefined)?.["template_for_dispvms"]));
     out.push({ code: "unknown-qube", message: `target \`${e.target}\`: \`${dispvmOf}\` is not a qube of the system, so the engine refuses the call${didYouMean(dispvmOf, templates.length ? templates : qubes())}` });
   }
-  if (e.source !== "" && !e.source.startsWith("@") && !system.domains.has(e.source)) {
+  // A call always comes from a qube by its name: `@anyvm`, `@tag:…` and the like are never a source either.
+  if (e.source !== "" && !system.domains.has(e.source)) {
     out.push({ code: "unknown-qube", message: `source \`${e.source}\` is not a qube of the system: the daemon never receives a call from it; check the name${didYouMean(e.source, qubes())}` });
   }
   if (e.target !== "" && !e.target.startsWith("@") && !system.domains.has(e.target)) {

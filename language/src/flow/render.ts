@@ -5,16 +5,28 @@
 import type { FlowEdge } from "./graph.js";
 import type { FlowHop, FlowPath, PathsResult, Reached } from "./paths.js";
 
+/**
+ * A name as the text answers show it: a control or invisible formatting
+ * character (a line break in a hand-made model's qube name) escaped, so
+ * that each line of the answer stays one line.
+ */
+function nm(name: string): string {
+  return name.replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
+  });
+}
+
 /** One line of evidence for an edge. */
 export function edgeText(e: FlowEdge): string {
   const ev = e.evidence;
   if (ev.kind === "qrexec") {
     const rule = `${ev.rule.file}:${ev.rule.line ?? "None"}`;
-    const req = `${ev.call}: ${ev.request.source} -> ${ev.request.target}`;
-    const what = ev.action === "ask" ? `ask, ${ev.reverse ? e.from : e.to} offered (the user chooses)` : "allow";
-    return `qrexec ${req}: ${what} (${rule})${ev.reverse ? `; data comes back from ${e.from}` : ""}${ev.control ? "; the caller controls the target" : ""}`;
+    const req = `${nm(ev.call)}: ${nm(ev.request.source)} -> ${nm(ev.request.target ?? "")}`;
+    const what = ev.action === "ask" ? `ask, ${nm(ev.reverse ? e.from : e.to)} offered (the user chooses)` : "allow";
+    return `qrexec ${req}: ${what} (${rule})${ev.reverse ? `; data comes back from ${nm(e.from)}` : ""}${ev.control ? "; the caller controls the target" : ""}`;
   }
-  return `${e.via} ${ev.note}`;
+  return `${e.via} ${nm(ev.note)}`;
 }
 
 const PROPERTY_LABEL = { netvm: "netvm", firewall: "network (firewall accepts)", provides_network: "network devices", dom0: "dom0 administers" } as const;
@@ -62,7 +74,7 @@ export interface FlowTextOptions {
 }
 
 function hopLines(h: FlowHop, limit: number): string[] {
-  const lines = [`  ${h.from} → ${h.to}${h.ask ? "   (the user must confirm)" : ""}`];
+  const lines = [`  ${nm(h.from)} → ${nm(h.to)}${h.ask ? "   (the user must confirm)" : ""}`];
   const shown = limit > 0 ? h.edges.slice(0, limit) : h.edges;
   for (const e of shown) lines.push(`      ${edgeText(e)}`);
   const more = h.edges.length - shown.length + h.more;
@@ -80,18 +92,18 @@ export function pathsText(r: PathsResult, options: FlowTextOptions = {}): string
   const maxHops = options.maxHops ?? 6;
   const out: string[] = [];
   if (!r.paths.length) {
-    if (r.shortest === null) out.push(`no flow from ${r.from} to ${r.to}: no path at all`);
-    else if (r.from === r.to) out.push(`${r.from} and ${r.to} are the same`);
-    else out.push(`no flow from ${r.from} to ${r.to} within ${maxHops} hop${maxHops === 1 ? "" : "s"} (the shortest path has ${r.shortest}; raise --max-hops)`);
+    if (r.shortest === null) out.push(`no flow from ${nm(r.from)} to ${nm(r.to)}: no path at all`);
+    else if (r.from === r.to) out.push(`${nm(r.from)} and ${nm(r.to)} are the same`);
+    else out.push(`no flow from ${nm(r.from)} to ${nm(r.to)} within ${maxHops} hop${maxHops === 1 ? "" : "s"} (the shortest path has ${r.shortest}; raise --max-hops)`);
     return out.join("\n") + "\n";
   }
   const auto = r.paths.filter((p) => !p.ask).length;
   out.push(
-    `${r.from} → ${r.to}: ${r.paths.length}${r.truncated ? "+" : ""} path${r.paths.length === 1 ? "" : "s"} of at most ${maxHops} hops, ${auto} without the user, ${r.paths.length - auto} with the user in the loop${r.truncated ? ` (more not listed${r.count && r.count.paths > r.paths.length ? `: ${countText(r.count.paths)} path${r.count.paths === 1 ? "" : "s"} of ${r.count.hops} hop${r.count.hops === 1 ? "" : "s"} alone` : ""}; raise --max-paths)` : ""}`,
+    `${nm(r.from)} → ${nm(r.to)}: ${r.paths.length}${r.truncated ? "+" : ""} path${r.paths.length === 1 ? "" : "s"} of at most ${maxHops} hops, ${auto} without the user, ${r.paths.length - auto} with the user in the loop${r.truncated ? ` (more not listed${r.count && r.count.paths > r.paths.length ? `: ${countText(r.count.paths)} path${r.count.paths === 1 ? "" : "s"} of ${r.count.hops} hop${r.count.hops === 1 ? "" : "s"} alone` : ""}; raise --max-paths)` : ""}`,
   );
   r.paths.forEach((p, i) => {
     out.push("");
-    out.push(`path ${i + 1}: ${p.nodes.join(" → ")}${p.ask ? "   [user in the loop]" : ""}`);
+    out.push(`path ${i + 1}: ${p.nodes.map(nm).join(" → ")}${p.ask ? "   [user in the loop]" : ""}`);
     for (const h of p.hops) out.push(...hopLines(h, limit));
   });
   return out.join("\n") + "\n";
@@ -100,13 +112,13 @@ export function pathsText(r: PathsResult, options: FlowTextOptions = {}): string
 /** `qkit flow --from A` as text. */
 export function reachedText(from: string, reached: readonly Reached[], options: FlowTextOptions = {}): string {
   const limit = options.edgesPerHop ?? 5;
-  if (!reached.length) return `nothing is reachable from ${from}\n`;
+  if (!reached.length) return `nothing is reachable from ${nm(from)}\n`;
   const auto = reached.filter((r) => r.automatic).length;
-  const out = [`from ${from}: ${reached.length} reachable, ${auto} without the user, ${reached.length - auto} only with the user in the loop`];
+  const out = [`from ${nm(from)}: ${reached.length} reachable, ${auto} without the user, ${reached.length - auto} only with the user in the loop`];
   for (const r of reached) {
     const p = r.automatic ?? r.path;
     out.push("");
-    out.push(`${r.node}: ${p.nodes.join(" → ")}${r.automatic ? "" : "   [user in the loop]"}`);
+    out.push(`${nm(r.node)}: ${p.nodes.map(nm).join(" → ")}${r.automatic ? "" : "   [user in the loop]"}`);
     for (const h of p.hops) out.push(...hopLines(h, limit));
   }
   return out.join("\n") + "\n";

@@ -92,7 +92,12 @@ export function parseExpectation(input: string | ExpectationObject): Expectation
   if ("message" in c) return { ok: false, message: c.message, span: c.span, key: "call", ...(c.help ? { help: c.help } : {}) };
   const decision = input.decision;
   if (typeof decision !== "string" || !(DECISIONS as readonly string[]).includes(decision))
-    return { ok: false, message: `invalid decision: ${String(decision)} (allow, ask or deny)`, span: { start: 0, end: 0 }, key: "decision" };
+    return {
+      ok: false,
+      message: decision === undefined || decision === null ? "decision is required: allow, ask or deny" : `invalid decision: ${typeof decision === "string" ? decision : JSON.stringify(decision)} (allow, ask or deny)`,
+      span: { start: 0, end: 0 },
+      key: "decision",
+    };
   const e: Expectation = { ...c, decision: decision as Expectation["decision"] };
   if (input.target !== undefined) {
     if (decision === "deny") return { ok: false, message: "a denied call has no target", span: { start: 0, end: 0 }, key: "target" };

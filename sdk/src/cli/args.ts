@@ -53,7 +53,12 @@ export function parseArgs(args: readonly string[], spec: OptionSpec, short: Reco
         value = args[++i]!;
       }
       if (kind === "values") out.lists.set(name, [...(out.lists.get(name) ?? []), value]);
-      else out.values.set(name, value);
+      else {
+        // An option of one value given twice: which was meant is not for us to guess.
+        const before = out.values.get(name);
+        if (before !== undefined && before !== value) throw new UsageError(`option \`--${name}\` was given twice (\`${before}\`, then \`${value}\`); give it once`);
+        out.values.set(name, value);
+      }
       continue;
     }
     if (a.startsWith("-") && a !== "-") {

@@ -39,7 +39,8 @@ export function requestWarnings(req: PolicyRequest, system: SystemInfo | undefin
   }
   if (!system || systemFile === undefined) return out;
   const known = (n: string) => system.domains.has(n);
-  if (!req.source.startsWith("@") && !known(req.source)) out.push(unknownQube("source", req.source, system, systemFile, near));
+  // A call always comes from a qube by its name: \`@anyvm\`, \`@tag:…\` and the like are never a source either.
+  if (!known(req.source)) out.push(unknownQube("source", req.source, system, systemFile, near));
   const t = req.target ?? "";
   if (t !== "" && !t.startsWith("@") && !known(t)) out.push(unknownQube("target", t, system, systemFile, near));
   else if (unknownDispvmBase(t, system)) out.push(unknownQube("dispvm", t, system, systemFile, near));
@@ -80,7 +81,7 @@ export function quiet(req: PolicyRequest, system: SystemInfo | undefined, system
   if (arg !== undefined && arg !== "" && arg.charCodeAt(0) !== 43) return false;
   if (!system || systemFile === undefined) return true;
   const src = req.source;
-  if (src.charCodeAt(0) !== 64 && !system.domains.has(src)) return false;
+  if (!system.domains.has(src)) return false;
   const t = req.target ?? "";
   if (t === "") return true;
   if (t.charCodeAt(0) === 64) return !unknownDispvmBase(t, system);

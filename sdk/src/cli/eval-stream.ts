@@ -17,7 +17,7 @@ import { setFlagsFromString } from "node:v8";
 import { ByteOutput, evaluateJsonBytes, makeRequest, runConformanceCase, type PolicyRequest, type SystemInfo } from "@qubes-kit/language/engine";
 import type { CliIO } from "./command.js";
 import { stdinToRead, UsageError } from "./command.js";
-import { EXIT, osMessage } from "./text.js";
+import { EXIT, oneLine, osMessage } from "./text.js";
 import type { PolicySource } from "./policy.js";
 import { loadErrorJson, loadForEval, quiet, requestWarnings, type NearQubes } from "./eval-requests.js";
 
@@ -417,7 +417,7 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
 /** Answers one request of a stream into `c.out` (its line), its warnings added to `c.warnings`; `echoed`: the request to echo, if any. */
 function answerRequest(req: PolicyRequest, line: number, echoed: unknown, c: StreamState): void {
   const { system, systemFile, loaded, out } = c;
-  if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, c.near)) c.warnings += `qkit policy eval: warning: line ${line}: ${w}\n`;
+  if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, c.near)) c.warnings += `qkit policy eval: warning: line ${line}: ${oneLine(w)}\n`;
   // The bytes of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is encoded once. Never throws.
   if ("error" in loaded) out.bytes((c.loadErrorLine ??= new TextEncoder().encode(JSON.stringify(loadErrorJson(loaded.error.error)))));
   else evaluateJsonBytes(loaded.policy, req, system, out);
@@ -499,7 +499,11 @@ export async function runCases(cases: string, echo: boolean, io: CliIO): Promise
         continue;
       }
       const out = runConformanceCase(obj as Parameters<typeof runConformanceCase>[0]) as unknown as Record<string, unknown>;
-      if (out["error"] === "UsageError") malformed++;
+      if (out["error"] === "UsageError") {
+        malformed++;
+        // Which line, as for a line that is not JSON.
+        if (typeof out["message"] === "string") out["message"] = `line ${n}: ${out["message"]}`;
+      }
       text += JSON.stringify(echo ? { ...out, request: obj } : out) + "\n";
     }
     if (text) io.stdout.write(text);

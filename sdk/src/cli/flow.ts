@@ -41,7 +41,7 @@ import type { CliIO, Command } from "./command.js";
 import { stdinToRead, UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
 import { CONNECTION_USAGE } from "./connect.js";
-import { didYouMean, osMessage } from "./text.js";
+import { didYouMean, oneLine, osMessage } from "./text.js";
 import { answering, CONNECTION_OPTIONS, InputError, readPolicyInput, readPolicyTexts, readSystemInput } from "./flow-inputs.js";
 import { CANNOT_WRITE, cannotWriteMessage, formatOption, outputFile } from "./output.js";
 import { withOutputOption } from "./audit-output.js";
@@ -211,7 +211,7 @@ async function runFlow(args: string[], io: CliIO): Promise<number> {
       if (end !== undefined) throw new UsageError(`--avoid: \`${q}\` is ${end} of the flow, and every path goes through its own ends; avoid other qubes`, "avoid-end");
     }
     // Said once the question stands (a refused one is the one line of its error).
-    for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${w.message} [${w.code}]\n`);
+    for (const w of [...warnings, ...graph.warnings]) io.stderr.write(`warning: ${oneLine(w.message)} [${w.code}]\n`);
     const noAsk = a.flags.has("no-ask");
     const textOptions = { edgesPerHop: a.flags.has("all-edges") ? 0 : 5, maxHops };
     if (from !== undefined) {
@@ -303,7 +303,7 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
     const input = await readPolicyInput(a.values.get("policy-dir"), a, io);
     const request = { ...call, source, target };
     // Names the daemon would not see as written (a typo of a qube or service): warned as eval warns, the answer still given.
-    for (const p of callNameProblems(input.policy, system, request)) io.stderr.write(`qkit policy flip: warning: ${p.message} [${p.code}]\n`);
+    for (const p of callNameProblems(input.policy, system, request)) io.stderr.write(`qkit policy flip: warning: ${oneLine(p.message)} [${p.code}]\n`);
     const r = flipDecision(input.policy, { fs: input.fs, loadOptions: input.loadOptions }, request, system);
     if (a.flags.has("json")) {
       io.stdout.write(

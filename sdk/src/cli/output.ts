@@ -9,7 +9,7 @@ import * as path from "node:path";
 import type { CliIO } from "./command.js";
 import { UsageError } from "./command.js";
 import type { ParsedArgs } from "./args.js";
-import { osMessage } from "./text.js";
+import { oneLine, osMessage } from "./text.js";
 import { inputClash } from "./inputs-read.js";
 
 /** The message code of a file that cannot be written. */
@@ -26,7 +26,7 @@ export function cannotWriteMessage(file: string, err: unknown): string {
         : code === "EACCES" || code === "EPERM" || code === "EROFS"
           ? "write it somewhere you may write"
           : "check that its directory exists and is writable";
-  return `cannot write \`${file}\`: ${osMessage(err)}; ${todo}`;
+  return `cannot write \`${oneLine(file)}\`: ${osMessage(err)}; ${todo}`;
 }
 
 /**

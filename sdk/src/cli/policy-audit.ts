@@ -975,9 +975,14 @@ function csvCell(cell: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** A Markdown table cell: `|` escaped, and `&`, `<`, `>` as HTML entities (Markdown renderers pass raw HTML through). */
+/**
+ * A Markdown table cell, shown as the text it is: `&`, `<`, `>` as HTML
+ * entities (renderers pass raw HTML through), and every character Markdown
+ * reads as markup (`\\`, `|`, `` ` ``, `*`, `_`, `[`, `]`, `~`) escaped
+ * with a backslash: a name is never emphasis, code or a link.
+ */
 function mdCell(s: string): string {
-  return oneLine(s).replace(/[&<>|]/g, (c) => (c === "|" ? "\\|" : c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&gt;"));
+  return oneLine(s).replace(/[&<>\\|`*_[\]~]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : "\\" + c));
 }
 
 /** How the page colours qubes: the standard label colours and the icon → label reader (shared with what-if). */

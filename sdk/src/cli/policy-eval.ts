@@ -9,7 +9,7 @@ import { decisionToJson, evaluate, explain, makeRequest, type Decision, type Exp
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
-import { EXIT } from "./text.js";
+import { EXIT, oneLine } from "./text.js";
 import { describeDecision, renderExplanation, ruleText } from "../node-render.js";
 import { mountPolicy, readSystem, type PolicySource } from "./policy.js";
 import { loadErrorJson, loadForEval, requestWarnings } from "./eval-requests.js";
@@ -92,7 +92,7 @@ const NO_SYSTEM_WARNING =
   "no --system: the system has no qubes, so the engine fails on any source qube (the daemon always knows its qubes); pass --system SYSTEM.json, made by `qkit system snapshot --socket PATH` (e.g. examples/demo/system.json) [no-system]";
 
 function exitFor(d: Decision): number {
-  if (!d.ok || d.action === "deny") return EXIT.failure;
+  if (!d.ok || d.action === "deny" || (d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec)) return EXIT.failure;
   return d.action === "ask" ? EXIT.ask : EXIT.ok;
 }
 
@@ -103,10 +103,13 @@ function requestText(r: PolicyRequest): string {
 async function runEval(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, EVAL_OPTIONS);
   const echo = a.flags.has("echo");
-  const warn = (w: string) => io.stderr.write(`qkit policy eval: warning: ${w}\n`);
+  const warn = (w: string) => io.stderr.write(`qkit policy eval: warning: ${oneLine(w)}\n`);
   const cases = a.values.get("cases");
   if (cases !== undefined) {
     if (a.positionals.length) throw new UsageError("`--cases` takes no positional arguments");
+    // Each case carries its own policy and system: options that would say otherwise are refused, not ignored.
+    const ignored = ["requests", "policy-dir", "runtime-dir", "legacy-dir", "system"].filter((o) => a.values.has(o));
+    if (ignored.length) throw new UsageError(`\`--cases\` runs conformance cases, each with its own policy and system: \`--${ignored[0]}\` does not go with it; drop one of them`);
     return runCases(cases, echo, io);
   }
   const systemFile = a.values.get("system");
@@ -154,7 +157,7 @@ async function runExplain(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { ...EVAL_OPTIONS });
   if (a.values.has("cases") || a.values.has("requests")) throw new UsageError("`explain` decides one request; use `qkit policy eval` for many");
   const systemFile = a.values.get("system");
-  const warn = (w: string) => io.stderr.write(`qkit policy explain: warning: ${w}\n`);
+  const warn = (w: string) => io.stderr.write(`qkit policy explain: warning: ${oneLine(w)}\n`);
   if (systemFile === undefined) warn(NO_SYSTEM_WARNING);
   const system = readSystem(systemFile, io);
   const src = sourceOf(a, io);

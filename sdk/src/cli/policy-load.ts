@@ -5,6 +5,7 @@
  * the code `policy-does-not-load` (exit 2).
  */
 import { POLICY_DIR, type PolicyError } from "@qubes-kit/language";
+import { oneLine } from "./text.js";
 
 /** The code of a policy that does not load. */
 export const POLICY_DOES_NOT_LOAD = "policy-does-not-load";
@@ -26,5 +27,6 @@ export function policyLoadMessage(spec: string, error: PolicyError): string {
       : spec.indexOf(":") > 0 && !spec.startsWith("/")
         ? "that revision's policy cannot be compared; check out a revision whose policy loads"
         : `fix it (\`qkit policy check ${spec}\` lists every error)`;
-  return `the policy \`${spec}\` does not load (the daemon would deny every call): ${shown.split("\n")[0]}; ${todo}`;
+  // One line: a name with a line break in it (a file, a directory) is escaped, never cut there.
+  return oneLine(`the policy \`${spec}\` does not load (the daemon would deny every call): ${shown}; ${todo}`);
 }
