@@ -4,8 +4,8 @@
  * the policy says), names holding a line break (every message stays one
  * line), a source that is no qube name (`@anyvm`), options of one value given
  * twice or modes that do not go together (refused, never silently dropped),
- * Markdown punctuation in a qube name, a logged call allowed to nobody, and a
- * test entry without its decision. Each case: the command, the files it
+ * Markdown punctuation in a qube name, a qube named like a policy token, a
+ * logged call allowed to nobody, and a test entry without its decision. Each case: the command, the files it
  * reads, and what it must print and exit with.
  */
 import * as fs from "node:fs";
@@ -32,6 +32,7 @@ beforeAll(() => {
   fs.writeFileSync(path.join(dir, "one.jsonl"), '{"service":"qubes.Filecopy","source":"work","target":"vault"}\n');
   fs.writeFileSync(path.join(dir, "nl.jsonl"), '{"service":"qubes.Filecopy","source":"wo\\nrk","target":"vault"}\n');
   fs.writeFileSync(path.join(dir, "j.log"), "Dec 05 09:12:01 dom0 qrexec-policy-daemon[811]: qrexec: qubes.Filecopy+: work -> personal: allowed to \n");
+  fs.writeFileSync(path.join(dir, "at.json"), JSON.stringify({ domains: { ...domains, "@default": qube() } }));
   fs.writeFileSync(path.join(dir, "t.policytest.yaml"), "policy: p\nsystem: system.json\ntests:\n  - call: qubes.Filecopy work -> vault\n");
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -52,6 +53,8 @@ describe("odd inputs", () => {
     { argv: ["policy", "table", "qubes.Filecopy", ...P, "--targets", "vault", "--targets", "work"], code: 2, out: "", err: "qkit policy table: option `--targets` was given twice (`vault`, then `work`); give it once [usage]\n" },
     // A logged call allowed to nobody is no call the daemon logs.
     { argv: ["policy", "replay", "j.log", ...P], code: 2, err: /\(line 1: `allowed to` names no target\)/ },
+    // No qube is named like a policy token: a table would have two `@default` columns.
+    { argv: ["policy", "table", "qubes.Filecopy", "--policy-dir", "p", "--system", "at.json", "--format", "csv"], code: 2, out: "", err: "qkit policy table: the system model `at.json`: qube `@default` has a name starting with `@`, which no qube has (it is read as a policy token); fix the entry or make the model again with `qkit system snapshot` [bad-system-model]\n" },
     // A test entry without its decision says what is missing, in words.
     { argv: ["policy", "test", "t.policytest.yaml"], code: 1, out: /decision is required: allow, ask or deny/ },
   ])("qkit $argv", async ({ argv, code, out, err }) => {

@@ -41,6 +41,7 @@ options:
   --legacy-dir DIR    legacy R4.0 directory for !compat-4.0 (/etc/qubes-rpc/policy)
   --system FILE       the system model
   --requests FILE     one request a line ({"service","argument","source","target"}); one decision a line out
+                      (a blank line has none: --echo pairs them)
   --cases FILE|-      conformance cases (shared corpus format); one output line per case
   --json              print the decision as JSON (corpus format)
   --echo              each output carries the request it answers (JSON: a
@@ -53,7 +54,8 @@ leading \`+\` in a --requests line, and no --system at all.
 
 exit status:
   0  allowed
-  1  denied (by a rule, by no rule, or the policy does not load)
+  1  denied (by a rule, by no rule, the policy does not load, or the daemon
+     refuses what the policy allows: a call from a qube to itself)
   2  usage error; with --requests/--cases: a line was malformed (its output
      line says which; the other lines are decided)
   3  asked (the user would be prompted)

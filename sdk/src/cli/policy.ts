@@ -118,6 +118,10 @@ export function realPathOf(src: PolicySource, virtual: string): string {
  */
 export function malformedQube(domains: Iterable<[string, unknown]>, what: string): string | undefined {
   for (const [n, d] of domains) {
+    // qubesd never names a qube so: such a name would be read as a policy token (`@default`, `@anyvm`), and the answers could not tell them apart.
+    if (n.startsWith("@")) {
+      return `${what}: qube \`${clip(oneLine(n))}\` has a name starting with \`@\`, which no qube has (it is read as a policy token); fix the entry or make the model again with \`qkit system snapshot\``;
+    }
     if (!d || typeof d !== "object" || Array.isArray(d)) {
       return `${what}: qube \`${clip(oneLine(n))}\` is ${clip(oneLine(JSON.stringify(d) ?? String(d)))}, not an object of properties (\`type\`, \`tags\`, \`template_for_dispvms\`, ...); fix the entry or make the model again with \`qkit system snapshot\``;
     }
