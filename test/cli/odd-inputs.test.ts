@@ -51,6 +51,8 @@ describe("odd inputs", () => {
     // Modes and options that do not go together are refused, not ignored.
     { argv: ["policy", "eval", ...P, "--requests", "one.jsonl", "--cases", "one.jsonl"], code: 2, out: "", err: /^qkit policy eval: `--cases` runs conformance cases, each with its own policy and system: `--requests` does not go with it; drop one of them \[usage\]\n$/ },
     { argv: ["policy", "table", "qubes.Filecopy", ...P, "--targets", "vault", "--targets", "work"], code: 2, out: "", err: "qkit policy table: option `--targets` was given twice (`vault`, then `work`); give it once [usage]\n" },
+    // An edit is a policy line: a call no rule can name has none to suggest (as who-can refuses it).
+    { argv: ["policy", "flip", "qubes.Filecopy+a b", "work", "vault", ...P], code: 2, out: "", err: /^qkit policy flip: argument '\+a b' contains invalid characters: \(' ',\); .*\[usage\]\n$/ },
     // A logged call allowed to nobody is no call the daemon logs.
     { argv: ["policy", "replay", "j.log", ...P], code: 2, err: /\(line 1: `allowed to` names no target\)/ },
     // No qube is named like a policy token: a table would have two `@default` columns.

@@ -26,6 +26,7 @@ import {
   parseServiceCatalogue,
   pathJson,
   pathsText,
+  queryCallProblem,
   reachableFrom,
   reachedText,
   replayCalls,
@@ -296,6 +297,9 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
   const a = parseArgs(args, { "policy-dir": "value", system: "value", json: true, rejected: true, ...CONNECTION_OPTIONS });
   if (a.positionals.length < 2 || a.positionals.length > 3) throw new UsageError("expected SERVICE[+ARG] SOURCE [TARGET]");
   const call = splitCall(a.positionals[0]!);
+  // An edit is a policy line: a service or argument no rule can name has no edit to suggest (as who-can refuses it).
+  const callProblem = queryCallProblem(call.service, call.argument);
+  if (callProblem !== undefined) throw new UsageError(callProblem);
   const source = a.positionals[1]!;
   const target = a.positionals[2] ?? "@default";
   return answering("policy flip", io, async () => {
