@@ -53,6 +53,7 @@ describe("odd inputs", () => {
     { argv: ["policy", "table", "qubes.Filecopy", ...P, "--targets", "vault", "--targets", "work"], code: 2, out: "", err: "qkit policy table: option `--targets` was given twice (`vault`, then `work`); give it once [usage]\n" },
     // An edit is a policy line: a call no rule can name has none to suggest (as who-can refuses it).
     { argv: ["policy", "flip", "qubes.Filecopy+a b", "work", "vault", ...P], code: 2, out: "", err: /^qkit policy flip: argument '\+a b' contains invalid characters: \(' ',\); .*\[usage\]\n$/ },
+    { argv: ["system", "snapshot", "--socket", "a.sock", "--socket", "b.sock"], code: 2, out: "", err: "qkit system snapshot: option `--socket` was given twice (`a.sock`, then `b.sock`); give it once [usage]\n" },
     // A logged call allowed to nobody is no call the daemon logs.
     { argv: ["policy", "replay", "j.log", ...P], code: 2, err: /\(line 1: `allowed to` names no target\)/ },
     // No qube is named like a policy token: a table would have two `@default` columns.

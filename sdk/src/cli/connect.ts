@@ -47,6 +47,9 @@ export function parseArgs(args: string[], withValue: string[], booleans: string[
       if (withValue.includes(name)) {
         const v = eq < 0 ? args[++i] : a.slice(eq + 1);
         if (v === undefined) throw new UsageError(`option ${name} needs a value`);
+        // An option of one value given twice: which was meant is not for us to guess.
+        const before = flags.get(name);
+        if (typeof before === "string" && before !== v) throw new UsageError(`option \`${name}\` was given twice (\`${before}\`, then \`${v}\`); give it once`);
         flags.set(name, v);
       } else if (booleans.includes(name) && eq < 0) {
         flags.set(name, true);
