@@ -32,9 +32,12 @@ export function expectationText(e: Expectation): string {
  */
 export function checkExpectation(e: Expectation, d: Decision, dispvm?: string | null): string | undefined {
   const same = (expected: string) => canonicalTarget(expected, dispvm);
-  const action = d.ok ? d.action : "deny";
-  if (action !== e.decision) return `expected ${e.decision}, got ${d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;
-  if (!d.ok || d.action === "deny") return undefined;
+  // An allow the daemon refuses to run (a call from a qube to itself) is a denied call, as `eval` says.
+  const refused = d.ok && d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec ? d.exec : undefined;
+  const action = !d.ok || refused ? "deny" : d.action;
+  if (action !== e.decision)
+    return `expected ${e.decision}, got ${refused ? `deny (the daemon refuses what the policy allows: ${refused.message})` : d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;
+  if (!d.ok || d.action === "deny" || refused) return undefined;
   if (d.action === "allow") {
     if (e.target_is !== undefined && canonicalTarget(d.target, dispvm) !== same(e.target_is)) return `expected allow to ${e.target_is}, got allow to ${d.target}`;
     return undefined;
