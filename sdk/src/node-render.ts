@@ -27,7 +27,10 @@ export function describeDecision(d: Decision): string {
   switch (d.action) {
     case "allow":
       // The policy allows it, and the daemon refuses to run it (a call from a qube to itself): the caller is denied.
-      if (typeof d.exec === "object" && d.exec !== null && "error" in d.exec) return `deny (the daemon refuses what the policy allows: ${d.exec.error}: ${d.exec.message})  [${where(d.rule)}]`;
+      if (typeof d.exec === "object" && d.exec !== null && "error" in d.exec)
+        return d.exec.error === "EngineError"
+          ? `deny (the real engine crashes running what the policy allows: ${d.exec.message}; the daemon denies the call)  [${where(d.rule)}]`
+          : `deny (the daemon refuses what the policy allows: ${d.exec.error}: ${d.exec.message})  [${where(d.rule)}]`;
       return `allow → ${d.target}${d.user ? ` as ${d.user}` : ""}${d.autostart ? "" : " (no autostart)"}  [${where(d.rule)}]`;
     case "ask":
       return `ask: ${d.targetsForAsk.join(", ")}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}  [${where(d.rule)}]`;

@@ -17,7 +17,8 @@ const root = mkdtempSync(join(tmpdir(), "qkit-cov-inc-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const QUBES = ["work", "vault", "personal"];
-const system = { domains: Object.fromEntries([["dom0", { type: "AdminVM", tags: [] }], ...QUBES.map((q) => [q, { type: "AppVM", tags: [] }])]) };
+// Each qube with its uuid, as qubesd gives it: the real engine's answer for an allow reads it (without it the engine crashes there, and the call is denied).
+const system = { domains: Object.fromEntries([["dom0", { type: "AdminVM", tags: [], uuid: "00000000-0000-0000-0000-000000000000" }], ...QUBES.map((q, i) => [q, { type: "AppVM", tags: [], uuid: `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}` }])]) };
 const rule = fc
   .record({ service: fc.constantFrom("qubes.Filecopy", "qubes.Gpg"), source: fc.constantFrom("work", "vault", "@anyvm"), target: fc.constantFrom("vault", "personal", "@anyvm"), action: fc.constantFrom("allow", "deny", "ask") })
   .map((r) => `${r.service} * ${r.source} ${r.target} ${r.action}`);

@@ -36,7 +36,7 @@ export function checkExpectation(e: Expectation, d: Decision, dispvm?: string | 
   const refused = d.ok && d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec ? d.exec : undefined;
   const action = !d.ok || refused ? "deny" : d.action;
   if (action !== e.decision)
-    return `expected ${e.decision}, got ${refused ? `deny (the daemon refuses what the policy allows: ${refused.message})` : d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;
+    return `expected ${e.decision}, got ${refused ? `deny (${refused.error === "EngineError" ? "the real engine crashes running" : "the daemon refuses"} what the policy allows: ${refused.message})` : d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;
   if (!d.ok || d.action === "deny" || refused) return undefined;
   if (d.action === "allow") {
     if (e.target_is !== undefined && canonicalTarget(d.target, dispvm) !== same(e.target_is)) return `expected allow to ${e.target_is}, got allow to ${d.target}`;

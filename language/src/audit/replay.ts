@@ -16,6 +16,7 @@ import { evaluate } from "../eval/evaluate.js";
 import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy } from "../loader/types.js";
 import { prepared } from "../eval/system.js";
+import { isDenied } from "./query.js";
 
 /** How a logged call ended. */
 export type LoggedOutcome =
@@ -225,7 +226,8 @@ export function replayCalls(policy: CompiledPolicy, system: SystemInfo, calls: r
   return calls.map((call) => {
     const d = evaluate(policy, call.request, system);
     const o = call.outcome;
-    const denied = !d.ok || d.action === "deny";
+    // A call to itself is logged twice by the daemon: "allowed to" (the policy's decision), then "denied: loopback …" (its refusal to run it).
+    const denied = isDenied(d);
     let verdict: ReplayVerdict;
     if (o.kind === "allowed") {
       if (d.ok && d.action === "allow") verdict = sameTarget(system, d.target, o.target) ? "same" : "different";

@@ -22,6 +22,9 @@ export const OUTPUT_USAGE = "  --output FILE         write the answer there inst
 function takeOutput(args: string[]): { file: string | undefined; rest: string[] } {
   const { values, rest } = takeRepeated(args, "--output", "option --output needs a value");
   const file = values.at(-1);
+  // One value given twice: which was meant is not for us to guess (as for every option).
+  const other = values.find((v) => v !== file);
+  if (other !== undefined) throw new UsageError(`option \`--output\` was given twice (\`${other}\`, then \`${file}\`); give it once`);
   if (file === "") throw new UsageError("--output needs the name of a file");
   // \`-\` is standard output, as for every Unix tool (see output.ts \`outputFile\`).
   return { file: file === "-" ? undefined : file, rest };

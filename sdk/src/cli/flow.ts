@@ -279,6 +279,8 @@ exit status: 0 some edit flips the decision, 1 none does, 2 errors
 function shortDecision(d: Decision, where?: string): string {
   if (!d.ok) return `refused (${d.message})`;
   const rule = where ?? `${d.rule.file}:${d.rule.line ?? "None"}`;
+  // The daemon refuses to run what the policy allows (a call from a qube to itself).
+  if (d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec) return `deny: the daemon refuses what the policy allows (${d.exec.message}) (${rule})`;
   if (d.action === "allow") return `allow to ${d.target} (${rule})`;
   if (d.action === "ask") {
     const t = d.targetsForAsk;
@@ -308,7 +310,9 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
     const request = { ...call, source, target };
     // Names the daemon would not see as written (a typo of a qube or service): warned as eval warns, the answer still given.
     for (const p of callNameProblems(input.policy, system, request)) io.stderr.write(`qkit policy flip: warning: ${oneLine(p.message)} [${p.code}]\n`);
-    const r = flipDecision(input.policy, { fs: input.fs, loadOptions: input.loadOptions }, request, system);
+    const found = flipDecision(input.policy, { fs: input.fs, loadOptions: input.loadOptions }, request, system);
+    // A call from a qube to itself is denied by the daemon whatever the policy says: no edit changes that.
+    const r = source === target ? { ...found, suggestions: [] } : found;
     if (a.flags.has("json")) {
       io.stdout.write(
         JSON.stringify(
@@ -324,7 +328,8 @@ async function runFlip(args: string[], io: CliIO): Promise<number> {
     } else {
       const callText = `${call.service}${call.argument === "+" ? "" : call.argument} ${source} -> ${target}`;
       io.stdout.write(`${callText}: ${shortDecision(r.before)}\n`);
-      if (!r.suggestions.length) io.stdout.write(`no one-line edit changes it (${r.tried} tried)\n`);
+      if (source === target) io.stdout.write("no policy edit changes it: the daemon refuses a call from a qube to itself, whatever the policy says\n");
+      else if (!r.suggestions.length) io.stdout.write(`no one-line edit changes it (${r.tried} tried)\n`);
       else io.stdout.write(`${r.suggestions.length} one-line edit${r.suggestions.length === 1 ? "" : "s"} change${r.suggestions.length === 1 ? "s" : ""} it (each re-decided with the edited policy; ${r.tried} tried):\n`);
       for (const s of r.suggestions) io.stdout.write(`  ${s.text}\n      → ${shortDecision(s.afterInUserLines, s.afterRule)}\n`);
       if (a.flags.has("rejected")) for (const x of r.rejected) io.stdout.write(`  not: ${x.text}\n      (${x.why})\n`);

@@ -17,8 +17,8 @@ import * as path from "node:path";
 
 /** Files read: "device:inode" → the absolute path the run read it by. */
 const files = new Map<string, string>();
-/** Policy directories read: real path → the absolute path read. */
-const dirs = new Map<string, string>();
+/** Policy directories read: real path → the absolute path read, and whether every file in it is policy (a legacy R4.0 directory: one file per service, any name). */
+const dirs = new Map<string, { abs: string; anyFile: boolean }>();
 
 function idOf(abs: string): string | undefined {
   try {
@@ -48,9 +48,10 @@ export function noteRead(abs: string): void {
 }
 
 /** Notes a policy directory read (its `.policy` files and `include/` are its policy). */
-export function noteReadDir(abs: string): void {
+export function noteReadDir(abs: string, anyFile = false): void {
   const real = realOf(abs);
-  if (!dirs.has(real)) dirs.set(real, abs);
+  const known = dirs.get(real);
+  if (known === undefined || (anyFile && !known.anyFile)) dirs.set(real, { abs, anyFile });
 }
 
 /**
@@ -67,9 +68,9 @@ export function inputClash(option: string, file: string, cwd: string): string | 
     const same = realOf(read) === real ? "" : `the same file as \`${path.relative(cwd, read) || read}\` (a link), `;
     return `${option} \`${file}\` is ${same}a file this command reads; write the output to another file`;
   }
-  for (const [dir, abs] of dirs) {
+  for (const [dir, { abs, anyFile }] of dirs) {
     const rel = path.relative(dir, real);
-    if (rel && !rel.startsWith("..") && !path.isAbsolute(rel) && (real.endsWith(".policy") || rel.split(path.sep)[0] === "include"))
+    if (rel && !rel.startsWith("..") && !path.isAbsolute(rel) && (anyFile || real.endsWith(".policy") || rel.split(path.sep)[0] === "include"))
       return `${option} \`${file}\` is inside the policy directory \`${path.relative(cwd, abs) || abs}\` this command reads; write the output outside it`;
   }
   return undefined;

@@ -872,6 +872,8 @@ function rowCells(r: QueryRow, withService: boolean, texts: TextCache): string[]
   const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.rule ? `${d.rule.file}:${d.rule.line ?? "None"}` : "-";
   let what: string;
   if (!d.ok) what = `deny (${d.error === "EngineError" ? "engine error" : d.code})`;
+  // The daemon refuses to run what the policy allows (a call from a qube to itself): denied, and why.
+  else if (d.action === "allow" && isDenied(d)) what = "error" in d.exec && d.exec.error === "EngineError" ? `deny (engine error running it: ${d.exec.message})` : `deny (the daemon refuses: ${"error" in d.exec ? d.exec.message : ""})`;
   else if (d.action === "allow") what = d.target === r.target ? "allow" : `allow → ${d.target}`;
   // An offer list is one array shared by many rows (a 2,000-qube list is 20 kB of text): joined and escaped once.
   else if (d.action === "ask") what = `ask${d.defaultTarget ? ` (default ${oneLine(d.defaultTarget)})` : ""}: ${texts.get(d.targetsForAsk, () => oneLine(d.targetsForAsk.join(", ")))}`;
@@ -931,9 +933,10 @@ async function printRows(rows: Iterable<QueryRow>, a: ParsedArgs, io: CliIO, wit
   for (const r of rows) {
     total++;
     const d = r.decision;
-    if (d.ok && d.action === "allow") allowed++;
+    if (isDenied(d)) {
+      if (!all) continue;
+    } else if (d.ok && d.action === "allow") allowed++;
     else if (d.ok && d.action === "ask") asked++;
-    if (!all && isDenied(d)) continue;
     const c = rowCells(r, withService, texts);
     for (let i = 0; i < 3; i++) if (c[i]!.length > widths[i]!) widths[i] = c[i]!.length;
   }

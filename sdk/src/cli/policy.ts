@@ -58,7 +58,8 @@ export function mountPolicy(policyDir: string, runtimeDir: string | undefined, l
     mounts[virtual] = real;
   }
   for (const dir of Object.values(mounts)) mustBeReadable(dir, policyDir);
-  for (const dir of Object.values(mounts)) noteReadDir(dir);
+  // A legacy (R4.0) directory's files are policy whatever their names: none may be written there.
+  for (const [virtual, dir] of Object.entries(mounts)) noteReadDir(dir, virtual === LEGACY_POLICY_DIR);
   // On a real dom0 (the standard directory itself), absolute includes reach the real disk too.
   const passthrough = abs === POLICY_DIR;
   return { label: policyDir, fs: createNodePolicyFileSystem({ mounts, passthrough, onRead: (p) => noteRead(p) }), mounts };
