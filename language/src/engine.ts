@@ -24,6 +24,7 @@ export { findUtf8Problem, lineAtOffset, NOT_UTF8_HELP, notUtf8Message, type Utf8
 export * from "./eval/types.js";
 export { prepareSystemInfo } from "./eval/system.js";
 export { readSystemModelText, jsonSyntaxError, jsonErrorAt, type SystemModelFileProblem } from "./qubes/model-file.js";
+export { execRefusal } from "./eval/exec.js";
 export { evaluate, explain, makeRequest, type EvaluateOptions } from "./eval/evaluate.js";
 export { ByteOutput, evaluateJson, evaluateJsonBytes, evaluateJsonPieces, type HandOver } from "./eval/json.js";
 export { runConformanceCase, type ConformanceCase } from "./conformance.js";

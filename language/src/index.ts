@@ -24,6 +24,7 @@ export { createMemoryFileSystem, normalizePath } from "./loader/memfs.js";
 export { findUtf8Problem, lineAtOffset, NOT_UTF8_HELP, notUtf8Message, type Utf8Problem } from "./loader/utf8.js";
 export * from "./eval/types.js";
 export { prepareSystemInfo } from "./eval/system.js";
+export { execRefusal } from "./eval/exec.js";
 export { evaluate, explain, makeRequest, type EvaluateOptions } from "./eval/evaluate.js";
 export { ByteOutput, evaluateJson, evaluateJsonBytes, evaluateJsonPieces, type HandOver } from "./eval/json.js";
 export { runConformanceCase, type ConformanceCase } from "./conformance.js";

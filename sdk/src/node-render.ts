@@ -2,7 +2,7 @@
  * Decisions and explanations as text, exactly as `qkit policy eval` and
  * `qkit policy explain` print them (exported by `@qubes-kit/sdk/node`).
  */
-import { printRule, type Decision, type Explanation, type PolicyRule } from "@qubes-kit/language/engine";
+import { execRefusal, printRule, type Decision, type Explanation, type PolicyRule } from "@qubes-kit/language/engine";
 
 /** A rule back as one line of policy text (fields separated by one space). */
 export function ruleText(r: PolicyRule): string {
@@ -27,10 +27,11 @@ export function describeDecision(d: Decision): string {
   switch (d.action) {
     case "allow":
       // The policy allows it, and the daemon refuses to run it (a call from a qube to itself): the caller is denied.
-      if (typeof d.exec === "object" && d.exec !== null && "error" in d.exec)
-        return d.exec.error === "EngineError"
-          ? `deny (the real engine crashes running what the policy allows: ${d.exec.message}; the daemon denies the call)  [${where(d.rule)}]`
-          : `deny (the daemon refuses what the policy allows: ${d.exec.error}: ${d.exec.message})  [${where(d.rule)}]`;
+      const refused = execRefusal(d);
+      if (refused)
+        return refused.error === "EngineError"
+          ? `deny (the real engine crashes running what the policy allows: ${refused.message}; the daemon denies the call)  [${where(d.rule)}]`
+          : `deny (the daemon refuses what the policy allows: ${refused.error}: ${refused.message})  [${where(d.rule)}]`;
       return `allow → ${d.target}${d.user ? ` as ${d.user}` : ""}${d.autostart ? "" : " (no autostart)"}  [${where(d.rule)}]`;
     case "ask":
       return `ask: ${d.targetsForAsk.join(", ")}${d.defaultTarget ? ` (default ${d.defaultTarget})` : ""}  [${where(d.rule)}]`;

@@ -4,6 +4,7 @@
  * checked against real decisions.
  */
 import type { Decision } from "../eval/types.js";
+import { execRefusal } from "../eval/exec.js";
 import type { Expectation } from "../template/model.js";
 import { isDom0Token } from "../syntax/tokens.js";
 
@@ -33,7 +34,7 @@ export function expectationText(e: Expectation): string {
 export function checkExpectation(e: Expectation, d: Decision, dispvm?: string | null): string | undefined {
   const same = (expected: string) => canonicalTarget(expected, dispvm);
   // An allow the daemon refuses to run (a call from a qube to itself) is a denied call, as `eval` says.
-  const refused = d.ok && d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec ? d.exec : undefined;
+  const refused = execRefusal(d);
   const action = !d.ok || refused ? "deny" : d.action;
   if (action !== e.decision)
     return `expected ${e.decision}, got ${refused ? `deny (${refused.error === "EngineError" ? "the real engine crashes running" : "the daemon refuses"} what the policy allows: ${refused.message})` : d.ok && d.action === "allow" ? `allow to ${d.target}` : action}`;

@@ -3,6 +3,7 @@
  * {@link evaluate} over the request space of a system (see `space.ts`).
  */
 import { evaluate } from "../eval/evaluate.js";
+import { execRefusal } from "../eval/exec.js";
 import type { Decision, PolicyRequest, SystemInfo } from "../eval/types.js";
 import type { CompiledPolicy } from "../loader/types.js";
 import { requestSpace } from "./space.js";
@@ -27,7 +28,7 @@ export interface QueryRow {
  * connection not supported", and the caller is answered `result=deny`)?
  */
 export function isDenied(d: Decision): boolean {
-  return !d.ok || d.action === "deny" || (d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec);
+  return !d.ok || d.action === "deny" || execRefusal(d) !== undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { isDom0Token } from "../syntax/tokens.js";
 import { eqStr, get, item, PyCrash, pyStr } from "./py.js";
-import type { DomainInfo, ExecResult } from "./types.js";
+import type { Decision, DomainInfo, ExecResult } from "./types.js";
 import { domain, truthy, type BuiltRequest } from "./match.js";
 
 /** `allow_no_autostart`: may this target be used without starting it? */
@@ -57,4 +57,16 @@ export function execAllow(req: BuiltRequest, target: string, user: string | null
     if (err instanceof PyCrash) return { error: "EngineError", message: `${err.pyClass}: ${err.pyMessage}`, crash: err.pyClass } as ExecResult;
     throw err;
   }
+}
+
+/**
+ * Why the daemon does not run what the policy allows, or undefined: the
+ * exec step's refusal of an allow decision (a call from a qube to itself,
+ * "loopback qrexec connection not supported"; a relay without its RPC) or
+ * the engine's crash there (`EngineError`). The caller is denied either way.
+ */
+export function execRefusal(d: Decision): { error: string; message: string } | undefined {
+  if (!d.ok || d.action !== "allow") return undefined;
+  const x = d.exec as unknown;
+  return typeof x === "object" && x !== null && "error" in x ? (x as { error: string; message: string }) : undefined;
 }

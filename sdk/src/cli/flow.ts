@@ -14,6 +14,7 @@ import {
   builtinCatalogue,
   callNameProblems,
   decisionToJson,
+  execRefusal,
   findPaths,
   flipDecision,
   flowDot,
@@ -280,7 +281,8 @@ function shortDecision(d: Decision, where?: string): string {
   if (!d.ok) return `refused (${d.message})`;
   const rule = where ?? `${d.rule.file}:${d.rule.line ?? "None"}`;
   // The daemon refuses to run what the policy allows (a call from a qube to itself).
-  if (d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec) return `deny: the daemon refuses what the policy allows (${d.exec.message}) (${rule})`;
+  const refused = execRefusal(d);
+  if (refused) return `deny: the daemon refuses what the policy allows (${refused.message}) (${rule})`;
   if (d.action === "allow") return `allow to ${d.target} (${rule})`;
   if (d.action === "ask") {
     const t = d.targetsForAsk;

@@ -20,7 +20,8 @@ const files = new Map<string, string>();
 /** Policy directories read: real path → the absolute path read, and whether every file in it is policy (a legacy R4.0 directory: one file per service, any name). */
 const dirs = new Map<string, { abs: string; anyFile: boolean }>();
 
-function idOf(abs: string): string | undefined {
+/** A regular file's identity, "device:inode" (the same for a hard link), or undefined. */
+export function fileIdOf(abs: string): string | undefined {
   try {
     const st = statSync(abs);
     return st.isFile() ? `${st.dev}:${st.ino}` : undefined;
@@ -29,7 +30,8 @@ function idOf(abs: string): string | undefined {
   }
 }
 
-function realOf(abs: string): string {
+/** The real path of `abs`, or of its directory when it does not exist yet (an output to be made). */
+export function realOf(abs: string): string {
   try {
     return realpathSync.native(abs);
   } catch {
@@ -43,7 +45,7 @@ function realOf(abs: string): string {
 
 /** Notes a file read (`abs`: its absolute path). Not a regular file: nothing to protect. */
 export function noteRead(abs: string): void {
-  const id = idOf(abs);
+  const id = fileIdOf(abs);
   if (id !== undefined && !files.has(id)) files.set(id, abs);
 }
 
@@ -61,7 +63,7 @@ export function noteReadDir(abs: string, anyFile = false): void {
  */
 export function inputClash(option: string, file: string, cwd: string): string | undefined {
   const abs = path.resolve(cwd, file);
-  const id = idOf(abs);
+  const id = fileIdOf(abs);
   const read = id === undefined ? undefined : files.get(id);
   const real = realOf(abs);
   if (read !== undefined) {

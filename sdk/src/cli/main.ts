@@ -13,7 +13,7 @@ import { CONNECTION_USAGE, ENVIRONMENT_USAGE, EXIT, EXIT_USAGE, didYouMean, esca
 // (Admin API client, simulator) loads on demand.
 import * as policyEvalModule from "./policy-eval.js";
 import * as policyCheckModule from "./policy-check.js";
-import { forgetReads } from "./inputs-read.js";
+import { fileIdOf, forgetReads, realOf } from "./inputs-read.js";
 
 /**
  * Every command, with the module that implements it. Modules load on
@@ -246,27 +246,8 @@ const OUTPUT_OPTIONS = ["--output", "--coverage-output", "--out", "--journal"];
  * outputs in one file. Said before anything runs: nothing the user wrote is overwritten.
  */
 function outputClash(args: readonly string[], cwd: string): string | undefined {
-  const real = (p: string) => {
-    const abs = path.resolve(cwd, p);
-    try {
-      return realpathSync.native(abs);
-    } catch {
-      try {
-        return path.join(realpathSync.native(path.dirname(abs)), path.basename(abs));
-      } catch {
-        return abs;
-      }
-    }
-  };
-  // A file is the same file under another name too (a hard link): compared by device and inode.
-  const fileId = (p: string): string | undefined => {
-    try {
-      const st = statSync(p);
-      return st.isFile() ? `${st.dev}:${st.ino}` : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  const real = (p: string) => realOf(path.resolve(cwd, p));
+  // `id`: a file is the same file under another name too (a hard link), compared by device and inode.
   const outputs: { option: string; given: string; path: string; id: string | undefined }[] = [];
   const others: string[] = [];
   const end = args.indexOf("--");
@@ -277,7 +258,7 @@ function outputClash(args: readonly string[], cwd: string): string | undefined {
     const name = eq > 0 ? a.slice(0, eq) : a;
     if (OUTPUT_OPTIONS.includes(name)) {
       const v = eq > 0 ? a.slice(eq + 1) : list[++i];
-      if (v !== undefined && v !== "-" && v !== "") outputs.push({ option: name, given: v, path: real(v), id: fileId(real(v)) });
+      if (v !== undefined && v !== "-" && v !== "") outputs.push({ option: name, given: v, path: real(v), id: fileIdOf(real(v)) });
     } else others.push(eq > 0 && a.startsWith("--") ? a.slice(eq + 1) : a);
   }
   if (!outputs.length) return undefined;

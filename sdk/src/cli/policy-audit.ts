@@ -27,6 +27,7 @@ import {
   type DecisionGrid,
   diffPolicies,
   isDenied,
+  execRefusal,
   whatCanRows,
   whoCanRows,
   queryCallProblem,
@@ -871,9 +872,10 @@ function rowCells(r: QueryRow, withService: boolean, texts: TextCache): string[]
   const d = r.decision;
   const rule = d.ok ? `${d.rule.file}:${d.rule.line ?? "None"}` : d.rule ? `${d.rule.file}:${d.rule.line ?? "None"}` : "-";
   let what: string;
+  // The daemon does not run what the policy allows (a call from a qube to itself, a crash there): denied, and why.
+  const refused = execRefusal(d);
   if (!d.ok) what = `deny (${d.error === "EngineError" ? "engine error" : d.code})`;
-  // The daemon refuses to run what the policy allows (a call from a qube to itself): denied, and why.
-  else if (d.action === "allow" && isDenied(d)) what = "error" in d.exec && d.exec.error === "EngineError" ? `deny (engine error running it: ${d.exec.message})` : `deny (the daemon refuses: ${"error" in d.exec ? d.exec.message : ""})`;
+  else if (refused) what = refused.error === "EngineError" ? `deny (engine error running it: ${refused.message})` : `deny (the daemon refuses: ${refused.message})`;
   else if (d.action === "allow") what = d.target === r.target ? "allow" : `allow → ${d.target}`;
   // An offer list is one array shared by many rows (a 2,000-qube list is 20 kB of text): joined and escaped once.
   else if (d.action === "ask") what = `ask${d.defaultTarget ? ` (default ${oneLine(d.defaultTarget)})` : ""}: ${texts.get(d.targetsForAsk, () => oneLine(d.targetsForAsk.join(", ")))}`;

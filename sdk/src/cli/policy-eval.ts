@@ -5,7 +5,7 @@
  * and `eval --cases` print one JSON object a line, in the format of the
  * conformance corpus (`decisionToJson`).
  */
-import { decisionToJson, evaluate, explain, makeRequest, type Decision, type Explanation, type PolicyRequest, type PolicyRule } from "@qubes-kit/language/engine";
+import { decisionToJson, evaluate, execRefusal, explain, makeRequest, type Decision, type Explanation, type PolicyRequest, type PolicyRule } from "@qubes-kit/language/engine";
 import type { CliIO, Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { parseArgs, type ParsedArgs } from "./args.js";
@@ -94,7 +94,7 @@ const NO_SYSTEM_WARNING =
   "no --system: the system has no qubes, so the engine fails on any source qube (the daemon always knows its qubes); pass --system SYSTEM.json, made by `qkit system snapshot --socket PATH` (e.g. examples/demo/system.json) [no-system]";
 
 function exitFor(d: Decision): number {
-  if (!d.ok || d.action === "deny" || (d.action === "allow" && typeof d.exec === "object" && d.exec !== null && "error" in d.exec)) return EXIT.failure;
+  if (!d.ok || d.action === "deny" || execRefusal(d) !== undefined) return EXIT.failure;
   return d.action === "ask" ? EXIT.ask : EXIT.ok;
 }
 
