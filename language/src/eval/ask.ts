@@ -11,7 +11,7 @@ import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import { contains, eqStr, get, item, PyCrash, pyStr } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { AskContribution, DomainInfo } from "./types.js";
-import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type SystemCache, type Universe } from "./index.js";
+import { allRules, candidateLists, indexOf, Merge, mergeAll, sourceKeys, systemCache, type Index, type ServiceOrder, type SystemCache, type Universe } from "./index.js";
 import { dispvmTemplateOf, domain, matchSource, truthy, type BuiltRequest } from "./match.js";
 import { slab } from "./slab.js";
 import { allowNoAutostart } from "./exec.js";
@@ -156,7 +156,8 @@ function universeOf(sys: PreparedSystem, cache: SystemCache): Universe {
       throw e;
     }
   });
-  return (cache.universe = { items: sorted, index, words: (sorted.length + 31) >>> 5, internal });
+  const at = (t: string): number => index.get(t) ?? -1;
+  return (cache.universe = { items: sorted, index, words: (sorted.length + 31) >>> 5, internal, dispvm: at("@dispvm"), adminvm: at("@adminvm"), dom0: at("dom0") });
 }
 
 /**
@@ -490,8 +491,38 @@ export interface AskList {
   json: Uint8Array | null;
 }
 
-/** Finished lists by a hash of their content, per system cache (see {@link collectTargetsForAskScan}). */
-const scanLists = new WeakMap<SystemCache, Map<number, AskList[]>>();
+/**
+ * What the scan keeps of a call's source (per source, see `fast.ts`): its
+ * match vector over the source tokens, and what an `ask` collection reads
+ * of it, found on the first collection: whether matching it can crash the
+ * engine, its name and that name's item in the universe.
+ */
+export interface ScanSource {
+  /** An entry per source token: 1 matches, 0 not, 2 the engine crashes there, 255 not computed yet. */
+  sv: Uint8Array;
+  /** {@link matchesWithoutCrash}: 1 or 0, -1 not known yet. */
+  crashFree: number;
+  /** The item of `name` in the universe, -1 none, -2 not known yet (nor `name`). */
+  self: number;
+  name: string | undefined;
+}
+
+/**
+ * Whether matching any source token against `source` is sure not to crash
+ * the engine: names, `*`, `@anyvm` and `@adminvm` never do, and `@type:`
+ * and `@tag:` read the source's `type` and `tags`, which are there and of
+ * a type `==` and `in` take (or the source is not a qube at all: no match).
+ */
+function matchesWithoutCrash(info: ReadonlyMap<string, DomainInfo>, source: string): boolean {
+  const d = info.get(source) as unknown;
+  if (d === undefined) return true;
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return false;
+  const o = d as Record<string, unknown>;
+  if (!Object.prototype.hasOwnProperty.call(o, "type") || !Object.prototype.hasOwnProperty.call(o, "tags")) return false;
+  const tags = o["tags"];
+  return Array.isArray(tags) || typeof tags === "string" || (typeof tags === "object" && tags !== null);
+}
+
 let scanDecided = new Uint32Array(16);
 let scanOffered = new Uint32Array(16);
 const NO_EXTRA: string[] = [];
@@ -510,17 +541,23 @@ const NO_EXTRA: string[] = [];
 export function collectTargetsForAskScan(
   askTokens: QubeToken[],
   cache: SystemCache,
-  packed: Int32Array,
+  order: ServiceOrder,
   argId: number,
-  srcVec: Uint8Array,
+  src: ScanSource,
   srcTokens: QubeToken[],
   source: string,
   sys: PreparedSystem,
-  crashFree: boolean,
 ): AskList | null {
   const info = sys.domains;
-  const sourceName = sourceNameOf(info, source);
   const u = universeOf(sys, cache);
+  // What the source's list needs of it, found once per source: its name (which reads its uuid, as the engine does) and that name's item.
+  if (src.self === -2) {
+    src.name = sourceNameOf(info, source);
+    src.self = bitOf(u, src.name);
+  }
+  const sourceName = src.name!;
+  const srcVec = src.sv;
+  const packed = order.packed;
   const W = u.words;
   if (scanDecided.length < W) {
     scanDecided = new Uint32Array(W);
@@ -532,7 +569,8 @@ export function collectTargetsForAskScan(
   offered.fill(0, 0, W);
   const sets = cache.setsById;
   // Once every target that the rest of the order could decide is decided, the rest changes nothing (see `saturation`).
-  const sat = crashFree ? saturation(askTokens, cache, packed, sys, u) : null;
+  if (src.crashFree === -1) src.crashFree = matchesWithoutCrash(info, source) ? 1 : 0;
+  const sat = src.crashFree === 1 ? (order.satFor === cache ? order.sat : saturation(askTokens, cache, order, sys, u)) : null;
   for (let n = 0; n < packed.length; n += 4) {
     if (sat !== null && (n & 63) === 0) {
       const base = (n >>> 6) * W;
@@ -575,7 +613,7 @@ export function collectTargetsForAskScan(
   }
   // The fix-ups, as computeAsk does them.
   let extra: string[] | undefined;
-  const dispvm = bitOf(u, "@dispvm");
+  const dispvm = u.dispvm;
   if (hasBit(offered, dispvm)) {
     offered[dispvm >>> 5]! &= ~(1 << (dispvm & 31));
     const d = dispvmTemplateOf(info, source);
@@ -585,14 +623,14 @@ export function collectTargetsForAskScan(
       else offered[j >>> 5]! |= 1 << (j & 31);
     }
   }
-  const adminvm = bitOf(u, "@adminvm");
+  const adminvm = u.adminvm;
   if (hasBit(offered, adminvm)) {
     offered[adminvm >>> 5]! &= ~(1 << (adminvm & 31));
-    const j = bitOf(u, "dom0");
+    const j = u.dom0;
     if (j < 0) (extra ??= []).push("dom0");
     else offered[j >>> 5]! |= 1 << (j & 31);
   }
-  const self = bitOf(u, sourceName);
+  const self = src.self;
   if (self >= 0) offered[self >>> 5]! &= ~(1 << (self & 31));
   else if (extra) {
     // A loop, not `filter`: a closure over `sourceName` would cost an allocation on every call.
@@ -605,8 +643,7 @@ export function collectTargetsForAskScan(
   let h = ex.length;
   for (let w = 0; w < W; w++) h = (Math.imul(h, 0x9e3779b1) ^ offered[w]!) | 0;
   h &= 0x3fffffff;
-  let byHash = scanLists.get(cache);
-  if (byHash === undefined) scanLists.set(cache, (byHash = new Map()));
+  const byHash = (cache.scanLists ??= new Map());
   const bucket = byHash.get(h);
   if (bucket !== undefined) {
     for (const e of bucket) {
@@ -628,8 +665,6 @@ export function collectTargetsForAskScan(
   return entry;
 }
 
-/** Per system cache and packed order: its suffix unions (see {@link saturation}), or null. */
-const saturations = new WeakMap<SystemCache, WeakMap<Int32Array, Uint32Array | null>>();
 
 /**
  * For an order (every 16th rule from its first): the union of the target
@@ -640,11 +675,8 @@ const saturations = new WeakMap<SystemCache, WeakMap<Int32Array, Uint32Array | n
  * every rule's target set must be a bitset over the universe (else null:
  * no early stop, each rule is visited as the engine visits it).
  */
-function saturation(askTokens: QubeToken[], cache: SystemCache, packed: Int32Array, sys: PreparedSystem, u: Universe): Uint32Array | null {
-  let byOrder = saturations.get(cache);
-  if (byOrder === undefined) saturations.set(cache, (byOrder = new WeakMap()));
-  const hit = byOrder.get(packed);
-  if (hit !== undefined) return hit;
+function saturation(askTokens: QubeToken[], cache: SystemCache, order: ServiceOrder, sys: PreparedSystem, u: Universe): Uint32Array | null {
+  const packed = order.packed;
   const W = u.words;
   const rules = packed.length >>> 2;
   const out = slab.u32(((rules + 15) >>> 4) * W);
@@ -670,7 +702,9 @@ function saturation(askTokens: QubeToken[], cache: SystemCache, packed: Int32Arr
     }
   }
   const result = ok ? out : null;
-  byOrder.set(packed, result);
+  // Kept with the order, for the system cache it was made for (a policy's orders serve one system model at a time).
+  order.satFor = cache;
+  order.sat = result;
   return result;
 }
 

@@ -35,11 +35,11 @@ import { PyCrash } from "./py.js";
 import type { PreparedSystem } from "./system.js";
 import type { ErrorDecision, ExecResult, PolicyRequest, SystemInfo } from "./types.js";
 import { errorDecision, refuse } from "./decide.js";
-import { askListHas, askListRunning, askListTargets, collectTargetsForAskScan, type AskList } from "./ask.js";
+import { askListHas, askListRunning, askListTargets, collectTargetsForAskScan, type AskList, type ScanSource } from "./ask.js";
 import { allowNoAutostart, execAllow } from "./exec.js";
 import { slab } from "./slab.js";
 import { utf8Encode } from "./utf8.js";
-import { prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type SystemCache } from "./index.js";
+import { prep, scanOrder, scanSystemCache, scanTables, type ScanTables, type ServiceOrder, type SystemCache } from "./index.js";
 import { buildRequest, dispvmTemplateOf, matchSource, matchTarget, type BuiltRequest, type Refusal, type VerifiedTarget } from "./match.js";
 
 /** Per (policy, system model): the match vectors and the verified targets. */
@@ -47,8 +47,8 @@ interface ScanState {
   scan: ScanTables;
   cache: SystemCache;
   sys: PreparedSystem;
-  /** Per source: an entry per source token (255: not computed yet). */
-  srcVecs: Map<string, Uint8Array>;
+  /** Per source: its match vector and what `ask` collections read of it ({@link ScanSource}). */
+  sources: Map<string, ScanSource>;
   /** Per verified target (and, for `@dispvm`, the source's default disposable template): an entry per target token. */
   tgtVecs: Map<string, Uint8Array>;
   /** The source and target columns' name tokens (see {@link nameVector}). */
@@ -84,7 +84,7 @@ function stateOf(policy: CompiledPolicy, sys: PreparedSystem): ScanState {
       scan,
       cache: scanSystemCache(scan, sys),
       sys,
-      srcVecs: new Map(),
+      sources: new Map(),
       tgtVecs: new Map(),
       srcNames: nameTokens(scan.srcTokens, SRC_BY_NAME),
       tgtNames: nameTokens(scan.tgtTokens, TGT_BY_NAME),
@@ -271,8 +271,9 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   const info = sys.domains;
   const scan = st.scan;
   try {
-    let sv = st.srcVecs.get(source);
-    if (sv === undefined) sv = remember(st.srcVecs, source, nameVector(st.srcNames, source, info));
+    let src = st.sources.get(source);
+    if (src === undefined) src = remember(st.sources, source, { sv: nameVector(st.srcNames, source, info), crashFree: -1, self: -2, name: undefined });
+    const sv = src.sv;
     let tv: Uint8Array | undefined;
     if (t.kind === "dispvm") {
       // A new disposable's vector depends on the source's default disposable template.
@@ -280,7 +281,8 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
       tv = st.tgtVecs.get(tkey);
       if (tv === undefined) tv = remember(st.tgtVecs, tkey, nameVector(st.tgtNames, null, info));
     } else tv = at.tv ??= nameVector(st.tgtNames, t.kind === "name" ? t.text : null, info);
-    const packed = scanOrder(scan, request.service).packed;
+    const order = scanOrder(scan, request.service);
+    const packed = order.packed;
     // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
     const aid = scan.argIds.get(argument) ?? 0;
     let found = -1;
@@ -307,7 +309,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (rule.action === "deny") return { rule, intended: t.text, intendedJson: at.quoted };
     // Each action's evaluation is a function of its own: smaller units to optimise (and re-optimise when a rare path first runs).
     if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, at);
-    return askDecision(st, rule, packed, aid, sv, source, at);
+    return askDecision(st, rule, order, aid, src, source, at);
   } catch (e) {
     // The engine crashes or refuses somewhere on the way: `run` says how.
     if (e instanceof PyCrash) return null;
@@ -341,7 +343,7 @@ function allowDecision(st: ScanState, rule: PolicyRule, service: string, argumen
 }
 
 /** An ask rule's decision (see {@link scanDecide}; a PyCrash is the caller's to catch). */
-function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: number, sv: Uint8Array, source: string, at: ScanTarget): ScanDecision | null {
+function askDecision(st: ScanState, rule: PolicyRule, order: ServiceOrder, aid: number, src: ScanSource, source: string, at: ScanTarget): ScanDecision | null {
   const t = at.t;
   const sys = st.sys;
   const info = sys.domains;
@@ -351,7 +353,7 @@ function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: n
   let askList: AskList | undefined;
   if (rule.redirect) targets = [isDom0Token(rule.redirect.text) ? "dom0" : rule.redirect.text];
   else {
-    const e = collectTargetsForAskScan(scan.askTokens, st.cache, packed, aid, sv, scan.srcTokens, source, sys, matchesWithoutCrash(info, source));
+    const e = collectTargetsForAskScan(scan.askTokens, st.cache, order, aid, src, scan.srcTokens, source, sys);
     if (e === null) return null;
     // autostart=no offers the running targets only: a list of its own, kept with `e` (or, when that cannot be, the strings filtered below).
     askList = rule.autostart ? e : (askListRunning(e, info) ?? undefined);
@@ -364,30 +366,23 @@ function askDecision(st: ScanState, rule: PolicyRule, packed: Int32Array, aid: n
     targets = kept;
   }
   if (askList ? askList.size === 0 : targets.length === 0) return refused(refuse.askNoTargets(rule), rule, intended);
-  let def: string | null = null;
-  if (rule.defaultTarget) {
-    if (rule.defaultTarget.kind === "dispvm") def = dispvmTemplateOf(info, source);
-    else if (isDom0Token(rule.defaultTarget.text)) def = "dom0";
-    else def = rule.defaultTarget.text;
-    if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
-  }
+  const def = rule.defaultTarget ? askDefault(rule.defaultTarget, info, source, askList, targets) : null;
   return { rule, intended, intendedJson: at.quoted, targets, askList, defaultTarget: def };
 }
 
 /**
- * Whether matching any source token against `source` is sure not to crash
- * the engine: names, `*`, `@anyvm` and `@adminvm` never do, and `@type:`
- * and `@tag:` read the source's `type` and `tags`, which are there and of
- * a type `==` and `in` take (or the source is not a qube at all: no match).
+ * An ask rule's `default_target=` as offered: its qube, or null when the
+ * offered targets do not hold it. A function of its own: an optimised
+ * {@link askDecision} that met no default target yet would otherwise be
+ * thrown away at the first one.
  */
-function matchesWithoutCrash(info: PreparedSystem["domains"], source: string): boolean {
-  const d = info.get(source) as unknown;
-  if (d === undefined) return true;
-  if (typeof d !== "object" || d === null || Array.isArray(d)) return false;
-  const o = d as Record<string, unknown>;
-  if (!Object.prototype.hasOwnProperty.call(o, "type") || !Object.prototype.hasOwnProperty.call(o, "tags")) return false;
-  const tags = o["tags"];
-  return Array.isArray(tags) || typeof tags === "string" || (typeof tags === "object" && tags !== null);
+function askDefault(tok: QubeToken, info: PreparedSystem["domains"], source: string, askList: AskList | undefined, targets: string[]): string | null {
+  let def: string | null;
+  if (tok.kind === "dispvm") def = dispvmTemplateOf(info, source);
+  else if (isDom0Token(tok.text)) def = "dom0";
+  else def = tok.text;
+  if (def && !(askList ? askListHas(askList, def, info) : targets.includes(def))) def = null;
+  return def;
 }
 
 /**

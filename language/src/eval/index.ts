@@ -11,7 +11,7 @@ import type { CompiledPolicy, PolicyRule } from "../loader/types.js";
 import type { PyCrash } from "./py.js";
 import { prepared, type PreparedSystem } from "./system.js";
 import type { SystemInfo } from "./types.js";
-import type { TargetSet } from "./ask.js";
+import type { AskList, TargetSet } from "./ask.js";
 import type { VerifiedTarget } from "./match.js";
 import { slab } from "./slab.js";
 
@@ -112,6 +112,8 @@ export interface SystemCache {
   /** Per source: the ids (`Index.keyIds`) of its source keys that some rule has, ascending. */
   sourceIds: Map<string, Int32Array>;
   universe?: Universe;
+  /** The scan's finished `ask` lists by a hash of their content (`ask.ts` `collectTargetsForAskScan`). */
+  scanLists: Map<number, AskList[]> | undefined;
 }
 
 /**
@@ -125,6 +127,10 @@ export interface Universe {
   words: number;
   /** Per item: whether `info[name].get("internal")` is truthy, or the crash it raises. */
   internal: (boolean | PyCrash)[];
+  /** The items `@dispvm`, `@adminvm` and `dom0` (-1: not an item), which every collection's fix-ups read. */
+  dispvm: number;
+  adminvm: number;
+  dom0: number;
 }
 
 function buildIndex(rules: readonly PolicyRule[]): Index {
@@ -175,7 +181,7 @@ export function systemCache(index: Index, sys: SystemInfo): SystemCache {
 
 /** An empty {@link SystemCache} for `tokens` ask tokens. */
 export function newSystemCache(tokens: number): SystemCache {
-  return { expansions: new Map(), setsById: new Array<undefined>(tokens).fill(undefined), bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map() };
+  return { expansions: new Map(), setsById: new Array<undefined>(tokens).fill(undefined), bitsets: new Map(), asks: new Map(), askLists: new Map(), sourceIds: new Map(), scanLists: undefined };
 }
 
 const preparedCache = new WeakMap<SystemInfo, PreparedSystem>();
@@ -495,6 +501,9 @@ export interface ScanTables {
  */
 export interface ServiceOrder {
   packed: Int32Array;
+  /** The early-stop unions of the `ask` collection (`ask.ts` `saturation`) and the system cache they were made for. */
+  satFor: SystemCache | undefined;
+  sat: Uint32Array | null;
 }
 
 const scans = new WeakMap<CompiledPolicy, ScanTables>();
@@ -655,5 +664,5 @@ function packOrder(scan: ScanTables, from: number, to: number): ServiceOrder {
     packed[k++] = star[j++]!;
     packed[k++] = star[j++]!;
   }
-  return { packed };
+  return { packed, satFor: undefined, sat: null };
 }
