@@ -27,6 +27,7 @@ export { prepareSystemInfo } from "./eval/system.js";
 export { execRefusal } from "./eval/exec.js";
 export { evaluate, explain, makeRequest, type EvaluateOptions } from "./eval/evaluate.js";
 export { ByteOutput, evaluateJson, evaluateJsonBytes, evaluateJsonPieces, type HandOver } from "./eval/json.js";
+export { requestNamesKnown } from "./eval/fast.js";
 export { runConformanceCase, type ConformanceCase } from "./conformance.js";
 export { lintText, type LintResult } from "./lint.js";
 export * from "./services/index.js";

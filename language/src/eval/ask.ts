@@ -500,6 +500,8 @@ export interface AskList {
 export interface ScanSource {
   /** An entry per source token: 1 matches, 0 not, 2 the engine crashes there, 255 not computed yet. */
   sv: Uint8Array;
+  /** Whether it is a qube of the system model (a key of its domains). */
+  known: boolean;
   /** {@link matchesWithoutCrash}: 1 or 0, -1 not known yet. */
   crashFree: number;
   /** The item of `name` in the universe, -1 none, -2 not known yet (nor `name`). */

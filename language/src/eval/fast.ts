@@ -58,6 +58,9 @@ interface ScanState {
   verified: Map<string, ScanTarget | null>;
   /** The daemon's answer for an allow, as JSON (UTF-8), by target, requested target, user, autostart and loopback (never for a Qubes Air relay target). */
   execJson: Map<string, Map<string, Map<string, (Uint8Array | undefined)[]>>>;
+  /** The last argument met and its id (a stream's arguments are mostly one, `+`). */
+  lastArgument: string;
+  lastArgId: number;
 }
 
 const states = new WeakMap<CompiledPolicy, WeakMap<PreparedSystem, ScanState>>();
@@ -90,6 +93,8 @@ function stateOf(policy: CompiledPolicy, sys: PreparedSystem): ScanState {
       tgtNames: nameTokens(scan.tgtTokens, TGT_BY_NAME),
       verified: new Map(),
       execJson: new Map(),
+      lastArgument: "+",
+      lastArgId: scan.argIds.get("+") ?? 0,
     };
     bySys.set(sys, s);
   }
@@ -111,6 +116,8 @@ export interface ScanTarget {
   t: VerifiedTarget;
   /** `t.text` as JSON (UTF-8): the decision's `intended_target`. */
   quoted: Uint8Array;
+  /** Whether it is a qube of the system model (a key of its domains). */
+  known: boolean;
   /** Its match vector over the target tokens, once made (never for `@dispvm`, whose vector depends on the source: `tgtVecs`). */
   tv: Uint8Array | undefined;
   /** The daemon's answers for an allow to this very target with no `user=`, by slot (see {@link execJsonOf}). */
@@ -124,7 +131,7 @@ function verify(st: ScanState, target: string): ScanTarget | null {
   let v: ScanTarget | null;
   try {
     const t = buildRequest({ service: "", argument: "+", source: "", target }, st.sys).target;
-    v = { t, quoted: utf8Encode(JSON.stringify(t.text)), tv: undefined, execSame: undefined };
+    v = { t, known: st.sys.domains.has(target), quoted: utf8Encode(JSON.stringify(t.text)), tv: undefined, execSame: undefined };
   } catch {
     v = null;
   }
@@ -245,6 +252,24 @@ export interface ScanDecision {
   error?: ErrorDecision;
 }
 
+/** The source and target {@link scanDecide} last found the records of, and whether they are qubes of the system model (1, 2). */
+let lastSource: string | undefined;
+let lastTarget: string | undefined;
+let lastKnown = 0;
+
+/**
+ * Whether the source (bit 1) and the target (bit 2) of `request` are qubes
+ * of `system` (keys of its domains): for a stream's warnings, asked right
+ * after the request is decided, when the scan has just looked both up (no
+ * lookup of its own then).
+ */
+export function requestNamesKnown(request: PolicyRequest, system: SystemInfo): number {
+  const target = request.target ?? "";
+  if (request.source === lastSource && target === lastTarget && system === lastSystem) return lastKnown;
+  const d = system.domains;
+  return (d.has(request.source) ? 1 : 0) | (d.has(target) ? 2 : 0);
+}
+
 /**
  * Decides a request by the in-order scan; null when the request leaves the
  * ordinary path (then `run` decides it). Never throws for the engine's
@@ -272,8 +297,12 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   const scan = st.scan;
   try {
     let src = st.sources.get(source);
-    if (src === undefined) src = remember(st.sources, source, { sv: nameVector(st.srcNames, source, info), crashFree: -1, self: -2, name: undefined });
+    if (src === undefined) src = remember(st.sources, source, { sv: nameVector(st.srcNames, source, info), known: info.has(source), crashFree: -1, self: -2, name: undefined });
     const sv = src.sv;
+    // What the caller's warnings ask next (see `requestNamesKnown`), found with the records.
+    lastSource = source;
+    lastTarget = request.target ?? "";
+    lastKnown = (src.known ? 1 : 0) | (at.known ? 2 : 0);
     let tv: Uint8Array | undefined;
     if (t.kind === "dispvm") {
       // A new disposable's vector depends on the source's default disposable template.
@@ -284,7 +313,13 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     const order = scanOrder(scan, request.service);
     const packed = order.packed;
     // The rules of another argument are skipped (an argument no rule names: id 0, the `*` rules only).
-    const aid = scan.argIds.get(argument) ?? 0;
+    let aid: number;
+    if (argument === st.lastArgument) aid = st.lastArgId;
+    else {
+      aid = scan.argIds.get(argument) ?? 0;
+      st.lastArgument = argument;
+      st.lastArgId = aid;
+    }
     let found = -1;
     for (let k = 0; k < packed.length; k += 4) {
       const a = packed[k + 3]!;

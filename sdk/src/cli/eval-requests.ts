@@ -5,7 +5,7 @@
  * of the system model, with a "did you mean", and an argument without its
  * `+`), computed once a name for a stream of requests.
  */
-import { decisionToJson, loadPolicy, type CompiledPolicy, type LoadResult, type PolicyError, type PolicyRequest, type SystemInfo } from "@qubes-kit/language/engine";
+import { decisionToJson, loadPolicy, requestNamesKnown, type CompiledPolicy, type LoadResult, type PolicyError, type PolicyRequest, type SystemInfo } from "@qubes-kit/language/engine";
 import { didYouMean } from "./text.js";
 import type { PolicySource } from "./policy.js";
 
@@ -75,17 +75,22 @@ function unknownQube(role: "source" | "target" | "dispvm", name: string, system:
   return w;
 }
 
-/** Whether {@link requestWarnings} has nothing to say (the common case of a stream, checked without allocating). */
+/**
+ * Whether {@link requestWarnings} has nothing to say (the common case of a
+ * stream, checked without allocating), asked right after the request is
+ * decided: whether its source and target are qubes of the system comes
+ * from the evaluator, which has just looked both up (`requestNamesKnown`).
+ */
 export function quiet(req: PolicyRequest, system: SystemInfo | undefined, systemFile: string | undefined): boolean {
   const arg = req.argument;
   if (arg !== undefined && arg !== "" && arg.charCodeAt(0) !== 43) return false;
   if (!system || systemFile === undefined) return true;
-  const src = req.source;
-  if (!system.domains.has(src)) return false;
+  const known = requestNamesKnown(req, system);
+  if ((known & 1) === 0) return false;
   const t = req.target ?? "";
   if (t === "") return true;
   if (t.charCodeAt(0) === 64) return !unknownDispvmBase(t, system);
-  return system.domains.has(t);
+  return (known & 2) !== 0;
 }
 
 /** For a stream: the "did you mean" of each unknown name, and the names it picks from (listed once, with their lower-cased lengths). */

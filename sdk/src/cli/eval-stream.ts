@@ -417,10 +417,11 @@ function answerBatch(batch: LineBatch, c: StreamState): string {
 /** Answers one request of a stream into `c.out` (its line), its warnings added to `c.warnings`; `echoed`: the request to echo, if any. */
 function answerRequest(req: PolicyRequest, line: number, echoed: unknown, c: StreamState): void {
   const { system, systemFile, loaded, out } = c;
-  if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, c.near)) c.warnings += `qkit policy eval: warning: line ${line}: ${oneLine(w)}\n`;
   // The bytes of JSON.stringify(decisionToJson(evaluate(…))): what repeats (long ask lists) is encoded once. Never throws.
   if ("error" in loaded) out.bytes((c.loadErrorLine ??= new TextEncoder().encode(JSON.stringify(loadErrorJson(loaded.error.error)))));
   else evaluateJsonBytes(loaded.policy, req, system, out);
+  // After the decision: the evaluator has just looked up its source and target (see `quiet`).
+  if (!quiet(req, system, systemFile)) for (const w of requestWarnings(req, system, systemFile, c.near)) c.warnings += `qkit policy eval: warning: line ${line}: ${oneLine(w)}\n`;
   if (echoed !== undefined) appendEcho(out, echoed);
   out.byte(10);
 }
