@@ -10,11 +10,13 @@
  * wall time) and its peak RSS:
  *   1. `qkit policy eval` of ONE request (the first line of requests.jsonl);
  *   2. `qkit policy check DIR`;
- *   3. `qkit policy eval --requests` over an empty file and over --requests
- *      lines (default 100,000): the stream's rate is the extra lines over the
- *      extra wall time (output included; the clock the real engine's loop is
- *      timed by) and, shown beside it, over the extra CPU time of all the
- *      process's threads; and the whole process's rate;
+ *   3. `qkit policy eval --requests` over an empty file, the first fifth of
+ *      the lines and --requests lines (default 100,000), in turn, each run's
+ *      answers written to a file and counted: the stream's rate is the lines
+ *      over the median extra CPU time (output included), and shown beside it
+ *      over the median extra wall time; the steady rate is the last four
+ *      fifths over the extra CPU time of all the lines against the first
+ *      fifth; and the whole process's rate;
  *   4. the real engine (with QREXEC_SRC and the shared tools: SHARED_DIR or
  *      ../shared): `qrexec-oracle.py bench` with one request (its load, as a
  *      process) and with --oracle-requests requests (default 1,000): its
@@ -76,12 +78,11 @@ function measure(cmd, args, opts = {}) {
   return { cpu: m ? Number(m[1]) + Number(m[2]) : wall, wall, rss: m ? Number(m[3]) * 1024 : null, stdout: r.stdout, status: r.status };
 }
 
-/** The run with the median CPU time of `runs` runs (after one warm-up run for the file cache), with the median wall time of the runs (`wallMedian`). */
+/** The run with the median CPU time of `runs` runs (after one warm-up run for the file cache). */
 function median(runs, f) {
   f();
   const all = Array.from({ length: runs }, f).sort((a, b) => a.cpu - b.cpu);
-  const walls = all.map((r) => r.wall).sort((a, b) => a - b);
-  return { ...all[Math.floor(all.length / 2)], wallMedian: walls[Math.floor(walls.length / 2)] };
+  return all[Math.floor(all.length / 2)];
 }
 
 function ensurePolicies(o) {
@@ -125,29 +126,42 @@ function ours(p, o) {
   // `check` adds the editor's analysis (shadowing, unknown names), which the engine never does.
   const check = median(o.runs, () => measure(node, [CLI, "policy", "check", "--engine-only", pol]));
   const checkFull = median(Math.min(o.runs, 2), () => measure(node, [CLI, "policy", "check", pol]));
-  const empty = median(o.runs, () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, "--requests", requestFile(p.dir, 0)]));
   const file = requestFile(p.dir, o.requests);
   const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).length;
-  // The answers go to a file, as a stream's usually go to a file or a pipe: read back by this
-  // process while the stream writes them (a pipe), its own decoding would be timed with them.
-  const outFile = join(DATA, "stream-out.jsonl");
-  const stream = median(Math.min(o.runs, 3), () => {
-    const fd = openSync(outFile, "w");
-    try {
-      return measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, "--requests", file], { stdio: ["ignore", fd, "pipe"] });
-    } finally {
-      closeSync(fd);
-    }
-  });
-  const out = readFileSync(outFile, "utf8");
-  rmSync(outFile, { force: true });
-  const outLines = out.split("\n").filter(Boolean).length;
-  if (outLines !== lines) throw new Error(`cold: the stream answered ${outLines} of ${lines} lines`);
   // The first fifth of the same lines: the steady rate is the rest over the extra CPU time (the
   // first requests of each service and source also build the scan's tables, a one-time cost).
   const partLines = Math.floor(lines / 5);
-  const part = median(Math.min(o.runs, 3), () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, "--requests", requestFile(p.dir, partLines)], { stdio: ["ignore", "ignore", "pipe"] }));
-  return { one, check, checkFull, empty, stream, lines, part, partLines, outBytes: Buffer.byteLength(out) };
+  const partFile = requestFile(p.dir, partLines);
+  // Each command's answers go to a file (as a stream's usually go to a file or a pipe; read back
+  // through a pipe by this process, its own decoding would be timed with them), checked every run.
+  const outFile = join(DATA, "stream-out.jsonl");
+  const stream = (requests, want) => {
+    const fd = openSync(outFile, "w");
+    let r;
+    try {
+      r = measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, "--requests", requests], { stdio: ["ignore", fd, "pipe"] });
+    } finally {
+      closeSync(fd);
+    }
+    const out = readFileSync(outFile, "utf8");
+    const answered = out.split("\n").filter(Boolean).length;
+    if (r.status !== 0 || answered !== want) throw new Error(`cold: the stream of ${want} lines answered ${answered} and exited ${r.status}`);
+    return { ...r, outBytes: Buffer.byteLength(out) };
+  };
+  // Empty, first fifth and all lines in turn, so that a spell of contention falls on the three alike;
+  // the rates are taken from the medians of the differences of each turn's runs.
+  stream(file, lines);
+  const turns = Array.from({ length: o.runs }, () => ({ empty: stream(requestFile(p.dir, 0), 0), part: stream(partFile, partLines), all: stream(file, lines) }));
+  rmSync(outFile, { force: true });
+  const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const diff = {
+    cpu: mid(turns.map((t) => t.all.cpu - t.empty.cpu)),
+    wall: mid(turns.map((t) => t.all.wall - t.empty.wall)),
+    steadyCpu: mid(turns.map((t) => t.all.cpu - t.part.cpu)),
+  };
+  const empty = { cpu: mid(turns.map((t) => t.empty.cpu)), wall: mid(turns.map((t) => t.empty.wall)) };
+  const all = { cpu: mid(turns.map((t) => t.all.cpu)), wall: mid(turns.map((t) => t.all.wall)), rss: turns.some((t) => t.all.rss === null) ? null : mid(turns.map((t) => t.all.rss)) };
+  return { one, check, checkFull, empty, all, diff, lines, partLines, outBytes: turns[0].all.outBytes };
 }
 
 function engine(p, o) {
@@ -184,12 +198,14 @@ function main() {
     process.stdout.write(`cold: ${p.name} (${p.dir})\n`);
     const q = ours(p, o);
     const e = engine(p, o);
-    const streamRate = q.lines / Math.max(1e-9, q.stream.cpu - q.empty.cpu);
-    // The same lines over the extra wall time: the clock the real engine's loop is timed by (its
-    // `time.perf_counter`); CPU time also counts V8's compiler and collector threads, which run
-    // beside the stream on another core.
-    const wallRate = q.lines / Math.max(1e-9, q.stream.wallMedian - q.empty.wallMedian);
-    const wholeRate = q.lines / q.stream.cpu;
+    // A difference of under 0.05 s is no measure (the stream costs far more): no rate, no mark.
+    const per = (n, d) => (d >= 0.05 ? n / d : null);
+    const streamRate = per(q.lines, q.diff.cpu);
+    // The same lines over the extra wall time, shown beside it: the real engine's loop is timed by
+    // `time.perf_counter`, a wall clock, but runs on one thread, where the stream's V8 also compiles
+    // and collects on threads of its own, beside it on another core; the mark stays on CPU time.
+    const wallRate = per(q.lines, q.diff.wall);
+    const wholeRate = q.lines / q.all.cpu;
     const eLoad = e?.load.cpu;
     const eRate = e ? e.rate : null;
     const mark = (ok) => {
@@ -202,20 +218,22 @@ function main() {
     // Issue 9 (check2): under 1.5 s of CPU and 300 MiB, whatever the real engine's load.
     const checkOk = q.checkFull.cpu < 1.5 && (q.checkFull.rss === null || q.checkFull.rss < 300 * MIB);
     rows.push([p.name, "`qkit policy check DIR` with the editor's analysis (process)", `${fmt(q.checkFull.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "< 1.5 s, < 300 MiB", ratio(eLoad, q.checkFull.cpu), mark(checkOk), mib(q.checkFull.rss)]);
-    rows.push([p.name, `\`--requests\` stream, ${q.lines.toLocaleString("en")} lines (after the load, output included), **wall clock**`, `${rate(wallRate)} /s`, e ? `${rate(eRate)} /s` : "n/a", "≥ 1,000×", e ? `${rate(wallRate / eRate)}×` : "n/a", e ? mark(wallRate / eRate >= 1000) : "", mib(q.stream.rss)]);
-    rows.push([p.name, `\`--requests\` stream, ${q.lines.toLocaleString("en")} lines, CPU time of all its threads`, `${rate(streamRate)} /s`, e ? `${rate(eRate)} /s` : "n/a", "", e ? `${rate(streamRate / eRate)}×` : "n/a", "", ""]);
-    const steadyRate = (q.lines - q.partLines) / Math.max(1e-9, q.stream.cpu - q.part.cpu);
-    rows.push([p.name, `\`--requests\` stream, steady rate (lines ${(q.partLines + 1).toLocaleString("en")}–${q.lines.toLocaleString("en")}, after the first fifth)`, `${rate(steadyRate)} /s`, e ? `${rate(eRate)} /s` : "n/a", "", e ? `${rate(steadyRate / eRate)}×` : "n/a", "", ""]);
+    const rateCell = (x) => (x === null ? "no measure" : `${rate(x)} /s`);
+    const ratioCell = (x) => (x === null || !e ? "n/a" : `${rate(x / eRate)}×`);
+    rows.push([p.name, `\`--requests\` stream, ${q.lines.toLocaleString("en")} lines (after the load, output included; CPU time of all its threads)`, rateCell(streamRate), e ? `${rate(eRate)} /s` : "n/a", "≥ 1,000×", ratioCell(streamRate), e ? mark(streamRate !== null && streamRate / eRate >= 1000) : "", mib(q.all.rss)]);
+    rows.push([p.name, `\`--requests\` stream, the same lines in wall time`, rateCell(wallRate), e ? `${rate(eRate)} /s` : "n/a", "", ratioCell(wallRate), "", ""]);
+    const steadyRate = per(q.lines - q.partLines, q.diff.steadyCpu);
+    rows.push([p.name, `\`--requests\` stream, steady rate (lines ${(q.partLines + 1).toLocaleString("en")}–${q.lines.toLocaleString("en")}, after the first fifth)`, rateCell(steadyRate), e ? `${rate(eRate)} /s` : "n/a", "", ratioCell(steadyRate), "", ""]);
     rows.push([p.name, "`--requests` whole process (load included)", `${rate(wholeRate)} /s`, "", "", e ? `${rate(wholeRate / eRate)}×` : "", "", ""]);
-    rows.push([p.name, "peak RSS of the stream", mib(q.stream.rss), e ? mib(e.many.rss) : "n/a", "< 200 MiB", "", q.stream.rss === null ? "" : mark(q.stream.rss < 200 * MIB), ""]);
+    rows.push([p.name, "peak RSS of the stream", mib(q.all.rss), e ? mib(e.many.rss) : "n/a", "< 200 MiB", "", q.all.rss === null ? "" : mark(q.all.rss < 200 * MIB), ""]);
     notes.push(
-      `${p.name}: the load alone (\`--requests\` of an empty file) takes ${fmt(q.empty.cpu)} s of CPU and ${fmt(q.empty.wallMedian)} s of wall time; with the ${q.lines.toLocaleString("en")} lines, ${fmt(q.stream.cpu)} s and ${fmt(q.stream.wallMedian)} s; the stream wrote ${Math.round(q.outBytes / MIB)} MiB.` +
+      `${p.name}: the load alone (\`--requests\` of an empty file) takes ${fmt(q.empty.cpu)} s of CPU and ${fmt(q.empty.wall)} s of wall time; with the ${q.lines.toLocaleString("en")} lines, ${fmt(q.all.cpu)} s and ${fmt(q.all.wall)} s (medians); the medians of the differences, run by run: ${fmt(q.diff.cpu)} s of CPU and ${fmt(q.diff.wall)} s of wall time; the stream wrote ${Math.round(q.outBytes / MIB)} MiB.` +
         (e
           ? ` Real engine: ${e.rules.toLocaleString("en")} rules; ${fmt(eLoad)} s for the process that loads it and decides one request; ${e.decisions.toLocaleString("en")} requests decided at ${e.rates.map((r) => rate(r)).join(", ")} /s as its loop times them (median ${rate(e.rate)} /s, the rate used above); as extra requests over extra CPU time of the process, ${rate(e.cpuRate)} /s (${fmt(e.many.cpu)} s with ${e.decisions} requests).`
           : " Real engine not run (set QREXEC_SRC)."),
     );
   }
-  const header = ["policy", "measure (CPU time: user + system; or wall clock, where it says so)", "qubes-kit", "real engine", "target", "ratio", "mark", "peak RSS"];
+  const header = ["policy", "measure (CPU time: user + system, unless it says wall time)", "qubes-kit", "real engine", "target", "ratio", "mark", "peak RSS"];
   const table = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
   const load1 = loadavg()[0];
   process.stdout.write(`\n${table}\n\n${notes.join("\n")}\n`);
@@ -226,7 +244,8 @@ function main() {
       "",
       `Written by \`bench/cold.mjs\` (${new Date().toISOString().replace(/\.\d+Z$/, "Z")}; load average ${load0.toFixed(2)} when it started and ${load1.toFixed(2)} when it ended, on ${cpus().length} cores).`,
       `Each figure is the median of ${o.runs} runs of a whole process, as CPU time (user + system${TIME ? ", from /usr/bin/time" : "; no /usr/bin/time here, so wall time"}); the real engine is \`qrexec-oracle.py bench\` (qubes-core-qrexec, CPython) on the same files, measured on this machine in the same run.`,
-      "The stream's rate counts the lines beyond the load: (lines) / (time of the stream − time of the same command on an empty file). The real engine's rate is its decisions per second as its own evaluation loop times them (`qrexec-oracle.py bench` with 1,000 requests, the load left out, timed by `time.perf_counter`, a wall clock; median of the runs); it varies much less than the difference of two whole-process times of several seconds each (that figure is in the notes). The target is marked on the stream's rate by the same clock, wall time (median of the runs of each command): the real engine's loop is one thread, where the stream's process also compiles and collects on V8's background threads, beside it on another core; the rate over the CPU time of all those threads is shown under it (not marked), and the two are equal on one core. The steady rate is the CPU-time measure between the first fifth of the lines and all of them: the first requests of each service and source also build the stream's tables, a one-time cost the steady rate leaves out (shown for information, not marked).",
+      "The stream's rate counts the lines beyond the load: (lines) / (CPU time of the stream − CPU time of the same command on an empty file), the median of that difference over runs made in turn (empty file, first fifth, all lines), each run's answers written to a file and counted. The real engine's rate is its decisions per second as its own evaluation loop times them (`qrexec-oracle.py bench` with 1,000 requests, the load left out, median of the runs), which varies much less than the difference of two whole-process times of several seconds each (that figure is in the notes). The target is marked on those rates. The same lines over the extra wall time are shown under it, not marked: the real engine's loop is timed by `time.perf_counter`, a wall clock, but runs on one thread, where the stream's process also compiles and collects on V8's threads of its own, on another core here; on one core its wall time would be at least its CPU time. The steady rate is the CPU-time measure between the first fifth of the lines and all of them: the first requests of each service and source also build the stream's tables, a one-time cost the steady rate leaves out (shown for information, not marked).",
+
       "",
       table,
       "",

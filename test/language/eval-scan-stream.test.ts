@@ -77,6 +77,37 @@ describe("the stream's in-order scan", () => {
     );
   });
 
+  it("decides and says which names are qubes alike when two system models alternate", () => {
+    // One policy's rule orders and their early-stop unions serve both models in turn; a request the
+    // scan leaves early (a target it refuses) must not be answered from the other model's lookups.
+    const policy = ["qubes.A * @anyvm @anyvm allow", "qubes.B * @anyvm @tag:t1 ask", "qubes.B * @anyvm @anyvm deny", "qubes.B * @tag:t1 @anyvm ask default_target=q02"].join("\n");
+    const loaded = loadPolicy(createMemoryFileSystem({ "30-user.policy": policy + "\n" }));
+    expect(loaded.ok).toBe(true);
+    if (!loaded.ok) return;
+    const q = (i: number, extra: Record<string, unknown> = {}) => ({ type: "AppVM", tags: i % 2 ? ["t1"] : [], template_for_dispvms: false, default_dispvm: null, power_state: "Running", uuid: uuidOf(i), internal: null, ...extra });
+    const s1: RawSystemInfo["domains"] = { dom0: { ...q(900), type: "AdminVM" }, a: q(1), t: q(2, { template_for_dispvms: true }) };
+    const s2: RawSystemInfo["domains"] = { dom0: { ...q(900), type: "AdminVM" }, t: q(2) };
+    QUBES.slice(0, 20).forEach((n, i) => {
+      s1[n] = q(i + 10);
+      if (i % 3) s2[n] = q(i + 40, { tags: i % 2 ? [] : ["t1"] });
+    });
+    const systems = [prepareSystemInfo({ domains: s1 }), prepareSystemInfo({ domains: s2 })];
+    const requests = [
+      { service: "qubes.A", argument: "+", source: "a", target: "@dispvm:t" },
+      { service: "qubes.B", argument: "+", source: "q01", target: "q02" },
+      { service: "qubes.B", argument: "+", source: "q03", target: "q04" },
+      { service: "qubes.A", argument: "+", source: "q05", target: "ghost" },
+    ];
+    for (let round = 0; round < 4; round++) {
+      for (const r of requests) {
+        for (const sys of round % 2 ? [...systems].reverse() : systems) {
+          expect(evaluateJson(loaded.policy, r, sys)).toBe(JSON.stringify(decisionToJson(evaluate(loaded.policy, r, sys))));
+          expect(requestNamesKnown(r, sys)).toBe((sys.domains.has(r.source) ? 1 : 0) | (sys.domains.has(r.target) ? 2 : 0));
+        }
+      }
+    }
+  });
+
   it("covers what it claims: asks with long lists, denials, crashes and refusals all occur", () => {
     // A fixed case of each kind, so the property above is known to reach them.
     const policy = [

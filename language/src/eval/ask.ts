@@ -677,7 +677,18 @@ export function collectTargetsForAskScan(
  * every rule's target set must be a bitset over the universe (else null:
  * no early stop, each rule is visited as the engine visits it).
  */
+/** Per system cache and order: its suffix unions (see {@link saturation}), for an order used with several system models in turn (the last one's are kept with the order). */
+const saturations = new WeakMap<SystemCache, WeakMap<ServiceOrder, Uint32Array | null>>();
+
 function saturation(askTokens: QubeToken[], cache: SystemCache, order: ServiceOrder, sys: PreparedSystem, u: Universe): Uint32Array | null {
+  let byOrder = saturations.get(cache);
+  if (byOrder === undefined) saturations.set(cache, (byOrder = new WeakMap()));
+  const hit = byOrder.get(order);
+  if (hit !== undefined) {
+    order.satFor = cache;
+    order.sat = hit;
+    return hit;
+  }
   const packed = order.packed;
   const W = u.words;
   const rules = packed.length >>> 2;
@@ -704,7 +715,8 @@ function saturation(askTokens: QubeToken[], cache: SystemCache, order: ServiceOr
     }
   }
   const result = ok ? out : null;
-  // Kept with the order, for the system cache it was made for (a policy's orders serve one system model at a time).
+  // Kept with the order for the system cache it was made for (a stream's one model: no lookup), and by cache.
+  byOrder.set(order, result);
   order.satFor = cache;
   order.sat = result;
   return result;

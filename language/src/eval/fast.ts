@@ -252,21 +252,24 @@ export interface ScanDecision {
   error?: ErrorDecision;
 }
 
-/** The source and target {@link scanDecide} last found the records of, and whether they are qubes of the system model (1, 2). */
+/** The source and target {@link scanDecide} last found the records of, the system model they were looked up in, and whether they are qubes of it (1, 2). */
 let lastSource: string | undefined;
 let lastTarget: string | undefined;
+let lastKnownIn: SystemInfo | undefined;
 let lastKnown = 0;
 
 /**
  * Whether the source (bit 1) and the target (bit 2) of `request` are qubes
  * of `system` (keys of its domains): for a stream's warnings, asked right
  * after the request is decided, when the scan has just looked both up (no
- * lookup of its own then).
+ * lookup of its own then). As for decisions, a system model is not to be
+ * changed once used.
  */
 export function requestNamesKnown(request: PolicyRequest, system: SystemInfo): number {
   const target = request.target ?? "";
-  if (request.source === lastSource && target === lastTarget && system === lastSystem) return lastKnown;
-  const d = system.domains;
+  if (system === lastKnownIn && request.source === lastSource && target === lastTarget) return lastKnown;
+  // The model as the evaluator reads it (its copy, for a model that was not prepared).
+  const d = prep(system).domains;
   return (d.has(request.source) ? 1 : 0) | (d.has(target) ? 2 : 0);
 }
 
@@ -302,6 +305,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     // What the caller's warnings ask next (see `requestNamesKnown`), found with the records.
     lastSource = source;
     lastTarget = request.target ?? "";
+    lastKnownIn = system;
     lastKnown = (src.known ? 1 : 0) | (at.known ? 2 : 0);
     let tv: Uint8Array | undefined;
     if (t.kind === "dispvm") {

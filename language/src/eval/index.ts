@@ -501,7 +501,7 @@ export interface ScanTables {
  */
 export interface ServiceOrder {
   packed: Int32Array;
-  /** The early-stop unions of the `ask` collection (`ask.ts` `saturation`) and the system cache they were made for. */
+  /** The early-stop unions of the `ask` collection (`ask.ts` `saturation`) for the system cache it was last used with. */
   satFor: SystemCache | undefined;
   sat: Uint32Array | null;
 }
