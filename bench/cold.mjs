@@ -5,9 +5,12 @@
  *
  *   node bench/cold.mjs [--runs N] [--requests N] [--oracle-requests N] [--no-write]
  *
- * Measures, each as its own process, the median over --runs runs (default 3)
- * of its CPU time (user + system, from /usr/bin/time when it exists, else
- * wall time) and its peak RSS:
+ * Measures, each as its own process, in --runs turns (default 3; each turn
+ * runs every command once, the real engine's beside ours, so that a spell of
+ * contention on a shared machine falls on both sides of a ratio alike), its
+ * CPU time (user + system, from /usr/bin/time when it exists, else wall
+ * time) and its peak RSS; figures are medians over the turns, and each ratio
+ * the median of the turns' ratios:
  *   1. `qkit policy eval` of ONE request (the first line of requests.jsonl);
  *   2. `qkit policy check DIR`;
  *   3. `qkit policy eval --requests` over an empty file, the first fifth of
@@ -115,26 +118,35 @@ function requestFile(dir, n) {
   return file;
 }
 
-function ours(p, o) {
+const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * One policy's figures: ours and the real engine's, measured in turns (each
+ * turn runs every command once, the real engine's beside ours), so that a
+ * spell of contention on this shared machine falls on both sides of a
+ * ratio alike; each ratio is the median of the turns' ratios.
+ */
+function measurePolicy(p, o) {
   const pol = join(p.dir, "policy.d");
   const sys = join(p.dir, "system.json");
   const first = JSON.parse(readFileSync(join(p.dir, "requests.jsonl"), "utf8").split("\n", 1)[0]);
   const service = first.service + (first.argument && first.argument !== "+" ? first.argument : "");
   const node = process.execPath;
-  const one = median(o.runs, () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, service, first.source, first.target ?? ""]));
+  const one = () => measure(node, [CLI, "policy", "eval", "--policy-dir", pol, "--system", sys, service, first.source, first.target ?? ""]);
   // `--engine-only` validates as the engine's load does (the real engine's counterpart); plain
   // `check` adds the editor's analysis (shadowing, unknown names), which the engine never does.
-  const check = median(o.runs, () => measure(node, [CLI, "policy", "check", "--engine-only", pol]));
-  const checkFull = median(Math.min(o.runs, 2), () => measure(node, [CLI, "policy", "check", pol]));
+  const check = () => measure(node, [CLI, "policy", "check", "--engine-only", pol]);
   const file = requestFile(p.dir, o.requests);
   const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim()).length;
   // The first fifth of the same lines: the steady rate is the rest over the extra CPU time (the
   // first requests of each service and source also build the scan's tables, a one-time cost).
   const partLines = Math.floor(lines / 5);
   const partFile = requestFile(p.dir, partLines);
-  // Each command's answers go to a file (as a stream's usually go to a file or a pipe; read back
+  const emptyFile = requestFile(p.dir, 0);
+  // Each stream's answers go to a file (as a stream's usually go to a file or a pipe; read back
   // through a pipe by this process, its own decoding would be timed with them), checked every run.
   const outFile = join(DATA, "stream-out.jsonl");
+  let outBytes = 0;
   const stream = (requests, want) => {
     const fd = openSync(outFile, "w");
     let r;
@@ -146,41 +158,36 @@ function ours(p, o) {
     const out = readFileSync(outFile, "utf8");
     const answered = out.split("\n").filter(Boolean).length;
     if (r.status !== 0 || answered !== want) throw new Error(`cold: the stream of ${want} lines answered ${answered} and exited ${r.status}`);
-    return { ...r, outBytes: Buffer.byteLength(out) };
-  };
-  // Empty, first fifth and all lines in turn, so that a spell of contention falls on the three alike;
-  // the rates are taken from the medians of the differences of each turn's runs.
-  stream(file, lines);
-  const turns = Array.from({ length: o.runs }, () => ({ empty: stream(requestFile(p.dir, 0), 0), part: stream(partFile, partLines), all: stream(file, lines) }));
-  rmSync(outFile, { force: true });
-  const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const diff = {
-    cpu: mid(turns.map((t) => t.all.cpu - t.empty.cpu)),
-    wall: mid(turns.map((t) => t.all.wall - t.empty.wall)),
-    steadyCpu: mid(turns.map((t) => t.all.cpu - t.part.cpu)),
-  };
-  const empty = { cpu: mid(turns.map((t) => t.empty.cpu)), wall: mid(turns.map((t) => t.empty.wall)) };
-  const all = { cpu: mid(turns.map((t) => t.all.cpu)), wall: mid(turns.map((t) => t.all.wall)), rss: turns.some((t) => t.all.rss === null) ? null : mid(turns.map((t) => t.all.rss)) };
-  return { one, check, checkFull, empty, all, diff, lines, partLines, outBytes: turns[0].all.outBytes };
-}
-
-function engine(p, o) {
-  const oracle = join(SHARED, "tools", "qrexec-oracle.py");
-  if (!process.env.QREXEC_SRC || !existsSync(oracle)) return null;
-  const run = (n) => measure("python3", [oracle, "bench", "--dir", p.dir, "--requests", String(n), "--max-seconds", "30"]);
-  const load = median(o.runs, () => run(1));
-  // Its decisions per second as its own loop times them (the load left out): one figure per run, the median taken.
-  const reports = [];
-  const many = median(o.runs, () => {
-    const r = run(o.oracleRequests);
-    reports.push(JSON.parse(r.stdout.trim().split("\n").pop()));
+    if (want === lines) outBytes = Buffer.byteLength(out);
     return r;
-  });
-  const rates = reports.map((r) => r.requests_per_second).sort((a, b) => a - b);
-  const report = reports[0];
-  // The same rate as the extra requests over the extra CPU time of the process (shown for comparison).
-  const cpuRate = (report.requests - 1) / Math.max(1e-9, many.cpu - load.cpu);
-  return { load, many, decisions: report.requests, rules: report.rules, rate: rates[Math.floor(rates.length / 2)], rates, cpuRate };
+  };
+  const oracle = join(SHARED, "tools", "qrexec-oracle.py");
+  const haveEngine = Boolean(process.env.QREXEC_SRC) && existsSync(oracle);
+  const engine = (n) => measure("python3", [oracle, "bench", "--dir", p.dir, "--requests", String(n), "--max-seconds", "30"]);
+  // One run of each first, for the file cache.
+  one();
+  check();
+  stream(file, lines);
+  if (haveEngine) engine(1);
+  const turns = [];
+  for (let i = 0; i < o.runs; i++) {
+    const t = {};
+    if (haveEngine) t.eLoad = engine(1);
+    t.one = one();
+    t.check = check();
+    if (haveEngine) {
+      t.eMany = engine(o.oracleRequests);
+      t.eReport = JSON.parse(t.eMany.stdout.trim().split("\n").pop());
+    }
+    // Empty file, first fifth and all lines one after the other: the stream's rates come from each turn's differences.
+    t.empty = stream(emptyFile, 0);
+    t.part = stream(partFile, partLines);
+    t.all = stream(file, lines);
+    turns.push(t);
+  }
+  rmSync(outFile, { force: true });
+  const checkFull = median(Math.min(o.runs, 2), () => measure(node, [CLI, "policy", "check", pol]));
+  return { turns, haveEngine, checkFull, lines, partLines, outBytes };
 }
 
 const fmt = (x, d = 3) => x.toFixed(d);
@@ -196,40 +203,54 @@ function main() {
   let failed = false;
   for (const p of ensurePolicies(o)) {
     process.stdout.write(`cold: ${p.name} (${p.dir})\n`);
-    const q = ours(p, o);
-    const e = engine(p, o);
+    const q = measurePolicy(p, o);
+    const T = q.turns;
+    const e = q.haveEngine;
     // A difference of under 0.05 s is no measure (the stream costs far more): no rate, no mark.
     const per = (n, d) => (d >= 0.05 ? n / d : null);
-    const streamRate = per(q.lines, q.diff.cpu);
+    const midOrNull = (xs) => (xs.some((x) => x === null) ? null : mid(xs));
+    // Per turn: our figure, the real engine's, and their ratio; the table shows the medians of each.
+    const streamCpu = T.map((t) => per(q.lines, t.all.cpu - t.empty.cpu));
     // The same lines over the extra wall time, shown beside it: the real engine's loop is timed by
     // `time.perf_counter`, a wall clock, but runs on one thread, where the stream's V8 also compiles
     // and collects on threads of its own, beside it on another core; the mark stays on CPU time.
-    const wallRate = per(q.lines, q.diff.wall);
-    const wholeRate = q.lines / q.all.cpu;
-    const eLoad = e?.load.cpu;
-    const eRate = e ? e.rate : null;
+    const streamWall = T.map((t) => per(q.lines, t.all.wall - t.empty.wall));
+    const steady = T.map((t) => per(q.lines - q.partLines, t.all.cpu - t.part.cpu));
+    const eRates = e ? T.map((t) => t.eReport.requests_per_second) : null;
+    const eLoads = e ? T.map((t) => t.eLoad.cpu) : null;
+    const ratios = (xs, refs, inverse) => (e && !xs.some((x) => x === null) ? mid(xs.map((x, i) => (inverse ? refs[i] / x : x / refs[i]))) : null);
+    const oneCpu = T.map((t) => t.one.cpu);
+    const checkCpu = T.map((t) => t.check.cpu);
+    const all = { cpu: mid(T.map((t) => t.all.cpu)), wall: mid(T.map((t) => t.all.wall)), rss: T.some((t) => t.all.rss === null) ? null : mid(T.map((t) => t.all.rss)) };
+    const empty = { cpu: mid(T.map((t) => t.empty.cpu)), wall: mid(T.map((t) => t.empty.wall)) };
+    const wholeRate = q.lines / all.cpu;
     const mark = (ok) => {
       if (!ok) failed = true;
       return ok ? "PASS" : "MISSED";
     };
-    const ratio = (ref, x) => (ref ? `${fmt(ref / x, 1)}×` : "n/a");
-    rows.push([p.name, "`qkit policy eval` of one request (process)", `${fmt(q.one.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "≥ 10×", ratio(eLoad, q.one.cpu), e ? mark(eLoad / q.one.cpu >= 10) : "", mib(q.one.rss)]);
-    rows.push([p.name, "`qkit policy check --engine-only DIR` (process)", `${fmt(q.check.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "≥ 10×", ratio(eLoad, q.check.cpu), e ? mark(eLoad / q.check.cpu >= 10) : "", mib(q.check.rss)]);
-    // Issue 9 (check2): under 1.5 s of CPU and 300 MiB, whatever the real engine's load.
+    const x = (r) => (r === null ? "n/a" : `${fmt(r, 1)}×`);
+    const xr = (r) => (r === null ? "n/a" : `${rate(r)}×`);
+    const rateCell = (r) => (r === null ? "no measure" : `${rate(r)} /s`);
+    const eLoad = e ? mid(eLoads) : null;
+    const eRate = e ? mid(eRates) : null;
+    const oneRatio = ratios(oneCpu, eLoads, true);
+    const checkRatio = ratios(checkCpu, eLoads, true);
+    rows.push([p.name, "`qkit policy eval` of one request (process)", `${fmt(mid(oneCpu))} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "≥ 10×", x(oneRatio), e ? mark(oneRatio >= 10) : "", mib(mid(T.map((t) => t.one.rss ?? 0)) || null)]);
+    rows.push([p.name, "`qkit policy check --engine-only DIR` (process)", `${fmt(mid(checkCpu))} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "≥ 10×", x(checkRatio), e ? mark(checkRatio >= 10) : "", mib(mid(T.map((t) => t.check.rss ?? 0)) || null)]);
+    // Our own bar (a review of issue 9): under 1.5 s of CPU and 300 MiB, whatever the real engine's load.
     const checkOk = q.checkFull.cpu < 1.5 && (q.checkFull.rss === null || q.checkFull.rss < 300 * MIB);
-    rows.push([p.name, "`qkit policy check DIR` with the editor's analysis (process)", `${fmt(q.checkFull.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "< 1.5 s, < 300 MiB", ratio(eLoad, q.checkFull.cpu), mark(checkOk), mib(q.checkFull.rss)]);
-    const rateCell = (x) => (x === null ? "no measure" : `${rate(x)} /s`);
-    const ratioCell = (x) => (x === null || !e ? "n/a" : `${rate(x / eRate)}×`);
-    rows.push([p.name, `\`--requests\` stream, ${q.lines.toLocaleString("en")} lines (after the load, output included; CPU time of all its threads)`, rateCell(streamRate), e ? `${rate(eRate)} /s` : "n/a", "≥ 1,000×", ratioCell(streamRate), e ? mark(streamRate !== null && streamRate / eRate >= 1000) : "", mib(q.all.rss)]);
-    rows.push([p.name, `\`--requests\` stream, the same lines in wall time`, rateCell(wallRate), e ? `${rate(eRate)} /s` : "n/a", "", ratioCell(wallRate), "", ""]);
-    const steadyRate = per(q.lines - q.partLines, q.diff.steadyCpu);
-    rows.push([p.name, `\`--requests\` stream, steady rate (lines ${(q.partLines + 1).toLocaleString("en")}–${q.lines.toLocaleString("en")}, after the first fifth)`, rateCell(steadyRate), e ? `${rate(eRate)} /s` : "n/a", "", ratioCell(steadyRate), "", ""]);
+    rows.push([p.name, "`qkit policy check DIR` with the editor's analysis (process)", `${fmt(q.checkFull.cpu)} s`, e ? `${fmt(eLoad)} s (load)` : "n/a", "< 1.5 s, < 300 MiB", e ? x(eLoad / q.checkFull.cpu) : "n/a", mark(checkOk), mib(q.checkFull.rss)]);
+    const streamRatio = ratios(streamCpu, eRates, false);
+    rows.push([p.name, `\`--requests\` stream, ${q.lines.toLocaleString("en")} lines (after the load, output included; CPU time of all its threads)`, rateCell(midOrNull(streamCpu)), e ? `${rate(eRate)} /s` : "n/a", "≥ 1,000×", xr(streamRatio), e ? mark(streamRatio !== null && streamRatio >= 1000) : "", mib(all.rss)]);
+    rows.push([p.name, "`--requests` stream, the same lines in wall time", rateCell(midOrNull(streamWall)), e ? `${rate(eRate)} /s` : "n/a", "", xr(ratios(streamWall, eRates, false)), "", ""]);
+    rows.push([p.name, `\`--requests\` stream, steady rate (lines ${(q.partLines + 1).toLocaleString("en")}–${q.lines.toLocaleString("en")}, after the first fifth)`, rateCell(midOrNull(steady)), e ? `${rate(eRate)} /s` : "n/a", "", xr(ratios(steady, eRates, false)), "", ""]);
     rows.push([p.name, "`--requests` whole process (load included)", `${rate(wholeRate)} /s`, "", "", e ? `${rate(wholeRate / eRate)}×` : "", "", ""]);
-    rows.push([p.name, "peak RSS of the stream", mib(q.all.rss), e ? mib(e.many.rss) : "n/a", "< 200 MiB", "", q.all.rss === null ? "" : mark(q.all.rss < 200 * MIB), ""]);
+    rows.push([p.name, "peak RSS of the stream", mib(all.rss), e ? mib(mid(T.map((t) => t.eMany.rss ?? 0)) || null) : "n/a", "< 200 MiB", "", all.rss === null ? "" : mark(all.rss < 200 * MIB), ""]);
+    const turnText = T.map((t, i) => `${rate(streamCpu[i] ?? 0)}/${e ? rate(eRates[i]) : "?"}`).join(", ");
     notes.push(
-      `${p.name}: the load alone (\`--requests\` of an empty file) takes ${fmt(q.empty.cpu)} s of CPU and ${fmt(q.empty.wall)} s of wall time; with the ${q.lines.toLocaleString("en")} lines, ${fmt(q.all.cpu)} s and ${fmt(q.all.wall)} s (medians); the medians of the differences, run by run: ${fmt(q.diff.cpu)} s of CPU and ${fmt(q.diff.wall)} s of wall time; the stream wrote ${Math.round(q.outBytes / MIB)} MiB.` +
+      `${p.name}: the load alone (\`--requests\` of an empty file) takes ${fmt(empty.cpu)} s of CPU and ${fmt(empty.wall)} s of wall time; with the ${q.lines.toLocaleString("en")} lines, ${fmt(all.cpu)} s and ${fmt(all.wall)} s (medians); the stream wrote ${Math.round(q.outBytes / MIB)} MiB. The stream's rate and the real engine's, turn by turn: ${turnText} /s.` +
         (e
-          ? ` Real engine: ${e.rules.toLocaleString("en")} rules; ${fmt(eLoad)} s for the process that loads it and decides one request; ${e.decisions.toLocaleString("en")} requests decided at ${e.rates.map((r) => rate(r)).join(", ")} /s as its loop times them (median ${rate(e.rate)} /s, the rate used above); as extra requests over extra CPU time of the process, ${rate(e.cpuRate)} /s (${fmt(e.many.cpu)} s with ${e.decisions} requests).`
+          ? ` Real engine: ${T[0].eReport.rules.toLocaleString("en")} rules; ${fmt(eLoad)} s for the process that loads it and decides one request (${eLoads.map((v) => fmt(v, 2)).join(", ")}); ${T[0].eReport.requests.toLocaleString("en")} requests decided at ${[...eRates].sort((a, b) => a - b).map((r) => rate(r)).join(", ")} /s as its loop times them; as extra requests over extra CPU time of the process, ${rate((T[0].eReport.requests - 1) / Math.max(1e-9, mid(T.map((t) => t.eMany.cpu)) - eLoad))} /s (${fmt(mid(T.map((t) => t.eMany.cpu)))} s with ${T[0].eReport.requests} requests).`
           : " Real engine not run (set QREXEC_SRC)."),
     );
   }
@@ -243,7 +264,7 @@ function main() {
       "## Cold start",
       "",
       `Written by \`bench/cold.mjs\` (${new Date().toISOString().replace(/\.\d+Z$/, "Z")}; load average ${load0.toFixed(2)} when it started and ${load1.toFixed(2)} when it ended, on ${cpus().length} cores).`,
-      `Each figure is the median of ${o.runs} runs of a whole process, as CPU time (user + system${TIME ? ", from /usr/bin/time" : "; no /usr/bin/time here, so wall time"}); the real engine is \`qrexec-oracle.py bench\` (qubes-core-qrexec, CPython) on the same files, measured on this machine in the same run.`,
+      `Each figure is the median over ${o.runs} turns of a whole process, as CPU time (user + system${TIME ? ", from /usr/bin/time" : "; no /usr/bin/time here, so wall time"}); the real engine is \`qrexec-oracle.py bench\` (qubes-core-qrexec, CPython) on the same files, measured on this machine in the same turns, beside ours (each turn runs every command once), and each ratio is the median of the turns' ratios (so it need not equal the ratio of the two medians shown).`,
       "The stream's rate counts the lines beyond the load: (lines) / (CPU time of the stream − CPU time of the same command on an empty file), the median of that difference over runs made in turn (empty file, first fifth, all lines), each run's answers written to a file and counted. The real engine's rate is its decisions per second as its own evaluation loop times them (`qrexec-oracle.py bench` with 1,000 requests, the load left out, median of the runs), which varies much less than the difference of two whole-process times of several seconds each (that figure is in the notes). The target is marked on those rates. The same lines over the extra wall time are shown under it, not marked: the real engine's loop is timed by `time.perf_counter`, a wall clock, but runs on one thread, where the stream's process also compiles and collects on V8's threads of its own, on another core here; on one core its wall time would be at least its CPU time. The steady rate is the CPU-time measure between the first fifth of the lines and all of them: the first requests of each service and source also build the stream's tables, a one-time cost the steady rate leaves out (shown for information, not marked).",
 
       "",
