@@ -102,7 +102,8 @@ function deviceMethods(dc: string): void {
   });
   const listAssigned = (c: CallContext, attachedOnly: boolean) => {
     let as = c.dest.assignments.filter((a) => a.devclass === dc);
-    if (attachedOnly) as = c.dest.power === "Running" ? as.filter((a) => a.mode !== "manual" && c.app.domains.get(a.backend)?.exposed.some((d) => d.portId === a.portId)) : [];
+    // qubesd's PCI extension lists nothing attached to dom0 (its devices are not attached through libvirt).
+    if (attachedOnly) as = c.dest.power === "Running" && !(dc === "pci" && c.dest.isAdminVM) ? as.filter((a) => a.mode !== "manual" && c.app.domains.get(a.backend)?.exposed.some((d) => d.portId === a.portId)) : [];
     if (c.arg) {
       const i = c.arg.indexOf("+");
       if (i < 0) throw new SimAbort("ValueError: not enough values to unpack");
