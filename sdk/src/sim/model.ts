@@ -398,8 +398,14 @@ export class Qube extends Holder {
     if (this.isAdminVM) return false;
     return !!this.getProp("provides_network") || !!this.netvmQube();
   }
-  defaultIp(): string | null {
+  /**
+   * `_default_ip`: `netvm.get_ip_for_vm(self)`, which a qube whose netvm is dom0 (the global
+   * `default_netvm` may be set to it) cannot call: an AdminVM has no such method, and the
+   * AttributeError means no value (empty in `property.Get`, left out of the qube's repr).
+   */
+  defaultIp(): string | null | undefined {
     if (!this.isNetworked()) return null;
+    if (this.netvmQube()?.isAdminVM) return undefined;
     if (this.klass === "DispVM") return vmid2ipv4("10.138", Number(this.getProp("dispid")));
     return vmid2ipv4("10.137", this.qid);
   }
@@ -408,22 +414,24 @@ export class Qube extends Holder {
    * of the value); the address is `get_ip6_for_vm`, Qubes' site-local prefix with the IPv4 suffix
    * (`a89:` and the qid, `a8a:` and the dispid for a disposable).
    */
-  defaultIp6(): string | null {
+  defaultIp6(): string | null | undefined {
     if (!this.isNetworked() || !this.featureWithNetvm("ipv6")) return null;
+    // `netvm.get_ip6_for_vm(self)`: none on an AdminVM (see `defaultIp`).
+    if (this.netvmQube()?.isAdminVM) return undefined;
     const suffix = this.klass === "DispVM" ? `a8a:${Number(this.getProp("dispid")).toString(16)}` : `a89:${this.qid.toString(16)}`;
     return parseIPv6(`fd09:24ef:4179:0000::${suffix}`) ?? null;
   }
   /** `gateway6`: a network provider's own IPv6 address, with the `ipv6` feature along its netvm chain. */
-  gateway6(): string | null {
+  gateway6(): string | null | undefined {
     if (!this.featureWithNetvm("ipv6") || !this.getProp("provides_network")) return null;
-    const ip6 = this.getProp("ip6");
-    return ip6 === undefined ? null : (ip6 as string | null);
+    // `visible_ip6`, that is `ip6`: its AttributeError (see `defaultIp`) goes through.
+    return this.getProp("ip6") as string | null | undefined;
   }
-  visibleIp(): string | null {
+  /** `visible_ip`: the `net.fake-ip` feature (with the template's), else `ip`, whose AttributeError (see `defaultIp`) goes through. */
+  visibleIp(): string | null | undefined {
     const fake = this.featureWithTemplate("net.fake-ip");
     if (fake) return fake;
-    const ip = this.getProp("ip");
-    return ip === undefined ? null : (ip as string | null);
+    return this.getProp("ip") as string | null | undefined;
   }
   /** The icon name; `undefined` when the qube has no label (qubesd's AttributeError). */
   icon(): string | undefined {

@@ -80,6 +80,17 @@ function tplOr(prop: string, fallback: (q: Q) => PropValue | undefined): Default
   };
 }
 
+/**
+ * `self.netvm.X if self.netvm else None`: None without a netvm; with dom0 as netvm (the global
+ * `default_netvm` may be set to it) an AttributeError, no value, as an AdminVM has none of the
+ * network attributes.
+ */
+function netvmAttr(q: Q, read: (n: Q) => PropValue | undefined): PropValue | undefined {
+  const n = q.netvmQube();
+  if (n === undefined) return null;
+  return n.isAdminVM ? undefined : read(n);
+}
+
 function qubesVmProps(): PropDef<Q>[] {
   const P = (d: Omit<PropDef<Q>, "stage"> & { stage?: number }): PropDef<Q> => ({ stage: 2, ...d });
   return [
@@ -159,11 +170,12 @@ function qubesVmProps(): PropDef<Q>[] {
         return mode;
       },
     }),
-    P({ name: "visible_gateway", type: "str", stateless: (q) => q.netvmQube()?.stateless("gateway") ?? null }),
-    P({ name: "visible_gateway6", type: "str", stateless: (q) => (q.featureWithNetvm("ipv6") ? (q.netvmQube()?.gateway6() ?? null) : null) }),
+    // `net.fake-gateway` (with the template's), else the netvm's `gateway`; dom0 as netvm has none (AttributeError: no value).
+    P({ name: "visible_gateway", type: "str", stateless: (q) => q.featureWithTemplate("net.fake-gateway") || netvmAttr(q, (n) => n.stateless("gateway")) }),
+    P({ name: "visible_gateway6", type: "str", stateless: (q) => (q.featureWithNetvm("ipv6") ? netvmAttr(q, (n) => n.gateway6()) : null) }),
     P({ name: "visible_ip", type: "str", stateless: (q) => q.visibleIp() }),
-    P({ name: "visible_ip6", type: "str", stateless: (q) => { const v = q.getProp("ip6"); return v === undefined ? null : (v as string | null); } }),
-    P({ name: "visible_netmask", type: "str", stateless: (q) => (q.netvmQube()?.isNetworked() ? "255.255.255.255" : null) }),
+    P({ name: "visible_ip6", type: "str", stateless: (q) => q.getProp("ip6") as string | null | undefined }),
+    P({ name: "visible_netmask", type: "str", stateless: (q) => q.featureWithTemplate("net.fake-netmask") || netvmAttr(q, (n) => (n.isNetworked() ? "255.255.255.255" : null)) }),
     P({ name: "xid", type: "int", stateless: (q) => (q.power === "Halted" ? -1 : q.xid) }),
     P({ name: "audiovm", type: "vm", stage: 4, allowNone: true, default: (q) => q.app.getProp("default_audiovm") ?? null }),
     P({ name: "bootmode", type: "str", stage: 4, pyType: "str", default: () => "default" }),
