@@ -111,3 +111,21 @@ describe("creating an AppVM without a template", () => {
     expect(await q("admin.vm.Create.AppVM", "dom0", "", "name=fz-b label=blue")).toEqual(["error", "QubesValueError", "Template for the qube not specified, nor default template set."]);
   });
 });
+
+describe("pausing", () => {
+  it("a paused qube again succeeds and leaves it paused (libvirt's libxl driver does not refuse it); a halted one is refused", async () => {
+    expect(await q("admin.vm.Start", "sys-usb")).toEqual(ok());
+    expect(await q("admin.vm.Pause", "sys-usb")).toEqual(ok());
+    expect(await state("sys-usb")).toBe("power_state=Paused");
+    expect(await q("admin.vm.Pause", "sys-usb")).toEqual(ok());
+    expect(await state("sys-usb")).toBe("power_state=Paused");
+    // Starting a paused qube changes nothing either (qubesd's `start()` returns unless it is halted).
+    expect(await q("admin.vm.Start", "sys-usb")).toEqual(ok());
+    expect(await state("sys-usb")).toBe("power_state=Paused");
+    expect(await q("admin.vm.Unpause", "sys-usb")).toEqual(ok());
+    expect(await state("sys-usb")).toBe("power_state=Running");
+    expect(await q("admin.vm.Kill", "sys-usb")).toEqual(ok());
+    expect(await q("admin.vm.Pause", "sys-usb")).toEqual(["error", "QubesVMNotRunningError", "Domain not running (either powered off or paused): 'sys-usb'"]);
+    expect(aborted).toEqual([]);
+  });
+});

@@ -1501,6 +1501,13 @@ export class App extends Holder {
 
   pause(q: Qube): void {
     this.noSuchPowerMethod(q, "pause");
+    // A paused qube is still running for qubesd (`is_running()`: libvirt's `isActive`), and libvirt's
+    // libxl driver leaves a paused domain as it is and succeeds: no state change, no `domain-paused`.
+    // (The real qubesd run without Xen uses libvirt's test driver, which refuses instead: an artefact.)
+    if (q.power === "Paused") {
+      q.emit("domain-pre-paused");
+      return;
+    }
     if (q.power !== "Running") throw qerr("QubesVMNotRunningError", `Domain not running (either powered off or paused): '${q.name}'`);
     q.emit("domain-pre-paused");
     q.power = "Paused";
