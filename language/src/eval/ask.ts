@@ -572,7 +572,7 @@ export function collectTargetsForAskScan(
   const sets = cache.setsById;
   // Once every target that the rest of the order could decide is decided, the rest changes nothing (see `saturation`).
   if (src.crashFree === -1) src.crashFree = matchesWithoutCrash(info, source) ? 1 : 0;
-  const sat = src.crashFree === 1 ? (order.satFor === cache ? order.sat : saturation(askTokens, cache, order, sys, u)) : null;
+  const sat = src.crashFree === 1 ? saturation(askTokens, cache, order, sys, u) : null;
   for (let n = 0; n < packed.length; n += 4) {
     if (sat !== null && (n & 63) === 0) {
       const base = (n >>> 6) * W;
@@ -667,6 +667,8 @@ export function collectTargetsForAskScan(
   return entry;
 }
 
+/** Per system cache and order: its suffix unions (see {@link saturation}), for an order used with several system models in turn (the last one's are kept with the order). */
+const saturations = new WeakMap<SystemCache, WeakMap<ServiceOrder, Uint32Array | null>>();
 
 /**
  * For an order (every 16th rule from its first): the union of the target
@@ -677,10 +679,8 @@ export function collectTargetsForAskScan(
  * every rule's target set must be a bitset over the universe (else null:
  * no early stop, each rule is visited as the engine visits it).
  */
-/** Per system cache and order: its suffix unions (see {@link saturation}), for an order used with several system models in turn (the last one's are kept with the order). */
-const saturations = new WeakMap<SystemCache, WeakMap<ServiceOrder, Uint32Array | null>>();
-
 function saturation(askTokens: QubeToken[], cache: SystemCache, order: ServiceOrder, sys: PreparedSystem, u: Universe): Uint32Array | null {
+  if (order.satFor === cache) return order.sat;
   let byOrder = saturations.get(cache);
   if (byOrder === undefined) saturations.set(cache, (byOrder = new WeakMap()));
   const hit = byOrder.get(order);
