@@ -200,9 +200,13 @@ export class ReachContext {
       case "wildcard":
         reach.dom0 = true;
         for (const n of this.names) this.addQube(reach, n);
+        // `*` and `@anyvm` also expand to a new disposable of every disposable template (`@dispvm:NAME`),
+        // which stays offered to that template itself.
+        for (const n of this.names) this.addDisposable(reach, n, true);
         break;
       case "anyvm":
         for (let i = 0; i < this.names.length; i++) if (!isDom0ish(this.names[i]!) && this.infos[i]!.type !== "AdminVM") this.addQube(reach, this.names[i]!);
+        for (const n of this.names) this.addDisposable(reach, n, true);
         break;
       case "adminvm":
         reach.dom0 = true;
