@@ -653,7 +653,17 @@ export function collectTargetsForAskScan(
       if (same) return e;
     }
   }
-  const bits = offered.slice(0, W);
+  return keepAskList(byHash, h, bucket, offered.slice(0, W), ex, u, info);
+}
+
+/**
+ * A new list of {@link collectTargetsForAskScan}, kept under its hash. A
+ * function of its own: the lists live long, so V8 soon allocates them
+ * where old objects go, and code that allocates them is thrown away when it
+ * decides so (the ask collection, compiled again, was 5–10 % of a stream's
+ * warm-up).
+ */
+function keepAskList(byHash: Map<number, AskList[]>, h: number, bucket: AskList[] | undefined, bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): AskList {
   // Both throw where the engine crashes reading whether a target is internal (before anything is written).
   const list = ex.length ? listOf(bits, ex, u, info) : null;
   const entry: AskList = { bits, extra: ex, size: list ? list.length : countListed(bits, u), bytes: list ? utf8Encode(JSON.stringify(list)) : null, universe: u, running: undefined };

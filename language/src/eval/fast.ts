@@ -300,7 +300,7 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
   const scan = st.scan;
   try {
     let src = st.sources.get(source);
-    if (src === undefined) src = remember(st.sources, source, { sv: nameVector(st.srcNames, source, info), known: info.has(source), crashFree: -1, self: -2, name: undefined });
+    if (src === undefined) src = newSource(st, source, info);
     const sv = src.sv;
     // What the caller's warnings ask next (see `requestNamesKnown`), found with the records.
     lastSource = source;
@@ -354,6 +354,16 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
     if (e instanceof PyCrash) return null;
     throw e;
   }
+}
+
+/**
+ * The record of a source met for the first time, kept. A function of its
+ * own, as each allocation of what lives long: V8 soon allocates such
+ * objects where old objects go, and throws away the code that allocates
+ * them when it decides so (then {@link scanDecide} would be compiled again).
+ */
+function newSource(st: ScanState, source: string, info: PreparedSystem["domains"]): ScanSource {
+  return remember(st.sources, source, { sv: nameVector(st.srcNames, source, info), known: info.has(source), crashFree: -1, self: -2, name: undefined });
 }
 
 const NO_TARGETS: string[] = [];
