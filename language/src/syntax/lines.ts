@@ -241,6 +241,26 @@ export function checkDirective(f: Fields, syntax: SyntaxKind, lineSpan: Span): D
  * Checks a rule line (fields already split). `sa` is the service and argument
  * of a service-syntax file; `null` means the policy syntax (columns 1 and 2).
  */
+/**
+ * The service string of the rules of a service already met: one string
+ * object for all of them, whatever their argument. Rules compared by
+ * service (the stream's tables, one pass over every rule) then compare two
+ * pointers, where strings cut from different lines are compared character
+ * by character.
+ */
+function sharedService(byArg: Map<string, ServiceArgument>, service: string | null): string | null {
+  for (const sa of byArg.values()) return sa.service;
+  return service;
+}
+
+/** Likewise one string object per argument text, across services. */
+function sharedArgument(cache: TokenCache, argument: string): string {
+  const known = cache.argument.get(argument);
+  if (known !== undefined) return known;
+  cache.argument.set(argument, argument);
+  return argument;
+}
+
 export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields | false): RuleNode | LineError {
   const policy = sa === null;
   if (f.texts.length < (policy ? 5 : 3)) {
@@ -264,6 +284,8 @@ export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span,
       if (isLineError(r)) return r;
       if (cache) {
         if (!byArg) cache.serviceArgument.set(service, (byArg = new Map()));
+        else r = { service: sharedService(byArg, r.service), argument: r.argument };
+        if (r.argument !== null) r.argument = sharedArgument(cache, r.argument);
         byArg.set(argument, r);
       }
     }

@@ -132,11 +132,13 @@ export interface TokenCache {
   redirect: Map<string, QubeToken | LineError>;
   /** Service/argument pairs already validated, by service then argument. */
   serviceArgument: Map<string, Map<string, ServiceArgument>>;
+  /** One string per argument text met (see `lines.ts` `checkRule`). */
+  argument: Map<string, string>;
 }
 
 /** A fresh cache (one per load or parse). */
 export function newTokenCache(): TokenCache {
-  return { source: new Map(), target: new Map(), redirect: new Map(), serviceArgument: new Map() };
+  return { source: new Map(), target: new Map(), redirect: new Map(), serviceArgument: new Map(), argument: new Map() };
 }
 
 function token(text: string, context: "source" | "target" | "redirect", f: Fields, at: number, cache: TokenCache | undefined): QubeToken | LineError {
