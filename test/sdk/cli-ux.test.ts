@@ -146,6 +146,41 @@ describe("help, version and did you mean", () => {
     );
   });
 
+  it("suggestions are exactly those of the full edit-distance matrix, in the same order (property)", () => {
+    // The reference: optimal string alignment distance over the whole matrix, no bound, no reuse.
+    const osa = (a: string, b: string): number => {
+      const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+      for (let i = 1; i <= a.length; i++)
+        for (let j = 1; j <= b.length; j++) {
+          let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+          if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+          d[i]![j] = v;
+        }
+      return d[a.length]![b.length]!;
+    };
+    const reference = (word: string, words: string[]): string[] => {
+      const limit = Math.max(1, Math.floor(word.length / 3));
+      const scored: { c: string; d: number }[] = [];
+      for (const c of new Set(words)) {
+        if (c === word) continue;
+        const d = osa(word.toLowerCase(), c.toLowerCase());
+        if (d <= limit) scored.push({ c, d });
+        else if (word.length >= 2 && c.startsWith(word)) scored.push({ c, d: limit + 1 });
+      }
+      scored.sort((x, y) => x.d - y.d || (x.c < y.c ? -1 : 1));
+      return scored.map((x) => x.c);
+    };
+    // Small alphabets make near words (and transpositions) common; long words cross the rows' first size.
+    const word = fc.string({ unit: fc.constantFrom("a", "b", "c", "A", "-"), minLength: 1, maxLength: 40 });
+    fc.assert(
+      fc.property(word, fc.array(word, { maxLength: 12 }), (w, words) => {
+        expect(suggest(w, words)).toEqual(reference(w, words));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(suggest("no-such-vm-48", ["no-such-vm-488", "sys-net", "no-such-vm-84", "on-such-vm-48"])).toEqual(["no-such-vm-488", "no-such-vm-84", "on-such-vm-48"]);
+  });
+
   it("every option a usage text names is accepted by its command (usage lines list what the command takes)", async () => {
     for (const e of ENTRIES) {
       const { commands } = await e.load();

@@ -132,18 +132,51 @@ export function errnoCode(err: unknown, fallback: string): string {
   return typeof c === "string" && /^E[A-Z0-9]+$/.test(c) ? c.toLowerCase() : fallback;
 }
 
-/** Edit distance with transpositions (optimal string alignment; small strings only). */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+/** Rows of {@link distance}, reused from call to call (grown when a word is longer). */
+let rows = new Int32Array(3 * 32);
+
+/**
+ * Edit distance with transpositions (optimal string alignment) between `a`
+ * and `b`, exact up to `limit`; any distance over it is `limit + 1`. Three
+ * rolling rows, no allocation: a stream's warnings measure thousands of
+ * pairs.
+ */
+function distance(a: string, b: string, limit: number): number {
+  const m = b.length + 1;
+  if (rows.length < 3 * m) rows = new Int32Array(3 * m);
+  const r = rows;
+  // Rows i - 2, i - 1 and i start at `p2`, `p1` and `p0` (each a third of `r`, taken in turn).
+  let p2 = 2 * m;
+  let p1 = 0;
+  for (let j = 0; j < m; j++) r[j] = j;
+  let prevMin = 0;
   for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
+    const p0 = (p1 + m) % (3 * m);
+    const ca = a.charCodeAt(i - 1);
+    r[p0] = i;
+    let rowMin = i;
+    for (let j = 1; j < m; j++) {
+      const cb = b.charCodeAt(j - 1);
+      let v = r[p1 + j - 1]! + (ca === cb ? 0 : 1);
+      const up = r[p1 + j]! + 1;
+      if (up < v) v = up;
+      const left = r[p0 + j - 1]! + 1;
+      if (left < v) v = left;
+      if (i > 1 && j > 1 && ca === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === cb) {
+        const t = r[p2 + j - 2]! + 1;
+        if (t < v) v = t;
+      }
+      r[p0 + j] = v;
+      if (v < rowMin) rowMin = v;
     }
+    // A later row is at least the smaller of this row's minimum and the last one's plus one: past the limit for good.
+    if (rowMin > limit && prevMin > limit) return limit + 1;
+    prevMin = rowMin;
+    p2 = p1;
+    p1 = p0;
   }
-  return d[a.length]![b.length]!;
+  const d = r[p1 + m - 1]!;
+  return d > limit ? limit + 1 : d;
 }
 
 /**
@@ -158,7 +191,7 @@ export function suggest(word: string, candidates: Iterable<string>): string[] {
     if (c === word) continue;
     const lc = c.toLowerCase();
     // The distance is at least the difference in length: skip computing it when that is already too far.
-    const d = Math.abs(lc.length - w.length) > limit ? limit + 1 : distance(w, lc);
+    const d = Math.abs(lc.length - w.length) > limit ? limit + 1 : distance(w, lc, limit);
     if (d <= limit) scored.push({ c, d });
     else if (word.length >= 2 && c.startsWith(word)) scored.push({ c, d: limit + 1 });
   }
