@@ -642,10 +642,24 @@ export function collectTargetsForAskScan(
   let h = ex.length;
   for (let w = 0; w < W; w++) h = (Math.imul(h, 0x9e3779b1) ^ offered[w]!) | 0;
   h &= 0x3fffffff;
-  const byHash = (cache.scanLists ??= new Map());
+  return sharedAskList((cache.scanLists ??= new Map()), h, offered, W, ex, u, info);
+}
+
+/**
+ * The list of {@link collectTargetsForAskScan} with the bits `offered[0, W)`
+ * and the targets `ex` outside the universe: the one kept under its hash,
+ * or a new one, kept. A function of its own, apart from the collection's
+ * loop: the lists live long, so V8 soon allocates them where old objects
+ * go and throws away the code that allocates them when it decides so, and
+ * the first list found again takes a path the first lists never took;
+ * either threw the optimised collection away (compiling it again was
+ * 5–10 % of a stream's warm-up).
+ */
+function sharedAskList(byHash: Map<number, AskList[]>, h: number, offered: Uint32Array, W: number, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): AskList {
   const bucket = byHash.get(h);
   if (bucket !== undefined) {
-    for (const e of bucket) {
+    for (let i = 0; i < bucket.length; i++) {
+      const e = bucket[i]!;
       if (e.universe !== u || e.extra.length !== ex.length) continue;
       let same = true;
       for (let w = 0; w < W && same; w++) same = e.bits[w] === offered[w];
@@ -653,17 +667,7 @@ export function collectTargetsForAskScan(
       if (same) return e;
     }
   }
-  return keepAskList(byHash, h, bucket, offered.slice(0, W), ex, u, info);
-}
-
-/**
- * A new list of {@link collectTargetsForAskScan}, kept under its hash. A
- * function of its own: the lists live long, so V8 soon allocates them
- * where old objects go, and code that allocates them is thrown away when it
- * decides so (the ask collection, compiled again, was 5–10 % of a stream's
- * warm-up).
- */
-function keepAskList(byHash: Map<number, AskList[]>, h: number, bucket: AskList[] | undefined, bits: Uint32Array, ex: string[], u: Universe, info: ReadonlyMap<string, DomainInfo>): AskList {
+  const bits = offered.slice(0, W);
   // Both throw where the engine crashes reading whether a target is internal (before anything is written).
   const list = ex.length ? listOf(bits, ex, u, info) : null;
   const entry: AskList = { bits, extra: ex, size: list ? list.length : countListed(bits, u), bytes: list ? utf8Encode(JSON.stringify(list)) : null, universe: u, running: undefined };

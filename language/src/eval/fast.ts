@@ -343,9 +343,11 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
       found = packed[k]!;
       break;
     }
-    if (found < 0) return { rule: null, intended: t.text };
+    // Read once, on the path every request takes: a read on a path not taken yet (no match) would throw the optimised scan away when it first is.
+    const intended = t.text;
+    if (found < 0) return { rule: null, intended };
     const rule = policy.rules[found]!;
-    if (rule.action === "deny") return { rule, intended: t.text, intendedJson: at.quoted };
+    if (rule.action === "deny") return { rule, intended, intendedJson: at.quoted };
     // Each action's evaluation is a function of its own: smaller units to optimise (and re-optimise when a rare path first runs).
     if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, at);
     return askDecision(st, rule, order, aid, src, source, at);
