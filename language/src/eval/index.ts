@@ -566,41 +566,51 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
     all[4 * k + 2] = (a << 1) | (deny ? 1 : 0);
     all[4 * k + 3] = g;
     // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
+    // One store and one count for every rule, whichever kind: this loop runs once, long, and is optimised while it
+    // runs, and an operation first met late (the `* *` rules come last) would throw that code away.
     const kind = r.source.kind;
-    if (kind === "dispvm-template" || kind === "dispvm-tag") serviceOf[k] = -2;
-    else if (r.service === null) {
-      serviceOf[k] = -1;
-      stars++;
-    } else {
+    let id = -1;
+    if (kind === "dispvm-template" || kind === "dispvm-tag") id = -2;
+    else if (r.service !== null) {
       if (r.service !== last) {
-        let id = serviceIds.get(r.service);
-        if (id === undefined) {
-          serviceIds.set(r.service, (id = counts.length));
+        let known = serviceIds.get(r.service);
+        if (known === undefined) {
+          serviceIds.set(r.service, (known = counts.length));
           counts.push(0);
         }
         last = r.service;
-        lastId = id;
+        lastId = known;
       }
-      serviceOf[k] = lastId;
+      id = lastId;
       counts[lastId]!++;
     }
+    serviceOf[k] = id;
+    stars += id === -1 ? 1 : 0;
   }
-  // Each service's rules, ascending (the rules are in policy order), one service after another; the `* *` rules apart.
+  // Each service's rules, ascending (the rules are in policy order), one service after another; the `* *` rules apart,
+  // in a loop of their own (likewise: each loop takes one path).
   const start = new Int32Array(counts.length + 1);
   for (let id = 0; id < counts.length; id++) start[id + 1] = start[id]! + counts[id]!;
   const members = new Int32Array(4 * start[counts.length]!);
   const star = new Int32Array(4 * stars);
   const at = start.slice(0, counts.length);
-  let j = 0;
   for (let k = 0; k < n; k++) {
     const id = serviceOf[k]!;
-    if (id === -2) continue;
-    const to = id === -1 ? 4 * j++ : 4 * at[id]!++;
-    const dst = id === -1 ? star : members;
-    dst[to] = all[4 * k]!;
-    dst[to + 1] = all[4 * k + 1]!;
-    dst[to + 2] = all[4 * k + 2]!;
-    dst[to + 3] = all[4 * k + 3]!;
+    if (id < 0) continue;
+    const to = 4 * at[id]!;
+    at[id] = at[id]! + 1;
+    members[to] = all[4 * k]!;
+    members[to + 1] = all[4 * k + 1]!;
+    members[to + 2] = all[4 * k + 2]!;
+    members[to + 3] = all[4 * k + 3]!;
+  }
+  for (let k = 0, j = 0; k < n; k++) {
+    if (serviceOf[k] !== -1) continue;
+    star[j] = all[4 * k]!;
+    star[j + 1] = all[4 * k + 1]!;
+    star[j + 2] = all[4 * k + 2]!;
+    star[j + 3] = all[4 * k + 3]!;
+    j += 4;
   }
   const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
   t = { srcTokens, tgtTokens, askTokens, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
