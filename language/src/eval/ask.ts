@@ -691,7 +691,13 @@ const saturations = new WeakMap<SystemCache, WeakMap<ServiceOrder, Uint32Array |
  * no early stop, each rule is visited as the engine visits it).
  */
 function saturation(askTokens: QubeToken[], cache: SystemCache, order: ServiceOrder, sys: PreparedSystem, u: Universe): Uint32Array | null {
-  if (order.satFor === cache) return order.sat;
+  // The unions made, else made now: apart, so that the loop that makes them (optimised while it runs, the first
+  // times) does not hold the path of the calls that find them made (taken only later, it would throw that code away).
+  return order.satFor === cache ? order.sat : makeSaturation(askTokens, cache, order, sys, u);
+}
+
+/** {@link saturation} when the order's unions are not made for this cache: found by cache, or made. */
+function makeSaturation(askTokens: QubeToken[], cache: SystemCache, order: ServiceOrder, sys: PreparedSystem, u: Universe): Uint32Array | null {
   let byOrder = saturations.get(cache);
   if (byOrder === undefined) saturations.set(cache, (byOrder = new WeakMap()));
   const hit = byOrder.get(order);

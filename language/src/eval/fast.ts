@@ -343,11 +343,11 @@ export function scanDecide(policy: CompiledPolicy, request: PolicyRequest, syste
       found = packed[k]!;
       break;
     }
-    // Read once, on the path every request takes: a read on a path not taken yet (no match) would throw the optimised scan away when it first is.
+    // No match and deny take the same path (one object literal, the same reads): a path first taken once the scan is
+    // optimised (the first request no rule matches) would throw that code away.
     const intended = t.text;
-    if (found < 0) return { rule: null, intended };
-    const rule = policy.rules[found]!;
-    if (rule.action === "deny") return { rule, intended, intendedJson: at.quoted };
+    const rule = found < 0 ? null : policy.rules[found]!;
+    if (rule === null || rule.action === "deny") return { rule, intended, intendedJson: at.quoted };
     // Each action's evaluation is a function of its own: smaller units to optimise (and re-optimise when a rare path first runs).
     if (rule.action === "allow") return allowDecision(st, rule, request.service, argument, source, at);
     return askDecision(st, rule, order, aid, src, source, at);

@@ -519,23 +519,67 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
   if (t) return t;
   const rules = policy.rules;
   const n = rules.length;
-  // Per rule (by position in `rules`): its index, source id | target id << 16, ask info, argument id.
-  const all = new Int32Array(4 * n);
+  const p: RulePass = {
+    all: new Int32Array(4 * n),
+    serviceOf: new Int32Array(n),
+    srcTokens: [],
+    tgtTokens: [],
+    askTokens: [],
+    argIds: new Map(),
+    serviceIds: new Map(),
+    counts: [],
+  };
+  const stars = passRules(rules, p);
+  const { all, serviceOf, srcTokens, tgtTokens, askTokens, argIds, serviceIds, counts } = p;
+  // Each service's rules, ascending (the rules are in policy order), one service after another; the `* *` rules apart.
+  const start = new Int32Array(counts.length + 1);
+  for (let id = 0; id < counts.length; id++) start[id + 1] = start[id]! + counts[id]!;
+  const members = new Int32Array(4 * start[counts.length]!);
+  const star = new Int32Array(4 * stars);
+  packMembers(all, serviceOf, start.slice(0, counts.length), members);
+  packStars(all, serviceOf, star);
+  const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
+  t = { srcTokens, tgtTokens, askTokens, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
+  scans.set(policy, t);
+  return t;
+}
+
+/**
+ * What {@link passRules} fills: per rule (by position), its index, source
+ * id | target id << 16, ask info and argument id (`all`, four numbers a
+ * rule) and its service's id (`serviceOf`: -1 for a `*` rule, -2 for a rule
+ * no source matches); the distinct tokens of each column, the arguments'
+ * and services' ids, and each service's count of rules.
+ */
+interface RulePass {
+  all: Int32Array;
+  serviceOf: Int32Array;
+  srcTokens: QubeToken[];
+  tgtTokens: QubeToken[];
+  askTokens: QubeToken[];
+  argIds: Map<string, number>;
+  serviceIds: Map<string, number>;
+  counts: number[];
+}
+
+/*
+ * The passes of `scanTables` each run once, long, and are optimised while they
+ * run: each is a function of its own that returns when its loop ends, and
+ * takes one path for every rule. Code after a loop, or a path first taken
+ * late (the `* *` rules come last), would not have run yet when the loop was
+ * optimised, and would throw that code away.
+ */
+
+/** The pass over the rules (see {@link RulePass}); returns the number of `* *` rules. */
+function passRules(rules: readonly PolicyRule[], p: RulePass): number {
+  const { all, serviceOf, srcTokens, tgtTokens, askTokens, argIds, serviceIds, counts } = p;
   const srcIds = new Map<QubeToken, number>();
   const tgtIds = new Map<QubeToken, number>();
   const askIds = new Map<QubeToken, number>();
-  const argIds = new Map<string, number>();
-  const srcTokens: QubeToken[] = [];
-  const tgtTokens: QubeToken[] = [];
-  const askTokens: QubeToken[] = [];
-  const serviceIds = new Map<string, number>();
-  const counts: number[] = [];
-  // Per rule: its service's id, -1 for a `*` rule, -2 for a rule no source matches.
-  const serviceOf = new Int32Array(n);
   let stars = 0;
   let last: string | null = null;
   let lastId = -1;
-  for (let k = 0; k < n; k++) {
+  for (let k = 0; k < rules.length; k++) {
     const r = rules[k]!;
     let s = srcIds.get(r.source);
     if (s === undefined) {
@@ -566,8 +610,6 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
     all[4 * k + 2] = (a << 1) | (deny ? 1 : 0);
     all[4 * k + 3] = g;
     // `@dispvm:X` and `@dispvm:@tag:T` sources never match (as in the index): left out.
-    // One store and one count for every rule, whichever kind: this loop runs once, long, and is optimised while it
-    // runs, and an operation first met late (the `* *` rules come last) would throw that code away.
     const kind = r.source.kind;
     let id = -1;
     if (kind === "dispvm-template" || kind === "dispvm-tag") id = -2;
@@ -587,14 +629,12 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
     serviceOf[k] = id;
     stars += id === -1 ? 1 : 0;
   }
-  // Each service's rules, ascending (the rules are in policy order), one service after another; the `* *` rules apart,
-  // in a loop of their own (likewise: each loop takes one path).
-  const start = new Int32Array(counts.length + 1);
-  for (let id = 0; id < counts.length; id++) start[id + 1] = start[id]! + counts[id]!;
-  const members = new Int32Array(4 * start[counts.length]!);
-  const star = new Int32Array(4 * stars);
-  const at = start.slice(0, counts.length);
-  for (let k = 0; k < n; k++) {
+  return stars;
+}
+
+/** Copies each service's rules from `all` to its run in `members` (`at`: where each service's next rule goes). */
+function packMembers(all: Int32Array, serviceOf: Int32Array, at: Int32Array, members: Int32Array): void {
+  for (let k = 0; k < serviceOf.length; k++) {
     const id = serviceOf[k]!;
     if (id < 0) continue;
     const to = 4 * at[id]!;
@@ -604,18 +644,22 @@ export function scanTables(policy: CompiledPolicy): ScanTables {
     members[to + 2] = all[4 * k + 2]!;
     members[to + 3] = all[4 * k + 3]!;
   }
-  for (let k = 0, j = 0; k < n; k++) {
-    if (serviceOf[k] !== -1) continue;
-    star[j] = all[4 * k]!;
-    star[j + 1] = all[4 * k + 1]!;
-    star[j + 2] = all[4 * k + 2]!;
-    star[j + 3] = all[4 * k + 3]!;
-    j += 4;
+}
+
+/** Copies the `* *` rules from `all` to `star`, in order. */
+function packStars(all: Int32Array, serviceOf: Int32Array, star: Int32Array): void {
+  let j = 0;
+  for (let k = 0; k < serviceOf.length; k++) {
+    // Every rule reads and writes alike (a `*` rule's copy is kept, another's overwritten by the next), so the loop takes one path.
+    const keep = serviceOf[k] === -1 ? 4 : 0;
+    if (j < star.length) {
+      star[j] = all[4 * k]!;
+      star[j + 1] = all[4 * k + 1]!;
+      star[j + 2] = all[4 * k + 2]!;
+      star[j + 3] = all[4 * k + 3]!;
+    }
+    j += keep;
   }
-  const packable = srcTokens.length <= 0xffff && tgtTokens.length <= 0xffff && askTokens.length < 1 << 30;
-  t = { srcTokens, tgtTokens, askTokens, argIds, packable, serviceIds, start, members, star, orders: new Map(), starOrder: undefined, perSystem: new WeakMap() };
-  scans.set(policy, t);
-  return t;
 }
 
 /** The per-system cache of the scan's `ask` collection. */
