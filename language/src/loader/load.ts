@@ -13,7 +13,7 @@
  * goes on after errors to collect every diagnostic, for editors.
  */
 import { Diagnostic, type Span } from "../diagnostics.js";
-import { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields, type LineSkip } from "../syntax/lines.js";
+import { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields, type LineSkip, type ScannedLine } from "../syntax/lines.js";
 import { fastValidRule, ruleLinePattern } from "../syntax/fastcheck.js";
 import { pyCompare, pyRepr } from "../syntax/python.js";
 import { ensureStarts, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "../syntax/rule.js";
@@ -58,6 +58,18 @@ interface Frame {
 }
 
 const NO_VIA: RuleOrigin[] = [];
+
+/** What the lines of a file being read share (see `Loader.line`). */
+interface FileState {
+  path: string;
+  display: string;
+  text: string;
+  syntax: SyntaxKind;
+  serviceSa: ServiceArgument | null;
+  via: RuleOrigin[];
+  inner: Frame;
+  only: string | undefined;
+}
 
 class Loader {
   readonly rules: PolicyRule[] = [];
@@ -275,50 +287,67 @@ class Loader {
     }
     this.files.push({ path, file: display, syntax, text, newlines });
     this.stack.push(canonical);
+    const outer = this.cur;
     try {
-      const f = this.fields;
       const serviceSa: ServiceArgument | null = syntax === "service" ? sa : null;
       const via = includedFrom ? [...frame.via, { file: this.display(includedFrom.path), path: includedFrom.path, line: includedFrom.line }] : frame.via;
-      const inner: Frame = { base: frame.base, via };
-      const scratch = { start: 0, end: 0 };
       const only = this.opts.service;
       // Validation only (or rules of one service only): the lines of certainly valid rules
       // that need no rule built are passed over by the scanner, a whole line per match.
       const skip: LineSkip | undefined =
         syntax === "policy" && (!this.keepRules || only !== undefined) ? { pattern: ruleLinePattern(this.keepRules ? only : undefined), skipped: 0 } : undefined;
-      scanLines(text, newlines, (l) => {
-        if (l.kind === "blank" || l.kind === "comment") return;
-        // Validation only: most rule lines are certainly valid by one regular expression.
-        // With `service`, the same for a certainly valid rule of another service.
-        if ((!this.keepRules || only !== undefined) && l.kind === "rule" && syntax === "policy" && fastValidRule(text, l.start, l.end)) {
-          if (!this.keepRules || !serviceMayBe(text, l.start, only!)) {
-            this.ruleCount++;
-            return;
-          }
-        }
-        let directive = l.kind === "directive";
-        if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
-        else splitFields(text, l.start, l.end, f, true);
-        const line = l.line;
-        if (directive) {
-          this.directive(path, line, { start: l.start, end: l.end }, syntax, inner, serviceSa);
-          return;
-        }
-        // One span object reused for every rule line (checkRule copies it into an error).
-        scratch.start = l.start;
-        scratch.end = l.end;
-        const r = checkRule(f, serviceSa, scratch, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: display, path, line }, via } : false);
-        if (isLineError(r)) {
-          this.syntaxError(path, line, r);
-          return;
-        }
-        this.ruleCount++;
-        if (this.keepRules && this.wanted(r as PolicyRule)) this.rules.push(r as PolicyRule);
-      }, skip);
+      // What the lines of this file share, read by `line` (an include read meanwhile has its own, then this one is back).
+      this.cur = { path, display, text, syntax, serviceSa, via, inner: { base: frame.base, via }, only };
+      scanLines(text, newlines, this.onLine, skip);
       if (skip) this.ruleCount += skip.skipped;
     } finally {
+      this.cur = outer;
       this.stack.pop();
     }
+  }
+
+  /**
+   * The file being read, for {@link line}: one callback for every file (a
+   * closure of its own for each would be a new function to the optimised
+   * scanner each time, which throws its code away).
+   */
+  private cur: FileState | undefined;
+  private readonly scratch = { start: 0, end: 0 };
+  private readonly onLine = (l: ScannedLine): void => this.line(l);
+
+  /** One line of the file being read (see {@link cur}). */
+  private line(l: ScannedLine): void {
+    if (l.kind === "blank" || l.kind === "comment") return;
+    const c = this.cur!;
+    const { text, syntax, only } = c;
+    // Validation only: most rule lines are certainly valid by one regular expression.
+    // With `service`, the same for a certainly valid rule of another service.
+    if ((!this.keepRules || only !== undefined) && l.kind === "rule" && syntax === "policy" && fastValidRule(text, l.start, l.end)) {
+      if (!this.keepRules || !serviceMayBe(text, l.start, only!)) {
+        this.ruleCount++;
+        return;
+      }
+    }
+    const f = this.fields;
+    let directive = l.kind === "directive";
+    if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
+    else splitFields(text, l.start, l.end, f, true);
+    const line = l.line;
+    if (directive) {
+      this.directive(c.path, line, { start: l.start, end: l.end }, syntax, c.inner, c.serviceSa);
+      return;
+    }
+    // One span object reused for every rule line (checkRule copies it into an error).
+    const scratch = this.scratch;
+    scratch.start = l.start;
+    scratch.end = l.end;
+    const r = checkRule(f, c.serviceSa, scratch, this.cache, undefined, this.keepRules ? { index: this.rules.length, origin: { file: c.display, path: c.path, line }, via: c.via } : false);
+    if (isLineError(r)) {
+      this.syntaxError(c.path, line, r);
+      return;
+    }
+    this.ruleCount++;
+    if (this.keepRules && this.wanted(r as PolicyRule)) this.rules.push(r as PolicyRule);
   }
 
   private directive(path: string, line: number, span: Span, syntax: SyntaxKind, frame: Frame, sa: ServiceArgument | null): void {
