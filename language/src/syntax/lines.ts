@@ -238,10 +238,6 @@ export function checkDirective(f: Fields, syntax: SyntaxKind, lineSpan: Span): D
 }
 
 /**
- * Checks a rule line (fields already split). `sa` is the service and argument
- * of a service-syntax file; `null` means the policy syntax (columns 1 and 2).
- */
-/**
  * The service string of the rules of a service already met: one string
  * object for all of them, whatever their argument. Rules compared by
  * service (the stream's tables, one pass over every rule) then compare two
@@ -261,6 +257,10 @@ function sharedArgument(cache: TokenCache, argument: string): string {
   return argument;
 }
 
+/**
+ * Checks a rule line (fields already split). `sa` is the service and argument
+ * of a service-syntax file; `null` means the policy syntax (columns 1 and 2).
+ */
 export function checkRule(f: Fields, sa: ServiceArgument | null, lineSpan: Span, cache?: TokenCache, params?: ParamNode[], origin?: RuleOriginFields | false): RuleNode | LineError {
   const policy = sa === null;
   if (f.texts.length < (policy ? 5 : 3)) {
