@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { scanLines, scanLinesLexed, type ScannedLine } from "../../language/src/syntax/parse.js";
+import { parseDocument, scanLines, scanLinesLexed, type ScannedLine } from "../../language/src/syntax/parse.js";
 
 const PIECES = ["\n", "\r", "\r\n", "\t", " ", "\u000b", "\u000c", "\u001c", "\u001f", "\u0085", "\u00a0", "\u2028", "\ufeff", "#", "!", "x", "qubes.A * @anyvm @anyvm allow", "!include x", "# c", "  "];
 const textArb = fc.array(fc.oneof(fc.constantFrom(...PIECES), fc.string({ maxLength: 3 })), { maxLength: 40 }).map((a) => a.join(""));
@@ -23,6 +23,17 @@ describe("the loader's line scanner", () => {
         expect(lines(scanLines, text, mode)).toEqual(lines(scanLinesLexed, text, mode));
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it("parses the same document as the grammar (parseDocument's linear option, the one-shot check's)", () => {
+    const ruleish = fc.array(fc.oneof(fc.constantFrom(...PIECES, "qubes.B +a work vault ask default_target=vault", "qubes.C * @anyvm @dispvm allow target=@dispvm", "x y z deny notify=maybe", "!include-service a * f", "!compat-4.0", "work @anyvm allow,target=dom0", "\n"), fc.string({ maxLength: 3 })), { maxLength: 40 }).map((a) => a.join(""));
+    fc.assert(
+      fc.property(ruleish, fc.constantFrom("universal" as const, "lf" as const), fc.constantFrom("policy" as const, "service" as const), (text, newlines, syntax) => {
+        const options = { newlines, syntax, file: "f", service: syntax === "service" ? "qubes.S" : undefined };
+        expect(parseDocument(text, { ...options, linear: true })).toEqual(parseDocument(text, options));
+      }),
+      { numRuns: 2000 },
     );
   });
 

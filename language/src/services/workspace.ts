@@ -181,7 +181,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       return hit.doc;
     }
     // An edited document: only the lines the edit touched are parsed again.
-    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path });
+    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path, linear: options.oneShot === true });
     parseCache.set(path, { text, syntax, doc });
     parsedFresh++;
     return doc;
