@@ -5,7 +5,9 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { isLeanDocument } from "../../language/src/syntax/nodes.js";
 import { parseDocument, scanLines, scanLinesLexed, type ScannedLine } from "../../language/src/syntax/parse.js";
+import type { LineNode } from "../../language/src/syntax/tree.js";
 
 const PIECES = ["\n", "\r", "\r\n", "\t", " ", "\u000b", "\u000c", "\u001c", "\u001f", "\u0085", "\u00a0", "\u2028", "\ufeff", "#", "!", "x", "qubes.A * @anyvm @anyvm allow", "!include x", "# c", "  "];
 const textArb = fc.array(fc.oneof(fc.constantFrom(...PIECES), fc.string({ maxLength: 3 })), { maxLength: 40 }).map((a) => a.join(""));
@@ -32,6 +34,38 @@ describe("the loader's line scanner", () => {
       fc.property(ruleish, fc.constantFrom("universal" as const, "lf" as const), fc.constantFrom("policy" as const, "service" as const), (text, newlines, syntax) => {
         const options = { newlines, syntax, file: "f", service: syntax === "service" ? "qubes.S" : undefined };
         expect(parseDocument(text, { ...options, linear: true })).toEqual(parseDocument(text, options));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("reads lean nodes equal to the plain ones (parseDocument's lean option, the one-shot check's)", () => {
+    // Every property of the tree's interfaces, read through the lean nodes' getters.
+    const plain = (l: LineNode): Record<string, unknown> => {
+      const base = { kind: l.kind, line: l.line, lineSpan: l.lineSpan, span: l.span };
+      switch (l.kind) {
+        case "blank":
+          return base;
+        case "comment":
+          return { ...base, text: l.text };
+        case "directive":
+          return { ...base, name: l.name, directive: l.directive, params: l.params, service: l.service, argument: l.argument };
+        case "rule":
+          return { ...base, words: l.words, serviceWord: l.serviceWord, argumentWord: l.argumentWord, sourceWord: l.sourceWord, targetWord: l.targetWord, actionWord: l.actionWord, params: l.params, rule: l.rule };
+      }
+    };
+    const ruleish = fc.array(fc.oneof(fc.constantFrom(...PIECES, "qubes.B +a work vault ask default_target=vault", "qubes.C * @anyvm @dispvm allow target=@dispvm", "x y z deny notify=maybe", "!include-service a * f", "!compat-4.0", "work @anyvm allow,target=dom0", "$include:x", "\n", "q.D * @tag:t $adminvm allow user=u notify=yes"), fc.string({ maxLength: 3 })), { maxLength: 40 }).map((a) => a.join(""));
+    fc.assert(
+      fc.property(ruleish, fc.constantFrom("universal" as const, "lf" as const), fc.constantFrom("policy" as const, "service" as const), fc.boolean(), (text, newlines, syntax, wordsFirst) => {
+        const options = { newlines, syntax, file: "f", service: syntax === "service" ? "qubes.S" : undefined };
+        const lean = parseDocument(text, { ...options, lean: true });
+        const eager = parseDocument(text, options);
+        expect(isLeanDocument(lean) && !isLeanDocument(eager)).toBe(true);
+        expect(lean.diagnostics).toEqual(eager.diagnostics);
+        expect(lean.lines.length).toBe(eager.lines.length);
+        // Asked for in either order: a rule's words are made on demand, its rule at once.
+        if (wordsFirst) for (const l of lean.lines) if (l.kind === "rule") void l.words;
+        expect(lean.lines.map(plain)).toEqual(eager.lines.map(plain));
       }),
       { numRuns: 2000 },
     );

@@ -37,12 +37,20 @@ const ACTIONS = ["allow", "deny", "ask", "ask target=vault", "allow target=work"
 const ruleLine = fc
   .tuple(fc.constantFrom("svc.A", "svc.B", "qubes.gpg", "qubes.Filecopy", "*"), fc.constantFrom("*", "+", "+x", "+y"), fc.constantFrom(...SOURCES), fc.constantFrom(...TARGETS), fc.constantFrom(...ACTIONS))
   .map(([s, a, src, tgt, act]) => `${s} ${s === "*" ? "*" : a} ${src} ${tgt} ${act}`);
-const anyLine = fc.oneof({ weight: 10, arbitrary: ruleLine }, { weight: 1, arbitrary: fc.constantFrom("", "# comment", "svc.A * work", "!include include/common", "!include include/missing") });
+const anyLine = fc.oneof(
+  { weight: 10, arbitrary: ruleLine },
+  { weight: 1, arbitrary: fc.constantFrom("", "# comment", "svc.A * work", "!include include/common", "!include include/missing", "!include-service qubes.filecopy +x include/legacy", "!include-service svc.B * include/legacy") },
+);
+// Service syntax (read by `!include-service`): `$` tokens and comma-separated parameters.
+const legacyLine = fc
+  .tuple(fc.constantFrom(...SOURCES), fc.constantFrom(...TARGETS), fc.constantFrom("allow", "deny", "ask", "ask,default_target=work", "allow,target=$dispvm:default-dvm", "ask,target=vault", "$include:x"))
+  .map(([src, tgt, act]) => (act.startsWith("$include") ? act : `${src} ${tgt} ${act}`));
 const policy = fc.record({
   "10-a.policy": fc.array(anyLine, { maxLength: 12 }),
   "30-user.policy": fc.array(anyLine, { maxLength: 25 }),
   "50-B.policy": fc.option(fc.array(anyLine, { maxLength: 4 }), { nil: undefined, freq: 4 }),
   "include/common": fc.array(ruleLine, { maxLength: 6 }),
+  "include/legacy": fc.array(legacyLine, { maxLength: 5 }),
 });
 
 function fsOf(files: Record<string, string[] | undefined>) {

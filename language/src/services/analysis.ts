@@ -150,14 +150,17 @@ export const unknownQube: AnalysisRule = {
     const names = systemQubes(system);
     eachRuleLine(input, (doc, line) => {
       const rule = line.rule!;
-      const check = (tok: QubeToken, word: Word | undefined) => {
-        if (!word || tok.kind !== "name" || isDom0ish(tok.text) || hasQube(system, tok.text)) return;
+      const check = (tok: QubeToken, wordOf: () => Word | undefined) => {
+        if (tok.kind !== "name" || isDom0ish(tok.text) || hasQube(system, tok.text)) return;
+        const word = wordOf();
+        if (!word) return;
         // A legacy `$` token in a new-format file has its own, more useful warning.
         if (doc.document.syntax === "policy" && tok.text.startsWith("$")) return;
         report(doc.path, withSuggestion(diag("unknown-qube", severity, `unknown qube ${code(tok.text)}: it is not in the system model`, word.span, line.line, suggest(tok.text, names)), tok.text, tok.text));
       };
-      check(rule.source, line.sourceWord);
-      check(rule.target, line.targetWord);
+      // The words are looked up only for a finding (a one-shot analysis makes them on demand).
+      check(rule.source, () => line.sourceWord);
+      check(rule.target, () => line.targetWord);
     });
   },
 };
@@ -169,16 +172,17 @@ export const unknownTag: AnalysisRule = {
     const tags = new Set(systemTags(input.system!));
     eachRuleLine(input, (doc, line) => {
       const rule = line.rule!;
-      const check = (tok: QubeToken, word: Word | undefined) => {
-        if (!word) return;
+      const check = (tok: QubeToken, wordOf: () => Word | undefined) => {
         let tag: string | undefined;
         if (tok.kind === "tag") tag = tok.value;
         else if (tok.kind === "dispvm-tag") tag = tok.value.startsWith("@tag:") ? tok.value.slice(5) : tok.value;
         if (tag === undefined || tags.has(tag)) return;
+        const word = wordOf();
+        if (!word) return;
         report(doc.path, withSuggestion(diag("unknown-tag", severity, `unknown tag ${code(tag)}: no qube in the system model carries it`, word.span, line.line, suggest(tag, tags)), word.text, tag));
       };
-      check(rule.source, line.sourceWord);
-      check(rule.target, line.targetWord);
+      check(rule.source, () => line.sourceWord);
+      check(rule.target, () => line.targetWord);
     });
   },
 };
@@ -190,8 +194,10 @@ export const unknownType: AnalysisRule = {
     const types = new Set([...systemTypes(input.system!), ...STANDARD_TYPES]);
     eachRuleLine(input, (doc, line) => {
       const rule = line.rule!;
-      for (const [tok, word] of [[rule.source, line.sourceWord], [rule.target, line.targetWord]] as const) {
-        if (!word || tok.kind !== "type" || types.has(tok.value)) continue;
+      for (const [tok, source] of [[rule.source, true], [rule.target, false]] as const) {
+        if (tok.kind !== "type" || types.has(tok.value)) continue;
+        const word = source ? line.sourceWord : line.targetWord;
+        if (!word) continue;
         report(doc.path, withSuggestion(diag("unknown-type", severity, `unknown qube type ${code(tok.value)}`, word.span, line.line, suggest(tok.value, types)), word.text, tok.value));
       }
     });
@@ -207,9 +213,9 @@ export const unknownDispvmTemplate: AnalysisRule = {
     eachRuleLine(input, (doc, line) => {
       const rule = line.rule!;
       const tok = rule.target;
-      if (!line.targetWord || tok.kind !== "dispvm-template") return;
+      if (tok.kind !== "dispvm-template") return;
       const info = system.domains.get(tok.value);
-      if (info && info.template_for_dispvms === true) return;
+      if ((info && info.template_for_dispvms === true) || !line.targetWord) return;
       const why = info ? "it is not a disposable template" : "it is not in the system model";
       report(doc.path, withSuggestion(diag("unknown-dispvm-template", severity, `unknown disposable template ${code(tok.value)}: ${why}`, line.targetWord.span, line.line, suggest(tok.value, templates)), line.targetWord.text, tok.value));
     });
@@ -250,10 +256,10 @@ export const dispvmWithoutDefault: AnalysisRule = {
     };
     eachRuleLine(input, (doc, line) => {
       const rule = line.rule!;
-      if (rule.action === "deny" || !line.sourceWord) return;
+      if (rule.action === "deny") return;
       const viaTarget = rule.target.kind === "dispvm" && rule.redirect === null;
       const viaRedirect = rule.redirect?.kind === "dispvm";
-      if (!viaTarget && !viaRedirect) return;
+      if ((!viaTarget && !viaRedirect) || !line.sourceWord) return;
       const qubes = lacking(rule.source);
       if (!qubes) return;
       const span = viaRedirect ? (line.params.find((p) => p.key === "target")?.span ?? line.targetWord!.span) : line.targetWord!.span;
@@ -288,9 +294,9 @@ export const redirectTargetMissing: AnalysisRule = {
       const rule = line.rule!;
       for (const [key, tok] of [["target", rule.redirect], ["default_target", rule.defaultTarget]] as const) {
         if (!tok) continue;
-        const span = paramValueSpan(line, key);
-        if (!span) continue;
         if (tok.kind === "name" && !isDom0ish(tok.text) && !hasQube(system, tok.text)) {
+          const span = paramValueSpan(line, key);
+          if (!span) continue;
           const effect =
             key === "default_target"
               ? "the ask dialog will have no default"
@@ -301,6 +307,8 @@ export const redirectTargetMissing: AnalysisRule = {
         } else if (tok.kind === "dispvm-template") {
           const info = system.domains.get(tok.value);
           if (info && info.template_for_dispvms === true) continue;
+          const span = paramValueSpan(line, key);
+          if (!span) continue;
           report(doc.path, diag("redirect-target-missing", severity, `${key}=${tok.text}: ${code(tok.value)} is not a disposable template, so the call is denied`, span, line.line));
         }
       }
@@ -849,8 +857,16 @@ export const legacyTokenInNewFormat: AnalysisRule = {
   run(input, report, severity) {
     for (const doc of input.documents) {
       if (doc.document.syntax !== "policy") continue;
+      const text = doc.document.text;
+      // The next `$` of the text at or after the line looked at (-1: none left), so that a line
+      // without one is passed over without its words (made on demand in a one-shot analysis).
+      let dollar = text.indexOf("$");
       for (const line of doc.document.lines) {
+        if (dollar < 0) break;
         if (line.kind !== "rule") continue;
+        const span = line.lineSpan;
+        if (dollar < span.start) dollar = text.indexOf("$", span.start);
+        if (dollar < 0 || dollar >= span.end) continue;
         const found = (text: string, span: Span) =>
           report(doc.path, diag("legacy-token-in-new-format", severity, `legacy token ${code(text)} is a plain qube name in this file and never matches`, span, line.line, `write ${code("@" + text.slice(1))}`));
         if (line.sourceWord && line.sourceWord.text.charCodeAt(0) === 36) found(line.sourceWord.text, line.sourceWord.span);
@@ -903,7 +919,7 @@ export const dispvmNeverSource: AnalysisRule = {
   run(input, report, severity) {
     eachRuleLine(input, (doc, line) => {
       const tok = line.rule!.source;
-      if (!line.sourceWord || (tok.kind !== "dispvm-template" && tok.kind !== "dispvm-tag")) return;
+      if ((tok.kind !== "dispvm-template" && tok.kind !== "dispvm-tag") || !line.sourceWord) return;
       report(
         doc.path,
         diag("dispvm-never-source", severity, `${code(tok.text)} never matches as a source: the caller is always a qube name, so this rule never decides`, line.sourceWord.span, line.line, "use `@type:DispVM` (any disposable) or a `@tag:` that the disposables carry"),
@@ -918,9 +934,9 @@ export const serviceCaseMismatch: AnalysisRule = {
   run(input, report, severity) {
     eachRuleLine(input, (doc, line) => {
       const service = line.rule!.service;
-      if (service === null || !line.serviceWord) return;
+      if (service === null) return;
       const real = SERVICES_BY_LOWER.get(service.toLowerCase());
-      if (real === undefined || real === service) return;
+      if (real === undefined || real === service || !line.serviceWord) return;
       const d = diag("service-case-mismatch", severity, `service ${code(service)} is not ${code(real)}: qrexec compares service names exactly, so this rule never matches calls of ${code(real)}`, line.serviceWord.span, line.line, `did you mean \`${real}\`?`);
       d.data = { replacement: real };
       report(doc.path, d);

@@ -17,6 +17,7 @@ import {
   type PolicyFileSystem,
   type PolicyRule,
 } from "../loader/types.js";
+import { isLeanDocument } from "../syntax/nodes.js";
 import { parseDocument } from "../syntax/parse.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
 import { flattenPolicySteps, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
@@ -175,13 +176,15 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const parseCache = new Map<string, ParsedEntry>();
   const previousCache = options.previous?.parseCache;
   function* parseSteps(path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): Generator<void, PolicyDocument, void> {
-    const hit = parseCache.get(path) ?? previousCache?.get(path);
+    let hit = parseCache.get(path) ?? previousCache?.get(path);
+    // A one-shot snapshot's lean documents are not reused by an editor's (whose caches compare nodes by identity).
+    if (hit && !options.oneShot && isLeanDocument(hit.doc)) hit = undefined;
     if (hit && hit.text === text && hit.syntax === syntax) {
       parseCache.set(path, hit);
       return hit.doc;
     }
     // An edited document: only the lines the edit touched are parsed again.
-    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path, linear: options.oneShot === true });
+    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path, lean: options.oneShot === true });
     parseCache.set(path, { text, syntax, doc });
     parsedFresh++;
     return doc;

@@ -11,14 +11,15 @@
  * line, and the rest of the document still parses.
  */
 import { EmbeddedActionsParser, tokenMatcher, type IToken } from "chevrotain";
-import { Diagnostic } from "../diagnostics.js";
+import type { Diagnostic } from "../diagnostics.js";
 import { allTokens, CommentLine as CommentLineToken, DirectiveLine as DirectiveLineToken, lexerFor, Newline, RuleLine as RuleLineToken, terminatorLength } from "./lexer.js";
 import { isPyWhitespace } from "./python.js";
-import { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields, type ScannedLine } from "./lines.js";
-import { fieldSpan, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument } from "./rule.js";
+import { scanLines, type ScannedLine } from "./lines.js";
+import { leanLine, lineReporter, newFields, plainLine, markLean, type DocumentContext } from "./nodes.js";
+import { newTokenCache } from "./rule.js";
 // The chevrotain-free line reading lives in `lines.ts` (the engine entry loads it without this file).
 export { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields, type DirectiveCheck, type ScannedLine } from "./lines.js";
-import type { DirectiveLine, LineNode, NewlineMode, PolicyDocument, RuleLine, SyntaxKind, Word } from "./tree.js";
+import type { LineNode, NewlineMode, PolicyDocument, SyntaxKind } from "./tree.js";
 
 /** Options of {@link parseDocument}. */
 export interface ParseOptions {
@@ -40,6 +41,14 @@ export interface ParseOptions {
    * on a large policy; the editor keeps the grammar.
    */
   linear?: boolean;
+  /**
+   * Lean line nodes (implies `linear`): positions kept as numbers and the
+   * validated rule, with spans, words and parameters made when first asked
+   * for (see `nodes.ts`); equal to the plain nodes through every property
+   * of the tree's interfaces, but not by identity (a span asked for twice is
+   * two objects). For one analysis with no edits to follow.
+   */
+  lean?: boolean;
 }
 
 /**
@@ -179,12 +188,6 @@ function parseLines(text: string, newlines: NewlineMode, onLine: (l: ScannedLine
   return g.finish();
 }
 
-function words(f: Fields): Word[] {
-  const out: Word[] = new Array(f.texts.length);
-  for (let k = 0; k < f.texts.length; k++) out[k] = { text: f.texts[k]!, span: fieldSpan(f, k) };
-  return out;
-}
-
 /**
  * Parses one policy document. Never throws; returns every physical line and
  * the engine's first error of each line as a diagnostic.
@@ -194,64 +197,21 @@ export function parseDocument(text: string, options: ParseOptions = {}): PolicyD
   const newlines = options.newlines ?? "universal";
   const diagnostics: Diagnostic[] = [];
   const lines: LineNode[] = [];
-  const sa: ServiceArgument | null = syntax === "service" ? { service: options.service ?? null, argument: options.argument ?? null } : null;
-  const f: Fields = { texts: [], starts: [] };
+  const ctx: DocumentContext = { text, syntax, sa: syntax === "service" ? { service: options.service ?? null, argument: options.argument ?? null } : null };
+  const f = newFields();
   const cache = newTokenCache();
-  const report = (err: LineError, line: number) => {
-    const d = Diagnostic.create(err.code, err.message, err.span, line);
-    if (err.help) d.help = err.help;
-    if (options.file !== undefined) d.file = options.file;
-    diagnostics.push(d);
-  };
-  (options.linear ? scanLines : parseLines)(text, newlines, (l) => {
-    const lineSpan = { start: l.lineStart, end: l.lineEnd };
-    const span = { start: l.start, end: l.end };
-    if (l.kind === "blank") {
-      lines.push({ kind: "blank", line: l.line, lineSpan, span });
-      return;
-    }
-    if (l.kind === "comment") {
-      lines.push({ kind: "comment", line: l.line, lineSpan, span, text: text.slice(l.start + 1, l.end) });
-      return;
-    }
-    let directive = l.kind === "directive";
-    if (syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
-    else splitFields(text, l.start, l.end, f);
-    if (directive) {
-      const check = checkDirective(f, syntax, span);
-      const ws = words(f);
-      const node: DirectiveLine = { kind: "directive", line: l.line, lineSpan, span, name: ws[0]!, directive: check.directive, params: ws.slice(1) };
-      if (check.error) report(check.error, l.line);
-      else if (check.directive === "include-service") {
-        node.service = check.service ?? null;
-        node.argument = check.argument ?? null;
-      }
-      lines.push(node);
-      return;
-    }
-    const ws = words(f);
-    const node: RuleLine = { kind: "rule", line: l.line, lineSpan, span, words: ws, params: [], rule: null };
-    const base = sa === null ? 2 : 0;
-    if (sa === null) {
-      node.serviceWord = ws[0];
-      node.argumentWord = ws[1];
-    }
-    node.sourceWord = ws[base];
-    node.targetWord = ws[base + 1];
-    node.actionWord = ws[base + 2];
-    const r = checkRule(f, sa, span, cache, node.params);
-    if (isLineError(r)) {
-      report(r, l.line);
-      // Keep every parameter visible to editors, also those after the error.
-      for (let k = base + 3 + node.params.length; k < ws.length; k++) {
-        const w = ws[k]!;
-        const eq = w.text.indexOf("=");
-        node.params.push(eq < 0 ? { key: "", value: w.text, span: w.span } : { key: w.text.slice(0, eq), value: w.text.slice(eq + 1), span: w.span });
-      }
-    } else {
-      node.rule = r;
-    }
-    lines.push(node);
+  const report = lineReporter(diagnostics, options.file);
+  const scan = options.linear || options.lean ? scanLines : parseLines;
+  if (options.lean) {
+    scan(text, newlines, (l) => {
+      lines.push(leanLine(ctx, l, f, cache) ?? plainLine(ctx, l, f, cache, report));
+    });
+    const doc: PolicyDocument = { text, syntax, newlines, lines, diagnostics };
+    markLean(doc);
+    return doc;
+  }
+  scan(text, newlines, (l) => {
+    lines.push(plainLine(ctx, l, f, cache, report));
   });
   return { text, syntax, newlines, lines, diagnostics };
 }

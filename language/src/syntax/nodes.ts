@@ -1,0 +1,232 @@
+/**
+ * Line nodes of a parsed document, made from the scanner's lines: the plain
+ * nodes of the editor (every word and span an object, made at once), and the
+ * lean nodes of a one-shot analysis (`parseDocument`'s `lean` option).
+ *
+ * A lean node keeps a line's positions as numbers and its validated rule;
+ * its spans, words and parameters are made when first asked for, by reading
+ * the line again with the very code that makes the plain node (so they are
+ * equal to the plain node's, which a property test checks). A 100,000-rule
+ * policy then holds about a tenth of the objects: on a large policy, copying
+ * the plain nodes in the garbage collector was most of `qkit policy check`.
+ */
+import { Diagnostic, type Span } from "../diagnostics.js";
+import { checkDirective, checkRule, splitFields, splitLegacyFields, type ScannedLine } from "./lines.js";
+import { fieldSpan, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "./rule.js";
+import type { BlankLine, CommentLine, DirectiveLine, LineNode, ParamNode, RuleLine, RuleNode, SyntaxKind, Word } from "./tree.js";
+
+/** What reading one line of a document needs to know of the document. */
+export interface DocumentContext {
+  readonly text: string;
+  readonly syntax: SyntaxKind;
+  /** Service syntax: the service and argument its rules get; `null` in policy syntax. */
+  readonly sa: ServiceArgument | null;
+}
+
+/** Reports a line's first error. */
+export type LineReport = (err: LineError, line: number) => void;
+
+/** Makes the reporter of {@link parseDocument}: diagnostics with the file name, in line order. */
+export function lineReporter(diagnostics: Diagnostic[], file: string | undefined): LineReport {
+  return (err, line) => {
+    const d = Diagnostic.create(err.code, err.message, err.span, line);
+    if (err.help) d.help = err.help;
+    if (file !== undefined) d.file = file;
+    diagnostics.push(d);
+  };
+}
+
+function words(f: Fields): Word[] {
+  const out: Word[] = new Array(f.texts.length);
+  for (let k = 0; k < f.texts.length; k++) out[k] = { text: f.texts[k]!, span: fieldSpan(f, k) };
+  return out;
+}
+
+/** A fresh, empty {@link Fields}. */
+export function newFields(): Fields {
+  return { texts: [], starts: [] };
+}
+
+/**
+ * The plain node of one scanned line (the editor's), reporting the line's
+ * error to `report` (`null`: not reported). `f` and `cache` are scratch
+ * state shared from line to line.
+ */
+export function plainLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache: TokenCache, report: LineReport | null): LineNode {
+  const text = ctx.text;
+  const lineSpan = { start: l.lineStart, end: l.lineEnd };
+  const span = { start: l.start, end: l.end };
+  if (l.kind === "blank") return { kind: "blank", line: l.line, lineSpan, span };
+  if (l.kind === "comment") return { kind: "comment", line: l.line, lineSpan, span, text: text.slice(l.start + 1, l.end) };
+  const sa = ctx.sa;
+  let directive = l.kind === "directive";
+  if (ctx.syntax === "service") directive = splitLegacyFields(text, l.start, l.end, f) && f.texts[0]!.startsWith("!");
+  else splitFields(text, l.start, l.end, f);
+  if (directive) {
+    const check = checkDirective(f, ctx.syntax, span);
+    const ws = words(f);
+    const node: DirectiveLine = { kind: "directive", line: l.line, lineSpan, span, name: ws[0]!, directive: check.directive, params: ws.slice(1) };
+    if (check.error) report?.(check.error, l.line);
+    else if (check.directive === "include-service") {
+      node.service = check.service ?? null;
+      node.argument = check.argument ?? null;
+    }
+    return node;
+  }
+  const ws = words(f);
+  const node: RuleLine = { kind: "rule", line: l.line, lineSpan, span, words: ws, params: [], rule: null };
+  const base = sa === null ? 2 : 0;
+  if (sa === null) {
+    node.serviceWord = ws[0];
+    node.argumentWord = ws[1];
+  }
+  node.sourceWord = ws[base];
+  node.targetWord = ws[base + 1];
+  node.actionWord = ws[base + 2];
+  const r = checkRule(f, sa, span, cache, node.params);
+  if (isLineError(r)) {
+    report?.(r, l.line);
+    // Keep every parameter visible to editors, also those after the error.
+    for (let k = base + 3 + node.params.length; k < ws.length; k++) {
+      const w = ws[k]!;
+      const eq = w.text.indexOf("=");
+      node.params.push(eq < 0 ? { key: "", value: w.text, span: w.span } : { key: w.text.slice(0, eq), value: w.text.slice(eq + 1), span: w.span });
+    }
+  } else {
+    node.rule = r;
+  }
+  return node;
+}
+
+/** A blank line, lean. */
+class LeanBlankLine implements BlankLine {
+  readonly kind = "blank" as const;
+  constructor(
+    readonly line: number,
+    private readonly ls: number,
+    private readonly le: number,
+  ) {}
+  get lineSpan(): Span {
+    return { start: this.ls, end: this.le };
+  }
+  get span(): Span {
+    return { start: this.ls, end: this.ls };
+  }
+}
+
+/** A comment line, lean: its text is cut when asked for. */
+class LeanCommentLine implements CommentLine {
+  readonly kind = "comment" as const;
+  constructor(
+    private readonly ctx: DocumentContext,
+    readonly line: number,
+    private readonly ls: number,
+    private readonly le: number,
+    private readonly s: number,
+    private readonly e: number,
+  ) {}
+  get lineSpan(): Span {
+    return { start: this.ls, end: this.le };
+  }
+  get span(): Span {
+    return { start: this.s, end: this.e };
+  }
+  get text(): string {
+    return this.ctx.text.slice(this.s + 1, this.e);
+  }
+}
+
+/** A valid rule line, lean: the rule at once, the words and parameters when asked for. */
+class LeanRuleLine implements RuleLine {
+  readonly kind = "rule" as const;
+  private plain: RuleLine | undefined = undefined;
+  constructor(
+    private readonly ctx: DocumentContext,
+    readonly line: number,
+    private readonly ls: number,
+    private readonly le: number,
+    private readonly s: number,
+    private readonly e: number,
+    readonly rule: RuleNode,
+  ) {}
+  get lineSpan(): Span {
+    return { start: this.ls, end: this.le };
+  }
+  get span(): Span {
+    return { start: this.s, end: this.e };
+  }
+  /** The plain node of the line, read again (once). */
+  private node(): RuleLine {
+    if (this.plain) return this.plain;
+    const l: ScannedLine = { line: this.line, lineStart: this.ls, lineEnd: this.le, kind: "rule", start: this.s, end: this.e };
+    const node = plainLine(this.ctx, l, newFields(), newTokenCache(), null);
+    // INVARIANT: a line read again reads the same (a valid rule line stays one).
+    if (node.kind !== "rule" || node.rule === null) throw new Error(`internal error: line ${this.line} read again is not the rule it was`);
+    return (this.plain = node);
+  }
+  get words(): Word[] {
+    return this.node().words;
+  }
+  get serviceWord(): Word | undefined {
+    return this.node().serviceWord;
+  }
+  get argumentWord(): Word | undefined {
+    return this.node().argumentWord;
+  }
+  get sourceWord(): Word | undefined {
+    return this.node().sourceWord;
+  }
+  get targetWord(): Word | undefined {
+    return this.node().targetWord;
+  }
+  get actionWord(): Word | undefined {
+    return this.node().actionWord;
+  }
+  get params(): ParamNode[] {
+    return this.node().params;
+  }
+}
+
+/** A span object reused for the line being read (the checks copy what they keep). */
+const scratchSpan: Span = { start: 0, end: 0 };
+
+/**
+ * The lean node of one scanned line, or `undefined` for a line that gets a
+ * plain node (a directive, a line with an error: few, and their diagnostics
+ * are made with the plain node). Reports nothing.
+ */
+export function leanLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache: TokenCache): LineNode | undefined {
+  switch (l.kind) {
+    case "blank":
+      return new LeanBlankLine(l.line, l.lineStart, l.lineEnd);
+    case "comment":
+      return new LeanCommentLine(ctx, l.line, l.lineStart, l.lineEnd, l.start, l.end);
+    case "directive":
+      if (ctx.syntax === "policy") return undefined;
+  }
+  if (ctx.syntax === "service") {
+    if (splitLegacyFields(ctx.text, l.start, l.end, f) && f.texts[0]!.startsWith("!")) return undefined;
+  } else splitFields(ctx.text, l.start, l.end, f);
+  scratchSpan.start = l.start;
+  scratchSpan.end = l.end;
+  const r = checkRule(f, ctx.sa, scratchSpan, cache);
+  if (isLineError(r)) return undefined;
+  return new LeanRuleLine(ctx, l.line, l.lineStart, l.lineEnd, l.start, l.end, r);
+}
+
+/** Documents made of lean nodes (see {@link leanLine}). */
+const leanDocuments = new WeakSet<object>();
+
+/** Marks a document as made of lean nodes. */
+export function markLean(doc: object): void {
+  leanDocuments.add(doc);
+}
+
+/**
+ * True when a document was parsed with the `lean` option: its nodes make
+ * spans and words on demand, so an editor that compares nodes by identity
+ * (an incremental reparse) should parse the text afresh instead.
+ */
+export function isLeanDocument(doc: object): boolean {
+  return leanDocuments.has(doc);
+}
