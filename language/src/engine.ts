@@ -32,7 +32,7 @@ export { runConformanceCase, type ConformanceCase } from "./conformance.js";
 export { lintText, type LintResult } from "./lint.js";
 export * from "./report/types.js";
 export { locateSpan, sourceLineAt } from "./report/locate.js";
-export { reportDiagnostic, invalidFilenameAsGiven, mergeReports, countSeverities } from "./report/build.js";
+export { reportDiagnostic, invalidFilenameAsGiven, mergeReports, mergeReportStreams, countSeverities } from "./report/build.js";
 export { formatCheckText, writeCheckText, formatDiagnostic, summaryLine, wantsColor, type TextOptions } from "./report/text.js";
 export { formatGithub, writeGithub, githubAnnotation, escapeGithubData, escapeGithubProperty } from "./report/github.js";
 export { checkReportJson, writeCheckJson } from "./report/json.js";

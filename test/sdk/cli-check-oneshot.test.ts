@@ -15,6 +15,11 @@ import {
   analyzeWorkspace,
   checkReportJson,
   ChunkWriter,
+  collect,
+  mergeReports,
+  mergeReportStreams,
+  reportFromSnapshot,
+  streamFromSnapshot,
   createMemoryFileSystem,
   formatCheckText,
   formatGithub,
@@ -168,6 +173,45 @@ describe("streamed formats", () => {
         expect(streamed(n, (out) => writeGithub(r, out))).toBe(formatGithub(r));
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("a streamed report (what `qkit policy check DIR` writes from)", () => {
+  const options = { shownPath: (p: string) => p.replace(`${DIR}/`, "policy.d/"), policyLabel: "policy.d" };
+
+  test("streamFromSnapshot yields exactly reportFromSnapshot, with its counts, each time it is read", () => {
+    const system = demoSystem();
+    fc.assert(
+      fc.property(policy, fc.boolean(), (files, withSystem) => {
+        const snapshot = analyzeWorkspace(fsOf(files), { system: withSystem ? system : null, oneShot: true });
+        const whole = reportFromSnapshot(snapshot, options);
+        const stream = streamFromSnapshot(snapshot, options);
+        const { diagnostics, ...counts } = stream;
+        const { diagnostics: all, ...wholeCounts } = whole;
+        expect(counts).toEqual(wholeCounts);
+        expect([...diagnostics]).toEqual(all);
+        expect([...diagnostics]).toEqual(all);
+        // The formats write the same from either.
+        expect(collect((out) => writeCheckJson(stream, out))).toBe(collect((out) => writeCheckJson(whole, out)));
+        const sarif = { tool: { name: "qkit", version: "1" } };
+        expect(collect((out) => writeSarif(stream, sarif, out))).toBe(JSON.stringify(toSarif(whole, sarif), null, 2));
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  test("mergeReportStreams reads the reports in turn, as mergeReports copies them", () => {
+    fc.assert(
+      fc.property(fc.array(report, { maxLength: 4 }), (reports) => {
+        const merged = mergeReportStreams(reports);
+        const { diagnostics, ...counts } = merged;
+        const { diagnostics: all, ...wholeCounts } = mergeReports(reports);
+        expect(counts).toEqual(wholeCounts);
+        expect([...diagnostics]).toEqual(all);
+        expect([...diagnostics]).toEqual(all);
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -8,7 +8,7 @@ import type { Diagnostic } from "../diagnostics.js";
 import type { AnalysisDiagnostic } from "../services/analysis.js";
 import type { PolicySnapshot } from "../services/workspace.js";
 import { locateSpan, sourceLineAt } from "./locate.js";
-import type { CheckReport, ReportDiagnostic } from "./types.js";
+import type { CheckReport, ReportDiagnostic, ReportStream } from "./types.js";
 
 /** Options of {@link reportFromSnapshot}. */
 export interface SnapshotReportOptions {
@@ -56,13 +56,14 @@ export function reportDiagnostic(d: AnalysisDiagnostic | Diagnostic, file: strin
   return out;
 }
 
-/**
- * The report of a snapshot: files in load order (then the others by path),
- * each file's diagnostics by position; problems of the whole policy (no
- * file) at line 1 of the policy directory.
- */
-export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotReportOptions): CheckReport {
-  const diagnostics: ReportDiagnostic[] = [];
+/** The paths of a snapshot's report, in report order, each once. */
+function reportPaths(snapshot: PolicySnapshot, options: SnapshotReportOptions): string[] {
+  const order = options.paths ?? [...snapshot.files.keys(), ...[...snapshot.diagnostics.keys()].filter((p) => !snapshot.files.has(p)).sort()];
+  return [...new Set(order)];
+}
+
+/** The diagnostics of a snapshot's report, located one by one, in report order. */
+function* snapshotDiagnostics(snapshot: PolicySnapshot, options: SnapshotReportOptions, paths: readonly string[]): Generator<ReportDiagnostic, void, void> {
   // Each path's printed name and text, once (not once per diagnostic that points there).
   const places = new Map<string, { file: string; text: string | undefined }>();
   const related = (p: string) => {
@@ -70,19 +71,56 @@ export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotRe
     if (!where) places.set(p, (where = { file: options.shownPath(p), text: textOf(snapshot, p) }));
     return where;
   };
-  const order = options.paths ?? [...snapshot.files.keys(), ...[...snapshot.diagnostics.keys()].filter((p) => !snapshot.files.has(p)).sort()];
-  const seen = new Set<string>();
-  for (const path of order) {
-    if (seen.has(path)) continue;
-    seen.add(path);
+  for (const path of paths) {
     const list = snapshot.diagnostics.get(path);
     if (!list?.length) continue;
     const { file, text } = related(path);
-    for (const d of list) diagnostics.push(reportDiagnostic(invalidFilenameAsGiven(d, options.shownPath), file, text, related));
+    for (const d of list) yield reportDiagnostic(invalidFilenameAsGiven(d, options.shownPath), file, text, related);
   }
-  for (const d of snapshot.policyDiagnostics) diagnostics.push(reportDiagnostic(invalidFilenameAsGiven({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.shownPath), options.policyLabel, undefined));
+  for (const d of snapshot.policyDiagnostics) yield reportDiagnostic(invalidFilenameAsGiven({ ...d, span: { start: 0, end: 0 }, line: d.line || 1 }, options.shownPath), options.policyLabel, undefined);
+}
+
+/**
+ * The report of a snapshot: files in load order (then the others by path),
+ * each file's diagnostics by position; problems of the whole policy (no
+ * file) at line 1 of the policy directory.
+ */
+export function reportFromSnapshot(snapshot: PolicySnapshot, options: SnapshotReportOptions): CheckReport {
+  const diagnostics = [...snapshotDiagnostics(snapshot, options, reportPaths(snapshot, options))];
   const { errors, warnings, notes } = countSeverities(diagnostics);
   return { ok: errors === 0, rules: options.rules ?? snapshot.rules.length, errors, warnings, notes, diagnostics };
+}
+
+/**
+ * {@link reportFromSnapshot} as a stream: the same report, whose
+ * diagnostics are located as a writer reads them (and again if it reads
+ * them again), for output written once: a report of tens of thousands of
+ * diagnostics is then never held whole.
+ */
+export function streamFromSnapshot(snapshot: PolicySnapshot, options: SnapshotReportOptions): ReportStream {
+  const paths = reportPaths(snapshot, options);
+  let errors = 0;
+  let warnings = 0;
+  let total = snapshot.policyDiagnostics.length;
+  const count = (severity: string) => {
+    if (severity === "error") errors++;
+    else if (severity === "warning") warnings++;
+  };
+  for (const path of paths) {
+    const list = snapshot.diagnostics.get(path);
+    if (!list) continue;
+    total += list.length;
+    for (const d of list) count(d.severity);
+  }
+  for (const d of snapshot.policyDiagnostics) count(d.severity);
+  return {
+    ok: errors === 0,
+    rules: options.rules ?? snapshot.rules.length,
+    errors,
+    warnings,
+    notes: total - errors - warnings,
+    diagnostics: { [Symbol.iterator]: () => snapshotDiagnostics(snapshot, options, paths) },
+  };
 }
 
 const INVALID_FILENAME = "invalid filename: ";
@@ -104,6 +142,25 @@ export function invalidFilenameAsGiven<D extends AnalysisDiagnostic | Diagnostic
       ? `the engine rejects the whole policy for this name, so the daemon denies every call; rename the file to \`${renamed}\` (only lowercase letters, digits, \`_\`, \`-\` and \`.\`)`
       : "the engine rejects the whole policy for this name, so the daemon denies every call; rename the file using only lowercase letters, digits, `_`, `-` and `.`";
   return { ...d, message: INVALID_FILENAME + shownPath(virtual), help };
+}
+
+/** Reports (or streams) one after the other, as one stream: the diagnostics read in turn, never copied. */
+export function mergeReportStreams(reports: readonly ReportStream[]): ReportStream {
+  if (reports.length === 1) return reports[0]!;
+  const engineError = reports.find((r) => r.engineError !== undefined)?.engineError;
+  return {
+    ok: reports.every((r) => r.ok),
+    rules: reports.reduce((n, r) => n + r.rules, 0),
+    errors: reports.reduce((n, r) => n + r.errors, 0),
+    warnings: reports.reduce((n, r) => n + r.warnings, 0),
+    notes: reports.reduce((n, r) => n + r.notes, 0),
+    diagnostics: {
+      *[Symbol.iterator]() {
+        for (const r of reports) yield* r.diagnostics;
+      },
+    },
+    ...(engineError !== undefined ? { engineError } : {}),
+  };
 }
 
 /** Several reports as one (several policies checked in one run). */

@@ -5,7 +5,7 @@
  */
 import type { Severity } from "../diagnostics.js";
 import { collect, type ChunkWriter } from "./sink.js";
-import type { CheckReport, ReportDiagnostic } from "./types.js";
+import type { CheckReport, ReportDiagnostic, ReportStream } from "./types.js";
 
 /** The message part of a workflow command, escaped. */
 export function escapeGithubData(s: string): string {
@@ -39,7 +39,7 @@ export function formatGithub(report: CheckReport): string {
 }
 
 /** {@link formatGithub}, streamed. */
-export function writeGithub(report: CheckReport, out: ChunkWriter): void {
+export function writeGithub(report: ReportStream, out: ChunkWriter): void {
   let lastFile: string | undefined;
   let file = "";
   for (const d of report.diagnostics) {

@@ -8,7 +8,7 @@
  */
 export * from "./types.js";
 export { locateSpan, sourceLineAt } from "./locate.js";
-export { reportFromSnapshot, reportDiagnostic, invalidFilenameAsGiven, mergeReports, countSeverities, type SnapshotReportOptions } from "./build.js";
+export { reportFromSnapshot, streamFromSnapshot, reportDiagnostic, invalidFilenameAsGiven, mergeReports, mergeReportStreams, countSeverities, type SnapshotReportOptions } from "./build.js";
 export { formatCheckText, writeCheckText, formatDiagnostic, summaryLine, wantsColor, type TextOptions } from "./text.js";
 export { formatGithub, writeGithub, githubAnnotation, escapeGithubData, escapeGithubProperty } from "./github.js";
 export { toSarif, writeSarif, sarifLevel, fileUri, SARIF_SCHEMA, type SarifOptions } from "./sarif.js";

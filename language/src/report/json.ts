@@ -5,7 +5,7 @@
  * related?}`. Scripts depend on it: members are only ever added.
  */
 import type { ChunkWriter } from "./sink.js";
-import type { CheckReport, ReportLocation } from "./types.js";
+import type { CheckReport, ReportLocation, ReportStream } from "./types.js";
 
 /** The report as the JSON object `--json` prints. */
 export function checkReportJson(report: CheckReport): Record<string, unknown> {
@@ -45,7 +45,7 @@ function relatedJson(r: ReportLocation & { message: string }): string {
  * The JSON format, streamed: exactly `JSON.stringify(checkReportJson(report))`
  * (the caller adds the final newline), one diagnostic at a time.
  */
-export function writeCheckJson(report: CheckReport, out: ChunkWriter): void {
+export function writeCheckJson(report: ReportStream, out: ChunkWriter): void {
   let head = `{"ok":${report.ok},"rules":${jsonNumber(report.rules)},"errors":${jsonNumber(report.errors)},"warnings":${jsonNumber(report.warnings)},"notes":${jsonNumber(report.notes)},`;
   if (report.engineError !== undefined) head += `"engineError":${JSON.stringify(report.engineError)},`;
   out.write(head + `"diagnostics":[`);

@@ -9,7 +9,7 @@ import type { Severity } from "../diagnostics.js";
 import { jsonNumber } from "./json.js";
 import { codeInfo, knownCodes, type CodeInfo } from "./rules.js";
 import type { ChunkWriter } from "./sink.js";
-import type { CheckReport, ReportLocation, ReportTool } from "./types.js";
+import type { CheckReport, ReportLocation, ReportStream, ReportTool } from "./types.js";
 
 /** The `$schema` of the documents {@link toSarif} makes. */
 export const SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -58,7 +58,7 @@ function physical(l: ReportLocation, options: SarifOptions, snippet?: string): R
 }
 
 /** The rules a log of this report describes (every known code, then the report's other codes), and each code's index. */
-function sarifRules(report: CheckReport): { infos: CodeInfo[]; index: Map<string, number> } {
+function sarifRules(report: ReportStream): { infos: CodeInfo[]; index: Map<string, number> } {
   const infos = knownCodes();
   const codes = new Set(infos.map((i) => i.code));
   for (const d of report.diagnostics) {
@@ -73,7 +73,7 @@ function sarifRules(report: CheckReport): { infos: CodeInfo[]; index: Map<string
 }
 
 /** The SARIF log of a report with `results` left for the caller (`placeholder` in their place). */
-function sarifLog(report: CheckReport, options: SarifOptions, infos: readonly CodeInfo[], results: unknown): Record<string, unknown> {
+function sarifLog(report: ReportStream, options: SarifOptions, infos: readonly CodeInfo[], results: unknown): Record<string, unknown> {
   const rules = infos.map((i) => ({
     id: i.code,
     shortDescription: { text: i.summary },
@@ -115,14 +115,14 @@ const RESULTS_MARK = '"results": "\\u0000results\\u0000"';
  * The SARIF log, streamed: exactly `JSON.stringify(toSarif(report, options),
  * null, 2)` (the caller adds the final newline), written one result at a time.
  */
-export function writeSarif(report: CheckReport, options: SarifOptions, out: ChunkWriter): void {
+export function writeSarif(report: ReportStream, options: SarifOptions, out: ChunkWriter): void {
   const { infos, index } = sarifRules(report);
   const whole = JSON.stringify(sarifLog(report, options, infos, "\u0000results\u0000"), null, 2);
   // Only the run's `results` key can be this text: a quote inside a JSON string is escaped.
   const at = whole.indexOf(RESULTS_MARK);
   out.write(whole.slice(0, at) + '"results": ');
   const engine = report.engineError !== undefined && report.errors === 0;
-  if (report.diagnostics.length === 0 && !engine) out.write("[]");
+  if (isEmpty(report.diagnostics) && !engine) out.write("[]");
   else {
     out.write("[\n");
     const uris = new UriCache(options.baseUri, options.stdinFile);
@@ -148,6 +148,11 @@ export function writeSarif(report: CheckReport, options: SarifOptions, out: Chun
     out.write("\n      ]");
   }
   out.write(whole.slice(at + RESULTS_MARK.length));
+}
+
+function isEmpty(items: Iterable<unknown>): boolean {
+  for (const _ of items) return false;
+  return true;
 }
 
 /** The `artifactLocation` of each file, as JSON text, made once per file. */

@@ -7,7 +7,7 @@
  */
 import type { Severity } from "../diagnostics.js";
 import { collect, type ChunkWriter } from "./sink.js";
-import type { CheckReport, ReportDiagnostic } from "./types.js";
+import type { CheckReport, ReportDiagnostic, ReportStream } from "./types.js";
 
 /** Options of {@link formatText}. */
 export interface TextOptions {
@@ -224,7 +224,7 @@ function writeDiagnostic(out: ChunkWriter, d: ReportDiagnostic, c: boolean, snip
 }
 
 /** The summary line: `ok: N rules, no errors` or `N errors: the real engine would deny every call`, plus warnings. */
-export function summaryLine(report: CheckReport, options: Pick<TextOptions, "strict"> = {}): { text: string; failed: boolean } {
+export function summaryLine(report: ReportStream, options: Pick<TextOptions, "strict"> = {}): { text: string; failed: boolean } {
   const warnings = (report.warnings ? `, ${report.warnings} warning(s)` : "") + (report.notes ? `, ${report.notes} note(s)` : "");
   if (!report.ok) {
     const n = report.errors || 1;
@@ -249,7 +249,7 @@ export function formatCheckText(report: CheckReport, options: TextOptions = {}):
  * into `out` (it does not flush it) and returns what goes to standard error
  * (the summary when the check fails, else nothing).
  */
-export function writeCheckText(report: CheckReport, options: TextOptions, out: ChunkWriter): string {
+export function writeCheckText(report: ReportStream, options: TextOptions, out: ChunkWriter): string {
   const c = options.color === true;
   const snippets = options.snippets !== false;
   let lastFile: string | undefined;

@@ -48,6 +48,17 @@ export interface CheckReport {
   engineError?: string;
 }
 
+/**
+ * What the output formats read of a report: a {@link CheckReport}, or a
+ * report whose diagnostics are made one by one as a writer reads them
+ * (`streamFromSnapshot`), so that a report of a huge policy is never held
+ * whole. The counts are those of the diagnostics it yields; a writer may
+ * read `diagnostics` more than once (SARIF does), getting the same ones.
+ */
+export interface ReportStream extends Omit<CheckReport, "diagnostics"> {
+  diagnostics: Iterable<ReportDiagnostic>;
+}
+
 /** The tool that made a report (SARIF `tool.driver`). */
 export interface ReportTool {
   name: string;

@@ -432,14 +432,21 @@ export const shadowedRule: AnalysisRule = {
     }
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     const presented = input.serviceCache?.presented;
+    // Per broader rule: its line and what its warnings share.
+    const broader = new Map<PolicyRule, { node: LineNode | undefined; shared: ShadowShared }>();
     for (const { i, by, all } of byLine) {
       if (!all || !by) continue;
       const rule = input.rules[i]!;
       const doc = docs.get(rule.origin.path);
       if (!doc) continue;
       const feeds = feedsAsk[i] === 1;
-      const byDoc = docs.get(by.origin.path);
-      const byLineNode = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
+      let b = broader.get(by);
+      if (!b) {
+        const byDoc = docs.get(by.origin.path);
+        const node = byDoc && by.origin.line !== null ? lineByNumber(byDoc.document, by.origin.line) : undefined;
+        broader.set(by, (b = { node, shared: shadowShared(by, node) }));
+      }
+      const byLineNode = b.node;
       // The same finding on an unchanged document, with the broader rule at the same place, is the
       // same diagnostic object (so an unchanged file's list is the same list, cheap to skip).
       const line = lineByNumber(doc.document, rule.origin.line!);
@@ -449,7 +456,7 @@ export const shadowedRule: AnalysisRule = {
         report(rule.origin.path, kept);
         continue;
       }
-      const d = shadowDiagnostic(by, line.span, line.line, byLineNode, feeds, severity);
+      const d = shadowDiagnostic(by, line.span, line.line, byLineNode, feeds, severity, b.shared);
       presented?.set(presentKey(line), { byPath: by.origin.path, byFile: by.origin.file, byLine: by.origin.line, bySpan: byLineNode?.span, feeds, d });
       report(rule.origin.path, d);
     }
@@ -809,19 +816,32 @@ function samePlace(a: PolicyRule | undefined, b: PolicyRule | undefined): boolea
   return a !== undefined && b !== undefined && a.origin.path === b.origin.path && a.origin.file === b.origin.file && a.origin.line === b.origin.line;
 }
 
+/**
+ * What the shadowed-rule warnings of one broader rule have in common: the message and the related
+ * place. A one-shot analysis makes them once per broader rule and shares them (a large policy has
+ * tens of thousands of warnings and a few thousand broader rules). Never mutated.
+ */
+interface ShadowShared {
+  readonly message: string;
+  readonly related: AnalysisDiagnostic["related"];
+}
+
+function shadowShared(by: PolicyRule, byLineNode: { span: Span; line: number } | undefined): ShadowShared {
+  return {
+    message: `rule never decides: the rule at ${by.origin.file}:${by.origin.line ?? "None"} matches every call it matches`,
+    related: byLineNode ? [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }] : undefined,
+  };
+}
+
+/** The fix data of a shadowed-rule warning (shared: never mutated). */
+const REMOVABLE: Readonly<Record<string, unknown>> = Object.freeze({ removable: true });
+const NOT_REMOVABLE: Readonly<Record<string, unknown>> = Object.freeze({ removable: false });
+
 /** The shadowed-rule warning of a line, with the broader rule as related information. */
-function shadowDiagnostic(by: PolicyRule, span: Span, line: number, byLineNode: { span: Span; line: number } | undefined, feeds: boolean, severity: Severity): AnalysisDiagnostic {
-  const where = `${by.origin.file}:${by.origin.line ?? "None"}`;
-  const d = diag(
-    "shadowed-rule",
-    severity,
-    `rule never decides: the rule at ${where} matches every call it matches`,
-    span,
-    line,
-    feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule",
-  );
-  if (byLineNode) d.related = [{ path: by.origin.path, span: byLineNode.span, line: byLineNode.line, message: "the broader rule" }];
-  d.data = { removable: !feeds };
+function shadowDiagnostic(by: PolicyRule, span: Span, line: number, byLineNode: { span: Span; line: number } | undefined, feeds: boolean, severity: Severity, shared = shadowShared(by, byLineNode)): AnalysisDiagnostic {
+  const d = diag("shadowed-rule", severity, shared.message, span, line, feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule");
+  if (shared.related) d.related = shared.related;
+  d.data = feeds ? NOT_REMOVABLE : REMOVABLE;
   return d;
 }
 

@@ -29,7 +29,7 @@ import {
   notUtf8Message,
   countSeverities,
   lintText,
-  mergeReports,
+  mergeReportStreams,
   prepareSystemInfo,
   pyStrip,
   reportDiagnostic,
@@ -42,6 +42,7 @@ import {
   POLICY_DIR,
   type CheckReport,
   type ReportDiagnostic,
+  type ReportStream,
   type SystemInfo,
   type Utf8Problem,
 } from "@qubes-kit/language/engine";
@@ -197,9 +198,9 @@ function policyNameFor(name: string): string {
 /** The code of a file of a policy directory that the engine does not load. */
 const NOT_A_POLICY_FILE = "not-a-policy-file";
 
-/** `report` with the notes of {@link ignoredFiles} added. */
-function withIgnored(report: CheckReport, notes: ReportDiagnostic[]): CheckReport {
-  return notes.length ? { ...report, diagnostics: [...report.diagnostics, ...notes], notes: report.notes + notes.length } : report;
+/** `report` with the notes of {@link ignoredFiles} added (after its diagnostics, which are not copied). */
+function withIgnored(report: ReportStream, notes: ReportDiagnostic[]): ReportStream {
+  return notes.length ? mergeReportStreams([report, { ok: true, rules: 0, errors: 0, warnings: 0, notes: notes.length, diagnostics: notes }]) : report;
 }
 
 /** The whole language core: the editor's parser and analysis (loaded only when a check needs them). */
@@ -211,15 +212,16 @@ async function full(): Promise<Full> {
 }
 
 /** Checks a policy directory: the analysis of the whole policy, as the editor sees it. */
-async function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io: CliIO): Promise<CheckReport> {
+async function checkDirectory(p: string, a: ParsedArgs, system: SystemInfo | null, io: CliIO): Promise<ReportStream> {
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
-  const { analyzeWorkspace, reportFromSnapshot } = await full();
+  const { analyzeWorkspace, streamFromSnapshot } = await full();
   const snapshot = analyzeWorkspace(src.fs, { system, oneShot: true });
   const ignored = ignoredFiles(p, io, (v) => snapshot.files.has(v));
   if (snapshot.files.size === 0 && snapshot.diagnostics.size === 0 && snapshot.policyDiagnostics.length === 0) {
     io.stderr.write(`note: no policy files (*.policy) in \`${p}\`: with this policy every call is denied (no matching rule)\n`);
   }
-  const report = reportFromSnapshot(snapshot, {
+  // Located as the output is written: the report of a huge policy is never held whole.
+  const report = streamFromSnapshot(snapshot, {
     shownPath: (virtual) => shown(io.cwd, realPathOf(src, virtual)),
     policyLabel: shown(io.cwd, path.resolve(io.cwd, p)),
   });
@@ -297,7 +299,7 @@ async function checkFile(name: string, text: string, serviceSyntax: boolean, sys
  * editor's analysis (the loader's fast validation path; for very large
  * policies where only "does it load" matters).
  */
-function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): CheckReport {
+function checkDirectoryEngineOnly(p: string, a: ParsedArgs, io: CliIO): ReportStream {
   const src = mountPolicy(p, a.values.get("runtime-dir"), a.values.get("legacy-dir"), io.cwd);
   const result = checkPolicy(src.fs);
   const loadedFiles = new Set(result.files.map((f) => f.path));
@@ -413,7 +415,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
   const systemSpec = a.values.get("system");
   const system = systemSpec === undefined ? null : systemSpec === "live" ? await liveSystem(a, io) : wellFormed(readSystem(systemSpec, io), systemSpec);
 
-  const reports: CheckReport[] = [];
+  const reports: ReportStream[] = [];
   for (const p of a.positionals) {
     const abs = path.resolve(io.cwd, p);
     if (p !== "-" && statSync(abs).isDirectory()) reports.push(engineOnly ? checkDirectoryEngineOnly(p, a, io) : await checkDirectory(p, a, system, io));
@@ -431,7 +433,7 @@ async function runCheck(args: string[], io: CliIO): Promise<number> {
       reports.push(withNotUtf8(report, p, text, bad));
     }
   }
-  const report = mergeReports(reports);
+  const report = mergeReportStreams(reports);
   const strict = a.flags.has("strict");
   const failed = !report.ok || (strict && report.warnings > 0);
 
