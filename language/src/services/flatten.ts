@@ -15,6 +15,7 @@ import { basename, dirname, joinPath, normalizePath, purePosix } from "../loader
 import { RUNTIME_POLICY_DIR, type LoadedFile, type PolicyFileSystem, type PolicyRule, type RuleOrigin } from "../loader/types.js";
 import { lineAtOffset, NOT_UTF8_HELP, notUtf8Message } from "../loader/utf8.js";
 import { pyCompare, pyRepr } from "../syntax/python.js";
+import { claimRule, isLeanDocument } from "../syntax/nodes.js";
 import type { NewlineMode, PolicyDocument, RuleNode, SyntaxKind } from "../syntax/tree.js";
 
 const FILENAME_CHARS = /^[0-9a-z_.-]*$/;
@@ -261,6 +262,7 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
       return;
     }
     const doc = parse(path, text, syntax, "universal");
+    const lean = isLeanDocument(doc);
     for (const d of doc.diagnostics) {
       if (d.severity === "error") ok = false;
       diagnostics.push({ ...d, file });
@@ -330,7 +332,9 @@ export function* flattenPolicySteps(fs: PolicyFileSystem, options: FlattenOption
             total++;
             continue;
           }
-          const built = policyRule(r, service, argument, total, { file, path, line: line.line }, inner);
+          const origin = { file, path, line: line.line };
+          // A lean document's rule is the loaded rule itself the first time it is placed (see `claimRule`).
+          const built = (lean ? (claimRule(r, service, argument, total, origin, inner) as PolicyRule | undefined) : undefined) ?? policyRule(r, service, argument, total, origin, inner);
           lineRules?.set(r, built);
           if (!options.untracked) parsedRules.set(built, r);
           pending.push(built);

@@ -12,7 +12,7 @@
  */
 import { Diagnostic, type Span } from "../diagnostics.js";
 import { checkDirective, checkRule, splitFields, splitLegacyFields, type ScannedLine } from "./lines.js";
-import { fieldSpan, isLineError, newTokenCache, type Fields, type LineError, type ServiceArgument, type TokenCache } from "./rule.js";
+import { fieldSpan, isLineError, newTokenCache, type Fields, type LineError, type RuleOriginFields, type ServiceArgument, type TokenCache } from "./rule.js";
 import type { BlankLine, CommentLine, DirectiveLine, LineNode, ParamNode, RuleLine, RuleNode, SyntaxKind, Word } from "./tree.js";
 
 /** What reading one line of a document needs to know of the document. */
@@ -187,6 +187,30 @@ class LeanRuleLine implements RuleLine {
   }
 }
 
+/**
+ * The loader's fields of a lean rule before a load claims it: a lean rule is
+ * made with every field of a loaded rule (`PolicyRule`), so that the first
+ * load that places it (see {@link claimRule}) fills them in and uses the
+ * rule itself, instead of making a copy of it for each rule of the policy.
+ */
+const UNCLAIMED: RuleOriginFields = Object.freeze({ index: -1, origin: Object.freeze({ file: "", path: "", line: null }), via: Object.freeze([]) as readonly never[] });
+
+/**
+ * The rule of a lean line as the loaded rule at `index`, when it is still
+ * unclaimed (no load placed it yet) and gets the service and argument it
+ * already has; otherwise `undefined` (the caller makes a copy). The rule
+ * object then carries the load's fields too: one object for the line's rule
+ * and the policy's rule.
+ */
+export function claimRule(rule: RuleNode, service: string | null, argument: string | null, index: number, origin: RuleOriginFields["origin"], via: RuleOriginFields["via"]): RuleNode | undefined {
+  const r = rule as RuleNode & { index?: number; origin?: RuleOriginFields["origin"]; via?: RuleOriginFields["via"] };
+  if (r.index !== -1 || r.origin !== UNCLAIMED.origin || rule.service !== service || rule.argument !== argument) return undefined;
+  r.index = index;
+  r.origin = origin;
+  r.via = via;
+  return rule;
+}
+
 /** A span object reused for the line being read (the checks copy what they keep). */
 const scratchSpan: Span = { start: 0, end: 0 };
 
@@ -209,7 +233,7 @@ export function leanLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache:
   } else splitFields(ctx.text, l.start, l.end, f);
   scratchSpan.start = l.start;
   scratchSpan.end = l.end;
-  const r = checkRule(f, ctx.sa, scratchSpan, cache);
+  const r = checkRule(f, ctx.sa, scratchSpan, cache, undefined, UNCLAIMED);
   if (isLineError(r)) return undefined;
   return new LeanRuleLine(ctx, l.line, l.lineStart, l.lineEnd, l.start, l.end, r);
 }
