@@ -13,6 +13,7 @@ import {
   escapeGithubData,
   escapeGithubProperty,
   formatCheckText,
+  formatDiagnostic,
   formatGithub,
   checkReportJson,
   knownCodes,
@@ -365,5 +366,29 @@ describe("colour decision", () => {
     [{ FORCE_COLOR: "2", TERM: "dumb" }, false, true],
   ])("%j on a terminal: %s → %s", (env, tty, want) => {
     expect(wantsColor(env as Record<string, string>, tty)).toBe(want);
+  });
+});
+
+describe("the text format's source line", () => {
+  // A tab-separated line is shown with each tab as four columns; the carets stay under the span.
+  // The tabs-only path must show exactly what the general path (any other control character) shows:
+  // a control character after the span changes nothing but its own escape at the end of the line.
+  it("shows a line with tabs as the general path does", () => {
+    const piece = fc.constantFrom("\t", "a", " ", "é", "@anyvm", "\t\t", "x=1");
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 12 }).map((a) => a.join("")), fc.nat(40), fc.nat(40), fc.boolean(), (line, a, b, color) => {
+        const from = Math.min(a, b, line.length);
+        const to = Math.min(Math.max(a, b), line.length);
+        const d = { file: "f", line: 3, column: from + 1, endLine: 3, endColumn: to + 1, severity: "warning" as const, code: "shadowed-rule", message: "m", sourceLine: line };
+        const tabsOnly = formatDiagnostic(d, { color });
+        const general = formatDiagnostic({ ...d, sourceLine: line + "\x01" }, { color });
+        // Row 1 is the source line (it ends with the line's text), row 2 the carets.
+        const rows = tabsOnly.split("\n");
+        const generalRows = general.split("\n");
+        expect(rows[1]!.endsWith(` ${line.replaceAll("\t", "    ")}`)).toBe(true);
+        expect(generalRows).toEqual([rows[0], rows[1] + "\\x01", ...rows.slice(2)]);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

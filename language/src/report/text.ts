@@ -48,6 +48,16 @@ export function wantsColor(env: Readonly<Record<string, string | undefined>>, is
 /** Characters that are not one column each on screen: tabs, control characters, surrogates. */
 const SPECIAL = /[\x00-\x1f\x7f\ud800-\udfff]/;
 
+/** {@link SPECIAL} but the tab. */
+const SPECIAL_BUT_TAB = /[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]/;
+
+/** The number of tabs in `line[from, to)`. */
+function tabsIn(line: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = line.indexOf("\t", from); i >= 0 && i < to; i = line.indexOf("\t", i + 1)) n++;
+  return n;
+}
+
 /** Control characters of user text as `\xNN` (so a file cannot move the cursor or fake colours). */
 function visible(s: string): string {
   return CONTROL.test(s) ? s.replace(CONTROLS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`) : s;
@@ -175,6 +185,14 @@ function writeDiagnostic(out: ChunkWriter, d: ReportDiagnostic, c: boolean, snip
       const to = Math.min(Math.max(endColumn, from), line.length);
       start = from;
       width = Math.max(1, to - from);
+    } else if (!SPECIAL_BUT_TAB.test(line)) {
+      // Tabs only (a tab-separated policy): each tab is 4 columns, every other unit one.
+      text = line.replaceAll("\t", "    ");
+      const from = Math.min(Math.max(column, 0), line.length);
+      const to = Math.min(Math.max(endColumn, from), line.length);
+      const before = tabsIn(line, 0, from);
+      start = from + 3 * before;
+      width = Math.max(1, to - from + 3 * tabsIn(line, from, to));
     } else {
       text = shownLine(line);
       const from = Math.min(Math.max(column, 0), line.length);

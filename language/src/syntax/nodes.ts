@@ -230,7 +230,7 @@ export function leanLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache:
   }
   if (ctx.syntax === "service") {
     if (splitLegacyFields(ctx.text, l.start, l.end, f) && f.texts[0]!.startsWith("!")) return undefined;
-  } else splitFields(ctx.text, l.start, l.end, f);
+  } else splitFields(ctx.text, l.start, l.end, f, true);
   scratchSpan.start = l.start;
   scratchSpan.end = l.end;
   const r = checkRule(f, ctx.sa, scratchSpan, cache, undefined, UNCLAIMED);

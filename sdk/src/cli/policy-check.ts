@@ -520,11 +520,18 @@ function stdoutSink(): (chunk: string) => void {
   let closed = false;
   return (chunk) => {
     if (closed) return;
-    const bytes = Buffer.from(chunk, "utf8");
+    // The chunk is written as a string (encoding it into a Buffer first cost more than the rest of
+    // the write); only a partial write (a non-blocking pipe) needs its bytes, to go on from there.
+    let bytes: Buffer | undefined;
     let done = 0;
-    while (done < bytes.length) {
+    while (bytes === undefined || done < bytes.length) {
       try {
-        done += writeSync(1, bytes, done, bytes.length - done);
+        if (bytes === undefined) {
+          const n = writeSync(1, chunk);
+          if (n >= Buffer.byteLength(chunk, "utf8")) return;
+          bytes = Buffer.from(chunk, "utf8");
+          done = n;
+        } else done += writeSync(1, bytes, done, bytes.length - done);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         // A non-blocking pipe that is full: wait a little for the reader.
