@@ -405,37 +405,40 @@ export const shadowedRule: AnalysisRule = {
       if (seenPaths.has(lastPath)) twice.add(lastPath);
       else seenPaths.add(lastPath);
     }
-    type Entry = { i: number; by: PolicyRule | undefined; all: boolean };
-    const byLine: Entry[] = [];
-    const byPath = new Map<string, Map<number, Entry>>();
+    // The rules to look at, by index: a shadowed rule of a file loaded once; the first copy of each
+    // line of a file loaded more than once, reported only when no copy of it decides (`notAll`).
+    const order: number[] = [];
+    const notAll = new Set<number>();
+    const firstCopy = new Map<string, Map<number, number>>();
     lastPath = undefined;
-    let lines: Map<number, Entry> | undefined;
+    let lines: Map<number, number> | undefined;
     for (let i = 0; i < input.rules.length; i++) {
       const r = input.rules[i]!;
       if (r.origin.line === null) continue;
-      const by = shadowedBy[i];
+      const shadowed = shadowedBy[i] !== undefined;
       if (!twice.has(r.origin.path)) {
-        if (by) byLine.push({ i, by, all: true });
+        if (shadowed) order.push(i);
         continue;
       }
       if (r.origin.path !== lastPath || !lines) {
         lastPath = r.origin.path;
-        lines = byPath.get(lastPath);
-        if (!lines) byPath.set(lastPath, (lines = new Map()));
+        lines = firstCopy.get(lastPath);
+        if (!lines) firstCopy.set(lastPath, (lines = new Map()));
       }
-      const prev = lines.get(r.origin.line);
-      if (!prev) {
-        const entry = { i, by, all: by !== undefined };
-        lines.set(r.origin.line, entry);
-        byLine.push(entry);
-      } else prev.all = prev.all && by !== undefined;
+      const first = lines.get(r.origin.line);
+      if (first === undefined) {
+        lines.set(r.origin.line, i);
+        order.push(i);
+        if (!shadowed) notAll.add(i);
+      } else if (!shadowed) notAll.add(first);
     }
     const docs = new Map(input.documents.map((d) => [d.path, d]));
     const presented = input.serviceCache?.presented;
     // Per broader rule: its line and what its warnings share.
     const broader = new Map<PolicyRule, { node: LineNode | undefined; shared: ShadowShared }>();
-    for (const { i, by, all } of byLine) {
-      if (!all || !by) continue;
+    for (const i of order) {
+      const by = shadowedBy[i];
+      if (!by || notAll.has(i)) continue;
       const rule = input.rules[i]!;
       const doc = docs.get(rule.origin.path);
       if (!doc) continue;
