@@ -149,16 +149,22 @@ export function shadowPositionsOnce(rules: readonly PolicyRule[]): Int32Array {
   // Integer keys must stay small integers (no boxed numbers); otherwise the general version.
   if (keys * keys >= 1 << 30) return shadowPositions(rules);
   const first: Array<Map<number, number>> = Array.from({ length: pairCount }, () => new Map());
+  // Per pair, which of the keys `*` and `@anyvm` its rules so far have as source (bits 1, 2) and
+  // as target (bits 4, 8): the probes of keys no rule has are skipped.
+  const seen = new Uint8Array(pairCount);
   const out = new Int32Array(n).fill(-1);
   const probePair = (pair: number | undefined, r: PolicyRule, s: number, t: number, best: number): number => {
     if (pair === undefined) return best;
     const byKey = first[pair]!;
+    const has = seen[pair]!;
     for (let a = 0; a < 3; a++) {
       const sk = a === 2 ? s : a;
       if (a === 2 && s <= 1) break;
+      if (a < 2 && (has & (1 << a)) === 0) continue;
       for (let b = 0; b < 3; b++) {
         const tk = b === 2 ? t : b;
         if (b === 2 && t <= 1) break;
+        if (b < 2 && (has & (4 << b)) === 0) continue;
         const c = byKey.get(sk * keys + tk);
         if (c !== undefined && (best < 0 || c < best) && ruleCovers(rules[c]!, r)) best = c;
       }
@@ -188,7 +194,10 @@ export function shadowPositionsOnce(rules: readonly PolicyRule[]): Int32Array {
     }
     const byKey = first[own[i]!]!;
     const key = s * keys + t;
-    if (!byKey.has(key)) byKey.set(key, i);
+    if (!byKey.has(key)) {
+      byKey.set(key, i);
+      seen[own[i]!] |= (s <= 1 ? 1 << s : 0) | (t <= 1 ? 4 << t : 0);
+    }
   }
   return out;
 }
