@@ -152,10 +152,8 @@ function writeDiagnostic(out: ChunkWriter, d: ReportDiagnostic, c: boolean, snip
     out.write(visible(d.message));
     out.write(`${RESET}\n`);
   } else {
-    out.write(file);
-    out.write(`:${number}:${d.column}: ${d.severity}[${d.code}]: `);
-    out.write(visible(d.message));
-    out.write("\n");
+    // A few pieces per diagnostic, not one per field: the writer's cost is per piece.
+    out.write(`${file}:${number}:${d.column}: ${d.severity}[${d.code}]: ${visible(d.message)}\n`);
   }
   if (!snippets) return;
   const pad = run(" ", number.length);
@@ -212,32 +210,12 @@ function writeDiagnostic(out: ChunkWriter, d: ReportDiagnostic, c: boolean, snip
       out.write(run("^", width));
       out.write(`${RESET}\n`);
     } else {
-      out.write(number);
-      out.write(text ? " | " : " |");
-      out.write(text);
-      out.write("\n");
-      out.write(pad);
-      out.write(" | ");
-      out.write(run(" ", start));
-      out.write(run("^", width));
-      out.write("\n");
+      out.write(`${number}${text ? " | " : " |"}${text}\n${pad} | ${run(" ", start)}${run("^", width)}\n`);
     }
   }
-  if (d.help) {
-    out.write(pad);
-    out.write(c ? ` ${eq} ${STYLE.help}help${RESET}: ` : " = help: ");
-    out.write(visible(d.help));
-    out.write("\n");
-  }
+  if (d.help) out.write(`${pad}${c ? ` ${eq} ${STYLE.help}help${RESET}: ` : " = help: "}${visible(d.help)}\n`);
   if (d.related) {
-    for (const r of d.related) {
-      out.write(pad);
-      out.write(c ? ` ${eq} ${STYLE.bold}note${RESET}: ` : " = note: ");
-      out.write(visible(r.message));
-      out.write(" at ");
-      out.write(visible(r.file));
-      out.write(`:${r.line}:${r.column}\n`);
-    }
+    for (const r of d.related) out.write(`${pad}${c ? ` ${eq} ${STYLE.bold}note${RESET}: ` : " = note: "}${visible(r.message)} at ${visible(r.file)}:${r.line}:${r.column}\n`);
   }
 }
 
