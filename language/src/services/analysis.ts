@@ -842,10 +842,13 @@ const NOT_REMOVABLE: Readonly<Record<string, unknown>> = Object.freeze({ removab
 
 /** The shadowed-rule warning of a line, with the broader rule as related information. */
 function shadowDiagnostic(by: PolicyRule, span: Span, line: number, byLineNode: { span: Span; line: number } | undefined, feeds: boolean, severity: Severity, shared = shadowShared(by, byLineNode)): AnalysisDiagnostic {
-  const d = diag("shadowed-rule", severity, shared.message, span, line, feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule");
-  if (shared.related) d.related = shared.related;
-  d.data = feeds ? NOT_REMOVABLE : REMOVABLE;
-  return d;
+  const help = feeds ? "it can still add or remove targets offered by `ask` rules" : "remove it or move it above the broader rule";
+  const data = feeds ? NOT_REMOVABLE : REMOVABLE;
+  // Every member in one literal (tens of thousands of these: members added later would each need a
+  // property array besides the object).
+  return shared.related
+    ? { code: "shadowed-rule", severity, message: shared.message, span, line, help, related: shared.related, data }
+    : { code: "shadowed-rule", severity, message: shared.message, span, line, help, data };
 }
 
 /** An `ask` rule whose target is `@default`, without `target=`, where no rule for the service offers any target. */

@@ -19,6 +19,7 @@ import {
 } from "../loader/types.js";
 import { isLeanDocument } from "../syntax/nodes.js";
 import { parseDocument } from "../syntax/parse.js";
+import { newTokenCache } from "../syntax/rule.js";
 import type { NewlineMode, PolicyDocument, SyntaxKind } from "../syntax/tree.js";
 import { flattenPolicySteps, type FlatPolicy, type LineRuleCache, type RuleCache, type RunCache } from "./flatten.js";
 import { ServiceAnalysisCache } from "./incremental.js";
@@ -174,6 +175,8 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
 
   // Parses, cached by path and text across snapshots.
   const parseCache = new Map<string, ParsedEntry>();
+  // One analysis: its documents share one token cache (one token object per text in the whole policy).
+  const oneShotTokens = options.oneShot ? newTokenCache() : undefined;
   const previousCache = options.previous?.parseCache;
   function* parseSteps(path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): Generator<void, PolicyDocument, void> {
     let hit = parseCache.get(path) ?? previousCache?.get(path);
@@ -184,7 +187,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
       return hit.doc;
     }
     // An edited document: only the lines the edit touched are parsed again.
-    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path, lean: options.oneShot === true });
+    const doc = hit && hit.syntax === syntax ? yield* reparseDocumentSteps(hit.doc, text, { syntax, newlines, file: path }) : parseDocument(text, { syntax, newlines, file: path, ...(oneShotTokens ? { lean: true, tokens: oneShotTokens } : {}) });
     parseCache.set(path, { text, syntax, doc });
     parsedFresh++;
     return doc;

@@ -13,12 +13,14 @@
 import { Diagnostic, type Span } from "../diagnostics.js";
 import { checkDirective, checkRule, splitFields, splitLegacyFields, type ScannedLine } from "./lines.js";
 import { fieldSpan, isLineError, newTokenCache, type Fields, type LineError, type RuleOriginFields, type ServiceArgument, type TokenCache } from "./rule.js";
-import type { BlankLine, CommentLine, DirectiveLine, LineNode, ParamNode, RuleLine, RuleNode, SyntaxKind, Word } from "./tree.js";
+import type { BlankLine, CommentLine, DirectiveLine, LineNode, NewlineMode, ParamNode, RuleLine, RuleNode, SyntaxKind, Word } from "./tree.js";
 
 /** What reading one line of a document needs to know of the document. */
 export interface DocumentContext {
   readonly text: string;
   readonly syntax: SyntaxKind;
+  /** What ends a line. */
+  readonly newlines: NewlineMode;
   /** Service syntax: the service and argument its rules get; `null` in policy syntax. */
   readonly sa: ServiceArgument | null;
 }
@@ -136,33 +138,62 @@ class LeanCommentLine implements CommentLine {
   }
 }
 
-/** A valid rule line, lean: the rule at once, the words and parameters when asked for. */
+/** The plain nodes of lean rule lines read again (few: only lines a finding points into). */
+const plainOf = new WeakMap<LeanRuleLine, RuleLine>();
+
+/**
+ * A valid rule line, lean: the rule at once, the words and parameters when asked for. Of its
+ * positions it keeps the stripped content's; the line's own start and end are found from them
+ * (only blanks lie between them and the line endings around).
+ */
 class LeanRuleLine implements RuleLine {
   readonly kind = "rule" as const;
-  private plain: RuleLine | undefined = undefined;
   constructor(
     private readonly ctx: DocumentContext,
     readonly line: number,
-    private readonly ls: number,
-    private readonly le: number,
     private readonly s: number,
     private readonly e: number,
     readonly rule: RuleNode,
   ) {}
   get lineSpan(): Span {
-    return { start: this.ls, end: this.le };
+    return { start: this.lineStart(), end: this.lineEnd() };
   }
   get span(): Span {
     return { start: this.s, end: this.e };
   }
+  /** Where the physical line starts: after the line ending before the content (the scanner's). */
+  private lineStart(): number {
+    const text = this.ctx.text;
+    const cr = this.ctx.newlines === "universal";
+    let i = this.s;
+    for (;;) {
+      if (i === 0) return 0;
+      const c = text.charCodeAt(i - 1);
+      if (c === 10 || (cr && c === 13)) return i;
+      i--;
+    }
+  }
+  /** Where the physical line ends, before its line ending (the scanner's). */
+  private lineEnd(): number {
+    const text = this.ctx.text;
+    const cr = this.ctx.newlines === "universal";
+    let i = this.e;
+    for (; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 10 || (cr && c === 13)) return i;
+    }
+    return i;
+  }
   /** The plain node of the line, read again (once). */
   private node(): RuleLine {
-    if (this.plain) return this.plain;
-    const l: ScannedLine = { line: this.line, lineStart: this.ls, lineEnd: this.le, kind: "rule", start: this.s, end: this.e };
+    const known = plainOf.get(this);
+    if (known) return known;
+    const l: ScannedLine = { line: this.line, lineStart: this.lineStart(), lineEnd: this.lineEnd(), kind: "rule", start: this.s, end: this.e };
     const node = plainLine(this.ctx, l, newFields(), newTokenCache(), null);
     // INVARIANT: a line read again reads the same (a valid rule line stays one).
     if (node.kind !== "rule" || node.rule === null) throw new Error(`internal error: line ${this.line} read again is not the rule it was`);
-    return (this.plain = node);
+    plainOf.set(this, node);
+    return node;
   }
   get words(): Word[] {
     return this.node().words;
@@ -235,7 +266,7 @@ export function leanLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache:
   scratchSpan.end = l.end;
   const r = checkRule(f, ctx.sa, scratchSpan, cache, undefined, UNCLAIMED);
   if (isLineError(r)) return undefined;
-  return new LeanRuleLine(ctx, l.line, l.lineStart, l.lineEnd, l.start, l.end, r);
+  return new LeanRuleLine(ctx, l.line, l.start, l.end, r);
 }
 
 /** Documents made of lean nodes (see {@link leanLine}). */

@@ -16,7 +16,7 @@ import { allTokens, CommentLine as CommentLineToken, DirectiveLine as DirectiveL
 import { isPyWhitespace } from "./python.js";
 import { scanLines, type ScannedLine } from "./lines.js";
 import { leanLine, lineReporter, newFields, plainLine, markLean, type DocumentContext } from "./nodes.js";
-import { newTokenCache } from "./rule.js";
+import { newTokenCache, type TokenCache } from "./rule.js";
 // The chevrotain-free line reading lives in `lines.ts` (the engine entry loads it without this file).
 export { checkDirective, checkRule, scanLines, splitFields, splitLegacyFields, type DirectiveCheck, type ScannedLine } from "./lines.js";
 import type { LineNode, NewlineMode, PolicyDocument, SyntaxKind } from "./tree.js";
@@ -49,6 +49,12 @@ export interface ParseOptions {
    * two objects). For one analysis with no edits to follow.
    */
   lean?: boolean;
+  /**
+   * @internal The cache of validated tokens, services and arguments to use (default: a fresh one):
+   * documents parsed with one cache share their token objects and strings (a one-shot analysis of a
+   * policy of many files). Its entries depend on the text only.
+   */
+  tokens?: TokenCache;
 }
 
 /**
@@ -197,9 +203,9 @@ export function parseDocument(text: string, options: ParseOptions = {}): PolicyD
   const newlines = options.newlines ?? "universal";
   const diagnostics: Diagnostic[] = [];
   const lines: LineNode[] = [];
-  const ctx: DocumentContext = { text, syntax, sa: syntax === "service" ? { service: options.service ?? null, argument: options.argument ?? null } : null };
+  const ctx: DocumentContext = { text, syntax, newlines, sa: syntax === "service" ? { service: options.service ?? null, argument: options.argument ?? null } : null };
   const f = newFields();
-  const cache = newTokenCache();
+  const cache = options.tokens ?? newTokenCache();
   const report = lineReporter(diagnostics, options.file);
   const scan = options.linear || options.lean ? scanLines : parseLines;
   if (options.lean) {

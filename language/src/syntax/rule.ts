@@ -134,11 +134,13 @@ export interface TokenCache {
   serviceArgument: Map<string, Map<string, ServiceArgument>>;
   /** One string per argument text met (see `lines.ts` `checkRule`). */
   argument: Map<string, string>;
+  /** One string per parameter word (`notify=yes`, `user=root` …) and `user=` value met: rules keep them. */
+  words: Map<string, string>;
 }
 
 /** A fresh cache (one per load or parse). */
 export function newTokenCache(): TokenCache {
-  return { source: new Map(), target: new Map(), redirect: new Map(), serviceArgument: new Map(), argument: new Map() };
+  return { source: new Map(), target: new Map(), redirect: new Map(), serviceArgument: new Map(), argument: new Map(), words: new Map() };
 }
 
 function token(text: string, context: "source" | "target" | "redirect", f: Fields, at: number, cache: TokenCache | undefined): QubeToken | LineError {
@@ -154,6 +156,11 @@ function token(text: string, context: "source" | "target" | "redirect", f: Field
 }
 
 const ACTIONS: ReadonlySet<string> = new Set(["allow", "deny", "ask"]);
+
+/** The action of a valid action word, as the literal (one string for every rule, compared by pointer), not the word cut from the line. */
+function actionName(text: string): ActionName {
+  return text === "allow" ? "allow" : text === "deny" ? "deny" : "ask";
+}
 const ALLOWED_KEYS: Record<ActionName, ReadonlySet<string>> = {
   deny: new Set(["notify"]),
   allow: new Set(["target", "user", "notify", "autostart"]),
@@ -189,7 +196,7 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
       help: actionText.includes(",") ? "parameters are separated by spaces, not commas" : "the action is one of `allow`, `deny`, `ask`",
     };
   }
-  const action = actionText as ActionName;
+  const action = actionName(actionText);
   const first = i + 3;
   const n = texts.length;
   let redirectText: string | undefined;
@@ -291,7 +298,8 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
     };
   }
   if (origin === false) return VALID;
-  const rawParams = first < n ? texts.slice(first) : NO_PARAMS;
+  const rawParams = first < n ? (cache ? sharedWords(cache.words, texts, first) : texts.slice(first)) : NO_PARAMS;
+  if (user !== null && cache) user = sharedWord(cache.words, user);
   const notifyValue = notify ?? action === "deny";
   const autostartValue = autostart ?? true;
   if (origin) {
@@ -314,6 +322,21 @@ export function buildRule(sa: ServiceArgument, f: Fields, i: number, cache?: Tok
     } as RuleNode;
   }
   return { service: sa.service, argument: sa.argument, source, target, action, redirect, defaultTarget, user, notify: notifyValue, autostart: autostartValue, rawParams };
+}
+
+/** One string object per text (the first one met). */
+function sharedWord(words: Map<string, string>, text: string): string {
+  const known = words.get(text);
+  if (known !== undefined) return known;
+  words.set(text, text);
+  return text;
+}
+
+/** `texts.slice(from)`, each word as its {@link sharedWord}. */
+function sharedWords(words: Map<string, string>, texts: readonly string[], from: number): string[] {
+  const out: string[] = new Array(texts.length - from);
+  for (let k = from; k < texts.length; k++) out[k - from] = sharedWord(words, texts[k]!);
+  return out;
 }
 
 /** What {@link buildRule} returns for a valid rule when asked only to validate (`origin === false`). */
