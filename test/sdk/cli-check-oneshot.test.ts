@@ -70,6 +70,22 @@ function view(s: PolicySnapshot) {
 }
 
 describe("one-shot analysis", () => {
+  test("an editor snapshot never takes a one-shot snapshot's lean nodes, not even after an edit", () => {
+    const inc = `${DIR}/inc/s`;
+    const before = { [`${DIR}/10-a.policy`]: "!include-service qubes.S +a inc/s\n", [inc]: "work vault allow\n" + "work vault deny\n".repeat(10) };
+    const after = { ...before, [inc]: "dom0 vault allow\n" + "work vault deny\n".repeat(9) + "work  vault   deny\n" };
+    const a = analyzeWorkspace(createMemoryFileSystem(before, [DIR]), { oneShot: true });
+    const b = analyzeWorkspace(createMemoryFileSystem(after, [DIR]), { oneShot: true, previous: a });
+    const c = analyzeWorkspace(createMemoryFileSystem(after, [DIR]), { previous: b });
+    const own = (l: object) => Object.prototype.hasOwnProperty.call(l, "lineSpan");
+    // The one-shot snapshots read lean nodes (spans made on demand); the editor's are plain, as a fresh editor's.
+    expect(a.document(inc)!.lines.some(own)).toBe(false);
+    expect(b.document(inc)!.lines.some(own)).toBe(false);
+    expect(c.document(inc)!.lines.every(own)).toBe(true);
+    expect(c.document(inc)).toStrictEqual(analyzeWorkspace(createMemoryFileSystem(after, [DIR])).document(inc));
+    expect(view(c)).toEqual(view(analyzeWorkspace(createMemoryFileSystem(after, [DIR]))));
+  });
+
   test("reports what the incremental analysis reports (random policies)", () => {
     fc.assert(
       fc.property(policy, (files) => {
@@ -187,11 +203,13 @@ describe("a streamed report (what `qkit policy check DIR` writes from)", () => {
         const snapshot = analyzeWorkspace(fsOf(files), { system: withSystem ? system : null, oneShot: true });
         const whole = reportFromSnapshot(snapshot, options);
         const stream = streamFromSnapshot(snapshot, options);
-        const { diagnostics, ...counts } = stream;
+        const { diagnostics, codes, ...counts } = stream;
         const { diagnostics: all, ...wholeCounts } = whole;
         expect(counts).toEqual(wholeCounts);
         expect([...diagnostics]).toEqual(all);
         expect([...diagnostics]).toEqual(all);
+        // The codes it knows without locating a diagnostic: those of the diagnostics, in order.
+        expect(codes && [...codes]).toEqual([...new Set(all.map((d) => d.code))]);
         // The formats write the same from either.
         expect(collect((out) => writeCheckJson(stream, out))).toBe(collect((out) => writeCheckJson(whole, out)));
         const sarif = { tool: { name: "qkit", version: "1" } };
@@ -205,11 +223,12 @@ describe("a streamed report (what `qkit policy check DIR` writes from)", () => {
     fc.assert(
       fc.property(fc.array(report, { maxLength: 4 }), (reports) => {
         const merged = mergeReportStreams(reports);
-        const { diagnostics, ...counts } = merged;
+        const { diagnostics, codes, ...counts } = merged;
         const { diagnostics: all, ...wholeCounts } = mergeReports(reports);
         expect(counts).toEqual(wholeCounts);
         expect([...diagnostics]).toEqual(all);
         expect([...diagnostics]).toEqual(all);
+        if (reports.length !== 1) expect(codes && [...codes]).toEqual([...new Set(all.map((d) => d.code))]);
       }),
       { numRuns: 200 },
     );

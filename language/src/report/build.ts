@@ -102,17 +102,20 @@ export function streamFromSnapshot(snapshot: PolicySnapshot, options: SnapshotRe
   let errors = 0;
   let warnings = 0;
   let total = snapshot.policyDiagnostics.length;
-  const count = (severity: string) => {
-    if (severity === "error") errors++;
-    else if (severity === "warning") warnings++;
+  // The codes in the order of the report (a located diagnostic keeps its code).
+  const codes = new Set<string>();
+  const count = (d: { severity: string; code: string }) => {
+    if (d.severity === "error") errors++;
+    else if (d.severity === "warning") warnings++;
+    codes.add(d.code);
   };
   for (const path of paths) {
     const list = snapshot.diagnostics.get(path);
     if (!list) continue;
     total += list.length;
-    for (const d of list) count(d.severity);
+    for (const d of list) count(d);
   }
-  for (const d of snapshot.policyDiagnostics) count(d.severity);
+  for (const d of snapshot.policyDiagnostics) count(d);
   return {
     ok: errors === 0,
     rules: options.rules ?? snapshot.rules.length,
@@ -120,6 +123,7 @@ export function streamFromSnapshot(snapshot: PolicySnapshot, options: SnapshotRe
     warnings,
     notes: total - errors - warnings,
     diagnostics: { [Symbol.iterator]: () => snapshotDiagnostics(snapshot, options, paths) },
+    codes,
   };
 }
 
@@ -148,6 +152,13 @@ export function invalidFilenameAsGiven<D extends AnalysisDiagnostic | Diagnostic
 export function mergeReportStreams(reports: readonly ReportStream[]): ReportStream {
   if (reports.length === 1) return reports[0]!;
   const engineError = reports.find((r) => r.engineError !== undefined)?.engineError;
+  // The codes, in order, when every report knows its own (or holds its diagnostics).
+  let codes: Set<string> | undefined = new Set<string>();
+  for (const r of reports) {
+    if (r.codes) for (const c of r.codes) codes?.add(c);
+    else if (Array.isArray(r.diagnostics)) for (const d of r.diagnostics as readonly ReportDiagnostic[]) codes?.add(d.code);
+    else codes = undefined;
+  }
   return {
     ok: reports.every((r) => r.ok),
     rules: reports.reduce((n, r) => n + r.rules, 0),
@@ -160,6 +171,7 @@ export function mergeReportStreams(reports: readonly ReportStream[]): ReportStre
       },
     },
     ...(engineError !== undefined ? { engineError } : {}),
+    ...(codes ? { codes } : {}),
   };
 }
 

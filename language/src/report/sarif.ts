@@ -9,7 +9,7 @@ import type { Severity } from "../diagnostics.js";
 import { jsonNumber } from "./json.js";
 import { codeInfo, knownCodes, type CodeInfo } from "./rules.js";
 import type { ChunkWriter } from "./sink.js";
-import type { CheckReport, ReportLocation, ReportStream, ReportTool } from "./types.js";
+import type { CheckReport, ReportDiagnostic, ReportLocation, ReportStream, ReportTool } from "./types.js";
 
 /** The `$schema` of the documents {@link toSarif} makes. */
 export const SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -61,10 +61,12 @@ function physical(l: ReportLocation, options: SarifOptions, snippet?: string): R
 function sarifRules(report: ReportStream): { infos: CodeInfo[]; index: Map<string, number> } {
   const infos = knownCodes();
   const codes = new Set(infos.map((i) => i.code));
-  for (const d of report.diagnostics) {
-    if (codes.has(d.code)) continue;
-    codes.add(d.code);
-    infos.push(codeInfo(d.code));
+  // In the order the diagnostics have them (a stream that knows its codes is not read for them).
+  const found: Iterable<string> = report.codes ?? codesOf(report.diagnostics);
+  for (const code of found) {
+    if (codes.has(code)) continue;
+    codes.add(code);
+    infos.push(codeInfo(code));
   }
   if (report.engineError !== undefined && report.errors === 0 && !codes.has("engine-error")) {
     infos.push({ code: "engine-error", summary: "the real engine fails while loading the policy", help: "the daemon then denies every call; fix the policy", severity: "error" });
@@ -148,6 +150,10 @@ export function writeSarif(report: ReportStream, options: SarifOptions, out: Chu
     out.write("\n      ]");
   }
   out.write(whole.slice(at + RESULTS_MARK.length));
+}
+
+function* codesOf(diagnostics: Iterable<ReportDiagnostic>): Generator<string, void, void> {
+  for (const d of diagnostics) yield d.code;
 }
 
 function isEmpty(items: Iterable<unknown>): boolean {

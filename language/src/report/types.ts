@@ -57,6 +57,8 @@ export interface CheckReport {
  */
 export interface ReportStream extends Omit<CheckReport, "diagnostics"> {
   diagnostics: Iterable<ReportDiagnostic>;
+  /** The codes of its diagnostics, when known without reading them (SARIF's rule table then does not read them twice). */
+  codes?: ReadonlySet<string>;
 }
 
 /** The tool that made a report (SARIF `tool.driver`). */

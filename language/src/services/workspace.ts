@@ -180,8 +180,9 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
   const previousCache = options.previous?.parseCache;
   function* parseSteps(path: string, text: string, syntax: SyntaxKind, newlines: NewlineMode = "universal"): Generator<void, PolicyDocument, void> {
     let hit = parseCache.get(path) ?? previousCache?.get(path);
-    // A one-shot snapshot's lean documents are not reused by an editor's (whose caches compare nodes by identity).
-    if (hit && !options.oneShot && isLeanDocument(hit.doc)) hit = undefined;
+    // A lean document (a one-shot snapshot's) is reused only as it is, by a one-shot snapshot: an
+    // editor's caches compare nodes by identity, and a reparse would mix lean and plain nodes.
+    if (hit && isLeanDocument(hit.doc) && (!options.oneShot || hit.text !== text || hit.syntax !== syntax)) hit = undefined;
     if (hit && hit.text === text && hit.syntax === syntax) {
       parseCache.set(path, hit);
       return hit.doc;
