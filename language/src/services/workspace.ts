@@ -182,7 +182,7 @@ export function* analyzeWorkspaceSteps(fs: PolicyFileSystem, options: WorkspaceO
     let hit = parseCache.get(path) ?? previousCache?.get(path);
     // A lean document (a one-shot snapshot's) is reused only as it is, by a one-shot snapshot: an
     // editor's caches compare nodes by identity, and a reparse would mix lean and plain nodes.
-    if (hit && isLeanDocument(hit.doc) && (!options.oneShot || hit.text !== text || hit.syntax !== syntax)) hit = undefined;
+    if (hit && isLeanDocument(hit.doc) && (!options.oneShot || hit.text !== text)) hit = undefined;
     if (hit && hit.text === text && hit.syntax === syntax) {
       parseCache.set(path, hit);
       return hit.doc;

@@ -100,39 +100,57 @@ export function plainLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache
   return node;
 }
 
-/** A blank line, lean. */
-class LeanBlankLine implements BlankLine {
-  readonly kind = "blank" as const;
-  constructor(
-    readonly line: number,
-    private readonly ls: number,
-    private readonly le: number,
-  ) {}
-  get lineSpan(): Span {
-    return { start: this.ls, end: this.le };
-  }
-  get span(): Span {
-    return { start: this.ls, end: this.ls };
+/**
+ * Where the physical line holding the content at `s` starts: after the line
+ * ending before it (the scanner's). Only blanks lie between the two, so a
+ * lean node keeps its content's positions and finds its line's from them.
+ */
+function lineStartOf(ctx: DocumentContext, s: number): number {
+  const text = ctx.text;
+  const cr = ctx.newlines === "universal";
+  for (let i = s; ; i--) {
+    if (i === 0) return 0;
+    const c = text.charCodeAt(i - 1);
+    if (c === 10 || (cr && c === 13)) return i;
   }
 }
 
-/** A comment line, lean: its text is cut when asked for. */
-class LeanCommentLine implements CommentLine {
-  readonly kind = "comment" as const;
+/** Where the physical line holding the content ending at `e` ends, before its line ending (the scanner's). */
+function lineEndOf(ctx: DocumentContext, e: number): number {
+  const text = ctx.text;
+  const cr = ctx.newlines === "universal";
+  let i = e;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || (cr && c === 13)) return i;
+  }
+  return i;
+}
+
+/** What every lean line keeps: its number and its content's positions (a blank line's: its start, twice). */
+abstract class LeanLine {
   constructor(
-    private readonly ctx: DocumentContext,
+    protected readonly ctx: DocumentContext,
     readonly line: number,
-    private readonly ls: number,
-    private readonly le: number,
-    private readonly s: number,
-    private readonly e: number,
+    protected readonly s: number,
+    protected readonly e: number,
   ) {}
   get lineSpan(): Span {
-    return { start: this.ls, end: this.le };
+    return { start: lineStartOf(this.ctx, this.s), end: lineEndOf(this.ctx, this.e) };
   }
   get span(): Span {
     return { start: this.s, end: this.e };
   }
+}
+
+/** A blank line, lean. */
+class LeanBlankLine extends LeanLine implements BlankLine {
+  readonly kind = "blank" as const;
+}
+
+/** A comment line, lean: its text is cut when asked for. */
+class LeanCommentLine extends LeanLine implements CommentLine {
+  readonly kind = "comment" as const;
   get text(): string {
     return this.ctx.text.slice(this.s + 1, this.e);
   }
@@ -141,54 +159,17 @@ class LeanCommentLine implements CommentLine {
 /** The plain nodes of lean rule lines read again (few: only lines a finding points into). */
 const plainOf = new WeakMap<LeanRuleLine, RuleLine>();
 
-/**
- * A valid rule line, lean: the rule at once, the words and parameters when asked for. Of its
- * positions it keeps the stripped content's; the line's own start and end are found from them
- * (only blanks lie between them and the line endings around).
- */
-class LeanRuleLine implements RuleLine {
+/** A valid rule line, lean: the rule at once, the words and parameters when asked for. */
+class LeanRuleLine extends LeanLine implements RuleLine {
   readonly kind = "rule" as const;
-  constructor(
-    private readonly ctx: DocumentContext,
-    readonly line: number,
-    private readonly s: number,
-    private readonly e: number,
-    readonly rule: RuleNode,
-  ) {}
-  get lineSpan(): Span {
-    return { start: this.lineStart(), end: this.lineEnd() };
-  }
-  get span(): Span {
-    return { start: this.s, end: this.e };
-  }
-  /** Where the physical line starts: after the line ending before the content (the scanner's). */
-  private lineStart(): number {
-    const text = this.ctx.text;
-    const cr = this.ctx.newlines === "universal";
-    let i = this.s;
-    for (;;) {
-      if (i === 0) return 0;
-      const c = text.charCodeAt(i - 1);
-      if (c === 10 || (cr && c === 13)) return i;
-      i--;
-    }
-  }
-  /** Where the physical line ends, before its line ending (the scanner's). */
-  private lineEnd(): number {
-    const text = this.ctx.text;
-    const cr = this.ctx.newlines === "universal";
-    let i = this.e;
-    for (; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 10 || (cr && c === 13)) return i;
-    }
-    return i;
+  constructor(ctx: DocumentContext, line: number, s: number, e: number, readonly rule: RuleNode) {
+    super(ctx, line, s, e);
   }
   /** The plain node of the line, read again (once). */
   private node(): RuleLine {
     const known = plainOf.get(this);
     if (known) return known;
-    const l: ScannedLine = { line: this.line, lineStart: this.lineStart(), lineEnd: this.lineEnd(), kind: "rule", start: this.s, end: this.e };
+    const l: ScannedLine = { line: this.line, lineStart: lineStartOf(this.ctx, this.s), lineEnd: lineEndOf(this.ctx, this.e), kind: "rule", start: this.s, end: this.e };
     const node = plainLine(this.ctx, l, newFields(), newTokenCache(), null);
     // INVARIANT: a line read again reads the same (a valid rule line stays one).
     if (node.kind !== "rule" || node.rule === null) throw new Error(`internal error: line ${this.line} read again is not the rule it was`);
@@ -253,9 +234,9 @@ const scratchSpan: Span = { start: 0, end: 0 };
 export function leanLine(ctx: DocumentContext, l: ScannedLine, f: Fields, cache: TokenCache): LineNode | undefined {
   switch (l.kind) {
     case "blank":
-      return new LeanBlankLine(l.line, l.lineStart, l.lineEnd);
+      return new LeanBlankLine(ctx, l.line, l.start, l.end);
     case "comment":
-      return new LeanCommentLine(ctx, l.line, l.lineStart, l.lineEnd, l.start, l.end);
+      return new LeanCommentLine(ctx, l.line, l.start, l.end);
     case "directive":
       if (ctx.syntax === "policy") return undefined;
   }
